@@ -1,0 +1,40 @@
+/**
+ * Identifiers that server and client must agree on: Warden's OID arc, certificate
+ * extension names and OIDs, ALPN protocol names, default ports.
+ * Who may import: everyone.
+ */
+
+/**
+ * Warden's private OID arc, minted once as 2.25.<UUID c8e4877c-e87b-4970-93c5-7a0a24dccba3
+ * as a decimal integer> (ITU-T X.667). Never change it: certificates already issued use it.
+ */
+export const WARDEN_OID_ARC = '2.25.267032190862267326988152751847687113635';
+
+export const Oids = {
+  /** X.509 extension holding the JSON-encoded identity (roles, logins, traits). */
+  identity: `${WARDEN_OID_ARC}.1.1`,
+  /** Device trust extensions (all three or none). */
+  deviceId: `${WARDEN_OID_ARC}.2.1`,
+  deviceAssetTag: `${WARDEN_OID_ARC}.2.2`,
+  deviceCredentialId: `${WARDEN_OID_ARC}.2.3`,
+} as const;
+
+/** SSH certificate extension names for device trust (all three or none). */
+export const SshDeviceExtensions = {
+  deviceId: 'warden-device-id',
+  assetTag: 'warden-device-asset-tag',
+  credentialId: 'warden-device-credential-id',
+} as const;
+
+/** SSH certificate extensions carrying Warden identity data. */
+export const SshIdentityExtensions = {
+  roles: 'warden-roles@wardenproject.org',
+  traits: 'warden-traits@wardenproject.org',
+} as const;
+
+export const DEFAULT_PROXY_ADDR = '127.0.0.1:3080';
+export const DEFAULT_DATA_DIR = './warden-data';
+export const DEFAULT_CLUSTER_NAME = 'warden';
+/** Longest certificate lifetime regardless of role settings. */
+export const MAX_CERT_TTL_MS = 12 * 60 * 60 * 1000;
+export const INVITE_TOKEN_TTL_MS = 60 * 60 * 1000;

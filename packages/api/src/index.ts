@@ -1,0 +1,7 @@
+/**
+ * @warden/api: resource types and schemas, the YAML codec, the RPC contract, the error
+ * catalogue and certificate-extension constants. Imports nothing internal; everyone may
+ * import it.
+ */
+export * from './constants';
+export * from './errors';

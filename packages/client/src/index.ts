@@ -1,0 +1,5 @@
+/**
+ * @warden/client: API client, profile store, keys and client ceremonies used by the CLIs.
+ * May import @warden/api and @warden/tpm; never @warden/server.
+ */
+export {};

@@ -1,0 +1,77 @@
+/**
+ * The backend contract (DESIGN §3): an ordered key-value store with etcd's semantics.
+ *
+ * - One revision counter for the whole store, gap-free, in commit order. Every write
+ *   (create, put, CAS, delete, TTL expiry) takes exactly one new revision.
+ * - Every item carries `createRev` and `modRev`.
+ * - `range` returns the items and the revision it was read at, so a reader can list and then
+ *   `watch(prefix, rev)` without missing or repeating an event.
+ * - Expired items are invisible to reads at once; their removal is a `delete` event like any
+ *   other (emitted by the implementation's reaper, or lazily before the next write).
+ * - Old events are compacted; `watch` from a revision below the compacted one fails with
+ *   `WARDEN_ERR_COMPACTED` and the reader re-lists.
+ *
+ * Keys are `/`-separated strings (`/users/alice`); values are strings (JSON by convention).
+ * Errors are WardenErrors: ALREADY_EXISTS (create), COMPARE_FAILED (CAS), NOT_FOUND,
+ * COMPACTED (watch), CLOSED (after close()).
+ */
+
+export interface Item {
+  key: string;
+  value: string;
+  createRev: number;
+  modRev: number;
+  /** Expiry time in ms since the epoch (backend clock), if the item has a TTL. */
+  expires?: number;
+}
+
+export interface RangeResult {
+  items: Item[];
+  /** The store revision the range was read at. */
+  rev: number;
+}
+
+export interface WriteOptions {
+  /** Time to live in milliseconds; the item is deleted (with a delete event) when it passes. */
+  ttlMs?: number;
+}
+
+export type BackendEvent =
+  | { type: 'put'; rev: number; item: Item }
+  | { type: 'delete'; rev: number; key: string };
+
+export interface WatchOptions {
+  /** Deliver events with revision strictly greater than this. */
+  sinceRev: number;
+}
+
+/**
+ * A stream of events for a prefix. Iterate with `for await`. The iterator throws
+ * WARDEN_ERR_COMPACTED if `sinceRev` was compacted, and ends when `close()` is called or the
+ * backend closes.
+ */
+export interface Watcher extends AsyncIterable<BackendEvent> {
+  close(): void;
+}
+
+export interface Backend {
+  get(key: string): Promise<Item | undefined>;
+  /** All live items whose key starts with `prefix`, in key order. */
+  range(prefix: string): Promise<RangeResult>;
+  /** Creates the key if absent (an expired key counts as absent); else ALREADY_EXISTS. */
+  create(key: string, value: string, opts?: WriteOptions): Promise<Item>;
+  /** Creates or overwrites. */
+  put(key: string, value: string, opts?: WriteOptions): Promise<Item>;
+  /** Writes only if the item's current modRev equals `expectedModRev`; else COMPARE_FAILED (NOT_FOUND if absent). */
+  compareAndSwap(key: string, expectedModRev: number, value: string, opts?: WriteOptions): Promise<Item>;
+  /** Deletes the key; false if it did not exist. With `expectedModRev`, only if unchanged (else COMPARE_FAILED). */
+  delete(key: string, opts?: { expectedModRev?: number }): Promise<boolean>;
+  /** Deletes every key with the prefix (one revision per deleted key); returns how many. */
+  deleteRange(prefix: string): Promise<number>;
+  watch(prefix: string, opts: WatchOptions): Watcher;
+  /** The latest revision. */
+  currentRev(): Promise<number>;
+  /** Drops events with revision <= rev from the history. */
+  compact(rev: number): Promise<void>;
+  close(): Promise<void>;
+}

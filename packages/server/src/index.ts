@@ -1,0 +1,6 @@
+/**
+ * @warden/server: backend, auth, CAs, access checker, proxy, agents, audit, config and the
+ * `warden` command. May import @warden/api and @warden/tpm; never @warden/client.
+ */
+export * from './backend';
+export * from './clock';
