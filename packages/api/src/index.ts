@@ -5,3 +5,4 @@
  */
 export * from './constants';
 export * from './errors';
+export * as rpc from './rpc';

@@ -1,0 +1,143 @@
+/**
+ * The RPC contract between `wsh`/`wctl` (via @warden/client) and the proxy's HTTPS API.
+ * JSON over HTTPS on the proxy port. Unauthenticated routes: ping, signup, login.
+ * Everything else needs a Warden X.509 client certificate (mTLS).
+ * Errors come back as `{ error: { code, message } }` with the catalogue's HTTP status.
+ * Who may import: everyone. Validate every request and response with these schemas.
+ */
+import { z } from 'zod';
+
+export const RPC_VERSION = 'v1';
+
+export const Routes = {
+  ping: '/v1/ping',
+  signupBegin: '/v1/signup/begin',
+  signupFinish: '/v1/signup/finish',
+  login: '/v1/login',
+  whoami: '/v1/whoami',
+  resources: '/v1/resources',
+  users: '/v1/users',
+  locks: '/v1/locks',
+  authorities: '/v1/authorities',
+  audit: '/v1/audit/events',
+} as const;
+
+export const PingResponse = z.object({
+  cluster_name: z.string(),
+  server_version: z.string(),
+  proxy_public_addr: z.string(),
+  /** Host CA certificates (PEM) that sign the proxy's TLS certificate. */
+  host_ca_pems: z.array(z.string()),
+  auth: z.object({
+    type: z.string(),
+    second_factor: z.string(),
+    device_trust_mode: z.string(),
+  }),
+});
+export type PingResponse = z.infer<typeof PingResponse>;
+
+export const SignupBeginRequest = z.object({ token: z.string().min(1).max(512) });
+export const SignupBeginResponse = z.object({
+  user: z.string(),
+  /** Present when the cluster asks for a TOTP second factor. */
+  totp: z.object({ secret: z.string(), uri: z.string() }).optional(),
+});
+export type SignupBeginResponse = z.infer<typeof SignupBeginResponse>;
+
+export const SignupFinishRequest = z.object({
+  token: z.string().min(1).max(512),
+  password: z.string().max(1024),
+  otp_code: z.string().max(16).optional(),
+});
+export const SignupFinishResponse = z.object({ user: z.string() });
+
+export const LoginRequest = z.object({
+  user: z.string().min(1).max(256),
+  password: z.string().max(1024),
+  otp_code: z.string().max(16).optional(),
+  /** The user's public key in OpenSSH authorized_keys format. */
+  ssh_public_key: z.string().max(8192),
+  /** The same key as SPKI PEM (for the X.509 certificate). */
+  tls_public_key: z.string().max(8192),
+  /** Requested certificate lifetime in ms (bounded by roles and 12 h). */
+  ttl_ms: z.number().int().positive().optional(),
+});
+export type LoginRequest = z.infer<typeof LoginRequest>;
+
+export const LoginResponse = z.object({
+  user: z.string(),
+  cluster_name: z.string(),
+  roles: z.array(z.string()),
+  logins: z.array(z.string()),
+  ssh_cert: z.string(),
+  tls_cert: z.string(),
+  /** User CA certificates (PEM): what the proxy trusts for mTLS. */
+  user_ca_pems: z.array(z.string()),
+  host_ca_pems: z.array(z.string()),
+  /** known_hosts `@cert-authority` line for the host CA. */
+  host_ca_known_hosts: z.string(),
+  expires: z.string(),
+});
+export type LoginResponse = z.infer<typeof LoginResponse>;
+
+export const WhoamiResponse = z.object({
+  user: z.string(),
+  roles: z.array(z.string()),
+  logins: z.array(z.string()),
+});
+
+export const CreateResourceRequest = z.object({
+  /** The resource as a parsed document (the server validates it with the kind's schema). */
+  resource: z.record(z.string(), z.unknown()),
+  /** Overwrite an existing resource (`wctl create -f`). */
+  force: z.boolean().default(false),
+  /** Update only when unchanged since read (`wctl edit`). */
+  expected_revision: z.string().optional(),
+});
+
+export const ResourceResponse = z.object({
+  resource: z.record(z.string(), z.unknown()),
+  /** created | updated */
+  outcome: z.enum(['created', 'updated']),
+});
+
+export const ListResourcesResponse = z.object({ items: z.array(z.record(z.string(), z.unknown())) });
+
+export const AddUserRequest = z.object({
+  name: z.string().min(1).max(256),
+  roles: z.array(z.string()).min(1),
+  logins: z.array(z.string()).default([]),
+});
+export const InviteResponse = z.object({
+  user: z.string(),
+  token: z.string(),
+  expires: z.string(),
+  signup_command: z.string(),
+});
+export type InviteResponse = z.infer<typeof InviteResponse>;
+
+export const CreateLockRequest = z.object({
+  target: z
+    .object({
+      user: z.string().optional(),
+      role: z.string().optional(),
+      login: z.string().optional(),
+      node: z.string().optional(),
+      device: z.string().optional(),
+    })
+    .refine((t) => Object.values(t).some((v) => v !== undefined && v !== ''), {
+      message: 'a lock needs at least one target (--user, --role, --login, --node or --device)',
+    }),
+  message: z.string().max(1024).optional(),
+  ttl_ms: z.number().int().positive().optional(),
+  expires: z.string().optional(),
+});
+export const CreateLockResponse = z.object({ name: z.string() });
+
+export const ExportAuthorityResponse = z.object({ type: z.string(), line: z.string() });
+
+export const AuditSearchResponse = z.object({ events: z.array(z.record(z.string(), z.unknown())) });
+
+export const ErrorResponse = z.object({
+  error: z.object({ code: z.string(), message: z.string() }),
+});

@@ -1,0 +1,180 @@
+/**
+ * `ApiClient`: typed calls of the RPC contract (`@warden/api` rpc). Every response is
+ * validated with its schema before use.
+ *
+ * @example
+ *   const trust = await establishTrust({ proxy: '127.0.0.1:3080', caPin });
+ *   const api = new ApiClient({ proxy, caPems: trust.hostCaPems });
+ *   await api.login({ user: 'alice', password, otp_code, ssh_public_key, tls_public_key });
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { rpc, WardenError } from '@warden/api';
+import type { z } from 'zod';
+import { errorFromResponse, type HttpOptions, httpJson } from './http';
+
+const R = rpc.Routes;
+
+export class ApiClient {
+  readonly #opts: HttpOptions;
+
+  constructor(opts: HttpOptions) {
+    this.#opts = opts;
+  }
+
+  get proxy(): string {
+    return this.#opts.proxy;
+  }
+
+  async #call<S extends z.ZodTypeAny>(
+    schema: S,
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: unknown,
+  ): Promise<z.infer<S>> {
+    const res = await httpJson(this.#opts, method, path, body);
+    if (res.status < 200 || res.status >= 300) throw errorFromResponse(res);
+    const parsed = schema.safeParse(res.body);
+    if (!parsed.success) {
+      throw new WardenError(
+        'WARDEN_ERR_CONNECTION',
+        `unexpected answer from the proxy at ${this.proxy} (${path})`,
+      );
+    }
+    return parsed.data;
+  }
+
+  ping(): Promise<rpc.PingResponse> {
+    return this.#call(rpc.PingResponse, 'GET', R.ping);
+  }
+  signupBegin(token: string) {
+    return this.#call(rpc.SignupBeginResponse, 'POST', R.signupBegin, { token });
+  }
+  signupFinish(req: z.input<typeof rpc.SignupFinishRequest>) {
+    return this.#call(rpc.SignupFinishResponse, 'POST', R.signupFinish, req);
+  }
+  login(req: rpc.LoginRequest): Promise<rpc.LoginResponse> {
+    return this.#call(rpc.LoginResponse, 'POST', R.login, req);
+  }
+  whoami() {
+    return this.#call(rpc.WhoamiResponse, 'GET', R.whoami);
+  }
+  listResources(kind: string) {
+    return this.#call(rpc.ListResourcesResponse, 'GET', `${R.resources}/${enc(kind)}`);
+  }
+  getResource(kind: string, name: string) {
+    return this.#call(
+      rpc.ResourceResponse.pick({ resource: true }),
+      'GET',
+      `${R.resources}/${enc(kind)}/${enc(name)}`,
+    );
+  }
+  putResource(req: z.input<typeof rpc.CreateResourceRequest>) {
+    return this.#call(rpc.ResourceResponse, 'POST', R.resources, req);
+  }
+  deleteResource(kind: string, name: string) {
+    return this.#call(
+      rpc.ListResourcesResponse.partial(),
+      'DELETE',
+      `${R.resources}/${enc(kind)}/${enc(name)}`,
+    );
+  }
+  addUser(req: z.input<typeof rpc.AddUserRequest>) {
+    return this.#call(rpc.InviteResponse, 'POST', R.users, req);
+  }
+  resetUser(name: string) {
+    return this.#call(rpc.InviteResponse, 'POST', `${R.users}/${enc(name)}/reset`, {});
+  }
+  createLock(req: z.input<typeof rpc.CreateLockRequest>) {
+    return this.#call(rpc.CreateLockResponse, 'POST', R.locks, req);
+  }
+  exportAuthority(type: string) {
+    return this.#call(rpc.ExportAuthorityResponse, 'GET', `${R.authorities}/${enc(type)}/export`);
+  }
+  searchAudit(q: {
+    from?: string;
+    to?: string;
+    type?: string[];
+    user?: string;
+    limit?: number;
+    order?: string;
+  }) {
+    const p = new URLSearchParams();
+    if (q.from) p.set('from', q.from);
+    if (q.to) p.set('to', q.to);
+    for (const t of q.type ?? []) p.append('type', t);
+    if (q.user) p.set('user', q.user);
+    if (q.limit) p.set('limit', String(q.limit));
+    if (q.order) p.set('order', q.order);
+    return this.#call(rpc.AuditSearchResponse, 'GET', `${R.audit}?${p}`);
+  }
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+/** `sha256:<hex>` of a CA certificate's SubjectPublicKeyInfo; what `--ca-pin` takes. */
+export function caPin(pem: string): string {
+  const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+}
+
+export interface TrustOptions {
+  proxy: string;
+  /** CA certificates already trusted for this proxy (from the profile). */
+  knownCaPems?: string[];
+  caPin?: string;
+  insecure?: boolean;
+}
+
+export interface Trust {
+  hostCaPems: string[];
+  ping: rpc.PingResponse;
+  insecure: boolean;
+}
+
+/**
+ * Decides which host CA to trust for a proxy: the profile's known CAs, else the CA whose
+ * SPKI hash equals `--ca-pin` (fetched with an unverified first request and then checked), else
+ * nothing unless `--insecure`. Afterwards a verified ping proves the proxy holds a certificate
+ * from that CA.
+ */
+export async function establishTrust(opts: TrustOptions): Promise<Trust> {
+  if (opts.insecure) {
+    const ping = await new ApiClient({ proxy: opts.proxy, insecure: true }).ping();
+    return { hostCaPems: ping.host_ca_pems, ping, insecure: true };
+  }
+  let cas = opts.knownCaPems ?? [];
+  if (cas.length === 0) {
+    if (!opts.caPin) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `the proxy at ${opts.proxy} is not trusted yet: pass --ca-pin=sha256:… (printed by \`warden start\` and ` +
+          '`wctl users add`), or --insecure to skip verification (not recommended)',
+      );
+    }
+    const pin = opts.caPin.trim().toLowerCase();
+    if (!/^sha256:[0-9a-f]{64}$/.test(pin)) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `invalid --ca-pin "${opts.caPin}": expected sha256:<64 hex digits>`,
+      );
+    }
+    const unverified = await new ApiClient({ proxy: opts.proxy, insecure: true }).ping();
+    cas = unverified.host_ca_pems.filter((pem) => {
+      try {
+        return caPin(pem) === pin;
+      } catch {
+        return false;
+      }
+    });
+    if (cas.length === 0) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CERTIFICATE',
+        `the proxy at ${opts.proxy} does not present a host CA matching --ca-pin ${pin}; check the pin and the address`,
+      );
+    }
+  }
+  const ping = await new ApiClient({ proxy: opts.proxy, caPems: cas }).ping();
+  return { hostCaPems: cas, ping, insecure: false };
+}

@@ -1,0 +1,167 @@
+/**
+ * The profile store: what `wsh login` leaves on disk for later commands.
+ *
+ *   $WARDEN_HOME (default ~/.warden), mode 0700
+ *   ├── current-profile                 name of the active profile
+ *   ├── trusted/<profile>.pem           host CAs trusted for that proxy (kept after logout)
+ *   └── profiles/<profile>/             one per proxy, removed by `wsh logout`
+ *       ├── profile.json                proxy, cluster, user, roles, logins, expiry
+ *       ├── key.pem (0600)              the user's private key (ECDSA P-256, PKCS#8)
+ *       ├── key.pub                     its OpenSSH public key
+ *       ├── key-cert.pub                the SSH user certificate
+ *       ├── tls.pem                     the X.509 client certificate
+ *       ├── user-cas.pem, host-cas.pem  CA certificates
+ *       └── known_hosts                 `@cert-authority` line for the host CA
+ *
+ * Files are written to a temporary name and renamed, so a crash never leaves half a profile.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { WardenError } from '@warden/api';
+
+export interface Profile {
+  proxy: string;
+  cluster: string;
+  user: string;
+  roles: string[];
+  logins: string[];
+  /** RFC3339 expiry of the certificates. */
+  expires: string;
+  insecure: boolean;
+}
+
+export interface ProfileSecrets {
+  keyPem: string;
+  sshPublicKey: string;
+  sshCert: string;
+  tlsCert: string;
+  userCaPems: string[];
+  hostCaPems: string[];
+  knownHosts: string;
+}
+
+export interface LoadedProfile extends Profile, ProfileSecrets {
+  dir: string;
+}
+
+export function wardenHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.WARDEN_HOME || join(homedir(), '.warden');
+}
+
+/** A file-system-safe profile name for a proxy address (`127.0.0.1:3080` → `127.0.0.1_3080`). */
+export function profileName(proxy: string): string {
+  return proxy.replace(/[^A-Za-z0-9.-]/g, '_');
+}
+
+function writeAtomic(path: string, data: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, path);
+}
+
+function readOptional(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+export function splitPems(text: string | undefined): string[] {
+  return (text ?? '').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+export class ProfileStore {
+  readonly home: string;
+
+  constructor(home: string = wardenHome()) {
+    this.home = home;
+  }
+
+  #profileDir(proxy: string): string {
+    return join(this.home, 'profiles', profileName(proxy));
+  }
+
+  /** Host CAs trusted for this proxy, from an earlier login or signup. */
+  trustedCas(proxy: string): string[] {
+    return splitPems(readOptional(join(this.home, 'trusted', `${profileName(proxy)}.pem`)));
+  }
+
+  trust(proxy: string, hostCaPems: string[]): void {
+    const dir = join(this.home, 'trusted');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeAtomic(join(dir, `${profileName(proxy)}.pem`), `${hostCaPems.join('\n')}\n`, 0o644);
+  }
+
+  save(profile: Profile, secrets: ProfileSecrets): LoadedProfile {
+    mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    const dir = this.#profileDir(profile.proxy);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeAtomic(join(dir, 'key.pem'), secrets.keyPem, 0o600);
+    writeAtomic(join(dir, 'key.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
+    writeAtomic(join(dir, 'key-cert.pub'), `${secrets.sshCert.trim()}\n`, 0o644);
+    writeAtomic(join(dir, 'tls.pem'), secrets.tlsCert, 0o644);
+    writeAtomic(join(dir, 'user-cas.pem'), `${secrets.userCaPems.join('\n')}\n`, 0o644);
+    writeAtomic(join(dir, 'host-cas.pem'), `${secrets.hostCaPems.join('\n')}\n`, 0o644);
+    writeAtomic(join(dir, 'known_hosts'), `${secrets.knownHosts.trim()}\n`, 0o644);
+    // profile.json last: a profile counts as present only once everything else is written.
+    writeAtomic(join(dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`, 0o600);
+    writeAtomic(join(this.home, 'current-profile'), `${profileName(profile.proxy)}\n`, 0o600);
+    this.trust(profile.proxy, secrets.hostCaPems);
+    return { ...profile, ...secrets, dir };
+  }
+
+  /** The profile for `proxy`, or the current one; undefined when not logged in. */
+  load(proxy?: string): LoadedProfile | undefined {
+    const name = proxy ? profileName(proxy) : readOptional(join(this.home, 'current-profile'))?.trim();
+    if (!name) return undefined;
+    const dir = join(this.home, 'profiles', name);
+    const json = readOptional(join(dir, 'profile.json'));
+    if (!json) return undefined;
+    let profile: Profile;
+    try {
+      profile = JSON.parse(json) as Profile;
+    } catch {
+      throw new WardenError(
+        'WARDEN_ERR_NOT_LOGGED_IN',
+        `the profile in ${dir} is damaged; run \`wsh logout\` and log in again`,
+      );
+    }
+    const read = (f: string) => readOptional(join(dir, f)) ?? '';
+    return {
+      ...profile,
+      dir,
+      keyPem: read('key.pem'),
+      sshPublicKey: read('key.pub').trim(),
+      sshCert: read('key-cert.pub').trim(),
+      tlsCert: read('tls.pem'),
+      userCaPems: splitPems(read('user-cas.pem')),
+      hostCaPems: splitPems(read('host-cas.pem')),
+      knownHosts: read('known_hosts').trim(),
+    };
+  }
+
+  /** Like load(), but a missing profile is an error that says how to log in. */
+  require(proxy?: string): LoadedProfile {
+    const p = this.load(proxy);
+    if (!p) {
+      throw new WardenError(
+        'WARDEN_ERR_NOT_LOGGED_IN',
+        'not logged in; run `wsh login --proxy=HOST:PORT --user=NAME`',
+      );
+    }
+    return p;
+  }
+
+  /** Removes the profile (keys and certificates); returns the removed profile's proxy. */
+  remove(proxy?: string): string | undefined {
+    const p = this.load(proxy);
+    if (!p) return undefined;
+    rmSync(p.dir, { recursive: true, force: true });
+    const current = readOptional(join(this.home, 'current-profile'))?.trim();
+    if (current === profileName(p.proxy)) rmSync(join(this.home, 'current-profile'), { force: true });
+    return p.proxy;
+  }
+}
