@@ -73,5 +73,10 @@ export interface Backend {
   currentRev(): Promise<number>;
   /** Drops events with revision <= rev from the history. */
   compact(rev: number): Promise<void>;
+  /**
+   * Deletes every expired key now, one delete event each, and returns how many. Optional:
+   * implementations also reap on their own timer; tests call this to make expiry deterministic.
+   */
+  reapExpired?(): Promise<number>;
   close(): Promise<void>;
 }
