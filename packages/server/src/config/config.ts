@@ -1,0 +1,294 @@
+/**
+ * `warden.yaml`: parsing, defaults and the frozen `WardenConfig` that `bin/` composes the
+ * services from. Loading only reads (the config file and any CA files it names); it never
+ * creates the data dir or anything else. Tested by `config.test.ts`.
+ *
+ * Relative paths inside the file (`data_dir`, `storage.path`, `audit.jsonl_path`,
+ * `ekcert_allowed_cas`) are resolved against the file's directory, so the meaning of a file
+ * does not depend on where `warden` was started. The built-in default data dir
+ * (`./warden-data`) and `--data-dir` are resolved against the working directory.
+ *
+ * `storage.postgres.connString` may carry a password: never log a `WardenConfig` whole.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { DEFAULT_CLUSTER_NAME, DEFAULT_DATA_DIR, DEFAULT_PROXY_ADDR, WardenError } from '@warden/api';
+import { LineCounter, parseDocument } from 'yaml';
+import { type HostPort, parseHostPort } from './address';
+import { readTrustedCaFile, type TrustedCaFile } from './ca-files';
+import { badConfig, type ConfigProblem, lineOf, problemsFromIssues, type SourceMap } from './problems';
+import { type ConfigFile, configFileSchema } from './schema';
+
+export interface LogConfig {
+  readonly severity: 'debug' | 'info' | 'warn' | 'error';
+  readonly format: 'text' | 'json';
+}
+
+export interface DeviceTrustConfig {
+  /** Cluster-wide device trust mode (roles may raise it, never lower it). */
+  readonly mode: 'off' | 'optional' | 'required';
+  readonly autoEnroll: boolean;
+  /** When non-empty, an EK certificate must chain to one of these CAs. */
+  readonly ekcertAllowedCas: readonly TrustedCaFile[];
+}
+
+export interface AuthenticationConfig {
+  readonly type: 'local';
+  readonly secondFactor: 'on' | 'otp' | 'off';
+  readonly deviceTrust: DeviceTrustConfig;
+}
+
+export interface AuditConfig {
+  /** Extra JSON-lines sink for audit events, when set. */
+  readonly jsonlPath: string | undefined;
+}
+
+export interface AuthServiceConfig {
+  readonly enabled: boolean;
+  readonly clusterName: string;
+  readonly authentication: AuthenticationConfig;
+  readonly audit: AuditConfig;
+}
+
+export interface ProxyServiceConfig {
+  readonly enabled: boolean;
+  readonly listenAddr: HostPort;
+  /** The address clients are told to use; defaults to `listenAddr`. */
+  readonly publicAddr: HostPort;
+}
+
+export type StorageConfig =
+  | { readonly type: 'sqlite'; readonly path: string }
+  | { readonly type: 'postgres'; readonly connString: string }
+  | { readonly type: 'memory' };
+
+/** The whole configuration, fully defaulted and deeply frozen. */
+export interface WardenConfig {
+  /** The file it was read from; undefined for the built-in defaults. */
+  readonly source: string | undefined;
+  /** Absolute path of the data directory. */
+  readonly dataDir: string;
+  readonly log: LogConfig;
+  readonly authService: AuthServiceConfig;
+  readonly proxyService: ProxyServiceConfig;
+  readonly storage: StorageConfig;
+}
+
+export interface ParseConfigOptions {
+  /** `--data-dir`: overrides `data_dir` (resolved against the working directory). */
+  dataDir?: string;
+  /** Directory that relative paths in the file are resolved against (default: the working directory). */
+  baseDir?: string;
+}
+
+export interface LoadConfigOptions {
+  /** `--config`: the file to read; without it, the built-in defaults apply. */
+  path?: string;
+  /** `--data-dir`: overrides `data_dir` (resolved against the working directory). */
+  dataDir?: string;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function defaultProxyAddr(): HostPort {
+  const addr = parseHostPort(DEFAULT_PROXY_ADDR);
+  if (typeof addr === 'string')
+    throw new WardenError('WARDEN_ERR_INTERNAL', `bad DEFAULT_PROXY_ADDR: ${addr}`);
+  return addr;
+}
+
+function build(
+  file: ConfigFile | undefined,
+  source: string | undefined,
+  baseDir: string,
+  dataDirOverride: string | undefined,
+  cas: readonly TrustedCaFile[],
+): WardenConfig {
+  const fromFile = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
+  const dataDir =
+    dataDirOverride !== undefined
+      ? resolve(dataDirOverride)
+      : (fromFile(file?.data_dir) ?? resolve(DEFAULT_DATA_DIR));
+  const auth = file?.auth_service;
+  const dt = auth?.authentication?.device_trust;
+  const proxy = file?.proxy_service;
+  const listenAddr = proxy?.listen_addr ?? defaultProxyAddr();
+
+  let storage: StorageConfig;
+  const s = file?.storage;
+  if (s === undefined || s.type === 'sqlite') {
+    storage = { type: 'sqlite', path: fromFile(s?.path) ?? join(dataDir, 'backend.sqlite') };
+  } else if (s.type === 'postgres') {
+    storage = { type: 'postgres', connString: s.conn_string };
+  } else {
+    storage = { type: 'memory' };
+  }
+
+  return deepFreeze<WardenConfig>({
+    source,
+    dataDir,
+    log: { severity: file?.log?.severity ?? 'info', format: file?.log?.format ?? 'text' },
+    authService: {
+      enabled: auth?.enabled ?? true,
+      clusterName: auth?.cluster_name ?? DEFAULT_CLUSTER_NAME,
+      authentication: {
+        type: auth?.authentication?.type ?? 'local',
+        secondFactor: auth?.authentication?.second_factor ?? 'otp',
+        deviceTrust: {
+          mode: dt?.mode ?? 'off',
+          autoEnroll: dt?.auto_enroll ?? false,
+          ekcertAllowedCas: [...cas],
+        },
+      },
+      audit: { jsonlPath: fromFile(auth?.audit?.jsonl_path) },
+    },
+    proxyService: {
+      enabled: proxy?.enabled ?? true,
+      listenAddr,
+      publicAddr: proxy?.public_addr ?? listenAddr,
+    },
+    storage,
+  });
+}
+
+/**
+ * The configuration used when no file is given: data dir `./warden-data` (or `dataDir`),
+ * cluster `warden`, proxy on 127.0.0.1:3080, sqlite at `<data dir>/backend.sqlite`,
+ * second factor `otp`, device trust `off`.
+ *
+ * @example
+ *   defaultConfig({ dataDir: '/tmp/w' }).storage; // { type: 'sqlite', path: '/tmp/w/backend.sqlite' }
+ */
+export function defaultConfig(options: { dataDir?: string } = {}): WardenConfig {
+  return build(undefined, undefined, process.cwd(), options.dataDir, []);
+}
+
+/**
+ * Parses the text of a `warden.yaml`. `source` names the file in error messages. Reads the
+ * CA files it names (and nothing else); accepts every storage type, including ones
+ * `assertSupported` refuses.
+ *
+ * @throws WardenError WARDEN_ERR_BAD_CONFIG naming the file, the field and its line.
+ * @example
+ *   const config = parseConfig('version: v1\nauth_service:\n  cluster_name: example\n', 'warden.yaml');
+ *   config.authService.clusterName; // 'example'
+ */
+export function parseConfig(text: string, source: string, options: ParseConfigOptions = {}): WardenConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true });
+  const map: SourceMap = { doc, lineCounter };
+
+  const yamlError = doc.errors[0];
+  if (yamlError !== undefined) {
+    const message = yamlError.message.split(' at line ')[0] ?? yamlError.message;
+    throw badConfig(source, [
+      { path: '', message: `invalid YAML: ${message}`, line: yamlError.linePos?.[0].line },
+    ]);
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw badConfig(source, [
+      { path: '', message: `invalid YAML: ${(e as Error).message}`, line: undefined },
+    ]);
+  }
+  if (raw === null || raw === undefined) {
+    throw badConfig(source, [{ path: 'version', message: 'is required; expected v1', line: 1 }]);
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw badConfig(source, [
+      { path: '', message: 'expected a mapping (key: value lines) at the top level', line: lineOf(map, []) },
+    ]);
+  }
+
+  const parsed = configFileSchema.safeParse(raw);
+  if (!parsed.success) throw badConfig(source, problemsFromIssues(parsed.error.issues, raw, map));
+  const file = parsed.data;
+
+  const baseDir = options.baseDir ?? process.cwd();
+  const cas: TrustedCaFile[] = [];
+  const problems: ConfigProblem[] = [];
+  const caPaths = file.auth_service?.authentication?.device_trust?.ekcert_allowed_cas ?? [];
+  for (const [i, p] of caPaths.entries()) {
+    const fieldPath = ['auth_service', 'authentication', 'device_trust', 'ekcert_allowed_cas', i];
+    const ca = readTrustedCaFile(resolve(baseDir, p));
+    if (typeof ca === 'string') {
+      problems.push({
+        path: `auth_service.authentication.device_trust.ekcert_allowed_cas[${i}]`,
+        message: ca,
+        line: lineOf(map, fieldPath),
+      });
+    } else {
+      cas.push(ca);
+    }
+  }
+  if (problems.length > 0) throw badConfig(source, problems);
+
+  return build(file, source, baseDir, options.dataDir, cas);
+}
+
+/**
+ * Refuses configurations that parse but that this version cannot run yet.
+ *
+ * @throws WardenError WARDEN_ERR_NOT_IMPLEMENTED for `storage.type: postgres`.
+ */
+export function assertSupported(config: WardenConfig): void {
+  if (config.storage.type === 'postgres') {
+    throw new WardenError(
+      'WARDEN_ERR_NOT_IMPLEMENTED',
+      'storage type "postgres" is not yet supported; use "sqlite" (the default) for now',
+    );
+  }
+}
+
+/**
+ * Loads the configuration: the file at `path` if given (relative paths in it resolved
+ * against its directory), else the defaults; `dataDir` overrides `data_dir`. Checks that
+ * this version supports it. Never writes anything.
+ *
+ * @throws WardenError WARDEN_ERR_BAD_CONFIG (unreadable or invalid file),
+ *   WARDEN_ERR_NOT_IMPLEMENTED (see `assertSupported`).
+ * @example
+ *   const config = loadConfig({ path: '/etc/warden.yaml', dataDir: opts.dataDir });
+ */
+export function loadConfig(options: LoadConfigOptions = {}): WardenConfig {
+  let config: WardenConfig;
+  if (options.path === undefined) {
+    config = defaultConfig({ dataDir: options.dataDir });
+  } else {
+    let text: string;
+    try {
+      text = readFileSync(options.path, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'is a directory, not a file'
+              : (e as Error).message;
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CONFIG',
+        `cannot read config file ${JSON.stringify(options.path)}: ${why}`,
+        {
+          source: options.path,
+        },
+      );
+    }
+    config = parseConfig(text, options.path, {
+      dataDir: options.dataDir,
+      baseDir: dirname(resolve(options.path)),
+    });
+  }
+  assertSupported(config);
+  return config;
+}

@@ -1,0 +1,24 @@
+/**
+ * `warden.yaml`: `loadConfig` / `parseConfig` produce the frozen, fully-defaulted
+ * `WardenConfig`; errors are one WARDEN_ERR_BAD_CONFIG naming file, field and line.
+ * Who may import: `bin/` (composition) and tests; services receive the parts they need.
+ * Tested by `config.test.ts` and `address.test.ts`.
+ */
+export { formatHostPort, type HostPort, parseHostPort } from './address';
+export type { TrustedCaFile } from './ca-files';
+export {
+  type AuditConfig,
+  type AuthenticationConfig,
+  type AuthServiceConfig,
+  assertSupported,
+  type DeviceTrustConfig,
+  defaultConfig,
+  type LoadConfigOptions,
+  type LogConfig,
+  loadConfig,
+  type ParseConfigOptions,
+  type ProxyServiceConfig,
+  parseConfig,
+  type StorageConfig,
+  type WardenConfig,
+} from './config';

@@ -1,0 +1,98 @@
+/**
+ * The zod schema of `warden.yaml` exactly as written (snake_case, every field optional except
+ * `version`). Strict: an unknown field anywhere is an error. `config.ts` turns the parsed
+ * file into the defaulted, frozen `WardenConfig`. Internal to `config/`.
+ */
+import * as z from 'zod';
+import { parseHostPort } from './address';
+
+/**
+ * `second_factor: on` and `off` are strings under YAML 1.2 (yaml@2's default) but booleans
+ * under YAML 1.1 (`%YAML 1.1`, or files written for other tools); accept both spellings.
+ */
+function onOffFromBoolean(value: unknown): unknown {
+  if (value === true) return 'on';
+  if (value === false) return 'off';
+  return value;
+}
+
+/** `mode: off` is `false` under YAML 1.1; `true` has no meaning for a mode and stays an error. */
+function offFromFalse(value: unknown): unknown {
+  return value === false ? 'off' : value;
+}
+
+const pathString = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((s) => !s.includes('\0'), 'must not contain NUL characters');
+
+const hostPort = z.string().transform((text, ctx) => {
+  const parsed = parseHostPort(text);
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+export const CLUSTER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+const clusterName = z
+  .string()
+  .regex(
+    CLUSTER_NAME_PATTERN,
+    'expected 1 to 253 letters, digits, ".", "_" or "-", starting with a letter or digit',
+  );
+
+export const SECOND_FACTOR_VALUES = ['on', 'otp', 'off'] as const;
+export const DEVICE_TRUST_MODE_VALUES = ['off', 'optional', 'required'] as const;
+export const LOG_SEVERITY_VALUES = ['debug', 'info', 'warn', 'error'] as const;
+export const LOG_FORMAT_VALUES = ['text', 'json'] as const;
+export const STORAGE_TYPE_VALUES = ['sqlite', 'postgres', 'memory'] as const;
+
+export const configFileSchema = z.strictObject({
+  version: z.literal('v1'),
+  data_dir: pathString.optional(),
+  log: z
+    .strictObject({
+      severity: z.enum(LOG_SEVERITY_VALUES).optional(),
+      format: z.enum(LOG_FORMAT_VALUES).optional(),
+    })
+    .optional(),
+  auth_service: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      cluster_name: clusterName.optional(),
+      authentication: z
+        .strictObject({
+          type: z.literal('local').optional(),
+          second_factor: z.preprocess(onOffFromBoolean, z.enum(SECOND_FACTOR_VALUES)).optional(),
+          device_trust: z
+            .strictObject({
+              mode: z.preprocess(offFromFalse, z.enum(DEVICE_TRUST_MODE_VALUES)).optional(),
+              auto_enroll: z.boolean().optional(),
+              ekcert_allowed_cas: z.array(pathString).optional(),
+            })
+            .optional(),
+        })
+        .optional(),
+      audit: z.strictObject({ jsonl_path: pathString.optional() }).optional(),
+    })
+    .optional(),
+  proxy_service: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      listen_addr: hostPort.optional(),
+      public_addr: hostPort.optional(),
+    })
+    .optional(),
+  storage: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('sqlite'), path: pathString.optional() }),
+      z.strictObject({ type: z.literal('postgres'), conn_string: z.string().min(1, 'must not be empty') }),
+      z.strictObject({ type: z.literal('memory') }),
+    ])
+    .optional(),
+});
+
+export type ConfigFile = z.output<typeof configFileSchema>;
