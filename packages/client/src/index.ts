@@ -2,4 +2,7 @@
  * @warden/client: API client, profile store, keys and client ceremonies used by the CLIs.
  * May import @warden/api and @warden/tpm; never @warden/server.
  */
-export {};
+export * from './api';
+export * from './keys';
+export * from './login';
+export * from './profile';

@@ -1,0 +1,134 @@
+/** The `wctl` commands. Each `run` loads its implementation lazily. */
+import { type Command, formatOption, type OptionSpec } from '../command';
+
+export const wctlGlobalOptions: Record<string, OptionSpec> = {
+  'data-dir': {
+    type: 'string',
+    value: 'DIR',
+    help: 'Warden data dir holding the admin identity (default ./warden-data, or $WARDEN_DATA_DIR); else the wsh profile',
+  },
+};
+
+const lockTargets: Record<string, OptionSpec> = {
+  user: { type: 'string', value: 'NAME', help: 'lock a user' },
+  role: { type: 'string', value: 'NAME', help: 'lock everyone holding a role' },
+  login: { type: 'string', value: 'LOGIN', help: 'lock an OS login' },
+  node: { type: 'string', value: 'NAME', help: 'lock a node' },
+  device: { type: 'string', value: 'ID', help: 'lock a trusted device' },
+};
+
+export const wctlCommands: Command[] = [
+  {
+    path: ['users', 'add'],
+    summary: 'Add a user and print a one-time invite token (valid 1 h).',
+    usage: 'users add NAME --roles=ROLE[,ROLE] [--logins=LOGIN[,LOGIN]]',
+    options: {
+      roles: { type: 'string', multiple: true, value: 'ROLES', help: 'comma-separated roles (required)' },
+      logins: {
+        type: 'string',
+        multiple: true,
+        value: 'LOGINS',
+        help: 'comma-separated OS logins (trait "logins")',
+      },
+    },
+    args: [1, 1],
+    run: async (ctx) => (await import('./users')).runUsersAdd(ctx),
+  },
+  {
+    path: ['users', 'ls'],
+    summary: 'List users.',
+    options: { format: formatOption },
+    run: async (ctx) => (await import('./users')).runUsersLs(ctx),
+  },
+  {
+    path: ['users', 'rm'],
+    summary: 'Delete a user.',
+    usage: 'users rm NAME',
+    args: [1, 1],
+    run: async (ctx) => (await import('./users')).runUsersRm(ctx),
+  },
+  {
+    path: ['users', 'reset'],
+    summary: "Reset a user's password and second factor; prints a new invite token.",
+    usage: 'users reset NAME',
+    args: [1, 1],
+    run: async (ctx) => (await import('./users')).runUsersReset(ctx),
+  },
+  {
+    path: ['create'],
+    summary: 'Create resources from a YAML or JSON file (`-` for stdin).',
+    usage: 'create [-f|--force] FILE',
+    details: 'Example:\n  wctl create -f cap.yaml\n  cluster auth preference has been updated',
+    options: { force: { type: 'boolean', short: 'f', help: 'overwrite existing resources' } },
+    args: [1, 1],
+    run: async (ctx) => (await import('./resources')).runCreate(ctx),
+  },
+  {
+    path: ['get'],
+    summary: 'Show resources: roles, users, locks, cluster_auth_preference, cert_authorities.',
+    usage: 'get KIND[/NAME] [--format=text|yaml|json]',
+    options: { format: formatOption },
+    args: [1, 1],
+    run: async (ctx) => (await import('./resources')).runGet(ctx),
+  },
+  {
+    path: ['edit'],
+    summary: 'Edit a resource in $EDITOR; it is validated, and reopened on error.',
+    usage: 'edit KIND/NAME',
+    args: [1, 1],
+    run: async (ctx) => (await import('./resources')).runEdit(ctx),
+  },
+  {
+    path: ['rm'],
+    summary: 'Delete a resource.',
+    usage: 'rm KIND/NAME',
+    args: [1, 1],
+    run: async (ctx) => (await import('./resources')).runRm(ctx),
+  },
+  {
+    path: ['lock'],
+    summary: 'Lock users, roles, logins, nodes or devices out of the cluster.',
+    usage:
+      'lock --user=NAME|--role=NAME|--login=LOGIN|--node=NAME|--device=ID [--message=TEXT] [--ttl=DURATION|--expires=RFC3339]',
+    options: {
+      ...lockTargets,
+      message: { type: 'string', value: 'TEXT', help: 'message shown to the locked user' },
+      ttl: { type: 'string', value: 'DURATION', help: 'lock for this long, e.g. 12h' },
+      expires: { type: 'string', value: 'RFC3339', help: 'lock until this time' },
+    },
+    run: async (ctx) => (await import('./locks')).runLock(ctx),
+  },
+  {
+    path: ['auth', 'export'],
+    summary: 'Print a CA public key in the form OpenSSH needs.',
+    usage: 'auth export --type=user|host',
+    details:
+      '--type=user: the line for sshd_config TrustedUserCAKeys.\n--type=host: the @cert-authority line for known_hosts.',
+    options: { type: { type: 'string', value: 'user|host', help: 'which CA' } },
+    run: async (ctx) => (await import('./auth')).runAuthExport(ctx),
+  },
+  {
+    path: ['audit', 'search'],
+    summary: 'Search the audit log.',
+    usage: 'audit search [--from=TIME] [--to=TIME] [--type=TYPE] [--user=NAME] [--limit=N] [--format=…]',
+    options: {
+      from: { type: 'string', value: 'TIME', help: 'RFC3339 time or a duration ago (e.g. 1h)' },
+      to: { type: 'string', value: 'TIME', help: 'RFC3339 time or a duration ago' },
+      type: {
+        type: 'string',
+        multiple: true,
+        value: 'TYPE',
+        help: 'event type, e.g. user.login (repeatable)',
+      },
+      user: { type: 'string', value: 'NAME', help: 'events of this user' },
+      limit: { type: 'string', value: 'N', default: '500', help: 'at most this many events' },
+      format: formatOption,
+    },
+    run: async (ctx) => (await import('./audit')).runAuditSearch(ctx),
+  },
+  {
+    path: ['status'],
+    summary: 'Show the cluster, its CAs and the CA pin for `wsh --ca-pin`.',
+    run: async (ctx) => (await import('./auth')).runStatus(ctx),
+  },
+];

@@ -1,0 +1,89 @@
+/** `wsh signup` and `wsh login`: prompts around the client ceremonies. */
+import { userInfo } from 'node:os';
+import { parseDuration, WardenError } from '@warden/api';
+import { login, ProfileStore, signup, wardenHome } from '@warden/client';
+import { type CommandContext, str } from '../command';
+import { createPrompter } from '../prompt';
+
+function requireProxy(ctx: CommandContext): string {
+  const proxy = str(ctx.values, 'proxy') ?? ctx.env.WARDEN_PROXY;
+  if (!proxy)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--proxy=HOST:PORT is required (or set WARDEN_PROXY)');
+  return proxy;
+}
+
+function trustFlags(ctx: CommandContext) {
+  return {
+    proxy: requireProxy(ctx),
+    caPin: str(ctx.values, 'ca-pin'),
+    insecure: Boolean(ctx.values.insecure),
+  };
+}
+
+export async function runSignup(ctx: CommandContext): Promise<number> {
+  const token = str(ctx.values, 'token');
+  if (!token)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--token is required (from `wctl users add`)');
+  const store = new ProfileStore(wardenHome(ctx.env));
+  const prompter = createPrompter(ctx.stdin, ctx.stderr);
+  const isTty = Boolean((ctx.stdout as { isTTY?: boolean }).isTTY);
+  try {
+    const res = await signup(
+      store,
+      { ...trustFlags(ctx), token },
+      {
+        password: async () => {
+          const pw = await prompter.ask('Enter a new password: ', { secret: true });
+          if (ctx.stdin.isTTY) {
+            const again = await prompter.ask('Confirm the password: ', { secret: true });
+            if (again !== pw) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'the passwords do not match');
+          }
+          return pw;
+        },
+        showTotp: async (uri) => {
+          ctx.stdout.write('Scan this with your authenticator app, or enter the URI in it:\n');
+          if (isTty) ctx.stdout.write(await qrCode(uri));
+          ctx.stdout.write(`${uri}\n`);
+        },
+        otp: () => prompter.ask('Enter the code from your authenticator app: '),
+      },
+    );
+    ctx.stdout.write(
+      `Signed up as "${res.user}". Log in with:\n  wsh login --proxy=${requireProxy(ctx)} --user=${res.user}\n`,
+    );
+    return 0;
+  } finally {
+    prompter.close();
+  }
+}
+
+async function qrCode(text: string): Promise<string> {
+  const mod = (await import('qrcode-terminal')) as unknown as {
+    default?: { generate(t: string, o: { small: boolean }, cb: (s: string) => void): void };
+    generate(t: string, o: { small: boolean }, cb: (s: string) => void): void;
+  };
+  const qr = mod.default ?? mod;
+  return new Promise((resolve) => qr.generate(text, { small: true }, (s) => resolve(`${s}\n`)));
+}
+
+export async function runLogin(ctx: CommandContext): Promise<number> {
+  const user = str(ctx.values, 'user') ?? ctx.env.WARDEN_USER ?? userInfo().username;
+  const ttl = str(ctx.values, 'ttl');
+  const store = new ProfileStore(wardenHome(ctx.env));
+  const prompter = createPrompter(ctx.stdin, ctx.stderr);
+  try {
+    const profile = await login(
+      store,
+      { ...trustFlags(ctx), user, ttlMs: ttl ? parseDuration(ttl, '--ttl') : undefined },
+      {
+        password: () => prompter.ask(`Enter password for Warden user ${user}: `, { secret: true }),
+        otp: () => prompter.ask('Enter an OTP code from your authenticator app: '),
+      },
+    );
+    const { printStatus } = await import('./status');
+    printStatus(ctx, profile);
+    return 0;
+  } finally {
+    prompter.close();
+  }
+}

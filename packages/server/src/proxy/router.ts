@@ -1,0 +1,174 @@
+/**
+ * The proxy's HTTPS API: a small router for the RPC contract (`@warden/api` rpc). Requests
+ * are JSON; errors are `{ error: { code, message } }` with the catalogue's status. Unknown
+ * errors become a plain 500 `internal error` and are never echoed to the client (they are
+ * logged with a request id).
+ *
+ * Authentication is mTLS: routes marked `auth: 'user'` need a client certificate that the
+ * TLS layer verified against the user CA; `identify` turns it into an identity (and may
+ * refuse it, e.g. for a lock).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { isWardenError, WardenError } from '@warden/api';
+import type { z } from 'zod';
+
+export interface RequestIdentity {
+  user: string;
+  roles: string[];
+  logins: string[];
+  traits: Record<string, string[]>;
+  /** True for the admin identity written by `warden start`. */
+  admin: boolean;
+}
+
+export interface RequestContext<B = unknown> {
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: B;
+  /** Client address (IP) for rate limits and audit. */
+  addr: string;
+  identity: RequestIdentity | undefined;
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  auth: 'none' | 'user';
+  body?: z.ZodType;
+  handler(ctx: RequestContext<never>): Promise<unknown>;
+}
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const MAX_BODY = 1 << 20;
+
+function match(pattern: string, path: string): Record<string, string> | undefined {
+  const p = pattern.split('/');
+  const s = path.split('/');
+  if (p.length !== s.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < p.length; i++) {
+    const seg = p[i]!;
+    if (seg.startsWith(':')) {
+      try {
+        params[seg.slice(1)] = decodeURIComponent(s[i]!);
+      } catch {
+        return undefined;
+      }
+      if (!params[seg.slice(1)]) return undefined;
+    } else if (seg !== s[i]) return undefined;
+  }
+  return params;
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request body too large');
+    chunks.push(c as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request body is not valid JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const data = Buffer.from(JSON.stringify(body ?? {}));
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': data.length,
+    'cache-control': 'no-store',
+  });
+  res.end(data);
+}
+
+export interface RouterOptions {
+  routes: Route[];
+  logger: Logger;
+  /** Turns a verified client certificate (DER) into an identity; throws to refuse. */
+  identify(certDer: Buffer): Promise<RequestIdentity>;
+}
+
+export function createRequestHandler(opts: RouterOptions) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'https://proxy');
+    const addr = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? 'unknown';
+    try {
+      let params: Record<string, string> | undefined;
+      let route: Route | undefined;
+      let pathMatched = false;
+      for (const r of opts.routes) {
+        const p = match(r.path, url.pathname);
+        if (!p) continue;
+        pathMatched = true;
+        if (r.method === req.method) {
+          route = r;
+          params = p;
+          break;
+        }
+      }
+      if (!route || !params) {
+        throw new WardenError(
+          pathMatched ? 'WARDEN_ERR_BAD_PARAMETER' : 'WARDEN_ERR_NOT_FOUND',
+          pathMatched
+            ? `method ${req.method} not allowed on ${url.pathname}`
+            : `no such API route ${url.pathname}`,
+        );
+      }
+      let identity: RequestIdentity | undefined;
+      if (route.auth === 'user') {
+        const socket = req.socket as TLSSocket;
+        const peer = socket.getPeerCertificate?.();
+        if (!socket.authorized || !peer?.raw) {
+          throw new WardenError(
+            'WARDEN_ERR_NOT_LOGGED_IN',
+            'this call needs a valid Warden client certificate; run `wsh login` (or use wctl on the auth host)',
+          );
+        }
+        identity = await opts.identify(peer.raw);
+      }
+      let body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readBody(req);
+      if (route.body) {
+        const parsed = route.body.safeParse(body ?? {});
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+          throw new WardenError(
+            'WARDEN_ERR_BAD_PARAMETER',
+            `invalid request: ${where}${issue?.message ?? 'bad input'}`,
+          );
+        }
+        body = parsed.data;
+      }
+      const out = await route.handler({
+        params,
+        query: url.searchParams,
+        body: body as never,
+        addr,
+        identity,
+      });
+      send(res, 200, out);
+    } catch (e) {
+      if (isWardenError(e)) {
+        send(res, e.status, { error: { code: e.code, message: e.message } });
+        return;
+      }
+      const requestId = randomUUID();
+      opts.logger.error({ err: e, requestId, path: url.pathname }, 'unhandled error in API handler');
+      send(res, 500, {
+        error: { code: 'WARDEN_ERR_INTERNAL', message: `internal error (request ${requestId})` },
+      });
+    }
+  };
+}
