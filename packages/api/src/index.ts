@@ -6,3 +6,4 @@
 export * from './constants';
 export * from './errors';
 export * as rpc from './rpc';
+export * from './resources';

@@ -1,0 +1,78 @@
+/**
+ * Resources (DESIGN §2, §6): zod schemas and TypeScript types for every kind (role, user,
+ * cluster_auth_preference, lock, cert_authority), the kind registry with the CLI's aliases,
+ * the YAML/JSON codec with line-accurate errors, and the preset roles.
+ * Who may import: everyone, through `@warden/api`. Tested by the colocated `*.test.ts`.
+ */
+export {
+  AUTH_PREFERENCE_NAME,
+  type AuthPreferenceResource,
+  authPreferenceV2Schema,
+  type DeviceTrustSettings,
+  LOCKING_MODES,
+  type LockingMode,
+  pemCertificateSchema,
+} from './auth-preference';
+export {
+  CERT_AUTHORITY_TYPES,
+  type CertAuthorityResource,
+  type CertAuthorityType,
+  certAuthorityV2Schema,
+  sshPublicKeySchema,
+} from './cert-authority';
+export {
+  formatResource,
+  formatResources,
+  type ParseResourcesOptions,
+  parseResources,
+  type ResourceFormat,
+} from './codec';
+export {
+  durationSchema,
+  isRfc3339,
+  labelSelectorSchema,
+  labelsSchema,
+  MAX_NAME_LENGTH,
+  nameSchema,
+  timestampSchema,
+} from './common';
+export {
+  currentVersion,
+  isResourceKind,
+  type KindDefinition,
+  parseResourceRef,
+  RESOURCE_KINDS,
+  type Resource,
+  type ResourceByKind,
+  type ResourceKind,
+  type ResourceRef,
+  resolveKind,
+  resourceKinds,
+} from './kinds';
+export {
+  LOCK_TARGET_FIELDS,
+  type LockResource,
+  type LockTarget,
+  type LockTargetField,
+  lockV2Schema,
+} from './lock';
+export { PresetRoleNames, presetRoles } from './presets';
+export {
+  DEVICE_TRUST_MODES,
+  type DeviceTrustMode,
+  type RoleConditions,
+  type RoleOptions,
+  type RoleResource,
+  type Rule,
+  roleV7Schema,
+  type Verb,
+  Verbs,
+  WILDCARD,
+} from './role';
+export { type UserResource, userV2Schema } from './user';
+export {
+  formatPath,
+  type ResourceIssue,
+  validateResource,
+  validateResourceOfKind,
+} from './validate';

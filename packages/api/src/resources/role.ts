@@ -1,0 +1,72 @@
+/**
+ * `kind: role`, version v7: options (session TTL, device trust mode) and allow/deny
+ * conditions (logins, labels, db users and names, kube groups, rules over resource kinds).
+ * Internal to `resources/`; the public surface is `resources/index.ts`.
+ */
+import { z } from 'zod';
+import {
+  durationSchema,
+  labelSelectorSchema,
+  metadataSchema,
+  nameSchema,
+  resourceSchema,
+  stringListSchema,
+} from './common';
+
+/** Device trust modes, weakest first. Anything else counts as `required` (fail closed). */
+export const DEVICE_TRUST_MODES = ['off', 'optional', 'required'] as const;
+export type DeviceTrustMode = (typeof DEVICE_TRUST_MODES)[number];
+export const deviceTrustModeSchema = z.enum(DEVICE_TRUST_MODES);
+
+/** Verbs used in role rules; `'*'` in a rule means all of them (and any added later). */
+export const Verbs = {
+  list: 'list',
+  read: 'read',
+  create: 'create',
+  update: 'update',
+  delete: 'delete',
+} as const;
+export type Verb = (typeof Verbs)[keyof typeof Verbs];
+
+/** Wildcard for rule resources and verbs, and for label selectors (`'*': '*'`). */
+export const WILDCARD = '*';
+
+/** One rule: the verbs allowed (or denied) on the resource kinds. */
+export const ruleSchema = z.strictObject({
+  resources: z
+    .array(z.string().min(1, { error: 'must not be empty' }))
+    .min(1, { error: 'must not be empty' }),
+  verbs: z.array(z.string().min(1, { error: 'must not be empty' })).min(1, { error: 'must not be empty' }),
+});
+export type Rule = z.output<typeof ruleSchema>;
+
+/** Allow or deny conditions. Login-like lists may hold `{{internal.X}}` trait templates. */
+export const roleConditionsSchema = z.strictObject({
+  logins: stringListSchema.optional(),
+  node_labels: labelSelectorSchema.optional(),
+  db_labels: labelSelectorSchema.optional(),
+  db_users: stringListSchema.optional(),
+  db_names: stringListSchema.optional(),
+  app_labels: labelSelectorSchema.optional(),
+  kubernetes_groups: stringListSchema.optional(),
+  kubernetes_labels: labelSelectorSchema.optional(),
+  rules: z.array(ruleSchema).optional(),
+});
+export type RoleConditions = z.output<typeof roleConditionsSchema>;
+
+export const roleOptionsSchema = z.strictObject({
+  /** Longest certificate lifetime for holders of this role (`8h`, `30m`, `1h30m`). */
+  max_session_ttl: durationSchema.optional(),
+  /** Device trust required for resources this role's allow rules match. */
+  device_trust_mode: deviceTrustModeSchema.optional(),
+});
+export type RoleOptions = z.output<typeof roleOptionsSchema>;
+
+export const roleSpecSchema = z.strictObject({
+  options: roleOptionsSchema.prefault({}),
+  allow: roleConditionsSchema.prefault({}),
+  deny: roleConditionsSchema.prefault({}),
+});
+
+export const roleV7Schema = resourceSchema('role', 'v7', metadataSchema(nameSchema), roleSpecSchema);
+export type RoleResource = z.output<typeof roleV7Schema>;
