@@ -1,22 +1,36 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FakeClock } from '../clock';
+import { runBackendConformance } from './conformance';
 import { MemoryBackend } from './memory';
 
-test('memory backend: TTL expiry is a delete event after the writes before it', async () => {
+runBackendConformance('memory', async ({ clock, maxHistory }) =>
+  maxHistory === undefined
+    ? new MemoryBackend({ clock, reapIntervalMs: 0 })
+    : new MemoryBackend({ clock, maxHistory, reapIntervalMs: 0 }),
+);
+
+test('memory backend: the reaper timer deletes expired keys with a delete event', async () => {
   const clock = new FakeClock();
-  const backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
-  const watcher = backend.watch('/a/', { sinceRev: 0 });
-  await backend.create('/a/1', 'x', { ttlMs: 10 });
-  await backend.put('/a/2', 'y');
-  clock.advance(10);
-  assert.equal(await backend.get('/a/1'), undefined);
-  assert.equal(await backend.reapExpired(), 1);
-  const seen: string[] = [];
-  for await (const e of watcher) {
-    seen.push(`${e.rev}:${e.type}`);
-    if (seen.length === 3) break;
+  const backend = new MemoryBackend({ clock, reapIntervalMs: 5 });
+  let keepAlive: NodeJS.Timeout | undefined;
+  try {
+    await backend.create('/hb/a', 'up', { ttlMs: 10 });
+    const w = backend.watch('/hb/', { sinceRev: 1 });
+    clock.advance(10);
+    // The reaper's timer is unref'd; keep the event loop alive while waiting for it.
+    keepAlive = setInterval(() => undefined, 1000);
+    for await (const e of w) {
+      assert.deepEqual(e, { type: 'delete', rev: 2, key: '/hb/a' });
+      break;
+    }
+  } finally {
+    clearInterval(keepAlive);
+    await backend.close();
   }
-  assert.deepEqual(seen, ['1:put', '2:put', '3:delete']);
-  await backend.close();
+});
+
+test('memory backend: options are validated', () => {
+  assert.throws(() => new MemoryBackend({ maxHistory: 0 }), /maxHistory/);
+  assert.throws(() => new MemoryBackend({ reapIntervalMs: -1 }), /reapIntervalMs/);
 });

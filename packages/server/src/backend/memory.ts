@@ -19,9 +19,11 @@ import {
   checkValue,
   checkWriteOptions,
   compareKeys,
+  DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
+  integerOption,
   isExpired,
-} from './keys';
+} from './rules';
 import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
 import { CursorWatcher, type EventLog, type EventPage } from './watcher';
 
@@ -35,7 +37,6 @@ export interface MemoryBackendOptions {
 }
 
 export const MEMORY_DEFAULT_MAX_HISTORY = 10_000;
-export const DEFAULT_REAP_INTERVAL_MS = 1000;
 
 function copyItem(item: Item): Item {
   return item.expires === undefined
@@ -51,20 +52,6 @@ function copyItem(item: Item): Item {
 
 function copyEvent(event: BackendEvent): BackendEvent {
   return event.type === 'put' ? { type: 'put', rev: event.rev, item: copyItem(event.item) } : { ...event };
-}
-
-/** Checks a positive-integer option and returns it or its default. */
-export function integerOption(
-  value: number | undefined,
-  fallback: number,
-  name: string,
-  min: number,
-): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `${name} must be an integer >= ${min}`);
-  }
-  return value;
 }
 
 export class MemoryBackend implements Backend, EventLog {

@@ -1,5 +1,5 @@
 /**
- * Key rules shared by every backend: validation of keys, values, options and revisions, the
+ * Rules shared by every backend: validation of keys, values, options and revisions, the
  * key order (Unicode code point order, which equals UTF-8 byte order, so SQLite's BINARY
  * collation and PostgreSQL's `COLLATE "C"` agree with the memory backend), and prefix bounds.
  * Internal to `backend/`.
@@ -96,4 +96,21 @@ export function prefixEnd(prefix: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** Default interval of the expiry reaper timer. */
+export const DEFAULT_REAP_INTERVAL_MS = 1000;
+
+/** Checks an integer option (at least `min`) and returns it, or `fallback` when absent. */
+export function integerOption(
+  value: number | undefined,
+  fallback: number,
+  name: string,
+  min: number,
+): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `${name} must be an integer >= ${min}`);
+  }
+  return value;
 }

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { isWardenError } from '@warden/api';
+import Database from 'better-sqlite3';
+import { FakeClock } from '../clock';
+import { runBackendConformance } from './conformance';
+import { SQLITE_SCHEMA_VERSION, SqliteBackend } from './sqlite';
+
+const dir = mkdtempSync(join(tmpdir(), 'warden-sqlite-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const freshPath = () => join(dir, `db${++n}`, 'backend.sqlite');
+
+runBackendConformance('sqlite', ({ clock, maxHistory }) =>
+  SqliteBackend.open(
+    maxHistory === undefined
+      ? { path: freshPath(), clock, reapIntervalMs: 0 }
+      : { path: freshPath(), clock, maxHistory, reapIntervalMs: 0 },
+  ),
+);
+
+test('sqlite: data, revisions, TTLs and compaction survive reopening', async () => {
+  const path = freshPath();
+  const clock = new FakeClock();
+  const a = await SqliteBackend.open({ path, clock, reapIntervalMs: 0 });
+  await a.put('/users/alice', '{"n":1}');
+  const bob = await a.create('/users/bob', '{"n":2}', { ttlMs: 1000 });
+  await a.put('/users/alice', '{"n":3}');
+  await a.compact(1);
+  await a.close();
+
+  const b = await SqliteBackend.open({ path, clock, reapIntervalMs: 0 });
+  try {
+    assert.equal(await b.currentRev(), 3);
+    assert.deepEqual(await b.get('/users/alice'), {
+      key: '/users/alice',
+      value: '{"n":3}',
+      createRev: 1,
+      modRev: 3,
+    });
+    assert.deepEqual(await b.get('/users/bob'), bob);
+    const w = b.watch('/users/', { sinceRev: 1 });
+    const it = w[Symbol.asyncIterator]();
+    assert.equal((await it.next()).value?.rev, 2);
+    assert.equal((await it.next()).value?.rev, 3);
+    w.close();
+    await assert.rejects(b.watch('', { sinceRev: 0 })[Symbol.asyncIterator]().next(), (e: unknown) =>
+      isWardenError(e, 'WARDEN_ERR_COMPACTED'),
+    );
+    clock.advance(1000);
+    assert.equal(await b.get('/users/bob'), undefined);
+    assert.equal((await b.put('/x', 'y')).modRev, 5, 'the expiry took revision 4');
+  } finally {
+    await b.close();
+  }
+});
+
+test('sqlite: the file is created with mode 0600 and uses WAL', async () => {
+  const path = freshPath();
+  const backend = await SqliteBackend.open({ path, reapIntervalMs: 0 });
+  await backend.put('/k', 'v');
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  assert.equal(statSync(`${path}-wal`).mode & 0o777, 0o600);
+  await backend.close();
+  const db = new Database(path, { readonly: true });
+  try {
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+    assert.deepEqual(db.prepare('SELECT name, value FROM meta ORDER BY name').all(), [
+      { name: 'compacted_rev', value: 0 },
+      { name: 'rev', value: 1 },
+      { name: 'schema_version', value: SQLITE_SCHEMA_VERSION },
+    ]);
+  } finally {
+    db.close();
+  }
+});
+
+test('sqlite: a second open of a file in use fails with BAD_CONFIG', async () => {
+  const path = freshPath();
+  const first = await SqliteBackend.open({ path, reapIntervalMs: 0 });
+  try {
+    await assert.rejects(SqliteBackend.open({ path, reapIntervalMs: 0 }), (e: unknown) => {
+      assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_CONFIG'), String(e));
+      assert.match((e as Error).message, /in use by another process/);
+      return true;
+    });
+    await first.put('/k', 'still works');
+  } finally {
+    await first.close();
+  }
+});
+
+test('sqlite: a file that is not a database, or from a newer warden, is refused', async () => {
+  const junk = join(dir, 'junk.sqlite');
+  writeFileSync(junk, 'x'.repeat(4096));
+  await assert.rejects(SqliteBackend.open({ path: junk }), (e: unknown) =>
+    isWardenError(e, 'WARDEN_ERR_BAD_CONFIG'),
+  );
+
+  const path = freshPath();
+  await (await SqliteBackend.open({ path, reapIntervalMs: 0 })).close();
+  const db = new Database(path);
+  db.prepare("UPDATE meta SET value = ? WHERE name = 'schema_version'").run(SQLITE_SCHEMA_VERSION + 1);
+  db.close();
+  await assert.rejects(SqliteBackend.open({ path }), (e: unknown) => {
+    assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_CONFIG'));
+    assert.match((e as Error).message, /newer than this warden supports/);
+    return true;
+  });
+});
+
+test('sqlite: bad options are rejected', async () => {
+  await assert.rejects(SqliteBackend.open({ path: '' }), (e: unknown) =>
+    isWardenError(e, 'WARDEN_ERR_BAD_PARAMETER'),
+  );
+  await assert.rejects(SqliteBackend.open({ path: freshPath(), maxHistory: 0 }), /maxHistory/);
+});
+
+test('sqlite: the reaper timer deletes expired keys with a delete event', async () => {
+  const clock = new FakeClock();
+  const backend = await SqliteBackend.open({ path: freshPath(), clock, reapIntervalMs: 5 });
+  let keepAlive: NodeJS.Timeout | undefined;
+  try {
+    await backend.create('/hb/a', 'up', { ttlMs: 10 });
+    const w = backend.watch('/hb/', { sinceRev: 1 });
+    clock.advance(10);
+    // The reaper's timer is unref'd; keep the event loop alive while waiting for it.
+    keepAlive = setInterval(() => undefined, 1000);
+    for await (const e of w) {
+      assert.deepEqual(e, { type: 'delete', rev: 2, key: '/hb/a' });
+      break;
+    }
+  } finally {
+    clearInterval(keepAlive);
+    await backend.close();
+  }
+});

@@ -1,0 +1,512 @@
+/**
+ * The embedded SQLite backend (DESIGN §3), the default for `warden start`: one file, owned by
+ * one process, implementing the contract in `types.ts`. Tested by the conformance suite
+ * (`sqlite.test.ts`) and a SIGKILL test (`sqlite-crash.test.ts`).
+ *
+ * Layout (schema version 1):
+ * - `items(key, value, create_rev, mod_rev, expires)`: the live key space.
+ * - `events(rev, type, key, value, create_rev, expires)`: the event log, one row per revision.
+ * - `meta(name, value)`: `schema_version`, `rev` (latest revision), `compacted_rev`.
+ *
+ * Every write is one transaction that updates items, appends its events and bumps `meta.rev`,
+ * so revisions are gap-free and the file is consistent after any crash. Durability:
+ * WAL with `synchronous=FULL`: a write is on disk (fsync'd) before its promise resolves, so an
+ * acknowledged lock, role or CA change survives power loss, not only a process crash; the
+ * cost is one fsync per write, fine for an auth server's write rate. The connection holds the
+ * file with `locking_mode=EXCLUSIVE`: a second process cannot open it while we run, which is
+ * what lets watchers be fed in-process after each commit.
+ *
+ * TTLs: reads hide expired items at once; every write first deletes expired keys (one delete
+ * event each); a reaper timer (unref'd, stopped by close()) does the same when idle.
+ * History: events older than the last `maxHistory` are compacted automatically.
+ *
+ * @example
+ *   const backend = await SqliteBackend.open({ path: '/var/lib/warden/backend.sqlite' });
+ */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { isWardenError, WardenError } from '@warden/api';
+import Database from 'better-sqlite3';
+import { type Clock, systemClock } from '../clock';
+import {
+  checkKey,
+  checkPrefix,
+  checkRev,
+  checkValue,
+  checkWriteOptions,
+  DEFAULT_REAP_INTERVAL_MS,
+  expiresAt,
+  integerOption,
+  prefixEnd,
+} from './rules';
+import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
+import { CursorWatcher, type EventLog, type EventPage } from './watcher';
+
+export interface SqliteBackendOptions {
+  /** The database file; created (mode 0600, parent directories 0700) if missing. */
+  path: string;
+  /** Time source for TTLs (default: the system clock). */
+  clock?: Clock;
+  /** Events kept for watchers; older ones are compacted automatically (default 100 000). */
+  maxHistory?: number;
+  /** How often the reaper deletes expired keys, in ms; 0 disables the timer (default 1000). */
+  reapIntervalMs?: number;
+}
+
+export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_DEFAULT_MAX_HISTORY = 100_000;
+
+const SCHEMA_V1 = `
+CREATE TABLE items (
+  key TEXT NOT NULL PRIMARY KEY,
+  value TEXT NOT NULL,
+  create_rev INTEGER NOT NULL,
+  mod_rev INTEGER NOT NULL,
+  expires INTEGER
+);
+CREATE INDEX items_expires ON items (expires) WHERE expires IS NOT NULL;
+CREATE TABLE events (
+  rev INTEGER NOT NULL PRIMARY KEY,
+  type TEXT NOT NULL CHECK (type IN ('put', 'delete')),
+  key TEXT NOT NULL,
+  value TEXT,
+  create_rev INTEGER,
+  expires INTEGER,
+  CHECK ((type = 'put') = (value IS NOT NULL AND create_rev IS NOT NULL))
+);
+INSERT INTO meta (name, value) VALUES ('rev', 0), ('compacted_rev', 0);
+`;
+
+interface ItemRow {
+  key: string;
+  value: string;
+  create_rev: number;
+  mod_rev: number;
+  expires: number | null;
+}
+
+interface EventRow {
+  rev: number;
+  type: 'put' | 'delete';
+  key: string;
+  value: string | null;
+  create_rev: number | null;
+  expires: number | null;
+}
+
+function toItem(row: ItemRow): Item {
+  const item: Item = { key: row.key, value: row.value, createRev: row.create_rev, modRev: row.mod_rev };
+  if (row.expires !== null) item.expires = row.expires;
+  return item;
+}
+
+function toEvent(row: EventRow): BackendEvent {
+  if (row.type === 'delete') return { type: 'delete', rev: row.rev, key: row.key };
+  const item: Item = { key: row.key, value: row.value!, createRev: row.create_rev!, modRev: row.rev };
+  if (row.expires !== null) item.expires = row.expires;
+  return { type: 'put', rev: row.rev, item };
+}
+
+/** State of one write transaction; copied into the backend only after commit. */
+interface Txn {
+  now: number;
+  rev: number;
+  compactedRev: number;
+}
+
+type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
+
+function openError(path: string, err: unknown): WardenError {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new WardenError(
+      'WARDEN_ERR_BAD_CONFIG',
+      `the database ${path} is in use by another process; each backend file belongs to one warden process`,
+    );
+  }
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return new WardenError(
+      'WARDEN_ERR_BAD_CONFIG',
+      `${path} is not a valid Warden database (${String(code)})`,
+    );
+  }
+  if (code === 'SQLITE_CANTOPEN' || code === 'EACCES' || code === 'ENOENT') {
+    return new WardenError('WARDEN_ERR_BAD_CONFIG', `cannot open the database ${path} (${String(code)})`);
+  }
+  return new WardenError('WARDEN_ERR_INTERNAL', `cannot open the database ${path}`);
+}
+
+export class SqliteBackend implements Backend, EventLog {
+  readonly #db: Database.Database;
+  readonly #clock: Clock;
+  readonly #maxHistory: number;
+  readonly #watchers = new Set<CursorWatcher>();
+  #timer: NodeJS.Timeout | undefined;
+  #rev: number;
+  #compactedRev: number;
+  #closed = false;
+
+  readonly #stmts: {
+    getItem: Database.Statement<[string], ItemRow>;
+    liveItem: Database.Statement<[string, number], ItemRow>;
+    rangeBounded: Database.Statement<[string, string, number], ItemRow>;
+    rangeOpen: Database.Statement<[string, number], ItemRow>;
+    keysBounded: Database.Statement<[string, string], { key: string }>;
+    keysOpen: Database.Statement<[string], { key: string }>;
+    expiredKeys: Database.Statement<[number], { key: string }>;
+    anyExpired: Database.Statement<[number], { one: number }>;
+    putItem: Database.Statement<[string, string, number, number, number | null]>;
+    deleteItem: Database.Statement<[string]>;
+    putEvent: Database.Statement<[number, string, string, number, number | null]>;
+    deleteEvent: Database.Statement<[number, string]>;
+    eventsBounded: Database.Statement<[number, number, string, string], EventRow>;
+    eventsOpen: Database.Statement<[number, number, string], EventRow>;
+    compactEvents: Database.Statement<[number]>;
+    setMeta: Database.Statement<[number, string]>;
+  };
+
+  private constructor(db: Database.Database, clock: Clock, maxHistory: number) {
+    this.#db = db;
+    this.#clock = clock;
+    this.#maxHistory = maxHistory;
+    const meta = (name: string): number => {
+      const row = db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?').get(name);
+      if (!row) throw new WardenError('WARDEN_ERR_INTERNAL', `the database has no meta row ${name}`);
+      return row.value;
+    };
+    this.#rev = meta('rev');
+    this.#compactedRev = meta('compacted_rev');
+    const cols = 'key, value, create_rev, mod_rev, expires';
+    const live = '(expires IS NULL OR expires > ?)';
+    const ev = 'rev, type, key, value, create_rev, expires';
+    this.#stmts = {
+      getItem: db.prepare(`SELECT ${cols} FROM items WHERE key = ?`),
+      liveItem: db.prepare(`SELECT ${cols} FROM items WHERE key = ? AND ${live}`),
+      rangeBounded: db.prepare(
+        `SELECT ${cols} FROM items WHERE key >= ? AND key < ? AND ${live} ORDER BY key`,
+      ),
+      rangeOpen: db.prepare(`SELECT ${cols} FROM items WHERE key >= ? AND ${live} ORDER BY key`),
+      keysBounded: db.prepare('SELECT key FROM items WHERE key >= ? AND key < ? ORDER BY key'),
+      keysOpen: db.prepare('SELECT key FROM items WHERE key >= ? ORDER BY key'),
+      expiredKeys: db.prepare(
+        'SELECT key FROM items WHERE expires IS NOT NULL AND expires <= ? ORDER BY key',
+      ),
+      anyExpired: db.prepare('SELECT 1 AS one FROM items WHERE expires IS NOT NULL AND expires <= ? LIMIT 1'),
+      putItem: db.prepare(`INSERT OR REPLACE INTO items (${cols}) VALUES (?, ?, ?, ?, ?)`),
+      deleteItem: db.prepare('DELETE FROM items WHERE key = ?'),
+      putEvent: db.prepare(`INSERT INTO events (${ev}) VALUES (?, 'put', ?, ?, ?, ?)`),
+      deleteEvent: db.prepare(`INSERT INTO events (${ev}) VALUES (?, 'delete', ?, NULL, NULL, NULL)`),
+      eventsBounded: db.prepare(
+        `SELECT ${ev} FROM events WHERE rev > ? AND rev <= ? AND key >= ? AND key < ? ORDER BY rev`,
+      ),
+      eventsOpen: db.prepare(`SELECT ${ev} FROM events WHERE rev > ? AND rev <= ? AND key >= ? ORDER BY rev`),
+      compactEvents: db.prepare('DELETE FROM events WHERE rev <= ?'),
+      setMeta: db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
+    };
+  }
+
+  /** Opens (creating if needed) the database at `path` and starts the reaper. */
+  static async open(opts: SqliteBackendOptions): Promise<SqliteBackend> {
+    if (typeof opts?.path !== 'string' || opts.path === '') {
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'path must name the database file');
+    }
+    const maxHistory = integerOption(opts.maxHistory, SQLITE_DEFAULT_MAX_HISTORY, 'maxHistory', 1);
+    const reapIntervalMs = integerOption(opts.reapIntervalMs, DEFAULT_REAP_INTERVAL_MS, 'reapIntervalMs', 0);
+    const db = openDatabase(opts.path);
+    let backend: SqliteBackend;
+    try {
+      backend = new SqliteBackend(db, opts.clock ?? systemClock, maxHistory);
+    } catch (err) {
+      db.close();
+      throw isWardenError(err) ? err : openError(opts.path, err);
+    }
+    if (reapIntervalMs > 0) backend.#startReaper(reapIntervalMs);
+    return backend;
+  }
+
+  async get(key: string): Promise<Item | undefined> {
+    this.#assertOpen();
+    checkKey(key);
+    const row = this.#stmts.liveItem.get(key, this.#clock.now());
+    return row && toItem(row);
+  }
+
+  async range(prefix: string): Promise<RangeResult> {
+    this.#assertOpen();
+    checkPrefix(prefix);
+    const now = this.#clock.now();
+    const end = prefixEnd(prefix);
+    const rows =
+      end === undefined
+        ? this.#stmts.rangeOpen.all(prefix, now)
+        : this.#stmts.rangeBounded.all(prefix, end, now);
+    return { items: rows.map(toItem), rev: this.#rev };
+  }
+
+  async create(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    this.#assertOpen();
+    checkKey(key);
+    checkValue(value);
+    checkWriteOptions(opts);
+    return this.#write((txn) => {
+      if (this.#stmts.getItem.get(key))
+        throw new WardenError('WARDEN_ERR_ALREADY_EXISTS', `key "${key}" already exists`);
+      return this.#putItem(txn, key, value, undefined, expiresAt(txn.now, opts));
+    });
+  }
+
+  async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    this.#assertOpen();
+    checkKey(key);
+    checkValue(value);
+    checkWriteOptions(opts);
+    return this.#write((txn) =>
+      this.#putItem(txn, key, value, this.#stmts.getItem.get(key)?.create_rev, expiresAt(txn.now, opts)),
+    );
+  }
+
+  async compareAndSwap(
+    key: string,
+    expectedModRev: number,
+    value: string,
+    opts?: WriteOptions,
+  ): Promise<Item> {
+    this.#assertOpen();
+    checkKey(key);
+    checkRev(expectedModRev, 'expectedModRev');
+    checkValue(value);
+    checkWriteOptions(opts);
+    return this.#write((txn) => {
+      const prev = this.#stmts.getItem.get(key);
+      if (!prev) throw new WardenError('WARDEN_ERR_NOT_FOUND', `key "${key}" not found`);
+      if (prev.mod_rev !== expectedModRev) {
+        throw new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`);
+      }
+      return this.#putItem(txn, key, value, prev.create_rev, expiresAt(txn.now, opts));
+    });
+  }
+
+  async delete(key: string, opts?: { expectedModRev?: number }): Promise<boolean> {
+    this.#assertOpen();
+    checkKey(key);
+    const expected = opts?.expectedModRev;
+    if (expected !== undefined) checkRev(expected, 'expectedModRev');
+    return this.#write((txn) => {
+      const prev = this.#stmts.getItem.get(key);
+      if (!prev) return false;
+      if (expected !== undefined && prev.mod_rev !== expected) {
+        throw new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`);
+      }
+      this.#deleteItem(txn, key);
+      return true;
+    });
+  }
+
+  async deleteRange(prefix: string): Promise<number> {
+    this.#assertOpen();
+    checkPrefix(prefix);
+    return this.#write((txn) => {
+      const end = prefixEnd(prefix);
+      const rows =
+        end === undefined ? this.#stmts.keysOpen.all(prefix) : this.#stmts.keysBounded.all(prefix, end);
+      for (const { key } of rows) this.#deleteItem(txn, key);
+      return rows.length;
+    });
+  }
+
+  watch(prefix: string, opts: WatchOptions): Watcher {
+    checkPrefix(prefix);
+    checkRev(opts?.sinceRev, 'sinceRev');
+    const watcher = new CursorWatcher(this, prefix, opts.sinceRev, (w) => this.#watchers.delete(w));
+    if (!this.#closed) this.#watchers.add(watcher);
+    return watcher;
+  }
+
+  async currentRev(): Promise<number> {
+    this.#assertOpen();
+    return this.#rev;
+  }
+
+  async compact(rev: number): Promise<void> {
+    this.#assertOpen();
+    checkRev(rev, 'rev');
+    if (rev > this.#rev) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `cannot compact revision ${rev}: the latest is ${this.#rev}`,
+      );
+    }
+    if (rev <= this.#compactedRev) return;
+    this.#db.transaction(() => {
+      this.#stmts.compactEvents.run(rev);
+      this.#stmts.setMeta.run(rev, 'compacted_rev');
+    })();
+    this.#compactedRev = rev;
+  }
+
+  /** Deletes every expired key now (one delete event each); returns how many. */
+  async reapExpired(): Promise<number> {
+    this.#assertOpen();
+    const before = this.#rev;
+    this.#write(() => undefined);
+    return this.#rev - before;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    for (const w of [...this.#watchers]) w.close();
+    this.#db.close();
+  }
+
+  /** EventLog for watchers. */
+  readAfter(prefix: string, afterRev: number, maxScan: number): EventPage {
+    this.#assertOpen();
+    if (afterRev < this.#compactedRev) {
+      throw new WardenError(
+        'WARDEN_ERR_COMPACTED',
+        `revision ${afterRev} was compacted (oldest available: ${this.#compactedRev}); list again and watch from the new revision`,
+        { compactedRev: this.#compactedRev },
+      );
+    }
+    const through = Math.min(this.#rev, afterRev + maxScan);
+    const end = prefixEnd(prefix);
+    const rows =
+      end === undefined
+        ? this.#stmts.eventsOpen.all(afterRev, through, prefix)
+        : this.#stmts.eventsBounded.all(afterRev, through, prefix, end);
+    return { events: rows.map(toEvent), scannedThrough: through, head: this.#rev };
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new WardenError('WARDEN_ERR_CLOSED', 'the backend is closed');
+  }
+
+  #startReaper(intervalMs: number): void {
+    this.#timer = setInterval(() => {
+      if (this.#closed || !this.#stmts.anyExpired.get(this.#clock.now())) return;
+      try {
+        this.#write(() => undefined);
+      } catch {
+        // Reads hide expired items anyway; a failing disk surfaces on the next write.
+      }
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  /**
+   * Runs one write in one transaction: deletes expired keys first (so the write sees them as
+   * absent and their delete events come first), then `fn`, then trims the history. If `fn`
+   * fails, the reaping still commits and the error is rethrown. Watchers wake after commit.
+   */
+  #write<R>(fn: (txn: Txn) => R): R {
+    this.#assertOpen();
+    const txn: Txn = { now: this.#clock.now(), rev: this.#rev, compactedRev: this.#compactedRev };
+    const outcome = this.#db.transaction((): Outcome<R> => {
+      for (const { key } of this.#stmts.expiredKeys.all(txn.now)) this.#deleteItem(txn, key);
+      const reapedRev = txn.rev;
+      let result: Outcome<R>;
+      try {
+        result = { ok: true, value: fn(txn) };
+      } catch (error) {
+        if (txn.rev !== reapedRev) throw error; // fn wrote something, then failed: roll back all
+        result = { ok: false, error };
+      }
+      if (txn.rev !== this.#rev) {
+        this.#stmts.setMeta.run(txn.rev, 'rev');
+        const slack = Math.max(1, Math.ceil(this.#maxHistory / 8));
+        if (txn.rev - txn.compactedRev >= this.#maxHistory + slack) {
+          txn.compactedRev = txn.rev - this.#maxHistory;
+          this.#stmts.compactEvents.run(txn.compactedRev);
+          this.#stmts.setMeta.run(txn.compactedRev, 'compacted_rev');
+        }
+      }
+      return result;
+    })();
+    if (txn.rev !== this.#rev) {
+      this.#rev = txn.rev;
+      this.#compactedRev = txn.compactedRev;
+      for (const w of this.#watchers) w.wake();
+    }
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  #putItem(
+    txn: Txn,
+    key: string,
+    value: string,
+    createRev: number | undefined,
+    expires: number | undefined,
+  ): Item {
+    const rev = ++txn.rev;
+    const item: Item = { key, value, createRev: createRev ?? rev, modRev: rev };
+    if (expires !== undefined) item.expires = expires;
+    this.#stmts.putItem.run(key, value, item.createRev, rev, expires ?? null);
+    this.#stmts.putEvent.run(rev, key, value, item.createRev, expires ?? null);
+    return item;
+  }
+
+  #deleteItem(txn: Txn, key: string): void {
+    const rev = ++txn.rev;
+    this.#stmts.deleteItem.run(key);
+    this.#stmts.deleteEvent.run(rev, key);
+  }
+}
+
+/** Opens the file, sets the pragmas, takes the exclusive lock and migrates the schema. */
+function openDatabase(path: string): Database.Database {
+  let db: Database.Database;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      closeSync(openSync(path, 'wx', 0o600));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    db = new Database(path);
+  } catch (err) {
+    throw openError(path, err);
+  }
+  try {
+    db.pragma('busy_timeout = 2000');
+    db.pragma('locking_mode = EXCLUSIVE');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal')
+      throw new WardenError('WARDEN_ERR_INTERNAL', `cannot use WAL mode for ${path} (got ${String(mode)})`);
+    db.pragma('synchronous = FULL');
+    db.pragma('trusted_schema = OFF');
+    migrate(db, path);
+    return db;
+  } catch (err) {
+    db.close();
+    throw isWardenError(err) ? err : openError(path, err);
+  }
+}
+
+function migrate(db: Database.Database, path: string): void {
+  db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS meta (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL)');
+    const row = db
+      .prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'schema_version'")
+      .get();
+    const version = row?.value ?? 0;
+    if (version > SQLITE_SCHEMA_VERSION) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CONFIG',
+        `${path} has schema version ${version}, newer than this warden supports (${SQLITE_SCHEMA_VERSION}); upgrade warden`,
+      );
+    }
+    if (version < 1) {
+      db.exec(SCHEMA_V1);
+      db.prepare("INSERT INTO meta (name, value) VALUES ('schema_version', 1)").run();
+    }
+  }).immediate();
+  const rev = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'rev'").get()?.value;
+  const maxEvent =
+    db.prepare<[], { rev: number | null }>('SELECT max(rev) AS rev FROM events').get()?.rev ?? 0;
+  if (rev === undefined || maxEvent > rev) {
+    throw new WardenError('WARDEN_ERR_INTERNAL', `${path}: the event log is ahead of the revision counter`);
+  }
+}
