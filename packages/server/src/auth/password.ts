@@ -7,7 +7,7 @@
  *   $scrypt$ln=15,r=8,p=1$<salt, base64 unpadded>$<key, base64 unpadded>
  *
  * Default parameters: N = 2^15 (ln=15), r = 8, p = 1, a 16-byte random salt and a 32-byte
- * key: 32 MiB of memory and roughly 50–100 ms per hash on a current x86 core, which is
+ * key: 32 MiB of memory and about 100–200 ms per hash on one server core, which is
  * OWASP's recommended minimum for scrypt. Passwords are NFKC-normalised before hashing so
  * the same password typed through different input methods matches (NIST SP 800-63B §5.1.1.2).
  *
