@@ -5,5 +5,6 @@
  */
 export * from './constants';
 export * from './errors';
+export * from './events';
 export * as rpc from './rpc';
 export * from './resources';

@@ -1,0 +1,267 @@
+/**
+ * The audit event catalogue: every kind of audit event Warden records, with a stable code
+ * (`W<4 digits><I|W>`: I for success, W for failure), a one-line summary and the schema of its
+ * type-specific fields. Codes are never reused or renamed; a retired code goes to
+ * `retiredAuditCodes`. Field names are snake_case; no field may be named like a secret
+ * (`isSecretFieldName`), and the audit store drops such fields wherever they appear.
+ * Who may import: everyone (the server emits events, `wctl audit search` reads them).
+ * Tested by `events.test.ts` (codes unique and well formed, schemas, secret names).
+ *
+ * @example
+ *   const input: AuditEventInput = { type: 'user.login', success: false, user: 'alice',
+ *     addr: '10.0.0.7', error: 'invalid credentials', method: 'local' };
+ */
+import { z } from 'zod';
+
+/** The device a trusted-device user acted from, or the device an event is about. */
+export const AuditDeviceSchema = z.object({
+  id: z.string(),
+  os_type: z.string().optional(),
+  asset_tag: z.string().optional(),
+  credential_id: z.string().optional(),
+});
+export type AuditDevice = z.infer<typeof AuditDeviceSchema>;
+
+/** A resource an event is about (a node, a database, an app, a kube cluster, a role…). */
+export const AuditResourceSchema = z.object({
+  kind: z.string(),
+  name: z.string(),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+export type AuditResource = z.infer<typeof AuditResourceSchema>;
+
+/** Fields every event may carry besides those the store fills in (id, code, time). */
+export const auditCommonFields = {
+  /** Defaults to true, or to false for types that only have a failure code. */
+  success: z.boolean().optional(),
+  /** The user who acted (or tried to). */
+  user: z.string().optional(),
+  /** The client's network address. */
+  addr: z.string().optional(),
+  /** Why it failed, for failures: a user-facing message, never a secret. */
+  error: z.string().optional(),
+  /** The trusted device the user acted from (DESIGN §5). */
+  device: AuditDeviceSchema.optional(),
+};
+
+const str = z.string().optional();
+const strs = z.array(z.string()).optional();
+const protocol = z.enum(['ssh', 'db', 'app', 'kube', 'api']);
+
+function entry<
+  const S extends string | undefined,
+  const F extends string | undefined,
+  T extends z.ZodRawShape,
+>(code: S, failureCode: F, summary: string, fields: T) {
+  return { code, failureCode, summary, fields: z.object(fields) };
+}
+
+/**
+ * Every audit event type. `code` is used when `success` is true, `failureCode` when false; a
+ * type without one of them cannot have that outcome.
+ */
+export const auditEventCatalogue = {
+  'user.login': entry('W1000I', 'W1000W', 'A user logged in, or a login attempt failed', {
+    method: str,
+    mfa: str,
+  }),
+  'user.create': entry('W1001I', undefined, 'A user was created', { name: z.string(), roles: strs }),
+  'user.update': entry('W1002I', undefined, 'A user was updated', { name: z.string(), roles: strs }),
+  'user.delete': entry('W1003I', undefined, 'A user was deleted', { name: z.string() }),
+  'user.signup': entry('W1004I', 'W1004W', 'A user completed signup (password and second factor)', {
+    name: str,
+    mfa: str,
+  }),
+  'user.password_reset': entry('W1005I', undefined, "A user's invite was reissued (password reset)", {
+    name: z.string(),
+    expires: str,
+  }),
+  'cert.create': entry('W2000I', undefined, 'Certificates were issued to a user', {
+    cert_type: z.enum(['user', 'host', 'db', 'openssh']),
+    roles: strs,
+    logins: strs,
+    expires: str,
+    /** True when the certificates carry the device trust extensions. */
+    device_extensions: z.boolean().optional(),
+  }),
+  'role.created': entry('W3000I', undefined, 'A role was created', { name: z.string() }),
+  'role.updated': entry('W3001I', undefined, 'A role was updated', { name: z.string() }),
+  'role.deleted': entry('W3002I', undefined, 'A role was deleted', { name: z.string() }),
+  'cluster_auth_preference.updated': entry('W3100I', undefined, 'The cluster auth preference was updated', {
+    second_factor: str,
+    device_trust_mode: str,
+  }),
+  'lock.created': entry('W3200I', undefined, 'A lock was created', {
+    name: z.string(),
+    target: z.record(z.string(), z.string()).optional(),
+    message: str,
+    expires: str,
+  }),
+  'lock.deleted': entry('W3201I', undefined, 'A lock was deleted', { name: z.string() }),
+  'resource.create': entry('W3300I', undefined, 'A resource was created', {
+    kind: z.string(),
+    name: z.string(),
+  }),
+  'resource.update': entry('W3301I', undefined, 'A resource was updated', {
+    kind: z.string(),
+    name: z.string(),
+  }),
+  'resource.delete': entry('W3302I', undefined, 'A resource was deleted', {
+    kind: z.string(),
+    name: z.string(),
+  }),
+  'access.allowed': entry('W4000I', undefined, 'The access checker allowed access to a resource', {
+    protocol,
+    resource: AuditResourceSchema,
+    login: str,
+    db_user: str,
+    db_name: str,
+  }),
+  'access.denied': entry(undefined, 'W4001W', 'The access checker denied access to a resource', {
+    protocol,
+    resource: AuditResourceSchema.optional(),
+    login: str,
+    db_user: str,
+    db_name: str,
+  }),
+  'device.create': entry('W5000I', undefined, 'A device was added to the inventory', {
+    device_id: z.string(),
+    asset_tag: str,
+    os_type: str,
+  }),
+  'device.delete': entry('W5001I', undefined, 'A device was removed from the inventory', {
+    device_id: z.string(),
+    asset_tag: str,
+  }),
+  'device.token.create': entry('W5002I', undefined, 'A device enrollment token was created', {
+    device_id: z.string(),
+    asset_tag: str,
+    expires: str,
+  }),
+  'device.enroll': entry('W5003I', 'W5003W', 'A device enrolled (or failed to) with its TPM', {
+    device_id: str,
+    asset_tag: str,
+    os_type: str,
+    credential_id: str,
+    attestation_type: str,
+  }),
+  'device.authenticate': entry('W5004I', 'W5004W', 'A device authenticated (or failed to) at login', {
+    device_id: str,
+    credential_id: str,
+  }),
+  'session.start': entry('W6000I', undefined, 'A session to a resource started', {
+    protocol,
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    login: str,
+  }),
+  'session.end': entry('W6001I', undefined, 'A session to a resource ended', {
+    protocol,
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    login: str,
+  }),
+} as const;
+
+export type AuditEventType = keyof typeof auditEventCatalogue;
+
+/** Codes that were used once and must never be given to another event. */
+export const retiredAuditCodes: readonly string[] = [];
+
+type Catalogue = typeof auditEventCatalogue;
+type CodesOf<T extends AuditEventType> = Exclude<
+  Catalogue[T]['code'] | Catalogue[T]['failureCode'],
+  undefined
+>;
+export type AuditCode = { [T in AuditEventType]: CodesOf<T> }[AuditEventType];
+
+type CommonInput = z.input<z.ZodObject<typeof auditCommonFields>>;
+
+/** What an emitter passes to `AuditLog.emit`: common fields plus the type's own fields. */
+export type AuditEventInput = {
+  [T in AuditEventType]: { type: T } & CommonInput & z.input<Catalogue[T]['fields']>;
+}[AuditEventType];
+
+/** A stored event as search returns it: the common envelope plus type-specific fields. */
+export const AuditEventSchema = z.looseObject({
+  /** Unique ID (UUID) assigned by the store. */
+  id: z.string(),
+  code: z.string(),
+  type: z.string(),
+  /** RFC 3339 UTC time with milliseconds, from the store's clock. */
+  time: z.string(),
+  success: z.boolean(),
+  user: z.string().optional(),
+  addr: z.string().optional(),
+  error: z.string().optional(),
+  device: AuditDeviceSchema.optional(),
+  /** Paths of fields the store removed because they were named like secrets. */
+  redacted: z.array(z.string()).optional(),
+});
+export type AuditEvent = z.infer<typeof AuditEventSchema>;
+
+/** One row per event type, for docs and tests. */
+export interface AuditEventTypeInfo {
+  type: AuditEventType;
+  code: string | undefined;
+  failureCode: string | undefined;
+  summary: string;
+  fields: string[];
+}
+
+export const auditEventTypes: readonly AuditEventTypeInfo[] = Object.entries(auditEventCatalogue).map(
+  ([type, e]) => ({
+    type: type as AuditEventType,
+    code: e.code,
+    failureCode: e.failureCode,
+    summary: e.summary,
+    fields: Object.keys(e.fields.shape),
+  }),
+);
+
+/** True when `type` names an entry of the catalogue. */
+export function isAuditEventType(type: unknown): type is AuditEventType {
+  return typeof type === 'string' && Object.hasOwn(auditEventCatalogue, type);
+}
+
+/** The code for an outcome of a type, or undefined when that type cannot have that outcome. */
+export function auditCode(type: AuditEventType, success: boolean): AuditCode | undefined {
+  const e = auditEventCatalogue[type];
+  return (success ? e.code : e.failureCode) as AuditCode | undefined;
+}
+
+const SECRET_WORDS = new Set(['password', 'passwd', 'passphrase', 'secret', 'token', 'otp', 'totp', 'hotp']);
+const SECRET_PAIRS = [
+  ['private', 'key'],
+  ['api', 'key'],
+  ['session', 'key'],
+];
+
+function words(name: string): string[] {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+}
+
+/**
+ * True when a field name looks like it holds a secret: one of its words (split at `_`, `-`,
+ * `.` and camelCase) is password, passwd, passphrase, secret, token, otp, totp or hotp, or it
+ * contains private+key, api+key or session+key, or it is written as one word such as
+ * `privatekey`. Such fields never reach the audit log.
+ *
+ * @example
+ *   isSecretFieldName('private_key'); // true
+ *   isSecretFieldName('tokenName');   // true
+ *   isSecretFieldName('credential_id'); // false
+ */
+export function isSecretFieldName(name: string): boolean {
+  const w = words(name);
+  if (w.some((x) => SECRET_WORDS.has(x))) return true;
+  for (const [a, b] of SECRET_PAIRS) {
+    if (w.includes(`${a}${b}`)) return true;
+    for (let i = 0; i + 1 < w.length; i++) if (w[i] === a && w[i + 1] === b) return true;
+  }
+  return false;
+}
