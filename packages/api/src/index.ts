@@ -7,4 +7,5 @@ export * from './constants';
 export * from './errors';
 export * from './events';
 export * as rpc from './rpc';
+export * from './certs';
 export * from './resources';

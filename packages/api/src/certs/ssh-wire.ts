@@ -1,0 +1,121 @@
+/**
+ * The SSH wire encoding (RFC 4251 §5) used by OpenSSH public keys and certificates:
+ * uint32, uint64, string and name-list, read and written by two small classes.
+ * The reader checks every length against what is left, so truncated or garbage input becomes
+ * a WardenError('WARDEN_ERR_BAD_CERTIFICATE'), never a RangeError or an out-of-bounds read.
+ * Who may import: the certs module only (not exported from `@warden/api`).
+ */
+
+import { WardenError } from '../errors';
+
+/** Largest single string we accept; OpenSSH's own limit for a whole key blob is 16 KiB-ish. */
+const MAX_STRING = 1 << 20;
+
+export class SshReader {
+  readonly #buf: Buffer;
+  #pos = 0;
+
+  constructor(buf: Uint8Array) {
+    this.#buf = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** Bytes consumed so far. */
+  get offset(): number {
+    return this.#pos;
+  }
+
+  get remaining(): number {
+    return this.#buf.length - this.#pos;
+  }
+
+  #need(n: number, what: string): void {
+    if (n > this.remaining) throw malformed(`truncated ${what}`);
+  }
+
+  uint32(what = 'uint32'): number {
+    this.#need(4, what);
+    const v = this.#buf.readUInt32BE(this.#pos);
+    this.#pos += 4;
+    return v;
+  }
+
+  uint64(what = 'uint64'): bigint {
+    this.#need(8, what);
+    const v = this.#buf.readBigUInt64BE(this.#pos);
+    this.#pos += 8;
+    return v;
+  }
+
+  /** A length-prefixed byte string (a copy). */
+  bytes(what = 'string'): Buffer {
+    const len = this.uint32(`${what} length`);
+    if (len > MAX_STRING) throw malformed(`${what} too long`);
+    this.#need(len, what);
+    const v = Buffer.from(this.#buf.subarray(this.#pos, this.#pos + len));
+    this.#pos += len;
+    return v;
+  }
+
+  /** A length-prefixed UTF-8 string; rejects invalid UTF-8 and NUL bytes. */
+  string(what = 'string'): string {
+    const raw = this.bytes(what);
+    let s: string;
+    try {
+      s = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    } catch {
+      throw malformed(`${what} is not valid UTF-8`);
+    }
+    if (s.includes('\0')) throw malformed(`${what} contains a NUL byte`);
+    return s;
+  }
+
+  /** Fails unless every byte was consumed. */
+  end(what: string): void {
+    if (this.remaining !== 0) throw malformed(`trailing bytes after ${what}`);
+  }
+}
+
+export class SshWriter {
+  readonly #parts: Buffer[] = [];
+
+  uint32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`uint32 out of range: ${v}`);
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(v);
+    this.#parts.push(b);
+    return this;
+  }
+
+  uint64(v: bigint): this {
+    if (v < 0n || v > 0xffffffffffffffffn) throw new RangeError(`uint64 out of range: ${v}`);
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(v);
+    this.#parts.push(b);
+    return this;
+  }
+
+  bytes(v: Uint8Array): this {
+    this.uint32(v.length);
+    this.#parts.push(Buffer.from(v));
+    return this;
+  }
+
+  string(v: string): this {
+    return this.bytes(Buffer.from(v, 'utf8'));
+  }
+
+  /** Appends bytes without a length prefix. */
+  raw(v: Uint8Array): this {
+    this.#parts.push(Buffer.from(v));
+    return this;
+  }
+
+  toBuffer(): Buffer {
+    return Buffer.concat(this.#parts);
+  }
+}
+
+/** The error every parser in this module throws for bad input. */
+export function malformed(reason: string): WardenError {
+  return new WardenError('WARDEN_ERR_BAD_CERTIFICATE', `malformed SSH data: ${reason}`);
+}
