@@ -120,9 +120,9 @@ test('AuditEventInput is typed per event type', () => {
   const fine: AuditEventInput = { type: 'role.created', name: 'auditor', user: 'admin' };
   // @ts-expect-error: role.created needs its name
   const missing: AuditEventInput = { type: 'role.created' };
-  // @ts-expect-error: protocol must be one of the catalogue's protocols
   const wrong: AuditEventInput = {
     type: 'session.start',
+    // @ts-expect-error: protocol must be one of the catalogue's protocols
     protocol: 'telnet',
     session_id: 's',
     resource: fine as never,
