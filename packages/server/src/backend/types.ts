@@ -47,8 +47,10 @@ export interface WatchOptions {
 
 /**
  * A stream of events for a prefix. Iterate with `for await`. The iterator throws
- * WARDEN_ERR_COMPACTED if `sinceRev` was compacted, and ends when `close()` is called or the
- * backend closes.
+ * WARDEN_ERR_COMPACTED if `sinceRev` is below the compacted revision (also later, if a slow
+ * reader falls behind compaction) and WARDEN_ERR_CLOSED if the backend was already closed;
+ * it ends when `close()` is called (or the loop breaks) or the backend closes. A pending
+ * watcher does not keep the Node.js event loop alive.
  */
 export interface Watcher extends AsyncIterable<BackendEvent> {
   close(): void;
@@ -64,10 +66,14 @@ export interface Backend {
   put(key: string, value: string, opts?: WriteOptions): Promise<Item>;
   /** Writes only if the item's current modRev equals `expectedModRev`; else COMPARE_FAILED (NOT_FOUND if absent). */
   compareAndSwap(key: string, expectedModRev: number, value: string, opts?: WriteOptions): Promise<Item>;
-  /** Deletes the key; false if it did not exist. With `expectedModRev`, only if unchanged (else COMPARE_FAILED). */
+  /**
+   * Deletes the key; false if it did not exist (with or without `expectedModRev`). With
+   * `expectedModRev`, only if unchanged (else COMPARE_FAILED).
+   */
   delete(key: string, opts?: { expectedModRev?: number }): Promise<boolean>;
   /** Deletes every key with the prefix (one revision per deleted key); returns how many. */
   deleteRange(prefix: string): Promise<number>;
+  /** Bad arguments throw BAD_PARAMETER at once; other errors come from the iterator. */
   watch(prefix: string, opts: WatchOptions): Watcher;
   /** The latest revision. */
   currentRev(): Promise<number>;
