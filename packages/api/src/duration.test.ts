@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isWardenError } from './errors';
 import { formatDuration, parseDuration, tryParseDuration } from './duration';
+import { isWardenError } from './errors';
 
 test('parses Go-style durations', () => {
   assert.equal(parseDuration('8h'), 8 * 3_600_000);

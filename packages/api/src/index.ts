@@ -3,9 +3,11 @@
  * catalogue and certificate-extension constants. Imports nothing internal; everyone may
  * import it.
  */
+
+export * from './certs';
 export * from './constants';
+export * from './duration';
 export * from './errors';
 export * from './events';
-export * as rpc from './rpc';
-export * from './certs';
 export * from './resources';
+export * as rpc from './rpc';

@@ -141,7 +141,11 @@ export async function runProgram(
       options: Object.fromEntries(
         Object.entries(options).map(([k, o]) => [
           k,
-          { type: o.type, short: o.short, multiple: o.multiple, default: o.default } as never,
+          Object.fromEntries(
+            Object.entries({ type: o.type, short: o.short, multiple: o.multiple, default: o.default }).filter(
+              ([, v]) => v !== undefined,
+            ),
+          ) as never,
         ]),
       ),
       allowPositionals: true,

@@ -2,5 +2,11 @@
  * @warden/server: backend, auth, CAs, access checker, proxy, agents, audit, config and the
  * `warden` command. May import @warden/api and @warden/tpm; never @warden/client.
  */
+export * from './access';
+export * from './audit';
+export * from './auth';
 export * from './backend';
 export * from './clock';
+export * from './config';
+export * from './log';
+export * from './services';

@@ -1,5 +1,10 @@
 /**
- * @warden/testkit: in-process clusters and real external parts (temp dirs, processes) for
- * tests under test/. May import anything; imported only by tests.
+ * @warden/testkit: real parts for the cross-package tests under test/ — a `warden` process in
+ * a temp dir, the built `wsh`/`wctl` run as a user would (argv, stdin lines, exit codes),
+ * TOTP codes computed from a URI. Imported only by tests.
  */
-export {};
+export { type CliResult, runCli } from './cli';
+export { requireTool, type ToolCheck } from './tools';
+export { totpFromUri } from './totp';
+export { signupWithTotp } from './users';
+export { startWarden, type WardenProcess, type WardenStartOptions } from './warden';

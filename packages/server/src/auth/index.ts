@@ -5,6 +5,9 @@
  * Who may import: server services (auth, devicetrust, proxy) and `bin/`; never the client.
  * Tested by the `*.test.ts` files beside each module.
  */
+
+export { ADMIN_USER, AuthServer, type AuthServerOptions, type Caller } from './auth-server';
+export { type Invite, LocalAuthStore, type LocalSecrets } from './local-auth';
 export {
   checkPasswordPolicy,
   DEFAULT_SCRYPT_PARAMS,

@@ -1,0 +1,296 @@
+/**
+ * `warden start|version|--help`, and the composition root of a running Warden.
+ */
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AUTH_PREFERENCE_NAME, isWardenError, WardenError } from '@warden/api';
+import { parse as parseYaml } from 'yaml';
+import { type AuditLog, JsonlAuditSink, MemoryAuditLog, SqliteAuditLog, teeAuditLog } from '../audit';
+import { AuthServer } from '../auth/auth-server';
+import { type Backend, MemoryBackend, SqliteBackend } from '../backend';
+import { CertAuthorities } from '../ca';
+import { systemClock } from '../clock';
+import { assertSupported, formatHostPort, loadConfig, type WardenConfig } from '../config';
+import { createLogger, type Logger } from '../log';
+import { apiRoutes, createRequestHandler } from '../proxy';
+import { createServices } from '../services';
+
+export const VERSION = '0.1.0';
+export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
+const ADMIN_REFRESH_MS = 6 * 60 * 60 * 1000;
+
+export interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+const HELP = `Usage: warden COMMAND [FLAGS]
+
+Warden: an access plane for SSH, databases, apps and Kubernetes with device trust.
+
+Commands:
+  start     Run Warden (auth and proxy; with no config: data in ./warden-data, proxy on 127.0.0.1:3080)
+  version   Print the version
+
+Flags of start:
+  -c, --config=FILE    warden.yaml to read (default: built-in defaults)
+  -d, --data-dir=DIR   data directory (overrides data_dir in the config)
+  -h, --help           show this help
+`;
+
+export async function runWarden(argv: string[], io: Io): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    io.stdout.write(HELP);
+    return cmd ? 0 : 1;
+  }
+  if (cmd === 'version' || cmd === '--version') {
+    io.stdout.write(`warden v${VERSION} node ${process.version}\n`);
+    return 0;
+  }
+  if (cmd !== 'start') {
+    io.stderr.write(`ERROR: unknown command "${cmd}"; run \`warden --help\`\n`);
+    return 1;
+  }
+  let values: { config?: string; 'data-dir'?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'data-dir': { type: 'string', short: 'd' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    io.stderr.write(`ERROR: ${(e as Error).message}\n\n${HELP}`);
+    return 1;
+  }
+  if (values.help) {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  let config: WardenConfig;
+  try {
+    config = loadConfig({ path: values.config, dataDir: values['data-dir'] });
+    assertSupported(config);
+  } catch (e) {
+    io.stderr.write(`ERROR: ${isWardenError(e) ? e.message : (e as Error).message}\n`);
+    return 1;
+  }
+  const logger = createLogger({ severity: config.log.severity, format: config.log.format });
+  let running: Running;
+  try {
+    running = await start(config, logger, io);
+  } catch (e) {
+    io.stderr.write(`ERROR: ${isWardenError(e) ? e.message : (e as Error).message}\n`);
+    if (!isWardenError(e)) logger.error({ err: e }, 'warden failed to start');
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      running.close().then(
+        () => {
+          logger.info({}, 'stopped');
+          resolve(0);
+        },
+        (e) => {
+          logger.error({ err: e }, 'error while shutting down');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+export interface Running {
+  auth: AuthServer;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Whether the config file sets `auth_service.authentication` itself (then it wins over the stored preference). */
+function fileSetsAuthentication(config: WardenConfig): boolean {
+  if (!config.source) return false;
+  try {
+    const doc = parseYaml(readFileSync(config.source, 'utf8')) as {
+      auth_service?: { authentication?: unknown };
+    };
+    return doc?.auth_service?.authentication !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+async function openBackend(config: WardenConfig): Promise<Backend> {
+  switch (config.storage.type) {
+    case 'sqlite':
+      return SqliteBackend.open({ path: config.storage.path });
+    case 'memory':
+      return new MemoryBackend();
+    default:
+      throw new WardenError(
+        'WARDEN_ERR_NOT_IMPLEMENTED',
+        `storage type "${config.storage.type}" is not yet supported`,
+      );
+  }
+}
+
+async function openAudit(config: WardenConfig): Promise<AuditLog> {
+  const primary: AuditLog =
+    config.storage.type === 'memory'
+      ? new MemoryAuditLog({ clock: systemClock })
+      : await SqliteAuditLog.open({ path: join(config.dataDir, 'audit.sqlite'), clock: systemClock });
+  if (!config.authService.audit.jsonlPath) return primary;
+  return teeAuditLog(primary, await JsonlAuditSink.open({ path: config.authService.audit.jsonlPath }));
+}
+
+export async function start(config: WardenConfig, logger: Logger, io: Io): Promise<Running> {
+  const clock = systemClock;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const backend = await openBackend(config);
+  const audit = await openAudit(config);
+  const services = createServices({ backend, clock });
+  const created = await services.ensurePresets();
+  if (created.length) logger.info({ roles: created }, 'created preset roles');
+
+  // The config file's authentication settings win over the stored preference; without them,
+  // the stored one (from `wctl create -f cap.yaml`) stays.
+  const a = config.authService.authentication;
+  const fromFile = fileSetsAuthentication(config);
+  const existing = await services.authPreference.get();
+  if (fromFile || existing.metadata.revision === undefined) {
+    await services.authPreference.upsert({
+      kind: 'cluster_auth_preference',
+      version: 'v2',
+      metadata: { name: AUTH_PREFERENCE_NAME },
+      spec: {
+        ...existing.spec,
+        type: a.type,
+        second_factor: a.secondFactor,
+        device_trust: {
+          ...existing.spec.device_trust,
+          mode: a.deviceTrust.mode,
+          auto_enroll: a.deviceTrust.autoEnroll,
+          ekcert_allowed_cas: a.deviceTrust.ekcertAllowedCas.flatMap((f) => [...f.certificates]),
+        },
+      },
+    } as never);
+  }
+
+  const cas = await CertAuthorities.init({ backend, clusterName: config.authService.clusterName, clock });
+  const publicAddr = formatHostPort(config.proxyService.publicAddr);
+  const auth = new AuthServer({
+    clock,
+    backend,
+    services,
+    cas,
+    audit,
+    logger,
+    clusterName: config.authService.clusterName,
+    proxyPublicAddr: publicAddr,
+    serverVersion: VERSION,
+  });
+
+  // The proxy's TLS certificate from the host CA, for every name clients may use.
+  const listen = config.proxyService.listenAddr;
+  const names = new Set(['localhost', listen.host, config.proxyService.publicAddr.host]);
+  const dnsNames = [...names].filter((n) => n && !isIP(n) && n !== '0.0.0.0');
+  const ipAddresses = [
+    ...new Set(['127.0.0.1', '::1', ...[...names].filter((n) => isIP(n) && n !== '0.0.0.0' && n !== '::')]),
+  ];
+  const tls = await cas.issueHostTlsCert({ dnsNames, ipAddresses, ttlMs: 365 * 24 * 3600 * 1000 });
+  const server = createHttpsServer(
+    {
+      key: tls.privateKey!.toPkcs8Pem(),
+      cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
+      ca: cas.tlsCertPems('user'),
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    createRequestHandler({ routes: apiRoutes(auth), logger, identify: (der) => auth.identify(der) }),
+  );
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new WardenError(
+          'WARDEN_ERR_BAD_CONFIG',
+          e.code === 'EADDRINUSE'
+            ? `proxy_service.listen_addr ${formatHostPort(listen)} is already in use (is another warden running?)`
+            : `cannot listen on ${formatHostPort(listen)}: ${e.message}`,
+        ),
+      ),
+    );
+    server.listen(listen.port, listen.host, () => resolve());
+  });
+
+  // The admin identity for wctl on this host, refreshed well before it expires.
+  const writeAdmin = async () => {
+    const id = await auth.issueAdminIdentity();
+    const file = join(config.dataDir, ADMIN_IDENTITY_FILE);
+    const tmp = `${file}.tmp`;
+    writeFileSync(
+      tmp,
+      JSON.stringify({
+        proxy: publicAddr,
+        cluster: config.authService.clusterName,
+        cert_pem: id.certPem,
+        key_pem: id.keyPem,
+        host_ca_pems: cas.tlsCertPems('host'),
+        expires: id.expires.toISOString(),
+      }),
+      { mode: 0o600 },
+    );
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, file);
+  };
+  await writeAdmin();
+  const refresh = setInterval(() => {
+    writeAdmin().catch((e) => logger.error({ err: e }, 'failed to refresh the admin identity'));
+  }, ADMIN_REFRESH_MS);
+  refresh.unref();
+
+  const pin = cas.caPin('host');
+  const users = await services.users.list();
+  io.stdout.write(
+    `Warden v${VERSION} (cluster "${config.authService.clusterName}", data in ${config.dataDir})\n` +
+      `Proxy listening on https://${formatHostPort(listen)} (public address ${publicAddr})\n` +
+      `Clients trust it with --ca-pin=${pin}\n`,
+  );
+  if (users.length === 0) {
+    io.stdout.write(
+      '\nNo users yet. Create the first one from this host (wctl uses the admin identity in the data dir):\n\n' +
+        `  wctl users add alice --roles=access,editor --logins=root${config.dataDir === join(process.cwd(), 'warden-data') ? '' : ` --data-dir=${config.dataDir}`}\n\n` +
+        'then follow the signup command it prints.\n',
+    );
+  }
+  logger.info({ addr: formatHostPort(listen), cluster: config.authService.clusterName }, 'warden started');
+
+  return {
+    auth,
+    server,
+    async close() {
+      clearInterval(refresh);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await audit.close();
+      await backend.close();
+    },
+  };
+}

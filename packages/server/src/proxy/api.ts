@@ -1,0 +1,144 @@
+/**
+ * The RPC routes of the proxy's HTTPS API, each a thin call into the auth service.
+ */
+import { parseResourceRef, rpc, WardenError } from '@warden/api';
+import type { z } from 'zod';
+import type { AuthServer, Caller } from '../auth/auth-server';
+import type { RequestContext, Route } from './router';
+
+const R = rpc.Routes;
+
+function caller(ctx: RequestContext<unknown>): Caller {
+  if (!ctx.identity) throw new WardenError('WARDEN_ERR_NOT_LOGGED_IN');
+  return { identity: ctx.identity, addr: ctx.addr };
+}
+
+function kindOf(word: string) {
+  const ref = parseResourceRef(word);
+  return ref.kind;
+}
+
+export function apiRoutes(auth: AuthServer): Route[] {
+  const route = <B>(
+    r: Omit<Route, 'handler'> & { handler(ctx: RequestContext<B>): Promise<unknown> },
+  ): Route => r as unknown as Route;
+  return [
+    route({ method: 'GET', path: R.ping, auth: 'none', handler: () => auth.ping() }),
+    route<z.infer<typeof rpc.SignupBeginRequest>>({
+      method: 'POST',
+      path: R.signupBegin,
+      auth: 'none',
+      body: rpc.SignupBeginRequest,
+      handler: (ctx) => auth.signupBegin(ctx.body.token),
+    }),
+    route<z.infer<typeof rpc.SignupFinishRequest>>({
+      method: 'POST',
+      path: R.signupFinish,
+      auth: 'none',
+      body: rpc.SignupFinishRequest,
+      handler: (ctx) => auth.signupFinish(ctx.body, ctx.addr),
+    }),
+    route<rpc.LoginRequest>({
+      method: 'POST',
+      path: R.login,
+      auth: 'none',
+      body: rpc.LoginRequest,
+      handler: (ctx) => auth.login(ctx.body, ctx.addr),
+    }),
+    route({
+      method: 'GET',
+      path: R.whoami,
+      auth: 'user',
+      handler: async (ctx) => {
+        const id = caller(ctx).identity;
+        return { user: id.user, roles: id.roles, logins: id.logins };
+      },
+    }),
+    route({
+      method: 'GET',
+      path: `${R.resources}/:kind`,
+      auth: 'user',
+      handler: async (ctx) => ({ items: await auth.listResources(caller(ctx), kindOf(ctx.params.kind!)) }),
+    }),
+    route({
+      method: 'GET',
+      path: `${R.resources}/:kind/:name`,
+      auth: 'user',
+      handler: async (ctx) => ({
+        resource: await auth.getResource(caller(ctx), kindOf(ctx.params.kind!), ctx.params.name!),
+      }),
+    }),
+    route<z.infer<typeof rpc.CreateResourceRequest>>({
+      method: 'POST',
+      path: R.resources,
+      auth: 'user',
+      body: rpc.CreateResourceRequest,
+      handler: (ctx) =>
+        auth.putResource(caller(ctx), ctx.body.resource, {
+          force: ctx.body.force,
+          expectedRevision: ctx.body.expected_revision,
+        }),
+    }),
+    route({
+      method: 'DELETE',
+      path: `${R.resources}/:kind/:name`,
+      auth: 'user',
+      handler: async (ctx) => {
+        await auth.deleteResource(caller(ctx), kindOf(ctx.params.kind!), ctx.params.name!);
+        return {};
+      },
+    }),
+    route<z.infer<typeof rpc.AddUserRequest>>({
+      method: 'POST',
+      path: R.users,
+      auth: 'user',
+      body: rpc.AddUserRequest,
+      handler: (ctx) => auth.addUser(caller(ctx), ctx.body),
+    }),
+    route({
+      method: 'POST',
+      path: `${R.users}/:name/reset`,
+      auth: 'user',
+      handler: (ctx) => auth.resetUser(caller(ctx), ctx.params.name!),
+    }),
+    route<z.infer<typeof rpc.CreateLockRequest>>({
+      method: 'POST',
+      path: R.locks,
+      auth: 'user',
+      body: rpc.CreateLockRequest,
+      handler: (ctx) => auth.createLock(caller(ctx), ctx.body),
+    }),
+    route({
+      method: 'GET',
+      path: `${R.authorities}/:type/export`,
+      auth: 'user',
+      handler: async (ctx) => auth.exportAuthority(ctx.params.type!),
+    }),
+    route({
+      method: 'GET',
+      path: R.audit,
+      auth: 'user',
+      handler: async (ctx) => {
+        const q = ctx.query;
+        const limit = q.get('limit') ? Number(q.get('limit')) : undefined;
+        if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) {
+          throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'limit must be a whole number from 1 to 10000');
+        }
+        for (const t of ['from', 'to']) {
+          const v = q.get(t);
+          if (v && Number.isNaN(Date.parse(v)))
+            throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid ${t} time "${v}"`);
+        }
+        return {
+          events: await auth.searchAudit(caller(ctx), {
+            from: q.get('from') ?? undefined,
+            to: q.get('to') ?? undefined,
+            types: q.getAll('type'),
+            user: q.get('user') ?? undefined,
+            limit,
+          }),
+        };
+      },
+    }),
+  ];
+}

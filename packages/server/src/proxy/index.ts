@@ -1,0 +1,13 @@
+/**
+ * The proxy: the HTTPS listener on the proxy port serving the RPC API (and, in later issues,
+ * ALPN-routed SSH and database traffic). Who may import: `bin/`. Tested end to end in test/.
+ */
+export { apiRoutes } from './api';
+export {
+  createRequestHandler,
+  type Logger,
+  type RequestContext,
+  type RequestIdentity,
+  type Route,
+  type RouterOptions,
+} from './router';

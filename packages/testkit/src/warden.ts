@@ -1,0 +1,102 @@
+/**
+ * A real `warden start` process (the built dist/warden.js) in a temp data dir on a free port.
+ * Waits until the proxy answers, exposes the CA pin, and stops with SIGTERM.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../../..');
+
+export interface WardenStartOptions {
+  /** Extra YAML appended to a minimal config (sections other than proxy_service/storage). */
+  configYaml?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface WardenProcess {
+  dir: string;
+  dataDir: string;
+  proxy: string;
+  caPin: string;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** Env for wctl (admin identity) and wsh (own WARDEN_HOME) in this cluster. */
+  env: NodeJS.ProcessEnv;
+  child: ChildProcess;
+  stop(): Promise<number | null>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+export async function startWarden(opts: WardenStartOptions = {}): Promise<WardenProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-test-'));
+  const dataDir = join(dir, 'data');
+  const port = await freePort();
+  const proxy = `127.0.0.1:${port}`;
+  const config = join(dir, 'warden.yaml');
+  writeFileSync(
+    config,
+    `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${opts.configYaml ?? ''}`,
+  );
+  const child = spawn(process.execPath, [join(root, 'dist', 'warden.js'), 'start', '--config', config], {
+    cwd: dir,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (c) => {
+    out += c;
+  });
+  child.stderr!.on('data', (c) => {
+    out += c;
+  });
+  const caPin = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`warden did not start in 30 s:\n${out}`)), 30_000);
+    const check = () => {
+      const m = /--ca-pin=(sha256:[0-9a-f]{64})/.exec(out);
+      if (m && /listening/i.test(out)) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    child.stderr!.on('data', check);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`warden exited with ${code} before it was ready:\n${out}`));
+    });
+  });
+  const home = join(dir, 'home');
+  return {
+    dir,
+    dataDir,
+    proxy,
+    caPin,
+    output: () => out,
+    env: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: home, WARDEN_PROXY: proxy },
+    child,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+        child.kill('SIGTERM');
+        const code = await exited;
+        rmSync(dir, { recursive: true, force: true });
+        return code;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      return child.exitCode;
+    },
+  };
+}
