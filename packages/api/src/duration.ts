@@ -21,7 +21,10 @@ export function tryParseDuration(text: string): number | undefined {
 export function parseDuration(text: string, what = 'duration'): number {
   const ms = tryParseDuration(text);
   if (ms === undefined) {
-    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid ${what} "${text}": expected a duration like 30m, 8h or 1h30m`);
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `invalid ${what} "${text}": expected a duration like 30m, 8h or 1h30m`,
+    );
   }
   return ms;
 }

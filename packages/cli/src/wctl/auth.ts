@@ -30,6 +30,6 @@ export async function runStatus(ctx: CommandContext): Promise<number> {
     ['Acting as', session.who],
     ...ping.host_ca_pems.map((p): [string, string] => ['CA pin', caPin(p)]),
   ];
-  ctx.stdout.write(rows.map(([k, v]) => `${`${k}:`.padEnd(15)}${v}`).join('\n') + '\n');
+  ctx.stdout.write(`${rows.map(([k, v]) => `${`${k}:`.padEnd(15)}${v}`).join('\n')}\n`);
   return 0;
 }

@@ -43,7 +43,7 @@ export function printStatus(ctx: CommandContext, profile: LoadedProfile): void {
     ['Extensions:', v.extensions.join(', ')],
   ];
   ctx.stdout.write(
-    rows.map(([k, val], i) => `${i === 0 ? '>' : ' '} ${k.padEnd(14)} ${val}`).join('\n') + '\n',
+    `${rows.map(([k, val], i) => `${i === 0 ? '>' : ' '} ${k.padEnd(14)} ${val}`).join('\n')}\n`,
   );
 }
 

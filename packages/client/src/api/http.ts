@@ -26,7 +26,7 @@ export interface HttpOptions {
 export function splitHostPort(addr: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(addr.trim());
   const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || !m[1] || port < 1 || port > 65535) {
+  if (!m?.[1] || port < 1 || port > 65535) {
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid proxy address "${addr}": expected HOST:PORT`);
   }
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
