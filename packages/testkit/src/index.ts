@@ -5,6 +5,6 @@
  */
 export { type CliResult, runCli } from './cli';
 export { requireTool, type ToolCheck } from './tools';
-export { totpFromUri } from './totp';
+export { Authenticator, totpFromUri } from './totp';
 export { signupWithTotp } from './users';
 export { startWarden, type WardenProcess, type WardenStartOptions } from './warden';

@@ -66,7 +66,7 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
     const timer = setTimeout(() => rej(new Error(`warden did not start in 30 s:\n${out}`)), 30_000);
     const check = () => {
       const m = /--ca-pin=(sha256:[0-9a-f]{64})/.exec(out);
-      if (m && /listening/i.test(out)) {
+      if (m && /warden started/.test(out)) {
         clearTimeout(timer);
         res(m[1]!);
       }

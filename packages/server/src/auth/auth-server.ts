@@ -538,13 +538,14 @@ export class AuthServer {
     };
     const name = res.metadata.name;
     const existing = await store.find(name);
+    // Authorize before saying anything about the resource (its existence included).
+    await this.#authorize(caller, kind, existing ? 'update' : 'create');
     if (existing && !opts.force) {
       throw new WardenError(
         'WARDEN_ERR_ALREADY_EXISTS',
         `${kind} "${name}" already exists; use -f/--force to overwrite it`,
       );
     }
-    await this.#authorize(caller, kind, existing ? 'update' : 'create');
     let stored: Resource;
     if (opts.expectedRevision) {
       stored = await store.update({
