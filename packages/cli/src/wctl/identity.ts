@@ -28,7 +28,7 @@ export interface Session {
 }
 
 export function openSession(ctx: CommandContext): Session {
-  const explicit = str(ctx.values, 'data-dir') ?? ctx.env.WARDEN_DATA_DIR;
+  const explicit = str(ctx.values, 'data-dir') ?? (ctx.env.WARDEN_DATA_DIR || undefined);
   const dir = resolve(explicit ?? 'warden-data');
   const file = join(dir, ADMIN_IDENTITY_FILE);
   if (existsSync(file)) {

@@ -1,0 +1,133 @@
+/**
+ * `warden` itself: help, version, bad configs (one clear error, exit 1, nothing written),
+ * unsupported storage, and the zero-config start from the README.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { runCli } from '@warden/testkit';
+
+const root = resolve(import.meta.dirname, '..');
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'warden-cli-'));
+}
+
+test('warden --help and version', async () => {
+  const help = await runCli('warden', ['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: warden COMMAND/);
+  assert.match(help.stdout, /--data-dir=DIR/);
+  const version = await runCli('warden', ['version']);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^warden v\d+\.\d+\.\d+/);
+  const unknown = await runCli('warden', ['strat']);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /unknown command "strat"/);
+});
+
+test('a bad config is one clear error naming the field and line, exit 1, nothing written', async () => {
+  const dir = tempDir();
+  try {
+    const data = join(dir, 'data');
+    const cases: [string, RegExp][] = [
+      [
+        `version: v1\ndata_dir: ${data}\nauth_service:\n  authentication:\n    second_factor: maybe\n`,
+        /auth_service\.authentication\.second_factor: .*on, otp, off.*line 5/,
+      ],
+      [
+        `version: v1\ndata_dir: ${data}\nproxy_service:\n  listen_addr: nowhere\n`,
+        /proxy_service\.listen_addr.*line 4/,
+      ],
+      [`version: v1\ndata_dir: ${data}\nauth_servise: {}\n`, /auth_servise.*line 3/],
+      [`version: v1\ndata_dir: ${data}\nstorage: [\n`, /line \d/],
+    ];
+    for (const [yaml, expected] of cases) {
+      const file = join(dir, 'warden.yaml');
+      writeFileSync(file, yaml);
+      const res = await runCli('warden', ['start', '--config', file]);
+      assert.equal(res.code, 1, yaml);
+      assert.match(res.stderr, expected);
+      assert.equal(res.stderr.trim().split('\n').length, 1, `one line: ${res.stderr}`);
+      assert.equal(existsSync(data), false, 'nothing written');
+    }
+    const missing = await runCli('warden', ['start', '--config', join(dir, 'nope.yaml')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /cannot read config file/);
+    const pg = join(dir, 'pg.yaml');
+    writeFileSync(
+      pg,
+      `version: v1\ndata_dir: ${data}\nstorage:\n  type: postgres\n  conn_string: postgres://warden@db/warden\n`,
+    );
+    const res = await runCli('warden', ['start', '--config', pg]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /storage type "postgres" is not yet supported/);
+    assert.equal(existsSync(data), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with no config at all, warden starts with data in ./warden-data and the proxy on 127.0.0.1:3080', async () => {
+  const dir = tempDir();
+  const child = spawn(process.execPath, [join(root, 'dist', 'warden.js'), 'start'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c) => {
+    out += c;
+  });
+  child.stderr.on('data', (c) => {
+    out += c;
+  });
+  try {
+    await new Promise<void>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`not started:\n${out}`)), 30_000);
+      const check = () => {
+        if (/warden started/.test(out)) {
+          clearTimeout(t);
+          res();
+        }
+      };
+      child.stdout.on('data', check);
+      child.stderr.on('data', check);
+      child.on('exit', () => rej(new Error(`exited:\n${out}`)));
+    });
+    assert.match(out, /Proxy listening on https:\/\/127\.0\.0\.1:3080/);
+    assert.ok(readdirSync(join(dir, 'warden-data')).includes('backend.sqlite'));
+    const status = await runCli('wctl', ['status'], { cwd: dir, env: { WARDEN_DATA_DIR: '' } });
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /Cluster: +warden/);
+  } finally {
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('wctl without an identity explains where it looked', async () => {
+  const dir = tempDir();
+  try {
+    const res = await runCli('wctl', ['get', 'users'], {
+      cwd: dir,
+      env: { WARDEN_HOME: join(dir, 'home'), WARDEN_DATA_DIR: '' },
+    });
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /no identity: run wctl on the auth host/);
+    const help = await runCli('wctl', ['lock', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--device=ID/);
+    const wshHelp = await runCli('wsh', ['--help']);
+    assert.match(wshHelp.stdout, /signup/);
+    const bad = await runCli('wsh', ['login', '--bogus']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /Unknown option '--bogus'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
