@@ -4,7 +4,6 @@
  * `ERROR: <message>` and an exit code. Subcommand modules load lazily so the CLIs start fast.
  */
 import { parseArgs } from 'node:util';
-import { isWardenError } from '@warden/api';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -175,7 +174,8 @@ export async function runProgram(
 }
 
 export function formatError(e: unknown, env: NodeJS.ProcessEnv): string {
-  if (isWardenError(e)) return `ERROR: ${e.message}`;
+  // Checked by shape, not instanceof: this module must not load @warden/api, so `--help` stays fast.
+  if ((e as Error)?.name === 'WardenError') return `ERROR: ${(e as Error).message}`;
   if (env.WARDEN_DEBUG) return `ERROR: ${(e as Error)?.stack ?? String(e)}`;
   return `ERROR: ${(e as Error)?.message ?? String(e)}`;
 }
