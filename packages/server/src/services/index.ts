@@ -1,0 +1,23 @@
+/**
+ * Typed services over the Backend (DESIGN §3): one generic `ResourceService` per kind
+ * (validated reads and writes, compare-and-swap on `metadata.revision`, TTL from expiry),
+ * the `Services` bundle (users, roles, locks, cluster auth preference, preset roles), and
+ * `ResourceCache`, the list-then-watch view that proxies and agents keep.
+ * Who may import: server modules (auth, proxy, agents, bin). Tested by the colocated
+ * `*.test.ts` against MemoryBackend.
+ */
+export {
+  type CacheChange,
+  DEFAULT_CACHE_RETRY_DELAY_MS,
+  ResourceCache,
+  type ResourceCacheOptions,
+} from './resource-cache';
+export { ResourceService, type ResourceServiceOptions } from './resource-service';
+export {
+  AuthPreferenceService,
+  createServices,
+  defaultAuthPreference,
+  lockExpiry,
+  ResourcePrefixes,
+  type Services,
+} from './services';

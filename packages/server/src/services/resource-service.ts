@@ -1,0 +1,203 @@
+/**
+ * One typed store per resource kind over the Backend: values are the api schema's JSON,
+ * validated on every read and write; `metadata.revision` is the item's modRev, so `update`
+ * is a compare-and-swap; `metadata.expires` (and a lock's `spec.expires`) become the
+ * item's TTL. Internal to `services/`; the public surface is `services/index.ts`.
+ */
+import {
+  isWardenError,
+  nameSchema,
+  type ResourceByKind,
+  type ResourceKind,
+  validateResourceOfKind,
+  WardenError,
+} from '@warden/api';
+import type { Backend, Item, WriteOptions } from '../backend';
+import type { Clock } from '../clock';
+
+export interface ResourceServiceOptions<K extends ResourceKind> {
+  backend: Backend;
+  clock: Clock;
+  kind: K;
+  /** Key prefix ending in `/`; a resource lives at prefix + name. */
+  prefix: string;
+  /** The expiry time (RFC 3339) of a resource, if any; default `metadata.expires`. */
+  expiresOf?: (resource: ResourceByKind[K]) => string | undefined;
+  /** Fills server-set fields before a write (e.g. a lock's `created_at`). */
+  prepare?: (resource: ResourceByKind[K], now: number) => ResourceByKind[K];
+}
+
+/**
+ * A typed store for one kind.
+ *
+ * @example
+ *   const roles = new ResourceService({ backend, clock, kind: 'role', prefix: '/roles/' });
+ *   const dev = await roles.create(devRole);
+ *   await roles.update({ ...dev, spec: { ...dev.spec, options: { max_session_ttl: '8h' } } });
+ */
+export class ResourceService<K extends ResourceKind> {
+  readonly kind: K;
+  readonly prefix: string;
+  readonly #backend: Backend;
+  readonly #clock: Clock;
+  readonly #expiresOf: (resource: ResourceByKind[K]) => string | undefined;
+  readonly #prepare: ((resource: ResourceByKind[K], now: number) => ResourceByKind[K]) | undefined;
+
+  constructor(opts: ResourceServiceOptions<K>) {
+    if (!opts.prefix.startsWith('/') || !opts.prefix.endsWith('/')) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `prefix "${opts.prefix}" must start and end with "/"`,
+      );
+    }
+    this.kind = opts.kind;
+    this.prefix = opts.prefix;
+    this.#backend = opts.backend;
+    this.#clock = opts.clock;
+    this.#expiresOf = opts.expiresOf ?? ((r) => r.metadata.expires);
+    this.#prepare = opts.prepare;
+  }
+
+  /** The backend key of `name`; BAD_PARAMETER for names that are not valid resource names. */
+  keyOf(name: string): string {
+    if (!nameSchema.safeParse(name).success) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `${JSON.stringify(name)} is not a valid ${this.kind} name`,
+      );
+    }
+    return this.prefix + name;
+  }
+
+  /**
+   * Decodes a backend item of this kind, with `metadata.revision` set to its modRev.
+   * A stored value that no longer validates is WARDEN_ERR_INTERNAL (never returned half-checked).
+   */
+  decode(item: Item): ResourceByKind[K] {
+    let value: unknown;
+    try {
+      value = JSON.parse(item.value);
+    } catch {
+      throw new WardenError('WARDEN_ERR_INTERNAL', `stored ${this.kind} at "${item.key}" is not valid JSON`);
+    }
+    let resource: ResourceByKind[K];
+    try {
+      resource = validateResourceOfKind(this.kind, value);
+    } catch (e) {
+      throw new WardenError(
+        'WARDEN_ERR_INTERNAL',
+        `stored ${this.kind} at "${item.key}" is invalid: ${(e as Error).message}`,
+      );
+    }
+    if (this.prefix + resource.metadata.name !== item.key) {
+      throw new WardenError(
+        'WARDEN_ERR_INTERNAL',
+        `stored ${this.kind} at "${item.key}" is named "${resource.metadata.name}"`,
+      );
+    }
+    resource.metadata.revision = String(item.modRev);
+    return resource;
+  }
+
+  /** The resource, or undefined. */
+  async find(name: string): Promise<ResourceByKind[K] | undefined> {
+    const item = await this.#backend.get(this.keyOf(name));
+    return item && this.decode(item);
+  }
+
+  /** The resource, or NOT_FOUND. */
+  async get(name: string): Promise<ResourceByKind[K]> {
+    const found = await this.find(name);
+    if (!found) throw this.#notFound(name);
+    return found;
+  }
+
+  /** Every resource of this kind, in name order. */
+  async list(): Promise<ResourceByKind[K][]> {
+    const { items } = await this.#backend.range(this.prefix);
+    return items.map((item) => this.decode(item));
+  }
+
+  /** Creates the resource; ALREADY_EXISTS if one with its name exists. */
+  async create(resource: ResourceByKind[K]): Promise<ResourceByKind[K]> {
+    const { key, value, opts, name } = this.#encode(resource);
+    try {
+      return this.decode(await this.#backend.create(key, value, opts));
+    } catch (e) {
+      if (isWardenError(e, 'WARDEN_ERR_ALREADY_EXISTS')) {
+        throw new WardenError('WARDEN_ERR_ALREADY_EXISTS', `${this.kind} "${name}" already exists`);
+      }
+      throw e;
+    }
+  }
+
+  /** Creates or overwrites the resource, whatever its revision. */
+  async upsert(resource: ResourceByKind[K]): Promise<ResourceByKind[K]> {
+    const { key, value, opts } = this.#encode(resource);
+    return this.decode(await this.#backend.put(key, value, opts));
+  }
+
+  /**
+   * Overwrites the resource only if it is unchanged since it was read: `metadata.revision`
+   * must be the stored revision (COMPARE_FAILED otherwise, NOT_FOUND if it is gone).
+   */
+  async update(resource: ResourceByKind[K]): Promise<ResourceByKind[K]> {
+    const { key, value, opts, name } = this.#encode(resource);
+    const revision = resource.metadata.revision;
+    const rev = revision === undefined ? Number.NaN : Number(revision);
+    if (!Number.isSafeInteger(rev) || rev < 0 || String(rev) !== revision) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `${this.kind} "${name}": update needs the metadata.revision it was read at`,
+      );
+    }
+    try {
+      return this.decode(await this.#backend.compareAndSwap(key, rev, value, opts));
+    } catch (e) {
+      if (isWardenError(e, 'WARDEN_ERR_NOT_FOUND')) throw this.#notFound(name);
+      if (isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) {
+        throw new WardenError(
+          'WARDEN_ERR_COMPARE_FAILED',
+          `${this.kind} "${name}" changed since it was read; get it again and retry`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** Deletes the resource; NOT_FOUND if it does not exist. */
+  async delete(name: string): Promise<void> {
+    if (!(await this.#backend.delete(this.keyOf(name)))) throw this.#notFound(name);
+  }
+
+  #notFound(name: string): WardenError {
+    return new WardenError('WARDEN_ERR_NOT_FOUND', `${this.kind} "${name}" not found`);
+  }
+
+  #encode(input: ResourceByKind[K]): {
+    key: string;
+    value: string;
+    opts: WriteOptions | undefined;
+    name: string;
+  } {
+    const now = this.#clock.now();
+    let resource = validateResourceOfKind(this.kind, input);
+    if (this.#prepare) resource = validateResourceOfKind(this.kind, this.#prepare(resource, now));
+    const name = resource.metadata.name;
+    const { revision: _revision, ...metadata } = resource.metadata;
+    const value = JSON.stringify({ ...resource, metadata });
+    const expires = this.#expiresOf(resource);
+    let opts: WriteOptions | undefined;
+    if (expires !== undefined) {
+      const ttlMs = Date.parse(expires) - now;
+      if (!(ttlMs > 0)) {
+        throw new WardenError(
+          'WARDEN_ERR_BAD_PARAMETER',
+          `${this.kind} "${name}" expires in the past (${expires})`,
+        );
+      }
+      opts = { ttlMs };
+    }
+    return { key: this.keyOf(name), value, opts, name };
+  }
+}

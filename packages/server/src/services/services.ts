@@ -1,0 +1,152 @@
+/**
+ * The bundle of typed services the auth server works with: users, roles, locks and the
+ * cluster auth preference, plus preset roles at first start.
+ * Internal to `services/`; the public surface is `services/index.ts`.
+ *
+ *   /users/<name>                               user
+ *   /roles/<name>                               role
+ *   /locks/<uuid>                               lock (TTL = spec.expires)
+ *   /cluster_config/cluster-auth-preference     cluster_auth_preference
+ */
+import {
+  AUTH_PREFERENCE_NAME,
+  type AuthPreferenceResource,
+  isWardenError,
+  type LockResource,
+  presetRoles,
+  validateResourceOfKind,
+} from '@warden/api';
+import type { Backend } from '../backend';
+import type { Clock } from '../clock';
+import type { Logger } from '../log';
+import { ResourceCache } from './resource-cache';
+import { ResourceService } from './resource-service';
+
+export const ResourcePrefixes = {
+  user: '/users/',
+  role: '/roles/',
+  lock: '/locks/',
+  cluster_auth_preference: '/cluster_config/',
+} as const;
+
+/** The cluster auth preference used while none is stored: device trust off, OTP second factor. */
+export function defaultAuthPreference(): AuthPreferenceResource {
+  return validateResourceOfKind('cluster_auth_preference', {
+    kind: 'cluster_auth_preference',
+    version: 'v2',
+    metadata: { name: AUTH_PREFERENCE_NAME },
+    spec: { type: 'local', second_factor: 'otp', device_trust: { mode: 'off' } },
+  });
+}
+
+/** The earlier of a lock's `spec.expires` and `metadata.expires`. */
+export function lockExpiry(lock: LockResource): string | undefined {
+  const times = [lock.spec.expires, lock.metadata.expires].filter((t): t is string => t !== undefined);
+  if (times.length === 0) return undefined;
+  return times.reduce((a, b) => (Date.parse(a) <= Date.parse(b) ? a : b));
+}
+
+/** The singleton cluster auth preference; reads fall back to `defaultAuthPreference()`. */
+export class AuthPreferenceService {
+  readonly store: ResourceService<'cluster_auth_preference'>;
+
+  constructor(store: ResourceService<'cluster_auth_preference'>) {
+    this.store = store;
+  }
+
+  /** The stored preference, or the default (without a revision) when none is stored. */
+  async get(): Promise<AuthPreferenceResource> {
+    return (await this.store.find(AUTH_PREFERENCE_NAME)) ?? defaultAuthPreference();
+  }
+
+  /** Stores the preference, replacing any other. */
+  upsert(cap: AuthPreferenceResource): Promise<AuthPreferenceResource> {
+    return this.store.upsert(cap);
+  }
+
+  /**
+   * Compare-and-swap on `metadata.revision`; a preference read as the default (no revision)
+   * is created, and fails with ALREADY_EXISTS if someone stored one meanwhile.
+   */
+  update(cap: AuthPreferenceResource): Promise<AuthPreferenceResource> {
+    return cap.metadata.revision === undefined ? this.store.create(cap) : this.store.update(cap);
+  }
+
+  /** Removes the stored preference (reads return the default again). */
+  async reset(): Promise<void> {
+    try {
+      await this.store.delete(AUTH_PREFERENCE_NAME);
+    } catch (e) {
+      if (!isWardenError(e, 'WARDEN_ERR_NOT_FOUND')) throw e;
+    }
+  }
+}
+
+export interface Services {
+  users: ResourceService<'user'>;
+  roles: ResourceService<'role'>;
+  locks: ResourceService<'lock'>;
+  authPreference: AuthPreferenceService;
+  /** Creates missing preset roles; never overwrites existing ones. Returns the names created. */
+  ensurePresets(): Promise<string[]>;
+  /** A live view of every lock (start it, and close it when done). */
+  lockCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<LockResource>;
+}
+
+/**
+ * @example
+ *   const services = createServices({ backend, clock });
+ *   await services.ensurePresets();
+ *   const alice = await services.users.get('alice');
+ */
+export function createServices(deps: { backend: Backend; clock: Clock }): Services {
+  const { backend, clock } = deps;
+  const users = new ResourceService({ backend, clock, kind: 'user', prefix: ResourcePrefixes.user });
+  const roles = new ResourceService({ backend, clock, kind: 'role', prefix: ResourcePrefixes.role });
+  const locks = new ResourceService({
+    backend,
+    clock,
+    kind: 'lock',
+    prefix: ResourcePrefixes.lock,
+    expiresOf: lockExpiry,
+    prepare: (lock, now) =>
+      lock.spec.created_at
+        ? lock
+        : { ...lock, spec: { ...lock.spec, created_at: new Date(now).toISOString() } },
+  });
+  const authPreference = new AuthPreferenceService(
+    new ResourceService({
+      backend,
+      clock,
+      kind: 'cluster_auth_preference',
+      prefix: ResourcePrefixes.cluster_auth_preference,
+    }),
+  );
+  return {
+    users,
+    roles,
+    locks,
+    authPreference,
+    async ensurePresets() {
+      const created: string[] = [];
+      for (const role of presetRoles()) {
+        try {
+          await roles.create(role);
+          created.push(role.metadata.name);
+        } catch (e) {
+          if (!isWardenError(e, 'WARDEN_ERR_ALREADY_EXISTS')) throw e;
+        }
+      }
+      return created;
+    },
+    lockCache(opts = {}) {
+      return new ResourceCache({
+        backend,
+        clock,
+        prefix: locks.prefix,
+        decode: (item) => locks.decode(item),
+        ...opts,
+      });
+    },
+  };
+}
