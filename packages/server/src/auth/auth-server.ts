@@ -538,8 +538,16 @@ export class AuthServer {
     };
     const name = res.metadata.name;
     const existing = await store.find(name);
-    // Authorize before saying anything about the resource (its existence included).
-    await this.#authorize(caller, kind, existing ? 'update' : 'create');
+    // Authorize before saying anything about the resource (its existence included): the verb
+    // checked first is the one asked for, never chosen by whether the resource exists, or a
+    // denial would name "update" for existing names and "create" for others.
+    //   create → create;  create -f → create, then update if it exists;  edit → update.
+    if (opts.expectedRevision) {
+      await this.#authorize(caller, kind, 'update');
+    } else {
+      await this.#authorize(caller, kind, 'create');
+      if (existing && opts.force) await this.#authorize(caller, kind, 'update');
+    }
     if (existing && !opts.force) {
       throw new WardenError(
         'WARDEN_ERR_ALREADY_EXISTS',
