@@ -310,8 +310,8 @@ export class AuthServer {
 
   /** Turns a client certificate that TLS verified against the user CA into an identity. */
   async identify(certDer: Buffer): Promise<RequestIdentity> {
-    const pem = new X509Certificate(certDer).toString();
-    const parsed = this.#o.cas.verifyUserTlsCert(pem, this.#now());
+    // The CA parses the bytes itself: anything that is not a certificate is BAD_CERTIFICATE.
+    const parsed = this.#o.cas.verifyUserTlsCert(certDer, this.#now());
     const fingerprint = createHash('sha256').update(certDer).digest('hex');
     if (parsed.user === ADMIN_USER) {
       if (!(await this.#o.backend.get(ADMIN_CERTS + fingerprint))) {
