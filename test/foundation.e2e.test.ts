@@ -60,7 +60,8 @@ describe('foundation end to end', () => {
   }
 
   before(async () => {
-    w = await startWarden();
+    // The JSON-lines sink is on, so the audit test can compare it with the searchable log.
+    w = await startWarden({ configYaml: 'auth_service:\n  audit:\n    jsonl_path: audit.jsonl\n' });
   });
   after(async () => {
     await w?.stop();
@@ -303,6 +304,16 @@ describe('foundation end to end', () => {
     assert.match(wrong.stderr, /does not present a host CA matching --ca-pin/);
   });
 
+  test('wctl users reset issues a new invite and the old password stops working', async () => {
+    const reset = await wctl(['users', 'reset', 'dave']);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.match(reset.stdout, /User "dave" has been reset/);
+    assert.match(reset.stdout, /wsh signup --proxy=\S+ --token=\S+ --ca-pin=sha256:/);
+    const old = await login('dave');
+    assert.equal(old.code, 1);
+    assert.match(old.stderr, /invalid user name, password or OTP code/);
+  });
+
   test('wctl users ls and rm; wsh logout removes the profile', async () => {
     const ls = await wctl(['users', 'ls']);
     assert.match(ls.stdout, /^User +Roles +Logins/);
@@ -376,6 +387,18 @@ describe('foundation end to end', () => {
     assert.ok(filtered.every((e) => e.type === 'user.login' && e.user === 'carol'));
     const text = await wctl(['audit', 'search', '--type=lock.created']);
     assert.match(text.stdout, /lock\.created +W3200I/);
+    // The JSON-lines sink holds the same events, one JSON object per line, file mode 0600.
+    const sink = join(w.dir, 'audit.jsonl');
+    assert.equal(statSync(sink).mode & 0o777, 0o600);
+    const lines = readFileSync(sink, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string });
+    const ids = new Set(lines.map((e) => e.id));
+    assert.ok(
+      events.every((e) => ids.has((e as unknown as { id: string }).id)),
+      'every searchable event is in the sink',
+    );
     const bad = await wctl(['audit', 'search', '--from=yesterday']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /invalid --from/);
