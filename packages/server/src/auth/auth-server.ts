@@ -146,7 +146,7 @@ export class AuthServer {
     const cap = await this.authPreference();
     let step: number | undefined;
     if (cap.spec.second_factor !== 'off' && invite.totp_secret) {
-      const r = verifyTotp(invite.totp_secret, req.otp_code ?? '', { now: this.#now() });
+      const r = verifyTotp(invite.totp_secret, (req.otp_code ?? '').trim(), { now: this.#now() });
       if (!r.ok) {
         throw await fail(
           new WardenError(
