@@ -19,7 +19,7 @@ await build({
   format: 'esm',
   sourcemap: 'linked',
   logLevel: 'warning',
-  external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features'],
+  external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty'],
   banner: {
     js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
   },
