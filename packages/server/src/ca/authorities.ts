@@ -1,0 +1,580 @@
+/**
+ * Warden's certificate authorities (DESIGN §4): created once at first start, stored in the
+ * backend, loaded by every auth replica, and used to issue user certificates (SSH + X.509),
+ * host TLS certificates and host SSH certificates.
+ *
+ *   type      SSH key    X.509 (ECDSA P-256, self-signed)   signs
+ *   user      Ed25519    yes                                user SSH certs, user client certs (mTLS)
+ *   host      Ed25519    yes                                SSH host certs, TLS server certs
+ *   db        -          yes                                client certs db_service shows databases (later)
+ *   openssh   Ed25519    -                                  per-session certs for agentless nodes (later)
+ *
+ * Backend layout (private keys as PKCS#8 PEM; only this module reads them):
+ *
+ *   /authorities/<type>   { type, cluster_name, ssh?: { private_key }, tls?: { private_key, cert } }
+ *
+ * Two auth servers starting at once each generate keys but only one `create` wins; the
+ * other loads the winner's. Private keys live in `PrivateKey` objects, which redact
+ * themselves, and this class shows only its cluster and types when printed.
+ * Internal to `ca/`; the public surface is `ca/index.ts`.
+ */
+
+import {
+  createHash,
+  createPublicKey,
+  type KeyObject,
+  X509Certificate as NodeX509Certificate,
+  randomUUID,
+} from 'node:crypto';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import {
+  CERT_AUTHORITY_TYPES,
+  type CertAuthorityResource,
+  type CertAuthorityType,
+  type CertIdentity,
+  type DeviceIdentity,
+  formatAuthorizedKey,
+  formatSshCertificate,
+  identityExtensions,
+  identitySubject,
+  isWardenError,
+  parseAuthorizedKey,
+  parseIdentityFromCertificate,
+  type SshCertificate,
+  SshDeviceExtensions,
+  SshIdentityExtensions,
+  SshStandardUserExtensions,
+  signSshCertificate,
+  sshKeyType,
+  validateResourceOfKind,
+  verifySshCertificate,
+  WardenError,
+} from '@warden/api';
+import { z } from 'zod';
+import type { Backend } from '../backend';
+import { type Clock, systemClock } from '../clock';
+import { PrivateKey } from './private-key';
+import { certificatePem, createCaCertificate, issueLeafCertificate, type X509Signer } from './x509';
+
+export type CaType = CertAuthorityType;
+
+/** What each type of CA holds. Adding a type = a row here + the type in `types` at init. */
+export const CaKinds: Readonly<Record<CaType, { ssh: boolean; tls: boolean }>> = {
+  user: { ssh: true, tls: true },
+  host: { ssh: true, tls: true },
+  db: { ssh: false, tls: true },
+  openssh: { ssh: true, tls: false },
+};
+
+/** The CAs `init` creates unless told otherwise. */
+export const DEFAULT_CA_TYPES: readonly CaType[] = ['user', 'host'];
+
+export const AUTHORITIES_PREFIX = '/authorities/';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** Lifetime of a CA certificate. */
+const CA_CERT_TTL_MS = 10 * 365 * DAY_MS;
+/** Certificates start this much before "now", so a client whose clock is a little behind accepts them. */
+const CLOCK_SKEW_MS = 60 * 1000;
+/** Default lifetime of host certificates (TLS and SSH). */
+const DEFAULT_HOST_CERT_TTL_MS = 365 * DAY_MS;
+/**
+ * Hard upper bound on user certificates, whatever the caller asks: defence in depth (auth
+ * bounds user logins by the roles' max_session_ttl and MAX_CERT_TTL_MS; the admin identity uses 24 h).
+ */
+const MAX_USER_CERT_TTL_MS = 7 * DAY_MS;
+
+const storedSchema = z.strictObject({
+  type: z.enum(CERT_AUTHORITY_TYPES),
+  cluster_name: z.string().min(1),
+  ssh: z.strictObject({ private_key: z.string() }).optional(),
+  tls: z.strictObject({ private_key: z.string(), cert: z.string() }).optional(),
+});
+type StoredAuthority = z.infer<typeof storedSchema>;
+
+/** One loaded CA. */
+interface Authority {
+  type: CaType;
+  ssh?: { key: PrivateKey };
+  tls?: X509Signer & { pem: string; node: NodeX509Certificate };
+}
+
+export interface CertAuthoritiesOptions {
+  backend: Backend;
+  clusterName: string;
+  clock?: Clock;
+  /** CAs to create when missing and load (default DEFAULT_CA_TYPES). */
+  types?: readonly CaType[];
+}
+
+export interface UserCertificateRequest {
+  user: string;
+  roles: readonly string[];
+  /** OS logins: the SSH certificate's principals. */
+  logins: readonly string[];
+  traits: Readonly<Record<string, readonly string[]>>;
+  /** The user's key (ECDSA P-256 or Ed25519): KeyObject, SPKI PEM or authorized_keys line. */
+  publicKey: KeyObject | string;
+  /** Lifetime from `now`. Give this or `notAfter`. */
+  ttlMs?: number;
+  /** Exact expiry, e.g. to keep a certificate's NotAfter when augmenting it with a device. */
+  notAfter?: Date;
+  /** Milliseconds since the epoch; defaults to the clock. */
+  now?: number;
+  /** The three device extensions, after the device ceremony. */
+  device?: DeviceIdentity;
+}
+
+export interface UserCertificates {
+  /** One line in OpenSSH format (`ecdsa-sha2-nistp256-cert-v01@openssh.com AAAA…`). */
+  sshCert: string;
+  /** PEM client certificate: CN=user, O=<role>…, identity extension, clientAuth. */
+  tlsCert: string;
+  /** Shared by both certificates (whole seconds). */
+  notAfter: Date;
+}
+
+export interface HostTlsRequest {
+  dnsNames?: readonly string[];
+  ipAddresses?: readonly string[];
+  /** The host's key; generated (ECDSA P-256) and returned when absent. */
+  publicKey?: KeyObject | string;
+  ttlMs?: number;
+  now?: number;
+}
+
+export interface HostTlsCertificate {
+  certPem: string;
+  /** The host CA certificates, for clients' trust stores. */
+  caPems: string[];
+  /** Present when the key was generated here; pass `privateKey.toPkcs8Pem()` to `tls.createServer`. */
+  privateKey?: PrivateKey;
+  notAfter: Date;
+}
+
+export interface HostSshRequest {
+  publicKey: KeyObject | string;
+  /** Stable host ID (UUID); the key ID and a principal. */
+  hostId: string;
+  /** Other names the host answers to (node name, DNS names). */
+  hostnames?: readonly string[];
+  ttlMs?: number;
+  now?: number;
+}
+
+function badParameter(message: string): WardenError {
+  return new WardenError('WARDEN_ERR_BAD_PARAMETER', message);
+}
+
+/** The public half of a key given as KeyObject, SPKI PEM or authorized_keys line. */
+function toPublicKey(key: KeyObject | string, what: string): KeyObject {
+  let k: KeyObject;
+  try {
+    if (typeof key !== 'string') k = key.type === 'private' ? createPublicKey(key) : key;
+    else if (key.trimStart().startsWith('-----BEGIN')) k = createPublicKey(key);
+    else k = parseAuthorizedKey(key).key;
+    sshKeyType(k);
+  } catch {
+    throw badParameter(
+      `${what} must be an ECDSA P-256 or Ed25519 public key (KeyObject, SPKI PEM or OpenSSH line)`,
+    );
+  }
+  return k;
+}
+
+const seconds = (ms: number) => BigInt(Math.floor(ms / 1000));
+
+/**
+ * The principal of a user certificate without logins. Some verifiers (Go's x/crypto/ssh among
+ * them) read an empty principal list as "any login", so we never issue one: this name can't be
+ * a Unix user (leading dash) and is unique, so it matches nothing.
+ */
+export const NO_LOGIN_PRINCIPAL_PREFIX = '-warden-nologin-';
+function noLoginPrincipal(): string {
+  return `${NO_LOGIN_PRINCIPAL_PREFIX}${randomUUID()}`;
+}
+
+/** Cluster names go into known_hosts patterns and certificate subjects. */
+const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+export class CertAuthorities {
+  readonly clusterName: string;
+  readonly #clock: Clock;
+  readonly #cas: ReadonlyMap<CaType, Authority>;
+
+  private constructor(clusterName: string, clock: Clock, cas: Map<CaType, Authority>) {
+    this.clusterName = clusterName;
+    this.#clock = clock;
+    this.#cas = cas;
+  }
+
+  /**
+   * Loads the CAs of `types` from the backend, creating the missing ones (first start).
+   * Fails with WARDEN_ERR_BAD_CONFIG when a stored CA belongs to another cluster name.
+   *
+   * @example
+   *   const cas = await CertAuthorities.init({ backend, clusterName: 'warden', clock });
+   */
+  static async init(opts: CertAuthoritiesOptions): Promise<CertAuthorities> {
+    const clock = opts.clock ?? systemClock;
+    if (!CLUSTER_NAME.test(opts.clusterName)) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CONFIG',
+        `cluster name ${JSON.stringify(opts.clusterName)} must be letters, digits, ".", "_" or "-"`,
+      );
+    }
+    const cas = new Map<CaType, Authority>();
+    for (const type of opts.types ?? DEFAULT_CA_TYPES) {
+      const key = AUTHORITIES_PREFIX + type;
+      let item = await opts.backend.get(key);
+      if (!item) {
+        const fresh = await generateAuthority(type, opts.clusterName, clock.now());
+        try {
+          await opts.backend.create(key, JSON.stringify(fresh));
+        } catch (e) {
+          // Another auth server created it first: use theirs.
+          if (!isWardenError(e, 'WARDEN_ERR_ALREADY_EXISTS')) throw e;
+        }
+        item = await opts.backend.get(key);
+        if (!item)
+          throw new WardenError('WARDEN_ERR_INTERNAL', `the ${type} CA vanished right after it was created`);
+      }
+      cas.set(type, await loadAuthority(type, opts.clusterName, item.value));
+    }
+    return new CertAuthorities(opts.clusterName, clock, cas);
+  }
+
+  /** The CA types loaded. */
+  types(): CaType[] {
+    return [...this.#cas.keys()];
+  }
+
+  #get(type: CaType): Authority {
+    const ca = this.#cas.get(type);
+    if (!ca) throw new WardenError('WARDEN_ERR_NOT_FOUND', `the ${type} certificate authority is not set up`);
+    return ca;
+  }
+
+  #ssh(type: CaType): { key: PrivateKey } {
+    const ssh = this.#get(type).ssh;
+    if (!ssh)
+      throw new WardenError('WARDEN_ERR_NOT_FOUND', `the ${type} certificate authority has no SSH key`);
+    return ssh;
+  }
+
+  #tls(type: CaType): NonNullable<Authority['tls']> {
+    const tls = this.#get(type).tls;
+    if (!tls)
+      throw new WardenError('WARDEN_ERR_NOT_FOUND', `the ${type} certificate authority has no X.509 key`);
+    return tls;
+  }
+
+  /** The public parts of one CA as a `cert_authority` resource (validated against its schema). */
+  publicView(type: CaType): CertAuthorityResource {
+    const ca = this.#get(type);
+    return validateResourceOfKind('cert_authority', {
+      kind: 'cert_authority',
+      version: 'v2',
+      metadata: { name: type },
+      spec: {
+        type,
+        cluster: this.clusterName,
+        ssh_public_keys: ca.ssh ? [formatAuthorizedKey(ca.ssh.key.publicKey)] : [],
+        tls_certs: ca.tls ? [ca.tls.pem] : [],
+      },
+    });
+  }
+
+  publicViews(): CertAuthorityResource[] {
+    return this.types().map((t) => this.publicView(t));
+  }
+
+  /** The CA's SSH public keys (for verifying certificates). */
+  sshPublicKeys(type: CaType): KeyObject[] {
+    const ssh = this.#get(type).ssh;
+    return ssh ? [ssh.key.publicKey] : [];
+  }
+
+  /** The CA's X.509 certificates in PEM. */
+  tlsCertPems(type: CaType): string[] {
+    const tls = this.#get(type).tls;
+    return tls ? [tls.pem] : [];
+  }
+
+  /** `sha256:<hex>` of the CA certificate's SubjectPublicKeyInfo: what `wsh --ca-pin` takes. */
+  caPin(type: CaType): string {
+    const spki = this.#tls(type).node.publicKey.export({ type: 'spki', format: 'der' });
+    return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+  }
+
+  /**
+   * The line for OpenSSH's `TrustedUserCAKeys` file: `ssh-ed25519 AAAA… type=user`.
+   * `--type=openssh` exports the openssh CA instead (DESIGN §4), once it is set up.
+   */
+  exportUserLine(type: 'user' | 'openssh' = 'user'): string {
+    return formatAuthorizedKey(this.#ssh(type).key.publicKey, `type=${type}`);
+  }
+
+  /**
+   * The known_hosts line that makes `ssh` trust host certificates from this cluster:
+   * `@cert-authority *.<cluster>,<cluster> ssh-ed25519 AAAA… type=host`.
+   * The pattern covers the cluster name and every name under it; host certificates carry
+   * `<host>` and `<host>.<cluster>` principals (see issueHostSshCert), and wsh connects to
+   * nodes as `<node>.<cluster>`, so bare IPs or unrelated names are never vouched for.
+   */
+  exportHostLine(clusterName: string = this.clusterName): string {
+    if (!CLUSTER_NAME.test(clusterName))
+      throw badParameter(`invalid cluster name ${JSON.stringify(clusterName)}`);
+    return `@cert-authority *.${clusterName},${clusterName} ${formatAuthorizedKey(this.#ssh('host').key.publicKey, 'type=host')}`;
+  }
+
+  /**
+   * Issues a user's SSH and X.509 certificates for the same key, with the same NotAfter.
+   * SSH: key ID = user, principals = logins (or one unmatchable `-warden-nologin-<uuid>` when
+   * there are none), the five standard permit-* extensions, Warden
+   * roles (JSON array) and traits (JSON object), and the device extensions when given.
+   * X.509: CN=user, O=<role> per role, identity (and device) extensions, clientAuth.
+   *
+   * @example
+   *   const { sshCert, tlsCert, notAfter } = await cas.issueUserCertificates({ user: 'alice',
+   *     roles: ['access'], logins: ['alice'], traits: {}, publicKey, ttlMs: 8 * 3600_000 });
+   */
+  async issueUserCertificates(req: UserCertificateRequest): Promise<UserCertificates> {
+    const now = req.now ?? this.#clock.now();
+    const publicKey = toPublicKey(req.publicKey, 'publicKey');
+    if (typeof req.user !== 'string' || req.user === '') throw badParameter('user must not be empty');
+    let notAfterMs: number;
+    if (req.notAfter !== undefined) {
+      if (req.ttlMs !== undefined) throw badParameter('give ttlMs or notAfter, not both');
+      notAfterMs = req.notAfter.getTime();
+    } else {
+      if (req.ttlMs === undefined || !Number.isFinite(req.ttlMs) || req.ttlMs <= 0) {
+        throw badParameter('ttlMs must be a positive number of milliseconds');
+      }
+      notAfterMs = now + req.ttlMs;
+    }
+    // Whole seconds, so that the SSH and X.509 certificates say exactly the same.
+    notAfterMs = Math.floor(notAfterMs / 1000) * 1000;
+    if (!Number.isFinite(notAfterMs) || notAfterMs <= now)
+      throw badParameter('the certificate would already be expired');
+    if (notAfterMs - now > MAX_USER_CERT_TTL_MS) throw badParameter('user certificates live at most 7 days');
+    const notBeforeMs = Math.floor((now - CLOCK_SKEW_MS) / 1000) * 1000;
+
+    const identity: CertIdentity = {
+      user: req.user,
+      roles: [...req.roles],
+      logins: [...req.logins],
+      traits: Object.fromEntries(Object.entries(req.traits).map(([k, v]) => [k, [...v]])),
+      ...(req.device && { device: { ...req.device } }),
+    };
+    // Encoding validates the identity and the device fields (all three non-empty).
+    const wardenExtensions = identityExtensions(identity);
+
+    const extensions: Record<string, string> = Object.fromEntries(
+      SshStandardUserExtensions.map((e) => [e, '']),
+    );
+    extensions[SshIdentityExtensions.roles] = JSON.stringify(identity.roles);
+    extensions[SshIdentityExtensions.traits] = JSON.stringify(identity.traits);
+    if (identity.device) {
+      extensions[SshDeviceExtensions.deviceId] = identity.device.deviceId;
+      extensions[SshDeviceExtensions.assetTag] = identity.device.assetTag;
+      extensions[SshDeviceExtensions.credentialId] = identity.device.credentialId;
+    }
+    const sshCert = signSshCertificate(
+      {
+        publicKey,
+        type: 'user',
+        keyId: identity.user,
+        validPrincipals: identity.logins.length > 0 ? identity.logins : [noLoginPrincipal()],
+        validAfter: seconds(notBeforeMs),
+        validBefore: seconds(notAfterMs),
+        extensions,
+      },
+      this.#ssh('user').key.keyObject,
+    );
+    const tlsCert = await issueLeafCertificate({
+      ca: this.#tls('user'),
+      subject: identitySubject(identity),
+      publicKey,
+      notBefore: new Date(notBeforeMs),
+      notAfter: new Date(notAfterMs),
+      usages: ['clientAuth'],
+      wardenExtensions,
+    });
+    return { sshCert: formatSshCertificate(sshCert), tlsCert, notAfter: new Date(notAfterMs) };
+  }
+
+  /**
+   * A TLS server certificate from the host CA (serverAuth and clientAuth, so agents can also
+   * use it to dial auth). Generates an ECDSA P-256 key when none is given and returns it.
+   *
+   * @example
+   *   const { certPem, privateKey } = await cas.issueHostTlsCert({ dnsNames: ['proxy.example.com'], ipAddresses: ['127.0.0.1'] });
+   *   tls.createServer({ cert: certPem, key: privateKey!.toPkcs8Pem() });
+   */
+  async issueHostTlsCert(req: HostTlsRequest): Promise<HostTlsCertificate> {
+    const now = req.now ?? this.#clock.now();
+    const dnsNames = [...(req.dnsNames ?? [])];
+    const ipAddresses = [...(req.ipAddresses ?? [])];
+    if (dnsNames.length + ipAddresses.length === 0)
+      throw badParameter('a host certificate needs a DNS name or an IP');
+    const privateKey = req.publicKey === undefined ? PrivateKey.generate('ecdsa-p256') : undefined;
+    const publicKey = privateKey
+      ? privateKey.publicKey
+      : toPublicKey(req.publicKey as KeyObject | string, 'publicKey');
+    const notAfter = new Date(
+      Math.floor((now + this.#ttl(req.ttlMs, DEFAULT_HOST_CERT_TTL_MS)) / 1000) * 1000,
+    );
+    const certPem = await issueLeafCertificate({
+      ca: this.#tls('host'),
+      subject: [{ CN: [dnsNames[0] ?? ipAddresses[0] ?? this.clusterName] }, { O: [this.clusterName] }],
+      publicKey,
+      notBefore: new Date(Math.floor((now - CLOCK_SKEW_MS) / 1000) * 1000),
+      notAfter,
+      usages: ['serverAuth', 'clientAuth'],
+      dnsNames,
+      ipAddresses,
+    });
+    return { certPem, caPems: this.tlsCertPems('host'), ...(privateKey && { privateKey }), notAfter };
+  }
+
+  /**
+   * An SSH host certificate from the host CA. Principals: the host ID and each host name,
+   * each also as `<name>.<cluster>` (what the known_hosts pattern of exportHostLine covers).
+   */
+  issueHostSshCert(req: HostSshRequest): string {
+    const now = req.now ?? this.#clock.now();
+    if (!req.hostId) throw badParameter('hostId must not be empty');
+    const names = [req.hostId, ...(req.hostnames ?? [])];
+    const principals = [...new Set(names.flatMap((n) => [n, `${n}.${this.clusterName}`]))];
+    const cert = signSshCertificate(
+      {
+        publicKey: toPublicKey(req.publicKey, 'publicKey'),
+        type: 'host',
+        keyId: req.hostId,
+        validPrincipals: principals,
+        validAfter: seconds(now - CLOCK_SKEW_MS),
+        validBefore: seconds(now + this.#ttl(req.ttlMs, DEFAULT_HOST_CERT_TTL_MS)),
+      },
+      this.#ssh('host').key.keyObject,
+    );
+    return formatSshCertificate(cert);
+  }
+
+  #ttl(ttlMs: number | undefined, fallback: number): number {
+    if (ttlMs === undefined) return fallback;
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+      throw badParameter('ttlMs must be a positive number of milliseconds');
+    return ttlMs;
+  }
+
+  /**
+   * Verifies a user client certificate for mTLS: issued and signed by the user CA, within its
+   * validity at `now`, not a CA, with the clientAuth EKU; then reads its identity.
+   * Throws WARDEN_ERR_BAD_CERTIFICATE.
+   */
+  verifyUserTlsCert(cert: string | Uint8Array, now: number = this.#clock.now()): CertIdentity {
+    const bad = (reason: string) =>
+      new WardenError('WARDEN_ERR_BAD_CERTIFICATE', `client certificate rejected: ${reason}`);
+    const ca = this.#tls('user');
+    let node: NodeX509Certificate;
+    let parsed: x509.X509Certificate;
+    try {
+      node = new NodeX509Certificate(typeof cert === 'string' ? cert : Buffer.from(cert));
+      parsed = new x509.X509Certificate(node.raw);
+    } catch {
+      throw bad('not an X.509 certificate');
+    }
+    if (!node.checkIssued(ca.node) || !node.verify(ca.node.publicKey)) throw bad('not signed by the user CA');
+    if (now < parsed.notBefore.getTime()) throw bad('not yet valid');
+    if (now > parsed.notAfter.getTime()) throw bad('expired');
+    if (node.ca) throw bad('a CA certificate is not a client certificate');
+    const eku = parsed.getExtension(x509.ExtendedKeyUsageExtension);
+    if (!eku?.usages.includes(x509.ExtendedKeyUsage.clientAuth))
+      throw bad('no clientAuth extended key usage');
+    return parseIdentityFromCertificate(node.raw);
+  }
+
+  /** Verifies a user SSH certificate against the user CA (see verifySshCertificate in @warden/api). */
+  verifyUserSshCert(cert: string, opts: { principal?: string; now?: number } = {}): SshCertificate {
+    return verifySshCertificate(cert, this.sshPublicKeys('user'), {
+      now: opts.now ?? this.#clock.now(),
+      type: 'user',
+      ...(opts.principal !== undefined && { principal: opts.principal }),
+    });
+  }
+
+  toJSON(): { clusterName: string; types: CaType[] } {
+    return { clusterName: this.clusterName, types: this.types() };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `CertAuthorities { cluster: ${JSON.stringify(this.clusterName)}, types: ${JSON.stringify(this.types())} }`;
+  }
+}
+
+/** Fresh keys (and CA certificate) for a CA of `type`. */
+async function generateAuthority(type: CaType, clusterName: string, now: number): Promise<StoredAuthority> {
+  const kind = CaKinds[type];
+  const stored: StoredAuthority = { type, cluster_name: clusterName };
+  if (kind.ssh) stored.ssh = { private_key: PrivateKey.generate('ed25519').toPkcs8Pem() };
+  if (kind.tls) {
+    const key = PrivateKey.generate('ecdsa-p256');
+    const cert = await createCaCertificate({
+      key,
+      subject: [{ CN: [clusterName] }, { O: [clusterName] }, { OU: [`warden ${type} CA`] }],
+      notBefore: new Date(now - CLOCK_SKEW_MS),
+      notAfter: new Date(now + CA_CERT_TTL_MS),
+    });
+    stored.tls = { private_key: key.toPkcs8Pem(), cert };
+  }
+  return stored;
+}
+
+/** Parses and checks a stored CA: schema, type, cluster, key algorithms, cert matches key. */
+async function loadAuthority(type: CaType, clusterName: string, value: string): Promise<Authority> {
+  const corrupt = (why: string) =>
+    new WardenError('WARDEN_ERR_BAD_CONFIG', `the stored ${type} CA is unusable: ${why}`);
+  let stored: StoredAuthority;
+  try {
+    stored = storedSchema.parse(JSON.parse(value));
+  } catch {
+    throw corrupt('not the expected JSON');
+  }
+  if (stored.type !== type) throw corrupt(`it says it is a ${stored.type} CA`);
+  if (stored.cluster_name !== clusterName) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_CONFIG',
+      `the stored CAs belong to cluster "${stored.cluster_name}", but the configured cluster name is "${clusterName}"; ` +
+        'a cluster cannot be renamed: restore the old name or start with a fresh data directory',
+    );
+  }
+  const kind = CaKinds[type];
+  if (kind.ssh !== (stored.ssh !== undefined) || kind.tls !== (stored.tls !== undefined)) {
+    throw corrupt('it does not have the keys a CA of its type needs');
+  }
+  const ca: Authority = { type };
+  if (stored.ssh) {
+    const key = PrivateKey.fromPkcs8Pem(stored.ssh.private_key);
+    if (key.algorithm !== 'ed25519') throw corrupt('the SSH key is not Ed25519');
+    ca.ssh = { key };
+  }
+  if (stored.tls) {
+    const key = PrivateKey.fromPkcs8Pem(stored.tls.private_key);
+    if (key.algorithm !== 'ecdsa-p256') throw corrupt('the X.509 key is not ECDSA P-256');
+    let node: NodeX509Certificate;
+    let cert: x509.X509Certificate;
+    try {
+      node = new NodeX509Certificate(stored.tls.cert);
+      cert = new x509.X509Certificate(node.raw);
+    } catch {
+      throw corrupt('the CA certificate does not parse');
+    }
+    const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+    if (!spki(node.publicKey).equals(spki(key.publicKey)))
+      throw corrupt('the CA certificate is not for its key');
+    ca.tls = { key, webKey: await key.toWebCryptoSigningKey(), cert, pem: certificatePem(node.raw), node };
+  }
+  return ca;
+}

@@ -1,0 +1,23 @@
+/**
+ * Certificate authorities (DESIGN §4): the user, host, db and openssh CAs, stored in the
+ * backend, and issuance of user certificates (SSH + X.509), host TLS and SSH certificates,
+ * plus verification of user client certificates for mTLS.
+ * Who may import: server modules (auth, proxy, agents through auth). Wire formats live in
+ * `@warden/api` (certs). Tested by the colocated tests, cross-checked with `ssh-keygen` and
+ * `openssl`.
+ */
+export {
+  AUTHORITIES_PREFIX,
+  CaKinds,
+  type CaType,
+  CertAuthorities,
+  type CertAuthoritiesOptions,
+  DEFAULT_CA_TYPES,
+  type HostSshRequest,
+  type HostTlsCertificate,
+  type HostTlsRequest,
+  NO_LOGIN_PRINCIPAL_PREFIX,
+  type UserCertificateRequest,
+  type UserCertificates,
+} from './authorities';
+export { PrivateKey, type PrivateKeyAlgorithm } from './private-key';
