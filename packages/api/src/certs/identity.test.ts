@@ -143,7 +143,16 @@ test('the identity extension value is a DER UTF8String of the JSON identity', ()
   assert.deepEqual(JSON.parse(readDerUtf8String(der, 'x')), alice);
   const long = 'x'.repeat(300);
   assert.equal(readDerUtf8String(derUtf8String(long), 'x'), long);
-  assert.throws(() => encodeIdentityExtension({ ...alice, user: '' }));
+  for (const broken of [
+    { ...alice, user: '' },
+    { ...alice, roles: [''] },
+    { ...alice, logins: [1 as never] },
+  ]) {
+    assert.throws(
+      () => encodeIdentityExtension(broken),
+      (e) => isWardenError(e, 'WARDEN_ERR_BAD_PARAMETER'),
+    );
+  }
 });
 
 test('certificates whose identity is missing, malformed or contradicted are refused', async () => {

@@ -60,12 +60,20 @@ function bad(reason: string): WardenError {
  *   encodeIdentityExtension({ user: 'alice', roles: ['dev'], logins: ['alice'], traits: {} }) // 0c 4c 7b 22 75 …
  */
 export function encodeIdentityExtension(identity: CertIdentity): Uint8Array {
-  const { user, roles, logins, traits } = identityJson.parse({
+  const checked = identityJson.safeParse({
     user: identity.user,
     roles: identity.roles,
     logins: identity.logins,
     traits: identity.traits,
   });
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `certificate identity: ${issue ? `${issue.path.join('.') || 'identity'}: ${issue.message}` : 'invalid'}`,
+    );
+  }
+  const { user, roles, logins, traits } = checked.data;
   return derUtf8String(JSON.stringify({ user, roles, logins, traits }));
 }
 
