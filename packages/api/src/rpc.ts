@@ -18,6 +18,7 @@ export const Routes = {
   resources: '/v1/resources',
   users: '/v1/users',
   locks: '/v1/locks',
+  nodes: '/v1/nodes',
   authorities: '/v1/authorities',
   audit: '/v1/audit/events',
 } as const;
@@ -135,6 +136,15 @@ export const CreateLockRequest = z.object({
 export const CreateLockResponse = z.object({ name: z.string() });
 
 export const ExportAuthorityResponse = z.object({ type: z.string(), line: z.string() });
+
+export const SignHostRequest = z.object({
+  /** Names the host answers to; the first is its ID in the certificate. */
+  hostnames: z.array(z.string().min(1).max(253)).min(1).max(32),
+  /** The host's public key, OpenSSH authorized_keys format. */
+  public_key: z.string().max(8192),
+  ttl_ms: z.number().int().positive().optional(),
+});
+export const SignHostResponse = z.object({ ssh_cert: z.string(), host_ca_known_hosts: z.string() });
 
 export const AuditSearchResponse = z.object({ events: z.array(z.record(z.string(), z.unknown())) });
 

@@ -6,3 +6,4 @@ export * from './api';
 export * from './keys';
 export * from './login';
 export * from './profile';
+export { dialNode, type NodeInfo, SSH_ALPN } from './ssh/dial';

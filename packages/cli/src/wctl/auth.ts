@@ -1,7 +1,9 @@
 /** `wctl auth export` and `wctl status`. */
-import { WardenError } from '@warden/api';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { formatAuthorizedKey, parseDuration, WardenError } from '@warden/api';
 import { caPin } from '@warden/client';
-import { type CommandContext, str } from '../command';
+import { type CommandContext, list, str } from '../command';
 import { openSession } from './identity';
 
 export async function runAuthExport(ctx: CommandContext): Promise<number> {
@@ -32,4 +34,82 @@ export async function runStatus(ctx: CommandContext): Promise<number> {
   ];
   ctx.stdout.write(`${rows.map(([k, v]) => `${`${k}:`.padEnd(15)}${v}`).join('\n')}\n`);
   return 0;
+}
+
+export async function runAuthSign(ctx: CommandContext): Promise<number> {
+  const hosts = list(ctx.values, 'host');
+  const out = str(ctx.values, 'out');
+  if (hosts.length === 0)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--host is required, e.g. --host=db-1');
+  if (!out)
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      '--out=PREFIX is required (where the key and certificate go)',
+    );
+  for (const f of [out, `${out}.pub`, `${out}-cert.pub`]) {
+    if (existsSync(f))
+      throw new WardenError(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `${f} already exists; remove it or pick another --out`,
+      );
+  }
+  const ttl = str(ctx.values, 'ttl');
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const { api } = openSession(ctx);
+  const res = await api.signHost({
+    hostnames: hosts,
+    public_key: formatAuthorizedKey(publicKey),
+    ttl_ms: ttl ? parseDuration(ttl, '--ttl') : undefined,
+  });
+  writeFileSync(out, opensshPrivateKey(privateKey), { mode: 0o600 });
+  writeFileSync(`${out}.pub`, `${formatAuthorizedKey(publicKey)}\n`);
+  writeFileSync(`${out}-cert.pub`, `${res.ssh_cert.trim()}\n`);
+  ctx.stdout.write(
+    `Wrote ${out}, ${out}.pub and ${out}-cert.pub (host certificate for ${hosts.join(', ')}).\n`,
+  );
+  return 0;
+}
+
+/** An Ed25519 private key in the openssh-key-v1 format sshd reads (unencrypted). */
+function opensshPrivateKey(privateKey: import('node:crypto').KeyObject): string {
+  const jwk = privateKey.export({ format: 'jwk' }) as { d: string; x: string };
+  const seed = Buffer.from(jwk.d, 'base64url');
+  const pub = Buffer.from(jwk.x, 'base64url');
+  const str = (b: Buffer | string) => {
+    const buf = typeof b === 'string' ? Buffer.from(b) : b;
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(buf.length);
+    return Buffer.concat([len, buf]);
+  };
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const pubBlob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
+  const check = u32(Math.floor(Math.random() * 0xffffffff));
+  let priv = Buffer.concat([
+    check,
+    check,
+    str('ssh-ed25519'),
+    str(pub),
+    str(Buffer.concat([seed, pub])),
+    str('warden host key'),
+  ]);
+  const pad = (8 - (priv.length % 8)) % 8;
+  priv = Buffer.concat([priv, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0'),
+    str('none'),
+    str('none'),
+    str(Buffer.alloc(0)),
+    u32(1),
+    str(pubBlob),
+    str(priv),
+  ]);
+  const b64 = body
+    .toString('base64')
+    .match(/.{1,70}/g)!
+    .join('\n');
+  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }

@@ -108,6 +108,26 @@ export const wctlCommands: Command[] = [
     run: async (ctx) => (await import('./auth')).runAuthExport(ctx),
   },
   {
+    path: ['auth', 'sign'],
+    summary: 'Create an SSH host key and a host certificate for an agentless OpenSSH node.',
+    usage: 'auth sign --host=NAME[,NAME] --out=PREFIX [--ttl=DURATION]',
+    details:
+      'Writes PREFIX (private key, 0600), PREFIX.pub and PREFIX-cert.pub. In sshd_config:\n' +
+      '  HostKey PREFIX\n  HostCertificate PREFIX-cert.pub\n  TrustedUserCAKeys <file with `wctl auth export --type=user`>\n' +
+      'Then register the node: `wctl create node.yaml` with spec.sub_kind: openssh.',
+    options: {
+      host: {
+        type: 'string',
+        multiple: true,
+        value: 'NAMES',
+        help: 'host names the certificate is valid for',
+      },
+      out: { type: 'string', value: 'PREFIX', help: 'where to write the key and certificate' },
+      ttl: { type: 'string', value: 'DURATION', help: 'certificate lifetime (default one year)' },
+    },
+    run: async (ctx) => (await import('./auth')).runAuthSign(ctx),
+  },
+  {
     path: ['audit', 'search'],
     summary: 'Search the audit log.',
     usage: 'audit search [--from=TIME] [--to=TIME] [--type=TYPE] [--user=NAME] [--limit=N] [--format=…]',

@@ -84,6 +84,12 @@ export class ApiClient {
   resetUser(name: string) {
     return this.#call(rpc.InviteResponse, 'POST', `${R.users}/${enc(name)}/reset`, {});
   }
+  signHost(req: z.input<typeof rpc.SignHostRequest>) {
+    return this.#call(rpc.SignHostResponse, 'POST', `${R.authorities}/host/sign`, req);
+  }
+  listNodes() {
+    return this.#call(rpc.ListResourcesResponse, 'GET', R.nodes);
+  }
   createLock(req: z.input<typeof rpc.CreateLockRequest>) {
     return this.#call(rpc.CreateLockResponse, 'POST', R.locks, req);
   }

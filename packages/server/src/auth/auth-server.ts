@@ -642,6 +642,31 @@ export class AuthServer {
 
   // ---- CAs and audit -------------------------------------------------------------------
 
+  /**
+   * Signs an SSH host certificate for a host key (agentless OpenSSH nodes: the cert goes to
+   * `HostCertificate` in sshd_config). Admin identity or the `create` verb on `host_cert`.
+   */
+  async signHost(
+    caller: Caller,
+    req: z.infer<typeof rpc.SignHostRequest>,
+  ): Promise<z.infer<typeof rpc.SignHostResponse>> {
+    await this.#authorize(caller, 'host_cert', 'create');
+    const ssh_cert = this.#o.cas.issueHostSshCert({
+      publicKey: req.public_key,
+      hostId: req.hostnames[0]!,
+      hostnames: req.hostnames,
+      ttlMs: req.ttl_ms,
+    });
+    await this.#audit({
+      type: 'cert.create',
+      success: true,
+      user: caller.identity.user,
+      addr: caller.addr,
+      cert_type: 'host',
+    });
+    return { ssh_cert, host_ca_known_hosts: this.#o.cas.exportHostLine(this.#o.clusterName) };
+  }
+
   exportAuthority(type: string): { type: string; line: string } {
     if (type === 'user') return { type, line: this.#o.cas.exportUserLine() };
     if (type === 'host') return { type, line: this.#o.cas.exportHostLine(this.#o.clusterName) };

@@ -2,9 +2,10 @@
  * `warden start|version|--help`, and the composition root of a running Warden.
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpsServer, type Server } from 'node:https';
+import { createServer as createHttpServer } from 'node:http';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { AUTH_PREFERENCE_NAME, isWardenError, WardenError } from '@warden/api';
 import { parse as parseYaml } from 'yaml';
@@ -15,7 +16,7 @@ import { CertAuthorities } from '../ca';
 import { systemClock } from '../clock';
 import { assertSupported, formatHostPort, loadConfig, type WardenConfig } from '../config';
 import { createLogger, type Logger } from '../log';
-import { apiRoutes, createRequestHandler } from '../proxy';
+import { apiRoutes, createRequestHandler, SSH_ALPN, SshTunnels } from '../proxy';
 import { createServices } from '../services';
 
 export const VERSION = '0.1.0';
@@ -212,7 +213,36 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
     ...new Set(['127.0.0.1', '::1', ...[...names].filter((n) => isIP(n) && n !== '0.0.0.0' && n !== '::')]),
   ];
   const tls = await cas.issueHostTlsCert({ dnsNames, ipAddresses, ttlMs: 365 * 24 * 3600 * 1000 });
-  const server = createHttpsServer(
+
+  // One TLS port, routed by ALPN: `warden-ssh/1` carries SSH to nodes, everything else is the
+  // HTTPS API (see proxy/ssh-tunnel.ts).
+  const lockCache = services.lockCache({ logger });
+  await lockCache.start();
+  const tunnels = new SshTunnels({ auth, services, audit, clock, logger, locks: lockCache });
+  const http = createHttpServer(
+    createRequestHandler({
+      routes: apiRoutes(auth, {
+        listNodes: async (identity) => {
+          const out = [];
+          for (const node of await services.nodes.list()) {
+            const logins = identity.logins.length ? identity.logins : ['-'];
+            for (const login of logins) {
+              const d = await tunnels.decide(identity, node, login);
+              if (d.allowed || d.step === 'device_trust') {
+                out.push(node);
+                break;
+              }
+            }
+          }
+          return out;
+        },
+      }),
+      logger,
+      identify: (der) => auth.identify(der),
+    }),
+  );
+  http.keepAliveTimeout = 5_000;
+  const server = createTlsServer(
     {
       key: tls.privateKey!.toPkcs8Pem(),
       cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
@@ -220,10 +250,14 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      ALPNProtocols: ['http/1.1', SSH_ALPN],
     },
-    createRequestHandler({ routes: apiRoutes(auth), logger, identify: (der) => auth.identify(der) }),
+    (socket: TLSSocket) => {
+      if (socket.alpnProtocol === SSH_ALPN) tunnels.handle(socket);
+      else http.emit('connection', socket);
+    },
   );
-  server.keepAliveTimeout = 5_000;
+  server.on('tlsClientError', (e) => logger.debug({ err: e }, 'TLS handshake failed'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
@@ -285,9 +319,11 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
     server,
     async close() {
       clearInterval(refresh);
+      tunnels.close();
+      lockCache.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        http.closeAllConnections();
       });
       await audit.close();
       await backend.close();

@@ -4,7 +4,7 @@
 import { parseResourceRef, rpc, WardenError } from '@warden/api';
 import type { z } from 'zod';
 import type { AuthServer, Caller } from '../auth/auth-server';
-import type { RequestContext, Route } from './router';
+import type { RequestContext, RequestIdentity, Route } from './router';
 
 const R = rpc.Routes;
 
@@ -18,7 +18,12 @@ function kindOf(word: string) {
   return ref.kind;
 }
 
-export function apiRoutes(auth: AuthServer): Route[] {
+export interface ApiDeps {
+  /** Nodes the caller may reach (with at least one login). */
+  listNodes(identity: RequestIdentity): Promise<unknown[]>;
+}
+
+export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
   const route = <B>(
     r: Omit<Route, 'handler'> & { handler(ctx: RequestContext<B>): Promise<unknown> },
   ): Route => r as unknown as Route;
@@ -107,6 +112,19 @@ export function apiRoutes(auth: AuthServer): Route[] {
       auth: 'user',
       body: rpc.CreateLockRequest,
       handler: (ctx) => auth.createLock(caller(ctx), ctx.body),
+    }),
+    route<z.infer<typeof rpc.SignHostRequest>>({
+      method: 'POST',
+      path: `${R.authorities}/host/sign`,
+      auth: 'user',
+      body: rpc.SignHostRequest,
+      handler: (ctx) => auth.signHost(caller(ctx), ctx.body),
+    }),
+    route({
+      method: 'GET',
+      path: R.nodes,
+      auth: 'user',
+      handler: async (ctx) => ({ items: await deps.listNodes(caller(ctx).identity) }),
     }),
     route({
       method: 'GET',
