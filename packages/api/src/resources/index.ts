@@ -1,6 +1,6 @@
 /**
  * Resources (DESIGN §2, §6): zod schemas and TypeScript types for every kind (role, user,
- * cluster_auth_preference, lock, cert_authority), the kind registry with the CLI's aliases,
+ * cluster_auth_preference, lock, cert_authority, node), the kind registry with the CLI's aliases,
  * the YAML/JSON codec with line-accurate errors, and the preset roles.
  * Who may import: everyone, through `@warden/api`. Tested by the colocated `*.test.ts`.
  */
@@ -56,6 +56,7 @@ export {
   type LockTargetField,
   lockV2Schema,
 } from './lock';
+export { NODE_SUB_KINDS, type NodeResource, type NodeSubKind, nodeAddrSchema, nodeV2Schema } from './node';
 export { PresetRoleNames, presetRoles } from './presets';
 export {
   DEVICE_TRUST_MODES,

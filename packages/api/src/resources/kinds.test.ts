@@ -16,6 +16,8 @@ test('CLI aliases resolve to kinds', () => {
     cert_authorities: 'cert_authority',
     cert_authority: 'cert_authority',
     cas: 'cert_authority',
+    node: 'node',
+    nodes: 'node',
     Roles: 'role',
   };
   for (const [word, kind] of Object.entries(cases)) assert.equal(resolveKind(word), kind, word);
@@ -33,7 +35,7 @@ test('isResourceKind accepts kinds only, not aliases or prototype names', () => 
 test('current versions', () => {
   assert.deepEqual(
     RESOURCE_KINDS.map((k) => `${k}/${currentVersion(k)}`),
-    ['role/v7', 'user/v2', 'cluster_auth_preference/v2', 'lock/v2', 'cert_authority/v2'],
+    ['role/v7', 'user/v2', 'cluster_auth_preference/v2', 'lock/v2', 'cert_authority/v2', 'node/v2'],
   );
 });
 
@@ -41,7 +43,7 @@ test('parseResourceRef', () => {
   assert.deepEqual(parseResourceRef('users/alice'), { kind: 'user', name: 'alice' });
   assert.deepEqual(parseResourceRef('cap'), { kind: 'cluster_auth_preference' });
   assert.deepEqual(parseResourceRef('cas/user'), { kind: 'cert_authority', name: 'user' });
-  for (const bad of ['nodes/x', 'users/', 'users/a/b', '']) {
+  for (const bad of ['widgets/x', 'users/', 'users/a/b', '']) {
     assert.throws(
       () => parseResourceRef(bad),
       (e) => isWardenError(e, 'WARDEN_ERR_BAD_PARAMETER'),

@@ -9,6 +9,7 @@ import { WardenError } from '../errors';
 import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource, authPreferenceV2Schema } from './auth-preference';
 import { type CertAuthorityResource, certAuthorityV2Schema } from './cert-authority';
 import { type LockResource, lockV2Schema } from './lock';
+import { type NodeResource, nodeV2Schema } from './node';
 import { type RoleResource, roleV7Schema } from './role';
 import { type UserResource, userV2Schema } from './user';
 
@@ -34,6 +35,7 @@ export const resourceKinds = {
     aliases: ['cert_authority', 'cert_authorities', 'cas'],
     versions: { v2: certAuthorityV2Schema },
   },
+  node: { aliases: ['node', 'nodes'], versions: { v2: nodeV2Schema } },
 } as const satisfies Record<string, KindDefinition>;
 
 export type ResourceKind = keyof typeof resourceKinds;
@@ -45,6 +47,7 @@ export interface ResourceByKind {
   cluster_auth_preference: AuthPreferenceResource;
   lock: LockResource;
   cert_authority: CertAuthorityResource;
+  node: NodeResource;
 }
 
 /** Any resource. Narrow on `kind`. */

@@ -1,11 +1,12 @@
 /**
- * The bundle of typed services the auth server works with: users, roles, locks and the
- * cluster auth preference, plus preset roles at first start.
+ * The bundle of typed services the auth server works with: users, roles, locks, nodes and
+ * the cluster auth preference, plus preset roles at first start.
  * Internal to `services/`; the public surface is `services/index.ts`.
  *
  *   /users/<name>                               user
  *   /roles/<name>                               role
  *   /locks/<uuid>                               lock (TTL = spec.expires)
+ *   /nodes/<host id>                            node (TTL = metadata.expires: the heartbeat)
  *   /cluster_config/cluster-auth-preference     cluster_auth_preference
  */
 import {
@@ -26,6 +27,7 @@ export const ResourcePrefixes = {
   user: '/users/',
   role: '/roles/',
   lock: '/locks/',
+  node: '/nodes/',
   cluster_auth_preference: '/cluster_config/',
 } as const;
 
@@ -86,6 +88,8 @@ export interface Services {
   users: ResourceService<'user'>;
   roles: ResourceService<'role'>;
   locks: ResourceService<'lock'>;
+  /** SSH nodes: heartbeated by ssh_service (with a TTL), or agentless ones created by an admin. */
+  nodes: ResourceService<'node'>;
   authPreference: AuthPreferenceService;
   /** Creates missing preset roles; never overwrites existing ones. Returns the names created. */
   ensurePresets(): Promise<string[]>;
@@ -114,6 +118,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
         ? lock
         : { ...lock, spec: { ...lock.spec, created_at: new Date(now).toISOString() } },
   });
+  const nodes = new ResourceService({ backend, clock, kind: 'node', prefix: ResourcePrefixes.node });
   const authPreference = new AuthPreferenceService(
     new ResourceService({
       backend,
@@ -126,6 +131,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
     users,
     roles,
     locks,
+    nodes,
     authPreference,
     async ensurePresets() {
       const created: string[] = [];

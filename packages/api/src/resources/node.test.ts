@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isWardenError } from '../errors';
+import { parseResources } from './codec';
+import { resolveKind } from './kinds';
+import { validateResource, validateResourceOfKind } from './validate';
+
+const node = (spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
+  kind: 'node',
+  version: 'v2',
+  metadata: { name: '0b7a6a1e-4a47-4a0f-9d4c-3e1d1c7c1a11', ...metadata },
+  spec,
+});
+
+function rejects(value: unknown, message: RegExp): void {
+  assert.throws(
+    () => validateResource(value),
+    (e) => {
+      assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_RESOURCE'), String(e));
+      assert.match(e.message, message);
+      return true;
+    },
+  );
+}
+
+test('a heartbeated node: UUID name, labels, expiry, hostname and addr', () => {
+  const n = validateResourceOfKind(
+    'node',
+    node(
+      { hostname: 'web-1', addr: '10.0.0.7:3022' },
+      { labels: { env: 'prod' }, expires: '2026-01-01T00:01:00Z' },
+    ),
+  );
+  assert.equal(n.spec.hostname, 'web-1');
+  assert.equal(n.spec.sub_kind, undefined);
+  assert.deepEqual(n.metadata.labels, { env: 'prod' });
+});
+
+test('an agentless OpenSSH node from YAML (IPv6 address, sub_kind openssh)', () => {
+  const [n] = parseResources(
+    'kind: node\nversion: v2\nmetadata:\n  name: db-host\nspec:\n  hostname: db-host\n  addr: "[::1]:22"\n  sub_kind: openssh\n',
+  );
+  assert.equal(n?.kind, 'node');
+  assert.equal(n?.kind === 'node' && n.spec.sub_kind, 'openssh');
+});
+
+test('CLI aliases', () => {
+  assert.equal(resolveKind('nodes'), 'node');
+  assert.equal(resolveKind('node'), 'node');
+});
+
+test('bad nodes', () => {
+  rejects(node({ hostname: 'a', addr: '10.0.0.7' }), /spec\.addr: expected host:port/);
+  rejects(node({ hostname: 'a', addr: '10.0.0.7:0' }), /spec\.addr: expected host:port/);
+  rejects(node({ hostname: 'a', addr: '10.0.0.7:70000' }), /spec\.addr: expected host:port/);
+  rejects(node({ hostname: 'a', addr: 'a b:22' }), /spec\.addr: expected host:port/);
+  rejects(node({ hostname: '', addr: 'a:22' }), /spec\.hostname: must not be empty/);
+  rejects(node({ hostname: 'a b', addr: 'a:22' }), /spec\.hostname: must not contain spaces/);
+  rejects(node({ hostname: 'a', addr: 'a:22', sub_kind: 'agent' }), /spec\.sub_kind/);
+  rejects(node({ hostname: 'a', addr: 'a:22', port: 22 }), /spec\.port: unknown field/);
+  rejects(node({ addr: 'a:22' }), /spec\.hostname: expected a host name/);
+});
