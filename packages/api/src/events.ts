@@ -116,6 +116,8 @@ export const auditEventCatalogue = {
     login: str,
     db_user: str,
     db_name: str,
+    /** The roles of the identity that asked. */
+    roles: strs,
   }),
   'access.denied': entry(undefined, 'W4001W', 'The access checker denied access to a resource', {
     protocol,
@@ -123,6 +125,7 @@ export const auditEventCatalogue = {
     login: str,
     db_user: str,
     db_name: str,
+    roles: strs,
   }),
   'device.create': entry('W5000I', undefined, 'A device was added to the inventory', {
     device_id: z.string(),
@@ -154,12 +157,42 @@ export const auditEventCatalogue = {
     session_id: z.string(),
     resource: AuditResourceSchema,
     login: str,
+    roles: strs,
+    /** The node's host name (SSH). */
+    node: str,
+    /** `shell`, `exec`, `subsystem` or `direct-tcpip` (SSH). */
+    session_type: str,
+    /** The command of an exec session, or the subsystem's name. */
+    command: str,
+    /** For port forwarding: where the node connected to (`host:port`). */
+    forward_addr: str,
   }),
   'session.end': entry('W6001I', undefined, 'A session to a resource ended', {
     protocol,
     session_id: z.string(),
     resource: AuditResourceSchema,
     login: str,
+    roles: strs,
+    node: str,
+    session_type: str,
+    command: str,
+    forward_addr: str,
+    /** The exit status of the session's process, when it exited. */
+    exit_code: z.number().int().optional(),
+    /** The signal that ended the session's process (`TERM`, `KILL`…), when one did. */
+    exit_signal: str,
+    duration_ms: z.number().nonnegative().optional(),
+    /** Why the session was ended from the server side (a lock in force, shutdown…). */
+    terminated_by: str,
+  }),
+  'session.exec': entry('W6002I', undefined, 'A command was run in a session', {
+    protocol,
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    login: str,
+    roles: strs,
+    node: str,
+    command: z.string(),
   }),
 } as const;
 
