@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import * as x509 from '@peculiar/x509';
@@ -78,6 +78,13 @@ test('without a file, loadConfig returns the documented defaults', () => {
       listenAddr: { host: '127.0.0.1', port: 3080 },
       publicAddr: { host: '127.0.0.1', port: 3080 },
     },
+    sshService: {
+      enabled: true,
+      listenAddr: { host: '127.0.0.1', port: 3022 },
+      publicAddr: { host: '127.0.0.1', port: 3022 },
+      hostname: hostname(),
+      labels: {},
+    },
     storage: { type: 'sqlite', path: join(dataDir, 'backend.sqlite') },
   } satisfies WardenConfig);
   assertDeepFrozen(config);
@@ -132,6 +139,12 @@ proxy_service:
   enabled: false
   listen_addr: 0.0.0.0:443
   public_addr: proxy.example.com:3080
+ssh_service:
+  enabled: false
+  listen_addr: 0.0.0.0:3022
+  public_addr: node-1.example.com:3022
+  hostname: node-1
+  labels: { env: prod, team: "db" }
 storage:
   type: sqlite
   path: db/backend.sqlite
@@ -162,16 +175,24 @@ storage:
     listenAddr: { host: '0.0.0.0', port: 443 },
     publicAddr: { host: 'proxy.example.com', port: 3080 },
   });
+  assert.deepEqual(config.sshService, {
+    enabled: false,
+    listenAddr: { host: '0.0.0.0', port: 3022 },
+    publicAddr: { host: 'node-1.example.com', port: 3022 },
+    hostname: 'node-1',
+    labels: { env: 'prod', team: 'db' },
+  });
   assert.deepEqual(config.storage, { type: 'sqlite', path: join(sub, 'db', 'backend.sqlite') });
   assertDeepFrozen(config);
 });
 
 test('public_addr defaults to listen_addr; storage memory needs nothing else', () => {
   const config = parseConfig(
-    'version: v1\nproxy_service:\n  listen_addr: "[::1]:4080"\nstorage:\n  type: memory\n',
+    'version: v1\nproxy_service:\n  listen_addr: "[::1]:4080"\nssh_service:\n  listen_addr: 10.0.0.7:2222\nstorage:\n  type: memory\n',
     'warden.yaml',
   );
   assert.deepEqual(config.proxyService.publicAddr, { host: '::1', port: 4080 });
+  assert.deepEqual(config.sshService.publicAddr, { host: '10.0.0.7', port: 2222 });
   assert.deepEqual(config.storage, { type: 'memory' });
 });
 
@@ -260,20 +281,47 @@ test('a bad enum names file, field path and line', () => {
   );
 });
 
-test('unknown fields are errors, including ssh_service (not yet part of the schema)', () => {
+test('unknown fields are errors, in every section', () => {
   assert.equal(
     problem('version: v1\nproxy_service:\n  enabled: true\n  listen: 1.2.3.4:80\n'),
     'warden.yaml: proxy_service.listen: unknown field (line 4)',
   );
   assert.equal(
-    problem('version: v1\n\nssh_service:\n  enabled: true\n'),
-    'warden.yaml: ssh_service: unknown field (line 3)',
+    problem('version: v1\n\nssh_service:\n  enabled: true\n  port: 22\n'),
+    'warden.yaml: ssh_service.port: unknown field (line 5)',
+  );
+  assert.equal(
+    problem('version: v1\nkube_service:\n  enabled: true\n'),
+    'warden.yaml: kube_service: unknown field (line 2)',
   );
   assert.equal(
     problem(
       'version: v1\nauth_service:\n  authentication:\n    device_trust:\n      mode: off\n      modee: on\n',
     ),
     'warden.yaml: auth_service.authentication.device_trust.modee: unknown field (line 6)',
+  );
+});
+
+test('ssh_service: addresses, host name and labels are checked', () => {
+  assert.equal(
+    problem('version: v1\nssh_service:\n  listen_addr: 3022\n'),
+    'warden.yaml: ssh_service.listen_addr: expected a string, got 3022 (line 3)',
+  );
+  assert.equal(
+    problem('version: v1\nssh_service:\n  public_addr: node-1\n'),
+    'warden.yaml: ssh_service.public_addr: expected host:port, got "node-1" (line 3)',
+  );
+  assert.equal(
+    problem('version: v1\nssh_service:\n  hostname: "web 1"\n'),
+    'warden.yaml: ssh_service.hostname: must not contain spaces, "/" or control characters (line 3)',
+  );
+  assert.match(
+    problem('version: v1\nssh_service:\n  labels:\n    env: 1\n'),
+    /^warden\.yaml: ssh_service\.labels\.env: expected a string, got 1 \(line 4\)$/,
+  );
+  assert.equal(
+    problem('version: v1\nssh_service:\n  enabled: "yes"\n'),
+    'warden.yaml: ssh_service.enabled: expected true or false, got "yes" (line 3)',
   );
 });
 
@@ -481,6 +529,7 @@ auth_service:
 proxy_service:
   listen_addr: 127.0.0.1:3080
   public_addr: proxy.example.com:3080
+ssh_service: { listen_addr: 127.0.0.1:3022, hostname: web-1, labels: { env: prod } }
 storage: { type: memory }
 `;
   let seed = 0x2545f491;

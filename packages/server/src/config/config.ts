@@ -11,6 +11,7 @@
  * `storage.postgres.connString` may carry a password: never log a `WardenConfig` whole.
  */
 import { readFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DEFAULT_CLUSTER_NAME, DEFAULT_DATA_DIR, DEFAULT_PROXY_ADDR, WardenError } from '@warden/api';
 import { LineCounter, parseDocument } from 'yaml';
@@ -57,6 +58,17 @@ export interface ProxyServiceConfig {
   readonly publicAddr: HostPort;
 }
 
+export interface SshServiceConfig {
+  readonly enabled: boolean;
+  readonly listenAddr: HostPort;
+  /** Where the proxy reaches this node (the node resource's `addr`); defaults to `listenAddr`. */
+  readonly publicAddr: HostPort;
+  /** The node's host name; defaults to the machine's (`os.hostname()`). */
+  readonly hostname: string;
+  /** Static labels of the node resource. */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
 export type StorageConfig =
   | { readonly type: 'sqlite'; readonly path: string }
   | { readonly type: 'postgres'; readonly connString: string }
@@ -71,6 +83,7 @@ export interface WardenConfig {
   readonly log: LogConfig;
   readonly authService: AuthServiceConfig;
   readonly proxyService: ProxyServiceConfig;
+  readonly sshService: SshServiceConfig;
   readonly storage: StorageConfig;
 }
 
@@ -96,12 +109,18 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function defaultProxyAddr(): HostPort {
-  const addr = parseHostPort(DEFAULT_PROXY_ADDR);
-  if (typeof addr === 'string')
-    throw new WardenError('WARDEN_ERR_INTERNAL', `bad DEFAULT_PROXY_ADDR: ${addr}`);
+function builtInAddr(name: string, text: string): HostPort {
+  const addr = parseHostPort(text);
+  if (typeof addr === 'string') throw new WardenError('WARDEN_ERR_INTERNAL', `bad ${name}: ${addr}`);
   return addr;
 }
+
+function defaultProxyAddr(): HostPort {
+  return builtInAddr('DEFAULT_PROXY_ADDR', DEFAULT_PROXY_ADDR);
+}
+
+/** Where ssh_service listens unless configured: loopback only, port 3022 (Teleport's node port). */
+export const DEFAULT_SSH_LISTEN_ADDR = '127.0.0.1:3022';
 
 function build(
   file: ConfigFile | undefined,
@@ -119,6 +138,8 @@ function build(
   const dt = auth?.authentication?.device_trust;
   const proxy = file?.proxy_service;
   const listenAddr = proxy?.listen_addr ?? defaultProxyAddr();
+  const ssh = file?.ssh_service;
+  const sshListenAddr = ssh?.listen_addr ?? builtInAddr('DEFAULT_SSH_LISTEN_ADDR', DEFAULT_SSH_LISTEN_ADDR);
 
   let storage: StorageConfig;
   const s = file?.storage;
@@ -153,14 +174,21 @@ function build(
       listenAddr,
       publicAddr: proxy?.public_addr ?? listenAddr,
     },
+    sshService: {
+      enabled: ssh?.enabled ?? true,
+      listenAddr: sshListenAddr,
+      publicAddr: ssh?.public_addr ?? sshListenAddr,
+      hostname: ssh?.hostname ?? osHostname(),
+      labels: { ...(ssh?.labels ?? {}) },
+    },
     storage,
   });
 }
 
 /**
  * The configuration used when no file is given: data dir `./warden-data` (or `dataDir`),
- * cluster `warden`, proxy on 127.0.0.1:3080, sqlite at `<data dir>/backend.sqlite`,
- * second factor `otp`, device trust `off`.
+ * cluster `warden`, proxy on 127.0.0.1:3080, ssh_service on 127.0.0.1:3022 named after the
+ * machine, sqlite at `<data dir>/backend.sqlite`, second factor `otp`, device trust `off`.
  *
  * @example
  *   defaultConfig({ dataDir: '/tmp/w' }).storage; // { type: 'sqlite', path: '/tmp/w/backend.sqlite' }

@@ -11,6 +11,7 @@ export {
   type AuthenticationConfig,
   type AuthServiceConfig,
   assertSupported,
+  DEFAULT_SSH_LISTEN_ADDR,
   type DeviceTrustConfig,
   defaultConfig,
   type LoadConfigOptions,
@@ -19,6 +20,7 @@ export {
   type ParseConfigOptions,
   type ProxyServiceConfig,
   parseConfig,
+  type SshServiceConfig,
   type StorageConfig,
   type WardenConfig,
 } from './config';

@@ -86,6 +86,23 @@ export const configFileSchema = z.strictObject({
       public_addr: hostPort.optional(),
     })
     .optional(),
+  ssh_service: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      listen_addr: hostPort.optional(),
+      /** Where the proxy reaches this node; goes into the node resource's `addr`. */
+      public_addr: hostPort.optional(),
+      /** The node's name as users type it; defaults to the machine's host name. */
+      hostname: z
+        .string()
+        .min(1, 'must not be empty')
+        .max(253, 'must be at most 253 characters')
+        .refine((s) => !/[\s/\p{Cc}]/u.test(s), 'must not contain spaces, "/" or control characters')
+        .optional(),
+      /** Static labels on the node resource (what roles' `node_labels` match). */
+      labels: z.record(z.string().min(1, 'label names must not be empty'), z.string()).optional(),
+    })
+    .optional(),
   storage: z
     .discriminatedUnion('type', [
       z.strictObject({ type: z.literal('sqlite'), path: pathString.optional() }),
