@@ -379,6 +379,9 @@ describe('login', () => {
       'WARDEN_ERR_RATE_LIMITED',
       /too many failed login attempts for user "alice"; try again in \d+m/,
     );
+    // The refusal is audited too, so a brute force shows up in the log.
+    const refused = await c.audit.search({ types: ['user.login'], user: 'alice' });
+    assert.ok(refused.some((e) => !e.success && /too many failed login attempts/.test(String(e.error))));
     // Another user (from another address) is not affected.
     assert.equal((await c.auth.login(c.loginRequest('bob', c.otp(bobSecret!)), '198.51.100.7')).user, 'bob');
     c.clock.advance(lockoutMs - 3 * STEP_MS);
@@ -391,6 +394,19 @@ describe('login', () => {
       (await c.auth.login(c.loginRequest('alice', c.otp(totpSecret!)), CLIENT_ADDR)).user,
       'alice',
     );
+  });
+
+  test('an invite made while second factors were off cannot finish once they are on', async () => {
+    const c = await startTestCluster({ secondFactor: 'off' });
+    const token = await c.invite('alice', ['access']);
+    await c.setSecondFactor('otp');
+    await rejectsWith(
+      c.auth.signupFinish({ token, password: PASSWORD }, CLIENT_ADDR),
+      'WARDEN_ERR_INVALID_TOKEN',
+      /wctl users reset/,
+    );
+    // Nothing was spent or written: no secrets exist, so login still fails like an unknown user.
+    await rejectsWith(c.auth.login(c.loginRequest('alice'), CLIENT_ADDR), 'WARDEN_ERR_LOGIN_FAILED');
   });
 
   test('SSH and TLS keys that differ, or are not keys, are refused', async () => {
@@ -614,10 +630,21 @@ describe('identify', () => {
       /admin identity/,
     );
 
-    // Nor does a user who happens to be called "@admin" become one.
-    const { totpSecret } = await c.signUp(ADMIN_USER, ['access']);
-    const res = await c.auth.login(c.loginRequest(ADMIN_USER, c.nextOtp(totpSecret!)), CLIENT_ADDR);
-    await rejectsWith(c.auth.identify(certDer(res.tls_cert)), 'WARDEN_ERR_BAD_CERTIFICATE');
+    // Nor can a user be called "@admin" (names starting with "@" are reserved), either way.
+    await rejectsWith(
+      c.auth.addUser(c.admin, { name: ADMIN_USER, roles: ['access'], logins: [] }),
+      'WARDEN_ERR_BAD_PARAMETER',
+      /reserved/,
+    );
+    await rejectsWith(
+      c.auth.putResource(
+        c.admin,
+        { kind: 'user', version: 'v2', metadata: { name: ADMIN_USER }, spec: { roles: ['access'] } },
+        { force: false },
+      ),
+      'WARDEN_ERR_BAD_PARAMETER',
+      /reserved/,
+    );
   });
 
   test('a user certificate yields the user, roles, logins and traits', async () => {

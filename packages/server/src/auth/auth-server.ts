@@ -144,6 +144,16 @@ export class AuthServer {
       throw isWardenError(e) ? await fail(e) : e;
     }
     const cap = await this.authPreference();
+    if (cap.spec.second_factor !== 'off' && !invite.totp_secret) {
+      // Made while second factors were off; finishing it would leave a user who can never log in.
+      throw await fail(
+        new WardenError(
+          'WARDEN_ERR_INVALID_TOKEN',
+          'this invite was created while second factors were off and the cluster now requires one; ' +
+            'ask an administrator for a new invite (`wctl users reset NAME`)',
+        ),
+      );
+    }
     let step: number | undefined;
     if (cap.spec.second_factor !== 'off' && invite.totp_secret) {
       const r = verifyTotp(invite.totp_secret, (req.otp_code ?? '').trim(), { now: this.#now() });
@@ -177,7 +187,13 @@ export class AuthServer {
   async login(req: rpc.LoginRequest, addr: string): Promise<rpc.LoginResponse> {
     const name = req.user;
     // 1. Rate limit before any password work.
-    this.#limiter.check(name, addr);
+    try {
+      this.#limiter.check(name, addr);
+    } catch (e) {
+      if (isWardenError(e))
+        await this.#audit({ type: 'user.login', success: false, user: name, addr, error: e.message });
+      throw e;
+    }
     const failed = async (reason: string, err?: WardenError) => {
       this.#limiter.recordFailure(name, addr);
       await this.#audit({
@@ -405,6 +421,12 @@ export class AuthServer {
 
   async addUser(caller: Caller, req: z.infer<typeof rpc.AddUserRequest>): Promise<rpc.InviteResponse> {
     await this.#authorize(caller, 'user', 'create');
+    if (req.name.startsWith('@')) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `user names starting with "@" are reserved for Warden ("${req.name}")`,
+      );
+    }
     for (const r of req.roles) {
       if (!(await this.#o.services.roles.find(r))) {
         throw new WardenError(
@@ -537,6 +559,12 @@ export class AuthServer {
       update(r: Resource): Promise<Resource>;
     };
     const name = res.metadata.name;
+    if (kind === 'user' && name.startsWith('@')) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `user names starting with "@" are reserved for Warden ("${name}")`,
+      );
+    }
     const existing = await store.find(name);
     // Authorize before saying anything about the resource (its existence included): the verb
     // checked first is the one asked for, never chosen by whether the resource exists, or a
