@@ -6,6 +6,7 @@ export * from './access';
 export * from './audit';
 export * from './auth';
 export * from './backend';
+export * from './ca';
 export * from './clock';
 export * from './config';
 export * from './log';
