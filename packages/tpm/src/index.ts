@@ -6,8 +6,11 @@
  * How it is tested: unit tests beside the code (no TPM needed), swtpm-driven tests and the
  * tpm2-tools cross-checks under test/tpm/. See packages/tpm/README.md.
  */
+
+export * from './commands';
 export * from './constants';
 export { isTpmError, type ResponseCodeInfo, TpmError, type TpmErrorCode, tpmErrorCatalogue } from './errors';
 export { digestSize, hashName } from './hash';
 export * from './marshal';
 export { decodeResponseCode, describeResponseCode, isRetryable, TPM_RC } from './response-code';
+export * from './transport';
