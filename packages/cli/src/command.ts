@@ -36,6 +36,11 @@ export interface Command {
   options?: Record<string, OptionSpec>;
   /** Allowed positional arguments: [min, max]. */
   args?: [number, number];
+  /**
+   * Parse flags only up to the first positional argument; it and everything after it are
+   * positionals, verbatim (`wsh ssh node ls -la`: `-la` belongs to the remote command).
+   */
+  stopAtFirstPositional?: boolean;
   run(ctx: CommandContext): Promise<number | undefined>;
 }
 
@@ -133,10 +138,11 @@ export async function runProgram(
     return 1;
   }
   const options = { ...(cmd.options ?? {}), ...(program.globalOptions ?? {}), help: HELP };
+  const [flagArgs, verbatim] = cmd.stopAtFirstPositional ? splitAtFirstPositional(rest, options) : [rest, []];
   let parsed: { values: Values; positionals: string[] };
   try {
     parsed = parseArgs({
-      args: rest,
+      args: flagArgs,
       options: Object.fromEntries(
         Object.entries(options).map(([k, o]) => [
           k,
@@ -150,6 +156,7 @@ export async function runProgram(
       allowPositionals: true,
       strict: true,
     }) as { values: Values; positionals: string[] };
+    parsed.positionals.push(...verbatim);
   } catch (e) {
     io.stderr.write(`ERROR: ${(e as Error).message.split('\n')[0]}\n\n${commandHelp(program, cmd)}`);
     return 1;
@@ -171,6 +178,33 @@ export async function runProgram(
     io.stderr.write(`${formatError(e, io.env)}\n`);
     return 1;
   }
+}
+
+/**
+ * Splits argv before its first positional argument (or after a `--`), knowing which flags
+ * take a value (`--login NAME`, `-L SPEC`, `-tL SPEC`), so a flag's value is never taken for
+ * the first positional.
+ */
+export function splitAtFirstPositional(
+  args: string[],
+  options: Record<string, OptionSpec>,
+): [string[], string[]] {
+  const byShort = new Map(Object.values(options).flatMap((o) => (o.short ? [[o.short, o] as const] : [])));
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return [args.slice(0, i), args.slice(i + 1)];
+    if (!a.startsWith('-') || a === '-') return [args.slice(0, i), args.slice(i)];
+    if (a.startsWith('--')) {
+      if (!a.includes('=') && options[a.slice(2)]?.type === 'string') i++;
+      continue;
+    }
+    for (let j = 1; j < a.length; j++) {
+      if (byShort.get(a[j]!)?.type !== 'string') continue;
+      if (j === a.length - 1) i++;
+      break;
+    }
+  }
+  return [args, []];
 }
 
 export function formatError(e: unknown, env: NodeJS.ProcessEnv): string {

@@ -4,6 +4,7 @@ import { parseDuration, WardenError } from '@warden/api';
 import { login, ProfileStore, signup, wardenHome } from '@warden/client';
 import { type CommandContext, str } from '../command';
 import { createPrompter } from '../prompt';
+import { qrCode } from '../qr';
 
 function requireProxy(ctx: CommandContext): string {
   const proxy = str(ctx.values, 'proxy') ?? ctx.env.WARDEN_PROXY;
@@ -55,15 +56,6 @@ export async function runSignup(ctx: CommandContext): Promise<number> {
   } finally {
     prompter.close();
   }
-}
-
-async function qrCode(text: string): Promise<string> {
-  const mod = (await import('qrcode-terminal')) as unknown as {
-    default?: { generate(t: string, o: { small: boolean }, cb: (s: string) => void): void };
-    generate(t: string, o: { small: boolean }, cb: (s: string) => void): void;
-  };
-  const qr = mod.default ?? mod;
-  return new Promise((resolve) => qr.generate(text, { small: true }, (s) => resolve(`${s}\n`)));
 }
 
 export async function runLogin(ctx: CommandContext): Promise<number> {

@@ -1,0 +1,243 @@
+/**
+ * `wsh ssh`, `wsh ls`, `wsh config` and `wsh proxy ssh`: thin commands over the SSH client in
+ * `@warden/client` (dial through the proxy, certificate login, host certificate check).
+ */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { WardenError } from '@warden/api';
+import {
+  clientForProfile,
+  connectNode,
+  dialNode,
+  hostCaKeys,
+  type LoadedProfile,
+  type LocalForward,
+  type NodeSsh,
+  openSshConfig,
+  ProfileStore,
+  parseForwardSpec,
+  proxyError,
+  ptyRequest,
+  runSession,
+  shellQuote,
+  startLocalForward,
+  wardenHome,
+} from '@warden/client';
+import { z } from 'zod';
+import { type CommandContext, formatError, str } from '../command';
+import { formatData, parseFormat, table } from '../format';
+
+/** `[login@]node` → its parts (the last `@` separates, as in ssh). */
+export function parseTarget(target: string): { login?: string; node: string } {
+  const at = target.lastIndexOf('@');
+  const login = at >= 0 ? target.slice(0, at) : undefined;
+  const node = at >= 0 ? target.slice(at + 1) : target;
+  if (node === '' || login === '' || /\s/.test(target)) {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid target "${target}": expected [LOGIN@]NODE`);
+  }
+  return login === undefined ? { node } : { login, node };
+}
+
+/** The login to use: `--login`, else the one in `login@node`, else the profile's first login. */
+export function chooseLogin(
+  flag: string | undefined,
+  fromTarget: string | undefined,
+  profile: LoadedProfile,
+): string {
+  if (flag && fromTarget && flag !== fromTarget) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `two logins given: --login=${flag} and ${fromTarget}@…; give one`,
+    );
+  }
+  const login = flag ?? fromTarget ?? profile.logins[0];
+  if (!login) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      'your roles grant no logins; pass LOGIN@NODE or ask an admin for a role with logins',
+    );
+  }
+  return login;
+}
+
+/** The node name in what OpenSSH passes as %h: `node`, `node.<cluster>`, `node:port`. */
+export function nodeFromHost(host: string, cluster: string): string {
+  let h = host.replace(/:\d+$/, '');
+  if (cluster && h.endsWith(`.${cluster}`)) h = h.slice(0, -(cluster.length + 1));
+  return h;
+}
+
+/** The remote command from the words after NODE, joined with spaces as ssh does. */
+export function remoteCommand(words: readonly string[]): string | undefined {
+  return words.length > 0 ? words.join(' ') : undefined;
+}
+
+function loadProfile(ctx: CommandContext): LoadedProfile {
+  const profile = new ProfileStore(wardenHome(ctx.env)).require();
+  // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
+  clientForProfile(profile);
+  return profile;
+}
+
+async function dial(profile: LoadedProfile, node: string, login: string) {
+  try {
+    return await dialNode(profile, { node, login });
+  } catch (e) {
+    throw proxyError(e);
+  }
+}
+
+/** Dials `node` through the proxy and logs in as `login`. */
+export async function openNodeSsh(profile: LoadedProfile, node: string, login: string): Promise<NodeSsh> {
+  const dialed = await dial(profile, node, login);
+  const info = dialed.node;
+  return connectNode({
+    stream: dialed.stream,
+    login,
+    keyPem: profile.keyPem,
+    sshCert: profile.sshCert,
+    hostCaKeys: hostCaKeys(profile.knownHosts),
+    hostPrincipals: [info.name, info.hostname, `${info.name}.${profile.cluster}`],
+    nodeName: node,
+  });
+}
+
+function forwardSpecs(ctx: CommandContext) {
+  const v = ctx.values.forward;
+  const specs = Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : [];
+  return specs.map(parseForwardSpec);
+}
+
+export async function runSsh(ctx: CommandContext): Promise<number> {
+  const [target = '', ...words] = ctx.positionals;
+  const profile = loadProfile(ctx);
+  const { login: targetLogin, node } = parseTarget(target);
+  const login = chooseLogin(str(ctx.values, 'login'), targetLogin, profile);
+  const specs = forwardSpecs(ctx);
+  const command = remoteCommand(words);
+  if (ctx.values.tty && ctx.values['no-tty']) {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '-t and -T contradict each other; give one');
+  }
+  const noExec = ctx.values['no-remote-exec'] === true;
+  if (noExec && command !== undefined) {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `-N runs no command, but "${command}" was given`);
+  }
+
+  const ssh = await openNodeSsh(profile, node, login);
+  const forwards: LocalForward[] = [];
+  try {
+    for (const spec of specs) {
+      forwards.push(
+        await startLocalForward(ssh, spec, (e) => ctx.stderr.write(`${formatError(e, ctx.env)}\n`)),
+      );
+    }
+    if (noExec) {
+      await ssh.closed;
+      return 0;
+    }
+    const force = ctx.values.tty === true ? true : ctx.values['no-tty'] === true ? false : undefined;
+    const pty = ptyRequest(ctx, ctx.env, { command, force });
+    return await runSession(ssh, { command, pty }, ctx);
+  } finally {
+    await Promise.all(forwards.map((f) => f.close()));
+    ssh.end();
+  }
+}
+
+export async function runProxySsh(ctx: CommandContext): Promise<number> {
+  const profile = loadProfile(ctx);
+  const { login: targetLogin, node: host } = parseTarget(ctx.positionals[0] ?? '');
+  const login = chooseLogin(str(ctx.values, 'login'), targetLogin, profile);
+  const { stream } = await dial(profile, nodeFromHost(host, profile.cluster), login);
+  await new Promise<void>((done) => {
+    stream.once('close', () => done());
+    stream.on('error', () => stream.destroy());
+    ctx.stdin.pipe(stream);
+    stream.pipe(ctx.stdout, { end: false });
+  });
+  ctx.stdin.unpipe(stream);
+  ctx.stdin.pause();
+  return 0;
+}
+
+/** The fields of a node resource that `wsh ls` shows (other fields pass through to json/yaml). */
+const NodeView = z.object({
+  metadata: z.object({ name: z.string(), labels: z.record(z.string(), z.string()).optional() }),
+  spec: z.object({ hostname: z.string().optional(), addr: z.string().optional() }).optional(),
+});
+
+async function listNodes(
+  profile: LoadedProfile,
+): Promise<{ raw: unknown[]; nodes: z.infer<typeof NodeView>[] }> {
+  const { items } = await clientForProfile(profile).listNodes();
+  const nodes = items.map((item) => {
+    const parsed = NodeView.safeParse(item);
+    if (!parsed.success) {
+      throw new WardenError(
+        'WARDEN_ERR_CONNECTION',
+        `the proxy at ${profile.proxy} sent a malformed node list`,
+      );
+    }
+    return parsed.data;
+  });
+  return { raw: items, nodes };
+}
+
+export async function runLs(ctx: CommandContext): Promise<number> {
+  const format = parseFormat(ctx.values.format);
+  const profile = loadProfile(ctx);
+  const { raw, nodes } = await listNodes(profile);
+  if (format !== 'text') {
+    ctx.stdout.write(formatData(raw, format));
+    return 0;
+  }
+  const rows = nodes
+    .map((n) => [
+      n.metadata.name,
+      n.spec?.addr ?? '',
+      Object.entries(n.metadata.labels ?? {})
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+    ])
+    .sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
+  ctx.stdout.write(table(['Node Name', 'Address', 'Labels'], rows));
+  return 0;
+}
+
+/** How OpenSSH should run this wsh: the node binary, its flags, and this script, quoted for sh. */
+export function wshCommandLine(
+  execPath: string = process.execPath,
+  execArgv: readonly string[] = process.execArgv,
+  script: string = process.argv[1] ?? 'wsh',
+): string {
+  let path = resolve(script);
+  try {
+    path = realpathSync(path);
+  } catch {
+    // keep the resolved path
+  }
+  return [execPath, ...execArgv, path].map(shellQuote).join(' ');
+}
+
+export async function runConfig(ctx: CommandContext): Promise<number> {
+  const profile = loadProfile(ctx);
+  let nodes: string[] = [];
+  try {
+    nodes = (await listNodes(profile)).nodes.map((n) => n.metadata.name);
+  } catch (e) {
+    ctx.stderr.write(
+      `WARNING: cannot list nodes (${(e as Error).message}); only *.${profile.cluster} names are configured\n`,
+    );
+  }
+  ctx.stdout.write(
+    openSshConfig({
+      cluster: profile.cluster,
+      proxy: profile.proxy,
+      profileDir: profile.dir,
+      nodes,
+      wshCommand: wshCommandLine(),
+    }),
+  );
+  return 0;
+}
