@@ -11,3 +11,4 @@ export * from './clock';
 export * from './config';
 export * from './log';
 export * from './services';
+export * from './srv/ssh';

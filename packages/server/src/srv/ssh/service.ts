@@ -1,0 +1,696 @@
+/**
+ * ssh_service: Warden's SSH server on a host (DESIGN §1, issue 3).
+ *
+ *   client (ssh / wsh, direct or through the proxy)            node
+ *     │ KEX: host key algorithm ecdsa-sha2-nistp256-cert-v01 ─▶ │ host certificate (host CA)
+ *     │ userauth publickey <user cert>, signature ────────────▶ │ CA, validity, type, signature
+ *     │                                                         │ decide once: locks, RBAC
+ *     │                                                         │ (logins, node_labels), device
+ *     │                                                         │ trust, principal = login,
+ *     │ ◀── userauth success (even when denied) ─────────────── │ local login exists / allowed
+ *     │ channel open session | direct-tcpip ─────────────────▶  │ allowed: run as the login
+ *     │ ◀── open failure: administratively prohibited (reason)  │ denied: every channel refused
+ *     │ ◀── "\r\nERROR: lock targeting … is in force\r\n", disconnect   (lock appears later)
+ *
+ * Authentication succeeds for a valid certificate even when access is denied, so that the
+ * user reads the reason (OpenSSH shows it for a refused channel, never for a failed auth).
+ * Every decision and every session is audited. Locks are watched live (`lockCache`): a lock
+ * matching a connection (user, role, login, this node by ID or hostname, device) ends it at
+ * once; in `locking_mode: strict` a lock view stale for too long ends everything too.
+ * The node's `node` resource is heartbeated with a TTL.
+ *
+ * Who may import: `bin/` (composition) and tests, through `srv/ssh/index.ts`.
+ * Tested against the real OpenSSH client in `test/ssh-node/`.
+ */
+import { randomUUID } from 'node:crypto';
+import { type Socket, connect as tcpConnect } from 'node:net';
+import {
+  AUTH_PREFERENCE_NAME,
+  type AuditEventInput,
+  type AuthPreferenceResource,
+  encodeSshPublicKey,
+  isWardenError,
+  type LockResource,
+  parseSshCertificate,
+  type RoleResource,
+  WardenError,
+} from '@warden/api';
+import ssh2, {
+  type AuthContext,
+  type Connection,
+  type Server,
+  type ServerChannel,
+  type Session,
+  type TcpipRequestInfo,
+} from 'ssh2';
+import {
+  AccessChecker,
+  type AccessIdentity,
+  DEFAULT_LOCK_MAX_STALENESS_MS,
+  findLockInForce,
+  lockMessage,
+  type NodeTarget,
+} from '../../access';
+import type { AuditLog } from '../../audit';
+import type { Backend } from '../../backend';
+import type { CertAuthorities } from '../../ca';
+import type { Clock } from '../../clock';
+import { formatHostPort, type SshServiceConfig } from '../../config';
+import type { Logger } from '../../log';
+import { defaultAuthPreference, ResourceCache, ResourcePrefixes, type Services } from '../../services';
+import { refuseChannels } from './channel-refusal';
+import { NodeHeartbeat } from './heartbeat';
+import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
+import { loadHostIdentity } from './host-identity';
+import {
+  type DaemonUser,
+  daemonUser,
+  findSetpriv,
+  findSftpServer,
+  type LocalUser,
+  lookupLogin,
+  switchRefusal,
+} from './login';
+import { type SessionEnd, type SessionStart, SshSession } from './session';
+import {
+  type CertHolder,
+  isCertificateAlgorithm,
+  verifyClientSignature,
+  verifyUserCertificate,
+} from './user-cert';
+
+export interface SshServiceOptions {
+  config: SshServiceConfig;
+  /** Where the node keeps `host_uuid` and `ssh_host_key`. */
+  dataDir: string;
+  backend: Backend;
+  services: Services;
+  cas: CertAuthorities;
+  audit: AuditLog;
+  clock: Clock;
+  logger: Logger;
+  clusterName: string;
+  /** Node resource TTL (default 60 s) and heartbeat interval (default 20 s). */
+  heartbeatTtlMs?: number;
+  heartbeatIntervalMs?: number;
+  /** How often live connections are re-checked against the lock view (default 1 s). */
+  lockRecheckMs?: number;
+  lockMaxStalenessMs?: number;
+  /** Override where OpenSSH's sftp-server is looked for (tests); `null` disables sftp. */
+  sftpServerPath?: string | null;
+}
+
+/** Connection attempts with more failed authentications than this are dropped (as sshd's MaxAuthTries). */
+const MAX_AUTH_FAILURES = 6;
+const FORWARD_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_LOCK_RECHECK_MS = 1000;
+
+/** One client connection and what we decided about it. */
+interface NodeConnection {
+  id: string;
+  conn: Connection;
+  remoteIp: string;
+  remotePort: number;
+  localIp: string;
+  localPort: number;
+  authFailures: number;
+  /** Set once a certificate and its signature verified. */
+  holder?: CertHolder;
+  login?: string;
+  identity?: AccessIdentity;
+  localUser?: LocalUser;
+  /** Why every channel is refused; undefined when access was allowed. */
+  denied?: string;
+  sessions: Set<SshSession>;
+  forwards: Set<Socket>;
+  ending: boolean;
+}
+
+/**
+ * The node's SSH server, registered as a `node` resource.
+ *
+ * @example
+ *   const ssh = await SshService.start({ config: config.sshService, dataDir: config.dataDir, backend,
+ *     services, cas, audit, clock, logger, clusterName: config.authService.clusterName });
+ *   ssh.addr;   // '127.0.0.1:3022'
+ *   ssh.hostId; // '0b7a6a1e-…' (the node resource's name)
+ *   await ssh.close();
+ */
+export class SshService {
+  /** `host:port` the server listens on (the real port when configured with port 0). */
+  readonly addr: string;
+  readonly port: number;
+  /** The node's stable ID: the `node` resource's name. */
+  readonly hostId: string;
+  readonly hostname: string;
+
+  readonly #o: SshServiceOptions;
+  readonly #server: Server;
+  readonly #material: HostCertMaterial;
+  readonly #heartbeat: NodeHeartbeat;
+  readonly #locks: ResourceCache<LockResource>;
+  readonly #prefs: ResourceCache<AuthPreferenceResource>;
+  readonly #checker: AccessChecker;
+  readonly #live = new Set<NodeConnection>();
+  readonly #daemon: DaemonUser;
+  readonly #setpriv: string | undefined;
+  readonly #sftpServer: string | undefined;
+  readonly #labels: Record<string, string>;
+  #unsubscribe: () => void = () => undefined;
+  #recheck: NodeJS.Timeout | undefined;
+  #certRenewAt = 0;
+  #closed = false;
+
+  private constructor(
+    o: SshServiceOptions,
+    init: {
+      server: Server;
+      material: HostCertMaterial;
+      hostId: string;
+      port: number;
+      locks: ResourceCache<LockResource>;
+      prefs: ResourceCache<AuthPreferenceResource>;
+    },
+  ) {
+    this.#o = o;
+    this.#server = init.server;
+    this.#material = init.material;
+    this.hostId = init.hostId;
+    this.hostname = o.config.hostname;
+    this.port = init.port;
+    this.addr = formatHostPort({ host: o.config.listenAddr.host, port: init.port });
+    this.#locks = init.locks;
+    this.#prefs = init.prefs;
+    this.#labels = { ...o.config.labels };
+    this.#daemon = daemonUser();
+    this.#setpriv = findSetpriv();
+    this.#sftpServer = o.sftpServerPath === undefined ? findSftpServer() : (o.sftpServerPath ?? undefined);
+    this.#checker = new AccessChecker({
+      clock: o.clock,
+      locks: init.locks,
+      clusterSettings: () => {
+        const cap = this.#prefs.get(AUTH_PREFERENCE_NAME) ?? defaultAuthPreference();
+        return { deviceTrustMode: cap.spec.device_trust.mode, lockingMode: cap.spec.locking_mode };
+      },
+      lockMaxStalenessMs: o.lockMaxStalenessMs ?? DEFAULT_LOCK_MAX_STALENESS_MS,
+    });
+    const publicAddr =
+      o.config.publicAddr.port === 0
+        ? { host: o.config.publicAddr.host, port: init.port }
+        : o.config.publicAddr;
+    this.#heartbeat = new NodeHeartbeat({
+      nodes: o.services.nodes,
+      clock: o.clock,
+      logger: o.logger,
+      ...(o.heartbeatTtlMs !== undefined && { ttlMs: o.heartbeatTtlMs }),
+      ...(o.heartbeatIntervalMs !== undefined && { intervalMs: o.heartbeatIntervalMs }),
+      resource: () => ({
+        kind: 'node',
+        version: 'v2',
+        metadata: {
+          name: this.hostId,
+          ...(Object.keys(this.#labels).length > 0 && { labels: { ...this.#labels } }),
+        },
+        spec: { hostname: this.hostname, addr: formatHostPort(publicAddr) },
+      }),
+      onBeat: () => this.#renewHostCertIfDue(),
+    });
+  }
+
+  /**
+   * Loads (or creates) the node's ID and host key, gets a host certificate, starts the lock
+   * and cluster-settings views, listens, and publishes the node resource.
+   * Throws WARDEN_ERR_BAD_CONFIG when the address is in use or the host files are unusable.
+   */
+  static async start(o: SshServiceOptions): Promise<SshService> {
+    const { hostId, keyPem, privateKey } = loadHostIdentity(o.dataDir);
+    const certLine = o.cas.issueHostSshCert({
+      publicKey: privateKey,
+      hostId,
+      hostnames: hostNames(o.config),
+    });
+    const material = hostCertMaterial(
+      keyPem,
+      parseSshCertificate(certLine).blob,
+      encodeSshPublicKey(privateKey),
+    );
+    const locks = o.services.lockCache({ logger: o.logger });
+    const prefs = new ResourceCache<AuthPreferenceResource>({
+      backend: o.backend,
+      clock: o.clock,
+      prefix: ResourcePrefixes.cluster_auth_preference,
+      decode: (item) => o.services.authPreference.store.decode(item),
+      logger: o.logger,
+    });
+    try {
+      await Promise.all([locks.start(), prefs.start()]);
+    } catch (e) {
+      locks.close();
+      prefs.close();
+      throw e;
+    }
+    let service: SshService | undefined;
+    const server = new ssh2.Server({ hostKeys: hostKeyEntries(material), ident: 'Warden' }, (conn, info) => {
+      if (service) service.#accept(conn, info);
+      else conn.end(); // not started yet
+    });
+    let port: number;
+    try {
+      port = await listen(server, o.config.listenAddr);
+    } catch (e) {
+      locks.close();
+      prefs.close();
+      throw e;
+    }
+    service = new SshService(o, { server, material, hostId, port, locks, prefs });
+    service.#certRenewAt = o.clock.now() + CERT_RENEW_AFTER_MS;
+    try {
+      await service.#heartbeat.start();
+    } catch (e) {
+      await service.close();
+      throw e;
+    }
+    const started = service;
+    started.#unsubscribe = locks.onChange(() => started.#enforceLocks());
+    started.#recheck = setInterval(() => started.#enforceLocks(), o.lockRecheckMs ?? DEFAULT_LOCK_RECHECK_MS);
+    started.#recheck.unref();
+    o.logger.info({ addr: service.addr, hostId, hostname: service.hostname }, 'ssh_service started');
+    return service;
+  }
+
+  /** Stops listening, ends every connection and stops heartbeating (the node expires one TTL later). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#heartbeat.close();
+    this.#unsubscribe();
+    if (this.#recheck) clearInterval(this.#recheck);
+    this.#locks.close();
+    this.#prefs.close();
+    for (const c of this.#live) this.#hangUp(c);
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  // ---- connections ---------------------------------------------------------------------
+
+  #accept(conn: Connection, info: { ip: string; port: number }): void {
+    const sock = (conn as unknown as { _sock?: Socket })._sock;
+    const c: NodeConnection = {
+      id: randomUUID(),
+      conn,
+      remoteIp: info.ip,
+      remotePort: info.port,
+      localIp: sock?.localAddress ?? this.#o.config.listenAddr.host,
+      localPort: sock?.localPort ?? this.port,
+      authFailures: 0,
+      sessions: new Set(),
+      forwards: new Set(),
+      ending: false,
+    };
+    try {
+      presentHostCertificate(conn, this.#material);
+      refuseChannels(conn, (open) => this.#channelRefusal(c, open.type));
+    } catch (e) {
+      this.#o.logger.error({ err: e }, 'ssh_service cannot serve connections with this ssh2 version');
+      conn.end();
+      return;
+    }
+    this.#live.add(c);
+    conn.on('authentication', (ctx) => {
+      this.#authenticate(c, ctx).catch((e) => {
+        this.#o.logger.error({ err: e }, 'ssh authentication failed unexpectedly');
+        ctx.reject(['publickey']);
+      });
+    });
+    conn.on('ready', () => this.#auditDecision(c));
+    conn.on('session', (accept, reject) => {
+      if (c.denied !== undefined || !c.localUser || c.ending) return reject();
+      this.#session(c, accept());
+    });
+    conn.on('tcpip', (accept, reject, dest) => this.#forward(c, accept, reject, dest));
+    // Remote forwarding and other global requests are not offered.
+    conn.on('request', (_accept, reject) => reject?.());
+    conn.on('error', (e) => this.#o.logger.debug({ err: e, addr: c.remoteIp }, 'ssh connection error'));
+    conn.on('close', () => {
+      this.#live.delete(c);
+      for (const s of c.sessions) s.hangup();
+      for (const f of c.forwards) f.destroy();
+    });
+  }
+
+  /** The reason a channel of this type is refused now, or undefined to let it open. */
+  #channelRefusal(c: NodeConnection, type: string): string | undefined {
+    if (!c.holder) return undefined; // not authenticated: ssh2 refuses it itself
+    if (c.denied !== undefined) return c.denied;
+    if (c.ending) return 'the session is ending';
+    const lock = c.identity && c.login ? this.#lockReason(c.identity, c.login) : undefined;
+    if (lock) return lock;
+    if (type === 'direct-tcpip' && !('permit-port-forwarding' in c.holder.extensions))
+      return 'port forwarding is not permitted by your certificate';
+    return undefined;
+  }
+
+  async #authenticate(c: NodeConnection, ctx: AuthContext): Promise<void> {
+    if (ctx.method !== 'publickey' || c.holder) {
+      ctx.reject(['publickey']);
+      return;
+    }
+    const now = this.#o.clock.now();
+    const fail = (reason: string, user?: string) => {
+      if (++c.authFailures >= MAX_AUTH_FAILURES) c.conn.end();
+      if (ctx.signature) void this.#auditDenied(c, { login: ctx.username, reason, ...(user && { user }) });
+      ctx.reject(['publickey']);
+    };
+    // Clients offer plain keys before their certificates: refuse those quietly.
+    if (!isCertificateAlgorithm(ctx.key.algo)) {
+      ctx.reject(['publickey']);
+      return;
+    }
+    let verified: ReturnType<typeof verifyUserCertificate>;
+    try {
+      verified = verifyUserCertificate(this.#o.cas, ctx.key.algo, ctx.key.data, now);
+    } catch (e) {
+      fail(isWardenError(e) ? e.message : 'SSH certificate rejected');
+      return;
+    }
+    // A query without a signature: "would you accept this key?"
+    if (!ctx.signature || !ctx.blob) {
+      ctx.accept();
+      return;
+    }
+    if (!verifyClientSignature(verified.cert, ctx.blob, ctx.signature)) {
+      fail('the signature does not match the certificate', verified.holder.user);
+      return;
+    }
+    c.holder = verified.holder;
+    c.login = ctx.username;
+    c.denied = await this.#decide(c, verified.holder, ctx.username);
+    ctx.accept();
+  }
+
+  /** Resolves roles and decides this connection's access once; returns the denial reason. */
+  async #decide(c: NodeConnection, holder: CertHolder, login: string): Promise<string | undefined> {
+    const roles: RoleResource[] = [];
+    for (const name of holder.roles) {
+      const role = await this.#o.services.roles.find(name);
+      if (!role)
+        return `access denied: role ${JSON.stringify(name)} of user ${JSON.stringify(holder.user)} does not exist`;
+      roles.push(role);
+    }
+    const identity: AccessIdentity = {
+      user: holder.user,
+      roles,
+      traits: holder.traits,
+      ...(holder.device && { device: holder.device }),
+    };
+    c.identity = identity;
+    const lock = this.#lockReason(identity, login);
+    if (lock) return lock;
+    const decision = this.#checker.checkAccess(identity, this.#target(), { login });
+    if (!decision.allowed) return decision.reason;
+    if (!holder.principals.includes(login)) {
+      return `access denied: the certificate of user ${JSON.stringify(holder.user)} does not allow login ${JSON.stringify(login)}`;
+    }
+    const refusal = switchRefusal(this.#daemon, login, this.hostname);
+    if (refusal) return refusal;
+    const user = await lookupLogin(login);
+    if (!user)
+      return `access denied: login ${JSON.stringify(login)} does not exist on node ${JSON.stringify(this.hostname)}`;
+    c.localUser = user;
+    return undefined;
+  }
+
+  #target(): NodeTarget {
+    return { kind: 'node', name: this.hostname, labels: this.#labels };
+  }
+
+  /** A lock (or strict-mode staleness) in force for this identity and login, as its message. */
+  #lockReason(identity: AccessIdentity, login: string): string | undefined {
+    const decision = this.#checker.checkAccess(identity, this.#target(), { login });
+    if (!decision.allowed && decision.step === 'lock') return decision.reason;
+    // The checker matched node locks by hostname; locks may also name the node's ID.
+    const lock = findLockInForce(
+      this.#locks.values(),
+      {
+        user: identity.user,
+        roles: identity.roles.map((r) => r.metadata.name),
+        login,
+        node: this.hostId,
+        ...(identity.device?.deviceId ? { device: identity.device.deviceId } : {}),
+      },
+      this.#o.clock.now(),
+    );
+    return lock ? lockMessage(lock) : undefined;
+  }
+
+  #enforceLocks(): void {
+    for (const c of this.#live) {
+      if (c.ending || c.denied !== undefined || !c.identity || c.login === undefined) continue;
+      const reason = this.#lockReason(c.identity, c.login);
+      if (reason) this.#terminate(c, reason);
+    }
+  }
+
+  /** Ends a connection because of `reason`: each session is told, then the connection closes. */
+  #terminate(c: NodeConnection, reason: string): void {
+    c.ending = true;
+    this.#o.logger.info({ user: c.identity?.user, login: c.login, reason }, 'ending ssh connection');
+    for (const s of c.sessions) s.terminate(reason);
+    for (const f of c.forwards) f.destroy();
+    // Channel data is written to the socket in order, before the disconnect.
+    setImmediate(() => this.#hangUp(c));
+  }
+
+  #hangUp(c: NodeConnection): void {
+    c.ending = true;
+    for (const s of c.sessions) s.hangup();
+    try {
+      c.conn.end();
+    } catch {
+      // Already closed.
+    }
+    // A client that never answers the disconnect is cut off.
+    const sock = (c.conn as unknown as { _sock?: Socket })._sock;
+    setTimeout(() => sock?.destroy(), 2000).unref();
+  }
+
+  // ---- sessions and forwarding ---------------------------------------------------------
+
+  #session(c: NodeConnection, session: Session): void {
+    const user = c.localUser;
+    const holder = c.holder;
+    if (!user || !holder) return;
+    const s: SshSession = new SshSession(session, {
+      user,
+      daemon: this.#daemon,
+      setpriv: this.#setpriv,
+      sftpServer: this.#sftpServer,
+      permitPty: 'permit-pty' in holder.extensions,
+      sshClient: `${c.remoteIp} ${c.remotePort} ${c.localPort}`,
+      sshConnection: `${c.remoteIp} ${c.remotePort} ${c.localIp} ${c.localPort}`,
+      logger: this.#o.logger,
+      now: () => this.#o.clock.now(),
+      onStart: (start) => this.#auditSessionStart(c, start),
+      onEnd: (end) => {
+        c.sessions.delete(s);
+        this.#auditSessionEnd(c, end);
+      },
+    });
+    c.sessions.add(s);
+  }
+
+  #forward(c: NodeConnection, accept: () => ServerChannel, reject: () => void, dest: TcpipRequestInfo): void {
+    if (c.denied !== undefined || !c.holder || c.ending) {
+      reject();
+      return;
+    }
+    const forwardAddr = formatHostPort({ host: dest.destIP, port: dest.destPort });
+    const socket = tcpConnect({ host: dest.destIP, port: dest.destPort });
+    socket.setTimeout(FORWARD_CONNECT_TIMEOUT_MS, () => socket.destroy());
+    socket.once('error', () => reject());
+    socket.once('connect', () => {
+      socket.setTimeout(0);
+      if (c.ending) {
+        socket.destroy();
+        reject();
+        return;
+      }
+      const channel = accept();
+      const id = randomUUID();
+      const started = this.#o.clock.now();
+      c.forwards.add(socket);
+      void this.#emit(c, {
+        type: 'session.start',
+        ...this.#sessionFields(c, id),
+        session_type: 'direct-tcpip',
+        forward_addr: forwardAddr,
+      });
+      socket.on('error', () => channel.destroy());
+      channel.on('error', () => socket.destroy());
+      socket.pipe(channel).pipe(socket);
+      socket.once('close', () => {
+        c.forwards.delete(socket);
+        channel.destroy();
+        void this.#emit(c, {
+          type: 'session.end',
+          ...this.#sessionFields(c, id),
+          session_type: 'direct-tcpip',
+          forward_addr: forwardAddr,
+          duration_ms: Math.max(0, this.#o.clock.now() - started),
+          ...(c.ending && c.denied === undefined && { terminated_by: 'connection ended' }),
+        });
+      });
+    });
+  }
+
+  // ---- host certificate ----------------------------------------------------------------
+
+  /** Re-issues the host certificate when it is past half its life (new connections get it). */
+  #renewHostCertIfDue(): void {
+    const now = this.#o.clock.now();
+    if (now < this.#certRenewAt) return;
+    try {
+      const line = this.#o.cas.issueHostSshCert({
+        publicKey: parseSshCertificate(
+          `${this.#material.certAlgorithm} ${this.#material.certBlob.toString('base64')}`,
+        ).publicKey,
+        hostId: this.hostId,
+        hostnames: hostNames(this.#o.config),
+      });
+      this.#material.certBlob = parseSshCertificate(line).blob;
+      this.#certRenewAt = now + CERT_RENEW_AFTER_MS;
+    } catch (e) {
+      this.#o.logger.error(
+        { err: e },
+        'renewing the SSH host certificate failed; retrying at the next heartbeat',
+      );
+    }
+  }
+
+  // ---- audit ---------------------------------------------------------------------------
+
+  #resource() {
+    return {
+      kind: 'node',
+      name: this.hostId,
+      ...(Object.keys(this.#labels).length > 0 && { labels: { ...this.#labels } }),
+    };
+  }
+
+  #who(c: NodeConnection) {
+    const d = c.holder?.device;
+    return {
+      addr: c.remoteIp,
+      ...(c.holder && { user: c.holder.user, roles: [...c.holder.roles] }),
+      ...(d?.deviceId && {
+        device: {
+          id: d.deviceId,
+          ...(d.assetTag && { asset_tag: d.assetTag }),
+          ...(d.credentialId && { credential_id: d.credentialId }),
+        },
+      }),
+    };
+  }
+
+  #sessionFields(c: NodeConnection, id: string) {
+    return {
+      ...this.#who(c),
+      protocol: 'ssh' as const,
+      session_id: id,
+      resource: this.#resource(),
+      node: this.hostname,
+      ...(c.login !== undefined && { login: c.login }),
+    };
+  }
+
+  async #emit(c: NodeConnection, event: AuditEventInput): Promise<void> {
+    try {
+      await this.#o.audit.emit(event);
+    } catch (e) {
+      this.#o.logger.error({ err: e, type: event.type, conn: c.id }, 'audit event was not recorded');
+    }
+  }
+
+  #auditDenied(c: NodeConnection, d: { login: string; reason: string; user?: string }): Promise<void> {
+    return this.#emit(c, {
+      type: 'access.denied',
+      success: false,
+      ...this.#who(c),
+      ...(d.user && { user: d.user }),
+      protocol: 'ssh',
+      resource: this.#resource(),
+      login: d.login,
+      error: d.reason,
+    });
+  }
+
+  #auditDecision(c: NodeConnection): void {
+    if (!c.holder || c.login === undefined) return;
+    if (c.denied !== undefined) {
+      void this.#auditDenied(c, { login: c.login, reason: c.denied });
+      return;
+    }
+    void this.#emit(c, {
+      type: 'access.allowed',
+      ...this.#who(c),
+      protocol: 'ssh',
+      resource: this.#resource(),
+      login: c.login,
+    });
+  }
+
+  #auditSessionStart(c: NodeConnection, s: SessionStart): void {
+    void this.#emit(c, {
+      type: 'session.start',
+      ...this.#sessionFields(c, s.id),
+      session_type: s.kind,
+      ...(s.command !== undefined && { command: s.command }),
+    });
+    if (s.kind === 'exec' && s.command !== undefined) {
+      void this.#emit(c, { type: 'session.exec', ...this.#sessionFields(c, s.id), command: s.command });
+    }
+  }
+
+  #auditSessionEnd(c: NodeConnection, s: SessionEnd): void {
+    void this.#emit(c, {
+      type: 'session.end',
+      ...this.#sessionFields(c, s.id),
+      session_type: s.kind,
+      ...(s.command !== undefined && { command: s.command }),
+      ...(s.exitCode !== undefined && { exit_code: s.exitCode }),
+      ...(s.exitSignal !== undefined && { exit_signal: s.exitSignal }),
+      duration_ms: s.durationMs,
+      ...(s.terminatedBy !== undefined && { terminated_by: s.terminatedBy }),
+    });
+  }
+}
+
+/** Host certificates are re-issued after this long (they live a year). */
+const CERT_RENEW_AFTER_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** The names the host certificate vouches for (besides the host ID). */
+function hostNames(config: SshServiceConfig): string[] {
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  const names = [config.hostname, 'localhost', config.listenAddr.host, config.publicAddr.host];
+  return [...new Set(names.filter((n) => n && !wildcard(n)))];
+}
+
+function listen(server: Server, addr: { host: string; port: number }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) =>
+      reject(
+        new WardenError(
+          'WARDEN_ERR_BAD_CONFIG',
+          e.code === 'EADDRINUSE'
+            ? `ssh_service.listen_addr ${formatHostPort(addr)} is already in use (is another warden or sshd running there?)`
+            : `ssh_service cannot listen on ${formatHostPort(addr)}: ${e.message}`,
+        ),
+      );
+    server.once('error', onError);
+    server.listen(addr.port, addr.host, () => {
+      server.removeListener('error', onError);
+      const bound = server.address();
+      resolve(typeof bound === 'object' && bound ? bound.port : addr.port);
+    });
+  });
+}
