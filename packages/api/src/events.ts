@@ -152,12 +152,15 @@ export const auditEventCatalogue = {
     device_id: str,
     credential_id: str,
   }),
-  'session.start': entry('W6000I', undefined, 'A session to a resource started', {
+  'session.start': entry('W6000I', 'W6000W', 'A session to a resource started (or failed to start)', {
     protocol,
     session_id: z.string(),
     resource: AuditResourceSchema,
     login: str,
     roles: strs,
+    /** The database user and database (databases). */
+    db_user: str,
+    db_name: str,
     /** The node's host name (SSH). */
     node: str,
     /** `shell`, `exec`, `subsystem` or `direct-tcpip` (SSH). */
@@ -177,6 +180,8 @@ export const auditEventCatalogue = {
     session_type: str,
     command: str,
     forward_addr: str,
+    db_user: str,
+    db_name: str,
     /** The exit status of the session's process, when it exited. */
     exit_code: z.number().int().optional(),
     /** The signal that ended the session's process (`TERM`, `KILL`…), when one did. */
@@ -193,6 +198,19 @@ export const auditEventCatalogue = {
     roles: strs,
     node: str,
     command: z.string(),
+  }),
+  'db.query': entry('W6100I', undefined, 'A query was sent to a database in a session', {
+    protocol,
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    db_user: str,
+    db_name: str,
+    /** The statement as the client sent it (PostgreSQL Query or Parse, MySQL COM_QUERY…). */
+    query: z.string(),
+    /** Bound parameters of a prepared statement, as text. */
+    parameters: z.array(z.string().nullable()).optional(),
+    /** Name of the prepared statement or portal, when there is one. */
+    statement: str,
   }),
 } as const;
 

@@ -1,6 +1,6 @@
 /**
  * Resources (DESIGN §2, §6): zod schemas and TypeScript types for every kind (role, user,
- * cluster_auth_preference, lock, cert_authority, node), the kind registry with the CLI's aliases,
+ * cluster_auth_preference, lock, cert_authority, node, db), the kind registry with the CLI's aliases,
  * the YAML/JSON codec with line-accurate errors, and the preset roles.
  * Who may import: everyone, through `@warden/api`. Tested by the colocated `*.test.ts`.
  */
@@ -36,6 +36,13 @@ export {
   nameSchema,
   timestampSchema,
 } from './common';
+export {
+  DB_PROTOCOLS,
+  type DbProtocol,
+  type DbResource,
+  dbV3Schema,
+  pemCertificatesSchema,
+} from './db';
 export {
   currentVersion,
   isResourceKind,

@@ -18,6 +18,8 @@ test('CLI aliases resolve to kinds', () => {
     cas: 'cert_authority',
     node: 'node',
     nodes: 'node',
+    dbs: 'db',
+    databases: 'db',
     Roles: 'role',
   };
   for (const [word, kind] of Object.entries(cases)) assert.equal(resolveKind(word), kind, word);
@@ -35,7 +37,7 @@ test('isResourceKind accepts kinds only, not aliases or prototype names', () => 
 test('current versions', () => {
   assert.deepEqual(
     RESOURCE_KINDS.map((k) => `${k}/${currentVersion(k)}`),
-    ['role/v7', 'user/v2', 'cluster_auth_preference/v2', 'lock/v2', 'cert_authority/v2', 'node/v2'],
+    ['role/v7', 'user/v2', 'cluster_auth_preference/v2', 'lock/v2', 'cert_authority/v2', 'node/v2', 'db/v3'],
   );
 });
 

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { WardenError } from '../errors';
 import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource, authPreferenceV2Schema } from './auth-preference';
 import { type CertAuthorityResource, certAuthorityV2Schema } from './cert-authority';
+import { type DbResource, dbV3Schema } from './db';
 import { type LockResource, lockV2Schema } from './lock';
 import { type NodeResource, nodeV2Schema } from './node';
 import { type RoleResource, roleV7Schema } from './role';
@@ -36,6 +37,7 @@ export const resourceKinds = {
     versions: { v2: certAuthorityV2Schema },
   },
   node: { aliases: ['node', 'nodes'], versions: { v2: nodeV2Schema } },
+  db: { aliases: ['db', 'dbs', 'database', 'databases'], versions: { v3: dbV3Schema } },
 } as const satisfies Record<string, KindDefinition>;
 
 export type ResourceKind = keyof typeof resourceKinds;
@@ -48,6 +50,7 @@ export interface ResourceByKind {
   lock: LockResource;
   cert_authority: CertAuthorityResource;
   node: NodeResource;
+  db: DbResource;
 }
 
 /** Any resource. Narrow on `kind`. */
