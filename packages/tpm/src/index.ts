@@ -14,3 +14,4 @@ export { digestSize, hashName } from './hash';
 export * from './marshal';
 export { decodeResponseCode, describeResponseCode, isRetryable, TPM_RC } from './response-code';
 export * from './transport';
+export * from './verify';

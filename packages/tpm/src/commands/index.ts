@@ -28,7 +28,6 @@ export {
   type CapabilityData,
   type CreatedKey,
   type CreatedObject,
-  type PcrValue,
   type PrimaryObject,
   Tpm,
 } from './tpm';

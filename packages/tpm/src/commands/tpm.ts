@@ -15,6 +15,7 @@ import {
   encode,
   type IdObject,
   type PcrSelection,
+  type PcrValue,
   type Reader,
   readDigests,
   readPcrSelections,
@@ -69,13 +70,6 @@ export interface Attestation {
   signature: TpmtSignature;
   /** The TPMT_SIGNATURE bytes. */
   signatureBytes: Uint8Array;
-}
-
-/** One PCR value of one bank. */
-export interface PcrValue {
-  hash: number;
-  pcr: number;
-  digest: Uint8Array;
 }
 
 export interface CapabilityData {

@@ -222,6 +222,13 @@ export function readPcrSelection(r: Reader): PcrSelection {
   return sizeofSelect === 3 ? { hash, pcrs } : { hash, pcrs, sizeofSelect };
 }
 
+/** One PCR value of one bank (what TPM2_PCR_Read returns, what a quote verifier is given). */
+export interface PcrValue {
+  hash: number;
+  pcr: number;
+  digest: Uint8Array;
+}
+
 /** TPML_PCR_SELECTION */
 export function writePcrSelections(w: Writer, list: PcrSelection[]): void {
   if (list.length > MAX_PCR_BANKS) throw new TpmError('TPM_ERR_BAD_ARGUMENT', 'too many PCR banks');

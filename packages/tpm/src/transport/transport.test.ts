@@ -49,7 +49,9 @@ describe('swtpm TCP transport (raw framing)', () => {
       const ok = response(0, [0, 4, 1, 2, 3, 4]);
       if (mode === 'fragmented') {
         // One byte at a time: the transport must reassemble by the header's size.
-        ok.forEach((byte, i) => setTimeout(() => socket.write(Buffer.of(byte)), i));
+        ok.forEach((byte, i) => {
+          setTimeout(() => socket.write(Buffer.of(byte)), i);
+        });
       } else if (mode === 'retry') {
         socket.write(retries++ % 3 === 2 ? ok : response(0x922));
       } else if (mode === 'oversized') {
