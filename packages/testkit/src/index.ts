@@ -7,4 +7,5 @@ export { type CliResult, runCli } from './cli';
 export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
 export { signupWithTotp } from './users';
+export { type SwtpmProcess, type SwtpmStartOptions, startSwtpm } from './swtpm';
 export { startWarden, type WardenProcess, type WardenStartOptions } from './warden';

@@ -1,0 +1,302 @@
+/**
+ * The TPM client against a real software TPM (swtpm manufactured with EK certificates):
+ * every command device trust uses, the enrollment and authentication ceremonies end to end,
+ * and the forged inputs the issue lists refused with distinct errors — on TPM-made data.
+ * One swtpm for the whole file.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { requireTool, type SwtpmProcess, startSwtpm } from '@warden/testkit';
+import {
+  activateCredential,
+  checkAkAttributes,
+  checkEkMatchesCertificate,
+  createAk,
+  createEk,
+  createSrk,
+  EK_CERT_NV_INDEX,
+  EK_PERSISTENT_HANDLE,
+  flushTransientObjects,
+  isTpmError,
+  loadAk,
+  makeCredential,
+  objectName,
+  parseEkCertificate,
+  readEkCertificate,
+  TPM_ALG,
+  TPM_PT,
+  TPMA_OBJECT,
+  Tpm,
+  type TpmErrorCode,
+  toHex,
+  verifyCertifyCreation,
+  verifyEkCertificate,
+  verifyQuote,
+} from '@warden/tpm';
+
+const swtpm = requireTool('swtpm');
+const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+const rejects = (code: TpmErrorCode) => (e: unknown) => isTpmError(e, code);
+const PCRS = [{ hash: TPM_ALG.SHA256, pcrs: [0, 1, 2, 3, 4, 5, 6, 7] }];
+
+describe('TPM client on swtpm', { skip: setup.skip }, () => {
+  let sw: SwtpmProcess;
+  let tpm: Tpm;
+  before(async () => {
+    sw = await startSwtpm({ ekCert: true });
+    tpm = await Tpm.open({ address: sw.address });
+  });
+  after(async () => {
+    await tpm?.close();
+    await sw?.stop();
+  });
+
+  test('startup is idempotent; random bytes, properties, PCR banks', async () => {
+    await tpm.startup();
+    const a = await tpm.getRandom(100);
+    assert.equal(a.length, 100);
+    assert.notDeepEqual(a, await tpm.getRandom(100));
+    const props = await tpm.getProperties(TPM_PT.MANUFACTURER, 1);
+    assert.equal(props.get(TPM_PT.MANUFACTURER), 0x49424d00); // "IBM\0"
+    const banks = await tpm.getPcrBanks();
+    assert.deepEqual(banks.find((b) => b.hash === TPM_ALG.SHA256)?.pcrs.length, 24);
+  });
+
+  test('WARDEN_TPM selects the transport', async () => {
+    const viaEnv = await Tpm.open({ env: { WARDEN_TPM: sw.address } });
+    try {
+      assert.equal(viaEnv.transport.description, `swtpm:127.0.0.1:${sw.port}`);
+      await tpm.close(); // swtpm serves one connection at a time
+      assert.equal((await viaEnv.getRandom(8)).length, 8);
+    } finally {
+      await viaEnv.close();
+    }
+  });
+
+  test('the EK from the TCG template is the EK swtpm persisted and certified', async () => {
+    const ek = await createEk(tpm, 'rsa');
+    try {
+      assert.deepEqual(ek.name, objectName(ek.public));
+      const persisted = await tpm.readPublic(EK_PERSISTENT_HANDLE.rsa2048);
+      assert.equal(toHex(persisted.name), toHex(ek.name));
+      const der = await readEkCertificate(tpm, 'rsa');
+      assert.ok(der);
+      const cert = parseEkCertificate(der);
+      checkEkMatchesCertificate(ek.public, cert);
+      assert.equal(cert.tpmManufacturer, 'id:00001014');
+      assert.equal(cert.tpmModel, 'swtpm');
+      const { chain } = verifyEkCertificate(cert, {
+        roots: [sw.rootCertPem!],
+        intermediates: [sw.issuerCertPem!],
+        now: new Date(),
+      });
+      assert.equal(chain.length, 3);
+      verifyEkCertificate(cert, { roots: [sw.issuerCertPem!], now: new Date() });
+    } finally {
+      await tpm.flushContext(ek.handle);
+    }
+  });
+
+  test('the ECC P-384 EK certificate verifies and matches the persisted ECC EK', async () => {
+    const der = await readEkCertificate(tpm, EK_CERT_NV_INDEX.eccP384);
+    const cert = parseEkCertificate(der!);
+    verifyEkCertificate(cert, { roots: [sw.issuerCertPem!], now: new Date() });
+    checkEkMatchesCertificate((await tpm.readPublic(EK_PERSISTENT_HANDLE.eccP384)).public, cert);
+    // swtpm provisions no P-256 certificate: absent is undefined, not an error.
+    assert.equal(await readEkCertificate(tpm, 'ecc'), undefined);
+  });
+
+  test('an EK certificate from an unlisted CA, and an EK that is not the certified one', async () => {
+    const der = (await readEkCertificate(tpm, 'rsa'))!;
+    // A CA with the same name as swtpm's, but another key.
+    const dir = mkdtempSync(join(tmpdir(), 'warden-ca-'));
+    try {
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=swtpm-localca',
+          '-keyout',
+          join(dir, 'k.pem'),
+          '-out',
+          join(dir, 'c.pem'),
+          '-addext',
+          'basicConstraints=critical,CA:TRUE',
+          '-addext',
+          'keyUsage=critical,keyCertSign',
+        ],
+        { stdio: 'ignore' },
+      );
+      const impostor = readFileSync(join(dir, 'c.pem'), 'utf8');
+      assert.throws(
+        () => verifyEkCertificate(der, { roots: [impostor], now: new Date() }),
+        rejects('TPM_ERR_EK_CERT_UNTRUSTED'),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.throws(
+      () => verifyEkCertificate(der, { roots: [sw.rootCertPem!], now: new Date() }),
+      rejects('TPM_ERR_EK_CERT_UNTRUSTED'),
+    );
+    const eccEk = await createEk(tpm, 'ecc');
+    await tpm.flushContext(eccEk.handle);
+    assert.throws(
+      () => checkEkMatchesCertificate(eccEk.public, parseEkCertificate(der)),
+      rejects('TPM_ERR_EK_MISMATCH'),
+    );
+  });
+
+  test('NV reads: chunked equals whole; a missing index is TPM_ERR_NOT_FOUND', async () => {
+    const whole = await tpm.nvRead(EK_CERT_NV_INDEX.rsa2048);
+    const chunked = await tpm.nvRead(EK_CERT_NV_INDEX.rsa2048, { chunkSize: 100 });
+    assert.deepEqual(chunked, whole);
+    assert.equal(whole.length, 1016);
+    await assert.rejects(tpm.nvReadPublic(0x01c00fff), rejects('TPM_ERR_NOT_FOUND'));
+    await assert.rejects(tpm.readPublic(0x81000fff), rejects('TPM_ERR_NOT_FOUND'));
+  });
+
+  for (const kind of ['rsa', 'ecc'] as const) {
+    test(`enrollment and authentication with an ${kind.toUpperCase()} EK and an ECC AK`, async () => {
+      // Client: EK, SRK, AK (created, loaded, certifying its own creation).
+      const ek = await createEk(tpm, kind);
+      const srk = await createSrk(tpm);
+      const ak = await createAk(tpm, srk.handle);
+      const loaded = await loadAk(tpm, srk.handle, ak);
+      try {
+        assert.equal(toHex(loaded.name), toHex(objectName(ak.public)));
+        const creation = await tpm.certifyCreation({
+          signHandle: loaded.handle,
+          objectHandle: loaded.handle,
+          qualifyingData: new Uint8Array(0),
+          creationHash: ak.creationHash,
+          creationTicket: ak.creationTicket,
+        });
+        // Server: AK attributes, creation, credential challenge bound to EK and AK name.
+        checkAkAttributes(ak.public);
+        const { creationData } = verifyCertifyCreation({
+          akPublic: ak.public,
+          creationData: ak.creationDataBytes,
+          attest: creation.attest,
+          signature: creation.signatureBytes,
+        });
+        assert.deepEqual(creationData.parentName, srk.name);
+        const challenge = new Uint8Array(32).fill(kind === 'rsa' ? 1 : 2);
+        const made = makeCredential({
+          ekPublic: ek.public,
+          objectName: objectName(ak.public),
+          credential: challenge,
+        });
+        // Client: ActivateCredential, then a quote over the server's nonce.
+        const solved = await activateCredential(tpm, {
+          akHandle: loaded.handle,
+          ekHandle: ek.handle,
+          ...made,
+        });
+        assert.deepEqual(solved, challenge);
+        const nonce = await tpm.getRandom(32);
+        const q = await tpm.quote({ signHandle: loaded.handle, qualifyingData: nonce, pcrs: PCRS });
+        const values = await tpm.pcrRead(PCRS);
+        // Server: the quote verifies against the stored AK.
+        const ok = verifyQuote({
+          akPublic: ak.public,
+          attest: q.attest,
+          signature: q.signatureBytes,
+          nonce,
+          pcrs: values,
+          expectedSelection: PCRS,
+        });
+        assert.equal(ok.pcrs.length, 8);
+        // No session is left behind by ActivateCredential.
+        assert.deepEqual(await tpm.getHandles(0x03000000), []);
+      } finally {
+        await flushTransientObjects(tpm);
+      }
+    });
+  }
+
+  test('forged inputs are refused with distinct errors', async () => {
+    const ek = await createEk(tpm, 'ecc');
+    const srk = await createSrk(tpm);
+    const ak = await createAk(tpm, srk.handle);
+    const other = await createAk(tpm, srk.handle);
+    const loaded = await loadAk(tpm, srk.handle, ak);
+    try {
+      const nonce = new Uint8Array(32).fill(9);
+      const q = await tpm.quote({ signHandle: loaded.handle, qualifyingData: nonce, pcrs: PCRS });
+      const values = await tpm.pcrRead(PCRS);
+      const base = {
+        akPublic: ak.public,
+        attest: q.attest,
+        signature: q.signatureBytes,
+        nonce,
+        pcrs: values,
+      };
+      const seen = new Set<string>();
+      const expectCode = (code: TpmErrorCode, f: () => unknown) => {
+        assert.throws(f, rejects(code));
+        seen.add(code);
+      };
+      // Wrong nonce (a replayed quote).
+      expectCode('TPM_ERR_NONCE_MISMATCH', () => verifyQuote({ ...base, nonce: new Uint8Array(32) }));
+      // PCR values that don't match the digest: PCR 7 changed after the quote.
+      await tpm.pcrExtend(7, [{ hash: TPM_ALG.SHA256, digest: new Uint8Array(32).fill(7) }]);
+      const changed = await tpm.pcrRead(PCRS);
+      expectCode('TPM_ERR_PCR_MISMATCH', () => verifyQuote({ ...base, pcrs: changed }));
+      // Quote signed by another key: checked against another AK.
+      expectCode('TPM_ERR_BAD_SIGNATURE', () => verifyQuote({ ...base, akPublic: other.public }));
+      // AK without fixedTPM.
+      expectCode('TPM_ERR_AK_ATTRIBUTES', () =>
+        checkAkAttributes({
+          ...ak.public,
+          objectAttributes: ak.public.objectAttributes & ~TPMA_OBJECT.fixedTPM,
+        }),
+      );
+      // Credential made for another AK name: the TPM refuses to release it.
+      const made = makeCredential({
+        ekPublic: ek.public,
+        objectName: objectName(other.public),
+        credential: new Uint8Array(16),
+      });
+      await assert.rejects(
+        activateCredential(tpm, { akHandle: loaded.handle, ekHandle: ek.handle, ...made }),
+        rejects('TPM_ERR_CREDENTIAL_REJECTED'),
+      );
+      seen.add('TPM_ERR_CREDENTIAL_REJECTED');
+      assert.equal(seen.size, 5);
+      // The failed activation did not leak its policy session.
+      assert.deepEqual(await tpm.getHandles(0x03000000), []);
+    } finally {
+      await flushTransientObjects(tpm);
+    }
+  });
+
+  test('leftover transient objects are flushed; TPM errors carry their decoded code', async () => {
+    await createSrk(tpm);
+    await createSrk(tpm);
+    await createSrk(tpm);
+    await assert.rejects(
+      createSrk(tpm),
+      (e) => isTpmError(e, 'TPM_ERR_RESPONSE') && e.rcName === 'TPM_RC_OBJECT_MEMORY',
+    );
+    assert.equal(await flushTransientObjects(tpm), 3);
+    assert.deepEqual(await tpm.getHandles(), []);
+    await assert.rejects(
+      tpm.flushContext(0x80ffffff),
+      (e) => isTpmError(e, 'TPM_ERR_RESPONSE') && e.response?.parameter === 1,
+    );
+  });
+});
