@@ -4,8 +4,15 @@
  * TOTP codes computed from a URI. Imported only by tests.
  */
 export { type CliResult, runCli } from './cli';
+export {
+  type PostgresServer,
+  type PostgresServerOptions,
+  postgresBinDir,
+  requirePostgres,
+  startPostgres,
+} from './postgres';
+export { type SwtpmProcess, type SwtpmStartOptions, startSwtpm } from './swtpm';
 export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
 export { signupWithTotp } from './users';
-export { type SwtpmProcess, type SwtpmStartOptions, startSwtpm } from './swtpm';
 export { startWarden, type WardenProcess, type WardenStartOptions } from './warden';
