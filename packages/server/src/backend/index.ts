@@ -1,9 +1,25 @@
 /**
- * Storage backends (DESIGN §3). Who may import: server modules. Tested by the conformance
- * suite in `conformance.ts` (imported directly by each implementation's test, never through
- * this index), run against every implementation, plus a SIGKILL test for SQLite.
+ * Storage backends (DESIGN §3). Who may import: server modules (`audit/` also uses the
+ * PostgreSQL connection pool and migration runner). Tested by the conformance suite in
+ * `conformance.ts` (imported directly by each implementation's test, never through this
+ * index), run against every implementation, plus a SIGKILL test for SQLite and the
+ * PostgreSQL fault tests in `test/postgres/`.
  */
 
 export { MemoryBackend, type MemoryBackendOptions } from './memory';
+export {
+  POSTGRES_DEFAULT_SCHEMA,
+  PostgresBackend,
+  type PostgresBackendHealth,
+  type PostgresBackendOptions,
+} from './postgres';
+export {
+  type PostgresConnectionOptions,
+  PostgresPool,
+  type PostgresTlsMode,
+  type PostgresTlsOptions,
+  resolveConnection,
+} from './postgres-connection';
+export { migrateSchema, POSTGRES_SCHEMA_VERSION } from './postgres-schema';
 export { SqliteBackend, type SqliteBackendOptions } from './sqlite';
 export type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
