@@ -8,8 +8,14 @@
  *      role whose allow labels match this resource; `required` without verified device
  *      extensions → deny `unauthorized device`.
  *
- * Nodes (SSH) are implemented; databases, apps and Kubernetes extend `AccessTarget` and
+ * Nodes (SSH) and databases are implemented; apps and Kubernetes extend `AccessTarget` and
  * `AccessRequest` with their own step 2. Internal to `access/`; public surface `access/index.ts`.
+ *
+ * Databases (step 2): `deny.db_users` / `deny.db_names` (trait templates expanded, `*` and
+ * globs allowed) refuse everywhere when the role has no `deny.db_labels`, else where those
+ * labels match; a role whose `deny.db_labels` match and that lists neither refuses the
+ * database outright. An allow rule must match `db_labels`, the db user and the database
+ * name in the same role. Device trust counts the roles whose `allow.db_labels` match.
  */
 import {
   type DeviceTrustMode,
@@ -33,15 +39,32 @@ export interface NodeTarget {
   labels: Labels;
 }
 
-/** What is being accessed. Databases, apps and Kubernetes clusters join later. */
-export type AccessTarget = NodeTarget;
+/** A database (PostgreSQL, MySQL) as the checker sees it. */
+export interface DbTarget {
+  kind: 'db';
+  name: string;
+  labels: Labels;
+}
+
+/** What is being accessed. Apps and Kubernetes clusters join later. */
+export type AccessTarget = NodeTarget | DbTarget;
 
 /** Logging in to a node as `login`. */
 export interface NodeAccessRequest {
   login: string;
 }
 
-export type AccessRequest = NodeAccessRequest;
+/** Connecting to a database as `dbUser`, to the database `dbName`. */
+export interface DbAccessRequest {
+  dbUser: string;
+  /**
+   * The database (schema) asked for. Undefined only for protocols that may connect without
+   * one (MySQL with no default database): then `db_names` is not consulted.
+   */
+  dbName: string | undefined;
+}
+
+export type AccessRequest = NodeAccessRequest | DbAccessRequest;
 
 /** The cluster-wide settings and lock view a decision is made against. */
 export interface AccessPolicy {
@@ -121,13 +144,91 @@ function nodeRbac(
   return { ok: true, matched };
 }
 
+/** True when a role value (`*`, a glob like `app_*`, or a literal) covers `value`. */
+function valueMatches(pattern: string, value: string): boolean {
+  if (pattern === '*') return true;
+  if (!pattern.includes('*')) return pattern === value;
+  const parts = pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${parts.join('.*')}$`, 'su').test(value);
+}
+
+function anyMatches(patterns: readonly string[], value: string): boolean {
+  return patterns.some((p) => valueMatches(p, value));
+}
+
+/** RBAC for a database: deny rules first, then an allow rule matching labels, db user and name. */
+function dbRbac(
+  identity: AccessIdentity,
+  db: DbTarget,
+  req: DbAccessRequest,
+): { ok: true; matched: RoleResource[] } | { ok: false; reason: string } {
+  const what =
+    `connect to db ${JSON.stringify(db.name)} as db user ${JSON.stringify(req.dbUser)}` +
+    (req.dbName === undefined ? '' : ` (database ${JSON.stringify(req.dbName)})`);
+  const who = `user ${JSON.stringify(identity.user)}`;
+  for (const role of identity.roles) {
+    const d = role.spec.deny;
+    if (d.db_labels !== undefined && !matchLabels(d.db_labels, db.labels)) continue;
+    const users = expandValues(d.db_users, identity.traits);
+    const names = expandValues(d.db_names, identity.traits);
+    const denied =
+      anyMatches(users, req.dbUser) ||
+      (req.dbName !== undefined && anyMatches(names, req.dbName)) ||
+      (d.db_labels !== undefined && users.length === 0 && names.length === 0);
+    if (denied)
+      return {
+        ok: false,
+        reason: `access to db denied: ${who} may not ${what} (denied by role ${JSON.stringify(role.metadata.name)})`,
+      };
+  }
+  const matched = identity.roles.filter((role) => {
+    const a = role.spec.allow;
+    return (
+      matchLabels(a.db_labels, db.labels) &&
+      anyMatches(expandValues(a.db_users, identity.traits), req.dbUser) &&
+      (req.dbName === undefined || anyMatches(expandValues(a.db_names, identity.traits), req.dbName))
+    );
+  });
+  if (matched.length === 0)
+    return {
+      ok: false,
+      reason: `access to db denied: ${who} may not ${what} (roles: ${roleNames(identity)})`,
+    };
+  return { ok: true, matched };
+}
+
+/** The label selector of a role's allow rules for the kind of `target` (device trust, step 3). */
+function allowLabels(role: RoleResource, target: AccessTarget) {
+  return target.kind === 'db' ? role.spec.allow.db_labels : role.spec.allow.node_labels;
+}
+
 /**
- * Decides one access. Pure: everything it depends on is in the arguments.
+ * Decides one access. Pure: everything it depends on is in the arguments. A request that
+ * does not fit the target's kind (a login for a database…) is denied.
  *
  * @example
  *   const d = decideAccess(policy, identity, { kind: 'node', name: 'web-1', labels: { env: 'prod' } }, { login: 'alice' });
+ *   const e = decideAccess(policy, identity, { kind: 'db', name: 'orders', labels: {} }, { dbUser: 'alice', dbName: 'orders' });
  *   if (!d.allowed) reject(d.reason);
  */
+export function decideAccess(
+  policy: AccessPolicy,
+  identity: AccessIdentity,
+  target: NodeTarget,
+  request: NodeAccessRequest,
+): AccessDecision;
+export function decideAccess(
+  policy: AccessPolicy,
+  identity: AccessIdentity,
+  target: DbTarget,
+  request: DbAccessRequest,
+): AccessDecision;
+export function decideAccess(
+  policy: AccessPolicy,
+  identity: AccessIdentity,
+  target: AccessTarget,
+  request: AccessRequest,
+): AccessDecision;
 export function decideAccess(
   policy: AccessPolicy,
   identity: AccessIdentity,
@@ -146,8 +247,7 @@ export function decideAccess(
     {
       user: identity.user,
       roles: identity.roles.map((r) => r.metadata.name),
-      login: request.login,
-      node: target.name,
+      ...(target.kind === 'node' && 'login' in request ? { login: request.login, node: target.name } : {}),
       ...(identity.device?.deviceId ? { device: identity.device.deviceId } : {}),
     },
     policy.now,
@@ -155,14 +255,26 @@ export function decideAccess(
   if (lock) return deny('lock', lockMessage(lock), lock);
 
   // 2. RBAC.
-  if (target.kind !== 'node')
-    return deny('rbac', `access denied: unsupported resource kind ${JSON.stringify(target.kind)}`);
-  if (request.login.length === 0) return deny('rbac', 'access denied: no login given');
-  const rbac = nodeRbac(identity, target, request.login);
+  let rbac: ReturnType<typeof nodeRbac>;
+  if (target.kind === 'node' && 'login' in request) {
+    if (request.login.length === 0) return deny('rbac', 'access denied: no login given');
+    rbac = nodeRbac(identity, target, request.login);
+  } else if (target.kind === 'db' && 'dbUser' in request) {
+    if (typeof request.dbUser !== 'string' || request.dbUser.length === 0)
+      return deny('rbac', 'access to db denied: no database user given');
+    if (request.dbName !== undefined && (typeof request.dbName !== 'string' || request.dbName.length === 0))
+      return deny('rbac', 'access to db denied: no database name given');
+    rbac = dbRbac(identity, target, request);
+  } else {
+    return deny(
+      'rbac',
+      `access denied: unsupported resource kind ${JSON.stringify((target as { kind: unknown }).kind)}`,
+    );
+  }
   if (!rbac.ok) return deny('rbac', rbac.reason);
 
   // 3. Device trust: roles whose allow labels match this resource, whatever the login.
-  const labelled = identity.roles.filter((role) => matchLabels(role.spec.allow.node_labels, target.labels));
+  const labelled = identity.roles.filter((role) => matchLabels(allowLabels(role, target), target.labels));
   const mode = strictestDeviceTrustMode([
     policy.clusterDeviceTrustMode,
     ...labelled.map((role) => role.spec.options.device_trust_mode),

@@ -2,7 +2,7 @@
  * The shared access checker (DESIGN §5) and its parts: lock matching, trait templates,
  * label selectors, allowed logins and session TTL, rules over resource kinds (admin API),
  * device trust modes, and `checkAccess` (locks → RBAC → device trust), implemented for
- * SSH nodes so far. Everything here is pure given its inputs and fails closed.
+ * SSH nodes and databases. Everything here is pure given its inputs and fails closed.
  * Who may import: server modules (auth, proxy, agents). Tested by the colocated `*.test.ts`.
  */
 export {
@@ -14,6 +14,8 @@ export {
   type AccessStep,
   type AccessTarget,
   accessDeniedError,
+  type DbAccessRequest,
+  type DbTarget,
   DEFAULT_LOCK_MAX_STALENESS_MS,
   decideAccess,
   type LockView,

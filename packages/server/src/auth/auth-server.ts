@@ -485,6 +485,8 @@ export class AuthServer {
         return s.roles;
       case 'lock':
         return s.locks;
+      case 'db':
+        return s.dbs;
       default:
         return undefined;
     }
@@ -504,7 +506,7 @@ export class AuthServer {
       if (!ca)
         throw new WardenError(
           'WARDEN_ERR_NOT_FOUND',
-          `cert_authority "${name}" not found (types: user, host)`,
+          `cert_authority "${name}" not found (types: ${this.#o.cas.types().join(', ')})`,
         );
       return ca;
     }

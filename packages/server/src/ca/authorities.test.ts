@@ -19,13 +19,13 @@ function setup() {
   return { clock, backend };
 }
 
-test('first start creates the user and host CAs; the next start loads the same ones', async () => {
+test('first start creates the user, host and db CAs; the next start loads the same ones', async () => {
   const { clock, backend } = setup();
   try {
     const first = await CertAuthorities.init({ backend, clusterName: 'example', clock });
-    assert.deepEqual(first.types(), ['user', 'host']);
+    assert.deepEqual(first.types(), ['user', 'host', 'db']);
     const keys = (await backend.range(AUTHORITIES_PREFIX)).items.map((i) => i.key);
-    assert.deepEqual(keys, ['/authorities/host', '/authorities/user']);
+    assert.deepEqual(keys, ['/authorities/db', '/authorities/host', '/authorities/user']);
     const second = await CertAuthorities.init({ backend, clusterName: 'example', clock });
     assert.deepEqual(second.publicViews(), first.publicViews());
     assert.equal(second.caPin('host'), first.caPin('host'));
@@ -67,6 +67,8 @@ test('two auth servers starting at once end up with the same CAs', async () => {
       CertAuthorities.init({ backend: racing, clusterName: 'example', clock }),
     ]);
     assert.deepEqual(results.sort(), [
+      '/authorities/db WARDEN_ERR_ALREADY_EXISTS',
+      '/authorities/db created',
       '/authorities/host WARDEN_ERR_ALREADY_EXISTS',
       '/authorities/host created',
       '/authorities/user WARDEN_ERR_ALREADY_EXISTS',
@@ -84,7 +86,12 @@ test('two auth servers starting at once end up with the same CAs', async () => {
 test('adding a CA type later creates only that one', async () => {
   const { clock, backend } = setup();
   try {
-    const first = await CertAuthorities.init({ backend, clusterName: 'example', clock });
+    const first = await CertAuthorities.init({
+      backend,
+      clusterName: 'example',
+      clock,
+      types: ['user', 'host'],
+    });
     const more = await CertAuthorities.init({
       backend,
       clusterName: 'example',
@@ -169,7 +176,7 @@ test('private keys never show in JSON, inspect or string forms', async () => {
       return [s.ssh?.private_key, s.tls?.private_key].filter(Boolean) as string[];
     });
     secrets.push(host.privateKey!.toPkcs8Pem());
-    assert.equal(secrets.length, 5);
+    assert.equal(secrets.length, 6);
     const shown = [
       JSON.stringify(cas),
       inspect(cas, { depth: 10, showHidden: true }),
@@ -234,7 +241,7 @@ test('the CA certificates are self-signed CAs openssl accepts', openssl, async (
   const tmp = tempDir();
   try {
     const cas = await CertAuthorities.init({ backend, clusterName: 'example', clock });
-    for (const type of ['user', 'host'] as const) {
+    for (const type of ['user', 'host', 'db'] as const) {
       const file = tmp.path(`${type}.pem`);
       writeFileSync(file, cas.tlsCertPems(type)[0]!);
       const attime = String(Math.floor(clock.now() / 1000));

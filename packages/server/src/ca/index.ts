@@ -12,6 +12,8 @@ export {
   type CaType,
   CertAuthorities,
   type CertAuthoritiesOptions,
+  type DbClientRequest,
+  type DbServerRequest,
   DEFAULT_CA_TYPES,
   type HostSshRequest,
   type HostTlsCertificate,

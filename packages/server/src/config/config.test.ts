@@ -85,6 +85,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
       hostname: hostname(),
       labels: {},
     },
+    dbService: { enabled: true, databases: [] },
     storage: { type: 'sqlite', path: join(dataDir, 'backend.sqlite') },
   } satisfies WardenConfig);
   assertDeepFrozen(config);
@@ -322,6 +323,92 @@ test('ssh_service: addresses, host name and labels are checked', () => {
   assert.equal(
     problem('version: v1\nssh_service:\n  enabled: "yes"\n'),
     'warden.yaml: ssh_service.enabled: expected true or false, got "yes" (line 3)',
+  );
+});
+
+test('db_service: databases with protocol, uri, labels and a CA file relative to the file', async () => {
+  const sub = join(dir, 'dbconf');
+  mkdirSync(sub, { recursive: true });
+  const ca = await makeCert('Orders DB CA', true);
+  writeFileSync(join(sub, 'orders-ca.pem'), ca);
+  const p = join(sub, 'warden.yaml');
+  writeFileSync(
+    p,
+    `version: v1
+db_service:
+  databases:
+    - name: orders
+      protocol: postgres
+      uri: db-1.internal:5432
+      static_labels: { env: prod }
+      tls:
+        ca_cert_file: orders-ca.pem
+    - name: billing
+      protocol: mysql
+      uri: "[::1]:3306"
+`,
+  );
+  const config = loadConfig({ path: p });
+  assert.equal(config.dbService.enabled, true);
+  const [orders, billing] = config.dbService.databases;
+  assert.deepEqual(
+    { ...orders, caCert: orders?.caCert?.path },
+    {
+      name: 'orders',
+      protocol: 'postgres',
+      uri: { host: 'db-1.internal', port: 5432 },
+      staticLabels: { env: 'prod' },
+      caCert: join(sub, 'orders-ca.pem'),
+    },
+  );
+  assert.equal(orders?.caCert?.certificates[0], ca);
+  assert.deepEqual(billing, {
+    name: 'billing',
+    protocol: 'mysql',
+    uri: { host: '::1', port: 3306 },
+    staticLabels: {},
+    caCert: undefined,
+  });
+  assertDeepFrozen(config);
+  assert.equal(
+    parseConfig('version: v1\ndb_service:\n  enabled: false\n', 'w.yaml').dbService.enabled,
+    false,
+  );
+});
+
+test('db_service: bad protocol, uri, names, duplicates, CA files and unknown fields are named', async () => {
+  const db = (fields: string) => `version: v1\ndb_service:\n  databases:\n    - ${fields}\n`;
+  assert.equal(
+    problem(db('{ name: a, protocol: oracle, uri: "h:1" }')),
+    'warden.yaml: db_service.databases[0].protocol: expected one of postgres, mysql (line 4)',
+  );
+  assert.equal(
+    problem(db('{ name: a, protocol: postgres, uri: h }')),
+    'warden.yaml: db_service.databases[0].uri: expected host:port, got "h" (line 4)',
+  );
+  assert.equal(
+    problem(db('{ name: "a b", protocol: postgres, uri: "h:1" }')),
+    'warden.yaml: db_service.databases[0].name: must not contain spaces, "/" or control characters (line 4)',
+  );
+  assert.match(problem(db('{ protocol: postgres, uri: "h:1" }')), /db_service\.databases\[0\]\.name/);
+  assert.equal(
+    problem(db('{ name: a, protocol: postgres, uri: "h:1", password: x }')),
+    'warden.yaml: db_service.databases[0].password: unknown field (line 4)',
+  );
+  assert.equal(
+    problem(
+      'version: v1\ndb_service:\n  databases:\n    - { name: a, protocol: postgres, uri: "h:1" }\n    - { name: a, protocol: mysql, uri: "h:2" }\n',
+    ),
+    'warden.yaml: db_service.databases[1].name: database "a" is listed twice (line 5)',
+  );
+  assert.match(
+    problem(db('{ name: a, protocol: postgres, uri: "h:1", tls: { ca_cert_file: missing.pem } }')),
+    /^warden\.yaml: db_service\.databases\[0\]\.tls\.ca_cert_file: cannot read CA file ".*missing\.pem": no such file \(line 4\)$/,
+  );
+  writeFileSync(join(dir, 'leaf.pem'), await makeCert('leaf', false));
+  assert.match(
+    problem(db('{ name: a, protocol: postgres, uri: "h:1", tls: { ca_cert_file: leaf.pem } }')),
+    /is not a CA certificate/,
   );
 });
 

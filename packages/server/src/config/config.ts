@@ -4,7 +4,7 @@
  * creates the data dir or anything else. Tested by `config.test.ts`.
  *
  * Relative paths inside the file (`data_dir`, `storage.path`, `audit.jsonl_path`,
- * `ekcert_allowed_cas`) are resolved against the file's directory, so the meaning of a file
+ * `ekcert_allowed_cas`, `db_service.databases[].tls.ca_cert_file`) are resolved against the file's directory, so the meaning of a file
  * does not depend on where `warden` was started. The built-in default data dir
  * (`./warden-data`) and `--data-dir` are resolved against the working directory.
  *
@@ -69,6 +69,22 @@ export interface SshServiceConfig {
   readonly labels: Readonly<Record<string, string>>;
 }
 
+/** One database of `db_service.databases`. */
+export interface DbConfig {
+  readonly name: string;
+  readonly protocol: 'postgres' | 'mysql';
+  /** Where db_service dials it. */
+  readonly uri: HostPort;
+  readonly staticLabels: Readonly<Record<string, string>>;
+  /** The CA certificates (PEM) of `tls.ca_cert_file`, read at load time; absent: Warden's db CA. */
+  readonly caCert: TrustedCaFile | undefined;
+}
+
+export interface DbServiceConfig {
+  readonly enabled: boolean;
+  readonly databases: readonly DbConfig[];
+}
+
 export type StorageConfig =
   | { readonly type: 'sqlite'; readonly path: string }
   | { readonly type: 'postgres'; readonly connString: string }
@@ -84,6 +100,7 @@ export interface WardenConfig {
   readonly authService: AuthServiceConfig;
   readonly proxyService: ProxyServiceConfig;
   readonly sshService: SshServiceConfig;
+  readonly dbService: DbServiceConfig;
   readonly storage: StorageConfig;
 }
 
@@ -128,6 +145,7 @@ function build(
   baseDir: string,
   dataDirOverride: string | undefined,
   cas: readonly TrustedCaFile[],
+  dbCas: ReadonlyMap<number, TrustedCaFile> = new Map(),
 ): WardenConfig {
   const fromFile = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
   const dataDir =
@@ -180,6 +198,16 @@ function build(
       publicAddr: ssh?.public_addr ?? sshListenAddr,
       hostname: ssh?.hostname ?? osHostname(),
       labels: { ...(ssh?.labels ?? {}) },
+    },
+    dbService: {
+      enabled: file?.db_service?.enabled ?? true,
+      databases: (file?.db_service?.databases ?? []).map((d, i) => ({
+        name: d.name,
+        protocol: d.protocol,
+        uri: d.uri,
+        staticLabels: { ...(d.static_labels ?? {}) },
+        caCert: dbCas.get(i),
+      })),
     },
     storage,
   });
@@ -257,9 +285,33 @@ export function parseConfig(text: string, source: string, options: ParseConfigOp
       cas.push(ca);
     }
   }
+  const dbCas = new Map<number, TrustedCaFile>();
+  const seen = new Set<string>();
+  for (const [i, d] of (file.db_service?.databases ?? []).entries()) {
+    if (seen.has(d.name)) {
+      problems.push({
+        path: `db_service.databases[${i}].name`,
+        message: `database ${JSON.stringify(d.name)} is listed twice`,
+        line: lineOf(map, ['db_service', 'databases', i, 'name']),
+      });
+    }
+    seen.add(d.name);
+    const p = d.tls?.ca_cert_file;
+    if (p === undefined) continue;
+    const ca = readTrustedCaFile(resolve(baseDir, p));
+    if (typeof ca === 'string') {
+      problems.push({
+        path: `db_service.databases[${i}].tls.ca_cert_file`,
+        message: ca,
+        line: lineOf(map, ['db_service', 'databases', i, 'tls', 'ca_cert_file']),
+      });
+    } else {
+      dbCas.set(i, ca);
+    }
+  }
   if (problems.length > 0) throw badConfig(source, problems);
 
-  return build(file, source, baseDir, options.dataDir, cas);
+  return build(file, source, baseDir, options.dataDir, cas, dbCas);
 }
 
 /**

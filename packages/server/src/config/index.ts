@@ -11,6 +11,8 @@ export {
   type AuthenticationConfig,
   type AuthServiceConfig,
   assertSupported,
+  type DbConfig,
+  type DbServiceConfig,
   DEFAULT_SSH_LISTEN_ADDR,
   type DeviceTrustConfig,
   defaultConfig,

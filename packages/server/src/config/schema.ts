@@ -49,6 +49,7 @@ export const DEVICE_TRUST_MODE_VALUES = ['off', 'optional', 'required'] as const
 export const LOG_SEVERITY_VALUES = ['debug', 'info', 'warn', 'error'] as const;
 export const LOG_FORMAT_VALUES = ['text', 'json'] as const;
 export const STORAGE_TYPE_VALUES = ['sqlite', 'postgres', 'memory'] as const;
+export const DB_PROTOCOL_VALUES = ['postgres', 'mysql'] as const;
 
 export const configFileSchema = z.strictObject({
   version: z.literal('v1'),
@@ -101,6 +102,37 @@ export const configFileSchema = z.strictObject({
         .optional(),
       /** Static labels on the node resource (what roles' `node_labels` match). */
       labels: z.record(z.string().min(1, 'label names must not be empty'), z.string()).optional(),
+    })
+    .optional(),
+  db_service: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      /** Databases this db_service serves (it heartbeats a `db` resource for each). */
+      databases: z
+        .array(
+          z.strictObject({
+            /** What users type (`wsh db connect NAME`); the `db` resource's name. */
+            name: z
+              .string()
+              .min(1, 'must not be empty')
+              .max(253, 'must be at most 253 characters')
+              .refine((s) => !/[\s/\p{Cc}]/u.test(s), 'must not contain spaces, "/" or control characters'),
+            protocol: z.enum(DB_PROTOCOL_VALUES),
+            /** Where db_service dials the database: `host:port`. */
+            uri: hostPort,
+            /** Labels on the `db` resource (what roles' `db_labels` match). */
+            static_labels: z
+              .record(z.string().min(1, 'label names must not be empty'), z.string())
+              .optional(),
+            tls: z
+              .strictObject({
+                /** CA of the database's server certificate; default: Warden's db CA. */
+                ca_cert_file: pathString.optional(),
+              })
+              .optional(),
+          }),
+        )
+        .optional(),
     })
     .optional(),
   storage: z

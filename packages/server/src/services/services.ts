@@ -1,5 +1,5 @@
 /**
- * The bundle of typed services the auth server works with: users, roles, locks, nodes and
+ * The bundle of typed services the auth server works with: users, roles, locks, nodes, dbs and
  * the cluster auth preference, plus preset roles at first start.
  * Internal to `services/`; the public surface is `services/index.ts`.
  *
@@ -7,6 +7,7 @@
  *   /roles/<name>                               role
  *   /locks/<uuid>                               lock (TTL = spec.expires)
  *   /nodes/<host id>                            node (TTL = metadata.expires: the heartbeat)
+ *   /dbs/<name>                                 db (TTL = metadata.expires: the heartbeat)
  *   /cluster_config/cluster-auth-preference     cluster_auth_preference
  */
 import {
@@ -28,6 +29,7 @@ export const ResourcePrefixes = {
   role: '/roles/',
   lock: '/locks/',
   node: '/nodes/',
+  db: '/dbs/',
   cluster_auth_preference: '/cluster_config/',
 } as const;
 
@@ -90,6 +92,8 @@ export interface Services {
   locks: ResourceService<'lock'>;
   /** SSH nodes: heartbeated by ssh_service (with a TTL), or agentless ones created by an admin. */
   nodes: ResourceService<'node'>;
+  /** Databases: heartbeated by db_service (with a TTL), or created by an admin. */
+  dbs: ResourceService<'db'>;
   authPreference: AuthPreferenceService;
   /** Creates missing preset roles; never overwrites existing ones. Returns the names created. */
   ensurePresets(): Promise<string[]>;
@@ -119,6 +123,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
         : { ...lock, spec: { ...lock.spec, created_at: new Date(now).toISOString() } },
   });
   const nodes = new ResourceService({ backend, clock, kind: 'node', prefix: ResourcePrefixes.node });
+  const dbs = new ResourceService({ backend, clock, kind: 'db', prefix: ResourcePrefixes.db });
   const authPreference = new AuthPreferenceService(
     new ResourceService({
       backend,
@@ -132,6 +137,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
     roles,
     locks,
     nodes,
+    dbs,
     authPreference,
     async ensurePresets() {
       const created: string[] = [];
