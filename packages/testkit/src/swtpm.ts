@@ -1,5 +1,6 @@
 /**
- * A real software TPM for tests: `swtpm socket` in a temp dir on free loopback ports, started
+ * A real software TPM for tests: `swtpm socket` in a temp dir on free loopback ports (the
+ * control channel on port + 1, where the tpm2-tools swtpm TCTI looks for it), started
  * with `startup-clear` so it is ready for commands. With `ekCert: true` the state is first
  * manufactured by `swtpm_setup --create-ek-cert` with a local CA (`swtpm_localca`) in the
  * same dir: the TPM then has EK certificates in NV (RSA-2048 at 0x01c00002, ECC P-384 at
@@ -9,7 +10,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -75,6 +76,14 @@ async function manufacture(dir: string, state: string): Promise<void> {
   );
 }
 
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
 function waitForPort(port: number, child: ChildProcess, deadlineMs: number): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   return new Promise((resolve, reject) => {
@@ -113,10 +122,11 @@ export async function startSwtpm(opts: SwtpmStartOptions = {}): Promise<SwtpmPro
   try {
     if (opts.ekCert) await manufacture(dir, state);
     let lastError: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      // The tpm2-tools swtpm TCTI expects the control channel on port + 1.
       const port = await freePort();
-      const ctrlPort = await freePort();
-      if (port === ctrlPort) continue;
+      const ctrlPort = port + 1;
+      if (ctrlPort > 65535 || !(await isFree(ctrlPort))) continue;
       const child = spawn(
         'swtpm',
         [

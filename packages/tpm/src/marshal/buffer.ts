@@ -70,12 +70,16 @@ export class Reader {
   private offset = 0;
   private readonly view: DataView;
 
+  private readonly buf: Uint8Array;
+
   constructor(
-    private readonly buf: Uint8Array,
+    input: Uint8Array,
     /** The structure being read, for error messages. */
     readonly what = 'TPM structure',
   ) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    // A plain view, so that values read from a Buffer are plain Uint8Arrays too.
+    this.buf = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+    this.view = new DataView(input.buffer, input.byteOffset, input.byteLength);
   }
 
   get remaining(): number {
