@@ -455,9 +455,9 @@ export class PostgresPool {
     return { ...this.#health };
   }
 
-  /** A new dedicated client (not from the pool), e.g. for LISTEN. */
-  newClient(applicationName: string): pg.Client {
-    return new pg.Client({ ...this.#config, application_name: applicationName });
+  /** A new dedicated client (not from the pool), e.g. for LISTEN; `role` suffixes its application name. */
+  newClient(role: string): pg.Client {
+    return new pg.Client({ ...this.#config, application_name: `${this.#config.application_name}/${role}` });
   }
 
   /** Records a successful round trip (also called for the LISTEN connection's traffic). */

@@ -605,7 +605,7 @@ export class PostgresBackend implements Backend, EventLog {
   async #listenLoop(firstAttempt: () => void): Promise<void> {
     const channel = this.#names.channel;
     for (let failures = 0; !this.#closed; ) {
-      const client = this.#pool.newClient('warden-listen');
+      const client = this.#pool.newClient('listen');
       const lost = new Promise<unknown>((resolve) => {
         client.on('error', resolve);
         client.on('end', () => resolve(undefined));

@@ -1,0 +1,105 @@
+/**
+ * Shared pieces of the PostgreSQL tests: opening backends on the test server, reading watch
+ * events, waiting for a condition, and running `replica.child.ts`.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Backend, BackendEvent, Watcher } from '@warden/server';
+
+export const CHILD = fileURLToPath(new URL('./replica.child.ts', import.meta.url));
+
+export function keyOf(e: BackendEvent): string {
+  return e.type === 'put' ? e.item.key : e.key;
+}
+
+export function brief(e: BackendEvent): string {
+  return e.type === 'put' ? `${e.rev} put ${e.item.key}=${e.item.value}` : `${e.rev} delete ${e.key}`;
+}
+
+/** Reads events until `done` says so (inclusive); fails if the watcher ends first. */
+export async function readUntil(
+  w: Watcher,
+  done: (e: BackendEvent, all: BackendEvent[]) => boolean,
+): Promise<BackendEvent[]> {
+  const it = w[Symbol.asyncIterator]();
+  const out: BackendEvent[] = [];
+  for (;;) {
+    const r = await it.next();
+    if (r.done) assert.fail(`watcher ended after ${out.map(brief).join(', ')}`);
+    out.push(r.value);
+    if (done(r.value, out)) return out;
+  }
+}
+
+/** Asserts the events are exactly revisions first, first+1, … with nothing skipped or repeated. */
+export function assertContiguous(events: BackendEvent[], first: number): void {
+  events.forEach((e, i) => {
+    assert.equal(e.rev, first + i, `event ${i} should be revision ${first + i}: ${brief(e)}`);
+  });
+}
+
+/** Polls `cond` every 50 ms until it holds; fails after `limitMs` with `what`. */
+export async function waitFor(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  limitMs = 20_000,
+): Promise<void> {
+  const start = performance.now();
+  while (!(await cond())) {
+    if (performance.now() - start > limitMs) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface ChildReplica {
+  child: ChildProcess;
+  /** Resolves with the first JSON message of `type`. */
+  message(type: string): Promise<Record<string, unknown>>;
+  exited: Promise<NodeJS.Signals | number | null>;
+  stderr(): string;
+}
+
+export function startChild(env: Record<string, string>): ChildReplica {
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
+  });
+  const messages: Record<string, unknown>[] = [];
+  const waiters: { type: string; resolve: (m: Record<string, unknown>) => void }[] = [];
+  let partial = '';
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (partial + d).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const msg = JSON.parse(line) as Record<string, unknown>;
+      messages.push(msg);
+      for (const w of waiters.filter((x) => x.type === msg.type)) w.resolve(msg);
+    }
+  });
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+    child.on('exit', (code, signal) => resolve(signal ?? code)),
+  );
+  return {
+    child,
+    exited,
+    stderr: () => err,
+    message(type: string) {
+      const found = messages.find((m) => m.type === type);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        waiters.push({ type, resolve });
+        void exited.then((how) => reject(new Error(`the child exited (${how}) before "${type}":\n${err}`)));
+      });
+    },
+  };
+}
+
+/** Closes every backend (ignoring errors), for t.after. */
+export async function closeAll(backends: Backend[]): Promise<void> {
+  await Promise.all(backends.map((b) => b.close().catch(() => undefined)));
+}
