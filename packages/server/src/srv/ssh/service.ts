@@ -104,6 +104,8 @@ export interface SshServiceOptions {
 const MAX_AUTH_FAILURES = 6;
 const FORWARD_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_LOCK_RECHECK_MS = 1000;
+/** After a lock ended a connection's sessions, how long before the connection itself is cut. */
+const TERMINATE_GRACE_MS = 300;
 
 /** One client connection and what we decided about it. */
 interface NodeConnection {
@@ -356,9 +358,11 @@ export class SshService {
       return;
     }
     const now = this.#o.clock.now();
+    // Certificates that fail are audited whether they came as a query or signed: a client
+    // whose query is refused never sends the signed request.
     const fail = (reason: string, user?: string) => {
       if (++c.authFailures >= MAX_AUTH_FAILURES) c.conn.end();
-      if (ctx.signature) void this.#auditDenied(c, { login: ctx.username, reason, ...(user && { user }) });
+      void this.#auditDenied(c, { login: ctx.username, reason, ...(user && { user }) });
       ctx.reject(['publickey']);
     };
     // Clients offer plain keys before their certificates: refuse those quietly.
@@ -457,8 +461,9 @@ export class SshService {
     this.#o.logger.info({ user: c.identity?.user, login: c.login, reason }, 'ending ssh connection');
     for (const s of c.sessions) s.terminate(reason);
     for (const f of c.forwards) f.destroy();
-    // Channel data is written to the socket in order, before the disconnect.
-    setImmediate(() => this.#hangUp(c));
+    // The sessions' channels are closed after their message: clients print it and leave on
+    // their own. Whoever is still connected after a grace period is disconnected.
+    setTimeout(() => this.#hangUp(c), TERMINATE_GRACE_MS).unref();
   }
 
   #hangUp(c: NodeConnection): void {

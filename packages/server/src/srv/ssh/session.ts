@@ -12,7 +12,8 @@
  *
  * `terminate(message)` ends it from our side (a lock): the message goes to the client as
  * `\r\nERROR: <message>\r\n` (stderr, or stdout for PTY sessions, whose stderr is the same
- * terminal), then the process gets SIGHUP and, a second later, SIGKILL.
+ * terminal) followed by EOF and close, then the process gets SIGHUP and, a second later,
+ * SIGKILL.
  * Who may import: this folder (service.ts). Tested end to end in `test/ssh-node/`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -179,6 +180,9 @@ export class SshSession {
       try {
         if (this.#start?.pty) ch.write(text);
         else ch.stderr.write(text);
+        // EOF and close follow the message on the channel, so the client prints it and
+        // ends the session itself (a client that reads a disconnect first may drop it).
+        ch.end();
       } catch {
         // The channel is already gone: nothing to tell.
       }

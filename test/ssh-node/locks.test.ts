@@ -1,0 +1,125 @@
+/**
+ * Locks end live sessions (issue 3 point 5), driven by the real OpenSSH client in a real
+ * terminal and as a plain command: a lock created while the session runs writes
+ * `ERROR: lock targeting … is in force: <message>` to the session and closes the connection;
+ * sessions of other users go on; the end is audited with the reason. In `locking_mode:
+ * strict`, a lock view that goes stale ends sessions as well.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { AUTH_PREFERENCE_NAME } from '@warden/api';
+import { requireTool } from '@warden/testkit';
+import * as pty from 'node-pty';
+import { exited, type NodeFixture, startNode } from './node-fixture';
+
+const skip = ['ssh', 'ssh-keygen'].map(requireTool).find((t) => t.skip)?.skip ?? false;
+
+async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 8000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pattern.test(read())) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${pattern}; got:\n${read()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('locks end live SSH sessions', { skip }, () => {
+  let f: NodeFixture;
+
+  before(async () => {
+    f = await startNode();
+  });
+  after(() => f?.close());
+
+  test('an interactive PTY session of the locked user ends with the message; others go on', async () => {
+    const alice = await f.issue({ user: 'alice', logins: ['root'] });
+    const bob = await f.issue({ user: 'bob', logins: ['root'] });
+    const term = pty.spawn('ssh', [...f.sshArgs(alice, 'root'), '-tt'], {
+      name: 'xterm',
+      cols: 80,
+      rows: 24,
+      env: { ...process.env, TERM: 'xterm' } as Record<string, string>,
+    });
+    let out = '';
+    term.onData((d) => {
+      out += d;
+    });
+    const exit = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    // Bob's long-running command must survive alice's lock.
+    const bobRun = f.ssh(bob, 'root', ['sleep 1; echo bob-done']);
+    // Quoted so that the terminal's echo of the typed line does not match, only the output.
+    term.write("echo RE''ADY\r");
+    await waitFor(() => out, /READY\r\n/);
+
+    await f.lock({ user: 'alice' }, 'stop now');
+    const code = await exit;
+    assert.notEqual(code, 0);
+    assert.match(out, /\r\nERROR: lock targeting User:"alice" is in force: stop now\r\n/);
+    assert.match(out, /Connection to 127\.0\.0\.1 closed/);
+
+    const bobRes = await bobRun;
+    assert.equal(bobRes.code, 0, bobRes.stderr);
+    assert.equal(bobRes.stdout, 'bob-done\n');
+
+    const ends = await f.audit.search({ types: ['session.end'], user: 'alice' });
+    assert.ok(ends.some((e) => e.terminated_by === 'lock targeting User:"alice" is in force: stop now'));
+  });
+
+  test('a running command (no PTY) is ended: the message goes to stderr', async () => {
+    const carol = await f.issue({ user: 'carol', roles: ['access'], logins: ['root'] });
+    const child = spawn('ssh', [...f.sshArgs(carol, 'root'), 'echo started; sleep 30'], { stdio: 'pipe' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    await waitFor(() => stdout, /started/);
+    await f.lock({ role: 'access', login: 'root' });
+    const code = await exited(child);
+    assert.equal(code, 255);
+    assert.match(stderr, /ERROR: lock targeting Role:"access", Login:"root" is in force/);
+  });
+
+  test('locking_mode strict: a stale lock view ends sessions and refuses new ones', async () => {
+    // A node whose lock view counts as stale at once when its watch breaks.
+    const g = await startNode({ lockMaxStalenessMs: 0, lockRecheckMs: 100 });
+    try {
+      await g.services.authPreference.upsert({
+        kind: 'cluster_auth_preference',
+        version: 'v2',
+        metadata: { name: AUTH_PREFERENCE_NAME },
+        spec: {
+          type: 'local',
+          second_factor: 'otp',
+          device_trust: { mode: 'off', auto_enroll: false },
+          locking_mode: 'strict',
+        },
+      });
+      const dave = await g.issue({ user: 'dave', logins: ['root'] });
+      assert.equal((await g.ssh(dave, 'root', ['true'])).code, 0);
+      const child = spawn('ssh', [...g.sshArgs(dave, 'root'), 'echo started; sleep 30'], { stdio: 'pipe' });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      await waitFor(() => stdout, /started/);
+      // An item under /locks/ that does not decode makes the view unhealthy (it can't know
+      // whether that was a lock): with strictness 0 it is stale at once.
+      await g.backend.put(`/locks/${randomUUID()}`, 'not a lock');
+      assert.equal(await exited(child), 255);
+      assert.match(stderr, /ERROR: the lock view is stale and locking_mode is strict/);
+      const again = await g.ssh(dave, 'root', ['true']);
+      assert.match(again.stderr, /administratively prohibited: the lock view is stale/);
+    } finally {
+      await g.close();
+    }
+  });
+});
