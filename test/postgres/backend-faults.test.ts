@@ -78,7 +78,8 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
     TEST,
     async (t) => {
       const backends = await replicas(t, 3, { schema: freshSchema() });
-      const [a, b] = backends as [Backend, Backend];
+      const a = backends[0]!;
+      const b = backends[1]!;
       const start = await a.create('/counter', '0');
       const watcher = b.watch('/counter', { sinceRev: start.modRev });
       t.after(() => watcher.close());
