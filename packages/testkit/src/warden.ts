@@ -14,12 +14,16 @@ export interface WardenStartOptions {
   /** Extra YAML appended to a minimal config (sections other than proxy_service/storage). */
   configYaml?: string;
   env?: NodeJS.ProcessEnv;
+  /** Hostname of the built-in SSH node (default node-1, labels env=test), unless configYaml sets ssh_service. */
+  nodeName?: string;
 }
 
 export interface WardenProcess {
   dir: string;
   dataDir: string;
   proxy: string;
+  /** Where the built-in SSH node listens. */
+  sshAddr: string;
   caPin: string;
   /** Everything the process printed so far. */
   output(): string;
@@ -45,10 +49,14 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
   const dataDir = join(dir, 'data');
   const port = await freePort();
   const proxy = `127.0.0.1:${port}`;
+  const sshAddr = `127.0.0.1:${await freePort()}`;
   const config = join(dir, 'warden.yaml');
+  const ssh = opts.configYaml?.includes('ssh_service:')
+    ? ''
+    : `ssh_service:\n  listen_addr: ${sshAddr}\n  hostname: ${opts.nodeName ?? 'node-1'}\n  labels: { env: test }\n`;
   writeFileSync(
     config,
-    `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${opts.configYaml ?? ''}`,
+    `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${ssh}${opts.configYaml ?? ''}`,
   );
   const child = spawn(process.execPath, [join(root, 'dist', 'warden.js'), 'start', '--config', config], {
     cwd: dir,
@@ -83,6 +91,7 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
     dir,
     dataDir,
     proxy,
+    sshAddr,
     caPin,
     output: () => out,
     env: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: home, WARDEN_PROXY: proxy },

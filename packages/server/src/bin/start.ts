@@ -18,6 +18,7 @@ import { assertSupported, formatHostPort, loadConfig, type WardenConfig } from '
 import { createLogger, type Logger } from '../log';
 import { apiRoutes, createRequestHandler, SSH_ALPN, SshTunnels } from '../proxy';
 import { createServices } from '../services';
+import { SshService } from '../srv/ssh';
 
 export const VERSION = '0.1.0';
 export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
@@ -272,6 +273,21 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
     server.listen(listen.port, listen.host, () => resolve());
   });
 
+  // The SSH service of this host (on by default in a single-machine cluster).
+  const ssh = config.sshService.enabled
+    ? await SshService.start({
+        config: config.sshService,
+        dataDir: config.dataDir,
+        backend,
+        services,
+        cas,
+        audit,
+        clock,
+        logger,
+        clusterName: config.authService.clusterName,
+      })
+    : undefined;
+
   // The admin identity for wctl on this host, refreshed well before it expires.
   const writeAdmin = async () => {
     const id = await auth.issueAdminIdentity();
@@ -312,6 +328,10 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
         'then follow the signup command it prints.\n',
     );
   }
+  if (ssh)
+    io.stdout.write(
+      `SSH service listening on ${formatHostPort(config.sshService.listenAddr)} as node "${config.sshService.hostname}"\n`,
+    );
   logger.info({ addr: formatHostPort(listen), cluster: config.authService.clusterName }, 'warden started');
 
   return {
@@ -320,6 +340,7 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
     async close() {
       clearInterval(refresh);
       tunnels.close();
+      await ssh?.close();
       lockCache.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
