@@ -1,0 +1,189 @@
+/**
+ * The PostgreSQL audit log: the audit store for clusters on the PostgreSQL backend (DESIGN §3),
+ * shared by every replica. Table `audit_events` in the configured schema (default `warden`,
+ * next to the backend's tables; version in `audit_meta`), indexed like the SQLite one: by
+ * time, and by type, user and device (actor's and subject's) then time. Triggers refuse
+ * UPDATE, DELETE and TRUNCATE. Validation, scrubbing and query checks are the shared code in
+ * `prepare.ts`.
+ *
+ * `emit` is safe to retry after a lost connection (the event's id is unique and a repeated
+ * insert is ignored), so it is retried like the backend's idempotent writes. Event times come
+ * from this replica's clock, as with every AuditLog; searches order by time, then by insertion.
+ * Tested by the shared suite in `conformance.ts` against a real server (`test/postgres/`).
+ *
+ * @example
+ *   const audit = await PostgresAuditLog.open({ connString: 'postgres://warden@db/warden', passwordFile: '/etc/warden/db-password' });
+ */
+import { type AuditEvent, type AuditEventInput, WardenError } from '@warden/api';
+import {
+  migrateSchema,
+  POSTGRES_DEFAULT_SCHEMA,
+  type PostgresConnectionOptions,
+  PostgresPool,
+  resolveConnection,
+} from '../backend';
+import { type Clock, systemClock } from '../clock';
+import type { Logger } from '../log';
+import { deviceIdsOf, type NormalizedQuery, normalizeQuery, prepareAuditEvent } from './prepare';
+import type { AuditLog, AuditQuery } from './types';
+
+export const POSTGRES_AUDIT_SCHEMA_VERSION = 1;
+
+export interface PostgresAuditLogOptions extends PostgresConnectionOptions {
+  /** The PostgreSQL schema holding the table; created if missing (default `warden`). */
+  schema?: string;
+  /** Stamps event times (default: the system clock). */
+  clock?: Clock;
+  logger?: Logger;
+}
+
+function auditV1(q: string): string {
+  return `
+CREATE TABLE ${q}.audit_events (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id text NOT NULL UNIQUE,
+  time bigint NOT NULL,
+  type text NOT NULL,
+  code text NOT NULL,
+  success boolean NOT NULL,
+  user_name text,
+  device text,
+  subject_device text,
+  data text NOT NULL
+);
+CREATE INDEX audit_events_time ON ${q}.audit_events (time, seq);
+CREATE INDEX audit_events_type_time ON ${q}.audit_events (type, time, seq);
+CREATE INDEX audit_events_user_time ON ${q}.audit_events (user_name, time, seq) WHERE user_name IS NOT NULL;
+CREATE INDEX audit_events_device_time ON ${q}.audit_events (device, time, seq) WHERE device IS NOT NULL;
+CREATE INDEX audit_events_subject_device_time ON ${q}.audit_events (subject_device, time, seq)
+  WHERE subject_device IS NOT NULL;
+CREATE FUNCTION ${q}.audit_append_only() RETURNS trigger LANGUAGE plpgsql
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = '42501';
+END $$;
+CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON ${q}.audit_events
+  FOR EACH ROW EXECUTE FUNCTION ${q}.audit_append_only();
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON ${q}.audit_events
+  FOR EACH STATEMENT EXECUTE FUNCTION ${q}.audit_append_only();
+`;
+}
+
+/**
+ * PostgreSQL text cannot hold NUL: index columns store it as U+FFFD, and searches map their
+ * parameter the same way (the event itself is stored as JSON, where NUL is escaped).
+ */
+function indexable(value: string | undefined): string | null {
+  return value === undefined ? null : value.replaceAll('\0', '\uFFFD');
+}
+
+export class PostgresAuditLog implements AuditLog {
+  readonly #pool: PostgresPool;
+  readonly #clock: Clock;
+  readonly #q: string;
+  #closed = false;
+
+  private constructor(pool: PostgresPool, clock: Clock, q: string) {
+    this.#pool = pool;
+    this.#clock = clock;
+    this.#q = q;
+  }
+
+  /** Connects and creates or migrates the table (under an advisory lock: replicas may start together). */
+  static async open(opts: PostgresAuditLogOptions): Promise<PostgresAuditLog> {
+    if (opts === null || typeof opts !== 'object') {
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'PostgreSQL audit log options are required');
+    }
+    const schema = opts.schema ?? POSTGRES_DEFAULT_SCHEMA;
+    const pool = new PostgresPool(resolveConnection(opts), {
+      clock: opts.clock,
+      logger: opts.logger,
+      what: 'PostgreSQL audit log',
+    });
+    try {
+      await migrateSchema(pool, {
+        schema,
+        metaTable: 'audit_meta',
+        versionName: 'schema_version',
+        what: 'audit log',
+        steps: [auditV1(`"${schema}"`)],
+      });
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return new PostgresAuditLog(pool, opts.clock ?? systemClock, `"${schema}"`);
+  }
+
+  async emit(input: AuditEventInput): Promise<AuditEvent> {
+    this.#assertOpen();
+    const { event, timeMs } = prepareAuditEvent(input, this.#clock.now());
+    const { device, subjectDevice } = deviceIdsOf(event);
+    await this.#pool.query(
+      'audit emit',
+      { idempotent: true },
+      {
+        name: `warden-${this.#q}-audit-emit`,
+        text: `INSERT INTO ${this.#q}.audit_events
+                 (id, time, type, code, success, user_name, device, subject_device, data)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
+        values: [
+          event.id,
+          timeMs,
+          event.type,
+          event.code,
+          event.success,
+          indexable(event.user),
+          indexable(device),
+          indexable(subjectDevice),
+          JSON.stringify(event),
+        ],
+      },
+    );
+    return event;
+  }
+
+  async search(query?: AuditQuery): Promise<AuditEvent[]> {
+    this.#assertOpen();
+    const { text, values } = buildSearch(this.#q, normalizeQuery(query));
+    const rows = await this.#pool.query<{ data: string }>(
+      'audit search',
+      { idempotent: true },
+      { text, values },
+    );
+    return rows.map((row) => JSON.parse(row.data) as AuditEvent);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new WardenError('WARDEN_ERR_CLOSED', 'the audit log is closed');
+  }
+}
+
+function buildSearch(q: string, n: NormalizedQuery): { text: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const param = (v: unknown) => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  if (n.fromMs !== undefined) where.push(`time >= ${param(n.fromMs)}`);
+  if (n.toMs !== undefined) where.push(`time < ${param(n.toMs)}`);
+  if (n.types) where.push(`type = ANY(${param(n.types)}::text[])`);
+  if (n.user !== undefined) where.push(`user_name = ${param(indexable(n.user))}`);
+  if (n.device !== undefined) {
+    const p = param(indexable(n.device));
+    where.push(`(device = ${p} OR subject_device = ${p})`);
+  }
+  const dir = n.order === 'asc' ? 'ASC' : 'DESC';
+  const filter = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
+  return {
+    text: `SELECT data FROM ${q}.audit_events${filter} ORDER BY time ${dir}, seq ${dir} LIMIT ${param(n.limit)}`,
+    values,
+  };
+}
