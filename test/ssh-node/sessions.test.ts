@@ -76,6 +76,10 @@ describe('ssh_service sessions with OpenSSH', { skip }, () => {
     const res = await f.ssh(alice, 'root', ['cat'], { input: 'hi\nthere\n' });
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.stdout, 'hi\nthere\n');
+    // A shell without a PTY reads its commands from stdin.
+    const shell = await f.ssh(alice, 'root', [], { input: 'echo "via $0"\nexit 4\n', extra: ['-T'] });
+    assert.equal(shell.code, 4, shell.stderr);
+    assert.match(shell.stdout, /^via .*bash\n$/);
     const big = randomBytes(300_000).toString('base64');
     const sum = await f.ssh(alice, 'root', ['wc', '-c'], { input: big });
     assert.equal(sum.stdout.trim(), String(big.length));
@@ -176,7 +180,9 @@ describe('ssh_service sessions with OpenSSH', { skip }, () => {
     );
   });
 
-  test('scp copies a file up and down (sftp subsystem)', async () => {
+  // OpenSSH's sftp-server (Debian: openssh-sftp-server) is what the node runs for scp.
+  const sftp = requireTool('/usr/lib/openssh/sftp-server').skip;
+  test('scp copies a file up and down (sftp subsystem)', { skip: sftp }, async () => {
     const src = join(f.dir, 'upload.bin');
     const data = randomBytes(200_000);
     writeFileSync(src, data);
@@ -191,6 +197,9 @@ describe('ssh_service sessions with OpenSSH', { skip }, () => {
   test('audit: session start and end with exit status, exec with its command, access allowed', async () => {
     const res = await f.ssh(alice, 'root', ['exit 5']);
     assert.equal(res.code, 5);
+    // A command killed by a signal: exit-signal (OpenSSH exits 255), audited as such.
+    const killed = await f.ssh(alice, 'root', ['kill -TERM $$']);
+    assert.equal(killed.code, 255);
     const events = await f.audit.search({ user: 'alice', order: 'asc' });
     const exec = events.filter((e) => e.type === 'session.exec' && e.command === 'exit 5');
     assert.equal(exec.length, 1);
@@ -203,6 +212,11 @@ describe('ssh_service sessions with OpenSSH', { skip }, () => {
     assert.deepEqual(end?.resource, { kind: 'node', name: f.node.hostId, labels: { env: 'test' } });
     assert.ok(
       events.some((e) => e.type === 'access.allowed' && e.login === 'root' && e.addr === '127.0.0.1'),
+    );
+    assert.ok(
+      events.some(
+        (e) => e.type === 'session.end' && e.command === 'kill -TERM $$' && e.exit_signal === 'TERM',
+      ),
     );
   });
 
