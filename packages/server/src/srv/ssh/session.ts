@@ -14,6 +14,10 @@
  * `\r\nERROR: <message>\r\n` (stderr, or stdout for PTY sessions, whose stderr is the same
  * terminal) followed by EOF and close, then the process gets SIGHUP and, a second later,
  * SIGKILL.
+ * PTYs come from node-pty (native, built from source at install; loaded on the first PTY
+ * session), the field's usual choice: it allocates the terminal, makes the process its
+ * session leader and resizes it. User switching stays with setpriv (login.ts), which node-pty
+ * runs like any program.
  * Who may import: this folder (service.ts). Tested end to end in `test/ssh-node/`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -274,7 +278,14 @@ export class SshSession {
         channel.once('drain', () => proc.resume());
       }
     });
-    channel.on('data', (data: Buffer) => proc.write(data));
+    channel.on('data', (data: Buffer) => {
+      if (this.#finished) return;
+      try {
+        proc.write(data);
+      } catch {
+        // The terminal closed under us; onExit reports the end.
+      }
+    });
     proc.onExit(({ exitCode, signal }) => this.#finish(signal ? undefined : exitCode, signalName(signal)));
   }
 
