@@ -246,7 +246,7 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
     log: () => lines.join('\n'),
     psql(sql: string, database = 'postgres'): string {
       const res = spawnSync(
-        'psql',
+        join(bin, 'psql'),
         [
           '-X',
           '-At',
