@@ -228,6 +228,30 @@ describe('TPM client on swtpm', { skip: setup.skip }, () => {
     });
   }
 
+  test('authentication later: the AK reloads under a re-created SRK and its quote verifies', async () => {
+    // Enrollment keeps the AK's sealed private part and its public area.
+    const srk = await createSrk(tpm);
+    const ak = await createAk(tpm, srk.handle);
+    await flushTransientObjects(tpm);
+    // Later (another process, after a reboot): the SRK is derived again, the AK loaded.
+    const srk2 = await createSrk(tpm);
+    assert.deepEqual(srk2.name, srk.name);
+    const loaded = await loadAk(tpm, srk2.handle, ak);
+    try {
+      const nonce = await tpm.getRandom(32);
+      const q = await tpm.quote({ signHandle: loaded.handle, qualifyingData: nonce, pcrs: PCRS });
+      verifyQuote({
+        akPublic: ak.public,
+        attest: q.attest,
+        signature: q.signatureBytes,
+        nonce,
+        pcrs: await tpm.pcrRead(PCRS),
+      });
+    } finally {
+      await flushTransientObjects(tpm);
+    }
+  });
+
   test('forged inputs are refused with distinct errors', async () => {
     const ek = await createEk(tpm, 'ecc');
     const srk = await createSrk(tpm);

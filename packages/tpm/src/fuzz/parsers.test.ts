@@ -27,6 +27,7 @@ import {
   encodePublic2b,
   encodeSignature,
 } from '../marshal';
+import { decodeCredentialFile, encodeCredentialFile } from '../verify';
 import {
   Rng,
   randomAttest,
@@ -83,6 +84,15 @@ const cases: Case<never>[] = [
     gen: (rng: Rng) => Array.from({ length: rng.int(9) }, () => rng.bytes(rng.pick([20, 32, 48, 64]))),
     encode: encodeDigests,
     decode: decodeDigests,
+  },
+  {
+    name: 'tpm2-tools credential file',
+    gen: (rng: Rng) => ({
+      credentialBlob: { integrityHmac: rng.bytes(32), encIdentity: rng.bytes(34) },
+      secret: rng.bytes(rng.pick([68, 256])),
+    }),
+    encode: encodeCredentialFile,
+    decode: decodeCredentialFile,
   },
   {
     name: 'TPM2B_ID_OBJECT',
