@@ -3,7 +3,8 @@
  * May import @warden/api and @warden/tpm; never @warden/server.
  */
 export * from './api';
+export * from './db';
 export * from './keys';
 export * from './login';
 export * from './profile';
-export { dialNode, type NodeInfo, SSH_ALPN } from './ssh/dial';
+export * from './ssh';

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { openSshConfig, shellQuote, writeOpenSshIdentityPub } from './openssh-config';
+
+const base = {
+  cluster: 'example.com',
+  proxy: 'proxy.example.com:3080',
+  profileDir: '/home/alice/.warden/profiles/proxy.example.com_3080',
+  wshCommand: "/usr/bin/node '/opt/my warden/dist/wsh.js'",
+};
+
+test('one block for all nodes and *.<cluster>, one HostKeyAlias per node', () => {
+  const text = openSshConfig({ ...base, nodes: ['web-2', 'web-1', 'web-1'] });
+  const lines = text.split('\n');
+  assert.ok(lines.includes('Host *.example.com web-1 web-2'));
+  const dir = base.profileDir;
+  for (const want of [
+    `    UserKnownHostsFile ${dir}/known_hosts`,
+    `    IdentityFile ${dir}/key.pem`,
+    `    CertificateFile ${dir}/key-cert.pub`,
+    '    IdentitiesOnly yes',
+    '    StrictHostKeyChecking yes',
+    "    ProxyCommand /usr/bin/node '/opt/my warden/dist/wsh.js' proxy ssh --login=%r %h",
+  ]) {
+    assert.ok(lines.includes(want), want);
+  }
+  assert.match(
+    text,
+    /\nHost web-1\n {4}HostKeyAlias web-1\.example\.com\nHost web-2\n {4}HostKeyAlias web-2\.example\.com\n$/,
+  );
+});
+
+test('with no nodes only the wildcard is configured', () => {
+  const text = openSshConfig({ ...base, nodes: [] });
+  assert.ok(text.split('\n').includes('Host *.example.com'));
+  assert.doesNotMatch(text, /HostKeyAlias/);
+});
+
+test('node names that are not plain host names are left out (no pattern injection)', () => {
+  const text = openSshConfig({ ...base, nodes: ['ok', '*', 'a b', 'x\nProxyCommand evil', '!neg'] });
+  assert.ok(text.split('\n').includes('Host *.example.com ok'));
+  assert.doesNotMatch(text, /evil|!neg|Host \*\n/);
+});
+
+test('% in paths is doubled and paths with spaces are quoted', () => {
+  const text = openSshConfig({
+    ...base,
+    profileDir: '/home/a b/100%',
+    wshCommand: "'/x/100%/node' wsh",
+    nodes: [],
+  });
+  assert.match(text, /IdentityFile "\/home\/a b\/100%%\/key\.pem"/);
+  assert.match(text, /ProxyCommand '\/x\/100%%\/node' wsh proxy ssh --login=%r %h/);
+});
+
+test('shellQuote leaves plain words alone and quotes the rest for sh', () => {
+  assert.equal(shellQuote('/usr/bin/node'), '/usr/bin/node');
+  assert.equal(shellQuote('/a b/c'), "'/a b/c'");
+  assert.equal(shellQuote("it's"), "'it'\\''s'");
+  assert.equal(shellQuote('$(x)'), "'$(x)'");
+});
+
+test('writeOpenSshIdentityPub writes key.pem.pub once, atomically', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-osc-'));
+  try {
+    writeOpenSshIdentityPub(dir, 'ecdsa-sha2-nistp256 AAAA alice\n');
+    const path = join(dir, 'key.pem.pub');
+    assert.equal(readFileSync(path, 'utf8'), 'ecdsa-sha2-nistp256 AAAA alice\n');
+    assert.equal(statSync(path).mode & 0o777, 0o644);
+    writeFileSync(path, 'stale\n');
+    writeOpenSshIdentityPub(dir, 'ecdsa-sha2-nistp256 AAAA alice');
+    assert.equal(readFileSync(path, 'utf8'), 'ecdsa-sha2-nistp256 AAAA alice\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,100 @@
+/**
+ * The OpenSSH client configuration that `wsh config` prints, so plain `ssh`/`scp` reach
+ * Warden nodes through the proxy with the profile's key, certificate and host CA:
+ *
+ *   Host *.<cluster> <node> <node>…          every node by bare name, and any <name>.<cluster>
+ *       ProxyCommand <wsh> proxy ssh --login=%r %h
+ *       IdentityFile / CertificateFile       the profile's key.pem and key-cert.pub
+ *       UserKnownHostsFile                   the profile's known_hosts (@cert-authority line)
+ *       StrictHostKeyChecking yes, IdentitiesOnly yes
+ *   Host <node>
+ *       HostKeyAlias <node>.<cluster>        the known_hosts pattern is *.<cluster>, and host
+ *                                            certificates list <name> and <name>.<cluster>
+ *
+ * OpenSSH pairs a CertificateFile with an IdentityFile by public key, and it reads an
+ * identity's public key only from `<identity>.pub` (it cannot from a PKCS#8 PEM file), so the
+ * profile also needs `key.pem.pub`: writeOpenSshIdentityPub() puts it there.
+ *
+ * Who may import: this folder (index.ts re-exports). Tested by openssh-config.test.ts and in
+ * test/ssh-client/ with a real `ssh` against a real `sshd`.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The profile files the config points at. */
+export const OPENSSH_FILES = {
+  identity: 'key.pem',
+  identityPub: 'key.pem.pub',
+  certificate: 'key-cert.pub',
+  knownHosts: 'known_hosts',
+} as const;
+
+/**
+ * Writes `<profileDir>/key.pem.pub` (the user's OpenSSH public key line) unless it already
+ * holds that key, so OpenSSH can match key-cert.pub to key.pem. Atomic (temp file + rename).
+ */
+export function writeOpenSshIdentityPub(profileDir: string, sshPublicKey: string): void {
+  const path = join(profileDir, OPENSSH_FILES.identityPub);
+  const line = `${sshPublicKey.trim()}\n`;
+  try {
+    if (readFileSync(path, 'utf8') === line) return;
+  } catch {
+    // missing: write it
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, line, { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+export interface OpenSshConfigOptions {
+  cluster: string;
+  proxy: string;
+  /** The profile directory (holds key.pem, key-cert.pub, known_hosts). */
+  profileDir: string;
+  /** Names of the nodes the user may reach (each gets a HostKeyAlias). */
+  nodes: readonly string[];
+  /** The command line that runs `wsh` (already quoted for sh), e.g. `'/usr/bin/node' '/opt/wsh.js'`. */
+  wshCommand: string;
+}
+
+/** Quotes one word for /bin/sh (OpenSSH runs ProxyCommand with the user's shell). */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:@%+=-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A file argument for ssh_config: `%` doubled (it expands %-tokens), quoted if needed. */
+function fileArg(path: string): string {
+  const p = path.replace(/%/g, '%%');
+  return /[\s"]/.test(p) ? `"${p.replace(/"/g, '\\"')}"` : p;
+}
+
+/** Host names OpenSSH accepts in a `Host` line (no patterns, no spaces). */
+function plainHost(name: string): boolean {
+  return /^[A-Za-z0-9._-]+$/.test(name);
+}
+
+/**
+ * The config block text (ends with a newline).
+ *
+ * @example
+ *   openSshConfig({ cluster: 'example.com', proxy: 'proxy:3080', profileDir: '/home/a/.warden/profiles/proxy_3080',
+ *     nodes: ['web-1'], wshCommand: "'/usr/bin/node' '/opt/warden/dist/wsh.js'" })
+ */
+export function openSshConfig(o: OpenSshConfigOptions): string {
+  const nodes = [...new Set(o.nodes.filter(plainHost))].sort();
+  const proxyCommand = `${o.wshCommand.replace(/%/g, '%%')} proxy ssh --login=%r %h`;
+  const lines = [
+    `# Warden cluster ${o.cluster} through the proxy ${o.proxy} (printed by \`wsh config\`;`,
+    '# run it again after `wsh login` or when nodes change). Use: ssh -F <(wsh config) root@NODE',
+    `Host *.${o.cluster} ${nodes.join(' ')}`.trimEnd(),
+    `    UserKnownHostsFile ${fileArg(join(o.profileDir, OPENSSH_FILES.knownHosts))}`,
+    `    IdentityFile ${fileArg(join(o.profileDir, OPENSSH_FILES.identity))}`,
+    `    CertificateFile ${fileArg(join(o.profileDir, OPENSSH_FILES.certificate))}`,
+    '    IdentitiesOnly yes',
+    '    StrictHostKeyChecking yes',
+    '    GlobalKnownHostsFile /dev/null',
+    `    ProxyCommand ${proxyCommand}`,
+    ...nodes.flatMap((n) => [`Host ${n}`, `    HostKeyAlias ${n}.${o.cluster}`]),
+  ];
+  return `${lines.join('\n')}\n`;
+}
