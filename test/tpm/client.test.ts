@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { requireTool, type SwtpmProcess, startSwtpm } from '@warden/testkit';
 import {
   activateCredential,
+  akTemplate,
   checkAkAttributes,
   checkEkMatchesCertificate,
   createAk,
@@ -36,6 +38,7 @@ import {
   verifyCertifyCreation,
   verifyEkCertificate,
   verifyQuote,
+  verifyTpmSignature,
 } from '@warden/tpm';
 
 const swtpm = requireTool('swtpm');
@@ -303,6 +306,34 @@ describe('TPM client on swtpm', { skip: setup.skip }, () => {
       assert.equal(seen.size, 5);
       // The failed activation did not leak its policy session.
       assert.deepEqual(await tpm.getHandles(0x03000000), []);
+    } finally {
+      await flushTransientObjects(tpm);
+    }
+  });
+
+  test('Sign with an unrestricted key verifies; an AK refuses to sign an outside digest', async () => {
+    const srk = await createSrk(tpm);
+    try {
+      const template = akTemplate('ecc');
+      const signer = await tpm.create({
+        parent: srk.handle,
+        template: { ...template, objectAttributes: template.objectAttributes & ~TPMA_OBJECT.restricted },
+      });
+      const key = await tpm.load({ parent: srk.handle, private: signer.private, public: signer.public });
+      const data = new TextEncoder().encode('warden device trust');
+      const { signature } = await tpm.sign({
+        keyHandle: key.handle,
+        digest: createHash('sha256').update(data).digest(),
+      });
+      assert.equal(verifyTpmSignature(signer.public, data, signature), true);
+      assert.equal(verifyTpmSignature(signer.public, new Uint8Array(1), signature), false);
+      await tpm.flushContext(key.handle);
+      const ak = await createAk(tpm, srk.handle);
+      const loaded = await loadAk(tpm, srk.handle, ak);
+      await assert.rejects(
+        tpm.sign({ keyHandle: loaded.handle, digest: new Uint8Array(32) }),
+        (e) => isTpmError(e, 'TPM_ERR_RESPONSE') && e.rcName === 'TPM_RC_TICKET',
+      );
     } finally {
       await flushTransientObjects(tpm);
     }
