@@ -22,6 +22,7 @@ import {
   shellQuote,
   startLocalForward,
   wardenHome,
+  writeOpenSshIdentityPub,
 } from '@warden/client';
 import { z } from 'zod';
 import { type CommandContext, formatError, str } from '../command';
@@ -230,6 +231,8 @@ export async function runConfig(ctx: CommandContext): Promise<number> {
       `WARNING: cannot list nodes (${(e as Error).message}); only *.${profile.cluster} names are configured\n`,
     );
   }
+  // OpenSSH needs key.pem.pub beside key.pem to pair it with key-cert.pub.
+  writeOpenSshIdentityPub(profile.dir, profile.sshPublicKey);
   ctx.stdout.write(
     openSshConfig({
       cluster: profile.cluster,
