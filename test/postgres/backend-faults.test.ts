@@ -211,6 +211,31 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
     },
   );
 
+  test(
+    'notifications are only a hint: with every NOTIFY lost, other replicas catch up by polling',
+    TEST,
+    async (t) => {
+      const schema = freshSchema();
+      const [a, b] = (await replicas(t, 2, { schema })) as [PostgresBackend, PostgresBackend];
+      // The same function without its pg_notify: commits now wake nobody in other processes.
+      server.psql(`
+      CREATE OR REPLACE FUNCTION "${schema}".set_rev(p_start bigint, p_rev bigint) RETURNS void
+      LANGUAGE plpgsql AS $$
+      BEGIN
+        IF p_rev <> p_start THEN UPDATE "${schema}".meta SET value = p_rev WHERE name = 'rev'; END IF;
+      END $$;`);
+      const watcher = b.watch('/p/', { sinceRev: 0 });
+      t.after(() => watcher.close());
+      const first = readUntil(watcher, (e) => keyOf(e) === '/p/1');
+      await a.put('/p/1', 'x');
+      await first;
+      await a.put('/p/2', 'x');
+      await a.delete('/p/1');
+      const events = await readUntil(watcher, (e) => e.type === 'delete');
+      assert.deepEqual(events.map(brief), ['2 put /p/2=x', '3 delete /p/1']);
+    },
+  );
+
   test('a write cut mid-flight is retried only if idempotent', TEST, async (t) => {
     const schema = freshSchema();
     const [a] = (await replicas(t, 1, { schema, applicationName: `warden-cut-${schema}` })) as [

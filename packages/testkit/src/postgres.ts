@@ -108,7 +108,8 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
   if (!bin)
     throw new Error('PostgreSQL is not installed (Debian: postgresql-15); gate with requirePostgres()');
   const user = serverUser();
-  const dir = mkdtempSync(join(tmpdir(), 'warden-pg-'));
+  // As root, /tmp: the server's user must be able to reach the directory (TMPDIR may be private).
+  const dir = mkdtempSync(join(user ? '/tmp' : tmpdir(), 'warden-pg-'));
   const dataDir = join(dir, 'data');
   const own = (path: string) => {
     if (user) chownSync(path, user.uid, user.gid);

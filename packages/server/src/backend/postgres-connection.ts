@@ -409,6 +409,8 @@ export interface RunOptions {
    * (default: after `retryTimeoutMs`).
    */
   giveUp?: (failingSinceMs: number) => boolean;
+  /** Do not log retries (background work that the next tick repeats anyway). */
+  quiet?: boolean;
 }
 
 const MAX_ROLLBACK_RETRIES = 50;
@@ -516,7 +518,7 @@ export class PostgresPool {
           `${this.#what}: cannot reach PostgreSQL at ${this.target} (${describe(err)}); is it running?`,
         );
       }
-      if (attempt % 20 === 0) {
+      if (!opts.quiet && attempt % 20 === 0) {
         this.#logger?.warn(
           { target: this.target, op: what, err },
           `${this.#what}: PostgreSQL unavailable; retrying`,

@@ -41,6 +41,7 @@ import {
   type PoolHealth,
   type PostgresConnectionOptions,
   PostgresPool,
+  type RunOptions,
   resolveConnection,
 } from './postgres-connection';
 import { type BackendSchema, backendSchema, migrateBackend } from './postgres-schema';
@@ -182,7 +183,9 @@ function queries(n: BackendSchema) {
   };
 }
 
-const READ = { idempotent: true } as const;
+const READ: RunOptions = { idempotent: true };
+/** Timer work: one attempt, no log lines (the next tick tries again; health() shows outages). */
+const BACKGROUND: RunOptions = { idempotent: true, giveUp: () => true, quiet: true };
 
 export class PostgresBackend implements Backend, EventLog {
   readonly #pool: PostgresPool;
@@ -401,7 +404,7 @@ export class PostgresBackend implements Backend, EventLog {
    */
   async reapExpired(): Promise<number> {
     this.#assertOpen();
-    return this.#reap(true);
+    return this.#reap(true, READ);
   }
 
   async close(): Promise<void> {
@@ -534,10 +537,10 @@ export class PostgresBackend implements Backend, EventLog {
     }
   }
 
-  async #reap(wait: boolean): Promise<number> {
+  async #reap(wait: boolean, runOpts: RunOptions): Promise<number> {
     let total = 0;
     for (;;) {
-      const [row] = await this.#pool.query<{ o_count: number; o_rev: number | null }>('reaping', READ, {
+      const [row] = await this.#pool.query<{ o_count: number; o_rev: number | null }>('reaping', runOpts, {
         name: this.#name('reap'),
         text: this.#sql.reap,
         values: [this.#ttlNow(), this.#reapBatch, wait],
@@ -563,11 +566,10 @@ export class PostgresBackend implements Backend, EventLog {
     if (this.#polling) return;
     this.#polling = true;
     try {
-      const [row] = await this.#pool.query<{ rev: number }>(
-        'poll',
-        { idempotent: true, giveUp: () => true },
-        { name: this.#name('head'), text: this.#sql.head },
-      );
+      const [row] = await this.#pool.query<{ rev: number }>('poll', BACKGROUND, {
+        name: this.#name('head'),
+        text: this.#sql.head,
+      });
       if (row) this.#advance(row.rev);
     } catch {
       // health() shows the outage; watchers retry on their own
@@ -581,10 +583,10 @@ export class PostgresBackend implements Backend, EventLog {
     if (this.#maintaining) return;
     this.#maintaining = true;
     try {
-      await this.#reap(false);
+      await this.#reap(false, BACKGROUND);
       const [row] = await this.#pool.query<{ rev: number; compacted: number }>(
         'compaction check',
-        { idempotent: true, giveUp: () => true },
+        BACKGROUND,
         { name: this.#name('heads'), text: this.#sql.heads },
       );
       if (row) await this.#compactIfDue(row.rev, row.compacted);
