@@ -194,7 +194,7 @@ export async function runLs(ctx: CommandContext): Promise<number> {
   }
   const rows = nodes
     .map((n) => [
-      n.metadata.name,
+      n.spec?.hostname ?? n.metadata.name,
       n.spec?.addr ?? '',
       Object.entries(n.metadata.labels ?? {})
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -225,7 +225,7 @@ export async function runConfig(ctx: CommandContext): Promise<number> {
   const profile = loadProfile(ctx);
   let nodes: string[] = [];
   try {
-    nodes = (await listNodes(profile)).nodes.map((n) => n.metadata.name);
+    nodes = (await listNodes(profile)).nodes.map((n) => n.spec?.hostname ?? n.metadata.name);
   } catch (e) {
     ctx.stderr.write(
       `WARNING: cannot list nodes (${(e as Error).message}); only *.${profile.cluster} names are configured\n`,

@@ -7,7 +7,7 @@
  *   └── profiles/<profile>/             one per proxy, removed by `wsh logout`
  *       ├── profile.json                proxy, cluster, user, roles, logins, expiry
  *       ├── key.pem (0600)              the user's private key (ECDSA P-256, PKCS#8)
- *       ├── key.pub                     its OpenSSH public key
+ *       ├── key.pub, key.pem.pub        its OpenSSH public key (OpenSSH wants the latter name)
  *       ├── key-cert.pub                the SSH user certificate
  *       ├── tls.pem                     the X.509 client certificate
  *       ├── user-cas.pem, host-cas.pem  CA certificates
@@ -101,6 +101,8 @@ export class ProfileStore {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeAtomic(join(dir, 'key.pem'), secrets.keyPem, 0o600);
     writeAtomic(join(dir, 'key.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
+    // OpenSSH pairs IdentityFile key.pem with key.pem.pub (it cannot read a PKCS#8 public half).
+    writeAtomic(join(dir, 'key.pem.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
     writeAtomic(join(dir, 'key-cert.pub'), `${secrets.sshCert.trim()}\n`, 0o644);
     writeAtomic(join(dir, 'tls.pem'), secrets.tlsCert, 0o644);
     writeAtomic(join(dir, 'user-cas.pem'), `${secrets.userCaPems.join('\n')}\n`, 0o644);

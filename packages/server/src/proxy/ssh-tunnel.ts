@@ -26,7 +26,13 @@ import {
   type RoleResource,
   WardenError,
 } from '@warden/api';
-import { type AccessDecision, DEFAULT_LOCK_MAX_STALENESS_MS, decideAccess, findLockInForce } from '../access';
+import {
+  type AccessDecision,
+  DEFAULT_LOCK_MAX_STALENESS_MS,
+  decideAccess,
+  findLockInForce,
+  lockMessage,
+} from '../access';
 import type { AuditLog } from '../audit';
 import type { AuthServer } from '../auth/auth-server';
 import type { Clock } from '../clock';
@@ -107,9 +113,22 @@ export class SshTunnels {
     return out;
   }
 
+  /**
+   * The access decision for `login` on `node`. The node is named by its hostname (as the node
+   * itself does, so messages and `--node` locks read the same); a lock on its ID applies too.
+   */
   async decide(identity: RequestIdentity, node: NodeResource, login: string): Promise<AccessDecision> {
     const cap = await this.#o.services.authPreference.get();
     const now = this.#o.clock.now();
+    const byId = findLockInForce(this.#o.locks.values(), { node: node.metadata.name }, now);
+    if (byId)
+      return {
+        allowed: false,
+        step: 'lock',
+        code: 'WARDEN_ERR_LOCKED',
+        reason: lockMessage(byId),
+        lock: byId,
+      };
     return decideAccess(
       {
         locks: this.#o.locks.values(),
@@ -120,7 +139,7 @@ export class SshTunnels {
         now,
       },
       { user: identity.user, roles: await this.roles(identity.roles), traits: identity.traits },
-      { kind: 'node', name: node.metadata.name, labels: { ...(node.metadata.labels ?? {}) } },
+      { kind: 'node', name: node.spec.hostname, labels: { ...(node.metadata.labels ?? {}) } },
       { login },
     );
   }
