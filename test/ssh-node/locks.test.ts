@@ -62,8 +62,15 @@ describe('locks end live SSH sessions', { skip }, () => {
     assert.equal(bobRes.code, 0, bobRes.stderr);
     assert.equal(bobRes.stdout, 'bob-done\n');
 
-    const ends = await f.audit.search({ types: ['session.end'], user: 'alice' });
-    assert.ok(ends.some((e) => e.terminated_by === 'lock targeting User:"alice" is in force: stop now'));
+    // session.end is recorded when the hung-up shell has exited, which may be after the client left.
+    const ended = async () =>
+      (await f.audit.search({ types: ['session.end'], user: 'alice' })).find(
+        (e) => e.terminated_by === 'lock targeting User:"alice" is in force: stop now',
+      );
+    for (let i = 0; i < 100 && !(await ended()); i++) await new Promise((r) => setTimeout(r, 50));
+    const end = await ended();
+    assert.ok(end, 'session.end with the lock as terminated_by');
+    assert.equal(end.exit_signal, 'HUP');
   });
 
   test('a running command (no PTY) is ended: the message goes to stderr', async () => {
