@@ -237,6 +237,34 @@ describe('TPM client on swtpm', { skip: setup.skip }, () => {
     });
   }
 
+  test('the high-range ECC P-384 EK (PolicyOR policy): same key as persisted, certified, activates', async () => {
+    const ek = await createEk(tpm, 'ecc-p384');
+    const cert = parseEkCertificate((await readEkCertificate(tpm, 'ecc-p384'))!);
+    checkEkMatchesCertificate(ek.public, cert);
+    await tpm.flushContext(ek.handle);
+    const srk = await createSrk(tpm);
+    const ak = await createAk(tpm, srk.handle);
+    const loaded = await loadAk(tpm, srk.handle, ak);
+    try {
+      // The EK swtpm_setup persisted, used through its persistent handle.
+      const challenge = new Uint8Array(48).fill(0x38);
+      const made = makeCredential({
+        ekPublic: ek.public,
+        objectName: objectName(ak.public),
+        credential: challenge,
+      });
+      const solved = await activateCredential(tpm, {
+        akHandle: loaded.handle,
+        ekHandle: EK_PERSISTENT_HANDLE.eccP384,
+        ...made,
+      });
+      assert.deepEqual(solved, challenge);
+      assert.deepEqual(await tpm.getHandles(0x03000000), []);
+    } finally {
+      await flushTransientObjects(tpm);
+    }
+  });
+
   test('authentication later: the AK reloads under a re-created SRK and its quote verifies', async () => {
     // Enrollment keeps the AK's sealed private part and its public area.
     const srk = await createSrk(tpm);

@@ -14,21 +14,22 @@
  */
 import { EK_CERT_NV_INDEX, TPM_HT, TPM_RH, TPM_SE, TPMA_NV } from '../constants';
 import { TpmError } from '../errors';
-import type { IdObject, TpmtPublic } from '../marshal';
+import { type IdObject, type TpmtPublic, toHex } from '../marshal';
 import { passwordAuth } from './frame';
-import { akTemplate, ekTemplate, type KeyKind, srkTemplate } from './templates';
+import { akTemplate, EK_POLICIES, type EkKind, ekTemplate, type KeyKind, srkTemplate } from './templates';
 import type { CreatedKey, PrimaryObject, Tpm } from './tpm';
 
-/** The EK certificate NV index for each EK kind (TCG EK Credential Profile, low range). */
-export const EK_CERT_INDEX: Record<KeyKind, number> = {
+/** The EK certificate NV index for each EK kind (TCG EK Credential Profile). */
+export const EK_CERT_INDEX: Record<EkKind, number> = {
   rsa: EK_CERT_NV_INDEX.rsa2048,
   ecc: EK_CERT_NV_INDEX.eccP256,
+  'ecc-p384': EK_CERT_NV_INDEX.eccP384,
 };
 
 /** CreatePrimary of the TCG EK under the endorsement hierarchy (same key on every call). */
 export function createEk(
   tpm: Tpm,
-  kind: KeyKind = 'rsa',
+  kind: EkKind = 'rsa',
   endorsementAuth?: Uint8Array,
 ): Promise<PrimaryObject> {
   return tpm.createPrimary({
@@ -67,7 +68,7 @@ export function loadAk(
  */
 export async function readEkCertificate(
   tpm: Tpm,
-  which: KeyKind | number = 'rsa',
+  which: EkKind | number = 'rsa',
 ): Promise<Uint8Array | undefined> {
   const index = typeof which === 'number' ? which : EK_CERT_INDEX[which];
   let nvPublic: Awaited<ReturnType<Tpm['nvReadPublic']>>['nvPublic'];
@@ -105,7 +106,9 @@ function trimDer(data: Uint8Array): Uint8Array {
 /**
  * Answers a MakeCredential challenge: the TPM releases the credential only if the EK can
  * decrypt the seed and the AK's Name is the one the credential was made for.
- * Starts (and always ends) the policy session the EK needs: PolicySecret(TPM_RH_ENDORSEMENT).
+ * Starts (and always ends) the policy session the EK's TCG policy needs, in the EK's name
+ * hash: PolicySecret(TPM_RH_ENDORSEMENT), followed for high-range EKs (PolicyB) by
+ * PolicyOR(PolicyA, PolicyC). `ekPublic` saves a ReadPublic when the caller has it.
  */
 export async function activateCredential(
   tpm: Tpm,
@@ -114,11 +117,18 @@ export async function activateCredential(
     ekHandle: number;
     credentialBlob: IdObject;
     secret: Uint8Array;
+    ekPublic?: TpmtPublic;
     akAuth?: Uint8Array;
     endorsementAuth?: Uint8Array;
   },
 ): Promise<Uint8Array> {
-  const session = await tpm.startAuthSession({ type: TPM_SE.POLICY });
+  const ek = opts.ekPublic ?? (await tpm.readPublic(opts.ekHandle)).public;
+  const policies = EK_POLICIES[ek.nameAlg];
+  const policy = toHex(ek.authPolicy);
+  if (!policies || (policy !== toHex(policies.a) && policy !== toHex(policies.b))) {
+    throw new TpmError('TPM_ERR_UNSUPPORTED', "the EK's authPolicy is not one of the TCG EK policies");
+  }
+  const session = await tpm.startAuthSession({ type: TPM_SE.POLICY, hash: ek.nameAlg });
   let flushed = false;
   try {
     await tpm.policySecret({
@@ -126,6 +136,7 @@ export async function activateCredential(
       policySession: session.handle,
       auth: opts.endorsementAuth,
     });
+    if (policy === toHex(policies.b)) await tpm.policyOR(session.handle, [policies.a, policies.c]);
     // continueSession is clear: the TPM ends the session when the command succeeds.
     const result = await tpm.activateCredentialRaw({
       activateHandle: opts.akHandle,

@@ -18,7 +18,9 @@ export { type AuthSession, buildCommand, commandName, parseResponse, passwordAut
 export {
   AK_ATTRIBUTES,
   akTemplate,
+  EK_POLICIES,
   EK_POLICY_SHA256,
+  type EkKind,
   ekTemplate,
   type KeyKind,
   srkTemplate,

@@ -6,8 +6,32 @@
 import { TPM_ALG, TPM_ECC, TPMA_OBJECT } from '../constants';
 import { fromHex, type TpmtPublic } from '../marshal';
 
-/** PolicySecret(TPM_RH_ENDORSEMENT) with SHA-256: the EK's authPolicy (PolicyA). */
+/** PolicySecret(TPM_RH_ENDORSEMENT) with SHA-256: the low-range EKs' authPolicy (PolicyA). */
 export const EK_POLICY_SHA256 = fromHex('837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa');
+
+/**
+ * The TCG EK policies by hash: PolicyA = PolicySecret(TPM_RH_ENDORSEMENT), PolicyC =
+ * PolicyAuthorizeNV(0x01c07f01/02), PolicyB = PolicyOR(PolicyA, PolicyC) — the authPolicy of
+ * the high-range templates (e.g. swtpm's ECC P-384 EK).
+ */
+export const EK_POLICIES: Record<number, { a: Uint8Array; b: Uint8Array; c: Uint8Array }> = {
+  [TPM_ALG.SHA256]: {
+    a: EK_POLICY_SHA256,
+    b: fromHex('ca3d0a99a2b93906f7a3342414efcfb3a385d44cd1fd459089d19b5071c0b7a0'),
+    c: fromHex('3767e2edd43ff45a3a7e1eaefcef78643dca964632e7aad82c673a30d8633fde'),
+  },
+  [TPM_ALG.SHA384]: {
+    a: fromHex(
+      '8bbf2266537c171cb56e403c4dc1d4b64f432611dc386e6f532050c3278c930e143e8bb1133824ccb431053871c6db53',
+    ),
+    b: fromHex(
+      'b26e7d28d11a50bc53d882bcf5fd3a1a074148bb35d3b4e4cb1c0ad9bde419cacb47ba09699646150f9fc000f3f80e12',
+    ),
+    c: fromHex(
+      'd6032ce61f2fb3c240eb3cf6a33237ef2b6a16f4293c22b455e261cffd217ad5b4947c2d73e63005eed2dc2b3593d165',
+    ),
+  },
+};
 
 const EK_ATTRIBUTES =
   TPMA_OBJECT.fixedTPM |
@@ -39,8 +63,29 @@ const AES128_CFB = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB };
 
 export type KeyKind = 'rsa' | 'ecc';
 
-/** The TCG EK template (L-1 RSA-2048 or L-2 ECC P-256), as `tpm2_createek` uses it. */
-export function ekTemplate(kind: KeyKind): TpmtPublic {
+/** The EKs this library creates: RSA-2048 (L-1), ECC P-256 (L-2), ECC P-384 (H-3). */
+export type EkKind = KeyKind | 'ecc-p384';
+
+/**
+ * The TCG EK template: low-range L-1 RSA-2048 or L-2 ECC P-256 (as `tpm2_createek` makes
+ * them), or high-range H-3 ECC P-384 (as swtpm_setup persists it at 0x81010016).
+ */
+export function ekTemplate(kind: EkKind): TpmtPublic {
+  if (kind === 'ecc-p384') {
+    return {
+      type: TPM_ALG.ECC,
+      nameAlg: TPM_ALG.SHA384,
+      objectAttributes: EK_ATTRIBUTES | TPMA_OBJECT.userWithAuth,
+      authPolicy: EK_POLICIES[TPM_ALG.SHA384]!.b,
+      parameters: {
+        symmetric: { algorithm: TPM_ALG.AES, keyBits: 256, mode: TPM_ALG.CFB },
+        scheme: { scheme: TPM_ALG.NULL },
+        curveId: TPM_ECC.NIST_P384,
+        kdf: { scheme: TPM_ALG.NULL },
+      },
+      unique: { x: new Uint8Array(0), y: new Uint8Array(0) },
+    };
+  }
   const base = { nameAlg: TPM_ALG.SHA256, objectAttributes: EK_ATTRIBUTES, authPolicy: EK_POLICY_SHA256 };
   if (kind === 'rsa') {
     return {

@@ -29,6 +29,7 @@ import {
   type TpmtPublic,
   type TpmtSignature,
   Writer,
+  writeDigests,
   writeIdObject,
   writePcrSelections,
   writePublic,
@@ -517,6 +518,11 @@ export class Tpm {
       [passwordAuth(opts.auth)],
       params,
     );
+  }
+
+  /** TPM2_PolicyOR: the session's policy becomes the OR of `digests` (2–8), one of which it matches. */
+  async policyOR(policySession: number, digests: Uint8Array[]): Promise<void> {
+    await this.execute(TPM_CC.PolicyOR, [policySession], [], encode(writeDigests, digests));
   }
 
   /**
