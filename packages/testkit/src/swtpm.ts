@@ -157,6 +157,9 @@ export async function startSwtpm(opts: SwtpmStartOptions = {}): Promise<SwtpmPro
         child.kill('SIGKILL');
         continue;
       }
+      // If the test process dies without stop(), don't leave swtpm behind.
+      const killOnExit = () => child.kill('SIGKILL');
+      process.once('exit', killOnExit);
       const address = `swtpm:host=127.0.0.1,port=${port}`;
       const exited = new Promise<void>((resolve) => {
         if (child.exitCode !== null) resolve();
@@ -175,6 +178,7 @@ export async function startSwtpm(opts: SwtpmStartOptions = {}): Promise<SwtpmPro
         child,
         output: () => out,
         async stop() {
+          process.off('exit', killOnExit);
           if (child.exitCode === null) {
             child.kill('SIGTERM');
             const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
