@@ -236,6 +236,36 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
     },
   );
 
+  test(
+    'serialization failures and deadlocks roll back and are retried, even for create and CAS',
+    TEST,
+    async (t) => {
+      const schema = freshSchema();
+      const [a] = (await replicas(t, 1, { schema })) as [PostgresBackend];
+      // Two of every three writes to /flaky/ fail as PostgreSQL would under contention (a
+      // sequence, because it is not rolled back with the failed attempt).
+      server.psql(`
+      CREATE SEQUENCE "${schema}".attempts;
+      CREATE FUNCTION "${schema}".flaky() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE n bigint := nextval('"${schema}".attempts');
+      BEGIN
+        IF NEW.key LIKE '/flaky/%' AND n % 3 = 1 THEN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END IF;
+        IF NEW.key LIKE '/flaky/%' AND n % 3 = 2 THEN RAISE EXCEPTION 'deadlock' USING ERRCODE = '40P01'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER flaky BEFORE INSERT ON "${schema}".events FOR EACH ROW EXECUTE FUNCTION "${schema}".flaky();`);
+      const created = await a.create('/flaky/a', '1');
+      const swapped = await a.compareAndSwap('/flaky/a', created.modRev, '2');
+      assert.equal(await a.delete('/flaky/a', { expectedModRev: swapped.modRev }), true);
+      assert.deepEqual([created.modRev, swapped.modRev, await a.currentRev()], [1, 2, 3]);
+      assert.equal(
+        server.psql(`SELECT last_value FROM "${schema}".attempts`).trim(),
+        '9',
+        'three tries each',
+      );
+    },
+  );
+
   test('a write cut mid-flight is retried only if idempotent', TEST, async (t) => {
     const schema = freshSchema();
     const [a] = (await replicas(t, 1, { schema, applicationName: `warden-cut-${schema}` })) as [

@@ -535,6 +535,7 @@ export class PostgresPool {
     try {
       client = await this.#pool.connect();
     } catch (err) {
+      if (isWardenError(err)) throw err; // from the password source: a file or variable went missing
       return { ok: false, kind: classifyFailure(err, 'connect'), err };
     }
     try {
