@@ -15,7 +15,7 @@ export const PresetRoleNames = {
 const ALL = { '*': '*' };
 
 /** Resource kinds an editor manages with every verb. */
-const EDITOR_KINDS = ['user', 'role', 'lock', 'cluster_auth_preference', 'device', 'token'];
+const EDITOR_KINDS = ['user', 'role', 'lock', 'cluster_auth_preference', 'device', 'token', 'node', 'db'];
 
 /**
  * Fresh copies of the preset roles (callers may mutate them).

@@ -485,6 +485,8 @@ export class AuthServer {
         return s.roles;
       case 'lock':
         return s.locks;
+      case 'node':
+        return s.nodes;
       case 'db':
         return s.dbs;
       default:
