@@ -95,7 +95,7 @@ export class PostgresAuditLog implements AuditLog {
       throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'PostgreSQL audit log options are required');
     }
     const schema = opts.schema ?? POSTGRES_DEFAULT_SCHEMA;
-    const pool = new PostgresPool(resolveConnection(opts), {
+    const pool = await PostgresPool.create(resolveConnection(opts), {
       clock: opts.clock,
       logger: opts.logger,
       what: 'PostgreSQL audit log',

@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionOptions } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
-import pg from 'pg';
+import type pg from 'pg';
 import { type Clock, systemClock } from '../clock';
 import type { Logger } from '../log';
 
@@ -290,7 +290,6 @@ export function resolveConnection(opts: PostgresConnectionOptions): ResolvedConn
     // Writers serialise on the revision counter's row lock; READ COMMITTED lets a writer that
     // waited for it see the rows its predecessor committed (stricter levels would only retry).
     options: '-c default_transaction_isolation=read\\ committed',
-    types: { getTypeParser: typeParser },
   };
   return {
     config,
@@ -341,16 +340,28 @@ function passwordSource(
 
 const INT8_OID = 20;
 
-/** bigint columns as numbers (revisions and milliseconds stay far below 2^53). */
-function typeParser(oid: number, format?: unknown): (value: string) => unknown {
-  if (oid === INT8_OID) {
-    return (value: string) => {
-      const n = Number(value);
-      if (!Number.isSafeInteger(n)) throw new Error(`bigint ${value} is beyond 2^53`);
-      return n;
-    };
-  }
-  return pg.types.getTypeParser(oid, format as 'text');
+type PgModule = typeof pg;
+let pgModule: Promise<PgModule> | undefined;
+
+/** Loads the driver on first use, so a cluster on SQLite never pays for it at startup. */
+function loadPg(): Promise<PgModule> {
+  pgModule ??= import('pg').then((m) => ((m as { default?: PgModule }).default ?? m) as PgModule);
+  return pgModule;
+}
+
+/** bigint columns as numbers (revisions and milliseconds stay far below 2^53); the rest as pg does. */
+function typesFor(driver: PgModule): pg.CustomTypesConfig {
+  const getTypeParser = (oid: number, format?: unknown) => {
+    if (oid === INT8_OID) {
+      return (value: string) => {
+        const n = Number(value);
+        if (!Number.isSafeInteger(n)) throw new Error(`bigint ${value} is beyond 2^53`);
+        return n;
+      };
+    }
+    return driver.types.getTypeParser(oid, format as 'text');
+  };
+  return { getTypeParser: getTypeParser as pg.CustomTypesConfig['getTypeParser'] };
 }
 
 /** What a failure means for retrying. */
@@ -421,6 +432,7 @@ const MAX_ROLLBACK_RETRIES = 50;
  */
 export class PostgresPool {
   readonly target: string;
+  readonly #driver: PgModule;
   readonly #pool: pg.Pool;
   readonly #config: pg.PoolConfig;
   readonly #clock: Clock;
@@ -431,17 +443,27 @@ export class PostgresPool {
   #closed = false;
   readonly #closing = new AbortController();
 
-  constructor(
+  /** Loads the driver and creates the pool (connections are made on first use). */
+  static async create(
+    resolved: ResolvedConnection,
+    deps: { clock?: Clock | undefined; logger?: Logger | undefined; what: string },
+  ): Promise<PostgresPool> {
+    return new PostgresPool(await loadPg(), resolved, deps);
+  }
+
+  private constructor(
+    driver: PgModule,
     resolved: ResolvedConnection,
     deps: { clock?: Clock | undefined; logger?: Logger | undefined; what: string },
   ) {
     this.target = resolved.target;
-    this.#config = resolved.config;
+    this.#driver = driver;
+    this.#config = { ...resolved.config, types: typesFor(driver) };
     this.#clock = deps.clock ?? systemClock;
     this.#logger = deps.logger;
     this.#retryTimeoutMs = resolved.retryTimeoutMs;
     this.#what = deps.what;
-    this.#pool = new pg.Pool(resolved.config);
+    this.#pool = new driver.Pool(this.#config);
     // An idle client whose server went away emits here; without a listener the process dies.
     this.#pool.on('error', (err) => {
       this.#failed();
@@ -459,7 +481,10 @@ export class PostgresPool {
 
   /** A new dedicated client (not from the pool), e.g. for LISTEN; `role` suffixes its application name. */
   newClient(role: string): pg.Client {
-    return new pg.Client({ ...this.#config, application_name: `${this.#config.application_name}/${role}` });
+    return new this.#driver.Client({
+      ...this.#config,
+      application_name: `${this.#config.application_name}/${role}`,
+    });
   }
 
   /** Records a successful round trip (also called for the LISTEN connection's traffic). */

@@ -239,7 +239,7 @@ export class PostgresBackend implements Backend, EventLog {
       1,
     );
     const names = backendSchema(opts.schema ?? POSTGRES_DEFAULT_SCHEMA);
-    const pool = new PostgresPool(resolveConnection(opts), {
+    const pool = await PostgresPool.create(resolveConnection(opts), {
       clock: opts.clock ?? systemClock,
       logger: opts.logger,
       what: 'PostgreSQL backend',
