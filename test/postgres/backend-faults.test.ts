@@ -16,7 +16,16 @@ import {
 } from '@warden/server';
 import { requirePostgres, startPostgres } from '@warden/testkit';
 import pg from 'pg';
-import { assertContiguous, brief, closeAll, keyOf, readUntil, startChild, waitFor } from './helpers';
+import {
+  assertContiguous,
+  brief,
+  closeAll,
+  keyOf,
+  readUntil,
+  startChild,
+  startProxy,
+  waitFor,
+} from './helpers';
 
 const check = requirePostgres();
 const TEST = { timeout: 60_000 };
@@ -299,6 +308,27 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
     assert.equal(put.status, 'fulfilled', String((put as PromiseRejectedResult).reason));
     assert.equal((await a.get('/cut/b'))?.value, 'y');
     assert.equal(await a.get('/cut/a'), undefined, 'the cut create was rolled back');
+
+    // The network itself fails (connections reset, no goodbye from the server).
+    const proxy = await startProxy(server.port);
+    t.after(() => proxy.close());
+    const viaProxy = await PostgresBackend.open({
+      connString: `postgres://warden@127.0.0.1:${proxy.port}/postgres`,
+      schema,
+      reapIntervalMs: 0,
+    });
+    t.after(() => viaProxy.close());
+    const reset = async () => {
+      await new Promise((r) => setTimeout(r, 200)); // inside the trigger's sleep
+      proxy.cutAll();
+    };
+    const b = (await viaProxy.get('/cut/b'))!;
+    const [cas] = await Promise.allSettled([viaProxy.compareAndSwap('/cut/b', b.modRev, 'z'), reset()]);
+    assert.equal(cas.status, 'rejected');
+    assert.ok(isWardenError(cas.reason, 'WARDEN_ERR_CONNECTION'), String(cas.reason));
+    const [again] = await Promise.allSettled([viaProxy.put('/cut/c', 'w'), reset()]);
+    assert.equal(again.status, 'fulfilled', String((again as PromiseRejectedResult).reason));
+    assert.equal((await a.get('/cut/c'))?.value, 'w');
   });
 
   test('a replica killed with SIGKILL: the others keep serving and its TTL keys expire', TEST, async (t) => {

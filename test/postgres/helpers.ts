@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect, createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Backend, BackendEvent, Watcher } from '@warden/server';
 
@@ -102,4 +103,39 @@ export function startChild(env: Record<string, string>): ChildReplica {
 /** Closes every backend (ignoring errors), for t.after. */
 export async function closeAll(backends: Backend[]): Promise<void> {
   await Promise.all(backends.map((b) => b.close().catch(() => undefined)));
+}
+
+export interface TcpProxy {
+  port: number;
+  /** Resets every proxied connection (both sides), as a network failure would. */
+  cutAll(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on 127.0.0.1 to `targetPort`, so a test can break connections mid-query. */
+export async function startProxy(targetPort: number): Promise<TcpProxy> {
+  const open = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = connect(targetPort, '127.0.0.1');
+    for (const [a, b] of [
+      [inbound, outbound],
+      [outbound, inbound],
+    ] as const) {
+      open.add(a);
+      a.on('close', () => open.delete(a));
+      a.on('error', () => b.destroy());
+      a.pipe(b);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    cutAll() {
+      for (const s of open) s.resetAndDestroy();
+    },
+    close() {
+      for (const s of open) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -563,20 +563,29 @@ export class PostgresPool {
       if (isWardenError(err)) throw err; // from the password source: a file or variable went missing
       return { ok: false, kind: classifyFailure(err, 'connect'), err };
     }
+    // While checked out, the pool does not listen for the client's errors, and a socket that
+    // dies mid-query emits one besides failing the query: without a listener the process dies.
+    client.on('error', ignore);
     try {
       const value = await fn(client);
+      client.off('error', ignore);
       client.release();
       this.contact();
       return { ok: true, value };
     } catch (err) {
       if (isWardenError(err)) {
+        client.off('error', ignore);
         client.release();
         throw err;
       }
       const kind = classifyFailure(err, 'query');
-      // A client whose connection broke must not go back to the pool.
-      client.release(kind === 'ambiguous' ? (err as Error) : undefined);
-      if (kind !== 'ambiguous') this.contact();
+      if (kind === 'ambiguous') {
+        client.release(err as Error); // broken: destroyed, never back in the pool
+        return { ok: false, kind, err };
+      }
+      client.off('error', ignore);
+      client.release();
+      this.contact();
       return { ok: false, kind, err };
     }
   }
@@ -624,6 +633,8 @@ export class PostgresPool {
     return new WardenError('WARDEN_ERR_BAD_CONFIG', `${this.#what}: PostgreSQL at ${this.target}: ${reason}`);
   }
 }
+
+function ignore(): void {}
 
 /** A short description of a failure without anything secret in it. */
 export function describe(err: unknown): string {
