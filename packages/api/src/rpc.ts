@@ -22,6 +22,10 @@ export const Routes = {
   dbs: '/v1/dbs',
   authorities: '/v1/authorities',
   audit: '/v1/audit/events',
+  deviceEnrollBegin: '/v1/devices/enroll/begin',
+  deviceEnrollFinish: '/v1/devices/enroll/finish',
+  deviceAuthnBegin: '/v1/devices/authn/begin',
+  deviceAuthnFinish: '/v1/devices/authn/finish',
 } as const;
 
 export const PingResponse = z.object({
@@ -164,6 +168,156 @@ export const SignDbResponse = z.object({
 });
 
 export const AuditSearchResponse = z.object({ events: z.array(z.record(z.string(), z.unknown())) });
+
+// ---- Device trust ceremonies (DESIGN §6) ------------------------------------------------
+//
+//   enroll:  client ── begin { token, credential_id, device_data, ek, ak } ──▶ server
+//            client ◀── { session_id, nonce, challenge, pcr_selection } ── (token spent)
+//            client ── finish { session_id, solution, quote } ──▶ server
+//            client ◀── { device } ── (device enrolled with that AK)
+//   authn:   (mTLS, the user's fresh certificate)
+//            client ── begin { credential_id, device_data } ──▶ server
+//            client ◀── { session_id, nonce, pcr_selection }
+//            client ── finish { session_id, quote, ssh_signature } ──▶ server
+//            client ◀── { ssh_cert, tls_cert, expires, device } (same NotAfter, device extensions)
+// Binary values are standard base64. Ceremony sessions are single use and short-lived.
+
+const b64 = (max = 16_384) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, { message: 'expected base64' });
+
+/** What a device reports about itself (stored as the device's `collected_data`). */
+export const DeviceData = z.object({
+  collect_time: z.string().max(64),
+  os_type: z.enum(['linux', 'macos', 'windows']),
+  /** The asset tag the device computes for itself (DESIGN §6). */
+  serial_number: z.string().min(1).max(256),
+  os_version: z.string().max(1024).optional(),
+  os_username: z.string().max(1024).optional(),
+  hostname: z.string().max(1024).optional(),
+});
+export type DeviceData = z.infer<typeof DeviceData>;
+
+/** PCRs to quote: TPM hash algorithm IDs (0x000b = SHA-256) and PCR indexes. */
+export const PcrSelection = z
+  .array(
+    z.object({
+      hash: z.number().int().min(0).max(0xffff),
+      pcrs: z.array(z.number().int().min(0).max(31)).max(32),
+    }),
+  )
+  .max(4);
+export type PcrSelection = z.infer<typeof PcrSelection>;
+
+/** A TPM2_Quote by the device's AK (TPMS_ATTEST, TPMT_SIGNATURE) and the quoted PCR values. */
+export const TpmQuote = z.object({
+  attest: b64(4096),
+  signature: b64(4096),
+  pcrs: z
+    .array(
+      z.object({
+        hash: z.number().int().min(0).max(0xffff),
+        pcr: z.number().int().min(0).max(31),
+        digest: b64(128),
+      }),
+    )
+    .max(128),
+});
+export type TpmQuote = z.infer<typeof TpmQuote>;
+
+export const DeviceEnrollBeginRequest = z.object({
+  token: z.string().min(1).max(512),
+  /** Client-chosen UUID naming the AK (the device's credential). */
+  credential_id: z.uuid(),
+  device_data: DeviceData,
+  /** The EK: its TPMT_PUBLIC, and its certificate (DER) when the TPM has one. */
+  ek: z.object({ public: b64(2048), cert_der: b64(8192).optional() }),
+  /** The AK: TPMT_PUBLIC, TPMS_CREATION_DATA, and TPM2_CertifyCreation by itself over them. */
+  ak: z.object({
+    public: b64(2048),
+    creation_data: b64(2048),
+    creation_attest: b64(2048),
+    creation_signature: b64(2048),
+  }),
+});
+export type DeviceEnrollBeginRequest = z.infer<typeof DeviceEnrollBeginRequest>;
+
+export const DeviceEnrollBeginResponse = z.object({
+  session_id: z.string(),
+  nonce: b64(),
+  /** MakeCredential bound to the EK and the AK's Name (TPM2B_ID_OBJECT contents, encrypted seed). */
+  challenge: z.object({ credential_blob: b64(), secret: b64() }),
+  pcr_selection: PcrSelection,
+});
+export type DeviceEnrollBeginResponse = z.infer<typeof DeviceEnrollBeginResponse>;
+
+export const DeviceEnrollFinishRequest = z.object({
+  session_id: z.string().min(1).max(128),
+  /** What ActivateCredential released. */
+  solution: b64(128),
+  /** A quote by the AK over the nonce. */
+  quote: TpmQuote,
+});
+export type DeviceEnrollFinishRequest = z.infer<typeof DeviceEnrollFinishRequest>;
+
+/** A device as the ceremonies report it. */
+export const DeviceSummary = z.object({
+  id: z.string(),
+  os_type: z.string(),
+  asset_tag: z.string(),
+  enroll_status: z.string(),
+  credential_id: z.string().optional(),
+  attestation_type: z.string().optional(),
+  owner: z.string().optional(),
+});
+export type DeviceSummary = z.infer<typeof DeviceSummary>;
+
+export const DeviceEnrollFinishResponse = z.object({ device: DeviceSummary });
+export type DeviceEnrollFinishResponse = z.infer<typeof DeviceEnrollFinishResponse>;
+
+export const DeviceAuthnBeginRequest = z.object({
+  credential_id: z.string().min(1).max(256),
+  device_data: DeviceData,
+});
+export type DeviceAuthnBeginRequest = z.infer<typeof DeviceAuthnBeginRequest>;
+
+export const DeviceAuthnBeginResponse = z.object({
+  session_id: z.string(),
+  nonce: b64(),
+  pcr_selection: PcrSelection,
+});
+export type DeviceAuthnBeginResponse = z.infer<typeof DeviceAuthnBeginResponse>;
+
+export const DeviceAuthnFinishRequest = z.object({
+  session_id: z.string().min(1).max(128),
+  quote: TpmQuote,
+  /** The user's key (the one in the mTLS certificate) signs `deviceAuthnSignedData(nonce, session_id)`. */
+  ssh_signature: b64(1024),
+});
+export type DeviceAuthnFinishRequest = z.infer<typeof DeviceAuthnFinishRequest>;
+
+export const DeviceAuthnFinishResponse = z.object({
+  ssh_cert: z.string(),
+  tls_cert: z.string(),
+  /** Same as the certificate being augmented. */
+  expires: z.string(),
+  device: DeviceSummary,
+});
+export type DeviceAuthnFinishResponse = z.infer<typeof DeviceAuthnFinishResponse>;
+
+/**
+ * What the user's key signs in device authentication: a domain string, the nonce and the
+ * session ID, so the signature binds this ceremony to the certificate being augmented.
+ */
+export function deviceAuthnSignedData(nonce: Uint8Array, sessionId: string): Buffer {
+  return Buffer.concat([
+    Buffer.from('warden-device-authn-v1\0'),
+    Buffer.from(nonce),
+    Buffer.from(sessionId, 'utf8'),
+  ]);
+}
 
 export const ErrorResponse = z.object({
   error: z.object({ code: z.string(), message: z.string() }),
