@@ -39,6 +39,15 @@ test('the codes the brief fixed stay fixed', () => {
   assert.equal(auditCode('role.created', false), undefined);
 });
 
+test('device inventory events keep their codes (issue 5)', () => {
+  assert.equal(auditCode('device.create', true), 'W5000I');
+  assert.equal(auditCode('device.delete', true), 'W5001I');
+  assert.equal(auditCode('device.token.create', true), 'W5002I');
+  assert.equal(auditCode('device.update', true), 'W5005I');
+  assert.equal(auditCode('device.token.spent', true), 'W5006I');
+  assert.equal(auditCode('device.token.spent', false), 'W5006W');
+});
+
 test('isAuditEventType accepts catalogue types only', () => {
   assert.ok(isAuditEventType('user.login'));
   assert.ok(!isAuditEventType('user.logon'));

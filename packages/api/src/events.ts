@@ -152,6 +152,17 @@ export const auditEventCatalogue = {
     device_id: str,
     credential_id: str,
   }),
+  'device.update': entry('W5005I', undefined, 'A device in the inventory was changed (e.g. unenrolled)', {
+    device_id: z.string(),
+    asset_tag: str,
+    enroll_status: str,
+    /** True when the change removed the device's credential. */
+    unenrolled: z.boolean().optional(),
+  }),
+  'device.token.spent': entry('W5006I', 'W5006W', 'A device enrollment token was used (or refused)', {
+    device_id: str,
+    asset_tag: str,
+  }),
   'session.start': entry('W6000I', 'W6000W', 'A session to a resource started (or failed to start)', {
     protocol,
     session_id: z.string(),

@@ -1,6 +1,6 @@
 /**
  * Resources (DESIGN §2, §6): zod schemas and TypeScript types for every kind (role, user,
- * cluster_auth_preference, lock, cert_authority, node, db), the kind registry with the CLI's aliases,
+ * cluster_auth_preference, lock, cert_authority, node, db, device), the kind registry with the CLI's aliases,
  * the YAML/JSON codec with line-accurate errors, and the preset roles.
  * Who may import: everyone, through `@warden/api`. Tested by the colocated `*.test.ts`.
  */
@@ -43,6 +43,24 @@ export {
   dbV3Schema,
   pemCertificatesSchema,
 } from './db';
+export {
+  assetTagSchema,
+  DEVICE_ATTESTATION_TYPES,
+  DEVICE_ENROLL_STATUSES,
+  DEVICE_OS_NAMES,
+  DEVICE_OS_TYPES,
+  type DeviceAttestationType,
+  type DeviceCollectedData,
+  type DeviceCredential,
+  type DeviceEnrollStatus,
+  type DeviceOsType,
+  type DeviceResource,
+  deviceCollectedDataSchema,
+  deviceCredentialSchema,
+  deviceV1Schema,
+  MAX_ASSET_TAG_LENGTH,
+  MAX_DEVICE_COLLECTED_DATA,
+} from './device';
 export {
   currentVersion,
   isResourceKind,

@@ -37,7 +37,16 @@ test('isResourceKind accepts kinds only, not aliases or prototype names', () => 
 test('current versions', () => {
   assert.deepEqual(
     RESOURCE_KINDS.map((k) => `${k}/${currentVersion(k)}`),
-    ['role/v7', 'user/v2', 'cluster_auth_preference/v2', 'lock/v2', 'cert_authority/v2', 'node/v2', 'db/v3'],
+    [
+      'role/v7',
+      'user/v2',
+      'cluster_auth_preference/v2',
+      'lock/v2',
+      'cert_authority/v2',
+      'node/v2',
+      'db/v3',
+      'device/v1',
+    ],
   );
 });
 

@@ -9,6 +9,7 @@ import { WardenError } from '../errors';
 import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource, authPreferenceV2Schema } from './auth-preference';
 import { type CertAuthorityResource, certAuthorityV2Schema } from './cert-authority';
 import { type DbResource, dbV3Schema } from './db';
+import { type DeviceResource, deviceV1Schema } from './device';
 import { type LockResource, lockV2Schema } from './lock';
 import { type NodeResource, nodeV2Schema } from './node';
 import { type RoleResource, roleV7Schema } from './role';
@@ -38,6 +39,7 @@ export const resourceKinds = {
   },
   node: { aliases: ['node', 'nodes'], versions: { v2: nodeV2Schema } },
   db: { aliases: ['db', 'dbs', 'database', 'databases'], versions: { v3: dbV3Schema } },
+  device: { aliases: ['device', 'devices'], versions: { v1: deviceV1Schema } },
 } as const satisfies Record<string, KindDefinition>;
 
 export type ResourceKind = keyof typeof resourceKinds;
@@ -51,6 +53,7 @@ export interface ResourceByKind {
   cert_authority: CertAuthorityResource;
   node: NodeResource;
   db: DbResource;
+  device: DeviceResource;
 }
 
 /** Any resource. Narrow on `kind`. */
