@@ -1,5 +1,5 @@
 /**
- * The bundle of typed services the auth server works with: users, roles, locks, nodes, dbs and
+ * The bundle of typed services the auth server works with: users, roles, locks, nodes, dbs, devices and
  * the cluster auth preference, plus preset roles at first start.
  * Internal to `services/`; the public surface is `services/index.ts`.
  *
@@ -8,6 +8,7 @@
  *   /locks/<uuid>                               lock (TTL = spec.expires)
  *   /nodes/<host id>                            node (TTL = metadata.expires: the heartbeat)
  *   /dbs/<name>                                 db (TTL = metadata.expires: the heartbeat)
+ *   /devices/<uuid>                             device (the trusted-device inventory)
  *   /cluster_config/cluster-auth-preference     cluster_auth_preference
  */
 import {
@@ -30,6 +31,7 @@ export const ResourcePrefixes = {
   lock: '/locks/',
   node: '/nodes/',
   db: '/dbs/',
+  device: '/devices/',
   cluster_auth_preference: '/cluster_config/',
 } as const;
 
@@ -94,6 +96,8 @@ export interface Services {
   nodes: ResourceService<'node'>;
   /** Databases: heartbeated by db_service (with a TTL), or created by an admin. */
   dbs: ResourceService<'db'>;
+  /** The trusted-device inventory (raw store; `devicetrust/DeviceInventory` adds the rules). */
+  devices: ResourceService<'device'>;
   authPreference: AuthPreferenceService;
   /** Creates missing preset roles; never overwrites existing ones. Returns the names created. */
   ensurePresets(): Promise<string[]>;
@@ -124,6 +128,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
   });
   const nodes = new ResourceService({ backend, clock, kind: 'node', prefix: ResourcePrefixes.node });
   const dbs = new ResourceService({ backend, clock, kind: 'db', prefix: ResourcePrefixes.db });
+  const devices = new ResourceService({ backend, clock, kind: 'device', prefix: ResourcePrefixes.device });
   const authPreference = new AuthPreferenceService(
     new ResourceService({
       backend,
@@ -138,6 +143,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
     locks,
     nodes,
     dbs,
+    devices,
     authPreference,
     async ensurePresets() {
       const created: string[] = [];

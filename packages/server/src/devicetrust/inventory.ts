@@ -1,0 +1,535 @@
+/**
+ * `DeviceInventory`: the trusted-device inventory (DESIGN §6) — the rules over the raw
+ * `device` store: registering devices, finding them by ID or asset tag, enrollment tokens
+ * (single use, expiring, stored hashed), marking a device enrolled with its TPM credential,
+ * collected data, admin edits (unenroll) and removal. Every admin change is audited.
+ * Internal to `devicetrust/`; the public surface is `devicetrust/index.ts`.
+ *
+ *   /devices/<uuid>                            device (Services.devices)
+ *   /device_enroll_tokens/<sha256 of token>    { device_id, expires, created_by }, TTL = expiry
+ */
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  type AuditEventInput,
+  assetTagSchema,
+  DEVICE_OS_NAMES,
+  DEVICE_OS_TYPES,
+  type DeviceCollectedData,
+  type DeviceCredential,
+  type DeviceOsType,
+  type DeviceResource,
+  deviceCollectedDataSchema,
+  deviceCredentialSchema,
+  formatDuration,
+  isWardenError,
+  MAX_DEVICE_COLLECTED_DATA,
+  validateResourceOfKind,
+  WardenError,
+} from '@warden/api';
+import type { z } from 'zod';
+import type { AuditLog } from '../audit';
+import { generateToken, hashToken } from '../auth/tokens';
+import type { Backend } from '../backend';
+import type { Clock } from '../clock';
+import type { Logger } from '../log';
+import type { Services } from '../services';
+
+/** Lifetime of an enrollment token when none is asked for. */
+export const DEFAULT_ENROLL_TOKEN_TTL_MS = 60 * 60 * 1000;
+/** Longest lifetime an enrollment token may have. */
+export const MAX_ENROLL_TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
+/** Backend prefix of enrollment tokens (keyed by the token's SHA-256, never the token). */
+export const ENROLL_TOKEN_PREFIX = '/device_enroll_tokens/';
+
+/** The message of every refused enrollment token (unknown, spent, expired, device gone). */
+export const INVALID_ENROLL_TOKEN_MESSAGE = 'invalid device enrollment token';
+
+/** Attempts of a compare-and-swap loop before giving up. */
+const CAS_ATTEMPTS = 8;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Who makes an admin change (for audit). */
+export interface DeviceActor {
+  user: string;
+  addr?: string;
+}
+
+export interface DeviceInventoryOptions {
+  services: Services;
+  backend: Backend;
+  clock: Clock;
+  audit: AuditLog;
+  logger: Logger;
+}
+
+interface StoredToken {
+  device_id: string;
+  expires: string;
+  created_by: string;
+}
+
+/** `C00AA0AAAA0A/Linux`: how messages name a device. */
+export function deviceLabel(device: Pick<DeviceResource, 'spec'>): string {
+  return `${device.spec.asset_tag}/${DEVICE_OS_NAMES[device.spec.os_type]}`;
+}
+
+/**
+ * The devices service.
+ *
+ * @example
+ *   const inventory = new DeviceInventory({ services, backend, clock, audit, logger });
+ *   const dev = await inventory.add({ user: 'admin' }, { osType: 'linux', assetTag: 'C00AA0AAAA0A' });
+ *   const { token } = await inventory.createEnrollToken({ user: 'admin' }, dev.metadata.name);
+ *   // … the enrollment ceremony:
+ *   const same = await inventory.spendEnrollToken(token);
+ *   await inventory.enroll(same.metadata.name, credential, collected, 'alice');
+ */
+export class DeviceInventory {
+  readonly #o: DeviceInventoryOptions;
+
+  constructor(o: DeviceInventoryOptions) {
+    this.#o = o;
+  }
+
+  #now(): number {
+    return this.#o.clock.now();
+  }
+
+  #iso(): string {
+    return new Date(this.#now()).toISOString();
+  }
+
+  async #audit(event: AuditEventInput): Promise<void> {
+    try {
+      await this.#o.audit.emit(event);
+    } catch (e) {
+      this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event');
+    }
+  }
+
+  // ---- Registration and lookup ----------------------------------------------------------
+
+  /**
+   * Registers a device (not enrolled). ALREADY_EXISTS when a device with the same OS and
+   * asset tag is in the inventory; BAD_PARAMETER for an unknown OS or a bad asset tag.
+   */
+  async add(actor: DeviceActor, req: { osType: string; assetTag: string }): Promise<DeviceResource> {
+    const osType = checkOsType(req.osType);
+    const assetTag = checkAssetTag(req.assetTag);
+    await this.#refuseDuplicate(osType, assetTag);
+    const now = this.#iso();
+    const device = validateResourceOfKind('device', {
+      kind: 'device',
+      version: 'v1',
+      metadata: { name: randomUUID() },
+      spec: {
+        os_type: osType,
+        asset_tag: assetTag,
+        enroll_status: 'not_enrolled',
+        source: 'api',
+        create_time: now,
+        update_time: now,
+      },
+    });
+    const stored = await this.#o.services.devices.create(device);
+    await this.#auditCreate(actor, stored);
+    return stored;
+  }
+
+  /**
+   * Stores a device written as a resource (`wctl create`): it must not be enrolled and may not
+   * carry a credential or collected data (the enrollment ceremony sets those).
+   */
+  async create(actor: DeviceActor, input: DeviceResource): Promise<DeviceResource> {
+    const res = validateResourceOfKind('device', input);
+    if (res.spec.enroll_status === 'enrolled' || res.spec.credential || res.spec.collected_data?.length) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `device "${res.metadata.name}": a new device cannot be enrolled or carry a credential or collected data; ` +
+          'create it with enroll_status: not_enrolled and enroll it with `wsh device enroll`',
+      );
+    }
+    await this.#refuseDuplicate(res.spec.os_type, res.spec.asset_tag);
+    const now = this.#iso();
+    const { revision: _revision, ...metadata } = res.metadata;
+    const stored = await this.#o.services.devices.create({
+      ...res,
+      metadata,
+      spec: { ...res.spec, source: 'api', create_time: now, update_time: now },
+    });
+    await this.#auditCreate(actor, stored);
+    return stored;
+  }
+
+  async #auditCreate(actor: DeviceActor, device: DeviceResource): Promise<void> {
+    await this.#audit({
+      type: 'device.create',
+      success: true,
+      ...actorFields(actor),
+      device_id: device.metadata.name,
+      asset_tag: device.spec.asset_tag,
+      os_type: device.spec.os_type,
+    });
+  }
+
+  async #refuseDuplicate(osType: DeviceOsType, assetTag: string, exceptId?: string): Promise<void> {
+    const same = (await this.list()).find(
+      (d) => d.spec.os_type === osType && d.spec.asset_tag === assetTag && d.metadata.name !== exceptId,
+    );
+    if (same) {
+      throw new WardenError(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `device ${deviceLabel(same)} is already in the inventory (device ID ${same.metadata.name})`,
+      );
+    }
+  }
+
+  /** Every device, in ID order. */
+  list(): Promise<DeviceResource[]> {
+    return this.#o.services.devices.list();
+  }
+
+  /** The device with this ID; NOT_FOUND `device "X" not found`. */
+  async get(id: string): Promise<DeviceResource> {
+    const found = UUID.test(id) ? await this.#o.services.devices.find(id) : undefined;
+    if (!found) throw notFound(id);
+    return found;
+  }
+
+  /**
+   * The device with this ID, else the one device with this asset tag. NOT_FOUND when none;
+   * BAD_PARAMETER asking for the device ID when several devices share the asset tag.
+   */
+  async find(idOrAssetTag: string): Promise<DeviceResource> {
+    if (UUID.test(idOrAssetTag)) {
+      const byId = await this.#o.services.devices.find(idOrAssetTag);
+      if (byId) return byId;
+    }
+    const matches = (await this.list()).filter((d) => d.spec.asset_tag === idOrAssetTag);
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length === 0) throw notFound(idOrAssetTag);
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `several devices have asset tag "${idOrAssetTag}" (${matches
+        .map((d) => `${DEVICE_OS_NAMES[d.spec.os_type]}: ${d.metadata.name}`)
+        .join(', ')}); use the device ID`,
+      { device_ids: matches.map((d) => d.metadata.name) },
+    );
+  }
+
+  /** The device whose enrolled credential has this ID, if any. */
+  async findByCredentialId(credentialId: string): Promise<DeviceResource | undefined> {
+    return (await this.list()).find(
+      (d) => d.spec.enroll_status === 'enrolled' && d.spec.credential?.id === credentialId,
+    );
+  }
+
+  /** Removes a device (by ID or asset tag) and its enrollment tokens; returns what was removed. */
+  async remove(actor: DeviceActor, idOrAssetTag: string): Promise<DeviceResource> {
+    const device = await this.find(idOrAssetTag);
+    await this.#o.services.devices.delete(device.metadata.name);
+    await this.#revokeTokens(device.metadata.name);
+    await this.#audit({
+      type: 'device.delete',
+      success: true,
+      ...actorFields(actor),
+      device_id: device.metadata.name,
+      asset_tag: device.spec.asset_tag,
+    });
+    return device;
+  }
+
+  // ---- Admin edits ------------------------------------------------------------------------
+
+  /**
+   * Applies an admin's edit (`wctl edit device/…`, `wctl create -f`). `expectedRevision`
+   * makes it a compare-and-swap. Editable: OS, asset tag, owner, labels, description, and
+   * `enroll_status: not_enrolled`, which unenrolls (the credential is removed). The
+   * credential can't be set or changed here (only the enrollment ceremony sets it);
+   * collected data, source and times are the server's and are kept as stored.
+   */
+  async update(
+    actor: DeviceActor,
+    input: DeviceResource,
+    expectedRevision?: string,
+  ): Promise<DeviceResource> {
+    const res = validateResourceOfKind('device', input);
+    const stored = await this.get(res.metadata.name);
+    const revision = expectedRevision ?? stored.metadata.revision;
+    const unenroll = res.spec.enroll_status === 'not_enrolled';
+    if (!unenroll) {
+      if (stored.spec.enroll_status !== 'enrolled') {
+        throw new WardenError(
+          'WARDEN_ERR_BAD_PARAMETER',
+          `device ${deviceLabel(stored)} can only be enrolled with \`wsh device enroll\` on the device ` +
+            '(`wctl devices enroll` makes a token)',
+        );
+      }
+      if (res.spec.credential && !isDeepStrictEqual(res.spec.credential, stored.spec.credential)) {
+        throw new WardenError(
+          'WARDEN_ERR_BAD_PARAMETER',
+          `device ${deviceLabel(stored)}: spec.credential can't be changed; set enroll_status: not_enrolled ` +
+            'to unenroll the device and enroll it again with `wsh device enroll`',
+        );
+      }
+    }
+    if (res.spec.os_type !== stored.spec.os_type || res.spec.asset_tag !== stored.spec.asset_tag) {
+      await this.#refuseDuplicate(res.spec.os_type, res.spec.asset_tag, stored.metadata.name);
+    }
+    const { credential: _credential, ...rest } = res.spec;
+    const spec: DeviceResource['spec'] = {
+      ...rest,
+      source: stored.spec.source,
+      collected_data: stored.spec.collected_data,
+      create_time: stored.spec.create_time,
+      update_time: this.#iso(),
+      ...(unenroll ? {} : { credential: stored.spec.credential }),
+    };
+    if (spec.collected_data === undefined) delete spec.collected_data;
+    if (spec.create_time === undefined) delete spec.create_time;
+    const written = await this.#o.services.devices.update({
+      ...res,
+      metadata: { ...res.metadata, revision },
+      spec,
+    });
+    const unenrolled = unenroll && stored.spec.enroll_status === 'enrolled';
+    if (unenrolled) await this.#revokeTokens(written.metadata.name);
+    await this.#audit({
+      type: 'device.update',
+      success: true,
+      ...actorFields(actor),
+      device_id: written.metadata.name,
+      asset_tag: written.spec.asset_tag,
+      enroll_status: written.spec.enroll_status,
+      ...(unenrolled ? { unenrolled: true } : {}),
+    });
+    return written;
+  }
+
+  // ---- Enrollment tokens --------------------------------------------------------------------
+
+  /**
+   * A new enrollment token for a device (by ID or asset tag), valid `ttlMs` (default 1 h,
+   * at most 24 h) and once. Earlier tokens of the device stop working. Only the token's hash
+   * is stored. BAD_PARAMETER when the device is already enrolled.
+   */
+  async createEnrollToken(
+    actor: DeviceActor,
+    deviceId: string,
+    ttlMs: number = DEFAULT_ENROLL_TOKEN_TTL_MS,
+  ): Promise<{ token: string; expires: string; device: DeviceResource }> {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > MAX_ENROLL_TOKEN_TTL_MS) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `an enrollment token lives at most ${formatDuration(MAX_ENROLL_TOKEN_TTL_MS)} (asked for ${
+          Number.isFinite(ttlMs) && ttlMs > 0 ? formatDuration(ttlMs) : String(ttlMs)
+        })`,
+      );
+    }
+    const device = await this.find(deviceId);
+    if (device.spec.enroll_status === 'enrolled') {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `device ${deviceLabel(device)} is already enrolled; to enroll it again, unenroll it first ` +
+          `(wctl edit device/${device.metadata.name}, enroll_status: not_enrolled)`,
+      );
+    }
+    await this.#revokeTokens(device.metadata.name);
+    const token = generateToken();
+    const expires = new Date(this.#now() + ttlMs).toISOString();
+    const stored: StoredToken = { device_id: device.metadata.name, expires, created_by: actor.user };
+    await this.#o.backend.create(ENROLL_TOKEN_PREFIX + hashToken(token), JSON.stringify(stored), { ttlMs });
+    await this.#audit({
+      type: 'device.token.create',
+      success: true,
+      ...actorFields(actor),
+      device_id: device.metadata.name,
+      asset_tag: device.spec.asset_tag,
+      expires,
+    });
+    return { token, expires, device };
+  }
+
+  /**
+   * Spends an enrollment token (single use, at the start of the ceremony): the device it was
+   * made for. WardenError INVALID_TOKEN `invalid device enrollment token` when the token is
+   * unknown, spent, expired, or its device was removed or enrolled meanwhile.
+   */
+  async spendEnrollToken(token: string, addr?: string): Promise<DeviceResource> {
+    const refuse = async (deviceId?: string, why?: string) => {
+      await this.#audit({
+        type: 'device.token.spent',
+        success: false,
+        ...(addr ? { addr } : {}),
+        ...(deviceId ? { device_id: deviceId } : {}),
+        error: why ? `${INVALID_ENROLL_TOKEN_MESSAGE} (${why})` : INVALID_ENROLL_TOKEN_MESSAGE,
+      });
+      return new WardenError('WARDEN_ERR_INVALID_TOKEN', INVALID_ENROLL_TOKEN_MESSAGE);
+    };
+    let key: string;
+    try {
+      key = ENROLL_TOKEN_PREFIX + hashToken(token);
+    } catch {
+      throw await refuse(undefined, 'malformed');
+    }
+    const item = await this.#o.backend.get(key);
+    if (!item) throw await refuse(undefined, 'unknown, spent or expired');
+    let stored: StoredToken;
+    try {
+      stored = JSON.parse(item.value) as StoredToken;
+    } catch {
+      throw await refuse(undefined, 'unreadable');
+    }
+    // Spend first: of two racing ceremonies with one token, exactly one continues.
+    let spent = false;
+    try {
+      spent = await this.#o.backend.delete(key, { expectedModRev: item.modRev });
+    } catch (e) {
+      if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw e;
+    }
+    if (!spent) throw await refuse(stored.device_id, 'already spent');
+    if (!(Date.parse(stored.expires) > this.#now())) throw await refuse(stored.device_id, 'expired');
+    const device = await this.#o.services.devices.find(stored.device_id);
+    if (!device) throw await refuse(stored.device_id, 'device removed');
+    if (device.spec.enroll_status === 'enrolled')
+      throw await refuse(stored.device_id, 'device already enrolled');
+    await this.#audit({
+      type: 'device.token.spent',
+      success: true,
+      ...(addr ? { addr } : {}),
+      device_id: device.metadata.name,
+      asset_tag: device.spec.asset_tag,
+    });
+    return device;
+  }
+
+  /** Deletes every enrollment token of a device. */
+  async #revokeTokens(deviceId: string): Promise<void> {
+    const { items } = await this.#o.backend.range(ENROLL_TOKEN_PREFIX);
+    for (const item of items) {
+      let stored: Partial<StoredToken>;
+      try {
+        stored = JSON.parse(item.value) as Partial<StoredToken>;
+      } catch {
+        continue;
+      }
+      if (stored.device_id === deviceId) await this.#o.backend.delete(item.key);
+    }
+  }
+
+  // ---- Enrollment and collected data ----------------------------------------------------
+
+  /**
+   * Marks the device enrolled with this credential (compare-and-swap on the resource
+   * revision), appends the collected data and sets the owner. BAD_PARAMETER when the device
+   * is already enrolled; ALREADY_EXISTS when another device holds this credential ID.
+   */
+  async enroll(
+    deviceId: string,
+    credential: DeviceCredential,
+    collected: DeviceCollectedData,
+    owner?: string,
+  ): Promise<DeviceResource> {
+    const cred = parseOrBad(deviceCredentialSchema, credential, 'credential');
+    const data = parseOrBad(deviceCollectedDataSchema, collected, 'collected data');
+    const holder = (await this.list()).find((d) => d.spec.credential?.id === cred.id);
+    if (holder && holder.metadata.name !== deviceId) {
+      throw new WardenError(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `device credential "${cred.id}" is already enrolled for another device`,
+      );
+    }
+    const enrolled = await this.#modify(deviceId, (device) => {
+      if (device.spec.enroll_status === 'enrolled') {
+        throw new WardenError(
+          'WARDEN_ERR_BAD_PARAMETER',
+          `device ${deviceLabel(device)} is already enrolled`,
+        );
+      }
+      return {
+        ...device.spec,
+        enroll_status: 'enrolled',
+        credential: cred,
+        collected_data: appendCollected(device.spec.collected_data, data),
+        ...(owner ? { owner } : {}),
+      };
+    });
+    await this.#revokeTokens(deviceId);
+    return enrolled;
+  }
+
+  /** Appends collected data (at device authentication), keeping the newest entries. */
+  async recordCollectedData(deviceId: string, collected: DeviceCollectedData): Promise<void> {
+    const data = parseOrBad(deviceCollectedDataSchema, collected, 'collected data');
+    await this.#modify(deviceId, (device) => ({
+      ...device.spec,
+      collected_data: appendCollected(device.spec.collected_data, data),
+    }));
+  }
+
+  /** Read, change, compare-and-swap; retried when someone wrote in between. */
+  async #modify(
+    deviceId: string,
+    change: (device: DeviceResource) => DeviceResource['spec'],
+  ): Promise<DeviceResource> {
+    for (let attempt = 1; ; attempt++) {
+      const device = await this.get(deviceId);
+      const spec = { ...change(device), update_time: this.#iso() };
+      try {
+        return await this.#o.services.devices.update({ ...device, spec });
+      } catch (e) {
+        if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED') || attempt >= CAS_ATTEMPTS) throw e;
+      }
+    }
+  }
+}
+
+function notFound(idOrAssetTag: string): WardenError {
+  return new WardenError('WARDEN_ERR_NOT_FOUND', `device "${idOrAssetTag}" not found`);
+}
+
+function actorFields(actor: DeviceActor): { user: string; addr?: string } {
+  return actor.addr ? { user: actor.user, addr: actor.addr } : { user: actor.user };
+}
+
+function checkOsType(os: string): DeviceOsType {
+  const lower = os.toLowerCase();
+  if (!(DEVICE_OS_TYPES as readonly string[]).includes(lower)) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `unknown OS "${os}" (expected one of ${DEVICE_OS_TYPES.join(', ')})`,
+    );
+  }
+  return lower as DeviceOsType;
+}
+
+function checkAssetTag(tag: string): string {
+  const r = assetTagSchema.safeParse(tag);
+  if (!r.success) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `invalid asset tag ${JSON.stringify(tag)}: ${r.error.issues[0]?.message ?? 'invalid'}`,
+    );
+  }
+  return r.data;
+}
+
+function parseOrBad<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const where = issue?.path.length ? `${issue.path.map(String).join('.')}: ` : '';
+  throw new WardenError(
+    'WARDEN_ERR_BAD_PARAMETER',
+    `invalid device ${what}: ${where}${issue?.message ?? 'invalid'}`,
+  );
+}
+
+function appendCollected(
+  list: readonly DeviceCollectedData[] | undefined,
+  entry: DeviceCollectedData,
+): DeviceCollectedData[] {
+  return [...(list ?? []), entry].slice(-MAX_DEVICE_COLLECTED_DATA);
+}
