@@ -1,0 +1,363 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { type DeviceCredential, type DeviceResource, isWardenError } from '@warden/api';
+import { MemoryAuditLog } from '../audit';
+import { MemoryBackend } from '../backend';
+import { FakeClock } from '../clock';
+import { silentLogger } from '../log';
+import { createServices, type Services } from '../services';
+import { DeviceInventory, ENROLL_TOKEN_PREFIX, INVALID_ENROLL_TOKEN_MESSAGE } from './inventory';
+
+const admin = { user: 'admin', addr: '10.0.0.1' };
+const HOUR = 60 * 60 * 1000;
+
+const credential = (id = '6c9f0a1e-0000-4000-8000-000000000001'): DeviceCredential => ({
+  id,
+  public_key_der: 'MFkwEwYHKoZIzj0CAQ==',
+  attestation_type: 'tpm_ekpub',
+  ak_public: 'ACMACwAFBHIAAAAQ',
+});
+
+function collected(clock: FakeClock, hostname = 'laptop') {
+  return {
+    collect_time: new Date(clock.now()).toISOString(),
+    os_type: 'linux' as const,
+    serial_number: 'C00AA0AAAA0A',
+    hostname,
+    os_username: 'alice',
+  };
+}
+
+function code(c: string, message?: RegExp | string) {
+  return (e: unknown) => {
+    assert.ok(isWardenError(e), String(e));
+    assert.equal(e.code, c, e.message);
+    if (typeof message === 'string') assert.equal(e.message, message);
+    else if (message) assert.match(e.message, message);
+    return true;
+  };
+}
+
+describe('DeviceInventory', () => {
+  let clock: FakeClock;
+  let backend: MemoryBackend;
+  let audit: MemoryAuditLog;
+  let services: Services;
+  let inv: DeviceInventory;
+
+  beforeEach(() => {
+    clock = new FakeClock();
+    backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
+    audit = new MemoryAuditLog({ clock });
+    services = createServices({ backend, clock });
+    inv = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
+  });
+  afterEach(async () => {
+    await backend.close();
+  });
+
+  const types = async () => (await audit.search({ order: 'asc' })).map((e) => `${e.type}:${e.code}`);
+
+  test('add registers a not-enrolled device with a server-made UUID, audited', async () => {
+    const d = await inv.add(admin, { osType: 'Linux', assetTag: 'C00AA0AAAA0A' });
+    assert.match(d.metadata.name, /^[0-9a-f-]{36}$/);
+    assert.equal(d.spec.os_type, 'linux');
+    assert.equal(d.spec.enroll_status, 'not_enrolled');
+    assert.equal(d.spec.source, 'api');
+    assert.equal(d.spec.create_time, '2026-01-01T00:00:00.000Z');
+    assert.deepEqual(await inv.get(d.metadata.name), d);
+    const [ev] = await audit.search({ types: ['device.create'] });
+    assert.equal(ev?.code, 'W5000I');
+    assert.equal(ev?.user, 'admin');
+    assert.equal((ev as unknown as { device_id: string }).device_id, d.metadata.name);
+  });
+
+  test('add refuses a second device with the same OS and asset tag, bad OS and bad tags', async () => {
+    const d = await inv.add(admin, { osType: 'linux', assetTag: 'TAG1' });
+    await assert.rejects(
+      inv.add(admin, { osType: 'linux', assetTag: 'TAG1' }),
+      code(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `device TAG1/Linux is already in the inventory (device ID ${d.metadata.name})`,
+      ),
+    );
+    // Same tag on another OS is another device.
+    await inv.add(admin, { osType: 'macos', assetTag: 'TAG1' });
+    await assert.rejects(
+      inv.add(admin, { osType: 'beos', assetTag: 'X' }),
+      code('WARDEN_ERR_BAD_PARAMETER', /unknown OS "beos"/),
+    );
+    await assert.rejects(
+      inv.add(admin, { osType: 'linux', assetTag: '' }),
+      code('WARDEN_ERR_BAD_PARAMETER', /invalid asset tag/),
+    );
+    await assert.rejects(
+      inv.add(admin, { osType: 'linux', assetTag: 'a b' }),
+      code('WARDEN_ERR_BAD_PARAMETER', /invalid asset tag/),
+    );
+    assert.equal((await inv.list()).length, 2);
+  });
+
+  test('get and find: by ID, by asset tag, not found, and several devices with one tag ask for the ID', async () => {
+    const linux = await inv.add(admin, { osType: 'linux', assetTag: 'SHARED' });
+    const only = await inv.add(admin, { osType: 'windows', assetTag: 'ONLY' });
+    assert.equal((await inv.find('ONLY')).metadata.name, only.metadata.name);
+    assert.equal((await inv.find(linux.metadata.name)).metadata.name, linux.metadata.name);
+    assert.equal((await inv.find('SHARED')).metadata.name, linux.metadata.name);
+    const mac = await inv.add(admin, { osType: 'macos', assetTag: 'SHARED' });
+    await assert.rejects(inv.find('SHARED'), (e) => {
+      assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_PARAMETER'));
+      assert.match(e.message, /several devices have asset tag "SHARED" .*use the device ID/);
+      assert.ok(e.message.includes(linux.metadata.name) && e.message.includes(mac.metadata.name));
+      return true;
+    });
+    await assert.rejects(inv.find('nope'), code('WARDEN_ERR_NOT_FOUND', 'device "nope" not found'));
+    await assert.rejects(inv.get('ONLY'), code('WARDEN_ERR_NOT_FOUND', 'device "ONLY" not found'));
+    const gone = '00000000-0000-4000-8000-000000000000';
+    await assert.rejects(inv.get(gone), code('WARDEN_ERR_NOT_FOUND', `device "${gone}" not found`));
+  });
+
+  test('remove by asset tag deletes the device and its tokens, audited', async () => {
+    const d = await inv.add(admin, { osType: 'linux', assetTag: 'GONE' });
+    const { token } = await inv.createEnrollToken(admin, d.metadata.name);
+    const removed = await inv.remove(admin, 'GONE');
+    assert.equal(removed.metadata.name, d.metadata.name);
+    assert.deepEqual(await inv.list(), []);
+    assert.equal((await backend.range(ENROLL_TOKEN_PREFIX)).items.length, 0);
+    await assert.rejects(
+      inv.spendEnrollToken(token),
+      code('WARDEN_ERR_INVALID_TOKEN', INVALID_ENROLL_TOKEN_MESSAGE),
+    );
+    await assert.rejects(inv.remove(admin, 'GONE'), code('WARDEN_ERR_NOT_FOUND'));
+    assert.ok((await types()).includes('device.delete:W5001I'));
+  });
+
+  test('enrollment tokens: single use, hashed at rest, audited when made and spent', async () => {
+    const d = await inv.add(admin, { osType: 'linux', assetTag: 'T1' });
+    const { token, expires } = await inv.createEnrollToken(admin, 'T1');
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(expires, new Date(clock.now() + HOUR).toISOString());
+    // Nothing in the backend holds the token itself.
+    for (const prefix of ['/']) {
+      for (const item of (await backend.range(prefix)).items) {
+        assert.ok(!item.key.includes(token) && !item.value.includes(token), `token at rest in ${item.key}`);
+      }
+    }
+    const spent = await inv.spendEnrollToken(token, '10.0.0.9');
+    assert.equal(spent.metadata.name, d.metadata.name);
+    await assert.rejects(
+      inv.spendEnrollToken(token),
+      code('WARDEN_ERR_INVALID_TOKEN', INVALID_ENROLL_TOKEN_MESSAGE),
+    );
+    const events = await types();
+    assert.ok(events.includes('device.token.create:W5002I'));
+    assert.ok(events.includes('device.token.spent:W5006I'));
+    assert.ok(events.includes('device.token.spent:W5006W'));
+    // The audit log does not hold the token either.
+    assert.ok(!JSON.stringify(await audit.search({})).includes(token));
+  });
+
+  test('two ceremonies racing with one token: exactly one gets the device', async () => {
+    await inv.add(admin, { osType: 'linux', assetTag: 'RACE' });
+    const { token } = await inv.createEnrollToken(admin, 'RACE');
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => inv.spendEnrollToken(token)));
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+  });
+
+  test('enrollment tokens expire (FakeClock), and a new token replaces the old one', async () => {
+    await inv.add(admin, { osType: 'linux', assetTag: 'EXP' });
+    const short = await inv.createEnrollToken(admin, 'EXP', 60_000);
+    clock.advance(60_000);
+    await assert.rejects(
+      inv.spendEnrollToken(short.token),
+      code('WARDEN_ERR_INVALID_TOKEN', INVALID_ENROLL_TOKEN_MESSAGE),
+    );
+    const first = await inv.createEnrollToken(admin, 'EXP');
+    const second = await inv.createEnrollToken(admin, 'EXP');
+    await assert.rejects(inv.spendEnrollToken(first.token), code('WARDEN_ERR_INVALID_TOKEN'));
+    clock.advance(HOUR - 1);
+    assert.equal((await inv.spendEnrollToken(second.token)).spec.asset_tag, 'EXP');
+  });
+
+  test('bad tokens and TTLs', async () => {
+    await inv.add(admin, { osType: 'linux', assetTag: 'BAD' });
+    for (const t of ['', 'x'.repeat(600), 'not-a-token']) {
+      await assert.rejects(
+        inv.spendEnrollToken(t),
+        code('WARDEN_ERR_INVALID_TOKEN', INVALID_ENROLL_TOKEN_MESSAGE),
+      );
+    }
+    for (const ttl of [0, -1, 25 * HOUR, Number.NaN, 1.5]) {
+      await assert.rejects(
+        inv.createEnrollToken(admin, 'BAD', ttl),
+        code('WARDEN_ERR_BAD_PARAMETER'),
+        String(ttl),
+      );
+    }
+    await assert.rejects(inv.createEnrollToken(admin, 'NOPE'), code('WARDEN_ERR_NOT_FOUND'));
+  });
+
+  test('enroll: credential, collected data, owner; tokens of an enrolled device stop working', async () => {
+    const d = await inv.add(admin, { osType: 'linux', assetTag: 'ENR' });
+    const { token } = await inv.createEnrollToken(admin, 'ENR');
+    const spare = await inv.createEnrollToken(admin, 'ENR').catch(() => undefined);
+    assert.ok(spare);
+    const spent = await inv.spendEnrollToken(spare.token);
+    const enrolled = await inv.enroll(spent.metadata.name, credential(), collected(clock), 'alice');
+    assert.equal(enrolled.spec.enroll_status, 'enrolled');
+    assert.equal(enrolled.spec.owner, 'alice');
+    assert.deepEqual(enrolled.spec.credential, credential());
+    assert.equal(enrolled.spec.collected_data?.length, 1);
+    await assert.rejects(inv.spendEnrollToken(token), code('WARDEN_ERR_INVALID_TOKEN'));
+    assert.equal((await inv.findByCredentialId(credential().id))?.metadata.name, d.metadata.name);
+    assert.equal(await inv.findByCredentialId('other'), undefined);
+    // Enrolled devices get no new tokens and can't be enrolled twice.
+    await assert.rejects(
+      inv.createEnrollToken(admin, 'ENR'),
+      code('WARDEN_ERR_BAD_PARAMETER', /already enrolled/),
+    );
+    await assert.rejects(
+      inv.enroll(d.metadata.name, credential(), collected(clock)),
+      code('WARDEN_ERR_BAD_PARAMETER', /already enrolled/),
+    );
+  });
+
+  test('enroll refuses a credential ID another device holds, and bad credentials or data', async () => {
+    const a = await inv.add(admin, { osType: 'linux', assetTag: 'A' });
+    const b = await inv.add(admin, { osType: 'linux', assetTag: 'B' });
+    await inv.enroll(a.metadata.name, credential(), collected(clock));
+    await assert.rejects(
+      inv.enroll(b.metadata.name, credential(), collected(clock)),
+      code('WARDEN_ERR_ALREADY_EXISTS', /already enrolled for another device/),
+    );
+    await assert.rejects(
+      inv.enroll(
+        b.metadata.name,
+        { ...credential('c2'), attestation_type: 'guess' } as never,
+        collected(clock),
+      ),
+      code('WARDEN_ERR_BAD_PARAMETER', /invalid device credential: attestation_type/),
+    );
+    await assert.rejects(
+      inv.enroll(b.metadata.name, credential('c2'), { ...collected(clock), collect_time: 'now' }),
+      code('WARDEN_ERR_BAD_PARAMETER', /invalid device collected data: collect_time/),
+    );
+    assert.equal((await inv.get(b.metadata.name)).spec.enroll_status, 'not_enrolled');
+  });
+
+  test('recordCollectedData keeps the newest 10 entries', async () => {
+    const d = await inv.add(admin, { osType: 'linux', assetTag: 'COL' });
+    await inv.enroll(d.metadata.name, credential(), collected(clock, 'h0'));
+    for (let i = 1; i <= 12; i++) {
+      clock.advance(1000);
+      await inv.recordCollectedData(d.metadata.name, collected(clock, `h${i}`));
+    }
+    const data = (await inv.get(d.metadata.name)).spec.collected_data ?? [];
+    assert.equal(data.length, 10);
+    assert.equal(data[0]?.hostname, 'h3');
+    assert.equal(data[9]?.hostname, 'h12');
+  });
+
+  test('concurrent collected data writes are not lost (compare-and-swap retried)', async () => {
+    const d = await inv.add(admin, { osType: 'linux', assetTag: 'CAS' });
+    await Promise.all(
+      [1, 2, 3, 4].map((i) => inv.recordCollectedData(d.metadata.name, collected(clock, `h${i}`))),
+    );
+    assert.equal((await inv.get(d.metadata.name)).spec.collected_data?.length, 4);
+  });
+
+  describe('admin edits', () => {
+    let enrolled: DeviceResource;
+    beforeEach(async () => {
+      const d = await inv.add(admin, { osType: 'linux', assetTag: 'EDIT' });
+      enrolled = await inv.enroll(d.metadata.name, credential(), collected(clock), 'alice');
+    });
+
+    test('enroll_status: not_enrolled unenrolls: the credential is removed, audited', async () => {
+      const edited = await inv.update(
+        admin,
+        { ...enrolled, spec: { ...enrolled.spec, enroll_status: 'not_enrolled' } },
+        enrolled.metadata.revision,
+      );
+      assert.equal(edited.spec.enroll_status, 'not_enrolled');
+      assert.equal(edited.spec.credential, undefined);
+      assert.equal(await inv.findByCredentialId(credential().id), undefined);
+      const [ev] = await audit.search({ types: ['device.update'] });
+      assert.equal(ev?.code, 'W5005I');
+      assert.equal((ev as unknown as { unenrolled?: boolean }).unenrolled, true);
+      // It can be enrolled again with a new token.
+      const { token } = await inv.createEnrollToken(admin, 'EDIT');
+      assert.equal((await inv.spendEnrollToken(token)).metadata.name, enrolled.metadata.name);
+    });
+
+    test('the credential cannot be set or changed by edit; server fields are kept', async () => {
+      await assert.rejects(
+        inv.update(admin, { ...enrolled, spec: { ...enrolled.spec, credential: credential('forged') } }),
+        code('WARDEN_ERR_BAD_PARAMETER', /credential can't be changed/),
+      );
+      const unenrolled = await inv.update(admin, {
+        ...enrolled,
+        spec: { ...enrolled.spec, enroll_status: 'not_enrolled' },
+      });
+      await assert.rejects(
+        inv.update(admin, {
+          ...unenrolled,
+          spec: { ...unenrolled.spec, enroll_status: 'enrolled', credential: credential() },
+        }),
+        code('WARDEN_ERR_BAD_PARAMETER', /can only be enrolled with `wsh device enroll`/),
+      );
+      const owner = await inv.update(admin, {
+        ...unenrolled,
+        spec: { ...unenrolled.spec, owner: 'bob', collected_data: [], create_time: '2020-01-01T00:00:00Z' },
+      });
+      assert.equal(owner.spec.owner, 'bob');
+      assert.equal(owner.spec.collected_data?.length, 1);
+      assert.equal(owner.spec.create_time, enrolled.spec.create_time);
+    });
+
+    test('a stale revision is COMPARE_FAILED; renaming onto another device is ALREADY_EXISTS', async () => {
+      const fresh = await inv.update(admin, { ...enrolled, spec: { ...enrolled.spec, owner: 'carol' } });
+      await assert.rejects(
+        inv.update(
+          admin,
+          { ...enrolled, spec: { ...enrolled.spec, owner: 'dave' } },
+          enrolled.metadata.revision,
+        ),
+        code('WARDEN_ERR_COMPARE_FAILED'),
+      );
+      await inv.add(admin, { osType: 'linux', assetTag: 'OTHER' });
+      await assert.rejects(
+        inv.update(admin, { ...fresh, spec: { ...fresh.spec, asset_tag: 'OTHER' } }),
+        code('WARDEN_ERR_ALREADY_EXISTS'),
+      );
+    });
+
+    test('create from a resource: not enrolled only, duplicates refused', async () => {
+      const base = {
+        kind: 'device' as const,
+        version: 'v1' as const,
+        metadata: { name: '11111111-2222-4333-8444-555555555555' },
+        spec: {
+          os_type: 'windows' as const,
+          asset_tag: 'NEW',
+          enroll_status: 'not_enrolled' as const,
+          source: 'api' as const,
+        },
+      };
+      const made = await inv.create(admin, base);
+      assert.equal(made.spec.create_time, new Date(clock.now()).toISOString());
+      await assert.rejects(
+        inv.create(admin, { ...base, metadata: { name: '11111111-2222-4333-8444-555555555556' } }),
+        code('WARDEN_ERR_ALREADY_EXISTS'),
+      );
+      await assert.rejects(
+        inv.create(admin, {
+          ...base,
+          metadata: { name: '11111111-2222-4333-8444-555555555557' },
+          spec: { ...base.spec, asset_tag: 'N2', enroll_status: 'enrolled', credential: credential('x') },
+        }),
+        code('WARDEN_ERR_BAD_PARAMETER', /cannot be enrolled/),
+      );
+    });
+  });
+});
