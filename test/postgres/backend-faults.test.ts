@@ -331,6 +331,48 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
     assert.equal((await a.get('/cut/c'))?.value, 'w');
   });
 
+  test(
+    'a silent network partition: health turns red, writes give up, watchers resume after',
+    TEST,
+    async (t) => {
+      const schema = freshSchema();
+      const [a] = (await replicas(t, 1, { schema })) as [PostgresBackend];
+      const proxy = await startProxy(server.port);
+      t.after(() => proxy.close());
+      const b = await PostgresBackend.open({
+        connString: `postgres://warden@127.0.0.1:${proxy.port}/postgres`,
+        schema,
+        reapIntervalMs: 0,
+        pollIntervalMs: 100,
+        queryTimeoutMs: 500,
+        connectTimeoutMs: 500,
+        retryTimeoutMs: 1500,
+      });
+      t.after(() => b.close());
+      const watcher = b.watch('/net/', { sinceRev: 0 });
+      t.after(() => watcher.close());
+      await a.put('/net/1', 'x');
+      await readUntil(watcher, (e) => keyOf(e) === '/net/1');
+
+      proxy.freeze();
+      await waitFor('B to see that the database stopped answering', () => !b.health().connected);
+      await assert.rejects(b.create('/net/lost', 'x'), (e: unknown) =>
+        isWardenError(e, 'WARDEN_ERR_CONNECTION'),
+      );
+      await assert.rejects(b.get('/net/1'), (e: unknown) => isWardenError(e, 'WARDEN_ERR_CONNECTION'));
+      await a.put('/net/2', 'x'); // the rest of the cluster goes on
+      await a.put('/net/end', 'x');
+      proxy.thaw();
+      const events = await readUntil(watcher, (e) => keyOf(e) === '/net/end');
+      assert.deepEqual(
+        events.map((e) => keyOf(e)),
+        ['/net/2', '/net/end'],
+        'the same watcher resumes from its cursor',
+      );
+      await waitFor('B to be healthy again', () => b.health().connected);
+    },
+  );
+
   test('a replica killed with SIGKILL: the others keep serving and its TTL keys expire', TEST, async (t) => {
     const schema = freshSchema();
     const [a, b] = (await replicas(t, 2, { schema, reapIntervalMs: 100 })) as [

@@ -109,22 +109,39 @@ export interface TcpProxy {
   port: number;
   /** Resets every proxied connection (both sides), as a network failure would. */
   cutAll(): void;
+  /** Stops forwarding, without closing anything (a silent partition); new connections hang too. */
+  freeze(): void;
+  /** Forwards again, queued bytes and waiting connections included. */
+  thaw(): void;
   close(): Promise<void>;
 }
 
 /** A TCP proxy on 127.0.0.1 to `targetPort`, so a test can break connections mid-query. */
 export async function startProxy(targetPort: number): Promise<TcpProxy> {
   const open = new Set<Socket>();
-  const server = createServer((inbound) => {
+  const pairs = new Set<[Socket, Socket]>();
+  let frozen = false;
+  const waiting: Socket[] = [];
+  const forward = (inbound: Socket) => {
     const outbound = connect(targetPort, '127.0.0.1');
     for (const [a, b] of [
       [inbound, outbound],
       [outbound, inbound],
     ] as const) {
       open.add(a);
+      pairs.add([a, b]);
       a.on('close', () => open.delete(a));
       a.on('error', () => b.destroy());
       a.pipe(b);
+    }
+  };
+  const server = createServer((inbound) => {
+    if (frozen) {
+      open.add(inbound);
+      inbound.on('error', () => undefined);
+      waiting.push(inbound);
+    } else {
+      forward(inbound);
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -132,6 +149,18 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
     port: (server.address() as { port: number }).port,
     cutAll() {
       for (const s of open) s.resetAndDestroy();
+    },
+    freeze() {
+      frozen = true;
+      for (const [a, b] of pairs) {
+        a.unpipe(b);
+        a.pause();
+      }
+    },
+    thaw() {
+      frozen = false;
+      for (const [a, b] of pairs) if (!a.destroyed && !b.destroyed) a.pipe(b);
+      for (const inbound of waiting.splice(0)) if (!inbound.destroyed) forward(inbound);
     },
     close() {
       for (const s of open) s.destroy();

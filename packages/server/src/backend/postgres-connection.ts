@@ -75,6 +75,11 @@ export interface PostgresConnectionOptions {
   connectTimeoutMs?: number;
   /** How long retryable failures are retried before WARDEN_ERR_CONNECTION (default 15 000 ms). */
   retryTimeoutMs?: number;
+  /**
+   * A statement without an answer after this long counts as a broken connection (default
+   * 30 000 ms): it catches silent network partitions that TCP keepalive would take minutes to.
+   */
+  queryTimeoutMs?: number;
   /** Shown in pg_stat_activity (default `warden`). */
   applicationName?: string;
 }
@@ -82,6 +87,7 @@ export interface PostgresConnectionOptions {
 export const POSTGRES_DEFAULT_POOL_SIZE = 10;
 export const POSTGRES_DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 export const POSTGRES_DEFAULT_RETRY_TIMEOUT_MS = 15_000;
+export const POSTGRES_DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 function badConfig(message: string): WardenError {
   return new WardenError('WARDEN_ERR_BAD_CONFIG', message);
@@ -218,6 +224,7 @@ export interface ResolvedConnection {
   /** `user@host:port/database`, safe to log. */
   target: string;
   retryTimeoutMs: number;
+  queryTimeoutMs: number;
 }
 
 /** Checks the options and builds the pool configuration (reads TLS files now, the password later). */
@@ -295,6 +302,7 @@ export function resolveConnection(opts: PostgresConnectionOptions): ResolvedConn
     config,
     target: `${target.user}@${target.host}:${target.port}/${target.database}`,
     retryTimeoutMs: positive(opts.retryTimeoutMs, POSTGRES_DEFAULT_RETRY_TIMEOUT_MS, 'retryTimeoutMs'),
+    queryTimeoutMs: positive(opts.queryTimeoutMs, POSTGRES_DEFAULT_QUERY_TIMEOUT_MS, 'queryTimeoutMs'),
   };
 }
 
@@ -422,6 +430,8 @@ export interface RunOptions {
   giveUp?: (failingSinceMs: number) => boolean;
   /** Do not log retries (background work that the next tick repeats anyway). */
   quiet?: boolean;
+  /** Give up on an attempt that gets no answer after this long (default: `queryTimeoutMs`). */
+  timeoutMs?: number;
 }
 
 const MAX_ROLLBACK_RETRIES = 50;
@@ -438,6 +448,7 @@ export class PostgresPool {
   readonly #clock: Clock;
   readonly #logger: Logger | undefined;
   readonly #retryTimeoutMs: number;
+  readonly #queryTimeoutMs: number;
   readonly #what: string;
   #health: PoolHealth = { connected: false, lastContactAt: undefined };
   #closed = false;
@@ -462,6 +473,7 @@ export class PostgresPool {
     this.#clock = deps.clock ?? systemClock;
     this.#logger = deps.logger;
     this.#retryTimeoutMs = resolved.retryTimeoutMs;
+    this.#queryTimeoutMs = resolved.queryTimeoutMs;
     this.#what = deps.what;
     this.#pool = new driver.Pool(this.#config);
     // An idle client whose server went away emits here; without a listener the process dies.
@@ -502,7 +514,7 @@ export class PostgresPool {
     let rollbacks = 0;
     for (let attempt = 0; ; attempt++) {
       this.#assertOpen();
-      const outcome = await this.#attempt(fn);
+      const outcome = await this.#attempt(fn, opts.timeoutMs ?? this.#queryTimeoutMs);
       if (outcome.ok) return outcome.value;
       const { kind, err } = outcome;
       this.#assertOpen();
@@ -555,6 +567,7 @@ export class PostgresPool {
 
   async #attempt<T>(
     fn: (client: pg.PoolClient) => Promise<T>,
+    timeoutMs: number,
   ): Promise<{ ok: true; value: T } | { ok: false; kind: FailureKind; err: unknown }> {
     let client: pg.PoolClient;
     try {
@@ -566,27 +579,45 @@ export class PostgresPool {
     // While checked out, the pool does not listen for the client's errors, and a socket that
     // dies mid-query emits one besides failing the query: without a listener the process dies.
     client.on('error', ignore);
+    let released = false;
+    const release = (broken?: Error) => {
+      if (released) return;
+      released = true;
+      if (broken) {
+        client.release(broken); // destroyed, never back in the pool (keeps the listener)
+      } else {
+        client.off('error', ignore);
+        client.release();
+      }
+    };
+    // A connection that hangs without an error (a silent network partition) would hold the
+    // caller forever and keep health() green: give up on it after timeoutMs.
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from PostgreSQL in ${timeoutMs} ms`)), timeoutMs);
+    });
+    const work = fn(client);
+    work.catch(() => undefined); // after a timeout its rejection is nobody's business
     try {
-      const value = await fn(client);
-      client.off('error', ignore);
-      client.release();
+      const value = await Promise.race([work, hung]);
+      release();
       this.contact();
       return { ok: true, value };
     } catch (err) {
       if (isWardenError(err)) {
-        client.off('error', ignore);
-        client.release();
+        release();
         throw err;
       }
       const kind = classifyFailure(err, 'query');
       if (kind === 'ambiguous') {
-        client.release(err as Error); // broken: destroyed, never back in the pool
+        release(err as Error);
         return { ok: false, kind, err };
       }
-      client.off('error', ignore);
-      client.release();
+      release();
       this.contact();
       return { ok: false, kind, err };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
