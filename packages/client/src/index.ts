@@ -3,6 +3,7 @@
  * May import @warden/api and @warden/tpm; never @warden/server.
  */
 export * from './api';
+export * from './db';
 export * from './keys';
 export * from './login';
 export * from './profile';

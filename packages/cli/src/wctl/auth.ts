@@ -1,4 +1,4 @@
-/** `wctl auth export` and `wctl status`. */
+/** `wctl auth export`, `wctl auth sign` (OpenSSH hosts and databases) and `wctl status`. */
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { formatAuthorizedKey, parseDuration, WardenError } from '@warden/api';
@@ -37,6 +37,10 @@ export async function runStatus(ctx: CommandContext): Promise<number> {
 }
 
 export async function runAuthSign(ctx: CommandContext): Promise<number> {
+  const format = str(ctx.values, 'format') ?? 'openssh';
+  if (format === 'db') return runAuthSignDb(ctx);
+  if (format !== 'openssh')
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `--format must be "openssh" or "db", not "${format}"`);
   const hosts = list(ctx.values, 'host');
   const out = str(ctx.values, 'out');
   if (hosts.length === 0)
@@ -66,6 +70,54 @@ export async function runAuthSign(ctx: CommandContext): Promise<number> {
   writeFileSync(`${out}-cert.pub`, `${res.ssh_cert.trim()}\n`);
   ctx.stdout.write(
     `Wrote ${out}, ${out}.pub and ${out}-cert.pub (host certificate for ${hosts.join(', ')}).\n`,
+  );
+  return 0;
+}
+
+/**
+ * `wctl auth sign --format=db`: a key made here (it never leaves this machine), a server
+ * certificate for it from the db CA, and the db CA for the database's `ssl_ca_file`.
+ */
+async function runAuthSignDb(ctx: CommandContext): Promise<number> {
+  const hosts = list(ctx.values, 'host');
+  const out = str(ctx.values, 'out');
+  if (hosts.length === 0)
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      '--host is required, e.g. --host=db-1.internal,10.0.0.5',
+    );
+  if (!out)
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      '--out=PREFIX is required (where the key and certificates go)',
+    );
+  const files = [`${out}.crt`, `${out}.key`, `${out}.cas`];
+  for (const f of files) {
+    if (existsSync(f))
+      throw new WardenError(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `${f} already exists; remove it or pick another --out`,
+      );
+  }
+  const ttl = str(ctx.values, 'ttl');
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const { api } = openSession(ctx);
+  const res = await api.signDb({
+    hostnames: hosts,
+    public_key: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    ttl_ms: ttl ? parseDuration(ttl, '--ttl') : undefined,
+  });
+  writeFileSync(`${out}.key`, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), {
+    mode: 0o600,
+  });
+  writeFileSync(`${out}.crt`, res.cert_pem);
+  writeFileSync(`${out}.cas`, res.client_ca_pems.join(''));
+  ctx.stdout.write(
+    `Wrote ${files.join(', ')} (database certificate for ${hosts.join(', ')}, valid until ${res.expires}).\n\n` +
+      'In postgresql.conf:\n' +
+      `  ssl = on\n  ssl_cert_file = '${out}.crt'\n  ssl_key_file = '${out}.key'\n  ssl_ca_file = '${out}.cas'\n` +
+      'In pg_hba.conf (only client certificates, whose CN is the database user):\n' +
+      '  hostssl all all 0.0.0.0/0 cert\n',
   );
   return 0;
 }

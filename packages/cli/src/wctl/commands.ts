@@ -109,13 +109,22 @@ export const wctlCommands: Command[] = [
   },
   {
     path: ['auth', 'sign'],
-    summary: 'Create an SSH host key and a host certificate for an agentless OpenSSH node.',
-    usage: 'auth sign --host=NAME[,NAME] --out=PREFIX [--ttl=DURATION]',
+    summary: 'Create a key and certificate for an agentless OpenSSH node or a database.',
+    usage: 'auth sign [--format=openssh|db] --host=NAME[,NAME] --out=PREFIX [--ttl=DURATION]',
     details:
-      'Writes PREFIX (private key, 0600), PREFIX.pub and PREFIX-cert.pub. In sshd_config:\n' +
+      '--format=openssh (default) writes PREFIX (private key, 0600), PREFIX.pub and PREFIX-cert.pub.\n' +
+      'In sshd_config:\n' +
       '  HostKey PREFIX\n  HostCertificate PREFIX-cert.pub\n  TrustedUserCAKeys <file with `wctl auth export --type=user`>\n' +
-      'Then register the node: `wctl create node.yaml` with spec.sub_kind: openssh.',
+      'Then register the node: `wctl create node.yaml` with spec.sub_kind: openssh.\n\n' +
+      "--format=db writes a database's TLS server certificate from Warden's db CA: PREFIX.crt,\n" +
+      'PREFIX.key (0600) and PREFIX.cas (the CA of the client certificates Warden presents).\n' +
+      'In postgresql.conf:\n' +
+      "  ssl = on\n  ssl_cert_file = 'PREFIX.crt'\n  ssl_key_file = 'PREFIX.key'\n  ssl_ca_file = 'PREFIX.cas'\n" +
+      'and in pg_hba.conf (client certificates only, CN = database user):\n' +
+      '  hostssl all all 0.0.0.0/0 cert\n' +
+      'Use the names db_service dials (the host of db_service.databases[].uri) in --host.',
     options: {
+      format: { type: 'string', value: 'openssh|db', default: 'openssh', help: 'what to sign for' },
       host: {
         type: 'string',
         multiple: true,

@@ -11,6 +11,11 @@ const trustOpts: Record<string, OptionSpec> = {
   insecure: { type: 'boolean', help: "do not verify the proxy's certificate (not recommended)" },
 };
 
+const dbRouteOpts: Record<string, OptionSpec> = {
+  'db-user': { type: 'string', value: 'USER', help: 'database user' },
+  'db-name': { type: 'string', value: 'DATABASE', help: 'database (schema) name' },
+};
+
 export const wshCommands: Command[] = [
   {
     path: ['signup'],
@@ -100,6 +105,72 @@ export const wshCommands: Command[] = [
       '  ssh -F <(wsh config) root@web-1\n' +
       '  wsh config >> ~/.ssh/config',
     run: async (ctx) => (await import('./ssh')).runConfig(ctx),
+  },
+  {
+    path: ['db', 'ls'],
+    summary: 'List the databases you may reach, with the database users your roles allow.',
+    options: { format: { type: 'string', value: 'text|json|yaml', default: 'text', help: 'output format' } },
+    run: async (ctx) => (await import('./db')).runDbLs(ctx),
+  },
+  {
+    path: ['db', 'login'],
+    summary: 'Choose the database user (and database) to use for a database; remembered in your profile.',
+    usage: 'db login NAME [--db-user=USER] [--db-name=DATABASE]',
+    details:
+      'Later `wsh db connect NAME`, `wsh proxy db NAME` and `wsh db config NAME` use the choice.\n' +
+      'Without --db-user, your only allowed database user is taken (if there is exactly one).',
+    options: dbRouteOpts,
+    args: [1, 1],
+    run: async (ctx) => (await import('./db')).runDbLogin(ctx),
+  },
+  {
+    path: ['db', 'logout'],
+    summary: 'Forget the database choice for NAME (or for every database).',
+    usage: 'db logout [NAME]',
+    args: [0, 1],
+    run: async (ctx) => (await import('./db')).runDbLogout(ctx),
+  },
+  {
+    path: ['db', 'connect'],
+    summary: 'Connect to a database with its own client (psql), through a local tunnel to the proxy.',
+    usage: 'db connect [--db-user=USER] [--db-name=DATABASE] NAME [CLIENT ARGS...]',
+    details:
+      'Flags go before NAME; words after NAME go to the client. Examples:\n' +
+      '  wsh db connect orders\n' +
+      '  wsh db connect --db-user=reader orders -c "select count(*) from orders"',
+    options: dbRouteOpts,
+    args: [1, Number.POSITIVE_INFINITY],
+    stopAtFirstPositional: true,
+    run: async (ctx) => (await import('./db')).runDbConnect(ctx),
+  },
+  {
+    path: ['db', 'config'],
+    summary: 'Show how clients and drivers connect to a database (tunnel command and connection string).',
+    usage: 'db config [NAME] [--format=text|json|yaml]',
+    options: {
+      ...dbRouteOpts,
+      format: { type: 'string', value: 'text|json|yaml', default: 'text', help: 'output format' },
+    },
+    args: [0, 1],
+    run: async (ctx) => (await import('./db')).runDbConfig(ctx),
+  },
+  {
+    path: ['proxy', 'db'],
+    summary: 'Start a local plain listener for a database that any client or driver can use.',
+    usage: 'proxy db NAME --tunnel [-p PORT] [--db-user=USER] [--db-name=DATABASE]',
+    details:
+      'Connections to 127.0.0.1:PORT reach the database through the proxy as you (your\n' +
+      'certificate), so anyone who can reach that port acts as you: it listens on loopback only.\n' +
+      'Example:\n' +
+      '  wsh proxy db orders --tunnel -p 5433 &\n' +
+      '  psql "host=127.0.0.1 port=5433 user=alice dbname=orders sslmode=disable"',
+    options: {
+      ...dbRouteOpts,
+      tunnel: { type: 'boolean', help: 'plain local listener (certificates stay in wsh)' },
+      port: { type: 'string', short: 'p', value: 'PORT', help: 'local port (default: any free port)' },
+    },
+    args: [1, 1],
+    run: async (ctx) => (await import('./db')).runProxyDb(ctx),
   },
   {
     path: ['proxy', 'ssh'],

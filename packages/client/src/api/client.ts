@@ -90,6 +90,14 @@ export class ApiClient {
   listNodes() {
     return this.#call(rpc.ListResourcesResponse, 'GET', R.nodes);
   }
+  /** Databases the caller may reach, with the db users and names their roles allow. */
+  listDbs() {
+    return this.#call(rpc.ListResourcesResponse, 'GET', R.dbs);
+  }
+  /** A database's server certificate from the db CA (`wctl auth sign --format=db`). */
+  signDb(req: z.input<typeof rpc.SignDbRequest>) {
+    return this.#call(rpc.SignDbResponse, 'POST', `${R.authorities}/db/sign`, req);
+  }
   createLock(req: z.input<typeof rpc.CreateLockRequest>) {
     return this.#call(rpc.CreateLockResponse, 'POST', R.locks, req);
   }

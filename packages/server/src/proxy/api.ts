@@ -21,6 +21,8 @@ function kindOf(word: string) {
 export interface ApiDeps {
   /** Nodes the caller may reach (with at least one login). */
   listNodes(identity: RequestIdentity): Promise<unknown[]>;
+  /** Databases the caller may reach (`DbService.listFor`); absent when no db_service runs. */
+  listDbs?(identity: RequestIdentity): Promise<unknown[]>;
 }
 
 export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
@@ -125,6 +127,23 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       path: R.nodes,
       auth: 'user',
       handler: async (ctx) => ({ items: await deps.listNodes(caller(ctx).identity) }),
+    }),
+    route({
+      method: 'GET',
+      path: R.dbs,
+      auth: 'user',
+      handler: async (ctx) => {
+        const identity = caller(ctx).identity;
+        if (!deps.listDbs) return { items: [] };
+        return { items: await deps.listDbs(identity) };
+      },
+    }),
+    route<z.infer<typeof rpc.SignDbRequest>>({
+      method: 'POST',
+      path: `${R.authorities}/db/sign`,
+      auth: 'user',
+      body: rpc.SignDbRequest,
+      handler: (ctx) => auth.signDb(caller(ctx), ctx.body),
     }),
     route({
       method: 'GET',

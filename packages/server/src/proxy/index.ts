@@ -1,8 +1,9 @@
 /**
- * The proxy: the HTTPS listener on the proxy port serving the RPC API (and, in later issues,
- * ALPN-routed SSH and database traffic). Who may import: `bin/`. Tested end to end in test/.
+ * The proxy: the HTTPS listener on the proxy port serving the RPC API, and ALPN-routed SSH
+ * (`warden-ssh/1`) and database (`warden-db/1`) traffic. Who may import: `bin/`. Tested end to end in test/.
  */
 export { type ApiDeps, apiRoutes } from './api';
+export { DB_ALPN, type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
 export {
   createRequestHandler,
   type Logger,

@@ -1,0 +1,282 @@
+/**
+ * `wsh db ls|login|logout|connect|config` and `wsh proxy db --tunnel`: thin commands over the
+ * database client in `@warden/client` (dial through the proxy, local tunnel, remembered
+ * choices, the database's own client).
+ */
+import { spawn } from 'node:child_process';
+import { WardenError } from '@warden/api';
+import {
+  clientCommand,
+  clientForProfile,
+  type DbLogin,
+  type LoadedProfile,
+  loadDbLogins,
+  ProfileStore,
+  postgresConnString,
+  removeDbLogins,
+  saveDbLogin,
+  startDbTunnel,
+  wardenHome,
+} from '@warden/client';
+import { z } from 'zod';
+import { type CommandContext, formatError, str } from '../command';
+import { formatData, parseFormat, table } from '../format';
+
+function loadProfile(ctx: CommandContext): LoadedProfile {
+  const profile = new ProfileStore(wardenHome(ctx.env)).require();
+  // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
+  clientForProfile(profile);
+  return profile;
+}
+
+/** A database as `GET /v1/dbs` lists it. */
+const DbView = z.object({
+  name: z.string(),
+  protocol: z.string(),
+  labels: z.record(z.string(), z.string()).default({}),
+  db_users: z.array(z.string()).default([]),
+  db_names: z.array(z.string()).default([]),
+});
+type DbView = z.infer<typeof DbView>;
+
+async function listDbs(profile: LoadedProfile): Promise<{ raw: unknown[]; dbs: DbView[] }> {
+  const { items } = await clientForProfile(profile).listDbs();
+  const dbs = items.map((item) => {
+    const parsed = DbView.safeParse(item);
+    if (!parsed.success)
+      throw new WardenError(
+        'WARDEN_ERR_CONNECTION',
+        `the proxy at ${profile.proxy} sent a malformed database list`,
+      );
+    return parsed.data;
+  });
+  return { raw: items, dbs };
+}
+
+async function findDb(profile: LoadedProfile, name: string): Promise<DbView> {
+  const { dbs } = await listDbs(profile);
+  const db = dbs.find((d) => d.name === name);
+  if (!db) {
+    throw new WardenError(
+      'WARDEN_ERR_NOT_FOUND',
+      `database "${name}" not found among the databases you can reach; \`wsh db ls\` lists them`,
+    );
+  }
+  return db;
+}
+
+const sortedLabels = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
+export async function runDbLs(ctx: CommandContext): Promise<number> {
+  const format = parseFormat(ctx.values.format);
+  const profile = loadProfile(ctx);
+  const { raw, dbs } = await listDbs(profile);
+  if (format !== 'text') {
+    ctx.stdout.write(formatData(raw, format));
+    return 0;
+  }
+  const logins = loadDbLogins(profile);
+  const rows = dbs.map((d) => {
+    const l = logins[d.name];
+    return [
+      `${l ? '> ' : '  '}${d.name}`,
+      d.protocol,
+      d.db_users.join(', '),
+      sortedLabels(d.labels),
+      l ? [l.db_user ?? '', l.db_name ?? ''].filter(Boolean).join('@') || '(client decides)' : '',
+    ];
+  });
+  ctx.stdout.write(table(['  Name', 'Protocol', 'Allowed Users', 'Labels', 'Logged in as'], rows));
+  return 0;
+}
+
+/** A single allowed value when there is exactly one concrete choice. */
+function onlyChoice(values: readonly string[]): string | undefined {
+  const concrete = values.filter((v) => !v.includes('*'));
+  return concrete.length === 1 && values.length === 1 ? concrete[0] : undefined;
+}
+
+export async function runDbLogin(ctx: CommandContext): Promise<number> {
+  const name = ctx.positionals[0]!;
+  const profile = loadProfile(ctx);
+  const db = await findDb(profile, name);
+  const dbUser = str(ctx.values, 'db-user') ?? onlyChoice(db.db_users);
+  if (!dbUser) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `pick a database user with --db-user (your roles allow: ${db.db_users.join(', ') || 'none'})`,
+    );
+  }
+  const dbName = str(ctx.values, 'db-name') ?? onlyChoice(db.db_names);
+  const login: DbLogin = { db_user: dbUser, ...(dbName ? { db_name: dbName } : {}), protocol: db.protocol };
+  saveDbLogin(profile, name, login);
+  ctx.stdout.write(
+    `Logged in to database "${name}" as ${dbUser}${dbName ? ` (database ${dbName})` : ''}.\n` +
+      `Connect with \`wsh db connect ${name}\`, or start a tunnel for other clients: \`wsh proxy db ${name} --tunnel -p PORT\`.\n`,
+  );
+  return 0;
+}
+
+export async function runDbLogout(ctx: CommandContext): Promise<number> {
+  const profile = loadProfile(ctx);
+  const name = ctx.positionals[0];
+  const removed = removeDbLogins(profile, name);
+  if (name && removed.length === 0) {
+    throw new WardenError('WARDEN_ERR_NOT_FOUND', `not logged in to database "${name}"`);
+  }
+  ctx.stdout.write(
+    removed.length === 0
+      ? 'Not logged in to any database.\n'
+      : `Logged out of ${removed.map((n) => `"${n}"`).join(', ')}.\n`,
+  );
+  return 0;
+}
+
+/** The route for `name`: flags win over the remembered `wsh db login` choice. */
+function route(ctx: CommandContext, profile: LoadedProfile, name: string) {
+  const saved = loadDbLogins(profile)[name];
+  const dbUser = str(ctx.values, 'db-user') ?? saved?.db_user;
+  const dbName = str(ctx.values, 'db-name') ?? saved?.db_name;
+  return {
+    db: name,
+    ...(dbUser ? { dbUser } : {}),
+    ...(dbName ? { dbName } : {}),
+    protocol: saved?.protocol,
+  };
+}
+
+export async function runDbConnect(ctx: CommandContext): Promise<number> {
+  const [name = '', ...extra] = ctx.positionals;
+  const profile = loadProfile(ctx);
+  const r = route(ctx, profile, name);
+  const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
+  const tunnel = await startDbTunnel({
+    profile,
+    ...r,
+    onError: (e) => ctx.stderr.write(`${formatError(e, ctx.env)}\n`),
+  });
+  const [cmd, ...args] = clientCommand(protocol, { host: tunnel.host, port: tunnel.port, ...r }, extra);
+  const interactive = ctx.stdin === process.stdin && ctx.stdout === process.stdout;
+  // ^C goes to the client (psql cancels the query); wsh must stay up to carry the cancel.
+  const ignore = () => undefined;
+  process.on('SIGINT', ignore);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const child = spawn(cmd!, args, {
+        stdio: interactive ? 'inherit' : ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, ...ctx.env },
+      });
+      child.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new WardenError(
+            'WARDEN_ERR_NOT_FOUND',
+            e.code === 'ENOENT'
+              ? `${cmd} is not installed (it is needed to connect to ${protocol} databases)`
+              : e.message,
+          ),
+        ),
+      );
+      if (!interactive) {
+        ctx.stdin.pipe(child.stdin!);
+        child.stdout!.pipe(ctx.stdout, { end: false });
+        child.stderr!.pipe(ctx.stderr, { end: false });
+      }
+      child.once('close', (code, signal) => {
+        if (!interactive) ctx.stdin.unpipe(child.stdin!);
+        resolve(code ?? (signal ? 128 + 2 : 1));
+      });
+    });
+  } finally {
+    process.off('SIGINT', ignore);
+    await tunnel.close();
+  }
+}
+
+export async function runProxyDb(ctx: CommandContext): Promise<number> {
+  const name = ctx.positionals[0]!;
+  if (ctx.values.tunnel !== true) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      'only --tunnel is supported: a local plain listener that any client or driver can use',
+    );
+  }
+  const portText = str(ctx.values, 'port') ?? '0';
+  const port = Number(portText);
+  if (!/^\d{1,5}$/.test(portText) || port > 65535)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid --port "${portText}": expected 0 to 65535`);
+  const profile = loadProfile(ctx);
+  const r = route(ctx, profile, name);
+  const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
+  const tunnel = await startDbTunnel({
+    profile,
+    ...r,
+    port,
+    onError: (e) => ctx.stderr.write(`${formatError(e, ctx.env)}\n`),
+  });
+  const endpoint = { host: tunnel.host, port: tunnel.port, ...r };
+  ctx.stdout.write(
+    `Started a tunnel for database "${name}" on ${tunnel.host}:${tunnel.port}.\n` +
+      (protocol === 'postgres' ? `Connect with: psql "${postgresConnString(endpoint)}"\n` : '') +
+      'Stop it with Ctrl+C.\n',
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await tunnel.close();
+  return 0;
+}
+
+export async function runDbConfig(ctx: CommandContext): Promise<number> {
+  const format = parseFormat(ctx.values.format);
+  const profile = loadProfile(ctx);
+  const logins = loadDbLogins(profile);
+  const name = ctx.positionals[0] ?? (Object.keys(logins).length === 1 ? Object.keys(logins)[0] : undefined);
+  if (!name) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      Object.keys(logins).length === 0
+        ? 'not logged in to any database; run `wsh db login NAME` first, or name one'
+        : `name the database (logged in to: ${Object.keys(logins).join(', ')})`,
+    );
+  }
+  const r = route(ctx, profile, name);
+  const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
+  const port = 5433;
+  const info = {
+    name,
+    protocol,
+    proxy: profile.proxy,
+    user: profile.user,
+    db_user: r.dbUser ?? null,
+    db_name: r.dbName ?? null,
+    tunnel_command: `wsh proxy db ${name} --tunnel -p ${port}`,
+    ...(protocol === 'postgres'
+      ? { connection_string: postgresConnString({ host: '127.0.0.1', port, ...r }) }
+      : {}),
+  };
+  if (format !== 'text') {
+    ctx.stdout.write(formatData(info, format));
+    return 0;
+  }
+  const rows: [string, string][] = [
+    ['Name', name],
+    ['Protocol', protocol],
+    ['Proxy', profile.proxy],
+    ['Database user', r.dbUser ?? '(the client decides)'],
+    ['Database name', r.dbName ?? '(the client decides)'],
+    ['Tunnel', info.tunnel_command],
+    ...(info.connection_string ? [['Connect', `psql "${info.connection_string}"`] as [string, string]] : []),
+  ];
+  ctx.stdout.write(`${rows.map(([k, v]) => `${`${k}:`.padEnd(15)}${v}`).join('\n')}\n`);
+  return 0;
+}

@@ -1,0 +1,110 @@
+/**
+ * Composition of database access for `warden start`: db_service (engines, lock watch,
+ * heartbeat of the configured databases) and the proxy's `warden-db/1` route. `start.ts`
+ * calls `startDbAccess` and adds three things (see the example); tests compose it the same way.
+ *
+ * @example
+ *   const db = await startDbAccess({ config: config.dbService, services, cas, audit, clock, logger,
+ *     locks: lockCache, identify: (der) => auth.identify(der) });
+ *   apiRoutes(auth, { listNodes, listDbs: db.listDbs });            // GET /v1/dbs
+ *   ALPNProtocols: ['http/1.1', SSH_ALPN, DB_ALPN];                  // and in the connection handler:
+ *   if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
+ *   // on close: db.close();
+ */
+import type { LockResource } from '@warden/api';
+import type { AuditLog } from '../audit';
+import type { CertAuthorities } from '../ca';
+import type { Clock } from '../clock';
+import { type DbServiceConfig, formatHostPort } from '../config';
+import type { Logger } from '../log';
+import { type DbTunnelOptions, DbTunnels } from '../proxy/db-tunnel';
+import type { RequestIdentity } from '../proxy/router';
+import type { ResourceCache, Services } from '../services';
+import { DbAccess, DbHeartbeat, DbService, dbCertIssuer, dbResourceFromConfig } from '../srv/db/common';
+import { PostgresEngine } from '../srv/db/postgres';
+
+export interface DbAccessDeps {
+  config: DbServiceConfig;
+  services: Services;
+  cas: CertAuthorities;
+  audit: AuditLog;
+  clock: Clock;
+  logger: Logger;
+  /** The live lock view (started by the caller). */
+  locks: ResourceCache<LockResource>;
+  identify: DbTunnelOptions['identify'];
+  /** Lock re-check tick (tests); default 500 ms. */
+  lockCheckIntervalMs?: number;
+}
+
+export interface DbAccessComposition {
+  /** undefined when `db_service.enabled` is false. */
+  service: DbService | undefined;
+  tunnels: DbTunnels;
+  /** For `apiRoutes(…, { listDbs })`. */
+  listDbs(identity: RequestIdentity): Promise<unknown[]>;
+  close(): void;
+}
+
+export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessComposition> {
+  const access = new DbAccess({
+    clock: d.clock,
+    roles: async (names) => {
+      const out = [];
+      for (const n of names) {
+        const r = await d.services.roles.find(n);
+        if (r) out.push(r);
+      }
+      return out;
+    },
+    clusterSettings: async () => {
+      const cap = await d.services.authPreference.get();
+      return { deviceTrustMode: cap.spec.device_trust?.mode, lockingMode: cap.spec.locking_mode };
+    },
+    locks: d.locks,
+  });
+  let service: DbService | undefined;
+  let heartbeat: DbHeartbeat | undefined;
+  if (d.config.enabled) {
+    service = new DbService({
+      clock: d.clock,
+      logger: d.logger,
+      audit: d.audit,
+      access,
+      issuer: dbCertIssuer(d.cas),
+      engines: [new PostgresEngine({ logger: d.logger })],
+      onLocksChange: (fn) => d.locks.onChange(() => fn()),
+      listDbs: () => d.services.dbs.list(),
+      ...(d.lockCheckIntervalMs ? { lockCheckIntervalMs: d.lockCheckIntervalMs } : {}),
+    });
+    const databases = d.config.databases.map((db) =>
+      dbResourceFromConfig({
+        name: db.name,
+        protocol: db.protocol,
+        uri: formatHostPort(db.uri),
+        labels: db.staticLabels,
+        ...(db.caCert ? { caCertPems: db.caCert.certificates } : {}),
+      }),
+    );
+    if (databases.length > 0) {
+      heartbeat = new DbHeartbeat({ dbs: d.services.dbs, clock: d.clock, logger: d.logger, databases });
+      await heartbeat.start();
+    }
+  }
+  const tunnels = new DbTunnels({
+    identify: d.identify,
+    findDb: (name) => d.services.dbs.find(name),
+    handoff: service,
+    logger: d.logger,
+  });
+  return {
+    service,
+    tunnels,
+    listDbs: async (identity) =>
+      service ? service.listFor({ user: identity.user, roles: identity.roles, traits: identity.traits }) : [],
+    close() {
+      heartbeat?.close();
+      service?.close();
+    },
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * Databases through the proxy port: TLS connections that negotiate ALPN `warden-db/1`
+ * (mTLS with the user's Warden certificate) carry one request line, one answer line, then
+ * the database protocol in plaintext inside this TLS tunnel. Clients never dial databases;
+ * any PostgreSQL or MySQL client reaches one through `wsh proxy db --tunnel` or
+ * `wsh db connect`, which speak this framing for them.
+ *
+ *   client (wsh)                               proxy                          db_service
+ *     │ TLS (ALPN warden-db/1, mTLS) ──────────▶ │                                 │
+ *     │ {"db":"orders","db_user":"alice",         │ identify the certificate,       │
+ *     │  "db_name":"orders"}\n ────────────────▶ │ find the db                     │
+ *     │ ◀── {"ok":true,"db":{…}}\n                │ ── serve(stream, identity) ───▶ │ access check,
+ *     │ ◀════════ PostgreSQL / MySQL protocol ══════════════════════════════════════▶ │ then the database
+ *   or, before the db is known (bad line, no or bad certificate, unknown db):
+ *     │ ◀── {"ok":false,"code":"WARDEN_ERR_…","message":"…"}\n  (then close)
+ *   or, for a user who is locked out: `ok`, then the protocol's own error with the lock
+ *   message (`refuse`), so psql and mysql print it.
+ *
+ * `db_user` and `db_name` are optional: the protocol's startup supplies what the line leaves
+ * out. The access check itself runs in db_service once the db user is known (every agent
+ * enforces authorization); the proxy authenticates, applies the user and role locks that
+ * `identify` checks, and routes.
+ * Who may import: `bin/` (composition). Tested end to end in `test/db/`.
+ */
+import type { TLSSocket } from 'node:tls';
+import { type DbResource, isWardenError, WardenError } from '@warden/api';
+import type { DeviceExtensions } from '../access';
+import type { Logger } from '../log';
+import type { DbHandoff } from '../srv/db/common/types';
+import type { RequestIdentity } from './router';
+
+export const DB_ALPN = 'warden-db/1';
+const MAX_REQUEST_LINE = 4096;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export interface DbTunnelOptions {
+  /** Turns a verified client certificate into an identity (`AuthServer.identify`). */
+  identify(certDer: Buffer): Promise<RequestIdentity & { device?: DeviceExtensions }>;
+  /** Finds a `db` resource by name (NOT_FOUND otherwise). */
+  findDb(name: string): Promise<DbResource | undefined>;
+  /** db_service; undefined when no db_service runs behind this proxy. */
+  handoff: DbHandoff | undefined;
+  logger: Logger;
+}
+
+/** What the client learns about the database it reached. */
+export function dbInfo(db: DbResource) {
+  return { name: db.metadata.name, protocol: db.spec.protocol, labels: { ...(db.metadata.labels ?? {}) } };
+}
+
+const NAME = /^[^\s\p{Cc}]{1,253}$/u;
+
+function parseRequest(line: string): { db: string; dbUser?: string; dbName?: string } {
+  let req: { db?: unknown; db_user?: unknown; db_name?: unknown };
+  try {
+    req = JSON.parse(line) as typeof req;
+  } catch {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'malformed database request line');
+  }
+  if (req === null || typeof req !== 'object' || typeof req.db !== 'string' || !NAME.test(req.db)) {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'the database request needs "db"');
+  }
+  const opt = (v: unknown, what: string): string | undefined => {
+    if (v === undefined || v === null || v === '') return undefined;
+    if (typeof v !== 'string' || !NAME.test(v))
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid ${what} in the database request`);
+    return v;
+  };
+  const dbUser = opt(req.db_user, 'db_user');
+  const dbName = opt(req.db_name, 'db_name');
+  return { db: req.db, ...(dbUser ? { dbUser } : {}), ...(dbName ? { dbName } : {}) };
+}
+
+export class DbTunnels {
+  readonly #o: DbTunnelOptions;
+
+  constructor(o: DbTunnelOptions) {
+    this.#o = o;
+  }
+
+  /** Handles one TLS connection that negotiated DB_ALPN. */
+  handle(socket: TLSSocket): void {
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    let buffered = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), REQUEST_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const nl = buffered.indexOf(0x0a);
+      if (nl === -1) {
+        if (buffered.length > MAX_REQUEST_LINE) {
+          socket.off('data', onData);
+          clearTimeout(timer);
+          this.#answerError(socket, new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request line too long'));
+        }
+        return;
+      }
+      socket.off('data', onData);
+      socket.pause();
+      clearTimeout(timer);
+      const line = buffered.subarray(0, nl).toString('utf8');
+      const rest = buffered.subarray(nl + 1);
+      this.#open(socket, line, rest).catch((e) => this.#answerError(socket, e));
+    };
+    socket.on('data', onData);
+  }
+
+  async #open(socket: TLSSocket, line: string, rest: Buffer): Promise<void> {
+    const peer = socket.getPeerCertificate();
+    if (!socket.authorized || !peer?.raw) {
+      throw new WardenError(
+        'WARDEN_ERR_NOT_LOGGED_IN',
+        'databases through the proxy need a valid Warden client certificate; run `wsh login`',
+      );
+    }
+    const req = parseRequest(line);
+    let identity: Awaited<ReturnType<DbTunnelOptions['identify']>> | undefined;
+    let locked: WardenError | undefined;
+    try {
+      identity = await this.#o.identify(peer.raw);
+    } catch (e) {
+      if (!isWardenError(e, 'WARDEN_ERR_LOCKED')) throw e;
+      locked = e;
+    }
+    if (identity?.admin)
+      throw new WardenError('WARDEN_ERR_ACCESS_DENIED', 'the admin identity cannot connect to databases');
+    const db = await this.#o.findDb(req.db);
+    if (!db) {
+      throw new WardenError(
+        'WARDEN_ERR_NOT_FOUND',
+        `database "${req.db}" not found; \`wsh db ls\` lists the databases you can reach`,
+      );
+    }
+    const handoff = this.#o.handoff;
+    if (!handoff) {
+      throw new WardenError(
+        'WARDEN_ERR_NOT_IMPLEMENTED',
+        `no db_service serves database "${req.db}" behind this proxy`,
+      );
+    }
+    socket.write(`${JSON.stringify({ ok: true, db: dbInfo(db) })}\n`);
+    if (rest.length) socket.unshift(rest);
+    const clientAddr = socket.remoteAddress?.replace(/^::ffff:/, '') ?? 'unknown';
+    if (locked || !identity) {
+      handoff.refuse({ stream: socket, db, reason: locked?.message ?? 'access denied', clientAddr });
+      return;
+    }
+    handoff.serve({
+      stream: socket,
+      db,
+      identity: {
+        user: identity.user,
+        roles: identity.roles,
+        traits: identity.traits,
+        ...(identity.device ? { device: identity.device } : {}),
+      },
+      ...(req.dbUser ? { dbUser: req.dbUser } : {}),
+      ...(req.dbName ? { dbName: req.dbName } : {}),
+      clientAddr,
+    });
+  }
+
+  #answerError(socket: TLSSocket, e: unknown): void {
+    const err = isWardenError(e) ? e : new WardenError('WARDEN_ERR_INTERNAL');
+    if (!isWardenError(e)) this.#o.logger.error({ err: e }, 'database tunnel failed');
+    if (!socket.destroyed)
+      socket.end(`${JSON.stringify({ ok: false, code: err.code, message: err.message })}\n`);
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * What every database protocol shares in db_service (DESIGN §1, §5): the hand-off from the
+ * proxy (`DbHandoff`: `serve` a `DbConnection`, `refuse` with a reason), the engine contract
+ * (`DbEngine`), sessions with their access check and audit (`DbSession`), the lock watch
+ * that ends live sessions within a second, the upstream TLS credentials (client
+ * certificates from the db CA, CN = db user), the heartbeat of configured databases, and
+ * `DbService`, which ties them together.
+ *
+ * A new protocol (MySQL) adds a folder beside `postgres/` with a class implementing
+ * `DbEngine` and is passed to `DbService` in `engines`; nothing here changes.
+ * Who may import: `srv/db/*` engines, `proxy/` (types only) and `bin/` (composition).
+ * Tested by the colocated `*.test.ts` and end to end in `test/db/`.
+ */
+export { DbAccess, type DbAccessDeps, type DbInfo, dbTarget } from './access';
+export {
+  DB_HEARTBEAT_INTERVAL_MS,
+  DB_HEARTBEAT_TTL_MS,
+  DbHeartbeat,
+  type DbHeartbeatOptions,
+  dbResourceFromConfig,
+} from './heartbeat';
+export { LOCK_CHECK_INTERVAL_MS, LockWatch, type LockWatchOptions } from './lock-watch';
+export { DbService, type DbServiceOptions } from './service';
+export { type DbQuery, DbSession, type DbSessionDeps } from './session';
+export { StreamReader } from './stream-reader';
+export type { DbConnection, DbEngine, DbHandoff, DbIdentity, DbRefusal } from './types';
+export {
+  DB_CLIENT_CERT_TTL_MS,
+  type DbCertIssuer,
+  dbCertIssuer,
+  dialTcp,
+  splitUri,
+  UpstreamCredentials,
+  upgrade,
+} from './upstream';

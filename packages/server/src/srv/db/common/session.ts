@@ -1,0 +1,220 @@
+/**
+ * One database session as the engines see it: who, which database, the access check, the
+ * upstream TLS credentials, the audit events (session start or failure, each query, end,
+ * each carrying the device when the certificate has one) and server-side termination
+ * (locks). Engines drive it; the service creates it and records the end.
+ * Internal to `srv/db`; the public surface is `common/index.ts`.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
+import type { AuditEventInput, DbResource } from '@warden/api';
+import type { AccessDecision } from '../../../access';
+import type { AuditLog } from '../../../audit';
+import type { Clock } from '../../../clock';
+import type { Logger } from '../../../log';
+import type { DbAccess } from './access';
+import type { DbConnection, DbIdentity } from './types';
+import type { UpstreamCredentials } from './upstream';
+
+export interface DbSessionDeps {
+  clock: Clock;
+  audit: AuditLog;
+  logger: Logger;
+  access: DbAccess;
+  credentials: UpstreamCredentials;
+}
+
+/** A statement for the audit log. */
+export interface DbQuery {
+  query: string;
+  parameters?: (string | null)[];
+  /** Prepared statement or portal name, when not the unnamed one. */
+  statement?: string;
+}
+
+export class DbSession {
+  readonly id = randomUUID();
+  readonly db: DbResource;
+  readonly identity: DbIdentity;
+  readonly clientAddr: string;
+  /** What the proxy's request line asked for (wins over the protocol's startup). */
+  readonly requested: { dbUser?: string; dbName?: string };
+  readonly startedAt: number;
+  /** Set by `authorize`. */
+  dbUser: string | undefined;
+  dbName: string | undefined;
+  #started = false;
+  #ended = false;
+  #terminate: ((reason: string) => void) | undefined;
+  #terminatedBy: string | undefined;
+  readonly #d: DbSessionDeps;
+
+  constructor(conn: DbConnection, deps: DbSessionDeps) {
+    this.#d = deps;
+    this.db = conn.db;
+    this.identity = conn.identity;
+    this.clientAddr = conn.clientAddr;
+    this.requested = {
+      ...(conn.dbUser ? { dbUser: conn.dbUser } : {}),
+      ...(conn.dbName ? { dbName: conn.dbName } : {}),
+    };
+    this.startedAt = deps.clock.now();
+  }
+
+  get isStarted(): boolean {
+    return this.#started;
+  }
+
+  #common() {
+    const d = this.identity.device;
+    return {
+      user: this.identity.user,
+      addr: this.clientAddr,
+      ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
+    };
+  }
+
+  #resource() {
+    return {
+      kind: 'db',
+      name: this.db.metadata.name,
+      ...(this.db.metadata.labels ? { labels: { ...this.db.metadata.labels } } : {}),
+    };
+  }
+
+  #db() {
+    return {
+      ...(this.dbUser !== undefined ? { db_user: this.dbUser } : {}),
+      ...(this.dbName !== undefined ? { db_name: this.dbName } : {}),
+    };
+  }
+
+  async #emit(event: AuditEventInput): Promise<void> {
+    try {
+      await this.#d.audit.emit(event);
+    } catch (e) {
+      this.#d.logger.error({ err: e, type: event.type }, 'failed to write audit event');
+    }
+  }
+
+  /**
+   * The access check for this db user and database; a denial is audited (`access.denied`)
+   * and returned for the engine to send in the protocol's own form.
+   */
+  async authorize(req: { dbUser: string; dbName: string | undefined }): Promise<AccessDecision> {
+    this.dbUser = req.dbUser;
+    this.dbName = req.dbName;
+    let decision: AccessDecision;
+    try {
+      decision = await this.#d.access.decide(this.identity, this.db, req);
+    } catch (e) {
+      this.#d.logger.error({ err: e }, 'database access check failed');
+      decision = {
+        allowed: false,
+        step: 'rbac',
+        code: 'WARDEN_ERR_ACCESS_DENIED',
+        reason: 'access to db denied: the access check failed; try again later',
+      };
+    }
+    if (!decision.allowed) {
+      await this.#emit({
+        type: 'access.denied',
+        success: false,
+        ...this.#common(),
+        protocol: 'db',
+        resource: this.#resource(),
+        ...this.#db(),
+        roles: [...this.identity.roles],
+        error: decision.reason,
+      });
+    }
+    return decision;
+  }
+
+  /** TLS options for dialing the database as the authorized db user. */
+  upstreamTls(): Promise<ConnectionOptions> {
+    if (this.dbUser === undefined) throw new Error('internal: upstreamTls before authorize');
+    return this.#d.credentials.tlsOptions(this.db, this.dbUser);
+  }
+
+  /** The database accepted the login: `session.start`. */
+  async started(): Promise<void> {
+    this.#started = true;
+    await this.#emit({
+      type: 'session.start',
+      success: true,
+      ...this.#common(),
+      protocol: 'db',
+      session_id: this.id,
+      resource: this.#resource(),
+      ...this.#db(),
+      roles: [...this.identity.roles],
+    });
+  }
+
+  /** The session could not start after access was allowed (database unreachable, login refused). */
+  async failed(reason: string): Promise<void> {
+    await this.#emit({
+      type: 'session.start',
+      success: false,
+      ...this.#common(),
+      protocol: 'db',
+      session_id: this.id,
+      resource: this.#resource(),
+      ...this.#db(),
+      roles: [...this.identity.roles],
+      error: reason,
+    });
+  }
+
+  /** One statement sent to the database (`db.query`). Never throws; never waits. */
+  query(q: DbQuery): void {
+    void this.#emit({
+      type: 'db.query',
+      success: true,
+      ...this.#common(),
+      protocol: 'db',
+      session_id: this.id,
+      resource: this.#resource(),
+      ...this.#db(),
+      query: q.query,
+      ...(q.parameters ? { parameters: q.parameters } : {}),
+      ...(q.statement ? { statement: q.statement } : {}),
+    });
+  }
+
+  /** `session.end` (once, and only for sessions that started). */
+  async ended(): Promise<void> {
+    if (this.#ended || !this.#started) return;
+    this.#ended = true;
+    await this.#emit({
+      type: 'session.end',
+      success: true,
+      ...this.#common(),
+      protocol: 'db',
+      session_id: this.id,
+      resource: this.#resource(),
+      ...this.#db(),
+      roles: [...this.identity.roles],
+      duration_ms: Math.max(0, this.#d.clock.now() - this.startedAt),
+      ...(this.#terminatedBy ? { terminated_by: this.#terminatedBy } : {}),
+    });
+  }
+
+  /** How the engine ends this session with a protocol error; called at most once. */
+  onTerminate(fn: (reason: string) => void): void {
+    this.#terminate = fn;
+    if (this.#terminatedBy !== undefined) fn(this.#terminatedBy);
+  }
+
+  /** Ends the session from the server side (a lock): the client reads `reason`. */
+  terminate(reason: string): void {
+    if (this.#terminatedBy !== undefined) return;
+    this.#terminatedBy = reason;
+    this.#terminate?.(reason);
+  }
+
+  get terminatedBy(): string | undefined {
+    return this.#terminatedBy;
+  }
+}

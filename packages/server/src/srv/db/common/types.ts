@@ -1,0 +1,75 @@
+/**
+ * The contracts of db_service: what the proxy hands over (`DbConnection`, `DbRefusal` through
+ * `DbHandoff`), and what a protocol engine implements (`DbEngine`). They are kept narrow and
+ * serialisable (a stream plus plain data) so the in-process hand-off can become a network
+ * hop (proxy → db_service over mTLS) without touching the engines.
+ * Internal to `srv/db`; the public surface is `common/index.ts`.
+ */
+import type { Duplex } from 'node:stream';
+import type { DbProtocol, DbResource } from '@warden/api';
+import type { DeviceExtensions } from '../../../access';
+import type { DbSession } from './session';
+
+/** The authenticated user of a database connection (from their Warden X.509 certificate). */
+export interface DbIdentity {
+  user: string;
+  /** Role names from the certificate. */
+  roles: readonly string[];
+  traits: Readonly<Record<string, readonly string[]>>;
+  /** The three verified device extensions, when the certificate carries them. */
+  device?: DeviceExtensions;
+}
+
+/** A client connection the proxy authenticated, for one database. */
+export interface DbConnection {
+  /** The database protocol in plaintext (inside the proxy's TLS tunnel). */
+  stream: Duplex;
+  db: DbResource;
+  identity: DbIdentity;
+  /**
+   * From the proxy's request line (`wsh db login --db-user`, `wsh proxy db --db-user`). When
+   * given they win over what the client's own startup says; the startup fills the rest.
+   */
+  dbUser?: string;
+  dbName?: string;
+  /** The client's address, for the audit log. */
+  clientAddr: string;
+}
+
+/**
+ * A connection the proxy must refuse after it knew the database (e.g. the user is locked):
+ * the engine speaks just enough of the protocol to show `reason` in the client.
+ */
+export interface DbRefusal {
+  stream: Duplex;
+  db: DbResource;
+  reason: string;
+  clientAddr: string;
+  /** The user, when known, for the audit log. */
+  user?: string;
+}
+
+/** What the proxy calls. In process today; the same two calls over the network later. */
+export interface DbHandoff {
+  serve(conn: DbConnection): void;
+  refuse(refusal: DbRefusal): void;
+}
+
+/**
+ * A database protocol (PostgreSQL, MySQL). An engine serves one client connection:
+ *
+ *   1. speak the protocol's opening until it knows the db user and database;
+ *   2. `session.authorize(…)`; on denial send the protocol's access error carrying
+ *      `decision.reason` (`unauthorized device`, `access to db denied: …`, the lock message);
+ *   3. dial `session.db.spec.uri` and upgrade to TLS with `session.upstreamTls()` (client
+ *      certificate from the db CA, CN = db user), log in, then `session.started()`;
+ *   4. relay both ways, calling `session.query(…)` for every statement, and register with
+ *      `session.onTerminate` how to end the session with a protocol error (locks);
+ *   5. resolve when either side closes (the service then records the session's end).
+ */
+export interface DbEngine {
+  readonly protocol: DbProtocol;
+  serve(stream: Duplex, session: DbSession): Promise<void>;
+  /** Refuses a connection before any session exists, showing `reason` in the client. */
+  refuse(stream: Duplex, reason: string): Promise<void>;
+}

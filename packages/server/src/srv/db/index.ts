@@ -1,0 +1,7 @@
+/**
+ * db_service: database access through Warden (DESIGN §1). `common/` holds what every
+ * protocol shares, one folder per protocol holds its engine (`postgres/`; `mysql/` next).
+ * Who may import: `bin/` (composition), `proxy/` (the hand-off types) and tests.
+ */
+export * from './common';
+export * from './postgres';

@@ -1,0 +1,243 @@
+/**
+ * An in-process Warden for the database tests, composed as `bin/start.ts` composes it plus
+ * `bin/db.ts` (auth, the proxy's HTTPS API and ALPN routes, db_service with the PostgreSQL
+ * engine), on 127.0.0.1 port 0, with the admin identity file `wctl` reads. The CLIs run as
+ * real processes from source (`node --import tsx`), as a user would run them.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
+import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource } from '@warden/api';
+import {
+  AuthServer,
+  CertAuthorities,
+  createServices,
+  type DbServiceConfig,
+  MemoryAuditLog,
+  MemoryBackend,
+  type Services,
+  systemClock,
+} from '@warden/server';
+import { startDbAccess } from '../../packages/server/src/bin/db';
+import { apiRoutes, createRequestHandler, DB_ALPN } from '../../packages/server/src/proxy';
+
+const root = resolve(import.meta.dirname, '../..');
+export const PASSWORD = 'correct horse battery staple';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface Cluster {
+  dir: string;
+  proxy: string;
+  caPin: string;
+  services: Services;
+  audit: MemoryAuditLog;
+  auth: AuthServer;
+  /** Env for wctl (admin identity in the data dir). */
+  adminEnv: NodeJS.ProcessEnv;
+  /** Starts db_service with these databases (once PostgreSQL is up). */
+  startDb(config: DbServiceConfig): Promise<void>;
+  /** Adds a user with roles and traits, signs them up, and logs them in with `wsh login`. */
+  addUser(name: string, roles: string[], traits: Record<string, string[]>): Promise<NodeJS.ProcessEnv>;
+  setAuthPreference(spec: Partial<AuthPreferenceResource['spec']>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createNetServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `wsh` or `wctl` from source. */
+export function cli(
+  command: 'wsh' | 'wctl',
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const child = spawnCli(command, args, opts.env);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr!.on('data', (c) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`${command} ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.on('error', rej);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+export function spawnCli(command: 'wsh' | 'wctl', args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'packages/cli/src', `${command}.ts`), ...args],
+    {
+      cwd: root,
+      env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
+}
+
+export async function startCluster(): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-db-test-'));
+  const dataDir = join(dir, 'data');
+  const clock = systemClock;
+  const backend = new MemoryBackend({ clock });
+  const audit = new MemoryAuditLog({ clock });
+  const services = createServices({ backend, clock });
+  await services.ensurePresets();
+  const cas = await CertAuthorities.init({ backend, clusterName: 'db-test', clock });
+  const lockCache = services.lockCache({ logger: quiet });
+  await lockCache.start();
+
+  let db: Awaited<ReturnType<typeof startDbAccess>> | undefined;
+  const routesFor = (a: AuthServer) =>
+    apiRoutes(a, {
+      listNodes: async () => [],
+      listDbs: async (identity) => (db ? db.listDbs(identity) : []),
+    });
+  const tls = await cas.issueHostTlsCert({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  let http: ReturnType<typeof createHttpServer> | undefined;
+  const server: Server = createTlsServer(
+    {
+      key: tls.privateKey!.toPkcs8Pem(),
+      cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
+      ca: cas.tlsCertPems('user'),
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      ALPNProtocols: ['http/1.1', DB_ALPN],
+    },
+    (socket: TLSSocket) => {
+      if (socket.alpnProtocol === DB_ALPN) {
+        if (db) db.tunnels.handle(socket);
+        else socket.destroy();
+      } else http?.emit('connection', socket);
+    },
+  );
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const proxy = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  const a = new AuthServer({
+    clock,
+    backend,
+    services,
+    cas,
+    audit,
+    logger: quiet,
+    clusterName: 'db-test',
+    proxyPublicAddr: proxy,
+    serverVersion: '0.0.0-test',
+  });
+  http = createHttpServer(
+    createRequestHandler({ routes: routesFor(a), logger: quiet, identify: (der) => a.identify(der) }),
+  );
+
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const admin = await a.issueAdminIdentity();
+  writeFileSync(
+    join(dataDir, 'admin-identity.json'),
+    JSON.stringify({
+      proxy,
+      cluster: 'db-test',
+      cert_pem: admin.certPem,
+      key_pem: admin.keyPem,
+      host_ca_pems: cas.tlsCertPems('host'),
+      expires: admin.expires.toISOString(),
+    }),
+    { mode: 0o600 },
+  );
+  const adminCaller = {
+    identity: await a.identify(new (await import('node:crypto')).X509Certificate(admin.certPem).raw),
+    addr: '127.0.0.1',
+  };
+
+  const setAuthPreference = async (spec: Partial<AuthPreferenceResource['spec']>) => {
+    const current = await services.authPreference.get();
+    await services.authPreference.upsert({
+      ...current,
+      metadata: { name: AUTH_PREFERENCE_NAME },
+      spec: { ...current.spec, ...spec },
+    });
+  };
+  await setAuthPreference({ second_factor: 'off' });
+
+  return {
+    dir,
+    proxy,
+    caPin: cas.caPin('host'),
+    services,
+    audit,
+    auth: a,
+    adminEnv: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: join(dir, 'home-admin') },
+    async startDb(config) {
+      db = await startDbAccess({
+        config,
+        services,
+        cas,
+        audit,
+        clock,
+        logger: quiet,
+        locks: lockCache,
+        identify: (der) => a.identify(der),
+      });
+    },
+    async addUser(name, roles, traits) {
+      const invite = await a.addUser(adminCaller, { name, roles, logins: [] });
+      const user = (await services.users.get(name))!;
+      await services.users.upsert({ ...user, spec: { ...user.spec, traits } });
+      await a.signupFinish({ token: invite.token, password: PASSWORD }, '127.0.0.1');
+      const env = { WARDEN_HOME: join(dir, `home-${name}`) };
+      const res = await cli(
+        'wsh',
+        ['login', `--proxy=${proxy}`, `--user=${name}`, `--ca-pin=${cas.caPin('host')}`],
+        {
+          env,
+          input: `${PASSWORD}\n`,
+        },
+      );
+      if (res.code !== 0) throw new Error(`wsh login failed: ${res.stderr}`);
+      return env;
+    },
+    setAuthPreference,
+    async stop() {
+      db?.close();
+      lockCache.close();
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        http?.closeAllConnections();
+      });
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

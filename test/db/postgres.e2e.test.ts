@@ -1,0 +1,452 @@
+/**
+ * PostgreSQL through Warden as a user meets it (issue 6): a real PostgreSQL 15 in a temp dir
+ * with TLS and client-certificate auth only (its certificate from `wctl auth sign
+ * --format=db`), reached with real `psql` through `wsh db connect` and `wsh proxy db
+ * --tunnel`, and with the `pg` driver; access refusals, device trust, locks, cancel
+ * requests, bad input and the audit log.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
+import { type PostgresServer, requirePostgres, requireTool, startPostgres } from '@warden/testkit';
+import pg from 'pg';
+import { type Cluster, cli, freePort, spawnCli, startCluster } from './cluster';
+
+const pgCheck = requirePostgres();
+const psqlCheck = requireTool('psql');
+const skip = pgCheck.skip || psqlCheck.skip;
+
+function psql(conn: string, sql: string, opts: { timeoutMs?: number } = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
+    const child = spawn('psql', ['-X', '-At', conn, '-c', sql], {
+      env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Waits until `text()` matches `re` (or fails after `ms`). */
+async function waitFor(text: () => string, re: RegExp, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!re.test(text())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${re}; got:\n${text()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('PostgreSQL through Warden', { skip }, () => {
+  let c: Cluster;
+  let server: PostgresServer;
+  let alice: NodeJS.ProcessEnv;
+  let bob: NodeJS.ProcessEnv;
+  let tunnel: ChildProcess;
+  let tunnelOut = '';
+  let tunnelPort = 0;
+  const conn = (user = 'alice', db = 'orders') =>
+    `host=127.0.0.1 port=${tunnelPort} user=${user} dbname=${db} sslmode=disable`;
+
+  before(async () => {
+    c = await startCluster();
+    // 1. The database's certificate from the db CA, as an admin would make it.
+    const prefix = join(c.dir, 'pg');
+    const signed = await cli(
+      'wctl',
+      ['auth', 'sign', '--format=db', '--host=localhost,127.0.0.1', `--out=${prefix}`],
+      {
+        env: c.adminEnv,
+      },
+    );
+    assert.equal(signed.code, 0, signed.stderr);
+    assert.match(signed.stdout, /ssl_ca_file = '.*pg\.cas'/);
+    assert.equal(statSync(`${prefix}.key`).mode & 0o777, 0o600);
+    // 2. PostgreSQL with TLS and client certificates only.
+    server = await startPostgres({
+      tls: {
+        cert: readFileSync(`${prefix}.crt`, 'utf8'),
+        key: readFileSync(`${prefix}.key`, 'utf8'),
+        ca: readFileSync(`${prefix}.cas`, 'utf8'),
+      },
+      hba: ['hostssl all all 127.0.0.1/32 cert'],
+    });
+    server.psql('CREATE ROLE alice LOGIN; CREATE ROLE reader LOGIN');
+    server.psql('CREATE DATABASE orders OWNER alice');
+    server.psql(
+      'CREATE TABLE items (id int primary key, name text); INSERT INTO items VALUES (1, $$apple$$), (2, $$pear$$); GRANT SELECT ON items TO reader',
+      'orders',
+    );
+    server.psql('ALTER TABLE items OWNER TO alice', 'orders');
+    // 3. db_service with the database from its config.
+    await c.startDb({
+      enabled: true,
+      databases: [
+        {
+          name: 'orders',
+          protocol: 'postgres',
+          uri: { host: '127.0.0.1', port: server.port },
+          staticLabels: { env: 'prod' },
+          caCert: undefined,
+        },
+      ],
+    });
+    // 4. Roles and users: alice may be her own db user (trait), bob only "reader".
+    await c.services.roles.create({
+      kind: 'role',
+      version: 'v7',
+      metadata: { name: 'db-traits' },
+      spec: {
+        options: {},
+        allow: {
+          db_labels: { env: 'prod' },
+          db_users: ['{{internal.db_users}}'],
+          db_names: ['orders', 'postgres'],
+        },
+        deny: {},
+      },
+    });
+    await c.services.roles.create({
+      kind: 'role',
+      version: 'v7',
+      metadata: { name: 'db-reader' },
+      spec: {
+        options: {},
+        allow: { db_labels: { '*': '*' }, db_users: ['reader'], db_names: ['*'] },
+        deny: {},
+      },
+    });
+    alice = await c.addUser('alice', ['db-traits'], { db_users: ['alice'] });
+    bob = await c.addUser('bob', ['db-reader'], {});
+    // 5. A tunnel any client can use.
+    tunnelPort = await freePort();
+    tunnel = spawnCli('wsh', ['proxy', 'db', 'orders', '--tunnel', '-p', String(tunnelPort)], alice);
+    tunnel.stdout!.on('data', (d) => {
+      tunnelOut += d;
+    });
+    tunnel.stderr!.on('data', (d) => {
+      tunnelOut += d;
+    });
+    await waitFor(() => tunnelOut, /Started a tunnel for database "orders" on 127\.0\.0\.1:\d+/);
+  });
+
+  after(async () => {
+    tunnel?.kill('SIGTERM');
+    await server?.stop();
+    await c?.stop();
+  });
+
+  test('wsh db ls shows the database with the db users the roles allow', async () => {
+    const res = await cli('wsh', ['db', 'ls'], { env: alice });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /orders +postgres +alice +env=prod/);
+    const json = JSON.parse((await cli('wsh', ['db', 'ls', '--format=json'], { env: bob })).stdout);
+    assert.deepEqual(
+      json.map((d: { name: string; db_users: string[] }) => [d.name, d.db_users]),
+      [['orders', ['reader']]],
+    );
+  });
+
+  test('wsh db login remembers the choice; wsh db connect runs psql with it', async () => {
+    const login = await cli('wsh', ['db', 'login', 'orders', '--db-name=orders'], { env: alice });
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, /Logged in to database "orders" as alice \(database orders\)/);
+    const res = await cli(
+      'wsh',
+      [
+        'db',
+        'connect',
+        'orders',
+        '-X',
+        '-At',
+        '-c',
+        'select current_user, current_database(), count(*) from items',
+      ],
+      {
+        env: alice,
+      },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.trim(), 'alice|orders|2');
+    const config = await cli('wsh', ['db', 'config', '--format=json'], { env: alice });
+    assert.equal(JSON.parse(config.stdout).db_user, 'alice');
+    const ls = await cli('wsh', ['db', 'ls'], { env: alice });
+    assert.match(ls.stdout, /> orders .* alice@orders/);
+    const out = await cli('wsh', ['db', 'logout', 'orders'], { env: alice });
+    assert.match(out.stdout, /Logged out of "orders"/);
+  });
+
+  test('psql through the tunnel, with and without its own SSLRequest', async () => {
+    const plain = await psql(conn(), 'select current_user, current_database()');
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stdout.trim(), 'alice|orders');
+    // sslmode=prefer: psql asks for TLS first; the tunnel is TLS already, so the answer is N.
+    const prefer = await psql(`host=127.0.0.1 port=${tunnelPort} user=alice dbname=orders`, 'select 42');
+    assert.equal(prefer.code, 0, prefer.stderr);
+    assert.equal(prefer.stdout.trim(), '42');
+  });
+
+  test('the pg driver: parameterised (extended protocol) queries, prepared statements, a large result', async () => {
+    const client = new pg.Client({ host: '127.0.0.1', port: tunnelPort, user: 'alice', database: 'orders' });
+    await client.connect();
+    try {
+      const sum = await client.query('select $1::int + $2::int as sum', [2, 3]);
+      assert.equal(sum.rows[0].sum, 5);
+      const named = await client.query({
+        name: 'by-id',
+        text: 'select name from items where id = $1',
+        values: [2],
+      });
+      assert.equal(named.rows[0].name, 'pear');
+      const again = await client.query({
+        name: 'by-id',
+        text: 'select name from items where id = $1',
+        values: [1],
+      });
+      assert.equal(again.rows[0].name, 'apple');
+      const big = await client.query('select g, md5(g::text) from generate_series(1, 200000) g');
+      assert.equal(big.rowCount, 200000);
+      assert.equal(big.rows[199999].g, 200000);
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('a CancelRequest from psql (^C) and from the pg driver’s key cancels the running query', async () => {
+    // psql: SIGINT makes it send a CancelRequest on a new connection through the tunnel.
+    const child = spawn('psql', ['-X', '-At', conn(), '-c', 'select pg_sleep(30)']);
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    assert.notEqual(code, 0);
+    assert.match(stderr, /canceling statement due to user request/);
+
+    // pg: the BackendKeyData it received (ours), sent back as a raw CancelRequest.
+    const client = new pg.Client({ host: '127.0.0.1', port: tunnelPort, user: 'alice', database: 'orders' });
+    await client.connect();
+    try {
+      const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+      const sleeping = client.query('select pg_sleep(30)').then(
+        () => 'finished',
+        (e: Error) => e.message,
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+      const cancel = Buffer.alloc(16);
+      cancel.writeInt32BE(16, 0);
+      cancel.writeInt32BE(80877102, 4);
+      cancel.writeInt32BE(processID, 8);
+      cancel.writeInt32BE(secretKey, 12);
+      const s = netConnect({ host: '127.0.0.1', port: tunnelPort });
+      s.end(cancel);
+      assert.match(await sleeping, /canceling statement due to user request/);
+      assert.equal((await client.query('select 1 as one')).rows[0].one, 1);
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('a role without the db user is refused, and psql prints why', async () => {
+    const res = await psql(conn('alice'), 'select 1');
+    assert.equal(res.code, 0, res.stderr);
+    const port = await freePort();
+    const bobTunnel = spawnCli('wsh', ['proxy', 'db', 'orders', '--tunnel', '-p', String(port)], bob);
+    let out = '';
+    bobTunnel.stdout!.on('data', (d) => {
+      out += d;
+    });
+    try {
+      await waitFor(() => out, /Started a tunnel/);
+      const denied = await psql(
+        `host=127.0.0.1 port=${port} user=alice dbname=orders sslmode=disable`,
+        'select 1',
+      );
+      assert.equal(denied.code, 2);
+      assert.match(
+        denied.stderr,
+        /FATAL: {2}access to db denied: user "bob" may not connect to db "orders" as db user "alice" \(database "orders"\) \(roles: db-reader\)/,
+      );
+      const ok = await psql(
+        `host=127.0.0.1 port=${port} user=reader dbname=orders sslmode=disable`,
+        'select count(*) from items',
+      );
+      assert.equal(ok.stdout.trim(), '2', ok.stderr);
+    } finally {
+      bobTunnel.kill('SIGTERM');
+    }
+  });
+
+  test('cluster device trust mode required: unauthorized device', async () => {
+    await c.setAuthPreference({ device_trust: { mode: 'required', auto_enroll: false } });
+    try {
+      const res = await psql(conn(), 'select 1');
+      assert.equal(res.code, 2);
+      assert.match(res.stderr, /FATAL: {2}unauthorized device/);
+    } finally {
+      await c.setAuthPreference({ device_trust: { mode: 'off', auto_enroll: false } });
+    }
+    assert.equal((await psql(conn(), 'select 1')).code, 0);
+  });
+
+  test('garbage, plaintext startups and foreign certificates are refused; open sessions go on', async () => {
+    const client = new pg.Client({ host: '127.0.0.1', port: tunnelPort, user: 'alice', database: 'orders' });
+    await client.connect();
+    try {
+      const [host, portText] = c.proxy.split(':') as [string, string];
+      const port = Number(portText);
+      // Garbage on the proxy port, and a PostgreSQL startup without the tunnel's TLS.
+      for (const bytes of [
+        Buffer.from('\x00\xff garbage \r\n\r\n'),
+        Buffer.from('0000000800000000', 'hex'),
+      ]) {
+        const closed = await new Promise<string>((r) => {
+          const s = netConnect({ host, port });
+          let got = '';
+          s.on('data', (d) => {
+            got += d.toString('latin1');
+          });
+          s.on('error', () => undefined);
+          s.on('close', () => r(got));
+          s.write(bytes);
+          setTimeout(() => s.destroy(), 5000);
+        });
+        assert.doesNotMatch(closed, /ok/);
+      }
+      // TLS with the db ALPN but a certificate Warden did not issue (self-signed, CN=alice).
+      const key = join(c.dir, 'foreign.key');
+      const crt = join(c.dir, 'foreign.crt');
+      const made = spawnSync('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        crt,
+        '-subj',
+        '/CN=alice',
+        '-days',
+        '1',
+      ]);
+      assert.equal(made.status, 0, String(made.stderr));
+      const answer = await new Promise<string>((r) => {
+        const s = tlsConnect({
+          host,
+          port,
+          rejectUnauthorized: false,
+          ALPNProtocols: ['warden-db/1'],
+          cert: readFileSync(crt),
+          key: readFileSync(key),
+        });
+        let got = '';
+        s.on('secureConnect', () => s.write('{"db":"orders","db_user":"alice"}\n'));
+        s.on('data', (d) => {
+          got += d;
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => r(got));
+      });
+      assert.match(answer, /"ok":false,"code":"WARDEN_ERR_NOT_LOGGED_IN"/);
+      // Through a valid tunnel connection: garbage instead of a startup gets a protocol error.
+      const viaTunnel = await new Promise<string>((r) => {
+        const s = netConnect({ host: '127.0.0.1', port: tunnelPort });
+        let got = '';
+        s.on('data', (d) => {
+          got += d.toString('latin1');
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => r(got));
+        s.write(Buffer.from('00000010deadbeefdeadbeefdeadbeef', 'hex'));
+      });
+      assert.match(viaTunnel, /08P01.*invalid startup/);
+      // The open session is unharmed.
+      assert.equal((await client.query('select 7 as n')).rows[0].n, 7);
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('a lock ends an open psql session within a second and refuses new ones with its message', async () => {
+    const child = spawn('psql', ['-X', '-At', conn()], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    try {
+      // psql buffers stdout on a pipe; \warn goes to stderr at once.
+      child.stdin.write('select 11 as n \\gset\n\\warn session-open-:n\n');
+      await waitFor(() => out, /session-open-11/);
+      child.stdin.write('select pg_sleep(20);\n');
+      await new Promise((r) => setTimeout(r, 500));
+      const lock = await cli('wctl', ['lock', '--user=alice', '--message=incident 42', '--ttl=1h'], {
+        env: c.adminEnv,
+      });
+      assert.equal(lock.code, 0, lock.stderr);
+      await waitFor(() => out, /FATAL: {2}lock targeting User:"alice" is in force: incident 42/, 5000);
+      child.stdin.end();
+      await closed;
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const again = await psql(conn(), 'select 1');
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /FATAL: {2}lock targeting User:"alice" is in force: incident 42/);
+    for (const l of await c.services.locks.list()) await c.services.locks.delete(l.metadata.name);
+    assert.equal((await psql(conn(), 'select 1')).code, 0);
+  });
+
+  test('the audit log has session start, each query, end, and the refusals', async () => {
+    const events = await c.audit.search({ limit: 10_000, order: 'asc' });
+    const db = events.filter((e) => (e as { protocol?: string }).protocol === 'db') as Record<
+      string,
+      unknown
+    >[];
+    const start = db.find((e) => e.type === 'session.start' && e.success && e.user === 'alice');
+    assert.ok(start, 'a session.start for alice');
+    assert.equal(start.db_user, 'alice');
+    assert.equal(start.db_name, 'orders');
+    assert.deepEqual(start.resource, { kind: 'db', name: 'orders', labels: { env: 'prod' } });
+    const queries = db.filter((e) => e.type === 'db.query' && e.session_id === start.session_id);
+    assert.ok(queries.length > 0);
+    const all = db.filter((e) => e.type === 'db.query');
+    assert.ok(all.some((e) => e.query === 'select current_user, current_database(), count(*) from items'));
+    const param = all.find((e) => e.query === 'select $1::int + $2::int as sum');
+    assert.deepEqual(param?.parameters, ['2', '3']);
+    assert.ok(all.some((e) => e.query === 'select name from items where id = $1' && e.statement === 'by-id'));
+    assert.ok(db.some((e) => e.type === 'session.end' && e.session_id === start.session_id));
+    assert.ok(
+      db.some((e) => e.type === 'session.end' && String(e.terminated_by).startsWith('lock targeting')),
+    );
+    assert.ok(
+      db.some(
+        (e) =>
+          e.type === 'access.denied' && e.user === 'bob' && String(e.error).startsWith('access to db denied'),
+      ),
+    );
+    assert.ok(db.some((e) => e.type === 'access.denied' && e.error === 'unauthorized device'));
+  });
+});
