@@ -22,6 +22,10 @@ export const Routes = {
   dbs: '/v1/dbs',
   authorities: '/v1/authorities',
   audit: '/v1/audit/events',
+  /** The device inventory: POST adds a device (`wctl devices add`). */
+  devices: '/v1/devices',
+  /** POST makes an enrollment token for a device (`wctl devices enroll`). */
+  deviceTokens: '/v1/devices/tokens',
   deviceEnrollBegin: '/v1/devices/enroll/begin',
   deviceEnrollFinish: '/v1/devices/enroll/finish',
   deviceAuthnBegin: '/v1/devices/authn/begin',
@@ -138,7 +142,43 @@ export const CreateLockRequest = z.object({
   ttl_ms: z.number().int().positive().optional(),
   expires: z.string().optional(),
 });
-export const CreateLockResponse = z.object({ name: z.string() });
+export const CreateLockResponse = z.object({
+  name: z.string(),
+  /** Why the lock may have no effect (e.g. a device lock while device trust is off). */
+  warnings: z.array(z.string()).optional(),
+});
+
+// ---- Device inventory (`wctl devices`) ------------------------------------------------
+
+/** An enrollment token for one device, and the command to run on the device. */
+export const DeviceEnrollTokenResponse = z.object({
+  device_id: z.string(),
+  asset_tag: z.string(),
+  os_type: z.string(),
+  token: z.string(),
+  expires: z.string(),
+  /** `wsh device enroll --token=…`, to run on the device. */
+  enroll_command: z.string(),
+});
+export type DeviceEnrollTokenResponse = z.infer<typeof DeviceEnrollTokenResponse>;
+
+export const AddDeviceRequest = z.object({
+  os_type: z.string().min(1).max(32),
+  asset_tag: z.string().min(1).max(256),
+  /** Also make an enrollment token. */
+  enroll: z.boolean().default(false),
+  enroll_ttl_ms: z.number().int().positive().optional(),
+});
+export const AddDeviceResponse = z.object({
+  device: z.record(z.string(), z.unknown()),
+  enroll_token: DeviceEnrollTokenResponse.optional(),
+});
+
+export const DeviceEnrollTokenRequest = z.object({
+  /** Device ID or asset tag. */
+  device: z.string().min(1).max(256),
+  ttl_ms: z.number().int().positive().optional(),
+});
 
 export const ExportAuthorityResponse = z.object({ type: z.string(), line: z.string() });
 
