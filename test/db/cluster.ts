@@ -2,7 +2,7 @@
  * An in-process Warden for the database tests, composed as `bin/start.ts` composes it plus
  * `bin/db.ts` (auth, the proxy's HTTPS API and ALPN routes, db_service with the PostgreSQL
  * engine), on 127.0.0.1 port 0, with the admin identity file `wctl` reads. The CLIs run as
- * real processes from source (`node --import tsx`), as a user would run them.
+ * real processes (bundled from source for this run), as a user would run them.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -94,19 +94,47 @@ export function cli(
   });
 }
 
+/**
+ * The CLIs bundled from source (as scripts/build.mjs does) into a private dir: quick to start
+ * and independent of the shared dist/. Inside the repo so that external packages resolve.
+ */
+const binDir = join(root, 'node_modules', '.cache', `warden-db-test-${process.pid}`);
+let built: Promise<void> | undefined;
+
+export function buildClis(): Promise<void> {
+  built ??= (async () => {
+    const { build } = await import('esbuild');
+    await build({
+      entryPoints: {
+        wsh: join(root, 'packages/cli/src/wsh.ts'),
+        wctl: join(root, 'packages/cli/src/wctl.ts'),
+      },
+      outdir: binDir,
+      bundle: true,
+      splitting: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'esm',
+      logLevel: 'error',
+      external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty'],
+      banner: {
+        js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
+      },
+    });
+  })();
+  return built;
+}
+
 export function spawnCli(command: 'wsh' | 'wctl', args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawn(
-    process.execPath,
-    ['--import', 'tsx', join(root, 'packages/cli/src', `${command}.ts`), ...args],
-    {
-      cwd: root,
-      env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    },
-  );
+  return spawn(process.execPath, [join(binDir, `${command}.js`), ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 export async function startCluster(): Promise<Cluster> {
+  await buildClis();
   const dir = mkdtempSync(join(tmpdir(), 'warden-db-test-'));
   const dataDir = join(dir, 'data');
   const clock = systemClock;
@@ -238,6 +266,7 @@ export async function startCluster(): Promise<Cluster> {
       });
       await backend.close();
       rmSync(dir, { recursive: true, force: true });
+      rmSync(binDir, { recursive: true, force: true });
     },
   };
 }
