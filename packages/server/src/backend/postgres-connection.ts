@@ -487,6 +487,11 @@ export class PostgresPool {
     return this.#closed;
   }
 
+  /** How long a statement may go unanswered before its connection counts as broken. */
+  get queryTimeoutMs(): number {
+    return this.#queryTimeoutMs;
+  }
+
   health(): PoolHealth {
     return { ...this.#health };
   }

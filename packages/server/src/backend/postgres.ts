@@ -88,6 +88,8 @@ export const POSTGRES_DEFAULT_SCHEMA = 'warden';
 export const POSTGRES_DEFAULT_MAX_HISTORY = 100_000;
 export const POSTGRES_DEFAULT_POLL_INTERVAL_MS = 1000;
 export const POSTGRES_DEFAULT_REAP_BATCH = 500;
+/** How often the LISTEN connection is checked for life. */
+const LISTEN_PING_MS = 10_000;
 /** Expired keys a write deletes before its own change (the reaper does the rest). */
 const WRITE_REAP_BATCH = 100;
 
@@ -597,6 +599,34 @@ export class PostgresBackend implements Backend, EventLog {
     }
   }
 
+  /**
+   * Waits while the LISTEN connection is up, pinging it every LISTEN_PING_MS: a connection a
+   * firewall dropped silently would otherwise leave this replica on the poll for good.
+   */
+  async #heldUntilLost(client: pg.Client, lost: Promise<unknown>): Promise<unknown> {
+    const LOST = Symbol('lost');
+    const wrapped = lost.then((err) => ({ [LOST]: err }));
+    for (;;) {
+      const tick = sleep(LISTEN_PING_MS, undefined, { signal: this.#stop.signal, ref: false }).catch(
+        () => 'closed',
+      );
+      const first = await Promise.race([wrapped, tick]);
+      if (first === 'closed') return undefined;
+      if (typeof first === 'object' && first !== null && LOST in first) return first[LOST];
+      const ping = client.query('SELECT 1');
+      ping.catch(() => undefined);
+      const answered = await Promise.race([
+        ping.then(
+          () => true,
+          () => false,
+        ),
+        sleep(this.#pool.queryTimeoutMs, false, { ref: false }),
+        wrapped.then(() => false),
+      ]);
+      if (!answered) return new Error('the LISTEN connection stopped answering');
+    }
+  }
+
   /** Starts the LISTEN loop; resolves after the first attempt (connected or not). */
   #startListening(): Promise<void> {
     return new Promise((firstAttempt) => {
@@ -631,7 +661,7 @@ export class PostgresBackend implements Backend, EventLog {
         firstAttempt();
         // Anything committed while nobody listened: let every watcher look.
         this.#wakeAll();
-        const err = await lost;
+        const err = await this.#heldUntilLost(client, lost);
         if (!this.#closed)
           this.#logger?.warn({ err }, 'PostgreSQL backend: LISTEN connection lost; reconnecting');
       } catch (err) {
