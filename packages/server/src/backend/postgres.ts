@@ -16,7 +16,9 @@
  * counter every `pollIntervalMs` (the fallback when a notification is lost or the LISTEN
  * connection is down). When the database is unreachable, watchers wait and retry from their
  * cursor: a restart or failover resumes them without a reset, missing and repeating nothing.
- * Watching below the compacted revision gives WARDEN_ERR_COMPACTED.
+ * Watching below the compacted revision gives WARDEN_ERR_COMPACTED. Because watchers ride
+ * out outages silently, `health()` and `staleForMs()` say how stale this replica's view may
+ * be: a strict locking mode must deny while that passes its bound.
  *
  * Time: TTLs are computed and compared with the database's clock (`clock_timestamp()`), never
  * the replica's, so replicas with skewed clocks agree on expiry. The `clock` option is the
