@@ -41,3 +41,36 @@ export function runCli(
     child.stdin.end(opts.input ?? '');
   });
 }
+
+export interface RunningCli {
+  child: import('node:child_process').ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number>;
+}
+
+/** Starts a built command in the background (for sessions that must stay open during a test). */
+export function spawnCli(
+  command: 'wsh' | 'wctl' | 'warden',
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): RunningCli {
+  const child = spawn(process.execPath, [join(root, 'dist', `${command}.js`), ...args], {
+    cwd: opts.cwd ?? root,
+    env: { ...process.env, ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c) => {
+    out += c;
+  });
+  child.stderr.on('data', (c) => {
+    err += c;
+  });
+  const exited = new Promise<number>((res) =>
+    child.on('close', (code, signal) => res(code ?? (signal ? 128 : -1))),
+  );
+  return { child, stdout: () => out, stderr: () => err, exited };
+}

@@ -3,7 +3,7 @@
  * a temp dir, the built `wsh`/`wctl` run as a user would (argv, stdin lines, exit codes),
  * TOTP codes computed from a URI. Imported only by tests.
  */
-export { type CliResult, runCli } from './cli';
+export { type CliResult, type RunningCli, runCli, spawnCli } from './cli';
 export {
   type PostgresServer,
   type PostgresServerOptions,
@@ -11,8 +11,9 @@ export {
   requirePostgres,
   startPostgres,
 } from './postgres';
+export { type AgentlessSshd, startAgentlessSshd } from './sshd';
 export { type SwtpmProcess, type SwtpmStartOptions, startSwtpm } from './swtpm';
 export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
 export { signupWithTotp } from './users';
-export { startWarden, type WardenProcess, type WardenStartOptions } from './warden';
+export { freePort, startWarden, type WardenProcess, type WardenStartOptions } from './warden';

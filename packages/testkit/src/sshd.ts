@@ -1,0 +1,79 @@
+/**
+ * A real OpenSSH `sshd` as an agentless Warden node: it trusts the cluster's user CA and
+ * presents a host certificate made by `wctl auth sign --host`. Runs in a temp dir on a free
+ * port, in the foreground (-D), logging to stderr.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { freePort } from './warden';
+
+export interface AgentlessSshd {
+  port: number;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** `hostKeyPrefix` is what `wctl auth sign --out` wrote (PREFIX, PREFIX-cert.pub). */
+export async function startAgentlessSshd(opts: {
+  dir: string;
+  hostKeyPrefix: string;
+  userCaLine: string;
+}): Promise<AgentlessSshd> {
+  if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755 });
+  const port = await freePort();
+  const caFile = join(opts.dir, 'user_ca.pub');
+  writeFileSync(caFile, `${opts.userCaLine.trim()}\n`);
+  const cfg = join(opts.dir, 'sshd_config');
+  writeFileSync(
+    cfg,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${opts.hostKeyPrefix}`,
+      `HostCertificate ${opts.hostKeyPrefix}-cert.pub`,
+      `TrustedUserCAKeys ${caFile}`,
+      'AuthorizedKeysFile none',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'UsePAM no',
+      `PidFile ${join(opts.dir, 'sshd.pid')}`,
+      'Subsystem sftp internal-sftp',
+      'LogLevel VERBOSE',
+      '',
+    ].join('\n'),
+  );
+  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', cfg], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr!.on('data', (c) => {
+    log += c;
+  });
+  // Ready once the port accepts connections.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        res(true);
+      });
+      s.on('error', () => res(false));
+    });
+    if (ok) break;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sshd did not start:\n${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port,
+    log: () => log,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
