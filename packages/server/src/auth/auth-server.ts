@@ -317,9 +317,21 @@ export class AuthServer {
     return out;
   }
 
-  async #lockFor(targets: { user?: string; roles?: readonly string[] }): Promise<LockResource | undefined> {
+  async #lockFor(targets: {
+    user?: string;
+    roles?: readonly string[];
+    device?: string;
+  }): Promise<LockResource | undefined> {
     const locks = await this.#o.services.locks.list();
-    return findLockInForce(locks, { user: targets.user, roles: [...(targets.roles ?? [])] }, this.#now());
+    return findLockInForce(
+      locks,
+      {
+        user: targets.user,
+        roles: [...(targets.roles ?? [])],
+        ...(targets.device ? { device: targets.device } : {}),
+      },
+      this.#now(),
+    );
   }
 
   // ---- Identity of API callers --------------------------------------------------------
@@ -338,14 +350,25 @@ export class AuthServer {
       }
       return { user: ADMIN_USER, roles: [], logins: [], traits: {}, admin: true };
     }
-    const lock = await this.#lockFor({ user: parsed.user, roles: parsed.roles });
+    // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
+    const lock = await this.#lockFor({
+      user: parsed.user,
+      roles: parsed.roles,
+      device: parsed.device?.deviceId,
+    });
     if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
+    const x509 = new X509Certificate(certDer);
     return {
       user: parsed.user,
       roles: parsed.roles,
       logins: parsed.logins,
       traits: parsed.traits,
       admin: false,
+      ...(parsed.device ? { device: parsed.device } : {}),
+      cert: {
+        publicKeyDer: x509.publicKey.export({ type: 'spki', format: 'der' }),
+        notAfter: new Date(Date.parse(x509.validTo)),
+      },
     };
   }
 
@@ -697,39 +720,6 @@ export class AuthServer {
       cert_type: 'host',
     });
     return { ssh_cert, host_ca_known_hosts: this.#o.cas.exportHostLine(this.#o.clusterName) };
-  }
-
-  /**
-   * Signs a database's TLS server certificate with the db CA (`wctl auth sign --format=db`)
-   * and returns the db CA as the CA for the database's `ssl_ca_file`: the db CA signs the
-   * client certificates db_service presents (CN = db user), and db_service trusts it for
-   * the database's server certificate. Admin identity or the `create` verb on `db_cert`.
-   */
-  async signDb(
-    caller: Caller,
-    req: z.infer<typeof rpc.SignDbRequest>,
-  ): Promise<z.infer<typeof rpc.SignDbResponse>> {
-    await this.#authorize(caller, 'db_cert', 'create');
-    const { isIP } = await import('node:net');
-    const issued = await this.#o.cas.issueDbServerCert({
-      dnsNames: req.hostnames.filter((h) => !isIP(h)),
-      ipAddresses: req.hostnames.filter((h) => isIP(h)),
-      publicKey: req.public_key,
-      ...(req.ttl_ms !== undefined ? { ttlMs: req.ttl_ms } : {}),
-    });
-    await this.#audit({
-      type: 'cert.create',
-      success: true,
-      user: caller.identity.user,
-      addr: caller.addr,
-      cert_type: 'db',
-      expires: issued.notAfter.toISOString(),
-    });
-    return {
-      cert_pem: issued.certPem,
-      client_ca_pems: this.#o.cas.tlsCertPems('db'),
-      expires: issued.notAfter.toISOString(),
-    };
   }
 
   exportAuthority(type: string): { type: string; line: string } {

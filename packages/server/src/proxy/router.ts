@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { isWardenError, WardenError } from '@warden/api';
+import { type DeviceIdentity, isWardenError, WardenError } from '@warden/api';
 import type { z } from 'zod';
 
 export interface RequestIdentity {
@@ -21,6 +21,13 @@ export interface RequestIdentity {
   traits: Record<string, string[]>;
   /** True for the admin identity written by `warden start`. */
   admin: boolean;
+  /**
+   * The device extensions of the client certificate (all three: a partial set is refused when
+   * the certificate is parsed); present only after device authentication.
+   */
+  device?: DeviceIdentity;
+  /** The client certificate's key (SPKI DER) and expiry: device authentication augments it. */
+  cert?: { publicKeyDer: Buffer; notAfter: Date };
 }
 
 export interface RequestContext<B = unknown> {

@@ -138,7 +138,12 @@ export class SshTunnels {
         clusterDeviceTrustMode: cap.spec.device_trust?.mode,
         now,
       },
-      { user: identity.user, roles: await this.roles(identity.roles), traits: identity.traits },
+      {
+        user: identity.user,
+        roles: await this.roles(identity.roles),
+        traits: identity.traits,
+        ...(identity.device ? { device: identity.device } : {}),
+      },
       { kind: 'node', name: node.spec.hostname, labels: { ...(node.metadata.labels ?? {}) } },
       { login },
     );
@@ -207,6 +212,7 @@ export class SshTunnels {
         resource: { kind: 'node', name: node.spec.hostname },
         login: req.login,
         error: decision.reason,
+        ...auditDevice(identity),
       });
       throw new WardenError(decision.code, decision.reason);
     }
@@ -269,6 +275,7 @@ export class SshTunnels {
           roles: t.identity.roles,
           login: t.login,
           node: t.node.metadata.name,
+          ...(t.identity.device ? { device: t.identity.device.deviceId } : {}),
         },
         now,
       );
@@ -292,6 +299,12 @@ export class SshTunnels {
     }
     this.#live.clear();
   }
+}
+
+/** The trusted device of an identity, as audit events carry it (DESIGN §5). */
+function auditDevice(identity: RequestIdentity): Pick<AuditEventInput, 'device'> {
+  const d = identity.device;
+  return d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {};
 }
 
 function splitAddr(addr: string): [string, number] {
