@@ -1,0 +1,314 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomUUID, sign, X509Certificate } from 'node:crypto';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import {
+  AUTH_PREFERENCE_NAME,
+  type DeviceResource,
+  type DeviceTrustMode,
+  isWardenError,
+  parseIdentityFromCertificate,
+  parseSshCertificate,
+  rpc,
+  SshDeviceExtensions,
+} from '@warden/api';
+import { MemoryAuditLog } from '../audit';
+import { MemoryBackend } from '../backend';
+import { CertAuthorities } from '../ca';
+import { FakeClock } from '../clock';
+import { silentLogger } from '../log';
+import type { RequestIdentity } from '../proxy/router';
+import { createServices, type Services } from '../services';
+import { type AuthnCaller, AuthnErrors, DeviceAuthentication } from './authn';
+import { DeviceEnrollment } from './enroll';
+import { DeviceInventory } from './inventory';
+import { SoftTpm } from './test-tpm';
+
+const admin = { user: 'admin' };
+const ASSET_TAG = 'C00AA0AAAA0A';
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+
+function refusedWith(message: string | RegExp, code = 'WARDEN_ERR_ACCESS_DENIED') {
+  return (e: unknown) => {
+    assert.ok(isWardenError(e), String(e));
+    assert.equal(e.code, code, e.message);
+    if (typeof message === 'string') assert.equal(e.message, message);
+    else assert.match(e.message, message);
+    return true;
+  };
+}
+
+describe('DeviceAuthentication', () => {
+  let clock: FakeClock;
+  let backend: MemoryBackend;
+  let audit: MemoryAuditLog;
+  let services: Services;
+  let cas: CertAuthorities;
+  let inventory: DeviceInventory;
+  let authn: DeviceAuthentication;
+  let device: DeviceResource;
+  let tpm: SoftTpm;
+  let credentialId: string;
+
+  const setMode = async (mode: DeviceTrustMode) => {
+    const cap = await services.authPreference.get();
+    await services.authPreference.upsert({
+      ...cap,
+      metadata: { name: AUTH_PREFERENCE_NAME },
+      spec: { ...cap.spec, device_trust: { ...cap.spec.device_trust, mode } },
+    });
+  };
+
+  beforeEach(async () => {
+    clock = new FakeClock(Date.now());
+    backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
+    audit = new MemoryAuditLog({ clock });
+    services = createServices({ backend, clock });
+    await services.ensurePresets();
+    cas = await CertAuthorities.init({ backend, clusterName: 'test', clock });
+    inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
+    const o = { inventory, services, backend, clock, audit, logger: silentLogger };
+    authn = new DeviceAuthentication({ ...o, cas });
+    await setMode('optional');
+    // An enrolled device.
+    device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
+    tpm = new SoftTpm();
+    credentialId = randomUUID();
+    const enrollment = new DeviceEnrollment(o);
+    const begin = await enrollment.begin({
+      token: (await inventory.createEnrollToken(admin, device.metadata.name)).token,
+      credential_id: credentialId,
+      device_data: data(),
+      ...tpm.enrollInit(),
+    });
+    await enrollment.finish({
+      session_id: begin.session_id,
+      solution: b64(tpm.activate(begin.challenge)),
+      quote: tpm.quote(Buffer.from(begin.nonce, 'base64'), begin.pcr_selection),
+    });
+  });
+  afterEach(async () => {
+    await backend.close();
+  });
+
+  function data(over: Partial<rpc.DeviceData> = {}): rpc.DeviceData {
+    return {
+      collect_time: new Date(clock.now()).toISOString(),
+      os_type: 'linux',
+      serial_number: ASSET_TAG,
+      hostname: 'laptop',
+      ...over,
+    };
+  }
+
+  /** A user logged in: key pair and certificates, and the caller the proxy would see. */
+  async function login(opts: { roles?: string[]; device?: DeviceResource } = {}) {
+    const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const issued = await cas.issueUserCertificates({
+      user: 'alice',
+      roles: opts.roles ?? ['access'],
+      logins: ['alice'],
+      traits: { logins: ['alice'] },
+      publicKey: key.publicKey,
+      ttlMs: 8 * 3600_000,
+      now: clock.now(),
+      ...(opts.device
+        ? {
+            device: {
+              deviceId: opts.device.metadata.name,
+              assetTag: opts.device.spec.asset_tag,
+              credentialId: opts.device.spec.credential!.id,
+            },
+          }
+        : {}),
+    });
+    return { key, issued, caller: callerOf(issued.tlsCert) };
+  }
+
+  /** What AuthServer.identify makes of a certificate. */
+  function callerOf(tlsCert: string): AuthnCaller {
+    const parsed = cas.verifyUserTlsCert(tlsCert, clock.now());
+    const x = new X509Certificate(tlsCert);
+    const identity: RequestIdentity = {
+      user: parsed.user,
+      roles: parsed.roles,
+      logins: parsed.logins,
+      traits: parsed.traits,
+      admin: false,
+      ...(parsed.device ? { device: parsed.device } : {}),
+      cert: {
+        publicKeyDer: x.publicKey.export({ type: 'spki', format: 'der' }),
+        notAfter: new Date(x.validTo),
+      },
+    };
+    return { identity, addr: '10.0.0.5' };
+  }
+
+  type Login = Awaited<ReturnType<typeof login>>;
+  const finishReq = (
+    u: Login,
+    begin: rpc.DeviceAuthnBeginResponse,
+    over: { quote?: rpc.TpmQuote; signer?: Login['key']['privateKey'] } = {},
+  ): rpc.DeviceAuthnFinishRequest => {
+    const nonce = Buffer.from(begin.nonce, 'base64');
+    return {
+      session_id: begin.session_id,
+      quote: over.quote ?? tpm.quote(nonce, begin.pcr_selection),
+      ssh_signature: b64(
+        sign('sha256', rpc.deviceAuthnSignedData(nonce, begin.session_id), over.signer ?? u.key.privateKey),
+      ),
+    };
+  };
+
+  test('augments the certificates: same NotAfter, the three extensions, audited', async () => {
+    const u = await login();
+    const begin = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    const res = await authn.finish(u.caller, finishReq(u, begin));
+    assert.equal(res.expires, u.issued.notAfter.toISOString());
+    const ssh = parseSshCertificate(res.ssh_cert);
+    assert.equal(Number(ssh.validBefore) * 1000, u.issued.notAfter.getTime());
+    assert.equal(ssh.extensions[SshDeviceExtensions.deviceId], device.metadata.name);
+    assert.equal(ssh.extensions[SshDeviceExtensions.assetTag], ASSET_TAG);
+    assert.equal(ssh.extensions[SshDeviceExtensions.credentialId], credentialId);
+    assert.deepEqual(ssh.validPrincipals, ['alice']);
+    const tls = parseIdentityFromCertificate(res.tls_cert);
+    assert.deepEqual(tls.device, { deviceId: device.metadata.name, assetTag: ASSET_TAG, credentialId });
+    assert.equal(new X509Certificate(res.tls_cert).validTo, new X509Certificate(u.issued.tlsCert).validTo);
+    const events = await audit.search({ order: 'asc', types: ['device.authenticate', 'cert.create'] });
+    assert.deepEqual(
+      events.map((e) => [e.type, e.success, e.device?.id]),
+      [
+        ['device.authenticate', true, device.metadata.name],
+        ['cert.create', true, device.metadata.name],
+      ],
+    );
+    assert.equal((await inventory.get(device.metadata.name)).spec.collected_data?.length, 2);
+    // A certificate that already carries the device is never augmented again.
+    await assert.rejects(
+      authn.begin(callerOf(res.tls_cert), { credential_id: credentialId, device_data: data() }),
+      refusedWith(AuthnErrors.alreadyAugmented),
+    );
+  });
+
+  test('mode off refuses; a role that requires a device turns it on for its holders', async () => {
+    await setMode('off');
+    const u = await login();
+    await assert.rejects(
+      authn.begin(u.caller, { credential_id: credentialId, device_data: data() }),
+      refusedWith(AuthnErrors.disabled),
+    );
+    const r = await login({ roles: ['access', 'require-trusted-device'] });
+    const begin = await authn.begin(r.caller, { credential_id: credentialId, device_data: data() });
+    await authn.finish(r.caller, finishReq(r, begin));
+  });
+
+  test('unknown, unenrolled and deleted devices, and unknown credentials, are refused', async () => {
+    const u = await login();
+    const begin = (credential_id: string, d = data()) =>
+      authn.begin(u.caller, { credential_id, device_data: d });
+    await assert.rejects(
+      begin(randomUUID(), data({ serial_number: 'NOT-IN-INVENTORY' })),
+      refusedWith(AuthnErrors.notFound, 'WARDEN_ERR_NOT_FOUND'),
+    );
+    await assert.rejects(begin(randomUUID()), refusedWith(AuthnErrors.unknownCredential));
+    const other = await inventory.add(admin, { osType: 'linux', assetTag: 'OTHER' });
+    await assert.rejects(
+      begin(randomUUID(), data({ serial_number: other.spec.asset_tag })),
+      refusedWith(AuthnErrors.notEnrolled),
+    );
+    // Unenrolled by an admin.
+    const stored = await inventory.get(device.metadata.name);
+    await inventory.update(admin, { ...stored, spec: { ...stored.spec, enroll_status: 'not_enrolled' } });
+    await assert.rejects(begin(credentialId), refusedWith(AuthnErrors.notEnrolled));
+    // Deleted.
+    await inventory.remove(admin, device.metadata.name);
+    await assert.rejects(begin(credentialId), refusedWith(AuthnErrors.notFound, 'WARDEN_ERR_NOT_FOUND'));
+    const failures = await audit.search({ order: 'asc', types: ['device.authenticate'] });
+    assert.equal(failures.length, 5);
+    assert.ok(failures.every((e) => e.success === false && e.code === 'W5004W'));
+  });
+
+  test('a device deleted or unenrolled between begin and finish is refused at finish', async () => {
+    const u = await login();
+    const begin = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    await inventory.remove(admin, device.metadata.name);
+    await assert.rejects(
+      authn.finish(u.caller, finishReq(u, begin)),
+      refusedWith(AuthnErrors.notFound, 'WARDEN_ERR_NOT_FOUND'),
+    );
+  });
+
+  test('a lock on the device refuses begin and finish with the lock message', async () => {
+    const u = await login();
+    const begin = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    await services.locks.create({
+      kind: 'lock',
+      version: 'v2',
+      metadata: { name: randomUUID() },
+      spec: { target: { device: device.metadata.name } },
+    });
+    const message = `lock targeting Device:"${device.metadata.name}" is in force`;
+    await assert.rejects(
+      authn.finish(u.caller, finishReq(u, begin)),
+      refusedWith(message, 'WARDEN_ERR_LOCKED'),
+    );
+    await assert.rejects(
+      authn.begin(u.caller, { credential_id: credentialId, device_data: data() }),
+      refusedWith(message, 'WARDEN_ERR_LOCKED'),
+    );
+  });
+
+  test('replayed nonces and quotes, quotes by another AK and signatures by another key are refused', async () => {
+    const u = await login();
+    const begin = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    const good = finishReq(u, begin);
+    await authn.finish(u.caller, good);
+    // The same finish again: the session is spent.
+    await assert.rejects(authn.finish(u.caller, good), refusedWith(AuthnErrors.failed));
+    // A new session, answered with the old quote (over the old nonce).
+    const again = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    await assert.rejects(
+      authn.finish(u.caller, finishReq(u, again, { quote: good.quote })),
+      refusedWith(AuthnErrors.failed),
+    );
+    // A quote by another AK.
+    const third = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    const otherAk = new SoftTpm().quote(Buffer.from(third.nonce, 'base64'), third.pcr_selection);
+    await assert.rejects(
+      authn.finish(u.caller, finishReq(u, third, { quote: otherAk })),
+      refusedWith(AuthnErrors.failed),
+    );
+    // The user's key did not sign (another key did).
+    const fourth = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    const stranger = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+    await assert.rejects(
+      authn.finish(u.caller, finishReq(u, fourth, { signer: stranger })),
+      refusedWith(AuthnErrors.failed),
+    );
+    // Begun by one certificate, finished with another (another login of the same user).
+    const fifth = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    const v = await login();
+    await assert.rejects(authn.finish(v.caller, finishReq(v, fifth)), refusedWith(AuthnErrors.failed));
+    const reasons = (await audit.search({ order: 'asc', types: ['device.authenticate'] }))
+      .filter((e) => !e.success)
+      .map((e) => e.error);
+    assert.equal(reasons.length, 5);
+    assert.match(reasons[1]!, /^device authentication failed: quote: .*nonce/);
+    assert.match(reasons[2]!, /^device authentication failed: quote: .*not signed by the expected key/);
+    assert.match(reasons[3]!, /signature by the user's key/);
+    assert.match(reasons[4]!, /another certificate/);
+  });
+
+  test('the device data must name the enrolled device; an expired session is refused', async () => {
+    const u = await login();
+    await assert.rejects(
+      authn.begin(u.caller, {
+        credential_id: credentialId,
+        device_data: data({ serial_number: 'ELSEWHERE' }),
+      }),
+      refusedWith(AuthnErrors.failed),
+    );
+    const begin = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
+    clock.advance(6 * 60 * 1000);
+    await assert.rejects(authn.finish(u.caller, finishReq(u, begin)), refusedWith(AuthnErrors.failed));
+  });
+});

@@ -1,0 +1,344 @@
+/**
+ * Device authentication at login, server side (DESIGN §6): after the user logged in, the
+ * client proves it holds the enrolled device's AK (a fresh quote over a nonce) and that the
+ * same client holds the user's key (a signature over the nonce and the session ID); the
+ * answer is the user's certificates again, with the three device extensions and the SAME
+ * NotAfter. Both messages need the user's fresh certificate (mTLS).
+ *
+ *   wsh login                                            auth (DeviceAuthentication)
+ *     │ begin { credential_id, device_data } ─────────▶  │ 1. device trust on (cluster or roles)
+ *     │                                                  │ 2. a certificate without device extensions
+ *     │                                                  │ 3. the device: found, enrolled, this
+ *     │                                                  │    credential, not locked
+ *     │ ◀── { session_id, nonce, pcr_selection } ──────  │ 4. nonce (single-use session)
+ *     │ finish { session_id, quote, ssh_signature } ───▶ │ 5. same user and key as begin
+ *     │                                                  │ 6. quote by the stored AK over the nonce
+ *     │                                                  │ 7. the user's key signed nonce‖session
+ *     │ ◀── { ssh_cert, tls_cert, expires, device } ───  │ 8. augmented certificates
+ *
+ * Every outcome is audited as `device.authenticate` (failures with the reason).
+ * Internal to `devicetrust/`; the public surface is `devicetrust/index.ts`. Tested by
+ * `authn.test.ts` (a software TPM) and against swtpm in test/devicetrust/.
+ */
+import { createHash, createPublicKey, type KeyObject, randomBytes, verify } from 'node:crypto';
+import {
+  type AuditEventInput,
+  type DeviceResource,
+  isWardenError,
+  type RoleResource,
+  rpc,
+  WardenError,
+} from '@warden/api';
+import { decodePublic, isTpmError, verifyQuote } from '@warden/tpm';
+import { findLockInForce, lockMessage, strictestDeviceTrustMode } from '../access';
+import type { AuditLog } from '../audit';
+import type { Backend } from '../backend';
+import type { CertAuthorities } from '../ca';
+import type { Clock } from '../clock';
+import type { Logger } from '../log';
+import type { RequestIdentity } from '../proxy/router';
+import type { Services } from '../services';
+import {
+  CeremonySessions,
+  DEVICE_PCR_SELECTION,
+  fromB64,
+  pcrSelectionForClient,
+  quotePcrs,
+  toB64,
+} from './ceremony';
+import { deviceSummary } from './enroll';
+import type { DeviceInventory } from './inventory';
+
+/** Errors users see, word for word (issue 5). */
+export const AuthnErrors = {
+  notFound: 'device not found',
+  notEnrolled: 'device not enrolled',
+  unknownCredential: 'unknown device credential',
+  failed: 'device authentication failed',
+  disabled: 'device trust disabled by cluster settings',
+  alreadyAugmented:
+    'this certificate already carries device extensions; log in again (`wsh login`) to authenticate the device',
+} as const;
+
+/** What the ceremony needs of the inventory (DeviceInventory; tests pass fakes). */
+export type AuthnInventory = Pick<DeviceInventory, 'list' | 'findByCredentialId' | 'recordCollectedData'>;
+
+export interface DeviceAuthenticationOptions {
+  inventory: AuthnInventory;
+  services: Pick<Services, 'authPreference' | 'roles' | 'locks'>;
+  cas: Pick<CertAuthorities, 'issueUserCertificates'>;
+  backend: Backend;
+  clock: Clock;
+  audit: AuditLog;
+  logger: Logger;
+  /** Time between begin and finish (default 5 min). */
+  sessionTtlMs?: number;
+}
+
+/** The authenticated caller: the identity from the mTLS certificate and the client address. */
+export interface AuthnCaller {
+  identity: RequestIdentity;
+  addr?: string;
+}
+
+interface AuthnSession {
+  user: string;
+  /** SHA-256 of the caller's certificate key (SPKI DER). */
+  key_sha256: string;
+  device_id: string;
+  credential_id: string;
+  nonce: string;
+  collected: rpc.DeviceData;
+}
+
+function keyHash(der: Buffer): string {
+  return createHash('sha256').update(der).digest('base64');
+}
+
+/** A refusal with a reason for the audit log that is not shown to the user. */
+function failure(message: string, reason?: string): WardenError {
+  return new WardenError(
+    message === AuthnErrors.notFound ? 'WARDEN_ERR_NOT_FOUND' : 'WARDEN_ERR_ACCESS_DENIED',
+    message,
+    reason ? { reason } : undefined,
+  );
+}
+
+/** Verifies a signature by the user's key (ECDSA P-256 with SHA-256, or Ed25519). */
+function verifyUserSignature(spkiDer: Buffer, data: Buffer, signature: Uint8Array): boolean {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
+  } catch {
+    return false;
+  }
+  try {
+    const alg = key.asymmetricKeyType === 'ed25519' ? null : 'sha256';
+    return verify(alg, data, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+export class DeviceAuthentication {
+  readonly #o: DeviceAuthenticationOptions;
+  readonly #sessions: CeremonySessions<AuthnSession>;
+
+  constructor(o: DeviceAuthenticationOptions) {
+    this.#o = o;
+    this.#sessions = new CeremonySessions({
+      backend: o.backend,
+      clock: o.clock,
+      kind: 'authn',
+      ...(o.sessionTtlMs !== undefined ? { ttlMs: o.sessionTtlMs } : {}),
+    });
+  }
+
+  async #audit(event: AuditEventInput): Promise<void> {
+    try {
+      await this.#o.audit.emit(event);
+    } catch (e) {
+      this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event');
+    }
+  }
+
+  async #fail(caller: AuthnCaller, e: unknown, about: { deviceId?: string; credentialId?: string }) {
+    const reason = isWardenError(e)
+      ? typeof e.details?.reason === 'string'
+        ? `${e.message}: ${e.details.reason}`
+        : e.message
+      : 'internal error';
+    await this.#audit({
+      type: 'device.authenticate',
+      success: false,
+      user: caller.identity.user,
+      ...(caller.addr ? { addr: caller.addr } : {}),
+      ...(about.deviceId ? { device_id: about.deviceId } : {}),
+      ...(about.credentialId ? { credential_id: about.credentialId } : {}),
+      error: reason,
+    });
+    if (isWardenError(e) && e.details?.reason !== undefined) {
+      // The reason is for the audit log; users read the catalogue message.
+      return new WardenError(e.code, e.message);
+    }
+    return e;
+  }
+
+  async #roles(names: readonly string[]): Promise<RoleResource[]> {
+    const out: RoleResource[] = [];
+    for (const n of names) {
+      const r = await this.#o.services.roles.find(n);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** Steps 1–2: device trust applies to this user, and the certificate is a fresh, plain one. */
+  async #checkCaller(caller: AuthnCaller): Promise<{ publicKeyDer: Buffer; notAfter: Date }> {
+    const id = caller.identity;
+    if (id.admin || !id.cert) {
+      throw new WardenError('WARDEN_ERR_ACCESS_DENIED', 'device authentication needs a user certificate');
+    }
+    const cap = await this.#o.services.authPreference.get();
+    const roles = await this.#roles(id.roles);
+    const mode = strictestDeviceTrustMode([
+      cap.spec.device_trust.mode,
+      ...roles.map((r) => r.spec.options.device_trust_mode),
+    ]);
+    if (mode === 'off') throw failure(AuthnErrors.disabled);
+    if (id.device) throw failure(AuthnErrors.alreadyAugmented);
+    return id.cert;
+  }
+
+  /** Step 3: the enrolled device holding this credential, not locked. */
+  async #device(credentialId: string, data?: rpc.DeviceData, deviceId?: string): Promise<DeviceResource> {
+    let device = await this.#o.inventory.findByCredentialId(credentialId);
+    if (deviceId !== undefined && device && device.metadata.name !== deviceId) device = undefined;
+    if (!device) {
+      // Tell the user why: no such device, a device that is not enrolled, or another credential.
+      const all = await this.#o.inventory.list();
+      const same = all.find((d) =>
+        deviceId !== undefined
+          ? d.metadata.name === deviceId
+          : d.spec.os_type === data?.os_type && d.spec.asset_tag === data?.serial_number,
+      );
+      if (!same) throw failure(AuthnErrors.notFound);
+      if (same.spec.enroll_status !== 'enrolled' || !same.spec.credential)
+        throw failure(AuthnErrors.notEnrolled);
+      throw failure(AuthnErrors.unknownCredential);
+    }
+    if (data && (data.os_type !== device.spec.os_type || data.serial_number !== device.spec.asset_tag)) {
+      throw failure(
+        AuthnErrors.failed,
+        `device data (${data.os_type}, "${data.serial_number}") does not match the enrolled device`,
+      );
+    }
+    const locks = await this.#o.services.locks.list();
+    const lock = findLockInForce(locks, { device: device.metadata.name }, this.#o.clock.now());
+    if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
+    return device;
+  }
+
+  /** Device authentication, first message: checks caller and device, answers with a nonce. */
+  async begin(caller: AuthnCaller, req: rpc.DeviceAuthnBeginRequest): Promise<rpc.DeviceAuthnBeginResponse> {
+    let deviceId: string | undefined;
+    try {
+      // 1–2. Device trust applies; the certificate is plain.
+      const cert = await this.#checkCaller(caller);
+      // 3. The device.
+      const device = await this.#device(req.credential_id, req.device_data);
+      deviceId = device.metadata.name;
+      // 4. The challenge.
+      const nonce = randomBytes(32);
+      const session_id = await this.#sessions.open({
+        user: caller.identity.user,
+        key_sha256: keyHash(cert.publicKeyDer),
+        device_id: device.metadata.name,
+        credential_id: req.credential_id,
+        nonce: toB64(nonce),
+        collected: req.device_data,
+      });
+      return { session_id, nonce: toB64(nonce), pcr_selection: pcrSelectionForClient() };
+    } catch (e) {
+      throw await this.#fail(caller, e, { deviceId, credentialId: req.credential_id });
+    }
+  }
+
+  /** Device authentication, second message: checks the proofs and augments the certificates. */
+  async finish(
+    caller: AuthnCaller,
+    req: rpc.DeviceAuthnFinishRequest,
+  ): Promise<rpc.DeviceAuthnFinishResponse> {
+    const session = await this.#sessions.take(req.session_id);
+    if (!session)
+      throw await this.#fail(caller, failure(AuthnErrors.failed, 'unknown, expired or used session'), {});
+    const about = { deviceId: session.device_id, credentialId: session.credential_id };
+    const id = caller.identity;
+    let device: DeviceResource;
+    let issued: Awaited<ReturnType<CertAuthorities['issueUserCertificates']>>;
+    try {
+      // 5. The caller of begin: same user, same key.
+      const cert = await this.#checkCaller(caller);
+      if (session.user !== id.user || session.key_sha256 !== keyHash(cert.publicKeyDer)) {
+        throw failure(AuthnErrors.failed, 'the session was begun with another certificate');
+      }
+      device = await this.#device(session.credential_id, undefined, session.device_id);
+      const credential = device.spec.credential!;
+      // 6. A fresh quote by the enrolled AK.
+      const nonce = fromB64(session.nonce);
+      try {
+        verifyQuote({
+          akPublic: decodePublic(fromB64(credential.ak_public)),
+          attest: fromB64(req.quote.attest),
+          signature: fromB64(req.quote.signature),
+          nonce,
+          pcrs: quotePcrs(req.quote),
+          expectedSelection: [...DEVICE_PCR_SELECTION],
+        });
+      } catch (e) {
+        if (isTpmError(e)) throw failure(AuthnErrors.failed, `quote: ${e.message}`);
+        throw e;
+      }
+      // 7. The user's key signed this ceremony.
+      const signed = rpc.deviceAuthnSignedData(nonce, req.session_id);
+      if (!verifyUserSignature(cert.publicKeyDer, signed, fromB64(req.ssh_signature))) {
+        throw failure(AuthnErrors.failed, "the signature by the user's key does not verify");
+      }
+      // 8. The same certificates, with the device.
+      issued = await this.#o.cas.issueUserCertificates({
+        user: id.user,
+        roles: id.roles,
+        logins: id.logins,
+        traits: id.traits,
+        publicKey: createPublicKey({ key: cert.publicKeyDer, format: 'der', type: 'spki' }),
+        notAfter: cert.notAfter,
+        now: this.#o.clock.now(),
+        device: {
+          deviceId: device.metadata.name,
+          assetTag: device.spec.asset_tag,
+          credentialId: credential.id,
+        },
+      });
+    } catch (e) {
+      throw await this.#fail(caller, e, about);
+    }
+    try {
+      await this.#o.inventory.recordCollectedData(device.metadata.name, session.collected);
+    } catch (e) {
+      this.#o.logger.warn({ err: e, device: device.metadata.name }, 'could not record collected device data');
+    }
+    const auditDevice = {
+      id: device.metadata.name,
+      os_type: device.spec.os_type,
+      asset_tag: device.spec.asset_tag,
+      credential_id: session.credential_id,
+    };
+    await this.#audit({
+      type: 'device.authenticate',
+      success: true,
+      user: id.user,
+      ...(caller.addr ? { addr: caller.addr } : {}),
+      device_id: device.metadata.name,
+      credential_id: session.credential_id,
+      device: auditDevice,
+    });
+    await this.#audit({
+      type: 'cert.create',
+      success: true,
+      user: id.user,
+      ...(caller.addr ? { addr: caller.addr } : {}),
+      cert_type: 'user',
+      roles: id.roles,
+      logins: id.logins,
+      expires: issued.notAfter.toISOString(),
+      device_extensions: true,
+      device: auditDevice,
+    });
+    return {
+      ssh_cert: issued.sshCert,
+      tls_cert: issued.tlsCert,
+      expires: issued.notAfter.toISOString(),
+      device: deviceSummary(device),
+    };
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * What the enrollment and authentication ceremonies share: single-use ceremony sessions in
+ * the backend (short TTL; taking one deletes it with compare-and-swap, so of two racing
+ * finishes exactly one continues and a replayed finish finds nothing), the PCR selection
+ * quotes must cover, base64 decoding at the RPC edge, and turning an RPC quote into what
+ * `verifyQuote` takes.
+ * Internal to `devicetrust/`.
+ *
+ *   /device_ceremonies/<uuid>   { kind: 'enroll' | 'authn', expires, … }   TTL = sessionTtlMs
+ */
+import { randomUUID } from 'node:crypto';
+import { isWardenError, type rpc, WardenError } from '@warden/api';
+import { type PcrSelection, type PcrValue, TPM_ALG } from '@warden/tpm';
+import type { Backend } from '../backend';
+import type { Clock } from '../clock';
+
+/** Backend prefix of ceremony sessions. */
+export const CEREMONY_PREFIX = '/device_ceremonies/';
+
+/** How long a client has between begin and finish. */
+export const DEFAULT_CEREMONY_TTL_MS = 5 * 60 * 1000;
+
+/** The PCRs every device quote covers: SHA-256 bank, PCRs 0–7 (firmware and boot). */
+export const DEVICE_PCR_SELECTION: readonly PcrSelection[] = Object.freeze([
+  { hash: TPM_ALG.SHA256, pcrs: [0, 1, 2, 3, 4, 5, 6, 7] },
+]);
+
+/** Single-use ceremony sessions of one kind. */
+export class CeremonySessions<T extends object> {
+  readonly #backend: Backend;
+  readonly #clock: Clock;
+  readonly #kind: string;
+  readonly #ttlMs: number;
+
+  constructor(o: { backend: Backend; clock: Clock; kind: 'enroll' | 'authn'; ttlMs?: number }) {
+    this.#backend = o.backend;
+    this.#clock = o.clock;
+    this.#kind = o.kind;
+    this.#ttlMs = o.ttlMs ?? DEFAULT_CEREMONY_TTL_MS;
+  }
+
+  /** Stores a new session; returns its ID (a random UUID). */
+  async open(data: T): Promise<string> {
+    const id = randomUUID();
+    const expires = new Date(this.#clock.now() + this.#ttlMs).toISOString();
+    await this.#backend.create(CEREMONY_PREFIX + id, JSON.stringify({ kind: this.#kind, expires, data }), {
+      ttlMs: this.#ttlMs,
+    });
+    return id;
+  }
+
+  /**
+   * Takes a session: deletes it and returns its data, or undefined when it is unknown,
+   * already taken, expired or of another kind.
+   */
+  async take(id: string): Promise<T | undefined> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+    const key = CEREMONY_PREFIX + id;
+    const item = await this.#backend.get(key);
+    if (!item) return undefined;
+    let taken = false;
+    try {
+      taken = await this.#backend.delete(key, { expectedModRev: item.modRev });
+    } catch (e) {
+      if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw e;
+    }
+    if (!taken) return undefined;
+    let stored: { kind?: unknown; expires?: unknown; data?: unknown };
+    try {
+      stored = JSON.parse(item.value) as typeof stored;
+    } catch {
+      return undefined;
+    }
+    if (stored.kind !== this.#kind || typeof stored.expires !== 'string') return undefined;
+    if (!(Date.parse(stored.expires) > this.#clock.now())) return undefined;
+    return stored.data as T;
+  }
+}
+
+/** Decodes standard base64 from a request (the schemas already checked the alphabet). */
+export function fromB64(s: string): Uint8Array {
+  return new Uint8Array(Buffer.from(s, 'base64'));
+}
+
+export function toB64(b: Uint8Array): string {
+  return Buffer.from(b).toString('base64');
+}
+
+/** The PCR values of an RPC quote, as `verifyQuote` takes them. */
+export function quotePcrs(quote: rpc.TpmQuote): PcrValue[] {
+  return quote.pcrs.map((p) => ({ hash: p.hash, pcr: p.pcr, digest: fromB64(p.digest) }));
+}
+
+/** The selection to send to clients (a plain copy of DEVICE_PCR_SELECTION). */
+export function pcrSelectionForClient(): rpc.PcrSelection {
+  return DEVICE_PCR_SELECTION.map((s) => ({ hash: s.hash, pcrs: [...s.pcrs] }));
+}
+
+/** A user-facing refusal of a ceremony step (403). */
+export function refused(message: string, details?: Record<string, unknown>): WardenError {
+  return new WardenError('WARDEN_ERR_ACCESS_DENIED', message, details);
+}

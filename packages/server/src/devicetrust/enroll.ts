@@ -1,0 +1,408 @@
+/**
+ * The TPM enrollment ceremony, server side (DESIGN §6). The enrollment token authenticates
+ * the client; no user certificate is needed.
+ *
+ *   wsh device enroll                                   auth (DeviceEnrollment)
+ *     │ begin { token, credential_id, device_data,        │ 1. spend the token (single use, even if
+ *     │         ek { public, cert_der? },                 │    what follows fails)
+ *     │         ak { public, creation_* } } ────────────▶ │ 2. device data = the registered device
+ *     │                                                   │ 3. EK: classify (tpm_ekcert_trusted |
+ *     │                                                   │    tpm_ekcert | tpm_ekpub)
+ *     │                                                   │ 4. AK: attributes, certified creation
+ *     │ ◀── { session_id, nonce, challenge, pcr_selection }  5. MakeCredential(EK, AK name) + nonce
+ *     │ finish { session_id, solution, quote } ─────────▶ │ 6. solution = credential
+ *     │                                                   │ 7. AK quote over the nonce
+ *     │ ◀── { device } ─────────────────────────────────  │ 8. device enrolled with the AK
+ *
+ * EK classification: with `cluster_auth_preference.spec.device_trust.ekcert_allowed_cas`
+ * set, the EK certificate is required and must chain to one of them (`tpm_ekcert_trusted`);
+ * without it, an EK certificate is recorded (`tpm_ekcert`) and a bare EK is accepted
+ * (`tpm_ekpub`). Every outcome is audited as `device.enroll`.
+ * Internal to `devicetrust/`; the public surface is `devicetrust/index.ts`. Tested by
+ * `enroll.test.ts` (a software TPM) and against swtpm in test/devicetrust/.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  type AuditEventInput,
+  type DeviceAttestationType,
+  type DeviceResource,
+  isWardenError,
+  type rpc,
+  WardenError,
+} from '@warden/api';
+import {
+  checkAkAttributes,
+  checkEkMatchesCertificate,
+  decodePublic,
+  type EkCertificate,
+  encodeIdObject,
+  isTpmError,
+  makeCredential,
+  objectName,
+  parseEkCertificate,
+  publicKeyFromTpmt,
+  TPMA_OBJECT,
+  type TpmtPublic,
+  verifyCertifyCreation,
+  verifyEkCertificate,
+  verifyQuote,
+} from '@warden/tpm';
+import type { AuditLog } from '../audit';
+import type { Backend } from '../backend';
+import type { Clock } from '../clock';
+import type { Logger } from '../log';
+import type { Services } from '../services';
+import {
+  CeremonySessions,
+  DEVICE_PCR_SELECTION,
+  fromB64,
+  pcrSelectionForClient,
+  quotePcrs,
+  refused,
+  toB64,
+} from './ceremony';
+import type { DeviceInventory } from './inventory';
+import { deviceLabel } from './inventory';
+
+/** Errors users see, word for word (issue 5). */
+export const EnrollErrors = {
+  missingEkCert: 'tpm device did not submit an ek_cert and ekcert_allowed_cas is configured',
+  ekCertPrefix: 'presented EKCert failed verification: ',
+  activation: 'credential activation verification failed',
+  attestation: 'platform attestation verification failed',
+  session:
+    'the enrollment session expired or was already used; run `wsh device enroll` again with a new token',
+} as const;
+
+/** What the ceremony needs of the inventory (DeviceInventory; tests pass fakes). */
+export type EnrollInventory = Pick<DeviceInventory, 'spendEnrollToken' | 'enroll' | 'findByCredentialId'>;
+
+export interface DeviceEnrollmentOptions {
+  inventory: EnrollInventory;
+  services: Pick<Services, 'authPreference'>;
+  backend: Backend;
+  clock: Clock;
+  audit: AuditLog;
+  logger: Logger;
+  /** Time between begin and finish (default 5 min). */
+  sessionTtlMs?: number;
+}
+
+/** Who asks: the client's address, and the user when the request carried a certificate. */
+export interface EnrollCaller {
+  addr?: string;
+  user?: string;
+}
+
+interface EnrollSession {
+  device_id: string;
+  asset_tag: string;
+  os_type: string;
+  credential: {
+    id: string;
+    public_key_der: string;
+    attestation_type: DeviceAttestationType;
+    ek_cert_serial?: string;
+    ak_public: string;
+  };
+  collected: rpc.DeviceData;
+  owner?: string;
+  nonce: string;
+  /** SHA-256 of the MakeCredential secret (the secret itself is never stored). */
+  challenge_sha256: string;
+}
+
+/** EK attributes every TCG EK template sets: a restricted decryption key that never leaves the TPM. */
+const EK_REQUIRED =
+  TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.restricted | TPMA_OBJECT.decrypt;
+
+function sha256(b: Uint8Array): Buffer {
+  return createHash('sha256').update(b).digest();
+}
+
+/** A device as the ceremonies report it to clients. */
+export function deviceSummary(d: DeviceResource): rpc.DeviceSummary {
+  return {
+    id: d.metadata.name,
+    os_type: d.spec.os_type,
+    asset_tag: d.spec.asset_tag,
+    enroll_status: d.spec.enroll_status,
+    ...(d.spec.credential ? { credential_id: d.spec.credential.id } : {}),
+    ...(d.spec.credential ? { attestation_type: d.spec.credential.attestation_type } : {}),
+    ...(d.spec.owner ? { owner: d.spec.owner } : {}),
+  };
+}
+
+export class DeviceEnrollment {
+  readonly #o: DeviceEnrollmentOptions;
+  readonly #sessions: CeremonySessions<EnrollSession>;
+
+  constructor(o: DeviceEnrollmentOptions) {
+    this.#o = o;
+    this.#sessions = new CeremonySessions({
+      backend: o.backend,
+      clock: o.clock,
+      kind: 'enroll',
+      ...(o.sessionTtlMs !== undefined ? { ttlMs: o.sessionTtlMs } : {}),
+    });
+  }
+
+  async #audit(event: AuditEventInput): Promise<void> {
+    try {
+      await this.#o.audit.emit(event);
+    } catch (e) {
+      this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event');
+    }
+  }
+
+  /** Audits a refusal and returns the error to throw (unknown errors pass unchanged). */
+  async #fail(
+    caller: EnrollCaller,
+    e: unknown,
+    about: { device?: { id: string; asset_tag?: string; os_type?: string }; credentialId?: string },
+  ): Promise<unknown> {
+    const message = isWardenError(e) ? e.message : 'internal error';
+    await this.#audit({
+      type: 'device.enroll',
+      success: false,
+      ...(caller.user ? { user: caller.user } : {}),
+      ...(caller.addr ? { addr: caller.addr } : {}),
+      ...(about.device
+        ? {
+            device_id: about.device.id,
+            ...(about.device.asset_tag ? { asset_tag: about.device.asset_tag } : {}),
+            ...(about.device.os_type ? { os_type: about.device.os_type } : {}),
+          }
+        : {}),
+      ...(about.credentialId ? { credential_id: about.credentialId } : {}),
+      error: message,
+    });
+    return e;
+  }
+
+  /**
+   * Enrollment, first message: spends the token, checks the device and its keys, and answers
+   * with the credential challenge and a nonce.
+   */
+  async begin(
+    req: rpc.DeviceEnrollBeginRequest,
+    caller: EnrollCaller = {},
+  ): Promise<rpc.DeviceEnrollBeginResponse> {
+    // 1. The token, spent whatever happens next.
+    let device: DeviceResource;
+    try {
+      device = await this.#o.inventory.spendEnrollToken(req.token, caller.addr);
+    } catch (e) {
+      throw await this.#fail(caller, e, { credentialId: req.credential_id });
+    }
+    const about = {
+      device: { id: device.metadata.name, asset_tag: device.spec.asset_tag, os_type: device.spec.os_type },
+      credentialId: req.credential_id,
+    };
+    try {
+      // 2. The device data must describe the registered device.
+      checkDeviceData(device, req.device_data);
+      // 3. The EK.
+      const ek = await this.#classifyEk(req.ek);
+      // 4. The AK: an attestation key created inside this TPM.
+      const akPublic = checkAk(req.ak);
+      if (await this.#o.inventory.findByCredentialId(req.credential_id)) {
+        throw new WardenError(
+          'WARDEN_ERR_ALREADY_EXISTS',
+          `device credential "${req.credential_id}" is already enrolled for another device`,
+        );
+      }
+      // 5. The challenge: a credential only this EK can release, and only to this AK.
+      const challenge = randomBytes(32);
+      const made = makeCredential({
+        ekPublic: ek.public,
+        objectName: objectName(akPublic),
+        credential: challenge,
+      });
+      const nonce = randomBytes(32);
+      const session_id = await this.#sessions.open({
+        device_id: device.metadata.name,
+        asset_tag: device.spec.asset_tag,
+        os_type: device.spec.os_type,
+        credential: {
+          id: req.credential_id,
+          public_key_der: toB64(publicKeyFromTpmt(akPublic).export({ type: 'spki', format: 'der' })),
+          attestation_type: ek.type,
+          ...(ek.certificate ? { ek_cert_serial: ek.certificate.serialNumber } : {}),
+          ak_public: req.ak.public,
+        },
+        collected: req.device_data,
+        ...(caller.user ? { owner: caller.user } : {}),
+        nonce: toB64(nonce),
+        challenge_sha256: toB64(sha256(challenge)),
+      });
+      return {
+        session_id,
+        nonce: toB64(nonce),
+        challenge: {
+          credential_blob: toB64(encodeIdObject(made.credentialBlob)),
+          secret: toB64(made.secret),
+        },
+        pcr_selection: pcrSelectionForClient(),
+      };
+    } catch (e) {
+      throw await this.#fail(caller, mapTpmError(e, 'invalid enrollment request'), about);
+    }
+  }
+
+  /** Enrollment, second message: checks the solution and the quote, then enrolls the device. */
+  async finish(
+    req: rpc.DeviceEnrollFinishRequest,
+    caller: EnrollCaller = {},
+  ): Promise<rpc.DeviceEnrollFinishResponse> {
+    const session = await this.#sessions.take(req.session_id);
+    if (!session) throw await this.#fail(caller, refused(EnrollErrors.session), {});
+    const about = {
+      device: { id: session.device_id, asset_tag: session.asset_tag, os_type: session.os_type },
+      credentialId: session.credential.id,
+    };
+    let enrolled: DeviceResource;
+    try {
+      // 6. ActivateCredential released exactly the challenge.
+      const want = fromB64(session.challenge_sha256);
+      const got = sha256(fromB64(req.solution));
+      if (want.length !== got.length || !timingSafeEqual(want, got)) throw refused(EnrollErrors.activation);
+      // 7. The AK quotes the PCRs over the nonce.
+      try {
+        verifyQuote({
+          akPublic: decodePublic(fromB64(session.credential.ak_public)),
+          attest: fromB64(req.quote.attest),
+          signature: fromB64(req.quote.signature),
+          nonce: fromB64(session.nonce),
+          pcrs: quotePcrs(req.quote),
+          expectedSelection: [...DEVICE_PCR_SELECTION],
+        });
+      } catch (e) {
+        if (isTpmError(e)) throw refused(EnrollErrors.attestation, { tpm_code: e.code });
+        throw e;
+      }
+      // 8. Enrolled.
+      enrolled = await this.#o.inventory.enroll(
+        session.device_id,
+        session.credential,
+        session.collected,
+        session.owner,
+      );
+    } catch (e) {
+      throw await this.#fail(caller, e, about);
+    }
+    await this.#audit({
+      type: 'device.enroll',
+      success: true,
+      ...(caller.user ? { user: caller.user } : {}),
+      ...(caller.addr ? { addr: caller.addr } : {}),
+      device_id: enrolled.metadata.name,
+      asset_tag: enrolled.spec.asset_tag,
+      os_type: enrolled.spec.os_type,
+      credential_id: session.credential.id,
+      attestation_type: session.credential.attestation_type,
+      device: {
+        id: enrolled.metadata.name,
+        os_type: enrolled.spec.os_type,
+        asset_tag: enrolled.spec.asset_tag,
+        credential_id: session.credential.id,
+      },
+    });
+    this.#o.logger.info(
+      { device: enrolled.metadata.name, attestation: session.credential.attestation_type },
+      `device ${deviceLabel(enrolled)} enrolled`,
+    );
+    return { device: deviceSummary(enrolled) };
+  }
+
+  async #classifyEk(
+    ek: rpc.DeviceEnrollBeginRequest['ek'],
+  ): Promise<{ public: TpmtPublic; type: DeviceAttestationType; certificate?: EkCertificate }> {
+    let ekPublic: TpmtPublic;
+    try {
+      ekPublic = decodePublic(fromB64(ek.public));
+    } catch {
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'invalid EK public area');
+    }
+    if (
+      (ekPublic.objectAttributes & EK_REQUIRED) !== EK_REQUIRED ||
+      ekPublic.objectAttributes & TPMA_OBJECT.sign
+    ) {
+      throw refused(
+        'the presented EK is not an endorsement key (a restricted decryption key bound to the TPM)',
+      );
+    }
+    const cap = await this.#o.services.authPreference.get();
+    const allowed = cap.spec.device_trust.ekcert_allowed_cas ?? [];
+    const certDer = ek.cert_der ? fromB64(ek.cert_der) : undefined;
+    if (allowed.length > 0) {
+      if (!certDer) throw refused(EnrollErrors.missingEkCert);
+      try {
+        const { certificate } = verifyEkCertificate(certDer, {
+          roots: allowed,
+          now: new Date(this.#o.clock.now()),
+        });
+        checkEkMatchesCertificate(ekPublic, certificate);
+        return { public: ekPublic, type: 'tpm_ekcert_trusted', certificate };
+      } catch (e) {
+        if (isTpmError(e)) throw refused(EnrollErrors.ekCertPrefix + e.message, { tpm_code: e.code });
+        throw e;
+      }
+    }
+    if (certDer) {
+      try {
+        const certificate = parseEkCertificate(certDer);
+        checkEkMatchesCertificate(ekPublic, certificate);
+        return { public: ekPublic, type: 'tpm_ekcert', certificate };
+      } catch (e) {
+        if (isTpmError(e)) throw refused(EnrollErrors.ekCertPrefix + e.message, { tpm_code: e.code });
+        throw e;
+      }
+    }
+    return { public: ekPublic, type: 'tpm_ekpub' };
+  }
+}
+
+/** The device data must name the registered device: same OS, same asset tag. */
+function checkDeviceData(device: DeviceResource, data: rpc.DeviceData): void {
+  if (data.os_type !== device.spec.os_type) {
+    throw refused(
+      `this enrollment token is for device ${deviceLabel(device)}, but this device runs ${data.os_type}`,
+    );
+  }
+  if (data.serial_number !== device.spec.asset_tag) {
+    throw refused(
+      `this enrollment token is for device ${deviceLabel(device)}, but this device's asset tag is ` +
+        `"${data.serial_number}" (\`wsh device asset-tag\`)`,
+    );
+  }
+}
+
+/** The AK: attributes of an attestation key, and certified as created by itself in the TPM. */
+function checkAk(ak: rpc.DeviceEnrollBeginRequest['ak']): TpmtPublic {
+  let akPublic: TpmtPublic;
+  try {
+    akPublic = decodePublic(fromB64(ak.public));
+  } catch {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'invalid AK public area');
+  }
+  try {
+    checkAkAttributes(akPublic);
+    verifyCertifyCreation({
+      akPublic,
+      creationData: fromB64(ak.creation_data),
+      attest: fromB64(ak.creation_attest),
+      signature: fromB64(ak.creation_signature),
+    });
+  } catch (e) {
+    if (isTpmError(e)) throw refused(`invalid attestation key: ${e.message}`, { tpm_code: e.code });
+    throw e;
+  }
+  return akPublic;
+}
+
+/** A TpmError that escaped the steps above (malformed structures) becomes BAD_PARAMETER. */
+function mapTpmError(e: unknown, what: string): unknown {
+  if (isTpmError(e)) return new WardenError('WARDEN_ERR_BAD_PARAMETER', `${what}: ${e.message}`);
+  return e;
+}
