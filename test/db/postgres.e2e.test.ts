@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -187,6 +187,25 @@ describe('PostgreSQL through Warden', { skip }, () => {
     assert.match(ls.stdout, /> orders .* alice@orders/);
     const out = await cli('wsh', ['db', 'logout', 'orders'], { env: alice });
     assert.match(out.stdout, /Logged out of "orders"/);
+  });
+
+  test('a db resource an admin creates with wctl is served too', async () => {
+    const file = join(c.dir, 'db.yaml');
+    writeFileSync(
+      file,
+      `kind: db\nversion: v3\nmetadata:\n  name: orders-admin\n  labels: { env: prod }\nspec:\n  protocol: postgres\n  uri: "127.0.0.1:${server.port}"\n`,
+    );
+    const created = await cli('wctl', ['create', file], { env: c.adminEnv });
+    assert.equal(created.code, 0, created.stderr);
+    const got = await cli('wctl', ['get', 'dbs/orders-admin'], { env: c.adminEnv });
+    assert.match(got.stdout, /uri: 127\.0\.0\.1:\d+/);
+    const res = await cli(
+      'wsh',
+      ['db', 'connect', '--db-user=alice', '--db-name=orders', 'orders-admin', '-X', '-At', '-c', 'select 5'],
+      { env: alice },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.trim(), '5');
   });
 
   test('psql through the tunnel, with and without its own SSLRequest', async () => {
