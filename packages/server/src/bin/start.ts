@@ -15,6 +15,7 @@ import { type Backend, MemoryBackend, SqliteBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { systemClock } from '../clock';
 import { assertSupported, formatHostPort, loadConfig, type WardenConfig } from '../config';
+import { DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
 import { createLogger, type Logger } from '../log';
 import { apiRoutes, createRequestHandler, SSH_ALPN, SshTunnels } from '../proxy';
 import { createServices } from '../services';
@@ -219,6 +220,12 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
   // HTTPS API (see proxy/ssh-tunnel.ts).
   const lockCache = services.lockCache({ logger });
   await lockCache.start();
+  // Device trust ceremonies (DESIGN §6), over the same inventory rules as the admin API.
+  const inventory = new DeviceInventory({ services, backend, clock, audit, logger });
+  const deviceTrust = {
+    enrollment: new DeviceEnrollment({ inventory, services, backend, clock, audit, logger }),
+    authentication: new DeviceAuthentication({ inventory, services, cas, backend, clock, audit, logger }),
+  };
   const tunnels = new SshTunnels({ auth, services, audit, clock, logger, locks: lockCache });
   const http = createHttpServer(
     createRequestHandler({
@@ -237,6 +244,7 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
           }
           return out;
         },
+        deviceTrust,
       }),
       logger,
       identify: (der) => auth.identify(der),

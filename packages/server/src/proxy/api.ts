@@ -4,6 +4,7 @@
 import { parseResourceRef, rpc, WardenError } from '@warden/api';
 import type { z } from 'zod';
 import type { AuthServer, Caller } from '../auth/auth-server';
+import type { DeviceAuthentication, DeviceEnrollment } from '../devicetrust';
 import type { RequestContext, RequestIdentity, Route } from './router';
 
 const R = rpc.Routes;
@@ -23,6 +24,14 @@ export interface ApiDeps {
   listNodes(identity: RequestIdentity): Promise<unknown[]>;
   /** Databases the caller may reach (`DbService.listFor`); absent when no db_service runs. */
   listDbs?(identity: RequestIdentity): Promise<unknown[]>;
+  /** The device trust ceremonies (enrollment and authentication at login). */
+  deviceTrust?: { enrollment: DeviceEnrollment; authentication: DeviceAuthentication };
+}
+
+function deviceTrust(deps: ApiDeps): NonNullable<ApiDeps['deviceTrust']> {
+  if (!deps.deviceTrust)
+    throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'device trust is not served here');
+  return deps.deviceTrust;
 }
 
 export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
@@ -114,6 +123,38 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       auth: 'user',
       body: rpc.CreateLockRequest,
       handler: (ctx) => auth.createLock(caller(ctx), ctx.body),
+    }),
+    // Device trust: enrollment is authenticated by its token (a certificate, when sent, names
+    // the owner); device authentication needs the user's fresh certificate.
+    route<rpc.DeviceEnrollBeginRequest>({
+      method: 'POST',
+      path: R.deviceEnrollBegin,
+      auth: 'optional',
+      body: rpc.DeviceEnrollBeginRequest,
+      handler: (ctx) =>
+        deviceTrust(deps).enrollment.begin(ctx.body, { addr: ctx.addr, user: ctx.identity?.user }),
+    }),
+    route<rpc.DeviceEnrollFinishRequest>({
+      method: 'POST',
+      path: R.deviceEnrollFinish,
+      auth: 'optional',
+      body: rpc.DeviceEnrollFinishRequest,
+      handler: (ctx) =>
+        deviceTrust(deps).enrollment.finish(ctx.body, { addr: ctx.addr, user: ctx.identity?.user }),
+    }),
+    route<rpc.DeviceAuthnBeginRequest>({
+      method: 'POST',
+      path: R.deviceAuthnBegin,
+      auth: 'user',
+      body: rpc.DeviceAuthnBeginRequest,
+      handler: (ctx) => deviceTrust(deps).authentication.begin(caller(ctx), ctx.body),
+    }),
+    route<rpc.DeviceAuthnFinishRequest>({
+      method: 'POST',
+      path: R.deviceAuthnFinish,
+      auth: 'user',
+      body: rpc.DeviceAuthnFinishRequest,
+      handler: (ctx) => deviceTrust(deps).authentication.finish(caller(ctx), ctx.body),
     }),
     route<z.infer<typeof rpc.SignHostRequest>>({
       method: 'POST',

@@ -42,7 +42,8 @@ export interface RequestContext<B = unknown> {
 export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
-  auth: 'none' | 'user';
+  /** `optional`: the identity when a valid client certificate came with the request, else none. */
+  auth: 'none' | 'user' | 'optional';
   body?: z.ZodType;
   handler(ctx: RequestContext<never>): Promise<unknown>;
 }
@@ -144,6 +145,10 @@ export function createRequestHandler(opts: RouterOptions) {
           );
         }
         identity = await opts.identify(peer.raw);
+      } else if (route.auth === 'optional') {
+        const socket = req.socket as TLSSocket;
+        const peer = socket.getPeerCertificate?.();
+        if (socket.authorized && peer?.raw) identity = await opts.identify(peer.raw).catch(() => undefined);
       }
       let body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readBody(req);
       if (route.body) {
