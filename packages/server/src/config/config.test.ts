@@ -69,7 +69,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
       authentication: {
         type: 'local',
         secondFactor: 'otp',
-        deviceTrust: { mode: 'off', autoEnroll: false, ekcertAllowedCas: [] },
+        deviceTrust: { mode: 'optional', autoEnroll: false, ekcertAllowedCas: [] },
       },
       audit: { jsonlPath: undefined },
     },
@@ -195,6 +195,17 @@ test('public_addr defaults to listen_addr; storage memory needs nothing else', (
   assert.deepEqual(config.proxyService.publicAddr, { host: '::1', port: 4080 });
   assert.deepEqual(config.sshService.publicAddr, { host: '10.0.0.7', port: 2222 });
   assert.deepEqual(config.storage, { type: 'memory' });
+});
+
+test('device trust is optional unless the file says otherwise (a new cluster, issue 5)', () => {
+  const mode = (text: string) => parseConfig(text, 'warden.yaml').authService.authentication.deviceTrust.mode;
+  assert.equal(mode('version: v1\n'), 'optional');
+  assert.equal(mode('version: v1\nauth_service:\n  authentication:\n    second_factor: "on"\n'), 'optional');
+  assert.equal(
+    mode('version: v1\nauth_service:\n  authentication:\n    device_trust: { mode: "off" }\n'),
+    'off',
+  );
+  assert.equal(defaultConfig().authService.authentication.deviceTrust.mode, 'optional');
 });
 
 test('second_factor and mode accept both YAML 1.2 strings and YAML 1.1 booleans', () => {

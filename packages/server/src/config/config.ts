@@ -26,7 +26,7 @@ export interface LogConfig {
 }
 
 export interface DeviceTrustConfig {
-  /** Cluster-wide device trust mode (roles may raise it, never lower it). */
+  /** Cluster-wide device trust mode (roles may raise it, never lower it); default `optional`. */
   readonly mode: 'off' | 'optional' | 'required';
   readonly autoEnroll: boolean;
   /** When non-empty, an EK certificate must chain to one of these CAs. */
@@ -180,7 +180,7 @@ function build(
         type: auth?.authentication?.type ?? 'local',
         secondFactor: auth?.authentication?.second_factor ?? 'otp',
         deviceTrust: {
-          mode: dt?.mode ?? 'off',
+          mode: dt?.mode ?? 'optional',
           autoEnroll: dt?.auto_enroll ?? false,
           ekcertAllowedCas: [...cas],
         },
@@ -216,7 +216,7 @@ function build(
 /**
  * The configuration used when no file is given: data dir `./warden-data` (or `dataDir`),
  * cluster `warden`, proxy on 127.0.0.1:3080, ssh_service on 127.0.0.1:3022 named after the
- * machine, sqlite at `<data dir>/backend.sqlite`, second factor `otp`, device trust `off`.
+ * machine, sqlite at `<data dir>/backend.sqlite`, second factor `otp`, device trust `optional`.
  *
  * @example
  *   defaultConfig({ dataDir: '/tmp/w' }).storage; // { type: 'sqlite', path: '/tmp/w/backend.sqlite' }

@@ -1,7 +1,8 @@
 /**
  * Typed services over the Backend (DESIGN §3): one generic `ResourceService` per kind
  * (validated reads and writes, compare-and-swap on `metadata.revision`, TTL from expiry),
- * the `Services` bundle (users, roles, locks, cluster auth preference, preset roles), and
+ * the `Services` bundle (users, roles, locks, nodes, dbs, devices, cluster auth preference with
+ * its origin label, preset roles), and
  * `ResourceCache`, the list-then-watch view that proxies and agents keep.
  * Who may import: server modules (auth, proxy, agents, bin). Tested by the colocated
  * `*.test.ts` against MemoryBackend.
@@ -14,10 +15,13 @@ export {
 } from './resource-cache';
 export { ResourceService, type ResourceServiceOptions } from './resource-service';
 export {
+  AUTH_PREFERENCE_ORIGIN_LABEL,
+  type AuthPreferenceOrigin,
   AuthPreferenceService,
   createServices,
   defaultAuthPreference,
   lockExpiry,
   ResourcePrefixes,
   type Services,
+  withOrigin,
 } from './services';

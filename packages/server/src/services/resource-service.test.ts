@@ -203,11 +203,12 @@ describe('locks', () => {
 });
 
 describe('cluster auth preference', () => {
-  test('defaults when absent: device trust off, second factor otp', async () => {
+  test('defaults when absent: device trust optional, second factor otp, origin default', async () => {
     const cap = await services.authPreference.get();
     assert.equal(cap.metadata.name, 'cluster-auth-preference');
     assert.equal(cap.metadata.revision, undefined);
-    assert.equal(cap.spec.device_trust.mode, 'off');
+    assert.equal(cap.spec.device_trust.mode, 'optional');
+    assert.deepEqual(cap.metadata.labels, { 'warden.dev/origin': 'default' });
     assert.equal(cap.spec.second_factor, 'otp');
     assert.equal(
       await backend.get('/cluster_config/cluster-auth-preference'),
@@ -228,7 +229,7 @@ describe('cluster auth preference', () => {
     await assert.rejects(services.authPreference.update(stored), code('WARDEN_ERR_COMPARE_FAILED'));
     await services.authPreference.reset();
     await services.authPreference.reset();
-    assert.equal((await services.authPreference.get()).spec.device_trust.mode, 'off');
+    assert.equal((await services.authPreference.get()).spec.device_trust.mode, 'optional');
   });
 
   test('only the one name is accepted', async () => {

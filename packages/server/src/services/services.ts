@@ -35,13 +35,43 @@ export const ResourcePrefixes = {
   cluster_auth_preference: '/cluster_config/',
 } as const;
 
-/** The cluster auth preference used while none is stored: device trust off, OTP second factor. */
+/**
+ * The label on the stored cluster auth preference that says where its values came from:
+ *
+ *   - `config-file`: `warden start` applied the config file's `auth_service.authentication`.
+ *     The file wins: it is applied again at every start, replacing changes made with
+ *     `wctl create -f cap.yaml` or `wctl edit cluster_auth_preference` meanwhile.
+ *   - `dynamic`: set with `wctl create -f` / `wctl edit`; kept across restarts as long as the
+ *     config file does not set `auth_service.authentication`.
+ *   - `default`: Warden's defaults (no config file setting, no dynamic change yet).
+ *
+ * `wctl get cluster_auth_preference` shows it under `metadata.labels`.
+ */
+export const AUTH_PREFERENCE_ORIGIN_LABEL = 'warden.dev/origin';
+export type AuthPreferenceOrigin = 'config-file' | 'dynamic' | 'default';
+
+/** The preference with its origin label set (other labels kept). */
+export function withOrigin(
+  cap: AuthPreferenceResource,
+  origin: AuthPreferenceOrigin,
+): AuthPreferenceResource {
+  return {
+    ...cap,
+    metadata: { ...cap.metadata, labels: { ...cap.metadata.labels, [AUTH_PREFERENCE_ORIGIN_LABEL]: origin } },
+  };
+}
+
+/**
+ * The cluster auth preference used while none is stored: device trust `optional` (device
+ * authentication and device-aware audit, nothing required: the default for a new cluster),
+ * OTP second factor.
+ */
 export function defaultAuthPreference(): AuthPreferenceResource {
   return validateResourceOfKind('cluster_auth_preference', {
     kind: 'cluster_auth_preference',
     version: 'v2',
-    metadata: { name: AUTH_PREFERENCE_NAME },
-    spec: { type: 'local', second_factor: 'otp', device_trust: { mode: 'off' } },
+    metadata: { name: AUTH_PREFERENCE_NAME, labels: { [AUTH_PREFERENCE_ORIGIN_LABEL]: 'default' } },
+    spec: { type: 'local', second_factor: 'otp', device_trust: { mode: 'optional' } },
   });
 }
 
