@@ -17,9 +17,10 @@ import { systemClock } from '../clock';
 import { assertSupported, formatHostPort, loadConfig, type WardenConfig } from '../config';
 import { DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
 import { createLogger, type Logger } from '../log';
-import { apiRoutes, createRequestHandler, SSH_ALPN, SshTunnels } from '../proxy';
+import { apiRoutes, createRequestHandler, DB_ALPN, SSH_ALPN, SshTunnels } from '../proxy';
 import { createServices } from '../services';
 import { SshService } from '../srv/ssh';
+import { startDbAccess } from './db';
 
 export const VERSION = '0.1.0';
 export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
@@ -227,6 +228,17 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
     authentication: new DeviceAuthentication({ inventory, services, cas, backend, clock, audit, logger }),
   };
   const tunnels = new SshTunnels({ auth, services, audit, clock, logger, locks: lockCache });
+  // Databases: `warden-db/1` tunnels handed to db_service (srv/db), which checks access itself.
+  const db = await startDbAccess({
+    config: config.dbService,
+    services,
+    cas,
+    audit,
+    clock,
+    logger,
+    locks: lockCache,
+    identify: (der) => auth.identify(der),
+  });
   const http = createHttpServer(
     createRequestHandler({
       routes: apiRoutes(auth, {
@@ -245,6 +257,7 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
           return out;
         },
         deviceTrust,
+        listDbs: db.listDbs,
       }),
       logger,
       identify: (der) => auth.identify(der),
@@ -259,10 +272,11 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
-      ALPNProtocols: ['http/1.1', SSH_ALPN],
+      ALPNProtocols: ['http/1.1', SSH_ALPN, DB_ALPN],
     },
     (socket: TLSSocket) => {
       if (socket.alpnProtocol === SSH_ALPN) tunnels.handle(socket);
+      else if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
       else http.emit('connection', socket);
     },
   );
@@ -348,6 +362,7 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
     async close() {
       clearInterval(refresh);
       tunnels.close();
+      await db.close();
       await ssh?.close();
       lockCache.close();
       await new Promise<void>((resolve) => {
