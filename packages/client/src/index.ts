@@ -4,6 +4,7 @@
  */
 export * from './api';
 export * from './db';
+export * from './devicetrust';
 export * from './keys';
 export * from './login';
 export * from './profile';

@@ -101,6 +101,20 @@ export class ApiClient {
   createLock(req: z.input<typeof rpc.CreateLockRequest>) {
     return this.#call(rpc.CreateLockResponse, 'POST', R.locks, req);
   }
+  /** Device enrollment, first message (the token authenticates; a profile's certificate names the owner). */
+  deviceEnrollBegin(req: rpc.DeviceEnrollBeginRequest) {
+    return this.#call(rpc.DeviceEnrollBeginResponse, 'POST', R.deviceEnrollBegin, req);
+  }
+  deviceEnrollFinish(req: rpc.DeviceEnrollFinishRequest) {
+    return this.#call(rpc.DeviceEnrollFinishResponse, 'POST', R.deviceEnrollFinish, req);
+  }
+  /** Device authentication after login (needs the fresh certificate as the identity). */
+  deviceAuthnBegin(req: rpc.DeviceAuthnBeginRequest) {
+    return this.#call(rpc.DeviceAuthnBeginResponse, 'POST', R.deviceAuthnBegin, req);
+  }
+  deviceAuthnFinish(req: rpc.DeviceAuthnFinishRequest) {
+    return this.#call(rpc.DeviceAuthnFinishResponse, 'POST', R.deviceAuthnFinish, req);
+  }
   exportAuthority(type: string) {
     return this.#call(rpc.ExportAuthorityResponse, 'GET', `${R.authorities}/${enc(type)}/export`);
   }
