@@ -646,9 +646,14 @@ export class PostgresPool {
     if (this.#closed) throw new WardenError('WARDEN_ERR_CLOSED', `the ${this.#what} is closed`);
   }
 
+  /**
+   * Waits between attempts. The timer keeps the process alive: someone awaits the retry (with
+   * an unref'd one, `warden start` against an unreachable server exited with code 13, unsettled
+   * top-level await, instead of reporting the failure).
+   */
   async #pause(ms: number): Promise<void> {
     try {
-      await sleep(ms, undefined, { signal: this.#closing.signal, ref: false });
+      await sleep(ms, undefined, { signal: this.#closing.signal });
     } catch {
       // closed: the loop's next check throws CLOSED
     }
