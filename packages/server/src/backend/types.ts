@@ -84,5 +84,12 @@ export interface Backend {
    * implementations also reap on their own timer; tests call this to make expiry deterministic.
    */
   reapExpired?(): Promise<number>;
+  /**
+   * How long this process has been cut off from the store at `now` (its own clock), in ms: 0
+   * while in contact. Only a shared store implements it (PostgreSQL: its watchers wait out an
+   * outage silently, so a view fed by them cannot tell it is stale); views built on `watch`
+   * (`ResourceCache`) count it in their own staleness, so `locking_mode: strict` sees it.
+   */
+  staleForMs?(now: number): number;
   close(): Promise<void>;
 }

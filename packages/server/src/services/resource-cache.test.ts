@@ -37,6 +37,7 @@ class ControlledBackend implements Backend {
   currentRev = () => this.inner.currentRev();
   compact = (r: number) => this.inner.compact(r);
   close = () => this.inner.close();
+  staleForMs: ((now: number) => number) | undefined;
   async range(prefix: string): Promise<RangeResult> {
     const call = ++this.rangeCalls;
     await this.beforeRange?.(call);
@@ -188,6 +189,27 @@ describe('ResourceCache', () => {
     assert.equal(cache.healthy, true);
     assert.equal(cache.staleForMs(clock.now()), 0);
     assert.deepEqual(names(cache), [lockId(3)]);
+  });
+
+  test('a backend cut off from its shared store makes the view stale though the watch runs (regression: strict locking saw PostgreSQL outages as fresh)', async () => {
+    let cutOffSince: number | undefined;
+    backend.staleForMs = (now) => (cutOffSince === undefined ? 0 : now - cutOffSince);
+    cache = services.lockCache();
+    await cache.start();
+    assert.equal(cache.staleForMs(clock.now()), 0);
+    cutOffSince = clock.now();
+    clock.advance(7000);
+    assert.equal(cache.healthy, true, 'the watch itself is still running');
+    assert.equal(cache.staleForMs(clock.now()), 7000);
+    cutOffSince = undefined;
+    assert.equal(cache.staleForMs(clock.now()), 0);
+    // Both stale: the longer outage counts.
+    cutOffSince = clock.now() - 100;
+    cache.close();
+    clock.advance(300);
+    assert.equal(cache.staleForMs(clock.now()), 400);
+    cutOffSince = clock.now() - 50;
+    assert.equal(cache.staleForMs(clock.now()), 300);
   });
 
   test('an undecodable item makes the view unhealthy until it is fixed', async () => {

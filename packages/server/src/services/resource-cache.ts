@@ -2,8 +2,10 @@
  * A live view of every item under a backend prefix: list, then watch from the list's
  * revision (no event missed or repeated), re-list when the watch reports
  * WARDEN_ERR_COMPACTED, retry after other failures. Exposes the current values, `healthy`
- * and `lastSyncAt`, so a strict locking mode can deny while the view is stale.
- * Proxies and agents keep roles, locks and cluster config this way (DESIGN §3).
+ * and `lastSyncAt`, so a strict locking mode can deny while the view is stale; a view is never
+ * fresher than its backend, so `staleForMs` also counts the time the backend itself has been
+ * cut off from a shared store (`Backend.staleForMs`: PostgreSQL's watchers wait out an outage
+ * without failing). Proxies and agents keep roles, locks and cluster config this way (DESIGN §3).
  * Internal to `services/`; the public surface is `services/index.ts`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -80,10 +82,16 @@ export class ResourceCache<T> {
     return this.#lastSyncAt;
   }
 
-  /** How long the view has been stale at `now` (0 while healthy; Infinity before the first list). */
+  /**
+   * How long the view has been stale at `now` (0 while healthy and the backend in contact;
+   * Infinity before the first list): the longer of the watch's outage and the backend's.
+   */
   staleForMs(now: number): number {
-    if (this.healthy) return 0;
-    return this.#lastSyncAt === undefined ? Number.POSITIVE_INFINITY : Math.max(0, now - this.#lastSyncAt);
+    const backend = this.#opts.backend.staleForMs?.(now) ?? 0;
+    if (this.healthy) return backend;
+    const own =
+      this.#lastSyncAt === undefined ? Number.POSITIVE_INFINITY : Math.max(0, now - this.#lastSyncAt);
+    return Math.max(own, backend);
   }
 
   /** The backend revision the view reflects. */
