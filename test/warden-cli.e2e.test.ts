@@ -1,6 +1,7 @@
 /**
  * `warden` itself: help, version, bad configs (one clear error, exit 1, nothing written),
- * unsupported storage, and the zero-config start from the README.
+ * a PostgreSQL backend that is misconfigured or unreachable, and the zero-config start from
+ * the README.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -8,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { runCli } from '@warden/testkit';
+import { freePort, runCli } from '@warden/testkit';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -57,15 +58,42 @@ test('a bad config is one clear error naming the field and line, exit 1, nothing
     const missing = await runCli('warden', ['start', '--config', join(dir, 'nope.yaml')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /cannot read config file/);
-    const pg = join(dir, 'pg.yaml');
-    writeFileSync(
-      pg,
-      `version: v1\ndata_dir: ${data}\nstorage:\n  type: postgres\n  conn_string: postgres://warden@db/warden\n`,
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('storage postgres: a bad option or an unreachable server is one clear error, exit 1, no data dir, no password shown', async () => {
+  const dir = tempDir();
+  try {
+    const data = join(dir, 'data');
+    const pg = (name: string, storage: string) => {
+      const file = join(dir, name);
+      writeFileSync(file, `version: v1\ndata_dir: ${data}\nstorage:\n  type: postgres\n${storage}`);
+      return runCli('warden', ['start', '--config', file], { timeoutMs: 60_000 });
+    };
+    const port = await freePort(); // nothing listens there
+    const [bad, unreachable] = await Promise.all([
+      pg('bad.yaml', '  conn_string: postgres://warden:hunter2@db/warden\n  tls: { mode: prefer }\n'),
+      pg('down.yaml', `  conn_string: postgres://warden:hunter2@127.0.0.1:${port}/warden\n`),
+    ]);
+    assert.equal(bad.code, 1);
+    assert.equal(
+      bad.stderr,
+      `ERROR: ${join(dir, 'bad.yaml')}: storage.tls.mode: expected one of disable, require, verify-ca, verify-full (line 6)\n`,
     );
-    const res = await runCli('warden', ['start', '--config', pg]);
-    assert.equal(res.code, 1);
-    assert.match(res.stderr, /storage type "postgres" is not yet supported/);
-    assert.equal(existsSync(data), false);
+    // Retried for a while (the database may be starting too), then one ERROR line; exit 1, not a crash.
+    assert.equal(unreachable.code, 1, unreachable.stderr);
+    const lines = unreachable.stderr.trim().split('\n');
+    assert.match(
+      lines.at(-1) ?? '',
+      new RegExp(
+        `^ERROR: PostgreSQL backend: cannot reach PostgreSQL at warden@127\\.0\\.0\\.1:${port}/warden .*is it running\\?$`,
+      ),
+    );
+    assert.equal(lines.filter((l) => l.startsWith('ERROR')).length, 1, unreachable.stderr);
+    assert.doesNotMatch(unreachable.stderr + unreachable.stdout + bad.stderr, /hunter2/);
+    assert.equal(existsSync(data), false, 'nothing written');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

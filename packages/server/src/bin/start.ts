@@ -9,12 +9,19 @@ import { createServer as createTlsServer, type Server, type TLSSocket } from 'no
 import { parseArgs } from 'node:util';
 import { AUTH_PREFERENCE_NAME, isWardenError, WardenError } from '@warden/api';
 import { parse as parseYaml } from 'yaml';
-import { type AuditLog, JsonlAuditSink, MemoryAuditLog, SqliteAuditLog, teeAuditLog } from '../audit';
+import {
+  type AuditLog,
+  JsonlAuditSink,
+  MemoryAuditLog,
+  PostgresAuditLog,
+  SqliteAuditLog,
+  teeAuditLog,
+} from '../audit';
 import { AuthServer } from '../auth/auth-server';
-import { type Backend, MemoryBackend, SqliteBackend } from '../backend';
+import { type Backend, MemoryBackend, PostgresBackend, SqliteBackend } from '../backend';
 import { CertAuthorities } from '../ca';
-import { systemClock } from '../clock';
-import { assertSupported, formatHostPort, loadConfig, type WardenConfig } from '../config';
+import { type Clock, systemClock } from '../clock';
+import { formatHostPort, loadConfig, type PostgresStorageConfig, type WardenConfig } from '../config';
 import { DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
 import { createLogger, type Logger } from '../log';
 import { apiRoutes, createRequestHandler, DB_ALPN, SSH_ALPN, SshTunnels } from '../proxy';
@@ -83,7 +90,6 @@ export async function runWarden(argv: string[], io: Io): Promise<number> {
   let config: WardenConfig;
   try {
     config = loadConfig({ path: values.config, dataDir: values['data-dir'] });
-    assertSupported(config);
   } catch (e) {
     io.stderr.write(`ERROR: ${isWardenError(e) ? e.message : (e as Error).message}\n`);
     return 1;
@@ -138,34 +144,55 @@ function fileSetsAuthentication(config: WardenConfig): boolean {
   }
 }
 
-async function openBackend(config: WardenConfig): Promise<Backend> {
+/** The connection options of `storage: {type: postgres}` (the password stays in its file or variable). */
+function postgresOptions(storage: PostgresStorageConfig, clock: Clock, logger: Logger) {
+  const { type: _, ...connection } = storage;
+  return { ...connection, clock, logger };
+}
+
+/**
+ * The shared store. On PostgreSQL (several replicas, one cluster) every replica's view,
+ * including the lock views of `locking_mode: strict`, also counts `backend.staleForMs`.
+ */
+async function openBackend(config: WardenConfig, clock: Clock, logger: Logger): Promise<Backend> {
   switch (config.storage.type) {
     case 'sqlite':
       return SqliteBackend.open({ path: config.storage.path });
+    case 'postgres':
+      return PostgresBackend.open(postgresOptions(config.storage, clock, logger));
     case 'memory':
       return new MemoryBackend();
-    default:
-      throw new WardenError(
-        'WARDEN_ERR_NOT_IMPLEMENTED',
-        `storage type "${config.storage.type}" is not yet supported`,
-      );
   }
 }
 
-async function openAudit(config: WardenConfig): Promise<AuditLog> {
+/** The audit log lives next to the backend: SQLite in the data dir, or the same PostgreSQL. */
+async function openAudit(config: WardenConfig, clock: Clock, logger: Logger): Promise<AuditLog> {
+  const s = config.storage;
   const primary: AuditLog =
-    config.storage.type === 'memory'
-      ? new MemoryAuditLog({ clock: systemClock })
-      : await SqliteAuditLog.open({ path: join(config.dataDir, 'audit.sqlite'), clock: systemClock });
+    s.type === 'memory'
+      ? new MemoryAuditLog({ clock })
+      : s.type === 'postgres'
+        ? await PostgresAuditLog.open(postgresOptions(s, clock, logger))
+        : await SqliteAuditLog.open({ path: join(config.dataDir, 'audit.sqlite'), clock });
   if (!config.authService.audit.jsonlPath) return primary;
   return teeAuditLog(primary, await JsonlAuditSink.open({ path: config.authService.audit.jsonlPath }));
 }
 
 export async function start(config: WardenConfig, logger: Logger, io: Io): Promise<Running> {
   const clock = systemClock;
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const backend = await openBackend(config);
-  const audit = await openAudit(config);
+  // A shared store is opened before anything is written: a wrong or unreachable PostgreSQL
+  // leaves no data dir behind.
+  const shared = config.storage.type === 'postgres';
+  if (!shared) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const backend = await openBackend(config, clock, logger);
+  let audit: AuditLog;
+  try {
+    audit = await openAudit(config, clock, logger);
+  } catch (e) {
+    await backend.close();
+    throw e;
+  }
+  if (shared) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const services = createServices({ backend, clock });
   const created = await services.ensurePresets();
   if (created.length) logger.info({ roles: created }, 'created preset roles');
@@ -340,6 +367,9 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
   const users = await services.users.list();
   io.stdout.write(
     `Warden v${VERSION} (cluster "${config.authService.clusterName}", data in ${config.dataDir})\n` +
+      (backend instanceof PostgresBackend
+        ? `Backend: PostgreSQL ${backend.target} (shared by every replica of the cluster)\n`
+        : '') +
       `Proxy listening on https://${formatHostPort(listen)} (public address ${publicAddr})\n` +
       `Clients trust it with --ca-pin=${pin}\n`,
   );

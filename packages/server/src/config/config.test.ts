@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import * as x509 from '@peculiar/x509';
 import { isWardenError, type WardenError } from '@warden/api';
-import { assertSupported, defaultConfig, loadConfig, parseConfig, type WardenConfig } from './index';
+import { defaultConfig, loadConfig, parseConfig, type WardenConfig } from './index';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-config-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -261,17 +261,103 @@ test('loading never writes: the data dir is not created', () => {
 
 // --- postgres -------------------------------------------------------------------------------
 
-test('storage postgres parses but is refused as not yet supported', () => {
+test('storage postgres: only conn_string is required', () => {
   const text = 'version: v1\nstorage:\n  type: postgres\n  conn_string: postgres://warden@db/warden\n';
   const config = parseConfig(text, 'warden.yaml');
   assert.deepEqual(config.storage, { type: 'postgres', connString: 'postgres://warden@db/warden' });
-  assert.throws(() => assertSupported(config), {
-    code: 'WARDEN_ERR_NOT_IMPLEMENTED',
-    message: /^storage type "postgres" is not yet supported/,
-  });
   const p = write('pg.yaml', text);
-  assert.throws(() => loadConfig({ path: p }), { code: 'WARDEN_ERR_NOT_IMPLEMENTED' });
-  assert.doesNotThrow(() => assertSupported(defaultConfig()));
+  assert.deepEqual(loadConfig({ path: p }).storage, config.storage);
+});
+
+test('storage postgres maps every option, files resolved against the config file', () => {
+  const sub = join(dir, 'pg-etc');
+  mkdirSync(sub, { recursive: true });
+  const p = join(sub, 'warden.yaml');
+  writeFileSync(
+    p,
+    [
+      'version: v1',
+      'storage:',
+      '  type: postgres',
+      '  conn_string: postgresql://warden@db.internal:5433/warden?sslmode=verify-full',
+      '  password_file: secrets/db-password',
+      '  tls:',
+      '    mode: verify-ca',
+      '    ca_file: db-ca.pem',
+      '    cert_file: /etc/warden/client.pem',
+      '    key_file: client-key.pem',
+      '    server_name: db.internal',
+      '  schema: warden_prod',
+      '  pool_size: 20',
+      '',
+    ].join('\n'),
+  );
+  const config = loadConfig({ path: p });
+  assert.deepEqual(config.storage, {
+    type: 'postgres',
+    connString: 'postgresql://warden@db.internal:5433/warden?sslmode=verify-full',
+    passwordFile: join(sub, 'secrets', 'db-password'),
+    tls: {
+      mode: 'verify-ca',
+      caFile: join(sub, 'db-ca.pem'),
+      certFile: '/etc/warden/client.pem',
+      keyFile: join(sub, 'client-key.pem'),
+      serverName: 'db.internal',
+    },
+    schema: 'warden_prod',
+    poolSize: 20,
+  });
+  assertDeepFrozen(config);
+  const env = parseConfig(
+    'version: v1\nstorage: { type: postgres, conn_string: "postgres://db/w", password_env: WARDEN_DB_PASSWORD }\n',
+    'warden.yaml',
+  );
+  assert.deepEqual(env.storage, {
+    type: 'postgres',
+    connString: 'postgres://db/w',
+    passwordEnv: 'WARDEN_DB_PASSWORD',
+  });
+});
+
+test('storage postgres: bad options name the field and line, and never echo the conn string', () => {
+  const pg = (extra: string, conn = 'postgres://warden@db/warden') =>
+    problem(`version: v1\nstorage:\n  type: postgres\n  conn_string: "${conn}"\n${extra}`);
+  const secret = pg('', 'mysql://warden:hunter2@db/warden');
+  assert.equal(
+    secret,
+    'warden.yaml: storage.conn_string: expected a URL such as postgres://warden@db.example.com:5432/warden (line 4)',
+  );
+  assert.doesNotMatch(secret, /hunter2/);
+  assert.doesNotMatch(pg('', 'not a url hunter2'), /hunter2/);
+  assert.match(pg('', ''), /storage\.conn_string: must not be empty/);
+  assert.equal(
+    pg('  password_file: /run/pw\n  password_env: PGPASS\n'),
+    'warden.yaml: storage.password_env: give password_file or password_env, not both (line 6)',
+  );
+  assert.match(
+    pg('  password_env: "not a name"\n'),
+    /storage\.password_env: expected the name of an environment variable \(line 5\)/,
+  );
+  assert.match(
+    pg('  tls: { mode: prefer }\n'),
+    /storage\.tls\.mode: expected one of disable, require, verify-ca, verify-full/,
+  );
+  assert.match(
+    pg('  tls: { cert_file: c.pem }\n'),
+    /storage\.tls\.cert_file: a client certificate needs both cert_file and key_file/,
+  );
+  assert.match(pg('  tls: { key_file: k.pem }\n'), /storage\.tls\.key_file: a client certificate needs both/);
+  assert.match(pg('  tls: { sslmode: disable }\n'), /storage\.tls\.sslmode: unknown field/);
+  assert.match(pg('  schema: Warden\n'), /storage\.schema: expected 1 to 48 lower-case letters/);
+  assert.match(pg('  schema: pg_warden\n'), /storage\.schema: must not start with pg_/);
+  assert.match(
+    pg('  pool_size: 0\n'),
+    /storage\.pool_size: expected a whole number from 1 to 1000 \(line 5\)/,
+  );
+  assert.match(pg('  pool_size: 2.5\n'), /storage\.pool_size: expected a whole number/);
+  assert.match(pg('  pool_size: 1001\n'), /storage\.pool_size: expected a whole number/);
+  assert.match(pg('  pool_size: "10"\n'), /storage\.pool_size: expected a number/);
+  assert.match(pg('  path: /x.sqlite\n'), /storage\.path: unknown field/);
 });
 
 // --- bad input: one clear error naming file, field and line -------------------------------

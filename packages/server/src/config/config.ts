@@ -3,12 +3,15 @@
  * services from. Loading only reads (the config file and any CA files it names); it never
  * creates the data dir or anything else. Tested by `config.test.ts`.
  *
- * Relative paths inside the file (`data_dir`, `storage.path`, `audit.jsonl_path`,
- * `ekcert_allowed_cas`, `db_service.databases[].tls.ca_cert_file`) are resolved against the file's directory, so the meaning of a file
+ * Relative paths inside the file (`data_dir`, `storage.path`, `storage.password_file`,
+ * `storage.tls.*_file`, `audit.jsonl_path`, `ekcert_allowed_cas`,
+ * `db_service.databases[].tls.ca_cert_file`) are resolved against the file's directory, so the meaning of a file
  * does not depend on where `warden` was started. The built-in default data dir
  * (`./warden-data`) and `--data-dir` are resolved against the working directory.
  *
- * `storage.postgres.connString` may carry a password: never log a `WardenConfig` whole.
+ * `storage.connString` may carry a password: never log a `WardenConfig` whole (the backend's
+ * `target` names the database without it). Paths inside the conn string (`sslrootcert`, …)
+ * are used as written.
  */
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
@@ -85,9 +88,32 @@ export interface DbServiceConfig {
   readonly databases: readonly DbConfig[];
 }
 
+/**
+ * `storage: {type: postgres, …}`: the connection fields of `PostgresBackendOptions` (same
+ * names), shared by the backend and the audit log. Absent fields are left out.
+ */
+export interface PostgresStorageConfig {
+  readonly type: 'postgres';
+  /** May hold a password: never log it. */
+  readonly connString: string;
+  readonly passwordFile?: string;
+  readonly passwordEnv?: string;
+  readonly tls?: {
+    readonly mode?: 'disable' | 'require' | 'verify-ca' | 'verify-full';
+    readonly caFile?: string;
+    readonly certFile?: string;
+    readonly keyFile?: string;
+    readonly serverName?: string;
+  };
+  /** The PostgreSQL schema holding Warden's tables (default `warden`). */
+  readonly schema?: string;
+  /** Connections per pool (a replica has two pools: backend and audit). */
+  readonly poolSize?: number;
+}
+
 export type StorageConfig =
   | { readonly type: 'sqlite'; readonly path: string }
-  | { readonly type: 'postgres'; readonly connString: string }
+  | PostgresStorageConfig
   | { readonly type: 'memory' };
 
 /** The whole configuration, fully defaulted and deeply frozen. */
@@ -164,7 +190,7 @@ function build(
   if (s === undefined || s.type === 'sqlite') {
     storage = { type: 'sqlite', path: fromFile(s?.path) ?? join(dataDir, 'backend.sqlite') };
   } else if (s.type === 'postgres') {
-    storage = { type: 'postgres', connString: s.conn_string };
+    storage = postgresStorage(s, fromFile);
   } else {
     storage = { type: 'memory' };
   }
@@ -213,6 +239,33 @@ function build(
   });
 }
 
+/** Drops the keys whose value is undefined (so configs compare and print cleanly). */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function postgresStorage(
+  s: Extract<NonNullable<ConfigFile['storage']>, { type: 'postgres' }>,
+  fromFile: (p: string | undefined) => string | undefined,
+): PostgresStorageConfig {
+  const tls = s.tls && {
+    mode: s.tls.mode,
+    caFile: fromFile(s.tls.ca_file),
+    certFile: fromFile(s.tls.cert_file),
+    keyFile: fromFile(s.tls.key_file),
+    serverName: s.tls.server_name,
+  };
+  return defined<PostgresStorageConfig>({
+    type: 'postgres',
+    connString: s.conn_string,
+    passwordFile: fromFile(s.password_file),
+    passwordEnv: s.password_env,
+    tls: tls && defined(tls),
+    schema: s.schema,
+    poolSize: s.pool_size,
+  });
+}
+
 /**
  * The configuration used when no file is given: data dir `./warden-data` (or `dataDir`),
  * cluster `warden`, proxy on 127.0.0.1:3080, ssh_service on 127.0.0.1:3022 named after the
@@ -227,8 +280,8 @@ export function defaultConfig(options: { dataDir?: string } = {}): WardenConfig 
 
 /**
  * Parses the text of a `warden.yaml`. `source` names the file in error messages. Reads the
- * CA files it names (and nothing else); accepts every storage type, including ones
- * `assertSupported` refuses.
+ * CA files it names (and nothing else: PostgreSQL's password and TLS files are read when
+ * `warden start` connects).
  *
  * @throws WardenError WARDEN_ERR_BAD_CONFIG naming the file, the field and its line.
  * @example
@@ -315,60 +368,39 @@ export function parseConfig(text: string, source: string, options: ParseConfigOp
 }
 
 /**
- * Refuses configurations that parse but that this version cannot run yet.
- *
- * @throws WardenError WARDEN_ERR_NOT_IMPLEMENTED for `storage.type: postgres`.
- */
-export function assertSupported(config: WardenConfig): void {
-  if (config.storage.type === 'postgres') {
-    throw new WardenError(
-      'WARDEN_ERR_NOT_IMPLEMENTED',
-      'storage type "postgres" is not yet supported; use "sqlite" (the default) for now',
-    );
-  }
-}
-
-/**
  * Loads the configuration: the file at `path` if given (relative paths in it resolved
- * against its directory), else the defaults; `dataDir` overrides `data_dir`. Checks that
- * this version supports it. Never writes anything.
+ * against its directory), else the defaults; `dataDir` overrides `data_dir`. Never writes
+ * anything.
  *
- * @throws WardenError WARDEN_ERR_BAD_CONFIG (unreadable or invalid file),
- *   WARDEN_ERR_NOT_IMPLEMENTED (see `assertSupported`).
+ * @throws WardenError WARDEN_ERR_BAD_CONFIG (unreadable or invalid file).
  * @example
  *   const config = loadConfig({ path: '/etc/warden.yaml', dataDir: opts.dataDir });
  */
 export function loadConfig(options: LoadConfigOptions = {}): WardenConfig {
-  let config: WardenConfig;
-  if (options.path === undefined) {
-    config = defaultConfig({ dataDir: options.dataDir });
-  } else {
-    let text: string;
-    try {
-      text = readFileSync(options.path, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why =
-        code === 'ENOENT'
-          ? 'no such file'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : code === 'EISDIR'
-              ? 'is a directory, not a file'
-              : (e as Error).message;
-      throw new WardenError(
-        'WARDEN_ERR_BAD_CONFIG',
-        `cannot read config file ${JSON.stringify(options.path)}: ${why}`,
-        {
-          source: options.path,
-        },
-      );
-    }
-    config = parseConfig(text, options.path, {
-      dataDir: options.dataDir,
-      baseDir: dirname(resolve(options.path)),
-    });
+  if (options.path === undefined) return defaultConfig({ dataDir: options.dataDir });
+  let text: string;
+  try {
+    text = readFileSync(options.path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory, not a file'
+            : (e as Error).message;
+    throw new WardenError(
+      'WARDEN_ERR_BAD_CONFIG',
+      `cannot read config file ${JSON.stringify(options.path)}: ${why}`,
+      {
+        source: options.path,
+      },
+    );
   }
-  assertSupported(config);
-  return config;
+  return parseConfig(text, options.path, {
+    dataDir: options.dataDir,
+    baseDir: dirname(resolve(options.path)),
+  });
 }

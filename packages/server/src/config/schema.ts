@@ -50,6 +50,17 @@ export const LOG_SEVERITY_VALUES = ['debug', 'info', 'warn', 'error'] as const;
 export const LOG_FORMAT_VALUES = ['text', 'json'] as const;
 export const STORAGE_TYPE_VALUES = ['sqlite', 'postgres', 'memory'] as const;
 export const DB_PROTOCOL_VALUES = ['postgres', 'mysql'] as const;
+export const POSTGRES_TLS_MODE_VALUES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+
+/** `postgres://…` or `postgresql://…` (the backend checks the rest when it connects). */
+function isPostgresUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'postgres:' || url.protocol === 'postgresql:';
+  } catch {
+    return false;
+  }
+}
 
 export const configFileSchema = z.strictObject({
   version: z.literal('v1'),
@@ -138,7 +149,60 @@ export const configFileSchema = z.strictObject({
   storage: z
     .discriminatedUnion('type', [
       z.strictObject({ type: z.literal('sqlite'), path: pathString.optional() }),
-      z.strictObject({ type: z.literal('postgres'), conn_string: z.string().min(1, 'must not be empty') }),
+      z
+        .strictObject({
+          type: z.literal('postgres'),
+          /** `postgres://user@host:port/database?sslmode=…`; never echoed (it may hold a password). */
+          conn_string: z
+            .string()
+            .min(1, 'must not be empty')
+            .refine(isPostgresUrl, 'expected a URL such as postgres://warden@db.example.com:5432/warden'),
+          password_file: pathString.optional(),
+          password_env: z
+            .string()
+            .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of an environment variable')
+            .optional(),
+          tls: z
+            .strictObject({
+              mode: z.enum(POSTGRES_TLS_MODE_VALUES).optional(),
+              ca_file: pathString.optional(),
+              cert_file: pathString.optional(),
+              key_file: pathString.optional(),
+              server_name: z.string().min(1, 'must not be empty').optional(),
+            })
+            .optional(),
+          schema: z
+            .string()
+            .regex(
+              /^[a-z_][a-z0-9_]{0,47}$/,
+              'expected 1 to 48 lower-case letters, digits or "_", starting with a letter or "_"',
+            )
+            .refine((s) => !s.startsWith('pg_'), 'must not start with pg_ (reserved by PostgreSQL)')
+            .optional(),
+          pool_size: z
+            .number()
+            .refine(
+              (n) => Number.isInteger(n) && n >= 1 && n <= 1000,
+              'expected a whole number from 1 to 1000',
+            )
+            .optional(),
+        })
+        .superRefine((s, ctx) => {
+          if (s.password_file !== undefined && s.password_env !== undefined) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['password_env'],
+              message: 'give password_file or password_env, not both',
+            });
+          }
+          if ((s.tls?.cert_file === undefined) !== (s.tls?.key_file === undefined)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['tls', s.tls?.cert_file === undefined ? 'key_file' : 'cert_file'],
+              message: 'a client certificate needs both cert_file and key_file',
+            });
+          }
+        }),
       z.strictObject({ type: z.literal('memory') }),
     ])
     .optional(),
