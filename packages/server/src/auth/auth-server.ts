@@ -722,6 +722,39 @@ export class AuthServer {
     return { ssh_cert, host_ca_known_hosts: this.#o.cas.exportHostLine(this.#o.clusterName) };
   }
 
+  /**
+   * Signs a database's TLS server certificate with the db CA (`wctl auth sign --format=db`)
+   * and returns the db CA as the CA for the database's `ssl_ca_file`: the db CA signs the
+   * client certificates db_service presents (CN = db user), and db_service trusts it for
+   * the database's server certificate. Admin identity or the `create` verb on `db_cert`.
+   */
+  async signDb(
+    caller: Caller,
+    req: z.infer<typeof rpc.SignDbRequest>,
+  ): Promise<z.infer<typeof rpc.SignDbResponse>> {
+    await this.#authorize(caller, 'db_cert', 'create');
+    const { isIP } = await import('node:net');
+    const issued = await this.#o.cas.issueDbServerCert({
+      dnsNames: req.hostnames.filter((h) => !isIP(h)),
+      ipAddresses: req.hostnames.filter((h) => isIP(h)),
+      publicKey: req.public_key,
+      ...(req.ttl_ms !== undefined ? { ttlMs: req.ttl_ms } : {}),
+    });
+    await this.#audit({
+      type: 'cert.create',
+      success: true,
+      user: caller.identity.user,
+      addr: caller.addr,
+      cert_type: 'db',
+      expires: issued.notAfter.toISOString(),
+    });
+    return {
+      cert_pem: issued.certPem,
+      client_ca_pems: this.#o.cas.tlsCertPems('db'),
+      expires: issued.notAfter.toISOString(),
+    };
+  }
+
   exportAuthority(type: string): { type: string; line: string } {
     if (type === 'user') return { type, line: this.#o.cas.exportUserLine() };
     if (type === 'host') return { type, line: this.#o.cas.exportHostLine(this.#o.clusterName) };
