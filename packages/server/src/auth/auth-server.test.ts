@@ -856,7 +856,8 @@ describe('resources', () => {
     const c = await startTestCluster();
     const before = await c.auth.ping();
     assert.equal(before.cluster_name, CLUSTER_NAME);
-    assert.deepEqual(before.auth, { type: 'local', second_factor: 'otp', device_trust_mode: 'off' });
+    // A new cluster: device trust optional (issue 5).
+    assert.deepEqual(before.auth, { type: 'local', second_factor: 'otp', device_trust_mode: 'optional' });
     const cap = {
       kind: 'cluster_auth_preference',
       version: 'v2',
@@ -865,6 +866,7 @@ describe('resources', () => {
     };
     const first = await c.auth.putResource(c.admin, cap, { force: false });
     assert.equal(first.outcome, 'updated');
+    assert.equal(first.resource.metadata.labels?.['warden.dev/origin'], 'dynamic');
     assert.deepEqual((await c.auth.ping()).auth, {
       type: 'local',
       second_factor: 'off',

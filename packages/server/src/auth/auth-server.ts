@@ -14,6 +14,7 @@ import {
   AUTH_PREFERENCE_NAME,
   type AuditEventInput,
   type AuthPreferenceResource,
+  type DeviceResource,
   INVITE_TOKEN_TTL_MS,
   isWardenError,
   type LockResource,
@@ -33,9 +34,10 @@ import type { AuditLog } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
+import { DeviceInventory, deviceLabel } from '../devicetrust';
 import type { Logger } from '../log';
 import type { RequestIdentity } from '../proxy/router';
-import type { Services } from '../services';
+import { type Services, withOrigin } from '../services';
 import { LocalAuthStore } from './local-auth';
 import {
   checkPasswordPolicy,
@@ -59,6 +61,8 @@ export interface AuthServerOptions {
   proxyPublicAddr: string;
   serverVersion: string;
   limiter?: LoginRateLimiter;
+  /** The device inventory; made from the options above when absent. */
+  devices?: DeviceInventory;
 }
 
 /** The admin identity: `warden start` writes it for `wctl` on the auth host. */
@@ -75,11 +79,26 @@ export class AuthServer {
   readonly #o: AuthServerOptions;
   readonly #local: LocalAuthStore;
   readonly #limiter: LoginRateLimiter;
+  readonly #devices: DeviceInventory;
 
   constructor(o: AuthServerOptions) {
     this.#o = o;
     this.#local = new LocalAuthStore(o.backend, o.clock);
     this.#limiter = o.limiter ?? new LoginRateLimiter({ clock: o.clock });
+    this.#devices =
+      o.devices ??
+      new DeviceInventory({
+        services: o.services,
+        backend: o.backend,
+        clock: o.clock,
+        audit: o.audit,
+        logger: o.logger,
+      });
+  }
+
+  /** The trusted-device inventory (the device ceremonies build on it). */
+  get devices(): DeviceInventory {
+    return this.#devices;
   }
 
   get clusterName(): string {
@@ -512,6 +531,8 @@ export class AuthServer {
         return s.nodes;
       case 'db':
         return s.dbs;
+      case 'device':
+        return s.devices;
       default:
         return undefined;
     }
@@ -544,6 +565,8 @@ export class AuthServer {
       }
       return this.authPreference();
     }
+    // Devices by ID or asset tag (`wctl get devices/C00AA0AAAA0A`).
+    if (kind === 'device') return this.#devices.find(name);
     const store = this.#store(kind)!;
     return store.get(name);
   }
@@ -563,12 +586,14 @@ export class AuthServer {
     }
     if (kind === 'cluster_auth_preference') {
       await this.#authorize(caller, kind, 'update');
+      // Labelled `dynamic`: it holds until a start whose config file sets auth_service.authentication.
+      const dynamic = withOrigin(res, 'dynamic');
       const stored = opts.expectedRevision
         ? await this.#o.services.authPreference.update({
-            ...res,
-            metadata: { ...res.metadata, revision: opts.expectedRevision },
+            ...dynamic,
+            metadata: { ...dynamic.metadata, revision: opts.expectedRevision },
           })
-        : await this.#o.services.authPreference.upsert(res);
+        : await this.#o.services.authPreference.upsert(dynamic);
       await this.#audit({
         type: 'cluster_auth_preference.updated',
         success: true,
@@ -579,6 +604,7 @@ export class AuthServer {
       });
       return { resource: stored, outcome: 'updated' };
     }
+    if (kind === 'device') return this.#putDevice(caller, res, opts);
     const store = this.#store(kind)! as unknown as {
       find(n: string): Promise<Resource | undefined>;
       create(r: Resource): Promise<Resource>;
@@ -628,6 +654,11 @@ export class AuthServer {
     if (kind === 'cert_authority' || kind === 'cluster_auth_preference') {
       throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `${kind} cannot be deleted`);
     }
+    if (kind === 'device') {
+      // By ID or asset tag; audited as device.delete.
+      await this.#devices.remove(actorOf(caller), name);
+      return;
+    }
     await this.#store(kind)!.delete(name);
     if (kind === 'user') {
       await this.#local.deleteSecrets(name);
@@ -656,9 +687,90 @@ export class AuthServer {
     return { type, ...common, kind };
   }
 
+  // ---- Devices ---------------------------------------------------------------------------
+
+  /** `wctl create|edit` of a device: the inventory's rules (not enrolled on create; edits may only unenroll). */
+  async #putDevice(
+    caller: Caller,
+    res: DeviceResource,
+    opts: { force: boolean; expectedRevision?: string },
+  ): Promise<{ resource: Resource; outcome: 'created' | 'updated' }> {
+    const existing = await this.#o.services.devices.find(res.metadata.name);
+    if (opts.expectedRevision) {
+      await this.#authorize(caller, 'device', 'update');
+    } else {
+      await this.#authorize(caller, 'device', 'create');
+      if (existing && opts.force) await this.#authorize(caller, 'device', 'update');
+    }
+    if (existing && !opts.force) {
+      throw new WardenError(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `device "${res.metadata.name}" already exists; use -f/--force to overwrite it`,
+      );
+    }
+    const actor = actorOf(caller);
+    if (opts.expectedRevision || existing) {
+      return { resource: await this.#devices.update(actor, res, opts.expectedRevision), outcome: 'updated' };
+    }
+    return { resource: await this.#devices.create(actor, res), outcome: 'created' };
+  }
+
+  /** `wctl devices add`: registers a device, and with `enroll` makes its enrollment token. */
+  async addDevice(
+    caller: Caller,
+    req: z.infer<typeof rpc.AddDeviceRequest>,
+  ): Promise<z.infer<typeof rpc.AddDeviceResponse>> {
+    await this.#authorize(caller, 'device', 'create');
+    const actor = actorOf(caller);
+    const device = await this.#devices.add(actor, { osType: req.os_type, assetTag: req.asset_tag });
+    if (!req.enroll) return { device };
+    const t = await this.#devices.createEnrollToken(actor, device.metadata.name, req.enroll_ttl_ms);
+    return { device, enroll_token: enrollTokenResponse(device, t) };
+  }
+
+  /** `wctl devices enroll`: a new enrollment token for a device (by ID or asset tag). */
+  async createDeviceEnrollToken(
+    caller: Caller,
+    req: z.infer<typeof rpc.DeviceEnrollTokenRequest>,
+  ): Promise<rpc.DeviceEnrollTokenResponse> {
+    await this.#authorize(caller, 'device', 'create');
+    const t = await this.#devices.createEnrollToken(actorOf(caller), req.device, req.ttl_ms);
+    return enrollTokenResponse(t.device, t);
+  }
+
+  /** Why a lock on this device may have no effect: unknown or not-enrolled device, device trust off. */
+  async #deviceLockWarnings(id: string): Promise<string[]> {
+    const out: string[] = [];
+    if ((await this.authPreference()).spec.device_trust?.mode === 'off') {
+      out.push(
+        'device trust is off in this cluster (cluster_auth_preference spec.device_trust.mode): ' +
+          'the lock has no effect until device trust is enabled',
+      );
+    }
+    const device = await this.#devices.get(id).catch((e: unknown) => {
+      if (isWardenError(e, 'WARDEN_ERR_NOT_FOUND')) return undefined;
+      throw e;
+    });
+    if (!device) {
+      const tagged = (await this.#devices.list()).filter((d) => d.spec.asset_tag === id);
+      out.push(
+        tagged.length
+          ? `"${id}" is an asset tag, not a device ID: the lock has no effect; lock the device ID instead ` +
+              `(${tagged.map((d) => d.metadata.name).join(', ')}), or use \`wctl devices lock --asset-tag=${id}\``
+          : `no device with ID "${id}" is in the inventory: the lock has no effect`,
+      );
+    } else if (device.spec.enroll_status !== 'enrolled') {
+      out.push(`device ${deviceLabel(device)} is not enrolled: the lock has no effect until it is`);
+    }
+    return out;
+  }
+
   // ---- Locks ---------------------------------------------------------------------------
 
-  async createLock(caller: Caller, req: z.infer<typeof rpc.CreateLockRequest>): Promise<{ name: string }> {
+  async createLock(
+    caller: Caller,
+    req: z.infer<typeof rpc.CreateLockRequest>,
+  ): Promise<{ name: string; warnings?: string[] }> {
     await this.#authorize(caller, 'lock', 'create');
     if (req.ttl_ms && req.expires)
       throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'use --ttl or --expires, not both');
@@ -692,7 +804,8 @@ export class AuthServer {
       ...(req.message ? { message: req.message } : {}),
       ...(expires ? { expires } : {}),
     });
-    return { name };
+    const warnings = target.device ? await this.#deviceLockWarnings(target.device) : [];
+    return warnings.length ? { name, warnings } : { name };
   }
 
   // ---- CAs and audit -------------------------------------------------------------------
@@ -775,4 +888,22 @@ export class AuthServer {
     });
     return events as unknown as Record<string, unknown>[];
   }
+}
+
+function actorOf(caller: Caller): { user: string; addr: string } {
+  return { user: caller.identity.user, addr: caller.addr };
+}
+
+function enrollTokenResponse(
+  device: DeviceResource,
+  t: { token: string; expires: string },
+): rpc.DeviceEnrollTokenResponse {
+  return {
+    device_id: device.metadata.name,
+    asset_tag: device.spec.asset_tag,
+    os_type: device.spec.os_type,
+    token: t.token,
+    expires: t.expires,
+    enroll_command: `wsh device enroll --token=${t.token}`,
+  };
 }

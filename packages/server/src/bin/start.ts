@@ -25,7 +25,7 @@ import { formatHostPort, loadConfig, type PostgresStorageConfig, type WardenConf
 import { DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
 import { createLogger, type Logger } from '../log';
 import { apiRoutes, createRequestHandler, DB_ALPN, SSH_ALPN, SshTunnels } from '../proxy';
-import { createServices } from '../services';
+import { AUTH_PREFERENCE_ORIGIN_LABEL, createServices } from '../services';
 import { SshService } from '../srv/ssh';
 import { startDbAccess } from './db';
 
@@ -197,8 +197,10 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
   const created = await services.ensurePresets();
   if (created.length) logger.info({ roles: created }, 'created preset roles');
 
-  // The config file's authentication settings win over the stored preference; without them,
-  // the stored one (from `wctl create -f cap.yaml`) stays.
+  // Which wins: when the config file sets auth_service.authentication, it is applied at every
+  // start (labelled `config-file`), replacing what `wctl create -f cap.yaml` / `wctl edit` stored;
+  // without it, the stored preference (labelled `dynamic`) stays, and a new cluster gets the
+  // defaults (labelled `default`: device trust optional). `wctl get cap` shows the label.
   const a = config.authService.authentication;
   const fromFile = fileSetsAuthentication(config);
   const existing = await services.authPreference.get();
@@ -206,7 +208,13 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
     await services.authPreference.upsert({
       kind: 'cluster_auth_preference',
       version: 'v2',
-      metadata: { name: AUTH_PREFERENCE_NAME },
+      metadata: {
+        name: AUTH_PREFERENCE_NAME,
+        labels: {
+          ...existing.metadata.labels,
+          [AUTH_PREFERENCE_ORIGIN_LABEL]: fromFile ? 'config-file' : 'default',
+        },
+      },
       spec: {
         ...existing.spec,
         type: a.type,

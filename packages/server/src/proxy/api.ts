@@ -124,6 +124,20 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       body: rpc.CreateLockRequest,
       handler: (ctx) => auth.createLock(caller(ctx), ctx.body),
     }),
+    route<z.infer<typeof rpc.AddDeviceRequest>>({
+      method: 'POST',
+      path: R.devices,
+      auth: 'user',
+      body: rpc.AddDeviceRequest,
+      handler: (ctx) => auth.addDevice(caller(ctx), ctx.body),
+    }),
+    route<z.infer<typeof rpc.DeviceEnrollTokenRequest>>({
+      method: 'POST',
+      path: R.deviceTokens,
+      auth: 'user',
+      body: rpc.DeviceEnrollTokenRequest,
+      handler: (ctx) => auth.createDeviceEnrollToken(caller(ctx), ctx.body),
+    }),
     // Device trust: enrollment is authenticated by its token (a certificate, when sent, names
     // the owner); device authentication needs the user's fresh certificate.
     route<rpc.DeviceEnrollBeginRequest>({
