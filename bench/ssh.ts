@@ -1,0 +1,361 @@
+/**
+ * SSH benchmark (issue 3 point 7): session setup latency and bulk `scp` throughput through
+ * Warden against OpenSSH `ProxyJump` through a plain `sshd`, measured in the same run and
+ * printed as ratios. Asserts nothing (numbers depend on the machine and its load).
+ *
+ * Warden: a real `warden start` (proxy + built-in SSH node `node-1`), a user with the `root`
+ * login who signed up and logged in; plain OpenSSH goes through `wsh config` (ProxyCommand
+ * `wsh proxy ssh`), and `wsh ssh` is Warden's own client. Baseline: two throwaway `sshd`s on
+ * 127.0.0.1 (a jump host and a target, key auth, host keys checked) and `ssh -J`. Both
+ * targets serve `scp` with the same OpenSSH sftp-server. Session runs are interleaved
+ * (baseline, Warden/OpenSSH, wsh) so that load from other processes hits every path alike;
+ * each figure includes starting the client process, as a user pays it. Session rounds stop
+ * after --sessions or once --session-budget-s has passed (at least 5 rounds), so that a busy
+ * machine still finishes in about two minutes; the table says how many ran.
+ *
+ *   npm run build && npm run bench:ssh        (needs OpenSSH ssh, scp, sshd, ssh-keygen, sftp-server)
+ *   npm run bench:ssh -- --sessions 10 --size-mib 16 --scp-runs 1
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  Authenticator,
+  requireTool,
+  runCli,
+  signupWithTotp,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+
+const { values: args } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '20' },
+    'session-budget-s': { type: 'string', default: '50' },
+    'size-mib': { type: 'string', default: '64' },
+    'scp-runs': { type: 'string', default: '2' },
+  },
+});
+const SESSIONS = Number(args.sessions);
+/** Session rounds stop once they have run this long (after at least 5), to bound a busy machine's run. */
+const SESSION_BUDGET_MS = Number(args['session-budget-s']) * 1000;
+const SIZE_MIB = Number(args['size-mib']);
+const SCP_RUNS = Number(args['scp-runs']);
+const PASSWORD = 'correct horse battery staple';
+const WSH = resolve(import.meta.dirname, '../dist/wsh.js');
+const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
+
+interface Run {
+  code: number;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a command to completion; `ms` is wall time from spawn to exit. */
+function run(command: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((res, rej) => {
+    const start = performance.now();
+    const child = spawn(command, argv, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    child.on('error', rej);
+    child.on('close', (code) => res({ code: code ?? -1, stderr, ms: performance.now() - start }));
+  });
+}
+
+/** Like `run`, but a failure ends the benchmark with the command's stderr. */
+async function must(command: string, argv: string[], env?: NodeJS.ProcessEnv): Promise<number> {
+  const r = await run(command, argv, env);
+  if (r.code !== 0) throw new Error(`${command} ${argv.join(' ')} exited with ${r.code}:\n${r.stderr}`);
+  return r.ms;
+}
+
+interface Scp {
+  /** Wall time of the whole scp command. */
+  ms: number;
+  /** The ssh session's own time from after login to the end, as `ssh -v` reports it. */
+  sessionMs: number;
+}
+
+/**
+ * Runs `scp -v`. Its ssh prints "Transferred: … in N seconds" for the time after login; with
+ * ProxyJump the jump host's ssh prints one too, over a longer span, so the shortest is ours.
+ */
+async function scp(argv: string[], env?: NodeJS.ProcessEnv): Promise<Scp> {
+  const r = await run('scp', ['-v', '-o', 'BatchMode=yes', ...argv], env);
+  if (r.code !== 0) throw new Error(`scp ${argv.join(' ')} exited with ${r.code}:\n${r.stderr}`);
+  const spans = [...r.stderr.matchAll(/Transferred: sent \d+, received \d+ bytes, in ([\d.]+) seconds/g)];
+  if (spans.length === 0) throw new Error(`scp -v printed no "Transferred:" line:\n${r.stderr}`);
+  return { ms: r.ms, sessionMs: Math.min(...spans.map((m) => Number(m[1]) * 1000)) };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+/** Nearest-rank percentile of an ascending list. */
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Warden with its SSH node, one user (login root) signed up and logged in; `config` is `wsh config`. */
+async function startWardenPath(): Promise<{ w: WardenProcess; env: NodeJS.ProcessEnv; config: string }> {
+  const w = await startWarden({ nodeName: 'node-1' });
+  try {
+    const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-bench') };
+    const add = await runCli('wctl', ['users', 'add', 'bench', '--roles=access', '--logins=root'], {
+      env: w.env,
+    });
+    const token = /--token=(\S+)/.exec(add.stdout)?.[1];
+    if (add.code !== 0 || !token) throw new Error(`wctl users add failed:\n${add.stderr}`);
+    const signup = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env,
+    );
+    if (signup.code !== 0 || !signup.uri) throw new Error(`wsh signup failed:\n${signup.stderr}`);
+    const otp = new Authenticator(signup.uri);
+    otp.markUsed();
+    const login = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=bench'], {
+      env,
+      input: `${PASSWORD}\n${await otp.code()}\n`,
+    });
+    if (login.code !== 0) throw new Error(`wsh login failed:\n${login.stderr}`);
+    const cfg = await runCli('wsh', ['config'], { env });
+    if (cfg.code !== 0) throw new Error(`wsh config failed:\n${cfg.stderr}`);
+    const config = join(w.dir, 'ssh_config');
+    writeFileSync(config, cfg.stdout);
+    return { w, env, config };
+  } catch (err) {
+    await w.stop();
+    throw err;
+  }
+}
+
+interface Sshd {
+  stop(): Promise<void>;
+}
+
+/** A plain OpenSSH sshd on 127.0.0.1 that lets the holder of `authorizedKeys` in as root. */
+async function startSshd(dir: string, name: string, hostKey: string, authorizedKeys: string) {
+  const port = await freePort();
+  const cfg = join(dir, `${name}_sshd_config`);
+  writeFileSync(
+    cfg,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `AuthorizedKeysFile ${authorizedKeys}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'StrictModes no',
+      'UsePAM no',
+      `PidFile ${join(dir, `${name}.pid`)}`,
+      `Subsystem sftp ${SFTP_SERVER}`,
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (c) => {
+    log += c;
+  });
+  const sshd: Sshd = {
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+  // Ready once the port accepts connections.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((res) => {
+      const c = connect({ host: '127.0.0.1', port }, () => {
+        c.destroy();
+        res(true);
+      });
+      c.on('error', () => res(false));
+    });
+    if (ok) return { port, sshd };
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await sshd.stop();
+      throw new Error(`sshd ${name} did not start:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The baseline: a jump host and a target sshd, and an ssh_config naming both (`ssh -J jumphost target`). */
+async function startProxyJumpPath(dir: string): Promise<{ config: string; stop: () => Promise<void> }> {
+  if (!existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755 });
+  const hostKey = join(dir, 'host_ed25519');
+  const userKey = join(dir, 'user_ed25519');
+  await must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench-host', '-f', hostKey]);
+  await must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench-user', '-f', userKey]);
+  const authorizedKeys = join(dir, 'authorized_keys');
+  writeFileSync(authorizedKeys, readFileSync(`${userKey}.pub`));
+  const hostPub = readFileSync(`${hostKey}.pub`, 'utf8').trim();
+  writeFileSync(join(dir, 'known_hosts'), `jumphost ${hostPub}\ntarget ${hostPub}\n`);
+  const jump = await startSshd(dir, 'jumphost', hostKey, authorizedKeys);
+  const stops = [jump.sshd.stop];
+  try {
+    const target = await startSshd(dir, 'target', hostKey, authorizedKeys);
+    stops.push(target.sshd.stop);
+    const config = join(dir, 'ssh_config');
+    writeFileSync(
+      config,
+      [
+        ...['jumphost', 'target'].flatMap((name, i) => [
+          `Host ${name}`,
+          '    HostName 127.0.0.1',
+          `    Port ${i === 0 ? jump.port : target.port}`,
+          `    HostKeyAlias ${name}`,
+        ]),
+        'Host *',
+        '    User root',
+        `    IdentityFile ${userKey}`,
+        '    IdentitiesOnly yes',
+        `    UserKnownHostsFile ${join(dir, 'known_hosts')}`,
+        '    GlobalKnownHostsFile /dev/null',
+        '    StrictHostKeyChecking yes',
+        '',
+      ].join('\n'),
+    );
+    return { config, stop: async () => void (await Promise.all(stops.map((s) => s()))) };
+  } catch (err) {
+    await Promise.all(stops.map((s) => s()));
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['ssh', 'scp', 'sshd', 'ssh-keygen']) {
+    if (!requireTool(tool).ok) throw new Error(`bench:ssh needs ${tool} (apt-get install openssh-server)`);
+  }
+  if (!existsSync(WSH)) throw new Error('dist/wsh.js is missing: run `npm run build` first');
+  if (!existsSync(SFTP_SERVER)) throw new Error(`${SFTP_SERVER} is missing (scp needs it)`);
+  const started = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), 'warden-bench-ssh-'));
+  let baseline: Awaited<ReturnType<typeof startProxyJumpPath>> | undefined;
+  let warden: Awaited<ReturnType<typeof startWardenPath>> | undefined;
+  try {
+    [baseline, warden] = await Promise.all([startProxyJumpPath(dir), startWardenPath()]);
+    const jumpCfg = baseline.config;
+    const { env, config: wardenCfg } = warden;
+    const batch = ['-o', 'BatchMode=yes'];
+
+    // 1. Session setup: `… true`, interleaved; the first round warms caches and is dropped.
+    const paths = {
+      jump: () => must('ssh', ['-F', jumpCfg, ...batch, '-J', 'jumphost', 'target', 'true']),
+      openssh: () => must('ssh', ['-F', wardenCfg, ...batch, 'root@node-1', 'true'], env),
+      wsh: () => must(process.execPath, [WSH, 'ssh', 'root@node-1', 'true'], env),
+    };
+    const times: Record<keyof typeof paths, number[]> = { jump: [], openssh: [], wsh: [] };
+    const sessionsStart = performance.now();
+    for (let i = 0; i <= SESSIONS; i++) {
+      if (i > 5 && performance.now() - sessionsStart > SESSION_BUDGET_MS) break;
+      for (const key of Object.keys(paths) as (keyof typeof paths)[]) {
+        const ms = await paths[key]();
+        if (i > 0) times[key].push(ms);
+      }
+    }
+
+    // 2. Bulk: scp of one random file to the target's disk, each path in turn.
+    const src = join(dir, 'payload.bin');
+    writeFileSync(src, randomBytes(SIZE_MIB * 1024 * 1024));
+    const bytes = statSync(src).size;
+    const copies = {
+      jump: { runs: [] as Scp[], dst: join(dir, 'via-jump.bin') },
+      openssh: { runs: [] as Scp[], dst: join(dir, 'via-warden.bin') },
+    };
+    for (let i = 0; i < SCP_RUNS; i++) {
+      copies.jump.runs.push(await scp(['-F', jumpCfg, '-J', 'jumphost', src, `target:${copies.jump.dst}`]));
+      copies.openssh.runs.push(await scp(['-F', wardenCfg, src, `root@node-1:${copies.openssh.dst}`], env));
+      for (const c of Object.values(copies)) {
+        if (statSync(c.dst).size !== bytes) throw new Error(`scp to ${c.dst} copied a short file`);
+        rmSync(c.dst);
+      }
+    }
+
+    // Report: one table per measurement, ratios against the ProxyJump baseline.
+    const row = (cells: string[]) =>
+      console.log(cells.map((c, i) => (i ? c.padStart(13) : c.padEnd(34))).join(''));
+    const ms = (v: number) => `${v.toFixed(0)} ms`;
+    const ratio = (v: number) => (Number.isFinite(v) && v > 0 ? `${v.toFixed(2)}x` : '-');
+    const rate = (mb: number, t: number) => (t > 0 ? (mb / (t / 1000)).toFixed(1) : '-');
+    const labels = {
+      jump: 'ssh -J jumphost target (OpenSSH)',
+      openssh: 'ssh -F <(wsh config) (Warden)',
+      wsh: 'wsh ssh (Warden)',
+    };
+    const p = (key: keyof typeof times, q: number) =>
+      percentile(
+        [...times[key]].sort((a, b) => a - b),
+        q,
+      );
+    console.log(`\nSSH through Warden vs OpenSSH ProxyJump, same machine, same run\n`);
+    row([`session setup, ${times.jump.length}× \`… true\``, 'p50', 'p95', 'p50 ratio', 'p95 ratio']);
+    for (const key of Object.keys(times) as (keyof typeof times)[]) {
+      row([
+        labels[key],
+        ms(p(key, 50)),
+        ms(p(key, 95)),
+        ratio(p(key, 50) / p('jump', 50)),
+        ratio(p(key, 95) / p('jump', 95)),
+      ]);
+    }
+    const mb = bytes / 1e6;
+    const wall = (key: keyof typeof copies) => median(copies[key].runs.map((r) => r.ms));
+    const session = (key: keyof typeof copies) => median(copies[key].runs.map((r) => r.sessionMs));
+    console.log('');
+    row([`scp ${SIZE_MIB} MiB, median of ${SCP_RUNS}`, 'time', 'MB/s', 'ratio', 'session MB/s', 'ratio']);
+    for (const key of ['jump', 'openssh'] as const) {
+      row([
+        labels[key].replace('ssh', 'scp'),
+        ms(wall(key)),
+        rate(mb, wall(key)),
+        ratio(wall('jump') / wall(key)),
+        rate(mb, session(key)),
+        ratio(session('jump') / session(key)),
+      ]);
+    }
+    console.log(
+      '\nratio: Warden ÷ ProxyJump; for latency lower is better, for MB/s higher is better. Times' +
+        '\ninclude starting the client; scp MB/s is over the whole command, session MB/s over the' +
+        '\nsession after login (ssh -v "Transferred: … in N seconds", 0.1 s resolution).',
+    );
+    console.log(`whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  } finally {
+    await Promise.all([baseline?.stop(), warden?.w.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
