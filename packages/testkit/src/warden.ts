@@ -97,7 +97,7 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
     env: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: home, WARDEN_PROXY: proxy },
     child,
     stop: async () => {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
         child.kill('SIGTERM');
         const code = await exited;
