@@ -21,6 +21,7 @@ import { type DbTunnelOptions, DbTunnels } from '../proxy/db-tunnel';
 import type { RequestIdentity } from '../proxy/router';
 import type { ResourceCache, Services } from '../services';
 import { DbAccess, DbHeartbeat, DbService, dbCertIssuer, dbResourceFromConfig } from '../srv/db/common';
+import { MySqlEngine } from '../srv/db/mysql';
 import { PostgresEngine } from '../srv/db/postgres';
 
 export interface DbAccessDeps {
@@ -72,7 +73,7 @@ export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessCompositio
       audit: d.audit,
       access,
       issuer: dbCertIssuer(d.cas),
-      engines: [new PostgresEngine({ logger: d.logger })],
+      engines: [new PostgresEngine({ logger: d.logger }), new MySqlEngine({ logger: d.logger })],
       onLocksChange: (fn) => d.locks.onChange(() => fn()),
       listDbs: () => d.services.dbs.list(),
       ...(d.lockCheckIntervalMs ? { lockCheckIntervalMs: d.lockCheckIntervalMs } : {}),

@@ -1,0 +1,652 @@
+/**
+ * The MySQL engine of db_service (MariaDB and MySQL). The client's bytes arrive in plaintext
+ * inside the proxy's TLS tunnel (ALPN `warden-db/1`, mTLS with the user's certificate), so
+ * inside the tunnel the engine is the server: it greets, ignores any password (the identity
+ * is the Warden certificate), checks access, and only then logs in to the database over TLS
+ * with a client certificate from the db CA (CN = db user; the account is
+ * `REQUIRE SUBJECT '/CN=<db user>/O=<cluster>'` without a password).
+ *
+ *   client (mysql, mysql2)         proxy + db_service (this engine)              MariaDB / MySQL
+ *     │ ◀── HandshakeV10 (seq 0) ── │ mysql_native_password, our connection id,      │
+ *     │                             │ no SSL (the tunnel is TLS already)             │
+ *     │ HandshakeResponse41 (1) ──▶ │ 1. db user/name: request line, else response;  │
+ *     │                             │    the password, if any, is ignored            │
+ *     │                             │ 2. access check (locks, RBAC, device trust)    │
+ *     │ ◀── ERR 1045 28000 (2) ──── │    denied: reason, e.g. `unauthorized device`  │
+ *     │                             │ 3. TCP ◀──────────────────── HandshakeV10 (0)  │
+ *     │                             │    SSLRequest (1) ──────────────────────────▶  │
+ *     │                             │    TLS (client cert CN=db user) ═════════════▶ │
+ *     │                             │    HandshakeResponse41(db user, db, no pwd) (2)▶│
+ *     │                             │    ◀── [AuthSwitch → empty answer] ◀── OK (n)  │
+ *     │ ◀── OK (2, the database's)  │                                                │
+ *     │ COM_QUERY / COM_STMT_* (0) ▶│ 4. audited (db.query), relayed ─────────────▶  │
+ *     │ ◀═══════ results, streamed as they come, sequence ids untouched ══════════════ │
+ *     │ COM_CHANGE_USER ──────────▶ │    refused here (ERR 1235): never relayed      │
+ *     │ KILL QUERY <our id> ──────▶ │    same Warden user: rewritten to the real id ▶│
+ *     │                             │ 5. lock in force: ERR 1927 70100 (next seq) to │
+ *     │ ◀── ERR(lock message) ───── │    the client at a packet boundary; the        │
+ *     │                             │    database's thread is killed; both closed    │
+ *
+ * Internal to `srv/db/mysql`; tested by `engine.test.ts` (a fake MySQL server) and end to
+ * end in `test/db/` (a real MariaDB, the `mysql` client and the `mysql2` driver).
+ */
+import { randomInt } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { isWardenError, WardenError } from '@warden/api';
+import type { Logger } from '../../../log';
+import { type DbEngine, type DbSession, dialTcp, StreamReader, upgrade } from '../common';
+import {
+  Cap,
+  Command,
+  comQuery,
+  DEFAULT_CHARSET,
+  ErrorCode,
+  type ErrPacket,
+  errPacket,
+  handshakeResponse,
+  handshakeV10,
+  MAX_HANDSHAKE_PAYLOAD,
+  MySqlProtocolError,
+  NATIVE_PASSWORD,
+  OFFERED_CAPABILITIES,
+  packet,
+  packetHeader,
+  parseAuthSwitch,
+  parseComQuery,
+  parseComStmtExecute,
+  parseComStmtPrepare,
+  parseErr,
+  parseHandshakeResponse,
+  parseHandshakeV10,
+  parsePrepareOk,
+  SERVER_STATUS_AUTOCOMMIT,
+  sslRequest,
+} from './protocol';
+import { ClientTap, type ClientTapHandler, type CommandAction, type SeqState, ServerTap } from './relay';
+
+/** How long a client may take to answer our greeting. */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** How long logging in to the database may take. */
+const LOGIN_TIMEOUT_MS = 15_000;
+/** After a lock: how long the client gets to read our error before both sides are cut. */
+const TERMINATE_GRACE_MS = 1000;
+/** What the greeting announces until a database has told us its own version. */
+export const DEFAULT_SERVER_VERSION = '8.0.0-Warden';
+/**
+ * Capabilities whose absence on the database would change what the client reads after the
+ * login (result sets, OK packets): the database must have every one the client chose.
+ */
+const WIRE_FORMAT =
+  Cap.PROTOCOL_41 |
+  Cap.LONG_FLAG |
+  Cap.TRANSACTIONS |
+  Cap.MULTI_STATEMENTS |
+  Cap.MULTI_RESULTS |
+  Cap.PS_MULTI_RESULTS |
+  Cap.SESSION_TRACK |
+  Cap.DEPRECATE_EOF;
+/** Auth plugins whose answer for an account without a password is known. */
+const EMPTY_ANSWER: Record<string, Buffer> = {
+  mysql_native_password: Buffer.alloc(0),
+  caching_sha2_password: Buffer.from([0]),
+  sha256_password: Buffer.from([0]),
+};
+const KILL = /^\s*KILL\s+((?:(?:HARD|SOFT)\s+)?(?:(?:CONNECTION|QUERY)\s+)?)(\d{1,10})\s*;?\s*$/i;
+
+interface IdEntry {
+  session: DbSession;
+  /** The database's thread id, once logged in. */
+  upstream?: number;
+}
+
+/**
+ * The connection ids our greetings hand out → the session and the database's real thread
+ * id, so that `KILL QUERY <id>` (what `mysql` sends on ^C, on a new connection) reaches the
+ * right thread, and only for the same Warden user.
+ */
+export class ConnectionIds {
+  readonly #ids = new Map<number, IdEntry>();
+
+  /** A fresh id for `session`, far above the small ids databases count from. */
+  issue(session: DbSession): number {
+    for (;;) {
+      const id = randomInt(0x40000000, 0x7fffffff);
+      if (this.#ids.has(id)) continue;
+      this.#ids.set(id, { session });
+      return id;
+    }
+  }
+
+  setUpstream(id: number, threadId: number): void {
+    const e = this.#ids.get(id);
+    if (e) e.upstream = threadId;
+  }
+
+  get(id: number): IdEntry | undefined {
+    return this.#ids.get(id);
+  }
+
+  delete(id: number): void {
+    this.#ids.delete(id);
+  }
+
+  get size(): number {
+    return this.#ids.size;
+  }
+}
+
+/** The database refused (an ERR packet during its login): shown to the client as it is. */
+class UpstreamRefused extends Error {
+  constructor(readonly err: ErrPacket) {
+    super(err.message);
+  }
+}
+
+/** Writes `data` and closes, waiting (briefly) for it to be flushed. */
+function endWith(stream: Duplex, data: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, 2000);
+    function done() {
+      clearTimeout(timer);
+      resolve();
+    }
+    stream.once('close', done);
+    stream.once('error', done);
+    stream.end(data, done);
+  });
+}
+
+/** Reads one packet (header + payload up to `max`). */
+async function readPacket(reader: StreamReader, max: number): Promise<{ seq: number; payload: Buffer }> {
+  const { length, seq } = packetHeader(await reader.read(4));
+  if (length > max) throw new MySqlProtocolError(`packet of ${length} bytes during the handshake`);
+  return { seq, payload: length > 0 ? await reader.read(length) : Buffer.alloc(0) };
+}
+
+/** 20 bytes of scramble in 1..127, as MySQL makes them (clients treat NUL as an end). */
+function scramble(): Buffer {
+  const b = Buffer.alloc(20);
+  for (let i = 0; i < b.length; i++) b[i] = randomInt(1, 128);
+  return b;
+}
+
+interface ClientHello {
+  seq: number;
+  capabilities: number;
+  maxPacketSize: number;
+  charset: number;
+  user: string;
+  database?: string;
+  attributes?: [string, string][];
+}
+
+interface Upstream {
+  socket: TLSSocket;
+  threadId: number;
+  serverVersion: string;
+  /** The database's final OK payload (its status flags and session state go to the client). */
+  ok: Buffer;
+  rest: Buffer;
+}
+
+export interface MySqlEngineOptions {
+  logger: Logger;
+  connectionIds?: ConnectionIds;
+}
+
+export class MySqlEngine implements DbEngine {
+  readonly protocol = 'mysql' as const;
+  readonly #logger: Logger;
+  readonly connectionIds: ConnectionIds;
+  /** Each database's version string, learned at its first login and then announced. */
+  readonly #versions = new Map<string, string>();
+
+  constructor(o: MySqlEngineOptions) {
+    this.#logger = o.logger;
+    this.connectionIds = o.connectionIds ?? new ConnectionIds();
+  }
+
+  #greeting(dbName: string, connectionId: number): Buffer {
+    return packet(
+      0,
+      handshakeV10({
+        serverVersion: this.#versions.get(dbName) ?? DEFAULT_SERVER_VERSION,
+        connectionId,
+        authData: scramble(),
+        capabilities: OFFERED_CAPABILITIES,
+        charset: DEFAULT_CHARSET,
+        status: SERVER_STATUS_AUTOCOMMIT,
+        authPlugin: NATIVE_PASSWORD,
+      }),
+    );
+  }
+
+  /**
+   * Greets and reads the client's HandshakeResponse41. On malformed input or an SSLRequest,
+   * answers with an ERR packet itself and returns undefined.
+   */
+  async #hello(stream: Duplex, reader: StreamReader, greeting: Buffer): Promise<ClientHello | undefined> {
+    stream.write(greeting);
+    let seq = 1;
+    try {
+      const p = await readPacket(reader, MAX_HANDSHAKE_PAYLOAD);
+      seq = p.seq;
+      const r = parseHandshakeResponse(p.payload);
+      if ('ssl' in r) {
+        await endWith(
+          stream,
+          errPacket(seq + 1, {
+            ...ErrorCode.badHandshake,
+            message:
+              'the Warden tunnel is already TLS: connect to it without TLS (mysql --skip-ssl, ssl-mode=DISABLED)',
+          }),
+        );
+        return undefined;
+      }
+      return {
+        seq: p.seq,
+        capabilities: r.capabilities,
+        maxPacketSize: r.maxPacketSize,
+        charset: r.charset,
+        user: r.user,
+        ...(r.database !== undefined ? { database: r.database } : {}),
+        ...(r.attributes ? { attributes: r.attributes } : {}),
+      };
+    } catch (e) {
+      if (e instanceof MySqlProtocolError)
+        await endWith(
+          stream,
+          errPacket((seq + 1) & 0xff, { ...ErrorCode.badHandshake, message: `Bad handshake: ${e.message}` }),
+        );
+      return undefined;
+    }
+  }
+
+  async refuse(stream: Duplex, reason: string): Promise<void> {
+    const reader = new StreamReader(stream);
+    const timer = setTimeout(() => stream.destroy(), HANDSHAKE_TIMEOUT_MS);
+    try {
+      const hello = await this.#hello(stream, reader, this.#greeting('', 0));
+      reader.release();
+      if (hello)
+        await endWith(stream, errPacket(hello.seq + 1, { ...ErrorCode.accessDenied, message: reason }));
+    } catch {
+      reader.release();
+    } finally {
+      clearTimeout(timer);
+      stream.destroy();
+    }
+  }
+
+  async serve(stream: Duplex, session: DbSession): Promise<void> {
+    const connectionId = this.connectionIds.issue(session);
+    try {
+      await this.#serve(stream, session, connectionId);
+    } finally {
+      this.connectionIds.delete(connectionId);
+    }
+  }
+
+  async #serve(stream: Duplex, session: DbSession, connectionId: number): Promise<void> {
+    // 1. Greeting and the client's handshake response.
+    const reader = new StreamReader(stream);
+    const timer = setTimeout(() => stream.destroy(), HANDSHAKE_TIMEOUT_MS);
+    let hello: ClientHello | undefined;
+    try {
+      hello = await this.#hello(stream, reader, this.#greeting(session.db.metadata.name, connectionId));
+    } catch {
+      hello = undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!hello) {
+      reader.release();
+      return;
+    }
+    const replySeq = (hello.seq + 1) & 0xff;
+    const refuse = async (e: ErrPacket) => {
+      reader.release();
+      await endWith(stream, errPacket(replySeq, e));
+    };
+    const dbUser = session.requested.dbUser ?? (hello.user || undefined);
+    if (!dbUser) {
+      await refuse({
+        ...ErrorCode.accessDenied,
+        message:
+          'access to db denied: no database user given; use `wsh db login --db-user=NAME` or the client’s user option',
+      });
+      return;
+    }
+    const dbName = session.requested.dbName ?? hello.database;
+
+    // 2. Access check.
+    const decision = await session.authorize({ dbUser, dbName });
+    if (!decision.allowed) {
+      await refuse({ ...ErrorCode.accessDenied, message: decision.reason });
+      return;
+    }
+
+    // 3. The database, over TLS with a client certificate for the db user.
+    let up: Upstream;
+    try {
+      up = await this.#login(session, {
+        ...hello,
+        capabilities: hello.capabilities & OFFERED_CAPABILITIES,
+        attributes: [...(hello.attributes ?? []), ['warden_user', session.identity.user]],
+      });
+    } catch (e) {
+      let err: ErrPacket;
+      if (e instanceof UpstreamRefused) err = e.err;
+      else {
+        const message =
+          isWardenError(e) || e instanceof MySqlProtocolError
+            ? e.message
+            : `cannot reach database "${session.db.metadata.name}"`;
+        if (!isWardenError(e) && !(e instanceof MySqlProtocolError))
+          this.#logger.error({ err: e }, 'database login failed');
+        err = { ...ErrorCode.connectionFailure, message };
+      }
+      await session.failed(err.message);
+      await refuse(err);
+      return;
+    }
+    this.#versions.set(session.db.metadata.name, up.serverVersion);
+    this.connectionIds.setUpstream(connectionId, up.threadId);
+    up.socket.on('error', () => up.socket.destroy());
+    await session.started();
+    stream.write(packet(replySeq, up.ok));
+
+    // 4. Relay, auditing the client's statements.
+    await this.#relay(stream, up, session, reader.release(), { seq: replySeq, from: 'server' });
+  }
+
+  /**
+   * TCP, the database's greeting, SSLRequest, TLS with the db user's client certificate,
+   * HandshakeResponse41 without a password, and whatever auth switch the account needs.
+   */
+  async #login(session: DbSession, hello: Omit<ClientHello, 'seq'>): Promise<Upstream> {
+    const db = session.db;
+    const tcp = await dialTcp(db);
+    const timer = setTimeout(() => tcp.destroy(), LOGIN_TIMEOUT_MS);
+    let tls: TLSSocket | undefined;
+    try {
+      const plain = new StreamReader(tcp);
+      let g: { seq: number; payload: Buffer };
+      try {
+        g = await readPacket(plain, MAX_HANDSHAKE_PAYLOAD);
+      } catch (e) {
+        plain.release();
+        throw e;
+      }
+      // Bytes after the greeting and before TLS would be injected into the session.
+      if (plain.release().length > 0)
+        throw new MySqlProtocolError('the database sent data before the TLS handshake');
+      if (g.payload[0] === 0xff) throw new UpstreamRefused(parseErr(g.payload));
+      const greeting = parseHandshakeV10(g.payload);
+      if (!(greeting.capabilities & Cap.SSL)) {
+        throw new WardenError(
+          'WARDEN_ERR_CONNECTION',
+          `database "${db.metadata.name}" does not accept TLS; start it with ssl_cert, ssl_key and ssl_ca from \`wctl auth sign --format=db\``,
+        );
+      }
+      const missing = hello.capabilities & WIRE_FORMAT & ~greeting.capabilities;
+      if (missing !== 0) {
+        throw new WardenError(
+          'WARDEN_ERR_CONNECTION',
+          `database "${db.metadata.name}" (${greeting.serverVersion}) lacks protocol features the client asked for (capabilities 0x${missing.toString(16)}); Warden needs MariaDB 10.2+ or MySQL 5.7+`,
+        );
+      }
+      let caps = (hello.capabilities & greeting.capabilities) | Cap.PROTOCOL_41 | Cap.SSL;
+      caps |= greeting.capabilities & (Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH);
+      if (session.dbName !== undefined && greeting.capabilities & Cap.CONNECT_WITH_DB)
+        caps |= Cap.CONNECT_WITH_DB;
+      else caps &= ~Cap.CONNECT_WITH_DB;
+      tcp.write(packet(1, sslRequest(caps, hello.maxPacketSize, hello.charset)));
+      tls = await upgrade(tcp, await session.upstreamTls(), db);
+      const plugin = greeting.authPlugin in EMPTY_ANSWER ? greeting.authPlugin : NATIVE_PASSWORD;
+      tls.write(
+        packet(
+          2,
+          handshakeResponse({
+            capabilities: caps,
+            maxPacketSize: hello.maxPacketSize,
+            charset: hello.charset,
+            user: session.dbUser ?? '',
+            authResponse: EMPTY_ANSWER[plugin]!,
+            ...(session.dbName !== undefined ? { database: session.dbName } : {}),
+            authPlugin: plugin,
+            ...(hello.attributes ? { attributes: hello.attributes } : {}),
+          }),
+        ),
+      );
+      const r = new StreamReader(tls);
+      try {
+        for (;;) {
+          const p = await readPacket(r, MAX_HANDSHAKE_PAYLOAD);
+          const kind = p.payload[0];
+          if (kind === 0x00) {
+            return {
+              socket: tls,
+              threadId: greeting.connectionId,
+              serverVersion: greeting.serverVersion,
+              ok: p.payload,
+              rest: r.release(),
+            };
+          }
+          if (kind === 0xff) throw new UpstreamRefused(parseErr(p.payload));
+          if (kind === 0xfe) {
+            const sw = parseAuthSwitch(p.payload);
+            const answer = EMPTY_ANSWER[sw.plugin];
+            if (!answer) throw this.#wantsPassword(session, `authentication plugin ${sw.plugin}`);
+            tls.write(packet(p.seq + 1, answer));
+          } else if (kind === 0x01 && p.payload[1] === 0x03) {
+            // caching_sha2_password: fast authentication succeeded; the OK follows.
+          } else if (kind === 0x01) {
+            throw this.#wantsPassword(session, 'a password (full authentication)');
+          } else {
+            throw new MySqlProtocolError(`unexpected packet 0x${(kind ?? 0).toString(16)} during the login`);
+          }
+        }
+      } catch (e) {
+        r.release();
+        throw e;
+      }
+    } catch (e) {
+      tls?.destroy();
+      tcp.destroy();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #wantsPassword(session: DbSession, what: string): WardenError {
+    return new WardenError(
+      'WARDEN_ERR_CONNECTION',
+      `database "${session.db.metadata.name}" asked for ${what} for user "${session.dbUser}"; ` +
+        `create the account for certificate authentication: CREATE USER '${session.dbUser}'@'%' REQUIRE SUBJECT '/CN=${session.dbUser}/O=<cluster name>'`,
+    );
+  }
+
+  #relay(client: Duplex, up: Upstream, session: DbSession, clientRest: Buffer, seq: SeqState): Promise<void> {
+    const upstream = up.socket;
+    const serverTap = new ServerTap(seq);
+    const statements = new Map<number, { query: string; params: number; types?: number[] }>();
+    let lastPrepared: number | undefined;
+    const malformed = (what: string, e: unknown) => {
+      // The database judges the command; we record that we could not read it.
+      this.#logger.debug({ err: e }, 'unreadable client command');
+      session.query({ query: `<malformed ${what}>` });
+    };
+    const handler: ClientTapHandler = {
+      reply: (p) => serverTap.inject(p),
+      allowLong: (command) => command !== Command.CHANGE_USER,
+      longCommand: (command, length) => {
+        if (command === Command.QUERY || command === Command.STMT_PREPARE || command === Command.STMT_EXECUTE)
+          session.query({ query: `<statement of ${length} bytes not recorded>` });
+      },
+      command: (payload): CommandAction => {
+        switch (payload[0]) {
+          case Command.QUERY: {
+            const query = parseComQuery(payload);
+            session.query({ query });
+            return this.#rewriteKill(query, session);
+          }
+          case Command.STMT_PREPARE: {
+            let query: string;
+            try {
+              query = parseComStmtPrepare(payload);
+            } catch (e) {
+              malformed('COM_STMT_PREPARE', e);
+              return { kind: 'forward' };
+            }
+            serverTap.expectAnswer((first) => {
+              if (first[0] !== 0) return;
+              try {
+                const ok = parsePrepareOk(first);
+                statements.set(ok.statementId, { query, params: ok.params });
+                lastPrepared = ok.statementId;
+              } catch (e) {
+                this.#logger.debug({ err: e }, 'unreadable COM_STMT_PREPARE answer');
+              }
+            });
+            return { kind: 'forward' };
+          }
+          case Command.STMT_EXECUTE: {
+            try {
+              let id = payload.length >= 5 ? payload.readUInt32LE(1) : 0;
+              // MariaDB: 0xffffffff means the statement prepared last.
+              if (id === 0xffffffff && lastPrepared !== undefined) id = lastPrepared;
+              const stmt = statements.get(id);
+              const exec = parseComStmtExecute(payload, stmt?.params, stmt?.types);
+              if (stmt && exec.types) stmt.types = exec.types;
+              session.query({
+                query: stmt?.query ?? '<unknown prepared statement>',
+                ...(exec.parameters ? { parameters: exec.parameters } : {}),
+                statement: String(id),
+              });
+            } catch (e) {
+              malformed('COM_STMT_EXECUTE', e);
+            }
+            return { kind: 'forward' };
+          }
+          case Command.STMT_CLOSE:
+            if (payload.length >= 5) statements.delete(payload.readUInt32LE(1));
+            return { kind: 'forward' };
+          case Command.CHANGE_USER:
+            return {
+              kind: 'reply',
+              packet: errPacket(1, {
+                ...ErrorCode.notSupported,
+                message:
+                  'changing the database user is not supported through Warden; connect again as the other user',
+              }),
+            };
+          default:
+            return { kind: 'forward' };
+        }
+      },
+    };
+    const clientTap = new ClientTap(handler, seq);
+    return new Promise<void>((resolve) => {
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        client.destroy();
+        upstream.destroy();
+        resolve();
+      };
+      session.onTerminate((reason) => {
+        serverTap.interrupt((s) => errPacket(s, { ...ErrorCode.connectionKilled, message: reason }));
+        void this.#kill(session, up.threadId);
+        setTimeout(finish, TERMINATE_GRACE_MS).unref();
+      });
+      clientTap.on('error', (e) => {
+        this.#logger.info(
+          { err: e, session: session.id },
+          'client sent a malformed packet; ending the session',
+        );
+        finish();
+      });
+      serverTap.on('error', (e) => {
+        this.#logger.info({ err: e, session: session.id }, 'database stream failed; ending the session');
+        finish();
+      });
+      client.on('close', finish);
+      upstream.on('close', () => {
+        // Let what is already on its way to the client arrive, then close.
+        if (!serverTap.writableEnded) serverTap.end();
+      });
+      serverTap.on('end', () => client.end());
+      client.on('finish', finish);
+      upstream.on('end', () => {
+        if (!serverTap.writableEnded) serverTap.end();
+      });
+      client.on('end', () => upstream.end());
+      if (clientRest.length) client.unshift(clientRest);
+      if (up.rest.length) upstream.unshift(up.rest);
+      client.pipe(clientTap).pipe(upstream, { end: false });
+      upstream.pipe(serverTap).pipe(client, { end: false });
+      client.resume();
+      upstream.resume();
+    });
+  }
+
+  /**
+   * `KILL [QUERY|CONNECTION] <id>` naming a connection id we handed out to the same Warden
+   * user: the database's own thread id instead. Other ids go through unchanged.
+   */
+  #rewriteKill(query: string, session: DbSession): CommandAction {
+    const m = KILL.exec(query);
+    if (!m) return { kind: 'forward' };
+    const entry = this.connectionIds.get(Number(m[2]));
+    if (!entry || entry.upstream === undefined) return { kind: 'forward' };
+    if (
+      entry.session.identity.user !== session.identity.user ||
+      entry.session.db.metadata.name !== session.db.metadata.name
+    ) {
+      this.#logger.warn(
+        { user: session.identity.user, owner: entry.session.identity.user },
+        'KILL for another user’s session not mapped',
+      );
+      return { kind: 'forward' };
+    }
+    return {
+      kind: 'rewrite',
+      payload: Buffer.concat([
+        Buffer.from([Command.QUERY]),
+        Buffer.from(`KILL ${m[1]}${entry.upstream}`, 'utf8'),
+      ]),
+    };
+  }
+
+  /** Ends the database's thread of a terminated session (its running statement with it). */
+  async #kill(session: DbSession, threadId: number): Promise<void> {
+    let up: Upstream | undefined;
+    try {
+      up = await this.#login(session, {
+        capabilities: OFFERED_CAPABILITIES & ~Cap.CONNECT_ATTRS,
+        maxPacketSize: 1 << 24,
+        charset: DEFAULT_CHARSET,
+        user: session.dbUser ?? '',
+      });
+      const r = new StreamReader(up.socket);
+      up.socket.write(comQuery(`KILL CONNECTION ${threadId}`));
+      await readPacket(r, MAX_HANDSHAKE_PAYLOAD).finally(() => r.release());
+      await endWith(up.socket, packet(0, Buffer.from([Command.QUIT])));
+    } catch (e) {
+      this.#logger.warn(
+        { err: e, session: session.id },
+        'could not end the database thread of a locked session',
+      );
+    } finally {
+      up?.socket.destroy();
+    }
+  }
+}
