@@ -11,6 +11,7 @@ import {
   type DbLogin,
   type LoadedProfile,
   loadDbLogins,
+  mysqlArgs,
   ProfileStore,
   postgresConnString,
   removeDbLogins,
@@ -221,6 +222,7 @@ export async function runProxyDb(ctx: CommandContext): Promise<number> {
   ctx.stdout.write(
     `Started a tunnel for database "${name}" on ${tunnel.host}:${tunnel.port}.\n` +
       (protocol === 'postgres' ? `Connect with: psql "${postgresConnString(endpoint)}"\n` : '') +
+      (protocol === 'mysql' ? `Connect with: mysql ${mysqlArgs(endpoint).join(' ')}\n` : '') +
       'Stop it with Ctrl+C.\n',
   );
   await new Promise<void>((resolve) => {
@@ -251,7 +253,7 @@ export async function runDbConfig(ctx: CommandContext): Promise<number> {
   }
   const r = route(ctx, profile, name);
   const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
-  const port = 5433;
+  const port = protocol === 'mysql' ? 3307 : 5433;
   const info = {
     name,
     protocol,
@@ -262,6 +264,9 @@ export async function runDbConfig(ctx: CommandContext): Promise<number> {
     tunnel_command: `wsh proxy db ${name} --tunnel -p ${port}`,
     ...(protocol === 'postgres'
       ? { connection_string: postgresConnString({ host: '127.0.0.1', port, ...r }) }
+      : {}),
+    ...(protocol === 'mysql'
+      ? { command: `mysql ${mysqlArgs({ host: '127.0.0.1', port, ...r }).join(' ')}` }
       : {}),
   };
   if (format !== 'text') {
@@ -276,6 +281,7 @@ export async function runDbConfig(ctx: CommandContext): Promise<number> {
     ['Database name', r.dbName ?? '(the client decides)'],
     ['Tunnel', info.tunnel_command],
     ...(info.connection_string ? [['Connect', `psql "${info.connection_string}"`] as [string, string]] : []),
+    ...(info.command ? [['Connect', info.command] as [string, string]] : []),
   ];
   ctx.stdout.write(`${rows.map(([k, v]) => `${`${k}:`.padEnd(15)}${v}`).join('\n')}\n`);
   return 0;

@@ -1,8 +1,10 @@
 /**
  * How `wsh db connect` starts a database's own client against a local tunnel: `psql` for
- * PostgreSQL (plain TCP to 127.0.0.1, `sslmode=disable`: the tunnel to the proxy is TLS), and
- * the connection settings `wsh db config` prints for other clients and drivers.
+ * PostgreSQL and `mysql` for MySQL/MariaDB (plain TCP to 127.0.0.1 without TLS: the tunnel to
+ * the proxy is TLS), and the connection settings `wsh db config` prints for other clients and
+ * drivers.
  */
+import { spawnSync } from 'node:child_process';
 import { WardenError } from '@warden/api';
 
 export interface LocalEndpoint {
@@ -24,9 +26,36 @@ export function postgresConnString(e: LocalEndpoint): string {
   ].join(' ');
 }
 
+/** Which `mysql` client is installed: MariaDB's and Oracle's spell "no TLS" differently. */
+export type MysqlFlavor = 'mariadb' | 'mysql';
+
+/** `mysql --version` says whose client it is (MariaDB's when it cannot tell). */
+export function mysqlFlavor(command = 'mysql'): MysqlFlavor {
+  const res = spawnSync(command, ['--version'], { encoding: 'utf8', timeout: 5000 });
+  return res.status === 0 && !/mariadb/i.test(res.stdout) ? 'mysql' : 'mariadb';
+}
+
+/** `mysql` options for a tunnel endpoint: TCP (never the local socket), no TLS. */
+export function mysqlArgs(e: LocalEndpoint, flavor: MysqlFlavor = 'mariadb'): string[] {
+  return [
+    '--protocol=TCP',
+    `--host=${e.host}`,
+    `--port=${e.port}`,
+    ...(e.dbUser ? [`--user=${e.dbUser}`] : []),
+    ...(e.dbName ? [`--database=${e.dbName}`] : []),
+    flavor === 'mysql' ? '--ssl-mode=DISABLED' : '--skip-ssl',
+  ];
+}
+
 /** The command line of the database's client for `protocol`, connected to `e`. */
-export function clientCommand(protocol: string, e: LocalEndpoint, extra: readonly string[] = []): string[] {
+export function clientCommand(
+  protocol: string,
+  e: LocalEndpoint,
+  extra: readonly string[] = [],
+  flavor: () => MysqlFlavor = mysqlFlavor,
+): string[] {
   if (protocol === 'postgres') return ['psql', postgresConnString(e), ...extra];
+  if (protocol === 'mysql') return ['mysql', ...mysqlArgs(e, flavor()), ...extra];
   throw new WardenError(
     'WARDEN_ERR_NOT_IMPLEMENTED',
     `\`wsh db connect\` does not know a client for ${protocol} databases yet; use \`wsh proxy db --tunnel\``,

@@ -3,7 +3,14 @@
  * plain tunnel any client can use, the remembered `wsh db login` choices, and the command
  * line of the database's own client. Who may import: the CLIs, through `@warden/client`.
  */
-export { clientCommand, type LocalEndpoint, postgresConnString } from './clients';
+export {
+  clientCommand,
+  type LocalEndpoint,
+  type MysqlFlavor,
+  mysqlArgs,
+  mysqlFlavor,
+  postgresConnString,
+} from './clients';
 export { DB_ALPN, type DbInfo, type DbRoute, dialDb } from './dial';
 export { type DbLogin, loadDbLogins, removeDbLogins, saveDbLogin } from './logins';
 export { type DbTunnel, type DbTunnelOptions, startDbTunnel } from './tunnel';

@@ -65,7 +65,7 @@ test('psql connection strings quote what libpq needs quoted; other protocols are
     'select 1',
   ]);
   assert.throws(
-    () => clientCommand('mysql', { host: 'h', port: 2 }),
+    () => clientCommand('mongodb', { host: 'h', port: 2 }),
     (e) => isWardenError(e, 'WARDEN_ERR_NOT_IMPLEMENTED'),
   );
 });
