@@ -4,6 +4,7 @@
  * TOTP codes computed from a URI. Imported only by tests.
  */
 export { type CliResult, type RunningCli, runCli, spawnCli } from './cli';
+export { type MariaDbServer, type MariaDbServerOptions, requireMariaDb, startMariaDb } from './mariadb';
 export {
   type PostgresServer,
   type PostgresServerOptions,

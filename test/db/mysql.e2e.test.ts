@@ -1,0 +1,450 @@
+/**
+ * MySQL through Warden as a user meets it (issue 6): a real MariaDB in a temp dir with TLS
+ * and certificate-only accounts (`REQUIRE SUBJECT`, no password; its server certificate from
+ * `wctl auth sign --format=db`), reached with the real `mysql` client through `wsh db
+ * connect` and `wsh proxy db --tunnel`, and with the `mysql2` driver; prepared statements,
+ * large results, access refusals (ERR 1045 with the reason), device trust, locks ending a
+ * live session, KILL QUERY mapping, bad input and the audit log.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type MariaDbServer, requireMariaDb, requireTool, startMariaDb } from '@warden/testkit';
+import mysql from 'mysql2/promise';
+import { type Cluster, cli, freePort, spawnCli, startCluster } from './cluster';
+
+const mariaCheck = requireMariaDb();
+const mysqlCheck = requireTool('mysql');
+const skip = mariaCheck.skip || mysqlCheck.skip;
+
+/** Runs the `mysql` client against a tunnel port (batch mode, no column names). */
+function mysqlCli(port: number, user: string, sql: string, extra: string[] = []) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
+    const child = spawn('mysql', [
+      '--no-defaults',
+      '--protocol=TCP',
+      '--host=127.0.0.1',
+      `--port=${port}`,
+      `--user=${user}`,
+      '--skip-ssl',
+      '--connect-timeout=10',
+      '-N',
+      '-B',
+      ...extra,
+      '-e',
+      sql,
+    ]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Waits until `text()` matches `re` (or fails after `ms`). */
+async function waitFor(text: () => string, re: RegExp, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!re.test(text())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${re}; got:\n${text()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function startTunnel(env: NodeJS.ProcessEnv, port: number): { child: ChildProcess; out: () => string } {
+  const child = spawnCli('wsh', ['proxy', 'db', 'shop', '--tunnel', '-p', String(port)], env);
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  return { child, out: () => out };
+}
+
+describe('MySQL (MariaDB) through Warden', { skip }, () => {
+  let c: Cluster;
+  let server: MariaDbServer;
+  let alice: NodeJS.ProcessEnv;
+  let bob: NodeJS.ProcessEnv;
+  let tunnel: ChildProcess;
+  let tunnelPort = 0;
+  const connect = (user = 'alice', database: string | undefined = 'orders') =>
+    mysql.createConnection({ host: '127.0.0.1', port: tunnelPort, user, ...(database ? { database } : {}) });
+
+  before(async () => {
+    c = await startCluster();
+    // 1. The database's certificate from the db CA, as an admin would make it.
+    const prefix = join(c.dir, 'maria');
+    const signed = await cli(
+      'wctl',
+      ['auth', 'sign', '--format=db', '--host=localhost,127.0.0.1', `--out=${prefix}`],
+      { env: c.adminEnv },
+    );
+    assert.equal(signed.code, 0, signed.stderr);
+    // 2. MariaDB with TLS; accounts that log in with a db-CA certificate and nothing else.
+    server = await startMariaDb({
+      tls: {
+        cert: readFileSync(`${prefix}.crt`, 'utf8'),
+        key: readFileSync(`${prefix}.key`, 'utf8'),
+        ca: readFileSync(`${prefix}.cas`, 'utf8'),
+      },
+    });
+    server.sql(
+      [
+        "CREATE USER 'alice'@'%' REQUIRE SUBJECT '/CN=alice/O=db-test'",
+        "CREATE USER 'reader'@'%' REQUIRE SUBJECT '/CN=reader/O=db-test'",
+        'CREATE DATABASE orders',
+        'CREATE TABLE orders.items (id INT PRIMARY KEY, name VARCHAR(50), added DATE)',
+        "INSERT INTO orders.items VALUES (1, 'apple', '2024-01-02'), (2, 'pear', NULL)",
+        "GRANT ALL ON orders.* TO 'alice'@'%'",
+        "GRANT SELECT ON orders.* TO 'reader'@'%'",
+      ].join(';'),
+    );
+    // 3. db_service with the database from its config.
+    await c.startDb({
+      enabled: true,
+      databases: [
+        {
+          name: 'shop',
+          protocol: 'mysql',
+          uri: { host: '127.0.0.1', port: server.port },
+          staticLabels: { env: 'prod' },
+          caCert: undefined,
+        },
+      ],
+    });
+    // 4. Roles and users: alice may be her own db user (trait), bob only "reader".
+    await c.services.roles.create({
+      kind: 'role',
+      version: 'v7',
+      metadata: { name: 'db-traits' },
+      spec: {
+        options: {},
+        allow: { db_labels: { env: 'prod' }, db_users: ['{{internal.db_users}}'], db_names: ['orders'] },
+        deny: {},
+      },
+    });
+    await c.services.roles.create({
+      kind: 'role',
+      version: 'v7',
+      metadata: { name: 'db-reader' },
+      spec: {
+        options: {},
+        allow: { db_labels: { '*': '*' }, db_users: ['reader'], db_names: ['*'] },
+        deny: {},
+      },
+    });
+    [alice, bob] = await Promise.all([
+      c.addUser('alice', ['db-traits'], { db_users: ['alice'] }),
+      c.addUser('bob', ['db-reader'], {}),
+    ]);
+    // 5. A tunnel any client can use.
+    tunnelPort = await freePort();
+    const t = startTunnel(alice, tunnelPort);
+    tunnel = t.child;
+    await waitFor(t.out, /Started a tunnel for database "shop" on 127\.0\.0\.1:\d+/);
+    assert.match(t.out(), /Connect with: mysql --protocol=TCP --host=127\.0\.0\.1 --port=\d+ --skip-ssl/);
+  });
+
+  after(async () => {
+    tunnel?.kill('SIGTERM');
+    await server?.stop();
+    await c?.stop();
+  });
+
+  test('wsh db ls shows the database; wsh db login and wsh db connect run mysql as the db user', async () => {
+    const ls = await cli('wsh', ['db', 'ls'], { env: alice });
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /shop +mysql +alice +env=prod/);
+    const login = await cli('wsh', ['db', 'login', 'shop', '--db-name=orders'], { env: alice });
+    assert.equal(login.code, 0, login.stderr);
+    const res = await cli(
+      'wsh',
+      ['db', 'connect', 'shop', '-N', '-B', '-e', 'select current_user(), database(), count(*) from items'],
+      { env: alice },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.trim(), 'alice@%\torders\t2');
+    const config = JSON.parse((await cli('wsh', ['db', 'config', '--format=json'], { env: alice })).stdout);
+    assert.match(
+      config.command,
+      /^mysql --protocol=TCP --host=127\.0\.0\.1 --port=3307 --user=alice --database=orders/,
+    );
+    assert.equal((await cli('wsh', ['db', 'logout', 'shop'], { env: alice })).code, 0);
+  });
+
+  test('mysql through the tunnel: TLS to the database with the db user’s certificate; a password is ignored', async () => {
+    const res = await mysqlCli(
+      tunnelPort,
+      'alice',
+      "select current_user(), (select variable_value from information_schema.session_status where variable_name = 'Ssl_version') <> ''",
+      ['orders'],
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.trim(), 'alice@%\t1');
+    const withPassword = await mysqlCli(tunnelPort, 'alice', 'select 42', ['--password=whatever']);
+    assert.equal(withPassword.stdout.trim(), '42', withPassword.stderr);
+  });
+
+  test('the mysql2 driver: queries, prepared statements with parameters, a large result', async () => {
+    const conn = await connect();
+    try {
+      const [rows] = await conn.query<mysql.RowDataPacket[]>('select name from items order by id');
+      assert.deepEqual(
+        rows.map((r) => r.name),
+        ['apple', 'pear'],
+      );
+      const [byId] = await conn.execute<mysql.RowDataPacket[]>('select name from items where id = ?', [2]);
+      assert.equal(byId[0]!.name, 'pear');
+      const [again] = await conn.execute<mysql.RowDataPacket[]>('select name from items where id = ?', [1]);
+      assert.equal(again[0]!.name, 'apple');
+      const [typed] = await conn.execute<mysql.RowDataPacket[]>('select ? as s, ? as n, ? as d, ? as x', [
+        'it’s',
+        null,
+        2.5,
+        new Date(Date.UTC(2024, 0, 2)),
+      ]);
+      assert.equal(typed[0]!.s, 'it’s');
+      assert.equal(typed[0]!.n, null);
+      const [big] = await conn.query<mysql.RowDataPacket[]>('select seq, md5(seq) as h from seq_1_to_200000');
+      assert.equal(big.length, 200_000);
+      assert.equal(big[199_999]!.seq, 200_000);
+      await conn.query("insert into items (id, name) values (3, repeat('x', 50))");
+      const [[count]] = await conn.query<mysql.RowDataPacket[]>('select count(*) as n from items');
+      assert.equal(count!.n, 3);
+    } finally {
+      await conn.end();
+    }
+  });
+
+  test('COM_CHANGE_USER is refused without touching the session', async () => {
+    const conn = await connect();
+    try {
+      await assert.rejects(conn.changeUser({ user: 'reader' }), (e: { errno?: number; message: string }) => {
+        assert.equal(e.errno, 1235);
+        assert.match(e.message, /changing the database user is not supported through Warden/);
+        return true;
+      });
+    } finally {
+      conn.destroy();
+    }
+    const check = await connect();
+    try {
+      const [[row]] = await check.query<mysql.RowDataPacket[]>('select current_user() as u');
+      assert.equal(row!.u, 'alice@%');
+    } finally {
+      await check.end();
+    }
+  });
+
+  test('KILL QUERY with the connection id Warden handed out stops the right query, for the same user only', async () => {
+    const victim = await connect();
+    const killer = await connect();
+    try {
+      const running = victim.query('select sleep(30) as s').then(
+        ([rows]) => String((rows as mysql.RowDataPacket[])[0]!.s),
+        (e: Error) => e.message,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      // Bob (another Warden user) is not mapped: the database never heard of that id.
+      const bobPort = await freePort();
+      const bobTunnel = startTunnel(bob, bobPort);
+      try {
+        await waitFor(bobTunnel.out, /Started a tunnel/);
+        const denied = await mysqlCli(bobPort, 'reader', `KILL QUERY ${victim.threadId}`);
+        assert.match(denied.stderr, /Unknown thread id/);
+      } finally {
+        bobTunnel.child.kill('SIGTERM');
+      }
+      await killer.query(`KILL QUERY ${victim.threadId}`);
+      // MariaDB's SLEEP() returns 1 when interrupted (or the query fails as interrupted).
+      assert.match(await running, /^1$|interrupted/);
+      const [[row]] = await victim.query<mysql.RowDataPacket[]>('select 5 as n');
+      assert.equal(row!.n, 5);
+    } finally {
+      victim.destroy();
+      killer.destroy();
+    }
+  });
+
+  test('a role without the db user is refused with ERR 1045 and mysql prints why', async () => {
+    const port = await freePort();
+    const bobTunnel = startTunnel(bob, port);
+    try {
+      await waitFor(bobTunnel.out, /Started a tunnel/);
+      const denied = await mysqlCli(port, 'alice', 'select 1', ['orders']);
+      assert.equal(denied.code, 1);
+      assert.match(
+        denied.stderr,
+        /ERROR 1045 \(28000\): access to db denied: user "bob" may not connect to db "shop" as db user "alice" \(database "orders"\) \(roles: db-reader\)/,
+      );
+      const ok = await mysqlCli(port, 'reader', 'select count(*) from orders.items');
+      assert.equal(ok.stdout.trim(), '3', ok.stderr);
+    } finally {
+      bobTunnel.child.kill('SIGTERM');
+    }
+  });
+
+  test('cluster device trust mode required: unauthorized device', async () => {
+    await c.setAuthPreference({ device_trust: { mode: 'required', auto_enroll: false } });
+    try {
+      const res = await mysqlCli(tunnelPort, 'alice', 'select 1');
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, /ERROR 1045 \(28000\): unauthorized device/);
+    } finally {
+      await c.setAuthPreference({ device_trust: { mode: 'off', auto_enroll: false } });
+    }
+    assert.equal((await mysqlCli(tunnelPort, 'alice', 'select 1')).code, 0);
+  });
+
+  test('garbage and TLS requests are refused; open sessions go on', async () => {
+    const conn = await connect();
+    try {
+      const [host, portText] = c.proxy.split(':') as [string, string];
+      // Plaintext MySQL on the proxy port: no TLS, no route.
+      const plain = await new Promise<string>((r) => {
+        const s = netConnect({ host, port: Number(portText) });
+        let got = '';
+        s.on('data', (d) => {
+          got += d.toString('latin1');
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => r(got));
+        s.write(Buffer.from('\x20\x00\x00\x01garbage-garbage-garbage-garbage!'));
+        setTimeout(() => s.destroy(), 5000);
+      });
+      assert.doesNotMatch(plain, /ok/);
+      // Through the tunnel: garbage instead of a handshake response, and an SSLRequest.
+      const exchange = (reply: Buffer) =>
+        new Promise<string>((r) => {
+          const s = netConnect({ host: '127.0.0.1', port: tunnelPort });
+          let got = Buffer.alloc(0);
+          s.on('data', (d) => {
+            if (got.length === 0) s.write(reply);
+            got = Buffer.concat([got, d]);
+          });
+          s.on('error', () => undefined);
+          s.on('close', () => r(got.toString('latin1')));
+        });
+      assert.match(await exchange(Buffer.from('0500000100deadbeef00', 'hex')), /#08S01Bad handshake/);
+      const sslRequest = Buffer.alloc(36);
+      sslRequest.writeUIntLE(32, 0, 3);
+      sslRequest[3] = 1;
+      sslRequest.writeUInt32LE(0x0200 | 0x0800 | 0x8000, 4);
+      assert.match(await exchange(sslRequest), /#08S01the Warden tunnel is already TLS/);
+      // The open session is unharmed.
+      const [[row]] = await conn.query<mysql.RowDataPacket[]>('select 7 as n');
+      assert.equal(row!.n, 7);
+    } finally {
+      await conn.end();
+    }
+  });
+
+  test('a lock ends an open mysql session within a second and refuses new ones with its message', async () => {
+    const child = spawn(
+      'mysql',
+      [
+        '--no-defaults',
+        '--protocol=TCP',
+        '-h127.0.0.1',
+        `-P${tunnelPort}`,
+        '-ualice',
+        '--skip-ssl',
+        '-N',
+        '-B',
+        '--unbuffered',
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    try {
+      child.stdin.write("select 'session-open';\n");
+      await waitFor(() => out, /session-open/);
+      child.stdin.write('select sleep(20);\n');
+      await new Promise((r) => setTimeout(r, 500));
+      const lock = await cli('wctl', ['lock', '--user=alice', '--message=incident 42', '--ttl=1h'], {
+        env: c.adminEnv,
+      });
+      assert.equal(lock.code, 0, lock.stderr);
+      await waitFor(
+        () => out,
+        /ERROR 1927 \(70100\) at line 2: lock targeting User:"alice" is in force: incident 42/,
+        5000,
+      );
+      child.stdin.end();
+      await closed;
+      // The database's thread is gone too (its sleep did not run on).
+      await waitFor(
+        () => server.sql("select count(*) from information_schema.processlist where user = 'alice'").trim(),
+        /^0$/,
+        5000,
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const again = await mysqlCli(tunnelPort, 'alice', 'select 1');
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /ERROR 1045 \(28000\): lock targeting User:"alice" is in force: incident 42/);
+    for (const l of await c.services.locks.list()) await c.services.locks.delete(l.metadata.name);
+    assert.equal((await mysqlCli(tunnelPort, 'alice', 'select 1')).code, 0);
+  });
+
+  test('the audit log has session start, each query (COM_QUERY and prepared), end, and the refusals', async () => {
+    const events = await c.audit.search({ limit: 10_000, order: 'asc' });
+    const db = events.filter((e) => (e as { protocol?: string }).protocol === 'db') as Record<
+      string,
+      unknown
+    >[];
+    const start = db.find((e) => e.type === 'session.start' && e.success && e.user === 'alice');
+    assert.ok(start, 'a session.start for alice');
+    assert.equal(start.db_user, 'alice');
+    assert.equal(start.db_name, 'orders');
+    assert.deepEqual(start.resource, { kind: 'db', name: 'shop', labels: { env: 'prod' } });
+    const all = db.filter((e) => e.type === 'db.query');
+    assert.ok(all.some((e) => e.query === 'select current_user(), database(), count(*) from items'));
+    assert.ok(all.some((e) => e.session_id === start.session_id));
+    const prepared = all.filter((e) => e.query === 'select name from items where id = ?');
+    assert.deepEqual(
+      prepared.map((e) => e.parameters),
+      [['2'], ['1']],
+    );
+    assert.ok(prepared.every((e) => typeof e.statement === 'string'));
+    const typed = all.find((e) => e.query === 'select ? as s, ? as n, ? as d, ? as x');
+    assert.ok(typed, 'the typed prepared statement was audited');
+    const params = typed.parameters as unknown[];
+    assert.equal(params[0], 'it’s');
+    assert.equal(params[1], null);
+    assert.equal(params[2], '2.5');
+    assert.ok(db.some((e) => e.type === 'session.end' && e.session_id === start.session_id));
+    assert.ok(
+      db.some((e) => e.type === 'session.end' && String(e.terminated_by).startsWith('lock targeting')),
+    );
+    assert.ok(
+      db.some(
+        (e) =>
+          e.type === 'access.denied' && e.user === 'bob' && String(e.error).startsWith('access to db denied'),
+      ),
+    );
+    assert.ok(db.some((e) => e.type === 'access.denied' && e.error === 'unauthorized device'));
+  });
+});
