@@ -34,7 +34,12 @@ import type { AuditLog } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
-import { DeviceInventory, deviceLabel } from '../devicetrust';
+import {
+  checkEnrollTokenTtl,
+  DEFAULT_ENROLL_TOKEN_TTL_MS,
+  DeviceInventory,
+  deviceLabel,
+} from '../devicetrust';
 import type { Logger } from '../log';
 import type { RequestIdentity } from '../proxy/router';
 import { type Services, withOrigin } from '../services';
@@ -721,6 +726,8 @@ export class AuthServer {
     req: z.infer<typeof rpc.AddDeviceRequest>,
   ): Promise<z.infer<typeof rpc.AddDeviceResponse>> {
     await this.#authorize(caller, 'device', 'create');
+    // A bad token lifetime is refused before the device is registered.
+    if (req.enroll) checkEnrollTokenTtl(req.enroll_ttl_ms ?? DEFAULT_ENROLL_TOKEN_TTL_MS);
     const actor = actorOf(caller);
     const device = await this.#devices.add(actor, { osType: req.os_type, assetTag: req.asset_tag });
     if (!req.enroll) return { device };

@@ -58,6 +58,18 @@ describe('devices through the auth service', () => {
     assert.equal(t.enroll_command, `wsh device enroll --token=${t.token}`);
     assert.equal(Date.parse(t.expires) - c.clock.now(), 60 * 60 * 1000);
     assert.equal((await c.auth.devices.spendEnrollToken(t.token)).metadata.name, device.metadata.name);
+    // A bad token lifetime leaves nothing behind.
+    await rejectsWith(
+      c.auth.addDevice(c.admin, {
+        os_type: 'linux',
+        asset_tag: 'X1',
+        enroll: true,
+        enroll_ttl_ms: 48 * 3_600_000,
+      }),
+      'WARDEN_ERR_BAD_PARAMETER',
+      /at most 24h/,
+    );
+    assert.equal((await c.auth.listResources(c.admin, 'device')).length, 1);
     // Without enroll: no token.
     const plain = await c.auth.addDevice(c.admin, { os_type: 'macos', asset_tag: 'MAC1', enroll: false });
     assert.equal(plain.enroll_token, undefined);

@@ -26,6 +26,7 @@ export {
   type EnrollInventory,
 } from './enroll';
 export {
+  checkEnrollTokenTtl,
   DEFAULT_ENROLL_TOKEN_TTL_MS,
   type DeviceActor,
   DeviceInventory,

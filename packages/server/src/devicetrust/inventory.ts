@@ -320,14 +320,7 @@ export class DeviceInventory {
     deviceId: string,
     ttlMs: number = DEFAULT_ENROLL_TOKEN_TTL_MS,
   ): Promise<{ token: string; expires: string; device: DeviceResource }> {
-    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > MAX_ENROLL_TOKEN_TTL_MS) {
-      throw new WardenError(
-        'WARDEN_ERR_BAD_PARAMETER',
-        `an enrollment token lives at most ${formatDuration(MAX_ENROLL_TOKEN_TTL_MS)} (asked for ${
-          Number.isFinite(ttlMs) && ttlMs > 0 ? formatDuration(ttlMs) : String(ttlMs)
-        })`,
-      );
-    }
+    checkEnrollTokenTtl(ttlMs);
     const device = await this.find(deviceId);
     if (device.spec.enroll_status === 'enrolled') {
       throw new WardenError(
@@ -483,6 +476,21 @@ export class DeviceInventory {
         if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED') || attempt >= CAS_ATTEMPTS) throw e;
       }
     }
+  }
+}
+
+/**
+ * BAD_PARAMETER unless `ttlMs` is a whole number of milliseconds in (0, 24 h]: check it before
+ * registering a device that is to get a token, so a bad TTL leaves nothing behind.
+ */
+export function checkEnrollTokenTtl(ttlMs: number): void {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > MAX_ENROLL_TOKEN_TTL_MS) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `an enrollment token lives at most ${MAX_ENROLL_TOKEN_TTL_MS / 3_600_000}h (asked for ${
+        Number.isFinite(ttlMs) && ttlMs > 0 ? formatDuration(ttlMs) : String(ttlMs)
+      })`,
+    );
   }
 }
 
