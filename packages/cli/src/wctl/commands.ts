@@ -14,7 +14,12 @@ const lockTargets: Record<string, OptionSpec> = {
   role: { type: 'string', value: 'NAME', help: 'lock everyone holding a role' },
   login: { type: 'string', value: 'LOGIN', help: 'lock an OS login' },
   node: { type: 'string', value: 'NAME', help: 'lock a node' },
-  device: { type: 'string', value: 'ID', help: 'lock a trusted device' },
+  device: { type: 'string', value: 'ID', help: 'lock a trusted device (its device ID)' },
+};
+
+const deviceRef: Record<string, OptionSpec> = {
+  'device-id': { type: 'string', value: 'ID', help: 'device ID (see `wctl devices ls`)' },
+  'asset-tag': { type: 'string', value: 'TAG', help: 'asset tag of the device' },
 };
 
 export const wctlCommands: Command[] = [
@@ -55,6 +60,65 @@ export const wctlCommands: Command[] = [
     run: async (ctx) => (await import('./users')).runUsersReset(ctx),
   },
   {
+    path: ['devices', 'add'],
+    summary: 'Register a device in the trusted-device inventory; --enroll also prints an enrollment token.',
+    usage: 'devices add --os=linux|macos|windows --asset-tag=TAG [--enroll] [--enroll-ttl=DURATION]',
+    details:
+      'Example:\n  wctl devices add --os=linux --asset-tag=C00AA0AAAA0A --enroll\n' +
+      '  Device C00AA0AAAA0A/Linux added to the inventory\n' +
+      'Then run the printed `wsh device enroll --token=…` on the device (the token works once).\n' +
+      '`wsh device asset-tag` prints the asset tag of the machine it runs on.',
+    options: {
+      os: { type: 'string', value: 'linux|macos|windows', help: 'operating system of the device' },
+      'asset-tag': { type: 'string', value: 'TAG', help: 'asset tag (serial number) of the device' },
+      enroll: { type: 'boolean', help: 'also create an enrollment token' },
+      'enroll-ttl': {
+        type: 'string',
+        value: 'DURATION',
+        help: 'lifetime of the token (default 1h, at most 24h)',
+      },
+    },
+    run: async (ctx) => (await import('./devices')).runDevicesAdd(ctx),
+  },
+  {
+    path: ['devices', 'ls'],
+    summary: 'List the devices of the inventory.',
+    options: { format: formatOption },
+    run: async (ctx) => (await import('./devices')).runDevicesLs(ctx),
+  },
+  {
+    path: ['devices', 'rm'],
+    summary: 'Remove a device from the inventory.',
+    usage: 'devices rm --device-id=ID|--asset-tag=TAG',
+    options: deviceRef,
+    run: async (ctx) => (await import('./devices')).runDevicesRm(ctx),
+  },
+  {
+    path: ['devices', 'enroll'],
+    summary: 'Create a new enrollment token for a device (earlier tokens stop working).',
+    usage: 'devices enroll --device-id=ID|--asset-tag=TAG [--ttl=DURATION]',
+    options: {
+      ...deviceRef,
+      ttl: { type: 'string', value: 'DURATION', help: 'lifetime of the token (default 1h, at most 24h)' },
+    },
+    run: async (ctx) => (await import('./devices')).runDevicesEnroll(ctx),
+  },
+  {
+    path: ['devices', 'lock'],
+    summary: 'Lock a device: no certificates for it, and its sessions end.',
+    usage: 'devices lock --device-id=ID|--asset-tag=TAG [--message=TEXT] [--ttl=DURATION|--expires=RFC3339]',
+    details:
+      'Same as `wctl lock --device=ID`. The lock only has an effect on an enrolled device while\n' +
+      'device trust is not off; otherwise it is created with a warning.',
+    options: {
+      ...deviceRef,
+      message: { type: 'string', value: 'TEXT', help: 'message shown to the locked user' },
+      ttl: { type: 'string', value: 'DURATION', help: 'lock for this long, e.g. 12h' },
+      expires: { type: 'string', value: 'RFC3339', help: 'lock until this time' },
+    },
+    run: async (ctx) => (await import('./devices')).runDevicesLock(ctx),
+  },
+  {
     path: ['create'],
     summary: 'Create resources from a YAML or JSON file (`-` for stdin).',
     usage: 'create [-f|--force] FILE',
@@ -65,8 +129,15 @@ export const wctlCommands: Command[] = [
   },
   {
     path: ['get'],
-    summary: 'Show resources: roles, users, locks, cluster_auth_preference, cert_authorities.',
+    summary:
+      'Show resources: roles, users, locks, devices, nodes, dbs, cluster_auth_preference, cert_authorities.',
     usage: 'get KIND[/NAME] [--format=text|yaml|json]',
+    details:
+      'Devices by ID or asset tag: wctl get devices/C00AA0AAAA0A.\n' +
+      'cluster_auth_preference says where its values came from in metadata.labels["warden.dev/origin"]:\n' +
+      '  config-file  auth_service.authentication in the config file; applied at every start, so it wins\n' +
+      '  dynamic      wctl create -f cap.yaml or wctl edit; kept while the config file does not set it\n' +
+      "  default      Warden's defaults (device trust optional, second factor otp)",
     options: { format: formatOption },
     args: [1, 1],
     run: async (ctx) => (await import('./resources')).runGet(ctx),

@@ -1,5 +1,6 @@
 /** `wctl lock`. */
-import { parseDuration, WardenError } from '@warden/api';
+import { parseDuration, type rpc, WardenError } from '@warden/api';
+import type { z } from 'zod';
 import { type CommandContext, str } from '../command';
 import { openSession } from './identity';
 
@@ -34,6 +35,12 @@ export async function runLock(ctx: CommandContext): Promise<number> {
     ttl_ms: ttl ? parseDuration(ttl, '--ttl') : undefined,
     expires: expires ? new Date(expires).toISOString() : undefined,
   });
-  ctx.stdout.write(`Created a lock with name "${res.name}".\n`);
+  printLockCreated(ctx, res);
   return 0;
+}
+
+/** `Created a lock with name "…".`, and on stderr why it may have no effect (device locks). */
+export function printLockCreated(ctx: CommandContext, res: z.infer<typeof rpc.CreateLockResponse>): void {
+  ctx.stdout.write(`Created a lock with name "${res.name}".\n`);
+  for (const w of res.warnings ?? []) ctx.stderr.write(`WARNING: ${w}\n`);
 }

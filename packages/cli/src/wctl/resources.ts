@@ -15,6 +15,7 @@ import {
 } from '@warden/api';
 import type { CommandContext } from '../command';
 import { formatData, parseFormat, table } from '../format';
+import { devicesTable } from './devices';
 import { openSession } from './identity';
 
 async function readInput(ctx: CommandContext, file: string): Promise<string> {
@@ -39,6 +40,7 @@ const KIND_TEXT: Record<string, string> = {
   lock: 'lock',
   cluster_auth_preference: 'cluster auth preference',
   cert_authority: 'certificate authority',
+  device: 'device',
 };
 
 function describe(res: Resource, outcome: 'created' | 'updated'): string {
@@ -88,6 +90,8 @@ function textTable(kind: ResourceKind, items: Record<string, unknown>[]): string
           return [name(r), target, String(s.message ?? ''), String(s.expires ?? 'never')];
         }),
       );
+    case 'device':
+      return devicesTable(items);
     case 'cert_authority':
       return table(
         ['Type', 'Cluster', 'SSH public keys'],

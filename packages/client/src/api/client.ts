@@ -101,6 +101,14 @@ export class ApiClient {
   createLock(req: z.input<typeof rpc.CreateLockRequest>) {
     return this.#call(rpc.CreateLockResponse, 'POST', R.locks, req);
   }
+  /** Registers a device (`wctl devices add`), with its enrollment token when `enroll` is set. */
+  addDevice(req: z.input<typeof rpc.AddDeviceRequest>) {
+    return this.#call(rpc.AddDeviceResponse, 'POST', R.devices, req);
+  }
+  /** A new enrollment token for a device, by ID or asset tag (`wctl devices enroll`). */
+  createDeviceEnrollToken(req: z.input<typeof rpc.DeviceEnrollTokenRequest>) {
+    return this.#call(rpc.DeviceEnrollTokenResponse, 'POST', R.deviceTokens, req);
+  }
   /** Device enrollment, first message (the token authenticates; a profile's certificate names the owner). */
   deviceEnrollBegin(req: rpc.DeviceEnrollBeginRequest) {
     return this.#call(rpc.DeviceEnrollBeginResponse, 'POST', R.deviceEnrollBegin, req);

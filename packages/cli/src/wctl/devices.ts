@@ -1,0 +1,164 @@
+/**
+ * `wctl devices add|ls|rm|enroll|lock`: the trusted-device inventory (DESIGN §6). Devices are
+ * named by device ID (`--device-id`, a UUID the server made) or asset tag (`--asset-tag`);
+ * when several devices share an asset tag, the server asks for the device ID.
+ */
+import { DEVICE_OS_NAMES, type DeviceOsType, parseDuration, type rpc, WardenError } from '@warden/api';
+import { type CommandContext, str } from '../command';
+import { formatData, parseFormat, table } from '../format';
+import { openSession } from './identity';
+import { printLockCreated } from './locks';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface DeviceLike {
+  metadata?: { name?: string };
+  spec?: {
+    os_type?: string;
+    asset_tag?: string;
+    enroll_status?: string;
+    owner?: string;
+    credential?: { attestation_type?: string };
+  };
+}
+
+function osName(os: string | undefined): string {
+  return (os && DEVICE_OS_NAMES[os as DeviceOsType]) ?? os ?? '';
+}
+
+/** `C00AA0AAAA0A/Linux` */
+function label(assetTag: string, os: string | undefined): string {
+  return `${assetTag}/${osName(os)}`;
+}
+
+/** The devices table of `wctl devices ls` and `wctl get devices`. */
+export function devicesTable(items: readonly Record<string, unknown>[]): string {
+  const rows = (items as readonly DeviceLike[]).map((d) => [
+    d.spec?.asset_tag ?? '',
+    osName(d.spec?.os_type),
+    d.spec?.enroll_status === 'enrolled' ? 'enrolled' : 'not enrolled',
+    d.metadata?.name ?? '',
+    d.spec?.owner ?? '',
+    d.spec?.credential?.attestation_type ?? '',
+  ]);
+  return table(['Asset Tag', 'OS', 'Enroll Status', 'Device ID', 'Owner', 'Attestation'], rows);
+}
+
+/** The device named by `--device-id` or `--asset-tag` (exactly one of them). */
+function deviceRef(ctx: CommandContext): string {
+  const id = str(ctx.values, 'device-id');
+  const tag = str(ctx.values, 'asset-tag');
+  if (!id && !tag)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'either --device-id or --asset-tag must be set');
+  if (id && tag)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'use either --device-id or --asset-tag, not both');
+  if (id && !UUID.test(id)) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `--device-id "${id}" is not a device ID (a UUID, see \`wctl devices ls\`); use --asset-tag for asset tags`,
+    );
+  }
+  return (id ?? tag)!;
+}
+
+function ttlOf(ctx: CommandContext, name: string): number | undefined {
+  const v = str(ctx.values, name);
+  return v === undefined ? undefined : parseDuration(v, `--${name}`);
+}
+
+/** `1h`, `1h30m`, `45m`: whole minutes, at least one. */
+function humanDuration(ms: number): string {
+  const minutes = Math.max(1, Math.round(ms / 60_000));
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  return h && m ? `${h}h${m}m` : h ? `${h}h` : `${m}m`;
+}
+
+function printToken(ctx: CommandContext, t: rpc.DeviceEnrollTokenResponse): void {
+  const left = Date.parse(t.expires) - Date.now();
+  ctx.stdout.write(
+    `Enrollment token for device ${label(t.asset_tag, t.os_type)} (works once, expires in ` +
+      `${humanDuration(left)}, at ${t.expires}):\n\n` +
+      `  ${t.token}\n\nRun this on the device to enroll it:\n\n  ${t.enroll_command}\n`,
+  );
+}
+
+export async function runDevicesAdd(ctx: CommandContext): Promise<number> {
+  const os = str(ctx.values, 'os');
+  const assetTag = str(ctx.values, 'asset-tag');
+  if (!os) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--os is required (linux, macos or windows)');
+  if (!assetTag) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--asset-tag is required');
+  const enroll = Boolean(ctx.values.enroll);
+  const ttl = ttlOf(ctx, 'enroll-ttl');
+  if (ttl !== undefined && !enroll) {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--enroll-ttl needs --enroll');
+  }
+  const { api } = openSession(ctx);
+  const res = await api.addDevice({
+    os_type: os,
+    asset_tag: assetTag,
+    enroll,
+    ...(ttl !== undefined ? { enroll_ttl_ms: ttl } : {}),
+  });
+  const dev = res.device as DeviceLike;
+  ctx.stdout.write(
+    `Device ${label(dev.spec?.asset_tag ?? assetTag, dev.spec?.os_type)} added to the inventory\n`,
+  );
+  if (res.enroll_token) printToken(ctx, res.enroll_token);
+  return 0;
+}
+
+export async function runDevicesLs(ctx: CommandContext): Promise<number> {
+  const format = parseFormat(ctx.values.format);
+  const { api } = openSession(ctx);
+  const { items } = await api.listResources('device');
+  if (format !== 'text') ctx.stdout.write(formatData(items, format));
+  else if (items.length === 0) ctx.stdout.write('No devices found\n');
+  else ctx.stdout.write(devicesTable(items));
+  return 0;
+}
+
+export async function runDevicesRm(ctx: CommandContext): Promise<number> {
+  const ref = deviceRef(ctx);
+  const { api } = openSession(ctx);
+  await api.deleteResource('device', ref);
+  ctx.stdout.write(`Device "${ref}" removed\n`);
+  return 0;
+}
+
+export async function runDevicesEnroll(ctx: CommandContext): Promise<number> {
+  const ref = deviceRef(ctx);
+  const ttl = ttlOf(ctx, 'ttl');
+  const { api } = openSession(ctx);
+  printToken(
+    ctx,
+    await api.createDeviceEnrollToken({ device: ref, ...(ttl !== undefined ? { ttl_ms: ttl } : {}) }),
+  );
+  return 0;
+}
+
+export async function runDevicesLock(ctx: CommandContext): Promise<number> {
+  const ref = deviceRef(ctx);
+  const ttl = str(ctx.values, 'ttl');
+  const expires = str(ctx.values, 'expires');
+  if (ttl && expires) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'use --ttl or --expires, not both');
+  if (expires && Number.isNaN(Date.parse(expires))) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `invalid --expires "${expires}": expected an RFC3339 time`,
+    );
+  }
+  const ttlMs = ttl ? parseDuration(ttl, '--ttl') : undefined;
+  const { api } = openSession(ctx);
+  // Resolve an asset tag to the device ID: locks target device IDs.
+  const device = (await api.getResource('device', ref)).resource as DeviceLike;
+  const id = device.metadata?.name ?? ref;
+  const res = await api.createLock({
+    target: { device: id },
+    message: str(ctx.values, 'message'),
+    ttl_ms: ttlMs,
+    expires: expires ? new Date(expires).toISOString() : undefined,
+  });
+  printLockCreated(ctx, res);
+  return 0;
+}
