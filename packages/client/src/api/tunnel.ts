@@ -1,0 +1,104 @@
+/**
+ * Tunnels through the proxy port (SSH, databases): TLS with one ALPN protocol and the
+ * profile's client certificate, one JSON request line, one JSON answer line, then the raw
+ * protocol inside that TLS connection (server side: packages/server/src/proxy/*-tunnel.ts).
+ */
+import type { Duplex } from 'node:stream';
+import { connect } from 'node:tls';
+import { isErrorCode, WardenError } from '@warden/api';
+import type { LoadedProfile } from '../profile';
+import { splitHostPort } from './http';
+
+const MAX_ANSWER = 64 * 1024;
+
+/**
+ * Opens a tunnel and returns the stream with the answer's `field` (e.g. `node`, `db`). Throws
+ * WardenError with the proxy's reason when it refuses (its code: ACCESS_DENIED, LOCKED,
+ * NOT_FOUND…), or WARDEN_ERR_CONNECTION when it cannot be reached or answers nonsense.
+ *
+ * @example
+ *   const { stream, info } = await openTunnel<NodeInfo>(profile, 'warden-ssh/1', { node, login }, 'node');
+ */
+export function openTunnel<T>(
+  profile: LoadedProfile,
+  alpn: string,
+  request: Record<string, unknown>,
+  field: string,
+): Promise<{ stream: Duplex; info: T }> {
+  const { host, port } = splitHostPort(profile.proxy);
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host,
+      port,
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      ca: profile.hostCaPems,
+      rejectUnauthorized: !profile.insecure,
+      cert: profile.tlsCert,
+      key: profile.keyPem,
+      ALPNProtocols: [alpn],
+    });
+    socket.setNoDelay(true);
+    let buffered = Buffer.alloc(0);
+    let settled = false;
+    const fail = (e: Error) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      reject(e);
+    };
+    const malformed = () =>
+      fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy sent a malformed answer'));
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== alpn) {
+        fail(
+          new WardenError('WARDEN_ERR_CONNECTION', `the proxy at ${profile.proxy} does not route ${alpn}`),
+        );
+        return;
+      }
+      socket.write(`${JSON.stringify(request)}\n`);
+    });
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const nl = buffered.indexOf(0x0a);
+      if (nl === -1) {
+        if (buffered.length > MAX_ANSWER) malformed();
+        return;
+      }
+      socket.off('data', onData);
+      socket.pause();
+      let answer: Record<string, unknown>;
+      try {
+        answer = JSON.parse(buffered.subarray(0, nl).toString('utf8')) as Record<string, unknown>;
+      } catch {
+        malformed();
+        return;
+      }
+      if (!answer.ok || answer[field] === undefined) {
+        const code = isErrorCode(answer.code) ? answer.code : 'WARDEN_ERR_INTERNAL';
+        const message =
+          typeof answer.message === 'string' ? answer.message : 'the proxy refused the connection';
+        fail(new WardenError(code, message));
+        return;
+      }
+      const rest = buffered.subarray(nl + 1);
+      if (rest.length) socket.unshift(rest);
+      settled = true;
+      socket.removeListener('close', onClose);
+      resolve({ stream: socket, info: answer[field] as T });
+    };
+    const onClose = () => fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy closed the connection'));
+    socket.on('data', onData);
+    // Stays attached: errors after the hand-over are the consumer's to see on 'close'.
+    socket.on('error', (e: Error) =>
+      fail(
+        e instanceof WardenError
+          ? e
+          : new WardenError(
+              'WARDEN_ERR_CONNECTION',
+              `cannot reach the proxy at ${profile.proxy}: ${e.message}`,
+            ),
+      ),
+    );
+    socket.on('close', onClose);
+  });
+}
