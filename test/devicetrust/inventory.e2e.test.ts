@@ -3,13 +3,21 @@
  * mode): a real `warden start`, every `wctl devices` command and its messages, the resource
  * commands (`wctl get|edit|rm devices/…`), device locks and their warnings, the audit trail,
  * and a new cluster in device trust mode `optional`, shown by `wctl get cluster_auth_preference`
- * with where the value came from.
+ * with where the value came from. With swtpm: a device enrolled by `wsh device enroll`, then
+ * unenrolled by `wctl edit`, enrolled again, and locked without a warning.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli, startWarden, type WardenProcess } from '@warden/testkit';
+import {
+  requireTool,
+  runCli,
+  type SwtpmProcess,
+  startSwtpm,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
 import { parse as parseYaml } from 'yaml';
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
@@ -294,5 +302,102 @@ describe('wctl devices', () => {
     assert.ok(events.every((e) => UUID.test(e.device_id ?? '')));
     // Tokens never reach the audit log.
     assert.ok(!JSON.stringify(events).match(/--token=/));
+  });
+});
+
+const swtpm = requireTool('swtpm');
+
+describe('an enrolled device (swtpm)', { skip: swtpm.skip }, () => {
+  let w: WardenProcess;
+  let tpm: SwtpmProcess;
+  let env: NodeJS.ProcessEnv;
+  let tag: string;
+  const wctl = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+    runCli('wctl', args, { env: { ...env, ...extra } });
+  const enroll = (token: string) =>
+    runCli('wsh', ['device', 'enroll', `--token=${token}`, `--proxy=${w.proxy}`, `--ca-pin=${w.caPin}`], {
+      env,
+      timeoutMs: 60_000,
+    });
+  const tokenOf = (stdout: string) => /wsh device enroll --token=(\S+)/.exec(stdout)![1]!;
+  const device = async () =>
+    parseYaml((await wctl(['get', `devices/${tag}`])).stdout) as {
+      metadata: { name: string; revision?: string };
+      spec: { enroll_status: string; credential?: { attestation_type: string; id: string } };
+    };
+
+  before(async () => {
+    w = await startWarden();
+    tpm = await startSwtpm();
+    env = { ...w.env, ...tpm.env, HOME: w.dir };
+    const res = await runCli('wsh', ['device', 'asset-tag'], { env });
+    assert.equal(res.code, 0, res.stderr);
+    tag = res.stdout.trim();
+  });
+  after(async () => {
+    await tpm?.stop();
+    await w?.stop();
+  });
+
+  test('enrolled with its token (spent once), unenrolled by edit, enrolled again, then locked', async () => {
+    const add = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
+    assert.equal(add.code, 0, add.stderr);
+    const token = tokenOf(add.stdout);
+    const first = await enroll(token);
+    assert.equal(first.code, 0, first.stderr);
+    const enrolled = await device();
+    assert.equal(enrolled.spec.enroll_status, 'enrolled');
+    assert.equal(enrolled.spec.credential?.attestation_type, 'tpm_ekpub');
+    const id = enrolled.metadata.name;
+    const ls = (await wctl(['devices', 'ls'])).stdout;
+    assert.match(
+      ls,
+      new RegExp(`\\n${tag.replace(/[-/\\^$*+?.()|[\]{}]/g, '\\$&')} +Linux +enrolled +${id} +tpm_ekpub\\n`),
+    );
+
+    // The token was spent when the ceremony started; enrolled devices get no new tokens.
+    const again = await enroll(token);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /invalid device enrollment token/);
+    const refused = await wctl(['devices', 'enroll', `--device-id=${id}`]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /is already enrolled; to enroll it again, unenroll it first/);
+
+    // Unenroll: wctl edit with enroll_status: not_enrolled removes the credential.
+    const script = join(w.dir, 'unenroll.sh');
+    writeFileSync(
+      script,
+      '#!/bin/sh\nsed -i "s/enroll_status: enrolled/enroll_status: not_enrolled/" "$1"\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const edit = await wctl(['edit', `device/${id}`], { EDITOR: script });
+    assert.equal(edit.code, 0, edit.stderr);
+    assert.equal(edit.stdout, `device "${id}" has been updated\n`);
+    const unenrolled = await device();
+    assert.equal(unenrolled.spec.enroll_status, 'not_enrolled');
+    assert.equal(unenrolled.spec.credential, undefined);
+
+    // A new token enrolls it again.
+    const fresh = await wctl(['devices', 'enroll', `--asset-tag=${tag}`]);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    const second = await enroll(tokenOf(fresh.stdout));
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal((await device()).spec.enroll_status, 'enrolled');
+
+    // Locking an enrolled device while device trust is on: no warning.
+    const lock = await wctl(['devices', 'lock', `--asset-tag=${tag}`, '--ttl=12h']);
+    assert.equal(lock.code, 0, lock.stderr);
+    assert.match(lock.stdout, /^Created a lock with name "[0-9a-f-]{36}"\.\n$/);
+    assert.equal(lock.stderr, '');
+
+    const events = JSON.parse(
+      (await wctl(['audit', 'search', '--type=device.token.spent', '--type=device.update', '--format=json']))
+        .stdout,
+    ) as { type: string; code: string; device_id?: string; unenrolled?: boolean }[];
+    assert.equal(events.filter((e) => e.code === 'W5006I' && e.device_id === id).length, 2);
+    assert.ok(events.some((e) => e.code === 'W5006W'));
+    assert.ok(events.some((e) => e.code === 'W5005I' && e.unenrolled === true));
   });
 });
