@@ -28,10 +28,9 @@ import type { DeviceExtensions } from '../access';
 import type { Logger } from '../log';
 import type { DbHandoff } from '../srv/db/common/types';
 import type { RequestIdentity } from './router';
+import { readRequestLine, refuseTunnel } from './tunnel-line';
 
 export const DB_ALPN = 'warden-db/1';
-const MAX_REQUEST_LINE = 4096;
-const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface DbTunnelOptions {
   /** Turns a verified client certificate into an identity (`AuthServer.identify`). */
@@ -80,29 +79,11 @@ export class DbTunnels {
 
   /** Handles one TLS connection that negotiated DB_ALPN. */
   handle(socket: TLSSocket): void {
-    socket.setNoDelay(true);
-    socket.on('error', () => socket.destroy());
-    let buffered = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), REQUEST_TIMEOUT_MS);
-    const onData = (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const nl = buffered.indexOf(0x0a);
-      if (nl === -1) {
-        if (buffered.length > MAX_REQUEST_LINE) {
-          socket.off('data', onData);
-          clearTimeout(timer);
-          this.#answerError(socket, new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request line too long'));
-        }
-        return;
-      }
-      socket.off('data', onData);
-      socket.pause();
-      clearTimeout(timer);
-      const line = buffered.subarray(0, nl).toString('utf8');
-      const rest = buffered.subarray(nl + 1);
-      this.#open(socket, line, rest).catch((e) => this.#answerError(socket, e));
-    };
-    socket.on('data', onData);
+    readRequestLine(
+      socket,
+      (line, rest) => this.#open(socket, line, rest),
+      (e) => this.#answerError(socket, e),
+    );
   }
 
   async #open(socket: TLSSocket, line: string, rest: Buffer): Promise<void> {
@@ -161,9 +142,6 @@ export class DbTunnels {
   }
 
   #answerError(socket: TLSSocket, e: unknown): void {
-    const err = isWardenError(e) ? e : new WardenError('WARDEN_ERR_INTERNAL');
-    if (!isWardenError(e)) this.#o.logger.error({ err: e }, 'database tunnel failed');
-    if (!socket.destroyed)
-      socket.end(`${JSON.stringify({ ok: false, code: err.code, message: err.message })}\n`);
+    refuseTunnel(socket, e, this.#o.logger, 'database tunnel');
   }
 }

@@ -20,7 +20,6 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import {
   type AuditEventInput,
-  isWardenError,
   type LockResource,
   type NodeResource,
   type RoleResource,
@@ -39,9 +38,9 @@ import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { ResourceCache, Services } from '../services';
 import type { RequestIdentity } from './router';
+import { readRequestLine, refuseTunnel } from './tunnel-line';
 
 export const SSH_ALPN = 'warden-ssh/1';
-const MAX_REQUEST_LINE = 4096;
 /** How long a Warden node gets to end a locked session itself before the proxy cuts it. */
 const LOCK_GRACE_MS = 1000;
 
@@ -151,32 +150,11 @@ export class SshTunnels {
 
   /** Handles one TLS connection that negotiated SSH_ALPN. */
   handle(socket: TLSSocket): void {
-    socket.setNoDelay(true);
-    let buffered = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const nl = buffered.indexOf(0x0a);
-      if (nl === -1) {
-        if (buffered.length > MAX_REQUEST_LINE)
-          this.#refuse(socket, new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request line too long'));
-        return;
-      }
-      socket.off('data', onData);
-      socket.pause();
-      const line = buffered.subarray(0, nl).toString('utf8');
-      const rest = buffered.subarray(nl + 1);
-      this.#open(socket, line, rest).catch((e) => this.#refuse(socket, e));
-    };
-    socket.on('data', onData);
-    socket.on('error', () => socket.destroy());
-    socket.setTimeout(30_000, () => {
-      if (!this.#isTunnel(socket)) socket.destroy();
-    });
-  }
-
-  #isTunnel(socket: TLSSocket): boolean {
-    for (const t of this.#live) if (t.client === socket) return true;
-    return false;
+    readRequestLine(
+      socket,
+      (line, rest) => this.#open(socket, line, rest),
+      (e) => this.#refuse(socket, e),
+    );
   }
 
   async #open(socket: TLSSocket, line: string, rest: Buffer): Promise<void> {
@@ -250,10 +228,7 @@ export class SshTunnels {
   }
 
   #refuse(socket: TLSSocket, e: unknown): void {
-    const err = isWardenError(e) ? e : new WardenError('WARDEN_ERR_INTERNAL');
-    if (!isWardenError(e)) this.#o.logger.error({ err: e }, 'SSH tunnel failed');
-    if (!socket.destroyed)
-      socket.end(`${JSON.stringify({ ok: false, code: err.code, message: err.message })}\n`);
+    refuseTunnel(socket, e, this.#o.logger, 'SSH tunnel');
   }
 
   async #emit(event: AuditEventInput): Promise<void> {
