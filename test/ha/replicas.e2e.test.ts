@@ -12,6 +12,7 @@
  * next 30-second step.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -65,9 +66,12 @@ describe('three replicas on one PostgreSQL', { skip: check.skip }, () => {
     return (JSON.parse(res.stdout) as { spec: { hostname: string } }[]).map((n) => n.spec.hostname).sort();
   };
 
+  let storage: string;
+  const env = { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD };
+
   before(async () => {
     pg = await startPostgres({ password: DB_PASSWORD });
-    const storage = [
+    storage = [
       'storage:',
       '  type: postgres',
       `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
@@ -76,7 +80,6 @@ describe('three replicas on one PostgreSQL', { skip: check.skip }, () => {
       '  pool_size: 4',
       '',
     ].join('\n');
-    const env = { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD };
     [a, b, c] = await Promise.all(
       ['node-a', 'node-b', 'node-c'].map((nodeName) => startWarden({ nodeName, configYaml: storage, env })),
     );
@@ -109,6 +112,17 @@ describe('three replicas on one PostgreSQL', { skip: check.skip }, () => {
     for (const w of [a, b, c]) {
       assert.match(w.output(), new RegExp(`Backend: PostgreSQL warden@127\\.0\\.0\\.1:${pg.port}/postgres`));
     }
+  });
+
+  test('a replica that cannot start exits with one error (regression: its PostgreSQL connections kept it running)', async () => {
+    const file = join(a.dir, 'taken.yaml');
+    writeFileSync(
+      file,
+      `version: v1\ndata_dir: ${join(a.dir, 'taken')}\nproxy_service:\n  listen_addr: ${a.proxy}\nssh_service:\n  enabled: false\n${storage}`,
+    );
+    const res = await runCli('warden', ['start', '--config', file], { env, timeoutMs: 20_000 });
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^ERROR: proxy_service\.listen_addr .* is already in use/m);
   });
 
   test('C serves a user created through A, then is killed with SIGKILL', async () => {

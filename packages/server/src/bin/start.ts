@@ -185,14 +185,26 @@ export async function start(config: WardenConfig, logger: Logger, io: Io): Promi
   const shared = config.storage.type === 'postgres';
   if (!shared) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const backend = await openBackend(config, clock, logger);
-  let audit: AuditLog;
+  let audit: AuditLog | undefined;
   try {
     audit = await openAudit(config, clock, logger);
+    if (shared) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    return await compose(config, logger, io, { clock, backend, audit });
   } catch (e) {
-    await backend.close();
+    // A failed start must still exit: PostgreSQL's connections would keep the process alive.
+    await audit?.close().catch(() => undefined);
+    await backend.close().catch(() => undefined);
     throw e;
   }
-  if (shared) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+}
+
+/** Everything above the store: services, CAs, auth, the proxy listener, the SSH node. */
+async function compose(
+  config: WardenConfig,
+  logger: Logger,
+  io: Io,
+  { clock, backend, audit }: { clock: Clock; backend: Backend; audit: AuditLog },
+): Promise<Running> {
   const services = createServices({ backend, clock });
   const created = await services.ensurePresets();
   if (created.length) logger.info({ roles: created }, 'created preset roles');
