@@ -183,4 +183,44 @@ export const wshCommands: Command[] = [
     args: [1, 1],
     run: async (ctx) => (await import('./ssh')).runProxySsh(ctx),
   },
+  {
+    path: ['device', 'asset-tag'],
+    summary: "Print this device's asset tag (what `wctl devices add --asset-tag` wants).",
+    details:
+      'Linux: the first valid of the DMI chassis asset tag, product serial and board serial; where\n' +
+      'none is readable, ek: followed by a hash of the TPM endorsement key (WARDEN_TPM).',
+    run: async (ctx) => (await import('./device')).runAssetTag(ctx),
+  },
+  {
+    path: ['device', 'collect'],
+    summary: 'Print the device data that enrollment and device authentication send, as JSON.',
+    run: async (ctx) => (await import('./device')).runCollect(ctx),
+  },
+  {
+    path: ['device', 'keyget'],
+    summary:
+      "Print this device's credential (the TPM attestation key's public parts), creating it if needed.",
+    run: async (ctx) => (await import('./device')).runKeyget(ctx),
+  },
+  {
+    path: ['device', 'enroll'],
+    summary: 'Enroll this device (its TPM) as a trusted device, with a token from an administrator.',
+    usage: 'device enroll --token=TOKEN [--proxy=HOST:PORT] | device enroll --current-device',
+    details:
+      'The token comes from `wctl devices add --enroll` or `wctl devices enroll`. Administrators can\n' +
+      'register and enroll the device they are logged in on with --current-device. The TPM comes\n' +
+      'from WARDEN_TPM (default /dev/tpmrm0); the attestation key stays in the TPM, its wrapped\n' +
+      'blobs in ~/.cache/warden-device. When you are logged in, your certificates are renewed\n' +
+      'with the device right away; otherwise log in again.',
+    options: {
+      token: { type: 'string', value: 'TOKEN', help: 'device enrollment token' },
+      'current-device': {
+        type: 'boolean',
+        help: 'register this device and enroll it (needs device admin rights)',
+      },
+      proxy: proxyOpt,
+      ...trustOpts,
+    },
+    run: async (ctx) => (await import('./device')).runEnroll(ctx),
+  },
 ];

@@ -58,6 +58,12 @@ export async function runSignup(ctx: CommandContext): Promise<number> {
   }
 }
 
+/**
+ * `wsh login`: the user's password and OTP, then — when this machine holds a device credential
+ * enrolled in the cluster and device trust is not off for the user — device authentication,
+ * which renews the certificates with the device extensions. A failed device authentication
+ * leaves the user logged in without them, and says so.
+ */
 export async function runLogin(ctx: CommandContext): Promise<number> {
   const user = str(ctx.values, 'user') ?? ctx.env.WARDEN_USER ?? userInfo().username;
   const ttl = str(ctx.values, 'ttl');
@@ -72,8 +78,11 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
         otp: () => prompter.ask('Enter an OTP code from your authenticator app: '),
       },
     );
+    // Device authentication, when this machine holds a credential enrolled in the cluster.
+    const { deviceLogin } = await import('./device');
+    const final = await deviceLogin(ctx, store, profile);
     const { printStatus } = await import('./status');
-    printStatus(ctx, profile);
+    printStatus(ctx, final);
     return 0;
   } finally {
     prompter.close();
