@@ -18,7 +18,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, write
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { WardenError } from '@warden/api';
-import type { Ticket } from '@warden/tpm';
+import { decodePublic, publicKeyFromTpmt, type Ticket } from '@warden/tpm';
 
 /** Where a cluster enrolled this credential (a machine may be enrolled in several clusters). */
 export interface Enrollment {
@@ -171,4 +171,28 @@ export class DeviceCache {
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** What `wsh device keyget` prints: the credential's public parts (nothing secret). */
+export function credentialView(cred: StoredCredential): {
+  credential_id: string;
+  public_key_der: string;
+  ak_public: string;
+  create_time: string;
+  enrollments: { cluster: string; proxy: string; device_id: string; asset_tag: string; time: string }[];
+} {
+  const spki = publicKeyFromTpmt(decodePublic(cred.akPublic)).export({ type: 'spki', format: 'der' });
+  return {
+    credential_id: cred.id,
+    public_key_der: b64(spki),
+    ak_public: b64(cred.akPublic),
+    create_time: cred.createTime,
+    enrollments: cred.enrollments.map((e) => ({
+      cluster: e.cluster,
+      proxy: e.proxy,
+      device_id: e.deviceId,
+      asset_tag: e.assetTag,
+      time: e.time,
+    })),
+  };
 }

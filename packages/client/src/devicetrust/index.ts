@@ -14,7 +14,7 @@ export {
   DEVICE_TRUST_DISABLED,
   type DeviceLoginOutcome,
 } from './authn';
-export { DeviceCache, deviceCacheDir, type Enrollment, type StoredCredential } from './cache';
+export { credentialView, DeviceCache, deviceCacheDir, type Enrollment, type StoredCredential } from './cache';
 export { type EnrollApi, EnrollCeremony, type EnrollRequest } from './enroll';
 export {
   DMI_ASSET_TAG_FILES,
