@@ -1,0 +1,429 @@
+/**
+ * TPM enrollment and device authentication against a real warden, with swtpm as the TPM:
+ * the three attestation types (an EK certificate from swtpm-localca with and without that CA
+ * in `ekcert_allowed_cas`, and an EK without a certificate), and the refusals of issue 5 —
+ * tokens reused, expired or foreign; an EK certificate missing or from another CA; an AK that
+ * isn't fixedTPM; activation on another TPM; a replayed device authentication.
+ * The CLI shows the messages users read; in-process ceremonies (@warden/client) drive the
+ * attacks a CLI can't express.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { isWardenError, type rpc } from '@warden/api';
+import {
+  ApiClient,
+  AuthnCeremony,
+  EnrollCeremony,
+  establishTrust,
+  login,
+  type NativeDevice,
+  openNativeDevice,
+  ProfileStore,
+  UserKey,
+} from '@warden/client';
+import {
+  requireTool,
+  runCli,
+  type SwtpmProcess,
+  signupWithTotp,
+  startSwtpm,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+import { AK_ATTRIBUTES, akTemplate, createSrk, flushTransientObjects, TPMA_OBJECT, Tpm } from '@warden/tpm';
+
+const PASSWORD = 'correct horse battery staple';
+const swtpm = requireTool('swtpm');
+const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+
+interface Machine {
+  tpm: SwtpmProcess;
+  env: NodeJS.ProcessEnv;
+  tag: string;
+}
+
+describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
+  let w: WardenProcess;
+  let hostCaPems: string[];
+  let api: ApiClient;
+  const tpms: SwtpmProcess[] = [];
+  let n = 0;
+
+  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const wsh = (m: Machine, args: string[]) => runCli('wsh', args, { env: m.env });
+
+  async function machine(ekCert: boolean): Promise<Machine> {
+    const tpm = await startSwtpm({ ekCert });
+    tpms.push(tpm);
+    const name = `m${n++}`;
+    const dmi = join(w.dir, `dmi-${name}`);
+    mkdirSync(dmi);
+    const env = {
+      ...w.env,
+      WARDEN_HOME: join(w.dir, `home-${name}`),
+      WARDEN_TPM: tpm.address,
+      WARDEN_DEVICE_CACHE: join(w.dir, `cache-${name}`),
+      WARDEN_DEVICE_DMI_DIR: dmi,
+    };
+    const dev = await openNativeDevice(env);
+    try {
+      return { tpm, env, tag: await dev.assetTag() };
+    } finally {
+      await dev.close();
+    }
+  }
+
+  /** Registers the machine and returns an enrollment token for it. */
+  async function token(m: Machine, ttl?: string): Promise<string> {
+    const list = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+      spec: { asset_tag: string };
+    }[];
+    const res = list.some((d) => d.spec.asset_tag === m.tag)
+      ? await wctl(['devices', 'enroll', `--asset-tag=${m.tag}`, ...(ttl ? [`--ttl=${ttl}`] : [])])
+      : await wctl([
+          'devices',
+          'add',
+          '--os=linux',
+          `--asset-tag=${m.tag}`,
+          '--enroll',
+          ...(ttl ? [`--enroll-ttl=${ttl}`] : []),
+        ]);
+    assert.equal(res.code, 0, res.stderr);
+    return /--token=(\S+)/.exec(res.stdout)![1]!;
+  }
+
+  async function enrollInProcess(m: Machine, t: string): Promise<rpc.DeviceSummary> {
+    const { device } = await new EnrollCeremony({ env: m.env }).run(api, {
+      token: t,
+      cluster: 'warden',
+      proxy: w.proxy,
+    });
+    return device;
+  }
+
+  async function setCap(ekcertAllowedCas: string[]): Promise<void> {
+    const file = join(w.dir, `cap-${randomUUID()}.yaml`);
+    const cas = ekcertAllowedCas.length
+      ? `    ekcert_allowed_cas:\n${ekcertAllowedCas.map((p) => `      - |\n${p.trim().replace(/^/gm, '        ')}\n`).join('')}`
+      : '';
+    writeFileSync(
+      file,
+      `kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\nspec:\n  second_factor: "off"\n  device_trust:\n    mode: optional\n${cas}`,
+    );
+    const res = await wctl(['create', '-f', file]);
+    assert.equal(res.code, 0, res.stderr);
+  }
+
+  before(async () => {
+    w = await startWarden();
+    await setCap([]);
+    const trust = await establishTrust({ proxy: w.proxy, caPin: w.caPin });
+    hostCaPems = trust.hostCaPems;
+    api = new ApiClient({ proxy: w.proxy, caPems: hostCaPems });
+  });
+  after(async () => {
+    for (const t of tpms) await t.stop();
+    await w?.stop();
+  });
+
+  test('an EK certificate, no allowed CAs: tpm_ekcert; a bare EK: tpm_ekpub (both with the CLI)', async () => {
+    const withCert = await machine(true);
+    const enroll = await wsh(withCert, [
+      'device',
+      'enroll',
+      `--token=${await token(withCert)}`,
+      `--ca-pin=${w.caPin}`,
+    ]);
+    assert.equal(enroll.code, 0, enroll.stderr);
+    assert.equal(enroll.stdout.split('\n')[0], `Device "${withCert.tag}"/Linux enrolled`);
+    assert.match(enroll.stdout, /Log in again to use it as a trusted device/);
+    const bare = await machine(false);
+    const e2 = await wsh(bare, ['device', 'enroll', `--token=${await token(bare)}`, `--ca-pin=${w.caPin}`]);
+    assert.equal(e2.code, 0, e2.stderr);
+    const list = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+      spec: { asset_tag: string; credential?: { attestation_type: string; ek_cert_serial?: string } };
+    }[];
+    const byTag = new Map(list.map((d) => [d.spec.asset_tag, d.spec.credential]));
+    assert.equal(byTag.get(withCert.tag)?.attestation_type, 'tpm_ekcert');
+    assert.ok(byTag.get(withCert.tag)?.ek_cert_serial);
+    assert.equal(byTag.get(bare.tag)?.attestation_type, 'tpm_ekpub');
+  });
+
+  test("with swtpm-localca in ekcert_allowed_cas: tpm_ekcert_trusted; a bare EK or another CA's EK refused", async () => {
+    const trusted = await machine(true);
+    const other = await machine(true); // its own swtpm-localca: another CA with the same name
+    const bare = await machine(false);
+    await setCap([trusted.tpm.issuerCertPem!, trusted.tpm.rootCertPem!]);
+    try {
+      assert.equal(
+        (await enrollInProcess(trusted, await token(trusted))).attestation_type,
+        'tpm_ekcert_trusted',
+      );
+      const noCert = await wsh(bare, [
+        'device',
+        'enroll',
+        `--token=${await token(bare)}`,
+        `--ca-pin=${w.caPin}`,
+      ]);
+      assert.equal(noCert.code, 1);
+      assert.equal(
+        noCert.stderr.trim(),
+        'ERROR: tpm device did not submit an ek_cert and ekcert_allowed_cas is configured',
+      );
+      const foreign = await wsh(other, [
+        'device',
+        'enroll',
+        `--token=${await token(other)}`,
+        `--ca-pin=${w.caPin}`,
+      ]);
+      assert.equal(foreign.code, 1);
+      assert.match(
+        foreign.stderr.trim(),
+        /^ERROR: presented EKCert failed verification: the EK certificate .*does not chain to an allowed CA$/,
+      );
+    } finally {
+      await setCap([]);
+    }
+  });
+
+  test('tokens: reused, expired and foreign tokens are refused', async () => {
+    const m = await machine(false);
+    const t = await token(m);
+    const first = await wsh(m, ['device', 'enroll', `--token=${t}`, `--ca-pin=${w.caPin}`]);
+    assert.equal(first.code, 0, first.stderr);
+    const reused = await wsh(m, ['device', 'enroll', `--token=${t}`, `--ca-pin=${w.caPin}`]);
+    assert.equal(reused.stderr.trim(), 'ERROR: invalid device enrollment token');
+    const m2 = await machine(false);
+    const short = await token(m2, '1s');
+    await new Promise((r) => setTimeout(r, 1500));
+    const expired = await wsh(m2, ['device', 'enroll', `--token=${short}`, `--ca-pin=${w.caPin}`]);
+    assert.equal(expired.stderr.trim(), 'ERROR: invalid device enrollment token');
+    // A token of another cluster.
+    const w2 = await startWarden();
+    try {
+      const add = await runCli(
+        'wctl',
+        ['devices', 'add', '--os=linux', `--asset-tag=${m2.tag}`, '--enroll'],
+        { env: w2.env },
+      );
+      const foreignToken = /--token=(\S+)/.exec(add.stdout)![1]!;
+      const foreign = await wsh(m2, ['device', 'enroll', `--token=${foreignToken}`, `--ca-pin=${w.caPin}`]);
+      assert.equal(foreign.stderr.trim(), 'ERROR: invalid device enrollment token');
+    } finally {
+      await w2.stop();
+    }
+    const audit = await wctl(['audit', 'search', '--type=device.enroll', '--format=json']);
+    const failures = (JSON.parse(audit.stdout) as { success: boolean; error?: string }[]).filter(
+      (e) => !e.success,
+    );
+    assert.ok(failures.filter((e) => e.error === 'invalid device enrollment token').length >= 3);
+  });
+
+  /** `dev` with some steps replaced (NativeDevice methods live on the prototype: no spread). */
+  function withSteps(dev: NativeDevice, steps: Partial<NativeDevice>): NativeDevice {
+    return {
+      osType: dev.osType,
+      assetTag: () => dev.assetTag(),
+      collectDeviceData: () => dev.collectDeviceData(),
+      credential: (o) => dev.credential(o),
+      enrollInit: (c) => dev.enrollInit(c),
+      activate: (c, b, s) => dev.activate(c, b, s),
+      quote: (c, n, sel) => dev.quote(c, n, sel),
+      recordEnrollment: (e) => dev.recordEnrollment(e),
+      close: () => dev.close(),
+      ...steps,
+    };
+  }
+
+  /** A NativeDevice whose EK, AK and activation come from different places (attacks). */
+  function mixedDevice(parts: { ek: NativeDevice; ak: NativeDevice }): NativeDevice {
+    return {
+      osType: 'linux',
+      assetTag: () => parts.ek.assetTag(),
+      collectDeviceData: () => parts.ek.collectDeviceData(),
+      credential: (o) => parts.ak.credential(o),
+      enrollInit: async (cred) => ({
+        ek: (await parts.ek.enrollInit((await parts.ek.credential({ create: true }))!)).ek,
+        ak: (await parts.ak.enrollInit(cred)).ak,
+      }),
+      activate: (cred, blob, secret) => parts.ak.activate(cred, blob, secret),
+      quote: (cred, nonce, sel) => parts.ak.quote(cred, nonce, sel),
+      recordEnrollment: () => {},
+      close: async () => {
+        await parts.ek.close();
+        await parts.ak.close();
+      },
+    };
+  }
+
+  test("activation on another TPM: the other TPM can't release the credential, a made-up answer is refused", async () => {
+    const victim = await machine(true); // its EK (and certificate) are presented
+    const attacker = await machine(true); // its AK and TPM answer the challenge
+    const c = new EnrollCeremony({ env: victim.env });
+    c.openDevice = async () =>
+      mixedDevice({ ek: await openNativeDevice(victim.env), ak: await openNativeDevice(attacker.env) });
+    await assert.rejects(
+      c.run(api, { token: await token(victim), cluster: 'warden', proxy: w.proxy }),
+      /answering the enrollment challenge/,
+    );
+    // The same attack with a guessed solution reaches the server, which refuses it.
+    let begin: rpc.DeviceEnrollBeginResponse | undefined;
+    const spy = {
+      deviceEnrollBegin: async (req: rpc.DeviceEnrollBeginRequest) => {
+        begin = await api.deviceEnrollBegin(req);
+        return begin;
+      },
+      deviceEnrollFinish: (req: rpc.DeviceEnrollFinishRequest) => api.deviceEnrollFinish(req),
+    };
+    const attackerDev = await openNativeDevice(attacker.env);
+    const c2 = new EnrollCeremony({ env: victim.env });
+    c2.openDevice = async () => {
+      const mixed = mixedDevice({ ek: await openNativeDevice(victim.env), ak: attackerDev });
+      return { ...mixed, activate: async () => new Uint8Array(32).fill(1) };
+    };
+    await assert.rejects(
+      c2.run(spy, { token: await token(victim), cluster: 'warden', proxy: w.proxy }),
+      (e) =>
+        isWardenError(e, 'WARDEN_ERR_ACCESS_DENIED') &&
+        e.message === 'credential activation verification failed',
+    );
+    assert.ok(begin);
+  });
+
+  test("an AK that isn't fixedTPM is refused", async () => {
+    const m = await machine(false);
+    // The EK as the client presents it (the native device closes its TPM connection: swtpm
+    // serves one connection at a time).
+    const dev = await openNativeDevice(m.env);
+    let ek: { public: Uint8Array };
+    try {
+      ek = (await dev.enrollInit((await dev.credential({ create: true }))!)).ek;
+    } finally {
+      await dev.close();
+    }
+    const tpm = await Tpm.open({ address: m.tpm.address });
+    let req: rpc.DeviceEnrollBeginRequest;
+    try {
+      await flushTransientObjects(tpm);
+      const srk = await createSrk(tpm);
+      const template = {
+        ...akTemplate('ecc'),
+        objectAttributes: AK_ATTRIBUTES & ~TPMA_OBJECT.fixedTPM & ~TPMA_OBJECT.fixedParent,
+      };
+      const ak = await tpm.create({ parent: srk.handle, template });
+      const loaded = await tpm.load({ parent: srk.handle, private: ak.private, public: ak.public });
+      const creation = await tpm.certifyCreation({
+        signHandle: loaded.handle,
+        objectHandle: loaded.handle,
+        qualifyingData: new Uint8Array(0),
+        creationHash: ak.creationHash,
+        creationTicket: ak.creationTicket,
+      });
+      req = {
+        token: await token(m),
+        credential_id: randomUUID(),
+        device_data: { collect_time: new Date().toISOString(), os_type: 'linux', serial_number: m.tag },
+        ek: { public: b64(ek.public) },
+        ak: {
+          public: b64(ak.publicBytes),
+          creation_data: b64(ak.creationDataBytes),
+          creation_attest: b64(creation.attest),
+          creation_signature: b64(creation.signatureBytes),
+        },
+      };
+    } finally {
+      await flushTransientObjects(tpm);
+      await tpm.close();
+    }
+    await assert.rejects(
+      api.deviceEnrollBegin(req),
+      (e) =>
+        isWardenError(e, 'WARDEN_ERR_ACCESS_DENIED') &&
+        /^invalid attestation key: the AK lacks fixedTPM/.test(e.message),
+    );
+  });
+
+  test('device authentication: a replayed finish and a quote by another TPM are refused', async () => {
+    const m = await machine(true);
+    await enrollInProcess(m, await token(m));
+    // A user who logs in on this machine (in-process, no second factor).
+    const add = await wctl(['users', 'add', 'carol', '--roles=access', '--logins=root']);
+    const invite = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${invite}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      m.env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    const store = new ProfileStore(m.env.WARDEN_HOME);
+    const profile = await login(
+      store,
+      { proxy: w.proxy, user: 'carol' },
+      { password: async () => PASSWORD, otp: async () => '' },
+    );
+    const userApi = new ApiClient({
+      proxy: w.proxy,
+      caPems: hostCaPems,
+      identity: { certPem: profile.tlsCert, keyPem: profile.keyPem },
+    });
+    let finishReq: rpc.DeviceAuthnFinishRequest | undefined;
+    const recorder = {
+      deviceAuthnBegin: (r: rpc.DeviceAuthnBeginRequest) => userApi.deviceAuthnBegin(r),
+      deviceAuthnFinish: (r: rpc.DeviceAuthnFinishRequest) => {
+        finishReq = r;
+        return userApi.deviceAuthnFinish(r);
+      },
+    };
+    const ceremony = new AuthnCeremony({ userKey: UserKey.fromPem(profile.keyPem), env: m.env });
+    const { result } = await ceremony.run(recorder);
+    assert.equal(result.expires, profile.expires);
+    assert.match(result.ssh_cert, /cert-v01@openssh.com/);
+    // Replayed: the same finish again.
+    await assert.rejects(
+      userApi.deviceAuthnFinish(finishReq!),
+      (e) => isWardenError(e) && e.message === 'device authentication failed',
+    );
+    // The old quote (old nonce) in a new session.
+    const other = await machine(true);
+    const replay = new AuthnCeremony({ userKey: UserKey.fromPem(profile.keyPem), env: m.env });
+    const orig = replay.openDevice;
+    replay.openDevice = async () =>
+      withSteps(await orig(), {
+        quote: async () => ({
+          attest: Buffer.from(finishReq!.quote.attest, 'base64'),
+          signature: Buffer.from(finishReq!.quote.signature, 'base64'),
+          pcrs: finishReq!.quote.pcrs.map((p) => ({
+            hash: p.hash,
+            pcr: p.pcr,
+            digest: Buffer.from(p.digest, 'base64'),
+          })),
+        }),
+      });
+    await assert.rejects(
+      replay.run(userApi),
+      (e) => isWardenError(e) && e.message === 'device authentication failed',
+    );
+    // A quote by another TPM's AK, with this machine's credential ID.
+    const impostor = new AuthnCeremony({ userKey: UserKey.fromPem(profile.keyPem), env: m.env });
+    impostor.openDevice = async () => {
+      const mine = await openNativeDevice(m.env);
+      const theirs = await openNativeDevice(other.env);
+      const theirCred = (await theirs.credential({ create: true }))!;
+      return withSteps(mine, {
+        quote: (_c, nonce, sel) => theirs.quote(theirCred, nonce, sel),
+        close: async () => {
+          await mine.close();
+          await theirs.close();
+        },
+      });
+    };
+    await assert.rejects(
+      impostor.run(userApi),
+      (e) => isWardenError(e) && e.message === 'device authentication failed',
+    );
+  });
+});
