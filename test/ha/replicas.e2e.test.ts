@@ -80,9 +80,8 @@ describe('three replicas on one PostgreSQL', { skip: check.skip }, () => {
       '  pool_size: 4',
       '',
     ].join('\n');
-    [a, b, c] = await Promise.all(
-      ['node-a', 'node-b', 'node-c'].map((nodeName) => startWarden({ nodeName, configYaml: storage, env })),
-    );
+    const replica = (nodeName: string) => startWarden({ nodeName, configYaml: storage, env });
+    [a, b, c] = await Promise.all([replica('node-a'), replica('node-b'), replica('node-c')]);
     // Users created through A, each signed up once (its authenticator's first step used).
     await Promise.all(
       ['alice', 'bob', 'carol', 'dave'].map(async (user) => {
