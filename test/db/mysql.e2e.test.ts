@@ -409,6 +409,64 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
     assert.equal((await mysqlCli(tunnelPort, 'alice', 'select 1')).code, 0);
   });
 
+  test('a lock ends idle sessions too: mysql prints it at its next statement, mysql2 gets an error', async () => {
+    const port = await freePort();
+    const bobTunnel = startTunnel(bob, port);
+    await waitFor(bobTunnel.out, /Started a tunnel/);
+    const child = spawn(
+      'mysql',
+      [
+        '--no-defaults',
+        '--protocol=TCP',
+        '-h127.0.0.1',
+        `-P${port}`,
+        '-ureader',
+        '--skip-ssl',
+        '-N',
+        '-B',
+        '--unbuffered',
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    try {
+      child.stdin.write("select 'idle-open';\n");
+      await waitFor(() => out, /idle-open/);
+      const driver = await mysql.createConnection({ host: '127.0.0.1', port, user: 'reader' });
+      const driverError = new Promise<string>((r) => driver.on('error', (e: Error) => r(e.message)));
+      const ended = async () =>
+        (await c.audit.search({ limit: 10_000, order: 'asc' })).filter(
+          (e) =>
+            e.type === 'session.end' &&
+            String((e as { terminated_by?: string }).terminated_by).startsWith(
+              'lock targeting Role:"db-reader"',
+            ),
+        ).length;
+      const lock = await cli('wctl', ['lock', '--role=db-reader', '--ttl=1h'], { env: c.adminEnv });
+      assert.equal(lock.code, 0, lock.stderr);
+      assert.equal(await driverError, 'lock targeting Role:"db-reader" is in force');
+      const until = Date.now() + 5000;
+      while ((await ended()) < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      child.stdin.write("select 'after';\n");
+      await waitFor(
+        () => out,
+        /ERROR 1927 \(70100\) at line 2: lock targeting Role:"db-reader" is in force/,
+        5000,
+      );
+      assert.doesNotMatch(out, /\nafter\n/);
+    } finally {
+      child.kill('SIGKILL');
+      bobTunnel.child.kill('SIGTERM');
+      for (const l of await c.services.locks.list()) await c.services.locks.delete(l.metadata.name);
+    }
+  });
+
   test('the audit log has session start, each query (COM_QUERY and prepared), end, and the refusals', async () => {
     const events = await c.audit.search({ limit: 10_000, order: 'asc' });
     const db = events.filter((e) => (e as { protocol?: string }).protocol === 'db') as Record<

@@ -1,0 +1,433 @@
+/**
+ * The MySQL engine against a fake MySQL server (TLS with client certificates from a real db
+ * CA): the login conversations a real MariaDB does not show on demand (auth switches,
+ * caching_sha2 fast auth, plugins that want a password, no TLS, ERR at login), the access
+ * refusal before any dial, and a lock on an idle session (ERR to the client, the database's
+ * thread killed). The real thing is in test/db/mysql.e2e.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { after, before, test } from 'node:test';
+import { TLSSocket } from 'node:tls';
+import type { DbResource } from '@warden/api';
+import type { AccessDecision } from '../../../access';
+import { MemoryAuditLog } from '../../../audit';
+import { MemoryBackend } from '../../../backend';
+import { CertAuthorities } from '../../../ca';
+import { systemClock } from '../../../clock';
+import { type DbAccess, DbSession, dbCertIssuer, StreamReader, UpstreamCredentials } from '../common';
+import { MySqlEngine } from './engine';
+import {
+  Cap,
+  Command,
+  comQuery,
+  errPayload,
+  handshakeResponse,
+  handshakeV10,
+  OFFERED_CAPABILITIES,
+  okPayload,
+  packet,
+  packetHeader,
+  parseErr,
+  parseHandshakeResponse,
+  parseHandshakeV10,
+} from './protocol';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+async function readPacket(r: StreamReader): Promise<{ seq: number; payload: Buffer }> {
+  const { length, seq } = packetHeader(await r.read(4));
+  return { seq, payload: length ? await r.read(length) : Buffer.alloc(0) };
+}
+
+type Scenario =
+  | { kind: 'ok' }
+  | { kind: 'err' }
+  | { kind: 'switch'; plugin: string; fast?: boolean }
+  | { kind: 'full-auth' };
+
+interface Login {
+  user: string;
+  database: string | undefined;
+  authResponse: Buffer;
+  attributes: [string, string][];
+  cn: unknown;
+  capabilities: number;
+}
+
+/** A MySQL server that speaks just enough: greeting, SSLRequest, TLS, login, COM_QUERY → OK. */
+class FakeMySql {
+  server!: Server;
+  port = 0;
+  ssl = true;
+  scenario: Scenario = { kind: 'ok' };
+  logins: Login[] = [];
+  queries: string[] = [];
+  connections = 0;
+  answers: Buffer[] = [];
+  readonly open = new Set<Socket>();
+
+  constructor(readonly tls: { key: string; cert: string; ca: string[] }) {}
+
+  async start(): Promise<void> {
+    this.server = createServer((s) => void this.#serve(s).catch(() => s.destroy()));
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  async #serve(sock: Socket): Promise<void> {
+    this.connections++;
+    this.open.add(sock);
+    sock.on('close', () => this.open.delete(sock));
+    sock.on('error', () => undefined);
+    sock.write(
+      packet(
+        0,
+        handshakeV10({
+          serverVersion: '5.5.5-10.11.0-MariaDB-fake',
+          connectionId: 1000 + this.connections,
+          authData: Buffer.alloc(20, 0x41),
+          capabilities: OFFERED_CAPABILITIES | (this.ssl ? Cap.SSL : 0),
+          charset: 45,
+          status: 2,
+          authPlugin: 'mysql_native_password',
+        }),
+      ),
+    );
+    if (!this.ssl) return;
+    const plain = new StreamReader(sock);
+    await readPacket(plain);
+    // The client's TLS hello may have come in the same chunk as its SSLRequest.
+    const rest = plain.release();
+    if (rest.length) sock.unshift(rest);
+    const tls = new TLSSocket(sock, {
+      isServer: true,
+      key: this.tls.key,
+      cert: this.tls.cert,
+      ca: this.tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
+    tls.on('error', () => undefined);
+    await once(tls, 'secure');
+    const r = new StreamReader(tls);
+    const { seq, payload } = await readPacket(r);
+    const resp = parseHandshakeResponse(payload);
+    if ('ssl' in resp) throw new Error('unexpected SSLRequest');
+    this.logins.push({
+      user: resp.user,
+      database: resp.database,
+      authResponse: resp.authResponse,
+      attributes: resp.attributes ?? [],
+      cn: tls.getPeerCertificate().subject?.CN,
+      capabilities: resp.capabilities,
+    });
+    let next = seq + 1;
+    const s = this.scenario;
+    if (s.kind === 'err') {
+      tls.end(
+        packet(
+          next,
+          errPayload({ code: 1045, sqlState: '28000', message: "Access denied for user 'alice'" }),
+        ),
+      );
+      return;
+    }
+    if (s.kind === 'switch') {
+      tls.write(
+        packet(
+          next,
+          Buffer.concat([
+            Buffer.from([0xfe]),
+            Buffer.from(`${s.plugin}\0`),
+            Buffer.alloc(20, 0x42),
+            Buffer.from([0]),
+          ]),
+        ),
+      );
+      const answer = await readPacket(r);
+      this.answers.push(answer.payload);
+      next = answer.seq + 1;
+      if (s.fast) tls.write(packet(next++, Buffer.from([0x01, 0x03])));
+    }
+    if (s.kind === 'full-auth') {
+      tls.write(packet(next, Buffer.from([0x01, 0x04])));
+      return;
+    }
+    tls.write(packet(next, okPayload()));
+    for (;;) {
+      const cmd = await readPacket(r);
+      if (cmd.payload[0] === Command.QUIT) break;
+      const text = cmd.payload.toString('utf8', 1);
+      this.queries.push(text);
+      if (!text.startsWith('select sleep')) tls.write(packet(1, okPayload()));
+    }
+    tls.end();
+  }
+
+  close(): void {
+    for (const s of this.open) s.destroy();
+    this.server.close();
+  }
+}
+
+let cas: CertAuthorities;
+let fake: FakeMySql;
+let proxy: Server;
+let engine: MySqlEngine;
+let audit: MemoryAuditLog;
+let decision: AccessDecision = { allowed: true } as AccessDecision;
+let lastSession: DbSession | undefined;
+let served: Promise<void> | undefined;
+const proxied = new Set<Socket>();
+
+before(async () => {
+  const backend = new MemoryBackend({ clock: systemClock });
+  cas = await CertAuthorities.init({ backend, clusterName: 'unit', clock: systemClock });
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const { certPem } = await cas.issueDbServerCert({ ipAddresses: ['127.0.0.1'], publicKey });
+  fake = new FakeMySql({
+    key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    cert: certPem,
+    ca: cas.tlsCertPems('db'),
+  });
+  await fake.start();
+  audit = new MemoryAuditLog({ clock: systemClock });
+  engine = new MySqlEngine({ logger: quiet });
+  const credentials = new UpstreamCredentials({ issuer: dbCertIssuer(cas), clock: systemClock });
+  const access = { decide: async () => decision } as unknown as DbAccess;
+  const db: DbResource = {
+    kind: 'db',
+    version: 'v3',
+    metadata: { name: 'shop' },
+    spec: { protocol: 'mysql', uri: `127.0.0.1:${fake.port}` },
+  };
+  // The proxy's side: every connection is a session of alice.
+  proxy = createServer((sock) => {
+    proxied.add(sock);
+    const session = new DbSession(
+      { stream: sock, db, identity: { user: 'alice', roles: ['dev'], traits: {} }, clientAddr: '127.0.0.1' },
+      { clock: systemClock, audit, logger: quiet, access, credentials },
+    );
+    lastSession = session;
+    served = engine.serve(sock, session).finally(() => {
+      sock.destroy();
+      void session.ended();
+    });
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+});
+
+after(() => {
+  for (const s of proxied) s.destroy();
+  proxy.close();
+  fake.close();
+});
+
+/** A client: reads the greeting, logs in as `user`, returns the answer and the socket. */
+async function login(user = 'alice', database = 'orders') {
+  const sock = netConnect({ host: '127.0.0.1', port: (proxy.address() as { port: number }).port });
+  sock.on('error', () => undefined);
+  const r = new StreamReader(sock);
+  const greeting = parseHandshakeV10((await readPacket(r)).payload);
+  sock.write(
+    packet(
+      1,
+      handshakeResponse({
+        capabilities:
+          Cap.PROTOCOL_41 |
+          Cap.SECURE_CONNECTION |
+          Cap.PLUGIN_AUTH |
+          Cap.CONNECT_WITH_DB |
+          Cap.CONNECT_ATTRS |
+          Cap.DEPRECATE_EOF |
+          Cap.COMPRESS,
+        maxPacketSize: 1 << 24,
+        charset: 224,
+        user,
+        authResponse: Buffer.alloc(20, 9),
+        database,
+        authPlugin: 'mysql_native_password',
+        attributes: [['program_name', 'unit']],
+      }),
+    ),
+  );
+  const answer = await readPacket(r);
+  return { sock, r, greeting, answer };
+}
+
+test('login: greeting without SSL, the db user’s certificate upstream, no password, our OK numbered 2', async () => {
+  fake.scenario = { kind: 'ok' };
+  const before = fake.logins.length;
+  const { sock, r, greeting, answer } = await login();
+  assert.equal(greeting.capabilities & Cap.SSL, 0);
+  assert.equal(greeting.authPlugin, 'mysql_native_password');
+  assert.ok(greeting.connectionId >= 0x40000000);
+  assert.equal(answer.seq, 2);
+  assert.equal(answer.payload[0], 0);
+  const l = fake.logins[before]!;
+  assert.equal(l.user, 'alice');
+  assert.equal(l.database, 'orders');
+  assert.equal(l.cn, 'alice');
+  assert.deepEqual(l.authResponse, Buffer.alloc(0));
+  assert.deepEqual(l.attributes, [
+    ['program_name', 'unit'],
+    ['warden_user', 'alice'],
+  ]);
+  // What we never offered (COMPRESS) is not asked of the database.
+  assert.equal(l.capabilities & Cap.COMPRESS, 0);
+  assert.ok(l.capabilities & Cap.DEPRECATE_EOF);
+  sock.write(comQuery('select 1'));
+  assert.equal((await readPacket(r)).seq, 1);
+  assert.equal(fake.queries.at(-1), 'select 1');
+  sock.end(packet(0, Buffer.from([Command.QUIT])));
+  await served;
+  // The next greeting announces the database's own version.
+  const again = await login();
+  assert.equal(again.greeting.serverVersion, '5.5.5-10.11.0-MariaDB-fake');
+  again.sock.destroy();
+  await served;
+});
+
+test('auth switch to caching_sha2_password with fast auth: an empty answer, then OK', async () => {
+  fake.scenario = { kind: 'switch', plugin: 'caching_sha2_password', fast: true };
+  const { sock, answer } = await login();
+  assert.equal(answer.payload[0], 0, answer.payload.toString('latin1'));
+  assert.deepEqual(fake.answers.at(-1), Buffer.from([0]));
+  sock.destroy();
+  await served;
+});
+
+test('a database that wants a password or an unknown plugin: ERR saying how to set up the account', async () => {
+  for (const scenario of [
+    { kind: 'switch', plugin: 'client_ed25519' },
+    { kind: 'full-auth' },
+  ] as Scenario[]) {
+    fake.scenario = scenario;
+    const { sock, answer } = await login();
+    const err = parseErr(answer.payload);
+    assert.equal(answer.seq, 2);
+    assert.equal(err.code, 2003);
+    assert.match(
+      err.message,
+      /asked for .* for user "alice".*REQUIRE SUBJECT '\/CN=alice\/O=<cluster name>'/,
+    );
+    sock.destroy();
+    await served;
+  }
+  const failed = (await audit.search({ limit: 1000, order: 'asc' })).filter(
+    (e) => e.type === 'session.start' && !e.success,
+  );
+  assert.ok(failed.some((e) => /client_ed25519/.test(String((e as { error?: string }).error))));
+});
+
+test('the database’s own ERR at login reaches the client as it is', async () => {
+  fake.scenario = { kind: 'err' };
+  const { sock, answer } = await login();
+  assert.deepEqual(parseErr(answer.payload), {
+    code: 1045,
+    sqlState: '28000',
+    message: "Access denied for user 'alice'",
+  });
+  sock.destroy();
+  await served;
+});
+
+test('a database without TLS is never sent a login', async () => {
+  fake.ssl = false;
+  try {
+    const before = fake.logins.length;
+    const { sock, answer } = await login();
+    assert.match(parseErr(answer.payload).message, /does not accept TLS/);
+    assert.equal(fake.logins.length, before);
+    sock.destroy();
+    await served;
+  } finally {
+    fake.ssl = true;
+  }
+});
+
+test('denied access: ERR 1045 28000 with the reason, and the database is not even dialed', async () => {
+  decision = {
+    allowed: false,
+    step: 'device',
+    code: 'WARDEN_ERR_ACCESS_DENIED',
+    reason: 'unauthorized device',
+  } as AccessDecision;
+  try {
+    const before = fake.connections;
+    const { sock, answer } = await login();
+    assert.equal(answer.seq, 2);
+    assert.deepEqual(parseErr(answer.payload), {
+      code: 1045,
+      sqlState: '28000',
+      message: 'unauthorized device',
+    });
+    assert.equal(fake.connections, before);
+    sock.destroy();
+    await served;
+  } finally {
+    decision = { allowed: true } as AccessDecision;
+  }
+});
+
+test('a lock on an idle session: ERR 1927 to the client, the database thread killed, both closed', async () => {
+  fake.scenario = { kind: 'ok' };
+  const { sock, r, answer } = await login();
+  assert.equal(answer.payload[0], 0);
+  const threadId = 1000 + fake.connections;
+  sock.write(comQuery('select 2'));
+  await readPacket(r);
+  lastSession!.terminate('lock targeting User:"alice" is in force');
+  const err = await readPacket(r);
+  assert.deepEqual(parseErr(err.payload), {
+    code: 1927,
+    sqlState: '70100',
+    message: 'lock targeting User:"alice" is in force',
+  });
+  // Numbered after the database's last answer (sequence id 1).
+  assert.equal(err.seq, 2);
+  await served;
+  assert.ok(sock.destroyed || (await once(sock, 'close')));
+  const until = Date.now() + 5000;
+  while (!fake.queries.includes(`KILL CONNECTION ${threadId}`) && Date.now() < until)
+    await new Promise((res) => setTimeout(res, 20));
+  assert.ok(fake.queries.includes(`KILL CONNECTION ${threadId}`), fake.queries.join('\n'));
+});
+
+test('refuse (a locked user known to the proxy): greeting, then ERR 1045 with the reason', async () => {
+  const server = createServer((s) => void engine.refuse(s, 'lock targeting User:"bob" is in force'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const sock = netConnect({ host: '127.0.0.1', port: (server.address() as { port: number }).port });
+    const r = new StreamReader(sock);
+    await readPacket(r);
+    sock.write(
+      packet(
+        1,
+        handshakeResponse({
+          capabilities: Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION,
+          maxPacketSize: 0,
+          charset: 45,
+          user: 'bob',
+          authResponse: Buffer.alloc(0),
+        }),
+      ),
+    );
+    const { seq, payload } = await readPacket(r);
+    assert.equal(seq, 2);
+    assert.deepEqual(parseErr(payload), {
+      code: 1045,
+      sqlState: '28000',
+      message: 'lock targeting User:"bob" is in force',
+    });
+    sock.destroy();
+  } finally {
+    server.close();
+  }
+});

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  Command,
+  comQuery,
+  errPacket,
+  MAX_PACKET_PAYLOAD,
+  MySqlProtocolError,
+  packet,
+  packetHeader,
+} from './protocol';
+import { ClientTap, type ClientTapHandler, type CommandAction, type SeqState, ServerTap } from './relay';
+
+function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (d: Buffer) => parts.push(d));
+    stream.on('end', () => resolve(Buffer.concat(parts)));
+    stream.on('error', reject);
+  });
+}
+
+/** Splits `b` into chunks of 1..7 bytes, so packets cross chunk boundaries everywhere. */
+function chunks(b: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0, n = 1; at < b.length; at += n, n = (n % 7) + 1) out.push(b.subarray(at, at + n));
+  return out;
+}
+
+function handler(decide: (payload: Buffer) => CommandAction = () => ({ kind: 'forward' })) {
+  const seen: string[] = [];
+  const replies: Buffer[] = [];
+  const long: [number, number][] = [];
+  const h: ClientTapHandler = {
+    command: (payload) => {
+      seen.push(payload.toString('latin1'));
+      return decide(payload);
+    },
+    allowLong: (command) => command !== Command.CHANGE_USER,
+    longCommand: (command, length) => long.push([command, length]),
+    reply: (p) => replies.push(p),
+  };
+  return { h, seen, replies, long };
+}
+
+test('ClientTap passes packets through unchanged and shows each command once, whole', async () => {
+  const seq: SeqState = { seq: 0, from: 'server' };
+  const { h, seen } = handler();
+  const tap = new ClientTap(h, seq);
+  const stream = Buffer.concat([
+    comQuery('select 1'),
+    packet(0, Buffer.from('\x16select ?')),
+    packet(2, Buffer.from('auth data, not a command')),
+    packet(0, Buffer.alloc(0)),
+    packet(0, Buffer.from([Command.QUIT])),
+  ]);
+  const out = collect(tap);
+  for (const c of chunks(stream)) tap.write(c);
+  tap.end();
+  assert.deepEqual(await out, stream);
+  assert.deepEqual(seen, ['\x03select 1', '\x16select ?', '\x01']);
+  assert.deepEqual(seq, { seq: 0, from: 'client' });
+});
+
+test('ClientTap rewrites a command with a new length, or drops it and replies instead', async () => {
+  const { h, replies } = handler((payload) => {
+    if (payload.toString('latin1') === '\x03KILL 5')
+      return { kind: 'rewrite', payload: Buffer.from('\x03KILL 123456') };
+    if (payload[0] === Command.CHANGE_USER)
+      return { kind: 'reply', packet: errPacket(1, { code: 1235, sqlState: '42000', message: 'no' }) };
+    return { kind: 'forward' };
+  });
+  const tap = new ClientTap(h, { seq: 0, from: 'server' });
+  const out = collect(tap);
+  tap.write(comQuery('KILL 5'));
+  tap.write(packet(0, Buffer.from('\x11bob\0')));
+  tap.write(comQuery('select 2'));
+  tap.end();
+  assert.deepEqual(await out, Buffer.concat([comQuery('KILL 123456'), comQuery('select 2')]));
+  assert.equal(replies.length, 1);
+  assert.equal(packetHeader(replies[0]!).seq, 1);
+});
+
+test('ClientTap streams a command longer than one packet and reports its length at the end', async () => {
+  const { h, seen, long } = handler();
+  const tap = new ClientTap(h, { seq: 0, from: 'server' });
+  const first = Buffer.alloc(MAX_PACKET_PAYLOAD, 0x61);
+  first[0] = Command.QUERY;
+  const stream = Buffer.concat([packet(0, first), packet(1, Buffer.from('tail')), comQuery('select 3')]);
+  const out = collect(tap);
+  for (let at = 0; at < stream.length; at += 1 << 20) tap.write(stream.subarray(at, at + (1 << 20)));
+  tap.end();
+  assert.ok((await out).equals(stream));
+  assert.deepEqual(long, [[Command.QUERY, MAX_PACKET_PAYLOAD + 4]]);
+  assert.deepEqual(seen, ['\x03select 3']);
+});
+
+test('ClientTap fails the stream when a long command may not start (COM_CHANGE_USER)', async () => {
+  const { h } = handler();
+  const tap = new ClientTap(h, { seq: 0, from: 'server' });
+  const failed = new Promise<Error>((resolve) => tap.on('error', resolve));
+  tap.resume();
+  const head = Buffer.alloc(5);
+  head.writeUIntLE(MAX_PACKET_PAYLOAD, 0, 3);
+  head[4] = Command.CHANGE_USER;
+  tap.write(Buffer.concat([head, Buffer.alloc(MAX_PACKET_PAYLOAD - 1)]));
+  assert.ok((await failed) instanceof MySqlProtocolError);
+});
+
+test('ServerTap streams without holding data; an interrupt lands between packets, numbered next', async () => {
+  const seq: SeqState = { seq: 0, from: 'client' };
+  const tap = new ServerTap(seq);
+  const out = collect(tap);
+  const row = packet(1, Buffer.alloc(100, 1));
+  tap.write(row.subarray(0, 50));
+  // Mid-packet: the interrupt waits for the packet's end.
+  tap.interrupt((s) => errPacket(s, { code: 1927, sqlState: '70100', message: 'locked' }));
+  assert.equal(tap.interrupted, false);
+  tap.write(Buffer.concat([row.subarray(50), packet(2, Buffer.from('never sent'))]));
+  const got = await out;
+  assert.deepEqual(got.subarray(0, row.length), row);
+  const last = got.subarray(row.length);
+  assert.deepEqual(packetHeader(last), { length: last.length - 4, seq: 2 });
+  assert.match(last.toString('latin1'), /#70100locked$/);
+  assert.equal(tap.interrupted, true);
+});
+
+test('ServerTap interrupts at once when idle, after the client’s last packet', async () => {
+  const seq: SeqState = { seq: 0, from: 'client' };
+  const tap = new ServerTap(seq);
+  const out = collect(tap);
+  tap.interrupt((s) => errPacket(s, { code: 1927, sqlState: '70100', message: 'locked' }));
+  assert.equal(packetHeader(await out).seq, 1);
+});
+
+test('ServerTap waits for the end of a 16 MB packet’s continuation before injecting', async () => {
+  const tap = new ServerTap({ seq: 0, from: 'client' });
+  const out = collect(tap);
+  const big = packet(1, Buffer.alloc(MAX_PACKET_PAYLOAD, 2));
+  tap.write(big);
+  tap.inject(Buffer.from('INJECTED'));
+  tap.write(packet(2, Buffer.from('end')));
+  tap.end();
+  const got = await out;
+  assert.equal(got.subarray(got.length - 8).toString(), 'INJECTED');
+  assert.equal(got.length, big.length + 7 + 8);
+});
+
+test('ServerTap hands the first packet of the next answer (sequence id 1) to expectAnswer', async () => {
+  const tap = new ServerTap({ seq: 0, from: 'client' });
+  const out = collect(tap);
+  const answers: Buffer[] = [];
+  tap.expectAnswer((first) => answers.push(first));
+  const prepareOk = Buffer.from([0, 7, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 9, 9]);
+  const stream = Buffer.concat([
+    packet(1, prepareOk),
+    packet(2, Buffer.from('param def')),
+    packet(1, Buffer.from('next')),
+  ]);
+  for (const c of chunks(stream)) tap.write(c);
+  tap.end();
+  assert.deepEqual(await out, stream);
+  // Up to 12 payload bytes, and only for the awaited answer.
+  assert.deepEqual(answers, [prepareOk.subarray(0, 12)]);
+});
