@@ -179,7 +179,8 @@ let fake: FakeMySql;
 let proxy: Server;
 let engine: MySqlEngine;
 let audit: MemoryAuditLog;
-let decision: AccessDecision = { allowed: true } as AccessDecision;
+const ALLOWED: AccessDecision = { allowed: true, deviceTrustMode: 'off', matchedRoles: ['dev'] };
+let decision: AccessDecision = ALLOWED;
 let lastSession: DbSession | undefined;
 let served: Promise<void> | undefined;
 const proxied = new Set<Socket>();
@@ -354,10 +355,10 @@ test('a database without TLS is never sent a login', async () => {
 test('denied access: ERR 1045 28000 with the reason, and the database is not even dialed', async () => {
   decision = {
     allowed: false,
-    step: 'device',
+    step: 'device_trust',
     code: 'WARDEN_ERR_ACCESS_DENIED',
     reason: 'unauthorized device',
-  } as AccessDecision;
+  };
   try {
     const before = fake.connections;
     const { sock, answer } = await login();
@@ -371,7 +372,7 @@ test('denied access: ERR 1045 28000 with the reason, and the database is not eve
     sock.destroy();
     await served;
   } finally {
-    decision = { allowed: true } as AccessDecision;
+    decision = ALLOWED;
   }
 });
 
