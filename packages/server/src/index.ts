@@ -9,6 +9,7 @@ export * from './backend';
 export * from './ca';
 export * from './clock';
 export * from './config';
+export * from './devicetrust';
 export * from './log';
 export * from './services';
 export * from './srv/ssh';

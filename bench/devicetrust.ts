@@ -1,0 +1,246 @@
+/**
+ * Benchmark: device trust at login. Prints, asserts nothing (numbers depend on the machine).
+ *
+ *   1. `wsh login` as a user runs it (a new process each time), on an enrolled machine (device
+ *      authentication included) and on one that is not (no device step): the difference is
+ *      what device trust adds to a login.
+ *   2. The device step alone, in process against the same warden, split into the device's
+ *      time (swtpm: load the AK, quote, read PCRs) and Warden's own (two RPCs over TLS: checks,
+ *      quote verification, certificate issuance).
+ *   3. Ceremonies per second at the auth service: `DeviceAuthentication` in process over
+ *      SQLite, counting only the server's time (begin + finish), the quotes coming from swtpm.
+ *
+ *   npm run bench:devicetrust -- [--logins=N] [--ceremonies=N]      (needs swtpm, swtpm_setup)
+ */
+import { generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AUTH_PREFERENCE_NAME } from '@warden/api';
+import {
+  ApiClient,
+  AuthnCeremony,
+  type CeremonyTimings,
+  EnrollCeremony,
+  establishTrust,
+  login,
+  ProfileStore,
+  UserKey,
+} from '@warden/client';
+import {
+  AuthServer,
+  CertAuthorities,
+  createServices,
+  DeviceAuthentication,
+  DeviceEnrollment,
+  DeviceInventory,
+  SqliteAuditLog,
+  SqliteBackend,
+  silentLogger,
+  systemClock,
+} from '@warden/server';
+import { runCli, signupWithTotp, startSwtpm, startWarden } from '@warden/testkit';
+
+const PASSWORD = 'correct horse battery staple';
+
+const { values } = parseArgs({
+  options: { logins: { type: 'string', default: '10' }, ceremonies: { type: 'string', default: '200' } },
+});
+const LOGINS = Number(values.logins);
+const CEREMONIES = Number(values.ceremonies);
+
+function stats(ms: number[]): string {
+  const s = [...ms].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  const mean = s.reduce((a, b) => a + b, 0) / s.length;
+  return `median ${q(0.5).toFixed(1)} ms, p90 ${q(0.9).toFixed(1)} ms, mean ${mean.toFixed(1)} ms (n=${s.length})`;
+}
+
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await f();
+  return performance.now() - start;
+}
+
+async function main(): Promise<void> {
+  const w = await startWarden({ nodeName: 'node-1' });
+  const sw = await startSwtpm({ ekCert: true });
+  const work = mkdtempSync(join(tmpdir(), 'warden-bench-dt-'));
+  try {
+    const dmi = join(work, 'dmi');
+    mkdirSync(dmi);
+    const machine = {
+      ...w.env,
+      WARDEN_TPM: sw.address,
+      WARDEN_DEVICE_CACHE: join(work, 'device-cache'),
+      WARDEN_DEVICE_DMI_DIR: dmi,
+      WARDEN_HOME: join(work, 'home'),
+    };
+    const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+    const cap = join(work, 'cap.yaml');
+    writeFileSync(
+      cap,
+      `kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: ${AUTH_PREFERENCE_NAME}\nspec:\n  second_factor: "off"\n  device_trust:\n    mode: optional\n`,
+    );
+    await wctl(['create', '-f', cap]);
+    const add = await wctl(['users', 'add', 'alice', '--roles=access', '--logins=root']);
+    const invite = /--token=(\S+)/.exec(add.stdout)![1]!;
+    await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${invite}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      machine,
+    );
+    const tag = (await runCli('wsh', ['device', 'asset-tag'], { env: machine })).stdout.trim();
+    const dev = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
+    const token = /--token=(\S+)/.exec(dev.stdout)![1]!;
+    const enroll = await runCli('wsh', ['device', 'enroll', `--token=${token}`, `--ca-pin=${w.caPin}`], {
+      env: machine,
+    });
+    if (enroll.code !== 0) throw new Error(`enroll failed: ${enroll.stderr}`);
+
+    // 1. wsh login, a process per login, with and without the device step.
+    const wshLogin = (env: NodeJS.ProcessEnv) =>
+      timed(async () => {
+        const r = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
+          env,
+          input: `${PASSWORD}\n`,
+        });
+        if (r.code !== 0) throw new Error(r.stderr);
+      });
+    const notEnrolled = { ...machine, WARDEN_DEVICE_CACHE: join(work, 'empty-cache') };
+    await wshLogin(machine);
+    const withDevice: number[] = [];
+    const without: number[] = [];
+    for (let i = 0; i < LOGINS; i++) {
+      withDevice.push(await wshLogin(machine));
+      without.push(await wshLogin(notEnrolled));
+    }
+    console.log('1. wsh login (new process each time; swtpm as the TPM)');
+    console.log(`   with device authentication:    ${stats(withDevice)}`);
+    console.log(`   without (machine not enrolled): ${stats(without)}`);
+
+    // 2. The device step alone, in process: TPM time vs Warden's own.
+    const trust = await establishTrust({ proxy: w.proxy, caPin: w.caPin });
+    const store = new ProfileStore(join(work, 'home-inproc'));
+    const split: CeremonyTimings[] = [];
+    const totals: number[] = [];
+    for (let i = 0; i <= LOGINS; i++) {
+      const profile = await login(
+        store,
+        { proxy: w.proxy, user: 'alice', caPin: w.caPin },
+        { password: async () => PASSWORD, otp: async () => '' },
+      );
+      const api = new ApiClient({
+        proxy: w.proxy,
+        caPems: trust.hostCaPems,
+        identity: { certPem: profile.tlsCert, keyPem: profile.keyPem },
+      });
+      const ceremony = new AuthnCeremony({ userKey: UserKey.fromPem(profile.keyPem), env: machine });
+      const start = performance.now();
+      const { timings } = await ceremony.run(api);
+      if (i > 0) {
+        split.push(timings);
+        totals.push(performance.now() - start);
+      }
+    }
+    console.log('2. device authentication in process (after the password login)');
+    console.log(`   total:                         ${stats(totals)}`);
+    console.log(`   device (TPM, DMI, cache):      ${stats(split.map((t) => t.deviceMs))}`);
+    console.log(`   Warden (2 RPCs over TLS):      ${stats(split.map((t) => t.serverMs))}`);
+
+    // 3. The auth service alone: begin + finish in process over SQLite.
+    const backend = await SqliteBackend.open({ path: join(work, 'bench.sqlite') });
+    const audit = await SqliteAuditLog.open({ path: join(work, 'audit.sqlite'), clock: systemClock });
+    const clock = systemClock;
+    const services = createServices({ backend, clock });
+    await services.ensurePresets();
+    const cas = await CertAuthorities.init({ backend, clusterName: 'bench', clock });
+    const inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
+    const o = { inventory, services, backend, clock, audit, logger: silentLogger };
+    const enrollment = new DeviceEnrollment(o);
+    const authn = new DeviceAuthentication({ ...o, cas });
+    const auth = new AuthServer({
+      clock,
+      backend,
+      services,
+      cas,
+      audit,
+      logger: silentLogger,
+      clusterName: 'bench',
+      proxyPublicAddr: 'bench:3080',
+      serverVersion: 'bench',
+    });
+    const benchDevice = await inventory.add({ user: 'bench' }, { osType: 'linux', assetTag: tag });
+    const { token: t2 } = await inventory.createEnrollToken({ user: 'bench' }, benchDevice.metadata.name);
+    const enrollServer: number[] = [];
+    const local = {
+      deviceEnrollBegin: async (r: Parameters<DeviceEnrollment['begin']>[0]) => {
+        const s = performance.now();
+        const out = await enrollment.begin(r);
+        enrollServer.push(performance.now() - s);
+        return out;
+      },
+      deviceEnrollFinish: async (r: Parameters<DeviceEnrollment['finish']>[0]) => {
+        const s = performance.now();
+        const out = await enrollment.finish(r);
+        enrollServer.push(performance.now() - s);
+        return out;
+      },
+    };
+    const enrolled = await new EnrollCeremony({ env: machine }).run(local, {
+      token: t2,
+      cluster: `bench-${randomUUID()}`,
+      proxy: 'bench:3080',
+    });
+    const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const certs = await cas.issueUserCertificates({
+      user: 'alice',
+      roles: ['access'],
+      logins: ['root'],
+      traits: {},
+      publicKey: key.publicKey,
+      ttlMs: 3600_000,
+    });
+    const caller = {
+      identity: await auth.identify(new X509Certificate(certs.tlsCert).raw),
+      addr: '127.0.0.1',
+    };
+    let serverMs = 0;
+    const serverApi = {
+      deviceAuthnBegin: async (r: Parameters<DeviceAuthentication['begin']>[1]) => {
+        const s = performance.now();
+        const out = await authn.begin(caller, r);
+        serverMs += performance.now() - s;
+        return out;
+      },
+      deviceAuthnFinish: async (r: Parameters<DeviceAuthentication['finish']>[1]) => {
+        const s = performance.now();
+        const out = await authn.finish(caller, r);
+        serverMs += performance.now() - s;
+        return out;
+      },
+    };
+    const ceremony = new AuthnCeremony({ userKey: new UserKey(key.privateKey), env: machine });
+    await ceremony.run(serverApi); // warm-up
+    serverMs = 0;
+    let deviceMs = 0;
+    for (let i = 0; i < CEREMONIES; i++) deviceMs += (await ceremony.run(serverApi)).timings.deviceMs;
+    console.log('3. the auth service alone (in process, SQLite backend and audit log)');
+    console.log(
+      `   device authentication: ${(CEREMONIES / (serverMs / 1000)).toFixed(0)} ceremonies/s of server time ` +
+        `(${(serverMs / CEREMONIES).toFixed(2)} ms each; the swtpm took ${(deviceMs / CEREMONIES).toFixed(1)} ms each, not counted)`,
+    );
+    console.log(
+      `   enrollment (${enrolled.device.attestation_type}): ${enrollServer.map((m) => m.toFixed(1)).join(' + ')} ms of server time (begin + finish)`,
+    );
+    await audit.close();
+    await backend.close();
+  } finally {
+    await sw.stop();
+    await w.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
