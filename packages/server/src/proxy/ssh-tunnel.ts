@@ -43,6 +43,8 @@ import { readRequestLine, refuseTunnel } from './tunnel-line';
 export const SSH_ALPN = 'warden-ssh/1';
 /** How long a Warden node gets to end a locked session itself before the proxy cuts it. */
 const LOCK_GRACE_MS = 1000;
+/** How often live tunnels are re-checked against the lock view. */
+const LOCK_RECHECK_MS = 1000;
 
 interface Tunnel {
   identity: RequestIdentity;
@@ -97,9 +99,25 @@ export class SshTunnels {
   readonly #live = new Set<Tunnel>();
   readonly #unsubscribe: () => void;
 
+  /** Last locking mode read from the auth preference (kept for when the backend is unreachable). */
+  #lockingMode: string | undefined;
+  readonly #timer: NodeJS.Timeout;
+
   constructor(o: SshTunnelOptions) {
     this.#o = o;
     this.#unsubscribe = o.locks.onChange(() => this.#enforceLocks());
+    // Re-checked every second too: in `locking_mode: strict`, a lock view that went stale ends
+    // tunnels even though no change arrives (agentless nodes have no other enforcement).
+    this.#timer = setInterval(() => {
+      o.services.authPreference.get().then(
+        (cap) => {
+          this.#lockingMode = cap.spec.locking_mode;
+        },
+        () => undefined,
+      );
+      this.#enforceLocks();
+    }, LOCK_RECHECK_MS);
+    this.#timer.unref();
   }
 
   /** Roles of an identity, as resources (missing roles grant nothing). */
@@ -118,6 +136,7 @@ export class SshTunnels {
    */
   async decide(identity: RequestIdentity, node: NodeResource, login: string): Promise<AccessDecision> {
     const cap = await this.#o.services.authPreference.get();
+    this.#lockingMode = cap.spec.locking_mode;
     const now = this.#o.clock.now();
     const byId = findLockInForce(this.#o.locks.values(), { node: node.metadata.name }, now);
     if (byId)
@@ -242,6 +261,8 @@ export class SshTunnels {
   #enforceLocks(): void {
     const now = this.#o.clock.now();
     const locks = this.#o.locks.values();
+    const stale =
+      this.#lockingMode === 'strict' && !(this.#o.locks.staleForMs(now) <= DEFAULT_LOCK_MAX_STALENESS_MS);
     for (const t of this.#live) {
       const lock = findLockInForce(
         locks,
@@ -255,7 +276,7 @@ export class SshTunnels {
         now,
       );
       const lockedByHostname = lock ?? findLockInForce(locks, { node: t.node.spec.hostname }, now);
-      if (!lockedByHostname) continue;
+      if (!lockedByHostname && !stale) continue;
       const cut = () => {
         t.client.destroy();
         t.upstream?.destroy();
@@ -268,6 +289,7 @@ export class SshTunnels {
 
   close(): void {
     this.#unsubscribe();
+    clearInterval(this.#timer);
     for (const t of this.#live) {
       t.client.destroy();
       t.upstream?.destroy();
