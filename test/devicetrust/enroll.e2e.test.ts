@@ -151,6 +151,60 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     assert.equal(byTag.get(withCert.tag)?.attestation_type, 'tpm_ekcert');
     assert.ok(byTag.get(withCert.tag)?.ek_cert_serial);
     assert.equal(byTag.get(bare.tag)?.attestation_type, 'tpm_ekpub');
+    // What the device says about itself, and its credential: the one the inventory holds.
+    const collect = JSON.parse((await wsh(withCert, ['device', 'collect'])).stdout) as rpc.DeviceData;
+    assert.equal(collect.os_type, 'linux');
+    assert.equal(collect.serial_number, withCert.tag);
+    const keyget = JSON.parse((await wsh(withCert, ['device', 'keyget'])).stdout) as {
+      credential_id: string;
+      public_key_der: string;
+      enrollments: { device_id: string }[];
+    };
+    const full = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+      metadata: { name: string };
+      spec: { asset_tag: string; credential?: { id: string; public_key_der: string } };
+    }[];
+    const stored = full.find((d) => d.spec.asset_tag === withCert.tag)!;
+    assert.equal(keyget.credential_id, stored.spec.credential?.id);
+    assert.equal(keyget.public_key_der, stored.spec.credential?.public_key_der);
+    assert.deepEqual(
+      keyget.enrollments.map((e) => e.device_id),
+      [stored.metadata.name],
+    );
+  });
+
+  test('an administrator enrolls the device they are logged in on with --current-device', async () => {
+    const m = await machine(true);
+    const add = await wctl(['users', 'add', 'dave', '--roles=access,editor', '--logins=root']);
+    const invite = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${invite}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      m.env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    const notLoggedIn = await wsh({ ...m, env: { ...m.env, WARDEN_HOME: join(w.dir, 'nobody') } }, [
+      'device',
+      'enroll',
+      '--current-device',
+      `--ca-pin=${w.caPin}`,
+    ]);
+    assert.equal(notLoggedIn.code, 1);
+    assert.match(notLoggedIn.stderr, /log in first/);
+    const l = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=dave'], {
+      env: m.env,
+      input: `${PASSWORD}\n`,
+    });
+    assert.equal(l.code, 0, l.stderr);
+    const enroll = await wsh(m, ['device', 'enroll', '--current-device']);
+    assert.equal(enroll.code, 0, enroll.stderr);
+    assert.deepEqual(enroll.stdout.split('\n').slice(0, 3), [
+      `Device "${m.tag}"/Linux added to the inventory`,
+      `Device "${m.tag}"/Linux enrolled`,
+      `Your certificates for ${w.proxy} now carry the trusted device (wsh status).`,
+    ]);
+    const status = JSON.parse((await wsh(m, ['status', '--format=json'])).stdout) as { extensions: string[] };
+    assert.ok(status.extensions.includes('warden-device-id'));
   });
 
   test("with swtpm-localca in ekcert_allowed_cas: tpm_ekcert_trusted; a bare EK or another CA's EK refused", async () => {
