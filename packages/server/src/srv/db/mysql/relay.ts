@@ -220,19 +220,27 @@ export class ServerTap extends Transform {
     let at = 0;
     while (at < chunk.length) {
       if (this.#left === undefined) {
-        const take = Math.min(4 - this.#head.length, chunk.length - at);
-        this.#head = Buffer.concat([this.#head, chunk.subarray(at, at + take)]);
-        at += take;
-        if (this.#head.length < 4) break;
-        this.#length = this.#head.readUIntLE(0, 3);
-        this.#packetSeq = this.#head[3]!;
-        this.#head = Buffer.alloc(0);
+        if (this.#head.length === 0 && chunk.length - at >= 4) {
+          // The usual case: the whole header in this chunk.
+          this.#length = chunk.readUIntLE(at, 3);
+          this.#packetSeq = chunk[at + 3]!;
+          at += 4;
+        } else {
+          const take = Math.min(4 - this.#head.length, chunk.length - at);
+          this.#head = Buffer.concat([this.#head, chunk.subarray(at, at + take)]);
+          at += take;
+          if (this.#head.length < 4) break;
+          this.#length = this.#head.readUIntLE(0, 3);
+          this.#packetSeq = this.#head[3]!;
+          this.#head = Buffer.alloc(0);
+        }
         this.#left = this.#length;
         this.#peek = [];
         this.#peeked = 0;
       } else {
         const take = Math.min(this.#left, chunk.length - at);
-        if (this.#peeked < PEEK && take > 0) {
+        // Payload bytes are kept only while a prepare's answer is awaited.
+        if (this.#prepares.length > 0 && this.#peeked < PEEK && take > 0) {
           const slice = chunk.subarray(at, at + Math.min(take, PEEK - this.#peeked));
           this.#peek.push(Buffer.from(slice));
           this.#peeked += slice.length;
