@@ -651,12 +651,18 @@ describe('identify', () => {
     const c = await startTestCluster();
     const { totpSecret } = await c.signUp('alice', ['access', 'auditor'], ['root']);
     const res = await c.auth.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR);
+    const x509 = new X509Certificate(res.tls_cert);
     assert.deepEqual(await c.auth.identify(certDer(res.tls_cert)), {
       user: 'alice',
       roles: ['access', 'auditor'],
       logins: ['root'],
       traits: { logins: ['root'] },
       admin: false,
+      // The certificate's key and expiry (device authentication augments this certificate).
+      cert: {
+        publicKeyDer: x509.publicKey.export({ type: 'spki', format: 'der' }),
+        notAfter: new Date(res.expires),
+      },
     });
   });
 
