@@ -124,7 +124,7 @@ test('HandshakeResponse41 round trip in its three auth-data encodings, with db a
   const noDb = handshakeResponse({
     ...base,
     database: '',
-    capabilities: Cap.PROTOCOL_41 | Cap.CONNECT_WITH_DB,
+    capabilities: Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION | Cap.CONNECT_WITH_DB,
   });
   assert.equal((parseHandshakeResponse(noDb) as { database?: string }).database, undefined);
 });
