@@ -94,6 +94,12 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
       { env: c.adminEnv },
     );
     assert.equal(signed.code, 0, signed.stderr);
+    // It says what MariaDB's config and accounts need (the subject db_service's certificates carry).
+    assert.match(
+      signed.stdout,
+      /\[mariadbd\][^\n]*\n {2}ssl_cert = .*maria\.crt\n {2}ssl_key = .*maria\.key\n {2}ssl_ca = .*maria\.cas\n/,
+    );
+    assert.match(signed.stdout, /CREATE USER 'alice'@'%' REQUIRE SUBJECT '\/CN=alice\/O=db-test'/);
     // 2. MariaDB with TLS; accounts that log in with a db-CA certificate and nothing else.
     server = await startMariaDb({
       tls: {

@@ -76,7 +76,8 @@ export async function runAuthSign(ctx: CommandContext): Promise<number> {
 
 /**
  * `wctl auth sign --format=db`: a key made here (it never leaves this machine), a server
- * certificate for it from the db CA, and the db CA for the database's `ssl_ca_file`.
+ * certificate for it from the db CA, and the db CA for the database's `ssl_ca_file`; prints
+ * the PostgreSQL and MariaDB/MySQL settings and the account form for Warden's certificates.
  */
 async function runAuthSignDb(ctx: CommandContext): Promise<number> {
   const hosts = list(ctx.values, 'host');
@@ -101,7 +102,7 @@ async function runAuthSignDb(ctx: CommandContext): Promise<number> {
   }
   const ttl = str(ctx.values, 'ttl');
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const { api } = openSession(ctx);
+  const { api, cluster } = openSession(ctx);
   const res = await api.signDb({
     hostnames: hosts,
     public_key: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
@@ -117,7 +118,11 @@ async function runAuthSignDb(ctx: CommandContext): Promise<number> {
       'In postgresql.conf:\n' +
       `  ssl = on\n  ssl_cert_file = '${out}.crt'\n  ssl_key_file = '${out}.key'\n  ssl_ca_file = '${out}.cas'\n` +
       'In pg_hba.conf (only client certificates, whose CN is the database user):\n' +
-      '  hostssl all all 0.0.0.0/0 cert\n',
+      '  hostssl all all 0.0.0.0/0 cert\n\n' +
+      'For MariaDB, in the [mariadbd] section (MySQL: [mysqld]):\n' +
+      `  ssl_cert = ${out}.crt\n  ssl_key = ${out}.key\n  ssl_ca = ${out}.cas\n` +
+      `Each database user logs in with Warden's certificate (subject /CN=<db user>/O=${cluster}), e.g.:\n` +
+      `  CREATE USER 'alice'@'%' REQUIRE SUBJECT '/CN=alice/O=${cluster}';\n`,
   );
   return 0;
 }
