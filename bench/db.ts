@@ -16,22 +16,38 @@
  * Warden is a `db.query` audit event: with the default SQLite audit log (`synchronous=FULL`)
  * that is one fsync per statement, which dominates the point-select figures on most disks.
  *
- *   npm run build && npm run bench:db                (needs mariadbd, mariadb-install-db)
+ * PostgreSQL (`benchPostgres`): the same Warden set-up with a throwaway PostgreSQL configured
+ * as the e2e tests do (TLS, its certificate from `wctl auth sign --format=db`, `pg_hba.conf`
+ * `hostssl … cert` only). `pgbench -S` (select-only, after `pgbench -i -s 1`) runs through
+ * `wsh proxy db --tunnel` against `pgbench` straight to PostgreSQL over TLS with a client
+ * certificate of its own (CN=bench, from a throwaway CA that PostgreSQL trusts next to the db
+ * CA), and through pgbouncer (TLS and certificates on both sides) when `pgbouncer` is
+ * installed. Rounds alternate the paths; tps and average latency as medians and ratios.
+ *
+ *   npm run build && npm run bench:db   (needs mariadbd, mariadb-install-db, postgresql-15, openssl)
  *   npm run bench:db -- --only=mysql --queries 500 --rounds 3
+ *   npm run bench:db -- --only=postgres --seconds 10 --clients 4 --rounds 3
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   Authenticator,
   freePort,
   type MariaDbServer,
+  type PostgresServer,
+  postgresBinDir,
   requireMariaDb,
+  requirePostgres,
   runCli,
   signupWithTotp,
   spawnCli,
   startMariaDb,
+  startPostgres,
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
@@ -43,11 +59,15 @@ const { values: args } = parseArgs({
     queries: { type: 'string', default: '2000' },
     connects: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '10' },
+    clients: { type: 'string', default: '4' },
   },
 });
 const QUERIES = Number(args.queries);
 const CONNECTS = Number(args.connects);
 const ROUNDS = Number(args.rounds);
+const SECONDS = Number(args.seconds);
+const CLIENTS = Number(args.clients);
 const PASSWORD = 'correct horse battery staple';
 
 function median(values: number[]): number {
@@ -96,19 +116,24 @@ async function create(w: WardenProcess, name: string, yaml: string): Promise<voi
 interface Row {
   workload: string;
   unit: string;
-  /** Per round, higher is better. */
+  /** Per round (higher is better, except for latencies). */
   direct: number[];
   warden: number[];
+  /** Per round, when pgbouncer took part. */
+  pgbouncer?: number[];
 }
 
 function printTable(title: string, rows: Row[]): void {
+  const bouncer = rows.some((r) => r.pgbouncer?.length);
   const lines = [
-    ['workload', 'direct', 'warden', 'warden/direct'],
+    ['workload', 'direct', 'warden', 'warden/direct', ...(bouncer ? ['pgbouncer', 'pgbouncer/direct'] : [])],
     ...rows.map((r) => {
       const d = median(r.direct);
       const w = median(r.warden);
-      const fmt = (v: number) => `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${r.unit}`;
-      return [r.workload, fmt(d), fmt(w), (w / d).toFixed(2)];
+      const fmt = (v: number) => `${v >= 100 ? v.toFixed(0) : v.toFixed(v >= 10 ? 1 : 2)} ${r.unit}`;
+      const b = r.pgbouncer?.length ? median(r.pgbouncer) : undefined;
+      const extra = !bouncer ? [] : b === undefined ? ['-', '-'] : [fmt(b), (b / d).toFixed(2)];
+      return [r.workload, fmt(d), fmt(w), (w / d).toFixed(2), ...extra];
     }),
   ];
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
@@ -244,7 +269,307 @@ async function benchMysql(): Promise<void> {
   }
 }
 
-const sections: Record<string, () => Promise<void>> = { mysql: benchMysql };
+/** Environment without the caller's own PG* settings, plus `pg`. */
+function pgEnv(pg: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+  return { ...env, ...pg };
+}
+
+/** Runs pgbench with `args` and `env`; throws with its output when it fails. */
+function pgbench(bin: string, args: string[], env: NodeJS.ProcessEnv): string {
+  const res = spawnSync(bin, args, { env, encoding: 'utf8', timeout: (SECONDS + 120) * 1000 });
+  if (res.status !== 0)
+    throw new Error(`pgbench ${args.join(' ')} failed (${res.status}):\n${res.stdout}\n${res.stderr}`);
+  return res.stdout;
+}
+
+/** tps and average latency (ms) from a pgbench report. */
+function pgbenchFigures(out: string): { tps: number; latency: number } {
+  const tps = Number(/^tps = ([\d.]+)/m.exec(out)?.[1]);
+  const latency = Number(/^latency average = ([\d.]+) ms/m.exec(out)?.[1]);
+  if (!Number.isFinite(tps) || !Number.isFinite(latency))
+    throw new Error(`cannot read pgbench's report:\n${out}`);
+  return { tps, latency };
+}
+
+/**
+ * A throwaway CA and a client certificate with CN `user` from it (openssl), for the direct
+ * path: PostgreSQL trusts this CA next to the db CA.
+ */
+function directClientCert(dir: string, user: string): { ca: string; cert: string; key: string } {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const steps = [
+    [
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-subj',
+      '/CN=bench direct CA',
+      '-days',
+      '1',
+    ],
+    ['req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', `/CN=${user}`],
+    [
+      'x509',
+      '-req',
+      '-in',
+      'client.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'client.crt',
+      '-days',
+      '1',
+    ],
+  ];
+  for (const step of steps) {
+    const res = spawnSync('openssl', step, { cwd: dir, encoding: 'utf8' });
+    if (res.status !== 0) throw new Error(`openssl ${step.join(' ')} failed:\n${res.stderr}`);
+  }
+  chmodSync(join(dir, 'client.key'), 0o600);
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
+async function waitForPort(port: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = netConnect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}:\n${what()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * pgbouncer between pgbench and PostgreSQL with certificates on both sides (clients: the
+ * database's certificate and `auth_type = cert`; server: the direct path's client certificate),
+ * transaction pooling. As root it runs as `nobody` (it refuses root), from a dir it owns.
+ */
+async function startPgbouncer(o: {
+  dir: string;
+  pgPort: number;
+  serverCert: { cert: string; key: string; ca: string };
+  clientCert: { cert: string; key: string; ca: string };
+}): Promise<{ port: number; stop(): void }> {
+  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+  const files: Record<string, string> = {};
+  for (const [name, from] of Object.entries({
+    'listen.crt': o.serverCert.cert,
+    'listen.key': o.serverCert.key,
+    'clients-ca.crt': o.serverCert.ca,
+    'server-client.crt': o.clientCert.cert,
+    'server-client.key': o.clientCert.key,
+    'server-ca.crt': o.clientCert.ca,
+  })) {
+    files[name] = join(o.dir, name);
+    writeFileSync(files[name], readFileSync(from), { mode: 0o600 });
+  }
+  const port = await freePort();
+  const ini = join(o.dir, 'pgbouncer.ini');
+  writeFileSync(
+    ini,
+    [
+      '[databases]',
+      `benchdb = host=127.0.0.1 port=${o.pgPort} dbname=benchdb`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      "unix_socket_dir = ''",
+      'auth_type = cert',
+      `auth_file = ${join(o.dir, 'userlist.txt')}`,
+      'pool_mode = transaction',
+      `default_pool_size = ${CLIENTS}`,
+      'max_client_conn = 200',
+      'client_tls_sslmode = verify-full',
+      `client_tls_cert_file = ${files['listen.crt']}`,
+      `client_tls_key_file = ${files['listen.key']}`,
+      `client_tls_ca_file = ${files['clients-ca.crt']}`,
+      'server_tls_sslmode = verify-ca',
+      `server_tls_cert_file = ${files['server-client.crt']}`,
+      `server_tls_key_file = ${files['server-client.key']}`,
+      `server_tls_ca_file = ${files['server-ca.crt']}`,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(join(o.dir, 'userlist.txt'), '"bench" ""\n', { mode: 0o600 });
+  let argv = ['pgbouncer', ini];
+  if (process.getuid?.() === 0) {
+    const entry = spawnSync('getent', ['passwd', 'nobody'], { encoding: 'utf8' }).stdout.split(':');
+    const [uid, gid] = [Number(entry[2]), Number(entry[3])];
+    for (const f of [o.dir, ini, join(o.dir, 'userlist.txt'), ...Object.values(files)])
+      chownSync(f, uid, gid);
+    argv = ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', ...argv];
+  }
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: o.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout!.on('data', (d) => {
+    log += d;
+  });
+  child.stderr!.on('data', (d) => {
+    log += d;
+  });
+  try {
+    await waitForPort(port, () => log);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return { port, stop: () => child.kill('SIGTERM') };
+}
+
+/**
+ * The PostgreSQL half: `pgbench -S` through Warden against pgbench straight to PostgreSQL over
+ * TLS with a client certificate (and through pgbouncer when installed), same run.
+ */
+async function benchPostgres(): Promise<void> {
+  const check = requirePostgres();
+  const bin = postgresBinDir();
+  const pgbenchBin = bin === undefined ? undefined : join(bin, 'pgbench');
+  if (!check.ok || pgbenchBin === undefined || !existsSync(pgbenchBin)) {
+    process.stdout.write(
+      `\nPostgreSQL: ${check.skip || 'skipped: pgbench is not installed (postgresql-15)'}\n`,
+    );
+    return;
+  }
+  const haveBouncer = spawnSync('sh', ['-c', 'command -v pgbouncer'], { encoding: 'utf8' }).status === 0;
+  let w: WardenProcess | undefined;
+  let server: PostgresServer | undefined;
+  let tunnel: ReturnType<typeof spawnCli> | undefined;
+  let bouncer: { port: number; stop(): void } | undefined;
+  // As root pgbouncer runs as nobody, who must reach the dir (TMPDIR may be private).
+  const bouncerDir = join(
+    process.getuid?.() === 0 ? '/tmp' : tmpdir(),
+    `warden-bench-pgbouncer-${process.pid}`,
+  );
+  try {
+    // 1. Warden, a role for the db user "bench", a user with it.
+    w = await startWarden({ configYaml: 'db_service:\n  enabled: true\n' });
+    await create(
+      w,
+      'role',
+      'kind: role\nversion: v7\nmetadata:\n  name: bench-db\nspec:\n  allow:\n    db_labels: { "*": "*" }\n    db_users: [bench]\n    db_names: ["*"]\n',
+    );
+    const env = await loginUser(w, 'bencher', 'bench-db');
+
+    // 2. PostgreSQL as the e2e tests set it up (certificate from the db CA, `cert` auth only),
+    //    also trusting the direct path's own CA.
+    const prefix = join(w.dir, 'pg');
+    const signed = await runCli(
+      'wctl',
+      ['auth', 'sign', '--format=db', '--host=localhost,127.0.0.1', `--out=${prefix}`],
+      { env: w.env },
+    );
+    if (signed.code !== 0) throw new Error(`wctl auth sign failed:\n${signed.stderr}`);
+    const direct = directClientCert(join(w.dir, 'direct'), 'bench');
+    server = await startPostgres({
+      tls: {
+        cert: readFileSync(`${prefix}.crt`, 'utf8'),
+        key: readFileSync(`${prefix}.key`, 'utf8'),
+        ca: readFileSync(`${prefix}.cas`, 'utf8') + readFileSync(direct.ca, 'utf8'),
+      },
+      hba: ['hostssl all all 127.0.0.1/32 cert'],
+    });
+    server.psql('CREATE ROLE bench LOGIN');
+    server.psql('CREATE DATABASE benchdb OWNER bench');
+    await create(
+      w,
+      'db',
+      `kind: db\nversion: v3\nmetadata:\n  name: pg\n  labels: { env: bench }\nspec:\n  protocol: postgres\n  uri: "127.0.0.1:${server.port}"\n`,
+    );
+
+    // 3. The paths: direct TLS with verify-full and a client certificate; the Warden tunnel
+    //    (plain to the local listener, TLS beyond it); pgbouncer if installed.
+    const paths: Record<string, NodeJS.ProcessEnv> = {
+      direct: pgEnv({
+        PGHOST: 'localhost',
+        PGHOSTADDR: '127.0.0.1',
+        PGPORT: String(server.port),
+        PGUSER: 'bench',
+        PGDATABASE: 'benchdb',
+        PGSSLMODE: 'verify-full',
+        PGSSLROOTCERT: `${prefix}.cas`,
+        PGSSLCERT: direct.cert,
+        PGSSLKEY: direct.key,
+      }),
+    };
+    pgbench(pgbenchBin, ['-i', '-s', '1', '-q'], paths.direct!);
+    const port = await freePort();
+    tunnel = spawnCli(
+      'wsh',
+      ['proxy', 'db', 'pg', '--tunnel', '-p', String(port), '--db-user=bench', '--db-name=benchdb'],
+      { env },
+    );
+    const deadline = Date.now() + 20_000;
+    while (!/Started a tunnel/.test(tunnel.stdout())) {
+      if (Date.now() > deadline) throw new Error(`wsh proxy db did not start:\n${tunnel.stderr()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    paths.warden = pgEnv({
+      PGHOST: '127.0.0.1',
+      PGPORT: String(port),
+      PGUSER: 'bench',
+      PGDATABASE: 'benchdb',
+      PGSSLMODE: 'disable',
+    });
+    if (haveBouncer) {
+      bouncer = await startPgbouncer({
+        dir: bouncerDir,
+        pgPort: server.port,
+        serverCert: { cert: `${prefix}.crt`, key: `${prefix}.key`, ca: direct.ca },
+        clientCert: { cert: direct.cert, key: direct.key, ca: `${prefix}.cas` },
+      });
+      paths.pgbouncer = { ...paths.direct, PGPORT: String(bouncer.port) };
+    }
+    const version = server.psql('SHOW server_version').trim();
+
+    // 4. pgbench -S on each path, alternating the order each round.
+    const rows: Row[] = [
+      { workload: `pgbench -S -c ${CLIENTS} -T ${SECONDS}: tps`, unit: 'tps', direct: [], warden: [] },
+      { workload: 'latency average (lower is better)', unit: 'ms', direct: [], warden: [] },
+    ];
+    if (bouncer) for (const r of rows) r.pgbouncer = [];
+    const names = Object.keys(paths) as ('direct' | 'warden' | 'pgbouncer')[];
+    const select = ['-S', '-n', '-c', String(CLIENTS), '-j', String(CLIENTS), '-T', String(SECONDS)];
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? names : [...names].reverse();
+      for (const path of order) {
+        const { tps, latency } = pgbenchFigures(pgbench(pgbenchBin, select, paths[path]!));
+        rows[0]![path]!.push(tps);
+        rows[1]![path]!.push(latency);
+      }
+      process.stderr.write(`postgres round ${round + 1}/${ROUNDS} done\n`);
+    }
+    printTable(
+      `PostgreSQL ${version}: pgbench -S through Warden (wsh proxy db --tunnel → proxy → db_service → TLS) vs direct over TLS with a client certificate; medians of ${ROUNDS} rounds`,
+      rows,
+    );
+    if (!bouncer) process.stdout.write('pgbouncer: skipped (not installed)\n');
+  } finally {
+    bouncer?.stop();
+    rmSync(bouncerDir, { recursive: true, force: true });
+    tunnel?.child.kill('SIGTERM');
+    await server?.stop();
+    await w?.stop();
+  }
+}
+
+const sections: Record<string, () => Promise<void>> = { mysql: benchMysql, postgres: benchPostgres };
 if (args.only !== undefined && !(args.only in sections)) {
   process.stderr.write(`--only must be one of: ${Object.keys(sections).join(', ')}\n`);
   process.exit(2);
