@@ -6,7 +6,7 @@
  * through B reaches both A's node and B's; a lock created through A ends the session held
  * through B; PostgreSQL restarted under A and B → they reconnect and serve; C killed with
  * SIGKILL (first, so its 60 s heartbeat TTL runs out while the rest runs) → the others keep
- * serving and C's node leaves `wsh ls`. Device trust across replicas is not covered here yet.
+ * serving and C's node leaves `wsh ls`. Device trust across replicas: `device.e2e.test.ts`.
  *
  * Each TOTP login uses a user whose authenticator has a fresh step, so no test waits for the
  * next 30-second step.
