@@ -17,12 +17,14 @@ import {
   checkPrefix,
   checkRev,
   checkValue,
+  checkWrite,
   checkWriteOptions,
   compareKeys,
   DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
   integerOption,
   isExpired,
+  keyError,
 } from './rules';
 import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
 import { CursorWatcher, type EventLog, type EventPage } from './watcher';
@@ -99,21 +101,16 @@ export class MemoryBackend implements Backend, EventLog {
 
   async create(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
-    checkValue(value);
-    checkWriteOptions(opts);
+    checkWrite(key, value, opts);
     return this.#write((now) => {
-      if (this.#items.has(key))
-        throw new WardenError('WARDEN_ERR_ALREADY_EXISTS', `key "${key}" already exists`);
+      if (this.#items.has(key)) throw keyError.exists(key);
       return this.#putItem(key, value, undefined, expiresAt(now, opts));
     });
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
-    checkValue(value);
-    checkWriteOptions(opts);
+    checkWrite(key, value, opts);
     return this.#write((now) => this.#putItem(key, value, this.#items.get(key), expiresAt(now, opts)));
   }
 
@@ -130,9 +127,9 @@ export class MemoryBackend implements Backend, EventLog {
     checkWriteOptions(opts);
     return this.#write((now) => {
       const prev = this.#items.get(key);
-      if (!prev) throw new WardenError('WARDEN_ERR_NOT_FOUND', `key "${key}" not found`);
+      if (!prev) throw keyError.missing(key);
       if (prev.modRev !== expectedModRev) {
-        throw new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`);
+        throw keyError.changed(key);
       }
       return this.#putItem(key, value, prev, expiresAt(now, opts));
     });
@@ -146,7 +143,7 @@ export class MemoryBackend implements Backend, EventLog {
       const prev = this.#items.get(key);
       if (!prev) return false;
       if (opts?.expectedModRev !== undefined && prev.modRev !== opts.expectedModRev) {
-        throw new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`);
+        throw keyError.changed(key);
       }
       this.#deleteItem(key);
       return true;

@@ -52,9 +52,11 @@ import {
   checkPrefix,
   checkRev,
   checkValue,
+  checkWrite,
   checkWriteOptions,
   DEFAULT_REAP_INTERVAL_MS,
   integerOption,
+  keyError,
   prefixEnd,
 } from './rules';
 import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
@@ -312,20 +314,15 @@ export class PostgresBackend implements Backend, EventLog {
 
   async create(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
-    checkValue(value);
-    checkWriteOptions(opts);
+    checkWrite(key, value, opts);
     const row = await this.#write('create', false, key, value, undefined, opts);
-    if (row.o_status === 'exists')
-      throw new WardenError('WARDEN_ERR_ALREADY_EXISTS', `key "${key}" already exists`);
+    if (row.o_status === 'exists') throw keyError.exists(key);
     return this.#item(row, key, value);
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
-    checkValue(value);
-    checkWriteOptions(opts);
+    checkWrite(key, value, opts);
     return this.#item(await this.#write('put', true, key, value, undefined, opts), key, value);
   }
 
@@ -341,9 +338,9 @@ export class PostgresBackend implements Backend, EventLog {
     checkValue(value);
     checkWriteOptions(opts);
     const row = await this.#write('cas', false, key, value, expectedModRev, opts);
-    if (row.o_status === 'not_found') throw new WardenError('WARDEN_ERR_NOT_FOUND', `key "${key}" not found`);
+    if (row.o_status === 'not_found') throw keyError.missing(key);
     if (row.o_status === 'changed') {
-      throw new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`);
+      throw keyError.changed(key);
     }
     return this.#item(row, key, value);
   }
@@ -355,7 +352,7 @@ export class PostgresBackend implements Backend, EventLog {
     if (expected !== undefined) checkRev(expected, 'expectedModRev');
     const row = await this.#write('delete', false, key, undefined, expected, undefined);
     if (row.o_status === 'changed') {
-      throw new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`);
+      throw keyError.changed(key);
     }
     return row.o_status === 'ok';
   }

@@ -114,3 +114,22 @@ export function integerOption(
   }
   return value;
 }
+
+/** The arguments of a write (create, put, compare-and-swap), checked in one place for every backend. */
+export function checkWrite(
+  key: unknown,
+  value: unknown,
+  opts: WriteOptions | undefined,
+): asserts key is string {
+  checkKey(key);
+  checkValue(value);
+  checkWriteOptions(opts);
+}
+
+/** The errors every backend gives for a key, with one wording. */
+export const keyError = {
+  exists: (key: string) => new WardenError('WARDEN_ERR_ALREADY_EXISTS', `key "${key}" already exists`),
+  missing: (key: string) => new WardenError('WARDEN_ERR_NOT_FOUND', `key "${key}" not found`),
+  changed: (key: string) =>
+    new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`),
+};

@@ -33,10 +33,12 @@ import {
   checkPrefix,
   checkRev,
   checkValue,
+  checkWrite,
   checkWriteOptions,
   DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
   integerOption,
+  keyError,
   prefixEnd,
 } from './rules';
 import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
@@ -245,21 +247,16 @@ export class SqliteBackend implements Backend, EventLog {
 
   async create(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
-    checkValue(value);
-    checkWriteOptions(opts);
+    checkWrite(key, value, opts);
     return this.#write((txn) => {
-      if (this.#stmts.getItem.get(key))
-        throw new WardenError('WARDEN_ERR_ALREADY_EXISTS', `key "${key}" already exists`);
+      if (this.#stmts.getItem.get(key)) throw keyError.exists(key);
       return this.#putItem(txn, key, value, undefined, expiresAt(txn.now, opts));
     });
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
-    checkValue(value);
-    checkWriteOptions(opts);
+    checkWrite(key, value, opts);
     return this.#write((txn) =>
       this.#putItem(txn, key, value, this.#stmts.getItem.get(key)?.create_rev, expiresAt(txn.now, opts)),
     );
@@ -278,9 +275,9 @@ export class SqliteBackend implements Backend, EventLog {
     checkWriteOptions(opts);
     return this.#write((txn) => {
       const prev = this.#stmts.getItem.get(key);
-      if (!prev) throw new WardenError('WARDEN_ERR_NOT_FOUND', `key "${key}" not found`);
+      if (!prev) throw keyError.missing(key);
       if (prev.mod_rev !== expectedModRev) {
-        throw new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`);
+        throw keyError.changed(key);
       }
       return this.#putItem(txn, key, value, prev.create_rev, expiresAt(txn.now, opts));
     });
@@ -295,7 +292,7 @@ export class SqliteBackend implements Backend, EventLog {
       const prev = this.#stmts.getItem.get(key);
       if (!prev) return false;
       if (expected !== undefined && prev.mod_rev !== expected) {
-        throw new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`);
+        throw keyError.changed(key);
       }
       this.#deleteItem(txn, key);
       return true;
