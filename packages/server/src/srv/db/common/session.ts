@@ -65,25 +65,19 @@ export class DbSession {
     return this.#started;
   }
 
-  #common() {
+  /** What every event of this session says: who, from where, and which database as whom. */
+  #subject() {
     const d = this.identity.device;
     return {
       user: this.identity.user,
       addr: this.clientAddr,
       ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
-    };
-  }
-
-  #resource() {
-    return {
-      kind: 'db',
-      name: this.db.metadata.name,
-      ...(this.db.metadata.labels ? { labels: { ...this.db.metadata.labels } } : {}),
-    };
-  }
-
-  #db() {
-    return {
+      protocol: 'db' as const,
+      resource: {
+        kind: 'db',
+        name: this.db.metadata.name,
+        ...(this.db.metadata.labels ? { labels: { ...this.db.metadata.labels } } : {}),
+      },
       ...(this.dbUser !== undefined ? { db_user: this.dbUser } : {}),
       ...(this.dbName !== undefined ? { db_name: this.dbName } : {}),
     };
@@ -120,10 +114,7 @@ export class DbSession {
       await this.#emit({
         type: 'access.denied',
         success: false,
-        ...this.#common(),
-        protocol: 'db',
-        resource: this.#resource(),
-        ...this.#db(),
+        ...this.#subject(),
         roles: [...this.identity.roles],
         error: decision.reason,
       });
@@ -143,11 +134,8 @@ export class DbSession {
     await this.#emit({
       type: 'session.start',
       success: true,
-      ...this.#common(),
-      protocol: 'db',
+      ...this.#subject(),
       session_id: this.id,
-      resource: this.#resource(),
-      ...this.#db(),
       roles: [...this.identity.roles],
     });
   }
@@ -157,11 +145,8 @@ export class DbSession {
     await this.#emit({
       type: 'session.start',
       success: false,
-      ...this.#common(),
-      protocol: 'db',
+      ...this.#subject(),
       session_id: this.id,
-      resource: this.#resource(),
-      ...this.#db(),
       roles: [...this.identity.roles],
       error: reason,
     });
@@ -172,11 +157,8 @@ export class DbSession {
     void this.#emit({
       type: 'db.query',
       success: true,
-      ...this.#common(),
-      protocol: 'db',
+      ...this.#subject(),
       session_id: this.id,
-      resource: this.#resource(),
-      ...this.#db(),
       query: q.query,
       ...(q.parameters ? { parameters: q.parameters } : {}),
       ...(q.statement ? { statement: q.statement } : {}),
@@ -190,11 +172,8 @@ export class DbSession {
     await this.#emit({
       type: 'session.end',
       success: true,
-      ...this.#common(),
-      protocol: 'db',
+      ...this.#subject(),
       session_id: this.id,
-      resource: this.#resource(),
-      ...this.#db(),
       roles: [...this.identity.roles],
       duration_ms: Math.max(0, this.#d.clock.now() - this.startedAt),
       ...(this.#terminatedBy ? { terminated_by: this.#terminatedBy } : {}),
