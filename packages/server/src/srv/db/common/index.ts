@@ -12,6 +12,7 @@
  * Tested by the colocated `*.test.ts` and end to end in `test/db/`.
  */
 export { DbAccess, type DbAccessDeps, type DbInfo, dbTarget } from './access';
+export { endWith } from './end-with';
 export {
   DB_HEARTBEAT_INTERVAL_MS,
   DB_HEARTBEAT_TTL_MS,

@@ -35,7 +35,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
 import type { Logger } from '../../../log';
-import { type DbEngine, type DbSession, dialTcp, StreamReader, upgrade } from '../common';
+import { type DbEngine, type DbSession, dialTcp, endWith, StreamReader, upgrade } from '../common';
 import {
   Cap,
   Command,
@@ -141,24 +141,6 @@ class UpstreamRefused extends Error {
   constructor(readonly err: ErrPacket) {
     super(err.message);
   }
-}
-
-/** Writes `data` and closes, waiting (briefly) for it to be flushed. */
-function endWith(stream: Duplex, data: Buffer): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.destroyed || stream.writableEnded) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, 2000);
-    function done() {
-      clearTimeout(timer);
-      resolve();
-    }
-    stream.once('close', done);
-    stream.once('error', done);
-    stream.end(data, done);
-  });
 }
 
 /** Reads one packet (header + payload up to `max`). */

@@ -33,7 +33,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
 import type { Logger } from '../../../log';
-import { type DbEngine, type DbSession, dialTcp, StreamReader, upgrade } from '../common';
+import { type DbEngine, type DbSession, dialTcp, endWith, StreamReader, upgrade } from '../common';
 import {
   backendKeyData,
   cancelRequest,
@@ -99,24 +99,6 @@ export class CancelKeys {
 
 function fatal(code: string, message: string, extra: Partial<ErrorFields> = {}): Buffer {
   return errorResponse({ severity: 'FATAL', code, message, ...extra });
-}
-
-/** Writes `data` and closes, waiting (briefly) for it to be flushed. */
-function endWith(stream: Duplex, data: Buffer): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.destroyed || stream.writableEnded) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, 2000);
-    function done() {
-      clearTimeout(timer);
-      resolve();
-    }
-    stream.once('close', done);
-    stream.once('error', done);
-    stream.end(data, done);
-  });
 }
 
 /**
