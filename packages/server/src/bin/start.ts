@@ -22,7 +22,7 @@ import { type Backend, MemoryBackend, PostgresBackend, SqliteBackend } from '../
 import { CertAuthorities } from '../ca';
 import { type Clock, systemClock } from '../clock';
 import { formatHostPort, loadConfig, type PostgresStorageConfig, type WardenConfig } from '../config';
-import { DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
+import { DeviceAuthentication, DeviceEnrollment } from '../devicetrust';
 import { createLogger, type Logger } from '../log';
 import { apiRoutes, createRequestHandler, DB_ALPN, SSH_ALPN, SshTunnels } from '../proxy';
 import { AUTH_PREFERENCE_ORIGIN_LABEL, createServices } from '../services';
@@ -268,8 +268,8 @@ async function compose(
   // HTTPS API (see proxy/ssh-tunnel.ts).
   const lockCache = services.lockCache({ logger });
   await lockCache.start();
-  // Device trust ceremonies (DESIGN §6), over the same inventory rules as the admin API.
-  const inventory = new DeviceInventory({ services, backend, clock, audit, logger });
+  // Device trust ceremonies (DESIGN §6), over the same inventory the admin API uses.
+  const inventory = auth.devices;
   const deviceTrust = {
     enrollment: new DeviceEnrollment({ inventory, services, backend, clock, audit, logger }),
     authentication: new DeviceAuthentication({ inventory, services, cas, backend, clock, audit, logger }),
