@@ -19,7 +19,7 @@ import {
 } from '@warden/api';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
-import { ADMIN_USER, type Caller } from './auth-server';
+import { ADMIN_USER, AuthServer, type Caller } from './auth-server';
 import { LOGIN_RATE_LIMIT_DEFAULTS } from './rate-limit';
 import {
   CLIENT_ADDR,
@@ -27,6 +27,7 @@ import {
   certDer,
   newUserKey,
   PASSWORD,
+  PROXY_ADDR,
   STEP_MS,
   startTestCluster,
   type TestCluster,
@@ -596,6 +597,32 @@ describe('locks', () => {
 
     await c.auth.createLock(c.admin, { target: { role: 'editor' } });
     await rejectsWith(c.auth.identify(der), 'WARDEN_ERR_LOCKED', 'lock targeting Role:"editor" is in force');
+  });
+
+  test('with a lock view, identify() reads it, while login still reads the backend', async () => {
+    const c = await startTestCluster();
+    const { totpSecret } = await c.signUp('alice', ['access']);
+    const res = await c.auth.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR);
+    await c.auth.createLock(c.admin, { target: { user: 'alice' }, message: 'stolen laptop' });
+    // A view that has not seen the lock yet (a stand-in for the proxy's cache).
+    const viewed = new AuthServer({
+      clock: c.clock,
+      backend: c.backend,
+      services: c.services,
+      cas: c.cas,
+      audit: c.audit,
+      logger: c.logger,
+      clusterName: CLUSTER_NAME,
+      proxyPublicAddr: PROXY_ADDR,
+      serverVersion: '0.0.0-test',
+      lockView: { values: () => [] },
+    });
+    assert.equal((await viewed.identify(certDer(res.tls_cert))).user, 'alice');
+    await rejectsWith(
+      viewed.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR),
+      'WARDEN_ERR_LOCKED',
+      'lock targeting User:"alice" is in force: stolen laptop',
+    );
   });
 });
 

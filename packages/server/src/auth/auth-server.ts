@@ -66,6 +66,12 @@ export interface AuthServerOptions {
   proxyPublicAddr: string;
   serverVersion: string;
   limiter?: LoginRateLimiter;
+  /**
+   * A live lock view (the proxy's `lockCache`): when given, `identify` — called for every API
+   * request and tunnel — reads locks from it instead of listing them from the backend.
+   * Login and certificate issuance always read the backend, so a fresh lock is never missed.
+   */
+  lockView?: { values(): readonly LockResource[] };
   /** The device inventory; made from the options above when absent. */
   devices?: DeviceInventory;
 }
@@ -341,12 +347,16 @@ export class AuthServer {
     return out;
   }
 
-  async #lockFor(targets: {
-    user?: string;
-    roles?: readonly string[];
-    device?: string;
-  }): Promise<LockResource | undefined> {
-    const locks = await this.#o.services.locks.list();
+  async #lockFor(
+    targets: {
+      user?: string;
+      roles?: readonly string[];
+      device?: string;
+    },
+    fromView = false,
+  ): Promise<LockResource | undefined> {
+    const locks =
+      fromView && this.#o.lockView ? this.#o.lockView.values() : await this.#o.services.locks.list();
     return findLockInForce(
       locks,
       {
@@ -375,11 +385,10 @@ export class AuthServer {
       return { user: ADMIN_USER, roles: [], logins: [], traits: {}, admin: true };
     }
     // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
-    const lock = await this.#lockFor({
-      user: parsed.user,
-      roles: parsed.roles,
-      device: parsed.device?.deviceId,
-    });
+    const lock = await this.#lockFor(
+      { user: parsed.user, roles: parsed.roles, device: parsed.device?.deviceId },
+      true,
+    );
     if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
     const x509 = new X509Certificate(certDer);
     return {

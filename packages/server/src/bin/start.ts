@@ -243,6 +243,9 @@ async function compose(
 
   const cas = await CertAuthorities.init({ backend, clusterName: config.authService.clusterName, clock });
   const publicAddr = formatHostPort(config.proxyService.publicAddr);
+  // The live lock view, shared by the auth service's per-request checks, tunnels and db_service.
+  const lockCache = services.lockCache({ logger });
+  await lockCache.start();
   const auth = new AuthServer({
     clock,
     backend,
@@ -250,6 +253,7 @@ async function compose(
     cas,
     audit,
     logger,
+    lockView: lockCache,
     clusterName: config.authService.clusterName,
     proxyPublicAddr: publicAddr,
     serverVersion: VERSION,
@@ -266,8 +270,6 @@ async function compose(
 
   // One TLS port, routed by ALPN: `warden-ssh/1` carries SSH to nodes, everything else is the
   // HTTPS API (see proxy/ssh-tunnel.ts).
-  const lockCache = services.lockCache({ logger });
-  await lockCache.start();
   // Device trust ceremonies (DESIGN §6), over the same inventory the admin API uses.
   const inventory = auth.devices;
   const deviceTrust = {
