@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isWardenError } from '@warden/api';
+import { GroupCommit } from './group-commit';
+
+/** A commit function whose calls wait until released, recording every batch. */
+function gatedStore() {
+  const batches: number[][] = [];
+  const gates: (() => void)[] = [];
+  let open = false;
+  return {
+    batches,
+    commit: async (batch: readonly number[]) => {
+      batches.push([...batch]);
+      if (!open) await new Promise<void>((r) => gates.push(r));
+    },
+    releaseAll() {
+      open = true;
+      for (const g of gates.splice(0)) g();
+    },
+    releaseOne() {
+      gates.shift()?.();
+    },
+    get waiting() {
+      return gates.length;
+    },
+  };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('group commit: one tick of events is one batch, acknowledged only after the commit', async () => {
+  const store = gatedStore();
+  const group = new GroupCommit<number>({ commit: store.commit });
+  const acked: number[] = [];
+  const all = [1, 2, 3, 4, 5].map((n) => group.add(n).then(() => acked.push(n)));
+  await tick();
+  await tick();
+  assert.deepEqual(store.batches, [[1, 2, 3, 4, 5]]);
+  assert.deepEqual(acked, [], 'nothing is acknowledged while its batch is not durable');
+  store.releaseAll();
+  await Promise.all(all);
+  assert.deepEqual(acked, [1, 2, 3, 4, 5]);
+  assert.equal(group.batches, 1);
+});
+
+test('group commit: events arriving during a commit form the next batch; batches are bounded', async () => {
+  const store = gatedStore();
+  const group = new GroupCommit<number>({ commit: store.commit, maxBatch: 3, maxQueued: 100 });
+  const first = group.add(0);
+  await tick();
+  assert.deepEqual(store.batches, [[0]]);
+  const later = Array.from({ length: 7 }, (_, i) => group.add(i + 1));
+  await tick();
+  assert.equal(store.batches.length, 1, 'one batch at a time');
+  store.releaseAll();
+  await Promise.all([first, ...later]);
+  assert.deepEqual(store.batches, [[0], [1, 2, 3], [4, 5, 6], [7]]);
+});
+
+test('group commit: a failed batch rejects each of its events, and the next batch goes on', async () => {
+  let fail = true;
+  const group = new GroupCommit<string>({
+    commit: () => {
+      if (fail) throw new Error('disk full');
+    },
+  });
+  const doomed = [group.add('a'), group.add('b')];
+  for (const p of doomed) await assert.rejects(p, /disk full/);
+  fail = false;
+  await group.add('c');
+  assert.equal(group.batches, 1);
+});
+
+test('group commit: a full queue makes callers wait (back-pressure); nothing is dropped, order kept', async () => {
+  const store = gatedStore();
+  const group = new GroupCommit<number>({ commit: store.commit, maxBatch: 2, maxQueued: 4 });
+  let maxQueued = 0;
+  const done: number[] = [];
+  const adds = Array.from({ length: 20 }, (_, i) =>
+    group.add(i).then(() => {
+      done.push(i);
+    }),
+  );
+  await tick();
+  await tick();
+  assert.equal(group.queued, 4, 'four accepted, sixteen callers wait');
+  assert.ok(group.full, 'the queue reports itself full');
+  assert.equal(done.length, 0);
+  for (let i = 0; i < 200 && done.length < 20; i++) {
+    store.releaseOne();
+    await tick();
+    maxQueued = Math.max(maxQueued, group.queued);
+    assert.ok(group.queued <= 4, `queue bounded (${group.queued})`);
+  }
+  await Promise.all(adds);
+  assert.equal(maxQueued, 4);
+  assert.deepEqual(
+    store.batches.flat(),
+    Array.from({ length: 20 }, (_, i) => i),
+    'all, once, in order',
+  );
+  assert.ok(store.batches.every((b) => b.length <= 2));
+  assert.deepEqual(done, store.batches.flat());
+});
+
+test('group commit: close writes everything accepted, waiting callers included; later adds are refused', async () => {
+  const store = gatedStore();
+  const group = new GroupCommit<number>({ commit: store.commit, maxBatch: 1, maxQueued: 1 });
+  const adds = [1, 2, 3].map((n) => group.add(n));
+  await tick();
+  const closed = group.close();
+  await assert.rejects(group.add(4), (e: unknown) => isWardenError(e, 'WARDEN_ERR_CLOSED'));
+  store.releaseAll();
+  await closed;
+  await Promise.all(adds);
+  assert.deepEqual(store.batches.flat(), [1, 2, 3]);
+});

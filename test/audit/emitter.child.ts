@@ -1,0 +1,21 @@
+/**
+ * An audit writer in its own process, for `crash.test.ts`: opens the SQLite audit log at
+ * WARDEN_AUDIT_PATH and emits events without pause, many at a time, printing the id of each
+ * event on stdout (with a synchronous write) as soon as its `emit` resolved, until killed.
+ * Not a test by itself (the runner only picks up `*.test.ts`).
+ */
+import { writeSync } from 'node:fs';
+import { SqliteAuditLog } from '../../packages/server/src/audit/sqlite';
+
+const path = process.env.WARDEN_AUDIT_PATH;
+if (!path) throw new Error('WARDEN_AUDIT_PATH is not set');
+const audit = await SqliteAuditLog.open({ path });
+writeSync(1, 'ready\n');
+let n = 0;
+async function writer(lane: number): Promise<void> {
+  for (;;) {
+    const event = await audit.emit({ type: 'user.login', user: `lane${lane}-${n++}`, method: 'local' });
+    writeSync(1, `${event.id}\n`);
+  }
+}
+await Promise.all(Array.from({ length: 16 }, (_, lane) => writer(lane)));
