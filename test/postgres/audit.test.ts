@@ -76,4 +76,24 @@ describe('postgres audit log', { skip: check.skip }, async () => {
       isWardenError(e, 'WARDEN_ERR_BAD_CONFIG'),
     );
   });
+
+  test('concurrent events are written in batches (one transaction each), in emission order', async (t) => {
+    const schema = `audit_${++n}`;
+    const audit = await PostgresAuditLog.open({ connString: server.connString, schema });
+    t.after(() => audit.close());
+    const emitted = await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        audit.emit({ type: 'user.login', user: `u${i}`, method: 'local' }),
+      ),
+    );
+    const found = await audit.search({ order: 'asc', limit: 1000 });
+    assert.deepEqual(
+      found.map((e) => e.user),
+      emitted.map((e) => e.user),
+    );
+    const transactions = Number(
+      server.psql(`SELECT count(DISTINCT xmin::text) FROM "${schema}".audit_events`),
+    );
+    assert.ok(transactions < 30, `300 events in ${transactions} transactions`);
+  });
 });

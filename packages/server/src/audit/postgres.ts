@@ -6,8 +6,11 @@
  * UPDATE, DELETE and TRUNCATE. Validation, scrubbing and query checks are the shared code in
  * `prepare.ts`.
  *
- * `emit` is safe to retry after a lost connection (the event's id is unique and a repeated
- * insert is ignored), so it is retried like the backend's idempotent writes. Event times come
+ * Group commit (`group-commit.ts`): the events of one tick, or of the time the previous batch
+ * took, go in as one INSERT (one transaction, one WAL flush), and each `emit` resolves once
+ * its batch is committed. A batch is safe to retry after a lost connection (each event's id
+ * is unique and a repeated insert is ignored), so it is retried like the backend's idempotent
+ * writes. Event times come
  * from this replica's clock, as with every AuditLog; searches order by time, then by insertion.
  * Tested by the shared suite in `conformance.ts` against a real server (`test/postgres/`).
  *
@@ -24,6 +27,7 @@ import {
 } from '../backend';
 import { type Clock, systemClock } from '../clock';
 import type { Logger } from '../log';
+import { GroupCommit } from './group-commit';
 import { deviceIdsOf, type NormalizedQuery, normalizeQuery, prepareAuditEvent } from './prepare';
 import type { AuditLog, AuditQuery } from './types';
 
@@ -77,16 +81,30 @@ function indexable(value: string | undefined): string | null {
   return value === undefined ? null : value.replaceAll('\0', '\uFFFD');
 }
 
+interface Row {
+  id: string;
+  time: number;
+  type: string;
+  code: string;
+  success: boolean;
+  user: string | null;
+  device: string | null;
+  subjectDevice: string | null;
+  data: string;
+}
+
 export class PostgresAuditLog implements AuditLog {
   readonly #pool: PostgresPool;
   readonly #clock: Clock;
   readonly #q: string;
+  readonly #group: GroupCommit<Row>;
   #closed = false;
 
   private constructor(pool: PostgresPool, clock: Clock, q: string) {
     this.#pool = pool;
     this.#clock = clock;
     this.#q = q;
+    this.#group = new GroupCommit<Row>({ commit: (rows) => this.#insert(rows) });
   }
 
   /** Connects and creates or migrates the table (under an advisory lock: replicas may start together). */
@@ -115,32 +133,54 @@ export class PostgresAuditLog implements AuditLog {
     return new PostgresAuditLog(pool, opts.clock ?? systemClock, `"${schema}"`);
   }
 
+  /** Resolves with the stored event once its batch is committed (see the header). */
   async emit(input: AuditEventInput): Promise<AuditEvent> {
     this.#assertOpen();
     const { event, timeMs } = prepareAuditEvent(input, this.#clock.now());
     const { device, subjectDevice } = deviceIdsOf(event);
+    await this.#group.add({
+      id: event.id,
+      time: timeMs,
+      type: event.type,
+      code: event.code,
+      success: event.success,
+      user: indexable(event.user),
+      device: indexable(device),
+      subjectDevice: indexable(subjectDevice),
+      data: JSON.stringify(event),
+    });
+    return event;
+  }
+
+  /** One statement (one transaction, one WAL flush) for the whole batch, in emission order. */
+  async #insert(rows: readonly Row[]): Promise<void> {
+    const column = <K extends keyof Row>(k: K) => rows.map((r) => r[k]);
     await this.#pool.query(
       'audit emit',
       { idempotent: true },
       {
-        name: `warden-${this.#q}-audit-emit`,
+        name: `warden-${this.#q}-audit-emit-batch`,
         text: `INSERT INTO ${this.#q}.audit_events
                  (id, time, type, code, success, user_name, device, subject_device, data)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
+               SELECT id, time, type, code, success, user_name, device, subject_device, data
+                 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[],
+                             $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY
+                      AS u(id, time, type, code, success, user_name, device, subject_device, data, n)
+                ORDER BY n
+               ON CONFLICT (id) DO NOTHING`,
         values: [
-          event.id,
-          timeMs,
-          event.type,
-          event.code,
-          event.success,
-          indexable(event.user),
-          indexable(device),
-          indexable(subjectDevice),
-          JSON.stringify(event),
+          column('id'),
+          column('time'),
+          column('type'),
+          column('code'),
+          column('success'),
+          column('user'),
+          column('device'),
+          column('subjectDevice'),
+          column('data'),
         ],
       },
     );
-    return event;
   }
 
   async search(query?: AuditQuery): Promise<AuditEvent[]> {
@@ -154,10 +194,15 @@ export class PostgresAuditLog implements AuditLog {
     return rows.map((row) => JSON.parse(row.data) as AuditEvent);
   }
 
+  /** Writes what was already accepted, then closes. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#pool.close();
+    try {
+      await this.#group.close();
+    } finally {
+      await this.#pool.close();
+    }
   }
 
   #assertOpen(): void {
