@@ -56,12 +56,16 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const wsh = (m: Machine, args: string[]) => runCli('wsh', args, { env: m.env });
 
-  async function machine(ekCert: boolean): Promise<Machine> {
-    const tpm = await startSwtpm({ ekCert });
-    tpms.push(tpm);
+  /** A machine with its own swtpm; `dmiTag` is the DMI chassis asset tag it reports. */
+  async function machine(ekCert: boolean, dmiTag?: string, tpm?: SwtpmProcess): Promise<Machine> {
+    if (!tpm) {
+      tpm = await startSwtpm({ ekCert });
+      tpms.push(tpm);
+    }
     const name = `m${n++}`;
     const dmi = join(w.dir, `dmi-${name}`);
     mkdirSync(dmi);
+    if (dmiTag !== undefined) writeFileSync(join(dmi, 'chassis_asset_tag'), `${dmiTag}\n`);
     const env = {
       ...w.env,
       WARDEN_HOME: join(w.dir, `home-${name}`),
@@ -242,6 +246,71 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     } finally {
       await setCap([]);
     }
+  });
+
+  test("regression: a token is used from another TPM that reports the device's asset tag", async () => {
+    // Device X has an EK-derived asset tag; the attacker's machine (another swtpm) reports
+    // X's tag as its DMI chassis asset tag and enrolls with X's token.
+    const victim = await machine(false);
+    assert.match(victim.tag, /^ek:/);
+    const t = await token(victim);
+    const attacker = await machine(false, victim.tag);
+    assert.equal(attacker.tag, victim.tag);
+    const stolen = await wsh(attacker, ['device', 'enroll', `--token=${t}`, `--ca-pin=${w.caPin}`]);
+    assert.equal(stolen.code, 1, stolen.stdout);
+    assert.match(
+      stolen.stderr.trim(),
+      /^ERROR: this enrollment token is for device ek:[\w-]+\/Linux, whose asset tag names another TPM \(this TPM's asset tag is "ek:[\w-]+"\)$/,
+    );
+    const list = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+      spec: { asset_tag: string; enroll_status: string };
+    }[];
+    assert.equal(list.find((d) => d.spec.asset_tag === victim.tag)?.spec.enroll_status, 'not_enrolled');
+    // The real device still enrolls (with a new token: the first one was spent), and the
+    // table says its asset tag was checked against its EK.
+    const ok = await wsh(victim, [
+      'device',
+      'enroll',
+      `--token=${await token(victim)}`,
+      `--ca-pin=${w.caPin}`,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const ls = (await wctl(['devices', 'ls'])).stdout;
+    assert.ok(
+      ls.split('\n').some((r) => r.startsWith(victim.tag) && / tpm_ekpub +asset tag: EK$/.test(r)),
+      ls,
+    );
+  });
+
+  test('regression: one TPM backs at most one device; a DMI asset tag is shown as reported', async () => {
+    // The same TPM first enrolls as a DMI-tagged device, then (its device cache wiped, so with
+    // a new credential) tries to enroll as a second device with another DMI tag.
+    const first = await machine(false, `DMI-${randomUUID().slice(0, 8)}`);
+    const firstDevice = await enrollInProcess(first, await token(first));
+    const again = await machine(false, `DMI-${randomUUID().slice(0, 8)}`, first.tpm);
+    const second = await wsh(again, [
+      'device',
+      'enroll',
+      `--token=${await token(again)}`,
+      `--ca-pin=${w.caPin}`,
+    ]);
+    assert.equal(second.code, 1, second.stdout);
+    assert.equal(
+      second.stderr.trim(),
+      `ERROR: this TPM already backs device ${first.tag}/Linux (device ID ${firstDevice.id}); ` +
+        'one TPM can back only one device: unenroll or remove that device first',
+    );
+    const ls = (await wctl(['devices', 'ls'])).stdout;
+    assert.ok(
+      ls.split('\n').some((r) => r.startsWith(first.tag) && / tpm_ekpub +asset tag: reported$/.test(r)),
+      ls,
+    );
+    const audit = JSON.parse(
+      (await wctl(['audit', 'search', '--type=device.enroll', '--format=json'])).stdout,
+    ) as { success: boolean; error?: string; asset_tag?: string }[];
+    assert.ok(
+      audit.some((e) => !e.success && e.asset_tag === again.tag && /already backs/.test(e.error ?? '')),
+    );
   });
 
   test('tokens: reused, expired and foreign tokens are refused', async () => {

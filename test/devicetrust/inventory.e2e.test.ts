@@ -128,14 +128,17 @@ describe('wctl devices', () => {
     const linux = await idOf('C00AA0AAAA0A', 'linux');
     const ls = (await ok(['devices', 'ls'])).stdout;
     const [header, rule, ...rows] = ls.trimEnd().split('\n');
-    assert.match(header!, /^Asset Tag +OS +Enroll Status +Device ID +Owner +Attestation$/);
-    assert.match(rule!, /^-+ -+ -+ -+ -+ -+$/);
+    assert.match(header!, /^Asset Tag +OS +Enroll Status +Device ID +Owner +Attestation +Identity$/);
+    assert.match(rule!, /^-+ -+ -+ -+ -+ -+ -+$/);
+    // A DMI asset tag is what the device says about itself: the table says so.
     assert.ok(
-      rows.some((r) => new RegExp(`^C00AA0AAAA0A +Linux +not enrolled +${linux}$`).test(r)),
+      rows.some((r) =>
+        new RegExp(`^C00AA0AAAA0A +Linux +not enrolled +${linux} +asset tag: reported$`).test(r),
+      ),
       ls,
     );
     assert.ok(
-      rows.some((r) => /^MAC1 +macOS +not enrolled +[0-9a-f-]{36}$/.test(r)),
+      rows.some((r) => /^MAC1 +macOS +not enrolled +[0-9a-f-]{36} +asset tag: reported$/.test(r)),
       ls,
     );
     assert.equal((await ok(['get', 'devices'])).stdout, ls);
@@ -352,7 +355,9 @@ describe('an enrolled device (swtpm)', { skip: swtpm.skip }, () => {
     const ls = (await wctl(['devices', 'ls'])).stdout;
     assert.match(
       ls,
-      new RegExp(`\\n${tag.replace(/[-/\\^$*+?.()|[\]{}]/g, '\\$&')} +Linux +enrolled +${id} +tpm_ekpub\\n`),
+      new RegExp(
+        `\\n${tag.replace(/[-/\\^$*+?.()|[\]{}]/g, '\\$&')} +Linux +enrolled +${id} +tpm_ekpub +asset tag: EK\\n`,
+      ),
     );
 
     // The token was spent when the ceremony started; enrolled devices get no new tokens.

@@ -87,6 +87,14 @@ export const deviceCredentialSchema = z.strictObject({
   }),
   /** Serial number of the EK certificate, when the EK had one. */
   ek_cert_serial: shortText('a serial number').optional(),
+  /**
+   * base64url(SHA-256 of the EK public key, SPKI DER): the TPM that backs the device. One EK
+   * backs at most one device; an `ek:` asset tag must be `ek:` + this value.
+   */
+  ek_sha256: z
+    .string({ error: 'expected base64url' })
+    .regex(/^[A-Za-z0-9_-]{43}$/, { error: 'expected base64url of a SHA-256 digest' })
+    .optional(),
   /** The AK's marshaled TPMT_PUBLIC, base64: what quote verification needs. */
   ak_public: base64Schema,
 });

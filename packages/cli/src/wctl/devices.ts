@@ -18,7 +18,7 @@ interface DeviceLike {
     asset_tag?: string;
     enroll_status?: string;
     owner?: string;
-    credential?: { attestation_type?: string };
+    credential?: { attestation_type?: string; ek_sha256?: string };
   };
 }
 
@@ -31,6 +31,19 @@ function label(assetTag: string, os: string | undefined): string {
   return `${assetTag}/${osName(os)}`;
 }
 
+/**
+ * What vouches for the device's identity: an EK certificate from an allowed CA, an `ek:`
+ * asset tag checked against the EK at enrollment, or an asset tag the device reported about
+ * itself (DMI values: anyone can type them).
+ */
+export function deviceIdentitySource(d: DeviceLike): string {
+  const cred = d.spec?.enroll_status === 'enrolled' ? d.spec.credential : undefined;
+  if (cred?.attestation_type === 'tpm_ekcert_trusted') return 'EK certificate';
+  const tag = d.spec?.asset_tag ?? '';
+  if (cred?.ek_sha256 && tag === `ek:${cred.ek_sha256}`) return 'asset tag: EK';
+  return 'asset tag: reported';
+}
+
 /** The devices table of `wctl devices ls` and `wctl get devices`. */
 export function devicesTable(items: readonly Record<string, unknown>[]): string {
   const rows = (items as readonly DeviceLike[]).map((d) => [
@@ -40,8 +53,9 @@ export function devicesTable(items: readonly Record<string, unknown>[]): string 
     d.metadata?.name ?? '',
     d.spec?.owner ?? '',
     d.spec?.credential?.attestation_type ?? '',
+    deviceIdentitySource(d),
   ]);
-  return table(['Asset Tag', 'OS', 'Enroll Status', 'Device ID', 'Owner', 'Attestation'], rows);
+  return table(['Asset Tag', 'OS', 'Enroll Status', 'Device ID', 'Owner', 'Attestation', 'Identity'], rows);
 }
 
 /** The device named by `--device-id` or `--asset-tag` (exactly one of them). */

@@ -306,7 +306,7 @@ describe('DeviceEnrollment', () => {
     const req = await request(tpm);
     await enroll(tpm, req);
     const second = await inventory.add(admin, { osType: 'linux', assetTag: 'SECOND' });
-    const again = await request(tpm, {
+    const again = await request(new SoftTpm(), {
       device_data: data({ serial_number: 'SECOND' }),
       deviceId: second.metadata.name,
     });
@@ -315,5 +315,26 @@ describe('DeviceEnrollment', () => {
       enrollment.begin(again),
       refusedWith(/already enrolled/, 'WARDEN_ERR_ALREADY_EXISTS'),
     );
+  });
+
+  test('one EK backs at most one device: the second device is refused, naming the first', async () => {
+    const tpm = new SoftTpm();
+    await enroll(tpm, await request(tpm));
+    const second = await inventory.add(admin, { osType: 'linux', assetTag: 'SECOND' });
+    await assert.rejects(
+      enrollment.begin(
+        await request(tpm, {
+          device_data: data({ serial_number: 'SECOND' }),
+          deviceId: second.metadata.name,
+        }),
+      ),
+      refusedWith(
+        new RegExp(
+          `^this TPM already backs device ${ASSET_TAG}/Linux \\(device ID ${device.metadata.name}\\)`,
+        ),
+        'WARDEN_ERR_ALREADY_EXISTS',
+      ),
+    );
+    assert.equal((await inventory.get(second.metadata.name)).spec.enroll_status, 'not_enrolled');
   });
 });

@@ -18,6 +18,11 @@
  * set, the EK certificate is required and must chain to one of them (`tpm_ekcert_trusted`);
  * without it, an EK certificate is recorded (`tpm_ekcert`) and a bare EK is accepted
  * (`tpm_ekpub`). Every outcome is audited as `device.enroll`.
+ *
+ * Binding to the device: an `ek:` asset tag must be the hash of the EK presented (which
+ * credential activation then proves); a DMI asset tag is self-reported (`wctl devices ls`
+ * says so) unless the EK certificate chains to an allowed CA. One EK backs at most one
+ * device (`ek_sha256` in the credential).
  * Internal to `devicetrust/`; the public surface is `devicetrust/index.ts`. Tested by
  * `enroll.test.ts` (a software TPM) and against swtpm in test/devicetrust/.
  */
@@ -62,7 +67,7 @@ import {
   toB64,
 } from './ceremony';
 import type { DeviceInventory } from './inventory';
-import { deviceLabel } from './inventory';
+import { deviceLabel, ekAlreadyBacks } from './inventory';
 
 /** Errors users see, word for word (issue 5). */
 export const EnrollErrors = {
@@ -75,7 +80,10 @@ export const EnrollErrors = {
 } as const;
 
 /** What the ceremony needs of the inventory (DeviceInventory; tests pass fakes). */
-export type EnrollInventory = Pick<DeviceInventory, 'spendEnrollToken' | 'enroll' | 'findByCredentialId'>;
+export type EnrollInventory = Pick<
+  DeviceInventory,
+  'spendEnrollToken' | 'enroll' | 'findByCredentialId' | 'findByEk'
+>;
 
 export interface DeviceEnrollmentOptions {
   inventory: EnrollInventory;
@@ -103,6 +111,7 @@ interface EnrollSession {
     public_key_der: string;
     attestation_type: DeviceAttestationType;
     ek_cert_serial?: string;
+    ek_sha256: string;
     ak_public: string;
   };
   collected: rpc.DeviceData;
@@ -202,8 +211,13 @@ export class DeviceEnrollment {
     try {
       // 2. The device data must describe the registered device.
       checkDeviceData(device, req.device_data);
-      // 3. The EK.
+      // 3. The EK, and the device it may back: an `ek:` asset tag names exactly this EK, and
+      //    one EK backs at most one device.
       const ek = await this.#classifyEk(req.ek);
+      const ekSha256 = ekFingerprint(ek.public);
+      checkEkAssetTag(device, ekSha256);
+      const backed = await this.#o.inventory.findByEk(ekSha256, device.metadata.name);
+      if (backed) throw ekAlreadyBacks(backed);
       // 4. The AK: an attestation key created inside this TPM.
       const akPublic = checkAk(req.ak);
       if (await this.#o.inventory.findByCredentialId(req.credential_id)) {
@@ -229,6 +243,7 @@ export class DeviceEnrollment {
           public_key_der: toB64(publicKeyFromTpmt(akPublic).export({ type: 'spki', format: 'der' })),
           attestation_type: ek.type,
           ...(ek.certificate ? { ek_cert_serial: ek.certificate.serialNumber } : {}),
+          ek_sha256: ekSha256,
           ak_public: req.ak.public,
         },
         collected: req.device_data,
@@ -374,6 +389,25 @@ function checkDeviceData(device: DeviceResource, data: rpc.DeviceData): void {
     throw refused(
       `this enrollment token is for device ${deviceLabel(device)}, but this device's asset tag is ` +
         `"${data.serial_number}" (\`wsh device asset-tag\`)`,
+    );
+  }
+}
+
+/** base64url(SHA-256 of the EK public key, SPKI DER): what an `ek:` asset tag holds. */
+export function ekFingerprint(ekPublic: TpmtPublic): string {
+  return sha256(publicKeyFromTpmt(ekPublic).export({ type: 'spki', format: 'der' })).toString('base64url');
+}
+
+/**
+ * A device whose asset tag is EK-derived (`ek:…`) can only be enrolled by that TPM: the
+ * self-reported serial proves nothing, the EK presented (and then proven by credential
+ * activation) does.
+ */
+function checkEkAssetTag(device: DeviceResource, ekSha256: string): void {
+  if (device.spec.asset_tag.startsWith('ek:') && device.spec.asset_tag !== `ek:${ekSha256}`) {
+    throw refused(
+      `this enrollment token is for device ${deviceLabel(device)}, whose asset tag names another TPM ` +
+        `(this TPM's asset tag is "ek:${ekSha256}")`,
     );
   }
 }

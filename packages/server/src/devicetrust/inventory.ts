@@ -226,6 +226,20 @@ export class DeviceInventory {
     );
   }
 
+  /**
+   * The enrolled device backed by the TPM whose EK has this fingerprint (base64url SHA-256 of
+   * its SPKI DER), other than `exceptId`: recorded in the credential, or (devices enrolled
+   * before the fingerprint was recorded) the `ek:` asset tag it verified.
+   */
+  async findByEk(ekSha256: string, exceptId?: string): Promise<DeviceResource | undefined> {
+    return (await this.list()).find(
+      (d) =>
+        d.metadata.name !== exceptId &&
+        d.spec.enroll_status === 'enrolled' &&
+        (d.spec.credential?.ek_sha256 === ekSha256 || d.spec.asset_tag === `ek:${ekSha256}`),
+    );
+  }
+
   /** Removes a device (by ID or asset tag) and its enrollment tokens; returns what was removed. */
   async remove(actor: DeviceActor, idOrAssetTag: string): Promise<DeviceResource> {
     const device = await this.find(idOrAssetTag);
@@ -434,6 +448,10 @@ export class DeviceInventory {
         `device credential "${cred.id}" is already enrolled for another device`,
       );
     }
+    if (cred.ek_sha256) {
+      const backed = await this.findByEk(cred.ek_sha256, deviceId);
+      if (backed) throw ekAlreadyBacks(backed);
+    }
     const enrolled = await this.#modify(deviceId, (device) => {
       if (device.spec.enroll_status === 'enrolled') {
         throw new WardenError(
@@ -492,6 +510,16 @@ export function checkEnrollTokenTtl(ttlMs: number): void {
       })`,
     );
   }
+}
+
+/** ALREADY_EXISTS: this TPM's EK already backs `device` (one EK backs at most one device). */
+export function ekAlreadyBacks(device: DeviceResource): WardenError {
+  return new WardenError(
+    'WARDEN_ERR_ALREADY_EXISTS',
+    `this TPM already backs device ${deviceLabel(device)} (device ID ${device.metadata.name}); ` +
+      'one TPM can back only one device: unenroll or remove that device first',
+    { device_id: device.metadata.name },
+  );
 }
 
 function notFound(idOrAssetTag: string): WardenError {
