@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -30,6 +30,8 @@ const sshd = requireTool('sshd');
 describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
   let w: WardenProcess;
   let agentless: AgentlessSshd | undefined;
+  /** The ~/.ssh/config written by the Include test (before the agentless node exists). */
+  let includeConfig: string | undefined;
   const home = (user: string) => join(w.dir, `home-${user}`);
   const wsh = (user: string, args: string[], input?: string) =>
     runCli('wsh', args, { env: { ...w.env, WARDEN_HOME: home(user) }, input });
@@ -100,9 +102,10 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     assert.equal(args.stdout.trim(), '/tmp');
   });
 
-  test('a role without root in logins is refused with the reason', async () => {
+  test('a role without root in logins is refused with the reason, exit 255 (not a remote exit)', async () => {
     const res = await wsh('bob', ['ssh', 'root@node-1', 'id']);
-    assert.equal(res.code, 1);
+    // 255 as in OpenSSH: the proxy refused; a remote `exit 1` is 1 (the test above).
+    assert.equal(res.code, 255);
     assert.match(
       res.stderr,
       /^ERROR: ssh: rejected: administratively prohibited \(access denied: user "bob" may not log in as "root" on node "node-1"/,
@@ -142,6 +145,36 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     });
     assert.notEqual(denied.status, 0);
     assert.match(denied.stderr, /administratively prohibited/);
+  });
+
+  test('wsh config works from Include in ~/.ssh/config (OpenSSH 9.2), by bare name and NAME.<cluster>; so does wsh ssh', async () => {
+    const cluster = JSON.parse((await wsh('alice', ['status', '--format=json'])).stdout).cluster as string;
+    const cfg = await wsh('alice', ['config']);
+    assert.equal(cfg.code, 0, cfg.stderr);
+    assert.match(cfg.stdout, new RegExp(`Include warden-${cluster}\\.conf`));
+    assert.doesNotMatch(cfg.stdout, /<\(wsh config\)/, 'no form that OpenSSH 9.2 cannot read');
+    const sshDir = join(w.dir, 'dot-ssh-alice');
+    mkdirSync(sshDir, { recursive: true });
+    writeFileSync(join(sshDir, `warden-${cluster}.conf`), cfg.stdout);
+    // The user's own config: the Include first, then their other hosts.
+    const main = join(sshDir, 'config');
+    writeFileSync(main, `Include ${join(sshDir, `warden-${cluster}.conf`)}\n\nHost other\n    User nobody\n`);
+    for (const host of ['root@node-1', `root@node-1.${cluster}`]) {
+      const run = spawnSync('ssh', ['-F', main, host, 'echo', 'via-include'], {
+        encoding: 'utf8',
+        env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') },
+        timeout: 30_000,
+      });
+      assert.equal(run.status, 0, `${host}: ${run.stderr}`);
+      assert.equal(run.stdout, 'via-include\n');
+    }
+    includeConfig = main;
+    const fq = await wsh('alice', ['ssh', `root@node-1.${cluster}`, 'echo', 'fq-ok']);
+    assert.equal(fq.code, 0, fq.stderr);
+    assert.equal(fq.stdout, 'fq-ok\n');
+    // A node that does not exist: wsh's own failure, 255.
+    const missing = await wsh('alice', ['ssh', `root@nope.${cluster}`, 'true']);
+    assert.equal(missing.code, 255, missing.stderr);
   });
 
   test('-L forwards a local port through the node', async () => {
@@ -200,6 +233,21 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     // The proxy is the gate: bob is refused before sshd sees him.
     const bob = await wsh('bob', ['ssh', 'root@agentless-1', 'id']);
     assert.match(bob.stderr, /administratively prohibited \(access denied/);
+    // A node added after `wsh config` ran is reachable as NAME.<cluster> with the saved config.
+    if (includeConfig) {
+      const cluster = JSON.parse((await wsh('alice', ['status', '--format=json'])).stdout).cluster as string;
+      const later = spawnSync(
+        'ssh',
+        ['-F', includeConfig, `root@agentless-1.${cluster}`, 'echo', 'later-ok'],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') },
+          timeout: 30_000,
+        },
+      );
+      assert.equal(later.status, 0, `${later.stderr}\n${agentless.log()}`);
+      assert.equal(later.stdout, 'later-ok\n');
+    }
   });
 
   test('wctl lock --user=alice ends her open session with the lock message', async () => {
@@ -219,7 +267,7 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     assert.match(session.stdout() + session.stderr(), /lock targeting User:"alice" is in force: incident 42/);
     // New sessions are refused with the lock message.
     const again = await wsh('alice', ['ssh', 'root@node-1', 'true']);
-    assert.equal(again.code, 1);
+    assert.equal(again.code, 255);
     assert.match(
       again.stderr,
       /administratively prohibited \(lock targeting User:"alice" is in force: incident 42\)/,

@@ -61,11 +61,16 @@ export function chooseLogin(
   return login;
 }
 
+/** `node.<cluster>` → `node`; other names unchanged. */
+export function stripCluster(host: string, cluster: string): string {
+  return cluster && host.endsWith(`.${cluster}`) && host.length > cluster.length + 1
+    ? host.slice(0, -(cluster.length + 1))
+    : host;
+}
+
 /** The node name in what OpenSSH passes as %h: `node`, `node.<cluster>`, `node:port`. */
 export function nodeFromHost(host: string, cluster: string): string {
-  let h = host.replace(/:\d+$/, '');
-  if (cluster && h.endsWith(`.${cluster}`)) h = h.slice(0, -(cluster.length + 1));
-  return h;
+  return stripCluster(host.replace(/:\d+$/, ''), cluster);
 }
 
 /** The remote command from the words after NODE, joined with spaces as ssh does. */
@@ -112,7 +117,9 @@ function forwardSpecs(ctx: CommandContext) {
 export async function runSsh(ctx: CommandContext): Promise<number> {
   const [target = '', ...words] = ctx.positionals;
   const profile = loadProfile(ctx);
-  const { login: targetLogin, node } = parseTarget(target);
+  const { login: targetLogin, node: host } = parseTarget(target);
+  // `node-1.<cluster>` is node-1, as for plain ssh with `wsh config`.
+  const node = stripCluster(host, profile.cluster);
   const login = chooseLogin(str(ctx.values, 'login'), targetLogin, profile);
   const specs = forwardSpecs(ctx);
   const command = remoteCommand(words);

@@ -3,6 +3,7 @@
  * Warden nodes through the proxy with the profile's key, certificate and host CA:
  *
  *   Host *.<cluster> <node> <node>…          every node by bare name, and any <name>.<cluster>
+ *                                            (so a node added later works as <name>.<cluster>)
  *       ProxyCommand <wsh> proxy ssh --login=%r %h
  *       IdentityFile / CertificateFile       the profile's key.pem and key-cert.pub
  *       UserKnownHostsFile                   the profile's known_hosts (@cert-authority line)
@@ -10,6 +11,9 @@
  *   Host <node>
  *       HostKeyAlias <node>.<cluster>        the known_hosts pattern is *.<cluster>, and host
  *                                            certificates list <name> and <name>.<cluster>
+ *
+ * It is meant for `Include` from ~/.ssh/config, or `ssh -F FILE`: OpenSSH 9.2 (Debian 12)
+ * closes inherited descriptors before it reads `-F`, so `ssh -F <(wsh config)` cannot work.
  *
  * OpenSSH pairs a CertificateFile with an IdentityFile by public key, and it reads an
  * identity's public key only from `<identity>.pub` (it cannot from a PKCS#8 PEM file), so the
@@ -84,8 +88,13 @@ export function openSshConfig(o: OpenSshConfigOptions): string {
   const nodes = [...new Set(o.nodes.filter(plainHost))].sort();
   const proxyCommand = `${o.wshCommand.replace(/%/g, '%%')} proxy ssh --login=%r %h`;
   const lines = [
-    `# Warden cluster ${o.cluster} through the proxy ${o.proxy} (printed by \`wsh config\`;`,
-    '# run it again after `wsh login` or when nodes change). Use: ssh -F <(wsh config) root@NODE',
+    `# Warden cluster ${o.cluster} through the proxy ${o.proxy}, printed by \`wsh config\`.`,
+    `# Save it and include it from ~/.ssh/config (the Include line goes before any Host line):`,
+    `#   wsh config > ~/.ssh/warden-${o.cluster}.conf`,
+    `#   Include warden-${o.cluster}.conf`,
+    `# or use it alone: ssh -F ~/.ssh/warden-${o.cluster}.conf root@NODE`,
+    `# Any NODE.${o.cluster} goes through the proxy, nodes added later too; bare node names`,
+    '# are those listed below (run `wsh config` again after `wsh login` to refresh them).',
     `Host *.${o.cluster} ${nodes.join(' ')}`.trimEnd(),
     `    UserKnownHostsFile ${fileArg(join(o.profileDir, OPENSSH_FILES.knownHosts))}`,
     `    IdentityFile ${fileArg(join(o.profileDir, OPENSSH_FILES.identity))}`,
