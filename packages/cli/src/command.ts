@@ -41,6 +41,11 @@ export interface Command {
    * positionals, verbatim (`wsh ssh node ls -la`: `-la` belongs to the remote command).
    */
   stopAtFirstPositional?: boolean;
+  /**
+   * Exit code for the command's own failures (default 1). `wsh ssh` uses 255, as OpenSSH does,
+   * so a refusal by the proxy is told apart from a remote command's `exit 1`.
+   */
+  errorExitCode?: number;
   run(ctx: CommandContext): Promise<number | undefined>;
 }
 
@@ -50,9 +55,26 @@ export interface Program {
   version: string;
   commands: Command[];
   globalOptions?: Record<string, OptionSpec>;
+  /** Environment variables the program reads: [name, what it does]; listed in every `--help`. */
+  env?: [string, string][];
 }
 
 const HELP: OptionSpec = { type: 'boolean', short: 'h', help: 'show help for the command' };
+const DEBUG: OptionSpec = {
+  type: 'boolean',
+  help: 'print debug details (stack traces of errors); same as WARDEN_DEBUG=1',
+};
+
+/** Every flag a command accepts: its own, the program's global ones, --debug and --help. */
+export function allOptions(program: Program, cmd: Command): Record<string, OptionSpec> {
+  return { ...(cmd.options ?? {}), ...(program.globalOptions ?? {}), debug: DEBUG, help: HELP };
+}
+
+function envHelp(program: Program): string[] {
+  if (!program.env?.length) return [];
+  const width = Math.max(...program.env.map(([n]) => n.length));
+  return ['Environment:', ...program.env.map(([n, h]) => `  ${n.padEnd(width)}  ${h}`), ''];
+}
 
 function optionHelp(options: Record<string, OptionSpec>): string {
   const rows = Object.entries(options).map(([name, o]) => {
@@ -64,7 +86,7 @@ function optionHelp(options: Record<string, OptionSpec>): string {
 }
 
 export function commandHelp(program: Program, cmd: Command): string {
-  const opts = { ...(cmd.options ?? {}), ...(program.globalOptions ?? {}), help: HELP };
+  const opts = allOptions(program, cmd);
   return [
     `Usage: ${program.name} ${cmd.usage ?? cmd.path.join(' ')}`,
     '',
@@ -74,11 +96,20 @@ export function commandHelp(program: Program, cmd: Command): string {
     'Flags:',
     optionHelp(opts),
     '',
+    ...envHelp(program),
   ].join('\n');
 }
 
 export function programHelp(program: Program, prefix: string[] = []): string {
-  const cmds = program.commands.filter((c) => prefix.every((w, i) => c.path[i] === w));
+  const cmds: Pick<Command, 'path' | 'summary'>[] = program.commands.filter((c) =>
+    prefix.every((w, i) => c.path[i] === w),
+  );
+  if (prefix.length === 0) {
+    cmds.push(
+      { path: ['completion'], summary: 'Print a shell completion script (bash, zsh or fish).' },
+      { path: ['version'], summary: 'Print the version.' },
+    );
+  }
   const width = Math.max(...cmds.map((c) => c.path.join(' ').length));
   return [
     `Usage: ${program.name} ${prefix.length ? `${prefix.join(' ')} ` : ''}COMMAND [FLAGS]`,
@@ -88,6 +119,10 @@ export function programHelp(program: Program, prefix: string[] = []): string {
     'Commands:',
     ...cmds.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`),
     '',
+    'Global flags:',
+    optionHelp({ ...(program.globalOptions ?? {}), debug: DEBUG, help: HELP }),
+    '',
+    ...envHelp(program),
     `Run \`${program.name} COMMAND --help\` for a command's flags.`,
     '',
   ].join('\n');
@@ -119,9 +154,12 @@ export async function runProgram(
     write(programHelp(program));
     return argv.length === 0 ? 1 : 0;
   }
-  if (argv[0] === '--version' || argv[0] === 'version') {
-    write(`${program.name} v${program.version} node ${process.version}\n`);
-    return 0;
+  const builtin = (word: string) => !program.commands.some((c) => c.path[0] === word);
+  if ((argv[0] === '--version' || argv[0] === 'version') && builtin('version')) {
+    return runProgram({ ...program, commands: [versionCommand(program)] }, ['version', ...argv.slice(1)], io);
+  }
+  if (argv[0] === 'completion' && builtin('completion')) {
+    return runProgram({ ...program, commands: [completionCommand(program)] }, argv, io);
   }
   const { cmd, rest, prefix } = findCommand(program, argv);
   if (!cmd) {
@@ -130,15 +168,28 @@ export async function runProgram(
         write(programHelp(program, prefix));
         return rest.length === 0 ? 1 : 0;
       }
-      io.stderr.write(`ERROR: unknown command "${program.name} ${[...prefix, rest[0]].join(' ')}"\n`);
+      const words = program.commands
+        .filter((c) => prefix.every((w, i) => c.path[i] === w))
+        .map((c) => c.path[prefix.length] ?? '');
+      io.stderr.write(
+        `ERROR: unknown command "${program.name} ${[...prefix, rest[0]].join(' ')}"${didYouMean(rest[0] ?? '', words, (w) => `${program.name} ${[...prefix, w].join(' ')}`)}\n\n`,
+      );
       io.stderr.write(programHelp(program, prefix));
       return 1;
     }
-    io.stderr.write(`ERROR: unknown command "${argv[0]}"; run \`${program.name} --help\`\n`);
+    const words = [...new Set(program.commands.map((c) => c.path[0]!)), 'completion', 'version', 'help'];
+    io.stderr.write(
+      `ERROR: unknown command "${argv[0]}"${didYouMean(argv[0]!, words, (w) => `${program.name} ${w}`)}; run \`${program.name} --help\`\n`,
+    );
     return 1;
   }
-  const options = { ...(cmd.options ?? {}), ...(program.globalOptions ?? {}), help: HELP };
+  const options = allOptions(program, cmd);
   const [flagArgs, verbatim] = cmd.stopAtFirstPositional ? splitAtFirstPositional(rest, options) : [rest, []];
+  const bad = checkFlags(flagArgs, options);
+  if (bad) {
+    io.stderr.write(`ERROR: ${bad}\nRun \`${program.name} ${cmd.path.join(' ')} --help\` for its flags.\n`);
+    return 1;
+  }
   let parsed: { values: Values; positionals: string[] };
   try {
     parsed = parseArgs({
@@ -165,6 +216,8 @@ export async function runProgram(
     write(commandHelp(program, cmd));
     return 0;
   }
+  const env = parsed.values.debug ? { ...io.env, WARDEN_DEBUG: '1' } : io.env;
+  delete parsed.values.debug;
   const [min, max] = cmd.args ?? [0, 0];
   if (parsed.positionals.length < min || parsed.positionals.length > max) {
     io.stderr.write(
@@ -173,11 +226,138 @@ export async function runProgram(
     return 1;
   }
   try {
-    return (await cmd.run({ ...io, ...parsed })) ?? 0;
+    return (await cmd.run({ ...io, env, ...parsed })) ?? 0;
   } catch (e) {
-    io.stderr.write(`${formatError(e, io.env)}\n`);
-    return 1;
+    // Ctrl-C at a prompt: the shell's convention (128 + SIGINT), no message.
+    if ((e as { interrupted?: boolean })?.interrupted) return INTERRUPTED_EXIT;
+    io.stderr.write(`${formatError(e, env)}\n`);
+    return cmd.errorExitCode ?? 1;
   }
+}
+
+function versionCommand(program: Program): Command {
+  return {
+    path: ['version'],
+    summary: `Print the version of ${program.name}.`,
+    options: { format: formatOption },
+    run: async (ctx) => {
+      const v = ctx.values.format;
+      if (v !== 'text' && v !== 'json' && v !== 'yaml') {
+        throw Object.assign(new Error(`invalid --format "${String(v)}": expected text, json or yaml`), {
+          name: 'WardenError',
+        });
+      }
+      if (v === 'text') {
+        ctx.stdout.write(`${program.name} v${program.version} node ${process.version}\n`);
+      } else {
+        const data = { version: program.version, node: process.version };
+        ctx.stdout.write(
+          v === 'json'
+            ? `${JSON.stringify(data, null, 2)}\n`
+            : `version: ${data.version}\nnode: ${data.node}\n`,
+        );
+      }
+      return 0;
+    },
+  };
+}
+
+function completionCommand(program: Program): Command {
+  return {
+    path: ['completion'],
+    summary: `Print a shell completion script for ${program.name} (bash, zsh or fish).`,
+    usage: 'completion bash|zsh|fish',
+    details:
+      'Examples:\n' +
+      `  source <(${program.name} completion bash)            # bash, this shell\n` +
+      `  ${program.name} completion zsh > "\${fpath[1]}/_${program.name}"   # zsh\n` +
+      `  ${program.name} completion fish > ~/.config/fish/completions/${program.name}.fish`,
+    args: [1, 1],
+    run: async (ctx) => {
+      const { completionScript } = await import('./completion');
+      ctx.stdout.write(completionScript(program, ctx.positionals[0]!));
+      return 0;
+    },
+  };
+}
+
+/** 128 + SIGINT: what a shell reports for a program stopped by Ctrl-C. */
+export const INTERRUPTED_EXIT = 130;
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The closest candidates to `word` (typos and prefixes), best first. */
+export function suggest(word: string, candidates: readonly string[]): string[] {
+  const max = Math.max(2, Math.floor(word.length / 3));
+  return [...new Set(candidates)]
+    .map((c) => ({ c, d: c.startsWith(word) && word.length >= 2 ? 0.5 : distance(word, c) }))
+    .filter(({ d }) => d <= max)
+    .sort((x, y) => x.d - y.d || (x.c < y.c ? -1 : 1))
+    .map(({ c }) => c);
+}
+
+function didYouMean(word: string, candidates: readonly string[], show: (c: string) => string): string {
+  const best = suggest(word, candidates)[0];
+  return best ? `; did you mean "${show(best)}"?` : '';
+}
+
+/**
+ * The first problem with the flags in `args` (an unknown flag, a value missing or given to a
+ * switch), as a message with a suggestion; undefined when they are fine. node:util's parser
+ * would say the same in its own words, with a hint about positionals that confuses more than
+ * it helps.
+ */
+export function checkFlags(args: readonly string[], options: Record<string, OptionSpec>): string | undefined {
+  const byShort = new Map(
+    Object.entries(options).flatMap(([n, o]) => (o.short ? [[o.short, n] as const] : [])),
+  );
+  const known = Object.keys(options);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return undefined;
+    if (!a.startsWith('-') || a === '-') continue;
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = a.slice(2, eq < 0 ? undefined : eq);
+      const o = options[name];
+      if (!o) {
+        const s = suggest(name, known)[0];
+        return `unknown flag --${name}${s ? `; did you mean --${s}?` : ''}`;
+      }
+      if (o.type === 'boolean' && eq >= 0) return `flag --${name} takes no value (give --${name} alone)`;
+      if (o.type === 'string' && eq < 0) {
+        if (i + 1 >= args.length) return `flag --${name} needs a value: --${name}=${o.value ?? 'VALUE'}`;
+        i++;
+      }
+      continue;
+    }
+    for (let j = 1; j < a.length; j++) {
+      const name = byShort.get(a[j]!);
+      if (!name) return `unknown flag -${a[j]}`;
+      if (options[name]!.type === 'string') {
+        if (j === a.length - 1) {
+          if (i + 1 >= args.length)
+            return `flag -${a[j]} needs a value: -${a[j]} ${options[name]!.value ?? 'VALUE'}`;
+          i++;
+        }
+        break;
+      }
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -209,8 +389,11 @@ export function splitAtFirstPositional(
 
 export function formatError(e: unknown, env: NodeJS.ProcessEnv): string {
   // Checked by shape, not instanceof: this module must not load @warden/api, so `--help` stays fast.
+  if (env.WARDEN_DEBUG) {
+    const code = (e as { code?: unknown })?.code;
+    return `ERROR: ${typeof code === 'string' ? `[${code}] ` : ''}${(e as Error)?.stack ?? String(e)}`;
+  }
   if ((e as Error)?.name === 'WardenError') return `ERROR: ${(e as Error).message}`;
-  if (env.WARDEN_DEBUG) return `ERROR: ${(e as Error)?.stack ?? String(e)}`;
   return `ERROR: ${(e as Error)?.message ?? String(e)}`;
 }
 

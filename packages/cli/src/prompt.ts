@@ -78,7 +78,7 @@ class TtyPrompter implements Prompter {
       const onData = (chunk: Buffer | string) => {
         for (const ch of chunk.toString('utf8')) {
           if (ch === '\r' || ch === '\n') return done();
-          if (ch === '\u0003') return done(new WardenError('WARDEN_ERR_BAD_PARAMETER', 'interrupted'));
+          if (ch === '\u0003') return done(Object.assign(new Error('interrupted'), { interrupted: true }));
           if (ch === '\u0004') return done();
           if (ch === '\u007f' || ch === '\b') answer = answer.slice(0, -1);
           else if (raw || ch >= ' ') answer += ch;

@@ -4,7 +4,7 @@
  */
 import type { Program } from './command';
 import { main, VERSION } from './io';
-import { wctlCommands, wctlGlobalOptions } from './wctl/commands';
+import { wctlCommands, wctlEnv, wctlGlobalOptions } from './wctl/commands';
 
 export const wctl: Program = {
   name: 'wctl',
@@ -12,6 +12,7 @@ export const wctl: Program = {
   version: VERSION,
   commands: wctlCommands,
   globalOptions: wctlGlobalOptions,
+  env: wctlEnv,
 };
 
 await main(wctl);

@@ -4,13 +4,14 @@
  */
 import type { Program } from './command';
 import { main, VERSION } from './io';
-import { wshCommands } from './wsh/commands';
+import { wshCommands, wshEnv } from './wsh/commands';
 
 export const wsh: Program = {
   name: 'wsh',
   summary: 'Warden client: log in to a Warden cluster and reach its resources.',
   version: VERSION,
   commands: wshCommands,
+  env: wshEnv,
 };
 
 await main(wsh);

@@ -74,3 +74,36 @@ export function spawnCli(
   );
   return { child, stdout: () => out, stderr: () => err, exited };
 }
+
+/**
+ * Runs a built command whose reader goes away before it writes anything (as `cmd | true` or
+ * `cmd | head -1` do): stdout is closed at once; stderr and the exit code are collected.
+ */
+export function runCliClosedStdout(
+  command: 'wsh' | 'wctl' | 'warden',
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [join(root, 'dist', `${command}.js`), ...args], {
+      cwd: opts.cwd ?? root,
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${command} ${args.join(' ')} timed out\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? -1, stderr });
+    });
+    child.stdin.end();
+  });
+}

@@ -3,7 +3,7 @@
  * a temp dir, the built `wsh`/`wctl` run as a user would (argv, stdin lines, exit codes),
  * TOTP codes computed from a URI. Imported only by tests.
  */
-export { type CliResult, type RunningCli, runCli, spawnCli } from './cli';
+export { type CliResult, type RunningCli, runCli, runCliClosedStdout, spawnCli } from './cli';
 export { type MariaDbServer, type MariaDbServerOptions, requireMariaDb, startMariaDb } from './mariadb';
 export {
   type PostgresServer,

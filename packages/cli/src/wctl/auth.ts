@@ -4,6 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { formatAuthorizedKey, parseDuration, WardenError } from '@warden/api';
 import { caPin } from '@warden/client';
 import { type CommandContext, list, str } from '../command';
+import { formatData, parseFormat } from '../format';
 import { openSession } from './identity';
 
 export async function runAuthExport(ctx: CommandContext): Promise<number> {
@@ -21,8 +22,28 @@ export async function runAuthExport(ctx: CommandContext): Promise<number> {
 }
 
 export async function runStatus(ctx: CommandContext): Promise<number> {
+  const format = parseFormat(ctx.values.format);
   const session = openSession(ctx);
   const ping = await session.api.ping();
+  if (format !== 'text') {
+    const pins = ping.host_ca_pems.map(caPin);
+    ctx.stdout.write(
+      formatData(
+        {
+          cluster: ping.cluster_name,
+          version: ping.server_version,
+          proxy: ping.proxy_public_addr,
+          second_factor: ping.auth.second_factor,
+          device_trust: ping.auth.device_trust_mode,
+          acting_as: session.who,
+          ca_pin: pins[0],
+          ca_pins: pins,
+        },
+        format,
+      ),
+    );
+    return 0;
+  }
   const rows: [string, string][] = [
     ['Cluster', ping.cluster_name],
     ['Version', ping.server_version],

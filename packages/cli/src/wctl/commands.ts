@@ -1,6 +1,14 @@
 /** The `wctl` commands. Each `run` loads its implementation lazily. */
 import { type Command, formatOption, type OptionSpec } from '../command';
 
+/** The environment variables wctl reads (listed in every `wctl … --help`). */
+export const wctlEnv: [string, string][] = [
+  ['WARDEN_DATA_DIR', 'data dir holding the admin identity, as --data-dir'],
+  ['WARDEN_HOME', 'where wsh profiles live, used when there is no admin identity (default ~/.warden)'],
+  ['VISUAL, EDITOR', 'editor for `wctl edit` (default vi)'],
+  ['WARDEN_DEBUG', 'set to 1 for debug details, as --debug'],
+];
+
 export const wctlGlobalOptions: Record<string, OptionSpec> = {
   'data-dir': {
     type: 'string',
@@ -26,8 +34,9 @@ export const wctlCommands: Command[] = [
   {
     path: ['users', 'add'],
     summary: 'Add a user and print a one-time invite token (valid 1 h).',
-    usage: 'users add NAME --roles=ROLE[,ROLE] [--logins=LOGIN[,LOGIN]]',
+    usage: 'users add NAME --roles=ROLE[,ROLE] [--logins=LOGIN[,LOGIN]] [--format=text|json|yaml]',
     options: {
+      format: formatOption,
       roles: { type: 'string', multiple: true, value: 'ROLES', help: 'comma-separated roles (required)' },
       logins: {
         type: 'string',
@@ -55,7 +64,8 @@ export const wctlCommands: Command[] = [
   {
     path: ['users', 'reset'],
     summary: "Reset a user's password and second factor; prints a new invite token.",
-    usage: 'users reset NAME',
+    usage: 'users reset NAME [--format=text|json|yaml]',
+    options: { format: formatOption },
     args: [1, 1],
     run: async (ctx) => (await import('./users')).runUsersReset(ctx),
   },
@@ -115,6 +125,7 @@ export const wctlCommands: Command[] = [
       message: { type: 'string', value: 'TEXT', help: 'message shown to the locked user' },
       ttl: { type: 'string', value: 'DURATION', help: 'lock for this long, e.g. 12h' },
       expires: { type: 'string', value: 'RFC3339', help: 'lock until this time' },
+      format: formatOption,
     },
     run: async (ctx) => (await import('./devices')).runDevicesLock(ctx),
   },
@@ -166,6 +177,7 @@ export const wctlCommands: Command[] = [
       message: { type: 'string', value: 'TEXT', help: 'message shown to the locked user' },
       ttl: { type: 'string', value: 'DURATION', help: 'lock for this long, e.g. 12h' },
       expires: { type: 'string', value: 'RFC3339', help: 'lock until this time' },
+      format: formatOption,
     },
     run: async (ctx) => (await import('./locks')).runLock(ctx),
   },
@@ -229,6 +241,7 @@ export const wctlCommands: Command[] = [
   {
     path: ['status'],
     summary: 'Show the cluster, its CAs and the CA pin for `wsh --ca-pin`.',
+    options: { format: formatOption },
     run: async (ctx) => (await import('./auth')).runStatus(ctx),
   },
 ];

@@ -163,7 +163,8 @@ export async function runDevicesLock(ctx: CommandContext): Promise<number> {
     );
   }
   const ttlMs = ttl ? parseDuration(ttl, '--ttl') : undefined;
-  const { api } = openSession(ctx);
+  const session = openSession(ctx);
+  const { api } = session;
   // Resolve an asset tag to the device ID: locks target device IDs.
   const device = (await api.getResource('device', ref)).resource as DeviceLike;
   const id = device.metadata?.name ?? ref;
@@ -173,6 +174,6 @@ export async function runDevicesLock(ctx: CommandContext): Promise<number> {
     ttl_ms: ttlMs,
     expires: expires ? new Date(expires).toISOString() : undefined,
   });
-  printLockCreated(ctx, res);
+  await printLockCreated(ctx, res, session);
   return 0;
 }

@@ -2,7 +2,8 @@
 import { parseDuration, type rpc, WardenError } from '@warden/api';
 import type { z } from 'zod';
 import { type CommandContext, str } from '../command';
-import { openSession } from './identity';
+import { formatData, parseFormat } from '../format';
+import { openSession, type Session } from './identity';
 
 export async function runLock(ctx: CommandContext): Promise<number> {
   const v = ctx.values;
@@ -28,19 +29,29 @@ export async function runLock(ctx: CommandContext): Promise<number> {
       `invalid --expires "${expires}": expected an RFC3339 time`,
     );
   }
-  const { api } = openSession(ctx);
-  const res = await api.createLock({
+  parseFormat(v.format);
+  const session = openSession(ctx);
+  const res = await session.api.createLock({
     target: Object.fromEntries(Object.entries(target).filter(([, x]) => x)),
     message: str(v, 'message'),
     ttl_ms: ttl ? parseDuration(ttl, '--ttl') : undefined,
     expires: expires ? new Date(expires).toISOString() : undefined,
   });
-  printLockCreated(ctx, res);
+  await printLockCreated(ctx, res, session);
   return 0;
 }
 
-/** `Created a lock with name "…".`, and on stderr why it may have no effect (device locks). */
-export function printLockCreated(ctx: CommandContext, res: z.infer<typeof rpc.CreateLockResponse>): void {
-  ctx.stdout.write(`Created a lock with name "${res.name}".\n`);
+/**
+ * `Created a lock with name "…".` (text), or the lock resource itself (json/yaml); on stderr
+ * why it may have no effect (device locks).
+ */
+export async function printLockCreated(
+  ctx: CommandContext,
+  res: z.infer<typeof rpc.CreateLockResponse>,
+  session: Session,
+): Promise<void> {
+  const format = parseFormat(ctx.values.format);
+  if (format === 'text') ctx.stdout.write(`Created a lock with name "${res.name}".\n`);
+  else ctx.stdout.write(formatData((await session.api.getResource('lock', res.name)).resource, format));
   for (const w of res.warnings ?? []) ctx.stderr.write(`WARNING: ${w}\n`);
 }

@@ -5,6 +5,11 @@ import { formatData, parseFormat, table } from '../format';
 import { openSession } from './identity';
 
 function printInvite(ctx: CommandContext, inv: rpc.InviteResponse, verb: string): void {
+  const format = parseFormat(ctx.values.format);
+  if (format !== 'text') {
+    ctx.stdout.write(formatData(inv, format));
+    return;
+  }
   const left = Math.round((Date.parse(inv.expires) - Date.now()) / 60_000);
   ctx.stdout.write(
     `User "${inv.user}" has been ${verb}. Share this invite token with them; it works once and expires in ` +
@@ -14,6 +19,7 @@ function printInvite(ctx: CommandContext, inv: rpc.InviteResponse, verb: string)
 }
 
 export async function runUsersAdd(ctx: CommandContext): Promise<number> {
+  parseFormat(ctx.values.format);
   const roles = list(ctx.values, 'roles');
   if (roles.length === 0)
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--roles is required, e.g. --roles=access,editor');
@@ -24,6 +30,7 @@ export async function runUsersAdd(ctx: CommandContext): Promise<number> {
 }
 
 export async function runUsersReset(ctx: CommandContext): Promise<number> {
+  parseFormat(ctx.values.format);
   const { api } = openSession(ctx);
   printInvite(ctx, await api.resetUser(ctx.positionals[0]!), 'reset');
   return 0;

@@ -1,6 +1,19 @@
 /** The `wsh` commands. Each `run` loads its implementation lazily. */
 import type { Command, OptionSpec } from '../command';
 
+/** The environment variables wsh reads (listed in every `wsh … --help`). */
+export const wshEnv: [string, string][] = [
+  ['WARDEN_PROXY', 'proxy address when --proxy is not given (default: the last one used)'],
+  [
+    'WARDEN_USER',
+    'user name for `wsh login` when --user is not given (default: the last one, else the OS user)',
+  ],
+  ['WARDEN_HOME', 'where profiles (keys, certificates) live (default ~/.warden)'],
+  ['WARDEN_TPM', 'TPM device for device trust (default /dev/tpmrm0)'],
+  ['WARDEN_DEVICE_CACHE', 'where the wrapped device key lives (default ~/.cache/warden-device)'],
+  ['WARDEN_DEBUG', 'set to 1 for debug details, as --debug'],
+];
+
 const proxyOpt: OptionSpec = { type: 'string', value: 'HOST:PORT', help: 'address of the Warden proxy' };
 const trustOpts: Record<string, OptionSpec> = {
   'ca-pin': {
@@ -66,7 +79,8 @@ export const wshCommands: Command[] = [
     usage: 'ssh [-L SPEC]... [-t|-T] [-N] [--login=LOGIN] [LOGIN@]NODE [COMMAND...]',
     details:
       'Flags go before NODE; everything after NODE is the remote command (`wsh ssh web-1 ls -la`).\n' +
-      'The exit code is the remote exit code (128+N when the command died of signal N).\n' +
+      'The exit code is the remote exit code (128+N when the command died of signal N), or 255\n' +
+      'when wsh itself fails (the proxy refused, the node is unknown or unreachable), as in ssh.\n' +
       'LOGIN defaults to your first login (`wsh status`). A PTY is allocated for an interactive\n' +
       'shell on a terminal; -t forces one, -T refuses one.\n' +
       'Examples:\n' +
@@ -88,6 +102,7 @@ export const wshCommands: Command[] = [
     },
     args: [1, Number.POSITIVE_INFINITY],
     stopAtFirstPositional: true,
+    errorExitCode: 255,
     run: async (ctx) => (await import('./ssh')).runSsh(ctx),
   },
   {
@@ -100,10 +115,13 @@ export const wshCommands: Command[] = [
     path: ['config'],
     summary: 'Print an OpenSSH client config for this cluster, so plain ssh and scp reach its nodes.',
     details:
-      'Every node you may reach (and any NODE.<cluster> name) goes through `wsh proxy ssh`, with\n' +
-      "your profile's key, certificate and host CA. Examples:\n" +
-      '  ssh -F <(wsh config) root@web-1\n' +
-      '  wsh config >> ~/.ssh/config',
+      'Every node you may reach (and any NODE.<cluster> name, for nodes added later) goes through\n' +
+      "`wsh proxy ssh`, with your profile's key, certificate and host CA. Save it and include it\n" +
+      'from ~/.ssh/config (the Include line before any Host line):\n' +
+      '  wsh config > ~/.ssh/warden.conf\n' +
+      '  echo "Include warden.conf" >> ~/.ssh/config    # or put it at the top of the file\n' +
+      '  ssh root@web-1\n' +
+      'or use it alone: ssh -F ~/.ssh/warden.conf root@web-1',
     run: async (ctx) => (await import('./ssh')).runConfig(ctx),
   },
   {
@@ -181,6 +199,7 @@ export const wshCommands: Command[] = [
       login: { type: 'string', short: 'l', value: 'LOGIN', help: 'remote login (default: your first login)' },
     },
     args: [1, 1],
+    errorExitCode: 255,
     run: async (ctx) => (await import('./ssh')).runProxySsh(ctx),
   },
   {
