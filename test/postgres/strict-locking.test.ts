@@ -11,8 +11,8 @@ import { after, describe, test } from 'node:test';
 import { presetRoles } from '@warden/api';
 import {
   AccessChecker,
-  type AccessIdentity,
   createServices,
+  makeIdentity,
   type NodeTarget,
   PostgresBackend,
   systemClock,
@@ -49,14 +49,14 @@ describe('strict locking on PostgreSQL', { skip: check.skip }, async () => {
       new AccessChecker({
         clock,
         locks,
+        role: (name) => presetRoles().find((r) => r.metadata.name === name),
         clusterSettings: () => ({ deviceTrustMode: 'off', lockingMode }),
         lockMaxStalenessMs: 500,
       });
     const strict = checker('strict');
     const bestEffort = checker('best_effort');
-    const access = presetRoles().find((r) => r.metadata.name === 'access')!;
-    const alice: AccessIdentity = { user: 'alice', roles: [access], traits: { logins: ['alice'] } };
-    const node: NodeTarget = { kind: 'node', name: 'web-1', labels: { env: 'test' } };
+    const alice = makeIdentity({ user: 'alice', roles: ['access'], traits: { logins: ['alice'] } });
+    const node: NodeTarget = { kind: 'node', id: 'web-1', hostname: 'web-1', labels: { env: 'test' } };
     const decide = (c: AccessChecker) => c.checkAccess(alice, node, { login: 'alice' });
 
     assert.equal(decide(strict).allowed, true);

@@ -118,6 +118,8 @@ export const auditEventCatalogue = {
     db_name: str,
     /** The roles of the identity that asked. */
     roles: strs,
+    /** Roles of the identity that no longer exist: they granted nothing. */
+    missing_roles: strs,
   }),
   'access.denied': entry(undefined, 'W4001W', 'The access checker denied access to a resource', {
     protocol,
@@ -126,6 +128,7 @@ export const auditEventCatalogue = {
     db_user: str,
     db_name: str,
     roles: strs,
+    missing_roles: strs,
   }),
   'device.create': entry('W5000I', undefined, 'A device was added to the inventory', {
     device_id: z.string(),

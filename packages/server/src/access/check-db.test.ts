@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type LockResource, presetRoles, type RoleResource } from '@warden/api';
-import { type AccessPolicy, type DbTarget, decideAccess } from './check';
-import type { AccessIdentity } from './identity';
+import { type AccessPolicy, type DbTarget, decideAccess, type ResolvedIdentity } from './check';
 
 const NOW = Date.UTC(2026, 0, 1, 12);
 const access = presetRoles().find((r) => r.metadata.name === 'access')!;
@@ -20,8 +19,8 @@ function role(name: string, spec: Partial<RoleResource['spec']>): RoleResource {
 const DEVICE = { deviceId: 'd-1', assetTag: 'A1', credentialId: 'c-1' };
 const orders: DbTarget = { kind: 'db', name: 'orders', labels: { env: 'prod' } };
 
-function alice(roles: RoleResource[], device?: typeof DEVICE): AccessIdentity {
-  const id: AccessIdentity = {
+function alice(roles: RoleResource[], device?: typeof DEVICE): ResolvedIdentity {
+  const id: ResolvedIdentity = {
     user: 'alice',
     roles,
     traits: { logins: ['alice'], db_users: ['alice', 'reader'], db_names: ['orders'] },
@@ -161,7 +160,7 @@ describe('RBAC for databases', () => {
   test('a request that does not fit the target is denied', () => {
     assert.equal(decideAccess(policy(), alice([access]), orders, { login: 'alice' } as never).allowed, false);
     assert.equal(
-      decideAccess(policy(), alice([access]), { kind: 'node', name: 'n', labels: {} }, {
+      decideAccess(policy(), alice([access]), { kind: 'node', id: 'n', hostname: 'n', labels: {} }, {
         dbUser: 'alice',
         dbName: 'orders',
       } as never).allowed,

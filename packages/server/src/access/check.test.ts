@@ -10,8 +10,15 @@ import {
 import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { createServices } from '../services';
-import { AccessChecker, type AccessPolicy, accessDeniedError, decideAccess, type NodeTarget } from './check';
-import type { AccessIdentity } from './identity';
+import {
+  AccessChecker,
+  type AccessPolicy,
+  accessDeniedError,
+  decideAccess,
+  type NodeTarget,
+  type ResolvedIdentity,
+} from './check';
+import { makeIdentity, nodeLockTargets } from './identity';
 
 const NOW = Date.UTC(2026, 0, 1, 12);
 const presets = Object.fromEntries(presetRoles().map((r) => [r.metadata.name, r])) as Record<
@@ -61,10 +68,15 @@ const DEVICE = {
   assetTag: 'C00AA0AAAA0A',
   credentialId: 'cred-1',
 };
-const node: NodeTarget = { kind: 'node', name: 'ip-172-31-35-170', labels: { env: 'production' } };
+const node: NodeTarget = {
+  kind: 'node',
+  id: '6a3c2f7e-1c7a-4c1b-9d1e-2b2f0c8f1a11',
+  hostname: 'ip-172-31-35-170',
+  labels: { env: 'production' },
+};
 
-function alice(roles: RoleResource[], device?: typeof DEVICE): AccessIdentity {
-  const id: AccessIdentity = { user: 'alice', roles, traits: { logins: ['alice', 'ubuntu'] } };
+function alice(roles: RoleResource[], device?: typeof DEVICE): ResolvedIdentity {
+  const id: ResolvedIdentity = { user: 'alice', roles, traits: { logins: ['alice', 'ubuntu'] } };
   if (device) id.device = device;
   return id;
 }
@@ -260,7 +272,13 @@ describe('locks come first', () => {
   });
 
   test('user, role, login and node locks; lock beats an RBAC denial', () => {
-    for (const target of [{ user: 'alice' }, { role: 'access' }, { login: 'alice' }, { node: node.name }]) {
+    for (const target of [
+      { user: 'alice' },
+      { role: 'access' },
+      { login: 'alice' },
+      { node: node.hostname },
+      { node: node.id },
+    ]) {
       const d = denied(
         decideAccess(policy({ locks: [lock(target)] }), alice([access]), node, { login: 'alice' }),
       );
@@ -334,9 +352,15 @@ describe('AccessChecker over live services', () => {
       const checker = new AccessChecker({
         clock,
         locks: cache,
+        role: (name) => presets[name],
         clusterSettings: () => ({ deviceTrustMode: 'off', lockingMode: 'strict' }),
       });
-      const id = alice([access], DEVICE);
+      const id = makeIdentity({
+        user: 'alice',
+        roles: ['access'],
+        traits: { logins: ['alice'] },
+        device: DEVICE,
+      });
       assert.equal(checker.checkAccess(id, node, { login: 'alice' }).allowed, true);
 
       const l = await services.locks.create({
@@ -352,6 +376,7 @@ describe('AccessChecker over live services', () => {
       assert.ok(isWardenError(err, 'WARDEN_ERR_LOCKED'));
       assert.equal(err.message, 'lock targeting Device:"9cdfc0ad-64b7-4d9c-this-is-an-example" is in force');
       assert.equal(err.details?.lock, '5444970a-39a0-4814-968d-e58b4a8fa686');
+      assert.equal(checker.lockReason(id)?.lock?.metadata.name, l.metadata.name);
 
       clock.advance(12 * 3_600_000);
       assert.equal(
@@ -368,6 +393,61 @@ describe('AccessChecker over live services', () => {
       );
     } finally {
       cache.close();
+    }
+  });
+
+  test('one rule for a role that no longer exists: it grants nothing, the decision names it', () => {
+    const checker = new AccessChecker({
+      clock: new FakeClock(NOW),
+      locks: { values: () => [], staleForMs: () => 0 },
+      role: (name) => presets[name],
+      clusterSettings: () => ({ deviceTrustMode: 'off', lockingMode: 'best_effort' }),
+    });
+    const both = makeIdentity({ user: 'dave', roles: ['access', 'gone'], traits: { logins: ['root'] } });
+    const d = checker.checkAccess(both, node, { login: 'root' });
+    assert.deepEqual(d, {
+      allowed: true,
+      deviceTrustMode: 'off',
+      matchedRoles: ['access'],
+      missingRoles: ['gone'],
+    });
+    const onlyGone = makeIdentity({ user: 'dave', roles: ['gone'], traits: { logins: ['root'] } });
+    const e = denied(checker.checkAccess(onlyGone, node, { login: 'root' }));
+    assert.equal(e.step, 'rbac');
+    assert.match(e.reason, /\(roles: none; role "gone" no longer exists\)$/);
+    assert.deepEqual(e.missingRoles, ['gone']);
+    // A lock on the deleted role still applies to the certificates that carry it.
+    const locked = new AccessChecker({
+      clock: new FakeClock(NOW),
+      locks: { values: () => [lock({ role: 'gone' })], staleForMs: () => 0 },
+      role: (name) => presets[name],
+      clusterSettings: () => ({ deviceTrustMode: 'off', lockingMode: 'best_effort' }),
+    });
+    assert.equal(denied(locked.checkAccess(both, node, { login: 'root' })).step, 'lock');
+  });
+
+  test('unknown cluster settings deny everything (fail closed); a node lock matches ID or hostname', () => {
+    let settings: { deviceTrustMode: string; lockingMode: string } | undefined;
+    const locks: LockResource[] = [];
+    const checker = new AccessChecker({
+      clock: new FakeClock(NOW),
+      locks: { values: () => locks, staleForMs: () => 0 },
+      role: (name) => presets[name],
+      clusterSettings: () => settings,
+    });
+    const id = makeIdentity({ user: 'alice', roles: ['access'], traits: { logins: ['alice'] } });
+    const d = denied(checker.checkAccess(id, node, { login: 'alice' }));
+    assert.match(d.reason, /cluster settings .* not known/);
+    assert.match(checker.lockReason(id)?.reason ?? '', /not known/);
+    assert.equal(checker.deviceTrustMode(id), 'required');
+    settings = { deviceTrustMode: 'off', lockingMode: 'best_effort' };
+    assert.equal(checker.checkAccess(id, node, { login: 'alice' }).allowed, true);
+    assert.equal(checker.lockReason(id), undefined);
+    for (const name of [node.id, node.hostname]) {
+      locks.splice(0, locks.length, lock({ node: name }));
+      assert.equal(denied(checker.checkAccess(id, node, { login: 'alice' })).step, 'lock', name);
+      assert.ok(checker.lockReason(id, nodeLockTargets(node)), name);
+      assert.equal(checker.lockReason(id), undefined, 'the identity alone is not locked');
     }
   });
 });

@@ -1,22 +1,97 @@
 /**
- * What the access checker knows about a user: name, resolved roles and traits; the logins
- * they may use and the longest certificate lifetime their roles allow.
+ * Who is asking, for every protocol: `Identity` (what a verified certificate says, plus where
+ * the connection comes from) and the lock targets it presents. The API, SSH through the proxy,
+ * the SSH node, databases and the device ceremonies all carry this one type; roles are names
+ * here and are resolved against the live role view by the access checker (`check.ts`).
+ * Also the helpers over resolved roles: the logins a user may use and the longest certificate
+ * lifetime their roles allow.
  * Internal to `access/`; the public surface is `access/index.ts`.
  */
 import { type RoleResource, tryParseDuration } from '@warden/api';
 import type { DeviceExtensions } from './device-trust';
+import type { LockTargets } from './locks';
 import { expandValues, type Traits } from './traits';
 
-/** A user with their roles resolved to resources. */
+/** `human` for users who log in; `bot` is reserved for machine identities (none issued yet). */
+export type IdentityKind = 'human' | 'bot';
+
+/**
+ * An authenticated caller, from a certificate the CA verified (X.509 at the proxy, SSH at the
+ * node). Plain data, so it can cross a process boundary (proxy → agent) unchanged.
+ */
+export interface Identity {
+  user: string;
+  kind: IdentityKind;
+  /** Role names from the certificate (resolved by the checker; a role deleted since grants nothing). */
+  roles: readonly string[];
+  traits: Traits;
+  /** The logins (SSH principals) the certificate carries. */
+  logins: readonly string[];
+  /** True only for the admin identity `warden start` writes for `wctl` on the auth host. */
+  admin: boolean;
+  /** The three verified device extensions, when the certificate was augmented by the ceremony. */
+  device?: DeviceExtensions;
+  /** When the certificate expires: sessions opened with it end then. */
+  expires?: Date;
+  /** The X.509 client certificate's key (SPKI DER) and expiry: device authentication augments it. */
+  cert?: { publicKeyDer: Buffer; notAfter: Date };
+  /** The client's network address (IP), for audit and rate limits. */
+  clientAddr?: string;
+}
+
+/**
+ * An Identity from the fields a caller has; the rest default to "nothing granted"
+ * (`kind: human`, no roles, traits or logins, not admin).
+ *
+ * @example
+ *   const id = makeIdentity({ user: 'alice', roles: ['access'], logins: ['root'] });
+ */
+export function makeIdentity(fields: Partial<Omit<Identity, 'user'>> & Pick<Identity, 'user'>): Identity {
+  const { device, expires, cert, clientAddr, ...rest } = fields;
+  return {
+    kind: 'human',
+    roles: [],
+    traits: {},
+    logins: [],
+    admin: false,
+    ...rest,
+    ...(device ? { device } : {}),
+    ...(expires ? { expires } : cert ? { expires: cert.notAfter } : {}),
+    ...(cert ? { cert } : {}),
+    ...(clientAddr ? { clientAddr } : {}),
+  };
+}
+
+/**
+ * The lock targets an identity presents: its user, every role name of its certificate (a lock
+ * on a role applies even once the role is deleted), its device; `more` adds what the access
+ * touches (a login, a node by ID and hostname — see `nodeLockTargets`).
+ *
+ * @example
+ *   findLockInForce(locks, lockTargets(identity, { login: 'root', ...nodeLockTargets(node) }), now);
+ */
+export function lockTargets(
+  identity: Identity,
+  more: Omit<LockTargets, 'user' | 'roles' | 'device'> = {},
+): LockTargets {
+  return {
+    user: identity.user,
+    roles: identity.roles,
+    ...(identity.device?.deviceId ? { device: identity.device.deviceId } : {}),
+    ...more,
+  };
+}
+
+/** A node's lock targets: its ID and its hostname, so a lock naming either matches. */
+export function nodeLockTargets(node: { id: string; hostname: string }): Pick<LockTargets, 'node'> {
+  return { node: node.id === node.hostname ? [node.id] : [node.id, node.hostname] };
+}
+
+/** A user with their roles resolved to resources (what RBAC reads). */
 export interface AccessInfo {
   user: string;
   roles: readonly RoleResource[];
   traits: Traits;
-}
-
-/** An authenticated caller: AccessInfo plus the verified device extensions, if any. */
-export interface AccessIdentity extends AccessInfo {
-  device?: DeviceExtensions;
 }
 
 const WILDCARD = '*';

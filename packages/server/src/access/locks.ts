@@ -10,7 +10,8 @@ export interface LockTargets {
   user?: string;
   roles?: readonly string[];
   login?: string;
-  node?: string;
+  /** A node by every name it has (ID and hostname): a lock naming any of them matches. */
+  node?: string | readonly string[];
   device?: string;
 }
 
@@ -43,7 +44,14 @@ export function lockMatches(lock: LockResource, targets: LockTargets): boolean {
     const want = t[field];
     if (want === undefined) continue;
     any = true;
-    const ok = field === 'role' ? (targets.roles ?? []).includes(want) : targets[field] === want;
+    const ok =
+      field === 'role'
+        ? (targets.roles ?? []).includes(want)
+        : field === 'node'
+          ? typeof targets.node === 'string'
+            ? targets.node === want
+            : (targets.node ?? []).includes(want)
+          : targets[field] === want;
     if (!ok) return false;
   }
   return any;

@@ -104,7 +104,7 @@ describe('device extensions: all three or none, signed by the CA', () => {
         traits: { logins: ['root'] },
         ...(device ? { device: device as typeof DEVICE } : {}),
       },
-      { kind: 'node', name: 'node-1', labels: {} },
+      { kind: 'node', id: 'node-1', hostname: 'node-1', labels: {} },
       { login: 'root' },
     );
 

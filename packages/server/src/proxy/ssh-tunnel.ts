@@ -162,7 +162,12 @@ export class SshTunnels {
         traits: identity.traits,
         ...(identity.device ? { device: identity.device } : {}),
       },
-      { kind: 'node', name: node.spec.hostname, labels: { ...(node.metadata.labels ?? {}) } },
+      {
+        kind: 'node',
+        id: node.metadata.name,
+        hostname: node.spec.hostname,
+        labels: { ...(node.metadata.labels ?? {}) },
+      },
       { login },
     );
   }

@@ -15,6 +15,7 @@ export {
 } from './resource-cache';
 export { ResourceService, type ResourceServiceOptions } from './resource-service';
 export {
+  type AccessViews,
   AUTH_PREFERENCE_ORIGIN_LABEL,
   type AuthPreferenceOrigin,
   AuthPreferenceService,

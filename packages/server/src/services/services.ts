@@ -17,6 +17,7 @@ import {
   isWardenError,
   type LockResource,
   presetRoles,
+  type RoleResource,
   validateResourceOfKind,
 } from '@warden/api';
 import type { Backend } from '../backend';
@@ -133,6 +134,31 @@ export interface Services {
   ensurePresets(): Promise<string[]>;
   /** A live view of every lock (start it, and close it when done). */
   lockCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<LockResource>;
+  /** A live view of every role (start it, and close it when done). */
+  roleCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<RoleResource>;
+  /**
+   * A live view of the stored cluster_auth_preference (`get(AUTH_PREFERENCE_NAME)`; undefined
+   * while none is stored — callers fail closed, they do not assume the defaults).
+   */
+  authPreferenceCache(opts?: {
+    logger?: Logger;
+    retryDelayMs?: number;
+  }): ResourceCache<AuthPreferenceResource>;
+  /**
+   * The three views an access checker reads (locks, roles, cluster settings), started
+   * together: `await views.start()`, `views.close()`.
+   */
+  accessViews(opts?: { logger?: Logger; retryDelayMs?: number }): AccessViews;
+}
+
+/** The live views behind an `AccessChecker` (see `access/check.ts`, `liveAccessChecker`). */
+export interface AccessViews {
+  locks: ResourceCache<LockResource>;
+  roles: ResourceCache<RoleResource>;
+  preference: ResourceCache<AuthPreferenceResource>;
+  /** Resolves once all three listed; closes them all if one fails. */
+  start(): Promise<void>;
+  close(): void;
 }
 
 /**
@@ -167,6 +193,31 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
       prefix: ResourcePrefixes.cluster_auth_preference,
     }),
   );
+  type CacheOpts = { logger?: Logger; retryDelayMs?: number };
+  const lockCache = (opts: CacheOpts = {}) =>
+    new ResourceCache({
+      backend,
+      clock,
+      prefix: locks.prefix,
+      decode: (item) => locks.decode(item),
+      ...opts,
+    });
+  const roleCache = (opts: CacheOpts = {}) =>
+    new ResourceCache({
+      backend,
+      clock,
+      prefix: roles.prefix,
+      decode: (item) => roles.decode(item),
+      ...opts,
+    });
+  const authPreferenceCache = (opts: CacheOpts = {}) =>
+    new ResourceCache({
+      backend,
+      clock,
+      prefix: ResourcePrefixes.cluster_auth_preference,
+      decode: (item) => authPreference.store.decode(item),
+      ...opts,
+    });
   return {
     users,
     roles,
@@ -187,14 +238,32 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
       }
       return created;
     },
-    lockCache(opts = {}) {
-      return new ResourceCache({
-        backend,
-        clock,
-        prefix: locks.prefix,
-        decode: (item) => locks.decode(item),
-        ...opts,
-      });
+    lockCache,
+    roleCache,
+    authPreferenceCache,
+    accessViews(opts = {}) {
+      const views = {
+        locks: lockCache(opts),
+        roles: roleCache(opts),
+        preference: authPreferenceCache(opts),
+      };
+      const close = () => {
+        views.locks.close();
+        views.roles.close();
+        views.preference.close();
+      };
+      return {
+        ...views,
+        async start() {
+          try {
+            await Promise.all([views.locks.start(), views.roles.start(), views.preference.start()]);
+          } catch (e) {
+            close();
+            throw e;
+          }
+        },
+        close,
+      };
     },
   };
 }

@@ -7,7 +7,6 @@
 import type { DbResource, LockResource, RoleResource } from '@warden/api';
 import {
   type AccessDecision,
-  type AccessIdentity,
   DEFAULT_LOCK_MAX_STALENESS_MS,
   decideAccess,
   expandValues,
@@ -15,6 +14,7 @@ import {
   type LockView,
   lockMessage,
   matchLabels,
+  type ResolvedIdentity,
 } from '../../../access';
 import type { Clock } from '../../../clock';
 import type { DbIdentity } from './types';
@@ -52,7 +52,7 @@ export class DbAccess {
     this.#d = deps;
   }
 
-  async #identity(id: DbIdentity): Promise<AccessIdentity> {
+  async #identity(id: DbIdentity): Promise<ResolvedIdentity> {
     return {
       user: id.user,
       roles: await this.#d.roles(id.roles),

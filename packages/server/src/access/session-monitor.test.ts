@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { presetRoles, type RoleResource } from '@warden/api';
+import { MemoryBackend } from '../backend';
+import { type Clock, FakeClock, systemClock } from '../clock';
+import type { Logger } from '../log';
+import { createServices } from '../services';
+import { AccessChecker, type ClusterSettings, STALE_LOCK_VIEW } from './check';
+import { makeIdentity, nodeLockTargets } from './identity';
+import { certificateExpiredMessage, SessionMonitor } from './session-monitor';
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const presets = Object.fromEntries(presetRoles().map((r) => [r.metadata.name, r])) as Record<
+  string,
+  RoleResource
+>;
+const DEVICE = { deviceId: 'dev-1', assetTag: 'A1', credentialId: 'c-1' };
+const NODE = { id: '6a3c2f7e-1c7a-4c1b-9d1e-2b2f0c8f1a11', hostname: 'web-1' };
+
+/** A session that records how it ended; `ended` resolves with the message. */
+function session(identity = makeIdentity({ user: 'alice', roles: ['access'] }), targets = {}) {
+  let resolve!: (m: string) => void;
+  const ended = new Promise<string>((r) => {
+    resolve = r;
+  });
+  const calls: string[] = [];
+  return {
+    identity,
+    targets,
+    protocol: 'test',
+    calls,
+    ended,
+    end(message: string) {
+      calls.push(message);
+      resolve(message);
+    },
+  };
+}
+
+describe('SessionMonitor over a live lock view', () => {
+  let backend: MemoryBackend | undefined;
+  let monitor: SessionMonitor | undefined;
+  // The monitor's timers do not hold the process open (a server's sockets do): this does.
+  let keepAlive: NodeJS.Timeout | undefined;
+  afterEach(async () => {
+    clearInterval(keepAlive);
+    keepAlive = undefined;
+    monitor?.close();
+    await backend?.close();
+  });
+
+  async function setUp(
+    clock: Clock = systemClock,
+    settings: () => ClusterSettings | undefined = () => ({
+      deviceTrustMode: 'off',
+      lockingMode: 'best_effort',
+    }),
+  ) {
+    keepAlive ??= setInterval(() => undefined, 1000);
+    backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
+    const services = createServices({ backend, clock });
+    const locks = services.lockCache();
+    await locks.start();
+    const checker = new AccessChecker({
+      clock,
+      locks,
+      role: (n) => presets[n],
+      clusterSettings: settings,
+      lockMaxStalenessMs: 200,
+    });
+    monitor = new SessionMonitor({
+      checker,
+      clock,
+      logger: quiet,
+      changes: [(fn) => locks.onChange(() => fn())],
+    });
+    const lock = (target: Record<string, string>, message?: string) =>
+      services.locks.create({
+        kind: 'lock',
+        version: 'v2',
+        metadata: { name: crypto.randomUUID() },
+        spec: { target, ...(message ? { message } : {}) },
+      });
+    return { services, locks, checker, monitor, lock };
+  }
+
+  test('a lock ends exactly the matching sessions, at once, with the lock message', async () => {
+    const { monitor, lock } = await setUp();
+    const alice = session();
+    const bob = session(makeIdentity({ user: 'bob', roles: ['access'] }));
+    const onNode = session(makeIdentity({ user: 'carol', roles: ['editor'] }), {
+      login: 'root',
+      ...nodeLockTargets(NODE),
+    });
+    const withDevice = session(makeIdentity({ user: 'dan', roles: ['access'], device: DEVICE }));
+    for (const s of [alice, bob, onNode, withDevice]) monitor.register(s);
+    await sleep(0);
+    assert.equal(monitor.size, 4);
+
+    await lock({ user: 'alice' }, 'incident 7');
+    assert.equal(await alice.ended, 'lock targeting User:"alice" is in force: incident 7');
+    assert.deepEqual(bob.calls, []);
+    assert.equal(monitor.size, 3);
+
+    // A node lock by hostname or by ID matches the session on that node.
+    await lock({ node: NODE.hostname });
+    assert.match(await onNode.ended, /Node:"web-1"/);
+    await lock({ device: DEVICE.deviceId });
+    assert.match(await withDevice.ended, /Device:"dev-1"/);
+    await lock({ role: 'access' });
+    assert.match(await bob.ended, /Role:"access"/);
+    assert.equal(monitor.size, 0);
+    assert.deepEqual(alice.calls.length, 1, 'end is called once');
+  });
+
+  test('a node lock naming the ID ends a session registered with the hostname too', async () => {
+    const { monitor, lock } = await setUp();
+    const s = session(undefined, { login: 'root', ...nodeLockTargets(NODE) });
+    monitor.register(s);
+    await lock({ node: NODE.id });
+    assert.match(await s.ended, new RegExp(NODE.id));
+  });
+
+  test('a session already locked when it registers is ended (no race with the decision)', async () => {
+    const { monitor, lock, locks } = await setUp();
+    const l = await lock({ user: 'alice' });
+    await locks.waitForRev(Number(l.metadata.revision));
+    const s = session();
+    monitor.register(s);
+    assert.match(await s.ended, /User:"alice"/);
+  });
+
+  test('unregistered sessions are left alone', async () => {
+    const { monitor, lock } = await setUp();
+    const s = session();
+    const reg = monitor.register(s);
+    reg.unregister();
+    reg.unregister();
+    await lock({ user: 'alice' });
+    await sleep(20);
+    assert.deepEqual(s.calls, []);
+    assert.equal(monitor.size, 0);
+  });
+
+  test('certificate expiry ends the session, one timer per expiry instant', async () => {
+    const { monitor } = await setUp();
+    const at = new Date(Date.now() + 80);
+    const a = session(makeIdentity({ user: 'alice', roles: ['access'], expires: at }));
+    const b = session(makeIdentity({ user: 'bob', roles: ['access'], expires: at }));
+    const later = session(
+      makeIdentity({ user: 'carol', roles: ['access'], expires: new Date(Date.now() + 60_000) }),
+    );
+    for (const s of [a, b, later]) monitor.register(s);
+    assert.equal(await a.ended, certificateExpiredMessage(at.getTime()));
+    assert.equal(await b.ended, certificateExpiredMessage(at.getTime()));
+    assert.deepEqual(later.calls, []);
+    assert.equal(monitor.size, 1);
+  });
+
+  test('an already expired certificate ends at registration (fake clock)', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const { monitor } = await setUp(clock);
+    const s = session(makeIdentity({ user: 'alice', roles: ['access'], expires: new Date(clock.now() - 1) }));
+    monitor.register(s);
+    assert.match(await s.ended, /certificate expired/);
+  });
+
+  test('strict mode: a lock view stale beyond the bound ends everything, with no polling tick', async () => {
+    let mode = 'best_effort';
+    const { monitor, locks } = await setUp(systemClock, () => ({
+      deviceTrustMode: 'off',
+      lockingMode: mode,
+    }));
+    const s = session();
+    monitor.register(s);
+    await sleep(0);
+    locks.close(); // the watch breaks: stale from now on
+    monitor.check();
+    await sleep(300);
+    assert.deepEqual(s.calls, [], 'best_effort keeps sessions on a stale view');
+    mode = 'strict';
+    monitor.check(); // a settings change arrives (the preference view's onChange)
+    assert.equal(await s.ended, STALE_LOCK_VIEW);
+
+    // A session that registers while strict and current is ended when the view goes stale.
+    const { monitor: m2, locks: l2 } = await setUp(systemClock, () => ({
+      deviceTrustMode: 'off',
+      lockingMode: 'strict',
+    }));
+    const t = session();
+    m2.register(t);
+    await sleep(0);
+    const started = performance.now();
+    l2.close();
+    assert.equal(await t.ended, STALE_LOCK_VIEW);
+    const took = performance.now() - started;
+    assert.ok(took >= 150, `ended only once the bound (200 ms) passed, took ${took} ms`);
+  });
+
+  test('unknown cluster settings end sessions (fail closed)', async () => {
+    let settings: ClusterSettings | undefined = { deviceTrustMode: 'off', lockingMode: 'best_effort' };
+    const { monitor } = await setUp(systemClock, () => settings);
+    const s = session();
+    monitor.register(s);
+    await sleep(0);
+    assert.deepEqual(s.calls, []);
+    settings = undefined;
+    monitor.check();
+    assert.match(await s.ended, /cluster settings/);
+  });
+
+  test('a throwing end() does not stop the others', async () => {
+    const { monitor, lock } = await setUp();
+    const bad = {
+      ...session(),
+      end: () => {
+        throw new Error('boom');
+      },
+    };
+    const good = session();
+    monitor.register(bad);
+    monitor.register(good);
+    await lock({ role: 'access' });
+    assert.match(await good.ended, /Role:"access"/);
+    assert.equal(monitor.size, 0);
+  });
+});

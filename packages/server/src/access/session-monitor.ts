@@ -1,0 +1,238 @@
+/**
+ * The session monitor: every live session of every protocol (SSH at the proxy and at the
+ * node, databases, and the coming apps and Kubernetes) registers here with its identity,
+ * what it touches and how to end it. The monitor ends sessions, with a message, when
+ *
+ *   - a lock comes into force for them: the lock view's watch calls `check()` on every
+ *     change, and every session is re-checked against that one snapshot at once (no polling
+ *     interval between the lock's arrival and the session's end);
+ *   - their certificate expires: one timer per distinct expiry instant;
+ *   - `locking_mode: strict` and the lock view has been stale longer than the bound: one
+ *     timer, set for the moment the view could first cross the bound (staleness grows no
+ *     faster than time), re-armed after each check; no timer outside strict mode.
+ *
+ *   lock written ─▶ backend watch ─▶ ResourceCache.onChange ─▶ monitor.check()
+ *                                                              └▶ session.end("lock targeting …")
+ *
+ * Protocols supply only `end(message)`: the SSH node writes the message to the terminal,
+ * the database engines send a protocol error, the proxy cuts the tunnel. Modelled on
+ * Teleport's lib/srv/monitor.go (one monitor per connection there, one for all here).
+ * Internal to `access/`; the public surface is `access/index.ts`. Tested by
+ * `session-monitor.test.ts`.
+ *
+ * @example
+ *   const monitor = new SessionMonitor({ checker, clock, logger, changes: [lockCache.onChange.bind(lockCache)] });
+ *   const reg = monitor.register({ identity, targets: { login, ...nodeLockTargets(node) },
+ *     protocol: 'ssh', end: (message) => session.terminate(message) });
+ *   // … when the session ends on its own:
+ *   reg.unregister();
+ */
+import type { Clock } from '../clock';
+import type { Logger } from '../log';
+import type { AccessChecker, LockReason } from './check';
+import type { Identity } from './identity';
+import type { LockTargets } from './locks';
+
+/** One live session, as a protocol registers it. */
+export interface MonitoredSession {
+  identity: Identity;
+  /** What the session touches beyond its identity: a login, a node (ID and hostname). */
+  targets?: Omit<LockTargets, 'user' | 'roles' | 'device'>;
+  /** For logs: `ssh`, `db`, `app`, `kube`. */
+  protocol?: string;
+  /**
+   * Ends the session, showing `message` where the protocol can. Called at most once; the
+   * session is unregistered before the call.
+   */
+  end(message: string, why: SessionEndReason): void;
+}
+
+/** Why the monitor ended a session. */
+export type SessionEndReason = { kind: 'lock'; lock?: LockReason['lock'] } | { kind: 'expired' };
+
+export interface Registration {
+  /** Stops watching this session (it ended on its own). Idempotent. */
+  unregister(): void;
+}
+
+/** Subscribes a listener to a live view's changes; returns the unsubscribe function. */
+export type ChangeSource = (listener: () => void) => () => void;
+
+export interface SessionMonitorOptions {
+  checker: Pick<AccessChecker, 'lockSweep' | 'staleness'>;
+  clock: Clock;
+  logger: Logger;
+  /**
+   * The views whose changes may end sessions: the lock view, and the cluster settings (a
+   * switch to strict mode). Each change re-checks every session synchronously.
+   */
+  changes: readonly ChangeSource[];
+}
+
+interface Entry {
+  session: MonitoredSession;
+  expiresAt: number | undefined;
+  live: boolean;
+}
+
+/** Node timers overflow past 2^31-1 ms (~24.8 days): longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The message a session ended by certificate expiry shows. */
+export function certificateExpiredMessage(expiresAt: number): string {
+  return `your certificate expired at ${new Date(expiresAt).toISOString()}; run \`wsh login\` to get a new one`;
+}
+
+export class SessionMonitor {
+  readonly #o: SessionMonitorOptions;
+  readonly #entries = new Set<Entry>();
+  /** Sessions by certificate expiry instant, with that instant's single timer. */
+  readonly #expiries = new Map<number, { entries: Set<Entry>; timer: NodeJS.Timeout }>();
+  readonly #unsubscribe: (() => void)[];
+  #staleTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(o: SessionMonitorOptions) {
+    this.#o = o;
+    this.#unsubscribe = o.changes.map((subscribe) => subscribe(() => this.check()));
+  }
+
+  /** Live sessions watched. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Watches a session until it ends. A session that is already locked out or expired when it
+   * registers is ended right after this call returns (in a microtask), so a lock that arrived
+   * between the access decision and the registration is not missed.
+   */
+  register(session: MonitoredSession): Registration {
+    const expires = session.identity.expires?.getTime();
+    const entry: Entry = {
+      session,
+      expiresAt: expires !== undefined && Number.isFinite(expires) ? expires : undefined,
+      live: !this.#closed,
+    };
+    if (this.#closed) {
+      queueMicrotask(() => this.#end(entry, 'the service is shutting down', { kind: 'lock' }, true));
+      return { unregister: () => undefined };
+    }
+    this.#entries.add(entry);
+    if (entry.expiresAt !== undefined) this.#armExpiry(entry);
+    queueMicrotask(() => {
+      if (!entry.live) return;
+      this.#checkOne(entry, this.#o.checker.lockSweep());
+      this.#armStaleness();
+    });
+    return { unregister: () => this.#remove(entry) };
+  }
+
+  /** Re-checks every session now (called on every change of the watched views). */
+  check(): void {
+    if (this.#closed) return;
+    if (this.#entries.size > 0) {
+      const sweep = this.#o.checker.lockSweep();
+      for (const entry of [...this.#entries]) this.#checkOne(entry, sweep);
+    }
+    this.#armStaleness();
+  }
+
+  /** Stops watching (sessions are left to their services' own shutdown). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const u of this.#unsubscribe) u();
+    if (this.#staleTimer) clearTimeout(this.#staleTimer);
+    for (const { timer } of this.#expiries.values()) clearTimeout(timer);
+    this.#expiries.clear();
+    for (const e of this.#entries) e.live = false;
+    this.#entries.clear();
+  }
+
+  #checkOne(entry: Entry, sweep: ReturnType<AccessChecker['lockSweep']>): void {
+    if (!entry.live) return;
+    const now = this.#o.clock.now();
+    if (entry.expiresAt !== undefined && entry.expiresAt <= now) {
+      this.#end(entry, certificateExpiredMessage(entry.expiresAt), { kind: 'expired' });
+      return;
+    }
+    const why = sweep(entry.session.identity, entry.session.targets);
+    if (why) this.#end(entry, why.reason, why.lock ? { kind: 'lock', lock: why.lock } : { kind: 'lock' });
+  }
+
+  #end(entry: Entry, message: string, why: SessionEndReason, force = false): void {
+    if (!entry.live && !force) return;
+    this.#remove(entry);
+    const s = entry.session;
+    this.#o.logger.info(
+      { user: s.identity.user, protocol: s.protocol, reason: message },
+      'ending a live session',
+    );
+    try {
+      s.end(message, why);
+    } catch (e) {
+      this.#o.logger.error({ err: e, protocol: s.protocol }, 'ending a session failed');
+    }
+  }
+
+  #remove(entry: Entry): void {
+    if (!entry.live) return;
+    entry.live = false;
+    this.#entries.delete(entry);
+    if (entry.expiresAt === undefined) return;
+    const slot = this.#expiries.get(entry.expiresAt);
+    if (!slot) return;
+    slot.entries.delete(entry);
+    if (slot.entries.size === 0) {
+      clearTimeout(slot.timer);
+      this.#expiries.delete(entry.expiresAt);
+    }
+  }
+
+  /** One timer per expiry instant, shared by every session whose certificate expires then. */
+  #armExpiry(entry: Entry): void {
+    const at = entry.expiresAt!;
+    const slot = this.#expiries.get(at);
+    if (slot) {
+      slot.entries.add(entry);
+      return;
+    }
+    const entries = new Set([entry]);
+    const arm = (): NodeJS.Timeout => {
+      const wait = Math.max(0, at - this.#o.clock.now());
+      const timer = setTimeout(
+        () => {
+          if (at - this.#o.clock.now() > 0 && wait >= MAX_TIMER_MS) {
+            const s = this.#expiries.get(at);
+            if (s) s.timer = arm();
+            return;
+          }
+          this.#expiries.delete(at);
+          for (const e of entries) this.#end(e, certificateExpiredMessage(at), { kind: 'expired' });
+        },
+        Math.min(wait, MAX_TIMER_MS),
+      );
+      timer.unref();
+      return timer;
+    };
+    this.#expiries.set(at, { entries, timer: arm() });
+  }
+
+  /**
+   * In strict mode, one timer for the moment the lock view could first be stale beyond the
+   * bound; none outside strict mode or with no sessions (a change of the settings re-arms).
+   */
+  #armStaleness(): void {
+    if (this.#staleTimer) clearTimeout(this.#staleTimer);
+    this.#staleTimer = undefined;
+    if (this.#closed || this.#entries.size === 0) return;
+    const s = this.#o.checker.staleness();
+    if (!s.strict) return;
+    const left = s.maxMs - s.staleForMs;
+    // Past the bound already: the check just made ended everything; new sessions re-arm.
+    if (!(left >= 0)) return;
+    this.#staleTimer = setTimeout(() => this.check(), Math.min(left + 1, MAX_TIMER_MS));
+    this.#staleTimer.unref();
+  }
+}
