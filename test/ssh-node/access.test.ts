@@ -96,11 +96,19 @@ describe('ssh_service access with OpenSSH', { skip }, () => {
     );
   });
 
-  test('a role in the certificate that no longer exists denies (fail closed)', async () => {
-    const id = await f.issue({ user: 'dave', roles: ['access', 'gone'], logins: ['root'] });
-    const res = await f.ssh(id, 'root', ['true']);
+  test('a role in the certificate that no longer exists grants nothing, and the audit event says so', async () => {
+    // One rule everywhere (proxy, node, databases): the deleted role's grants are gone, the
+    // other roles still count.
+    const both = await f.issue({ user: 'dave', roles: ['access', 'gone'], logins: ['root'] });
+    assert.equal((await f.ssh(both, 'root', ['true'])).code, 0);
+    const allowed = await f.audit.search({ types: ['access.allowed'], user: 'dave' });
+    assert.deepEqual(allowed[0]?.missing_roles, ['gone']);
+    const only = await f.issue({ user: 'dave', roles: ['gone'], logins: ['root'] });
+    const res = await f.ssh(only, 'root', ['true']);
     assert.equal(res.code, 255);
-    assert.match(res.stderr, /administratively prohibited.*role "gone" of user "dave" does not exist/s);
+    assert.match(res.stderr, /administratively prohibited.*\(roles: none; role "gone" no longer exists\)/s);
+    const denied = await f.audit.search({ types: ['access.denied'], user: 'dave' });
+    assert.deepEqual(denied[0]?.missing_roles, ['gone']);
   });
 
   test('a login that does not exist on the node', async () => {
@@ -136,5 +144,31 @@ describe('ssh_service access with OpenSSH', { skip }, () => {
     const res = await f.ssh(id, 'root', [], { extra: ['-W', '127.0.0.1:9'] });
     assert.equal(res.code, 255);
     assert.match(res.stderr, /administratively prohibited/);
+  });
+});
+
+describe('ssh_service without cluster settings (issue 15 item 6)', { skip }, () => {
+  test('a node that has no cluster_auth_preference in its view fails closed, not to the defaults', async () => {
+    const g = await startNode({ withoutPreference: true });
+    try {
+      const id = await g.issue({ user: 'erin', logins: ['root'] });
+      const res = await g.ssh(id, 'root', ['echo', 'should not run']);
+      assert.equal(res.code, 255);
+      assert.equal(res.stdout, '');
+      assert.match(
+        res.stderr,
+        /administratively prohibited: the cluster settings \(cluster_auth_preference\) are not known/,
+      );
+      // Once the preference is stored, the view picks it up and access returns.
+      await g.services.authPreference.upsert(await g.services.authPreference.get());
+      let ok = false;
+      for (let i = 0; i < 50 && !ok; i++) {
+        ok = (await g.ssh(id, 'root', ['true'])).code === 0;
+        if (!ok) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(ok, 'access returns once the preference is stored');
+    } finally {
+      await g.close();
+    }
   });
 });

@@ -123,12 +123,20 @@ export function exited(child: ChildProcess, timeoutMs = 10_000): Promise<number 
   });
 }
 
-export async function startNode(opts: Partial<SshServiceOptions> = {}): Promise<NodeFixture> {
+export async function startNode(
+  opts: Partial<SshServiceOptions> & {
+    /** Leave the cluster without a stored cluster_auth_preference (`warden start` stores one). */
+    withoutPreference?: boolean;
+  } = {},
+): Promise<NodeFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-ssh-node-'));
   const clock = systemClock;
   const backend = new MemoryBackend({ clock });
   const services = createServices({ backend, clock });
   await services.ensurePresets();
+  // As `warden start` does for a new cluster: the defaults, stored.
+  const { withoutPreference, ...nodeOpts } = opts;
+  if (!withoutPreference) await services.authPreference.upsert(await services.authPreference.get());
   const cas = await CertAuthorities.init({ backend, clusterName: CLUSTER, clock });
   const audit = new MemoryAuditLog({ clock });
   const node = await SshService.start({
@@ -147,7 +155,7 @@ export async function startNode(opts: Partial<SshServiceOptions> = {}): Promise<
     clock,
     logger: quiet,
     clusterName: CLUSTER,
-    ...opts,
+    ...nodeOpts,
   });
   const knownHosts = join(dir, 'known_hosts');
   writeFileSync(knownHosts, `${cas.exportHostLine()}\n`);

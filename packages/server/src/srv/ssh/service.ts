@@ -25,14 +25,10 @@
 import { randomUUID } from 'node:crypto';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import {
-  AUTH_PREFERENCE_NAME,
   type AuditEventInput,
-  type AuthPreferenceResource,
   encodeSshPublicKey,
   isWardenError,
-  type LockResource,
   parseSshCertificate,
-  type RoleResource,
   WardenError,
 } from '@warden/api';
 import ssh2, {
@@ -44,12 +40,13 @@ import ssh2, {
   type TcpipRequestInfo,
 } from 'ssh2';
 import {
-  AccessChecker,
-  type AccessIdentity,
+  type AccessChecker,
   DEFAULT_LOCK_MAX_STALENESS_MS,
-  findLockInForce,
-  lockMessage,
+  type Identity,
+  liveAccessChecker,
+  makeIdentity,
   type NodeTarget,
+  nodeLockTargets,
 } from '../../access';
 import type { AuditLog } from '../../audit';
 import type { Backend } from '../../backend';
@@ -57,7 +54,7 @@ import type { CertAuthorities } from '../../ca';
 import type { Clock } from '../../clock';
 import { formatHostPort, type SshServiceConfig } from '../../config';
 import type { Logger } from '../../log';
-import { defaultAuthPreference, ResourceCache, ResourcePrefixes, type Services } from '../../services';
+import type { AccessViews, Services } from '../../services';
 import { refuseChannels } from './channel-refusal';
 import { NodeHeartbeat } from './heartbeat';
 import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
@@ -119,10 +116,12 @@ interface NodeConnection {
   /** Set once a certificate and its signature verified. */
   holder?: CertHolder;
   login?: string;
-  identity?: AccessIdentity;
+  identity?: Identity;
   localUser?: LocalUser;
   /** Why every channel is refused; undefined when access was allowed. */
   denied?: string;
+  /** Roles of the certificate that no longer exist (for the audit event). */
+  missingRoles?: string[] | undefined;
   sessions: Set<SshSession>;
   forwards: Set<Socket>;
   ending: boolean;
@@ -150,8 +149,7 @@ export class SshService {
   readonly #server: Server;
   readonly #material: HostCertMaterial;
   readonly #heartbeat: NodeHeartbeat;
-  readonly #locks: ResourceCache<LockResource>;
-  readonly #prefs: ResourceCache<AuthPreferenceResource>;
+  readonly #views: AccessViews;
   readonly #checker: AccessChecker;
   readonly #live = new Set<NodeConnection>();
   readonly #daemon: DaemonUser;
@@ -170,8 +168,7 @@ export class SshService {
       material: HostCertMaterial;
       hostId: string;
       port: number;
-      locks: ResourceCache<LockResource>;
-      prefs: ResourceCache<AuthPreferenceResource>;
+      views: AccessViews;
     },
   ) {
     this.#o = o;
@@ -181,19 +178,15 @@ export class SshService {
     this.hostname = o.config.hostname;
     this.port = init.port;
     this.addr = formatHostPort({ host: o.config.listenAddr.host, port: init.port });
-    this.#locks = init.locks;
-    this.#prefs = init.prefs;
+    this.#views = init.views;
     this.#labels = { ...o.config.labels };
     this.#daemon = daemonUser();
     this.#setpriv = findSetpriv();
     this.#sftpServer = o.sftpServerPath === undefined ? findSftpServer() : (o.sftpServerPath ?? undefined);
-    this.#checker = new AccessChecker({
+    // Locks, roles and cluster settings from watch-fed views: no backend read per decision.
+    // Without a stored cluster_auth_preference every access is denied (fail closed).
+    this.#checker = liveAccessChecker(init.views, {
       clock: o.clock,
-      locks: init.locks,
-      clusterSettings: () => {
-        const cap = this.#prefs.get(AUTH_PREFERENCE_NAME) ?? defaultAuthPreference();
-        return { deviceTrustMode: cap.spec.device_trust.mode, lockingMode: cap.spec.locking_mode };
-      },
       lockMaxStalenessMs: o.lockMaxStalenessMs ?? DEFAULT_LOCK_MAX_STALENESS_MS,
     });
     const publicAddr =
@@ -236,21 +229,8 @@ export class SshService {
       parseSshCertificate(certLine).blob,
       encodeSshPublicKey(privateKey),
     );
-    const locks = o.services.lockCache({ logger: o.logger });
-    const prefs = new ResourceCache<AuthPreferenceResource>({
-      backend: o.backend,
-      clock: o.clock,
-      prefix: ResourcePrefixes.cluster_auth_preference,
-      decode: (item) => o.services.authPreference.store.decode(item),
-      logger: o.logger,
-    });
-    try {
-      await Promise.all([locks.start(), prefs.start()]);
-    } catch (e) {
-      locks.close();
-      prefs.close();
-      throw e;
-    }
+    const views = o.services.accessViews({ logger: o.logger });
+    await views.start();
     let service: SshService | undefined;
     const server = new ssh2.Server({ hostKeys: hostKeyEntries(material), ident: 'Warden' }, (conn, info) => {
       if (service) service.#accept(conn, info);
@@ -260,11 +240,10 @@ export class SshService {
     try {
       port = await listen(server, o.config.listenAddr);
     } catch (e) {
-      locks.close();
-      prefs.close();
+      views.close();
       throw e;
     }
-    service = new SshService(o, { server, material, hostId, port, locks, prefs });
+    service = new SshService(o, { server, material, hostId, port, views });
     service.#certRenewAt = o.clock.now() + CERT_RENEW_AFTER_MS;
     try {
       await service.#heartbeat.start();
@@ -273,7 +252,7 @@ export class SshService {
       throw e;
     }
     const started = service;
-    started.#unsubscribe = locks.onChange(() => started.#enforceLocks());
+    started.#unsubscribe = views.locks.onChange(() => started.#enforceLocks());
     started.#recheck = setInterval(() => started.#enforceLocks(), o.lockRecheckMs ?? DEFAULT_LOCK_RECHECK_MS);
     started.#recheck.unref();
     o.logger.info({ addr: service.addr, hostId, hostname: service.hostname }, 'ssh_service started');
@@ -287,8 +266,7 @@ export class SshService {
     this.#heartbeat.close();
     this.#unsubscribe();
     if (this.#recheck) clearInterval(this.#recheck);
-    this.#locks.close();
-    this.#prefs.close();
+    this.#views.close();
     for (const c of this.#live) this.#hangUp(c);
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -392,25 +370,20 @@ export class SshService {
     ctx.accept();
   }
 
-  /** Resolves roles and decides this connection's access once; returns the denial reason. */
+  /** Decides this connection's access once; returns the denial reason. */
   async #decide(c: NodeConnection, holder: CertHolder, login: string): Promise<string | undefined> {
-    const roles: RoleResource[] = [];
-    for (const name of holder.roles) {
-      const role = await this.#o.services.roles.find(name);
-      if (!role)
-        return `access denied: role ${JSON.stringify(name)} of user ${JSON.stringify(holder.user)} does not exist`;
-      roles.push(role);
-    }
-    const identity: AccessIdentity = {
+    const identity = makeIdentity({
       user: holder.user,
-      roles,
+      roles: holder.roles,
       traits: holder.traits,
+      logins: holder.principals,
+      expires: new Date(holder.expiresAt),
+      clientAddr: c.remoteIp,
       ...(holder.device && { device: holder.device }),
-    };
+    });
     c.identity = identity;
-    const lock = this.#lockReason(identity, login);
-    if (lock) return lock;
     const decision = this.#checker.checkAccess(identity, this.#target(), { login });
+    c.missingRoles = decision.missingRoles;
     if (!decision.allowed) return decision.reason;
     if (!holder.principals.includes(login)) {
       return `access denied: the certificate of user ${JSON.stringify(holder.user)} does not allow login ${JSON.stringify(login)}`;
@@ -425,26 +398,15 @@ export class SshService {
   }
 
   #target(): NodeTarget {
-    return { kind: 'node', name: this.hostname, labels: this.#labels };
+    return { kind: 'node', id: this.hostId, hostname: this.hostname, labels: this.#labels };
   }
 
   /** A lock (or strict-mode staleness) in force for this identity and login, as its message. */
-  #lockReason(identity: AccessIdentity, login: string): string | undefined {
-    const decision = this.#checker.checkAccess(identity, this.#target(), { login });
-    if (!decision.allowed && decision.step === 'lock') return decision.reason;
-    // The checker matched node locks by hostname; locks may also name the node's ID.
-    const lock = findLockInForce(
-      this.#locks.values(),
-      {
-        user: identity.user,
-        roles: identity.roles.map((r) => r.metadata.name),
-        login,
-        node: this.hostId,
-        ...(identity.device?.deviceId ? { device: identity.device.deviceId } : {}),
-      },
-      this.#o.clock.now(),
-    );
-    return lock ? lockMessage(lock) : undefined;
+  #lockReason(identity: Identity, login: string): string | undefined {
+    return this.#checker.lockReason(identity, {
+      login,
+      ...nodeLockTargets({ id: this.hostId, hostname: this.hostname }),
+    })?.reason;
   }
 
   #enforceLocks(): void {
@@ -625,6 +587,7 @@ export class SshService {
       protocol: 'ssh',
       resource: this.#resource(),
       login: d.login,
+      ...(c.missingRoles && { missing_roles: c.missingRoles }),
       error: d.reason,
     });
   }
@@ -641,6 +604,7 @@ export class SshService {
       protocol: 'ssh',
       resource: this.#resource(),
       login: c.login,
+      ...(c.missingRoles && { missing_roles: c.missingRoles }),
     });
   }
 
