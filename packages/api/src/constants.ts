@@ -17,6 +17,11 @@ export const Oids = {
   deviceId: `${WARDEN_OID_ARC}.2.1`,
   deviceAssetTag: `${WARDEN_OID_ARC}.2.2`,
   deviceCredentialId: `${WARDEN_OID_ARC}.2.3`,
+  /**
+   * App certificates (`wsh app login`): JSON `{ app, public_addr, session_id }` naming the one
+   * app the certificate is for. A certificate with it is refused everywhere else.
+   */
+  appRoute: `${WARDEN_OID_ARC}.3.1`,
 } as const;
 
 /** SSH certificate extension names for device trust (all three or none). */
@@ -31,6 +36,12 @@ export const SshIdentityExtensions = {
   roles: 'warden-roles@wardenproject.org',
   traits: 'warden-traits@wardenproject.org',
 } as const;
+
+/** ALPN protocol of app traffic from `wsh proxy app` (a request line, then HTTP/1.1). */
+export const APP_ALPN = 'warden-app/1';
+
+/** The header carrying Warden's signed JWT to apps; client-supplied copies are removed. */
+export const JWT_ASSERTION_HEADER = 'Warden-Jwt-Assertion';
 
 export const DEFAULT_PROXY_ADDR = '127.0.0.1:3080';
 export const DEFAULT_DATA_DIR = './warden-data';

@@ -77,7 +77,9 @@ export const auditEventCatalogue = {
     expires: str,
   }),
   'cert.create': entry('W2000I', undefined, 'Certificates were issued to a user', {
-    cert_type: z.enum(['user', 'host', 'db', 'openssh']),
+    cert_type: z.enum(['user', 'host', 'db', 'openssh', 'app']),
+    /** The app an app certificate is for. */
+    app: str,
     roles: strs,
     logins: strs,
     expires: str,
@@ -225,6 +227,37 @@ export const auditEventCatalogue = {
     parameters: z.array(z.string().nullable()).optional(),
     /** Name of the prepared statement or portal, when there is one. */
     statement: str,
+  }),
+  'app.session.start': entry('W6200I', 'W6200W', 'An app session started (or was refused)', {
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    roles: strs,
+    /** The host name the app was reached at. */
+    public_addr: str,
+    /** What the session was created from: `cert` (an app certificate) or `web` (a web session). */
+    via: z.enum(['cert', 'web']).optional(),
+  }),
+  'app.session.end': entry('W6201I', undefined, 'An app session ended', {
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    roles: strs,
+    /** Requests served in the session. */
+    requests: z.number().int().nonnegative().optional(),
+    duration_ms: z.number().nonnegative().optional(),
+    /** Why it ended from the server side (a lock in force, expiry, shutdown…); absent when idle. */
+    terminated_by: str,
+  }),
+  'app.request': entry('W6202I', undefined, 'A request in an app session (apps with audit_requests)', {
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    method: z.string(),
+    /** The path without its query string (which may carry secrets). */
+    path: z.string(),
+    status: z.number().int(),
+    /** Body bytes received from the client and sent back to it (never the bodies themselves). */
+    request_bytes: z.number().int().nonnegative().optional(),
+    response_bytes: z.number().int().nonnegative().optional(),
+    duration_ms: z.number().nonnegative().optional(),
   }),
 } as const;
 

@@ -20,6 +20,12 @@ export const Routes = {
   locks: '/v1/locks',
   nodes: '/v1/nodes',
   dbs: '/v1/dbs',
+  /** GET: apps the caller may reach (`wsh apps ls`). */
+  apps: '/v1/apps',
+  /** POST: an app certificate for the caller's key (`wsh app login`). */
+  appLogin: '/v1/apps/login',
+  /** The `jwt` CA's public keys (JSON Web Key Set), for apps verifying `Warden-Jwt-Assertion`. */
+  jwks: '/.well-known/jwks.json',
   authorities: '/v1/authorities',
   audit: '/v1/audit/events',
   /** The device inventory: POST adds a device (`wctl devices add`). */
@@ -206,6 +212,32 @@ export const SignDbResponse = z.object({
   client_ca_pems: z.array(z.string()),
   expires: z.string(),
 });
+
+/** An app as `wsh apps ls` shows it (never its internal URI). */
+export const AppInfo = z.object({
+  name: z.string(),
+  description: z.string().optional(),
+  labels: z.record(z.string(), z.string()),
+  /** The host name the app answers to at the proxy (`<name>.<proxy host>` by default). */
+  public_addr: z.string(),
+});
+export type AppInfo = z.infer<typeof AppInfo>;
+
+export const ListAppsResponse = z.object({ items: z.array(AppInfo) });
+
+/** `wsh app login NAME`: an app certificate for the key of the caller's certificate. */
+export const AppLoginRequest = z.object({ app: z.string().min(1).max(253) });
+export const AppLoginResponse = z.object({
+  /** The app certificate (PEM): the caller's identity, device extensions when it had them, the app route. */
+  cert_pem: z.string(),
+  /** Never later than the caller's own certificate. */
+  expires: z.string(),
+  session_id: z.string(),
+  app: AppInfo,
+  /** Where to send requests with the certificate: `https://<public_addr>:<proxy port>`. */
+  uri: z.string(),
+});
+export type AppLoginResponse = z.infer<typeof AppLoginResponse>;
 
 export const AuditSearchResponse = z.object({ events: z.array(z.record(z.string(), z.unknown())) });
 

@@ -33,7 +33,22 @@ export interface CertIdentity {
   traits: Record<string, string[]>;
   /** Present only on certificates augmented by the device ceremony. */
   device?: DeviceIdentity;
+  /** Present only on app certificates (`wsh app login`): the one app the certificate is for. */
+  app?: AppRoute;
 }
+
+/** What an app certificate is for: the app, the host name it was asked for, the app session. */
+export interface AppRoute {
+  app: string;
+  publicAddr: string;
+  sessionId: string;
+}
+
+const appRouteJson = z.strictObject({
+  app: z.string().min(1).max(253),
+  public_addr: z.string().min(1).max(253),
+  session_id: z.string().min(1).max(128),
+});
 
 const identityJson = z.strictObject({
   user: z.string().min(1),
@@ -88,12 +103,25 @@ export function encodeDeviceExtensions(device: DeviceIdentity): CertificateExten
   });
 }
 
-/** Every Warden extension a certificate for `identity` carries (identity, then device if any). */
+/** The app route extension (`Oids.appRoute`): a UTF8String of `{ app, public_addr, session_id }`. */
+export function encodeAppRouteExtension(route: AppRoute): CertificateExtension {
+  const checked = appRouteJson.safeParse({
+    app: route.app,
+    public_addr: route.publicAddr,
+    session_id: route.sessionId,
+  });
+  if (!checked.success)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'certificate identity: invalid app route');
+  return { oid: Oids.appRoute, critical: false, value: derUtf8String(JSON.stringify(checked.data)) };
+}
+
+/** Every Warden extension a certificate for `identity` carries (identity, device if any, app route if any). */
 export function identityExtensions(identity: CertIdentity): CertificateExtension[] {
   const out: CertificateExtension[] = [
     { oid: Oids.identity, critical: false, value: encodeIdentityExtension(identity) },
   ];
   if (identity.device) out.push(...encodeDeviceExtensions(identity.device));
+  if (identity.app) out.push(encodeAppRouteExtension(identity.app));
   return out;
 }
 
@@ -161,6 +189,20 @@ function readIdentity(parsed: x509.X509Certificate, extensions: CertificateExten
     identity.device = d;
   } else if (present.length > 0) {
     throw bad('device extensions must be all three or none');
+  }
+  const route = ext(Oids.appRoute);
+  if (route !== undefined) {
+    let parsedRoute: z.infer<typeof appRouteJson>;
+    try {
+      parsedRoute = appRouteJson.parse(JSON.parse(route));
+    } catch {
+      throw bad('app route extension has the wrong shape');
+    }
+    identity.app = {
+      app: parsedRoute.app,
+      publicAddr: parsedRoute.public_addr,
+      sessionId: parsedRoute.session_id,
+    };
   }
   return identity;
 }

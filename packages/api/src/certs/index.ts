@@ -6,8 +6,10 @@
  * private. Tested by the colocated `*.test.ts` files, cross-checked with `ssh-keygen` and `openssl`.
  */
 export {
+  type AppRoute,
   type CertIdentity,
   type DeviceIdentity,
+  encodeAppRouteExtension,
   encodeDeviceExtensions,
   encodeIdentityExtension,
   identityExtensions,

@@ -1,9 +1,16 @@
 /**
  * Resources (DESIGN §2, §6): zod schemas and TypeScript types for every kind (role, user,
- * cluster_auth_preference, lock, cert_authority, node, db, device), the kind registry with the CLI's aliases,
+ * cluster_auth_preference, lock, cert_authority, node, db, device, app), the kind registry with the CLI's aliases,
  * the YAML/JSON codec with line-accurate errors, and the preset roles.
  * Who may import: everyone, through `@warden/api`. Tested by the colocated `*.test.ts`.
  */
+export {
+  APP_RESERVED_HEADERS,
+  type AppHeader,
+  type AppResource,
+  appNameSchema,
+  appV3Schema,
+} from './app';
 export {
   AUTH_PREFERENCE_NAME,
   type AuthPreferenceResource,

@@ -20,6 +20,7 @@ test('CLI aliases resolve to kinds', () => {
     nodes: 'node',
     dbs: 'db',
     databases: 'db',
+    apps: 'app',
     Roles: 'role',
   };
   for (const [word, kind] of Object.entries(cases)) assert.equal(resolveKind(word), kind, word);
@@ -46,6 +47,7 @@ test('current versions', () => {
       'node/v2',
       'db/v3',
       'device/v1',
+      'app/v3',
     ],
   );
 });

@@ -6,6 +6,7 @@
  */
 import type { z } from 'zod';
 import { WardenError } from '../errors';
+import { type AppResource, appV3Schema } from './app';
 import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource, authPreferenceV2Schema } from './auth-preference';
 import { type CertAuthorityResource, certAuthorityV2Schema } from './cert-authority';
 import { type DbResource, dbV3Schema } from './db';
@@ -40,6 +41,7 @@ export const resourceKinds = {
   node: { aliases: ['node', 'nodes'], versions: { v2: nodeV2Schema } },
   db: { aliases: ['db', 'dbs', 'database', 'databases'], versions: { v3: dbV3Schema } },
   device: { aliases: ['device', 'devices'], versions: { v1: deviceV1Schema } },
+  app: { aliases: ['app', 'apps'], versions: { v3: appV3Schema } },
 } as const satisfies Record<string, KindDefinition>;
 
 export type ResourceKind = keyof typeof resourceKinds;
@@ -54,6 +56,7 @@ export interface ResourceByKind {
   node: NodeResource;
   db: DbResource;
   device: DeviceResource;
+  app: AppResource;
 }
 
 /** Any resource. Narrow on `kind`. */

@@ -15,7 +15,17 @@ export const PresetRoleNames = {
 const ALL = { '*': '*' };
 
 /** Resource kinds an editor manages with every verb. */
-const EDITOR_KINDS = ['user', 'role', 'lock', 'cluster_auth_preference', 'device', 'token', 'node', 'db'];
+const EDITOR_KINDS = [
+  'user',
+  'role',
+  'lock',
+  'cluster_auth_preference',
+  'device',
+  'token',
+  'node',
+  'db',
+  'app',
+];
 
 /**
  * Fresh copies of the preset roles (callers may mutate them).
