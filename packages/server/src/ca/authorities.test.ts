@@ -19,13 +19,13 @@ function setup() {
   return { clock, backend };
 }
 
-test('first start creates the user, host and db CAs; the next start loads the same ones', async () => {
+test('first start creates the user, host, db and jwt CAs; the next start loads the same ones', async () => {
   const { clock, backend } = setup();
   try {
     const first = await CertAuthorities.init({ backend, clusterName: 'example', clock });
-    assert.deepEqual(first.types(), ['user', 'host', 'db']);
+    assert.deepEqual(first.types(), ['user', 'host', 'db', 'jwt']);
     const keys = (await backend.range(AUTHORITIES_PREFIX)).items.map((i) => i.key);
-    assert.deepEqual(keys, ['/authorities/db', '/authorities/host', '/authorities/user']);
+    assert.deepEqual(keys, ['/authorities/db', '/authorities/host', '/authorities/jwt', '/authorities/user']);
     const second = await CertAuthorities.init({ backend, clusterName: 'example', clock });
     assert.deepEqual(second.publicViews(), first.publicViews());
     assert.equal(second.caPin('host'), first.caPin('host'));
@@ -71,6 +71,8 @@ test('two auth servers starting at once end up with the same CAs', async () => {
       '/authorities/db created',
       '/authorities/host WARDEN_ERR_ALREADY_EXISTS',
       '/authorities/host created',
+      '/authorities/jwt WARDEN_ERR_ALREADY_EXISTS',
+      '/authorities/jwt created',
       '/authorities/user WARDEN_ERR_ALREADY_EXISTS',
       '/authorities/user created',
     ]);

@@ -9,10 +9,12 @@
  *   db        -          yes                                client certs db_service shows databases (CN = db user),
  *                                                           and databases' server certs (`wctl auth sign --format=db`)
  *   openssh   Ed25519    -                                  per-session certs for agentless nodes (later)
+ *   jwt       -          - (an ECDSA P-256 JWT key)         `Warden-Jwt-Assertion` tokens app_service sends apps (ES256;
+ *                                                           public keys as the proxy's JWKS)
  *
  * Backend layout (private keys as PKCS#8 PEM; only this module reads them):
  *
- *   /authorities/<type>   { type, cluster_name, ssh?: { private_key }, tls?: { private_key, cert } }
+ *   /authorities/<type>   { type, cluster_name, ssh?: { private_key }, tls?: { private_key, cert }, jwt?: { private_key } }
  *
  * Two auth servers starting at once each generate keys but only one `create` wins; the
  * other loads the winner's. Private keys live in `PrivateKey` objects, which redact
@@ -52,6 +54,7 @@ import {
   verifySshCertificate,
   WardenError,
 } from '@warden/api';
+import { calculateJwkThumbprint, exportJWK, SignJWT } from 'jose';
 import { z } from 'zod';
 import type { Backend } from '../backend';
 import { type Clock, systemClock } from '../clock';
@@ -61,15 +64,16 @@ import { certificatePem, createCaCertificate, issueLeafCertificate, type X509Sig
 export type CaType = CertAuthorityType;
 
 /** What each type of CA holds. Adding a type = a row here + the type in `types` at init. */
-export const CaKinds: Readonly<Record<CaType, { ssh: boolean; tls: boolean }>> = {
+export const CaKinds: Readonly<Record<CaType, { ssh: boolean; tls: boolean; jwt?: boolean }>> = {
   user: { ssh: true, tls: true },
   host: { ssh: true, tls: true },
   db: { ssh: false, tls: true },
   openssh: { ssh: true, tls: false },
+  jwt: { ssh: false, tls: false, jwt: true },
 };
 
 /** The CAs `init` creates unless told otherwise. */
-export const DEFAULT_CA_TYPES: readonly CaType[] = ['user', 'host', 'db'];
+export const DEFAULT_CA_TYPES: readonly CaType[] = ['user', 'host', 'db', 'jwt'];
 
 export const AUTHORITIES_PREFIX = '/authorities/';
 
@@ -91,6 +95,7 @@ const storedSchema = z.strictObject({
   cluster_name: z.string().min(1),
   ssh: z.strictObject({ private_key: z.string() }).optional(),
   tls: z.strictObject({ private_key: z.string(), cert: z.string() }).optional(),
+  jwt: z.strictObject({ private_key: z.string() }).optional(),
 });
 type StoredAuthority = z.infer<typeof storedSchema>;
 
@@ -99,6 +104,41 @@ interface Authority {
   type: CaType;
   ssh?: { key: PrivateKey };
   tls?: X509Signer & { pem: string; node: NodeX509Certificate };
+  jwt?: { key: PrivateKey; jwk: JwtPublicKey };
+}
+
+/** A public key of the `jwt` CA as a JWK (what `/.well-known/jwks.json` lists). */
+export interface JwtPublicKey {
+  kty: 'EC';
+  crv: 'P-256';
+  x: string;
+  y: string;
+  kid: string;
+  alg: 'ES256';
+  use: 'sig';
+}
+
+/** What a `Warden-Jwt-Assertion` says about the caller (DESIGN §7). */
+export interface AppJwtClaims {
+  user: string;
+  roles: readonly string[];
+  traits: Readonly<Record<string, readonly string[]>>;
+  /** The trusted device, when the caller's certificate carried the device extensions. */
+  device?: DeviceIdentity;
+  /** The app's URI: the token's audience. */
+  audience: string;
+  /** Expiry (never later than the session behind it). */
+  expires: Date;
+  now?: number;
+}
+
+/** An app certificate: the caller's identity for the caller's key, plus the app route. */
+export interface AppCertificateRequest {
+  identity: CertIdentity & { app: NonNullable<CertIdentity['app']> };
+  publicKey: KeyObject | string;
+  /** The caller's certificate's NotAfter: the app certificate never outlives it. */
+  notAfter: Date;
+  now?: number;
 }
 
 export interface CertAuthoritiesOptions {
@@ -301,8 +341,96 @@ export class CertAuthorities {
         cluster: this.clusterName,
         ssh_public_keys: ca.ssh ? [formatAuthorizedKey(ca.ssh.key.publicKey)] : [],
         tls_certs: ca.tls ? [ca.tls.pem] : [],
+        ...(ca.jwt ? { jwt_public_keys: [ca.jwt.jwk] } : {}),
       },
     });
+  }
+
+  /**
+   * The `jwt` CA's public keys as a JSON Web Key Set (`/.well-known/jwks.json`).
+   *
+   * @example
+   *   const jwks = createLocalJWKSet(cas.jwks()); // jose, in an app
+   */
+  jwks(): { keys: JwtPublicKey[] } {
+    const jwt = this.#get('jwt').jwt;
+    return { keys: jwt ? [{ ...jwt.jwk }] : [] };
+  }
+
+  /**
+   * A `Warden-Jwt-Assertion` token (ES256, signed by the `jwt` CA): `iss` = cluster, `sub` and
+   * `username` = user, `aud` = the app's URI, `roles`, `traits`, and `device` (`id`,
+   * `asset_tag`, `credential_id`) when the caller's certificate is device-trusted.
+   *
+   * @example
+   *   const token = await cas.signAppJwt({ user: 'alice', roles: ['access'], traits: {},
+   *     audience: 'http://127.0.0.1:3000', expires: new Date(Date.now() + 60_000) });
+   */
+  async signAppJwt(c: AppJwtClaims): Promise<string> {
+    const jwt = this.#get('jwt').jwt;
+    if (!jwt) throw new WardenError('WARDEN_ERR_NOT_FOUND', 'the jwt certificate authority has no key');
+    const now = c.now ?? this.#clock.now();
+    const iat = Math.floor(now / 1000);
+    const exp = Math.floor(c.expires.getTime() / 1000);
+    if (!(exp > iat)) throw badParameter('the token would already be expired');
+    return new SignJWT({
+      username: c.user,
+      roles: [...c.roles],
+      traits: Object.fromEntries(Object.entries(c.traits).map(([k, v]) => [k, [...v]])),
+      ...(c.device
+        ? {
+            device: {
+              id: c.device.deviceId,
+              asset_tag: c.device.assetTag,
+              credential_id: c.device.credentialId,
+            },
+          }
+        : {}),
+    })
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: jwt.jwk.kid })
+      .setIssuer(this.clusterName)
+      .setSubject(c.user)
+      .setAudience(c.audience)
+      .setIssuedAt(iat)
+      .setNotBefore(iat - Math.floor(CLOCK_SKEW_MS / 1000))
+      .setExpirationTime(exp)
+      .sign(jwt.key.keyObject);
+  }
+
+  /**
+   * An app certificate from the user CA for the caller's own key: the caller's identity
+   * (roles, traits, device extensions when present) plus the app route extension, clientAuth,
+   * NotAfter = the caller's certificate's (never later).
+   *
+   * @example
+   *   const { certPem } = await cas.issueAppCert({ identity: { ...caller, app: { app: 'grafana',
+   *     publicAddr: 'grafana.example.com', sessionId } }, publicKey, notAfter: callerCert.notAfter });
+   */
+  async issueAppCert(req: AppCertificateRequest): Promise<{ certPem: string; notAfter: Date }> {
+    const now = req.now ?? this.#clock.now();
+    if (!req.identity.app) throw badParameter('an app certificate needs an app route');
+    const notAfterMs = Math.floor(req.notAfter.getTime() / 1000) * 1000;
+    if (!Number.isFinite(notAfterMs) || notAfterMs <= now)
+      throw badParameter('the certificate would already be expired');
+    if (notAfterMs - now > MAX_USER_CERT_TTL_MS) throw badParameter('app certificates live at most 7 days');
+    const identity: CertIdentity = {
+      user: req.identity.user,
+      roles: [...req.identity.roles],
+      logins: [],
+      traits: Object.fromEntries(Object.entries(req.identity.traits).map(([k, v]) => [k, [...v]])),
+      ...(req.identity.device && { device: { ...req.identity.device } }),
+      app: { ...req.identity.app },
+    };
+    const certPem = await issueLeafCertificate({
+      ca: this.#tls('user'),
+      subject: identitySubject(identity),
+      publicKey: toPublicKey(req.publicKey, 'publicKey'),
+      notBefore: new Date(Math.floor((now - CLOCK_SKEW_MS) / 1000) * 1000),
+      notAfter: new Date(notAfterMs),
+      usages: ['clientAuth'],
+      wardenExtensions: identityExtensions(identity),
+    });
+    return { certPem, notAfter: new Date(notAfterMs) };
   }
 
   publicViews(): CertAuthorityResource[] {
@@ -599,6 +727,7 @@ async function generateAuthority(type: CaType, clusterName: string, now: number)
     });
     stored.tls = { private_key: key.toPkcs8Pem(), cert };
   }
+  if (kind.jwt) stored.jwt = { private_key: PrivateKey.generate('ecdsa-p256').toPkcs8Pem() };
   return stored;
 }
 
@@ -621,7 +750,11 @@ async function loadAuthority(type: CaType, clusterName: string, value: string): 
     );
   }
   const kind = CaKinds[type];
-  if (kind.ssh !== (stored.ssh !== undefined) || kind.tls !== (stored.tls !== undefined)) {
+  if (
+    kind.ssh !== (stored.ssh !== undefined) ||
+    kind.tls !== (stored.tls !== undefined) ||
+    (kind.jwt ?? false) !== (stored.jwt !== undefined)
+  ) {
     throw corrupt('it does not have the keys a CA of its type needs');
   }
   const ca: Authority = { type };
@@ -645,6 +778,15 @@ async function loadAuthority(type: CaType, clusterName: string, value: string): 
     if (!spki(node.publicKey).equals(spki(key.publicKey)))
       throw corrupt('the CA certificate is not for its key');
     ca.tls = { key, webKey: await key.toWebCryptoSigningKey(), cert, pem: certificatePem(node.raw), node };
+  }
+  if (stored.jwt) {
+    const key = PrivateKey.fromPkcs8Pem(stored.jwt.private_key);
+    if (key.algorithm !== 'ecdsa-p256') throw corrupt('the JWT key is not ECDSA P-256');
+    const pub = await exportJWK(key.publicKey);
+    if (pub.kty !== 'EC' || pub.crv !== 'P-256' || !pub.x || !pub.y)
+      throw corrupt('the JWT key is not EC P-256');
+    const kid = await calculateJwkThumbprint({ kty: 'EC', crv: 'P-256', x: pub.x, y: pub.y });
+    ca.jwt = { key, jwk: { kty: 'EC', crv: 'P-256', x: pub.x, y: pub.y, kid, alg: 'ES256', use: 'sig' } };
   }
   return ca;
 }

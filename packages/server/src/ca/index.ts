@@ -1,12 +1,14 @@
 /**
- * Certificate authorities (DESIGN §4): the user, host, db and openssh CAs, stored in the
- * backend, and issuance of user certificates (SSH + X.509), host TLS and SSH certificates,
+ * Certificate authorities (DESIGN §4): the user, host, db, openssh and jwt CAs, stored in the
+ * backend, and issuance of user certificates (SSH + X.509), app certificates, app JWTs, host TLS and SSH certificates,
  * plus verification of user client certificates for mTLS.
  * Who may import: server modules (auth, proxy, agents through auth). Wire formats live in
  * `@warden/api` (certs). Tested by the colocated tests, cross-checked with `ssh-keygen` and
  * `openssl`.
  */
 export {
+  type AppCertificateRequest,
+  type AppJwtClaims,
   AUTHORITIES_PREFIX,
   CaKinds,
   type CaType,
@@ -18,6 +20,7 @@ export {
   type HostSshRequest,
   type HostTlsCertificate,
   type HostTlsRequest,
+  type JwtPublicKey,
   NO_LOGIN_PRINCIPAL_PREFIX,
   type UserCertificateRequest,
   type UserCertificates,
