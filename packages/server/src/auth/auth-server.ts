@@ -374,6 +374,11 @@ export class AuthServer {
   async identify(certDer: Buffer): Promise<RequestIdentity> {
     // The CA parses the bytes itself: anything that is not a certificate is BAD_CERTIFICATE.
     const parsed = this.#o.cas.verifyUserTlsCert(certDer, this.#now());
+    if (parsed.app)
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CERTIFICATE',
+        `this is an app certificate for "${parsed.app.app}": it works for that app only; use your \`wsh login\` certificate`,
+      );
     const fingerprint = createHash('sha256').update(certDer).digest('hex');
     if (parsed.user === ADMIN_USER) {
       if (!(await this.#o.backend.get(ADMIN_CERTS + fingerprint))) {
@@ -547,6 +552,8 @@ export class AuthServer {
         return s.dbs;
       case 'device':
         return s.devices;
+      case 'app':
+        return s.apps;
       default:
         return undefined;
     }

@@ -8,6 +8,7 @@
  *   /locks/<uuid>                               lock (TTL = spec.expires)
  *   /nodes/<host id>                            node (TTL = metadata.expires: the heartbeat)
  *   /dbs/<name>                                 db (TTL = metadata.expires: the heartbeat)
+ *   /apps/<name>                                app (TTL = metadata.expires: the heartbeat)
  *   /devices/<uuid>                             device (the trusted-device inventory)
  *   /cluster_config/cluster-auth-preference     cluster_auth_preference
  */
@@ -32,6 +33,7 @@ export const ResourcePrefixes = {
   lock: '/locks/',
   node: '/nodes/',
   db: '/dbs/',
+  app: '/apps/',
   device: '/devices/',
   cluster_auth_preference: '/cluster_config/',
 } as const;
@@ -127,6 +129,8 @@ export interface Services {
   nodes: ResourceService<'node'>;
   /** Databases: heartbeated by db_service (with a TTL), or created by an admin. */
   dbs: ResourceService<'db'>;
+  /** Web apps: heartbeated by app_service (with a TTL), or created by an admin. */
+  apps: ResourceService<'app'>;
   /** The trusted-device inventory (raw store; `devicetrust/DeviceInventory` adds the rules). */
   devices: ResourceService<'device'>;
   authPreference: AuthPreferenceService;
@@ -184,6 +188,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
   });
   const nodes = new ResourceService({ backend, clock, kind: 'node', prefix: ResourcePrefixes.node });
   const dbs = new ResourceService({ backend, clock, kind: 'db', prefix: ResourcePrefixes.db });
+  const apps = new ResourceService({ backend, clock, kind: 'app', prefix: ResourcePrefixes.app });
   const devices = new ResourceService({ backend, clock, kind: 'device', prefix: ResourcePrefixes.device });
   const authPreference = new AuthPreferenceService(
     new ResourceService({
@@ -224,6 +229,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
     locks,
     nodes,
     dbs,
+    apps,
     devices,
     authPreference,
     async ensurePresets() {
