@@ -41,6 +41,7 @@ const KIND_TEXT: Record<string, string> = {
   cluster_auth_preference: 'cluster auth preference',
   cert_authority: 'certificate authority',
   device: 'device',
+  app: 'app',
 };
 
 function describe(res: Resource, outcome: 'created' | 'updated'): string {
@@ -92,6 +93,18 @@ function textTable(kind: ResourceKind, items: Record<string, unknown>[]): string
       );
     case 'device':
       return devicesTable(items);
+    case 'app':
+      return table(
+        ['Name', 'URI', 'Public address', 'Labels'],
+        items.map((r) => [
+          name(r),
+          String(spec(r).uri ?? ''),
+          String(spec(r).public_addr ?? ''),
+          Object.entries((r.metadata as { labels?: Record<string, string> }).labels ?? {})
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
+        ]),
+      );
     case 'cert_authority':
       return table(
         ['Type', 'Cluster', 'SSH public keys'],
