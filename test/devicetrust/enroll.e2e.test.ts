@@ -470,6 +470,62 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     );
   });
 
+  test('regression: ceremony sessions of one kind are not spent by the other; open device authentications are capped per user', async () => {
+    const m = await machine(false);
+    const add = await wctl(['users', 'add', 'erin', '--roles=access', '--logins=root']);
+    const invite = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${invite}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      m.env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    const profile = await login(
+      new ProfileStore(m.env.WARDEN_HOME),
+      { proxy: w.proxy, user: 'erin' },
+      { password: async () => PASSWORD, otp: async () => '' },
+    );
+    const userApi = new ApiClient({
+      proxy: w.proxy,
+      caPems: hostCaPems,
+      identity: { certPem: profile.tlsCert, keyPem: profile.keyPem },
+    });
+    // Presenting an enrollment session's ID to device authentication must not spend it.
+    const spy = {
+      deviceEnrollBegin: (req: rpc.DeviceEnrollBeginRequest) => api.deviceEnrollBegin(req),
+      deviceEnrollFinish: async (req: rpc.DeviceEnrollFinishRequest) => {
+        await assert.rejects(
+          userApi.deviceAuthnFinish({
+            session_id: req.session_id,
+            quote: req.quote,
+            ssh_signature: b64(new Uint8Array(64)),
+          }),
+          (e) => isWardenError(e) && e.message === 'device authentication failed',
+        );
+        return api.deviceEnrollFinish(req);
+      },
+    };
+    const { device } = await new EnrollCeremony({ env: m.env }).run(spy, {
+      token: await token(m),
+      cluster: 'warden',
+      proxy: w.proxy,
+    });
+    assert.equal(device.enroll_status, 'enrolled');
+    // Begun and never finished: at most 8 per user, then 429 with the reason.
+    const begin = () =>
+      userApi.deviceAuthnBegin({
+        credential_id: device.credential_id!,
+        device_data: { collect_time: new Date().toISOString(), os_type: 'linux', serial_number: m.tag },
+      });
+    for (let i = 0; i < 8; i++) await begin();
+    await assert.rejects(
+      begin(),
+      (e) =>
+        isWardenError(e, 'WARDEN_ERR_RATE_LIMITED') &&
+        /^too many device ceremonies in progress for user "erin" \(at most 8\)/.test(e.message),
+    );
+  });
+
   test('device authentication: a replayed finish and a quote by another TPM are refused', async () => {
     const m = await machine(true);
     await enrollInProcess(m, await token(m));

@@ -40,6 +40,7 @@ import type { RequestIdentity } from '../proxy/router';
 import type { Services } from '../services';
 import {
   CeremonySessions,
+  DEFAULT_MAX_OPEN_SESSIONS_PER_USER,
   DEVICE_PCR_SELECTION,
   fromB64,
   pcrSelectionForClient,
@@ -73,6 +74,8 @@ export interface DeviceAuthenticationOptions {
   logger: Logger;
   /** Time between begin and finish (default 5 min). */
   sessionTtlMs?: number;
+  /** Device authentications a user may have begun and not finished (default 8). */
+  maxOpenSessionsPerUser?: number;
 }
 
 /** The authenticated caller: the identity from the mTLS certificate and the client address. */
@@ -230,14 +233,20 @@ export class DeviceAuthentication {
       deviceId = device.metadata.name;
       // 4. The challenge.
       const nonce = randomBytes(32);
-      const session_id = await this.#sessions.open({
-        user: caller.identity.user,
-        key_sha256: keyHash(cert.publicKeyDer),
-        device_id: device.metadata.name,
-        credential_id: req.credential_id,
-        nonce: toB64(nonce),
-        collected: req.device_data,
-      });
+      const session_id = await this.#sessions.open(
+        {
+          user: caller.identity.user,
+          key_sha256: keyHash(cert.publicKeyDer),
+          device_id: device.metadata.name,
+          credential_id: req.credential_id,
+          nonce: toB64(nonce),
+          collected: req.device_data,
+        },
+        {
+          owner: caller.identity.user,
+          max: this.#o.maxOpenSessionsPerUser ?? DEFAULT_MAX_OPEN_SESSIONS_PER_USER,
+        },
+      );
       return { session_id, nonce: toB64(nonce), pcr_selection: pcrSelectionForClient() };
     } catch (e) {
       throw await this.#fail(caller, e, { deviceId, credentialId: req.credential_id });

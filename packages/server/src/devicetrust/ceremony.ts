@@ -25,6 +25,9 @@ export const DEVICE_PCR_SELECTION: readonly PcrSelection[] = Object.freeze([
   { hash: TPM_ALG.SHA256, pcrs: [0, 1, 2, 3, 4, 5, 6, 7] },
 ]);
 
+/** Device authentications one user may have begun and not finished (each lives sessionTtlMs). */
+export const DEFAULT_MAX_OPEN_SESSIONS_PER_USER = 8;
+
 /** Single-use ceremony sessions of one kind. */
 export class CeremonySessions<T extends object> {
   readonly #backend: Backend;
@@ -39,25 +42,46 @@ export class CeremonySessions<T extends object> {
     this.#ttlMs = o.ttlMs ?? DEFAULT_CEREMONY_TTL_MS;
   }
 
-  /** Stores a new session; returns its ID (a random UUID). */
-  async open(data: T): Promise<string> {
+  /**
+   * Stores a new session; returns its ID (a random UUID). With `limit`, refuses
+   * (RATE_LIMITED) when `limit.owner` already has `limit.max` unexpired sessions of this kind.
+   */
+  async open(data: T, limit?: { owner: string; max: number }): Promise<string> {
+    const now = this.#clock.now();
+    if (limit) {
+      const { items } = await this.#backend.range(CEREMONY_PREFIX);
+      let open = 0;
+      for (const item of items) {
+        const s = parse(item.value);
+        if (s?.kind === this.#kind && s.owner === limit.owner && Date.parse(String(s.expires)) > now) open++;
+      }
+      if (open >= limit.max) {
+        throw new WardenError(
+          'WARDEN_ERR_RATE_LIMITED',
+          `too many device ceremonies in progress for user "${limit.owner}" (at most ${limit.max}); ` +
+            `finish one or wait ${Math.ceil(this.#ttlMs / 60_000)} min for them to expire`,
+        );
+      }
+    }
     const id = randomUUID();
-    const expires = new Date(this.#clock.now() + this.#ttlMs).toISOString();
-    await this.#backend.create(CEREMONY_PREFIX + id, JSON.stringify({ kind: this.#kind, expires, data }), {
-      ttlMs: this.#ttlMs,
-    });
+    const expires = new Date(now + this.#ttlMs).toISOString();
+    const stored = { kind: this.#kind, expires, ...(limit ? { owner: limit.owner } : {}), data };
+    await this.#backend.create(CEREMONY_PREFIX + id, JSON.stringify(stored), { ttlMs: this.#ttlMs });
     return id;
   }
 
   /**
    * Takes a session: deletes it and returns its data, or undefined when it is unknown,
-   * already taken, expired or of another kind.
+   * already taken, expired or of another kind. A session of another kind is left alone (a
+   * client can't spend someone's enrollment by presenting its ID to device authentication).
    */
   async take(id: string): Promise<T | undefined> {
     if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
     const key = CEREMONY_PREFIX + id;
     const item = await this.#backend.get(key);
     if (!item) return undefined;
+    const stored = parse(item.value);
+    if (stored?.kind !== this.#kind || typeof stored.expires !== 'string') return undefined;
     let taken = false;
     try {
       taken = await this.#backend.delete(key, { expectedModRev: item.modRev });
@@ -65,15 +89,19 @@ export class CeremonySessions<T extends object> {
       if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw e;
     }
     if (!taken) return undefined;
-    let stored: { kind?: unknown; expires?: unknown; data?: unknown };
-    try {
-      stored = JSON.parse(item.value) as typeof stored;
-    } catch {
-      return undefined;
-    }
-    if (stored.kind !== this.#kind || typeof stored.expires !== 'string') return undefined;
     if (!(Date.parse(stored.expires) > this.#clock.now())) return undefined;
     return stored.data as T;
+  }
+}
+
+function parse(
+  value: string,
+): { kind?: unknown; expires?: unknown; owner?: unknown; data?: unknown } | undefined {
+  try {
+    const v = JSON.parse(value) as unknown;
+    return v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
