@@ -94,3 +94,23 @@ export function resourceSchema<
     spec,
   });
 }
+
+/**
+ * Text shown in terminals and database clients, made inert: C0/C1 control characters
+ * (escape sequences, carriage returns, bells) and bidirectional overrides become visible
+ * escapes (`\\n`, `\\x1b`, `\\u202e`). Idempotent: the result has no control characters.
+ *
+ * @example
+ *   escapeControlCharacters('stop\x1b[2J') // 'stop\\x1b[2J'
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const code = c.codePointAt(0)!;
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}

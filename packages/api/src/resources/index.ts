@@ -36,6 +36,7 @@ export {
 } from './codec';
 export {
   durationSchema,
+  escapeControlCharacters,
   isRfc3339,
   labelSelectorSchema,
   labelsSchema,

@@ -4,7 +4,16 @@
  * Named by a UUID. Internal to `resources/`; the public surface is `resources/index.ts`.
  */
 import { z } from 'zod';
-import { metadataSchema, resourceSchema, timestampSchema, uuidSchema } from './common';
+import {
+  escapeControlCharacters,
+  metadataSchema,
+  resourceSchema,
+  timestampSchema,
+  uuidSchema,
+} from './common';
+
+/** Longest lock message (it is written into SSH terminals and database clients). */
+export const MAX_LOCK_MESSAGE_LENGTH = 1024;
 
 /** Target fields in the order they appear in messages (`User:"alice", Role:"dev"`). */
 export const LOCK_TARGET_FIELDS = ['user', 'role', 'login', 'node', 'device'] as const;
@@ -27,8 +36,15 @@ export type LockTarget = z.output<typeof lockTargetSchema>;
 
 export const lockSpecSchema = z.strictObject({
   target: lockTargetSchema,
-  /** Shown to the locked-out user after `lock targeting … is in force: `. */
-  message: z.string().optional(),
+  /**
+   * Shown to the locked-out user after `lock targeting … is in force: `, in their terminal or
+   * database client: control characters are escaped when the lock is made (and when read).
+   */
+  message: z
+    .string()
+    .max(MAX_LOCK_MESSAGE_LENGTH, { error: `must be at most ${MAX_LOCK_MESSAGE_LENGTH} characters` })
+    .transform(escapeControlCharacters)
+    .optional(),
   /** When the lock stops being in force (RFC 3339); absent: until deleted. */
   expires: timestampSchema.optional(),
   /** Set by the server. */
