@@ -4,6 +4,21 @@
  * TOTP codes computed from a URI. Imported only by tests.
  */
 export { type CliResult, type RunningCli, runCli, runCliClosedStdout, spawnCli } from './cli';
+export {
+  type CertFiles,
+  type FakeKubeApiServer,
+  type FakeKubeOptions,
+  type KubectlResult,
+  type KubeRule,
+  kubectl,
+  type RecordedExec,
+  type RecordedKubeRequest,
+  type RunningKubectl,
+  requireKubectl,
+  spawnKubectl,
+  startFakeKubeApiServer,
+  TestPki,
+} from './kube';
 export { type MariaDbServer, type MariaDbServerOptions, requireMariaDb, startMariaDb } from './mariadb';
 export {
   type PostgresServer,
