@@ -8,7 +8,7 @@
  * The event is still stored (dropping the whole event would lose the audit trail). Fields the
  * type does not define are dropped as well (the per-type schema is an allow-list).
  */
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import {
   type AuditEvent,
   type AuditEventInput,
@@ -29,6 +29,41 @@ export const DEFAULT_AUDIT_LIMIT = 1000;
 export const MAX_AUDIT_LIMIT = 10_000;
 const MAX_DEPTH = 8;
 const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
+
+/** Field names already judged by `isSecretFieldName` (the same few dozen names come back). */
+const secretNames = new Map<string, boolean>();
+const MAX_REMEMBERED_NAMES = 4096;
+
+function isSecretName(name: string): boolean {
+  let secret = secretNames.get(name);
+  if (secret === undefined) {
+    secret = isSecretFieldName(name);
+    if (secretNames.size < MAX_REMEMBERED_NAMES) secretNames.set(name, secret);
+  }
+  return secret;
+}
+
+const random = Buffer.alloc(16 * 512);
+let randomAt = random.length;
+
+/**
+ * A UUID version 7 (RFC 9562): the time in ms, then 74 random bits. Ids of events stored in
+ * order sort in order, so the unique index on them grows at one end instead of touching a
+ * random page per insert (half the cost of an insert into the SQLite audit log).
+ */
+export function eventId(nowMs: number): string {
+  if (randomAt === random.length) {
+    randomFillSync(random);
+    randomAt = 0;
+  }
+  const b = random.subarray(randomAt, randomAt + 16);
+  randomAt += 16;
+  b.writeUIntBE(Math.max(0, Math.min(nowMs, 2 ** 48 - 1)), 0, 6);
+  b[6] = (b[6]! & 0x0f) | 0x70;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
 
 function badParameter(message: string): WardenError {
   return new WardenError('WARDEN_ERR_BAD_PARAMETER', message);
@@ -64,7 +99,7 @@ function scrub(value: unknown, path: string, redacted: string[], depth: number):
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     const p = path ? `${path}.${k}` : k;
-    if (isSecretFieldName(k)) {
+    if (isSecretName(k)) {
       redacted.push(p);
       continue;
     }
@@ -101,7 +136,7 @@ export function prepareAuditEvent(input: AuditEventInput, now: number): Prepared
   const success = given ?? auditEventCatalogue[type].code !== undefined;
   const code = auditCode(type, success);
   if (code === undefined) throw badParameter(`a ${type} event cannot ${success ? 'succeed' : 'fail'}`);
-  const event: AuditEvent = { id: randomUUID(), code, type, time: new Date(now).toISOString(), success };
+  const event: AuditEvent = { id: eventId(now), code, type, time: new Date(now).toISOString(), success };
   if (user !== undefined) event.user = user;
   if (addr !== undefined) event.addr = addr;
   if (error !== undefined) event.error = error;
