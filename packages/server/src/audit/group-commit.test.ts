@@ -116,3 +116,20 @@ test('group commit: close writes everything accepted, waiting callers included; 
   await Promise.all(adds);
   assert.deepEqual(store.batches.flat(), [1, 2, 3]);
 });
+
+test('group commit: an idle writer commits at once; the next batch waits for the interval and takes what came', async () => {
+  const batches: number[][] = [];
+  const group = new GroupCommit<number>({
+    commit: (b) => {
+      batches.push([...b]);
+    },
+    intervalMs: 300,
+  });
+  await group.add(1);
+  assert.deepEqual(batches, [[1]], 'the first event did not wait for the interval');
+  const second = group.add(2);
+  await tick();
+  const third = group.add(3);
+  await Promise.all([second, third]);
+  assert.deepEqual(batches, [[1], [2, 3]]);
+});

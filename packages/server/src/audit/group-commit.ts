@@ -1,6 +1,6 @@
 /**
  * Group commit for the audit stores: events handed in during one tick, or while the previous
- * batch is still being made durable, are written together, in one transaction and one
+ * batch is still being made durable, or within `intervalMs` of its start, are written together, in one transaction and one
  * fsync, and each caller's promise resolves only after that batch is durable. Nothing is
  * acknowledged before it is on disk, and nothing is dropped: when `maxQueued` events already
  * wait, `add` waits for room (back-pressure reaches the caller, e.g. a database session
@@ -26,6 +26,12 @@ export interface GroupCommitOptions<T> {
   maxBatch?: number;
   /** Most events waiting for a batch before `add` waits for room (default 8192). */
   maxQueued?: number;
+  /**
+   * Least time from the start of one batch to the start of the next (default 2 ms), unless a
+   * full batch is waiting: under load, batches get bigger instead of more frequent (a
+   * commit's fixed cost is paid once for many events). An idle writer commits at once.
+   */
+  intervalMs?: number;
 }
 
 interface Pending<T> {
@@ -36,11 +42,15 @@ interface Pending<T> {
 
 export const DEFAULT_MAX_BATCH = 512;
 export const DEFAULT_MAX_QUEUED = 8192;
+export const DEFAULT_INTERVAL_MS = 2;
 
 export class GroupCommit<T> {
   readonly #commit: (batch: readonly T[]) => Promise<void> | void;
   readonly #maxBatch: number;
   readonly #maxQueued: number;
+  readonly #intervalMs: number;
+  /** When the last batch started (performance.now()). */
+  #lastStart = Number.NEGATIVE_INFINITY;
   #queue: Pending<T>[] = [];
   /** Callers waiting for room in a full queue, in arrival order. */
   #waiting: (() => void)[] = [];
@@ -57,6 +67,7 @@ export class GroupCommit<T> {
     this.#commit = o.commit;
     this.#maxBatch = o.maxBatch ?? DEFAULT_MAX_BATCH;
     this.#maxQueued = o.maxQueued ?? DEFAULT_MAX_QUEUED;
+    this.#intervalMs = o.intervalMs ?? DEFAULT_INTERVAL_MS;
     if (!(this.#maxBatch >= 1 && this.#maxQueued >= this.#maxBatch)) {
       throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'group commit needs 1 ≤ maxBatch ≤ maxQueued');
     }
@@ -108,11 +119,14 @@ export class GroupCommit<T> {
   #schedule(): void {
     if (this.#scheduled || this.#draining) return;
     this.#scheduled = true;
-    // The rest of this tick's events join the batch.
-    setImmediate(() => {
+    const run = () => {
       this.#scheduled = false;
       if (!this.#draining) void this.#start();
-    });
+    };
+    // The rest of this tick's events join the batch, and those of the interval's rest.
+    const wait = this.#lastStart + this.#intervalMs - performance.now();
+    if (wait >= 1) setTimeout(run, wait);
+    else setImmediate(run);
   }
 
   #start(): Promise<void> {
@@ -125,6 +139,11 @@ export class GroupCommit<T> {
     this.#draining = true;
     try {
       while (this.#queue.length > 0) {
+        const wait = this.#lastStart + this.#intervalMs - performance.now();
+        if (wait >= 1 && this.#queue.length < this.#maxBatch && !this.#closed) {
+          await new Promise((r) => setTimeout(r, wait));
+        }
+        this.#lastStart = performance.now();
         const batch = this.#queue.splice(0, this.#maxBatch);
         this.#admit();
         try {
