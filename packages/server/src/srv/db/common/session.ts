@@ -32,6 +32,30 @@ export interface DbQuery {
   statement?: string;
 }
 
+/** The subject block of every event of session `s` (see `DbSession#subject`). */
+function subjectOf(s: DbSession) {
+  const d = s.identity.device;
+  return {
+    user: s.identity.user,
+    addr: s.clientAddr,
+    ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
+    protocol: 'db' as const,
+    resource: {
+      kind: 'db',
+      name: s.db.metadata.name,
+      ...(s.db.metadata.labels ? { labels: { ...s.db.metadata.labels } } : {}),
+    },
+    ...(s.dbUser !== undefined ? { db_user: s.dbUser } : {}),
+    ...(s.dbName !== undefined ? { db_name: s.dbName } : {}),
+  };
+}
+
+/**
+ * Most `db.query` events of one session that may wait for the audit log before the session
+ * stops reading its client (back-pressure: the client waits, no event is dropped).
+ */
+export const MAX_UNWRITTEN_QUERIES = 256;
+
 export class DbSession {
   readonly id = randomUUID();
   readonly db: DbResource;
@@ -48,6 +72,9 @@ export class DbSession {
   #terminate: ((reason: string) => void) | undefined;
   #terminatedBy: string | undefined;
   readonly #d: DbSessionDeps;
+  /** `db.query` events handed to the audit log and not yet written. */
+  #unwritten = 0;
+  #room: { promise: Promise<void>; resolve(): void } | undefined;
 
   constructor(conn: DbConnection, deps: DbSessionDeps) {
     this.#d = deps;
@@ -65,22 +92,15 @@ export class DbSession {
     return this.#started;
   }
 
-  /** What every event of this session says: who, from where, and which database as whom. */
+  #subjectCache: ReturnType<typeof subjectOf> | undefined;
+
+  /**
+   * What every event of this session says: who, from where, and which database as whom
+   * (built once per session after `authorize`; the audit log copies what it stores).
+   */
   #subject() {
-    const d = this.identity.device;
-    return {
-      user: this.identity.user,
-      addr: this.clientAddr,
-      ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
-      protocol: 'db' as const,
-      resource: {
-        kind: 'db',
-        name: this.db.metadata.name,
-        ...(this.db.metadata.labels ? { labels: { ...this.db.metadata.labels } } : {}),
-      },
-      ...(this.dbUser !== undefined ? { db_user: this.dbUser } : {}),
-      ...(this.dbName !== undefined ? { db_name: this.dbName } : {}),
-    };
+    this.#subjectCache ??= subjectOf(this);
+    return this.#subjectCache;
   }
 
   async #emit(event: AuditEventInput): Promise<void> {
@@ -98,6 +118,7 @@ export class DbSession {
   async authorize(req: { dbUser: string; dbName: string | undefined }): Promise<AccessDecision> {
     this.dbUser = req.dbUser;
     this.dbName = req.dbName;
+    this.#subjectCache = undefined;
     let decision: AccessDecision;
     try {
       decision = await this.#d.access.decide(this.identity, this.db, req);
@@ -152,8 +173,12 @@ export class DbSession {
     });
   }
 
-  /** One statement sent to the database (`db.query`). Never throws; never waits. */
+  /**
+   * One statement sent to the database (`db.query`). Never throws; never waits: the engine
+   * asks `auditBacklog()` before reading more from the client.
+   */
   query(q: DbQuery): void {
+    this.#unwritten++;
     void this.#emit({
       type: 'db.query',
       success: true,
@@ -162,7 +187,30 @@ export class DbSession {
       query: q.query,
       ...(q.parameters ? { parameters: q.parameters } : {}),
       ...(q.statement ? { statement: q.statement } : {}),
+    }).finally(() => {
+      this.#unwritten--;
+      if (this.#room && this.#unwritten < MAX_UNWRITTEN_QUERIES) {
+        this.#room.resolve();
+        this.#room = undefined;
+      }
     });
+  }
+
+  /**
+   * Undefined while the audit log keeps up; otherwise a promise that resolves once this
+   * session's unwritten statements are below `MAX_UNWRITTEN_QUERIES`. Engines wait for it
+   * before they read the client's next bytes.
+   */
+  auditBacklog(): Promise<void> | undefined {
+    if (this.#unwritten < MAX_UNWRITTEN_QUERIES) return undefined;
+    if (!this.#room) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#room = { promise, resolve };
+    }
+    return this.#room.promise;
   }
 
   /** `session.end` (once, and only for sessions that started). */

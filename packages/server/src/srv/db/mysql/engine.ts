@@ -534,7 +534,7 @@ export class MySqlEngine implements DbEngine {
         }
       },
     };
-    const clientTap = new ClientTap(handler, seq);
+    const clientTap = new ClientTap(handler, seq, () => session.auditBacklog());
     return new Promise<void>((resolve) => {
       let finished = false;
       const finish = () => {

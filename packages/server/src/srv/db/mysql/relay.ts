@@ -54,11 +54,17 @@ export class ClientTap extends Transform {
   #have = 0;
   /** In a command longer than one packet: its command byte and length so far. */
   #long: { command: number; length: number } | undefined;
+  readonly #hold: (() => Promise<void> | undefined) | undefined;
 
-  constructor(handler: ClientTapHandler, seq: SeqState) {
+  /**
+   * `hold()`, asked after each chunk, may return a promise: the next chunk is read only once
+   * it resolves (back-pressure from the audit log).
+   */
+  constructor(handler: ClientTapHandler, seq: SeqState, hold?: () => Promise<void> | undefined) {
     super();
     this.#handler = handler;
     this.#seq = seq;
+    this.#hold = hold;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -77,7 +83,9 @@ export class ClientTap extends Transform {
       done(e as Error);
       return;
     }
-    done();
+    const wait = this.#hold?.();
+    if (wait) wait.then(() => done(), done);
+    else done();
   }
 
   #packet(whole: Buffer, seq: number, length: number): void {

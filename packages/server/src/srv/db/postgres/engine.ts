@@ -320,7 +320,7 @@ export class PostgresEngine implements DbEngine {
         session.query({ query: `<malformed ${type} message>` });
       }
     };
-    const clientTap = new ClientTap(audit);
+    const clientTap = new ClientTap(audit, () => session.auditBacklog());
     const serverTap = new ServerTap();
     return new Promise<void>((resolve) => {
       let finished = false;

@@ -93,3 +93,24 @@ test('a large stream passes through ServerTap intact', async () => {
   src.end();
   assert.deepEqual(await out, all);
 });
+
+test('ClientTap reads no further while hold() returns a pending promise (audit back-pressure)', async () => {
+  let release!: () => void;
+  let holding = true;
+  const seen: string[] = [];
+  const tap = new ClientTap(
+    (type, body) => seen.push(`${type}:${body?.toString('latin1')}`),
+    () => (holding ? new Promise<void>((r) => (release = r)) : undefined),
+  );
+  const out = collect(tap);
+  tap.write(message('Q', cstr('select 1')));
+  tap.write(message('Q', cstr('select 2')));
+  tap.end();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, ['Q:select 1\0'], 'the second chunk waits');
+  holding = false;
+  release();
+  const bytes = await out;
+  assert.deepEqual(seen, ['Q:select 1\0', 'Q:select 2\0']);
+  assert.deepEqual(bytes, Buffer.concat([message('Q', cstr('select 1')), message('Q', cstr('select 2'))]));
+});

@@ -78,10 +78,19 @@ const AUDITED = new Set(['Q', 'P', 'B', 'E']);
  */
 export class ClientTap extends Transform {
   readonly #scanner: FrameScanner;
+  readonly #hold: (() => Promise<void> | undefined) | undefined;
 
-  /** `onMessage(type, body)` for Query, Parse, Bind and Execute; `body` undefined when too long to keep. */
-  constructor(onMessage: (type: string, body: Buffer | undefined, length: number) => void) {
+  /**
+   * `onMessage(type, body)` for Query, Parse, Bind and Execute; `body` undefined when too long
+   * to keep. `hold()`, asked after each chunk, may return a promise: the next chunk is read
+   * only once it resolves (back-pressure from the audit log).
+   */
+  constructor(
+    onMessage: (type: string, body: Buffer | undefined, length: number) => void,
+    hold?: () => Promise<void> | undefined,
+  ) {
     super();
+    this.#hold = hold;
     let type = '';
     let length = 0;
     let parts: Buffer[] | undefined;
@@ -109,7 +118,13 @@ export class ClientTap extends Transform {
       done(e as Error);
       return;
     }
-    done(null, chunk);
+    const wait = this.#hold?.();
+    if (!wait) {
+      done(null, chunk);
+      return;
+    }
+    this.push(chunk);
+    wait.then(() => done(), done);
   }
 }
 
