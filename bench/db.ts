@@ -13,8 +13,8 @@
  * processes hits both alike. Workloads: a point-select loop on one connection (text protocol,
  * COM_QUERY), the same with prepared statements (COM_STMT_EXECUTE), connection setup
  * (connect, one query, close), and one large result (200k rows). Every statement through
- * Warden is a `db.query` audit event: with the default SQLite audit log (`synchronous=FULL`)
- * that is one fsync per statement, which dominates the point-select figures on most disks.
+ * Warden is a `db.query` audit event in the default SQLite audit log (group commit: one
+ * transaction and one fsync per batch of events, see packages/server/src/audit).
  *
  * PostgreSQL (`benchPostgres`): the same Warden set-up with a throwaway PostgreSQL configured
  * as the e2e tests do (TLS, its certificate from `wctl auth sign --format=db`, `pg_hba.conf`
@@ -22,11 +22,16 @@
  * `wsh proxy db --tunnel` against `pgbench` straight to PostgreSQL over TLS with a client
  * certificate of its own (CN=bench, from a throwaway CA that PostgreSQL trusts next to the db
  * CA), and through pgbouncer (TLS and certificates on both sides) when `pgbouncer` is
- * installed. Rounds alternate the paths; tps and average latency as medians and ratios.
+ * installed. Rounds alternate the paths; tps and average latency as medians and ratios, for
+ * each client count of `--clients` (4, 16 and 64 by default), and the CPU time per transaction
+ * of the processes in between (warden + wsh; pgbouncer), read from /proc, which says how much
+ * work each path does whatever else the machine is doing. Every ratio is printed with its goal
+ * (issue 14) and the run ends with a one-line verdict.
  *
  *   npm run build && npm run bench:db   (needs mariadbd, mariadb-install-db, postgresql-15, openssl)
  *   npm run bench:db -- --only=mysql --queries 500 --rounds 3
  *   npm run bench:db -- --only=postgres --seconds 10 --clients 4 --rounds 3
+ *   npm run bench:db -- --only=postgres --rounds 1 --profile=/tmp/prof   (CPU profiles of warden and wsh)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -52,6 +57,7 @@ import {
   type WardenProcess,
 } from '@warden/testkit';
 import mysql from 'mysql2/promise';
+import { cpuMs, type Goal, goal, verdict } from './goals';
 
 const { values: args } = parseArgs({
   options: {
@@ -60,14 +66,22 @@ const { values: args } = parseArgs({
     connects: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '10' },
-    clients: { type: 'string', default: '4' },
+    clients: { type: 'string', default: '4,16,64' },
+    profile: { type: 'string' },
   },
 });
+/** `--profile=DIR`: warden and wsh write V8 CPU profiles there (`node --cpu-prof`). */
+const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
 const QUERIES = Number(args.queries);
 const CONNECTS = Number(args.connects);
 const ROUNDS = Number(args.rounds);
 const SECONDS = Number(args.seconds);
-const CLIENTS = Number(args.clients);
+/** pgbench client counts, each a run of its own (`--clients 4,16,64`). */
+const CLIENTS = args.clients.split(',').map(Number);
+if (CLIENTS.some((c) => !Number.isSafeInteger(c) || c < 1))
+  throw new Error('--clients: numbers like 4,16,64');
+/** Every goal measured in this run, for the verdict at the end. */
+const goals: Goal[] = [];
 const PASSWORD = 'correct horse battery staple';
 
 function median(values: number[]): number {
@@ -132,8 +146,9 @@ function printTable(title: string, rows: Row[]): void {
       const w = median(r.warden);
       const fmt = (v: number) => `${v >= 100 ? v.toFixed(0) : v.toFixed(v >= 10 ? 1 : 2)} ${r.unit}`;
       const b = r.pgbouncer?.length ? median(r.pgbouncer) : undefined;
-      const extra = !bouncer ? [] : b === undefined ? ['-', '-'] : [fmt(b), (b / d).toFixed(2)];
-      return [r.workload, fmt(d), fmt(w), (w / d).toFixed(2), ...extra];
+      const ratio = (x: number) => (d > 0 ? (x / d).toFixed(2) : '-');
+      const extra = !bouncer ? [] : b === undefined ? ['-', '-'] : [fmt(b), ratio(b)];
+      return [r.workload, d > 0 ? fmt(d) : '-', fmt(w), ratio(w), ...extra];
     }),
   ];
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
@@ -153,7 +168,7 @@ async function benchMysql(): Promise<void> {
   let tunnel: ReturnType<typeof spawnCli> | undefined;
   try {
     // 1. Warden, a role for the db user "bench", a user with it.
-    w = await startWarden({ configYaml: 'db_service:\n  enabled: true\n' });
+    w = await startWarden({ configYaml: 'db_service:\n  enabled: true\n', nodeArgs });
     await create(
       w,
       'role',
@@ -200,7 +215,7 @@ async function benchMysql(): Promise<void> {
     tunnel = spawnCli(
       'wsh',
       ['proxy', 'db', 'mariadb', '--tunnel', '-p', String(port), '--db-user=bench', '--db-name=benchdb'],
-      { env },
+      { env, nodeArgs },
     );
     const deadline = Date.now() + 20_000;
     while (!/Started a tunnel/.test(tunnel.stdout())) {
@@ -262,6 +277,17 @@ async function benchMysql(): Promise<void> {
       `MySQL: ${version} through Warden (wsh proxy db --tunnel → proxy → db_service → TLS) vs mysql2 direct over TLS; medians of ${ROUNDS} rounds`,
       rows,
     );
+    const ratio = (r: Row) => median(r.warden) / median(r.direct);
+    for (const [row, min, what] of [
+      [rows[0]!, 0.7, 'MySQL point select (text) warden/direct'],
+      [rows[1]!, 0.7, 'MySQL point select (prepared) warden/direct'],
+      [rows[2]!, 0.5, 'MySQL connection setup warden/direct'],
+      [rows[3]!, 0.7, 'MySQL 200k-row result warden/direct'],
+    ] as const) {
+      const g = goal(what, ratio(row), { min });
+      goals.push(g);
+      process.stdout.write(`${what}: ${g.text}\n`);
+    }
   } finally {
     tunnel?.child.kill('SIGTERM');
     await db?.stop();
@@ -366,7 +392,7 @@ async function startPgbouncer(o: {
   pgPort: number;
   serverCert: { cert: string; key: string; ca: string };
   clientCert: { cert: string; key: string; ca: string };
-}): Promise<{ port: number; stop(): void }> {
+}): Promise<{ port: number; pid: number | undefined; stop(): void }> {
   mkdirSync(o.dir, { recursive: true, mode: 0o700 });
   const files: Record<string, string> = {};
   for (const [name, from] of Object.entries({
@@ -394,7 +420,7 @@ async function startPgbouncer(o: {
       'auth_type = cert',
       `auth_file = ${join(o.dir, 'userlist.txt')}`,
       'pool_mode = transaction',
-      `default_pool_size = ${CLIENTS}`,
+      `default_pool_size = ${Math.max(...CLIENTS)}`,
       'max_client_conn = 200',
       'client_tls_sslmode = verify-full',
       `client_tls_cert_file = ${files['listen.crt']}`,
@@ -430,7 +456,8 @@ async function startPgbouncer(o: {
     child.kill('SIGKILL');
     throw e;
   }
-  return { port, stop: () => child.kill('SIGTERM') };
+  // setpriv execs pgbouncer: the child's pid is pgbouncer's.
+  return { port, pid: child.pid, stop: () => child.kill('SIGTERM') };
 }
 
 /**
@@ -451,7 +478,7 @@ async function benchPostgres(): Promise<void> {
   let w: WardenProcess | undefined;
   let server: PostgresServer | undefined;
   let tunnel: ReturnType<typeof spawnCli> | undefined;
-  let bouncer: { port: number; stop(): void } | undefined;
+  let bouncer: Awaited<ReturnType<typeof startPgbouncer>> | undefined;
   // As root pgbouncer runs as nobody, who must reach the dir (TMPDIR may be private).
   const bouncerDir = join(
     process.getuid?.() === 0 ? '/tmp' : tmpdir(),
@@ -459,7 +486,7 @@ async function benchPostgres(): Promise<void> {
   );
   try {
     // 1. Warden, a role for the db user "bench", a user with it.
-    w = await startWarden({ configYaml: 'db_service:\n  enabled: true\n' });
+    w = await startWarden({ configYaml: 'db_service:\n  enabled: true\n', nodeArgs });
     await create(
       w,
       'role',
@@ -513,7 +540,7 @@ async function benchPostgres(): Promise<void> {
     tunnel = spawnCli(
       'wsh',
       ['proxy', 'db', 'pg', '--tunnel', '-p', String(port), '--db-user=bench', '--db-name=benchdb'],
-      { env },
+      { env, nodeArgs },
     );
     const deadline = Date.now() + 20_000;
     while (!/Started a tunnel/.test(tunnel.stdout())) {
@@ -538,27 +565,62 @@ async function benchPostgres(): Promise<void> {
     }
     const version = server.psql('SHOW server_version').trim();
 
-    // 4. pgbench -S on each path, alternating the order each round.
-    const rows: Row[] = [
-      { workload: `pgbench -S -c ${CLIENTS} -T ${SECONDS}: tps`, unit: 'tps', direct: [], warden: [] },
-      { workload: 'latency average (lower is better)', unit: 'ms', direct: [], warden: [] },
-    ];
-    if (bouncer) for (const r of rows) r.pgbouncer = [];
+    // 4. pgbench -S on each path, alternating the order each round, for each client count.
+    //    CPU per transaction of the processes between pgbench and PostgreSQL (warden + wsh;
+    //    pgbouncer) comes from /proc: it says how much work a path does, whatever the load.
     const names = Object.keys(paths) as ('direct' | 'warden' | 'pgbouncer')[];
-    const select = ['-S', '-n', '-c', String(CLIENTS), '-j', String(CLIENTS), '-T', String(SECONDS)];
-    for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? names : [...names].reverse();
-      for (const path of order) {
-        const { tps, latency } = pgbenchFigures(pgbench(pgbenchBin, select, paths[path]!));
-        rows[0]![path]!.push(tps);
-        rows[1]![path]!.push(latency);
+    const middle: Record<string, (number | undefined)[]> = {
+      direct: [],
+      warden: [w.child.pid, tunnel.child.pid],
+      pgbouncer: [bouncer?.pid],
+    };
+    const cpuOf = (path: string) => middle[path]!.reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
+    for (const clients of CLIENTS) {
+      const rows: Row[] = [
+        { workload: `pgbench -S -c ${clients} -T ${SECONDS}: tps`, unit: 'tps', direct: [], warden: [] },
+        { workload: 'latency average (lower is better)', unit: 'ms', direct: [], warden: [] },
+        { workload: 'CPU per transaction, between (lower is better)', unit: 'µs', direct: [], warden: [] },
+      ];
+      if (bouncer) for (const r of rows) r.pgbouncer = [];
+      const select = [
+        '-S',
+        '-n',
+        '-c',
+        String(clients),
+        '-j',
+        String(Math.min(clients, 4)),
+        '-T',
+        String(SECONDS),
+      ];
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = round % 2 === 0 ? names : [...names].reverse();
+        for (const path of order) {
+          const cpu0 = cpuOf(path);
+          const out = pgbench(pgbenchBin, select, paths[path]!);
+          const { tps, latency } = pgbenchFigures(out);
+          const transactions = Number(/^number of transactions actually processed: (\d+)/m.exec(out)?.[1]);
+          rows[0]![path]!.push(tps);
+          rows[1]![path]!.push(latency);
+          rows[2]![path]!.push(((cpuOf(path) - cpu0) * 1000) / transactions);
+        }
+        process.stderr.write(`postgres -c ${clients} round ${round + 1}/${ROUNDS} done\n`);
       }
-      process.stderr.write(`postgres round ${round + 1}/${ROUNDS} done\n`);
+      printTable(
+        `PostgreSQL ${version}: pgbench -S -c ${clients} through Warden (wsh proxy db --tunnel → proxy → db_service → TLS) vs direct over TLS with a client certificate; medians of ${ROUNDS} rounds`,
+        rows,
+      );
+      if (bouncer) {
+        const g = goal(
+          `pgbench -S -c${clients} warden/pgbouncer`,
+          median(rows[0]!.warden) / median(rows[0]!.pgbouncer!),
+          {
+            min: 1.0,
+          },
+        );
+        goals.push(g);
+        process.stdout.write(`warden/pgbouncer tps: ${g.text}\n`);
+      }
     }
-    printTable(
-      `PostgreSQL ${version}: pgbench -S through Warden (wsh proxy db --tunnel → proxy → db_service → TLS) vs direct over TLS with a client certificate; medians of ${ROUNDS} rounds`,
-      rows,
-    );
     if (!bouncer) process.stdout.write('pgbouncer: skipped (not installed)\n');
   } finally {
     bouncer?.stop();
@@ -576,3 +638,4 @@ if (args.only !== undefined && !(args.only in sections)) {
 }
 for (const [name, run] of Object.entries(sections))
   if (args.only === undefined || args.only === name) await run();
+process.stdout.write(`\n${verdict('bench:db', goals)}\n`);

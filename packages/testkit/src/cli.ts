@@ -54,13 +54,17 @@ export interface RunningCli {
 export function spawnCli(
   command: 'wsh' | 'wctl' | 'warden',
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[] } = {},
 ): RunningCli {
-  const child = spawn(process.execPath, [join(root, 'dist', `${command}.js`), ...args], {
-    cwd: opts.cwd ?? root,
-    env: { ...process.env, ...opts.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(opts.nodeArgs ?? []), join(root, 'dist', `${command}.js`), ...args],
+    {
+      cwd: opts.cwd ?? root,
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stdout.on('data', (c) => {

@@ -16,6 +16,8 @@ export interface WardenStartOptions {
   env?: NodeJS.ProcessEnv;
   /** Hostname of the built-in SSH node (default node-1, labels env=test), unless configYaml sets ssh_service. */
   nodeName?: string;
+  /** Extra arguments for node itself (benchmarks: `--cpu-prof`, `--cpu-prof-dir=…`). */
+  nodeArgs?: string[];
 }
 
 export interface WardenProcess {
@@ -58,11 +60,15 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
     config,
     `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${ssh}${opts.configYaml ?? ''}`,
   );
-  const child = spawn(process.execPath, [join(root, 'dist', 'warden.js'), 'start', '--config', config], {
-    cwd: dir,
-    env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(opts.nodeArgs ?? []), join(root, 'dist', 'warden.js'), 'start', '--config', config],
+    {
+      cwd: dir,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout!.on('data', (c) => {
     out += c;

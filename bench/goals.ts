@@ -1,0 +1,56 @@
+/**
+ * The goals of the benchmarks (issue 14) and how they are printed: each ratio with its goal
+ * next to it, and one verdict line per benchmark. Shared by bench/*.ts only.
+ *
+ * @example
+ *   const g = goal('pgbench -S -c4 vs pgbouncer', 0.93, { min: 1.0 });
+ *   process.stdout.write(`${g.text}\n${verdict('bench:db', [g])}\n`);
+ */
+import { readFileSync } from 'node:fs';
+
+export interface Goal {
+  what: string;
+  ratio: number;
+  /** The ratio must be at least this (throughput). */
+  min?: number;
+  /** The ratio must be at most this (latency, time). */
+  max?: number;
+  met: boolean;
+  /** `0.93× (goal ≥ 1.00×: not met)` */
+  text: string;
+}
+
+export function goal(what: string, ratio: number, bound: { min?: number; max?: number }): Goal {
+  const ok = Number.isFinite(ratio);
+  const met =
+    ok && (bound.min === undefined || ratio >= bound.min) && (bound.max === undefined || ratio <= bound.max);
+  const want = bound.min !== undefined ? `≥ ${bound.min.toFixed(2)}×` : `≤ ${bound.max!.toFixed(2)}×`;
+  const text = `${ok ? `${ratio.toFixed(2)}×` : '-'} (goal ${want}: ${met ? 'met' : 'not met'})`;
+  return { what, ratio, ...bound, met, text };
+}
+
+/** `verdict (bench:db): met (4 of 4 goals)` or `… not met: a 0.62× (≥ 1.00×), …`. */
+export function verdict(bench: string, goals: readonly Goal[]): string {
+  if (goals.length === 0) return `verdict (${bench}): nothing measured`;
+  const missed = goals.filter((g) => !g.met);
+  if (missed.length === 0) return `verdict (${bench}): met (${goals.length} of ${goals.length} goals)`;
+  return `verdict (${bench}): not met (${goals.length - missed.length} of ${goals.length} goals); missed: ${missed
+    .map((g) => `${g.what} ${g.text.replace(/: not met\)$/, ')')}`)
+    .join('; ')}`;
+}
+
+/** CPU time (user + system, ms) a process used so far, from /proc; undefined elsewhere. */
+export function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 (1-based) of the whole line, in clock ticks.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
