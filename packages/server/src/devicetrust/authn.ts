@@ -31,7 +31,7 @@ import {
 } from '@warden/api';
 import { decodePublic, isTpmError, verifyQuote } from '@warden/tpm';
 import { findLockInForce, lockMessage, strictestDeviceTrustMode } from '../access';
-import type { AuditLog } from '../audit';
+import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
@@ -138,11 +138,7 @@ export class DeviceAuthentication {
   }
 
   async #audit(event: AuditEventInput): Promise<void> {
-    try {
-      await this.#o.audit.emit(event);
-    } catch (e) {
-      this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event');
-    }
+    await writeAuditEvent(this.#o.audit, this.#o.logger, event);
   }
 
   async #fail(caller: AuthnCaller, e: unknown, about: { deviceId?: string; credentialId?: string }) {

@@ -52,7 +52,7 @@ import {
   verifyEkCertificate,
   verifyQuote,
 } from '@warden/tpm';
-import type { AuditLog } from '../audit';
+import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
@@ -157,11 +157,7 @@ export class DeviceEnrollment {
   }
 
   async #audit(event: AuditEventInput): Promise<void> {
-    try {
-      await this.#o.audit.emit(event);
-    } catch (e) {
-      this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event');
-    }
+    await writeAuditEvent(this.#o.audit, this.#o.logger, event);
   }
 
   /** Audits a refusal and returns the error to throw (unknown errors pass unchanged). */

@@ -48,7 +48,7 @@ import {
   type NodeTarget,
   nodeLockTargets,
 } from '../../access';
-import type { AuditLog } from '../../audit';
+import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Backend } from '../../backend';
 import type { CertAuthorities } from '../../ca';
 import type { Clock } from '../../clock';
@@ -571,11 +571,7 @@ export class SshService {
   }
 
   async #emit(c: NodeConnection, event: AuditEventInput): Promise<void> {
-    try {
-      await this.#o.audit.emit(event);
-    } catch (e) {
-      this.#o.logger.error({ err: e, type: event.type, conn: c.id }, 'audit event was not recorded');
-    }
+    await writeAuditEvent(this.#o.audit, this.#o.logger, event, { conn: c.id });
   }
 
   #auditDenied(c: NodeConnection, d: { login: string; reason: string; user?: string }): Promise<void> {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import type { AuditEventInput, DbResource } from '@warden/api';
 import type { AccessDecision } from '../../../access';
-import type { AuditLog } from '../../../audit';
+import { type AuditLog, writeAuditEvent } from '../../../audit';
 import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
 import type { DbAccess } from './access';
@@ -104,11 +104,7 @@ export class DbSession {
   }
 
   async #emit(event: AuditEventInput): Promise<void> {
-    try {
-      await this.#d.audit.emit(event);
-    } catch (e) {
-      this.#d.logger.error({ err: e, type: event.type }, 'failed to write audit event');
-    }
+    await writeAuditEvent(this.#d.audit, this.#d.logger, event);
   }
 
   /**
