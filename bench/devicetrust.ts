@@ -29,8 +29,8 @@ import {
   UserKey,
 } from '@warden/client';
 import {
-  AuthServer,
   CertAuthorities,
+  createAuthServer,
   createServices,
   DeviceAuthentication,
   DeviceEnrollment,
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     const o = { inventory, services, backend, clock, audit, logger: silentLogger };
     const enrollment = new DeviceEnrollment(o);
     const authn = new DeviceAuthentication({ ...o, cas });
-    const auth = new AuthServer({
+    const auth = createAuthServer({
       clock,
       backend,
       services,
@@ -170,6 +170,7 @@ async function main(): Promise<void> {
       clusterName: 'bench',
       proxyPublicAddr: 'bench:3080',
       serverVersion: 'bench',
+      inventory,
     });
     const benchDevice = await inventory.add({ user: 'bench' }, { osType: 'linux', assetTag: tag });
     const { token: t2 } = await inventory.createEnrollToken({ user: 'bench' }, benchDevice.metadata.name);

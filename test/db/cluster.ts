@@ -13,8 +13,9 @@ import { join, resolve } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource } from '@warden/api';
 import {
-  AuthServer,
+  type AuthServer,
   CertAuthorities,
+  createAuthServer,
   createServices,
   type DbServiceConfig,
   MemoryAuditLog,
@@ -174,7 +175,7 @@ export async function startCluster(): Promise<Cluster> {
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const proxy = `127.0.0.1:${(server.address() as { port: number }).port}`;
-  const a = new AuthServer({
+  const a = createAuthServer({
     clock,
     backend,
     services,

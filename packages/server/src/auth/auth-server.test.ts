@@ -18,8 +18,9 @@ import {
   type RoleResource,
 } from '@warden/api';
 import { MemoryBackend } from '../backend';
+import { createAuthServer } from '../bin/auth';
 import { CertAuthorities } from '../ca';
-import { ADMIN_USER, AuthServer, type Caller } from './auth-server';
+import { ADMIN_USER, type Caller } from '.';
 import { LOGIN_RATE_LIMIT_DEFAULTS } from './rate-limit';
 import {
   CLIENT_ADDR,
@@ -605,7 +606,7 @@ describe('locks', () => {
     const res = await c.auth.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR);
     await c.auth.createLock(c.admin, { target: { user: 'alice' }, message: 'stolen laptop' });
     // A view that has not seen the lock yet (a stand-in for the proxy's cache).
-    const viewed = new AuthServer({
+    const viewed = createAuthServer({
       clock: c.clock,
       backend: c.backend,
       services: c.services,

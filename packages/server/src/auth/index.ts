@@ -1,13 +1,22 @@
 /**
- * Authentication primitives: password hashing and policy (`password.ts`), TOTP
- * (`totp.ts`), login rate limiting (`rate-limit.ts`) and bearer tokens (`tokens.ts`).
- * The login service that combines them lives beside them.
- * Who may import: server services (auth, devicetrust, proxy) and `bin/`; never the client.
+ * The auth service: `AuthServer` (the API the proxy calls; every method checks the caller's
+ * permission in one place, then runs the job's implementation), the implementations
+ * (login, identify, users, resources, locks, devices, signing, audit search), and the
+ * authentication primitives they use: password hashing and policy, TOTP, login rate limits,
+ * and the local secrets and invite store. Composed in `bin/auth.ts`.
+ * Who may import: `proxy/` (the API routes and tunnels call `AuthServer`) and `bin/`.
  * Tested by the `*.test.ts` files beside each module.
  */
 
-export { ADMIN_USER, AuthServer, type AuthServerOptions, type Caller } from './auth-server';
+export { AUDIT_SEARCH_DEFAULT_LIMIT, AuditSearch, type AuditSearchQuery } from './audit-search';
+export { type AuthParts, AuthServer } from './auth-server';
+export { type Actor, actorOf, type Caller } from './caller';
+export { type AuthDeps, findRoles } from './deps';
+export { DeviceAdmin } from './devices';
+export { ADMIN_USER, Identifier, type IdentifierOptions } from './identify';
 export { type Invite, LocalAuthStore, type LocalSecrets } from './local-auth';
+export { LockService, type LockServiceOptions, type LockWrite } from './locks';
+export { LoginService, type LoginServiceOptions } from './login';
 export {
   checkPasswordPolicy,
   DEFAULT_SCRYPT_PARAMS,
@@ -20,15 +29,8 @@ export {
   verifyPasswordForUnknownUser,
 } from './password';
 export { LOGIN_RATE_LIMIT_DEFAULTS, LoginRateLimiter, type LoginRateLimiterOptions } from './rate-limit';
-export {
-  constantTimeEqual,
-  generateToken,
-  hashToken,
-  MAX_TOKEN_LENGTH,
-  MIN_TOKEN_BYTES,
-  TOKEN_BYTES,
-  tokenMatchesHash,
-} from './tokens';
+export { type PutOptions, type PutResult, ResourceAdmin, type ResourceAdminOptions } from './resources';
+export { SigningService } from './signing';
 export {
   base32Decode,
   base32Encode,
@@ -43,3 +45,4 @@ export {
   type VerifyTotpOptions,
   verifyTotp,
 } from './totp';
+export { checkUserName, UserAdmin, type UserAdminOptions } from './users';

@@ -9,7 +9,7 @@
 import { WardenError } from '@warden/api';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
-import { generateToken, hashToken } from './tokens';
+import { generateToken, hashToken } from '../tokens';
 
 const SECRETS = '/local_auth/secrets/';
 const INVITES = '/local_auth/invites/';

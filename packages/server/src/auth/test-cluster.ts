@@ -9,11 +9,12 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { AUTH_PREFERENCE_NAME, formatAuthorizedKey, type rpc } from '@warden/api';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
+import { createAuthServer } from '../bin/auth';
 import { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import type { Logger } from '../log';
 import { createServices, type Services } from '../services';
-import { AuthServer, type Caller } from './auth-server';
+import type { AuthServer, Caller } from '.';
 import { generateTotp } from './totp';
 
 export const CLUSTER_NAME = 'test-cluster';
@@ -107,7 +108,7 @@ export async function startTestCluster(
   await services.ensurePresets();
   const cas = await CertAuthorities.init({ backend, clusterName: CLUSTER_NAME, clock });
   const logger = new RecordingLogger();
-  const auth = new AuthServer({
+  const auth = createAuthServer({
     clock,
     backend,
     services,

@@ -1,14 +1,13 @@
 /**
  * `warden start|version|--help`, and the composition root of a running Warden.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { AUTH_PREFERENCE_NAME, isWardenError, WardenError } from '@warden/api';
-import { parse as parseYaml } from 'yaml';
+import { isWardenError, WardenError } from '@warden/api';
 import {
   type AuditLog,
   JsonlAuditSink,
@@ -17,16 +16,17 @@ import {
   SqliteAuditLog,
   teeAuditLog,
 } from '../audit';
-import { AuthServer } from '../auth/auth-server';
+import type { AuthServer } from '../auth';
 import { type Backend, MemoryBackend, PostgresBackend, SqliteBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { type Clock, systemClock } from '../clock';
 import { formatHostPort, loadConfig, type PostgresStorageConfig, type WardenConfig } from '../config';
 import { DeviceAuthentication, DeviceEnrollment } from '../devicetrust';
 import { createLogger, type Logger } from '../log';
-import { apiRoutes, createRequestHandler, DB_ALPN, SSH_ALPN, SshTunnels } from '../proxy';
-import { AUTH_PREFERENCE_ORIGIN_LABEL, createServices } from '../services';
+import { apiRoutes, createRequestHandler, DB_ALPN, reachableNodes, SSH_ALPN, SshTunnels } from '../proxy';
+import { createServices } from '../services';
 import { SshService } from '../srv/ssh';
+import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
 
 export const VERSION = '0.1.0';
@@ -131,19 +131,6 @@ export interface Running {
   close(): Promise<void>;
 }
 
-/** Whether the config file sets `auth_service.authentication` itself (then it wins over the stored preference). */
-function fileSetsAuthentication(config: WardenConfig): boolean {
-  if (!config.source) return false;
-  try {
-    const doc = parseYaml(readFileSync(config.source, 'utf8')) as {
-      auth_service?: { authentication?: unknown };
-    };
-    return doc?.auth_service?.authentication !== undefined;
-  } catch {
-    return false;
-  }
-}
-
 /** The connection options of `storage: {type: postgres}` (the password stays in its file or variable). */
 function postgresOptions(storage: PostgresStorageConfig, clock: Clock, logger: Logger) {
   const { type: _, ...connection } = storage;
@@ -209,44 +196,15 @@ async function compose(
   const created = await services.ensurePresets();
   if (created.length) logger.info({ roles: created }, 'created preset roles');
 
-  // Which wins: when the config file sets auth_service.authentication, it is applied at every
-  // start (labelled `config-file`), replacing what `wctl create -f cap.yaml` / `wctl edit` stored;
-  // without it, the stored preference (labelled `dynamic`) stays, and a new cluster gets the
-  // defaults (labelled `default`: device trust optional). `wctl get cap` shows the label.
-  const a = config.authService.authentication;
-  const fromFile = fileSetsAuthentication(config);
-  const existing = await services.authPreference.get();
-  if (fromFile || existing.metadata.revision === undefined) {
-    await services.authPreference.upsert({
-      kind: 'cluster_auth_preference',
-      version: 'v2',
-      metadata: {
-        name: AUTH_PREFERENCE_NAME,
-        labels: {
-          ...existing.metadata.labels,
-          [AUTH_PREFERENCE_ORIGIN_LABEL]: fromFile ? 'config-file' : 'default',
-        },
-      },
-      spec: {
-        ...existing.spec,
-        type: a.type,
-        second_factor: a.secondFactor,
-        device_trust: {
-          ...existing.spec.device_trust,
-          mode: a.deviceTrust.mode,
-          auto_enroll: a.deviceTrust.autoEnroll,
-          ekcert_allowed_cas: a.deviceTrust.ekcertAllowedCas.flatMap((f) => [...f.certificates]),
-        },
-      },
-    } as never);
-  }
+  // The config file's auth_service.authentication against the stored preference (see applyAtStart).
+  await services.authPreference.applyAtStart(config.authService.authentication);
 
   const cas = await CertAuthorities.init({ backend, clusterName: config.authService.clusterName, clock });
   const publicAddr = formatHostPort(config.proxyService.publicAddr);
   // The live lock view, shared by the auth service's per-request checks, tunnels and db_service.
   const lockCache = services.lockCache({ logger });
   await lockCache.start();
-  const auth = new AuthServer({
+  const auth = createAuthServer({
     clock,
     backend,
     services,
@@ -291,20 +249,7 @@ async function compose(
   const http = createHttpServer(
     createRequestHandler({
       routes: apiRoutes(auth, {
-        listNodes: async (identity) => {
-          const out = [];
-          for (const node of await services.nodes.list()) {
-            const logins = identity.logins.length ? identity.logins : ['-'];
-            for (const login of logins) {
-              const d = await tunnels.decide(identity, node, login);
-              if (d.allowed || d.step === 'device_trust') {
-                out.push(node);
-                break;
-              }
-            }
-          }
-          return out;
-        },
+        listNodes: (identity) => reachableNodes(services.nodes, tunnels, identity),
         deviceTrust,
         listDbs: db.listDbs,
       }),

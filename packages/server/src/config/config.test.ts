@@ -67,6 +67,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
       enabled: true,
       clusterName: 'warden',
       authentication: {
+        setInFile: false,
         type: 'local',
         secondFactor: 'otp',
         deviceTrust: { mode: 'optional', autoEnroll: false, ekcertAllowedCas: [] },

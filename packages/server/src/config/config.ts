@@ -37,6 +37,11 @@ export interface DeviceTrustConfig {
 }
 
 export interface AuthenticationConfig {
+  /**
+   * True when the config file sets `auth_service.authentication` itself: then it wins over
+   * the stored cluster auth preference at every start (see `AuthPreferenceService.applyAtStart`).
+   */
+  readonly setInFile: boolean;
   readonly type: 'local';
   readonly secondFactor: 'on' | 'otp' | 'off';
   readonly deviceTrust: DeviceTrustConfig;
@@ -203,6 +208,7 @@ function build(
       enabled: auth?.enabled ?? true,
       clusterName: auth?.cluster_name ?? DEFAULT_CLUSTER_NAME,
       authentication: {
+        setInFile: auth?.authentication !== undefined,
         type: auth?.authentication?.type ?? 'local',
         secondFactor: auth?.authentication?.second_factor ?? 'otp',
         deviceTrust: {

@@ -21,8 +21,9 @@ import {
 } from '@warden/api';
 import { decideAccess } from '../access';
 import { MemoryAuditLog } from '../audit';
-import { AuthServer } from '../auth/auth-server';
+import type { AuthServer } from '../auth';
 import { MemoryBackend } from '../backend';
+import { createAuthServer } from '../bin/auth';
 import { AUTHORITIES_PREFIX, CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
@@ -52,7 +53,7 @@ describe('device extensions: all three or none, signed by the CA', () => {
     services = createServices({ backend, clock });
     await services.ensurePresets();
     cas = await CertAuthorities.init({ backend, clusterName: 'test', clock });
-    auth = new AuthServer({
+    auth = createAuthServer({
       clock,
       backend,
       services,

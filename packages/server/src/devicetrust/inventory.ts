@@ -28,12 +28,12 @@ import {
   WardenError,
 } from '@warden/api';
 import type { z } from 'zod';
-import type { AuditLog } from '../audit';
-import { generateToken, hashToken } from '../auth/tokens';
+import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { Services } from '../services';
+import { generateToken, hashToken } from '../tokens';
 
 /** Lifetime of an enrollment token when none is asked for. */
 export const DEFAULT_ENROLL_TOKEN_TTL_MS = 60 * 60 * 1000;
@@ -102,11 +102,7 @@ export class DeviceInventory {
   }
 
   async #audit(event: AuditEventInput): Promise<void> {
-    try {
-      await this.#o.audit.emit(event);
-    } catch (e) {
-      this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event');
-    }
+    await writeAuditEvent(this.#o.audit, this.#o.logger, event);
   }
 
   // ---- Registration and lookup ----------------------------------------------------------

@@ -3,7 +3,7 @@
  */
 import { parseResourceRef, rpc, WardenError } from '@warden/api';
 import type { z } from 'zod';
-import type { AuthServer, Caller } from '../auth/auth-server';
+import type { AuthServer, Caller } from '../auth';
 import type { DeviceAuthentication, DeviceEnrollment } from '../devicetrust';
 import type { RequestContext, RequestIdentity, Route } from './router';
 

@@ -4,6 +4,7 @@
  */
 export { type ApiDeps, apiRoutes } from './api';
 export { DB_ALPN, type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
+export { type NodeDecider, reachableNodes } from './nodes';
 export {
   createRequestHandler,
   type Logger,

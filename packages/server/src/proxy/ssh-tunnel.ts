@@ -32,8 +32,8 @@ import {
   findLockInForce,
   lockMessage,
 } from '../access';
-import type { AuditLog } from '../audit';
-import type { AuthServer } from '../auth/auth-server';
+import { type AuditLog, writeAuditEvent } from '../audit';
+import type { AuthServer } from '../auth';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { ResourceCache, Services } from '../services';
@@ -256,11 +256,7 @@ export class SshTunnels {
   }
 
   async #emit(event: AuditEventInput): Promise<void> {
-    try {
-      await this.#o.audit.emit(event);
-    } catch (e) {
-      this.#o.logger.error({ err: e }, 'failed to write audit event');
-    }
+    await writeAuditEvent(this.#o.audit, this.#o.logger, event);
   }
 
   #enforceLocks(): void {

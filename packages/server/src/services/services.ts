@@ -23,6 +23,7 @@ import {
 } from '@warden/api';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
+import type { AuthenticationConfig } from '../config';
 import type { Logger } from '../log';
 import { ResourceCache } from './resource-cache';
 import { ResourceService } from './resource-service';
@@ -109,6 +110,42 @@ export class AuthPreferenceService {
    */
   update(cap: AuthPreferenceResource): Promise<AuthPreferenceResource> {
     return cap.metadata.revision === undefined ? this.store.create(cap) : this.store.update(cap);
+  }
+
+  /**
+   * What `warden start` does with the config file's `auth_service.authentication`: when the
+   * file sets it, it is applied at every start (labelled `config-file`), replacing what
+   * `wctl create -f cap.yaml` / `wctl edit` stored; without it, the stored preference
+   * (labelled `dynamic`) stays, and a new cluster gets the defaults (labelled `default`).
+   * Fields the config cannot express (other labels, other device-trust settings) are kept.
+   */
+  async applyAtStart(a: AuthenticationConfig): Promise<void> {
+    const existing = await this.get();
+    if (!a.setInFile && existing.metadata.revision !== undefined) return;
+    await this.upsert(
+      validateResourceOfKind('cluster_auth_preference', {
+        kind: 'cluster_auth_preference',
+        version: 'v2',
+        metadata: {
+          name: AUTH_PREFERENCE_NAME,
+          labels: {
+            ...existing.metadata.labels,
+            [AUTH_PREFERENCE_ORIGIN_LABEL]: a.setInFile ? 'config-file' : 'default',
+          },
+        },
+        spec: {
+          ...existing.spec,
+          type: a.type,
+          second_factor: a.secondFactor,
+          device_trust: {
+            ...existing.spec.device_trust,
+            mode: a.deviceTrust.mode,
+            auto_enroll: a.deviceTrust.autoEnroll,
+            ekcert_allowed_cas: a.deviceTrust.ekcertAllowedCas.flatMap((f) => [...f.certificates]),
+          },
+        },
+      }),
+    );
   }
 
   /** Removes the stored preference (reads return the default again). */

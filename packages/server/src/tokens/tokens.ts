@@ -4,7 +4,7 @@
  * base64url without padding (43 characters), safe in URLs, file names and shell arguments.
  * Only `hashToken(token)` is ever stored or logged, so a backend dump yields no usable token.
  *
- * Who may import: `auth/`, `devicetrust/` and other services that hand out tokens.
+ * Who may import: through `tokens/index.ts`, any service that hands out tokens.
  * Tested by `tokens.test.ts`.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';

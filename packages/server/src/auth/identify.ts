@@ -1,0 +1,105 @@
+/**
+ * Identify at the proxy: turns a client certificate that TLS verified against the user CA
+ * into the caller's identity (refusing locked users, roles and devices), and issues and
+ * recognises the admin identity `warden start` writes for `wctl` on the auth host.
+ * Internal to `auth/`; the public surface is `auth/index.ts`.
+ */
+import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { type LockResource, WardenError } from '@warden/api';
+import { findLockInForce, lockMessage } from '../access';
+import type { RequestIdentity } from '../proxy/router';
+import type { AuthDeps } from './deps';
+
+/** The admin identity: `warden start` writes it for `wctl` on the auth host. */
+export const ADMIN_USER = '@admin';
+const ADMIN_CERTS = '/admin_identities/';
+const ADMIN_TTL_MS = 24 * 60 * 60 * 1000;
+
+export interface IdentifierOptions extends Pick<AuthDeps, 'clock' | 'backend' | 'services' | 'cas'> {
+  /**
+   * A live lock view (the proxy's `lockCache`): when given, `identify` — called for every API
+   * request and tunnel — reads locks from it instead of listing them from the backend.
+   */
+  lockView?: { values(): readonly LockResource[] };
+}
+
+export class Identifier {
+  readonly #o: IdentifierOptions;
+
+  constructor(o: IdentifierOptions) {
+    this.#o = o;
+  }
+
+  /** Turns a client certificate that TLS verified against the user CA into an identity. */
+  async identify(certDer: Buffer): Promise<RequestIdentity> {
+    const now = this.#o.clock.now();
+    // The CA parses the bytes itself: anything that is not a certificate is BAD_CERTIFICATE.
+    const parsed = this.#o.cas.verifyUserTlsCert(certDer, now);
+    if (parsed.app)
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CERTIFICATE',
+        `this is an app certificate for "${parsed.app.app}": it works for that app only; use your \`wsh login\` certificate`,
+      );
+    const fingerprint = createHash('sha256').update(certDer).digest('hex');
+    if (parsed.user === ADMIN_USER) {
+      if (!(await this.#o.backend.get(ADMIN_CERTS + fingerprint))) {
+        throw new WardenError(
+          'WARDEN_ERR_BAD_CERTIFICATE',
+          'this admin identity is not valid any more; restart warden',
+        );
+      }
+      return { user: ADMIN_USER, roles: [], logins: [], traits: {}, admin: true };
+    }
+    // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
+    const locks = this.#o.lockView ? this.#o.lockView.values() : await this.#o.services.locks.list();
+    const lock = findLockInForce(
+      locks,
+      {
+        user: parsed.user,
+        roles: [...parsed.roles],
+        ...(parsed.device?.deviceId ? { device: parsed.device.deviceId } : {}),
+      },
+      now,
+    );
+    if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
+    const x509 = new X509Certificate(certDer);
+    return {
+      user: parsed.user,
+      roles: parsed.roles,
+      logins: parsed.logins,
+      traits: parsed.traits,
+      admin: false,
+      ...(parsed.device ? { device: parsed.device } : {}),
+      cert: {
+        publicKeyDer: x509.publicKey.export({ type: 'spki', format: 'der' }),
+        notAfter: new Date(Date.parse(x509.validTo)),
+      },
+    };
+  }
+
+  /** Issues the admin identity (a client key and certificate) and remembers its fingerprint. */
+  async issueAdminIdentity(): Promise<{ certPem: string; keyPem: string; expires: Date }> {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const issued = await this.#o.cas.issueUserCertificates({
+      user: ADMIN_USER,
+      roles: [],
+      logins: [],
+      traits: {},
+      publicKey,
+      ttlMs: ADMIN_TTL_MS,
+      now: this.#o.clock.now(),
+    });
+    const der = new X509Certificate(issued.tlsCert).raw;
+    const fingerprint = createHash('sha256').update(der).digest('hex');
+    await this.#o.backend.put(
+      ADMIN_CERTS + fingerprint,
+      JSON.stringify({ expires: issued.notAfter.toISOString() }),
+      { ttlMs: ADMIN_TTL_MS },
+    );
+    return {
+      certPem: issued.tlsCert,
+      keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      expires: issued.notAfter,
+    };
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * Signup with invite tokens and login (password + TOTP → SSH and X.509 certificates), plus
+ * the unauthenticated `ping`. Nothing here needs a caller: these are the entry points that
+ * make one.
+ *
+ * Login, in order, failing closed at each step:
+ *   1. rate limit (user and source address)  2. user and secrets (unknown users cost the same)
+ *   3. password  4. TOTP (not a replay: the step is stored with compare-and-swap)
+ *   5. locks on the user and their roles  6. logins and TTL from roles  7. certificates
+ *
+ * Internal to `auth/`; the public surface is `auth/index.ts`.
+ */
+import { createPublicKey } from 'node:crypto';
+import {
+  type AuthPreferenceResource,
+  isWardenError,
+  MAX_CERT_TTL_MS,
+  parseAuthorizedKey,
+  type rpc,
+  WardenError,
+} from '@warden/api';
+import type { z } from 'zod';
+import { allowedLogins, findLockInForce, lockMessage, maxSessionTtl } from '../access';
+import { type AuthDeps, auditWith, findRoles } from './deps';
+import type { LocalAuthStore } from './local-auth';
+import {
+  checkPasswordPolicy,
+  hashPassword,
+  needsRehash,
+  verifyPassword,
+  verifyPasswordForUnknownUser,
+} from './password';
+import type { LoginRateLimiter } from './rate-limit';
+import { otpauthUri, verifyTotp } from './totp';
+
+export interface LoginServiceOptions extends AuthDeps {
+  local: LocalAuthStore;
+  limiter: LoginRateLimiter;
+  serverVersion: string;
+}
+
+export class LoginService {
+  readonly #o: LoginServiceOptions;
+  readonly #audit: ReturnType<typeof auditWith>;
+
+  constructor(o: LoginServiceOptions) {
+    this.#o = o;
+    this.#audit = auditWith(o);
+  }
+
+  #now(): number {
+    return this.#o.clock.now();
+  }
+
+  authPreference(): Promise<AuthPreferenceResource> {
+    return this.#o.services.authPreference.get();
+  }
+
+  async ping(): Promise<rpc.PingResponse> {
+    const cap = await this.authPreference();
+    return {
+      cluster_name: this.#o.clusterName,
+      server_version: this.#o.serverVersion,
+      proxy_public_addr: this.#o.proxyPublicAddr,
+      host_ca_pems: this.#o.cas.tlsCertPems('host'),
+      auth: {
+        type: cap.spec.type,
+        second_factor: cap.spec.second_factor,
+        device_trust_mode: cap.spec.device_trust?.mode ?? 'off',
+      },
+    };
+  }
+
+  // ---- Signup ------------------------------------------------------------------------
+
+  async signupBegin(token: string): Promise<rpc.SignupBeginResponse> {
+    const invite = await this.#o.local.getInvite(token);
+    const cap = await this.authPreference();
+    if (cap.spec.second_factor === 'off' || !invite.totp_secret) return { user: invite.user };
+    return {
+      user: invite.user,
+      totp: {
+        secret: invite.totp_secret,
+        uri: otpauthUri({ secret: invite.totp_secret, account: invite.user, issuer: this.#o.clusterName }),
+      },
+    };
+  }
+
+  async signupFinish(req: z.infer<typeof rpc.SignupFinishRequest>, addr: string): Promise<{ user: string }> {
+    const local = this.#o.local;
+    const invite = await local.getInvite(req.token);
+    const fail = async (e: WardenError) => {
+      await this.#audit({ type: 'user.signup', success: false, user: invite.user, addr, error: e.message });
+      return e;
+    };
+    try {
+      checkPasswordPolicy(req.password);
+    } catch (e) {
+      throw isWardenError(e) ? await fail(e) : e;
+    }
+    const cap = await this.authPreference();
+    if (cap.spec.second_factor !== 'off' && !invite.totp_secret) {
+      // Made while second factors were off; finishing it would leave a user who can never log in.
+      throw await fail(
+        new WardenError(
+          'WARDEN_ERR_INVALID_TOKEN',
+          'this invite was created while second factors were off and the cluster now requires one; ' +
+            'ask an administrator for a new invite (`wctl users reset NAME`)',
+        ),
+      );
+    }
+    let step: number | undefined;
+    if (cap.spec.second_factor !== 'off' && invite.totp_secret) {
+      const r = verifyTotp(invite.totp_secret, (req.otp_code ?? '').trim(), { now: this.#now() });
+      if (!r.ok) {
+        throw await fail(
+          new WardenError(
+            'WARDEN_ERR_LOGIN_FAILED',
+            'the OTP code is not valid: check that the authenticator app uses the secret just shown and that the clocks agree',
+          ),
+        );
+      }
+      step = r.step;
+    }
+    const user = await this.#o.services.users.find(invite.user);
+    if (!user)
+      throw await fail(new WardenError('WARDEN_ERR_NOT_FOUND', `user "${invite.user}" no longer exists`));
+    // Spend the token first: of two racing signups, exactly one continues.
+    await local.consumeInvite(invite);
+    await local.putSecrets(invite.user, {
+      password_hash: await hashPassword(req.password),
+      ...(invite.totp_secret && cap.spec.second_factor !== 'off'
+        ? { totp_secret: invite.totp_secret, totp_last_step: step }
+        : {}),
+    });
+    await this.#audit({ type: 'user.signup', success: true, user: invite.user, addr });
+    return { user: invite.user };
+  }
+
+  // ---- Login -------------------------------------------------------------------------
+
+  async login(req: rpc.LoginRequest, addr: string): Promise<rpc.LoginResponse> {
+    const { limiter, local, services, cas, clusterName } = this.#o;
+    const name = req.user;
+    // 1. Rate limit before any password work.
+    try {
+      limiter.check(name, addr);
+    } catch (e) {
+      if (isWardenError(e))
+        await this.#audit({ type: 'user.login', success: false, user: name, addr, error: e.message });
+      throw e;
+    }
+    const failed = async (reason: string, err?: WardenError) => {
+      limiter.recordFailure(name, addr);
+      await this.#audit({
+        type: 'user.login',
+        success: false,
+        user: name,
+        addr,
+        error: err?.message ?? reason,
+      });
+      return err ?? new WardenError('WARDEN_ERR_LOGIN_FAILED', 'invalid user name, password or OTP code');
+    };
+    // 2. The user and their secrets.
+    const user = await services.users.find(name).catch(() => undefined);
+    const secrets = user ? await local.getSecrets(name) : undefined;
+    if (!user || !secrets) {
+      await verifyPasswordForUnknownUser(req.password);
+      throw await failed(user ? 'user has not signed up' : 'unknown user');
+    }
+    // 3. Password.
+    if (!(await verifyPassword(req.password, secrets.password_hash))) throw await failed('wrong password');
+    // 4. Second factor.
+    const cap = await this.authPreference();
+    if (cap.spec.second_factor !== 'off') {
+      if (!secrets.totp_secret) throw await failed('no second factor enrolled');
+      const r = verifyTotp(secrets.totp_secret, (req.otp_code ?? '').trim(), {
+        now: this.#now(),
+        lastUsedStep: secrets.totp_last_step,
+      });
+      if (!r.ok) throw await failed(r.reason === 'replayed' ? 'OTP code already used' : 'wrong OTP code');
+      try {
+        await local.markTotpStep(name, secrets, r.step, secrets.modRev);
+      } catch {
+        throw await failed('OTP code already used');
+      }
+    }
+    limiter.recordSuccess(name, addr);
+    if (needsRehash(secrets.password_hash)) {
+      const fresh = await local.getSecrets(name);
+      if (fresh) await local.putSecrets(name, { ...fresh, password_hash: await hashPassword(req.password) });
+    }
+    // 5. Locks, read from the backend so a fresh lock is never missed.
+    const roles = await findRoles(services, user.spec.roles);
+    const lock = findLockInForce(
+      await services.locks.list(),
+      { user: name, roles: [...user.spec.roles] },
+      this.#now(),
+    );
+    if (lock) {
+      const err = new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
+      await this.#audit({ type: 'user.login', success: false, user: name, addr, error: err.message });
+      throw err;
+    }
+    // 6. Logins and TTL.
+    const logins = allowedLogins({ user: name, roles, traits: user.spec.traits });
+    const ttlMs = Math.min(
+      req.ttl_ms ?? MAX_CERT_TTL_MS,
+      maxSessionTtl(roles) ?? MAX_CERT_TTL_MS,
+      MAX_CERT_TTL_MS,
+    );
+    // 7. Certificates for the client's key.
+    const issued = await cas.issueUserCertificates({
+      user: name,
+      roles: user.spec.roles,
+      logins,
+      traits: user.spec.traits,
+      publicKey: clientKey(req),
+      ttlMs,
+      now: this.#now(),
+    });
+    await this.#audit({ type: 'user.login', success: true, user: name, addr, method: 'local' });
+    await this.#audit({
+      type: 'cert.create',
+      success: true,
+      user: name,
+      addr,
+      cert_type: 'user',
+      roles: user.spec.roles,
+      logins,
+      expires: issued.notAfter.toISOString(),
+    });
+    return {
+      user: name,
+      cluster_name: clusterName,
+      roles: user.spec.roles,
+      logins,
+      ssh_cert: issued.sshCert,
+      tls_cert: issued.tlsCert,
+      user_ca_pems: cas.tlsCertPems('user'),
+      host_ca_pems: cas.tlsCertPems('host'),
+      host_ca_known_hosts: cas.exportHostLine(clusterName),
+      expires: issued.notAfter.toISOString(),
+    };
+  }
+}
+
+/** The client's key: the SSH and SPKI forms must be the same key. */
+function clientKey(req: rpc.LoginRequest) {
+  let ssh: ReturnType<typeof parseAuthorizedKey>;
+  let spki: ReturnType<typeof createPublicKey>;
+  try {
+    ssh = parseAuthorizedKey(req.ssh_public_key);
+    spki = createPublicKey(req.tls_public_key);
+  } catch {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'invalid public key in the login request');
+  }
+  const der = (k: ReturnType<typeof createPublicKey>) => k.export({ type: 'spki', format: 'der' });
+  if (!der(ssh.key).equals(der(spki))) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      'the SSH and TLS public keys in the login request differ',
+    );
+  }
+  return spki;
+}

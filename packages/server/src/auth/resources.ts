@@ -1,0 +1,218 @@
+/**
+ * Generic resource CRUD for `wctl get|create|edit|rm`: validation, the store of each kind,
+ * and the audit event of each change. Kinds with rules of their own are handed on: locks to
+ * `LockService` (the only path that writes a lock), devices to `DeviceAdmin`, user secrets
+ * to `UserAdmin`; certificate authorities are read-only views of `CertAuthorities`, and the
+ * cluster auth preference is a singleton. Permissions are checked by the caller
+ * (`AuthServer`), not here.
+ * Internal to `auth/`; the public surface is `auth/index.ts`.
+ */
+import {
+  AUTH_PREFERENCE_NAME,
+  type AuditEventInput,
+  type LockResource,
+  type Resource,
+  type ResourceKind,
+  validateResource,
+  WardenError,
+} from '@warden/api';
+import { withOrigin } from '../services';
+import type { Actor } from './caller';
+import { type AuthDeps, auditWith } from './deps';
+import type { DeviceAdmin } from './devices';
+import type { LockService } from './locks';
+import { checkUserName, type UserAdmin } from './users';
+
+export interface ResourceAdminOptions extends AuthDeps {
+  locks: LockService;
+  devices: DeviceAdmin;
+  users: UserAdmin;
+}
+
+export interface PutOptions {
+  force: boolean;
+  expectedRevision?: string;
+}
+
+export interface PutResult {
+  resource: Resource;
+  outcome: 'created' | 'updated';
+  warnings?: string[];
+}
+
+type AnyStore = {
+  list(): Promise<Resource[]>;
+  get(n: string): Promise<Resource>;
+  find(n: string): Promise<Resource | undefined>;
+  create(r: Resource): Promise<Resource>;
+  upsert(r: Resource): Promise<Resource>;
+  update(r: Resource): Promise<Resource>;
+  delete(n: string): Promise<unknown>;
+};
+
+export class ResourceAdmin {
+  readonly #o: ResourceAdminOptions;
+  readonly #audit: ReturnType<typeof auditWith>;
+
+  constructor(o: ResourceAdminOptions) {
+    this.#o = o;
+    this.#audit = auditWith(o);
+  }
+
+  #store(kind: ResourceKind): AnyStore | undefined {
+    const s = this.#o.services;
+    switch (kind) {
+      case 'user':
+        return s.users as unknown as AnyStore;
+      case 'role':
+        return s.roles as unknown as AnyStore;
+      case 'lock':
+        return s.locks as unknown as AnyStore;
+      case 'node':
+        return s.nodes as unknown as AnyStore;
+      case 'db':
+        return s.dbs as unknown as AnyStore;
+      case 'device':
+        return s.devices as unknown as AnyStore;
+      case 'app':
+        return s.apps as unknown as AnyStore;
+      default:
+        return undefined;
+    }
+  }
+
+  /**
+   * Validates a document for `put` and refuses what no permission allows (certificate
+   * authorities, reserved user names) — before anything is said about stored resources.
+   */
+  validate(input: Record<string, unknown>): Resource {
+    const res = validateResource(input);
+    if (res.kind === 'cert_authority') {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        'certificate authorities are managed by warden and cannot be created or edited',
+      );
+    }
+    if (res.kind === 'user') checkUserName(res.metadata.name);
+    return res;
+  }
+
+  /** The stored resource of this kind and name, if any (devices by ID). */
+  async find(kind: ResourceKind, name: string): Promise<Resource | undefined> {
+    return this.#store(kind)?.find(name);
+  }
+
+  async list(kind: ResourceKind): Promise<Resource[]> {
+    if (kind === 'cert_authority') return this.#o.cas.publicViews();
+    if (kind === 'cluster_auth_preference') return [await this.#o.services.authPreference.get()];
+    return (await this.#store(kind)?.list()) ?? [];
+  }
+
+  async get(kind: ResourceKind, name: string): Promise<Resource> {
+    if (kind === 'cert_authority') {
+      const ca = this.#o.cas.publicViews().find((c) => c.metadata.name === name);
+      if (!ca)
+        throw new WardenError(
+          'WARDEN_ERR_NOT_FOUND',
+          `cert_authority "${name}" not found (types: ${this.#o.cas.types().join(', ')})`,
+        );
+      return ca;
+    }
+    if (kind === 'cluster_auth_preference') {
+      if (name !== AUTH_PREFERENCE_NAME) {
+        throw new WardenError(
+          'WARDEN_ERR_NOT_FOUND',
+          `cluster_auth_preference is named "${AUTH_PREFERENCE_NAME}"`,
+        );
+      }
+      return this.#o.services.authPreference.get();
+    }
+    if (kind === 'device') return this.#o.devices.get(name);
+    return this.#store(kind)!.get(name);
+  }
+
+  /** Stores a validated document; `existing` is what `find` returned for it. */
+  async put(
+    actor: Actor,
+    res: Resource,
+    opts: PutOptions,
+    existing: Resource | undefined,
+  ): Promise<PutResult> {
+    const kind = res.kind;
+    if (kind === 'cluster_auth_preference') {
+      // Labelled `dynamic`: it holds until a start whose config file sets auth_service.authentication.
+      const dynamic = withOrigin(res, 'dynamic');
+      const prefs = this.#o.services.authPreference;
+      const stored = opts.expectedRevision
+        ? await prefs.update({
+            ...dynamic,
+            metadata: { ...dynamic.metadata, revision: opts.expectedRevision },
+          })
+        : await prefs.upsert(dynamic);
+      await this.#audit({
+        type: 'cluster_auth_preference.updated',
+        success: true,
+        user: actor.user,
+        addr: actor.addr,
+        second_factor: stored.spec.second_factor,
+        device_trust_mode: stored.spec.device_trust?.mode,
+      });
+      return { resource: stored, outcome: 'updated' };
+    }
+    if (kind === 'lock') {
+      const w = await this.#o.locks.put(actor, res, opts, existing as LockResource | undefined);
+      return w.warnings.length ? w : { resource: w.resource, outcome: w.outcome };
+    }
+    if (kind === 'device') return this.#o.devices.put(actor, res, opts, existing !== undefined);
+    const store = this.#store(kind)!;
+    const name = res.metadata.name;
+    if (existing && !opts.force) {
+      throw new WardenError(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `${kind} "${name}" already exists; use -f/--force to overwrite it`,
+      );
+    }
+    let stored: Resource;
+    if (opts.expectedRevision) {
+      stored = await store.update({
+        ...res,
+        metadata: { ...res.metadata, revision: opts.expectedRevision },
+      } as Resource);
+    } else {
+      stored = existing ? await store.upsert(res) : await store.create(res);
+    }
+    const outcome = existing ? 'updated' : 'created';
+    await this.#audit(changeEvent(actor, kind, name, outcome));
+    return { resource: stored, outcome };
+  }
+
+  async remove(actor: Actor, kind: ResourceKind, name: string): Promise<void> {
+    if (kind === 'cert_authority' || kind === 'cluster_auth_preference') {
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `${kind} cannot be deleted`);
+    }
+    if (kind === 'device') return this.#o.devices.remove(actor, name);
+    if (kind === 'lock') return this.#o.locks.remove(actor, name);
+    await this.#store(kind)!.delete(name);
+    if (kind === 'user') await this.#o.users.forget(name);
+    await this.#audit(changeEvent(actor, kind, name, 'deleted'));
+  }
+}
+
+/** The audit event for a resource change: the kind's own type where the catalogue has one. */
+function changeEvent(
+  actor: Actor,
+  kind: ResourceKind,
+  name: string,
+  change: 'created' | 'updated' | 'deleted',
+): AuditEventInput {
+  const common = { success: true, user: actor.user, addr: actor.addr, name } as const;
+  if (kind === 'role') return { type: `role.${change}`, ...common };
+  if (kind === 'user') {
+    return change === 'deleted'
+      ? { type: 'user.delete', ...common }
+      : { type: change === 'created' ? 'user.create' : 'user.update', ...common };
+  }
+  const type =
+    change === 'created' ? 'resource.create' : change === 'updated' ? 'resource.update' : 'resource.delete';
+  return { type, ...common, kind };
+}

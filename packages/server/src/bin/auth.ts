@@ -1,0 +1,73 @@
+/**
+ * Composition of the auth service: the stores, limiter and inventory it works over, the
+ * implementation of each job, and the `AuthServer` wrapper that checks every caller. Used by
+ * `warden start` (`start.ts`) and by tests and benchmarks that run an auth service in process.
+ */
+import type { LockResource } from '@warden/api';
+import {
+  AuditSearch,
+  type AuthDeps,
+  AuthServer,
+  DeviceAdmin,
+  Identifier,
+  LocalAuthStore,
+  LockService,
+  LoginRateLimiter,
+  LoginService,
+  ResourceAdmin,
+  SigningService,
+  UserAdmin,
+} from '../auth';
+import { DeviceInventory } from '../devicetrust';
+
+export interface AuthServerOptions extends AuthDeps {
+  serverVersion: string;
+  /** Login rate limits; the defaults when absent. */
+  limiter?: LoginRateLimiter;
+  /**
+   * A live lock view (the proxy's `lockCache`): when given, `identify` — called for every API
+   * request and tunnel — reads locks from it instead of listing them from the backend.
+   * Login and certificate issuance always read the backend, so a fresh lock is never missed.
+   */
+  lockView?: { values(): readonly LockResource[] };
+  /** The device inventory; one over the same stores when absent. */
+  inventory?: DeviceInventory;
+}
+
+export function createAuthServer(o: AuthServerOptions): AuthServer {
+  const deps: AuthDeps = {
+    clock: o.clock,
+    backend: o.backend,
+    services: o.services,
+    cas: o.cas,
+    audit: o.audit,
+    logger: o.logger,
+    clusterName: o.clusterName,
+    proxyPublicAddr: o.proxyPublicAddr,
+  };
+  const local = new LocalAuthStore(o.backend, o.clock);
+  const limiter = o.limiter ?? new LoginRateLimiter({ clock: o.clock });
+  const inventory =
+    o.inventory ??
+    new DeviceInventory({
+      services: o.services,
+      backend: o.backend,
+      clock: o.clock,
+      audit: o.audit,
+      logger: o.logger,
+    });
+  const users = new UserAdmin({ ...deps, local });
+  const locks = new LockService({ ...deps, inventory });
+  const devices = new DeviceAdmin(inventory);
+  return new AuthServer(deps, {
+    login: new LoginService({ ...deps, local, limiter, serverVersion: o.serverVersion }),
+    identity: new Identifier({ ...deps, ...(o.lockView ? { lockView: o.lockView } : {}) }),
+    users,
+    resources: new ResourceAdmin({ ...deps, locks, devices, users }),
+    locks,
+    devices,
+    signing: new SigningService(deps),
+    auditSearch: new AuditSearch(o.audit),
+    inventory,
+  });
+}
