@@ -115,6 +115,8 @@ export const ResourceResponse = z.object({
   resource: z.record(z.string(), z.unknown()),
   /** created | updated */
   outcome: z.enum(['created', 'updated']),
+  /** Why the resource may have no effect (e.g. a device lock while device trust is off). */
+  warnings: z.array(z.string()).optional(),
 });
 
 export const ListResourcesResponse = z.object({ items: z.array(z.record(z.string(), z.unknown())) });

@@ -60,6 +60,7 @@ export async function runCreate(ctx: CommandContext): Promise<number> {
       force: Boolean(ctx.values.force),
     });
     ctx.stdout.write(`${describe(res, out.outcome)}\n`);
+    for (const w of out.warnings ?? []) ctx.stderr.write(`WARNING: ${w}\n`);
   }
   return 0;
 }
@@ -207,6 +208,7 @@ export async function runEdit(ctx: CommandContext): Promise<number> {
           expected_revision: revision,
         });
         ctx.stdout.write(`${describe(res, out.outcome)}\n`);
+        for (const w of out.warnings ?? []) ctx.stderr.write(`WARNING: ${w}\n`);
         return 0;
       } catch (e) {
         if (
