@@ -42,3 +42,15 @@ test('errors keep type and message only', () => {
   const e = Object.assign(new Error('boom'), { code: 'X', secretStuff: 'no' });
   assert.deepEqual(redact({ err: e }), { err: { type: 'Error', message: 'boom', code: 'X' } });
 });
+
+test('JSON lines carry an ISO 8601 time and the level by name', async () => {
+  const { log, read } = capture('json');
+  log.warn({ a: 1 }, 'careful');
+  await new Promise((r) => setImmediate(r));
+  const line = JSON.parse(read().trim()) as { time: unknown; level: unknown; msg: unknown; a: unknown };
+  assert.equal(line.level, 'warn');
+  assert.equal(typeof line.time, 'string');
+  assert.match(line.time as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(line.msg, 'careful');
+  assert.equal(line.a, 1);
+});

@@ -44,8 +44,14 @@ export function createLogger(opts: {
 }): Logger {
   const stream = opts.stream ?? process.stderr;
   if (opts.format === 'json') {
+    // ISO 8601 times and level names ("time":"2026-…Z","level":"info"), as log shippers expect.
     const p = pino(
-      { level: opts.severity, base: opts.component ? { component: opts.component } : {} },
+      {
+        level: opts.severity,
+        base: opts.component ? { component: opts.component } : {},
+        timestamp: pino.stdTimeFunctions.isoTime,
+        formatters: { level: (label) => ({ level: label }) },
+      },
       stream as never,
     );
     return {
