@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import * as x509 from '@peculiar/x509';
 import { isWardenError, type WardenError } from '@warden/api';
-import { defaultConfig, loadConfig, parseConfig, type WardenConfig } from './index';
+import { defaultConfig, loadConfig, parseConfig, problemLines, type WardenConfig } from './index';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-config-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -62,6 +62,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
   assert.deepEqual(config, {
     source: undefined,
     dataDir,
+    diagAddr: undefined,
     log: { severity: 'info', format: 'text' },
     authService: {
       enabled: true,
@@ -383,7 +384,7 @@ test('a bad enum names file, field path and line', () => {
 test('unknown fields are errors, in every section', () => {
   assert.equal(
     problem('version: v1\nproxy_service:\n  enabled: true\n  listen: 1.2.3.4:80\n'),
-    'warden.yaml: proxy_service.listen: unknown field (line 4)',
+    'warden.yaml: proxy_service.listen: unknown field; did you mean listen_addr? (line 4)',
   );
   assert.equal(
     problem('version: v1\n\nssh_service:\n  enabled: true\n  port: 22\n'),
@@ -397,7 +398,7 @@ test('unknown fields are errors, in every section', () => {
     problem(
       'version: v1\nauth_service:\n  authentication:\n    device_trust:\n      mode: off\n      modee: on\n',
     ),
-    'warden.yaml: auth_service.authentication.device_trust.modee: unknown field (line 6)',
+    'warden.yaml: auth_service.authentication.device_trust.modee: unknown field; did you mean mode? (line 6)',
   );
 });
 
@@ -745,4 +746,35 @@ storage: { type: memory }
     }
   }
   assert.ok(parsed > 0 && parsed < 500, `some mutations should parse and some fail (parsed ${parsed})`);
+});
+
+test('every problem of a file is reported at once, typos with "did you mean"', () => {
+  const e = badConfig(() =>
+    parseConfig(
+      'version: v1\nlog:\n  sevrity: debug\nauth_service:\n  authentication:\n    second_factor: otpp\nproxy_service:\n  listen_addr: nowhere\n',
+      'warden.yaml',
+      { baseDir: dir },
+    ),
+  );
+  assert.deepEqual(problemLines(e), [
+    'warden.yaml: log.sevrity: unknown field; did you mean severity? (line 3)',
+    'warden.yaml: auth_service.authentication.second_factor: expected one of on, otp, off; did you mean otp? (line 6)',
+    `warden.yaml: proxy_service.listen_addr: ${(problemLines(e)[2] ?? '').split('listen_addr: ')[1]}`,
+  ]);
+  assert.match(problemLines(e)[2]!, /proxy_service\.listen_addr: .*\(line 8\)$/);
+  assert.match(e.message, /\(and 2 more problems\)$/);
+  // Unrelated names get no guess.
+  assert.equal(
+    problem('version: v1\nkube_service:\n  enabled: true\n'),
+    'warden.yaml: kube_service: unknown field (line 2)',
+  );
+});
+
+test('diag_addr: off by default, a host:port when set', () => {
+  assert.equal(parseConfig('version: v1\n', 'warden.yaml').diagAddr, undefined);
+  assert.deepEqual(parseConfig('version: v1\ndiag_addr: 127.0.0.1:3000\n', 'warden.yaml').diagAddr, {
+    host: '127.0.0.1',
+    port: 3000,
+  });
+  assert.match(problem('version: v1\ndiag_addr: nowhere\n'), /^warden\.yaml: diag_addr: .*\(line 2\)$/);
 });

@@ -127,6 +127,8 @@ export interface WardenConfig {
   readonly source: string | undefined;
   /** Absolute path of the data directory. */
   readonly dataDir: string;
+  /** Where the diagnostics listener (/metrics, /healthz, /readyz) listens; undefined: off. */
+  readonly diagAddr: HostPort | undefined;
   readonly log: LogConfig;
   readonly authService: AuthServiceConfig;
   readonly proxyService: ProxyServiceConfig;
@@ -203,6 +205,7 @@ function build(
   return deepFreeze<WardenConfig>({
     source,
     dataDir,
+    diagAddr: file?.diag_addr,
     log: { severity: file?.log?.severity ?? 'info', format: file?.log?.format ?? 'text' },
     authService: {
       enabled: auth?.enabled ?? true,
@@ -324,7 +327,8 @@ export function parseConfig(text: string, source: string, options: ParseConfigOp
   }
 
   const parsed = configFileSchema.safeParse(raw);
-  if (!parsed.success) throw badConfig(source, problemsFromIssues(parsed.error.issues, raw, map));
+  if (!parsed.success)
+    throw badConfig(source, problemsFromIssues(parsed.error.issues, raw, map, configFileSchema));
   const file = parsed.data;
 
   const baseDir = options.baseDir ?? process.cwd();

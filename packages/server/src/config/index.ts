@@ -26,3 +26,4 @@ export {
   type StorageConfig,
   type WardenConfig,
 } from './config';
+export { problemLines } from './problems';

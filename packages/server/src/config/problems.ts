@@ -101,11 +101,96 @@ function oneOf(values: readonly unknown[]): string {
   return shown.length === 1 ? `expected ${shown[0]}` : `expected one of ${shown.join(', ')}`;
 }
 
-/** Maps zod issues on the parsed YAML (`raw`) to located problems, in line order. */
+/** Edit distance with transpositions (optimal string alignment), for "did you mean". */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The closest of `candidates` to `word`, if it looks like a typo of it (one slip, or less
+ * than a quarter of the word wrong) or a prefix of it (`listen` for `listen_addr`).
+ */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const w = word.toLowerCase();
+  let best: { c: string; d: number } | undefined;
+  for (const c of candidates) {
+    if (c === word) continue;
+    const lc = c.toLowerCase();
+    const d = w.length >= 4 && lc.startsWith(w) ? 1 : distance(w, lc);
+    const typo = (d === 1 && w.length >= 3) || d * 4 < w.length;
+    if (typo && (!best || d < best.d)) best = { c, d };
+  }
+  return best?.c;
+}
+
+interface SchemaDef {
+  type: string;
+  innerType?: unknown;
+  in?: unknown;
+  out?: unknown;
+  shape?: Record<string, unknown>;
+  element?: unknown;
+  options?: unknown[];
+}
+
+function defOf(schema: unknown): SchemaDef | undefined {
+  return (schema as { _zod?: { def?: SchemaDef } })?._zod?.def;
+}
+
+/** The field names a mapping at `path` may have, read from the schema (for "did you mean"). */
+export function knownKeysAt(schema: unknown, path: Path): string[] {
+  const keys = new Set<string>();
+  const visit = (node: unknown, rest: Path, depth: number): void => {
+    const def = defOf(node);
+    if (!def || depth > 40) return;
+    switch (def.type) {
+      case 'optional':
+      case 'nullable':
+      case 'default':
+      case 'readonly':
+        visit(def.innerType, rest, depth + 1);
+        return;
+      case 'pipe':
+        visit(def.in, rest, depth + 1);
+        visit(def.out, rest, depth + 1);
+        return;
+      case 'union':
+        for (const o of def.options ?? []) visit(o, rest, depth + 1);
+        return;
+      case 'array':
+        if (typeof rest[0] === 'number') visit(def.element, rest.slice(1), depth + 1);
+        return;
+      case 'object':
+        if (rest.length === 0) for (const k of Object.keys(def.shape ?? {})) keys.add(k);
+        else visit(def.shape?.[String(rest[0])], rest.slice(1), depth + 1);
+        return;
+    }
+  };
+  visit(schema, path, 0);
+  return [...keys];
+}
+
+/**
+ * Maps zod issues on the parsed YAML (`raw`) to located problems, in line order; an unknown
+ * field or value that looks like a typo of a known one says "did you mean".
+ */
 export function problemsFromIssues(
   issues: readonly z.core.$ZodIssue[],
   raw: unknown,
   map: SourceMap,
+  schema?: unknown,
 ): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const add = (path: Path, message: string, atKey = false) =>
@@ -115,15 +200,48 @@ export function problemsFromIssues(
     const path = issue.path;
     const missing = valueAt(raw, path) === undefined;
     switch (issue.code) {
-      case 'unrecognized_keys':
-        for (const key of issue.keys) add([...path, key], 'unknown field', true);
+      case 'unrecognized_keys': {
+        const known = schema === undefined ? [] : knownKeysAt(schema, path);
+        for (const key of issue.keys) {
+          const guess = closest(key, known);
+          add([...path, key], guess ? `unknown field; did you mean ${guess}?` : 'unknown field', true);
+        }
         break;
-      case 'invalid_value':
-        add(path, missing ? `is required; ${oneOf(issue.values)}` : oneOf(issue.values));
+      }
+      case 'invalid_value': {
+        const value = valueAt(raw, path);
+        const guess =
+          typeof value === 'string' && issue.values.length > 1
+            ? closest(
+                value,
+                issue.values.map((v) => String(v)),
+              )
+            : undefined;
+        add(
+          path,
+          missing
+            ? `is required; ${oneOf(issue.values)}`
+            : `${oneOf(issue.values)}${guess ? `; did you mean ${guess}?` : ''}`,
+        );
         break;
+      }
       case 'invalid_union': {
         const options = (issue as { options?: readonly unknown[] }).options;
-        if (options) add(path, missing ? `is required; ${oneOf(options)}` : oneOf(options));
+        const value = valueAt(raw, path);
+        const guess =
+          options && typeof value === 'string' && options.length > 1
+            ? closest(
+                value,
+                options.map((v) => String(v)),
+              )
+            : undefined;
+        if (options)
+          add(
+            path,
+            missing
+              ? `is required; ${oneOf(options)}`
+              : `${oneOf(options)}${guess ? `; did you mean ${guess}?` : ''}`,
+          );
         else add(path, issue.message);
         break;
       }
@@ -155,9 +273,16 @@ export function formatProblem(source: string, p: ConfigProblem): string {
   return p.path === '' ? `${source}: ${p.message}${where}` : `${source}: ${p.path}: ${p.message}${where}`;
 }
 
+/** Every problem of a config error, one line each (`source: path: message (line N)`). */
+export function problemLines(e: { message: string; details?: unknown }): string[] {
+  const d = e.details as { source?: string; problems?: ConfigProblem[] } | undefined;
+  if (!d?.source || !d.problems?.length) return [e.message];
+  return d.problems.map((p) => formatProblem(d.source!, p));
+}
+
 /**
  * The single error for a bad config: the first problem in the message (with a count of the
- * rest), all of them in `details.problems`.
+ * rest), all of them in `details.problems` (`problemLines` prints them all).
  */
 export function badConfig(source: string, problems: readonly ConfigProblem[]): WardenError {
   const [first, ...rest] = problems;

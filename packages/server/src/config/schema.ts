@@ -65,6 +65,8 @@ function isPostgresUrl(text: string): boolean {
 export const configFileSchema = z.strictObject({
   version: z.literal('v1'),
   data_dir: pathString.optional(),
+  /** The diagnostics listener (/metrics, /healthz, /readyz); off unless set. */
+  diag_addr: hostPort.optional(),
   log: z
     .strictObject({
       severity: z.enum(LOG_SEVERITY_VALUES).optional(),
