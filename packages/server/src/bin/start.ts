@@ -20,14 +20,29 @@ import type { AuthServer } from '../auth';
 import { type Backend, MemoryBackend, PostgresBackend, SqliteBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { type Clock, systemClock } from '../clock';
-import { formatHostPort, loadConfig, type PostgresStorageConfig, type WardenConfig } from '../config';
+import {
+  formatHostPort,
+  loadConfig,
+  type PostgresStorageConfig,
+  parseHostPort,
+  problemLines,
+  type WardenConfig,
+} from '../config';
 import { DeviceAuthentication, DeviceEnrollment } from '../devicetrust';
+import {
+  createMetrics,
+  instrumentAudit,
+  instrumentBackend,
+  type MetricsRegistry,
+  watchLockLag,
+} from '../diag';
 import { createLogger, type Logger } from '../log';
 import { apiRoutes, createRequestHandler, DB_ALPN, reachableNodes, SSH_ALPN, SshTunnels } from '../proxy';
 import { createServices } from '../services';
 import { SshService } from '../srv/ssh';
 import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
+import { checkPortsFree, runConfigure, startDiag } from './ops';
 
 export const VERSION = '0.1.0';
 export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
@@ -44,13 +59,22 @@ const HELP = `Usage: warden COMMAND [FLAGS]
 Warden: an access plane for SSH, databases, apps and Kubernetes with device trust.
 
 Commands:
-  start     Run Warden (auth and proxy; with no config: data in ./warden-data, proxy on 127.0.0.1:3080)
-  version   Print the version
+  start                Run Warden (auth and proxy; with no config: data in ./warden-data, proxy on 127.0.0.1:3080)
+  configure --check FILE
+                       Check a warden.yaml and report every problem in it; starts nothing
+  version              Print the version
 
 Flags of start:
   -c, --config=FILE    warden.yaml to read (default: built-in defaults)
   -d, --data-dir=DIR   data directory (overrides data_dir in the config)
+      --diag-addr=HOST:PORT
+                       diagnostics listener with /metrics, /healthz, /readyz (overrides
+                       diag_addr; off by default, usually 127.0.0.1:3000)
+      --debug          log at debug level (overrides log.severity)
   -h, --help           show this help
+
+warden reads no environment variables of its own; storage.password_env names the one that
+holds a PostgreSQL password.
 `;
 
 export async function runWarden(argv: string[], io: Io): Promise<number> {
@@ -63,17 +87,20 @@ export async function runWarden(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`warden v${VERSION} node ${process.version}\n`);
     return 0;
   }
+  if (cmd === 'configure') return runConfigure(rest, io);
   if (cmd !== 'start') {
     io.stderr.write(`ERROR: unknown command "${cmd}"; run \`warden --help\`\n`);
     return 1;
   }
-  let values: { config?: string; 'data-dir'?: string; help?: boolean };
+  let values: { config?: string; 'data-dir'?: string; 'diag-addr'?: string; debug?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: rest,
       options: {
         config: { type: 'string', short: 'c' },
         'data-dir': { type: 'string', short: 'd' },
+        'diag-addr': { type: 'string' },
+        debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -90,11 +117,21 @@ export async function runWarden(argv: string[], io: Io): Promise<number> {
   let config: WardenConfig;
   try {
     config = loadConfig({ path: values.config, dataDir: values['data-dir'] });
+    if (values['diag-addr'] !== undefined) {
+      const addr = parseHostPort(values['diag-addr']);
+      if (typeof addr === 'string')
+        throw new WardenError('WARDEN_ERR_BAD_CONFIG', `--diag-addr "${values['diag-addr']}": ${addr}`);
+      config = { ...config, diagAddr: addr };
+    }
   } catch (e) {
-    io.stderr.write(`ERROR: ${isWardenError(e) ? e.message : (e as Error).message}\n`);
+    const lines = isWardenError(e) ? problemLines(e) : [(e as Error).message];
+    io.stderr.write(lines.map((l) => `ERROR: ${l}\n`).join(''));
     return 1;
   }
-  const logger = createLogger({ severity: config.log.severity, format: config.log.format });
+  const logger = createLogger({
+    severity: values.debug ? 'debug' : config.log.severity,
+    format: config.log.format,
+  });
   let running: Running;
   try {
     running = await start(config, logger, io);
@@ -167,16 +204,20 @@ async function openAudit(config: WardenConfig, clock: Clock, logger: Logger): Pr
 
 export async function start(config: WardenConfig, logger: Logger, io: Io): Promise<Running> {
   const clock = systemClock;
+  // A port another process holds fails the start before anything is written (no new cluster
+  // in an empty data dir).
+  await checkPortsFree(config);
+  const metrics = createMetrics();
   // A shared store is opened before anything is written: a wrong or unreachable PostgreSQL
   // leaves no data dir behind.
   const shared = config.storage.type === 'postgres';
   if (!shared) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const backend = await openBackend(config, clock, logger);
+  const backend = instrumentBackend(await openBackend(config, clock, logger), metrics);
   let audit: AuditLog | undefined;
   try {
-    audit = await openAudit(config, clock, logger);
+    audit = instrumentAudit(await openAudit(config, clock, logger), metrics);
     if (shared) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    return await compose(config, logger, io, { clock, backend, audit });
+    return await compose(config, logger, io, { clock, backend, audit, metrics });
   } catch (e) {
     // A failed start must still exit: PostgreSQL's connections would keep the process alive.
     await audit?.close().catch(() => undefined);
@@ -190,7 +231,12 @@ async function compose(
   config: WardenConfig,
   logger: Logger,
   io: Io,
-  { clock, backend, audit }: { clock: Clock; backend: Backend; audit: AuditLog },
+  {
+    clock,
+    backend,
+    audit,
+    metrics,
+  }: { clock: Clock; backend: Backend; audit: AuditLog; metrics: MetricsRegistry },
 ): Promise<Running> {
   const services = createServices({ backend, clock });
   const created = await services.ensurePresets();
@@ -204,6 +250,7 @@ async function compose(
   // The live lock view, shared by the auth service's per-request checks, tunnels and db_service.
   const lockCache = services.lockCache({ logger });
   await lockCache.start();
+  watchLockLag(lockCache, metrics, () => clock.now());
   const auth = createAuthServer({
     clock,
     backend,
@@ -351,6 +398,10 @@ async function compose(
     io.stdout.write(
       `SSH service listening on ${formatHostPort(config.sshService.listenAddr)} as node "${config.sshService.hostname}"\n`,
     );
+  const diag =
+    config.diagAddr && (await startDiag(config.diagAddr, { backend, lockCache, metrics, logger, clock }));
+  if (diag)
+    io.stdout.write(`Diagnostics on http://${formatHostPort(diag.address)} (/metrics, /healthz, /readyz)\n`);
   logger.info({ addr: formatHostPort(listen), cluster: config.authService.clusterName }, 'warden started');
 
   return {
@@ -358,6 +409,7 @@ async function compose(
     server,
     async close() {
       clearInterval(refresh);
+      await diag?.close();
       tunnels.close();
       await db.close();
       await ssh?.close();

@@ -100,7 +100,13 @@ test('instrumentBackend times data calls, keeps instanceof and private fields wo
 test('lock lag is observed once per new lock, from its created_at', async () => {
   const m = createMetrics();
   let listener: ((c: never) => void) | undefined;
-  watchLockLag({ onChange: (l) => ((listener = l as never), () => undefined) }, m, () => 10_500);
+  const view = {
+    onChange(l: (c: never) => void) {
+      listener = l;
+      return () => undefined;
+    },
+  };
+  watchLockLag(view as never, m, () => 10_500);
   const created_at = new Date(10_000).toISOString();
   listener!({ type: 'put', key: '/locks/a', value: { spec: { created_at } } } as never);
   listener!({ type: 'put', key: '/locks/a', value: { spec: { created_at } } } as never);
