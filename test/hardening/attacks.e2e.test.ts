@@ -4,8 +4,12 @@
  * test per item, named after it.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { rpc } from '@warden/api';
+import { ProfileStore } from '@warden/client';
 import {
   Authenticator,
   requireTool,
@@ -46,9 +50,45 @@ describe('issue 15 attacks against a real warden', () => {
     assert.equal(l.code, 0, l.stderr);
   }
 
+  /** POSTs raw bytes to an API route with `user`'s certificate: the status and the JSON answer. */
+  async function rawPost(
+    user: string,
+    path: string,
+    body: string,
+  ): Promise<{ status: number; json: unknown }> {
+    const p = new ProfileStore(home(user)).require(w.proxy);
+    const [host, port] = w.proxy.split(':');
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host,
+          port: Number(port),
+          path,
+          method: 'POST',
+          ca: p.hostCaPems,
+          cert: p.tlsCert,
+          key: p.keyPem,
+          servername: host,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => {
+            text += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text || '{}') }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
   before(async () => {
     w = await startWarden({ nodeName: 'node-1' });
     await addUser('alice', 'root');
+    await addUser('ed', 'root', 'editor');
   });
   after(async () => {
     await w?.stop();
@@ -94,5 +134,54 @@ describe('issue 15 attacks against a real warden', () => {
       metadata: { name: string };
     }[])
       await wctl(['rm', `lock/${l.metadata.name}`]);
+  });
+
+  test('item 2: a 200 000-deep kind from a user without permissions is refused, never a 500', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const body = `{"resource":{"kind":${deep},"version":"v7","metadata":{"name":"x"},"spec":{}},"force":false}`;
+    const nobody = await rawPost('alice', rpc.Routes.resources, body);
+    assert.equal(nobody.status, 400, JSON.stringify(nobody.json));
+    assert.deepEqual(nobody.json, {
+      error: { code: 'WARDEN_ERR_BAD_PARAMETER', message: 'request body nests deeper than 64 levels' },
+    });
+    // Shallow but malformed: the user without write permissions is refused before validation.
+    const bad = await rawPost(
+      'alice',
+      rpc.Routes.resources,
+      JSON.stringify({ resource: { kind: [[['role']]], version: 'v7' }, force: false }),
+    );
+    assert.equal(bad.status, 403, JSON.stringify(bad.json));
+    assert.match(
+      (bad.json as { error: { message: string } }).error.message,
+      /^access denied: user "alice" lacks permission "create"/,
+    );
+    const role = await rawPost(
+      'alice',
+      rpc.Routes.resources,
+      JSON.stringify({
+        resource: { kind: 'role', version: 'v7', metadata: { name: 'r' }, spec: { nonsense: 1 } },
+        force: false,
+      }),
+    );
+    assert.equal(role.status, 403, JSON.stringify(role.json));
+    // An editor gets the validation message.
+    const ed = await rawPost(
+      'ed',
+      rpc.Routes.resources,
+      JSON.stringify({ resource: { kind: [[['role']]], version: 'v7' }, force: false }),
+    );
+    assert.equal(ed.status, 400, JSON.stringify(ed.json));
+    // Resource files: deep YAML is refused by wctl with the reason, not a stack overflow.
+    const file = join(w.dir, 'deep.yaml');
+    writeFileSync(
+      file,
+      `kind: role\nversion: v7\nmetadata: { name: deep }\nspec: ${'['.repeat(5000)}${']'.repeat(5000)}\n`,
+    );
+    const yaml = await wctl(['create', file]);
+    assert.equal(yaml.code, 1);
+    assert.match(yaml.stderr, /nests deeper than 64 levels/);
+    assert.doesNotMatch(yaml.stderr, /call stack/);
+    // The server is still up.
+    assert.equal((await wsh('alice', ['ls'])).code, 0);
   });
 });

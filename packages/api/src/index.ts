@@ -9,5 +9,6 @@ export * from './constants';
 export * from './duration';
 export * from './errors';
 export * from './events';
+export * from './input-limits';
 export * from './resources';
 export * as rpc from './rpc';

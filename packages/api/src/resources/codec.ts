@@ -3,6 +3,7 @@
  * errors that name the field path and its line; and resources out as YAML or JSON in a
  * stable field order. Internal to `resources/`; the public surface is `resources/index.ts`.
  */
+
 import {
   Document,
   isMap,
@@ -15,6 +16,7 @@ import {
   visit,
 } from 'yaml';
 import { WardenError } from '../errors';
+import { MAX_INPUT_DEPTH, valueNestsDeeperThan, yamlFlowNestsDeeperThan } from '../input-limits';
 import type { Resource } from './kinds';
 import {
   checkResource,
@@ -89,6 +91,9 @@ function locatorFor(root: unknown, lines: LineCounter, prefix: readonly Property
  *   const [role] = parseResources(await readFile('role.yaml', 'utf8'), { source: 'role.yaml' });
  */
 export function parseResources(text: string, opts: ParseResourcesOptions = {}): Resource[] {
+  if (yamlFlowNestsDeeperThan(text)) {
+    throw badResource(opts.source, `invalid YAML: nests deeper than ${MAX_INPUT_DEPTH} levels`, {});
+  }
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const out: Resource[] = [];
@@ -107,6 +112,9 @@ export function parseResources(text: string, opts: ParseResourcesOptions = {}): 
       throw badResource(opts.source, `invalid YAML: ${(e as Error).message}`, {});
     }
     if (value === null || value === undefined) continue;
+    if (valueNestsDeeperThan(value)) {
+      throw badResource(opts.source, `invalid YAML: nests deeper than ${MAX_INPUT_DEPTH} levels`, {});
+    }
     const items = Array.isArray(value) ? value : [value];
     items.forEach((item, i) => {
       const prefix = Array.isArray(value) ? [i] : [];

@@ -17,9 +17,9 @@
  * The parts are built in `bin/auth.ts` (`createAuthServer`), never here.
  */
 import type { AuthPreferenceResource, Resource, ResourceKind, rpc } from '@warden/api';
-import { isWardenError } from '@warden/api';
+import { isResourceKind, isWardenError, RESOURCE_KINDS } from '@warden/api';
 import type { z } from 'zod';
-import { checkVerb } from '../access';
+import { checkVerb, hasVerb } from '../access';
 import type { DeviceInventory } from '../devicetrust';
 import type { RequestIdentity } from '../proxy/router';
 import type { AuditSearch, AuditSearchQuery } from './audit-search';
@@ -90,6 +90,32 @@ export class AuthServer {
     }
   }
 
+  /**
+   * Authorization before validation (issue 15 item 2): a known kind needs the verb on it;
+   * anything else (an unknown or malformed kind) needs the verb on some kind, so a caller
+   * without write permissions never has their input validated.
+   */
+  async #authorizeWrite(caller: Caller, claimedKind: unknown, verb: string): Promise<void> {
+    if (caller.identity.admin) return;
+    if (typeof claimedKind === 'string' && isResourceKind(claimedKind)) {
+      // The cluster's single auth preference is only ever updated.
+      await this.#authorize(caller, claimedKind, claimedKind === 'cluster_auth_preference' ? 'update' : verb);
+      return;
+    }
+    const info = {
+      user: caller.identity.user,
+      roles: await findRoles(this.#d.services, caller.identity.roles),
+      traits: caller.identity.traits,
+    };
+    if (!RESOURCE_KINDS.some((k) => hasVerb(info, k, verb))) {
+      await this.#authorize(
+        caller,
+        typeof claimedKind === 'string' ? claimedKind.slice(0, 64) : 'resource',
+        verb,
+      );
+    }
+  }
+
   // ---- No caller: ping, signup, login, identify ------------------------------------------
 
   authPreference(): Promise<AuthPreferenceResource> {
@@ -153,6 +179,7 @@ export class AuthServer {
 
   async putResource(caller: Caller, input: Record<string, unknown>, opts: PutOptions): Promise<PutResult> {
     const resources = this.#p.resources;
+    await this.#authorizeWrite(caller, input.kind, opts.expectedRevision ? 'update' : 'create');
     const res = resources.validate(input);
     const kind = res.kind;
     if (kind === 'cluster_auth_preference') {

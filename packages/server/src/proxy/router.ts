@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { type DeviceIdentity, isWardenError, WardenError } from '@warden/api';
+import { type DeviceIdentity, isWardenError, parseJsonInput, WardenError } from '@warden/api';
 import type { z } from 'zod';
 
 export interface RequestIdentity {
@@ -84,11 +84,7 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
     chunks.push(c as Buffer);
   }
   if (size === 0) return undefined;
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request body is not valid JSON');
-  }
+  return parseJsonInput(Buffer.concat(chunks).toString('utf8'), 'request body');
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
