@@ -10,12 +10,25 @@ import { SqliteAuditLog } from '../../packages/server/src/audit/sqlite';
 const path = process.env.WARDEN_AUDIT_PATH;
 if (!path) throw new Error('WARDEN_AUDIT_PATH is not set');
 const audit = await SqliteAuditLog.open({ path });
-writeSync(1, 'ready\n');
+const pause = new Int32Array(new SharedArrayBuffer(4));
+/** Writes a line before returning; stdout is a non-blocking pipe, so a full pipe (a slow reader) is waited out. */
+function println(line: string): void {
+  for (;;) {
+    try {
+      writeSync(1, `${line}\n`);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+}
+println('ready');
 let n = 0;
 async function writer(lane: number): Promise<void> {
   for (;;) {
     const event = await audit.emit({ type: 'user.login', user: `lane${lane}-${n++}`, method: 'local' });
-    writeSync(1, `${event.id}\n`);
+    println(event.id);
   }
 }
 await Promise.all(Array.from({ length: 16 }, (_, lane) => writer(lane)));

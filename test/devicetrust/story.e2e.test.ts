@@ -174,7 +174,7 @@ describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
     };
     assert.ok(!status.extensions.includes('warden-device-id'));
     const refused = await wsh(b, 'alice', ['ssh', 'root@node-1', 'true']);
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 255, 'a refusal by Warden exits 255, as OpenSSH does for its own failures');
     assert.equal(refused.stderr.trim(), UNAUTHORIZED);
     const ok = await wsh(a, 'alice', ['ssh', 'root@node-1', 'echo', 'still-a']);
     assert.equal(ok.code, 0, ok.stderr);
@@ -220,7 +220,7 @@ describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
     assert.notEqual(code, 'timeout', 'the locked session ended');
     const message = `lock targeting Device:"${deviceIdA}" is in force`;
     const again = await wsh(a, 'alice', ['ssh', 'root@node-1', 'true']);
-    assert.equal(again.code, 1);
+    assert.equal(again.code, 255);
     assert.match(again.stderr, new RegExp(message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     const l = await login(a, 'alice');
     assert.equal(l.code, 0, l.stderr);

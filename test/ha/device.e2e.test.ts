@@ -161,7 +161,7 @@ describe('device trust across two replicas on one PostgreSQL', { skip }, () => {
       },
       10_000,
     );
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 255);
     assert.equal(refused.stderr.trim(), UNAUTHORIZED);
     const refusedA = await wsh('bob', ['ssh', 'root@node-a', 'true']);
     assert.equal(refusedA.stderr.trim(), UNAUTHORIZED);

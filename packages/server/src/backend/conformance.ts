@@ -25,6 +25,8 @@ export type BackendFactory = (opts: ConformanceFactoryOptions) => Promise<Backen
 
 /** Per-test safety net so a broken watcher fails the test instead of hanging the run. */
 const TEST_OPTS = { timeout: 30_000 };
+/** For the tests that make thousands of writes: on a shared backend each is a commit. */
+const MANY_WRITES_OPTS = { timeout: 120_000 };
 
 function keyOf(e: BackendEvent): string {
   return e.type === 'put' ? e.item.key : e.key;
@@ -254,7 +256,7 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
 
     test(
       'a watcher replaying stored history while writes race it misses and repeats nothing',
-      TEST_OPTS,
+      MANY_WRITES_OPTS,
       async (t) => {
         const { backend } = await open(t);
         for (let i = 0; i < 1500; i++) await backend.put(`/h/${i % 100}`, `a${i}`);
