@@ -76,6 +76,12 @@ export const auditEventCatalogue = {
     name: z.string(),
     expires: str,
   }),
+  'web.session.end': entry('W1100I', undefined, 'A Web UI session ended (sign-out, timeout or lock)', {
+    /** `sign-out`, `idle timeout`, `expired`, `locked: …`, `user deleted`. */
+    reason: z.string(),
+    /** A short, non-secret handle of the session (a prefix of its stored key). */
+    web_session: str,
+  }),
   'cert.create': entry('W2000I', undefined, 'Certificates were issued to a user', {
     cert_type: z.enum(['user', 'host', 'db', 'openssh', 'app']),
     /** The app an app certificate is for. */
@@ -157,6 +163,17 @@ export const auditEventCatalogue = {
     device_id: str,
     credential_id: str,
   }),
+  'device.web_authenticate': entry(
+    'W5100I',
+    'W5100W',
+    'A browser session was device-trusted by `wsh device web-helper` (or refused)',
+    {
+      device_id: str,
+      credential_id: str,
+      challenge_id: str,
+      web_session: str,
+    },
+  ),
   'device.update': entry('W5005I', undefined, 'A device in the inventory was changed (e.g. unenrolled)', {
     device_id: z.string(),
     asset_tag: str,

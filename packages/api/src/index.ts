@@ -12,3 +12,4 @@ export * from './events';
 export * from './input-limits';
 export * from './resources';
 export * as rpc from './rpc';
+export * as web from './web';

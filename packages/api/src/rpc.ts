@@ -36,6 +36,9 @@ export const Routes = {
   deviceEnrollFinish: '/v1/devices/enroll/finish',
   deviceAuthnBegin: '/v1/devices/authn/begin',
   deviceAuthnFinish: '/v1/devices/authn/finish',
+  /** Browser device trust: `wsh device web-helper` proves the device for a web session. */
+  deviceWebBegin: '/v1/devices/web/begin',
+  deviceWebFinish: '/v1/devices/web/finish',
 } as const;
 
 export const PingResponse = z.object({
@@ -131,6 +134,8 @@ export const InviteResponse = z.object({
   token: z.string(),
   expires: z.string(),
   signup_command: z.string(),
+  /** The same invite as a Web UI link (`https://<proxy>/web/signup#token=…`). */
+  signup_url: z.string().optional(),
 });
 export type InviteResponse = z.infer<typeof InviteResponse>;
 
@@ -380,6 +385,19 @@ export const DeviceAuthnFinishResponse = z.object({
   device: DeviceSummary,
 });
 export type DeviceAuthnFinishResponse = z.infer<typeof DeviceAuthnFinishResponse>;
+
+/** The web device challenge the page handed to `wsh device web-helper` (see web.ts). */
+const WebChallenge = {
+  challenge_id: z.string().min(1).max(128),
+  challenge_secret: z.string().min(1).max(256),
+};
+export const DeviceWebBeginRequest = DeviceAuthnBeginRequest.extend(WebChallenge);
+export type DeviceWebBeginRequest = z.infer<typeof DeviceWebBeginRequest>;
+export const DeviceWebFinishRequest = DeviceAuthnFinishRequest.extend(WebChallenge);
+export type DeviceWebFinishRequest = z.infer<typeof DeviceWebFinishRequest>;
+/** The web session is now device-trusted (the page learns it from the proxy, not from the helper). */
+export const DeviceWebFinishResponse = z.object({ device: DeviceSummary });
+export type DeviceWebFinishResponse = z.infer<typeof DeviceWebFinishResponse>;
 
 /**
  * What the user's key signs in device authentication: a domain string, the nonce and the

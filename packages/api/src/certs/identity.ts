@@ -143,7 +143,7 @@ export function parseIdentityFromCertificate(cert: string | Uint8Array): CertIde
   try {
     const der = certificateDer(cert);
     const extensions = readCertificateExtensions(der);
-    return readIdentity(new x509.X509Certificate(der), extensions);
+    return readIdentity(new x509.X509Certificate(new Uint8Array(der)), extensions);
   } catch (e) {
     // The ASN.1 library throws plain errors on malformed input; all of them mean "bad certificate".
     if (e instanceof WardenError) throw e;
