@@ -28,7 +28,7 @@ import { type AuthDeps, auditWith, findRoles } from './deps';
 import type { DeviceAdmin } from './devices';
 import type { Identifier } from './identify';
 import type { LockService } from './locks';
-import type { LoginService } from './login';
+import type { LoginService, WebLogin } from './login';
 import type { PutOptions, PutResult, ResourceAdmin } from './resources';
 import type { SigningService } from './signing';
 import type { UserAdmin } from './users';
@@ -136,6 +136,14 @@ export class AuthServer {
 
   login(req: rpc.LoginRequest, addr: string): Promise<rpc.LoginResponse> {
     return this.#p.login.login(req, addr);
+  }
+
+  /** Sign-in to the Web UI: login's checks, no certificates (see LoginService.webLogin). */
+  webLogin(
+    req: { user: string; password: string; otp_code?: string | undefined },
+    addr: string,
+  ): Promise<WebLogin> {
+    return this.#p.login.webLogin(req, addr);
   }
 
   /** Turns a client certificate that TLS verified against the user CA into an identity. */

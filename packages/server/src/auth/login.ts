@@ -17,6 +17,7 @@ import {
   MAX_CERT_TTL_MS,
   parseAuthorizedKey,
   type rpc,
+  type UserResource,
   WardenError,
 } from '@warden/api';
 import type { z } from 'zod';
@@ -32,6 +33,15 @@ import {
 } from './password';
 import type { LoginRateLimiter } from './rate-limit';
 import { otpauthUri, verifyTotp } from './totp';
+
+/** Who signed in to the Web UI, and how long their session may live (their certificate TTL). */
+export interface WebLogin {
+  user: string;
+  roles: string[];
+  logins: string[];
+  traits: Record<string, string[]>;
+  ttlMs: number;
+}
 
 export interface LoginServiceOptions extends AuthDeps {
   local: LocalAuthStore;
@@ -140,14 +150,79 @@ export class LoginService {
   // ---- Login -------------------------------------------------------------------------
 
   async login(req: rpc.LoginRequest, addr: string): Promise<rpc.LoginResponse> {
-    const { limiter, local, services, cas, clusterName } = this.#o;
+    const { cas, clusterName } = this.#o;
+    const { user, logins, ttlMs } = await this.#verify(req, addr, req.ttl_ms, 'local');
+    const name = user.metadata.name;
+    // 7. Certificates for the client's key.
+    const issued = await cas.issueUserCertificates({
+      user: name,
+      roles: user.spec.roles,
+      logins,
+      traits: user.spec.traits,
+      publicKey: clientKey(req),
+      ttlMs,
+      now: this.#now(),
+    });
+    await this.#audit({ type: 'user.login', success: true, user: name, addr, method: 'local' });
+    await this.#audit({
+      type: 'cert.create',
+      success: true,
+      user: name,
+      addr,
+      cert_type: 'user',
+      roles: user.spec.roles,
+      logins,
+      expires: issued.notAfter.toISOString(),
+    });
+    return {
+      user: name,
+      cluster_name: clusterName,
+      roles: user.spec.roles,
+      logins,
+      ssh_cert: issued.sshCert,
+      tls_cert: issued.tlsCert,
+      user_ca_pems: cas.tlsCertPems('user'),
+      host_ca_pems: cas.tlsCertPems('host'),
+      host_ca_known_hosts: cas.exportHostLine(clusterName),
+      expires: issued.notAfter.toISOString(),
+    };
+  }
+
+  /**
+   * Sign-in to the Web UI: the same steps 1–6 as `login` (rate limit, password, TOTP, locks,
+   * logins and the certificate TTL the user would get), audited as `user.login` with method
+   * `web`; no certificate is issued — the web session (web/) lives at most `ttlMs`.
+   */
+  async webLogin(
+    req: { user: string; password: string; otp_code?: string | undefined },
+    addr: string,
+  ): Promise<WebLogin> {
+    const { user, logins, ttlMs } = await this.#verify(req, addr, undefined, 'web');
+    await this.#audit({ type: 'user.login', success: true, user: user.metadata.name, addr, method: 'web' });
+    return {
+      user: user.metadata.name,
+      roles: [...user.spec.roles],
+      logins,
+      traits: { ...user.spec.traits } as Record<string, string[]>,
+      ttlMs,
+    };
+  }
+
+  /** Login steps 1–6 (see the header); every failure is audited and counted by the limiter. */
+  async #verify(
+    req: { user: string; password: string; otp_code?: string | undefined },
+    addr: string,
+    requestedTtlMs: number | undefined,
+    method: 'local' | 'web',
+  ): Promise<{ user: UserResource; logins: string[]; ttlMs: number }> {
+    const { limiter, local, services } = this.#o;
     const name = req.user;
     // 1. Rate limit before any password work.
     try {
       limiter.check(name, addr);
     } catch (e) {
       if (isWardenError(e))
-        await this.#audit({ type: 'user.login', success: false, user: name, addr, error: e.message });
+        await this.#audit({ type: 'user.login', success: false, user: name, addr, method, error: e.message });
       throw e;
     }
     const failed = async (reason: string, err?: WardenError) => {
@@ -157,6 +232,7 @@ export class LoginService {
         success: false,
         user: name,
         addr,
+        method,
         error: err?.message ?? reason,
       });
       return err ?? new WardenError('WARDEN_ERR_LOGIN_FAILED', 'invalid user name, password or OTP code');
@@ -199,49 +275,17 @@ export class LoginService {
     );
     if (lock) {
       const err = new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
-      await this.#audit({ type: 'user.login', success: false, user: name, addr, error: err.message });
+      await this.#audit({ type: 'user.login', success: false, user: name, addr, method, error: err.message });
       throw err;
     }
     // 6. Logins and TTL.
     const logins = allowedLogins({ user: name, roles, traits: user.spec.traits });
     const ttlMs = Math.min(
-      req.ttl_ms ?? MAX_CERT_TTL_MS,
+      requestedTtlMs ?? MAX_CERT_TTL_MS,
       maxSessionTtl(roles) ?? MAX_CERT_TTL_MS,
       MAX_CERT_TTL_MS,
     );
-    // 7. Certificates for the client's key.
-    const issued = await cas.issueUserCertificates({
-      user: name,
-      roles: user.spec.roles,
-      logins,
-      traits: user.spec.traits,
-      publicKey: clientKey(req),
-      ttlMs,
-      now: this.#now(),
-    });
-    await this.#audit({ type: 'user.login', success: true, user: name, addr, method: 'local' });
-    await this.#audit({
-      type: 'cert.create',
-      success: true,
-      user: name,
-      addr,
-      cert_type: 'user',
-      roles: user.spec.roles,
-      logins,
-      expires: issued.notAfter.toISOString(),
-    });
-    return {
-      user: name,
-      cluster_name: clusterName,
-      roles: user.spec.roles,
-      logins,
-      ssh_cert: issued.sshCert,
-      tls_cert: issued.tlsCert,
-      user_ca_pems: cas.tlsCertPems('user'),
-      host_ca_pems: cas.tlsCertPems('host'),
-      host_ca_known_hosts: cas.exportHostLine(clusterName),
-      expires: issued.notAfter.toISOString(),
-    };
+    return { user, logins, ttlMs };
   }
 }
 

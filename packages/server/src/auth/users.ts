@@ -41,6 +41,8 @@ export class UserAdmin {
       token,
       expires,
       signup_command: `wsh signup --proxy=${this.#o.proxyPublicAddr} --token=${token} --ca-pin=${pin}`,
+      // The token goes in the fragment: browsers never send it to a server or in a Referer.
+      signup_url: `https://${this.#o.proxyPublicAddr}/web/signup#token=${encodeURIComponent(token)}`,
     };
   }
 

@@ -92,6 +92,20 @@ interface AuthnSession {
   credential_id: string;
   nonce: string;
   collected: rpc.DeviceData;
+  /**
+   * `web`: a proof for a browser's web session (`verifyForWeb`), never augments certificates;
+   * `bind` names the web device challenge it answers.
+   */
+  purpose?: 'web';
+  bind?: string;
+}
+
+/** What a verified web proof returns: the device, and the challenge the proof was bound to. */
+export interface WebProof {
+  device: DeviceResource;
+  credentialId: string;
+  bind: string;
+  collected: rpc.DeviceData;
 }
 
 function keyHash(der: Buffer): string {
@@ -172,8 +186,11 @@ export class DeviceAuthentication {
     return out;
   }
 
-  /** Steps 1–2: device trust applies to this user, and the certificate is a fresh, plain one. */
-  async #checkCaller(caller: AuthnCaller): Promise<{ publicKeyDer: Buffer; notAfter: Date }> {
+  /**
+   * Steps 1–2: device trust applies to this user, and the certificate is a fresh, plain one
+   * (a web proof may come with an augmented certificate: it augments nothing).
+   */
+  async #checkCaller(caller: AuthnCaller, web = false): Promise<{ publicKeyDer: Buffer; notAfter: Date }> {
     const id = caller.identity;
     if (id.admin || !id.cert) {
       throw new WardenError('WARDEN_ERR_ACCESS_DENIED', 'device authentication needs a user certificate');
@@ -185,7 +202,7 @@ export class DeviceAuthentication {
       ...roles.map((r) => r.spec.options.device_trust_mode),
     ]);
     if (mode === 'off') throw failure(AuthnErrors.disabled);
-    if (id.device) throw failure(AuthnErrors.alreadyAugmented);
+    if (id.device && !web) throw failure(AuthnErrors.alreadyAugmented);
     return id.cert;
   }
 
@@ -218,12 +235,19 @@ export class DeviceAuthentication {
     return device;
   }
 
-  /** Device authentication, first message: checks caller and device, answers with a nonce. */
-  async begin(caller: AuthnCaller, req: rpc.DeviceAuthnBeginRequest): Promise<rpc.DeviceAuthnBeginResponse> {
+  /**
+   * Device authentication, first message: checks caller and device, answers with a nonce.
+   * With `web`, the session can only be finished by `verifyForWeb` (browser device trust).
+   */
+  async begin(
+    caller: AuthnCaller,
+    req: rpc.DeviceAuthnBeginRequest,
+    web?: { bind: string },
+  ): Promise<rpc.DeviceAuthnBeginResponse> {
     let deviceId: string | undefined;
     try {
-      // 1–2. Device trust applies; the certificate is plain.
-      const cert = await this.#checkCaller(caller);
+      // 1–2. Device trust applies; the certificate is plain (login).
+      const cert = await this.#checkCaller(caller, web !== undefined);
       // 3. The device.
       const device = await this.#device(req.credential_id, req.device_data);
       deviceId = device.metadata.name;
@@ -237,6 +261,7 @@ export class DeviceAuthentication {
           credential_id: req.credential_id,
           nonce: toB64(nonce),
           collected: req.device_data,
+          ...(web ? { purpose: 'web' as const, bind: web.bind } : {}),
         },
         {
           owner: caller.identity.user,
@@ -249,46 +274,69 @@ export class DeviceAuthentication {
     }
   }
 
+  /** Steps 5–7 of both purposes: the caller of begin, a fresh quote by the AK, the user's signature. */
+  async #verifyProof(caller: AuthnCaller, session: AuthnSession, req: rpc.DeviceAuthnFinishRequest) {
+    const id = caller.identity;
+    // 5. The caller of begin: same user, same key.
+    const cert = await this.#checkCaller(caller, session.purpose === 'web');
+    if (session.user !== id.user || session.key_sha256 !== keyHash(cert.publicKeyDer)) {
+      throw failure(AuthnErrors.failed, 'the session was begun with another certificate');
+    }
+    const device = await this.#device(session.credential_id, undefined, session.device_id);
+    const credential = device.spec.credential!;
+    // 6. A fresh quote by the enrolled AK.
+    const nonce = fromB64(session.nonce);
+    try {
+      verifyQuote({
+        akPublic: decodePublic(fromB64(credential.ak_public)),
+        attest: fromB64(req.quote.attest),
+        signature: fromB64(req.quote.signature),
+        nonce,
+        pcrs: quotePcrs(req.quote),
+        expectedSelection: [...DEVICE_PCR_SELECTION],
+      });
+    } catch (e) {
+      if (isTpmError(e)) throw failure(AuthnErrors.failed, `quote: ${e.message}`);
+      throw e;
+    }
+    // 7. The user's key signed this ceremony.
+    const signed = rpc.deviceAuthnSignedData(nonce, req.session_id);
+    if (!verifyUserSignature(cert.publicKeyDer, signed, fromB64(req.ssh_signature))) {
+      throw failure(AuthnErrors.failed, "the signature by the user's key does not verify");
+    }
+    return { device, credential, cert };
+  }
+
+  /**
+   * Browser device trust, second message: verifies the proof of a session begun with `web`
+   * (steps 5–7) and returns the device and the challenge it was bound to; issues nothing.
+   * The caller (the web module) checks the challenge's binding and audits the outcome.
+   */
+  async verifyForWeb(caller: AuthnCaller, req: rpc.DeviceAuthnFinishRequest): Promise<WebProof> {
+    const session = await this.#sessions.take(req.session_id);
+    if (!session || session.purpose !== 'web' || !session.bind)
+      throw failure(AuthnErrors.failed, 'unknown, expired or used session');
+    const { device } = await this.#verifyProof(caller, session, req);
+    return { device, credentialId: session.credential_id, bind: session.bind, collected: session.collected };
+  }
+
   /** Device authentication, second message: checks the proofs and augments the certificates. */
   async finish(
     caller: AuthnCaller,
     req: rpc.DeviceAuthnFinishRequest,
   ): Promise<rpc.DeviceAuthnFinishResponse> {
     const session = await this.#sessions.take(req.session_id);
-    if (!session)
+    if (!session || session.purpose === 'web')
       throw await this.#fail(caller, failure(AuthnErrors.failed, 'unknown, expired or used session'), {});
     const about = { deviceId: session.device_id, credentialId: session.credential_id };
     const id = caller.identity;
     let device: DeviceResource;
     let issued: Awaited<ReturnType<CertAuthorities['issueUserCertificates']>>;
     try {
-      // 5. The caller of begin: same user, same key.
-      const cert = await this.#checkCaller(caller);
-      if (session.user !== id.user || session.key_sha256 !== keyHash(cert.publicKeyDer)) {
-        throw failure(AuthnErrors.failed, 'the session was begun with another certificate');
-      }
-      device = await this.#device(session.credential_id, undefined, session.device_id);
-      const credential = device.spec.credential!;
-      // 6. A fresh quote by the enrolled AK.
-      const nonce = fromB64(session.nonce);
-      try {
-        verifyQuote({
-          akPublic: decodePublic(fromB64(credential.ak_public)),
-          attest: fromB64(req.quote.attest),
-          signature: fromB64(req.quote.signature),
-          nonce,
-          pcrs: quotePcrs(req.quote),
-          expectedSelection: [...DEVICE_PCR_SELECTION],
-        });
-      } catch (e) {
-        if (isTpmError(e)) throw failure(AuthnErrors.failed, `quote: ${e.message}`);
-        throw e;
-      }
-      // 7. The user's key signed this ceremony.
-      const signed = rpc.deviceAuthnSignedData(nonce, req.session_id);
-      if (!verifyUserSignature(cert.publicKeyDer, signed, fromB64(req.ssh_signature))) {
-        throw failure(AuthnErrors.failed, "the signature by the user's key does not verify");
-      }
+      // 5–7. Same caller; quote by the enrolled AK; the user's key signed.
+      const proved = await this.#verifyProof(caller, session, req);
+      device = proved.device;
+      const { cert, credential } = proved;
       // 8. The same certificates, with the device.
       issued = await this.#o.cas.issueUserCertificates({
         user: id.user,

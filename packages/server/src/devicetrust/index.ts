@@ -15,6 +15,7 @@ export {
   type AuthnInventory,
   DeviceAuthentication,
   type DeviceAuthenticationOptions,
+  type WebProof,
 } from './authn';
 export { CEREMONY_PREFIX, DEFAULT_CEREMONY_TTL_MS, DEVICE_PCR_SELECTION } from './ceremony';
 export {
