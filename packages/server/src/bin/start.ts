@@ -1,13 +1,14 @@
 /**
  * `warden start|version|--help`, and the composition root of a running Warden.
  */
-import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isWardenError, WardenError } from '@warden/api';
+import { isWardenError, WardenError, web } from '@warden/api';
 import {
   type AuditLog,
   JsonlAuditSink,
@@ -37,9 +38,18 @@ import {
   watchLockLag,
 } from '../diag';
 import { createLogger, type Logger } from '../log';
-import { apiRoutes, createRequestHandler, DB_ALPN, reachableNodes, SSH_ALPN, SshTunnels } from '../proxy';
+import {
+  apiRoutes,
+  createRequestHandler,
+  DB_ALPN,
+  type RequestIdentity,
+  reachableNodes,
+  SSH_ALPN,
+  SshTunnels,
+} from '../proxy';
 import { createServices } from '../services';
 import { SshService } from '../srv/ssh';
+import { WebDeviceTrust, WebSessions, WebUi, webDeviceRoutes } from '../web';
 import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
 import { checkPortsFree, runConfigure, startDiag } from './ops';
@@ -168,6 +178,21 @@ export interface Running {
   close(): Promise<void>;
 }
 
+/**
+ * Where the built Web UI is: WARDEN_WEB_DIR, else `web/` next to the bundle (dist/web, built
+ * by `npm run build`), else the repository's dist/web when running from source.
+ */
+function webAssetsDir(env: NodeJS.ProcessEnv): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [
+    env.WARDEN_WEB_DIR,
+    join(here, 'web'),
+    join(here, '..', 'web'),
+    join(here, '..', '..', '..', '..', 'dist', 'web'),
+  ];
+  return candidates.find((d) => d && existsSync(join(d, 'index.html')));
+}
+
 /** The connection options of `storage: {type: postgres}` (the password stays in its file or variable). */
 function postgresOptions(storage: PostgresStorageConfig, clock: Clock, logger: Logger) {
   const { type: _, ...connection } = storage;
@@ -293,17 +318,52 @@ async function compose(
     locks: lockCache,
     identify: (der) => auth.identify(der),
   });
-  const http = createHttpServer(
-    createRequestHandler({
-      routes: apiRoutes(auth, {
-        listNodes: (identity) => reachableNodes(services.nodes, tunnels, identity),
-        deviceTrust,
-        listDbs: db.listDbs,
-      }),
-      logger,
-      identify: (der) => auth.identify(der),
-    }),
-  );
+  const listNodes = (identity: RequestIdentity) => reachableNodes(services.nodes, tunnels, identity);
+  // The Web UI (`/web`, `/v1/web`) and browser device trust (DESIGN §7).
+  const webSessions = new WebSessions({ backend, clock });
+  const webDevice = new WebDeviceTrust({
+    backend,
+    clock,
+    audit,
+    logger,
+    sessions: webSessions,
+    authentication: deviceTrust.authentication,
+    inventory,
+    proxyPublicAddr: publicAddr,
+  });
+  const webUi = new WebUi({
+    auth,
+    services,
+    sessions: webSessions,
+    device: webDevice,
+    locks: lockCache,
+    listNodes,
+    listDbs: db.listDbs,
+    assetsDir: webAssetsDir(io.env),
+    clock,
+    audit,
+    logger,
+    proxyPublicAddr: publicAddr,
+    helperPorts: web.WEB_HELPER_PORTS,
+  });
+  const api = createRequestHandler({
+    routes: [
+      ...apiRoutes(auth, { listNodes, deviceTrust, listDbs: db.listDbs }),
+      ...webDeviceRoutes(webDevice),
+    ],
+    logger,
+    identify: (der) => auth.identify(der),
+  });
+  const http = createHttpServer((req, res) => {
+    webUi.handle(req, res).then(
+      (handled) => (handled ? undefined : api(req, res)),
+      (e) => {
+        logger.error({ err: e, path: req.url }, 'unhandled error in the Web UI');
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      },
+    );
+  });
   http.keepAliveTimeout = 5_000;
   const server = createTlsServer(
     {

@@ -1,0 +1,43 @@
+/**
+ * The Web UI's server side (DESIGN §7): cookie sessions in the backend (`WebSessions`), the
+ * app's files and its cookie-authenticated JSON API under `/web` and `/v1/web` (`WebUi`), and
+ * browser device trust (`WebDeviceTrust`: web device challenges answered by
+ * `wsh device web-helper` over mTLS, through `webDeviceRoutes` on the proxy's RPC router).
+ * Who may import: `bin/` (composition). Tested by the colocated `*.test.ts` (MemoryBackend,
+ * FakeClock) and in Chromium by test/web/.
+ */
+import { rpc } from '@warden/api';
+import type { RequestContext, Route } from '../proxy/router';
+import type { WebDeviceTrust } from './device';
+
+export { WEB_CHALLENGE_PREFIX, WebDeviceErrors, WebDeviceTrust, type WebDeviceTrustOptions } from './device';
+export { sessionIdentity, WebUi, type WebUiOptions } from './handler';
+export { contentSecurityPolicy, SESSION_COOKIE } from './http';
+export {
+  DEFAULT_WEB_IDLE_TIMEOUT_MS,
+  type LoadedWebSession,
+  WEB_SESSION_PREFIX,
+  type WebSessionData,
+  WebSessions,
+} from './sessions';
+
+/** The helper's two mTLS routes, for the proxy's RPC router (`auth: 'user'`). */
+export function webDeviceRoutes(device: WebDeviceTrust): Route[] {
+  const caller = (ctx: RequestContext<unknown>) => ({ identity: ctx.identity!, addr: ctx.addr });
+  return [
+    {
+      method: 'POST',
+      path: rpc.Routes.deviceWebBegin,
+      auth: 'user',
+      body: rpc.DeviceWebBeginRequest,
+      handler: (ctx) => device.begin(caller(ctx), ctx.body as rpc.DeviceWebBeginRequest),
+    },
+    {
+      method: 'POST',
+      path: rpc.Routes.deviceWebFinish,
+      auth: 'user',
+      body: rpc.DeviceWebFinishRequest,
+      handler: (ctx) => device.finish(caller(ctx), ctx.body as rpc.DeviceWebFinishRequest),
+    },
+  ];
+}
