@@ -1,5 +1,7 @@
-// Bundles the three commands (warden, wsh, wctl) into dist/ with esbuild so they start fast.
+// Bundles the three commands (warden, wsh, wctl) into dist/ with esbuild so they start fast,
+// and the Web UI (packages/web) into dist/web, which the proxy serves under /web.
 // Native modules (better-sqlite3) stay external and load from node_modules.
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const entries = {
@@ -24,3 +26,20 @@ await build({
     js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
   },
 });
+
+// The Web UI: one script and one stylesheet, no runtime downloads (it works offline), no
+// inline scripts (the proxy's CSP forbids them).
+mkdirSync('dist/web', { recursive: true });
+await build({
+  entryPoints: { app: 'packages/web/src/main.ts' },
+  outdir: 'dist/web',
+  bundle: true,
+  platform: 'browser',
+  target: ['chrome120', 'firefox120', 'safari17'],
+  format: 'esm',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+for (const f of ['index.html', 'app.css', 'favicon.svg'])
+  copyFileSync(`packages/web/src/${f}`, `dist/web/${f}`);

@@ -14,6 +14,7 @@ const ALLOWED: Record<string, string[]> = {
   server: ['api', 'tpm'],
   client: ['api', 'tpm'],
   cli: ['api', 'client'],
+  web: ['api'],
   testkit: ['api', 'tpm', 'server', 'client', 'cli'],
 };
 
@@ -58,6 +59,17 @@ test('packages import only what DESIGN §2 allows', () => {
       problems.push(
         ...violations(pkg, relative(root, file).split(sep).join('/'), readFileSync(file, 'utf8')),
       );
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('the Web UI imports @warden/api for its types only (nothing of it is bundled)', () => {
+  const problems: string[] = [];
+  for (const file of sources(join(root, 'packages', 'web', 'src'))) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/^(import|export)\s+(type\s+)?[^'"]*?from\s*['"]@warden\/api['"]/gm)) {
+      if (!m[2]) problems.push(`${relative(root, file)}: ${m[0]}`);
     }
   }
   assert.deepEqual(problems, []);

@@ -14,7 +14,8 @@ function printInvite(ctx: CommandContext, inv: rpc.InviteResponse, verb: string)
   ctx.stdout.write(
     `User "${inv.user}" has been ${verb}. Share this invite token with them; it works once and expires in ` +
       `${left >= 60 ? `${Math.round(left / 60)}h` : `${left}m`} (${inv.expires}):\n\n` +
-      `  ${inv.token}\n\nThey sign up with:\n\n  ${inv.signup_command}\n`,
+      `  ${inv.token}\n\nThey sign up with:\n\n  ${inv.signup_command}\n` +
+      (inv.signup_url ? `\nor in a browser:\n\n  ${inv.signup_url}\n` : ''),
   );
 }
 
