@@ -3,6 +3,14 @@
  * a temp dir, the built `wsh`/`wctl` run as a user would (argv, stdin lines, exit codes),
  * TOTP codes computed from a URI. Imported only by tests.
  */
+export {
+  CHROMIUM_PATH,
+  launchChromium,
+  newBrowserContext,
+  requireChromium,
+  SCREENSHOT_DIR,
+  screenshot,
+} from './chromium';
 export { type CliResult, type RunningCli, runCli, runCliClosedStdout, spawnCli } from './cli';
 export {
   type CertFiles,
