@@ -314,10 +314,10 @@ export class DeviceAuthentication {
    */
   async verifyForWeb(caller: AuthnCaller, req: rpc.DeviceAuthnFinishRequest): Promise<WebProof> {
     const session = await this.#sessions.take(req.session_id);
-    if (!session || session.purpose !== 'web' || !session.bind)
-      throw failure(AuthnErrors.failed, 'unknown, expired or used session');
+    const bind = session?.purpose === 'web' ? session.bind : undefined;
+    if (!session || !bind) throw failure(AuthnErrors.failed, 'unknown, expired or used session');
     const { device } = await this.#verifyProof(caller, session, req);
-    return { device, credentialId: session.credential_id, bind: session.bind, collected: session.collected };
+    return { device, credentialId: session.credential_id, bind, collected: session.collected };
   }
 
   /** Device authentication, second message: checks the proofs and augments the certificates. */
