@@ -4,7 +4,7 @@
  * (login, identify, users, resources, locks, devices, signing, audit search), and the
  * authentication primitives they use: password hashing and policy, TOTP, login rate limits,
  * and the local secrets and invite store. Composed in `bin/auth.ts`.
- * Who may import: `proxy/` (the API routes and tunnels call `AuthServer`) and `bin/`.
+ * Who may import: `proxy/` (the API routes and tunnels call `AuthServer`), `web/` (the Web UI API) and `bin/`.
  * Tested by the `*.test.ts` files beside each module.
  */
 
