@@ -411,7 +411,7 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     await assert.rejects(
       c2.run(spy, { token: await token(victim), cluster: 'warden', proxy: w.proxy }),
       (e) =>
-        isWardenError(e, 'WARDEN_ERR_ACCESS_DENIED') &&
+        isWardenError(e, 'WARDEN_ERR_DEVICE_ATTESTATION_FAILED') &&
         e.message === 'credential activation verification failed',
     );
     assert.ok(begin);
@@ -465,7 +465,7 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     await assert.rejects(
       api.deviceEnrollBegin(req),
       (e) =>
-        isWardenError(e, 'WARDEN_ERR_ACCESS_DENIED') &&
+        isWardenError(e, 'WARDEN_ERR_DEVICE_ATTESTATION_FAILED') &&
         /^invalid attestation key: the AK lacks fixedTPM/.test(e.message),
     );
   });

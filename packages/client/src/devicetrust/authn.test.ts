@@ -147,17 +147,22 @@ describe('authenticateDevice (inside wsh login)', () => {
     assert.equal(saved.keyPem, profile.keyPem);
   });
 
-  test('a refusal leaves the plain certificates; "disabled by cluster settings" is a quiet skip', async () => {
+  test('a refusal leaves the plain certificates; DEVICE_TRUST_DISABLED (the code) is a quiet skip', async () => {
     enrolledHere();
     const refused = fakeApi({
-      failFinish: new WardenError('WARDEN_ERR_ACCESS_DENIED', 'device authentication failed'),
+      failFinish: new WardenError('WARDEN_ERR_DEVICE_AUTHN_FAILED', 'device authentication failed'),
     });
     const r = await authenticateDevice(store, profile, { env, ceremony: ceremony(), api: refused.api });
     assert.equal(r.outcome, 'failed');
     assert.equal(r.outcome === 'failed' && r.error.message, 'device authentication failed');
     assert.match(store.require().sshCert, /PLAIN/);
-    const off = fakeApi({ failBegin: new WardenError('WARDEN_ERR_ACCESS_DENIED', DEVICE_TRUST_DISABLED) });
+    const text = 'device trust disabled by cluster settings';
+    const off = fakeApi({ failBegin: new WardenError(DEVICE_TRUST_DISABLED, text) });
     const s = await authenticateDevice(store, profile, { env, ceremony: ceremony(), api: off.api });
-    assert.deepEqual(s, { outcome: 'skipped', reason: DEVICE_TRUST_DISABLED });
+    assert.deepEqual(s, { outcome: 'skipped', reason: text });
+    // The decision is the code's, not the text's: the same words under another code are a failure.
+    const lookalike = fakeApi({ failBegin: new WardenError('WARDEN_ERR_ACCESS_DENIED', text) });
+    const f = await authenticateDevice(store, profile, { env, ceremony: ceremony(), api: lookalike.api });
+    assert.equal(f.outcome, 'failed');
   });
 });

@@ -31,8 +31,8 @@ export interface AuthnApi {
   deviceAuthnFinish(req: rpc.DeviceAuthnFinishRequest): Promise<rpc.DeviceAuthnFinishResponse>;
 }
 
-/** Message of the server when neither the cluster nor the user's roles use device trust. */
-export const DEVICE_TRUST_DISABLED = 'device trust disabled by cluster settings';
+/** The server's code when neither the cluster nor the user's roles use device trust. */
+export const DEVICE_TRUST_DISABLED = 'WARDEN_ERR_DEVICE_TRUST_DISABLED';
 
 export class AuthnCeremony {
   /** Opens this machine as a device (default: the native implementation for this OS). */
@@ -140,8 +140,7 @@ export async function authenticateDevice(
   try {
     run = await ceremony.run(opts.api ?? clientForProfile(profile));
   } catch (e) {
-    if (isWardenError(e) && e.message === DEVICE_TRUST_DISABLED)
-      return { outcome: 'skipped', reason: e.message };
+    if (isWardenError(e, DEVICE_TRUST_DISABLED)) return { outcome: 'skipped', reason: e.message };
     return { outcome: 'failed', error: e instanceof Error ? e : new Error(String(e)) };
   }
   const { dir: _dir, ...rest } = profile;

@@ -4,7 +4,7 @@
  *   ssh: rejected: administratively prohibited (<reason>)
  * Who may import: this folder (index.ts re-exports). Tested by errors.test.ts.
  */
-import { type ErrorCode, WardenError } from '@warden/api';
+import { type ErrorCode, isAccessDenial, WardenError } from '@warden/api';
 
 /** RFC 4254 §5.1 channel open failure reason codes, named as OpenSSH and Go name them. */
 const OPEN_FAILURE_REASONS: Record<number, string> = {
@@ -34,9 +34,9 @@ export function channelError(e: unknown): unknown {
   return new WardenError('WARDEN_ERR_CONNECTION', `ssh: rejected: ${name} (${description})`);
 }
 
-/** Errors from the proxy (dialNode): denials become `ssh: rejected: …`; others pass through. */
+/** Errors from the proxy (dialNode): denials (by code) become `ssh: rejected: …`; others pass through. */
 export function proxyError(e: unknown): unknown {
-  if (e instanceof WardenError && (e.code === 'WARDEN_ERR_ACCESS_DENIED' || e.code === 'WARDEN_ERR_LOCKED')) {
+  if (isAccessDenial(e)) {
     if (e.message.startsWith('ssh: rejected:')) return e;
     return sshRejected(e.message, e.code);
   }

@@ -174,7 +174,7 @@ export type AccessDecision =
   | {
       allowed: false;
       step: AccessStep;
-      code: Extract<ErrorCode, 'WARDEN_ERR_LOCKED' | 'WARDEN_ERR_ACCESS_DENIED'>;
+      code: DenialCode;
       /** What the user reads, e.g. `lock targeting Device:"…" is in force`, `unauthorized device`. */
       reason: string;
       /** The lock in force, when step is `lock`. */
@@ -197,12 +197,27 @@ export const STALE_LOCK_VIEW =
 export const NO_CLUSTER_SETTINGS =
   'the cluster settings (cluster_auth_preference) are not known here yet; access is denied until they are';
 
+/** The catalogue code of each kind of denial: clients decide by it, never by the message. */
+export type DenialCode = Extract<
+  ErrorCode,
+  | 'WARDEN_ERR_LOCKED'
+  | 'WARDEN_ERR_LOCK_VIEW_STALE'
+  | 'WARDEN_ERR_DEVICE_UNAUTHORIZED'
+  | 'WARDEN_ERR_ACCESS_DENIED'
+>;
+
+function denialCode(step: AccessStep, reason: string): DenialCode {
+  if (step === 'device_trust') return 'WARDEN_ERR_DEVICE_UNAUTHORIZED';
+  if (reason === STALE_LOCK_VIEW) return 'WARDEN_ERR_LOCK_VIEW_STALE';
+  return step === 'lock' ? 'WARDEN_ERR_LOCKED' : 'WARDEN_ERR_ACCESS_DENIED';
+}
+
 function deny(
   step: AccessStep,
   reason: string,
   lock?: LockResource,
 ): Extract<AccessDecision, { allowed: false }> {
-  const code = step === 'lock' ? 'WARDEN_ERR_LOCKED' : 'WARDEN_ERR_ACCESS_DENIED';
+  const code = denialCode(step, reason);
   return lock ? { allowed: false, step, code, reason, lock } : { allowed: false, step, code, reason };
 }
 
@@ -597,7 +612,7 @@ export function liveAccessChecker(
   });
 }
 
-/** The WardenError for a denial (LOCKED or ACCESS_DENIED, message = reason). */
+/** The WardenError for a denial (its `DenialCode`, message = reason). */
 export function accessDeniedError(decision: Extract<AccessDecision, { allowed: false }>): WardenError {
   return new WardenError(decision.code, decision.reason, {
     step: decision.step,

@@ -25,6 +25,7 @@ export {
   type DbAccessRequest,
   type DbTarget,
   DEFAULT_LOCK_MAX_STALENESS_MS,
+  type DenialCode,
   decideAccess,
   type KindRule,
   type LockReason,

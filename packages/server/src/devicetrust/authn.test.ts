@@ -18,7 +18,7 @@ import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
 import type { RequestIdentity } from '../proxy/router';
 import { createServices, type Services } from '../services';
-import { type AuthnCaller, AuthnErrors, DeviceAuthentication } from './authn';
+import { type AuthnCaller, AuthnErrorCodes, AuthnErrors, DeviceAuthentication } from './authn';
 import { DeviceEnrollment } from './enroll';
 import { DeviceInventory } from './inventory';
 import { SoftTpm } from './test-tpm';
@@ -185,7 +185,7 @@ describe('DeviceAuthentication', () => {
     // A certificate that already carries the device is never augmented again.
     await assert.rejects(
       authn.begin(callerOf(res.tls_cert), { credential_id: credentialId, device_data: data() }),
-      refusedWith(AuthnErrors.alreadyAugmented),
+      refusedWith(AuthnErrors.alreadyAugmented, AuthnErrorCodes.alreadyAugmented),
     );
   });
 
@@ -194,7 +194,7 @@ describe('DeviceAuthentication', () => {
     const u = await login();
     await assert.rejects(
       authn.begin(u.caller, { credential_id: credentialId, device_data: data() }),
-      refusedWith(AuthnErrors.disabled),
+      refusedWith(AuthnErrors.disabled, AuthnErrorCodes.disabled),
     );
     const r = await login({ roles: ['access', 'require-trusted-device'] });
     const begin = await authn.begin(r.caller, { credential_id: credentialId, device_data: data() });
@@ -207,21 +207,27 @@ describe('DeviceAuthentication', () => {
       authn.begin(u.caller, { credential_id, device_data: d });
     await assert.rejects(
       begin(randomUUID(), data({ serial_number: 'NOT-IN-INVENTORY' })),
-      refusedWith(AuthnErrors.notFound, 'WARDEN_ERR_NOT_FOUND'),
+      refusedWith(AuthnErrors.notFound, AuthnErrorCodes.notFound),
     );
-    await assert.rejects(begin(randomUUID()), refusedWith(AuthnErrors.unknownCredential));
+    await assert.rejects(
+      begin(randomUUID()),
+      refusedWith(AuthnErrors.unknownCredential, AuthnErrorCodes.unknownCredential),
+    );
     const other = await inventory.add(admin, { osType: 'linux', assetTag: 'OTHER' });
     await assert.rejects(
       begin(randomUUID(), data({ serial_number: other.spec.asset_tag })),
-      refusedWith(AuthnErrors.notEnrolled),
+      refusedWith(AuthnErrors.notEnrolled, AuthnErrorCodes.notEnrolled),
     );
     // Unenrolled by an admin.
     const stored = await inventory.get(device.metadata.name);
     await inventory.update(admin, { ...stored, spec: { ...stored.spec, enroll_status: 'not_enrolled' } });
-    await assert.rejects(begin(credentialId), refusedWith(AuthnErrors.notEnrolled));
+    await assert.rejects(
+      begin(credentialId),
+      refusedWith(AuthnErrors.notEnrolled, AuthnErrorCodes.notEnrolled),
+    );
     // Deleted.
     await inventory.remove(admin, device.metadata.name);
-    await assert.rejects(begin(credentialId), refusedWith(AuthnErrors.notFound, 'WARDEN_ERR_NOT_FOUND'));
+    await assert.rejects(begin(credentialId), refusedWith(AuthnErrors.notFound, AuthnErrorCodes.notFound));
     const failures = await audit.search({ order: 'asc', types: ['device.authenticate'] });
     assert.equal(failures.length, 5);
     assert.ok(failures.every((e) => e.success === false && e.code === 'W5004W'));
@@ -233,7 +239,7 @@ describe('DeviceAuthentication', () => {
     await inventory.remove(admin, device.metadata.name);
     await assert.rejects(
       authn.finish(u.caller, finishReq(u, begin)),
-      refusedWith(AuthnErrors.notFound, 'WARDEN_ERR_NOT_FOUND'),
+      refusedWith(AuthnErrors.notFound, AuthnErrorCodes.notFound),
     );
   });
 
@@ -263,31 +269,37 @@ describe('DeviceAuthentication', () => {
     const good = finishReq(u, begin);
     await authn.finish(u.caller, good);
     // The same finish again: the session is spent.
-    await assert.rejects(authn.finish(u.caller, good), refusedWith(AuthnErrors.failed));
+    await assert.rejects(
+      authn.finish(u.caller, good),
+      refusedWith(AuthnErrors.failed, AuthnErrorCodes.failed),
+    );
     // A new session, answered with the old quote (over the old nonce).
     const again = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
     await assert.rejects(
       authn.finish(u.caller, finishReq(u, again, { quote: good.quote })),
-      refusedWith(AuthnErrors.failed),
+      refusedWith(AuthnErrors.failed, AuthnErrorCodes.failed),
     );
     // A quote by another AK.
     const third = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
     const otherAk = new SoftTpm().quote(Buffer.from(third.nonce, 'base64'), third.pcr_selection);
     await assert.rejects(
       authn.finish(u.caller, finishReq(u, third, { quote: otherAk })),
-      refusedWith(AuthnErrors.failed),
+      refusedWith(AuthnErrors.failed, AuthnErrorCodes.failed),
     );
     // The user's key did not sign (another key did).
     const fourth = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
     const stranger = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
     await assert.rejects(
       authn.finish(u.caller, finishReq(u, fourth, { signer: stranger })),
-      refusedWith(AuthnErrors.failed),
+      refusedWith(AuthnErrors.failed, AuthnErrorCodes.failed),
     );
     // Begun by one certificate, finished with another (another login of the same user).
     const fifth = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
     const v = await login();
-    await assert.rejects(authn.finish(v.caller, finishReq(v, fifth)), refusedWith(AuthnErrors.failed));
+    await assert.rejects(
+      authn.finish(v.caller, finishReq(v, fifth)),
+      refusedWith(AuthnErrors.failed, AuthnErrorCodes.failed),
+    );
     const reasons = (await audit.search({ order: 'asc', types: ['device.authenticate'] }))
       .filter((e) => !e.success)
       .map((e) => e.error);
@@ -305,10 +317,13 @@ describe('DeviceAuthentication', () => {
         credential_id: credentialId,
         device_data: data({ serial_number: 'ELSEWHERE' }),
       }),
-      refusedWith(AuthnErrors.failed),
+      refusedWith(AuthnErrors.failed, AuthnErrorCodes.failed),
     );
     const begin = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
     clock.advance(6 * 60 * 1000);
-    await assert.rejects(authn.finish(u.caller, finishReq(u, begin)), refusedWith(AuthnErrors.failed));
+    await assert.rejects(
+      authn.finish(u.caller, finishReq(u, begin)),
+      refusedWith(AuthnErrors.failed, AuthnErrorCodes.failed),
+    );
   });
 });

@@ -24,6 +24,7 @@ import { createHash, createPublicKey, type KeyObject, randomBytes, verify } from
 import {
   type AuditEventInput,
   type DeviceResource,
+  type ErrorCode,
   isWardenError,
   type RoleResource,
   rpc,
@@ -112,13 +113,19 @@ function keyHash(der: Buffer): string {
   return createHash('sha256').update(der).digest('base64');
 }
 
+/** The catalogue code of each refusal: clients decide by it, never by the message. */
+export const AuthnErrorCodes = {
+  notFound: 'WARDEN_ERR_DEVICE_NOT_FOUND',
+  notEnrolled: 'WARDEN_ERR_DEVICE_NOT_ENROLLED',
+  unknownCredential: 'WARDEN_ERR_DEVICE_UNKNOWN_CREDENTIAL',
+  failed: 'WARDEN_ERR_DEVICE_AUTHN_FAILED',
+  disabled: 'WARDEN_ERR_DEVICE_TRUST_DISABLED',
+  alreadyAugmented: 'WARDEN_ERR_DEVICE_ALREADY_AUGMENTED',
+} as const satisfies Record<keyof typeof AuthnErrors, ErrorCode>;
+
 /** A refusal with a reason for the audit log that is not shown to the user. */
-function failure(message: string, reason?: string): WardenError {
-  return new WardenError(
-    message === AuthnErrors.notFound ? 'WARDEN_ERR_NOT_FOUND' : 'WARDEN_ERR_ACCESS_DENIED',
-    message,
-    reason ? { reason } : undefined,
-  );
+function failure(which: keyof typeof AuthnErrors, reason?: string): WardenError {
+  return new WardenError(AuthnErrorCodes[which], AuthnErrors[which], reason ? { reason } : undefined);
 }
 
 /** Verifies a signature by the user's key (ECDSA P-256 with SHA-256, or Ed25519). */
@@ -201,8 +208,8 @@ export class DeviceAuthentication {
       cap.spec.device_trust.mode,
       ...roles.map((r) => r.spec.options.device_trust_mode),
     ]);
-    if (mode === 'off') throw failure(AuthnErrors.disabled);
-    if (id.device && !web) throw failure(AuthnErrors.alreadyAugmented);
+    if (mode === 'off') throw failure('disabled');
+    if (id.device && !web) throw failure('alreadyAugmented');
     return id.cert;
   }
 
@@ -218,14 +225,13 @@ export class DeviceAuthentication {
           ? d.metadata.name === deviceId
           : d.spec.os_type === data?.os_type && d.spec.asset_tag === data?.serial_number,
       );
-      if (!same) throw failure(AuthnErrors.notFound);
-      if (same.spec.enroll_status !== 'enrolled' || !same.spec.credential)
-        throw failure(AuthnErrors.notEnrolled);
-      throw failure(AuthnErrors.unknownCredential);
+      if (!same) throw failure('notFound');
+      if (same.spec.enroll_status !== 'enrolled' || !same.spec.credential) throw failure('notEnrolled');
+      throw failure('unknownCredential');
     }
     if (data && (data.os_type !== device.spec.os_type || data.serial_number !== device.spec.asset_tag)) {
       throw failure(
-        AuthnErrors.failed,
+        'failed',
         `device data (${data.os_type}, "${data.serial_number}") does not match the enrolled device`,
       );
     }
@@ -280,7 +286,7 @@ export class DeviceAuthentication {
     // 5. The caller of begin: same user, same key.
     const cert = await this.#checkCaller(caller, session.purpose === 'web');
     if (session.user !== id.user || session.key_sha256 !== keyHash(cert.publicKeyDer)) {
-      throw failure(AuthnErrors.failed, 'the session was begun with another certificate');
+      throw failure('failed', 'the session was begun with another certificate');
     }
     const device = await this.#device(session.credential_id, undefined, session.device_id);
     const credential = device.spec.credential!;
@@ -296,13 +302,13 @@ export class DeviceAuthentication {
         expectedSelection: [...DEVICE_PCR_SELECTION],
       });
     } catch (e) {
-      if (isTpmError(e)) throw failure(AuthnErrors.failed, `quote: ${e.message}`);
+      if (isTpmError(e)) throw failure('failed', `quote: ${e.message}`);
       throw e;
     }
     // 7. The user's key signed this ceremony.
     const signed = rpc.deviceAuthnSignedData(nonce, req.session_id);
     if (!verifyUserSignature(cert.publicKeyDer, signed, fromB64(req.ssh_signature))) {
-      throw failure(AuthnErrors.failed, "the signature by the user's key does not verify");
+      throw failure('failed', "the signature by the user's key does not verify");
     }
     return { device, credential, cert };
   }
@@ -315,7 +321,7 @@ export class DeviceAuthentication {
   async verifyForWeb(caller: AuthnCaller, req: rpc.DeviceAuthnFinishRequest): Promise<WebProof> {
     const session = await this.#sessions.take(req.session_id);
     const bind = session?.purpose === 'web' ? session.bind : undefined;
-    if (!session || !bind) throw failure(AuthnErrors.failed, 'unknown, expired or used session');
+    if (!session || !bind) throw failure('failed', 'unknown, expired or used session');
     const { device } = await this.#verifyProof(caller, session, req);
     return { device, credentialId: session.credential_id, bind, collected: session.collected };
   }
@@ -327,7 +333,7 @@ export class DeviceAuthentication {
   ): Promise<rpc.DeviceAuthnFinishResponse> {
     const session = await this.#sessions.take(req.session_id);
     if (!session || session.purpose === 'web')
-      throw await this.#fail(caller, failure(AuthnErrors.failed, 'unknown, expired or used session'), {});
+      throw await this.#fail(caller, failure('failed', 'unknown, expired or used session'), {});
     const about = { deviceId: session.device_id, credentialId: session.credential_id };
     const id = caller.identity;
     let device: DeviceResource;

@@ -9,7 +9,7 @@
  *   /device_ceremonies/<uuid>   { kind: 'enroll' | 'authn', expires, … }   TTL = sessionTtlMs
  */
 import { randomUUID } from 'node:crypto';
-import { isWardenError, type rpc, WardenError } from '@warden/api';
+import { type ErrorCode, isWardenError, type rpc, WardenError } from '@warden/api';
 import { type PcrSelection, type PcrValue, TPM_ALG } from '@warden/tpm';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
@@ -124,7 +124,11 @@ export function pcrSelectionForClient(): rpc.PcrSelection {
   return DEVICE_PCR_SELECTION.map((s) => ({ hash: s.hash, pcrs: [...s.pcrs] }));
 }
 
-/** A user-facing refusal of a ceremony step (403). */
-export function refused(message: string, details?: Record<string, unknown>): WardenError {
-  return new WardenError('WARDEN_ERR_ACCESS_DENIED', message, details);
+/** A user-facing refusal of a ceremony step (403), with the catalogue code clients decide by. */
+export function refused(
+  code: Extract<ErrorCode, `WARDEN_ERR_DEVICE_${string}`>,
+  message: string,
+  details?: Record<string, unknown>,
+): WardenError {
+  return new WardenError(code, message, details);
 }

@@ -16,7 +16,7 @@ import { createTestEkCa, SoftTpm, type TestEkCa } from './test-tpm';
 const admin = { user: 'admin' };
 const ASSET_TAG = 'C00AA0AAAA0A';
 
-function refusedWith(message: string | RegExp, code = 'WARDEN_ERR_ACCESS_DENIED') {
+function refusedWith(message: string | RegExp, code = 'WARDEN_ERR_DEVICE_ATTESTATION_FAILED') {
   return (e: unknown) => {
     assert.ok(isWardenError(e), String(e));
     assert.equal(e.code, code, e.message);
@@ -147,7 +147,10 @@ describe('DeviceEnrollment', () => {
   test('with allowed CAs: no EK certificate, or one from another CA, is refused with the exact message', async () => {
     await setAllowedCas([ca.pem]);
     const tpm = new SoftTpm();
-    await assert.rejects(enrollment.begin(await request(tpm)), refusedWith(EnrollErrors.missingEkCert));
+    await assert.rejects(
+      enrollment.begin(await request(tpm)),
+      refusedWith(EnrollErrors.missingEkCert, 'WARDEN_ERR_DEVICE_ATTESTATION_FAILED'),
+    );
     const other = await createTestEkCa('Some Other CA');
     await assert.rejects(
       enrollment.begin(await request(tpm, { certDer: await other.issue(tpm.ek.key) })),
@@ -176,7 +179,10 @@ describe('DeviceEnrollment', () => {
   test('the token is single use, spent at begin even when the rest fails; expired and foreign tokens fail', async () => {
     const tpm = new SoftTpm();
     const req = await request(tpm, { device_data: data({ serial_number: 'WRONG-TAG' }) });
-    await assert.rejects(enrollment.begin(req), refusedWith(/asset tag is "WRONG-TAG"/));
+    await assert.rejects(
+      enrollment.begin(req),
+      refusedWith(/asset tag is "WRONG-TAG"/, 'WARDEN_ERR_DEVICE_MISMATCH'),
+    );
     // The same token again, now with the right data: spent.
     await assert.rejects(
       enrollment.begin({ ...req, device_data: data() }),
@@ -197,7 +203,7 @@ describe('DeviceEnrollment', () => {
     // The wrong OS.
     await assert.rejects(
       enrollment.begin(await request(tpm, { device_data: data({ os_type: 'macos' }) })),
-      refusedWith(/but this device runs macos/),
+      refusedWith(/but this device runs macos/, 'WARDEN_ERR_DEVICE_MISMATCH'),
     );
   });
 
@@ -235,7 +241,7 @@ describe('DeviceEnrollment', () => {
         solution: Buffer.alloc(32, 7).toString('base64'),
         quote,
       }),
-      refusedWith(EnrollErrors.activation),
+      refusedWith(EnrollErrors.activation, 'WARDEN_ERR_DEVICE_ATTESTATION_FAILED'),
     );
     // The session is gone after one finish: retrying with the right answer does not work.
     await assert.rejects(
@@ -244,7 +250,7 @@ describe('DeviceEnrollment', () => {
         solution: Buffer.from(tpm.activate(begin.challenge)).toString('base64'),
         quote,
       }),
-      refusedWith(EnrollErrors.session),
+      refusedWith(EnrollErrors.session, 'WARDEN_ERR_DEVICE_CEREMONY_EXPIRED'),
     );
     // The TPM refuses to release a credential for another object name.
     const again = await enrollment.begin(await request(tpm));
@@ -276,7 +282,7 @@ describe('DeviceEnrollment', () => {
           solution: Buffer.from(tpm.activate(begin.challenge)).toString('base64'),
           quote: quote(Buffer.from(begin.nonce, 'base64'), begin.pcr_selection),
         }),
-        refusedWith(EnrollErrors.attestation),
+        refusedWith(EnrollErrors.attestation, 'WARDEN_ERR_DEVICE_ATTESTATION_FAILED'),
         what,
       );
     }

@@ -267,7 +267,8 @@ export class DeviceEnrollment {
     caller: EnrollCaller = {},
   ): Promise<rpc.DeviceEnrollFinishResponse> {
     const session = await this.#sessions.take(req.session_id);
-    if (!session) throw await this.#fail(caller, refused(EnrollErrors.session), {});
+    if (!session)
+      throw await this.#fail(caller, refused('WARDEN_ERR_DEVICE_CEREMONY_EXPIRED', EnrollErrors.session), {});
     const about = {
       device: { id: session.device_id, asset_tag: session.asset_tag, os_type: session.os_type },
       credentialId: session.credential.id,
@@ -277,7 +278,8 @@ export class DeviceEnrollment {
       // 6. ActivateCredential released exactly the challenge.
       const want = fromB64(session.challenge_sha256);
       const got = sha256(fromB64(req.solution));
-      if (want.length !== got.length || !timingSafeEqual(want, got)) throw refused(EnrollErrors.activation);
+      if (want.length !== got.length || !timingSafeEqual(want, got))
+        throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.activation);
       // 7. The AK quotes the PCRs over the nonce.
       try {
         verifyQuote({
@@ -289,7 +291,10 @@ export class DeviceEnrollment {
           expectedSelection: [...DEVICE_PCR_SELECTION],
         });
       } catch (e) {
-        if (isTpmError(e)) throw refused(EnrollErrors.attestation, { tpm_code: e.code });
+        if (isTpmError(e))
+          throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.attestation, {
+            tpm_code: e.code,
+          });
         throw e;
       }
       // 8. Enrolled.
@@ -340,6 +345,7 @@ export class DeviceEnrollment {
       ekPublic.objectAttributes & TPMA_OBJECT.sign
     ) {
       throw refused(
+        'WARDEN_ERR_DEVICE_ATTESTATION_FAILED',
         'the presented EK is not an endorsement key (a restricted decryption key bound to the TPM)',
       );
     }
@@ -347,7 +353,7 @@ export class DeviceEnrollment {
     const allowed = cap.spec.device_trust.ekcert_allowed_cas ?? [];
     const certDer = ek.cert_der ? fromB64(ek.cert_der) : undefined;
     if (allowed.length > 0) {
-      if (!certDer) throw refused(EnrollErrors.missingEkCert);
+      if (!certDer) throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.missingEkCert);
       try {
         const { certificate } = verifyEkCertificate(certDer, {
           roots: allowed,
@@ -356,7 +362,10 @@ export class DeviceEnrollment {
         checkEkMatchesCertificate(ekPublic, certificate);
         return { public: ekPublic, type: 'tpm_ekcert_trusted', certificate };
       } catch (e) {
-        if (isTpmError(e)) throw refused(EnrollErrors.ekCertPrefix + e.message, { tpm_code: e.code });
+        if (isTpmError(e))
+          throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.ekCertPrefix + e.message, {
+            tpm_code: e.code,
+          });
         throw e;
       }
     }
@@ -366,7 +375,10 @@ export class DeviceEnrollment {
         checkEkMatchesCertificate(ekPublic, certificate);
         return { public: ekPublic, type: 'tpm_ekcert', certificate };
       } catch (e) {
-        if (isTpmError(e)) throw refused(EnrollErrors.ekCertPrefix + e.message, { tpm_code: e.code });
+        if (isTpmError(e))
+          throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.ekCertPrefix + e.message, {
+            tpm_code: e.code,
+          });
         throw e;
       }
     }
@@ -378,11 +390,13 @@ export class DeviceEnrollment {
 function checkDeviceData(device: DeviceResource, data: rpc.DeviceData): void {
   if (data.os_type !== device.spec.os_type) {
     throw refused(
+      'WARDEN_ERR_DEVICE_MISMATCH',
       `this enrollment token is for device ${deviceLabel(device)}, but this device runs ${data.os_type}`,
     );
   }
   if (data.serial_number !== device.spec.asset_tag) {
     throw refused(
+      'WARDEN_ERR_DEVICE_MISMATCH',
       `this enrollment token is for device ${deviceLabel(device)}, but this device's asset tag is ` +
         `"${data.serial_number}" (\`wsh device asset-tag\`)`,
     );
@@ -402,6 +416,7 @@ export function ekFingerprint(ekPublic: TpmtPublic): string {
 function checkEkAssetTag(device: DeviceResource, ekSha256: string): void {
   if (device.spec.asset_tag.startsWith('ek:') && device.spec.asset_tag !== `ek:${ekSha256}`) {
     throw refused(
+      'WARDEN_ERR_DEVICE_MISMATCH',
       `this enrollment token is for device ${deviceLabel(device)}, whose asset tag names another TPM ` +
         `(this TPM's asset tag is "ek:${ekSha256}")`,
     );
@@ -425,7 +440,10 @@ function checkAk(ak: rpc.DeviceEnrollBeginRequest['ak']): TpmtPublic {
       signature: fromB64(ak.creation_signature),
     });
   } catch (e) {
-    if (isTpmError(e)) throw refused(`invalid attestation key: ${e.message}`, { tpm_code: e.code });
+    if (isTpmError(e))
+      throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', `invalid attestation key: ${e.message}`, {
+        tpm_code: e.code,
+      });
     throw e;
   }
   return akPublic;

@@ -118,7 +118,7 @@ describe('device extensions: all three or none, signed by the CA', () => {
     assert.deepEqual(decide(plain.device), {
       allowed: false,
       step: 'device_trust',
-      code: 'WARDEN_ERR_ACCESS_DENIED',
+      code: 'WARDEN_ERR_DEVICE_UNAUTHORIZED',
       reason: 'unauthorized device',
     });
   });

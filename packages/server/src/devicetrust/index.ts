@@ -11,6 +11,7 @@
 
 export {
   type AuthnCaller,
+  AuthnErrorCodes,
   AuthnErrors,
   type AuthnInventory,
   DeviceAuthentication,
