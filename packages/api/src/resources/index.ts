@@ -8,7 +8,10 @@ export {
   APP_RESERVED_HEADERS,
   type AppHeader,
   type AppResource,
+  appHeaderSchema,
   appNameSchema,
+  appPublicAddrSchema,
+  appUriSchema,
   appV3Schema,
 } from './app';
 export {

@@ -88,6 +88,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
       labels: {},
     },
     dbService: { enabled: true, databases: [] },
+    appService: { enabled: true, apps: [] },
     storage: { type: 'sqlite', path: join(dataDir, 'backend.sqlite') },
   } satisfies WardenConfig);
   assertDeepFrozen(config);
@@ -777,4 +778,62 @@ test('diag_addr: off by default, a host:port when set', () => {
     port: 3000,
   });
   assert.match(problem('version: v1\ndiag_addr: nowhere\n'), /^warden\.yaml: diag_addr: .*\(line 2\)$/);
+});
+
+test('app_service: apps with uri, public_addr, labels, rewrite headers; bad and duplicate apps are named', () => {
+  const config = parseConfig(
+    `version: v1
+app_service:
+  apps:
+    - name: grafana
+      uri: http://127.0.0.1:3000
+      public_addr: grafana.example.com
+      labels: { env: prod }
+      rewrite:
+        headers:
+          - { name: X-Env, value: prod }
+      audit_requests: true
+    - { name: wiki, uri: "https://wiki.internal:8443", insecure_skip_verify: true }
+`,
+    'w.yaml',
+  );
+  assert.equal(config.appService.enabled, true);
+  const [grafana, wiki] = config.appService.apps;
+  assert.deepEqual(grafana, {
+    name: 'grafana',
+    uri: 'http://127.0.0.1:3000',
+    publicAddr: 'grafana.example.com',
+    labels: { env: 'prod' },
+    rewriteHeaders: [{ name: 'X-Env', value: 'prod' }],
+    insecureSkipVerify: false,
+    auditRequests: true,
+  });
+  assert.equal(wiki?.insecureSkipVerify, true);
+  assertDeepFrozen(config);
+  const app = (fields: string) => `version: v1\napp_service:\n  apps:\n    - ${fields}\n`;
+  const problem = (text: string) => {
+    try {
+      parseConfig(text, 'warden.yaml');
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'no error';
+  };
+  assert.match(
+    problem(app('{ name: Grafana, uri: "http://x" }')),
+    /app_service\.apps\[0\]\.name: must be a DNS label/,
+  );
+  assert.match(problem(app('{ name: g, uri: "ftp://x" }')), /app_service\.apps\[0\]\.uri/);
+  assert.match(
+    problem(
+      app('{ name: g, uri: "http://x", rewrite: { headers: [{ name: Warden-Jwt-Assertion, value: x }] } }'),
+    ),
+    /app_service\.apps\[0\]\.rewrite\.headers\[0\]\.name/,
+  );
+  assert.match(
+    problem(
+      'version: v1\napp_service:\n  apps:\n    - { name: a, uri: "http://x" }\n    - { name: a, uri: "http://y" }\n',
+    ),
+    /app_service\.apps\[1\]\.name: app "a" is listed twice \(line 5\)/,
+  );
 });

@@ -93,6 +93,23 @@ export interface DbServiceConfig {
   readonly databases: readonly DbConfig[];
 }
 
+/** One web app of `app_service.apps` (validated like an `app` resource's spec). */
+export interface AppConfig {
+  readonly name: string;
+  readonly description?: string;
+  readonly uri: string;
+  readonly publicAddr?: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly rewriteHeaders: readonly { readonly name: string; readonly value: string }[];
+  readonly insecureSkipVerify: boolean;
+  readonly auditRequests: boolean;
+}
+
+export interface AppServiceConfig {
+  readonly enabled: boolean;
+  readonly apps: readonly AppConfig[];
+}
+
 /**
  * `storage: {type: postgres, …}`: the connection fields of `PostgresBackendOptions` (same
  * names), shared by the backend and the audit log. Absent fields are left out.
@@ -134,6 +151,7 @@ export interface WardenConfig {
   readonly proxyService: ProxyServiceConfig;
   readonly sshService: SshServiceConfig;
   readonly dbService: DbServiceConfig;
+  readonly appService: AppServiceConfig;
   readonly storage: StorageConfig;
 }
 
@@ -242,6 +260,19 @@ function build(
         uri: d.uri,
         staticLabels: { ...(d.static_labels ?? {}) },
         caCert: dbCas.get(i),
+      })),
+    },
+    appService: {
+      enabled: file?.app_service?.enabled ?? true,
+      apps: (file?.app_service?.apps ?? []).map((a) => ({
+        name: a.name,
+        ...(a.description !== undefined ? { description: a.description } : {}),
+        uri: a.uri,
+        ...(a.public_addr !== undefined ? { publicAddr: a.public_addr } : {}),
+        labels: { ...(a.labels ?? {}) },
+        rewriteHeaders: (a.rewrite?.headers ?? []).map((h) => ({ name: h.name, value: h.value })),
+        insecureSkipVerify: a.insecure_skip_verify ?? false,
+        auditRequests: a.audit_requests ?? false,
       })),
     },
     storage,
@@ -371,6 +402,17 @@ export function parseConfig(text: string, source: string, options: ParseConfigOp
     } else {
       dbCas.set(i, ca);
     }
+  }
+  const apps = new Set<string>();
+  for (const [i, a] of (file.app_service?.apps ?? []).entries()) {
+    if (apps.has(a.name)) {
+      problems.push({
+        path: `app_service.apps[${i}].name`,
+        message: `app ${JSON.stringify(a.name)} is listed twice`,
+        line: lineOf(map, ['app_service', 'apps', i, 'name']),
+      });
+    }
+    apps.add(a.name);
   }
   if (problems.length > 0) throw badConfig(source, problems);
 

@@ -7,6 +7,8 @@
 export { formatHostPort, type HostPort, parseHostPort } from './address';
 export type { TrustedCaFile } from './ca-files';
 export {
+  type AppConfig,
+  type AppServiceConfig,
   type AuditConfig,
   type AuthenticationConfig,
   type AuthServiceConfig,

@@ -3,6 +3,7 @@
  * `version`). Strict: an unknown field anywhere is an error. `config.ts` turns the parsed
  * file into the defaulted, frozen `WardenConfig`. Internal to `config/`.
  */
+import { appHeaderSchema, appNameSchema, appPublicAddrSchema, appUriSchema } from '@warden/api';
 import * as z from 'zod';
 import { parseHostPort } from './address';
 
@@ -143,6 +144,31 @@ export const configFileSchema = z.strictObject({
                 ca_cert_file: pathString.optional(),
               })
               .optional(),
+          }),
+        )
+        .optional(),
+    })
+    .optional(),
+  app_service: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      /** Web apps this app_service serves (it heartbeats an `app` resource for each). */
+      apps: z
+        .array(
+          z.strictObject({
+            /** What users type (`wsh app login NAME`) and the host name's first label. */
+            name: appNameSchema,
+            description: z.string().optional(),
+            /** Where app_service sends requests: `http://host:port` or `https://…`. */
+            uri: appUriSchema,
+            /** Another host name the app answers to at the proxy. */
+            public_addr: appPublicAddrSchema.optional(),
+            /** Labels on the `app` resource (what roles' `app_labels` match). */
+            labels: z.record(z.string().min(1, 'label names must not be empty'), z.string()).optional(),
+            rewrite: z.strictObject({ headers: z.array(appHeaderSchema).optional() }).optional(),
+            insecure_skip_verify: z.boolean().optional(),
+            /** Record an `app.request` audit event per request. */
+            audit_requests: z.boolean().optional(),
           }),
         )
         .optional(),
