@@ -40,6 +40,7 @@ import {
   WardenError,
 } from '@warden/api';
 import type { Clock } from '../clock';
+import { type AppAccessRequest, type AppTarget, appRule } from './check-app';
 import { type DeviceExtensions, hasDeviceExtensions, strictestDeviceTrustMode } from './device-trust';
 import { type AccessInfo, type Identity, lockTargets, nodeLockTargets, roleNames } from './identity';
 import { type LabelSelector, type Labels, matchLabels } from './labels';
@@ -85,6 +86,7 @@ export interface DbAccessRequest {
 export interface AccessKinds {
   node: { target: NodeTarget; request: NodeAccessRequest };
   db: { target: DbTarget; request: DbAccessRequest };
+  app: { target: AppTarget; request: AppAccessRequest };
 }
 export type AccessKind = keyof AccessKinds;
 /** What is being accessed: a discriminated union on `kind`. */
@@ -131,6 +133,8 @@ type RbacResult = { ok: true; matched: RoleResource[] } | { ok: false; reason: s
 export interface KindRule<K extends AccessKind> {
   /** The role field whose allow labels select this kind (device trust, step 3). */
   labelField: Extract<keyof RoleResource['spec']['allow'], `${string}_labels`>;
+  /** False when the cluster-wide device trust mode does not apply (apps: role-based only). */
+  clusterDeviceTrust?: boolean;
   /** Why a request of this shape cannot be decided (denied at RBAC), or undefined. */
   validate(request: AccessKinds[K]['request']): string | undefined;
   rbac(
@@ -327,7 +331,7 @@ const dbRule: KindRule<'db'> = {
 };
 
 /** One rule per kind of resource (see the header for adding one). */
-const KIND_RULES: { [K in AccessKind]: KindRule<K> } = { node: nodeRule, db: dbRule };
+const KIND_RULES: { [K in AccessKind]: KindRule<K> } = { node: nodeRule, db: dbRule, app: appRule };
 
 function ruleFor(target: AccessTarget): KindRule<AccessKind> | undefined {
   const kind = (target as { kind?: unknown } | undefined)?.kind;
@@ -409,7 +413,7 @@ function decideAccessUnnoted(
     matchLabels(role.spec.allow[rule.labelField] as LabelSelector | undefined, target.labels),
   );
   const mode = strictestDeviceTrustMode([
-    policy.clusterDeviceTrustMode,
+    ...(rule.clusterDeviceTrust === false ? [] : [policy.clusterDeviceTrustMode]),
     ...labelled.map((role) => role.spec.options.device_trust_mode),
   ]);
   if (mode === 'required' && !hasDeviceExtensions(identity.device))

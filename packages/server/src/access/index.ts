@@ -40,6 +40,7 @@ export {
   STALE_LOCK_VIEW,
   UNAUTHORIZED_DEVICE,
 } from './check';
+export type { AppAccessRequest, AppTarget } from './check-app';
 export {
   type DeviceExtensions,
   deviceTrustRank,
