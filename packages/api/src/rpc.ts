@@ -243,6 +243,8 @@ export const AppLoginResponse = z.object({
   app: AppInfo,
   /** Where to send requests with the certificate: `https://<public_addr>:<proxy port>`. */
   uri: z.string(),
+  /** What will stand in the way (e.g. the app requires a trusted device and this login has none). */
+  warnings: z.array(z.string()).optional(),
 });
 export type AppLoginResponse = z.infer<typeof AppLoginResponse>;
 

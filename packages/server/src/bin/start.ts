@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isWardenError, WardenError, web } from '@warden/api';
+import { APP_ALPN, isWardenError, WardenError, web } from '@warden/api';
 import {
   type AuditLog,
   JsonlAuditSink,
@@ -50,6 +50,7 @@ import {
 import { createServices } from '../services';
 import { SshService } from '../srv/ssh';
 import { WebDeviceTrust, WebSessions, WebUi, webDeviceRoutes } from '../web';
+import { startAppAccess } from './app';
 import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
 import { checkPortsFree, runConfigure, startDiag } from './ops';
@@ -318,6 +319,17 @@ async function compose(
     locks: lockCache,
     identify: (der) => auth.identify(der),
   });
+  // Web apps: `<app>.<proxy host>` names and `warden-app/1` tunnels handed to app_service (srv/app).
+  const apps = await startAppAccess({
+    config: config.appService,
+    backend,
+    services,
+    cas,
+    audit,
+    clock,
+    logger,
+    proxyPublicAddr: config.proxyService.publicAddr,
+  });
   const listNodes = (identity: RequestIdentity) => reachableNodes(services.nodes, tunnels, identity);
   // The Web UI (`/web`, `/v1/web`) and browser device trust (DESIGN §7).
   const webSessions = new WebSessions({ backend, clock });
@@ -348,7 +360,13 @@ async function compose(
   });
   const api = createRequestHandler({
     routes: [
-      ...apiRoutes(auth, { listNodes, deviceTrust, listDbs: db.listDbs }),
+      ...apiRoutes(auth, {
+        listNodes,
+        deviceTrust,
+        listDbs: db.listDbs,
+        ...(apps.service ? { apps: apps.api } : {}),
+        jwks: apps.jwks,
+      }),
       ...webDeviceRoutes(webDevice),
     ],
     logger,
@@ -373,11 +391,15 @@ async function compose(
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
-      ALPNProtocols: ['http/1.1', SSH_ALPN, DB_ALPN],
+      // ALPN picks the tunnel (SSH, databases, apps) or HTTP; app host names also get h2 (SNI).
+      ALPNCallback: apps.routing.alpnCallback([SSH_ALPN, DB_ALPN, APP_ALPN]),
+      SNICallback: apps.routing.sniCallback(),
     },
     (socket: TLSSocket) => {
       if (socket.alpnProtocol === SSH_ALPN) tunnels.handle(socket);
       else if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
+      else if (socket.alpnProtocol === APP_ALPN) apps.routing.handleTunnel(socket);
+      else if (apps.routing.isAppHost(socket.servername)) apps.routing.handleHost(socket);
       else http.emit('connection', socket);
     },
   );
@@ -472,6 +494,7 @@ async function compose(
       await diag?.close();
       tunnels.close();
       await db.close();
+      apps.close();
       await ssh?.close();
       lockCache.close();
       await new Promise<void>((resolve) => {

@@ -26,6 +26,15 @@ export interface ApiDeps {
   listDbs?(identity: RequestIdentity): Promise<unknown[]>;
   /** The device trust ceremonies (enrollment and authentication at login). */
   deviceTrust?: { enrollment: DeviceEnrollment; authentication: DeviceAuthentication };
+  /** Web apps (`bin/app.ts`): absent when no app_service runs. */
+  apps?: {
+    /** Apps the caller may reach (`wsh apps ls`). */
+    list(identity: RequestIdentity, addr: string): unknown[];
+    /** An app certificate for the caller's key (`wsh app login`). */
+    login(identity: RequestIdentity, addr: string, app: string): Promise<unknown>;
+  };
+  /** The `jwt` CA's public keys (`/.well-known/jwks.json`). */
+  jwks?(): unknown;
 }
 
 function deviceTrust(deps: ApiDeps): NonNullable<ApiDeps['deviceTrust']> {
@@ -191,6 +200,33 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
         const identity = caller(ctx).identity;
         if (!deps.listDbs) return { items: [] };
         return { items: await deps.listDbs(identity) };
+      },
+    }),
+    route({
+      method: 'GET',
+      path: R.apps,
+      auth: 'user',
+      handler: async (ctx) => ({ items: deps.apps ? deps.apps.list(caller(ctx).identity, ctx.addr) : [] }),
+    }),
+    route<z.infer<typeof rpc.AppLoginRequest>>({
+      method: 'POST',
+      path: R.appLogin,
+      auth: 'user',
+      body: rpc.AppLoginRequest,
+      handler: async (ctx) => {
+        const identity = caller(ctx).identity;
+        if (!deps.apps)
+          throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no app_service runs behind this proxy');
+        return deps.apps.login(identity, ctx.addr, ctx.body.app);
+      },
+    }),
+    route({
+      method: 'GET',
+      path: R.jwks,
+      auth: 'none',
+      handler: async () => {
+        if (!deps.jwks) throw new WardenError('WARDEN_ERR_NOT_FOUND', 'no JWT keys are published here');
+        return deps.jwks();
       },
     }),
     route<z.infer<typeof rpc.SignDbRequest>>({

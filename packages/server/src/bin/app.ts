@@ -1,0 +1,147 @@
+/**
+ * Composition of web app access for `warden start`: app_service (its live views, the access
+ * checker and session monitor over them, heartbeat of the configured apps) and the proxy's
+ * app routing (SNI/host names and ALPN `warden-app/1`). `start.ts` calls `startAppAccess` and
+ * wires four things (see the example); tests compose it the same way.
+ *
+ * @example
+ *   const apps = await startAppAccess({ config: config.appService, backend, services, cas, audit,
+ *     clock, logger, proxyPublicAddr: config.proxyService.publicAddr });
+ *   apiRoutes(auth, { …, apps: apps.api, jwks: apps.jwks });          // /v1/apps, /.well-known/jwks.json
+ *   createTlsServer({ …, ALPNCallback: apps.routing.alpnCallback([SSH_ALPN, DB_ALPN, APP_ALPN]),
+ *     SNICallback: apps.routing.sniCallback() });
+ *   // in the connection handler: APP_ALPN → apps.routing.handleTunnel(socket);
+ *   //   apps.routing.isAppHost(socket.servername) → apps.routing.handleHost(socket)
+ *   // on close: apps.close();
+ */
+import { type AppResource, WardenError } from '@warden/api';
+import { liveAccessChecker, makeIdentity, SessionMonitor } from '../access';
+import type { AuditLog } from '../audit';
+import type { Backend } from '../backend';
+import type { CertAuthorities } from '../ca';
+import type { Clock } from '../clock';
+import type { AppServiceConfig, HostPort } from '../config';
+import type { Logger } from '../log';
+import { AppRouting } from '../proxy/app-routing';
+import type { RequestIdentity } from '../proxy/router';
+import { ResourceCache, type Services } from '../services';
+import { AppHeartbeat, AppService, appResourceFromConfig } from '../srv/app';
+
+export interface AppAccessDeps {
+  config: AppServiceConfig;
+  backend: Backend;
+  services: Services;
+  cas: CertAuthorities;
+  audit: AuditLog;
+  clock: Clock;
+  logger: Logger;
+  /** The proxy's public address: apps live at `<name>.<host>` (or `<name>.localhost` for an IP). */
+  proxyPublicAddr: HostPort;
+  /** Idle app sessions end after this long (default 5 min). */
+  idleMs?: number;
+}
+
+export interface AppAccessComposition {
+  /** undefined when `app_service.enabled` is false. */
+  service: AppService | undefined;
+  routing: AppRouting;
+  /** For `apiRoutes(…, { apps })`. */
+  api: {
+    list(identity: RequestIdentity, addr: string): unknown[];
+    login(identity: RequestIdentity, addr: string, app: string): Promise<unknown>;
+  };
+  /** For `apiRoutes(…, { jwks })`. */
+  jwks(): unknown;
+  close(): void;
+}
+
+function toIdentity(r: RequestIdentity, addr: string) {
+  return makeIdentity({
+    user: r.user,
+    roles: r.roles,
+    traits: r.traits,
+    logins: r.logins,
+    admin: r.admin,
+    ...(r.device ? { device: r.device } : {}),
+    ...(r.cert ? { cert: r.cert } : {}),
+    clientAddr: addr,
+  });
+}
+
+export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposition> {
+  let service: AppService | undefined;
+  let heartbeat: AppHeartbeat | undefined;
+  const closers: (() => void)[] = [];
+  if (d.config.enabled) {
+    const views = d.services.accessViews({ logger: d.logger });
+    const apps = new ResourceCache<AppResource>({
+      backend: d.backend,
+      clock: d.clock,
+      prefix: d.services.apps.prefix,
+      decode: (item) => d.services.apps.decode(item),
+      logger: d.logger,
+    });
+    await Promise.all([views.start(), apps.start()]);
+    const checker = liveAccessChecker(views, { clock: d.clock });
+    const monitor = new SessionMonitor({
+      checker,
+      clock: d.clock,
+      logger: d.logger,
+      changes: [(l) => views.locks.onChange(l), (l) => views.preference.onChange(l)],
+    });
+    service = new AppService({
+      clock: d.clock,
+      logger: d.logger,
+      audit: d.audit,
+      cas: d.cas,
+      checker,
+      monitor,
+      apps: { get: (n) => apps.get(n), values: () => apps.values(), onChange: (l) => apps.onChange(l) },
+      onRolesChange: (l) => views.roles.onChange(l),
+      proxyPublicAddr: d.proxyPublicAddr,
+      ...(d.idleMs !== undefined ? { idleMs: d.idleMs } : {}),
+    });
+    if (d.config.apps.length > 0) {
+      heartbeat = new AppHeartbeat({
+        store: d.services.apps,
+        clock: d.clock,
+        logger: d.logger,
+        apps: d.config.apps.map(appResourceFromConfig),
+      });
+      await heartbeat.start();
+    }
+    closers.push(
+      () => heartbeat?.close(),
+      () => service?.close(),
+      () => monitor.close(),
+      () => apps.close(),
+      () => views.close(),
+    );
+  }
+  const routing = new AppRouting({
+    apps: service,
+    issueCert: async (dnsNames) => {
+      const c = await d.cas.issueHostTlsCert({ dnsNames, ttlMs: 365 * 24 * 3600 * 1000 });
+      return { certPem: c.certPem, keyPem: c.privateKey!.toPkcs8Pem() };
+    },
+    clientCaPems: d.cas.tlsCertPems('user'),
+    hostCaPems: d.cas.tlsCertPems('host'),
+    logger: d.logger,
+  });
+  return {
+    service,
+    routing,
+    api: {
+      list: (identity, addr) => (service ? service.list(toIdentity(identity, addr)) : []),
+      login: async (identity, addr, app) => {
+        if (!service)
+          throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no app_service runs behind this proxy');
+        return service.login(toIdentity(identity, addr), app);
+      },
+    },
+    jwks: () => d.cas.jwks(),
+    close() {
+      for (const c of closers) c();
+    },
+  };
+}

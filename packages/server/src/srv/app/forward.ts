@@ -1,0 +1,365 @@
+/**
+ * The upstream forwarding engine: one request from the client (HTTP/1.1 or HTTP/2) becomes one
+ * HTTP/1.1 request to the app over keep-alive connections, bodies streamed both ways (chunked
+ * uploads, Server-Sent Events and other endless responses pass through as they come); an
+ * HTTP/1.1 `Upgrade` (WebSocket) becomes a raw byte relay after the app's `101`.
+ *
+ *   client ──req──▶ forward() ── headers: hop-by-hop and client copies of Warden's and the
+ *                                 forwarding headers dropped; Host = the app's; X-Forwarded-For/
+ *                                 Proto/Host set; rewrite headers; Warden-Jwt-Assertion
+ *          ◀─res── ◀───────────── status and headers (hop-by-hop dropped), body piped
+ *
+ * What the client learns when the app fails is only that it failed (502/504 pages): the app's
+ * address and error text go to the log. Internal to `srv/app`; the public surface is
+ * `index.ts`. Tested by `forward.test.ts` against real node:http servers.
+ */
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { JWT_ASSERTION_HEADER } from '@warden/api';
+import type { Logger } from '../../log';
+import { type AppRefusal, rawRefusal, sendRefusal } from './refusal';
+
+/** Headers that describe one hop and never cross a proxy (RFC 9110 §7.6.1), plus HTTP/2's. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
+/** Request headers the client may not set: Warden sets them (or they are spoofable identity claims). */
+const SET_BY_WARDEN = new Set([
+  JWT_ASSERTION_HEADER.toLowerCase(),
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-real-ip',
+  'forwarded',
+  'host',
+]);
+
+/** Where and how one app is reached. */
+export interface Upstream {
+  /** The app's URI (`http://127.0.0.1:3000`, maybe with a base path). */
+  url: URL;
+  insecureSkipVerify: boolean;
+}
+
+/** What the forwarder adds to one request. */
+export interface ForwardContext {
+  upstream: Upstream;
+  /** The signed `Warden-Jwt-Assertion`. */
+  jwt: string;
+  /** The client's IP. */
+  clientAddr: string;
+  /** `https` when the client reached the proxy with TLS, `http` for `wsh proxy app`'s local side. */
+  proto: 'http' | 'https';
+  /** The host name the client used (its `Host` / `:authority`). */
+  host: string;
+  /** Headers from the app's `rewrite.headers`. */
+  rewrite: readonly { name: string; value: string }[];
+  /** For the audit log and errors: the app's name. */
+  app: string;
+}
+
+/** The result of one forwarded exchange (for `app.request` audit events). */
+export interface ForwardResult {
+  status: number;
+  requestBytes: number;
+  responseBytes: number;
+}
+
+type ClientRequest = IncomingMessage | Http2ServerRequest;
+type ClientResponse = ServerResponse | Http2ServerResponse;
+
+/** The names listed in `Connection: a, b` (they are hop-by-hop too). */
+function connectionTokens(value: string | string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const v of Array.isArray(value) ? value : value ? [value] : []) {
+    for (const t of v.split(',')) {
+      const name = t.trim().toLowerCase();
+      if (name) out.add(name);
+    }
+  }
+  return out;
+}
+
+/**
+ * The request headers for the app: the client's minus hop-by-hop headers, HTTP/2 pseudo
+ * headers and anything Warden sets itself; then Host, the forwarding headers, the rewrite
+ * headers and the JWT.
+ *
+ * @example
+ *   upstreamHeaders(req.headers, ctx); // { accept: '…', host: '127.0.0.1:3000', 'x-forwarded-for': '10.0.0.7', … }
+ */
+export function upstreamHeaders(
+  incoming: Record<string, string | string[] | undefined>,
+  ctx: ForwardContext,
+): Record<string, string | string[]> {
+  const extra = connectionTokens(incoming.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || name.startsWith(':')) continue;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || extra.has(lower) || SET_BY_WARDEN.has(lower)) continue;
+    out[lower] = value;
+  }
+  out.host = ctx.upstream.url.host;
+  out['x-forwarded-for'] = ctx.clientAddr;
+  out['x-forwarded-proto'] = ctx.proto;
+  out['x-forwarded-host'] = ctx.host;
+  for (const h of ctx.rewrite) out[h.name.toLowerCase()] = h.value;
+  out[JWT_ASSERTION_HEADER.toLowerCase()] = ctx.jwt;
+  return out;
+}
+
+/** The app's response headers for the client: hop-by-hop ones dropped. */
+export function downstreamHeaders(res: IncomingMessage): Record<string, string | string[]> {
+  const extra = connectionTokens(res.headers.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value === undefined) continue;
+    if (HOP_BY_HOP.has(name) || extra.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The path to ask the app for: its URI's base path joined with the client's path and query. */
+export function upstreamPath(base: URL, clientPath: string): string {
+  const path = clientPath.startsWith('/') ? clientPath : `/${clientPath}`;
+  const prefix = base.pathname.replace(/\/+$/, '');
+  return `${prefix}${path}`;
+}
+
+export interface ForwarderOptions {
+  logger: Logger;
+  /** Idle upstream connections kept per app (default 256). */
+  maxFreeSockets?: number;
+}
+
+/** Keep-alive agents per app origin and the request/upgrade relays. */
+export class Forwarder {
+  readonly #o: ForwarderOptions;
+  readonly #agents = new Map<string, HttpAgent>();
+
+  constructor(o: ForwarderOptions) {
+    this.#o = o;
+  }
+
+  #agent(up: Upstream): HttpAgent {
+    const key = `${up.url.protocol}//${up.url.host}|${up.insecureSkipVerify ? 'insecure' : ''}`;
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      const opts = {
+        keepAlive: true,
+        maxSockets: Number.POSITIVE_INFINITY,
+        maxFreeSockets: this.#o.maxFreeSockets ?? 256,
+        scheduling: 'lifo' as const,
+      };
+      agent =
+        up.url.protocol === 'https:'
+          ? new HttpsAgent({ ...opts, rejectUnauthorized: !up.insecureSkipVerify })
+          : new HttpAgent(opts);
+      this.#agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  #request(up: Upstream, method: string, path: string, headers: Record<string, string | string[]>) {
+    const send = up.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return send({
+      protocol: up.url.protocol,
+      hostname: up.url.hostname.replace(/^\[|\]$/g, ''),
+      port: up.url.port || (up.url.protocol === 'https:' ? 443 : 80),
+      method,
+      path,
+      headers,
+      agent: this.#agent(up),
+      ...(up.url.protocol === 'https:' ? { servername: up.url.hostname } : {}),
+    });
+  }
+
+  /**
+   * Relays one request and its response. Resolves when the exchange is over (or failed);
+   * never rejects. A failure before the app answered is a 502 page; after, the client's
+   * stream is cut.
+   */
+  forward(req: ClientRequest, res: ClientResponse, ctx: ForwardContext): Promise<ForwardResult> {
+    return new Promise((resolve) => {
+      const result: ForwardResult = { status: 0, requestBytes: 0, responseBytes: 0 };
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        resolve(result);
+      };
+      const path = upstreamPath(ctx.upstream.url, req.url ?? '/');
+      const up = this.#request(ctx.upstream, req.method ?? 'GET', path, upstreamHeaders(req.headers, ctx));
+      up.on('response', (ures) => {
+        result.status = ures.statusCode ?? 502;
+        const headers = downstreamHeaders(ures);
+        try {
+          if ('stream' in res) res.writeHead(result.status, headers);
+          else res.writeHead(result.status, ures.statusMessage, headers);
+        } catch (e) {
+          this.#o.logger.warn({ err: e, app: ctx.app }, 'the app sent a response that cannot be relayed');
+          ures.destroy();
+          sendRefusal(req.headers.accept, res, badGateway(ctx.app));
+          result.status = 502;
+          finish();
+          return;
+        }
+        // Flush headers at once: an SSE stream may not send a byte for a while.
+        if (!('stream' in res)) (res as ServerResponse).flushHeaders();
+        ures.on('data', (chunk: Buffer) => {
+          result.responseBytes += chunk.length;
+        });
+        ures.pipe(res as NodeJS.WritableStream);
+        ures.on('end', finish);
+        ures.on('error', () => {
+          res.destroy();
+          finish();
+        });
+        ures.on('aborted', () => {
+          res.destroy();
+          finish();
+        });
+      });
+      up.on('error', (e: NodeJS.ErrnoException) => {
+        if (!done && result.status === 0) {
+          this.#o.logger.warn({ err: e, app: ctx.app }, 'the app could not be reached');
+          result.status = 502;
+          sendRefusal(req.headers.accept, res, badGateway(ctx.app));
+        } else res.destroy();
+        finish();
+      });
+      // The client went away (or the session was cut): stop the upstream exchange too.
+      res.on('close', () => {
+        if (!res.writableFinished) up.destroy();
+        finish();
+      });
+      req.on('data', (chunk: Buffer) => {
+        result.requestBytes += chunk.length;
+      });
+      (req as NodeJS.ReadableStream).pipe(up);
+    });
+  }
+
+  /**
+   * Relays an HTTP/1.1 upgrade (WebSocket): the app's `101` and then raw bytes both ways.
+   * `onOpen` receives the app-side socket (so a session can cut it); resolves with the
+   * app's status when the exchange is set up or failed.
+   */
+  upgrade(
+    req: IncomingMessage,
+    client: Duplex,
+    head: Buffer,
+    ctx: ForwardContext,
+    onOpen: (upstream: Duplex) => void,
+  ): Promise<ForwardResult> {
+    return new Promise((resolve) => {
+      const result: ForwardResult = { status: 0, requestBytes: head.length, responseBytes: 0 };
+      const headers = upstreamHeaders(req.headers, ctx);
+      headers.connection = 'Upgrade';
+      headers.upgrade = String(req.headers.upgrade ?? '');
+      const path = upstreamPath(ctx.upstream.url, req.url ?? '/');
+      // Upgraded sockets never go back to a pool: no agent.
+      const send = ctx.upstream.url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const up = send({
+        hostname: ctx.upstream.url.hostname.replace(/^\[|\]$/g, ''),
+        port: ctx.upstream.url.port || (ctx.upstream.url.protocol === 'https:' ? 443 : 80),
+        method: req.method,
+        path,
+        headers,
+        ...(ctx.upstream.url.protocol === 'https:'
+          ? { rejectUnauthorized: !ctx.upstream.insecureSkipVerify, servername: ctx.upstream.url.hostname }
+          : {}),
+      });
+      const fail = (status: number) => {
+        result.status = status;
+        if (client.writable) client.end(rawRefusal(req.headers.accept, badGateway(ctx.app)));
+        resolve(result);
+      };
+      client.on('error', () => up.destroy());
+      up.on('upgrade', (ures, socket, uhead) => {
+        result.status = 101;
+        let raw = `HTTP/1.1 101 ${ures.statusMessage || 'Switching Protocols'}\r\n`;
+        for (let i = 0; i + 1 < ures.rawHeaders.length; i += 2) {
+          raw += `${ures.rawHeaders[i]}: ${ures.rawHeaders[i + 1]}\r\n`;
+        }
+        client.write(`${raw}\r\n`);
+        if (uhead.length) client.write(uhead);
+        if (head.length) socket.write(head);
+        socket.setNoDelay?.(true);
+        socket.on('error', () => client.destroy());
+        client.on('error', () => socket.destroy());
+        socket.on('close', () => client.destroy());
+        client.on('close', () => socket.destroy());
+        socket.pipe(client);
+        client.pipe(socket);
+        onOpen(socket);
+        resolve(result);
+      });
+      up.on('response', (ures) => {
+        // The app refused the upgrade: relay its answer as is, then close.
+        result.status = ures.statusCode ?? 502;
+        let raw = `HTTP/1.1 ${result.status} ${ures.statusMessage ?? ''}\r\n`;
+        const h = downstreamHeaders(ures);
+        for (const [name, value] of Object.entries(h)) {
+          for (const v of Array.isArray(value) ? value : [value]) raw += `${name}: ${v}\r\n`;
+        }
+        client.write(`${raw}transfer-encoding: chunked\r\nconnection: close\r\n\r\n`);
+        ures.on('data', (c: Buffer) => {
+          result.responseBytes += c.length;
+          client.write(`${c.length.toString(16)}\r\n`);
+          client.write(c);
+          client.write('\r\n');
+        });
+        ures.on('end', () => {
+          client.end('0\r\n\r\n');
+          resolve(result);
+        });
+        ures.on('error', () => {
+          client.destroy();
+          resolve(result);
+        });
+      });
+      up.on('error', (e) => {
+        if (result.status !== 0) return;
+        this.#o.logger.warn({ err: e, app: ctx.app }, 'the app could not be reached for an upgrade');
+        fail(502);
+      });
+      up.end();
+    });
+  }
+
+  close(): void {
+    for (const agent of this.#agents.values()) agent.destroy();
+    this.#agents.clear();
+  }
+}
+
+/** The page when the app does not answer (never its address or error). */
+export function badGateway(app: string): AppRefusal {
+  return {
+    code: 'WARDEN_ERR_CONNECTION',
+    status: 502,
+    message: `The app "${app}" is not answering.`,
+    hint: 'Warden reached its app service but not the app. Try again later, or tell the app’s administrator.',
+  };
+}
