@@ -3,6 +3,7 @@
  * May import @warden/api and @warden/tpm; never @warden/server.
  */
 export * from './api';
+export * from './app';
 export * from './db';
 export * from './devicetrust';
 export * from './keys';

@@ -191,6 +191,61 @@ export const wshCommands: Command[] = [
     run: async (ctx) => (await import('./db')).runProxyDb(ctx),
   },
   {
+    path: ['apps', 'ls'],
+    summary: 'List the web apps you may reach, with their public addresses.',
+    options: { format: { type: 'string', value: 'text|json|yaml', default: 'text', help: 'output format' } },
+    run: async (ctx) => (await import('./app')).runAppsLs(ctx),
+  },
+  {
+    path: ['app', 'login'],
+    summary: 'Get an app certificate for a web app (for curl and other clients; see `wsh app config`).',
+    usage: 'app login NAME',
+    details:
+      'The certificate carries your identity (and your trusted device, when your login has one)\n' +
+      'and ends when your login does. It is stored in your profile; `wsh app config NAME` prints\n' +
+      'its paths and a curl command.',
+    args: [1, 1],
+    run: async (ctx) => (await import('./app')).runAppLogin(ctx),
+  },
+  {
+    path: ['app', 'logout'],
+    summary: 'Delete the app certificate of NAME (or of every app).',
+    usage: 'app logout [NAME]',
+    args: [0, 1],
+    run: async (ctx) => (await import('./app')).runAppLogout(ctx),
+  },
+  {
+    path: ['app', 'config'],
+    summary: 'Show how to use an app certificate: URI, CA, certificate and key paths, a curl command.',
+    usage: 'app config [NAME] [--format=text|json|yaml|uri|ca|cert|key|curl]',
+    details: 'Example: curl $(wsh app config grafana --format=curl | cut -d" " -f2-)',
+    options: {
+      format: {
+        type: 'string',
+        value: 'text|json|yaml|uri|ca|cert|key|curl',
+        default: 'text',
+        help: 'what to print',
+      },
+    },
+    args: [0, 1],
+    run: async (ctx) => (await import('./app')).runAppConfig(ctx),
+  },
+  {
+    path: ['proxy', 'app'],
+    summary: 'Serve a web app on a local port (http://127.0.0.1:PORT), through the proxy as you.',
+    usage: 'proxy app NAME [-p PORT]',
+    details:
+      'Logs in to the app, then relays every local connection (browsers, curl, WebSockets) to it\n' +
+      'with your app certificate, until Ctrl+C. Anyone who can reach the port acts as you: it\n' +
+      'listens on loopback only. Example:\n' +
+      '  wsh proxy app grafana -p 8888    # then open http://127.0.0.1:8888',
+    options: {
+      port: { type: 'string', short: 'p', value: 'PORT', help: 'local port (default: any free port)' },
+    },
+    args: [1, 1],
+    run: async (ctx) => (await import('./app')).runProxyApp(ctx),
+  },
+  {
     path: ['proxy', 'ssh'],
     summary: "Connect stdin/stdout to a node's SSH server through the proxy (an OpenSSH ProxyCommand).",
     usage: 'proxy ssh [--login=LOGIN] [LOGIN@]NODE[:PORT]',

@@ -94,6 +94,14 @@ export class ApiClient {
   listDbs() {
     return this.#call(rpc.ListResourcesResponse, 'GET', R.dbs);
   }
+  /** Web apps the caller may reach (`wsh apps ls`). */
+  listApps() {
+    return this.#call(rpc.ListAppsResponse, 'GET', R.apps);
+  }
+  /** An app certificate for this profile's key (`wsh app login`). */
+  appLogin(app: string): Promise<rpc.AppLoginResponse> {
+    return this.#call(rpc.AppLoginResponse, 'POST', R.appLogin, { app });
+  }
   /** A database's server certificate from the db CA (`wctl auth sign --format=db`). */
   signDb(req: z.input<typeof rpc.SignDbRequest>) {
     return this.#call(rpc.SignDbResponse, 'POST', `${R.authorities}/db/sign`, req);

@@ -1,0 +1,118 @@
+/**
+ * `wsh proxy app NAME -p PORT`: a local plain HTTP listener on loopback; every connection to
+ * it is dialed through the proxy (TLS, ALPN `warden-app/1`, the app certificate) and relayed
+ * byte for byte, so browsers, curl and WebSocket clients reach the app as the profile's user
+ * (server side: packages/server/src/proxy/app-routing.ts). Whoever reaches the port acts as
+ * that user: it listens on 127.0.0.1 only.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { APP_ALPN } from '@warden/api';
+import { openTunnel } from '../api/tunnel';
+import type { LoadedProfile } from '../profile';
+import type { AppLogin } from './logins';
+
+/** The app as the proxy describes it on a tunnel. */
+export interface AppTunnelInfo {
+  name: string;
+  public_addr: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * One tunnel to the app: TLS with the app certificate and the profile's key, the request line,
+ * then HTTP/1.1 inside. Throws WardenError with the proxy's reason (NOT_FOUND, BAD_CERTIFICATE…).
+ *
+ * @example
+ *   const { stream } = await dialApp(profile, login);
+ */
+export async function dialApp(
+  profile: LoadedProfile,
+  login: AppLogin,
+): Promise<{ stream: Duplex; app: AppTunnelInfo }> {
+  const { stream, info } = await openTunnel<AppTunnelInfo>(
+    { ...profile, tlsCert: login.certPem },
+    APP_ALPN,
+    { app: login.name },
+    'app',
+  );
+  return { stream, app: info };
+}
+
+export interface AppProxyOptions {
+  profile: LoadedProfile;
+  login: AppLogin;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0: any free port. */
+  port?: number;
+  /** A connection could not be dialed (the local client sees its connection close). */
+  onError?: (e: Error) => void;
+}
+
+export interface AppProxy {
+  host: string;
+  port: number;
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * @example
+ *   const p = await startAppProxy({ profile, login, port: 8888 });
+ *   // curl http://127.0.0.1:8888/
+ *   await p.close();
+ */
+export async function startAppProxy(o: AppProxyOptions): Promise<AppProxy> {
+  const host = o.host ?? '127.0.0.1';
+  const open = new Set<Socket>();
+  const server: Server = createServer((local) => {
+    open.add(local);
+    local.setNoDelay(true);
+    local.pause();
+    local.on('error', () => local.destroy());
+    local.on('close', () => open.delete(local));
+    dialApp(o.profile, o.login).then(
+      ({ stream }) => {
+        if (local.destroyed) {
+          stream.destroy();
+          return;
+        }
+        stream.on('error', () => stream.destroy());
+        stream.on('close', () => local.destroy());
+        local.on('close', () => stream.destroy());
+        local.pipe(stream);
+        stream.pipe(local);
+        local.resume();
+        stream.resume();
+      },
+      (e: Error) => {
+        o.onError?.(e);
+        local.destroy();
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    host,
+    port,
+    url: `http://${host}:${port}`,
+    get connections() {
+      return open.size;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
