@@ -12,6 +12,7 @@ export {
   screenshot,
 } from './chromium';
 export { type CliResult, type RunningCli, runCli, runCliClosedStdout, spawnCli } from './cli';
+export { type HttpApp, startHttpApp } from './http-app';
 export {
   type CertFiles,
   type FakeKubeApiServer,
@@ -28,6 +29,7 @@ export {
   TestPki,
 } from './kube';
 export { type MariaDbServer, type MariaDbServerOptions, requireMariaDb, startMariaDb } from './mariadb';
+export { type NginxOptions, type NginxServer, requireNginx, startNginx } from './nginx';
 export {
   type PostgresServer,
   type PostgresServerOptions,

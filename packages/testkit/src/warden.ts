@@ -18,6 +18,8 @@ export interface WardenStartOptions {
   nodeName?: string;
   /** Extra arguments for node itself (benchmarks: `--cpu-prof`, `--cpu-prof-dir=…`). */
   nodeArgs?: string[];
+  /** `proxy_service.public_addr` host (the port is the listen port), e.g. `localhost` for `<app>.localhost`. */
+  publicHost?: string;
 }
 
 export interface WardenProcess {
@@ -58,7 +60,7 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
     : `ssh_service:\n  listen_addr: ${sshAddr}\n  hostname: ${opts.nodeName ?? 'node-1'}\n  labels: { env: test }\n`;
   writeFileSync(
     config,
-    `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${ssh}${opts.configYaml ?? ''}`,
+    `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${opts.publicHost ? `  public_addr: ${opts.publicHost}:${port}\n` : ''}${ssh}${opts.configYaml ?? ''}`,
   );
   const child = spawn(
     process.execPath,
