@@ -1,0 +1,265 @@
+/**
+ * An in-process Warden for the app-access tests, composed as `bin/start.ts` composes it plus
+ * `bin/app.ts` (auth, the proxy's HTTPS API, ALPN and SNI routing, app_service), on 127.0.0.1
+ * port 0 with public address `localhost:<port>` (so apps live at `<app>.localhost:<port>`), and
+ * the admin identity file `wctl` reads. The CLIs run as real processes (bundled from source for
+ * this run), as a user would run them.
+ */
+import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
+import { APP_ALPN, AUTH_PREFERENCE_NAME, type AuthPreferenceResource } from '@warden/api';
+import {
+  type AuthServer,
+  CertAuthorities,
+  createAuthServer,
+  createServices,
+  MemoryAuditLog,
+  MemoryBackend,
+  type Services,
+  systemClock,
+} from '@warden/server';
+import { type AppAccessComposition, startAppAccess } from '../../packages/server/src/bin/app';
+import type { AppServiceConfig } from '../../packages/server/src/config';
+import { apiRoutes, createRequestHandler } from '../../packages/server/src/proxy';
+
+const root = resolve(import.meta.dirname, '../..');
+export const PASSWORD = 'correct horse battery staple';
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface AppCluster {
+  dir: string;
+  proxy: string;
+  port: number;
+  caPin: string;
+  services: Services;
+  audit: MemoryAuditLog;
+  auth: AuthServer;
+  apps: AppAccessComposition;
+  /** Env for wctl (admin identity in the data dir). */
+  adminEnv: NodeJS.ProcessEnv;
+  /** Adds a user with roles, signs them up, and logs them in with `wsh login` (extra env: a TPM). */
+  addUser(name: string, roles: string[], env?: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv>;
+  setAuthPreference(spec: Partial<AuthPreferenceResource['spec']>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const binDir = join(root, 'node_modules', '.cache', `warden-app-test-${process.pid}`);
+let built: Promise<void> | undefined;
+
+/** The CLIs bundled from source into a private dir (quick to start, independent of dist/). */
+export function buildClis(): Promise<void> {
+  built ??= (async () => {
+    const { build } = await import('esbuild');
+    await build({
+      entryPoints: {
+        wsh: join(root, 'packages/cli/src/wsh.ts'),
+        wctl: join(root, 'packages/cli/src/wctl.ts'),
+      },
+      outdir: binDir,
+      bundle: true,
+      splitting: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'esm',
+      logLevel: 'error',
+      external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty'],
+      banner: {
+        js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
+      },
+    });
+  })();
+  return built;
+}
+
+export function spawnCli(command: 'wsh' | 'wctl', args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawn(process.execPath, [join(binDir, `${command}.js`), ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+export function cli(
+  command: 'wsh' | 'wctl',
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const child = spawnCli(command, args, opts.env);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`${command} ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.on('error', rej);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export async function startAppCluster(
+  config: AppServiceConfig,
+  o: { idleMs?: number } = {},
+): Promise<AppCluster> {
+  await buildClis();
+  const dir = mkdtempSync(join(tmpdir(), 'warden-app-test-'));
+  const dataDir = join(dir, 'data');
+  const clock = systemClock;
+  const backend = new MemoryBackend({ clock });
+  const audit = new MemoryAuditLog({ clock });
+  const services = createServices({ backend, clock });
+  await services.ensurePresets();
+  const cas = await CertAuthorities.init({ backend, clusterName: 'app-test', clock });
+  const lockCache = services.lockCache({ logger: quiet });
+  await lockCache.start();
+  const setAuthPreference = async (spec: Partial<AuthPreferenceResource['spec']>) => {
+    const current = await services.authPreference.get();
+    await services.authPreference.upsert({
+      ...current,
+      metadata: { name: AUTH_PREFERENCE_NAME },
+      spec: { ...current.spec, ...spec },
+    });
+  };
+  await setAuthPreference({ second_factor: 'off' });
+
+  // The port first: the public address (and so the app host names) carries it.
+  const probe = createHttpServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const proxy = `127.0.0.1:${port}`;
+
+  const apps = await startAppAccess({
+    config,
+    backend,
+    services,
+    cas,
+    audit,
+    clock,
+    logger: quiet,
+    proxyPublicAddr: { host: 'localhost', port },
+    ...(o.idleMs !== undefined ? { idleMs: o.idleMs } : {}),
+  });
+  const auth = createAuthServer({
+    clock,
+    backend,
+    services,
+    cas,
+    audit,
+    logger: quiet,
+    lockView: lockCache,
+    clusterName: 'app-test',
+    proxyPublicAddr: `localhost:${port}`,
+    serverVersion: '0.0.0-test',
+  });
+  const http = createHttpServer(
+    createRequestHandler({
+      routes: apiRoutes(auth, {
+        listNodes: async () => [],
+        ...(apps.service ? { apps: apps.api } : {}),
+        jwks: apps.jwks,
+      }),
+      logger: quiet,
+      identify: (der) => auth.identify(der),
+    }),
+  );
+  const tls = await cas.issueHostTlsCert({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const server: Server = createTlsServer(
+    {
+      key: tls.privateKey!.toPkcs8Pem(),
+      cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
+      ca: cas.tlsCertPems('user'),
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      ALPNCallback: apps.routing.alpnCallback([APP_ALPN]),
+      SNICallback: apps.routing.sniCallback(),
+    },
+    (socket: TLSSocket) => {
+      if (socket.alpnProtocol === APP_ALPN) apps.routing.handleTunnel(socket);
+      else if (apps.routing.isAppHost(socket.servername)) apps.routing.handleHost(socket);
+      else http.emit('connection', socket);
+    },
+  );
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const admin = await auth.issueAdminIdentity();
+  writeFileSync(
+    join(dataDir, 'admin-identity.json'),
+    JSON.stringify({
+      proxy,
+      cluster: 'app-test',
+      cert_pem: admin.certPem,
+      key_pem: admin.keyPem,
+      host_ca_pems: cas.tlsCertPems('host'),
+      expires: admin.expires.toISOString(),
+    }),
+    { mode: 0o600 },
+  );
+  const adminCaller = {
+    identity: await auth.identify(new X509Certificate(admin.certPem).raw),
+    addr: '127.0.0.1',
+  };
+
+  return {
+    dir,
+    proxy,
+    port,
+    caPin: cas.caPin('host'),
+    services,
+    audit,
+    auth,
+    apps,
+    adminEnv: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: join(dir, 'home-admin') },
+    async addUser(name, roles, env = {}) {
+      const invite = await auth.addUser(adminCaller, { name, roles, logins: [] });
+      await auth.signupFinish({ token: invite.token, password: PASSWORD }, '127.0.0.1');
+      const home = { ...env, WARDEN_HOME: join(dir, `home-${name}`) };
+      const res = await cli(
+        'wsh',
+        ['login', `--proxy=${proxy}`, `--user=${name}`, `--ca-pin=${cas.caPin('host')}`],
+        {
+          env: home,
+          input: `${PASSWORD}\n`,
+        },
+      );
+      if (res.code !== 0) throw new Error(`wsh login failed: ${res.stderr}`);
+      return home;
+    },
+    setAuthPreference,
+    async stop() {
+      apps.close();
+      lockCache.close();
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        http.closeAllConnections();
+      });
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(binDir, { recursive: true, force: true });
+    },
+  };
+}
