@@ -410,6 +410,7 @@ describe('web apps through Warden', { skip: curlCheck.skip }, () => {
     const json = await curl([...args, '-H', 'Accept: application/json', `${uri}/`]);
     assert.equal(json.status, 403);
     assert.equal(JSON.parse(json.body).error.message, 'Access to this app requires a trusted device.');
+    assert.equal(JSON.parse(json.body).error.code, 'WARDEN_ERR_DEVICE_UNAUTHORIZED');
     // The same role does not cover dev apps; the cluster-wide mode does not apply to apps.
     await c.setAuthPreference({ device_trust: { mode: 'required', auto_enroll: false } });
     try {

@@ -27,7 +27,7 @@ export interface AppRefusal {
 /** The refusal for a device trust denial, with the guide's troubleshooting advice. */
 export function deviceTrustRefusal(app: string): AppRefusal {
   return {
-    code: 'WARDEN_ERR_ACCESS_DENIED',
+    code: 'WARDEN_ERR_DEVICE_UNAUTHORIZED',
     status: 403,
     message: APP_DEVICE_TRUST_REQUIRED,
     hint:
