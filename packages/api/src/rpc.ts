@@ -56,10 +56,22 @@ export const PingResponse = z.object({
 export type PingResponse = z.infer<typeof PingResponse>;
 
 export const SignupBeginRequest = z.object({ token: z.string().min(1).max(512) });
+/** The rule for new passwords, so clients can state it and check it before the second factor. */
+export const PasswordPolicy = z.object({
+  /** At least this many characters (Unicode code points after NFKC normalisation). */
+  min_chars: z.number().int().nonnegative(),
+  /** At most this many UTF-8 bytes. */
+  max_bytes: z.number().int().positive(),
+  /** The rule in words, e.g. "at least 12 characters". */
+  text: z.string(),
+});
+export type PasswordPolicy = z.infer<typeof PasswordPolicy>;
+
 export const SignupBeginResponse = z.object({
   user: z.string(),
   /** Present when the cluster asks for a TOTP second factor. */
   totp: z.object({ secret: z.string(), uri: z.string() }).optional(),
+  password_policy: PasswordPolicy.optional(),
 });
 export type SignupBeginResponse = z.infer<typeof SignupBeginResponse>;
 
@@ -67,8 +79,14 @@ export const SignupFinishRequest = z.object({
   token: z.string().min(1).max(512),
   password: z.string().max(1024),
   otp_code: z.string().max(16).optional(),
+  /**
+   * The new user's key (both forms, as in LoginRequest): when given, signup also logs in and
+   * the response carries the certificates, so the user need not wait for a fresh OTP code.
+   */
+  ssh_public_key: z.string().max(8192).optional(),
+  tls_public_key: z.string().max(8192).optional(),
+  ttl_ms: z.number().int().positive().optional(),
 });
-export const SignupFinishResponse = z.object({ user: z.string() });
 
 export const LoginRequest = z.object({
   user: z.string().min(1).max(256),
@@ -98,6 +116,13 @@ export const LoginResponse = z.object({
   expires: z.string(),
 });
 export type LoginResponse = z.infer<typeof LoginResponse>;
+
+export const SignupFinishResponse = z.object({
+  user: z.string(),
+  /** The certificates, when the request carried a key (signup logs in). */
+  login: LoginResponse.optional(),
+});
+export type SignupFinishResponse = z.infer<typeof SignupFinishResponse>;
 
 export const WhoamiResponse = z.object({
   user: z.string(),

@@ -115,6 +115,43 @@ describe('signup', () => {
     );
   });
 
+  test('finish with a key also logs in: certificates for that key; a bad key is refused before the token is spent', async () => {
+    const c = await startTestCluster();
+    const token = await c.invite('alice', ['access'], ['root']);
+    const secret = (await c.auth.signupBegin(token)).totp!.secret;
+    c.clock.advance(STEP_MS);
+    const key = c.loginRequest('alice');
+    const other = c.loginRequest('alice');
+    await rejectsWith(
+      c.auth.signupFinish(
+        {
+          token,
+          password: PASSWORD,
+          otp_code: c.otp(secret),
+          ssh_public_key: key.ssh_public_key,
+          tls_public_key: other.tls_public_key,
+        },
+        CLIENT_ADDR,
+      ),
+      'WARDEN_ERR_BAD_PARAMETER',
+    );
+    const res = await c.auth.signupFinish(
+      {
+        token,
+        password: PASSWORD,
+        otp_code: c.otp(secret),
+        ssh_public_key: key.ssh_public_key,
+        tls_public_key: key.tls_public_key,
+      },
+      CLIENT_ADDR,
+    );
+    assert.equal(res.user, 'alice');
+    assert.ok(res.login, 'signup logged in');
+    assert.deepEqual(res.login.logins, ['root']);
+    const identity = await c.callerOf(res.login);
+    assert.equal(identity.identity.user, 'alice');
+  });
+
   test('an unknown or malformed token is refused', async () => {
     const c = await startTestCluster();
     await c.invite('alice', ['access']);
@@ -241,7 +278,13 @@ describe('signup', () => {
     const c = await startTestCluster({ secondFactor: 'off' });
     const token = await c.invite('alice', ['access'], ['root']);
     const begun = await c.auth.signupBegin(token);
-    assert.deepEqual(begun, { user: 'alice' });
+    assert.equal(begun.user, 'alice');
+    assert.equal(begun.totp, undefined);
+    assert.deepEqual(begun.password_policy, {
+      min_chars: 12,
+      max_bytes: 1024,
+      text: 'at least 12 characters',
+    });
     await c.auth.signupFinish({ token, password: PASSWORD }, CLIENT_ADDR);
     const res = await c.auth.login(c.loginRequest('alice'), CLIENT_ADDR);
     assert.equal(res.user, 'alice');

@@ -130,7 +130,10 @@ export class AuthServer {
     return this.#p.login.signupBegin(token);
   }
 
-  signupFinish(req: z.infer<typeof rpc.SignupFinishRequest>, addr: string): Promise<{ user: string }> {
+  signupFinish(
+    req: z.infer<typeof rpc.SignupFinishRequest>,
+    addr: string,
+  ): Promise<rpc.SignupFinishResponse> {
     return this.#p.login.signupFinish(req, addr);
   }
 

@@ -28,6 +28,8 @@ import {
   checkPasswordPolicy,
   hashPassword,
   needsRehash,
+  PASSWORD_MAX_BYTES,
+  PASSWORD_MIN_CHARS,
   verifyPassword,
   verifyPasswordForUnknownUser,
 } from './password';
@@ -86,9 +88,16 @@ export class LoginService {
   async signupBegin(token: string): Promise<rpc.SignupBeginResponse> {
     const invite = await this.#o.local.getInvite(token);
     const cap = await this.authPreference();
-    if (cap.spec.second_factor === 'off' || !invite.totp_secret) return { user: invite.user };
+    const password_policy = {
+      min_chars: PASSWORD_MIN_CHARS,
+      max_bytes: PASSWORD_MAX_BYTES,
+      text: `at least ${PASSWORD_MIN_CHARS} characters`,
+    };
+    if (cap.spec.second_factor === 'off' || !invite.totp_secret)
+      return { user: invite.user, password_policy };
     return {
       user: invite.user,
+      password_policy,
       totp: {
         secret: invite.totp_secret,
         uri: otpauthUri({ secret: invite.totp_secret, account: invite.user, issuer: this.#o.clusterName }),
@@ -96,7 +105,10 @@ export class LoginService {
     };
   }
 
-  async signupFinish(req: z.infer<typeof rpc.SignupFinishRequest>, addr: string): Promise<{ user: string }> {
+  async signupFinish(
+    req: z.infer<typeof rpc.SignupFinishRequest>,
+    addr: string,
+  ): Promise<rpc.SignupFinishResponse> {
     const local = this.#o.local;
     const invite = await local.getInvite(req.token);
     const fail = async (e: WardenError) => {
@@ -105,6 +117,9 @@ export class LoginService {
     };
     try {
       checkPasswordPolicy(req.password);
+      // A key for the login at the end is checked now, before the invite is spent.
+      if (req.ssh_public_key !== undefined || req.tls_public_key !== undefined)
+        clientKey({ ssh_public_key: req.ssh_public_key ?? '', tls_public_key: req.tls_public_key ?? '' });
     } catch (e) {
       throw isWardenError(e) ? await fail(e) : e;
     }
@@ -144,14 +159,35 @@ export class LoginService {
         : {}),
     });
     await this.#audit({ type: 'user.signup', success: true, user: invite.user, addr });
-    return { user: invite.user };
+    if (req.ssh_public_key === undefined || req.tls_public_key === undefined) return { user: invite.user };
+    // Signup logs in: the password and OTP code were just checked; locks still apply.
+    const { logins, ttlMs } = await this.#grant(user, addr, req.ttl_ms, 'local');
+    const login = await this.#certificates(
+      user,
+      logins,
+      ttlMs,
+      { ssh_public_key: req.ssh_public_key, tls_public_key: req.tls_public_key },
+      addr,
+    );
+    return { user: invite.user, login };
   }
 
   // ---- Login -------------------------------------------------------------------------
 
   async login(req: rpc.LoginRequest, addr: string): Promise<rpc.LoginResponse> {
-    const { cas, clusterName } = this.#o;
     const { user, logins, ttlMs } = await this.#verify(req, addr, req.ttl_ms, 'local');
+    return this.#certificates(user, logins, ttlMs, req, addr);
+  }
+
+  /** Step 7 of a login (also the end of a signup): certificates for the client's key. */
+  async #certificates(
+    user: UserResource,
+    logins: string[],
+    ttlMs: number,
+    req: Pick<rpc.LoginRequest, 'ssh_public_key' | 'tls_public_key'>,
+    addr: string,
+  ): Promise<rpc.LoginResponse> {
+    const { cas, clusterName } = this.#o;
     const name = user.metadata.name;
     // 7. Certificates for the client's key.
     const issued = await cas.issueUserCertificates({
@@ -266,6 +302,18 @@ export class LoginService {
       const fresh = await local.getSecrets(name);
       if (fresh) await local.putSecrets(name, { ...fresh, password_hash: await hashPassword(req.password) });
     }
+    return this.#grant(user, addr, requestedTtlMs, method);
+  }
+
+  /** Login steps 5–6 (also the end of a signup): locks, then logins and the certificate TTL. */
+  async #grant(
+    user: UserResource,
+    addr: string,
+    requestedTtlMs: number | undefined,
+    method: 'local' | 'web',
+  ): Promise<{ user: UserResource; logins: string[]; ttlMs: number }> {
+    const { services } = this.#o;
+    const name = user.metadata.name;
     // 5. Locks, read from the backend so a fresh lock is never missed.
     const roles = await findRoles(services, user.spec.roles);
     const lock = findLockInForce(
@@ -290,7 +338,7 @@ export class LoginService {
 }
 
 /** The client's key: the SSH and SPKI forms must be the same key. */
-function clientKey(req: rpc.LoginRequest) {
+function clientKey(req: Pick<rpc.LoginRequest, 'ssh_public_key' | 'tls_public_key'>) {
   let ssh: ReturnType<typeof parseAuthorizedKey>;
   let spki: ReturnType<typeof createPublicKey>;
   try {
