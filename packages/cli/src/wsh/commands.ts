@@ -14,7 +14,11 @@ export const wshEnv: [string, string][] = [
   ['WARDEN_DEBUG', 'set to 1 for debug details, as --debug'],
 ];
 
-const proxyOpt: OptionSpec = { type: 'string', value: 'HOST:PORT', help: 'address of the Warden proxy' };
+const proxyOpt: OptionSpec = {
+  type: 'string',
+  value: 'HOST:PORT',
+  help: 'the Warden proxy, HOST:PORT or https://HOST:PORT (default $WARDEN_PROXY, else the last one used)',
+};
 const trustOpts: Record<string, OptionSpec> = {
   'ca-pin': {
     type: 'string',
@@ -35,9 +39,10 @@ export const wshCommands: Command[] = [
     summary: 'Set your password and second factor with an invite token from `wctl users add`.',
     usage: 'signup --proxy=HOST:PORT --token=TOKEN [--ca-pin=sha256:HEX]',
     details:
-      'Asks for a new password, prints the otpauth:// URI (and a QR code on a terminal) for your\n' +
-      'authenticator app, then asks for a code from it. When stdin is not a terminal, answers are\n' +
-      'read as lines: the password, then the OTP code.',
+      'Asks for a new password (at least 12 characters; checked before the next step), prints the\n' +
+      'otpauth:// URI (and a QR code on a terminal) for your authenticator app, then asks for a\n' +
+      'code from it, and logs you in. When stdin is not a terminal, answers are read as lines:\n' +
+      'the password, then the OTP code.',
     options: {
       proxy: proxyOpt,
       token: { type: 'string', value: 'TOKEN', help: 'invite token' },
@@ -48,14 +53,18 @@ export const wshCommands: Command[] = [
   {
     path: ['login'],
     summary: 'Log in and receive short-lived SSH and X.509 certificates.',
-    usage: 'login --proxy=HOST:PORT --user=NAME [--ttl=DURATION]',
+    usage: 'login [--proxy=HOST:PORT] [--user=NAME] [--ttl=DURATION]',
     details:
       'Asks for your password and OTP code. When stdin is not a terminal, answers are read as\n' +
       'lines: the password, then the OTP code. Keys and certificates go under ~/.warden\n' +
       '(WARDEN_HOME overrides).',
     options: {
       proxy: proxyOpt,
-      user: { type: 'string', value: 'NAME', help: 'Warden user name (default: the OS user)' },
+      user: {
+        type: 'string',
+        value: 'NAME',
+        help: 'Warden user name (default $WARDEN_USER, else the last one on this proxy, else the OS user)',
+      },
       ttl: { type: 'string', value: 'DURATION', help: 'requested certificate lifetime, e.g. 8h (max 12h)' },
       ...trustOpts,
     },

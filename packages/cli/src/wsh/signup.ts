@@ -1,21 +1,25 @@
 /** `wsh signup` and `wsh login`: prompts around the client ceremonies. */
 import { userInfo } from 'node:os';
 import { parseDuration, WardenError } from '@warden/api';
-import { login, ProfileStore, signup, wardenHome } from '@warden/client';
+import { login, normalizeProxy, ProfileStore, signup, wardenHome } from '@warden/client';
 import { type CommandContext, str } from '../command';
 import { createPrompter } from '../prompt';
 import { qrCode } from '../qr';
 
-function requireProxy(ctx: CommandContext): string {
-  const proxy = str(ctx.values, 'proxy') ?? ctx.env.WARDEN_PROXY;
+/**
+ * The proxy: --proxy, else WARDEN_PROXY, else the last one used (kept after `wsh logout`);
+ * `https://HOST:PORT` (as `warden start` prints it) is accepted.
+ */
+function requireProxy(ctx: CommandContext, store: ProfileStore): string {
+  const proxy = str(ctx.values, 'proxy') ?? (ctx.env.WARDEN_PROXY || undefined) ?? store.lastUsed()?.proxy;
   if (!proxy)
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--proxy=HOST:PORT is required (or set WARDEN_PROXY)');
-  return proxy;
+  return normalizeProxy(proxy);
 }
 
-function trustFlags(ctx: CommandContext) {
+function trustFlags(ctx: CommandContext, store: ProfileStore) {
   return {
-    proxy: requireProxy(ctx),
+    proxy: requireProxy(ctx, store),
     caPin: str(ctx.values, 'ca-pin'),
     insecure: Boolean(ctx.values.insecure),
   };
@@ -26,15 +30,19 @@ export async function runSignup(ctx: CommandContext): Promise<number> {
   if (!token)
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--token is required (from `wctl users add`)');
   const store = new ProfileStore(wardenHome(ctx.env));
+  const flags = trustFlags(ctx, store);
   const prompter = createPrompter(ctx.stdin, ctx.stderr);
   const isTty = Boolean((ctx.stdout as { isTTY?: boolean }).isTTY);
   try {
     const res = await signup(
       store,
-      { ...trustFlags(ctx), token },
+      { ...flags, token },
       {
-        password: async () => {
-          const pw = await prompter.ask('Enter a new password: ', { secret: true });
+        // The rule is stated up front and checked before the second factor is shown.
+        password: async (policy, problem) => {
+          if (problem && !ctx.stdin.isTTY) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', problem);
+          if (problem) ctx.stderr.write(`${problem}; try again.\n`);
+          const pw = await prompter.ask(`Enter a new password (${policy}): `, { secret: true });
           if (ctx.stdin.isTTY) {
             const again = await prompter.ask('Confirm the password: ', { secret: true });
             if (again !== pw) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'the passwords do not match');
@@ -49,9 +57,17 @@ export async function runSignup(ctx: CommandContext): Promise<number> {
         otp: () => prompter.ask('Enter the code from your authenticator app: '),
       },
     );
-    ctx.stdout.write(
-      `Signed up as "${res.user}". Log in with:\n  wsh login --proxy=${requireProxy(ctx)} --user=${res.user}\n`,
-    );
+    if (!res.profile) {
+      ctx.stdout.write(
+        `Signed up as "${res.user}". Log in with:\n  wsh login --proxy=${flags.proxy} --user=${res.user}\n`,
+      );
+      return 0;
+    }
+    ctx.stdout.write(`Signed up as "${res.user}" and logged in.\n`);
+    const { deviceLogin } = await import('./device');
+    const final = await deviceLogin(ctx, store, res.profile);
+    const { printStatus } = await import('./status');
+    printStatus(ctx, final);
     return 0;
   } finally {
     prompter.close();
@@ -65,14 +81,21 @@ export async function runSignup(ctx: CommandContext): Promise<number> {
  * leaves the user logged in without them, and says so.
  */
 export async function runLogin(ctx: CommandContext): Promise<number> {
-  const user = str(ctx.values, 'user') ?? ctx.env.WARDEN_USER ?? userInfo().username;
-  const ttl = str(ctx.values, 'ttl');
   const store = new ProfileStore(wardenHome(ctx.env));
+  const flags = trustFlags(ctx, store);
+  // --user, else WARDEN_USER, else the last user on this proxy, else the OS user.
+  const last = store.lastUsed();
+  const user =
+    str(ctx.values, 'user') ??
+    (ctx.env.WARDEN_USER || undefined) ??
+    (last?.proxy === flags.proxy ? last.user : undefined) ??
+    userInfo().username;
+  const ttl = str(ctx.values, 'ttl');
   const prompter = createPrompter(ctx.stdin, ctx.stderr);
   try {
     const profile = await login(
       store,
-      { ...trustFlags(ctx), user, ttlMs: ttl ? parseDuration(ttl, '--ttl') : undefined },
+      { ...flags, user, ttlMs: ttl ? parseDuration(ttl, '--ttl') : undefined },
       {
         password: () => prompter.ask(`Enter password for Warden user ${user}: `, { secret: true }),
         otp: () => prompter.ask('Enter an OTP code from your authenticator app: '),

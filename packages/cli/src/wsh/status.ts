@@ -1,6 +1,6 @@
 /** `wsh status` and `wsh logout`. */
 import { formatDuration, parseSshCertificate } from '@warden/api';
-import { type LoadedProfile, ProfileStore, wardenHome } from '@warden/client';
+import { type LoadedProfile, normalizeProxy, ProfileStore, wardenHome } from '@warden/client';
 import { type CommandContext, str } from '../command';
 import { formatData, parseFormat } from '../format';
 
@@ -56,7 +56,8 @@ export async function runStatus(ctx: CommandContext): Promise<number> {
 }
 
 export async function runLogout(ctx: CommandContext): Promise<number> {
-  const removed = new ProfileStore(wardenHome(ctx.env)).remove(str(ctx.values, 'proxy'));
+  const proxy = str(ctx.values, 'proxy');
+  const removed = new ProfileStore(wardenHome(ctx.env)).remove(proxy && normalizeProxy(proxy));
   ctx.stdout.write(removed ? `Logged out from ${removed}.\n` : 'Not logged in.\n');
   return 0;
 }

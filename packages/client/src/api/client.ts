@@ -191,6 +191,8 @@ export async function establishTrust(opts: TrustOptions): Promise<Trust> {
   let cas = opts.knownCaPems ?? [];
   if (cas.length === 0) {
     if (!opts.caPin) {
+      // Reach it first: when nothing listens there, "connection refused" is the news.
+      await new ApiClient({ proxy: opts.proxy, insecure: true }).ping();
       throw new WardenError(
         'WARDEN_ERR_BAD_PARAMETER',
         `the proxy at ${opts.proxy} is not trusted yet: pass --ca-pin=sha256:… (printed by \`warden start\` and ` +

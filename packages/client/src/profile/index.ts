@@ -1,6 +1,9 @@
 /** Where `wsh login` keeps keys and certificates (`~/.warden`, `WARDEN_HOME` overrides). */
 export {
+  type LastOtp,
+  type LastUsed,
   type LoadedProfile,
+  normalizeProxy,
   type Profile,
   type ProfileSecrets,
   ProfileStore,

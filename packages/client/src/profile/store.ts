@@ -73,6 +73,47 @@ export function splitPems(text: string | undefined): string[] {
   return (text ?? '').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
+/**
+ * A proxy address as users may type it: `HOST:PORT`, or the `https://HOST:PORT` URL that
+ * `warden start` prints (a trailing `/` allowed) → `HOST:PORT`. `http://` is refused: the
+ * proxy speaks only TLS.
+ *
+ * @example
+ *   normalizeProxy('https://127.0.0.1:3080/'); // '127.0.0.1:3080'
+ */
+export function normalizeProxy(text: string): string {
+  const t = text.trim();
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]+)\/?$/i.exec(t);
+  if (!m) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(t))
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `invalid proxy address "${text}": expected HOST:PORT`,
+      );
+    return t;
+  }
+  if (m[1]!.toLowerCase() !== 'https') {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `invalid proxy address "${text}": the proxy speaks HTTPS only; give HOST:PORT or https://HOST:PORT`,
+    );
+  }
+  return m[2]!;
+}
+
+/** What `wsh` remembers across logouts: the last proxy and user (`~/.warden/last.json`). */
+export interface LastUsed {
+  proxy: string;
+  user?: string;
+}
+
+/** The OTP code a client sent last (its hash), for the "already used" hint. */
+export interface LastOtp {
+  user: string;
+  code_sha256: string;
+  at: number;
+}
+
 export class ProfileStore {
   readonly home: string;
 
@@ -112,6 +153,7 @@ export class ProfileStore {
     writeAtomic(join(dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`, 0o600);
     writeAtomic(join(this.home, 'current-profile'), `${profileName(profile.proxy)}\n`, 0o600);
     this.trust(profile.proxy, secrets.hostCaPems);
+    this.setLastUsed({ proxy: profile.proxy, user: profile.user });
     return { ...profile, ...secrets, dir };
   }
 
@@ -157,6 +199,28 @@ export class ProfileStore {
     return p;
   }
 
+  /** The last proxy and user logged in with (kept after `wsh logout`), if any. */
+  lastUsed(): LastUsed | undefined {
+    return readJson<LastUsed>(join(this.home, 'last.json'), (v) => typeof v.proxy === 'string');
+  }
+
+  setLastUsed(last: LastUsed): void {
+    mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    writeAtomic(join(this.home, 'last.json'), `${JSON.stringify(last)}\n`, 0o600);
+  }
+
+  lastOtp(): LastOtp | undefined {
+    return readJson<LastOtp>(
+      join(this.home, 'last-otp.json'),
+      (v) => typeof v.user === 'string' && typeof v.code_sha256 === 'string' && typeof v.at === 'number',
+    );
+  }
+
+  setLastOtp(last: LastOtp): void {
+    mkdirSync(this.home, { recursive: true, mode: 0o700 });
+    writeAtomic(join(this.home, 'last-otp.json'), `${JSON.stringify(last)}\n`, 0o600);
+  }
+
   /** Removes the profile (keys and certificates); returns the removed profile's proxy. */
   remove(proxy?: string): string | undefined {
     const p = this.load(proxy);
@@ -165,5 +229,17 @@ export class ProfileStore {
     const current = readOptional(join(this.home, 'current-profile'))?.trim();
     if (current === profileName(p.proxy)) rmSync(join(this.home, 'current-profile'), { force: true });
     return p.proxy;
+  }
+}
+
+/** A small JSON file, or undefined when missing, damaged or not the expected shape. */
+function readJson<T>(path: string, valid: (v: Record<string, unknown>) => boolean): T | undefined {
+  const text = readOptional(path);
+  if (!text) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v !== null && typeof v === 'object' && valid(v as Record<string, unknown>) ? (v as T) : undefined;
+  } catch {
+    return undefined;
   }
 }
