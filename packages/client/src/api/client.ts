@@ -131,6 +131,13 @@ export class ApiClient {
   deviceAuthnFinish(req: rpc.DeviceAuthnFinishRequest) {
     return this.#call(rpc.DeviceAuthnFinishResponse, 'POST', R.deviceAuthnFinish, req);
   }
+  /** Browser device trust (`wsh device web-helper`): the same ceremony, answering a web device challenge. */
+  deviceWebBegin(req: rpc.DeviceWebBeginRequest) {
+    return this.#call(rpc.DeviceAuthnBeginResponse, 'POST', R.deviceWebBegin, req);
+  }
+  deviceWebFinish(req: rpc.DeviceWebFinishRequest) {
+    return this.#call(rpc.DeviceWebFinishResponse, 'POST', R.deviceWebFinish, req);
+  }
   exportAuthority(type: string) {
     return this.#call(rpc.ExportAuthorityResponse, 'GET', `${R.authorities}/${enc(type)}/export`);
   }

@@ -25,10 +25,13 @@ import { DeviceCache, deviceCacheDir } from './cache';
 import { type NativeDevice, openNativeDevice } from './native';
 import { b64, type CeremonyPhase, type CeremonyTimings, Stopwatch, unb64 } from './steps';
 
-/** The RPC calls device authentication makes (`ApiClient` with the profile; tests pass fakes). */
-export interface AuthnApi {
+/**
+ * The RPC calls device authentication makes (`ApiClient` with the profile; tests pass fakes).
+ * `R` is what finish answers: augmented certificates at login, the device for a web proof.
+ */
+export interface AuthnApi<R = rpc.DeviceAuthnFinishResponse> {
   deviceAuthnBegin(req: rpc.DeviceAuthnBeginRequest): Promise<rpc.DeviceAuthnBeginResponse>;
-  deviceAuthnFinish(req: rpc.DeviceAuthnFinishRequest): Promise<rpc.DeviceAuthnFinishResponse>;
+  deviceAuthnFinish(req: rpc.DeviceAuthnFinishRequest): Promise<R>;
 }
 
 /** The server's code when neither the cluster nor the user's roles use device trust. */
@@ -53,8 +56,10 @@ export class AuthnCeremony {
     this.onPhase = opts.onPhase;
   }
 
-  /** Runs the ceremony; returns the augmented certificates and where the time went. */
-  async run(api: AuthnApi): Promise<{ result: rpc.DeviceAuthnFinishResponse; timings: CeremonyTimings }> {
+  /** Runs the ceremony; returns finish's answer (the augmented certificates) and where the time went. */
+  async run<R = rpc.DeviceAuthnFinishResponse>(
+    api: AuthnApi<R>,
+  ): Promise<{ result: R; timings: CeremonyTimings }> {
     const watch = new Stopwatch(this.onPhase);
     const dev = await watch.device(() => this.openDevice());
     try {
@@ -136,7 +141,7 @@ export async function authenticateDevice(
       env,
       ...(opts.onPhase ? { onPhase: opts.onPhase } : {}),
     });
-  let run: Awaited<ReturnType<AuthnCeremony['run']>>;
+  let run: { result: rpc.DeviceAuthnFinishResponse; timings: CeremonyTimings };
   try {
     run = await ceremony.run(opts.api ?? clientForProfile(profile));
   } catch (e) {

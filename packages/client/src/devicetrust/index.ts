@@ -28,3 +28,5 @@ export {
   type TpmQuoteResult,
 } from './native';
 export { type CeremonyPhase, type CeremonyTimings, Stopwatch } from './steps';
+export { parseWebAuthLink, proveWebDevice, type WebChallenge } from './web';
+export { type RunningWebHelper, startWebHelper, type WebHelperOptions } from './web-helper';
