@@ -306,4 +306,30 @@ export const wshCommands: Command[] = [
     },
     run: async (ctx) => (await import('./device')).runEnroll(ctx),
   },
+  {
+    path: ['device', 'web-helper'],
+    summary: 'Prove this device to the Web UI: a helper on 127.0.0.1 that the browser asks (device trust).',
+    usage: 'device web-helper [--install]',
+    details:
+      'Listens on 127.0.0.1 (the first free port of 41780-41783) until stopped. When the Web UI needs a\n' +
+      'trusted device, the page hands it a one-time challenge; the helper runs the TPM ceremony with\n' +
+      'Warden over its own connection, as the user wsh is logged in as (wsh login), and Warden marks the\n' +
+      'browser session device-trusted. Only pages of proxies you are logged in to may ask (exact\n' +
+      'Origin), only by 127.0.0.1 (Host), with a CORS preflight; requests are rate-limited.\n' +
+      '--install writes a systemd user unit (~/.config/systemd/user/wsh-web-helper.service) and a\n' +
+      'wsh:// link handler (~/.local/share/applications/wsh-device-trust.desktop), and prints the\n' +
+      'commands that enable them.',
+    options: { install: { type: 'boolean', help: 'install as a systemd user service and wsh:// handler' } },
+    run: async (ctx) => (await import('./web-helper')).runWebHelper(ctx),
+  },
+  {
+    path: ['device', 'web-auth'],
+    summary: 'Prove this device for a browser session from a wsh:// link of the Web UI.',
+    usage: 'device web-auth wsh://device-trust?proxy=...&id=...&secret=...',
+    details:
+      'What the wsh:// link on the Web UI\'s "This device" page runs when the browser cannot reach\n' +
+      '`wsh device web-helper` (installed as the link handler by `wsh device web-helper --install`).',
+    args: [1, 1],
+    run: async (ctx) => (await import('./web-helper')).runWebAuth(ctx),
+  },
 ];
