@@ -1,0 +1,333 @@
+/**
+ * Browser device trust end to end, with real parts: a `warden start` whose cluster requires a
+ * trusted device, a machine with its own swtpm (enrolled with `wsh device enroll`), the built
+ * `wsh device web-helper`, and Chromium signed in to the Web UI.
+ *
+ *   no helper: the page says the helper is not running (and offers the wsh:// link);
+ *   helper running: "Trust this device" makes the web session device-trusted (from the server);
+ *   the helper refuses foreign origins, a wrong Host (DNS rebinding) and a missing custom header;
+ *   a replayed challenge and a challenge of another browser session are refused;
+ *   the wsh:// link (`wsh device web-auth`) does the same as the helper;
+ *   a device lock ends the trusted web session at its next request.
+ * The expiry of a challenge is tested with a fake clock in packages/server/src/web/web.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  launchChromium,
+  newBrowserContext,
+  type RunningCli,
+  requireChromium,
+  requireTool,
+  runCli,
+  type SwtpmProcess,
+  screenshot,
+  signupWithTotp,
+  spawnCli,
+  startSwtpm,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+
+const PASSWORD = 'correct horse battery staple';
+const chromium = requireChromium();
+const swtpm = chromium.ok ? requireTool('swtpm') : chromium;
+const skip = chromium.skip || swtpm.skip || (swtpm.ok ? requireTool('swtpm_setup').skip : false);
+
+describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip }, () => {
+  let w: WardenProcess;
+  let tpm: SwtpmProcess;
+  let browser: Browser;
+  let base: string;
+  let env: NodeJS.ProcessEnv;
+  let deviceId = '';
+  let helper: RunningCli | undefined;
+  const helperPort = 41780;
+
+  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const wsh = (args: string[], input?: string) => runCli('wsh', args, { env, input });
+
+  async function audit(type: string) {
+    const r = await wctl(['audit', 'search', `--type=${type}`, '--format=json']);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Record<string, unknown>[];
+  }
+
+  async function startHelper(): Promise<void> {
+    helper = spawnCli('wsh', ['device', 'web-helper'], { env });
+    for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:(\d+)/.test(helper.stdout()); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(helper.stdout());
+    assert.ok(m, `the helper started:\n${helper.stdout()}${helper.stderr()}`);
+    assert.equal(Number(m[1]), helperPort, 'first port of the range');
+  }
+  async function stopHelper(): Promise<void> {
+    if (!helper) return;
+    helper.child.kill('SIGTERM');
+    await helper.exited;
+    helper = undefined;
+  }
+
+  async function signIn(ctx: BrowserContext, origin = base): Promise<Page> {
+    const page = await ctx.newPage();
+    await page.goto(`${origin}/web/login`);
+    await page.fill('#user', 'alice');
+    await page.fill('#password', PASSWORD);
+    await page.click('button[type=submit]');
+    // Device trust is required: the page goes to "This device" first.
+    await page.waitForSelector('#page-device #trust-device');
+    return page;
+  }
+
+  /** Sends to the helper as a page (or an attacker) would; node:http, so any Host header goes out. */
+  function toHelper(opts: {
+    origin?: string;
+    host?: string;
+    header?: boolean;
+    body?: unknown;
+    method?: string;
+  }): Promise<{
+    status: number;
+    headers: Record<string, unknown>;
+    json: () => { error?: { message: string } };
+  }> {
+    return new Promise((resolve, reject) => {
+      const data = opts.method === 'OPTIONS' ? '' : JSON.stringify(opts.body ?? {});
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: helperPort,
+          path: '/v1/prove',
+          method: opts.method ?? 'POST',
+          headers: {
+            host: opts.host ?? `127.0.0.1:${helperPort}`,
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(data),
+            ...(opts.origin ? { origin: opts.origin } : {}),
+            ...(opts.header === false ? {} : { 'x-warden-helper': '1' }),
+            ...(opts.method === 'OPTIONS'
+              ? {
+                  'access-control-request-method': 'POST',
+                  'access-control-request-headers': 'content-type,x-warden-helper',
+                }
+              : {}),
+          },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c) => {
+            text += c;
+          });
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              json: () => (text ? JSON.parse(text) : {}),
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(data);
+    });
+  }
+
+  before(async () => {
+    w = await startWarden({ nodeName: 'node-1' });
+    base = `https://${w.proxy}`;
+    const cap = join(w.dir, 'cap.yaml');
+    const setMode = async (mode: string) => {
+      writeFileSync(
+        cap,
+        `kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\nspec:\n  type: local\n  second_factor: "off"\n  device_trust:\n    mode: "${mode}"\n`,
+      );
+      const r = await wctl(['create', '-f', cap]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await setMode('optional');
+    tpm = await startSwtpm({ ekCert: true });
+    const dmi = join(w.dir, 'dmi');
+    mkdirSync(dmi);
+    env = {
+      ...w.env,
+      WARDEN_HOME: join(w.dir, 'home-alice'),
+      WARDEN_TPM: tpm.address,
+      WARDEN_DEVICE_CACHE: join(w.dir, 'device-cache'),
+      WARDEN_DEVICE_DMI_DIR: dmi,
+      XDG_CONFIG_HOME: join(w.dir, 'xdg-config'),
+      XDG_DATA_HOME: join(w.dir, 'xdg-data'),
+    };
+    const add = await wctl(['users', 'add', 'alice', '--roles=access,editor', '--logins=root']);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    const l = await wsh(['login', `--proxy=${w.proxy}`, '--user=alice'], `${PASSWORD}\n`);
+    assert.equal(l.code, 0, l.stderr);
+    const tag = (await wsh(['device', 'asset-tag'])).stdout.trim();
+    const dev = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
+    assert.equal(dev.code, 0, dev.stderr);
+    const enroll = await wsh(['device', 'enroll', `--token=${/--token=(\S+)/.exec(dev.stdout)![1]}`]);
+    assert.equal(enroll.code, 0, enroll.stderr);
+    const ls = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+      metadata: { name: string };
+      spec: { asset_tag: string };
+    }[];
+    deviceId = ls.find((d) => d.spec.asset_tag === tag)!.metadata.name;
+    await setMode('required');
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await stopHelper();
+    await browser?.close();
+    await tpm?.stop();
+    await w?.stop();
+  });
+
+  test('without the helper: not trusted, and the page says the helper is not running', async () => {
+    const ctx = await newBrowserContext(browser);
+    const page = await signIn(ctx);
+    assert.match((await page.textContent('#device-state'))!, /not device-trusted/);
+    assert.match((await page.textContent('#page-device'))!, /require a trusted device/);
+    await page.click('#trust-device');
+    await page.waitForSelector('#device-status .msg.error');
+    assert.match((await page.textContent('#device-status'))!, /device helper is not running/);
+    assert.match((await page.getAttribute('#wsh-link', 'href'))!, /^wsh:\/\/device-trust\?proxy=/);
+    await screenshot(page, '10-device-helper-not-running');
+    const s = await page.evaluate("fetch('/v1/web/session').then((r) => r.json())");
+    assert.equal((s as { device?: unknown }).device, undefined);
+    await ctx.close();
+  });
+
+  test('with the helper: the enrolled swtpm device makes the web session device-trusted', async () => {
+    await startHelper();
+    const ctx = await newBrowserContext(browser);
+    const page = await signIn(ctx);
+    const posted: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().startsWith(`http://127.0.0.1:${helperPort}/`) && r.method() === 'POST')
+        posted.push(r.postData()!);
+    });
+    await page.click('#trust-device');
+    await page.waitForSelector('#device-id');
+    assert.equal(await page.textContent('#device-id'), deviceId);
+    assert.match((await page.textContent('#whoami'))!, /alice · ✓ trusted device/);
+    await screenshot(page, '11-device-trusted');
+    const events = await audit('device.web_authenticate');
+    assert.ok(events.some((e) => e.success === true && e.device_id === deviceId));
+
+    // The same challenge again (replayed to the helper, as a page could): refused by the server.
+    assert.equal(posted.length, 1);
+    const replay = await toHelper({ origin: base, body: JSON.parse(posted[0]!) });
+    assert.equal(replay.status, 401);
+    assert.match(replay.json().error!.message, /expired or was already used/);
+
+    // A second browser session cannot read the first one's challenge.
+    const id = (JSON.parse(posted[0]!) as { challenge_id: string }).challenge_id;
+    const other = await newBrowserContext(browser);
+    const otherPage = await signIn(other);
+    const st = await otherPage.evaluate(`fetch('/v1/web/device/challenge/${id}').then((r) => r.json())`);
+    assert.equal((st as { state: string }).state, 'expired');
+    await other.close();
+    await ctx.close();
+  });
+
+  test('the helper refuses foreign origins, a rebound Host and requests without the custom header', async () => {
+    assert.ok(helper, 'running');
+    const body = { proxy: w.proxy, challenge_id: 'x', challenge_secret: 'y' };
+    const evil = await toHelper({ origin: 'https://evil.example', body });
+    assert.equal(evil.status, 403);
+    assert.equal(evil.headers['access-control-allow-origin'], undefined);
+    const pre = await toHelper({ origin: 'https://evil.example', method: 'OPTIONS' });
+    assert.equal(pre.status, 403);
+    assert.equal(pre.headers['access-control-allow-origin'], undefined);
+    // The page's own origin gets its preflight answered, for exactly that origin.
+    const ok = await toHelper({ origin: base, method: 'OPTIONS' });
+    assert.equal(ok.status, 204);
+    assert.equal(ok.headers['access-control-allow-origin'], base);
+    const rebound = await toHelper({ origin: base, host: `evil.example:${helperPort}`, body });
+    assert.equal(rebound.status, 421);
+    const simple = await toHelper({ origin: base, header: false, body });
+    assert.equal(simple.status, 403);
+    const otherProxy = await toHelper({ origin: base, body: { ...body, proxy: 'evil.example:443' } });
+    assert.equal(otherProxy.status, 403);
+
+    // In the browser: the same Web UI reached under another name (another origin) is refused
+    // by the helper's CORS checks, so the session stays untrusted.
+    const ctx = await newBrowserContext(browser);
+    const page = await signIn(ctx, base.replace('127.0.0.1', 'localhost'));
+    await page.click('#trust-device');
+    await page.waitForSelector('#device-status .msg.error');
+    assert.match(helper!.stderr(), /refused OPTIONS from origin https:\/\/localhost:/);
+    const s = await page.evaluate("fetch('/v1/web/session').then((r) => r.json())");
+    assert.equal((s as { device?: unknown }).device, undefined);
+    await ctx.close();
+  });
+
+  test('the wsh:// link fallback (wsh device web-auth) trusts the session too', async () => {
+    await stopHelper();
+    const ctx = await newBrowserContext(browser);
+    const page = await signIn(ctx);
+    await page.click('#trust-device');
+    await page.waitForSelector('#wsh-link');
+    const link = (await page.getAttribute('#wsh-link', 'href'))!;
+    const r = await wsh(['device', 'web-auth', link]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /proved for alice's browser session/);
+    await page.waitForSelector('#device-id');
+    assert.equal(await page.textContent('#device-id'), deviceId);
+    // Spent: the link works once.
+    const again = await wsh(['device', 'web-auth', link]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /expired or was already used/);
+    await ctx.close();
+  });
+
+  test('--install writes the systemd user unit and the wsh:// handler', async () => {
+    const r = await wsh(['device', 'web-helper', '--install']);
+    assert.equal(r.code, 0, r.stderr);
+    const unit = readFileSync(join(env.XDG_CONFIG_HOME!, 'systemd/user/wsh-web-helper.service'), 'utf8');
+    assert.match(unit, /^ExecStart=.* device web-helper$/m);
+    assert.match(unit, /^WantedBy=default.target$/m);
+    const desktop = readFileSync(join(env.XDG_DATA_HOME!, 'applications/wsh-device-trust.desktop'), 'utf8');
+    assert.match(desktop, /^MimeType=x-scheme-handler\/wsh;$/m);
+    assert.match(desktop, /^Exec=.* device web-auth %u$/m);
+  });
+
+  test('a device lock ends the device-trusted web session at its next request', async () => {
+    await startHelper();
+    const ctx = await newBrowserContext(browser);
+    const page = await signIn(ctx);
+    await page.click('#trust-device');
+    await page.waitForSelector('#device-id');
+    const lock = await wctl(['lock', `--device=${deviceId}`, '--ttl=1h', '--message=laptop reported stolen']);
+    assert.equal(lock.code, 0, lock.stderr);
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 403; i++) {
+      const res = await ctx.request.get(`${base}/v1/web/resources`);
+      status = res.status();
+      if (status !== 403) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 403);
+    await page.click('a[href="/web/resources"]');
+    await page.waitForSelector('#page-login .msg.error');
+    assert.match((await page.textContent('#page-login'))!, /not signed in|sign in again/);
+    const ends = await audit('web.session.end');
+    assert.ok(ends.some((e) => String(e.reason).includes(`Device:"${deviceId}"`)));
+    // A new challenge for the locked device is refused with the lock's message.
+    const again = await signIn(ctx);
+    await again.click('#trust-device');
+    await again.waitForSelector('#device-status .msg.error');
+    assert.match((await again.textContent('#device-status'))!, /laptop reported stolen/);
+    await screenshot(again, '12-device-locked');
+    await ctx.close();
+  });
+});
