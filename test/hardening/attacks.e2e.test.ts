@@ -6,12 +6,15 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { rpc } from '@warden/api';
 import { ProfileStore } from '@warden/client';
 import {
   Authenticator,
+  freePort,
   requireTool,
   runCli,
   signupWithTotp,
@@ -24,6 +27,7 @@ const ssh = requireTool('ssh');
 
 describe('issue 15 attacks against a real warden', () => {
   let w: WardenProcess;
+  let sshPort: number;
   const home = (user: string) => join(w.dir, `home-${user}`);
   const wsh = (user: string, args: string[], input?: string) =>
     runCli('wsh', args, { env: { ...w.env, WARDEN_HOME: home(user) }, input });
@@ -86,7 +90,20 @@ describe('issue 15 attacks against a real warden', () => {
   }
 
   before(async () => {
-    w = await startWarden({ nodeName: 'node-1' });
+    sshPort = await freePort();
+    w = await startWarden({
+      configYaml: [
+        'ssh_service:',
+        `  listen_addr: 127.0.0.1:${sshPort}`,
+        '  hostname: node-1',
+        '  labels: { env: test }',
+        '  login_grace_time: 2s',
+        '  max_startups: 20',
+        '  max_startups_per_source: 3',
+        '',
+      ].join('\n'),
+      proxyLimitsYaml: '  handshake_timeout: 1s\n  header_timeout: 1s\n  request_timeout: 3s\n',
+    });
     await addUser('alice', 'root');
     await addUser('ed', 'root', 'editor');
   });
@@ -183,5 +200,90 @@ describe('issue 15 attacks against a real warden', () => {
     assert.doesNotMatch(yaml.stderr, /call stack/);
     // The server is still up.
     assert.equal((await wsh('alice', ['ls'])).code, 0);
+  });
+
+  /** Resolves with how long the server took to close `socket` (rejects after `maxMs`). */
+  function closedWithin(socket: Socket, maxMs: number): Promise<number> {
+    const start = Date.now();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the server kept the connection open for ${maxMs} ms`));
+      }, maxMs);
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(Date.now() - start);
+      });
+    });
+  }
+
+  const [proxyHost, proxyPort] = [() => w.proxy.split(':')[0]!, () => Number(w.proxy.split(':')[1])];
+
+  test('item 3: a TLS handshake that never starts is closed after handshake_timeout', async () => {
+    const half = netConnect(proxyPort(), proxyHost());
+    const ms = await closedWithin(half, 6000);
+    assert.ok(ms >= 900, `closed after ${ms} ms`);
+  });
+
+  test('item 3: slowloris HTTPS headers are cut after header_timeout', async () => {
+    const s = tlsConnect({
+      host: proxyHost(),
+      port: proxyPort(),
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    await new Promise<void>((r) => s.once('secureConnect', () => r()));
+    s.write('GET /v1/ping HTTP/1.1\r\nHost: proxy\r\n');
+    let answer = '';
+    s.on('data', (d) => {
+      answer += d;
+    });
+    const drip = setInterval(() => {
+      if (!s.destroyed) s.write('X-Slow: a\r\n');
+    }, 200);
+    try {
+      const ms = await closedWithin(s, 6000);
+      assert.ok(ms >= 900, `closed after ${ms} ms`);
+      assert.match(answer, /^HTTP\/1\.1 408/);
+    } finally {
+      clearInterval(drip);
+    }
+  });
+
+  test('item 3: an SSH connection that never authenticates is dropped after login_grace_time', async () => {
+    const s = netConnect(sshPort, '127.0.0.1');
+    let banner = '';
+    s.on('data', (d) => {
+      banner += d;
+    });
+    const ms = await closedWithin(s, 8000);
+    assert.match(banner, /^SSH-2\.0-Warden/);
+    assert.ok(ms >= 1900, `closed after ${ms} ms`);
+  });
+
+  test('item 3: at most max_startups_per_source unauthenticated SSH connections from one address', async () => {
+    const open: Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = netConnect(sshPort, '127.0.0.1');
+        s.on('error', () => {});
+        await new Promise<void>((r) => s.once('data', () => r()));
+        open.push(s);
+      }
+      const fourth = netConnect(sshPort, '127.0.0.1');
+      let got = '';
+      fourth.on('data', (d) => {
+        got += d;
+      });
+      await closedWithin(fourth, 1500);
+      assert.equal(got, '', 'dropped before the SSH banner');
+    } finally {
+      for (const s of open) s.destroy();
+    }
+    // Slots are given back when connections close: a real login works.
+    await new Promise((r) => setTimeout(r, 100));
+    const res = await wsh('alice', ['ssh', 'root@node-1', 'echo', 'still-open']);
+    assert.equal(res.stdout, 'still-open\n', res.stderr);
   });
 });

@@ -14,6 +14,8 @@ export interface WardenStartOptions {
   /** Extra YAML appended to a minimal config (sections other than proxy_service/storage). */
   configYaml?: string;
   env?: NodeJS.ProcessEnv;
+  /** Extra lines (indented two spaces) of the proxy_service section: timeouts and limits. */
+  proxyLimitsYaml?: string;
   /** Hostname of the built-in SSH node (default node-1, labels env=test), unless configYaml sets ssh_service. */
   nodeName?: string;
   /** Extra arguments for node itself (benchmarks: `--cpu-prof`, `--cpu-prof-dir=…`). */
@@ -60,7 +62,7 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
     : `ssh_service:\n  listen_addr: ${sshAddr}\n  hostname: ${opts.nodeName ?? 'node-1'}\n  labels: { env: test }\n`;
   writeFileSync(
     config,
-    `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${opts.publicHost ? `  public_addr: ${opts.publicHost}:${port}\n` : ''}${ssh}${opts.configYaml ?? ''}`,
+    `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${opts.proxyLimitsYaml ?? ''}${opts.publicHost ? `  public_addr: ${opts.publicHost}:${port}\n` : ''}${ssh}${opts.configYaml ?? ''}`,
   );
   const child = spawn(
     process.execPath,

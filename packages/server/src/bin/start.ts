@@ -22,6 +22,7 @@ import { type Backend, MemoryBackend, PostgresBackend, SqliteBackend } from '../
 import { CertAuthorities } from '../ca';
 import { type Clock, systemClock } from '../clock';
 import {
+  DEFAULT_PROXY_LIMITS,
   formatHostPort,
   loadConfig,
   type PostgresStorageConfig,
@@ -372,7 +373,17 @@ async function compose(
     logger,
     identify: (der) => auth.identify(der),
   });
-  const http = createHttpServer((req, res) => {
+  // Timeouts (issue 15 item 3). This HTTP server is fed sockets by the TLS server and never
+  // listen()s itself, and Node starts its header/request timeout checks on 'listening': emit
+  // it once the server exists.
+  const limits = config.proxyService.limits ?? DEFAULT_PROXY_LIMITS;
+  const httpOptions = {
+    headersTimeout: limits.headerTimeoutMs,
+    requestTimeout: Math.max(limits.requestTimeoutMs, limits.headerTimeoutMs),
+    connectionsCheckingInterval: Math.min(1000, limits.headerTimeoutMs),
+    keepAliveTimeout: 5_000,
+  };
+  const http = createHttpServer(httpOptions, (req, res) => {
     webUi.handle(req, res).then(
       (handled) => (handled ? undefined : api(req, res)),
       (e) => {
@@ -382,9 +393,11 @@ async function compose(
       },
     );
   });
-  http.keepAliveTimeout = 5_000;
+  http.timeout = limits.idleTimeoutMs;
+  http.emit('listening');
   const server = createTlsServer(
     {
+      handshakeTimeout: limits.handshakeTimeoutMs,
       key: tls.privateKey!.toPkcs8Pem(),
       cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
       ca: cas.tlsCertPems('user'),
@@ -403,7 +416,11 @@ async function compose(
       else http.emit('connection', socket);
     },
   );
-  server.on('tlsClientError', (e) => logger.debug({ err: e }, 'TLS handshake failed'));
+  // A failed or timed-out handshake ends the connection (Node leaves that to this handler).
+  server.on('tlsClientError', (e, socket) => {
+    logger.debug({ err: e, addr: socket.remoteAddress }, 'TLS handshake failed');
+    socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(

@@ -79,6 +79,12 @@ test('without a file, loadConfig returns the documented defaults', () => {
       enabled: true,
       listenAddr: { host: '127.0.0.1', port: 3080 },
       publicAddr: { host: '127.0.0.1', port: 3080 },
+      limits: {
+        handshakeTimeoutMs: 10_000,
+        headerTimeoutMs: 10_000,
+        requestTimeoutMs: 60_000,
+        idleTimeoutMs: 120_000,
+      },
     },
     sshService: {
       enabled: true,
@@ -86,6 +92,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
       publicAddr: { host: '127.0.0.1', port: 3022 },
       hostname: hostname(),
       labels: {},
+      limits: { loginGraceTimeMs: 30_000, maxStartups: 100, maxStartupsPerSource: 10 },
     },
     dbService: { enabled: true, databases: [] },
     appService: { enabled: true, apps: [] },
@@ -178,6 +185,12 @@ storage:
     enabled: false,
     listenAddr: { host: '0.0.0.0', port: 443 },
     publicAddr: { host: 'proxy.example.com', port: 3080 },
+    limits: {
+      handshakeTimeoutMs: 10_000,
+      headerTimeoutMs: 10_000,
+      requestTimeoutMs: 60_000,
+      idleTimeoutMs: 120_000,
+    },
   });
   assert.deepEqual(config.sshService, {
     enabled: false,
@@ -185,6 +198,7 @@ storage:
     publicAddr: { host: 'node-1.example.com', port: 3022 },
     hostname: 'node-1',
     labels: { env: 'prod', team: 'db' },
+    limits: { loginGraceTimeMs: 30_000, maxStartups: 100, maxStartupsPerSource: 10 },
   });
   assert.deepEqual(config.storage, { type: 'sqlite', path: join(sub, 'db', 'backend.sqlite') });
   assertDeepFrozen(config);
@@ -835,5 +849,39 @@ app_service:
       'version: v1\napp_service:\n  apps:\n    - { name: a, uri: "http://x" }\n    - { name: a, uri: "http://y" }\n',
     ),
     /app_service\.apps\[1\]\.name: app "a" is listed twice \(line 5\)/,
+  );
+});
+
+test('timeouts and connection limits: durations and counts, checked', () => {
+  const p = write(
+    'limits.yaml',
+    [
+      'version: v1',
+      'proxy_service: { handshake_timeout: 5s, header_timeout: 2s, request_timeout: 1m, idle_timeout: 90s }',
+      'ssh_service: { login_grace_time: 1m30s, max_startups: 50, max_startups_per_source: 3 }',
+      '',
+    ].join('\n'),
+  );
+  const config = loadConfig({ path: p });
+  assert.deepEqual(config.proxyService.limits, {
+    handshakeTimeoutMs: 5000,
+    headerTimeoutMs: 2000,
+    requestTimeoutMs: 60_000,
+    idleTimeoutMs: 90_000,
+  });
+  assert.deepEqual(config.sshService.limits, {
+    loginGraceTimeMs: 90_000,
+    maxStartups: 50,
+    maxStartupsPerSource: 3,
+  });
+  assert.throws(
+    () =>
+      loadConfig({
+        path: write(
+          'bad-limits.yaml',
+          'version: v1\nssh_service: { login_grace_time: soon, max_startups: 0 }\n',
+        ),
+      }),
+    /ssh_service.login_grace_time: invalid duration "soon".*\(and 1 more problem\)/,
   );
 });

@@ -64,7 +64,37 @@ export interface ProxyServiceConfig {
   readonly listenAddr: HostPort;
   /** The address clients are told to use; defaults to `listenAddr`. */
   readonly publicAddr: HostPort;
+  /** Absent: DEFAULT_PROXY_LIMITS. */
+  readonly limits?: ProxyLimits;
 }
+
+/** Timeouts of the proxy's TLS port (issue 15 item 3), in milliseconds. */
+export interface ProxyLimits {
+  readonly handshakeTimeoutMs: number;
+  readonly headerTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+export const DEFAULT_PROXY_LIMITS: ProxyLimits = Object.freeze({
+  handshakeTimeoutMs: 10_000,
+  headerTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  idleTimeoutMs: 120_000,
+});
+
+/** Connection limits of an SSH node (issue 15 item 3; sshd's LoginGraceTime and MaxStartups). */
+export interface SshLimits {
+  readonly loginGraceTimeMs: number;
+  readonly maxStartups: number;
+  readonly maxStartupsPerSource: number;
+}
+
+export const DEFAULT_SSH_LIMITS: SshLimits = Object.freeze({
+  loginGraceTimeMs: 30_000,
+  maxStartups: 100,
+  maxStartupsPerSource: 10,
+});
 
 export interface SshServiceConfig {
   readonly enabled: boolean;
@@ -75,6 +105,8 @@ export interface SshServiceConfig {
   readonly hostname: string;
   /** Static labels of the node resource. */
   readonly labels: Readonly<Record<string, string>>;
+  /** Absent: DEFAULT_SSH_LIMITS. */
+  readonly limits?: SshLimits;
 }
 
 /** One database of `db_service.databases`. */
@@ -244,6 +276,12 @@ function build(
       enabled: proxy?.enabled ?? true,
       listenAddr,
       publicAddr: proxy?.public_addr ?? listenAddr,
+      limits: {
+        handshakeTimeoutMs: proxy?.handshake_timeout ?? DEFAULT_PROXY_LIMITS.handshakeTimeoutMs,
+        headerTimeoutMs: proxy?.header_timeout ?? DEFAULT_PROXY_LIMITS.headerTimeoutMs,
+        requestTimeoutMs: proxy?.request_timeout ?? DEFAULT_PROXY_LIMITS.requestTimeoutMs,
+        idleTimeoutMs: proxy?.idle_timeout ?? DEFAULT_PROXY_LIMITS.idleTimeoutMs,
+      },
     },
     sshService: {
       enabled: ssh?.enabled ?? true,
@@ -251,6 +289,11 @@ function build(
       publicAddr: ssh?.public_addr ?? sshListenAddr,
       hostname: ssh?.hostname ?? osHostname(),
       labels: { ...(ssh?.labels ?? {}) },
+      limits: {
+        loginGraceTimeMs: ssh?.login_grace_time ?? DEFAULT_SSH_LIMITS.loginGraceTimeMs,
+        maxStartups: ssh?.max_startups ?? DEFAULT_SSH_LIMITS.maxStartups,
+        maxStartupsPerSource: ssh?.max_startups_per_source ?? DEFAULT_SSH_LIMITS.maxStartupsPerSource,
+      },
     },
     dbService: {
       enabled: file?.db_service?.enabled ?? true,

@@ -3,7 +3,13 @@
  * `version`). Strict: an unknown field anywhere is an error. `config.ts` turns the parsed
  * file into the defaulted, frozen `WardenConfig`. Internal to `config/`.
  */
-import { appHeaderSchema, appNameSchema, appPublicAddrSchema, appUriSchema } from '@warden/api';
+import {
+  appHeaderSchema,
+  appNameSchema,
+  appPublicAddrSchema,
+  appUriSchema,
+  parseDuration,
+} from '@warden/api';
 import * as z from 'zod';
 import { parseHostPort } from './address';
 
@@ -35,6 +41,23 @@ const hostPort = z.string().transform((text, ctx) => {
   }
   return parsed;
 });
+
+/** `10s`, `1m30s`: a positive duration of at most a day (timeouts and grace times). */
+const timeout = z.string().transform((text, ctx) => {
+  try {
+    const ms = parseDuration(text);
+    if (ms <= 0 || ms > 86_400_000) throw new Error('must be more than 0 and at most 24h');
+    return ms;
+  } catch (e) {
+    ctx.addIssue({
+      code: 'custom',
+      message: e instanceof Error ? e.message : 'expected a duration like 10s',
+    });
+    return z.NEVER;
+  }
+});
+
+const connectionCount = z.number().int('must be a whole number').min(1, 'must be at least 1').max(1_000_000);
 
 export const CLUSTER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 
@@ -99,6 +122,14 @@ export const configFileSchema = z.strictObject({
       enabled: z.boolean().optional(),
       listen_addr: hostPort.optional(),
       public_addr: hostPort.optional(),
+      /** TLS handshake must finish within this (default 10s). */
+      handshake_timeout: timeout.optional(),
+      /** An HTTP request's headers must arrive within this (default 10s). */
+      header_timeout: timeout.optional(),
+      /** A whole HTTP request must arrive within this (default 60s). */
+      request_timeout: timeout.optional(),
+      /** An HTTPS connection with no traffic for this long is closed (default 120s). */
+      idle_timeout: timeout.optional(),
     })
     .optional(),
   ssh_service: z
@@ -116,6 +147,12 @@ export const configFileSchema = z.strictObject({
         .optional(),
       /** Static labels on the node resource (what roles' `node_labels` match). */
       labels: z.record(z.string().min(1, 'label names must not be empty'), z.string()).optional(),
+      /** A connection must authenticate within this (sshd's LoginGraceTime; default 30s). */
+      login_grace_time: timeout.optional(),
+      /** Unauthenticated connections at once (sshd's MaxStartups; default 100). */
+      max_startups: connectionCount.optional(),
+      /** Unauthenticated connections at once from one address (default 10). */
+      max_startups_per_source: connectionCount.optional(),
     })
     .optional(),
   db_service: z

@@ -23,7 +23,7 @@
  * Tested against the real OpenSSH client in `test/ssh-node/`.
  */
 import { randomUUID } from 'node:crypto';
-import { type Socket, connect as tcpConnect } from 'node:net';
+import { type Server as NetServer, type Socket, connect as tcpConnect } from 'node:net';
 import {
   type AuditEventInput,
   encodeSshPublicKey,
@@ -52,7 +52,7 @@ import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Backend } from '../../backend';
 import type { CertAuthorities } from '../../ca';
 import type { Clock } from '../../clock';
-import { formatHostPort, type SshServiceConfig } from '../../config';
+import { DEFAULT_SSH_LIMITS, formatHostPort, type SshServiceConfig } from '../../config';
 import type { Logger } from '../../log';
 import type { AccessViews, Services } from '../../services';
 import { refuseChannels } from './channel-refusal';
@@ -152,6 +152,11 @@ export class SshService {
   readonly #views: AccessViews;
   readonly #checker: AccessChecker;
   readonly #live = new Set<NodeConnection>();
+  /** Unauthenticated connections, by source address and in all. */
+  readonly #startups = new Map<string, number>();
+  #startupCount = 0;
+  /** Ends a raw connection's startup (login grace) once it authenticated. */
+  readonly #authenticated = new WeakMap<Socket, () => void>();
   readonly #daemon: DaemonUser;
   readonly #setpriv: string | undefined;
   readonly #sftpServer: string | undefined;
@@ -236,6 +241,10 @@ export class SshService {
       if (service) service.#accept(conn, info);
       else conn.end(); // not started yet
     });
+    // Startup limits apply from the first byte, before ssh2 sees a connection.
+    (server as unknown as { _srv: NetServer })._srv.prependListener('connection', (sock: Socket) => {
+      if (service) service.#admitSocket(sock);
+    });
     let port: number;
     try {
       port = await listen(server, o.config.listenAddr);
@@ -275,6 +284,7 @@ export class SshService {
 
   #accept(conn: Connection, info: { ip: string; port: number }): void {
     const sock = (conn as unknown as { _sock?: Socket })._sock;
+    if (sock) conn.once('ready', () => this.#authenticated.get(sock)?.());
     const c: NodeConnection = {
       id: randomUUID(),
       conn,
@@ -316,6 +326,46 @@ export class SshService {
       for (const s of c.sessions) s.hangup();
       for (const f of c.forwards) f.destroy();
     });
+  }
+
+  /**
+   * sshd's MaxStartups and LoginGraceTime (issue 15 item 3), on the raw TCP connection (ssh2
+   * reports a connection only once the client sent its version line): at most `maxStartups`
+   * unauthenticated connections at once, `maxStartupsPerSource` from one address; one that
+   * has not authenticated within `loginGraceTimeMs` is dropped.
+   */
+  #admitSocket(sock: Socket): void {
+    const limits = this.#o.config.limits ?? DEFAULT_SSH_LIMITS;
+    const ip = sock.remoteAddress ?? 'unknown';
+    const fromSource = this.#startups.get(ip) ?? 0;
+    if (this.#startupCount >= limits.maxStartups || fromSource >= limits.maxStartupsPerSource) {
+      this.#o.logger.warn(
+        { addr: ip, fromSource, total: this.#startupCount },
+        'ssh connection dropped: too many unauthenticated connections (ssh_service.max_startups)',
+      );
+      sock.destroy();
+      return;
+    }
+    this.#startups.set(ip, fromSource + 1);
+    this.#startupCount++;
+    let pending = true;
+    const settle = () => {
+      if (!pending) return;
+      pending = false;
+      clearTimeout(grace);
+      this.#startupCount--;
+      const n = (this.#startups.get(ip) ?? 1) - 1;
+      if (n > 0) this.#startups.set(ip, n);
+      else this.#startups.delete(ip);
+    };
+    const grace = setTimeout(() => {
+      this.#o.logger.info({ addr: ip }, 'ssh connection dropped: not authenticated within login_grace_time');
+      settle();
+      sock.destroy();
+    }, limits.loginGraceTimeMs);
+    grace.unref();
+    sock.once('close', settle);
+    this.#authenticated.set(sock, settle);
   }
 
   /** The reason a channel of this type is refused now, or undefined to let it open. */
