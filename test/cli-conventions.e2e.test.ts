@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -153,6 +154,20 @@ describe('CLI conventions', () => {
       const sub = await runCli(cmd, ['status', '--help']);
       assert.match(sub.stdout, /Environment:/);
     }
+  });
+
+  test('wctl -c warden.yaml finds the data dir the file names (relative to the file)', async () => {
+    const file = join(w.dir, 'relative.yaml');
+    writeFileSync(file, 'version: v1\ndata_dir: data\n');
+    const env = { ...w.env, WARDEN_DATA_DIR: '', WARDEN_HOME: join(w.dir, 'nobody') };
+    const res = await runCli('wctl', ['-c', file, 'status', '--format=json'], { env, cwd: tmpdir() });
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(JSON.parse(res.stdout).acting_as, 'admin identity');
+    const long = await runCli('wctl', ['get', 'roles', `--config=${file}`], { env, cwd: tmpdir() });
+    assert.equal(long.code, 0, long.stderr);
+    const missing = await runCli('wctl', ['-c', join(w.dir, 'nope.yaml'), 'status'], { env });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /cannot read config file ".*nope\.yaml": no such file/);
   });
 
   test('completion scripts come from the command table and complete commands and flags in bash', async (t) => {

@@ -128,6 +128,42 @@ export function programHelp(program: Program, prefix: string[] = []): string {
   ].join('\n');
 }
 
+/**
+ * Global flags may come before the command (`wctl -c warden.yaml get roles`, as kubectl and
+ * gh allow): they are moved after the command's words, where the parser expects them.
+ */
+export function moveLeadingGlobalFlags(program: Program, argv: readonly string[]): string[] {
+  const globals: Record<string, OptionSpec> = { ...(program.globalOptions ?? {}), debug: DEBUG };
+  const byShort = new Map<string, string>(
+    Object.entries(globals).flatMap(([n, o]) => (o.short ? [[`-${o.short}`, n] as const] : [])),
+  );
+  const moved: string[] = [];
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    const long = a.startsWith('--') ? a.slice(2).split('=')[0]! : undefined;
+    const name = long !== undefined ? (globals[long] ? long : undefined) : byShort.get(a);
+    if (!name) break;
+    const takesValue = globals[name]!.type === 'string' && !a.includes('=');
+    moved.push(...argv.slice(i, takesValue ? i + 2 : i + 1));
+    i += takesValue ? 2 : 1;
+  }
+  if (moved.length === 0) return [...argv];
+  const rest = argv.slice(i);
+  const words = rest.findIndex((w) => w.startsWith('-'));
+  const end = words < 0 ? rest.length : words;
+  // Put them after the command words (before any of the command's own flags or arguments).
+  let cut = 0;
+  for (let n = end; n > 0; n--) {
+    if (program.commands.some((c) => c.path.length === n && c.path.every((w, k) => rest[k] === w))) {
+      cut = n;
+      break;
+    }
+  }
+  if (cut === 0) cut = end;
+  return [...rest.slice(0, cut), ...moved, ...rest.slice(cut)];
+}
+
 /** Finds the command whose path is the longest prefix of argv. */
 function findCommand(program: Program, argv: string[]): { cmd?: Command; rest: string[]; prefix: string[] } {
   let best: Command | undefined;
@@ -150,6 +186,7 @@ export async function runProgram(
   io: Omit<CommandContext, 'values' | 'positionals'>,
 ): Promise<number> {
   const write = (s: string) => io.stdout.write(s);
+  argv = moveLeadingGlobalFlags(program, argv);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     write(programHelp(program));
     return argv.length === 0 ? 1 : 0;

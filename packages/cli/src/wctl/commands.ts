@@ -10,6 +10,12 @@ export const wctlEnv: [string, string][] = [
 ];
 
 export const wctlGlobalOptions: Record<string, OptionSpec> = {
+  config: {
+    type: 'string',
+    short: 'c',
+    value: 'FILE',
+    help: 'the warden.yaml of the auth host: its data_dir holds the admin identity',
+  },
   'data-dir': {
     type: 'string',
     value: 'DIR',

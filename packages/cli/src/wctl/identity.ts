@@ -3,9 +3,10 @@
  * current `wsh login` profile.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { WardenError } from '@warden/api';
 import { ApiClient, clientForProfile, ProfileStore, wardenHome } from '@warden/client';
+import { parse as parseYaml } from 'yaml';
 import { type CommandContext, str } from '../command';
 
 /** The file `warden start` writes (mode 0600) for wctl on the auth host. */
@@ -27,8 +28,41 @@ export interface Session {
   cluster: string;
 }
 
+/**
+ * The data dir a warden.yaml names (`data_dir`, relative to the file's directory, as warden
+ * reads it), or warden's default `./warden-data` when it names none.
+ */
+export function dataDirFromConfig(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `cannot read config file "${file}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `${file} is not valid YAML: ${(e as Error).message}`);
+  }
+  const dir = (doc as { data_dir?: unknown } | null)?.data_dir;
+  if (dir === undefined || dir === null) return resolve('warden-data');
+  if (typeof dir !== 'string' || dir === '')
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `${file}: data_dir must be a path`);
+  return resolve(dirname(resolve(file)), dir);
+}
+
 export function openSession(ctx: CommandContext): Session {
-  const explicit = str(ctx.values, 'data-dir') ?? (ctx.env.WARDEN_DATA_DIR || undefined);
+  const config = str(ctx.values, 'config');
+  if (config && str(ctx.values, 'data-dir'))
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'give --config or --data-dir, not both');
+  const explicit =
+    (config && dataDirFromConfig(config)) ??
+    str(ctx.values, 'data-dir') ??
+    (ctx.env.WARDEN_DATA_DIR || undefined);
   const dir = resolve(explicit ?? 'warden-data');
   const file = join(dir, ADMIN_IDENTITY_FILE);
   if (existsSync(file)) {
