@@ -32,6 +32,8 @@ export interface WebHelperOptions {
   /** One line per request outcome (never secrets). */
   log?: (line: string) => void;
   now?: () => number;
+  /** Requests allowed at once, and the time to earn one more (default 5 and 6 s; benchmarks raise it). */
+  rateLimit?: { burst: number; refillMs: number };
 }
 
 export interface RunningWebHelper {
@@ -60,7 +62,9 @@ export async function startWebHelper(o: WebHelperOptions): Promise<RunningWebHel
   const now = o.now ?? Date.now;
   const log = o.log ?? (() => {});
   const prove = o.prove ?? ((profile, challenge) => proveWebDevice(profile, challenge, { env: o.env }));
-  let tokens = BURST;
+  const burst = o.rateLimit?.burst ?? BURST;
+  const refillMs = o.rateLimit?.refillMs ?? REFILL_MS;
+  let tokens = burst;
   let refilled = now();
   let busy = false;
   let port = 0;
@@ -127,10 +131,10 @@ export async function startWebHelper(o: WebHelperOptions): Promise<RunningWebHel
       if ((req.headers['content-type'] ?? '').split(';')[0]!.trim() !== 'application/json')
         throw new HelperError(415, 'WARDEN_ERR_BAD_PARAMETER', 'expected application/json');
       // Rate limit: a small burst, then one every few seconds; one ceremony at a time.
-      const earned = Math.floor((now() - refilled) / REFILL_MS);
+      const earned = Math.floor((now() - refilled) / refillMs);
       if (earned > 0) {
-        tokens = Math.min(BURST, tokens + earned);
-        refilled += earned * REFILL_MS;
+        tokens = Math.min(burst, tokens + earned);
+        refilled += earned * refillMs;
       }
       if (tokens <= 0 || busy)
         throw new HelperError(
