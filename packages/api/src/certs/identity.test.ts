@@ -4,6 +4,7 @@ import { generateKeyPairSync, sign, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import * as x509 from '@peculiar/x509';
+import { needs, run, tempDir } from '../../../../test/support/system-tools';
 import { Oids } from '../constants';
 import { isWardenError } from '../errors';
 import {
@@ -15,7 +16,6 @@ import {
   parseIdentityFromCertificate,
   readDerUtf8String,
 } from './identity';
-import { needs, run, tempDir } from './test-tools';
 import { addCertificateExtensions, type CertificateExtension, readCertificateExtensions } from './x509-der';
 
 const openssl = needs('openssl');

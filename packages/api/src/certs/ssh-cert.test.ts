@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { needs, run, tempDir } from '../../../../test/support/system-tools';
 import { isWardenError } from '../errors';
 import {
   decodeSshCertificate,
@@ -14,7 +15,6 @@ import {
 } from './ssh-cert';
 import { encodeSshPublicKey, formatAuthorizedKey, sshFingerprint, sshSign } from './ssh-key';
 import { SshWriter } from './ssh-wire';
-import { needs, run, tempDir } from './test-tools';
 
 const sshKeygen = needs('ssh-keygen');
 

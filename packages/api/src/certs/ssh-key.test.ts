@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { needs, run, tempDir } from '../../../../test/support/system-tools';
 import { isWardenError } from '../errors';
 import {
   encodeSshPublicKey,
@@ -14,7 +15,6 @@ import {
   sshVerify,
 } from './ssh-key';
 import { SshReader, SshWriter } from './ssh-wire';
-import { needs, run, tempDir } from './test-tools';
 
 const sshKeygen = needs('ssh-keygen');
 

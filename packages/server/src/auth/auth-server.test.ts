@@ -1,5 +1,5 @@
 /**
- * The auth service in process (`test-cluster.ts`): signup, login and its certificates,
+ * The auth service in process (`test/support/auth-cluster.ts`): signup, login and its certificates,
  * locks, identification of API callers, permissions, resources and the audit trail. Time is
  * a FakeClock, so TOTP codes, invite expiry, lockouts and lock expiry are exact.
  */
@@ -8,7 +8,6 @@ import { createPublicKey, generateKeyPairSync, X509Certificate } from 'node:cryp
 import { describe, test } from 'node:test';
 import {
   AUTH_PREFERENCE_NAME,
-  type ErrorCode,
   formatAuthorizedKey,
   INVITE_TOKEN_TTL_MS,
   isWardenError,
@@ -17,11 +16,6 @@ import {
   parseSshCertificate,
   type RoleResource,
 } from '@warden/api';
-import { MemoryBackend } from '../backend';
-import { createAuthServer } from '../bin/auth';
-import { CertAuthorities } from '../ca';
-import { ADMIN_USER, type Caller } from '.';
-import { LOGIN_RATE_LIMIT_DEFAULTS } from './rate-limit';
 import {
   CLIENT_ADDR,
   CLUSTER_NAME,
@@ -32,26 +26,19 @@ import {
   STEP_MS,
   startTestCluster,
   type TestCluster,
-} from './test-cluster';
+} from '../../../../test/support/auth-cluster';
+import { rejectsWith } from '../../../../test/support/warden-errors';
+import { MemoryBackend } from '../backend';
+import { createAuthServer } from '../bin';
+import { CertAuthorities } from '../ca';
+import { ADMIN_USER, type Caller } from '.';
+import { LOGIN_RATE_LIMIT_DEFAULTS } from './rate-limit';
 import { generateTotp } from './totp';
 
 const LOGIN_FAILED = 'invalid user name, password or OTP code';
 const HOUR = 60 * 60 * 1000;
 
 /** Asserts that `p` rejects with a WardenError of `code` whose message matches. */
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message?: string | RegExp): Promise<Error> {
-  let caught: unknown;
-  await assert.rejects(p, (e) => {
-    caught = e;
-    return true;
-  });
-  assert.ok(isWardenError(caught), `expected a WardenError, got ${String(caught)}`);
-  assert.equal(caught.code, code, `code of "${caught.message}"`);
-  if (typeof message === 'string') assert.equal(caught.message, message);
-  else if (message) assert.match(caught.message, message);
-  return caught;
-}
-
 /** A 6-digit code that no step in the verification window (±1) of `now` accepts. */
 function wrongCode(secret: string, now: number): string {
   const valid = [-1, 0, 1].map((i) => generateTotp(secret, now + i * STEP_MS));

@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AUTH_PREFERENCE_NAME, type DeviceResource, isWardenError } from '@warden/api';
-import { CLIENT_ADDR, startTestCluster, type TestCluster } from './test-cluster';
+import { AUTH_PREFERENCE_NAME, type DeviceResource } from '@warden/api';
+import { CLIENT_ADDR, startTestCluster, type TestCluster } from '../../../../test/support/auth-cluster';
+import { rejectsWith } from '../../../../test/support/warden-errors';
 
 const credential = {
   id: '6c9f0a1e-0000-4000-8000-000000000001',
@@ -14,15 +15,6 @@ const credential = {
   attestation_type: 'tpm_ekpub' as const,
   ak_public: 'ACMACwAFBHIAAAAQ',
 };
-
-async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
-  await assert.rejects(p, (e) => {
-    assert.ok(isWardenError(e), String(e));
-    assert.equal(e.code, code, e.message);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 async function userCaller(c: TestCluster, name: string, roles: string[]) {
   const { totpSecret } = await c.signUp(name, roles, ['root']);

@@ -8,19 +8,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { type ErrorCode, isWardenError, type LockResource } from '@warden/api';
-import { CLIENT_ADDR, startTestCluster, type TestCluster } from './test-cluster';
+import type { LockResource } from '@warden/api';
+import { CLIENT_ADDR, startTestCluster, type TestCluster } from '../../../../test/support/auth-cluster';
+import { rejectsWith } from '../../../../test/support/warden-errors';
 
 const HOUR = 60 * 60 * 1000;
-
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
-  await assert.rejects(p, (e) => {
-    assert.ok(isWardenError(e), String(e));
-    assert.equal(e.code, code, e.message);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 function lockDoc(spec: Record<string, unknown>, name: string = randomUUID()): Record<string, unknown> {
   return { kind: 'lock', version: 'v2', metadata: { name }, spec };

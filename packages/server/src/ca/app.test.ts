@@ -8,7 +8,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
 import { isWardenError, parseIdentityFromCertificate } from '@warden/api';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
-import { MemoryBackend } from '../backend/memory';
+import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { CertAuthorities } from './authorities';
 

@@ -3,12 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
 import { isWardenError, parseAuthorizedKey, sshFingerprint, validateResourceOfKind } from '@warden/api';
+import { needs, run, tempDir } from '../../../../test/support/system-tools';
 import type { Backend } from '../backend';
-import { MemoryBackend } from '../backend/memory';
+import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { AUTHORITIES_PREFIX, CertAuthorities } from './authorities';
 import { PrivateKey } from './private-key';
-import { needs, run, tempDir } from './test-tools';
 
 const sshKeygen = needs('ssh-keygen');
 const openssl = needs('openssl');

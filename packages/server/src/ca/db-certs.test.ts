@@ -3,10 +3,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { isWardenError } from '@warden/api';
-import { MemoryBackend } from '../backend/memory';
+import { needs, run, tempDir } from '../../../../test/support/system-tools';
+import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { CertAuthorities } from './authorities';
-import { needs, run, tempDir } from './test-tools';
 
 const openssl = needs('openssl');
 const T0 = Date.UTC(2026, 0, 1);

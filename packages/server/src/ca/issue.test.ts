@@ -18,11 +18,11 @@ import {
   sshFingerprint,
   verifySshCertificate,
 } from '@warden/api';
-import { MemoryBackend } from '../backend/memory';
+import { needs, run, tempDir } from '../../../../test/support/system-tools';
+import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { CertAuthorities } from './authorities';
 import { PrivateKey } from './private-key';
-import { needs, run, tempDir } from './test-tools';
 import { createCaCertificate, issueLeafCertificate } from './x509';
 
 const sshKeygen = needs('ssh-keygen');

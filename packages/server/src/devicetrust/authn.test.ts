@@ -5,12 +5,14 @@ import {
   AUTH_PREFERENCE_NAME,
   type DeviceResource,
   type DeviceTrustMode,
-  isWardenError,
+  type ErrorCode,
   parseIdentityFromCertificate,
   parseSshCertificate,
   rpc,
   SshDeviceExtensions,
 } from '@warden/api';
+import { SoftTpm } from '../../../../test/support/soft-tpm';
+import { refusedWith as refused } from '../../../../test/support/warden-errors';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
@@ -21,21 +23,13 @@ import { createServices, type Services } from '../services';
 import { type AuthnCaller, AuthnErrorCodes, AuthnErrors, DeviceAuthentication } from './authn';
 import { DeviceEnrollment } from './enroll';
 import { DeviceInventory } from './inventory';
-import { SoftTpm } from './test-tpm';
 
 const admin = { user: 'admin' };
 const ASSET_TAG = 'C00AA0AAAA0A';
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
-function refusedWith(message: string | RegExp, code = 'WARDEN_ERR_ACCESS_DENIED') {
-  return (e: unknown) => {
-    assert.ok(isWardenError(e), String(e));
-    assert.equal(e.code, code, e.message);
-    if (typeof message === 'string') assert.equal(e.message, message);
-    else assert.match(e.message, message);
-    return true;
-  };
-}
+const refusedWith = (message: string | RegExp, code: ErrorCode = 'WARDEN_ERR_ACCESS_DENIED') =>
+  refused(message, code);
 
 describe('DeviceAuthentication', () => {
   let clock: FakeClock;

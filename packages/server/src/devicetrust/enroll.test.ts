@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { AUTH_PREFERENCE_NAME, type DeviceResource, isWardenError, type rpc } from '@warden/api';
+import { AUTH_PREFERENCE_NAME, type DeviceResource, type ErrorCode, type rpc } from '@warden/api';
 import { AK_ATTRIBUTES, TPMA_OBJECT } from '@warden/tpm';
+import { createTestEkCa, SoftTpm, type TestEkCa } from '../../../../test/support/soft-tpm';
+import { refusedWith as refused } from '../../../../test/support/warden-errors';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
@@ -11,20 +13,12 @@ import { createServices, type Services } from '../services';
 import { DEVICE_PCR_SELECTION } from './ceremony';
 import { DeviceEnrollment, EnrollErrors } from './enroll';
 import { DeviceInventory } from './inventory';
-import { createTestEkCa, SoftTpm, type TestEkCa } from './test-tpm';
 
 const admin = { user: 'admin' };
 const ASSET_TAG = 'C00AA0AAAA0A';
 
-function refusedWith(message: string | RegExp, code = 'WARDEN_ERR_DEVICE_ATTESTATION_FAILED') {
-  return (e: unknown) => {
-    assert.ok(isWardenError(e), String(e));
-    assert.equal(e.code, code, e.message);
-    if (typeof message === 'string') assert.equal(e.message, message);
-    else assert.match(e.message, message);
-    return true;
-  };
-}
+const refusedWith = (message: string | RegExp, code: ErrorCode = 'WARDEN_ERR_DEVICE_ATTESTATION_FAILED') =>
+  refused(message, code);
 
 describe('DeviceEnrollment', () => {
   let clock: FakeClock;

@@ -23,12 +23,12 @@ import { decideAccess } from '../access';
 import { MemoryAuditLog } from '../audit';
 import type { AuthServer } from '../auth';
 import { MemoryBackend } from '../backend';
-import { createAuthServer } from '../bin/auth';
+import { createAuthServer } from '../bin';
 import { AUTHORITIES_PREFIX, CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
 import { createServices, type Services } from '../services';
-import { verifyUserCertificate } from '../srv/ssh/user-cert';
+import { verifyUserCertificate } from '../srv/ssh';
 
 const DEVICE = {
   deviceId: '9cdfc0ad-64b7-4d9c-8e1e-0f0a0b0c0d0e',

@@ -3,19 +3,23 @@
  * and a FakeClock (so TOTP codes, invite expiry, rate-limit lockouts and lock expiry are
  * driven by the test), with a MemoryAuditLog, real CAs and the preset roles; plus helpers to
  * invite, sign up and log in users and to turn certificates into API callers.
- * Who may import: `*.test.ts` files in this folder only.
+ * Who may import: `*.test.ts` files.
  */
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { AUTH_PREFERENCE_NAME, formatAuthorizedKey, type rpc } from '@warden/api';
-import { MemoryAuditLog } from '../audit';
-import { MemoryBackend } from '../backend';
-import { createAuthServer } from '../bin/auth';
-import { CertAuthorities } from '../ca';
-import { FakeClock } from '../clock';
-import type { Logger } from '../log';
-import { createServices, type Services } from '../services';
-import type { AuthServer, Caller } from '.';
-import { generateTotp } from './totp';
+import {
+  type AuthServer,
+  type Caller,
+  CertAuthorities,
+  createAuthServer,
+  createServices,
+  FakeClock,
+  generateTotp,
+  type Logger,
+  MemoryAuditLog,
+  MemoryBackend,
+  type Services,
+} from '@warden/server';
 
 export const CLUSTER_NAME = 'test-cluster';
 export const PROXY_ADDR = 'proxy.test:3080';

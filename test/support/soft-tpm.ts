@@ -4,7 +4,7 @@
  * P-256 AK with its creation data and a TPM2_CertifyCreation by itself, ActivateCredential
  * (written out from the spec) and quotes over PCR values — so the server's verification can be
  * tested without swtpm. The real thing is tested under test/devicetrust/ against swtpm.
- * Who may import: `*.test.ts` files in this folder only.
+ * A test double (no real TPM runs in a unit test). Who may import: `*.test.ts` files.
  */
 import 'reflect-metadata';
 import {

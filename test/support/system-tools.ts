@@ -1,7 +1,7 @@
 /**
- * Test-only helpers for the certs tests: run a real system tool (`ssh-keygen`, `openssl`) and
- * skip loudly when it is missing, unless WARDEN_TEST_STRICT=1 (then a missing tool fails).
- * Who may import: `*.test.ts` files in this folder only.
+ * Test-only: run a real system tool (`ssh-keygen`, `openssl`) from a unit test and skip
+ * loudly when it is missing, unless WARDEN_TEST_STRICT=1 (then a missing tool fails).
+ * Who may import: `*.test.ts` files (the certificate tests of api and server/ca).
  */
 
 import { spawnSync } from 'node:child_process';
@@ -31,7 +31,7 @@ export function run(
 
 /** A fresh temporary directory and its cleanup. */
 export function tempDir(): { dir: string; path: (name: string) => string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-certs-'));
+  const dir = mkdtempSync(join(tmpdir(), 'warden-tools-'));
   return {
     dir,
     path: (name) => join(dir, name),
