@@ -1,7 +1,9 @@
 /**
- * Enforces DESIGN §2: which package may import which. Scans every TypeScript source file for
- * `@warden/*` imports (static, dynamic and re-exports) and relative imports that escape the
- * package, and fails on anything the table does not allow.
+ * Enforces the structure (docs/architecture.md): which package may import which, and inside
+ * packages/server which folder may import which, always through the folder's `index.ts`.
+ * Scans every TypeScript source file for `@warden/*` imports (static, dynamic and re-exports)
+ * and relative imports, and fails on anything the tables do not allow. Test-only helpers live
+ * in test/support/ and only `*.test.ts` files may import them.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -46,13 +48,16 @@ export function violations(pkg: string, file: string, text: string): string[] {
     } else if (spec.startsWith('.')) {
       const abs = resolve(root, file, '..', spec);
       const rel = relative(join(root, 'packages', pkg), abs);
-      if (rel.startsWith('..')) found.push(`${file}: relative import ${spec} leaves packages/${pkg}`);
+      const support = relative(join(root, 'test', 'support'), abs);
+      const testOnly = file.endsWith('.test.ts') && !support.startsWith('..');
+      if (rel.startsWith('..') && !testOnly)
+        found.push(`${file}: relative import ${spec} leaves packages/${pkg}`);
     }
   }
   return found;
 }
 
-test('packages import only what DESIGN §2 allows', () => {
+test('packages import only what ALLOWED allows (docs/architecture.md)', () => {
   const problems: string[] = [];
   for (const pkg of Object.keys(ALLOWED)) {
     for (const file of sources(join(root, 'packages', pkg, 'src'))) {
@@ -101,4 +106,196 @@ test('the checker itself catches a forbidden import', () => {
     1,
   );
   assert.equal(violations('cli', 'packages/cli/src/x.ts', "import { a } from '@warden/client';").length, 0);
+});
+
+// ---- Folders inside packages/server ------------------------------------------------------
+
+/**
+ * Which folder of packages/server/src may import which (besides itself), and why. `srv/<x>`
+ * are folders of their own. A test file may import any folder (it composes real parts), but
+ * like everyone only through the folder's `index.ts`. `bin/` (the composition root) and the
+ * package's `index.ts` may import every folder; nothing imports `bin/` but them and tests.
+ * A new folder needs a row here (with its reason) before anything may import it.
+ */
+const SERVER_FOLDERS: Record<string, { may: string[]; why: string }> = {
+  clock: { may: [], why: 'time, for everyone; a leaf' },
+  log: { may: [], why: 'the logger interface and its pino/text writers; a leaf' },
+  tokens: {
+    may: [],
+    why: 'bearer-token primitives shared by auth and devicetrust; a leaf so neither imports the other for it',
+  },
+  config: { may: [], why: 'warden.yaml into plain data; knows no service' },
+  backend: { may: ['clock', 'log'], why: 'the key-value store under every service' },
+  audit: {
+    may: ['backend', 'clock', 'log'],
+    why: 'the append-only event log; services write to it, it calls none',
+  },
+  ca: { may: ['backend', 'clock'], why: 'certificate authorities: keys in the backend, no policy' },
+  services: {
+    may: ['backend', 'clock', 'config', 'log'],
+    why: 'typed resource stores and watch-fed caches over the backend (config: the start-up preference)',
+  },
+  access: {
+    may: ['clock', 'log'],
+    why: 'who may do what: identity, locks, RBAC, device trust, session monitor; over views handed in, no store, no transport',
+  },
+  devicetrust: {
+    may: ['access', 'audit', 'backend', 'ca', 'clock', 'log', 'services', 'tokens'],
+    why: 'TPM ceremonies and the inventory; never auth (auth builds on the inventory) nor a transport',
+  },
+  auth: {
+    may: ['access', 'audit', 'backend', 'ca', 'clock', 'devicetrust', 'log', 'services', 'tokens'],
+    why: 'login, identify and the admin API; transport-free, so the proxy and the Web UI both call it',
+  },
+  'srv/ssh': {
+    may: ['access', 'audit', 'backend', 'ca', 'clock', 'config', 'log', 'services'],
+    why: 'ssh_service, an agent: reaches the cluster through services, never through the proxy or auth',
+  },
+  'srv/db': {
+    may: ['access', 'audit', 'clock', 'log'],
+    why: 'db_service engines: get identities and decisions handed in; never the proxy, auth or stores directly',
+  },
+  diag: {
+    may: ['audit', 'backend', 'log'],
+    why: 'the diagnostics listener: health and metrics of the parts it is given',
+  },
+  proxy: {
+    may: ['access', 'audit', 'auth', 'clock', 'devicetrust', 'log', 'services', 'srv/db'],
+    why: 'the transport: HTTPS API over auth and the ceremonies, ALPN tunnels handed to the in-process agents',
+  },
+  web: {
+    may: ['access', 'audit', 'auth', 'backend', 'clock', 'devicetrust', 'log', 'proxy', 'services'],
+    why: "the Web UI's JSON API, mounted in the proxy's HTTPS router",
+  },
+};
+
+/**
+ * Imports the table forbids that exist today, each with the work that removes it. The test
+ * fails when one is added and when one is gone (then delete its row).
+ */
+const PENDING: Record<string, string> = {
+  'packages/server/src/auth/caller.ts: imports ../proxy/router, not the folder index':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/auth/identify.ts: imports ../proxy/router, not the folder index':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/auth/auth-server.ts: imports ../proxy/router, not the folder index':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/devicetrust/authn.ts: imports ../proxy/router, not the folder index':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/auth/caller.ts: auth imports proxy (../proxy/router)':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/auth/identify.ts: auth imports proxy (../proxy/router)':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/auth/auth-server.ts: auth imports proxy (../proxy/router)':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/devicetrust/authn.ts: devicetrust imports proxy (../proxy/router)':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/devicetrust/authn.test.ts: imports ../proxy/router, not the folder index':
+    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
+  'packages/server/src/web/handler.ts: imports ../proxy/router, not the folder index':
+    'the router helpers the Web UI uses are exported from proxy/index.ts (issue 12)',
+  'packages/server/src/web/index.ts: imports ../proxy/router, not the folder index':
+    'the router helpers the Web UI uses are exported from proxy/index.ts (issue 12)',
+  'packages/server/src/web/web.test.ts: imports ../proxy/router, not the folder index':
+    'the router helpers the Web UI uses are exported from proxy/index.ts (issue 12)',
+};
+
+const SERVER_SRC = join(root, 'packages', 'server', 'src');
+
+/** The folder of a path under packages/server/src: `auth`, `srv/db`, or '' for the package root. */
+function folderOf(absPath: string): string {
+  const parts = relative(SERVER_SRC, absPath).split(sep);
+  if (parts.length === 1) return '';
+  if (parts[0] === 'srv' && parts.length > 2) return `srv/${parts[1]}`;
+  return parts[0]!;
+}
+
+export function folderViolations(file: string, text: string): string[] {
+  const found: string[] = [];
+  const abs = resolve(root, file);
+  const from = folderOf(abs);
+  const test = file.endsWith('.test.ts');
+  if (from !== '' && from !== 'bin' && !SERVER_FOLDERS[from]) {
+    return [`${file}: folder ${from}/ has no row in SERVER_FOLDERS (add one with its reason)`];
+  }
+  for (const m of text.matchAll(IMPORT)) {
+    const spec = m[1] ?? m[2] ?? m[3] ?? '';
+    if (!spec.startsWith('.')) continue;
+    const target = resolve(abs, '..', spec);
+    if (relative(SERVER_SRC, target).startsWith('..')) continue; // test/support, checked above
+    const to =
+      folderOf(join(target, 'x.ts')) === folderOf(target) ? folderOf(target) : folderOf(join(target, 'x.ts'));
+    if (to === from || to === '') continue;
+    const folderRoot = join(SERVER_SRC, to);
+    if (target !== folderRoot && target !== join(folderRoot, 'index')) {
+      found.push(`${file}: imports ${spec}, not the folder index`);
+    }
+    if (from === '' || from === 'bin' || test) continue;
+    if (to === 'bin') found.push(`${file}: ${from} imports bin (${spec})`);
+    else if (!SERVER_FOLDERS[from]!.may.includes(to)) found.push(`${file}: ${from} imports ${to} (${spec})`);
+  }
+  return found;
+}
+
+test('inside packages/server, folders import only what SERVER_FOLDERS allows, through index.ts', () => {
+  const problems: string[] = [];
+  for (const file of sources(SERVER_SRC)) {
+    const rel = relative(root, file).split(sep).join('/');
+    problems.push(...folderViolations(rel, readFileSync(file, 'utf8')));
+  }
+  assert.deepEqual(problems.sort(), Object.keys(PENDING).sort());
+});
+
+test('every folder rule names a reason and only known folders', () => {
+  for (const [folder, rule] of Object.entries(SERVER_FOLDERS)) {
+    assert.ok(rule.why.length > 10, `${folder}: say why`);
+    for (const to of rule.may) assert.ok(SERVER_FOLDERS[to], `${folder} may import unknown folder ${to}`);
+  }
+});
+
+test('test/support is for tests only', () => {
+  const problems: string[] = [];
+  for (const pkg of Object.keys(ALLOWED)) {
+    for (const file of sources(join(root, 'packages', pkg, 'src'))) {
+      if (!file.endsWith('.test.ts') && readFileSync(file, 'utf8').includes('test/support/'))
+        problems.push(relative(root, file));
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('the folder checker catches a forbidden, a deep and a bin import', () => {
+  const f = 'packages/server/src/auth/x.ts';
+  assert.deepEqual(folderViolations(f, "import { a } from '../proxy';"), [
+    'packages/server/src/auth/x.ts: auth imports proxy (../proxy)',
+  ]);
+  assert.deepEqual(folderViolations(f, "import { a } from '../access/check';"), [
+    'packages/server/src/auth/x.ts: imports ../access/check, not the folder index',
+  ]);
+  assert.equal(folderViolations(f, "import { a } from '../proxy/router';").length, 2, 'deep and forbidden');
+  assert.equal(folderViolations(f, "import { a } from '../bin';").length, 1);
+  assert.deepEqual(folderViolations(f, "import { a } from '../access';"), []);
+  assert.deepEqual(folderViolations(f, "import { a } from './login';"), []);
+  assert.deepEqual(
+    folderViolations('packages/server/src/srv/db/mysql/x.ts', "import { a } from '../common';"),
+    [],
+  );
+  assert.equal(
+    folderViolations('packages/server/src/auth/x.test.ts', "import { a } from '../bin';").length,
+    0,
+  );
+  assert.equal(folderViolations('packages/server/src/nowhere/x.ts', '').length, 1);
+  assert.equal(
+    violations('server', 'packages/server/src/auth/x.ts', "import { a } from '../../../../test/support/y';")
+      .length,
+    1,
+  );
+  assert.equal(
+    violations(
+      'server',
+      'packages/server/src/auth/x.test.ts',
+      "import { a } from '../../../../test/support/y';",
+    ).length,
+    0,
+  );
 });

@@ -6,7 +6,7 @@ export * from './access';
 export * from './audit';
 export * from './auth';
 export * from './backend';
-export { type AuthServerOptions, createAuthServer } from './bin/auth';
+export { type AuthServerOptions, createAuthServer } from './bin';
 export * from './ca';
 export * from './clock';
 export * from './config';

@@ -17,12 +17,17 @@ import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import { type DbServiceConfig, formatHostPort } from '../config';
 import type { Logger } from '../log';
-import { type DbTunnelOptions, DbTunnels } from '../proxy/db-tunnel';
-import type { RequestIdentity } from '../proxy/router';
+import { type DbTunnelOptions, DbTunnels, type RequestIdentity } from '../proxy';
 import type { ResourceCache, Services } from '../services';
-import { DbAccess, DbHeartbeat, DbService, dbCertIssuer, dbResourceFromConfig } from '../srv/db/common';
-import { MySqlEngine } from '../srv/db/mysql';
-import { PostgresEngine } from '../srv/db/postgres';
+import {
+  DbAccess,
+  DbHeartbeat,
+  DbService,
+  dbCertIssuer,
+  dbResourceFromConfig,
+  MySqlEngine,
+  PostgresEngine,
+} from '../srv/db';
 
 export interface DbAccessDeps {
   config: DbServiceConfig;

@@ -26,7 +26,7 @@ import type { TLSSocket } from 'node:tls';
 import { type DbResource, isWardenError, WardenError } from '@warden/api';
 import type { DeviceExtensions } from '../access';
 import type { Logger } from '../log';
-import type { DbHandoff } from '../srv/db/common/types';
+import type { DbHandoff } from '../srv/db';
 import type { RequestIdentity } from './router';
 import { readRequestLine, refuseTunnel } from './tunnel-line';
 

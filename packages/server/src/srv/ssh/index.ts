@@ -10,3 +10,4 @@
 export { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TTL_MS } from './heartbeat';
 export { HOST_KEY_FILE, HOST_UUID_FILE } from './host-identity';
 export { SshService, type SshServiceOptions } from './service';
+export { verifyUserCertificate } from './user-cert';
