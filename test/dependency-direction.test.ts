@@ -155,12 +155,16 @@ const SERVER_FOLDERS: Record<string, { may: string[]; why: string }> = {
     may: ['access', 'audit', 'clock', 'log'],
     why: 'db_service engines: get identities and decisions handed in; never the proxy, auth or stores directly',
   },
+  'srv/app': {
+    may: ['access', 'audit', 'clock', 'config', 'log'],
+    why: 'app_service, an agent: identities and decisions handed in by the proxy; never the proxy, auth or stores',
+  },
   diag: {
     may: ['audit', 'backend', 'log'],
     why: 'the diagnostics listener: health and metrics of the parts it is given',
   },
   proxy: {
-    may: ['access', 'audit', 'auth', 'clock', 'devicetrust', 'log', 'services', 'srv/db'],
+    may: ['access', 'audit', 'auth', 'clock', 'devicetrust', 'log', 'services', 'srv/app', 'srv/db'],
     why: 'the transport: HTTPS API over auth and the ceremonies, ALPN tunnels handed to the in-process agents',
   },
   web: {

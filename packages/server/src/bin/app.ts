@@ -22,8 +22,7 @@ import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import type { AppServiceConfig, HostPort } from '../config';
 import type { Logger } from '../log';
-import { AppRouting } from '../proxy/app-routing';
-import type { RequestIdentity } from '../proxy/router';
+import { AppRouting, type RequestIdentity } from '../proxy';
 import { ResourceCache, type Services } from '../services';
 import { AppHeartbeat, AppService, appResourceFromConfig } from '../srv/app';
 

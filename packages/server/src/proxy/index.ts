@@ -3,6 +3,7 @@
  * (`warden-ssh/1`) and database (`warden-db/1`) traffic. Who may import: `bin/`. Tested end to end in test/.
  */
 export { type ApiDeps, apiRoutes } from './api';
+export { AppRouting } from './app-routing';
 export { DB_ALPN, type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
 export { type NodeDecider, reachableNodes } from './nodes';
 export {
