@@ -4,9 +4,11 @@
  * test per item, named after it.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
@@ -28,6 +30,7 @@ const ssh = requireTool('ssh');
 describe('issue 15 attacks against a real warden', () => {
   let w: WardenProcess;
   let sshPort: number;
+  let caDir: string;
   const home = (user: string) => join(w.dir, `home-${user}`);
   const wsh = (user: string, args: string[], input?: string) =>
     runCli('wsh', args, { env: { ...w.env, WARDEN_HOME: home(user) }, input });
@@ -91,8 +94,37 @@ describe('issue 15 attacks against a real warden', () => {
 
   before(async () => {
     sshPort = await freePort();
+    // The config file sets the authentication settings, with an EK CA (item 17).
+    caDir = mkdtempSync(join(tmpdir(), 'warden-ekca-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=Test EK CA',
+        '-keyout',
+        join(caDir, 'key.pem'),
+        '-out',
+        join(caDir, 'ca.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     w = await startWarden({
       configYaml: [
+        'auth_service:',
+        '  authentication:',
+        '    second_factor: otp',
+        '    device_trust:',
+        '      mode: optional',
+        `      ekcert_allowed_cas: [${join(caDir, 'ca.pem')}]`,
         'ssh_service:',
         `  listen_addr: 127.0.0.1:${sshPort}`,
         '  hostname: node-1',
@@ -109,6 +141,7 @@ describe('issue 15 attacks against a real warden', () => {
   });
   after(async () => {
     await w?.stop();
+    rmSync(caDir, { recursive: true, force: true });
   });
 
   test('item 10: control characters in a lock message never reach the terminal', {
@@ -285,5 +318,27 @@ describe('issue 15 attacks against a real warden', () => {
     await new Promise((r) => setTimeout(r, 100));
     const res = await wsh('alice', ['ssh', 'root@node-1', 'echo', 'still-open']);
     assert.equal(res.stdout, 'still-open\n', res.stderr);
+  });
+
+  test('item 17: wctl create -f cap.yaml says what it drops and that the config file wins at the next start', async () => {
+    const before = JSON.parse((await wctl(['get', 'cluster_auth_preference', '--format=json'])).stdout) as {
+      spec: { device_trust: { ekcert_allowed_cas?: string[] } };
+    };
+    assert.equal(before.spec.device_trust.ekcert_allowed_cas?.length, 1);
+    const file = join(w.dir, 'cap.yaml');
+    writeFileSync(
+      file,
+      'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\nspec:\n  second_factor: otp\n  device_trust:\n    mode: optional\n',
+    );
+    const res = await wctl(['create', '-f', file]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(
+      res.stderr,
+      /WARNING: this change removes 1 of the 1 CA certificate\(s\) in spec\.device_trust\.ekcert_allowed_cas; EK certificates from them are no longer trusted and enrollment no longer requires an EK certificate/,
+    );
+    assert.match(
+      res.stderr,
+      /WARNING: the config file sets auth_service\.authentication: this change lasts until warden restarts, when the file replaces it; edit the file to keep it/,
+    );
   });
 });

@@ -10,6 +10,7 @@
 import {
   AUTH_PREFERENCE_NAME,
   type AuditEventInput,
+  type AuthPreferenceResource,
   type LockResource,
   type Resource,
   type ResourceKind,
@@ -27,6 +28,8 @@ export interface ResourceAdminOptions extends AuthDeps {
   locks: LockService;
   devices: DeviceAdmin;
   users: UserAdmin;
+  /** The config file sets `auth_service.authentication`: it replaces the preference at every start. */
+  authenticationInFile?: boolean;
 }
 
 export interface PutOptions {
@@ -131,6 +134,32 @@ export class ResourceAdmin {
     return this.#store(kind)!.get(name);
   }
 
+  /**
+   * What a change of the cluster auth preference does that its author may not expect (issue
+   * 15 item 17): EK certificate CAs it drops, and a config file that will replace it at the
+   * next start (the file wins whenever it sets `auth_service.authentication`).
+   */
+  #preferenceWarnings(current: AuthPreferenceResource, next: AuthPreferenceResource): string[] {
+    const out: string[] = [];
+    const had = (current.spec.device_trust?.ekcert_allowed_cas ?? []).map((pem) => pem.trim());
+    const keeps = new Set((next.spec.device_trust?.ekcert_allowed_cas ?? []).map((pem) => pem.trim()));
+    const dropped = had.filter((pem) => !keeps.has(pem)).length;
+    if (dropped > 0) {
+      out.push(
+        `this change removes ${dropped} of the ${had.length} CA certificate(s) in ` +
+          'spec.device_trust.ekcert_allowed_cas; EK certificates from them are no longer trusted' +
+          (keeps.size === 0 ? ' and enrollment no longer requires an EK certificate' : ''),
+      );
+    }
+    if (this.#o.authenticationInFile) {
+      out.push(
+        'the config file sets auth_service.authentication: this change lasts until warden restarts, ' +
+          'when the file replaces it; edit the file to keep it',
+      );
+    }
+    return out;
+  }
+
   /** Stores a validated document; `existing` is what `find` returned for it. */
   async put(
     actor: Actor,
@@ -143,6 +172,7 @@ export class ResourceAdmin {
       // Labelled `dynamic`: it holds until a start whose config file sets auth_service.authentication.
       const dynamic = withOrigin(res, 'dynamic');
       const prefs = this.#o.services.authPreference;
+      const warnings = this.#preferenceWarnings(await prefs.get(), dynamic);
       const stored = opts.expectedRevision
         ? await prefs.update({
             ...dynamic,
@@ -157,7 +187,9 @@ export class ResourceAdmin {
         second_factor: stored.spec.second_factor,
         device_trust_mode: stored.spec.device_trust?.mode,
       });
-      return { resource: stored, outcome: 'updated' };
+      return warnings.length
+        ? { resource: stored, outcome: 'updated', warnings }
+        : { resource: stored, outcome: 'updated' };
     }
     if (kind === 'lock') {
       const w = await this.#o.locks.put(actor, res, opts, existing as LockResource | undefined);

@@ -32,6 +32,8 @@ export interface AuthServerOptions extends AuthDeps {
   lockView?: { values(): readonly LockResource[] };
   /** The device inventory; one over the same stores when absent. */
   inventory?: DeviceInventory;
+  /** The config file sets `auth_service.authentication` (it wins at every start). */
+  authenticationInFile?: boolean;
 }
 
 export function createAuthServer(o: AuthServerOptions): AuthServer {
@@ -63,7 +65,13 @@ export function createAuthServer(o: AuthServerOptions): AuthServer {
     login: new LoginService({ ...deps, local, limiter, serverVersion: o.serverVersion }),
     identity: new Identifier({ ...deps, ...(o.lockView ? { lockView: o.lockView } : {}) }),
     users,
-    resources: new ResourceAdmin({ ...deps, locks, devices, users }),
+    resources: new ResourceAdmin({
+      ...deps,
+      locks,
+      devices,
+      users,
+      authenticationInFile: o.authenticationInFile ?? false,
+    }),
     locks,
     devices,
     signing: new SigningService(deps),

@@ -289,6 +289,7 @@ async function compose(
     clusterName: config.authService.clusterName,
     proxyPublicAddr: publicAddr,
     serverVersion: VERSION,
+    authenticationInFile: config.authService.authentication.setInFile,
   });
 
   // The proxy's TLS certificate from the host CA, for every name clients may use.
