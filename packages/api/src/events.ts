@@ -276,6 +276,78 @@ export const auditEventCatalogue = {
     response_bytes: z.number().int().nonnegative().optional(),
     duration_ms: z.number().nonnegative().optional(),
   }),
+  'kube.request': entry(
+    'W6300I',
+    'W6300W',
+    'A Kubernetes API request through kube_service (or its refusal)',
+    {
+      resource: AuditResourceSchema,
+      /** The Kubernetes verb (`get`, `list`, `watch`, `create`, `patch`, `delete`…). */
+      verb: z.string(),
+      /** The API resource (`pods`, `configmaps`…) with its subresource (`pods/log`). */
+      kube_resource: str,
+      namespace: str,
+      /** The object's name, when the request names one. */
+      name: str,
+      /** The request path without its query string. */
+      path: z.string(),
+      /** The HTTP status the client got. */
+      status: z.number().int().optional(),
+      kube_users: strs,
+      kube_groups: strs,
+      roles: strs,
+      duration_ms: z.number().nonnegative().optional(),
+    },
+  ),
+  'kube.exec.start': entry('W6301I', 'W6301W', 'A kubectl exec or attach session started (or was refused)', {
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    namespace: z.string(),
+    pod: z.string(),
+    container: str,
+    /** The command (exec), empty for attach. */
+    command: str,
+    tty: z.boolean().optional(),
+    kube_users: strs,
+    kube_groups: strs,
+    roles: strs,
+  }),
+  'kube.exec.end': entry('W6302I', undefined, 'A kubectl exec or attach session ended', {
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    namespace: z.string(),
+    pod: z.string(),
+    command: str,
+    exit_code: z.number().int().optional(),
+    duration_ms: z.number().nonnegative().optional(),
+    /** Why it was ended from the server side (a lock in force, expiry, shutdown…). */
+    terminated_by: str,
+  }),
+  'kube.portforward.start': entry(
+    'W6303I',
+    'W6303W',
+    'A kubectl port-forward session started (or was refused)',
+    {
+      session_id: z.string(),
+      resource: AuditResourceSchema,
+      namespace: z.string(),
+      pod: z.string(),
+      /** The pod ports asked for. */
+      ports: strs,
+      kube_users: strs,
+      kube_groups: strs,
+      roles: strs,
+    },
+  ),
+  'kube.portforward.end': entry('W6304I', undefined, 'A kubectl port-forward session ended', {
+    session_id: z.string(),
+    resource: AuditResourceSchema,
+    namespace: z.string(),
+    pod: z.string(),
+    ports: strs,
+    duration_ms: z.number().nonnegative().optional(),
+    terminated_by: str,
+  }),
 } as const;
 
 export type AuditEventType = keyof typeof auditEventCatalogue;

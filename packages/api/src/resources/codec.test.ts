@@ -228,7 +228,7 @@ spec:
   test('unknown kind, missing kind, unsupported version', () => {
     assert.equal(
       badResource(() => parseResources('version: v7\nkind: rol\n')).message,
-      'rol (document 1): kind: unknown kind "rol" (expected one of: role, user, cluster_auth_preference, lock, cert_authority, node, db, device, app) (line 2)',
+      'rol (document 1): kind: unknown kind "rol" (expected one of: role, user, cluster_auth_preference, lock, cert_authority, node, db, device, app, kube_cluster) (line 2)',
     );
     assert.equal(
       badResource(() => parseResources('metadata: {name: x}\n')).message,

@@ -1,6 +1,6 @@
 /**
  * Resources (DESIGN §2, §6): zod schemas and TypeScript types for every kind (role, user,
- * cluster_auth_preference, lock, cert_authority, node, db, device, app), the kind registry with the CLI's aliases,
+ * cluster_auth_preference, lock, cert_authority, node, db, device, app, kube_cluster), the kind registry with the CLI's aliases,
  * the YAML/JSON codec with line-accurate errors, and the preset roles.
  * Who may import: everyone, through `@warden/api`. Tested by the colocated `*.test.ts`.
  */
@@ -86,6 +86,11 @@ export {
   resourceKinds,
 } from './kinds';
 export {
+  type KubeClusterResource,
+  kubeClusterNameSchema,
+  kubeClusterV3Schema,
+} from './kube';
+export {
   LOCK_TARGET_FIELDS,
   type LockResource,
   type LockTarget,
@@ -97,6 +102,8 @@ export { PresetRoleNames, presetRoles } from './presets';
 export {
   DEVICE_TRUST_MODES,
   type DeviceTrustMode,
+  type KubernetesResource,
+  kubernetesResourceSchema,
   type RoleConditions,
   type RoleOptions,
   type RoleResource,

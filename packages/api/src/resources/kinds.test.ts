@@ -48,6 +48,7 @@ test('current versions', () => {
       'db/v3',
       'device/v1',
       'app/v3',
+      'kube_cluster/v3',
     ],
   );
 });

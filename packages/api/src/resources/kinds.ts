@@ -11,6 +11,7 @@ import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource, authPreferenceV2Sche
 import { type CertAuthorityResource, certAuthorityV2Schema } from './cert-authority';
 import { type DbResource, dbV3Schema } from './db';
 import { type DeviceResource, deviceV1Schema } from './device';
+import { type KubeClusterResource, kubeClusterV3Schema } from './kube';
 import { type LockResource, lockV2Schema } from './lock';
 import { type NodeResource, nodeV2Schema } from './node';
 import { type RoleResource, roleV7Schema } from './role';
@@ -42,6 +43,10 @@ export const resourceKinds = {
   db: { aliases: ['db', 'dbs', 'database', 'databases'], versions: { v3: dbV3Schema } },
   device: { aliases: ['device', 'devices'], versions: { v1: deviceV1Schema } },
   app: { aliases: ['app', 'apps'], versions: { v3: appV3Schema } },
+  kube_cluster: {
+    aliases: ['kube_cluster', 'kube_clusters', 'kube', 'kubernetes'],
+    versions: { v3: kubeClusterV3Schema },
+  },
 } as const satisfies Record<string, KindDefinition>;
 
 export type ResourceKind = keyof typeof resourceKinds;
@@ -57,6 +62,7 @@ export interface ResourceByKind {
   db: DbResource;
   device: DeviceResource;
   app: AppResource;
+  kube_cluster: KubeClusterResource;
 }
 
 /** Any resource. Narrow on `kind`. */

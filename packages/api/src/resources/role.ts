@@ -1,6 +1,7 @@
 /**
  * `kind: role`, version v7: options (session TTL, device trust mode) and allow/deny
- * conditions (logins, labels, db users and names, kube groups, rules over resource kinds).
+ * conditions (logins, labels, db users and names, kube users, groups and resources, rules over
+ * resource kinds).
  * Internal to `resources/`; the public surface is `resources/index.ts`.
  */
 import { z } from 'zod';
@@ -40,6 +41,20 @@ export const ruleSchema = z.strictObject({
 });
 export type Rule = z.output<typeof ruleSchema>;
 
+/**
+ * Kubernetes objects a role grants (allow) or refuses (deny), as users of the seed product write
+ * them: `kind` (`pod`, `pods`, `configmap`, `namespace`, `*`…), `namespace` and `name` (`*` and
+ * globs allowed), `verbs` (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `exec`,
+ * `portforward`, `*`). Omitted fields mean `*`.
+ */
+export const kubernetesResourceSchema = z.strictObject({
+  kind: z.string().min(1, { error: 'must not be empty' }),
+  namespace: z.string().min(1, { error: 'must not be empty' }).optional(),
+  name: z.string().min(1, { error: 'must not be empty' }).optional(),
+  verbs: z.array(z.string().min(1, { error: 'must not be empty' })).optional(),
+});
+export type KubernetesResource = z.output<typeof kubernetesResourceSchema>;
+
 /** Allow or deny conditions. Login-like lists may hold `{{internal.X}}` trait templates. */
 export const roleConditionsSchema = z.strictObject({
   logins: stringListSchema.optional(),
@@ -49,7 +64,9 @@ export const roleConditionsSchema = z.strictObject({
   db_names: stringListSchema.optional(),
   app_labels: labelSelectorSchema.optional(),
   kubernetes_groups: stringListSchema.optional(),
+  kubernetes_users: stringListSchema.optional(),
   kubernetes_labels: labelSelectorSchema.optional(),
+  kubernetes_resources: z.array(kubernetesResourceSchema).optional(),
   rules: z.array(ruleSchema).optional(),
 });
 export type RoleConditions = z.output<typeof roleConditionsSchema>;

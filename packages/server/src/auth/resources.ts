@@ -79,6 +79,8 @@ export class ResourceAdmin {
         return s.devices as unknown as AnyStore;
       case 'app':
         return s.apps as unknown as AnyStore;
+      case 'kube_cluster':
+        return s.kubeClusters as unknown as AnyStore;
       default:
         return undefined;
     }

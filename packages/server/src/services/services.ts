@@ -9,6 +9,7 @@
  *   /nodes/<host id>                            node (TTL = metadata.expires: the heartbeat)
  *   /dbs/<name>                                 db (TTL = metadata.expires: the heartbeat)
  *   /apps/<name>                                app (TTL = metadata.expires: the heartbeat)
+ *   /kube_clusters/<name>                       kube_cluster (TTL = metadata.expires: the heartbeat)
  *   /devices/<uuid>                             device (the trusted-device inventory)
  *   /cluster_config/cluster-auth-preference     cluster_auth_preference
  */
@@ -35,6 +36,7 @@ export const ResourcePrefixes = {
   node: '/nodes/',
   db: '/dbs/',
   app: '/apps/',
+  kube_cluster: '/kube_clusters/',
   device: '/devices/',
   cluster_auth_preference: '/cluster_config/',
 } as const;
@@ -168,6 +170,8 @@ export interface Services {
   dbs: ResourceService<'db'>;
   /** Web apps: heartbeated by app_service (with a TTL), or created by an admin. */
   apps: ResourceService<'app'>;
+  /** Kubernetes clusters: heartbeated by kube_service (with a TTL), or created by an admin. */
+  kubeClusters: ResourceService<'kube_cluster'>;
   /** The trusted-device inventory (raw store; `devicetrust/DeviceInventory` adds the rules). */
   devices: ResourceService<'device'>;
   authPreference: AuthPreferenceService;
@@ -226,6 +230,12 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
   const nodes = new ResourceService({ backend, clock, kind: 'node', prefix: ResourcePrefixes.node });
   const dbs = new ResourceService({ backend, clock, kind: 'db', prefix: ResourcePrefixes.db });
   const apps = new ResourceService({ backend, clock, kind: 'app', prefix: ResourcePrefixes.app });
+  const kubeClusters = new ResourceService({
+    backend,
+    clock,
+    kind: 'kube_cluster',
+    prefix: ResourcePrefixes.kube_cluster,
+  });
   const devices = new ResourceService({ backend, clock, kind: 'device', prefix: ResourcePrefixes.device });
   const authPreference = new AuthPreferenceService(
     new ResourceService({
@@ -267,6 +277,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
     nodes,
     dbs,
     apps,
+    kubeClusters,
     devices,
     authPreference,
     async ensurePresets() {
