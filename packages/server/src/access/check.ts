@@ -41,6 +41,7 @@ import {
 } from '@warden/api';
 import type { Clock } from '../clock';
 import { type AppAccessRequest, type AppTarget, appRule } from './check-app';
+import { type KubeAccessRequest, type KubeTarget, kubeRbac } from './check-kube';
 import { type DeviceExtensions, hasDeviceExtensions, strictestDeviceTrustMode } from './device-trust';
 import { type AccessInfo, type Identity, lockTargets, nodeLockTargets, roleNames } from './identity';
 import { type LabelSelector, type Labels, matchLabels } from './labels';
@@ -87,6 +88,7 @@ export interface AccessKinds {
   node: { target: NodeTarget; request: NodeAccessRequest };
   db: { target: DbTarget; request: DbAccessRequest };
   app: { target: AppTarget; request: AppAccessRequest };
+  kube_cluster: { target: KubeTarget; request: KubeAccessRequest };
 }
 export type AccessKind = keyof AccessKinds;
 /** What is being accessed: a discriminated union on `kind`. */
@@ -331,7 +333,17 @@ const dbRule: KindRule<'db'> = {
 };
 
 /** One rule per kind of resource (see the header for adding one). */
-const KIND_RULES: { [K in AccessKind]: KindRule<K> } = { node: nodeRule, db: dbRule, app: appRule };
+/** RBAC for a Kubernetes cluster (check-kube.ts). */
+const kubeRule: KindRule<'kube_cluster'> = {
+  labelField: 'kubernetes_labels',
+  validate: (req) =>
+    typeof req?.verb !== 'string' || req.verb.length === 0
+      ? 'access to kube_cluster denied: no verb'
+      : undefined,
+  rbac: kubeRbac,
+};
+
+const KIND_RULES: { [K in AccessKind]: KindRule<K> } = { node: nodeRule, db: dbRule, app: appRule, kube_cluster: kubeRule };
 
 function ruleFor(target: AccessTarget): KindRule<AccessKind> | undefined {
   const kind = (target as { kind?: unknown } | undefined)?.kind;

@@ -42,6 +42,13 @@ export {
 } from './check';
 export type { AppAccessRequest, AppTarget } from './check-app';
 export {
+  describeKubeRequest,
+  type KubeAccessRequest,
+  type KubePrincipals,
+  type KubeTarget,
+  kubePrincipals,
+} from './check-kube';
+export {
   type DeviceExtensions,
   deviceTrustRank,
   hasDeviceExtensions,
