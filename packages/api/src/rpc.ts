@@ -20,6 +20,10 @@ export const Routes = {
   locks: '/v1/locks',
   nodes: '/v1/nodes',
   dbs: '/v1/dbs',
+  /** GET: Kubernetes clusters the caller may reach (`wsh kube ls`). */
+  kubeClusters: '/v1/kube/clusters',
+  /** POST: a short-lived Kubernetes client certificate for a fresh key (`wsh kube credentials`). */
+  kubeCerts: '/v1/kube/certs',
   /** GET: apps the caller may reach (`wsh apps ls`). */
   apps: '/v1/apps',
   /** POST: an app certificate for the caller's key (`wsh app login`). */
@@ -230,6 +234,17 @@ export const SignHostRequest = z.object({
 export const SignHostResponse = z.object({ ssh_cert: z.string(), host_ca_known_hosts: z.string() });
 
 /** `wctl auth sign --format=db`: a server certificate for a database that db_service dials. */
+export const KubeCertRequest = z.object({
+  /** The fresh key's public half (SPKI PEM); the private key never leaves wsh. */
+  public_key: z.string().max(8192),
+  /** The Kubernetes cluster kubectl is about to use (for messages and audit). */
+  cluster: z.string().max(253).optional(),
+});
+export const KubeCertResponse = z.object({
+  /** A user-CA client certificate kube_service accepts (PEM). */
+  cert_pem: z.string(),
+  expires: z.string(),
+});
 export const SignDbRequest = z.object({
   /** DNS names or IPs the database answers to; the first is the certificate's CN. */
   hostnames: z.array(z.string().min(1).max(253)).min(1).max(32),

@@ -343,7 +343,12 @@ const kubeRule: KindRule<'kube_cluster'> = {
   rbac: kubeRbac,
 };
 
-const KIND_RULES: { [K in AccessKind]: KindRule<K> } = { node: nodeRule, db: dbRule, app: appRule, kube_cluster: kubeRule };
+const KIND_RULES: { [K in AccessKind]: KindRule<K> } = {
+  node: nodeRule,
+  db: dbRule,
+  app: appRule,
+  kube_cluster: kubeRule,
+};
 
 function ruleFor(target: AccessTarget): KindRule<AccessKind> | undefined {
   const kind = (target as { kind?: unknown } | undefined)?.kind;

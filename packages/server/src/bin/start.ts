@@ -54,6 +54,7 @@ import { WebDeviceTrust, WebSessions, WebUi, webDeviceRoutes } from '../web';
 import { startAppAccess } from './app';
 import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
+import { startKubeAccess } from './kube';
 import { checkPortsFree, runConfigure, startDiag } from './ops';
 
 export const VERSION = '0.1.0';
@@ -321,6 +322,17 @@ async function compose(
     locks: lockCache,
     identify: (der) => auth.identify(der),
   });
+  // Kubernetes: `/kube/<cluster>/…` on the proxy port, served by kube_service (srv/kube).
+  const kube = await startKubeAccess({
+    config: config.kubeService,
+    services,
+    backend,
+    cas,
+    audit,
+    clock,
+    logger,
+    identify: (der) => auth.identify(der),
+  });
   // Web apps: `<app>.<proxy host>` names and `warden-app/1` tunnels handed to app_service (srv/app).
   const apps = await startAppAccess({
     config: config.appService,
@@ -367,6 +379,8 @@ async function compose(
         deviceTrust,
         listDbs: db.listDbs,
         ...(apps.service ? { apps: apps.api } : {}),
+        listKubeClusters: kube.listKubeClusters,
+        ...(kube.issueKubeCert ? { issueKubeCert: kube.issueKubeCert } : {}),
         jwks: apps.jwks,
       }),
       ...webDeviceRoutes(webDevice),
@@ -385,6 +399,10 @@ async function compose(
     keepAliveTimeout: 5_000,
   };
   const http = createHttpServer(httpOptions, (req, res) => {
+    if (kube.service?.matches(req.url)) {
+      kube.service.handleRequest(req, res);
+      return;
+    }
     webUi.handle(req, res).then(
       (handled) => (handled ? undefined : api(req, res)),
       (e) => {
@@ -396,6 +414,10 @@ async function compose(
   });
   http.timeout = limits.idleTimeoutMs;
   http.emit('listening');
+  http.on('upgrade', (req, socket, head) => {
+    if (kube.service?.matches(req.url)) kube.service.handleUpgrade(req, socket, head);
+    else socket.destroy();
+  });
   const server = createTlsServer(
     {
       handshakeTimeout: limits.handshakeTimeoutMs,
@@ -512,6 +534,7 @@ async function compose(
       await diag?.close();
       tunnels.close();
       await db.close();
+      await kube.close();
       apps.close();
       await ssh?.close();
       lockCache.close();

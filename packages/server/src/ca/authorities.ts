@@ -612,6 +612,35 @@ export class CertAuthorities {
   }
 
   /**
+   * A Kubernetes client certificate from the user CA for kubectl (`wsh kube credentials`):
+   * CN = the user, OU = `warden-kube`, clientAuth, no Warden extensions (Go's X.509 parser
+   * refuses their big-arc OIDs), so only kube_service accepts it, by looking up the identity it
+   * recorded for it at issue (`srv/kube/certs.ts`). Lives until `notAfter` (at most 7 days).
+   */
+  async issueKubeClientCert(req: {
+    user: string;
+    publicKey: KeyObject | string;
+    notAfter: Date;
+    now?: number;
+  }): Promise<{ certPem: string; notAfter: Date }> {
+    const now = req.now ?? this.#clock.now();
+    if (typeof req.user !== 'string' || req.user === '' || /[\p{Cc}]/u.test(req.user))
+      throw badParameter('the user must be a non-empty name without control characters');
+    const notAfter = new Date(Math.floor(req.notAfter.getTime() / 1000) * 1000);
+    if (notAfter.getTime() <= now || notAfter.getTime() - now > MAX_USER_CERT_TTL_MS)
+      throw badParameter('Kubernetes client certificates live between 1 second and 7 days');
+    const certPem = await issueLeafCertificate({
+      ca: this.#tls('user'),
+      subject: [{ CN: [req.user] }, { O: [this.clusterName] }, { OU: ['warden-kube'] }],
+      publicKey: toPublicKey(req.publicKey, 'publicKey'),
+      notBefore: new Date(Math.floor((now - CLOCK_SKEW_MS) / 1000) * 1000),
+      notAfter,
+      usages: ['clientAuth'],
+    });
+    return { certPem, notAfter };
+  }
+
+  /**
    * A TLS server certificate for a database, from the db CA (so db_service, which trusts the
    * db CA for databases without their own `ca_cert`, can verify it). serverAuth only.
    */

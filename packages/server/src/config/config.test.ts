@@ -96,6 +96,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
     },
     dbService: { enabled: true, databases: [] },
     appService: { enabled: true, apps: [] },
+    kubeService: { enabled: true, clusters: [] },
     storage: { type: 'sqlite', path: join(dataDir, 'backend.sqlite') },
   } satisfies WardenConfig);
   assertDeepFrozen(config);
@@ -406,8 +407,8 @@ test('unknown fields are errors, in every section', () => {
     'warden.yaml: ssh_service.port: unknown field (line 5)',
   );
   assert.equal(
-    problem('version: v1\nkube_service:\n  enabled: true\n'),
-    'warden.yaml: kube_service: unknown field (line 2)',
+    problem('version: v1\nkube_service:\n  enabled: true\n  clusterz: []\n'),
+    'warden.yaml: kube_service.clusterz: unknown field (line 4)',
   );
   assert.equal(
     problem(

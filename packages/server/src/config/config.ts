@@ -120,6 +120,23 @@ export interface DbConfig {
   readonly caCert: TrustedCaFile | undefined;
 }
 
+/** One cluster of `kube_service.clusters` (paths absolute; the files are read when kube_service starts). */
+export interface KubeClusterConfig {
+  readonly name: string;
+  readonly kubeconfigPath?: string;
+  readonly server?: string;
+  readonly caFile?: string;
+  readonly tokenFile?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface KubeServiceConfig {
+  readonly enabled: boolean;
+  readonly clusters: readonly KubeClusterConfig[];
+}
+
 export interface DbServiceConfig {
   readonly enabled: boolean;
   readonly databases: readonly DbConfig[];
@@ -184,6 +201,7 @@ export interface WardenConfig {
   readonly sshService: SshServiceConfig;
   readonly dbService: DbServiceConfig;
   readonly appService: AppServiceConfig;
+  readonly kubeService: KubeServiceConfig;
   readonly storage: StorageConfig;
 }
 
@@ -317,6 +335,21 @@ function build(
         insecureSkipVerify: a.insecure_skip_verify ?? false,
         auditRequests: a.audit_requests ?? false,
       })),
+    },
+    kubeService: {
+      enabled: file?.kube_service?.enabled ?? true,
+      clusters: (file?.kube_service?.clusters ?? []).map((c) =>
+        defined({
+          name: c.name,
+          kubeconfigPath: fromFile(c.kubeconfig_path),
+          server: c.server,
+          caFile: fromFile(c.ca_file),
+          tokenFile: fromFile(c.token_file),
+          certFile: fromFile(c.cert_file),
+          keyFile: fromFile(c.key_file),
+          labels: { ...(c.labels ?? {}) },
+        }),
+      ),
     },
     storage,
   });

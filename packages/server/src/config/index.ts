@@ -19,6 +19,8 @@ export {
   DEFAULT_SSH_LISTEN_ADDR,
   type DeviceTrustConfig,
   defaultConfig,
+  type KubeClusterConfig,
+  type KubeServiceConfig,
   type LoadConfigOptions,
   type LogConfig,
   loadConfig,

@@ -211,6 +211,48 @@ export const configFileSchema = z.strictObject({
         .optional(),
     })
     .optional(),
+  kube_service: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      /** Kubernetes clusters this kube_service forwards to (it heartbeats a `kube_cluster` for each). */
+      clusters: z
+        .array(
+          z
+            .strictObject({
+              /** What users type (`wsh kube login NAME`): a DNS label. */
+              name: z
+                .string()
+                .regex(
+                  /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
+                  'must be a DNS label (lower-case letters, digits, "-")',
+                ),
+              /** A kubeconfig whose current context (server, CA, credential) kube_service uses. */
+              kubeconfig_path: pathString.optional(),
+              /** Or: the API server's URL with a CA file and a token file or a client certificate. */
+              server: z.string().url('expected an https:// URL').optional(),
+              ca_file: pathString.optional(),
+              token_file: pathString.optional(),
+              cert_file: pathString.optional(),
+              key_file: pathString.optional(),
+              /** Labels on the `kube_cluster` resource (what roles' `kubernetes_labels` match). */
+              labels: z.record(z.string().min(1, 'label names must not be empty'), z.string()).optional(),
+            })
+            .refine((c) => (c.kubeconfig_path === undefined) !== (c.server === undefined), {
+              message: 'give kubeconfig_path, or server with ca_file and token_file or cert_file/key_file',
+            })
+            .refine(
+              (c) =>
+                c.server === undefined ||
+                c.token_file !== undefined ||
+                (c.cert_file !== undefined && c.key_file !== undefined),
+              {
+                message: 'server needs token_file, or cert_file and key_file',
+              },
+            ),
+        )
+        .optional(),
+    })
+    .optional(),
   storage: z
     .discriminatedUnion('type', [
       z.strictObject({ type: z.literal('sqlite'), path: pathString.optional() }),

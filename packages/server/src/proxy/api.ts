@@ -24,6 +24,13 @@ export interface ApiDeps {
   listNodes(identity: RequestIdentity): Promise<unknown[]>;
   /** Databases the caller may reach (`DbService.listFor`); absent when no db_service runs. */
   listDbs?(identity: RequestIdentity): Promise<unknown[]>;
+  /** Kubernetes clusters the caller may reach (`KubeService.listFor`); absent when no kube_service runs. */
+  listKubeClusters?(identity: RequestIdentity): Promise<unknown[]>;
+  /** Issues kube client certificates (`KubeCerts.issue`); absent when no kube_service runs. */
+  issueKubeCert?(
+    identity: RequestIdentity,
+    publicKeyPem: string,
+  ): Promise<{ certPem: string; notAfter: Date }>;
   /** The device trust ceremonies (enrollment and authentication at login). */
   deviceTrust?: { enrollment: DeviceEnrollment; authentication: DeviceAuthentication };
   /** Web apps (`bin/app.ts`): absent when no app_service runs. */
@@ -227,6 +234,28 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       handler: async () => {
         if (!deps.jwks) throw new WardenError('WARDEN_ERR_NOT_FOUND', 'no JWT keys are published here');
         return deps.jwks();
+      },
+    }),
+    route({
+      method: 'GET',
+      path: R.kubeClusters,
+      auth: 'user',
+      handler: async (ctx) => {
+        const identity = caller(ctx).identity;
+        if (!deps.listKubeClusters) return { items: [] };
+        return { items: await deps.listKubeClusters(identity) };
+      },
+    }),
+    route<z.infer<typeof rpc.KubeCertRequest>>({
+      method: 'POST',
+      path: R.kubeCerts,
+      auth: 'user',
+      body: rpc.KubeCertRequest,
+      handler: async (ctx) => {
+        if (!deps.issueKubeCert)
+          throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no kube_service runs behind this proxy');
+        const issued = await deps.issueKubeCert(caller(ctx).identity, ctx.body.public_key);
+        return { cert_pem: issued.certPem, expires: issued.notAfter.toISOString() };
       },
     }),
     route<z.infer<typeof rpc.SignDbRequest>>({

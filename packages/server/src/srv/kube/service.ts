@@ -1,0 +1,750 @@
+/**
+ * kube_service: Kubernetes API requests through the proxy port, forwarded to the cluster's API
+ * server with kube_service's own credential and the user's Kubernetes identity as impersonation.
+ *
+ *   kubectl ──TLS (client cert from `wsh kube credentials`)──▶ proxy :3080 /kube/<cluster>/…
+ *     │                                                          │ identify the certificate
+ *     │                                                          │ AccessChecker: locks, kubernetes_labels,
+ *     │                                                          │   kubernetes_resources, device trust
+ *     │ ◀── 403 Status (Forbidden: unauthorized device | lock…)  │ (refusals, audited kube.request)
+ *     │                                                          ▼
+ *     │                          API server ◀── same request, Authorization: kube_service's own,
+ *     │                                         Impersonate-User / Impersonate-Group from the roles
+ *     │ ◀═════════ response (streamed: watch, logs -f) ═════════│
+ *     │ ◀═════════ exec / attach / port-forward: WebSocket relayed byte for byte ═══════════
+ *
+ * Client `Impersonate-*` headers (`kubectl --as`, `--as-group`) are honoured only as a subset of
+ * what the roles allow; `Impersonate-Uid` and `Impersonate-Extra-*` are refused. Watches, followed
+ * logs, exec/attach and port-forward register with the one SessionMonitor: a lock ends them at
+ * once — a watch gets an ERROR event with the lock message, exec a channel-3 Failure Status with
+ * it (kubectl prints it), port-forward a close frame. SPDY-only upgrades (kubectl before 1.30, or
+ * with the WebSocket feature gates off) are refused with a Status saying so.
+ * Who may import: `bin/` (composition). Tested end to end in `test/kube/` with real kubectl and
+ * testkit's fake API server.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import {
+  type AuditEventInput,
+  isWardenError,
+  type KubeClusterResource,
+  validateResourceOfKind,
+} from '@warden/api';
+import {
+  type AccessChecker,
+  type Identity,
+  type KubePrincipals,
+  kubePrincipals,
+  makeIdentity,
+  type SessionMonitor,
+} from '../../access';
+import type { AuditLog } from '../../audit';
+import type { Clock } from '../../clock';
+import type { KubeClusterConfig } from '../../config';
+import type { Logger } from '../../log';
+import type { RequestIdentity } from '../../proxy/router';
+import { type KubeRequestInfo, kubeRequestInfo } from './request-info';
+import { type KubeUpstream, loadKubeUpstream } from './upstream';
+import { closeFrame, FrameBoundaries, serverFrame } from './ws-frames';
+
+/** The proxy path prefix: `https://<proxy>/kube/<cluster>` is a cluster's server URL. */
+export const KUBE_PATH_PREFIX = '/kube/';
+
+export const KUBE_HEARTBEAT_TTL_MS = 90_000;
+export const KUBE_HEARTBEAT_INTERVAL_MS = 30_000;
+
+export interface KubeServiceOptions {
+  clusters: readonly KubeClusterConfig[];
+  kubeClusters: {
+    upsert(r: KubeClusterResource): Promise<KubeClusterResource>;
+    find(name: string): Promise<KubeClusterResource | undefined>;
+    list(): Promise<KubeClusterResource[]>;
+  };
+  checker: AccessChecker;
+  monitor: SessionMonitor;
+  audit: AuditLog;
+  clock: Clock;
+  logger: Logger;
+  identify(certDer: Buffer): Promise<RequestIdentity>;
+  /** Kube certificates (`KubeCerts.identify`): undefined for other certificates. */
+  identifyKube?(certDer: Buffer): Promise<RequestIdentity | undefined>;
+  heartbeatIntervalMs?: number;
+}
+
+interface KubeStatus {
+  kind: 'Status';
+  apiVersion: 'v1';
+  metadata: Record<string, never>;
+  status: 'Failure';
+  message: string;
+  reason: string;
+  code: number;
+}
+
+export function kubeStatus(code: number, reason: string, message: string): KubeStatus {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+class Refusal extends Error {
+  constructor(readonly status: KubeStatus) {
+    super(status.message);
+  }
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'authorization',
+]);
+
+interface Admitted {
+  identity: Identity;
+  cluster: KubeClusterResource;
+  upstream: KubeUpstream;
+  info: KubeRequestInfo;
+  principals: KubePrincipals;
+  roles: string[];
+  /** The path at the API server (without the `/kube/<cluster>` prefix) and query. */
+  path: string;
+  pathname: string;
+}
+
+/** A kube_cluster resource for a configured cluster (credentials stay in the config). */
+export function kubeClusterResource(c: {
+  name: string;
+  labels?: Readonly<Record<string, string>>;
+  server?: string;
+}) {
+  return validateResourceOfKind('kube_cluster', {
+    kind: 'kube_cluster',
+    version: 'v3',
+    metadata: {
+      name: c.name,
+      ...(c.labels && Object.keys(c.labels).length ? { labels: { ...c.labels } } : {}),
+    },
+    spec: c.server ? { server: c.server } : {},
+  });
+}
+
+export class KubeService {
+  readonly #o: KubeServiceOptions;
+  readonly #configured = new Map<string, { resource: KubeClusterResource; upstream: KubeUpstream }>();
+  readonly #dynamic = new Map<
+    string,
+    { resource: KubeClusterResource; upstream?: KubeUpstream; at: number }
+  >();
+  readonly #identities = new WeakMap<object, RequestIdentity>();
+  readonly #open = new Set<() => void>();
+  #timer: NodeJS.Timeout | undefined;
+
+  private constructor(o: KubeServiceOptions) {
+    this.#o = o;
+  }
+
+  /** Loads the configured clusters' credentials (BAD_CONFIG when unusable) and starts the heartbeat. */
+  static async start(o: KubeServiceOptions): Promise<KubeService> {
+    const s = new KubeService(o);
+    for (const c of o.clusters) {
+      const upstream = loadKubeUpstream(c);
+      s.#configured.set(c.name, {
+        upstream,
+        resource: kubeClusterResource({ name: c.name, labels: c.labels, server: upstream.url.origin }),
+      });
+    }
+    if (s.#configured.size > 0) {
+      await s.#beat();
+      s.#timer = setInterval(() => {
+        s.#beat().catch((e) => o.logger.warn({ err: e }, 'kube_cluster heartbeat failed; retrying'));
+      }, o.heartbeatIntervalMs ?? KUBE_HEARTBEAT_INTERVAL_MS);
+      s.#timer.unref();
+    }
+    o.logger.info({ clusters: [...s.#configured.keys()] }, 'kube_service started');
+    return s;
+  }
+
+  async #beat(): Promise<void> {
+    const expires = new Date(this.#o.clock.now() + KUBE_HEARTBEAT_TTL_MS).toISOString();
+    for (const { resource } of this.#configured.values()) {
+      await this.#o.kubeClusters.upsert({ ...resource, metadata: { ...resource.metadata, expires } });
+    }
+  }
+
+  /** True for requests this service answers (the proxy routes them here). */
+  matches(url: string | undefined): boolean {
+    return url?.startsWith(KUBE_PATH_PREFIX) === true;
+  }
+
+  /** The clusters `identity` may reach (device trust aside: `wsh kube ls` shows those too). */
+  async listFor(identity: RequestIdentity): Promise<KubeClusterResource[]> {
+    const id = this.#identity(identity, undefined);
+    const out: KubeClusterResource[] = [];
+    for (const c of await this.#o.kubeClusters.list()) {
+      const d = this.#o.checker.checkAccess<'kube_cluster'>(
+        id,
+        { kind: 'kube_cluster', name: c.metadata.name, labels: c.metadata.labels ?? {} },
+        { verb: 'get' },
+      );
+      if (d.allowed || d.step === 'device_trust') out.push(c);
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    for (const end of [...this.#open]) end();
+    for (const { upstream } of this.#configured.values()) upstream.agent.destroy();
+  }
+
+  // ---- admission ------------------------------------------------------------------------
+
+  #identity(r: RequestIdentity, clientAddr: string | undefined): Identity {
+    return makeIdentity({
+      user: r.user,
+      roles: r.roles,
+      traits: r.traits,
+      logins: r.logins,
+      admin: r.admin,
+      ...(r.device ? { device: r.device } : {}),
+      ...(r.cert ? { cert: r.cert } : {}),
+      ...(clientAddr ? { clientAddr } : {}),
+    });
+  }
+
+  async #cluster(
+    name: string,
+  ): Promise<{ resource: KubeClusterResource; upstream: KubeUpstream } | undefined> {
+    const configured = this.#configured.get(name);
+    if (configured) return configured;
+    const now = this.#o.clock.now();
+    const cached = this.#dynamic.get(name);
+    if (cached && now - cached.at < 2_000)
+      return cached.upstream ? { resource: cached.resource, upstream: cached.upstream } : undefined;
+    const resource = await this.#o.kubeClusters.find(name);
+    if (!resource) {
+      this.#dynamic.delete(name);
+      return undefined;
+    }
+    const s = resource.spec;
+    let upstream: KubeUpstream | undefined;
+    if (s.kubeconfig_path || (s.server && (s.token_file || s.cert_file))) {
+      upstream = loadKubeUpstream({
+        name,
+        ...(s.kubeconfig_path ? { kubeconfigPath: s.kubeconfig_path } : {}),
+        ...(s.server ? { server: s.server } : {}),
+        ...(s.ca_file ? { caFile: s.ca_file } : {}),
+        ...(s.token_file ? { tokenFile: s.token_file } : {}),
+        ...(s.cert_file ? { certFile: s.cert_file } : {}),
+        ...(s.key_file ? { keyFile: s.key_file } : {}),
+      });
+    }
+    cached?.upstream?.agent.destroy();
+    this.#dynamic.set(name, { resource, ...(upstream ? { upstream } : {}), at: now });
+    return upstream ? { resource, upstream } : undefined;
+  }
+
+  async #admit(req: IncomingMessage): Promise<Admitted> {
+    const url = new URL(req.url ?? '/', 'https://kube.invalid');
+    const rest = url.pathname.slice(KUBE_PATH_PREFIX.length);
+    const slash = rest.indexOf('/');
+    const clusterName = slash === -1 ? rest : rest.slice(0, slash);
+    const pathname = slash === -1 ? '/' : rest.slice(slash);
+    const socket = req.socket as TLSSocket;
+    const clientAddr = socket.remoteAddress?.replace(/^::ffff:/, '');
+    let rid = this.#identities.get(socket);
+    if (!rid) {
+      const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
+      if (!peer?.raw) {
+        throw new Refusal(
+          kubeStatus(
+            401,
+            'Unauthorized',
+            'Kubernetes through Warden needs a Warden client certificate; run `wsh kube login CLUSTER`',
+          ),
+        );
+      }
+      try {
+        rid = (await this.#o.identifyKube?.(peer.raw)) ?? (await this.#o.identify(peer.raw));
+      } catch (e) {
+        if (isWardenError(e, 'WARDEN_ERR_LOCKED')) throw new Refusal(kubeStatus(403, 'Forbidden', e.message));
+        if (isWardenError(e)) throw new Refusal(kubeStatus(401, 'Unauthorized', e.message));
+        throw e;
+      }
+      this.#identities.set(socket, rid);
+    }
+    if (rid.admin)
+      throw new Refusal(kubeStatus(403, 'Forbidden', 'the admin identity cannot use Kubernetes clusters'));
+    const identity = this.#identity(rid, clientAddr);
+    const found = await this.#cluster(clusterName);
+    if (!found) {
+      throw new Refusal(
+        kubeStatus(
+          404,
+          'NotFound',
+          `kube_cluster "${clusterName}" not found, or no kube_service serves it; \`wsh kube ls\` lists yours`,
+        ),
+      );
+    }
+    const info = kubeRequestInfo(req.method ?? 'GET', pathname, url.searchParams);
+    const asUserH = req.headers['impersonate-user'];
+    const asUser = Array.isArray(asUserH) ? asUserH[0] : asUserH;
+    const asGroupsH = req.headers['impersonate-group'];
+    const asGroups =
+      asGroupsH === undefined
+        ? []
+        : (Array.isArray(asGroupsH) ? asGroupsH : [asGroupsH]).flatMap((g) =>
+            g
+              .split(',')
+              .map((x) => x.trim())
+              .filter(Boolean),
+          );
+    for (const h of Object.keys(req.headers)) {
+      if (h.startsWith('impersonate-') && h !== 'impersonate-user' && h !== 'impersonate-group') {
+        throw new Refusal(
+          kubeStatus(403, 'Forbidden', `impersonation denied: Warden does not forward ${h} headers`),
+        );
+      }
+    }
+    const target = {
+      kind: 'kube_cluster' as const,
+      name: clusterName,
+      labels: found.resource.metadata.labels ?? {},
+    };
+    const request = {
+      ...info,
+      ...(asUser !== undefined ? { asUser } : {}),
+      ...(asGroups.length ? { asGroups } : {}),
+    };
+    const decision = this.#o.checker.checkAccess<'kube_cluster'>(identity, target, request);
+    if (!decision.allowed) {
+      const err = new Refusal(kubeStatus(403, 'Forbidden', decision.reason));
+      this.#audit({
+        type: 'kube.request',
+        success: false,
+        ...this.#subject(identity, found.resource),
+        verb: info.verb,
+        ...this.#what(info),
+        path: pathname,
+        status: 403,
+        error: decision.reason,
+      });
+      (err as Refusal & { audited?: boolean }).audited = true;
+      throw err;
+    }
+    const resolved = this.#o.checker.resolve(identity);
+    const matched = resolved.roles.filter((r) => decision.matchedRoles.includes(r.metadata.name));
+    const p = kubePrincipals(resolved, matched, request);
+    if (!p.ok) throw new Refusal(kubeStatus(403, 'Forbidden', p.reason));
+    return {
+      identity,
+      cluster: found.resource,
+      upstream: found.upstream,
+      info,
+      principals: p.principals,
+      roles: decision.matchedRoles,
+      path: `${pathname}${url.search}`,
+      pathname,
+    };
+  }
+
+  #subject(identity: Identity, cluster: KubeClusterResource) {
+    const d = identity.device;
+    return {
+      user: identity.user,
+      ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
+      ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
+      resource: {
+        kind: 'kube_cluster',
+        name: cluster.metadata.name,
+        ...(cluster.metadata.labels ? { labels: { ...cluster.metadata.labels } } : {}),
+      },
+    };
+  }
+
+  #what(info: KubeRequestInfo) {
+    return {
+      ...(info.resource
+        ? { kube_resource: info.subresource ? `${info.resource}/${info.subresource}` : info.resource }
+        : {}),
+      ...(info.namespace ? { namespace: info.namespace } : {}),
+      ...(info.name ? { name: info.name } : {}),
+    };
+  }
+
+  #audit(event: AuditEventInput): void {
+    this.#o.audit
+      .emit(event)
+      .catch((e) => this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event'));
+  }
+
+  #upstreamHeaders(a: Admitted, incoming: IncomingMessage['headers']): OutgoingHttpHeaders {
+    const h: OutgoingHttpHeaders = {};
+    for (const [k, v] of Object.entries(incoming)) {
+      if (v === undefined || HOP_BY_HOP.has(k) || k.startsWith('impersonate-')) continue;
+      h[k] = v;
+    }
+    h.host = a.upstream.url.host;
+    if (a.upstream.authorization) h.authorization = a.upstream.authorization;
+    h['impersonate-user'] = a.principals.user;
+    if (a.principals.groups.length) h['impersonate-group'] = a.principals.groups;
+    return h;
+  }
+
+  // ---- plain requests (and watches, logs -f) --------------------------------------------
+
+  /** Serves one request under `/kube/<cluster>/`. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = this.#o.clock.now();
+    this.#admit(req).then(
+      (a) => this.#forward(req, res, a, started),
+      (e) => this.#refuse(res, e),
+    );
+  }
+
+  #refuse(res: ServerResponse, e: unknown): void {
+    let status: KubeStatus;
+    if (e instanceof Refusal) status = e.status;
+    else {
+      this.#o.logger.error({ err: e }, 'kube request failed');
+      status = kubeStatus(500, 'InternalError', 'internal error');
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = JSON.stringify(status);
+    res.writeHead(status.code, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(body);
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, a: Admitted, started: number): void {
+    const u = a.upstream;
+    const up = httpsRequest({
+      protocol: 'https:',
+      hostname: u.url.hostname,
+      port: u.url.port || 443,
+      method: req.method,
+      path: a.path,
+      headers: this.#upstreamHeaders(a, req.headers),
+      agent: u.agent,
+    });
+    let status: number | undefined;
+    let ended = false;
+    let reg: { unregister(): void } | undefined;
+    const finish = (terminatedBy?: string) => {
+      if (ended) return;
+      ended = true;
+      reg?.unregister();
+      this.#audit({
+        type: 'kube.request',
+        success: true,
+        ...this.#subject(a.identity, a.cluster),
+        verb: a.info.verb,
+        ...this.#what(a.info),
+        path: a.pathname,
+        ...(status !== undefined ? { status } : {}),
+        kube_users: [a.principals.user],
+        kube_groups: a.principals.groups,
+        roles: a.roles,
+        duration_ms: this.#o.clock.now() - started,
+        ...(terminatedBy ? { error: terminatedBy } : {}),
+      });
+    };
+    up.on('error', (e) => {
+      if (ended) return;
+      this.#o.logger.warn(
+        { err: e, cluster: a.cluster.metadata.name },
+        'Kubernetes API server request failed',
+      );
+      if (!res.headersSent) {
+        status = 502;
+        this.#refuse(
+          res,
+          new Refusal(
+            kubeStatus(
+              502,
+              'ServiceUnavailable',
+              `the API server of kube_cluster "${a.cluster.metadata.name}" is unreachable`,
+            ),
+          ),
+        );
+      } else res.destroy();
+      finish();
+    });
+    up.on('response', (r) => {
+      status = r.statusCode ?? 502;
+      const headers: OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(r.headers)) {
+        if (v === undefined || (HOP_BY_HOP.has(k) && k !== 'authorization')) continue;
+        headers[k] = v;
+      }
+      res.writeHead(status, headers);
+      if (!a.info.streaming) {
+        r.pipe(res);
+        r.on('end', () => finish());
+        return;
+      }
+      // A watch or followed log: relayed chunk by chunk, ended by the session monitor on a lock.
+      // The proxy's idle timeout must not cut a quiet watch: the monitor and the client end it.
+      req.socket.setTimeout(0);
+      res.flushHeaders();
+      let atEventBoundary = true;
+      r.on('data', (chunk: Buffer) => {
+        atEventBoundary = chunk[chunk.length - 1] === 0x0a;
+        if (!res.write(chunk)) {
+          r.pause();
+          res.once('drain', () => r.resume());
+        }
+      });
+      r.on('end', () => {
+        res.end();
+        finish();
+      });
+      const isWatch = a.info.verb === 'watch';
+      const end = (message: string) => {
+        if (ended) return;
+        if (isWatch && atEventBoundary) {
+          res.write(`${JSON.stringify({ type: 'ERROR', object: kubeStatus(403, 'Forbidden', message) })}\n`);
+        }
+        res.end();
+        up.destroy();
+        r.destroy();
+        finish(message);
+      };
+      this.#open.add(closeAll);
+      function closeAll() {
+        end('the service is shutting down');
+      }
+      reg = this.#o.monitor.register({ identity: a.identity, protocol: 'kube', end: (m) => end(m) });
+      res.on('close', () => {
+        this.#open.delete(closeAll);
+        if (!ended) {
+          up.destroy();
+          finish();
+        }
+      });
+    });
+    req.pipe(up);
+  }
+
+  // ---- upgrades: exec, attach, port-forward ---------------------------------------------
+
+  /** Serves an upgrade (WebSocket) request under `/kube/<cluster>/`. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    // Exec and port-forward sessions may be quiet for long: no idle timeout (locks and expiry end them).
+    (socket as Duplex & { setTimeout?(ms: number): void }).setTimeout?.(0);
+    this.#admit(req).then(
+      (a) => this.#relay(req, socket, head, a),
+      (e) => this.#refuseUpgrade(socket, e),
+    );
+  }
+
+  #refuseUpgrade(socket: Duplex, e: unknown): void {
+    let status: KubeStatus;
+    if (e instanceof Refusal) status = e.status;
+    else {
+      this.#o.logger.error({ err: e }, 'kube upgrade failed');
+      status = kubeStatus(500, 'InternalError', 'internal error');
+    }
+    const body = JSON.stringify(status);
+    socket.end(
+      `HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  #relay(req: IncomingMessage, client: Duplex, head: Buffer, a: Admitted): void {
+    const info = a.info;
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      this.#refuseUpgrade(
+        client,
+        new Refusal(
+          kubeStatus(
+            400,
+            'BadRequest',
+            'Warden relays exec, attach and port-forward over WebSockets only; SPDY upgrades are not supported (use kubectl 1.30 or later with its default WebSocket streaming)',
+          ),
+        ),
+      );
+      return;
+    }
+    const u = a.upstream;
+    const host = u.url.hostname;
+    const upstream = tlsConnect({
+      host,
+      port: Number(u.url.port || 443),
+      ...u.tls,
+      ...(u.tls.servername ? {} : isIP(host) ? {} : { servername: host }),
+      ALPNProtocols: ['http/1.1'],
+    });
+    upstream.on('error', () => undefined);
+    const headers = this.#upstreamHeaders(a, req.headers);
+    headers.connection = 'Upgrade';
+    headers.upgrade = req.headers.upgrade;
+    let lines = `${req.method ?? 'GET'} ${a.path} HTTP/1.1\r\n`;
+    for (const [k, v] of Object.entries(headers)) {
+      for (const one of Array.isArray(v) ? v : [v])
+        lines += `${k}: ${String(one).replace(/[\r\n]/g, '')}\r\n`;
+    }
+    upstream.write(`${lines}\r\n`);
+    if (head.length) upstream.write(head);
+
+    const sessionId = randomUUID();
+    const started = this.#o.clock.now();
+    const isExec = info.verb === 'exec';
+    const url = new URL(a.path, 'https://kube.invalid');
+    const command = url.searchParams.getAll('command').join(' ');
+    const ports = url.searchParams.getAll('ports');
+    const base = {
+      session_id: sessionId,
+      ...this.#subject(a.identity, a.cluster),
+      namespace: info.namespace ?? '',
+      pod: info.name ?? '',
+    };
+    let buf: Buffer = Buffer.alloc(0);
+    let opened = false;
+    let ended = false;
+    let reg: { unregister(): void } | undefined;
+    const frames = new FrameBoundaries();
+    let ending: string | undefined;
+    let protocol: string | undefined;
+
+    const finish = (terminatedBy?: string) => {
+      if (ended) return;
+      ended = true;
+      reg?.unregister();
+      this.#open.delete(shutdown);
+      client.destroy();
+      upstream.destroy();
+      if (!opened) return;
+      this.#audit(
+        isExec
+          ? {
+              type: 'kube.exec.end',
+              ...base,
+              ...(command ? { command } : {}),
+              duration_ms: this.#o.clock.now() - started,
+              ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
+            }
+          : {
+              type: 'kube.portforward.end',
+              ...base,
+              ports,
+              duration_ms: this.#o.clock.now() - started,
+              ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
+            },
+      );
+    };
+    const injectAndClose = (message: string) => {
+      const out: Buffer[] = [];
+      if (protocol?.endsWith('.channel.k8s.io')) {
+        const status = { metadata: {}, status: 'Failure', message, reason: 'Forbidden', code: 403 };
+        out.push(serverFrame(2, Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(status))])));
+      }
+      out.push(closeFrame(1008, message));
+      client.write(Buffer.concat(out), () => finish(message));
+      setTimeout(() => finish(message), 1_000).unref();
+    };
+    const end = (message: string) => {
+      if (ended || ending !== undefined) return;
+      ending = message;
+      upstream.pause();
+      if (!opened) return finish(message);
+      if (frames.atBoundary) injectAndClose(message);
+      else upstream.resume(); // the data handler injects at the next frame end
+    };
+    const shutdown = () => end('the service is shutting down');
+    this.#open.add(shutdown);
+
+    const onUpstreamData = (chunk: Buffer) => {
+      if (ending !== undefined) {
+        const cut = frames.feed(chunk);
+        if (cut === -1) {
+          client.write(chunk);
+          return;
+        }
+        client.write(chunk.subarray(0, cut));
+        upstream.pause();
+        injectAndClose(ending);
+        return;
+      }
+      frames.feed(chunk);
+      if (!client.write(chunk)) {
+        upstream.pause();
+        client.once('drain', () => upstream.resume());
+      }
+    };
+
+    upstream.on('data', function onHead(chunk: Buffer) {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      const endOfHead = buf.indexOf('\r\n\r\n');
+      if (endOfHead === -1) {
+        if (buf.length > 64 * 1024) upstream.destroy();
+        return;
+      }
+      upstream.off('data', onHead);
+      const headText = buf.subarray(0, endOfHead).toString('latin1');
+      const rest = buf.subarray(endOfHead + 4);
+      const code = Number(headText.split(' ', 3)[1]);
+      client.write(buf.subarray(0, endOfHead + 4));
+      if (code !== 101) {
+        if (rest.length) client.write(rest);
+        upstream.pipe(client);
+        return;
+      }
+      opened = true;
+      protocol = /\r\nsec-websocket-protocol:\s*([^\r\n]*)/i.exec(headText)?.[1]?.trim();
+      self.#audit(
+        isExec
+          ? {
+              type: 'kube.exec.start',
+              ...base,
+              ...(url.searchParams.get('container') ? { container: url.searchParams.get('container')! } : {}),
+              ...(command ? { command } : {}),
+              tty: url.searchParams.get('tty') === 'true',
+              kube_users: [a.principals.user],
+              kube_groups: a.principals.groups,
+              roles: a.roles,
+            }
+          : {
+              type: 'kube.portforward.start',
+              ...base,
+              ports,
+              kube_users: [a.principals.user],
+              kube_groups: a.principals.groups,
+              roles: a.roles,
+            },
+      );
+      reg = self.#o.monitor.register({ identity: a.identity, protocol: 'kube', end: (m) => end(m) });
+      upstream.on('data', onUpstreamData);
+      if (rest.length) onUpstreamData(rest);
+      client.on('data', (c: Buffer) => {
+        if (!upstream.write(c)) {
+          client.pause();
+          upstream.once('drain', () => client.resume());
+        }
+      });
+      if (ending !== undefined) {
+        const m = ending;
+        ending = undefined;
+        end(m);
+      }
+    });
+    const self = this;
+    upstream.on('close', () => finish());
+    client.on('close', () => finish());
+  }
+}
