@@ -7,6 +7,7 @@ export * from './app';
 export * from './db';
 export * from './devicetrust';
 export * from './keys';
+export * from './kube';
 export * from './login';
 export * from './profile';
 export * from './ssh';

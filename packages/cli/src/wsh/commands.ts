@@ -255,6 +255,61 @@ export const wshCommands: Command[] = [
     run: async (ctx) => (await import('./app')).runProxyApp(ctx),
   },
   {
+    path: ['kube', 'ls'],
+    summary: 'List the Kubernetes clusters you may reach.',
+    options: { format: { type: 'string', value: 'text|json|yaml', default: 'text', help: 'output format' } },
+    run: async (ctx) => (await import('./kube')).runKubeLs(ctx),
+  },
+  {
+    path: ['kube', 'login'],
+    summary:
+      'Add a kubectl context for a Kubernetes cluster (in $KUBECONFIG or ~/.kube/config) and make it current.',
+    usage: 'kube login CLUSTER',
+    details:
+      'kubectl then reaches the cluster through the proxy. Its credential is an exec plugin\n' +
+      '(`wsh kube credentials`) that hands kubectl your short-lived client certificate (with the\n' +
+      'device extensions after device authentication); run `wsh login` again when it expires.\n' +
+      'Example:\n  wsh kube login prod\n  kubectl get pods',
+    options: {
+      proxy: { type: 'string', value: 'HOST:PORT', help: 'profile of this proxy (default: the current one)' },
+    },
+    args: [1, 1],
+    run: async (ctx) => (await import('./kube')).runKubeLogin(ctx),
+  },
+  {
+    path: ['kube', 'logout'],
+    summary: 'Remove the kubectl contexts `wsh kube login` wrote (one cluster, or all of them).',
+    usage: 'kube logout [CLUSTER]',
+    options: {
+      proxy: { type: 'string', value: 'HOST:PORT', help: 'profile of this proxy (default: the current one)' },
+    },
+    args: [0, 1],
+    run: async (ctx) => (await import('./kube')).runKubeLogout(ctx),
+  },
+  {
+    path: ['kube', 'credentials'],
+    summary: 'Print an ExecCredential for kubectl (the exec plugin `wsh kube login` configures).',
+    options: {
+      proxy: { type: 'string', value: 'HOST:PORT', help: 'profile of this proxy (default: the current one)' },
+      cluster: { type: 'string', value: 'CLUSTER', help: 'the Kubernetes cluster (for messages)' },
+    },
+    run: async (ctx) => (await import('./kube')).runKubeCredentials(ctx),
+  },
+  {
+    path: ['proxy', 'kube'],
+    summary: 'Start a local plain-HTTP listener for a Kubernetes cluster (tools without exec plugins).',
+    usage: 'proxy kube CLUSTER [-p PORT]',
+    details:
+      'Connections to 127.0.0.1:PORT reach the cluster through the proxy as you (your\n' +
+      'certificate), so anyone who can reach that port acts as you: it listens on loopback only.\n' +
+      'It prints a kubeconfig for http://127.0.0.1:PORT/kube/CLUSTER.',
+    options: {
+      port: { type: 'string', short: 'p', value: 'PORT', help: 'local port (default: any free port)' },
+    },
+    args: [1, 1],
+    run: async (ctx) => (await import('./kube')).runProxyKube(ctx),
+  },
+  {
     path: ['proxy', 'ssh'],
     summary: "Connect stdin/stdout to a node's SSH server through the proxy (an OpenSSH ProxyCommand).",
     usage: 'proxy ssh [--login=LOGIN] [LOGIN@]NODE[:PORT]',

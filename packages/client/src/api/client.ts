@@ -102,6 +102,14 @@ export class ApiClient {
   appLogin(app: string): Promise<rpc.AppLoginResponse> {
     return this.#call(rpc.AppLoginResponse, 'POST', R.appLogin, { app });
   }
+  /** Kubernetes clusters the caller may reach (`wsh kube ls`). */
+  listKubeClusters() {
+    return this.#call(rpc.ListResourcesResponse, 'GET', R.kubeClusters);
+  }
+  /** A short-lived Kubernetes client certificate for `publicKeyPem` (`wsh kube credentials`). */
+  kubeCert(req: z.input<typeof rpc.KubeCertRequest>) {
+    return this.#call(rpc.KubeCertResponse, 'POST', R.kubeCerts, req);
+  }
   /** A database's server certificate from the db CA (`wctl auth sign --format=db`). */
   signDb(req: z.input<typeof rpc.SignDbRequest>) {
     return this.#call(rpc.SignDbResponse, 'POST', `${R.authorities}/db/sign`, req);
