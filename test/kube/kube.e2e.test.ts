@@ -1,0 +1,301 @@
+/**
+ * Kubernetes through Warden with the real `kubectl`: a real `warden start` whose kube_service
+ * forwards to testkit's fake API server (a test double) with its own admin credential and the
+ * user's impersonation; `wsh kube ls|login|logout` and the exec credential plugin; discovery,
+ * get/describe, apply (client- and server-side), delete, get -w, logs -f, exec exit codes,
+ * port-forward, auth can-i/whoami; kubernetes_resources and impersonation refusals; locks that
+ * end open streams; audit events.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  Authenticator,
+  type FakeKubeApiServer,
+  kubectl,
+  requireKubectl,
+  runCli,
+  signupWithTotp,
+  spawnKubectl,
+  startFakeKubeApiServer,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+
+const PASSWORD = 'correct horse battery staple';
+const tool = requireKubectl();
+const LOOP = 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done';
+
+const ROLES = `kind: role
+version: v7
+metadata: { name: kube-dev }
+spec:
+  allow:
+    kubernetes_labels: { env: test }
+    kubernetes_groups: [developers, "{{internal.kube_groups}}"]
+    kubernetes_resources: [{ kind: "*", namespace: "*", name: "*", verbs: ["*"] }]
+---
+kind: role
+version: v7
+metadata: { name: kube-viewer }
+spec:
+  allow:
+    kubernetes_labels: { env: test }
+    kubernetes_groups: [viewers]
+    kubernetes_resources: [{ kind: pod, namespace: default, verbs: [get, list, watch] }]
+`;
+
+describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () => {
+  let w: WardenProcess;
+  let fake: FakeKubeApiServer;
+  let echo: Server;
+  let echoPort: number;
+  const home = (user: string) => join(w.dir, `home-${user}`);
+  const kc = (user: string) => join(w.dir, `kubeconfig-${user}`);
+  const userEnv = (user: string) => ({ ...w.env, WARDEN_HOME: home(user), KUBECONFIG: kc(user) });
+  const wsh = (user: string, args: string[], input?: string) =>
+    runCli('wsh', args, { env: userEnv(user), input });
+  const wctl = (args: string[], input?: string) => runCli('wctl', args, { env: w.env, input });
+  const k = (user: string, args: string[], input?: string) =>
+    kubectl(kc(user), args, { input, env: userEnv(user) });
+
+  async function addUser(user: string, roles: string, traits = ''): Promise<void> {
+    const add = await wctl([
+      'users',
+      'add',
+      user,
+      `--roles=${roles}`,
+      '--logins=nobody',
+      ...(traits ? [traits] : []),
+    ]);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const env = { ...w.env, WARDEN_HOME: home(user) };
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    const otp = new Authenticator(s.uri!);
+    otp.markUsed();
+    const l = await wsh(
+      user,
+      ['login', `--proxy=${w.proxy}`, `--user=${user}`],
+      `${PASSWORD}\n${await otp.code()}\n`,
+    );
+    assert.equal(l.code, 0, l.stderr);
+  }
+
+  before(async () => {
+    fake = await startFakeKubeApiServer({
+      rules: [
+        { groups: ['developers'], verbs: ['*'], resources: ['*'] },
+        { groups: ['viewers'], verbs: ['get', 'list', 'watch'], resources: ['pods', 'pods/log'] },
+      ],
+    });
+    fake.create('pods', {
+      metadata: { name: 'web', labels: { app: 'web' } },
+      spec: { containers: [{ name: 'main', image: 'busybox', command: ['sh', '-c', LOOP] }] },
+    });
+    echo = createServer((c) => c.on('data', (b) => c.write(Buffer.concat([Buffer.from('echo:'), b]))));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    echoPort = (echo.address() as { port: number }).port;
+    w = await startWarden({
+      configYaml:
+        'kube_service:\n  clusters:\n' +
+        `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
+        `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: test }\n`,
+    });
+    writeFileSync(join(w.dir, 'roles.yaml'), ROLES);
+    const c = await wctl(['create', join(w.dir, 'roles.yaml')]);
+    assert.equal(c.code, 0, c.stderr);
+    await addUser('alice', 'kube-dev');
+    await addUser('bob', 'kube-viewer');
+    for (const u of ['alice', 'bob']) {
+      const l = await wsh(u, ['kube', 'login', 'fake']);
+      assert.equal(l.code, 0, l.stderr);
+    }
+  });
+  after(async () => {
+    echo?.close();
+    await w?.stop();
+    await fake?.close();
+  });
+
+  test('wsh kube ls and login: a context whose credential is the wsh exec plugin', async () => {
+    const ls = await wsh('alice', ['kube', 'ls']);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /^fake\s+env=test$/m);
+    const json = JSON.parse((await wsh('alice', ['kube', 'ls', '--format=json'])).stdout);
+    assert.deepEqual(json, [{ name: 'fake', labels: { env: 'test' } }]);
+    const cfg = readFileSync(kc('alice'), 'utf8');
+    assert.match(cfg, /current-context: .*-fake/);
+    assert.match(cfg, /server: https:\/\/127\.0\.0\.1:\d+\/kube\/fake/);
+    assert.match(cfg, /client\.authentication\.k8s\.io\/v1/);
+    const cred = await wsh('alice', ['kube', 'credentials', '--cluster=fake']);
+    const ec = JSON.parse(cred.stdout);
+    assert.equal(ec.kind, 'ExecCredential');
+    assert.match(ec.status.clientCertificateData, /BEGIN CERTIFICATE/);
+    assert.ok(Date.parse(ec.status.expirationTimestamp) > Date.now());
+  });
+
+  test('get and describe go through with Warden’s credential and the roles’ impersonation', async () => {
+    const r = await k('alice', ['get', 'pods']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^web\s+1\/1\s+Running/m);
+    const rec = fake.requests.filter((q) => q.resource === 'pods' && q.verb === 'list').at(-1)!;
+    assert.equal(rec.authUser, 'fake-admin', 'the API server sees kube_service’s own credential');
+    assert.equal(rec.impersonateUser, 'alice');
+    assert.deepEqual(rec.impersonateGroups, ['developers']);
+    const d = await k('alice', ['describe', 'pod', 'web']);
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stdout, /^Name:\s+web$/m);
+    const who = await k('alice', ['auth', 'whoami', '-o', 'json']);
+    assert.equal(JSON.parse(who.stdout).status.userInfo.username, 'alice');
+    const can = await k('alice', ['auth', 'can-i', 'delete', 'configmaps']);
+    assert.equal(can.stdout.trim(), 'yes');
+  });
+
+  test('apply (client- and server-side), delete, and get -w through Warden', async () => {
+    const w1 = spawnKubectl(kc('alice'), ['get', 'configmaps', '-w'], { env: userEnv('alice') });
+    try {
+      // An empty list prints nothing: wait until the watch reached the API server.
+      while (
+        !fake.requests.some(
+          (q) => q.verb === 'watch' && q.resource === 'configmaps' && q.impersonateUser === 'alice',
+        )
+      )
+        await new Promise((r) => setTimeout(r, 20));
+      const cm = (v: string) =>
+        `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  v: "${v}"\n`;
+      let r = await k('alice', ['apply', '-f', '-'], cm('1'));
+      assert.equal(r.code, 0, r.stderr);
+      r = await k('alice', ['apply', '-f', '-'], cm('2'));
+      assert.match(r.stdout, /configmap\/app configured/);
+      r = await k('alice', ['apply', '--server-side', '-f', '-'], cm('3'));
+      assert.match(r.stdout, /serverside-applied/);
+      assert.equal(fake.get('configmaps', 'app')?.data.v, '3');
+      await w1.waitFor(/^app\s+1\s+/m);
+      r = await k('alice', ['delete', 'configmap', 'app']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(fake.get('configmaps', 'app'), undefined);
+    } finally {
+      w1.kill();
+    }
+  });
+
+  test('logs -f, exec exit codes and stdin, port-forward through Warden', async () => {
+    const f = spawnKubectl(kc('alice'), ['logs', '-f', 'web'], { env: userEnv('alice') });
+    try {
+      const m = await f.waitFor(/tick (\d+)\n/);
+      await f.waitFor(new RegExp(`tick ${Number(m[1]) + 2}\\n`));
+    } finally {
+      f.kill();
+    }
+    let r = await k('alice', ['exec', 'web', '--', 'sh', '-c', 'echo out; exit 5']);
+    assert.equal(r.code, 5);
+    assert.equal(r.stdout, 'out\n');
+    r = await k('alice', ['exec', '-i', 'web', '--', 'cat'], 'through warden\n');
+    assert.equal(r.stdout, 'through warden\n');
+    const pf = spawnKubectl(kc('alice'), ['port-forward', 'pod/web', `:${echoPort}`], {
+      env: userEnv('alice'),
+    });
+    try {
+      const p = await pf.waitFor(/Forwarding from 127\.0\.0\.1:(\d+)/);
+      const got = await new Promise<string>((resolve, reject) => {
+        const c = netConnect(Number(p[1]), '127.0.0.1', () => c.write('hello'));
+        c.on('data', (b) => {
+          resolve(b.toString());
+          c.end();
+        });
+        c.on('error', reject);
+      });
+      assert.equal(got, 'echo:hello');
+    } finally {
+      pf.kill();
+    }
+  });
+
+  test('kubernetes_resources and impersonation refusals are Forbidden Status objects', async () => {
+    let r = await k('bob', ['get', 'pods']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fake.requests.filter((q) => q.verb === 'list').at(-1)?.impersonateUser, 'bob');
+    r = await k('bob', ['delete', 'pod', 'web']);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /Error from server \(Forbidden\): access to kube_cluster denied: user "bob" may not delete pods "web"/,
+    );
+    assert.ok(fake.get('pods', 'web'), 'the refused delete never reached the API server');
+    r = await k('bob', ['get', 'secrets']);
+    assert.match(r.stderr, /Forbidden/);
+    r = await k('alice', ['get', 'pods', '--as=root']);
+    assert.match(
+      r.stderr,
+      /Error from server \(Forbidden\): impersonation denied: user "alice" may not impersonate Kubernetes user "root"/,
+    );
+    r = await k('alice', ['get', 'pods', '--as=alice', '--as-group=system:masters']);
+    assert.match(r.stderr, /may not impersonate Kubernetes group\(s\) "system:masters"/);
+    r = await k('alice', ['get', 'pods', '--as=alice', '--as-group=developers']);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('a lock ends open watch, logs -f, exec and port-forward streams, and refuses new requests', async () => {
+    await addUser('carol', 'kube-dev');
+    assert.equal((await wsh('carol', ['kube', 'login', 'fake'])).code, 0);
+    const env = userEnv('carol');
+    const watch = spawnKubectl(kc('carol'), ['get', 'pods', '-w'], { env });
+    const logs = spawnKubectl(kc('carol'), ['logs', '-f', 'web'], { env });
+    const exec = spawnKubectl(kc('carol'), ['exec', 'web', '--', 'sh', '-c', 'echo started; sleep 60'], {
+      env,
+    });
+    const pf = spawnKubectl(kc('carol'), ['port-forward', 'pod/web', `:${echoPort}`], { env });
+    try {
+      await watch.waitFor(/web\s+1\/1/);
+      await logs.waitFor(/tick \d+/);
+      await exec.waitFor(/started/);
+      await pf.waitFor(/Forwarding from/);
+      const lock = await wctl(['lock', '--user=carol', '--message=kube access revoked']);
+      assert.equal(lock.code, 0, lock.stderr);
+      const t0 = Date.now();
+      const codes = await Promise.all([watch.exited, logs.exited, exec.exited, pf.exited]);
+      assert.ok(Date.now() - t0 < 3_000, `streams ended ${Date.now() - t0} ms after the lock`);
+      assert.notEqual(codes[2], 0);
+      assert.match(exec.output(), /kube access revoked/);
+      const r = await k('carol', ['get', 'pods']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /Forbidden.*kube access revoked/);
+    } finally {
+      for (const p of [watch, logs, exec, pf]) p.kill();
+    }
+  });
+
+  test('audit: kube.request with verb, resource and status; exec and port-forward sessions', async () => {
+    const search = async (type: string) => {
+      const r = await wctl(['audit', 'search', `--type=${type}`, '--format=json']);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Record<string, unknown>[];
+    };
+    const reqs = await search('kube.request');
+    assert.ok(
+      reqs.some(
+        (e) => e.user === 'alice' && e.verb === 'list' && e.kube_resource === 'pods' && e.status === 200,
+      ),
+    );
+    assert.ok(reqs.some((e) => e.user === 'bob' && e.verb === 'delete' && e.success === false));
+    const execs = await search('kube.exec.start');
+    assert.ok(execs.some((e) => e.user === 'alice' && /echo out/.test(String(e.command))));
+    const ends = await search('kube.exec.end');
+    assert.ok(ends.some((e) => e.user === 'carol' && /kube access revoked/.test(String(e.terminated_by))));
+    assert.ok((await search('kube.portforward.start')).length > 0);
+  });
+
+  test('wsh kube logout removes the context', async () => {
+    const r = await wsh('bob', ['kube', 'logout', 'fake']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(readFileSync(kc('bob'), 'utf8'), /kube\/fake/);
+  });
+});
