@@ -408,7 +408,7 @@ test('unknown fields are errors, in every section', () => {
   );
   assert.equal(
     problem('version: v1\nkube_service:\n  enabled: true\n  clusterz: []\n'),
-    'warden.yaml: kube_service.clusterz: unknown field (line 4)',
+    'warden.yaml: kube_service.clusterz: unknown field; did you mean clusters? (line 4)',
   );
   assert.equal(
     problem(
@@ -781,8 +781,8 @@ test('every problem of a file is reported at once, typos with "did you mean"', (
   assert.match(e.message, /\(and 2 more problems\)$/);
   // Unrelated names get no guess.
   assert.equal(
-    problem('version: v1\nkube_service:\n  enabled: true\n'),
-    'warden.yaml: kube_service: unknown field (line 2)',
+    problem('version: v1\nspaceship_service:\n  enabled: true\n'),
+    'warden.yaml: spaceship_service: unknown field (line 2)',
   );
 });
 
