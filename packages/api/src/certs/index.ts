@@ -46,5 +46,8 @@ export {
   addCertificateExtensions,
   type CertificateExtension,
   certificateDer,
+  derTlv,
+  encodeExtension,
+  encodeOid,
   readCertificateExtensions,
 } from './x509-der';

@@ -495,3 +495,51 @@ test(
     }
   },
 );
+
+test(
+  'leaf certificates: names are written as given (quotes, #, non-ASCII), dates after 2049 as GeneralizedTime',
+  openssl,
+  async () => {
+    const { cas } = await setup();
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const odd = { user: 'x"quoted"y', roles: ['#616263', 'rôle, with comma'], logins: [], traits: {} };
+    const { tlsCert } = await cas.issueUserCertificates({ ...odd, publicKey, ttlMs: HOUR });
+    const identity = parseIdentityFromCertificate(tlsCert);
+    assert.equal(identity.user, odd.user);
+    assert.deepEqual(identity.roles, odd.roles);
+    const parsed = new x509.X509Certificate(tlsCert);
+    assert.equal(parsed.subjectName.getField('CN')[0], odd.user);
+    assert.deepEqual(parsed.subjectName.getField('O'), odd.roles);
+
+    const ca = PrivateKey.generate('ecdsa-p256');
+    const caPem = await createCaCertificate({
+      key: ca,
+      subject: [{ CN: ['far future CA'] }],
+      notBefore: new Date(T0),
+      notAfter: new Date(Date.UTC(2070, 0, 1)),
+    });
+    const leaf = await issueLeafCertificate({
+      ca: { key: ca, webKey: await ca.toWebCryptoSigningKey(), cert: new x509.X509Certificate(caPem) },
+      subject: [{ CN: ['late'] }],
+      publicKey,
+      notBefore: new Date(Date.UTC(2049, 11, 31, 23, 59, 59)),
+      notAfter: new Date(Date.UTC(2050, 0, 1, 0, 0, 1)),
+      usages: ['serverAuth'],
+      ipAddresses: ['::ffff:10.1.2.3'],
+    });
+    const node = new X509Certificate(leaf);
+    assert.equal(new Date(node.validFrom).toISOString(), '2049-12-31T23:59:59.000Z');
+    assert.equal(new Date(node.validTo).toISOString(), '2050-01-01T00:00:01.000Z');
+    assert.ok(node.verify(new X509Certificate(caPem).publicKey), 'signed by the CA');
+    assert.match(node.subjectAltName ?? '', /IP Address:(::ffff:10\.1\.2\.3|0:0:0:0:0:FFFF:A01:203)/i);
+    const tmp = tempDir();
+    try {
+      writeFileSync(tmp.path('leaf.pem'), leaf);
+      const asn1 = run('openssl', ['asn1parse', '-in', tmp.path('leaf.pem')]).stdout;
+      assert.match(asn1, /UTCTIME\s+:491231235959Z/);
+      assert.match(asn1, /GENERALIZEDTIME\s+:20500101000001Z/);
+    } finally {
+      tmp.cleanup();
+    }
+  },
+);
