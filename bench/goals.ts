@@ -20,12 +20,17 @@ export interface Goal {
   text: string;
 }
 
-export function goal(what: string, ratio: number, bound: { min?: number; max?: number }): Goal {
+/** A goal on a ratio (`unit` ×, the default) or on a plain figure (`unit` ' ms'…). */
+export function goal(what: string, ratio: number, bound: { min?: number; max?: number }, unit = '×'): Goal {
   const ok = Number.isFinite(ratio);
   const met =
     ok && (bound.min === undefined || ratio >= bound.min) && (bound.max === undefined || ratio <= bound.max);
-  const want = bound.min !== undefined ? `≥ ${bound.min.toFixed(2)}×` : `≤ ${bound.max!.toFixed(2)}×`;
-  const text = `${ok ? `${ratio.toFixed(2)}×` : '-'} (goal ${want}: ${met ? 'met' : 'not met'})`;
+  const digits = unit === '×' ? 2 : 1;
+  const want =
+    bound.min !== undefined
+      ? `≥ ${bound.min.toFixed(digits)}${unit}`
+      : `≤ ${bound.max!.toFixed(digits)}${unit}`;
+  const text = `${ok ? `${ratio.toFixed(digits)}${unit}` : '-'} (goal ${want}: ${met ? 'met' : 'not met'})`;
   return { what, ratio, ...bound, met, text };
 }
 
