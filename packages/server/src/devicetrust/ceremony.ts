@@ -7,6 +7,12 @@
  * Internal to `devicetrust/`.
  *
  *   /device_ceremonies/<uuid>   { kind: 'enroll' | 'authn', expires, … }   TTL = sessionTtlMs
+ *
+ * Where they live: in the backend when it is shared by several processes (PostgreSQL: begin
+ * and finish may reach different auth replicas), else in this process's memory. A backend
+ * that is not shared (SQLite, owned by one process through its exclusive lock; memory) has
+ * exactly one auth service, so a map here is the same single-use store without two
+ * fsync'd writes per ceremony. A shared backend is one that implements `staleForMs`.
  */
 import { randomUUID } from 'node:crypto';
 import { type ErrorCode, isWardenError, type rpc, WardenError } from '@warden/api';
@@ -28,18 +34,58 @@ export const DEVICE_PCR_SELECTION: readonly PcrSelection[] = Object.freeze([
 /** Device authentications one user may have begun and not finished (each lives sessionTtlMs). */
 export const DEFAULT_MAX_OPEN_SESSIONS_PER_USER = 8;
 
+/** A session kept in memory (a backend that no other process shares). */
+interface LocalSession {
+  owner: string | undefined;
+  expiresMs: number;
+  /** The data as JSON, as the backend would keep it (no object shared with the caller). */
+  json: string;
+}
+
 /** Single-use ceremony sessions of one kind. */
 export class CeremonySessions<T extends object> {
   readonly #backend: Backend;
   readonly #clock: Clock;
   readonly #kind: string;
   readonly #ttlMs: number;
+  /** Set when the backend is not shared: the sessions live here instead. */
+  readonly #local: Map<string, LocalSession> | undefined;
+  #lastSweep = 0;
 
   constructor(o: { backend: Backend; clock: Clock; kind: 'enroll' | 'authn'; ttlMs?: number }) {
     this.#backend = o.backend;
     this.#clock = o.clock;
     this.#kind = o.kind;
     this.#ttlMs = o.ttlMs ?? DEFAULT_CEREMONY_TTL_MS;
+    this.#local = typeof o.backend.staleForMs === 'function' ? undefined : new Map();
+  }
+
+  /** Where the sessions live (for tests). */
+  get storage(): 'backend' | 'memory' {
+    return this.#local ? 'memory' : 'backend';
+  }
+
+  #openLocal(local: Map<string, LocalSession>, data: T, now: number, limit?: { owner: string; max: number }) {
+    if (now - this.#lastSweep > this.#ttlMs / 10) {
+      this.#lastSweep = now;
+      for (const [id, s] of local) if (s.expiresMs <= now) local.delete(id);
+    }
+    if (limit) {
+      let open = 0;
+      for (const s of local.values()) if (s.owner === limit.owner && s.expiresMs > now) open++;
+      if (open >= limit.max) throw this.#tooMany(limit);
+    }
+    const id = randomUUID();
+    local.set(id, { owner: limit?.owner, expiresMs: now + this.#ttlMs, json: JSON.stringify(data) });
+    return id;
+  }
+
+  #tooMany(limit: { owner: string; max: number }): WardenError {
+    return new WardenError(
+      'WARDEN_ERR_RATE_LIMITED',
+      `too many device ceremonies in progress for user "${limit.owner}" (at most ${limit.max}); ` +
+        `finish one or wait ${Math.ceil(this.#ttlMs / 60_000)} min for them to expire`,
+    );
   }
 
   /**
@@ -48,6 +94,7 @@ export class CeremonySessions<T extends object> {
    */
   async open(data: T, limit?: { owner: string; max: number }): Promise<string> {
     const now = this.#clock.now();
+    if (this.#local) return this.#openLocal(this.#local, data, now, limit);
     if (limit) {
       const { items } = await this.#backend.range(CEREMONY_PREFIX);
       let open = 0;
@@ -55,13 +102,7 @@ export class CeremonySessions<T extends object> {
         const s = parse(item.value);
         if (s?.kind === this.#kind && s.owner === limit.owner && Date.parse(String(s.expires)) > now) open++;
       }
-      if (open >= limit.max) {
-        throw new WardenError(
-          'WARDEN_ERR_RATE_LIMITED',
-          `too many device ceremonies in progress for user "${limit.owner}" (at most ${limit.max}); ` +
-            `finish one or wait ${Math.ceil(this.#ttlMs / 60_000)} min for them to expire`,
-        );
-      }
+      if (open >= limit.max) throw this.#tooMany(limit);
     }
     const id = randomUUID();
     const expires = new Date(now + this.#ttlMs).toISOString();
@@ -77,6 +118,13 @@ export class CeremonySessions<T extends object> {
    */
   async take(id: string): Promise<T | undefined> {
     if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+    if (this.#local) {
+      const s = this.#local.get(id);
+      if (!s) return undefined;
+      this.#local.delete(id);
+      if (!(s.expiresMs > this.#clock.now())) return undefined;
+      return JSON.parse(s.json) as T;
+    }
     const key = CEREMONY_PREFIX + id;
     const item = await this.#backend.get(key);
     if (!item) return undefined;
