@@ -16,6 +16,7 @@ export {
   identitySubject,
   parseIdentityFromCertificate,
 } from './identity';
+export { keyFromSpki, spkiFromKey } from './spki';
 export {
   decodeSshCertificate,
   formatSshCertificate,

@@ -342,3 +342,32 @@ test('a certificate line of the wrong type or a plain key is refused', () => {
   );
   rejects(() => parseSshCertificate(formatAuthorizedKey(userEd.publicKey)), /unsupported certificate type/);
 });
+
+test('signSshCertificate returns exactly what decoding its blob gives (no re-parse needed)', () => {
+  const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' }).toString('hex');
+  for (const [caKey, subject] of [
+    [ca.privateKey, userEc.publicKey],
+    [ecCa.privateKey, userEd.privateKey],
+  ] as const) {
+    const signed = signSshCertificate(
+      {
+        publicKey: subject,
+        type: 'user',
+        keyId: 'alice',
+        validPrincipals: ['root', 'alice'],
+        validAfter: 100n,
+        validBefore: 200n,
+        criticalOptions: { 'source-address': '10.0.0.0/8' },
+        extensions: { 'permit-pty': '', 'warden-roles': '["a"]', 'a-first': 'x' },
+      },
+      caKey,
+    );
+    const decoded = decodeSshCertificate(signed.blob);
+    const { publicKey, signatureKey, ...rest } = signed;
+    const { publicKey: dPublicKey, signatureKey: dSignatureKey, ...dRest } = decoded;
+    assert.deepEqual(rest, dRest);
+    assert.equal(spki(publicKey), spki(dPublicKey));
+    assert.equal(spki(signatureKey), spki(dSignatureKey));
+    assert.deepEqual(Object.keys(signed.extensions), ['a-first', 'permit-pty', 'warden-roles']);
+  }
+});

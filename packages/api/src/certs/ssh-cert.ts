@@ -7,7 +7,7 @@
  * Tested by `ssh-cert.test.ts` (cross-checked with `ssh-keygen -L`) and `ssh-cert-fuzz.test.ts`.
  */
 
-import { type KeyObject, randomBytes } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
 import { WardenError } from '../errors';
 import {
   encodeSshPublicKey,
@@ -110,24 +110,66 @@ export function signSshCertificate(fields: SshCertificateFields, caPrivateKey: K
   if (fields.validAfter >= fields.validBefore) {
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'certificate validity window is empty');
   }
-  const nonce = fields.nonce ?? randomBytes(32);
+  const nonce = Buffer.from(fields.nonce ?? randomBytes(32));
+  const serial = fields.serial ?? randomBytes(8).readBigUInt64BE();
+  const criticalOptions = sortedOptions(fields.criticalOptions ?? {});
+  const extensions = sortedOptions(fields.extensions ?? {});
+  const ca = caPublicParts(caPrivateKey);
   const w = new SshWriter();
   const keyType = encodeKeyPart(w, fields.publicKey, nonce);
-  w.uint64(fields.serial ?? randomBytes(8).readBigUInt64BE())
+  w.uint64(serial)
     .uint32(CERT_TYPE_CODE[fields.type])
     .string(fields.keyId)
     .bytes(encodePrincipals(fields.validPrincipals))
     .uint64(fields.validAfter)
     .uint64(fields.validBefore)
-    .bytes(encodeOptions(fields.criticalOptions ?? {}))
-    .bytes(encodeOptions(fields.extensions ?? {}))
+    .bytes(encodeOptions(criticalOptions))
+    .bytes(encodeOptions(extensions))
     .bytes(Buffer.alloc(0)) // reserved
-    .bytes(encodeSshPublicKey(caPrivateKey));
-  const signed = w.toBuffer();
-  const blob = new SshWriter().raw(signed).bytes(sshSign(caPrivateKey, signed)).toBuffer();
-  const cert = decodeSshCertificate(blob);
-  if (cert.keyType !== keyType) throw new Error('internal: certificate key type mismatch');
-  return cert;
+    .bytes(ca.blob);
+  const signedData = w.toBuffer();
+  const signature = sshSign(caPrivateKey, signedData);
+  const blob = new SshWriter().raw(signedData).bytes(signature).toBuffer();
+  // What decodeSshCertificate(blob) would return, without parsing back what we just wrote.
+  return {
+    algorithm: SshCertAlgorithms[keyType],
+    keyType,
+    nonce,
+    publicKey: fields.publicKey.type === 'private' ? createPublicKey(fields.publicKey) : fields.publicKey,
+    serial,
+    type: fields.type,
+    keyId: fields.keyId,
+    validPrincipals: [...fields.validPrincipals],
+    validAfter: fields.validAfter,
+    validBefore: fields.validBefore,
+    criticalOptions,
+    extensions,
+    signatureKey: ca.key,
+    signatureKeyBlob: ca.blob,
+    signature: Buffer.from(signature),
+    signedData: blob.subarray(0, signedData.length),
+    blob,
+    comment: '',
+  };
+}
+
+/** A CA's public key and its SSH wire blob, computed once per CA key object. */
+const caParts = new WeakMap<KeyObject, { key: KeyObject; blob: Buffer }>();
+function caPublicParts(caPrivateKey: KeyObject): { key: KeyObject; blob: Buffer } {
+  let parts = caParts.get(caPrivateKey);
+  if (!parts) {
+    const key = createPublicKey(caPrivateKey);
+    parts = { key, blob: encodeSshPublicKey(key) };
+    caParts.set(caPrivateKey, parts);
+  }
+  return parts;
+}
+
+/** The options as a plain object in the order they are written (sorted by name). */
+function sortedOptions(options: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(options).sort(compareNames)) out[name] = options[name] ?? '';
+  return Object.freeze(out);
 }
 
 function encodeKeyPart(w: SshWriter, key: KeyObject, nonce: Uint8Array): SshKeyType {

@@ -5,7 +5,7 @@
  * Internal to `auth/`; the public surface is `auth/index.ts`.
  */
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { type LockResource, WardenError } from '@warden/api';
+import { type LockResource, spkiFromKey, WardenError } from '@warden/api';
 import { findLockInForce, lockMessage } from '../access';
 import type { RequestIdentity } from '../proxy/router';
 import type { AuthDeps } from './deps';
@@ -71,7 +71,7 @@ export class Identifier {
       admin: false,
       ...(parsed.device ? { device: parsed.device } : {}),
       cert: {
-        publicKeyDer: x509.publicKey.export({ type: 'spki', format: 'der' }),
+        publicKeyDer: spkiFromKey(x509.publicKey),
         notAfter: new Date(Date.parse(x509.validTo)),
       },
     };

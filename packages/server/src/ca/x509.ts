@@ -11,7 +11,7 @@ import 'reflect-metadata';
 import { type KeyObject, randomBytes, sign, webcrypto } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import * as x509 from '@peculiar/x509';
-import { type CertificateExtension, derTlv, encodeExtension, encodeOid } from '@warden/api';
+import { type CertificateExtension, derTlv, encodeExtension, encodeOid, spkiFromKey } from '@warden/api';
 import type { PrivateKey } from './private-key';
 
 const ECDSA_SHA256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -38,7 +38,7 @@ function randomSerial(): string {
 }
 
 function spkiDer(key: KeyObject): Buffer {
-  return key.export({ type: 'spki', format: 'der' });
+  return spkiFromKey(key);
 }
 
 /** PEM of a DER certificate (written here so nothing re-encodes the DER on the way). */
