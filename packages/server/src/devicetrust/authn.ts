@@ -20,17 +20,18 @@
  * Internal to `devicetrust/`; the public surface is `devicetrust/index.ts`. Tested by
  * `authn.test.ts` (a software TPM) and against swtpm in test/devicetrust/.
  */
-import { createHash, createPublicKey, type KeyObject, randomBytes, verify } from 'node:crypto';
+import { createHash, type KeyObject, randomBytes, verify } from 'node:crypto';
 import {
   type AuditEventInput,
   type DeviceResource,
   type ErrorCode,
   isWardenError,
+  keyFromSpki,
   type RoleResource,
   rpc,
   WardenError,
 } from '@warden/api';
-import { decodePublic, isTpmError, verifyQuote } from '@warden/tpm';
+import { decodePublic, isTpmError, type TpmtPublic, verifyQuote } from '@warden/tpm';
 import { findLockInForce, lockMessage, strictestDeviceTrustMode } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
@@ -123,19 +124,26 @@ export const AuthnErrorCodes = {
   alreadyAugmented: 'WARDEN_ERR_DEVICE_ALREADY_AUGMENTED',
 } as const satisfies Record<keyof typeof AuthnErrors, ErrorCode>;
 
+/** AK public areas kept decoded (one per enrolled credential in use). */
+const AK_CACHE_SIZE = 4096;
+
 /** A refusal with a reason for the audit log that is not shown to the user. */
 function failure(which: keyof typeof AuthnErrors, reason?: string): WardenError {
   return new WardenError(AuthnErrorCodes[which], AuthnErrors[which], reason ? { reason } : undefined);
 }
 
-/** Verifies a signature by the user's key (ECDSA P-256 with SHA-256, or Ed25519). */
-function verifyUserSignature(spkiDer: Buffer, data: Buffer, signature: Uint8Array): boolean {
-  let key: KeyObject;
+/** The user's key from their certificate (SPKI DER); undefined when it does not parse. */
+function userPublicKey(spkiDer: Buffer): KeyObject | undefined {
   try {
-    key = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
+    return keyFromSpki(spkiDer);
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Verifies a signature by the user's key (ECDSA P-256 with SHA-256, or Ed25519). */
+function verifyUserSignature(key: KeyObject | undefined, data: Buffer, signature: Uint8Array): boolean {
+  if (!key) return false;
   try {
     const alg = key.asymmetricKeyType === 'ed25519' ? null : 'sha256';
     return verify(alg, data, key, signature);
@@ -147,6 +155,12 @@ function verifyUserSignature(spkiDer: Buffer, data: Buffer, signature: Uint8Arra
 export class DeviceAuthentication {
   readonly #o: DeviceAuthenticationOptions;
   readonly #sessions: CeremonySessions<AuthnSession>;
+  readonly #akCache = new Map<string, TpmtPublic>();
+  /** Per device: the last write of collected data, and the batch waiting for it. */
+  readonly #collecting = new Map<
+    string,
+    { tail: Promise<unknown>; next: { entries: rpc.DeviceData[]; written: Promise<void> } | undefined }
+  >();
 
   constructor(o: DeviceAuthenticationOptions) {
     this.#o = o;
@@ -156,6 +170,53 @@ export class DeviceAuthentication {
       kind: 'authn',
       ...(o.sessionTtlMs !== undefined ? { ttlMs: o.sessionTtlMs } : {}),
     });
+  }
+
+  /**
+   * The stored AK's public area, decoded once per credential (the same few keys come back at
+   * every login; the key object `verifyQuote` builds from it is cached with it).
+   */
+  #akPublic(akPublicB64: string): TpmtPublic {
+    let pub = this.#akCache.get(akPublicB64);
+    if (!pub) {
+      pub = decodePublic(fromB64(akPublicB64));
+      if (this.#akCache.size >= AK_CACHE_SIZE) this.#akCache.delete(this.#akCache.keys().next().value!);
+      this.#akCache.set(akPublicB64, pub);
+    }
+    return pub;
+  }
+
+  /**
+   * Records the data a device sent; ceremonies of the same device that finish while a write
+   * for it is under way share the next write (one compare-and-swap for all of them).
+   */
+  #recordCollected(deviceId: string, data: rpc.DeviceData): Promise<void> {
+    let q = this.#collecting.get(deviceId);
+    if (!q) {
+      q = { tail: Promise.resolve(), next: undefined };
+      this.#collecting.set(deviceId, q);
+    }
+    if (q.next) {
+      q.next.entries.push(data);
+      return q.next.written;
+    }
+    const queue = q;
+    const batch: { entries: rpc.DeviceData[]; written: Promise<void> } = {
+      entries: [data],
+      written: Promise.resolve(),
+    };
+    queue.next = batch;
+    batch.written = queue.tail.then(() => {
+      // Data arriving from now on waits for the next write.
+      if (queue.next === batch) queue.next = undefined;
+      return this.#o.inventory.recordCollectedData(deviceId, batch.entries);
+    });
+    const tail = batch.written.catch(() => undefined);
+    queue.tail = tail;
+    void tail.then(() => {
+      if (queue.tail === tail && !queue.next) this.#collecting.delete(deviceId);
+    });
+    return batch.written;
   }
 
   async #audit(event: AuditEventInput): Promise<void> {
@@ -294,7 +355,7 @@ export class DeviceAuthentication {
     const nonce = fromB64(session.nonce);
     try {
       verifyQuote({
-        akPublic: decodePublic(fromB64(credential.ak_public)),
+        akPublic: this.#akPublic(credential.ak_public),
         attest: fromB64(req.quote.attest),
         signature: fromB64(req.quote.signature),
         nonce,
@@ -307,10 +368,11 @@ export class DeviceAuthentication {
     }
     // 7. The user's key signed this ceremony.
     const signed = rpc.deviceAuthnSignedData(nonce, req.session_id);
-    if (!verifyUserSignature(cert.publicKeyDer, signed, fromB64(req.ssh_signature))) {
+    const userKey = userPublicKey(cert.publicKeyDer);
+    if (!userKey || !verifyUserSignature(userKey, signed, fromB64(req.ssh_signature))) {
       throw failure('failed', "the signature by the user's key does not verify");
     }
-    return { device, credential, cert };
+    return { device, credential, cert, userKey };
   }
 
   /**
@@ -342,14 +404,14 @@ export class DeviceAuthentication {
       // 5–7. Same caller; quote by the enrolled AK; the user's key signed.
       const proved = await this.#verifyProof(caller, session, req);
       device = proved.device;
-      const { cert, credential } = proved;
+      const { cert, credential, userKey } = proved;
       // 8. The same certificates, with the device.
       issued = await this.#o.cas.issueUserCertificates({
         user: id.user,
         roles: id.roles,
         logins: id.logins,
         traits: id.traits,
-        publicKey: createPublicKey({ key: cert.publicKeyDer, format: 'der', type: 'spki' }),
+        publicKey: userKey,
         notAfter: cert.notAfter,
         now: this.#o.clock.now(),
         device: {
@@ -362,7 +424,7 @@ export class DeviceAuthentication {
       throw await this.#fail(caller, e, about);
     }
     try {
-      await this.#o.inventory.recordCollectedData(device.metadata.name, session.collected);
+      await this.#recordCollected(device.metadata.name, session.collected);
     } catch (e) {
       this.#o.logger.warn({ err: e, device: device.metadata.name }, 'could not record collected device data');
     }
@@ -372,27 +434,30 @@ export class DeviceAuthentication {
       asset_tag: device.spec.asset_tag,
       credential_id: session.credential_id,
     };
-    await this.#audit({
-      type: 'device.authenticate',
-      success: true,
-      user: id.user,
-      ...(caller.addr ? { addr: caller.addr } : {}),
-      device_id: device.metadata.name,
-      credential_id: session.credential_id,
-      device: auditDevice,
-    });
-    await this.#audit({
-      type: 'cert.create',
-      success: true,
-      user: id.user,
-      ...(caller.addr ? { addr: caller.addr } : {}),
-      cert_type: 'user',
-      roles: id.roles,
-      logins: id.logins,
-      expires: issued.notAfter.toISOString(),
-      device_extensions: true,
-      device: auditDevice,
-    });
+    // Both in one batch of the audit log (in this order).
+    await Promise.all([
+      this.#audit({
+        type: 'device.authenticate',
+        success: true,
+        user: id.user,
+        ...(caller.addr ? { addr: caller.addr } : {}),
+        device_id: device.metadata.name,
+        credential_id: session.credential_id,
+        device: auditDevice,
+      }),
+      this.#audit({
+        type: 'cert.create',
+        success: true,
+        user: id.user,
+        ...(caller.addr ? { addr: caller.addr } : {}),
+        cert_type: 'user',
+        roles: id.roles,
+        logins: id.logins,
+        expires: issued.notAfter.toISOString(),
+        device_extensions: true,
+        device: auditDevice,
+      }),
+    ]);
     return {
       ssh_cert: issued.sshCert,
       tls_cert: issued.tlsCert,

@@ -468,11 +468,16 @@ export class DeviceInventory {
   }
 
   /** Appends collected data (at device authentication), keeping the newest entries. */
-  async recordCollectedData(deviceId: string, collected: DeviceCollectedData): Promise<void> {
-    const data = parseOrBad(deviceCollectedDataSchema, collected, 'collected data');
+  async recordCollectedData(
+    deviceId: string,
+    collected: DeviceCollectedData | readonly DeviceCollectedData[],
+  ): Promise<void> {
+    const entries = (Array.isArray(collected) ? collected : [collected]).map((c) =>
+      parseOrBad(deviceCollectedDataSchema, c, 'collected data'),
+    );
     await this.#modify(deviceId, (device) => ({
       ...device.spec,
-      collected_data: appendCollected(device.spec.collected_data, data),
+      collected_data: entries.reduce(appendCollected, device.spec.collected_data),
     }));
   }
 

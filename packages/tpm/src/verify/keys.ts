@@ -31,12 +31,28 @@ export function curveOf(pub: TpmtPublic): { jwk: string; size: number } {
 }
 
 /**
- * The public key of a TPMT_PUBLIC as a node:crypto KeyObject.
+ * The public key of a TPMT_PUBLIC as a node:crypto KeyObject (built once per public-area
+ * object; decoded public areas are never changed afterwards).
  *
  * @example
  *   publicKeyFromTpmt(ek.public).export({ format: 'der', type: 'spki' })
  */
 export function publicKeyFromTpmt(pub: TpmtPublic): KeyObject {
+  let key = keyObjects.get(pub);
+  if (!key) {
+    key = keyFromTpmt(pub);
+    keyObjects.set(pub, key);
+  }
+  return key;
+}
+
+/**
+ * Key objects already built, by public area (object identity): a verifier that keeps an
+ * enrolled AK's decoded public area pays the key import once, not at every quote.
+ */
+const keyObjects = new WeakMap<TpmtPublic, KeyObject>();
+
+function keyFromTpmt(pub: TpmtPublic): KeyObject {
   try {
     if (pub.type === TPM_ALG.RSA) {
       const e = pub.parameters.exponent === 0 ? 65537 : pub.parameters.exponent;
