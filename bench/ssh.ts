@@ -1,12 +1,13 @@
 /**
- * SSH benchmark (issue 3 point 7): session setup latency and bulk `scp` throughput through
- * Warden against OpenSSH `ProxyJump` through a plain `sshd`, measured in the same run and
- * printed as ratios. Asserts nothing (numbers depend on the machine and its load).
+ * SSH benchmark (issue 3 point 7, issue 14 point 6): session setup latency and bulk `scp`
+ * throughput through Warden against OpenSSH straight to a plain `sshd` (direct, the baseline
+ * of the goals: setup ≤ 1.1×, scp ≥ 0.9×) and through a `ProxyJump` host, measured in the
+ * same run and printed as ratios with the goals and a verdict. Asserts nothing (numbers depend on the machine and its load).
  *
  * Warden: a real `warden start` (proxy + built-in SSH node `node-1`), a user with the `root`
  * login who signed up and logged in; plain OpenSSH goes through `wsh config` (ProxyCommand
  * `wsh proxy ssh`), and `wsh ssh` is Warden's own client. Baseline: two throwaway `sshd`s on
- * 127.0.0.1 (a jump host and a target, key auth, host keys checked) and `ssh -J`. Both
+ * 127.0.0.1 (a jump host and a target, key auth, host keys checked), `ssh target` and `ssh -J`. Both
  * targets serve `scp` with the same OpenSSH sftp-server. Session runs are interleaved
  * (baseline, Warden/OpenSSH, wsh) so that load from other processes hits every path alike;
  * each figure includes starting the client process, as a user pays it. Session rounds stop
@@ -31,6 +32,7 @@ import {
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
+import { type Goal, goal, verdict } from './goals';
 
 const { values: args } = parseArgs({
   options: {
@@ -273,11 +275,12 @@ async function main(): Promise<void> {
 
     // 1. Session setup: `… true`, interleaved; the first round warms caches and is dropped.
     const paths = {
+      direct: () => must('ssh', ['-F', jumpCfg, ...batch, 'target', 'true']),
       jump: () => must('ssh', ['-F', jumpCfg, ...batch, '-J', 'jumphost', 'target', 'true']),
       openssh: () => must('ssh', ['-F', wardenCfg, ...batch, 'root@node-1', 'true'], env),
       wsh: () => must(process.execPath, [WSH, 'ssh', 'root@node-1', 'true'], env),
     };
-    const times: Record<keyof typeof paths, number[]> = { jump: [], openssh: [], wsh: [] };
+    const times: Record<keyof typeof paths, number[]> = { direct: [], jump: [], openssh: [], wsh: [] };
     const sessionsStart = performance.now();
     for (let i = 0; i <= SESSIONS; i++) {
       if (i > 5 && performance.now() - sessionsStart > SESSION_BUDGET_MS) break;
@@ -292,10 +295,12 @@ async function main(): Promise<void> {
     writeFileSync(src, randomBytes(SIZE_MIB * 1024 * 1024));
     const bytes = statSync(src).size;
     const copies = {
+      direct: { runs: [] as Scp[], dst: join(dir, 'direct.bin') },
       jump: { runs: [] as Scp[], dst: join(dir, 'via-jump.bin') },
       openssh: { runs: [] as Scp[], dst: join(dir, 'via-warden.bin') },
     };
     for (let i = 0; i < SCP_RUNS; i++) {
+      copies.direct.runs.push(await scp(['-F', jumpCfg, src, `target:${copies.direct.dst}`]));
       copies.jump.runs.push(await scp(['-F', jumpCfg, '-J', 'jumphost', src, `target:${copies.jump.dst}`]));
       copies.openssh.runs.push(await scp(['-F', wardenCfg, src, `root@node-1:${copies.openssh.dst}`], env));
       for (const c of Object.values(copies)) {
@@ -304,13 +309,14 @@ async function main(): Promise<void> {
       }
     }
 
-    // Report: one table per measurement, ratios against the ProxyJump baseline.
+    // Report: one table per measurement, ratios against OpenSSH direct (no jump host).
     const row = (cells: string[]) =>
       console.log(cells.map((c, i) => (i ? c.padStart(13) : c.padEnd(34))).join(''));
     const ms = (v: number) => `${v.toFixed(0)} ms`;
     const ratio = (v: number) => (Number.isFinite(v) && v > 0 ? `${v.toFixed(2)}x` : '-');
     const rate = (mb: number, t: number) => (t > 0 ? (mb / (t / 1000)).toFixed(1) : '-');
     const labels = {
+      direct: 'ssh target (OpenSSH, direct)',
       jump: 'ssh -J jumphost target (OpenSSH)',
       openssh: 'ssh -F <(wsh config) (Warden)',
       wsh: 'wsh ssh (Warden)',
@@ -320,15 +326,15 @@ async function main(): Promise<void> {
         [...times[key]].sort((a, b) => a - b),
         q,
       );
-    console.log(`\nSSH through Warden vs OpenSSH ProxyJump, same machine, same run\n`);
-    row([`session setup, ${times.jump.length}× \`… true\``, 'p50', 'p95', 'p50 ratio', 'p95 ratio']);
+    console.log(`\nSSH through Warden vs OpenSSH direct and ProxyJump, same machine, same run\n`);
+    row([`session setup, ${times.direct.length}× \`… true\``, 'p50', 'p95', 'p50 ratio', 'p95 ratio']);
     for (const key of Object.keys(times) as (keyof typeof times)[]) {
       row([
         labels[key],
         ms(p(key, 50)),
         ms(p(key, 95)),
-        ratio(p(key, 50) / p('jump', 50)),
-        ratio(p(key, 95) / p('jump', 95)),
+        ratio(p(key, 50) / p('direct', 50)),
+        ratio(p(key, 95) / p('direct', 95)),
       ]);
     }
     const mb = bytes / 1e6;
@@ -336,18 +342,26 @@ async function main(): Promise<void> {
     const session = (key: keyof typeof copies) => median(copies[key].runs.map((r) => r.sessionMs));
     console.log('');
     row([`scp ${SIZE_MIB} MiB, median of ${SCP_RUNS}`, 'time', 'MB/s', 'ratio', 'session MB/s', 'ratio']);
-    for (const key of ['jump', 'openssh'] as const) {
+    for (const key of ['direct', 'jump', 'openssh'] as const) {
       row([
         labels[key].replace('ssh', 'scp'),
         ms(wall(key)),
         rate(mb, wall(key)),
-        ratio(wall('jump') / wall(key)),
+        ratio(wall('direct') / wall(key)),
         rate(mb, session(key)),
-        ratio(session('jump') / session(key)),
+        ratio(session('direct') / session(key)),
       ]);
     }
+    const goals: Goal[] = [
+      goal('session setup p50, ssh via Warden ÷ direct', p('openssh', 50) / p('direct', 50), { max: 1.1 }),
+      goal('session setup p50, wsh ssh ÷ direct', p('wsh', 50) / p('direct', 50), { max: 1.1 }),
+      goal('scp throughput via Warden ÷ direct', wall('direct') / wall('openssh'), { min: 0.9 }),
+    ];
+    console.log('');
+    for (const g of goals) console.log(`${g.what}: ${g.text}`);
+    console.log(verdict('bench:ssh', goals));
     console.log(
-      '\nratio: Warden ÷ ProxyJump; for latency lower is better, for MB/s higher is better. Times' +
+      '\nratio: path ÷ OpenSSH direct; for latency lower is better, for MB/s higher is better. Times' +
         '\ninclude starting the client; scp MB/s is over the whole command, session MB/s over the' +
         '\nsession after login (ssh -v "Transferred: … in N seconds", 0.1 s resolution).',
     );
