@@ -1,8 +1,12 @@
 // Bundles the three commands (warden, wsh, wctl) into dist/ with esbuild so they start fast,
 // and the Web UI (packages/web) into dist/web, which the proxy serves under /web.
 // Native modules (better-sqlite3) stay external and load from node_modules.
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunks of earlier builds would pile up (their names carry content hashes).
+rmSync('dist/chunks', { recursive: true, force: true });
 
 const entries = {
   warden: 'packages/server/src/bin/warden.ts',
@@ -43,3 +47,9 @@ await build({
 });
 for (const f of ['index.html', 'app.css', 'favicon.svg'])
   copyFileSync(`packages/web/src/${f}`, `dist/web/${f}`);
+
+// Man pages for wsh and wctl, from the same command tables as --help (dist/man/*.1).
+const man = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/man.ts', 'dist/man'], {
+  stdio: 'inherit',
+});
+if (man.status !== 0) process.exit(man.status ?? 1);

@@ -1,8 +1,6 @@
 /** Process wiring shared by `wsh` and `wctl`: exit codes for broken pipes and Ctrl-C. */
 import { INTERRUPTED_EXIT, type Program, runProgram } from './command';
 
-export const VERSION = '0.1.0';
-
 /** 128 + SIGPIPE: what a shell reports for a Unix tool whose reader went away (`| head -1`). */
 export const BROKEN_PIPE_EXIT = 141;
 

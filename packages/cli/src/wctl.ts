@@ -1,18 +1,5 @@
-/**
- * `wctl`: the administrator's tool. On the auth host it uses the admin identity that
- * `warden start` writes into the data dir; elsewhere the `wsh login` profile.
- */
-import type { Program } from './command';
-import { main, VERSION } from './io';
-import { wctlCommands, wctlEnv, wctlGlobalOptions } from './wctl/commands';
-
-export const wctl: Program = {
-  name: 'wctl',
-  summary: 'Warden admin tool: users, roles, locks, resources, certificate authorities and audit.',
-  version: VERSION,
-  commands: wctlCommands,
-  globalOptions: wctlGlobalOptions,
-  env: wctlEnv,
-};
+/** `wctl`: the administrator's tool (its commands: wctl/commands.ts). */
+import { main } from './io';
+import { wctl } from './programs';
 
 await main(wctl);

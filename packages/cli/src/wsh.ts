@@ -1,17 +1,5 @@
-/**
- * `wsh`: the user's client. Sign up, log in, show status, log out (SSH, databases and device
- * commands join in later issues).
- */
-import type { Program } from './command';
-import { main, VERSION } from './io';
-import { wshCommands, wshEnv } from './wsh/commands';
-
-export const wsh: Program = {
-  name: 'wsh',
-  summary: 'Warden client: log in to a Warden cluster and reach its resources.',
-  version: VERSION,
-  commands: wshCommands,
-  env: wshEnv,
-};
+/** `wsh`: the user's client (its commands: wsh/commands.ts). */
+import { main } from './io';
+import { wsh } from './programs';
 
 await main(wsh);
