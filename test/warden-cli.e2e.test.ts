@@ -4,12 +4,12 @@
  * the README.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { freePort, runCli } from '@warden/testkit';
+import { freePort, requireTool, runCli } from '@warden/testkit';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -157,5 +157,44 @@ test('wctl without an identity explains where it looked', async () => {
     assert.match(bad.stderr, /unknown flag --bogus/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('npm run build writes a man page per command, generated from the help text', async (t) => {
+  const man = join(root, 'dist', 'man');
+  for (const page of ['wsh.1', 'wsh-ssh.1', 'wsh-db-connect.1', 'wctl.1', 'wctl-users-add.1', 'wctl-lock.1'])
+    assert.ok(existsSync(join(man, page)), page);
+  const text = readFileSync(join(man, 'wctl-users-add.1'), 'utf8');
+  assert.match(text, /^\.TH WCTL-USERS-ADD 1/);
+  assert.match(text, /\.SH OPTIONS[\s\S]*\\-\\-roles=\\fIROLES\\fR/);
+  assert.match(text, /\.SH ENVIRONMENT[\s\S]*WARDEN_DATA_DIR/);
+  const tool = requireTool('man');
+  if (tool.skip) return t.skip(tool.skip);
+  const rendered = spawnSync('man', ['-l', join(man, 'wsh-ssh.1')], {
+    encoding: 'utf8',
+    env: { ...process.env, MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '100' },
+  });
+  assert.equal(rendered.status, 0, rendered.stderr);
+  assert.match(rendered.stdout, /wsh-ssh - Run a login shell or a command on a node/);
+  assert.match(rendered.stdout, /--no-remote-exec/);
+});
+
+test('npm install -g . puts warden, wsh and wctl on the PATH (package.json bin)', async () => {
+  const prefix = tempDir();
+  try {
+    const npm = spawnSync(
+      'npm',
+      ['install', '-g', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--prefix', prefix, root],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(npm.status, 0, npm.stderr);
+    for (const cmd of ['warden', 'wsh', 'wctl']) {
+      // Through the symlink npm made, from another directory.
+      const res = spawnSync(join(prefix, 'bin', cmd), ['version'], { encoding: 'utf8', cwd: prefix });
+      assert.equal(res.status, 0, `${cmd}: ${res.stderr}`);
+      assert.match(res.stdout, new RegExp(`^${cmd} v\\d+\\.\\d+\\.\\d+`));
+    }
+  } finally {
+    rmSync(prefix, { recursive: true, force: true });
   }
 });
