@@ -159,6 +159,10 @@ const SERVER_FOLDERS: Record<string, { may: string[]; why: string }> = {
     may: ['access', 'audit', 'clock', 'config', 'log'],
     why: 'app_service, an agent: identities and decisions handed in by the proxy; never the proxy, auth or stores',
   },
+  'srv/kube': {
+    may: ['access', 'audit', 'backend', 'ca', 'clock', 'config', 'log'],
+    why: 'kube_service, an agent: identities handed in by the proxy; its kube certificates from the user CA with their identity records in the backend; never the proxy or auth',
+  },
   diag: {
     may: ['audit', 'backend', 'log'],
     why: 'the diagnostics listener: health and metrics of the parts it is given',

@@ -12,7 +12,7 @@ import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import type { KubeServiceConfig } from '../config';
 import type { Logger } from '../log';
-import type { RequestIdentity } from '../proxy/router';
+import type { RequestIdentity } from '../proxy';
 import type { Services } from '../services';
 import { KubeCerts, KubeService } from '../srv/kube';
 

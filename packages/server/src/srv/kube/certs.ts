@@ -16,7 +16,7 @@ import { WardenError } from '@warden/api';
 import type { Backend } from '../../backend';
 import type { CertAuthorities } from '../../ca';
 import type { Clock } from '../../clock';
-import type { RequestIdentity } from '../../proxy/router';
+import type { KubeCaller as RequestIdentity } from './types';
 
 export const KUBE_CERTS_PREFIX = '/kube_certs/';
 export const KUBE_CERT_MAX_TTL_MS = 60 * 60 * 1000;

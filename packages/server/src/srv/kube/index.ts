@@ -14,4 +14,5 @@ export {
   kubeClusterResource,
   kubeStatus,
 } from './service';
+export type { KubeCaller } from './types';
 export { type KubeUpstream, loadKubeUpstream } from './upstream';

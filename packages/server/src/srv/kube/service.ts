@@ -46,8 +46,8 @@ import type { AuditLog } from '../../audit';
 import type { Clock } from '../../clock';
 import type { KubeClusterConfig } from '../../config';
 import type { Logger } from '../../log';
-import type { RequestIdentity } from '../../proxy/router';
 import { type KubeRequestInfo, kubeRequestInfo } from './request-info';
+import type { KubeCaller as RequestIdentity } from './types';
 import { type KubeUpstream, loadKubeUpstream } from './upstream';
 import { closeFrame, FrameBoundaries, serverFrame } from './ws-frames';
 

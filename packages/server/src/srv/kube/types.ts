@@ -1,0 +1,15 @@
+/**
+ * Who is calling, as kube_service receives it (the shape of the proxy's request identity; an
+ * agent does not import the proxy). Internal to `srv/kube`.
+ */
+import type { DeviceIdentity } from '@warden/api';
+
+export interface KubeCaller {
+  user: string;
+  roles: string[];
+  logins: string[];
+  traits: Record<string, string[]>;
+  admin: boolean;
+  device?: DeviceIdentity;
+  cert?: { publicKeyDer: Buffer; notAfter: Date };
+}
