@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -214,5 +214,20 @@ describe('CLI conventions', () => {
     const bad = await runCli('wsh', ['completion', 'tcsh']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /expected bash, zsh or fish/);
+  });
+
+  // Last: it changes the cluster's device trust mode.
+  test("the README's cap.yaml is accepted by wctl create -f, and wctl get cap shows it", async () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const m = /```yaml\n(kind: cluster_auth_preference\n[\s\S]*?)```/.exec(readme);
+    assert.ok(m, 'README has a complete cap.yaml');
+    const file = join(w.dir, 'cap.yaml');
+    writeFileSync(file, m[1]!);
+    const created = await runCli('wctl', ['create', '-f', file], { env: w.env });
+    assert.equal(created.code, 0, created.stderr);
+    const cap = parseYaml((await runCli('wctl', ['get', 'cap', '--format=yaml'], { env: w.env })).stdout);
+    const spec = (Array.isArray(cap) ? cap[0] : cap).spec;
+    assert.equal(spec.device_trust.mode, 'required');
+    assert.equal(spec.second_factor, 'on');
   });
 });
