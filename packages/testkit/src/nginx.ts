@@ -46,7 +46,7 @@ export async function startNginx(o: NginxOptions): Promise<NginxServer> {
   if (o.tls) {
     writeFileSync(join(dir, 'cert.pem'), o.tls.cert, { mode: 0o644 });
     writeFileSync(join(dir, 'key.pem'), o.tls.key, { mode: 0o600 });
-    tls = ` ssl;\n    ssl_certificate ${join(dir, 'cert.pem')};\n    ssl_certificate_key ${join(dir, 'key.pem')};\n    http2 on`;
+    tls = ` ssl http2;\n    ssl_certificate ${join(dir, 'cert.pem')};\n    ssl_certificate_key ${join(dir, 'key.pem')}`;
   }
   const location = o.proxyPass
     ? `location / {

@@ -224,8 +224,10 @@ export class Forwarder {
           finish();
           return;
         }
-        // Flush headers at once: an SSE stream may not send a byte for a while.
-        if (!('stream' in res)) (res as ServerResponse).flushHeaders();
+        // A body of unknown length (SSE, streams) may not send a byte for a while: send the
+        // headers now. A sized body goes out with its headers in one write.
+        if (!('stream' in res) && ures.headers['content-length'] === undefined)
+          (res as ServerResponse).flushHeaders();
         ures.on('data', (chunk: Buffer) => {
           result.responseBytes += chunk.length;
         });

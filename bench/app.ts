@@ -1,0 +1,285 @@
+/**
+ * Web app benchmark (issue 11 point 8): `wrk -c32` against a real node:http app directly,
+ * through nginx as a reverse proxy (the baseline an operator would otherwise deploy: keep-alive
+ * upstream, no buffering) and through Warden's `wsh proxy app`; and — because wrk cannot send a
+ * TLS client certificate — a small Node load generator (bench/app-load.ts, its own process,
+ * 32 keep-alive connections) against nginx over TLS and against Warden's proxy port with the
+ * app certificate. Same run, same app, interleaved paths; requests/s and p99 latency as ratios
+ * against nginx, with the goals (≥ 0.80× nginx's requests/s, p99 ≤ 2× nginx's). CPU time of
+ * each Warden process per request says what limits it. Asserts nothing.
+ *
+ *   npm run build && npm run bench:app      (needs wrk, nginx, openssl)
+ *   npm run bench:app -- --seconds 5 --rounds 2 --nginx-workers 1
+ */
+import { execFile, spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  type HttpApp,
+  type NginxServer,
+  requireTool,
+  runCli,
+  signupWithTotp,
+  spawnCli,
+  startHttpApp,
+  startNginx,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+import { cpuMs, goal, verdict } from './goals';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '1' },
+    'nginx-workers': { type: 'string', default: '1' },
+  },
+});
+const SECONDS = Number(args.seconds);
+const CONNECTIONS = Number(args.connections);
+const ROUNDS = Number(args.rounds);
+const NGINX_WORKERS = Number(args['nginx-workers']);
+const PASSWORD = 'correct horse battery staple';
+const LOAD = resolve(import.meta.dirname, 'app-load.ts');
+
+interface Measure {
+  rps: number;
+  p99: number;
+}
+
+function sh(cmd: string, argv: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  return new Promise((res) => {
+    execFile(cmd, argv, { maxBuffer: 1 << 20 }, (err, stdout, stderr) =>
+      res({ stdout, stderr, code: err ? ((err as { code?: number }).code ?? 1) : 0 }),
+    );
+  });
+}
+
+/** `wrk -t2 -cN -dS --latency URL`: requests/s and the 99th percentile (ms). */
+async function wrk(url: string): Promise<Measure> {
+  const r = await sh('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', url]);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  const m = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(r.stdout);
+  const p99 = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : Number.NaN;
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1];
+  if (non2xx) process.stderr.write(`warning: ${url}: ${non2xx} non-2xx responses\n`);
+  return { rps, p99 };
+}
+
+/** The Node load generator (TLS, optional client certificate), in its own process. */
+function nodeLoad(opts: Record<string, string>): Promise<Measure> {
+  return new Promise((res, rej) => {
+    const argv = ['--import', 'tsx', LOAD, `--connections=${CONNECTIONS}`, `--seconds=${SECONDS}`];
+    for (const [k, v] of Object.entries(opts)) argv.push(`--${k}=${v}`);
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+    });
+    child.on('error', rej);
+    child.on('close', () => {
+      try {
+        const r = JSON.parse(out) as { rps: number; p99: number; errors: number };
+        if (r.errors) process.stderr.write(`warning: ${opts.url}: ${r.errors} failed requests\n`);
+        res({ rps: r.rps, p99: r.p99 });
+      } catch {
+        rej(new Error(`load generator failed: ${out}`));
+      }
+    });
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : Number.NaN;
+};
+
+async function main(): Promise<number> {
+  for (const t of ['wrk', 'nginx', 'openssl']) {
+    const c = requireTool(t);
+    if (!c.ok) {
+      process.stdout.write(`bench:app skipped: ${c.skip}\n`);
+      return 0;
+    }
+  }
+  let app: HttpApp | undefined;
+  let nginx: NginxServer | undefined;
+  let nginxTls: NginxServer | undefined;
+  let w: WardenProcess | undefined;
+  let proxy: ReturnType<typeof spawnCli> | undefined;
+  try {
+    app = await startHttpApp();
+    nginx = await startNginx({ proxyPass: app.url, workers: NGINX_WORKERS });
+    // nginx over TLS with a self-signed certificate (the Node generator pins it).
+    const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'bench-app-'));
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    const gen = await sh('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ]);
+    if (gen.code !== 0) throw new Error(`openssl: ${gen.stderr}`);
+    const { readFileSync } = await import('node:fs');
+    nginxTls = await startNginx({
+      proxyPass: app.url,
+      workers: NGINX_WORKERS,
+      tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') },
+    });
+
+    w = await startWarden({
+      publicHost: 'localhost',
+      configYaml:
+        'auth_service:\n  authentication:\n    second_factor: "off"\n' +
+        `ssh_service:\n  enabled: false\napp_service:\n  apps:\n    - { name: bench, uri: "${app.url}" }\n`,
+    });
+    const port = Number(w.proxy.split(':')[1]);
+    const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-alice') };
+    const add = await runCli('wctl', ['users', 'add', 'alice', '--roles=access'], { env: w.env });
+    const token = /--token=(\S+)/.exec(add.stdout)?.[1];
+    if (!token) throw new Error(`wctl users add: ${add.stderr}`);
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env,
+    );
+    if (s.code !== 0) throw new Error(`signup: ${s.stderr}`);
+    const l = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
+      env,
+      input: `${PASSWORD}\n`,
+    });
+    if (l.code !== 0) throw new Error(`login: ${l.stderr}`);
+    const al = await runCli('wsh', ['app', 'login', 'bench'], { env });
+    if (al.code !== 0) throw new Error(`app login: ${al.stderr}`);
+    const cfg = JSON.parse(
+      (await runCli('wsh', ['app', 'config', 'bench', '--format=json'], { env })).stdout,
+    ) as Record<string, string>;
+    proxy = spawnCli('wsh', ['proxy', 'app', 'bench', '-p', '0'], { env });
+    const until = Date.now() + 20_000;
+    let local = '';
+    while (!local && Date.now() < until) {
+      local = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(proxy.stdout())?.[1] ?? '';
+      if (!local) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!local) throw new Error(`wsh proxy app did not start: ${proxy.stderr()}`);
+
+    const paths = {
+      direct: () => wrk(`${app!.url}/hello`),
+      nginx: () => wrk(`${nginx!.url}/hello`),
+      wshProxyApp: () => wrk(`${local}/hello`),
+      nginxTls: () =>
+        nodeLoad({ url: `https://127.0.0.1:${nginxTls!.port}/hello`, ca: cert, servername: 'localhost' }),
+      wardenCert: () =>
+        nodeLoad({
+          url: `https://127.0.0.1:${port}/hello`,
+          ca: cfg.ca!,
+          cert: cfg.cert!,
+          key: cfg.key!,
+          servername: 'bench.localhost',
+        }),
+    } as const;
+    type Path = keyof typeof paths;
+    const results: Record<Path, Measure[]> = {
+      direct: [],
+      nginx: [],
+      wshProxyApp: [],
+      nginxTls: [],
+      wardenCert: [],
+    };
+    const cpu: Record<'wshProxyApp' | 'wardenCert', { warden: number; wsh: number; requests: number }> = {
+      wshProxyApp: { warden: 0, wsh: 0, requests: 0 },
+      wardenCert: { warden: 0, wsh: 0, requests: 0 },
+    };
+    // Warm-up (JIT, connection pools), not counted.
+    await wrk(`${local}/hello`).catch(() => undefined);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const p of Object.keys(paths) as Path[]) {
+        const w0 = cpuMs(w.child.pid);
+        const p0 = cpuMs(proxy.child.pid);
+        const m = await paths[p]();
+        results[p].push(m);
+        if (p === 'wshProxyApp' || p === 'wardenCert') {
+          cpu[p].warden += (cpuMs(w.child.pid) ?? 0) - (w0 ?? 0);
+          cpu[p].wsh += (cpuMs(proxy.child.pid) ?? 0) - (p0 ?? 0);
+          cpu[p].requests += m.rps * SECONDS;
+        }
+        process.stderr.write(
+          `round ${round + 1}: ${p} ${m.rps.toFixed(0)} req/s, p99 ${m.p99.toFixed(2)} ms\n`,
+        );
+      }
+    }
+    const rps = (p: Path) => median(results[p].map((m) => m.rps));
+    const p99 = (p: Path) => median(results[p].map((m) => m.p99));
+    const row = (name: string, p: Path, base: Path) =>
+      `${name.padEnd(44)} ${rps(p).toFixed(0).padStart(8)} ${(rps(p) / rps(base)).toFixed(2).padStart(7)}× ${p99(p).toFixed(2).padStart(9)} ${(p99(p) / p99(base)).toFixed(2).padStart(7)}×`;
+    const out: string[] = [];
+    out.push(
+      `bench:app — ${CONNECTIONS} connections, ${SECONDS} s per path, ${ROUNDS} round(s), GET /hello (5 bytes); nginx ${NGINX_WORKERS} worker(s); medians`,
+      '',
+      `${'wrk (plain HTTP to the first hop)'.padEnd(44)} ${'req/s'.padStart(8)} ${'vs nginx'.padStart(8)} ${'p99 ms'.padStart(9)} ${'vs nginx'.padStart(8)}`,
+      row('app direct', 'direct', 'nginx'),
+      row('nginx reverse proxy (baseline)', 'nginx', 'nginx'),
+      row('Warden: wsh proxy app (tunnel, TLS to proxy)', 'wshProxyApp', 'nginx'),
+      '',
+      `${'Node generator (TLS to the first hop)'.padEnd(44)}`,
+      row('nginx reverse proxy, TLS (baseline)', 'nginxTls', 'nginxTls'),
+      row('Warden proxy port, app certificate (mTLS)', 'wardenCert', 'nginxTls'),
+      '',
+    );
+    for (const p of ['wshProxyApp', 'wardenCert'] as const) {
+      const c = cpu[p];
+      out.push(
+        `CPU per request, ${p === 'wshProxyApp' ? 'wsh proxy app' : 'app certificate'}: warden ${((c.warden * 1000) / c.requests).toFixed(1)} µs` +
+          (p === 'wshProxyApp' ? `, wsh ${((c.wsh * 1000) / c.requests).toFixed(1)} µs` : '') +
+          ` (${((c.warden / (SECONDS * ROUNDS * 1000)) * 100).toFixed(0)}% of one core for warden)`,
+      );
+    }
+    const goals = [
+      goal('wsh proxy app req/s vs nginx', rps('wshProxyApp') / rps('nginx'), { min: 0.8 }),
+      goal('wsh proxy app p99 vs nginx', p99('wshProxyApp') / p99('nginx'), { max: 2 }),
+      goal('app certificate req/s vs nginx TLS', rps('wardenCert') / rps('nginxTls'), { min: 0.8 }),
+      goal('app certificate p99 vs nginx TLS', p99('wardenCert') / p99('nginxTls'), { max: 2 }),
+    ];
+    out.push('', ...goals.map((g) => `${g.what.padEnd(40)} ${g.text}`), verdict('bench:app', goals));
+    out.push(
+      '',
+      'What limits Warden here: one Node.js process terminates TLS, parses HTTP, checks access and',
+      'opens/keeps upstream requests on one core (warden CPU above); `wsh proxy app` adds a second',
+      'process and a TLS hop per connection. The machine is shared: run with --rounds 3 for steadier medians.',
+    );
+    process.stdout.write(`${out.join('\n')}\n`);
+    return 0;
+  } finally {
+    if (proxy) {
+      proxy.child.kill('SIGTERM');
+      await proxy.exited;
+    }
+    await w?.stop();
+    await nginx?.stop();
+    await nginxTls?.stop();
+    await app?.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`bench:app failed: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);
