@@ -4,7 +4,7 @@
  * engine), on 127.0.0.1 port 0, with the admin identity file `wctl` reads. The CLIs run as
  * real processes (bundled from source for this run), as a user would run them.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
@@ -132,6 +132,112 @@ export function spawnCli(command: 'wsh' | 'wctl', args: string[], env: NodeJS.Pr
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+}
+
+/** Runs a database client (psql, mysql) to the end; killed after `timeoutMs` (20 s). */
+export function runClient(
+  command: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((res) => {
+    const child = spawn(command, args, opts.env ? { env: opts.env } : {});
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Waits until `text()` matches `re` (or fails after `ms`). */
+export async function waitFor(text: () => string, re: RegExp, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!re.test(text())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${re}; got:\n${text()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** `wsh proxy db NAME --tunnel -p PORT` as `env`'s user, with everything it prints. */
+export function startTunnel(
+  env: NodeJS.ProcessEnv,
+  db: string,
+  port: number,
+): { child: ChildProcess; out: () => string } {
+  const child = spawnCli('wsh', ['proxy', 'db', db, '--tunnel', '-p', String(port)], env);
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  return { child, out: () => out };
+}
+
+/**
+ * What both engine suites set up once the database runs: db_service serving it (labelled
+ * env=prod), the role `db-traits` (alice: her own db user from a trait, on `dbNames`) and
+ * `db-reader` (bob: db user "reader" anywhere), the two users logged in, and alice's tunnel.
+ */
+export async function serveDatabase(
+  c: Cluster,
+  db: { name: string; protocol: 'postgres' | 'mysql'; port: number; dbNames: string[] },
+): Promise<{
+  alice: NodeJS.ProcessEnv;
+  bob: NodeJS.ProcessEnv;
+  tunnel: { child: ChildProcess; out: () => string };
+  tunnelPort: number;
+}> {
+  await c.startDb({
+    enabled: true,
+    databases: [
+      {
+        name: db.name,
+        protocol: db.protocol,
+        uri: { host: '127.0.0.1', port: db.port },
+        staticLabels: { env: 'prod' },
+        caCert: undefined,
+      },
+    ],
+  });
+  await c.services.roles.create({
+    kind: 'role',
+    version: 'v7',
+    metadata: { name: 'db-traits' },
+    spec: {
+      options: {},
+      allow: { db_labels: { env: 'prod' }, db_users: ['{{internal.db_users}}'], db_names: db.dbNames },
+      deny: {},
+    },
+  });
+  await c.services.roles.create({
+    kind: 'role',
+    version: 'v7',
+    metadata: { name: 'db-reader' },
+    spec: {
+      options: {},
+      allow: { db_labels: { '*': '*' }, db_users: ['reader'], db_names: ['*'] },
+      deny: {},
+    },
+  });
+  const [alice, bob] = await Promise.all([
+    c.addUser('alice', ['db-traits'], { db_users: ['alice'] }),
+    c.addUser('bob', ['db-reader'], {}),
+  ]);
+  const tunnelPort = await freePort();
+  const tunnel = startTunnel(alice, db.name, tunnelPort);
+  await waitFor(tunnel.out, new RegExp(`Started a tunnel for database "${db.name}" on 127\\.0\\.0\\.1:\\d+`));
+  return { alice, bob, tunnel, tunnelPort };
 }
 
 export async function startCluster(): Promise<Cluster> {

@@ -14,7 +14,16 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type MariaDbServer, requireMariaDb, requireTool, startMariaDb } from '@warden/testkit';
 import mysql from 'mysql2/promise';
-import { type Cluster, cli, freePort, spawnCli, startCluster } from './cluster';
+import {
+  type Cluster,
+  cli,
+  freePort,
+  runClient,
+  serveDatabase,
+  startCluster,
+  startTunnel,
+  waitFor,
+} from './cluster';
 
 const mariaCheck = requireMariaDb();
 const mysqlCheck = requireTool('mysql');
@@ -22,56 +31,20 @@ const skip = mariaCheck.skip || mysqlCheck.skip;
 
 /** Runs the `mysql` client against a tunnel port (batch mode, no column names). */
 function mysqlCli(port: number, user: string, sql: string, extra: string[] = []) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
-    const child = spawn('mysql', [
-      '--no-defaults',
-      '--protocol=TCP',
-      '--host=127.0.0.1',
-      `--port=${port}`,
-      `--user=${user}`,
-      '--skip-ssl',
-      '--connect-timeout=10',
-      '-N',
-      '-B',
-      ...extra,
-      '-e',
-      sql,
-    ]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
-
-/** Waits until `text()` matches `re` (or fails after `ms`). */
-async function waitFor(text: () => string, re: RegExp, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!re.test(text())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${re}; got:\n${text()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function startTunnel(env: NodeJS.ProcessEnv, port: number): { child: ChildProcess; out: () => string } {
-  const child = spawnCli('wsh', ['proxy', 'db', 'shop', '--tunnel', '-p', String(port)], env);
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    out += d;
-  });
-  return { child, out: () => out };
+  return runClient('mysql', [
+    '--no-defaults',
+    '--protocol=TCP',
+    '--host=127.0.0.1',
+    `--port=${port}`,
+    `--user=${user}`,
+    '--skip-ssl',
+    '--connect-timeout=10',
+    '-N',
+    '-B',
+    ...extra,
+    '-e',
+    sql,
+  ]);
 }
 
 describe('MySQL (MariaDB) through Warden', { skip }, () => {
@@ -119,49 +92,16 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
         "GRANT SELECT ON orders.* TO 'reader'@'%'",
       ].join(';'),
     );
-    // 3. db_service with the database from its config.
-    await c.startDb({
-      enabled: true,
-      databases: [
-        {
-          name: 'shop',
-          protocol: 'mysql',
-          uri: { host: '127.0.0.1', port: server.port },
-          staticLabels: { env: 'prod' },
-          caCert: undefined,
-        },
-      ],
+    // 3–5. db_service, roles, users and alice's tunnel (shared with the PostgreSQL suite).
+    const served = await serveDatabase(c, {
+      name: 'shop',
+      protocol: 'mysql',
+      port: server.port,
+      dbNames: ['orders'],
     });
-    // 4. Roles and users: alice may be her own db user (trait), bob only "reader".
-    await c.services.roles.create({
-      kind: 'role',
-      version: 'v7',
-      metadata: { name: 'db-traits' },
-      spec: {
-        options: {},
-        allow: { db_labels: { env: 'prod' }, db_users: ['{{internal.db_users}}'], db_names: ['orders'] },
-        deny: {},
-      },
-    });
-    await c.services.roles.create({
-      kind: 'role',
-      version: 'v7',
-      metadata: { name: 'db-reader' },
-      spec: {
-        options: {},
-        allow: { db_labels: { '*': '*' }, db_users: ['reader'], db_names: ['*'] },
-        deny: {},
-      },
-    });
-    [alice, bob] = await Promise.all([
-      c.addUser('alice', ['db-traits'], { db_users: ['alice'] }),
-      c.addUser('bob', ['db-reader'], {}),
-    ]);
-    // 5. A tunnel any client can use.
-    tunnelPort = await freePort();
-    const t = startTunnel(alice, tunnelPort);
-    tunnel = t.child;
-    await waitFor(t.out, /Started a tunnel for database "shop" on 127\.0\.0\.1:\d+/);
+    ({ alice, bob, tunnelPort } = served);
+    tunnel = served.tunnel.child;
+    const t = served.tunnel;
     assert.match(t.out(), /Connect with: mysql --protocol=TCP --host=127\.0\.0\.1 --port=\d+ --skip-ssl/);
   });
 
@@ -267,7 +207,7 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
       await new Promise((r) => setTimeout(r, 500));
       // Bob (another Warden user) is not mapped: the database never heard of that id.
       const bobPort = await freePort();
-      const bobTunnel = startTunnel(bob, bobPort);
+      const bobTunnel = startTunnel(bob, 'shop', bobPort);
       try {
         await waitFor(bobTunnel.out, /Started a tunnel/);
         const denied = await mysqlCli(bobPort, 'reader', `KILL QUERY ${victim.threadId}`);
@@ -288,7 +228,7 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
 
   test('a role without the db user is refused with ERR 1045 and mysql prints why', async () => {
     const port = await freePort();
-    const bobTunnel = startTunnel(bob, port);
+    const bobTunnel = startTunnel(bob, 'shop', port);
     try {
       await waitFor(bobTunnel.out, /Started a tunnel/);
       const denied = await mysqlCli(port, 'alice', 'select 1', ['orders']);
@@ -417,7 +357,7 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
 
   test('a lock ends idle sessions too: mysql prints it at its next statement, mysql2 gets an error', async () => {
     const port = await freePort();
-    const bobTunnel = startTunnel(bob, port);
+    const bobTunnel = startTunnel(bob, 'shop', port);
     await waitFor(bobTunnel.out, /Started a tunnel/);
     const child = spawn(
       'mysql',

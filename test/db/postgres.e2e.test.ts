@@ -14,40 +14,26 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { type PostgresServer, requirePostgres, requireTool, startPostgres } from '@warden/testkit';
 import pg from 'pg';
-import { type Cluster, cli, freePort, spawnCli, startCluster } from './cluster';
+import {
+  type Cluster,
+  cli,
+  freePort,
+  runClient,
+  serveDatabase,
+  spawnCli,
+  startCluster,
+  waitFor,
+} from './cluster';
 
 const pgCheck = requirePostgres();
 const psqlCheck = requireTool('psql');
 const skip = pgCheck.skip || psqlCheck.skip;
 
 function psql(conn: string, sql: string, opts: { timeoutMs?: number } = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
-    const child = spawn('psql', ['-X', '-At', conn, '-c', sql], {
-      env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code: code ?? -1, stdout, stderr });
-    });
+  return runClient('psql', ['-X', '-At', conn, '-c', sql], {
+    env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
+    ...opts,
   });
-}
-
-/** Waits until `text()` matches `re` (or fails after `ms`). */
-async function waitFor(text: () => string, re: RegExp, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!re.test(text())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${re}; got:\n${text()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('PostgreSQL through Warden', { skip }, () => {
@@ -56,7 +42,6 @@ describe('PostgreSQL through Warden', { skip }, () => {
   let alice: NodeJS.ProcessEnv;
   let bob: NodeJS.ProcessEnv;
   let tunnel: ChildProcess;
-  let tunnelOut = '';
   let tunnelPort = 0;
   const conn = (user = 'alice', db = 'orders') =>
     `host=127.0.0.1 port=${tunnelPort} user=${user} dbname=${db} sslmode=disable`;
@@ -91,56 +76,15 @@ describe('PostgreSQL through Warden', { skip }, () => {
       'orders',
     );
     server.psql('ALTER TABLE items OWNER TO alice', 'orders');
-    // 3. db_service with the database from its config.
-    await c.startDb({
-      enabled: true,
-      databases: [
-        {
-          name: 'orders',
-          protocol: 'postgres',
-          uri: { host: '127.0.0.1', port: server.port },
-          staticLabels: { env: 'prod' },
-          caCert: undefined,
-        },
-      ],
+    // 3–5. db_service, roles, users and alice's tunnel (shared with the MySQL suite).
+    const served = await serveDatabase(c, {
+      name: 'orders',
+      protocol: 'postgres',
+      port: server.port,
+      dbNames: ['orders', 'postgres'],
     });
-    // 4. Roles and users: alice may be her own db user (trait), bob only "reader".
-    await c.services.roles.create({
-      kind: 'role',
-      version: 'v7',
-      metadata: { name: 'db-traits' },
-      spec: {
-        options: {},
-        allow: {
-          db_labels: { env: 'prod' },
-          db_users: ['{{internal.db_users}}'],
-          db_names: ['orders', 'postgres'],
-        },
-        deny: {},
-      },
-    });
-    await c.services.roles.create({
-      kind: 'role',
-      version: 'v7',
-      metadata: { name: 'db-reader' },
-      spec: {
-        options: {},
-        allow: { db_labels: { '*': '*' }, db_users: ['reader'], db_names: ['*'] },
-        deny: {},
-      },
-    });
-    alice = await c.addUser('alice', ['db-traits'], { db_users: ['alice'] });
-    bob = await c.addUser('bob', ['db-reader'], {});
-    // 5. A tunnel any client can use.
-    tunnelPort = await freePort();
-    tunnel = spawnCli('wsh', ['proxy', 'db', 'orders', '--tunnel', '-p', String(tunnelPort)], alice);
-    tunnel.stdout!.on('data', (d) => {
-      tunnelOut += d;
-    });
-    tunnel.stderr!.on('data', (d) => {
-      tunnelOut += d;
-    });
-    await waitFor(() => tunnelOut, /Started a tunnel for database "orders" on 127\.0\.0\.1:\d+/);
+    ({ alice, bob, tunnelPort } = served);
+    tunnel = served.tunnel.child;
   });
 
   after(async () => {
