@@ -21,6 +21,7 @@ export {
   dbResourceFromConfig,
 } from './heartbeat';
 export { LOCK_CHECK_INTERVAL_MS, LockWatch, type LockWatchOptions } from './lock-watch';
+export { type RelayOptions, relay, TERMINATE_GRACE_MS } from './relay';
 export { DbService, type DbServiceOptions } from './service';
 export { type DbQuery, DbSession, type DbSessionDeps } from './session';
 export { StreamReader } from './stream-reader';

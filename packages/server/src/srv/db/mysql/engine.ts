@@ -35,7 +35,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
 import type { Logger } from '../../../log';
-import { type DbEngine, type DbSession, dialTcp, endWith, StreamReader, upgrade } from '../common';
+import { type DbEngine, type DbSession, dialTcp, endWith, relay, StreamReader, upgrade } from '../common';
 import {
   Cap,
   Command,
@@ -70,7 +70,6 @@ const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** How long logging in to the database may take. */
 const LOGIN_TIMEOUT_MS = 15_000;
 /** After a lock: how long the client gets to read our error before both sides are cut. */
-const TERMINATE_GRACE_MS = 1000;
 /** What the greeting announces until a database has told us its own version. */
 export const DEFAULT_SERVER_VERSION = '8.0.0-Warden';
 /**
@@ -535,48 +534,23 @@ export class MySqlEngine implements DbEngine {
       },
     };
     const clientTap = new ClientTap(handler, seq, () => session.auditBacklog());
-    return new Promise<void>((resolve) => {
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        client.destroy();
-        upstream.destroy();
-        resolve();
-      };
-      session.onTerminate((reason) => {
+    return relay({
+      session,
+      logger: this.#logger,
+      client,
+      upstream,
+      clientTap,
+      serverTap,
+      clientRest,
+      upstreamRest: up.rest,
+      malformed: {
+        client: 'client sent a malformed packet; ending the session',
+        server: 'database stream failed; ending the session',
+      },
+      terminate: (reason) => {
         serverTap.interrupt((s) => errPacket(s, { ...ErrorCode.connectionKilled, message: reason }));
         void this.#kill(session, up.threadId);
-        setTimeout(finish, TERMINATE_GRACE_MS).unref();
-      });
-      clientTap.on('error', (e) => {
-        this.#logger.info(
-          { err: e, session: session.id },
-          'client sent a malformed packet; ending the session',
-        );
-        finish();
-      });
-      serverTap.on('error', (e) => {
-        this.#logger.info({ err: e, session: session.id }, 'database stream failed; ending the session');
-        finish();
-      });
-      client.on('close', finish);
-      upstream.on('close', () => {
-        // Let what is already on its way to the client arrive, then close.
-        if (!serverTap.writableEnded) serverTap.end();
-      });
-      serverTap.on('end', () => client.end());
-      client.on('finish', finish);
-      upstream.on('end', () => {
-        if (!serverTap.writableEnded) serverTap.end();
-      });
-      client.on('end', () => upstream.end());
-      if (clientRest.length) client.unshift(clientRest);
-      if (up.rest.length) upstream.unshift(up.rest);
-      client.pipe(clientTap).pipe(upstream, { end: false });
-      upstream.pipe(serverTap).pipe(client, { end: false });
-      client.resume();
-      upstream.resume();
+      },
     });
   }
 

@@ -33,7 +33,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
 import type { Logger } from '../../../log';
-import { type DbEngine, type DbSession, dialTcp, endWith, StreamReader, upgrade } from '../common';
+import { type DbEngine, type DbSession, dialTcp, endWith, relay, StreamReader, upgrade } from '../common';
 import {
   backendKeyData,
   cancelRequest,
@@ -62,7 +62,6 @@ const STARTUP_TIMEOUT_MS = 30_000;
 /** Longest message accepted while logging in to the database. */
 const MAX_LOGIN_MESSAGE = 1 << 20;
 /** After a lock: how long the client gets to read our error before both sides are cut. */
-const TERMINATE_GRACE_MS = 1000;
 
 interface CancelEntry {
   session: DbSession;
@@ -322,51 +321,23 @@ export class PostgresEngine implements DbEngine {
     };
     const clientTap = new ClientTap(audit, () => session.auditBacklog());
     const serverTap = new ServerTap();
-    return new Promise<void>((resolve) => {
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        client.destroy();
-        upstream.destroy();
-        resolve();
-      };
-      session.onTerminate((reason) => {
+    return relay({
+      session,
+      logger: this.#logger,
+      client,
+      upstream,
+      clientTap,
+      serverTap,
+      clientRest,
+      upstreamRest,
+      malformed: {
+        client: 'client sent a malformed message; ending the session',
+        server: 'database sent a malformed message; ending the session',
+      },
+      terminate: (reason) => {
         serverTap.interrupt(fatal(SqlState.adminShutdown, reason));
         if (upstreamKey) void this.#sendCancel(session, upstreamKey);
-        setTimeout(finish, TERMINATE_GRACE_MS).unref();
-      });
-      clientTap.on('error', (e) => {
-        this.#logger.info(
-          { err: e, session: session.id },
-          'client sent a malformed message; ending the session',
-        );
-        finish();
-      });
-      serverTap.on('error', (e) => {
-        this.#logger.info(
-          { err: e, session: session.id },
-          'database sent a malformed message; ending the session',
-        );
-        finish();
-      });
-      client.on('close', finish);
-      upstream.on('close', () => {
-        // Let what is already on its way to the client arrive, then close.
-        if (!serverTap.writableEnded) serverTap.end();
-      });
-      serverTap.on('end', () => client.end());
-      client.on('finish', finish);
-      upstream.on('end', () => {
-        if (!serverTap.writableEnded) serverTap.end();
-      });
-      client.on('end', () => upstream.end());
-      if (clientRest.length) client.unshift(clientRest);
-      if (upstreamRest.length) upstream.unshift(upstreamRest);
-      client.pipe(clientTap).pipe(upstream, { end: false });
-      upstream.pipe(serverTap).pipe(client, { end: false });
-      client.resume();
-      upstream.resume();
+      },
     });
   }
 
