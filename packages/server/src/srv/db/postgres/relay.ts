@@ -19,9 +19,13 @@ export const MAX_MESSAGE_LENGTH = 0x3fffffff;
 /** Audited messages longer than this are recorded as a note, not in full. */
 export const MAX_AUDITED_MESSAGE = 16 * 1024 * 1024;
 
+const EMPTY = Buffer.alloc(0);
+/** One-character strings for every type byte, made once. */
+const MESSAGE_TYPES = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i));
+
 /** Walks typed messages across chunk boundaries. */
 class FrameScanner {
-  #head = Buffer.alloc(0);
+  #head = EMPTY;
   #left: number | undefined;
 
   constructor(
@@ -45,13 +49,21 @@ class FrameScanner {
     if (stopAtBoundary && this.atBoundary) return at;
     while (at < chunk.length) {
       if (this.#left === undefined) {
-        const take = Math.min(5 - this.#head.length, chunk.length - at);
-        this.#head = Buffer.concat([this.#head, chunk.subarray(at, at + take)]);
-        at += take;
-        if (this.#head.length < 5) break;
-        const type = this.#head.toString('latin1', 0, 1);
-        const len = messageLength(this.#head, MAX_MESSAGE_LENGTH);
-        this.#head = Buffer.alloc(0);
+        let head: Buffer;
+        if (this.#head.length === 0 && chunk.length - at >= 5) {
+          // The usual case: the whole header in this chunk (no copy).
+          head = chunk.subarray(at, at + 5);
+          at += 5;
+        } else {
+          const take = Math.min(5 - this.#head.length, chunk.length - at);
+          this.#head = Buffer.concat([this.#head, chunk.subarray(at, at + take)]);
+          at += take;
+          if (this.#head.length < 5) break;
+          head = this.#head;
+          this.#head = EMPTY;
+        }
+        const type = MESSAGE_TYPES[head[0]!]!;
+        const len = messageLength(head, MAX_MESSAGE_LENGTH);
         this.#left = len;
         this.events.header?.(type, len);
       } else {
