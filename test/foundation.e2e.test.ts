@@ -261,7 +261,10 @@ describe('foundation end to end', () => {
     let last = unknown;
     for (let i = 0; i < 5; i++) last = await attempt('mallory', 'x\n000000\n');
     assert.equal(last.code, 1);
-    assert.match(last.stderr, /too many failed login attempts for user "mallory"; try again in/);
+    assert.match(
+      last.stderr,
+      /too many failed login attempts for user "mallory" from 127\.0\.0\.1; try again in/,
+    );
   });
 
   test('an invite works once; a reused or unknown token is refused', async () => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -36,6 +37,8 @@ describe('issue 15 attacks against a real warden', () => {
     runCli('wsh', args, { env: { ...w.env, WARDEN_HOME: home(user) }, input });
   const wctl = (args: string[], input?: string) => runCli('wctl', args, { env: w.env, input });
 
+  const otps = new Map<string, Authenticator>();
+
   async function addUser(user: string, logins: string, roles = 'access'): Promise<void> {
     const add = await wctl(['users', 'add', user, `--roles=${roles}`, `--logins=${logins}`]);
     assert.equal(add.code, 0, add.stderr);
@@ -49,6 +52,7 @@ describe('issue 15 attacks against a real warden', () => {
     assert.equal(s.code, 0, s.stderr);
     const otp = new Authenticator(s.uri!);
     otp.markUsed();
+    otps.set(user, otp);
     const l = await wsh(
       user,
       ['login', `--proxy=${w.proxy}`, `--user=${user}`],
@@ -62,6 +66,7 @@ describe('issue 15 attacks against a real warden', () => {
     user: string,
     path: string,
     body: string,
+    from?: { localAddress: string },
   ): Promise<{ status: number; json: unknown }> {
     const p = new ProfileStore(home(user)).require(w.proxy);
     const [host, port] = w.proxy.split(':');
@@ -73,8 +78,7 @@ describe('issue 15 attacks against a real warden', () => {
           path,
           method: 'POST',
           ca: p.hostCaPems,
-          cert: p.tlsCert,
-          key: p.keyPem,
+          ...(from ? { localAddress: from.localAddress } : { cert: p.tlsCert, key: p.keyPem }),
           servername: host,
           headers: { 'content-type': 'application/json' },
         },
@@ -340,5 +344,37 @@ describe('issue 15 attacks against a real warden', () => {
       res.stderr,
       /WARNING: the config file sets auth_service\.authentication: this change lasts until warden restarts, when the file replaces it; edit the file to keep it/,
     );
+  });
+
+  test('item 13: five bad passwords from one address lock out that address, not the user', async () => {
+    await addUser('victim', 'root');
+    const p = new ProfileStore(home('victim')).require(w.proxy);
+    const guess = (password: string) =>
+      rawPost(
+        'victim',
+        rpc.Routes.login,
+        JSON.stringify({
+          user: 'victim',
+          password,
+          otp_code: '000000',
+          ssh_public_key: p.sshPublicKey,
+          tls_public_key: createPublicKey(p.keyPem).export({ type: 'spki', format: 'pem' }).toString(),
+        }),
+        { localAddress: '127.0.0.2' },
+      );
+    for (let i = 0; i < 5; i++) assert.equal((await guess(`wrong ${i}`)).status, 401);
+    const sixth = await guess('wrong 6');
+    assert.equal(sixth.status, 429, JSON.stringify(sixth.json));
+    assert.match(
+      (sixth.json as { error: { message: string } }).error.message,
+      /too many failed login attempts for user "victim" from 127\.0\.0\.2/,
+    );
+    // The user, from their own address, still logs in.
+    const l = await wsh(
+      'victim',
+      ['login', `--proxy=${w.proxy}`, '--user=victim'],
+      `${PASSWORD}\n${await otps.get('victim')!.code()}\n`,
+    );
+    assert.equal(l.code, 0, l.stderr);
   });
 });

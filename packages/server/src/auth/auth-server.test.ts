@@ -409,7 +409,9 @@ describe('login', () => {
     await rejectsWith(
       c.auth.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR),
       'WARDEN_ERR_RATE_LIMITED',
-      /too many failed login attempts for user "alice"; try again in \d+m/,
+      new RegExp(
+        `too many failed login attempts for user "alice" from ${CLIENT_ADDR.replace(/\./g, '\\.')}; try again in \\d+m`,
+      ),
     );
     // The refusal is audited too, so a brute force shows up in the log.
     const refused = await c.audit.search({ types: ['user.login'], user: 'alice' });

@@ -28,21 +28,37 @@ function setup(overrides: Partial<ConstructorParameters<typeof LoginRateLimiter>
   return { clock, limiter };
 }
 
-test('a user is locked out after maxFailures within the window, then let in again', () => {
+test('a (user, address) pair is locked out after maxFailures; the user elsewhere goes on (issue 15 item 13)', () => {
   const { clock, limiter } = setup();
   limiter.recordFailure('alice', '10.0.0.1');
-  limiter.recordFailure('alice', '10.0.0.2');
-  limiter.check('alice', '10.0.0.3'); // two failures: still allowed
-  limiter.recordFailure('alice', '10.0.0.3');
-  const e = limited(() => limiter.check('alice', '10.0.0.9'));
-  assert.equal(e.message, 'too many failed login attempts for user "alice"; try again in 4m');
+  limiter.recordFailure('alice', '10.0.0.1');
+  limiter.check('alice', '10.0.0.1'); // two failures: still allowed
+  limiter.recordFailure('alice', '10.0.0.1');
+  const e = limited(() => limiter.check('alice', '10.0.0.1'));
+  assert.equal(e.message, 'too many failed login attempts for user "alice" from 10.0.0.1; try again in 4m');
   assert.equal(e.details?.retryAfterMs, 4 * MIN);
-  // Other users are unaffected.
-  limiter.check('bob', '10.0.0.9');
-  clock.advance(3 * MIN + 15_000);
-  assert.match(limited(() => limiter.check('alice', '10.0.0.9')).message, /try again in 45s$/);
-  clock.advance(45_000);
+  // The same user from elsewhere, and other users from there, are unaffected.
   limiter.check('alice', '10.0.0.9');
+  limiter.check('bob', '10.0.0.1');
+  clock.advance(3 * MIN + 15_000);
+  assert.match(limited(() => limiter.check('alice', '10.0.0.1')).message, /try again in 45s$/);
+  clock.advance(45_000);
+  limiter.check('alice', '10.0.0.1');
+});
+
+test('the slower back-off: a user is locked out after maxFailuresPerUser failures from many addresses', () => {
+  const { limiter } = setup({ maxFailuresPerUser: 6 });
+  for (let i = 0; i < 5; i++) limiter.recordFailure('alice', `10.0.0.${i}`);
+  limiter.check('alice', '10.0.0.99');
+  limiter.recordFailure('alice', '10.0.0.5');
+  const e = limited(() => limiter.check('alice', '10.0.0.99'));
+  assert.equal(e.message, 'too many failed login attempts for user "alice"; try again in 4m');
+  // The default is ten times maxFailures.
+  const d = setup();
+  for (let i = 0; i < 29; i++) d.limiter.recordFailure('carol', `10.1.0.${i}`);
+  d.limiter.check('carol', '10.1.1.1');
+  d.limiter.recordFailure('carol', '10.1.0.200');
+  limited(() => d.limiter.check('carol', '10.1.1.1'));
 });
 
 test('failures spread over more than the window do not lock', () => {
@@ -94,19 +110,19 @@ test('long lockouts read in hours and minutes', () => {
 
 test('memory is bounded: old keys are evicted, locked ones last', () => {
   const { clock, limiter } = setup({ maxKeys: 100 });
-  for (let i = 0; i < 3; i++) limiter.recordFailure('alice', `192.0.2.${i}`);
+  for (let i = 0; i < 3; i++) limiter.recordFailure('alice', '192.0.2.200');
   limited(() => limiter.check('alice', '192.0.2.200'));
   for (let i = 0; i < 5000; i++) {
     limiter.recordFailure(`spray${i}`, `2001:db8::${i.toString(16)}`);
     if (i % 100 === 0) clock.advance(1000);
   }
-  assert.ok(limiter.trackedKeys <= 200, `tracked ${limiter.trackedKeys}`);
+  assert.ok(limiter.trackedKeys <= 300, `tracked ${limiter.trackedKeys}`);
   // Alice's lockout survived the flood of new keys.
   limited(() => limiter.check('alice', '192.0.2.200'));
   // Once their window has passed, entries are idle and a sweep drops all of them.
   clock.advance(11 * MIN);
   for (let i = 0; i < 20; i++) limiter.recordFailure(`late${i}`, `198.51.100.${i}`);
-  assert.ok(limiter.trackedKeys <= 40, `tracked ${limiter.trackedKeys}`);
+  assert.ok(limiter.trackedKeys <= 60, `tracked ${limiter.trackedKeys}`);
 });
 
 test('invalid options are refused', () => {

@@ -1,17 +1,27 @@
 /**
- * Login rate limiting: failed attempts are counted per user and per source address; too
- * many within `windowMs` locks that user (or address) out for `lockoutMs`.
+ * Login rate limiting: failed attempts are counted per (user, source address), per user
+ * across all sources, and per source address; too many within `windowMs` lock that pair,
+ * user or address out for `lockoutMs`.
+ *
+ *   (user, address)   maxFailures (5)                 the usual lockout: a guesser from one
+ *                                                      place stops, the user elsewhere goes on
+ *   user              maxFailuresPerUser (10 × 5)     the slower back-off for guessing from
+ *                                                      many places at once
+ *   address           maxFailuresPerAddress (4 × 5)   one place guessing at many users
+ *
+ * Locking out by user alone let anyone lock any account for 20 minutes with 5 bad passwords
+ * (issue 15 item 13); the pair comes first, as mature login services do.
  *
  * How the login service uses it:
  *
  *   limiter.check(user, addr);            // 1. before any password work: throws RATE_LIMITED
  *   if (!ok) limiter.recordFailure(user, addr);   // 2a. also for unknown users (no enumeration)
- *   else limiter.recordSuccess(user, addr);       // 2b. clears the user's count only
+ *   else limiter.recordSuccess(user, addr);       // 2b. clears the user's counts only
  *
  * A success does not clear the address's count: otherwise an attacker could guess at other
  * users' passwords and reset the counter by logging into their own account in between.
- * Memory is bounded: each of the two tables keeps at most `maxKeys` entries; when one is
- * full, idle entries go first, then the least recently failed unlocked ones, locked ones last.
+ * Memory is bounded: each table keeps at most `maxKeys` entries; when one is full, idle
+ * entries go first, then the least recently failed unlocked ones, locked ones last.
  * State lives in this process only (each auth replica limits on its own).
  *
  * Who may import: `auth/` (login). Tested by `rate-limit.test.ts` with a FakeClock.
@@ -23,6 +33,8 @@ export interface LoginRateLimiterOptions {
   clock: Clock;
   /** Failures per user within the window before that user is locked out (default 5). */
   maxFailures?: number;
+  /** Failures per user from all sources before the user is locked out (default 10 × maxFailures). */
+  maxFailuresPerUser?: number;
   /** Failures per source address before it is locked out (default 4 × maxFailures, for NAT). */
   maxFailuresPerAddress?: number;
   /** Window in which failures are counted, from the first one (default 30 min). */
@@ -62,6 +74,10 @@ function positiveInteger(name: string, value: number): number {
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `${name} must be a positive integer, got ${value}`);
   }
   return value;
+}
+
+function pairKey(user: string, addr: string): string {
+  return `${addr}\u0000${user}`;
 }
 
 /** One table of counters with bounded size. */
@@ -139,6 +155,7 @@ class FailureTable {
  */
 export class LoginRateLimiter {
   readonly #clock: Clock;
+  readonly #pairs: FailureTable;
   readonly #users: FailureTable;
   readonly #addrs: FailureTable;
 
@@ -152,8 +169,10 @@ export class LoginRateLimiter {
     const windowMs = positiveInteger('windowMs', options.windowMs ?? d.windowMs);
     const lockoutMs = positiveInteger('lockoutMs', options.lockoutMs ?? d.lockoutMs);
     const maxKeys = positiveInteger('maxKeys', options.maxKeys ?? d.maxKeys);
+    const perUser = positiveInteger('maxFailuresPerUser', options.maxFailuresPerUser ?? maxFailures * 10);
     this.#clock = options.clock;
-    this.#users = new FailureTable(maxFailures, windowMs, lockoutMs, maxKeys);
+    this.#pairs = new FailureTable(maxFailures, windowMs, lockoutMs, maxKeys);
+    this.#users = new FailureTable(perUser, windowMs, lockoutMs, maxKeys);
     this.#addrs = new FailureTable(perAddr, windowMs, lockoutMs, maxKeys);
   }
 
@@ -164,6 +183,14 @@ export class LoginRateLimiter {
    */
   check(user: string, addr: string): void {
     const now = this.#clock.now();
+    const pairWait = this.#pairs.lockedFor(pairKey(user, addr), now);
+    if (pairWait > 0) {
+      throw new WardenError(
+        'WARDEN_ERR_RATE_LIMITED',
+        `too many failed login attempts for user ${JSON.stringify(user)} from ${addr}; try again in ${retryText(pairWait)}`,
+        { retryAfterMs: pairWait },
+      );
+    }
     const userWait = this.#users.lockedFor(user, now);
     if (userWait > 0) {
       throw new WardenError(
@@ -182,20 +209,22 @@ export class LoginRateLimiter {
     }
   }
 
-  /** Counts a failed attempt against both the user and the address. */
+  /** Counts a failed attempt against the pair, the user and the address. */
   recordFailure(user: string, addr: string): void {
     const now = this.#clock.now();
+    this.#pairs.fail(pairKey(user, addr), now);
     this.#users.fail(user, now);
     this.#addrs.fail(addr, now);
   }
 
   /** Forgets the user's failures after a successful login (the address's count stays). */
-  recordSuccess(user: string, _addr: string): void {
+  recordSuccess(user: string, addr: string): void {
+    this.#pairs.clear(pairKey(user, addr));
     this.#users.clear(user);
   }
 
-  /** Entries currently kept (users + addresses); for tests and metrics. */
+  /** Entries currently kept (pairs + users + addresses); for tests and metrics. */
   get trackedKeys(): number {
-    return this.#users.size + this.#addrs.size;
+    return this.#pairs.size + this.#users.size + this.#addrs.size;
   }
 }
