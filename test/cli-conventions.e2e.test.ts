@@ -216,6 +216,21 @@ describe('CLI conventions', () => {
     assert.match(bad.stderr, /expected bash, zsh or fish/);
   });
 
+  test('tables fit the terminal width (COLUMNS); an empty wsh db ls says so', async () => {
+    const audit = await runCli('wctl', ['audit', 'search'], { env: { ...w.env, COLUMNS: '80' } });
+    assert.equal(audit.code, 0, audit.stderr);
+    const lines = audit.stdout.trimEnd().split('\n');
+    assert.ok(lines.length > 2);
+    for (const l of lines) assert.ok(l.length <= 80, `${l.length}: ${l}`);
+    assert.ok(
+      lines.some((l) => l.endsWith('…')),
+      'long Details cut with …',
+    );
+    const dbs = await runCli('wsh', ['db', 'ls'], { env: wshEnv() });
+    assert.equal(dbs.code, 0, dbs.stderr);
+    assert.equal(dbs.stdout, 'No databases found\n');
+  });
+
   // Last: it changes the cluster's device trust mode.
   test("the README's cap.yaml is accepted by wctl create -f, and wctl get cap shows it", async () => {
     const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');

@@ -80,6 +80,10 @@ export async function runDbLs(ctx: CommandContext): Promise<number> {
     ctx.stdout.write(formatData(raw, format));
     return 0;
   }
+  if (dbs.length === 0) {
+    ctx.stdout.write('No databases found\n');
+    return 0;
+  }
   const logins = loadDbLogins(profile);
   const rows = dbs.map((d) => {
     const l = logins[d.name];
