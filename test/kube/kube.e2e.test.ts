@@ -45,6 +45,15 @@ spec:
     kubernetes_labels: { env: test }
     kubernetes_groups: [viewers]
     kubernetes_resources: [{ kind: pod, namespace: default, verbs: [get, list, watch] }]
+---
+kind: role
+version: v7
+metadata: { name: kube-strict }
+spec:
+  options: { device_trust_mode: required }
+  allow:
+    kubernetes_labels: { env: test }
+    kubernetes_groups: [developers]
 `;
 
 describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () => {
@@ -291,6 +300,22 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     const ends = await search('kube.exec.end');
     assert.ok(ends.some((e) => e.user === 'carol' && /kube access revoked/.test(String(e.terminated_by))));
     assert.ok((await search('kube.portforward.start')).length > 0);
+  });
+
+  test('device trust required by a role: no trusted device → Forbidden "unauthorized device", nothing reaches the API server', async () => {
+    await addUser('dave', 'kube-strict');
+    assert.equal(
+      (await wsh('dave', ['kube', 'login', 'fake'])).code,
+      0,
+      'the cluster is listed (device trust aside)',
+    );
+    const before = fake.requests.filter((q) => q.impersonateUser === 'dave').length;
+    const r = await k('dave', ['get', 'pods']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Error from server \(Forbidden\): unauthorized device/);
+    const e = await k('dave', ['exec', 'web', '--', 'true']);
+    assert.match(e.stderr, /unauthorized device/);
+    assert.equal(fake.requests.filter((q) => q.impersonateUser === 'dave').length, before);
   });
 
   test('wsh kube logout removes the context', async () => {

@@ -137,6 +137,15 @@ export function kubeClusterResource(c: {
   });
 }
 
+/** Discovery and other non-resource paths (`/api`, `/apis/<g>/<v>`, `/version`, `/openapi/…`). */
+function isDiscovery(url: string | undefined): boolean {
+  const u = new URL(url ?? '/', 'https://kube.invalid');
+  const rest = u.pathname.slice(KUBE_PATH_PREFIX.length);
+  const slash = rest.indexOf('/');
+  const path = slash === -1 ? '/' : rest.slice(slash);
+  return kubeRequestInfo('GET', path, u.searchParams).resource === undefined;
+}
+
 export class KubeService {
   readonly #o: KubeServiceOptions;
   readonly #configured = new Map<string, { resource: KubeClusterResource; upstream: KubeUpstream }>();
@@ -407,11 +416,11 @@ export class KubeService {
     const started = this.#o.clock.now();
     this.#admit(req).then(
       (a) => this.#forward(req, res, a, started),
-      (e) => this.#refuse(res, e),
+      (e) => this.#refuse(res, e, isDiscovery(req.url)),
     );
   }
 
-  #refuse(res: ServerResponse, e: unknown): void {
+  #refuse(res: ServerResponse, e: unknown, plainText = false): void {
     let status: KubeStatus;
     if (e instanceof Refusal) status = e.status;
     else {
@@ -422,9 +431,11 @@ export class KubeService {
       res.destroy();
       return;
     }
-    const body = JSON.stringify(status);
+    // kubectl's discovery client cannot decode a Status (it prints "unknown"), but shows a
+    // text/plain body as the message: `Error from server (Forbidden): unauthorized device`.
+    const body = plainText ? `${status.message}\n` : JSON.stringify(status);
     res.writeHead(status.code, {
-      'content-type': 'application/json',
+      'content-type': plainText ? 'text/plain; charset=utf-8' : 'application/json',
       'content-length': Buffer.byteLength(body),
     });
     res.end(body);
