@@ -4,6 +4,7 @@
  * engine), on 127.0.0.1 port 0, with the admin identity file `wctl` reads. The CLIs run as
  * real processes (bundled from source for this run), as a user would run them.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -156,6 +157,27 @@ export function runClient(
       res({ code: code ?? -1, stdout, stderr });
     });
   });
+}
+
+/**
+ * The audit events of database sessions, in order, and alice's first successful session start
+ * (checked: db user alice, database orders, the db resource with its labels).
+ */
+export async function dbAudit(
+  c: Cluster,
+  dbName: string,
+): Promise<{ db: Record<string, unknown>[]; start: Record<string, unknown> }> {
+  const events = await c.audit.search({ limit: 10_000, order: 'asc' });
+  const db = events.filter((e) => (e as { protocol?: string }).protocol === 'db') as Record<
+    string,
+    unknown
+  >[];
+  const start = db.find((e) => e.type === 'session.start' && e.success && e.user === 'alice');
+  assert.ok(start, 'a session.start for alice');
+  assert.equal(start.db_user, 'alice');
+  assert.equal(start.db_name, 'orders');
+  assert.deepEqual(start.resource, { kind: 'db', name: dbName, labels: { env: 'prod' } });
+  return { db, start };
 }
 
 /** Waits until `text()` matches `re` (or fails after `ms`). */

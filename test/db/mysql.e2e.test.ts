@@ -17,6 +17,7 @@ import mysql from 'mysql2/promise';
 import {
   type Cluster,
   cli,
+  dbAudit,
   freePort,
   runClient,
   serveDatabase,
@@ -414,16 +415,7 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
   });
 
   test('the audit log has session start, each query (COM_QUERY and prepared), end, and the refusals', async () => {
-    const events = await c.audit.search({ limit: 10_000, order: 'asc' });
-    const db = events.filter((e) => (e as { protocol?: string }).protocol === 'db') as Record<
-      string,
-      unknown
-    >[];
-    const start = db.find((e) => e.type === 'session.start' && e.success && e.user === 'alice');
-    assert.ok(start, 'a session.start for alice');
-    assert.equal(start.db_user, 'alice');
-    assert.equal(start.db_name, 'orders');
-    assert.deepEqual(start.resource, { kind: 'db', name: 'shop', labels: { env: 'prod' } });
+    const { db, start } = await dbAudit(c, 'shop');
     const all = db.filter((e) => e.type === 'db.query');
     assert.ok(all.some((e) => e.query === 'select current_user(), database(), count(*) from items'));
     assert.ok(all.some((e) => e.session_id === start.session_id));

@@ -17,6 +17,7 @@ import pg from 'pg';
 import {
   type Cluster,
   cli,
+  dbAudit,
   freePort,
   runClient,
   serveDatabase,
@@ -383,16 +384,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
   });
 
   test('the audit log has session start, each query, end, and the refusals', async () => {
-    const events = await c.audit.search({ limit: 10_000, order: 'asc' });
-    const db = events.filter((e) => (e as { protocol?: string }).protocol === 'db') as Record<
-      string,
-      unknown
-    >[];
-    const start = db.find((e) => e.type === 'session.start' && e.success && e.user === 'alice');
-    assert.ok(start, 'a session.start for alice');
-    assert.equal(start.db_user, 'alice');
-    assert.equal(start.db_name, 'orders');
-    assert.deepEqual(start.resource, { kind: 'db', name: 'orders', labels: { env: 'prod' } });
+    const { db, start } = await dbAudit(c, 'orders');
     const queries = db.filter((e) => e.type === 'db.query' && e.session_id === start.session_id);
     assert.ok(queries.length > 0);
     const all = db.filter((e) => e.type === 'db.query');
