@@ -24,7 +24,7 @@ import type { AppServiceConfig, HostPort } from '../config';
 import type { Logger } from '../log';
 import { AppRouting, type RequestIdentity } from '../proxy';
 import { ResourceCache, type Services } from '../services';
-import { AppHeartbeat, AppService, appResourceFromConfig } from '../srv/app';
+import { AppHeartbeat, AppService, appResourceFromConfig, type WebAppHooks } from '../srv/app';
 
 export interface AppAccessDeps {
   config: AppServiceConfig;
@@ -38,6 +38,8 @@ export interface AppAccessDeps {
   proxyPublicAddr: HostPort;
   /** Idle app sessions end after this long (default 5 min). */
   idleMs?: number;
+  /** Apps launched from the Web UI (web/WebApps). */
+  web?: WebAppHooks;
 }
 
 export interface AppAccessComposition {
@@ -99,6 +101,7 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
       onRolesChange: (l) => views.roles.onChange(l),
       proxyPublicAddr: d.proxyPublicAddr,
       ...(d.idleMs !== undefined ? { idleMs: d.idleMs } : {}),
+      ...(d.web ? { web: d.web } : {}),
     });
     if (d.config.apps.length > 0) {
       heartbeat = new AppHeartbeat({

@@ -37,5 +37,13 @@ export {
   refusalPage,
   sendRefusal,
 } from './refusal';
-export { type AppCertAuthority, AppService, type AppServiceOptions, type AppView, hostOnly } from './service';
+export {
+  type AppCertAuthority,
+  AppService,
+  type AppServiceOptions,
+  type AppView,
+  hostOnly,
+  WEB_LAUNCH_PATH,
+  type WebAppHooks,
+} from './service';
 export { type AppPrincipal, AppSession, type AppSessionOrigin, AppSessions } from './session';

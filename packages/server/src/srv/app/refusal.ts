@@ -22,6 +22,8 @@ export interface AppRefusal {
   hint?: string;
   /** Defaults to the catalogue's status of `code`. */
   status?: number;
+  /** A page that helps (the Web UI's "This device" for web sessions). */
+  link?: { href: string; text: string };
 }
 
 /** The refusal for a device trust denial, with the guide's troubleshooting advice. */
@@ -32,7 +34,8 @@ export function deviceTrustRefusal(app: string): AppRefusal {
     message: APP_DEVICE_TRUST_REQUIRED,
     hint:
       `An administrator requires a trusted device for "${app}". Use \`wsh proxy app ${app}\` or the ` +
-      'certificate from `wsh app login` on an enrolled device (the Web UI cannot prove a device). If you ' +
+      'certificate from `wsh app login` on an enrolled device (or launch it from a device-trusted Web UI ' +
+      'session). If you ' +
       'already do, your device is not registered or enrolled: ask an administrator, run ' +
       '`wsh device enroll`, then `wsh logout` and `wsh login` again.',
   };
@@ -76,6 +79,7 @@ export function refusalPage(r: AppRefusal): string {
 h1{font-size:1.4rem}p.hint{color:#555}code{background:#eee;padding:0 .2rem}</style></head>
 <body><h1>${escapeHtml(r.message)}</h1>
 ${r.hint ? `<p class="hint">${escapeHtml(r.hint).replace(/`([^`]+)`/g, '<code>$1</code>')}</p>` : ''}
+${r.link ? `<p><a id="help-link" href="${escapeHtml(r.link.href)}">${escapeHtml(r.link.text)}</a></p>` : ''}
 <p><small>Warden · ${escapeHtml(r.code)}</small></p></body></html>
 `;
 }

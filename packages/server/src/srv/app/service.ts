@@ -90,7 +90,31 @@ export interface AppServiceOptions {
   /** The proxy's public address (`proxy.example.com:3080`): apps live at `<name>.<host>`. */
   proxyPublicAddr: { host: string; port: number };
   idleMs?: number;
+  /** Apps launched from the Web UI: the one-time launch exchange and the app cookie (web/). */
+  web?: WebAppHooks;
 }
+
+/**
+ * The Web UI's part of app access (implemented by `web/`): a browser has no app certificate,
+ * so the Web UI's Launch button mints a one-time token; `GET /.warden/launch?token=…` on the
+ * app's host trades it for an app cookie, and every request with that cookie speaks for the
+ * web session (its user, roles and — only once the session is device-trusted — its device).
+ */
+export interface WebAppHooks {
+  /** The launch exchange: the Set-Cookie value, or why not. */
+  exchange(token: string, app: AppResource): Promise<{ cookie: string } | AppRefusal>;
+  /** Who an app cookie speaks for; undefined when the request has none. */
+  principal(
+    cookieHeader: string | undefined,
+    app: AppResource,
+    clientAddr: string,
+  ): Promise<AppPrincipal | AppRefusal | undefined>;
+  /** Where a web session proves its device (the Web UI's "This device" page). */
+  deviceHelpUrl: string;
+}
+
+/** The path on an app's host where the Web UI's launch token is exchanged for the app cookie. */
+export const WEB_LAUNCH_PATH = '/.warden/launch';
 
 /** What one client connection carries (set by the proxy before the HTTP server sees it). */
 interface AppConnection {
@@ -112,6 +136,11 @@ const CONNECTION = Symbol('warden.app.connection');
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
+
+function cookieHeader(req: Req): string | undefined {
+  const c = req.headers.cookie;
+  return Array.isArray(c) ? c.join('; ') : c;
+}
 
 function connectionOf(req: Req): AppConnection | undefined {
   return (req.socket as unknown as Record<symbol, AppConnection | undefined>)[CONNECTION];
@@ -375,8 +404,16 @@ export class AppService {
    * Authorizes one request and returns its live session, or the refusal. The one place where
    * every request of every app session is checked.
    */
-  async #authorize(conn: AppConnection, app: AppResource): Promise<AppSession | AppRefusal> {
-    const p = conn.principal;
+  async #authorize(req: Req, conn: AppConnection, app: AppResource): Promise<AppSession | AppRefusal> {
+    let p = conn.principal;
+    if (!p && this.#o.web) {
+      // A browser launched from the Web UI: the app cookie speaks for the web session.
+      const remote = (conn.socket as { remoteAddress?: string }).remoteAddress;
+      const clientAddr = remote?.replace(/^::ffff:/, '') ?? 'unknown';
+      const web = await this.#o.web.principal(cookieHeader(req), app, clientAddr);
+      if (web && !('identity' in web)) return web;
+      p = web;
+    }
     if (!p)
       return conn.refusal ?? { code: 'WARDEN_ERR_NOT_LOGGED_IN', status: 401, message: 'not logged in' };
     const name = app.metadata.name;
@@ -413,7 +450,18 @@ export class AppService {
         }
         await this.sessions.refused(principal, app, this.publicAddrOf(app), decision.reason);
       }
-      return refusalFor(decision, app.metadata.name);
+      const refusal = refusalFor(decision, app.metadata.name);
+      if (principal.via === 'web' && refusal.code === 'WARDEN_ERR_DEVICE_UNAUTHORIZED' && this.#o.web) {
+        return {
+          ...refusal,
+          hint:
+            `An administrator requires a trusted device for "${app.metadata.name}". Prove this device for ` +
+            'your browser session on the Web UI\'s "This device" page (with `wsh device web-helper` running ' +
+            'on an enrolled machine), then launch the app again.',
+          link: { href: this.#o.web.deviceHelpUrl, text: 'This device' },
+        };
+      }
+      return refusal;
     }
     const session = live ?? (await this.sessions.open(principal, app, this.publicAddrOf(app)));
     if (conn) session.attach(conn.socket);
@@ -444,7 +492,24 @@ export class AppService {
       sendRefusal(req.headers.accept, res, app);
       return;
     }
-    const session = await this.#authorize(conn, app);
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === WEB_LAUNCH_PATH && this.#o.web && !conn.tunnelApp) {
+      const token = new URL(req.url ?? '/', 'https://app').searchParams.get('token') ?? '';
+      const r = await this.#o.web.exchange(token, app);
+      if (!('cookie' in r)) {
+        sendRefusal(req.headers.accept, res, r);
+        return;
+      }
+      res.writeHead(302, {
+        location: '/',
+        'set-cookie': r.cookie,
+        'cache-control': 'no-store',
+        'content-length': 0,
+      });
+      res.end();
+      return;
+    }
+    const session = await this.#authorize(req, conn, app);
     if (!('jwt' in session)) {
       sendRefusal(req.headers.accept, res, session);
       return;
@@ -466,7 +531,7 @@ export class AppService {
       socket.end(rawRefusal(req.headers.accept, app));
       return;
     }
-    const session = await this.#authorize(conn, app);
+    const session = await this.#authorize(req, conn, app);
     if (!('jwt' in session)) {
       socket.end(rawRefusal(req.headers.accept, session));
       return;
