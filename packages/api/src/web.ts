@@ -33,6 +33,8 @@ export const WebRoutes = {
   audit: '/v1/web/audit',
   signupBegin: '/v1/web/signup/begin',
   signupFinish: '/v1/web/signup/finish',
+  /** `POST /v1/web/apps/:name/launch` → `{ url }`: a one-time link that opens the app. */
+  apps: '/v1/web/apps',
 } as const;
 
 /** Header every state-changing request of the page carries: the session's CSRF token. */
@@ -95,8 +97,8 @@ export interface ResourceView {
   access: string[];
   /** A shell command that connects. */
   command?: string;
-  /** Apps: where the Launch button goes. */
-  launch_url?: string;
+  /** Apps: the Launch button (POST /v1/web/apps/:name/launch answers the one-time URL). */
+  launch?: boolean;
   /** True when a role or the cluster requires a trusted device for this resource. */
   requires_trusted_device?: boolean;
 }

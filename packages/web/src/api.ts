@@ -68,4 +68,5 @@ export const Routes = {
   audit: '/v1/web/audit',
   signupBegin: '/v1/web/signup/begin',
   signupFinish: '/v1/web/signup/finish',
+  apps: '/v1/web/apps',
 } as const satisfies typeof web.WebRoutes;

@@ -313,8 +313,26 @@ async function resourcesPage(view: HTMLElement): Promise<void> {
           h(
             'td',
             null,
-            r.launch_url
-              ? h('a', { href: r.launch_url, target: '_blank', rel: 'noopener' }, h('button', null, 'Launch'))
+            r.launch
+              ? h(
+                  'button',
+                  {
+                    class: 'launch',
+                    'data-app': r.name,
+                    onclick: async () => {
+                      try {
+                        const { url } = await call<{ url: string }>(
+                          'POST',
+                          `${Routes.apps}/${encodeURIComponent(r.name)}/launch`,
+                        );
+                        location.assign(url);
+                      } catch (e) {
+                        failed(body, e);
+                      }
+                    },
+                  },
+                  'Launch',
+                )
               : r.command
                 ? h('code', null, r.command)
                 : '',
@@ -436,8 +454,11 @@ async function proveDevice(status: HTMLElement): Promise<void> {
     return;
   }
   const ports = state.config?.helper_ports ?? [];
+  // The helper knows the proxy by the name wsh logged in to; the page names the one it is on.
+  const link = new URL(challenge.link);
+  link.searchParams.set('proxy', location.host);
   const helper = askHelper(ports, {
-    proxy: state.config?.proxy_public_addr ?? location.host,
+    proxy: location.host,
     challenge_id: challenge.id,
     challenge_secret: challenge.secret,
   });
@@ -470,7 +491,7 @@ async function proveDevice(status: HTMLElement): Promise<void> {
           h('code', null, 'wsh device web-helper'),
           ' and press the button again — or open this link with wsh: ',
         ),
-        h('p', null, h('a', { id: 'wsh-link', href: challenge.link }, 'Prove this device with wsh')),
+        h('p', null, h('a', { id: 'wsh-link', href: link.toString() }, 'Prove this device with wsh')),
         h(
           'p',
           { class: 'muted' },

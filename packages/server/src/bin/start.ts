@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { APP_ALPN, isWardenError, WardenError, web } from '@warden/api';
+import { APP_ALPN, isWardenError, type rpc, WardenError, web } from '@warden/api';
 import {
   type AuditLog,
   JsonlAuditSink,
@@ -50,7 +50,7 @@ import {
 } from '../proxy';
 import { createServices } from '../services';
 import { SshService } from '../srv/ssh';
-import { WebDeviceTrust, WebSessions, WebUi, webDeviceRoutes } from '../web';
+import { WebApps, WebDeviceTrust, WebSessions, WebUi, webDeviceRoutes } from '../web';
 import { startAppAccess } from './app';
 import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
@@ -333,6 +333,9 @@ async function compose(
     logger,
     identify: (der) => auth.identify(der),
   });
+  // Web UI sessions, and apps launched from the Web UI (their app cookie speaks for the session).
+  const webSessions = new WebSessions({ backend, clock });
+  const webApps = new WebApps({ backend, clock, sessions: webSessions, proxyPublicAddr: publicAddr });
   // Web apps: `<app>.<proxy host>` names and `warden-app/1` tunnels handed to app_service (srv/app).
   const apps = await startAppAccess({
     config: config.appService,
@@ -343,10 +346,10 @@ async function compose(
     clock,
     logger,
     proxyPublicAddr: config.proxyService.publicAddr,
+    web: webApps,
   });
   const listNodes = (identity: RequestIdentity) => reachableNodes(services.nodes, tunnels, identity);
   // The Web UI (`/web`, `/v1/web`) and browser device trust (DESIGN §7).
-  const webSessions = new WebSessions({ backend, clock });
   const webDevice = new WebDeviceTrust({
     backend,
     clock,
@@ -365,6 +368,16 @@ async function compose(
     locks: lockCache,
     listNodes,
     listDbs: db.listDbs,
+    ...(apps.service
+      ? {
+          apps: {
+            list: (identity: RequestIdentity, addr: string) => apps.api.list(identity, addr) as rpc.AppInfo[],
+            uriOf: (publicAddr: string) =>
+              `https://${publicAddr}${config.proxyService.publicAddr.port === 443 ? '' : `:${config.proxyService.publicAddr.port}`}`,
+            launcher: webApps,
+          },
+        }
+      : {}),
     assetsDir: webAssetsDir(io.env),
     clock,
     audit,

@@ -20,6 +20,7 @@ import {
   type NodeResource,
   type Resource,
   type RoleResource,
+  type rpc,
   WardenError,
   web,
 } from '@warden/api';
@@ -31,6 +32,7 @@ import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { RequestIdentity } from '../proxy/router';
 import type { Services } from '../services';
+import type { WebApps } from './apps';
 import type { WebDeviceTrust } from './device';
 import {
   parseCookies,
@@ -66,6 +68,13 @@ export interface WebUiOptions {
   listNodes(identity: RequestIdentity): Promise<NodeResource[]>;
   /** Databases the identity may reach (absent when no db_service runs here). */
   listDbs?(identity: RequestIdentity): Promise<unknown[]>;
+  /** Apps (absent when no app_service runs here): the list, their URL, and the launcher. */
+  apps?: {
+    list(identity: RequestIdentity, addr: string): rpc.AppInfo[];
+    /** `https://<public addr>[:port]`. */
+    uriOf(publicAddr: string): string;
+    launcher: WebApps;
+  };
   /** Where the built app is (dist/web); undefined: the API only, `/web` says the UI is not built. */
   assetsDir: string | undefined;
   clock: Clock;
@@ -250,7 +259,7 @@ export class WebUi {
 
     if (path === W.session && method === 'GET') return this.#sessionView(session);
     if (path === W.logout && method === 'POST') return this.#logout(ctx, session);
-    if (path === W.resources && method === 'GET') return this.#resources(identity);
+    if (path === W.resources && method === 'GET') return this.#resources(identity, ctx.addr);
     if (path === W.deviceChallenge && method === 'POST')
       return this.#o.device.create({ id: session.id, user: session.data.user, addr: session.data.addr });
     if (path.startsWith(`${W.deviceChallenge}/`) && method === 'GET')
@@ -266,6 +275,9 @@ export class WebUi {
       return {};
     }
     if (path === W.audit && method === 'GET') return this.#audit(caller, url.searchParams);
+    const launch = /^\/v1\/web\/apps\/([^/]+)\/launch$/.exec(path);
+    if (launch && method === 'POST')
+      return this.#launch(session, identity, ctx.addr, decodeURIComponent(launch[1]!));
     throw new WardenError('WARDEN_ERR_NOT_FOUND', `no such Web UI API route ${method} ${path}`);
   }
 
@@ -384,7 +396,7 @@ export class WebUi {
     return {};
   }
 
-  async #resources(identity: RequestIdentity): Promise<web.ResourcesResponse> {
+  async #resources(identity: RequestIdentity, addr: string): Promise<web.ResourcesResponse> {
     const items: web.ResourceView[] = [];
     for (const node of await this.#o.listNodes(identity)) {
       const host = node.spec.hostname;
@@ -397,7 +409,19 @@ export class WebUi {
         command: `wsh ssh ${identity.logins[0] ?? 'LOGIN'}@${host}`,
       });
     }
-    const unavailable: string[] = ['app'];
+    const unavailable: string[] = [];
+    if (this.#o.apps) {
+      for (const app of this.#o.apps.list(identity, addr)) {
+        items.push({
+          kind: 'app',
+          name: app.name,
+          labels: app.labels,
+          description: [app.description, app.public_addr].filter(Boolean).join(' — '),
+          access: [],
+          launch: true,
+        });
+      }
+    } else unavailable.push('app');
     if (this.#o.listDbs) {
       for (const db of (await this.#o.listDbs(identity)) as {
         name?: string;
@@ -419,6 +443,19 @@ export class WebUi {
       }
     } else unavailable.push('db');
     return { items, unavailable };
+  }
+
+  async #launch(
+    session: LoadedWebSession,
+    identity: RequestIdentity,
+    addr: string,
+    name: string,
+  ): Promise<{ url: string }> {
+    const apps = this.#o.apps;
+    const app = apps?.list(identity, addr).find((a) => a.name === name);
+    if (!apps || !app)
+      throw new WardenError('WARDEN_ERR_NOT_FOUND', `app "${name}" not found among the apps you may reach`);
+    return apps.launcher.launch(session, name, apps.uriOf(app.public_addr));
   }
 
   async #admin(caller: Caller, kindWord: string): Promise<web.AdminListResponse> {

@@ -10,6 +10,7 @@ import { rpc } from '@warden/api';
 import type { RequestContext, Route } from '../proxy/router';
 import type { WebDeviceTrust } from './device';
 
+export { APP_COOKIE, WebApps } from './apps';
 export { WEB_CHALLENGE_PREFIX, WebDeviceErrors, WebDeviceTrust, type WebDeviceTrustOptions } from './device';
 export { sessionIdentity, WebUi, type WebUiOptions } from './handler';
 export { contentSecurityPolicy, SESSION_COOKIE } from './http';
