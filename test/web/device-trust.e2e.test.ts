@@ -17,6 +17,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  type HttpApp,
   launchChromium,
   newBrowserContext,
   type RunningCli,
@@ -27,6 +28,7 @@ import {
   screenshot,
   signupWithTotp,
   spawnCli,
+  startHttpApp,
   startSwtpm,
   startWarden,
   type WardenProcess,
@@ -40,6 +42,8 @@ const skip = chromium.skip || swtpm.skip || (swtpm.ok ? requireTool('swtpm_setup
 
 describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip }, () => {
   let w: WardenProcess;
+  let app: HttpApp;
+  let appBase = '';
   let tpm: SwtpmProcess;
   let browser: Browser;
   let base: string;
@@ -137,8 +141,20 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
   }
 
   before(async () => {
-    w = await startWarden({ nodeName: 'node-1' });
+    app = await startHttpApp();
+    // An app whose role requires a trusted device (apps follow roles, not the cluster mode).
+    w = await startWarden({
+      nodeName: 'node-1',
+      configYaml: `app_service:\n  apps:\n    - name: prod\n      uri: ${app.url}\n      labels: { env: production }\n`,
+    });
     base = `https://${w.proxy}`;
+    appBase = `https://prod.localhost:${w.proxy.split(':')[1]}`;
+    const role = join(w.dir, 'require-trusted-device-apps.yaml');
+    writeFileSync(
+      role,
+      'kind: role\nversion: v7\nmetadata:\n  name: require-trusted-device-apps\nspec:\n  options:\n    device_trust_mode: "required"\n  allow:\n    app_labels:\n      env: production\n',
+    );
+    assert.equal((await wctl(['create', role])).code, 0);
     const cap = join(w.dir, 'cap.yaml');
     const setMode = async (mode: string) => {
       writeFileSync(
@@ -161,7 +177,13 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
       XDG_CONFIG_HOME: join(w.dir, 'xdg-config'),
       XDG_DATA_HOME: join(w.dir, 'xdg-data'),
     };
-    const add = await wctl(['users', 'add', 'alice', '--roles=access,editor', '--logins=root']);
+    const add = await wctl([
+      'users',
+      'add',
+      'alice',
+      '--roles=access,editor,require-trusted-device-apps',
+      '--logins=root',
+    ]);
     assert.equal(add.code, 0, add.stderr);
     const token = /--token=(\S+)/.exec(add.stdout)![1]!;
     const s = await signupWithTotp(
@@ -190,6 +212,7 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     await browser?.close();
     await tpm?.stop();
     await w?.stop();
+    await app?.close();
   });
 
   test('without the helper: not trusted, and the page says the helper is not running', async () => {
@@ -204,6 +227,14 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     await screenshot(page, '10-device-helper-not-running');
     const s = await page.evaluate("fetch('/v1/web/session').then((r) => r.json())");
     assert.equal((s as { device?: unknown }).device, undefined);
+    // Launching the app that requires a trusted device: the 403 page, with a link to "This device".
+    await page.click('a[href="/web/resources"]');
+    await page.click('button[data-app="prod"]');
+    await page.waitForURL(`${appBase}/`);
+    assert.equal(await page.textContent('h1'), 'Access to this app requires a trusted device.');
+    assert.equal(await page.getAttribute('#help-link', 'href'), `https://${w.proxy}/web/device`);
+    await screenshot(page, '13-app-refused-untrusted');
+    assert.equal(app.seen.length, 0, 'nothing reached the app');
     await ctx.close();
   });
 
@@ -223,6 +254,21 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     await screenshot(page, '11-device-trusted');
     const events = await audit('device.web_authenticate');
     assert.ok(events.some((e) => e.success === true && e.device_id === deviceId));
+    // The app now opens from this browser session, and its JWT carries the session's device.
+    await page.click('a[href="/web/resources"]');
+    await page.click('button[data-app="prod"]');
+    await page.waitForURL(`${appBase}/`);
+    assert.equal(await page.textContent('h1'), 'hello from the test app');
+    await screenshot(page, '14-app-launched-trusted');
+    await page.goto(`${appBase}/headers`);
+    const seen = JSON.parse((await page.textContent('body'))!) as { headers: Record<string, string> };
+    const jwt = seen.headers['warden-jwt-assertion']!;
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(claims.sub ?? claims.username, 'alice');
+    assert.match(JSON.stringify(claims), new RegExp(deviceId));
 
     // The same challenge again (replayed to the helper, as a page could): refused by the server.
     assert.equal(posted.length, 1);
