@@ -18,7 +18,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isWardenError, type rpc, WardenError, web } from '@warden/api';
+import { isWardenError, parseJsonInput, type rpc, WardenError, web } from '@warden/api';
 import type { LoadedProfile, ProfileStore } from '../profile';
 import { proveWebDevice, type WebChallenge } from './web';
 
@@ -207,10 +207,20 @@ async function readBody(req: IncomingMessage): Promise<web.HelperProveRequest> {
   }
   let v: unknown;
   try {
-    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new HelperError(400, 'WARDEN_ERR_BAD_PARAMETER', 'request body is not valid JSON');
+    v = parseJsonInput(Buffer.concat(chunks).toString('utf8'), 'request body', 4);
+  } catch (e) {
+    throw new HelperError(
+      400,
+      'WARDEN_ERR_BAD_PARAMETER',
+      e instanceof Error ? e.message : 'bad request body',
+    );
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new HelperError(
+      400,
+      'WARDEN_ERR_BAD_PARAMETER',
+      'expected { proxy, challenge_id, challenge_secret }',
+    );
   const b = v as Partial<web.HelperProveRequest>;
   const ok = (x: unknown, max: number) => typeof x === 'string' && x.length > 0 && x.length <= max;
   if (!ok(b.proxy, 300) || !ok(b.challenge_id, 128) || !ok(b.challenge_secret, 256))

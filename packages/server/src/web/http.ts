@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isWardenError, WardenError } from '@warden/api';
+import { isWardenError, parseJsonInput, WardenError } from '@warden/api';
 import type { Logger } from '../log';
 
 /** The session cookie. `__Host-`: Secure, Path=/, no Domain — browsers enforce it. */
@@ -72,11 +72,7 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
   if (size === 0) return {};
   if (type !== 'application/json')
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request bodies must be application/json');
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request body is not valid JSON');
-  }
+  return parseJsonInput(Buffer.concat(chunks).toString('utf8'), 'request body');
 }
 
 export function sendJson(
