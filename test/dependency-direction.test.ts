@@ -172,8 +172,19 @@ const SERVER_FOLDERS: Record<string, { may: string[]; why: string }> = {
     why: 'the transport: HTTPS API over auth and the ceremonies, ALPN tunnels handed to the in-process agents',
   },
   web: {
-    may: ['access', 'audit', 'auth', 'backend', 'clock', 'devicetrust', 'log', 'proxy', 'services'],
-    why: "the Web UI's JSON API, mounted in the proxy's HTTPS router",
+    may: [
+      'access',
+      'audit',
+      'auth',
+      'backend',
+      'clock',
+      'devicetrust',
+      'log',
+      'proxy',
+      'services',
+      'srv/app',
+    ],
+    why: "the Web UI's JSON API, mounted in the proxy's HTTPS router; apps launched from it (srv/app's WebAppHooks)",
   },
 };
 
@@ -200,12 +211,6 @@ const PENDING: Record<string, string> = {
     'RequestIdentity: the router carries access Identity (issue 10 item 1)',
   'packages/server/src/devicetrust/authn.test.ts: imports ../proxy/router, not the folder index':
     'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/web/handler.ts: imports ../proxy/router, not the folder index':
-    'the router helpers the Web UI uses are exported from proxy/index.ts (issue 12)',
-  'packages/server/src/web/index.ts: imports ../proxy/router, not the folder index':
-    'the router helpers the Web UI uses are exported from proxy/index.ts (issue 12)',
-  'packages/server/src/web/web.test.ts: imports ../proxy/router, not the folder index':
-    'the router helpers the Web UI uses are exported from proxy/index.ts (issue 12)',
 };
 
 const SERVER_SRC = join(root, 'packages', 'server', 'src');

@@ -30,7 +30,7 @@ import type { AuditLog } from '../audit';
 import type { AuthServer, Caller } from '../auth';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
-import type { RequestIdentity } from '../proxy/router';
+import type { RequestIdentity } from '../proxy';
 import type { Services } from '../services';
 import type { WebApps } from './apps';
 import type { WebDeviceTrust } from './device';

@@ -7,7 +7,7 @@
  * FakeClock) and in Chromium by test/web/.
  */
 import { rpc } from '@warden/api';
-import type { RequestContext, Route } from '../proxy/router';
+import type { RequestContext, Route } from '../proxy';
 import type { WebDeviceTrust } from './device';
 
 export { APP_COOKIE, WebApps } from './apps';

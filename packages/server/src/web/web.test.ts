@@ -9,7 +9,7 @@ import { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import { type AuthnCaller, DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
 import { silentLogger } from '../log';
-import type { RequestIdentity } from '../proxy/router';
+import type { RequestIdentity } from '../proxy';
 import { createServices, type Services } from '../services';
 import { WebDeviceErrors, WebDeviceTrust } from './device';
 import { WEB_SESSION_PREFIX, WebSessions } from './sessions';
