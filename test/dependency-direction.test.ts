@@ -192,26 +192,7 @@ const SERVER_FOLDERS: Record<string, { may: string[]; why: string }> = {
  * Imports the table forbids that exist today, each with the work that removes it. The test
  * fails when one is added and when one is gone (then delete its row).
  */
-const PENDING: Record<string, string> = {
-  'packages/server/src/auth/caller.ts: imports ../proxy/router, not the folder index':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/auth/identify.ts: imports ../proxy/router, not the folder index':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/auth/auth-server.ts: imports ../proxy/router, not the folder index':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/devicetrust/authn.ts: imports ../proxy/router, not the folder index':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/auth/caller.ts: auth imports proxy (../proxy/router)':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/auth/identify.ts: auth imports proxy (../proxy/router)':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/auth/auth-server.ts: auth imports proxy (../proxy/router)':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/devicetrust/authn.ts: devicetrust imports proxy (../proxy/router)':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-  'packages/server/src/devicetrust/authn.test.ts: imports ../proxy/router, not the folder index':
-    'RequestIdentity: the router carries access Identity (issue 10 item 1)',
-};
+const PENDING: Record<string, string> = {};
 
 const SERVER_SRC = join(root, 'packages', 'server', 'src');
 

@@ -18,6 +18,9 @@ import {
   CertAuthorities,
   createAuthServer,
   createServices,
+  findLockInForce,
+  lockMessage,
+  lockTargets,
   MemoryAuditLog,
   MemoryBackend,
   type Services,
@@ -168,7 +171,13 @@ export async function startAppCluster(
     cas,
     audit,
     logger: quiet,
-    lockView: lockCache,
+    // identify() reads the live lock view (as the proxy's checker does).
+    access: {
+      lockReason: (id) => {
+        const lock = findLockInForce(lockCache.values(), lockTargets(id), clock.now());
+        return lock ? { reason: lockMessage(lock), lock } : undefined;
+      },
+    },
     clusterName: 'app-test',
     proxyPublicAddr: `localhost:${port}`,
     serverVersion: '0.0.0-test',

@@ -7,14 +7,19 @@
  * started again; the composition is `warden start`'s (services, lock cache, AccessChecker).
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import { presetRoles } from '@warden/api';
+import { isWardenError, presetRoles } from '@warden/api';
 import {
   AccessChecker,
+  CertAuthorities,
+  createAuthServer,
   createServices,
+  MemoryAuditLog,
   makeIdentity,
   type NodeTarget,
   PostgresBackend,
+  silentLogger,
   systemClock,
 } from '@warden/server';
 import { requirePostgres, startPostgres } from '@warden/testkit';
@@ -58,6 +63,31 @@ describe('strict locking on PostgreSQL', { skip: check.skip }, async () => {
     const alice = makeIdentity({ user: 'alice', roles: ['access'], traits: { logins: ['alice'] } });
     const node: NodeTarget = { kind: 'node', id: 'web-1', hostname: 'web-1', labels: { env: 'test' } };
     const decide = (c: AccessChecker) => c.checkAccess(alice, node, { login: 'alice' });
+    // The API's identify() on this replica, asking the strict checker (issue 15 item 6).
+    const cas = await CertAuthorities.init({ backend, clusterName: 'strict', clock });
+    const auth = createAuthServer({
+      clock,
+      backend,
+      services,
+      cas,
+      audit: new MemoryAuditLog({ clock }),
+      logger: silentLogger,
+      clusterName: 'strict',
+      proxyPublicAddr: 'proxy.test:3080',
+      serverVersion: '0.0.0-test',
+      access: strict,
+    });
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const issued = await cas.issueUserCertificates({
+      user: 'alice',
+      roles: ['access'],
+      logins: ['alice'],
+      traits: {},
+      publicKey,
+      ttlMs: 3600_000,
+    });
+    const der = new X509Certificate(issued.tlsCert).raw;
+    assert.equal((await auth.identify(der)).user, 'alice');
 
     assert.equal(decide(strict).allowed, true);
     assert.equal(backend.staleForMs(clock.now()), 0);
@@ -70,9 +100,15 @@ describe('strict locking on PostgreSQL', { skip: check.skip }, async () => {
     assert.equal(locks.healthy, true, 'the watch only waits: the backend is what knows');
     assert.ok(locks.staleForMs(clock.now()) > 500);
     assert.equal(decide(bestEffort).allowed, true, 'best_effort keeps the last view');
+    await assert.rejects(auth.identify(der), (e: unknown) => {
+      assert.ok(isWardenError(e, 'WARDEN_ERR_LOCKED'));
+      assert.equal(e.message, STALE_REASON);
+      return true;
+    });
 
     await server.start();
     await waitFor('access to return', () => decide(strict).allowed);
+    assert.equal((await auth.identify(der)).user, 'alice');
     assert.equal(backend.staleForMs(clock.now()), 0);
 
     // The view caught up with the database: a lock written through another replica applies.

@@ -648,7 +648,7 @@ describe('locks', () => {
       clusterName: CLUSTER_NAME,
       proxyPublicAddr: PROXY_ADDR,
       serverVersion: '0.0.0-test',
-      lockView: { values: () => [] },
+      access: { lockReason: () => undefined },
     });
     assert.equal((await viewed.identify(certDer(res.tls_cert))).user, 'alice');
     await rejectsWith(
@@ -664,7 +664,14 @@ describe('locks', () => {
 describe('identify', () => {
   test('the admin identity from issueAdminIdentity() is admin until it expires', async () => {
     const c = await startTestCluster();
-    assert.deepEqual(c.admin.identity, { user: ADMIN_USER, roles: [], logins: [], traits: {}, admin: true });
+    assert.deepEqual(c.admin.identity, {
+      user: ADMIN_USER,
+      kind: 'human',
+      roles: [],
+      logins: [],
+      traits: {},
+      admin: true,
+    });
     const id = await c.auth.issueAdminIdentity();
     assert.match(id.keyPem, /BEGIN PRIVATE KEY/);
     const der = certDer(id.certPem);
@@ -714,10 +721,13 @@ describe('identify', () => {
     const x509 = new X509Certificate(res.tls_cert);
     assert.deepEqual(await c.auth.identify(certDer(res.tls_cert)), {
       user: 'alice',
+      kind: 'human',
       roles: ['access', 'auditor'],
       logins: ['root'],
       traits: { logins: ['root'] },
       admin: false,
+      // Sessions opened with it end then.
+      expires: new Date(res.expires),
       // The certificate's key and expiry (device authentication augments this certificate).
       cert: {
         publicKeyDer: x509.publicKey.export({ type: 'spki', format: 'der' }),

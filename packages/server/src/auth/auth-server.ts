@@ -19,9 +19,8 @@
 import type { AuthPreferenceResource, Resource, ResourceKind, rpc } from '@warden/api';
 import { isResourceKind, isWardenError, RESOURCE_KINDS } from '@warden/api';
 import type { z } from 'zod';
-import { checkVerb, hasVerb } from '../access';
+import { checkVerb, hasVerb, type Identity } from '../access';
 import type { DeviceInventory } from '../devicetrust';
-import type { RequestIdentity } from '../proxy/router';
 import type { AuditSearch, AuditSearchQuery } from './audit-search';
 import { actorOf, type Caller } from './caller';
 import { type AuthDeps, auditWith, findRoles } from './deps';
@@ -150,7 +149,7 @@ export class AuthServer {
   }
 
   /** Turns a client certificate that TLS verified against the user CA into an identity. */
-  identify(certDer: Buffer): Promise<RequestIdentity> {
+  identify(certDer: Buffer): Promise<Identity> {
     return this.#p.identity.identify(certDer);
   }
 

@@ -5,10 +5,10 @@
  * audit events and `created_by`).
  * Internal to `auth/`; the public surface is `auth/index.ts`.
  */
-import type { RequestIdentity } from '../proxy/router';
+import type { Identity } from '../access';
 
 export interface Caller {
-  identity: RequestIdentity;
+  identity: Identity;
   addr: string;
 }
 

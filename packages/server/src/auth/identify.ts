@@ -5,9 +5,15 @@
  * Internal to `auth/`; the public surface is `auth/index.ts`.
  */
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { type LockResource, spkiFromKey, WardenError } from '@warden/api';
-import { findLockInForce, lockMessage } from '../access';
-import type { RequestIdentity } from '../proxy/router';
+import { spkiFromKey, WardenError } from '@warden/api';
+import {
+  type AccessChecker,
+  findLockInForce,
+  type Identity,
+  lockMessage,
+  lockTargets,
+  makeIdentity,
+} from '../access';
 import type { AuthDeps } from './deps';
 
 /** The admin identity: `warden start` writes it for `wctl` on the auth host. */
@@ -17,10 +23,11 @@ const ADMIN_TTL_MS = 24 * 60 * 60 * 1000;
 
 export interface IdentifierOptions extends Pick<AuthDeps, 'clock' | 'backend' | 'services' | 'cas'> {
   /**
-   * A live lock view (the proxy's `lockCache`): when given, `identify` — called for every API
-   * request and tunnel — reads locks from it instead of listing them from the backend.
+   * The live access checker (the proxy's): when given, `identify` — called for every API
+   * request and tunnel — asks it (locks from the watch-fed view; in `locking_mode: strict` a
+   * view stale beyond the bound refuses too) instead of listing locks from the backend.
    */
-  lockView?: { values(): readonly LockResource[] };
+  access?: Pick<AccessChecker, 'lockReason'>;
 }
 
 export class Identifier {
@@ -31,7 +38,7 @@ export class Identifier {
   }
 
   /** Turns a client certificate that TLS verified against the user CA into an identity. */
-  async identify(certDer: Buffer): Promise<RequestIdentity> {
+  async identify(certDer: Buffer): Promise<Identity> {
     const now = this.#o.clock.now();
     // The CA parses the bytes itself: anything that is not a certificate is BAD_CERTIFICATE.
     const parsed = this.#o.cas.verifyUserTlsCert(certDer, now);
@@ -48,33 +55,29 @@ export class Identifier {
           'this admin identity is not valid any more; restart warden',
         );
       }
-      return { user: ADMIN_USER, roles: [], logins: [], traits: {}, admin: true };
+      return makeIdentity({ user: ADMIN_USER, admin: true });
     }
-    // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
-    const locks = this.#o.lockView ? this.#o.lockView.values() : await this.#o.services.locks.list();
-    const lock = findLockInForce(
-      locks,
-      {
-        user: parsed.user,
-        roles: [...parsed.roles],
-        ...(parsed.device?.deviceId ? { device: parsed.device.deviceId } : {}),
-      },
-      now,
-    );
-    if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
     const x509 = new X509Certificate(certDer);
-    return {
+    const identity = makeIdentity({
       user: parsed.user,
       roles: parsed.roles,
       logins: parsed.logins,
       traits: parsed.traits,
-      admin: false,
       ...(parsed.device ? { device: parsed.device } : {}),
       cert: {
         publicKeyDer: spkiFromKey(x509.publicKey),
         notAfter: new Date(Date.parse(x509.validTo)),
       },
-    };
+    });
+    // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
+    if (this.#o.access) {
+      const why = this.#o.access.lockReason(identity);
+      if (why) throw new WardenError('WARDEN_ERR_LOCKED', why.reason);
+      return identity;
+    }
+    const lock = findLockInForce(await this.#o.services.locks.list(), lockTargets(identity), now);
+    if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
+    return identity;
   }
 
   /** Issues the admin identity (a client key and certificate) and remembers its fingerprint. */

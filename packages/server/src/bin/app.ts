@@ -15,14 +15,14 @@
  *   // on close: apps.close();
  */
 import { type AppResource, WardenError } from '@warden/api';
-import { liveAccessChecker, makeIdentity, SessionMonitor } from '../access';
+import { type Identity, liveAccessChecker, makeIdentity, SessionMonitor } from '../access';
 import type { AuditLog } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import type { AppServiceConfig, HostPort } from '../config';
 import type { Logger } from '../log';
-import { AppRouting, type RequestIdentity } from '../proxy';
+import { AppRouting } from '../proxy';
 import { ResourceCache, type Services } from '../services';
 import { AppHeartbeat, AppService, appResourceFromConfig, type WebAppHooks } from '../srv/app';
 
@@ -48,15 +48,15 @@ export interface AppAccessComposition {
   routing: AppRouting;
   /** For `apiRoutes(…, { apps })`. */
   api: {
-    list(identity: RequestIdentity, addr: string): unknown[];
-    login(identity: RequestIdentity, addr: string, app: string): Promise<unknown>;
+    list(identity: Identity, addr: string): unknown[];
+    login(identity: Identity, addr: string, app: string): Promise<unknown>;
   };
   /** For `apiRoutes(…, { jwks })`. */
   jwks(): unknown;
   close(): void;
 }
 
-function toIdentity(r: RequestIdentity, addr: string) {
+function toIdentity(r: Identity, addr: string) {
   return makeIdentity({
     user: r.user,
     roles: r.roles,

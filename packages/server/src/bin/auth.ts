@@ -3,7 +3,7 @@
  * implementation of each job, and the `AuthServer` wrapper that checks every caller. Used by
  * `warden start` (`start.ts`) and by tests and benchmarks that run an auth service in process.
  */
-import type { LockResource } from '@warden/api';
+import type { AccessChecker } from '../access';
 import {
   AuditSearch,
   type AuthDeps,
@@ -25,11 +25,12 @@ export interface AuthServerOptions extends AuthDeps {
   /** Login rate limits; the defaults when absent. */
   limiter?: LoginRateLimiter;
   /**
-   * A live lock view (the proxy's `lockCache`): when given, `identify` — called for every API
-   * request and tunnel — reads locks from it instead of listing them from the backend.
+   * The live access checker (the proxy's): when given, `identify` — called for every API
+   * request and tunnel — asks it (locks from the watch-fed view; in `locking_mode: strict` a
+   * view stale beyond the bound refuses too) instead of listing locks from the backend.
    * Login and certificate issuance always read the backend, so a fresh lock is never missed.
    */
-  lockView?: { values(): readonly LockResource[] };
+  access?: Pick<AccessChecker, 'lockReason'>;
   /** The device inventory; one over the same stores when absent. */
   inventory?: DeviceInventory;
   /** The config file sets `auth_service.authentication` (it wins at every start). */
@@ -63,7 +64,7 @@ export function createAuthServer(o: AuthServerOptions): AuthServer {
   const devices = new DeviceAdmin(inventory);
   return new AuthServer(deps, {
     login: new LoginService({ ...deps, local, limiter, serverVersion: o.serverVersion }),
-    identity: new Identifier({ ...deps, ...(o.lockView ? { lockView: o.lockView } : {}) }),
+    identity: new Identifier({ ...deps, ...(o.access ? { access: o.access } : {}) }),
     users,
     resources: new ResourceAdmin({
       ...deps,

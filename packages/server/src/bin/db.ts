@@ -12,12 +12,13 @@
  *   // on close: db.close();
  */
 import type { LockResource } from '@warden/api';
+import type { Identity } from '../access';
 import type { AuditLog } from '../audit';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import { type DbServiceConfig, formatHostPort } from '../config';
 import type { Logger } from '../log';
-import { type DbTunnelOptions, DbTunnels, type RequestIdentity } from '../proxy';
+import { type DbTunnelOptions, DbTunnels } from '../proxy';
 import type { ResourceCache, Services } from '../services';
 import {
   DbAccess,
@@ -48,7 +49,7 @@ export interface DbAccessComposition {
   service: DbService | undefined;
   tunnels: DbTunnels;
   /** For `apiRoutes(…, { listDbs })`. */
-  listDbs(identity: RequestIdentity): Promise<unknown[]>;
+  listDbs(identity: Identity): Promise<unknown[]>;
   close(): void;
 }
 
@@ -106,8 +107,7 @@ export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessCompositio
   return {
     service,
     tunnels,
-    listDbs: async (identity) =>
-      service ? service.listFor({ user: identity.user, roles: identity.roles, traits: identity.traits }) : [],
+    listDbs: async (identity) => (service ? service.listFor(identity) : []),
     close() {
       heartbeat?.close();
       service?.close();

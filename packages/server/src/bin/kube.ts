@@ -5,14 +5,13 @@
  * and upgrades whose path `service.matches`; tests compose it the same way.
  */
 
-import { liveAccessChecker, SessionMonitor } from '../access';
+import { type Identity, liveAccessChecker, SessionMonitor } from '../access';
 import type { AuditLog } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import type { KubeServiceConfig } from '../config';
 import type { Logger } from '../log';
-import type { RequestIdentity } from '../proxy';
 import type { Services } from '../services';
 import { KubeCerts, KubeService } from '../srv/kube';
 
@@ -24,19 +23,16 @@ export interface KubeAccessDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  identify(certDer: Buffer): Promise<RequestIdentity>;
+  identify(certDer: Buffer): Promise<Identity>;
 }
 
 export interface KubeAccessComposition {
   /** undefined when `kube_service.enabled` is false. */
   service: KubeService | undefined;
   /** For `apiRoutes(…, { listKubeClusters })`. */
-  listKubeClusters(identity: RequestIdentity): Promise<unknown[]>;
+  listKubeClusters(identity: Identity): Promise<unknown[]>;
   /** For `apiRoutes(…, { issueKubeCert })`. */
-  issueKubeCert?(
-    identity: RequestIdentity,
-    publicKeyPem: string,
-  ): Promise<{ certPem: string; notAfter: Date }>;
+  issueKubeCert?(identity: Identity, publicKeyPem: string): Promise<{ certPem: string; notAfter: Date }>;
   close(): Promise<void>;
 }
 

@@ -9,6 +9,7 @@ import { createServer as createTlsServer, type Server, type TLSSocket } from 'no
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { APP_ALPN, isWardenError, type rpc, WardenError, web } from '@warden/api';
+import { type Identity, liveAccessChecker, SessionMonitor } from '../access';
 import {
   type AuditLog,
   JsonlAuditSink,
@@ -39,15 +40,7 @@ import {
   watchLockLag,
 } from '../diag';
 import { createLogger, type Logger } from '../log';
-import {
-  apiRoutes,
-  createRequestHandler,
-  DB_ALPN,
-  type RequestIdentity,
-  reachableNodes,
-  SSH_ALPN,
-  SshTunnels,
-} from '../proxy';
+import { apiRoutes, createRequestHandler, DB_ALPN, reachableNodes, SSH_ALPN, SshTunnels } from '../proxy';
 import { createServices } from '../services';
 import { SshService } from '../srv/ssh';
 import { WebApps, WebDeviceTrust, WebSessions, WebUi, webDeviceRoutes } from '../web';
@@ -275,9 +268,19 @@ async function compose(
 
   const cas = await CertAuthorities.init({ backend, clusterName: config.authService.clusterName, clock });
   const publicAddr = formatHostPort(config.proxyService.publicAddr);
-  // The live lock view, shared by the auth service's per-request checks, tunnels and db_service.
-  const lockCache = services.lockCache({ logger });
-  await lockCache.start();
+  // The live views (locks, roles, cluster settings) behind the proxy's one AccessChecker, shared
+  // by the auth service's per-request checks, the tunnels, db_service and the device
+  // ceremonies; and the one SessionMonitor that ends live sessions when a lock arrives.
+  const views = services.accessViews({ logger });
+  await views.start();
+  const lockCache = views.locks;
+  const checker = liveAccessChecker(views, { clock });
+  const monitor = new SessionMonitor({
+    checker,
+    clock,
+    logger,
+    changes: [(fn) => views.locks.onChange(() => fn()), (fn) => views.preference.onChange(() => fn())],
+  });
   watchLockLag(lockCache, metrics, () => clock.now());
   const auth = createAuthServer({
     clock,
@@ -286,7 +289,7 @@ async function compose(
     cas,
     audit,
     logger,
-    lockView: lockCache,
+    access: checker,
     clusterName: config.authService.clusterName,
     proxyPublicAddr: publicAddr,
     serverVersion: VERSION,
@@ -310,7 +313,15 @@ async function compose(
     enrollment: new DeviceEnrollment({ inventory, services, backend, clock, audit, logger }),
     authentication: new DeviceAuthentication({ inventory, services, cas, backend, clock, audit, logger }),
   };
-  const tunnels = new SshTunnels({ auth, services, audit, clock, logger, locks: lockCache });
+  const tunnels = new SshTunnels({
+    identify: (der) => auth.identify(der),
+    services,
+    audit,
+    clock,
+    logger,
+    checker,
+    monitor,
+  });
   // Databases: `warden-db/1` tunnels handed to db_service (srv/db), which checks access itself.
   const db = await startDbAccess({
     config: config.dbService,
@@ -348,7 +359,7 @@ async function compose(
     proxyPublicAddr: config.proxyService.publicAddr,
     web: webApps,
   });
-  const listNodes = (identity: RequestIdentity) => reachableNodes(services.nodes, tunnels, identity);
+  const listNodes = (identity: Identity) => reachableNodes(services.nodes, tunnels, identity);
   // The Web UI (`/web`, `/v1/web`) and browser device trust (DESIGN §7).
   const webDevice = new WebDeviceTrust({
     backend,
@@ -371,7 +382,7 @@ async function compose(
     ...(apps.service
       ? {
           apps: {
-            list: (identity: RequestIdentity, addr: string) => apps.api.list(identity, addr) as rpc.AppInfo[],
+            list: (identity: Identity, addr: string) => apps.api.list(identity, addr) as rpc.AppInfo[],
             uriOf: (publicAddr: string) =>
               `https://${publicAddr}${config.proxyService.publicAddr.port === 443 ? '' : `:${config.proxyService.publicAddr.port}`}`,
             launcher: webApps,
@@ -550,7 +561,8 @@ async function compose(
       await kube.close();
       apps.close();
       await ssh?.close();
-      lockCache.close();
+      monitor.close();
+      views.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         http.closeAllConnections();

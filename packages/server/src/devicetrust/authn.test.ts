@@ -13,12 +13,12 @@ import {
 } from '@warden/api';
 import { SoftTpm } from '../../../../test/support/soft-tpm';
 import { refusedWith as refused } from '../../../../test/support/warden-errors';
+import { makeIdentity } from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
-import type { RequestIdentity } from '../proxy/router';
 import { createServices, type Services } from '../services';
 import { type AuthnCaller, AuthnErrorCodes, AuthnErrors, DeviceAuthentication } from './authn';
 import { DeviceEnrollment } from './enroll';
@@ -122,7 +122,7 @@ describe('DeviceAuthentication', () => {
   function callerOf(tlsCert: string): AuthnCaller {
     const parsed = cas.verifyUserTlsCert(tlsCert, clock.now());
     const x = new X509Certificate(tlsCert);
-    const identity: RequestIdentity = {
+    const identity = makeIdentity({
       user: parsed.user,
       roles: parsed.roles,
       logins: parsed.logins,
@@ -133,7 +133,7 @@ describe('DeviceAuthentication', () => {
         publicKeyDer: x.publicKey.export({ type: 'spki', format: 'der' }),
         notAfter: new Date(x.validTo),
       },
-    };
+    });
     return { identity, addr: '10.0.0.5' };
   }
 

@@ -32,13 +32,12 @@ import {
   WardenError,
 } from '@warden/api';
 import { decodePublic, isTpmError, type TpmtPublic, verifyQuote } from '@warden/tpm';
-import { findLockInForce, lockMessage, strictestDeviceTrustMode } from '../access';
+import { findLockInForce, type Identity, lockMessage, strictestDeviceTrustMode } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
-import type { RequestIdentity } from '../proxy/router';
 import type { Services } from '../services';
 import {
   CeremonySessions,
@@ -82,7 +81,7 @@ export interface DeviceAuthenticationOptions {
 
 /** The authenticated caller: the identity from the mTLS certificate and the client address. */
 export interface AuthnCaller {
-  identity: RequestIdentity;
+  identity: Identity;
   addr?: string;
 }
 
@@ -451,8 +450,8 @@ export class DeviceAuthentication {
         user: id.user,
         ...(caller.addr ? { addr: caller.addr } : {}),
         cert_type: 'user',
-        roles: id.roles,
-        logins: id.logins,
+        roles: [...id.roles],
+        logins: [...id.logins],
         expires: issued.notAfter.toISOString(),
         device_extensions: true,
         device: auditDevice,

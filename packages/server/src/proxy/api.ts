@@ -3,9 +3,10 @@
  */
 import { parseResourceRef, rpc, WardenError } from '@warden/api';
 import type { z } from 'zod';
+import type { Identity } from '../access';
 import type { AuthServer, Caller } from '../auth';
 import type { DeviceAuthentication, DeviceEnrollment } from '../devicetrust';
-import type { RequestContext, RequestIdentity, Route } from './router';
+import type { RequestContext, Route } from './router';
 
 const R = rpc.Routes;
 
@@ -21,24 +22,21 @@ function kindOf(word: string) {
 
 export interface ApiDeps {
   /** Nodes the caller may reach (with at least one login). */
-  listNodes(identity: RequestIdentity): Promise<unknown[]>;
+  listNodes(identity: Identity): Promise<unknown[]>;
   /** Databases the caller may reach (`DbService.listFor`); absent when no db_service runs. */
-  listDbs?(identity: RequestIdentity): Promise<unknown[]>;
+  listDbs?(identity: Identity): Promise<unknown[]>;
   /** Kubernetes clusters the caller may reach (`KubeService.listFor`); absent when no kube_service runs. */
-  listKubeClusters?(identity: RequestIdentity): Promise<unknown[]>;
+  listKubeClusters?(identity: Identity): Promise<unknown[]>;
   /** Issues kube client certificates (`KubeCerts.issue`); absent when no kube_service runs. */
-  issueKubeCert?(
-    identity: RequestIdentity,
-    publicKeyPem: string,
-  ): Promise<{ certPem: string; notAfter: Date }>;
+  issueKubeCert?(identity: Identity, publicKeyPem: string): Promise<{ certPem: string; notAfter: Date }>;
   /** The device trust ceremonies (enrollment and authentication at login). */
   deviceTrust?: { enrollment: DeviceEnrollment; authentication: DeviceAuthentication };
   /** Web apps (`bin/app.ts`): absent when no app_service runs. */
   apps?: {
     /** Apps the caller may reach (`wsh apps ls`). */
-    list(identity: RequestIdentity, addr: string): unknown[];
+    list(identity: Identity, addr: string): unknown[];
     /** An app certificate for the caller's key (`wsh app login`). */
-    login(identity: RequestIdentity, addr: string, app: string): Promise<unknown>;
+    login(identity: Identity, addr: string, app: string): Promise<unknown>;
   };
   /** The `jwt` CA's public keys (`/.well-known/jwks.json`). */
   jwks?(): unknown;

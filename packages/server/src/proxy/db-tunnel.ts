@@ -24,17 +24,16 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { type DbResource, isWardenError, WardenError } from '@warden/api';
-import type { DeviceExtensions } from '../access';
+import type { Identity } from '../access';
 import type { Logger } from '../log';
 import type { DbHandoff } from '../srv/db';
-import type { RequestIdentity } from './router';
 import { readRequestLine, refuseTunnel } from './tunnel-line';
 
 export const DB_ALPN = 'warden-db/1';
 
 export interface DbTunnelOptions {
   /** Turns a verified client certificate into an identity (`AuthServer.identify`). */
-  identify(certDer: Buffer): Promise<RequestIdentity & { device?: DeviceExtensions }>;
+  identify(certDer: Buffer): Promise<Identity>;
   /** Finds a `db` resource by name (NOT_FOUND otherwise). */
   findDb(name: string): Promise<DbResource | undefined>;
   /** db_service; undefined when no db_service runs behind this proxy. */
@@ -126,15 +125,12 @@ export class DbTunnels {
       handoff.refuse({ stream: socket, db, reason: locked?.message ?? 'access denied', clientAddr });
       return;
     }
+    // Plain data across the hand-off (the X.509 key stays here).
+    const { cert: _cert, ...handed } = identity;
     handoff.serve({
       stream: socket,
       db,
-      identity: {
-        user: identity.user,
-        roles: identity.roles,
-        traits: identity.traits,
-        ...(identity.device ? { device: identity.device } : {}),
-      },
+      identity: { ...handed, clientAddr },
       ...(req.dbUser ? { dbUser: req.dbUser } : {}),
       ...(req.dbName ? { dbName: req.dbName } : {}),
       clientAddr,

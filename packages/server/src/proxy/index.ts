@@ -10,7 +10,6 @@ export {
   createRequestHandler,
   type Logger,
   type RequestContext,
-  type RequestIdentity,
   type Route,
   type RouterOptions,
 } from './router';

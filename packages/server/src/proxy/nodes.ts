@@ -4,20 +4,20 @@
  * `wsh device authn` helps). Internal to `proxy/`; the public surface is `proxy/index.ts`.
  */
 import type { NodeResource } from '@warden/api';
-import type { RequestIdentity } from './router';
+import type { Identity } from '../access';
 
 export interface NodeDecider {
   decide(
-    identity: RequestIdentity,
+    identity: Identity,
     node: NodeResource,
     login: string,
-  ): Promise<{ allowed: boolean; step?: string }>;
+  ): { allowed: boolean; step?: string } | Promise<{ allowed: boolean; step?: string }>;
 }
 
 export async function reachableNodes(
   nodes: { list(): Promise<NodeResource[]> },
   decider: NodeDecider,
-  identity: RequestIdentity,
+  identity: Identity,
 ): Promise<NodeResource[]> {
   const out: NodeResource[] = [];
   const logins = identity.logins.length ? identity.logins : ['-'];

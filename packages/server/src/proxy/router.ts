@@ -11,24 +11,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { type DeviceIdentity, isWardenError, parseJsonInput, WardenError } from '@warden/api';
+import { isWardenError, parseJsonInput, WardenError } from '@warden/api';
 import type { z } from 'zod';
-
-export interface RequestIdentity {
-  user: string;
-  roles: string[];
-  logins: string[];
-  traits: Record<string, string[]>;
-  /** True for the admin identity written by `warden start`. */
-  admin: boolean;
-  /**
-   * The device extensions of the client certificate (all three: a partial set is refused when
-   * the certificate is parsed); present only after device authentication.
-   */
-  device?: DeviceIdentity;
-  /** The client certificate's key (SPKI DER) and expiry: device authentication augments it. */
-  cert?: { publicKeyDer: Buffer; notAfter: Date };
-}
+import type { Identity } from '../access';
 
 export interface RequestContext<B = unknown> {
   params: Record<string, string>;
@@ -36,7 +21,8 @@ export interface RequestContext<B = unknown> {
   body: B;
   /** Client address (IP) for rate limits and audit. */
   addr: string;
-  identity: RequestIdentity | undefined;
+  /** The caller (with `clientAddr` set), when the route has one. */
+  identity: Identity | undefined;
 }
 
 export interface Route {
@@ -101,7 +87,7 @@ export interface RouterOptions {
   routes: Route[];
   logger: Logger;
   /** Turns a verified client certificate (DER) into an identity; throws to refuse. */
-  identify(certDer: Buffer): Promise<RequestIdentity>;
+  identify(certDer: Buffer): Promise<Identity>;
 }
 
 export function createRequestHandler(opts: RouterOptions) {
@@ -130,21 +116,20 @@ export function createRequestHandler(opts: RouterOptions) {
             : `no such API route ${url.pathname}`,
         );
       }
-      let identity: RequestIdentity | undefined;
-      if (route.auth === 'user') {
+      let identity: Identity | undefined;
+      if (route.auth !== 'none') {
         const socket = req.socket as TLSSocket;
         const peer = socket.getPeerCertificate?.();
-        if (!socket.authorized || !peer?.raw) {
+        if (socket.authorized && peer?.raw) {
+          // On `optional` routes too: a certificate that identify refuses (a lock, a stale lock
+          // view in strict mode) refuses the call — it does not fall back to anonymous.
+          identity = { ...(await opts.identify(peer.raw)), clientAddr: addr };
+        } else if (route.auth === 'user') {
           throw new WardenError(
             'WARDEN_ERR_NOT_LOGGED_IN',
             'this call needs a valid Warden client certificate; run `wsh login` (or use wctl on the auth host)',
           );
         }
-        identity = await opts.identify(peer.raw);
-      } else if (route.auth === 'optional') {
-        const socket = req.socket as TLSSocket;
-        const peer = socket.getPeerCertificate?.();
-        if (socket.authorized && peer?.raw) identity = await opts.identify(peer.raw).catch(() => undefined);
       }
       let body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readBody(req);
       if (route.body) {

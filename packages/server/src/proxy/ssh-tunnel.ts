@@ -13,55 +13,60 @@
  *   or
  *     │ ◀── {"ok":false,"code":"WARDEN_ERR_…","message":"…"}\n  (then close)
  *
- * Locks end live tunnels: for agentless nodes at once (the proxy is their only enforcement);
- * for Warden nodes after a short grace, so the node can write the lock message first.
+ * Access is decided by the proxy's live AccessChecker (no backend read per decision), and every
+ * tunnel registers with the SessionMonitor: a lock ends it as soon as the watch delivers it —
+ * for agentless nodes at once (the proxy is their only enforcement), for Warden nodes after a
+ * short grace, so the node (which watches locks too) can write the lock message first.
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { type AuditEventInput, type NodeResource, WardenError } from '@warden/api';
 import {
-  type AuditEventInput,
-  type LockResource,
-  type NodeResource,
-  type RoleResource,
-  WardenError,
-} from '@warden/api';
-import {
+  type AccessChecker,
   type AccessDecision,
-  DEFAULT_LOCK_MAX_STALENESS_MS,
-  decideAccess,
-  findLockInForce,
-  lockMessage,
+  type Identity,
+  type NodeTarget,
+  nodeLockTargets,
+  type Registration,
+  type SessionMonitor,
 } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
-import type { AuthServer } from '../auth';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
-import type { ResourceCache, Services } from '../services';
-import type { RequestIdentity } from './router';
+import type { Services } from '../services';
 import { readRequestLine, refuseTunnel } from './tunnel-line';
 
 export const SSH_ALPN = 'warden-ssh/1';
 /** How long a Warden node gets to end a locked session itself before the proxy cuts it. */
 const LOCK_GRACE_MS = 1000;
-/** How often live tunnels are re-checked against the lock view. */
-const LOCK_RECHECK_MS = 1000;
 
 interface Tunnel {
-  identity: RequestIdentity;
-  login: string;
-  node: NodeResource;
   client: TLSSocket;
   upstream?: Socket;
+  registration?: Registration;
 }
 
 export interface SshTunnelOptions {
-  auth: AuthServer;
-  services: Services;
+  /** Turns a verified client certificate into an identity (`AuthServer.identify`). */
+  identify(certDer: Buffer): Promise<Identity>;
+  services: Pick<Services, 'nodes'>;
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  /** Live lock view (started by the caller). */
-  locks: ResourceCache<LockResource>;
+  /** The proxy's live access checker (locks, roles and settings from watch-fed views). */
+  checker: AccessChecker;
+  /** Ends live tunnels when a lock arrives, a certificate expires or strict mode trips. */
+  monitor: SessionMonitor;
+}
+
+/** A node resource as the access checker sees it (by ID and hostname). */
+export function nodeTarget(node: NodeResource): NodeTarget {
+  return {
+    kind: 'node',
+    id: node.metadata.name,
+    hostname: node.spec.hostname,
+    labels: { ...(node.metadata.labels ?? {}) },
+  };
 }
 
 /** Public view of a node for clients. */
@@ -76,7 +81,7 @@ export function nodeInfo(node: NodeResource) {
 }
 
 /** Finds a node by name (ID) or hostname; several nodes with one hostname → ask for the ID. */
-export async function findNode(services: Services, wanted: string): Promise<NodeResource> {
+export async function findNode(services: Pick<Services, 'nodes'>, wanted: string): Promise<NodeResource> {
   const nodes = await services.nodes.list();
   const byName = nodes.find((n) => n.metadata.name === wanted);
   if (byName) return byName;
@@ -97,79 +102,17 @@ export async function findNode(services: Services, wanted: string): Promise<Node
 export class SshTunnels {
   readonly #o: SshTunnelOptions;
   readonly #live = new Set<Tunnel>();
-  readonly #unsubscribe: () => void;
-
-  /** Last locking mode read from the auth preference (kept for when the backend is unreachable). */
-  #lockingMode: string | undefined;
-  readonly #timer: NodeJS.Timeout;
 
   constructor(o: SshTunnelOptions) {
     this.#o = o;
-    this.#unsubscribe = o.locks.onChange(() => this.#enforceLocks());
-    // Re-checked every second too: in `locking_mode: strict`, a lock view that went stale ends
-    // tunnels even though no change arrives (agentless nodes have no other enforcement).
-    this.#timer = setInterval(() => {
-      o.services.authPreference.get().then(
-        (cap) => {
-          this.#lockingMode = cap.spec.locking_mode;
-        },
-        () => undefined,
-      );
-      this.#enforceLocks();
-    }, LOCK_RECHECK_MS);
-    this.#timer.unref();
-  }
-
-  /** Roles of an identity, as resources (missing roles grant nothing). */
-  async roles(names: readonly string[]): Promise<RoleResource[]> {
-    const out: RoleResource[] = [];
-    for (const n of names) {
-      const r = await this.#o.services.roles.find(n);
-      if (r) out.push(r);
-    }
-    return out;
   }
 
   /**
-   * The access decision for `login` on `node`. The node is named by its hostname (as the node
-   * itself does, so messages and `--node` locks read the same); a lock on its ID applies too.
+   * The access decision for `login` on `node`, from live state (no backend read). Messages name
+   * the node by its hostname (as the node itself does); a lock on its ID or hostname applies.
    */
-  async decide(identity: RequestIdentity, node: NodeResource, login: string): Promise<AccessDecision> {
-    const cap = await this.#o.services.authPreference.get();
-    this.#lockingMode = cap.spec.locking_mode;
-    const now = this.#o.clock.now();
-    const byId = findLockInForce(this.#o.locks.values(), { node: node.metadata.name }, now);
-    if (byId)
-      return {
-        allowed: false,
-        step: 'lock',
-        code: 'WARDEN_ERR_LOCKED',
-        reason: lockMessage(byId),
-        lock: byId,
-      };
-    return decideAccess(
-      {
-        locks: this.#o.locks.values(),
-        lockViewStaleForMs: this.#o.locks.staleForMs(now),
-        lockingMode: cap.spec.locking_mode,
-        lockMaxStalenessMs: DEFAULT_LOCK_MAX_STALENESS_MS,
-        clusterDeviceTrustMode: cap.spec.device_trust?.mode,
-        now,
-      },
-      {
-        user: identity.user,
-        roles: await this.roles(identity.roles),
-        traits: identity.traits,
-        ...(identity.device ? { device: identity.device } : {}),
-      },
-      {
-        kind: 'node',
-        id: node.metadata.name,
-        hostname: node.spec.hostname,
-        labels: { ...(node.metadata.labels ?? {}) },
-      },
-      { login },
-    );
+  decide(identity: Identity, node: NodeResource, login: string): AccessDecision {
+    return this.#o.checker.checkAccess(identity, nodeTarget(node), { login });
   }
 
   /** Handles one TLS connection that negotiated SSH_ALPN. */
@@ -189,7 +132,11 @@ export class SshTunnels {
         'SSH through the proxy needs a Warden client certificate; run `wsh login`',
       );
     }
-    const identity = await this.#o.auth.identify(peer.raw);
+    const addr = socket.remoteAddress?.replace(/^::ffff:/, '');
+    const identity: Identity = {
+      ...(await this.#o.identify(peer.raw)),
+      ...(addr ? { clientAddr: addr } : {}),
+    };
     if (identity.admin)
       throw new WardenError('WARDEN_ERR_ACCESS_DENIED', 'the admin identity cannot open SSH sessions');
     let req: { node?: unknown; login?: unknown };
@@ -202,8 +149,7 @@ export class SshTunnels {
       throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'the SSH request needs "node" and "login"');
     }
     const node = await findNode(this.#o.services, req.node);
-    const decision = await this.decide(identity, node, req.login);
-    const addr = socket.remoteAddress?.replace(/^::ffff:/, '');
+    const decision = this.decide(identity, node, req.login);
     if (!decision.allowed) {
       await this.#emit({
         type: 'access.denied',
@@ -213,12 +159,14 @@ export class SshTunnels {
         protocol: 'ssh',
         resource: { kind: 'node', name: node.spec.hostname },
         login: req.login,
+        roles: [...identity.roles],
+        ...(decision.missingRoles ? { missing_roles: decision.missingRoles } : {}),
         error: decision.reason,
         ...auditDevice(identity),
       });
       throw new WardenError(decision.code, decision.reason);
     }
-    const tunnel: Tunnel = { identity, login: req.login, node, client: socket };
+    const tunnel: Tunnel = { client: socket };
     const [host, port] = splitAddr(node.spec.addr);
     const upstream = netConnect({ host, port });
     tunnel.upstream = upstream;
@@ -236,12 +184,28 @@ export class SshTunnels {
     upstream.setNoDelay(true);
     socket.setTimeout(0);
     this.#live.add(tunnel);
+    const cut = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    // Agentless nodes are cut at once (the proxy is their only enforcement); a Warden node
+    // ends the session itself with the message, so it gets a moment before the proxy cuts.
+    tunnel.registration = this.#o.monitor.register({
+      identity,
+      targets: { login: req.login, ...nodeLockTargets(nodeTarget(node)) },
+      protocol: 'ssh',
+      end: () => {
+        if (node.spec.sub_kind === 'openssh') cut();
+        else setTimeout(cut, LOCK_GRACE_MS).unref();
+      },
+    });
     socket.write(`${JSON.stringify({ ok: true, node: nodeInfo(node) })}\n`);
     if (rest.length) upstream.write(rest);
     socket.pipe(upstream);
     upstream.pipe(socket);
     socket.resume();
     const done = () => {
+      tunnel.registration?.unregister();
       this.#live.delete(tunnel);
       socket.destroy();
       upstream.destroy();
@@ -259,39 +223,9 @@ export class SshTunnels {
     await writeAuditEvent(this.#o.audit, this.#o.logger, event);
   }
 
-  #enforceLocks(): void {
-    const now = this.#o.clock.now();
-    const locks = this.#o.locks.values();
-    const stale =
-      this.#lockingMode === 'strict' && !(this.#o.locks.staleForMs(now) <= DEFAULT_LOCK_MAX_STALENESS_MS);
-    for (const t of this.#live) {
-      const lock = findLockInForce(
-        locks,
-        {
-          user: t.identity.user,
-          roles: t.identity.roles,
-          login: t.login,
-          node: t.node.metadata.name,
-          ...(t.identity.device ? { device: t.identity.device.deviceId } : {}),
-        },
-        now,
-      );
-      const lockedByHostname = lock ?? findLockInForce(locks, { node: t.node.spec.hostname }, now);
-      if (!lockedByHostname && !stale) continue;
-      const cut = () => {
-        t.client.destroy();
-        t.upstream?.destroy();
-        this.#live.delete(t);
-      };
-      if (t.node.spec.sub_kind === 'openssh') cut();
-      else setTimeout(cut, LOCK_GRACE_MS).unref();
-    }
-  }
-
   close(): void {
-    this.#unsubscribe();
-    clearInterval(this.#timer);
     for (const t of this.#live) {
+      t.registration?.unregister();
       t.client.destroy();
       t.upstream?.destroy();
     }
@@ -300,7 +234,7 @@ export class SshTunnels {
 }
 
 /** The trusted device of an identity, as audit events carry it (DESIGN §5). */
-function auditDevice(identity: RequestIdentity): Pick<AuditEventInput, 'device'> {
+function auditDevice(identity: Identity): Pick<AuditEventInput, 'device'> {
   const d = identity.device;
   return d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {};
 }

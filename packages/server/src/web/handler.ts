@@ -25,12 +25,11 @@ import {
   web,
 } from '@warden/api';
 import type { z } from 'zod';
-import { findLockInForce, hasVerb, lockMessage, strictestDeviceTrustMode } from '../access';
+import { findLockInForce, hasVerb, type Identity, lockMessage, strictestDeviceTrustMode } from '../access';
 import type { AuditLog } from '../audit';
 import type { AuthServer, Caller } from '../auth';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
-import type { RequestIdentity } from '../proxy';
 import type { Services } from '../services';
 import type { WebApps } from './apps';
 import type { WebDeviceTrust } from './device';
@@ -65,12 +64,12 @@ export interface WebUiOptions {
   device: WebDeviceTrust;
   locks: { values(): readonly LockResource[] };
   /** Nodes the identity may reach (the proxy's own listing). */
-  listNodes(identity: RequestIdentity): Promise<NodeResource[]>;
+  listNodes(identity: Identity): Promise<NodeResource[]>;
   /** Databases the identity may reach (absent when no db_service runs here). */
-  listDbs?(identity: RequestIdentity): Promise<unknown[]>;
+  listDbs?(identity: Identity): Promise<unknown[]>;
   /** Apps (absent when no app_service runs here): the list, their URL, and the launcher. */
   apps?: {
-    list(identity: RequestIdentity, addr: string): rpc.AppInfo[];
+    list(identity: Identity, addr: string): rpc.AppInfo[];
     /** `https://<public addr>[:port]`. */
     uriOf(publicAddr: string): string;
     launcher: WebApps;
@@ -116,9 +115,10 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
 }
 
 /** The identity a web session speaks for (the device only once the session is device-trusted). */
-export function sessionIdentity(s: LoadedWebSession): RequestIdentity {
+export function sessionIdentity(s: LoadedWebSession): Identity {
   const d = s.data;
   return {
+    kind: 'human',
     user: d.user,
     roles: d.roles,
     logins: d.logins,
@@ -396,7 +396,7 @@ export class WebUi {
     return {};
   }
 
-  async #resources(identity: RequestIdentity, addr: string): Promise<web.ResourcesResponse> {
+  async #resources(identity: Identity, addr: string): Promise<web.ResourcesResponse> {
     const items: web.ResourceView[] = [];
     for (const node of await this.#o.listNodes(identity)) {
       const host = node.spec.hostname;
@@ -405,7 +405,7 @@ export class WebUi {
         name: host,
         labels: node.metadata.labels ?? {},
         description: node.spec.addr ? `${host} (${node.spec.addr})` : host,
-        access: identity.logins,
+        access: [...identity.logins],
         command: `wsh ssh ${identity.logins[0] ?? 'LOGIN'}@${host}`,
       });
     }
@@ -447,7 +447,7 @@ export class WebUi {
 
   async #launch(
     session: LoadedWebSession,
-    identity: RequestIdentity,
+    identity: Identity,
     addr: string,
     name: string,
   ): Promise<{ url: string }> {

@@ -3,13 +3,13 @@ import { generateKeyPairSync, randomUUID, sign, X509Certificate } from 'node:cry
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { AUTH_PREFERENCE_NAME, type DeviceResource, isWardenError, rpc } from '@warden/api';
 import { SoftTpm } from '../../../../test/support/soft-tpm';
+import type { Identity } from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import { type AuthnCaller, DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
 import { silentLogger } from '../log';
-import type { RequestIdentity } from '../proxy';
 import { createServices, type Services } from '../services';
 import { WebDeviceErrors, WebDeviceTrust } from './device';
 import { WEB_SESSION_PREFIX, WebSessions } from './sessions';
@@ -169,7 +169,8 @@ describe('WebDeviceTrust', () => {
     });
     const parsed = cas.verifyUserTlsCert(issued.tlsCert, clock.now());
     const x = new X509Certificate(issued.tlsCert);
-    const identity: RequestIdentity = {
+    const identity: Identity = {
+      kind: 'human',
       user: parsed.user,
       roles: parsed.roles,
       logins: parsed.logins,

@@ -6,9 +6,9 @@ import type { DeviceIdentity } from '@warden/api';
 
 export interface KubeCaller {
   user: string;
-  roles: string[];
-  logins: string[];
-  traits: Record<string, string[]>;
+  roles: readonly string[];
+  logins: readonly string[];
+  traits: Readonly<Record<string, readonly string[]>>;
   admin: boolean;
   device?: DeviceIdentity;
   cert?: { publicKeyDer: Buffer; notAfter: Date };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type DbResource, presetRoles, type RoleResource } from '@warden/api';
+import { makeIdentity } from '../../../access';
 import { FakeClock } from '../../../clock';
 import { DbAccess } from './access';
 
@@ -37,11 +38,15 @@ test('reachable lists the databases some role allows, with expanded db users and
     dbOf('billing', { team: 'billing' }),
     dbOf('dev', { env: 'dev' }),
   ];
-  const identity = { user: 'alice', roles: ['reader', 'no-billing'], traits: {} };
+  const identity = makeIdentity({ user: 'alice', roles: ['reader', 'no-billing'] });
   assert.deepEqual(await a.reachable(identity, dbs), [
     { name: 'orders', protocol: 'postgres', labels: { env: 'prod' }, db_users: ['reader'], db_names: ['*'] },
   ]);
-  const withAccess = { user: 'alice', roles: ['access'], traits: { db_users: ['alice'], db_names: ['app'] } };
+  const withAccess = makeIdentity({
+    user: 'alice',
+    roles: ['access'],
+    traits: { db_users: ['alice'], db_names: ['app'] },
+  });
   const listed = await a.reachable(withAccess, dbs);
   assert.deepEqual(
     listed.map((d) => [d.name, d.db_users, d.db_names]),
@@ -51,16 +56,16 @@ test('reachable lists the databases some role allows, with expanded db users and
       ['orders', ['alice'], ['app']],
     ],
   );
-  assert.deepEqual(await a.reachable({ user: 'x', roles: ['missing'], traits: {} }, dbs), []);
+  assert.deepEqual(await a.reachable(makeIdentity({ user: 'x', roles: ['missing'] }), dbs), []);
 });
 
 test('decide runs the shared checker with the cluster mode and the identity’s device', async () => {
   const a = access(presetRoles(), 'required');
-  const identity = {
+  const identity = makeIdentity({
     user: 'alice',
     roles: ['access'],
     traits: { db_users: ['alice'], db_names: ['orders'] },
-  };
+  });
   const db = dbOf('orders', {});
   const denied = await a.decide(identity, db, { dbUser: 'alice', dbName: 'orders' });
   assert.equal(denied.allowed, false);

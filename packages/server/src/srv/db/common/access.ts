@@ -5,6 +5,7 @@
  * Internal to `srv/db`; the public surface is `common/index.ts`. Tested by `access.test.ts`.
  */
 import type { DbResource, LockResource, RoleResource } from '@warden/api';
+import type { Identity } from '../../../access';
 import {
   type AccessDecision,
   DEFAULT_LOCK_MAX_STALENESS_MS,
@@ -17,7 +18,6 @@ import {
   type ResolvedIdentity,
 } from '../../../access';
 import type { Clock } from '../../../clock';
-import type { DbIdentity } from './types';
 
 /** Where the checker's inputs come from (services and caches in process; RPC later). */
 export interface DbAccessDeps {
@@ -52,7 +52,7 @@ export class DbAccess {
     this.#d = deps;
   }
 
-  async #identity(id: DbIdentity): Promise<ResolvedIdentity> {
+  async #identity(id: Identity): Promise<ResolvedIdentity> {
     return {
       user: id.user,
       roles: await this.#d.roles(id.roles),
@@ -69,7 +69,7 @@ export class DbAccess {
    *   const d = await access.decide(identity, db, { dbUser: 'alice', dbName: 'orders' });
    */
   async decide(
-    identity: DbIdentity,
+    identity: Identity,
     db: DbResource,
     req: { dbUser: string; dbName: string | undefined },
   ): Promise<AccessDecision> {
@@ -94,7 +94,7 @@ export class DbAccess {
    * Why a live session must end now, or undefined: a lock in force on its user, one of its
    * roles or its device, or (in `locking_mode: strict`) a lock view stale for too long.
    */
-  lockReason(identity: DbIdentity, lockingMode: string | undefined): string | undefined {
+  lockReason(identity: Identity, lockingMode: string | undefined): string | undefined {
     const now = this.#d.clock.now();
     const max = this.#d.lockMaxStalenessMs ?? DEFAULT_LOCK_MAX_STALENESS_MS;
     if (lockingMode === 'strict' && !(this.#d.locks.staleForMs(now) <= max))
@@ -119,7 +119,7 @@ export class DbAccess {
    * The databases whose labels some role of the caller allows and no role denies outright,
    * with the db users and names those roles allow.
    */
-  async reachable(identity: DbIdentity, dbs: readonly DbResource[]): Promise<DbInfo[]> {
+  async reachable(identity: Identity, dbs: readonly DbResource[]): Promise<DbInfo[]> {
     const id = await this.#identity(identity);
     const out: DbInfo[] = [];
     for (const db of dbs) {

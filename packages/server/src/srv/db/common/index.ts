@@ -25,7 +25,7 @@ export { type RelayOptions, relay, TERMINATE_GRACE_MS } from './relay';
 export { DbService, type DbServiceOptions } from './service';
 export { type DbQuery, DbSession, type DbSessionDeps } from './session';
 export { StreamReader } from './stream-reader';
-export type { DbConnection, DbEngine, DbHandoff, DbIdentity, DbRefusal } from './types';
+export type { DbConnection, DbEngine, DbHandoff, DbRefusal } from './types';
 export {
   DB_CLIENT_CERT_TTL_MS,
   type DbCertIssuer,

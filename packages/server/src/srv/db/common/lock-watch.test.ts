@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import type { DbResource, LockResource } from '@warden/api';
+import { type Identity, makeIdentity } from '../../../access';
 import { MemoryAuditLog } from '../../../audit';
 import { FakeClock } from '../../../clock';
 import { DbAccess } from './access';
 import { LockWatch } from './lock-watch';
 import { DbSession } from './session';
-import type { DbIdentity } from './types';
 import { UpstreamCredentials } from './upstream';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -47,7 +47,7 @@ function setup(opts: { lockingMode?: string; stale?: number } = {}) {
     intervalMs: 60_000,
   });
   const audit = new MemoryAuditLog({ clock });
-  const session = (identity: DbIdentity) => {
+  const session = (identity: Identity) => {
     const s = new DbSession(
       { stream: new PassThrough(), db, identity, clientAddr: '127.0.0.1' },
       {
@@ -79,14 +79,16 @@ function setup(opts: { lockingMode?: string; stale?: number } = {}) {
 
 test('a lock on the user, a role or the device ends exactly the matching sessions', async () => {
   const t = setup();
-  const alice = t.session({ user: 'alice', roles: ['dev'], traits: {} });
-  const bob = t.session({
-    user: 'bob',
-    roles: ['ops'],
-    traits: {},
-    device: { deviceId: 'd1', assetTag: 'a', credentialId: 'c' },
-  });
-  const carol = t.session({ user: 'carol', roles: ['ops'], traits: {} });
+  const alice = t.session(makeIdentity({ user: 'alice', roles: ['dev'], traits: {} }));
+  const bob = t.session(
+    makeIdentity({
+      user: 'bob',
+      roles: ['ops'],
+      traits: {},
+      device: { deviceId: 'd1', assetTag: 'a', credentialId: 'c' },
+    }),
+  );
+  const carol = t.session(makeIdentity({ user: 'carol', roles: ['ops'], traits: {} }));
   t.setLocks([lock('00000000-0000-4000-8000-000000000001', { user: 'alice' })]);
   await t.watch.check();
   assert.deepEqual(alice.ended, ['lock targeting User:"alice" is in force: incident']);
@@ -101,14 +103,14 @@ test('a lock on the user, a role or the device ends exactly the matching session
 
 test('an expired lock ends nothing; strict mode with a stale view ends everything', async () => {
   const t = setup();
-  const a = t.session({ user: 'alice', roles: [], traits: {} });
+  const a = t.session(makeIdentity({ user: 'alice', roles: [], traits: {} }));
   t.setLocks([lock('00000000-0000-4000-8000-000000000003', { user: 'alice' }, '2025-01-01T00:00:00Z')]);
   await t.watch.check();
   assert.deepEqual(a.ended, []);
   t.watch.close();
 
   const strict = setup({ lockingMode: 'strict', stale: 10 * 60_000 });
-  const b = strict.session({ user: 'bob', roles: [], traits: {} });
+  const b = strict.session(makeIdentity({ user: 'bob', roles: [], traits: {} }));
   await strict.watch.check();
   assert.match(b.ended[0] ?? '', /lock view is stale and locking_mode is strict/);
   strict.watch.close();

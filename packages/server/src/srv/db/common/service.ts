@@ -14,13 +14,14 @@
  */
 import type { Duplex } from 'node:stream';
 import type { DbProtocol, DbResource } from '@warden/api';
+import type { Identity } from '../../../access';
 import type { AuditLog } from '../../../audit';
 import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
 import type { DbAccess, DbInfo } from './access';
 import { LockWatch } from './lock-watch';
 import { DbSession } from './session';
-import type { DbConnection, DbEngine, DbHandoff, DbIdentity, DbRefusal } from './types';
+import type { DbConnection, DbEngine, DbHandoff, DbRefusal } from './types';
 import { type DbCertIssuer, UpstreamCredentials } from './upstream';
 
 export interface DbServiceOptions {
@@ -111,7 +112,7 @@ export class DbService implements DbHandoff {
   }
 
   /** The databases `identity` may reach, for `GET /v1/dbs`. */
-  async listFor(identity: DbIdentity): Promise<DbInfo[]> {
+  async listFor(identity: Identity): Promise<DbInfo[]> {
     return this.#o.access.reachable(identity, await this.#o.listDbs());
   }
 

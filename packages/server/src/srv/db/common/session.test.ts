@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import type { AuditEvent, AuditEventInput } from '@warden/api';
+import { makeIdentity } from '../../../access';
 import type { AuditLog } from '../../../audit';
 import { FakeClock } from '../../../clock';
 import { silentLogger } from '../../../log';
@@ -34,7 +35,7 @@ test('db session: past MAX_UNWRITTEN_QUERIES unwritten statements, the engine is
         metadata: { name: 'orders' },
         spec: { protocol: 'postgres', uri: '127.0.0.1:5432' },
       } as never,
-      identity: { user: 'alice', roles: ['dev'], traits: {} },
+      identity: makeIdentity({ user: 'alice', roles: ['dev'] }),
       clientAddr: '127.0.0.1',
     },
     {

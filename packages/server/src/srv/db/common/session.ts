@@ -8,12 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import type { AuditEventInput, DbResource } from '@warden/api';
-import type { AccessDecision } from '../../../access';
+import type { AccessDecision, Identity } from '../../../access';
 import { type AuditLog, writeAuditEvent } from '../../../audit';
 import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
 import type { DbAccess } from './access';
-import type { DbConnection, DbIdentity } from './types';
+import type { DbConnection } from './types';
 import type { UpstreamCredentials } from './upstream';
 
 export interface DbSessionDeps {
@@ -59,7 +59,7 @@ export const MAX_UNWRITTEN_QUERIES = 256;
 export class DbSession {
   readonly id = randomUUID();
   readonly db: DbResource;
-  readonly identity: DbIdentity;
+  readonly identity: Identity;
   readonly clientAddr: string;
   /** What the proxy's request line asked for (wins over the protocol's startup). */
   readonly requested: { dbUser?: string; dbName?: string };

@@ -7,25 +7,16 @@
  */
 import type { Duplex } from 'node:stream';
 import type { DbProtocol, DbResource } from '@warden/api';
-import type { DeviceExtensions } from '../../../access';
+import type { Identity } from '../../../access';
 import type { DbSession } from './session';
-
-/** The authenticated user of a database connection (from their Warden X.509 certificate). */
-export interface DbIdentity {
-  user: string;
-  /** Role names from the certificate. */
-  roles: readonly string[];
-  traits: Readonly<Record<string, readonly string[]>>;
-  /** The three verified device extensions, when the certificate carries them. */
-  device?: DeviceExtensions;
-}
 
 /** A client connection the proxy authenticated, for one database. */
 export interface DbConnection {
   /** The database protocol in plaintext (inside the proxy's TLS tunnel). */
   stream: Duplex;
   db: DbResource;
-  identity: DbIdentity;
+  /** The authenticated user (from their Warden X.509 certificate). */
+  identity: Identity;
   /**
    * From the proxy's request line (`wsh db login --db-user`, `wsh proxy db --db-user`). When
    * given they win over what the client's own startup says; the startup fills the rest.

@@ -12,7 +12,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { after, before, test } from 'node:test';
 import { TLSSocket } from 'node:tls';
 import type { DbResource } from '@warden/api';
-import type { AccessDecision } from '../../../access';
+import { type AccessDecision, makeIdentity } from '../../../access';
 import { MemoryAuditLog } from '../../../audit';
 import { MemoryBackend } from '../../../backend';
 import { CertAuthorities } from '../../../ca';
@@ -210,7 +210,12 @@ before(async () => {
   proxy = createServer((sock) => {
     proxied.add(sock);
     const session = new DbSession(
-      { stream: sock, db, identity: { user: 'alice', roles: ['dev'], traits: {} }, clientAddr: '127.0.0.1' },
+      {
+        stream: sock,
+        db,
+        identity: makeIdentity({ user: 'alice', roles: ['dev'] }),
+        clientAddr: '127.0.0.1',
+      },
       { clock: systemClock, audit, logger: quiet, access, credentials },
     );
     lastSession = session;
