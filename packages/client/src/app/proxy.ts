@@ -5,9 +5,9 @@
  * (server side: packages/server/src/proxy/app-routing.ts). Whoever reaches the port acts as
  * that user: it listens on 127.0.0.1 only.
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { APP_ALPN } from '@warden/api';
+import { type LocalRelay, startLocalRelay } from '../api/local-relay';
 import { openTunnel } from '../api/tunnel';
 import type { LoadedProfile } from '../profile';
 import type { AppLogin } from './logins';
@@ -50,13 +50,9 @@ export interface AppProxyOptions {
   onError?: (e: Error) => void;
 }
 
-export interface AppProxy {
-  host: string;
-  port: number;
+export interface AppProxy extends LocalRelay {
   /** `http://127.0.0.1:PORT`. */
   url: string;
-  readonly connections: number;
-  close(): Promise<void>;
 }
 
 /**
@@ -66,53 +62,11 @@ export interface AppProxy {
  *   await p.close();
  */
 export async function startAppProxy(o: AppProxyOptions): Promise<AppProxy> {
-  const host = o.host ?? '127.0.0.1';
-  const open = new Set<Socket>();
-  const server: Server = createServer((local) => {
-    open.add(local);
-    local.setNoDelay(true);
-    local.pause();
-    local.on('error', () => local.destroy());
-    local.on('close', () => open.delete(local));
-    dialApp(o.profile, o.login).then(
-      ({ stream }) => {
-        if (local.destroyed) {
-          stream.destroy();
-          return;
-        }
-        stream.on('error', () => stream.destroy());
-        stream.on('close', () => local.destroy());
-        local.on('close', () => stream.destroy());
-        local.pipe(stream);
-        stream.pipe(local);
-        local.resume();
-        stream.resume();
-      },
-      (e: Error) => {
-        o.onError?.(e);
-        local.destroy();
-      },
-    );
+  const relay = await startLocalRelay({
+    ...(o.host !== undefined ? { host: o.host } : {}),
+    ...(o.port !== undefined ? { port: o.port } : {}),
+    ...(o.onError ? { onError: o.onError } : {}),
+    dial: () => dialApp(o.profile, o.login),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as { port: number }).port;
-  return {
-    host,
-    port,
-    url: `http://${host}:${port}`,
-    get connections() {
-      return open.size;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of open) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return Object.assign(relay, { url: `http://${relay.host}:${relay.port}` });
 }
