@@ -52,8 +52,7 @@ describe('SSH client against a real sshd (ed25519 host certificate)', { skip }, 
       ssh.end();
     }
     // sshd accepted a certificate (not a plain key) signed by the user CA.
-    assert.match(
-      node.log(),
+    await node.waitForLog(
       /Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: ECDSA-CERT .* ID alice/,
     );
     const { code, out } = await output(node, 'whoami');
@@ -125,7 +124,8 @@ describe('SSH client against a real sshd (ECDSA host certificate)', { skip }, ()
       const ssh = await node.connect();
       assert.equal(ssh.hostCertificate.algorithm, 'ecdsa-sha2-nistp256-cert-v01@openssh.com');
       ssh.end();
-      assert.match(node.log(), /Accepted publickey for .* ECDSA-CERT/);
+      // sshd logs the login after the client saw it succeed: wait for the line, don't race it.
+      await node.waitForLog(/Accepted publickey for .* ECDSA-CERT/);
     } finally {
       await node.stop();
     }

@@ -88,7 +88,7 @@ describe('OpenSSH ssh and scp with the `wsh config` block', { skip }, () => {
     assert.equal(r.status, 3, r.stderr);
     assert.equal(r.stdout, 'via-openssh\n');
     assert.deepEqual(lastArgv(), ['proxy', 'ssh', `--login=${node.login}`, 'node1']);
-    assert.match(node.log(), /Accepted publickey for \S+ .* ECDSA-CERT .* ID alice/);
+    await node.waitForLog(/Accepted publickey for \S+ .* ECDSA-CERT .* ID alice/);
   });
 
   test('ssh reaches <node>.<cluster> names through the wildcard', async () => {

@@ -42,6 +42,11 @@ export interface Sshd {
   connect(opts?: Partial<NodeSshOptions>): Promise<NodeSsh>;
   /** sshd's log so far. */
   log(): string;
+  /**
+   * Resolves with the log once it matches `re`: sshd writes a line after the client saw the
+   * event (a login is logged after the client's userauth succeeded), so read it this way.
+   */
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -151,6 +156,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
 
   let child: ChildProcess | undefined;
   let log = '';
+  const waiters = new Set<() => void>();
   let port = 0;
   for (let attempt = 0; attempt < 5 && !child; attempt++) {
     port = await freePort();
@@ -160,6 +166,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     const started = await new Promise<boolean>((resolve) => {
       proc.stderr!.on('data', (d: Buffer) => {
         log += d.toString();
+        for (const w of [...waiters]) w();
         if (log.includes(`Server listening on 127.0.0.1 port ${port}`)) resolve(true);
       });
       proc.once('exit', () => resolve(false));
@@ -192,6 +199,21 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
         ...o,
       }),
     log: () => log,
+    waitForLog: (re, timeoutMs = 10_000) =>
+      new Promise<string>((resolve, reject) => {
+        const check = () => {
+          if (!re.test(log)) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(log);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`sshd did not log ${re} within ${timeoutMs} ms:\n${log}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      }),
     stop: async () => {
       if (sshd.exitCode === null) {
         const exited = new Promise((r) => sshd.once('exit', r));
