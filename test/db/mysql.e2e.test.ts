@@ -120,7 +120,16 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
     assert.equal(login.code, 0, login.stderr);
     const res = await cli(
       'wsh',
-      ['db', 'connect', 'shop', '-N', '-B', '-e', 'select current_user(), database(), count(*) from items'],
+      [
+        'db',
+        'connect',
+        'shop',
+        '--',
+        '-N',
+        '-B',
+        '-e',
+        'select current_user(), database(), count(*) from items',
+      ],
       { env: alice },
     );
     assert.equal(res.code, 0, res.stderr);

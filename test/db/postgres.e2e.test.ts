@@ -115,6 +115,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
         'db',
         'connect',
         'orders',
+        '--',
         '-X',
         '-At',
         '-c',
@@ -134,6 +135,55 @@ describe('PostgreSQL through Warden', { skip }, () => {
     assert.match(out.stdout, /Logged out of "orders"/);
   });
 
+  test("regression: the README's `wsh db connect orders --db-user=alice --db-name=orders`; client arguments after --", async () => {
+    // Warden's flags after NAME are Warden's (they went to psql before: issue 15 item 16).
+    const readme = await cli('wsh', ['db', 'connect', 'orders', '--db-user=alice', '--db-name=orders'], {
+      env: alice,
+      input: 'select current_user, current_database();\n',
+    });
+    assert.equal(readme.code, 0, readme.stderr);
+    assert.match(readme.stdout, /^ *alice *\| *orders *$/m);
+    // Flags on both sides of NAME, client arguments after --.
+    const both = await cli(
+      'wsh',
+      [
+        'db',
+        'connect',
+        '--db-user=reader',
+        'orders',
+        '--db-name=orders',
+        '--',
+        '-X',
+        '-At',
+        '-c',
+        'select current_user',
+      ],
+      { env: bob },
+    );
+    assert.equal(both.code, 0, both.stderr);
+    assert.equal(both.stdout.trim(), 'reader');
+    // A client flag without -- is refused before anything runs, saying where it goes.
+    const bare = await cli('wsh', ['db', 'connect', 'orders', '-c', 'select 1'], { env: alice });
+    assert.equal(bare.code, 1);
+    assert.match(
+      bare.stderr,
+      /^ERROR: unknown flag -c\nArguments for psql or mysql go after --: wsh db connect NAME/,
+    );
+    const word = await cli('wsh', ['db', 'connect', 'orders', 'orders'], { env: alice });
+    assert.equal(word.code, 1);
+    assert.match(
+      word.stderr,
+      /^ERROR: unexpected argument "orders"\nArguments for psql or mysql go after --/,
+    );
+    // wsh db login takes them after NAME too.
+    const login = await cli('wsh', ['db', 'login', 'orders', '--db-user=alice', '--db-name=orders'], {
+      env: alice,
+    });
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, /Logged in to database "orders" as alice \(database orders\)/);
+    await cli('wsh', ['db', 'logout', 'orders'], { env: alice });
+  });
+
   test('a db resource an admin creates with wctl is served too', async () => {
     const file = join(c.dir, 'db.yaml');
     writeFileSync(
@@ -146,7 +196,18 @@ describe('PostgreSQL through Warden', { skip }, () => {
     assert.match(got.stdout, /uri: 127\.0\.0\.1:\d+/);
     const res = await cli(
       'wsh',
-      ['db', 'connect', '--db-user=alice', '--db-name=orders', 'orders-admin', '-X', '-At', '-c', 'select 5'],
+      [
+        'db',
+        'connect',
+        '--db-user=alice',
+        '--db-name=orders',
+        'orders-admin',
+        '--',
+        '-X',
+        '-At',
+        '-c',
+        'select 5',
+      ],
       { env: alice },
     );
     assert.equal(res.code, 0, res.stderr);

@@ -42,6 +42,13 @@ export interface Command {
    */
   stopAtFirstPositional?: boolean;
   /**
+   * Words after `--` go verbatim to another program, named here for messages (`psql or
+   * mysql`); before `--` the command's own flags may come before or after its positionals
+   * (`wsh db connect orders --db-user=alice -- -c 'select 1'`). `args` counts only the words
+   * before `--`.
+   */
+  passThroughAfterDashDash?: string;
+  /**
    * Exit code for the command's own failures (default 1). `wsh ssh` uses 255, as OpenSSH does,
    * so a refusal by the proxy is told apart from a remote command's `exit 1`.
    */
@@ -221,10 +228,20 @@ export async function runProgram(
     return 1;
   }
   const options = allOptions(program, cmd);
-  const [flagArgs, verbatim] = cmd.stopAtFirstPositional ? splitAtFirstPositional(rest, options) : [rest, []];
+  const dashDash = rest.indexOf('--');
+  const [flagArgs, verbatim] = cmd.stopAtFirstPositional
+    ? splitAtFirstPositional(rest, options)
+    : cmd.passThroughAfterDashDash && dashDash >= 0
+      ? [rest.slice(0, dashDash), rest.slice(dashDash + 1)]
+      : [rest, []];
+  const passHint = cmd.passThroughAfterDashDash
+    ? `\nArguments for ${cmd.passThroughAfterDashDash} go after --: ${program.name} ${cmd.usage ?? cmd.path.join(' ')}\n`
+    : '';
   const bad = checkFlags(flagArgs, options);
   if (bad) {
-    io.stderr.write(`ERROR: ${bad}\nRun \`${program.name} ${cmd.path.join(' ')} --help\` for its flags.\n`);
+    io.stderr.write(
+      `ERROR: ${bad}${passHint}\nRun \`${program.name} ${cmd.path.join(' ')} --help\` for its flags.\n`,
+    );
     return 1;
   }
   let parsed: { values: Values; positionals: string[] };
@@ -244,7 +261,6 @@ export async function runProgram(
       allowPositionals: true,
       strict: true,
     }) as { values: Values; positionals: string[] };
-    parsed.positionals.push(...verbatim);
   } catch (e) {
     io.stderr.write(`ERROR: ${(e as Error).message.split('\n')[0]}\n\n${commandHelp(program, cmd)}`);
     return 1;
@@ -256,9 +272,17 @@ export async function runProgram(
   const env = parsed.values.debug ? { ...io.env, WARDEN_DEBUG: '1' } : io.env;
   delete parsed.values.debug;
   const [min, max] = cmd.args ?? [0, 0];
-  if (parsed.positionals.length < min || parsed.positionals.length > max) {
+  if (cmd.passThroughAfterDashDash && parsed.positionals.length > max) {
+    io.stderr.write(`ERROR: unexpected argument "${parsed.positionals[max]}"${passHint}`);
+    return 1;
+  }
+  parsed.positionals.push(...verbatim);
+  const counted = cmd.passThroughAfterDashDash
+    ? parsed.positionals.length - verbatim.length
+    : parsed.positionals.length;
+  if (counted < min || counted > max) {
     io.stderr.write(
-      `ERROR: ${parsed.positionals.length < min ? 'missing argument' : `unexpected argument "${parsed.positionals[max]}"`}\n\n${commandHelp(program, cmd)}`,
+      `ERROR: ${counted < min ? 'missing argument' : `unexpected argument "${parsed.positionals[max]}"`}\n\n${commandHelp(program, cmd)}`,
     );
     return 1;
   }

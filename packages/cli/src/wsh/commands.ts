@@ -160,14 +160,14 @@ export const wshCommands: Command[] = [
   {
     path: ['db', 'connect'],
     summary: 'Connect to a database with its own client (psql), through a local tunnel to the proxy.',
-    usage: 'db connect [--db-user=USER] [--db-name=DATABASE] NAME [CLIENT ARGS...]',
+    usage: 'db connect NAME [--db-user=USER] [--db-name=DATABASE] [-- CLIENT ARGS...]',
     details:
-      'Flags go before NAME; words after NAME go to the client. Examples:\n' +
-      '  wsh db connect orders\n' +
-      '  wsh db connect --db-user=reader orders -c "select count(*) from orders"',
+      "Warden's flags go before or after NAME; arguments for psql or mysql go after --. Examples:\n" +
+      '  wsh db connect orders --db-user=alice --db-name=orders\n' +
+      '  wsh db connect orders --db-user=reader -- -c "select count(*) from orders"',
     options: dbRouteOpts,
-    args: [1, Number.POSITIVE_INFINITY],
-    stopAtFirstPositional: true,
+    args: [1, 1],
+    passThroughAfterDashDash: 'psql or mysql',
     run: async (ctx) => (await import('./db')).runDbConnect(ctx),
   },
   {
