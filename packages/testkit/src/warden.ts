@@ -31,11 +31,14 @@ export interface WardenProcess {
   /** Where the built-in SSH node listens. */
   sshAddr: string;
   caPin: string;
-  /** Everything the process printed so far. */
+  /** Everything the process printed so far (since the last restart). */
   output(): string;
   /** Env for wctl (admin identity) and wsh (own WARDEN_HOME) in this cluster. */
   env: NodeJS.ProcessEnv;
-  child: ChildProcess;
+  /** The running process (a new one after `restart()`). */
+  readonly child: ChildProcess;
+  /** SIGTERM, then the same config and data dir again; resolves once it serves. */
+  restart(): Promise<void>;
   stop(): Promise<number | null>;
 }
 
@@ -48,6 +51,58 @@ export async function freePort(): Promise<number> {
     });
     s.on('error', rej);
   });
+}
+
+interface Spawned {
+  child: ChildProcess;
+  caPin: string;
+  /** Everything this process printed so far. */
+  out: { text: string };
+}
+
+/** Runs `warden start --config FILE` and resolves once it printed its CA pin and started. */
+async function spawnReady(config: string, dir: string, opts: WardenStartOptions): Promise<Spawned> {
+  const child = spawn(
+    process.execPath,
+    [...(opts.nodeArgs ?? []), join(root, 'dist', 'warden.js'), 'start', '--config', config],
+    {
+      cwd: dir,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const out = { text: '' };
+  child.stdout!.on('data', (c) => {
+    out.text += c;
+  });
+  child.stderr!.on('data', (c) => {
+    out.text += c;
+  });
+  const caPin = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`warden did not start in 30 s:\n${out.text}`)), 30_000);
+    const check = () => {
+      const m = /--ca-pin=(sha256:[0-9a-f]{64})/.exec(out.text);
+      if (m && /warden started/.test(out.text)) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    child.stderr!.on('data', check);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`warden exited with ${code} before it was ready:\n${out.text}`));
+    });
+  });
+  return { child, caPin, out };
+}
+
+/** SIGTERM, and the exit code once it exited (at once if it already had). */
+async function terminate(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  child.kill('SIGTERM');
+  return exited;
 }
 
 export async function startWarden(opts: WardenStartOptions = {}): Promise<WardenProcess> {
@@ -64,58 +119,27 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
     config,
     `version: v1\ndata_dir: ${dataDir}\nproxy_service:\n  listen_addr: ${proxy}\n${opts.proxyLimitsYaml ?? ''}${opts.publicHost ? `  public_addr: ${opts.publicHost}:${port}\n` : ''}${ssh}${opts.configYaml ?? ''}`,
   );
-  const child = spawn(
-    process.execPath,
-    [...(opts.nodeArgs ?? []), join(root, 'dist', 'warden.js'), 'start', '--config', config],
-    {
-      cwd: dir,
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout!.on('data', (c) => {
-    out += c;
-  });
-  child.stderr!.on('data', (c) => {
-    out += c;
-  });
-  const caPin = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`warden did not start in 30 s:\n${out}`)), 30_000);
-    const check = () => {
-      const m = /--ca-pin=(sha256:[0-9a-f]{64})/.exec(out);
-      if (m && /warden started/.test(out)) {
-        clearTimeout(timer);
-        res(m[1]!);
-      }
-    };
-    child.stdout!.on('data', check);
-    child.stderr!.on('data', check);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`warden exited with ${code} before it was ready:\n${out}`));
-    });
-  });
+  let current = await spawnReady(config, dir, opts);
   const home = join(dir, 'home');
   return {
     dir,
     dataDir,
     proxy,
     sshAddr,
-    caPin,
-    output: () => out,
+    caPin: current.caPin,
+    output: () => current.out.text,
     env: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: home, WARDEN_PROXY: proxy },
-    child,
+    get child() {
+      return current.child;
+    },
+    restart: async () => {
+      await terminate(current.child);
+      current = await spawnReady(config, dir, opts);
+    },
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-        child.kill('SIGTERM');
-        const code = await exited;
-        rmSync(dir, { recursive: true, force: true });
-        return code;
-      }
+      const code = await terminate(current.child);
       rmSync(dir, { recursive: true, force: true });
-      return child.exitCode;
+      return code;
     },
   };
 }

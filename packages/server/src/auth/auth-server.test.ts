@@ -680,6 +680,23 @@ describe('identify', () => {
     await rejectsWith(c.auth.identify(der), 'WARDEN_ERR_BAD_CERTIFICATE');
   });
 
+  test('a new admin identity revokes the one it replaces (regression: both stayed valid for 24 h)', async () => {
+    const c = await startTestCluster();
+    const first = await c.auth.issueAdminIdentity();
+    const other = await c.auth.issueAdminIdentity(); // another replica's, on the same backend
+    const second = await c.auth.issueAdminIdentity({ replaces: first.certPem });
+    await rejectsWith(
+      c.auth.identify(certDer(first.certPem)),
+      'WARDEN_ERR_BAD_CERTIFICATE',
+      /not valid any more .*refresh or restart/,
+    );
+    assert.equal((await c.auth.identify(certDer(second.certPem))).admin, true);
+    assert.equal((await c.auth.identify(certDer(other.certPem))).admin, true);
+    // Garbage where the previous certificate should be: the new one is issued all the same.
+    const third = await c.auth.issueAdminIdentity({ replaces: 'not a certificate' });
+    assert.equal((await c.auth.identify(certDer(third.certPem))).admin, true);
+  });
+
   test('an @admin certificate whose fingerprint auth did not record is refused', async () => {
     const c = await startTestCluster();
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });

@@ -153,9 +153,11 @@ export class AuthServer {
     return this.#p.identity.identify(certDer);
   }
 
-  /** Issues the admin identity (for `bin/`, never over the API). */
-  issueAdminIdentity(): Promise<{ certPem: string; keyPem: string; expires: Date }> {
-    return this.#p.identity.issueAdminIdentity();
+  /** Issues the admin identity (for `bin/`, never over the API); `replaces` stops working. */
+  issueAdminIdentity(opts?: {
+    replaces?: string;
+  }): Promise<{ certPem: string; keyPem: string; expires: Date }> {
+    return this.#p.identity.issueAdminIdentity(opts);
   }
 
   /** The public CA lines: no permission needed. */

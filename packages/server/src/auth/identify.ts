@@ -16,7 +16,11 @@ import {
 } from '../access';
 import type { AuthDeps } from './deps';
 
-/** The admin identity: `warden start` writes it for `wctl` on the auth host. */
+/**
+ * The admin identity: `warden start` writes it for `wctl` on the auth host. Only the current
+ * one works: issuing a new one (at start, at each refresh, on SIGHUP) revokes the one it
+ * replaces (issue 15 item 11: the old ones stayed valid for their whole 24 h).
+ */
 export const ADMIN_USER = '@admin';
 const ADMIN_CERTS = '/admin_identities/';
 const ADMIN_TTL_MS = 24 * 60 * 60 * 1000;
@@ -52,7 +56,7 @@ export class Identifier {
       if (!(await this.#o.backend.get(ADMIN_CERTS + fingerprint))) {
         throw new WardenError(
           'WARDEN_ERR_BAD_CERTIFICATE',
-          'this admin identity is not valid any more; restart warden',
+          'this admin identity is not valid any more (warden replaced it at a refresh or restart): run the command again on the auth host, which reads the current one from the data dir',
         );
       }
       return makeIdentity({ user: ADMIN_USER, admin: true });
@@ -80,8 +84,14 @@ export class Identifier {
     return identity;
   }
 
-  /** Issues the admin identity (a client key and certificate) and remembers its fingerprint. */
-  async issueAdminIdentity(): Promise<{ certPem: string; keyPem: string; expires: Date }> {
+  /**
+   * Issues the admin identity (a client key and certificate) and remembers its fingerprint;
+   * `replaces` (the certificate it takes over from, PEM) stops working at once. Replicas
+   * sharing a backend each replace only their own.
+   */
+  async issueAdminIdentity(
+    opts: { replaces?: string } = {},
+  ): Promise<{ certPem: string; keyPem: string; expires: Date }> {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const issued = await this.#o.cas.issueUserCertificates({
       user: ADMIN_USER,
@@ -99,10 +109,23 @@ export class Identifier {
       JSON.stringify({ expires: issued.notAfter.toISOString() }),
       { ttlMs: ADMIN_TTL_MS },
     );
+    if (opts.replaces !== undefined) {
+      const old = adminFingerprint(opts.replaces);
+      if (old !== undefined && old !== fingerprint) await this.#o.backend.delete(ADMIN_CERTS + old);
+    }
     return {
       certPem: issued.tlsCert,
       keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
       expires: issued.notAfter,
     };
+  }
+}
+
+/** The fingerprint under which an admin certificate (PEM) is recorded; undefined if it does not parse. */
+function adminFingerprint(certPem: string): string | undefined {
+  try {
+    return createHash('sha256').update(new X509Certificate(certPem).raw).digest('hex');
+  } catch {
+    return undefined;
   }
 }

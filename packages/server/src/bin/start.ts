@@ -1,7 +1,7 @@
 /**
  * `warden start|version|--help`, and the composition root of a running Warden.
  */
-import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -163,15 +163,38 @@ export async function runWarden(argv: string[], io: Io): Promise<number> {
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // SIGHUP: a new admin identity now (e.g. after the file may have leaked); the old one stops working.
+    const rotate = () => {
+      running.rotateAdminIdentity().then(
+        () => logger.info({}, 'admin identity rotated (SIGHUP)'),
+        (e) => logger.error({ err: e }, 'failed to rotate the admin identity'),
+      );
+    };
+    process.on('SIGHUP', rotate);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const)
+      process.once(signal, () => {
+        process.off('SIGHUP', rotate);
+        stop(signal);
+      });
   });
 }
 
 export interface Running {
   auth: AuthServer;
+  /** Issues a new admin identity into the data dir; the previous one stops working. */
+  rotateAdminIdentity(): Promise<void>;
   server: Server;
   close(): Promise<void>;
+}
+
+/** The certificate (PEM) in the admin identity file a previous run left, if any. */
+function previousAdminCert(file: string): string | undefined {
+  try {
+    const pem = (JSON.parse(readFileSync(file, 'utf8')) as { cert_pem?: unknown }).cert_pem;
+    return typeof pem === 'string' ? pem : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -497,10 +520,14 @@ async function compose(
       })
     : undefined;
 
-  // The admin identity for wctl on this host, refreshed well before it expires.
+  // The admin identity for wctl on this host, refreshed well before it expires (and on
+  // SIGHUP). Each new one revokes the one it replaces, also the one a previous run left in the
+  // file: only the current identity works.
+  const adminFile = join(config.dataDir, ADMIN_IDENTITY_FILE);
+  let adminCertPem = previousAdminCert(adminFile);
   const writeAdmin = async () => {
-    const id = await auth.issueAdminIdentity();
-    const file = join(config.dataDir, ADMIN_IDENTITY_FILE);
+    const id = await auth.issueAdminIdentity(adminCertPem === undefined ? {} : { replaces: adminCertPem });
+    const file = adminFile;
     const tmp = `${file}.tmp`;
     writeFileSync(
       tmp,
@@ -516,6 +543,7 @@ async function compose(
     );
     chmodSync(tmp, 0o600);
     renameSync(tmp, file);
+    adminCertPem = id.certPem;
   };
   await writeAdmin();
   const refresh = setInterval(() => {
@@ -551,6 +579,7 @@ async function compose(
   logger.info({ addr: formatHostPort(listen), cluster: config.authService.clusterName }, 'warden started');
 
   return {
+    rotateAdminIdentity: writeAdmin,
     auth,
     server,
     async close() {
