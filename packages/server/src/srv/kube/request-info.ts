@@ -13,6 +13,17 @@ export interface KubeRequestInfo extends KubeAccessRequest {
   streaming: boolean;
 }
 
+const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
+
+function exactNameSelector(selector: string | null): string | undefined {
+  if (!selector) return undefined;
+  for (const term of selector.split(',')) {
+    const m = /^metadata\.name(==?)(.+)$/.exec(term.trim());
+    if (m && /^[^/%]+$/.test(m[2]!) && m[2] !== '.' && m[2] !== '..') return m[2];
+  }
+  return undefined;
+}
+
 export function kubeRequestInfo(method: string, pathname: string, query: URLSearchParams): KubeRequestInfo {
   let seg: string[];
   try {
@@ -42,22 +53,27 @@ export function kubeRequestInfo(method: string, pathname: string, query: URLSear
     rest = rest.slice(1);
   }
   let namespace: string | undefined;
-  if (rest[0] === 'namespaces' && rest.length >= 3) {
+  if (rest[0] === 'namespaces' && rest.length >= 2) {
+    // `/namespaces/<ns>/<resource>…`; but `/namespaces/<ns>` and its own subresources
+    // (`/namespaces/<ns>/status`, `/finalize`) are the namespace object itself.
     namespace = rest[1];
-    rest = rest.slice(2);
+    if (rest.length >= 3 && !NAMESPACE_SUBRESOURCES.has(rest[2]!)) rest = rest.slice(2);
   }
   const resource = rest[0]!;
-  const name = rest[1];
+  let name = rest[1];
   const subresource = rest[2];
-  if (resource === 'namespaces' && name !== undefined && namespace === undefined) namespace = name;
+  // A list or watch of one object by `fieldSelector=metadata.name=<name>` (`kubectl get pod web -w`)
+  // names it, as the API server reads it.
+  if (name === undefined && (m === 'GET' || m === 'HEAD'))
+    name = exactNameSelector(query.get('fieldSelector'));
   let verb: string;
   if (subresource === 'exec' || subresource === 'attach') verb = 'exec';
   else if (subresource === 'portforward') verb = 'portforward';
-  else if (m === 'GET' || m === 'HEAD') verb = watch ? 'watch' : name !== undefined ? 'get' : 'list';
+  else if (m === 'GET' || m === 'HEAD') verb = watch ? 'watch' : rest[1] !== undefined ? 'get' : 'list';
   else if (m === 'POST') verb = 'create';
   else if (m === 'PUT') verb = 'update';
   else if (m === 'PATCH') verb = 'patch';
-  else if (m === 'DELETE') verb = name !== undefined ? 'delete' : 'deletecollection';
+  else if (m === 'DELETE') verb = rest[1] !== undefined ? 'delete' : 'deletecollection';
   else verb = m.toLowerCase();
   const follow = subresource === 'log' && query.get('follow') === 'true';
   return {
