@@ -298,6 +298,10 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     const execs = await search('kube.exec.start');
     assert.ok(execs.some((e) => e.user === 'alice' && /echo out/.test(String(e.command))));
     const ends = await search('kube.exec.end');
+    // The exit code comes from the channel-3 Status the API server sent.
+    const endOf = (cmd: string) => ends.find((e) => e.user === 'alice' && e.command === cmd);
+    assert.equal(endOf('sh -c echo out; exit 5')?.exit_code, 5);
+    assert.equal(endOf('cat')?.exit_code, 0);
     assert.ok(ends.some((e) => e.user === 'carol' && /kube access revoked/.test(String(e.terminated_by))));
     assert.ok((await search('kube.portforward.start')).length > 0);
   });

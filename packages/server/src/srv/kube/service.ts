@@ -137,6 +137,28 @@ export function kubeClusterResource(c: {
   });
 }
 
+/**
+ * The exit code in an exec/attach channel-3 Status: 0 for `Success`, the `ExitCode` cause of a
+ * `NonZeroExitCode` failure; undefined for other failures (the process's fate is unknown).
+ */
+export function execExitCode(payload: Buffer): number | undefined {
+  let st: {
+    status?: unknown;
+    reason?: unknown;
+    details?: { causes?: { reason?: unknown; message?: unknown }[] };
+  };
+  try {
+    st = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (st?.status === 'Success') return 0;
+  if (st?.reason !== 'NonZeroExitCode') return undefined;
+  const cause = st.details?.causes?.find?.((c) => c?.reason === 'ExitCode');
+  const n = Number(cause?.message);
+  return Number.isInteger(n) ? n : undefined;
+}
+
 /** Discovery and other non-resource paths (`/api`, `/apis/<g>/<v>`, `/version`, `/openapi/…`). */
 function isDiscovery(url: string | undefined): boolean {
   const u = new URL(url ?? '/', 'https://kube.invalid');
@@ -629,7 +651,10 @@ export class KubeService {
     let opened = false;
     let ended = false;
     let reg: { unregister(): void } | undefined;
-    const frames = new FrameBoundaries();
+    let exitCode: number | undefined;
+    const frames = new FrameBoundaries(
+      isExec ? (st) => (exitCode = execExitCode(st) ?? exitCode) : undefined,
+    );
     let ending: string | undefined;
     let protocol: string | undefined;
 
@@ -647,6 +672,7 @@ export class KubeService {
               type: 'kube.exec.end',
               ...base,
               ...(command ? { command } : {}),
+              ...(exitCode !== undefined ? { exit_code: exitCode } : {}),
               duration_ms: this.#o.clock.now() - started,
               ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
             }

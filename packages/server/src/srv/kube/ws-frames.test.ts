@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FrameBoundaries, serverFrame } from './ws-frames';
+import { execExitCode } from './service';
+import { closeFrame, FrameBoundaries, serverFrame } from './ws-frames';
 
 test('frame boundaries across arbitrary chunking, for every header size', () => {
   const frames = [
@@ -27,4 +28,41 @@ test('frame boundaries across arbitrary chunking, for every header size', () => 
     }
     for (const s of seen) assert.ok(ends.has(s), `size ${size}: ${s} is a frame end`);
   }
+});
+
+test('channel-3 Status frames are handed over whole, across any chunking; other channels are not', () => {
+  const status = Buffer.from(
+    JSON.stringify({ status: 'Failure', reason: 'NonZeroExitCode', pad: 'x'.repeat(300) }),
+  );
+  const frames = Buffer.concat([
+    serverFrame(2, Buffer.concat([Buffer.from([1]), Buffer.alloc(200, 0x61)])), // stdout
+    serverFrame(2, Buffer.concat([Buffer.from([2]), Buffer.from('err')])), // stderr
+    serverFrame(2, Buffer.concat([Buffer.from([3]), status])),
+    serverFrame(1, Buffer.from(`3${Buffer.from('{"status":"Success"}').toString('base64')}`)), // base64 protocol
+    serverFrame(1, Buffer.from(`1${Buffer.from('out').toString('base64')}`)),
+    closeFrame(1000, ''),
+  ]);
+  for (const size of [1, 2, 5, 64, 1000, frames.length]) {
+    const got: string[] = [];
+    const fb = new FrameBoundaries((p) => got.push(p.toString()));
+    for (let off = 0; off < frames.length; off += size) fb.feed(frames.subarray(off, off + size));
+    assert.deepEqual(got, [status.toString(), '{"status":"Success"}'], `size ${size}`);
+    assert.ok(fb.atBoundary);
+  }
+});
+
+test('execExitCode reads the exec Status: Success is 0, NonZeroExitCode its ExitCode cause', () => {
+  const code = (o: unknown) => execExitCode(Buffer.from(JSON.stringify(o)));
+  assert.equal(code({ metadata: {}, status: 'Success' }), 0);
+  assert.equal(
+    code({
+      status: 'Failure',
+      reason: 'NonZeroExitCode',
+      details: { causes: [{ reason: 'ExitCode', message: '5' }] },
+    }),
+    5,
+  );
+  assert.equal(code({ status: 'Failure', reason: 'InternalError', message: 'boom' }), undefined);
+  assert.equal(code({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [] } }), undefined);
+  assert.equal(execExitCode(Buffer.from('not json')), undefined);
 });

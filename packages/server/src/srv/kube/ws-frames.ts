@@ -7,10 +7,22 @@
  * Internal to `srv/kube`; tested by `ws-frames.test.ts`.
  */
 
-/** Tracks frame boundaries across chunks. */
+/** The most of a channel-3 (error/status) frame kept: a Status object is far smaller. */
+const MAX_STATUS_FRAME = 64 * 1024;
+
+/**
+ * Tracks frame boundaries across chunks; with `onStatus`, also hands over the payload (without
+ * the channel byte) of every complete channel-3 data frame: the exec/attach Status that carries
+ * the exit code (binary `v4/v5.channel.k8s.io`: channel byte 3; `base64.channel.k8s.io` text
+ * frames: the character `3` and base64).
+ */
 export class FrameBoundaries {
   #need = 0; // payload bytes left in the current frame
   #head: Buffer = Buffer.alloc(0); // bytes of an incomplete frame header
+  #capture: Buffer[] | undefined; // the payload so far of a frame that may be channel 3
+  #captureText = false;
+
+  constructor(private readonly onStatus?: (payload: Buffer) => void) {}
 
   /** True between frames. */
   get atBoundary(): boolean {
@@ -27,9 +39,17 @@ export class FrameBoundaries {
     while (i < chunk.length) {
       if (this.#need > 0) {
         const take = Math.min(this.#need, chunk.length - i);
+        if (this.#capture) {
+          this.#capture.push(chunk.subarray(i, i + take));
+          if (this.#capture.length === 1 && !isStatusChannel(this.#capture[0]![0]!, this.#captureText))
+            this.#capture = undefined;
+        }
         this.#need -= take;
         i += take;
-        if (this.#need === 0 && first === -1) first = i;
+        if (this.#need === 0) {
+          this.#frameEnd();
+          if (first === -1) first = i;
+        }
         continue;
       }
       const had = this.#head.length;
@@ -43,10 +63,33 @@ export class FrameBoundaries {
       i += len - had;
       this.#head = Buffer.alloc(0);
       this.#need = payloadLength(head);
+      const opcode = head[0]! & 0x0f;
+      const fin = (head[0]! & 0x80) !== 0;
+      this.#capture =
+        this.onStatus &&
+        fin &&
+        (opcode === 1 || opcode === 2) &&
+        this.#need > 1 &&
+        this.#need <= MAX_STATUS_FRAME
+          ? []
+          : undefined;
+      this.#captureText = opcode === 1;
       if (this.#need === 0 && first === -1) first = i;
     }
     return first;
   }
+
+  #frameEnd(): void {
+    const parts = this.#capture;
+    this.#capture = undefined;
+    if (!parts || !this.onStatus) return;
+    const payload = Buffer.concat(parts).subarray(1);
+    this.onStatus(this.#captureText ? Buffer.from(payload.toString('latin1'), 'base64') : payload);
+  }
+}
+
+function isStatusChannel(firstByte: number, text: boolean): boolean {
+  return text ? firstByte === 0x33 : firstByte === 3;
 }
 
 function headerLength(h: Buffer): number | undefined {
