@@ -209,7 +209,12 @@ describe('ssh_service sessions with OpenSSH', { skip }, () => {
     assert.equal(end?.node, HOSTNAME);
     assert.deepEqual(end?.roles, ['access']);
     assert.equal(typeof end?.duration_ms, 'number');
-    assert.deepEqual(end?.resource, { kind: 'node', name: f.node.hostId, labels: { env: 'test' } });
+    assert.deepEqual(end?.resource, {
+      kind: 'node',
+      name: f.node.hostId,
+      hostname: f.node.hostname,
+      labels: { env: 'test' },
+    });
     assert.ok(
       events.some((e) => e.type === 'access.allowed' && e.login === 'root' && e.addr === '127.0.0.1'),
     );

@@ -25,7 +25,10 @@ export type AuditDevice = z.infer<typeof AuditDeviceSchema>;
 /** A resource an event is about (a node, a database, an app, a kube cluster, a role…). */
 export const AuditResourceSchema = z.object({
   kind: z.string(),
+  /** The resource's name; for a node, its ID (a UUID for Warden nodes). */
   name: z.string(),
+  /** A node's host name (nodes carry both: `name` is the ID, `hostname` what people type). */
+  hostname: z.string().optional(),
   labels: z.record(z.string(), z.string()).optional(),
 });
 export type AuditResource = z.infer<typeof AuditResourceSchema>;

@@ -590,6 +590,7 @@ export class SshService {
     return {
       kind: 'node',
       name: this.hostId,
+      hostname: this.hostname,
       ...(Object.keys(this.#labels).length > 0 && { labels: { ...this.#labels } }),
     };
   }
