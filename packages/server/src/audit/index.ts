@@ -6,6 +6,7 @@
  * Tested by the shared suite in `conformance.ts` (memory and SQLite here, PostgreSQL in
  * `test/postgres/`) and the sink/tee tests.
  */
+export { type DeviceOsTypeLookup, withDeviceOsType } from './device-os';
 export { JsonlAuditSink } from './jsonl';
 export { MemoryAuditLog } from './memory';
 export { POSTGRES_AUDIT_SCHEMA_VERSION, PostgresAuditLog, type PostgresAuditLogOptions } from './postgres';

@@ -17,6 +17,7 @@ import {
   PostgresAuditLog,
   SqliteAuditLog,
   teeAuditLog,
+  withDeviceOsType,
 } from '../audit';
 import type { AuthServer } from '../auth';
 import { type Backend, MemoryBackend, PostgresBackend, SqliteBackend } from '../backend';
@@ -278,11 +279,13 @@ async function compose(
   {
     clock,
     backend,
-    audit,
+    audit: store,
     metrics,
   }: { clock: Clock; backend: Backend; audit: AuditLog; metrics: MetricsRegistry },
 ): Promise<Running> {
   const services = createServices({ backend, clock });
+  // Events name a trusted device by what its certificate carries; the OS comes from the inventory.
+  const audit = withDeviceOsType(store, async (id) => (await services.devices.find(id))?.spec.os_type);
   const created = await services.ensurePresets();
   if (created.length) logger.info({ roles: created }, 'created preset roles');
 
@@ -337,7 +340,7 @@ async function compose(
     authentication: new DeviceAuthentication({ inventory, services, cas, backend, clock, audit, logger }),
   };
   const tunnels = new SshTunnels({
-    identify: (der) => auth.identify(der),
+    identify: (der, o) => auth.identify(der, o),
     services,
     audit,
     clock,
