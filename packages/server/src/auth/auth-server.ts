@@ -149,8 +149,8 @@ export class AuthServer {
   }
 
   /** Turns a client certificate that TLS verified against the user CA into an identity. */
-  identify(certDer: Buffer): Promise<Identity> {
-    return this.#p.identity.identify(certDer);
+  identify(certDer: Buffer, opts?: { locks?: 'caller' }): Promise<Identity> {
+    return this.#p.identity.identify(certDer, opts);
   }
 
   /** Issues the admin identity (for `bin/`, never over the API); `replaces` stops working. */

@@ -41,8 +41,12 @@ export class Identifier {
     this.#o = o;
   }
 
-  /** Turns a client certificate that TLS verified against the user CA into an identity. */
-  async identify(certDer: Buffer): Promise<Identity> {
+  /**
+   * Turns a client certificate that TLS verified against the user CA into an identity.
+   * `locks: 'caller'` leaves the lock check to a caller that asks `checkAccess` right away
+   * (it checks the same locks and more) and audits the refusal (SSH through the proxy).
+   */
+  async identify(certDer: Buffer, opts: { locks?: 'caller' } = {}): Promise<Identity> {
     const now = this.#o.clock.now();
     // The CA parses the bytes itself: anything that is not a certificate is BAD_CERTIFICATE.
     const parsed = this.#o.cas.verifyUserTlsCert(certDer, now);
@@ -73,6 +77,7 @@ export class Identifier {
         notAfter: new Date(Date.parse(x509.validTo)),
       },
     });
+    if (opts.locks === 'caller') return identity;
     // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
     if (this.#o.access) {
       const why = this.#o.access.lockReason(identity);

@@ -47,8 +47,12 @@ interface Tunnel {
 }
 
 export interface SshTunnelOptions {
-  /** Turns a verified client certificate into an identity (`AuthServer.identify`). */
-  identify(certDer: Buffer): Promise<Identity>;
+  /**
+   * Turns a verified client certificate into an identity (`AuthServer.identify`); the tunnel
+   * asks with `locks: 'caller'` and checks locks with the access decision, so that a refusal by
+   * a lock is audited like any other.
+   */
+  identify(certDer: Buffer, opts: { locks: 'caller' }): Promise<Identity>;
   services: Pick<Services, 'nodes'>;
   audit: AuditLog;
   clock: Clock;
@@ -134,7 +138,7 @@ export class SshTunnels {
     }
     const addr = socket.remoteAddress?.replace(/^::ffff:/, '');
     const identity: Identity = {
-      ...(await this.#o.identify(peer.raw)),
+      ...(await this.#o.identify(peer.raw, { locks: 'caller' })),
       ...(addr ? { clientAddr: addr } : {}),
     };
     if (identity.admin)
@@ -157,7 +161,7 @@ export class SshTunnels {
         user: identity.user,
         addr,
         protocol: 'ssh',
-        resource: { kind: 'node', name: node.spec.hostname },
+        resource: auditNode(node),
         login: req.login,
         roles: [...identity.roles],
         ...(decision.missingRoles ? { missing_roles: decision.missingRoles } : {}),
@@ -233,7 +237,12 @@ export class SshTunnels {
   }
 }
 
-/** The trusted device of an identity, as audit events carry it (DESIGN §5). */
+/** A node as audit events name it: its ID and its hostname, always both. */
+export function auditNode(node: NodeResource): { kind: 'node'; name: string; hostname: string } {
+  return { kind: 'node', name: node.metadata.name, hostname: node.spec.hostname };
+}
+
+/** The trusted device of an identity, as audit events carry it (DESIGN §5; os_type is added by the audit log). */
 function auditDevice(identity: Identity): Pick<AuditEventInput, 'device'> {
   const d = identity.device;
   return d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {};
