@@ -35,7 +35,11 @@ export type SshCertAlgorithm = (typeof SshCertAlgorithms)[SshKeyType];
 /** `valid before` value meaning "forever" (OpenSSH prints it as `forever`). */
 export const SSH_CERT_FOREVER = 0xffff_ffff_ffff_ffffn;
 
-/** The standard user-certificate extensions OpenSSH's sshd understands. */
+/**
+ * The standard user-certificate extensions OpenSSH's sshd understands. Warden's user
+ * certificates always carry `permit-pty` and `permit-port-forwarding`, the agent and X11 ones
+ * only when a role allows them, and never `permit-user-rc` (see docs/ssh.md).
+ */
 export const SshStandardUserExtensions = [
   'permit-X11-forwarding',
   'permit-agent-forwarding',

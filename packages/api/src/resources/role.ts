@@ -76,6 +76,13 @@ export const roleOptionsSchema = z.strictObject({
   max_session_ttl: durationSchema.optional(),
   /** Device trust required for resources this role's allow rules match. */
   device_trust_mode: deviceTrustModeSchema.optional(),
+  /**
+   * SSH agent forwarding (`ssh -A`, `wsh ssh -A`): the certificate carries
+   * `permit-agent-forwarding` when any of the user's roles sets this (default false).
+   */
+  permit_agent_forwarding: z.boolean().optional(),
+  /** X11 forwarding (`ssh -X`): `permit-X11-forwarding`, when any role sets it (default false). */
+  permit_x11_forwarding: z.boolean().optional(),
 });
 export type RoleOptions = z.output<typeof roleOptionsSchema>;
 

@@ -144,3 +144,18 @@ export function maxSessionTtl(roles: readonly RoleResource[]): number | undefine
   }
   return min;
 }
+
+/**
+ * What the user's SSH certificates permit beyond a PTY and port forwarding: agent and X11
+ * forwarding when any role's options set `permit_agent_forwarding` / `permit_x11_forwarding`
+ * (as the seed product's `forward_agent`; default false).
+ */
+export function sshPermits(roles: readonly RoleResource[]): {
+  agentForwarding: boolean;
+  x11Forwarding: boolean;
+} {
+  return {
+    agentForwarding: roles.some((r) => r.spec.options.permit_agent_forwarding === true),
+    x11Forwarding: roles.some((r) => r.spec.options.permit_x11_forwarding === true),
+  };
+}

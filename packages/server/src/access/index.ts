@@ -65,6 +65,7 @@ export {
   maxSessionTtl,
   nodeLockTargets,
   roleNames,
+  sshPermits,
 } from './identity';
 export { type LabelSelector, type Labels, matchLabels } from './labels';
 export { findLockInForce, isLockInForce, type LockTargets, lockMatches, lockMessage } from './locks';

@@ -21,7 +21,8 @@ import {
   WardenError,
 } from '@warden/api';
 import type { z } from 'zod';
-import { allowedLogins, findLockInForce, lockMessage, maxSessionTtl } from '../access';
+import { allowedLogins, findLockInForce, lockMessage, maxSessionTtl, sshPermits } from '../access';
+import type { SshPermits } from '../ca';
 import { type AuthDeps, auditWith, findRoles } from './deps';
 import type { LocalAuthStore } from './local-auth';
 import {
@@ -35,6 +36,14 @@ import {
 } from './password';
 import type { LoginRateLimiter } from './rate-limit';
 import { otpauthUri, verifyTotp } from './totp';
+
+/** What a verified login grants: logins, the certificate TTL and SSH permits (from roles). */
+interface Grant {
+  user: UserResource;
+  logins: string[];
+  ttlMs: number;
+  permit: SshPermits;
+}
 
 /** Who signed in to the Web UI, and how long their session may live (their certificate TTL). */
 export interface WebLogin {
@@ -161,11 +170,9 @@ export class LoginService {
     await this.#audit({ type: 'user.signup', success: true, user: invite.user, addr });
     if (req.ssh_public_key === undefined || req.tls_public_key === undefined) return { user: invite.user };
     // Signup logs in: the password and OTP code were just checked; locks still apply.
-    const { logins, ttlMs } = await this.#grant(user, addr, req.ttl_ms, 'local');
+    const grant = await this.#grant(user, addr, req.ttl_ms, 'local');
     const login = await this.#certificates(
-      user,
-      logins,
-      ttlMs,
+      grant,
       { ssh_public_key: req.ssh_public_key, tls_public_key: req.tls_public_key },
       addr,
     );
@@ -175,15 +182,12 @@ export class LoginService {
   // ---- Login -------------------------------------------------------------------------
 
   async login(req: rpc.LoginRequest, addr: string): Promise<rpc.LoginResponse> {
-    const { user, logins, ttlMs } = await this.#verify(req, addr, req.ttl_ms, 'local');
-    return this.#certificates(user, logins, ttlMs, req, addr);
+    return this.#certificates(await this.#verify(req, addr, req.ttl_ms, 'local'), req, addr);
   }
 
   /** Step 7 of a login (also the end of a signup): certificates for the client's key. */
   async #certificates(
-    user: UserResource,
-    logins: string[],
-    ttlMs: number,
+    { user, logins, ttlMs, permit }: Grant,
     req: Pick<rpc.LoginRequest, 'ssh_public_key' | 'tls_public_key'>,
     addr: string,
   ): Promise<rpc.LoginResponse> {
@@ -198,6 +202,7 @@ export class LoginService {
       publicKey: clientKey(req),
       ttlMs,
       now: this.#now(),
+      permit,
     });
     await this.#audit({ type: 'user.login', success: true, user: name, addr, method: 'local' });
     await this.#audit({
@@ -250,7 +255,7 @@ export class LoginService {
     addr: string,
     requestedTtlMs: number | undefined,
     method: 'local' | 'web',
-  ): Promise<{ user: UserResource; logins: string[]; ttlMs: number }> {
+  ): Promise<Grant> {
     const { limiter, local, services } = this.#o;
     const name = req.user;
     // 1. Rate limit before any password work.
@@ -311,7 +316,7 @@ export class LoginService {
     addr: string,
     requestedTtlMs: number | undefined,
     method: 'local' | 'web',
-  ): Promise<{ user: UserResource; logins: string[]; ttlMs: number }> {
+  ): Promise<Grant> {
     const { services } = this.#o;
     const name = user.metadata.name;
     // 5. Locks, read from the backend so a fresh lock is never missed.
@@ -333,7 +338,7 @@ export class LoginService {
       maxSessionTtl(roles) ?? MAX_CERT_TTL_MS,
       MAX_CERT_TTL_MS,
     );
-    return { user, logins, ttlMs };
+    return { user, logins, ttlMs, permit: sshPermits(roles) };
   }
 }
 

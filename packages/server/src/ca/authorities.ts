@@ -47,7 +47,6 @@ import {
   type SshCertificate,
   SshDeviceExtensions,
   SshIdentityExtensions,
-  SshStandardUserExtensions,
   signSshCertificate,
   sshKeyType,
   validateResourceOfKind,
@@ -165,6 +164,32 @@ export interface UserCertificateRequest {
   now?: number;
   /** The three device extensions, after the device ceremony. */
   device?: DeviceIdentity;
+  /**
+   * What the SSH certificate permits beyond a PTY and port forwarding (the roles' options
+   * `permit_agent_forwarding` / `permit_x11_forwarding`, see userSshExtensions); default none.
+   */
+  permit?: SshPermits;
+}
+
+/** SSH features a user's roles may permit (role options; default false). */
+export interface SshPermits {
+  agentForwarding?: boolean;
+  x11Forwarding?: boolean;
+}
+
+/**
+ * The standard extensions of a user's SSH certificate: `permit-pty` and
+ * `permit-port-forwarding` always; `permit-agent-forwarding` and `permit-X11-forwarding` only
+ * when permitted; never `permit-user-rc` (sshd would run the user's ~/.ssh/rc, code the roles
+ * never vouched for; Warden nodes never run it).
+ */
+export function userSshExtensions(permit: SshPermits = {}): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (permit.x11Forwarding) out['permit-X11-forwarding'] = '';
+  if (permit.agentForwarding) out['permit-agent-forwarding'] = '';
+  out['permit-port-forwarding'] = '';
+  out['permit-pty'] = '';
+  return out;
 }
 
 export interface UserCertificates {
@@ -479,7 +504,7 @@ export class CertAuthorities {
   /**
    * Issues a user's SSH and X.509 certificates for the same key, with the same NotAfter.
    * SSH: key ID = user, principals = logins (or one unmatchable `-warden-nologin-<uuid>` when
-   * there are none), the five standard permit-* extensions, Warden
+   * there are none), the permit-* extensions of userSshExtensions, Warden
    * roles (JSON array) and traits (JSON object), and the device extensions when given.
    * X.509: CN=user, O=<role> per role, identity (and device) extensions, clientAuth.
    *
@@ -518,9 +543,7 @@ export class CertAuthorities {
     // Encoding validates the identity and the device fields (all three non-empty).
     const wardenExtensions = identityExtensions(identity);
 
-    const extensions: Record<string, string> = Object.fromEntries(
-      SshStandardUserExtensions.map((e) => [e, '']),
-    );
+    const extensions = userSshExtensions(req.permit);
     extensions[SshIdentityExtensions.roles] = JSON.stringify(identity.roles);
     extensions[SshIdentityExtensions.traits] = JSON.stringify(identity.traits);
     if (identity.device) {

@@ -22,7 +22,9 @@ export {
   type HostTlsRequest,
   type JwtPublicKey,
   NO_LOGIN_PRINCIPAL_PREFIX,
+  type SshPermits,
   type UserCertificateRequest,
   type UserCertificates,
+  userSshExtensions,
 } from './authorities';
 export { PrivateKey, type PrivateKeyAlgorithm } from './private-key';

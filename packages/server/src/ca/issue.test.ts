@@ -86,12 +86,10 @@ test('user certificates: ssh-keygen -L shows what was issued', sshKeygen, async 
       .split('\n')
       .slice(1)
       .map((l) => l.trim().split(' ')[0]);
+    // No agent or X11 forwarding unless a role permits it, and never permit-user-rc.
     assert.deepEqual(exts.filter(Boolean), [
-      'permit-X11-forwarding',
-      'permit-agent-forwarding',
       'permit-port-forwarding',
       'permit-pty',
-      'permit-user-rc',
       SshIdentityExtensions.roles,
       SshIdentityExtensions.traits,
     ]);
@@ -100,6 +98,44 @@ test('user certificates: ssh-keygen -L shows what was issued', sshKeygen, async 
     assert.deepEqual(JSON.parse(parsed.extensions[SshIdentityExtensions.traits]!), alice.traits);
   } finally {
     tmp.cleanup();
+    await backend.close();
+  }
+});
+
+test('user certificates carry agent and X11 forwarding only when permitted', async () => {
+  const { backend, cas } = await setup();
+  try {
+    const user = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const exts = async (permit?: { agentForwarding?: boolean; x11Forwarding?: boolean }) =>
+      Object.keys(
+        parseSshCertificate(
+          (
+            await cas.issueUserCertificates({
+              ...alice,
+              publicKey: user.publicKey,
+              ttlMs: HOUR,
+              ...(permit && { permit }),
+            })
+          ).sshCert,
+        ).extensions,
+      ).filter((e) => e.startsWith('permit-'));
+    assert.deepEqual(await exts(), ['permit-port-forwarding', 'permit-pty']);
+    assert.deepEqual(await exts({ agentForwarding: false, x11Forwarding: false }), [
+      'permit-port-forwarding',
+      'permit-pty',
+    ]);
+    assert.deepEqual(await exts({ agentForwarding: true }), [
+      'permit-agent-forwarding',
+      'permit-port-forwarding',
+      'permit-pty',
+    ]);
+    assert.deepEqual(await exts({ agentForwarding: true, x11Forwarding: true }), [
+      'permit-X11-forwarding',
+      'permit-agent-forwarding',
+      'permit-port-forwarding',
+      'permit-pty',
+    ]);
+  } finally {
     await backend.close();
   }
 });

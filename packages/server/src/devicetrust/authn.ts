@@ -32,7 +32,7 @@ import {
   WardenError,
 } from '@warden/api';
 import { decodePublic, isTpmError, type TpmtPublic, verifyQuote } from '@warden/tpm';
-import { findLockInForce, type Identity, lockMessage, strictestDeviceTrustMode } from '../access';
+import { findLockInForce, type Identity, lockMessage, sshPermits, strictestDeviceTrustMode } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
@@ -413,6 +413,8 @@ export class DeviceAuthentication {
         publicKey: userKey,
         notAfter: cert.notAfter,
         now: this.#o.clock.now(),
+        // The roles as they are now (a role edited since the login counts).
+        permit: sshPermits(await this.#roles(id.roles)),
         device: {
           deviceId: device.metadata.name,
           assetTag: device.spec.asset_tag,
