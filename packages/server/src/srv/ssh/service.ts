@@ -55,6 +55,7 @@ import type { Clock } from '../../clock';
 import { DEFAULT_SSH_LIMITS, formatHostPort, type SshServiceConfig } from '../../config';
 import type { Logger } from '../../log';
 import type { AccessViews, Services } from '../../services';
+import { AgentForwarder } from './agent-forward';
 import { refuseChannels } from './channel-refusal';
 import { NodeHeartbeat } from './heartbeat';
 import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
@@ -125,6 +126,8 @@ interface NodeConnection {
   sessions: Set<SshSession>;
   forwards: Set<Socket>;
   ending: boolean;
+  /** The agent socket, once a session asked for agent forwarding (permit-agent-forwarding). */
+  agent?: AgentForwarder;
 }
 
 /**
@@ -325,6 +328,7 @@ export class SshService {
       this.#live.delete(c);
       for (const s of c.sessions) s.hangup();
       for (const f of c.forwards) f.destroy();
+      c.agent?.close();
     });
   }
 
@@ -503,6 +507,13 @@ export class SshService {
       setpriv: this.#setpriv,
       sftpServer: this.#sftpServer,
       permitPty: 'permit-pty' in holder.extensions,
+      agentSocket:
+        'permit-agent-forwarding' in holder.extensions
+          ? () => {
+              c.agent ??= new AgentForwarder(c.conn, user, this.#daemon, this.#o.logger);
+              return c.agent.socketPath();
+            }
+          : undefined,
       sshClient: `${c.remoteIp} ${c.remotePort} ${c.localPort}`,
       sshConnection: `${c.remoteIp} ${c.remotePort} ${c.localIp} ${c.localPort}`,
       logger: this.#o.logger,

@@ -4,6 +4,8 @@
  *   client                                  node
  *     │ pty-req (term, size)?  ──────────▶  │ kept for the process (needs permit-pty)
  *     │ env NAME=value*        ──────────▶  │ allow-listed (login.ts)
+ *     │ auth-agent-req?        ──────────▶  │ SSH_AUTH_SOCK (needs permit-agent-forwarding)
+ *     │ x11-req?               ──────────▶  │ refused (X11 forwarding is not offered)
  *     │ shell | exec CMD | subsystem sftp ▶ │ spawn: node-pty with a PTY, else pipes
  *     │ data ◀────────────────────────────▶ │ stdin / stdout; stderr as extended data
  *     │ window-change          ──────────▶  │ resize the PTY
@@ -61,6 +63,11 @@ export interface SessionDeps {
   sftpServer: string | undefined;
   /** `permit-pty` is in the certificate. */
   permitPty: boolean;
+  /**
+   * The agent socket's path for `auth-agent-req@openssh.com`; undefined when the certificate
+   * lacks `permit-agent-forwarding` (the request is refused). X11 forwarding is never offered.
+   */
+  agentSocket?: (() => string) | undefined;
   sshClient: string;
   sshConnection: string;
   logger: Logger;
@@ -114,6 +121,7 @@ export class SshSession {
   readonly id = randomUUID();
   readonly #deps: SessionDeps;
   readonly #env: Record<string, string> = {};
+  #agentSocket: string | undefined;
   #pty: { term: string; cols: number; rows: number } | undefined;
   #channel: ServerChannel | undefined;
   #child: ChildProcess | undefined;
@@ -144,6 +152,18 @@ export class SshSession {
       this.#env[info.key] = info.val;
       accept?.();
     });
+    session.on('auth-agent', (accept, reject) => {
+      if (!deps.agentSocket || this.#start) return reject?.();
+      try {
+        this.#agentSocket = deps.agentSocket();
+      } catch (e) {
+        deps.logger.warn({ err: e }, 'cannot set up agent forwarding');
+        return reject?.();
+      }
+      accept?.();
+    });
+    // Named so that the refusal is explicit (ssh2 also refuses requests nobody listens for).
+    session.on('x11', (_accept, reject) => reject?.());
     session.on('signal', (accept, reject, info) => {
       const name = String(info.name).replace(/^SIG/, '');
       if (!SSH_SIGNALS.has(name) || !this.#start) return reject?.();
@@ -222,6 +242,7 @@ export class SshSession {
       requested: this.#env,
       ...(start.pty && this.#pty ? { term: this.#pty.term } : {}),
     });
+    if (this.#agentSocket) env.SSH_AUTH_SOCK = this.#agentSocket;
     const cwd = sessionCwd(user);
     if (start.pty && this.#pty) void this.#runPty(channel, cmd, env, cwd, this.#pty);
     else this.#runPipes(channel, cmd, env, cwd);
