@@ -198,4 +198,36 @@ describe('agent forwarding follows the roles', { skip }, () => {
     assert.equal(r.stdout, 'display=\n');
     assert.match(r.stderr, /X11 forwarding request failed/);
   });
+
+  test('wctl get nodes and the audit table name nodes by host name and address (issue 16 item 7)', async () => {
+    const nodes = await wctl(['get', 'nodes']);
+    assert.equal(nodes.code, 0, nodes.stderr);
+    const lines = nodes.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^Hostname +Address +Sort +Labels +ID$/);
+    assert.match(
+      nodes.stdout,
+      new RegExp(
+        `agentless-1 +127\\.0\\.0\\.1:${agentless.port} +agentless +0d5f3c1a-6a2b-4c1d-9e8f-0a1b2c3d4e5f`,
+      ),
+    );
+    assert.match(
+      nodes.stdout,
+      new RegExp(`node-1 +${w.sshAddr.replace(/\./g, '\\.')} +warden +env=test +[0-9a-f-]{36}`),
+    );
+    // JSON keeps everything, the ID included.
+    const json = JSON.parse((await wctl(['get', 'nodes', '--format=json'])).stdout) as {
+      metadata: { name: string };
+      spec: { hostname: string; addr: string };
+    }[];
+    const id = json.find((n) => n.spec.hostname === 'node-1')!.metadata.name;
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    const audit = await wctl(['audit', 'search', '--type=session.start', '--user=carol']);
+    assert.equal(audit.code, 0, audit.stderr);
+    assert.match(audit.stdout, /carol +node\/node-1 +success/);
+    assert.ok(!audit.stdout.includes(id), 'the table shows the host name, not the ID');
+    const auditJson = JSON.parse(
+      (await wctl(['audit', 'search', '--type=session.start', '--user=carol', '--format=json'])).stdout,
+    ) as { resource: { name: string; hostname?: string } }[];
+    assert.ok(auditJson.some((e) => e.resource.name === id && e.resource.hostname === 'node-1'));
+  });
 });

@@ -41,22 +41,43 @@ export async function runAuditSearch(ctx: CommandContext): Promise<number> {
     ctx.stdout.write('No events found\n');
     return 0;
   }
-  const known = new Set(['id', 'code', 'type', 'time', 'success', 'user', 'addr', 'error']);
-  const rows = events.map((e) => [
-    String(e.time ?? ''),
-    String(e.type ?? ''),
-    String(e.code ?? ''),
-    String(e.user ?? ''),
-    e.success === false ? 'failure' : 'success',
-    [
-      e.error ? `error=${String(e.error)}` : '',
-      ...Object.entries(e)
-        .filter(([k]) => !known.has(k))
-        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`),
-    ]
-      .filter(Boolean)
-      .join(' '),
-  ]);
-  ctx.stdout.write(table(['Time', 'Type', 'Code', 'User', 'Outcome', 'Details'], rows));
+  ctx.stdout.write(auditTable(events));
   return 0;
+}
+
+/**
+ * What an event is about, as people name it: a node by its host name (its ID is in
+ * --format=json), anything else by its name; `kind/name`.
+ */
+function resourceCell(e: Record<string, unknown>): string {
+  const r = e.resource as { kind?: unknown; name?: unknown; hostname?: unknown } | undefined;
+  if (!r || typeof r !== 'object') return '';
+  const shown = typeof r.hostname === 'string' && r.hostname ? r.hostname : r.name;
+  return `${String(r.kind ?? '')}/${String(shown ?? '')}`;
+}
+
+/** The audit log as a table: one row per event; fields without a column go to Details. */
+export function auditTable(events: Record<string, unknown>[], maxWidth?: number): string {
+  const known = new Set(['id', 'code', 'type', 'time', 'success', 'user', 'addr', 'error', 'resource']);
+  const rows = events.map((e) => {
+    const hostname = (e.resource as { hostname?: unknown } | undefined)?.hostname;
+    return [
+      String(e.time ?? ''),
+      String(e.type ?? ''),
+      String(e.code ?? ''),
+      String(e.user ?? ''),
+      resourceCell(e),
+      e.success === false ? 'failure' : 'success',
+      [
+        e.error ? `error=${String(e.error)}` : '',
+        ...Object.entries(e)
+          // `node` repeats the resource's host name (older events have only the ID there).
+          .filter(([k, v]) => !known.has(k) && !(k === 'node' && v === hostname))
+          .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`),
+      ]
+        .filter(Boolean)
+        .join(' '),
+    ];
+  });
+  return table(['Time', 'Type', 'Code', 'User', 'Resource', 'Outcome', 'Details'], rows, maxWidth);
 }

@@ -73,6 +73,12 @@ function spec(r: Record<string, unknown>): Record<string, unknown> {
   return (r.spec as Record<string, unknown> | undefined) ?? {};
 }
 
+function labels(r: Record<string, unknown>): string {
+  return Object.entries((r.metadata as { labels?: Record<string, string> }).labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
 /** One row per resource for `--format=text` listings. */
 function textTable(kind: ResourceKind, items: Record<string, unknown>[]): string {
   switch (kind) {
@@ -97,14 +103,27 @@ function textTable(kind: ResourceKind, items: Record<string, unknown>[]): string
     case 'app':
       return table(
         ['Name', 'URI', 'Public address', 'Labels'],
-        items.map((r) => [
-          name(r),
-          String(spec(r).uri ?? ''),
-          String(spec(r).public_addr ?? ''),
-          Object.entries((r.metadata as { labels?: Record<string, string> }).labels ?? {})
-            .map(([k, v]) => `${k}=${v}`)
-            .join(','),
-        ]),
+        items.map((r) => [name(r), String(spec(r).uri ?? ''), String(spec(r).public_addr ?? ''), labels(r)]),
+      );
+    case 'node':
+      // People know nodes by host name and address; the ID (metadata.name) is what
+      // `wctl rm node/ID` takes, so it stays, last.
+      return table(
+        ['Hostname', 'Address', 'Sort', 'Labels', 'ID'],
+        [...items]
+          .sort((a, b) => String(spec(a).hostname).localeCompare(String(spec(b).hostname)))
+          .map((r) => [
+            String(spec(r).hostname ?? ''),
+            String(spec(r).addr ?? ''),
+            spec(r).sub_kind === 'openssh' ? 'agentless' : 'warden',
+            labels(r),
+            name(r),
+          ]),
+      );
+    case 'db':
+      return table(
+        ['Name', 'Protocol', 'URI', 'Labels'],
+        items.map((r) => [name(r), String(spec(r).protocol ?? ''), String(spec(r).uri ?? ''), labels(r)]),
       );
     case 'cert_authority':
       return table(
