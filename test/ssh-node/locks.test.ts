@@ -9,7 +9,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { AUTH_PREFERENCE_NAME } from '@warden/api';
+import { AUTH_PREFERENCE_NAME, type LockResource } from '@warden/api';
+import {
+  type AccessViews,
+  liveAccessChecker,
+  SessionMonitor,
+  silentLogger,
+  systemClock,
+} from '@warden/server';
 import { requireTool } from '@warden/testkit';
 import * as pty from 'node-pty';
 import { exited, type NodeFixture, startNode } from './node-fixture';
@@ -91,9 +98,82 @@ describe('locks end live SSH sessions', { skip }, () => {
     assert.match(stderr, /ERROR: lock targeting Role:"access", Login:"root" is in force/);
   });
 
+  test('the lock event, delivered to the session monitor, is what ends a node session', async () => {
+    // The node's monitor re-checks only when this test delivers the lock view's change: the
+    // lock is in the node's view (its checker refuses new channels) while the open session
+    // goes on; the delivery ends it at once with the message. Nothing else (no polling) can.
+    let views: AccessViews | undefined;
+    let monitor: SessionMonitor | undefined;
+    let deliver: (() => void) | undefined;
+    const g = await startNode({
+      accessFor: async (services) => {
+        views = services.accessViews({ logger: silentLogger });
+        await views.start();
+        const checker = liveAccessChecker(views, { clock: systemClock });
+        monitor = new SessionMonitor({
+          checker,
+          clock: systemClock,
+          logger: silentLogger,
+          changes: [
+            (listener) => {
+              deliver = listener;
+              return () => {
+                deliver = undefined;
+              };
+            },
+          ],
+        });
+        return { checker, monitor };
+      },
+    });
+    try {
+      const erin = await g.issue({ user: 'erin', logins: ['root'] });
+      // A connection that ended on its own leaves the monitor.
+      assert.equal((await g.ssh(erin, 'root', ['true'])).code, 0);
+      await waitFor(() => `registered: ${monitor!.size}`, /registered: 0/); // the server saw the close
+
+      const term = pty.spawn('ssh', [...g.sshArgs(erin, 'root'), '-tt'], {
+        name: 'xterm',
+        cols: 80,
+        rows: 24,
+        env: { ...process.env, TERM: 'xterm' } as Record<string, string>,
+      });
+      let out = '';
+      term.onData((d) => {
+        out += d;
+      });
+      const exit = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+      term.write("echo RE''ADY\r");
+      await waitFor(() => out, /READY\r\n/);
+      assert.equal(monitor!.size, 1, 'the open connection is registered');
+
+      const lock: LockResource = await g.lock({ user: 'erin' }, 'event-driven');
+      await waitFor(() => String(views!.locks.get(lock.metadata.name) !== undefined), /true/);
+      assert.ok(
+        (await g.ssh(erin, 'root', ['true'])).stderr.includes('lock targeting User:"erin"'),
+        'the node already knows the lock: a new connection is refused',
+      );
+      // …but the open session is untouched until the change is delivered.
+      term.write("echo ST''ILL\r");
+      await waitFor(() => out, /STILL\r\n/);
+      assert.doesNotMatch(out, /ERROR: lock targeting/);
+      assert.equal(monitor!.size, 1);
+
+      assert.ok(deliver, 'the monitor subscribed to the change source');
+      deliver!();
+      assert.equal(monitor!.size, 0, 'ended synchronously by the delivered change');
+      assert.notEqual(await exit, 0);
+      assert.match(out, /\r\nERROR: lock targeting User:"erin" is in force: event-driven\r\n/);
+    } finally {
+      await g.close();
+      monitor?.close();
+      views?.close();
+    }
+  });
+
   test('locking_mode strict: a stale lock view ends sessions and refuses new ones', async () => {
     // A node whose lock view counts as stale at once when its watch breaks.
-    const g = await startNode({ lockMaxStalenessMs: 0, lockRecheckMs: 100 });
+    const g = await startNode({ lockMaxStalenessMs: 0 });
     try {
       await g.services.authPreference.upsert({
         kind: 'cluster_auth_preference',

@@ -127,6 +127,11 @@ export async function startNode(
   opts: Partial<SshServiceOptions> & {
     /** Leave the cluster without a stored cluster_auth_preference (`warden start` stores one). */
     withoutPreference?: boolean;
+    /**
+     * The node's access checker and session monitor, built over the fixture's services (as
+     * `warden start` hands the process's to the node); by default the node builds its own.
+     */
+    accessFor?: (services: Services) => Promise<NonNullable<SshServiceOptions['access']>>;
   } = {},
 ): Promise<NodeFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-ssh-node-'));
@@ -135,7 +140,7 @@ export async function startNode(
   const services = createServices({ backend, clock });
   await services.ensurePresets();
   // As `warden start` does for a new cluster: the defaults, stored.
-  const { withoutPreference, ...nodeOpts } = opts;
+  const { withoutPreference, accessFor, ...nodeOpts } = opts;
   if (!withoutPreference) await services.authPreference.upsert(await services.authPreference.get());
   const cas = await CertAuthorities.init({ backend, clusterName: CLUSTER, clock });
   const audit = new MemoryAuditLog({ clock });
@@ -155,6 +160,7 @@ export async function startNode(
     clock,
     logger: quiet,
     clusterName: CLUSTER,
+    ...(accessFor && { access: await accessFor(services) }),
     ...nodeOpts,
   });
   const knownHosts = join(dir, 'known_hosts');

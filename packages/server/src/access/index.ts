@@ -73,6 +73,7 @@ export { checkVerb, hasVerb, ruleMatches } from './rules';
 export {
   type ChangeSource,
   certificateExpiredMessage,
+  liveSessionMonitor,
   type MonitoredSession,
   type Registration,
   type SessionEndReason,

@@ -20,8 +20,11 @@
  * Internal to `access/`; the public surface is `access/index.ts`. Tested by
  * `session-monitor.test.ts`.
  *
+ * One instance per process, built in the composition root (`bin/start.ts`) and handed to every
+ * protocol's service.
+ *
  * @example
- *   const monitor = new SessionMonitor({ checker, clock, logger, changes: [lockCache.onChange.bind(lockCache)] });
+ *   const monitor = liveSessionMonitor(views, { checker, clock, logger });
  *   const reg = monitor.register({ identity, targets: { login, ...nodeLockTargets(node) },
  *     protocol: 'ssh', end: (message) => session.terminate(message) });
  *   // … when the session ends on its own:
@@ -235,4 +238,27 @@ export class SessionMonitor {
     this.#staleTimer = setTimeout(() => this.check(), Math.min(left + 1, MAX_TIMER_MS));
     this.#staleTimer.unref();
   }
+}
+
+/**
+ * The process's SessionMonitor over live views shaped like `Services.accessViews()`: every
+ * change of the lock view or of the cluster settings (a switch to strict mode) re-checks
+ * every session.
+ *
+ * @example
+ *   const views = services.accessViews({ logger }); await views.start();
+ *   const checker = liveAccessChecker(views, { clock });
+ *   const monitor = liveSessionMonitor(views, { checker, clock, logger });
+ */
+export function liveSessionMonitor(
+  views: {
+    locks: { onChange(listener: () => void): () => void };
+    preference: { onChange(listener: () => void): () => void };
+  },
+  o: Omit<SessionMonitorOptions, 'changes'>,
+): SessionMonitor {
+  return new SessionMonitor({
+    ...o,
+    changes: [(l) => views.locks.onChange(() => l()), (l) => views.preference.onChange(() => l())],
+  });
 }

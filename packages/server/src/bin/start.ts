@@ -520,6 +520,7 @@ async function compose(
         clock,
         logger,
         clusterName: config.authService.clusterName,
+        access: { checker, monitor },
       })
     : undefined;
 

@@ -14,9 +14,11 @@
  *
  * Authentication succeeds for a valid certificate even when access is denied, so that the
  * user reads the reason (OpenSSH shows it for a refused channel, never for a failed auth).
- * Every decision and every session is audited. Locks are watched live (`lockCache`): a lock
- * matching a connection (user, role, login, this node by ID or hostname, device) ends it at
- * once; in `locking_mode: strict` a lock view stale for too long ends everything too.
+ * Every decision and every session is audited. Each allowed connection registers with the
+ * process's SessionMonitor (identity, login, this node by ID and hostname; "end me with this
+ * message" = write `ERROR: <message>` to every session, then disconnect): a lock arriving
+ * through the watch ends it at once, as do its certificate's expiry and, in `locking_mode:
+ * strict`, a lock view stale for too long. The node does not poll.
  * The node's `node` resource is heartbeated with a TTL.
  *
  * Who may import: `bin/` (composition) and tests, through `srv/ssh/index.ts`.
@@ -44,9 +46,12 @@ import {
   DEFAULT_LOCK_MAX_STALENESS_MS,
   type Identity,
   liveAccessChecker,
+  liveSessionMonitor,
   makeIdentity,
   type NodeTarget,
   nodeLockTargets,
+  type Registration,
+  type SessionMonitor,
 } from '../../access';
 import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Backend } from '../../backend';
@@ -54,7 +59,7 @@ import type { CertAuthorities } from '../../ca';
 import type { Clock } from '../../clock';
 import { DEFAULT_SSH_LIMITS, formatHostPort, type SshServiceConfig } from '../../config';
 import type { Logger } from '../../log';
-import type { AccessViews, Services } from '../../services';
+import type { Services } from '../../services';
 import { AgentForwarder } from './agent-forward';
 import { refuseChannels } from './channel-refusal';
 import { NodeHeartbeat } from './heartbeat';
@@ -91,8 +96,12 @@ export interface SshServiceOptions {
   /** Node resource TTL (default 60 s) and heartbeat interval (default 20 s). */
   heartbeatTtlMs?: number;
   heartbeatIntervalMs?: number;
-  /** How often live connections are re-checked against the lock view (default 1 s). */
-  lockRecheckMs?: number;
+  /**
+   * The process's access checker and session monitor (`bin/start.ts` builds one of each).
+   * Without them the node builds its own over its own live views (a node started alone, tests).
+   */
+  access?: { checker: AccessChecker; monitor: SessionMonitor };
+  /** For the node's own checker (without `access`). */
   lockMaxStalenessMs?: number;
   /** Override where OpenSSH's sftp-server is looked for (tests); `null` disables sftp. */
   sftpServerPath?: string | null;
@@ -101,7 +110,6 @@ export interface SshServiceOptions {
 /** Connection attempts with more failed authentications than this are dropped (as sshd's MaxAuthTries). */
 const MAX_AUTH_FAILURES = 6;
 const FORWARD_CONNECT_TIMEOUT_MS = 10_000;
-const DEFAULT_LOCK_RECHECK_MS = 1000;
 /** After a lock ended a connection's sessions, how long before the connection itself is cut. */
 const TERMINATE_GRACE_MS = 300;
 
@@ -125,7 +133,12 @@ interface NodeConnection {
   missingRoles?: string[] | undefined;
   sessions: Set<SshSession>;
   forwards: Set<Socket>;
+  /** The connection's entry in the session monitor, once access was allowed. */
+  registration?: Registration;
   ending: boolean;
+  /** Why the connection is ending (a lock, an expired certificate), for refused channels. */
+  endReason?: string;
+  closed: boolean;
   /** The agent socket, once a session asked for agent forwarding (permit-agent-forwarding). */
   agent?: AgentForwarder;
 }
@@ -152,8 +165,10 @@ export class SshService {
   readonly #server: Server;
   readonly #material: HostCertMaterial;
   readonly #heartbeat: NodeHeartbeat;
-  readonly #views: AccessViews;
   readonly #checker: AccessChecker;
+  readonly #monitor: SessionMonitor;
+  /** What the node built itself (without `access`) and closes with it. */
+  readonly #owned: (() => void) | undefined;
   readonly #live = new Set<NodeConnection>();
   /** Unauthenticated connections, by source address and in all. */
   readonly #startups = new Map<string, number>();
@@ -164,8 +179,6 @@ export class SshService {
   readonly #setpriv: string | undefined;
   readonly #sftpServer: string | undefined;
   readonly #labels: Record<string, string>;
-  #unsubscribe: () => void = () => undefined;
-  #recheck: NodeJS.Timeout | undefined;
   #certRenewAt = 0;
   #closed = false;
 
@@ -176,7 +189,8 @@ export class SshService {
       material: HostCertMaterial;
       hostId: string;
       port: number;
-      views: AccessViews;
+      access: { checker: AccessChecker; monitor: SessionMonitor };
+      owned: (() => void) | undefined;
     },
   ) {
     this.#o = o;
@@ -186,17 +200,13 @@ export class SshService {
     this.hostname = o.config.hostname;
     this.port = init.port;
     this.addr = formatHostPort({ host: o.config.listenAddr.host, port: init.port });
-    this.#views = init.views;
+    this.#checker = init.access.checker;
+    this.#monitor = init.access.monitor;
+    this.#owned = init.owned;
     this.#labels = { ...o.config.labels };
     this.#daemon = daemonUser();
     this.#setpriv = findSetpriv();
     this.#sftpServer = o.sftpServerPath === undefined ? findSftpServer() : (o.sftpServerPath ?? undefined);
-    // Locks, roles and cluster settings from watch-fed views: no backend read per decision.
-    // Without a stored cluster_auth_preference every access is denied (fail closed).
-    this.#checker = liveAccessChecker(init.views, {
-      clock: o.clock,
-      lockMaxStalenessMs: o.lockMaxStalenessMs ?? DEFAULT_LOCK_MAX_STALENESS_MS,
-    });
     const publicAddr =
       o.config.publicAddr.port === 0
         ? { host: o.config.publicAddr.host, port: init.port }
@@ -237,8 +247,7 @@ export class SshService {
       parseSshCertificate(certLine).blob,
       encodeSshPublicKey(privateKey),
     );
-    const views = o.services.accessViews({ logger: o.logger });
-    await views.start();
+    const own = o.access ? undefined : await ownAccess(o);
     let service: SshService | undefined;
     const server = new ssh2.Server({ hostKeys: hostKeyEntries(material), ident: 'Warden' }, (conn, info) => {
       if (service) service.#accept(conn, info);
@@ -252,10 +261,17 @@ export class SshService {
     try {
       port = await listen(server, o.config.listenAddr);
     } catch (e) {
-      views.close();
+      own?.close();
       throw e;
     }
-    service = new SshService(o, { server, material, hostId, port, views });
+    service = new SshService(o, {
+      server,
+      material,
+      hostId,
+      port,
+      access: o.access ?? own!.access,
+      owned: own?.close,
+    });
     service.#certRenewAt = o.clock.now() + CERT_RENEW_AFTER_MS;
     try {
       await service.#heartbeat.start();
@@ -263,10 +279,6 @@ export class SshService {
       await service.close();
       throw e;
     }
-    const started = service;
-    started.#unsubscribe = views.locks.onChange(() => started.#enforceLocks());
-    started.#recheck = setInterval(() => started.#enforceLocks(), o.lockRecheckMs ?? DEFAULT_LOCK_RECHECK_MS);
-    started.#recheck.unref();
     o.logger.info({ addr: service.addr, hostId, hostname: service.hostname }, 'ssh_service started');
     return service;
   }
@@ -276,10 +288,8 @@ export class SshService {
     if (this.#closed) return;
     this.#closed = true;
     this.#heartbeat.close();
-    this.#unsubscribe();
-    if (this.#recheck) clearInterval(this.#recheck);
-    this.#views.close();
     for (const c of this.#live) this.#hangUp(c);
+    this.#owned?.();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
@@ -299,6 +309,7 @@ export class SshService {
       sessions: new Set(),
       forwards: new Set(),
       ending: false,
+      closed: false,
     };
     try {
       presentHostCertificate(conn, this.#material);
@@ -325,6 +336,8 @@ export class SshService {
     conn.on('request', (_accept, reject) => reject?.());
     conn.on('error', (e) => this.#o.logger.debug({ err: e, addr: c.remoteIp }, 'ssh connection error'));
     conn.on('close', () => {
+      c.closed = true;
+      c.registration?.unregister();
       this.#live.delete(c);
       for (const s of c.sessions) s.hangup();
       for (const f of c.forwards) f.destroy();
@@ -376,7 +389,7 @@ export class SshService {
   #channelRefusal(c: NodeConnection, type: string): string | undefined {
     if (!c.holder) return undefined; // not authenticated: ssh2 refuses it itself
     if (c.denied !== undefined) return c.denied;
-    if (c.ending) return 'the session is ending';
+    if (c.ending) return c.endReason ?? 'the session is ending';
     const lock = c.identity && c.login ? this.#lockReason(c.identity, c.login) : undefined;
     if (lock) return lock;
     if (type === 'direct-tcpip' && !('permit-port-forwarding' in c.holder.extensions))
@@ -421,6 +434,7 @@ export class SshService {
     c.holder = verified.holder;
     c.login = ctx.username;
     c.denied = await this.#decide(c, verified.holder, ctx.username);
+    if (c.denied === undefined && c.identity && !c.closed) this.#watch(c, c.identity, ctx.username);
     ctx.accept();
   }
 
@@ -463,17 +477,25 @@ export class SshService {
     })?.reason;
   }
 
-  #enforceLocks(): void {
-    for (const c of this.#live) {
-      if (c.ending || c.denied !== undefined || !c.identity || c.login === undefined) continue;
-      const reason = this.#lockReason(c.identity, c.login);
-      if (reason) this.#terminate(c, reason);
-    }
+  /**
+   * Registers an allowed connection with the session monitor: a lock on its identity, login
+   * or this node, its certificate's expiry or a stale view in strict mode ends it, each
+   * session showing the message.
+   */
+  #watch(c: NodeConnection, identity: Identity, login: string): void {
+    c.registration = this.#monitor.register({
+      identity,
+      targets: { login, ...nodeLockTargets({ id: this.hostId, hostname: this.hostname }) },
+      protocol: 'ssh',
+      end: (message) => this.#terminate(c, message),
+    });
   }
 
   /** Ends a connection because of `reason`: each session is told, then the connection closes. */
   #terminate(c: NodeConnection, reason: string): void {
+    if (c.ending) return;
     c.ending = true;
+    c.endReason = reason;
     this.#o.logger.info({ user: c.identity?.user, login: c.login, reason }, 'ending ssh connection');
     for (const s of c.sessions) s.terminate(reason);
     for (const f of c.forwards) f.destroy();
@@ -484,6 +506,7 @@ export class SshService {
 
   #hangUp(c: NodeConnection): void {
     c.ending = true;
+    c.registration?.unregister();
     for (const s of c.sessions) s.hangup();
     try {
       c.conn.end();
@@ -690,6 +713,28 @@ export class SshService {
       ...(s.terminatedBy !== undefined && { terminated_by: s.terminatedBy }),
     });
   }
+}
+
+/**
+ * A node started without the process's checker and monitor: its own live views (locks, roles,
+ * cluster settings; no backend read per decision, every access denied while no
+ * cluster_auth_preference is stored) with a checker and a monitor over them.
+ */
+async function ownAccess(o: SshServiceOptions) {
+  const views = o.services.accessViews({ logger: o.logger });
+  await views.start();
+  const checker = liveAccessChecker(views, {
+    clock: o.clock,
+    lockMaxStalenessMs: o.lockMaxStalenessMs ?? DEFAULT_LOCK_MAX_STALENESS_MS,
+  });
+  const monitor = liveSessionMonitor(views, { checker, clock: o.clock, logger: o.logger });
+  return {
+    access: { checker, monitor },
+    close: () => {
+      monitor.close();
+      views.close();
+    },
+  };
 }
 
 /** Host certificates are re-issued after this long (they live a year). */
