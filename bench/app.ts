@@ -10,6 +10,7 @@
  *
  *   npm run build && npm run bench:app      (needs wrk, nginx, openssl)
  *   npm run bench:app -- --seconds 5 --rounds 2 --nginx-workers 1
+ *   npm run bench:app -- --only=wshProxyApp,wardenCert --profile=/tmp/prof   (V8 CPU profiles of warden and wsh)
  */
 import { execFile, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
@@ -34,6 +35,8 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '1' },
     'nginx-workers': { type: 'string', default: '1' },
+    only: { type: 'string' },
+    profile: { type: 'string' },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -42,6 +45,9 @@ const ROUNDS = Number(args.rounds);
 const NGINX_WORKERS = Number(args['nginx-workers']);
 const PASSWORD = 'correct horse battery staple';
 const LOAD = resolve(import.meta.dirname, 'app-load.ts');
+/** `--profile=DIR`: warden and wsh write V8 CPU profiles there (`node --cpu-prof`). */
+const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+const ONLY = args.only ? new Set(args.only.split(',')) : undefined;
 
 interface Measure {
   rps: number;
@@ -58,7 +64,13 @@ function sh(cmd: string, argv: string[]): Promise<{ stdout: string; stderr: stri
 
 /** `wrk -t2 -cN -dS --latency URL`: requests/s and the 99th percentile (ms). */
 async function wrk(url: string): Promise<Measure> {
-  const r = await sh('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', url]);
+  const r = await sh('wrk', [
+    `-t${Math.min(2, CONNECTIONS)}`,
+    `-c${CONNECTIONS}`,
+    `-d${SECONDS}s`,
+    '--latency',
+    url,
+  ]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   const m = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(r.stdout);
   const p99 = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : Number.NaN;
@@ -147,6 +159,7 @@ async function main(): Promise<number> {
       configYaml:
         'auth_service:\n  authentication:\n    second_factor: "off"\n' +
         `ssh_service:\n  enabled: false\napp_service:\n  apps:\n    - { name: bench, uri: "${app.url}" }\n`,
+      nodeArgs,
     });
     const port = Number(w.proxy.split(':')[1]);
     const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-alice') };
@@ -169,7 +182,7 @@ async function main(): Promise<number> {
     const cfg = JSON.parse(
       (await runCli('wsh', ['app', 'config', 'bench', '--format=json'], { env })).stdout,
     ) as Record<string, string>;
-    proxy = spawnCli('wsh', ['proxy', 'app', 'bench', '-p', '0'], { env });
+    proxy = spawnCli('wsh', ['proxy', 'app', 'bench', '-p', '0'], { env, nodeArgs });
     const until = Date.now() + 20_000;
     let local = '';
     while (!local && Date.now() < until) {
@@ -209,6 +222,7 @@ async function main(): Promise<number> {
     await wrk(`${local}/hello`).catch(() => undefined);
     for (let round = 0; round < ROUNDS; round++) {
       for (const p of Object.keys(paths) as Path[]) {
+        if (ONLY && !ONLY.has(p)) continue;
         const w0 = cpuMs(w.child.pid);
         const p0 = cpuMs(proxy.child.pid);
         const m = await paths[p]();

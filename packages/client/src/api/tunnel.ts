@@ -3,13 +3,48 @@
  * profile's client certificate, one JSON request line, one JSON answer line, then the raw
  * protocol inside that TLS connection (server side: packages/server/src/proxy/*-tunnel.ts).
  */
+import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { connect } from 'node:tls';
+import { connect, createSecureContext, type SecureContext } from 'node:tls';
 import { isErrorCode, WardenError } from '@warden/api';
 import type { LoadedProfile } from '../profile';
 import { splitHostPort } from './http';
 
 const MAX_ANSWER = 64 * 1024;
+/** Credentials (and their TLS sessions) remembered per process; a long-lived relay uses one or two. */
+const MAX_CREDENTIALS = 16;
+
+interface Credentials {
+  context: SecureContext;
+  /** The last TLS session the proxy gave us, per proxy address and protocol (resumption). */
+  sessions: Map<string, Buffer>;
+}
+const credentials = new Map<string, Credentials>();
+
+/**
+ * One SecureContext per certificate, key and CA set: parsing the key and certificates for every
+ * connection cost more than the rest of a resumed handshake. The proxy still sees every
+ * connection's certificate (resumed sessions carry it) and re-checks it per tunnel.
+ */
+function credentialsFor(profile: LoadedProfile): Credentials {
+  const id = createHash('sha256')
+    .update(profile.tlsCert)
+    .update('\0')
+    .update(profile.keyPem)
+    .update('\0')
+    .update(profile.hostCaPems.join('\n'))
+    .digest('base64');
+  let c = credentials.get(id);
+  if (!c) {
+    c = {
+      context: createSecureContext({ ca: profile.hostCaPems, cert: profile.tlsCert, key: profile.keyPem }),
+      sessions: new Map(),
+    };
+    credentials.set(id, c);
+    if (credentials.size > MAX_CREDENTIALS) credentials.delete(credentials.keys().next().value as string);
+  }
+  return c;
+}
 
 /**
  * Opens a tunnel and returns the stream with the answer's `field` (e.g. `node`, `db`). Throws
@@ -26,17 +61,21 @@ export function openTunnel<T>(
   field: string,
 ): Promise<{ stream: Duplex; info: T }> {
   const { host, port } = splitHostPort(profile.proxy);
+  const creds = credentialsFor(profile);
+  const sessionKey = `${profile.proxy}|${alpn}|${profile.insecure ? 'insecure' : ''}`;
+  const session = creds.sessions.get(sessionKey);
   return new Promise((resolve, reject) => {
     const socket = connect({
       host,
       port,
       servername: /^[\d.]+$|:/.test(host) ? undefined : host,
-      ca: profile.hostCaPems,
+      secureContext: creds.context,
       rejectUnauthorized: !profile.insecure,
-      cert: profile.tlsCert,
-      key: profile.keyPem,
       ALPNProtocols: [alpn],
+      ...(session ? { session } : {}),
     });
+    // TLS 1.3 tickets arrive after the handshake; the next connection resumes with the newest.
+    socket.on('session', (s: Buffer) => creds.sessions.set(sessionKey, s));
     socket.setNoDelay(true);
     let buffered = Buffer.alloc(0);
     let settled = false;

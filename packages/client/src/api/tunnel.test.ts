@@ -1,0 +1,119 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, webcrypto } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { createServer, type TLSSocket } from 'node:tls';
+import * as x509 from '@peculiar/x509';
+import type { LoadedProfile } from '../profile';
+import { openTunnel } from './tunnel';
+
+const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+
+/** A self-signed P-256 certificate (its own CA) for 127.0.0.1, and its key. */
+async function selfSigned(cn: string): Promise<{ certPem: string; keyPem: string }> {
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const keys = {
+    privateKey: await webcrypto.subtle.importKey(
+      'pkcs8',
+      pair.privateKey.export({ type: 'pkcs8', format: 'der' }),
+      ecdsa,
+      false,
+      ['sign'],
+    ),
+    publicKey: await webcrypto.subtle.importKey(
+      'spki',
+      pair.publicKey.export({ type: 'spki', format: 'der' }),
+      ecdsa,
+      true,
+      ['verify'],
+    ),
+  };
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      name: `CN=${cn}`,
+      keys,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 3_600_000),
+      signingAlgorithm: ecdsa,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }]),
+      ],
+    },
+    webcrypto as never,
+  );
+  return {
+    certPem: cert.toString('pem'),
+    keyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
+}
+
+test('tunnels reuse one TLS context and resume the TLS session; the proxy still sees each connection’s certificate', async () => {
+  const server = await selfSigned('proxy');
+  const alice = await selfSigned('alice');
+  const bob = await selfSigned('bob');
+  const seen: { resumed: boolean; authorized: boolean; cn: string }[] = [];
+  const tls = createServer(
+    {
+      cert: server.certPem,
+      key: server.keyPem,
+      ca: [alice.certPem, bob.certPem],
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['test/1'],
+    },
+    (socket: TLSSocket) => {
+      seen.push({
+        resumed: socket.isSessionReused(),
+        authorized: socket.authorized,
+        cn: String(socket.getPeerCertificate().subject?.CN ?? ''),
+      });
+      socket.once('data', () => {
+        socket.write('{"ok":true,"x":1}\n');
+        socket.on('data', (c) => socket.write(c));
+      });
+    },
+  );
+  await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+  const proxy = `127.0.0.1:${(tls.address() as AddressInfo).port}`;
+  const profile = (who: { certPem: string; keyPem: string }) =>
+    ({
+      proxy,
+      insecure: false,
+      hostCaPems: [server.certPem],
+      tlsCert: who.certPem,
+      keyPem: who.keyPem,
+    }) as unknown as LoadedProfile;
+  const roundTrip = async (who: { certPem: string; keyPem: string }) => {
+    const { stream, info } = await openTunnel<number>(profile(who), 'test/1', { hello: 1 }, 'x');
+    assert.equal(info, 1);
+    stream.write('ping');
+    const echoed = new Promise<string>((r) => stream.once('data', (c: Buffer) => r(c.toString())));
+    stream.resume();
+    assert.equal(await echoed, 'ping');
+    // TLS 1.3 tickets come after the handshake: wait for the close so the next dial has one.
+    await new Promise<void>((r) => {
+      stream.once('close', () => r());
+      stream.end();
+    });
+  };
+  try {
+    await roundTrip(alice);
+    await roundTrip(alice);
+    await roundTrip(bob);
+    assert.deepEqual(
+      seen.map((s) => [s.cn, s.authorized]),
+      [
+        ['alice', true],
+        ['alice', true],
+        ['bob', true],
+      ],
+    );
+    assert.equal(seen[0]!.resumed, false);
+    assert.equal(seen[1]!.resumed, true, 'the second tunnel resumes the first one’s TLS session');
+    assert.equal(seen[2]!.resumed, false, 'another certificate never resumes alice’s session');
+  } finally {
+    await new Promise((r) => tls.close(r));
+  }
+});
