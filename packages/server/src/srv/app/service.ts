@@ -133,6 +133,12 @@ interface AppConnection {
 }
 
 const CONNECTION = Symbol('warden.app.connection');
+type TunnelPrincipal = Pick<AppConnection, 'principal' | 'certApp' | 'refusal'>;
+/** Verified client certificates remembered (see `#verifyCert`). */
+const MAX_VERIFIED_CERTS = 1024;
+const VERIFIED_CERT_TTL_MS = 60_000;
+/** The principal `checkTunnel` found, for `acceptTunnel` on the same socket. */
+const TUNNEL_PRINCIPAL = Symbol('warden.app.tunnelPrincipal');
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -187,6 +193,10 @@ export class AppService {
   /** `wsh proxy app` tunnels (HTTP/1.1 inside the tunnel). */
   readonly #tunnelServer: Server;
   readonly #byHost = new Map<string, string>();
+  readonly #verified = new Map<
+    string,
+    { parsed: CertIdentity; notBefore: number; notAfter: number; until: number }
+  >();
   readonly #unsubscribe: (() => void)[] = [];
   /** The domain apps live under: the proxy's public host, or `localhost` when that is an IP. */
   readonly appDomain: string;
@@ -284,6 +294,31 @@ export class AppService {
 
   // ---- Connections from the proxy --------------------------------------------------------
 
+  /**
+   * A client certificate's verified identity and validity, remembered for a minute: every new
+   * connection with the same app certificate (a browser's or `wsh proxy app`'s connections)
+   * would otherwise parse and verify it again. The validity is checked on every use.
+   */
+  #verifyCert(raw: Buffer): { parsed: CertIdentity; notBefore: number; notAfter: number } {
+    const now = this.#o.clock.now();
+    const key = raw.toString('base64');
+    const hit = this.#verified.get(key);
+    if (hit && now >= hit.notBefore && now <= hit.notAfter && now < hit.until) return hit;
+    if (hit) this.#verified.delete(key);
+    const parsed = this.#o.cas.verifyUserTlsCert(raw, now);
+    const x = new X509Certificate(raw);
+    const entry = {
+      parsed,
+      notBefore: Date.parse(x.validFrom),
+      notAfter: Date.parse(x.validTo),
+      until: now + VERIFIED_CERT_TTL_MS,
+    };
+    this.#verified.set(key, entry);
+    if (this.#verified.size > MAX_VERIFIED_CERTS)
+      this.#verified.delete(this.#verified.keys().next().value as string);
+    return entry;
+  }
+
   /** Who a TLS connection's client certificate says is calling (an app certificate), or why nobody. */
   #principalOf(
     socket: TLSSocket,
@@ -301,8 +336,11 @@ export class AppService {
       };
     }
     let parsed: CertIdentity;
+    let notAfter: Date;
     try {
-      parsed = this.#o.cas.verifyUserTlsCert(peer.raw, this.#o.clock.now());
+      const v = this.#verifyCert(peer.raw);
+      parsed = v.parsed;
+      notAfter = new Date(v.notAfter);
     } catch (e) {
       return {
         refusal: {
@@ -323,7 +361,6 @@ export class AppService {
         },
       };
     }
-    const notAfter = new Date(Date.parse(new X509Certificate(peer.raw).validTo));
     const identity = makeIdentity({
       user: parsed.user,
       roles: parsed.roles,
@@ -353,15 +390,26 @@ export class AppService {
    */
   acceptTunnel(socket: TLSSocket, app: string): void {
     const clientAddr = socket.remoteAddress?.replace(/^::ffff:/, '') ?? 'unknown';
+    const tagged = socket as unknown as Record<symbol, TunnelPrincipal>;
+    const checked = tagged[TUNNEL_PRINCIPAL];
+    delete tagged[TUNNEL_PRINCIPAL];
     const conn: AppConnection = {
       socket,
       proto: 'http',
       tunnelApp: app,
-      ...this.#principalOf(socket, clientAddr),
+      ...(checked ?? this.#principalOf(socket, clientAddr)),
     };
     (socket as unknown as Record<symbol, AppConnection>)[CONNECTION] = conn;
     socket.setNoDelay(true);
     this.#tunnelServer.emit('connection', socket);
+  }
+
+  /** The tunnel's principal, found once and kept on the socket for `acceptTunnel`. */
+  #tunnelPrincipal(socket: TLSSocket): TunnelPrincipal {
+    const clientAddr = socket.remoteAddress?.replace(/^::ffff:/, '') ?? 'unknown';
+    const p = this.#principalOf(socket, clientAddr);
+    (socket as unknown as Record<symbol, typeof p>)[TUNNEL_PRINCIPAL] = p;
+    return p;
   }
 
   /** The checks a tunnel request line gets before `ok` is answered: the app exists, the certificate is for it. */
@@ -372,7 +420,7 @@ export class AppService {
         'WARDEN_ERR_NOT_FOUND',
         `app "${appName}" not found; \`wsh apps ls\` lists the apps you can reach`,
       );
-    const p = this.#principalOf(socket, socket.remoteAddress ?? '');
+    const p = this.#tunnelPrincipal(socket);
     if (p.refusal)
       throw new WardenError(p.refusal.code, `${p.refusal.message} ${p.refusal.hint ?? ''}`.trim());
     if (p.certApp !== appName)
