@@ -77,6 +77,12 @@ export const errorCatalogue = {
     summary: 'too many attempts',
     action: 'Wait for the time the message gives, then try again.',
   },
+  WARDEN_ERR_AUDIT_UNAVAILABLE: {
+    status: 503,
+    summary: 'the audit log cannot record this, so it was refused',
+    action:
+      'Security events are never allowed unaudited: an administrator must fix the audit store (disk, database; see the server log and warden_audit_write_failures_total), then try again.',
+  },
   WARDEN_ERR_NOT_LOGGED_IN: {
     status: 401,
     summary: 'not logged in',

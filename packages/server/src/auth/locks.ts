@@ -106,17 +106,19 @@ export class LockService {
       stored = existing ? await store.upsert(lock) : await store.create(lock);
     }
     const common = { success: true, user: actor.user, addr: actor.addr, name } as const;
-    if (existing || opts.expectedRevision) {
-      await this.#audit({ type: 'resource.update', ...common, kind: 'lock' });
-    } else {
-      await this.#audit({
-        type: 'lock.created',
-        ...common,
-        target: lock.spec.target,
-        ...(lock.spec.message ? { message: lock.spec.message } : {}),
-        ...(expires ? { expires } : {}),
-      });
-    }
+    // Not unaudited (issue 15 item 5): if the audit log refuses the event, the change is undone.
+    await this.#undoUnless(
+      existing || opts.expectedRevision
+        ? this.#audit({ type: 'resource.update', ...common, kind: 'lock' })
+        : this.#audit({
+            type: 'lock.created',
+            ...common,
+            target: lock.spec.target,
+            ...(lock.spec.message ? { message: lock.spec.message } : {}),
+            ...(expires ? { expires } : {}),
+          }),
+      () => (existing ? store.upsert(existing) : store.delete(name)),
+    );
     const device = lock.spec.target.device;
     const warnings = device ? await this.#deviceLockWarnings(device) : [];
     return { resource: stored, outcome: existing || opts.expectedRevision ? 'updated' : 'created', warnings };
@@ -124,8 +126,27 @@ export class LockService {
 
   /** Removes a lock (sessions it ended stay ended). */
   async remove(actor: Actor, name: string): Promise<void> {
-    await this.#o.services.locks.delete(name);
-    await this.#audit({ type: 'lock.deleted', success: true, user: actor.user, addr: actor.addr, name });
+    const store = this.#o.services.locks;
+    const removed = await store.find(name);
+    await store.delete(name);
+    await this.#undoUnless(
+      this.#audit({ type: 'lock.deleted', success: true, user: actor.user, addr: actor.addr, name }),
+      async () => {
+        if (removed) await store.upsert(removed);
+      },
+    );
+  }
+
+  /** Awaits the audit write; if it fails, runs `undo` (best effort, logged) and rethrows. */
+  async #undoUnless(audited: Promise<void>, undo: () => Promise<unknown>): Promise<void> {
+    try {
+      await audited;
+    } catch (e) {
+      await undo().catch((err) =>
+        this.#o.logger.error({ err }, 'could not undo a lock change the audit log did not record'),
+      );
+      throw e;
+    }
   }
 
   /** Why a lock on this device may have no effect: unknown or not-enrolled device, device trust off. */

@@ -159,6 +159,8 @@ export class LoginService {
     const user = await this.#o.services.users.find(invite.user);
     if (!user)
       throw await fail(new WardenError('WARDEN_ERR_NOT_FOUND', `user "${invite.user}" no longer exists`));
+    // Audited before anything changes: if the audit log refuses it, the invite still works.
+    await this.#audit({ type: 'user.signup', success: true, user: invite.user, addr });
     // Spend the token first: of two racing signups, exactly one continues.
     await local.consumeInvite(invite);
     await local.putSecrets(invite.user, {
@@ -167,7 +169,6 @@ export class LoginService {
         ? { totp_secret: invite.totp_secret, totp_last_step: step }
         : {}),
     });
-    await this.#audit({ type: 'user.signup', success: true, user: invite.user, addr });
     if (req.ssh_public_key === undefined || req.tls_public_key === undefined) return { user: invite.user };
     // Signup logs in: the password and OTP code were just checked; locks still apply.
     const grant = await this.#grant(user, addr, req.ttl_ms, 'local');

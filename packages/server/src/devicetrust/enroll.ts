@@ -82,7 +82,7 @@ export const EnrollErrors = {
 /** What the ceremony needs of the inventory (DeviceInventory; tests pass fakes). */
 export type EnrollInventory = Pick<
   DeviceInventory,
-  'spendEnrollToken' | 'enroll' | 'findByCredentialId' | 'findByEk'
+  'spendEnrollToken' | 'enroll' | 'undoEnroll' | 'findByCredentialId' | 'findByEk'
 >;
 
 export interface DeviceEnrollmentOptions {
@@ -307,7 +307,7 @@ export class DeviceEnrollment {
     } catch (e) {
       throw await this.#fail(caller, e, about);
     }
-    await this.#audit({
+    const recorded = this.#audit({
       type: 'device.enroll',
       success: true,
       ...(caller.user ? { user: caller.user } : {}),
@@ -324,6 +324,15 @@ export class DeviceEnrollment {
         credential_id: session.credential.id,
       },
     });
+    try {
+      await recorded;
+    } catch (e) {
+      // Not enrolled unaudited (issue 15 item 5): the enrollment is taken back.
+      await this.#o.inventory
+        .undoEnroll(enrolled.metadata.name, session.credential.id)
+        .catch((err) => this.#o.logger.error({ err }, 'could not undo an unaudited enrollment'));
+      throw e;
+    }
     this.#o.logger.info(
       { device: enrolled.metadata.name, attestation: session.credential.attestation_type },
       `device ${deviceLabel(enrolled)} enrolled`,

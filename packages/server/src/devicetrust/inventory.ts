@@ -481,6 +481,18 @@ export class DeviceInventory {
     }));
   }
 
+  /**
+   * Takes back the enrollment of `credentialId` (the device is `not_enrolled` again, without a
+   * credential): an enrollment the audit log did not record must not stand.
+   */
+  async undoEnroll(deviceId: string, credentialId: string): Promise<void> {
+    await this.#modify(deviceId, (device) => {
+      if (device.spec.credential?.id !== credentialId) return device.spec;
+      const { credential: _, ...spec } = device.spec;
+      return { ...spec, enroll_status: 'not_enrolled' };
+    });
+  }
+
   /** Read, change, compare-and-swap; retried when someone wrote in between. */
   async #modify(
     deviceId: string,

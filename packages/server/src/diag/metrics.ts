@@ -12,7 +12,7 @@
  * Who may import: `bin/` creates the registry; services take a `Metrics` (default
  * `noopMetrics`). Tested by metrics.test.ts and test/diag.e2e.test.ts.
  */
-import type { AuditEvent, AuditEventInput } from '@warden/api';
+import { type AuditEvent, type AuditEventInput, isAuditEventType } from '@warden/api';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { AuditLog } from '../audit';
 import type { Backend } from '../backend';
@@ -33,6 +33,8 @@ export interface Metrics {
   backendCall(op: string, seconds: number): void;
   /** One audit event took `seconds` to store. */
   auditEmit(seconds: number): void;
+  /** The audit log did not take an event of this type (the operation was refused or ended). */
+  auditWriteFailure(type: string): void;
   /** A lock reached this process's lock view `seconds` after it was created. */
   lockLag(seconds: number): void;
 }
@@ -45,6 +47,7 @@ export const noopMetrics: Metrics = {
   accessDecision() {},
   backendCall() {},
   auditEmit() {},
+  auditWriteFailure() {},
   lockLag() {},
 };
 
@@ -106,6 +109,12 @@ export function createMetrics(): MetricsRegistry {
     buckets: LATENCY_BUCKETS,
     registers,
   });
+  const auditFailures = new Counter({
+    name: 'warden_audit_write_failures_total',
+    help: 'Audit events the audit log did not take, by event type; each refused or ended the operation it recorded',
+    labelNames: ['type'],
+    registers,
+  });
   const lag = new Histogram({
     name: 'warden_lock_enforcement_lag_seconds',
     help: "Time from a lock's creation until this process's lock view (which every session check reads) holds it",
@@ -115,6 +124,7 @@ export function createMetrics(): MetricsRegistry {
   // Every label combination users look for exists from the start (at 0), so rate() works and
   // dashboards show zero rather than "no data".
   for (const outcome of ['success', 'failure']) logins.inc({ outcome }, 0);
+  auditFailures.inc({ type: 'user.login' }, 0);
   return {
     login: (outcome) => logins.inc({ outcome }),
     ceremony: (ceremony, outcome) => ceremonies.inc({ ceremony, outcome }),
@@ -122,6 +132,7 @@ export function createMetrics(): MetricsRegistry {
     accessDecision: (protocol, outcome) => decisions.inc({ protocol, outcome }),
     backendCall: (op, seconds) => backend.observe({ op }, seconds),
     auditEmit: (seconds) => audit.observe(seconds),
+    auditWriteFailure: (type) => auditFailures.inc({ type: isAuditEventType(type) ? type : 'unknown' }),
     lockLag: (seconds) => lag.observe(Math.max(0, seconds)),
     render: () => registry.metrics(),
     contentType: registry.contentType,
@@ -160,8 +171,8 @@ export function countAuditEvent(metrics: Metrics, event: AuditEvent | AuditEvent
 }
 
 /**
- * An AuditLog that times each emit and counts the stored events (`countAuditEvent`); search
- * and close pass through.
+ * An AuditLog that times each emit, counts the stored events (`countAuditEvent`) and the
+ * ones the store refused (`warden_audit_write_failures_total`); search and close pass through.
  */
 export function instrumentAudit(audit: AuditLog, metrics: Metrics): AuditLog {
   return {
@@ -171,6 +182,9 @@ export function instrumentAudit(audit: AuditLog, metrics: Metrics): AuditLog {
         const event = await audit.emit(input);
         countAuditEvent(metrics, event);
         return event;
+      } catch (e) {
+        metrics.auditWriteFailure(input.type);
+        throw e;
       } finally {
         metrics.auditEmit((performance.now() - started) / 1000);
       }

@@ -23,7 +23,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type DeviceResource, isWardenError, type rpc, WardenError, type web } from '@warden/api';
-import type { AuditLog } from '../audit';
+import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import {
@@ -98,11 +98,7 @@ export class WebDeviceTrust {
   }
 
   async #audit(e: Parameters<AuditLog['emit']>[0]): Promise<void> {
-    try {
-      await this.#o.audit.emit(e);
-    } catch (err) {
-      this.#o.logger.error({ err, type: e.type }, 'failed to write audit event');
-    }
+    await writeAuditEvent(this.#o.audit, this.#o.logger, e);
   }
 
   /** A new challenge for a web session (the page asks after sign-in and on "Trust this device"). */
@@ -299,19 +295,16 @@ export class WebDeviceTrust {
       });
       throw err;
     }
-    // 8. The web session is now device-trusted.
-    if (!(await this.#o.sessions.markTrusted(c.record.session, trusted))) {
-      const err = new WardenError('WARDEN_ERR_NOT_LOGGED_IN', WebDeviceErrors.sessionGone);
-      await this.#o.backend
+    // Audited before the session is trusted: not trusted unaudited (issue 15 item 5).
+    const failChallenge = (message: string) =>
+      this.#o.backend
         .put(
           WEB_CHALLENGE_PREFIX + challenge_id,
-          JSON.stringify({ ...spent, state: 'failed', message: err.message, device: undefined }),
+          JSON.stringify({ ...spent, state: 'failed', message, device: undefined }),
           { ttlMs: STATUS_GRACE_MS },
         )
         .catch(() => undefined);
-      throw err;
-    }
-    await this.#audit({
+    const recorded = this.#audit({
       type: 'device.web_authenticate',
       success: true,
       user: caller.identity.user,
@@ -327,6 +320,18 @@ export class WebDeviceTrust {
         credential_id: trusted.credential_id,
       },
     });
+    try {
+      await recorded;
+    } catch (e) {
+      await failChallenge((e as Error).message);
+      throw e;
+    }
+    // 8. The web session is now device-trusted.
+    if (!(await this.#o.sessions.markTrusted(c.record.session, trusted))) {
+      const err = new WardenError('WARDEN_ERR_NOT_LOGGED_IN', WebDeviceErrors.sessionGone);
+      await failChallenge(err.message);
+      throw err;
+    }
     return { device: deviceSummary(device) };
   }
 

@@ -655,8 +655,19 @@ export class SshService {
     };
   }
 
+  /** An event the audit log does not take ends the connection (fail closed, issue 15 item 5). */
   async #emit(c: NodeConnection, event: AuditEventInput): Promise<void> {
-    await writeAuditEvent(this.#o.audit, this.#o.logger, event, { conn: c.id });
+    await writeAuditEvent(
+      this.#o.audit,
+      this.#o.logger,
+      event,
+      { conn: c.id },
+      {
+        onLost: (message) => {
+          if (!c.ending) this.#terminate(c, message);
+        },
+      },
+    );
   }
 
   #auditDenied(c: NodeConnection, d: { login: string; reason: string; user?: string }): Promise<void> {

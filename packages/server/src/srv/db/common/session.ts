@@ -103,8 +103,9 @@ export class DbSession {
     return this.#subjectCache;
   }
 
+  /** An event the audit log does not take ends the session (fail closed, issue 15 item 5). */
   async #emit(event: AuditEventInput): Promise<void> {
-    await writeAuditEvent(this.#d.audit, this.#d.logger, event);
+    await writeAuditEvent(this.#d.audit, this.#d.logger, event, {}, { onLost: (m) => this.terminate(m) });
   }
 
   /**

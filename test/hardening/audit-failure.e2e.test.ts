@@ -1,0 +1,209 @@
+/**
+ * Issue 15 item 5 against a real `warden start` on PostgreSQL: when the audit log cannot take
+ * an event, the operation it records is refused (a login, a lock), and a session whose events
+ * can't be recorded is ended, each with WARDEN_ERR_AUDIT_UNAVAILABLE's message; the diag
+ * listener's `warden_audit_write_failures_total` counts every lost event. The audit store is
+ * broken for real: a trigger on the audit table raises `disk_full` (SQLSTATE 53100) for the
+ * event types the test names (`*` for all), as a full disk would; dropping it repairs the store.
+ * Before the fix these writes were logged and swallowed, and every operation succeeded.
+ */
+import assert from 'node:assert/strict';
+import { createPublicKey } from 'node:crypto';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { rpc } from '@warden/api';
+import { ProfileStore } from '@warden/client';
+import {
+  freePort,
+  type PostgresServer,
+  requirePostgres,
+  requireTool,
+  runCli,
+  signupWithTotp,
+  startPostgres,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+
+const PASSWORD = 'correct horse battery staple';
+const DB_PASSWORD = 'db-secret-a11d';
+const pgCheck = requirePostgres();
+const ssh = requireTool('ssh');
+
+describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, () => {
+  let pg: PostgresServer;
+  let w: WardenProcess;
+  let diag: string;
+  const home = (user: string) => join(w.dir, `home-${user}`);
+  const wsh = (user: string, args: string[], input?: string) =>
+    runCli('wsh', args, { env: { ...w.env, WARDEN_HOME: home(user) }, input });
+  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+
+  /** Makes the audit store refuse events of these types (`*`: all); none repairs it. */
+  function breakAudit(...types: string[]): void {
+    pg.psql(
+      `DELETE FROM aud.audit_fail; ${types.map((t) => `INSERT INTO aud.audit_fail VALUES ('${t}');`).join(' ')}`,
+    );
+  }
+
+  async function metric(type: string): Promise<number> {
+    const text = await (await fetch(`http://${diag}/metrics`)).text();
+    const m = new RegExp(
+      `^warden_audit_write_failures_total\\{type="${type.replace('.', '\\.')}"\\} (\\d+)$`,
+      'm',
+    ).exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
+  async function signUp(user: string): Promise<void> {
+    const add = await wctl(['users', 'add', user, '--roles=access,editor', '--logins=root']);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      { ...w.env, WARDEN_HOME: home(user) },
+    );
+    assert.equal(s.code, 0, s.stderr);
+  }
+
+  before(async () => {
+    pg = await startPostgres({ password: DB_PASSWORD });
+    diag = `127.0.0.1:${await freePort()}`;
+    w = await startWarden({
+      configYaml: [
+        `diag_addr: ${diag}`,
+        'auth_service:',
+        '  authentication:',
+        '    second_factor: "off"',
+        'storage:',
+        '  type: postgres',
+        `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
+        '  password_env: WARDEN_TEST_DB_PASSWORD',
+        '  schema: aud',
+        '',
+      ].join('\n'),
+      env: { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD },
+    });
+    pg.psql(`
+      CREATE TABLE aud.audit_fail (type text PRIMARY KEY);
+      CREATE FUNCTION aud.audit_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM aud.audit_fail WHERE type IN (NEW.type, '*')) THEN
+          RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER audit_fail BEFORE INSERT ON aud.audit_events FOR EACH ROW EXECUTE FUNCTION aud.audit_fail();
+    `);
+    await signUp('alice');
+    await signUp('bob');
+  });
+  after(async () => {
+    await w?.stop();
+    await pg?.stop();
+  });
+
+  test('a login the audit log cannot record is refused with WARDEN_ERR_AUDIT_UNAVAILABLE', async () => {
+    breakAudit('user.login');
+    const before = await metric('user.login');
+    const res = await wsh('bob', ['login', `--proxy=${w.proxy}`, '--user=bob'], `${PASSWORD}\n`);
+    assert.equal(res.code, 1, res.stdout);
+    assert.match(res.stderr, /refused: the audit log could not record this \(user\.login\)/);
+    // The raw answer: 503 and the stable code, no certificates.
+    const p = new ProfileStore(home('alice')).require(w.proxy);
+    const [host, port] = w.proxy.split(':');
+    const answer = await new Promise<{ status: number; json: { error?: { code: string } } }>(
+      (resolve, reject) => {
+        const req = request(
+          {
+            host,
+            port: Number(port),
+            path: rpc.Routes.login,
+            method: 'POST',
+            ca: p.hostCaPems,
+            servername: host,
+          },
+          (r) => {
+            let text = '';
+            r.on('data', (c) => {
+              text += c;
+            });
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, json: JSON.parse(text) }));
+          },
+        );
+        req.on('error', reject);
+        req.end(
+          JSON.stringify({
+            user: 'bob',
+            password: PASSWORD,
+            ssh_public_key: p.sshPublicKey,
+            tls_public_key: createPublicKey(p.keyPem).export({ type: 'spki', format: 'pem' }).toString(),
+          }),
+        );
+      },
+    );
+    assert.equal(answer.status, 503);
+    assert.equal(answer.json.error?.code, 'WARDEN_ERR_AUDIT_UNAVAILABLE');
+    assert.equal(await metric('user.login'), before + 2);
+    // Repaired: the same login works.
+    breakAudit();
+    const ok = await wsh('bob', ['login', `--proxy=${w.proxy}`, '--user=bob'], `${PASSWORD}\n`);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  test('a lock the audit log cannot record is refused and not left in force', async () => {
+    breakAudit('lock.created');
+    const before = await metric('lock.created');
+    const res = await wctl(['lock', '--user=mallory', '--message=unaudited', '--ttl=1h']);
+    assert.equal(res.code, 1, res.stdout);
+    assert.match(res.stderr, /audit log could not record this \(lock\.created\)/);
+    assert.equal(await metric('lock.created'), before + 1);
+    const locks = await wctl(['get', 'locks', '--format=json']);
+    assert.equal(locks.code, 0, locks.stderr);
+    assert.deepEqual(JSON.parse(locks.stdout), [], 'the lock was taken back');
+    // Lifting a lock unaudited is refused as well: the lock stays.
+    breakAudit();
+    const made = await wctl(['lock', '--user=mallory', '--ttl=1h']);
+    assert.equal(made.code, 0, made.stderr);
+    const [lock] = JSON.parse((await wctl(['get', 'locks', '--format=json'])).stdout) as {
+      metadata: { name: string };
+    }[];
+    breakAudit('lock.deleted');
+    const rm = await wctl(['rm', `lock/${lock!.metadata.name}`]);
+    assert.equal(rm.code, 1, rm.stdout);
+    assert.match(rm.stderr, /\(lock\.deleted\)/);
+    breakAudit();
+    assert.equal((JSON.parse((await wctl(['get', 'locks', '--format=json'])).stdout) as unknown[]).length, 1);
+    assert.equal((await wctl(['rm', `lock/${lock!.metadata.name}`])).code, 0);
+  });
+
+  test('an SSH session whose start the audit log cannot record is ended with the message', {
+    skip: ssh.skip,
+  }, async () => {
+    breakAudit();
+    const login = await wsh('alice', ['login', `--proxy=${w.proxy}`, '--user=alice'], `${PASSWORD}\n`);
+    assert.equal(login.code, 0, login.stderr);
+    const works = await wsh('alice', ['ssh', 'root@node-1', 'echo', 'audited']);
+    assert.equal(works.stdout, 'audited\n', works.stderr);
+
+    breakAudit('session.start');
+    const before = await metric('session.start');
+    const started = Date.now();
+    const res = await wsh('alice', ['ssh', 'root@node-1', 'sleep 20; echo not-ended']);
+    assert.notEqual(res.code, 0);
+    assert.doesNotMatch(res.stdout, /not-ended/);
+    assert.ok(Date.now() - started < 15_000, 'ended, not run to the end');
+    assert.match(res.stderr, /audit log could not record this \(session\.start\)/);
+    assert.ok((await metric('session.start')) > before);
+
+    // Nothing recorded at all (the access decision either): refused before a shell runs.
+    breakAudit('*');
+    const refused = await wsh('alice', ['ssh', 'root@node-1', 'echo', 'not-refused']);
+    assert.notEqual(refused.code, 0);
+    assert.doesNotMatch(refused.stdout, /not-refused/);
+    assert.ok((await metric('access.allowed')) >= 1);
+    breakAudit();
+  });
+});
