@@ -31,6 +31,8 @@ export interface MariaDbServerOptions {
   tls?: { cert: string; key: string; ca: string };
   /** Extra server options (`--name=value`). */
   settings?: Record<string, string>;
+  /** Port to listen on (default: a free one), for a server named in a config written before it starts. */
+  port?: number;
 }
 
 export interface MariaDbServer {
@@ -129,7 +131,7 @@ export async function startMariaDb(opts: MariaDbServerOptions = {}): Promise<Mar
   }
 
   // 2. mariadbd in the foreground; ready once it logs so.
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const host = '127.0.0.1';
   const lines: string[] = [];
   const argv = [

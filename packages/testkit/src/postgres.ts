@@ -35,6 +35,8 @@ export interface PostgresServerOptions {
   hba?: string[];
   /** Extra server settings (`-c name=value`). */
   settings?: Record<string, string>;
+  /** Port to listen on (default: a free one), for a server named in a config written before it starts. */
+  port?: number;
 }
 
 export interface PostgresServer {
@@ -164,7 +166,7 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
     own(hba);
   }
 
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const host = '127.0.0.1';
   const auth = opts.password === undefined ? USER : `${USER}:${encodeURIComponent(opts.password)}`;
   const connString = `postgres://${auth}@${host}:${port}/postgres`;
