@@ -1,0 +1,874 @@
+/**
+ * Lock benchmark (issue 10 item 8): how fast a lock ends live sessions. `--sessions` (1,000)
+ * live sessions through the proxy — SSH to a Warden node, SSH to an agentless OpenSSH `sshd`,
+ * PostgreSQL and MySQL (MariaDB) through db_service — held by four users, then one lock per
+ * target kind, one after the other, the way `wctl lock` makes it (the same API call, made
+ * here in process so that no CLI start-up is timed):
+ *
+ *   user    --user=locked-user    ends that user's sessions (all four protocols)
+ *   role    --role=bench-locked   ends the sessions of role-user, who holds that role
+ *   device  --device=<id>         ends device-user's sessions: certificates from a `wsh login`
+ *                                 on a machine with an enrolled swtpm (device extensions)
+ *   node    --node=node-1         ends node-user's SSH sessions on the Warden node
+ *
+ * Each session's latency runs from the lock's write (its `created_at`, stamped by the auth
+ * service just before it stores the lock) to the moment the client sees the session end:
+ * the SSH channel or connection closing, the PostgreSQL or MySQL driver's error or end.
+ * Every session must end, and only by its own lock (one that ends before its lock counts as a
+ * failure). Before each lock the bench waits until the warden processes are quiet, so that
+ * one lock is not timed while the previous one's sessions are still being torn down.
+ *
+ * Two backends, each a fresh cluster: SQLite (one `warden start`), and PostgreSQL with two
+ * replicas, the lock written through replica A while every session runs through replica B
+ * (its proxy, its SSH node, its db_service). Goals (issue 10): p99 ≤ 250 ms and p50 ≤ 50 ms
+ * for every target kind on each backend. The figures are absolute (a latency has no same-run
+ * baseline); next to them the load average and the round trip of the lock's API call itself.
+ * Exits 1 when a session did not end or ended early. Smoke-tested by
+ * test/bench/locks.e2e.test.ts (8 sessions).
+ *
+ *   npm run build && npm run bench:locks
+ *   npm run bench:locks -- --sessions=200 --backend=postgres --json=/tmp/locks.json
+ *
+ * Needs OpenSSH's sshd, swtpm + swtpm_setup, PostgreSQL's server binaries, MariaDB.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseSshCertificate } from '@warden/api';
+import {
+  ApiClient,
+  connectNode,
+  type DbTunnel,
+  dialNode,
+  hostCaKeys,
+  type LoadedProfile,
+  ProfileStore,
+  startDbTunnel,
+} from '@warden/client';
+import {
+  type AgentlessSshd,
+  freePort,
+  type MariaDbServer,
+  type PostgresServer,
+  requireMariaDb,
+  requirePostgres,
+  requireTool,
+  runCli,
+  signupWithTotp,
+  startAgentlessSshd,
+  startMariaDb,
+  startPostgres,
+  startSwtpm,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+import mysql from 'mysql2';
+import pg from 'pg';
+import { cpuMs, type Goal, goal, verdict } from './goals';
+
+const HELP = `Usage: npm run bench:locks -- [--sessions=N] [--backend=sqlite,postgres] [--concurrency=N]
+                                [--timeout-s=S] [--json=FILE]
+
+  --sessions=N      live sessions per backend (default 1000; 16 covers every kind × protocol)
+  --backend=LIST    sqlite, postgres (two replicas), or both (default sqlite,postgres)
+  --concurrency=N   sessions opened at once (default 8; sshd's MaxStartups starts dropping at 10)
+  --timeout-s=S     how long a lock may take to end its sessions before they count as not ended (default 30)
+  --json=FILE       also write every session's result to FILE
+  --profile=DIR     the warden processes write V8 CPU profiles to DIR (node --cpu-prof); the
+                    JSON output has each lock's created_at to find the window in them
+`;
+
+const { values: args } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '1000' },
+    backend: { type: 'string', default: 'sqlite,postgres' },
+    concurrency: { type: 'string', default: '8' },
+    'timeout-s': { type: 'string', default: '30' },
+    json: { type: 'string' },
+    profile: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (args.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const SESSIONS = Number(args.sessions);
+const CONCURRENCY = Number(args.concurrency);
+const TIMEOUT_MS = Number(args['timeout-s']) * 1000;
+/** `--profile=DIR`: every warden process writes a V8 CPU profile there (`node --cpu-prof`). */
+const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`] : [];
+const BACKENDS = args.backend.split(',').map((b) => b.trim());
+for (const [name, n] of [
+  ['--sessions', SESSIONS],
+  ['--concurrency', CONCURRENCY],
+  ['--timeout-s', TIMEOUT_MS],
+] as const) {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
+}
+for (const b of BACKENDS) {
+  if (b !== 'sqlite' && b !== 'postgres')
+    throw new Error(`--backend: unknown backend "${b}" (sqlite, postgres)`);
+}
+
+const PASSWORD = 'correct horse battery staple';
+const DB_PASSWORD = 'bench-locks-backend-pw';
+const CLUSTER = 'bench';
+const NODE = 'node-1';
+const AGENTLESS = 'agentless-1';
+const AGENTLESS_ID = '0b7e5a52-3c1f-4d2e-8a9b-6c5d4e3f2a10';
+const DB = { postgres: 'bench-pg', mysql: 'bench-mysql' } as const;
+const DB_USER = 'bench';
+const DB_NAME = 'bench';
+
+const KINDS = ['user', 'role', 'device', 'node'] as const;
+type Kind = (typeof KINDS)[number];
+const PROTOCOLS = ['ssh', 'openssh', 'postgres', 'mysql'] as const;
+type Protocol = (typeof PROTOCOLS)[number];
+/** Who holds each kind's sessions. */
+const USERS: Record<Kind, string> = {
+  user: 'locked-user',
+  role: 'role-user',
+  device: 'device-user',
+  node: 'node-user',
+};
+const LOCKED_ROLE = 'bench-locked';
+const PROTOCOL_LABELS: Record<Protocol, string> = {
+  ssh: 'SSH → Warden node',
+  openssh: 'SSH → OpenSSH (agentless)',
+  postgres: 'PostgreSQL',
+  mysql: 'MySQL (MariaDB)',
+};
+
+/**
+ * Which session is of which kind and protocol: a quarter per kind; the node kind is SSH to
+ * the Warden node only (a node lock names a node), the others cycle through the four
+ * protocols (one counter across kinds, so a small run still covers every protocol).
+ */
+function plan(n: number): { kind: Kind; protocol: Protocol }[] {
+  const out: { kind: Kind; protocol: Protocol }[] = [];
+  let j = 0;
+  KINDS.forEach((kind, k) => {
+    const count = Math.floor(n / 4) + (k < n % 4 ? 1 : 0);
+    for (let i = 0; i < count; i++) {
+      out.push({ kind, protocol: kind === 'node' ? 'ssh' : PROTOCOLS[j++ % PROTOCOLS.length]! });
+    }
+  });
+  return out;
+}
+
+/** One live session as the client holds it. */
+interface Live {
+  kind: Kind;
+  protocol: Protocol;
+  /** Date.now() when the client saw the end. */
+  endedAt?: number;
+  /** What the client was told (lock message), when the protocol says anything. */
+  message?: string;
+  done: Promise<void>;
+  /** Ends the session from the client's side (teardown). */
+  close(): void;
+}
+
+/** What the JSON output and the report hold per session. */
+interface SessionResult {
+  backend: string;
+  kind: Kind;
+  protocol: Protocol;
+  ended: boolean;
+  /** From the lock's created_at to the end the client saw (ms); undefined if it did not end. */
+  ms?: number;
+  /** Ended before its own lock was requested (another lock, or something else, ended it). */
+  early: boolean;
+  message?: string;
+}
+
+interface LockResult {
+  backend: string;
+  kind: Kind;
+  target: Record<string, string>;
+  /** Round trip of the API call that wrote the lock (what `wctl lock` waits for). */
+  apiMs: number;
+  /** The lock's created_at (ms since the epoch): where its window starts in a CPU profile. */
+  createdAt: number;
+  /** How long the warden processes took to go quiet before the lock (see `settle`). */
+  settleMs: number;
+}
+
+// ---- small helpers ---------------------------------------------------------------------------
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+function must<T extends { code: number; stderr: string }>(what: string, r: T): T {
+  if (r.code !== 0) throw new Error(`${what} exited with ${r.code}:\n${r.stderr}`);
+  return r;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure rejects. */
+async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Waits until the warden processes are quiet — under 5 % of a core over a quarter second, at
+ * most `limitMs` — so that a lock is not measured while the previous one's sessions (or the
+ * opening of all of them) are still being torn down or audited. Returns the time waited.
+ */
+async function settle(pids: number[], limitMs = 20_000): Promise<number> {
+  const start = performance.now();
+  const used = () => pids.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
+  let last = used();
+  while (performance.now() - start < limitMs) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = used();
+    if (now - last <= 12.5) break;
+    last = now;
+  }
+  return performance.now() - start;
+}
+
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
+
+// ---- one cluster -----------------------------------------------------------------------------
+
+interface Cluster {
+  backend: string;
+  label: string;
+  /** wctl's API with the admin identity of the replica that writes locks. */
+  lockApi: ApiClient;
+  /** The logged-in profile of each kind's user (through the replica that serves sessions). */
+  profiles: Record<Kind, LoadedProfile>;
+  deviceId: string;
+  /** The warden processes (for `settle`). */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+function adminApi(w: WardenProcess): ApiClient {
+  const id = JSON.parse(readFileSync(join(w.dataDir, 'admin-identity.json'), 'utf8')) as {
+    proxy: string;
+    cert_pem: string;
+    key_pem: string;
+    host_ca_pems: string[];
+  };
+  return new ApiClient({
+    proxy: id.proxy,
+    caPems: id.host_ca_pems,
+    identity: { certPem: id.cert_pem, keyPem: id.key_pem },
+  });
+}
+
+/**
+ * A cluster with everything the sessions need: on `sqlite` one `warden start` (writer and
+ * server alike); on `postgres` replica A (no SSH node; locks are written through it) and
+ * replica B (SSH node, db_service, every session), sharing one PostgreSQL backend.
+ */
+async function startCluster(backend: string, sessions: number): Promise<Cluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'warden-bench-locks-'));
+  const stops: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const [pgPort, mariaPort] = await Promise.all([freePort(), freePort()]);
+    const auth = [
+      'auth_service:',
+      `  cluster_name: ${CLUSTER}`,
+      '  authentication:',
+      '    second_factor: "off"',
+      '    device_trust: { mode: optional }',
+      '',
+    ].join('\n');
+    const dbService = [
+      'db_service:',
+      '  enabled: true',
+      '  databases:',
+      `    - { name: ${DB.postgres}, protocol: postgres, uri: "127.0.0.1:${pgPort}", static_labels: { env: bench } }`,
+      `    - { name: ${DB.mysql}, protocol: mysql, uri: "127.0.0.1:${mariaPort}", static_labels: { env: bench } }`,
+      '',
+    ].join('\n');
+    let writer: WardenProcess;
+    let server: WardenProcess;
+    let label: string;
+    if (backend === 'sqlite') {
+      server = await startWarden({ nodeName: NODE, configYaml: auth + dbService, nodeArgs });
+      stops.push(() => server.stop());
+      writer = server;
+      label = 'SQLite, one warden process';
+    } else {
+      const store: PostgresServer = await startPostgres({ password: DB_PASSWORD });
+      stops.push(() => store.stop());
+      const storage = [
+        'storage:',
+        '  type: postgres',
+        `  conn_string: postgres://${store.user}@${store.host}:${store.port}/${store.database}`,
+        '  password_env: WARDEN_BENCH_DB_PASSWORD',
+        '  schema: bench_locks',
+        '',
+      ].join('\n');
+      const env = { WARDEN_BENCH_DB_PASSWORD: DB_PASSWORD };
+      const a = startWarden({
+        configYaml: `${auth}${storage}ssh_service:\n  enabled: false\n`,
+        env,
+        nodeArgs,
+      });
+      const b = startWarden({ nodeName: NODE, configYaml: auth + storage + dbService, env, nodeArgs });
+      const started = await Promise.allSettled([a, b]);
+      for (const s of started) if (s.status === 'fulfilled') stops.push(() => s.value.stop());
+      for (const s of started) if (s.status === 'rejected') throw s.reason;
+      [writer, server] = started.map((s) => (s as PromiseFulfilledResult<WardenProcess>).value) as [
+        WardenProcess,
+        WardenProcess,
+      ];
+      label = 'PostgreSQL, 2 replicas (lock written through A, sessions on B)';
+    }
+    const wctl = (argv: string[], input?: string) =>
+      runCli('wctl', argv, {
+        env: { WARDEN_DATA_DIR: writer.dataDir, WARDEN_HOME: join(dir, 'home-admin') },
+        input,
+      });
+    const home = (kind: Kind) => join(dir, `home-${kind}`);
+
+    // Certificates for the databases and the agentless node, the user CA, roles, a TPM.
+    const role = (name: string) =>
+      [
+        'kind: role',
+        'version: v7',
+        `metadata: { name: ${name} }`,
+        'spec:',
+        '  allow:',
+        '    logins: [root]',
+        '    node_labels: { "*": "*" }',
+        '    db_labels: { "*": "*" }',
+        `    db_users: [${DB_USER}]`,
+        `    db_names: [${DB_NAME}]`,
+        '',
+      ].join('\n');
+    const [, , userCa, tpm] = await Promise.all([
+      wctl(['auth', 'sign', '--format=db', '--host=localhost,127.0.0.1', `--out=${join(dir, 'db')}`]).then(
+        (r) => must('wctl auth sign --format=db', r),
+      ),
+      wctl(['auth', 'sign', `--host=${AGENTLESS}`, `--out=${join(dir, 'agentless_host')}`]).then((r) =>
+        must('wctl auth sign --host', r),
+      ),
+      wctl(['auth', 'export', '--type=user']).then((r) => must('wctl auth export', r)),
+      startSwtpm({ ekCert: true }),
+      wctl(['create', '-'], role('bench-sessions')).then((r) => must('wctl create role', r)),
+      wctl(['create', '-'], role(LOCKED_ROLE)).then((r) => must('wctl create role', r)),
+    ]);
+    stops.push(() => tpm.stop());
+    const tls = {
+      cert: readFileSync(join(dir, 'db.crt'), 'utf8'),
+      key: readFileSync(join(dir, 'db.key'), 'utf8'),
+      ca: readFileSync(join(dir, 'db.cas'), 'utf8'),
+    };
+    const maxConnections = String(Math.max(300, sessions + 50));
+    const machine = join(dir, 'machine');
+    await mkdir(join(machine, 'dmi'), { recursive: true });
+    const machineEnv = {
+      WARDEN_TPM: tpm.address,
+      WARDEN_DEVICE_CACHE: join(machine, 'device-cache'),
+      WARDEN_DEVICE_DMI_DIR: join(machine, 'dmi'),
+    };
+    const wsh = (kind: Kind, argv: string[], input?: string) =>
+      runCli('wsh', argv, {
+        env: { ...(kind === 'device' ? machineEnv : {}), WARDEN_HOME: home(kind) },
+        input,
+      });
+    const login = (kind: Kind) =>
+      wsh(
+        kind,
+        ['login', `--proxy=${server.proxy}`, `--user=${USERS[kind]}`, `--ca-pin=${server.caPin}`],
+        `${PASSWORD}\n`,
+      ).then((r) => must(`wsh login ${USERS[kind]}`, r));
+
+    /** device-user's machine: its TPM registered and enrolled, then a login with the device. */
+    const assetTag = wsh('device', ['device', 'asset-tag']);
+    const enrollDevice = async (): Promise<string> => {
+      const tag = must('wsh device asset-tag', await assetTag).stdout.trim();
+      const add = must(
+        'wctl devices add',
+        await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']),
+      );
+      const enrollToken = /wsh device enroll --token=(\S+)/.exec(add.stdout)?.[1];
+      if (!enrollToken) throw new Error(`wctl devices add printed no enroll token:\n${add.stdout}`);
+      must(
+        'wsh device enroll',
+        await wsh('device', ['device', 'enroll', `--token=${enrollToken}`, `--proxy=${server.proxy}`]),
+      );
+      await login('device');
+      const devices = (await adminApi(writer).listResources('device')).items as {
+        metadata: { name: string };
+        spec: { asset_tag: string };
+      }[];
+      const id = devices.find((d) => d.spec.asset_tag === tag)?.metadata.name;
+      if (!id) throw new Error(`device ${tag} is not in the inventory`);
+      return id;
+    };
+    let deviceId: string | undefined;
+
+    await Promise.all([
+      (async (): Promise<PostgresServer> => {
+        const s = await startPostgres({
+          tls,
+          hba: ['hostssl all all 127.0.0.1/32 cert'],
+          port: pgPort,
+          settings: { max_connections: maxConnections },
+        });
+        stops.push(() => s.stop());
+        s.psql(`CREATE ROLE ${DB_USER} LOGIN`);
+        s.psql(`CREATE DATABASE ${DB_NAME} OWNER ${DB_USER}`);
+        return s;
+      })(),
+      (async (): Promise<MariaDbServer> => {
+        const s = await startMariaDb({
+          tls,
+          port: mariaPort,
+          settings: { 'max-connections': maxConnections },
+        });
+        stops.push(() => s.stop());
+        s.sql(
+          [
+            `CREATE USER '${DB_USER}'@'%' REQUIRE SUBJECT '/CN=${DB_USER}/O=${CLUSTER}'`,
+            `CREATE DATABASE ${DB_NAME}`,
+            `GRANT ALL ON ${DB_NAME}.* TO '${DB_USER}'@'%'`,
+          ].join(';'),
+        );
+        return s;
+      })(),
+      (async (): Promise<AgentlessSshd> => {
+        const sshdDir = join(dir, 'sshd');
+        await mkdir(sshdDir);
+        const s = await startAgentlessSshd({
+          dir: sshdDir,
+          hostKeyPrefix: join(dir, 'agentless_host'),
+          userCaLine: userCa.stdout,
+        });
+        stops.push(() => s.stop());
+        const node = [
+          'kind: node',
+          'version: v2',
+          `metadata: { name: ${AGENTLESS_ID}, labels: { env: bench } }`,
+          'spec:',
+          `  hostname: ${AGENTLESS}`,
+          `  addr: 127.0.0.1:${s.port}`,
+          '  sub_kind: openssh',
+          '',
+        ].join('\n');
+        must('wctl create node', await wctl(['create', '-'], node));
+        return s;
+      })(),
+      // Users: added through the writer, signed up and logged in through the serving replica.
+      ...KINDS.map(async (kind) => {
+        const roles = kind === 'role' ? LOCKED_ROLE : 'bench-sessions';
+        const add = must(
+          `wctl users add ${USERS[kind]}`,
+          await wctl(['users', 'add', USERS[kind], `--roles=${roles}`]),
+        );
+        const token = /--token=(\S+)/.exec(add.stdout)?.[1];
+        if (!token) throw new Error(`wctl users add printed no token:\n${add.stdout}`);
+        const signup = await signupWithTotp(
+          [`--proxy=${server.proxy}`, `--token=${token}`, `--ca-pin=${server.caPin}`],
+          PASSWORD,
+          { ...(kind === 'device' ? machineEnv : {}), WARDEN_HOME: home(kind) },
+        );
+        must(`wsh signup ${USERS[kind]}`, signup);
+        if (!/and logged in/.test(signup.stdout)) await login(kind);
+        if (kind === 'device') deviceId = await enrollDevice();
+      }),
+    ]);
+
+    if (!deviceId) throw new Error('the device was not enrolled');
+
+    const profiles = Object.fromEntries(
+      KINDS.map((kind) => {
+        const p = new ProfileStore(home(kind)).load();
+        if (!p) throw new Error(`no profile for ${USERS[kind]}`);
+        return [kind, p];
+      }),
+    ) as Record<Kind, LoadedProfile>;
+    // The device's sessions must carry it: their certificates have the device extensions.
+    const extensions = parseSshCertificate(profiles.device.sshCert).extensions;
+    if (extensions['warden-device-id'] !== deviceId)
+      throw new Error(
+        `device-user's certificate does not carry device ${deviceId}: ${Object.keys(extensions)}`,
+      );
+    const pids = [...new Set([writer.child.pid, server.child.pid])].filter(
+      (p): p is number => p !== undefined,
+    );
+    return { backend, label, lockApi: adminApi(writer), profiles, deviceId, pids, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+// ---- sessions --------------------------------------------------------------------------------
+
+/** Resolves a session's `done` the first time the client sees it end. */
+function endTracker(): {
+  live: Pick<Live, 'done'>;
+  end(message?: string): void;
+  get: () => { endedAt?: number; message?: string };
+} {
+  let endedAt: number | undefined;
+  let message: string | undefined;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => {
+    resolveDone = r;
+  });
+  return {
+    live: { done },
+    end(m?: string) {
+      if (endedAt !== undefined) {
+        if (m && !message) message = m;
+        return;
+      }
+      endedAt = Date.now();
+      if (m) message = m;
+      resolveDone();
+    },
+    get: () => ({ endedAt, message }),
+  };
+}
+
+function lockLine(text: string): string | undefined {
+  return /lock targeting [^\r\n]*/.exec(text)?.[0];
+}
+
+/** SSH through the proxy to `node`, a command that prints `ready` and then waits on stdin. */
+async function openSsh(profile: LoadedProfile, node: string, kind: Kind, protocol: Protocol): Promise<Live> {
+  const { stream, node: info } = await dialNode(profile, { node, login: 'root' });
+  const ssh = await connectNode({
+    stream,
+    login: 'root',
+    keyPem: profile.keyPem,
+    sshCert: profile.sshCert,
+    hostCaKeys: hostCaKeys(profile.knownHosts),
+    hostPrincipals: [info.name, info.hostname],
+    nodeName: node,
+  });
+  const ch = await ssh.exec('echo ready; exec cat');
+  const t = endTracker();
+  let stderr = '';
+  ch.stderr.on('data', (d: Buffer) => {
+    stderr += d;
+    const m = lockLine(stderr);
+    if (m) t.end(m);
+  });
+  await new Promise<void>((res, rej) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d;
+      if (out.includes('ready')) {
+        ch.off('data', onData);
+        ch.off('close', onClose);
+        res();
+      }
+    };
+    const onClose = () => rej(new Error(`ssh to ${node} closed before the session started: ${stderr}`));
+    ch.on('data', onData);
+    ch.once('close', onClose);
+  });
+  ch.on('data', () => undefined);
+  ch.once('close', () => t.end(lockLine(stderr)));
+  void ssh.closed.then(() => t.end(lockLine(stderr)));
+  stream.once('close', () => t.end(lockLine(stderr)));
+  const live: Live = {
+    kind,
+    protocol,
+    done: t.live.done,
+    close: () => ssh.end(),
+  };
+  return Object.defineProperties(live, {
+    endedAt: { get: () => t.get().endedAt, enumerable: true },
+    message: { get: () => t.get().message, enumerable: true },
+  });
+}
+
+async function openPostgres(tunnel: DbTunnel, kind: Kind): Promise<Live> {
+  const client = new pg.Client({
+    host: tunnel.host,
+    port: tunnel.port,
+    user: DB_USER,
+    database: DB_NAME,
+    ssl: false,
+    connectionTimeoutMillis: 30_000,
+  });
+  const t = endTracker();
+  client.on('error', (e) => t.end(lockLine(e.message) ?? e.message));
+  client.on('end', () => t.end());
+  await client.connect();
+  await client.query('SELECT 1');
+  if (t.get().endedAt !== undefined) throw new Error(`postgres session ended at once: ${t.get().message}`);
+  const live: Live = {
+    kind,
+    protocol: 'postgres',
+    done: t.live.done,
+    close: () => void client.end().catch(() => undefined),
+  };
+  return Object.defineProperties(live, {
+    endedAt: { get: () => t.get().endedAt, enumerable: true },
+    message: { get: () => t.get().message, enumerable: true },
+  });
+}
+
+async function openMysql(tunnel: DbTunnel, kind: Kind): Promise<Live> {
+  const conn = mysql.createConnection({
+    host: tunnel.host,
+    port: tunnel.port,
+    user: DB_USER,
+    database: DB_NAME,
+  });
+  const t = endTracker();
+  conn.on('error', (e: Error) => t.end(lockLine(e.message) ?? e.message));
+  conn.on('end', () => t.end());
+  await new Promise<void>((res, rej) => {
+    conn.query('SELECT 1', (err) => (err ? rej(err) : res()));
+  });
+  if (t.get().endedAt !== undefined) throw new Error(`mysql session ended at once: ${t.get().message}`);
+  const live: Live = { kind, protocol: 'mysql', done: t.live.done, close: () => conn.destroy() };
+  return Object.defineProperties(live, {
+    endedAt: { get: () => t.get().endedAt, enumerable: true },
+    message: { get: () => t.get().message, enumerable: true },
+  });
+}
+
+// ---- one backend -----------------------------------------------------------------------------
+
+interface BackendRun {
+  backend: string;
+  label: string;
+  sessions: SessionResult[];
+  locks: LockResult[];
+  openSeconds: number;
+  loadBefore: string;
+  loadAfter: string;
+}
+
+async function runBackend(backend: string): Promise<BackendRun> {
+  const setupStart = performance.now();
+  const c = await startCluster(backend, SESSIONS);
+  const tunnels: DbTunnel[] = [];
+  const lives: Live[] = [];
+  try {
+    process.stderr.write(
+      `[${backend}] cluster up in ${((performance.now() - setupStart) / 1000).toFixed(0)} s\n`,
+    );
+    // One local tunnel per user and database, as `wsh proxy db --tunnel` runs.
+    const dbTunnels = {} as Record<Kind, Record<'postgres' | 'mysql', DbTunnel>>;
+    for (const kind of KINDS) {
+      const [p, m] = await Promise.all(
+        (['postgres', 'mysql'] as const).map((proto) =>
+          startDbTunnel({ profile: c.profiles[kind], db: DB[proto], dbUser: DB_USER, dbName: DB_NAME }),
+        ),
+      );
+      tunnels.push(p!, m!);
+      dbTunnels[kind] = { postgres: p!, mysql: m! };
+    }
+    const opening = performance.now();
+    const layout = plan(SESSIONS);
+    let opened = 0;
+    await pool(layout, CONCURRENCY, async ({ kind, protocol }) => {
+      const profile = c.profiles[kind];
+      const live =
+        protocol === 'ssh'
+          ? await openSsh(profile, NODE, kind, protocol)
+          : protocol === 'openssh'
+            ? await openSsh(profile, AGENTLESS, kind, protocol)
+            : protocol === 'postgres'
+              ? await openPostgres(dbTunnels[kind].postgres, kind)
+              : await openMysql(dbTunnels[kind].mysql, kind);
+      lives.push(live);
+      if (++opened % 100 === 0) process.stderr.write(`[${backend}] ${opened} sessions open\n`);
+    });
+    const openSeconds = (performance.now() - opening) / 1000;
+    const early = lives.filter((l) => l.endedAt !== undefined);
+    if (early.length) {
+      throw new Error(
+        `${early.length} sessions ended before any lock (e.g. ${early[0]!.protocol}: ${early[0]!.message ?? 'no message'})`,
+      );
+    }
+    process.stderr.write(
+      `[${backend}] ${lives.length} sessions live in ${openSeconds.toFixed(0)} s; locking\n`,
+    );
+
+    const targets: Record<Kind, Record<string, string>> = {
+      user: { user: USERS.user },
+      role: { role: LOCKED_ROLE },
+      device: { device: c.deviceId },
+      node: { node: NODE },
+    };
+    const sessions: SessionResult[] = [];
+    const locks: LockResult[] = [];
+    let loadBefore = '';
+    for (const kind of KINDS) {
+      const group = lives.filter((l) => l.kind === kind);
+      const settleMs = await settle(c.pids);
+      loadBefore ||= load();
+      const requested = Date.now();
+      const t0 = performance.now();
+      const res = await c.lockApi.createLock({
+        target: targets[kind],
+        message: `bench:locks ${kind}`,
+        ttl_ms: 3_600_000,
+      });
+      const apiMs = performance.now() - t0;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(group.map((l) => l.done)),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      const stored = await c.lockApi.getResource('lock', res.name);
+      const createdAt = Date.parse(String((stored.resource.spec as { created_at?: string }).created_at));
+      if (!Number.isFinite(createdAt)) throw new Error(`lock ${res.name} has no created_at`);
+      locks.push({ backend, kind, target: targets[kind], apiMs, createdAt, settleMs });
+      for (const l of group) {
+        const ended = l.endedAt !== undefined;
+        sessions.push({
+          backend,
+          kind,
+          protocol: l.protocol,
+          ended,
+          ...(ended ? { ms: l.endedAt! - createdAt } : {}),
+          early: ended && l.endedAt! < requested,
+          ...(l.message ? { message: l.message } : {}),
+        });
+      }
+      const missing = group.filter((l) => l.endedAt === undefined).length;
+      process.stderr.write(
+        `[${backend}] ${kind} lock: ${group.length - missing} of ${group.length} sessions ended${missing ? ` (${missing} still live after ${TIMEOUT_MS / 1000} s)` : ''}\n`,
+      );
+    }
+    return { backend, label: c.label, sessions, locks, openSeconds, loadBefore, loadAfter: load() };
+  } finally {
+    for (const l of lives) l.close();
+    await Promise.all(tunnels.map((t) => t.close().catch(() => undefined)));
+    await c.stop();
+  }
+}
+
+// ---- report ----------------------------------------------------------------------------------
+
+function report(runs: BackendRun[]): Goal[] {
+  const goals: Goal[] = [];
+  const cell = (v: number) => (Number.isFinite(v) ? `${v.toFixed(0)} ms` : '-');
+  const row = (cells: string[]) =>
+    console.log(cells.map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(10))).join(''));
+  console.log(
+    `\nbench:locks: ${SESSIONS} live sessions per backend, one lock per target kind; time from the` +
+      "\nlock's write (its created_at) to each session's end as the client sees it",
+  );
+  for (const run of runs) {
+    console.log(`\n${run.label}`);
+    console.log(
+      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s`,
+    );
+    row(['kind / protocol', 'sessions', 'p50', 'p95', 'p99', 'max', 'not ended']);
+    for (const kind of KINDS) {
+      const of = run.sessions.filter((s) => s.kind === kind);
+      const line = (label: string, list: SessionResult[]) => {
+        const ms = list
+          .filter((s) => s.ended)
+          .map((s) => s.ms!)
+          .sort((a, b) => a - b);
+        row([
+          label,
+          String(list.length),
+          cell(percentile(ms, 50)),
+          cell(percentile(ms, 95)),
+          cell(percentile(ms, 99)),
+          cell(ms.at(-1) ?? Number.NaN),
+          String(list.filter((s) => !s.ended).length),
+        ]);
+        return ms;
+      };
+      const lock = run.locks.find((l) => l.kind === kind);
+      const target = lock
+        ? Object.entries(lock.target)
+            .map(([k, v]) => `--${k}=${v}`)
+            .join(' ')
+        : '';
+      const all = line(`${kind} (${target.length > 24 ? `${target.slice(0, 23)}…` : target})`, of);
+      for (const protocol of PROTOCOLS) {
+        const list = of.filter((s) => s.protocol === protocol);
+        if (list.length) line(`  ${PROTOCOL_LABELS[protocol]}`, list);
+      }
+      // A session that never ended counts as infinitely late.
+      const complete = of.every((s) => s.ended) && of.length > 0;
+      const p = (q: number) => (complete ? percentile(all, q) : Number.NaN);
+      goals.push(goal(`${run.backend} ${kind} p99`, p(99), { max: 250 }, ' ms'));
+      goals.push(goal(`${run.backend} ${kind} p50`, p(50), { max: 50 }, ' ms'));
+    }
+    console.log(
+      `lock API round trip (what \`wctl lock\` waits for): ${run.locks.map((l) => `${l.kind} ${l.apiMs.toFixed(0)} ms`).join(', ')}` +
+        `\nwaited for the warden processes to go quiet before each lock: ${run.locks.map((l) => `${l.kind} ${(l.settleMs / 1000).toFixed(1)} s`).join(', ')}`,
+    );
+    const early = run.sessions.filter((s) => s.early).length;
+    if (early) console.log(`${early} sessions ended before their own lock was requested`);
+  }
+  console.log('');
+  for (const g of goals) console.log(`${g.what}: ${g.text}`);
+  console.log(verdict('bench:locks', goals));
+  return goals;
+}
+
+async function main(): Promise<number> {
+  if (!process.env.WARDEN_BENCH_SKIP_BUILD_CHECK) {
+    try {
+      readFileSync(resolve(import.meta.dirname, '../dist/warden.js'));
+    } catch {
+      throw new Error('dist/warden.js is missing: run `npm run build` first');
+    }
+  }
+  for (const check of [
+    requireTool('sshd'),
+    requireTool('swtpm'),
+    requireTool('swtpm_setup'),
+    requirePostgres(),
+    requireMariaDb(),
+  ]) {
+    if (!check.ok) throw new Error(`bench:locks: ${check.skip}`);
+  }
+  const started = performance.now();
+  const runs: BackendRun[] = [];
+  for (const backend of BACKENDS) runs.push(await runBackend(backend));
+  report(runs);
+  if (args.json) {
+    writeFileSync(
+      args.json,
+      JSON.stringify(
+        { sessions: runs.flatMap((r) => r.sessions), locks: runs.flatMap((r) => r.locks) },
+        null,
+        2,
+      ),
+    );
+  }
+  console.log(`whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  const bad = runs.flatMap((r) => r.sessions).filter((s) => !s.ended || s.early).length;
+  if (bad) {
+    console.error(`ERROR: ${bad} sessions did not end, or ended before their lock`);
+    return 1;
+  }
+  return 0;
+}
+
+process.exitCode = await main();

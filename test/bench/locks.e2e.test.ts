@@ -1,0 +1,109 @@
+/**
+ * A smoke run of `npm run bench:locks` (bench/locks.ts) with 8 sessions on the SQLite backend:
+ * SSH to the Warden node and to an agentless OpenSSH node, PostgreSQL and MySQL, held by four
+ * users; one lock per target kind (user, role, device, node). Every session must end, after
+ * its own lock and with a measured latency, and the protocols that can say why must show that
+ * lock's message — so this fails when any path stops enforcing locks (the proxy's monitor, the
+ * node's, db_service's), not when the machine is slow (no time limit is asserted beyond the
+ * bench's own 20 s "never ended" bound). The two-replica PostgreSQL run is left to the bench
+ * itself (test/ha/replicas.e2e.test.ts covers a lock across replicas).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { requireMariaDb, requirePostgres, requireTool } from '@warden/testkit';
+
+const root = resolve(import.meta.dirname, '../..');
+const checks = [
+  requireTool('sshd'),
+  requireTool('swtpm'),
+  requireTool('swtpm_setup'),
+  requirePostgres(),
+  requireMariaDb(),
+];
+const skip = checks.find((c) => c.skip)?.skip ?? false;
+
+interface SessionResult {
+  backend: string;
+  kind: string;
+  protocol: string;
+  ended: boolean;
+  ms?: number;
+  early: boolean;
+  message?: string;
+}
+
+test('bench:locks --sessions=8: every kind of lock ends every session it targets', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-bench-locks-test-'));
+  try {
+    const json = join(dir, 'locks.json');
+    const res = await new Promise<{ code: number | null; out: string }>((done, fail) => {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          join(root, 'bench/locks.ts'),
+          '--sessions=8',
+          '--backend=sqlite',
+          '--timeout-s=20',
+          `--json=${json}`,
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      child.stdout.on('data', (c) => {
+        out += c;
+      });
+      child.stderr.on('data', (c) => {
+        out += c;
+      });
+      child.on('error', fail);
+      child.on('close', (code) => done({ code, out }));
+    });
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /^verdict \(bench:locks\): /m);
+    assert.match(res.out, /^node \(--node=node-1\) +2 /m, 'a row per kind');
+
+    const { sessions } = JSON.parse(readFileSync(json, 'utf8')) as { sessions: SessionResult[] };
+    assert.equal(sessions.length, 8);
+    const layout = sessions.map((s) => `${s.kind}/${s.protocol}`).sort();
+    assert.deepEqual(
+      layout,
+      [
+        'device/ssh',
+        'device/openssh',
+        'node/ssh',
+        'node/ssh',
+        'role/mysql',
+        'role/postgres',
+        'user/openssh',
+        'user/ssh',
+      ].sort(),
+    );
+    const targets: Record<string, string> = {
+      user: 'User:"locked-user"',
+      role: 'Role:"bench-locked"',
+      device: 'Device:"',
+      node: 'Node:"node-1"',
+    };
+    for (const s of sessions) {
+      const what = `${s.kind}/${s.protocol}: ${JSON.stringify(s)}`;
+      assert.equal(s.ended, true, `ended: ${what}`);
+      assert.equal(s.early, false, `not before its lock: ${what}`);
+      assert.ok(Number.isFinite(s.ms) && s.ms! >= 0 && s.ms! < 20_000, `latency measured: ${what}`);
+      // The agentless node is cut by the proxy without a message; the others say which lock.
+      if (s.protocol !== 'openssh') {
+        assert.ok(s.message?.startsWith(`lock targeting ${targets[s.kind]}`), `lock message: ${what}`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
