@@ -118,6 +118,11 @@ export const LoginResponse = z.object({
   /** known_hosts `@cert-authority` line for the host CA. */
   host_ca_known_hosts: z.string(),
   expires: z.string(),
+  /**
+   * The strictest device trust mode of the cluster and the user's roles: what this user's Web
+   * UI sessions ask for (`wsh login` starts the device web-helper when it is `required`).
+   */
+  web_device_trust_mode: z.string().optional(),
 });
 export type LoginResponse = z.infer<typeof LoginResponse>;
 

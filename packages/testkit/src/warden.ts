@@ -33,7 +33,11 @@ export interface WardenProcess {
   caPin: string;
   /** Everything the process printed so far (since the last restart). */
   output(): string;
-  /** Env for wctl (admin identity) and wsh (own WARDEN_HOME) in this cluster. */
+  /**
+   * Env for wctl (admin identity) and wsh (own WARDEN_HOME) in this cluster. `wsh login` does
+   * not start the device web-helper in the background here (WARDEN_WEB_HELPER=off: it would
+   * outlive the test); a test of that sets WARDEN_WEB_HELPER=auto.
+   */
   env: NodeJS.ProcessEnv;
   /** The running process (a new one after `restart()`). */
   readonly child: ChildProcess;
@@ -128,7 +132,7 @@ export async function startWarden(opts: WardenStartOptions = {}): Promise<Warden
     sshAddr,
     caPin: current.caPin,
     output: () => current.out.text,
-    env: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: home, WARDEN_PROXY: proxy },
+    env: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: home, WARDEN_PROXY: proxy, WARDEN_WEB_HELPER: 'off' },
     get child() {
       return current.child;
     },

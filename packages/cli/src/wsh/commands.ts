@@ -12,6 +12,7 @@ export const wshEnv: [string, string][] = [
   ['WARDEN_TPM', 'TPM device for device trust (default /dev/tpmrm0)'],
   ['WARDEN_DEVICE_CACHE', 'where the wrapped device key lives (default ~/.cache/warden-device)'],
   ['WARDEN_DEBUG', 'set to 1 for debug details, as --debug'],
+  ['WARDEN_WEB_HELPER', '`off`: `wsh login` never starts the device web-helper (as --web-helper=off)'],
 ];
 
 const proxyOpt: OptionSpec = {
@@ -66,6 +67,11 @@ export const wshCommands: Command[] = [
         help: 'Warden user name (default $WARDEN_USER, else the last one on this proxy, else the OS user)',
       },
       ttl: { type: 'string', value: 'DURATION', help: 'requested certificate lifetime, e.g. 8h (max 12h)' },
+      'web-helper': {
+        type: 'string',
+        value: 'auto|off',
+        help: 'auto: start `wsh device web-helper` when Web UI sessions need a trusted device (default; $WARDEN_WEB_HELPER)',
+      },
       ...trustOpts,
     },
     run: async (ctx) => (await import('./signup')).runLogin(ctx),
@@ -371,10 +377,19 @@ export const wshCommands: Command[] = [
       'Warden over its own connection, as the user wsh is logged in as (wsh login), and Warden marks the\n' +
       'browser session device-trusted. Only pages of proxies you are logged in to may ask (exact\n' +
       'Origin), only by 127.0.0.1 (Host), with a CORS preflight; requests are rate-limited.\n' +
+      '`wsh login` starts one in the background when your Web UI sessions need a trusted device and\n' +
+      'none is running (log: ~/.warden/web-helper.log; it stops at `wsh logout`).\n' +
       '--install writes a systemd user unit (~/.config/systemd/user/wsh-web-helper.service) and a\n' +
       'wsh:// link handler (~/.local/share/applications/wsh-device-trust.desktop), and prints the\n' +
       'commands that enable them.',
-    options: { install: { type: 'boolean', help: 'install as a systemd user service and wsh:// handler' } },
+    options: {
+      install: { type: 'boolean', help: 'install as a systemd user service and wsh:// handler' },
+      'until-logout': {
+        type: 'string',
+        value: 'PROXY',
+        help: 'stop once wsh is no longer logged in to PROXY (how `wsh login` starts it on demand)',
+      },
+    },
     run: async (ctx) => (await import('./web-helper')).runWebHelper(ctx),
   },
   {

@@ -91,6 +91,12 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
     (last?.proxy === flags.proxy ? last.user : undefined) ??
     userInfo().username;
   const ttl = str(ctx.values, 'ttl');
+  const helperMode = str(ctx.values, 'web-helper') ?? (ctx.env.WARDEN_WEB_HELPER || 'auto');
+  if (helperMode !== 'auto' && helperMode !== 'off')
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      '--web-helper (or WARDEN_WEB_HELPER) must be auto or off',
+    );
   const prompter = createPrompter(ctx.stdin, ctx.stderr);
   try {
     const profile = await login(
@@ -106,6 +112,9 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
     const final = await deviceLogin(ctx, store, profile);
     const { printStatus } = await import('./status');
     printStatus(ctx, final);
+    // Web UI sessions of this user need a trusted device: make sure the helper runs.
+    if (final.webDeviceTrustMode === 'required' && helperMode === 'auto')
+      await (await import('./web-helper')).ensureWebHelper(ctx, final);
     return 0;
   } finally {
     prompter.close();

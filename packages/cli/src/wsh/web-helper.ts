@@ -2,33 +2,156 @@
  * `wsh device web-helper [--install]` and `wsh device web-auth LINK`: browser device trust on
  * this machine (DESIGN §7; the protocol is in @warden/client's devicetrust/web-helper.ts).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { WardenError } from '@warden/api';
-import { ProfileStore, parseWebAuthLink, proveWebDevice, startWebHelper, wardenHome } from '@warden/client';
-import type { CommandContext } from '../command';
+import { WardenError, web } from '@warden/api';
+import {
+  type LoadedProfile,
+  ProfileStore,
+  parseWebAuthLink,
+  proveWebDevice,
+  startWebHelper,
+  WEB_HELPER_SERVICE,
+  wardenHome,
+  webHelperHomeId,
+} from '@warden/client';
+import { type CommandContext, str } from '../command';
+
+/** How often a helper started by `wsh login` checks that wsh is still logged in. */
+const LOGOUT_CHECK_MS = 2000;
 
 export async function runWebHelper(ctx: CommandContext): Promise<number> {
   if (ctx.values.install) return install(ctx);
-  const store = new ProfileStore(wardenHome(ctx.env));
+  const home = wardenHome(ctx.env);
+  const store = new ProfileStore(home);
   const stamp = () => new Date().toISOString();
   const helper = await startWebHelper({
     store,
     env: ctx.env,
+    homeId: webHelperHomeId(home),
     log: (line) => ctx.stderr.write(`${stamp()} ${line}\n`),
   });
+  const untilLogout = str(ctx.values, 'until-logout');
   ctx.stdout.write(
     `Device helper listening on 127.0.0.1:${helper.port} for the Web UI of the proxies wsh is logged in to.\n` +
-      'Leave it running; stop it with Ctrl-C.\n',
+      (untilLogout
+        ? `It stops when wsh logs out of ${untilLogout} or its certificates expire.\n`
+        : 'Leave it running; stop it with Ctrl-C.\n'),
   );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    if (untilLogout) {
+      const timer = setInterval(() => {
+        const p = store.load(untilLogout);
+        if (!p || !(Date.parse(p.expires) > Date.now())) {
+          ctx.stderr.write(`${stamp()} wsh is no longer logged in to ${untilLogout}: stopping\n`);
+          clearInterval(timer);
+          resolve();
+        }
+      }, LOGOUT_CHECK_MS);
+    }
   });
   await helper.close();
   return 0;
+}
+
+/** The port of a running helper that serves this wsh home, if any (`GET /v1/status`). */
+async function runningHelper(homeId: string): Promise<number | undefined> {
+  for (const port of web.WEB_HELPER_PORTS) {
+    const answer = await new Promise<string | undefined>((resolve) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/status',
+          headers: { host: `127.0.0.1:${port}` },
+          timeout: 1000,
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            if (text.length < 4096) text += c;
+          });
+          res.on('end', () => resolve(res.statusCode === 200 ? text : undefined));
+        },
+      );
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(undefined));
+      req.end();
+    });
+    if (!answer) continue;
+    try {
+      const v = JSON.parse(answer) as { service?: unknown; home?: unknown };
+      if (v.service === WEB_HELPER_SERVICE && v.home === homeId) return port;
+    } catch {
+      // Something else on that port: look further.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `wsh login` when the user's Web UI sessions need a trusted device: starts
+ * `wsh device web-helper` in the background unless one already serves this wsh home. The
+ * helper logs to `<WARDEN_HOME>/web-helper.log` and stops once wsh logs out of the proxy.
+ * Never fails the login: a helper that cannot start is a warning that says what to do.
+ */
+export async function ensureWebHelper(ctx: CommandContext, profile: LoadedProfile): Promise<void> {
+  const home = wardenHome(ctx.env);
+  const homeId = webHelperHomeId(home);
+  const running = await runningHelper(homeId);
+  if (running !== undefined) {
+    ctx.stdout.write(`Device helper for the Web UI: running on 127.0.0.1:${running}.\n`);
+    return;
+  }
+  const log = join(home, 'web-helper.log');
+  const warn = (why: string) =>
+    ctx.stderr.write(
+      `WARNING: could not start the device helper for the Web UI (${why}); run \`wsh device web-helper\` ` +
+        'yourself to make browser sessions device-trusted.\n',
+    );
+  let fd: number;
+  try {
+    fd = openSync(log, 'a', 0o600);
+  } catch (e) {
+    warn((e as Error).message);
+    return;
+  }
+  const script = process.argv[1];
+  const child = spawn(
+    process.execPath,
+    [...(script ? [script] : []), 'device', 'web-helper', `--until-logout=${profile.proxy}`],
+    { detached: true, stdio: ['ignore', fd, fd], env: ctx.env },
+  );
+  closeSync(fd);
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  child.once('error', () => {
+    exited = true;
+  });
+  child.unref();
+  // Wait until it answers (it may also find every port taken and stop).
+  const until = Date.now() + 10_000;
+  while (!exited && Date.now() < until) {
+    const port = await runningHelper(homeId);
+    if (port !== undefined) {
+      ctx.stdout.write(
+        `Device helper for the Web UI: started on 127.0.0.1:${port} (pid ${child.pid}; log ${log}); ` +
+          'it stops at `wsh logout`.\n',
+      );
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  warn(exited ? `it stopped; see ${log}` : 'it did not answer in time');
 }
 
 export async function runWebAuth(ctx: CommandContext): Promise<number> {

@@ -158,6 +158,7 @@ export async function authenticateDevice(
       logins: rest.logins,
       expires: run.result.expires,
       insecure: rest.insecure,
+      ...(rest.webDeviceTrustMode ? { webDeviceTrustMode: rest.webDeviceTrustMode } : {}),
     },
     {
       keyPem: rest.keyPem,

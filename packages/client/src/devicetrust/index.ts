@@ -29,4 +29,10 @@ export {
 } from './native';
 export { type CeremonyPhase, type CeremonyTimings, Stopwatch } from './steps';
 export { parseWebAuthLink, proveWebDevice, type WebChallenge } from './web';
-export { type RunningWebHelper, startWebHelper, type WebHelperOptions } from './web-helper';
+export {
+  type RunningWebHelper,
+  startWebHelper,
+  WEB_HELPER_SERVICE,
+  type WebHelperOptions,
+  webHelperHomeId,
+} from './web-helper';

@@ -11,11 +11,14 @@
  *   - only `POST /v1/prove` with `Content-Type: application/json` and `X-Warden-Helper: 1`
  *     (not CORS-safelisted: the browser must send a preflight, answered only for allowed
  *     origins, with `Access-Control-Allow-Private-Network` for Chromium);
- *   - rate-limited (a burst of 5, then one every 6 s) and one ceremony at a time.
+ *   - rate-limited (a burst of 5, then one every 6 s) and one ceremony at a time;
+ *   - `GET /v1/status` (same Host rule, no CORS: pages cannot read it) names the helper and the
+ *     wsh home it serves, so `wsh login` can tell whether its helper already runs.
  *
  * Internal to `devicetrust/`; the public surface is `devicetrust/index.ts`. Tested by
  * `web-helper.test.ts` (raw HTTP) and in Chromium by test/web/.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isWardenError, parseJsonInput, type rpc, WardenError, web } from '@warden/api';
@@ -32,6 +35,8 @@ export interface WebHelperOptions {
   /** One line per request outcome (never secrets). */
   log?: (line: string) => void;
   now?: () => number;
+  /** Which wsh home this helper serves (`GET /v1/status`; see `webHelperHomeId`). */
+  homeId?: string;
   /** Requests allowed at once, and the time to earn one more (default 5 and 6 s; benchmarks raise it). */
   rateLimit?: { burst: number; refillMs: number };
 }
@@ -42,6 +47,13 @@ export interface RunningWebHelper {
 }
 
 const MAX_BODY = 4096;
+/** What `GET /v1/status` answers with (and `wsh login` looks for). */
+export const WEB_HELPER_SERVICE = 'wsh-device-web-helper';
+
+/** A short, non-secret name of a wsh home (a helper answers for one home's profiles). */
+export function webHelperHomeId(home: string): string {
+  return createHash('sha256').update(home).digest('hex').slice(0, 16);
+}
 const BURST = 5;
 const REFILL_MS = 6000;
 const ALLOWED_HEADERS = new Set(['content-type', web.HELPER_HEADER]);
@@ -91,6 +103,12 @@ export async function startWebHelper(o: WebHelperOptions): Promise<RunningWebHel
       if (req.headers.host !== `127.0.0.1:${port}`)
         throw new HelperError(421, 'WARDEN_ERR_ACCESS_DENIED', 'wrong Host header');
       const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+      if (url.pathname === '/v1/status' && req.method === 'GET' && !origin) {
+        const data = Buffer.from(JSON.stringify({ service: WEB_HELPER_SERVICE, home: o.homeId ?? '' }));
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': data.length });
+        res.end(data);
+        return;
+      }
       if (url.pathname !== '/v1/prove') throw new HelperError(404, 'WARDEN_ERR_NOT_FOUND', 'not found');
       const profile = profileFor(origin);
       if (!profile) {

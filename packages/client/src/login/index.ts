@@ -112,6 +112,7 @@ function saveLogin(
       logins: res.logins,
       expires: res.expires,
       insecure: trust.insecure,
+      ...(res.web_device_trust_mode ? { webDeviceTrustMode: res.web_device_trust_mode } : {}),
     },
     {
       keyPem: key.privatePem(),

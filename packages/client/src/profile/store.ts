@@ -29,6 +29,8 @@ export interface Profile {
   /** RFC3339 expiry of the certificates. */
   expires: string;
   insecure: boolean;
+  /** The device trust mode this user's Web UI sessions ask for (from the login answer). */
+  webDeviceTrustMode?: string;
 }
 
 export interface ProfileSecrets {

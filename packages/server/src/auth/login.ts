@@ -21,7 +21,14 @@ import {
   WardenError,
 } from '@warden/api';
 import type { z } from 'zod';
-import { allowedLogins, findLockInForce, lockMessage, maxSessionTtl, sshPermits } from '../access';
+import {
+  allowedLogins,
+  findLockInForce,
+  lockMessage,
+  maxSessionTtl,
+  sshPermits,
+  strictestDeviceTrustMode,
+} from '../access';
 import type { SshPermits } from '../ca';
 import { type AuthDeps, auditWith, findRoles } from './deps';
 import type { LocalAuthStore } from './local-auth';
@@ -194,6 +201,10 @@ export class LoginService {
   ): Promise<rpc.LoginResponse> {
     const { cas, clusterName } = this.#o;
     const name = user.metadata.name;
+    const [cap, roles] = await Promise.all([
+      this.authPreference(),
+      findRoles(this.#o.services, user.spec.roles),
+    ]);
     // 7. Certificates for the client's key.
     const issued = await cas.issueUserCertificates({
       user: name,
@@ -227,6 +238,10 @@ export class LoginService {
       host_ca_pems: cas.tlsCertPems('host'),
       host_ca_known_hosts: cas.exportHostLine(clusterName),
       expires: issued.notAfter.toISOString(),
+      web_device_trust_mode: strictestDeviceTrustMode([
+        cap.spec.device_trust?.mode ?? 'off',
+        ...roles.map((r) => r.spec.options.device_trust_mode),
+      ]),
     };
   }
 
