@@ -348,6 +348,59 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     assert.match(desktop, /^Exec=.* device web-auth %u$/m);
   });
 
+  test('wsh login starts the device helper on demand (once); it stops at wsh logout', async () => {
+    await stopHelper();
+    // The testkit turns the automatic start off (WARDEN_WEB_HELPER=off); this test turns it on.
+    const auto = { ...env, WARDEN_WEB_HELPER: 'auto' };
+    const login = (e: NodeJS.ProcessEnv, extra: string[] = []) =>
+      runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice', ...extra], {
+        env: e,
+        input: `${PASSWORD}\n`,
+      });
+    const first = await login(auto);
+    assert.equal(first.code, 0, first.stderr);
+    const m = /Device helper for the Web UI: started on 127\.0\.0\.1:(\d+) \(pid (\d+)/.exec(first.stdout);
+    assert.ok(m, `${first.stdout}${first.stderr}`);
+    assert.equal(Number(m[1]), helperPort);
+    const pid = Number(m[2]);
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      // The browser proves the device through the helper wsh login started.
+      const ctx = await newBrowserContext(browser);
+      const page = await signIn(ctx);
+      await page.click('#trust-device');
+      await page.waitForSelector('#device-id');
+      assert.equal(await page.textContent('#device-id'), deviceId);
+      await ctx.close();
+      // Already running for this wsh home: not started twice.
+      const second = await login(auto);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(
+        second.stdout,
+        new RegExp(`Device helper for the Web UI: running on 127\\.0\\.0\\.1:${helperPort}`),
+      );
+      // --web-helper=off: nothing about the helper.
+      const off = await login(auto, ['--web-helper=off']);
+      assert.equal(off.code, 0, off.stderr);
+      assert.doesNotMatch(off.stdout, /Device helper/);
+      // wsh logout: the helper it started stops by itself.
+      assert.equal((await runCli('wsh', ['logout'], { env: auto })).code, 0);
+      for (let i = 0; i < 200 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(alive(), false, 'the helper stopped after wsh logout');
+    } finally {
+      if (alive()) process.kill(pid, 'SIGTERM');
+      const back = await login(env);
+      assert.equal(back.code, 0, back.stderr);
+    }
+  });
+
   test('a device lock ends the device-trusted web session at its next request', async () => {
     await startHelper();
     const ctx = await newBrowserContext(browser);
