@@ -396,6 +396,7 @@ async function compose(
     authentication: deviceTrust.authentication,
     inventory,
     proxyPublicAddr: publicAddr,
+    checkAddress: config.proxyService.webDeviceAddressBinding !== 'off',
   });
   const webUi = new WebUi({
     auth,

@@ -85,6 +85,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
         requestTimeoutMs: 60_000,
         idleTimeoutMs: 120_000,
       },
+      webDeviceAddressBinding: 'match',
     },
     sshService: {
       enabled: true,
@@ -192,6 +193,7 @@ storage:
       requestTimeoutMs: 60_000,
       idleTimeoutMs: 120_000,
     },
+    webDeviceAddressBinding: 'match',
   });
   assert.deepEqual(config.sshService, {
     enabled: false,
@@ -851,6 +853,23 @@ app_service:
     ),
     /app_service\.apps\[1\]\.name: app "a" is listed twice \(line 5\)/,
   );
+});
+
+test('proxy_service.web_ui.device_address_binding: match (default) or off (NAT); nothing else', () => {
+  const at = (v: string) =>
+    loadConfig({
+      path: write(
+        `binding-${v}.yaml`,
+        `version: v1\nproxy_service:\n  web_ui: { device_address_binding: ${v} }\n`,
+      ),
+    });
+  assert.equal(at('match').proxyService.webDeviceAddressBinding, 'match');
+  assert.equal(at('off').proxyService.webDeviceAddressBinding, 'off');
+  assert.equal(
+    loadConfig({ path: write('binding-none.yaml', 'version: v1\n') }).proxyService.webDeviceAddressBinding,
+    'match',
+  );
+  assert.throws(() => at('any'), /device_address_binding/);
 });
 
 test('timeouts and connection limits: durations and counts, checked', () => {

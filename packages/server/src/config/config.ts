@@ -66,6 +66,11 @@ export interface ProxyServiceConfig {
   readonly publicAddr: HostPort;
   /** Absent: DEFAULT_PROXY_LIMITS. */
   readonly limits?: ProxyLimits;
+  /**
+   * `match`: a web device challenge is answered only from the browser's address (default);
+   * `off`: from any address (browser and `wsh` behind different NAT addresses).
+   */
+  readonly webDeviceAddressBinding?: 'match' | 'off';
 }
 
 /** Timeouts of the proxy's TLS port (issue 15 item 3), in milliseconds. */
@@ -300,6 +305,7 @@ function build(
         requestTimeoutMs: proxy?.request_timeout ?? DEFAULT_PROXY_LIMITS.requestTimeoutMs,
         idleTimeoutMs: proxy?.idle_timeout ?? DEFAULT_PROXY_LIMITS.idleTimeoutMs,
       },
+      webDeviceAddressBinding: proxy?.web_ui?.device_address_binding ?? 'match',
     },
     sshService: {
       enabled: ssh?.enabled ?? true,

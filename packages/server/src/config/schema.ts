@@ -130,6 +130,15 @@ export const configFileSchema = z.strictObject({
       request_timeout: timeout.optional(),
       /** An HTTPS connection with no traffic for this long is closed (default 120s). */
       idle_timeout: timeout.optional(),
+      web_ui: z
+        .strictObject({
+          /**
+           * Browser device trust: the helper (`wsh device web-helper`) must reach the proxy from
+           * the browser's address (`match`, default), or from any address (`off`: NAT between them).
+           */
+          device_address_binding: z.enum(['match', 'off']).optional(),
+        })
+        .optional(),
     })
     .optional(),
   ssh_service: z

@@ -275,6 +275,36 @@ describe('WebDeviceTrust', () => {
     const s = await signedIn();
     const ch = await trust.create(s);
     await assert.rejects(prove(await helper('alice', '10.9.9.9'), ch), refused(WebDeviceErrors.wrongAddr));
+    // proxy_service.web_ui.device_address_binding: off (NAT): the same proof from elsewhere passes.
+    trust = new WebDeviceTrust({
+      backend,
+      clock,
+      audit,
+      logger: silentLogger,
+      sessions,
+      authentication: new DeviceAuthentication({
+        inventory,
+        services,
+        backend,
+        clock,
+        audit,
+        logger: silentLogger,
+        cas,
+      }),
+      inventory,
+      proxyPublicAddr: 'proxy.example:443',
+      checkAddress: false,
+    });
+    const again = await trust.create(s);
+    const res = await prove(await helper('alice', '10.9.9.9'), again);
+    assert.equal(res.device.id, device.metadata.name);
+    assert.equal((await trust.status(s.id, again.id)).state, 'trusted');
+    // The other bindings still hold with the check off: another user is refused.
+    const third = await trust.create(s);
+    await assert.rejects(
+      prove(await helper('bob', '10.9.9.9'), third),
+      refused(WebDeviceErrors.wrongUser('bob', 'alice')),
+    );
   });
 
   test('a locked device is refused', async () => {
