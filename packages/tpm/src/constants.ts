@@ -184,6 +184,13 @@ export const EK_CERT_NV_INDEX = {
   eccP384: 0x01c00016,
 } as const;
 
+/**
+ * TCG EK Credential Profile: NV indices of the EK certificate chain — the certificates that
+ * issued the EK certificate (intermediates, maybe the root), one or more DER certificates
+ * per index, concatenated.
+ */
+export const EK_CERT_CHAIN_NV_RANGE = { first: 0x01c00100, last: 0x01c001ff } as const;
+
 /** Where swtpm_setup persists the EKs it creates. */
 export const EK_PERSISTENT_HANDLE = {
   rsa2048: 0x81010001,

@@ -38,6 +38,7 @@ export const tpmErrorCatalogue = {
   TPM_ERR_EK_CERT_PROFILE: 'the EK certificate does not follow the TCG EK credential profile',
   TPM_ERR_EK_CERT_EXPIRED: 'the EK certificate or a certificate of its chain is not valid now',
   TPM_ERR_EK_CERT_UNTRUSTED: 'the EK certificate does not chain to an allowed CA',
+  TPM_ERR_EK_CERT_SIGNATURE: 'the EK certificate or a certificate of its chain is not signed by its issuer',
   TPM_ERR_EK_MISMATCH: 'the EK public key does not match the EK certificate',
 } as const satisfies Record<string, string>;
 

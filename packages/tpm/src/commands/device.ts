@@ -12,7 +12,7 @@
  *   5. secret = activateCredential(tpm, { akHandle, ekHandle, credentialBlob, secret })
  *   6. quote = tpm.quote({ signHandle: ak, qualifyingData: nonce, pcrs })
  */
-import { EK_CERT_NV_INDEX, TPM_HT, TPM_RH, TPM_SE, TPMA_NV } from '../constants';
+import { EK_CERT_CHAIN_NV_RANGE, EK_CERT_NV_INDEX, TPM_HT, TPM_RH, TPM_SE, TPMA_NV } from '../constants';
 import { TpmError } from '../errors';
 import { type IdObject, type TpmtPublic, toHex } from '../marshal';
 import { passwordAuth } from './frame';
@@ -70,7 +70,40 @@ export async function readEkCertificate(
   tpm: Tpm,
   which: EkKind | number = 'rsa',
 ): Promise<Uint8Array | undefined> {
-  const index = typeof which === 'number' ? which : EK_CERT_INDEX[which];
+  const data = await readNvIndex(tpm, typeof which === 'number' ? which : EK_CERT_INDEX[which]);
+  return data && trimDer(data);
+}
+
+/**
+ * The EK certificate chain the TPM holds (NV 0x01c00100–0x01c001ff, ascending): every DER
+ * certificate of those indices, in order; empty when there is none. What the certificates
+ * say is the TPM's claim: the server checks the signatures.
+ */
+export async function readEkCertificateChain(tpm: Tpm): Promise<Uint8Array[]> {
+  const indices = (await tpm.getHandles(EK_CERT_CHAIN_NV_RANGE.first)).filter(
+    (h) => h >= EK_CERT_CHAIN_NV_RANGE.first && h <= EK_CERT_CHAIN_NV_RANGE.last,
+  );
+  const out: Uint8Array[] = [];
+  for (const index of indices.slice(0, 16)) {
+    const data = await readNvIndex(tpm, index);
+    if (data) out.push(...splitDer(data));
+  }
+  return out;
+}
+
+/** Consecutive DER SEQUENCEs (certificates) of an NV index; padding after them is cut. */
+function splitDer(data: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let rest = data;
+  for (let len = derLength(rest); len !== undefined; len = derLength(rest)) {
+    out.push(rest.slice(0, len));
+    rest = rest.subarray(len);
+  }
+  return out;
+}
+
+/** An NV index's contents, or undefined when it does not exist or was never written. */
+async function readNvIndex(tpm: Tpm, index: number): Promise<Uint8Array | undefined> {
   let nvPublic: Awaited<ReturnType<Tpm['nvReadPublic']>>['nvPublic'];
   try {
     nvPublic = (await tpm.nvReadPublic(index)).nvPublic;
@@ -81,12 +114,17 @@ export async function readEkCertificate(
   if (!(nvPublic.attributes & TPMA_NV.WRITTEN)) return undefined;
   // EK certificate indices allow reads with the index's own (empty) auth or the owner's.
   const authHandle = nvPublic.attributes & TPMA_NV.AUTHREAD ? index : TPM_RH.OWNER;
-  const data = await tpm.nvRead(index, { authHandle, size: nvPublic.dataSize });
-  return trimDer(data);
+  return tpm.nvRead(index, { authHandle, size: nvPublic.dataSize });
 }
 
 function trimDer(data: Uint8Array): Uint8Array {
-  if (data.length < 2 || data[0] !== 0x30) return data;
+  const len = derLength(data);
+  return len === undefined ? data : data.slice(0, len);
+}
+
+/** The length of the DER SEQUENCE at the start of `data`, if one is there whole. */
+function derLength(data: Uint8Array): number | undefined {
+  if (data.length < 2 || data[0] !== 0x30) return undefined;
   const first = data[1]!;
   let len: number;
   let header: number;
@@ -95,12 +133,12 @@ function trimDer(data: Uint8Array): Uint8Array {
     header = 2;
   } else {
     const n = first & 0x7f;
-    if (n === 0 || n > 3 || data.length < 2 + n) return data;
+    if (n === 0 || n > 3 || data.length < 2 + n) return undefined;
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + data[2 + i]!;
     header = 2 + n;
   }
-  return header + len <= data.length ? data.slice(0, header + len) : data;
+  return header + len <= data.length ? header + len : undefined;
 }
 
 /**

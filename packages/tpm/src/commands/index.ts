@@ -13,6 +13,7 @@ export {
   flushTransientObjects,
   loadAk,
   readEkCertificate,
+  readEkCertificateChain,
 } from './device';
 export { type AuthSession, buildCommand, commandName, parseResponse, passwordAuth } from './frame';
 export {

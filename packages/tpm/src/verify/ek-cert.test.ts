@@ -7,6 +7,7 @@ import { Rng } from '../fuzz/random';
 import type { TpmtPublic } from '../marshal';
 import { derOid, derSeq } from './der';
 import {
+  checkEkCertificateChain,
   checkEkMatchesCertificate,
   OID,
   parseCertificate,
@@ -202,6 +203,94 @@ describe('EK certificate chain', () => {
     assert.throws(
       () => verifyEkCertificate(EK_CERT, { roots: [INTER], now: new Date('2020-01-01T00:00:00Z') }),
       (e) => isTpmError(e, 'TPM_ERR_EK_CERT_EXPIRED'),
+    );
+  });
+});
+
+describe('EK certificate chain without an allowed CA (issue 15 item 8)', () => {
+  /** The DER with one bit flipped at `offset` from the end (inside the signature). */
+  const flipped = (der: Uint8Array, fromEnd = 5) => {
+    const b = der.slice();
+    b[b.length - fromEnd]! ^= 0x01;
+    return b;
+  };
+
+  test('verified up to a self-signed root, through the issuers the TPM holds (any order)', () => {
+    const r = checkEkCertificateChain(EK_CERT, { issuers: [ROOT, INTER], now: NOW });
+    assert.equal(r.reach, 'root');
+    assert.deepEqual(
+      r.chain.map((c) => c.subjectText),
+      ['', 'CN=Test TPM Issuing CA', 'CN=Test TPM Root'],
+    );
+    const partial = checkEkCertificateChain(EK_CERT, { issuers: [INTER], now: NOW });
+    assert.equal(partial.reach, 'issuer');
+    assert.equal(partial.chain.length, 2);
+    assert.equal(checkEkCertificateChain(EK_CERT, { now: NOW }).reach, 'none');
+  });
+
+  test('a bit-flipped EK certificate is refused when its issuer is at hand, unchecked when not', () => {
+    const bad = flipped(EK_CERT);
+    assert.equal(parseEkCertificate(bad).serialNumber, parseEkCertificate(EK_CERT).serialNumber);
+    assert.throws(
+      () => checkEkCertificateChain(bad, { issuers: [INTER, ROOT], now: NOW }),
+      (e) =>
+        isTpmError(e, 'TPM_ERR_EK_CERT_SIGNATURE') &&
+        /^the EK certificate is not signed by its issuer CN=Test TPM Issuing CA/.test(e.message),
+    );
+    // No issuer: nothing to check the signature with — the caller must not call it verified.
+    assert.equal(checkEkCertificateChain(bad, { issuers: [], now: NOW }).reach, 'none');
+    // An altered issuer or root is refused too.
+    assert.throws(
+      () => checkEkCertificateChain(EK_CERT, { issuers: [flipped(INTER), ROOT], now: NOW }),
+      (e) =>
+        isTpmError(e, 'TPM_ERR_EK_CERT_SIGNATURE') && /CA certificate CN=Test TPM Issuing CA/.test(e.message),
+    );
+    assert.throws(
+      () => checkEkCertificateChain(EK_CERT, { issuers: [INTER, flipped(ROOT)], now: NOW }),
+      (e) => isTpmError(e, 'TPM_ERR_EK_CERT_SIGNATURE'),
+    );
+    // Same issuer name, another key: the signature decides, not the name.
+    const impostorKey = ecKey();
+    const impostor = makeCert({
+      subject: cn('Test TPM Issuing CA'),
+      issuer: cn('Test TPM Root'),
+      publicKey: impostorKey.publicKey,
+      signer: rootKey.privateKey,
+      ca: true,
+    });
+    assert.throws(
+      () => checkEkCertificateChain(EK_CERT, { issuers: [impostor], now: NOW }),
+      (e) => isTpmError(e, 'TPM_ERR_EK_CERT_SIGNATURE'),
+    );
+  });
+
+  test('validity dates of the EK certificate and of its issuers; a non-CA issuer', () => {
+    assert.throws(
+      () => checkEkCertificateChain(EK_CERT, { now: new Date('2020-01-01T00:00:00Z') }),
+      (e) => isTpmError(e, 'TPM_ERR_EK_CERT_EXPIRED'),
+    );
+    const oldInter = makeCert({
+      subject: cn('Test TPM Issuing CA'),
+      issuer: cn('Test TPM Root'),
+      publicKey: interKey.publicKey,
+      signer: rootKey.privateKey,
+      ca: true,
+      notAfter: new Date('2025-01-01T00:00:00Z'),
+    });
+    assert.throws(
+      () => checkEkCertificateChain(EK_CERT, { issuers: [oldInter], now: NOW }),
+      (e) => isTpmError(e, 'TPM_ERR_EK_CERT_EXPIRED'),
+    );
+    const notCa = makeCert({
+      subject: cn('Test TPM Issuing CA'),
+      issuer: cn('Test TPM Root'),
+      publicKey: interKey.publicKey,
+      signer: rootKey.privateKey,
+      ca: false,
+    });
+    assert.throws(
+      () => checkEkCertificateChain(EK_CERT, { issuers: [notCa], now: NOW }),
+      (e) => isTpmError(e, 'TPM_ERR_EK_CERT_SIGNATURE') && /not a CA/.test(e.message),
     );
   });
 });

@@ -425,6 +425,69 @@ export function verifyEkCertificate(
   );
 }
 
+/**
+ * How far `checkEkCertificateChain` verified an EK certificate without an allowed CA:
+ * `root` — signatures checked up to a self-signed root; `issuer` — up to an issuer whose own
+ * issuer was not at hand; `none` — no issuer at hand, so the signature is unchecked.
+ */
+export type EkChainReach = 'root' | 'issuer' | 'none';
+
+/**
+ * Verifies an EK certificate as far as the certificates at hand go, trusting no CA: its
+ * validity dates, then issuer by issuer among `issuers` (the TPM's EK certificate chain, NV
+ * 0x01c00100–0x01c001ff) each signature, CA flag and validity, up to a self-signed root.
+ * A certificate whose signature does not verify with the key of the certificate it names as
+ * issuer is refused (TPM_ERR_EK_CERT_SIGNATURE): it was altered, or forged under that name.
+ * Nothing here makes the certificate trusted — the TPM supplies the whole chain, root
+ * included; only `verifyEkCertificate` with configured roots does.
+ *
+ * @example
+ *   const { reach, chain } = checkEkCertificateChain(ekCertDer, { issuers: chainDers, now });
+ */
+export function checkEkCertificateChain(
+  input: EkCertificate | Uint8Array | string,
+  opts: { issuers?: (Uint8Array | string)[]; now: Date },
+): { certificate: EkCertificate; chain: Certificate[]; reach: EkChainReach } {
+  const leaf = typeof input === 'object' && 'der' in input ? input : parseEkCertificate(input);
+  const pool = (opts.issuers ?? []).flatMap(splitPem).map(parseCertificate);
+  checkValidity(leaf, opts.now, 'EK');
+  const chain: Certificate[] = [leaf];
+  let current: Certificate = leaf;
+  const name = (c: Certificate) => c.subjectText || (c === leaf ? 'the EK certificate' : 'an unnamed CA');
+  for (let depth = 0; depth < 8; depth++) {
+    if (current !== leaf && bytesEqual(current.subject, current.issuer)) {
+      if (!isSignedBy(current, current)) {
+        throw new TpmError(
+          'TPM_ERR_EK_CERT_SIGNATURE',
+          `the self-signed root ${name(current)} of the EK certificate's chain is not signed by its own key`,
+        );
+      }
+      return { certificate: leaf, chain, reach: 'root' };
+    }
+    const named = pool.filter((c) => bytesEqual(c.subject, current.issuer) && !chain.includes(c));
+    if (named.length === 0) break;
+    const next = named.find((c) => isSignedBy(current, c));
+    if (!next) {
+      throw new TpmError(
+        'TPM_ERR_EK_CERT_SIGNATURE',
+        `${current === leaf ? 'the EK certificate' : `the CA certificate ${name(current)}`} is not signed by ` +
+          `its issuer ${current.issuerText || 'an unnamed CA'} (the signature does not verify with that ` +
+          "certificate's key): it was altered or forged",
+      );
+    }
+    if (!canIssue(next)) {
+      throw new TpmError(
+        'TPM_ERR_EK_CERT_SIGNATURE',
+        `the issuer ${name(next)} of the EK certificate's chain is not a CA allowed to sign certificates`,
+      );
+    }
+    checkValidity(next, opts.now, 'CA');
+    chain.push(next);
+    current = next;
+  }
+  return { certificate: leaf, chain, reach: chain.length > 1 ? 'issuer' : 'none' };
+}
+
 /** Refuses an EK public area whose key is not the one in the EK certificate. */
 export function checkEkMatchesCertificate(ekPublic: TpmtPublic, cert: Certificate): void {
   const a = publicKeyFromTpmt(ekPublic).export({ format: 'der', type: 'spki' });

@@ -22,8 +22,10 @@ export {
 } from './credential';
 export {
   type Certificate,
+  checkEkCertificateChain,
   checkEkMatchesCertificate,
   type EkCertificate,
+  type EkChainReach,
   type Extension,
   isSignedBy,
   OID,
