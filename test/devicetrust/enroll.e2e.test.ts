@@ -25,6 +25,7 @@ import {
   UserKey,
 } from '@warden/client';
 import {
+  flipNvBit,
   requireTool,
   runCli,
   type SwtpmProcess,
@@ -33,11 +34,21 @@ import {
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
-import { AK_ATTRIBUTES, akTemplate, createSrk, flushTransientObjects, TPMA_OBJECT, Tpm } from '@warden/tpm';
+import {
+  AK_ATTRIBUTES,
+  akTemplate,
+  createSrk,
+  EK_CERT_NV_INDEX,
+  flushTransientObjects,
+  TPMA_OBJECT,
+  Tpm,
+} from '@warden/tpm';
 
 const PASSWORD = 'correct horse battery staple';
 const swtpm = requireTool('swtpm');
-const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+const setup0 = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+// tpm2-tools writes the local CA's chain into the TPM's EK certificate chain NV indices.
+const setup = setup0.ok ? requireTool('tpm2_nvdefine') : setup0;
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 interface Machine {
@@ -56,10 +67,18 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const wsh = (m: Machine, args: string[]) => runCli('wsh', args, { env: m.env });
 
-  /** A machine with its own swtpm; `dmiTag` is the DMI chassis asset tag it reports. */
-  async function machine(ekCert: boolean, dmiTag?: string, tpm?: SwtpmProcess): Promise<Machine> {
+  /**
+   * A machine with its own swtpm; `dmiTag` is the DMI chassis asset tag it reports. With an
+   * EK certificate the TPM holds its issuers too (EK certificate chain NV) unless `chain` is false.
+   */
+  async function machine(
+    ekCert: boolean,
+    dmiTag?: string,
+    tpm?: SwtpmProcess,
+    chain = true,
+  ): Promise<Machine> {
     if (!tpm) {
-      tpm = await startSwtpm({ ekCert });
+      tpm = await startSwtpm({ ekCert, ekCertChain: ekCert && chain });
       tpms.push(tpm);
     }
     const name = `m${n++}`;
@@ -149,11 +168,24 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     const e2 = await wsh(bare, ['device', 'enroll', `--token=${await token(bare)}`, `--ca-pin=${w.caPin}`]);
     assert.equal(e2.code, 0, e2.stderr);
     const list = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
-      spec: { asset_tag: string; credential?: { attestation_type: string; ek_cert_serial?: string } };
+      spec: {
+        asset_tag: string;
+        credential?: {
+          attestation_type: string;
+          ek_cert_serial?: string;
+          ek_cert_verified?: string;
+          ek_cert_issuers?: string[];
+        };
+      };
     }[];
     const byTag = new Map(list.map((d) => [d.spec.asset_tag, d.spec.credential]));
     assert.equal(byTag.get(withCert.tag)?.attestation_type, 'tpm_ekcert');
     assert.ok(byTag.get(withCert.tag)?.ek_cert_serial);
+    assert.equal(byTag.get(withCert.tag)?.ek_cert_verified, 'tpm_root');
+    assert.deepEqual(byTag.get(withCert.tag)?.ek_cert_issuers, [
+      'CN=swtpm-localca',
+      'CN=swtpm-localca-rootca',
+    ]);
     assert.equal(byTag.get(bare.tag)?.attestation_type, 'tpm_ekpub');
     // What the device says about itself, and its credential: the one the inventory holds.
     const collect = JSON.parse((await wsh(withCert, ['device', 'collect'])).stdout) as rpc.DeviceData;
@@ -175,6 +207,53 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
       keyget.enrollments.map((e) => e.device_id),
       [stored.metadata.name],
     );
+  });
+
+  test('regression: a bit-flipped EK certificate is refused when the TPM holds its issuer, and never labelled an EK certificate when not', async () => {
+    // The TPM holds swtpm-localca's chain; one bit of its EK certificate (in the signature) flipped.
+    const tampered = await machine(true);
+    await flipNvBit(tampered.tpm, EK_CERT_NV_INDEX.rsa2048);
+    const refused = await wsh(tampered, [
+      'device',
+      'enroll',
+      `--token=${await token(tampered)}`,
+      `--ca-pin=${w.caPin}`,
+    ]);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(
+      refused.stderr,
+      /^ERROR: presented EKCert failed verification: the EK certificate is not signed by its issuer CN=swtpm-localca \(the signature does not verify with that certificate's key\): it was altered or forged$/m,
+    );
+    // The same tampering on a TPM without its chain: nothing to check the signature with, so
+    // the device enrolls on its bare EK and the certificate is shown as unverified.
+    const bare = await machine(true, undefined, undefined, false);
+    await flipNvBit(bare.tpm, EK_CERT_NV_INDEX.rsa2048);
+    const e = await wsh(bare, ['device', 'enroll', `--token=${await token(bare)}`, `--ca-pin=${w.caPin}`]);
+    assert.equal(e.code, 0, e.stderr);
+    const list = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+      spec: {
+        asset_tag: string;
+        credential?: { attestation_type: string; ek_cert_serial?: string; ek_cert_verified?: string };
+      };
+    }[];
+    const cred = list.find((d) => d.spec.asset_tag === bare.tag)?.spec.credential;
+    assert.equal(cred?.attestation_type, 'tpm_ekpub');
+    assert.equal(cred?.ek_cert_verified, 'unchecked');
+    assert.equal(cred?.ek_cert_serial, undefined);
+    const ls = (await wctl(['devices', 'ls'])).stdout;
+    assert.ok(
+      ls.split('\n').some((r) => r.startsWith(bare.tag) && / unverified +tpm_ekpub +asset tag: EK$/.test(r)),
+      ls,
+    );
+    const audit = JSON.parse(
+      (await wctl(['audit', 'search', '--type=device.enroll', '--format=json'])).stdout,
+    ) as { success: boolean; asset_tag?: string; error?: string; ek_cert_verified?: string }[];
+    assert.ok(
+      audit.some(
+        (a) => !a.success && a.asset_tag === tampered.tag && /not signed by its issuer/.test(a.error ?? ''),
+      ),
+    );
+    assert.ok(audit.some((a) => a.success && a.asset_tag === bare.tag && a.ek_cert_verified === 'unchecked'));
   });
 
   test('an administrator enrolls the device they are logged in on with --current-device', async () => {
@@ -242,6 +321,20 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
       assert.match(
         foreign.stderr.trim(),
         /^ERROR: presented EKCert failed verification: the EK certificate .*does not chain to an allowed CA$/,
+      );
+      // Only the root allowed: the TPM's chain NV supplies the issuing CA in between.
+      const viaChain = await machine(true);
+      await setCap([viaChain.tpm.rootCertPem!]);
+      assert.equal(
+        (await enrollInProcess(viaChain, await token(viaChain))).attestation_type,
+        'tpm_ekcert_trusted',
+      );
+      const list = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+        spec: { asset_tag: string; credential?: { ek_cert_verified?: string } };
+      }[];
+      assert.equal(
+        list.find((d) => d.spec.asset_tag === viaChain.tag)?.spec.credential?.ek_cert_verified,
+        'allowed_ca',
       );
     } finally {
       await setCap([]);

@@ -128,8 +128,11 @@ describe('wctl devices', () => {
     const linux = await idOf('C00AA0AAAA0A', 'linux');
     const ls = (await ok(['devices', 'ls'])).stdout;
     const [header, rule, ...rows] = ls.trimEnd().split('\n');
-    assert.match(header!, /^Asset Tag +OS +Enroll Status +Device ID +Owner +Attestation +Identity$/);
-    assert.match(rule!, /^-+ -+ -+ -+ -+ -+ -+$/);
+    assert.match(
+      header!,
+      /^Asset Tag +OS +Enroll Status +Device ID +Owner +EK Certificate +Attestation +Identity$/,
+    );
+    assert.match(rule!, /^-+ -+ -+ -+ -+ -+ -+ -+$/);
     // A DMI asset tag is what the device says about itself: the table says so.
     assert.ok(
       rows.some((r) =>

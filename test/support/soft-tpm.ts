@@ -53,6 +53,8 @@ const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 /** A test CA for EK certificates (ECDSA P-256, self-signed). */
 export interface TestEkCa {
   pem: string;
+  /** The CA certificate, DER (what a TPM's EK certificate chain NV index holds). */
+  der: Uint8Array;
   /** Signs an EK certificate for an RSA public key. */
   issue(ekPublic: KeyObject, opts?: { notAfter?: Date }): Promise<Uint8Array>;
 }
@@ -81,6 +83,7 @@ export async function createTestEkCa(name = 'Test TPM Manufacturer CA'): Promise
   );
   return {
     pem: ca.toString('pem'),
+    der: new Uint8Array(ca.rawData),
     async issue(ekPublic, opts = {}) {
       const spki = ekPublic.export({ type: 'spki', format: 'der' });
       const publicKey = await crypto.subtle.importKey(
@@ -184,7 +187,9 @@ export class SoftTpm {
   }
 
   /** The `ek` and `ak` of an enrollment request. */
-  enrollInit(opts: { certDer?: Uint8Array } = {}): Pick<rpc.DeviceEnrollBeginRequest, 'ek' | 'ak'> {
+  enrollInit(
+    opts: { certDer?: Uint8Array; chainDer?: Uint8Array[] } = {},
+  ): Pick<rpc.DeviceEnrollBeginRequest, 'ek' | 'ak'> {
     const creationHash = createHash('sha256').update(this.ak.creationData).digest();
     const attest = this.#attest(TPM_ST.ATTEST_CREATION, new Uint8Array(0), {
       creation: { objectName: objectName(this.ak.public), creationHash: new Uint8Array(creationHash) },
@@ -193,6 +198,7 @@ export class SoftTpm {
       ek: {
         public: b64(encodePublic(this.ek.public)),
         ...(opts.certDer ? { cert_der: b64(opts.certDer) } : {}),
+        ...(opts.chainDer ? { chain_der: opts.chainDer.map(b64) } : {}),
       },
       ak: {
         public: b64(encodePublic(this.ak.public)),

@@ -161,6 +161,8 @@ export const auditEventCatalogue = {
     os_type: str,
     credential_id: str,
     attestation_type: str,
+    /** How far the EK certificate was verified (device credential `ek_cert_verified`). */
+    ek_cert_verified: str,
   }),
   'device.authenticate': entry('W5004I', 'W5004W', 'A device authenticated (or failed to) at login', {
     device_id: str,

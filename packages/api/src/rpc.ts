@@ -358,8 +358,15 @@ export const DeviceEnrollBeginRequest = z.object({
   /** Client-chosen UUID naming the AK (the device's credential). */
   credential_id: z.uuid(),
   device_data: DeviceData,
-  /** The EK: its TPMT_PUBLIC, and its certificate (DER) when the TPM has one. */
-  ek: z.object({ public: b64(2048), cert_der: b64(8192).optional() }),
+  /**
+   * The EK: its TPMT_PUBLIC, its certificate (DER) when the TPM has one, and the certificates
+   * of its issuers the TPM holds (EK certificate chain, NV 0x01c00100–0x01c001ff).
+   */
+  ek: z.object({
+    public: b64(2048),
+    cert_der: b64(8192).optional(),
+    chain_der: z.array(b64(8192)).max(8).optional(),
+  }),
   /** The AK: TPMT_PUBLIC, TPMS_CREATION_DATA, and TPM2_CertifyCreation by itself over them. */
   ak: z.object({
     public: b64(2048),

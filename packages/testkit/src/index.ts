@@ -38,7 +38,7 @@ export {
   startPostgres,
 } from './postgres';
 export { type AgentlessSshd, startAgentlessSshd } from './sshd';
-export { type SwtpmProcess, type SwtpmStartOptions, startSwtpm } from './swtpm';
+export { flipNvBit, type SwtpmProcess, type SwtpmStartOptions, startSwtpm, writeEkCertChain } from './swtpm';
 export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
 export { signupWithTotp } from './users';

@@ -21,6 +21,12 @@ const run = promisify(execFile);
 export interface SwtpmStartOptions {
   /** Manufacture the TPM with swtpm_setup: EKs and EK certificates from a local CA (~1 s). */
   ekCert?: boolean;
+  /**
+   * With ekCert: also store the local CA's issuer and root certificates in the EK certificate
+   * chain NV indices (0x01c00100, 0x01c00101), as TPM vendors that ship a chain do. Needs
+   * tpm2-tools (`requireTool('tpm2_nvdefine')`).
+   */
+  ekCertChain?: boolean;
 }
 
 export interface SwtpmProcess {
@@ -165,7 +171,7 @@ export async function startSwtpm(opts: SwtpmStartOptions = {}): Promise<SwtpmPro
         if (child.exitCode !== null) resolve();
         else child.once('exit', () => resolve());
       });
-      return {
+      const proc: SwtpmProcess = {
         dir,
         port,
         ctrlPort,
@@ -188,10 +194,72 @@ export async function startSwtpm(opts: SwtpmStartOptions = {}): Promise<SwtpmPro
           rmSync(dir, { recursive: true, force: true });
         },
       };
+      if (opts.ekCert && opts.ekCertChain) {
+        try {
+          await writeEkCertChain(proc, [proc.issuerCertPem!, proc.rootCertPem!]);
+        } catch (e) {
+          await proc.stop();
+          throw e;
+        }
+      }
+      return proc;
     }
     throw lastError ?? new Error('swtpm did not start');
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** DER of a PEM certificate (or the DER given). */
+function certDer(cert: string | Uint8Array): Uint8Array {
+  if (typeof cert !== 'string') return cert;
+  const b64 = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(cert)?.[1];
+  if (!b64) throw new Error('not a PEM certificate');
+  return new Uint8Array(Buffer.from(b64.replace(/\s+/g, ''), 'base64'));
+}
+
+/**
+ * Stores certificates in the TPM's EK certificate chain NV indices, one per index from
+ * 0x01c00100, platform-created and readable without auth as a manufacturer would leave them
+ * (tpm2-tools, platform hierarchy: swtpm's platform auth is empty after startup).
+ */
+export async function writeEkCertChain(tpm: SwtpmProcess, certs: (string | Uint8Array)[]): Promise<void> {
+  const env = { ...process.env, TPM2TOOLS_TCTI: tpm.address };
+  for (const [i, cert] of certs.entries()) {
+    const der = certDer(cert);
+    const index = `0x${(0x01c00100 + i).toString(16)}`;
+    const file = join(tpm.dir, `chain-${i}.der`);
+    writeFileSync(file, der);
+    await run(
+      'tpm2_nvdefine',
+      [
+        index,
+        '-C',
+        'p',
+        '-s',
+        String(der.length),
+        '-a',
+        'ppwrite|ppread|ownerread|authread|no_da|platformcreate',
+      ],
+      { env, timeout: 30_000 },
+    );
+    await run('tpm2_nvwrite', [index, '-C', 'p', '-i', file], { env, timeout: 30_000 });
+  }
+}
+
+/**
+ * Flips one bit of an NV index the platform may write (an EK certificate: what a tampered
+ * TPM or a corrupted NV would present). `fromEnd` counts bytes back from the end of the
+ * index: the last bytes of a certificate are its signature.
+ */
+export async function flipNvBit(tpm: SwtpmProcess, index: number, fromEnd = 3): Promise<void> {
+  const env = { ...process.env, TPM2TOOLS_TCTI: tpm.address };
+  const hex = `0x${index.toString(16)}`;
+  const { stdout } = await run('tpm2_nvread', [hex, '-C', 'o'], { env, encoding: 'buffer', timeout: 30_000 });
+  const data = new Uint8Array(stdout as unknown as Buffer);
+  const at = data.length - fromEnd;
+  const file = join(tpm.dir, 'flipped.bin');
+  writeFileSync(file, Uint8Array.of(data[at]! ^ 0x01));
+  await run('tpm2_nvwrite', [hex, '-C', 'p', '--offset', String(at), '-i', file], { env, timeout: 30_000 });
 }

@@ -37,6 +37,9 @@ export type DeviceEnrollStatus = (typeof DEVICE_ENROLL_STATUSES)[number];
  */
 export const DEVICE_ATTESTATION_TYPES = ['tpm_ekpub', 'tpm_ekcert', 'tpm_ekcert_trusted'] as const;
 export type DeviceAttestationType = (typeof DEVICE_ATTESTATION_TYPES)[number];
+/** How far an EK certificate was verified (`credential.ek_cert_verified`). */
+export const EK_CERT_VERIFICATIONS = ['allowed_ca', 'tpm_root', 'tpm_issuer', 'unchecked'] as const;
+export type EkCertVerification = (typeof EK_CERT_VERIFICATIONS)[number];
 
 /** How many `collected_data` entries a device keeps (newest last). */
 export const MAX_DEVICE_COLLECTED_DATA = 10;
@@ -85,8 +88,24 @@ export const deviceCredentialSchema = z.strictObject({
   attestation_type: z.enum(DEVICE_ATTESTATION_TYPES, {
     error: `expected one of ${DEVICE_ATTESTATION_TYPES.join(', ')}`,
   }),
-  /** Serial number of the EK certificate, when the EK had one. */
+  /**
+   * Serial number of the EK certificate, when its signature was verified (`ek_cert_verified`
+   * `allowed_ca`, `tpm_root` or `tpm_issuer`); never recorded for an unchecked certificate.
+   */
   ek_cert_serial: shortText('a serial number').optional(),
+  /**
+   * How far the EK certificate the TPM presented was verified (issue 15 item 8): `allowed_ca` —
+   * chains to an `ekcert_allowed_cas` entry (`tpm_ekcert_trusted`); `tpm_root` — signatures
+   * verified up to a self-signed root the TPM supplied (consistent, not trusted); `tpm_issuer`
+   * — verified by an issuer certificate the TPM supplied, whose own issuer it did not;
+   * `unchecked` — no issuer certificate to check the signature with: the device enrolled on
+   * its bare EK (`tpm_ekpub`). Absent when the TPM had no EK certificate.
+   */
+  ek_cert_verified: z
+    .enum(EK_CERT_VERIFICATIONS, { error: `expected one of ${EK_CERT_VERIFICATIONS.join(', ')}` })
+    .optional(),
+  /** Subjects of the certificates whose signatures were checked, the EK's issuer first. */
+  ek_cert_issuers: z.array(shortText('a certificate subject')).max(8).optional(),
   /**
    * base64url(SHA-256 of the EK public key, SPKI DER): the TPM that backs the device. One EK
    * backs at most one device; an `ek:` asset tag must be `ek:` + this value.

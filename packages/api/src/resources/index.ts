@@ -69,6 +69,8 @@ export {
   deviceCollectedDataSchema,
   deviceCredentialSchema,
   deviceV1Schema,
+  EK_CERT_VERIFICATIONS,
+  type EkCertVerification,
   MAX_ASSET_TAG_LENGTH,
   MAX_DEVICE_COLLECTED_DATA,
 } from './device';

@@ -18,7 +18,7 @@ interface DeviceLike {
     asset_tag?: string;
     enroll_status?: string;
     owner?: string;
-    credential?: { attestation_type?: string; ek_sha256?: string };
+    credential?: { attestation_type?: string; ek_sha256?: string; ek_cert_verified?: string };
   };
 }
 
@@ -44,6 +44,29 @@ export function deviceIdentitySource(d: DeviceLike): string {
   return 'asset tag: reported';
 }
 
+/**
+ * How far the EK certificate was verified: `allowed CA` (chains to ekcert_allowed_cas),
+ * `chain verified` (signatures up to a root the TPM supplied — consistent, not trusted),
+ * `issuer verified` (by an issuer certificate the TPM supplied), `unverified` (no issuer to
+ * check it with: it counts for nothing), empty (no EK certificate).
+ */
+export function ekCertColumn(d: DeviceLike): string {
+  const v = d.spec?.enroll_status === 'enrolled' ? d.spec.credential?.ek_cert_verified : undefined;
+  switch (v) {
+    case 'allowed_ca':
+      return 'allowed CA';
+    case 'tpm_root':
+      return 'chain verified';
+    case 'tpm_issuer':
+      return 'issuer verified';
+    case 'unchecked':
+      return 'unverified';
+    default:
+      // Enrolled before this was recorded: an EK certificate type says nothing more.
+      return d.spec?.credential?.attestation_type === 'tpm_ekcert_trusted' ? 'allowed CA' : '';
+  }
+}
+
 /** The devices table of `wctl devices ls` and `wctl get devices`. */
 export function devicesTable(items: readonly Record<string, unknown>[]): string {
   const rows = (items as readonly DeviceLike[]).map((d) => [
@@ -52,10 +75,14 @@ export function devicesTable(items: readonly Record<string, unknown>[]): string 
     d.spec?.enroll_status === 'enrolled' ? 'enrolled' : 'not enrolled',
     d.metadata?.name ?? '',
     d.spec?.owner ?? '',
+    d.spec?.enroll_status === 'enrolled' ? ekCertColumn(d) : '',
     d.spec?.credential?.attestation_type ?? '',
     deviceIdentitySource(d),
   ]);
-  return table(['Asset Tag', 'OS', 'Enroll Status', 'Device ID', 'Owner', 'Attestation', 'Identity'], rows);
+  return table(
+    ['Asset Tag', 'OS', 'Enroll Status', 'Device ID', 'Owner', 'EK Certificate', 'Attestation', 'Identity'],
+    rows,
+  );
 }
 
 /** The device named by `--device-id` or `--asset-tag` (exactly one of them). */

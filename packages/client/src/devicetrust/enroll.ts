@@ -68,7 +68,11 @@ export class EnrollCeremony {
           token: req.token,
           credential_id: cred.id,
           device_data: data,
-          ek: { public: b64(init.ek.public), ...(init.ek.certDer ? { cert_der: b64(init.ek.certDer) } : {}) },
+          ek: {
+            public: b64(init.ek.public),
+            ...(init.ek.certDer ? { cert_der: b64(init.ek.certDer) } : {}),
+            ...(init.ek.chainDer?.length ? { chain_der: init.ek.chainDer.slice(0, 8).map(b64) } : {}),
+          },
           ak: {
             public: b64(init.ak.public),
             creation_data: b64(init.ak.creationData),

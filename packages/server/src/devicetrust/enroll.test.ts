@@ -56,14 +56,18 @@ describe('DeviceEnrollment', () => {
   });
   const request = async (
     tpm: SoftTpm,
-    over: Partial<rpc.DeviceEnrollBeginRequest> & { certDer?: Uint8Array; deviceId?: string } = {},
+    over: Partial<rpc.DeviceEnrollBeginRequest> & {
+      certDer?: Uint8Array;
+      chainDer?: Uint8Array[];
+      deviceId?: string;
+    } = {},
   ): Promise<rpc.DeviceEnrollBeginRequest> => {
-    const { certDer, deviceId, ...rest } = over;
+    const { certDer, chainDer, deviceId, ...rest } = over;
     return {
       token: await token(deviceId),
       credential_id: randomUUID(),
       device_data: data(),
-      ...tpm.enrollInit(certDer ? { certDer } : {}),
+      ...tpm.enrollInit({ ...(certDer ? { certDer } : {}), ...(chainDer ? { chainDer } : {}) }),
       ...rest,
     };
   };
@@ -119,12 +123,13 @@ describe('DeviceEnrollment', () => {
   test('an EK certificate without allowed CAs is tpm_ekcert; with its CA allowed, tpm_ekcert_trusted', async () => {
     const a = new SoftTpm();
     const certA = await ca.issue(a.ek.key);
-    const res = await enroll(a, await request(a, { certDer: certA }));
+    // The TPM holds its issuer (EK certificate chain NV): the signature is checked.
+    const res = await enroll(a, await request(a, { certDer: certA, chainDer: [ca.der] }));
     assert.equal(res.device.attestation_type, 'tpm_ekcert');
-    assert.match(
-      (await inventory.get(device.metadata.name)).spec.credential?.ek_cert_serial ?? '',
-      /^[0-9a-f]+$/,
-    );
+    const cred = (await inventory.get(device.metadata.name)).spec.credential;
+    assert.match(cred?.ek_cert_serial ?? '', /^[0-9a-f]+$/);
+    assert.equal(cred?.ek_cert_verified, 'tpm_root');
+    assert.deepEqual(cred?.ek_cert_issuers, ['CN=Test TPM Manufacturer CA']);
 
     const second = await inventory.add(admin, { osType: 'linux', assetTag: 'SECOND' });
     await setAllowedCas([ca.pem]);
@@ -136,6 +141,42 @@ describe('DeviceEnrollment', () => {
     });
     const trusted = await enroll(b, req);
     assert.equal(trusted.device.attestation_type, 'tpm_ekcert_trusted');
+  });
+
+  test('regression: a bit-flipped EK certificate, no allowed CAs: refused when the TPM holds its issuer, else not an EK certificate', async () => {
+    const tpm = new SoftTpm();
+    const good = await ca.issue(tpm.ek.key);
+    const flipped = good.slice();
+    flipped[flipped.length - 3]! ^= 0x01; // inside the signature: parsing still works
+    await assert.rejects(
+      enrollment.begin(await request(tpm, { certDer: flipped, chainDer: [ca.der] })),
+      refusedWith(
+        /^presented EKCert failed verification: the EK certificate is not signed by its issuer CN=Test TPM Manufacturer CA/,
+      ),
+    );
+    // An issuer of the same name with another key is no better.
+    const impostor = await createTestEkCa();
+    await assert.rejects(
+      enrollment.begin(await request(tpm, { certDer: good, chainDer: [impostor.der] })),
+      refusedWith(/^presented EKCert failed verification: the EK certificate is not signed by its issuer/),
+    );
+    // Expired, no allowed CAs: refused too.
+    const expired = await ca.issue(tpm.ek.key, { notAfter: new Date(clock.now() - 60_000) });
+    await assert.rejects(
+      enrollment.begin(await request(tpm, { certDer: expired })),
+      refusedWith(/^presented EKCert failed verification: the EK certificate .* is valid from .*, not now$/),
+    );
+    // No issuer to check it with: enrolled on the bare EK, the certificate recorded as unchecked
+    // and its serial not recorded.
+    const res = await enroll(tpm, await request(tpm, { certDer: flipped }));
+    assert.equal(res.device.attestation_type, 'tpm_ekpub');
+    const cred = (await inventory.get(device.metadata.name)).spec.credential;
+    assert.equal(cred?.ek_cert_verified, 'unchecked');
+    assert.equal(cred?.ek_cert_serial, undefined);
+    assert.equal(cred?.ek_cert_issuers, undefined);
+    const events = await audit.search({ order: 'asc', types: ['device.enroll'] });
+    assert.equal((events.at(-1) as { ek_cert_verified?: string }).ek_cert_verified, 'unchecked');
+    assert.equal(events.filter((e) => !e.success).length, 3);
   });
 
   test('with allowed CAs: no EK certificate, or one from another CA, is refused with the exact message', async () => {

@@ -16,8 +16,10 @@
  *
  * EK classification: with `cluster_auth_preference.spec.device_trust.ekcert_allowed_cas`
  * set, the EK certificate is required and must chain to one of them (`tpm_ekcert_trusted`);
- * without it, an EK certificate is recorded (`tpm_ekcert`) and a bare EK is accepted
- * (`tpm_ekpub`). Every outcome is audited as `device.enroll`.
+ * without it, the EK certificate is verified as far as the issuer certificates the TPM holds
+ * go (`tpm_ekcert`, `ek_cert_verified` tpm_root | tpm_issuer; a bad signature is refused),
+ * and one whose signature can't be checked counts for nothing (`tpm_ekpub`, `unchecked`), as
+ * does a bare EK. Every outcome is audited as `device.enroll`.
  *
  * Binding to the device: an `ek:` asset tag must be the hash of the EK presented (which
  * credential activation then proves); a DMI asset tag is self-reported (`wctl devices ls`
@@ -31,20 +33,21 @@ import {
   type AuditEventInput,
   type DeviceAttestationType,
   type DeviceResource,
+  type EkCertVerification,
   isWardenError,
   type rpc,
   WardenError,
 } from '@warden/api';
 import {
+  type Certificate,
   checkAkAttributes,
+  checkEkCertificateChain,
   checkEkMatchesCertificate,
   decodePublic,
-  type EkCertificate,
   encodeIdObject,
   isTpmError,
   makeCredential,
   objectName,
-  parseEkCertificate,
   publicKeyFromTpmt,
   TPMA_OBJECT,
   type TpmtPublic,
@@ -111,6 +114,8 @@ interface EnrollSession {
     public_key_der: string;
     attestation_type: DeviceAttestationType;
     ek_cert_serial?: string;
+    ek_cert_verified?: EkCertVerification;
+    ek_cert_issuers?: string[];
     ek_sha256: string;
     ak_public: string;
   };
@@ -238,7 +243,7 @@ export class DeviceEnrollment {
           id: req.credential_id,
           public_key_der: toB64(publicKeyFromTpmt(akPublic).export({ type: 'spki', format: 'der' })),
           attestation_type: ek.type,
-          ...(ek.certificate ? { ek_cert_serial: ek.certificate.serialNumber } : {}),
+          ...ek.record,
           ek_sha256: ekSha256,
           ak_public: req.ak.public,
         },
@@ -317,6 +322,9 @@ export class DeviceEnrollment {
       os_type: enrolled.spec.os_type,
       credential_id: session.credential.id,
       attestation_type: session.credential.attestation_type,
+      ...(session.credential.ek_cert_verified
+        ? { ek_cert_verified: session.credential.ek_cert_verified }
+        : {}),
       device: {
         id: enrolled.metadata.name,
         os_type: enrolled.spec.os_type,
@@ -340,9 +348,17 @@ export class DeviceEnrollment {
     return { device: deviceSummary(enrolled) };
   }
 
+  /**
+   * The EK and how far its certificate was verified (issue 15 item 8). With allowed CAs the
+   * certificate must chain to one of them (through the issuers the TPM holds). Without, it is
+   * checked as far as the TPM's own chain goes — validity dates, then each signature up to a
+   * self-signed root — and a signature that doesn't verify with its issuer's key is refused;
+   * with no issuer at hand the signature can't be checked, so the certificate is recorded as
+   * `unchecked` and the device enrolls on its bare EK (`tpm_ekpub`), never as `tpm_ekcert`.
+   */
   async #classifyEk(
     ek: rpc.DeviceEnrollBeginRequest['ek'],
-  ): Promise<{ public: TpmtPublic; type: DeviceAttestationType; certificate?: EkCertificate }> {
+  ): Promise<{ public: TpmtPublic; type: DeviceAttestationType; record: EkCertRecord }> {
     let ekPublic: TpmtPublic;
     try {
       ekPublic = decodePublic(fromB64(ek.public));
@@ -361,38 +377,57 @@ export class DeviceEnrollment {
     const cap = await this.#o.services.authPreference.get();
     const allowed = cap.spec.device_trust.ekcert_allowed_cas ?? [];
     const certDer = ek.cert_der ? fromB64(ek.cert_der) : undefined;
-    if (allowed.length > 0) {
-      if (!certDer) throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.missingEkCert);
-      try {
-        const { certificate } = verifyEkCertificate(certDer, {
+    const issuers = (ek.chain_der ?? []).map(fromB64);
+    const now = new Date(this.#o.clock.now());
+    if (allowed.length > 0 && !certDer) {
+      throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.missingEkCert);
+    }
+    if (!certDer) return { public: ekPublic, type: 'tpm_ekpub', record: {} };
+    try {
+      if (allowed.length > 0) {
+        const { certificate, chain } = verifyEkCertificate(certDer, {
           roots: allowed,
-          now: new Date(this.#o.clock.now()),
+          intermediates: issuers,
+          now,
         });
         checkEkMatchesCertificate(ekPublic, certificate);
-        return { public: ekPublic, type: 'tpm_ekcert_trusted', certificate };
-      } catch (e) {
-        if (isTpmError(e))
-          throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.ekCertPrefix + e.message, {
-            tpm_code: e.code,
-          });
-        throw e;
+        return {
+          public: ekPublic,
+          type: 'tpm_ekcert_trusted',
+          record: ekCertRecord(certificate.serialNumber, 'allowed_ca', chain),
+        };
       }
+      const { certificate, chain, reach } = checkEkCertificateChain(certDer, { issuers, now });
+      checkEkMatchesCertificate(ekPublic, certificate);
+      if (reach === 'none')
+        return { public: ekPublic, type: 'tpm_ekpub', record: { ek_cert_verified: 'unchecked' } };
+      return {
+        public: ekPublic,
+        type: 'tpm_ekcert',
+        record: ekCertRecord(certificate.serialNumber, reach === 'root' ? 'tpm_root' : 'tpm_issuer', chain),
+      };
+    } catch (e) {
+      if (isTpmError(e))
+        throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.ekCertPrefix + e.message, {
+          tpm_code: e.code,
+        });
+      throw e;
     }
-    if (certDer) {
-      try {
-        const certificate = parseEkCertificate(certDer);
-        checkEkMatchesCertificate(ekPublic, certificate);
-        return { public: ekPublic, type: 'tpm_ekcert', certificate };
-      } catch (e) {
-        if (isTpmError(e))
-          throw refused('WARDEN_ERR_DEVICE_ATTESTATION_FAILED', EnrollErrors.ekCertPrefix + e.message, {
-            tpm_code: e.code,
-          });
-        throw e;
-      }
-    }
-    return { public: ekPublic, type: 'tpm_ekpub' };
   }
+}
+
+/** What the credential records about the EK certificate. */
+type EkCertRecord = Pick<
+  EnrollSession['credential'],
+  'ek_cert_serial' | 'ek_cert_verified' | 'ek_cert_issuers'
+>;
+
+function ekCertRecord(serial: string, verified: EkCertVerification, chain: Certificate[]): EkCertRecord {
+  return {
+    ek_cert_serial: serial,
+    ek_cert_verified: verified,
+    ek_cert_issuers: chain.slice(1).map((c) => c.subjectText || c.issuerText || '(unnamed CA)'),
+  };
 }
 
 /** The device data must name the registered device: same OS, same asset tag. */

@@ -28,6 +28,7 @@ import {
   type PcrSelection,
   publicKeyFromTpmt,
   readEkCertificate,
+  readEkCertificateChain,
   TPM_ALG,
   TPMA_OBJECT,
   Tpm,
@@ -37,7 +38,8 @@ import type { StoredCredential } from '../cache';
 
 /** What enrollment sends about the TPM's keys (rpc DeviceEnrollBeginRequest `ek` and `ak`). */
 export interface TpmEnrollInit {
-  ek: { public: Uint8Array; certDer?: Uint8Array };
+  /** The EK, its certificate, and the certificates of its issuers the TPM holds (NV chain). */
+  ek: { public: Uint8Array; certDer?: Uint8Array; chainDer?: Uint8Array[] };
   ak: {
     public: Uint8Array;
     creationData: Uint8Array;
@@ -59,6 +61,7 @@ interface Ek {
   public: TpmtPublic;
   publicBytes: Uint8Array;
   certDer?: Uint8Array;
+  chainDer?: Uint8Array[];
   /** A transient EK we created (flushed on close), not a persistent one. */
   transient: boolean;
 }
@@ -127,7 +130,8 @@ export class TpmDevice {
       for (const kind of ['rsa', 'ecc', 'ecc-p384'] as const) {
         const certDer = await readEkCertificate(this.#tpm, kind);
         if (certDer) {
-          this.#ek = { ...(await this.#loadEk(kind)), certDer };
+          const chainDer = await readEkCertificateChain(this.#tpm);
+          this.#ek = { ...(await this.#loadEk(kind)), certDer, ...(chainDer.length ? { chainDer } : {}) };
           return this.#ek;
         }
       }
@@ -136,7 +140,7 @@ export class TpmDevice {
     });
   }
 
-  async #loadEk(kind: EkKind): Promise<Omit<Ek, 'certDer'>> {
+  async #loadEk(kind: EkKind): Promise<Omit<Ek, 'certDer' | 'chainDer'>> {
     const handle = PERSISTENT[kind];
     if (handle !== undefined) {
       try {
@@ -223,7 +227,11 @@ export class TpmDevice {
         creationTicket: cred.creationTicket,
       });
       return {
-        ek: { public: ek.publicBytes, ...(ek.certDer ? { certDer: ek.certDer } : {}) },
+        ek: {
+          public: ek.publicBytes,
+          ...(ek.certDer ? { certDer: ek.certDer } : {}),
+          ...(ek.chainDer ? { chainDer: ek.chainDer } : {}),
+        },
         ak: {
           public: cred.akPublic,
           creationData: cred.creationData,
