@@ -19,6 +19,8 @@ import {
   createAuthServer,
   createServices,
   type DbServiceConfig,
+  liveAccessChecker,
+  liveSessionMonitor,
   MemoryAuditLog,
   MemoryBackend,
   type Services,
@@ -272,8 +274,11 @@ export async function startCluster(): Promise<Cluster> {
   const services = createServices({ backend, clock });
   await services.ensurePresets();
   const cas = await CertAuthorities.init({ backend, clusterName: 'db-test', clock });
-  const lockCache = services.lockCache({ logger: quiet });
-  await lockCache.start();
+  // As `warden start`: the live views, one access checker and one session monitor over them.
+  const views = services.accessViews({ logger: quiet });
+  await views.start();
+  const checker = liveAccessChecker(views, { clock });
+  const monitor = liveSessionMonitor(views, { checker, clock, logger: quiet });
 
   let db: Awaited<ReturnType<typeof startDbAccess>> | undefined;
   const routesFor = (a: AuthServer) =>
@@ -364,7 +369,8 @@ export async function startCluster(): Promise<Cluster> {
         audit,
         clock,
         logger: quiet,
-        locks: lockCache,
+        checker,
+        monitor,
         identify: (der) => a.identify(der),
       });
     },
@@ -388,7 +394,8 @@ export async function startCluster(): Promise<Cluster> {
     setAuthPreference,
     async stop() {
       db?.close();
-      lockCache.close();
+      monitor.close();
+      views.close();
       await new Promise<void>((r) => {
         server.close(() => r());
         http?.closeAllConnections();

@@ -1,27 +1,26 @@
 /**
- * Composition of database access for `warden start`: db_service (engines, lock watch,
- * heartbeat of the configured databases) and the proxy's `warden-db/1` route. `start.ts`
- * calls `startDbAccess` and adds three things (see the example); tests compose it the same way.
+ * Composition of database access for `warden start`: db_service (engines over the process's
+ * access checker and session monitor, heartbeat of the configured databases) and the proxy's
+ * `warden-db/1` route. `start.ts` calls `startDbAccess` and adds three things (see the
+ * example); tests compose it the same way.
  *
  * @example
  *   const db = await startDbAccess({ config: config.dbService, services, cas, audit, clock, logger,
- *     locks: lockCache, identify: (der) => auth.identify(der) });
+ *     checker, monitor, identify: (der) => auth.identify(der) });
  *   apiRoutes(auth, { listNodes, listDbs: db.listDbs });            // GET /v1/dbs
  *   ALPNProtocols: ['http/1.1', SSH_ALPN, DB_ALPN];                  // and in the connection handler:
  *   if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
  *   // on close: db.close();
  */
-import type { LockResource } from '@warden/api';
-import type { Identity } from '../access';
+import type { AccessChecker, Identity, SessionMonitor } from '../access';
 import type { AuditLog } from '../audit';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import { type DbServiceConfig, formatHostPort } from '../config';
 import type { Logger } from '../log';
 import { type DbTunnelOptions, DbTunnels } from '../proxy';
-import type { ResourceCache, Services } from '../services';
+import type { Services } from '../services';
 import {
-  DbAccess,
   DbHeartbeat,
   DbService,
   dbCertIssuer,
@@ -37,11 +36,10 @@ export interface DbAccessDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  /** The live lock view (started by the caller). */
-  locks: ResourceCache<LockResource>;
+  /** The process's access checker and session monitor (one of each, built by the caller). */
+  checker: AccessChecker;
+  monitor: SessionMonitor;
   identify: DbTunnelOptions['identify'];
-  /** Lock re-check tick (tests); default 500 ms. */
-  lockCheckIntervalMs?: number;
 }
 
 export interface DbAccessComposition {
@@ -54,22 +52,6 @@ export interface DbAccessComposition {
 }
 
 export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessComposition> {
-  const access = new DbAccess({
-    clock: d.clock,
-    roles: async (names) => {
-      const out = [];
-      for (const n of names) {
-        const r = await d.services.roles.find(n);
-        if (r) out.push(r);
-      }
-      return out;
-    },
-    clusterSettings: async () => {
-      const cap = await d.services.authPreference.get();
-      return { deviceTrustMode: cap.spec.device_trust?.mode, lockingMode: cap.spec.locking_mode };
-    },
-    locks: d.locks,
-  });
   let service: DbService | undefined;
   let heartbeat: DbHeartbeat | undefined;
   if (d.config.enabled) {
@@ -77,12 +59,11 @@ export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessCompositio
       clock: d.clock,
       logger: d.logger,
       audit: d.audit,
-      access,
+      checker: d.checker,
+      monitor: d.monitor,
       issuer: dbCertIssuer(d.cas),
       engines: [new PostgresEngine({ logger: d.logger }), new MySqlEngine({ logger: d.logger })],
-      onLocksChange: (fn) => d.locks.onChange(() => fn()),
       listDbs: () => d.services.dbs.list(),
-      ...(d.lockCheckIntervalMs ? { lockCheckIntervalMs: d.lockCheckIntervalMs } : {}),
     });
     const databases = d.config.databases.map((db) =>
       dbResourceFromConfig({

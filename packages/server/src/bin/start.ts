@@ -356,7 +356,8 @@ async function compose(
     audit,
     clock,
     logger,
-    locks: lockCache,
+    checker,
+    monitor,
     identify: (der) => auth.identify(der),
   });
   // Kubernetes: `/kube/<cluster>/…` on the proxy port, served by kube_service (srv/kube).

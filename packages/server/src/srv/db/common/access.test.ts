@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type DbResource, presetRoles, type RoleResource } from '@warden/api';
-import { makeIdentity } from '../../../access';
+import { AccessChecker, makeIdentity } from '../../../access';
 import { FakeClock } from '../../../clock';
-import { DbAccess } from './access';
+import { dbTarget, reachableDbs } from './access';
 
 const dbOf = (name: string, labels: Record<string, string>): DbResource => ({
   kind: 'db',
@@ -18,17 +18,18 @@ const role = (name: string, spec: Partial<RoleResource['spec']>): RoleResource =
   spec: { options: {}, allow: {}, deny: {}, ...spec },
 });
 
-function access(roles: RoleResource[], deviceTrustMode = 'off') {
-  return new DbAccess({
+/** The process's checker over a fixed role set, no locks, and the given cluster mode. */
+function checker(roles: RoleResource[], deviceTrustMode = 'off') {
+  return new AccessChecker({
     clock: new FakeClock(Date.UTC(2026, 0, 1)),
-    roles: async (names) => roles.filter((r) => names.includes(r.metadata.name)),
-    clusterSettings: async () => ({ deviceTrustMode, lockingMode: 'best_effort' }),
     locks: { values: () => [], staleForMs: () => 0 },
+    role: (name) => roles.find((r) => r.metadata.name === name),
+    clusterSettings: () => ({ deviceTrustMode, lockingMode: 'best_effort' }),
   });
 }
 
-test('reachable lists the databases some role allows, with expanded db users and names', async () => {
-  const a = access([
+test('reachableDbs lists the databases some role allows, with expanded db users and names', () => {
+  const a = checker([
     ...presetRoles(),
     role('no-billing', { deny: { db_labels: { team: 'billing' } } }),
     role('reader', { allow: { db_labels: { env: 'prod' }, db_users: ['reader'], db_names: ['*'] } }),
@@ -39,7 +40,7 @@ test('reachable lists the databases some role allows, with expanded db users and
     dbOf('dev', { env: 'dev' }),
   ];
   const identity = makeIdentity({ user: 'alice', roles: ['reader', 'no-billing'] });
-  assert.deepEqual(await a.reachable(identity, dbs), [
+  assert.deepEqual(reachableDbs(a.resolve(identity), dbs), [
     { name: 'orders', protocol: 'postgres', labels: { env: 'prod' }, db_users: ['reader'], db_names: ['*'] },
   ]);
   const withAccess = makeIdentity({
@@ -47,7 +48,7 @@ test('reachable lists the databases some role allows, with expanded db users and
     roles: ['access'],
     traits: { db_users: ['alice'], db_names: ['app'] },
   });
-  const listed = await a.reachable(withAccess, dbs);
+  const listed = reachableDbs(a.resolve(withAccess), dbs);
   assert.deepEqual(
     listed.map((d) => [d.name, d.db_users, d.db_names]),
     [
@@ -56,23 +57,24 @@ test('reachable lists the databases some role allows, with expanded db users and
       ['orders', ['alice'], ['app']],
     ],
   );
-  assert.deepEqual(await a.reachable(makeIdentity({ user: 'x', roles: ['missing'] }), dbs), []);
+  // A role deleted since the certificate was issued grants nothing.
+  assert.deepEqual(reachableDbs(a.resolve(makeIdentity({ user: 'x', roles: ['missing'] })), dbs), []);
 });
 
-test('decide runs the shared checker with the cluster mode and the identity’s device', async () => {
-  const a = access(presetRoles(), 'required');
+test('the checker decides on dbTarget(db) with the cluster mode and the identity’s device', () => {
+  const a = checker(presetRoles(), 'required');
   const identity = makeIdentity({
     user: 'alice',
     roles: ['access'],
     traits: { db_users: ['alice'], db_names: ['orders'] },
   });
   const db = dbOf('orders', {});
-  const denied = await a.decide(identity, db, { dbUser: 'alice', dbName: 'orders' });
+  const denied = a.checkAccess<'db'>(identity, dbTarget(db), { dbUser: 'alice', dbName: 'orders' });
   assert.equal(denied.allowed, false);
   assert.equal(!denied.allowed && denied.reason, 'unauthorized device');
   const device = { deviceId: 'd', assetTag: 'a', credentialId: 'c' };
   assert.equal(
-    (await a.decide({ ...identity, device }, db, { dbUser: 'alice', dbName: 'orders' })).allowed,
+    a.checkAccess<'db'>({ ...identity, device }, dbTarget(db), { dbUser: 'alice', dbName: 'orders' }).allowed,
     true,
   );
 });

@@ -1,8 +1,8 @@
 /**
  * What every database protocol shares in db_service (DESIGN §1, §5): the hand-off from the
  * proxy (`DbHandoff`: `serve` a `DbConnection`, `refuse` with a reason), the engine contract
- * (`DbEngine`), sessions with their access check and audit (`DbSession`), the lock watch
- * that ends live sessions within a second, the upstream TLS credentials (client
+ * (`DbEngine`), sessions with their access check and audit (`DbSession`, registered with
+ * the process's SessionMonitor, which ends them when a lock arrives), the upstream TLS credentials (client
  * certificates from the db CA, CN = db user), the heartbeat of configured databases, and
  * `DbService`, which ties them together.
  *
@@ -11,7 +11,7 @@
  * Who may import: `srv/db/*` engines, `proxy/` (types only) and `bin/` (composition).
  * Tested by the colocated `*.test.ts` and end to end in `test/db/`.
  */
-export { DbAccess, type DbAccessDeps, type DbInfo, dbTarget } from './access';
+export { type DbInfo, dbTarget, reachableDbs } from './access';
 export { endWith } from './end-with';
 export {
   DB_HEARTBEAT_INTERVAL_MS,
@@ -20,7 +20,6 @@ export {
   type DbHeartbeatOptions,
   dbResourceFromConfig,
 } from './heartbeat';
-export { LOCK_CHECK_INTERVAL_MS, LockWatch, type LockWatchOptions } from './lock-watch';
 export { type RelayOptions, relay, TERMINATE_GRACE_MS } from './relay';
 export { DbService, type DbServiceOptions } from './service';
 export { type DbQuery, DbSession, type DbSessionDeps } from './session';

@@ -1,25 +1,25 @@
 /**
  * db_service: takes the connections the proxy authenticated (`DbHandoff`), runs the engine
- * of the database's protocol over a `DbSession`, keeps live sessions under the lock watch,
- * records their end, lists the databases a user may reach, and heartbeats the databases of
- * its config. Every agent enforces authorization itself: the engines call the access
- * checker here, whatever the proxy decided.
+ * of the database's protocol over a `DbSession`, registers each live session with the
+ * process's SessionMonitor (a lock arriving through the watch, or the certificate's expiry,
+ * ends it with the engine's protocol error carrying the message), records their end, and
+ * lists the databases a user may reach. Every agent enforces authorization itself: the
+ * engines ask the access checker here, whatever the proxy decided.
  * Internal to `srv/db`; the public surface is `common/index.ts`.
  *
  * @example
- *   const dbService = new DbService({ clock, logger, audit, access, issuer: dbCertIssuer(cas),
- *     engines: [new PostgresEngine({ logger })], onLocksChange: (fn) => lockCache.onChange(fn),
+ *   const dbService = new DbService({ clock, logger, audit, checker, monitor,
+ *     issuer: dbCertIssuer(cas), engines: [new PostgresEngine({ logger })],
  *     listDbs: () => services.dbs.list() });
  *   proxyDbTunnels = new DbTunnels({ …, handoff: dbService });
  */
 import type { Duplex } from 'node:stream';
 import type { DbProtocol, DbResource } from '@warden/api';
-import type { Identity } from '../../../access';
+import type { AccessChecker, Identity, SessionMonitor } from '../../../access';
 import type { AuditLog } from '../../../audit';
 import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
-import type { DbAccess, DbInfo } from './access';
-import { LockWatch } from './lock-watch';
+import { type DbInfo, reachableDbs } from './access';
 import { DbSession } from './session';
 import type { DbConnection, DbEngine, DbHandoff, DbRefusal } from './types';
 import { type DbCertIssuer, UpstreamCredentials } from './upstream';
@@ -28,21 +28,20 @@ export interface DbServiceOptions {
   clock: Clock;
   logger: Logger;
   audit: AuditLog;
-  access: DbAccess;
+  /** The process's access checker (bin/start.ts builds one). */
+  checker: Pick<AccessChecker, 'checkAccess' | 'resolve'>;
+  /** The process's session monitor: every live session registers with it. */
+  monitor: Pick<SessionMonitor, 'register'>;
   issuer: DbCertIssuer;
   engines: readonly DbEngine[];
-  /** Subscribes to lock view changes (`lockCache.onChange`). */
-  onLocksChange(listener: () => void): () => void;
   /** Every `db` resource (for listings). */
   listDbs(): Promise<DbResource[]>;
-  lockCheckIntervalMs?: number;
 }
 
 export class DbService implements DbHandoff {
   readonly #o: DbServiceOptions;
   readonly #engines: ReadonlyMap<DbProtocol, DbEngine>;
   readonly #credentials: UpstreamCredentials;
-  readonly #watch: LockWatch;
   readonly #live = new Map<DbSession, Duplex>();
   #closed = false;
 
@@ -50,12 +49,6 @@ export class DbService implements DbHandoff {
     this.#o = o;
     this.#engines = new Map(o.engines.map((e) => [e.protocol, e]));
     this.#credentials = new UpstreamCredentials({ issuer: o.issuer, clock: o.clock });
-    this.#watch = new LockWatch({
-      access: o.access,
-      logger: o.logger,
-      onLocksChange: o.onLocksChange,
-      ...(o.lockCheckIntervalMs ? { intervalMs: o.lockCheckIntervalMs } : {}),
-    });
   }
 
   /** Live sessions (for tests and metrics). */
@@ -81,18 +74,25 @@ export class DbService implements DbHandoff {
       clock: this.#o.clock,
       audit: this.#o.audit,
       logger: this.#o.logger,
-      access: this.#o.access,
+      checker: this.#o.checker,
       credentials: this.#credentials,
     });
     this.#live.set(session, conn.stream);
-    this.#watch.add(session);
+    // A session already locked out when it registers is ended right after (the monitor
+    // checks it against the current view): a lock between the proxy's decision and here
+    // is not missed.
+    const registration = this.#o.monitor.register({
+      identity: conn.identity,
+      protocol: 'db',
+      end: (message) => session.terminate(message),
+    });
     conn.stream.on('error', () => conn.stream.destroy());
     engine
       .serve(conn.stream, session)
       .catch((e) => this.#o.logger.warn({ err: e, session: session.id }, 'database session failed'))
       .finally(() => {
         conn.stream.destroy();
-        this.#watch.delete(session);
+        registration.unregister();
         this.#live.delete(session);
         void session.ended();
       });
@@ -113,13 +113,12 @@ export class DbService implements DbHandoff {
 
   /** The databases `identity` may reach, for `GET /v1/dbs`. */
   async listFor(identity: Identity): Promise<DbInfo[]> {
-    return this.#o.access.reachable(identity, await this.#o.listDbs());
+    return reachableDbs(this.#o.checker.resolve(identity), await this.#o.listDbs());
   }
 
-  /** Ends every live session and stops watching locks. */
+  /** Ends every live session. */
   close(): void {
     this.#closed = true;
-    this.#watch.close();
     for (const [session, stream] of this.#live) {
       session.terminate('the database service is shutting down');
       setTimeout(() => stream.destroy(), 1000).unref();

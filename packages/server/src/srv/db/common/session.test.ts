@@ -6,7 +6,6 @@ import { makeIdentity } from '../../../access';
 import type { AuditLog } from '../../../audit';
 import { FakeClock } from '../../../clock';
 import { silentLogger } from '../../../log';
-import type { DbAccess } from './access';
 import { DbSession, MAX_UNWRITTEN_QUERIES } from './session';
 import type { UpstreamCredentials } from './upstream';
 
@@ -42,7 +41,7 @@ test('db session: past MAX_UNWRITTEN_QUERIES unwritten statements, the engine is
       clock: new FakeClock(),
       audit,
       logger: silentLogger,
-      access: {} as DbAccess,
+      checker: { checkAccess: () => assert.fail('not asked in this test') },
       credentials: {} as UpstreamCredentials,
     },
   );

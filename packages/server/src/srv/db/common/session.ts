@@ -8,11 +8,11 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import type { AuditEventInput, DbResource } from '@warden/api';
-import type { AccessDecision, Identity } from '../../../access';
+import type { AccessChecker, AccessDecision, Identity } from '../../../access';
 import { type AuditLog, writeAuditEvent } from '../../../audit';
 import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
-import type { DbAccess } from './access';
+import { dbTarget } from './access';
 import type { DbConnection } from './types';
 import type { UpstreamCredentials } from './upstream';
 
@@ -20,7 +20,8 @@ export interface DbSessionDeps {
   clock: Clock;
   audit: AuditLog;
   logger: Logger;
-  access: DbAccess;
+  /** The process's access checker (live views: no backend read per decision). */
+  checker: Pick<AccessChecker, 'checkAccess'>;
   credentials: UpstreamCredentials;
 }
 
@@ -118,7 +119,7 @@ export class DbSession {
     this.#subjectCache = undefined;
     let decision: AccessDecision;
     try {
-      decision = await this.#d.access.decide(this.identity, this.db, req);
+      decision = this.#d.checker.checkAccess<'db'>(this.identity, dbTarget(this.db), req);
     } catch (e) {
       this.#d.logger.error({ err: e }, 'database access check failed');
       decision = {
@@ -231,7 +232,10 @@ export class DbSession {
     if (this.#terminatedBy !== undefined) fn(this.#terminatedBy);
   }
 
-  /** Ends the session from the server side (a lock): the client reads `reason`. */
+  /**
+   * Ends the session from the server side (the session monitor: a lock, the certificate's
+   * expiry; the service's shutdown): the client reads `reason`.
+   */
   terminate(reason: string): void {
     if (this.#terminatedBy !== undefined) return;
     this.#terminatedBy = reason;

@@ -17,7 +17,7 @@ import { MemoryAuditLog } from '../../../audit';
 import { MemoryBackend } from '../../../backend';
 import { CertAuthorities } from '../../../ca';
 import { systemClock } from '../../../clock';
-import { type DbAccess, DbSession, dbCertIssuer, StreamReader, UpstreamCredentials } from '../common';
+import { DbSession, dbCertIssuer, StreamReader, UpstreamCredentials } from '../common';
 import { MySqlEngine } from './engine';
 import {
   Cap,
@@ -199,7 +199,7 @@ before(async () => {
   audit = new MemoryAuditLog({ clock: systemClock });
   engine = new MySqlEngine({ logger: quiet });
   const credentials = new UpstreamCredentials({ issuer: dbCertIssuer(cas), clock: systemClock });
-  const access = { decide: async () => decision } as unknown as DbAccess;
+  const checker = { checkAccess: () => decision };
   const db: DbResource = {
     kind: 'db',
     version: 'v3',
@@ -216,7 +216,7 @@ before(async () => {
         identity: makeIdentity({ user: 'alice', roles: ['dev'] }),
         clientAddr: '127.0.0.1',
       },
-      { clock: systemClock, audit, logger: quiet, access, credentials },
+      { clock: systemClock, audit, logger: quiet, checker, credentials },
     );
     lastSession = session;
     served = engine.serve(sock, session).finally(() => {
