@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -143,12 +144,73 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     const cfg = readFileSync(kc('alice'), 'utf8');
     assert.match(cfg, /current-context: .*-fake/);
     assert.match(cfg, /server: https:\/\/127\.0\.0\.1:\d+\/kube\/fake/);
+    assert.match(cfg, /tls-server-name: kube\.localhost$/m);
     assert.match(cfg, /client\.authentication\.k8s\.io\/v1/);
     const cred = await wsh('alice', ['kube', 'credentials', '--cluster=fake']);
     const ec = JSON.parse(cred.stdout);
     assert.equal(ec.kind, 'ExecCredential');
     assert.match(ec.status.clientCertificateData, /BEGIN CERTIFICATE/);
     assert.ok(Date.parse(ec.status.expirationTimestamp) > Date.now());
+  });
+
+  test('Kubernetes has its own TLS server name: kube.<proxy> in the proxy certificate, nothing else there, and a certificate bound to its cluster', async () => {
+    const cfg = readFileSync(kc('alice'), 'utf8');
+    // kubectl verified the proxy's certificate for kube.localhost (the host CA, no insecure flag).
+    assert.doesNotMatch(cfg, /insecure-skip-tls-verify/);
+    // `--raw` drops the server URL's path: the kube certificate's cluster answers.
+    const r = await k('alice', ['get', '--raw', '/version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(JSON.parse(r.stdout).gitVersion);
+    const [host, port] = [w.proxy.split(':')[0]!, Number(w.proxy.split(':')[1])];
+    const ca = Buffer.from(/certificate-authority-data: (\S+)/.exec(cfg)![1]!, 'base64').toString();
+    const profile = join(home('alice'), 'profiles', w.proxy.replace(/[^A-Za-z0-9.-]/g, '_'));
+    const login = {
+      cert: readFileSync(join(profile, 'tls.pem'), 'utf8'),
+      key: readFileSync(join(profile, 'key.pem'), 'utf8'),
+    };
+    const get = (servername: string, path: string, client: { cert?: string; key?: string } = {}) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const q = httpsRequest({ host, port, path, servername, ca, ...client, method: 'GET' }, (res) => {
+          let body = '';
+          res.on('data', (b: Buffer) => {
+            body += b;
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        q.on('error', reject);
+        q.end();
+      });
+    // The kube name serves only Kubernetes paths: not the API, not the Web UI.
+    let g = await get('kube.localhost', '/v1/ping');
+    assert.equal(g.status, 401);
+    assert.match(g.body, /Kubernetes through Warden needs a Warden client certificate/);
+    assert.equal((await get('kube.localhost', '/web')).status, 401);
+    g = await get('kube.localhost', '/v1/ping', login);
+    assert.equal(g.status, 404, 'a login certificate names no cluster');
+    assert.match(g.body, /not a Kubernetes path/);
+    // A login certificate (wsh proxy kube) reaches a cluster by its path.
+    g = await get('kube.localhost', '/kube/fake/api/v1/namespaces/default/pods', login);
+    assert.equal(g.status, 200, g.body);
+    assert.equal(JSON.parse(g.body).items[0].metadata.name, 'web');
+    assert.equal((await get('localhost', '/v1/ping')).status, 200, 'the API stays on the proxy name');
+    // A Kubernetes path on the proxy's own name says where Kubernetes went.
+    g = await get('localhost', '/kube/fake/api/v1/namespaces/default/pods');
+    assert.equal(g.status, 403);
+    assert.match(g.body, /TLS server name kube\.localhost/);
+    const old = join(w.dir, 'kubeconfig-old');
+    writeFileSync(old, cfg.replace(/^\s*tls-server-name: .*\n/m, ''));
+    const o = await kubectl(old, ['get', 'pods'], { env: { ...userEnv('alice'), KUBECONFIG: old } });
+    assert.notEqual(o.code, 0);
+    assert.match(
+      o.stderr,
+      /Error from server \(Forbidden\): Kubernetes is served under the TLS server name kube\.localhost/,
+    );
+    // The exec plugin's certificate was issued for "fake": another cluster path refuses it.
+    const other = join(w.dir, 'kubeconfig-other');
+    writeFileSync(other, cfg.replace(/\/kube\/fake\b/, '/kube/other'));
+    const x = await kubectl(other, ['get', 'pods'], { env: { ...userEnv('alice'), KUBECONFIG: other } });
+    assert.equal(x.code, 1);
+    assert.match(x.stderr, /Forbidden.*issued for kube_cluster "fake", not "other"/);
   });
 
   test('get and describe go through with Warden’s credential and the roles’ impersonation', async () => {

@@ -40,6 +40,17 @@ export const SshIdentityExtensions = {
 /** ALPN protocol of app traffic from `wsh proxy app` (a request line, then HTTP/1.1). */
 export const APP_ALPN = 'warden-app/1';
 
+/**
+ * The TLS server name (SNI) of Kubernetes traffic on the proxy port: `kube.<proxy host>`, or
+ * `kube.localhost` when the proxy is addressed by IP. The proxy's certificate covers it;
+ * kubeconfigs keep the proxy's address as `server` and set this as `tls-server-name`.
+ */
+export function kubeTlsServerName(proxyHost: string): string {
+  const h = proxyHost.replace(/^\[|\]$/g, '').toLowerCase();
+  const ip = /^[\d.]+$/.test(h) || h.includes(':');
+  return `kube.${ip ? 'localhost' : h}`;
+}
+
 /** The header carrying Warden's signed JWT to apps; client-supplied copies are removed. */
 export const JWT_ASSERTION_HEADER = 'Warden-Jwt-Assertion';
 

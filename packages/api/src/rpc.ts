@@ -242,7 +242,7 @@ export const SignHostResponse = z.object({ ssh_cert: z.string(), host_ca_known_h
 export const KubeCertRequest = z.object({
   /** The fresh key's public half (SPKI PEM); the private key never leaves wsh. */
   public_key: z.string().max(8192),
-  /** The Kubernetes cluster kubectl is about to use (for messages and audit). */
+  /** The Kubernetes cluster kubectl is about to use: the certificate is good for it only. */
   cluster: z.string().max(253).optional(),
 });
 export const KubeCertResponse = z.object({

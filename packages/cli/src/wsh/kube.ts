@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { WardenError } from '@warden/api';
+import { kubeTlsServerName, WardenError } from '@warden/api';
 import {
   clientForProfile,
   execCredential,
@@ -138,7 +138,7 @@ export async function runProxyKube(ctx: CommandContext): Promise<number> {
       cert: profile.tlsCert,
       key: profile.keyPem,
       rejectUnauthorized: !profile.insecure,
-      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      servername: kubeTlsServerName(host),
       ALPNProtocols: ['http/1.1'],
     });
     local.pipe(remote).pipe(local);

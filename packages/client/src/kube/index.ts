@@ -1,6 +1,7 @@
 /**
  * Kubernetes on the client: the kubeconfig entries `wsh kube login` writes (a cluster pointing
- * at the proxy's `/kube/<cluster>` with the host CA, a user whose credential is the exec plugin
+ * at the proxy's `/kube/<cluster>` under the TLS server name `kube.<proxy host>`
+ * (`kubeTlsServerName`) with the host CA, a user whose credential is the exec plugin
  * `wsh kube credentials`, a context), their removal, and the `ExecCredential` the plugin prints
  * (client.authentication.k8s.io/v1: a short-lived kube certificate for a fresh key, which the
  * proxy issues against the login certificate and ties to its identity and device).
@@ -10,7 +11,7 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import { WardenError } from '@warden/api';
+import { kubeTlsServerName, WardenError } from '@warden/api';
 import { parseDocument, stringify } from 'yaml';
 import type { LoadedProfile } from '../profile';
 
@@ -18,6 +19,12 @@ import type { LoadedProfile } from '../profile';
 export function kubeconfigPath(env: NodeJS.ProcessEnv = process.env): string {
   const first = (env.KUBECONFIG ?? '').split(delimiter).find((p) => p.length > 0);
   return first ?? join(env.HOME || homedir(), '.kube', 'config');
+}
+
+/** The host part of a proxy address (`proxy.example.com:3080`, `[::1]:3080`). */
+export function proxyHost(proxy: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(proxy) ?? /^([^:]+)(?::\d+)?$/.exec(proxy);
+  return m ? m[1]! : proxy;
 }
 
 /** The names of a Warden cluster's entries: `<warden cluster>-<kube cluster>`. */
@@ -90,6 +97,7 @@ export function writeKubeLogin(o: KubeLoginOptions): { path: string; context: st
     name,
     cluster: {
       server: `https://${o.profile.proxy}/kube/${o.kubeCluster}`,
+      'tls-server-name': kubeTlsServerName(proxyHost(o.profile.proxy)),
       'certificate-authority-data': Buffer.from(o.profile.hostCaPems.join('\n')).toString('base64'),
       ...(o.profile.insecure ? { 'insecure-skip-tls-verify': true } : {}),
     },

@@ -1,9 +1,15 @@
 /**
  * Composition of Kubernetes access for `warden start`: kube_service (its configured clusters'
  * credentials and heartbeat, the live AccessChecker and SessionMonitor over watch-fed views) and
- * the proxy's `/kube/<cluster>/` route. `start.ts` calls `startKubeAccess` and routes requests
- * and upgrades whose path `service.matches`; tests compose it the same way.
+ * its own HTTP server on the proxy port, chosen by TLS server name: connections for
+ * `kube.<proxy name>` (`kubeTlsServerName`, in the proxy's certificate) carry only Kubernetes
+ * requests (`/kube/<cluster>/…`), so kubectl never reaches the API or the Web UI, and those never
+ * see Kubernetes paths. `start.ts` calls `startKubeAccess`, checks `isKubeHost` in its SNI, ALPN
+ * and connection routing before the app host names, and hands such connections to `handle`.
  */
+import { createServer as createHttpServer, type ServerOptions } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { kubeTlsServerName } from '@warden/api';
 
 import { type Identity, liveAccessChecker, SessionMonitor } from '../access';
 import type { AuditLog } from '../audit';
@@ -24,21 +30,45 @@ export interface KubeAccessDeps {
   clock: Clock;
   logger: Logger;
   identify(certDer: Buffer): Promise<Identity>;
+  /** The DNS names in the proxy's certificate (each gets a `kube.` name too: `kubeDnsNames`). */
+  proxyDnsNames: readonly string[];
+  /** The proxy's HTTP timeouts, for the Kubernetes HTTP server too. */
+  http: ServerOptions;
+  idleTimeoutMs: number;
+}
+
+/** The `kube.<name>` TLS server names to add to the proxy's certificate. */
+export function kubeDnsNames(proxyDnsNames: readonly string[]): string[] {
+  return [...new Set(proxyDnsNames.map((n) => kubeTlsServerName(n)))];
 }
 
 export interface KubeAccessComposition {
   /** undefined when `kube_service.enabled` is false. */
   service: KubeService | undefined;
+  /** True when a TLS connection's server name is Kubernetes traffic (always false when disabled). */
+  isKubeHost(servername: string | false | null | undefined): boolean;
+  /** A TLS connection for a kube server name: Kubernetes requests only. */
+  handle(socket: TLSSocket): void;
   /** For `apiRoutes(…, { listKubeClusters })`. */
   listKubeClusters(identity: Identity): Promise<unknown[]>;
   /** For `apiRoutes(…, { issueKubeCert })`. */
-  issueKubeCert?(identity: Identity, publicKeyPem: string): Promise<{ certPem: string; notAfter: Date }>;
+  issueKubeCert?(
+    identity: Identity,
+    publicKeyPem: string,
+    cluster?: string,
+  ): Promise<{ certPem: string; notAfter: Date }>;
   close(): Promise<void>;
 }
 
 export async function startKubeAccess(d: KubeAccessDeps): Promise<KubeAccessComposition> {
   if (!d.config.enabled)
-    return { service: undefined, listKubeClusters: async () => [], close: async () => undefined };
+    return {
+      service: undefined,
+      isKubeHost: () => false,
+      handle: (socket) => socket.destroy(),
+      listKubeClusters: async () => [],
+      close: async () => undefined,
+    };
   const certs = new KubeCerts({ backend: d.backend, cas: d.cas, clock: d.clock });
   const views = d.services.accessViews({ logger: d.logger });
   await views.start();
@@ -71,15 +101,24 @@ export async function startKubeAccess(d: KubeAccessDeps): Promise<KubeAccessComp
     views.close();
     throw e;
   }
+  const hosts = new Set(kubeDnsNames(d.proxyDnsNames));
+  const http = createHttpServer(d.http, (req, res) => service.handleRequest(req, res));
+  http.timeout = d.idleTimeoutMs;
+  // Fed sockets by the proxy's TLS server, never listen()ed: start the timeout checks (as start.ts).
+  http.emit('listening');
+  http.on('upgrade', (req, socket, head) => service.handleUpgrade(req, socket, head));
   return {
     service,
-    issueKubeCert: (identity, pem) => certs.issue(identity, pem),
+    isKubeHost: (servername) => !!servername && hosts.has(servername.toLowerCase()),
+    handle: (socket) => http.emit('connection', socket),
+    issueKubeCert: (identity, pem, cluster) => certs.issue(identity, pem, cluster),
     listKubeClusters: async (identity) =>
       (await service.listFor(identity)).map((c) => ({
         name: c.metadata.name,
         labels: { ...(c.metadata.labels ?? {}) },
       })),
     async close() {
+      http.close();
       service.close();
       monitor.close();
       views.close();

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { APP_ALPN, isWardenError, type rpc, WardenError, web } from '@warden/api';
+import { APP_ALPN, isWardenError, kubeTlsServerName, type rpc, WardenError, web } from '@warden/api';
 import { type Identity, liveAccessChecker, SessionMonitor } from '../access';
 import {
   type AuditLog,
@@ -48,7 +48,7 @@ import { WebApps, WebDeviceTrust, WebSessions, WebUi, webDeviceRoutes } from '..
 import { startAppAccess } from './app';
 import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
-import { startKubeAccess } from './kube';
+import { kubeDnsNames, startKubeAccess } from './kube';
 import { checkPortsFree, runConfigure, startDiag } from './ops';
 
 export const VERSION = '0.1.0';
@@ -329,7 +329,12 @@ async function compose(
   const ipAddresses = [
     ...new Set(['127.0.0.1', '::1', ...[...names].filter((n) => isIP(n) && n !== '0.0.0.0' && n !== '::')]),
   ];
-  const tls = await cas.issueHostTlsCert({ dnsNames, ipAddresses, ttlMs: 365 * 24 * 3600 * 1000 });
+  // Kubernetes has its own names (`kube.<name>`, see bin/kube.ts) in the same certificate.
+  const tls = await cas.issueHostTlsCert({
+    dnsNames: [...dnsNames, ...(config.kubeService.enabled ? kubeDnsNames(dnsNames) : [])],
+    ipAddresses,
+    ttlMs: 365 * 24 * 3600 * 1000,
+  });
 
   // One TLS port, routed by ALPN: `warden-ssh/1` carries SSH to nodes, everything else is the
   // HTTPS API (see proxy/ssh-tunnel.ts).
@@ -360,8 +365,22 @@ async function compose(
     monitor,
     identify: (der) => auth.identify(der),
   });
-  // Kubernetes: `/kube/<cluster>/…` on the proxy port, served by kube_service (srv/kube).
+  // Timeouts (issue 15 item 3). This HTTP server is fed sockets by the TLS server and never
+  // listen()s itself, and Node starts its header/request timeout checks on 'listening': emit
+  // it once the server exists.
+  const limits = config.proxyService.limits ?? DEFAULT_PROXY_LIMITS;
+  const httpOptions = {
+    headersTimeout: limits.headerTimeoutMs,
+    requestTimeout: Math.max(limits.requestTimeoutMs, limits.headerTimeoutMs),
+    connectionsCheckingInterval: Math.min(1000, limits.headerTimeoutMs),
+    keepAliveTimeout: 5_000,
+  };
+  // Kubernetes: `/kube/<cluster>/…` under the TLS server name `kube.<proxy name>` on the proxy
+  // port, served by kube_service (srv/kube) on its own HTTP server (bin/kube.ts).
   const kube = await startKubeAccess({
+    proxyDnsNames: dnsNames,
+    http: httpOptions,
+    idleTimeoutMs: limits.idleTimeoutMs,
     config: config.kubeService,
     services,
     backend,
@@ -440,19 +459,9 @@ async function compose(
     logger,
     identify: (der) => auth.identify(der),
   });
-  // Timeouts (issue 15 item 3). This HTTP server is fed sockets by the TLS server and never
-  // listen()s itself, and Node starts its header/request timeout checks on 'listening': emit
-  // it once the server exists.
-  const limits = config.proxyService.limits ?? DEFAULT_PROXY_LIMITS;
-  const httpOptions = {
-    headersTimeout: limits.headerTimeoutMs,
-    requestTimeout: Math.max(limits.requestTimeoutMs, limits.headerTimeoutMs),
-    connectionsCheckingInterval: Math.min(1000, limits.headerTimeoutMs),
-    keepAliveTimeout: 5_000,
-  };
   const http = createHttpServer(httpOptions, (req, res) => {
     if (kube.service?.matches(req.url)) {
-      kube.service.handleRequest(req, res);
+      kube.service.misdirected(req, res, kubeTlsServerName(config.proxyService.publicAddr.host));
       return;
     }
     webUi.handle(req, res).then(
@@ -466,10 +475,9 @@ async function compose(
   });
   http.timeout = limits.idleTimeoutMs;
   http.emit('listening');
-  http.on('upgrade', (req, socket, head) => {
-    if (kube.service?.matches(req.url)) kube.service.handleUpgrade(req, socket, head);
-    else socket.destroy();
-  });
+  http.on('upgrade', (_req, socket) => socket.destroy());
+  const appAlpn = apps.routing.alpnCallback([SSH_ALPN, DB_ALPN, APP_ALPN]);
+  const appSni = apps.routing.sniCallback();
   const server = createTlsServer(
     {
       handshakeTimeout: limits.handshakeTimeoutMs,
@@ -480,13 +488,20 @@ async function compose(
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       // ALPN picks the tunnel (SSH, databases, apps) or HTTP; app host names also get h2 (SNI).
-      ALPNCallback: apps.routing.alpnCallback([SSH_ALPN, DB_ALPN, APP_ALPN]),
-      SNICallback: apps.routing.sniCallback(),
+      // Kubernetes names (`kube.<name>`) come first: the proxy's certificate, HTTP/1.1.
+      ALPNCallback: (arg) =>
+        kube.isKubeHost(arg.servername)
+          ? arg.protocols.includes('http/1.1')
+            ? 'http/1.1'
+            : undefined
+          : appAlpn(arg),
+      SNICallback: (name, cb) => (kube.isKubeHost(name) ? cb(null, undefined) : appSni(name, cb)),
     },
     (socket: TLSSocket) => {
       if (socket.alpnProtocol === SSH_ALPN) tunnels.handle(socket);
       else if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
       else if (socket.alpnProtocol === APP_ALPN) apps.routing.handleTunnel(socket);
+      else if (kube.isKubeHost(socket.servername)) kube.handle(socket);
       else if (apps.routing.isAppHost(socket.servername)) apps.routing.handleHost(socket);
       else http.emit('connection', socket);
     },

@@ -28,7 +28,11 @@ export interface ApiDeps {
   /** Kubernetes clusters the caller may reach (`KubeService.listFor`); absent when no kube_service runs. */
   listKubeClusters?(identity: Identity): Promise<unknown[]>;
   /** Issues kube client certificates (`KubeCerts.issue`); absent when no kube_service runs. */
-  issueKubeCert?(identity: Identity, publicKeyPem: string): Promise<{ certPem: string; notAfter: Date }>;
+  issueKubeCert?(
+    identity: Identity,
+    publicKeyPem: string,
+    cluster?: string,
+  ): Promise<{ certPem: string; notAfter: Date }>;
   /** The device trust ceremonies (enrollment and authentication at login). */
   deviceTrust?: { enrollment: DeviceEnrollment; authentication: DeviceAuthentication };
   /** Web apps (`bin/app.ts`): absent when no app_service runs. */
@@ -252,7 +256,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       handler: async (ctx) => {
         if (!deps.issueKubeCert)
           throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no kube_service runs behind this proxy');
-        const issued = await deps.issueKubeCert(caller(ctx).identity, ctx.body.public_key);
+        const issued = await deps.issueKubeCert(caller(ctx).identity, ctx.body.public_key, ctx.body.cluster);
         return { cert_pem: issued.certPem, expires: issued.notAfter.toISOString() };
       },
     }),

@@ -8,7 +8,9 @@
  * verified device extensions — is recorded in the backend under the new certificate's SHA-256
  * fingerprint (with the same expiry), and kube_service reads it back when kubectl presents the
  * certificate. So the device claim is kept without putting it into the certificate; the general
- * API refuses such certificates (no identity extension).
+ * API refuses such certificates (no identity extension). The record also names the Kubernetes
+ * cluster the certificate was asked for (`wsh kube credentials --cluster`): kube_service refuses
+ * it for any other cluster.
  * Internal to `srv/kube`; the public surface is `index.ts`. Tested end to end in `test/kube/`.
  */
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
@@ -20,14 +22,24 @@ import type { KubeCaller as RequestIdentity } from './types';
 
 export const KUBE_CERTS_PREFIX = '/kube_certs/';
 export const KUBE_CERT_MAX_TTL_MS = 60 * 60 * 1000;
+const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 
 export class KubeCerts {
   constructor(private readonly o: { backend: Backend; cas: CertAuthorities; clock: Clock }) {}
 
-  /** Issues a kube certificate for `publicKeyPem` standing for `caller` (see the header). */
-  async issue(caller: RequestIdentity, publicKeyPem: string): Promise<{ certPem: string; notAfter: Date }> {
+  /**
+   * Issues a kube certificate for `publicKeyPem` standing for `caller` (see the header), good for
+   * `cluster` only when one is named (kube_service refuses it for any other).
+   */
+  async issue(
+    caller: RequestIdentity,
+    publicKeyPem: string,
+    cluster?: string,
+  ): Promise<{ certPem: string; notAfter: Date }> {
     if (caller.admin)
       throw new WardenError('WARDEN_ERR_ACCESS_DENIED', 'the admin identity cannot use Kubernetes clusters');
+    if (cluster !== undefined && !CLUSTER_NAME.test(cluster))
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'cluster must be a kube_cluster name');
     let publicKey: ReturnType<typeof createPublicKey>;
     try {
       publicKey = createPublicKey(publicKeyPem);
@@ -52,6 +64,7 @@ export class KubeCerts {
       traits: caller.traits,
       admin: false,
       ...(caller.device ? { device: caller.device } : {}),
+      ...(cluster !== undefined ? { kubeCluster: cluster } : {}),
     };
     await this.o.backend.put(KUBE_CERTS_PREFIX + fp, JSON.stringify(record), {
       ttlMs: issued.notAfter.getTime() - now,

@@ -2,7 +2,7 @@
  * kube_service: Kubernetes API requests through the proxy port, forwarded to the cluster's API
  * server with kube_service's own credential and the user's Kubernetes identity as impersonation.
  *
- *   kubectl ──TLS (client cert from `wsh kube credentials`)──▶ proxy :3080 /kube/<cluster>/…
+ *   kubectl ──TLS (SNI kube.<proxy host>, client cert from `wsh kube credentials`)──▶ proxy :3080 /kube/<cluster>/…
  *     │                                                          │ identify the certificate
  *     │                                                          │ AccessChecker: locks, kubernetes_labels,
  *     │                                                          │   kubernetes_resources, device trust
@@ -159,13 +159,35 @@ export function execExitCode(payload: Buffer): number | undefined {
   return Number.isInteger(n) ? n : undefined;
 }
 
+function notKubePath(): Refusal {
+  return new Refusal(
+    kubeStatus(
+      404,
+      'NotFound',
+      'not a Kubernetes path: cluster URLs are https://<proxy>/kube/<cluster> (other paths need a certificate from `wsh kube credentials --cluster`)',
+    ),
+  );
+}
+
 /** Discovery and other non-resource paths (`/api`, `/apis/<g>/<v>`, `/version`, `/openapi/…`). */
 function isDiscovery(url: string | undefined): boolean {
   const u = new URL(url ?? '/', 'https://kube.invalid');
-  const rest = u.pathname.slice(KUBE_PATH_PREFIX.length);
+  return kubeRequestInfo('GET', splitKubePath(u.pathname).pathname, u.searchParams).resource === undefined;
+}
+
+/**
+ * `/kube/<cluster>/<path>` → the cluster and the API server path; any other path is an API
+ * server path for the cluster the kube certificate was issued for (`kubectl get --raw /version`
+ * drops the server URL's path).
+ */
+function splitKubePath(p: string): { cluster?: string; pathname: string } {
+  if (!p.startsWith(KUBE_PATH_PREFIX)) return { pathname: p };
+  const rest = p.slice(KUBE_PATH_PREFIX.length);
   const slash = rest.indexOf('/');
-  const path = slash === -1 ? '/' : rest.slice(slash);
-  return kubeRequestInfo('GET', path, u.searchParams).resource === undefined;
+  return {
+    cluster: slash === -1 ? rest : rest.slice(0, slash),
+    pathname: slash === -1 ? '/' : rest.slice(slash),
+  };
 }
 
 export class KubeService {
@@ -211,9 +233,28 @@ export class KubeService {
     }
   }
 
-  /** True for requests this service answers (the proxy routes them here). */
+  /** True for a Kubernetes path (`/kube/<cluster>/…`). */
   matches(url: string | undefined): boolean {
     return url?.startsWith(KUBE_PATH_PREFIX) === true;
+  }
+
+  /**
+   * Answers a Kubernetes path that reached the proxy's own name instead of the kube server name
+   * (a kubeconfig from before Kubernetes moved to its own TLS server name). Forbidden, because
+   * that is the status whose message kubectl prints, also during discovery.
+   */
+  misdirected(req: IncomingMessage, res: ServerResponse, kubeServerName: string): void {
+    this.#refuse(
+      res,
+      new Refusal(
+        kubeStatus(
+          403,
+          'Forbidden',
+          `Kubernetes is served under the TLS server name ${kubeServerName}; run \`wsh kube login CLUSTER\` again for a kubeconfig that uses it`,
+        ),
+      ),
+      isDiscovery(req.url),
+    );
   }
 
   /** The clusters `identity` may reach (device trust aside: `wsh kube ls` shows those too). */
@@ -286,10 +327,7 @@ export class KubeService {
 
   async #admit(req: IncomingMessage): Promise<Admitted> {
     const url = new URL(req.url ?? '/', 'https://kube.invalid');
-    const rest = url.pathname.slice(KUBE_PATH_PREFIX.length);
-    const slash = rest.indexOf('/');
-    const clusterName = slash === -1 ? rest : rest.slice(0, slash);
-    const pathname = slash === -1 ? '/' : rest.slice(slash);
+    const { cluster: inPath, pathname } = splitKubePath(url.pathname);
     const socket = req.socket as TLSSocket;
     const clientAddr = socket.remoteAddress?.replace(/^::ffff:/, '');
     let rid = this.#identities.get(socket);
@@ -315,6 +353,17 @@ export class KubeService {
     }
     if (rid.admin)
       throw new Refusal(kubeStatus(403, 'Forbidden', 'the admin identity cannot use Kubernetes clusters'));
+    if (inPath === undefined && rid.kubeCluster === undefined) throw notKubePath();
+    const clusterName = inPath ?? rid.kubeCluster!;
+    if (rid.kubeCluster !== undefined && rid.kubeCluster !== clusterName) {
+      throw new Refusal(
+        kubeStatus(
+          403,
+          'Forbidden',
+          `this Kubernetes certificate was issued for kube_cluster ${JSON.stringify(rid.kubeCluster)}, not ${JSON.stringify(clusterName)}`,
+        ),
+      );
+    }
     const identity = this.#identity(rid, clientAddr);
     const found = await this.#cluster(clusterName);
     if (!found) {

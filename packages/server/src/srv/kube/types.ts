@@ -12,4 +12,6 @@ export interface KubeCaller {
   admin: boolean;
   device?: DeviceIdentity;
   cert?: { publicKeyDer: Buffer; notAfter: Date };
+  /** A kube certificate's cluster (`KubeCerts`): the only cluster it may be used for. */
+  kubeCluster?: string;
 }
