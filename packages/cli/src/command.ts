@@ -287,6 +287,7 @@ export async function runProgram(
     return 1;
   }
   try {
+    if (parsed.values.format === 'yaml') await (await import('./format')).loadYaml();
     return (await cmd.run({ ...io, env, ...parsed })) ?? 0;
   } catch (e) {
     // Ctrl-C at a prompt: the shell's convention (128 + SIGINT), no message.

@@ -1,7 +1,20 @@
 /** Output for humans (tables) and machines (JSON, YAML). */
 
+import { createRequire } from 'node:module';
 import { WardenError } from '@warden/api';
-import { stringify } from 'yaml';
+
+type Yaml = typeof import('yaml');
+let yaml: Yaml | undefined;
+
+/**
+ * Loads the YAML writer (about 250 kB of code that most commands never need); runProgram
+ * awaits it for `--format=yaml`, so start-up stays fast for everything else.
+ */
+export async function loadYaml(): Promise<void> {
+  const m = (await import('yaml')) as Yaml & { default?: Yaml };
+  // yaml's Node build is CommonJS: bundled, its exports may sit under `default`.
+  yaml ??= typeof m.stringify === 'function' ? m : m.default;
+}
 
 export type Format = 'text' | 'json' | 'yaml';
 
@@ -58,5 +71,8 @@ export function table(headers: string[], rows: string[][], maxWidth = terminalWi
 }
 
 export function formatData(data: unknown, format: 'json' | 'yaml'): string {
-  return format === 'json' ? `${JSON.stringify(data, null, 2)}\n` : stringify(data, { lineWidth: 0 });
+  if (format === 'json') return `${JSON.stringify(data, null, 2)}\n`;
+  // Not preloaded (a caller outside runProgram): load it synchronously.
+  yaml ??= createRequire(import.meta.url)('yaml') as Yaml;
+  return yaml.stringify(data, { lineWidth: 0 });
 }

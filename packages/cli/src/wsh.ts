@@ -8,7 +8,8 @@ const fast =
     : undefined;
 if (fast !== undefined) process.stdout.write(fast);
 else {
-  const [{ main }, { wsh }] = await Promise.all([import('./io'), import('./programs')]);
+  // Only wsh's own command table (wsh/program.ts), not wctl's.
+  const [{ main }, { wsh }] = await Promise.all([import('./io'), import('./wsh/program')]);
   await main(wsh);
 }
 
