@@ -4,6 +4,26 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
+import { preciseImports } from './precise-imports.mjs';
+
+// zod's `z.locales` namespace bundles its error messages in 60 languages (370 kB) for every
+// command that validates anything; Warden speaks English (zod registers `en` itself), so the
+// namespace holds only that.
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir)
+        ? { path: 'zod-locales-en', namespace: 'zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, () => ({
+      contents: "export { default as en } from 'zod/v4/locales/en.js';",
+      resolveDir: process.cwd(),
+      loader: 'js',
+    }));
+  },
+};
 
 // Chunks of earlier builds would pile up (their names carry content hashes).
 rmSync('dist/chunks', { recursive: true, force: true });
@@ -25,6 +45,8 @@ await build({
   format: 'esm',
   sourcemap: 'linked',
   logLevel: 'warning',
+  // Each command's chunk holds only the modules it uses (see precise-imports.mjs).
+  plugins: [preciseImports(), zodEnglishOnly],
   external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty'],
   banner: {
     js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
