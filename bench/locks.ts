@@ -195,6 +195,17 @@ interface LockResult {
   createdAt: number;
   /** How long the warden processes took to go quiet before the lock (see `settle`). */
   settleMs: number;
+  /**
+   * CLOCK_MONOTONIC (µs) when the lock was requested: the clock of V8's CPU profiles, to cut
+   * the lock's window out of a `--profile` run.
+   */
+  monotonicUs: number;
+  /** CPU the warden processes used from the request to the last session's end (ms). */
+  serverCpuMs: number;
+  /** … and on until they were quiet again (teardown, audit). */
+  serverCpuQuietMs: number;
+  /** CPU this client process used from the request to the last session's end (ms). */
+  clientCpuMs: number;
 }
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -227,7 +238,7 @@ async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Pr
  */
 async function settle(pids: number[], limitMs = 20_000): Promise<number> {
   const start = performance.now();
-  const used = () => pids.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
+  const used = () => serverCpu(pids);
   let last = used();
   while (performance.now() - start < limitMs) {
     await new Promise((r) => setTimeout(r, 250));
@@ -237,6 +248,13 @@ async function settle(pids: number[], limitMs = 20_000): Promise<number> {
   }
   return performance.now() - start;
 }
+
+/** CPU time (ms) the processes used so far. */
+const serverCpu = (pids: number[]) => pids.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
+const clientCpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 const load = () =>
   loadavg()
@@ -722,6 +740,8 @@ async function runBackend(backend: string): Promise<BackendRun> {
       const settleMs = await settle(c.pids);
       loadBefore ||= load();
       const requested = Date.now();
+      const monotonicUs = Number(process.hrtime.bigint() / 1000n);
+      const [server0, client0] = [serverCpu(c.pids), clientCpu()];
       const t0 = performance.now();
       const res = await c.lockApi.createLock({
         target: targets[kind],
@@ -737,10 +757,24 @@ async function runBackend(backend: string): Promise<BackendRun> {
         }),
       ]);
       clearTimeout(timer);
+      const [server1, client1] = [serverCpu(c.pids), clientCpu()];
+      await settle(c.pids);
+      const serverQuiet = serverCpu(c.pids);
       const stored = await c.lockApi.getResource('lock', res.name);
       const createdAt = Date.parse(String((stored.resource.spec as { created_at?: string }).created_at));
       if (!Number.isFinite(createdAt)) throw new Error(`lock ${res.name} has no created_at`);
-      locks.push({ backend, kind, target: targets[kind], apiMs, createdAt, settleMs });
+      locks.push({
+        backend,
+        kind,
+        target: targets[kind],
+        apiMs,
+        createdAt,
+        settleMs,
+        monotonicUs,
+        serverCpuMs: server1 - server0,
+        serverCpuQuietMs: serverQuiet - server0,
+        clientCpuMs: client1 - client0,
+      });
       for (const l of group) {
         const ended = l.endedAt !== undefined;
         sessions.push({
@@ -820,7 +854,14 @@ function report(runs: BackendRun[]): Goal[] {
     }
     console.log(
       `lock API round trip (what \`wctl lock\` waits for): ${run.locks.map((l) => `${l.kind} ${l.apiMs.toFixed(0)} ms`).join(', ')}` +
-        `\nwaited for the warden processes to go quiet before each lock: ${run.locks.map((l) => `${l.kind} ${(l.settleMs / 1000).toFixed(1)} s`).join(', ')}`,
+        `\nwaited for the warden processes to go quiet before each lock: ${run.locks.map((l) => `${l.kind} ${(l.settleMs / 1000).toFixed(1)} s`).join(', ')}` +
+        `\nCPU per ended session, warden (to the last end / to quiet again) and this client: ${run.locks
+          .map((l) => {
+            const n = run.sessions.filter((s) => s.kind === l.kind && s.ended).length || 1;
+            const f = (ms: number) => (ms / n).toFixed(2);
+            return `${l.kind} ${f(l.serverCpuMs)} / ${f(l.serverCpuQuietMs)} and ${f(l.clientCpuMs)} ms`;
+          })
+          .join(', ')}`,
     );
     const early = run.sessions.filter((s) => s.early).length;
     if (early) console.log(`${early} sessions ended before their own lock was requested`);
