@@ -230,4 +230,54 @@ describe('agent forwarding follows the roles', { skip }, () => {
     ) as { resource: { name: string; hostname?: string } }[];
     assert.ok(auditJson.some((e) => e.resource.name === id && e.resource.hostname === 'node-1'));
   });
+
+  test('wsh config --form=match: a Match exec block that OpenSSH 9.2 resolves and connects through', async () => {
+    const env = { ...process.env, ...w.env, WARDEN_HOME: home('alice') };
+    const cluster = JSON.parse((await wsh('alice', ['status', '--format=json'])).stdout).cluster as string;
+    // The check the block runs: nodes by bare name and NAME.<cluster>; anything else is not ours.
+    for (const [host, code] of [
+      ['node-1', 0],
+      [`node-1.${cluster}`, 0],
+      ['agentless-1', 0],
+      ['github', 1],
+      ['node-1.elsewhere', 1],
+    ] as const) {
+      assert.equal((await wsh('alice', ['config', `--is-node=${host}`])).code, code, host);
+    }
+    const cfg = await wsh('alice', ['config', '--form=match']);
+    assert.equal(cfg.code, 0, cfg.stderr);
+    assert.match(cfg.stdout, /^Match !host \*\.\S+,\*\.\* exec ".* config --is-node '%h'"$/m);
+    const file = join(w.dir, 'ssh_config-match');
+    writeFileSync(file, cfg.stdout);
+    // ssh -G: what OpenSSH resolves, without connecting.
+    const resolved = (host: string) => {
+      const r = spawnSync('ssh', ['-G', '-F', file, `root@${host}`], {
+        encoding: 'utf8',
+        env,
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return Object.fromEntries(
+        r.stdout.split('\n').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]),
+      ) as Record<string, string>;
+    };
+    const node = resolved('node-1');
+    assert.equal(node.hostname, `node-1.${cluster}`);
+    assert.match(node.proxycommand ?? '', / proxy ssh --login=%r %h$/);
+    assert.match(node.certificatefile ?? '', /key-cert\.pub$/);
+    assert.equal(resolved(`agentless-1.${cluster}`).hostname, `agentless-1.${cluster}`);
+    const other = resolved('github');
+    assert.equal(other.hostname, 'github');
+    assert.equal(other.proxycommand, undefined, 'other hosts are left alone');
+    // And a real connection by bare name, to the Warden node and to the agentless sshd.
+    for (const host of ['node-1', 'agentless-1']) {
+      const r = spawnSync('ssh', ['-F', file, '-o', 'BatchMode=yes', `root@${host}`, 'echo', 'via-match'], {
+        encoding: 'utf8',
+        env,
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, `${host}: ${r.stderr}`);
+      assert.equal(r.stdout, 'via-match\n');
+    }
+  });
 });

@@ -136,8 +136,26 @@ export const wshCommands: Command[] = [
       '  wsh config > ~/.ssh/warden.conf\n' +
       '  echo "Include warden.conf" >> ~/.ssh/config    # or put it at the top of the file\n' +
       '  ssh root@web-1\n' +
-      'or use it alone: ssh -F ~/.ssh/warden.conf root@web-1',
-    run: async (ctx) => (await import('./ssh')).runConfig(ctx),
+      'or use it alone: ssh -F ~/.ssh/warden.conf root@web-1\n' +
+      '--form=match prints a `Match exec` block instead: no node list to refresh, but OpenSSH then\n' +
+      'runs `wsh config --is-node HOST` for every bare host name it connects to.',
+    options: {
+      form: {
+        type: 'string',
+        value: 'host|match',
+        default: 'host',
+        help: 'host: a Host line naming each node (default); match: a Match exec block',
+      },
+      'is-node': {
+        type: 'string',
+        value: 'HOST',
+        help: 'exit 0 if HOST is a node of the cluster, else 1 (what the match form runs)',
+      },
+    },
+    run: async (ctx) =>
+      ctx.values['is-node'] !== undefined
+        ? (await import('./is-node')).runIsNode(ctx)
+        : (await import('./ssh')).runConfig(ctx),
   },
   {
     path: ['db', 'ls'],

@@ -14,6 +14,7 @@ import {
   type LocalForward,
   type NodeSsh,
   openSshConfig,
+  openSshMatchConfig,
   ProfileStore,
   parseForwardSpec,
   proxyError,
@@ -27,6 +28,7 @@ import {
 import { z } from 'zod';
 import { type CommandContext, formatError, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
+import { writeNodeCache } from './is-node';
 
 /** `[login@]node` → its parts (the last `@` separates, as in ssh). */
 export function parseTarget(target: string): { login?: string; node: string } {
@@ -229,17 +231,33 @@ export function wshCommandLine(
 }
 
 export async function runConfig(ctx: CommandContext): Promise<number> {
+  const form = str(ctx.values, 'form') ?? 'host';
+  if (form !== 'host' && form !== 'match') {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid --form "${form}": expected host or match`);
+  }
   const profile = loadProfile(ctx);
+  // OpenSSH needs key.pem.pub beside key.pem to pair it with key-cert.pub.
+  writeOpenSshIdentityPub(profile.dir, profile.sshPublicKey);
+  if (form === 'match') {
+    ctx.stdout.write(
+      openSshMatchConfig({
+        cluster: profile.cluster,
+        proxy: profile.proxy,
+        profileDir: profile.dir,
+        wshCommand: wshCommandLine(),
+      }),
+    );
+    return 0;
+  }
   let nodes: string[] = [];
   try {
     nodes = (await listNodes(profile)).nodes.map((n) => n.spec?.hostname ?? n.metadata.name);
+    writeNodeCache(profile.dir, nodes);
   } catch (e) {
     ctx.stderr.write(
       `WARNING: cannot list nodes (${(e as Error).message}); only *.${profile.cluster} names are configured\n`,
     );
   }
-  // OpenSSH needs key.pem.pub beside key.pem to pair it with key-cert.pub.
-  writeOpenSshIdentityPub(profile.dir, profile.sshPublicKey);
   ctx.stdout.write(
     openSshConfig({
       cluster: profile.cluster,

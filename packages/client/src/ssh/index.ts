@@ -16,6 +16,7 @@ export {
   OPENSSH_FILES,
   type OpenSshConfigOptions,
   openSshConfig,
+  openSshMatchConfig,
   shellQuote,
   writeOpenSshIdentityPub,
 } from './openssh-config';

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openSshConfig, shellQuote, writeOpenSshIdentityPub } from './openssh-config';
+import { openSshConfig, openSshMatchConfig, shellQuote, writeOpenSshIdentityPub } from './openssh-config';
 
 const base = {
   cluster: 'example.com',
@@ -76,4 +76,21 @@ test('writeOpenSshIdentityPub writes key.pem.pub once, atomically', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the Match exec form: bare names are checked with wsh config --is-node, then go to NAME.<cluster>', () => {
+  const text = openSshMatchConfig(base);
+  const lines = text.split('\n');
+  assert.ok(
+    lines.includes(
+      `Match !host *.example.com,*.* exec "/usr/bin/node '/opt/my warden/dist/wsh.js' config --is-node '%h'"`,
+    ),
+    text,
+  );
+  assert.equal(lines[lines.indexOf('Match host *.example.com') - 1], '    Hostname %h.example.com');
+  assert.ok(
+    lines.includes("    ProxyCommand /usr/bin/node '/opt/my warden/dist/wsh.js' proxy ssh --login=%r %h"),
+  );
+  assert.ok(lines.includes(`    CertificateFile ${base.profileDir}/key-cert.pub`));
+  assert.doesNotMatch(text, /^Host /m);
 });

@@ -77,6 +77,19 @@ function plainHost(name: string): boolean {
   return /^[A-Za-z0-9._-]+$/.test(name);
 }
 
+/** What every Warden host gets: the profile's key, certificate and host CA, and the proxy. */
+function commonLines(o: Pick<OpenSshConfigOptions, 'profileDir' | 'wshCommand'>): string[] {
+  return [
+    `    UserKnownHostsFile ${fileArg(join(o.profileDir, OPENSSH_FILES.knownHosts))}`,
+    `    IdentityFile ${fileArg(join(o.profileDir, OPENSSH_FILES.identity))}`,
+    `    CertificateFile ${fileArg(join(o.profileDir, OPENSSH_FILES.certificate))}`,
+    '    IdentitiesOnly yes',
+    '    StrictHostKeyChecking yes',
+    '    GlobalKnownHostsFile /dev/null',
+    `    ProxyCommand ${o.wshCommand.replace(/%/g, '%%')} proxy ssh --login=%r %h`,
+  ];
+}
+
 /**
  * The config block text (ends with a newline).
  *
@@ -86,7 +99,6 @@ function plainHost(name: string): boolean {
  */
 export function openSshConfig(o: OpenSshConfigOptions): string {
   const nodes = [...new Set(o.nodes.filter(plainHost))].sort();
-  const proxyCommand = `${o.wshCommand.replace(/%/g, '%%')} proxy ssh --login=%r %h`;
   const lines = [
     `# Warden cluster ${o.cluster} through the proxy ${o.proxy}, printed by \`wsh config\`.`,
     `# Save it and include it from ~/.ssh/config (the Include line goes before any Host line):`,
@@ -96,14 +108,39 @@ export function openSshConfig(o: OpenSshConfigOptions): string {
     `# Any NODE.${o.cluster} goes through the proxy, nodes added later too; bare node names`,
     '# are those listed below (run `wsh config` again after `wsh login` to refresh them).',
     `Host *.${o.cluster} ${nodes.join(' ')}`.trimEnd(),
-    `    UserKnownHostsFile ${fileArg(join(o.profileDir, OPENSSH_FILES.knownHosts))}`,
-    `    IdentityFile ${fileArg(join(o.profileDir, OPENSSH_FILES.identity))}`,
-    `    CertificateFile ${fileArg(join(o.profileDir, OPENSSH_FILES.certificate))}`,
-    '    IdentitiesOnly yes',
-    '    StrictHostKeyChecking yes',
-    '    GlobalKnownHostsFile /dev/null',
-    `    ProxyCommand ${proxyCommand}`,
+    ...commonLines(o),
     ...nodes.flatMap((n) => [`Host ${n}`, `    HostKeyAlias ${n}.${o.cluster}`]),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The `Match exec` form of the block (`wsh config --form=match`): no node list to go stale.
+ * For a bare host name, OpenSSH runs `<wsh> config --is-node %h` (exit 0 for a node of the
+ * cluster, from a node list cached in the profile for a minute) and then connects to
+ * `<name>.<cluster>`; every `*.<cluster>` name goes through the proxy as in openSshConfig.
+ * The cost: OpenSSH runs that check for every bare host name it connects to, Warden's or not
+ * (names with a dot are skipped), so the Host form stays the default.
+ *
+ *   Match !host *.<cluster>,*.* exec "<wsh> config --is-node %h"
+ *       Hostname %h.<cluster>
+ *   Match host *.<cluster>
+ *       ProxyCommand … IdentityFile … (as in openSshConfig)
+ */
+export function openSshMatchConfig(o: Omit<OpenSshConfigOptions, 'nodes'>): string {
+  const wsh = o.wshCommand.replace(/%/g, '%%');
+  const lines = [
+    `# Warden cluster ${o.cluster} through the proxy ${o.proxy}, printed by \`wsh config --form=match\`.`,
+    '# Save it and include it from ~/.ssh/config (the Include line goes before any Host line):',
+    `#   wsh config --form=match > ~/.ssh/warden-${o.cluster}.conf`,
+    `#   Include warden-${o.cluster}.conf`,
+    `# Any NODE or NODE.${o.cluster} goes through the proxy, nodes added later too: for a bare`,
+    '# host name OpenSSH first asks `wsh config --is-node` (each time; names with a dot skip it).',
+    // The name goes to the shell in single quotes; OpenSSH refuses host names with quotes.
+    `Match !host *.${o.cluster},*.* exec "${wsh} config --is-node '%h'"`,
+    `    Hostname %h.${o.cluster}`,
+    `Match host *.${o.cluster}`,
+    ...commonLines(o),
   ];
   return `${lines.join('\n')}\n`;
 }
