@@ -18,9 +18,8 @@ import {
   CertAuthorities,
   createAuthServer,
   createServices,
-  findLockInForce,
-  lockMessage,
-  lockTargets,
+  liveAccessChecker,
+  liveSessionMonitor,
   MemoryAuditLog,
   MemoryBackend,
   type Services,
@@ -134,8 +133,6 @@ export async function startAppCluster(
   const services = createServices({ backend, clock });
   await services.ensurePresets();
   const cas = await CertAuthorities.init({ backend, clusterName: 'app-test', clock });
-  const lockCache = services.lockCache({ logger: quiet });
-  await lockCache.start();
   const setAuthPreference = async (spec: Partial<AuthPreferenceResource['spec']>) => {
     const current = await services.authPreference.get();
     await services.authPreference.upsert({
@@ -145,6 +142,11 @@ export async function startAppCluster(
     });
   };
   await setAuthPreference({ second_factor: 'off' });
+  // As `warden start`: the live views, one access checker and one session monitor over them.
+  const views = services.accessViews({ logger: quiet });
+  await views.start();
+  const checker = liveAccessChecker(views, { clock });
+  const monitor = liveSessionMonitor(views, { checker, clock, logger: quiet });
 
   // The port first: the public address (and so the app host names) carries it.
   const probe = createHttpServer();
@@ -161,6 +163,9 @@ export async function startAppCluster(
     audit,
     clock,
     logger: quiet,
+    checker,
+    monitor,
+    onRolesChange: (l) => views.roles.onChange(() => l()),
     proxyPublicAddr: { host: 'localhost', port },
     ...(o.idleMs !== undefined ? { idleMs: o.idleMs } : {}),
   });
@@ -171,13 +176,8 @@ export async function startAppCluster(
     cas,
     audit,
     logger: quiet,
-    // identify() reads the live lock view (as the proxy's checker does).
-    access: {
-      lockReason: (id) => {
-        const lock = findLockInForce(lockCache.values(), lockTargets(id), clock.now());
-        return lock ? { reason: lockMessage(lock), lock } : undefined;
-      },
-    },
+    // identify() asks the process's checker, as in `warden start`.
+    access: checker,
     clusterName: 'app-test',
     proxyPublicAddr: `localhost:${port}`,
     serverVersion: '0.0.0-test',
@@ -261,7 +261,8 @@ export async function startAppCluster(
     setAuthPreference,
     async stop() {
       apps.close();
-      lockCache.close();
+      monitor.close();
+      views.close();
       await new Promise<void>((r) => {
         server.close(() => r());
         http.closeAllConnections();

@@ -1,12 +1,13 @@
 /**
- * Composition of web app access for `warden start`: app_service (its live views, the access
- * checker and session monitor over them, heartbeat of the configured apps) and the proxy's
+ * Composition of web app access for `warden start`: app_service (over the process's access
+ * checker and session monitor; the apps view; heartbeat of the configured apps) and the proxy's
  * app routing (SNI/host names and ALPN `warden-app/1`). `start.ts` calls `startAppAccess` and
  * wires four things (see the example); tests compose it the same way.
  *
  * @example
  *   const apps = await startAppAccess({ config: config.appService, backend, services, cas, audit,
- *     clock, logger, proxyPublicAddr: config.proxyService.publicAddr });
+ *     clock, logger, checker, monitor, onRolesChange: (l) => views.roles.onChange(() => l()),
+ *     proxyPublicAddr: config.proxyService.publicAddr });
  *   apiRoutes(auth, { …, apps: apps.api, jwks: apps.jwks });          // /v1/apps, /.well-known/jwks.json
  *   createTlsServer({ …, ALPNCallback: apps.routing.alpnCallback([SSH_ALPN, DB_ALPN, APP_ALPN]),
  *     SNICallback: apps.routing.sniCallback() });
@@ -15,7 +16,7 @@
  *   // on close: apps.close();
  */
 import { type AppResource, WardenError } from '@warden/api';
-import { type Identity, liveAccessChecker, makeIdentity, SessionMonitor } from '../access';
+import { type AccessChecker, type Identity, makeIdentity, type SessionMonitor } from '../access';
 import type { AuditLog } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
@@ -34,6 +35,11 @@ export interface AppAccessDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
+  /** The process's access checker and session monitor (one of each, built by the caller). */
+  checker: AccessChecker;
+  monitor: SessionMonitor;
+  /** Role changes re-check live app sessions (the process's role view). */
+  onRolesChange(listener: () => void): () => void;
   /** The proxy's public address: apps live at `<name>.<host>` (or `<name>.localhost` for an IP). */
   proxyPublicAddr: HostPort;
   /** Idle app sessions end after this long (default 5 min). */
@@ -74,7 +80,6 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
   let heartbeat: AppHeartbeat | undefined;
   const closers: (() => void)[] = [];
   if (d.config.enabled) {
-    const views = d.services.accessViews({ logger: d.logger });
     const apps = new ResourceCache<AppResource>({
       backend: d.backend,
       clock: d.clock,
@@ -82,23 +87,16 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
       decode: (item) => d.services.apps.decode(item),
       logger: d.logger,
     });
-    await Promise.all([views.start(), apps.start()]);
-    const checker = liveAccessChecker(views, { clock: d.clock });
-    const monitor = new SessionMonitor({
-      checker,
-      clock: d.clock,
-      logger: d.logger,
-      changes: [(l) => views.locks.onChange(l), (l) => views.preference.onChange(l)],
-    });
+    await apps.start();
     service = new AppService({
       clock: d.clock,
       logger: d.logger,
       audit: d.audit,
       cas: d.cas,
-      checker,
-      monitor,
+      checker: d.checker,
+      monitor: d.monitor,
       apps: { get: (n) => apps.get(n), values: () => apps.values(), onChange: (l) => apps.onChange(l) },
-      onRolesChange: (l) => views.roles.onChange(l),
+      onRolesChange: d.onRolesChange,
       proxyPublicAddr: d.proxyPublicAddr,
       ...(d.idleMs !== undefined ? { idleMs: d.idleMs } : {}),
       ...(d.web ? { web: d.web } : {}),
@@ -115,9 +113,7 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
     closers.push(
       () => heartbeat?.close(),
       () => service?.close(),
-      () => monitor.close(),
       () => apps.close(),
-      () => views.close(),
     );
   }
   const routing = new AppRouting({

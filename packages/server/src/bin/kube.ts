@@ -1,6 +1,6 @@
 /**
  * Composition of Kubernetes access for `warden start`: kube_service (its configured clusters'
- * credentials and heartbeat, the live AccessChecker and SessionMonitor over watch-fed views) and
+ * credentials and heartbeat, over the process's AccessChecker and SessionMonitor) and
  * its own HTTP server on the proxy port, chosen by TLS server name: connections for
  * `kube.<proxy name>` (`kubeTlsServerName`, in the proxy's certificate) carry only Kubernetes
  * requests (`/kube/<cluster>/…`), so kubectl never reaches the API or the Web UI, and those never
@@ -11,7 +11,7 @@ import { createServer as createHttpServer, type ServerOptions } from 'node:http'
 import type { TLSSocket } from 'node:tls';
 import { kubeTlsServerName } from '@warden/api';
 
-import { type Identity, liveAccessChecker, SessionMonitor } from '../access';
+import type { AccessChecker, Identity, SessionMonitor } from '../access';
 import type { AuditLog } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
@@ -29,6 +29,9 @@ export interface KubeAccessDeps {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
+  /** The process's access checker and session monitor (one of each, built by the caller). */
+  checker: AccessChecker;
+  monitor: SessionMonitor;
   identify(certDer: Buffer): Promise<Identity>;
   /** The DNS names in the proxy's certificate (each gets a `kube.` name too: `kubeDnsNames`). */
   proxyDnsNames: readonly string[];
@@ -70,37 +73,17 @@ export async function startKubeAccess(d: KubeAccessDeps): Promise<KubeAccessComp
       close: async () => undefined,
     };
   const certs = new KubeCerts({ backend: d.backend, cas: d.cas, clock: d.clock });
-  const views = d.services.accessViews({ logger: d.logger });
-  await views.start();
-  const checker = liveAccessChecker(views, { clock: d.clock });
-  const monitor = new SessionMonitor({
-    checker,
+  const service = await KubeService.start({
+    clusters: d.config.clusters,
+    kubeClusters: d.services.kubeClusters,
+    checker: d.checker,
+    monitor: d.monitor,
+    audit: d.audit,
     clock: d.clock,
     logger: d.logger,
-    changes: [
-      (l) => views.locks.onChange(l),
-      (l) => views.preference.onChange(l),
-      (l) => views.roles.onChange(l),
-    ],
+    identify: d.identify,
+    identifyKube: (der) => certs.identify(der),
   });
-  let service: KubeService;
-  try {
-    service = await KubeService.start({
-      clusters: d.config.clusters,
-      kubeClusters: d.services.kubeClusters,
-      checker,
-      monitor,
-      audit: d.audit,
-      clock: d.clock,
-      logger: d.logger,
-      identify: d.identify,
-      identifyKube: (der) => certs.identify(der),
-    });
-  } catch (e) {
-    monitor.close();
-    views.close();
-    throw e;
-  }
   const hosts = new Set(kubeDnsNames(d.proxyDnsNames));
   const http = createHttpServer(d.http, (req, res) => service.handleRequest(req, res));
   http.timeout = d.idleTimeoutMs;
@@ -120,8 +103,6 @@ export async function startKubeAccess(d: KubeAccessDeps): Promise<KubeAccessComp
     async close() {
       http.close();
       service.close();
-      monitor.close();
-      views.close();
     },
   };
 }

@@ -9,7 +9,7 @@ import { createServer as createTlsServer, type Server, type TLSSocket } from 'no
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { APP_ALPN, isWardenError, kubeTlsServerName, type rpc, WardenError, web } from '@warden/api';
-import { type Identity, liveAccessChecker, SessionMonitor } from '../access';
+import { type Identity, liveAccessChecker, liveSessionMonitor } from '../access';
 import {
   type AuditLog,
   JsonlAuditSink,
@@ -294,19 +294,16 @@ async function compose(
 
   const cas = await CertAuthorities.init({ backend, clusterName: config.authService.clusterName, clock });
   const publicAddr = formatHostPort(config.proxyService.publicAddr);
-  // The live views (locks, roles, cluster settings) behind the proxy's one AccessChecker, shared
-  // by the auth service's per-request checks, the tunnels, db_service and the device
-  // ceremonies; and the one SessionMonitor that ends live sessions when a lock arrives.
+  // The live views (locks, roles, cluster settings) behind the process's one AccessChecker,
+  // shared by the auth service's per-request checks, the proxy's tunnels, ssh_service,
+  // db_service, app_service, kube_service and the device ceremonies; and the process's one
+  // SessionMonitor, with which all of them register live sessions (a lock arriving through
+  // the watch ends them at once).
   const views = services.accessViews({ logger });
   await views.start();
   const lockCache = views.locks;
   const checker = liveAccessChecker(views, { clock });
-  const monitor = new SessionMonitor({
-    checker,
-    clock,
-    logger,
-    changes: [(fn) => views.locks.onChange(() => fn()), (fn) => views.preference.onChange(() => fn())],
-  });
+  const monitor = liveSessionMonitor(views, { checker, clock, logger });
   watchLockLag(lockCache, metrics, () => clock.now());
   const auth = createAuthServer({
     clock,
@@ -388,6 +385,8 @@ async function compose(
     audit,
     clock,
     logger,
+    checker,
+    monitor,
     identify: (der) => auth.identify(der),
   });
   // Web UI sessions, and apps launched from the Web UI (their app cookie speaks for the session).
@@ -402,6 +401,9 @@ async function compose(
     audit,
     clock,
     logger,
+    checker,
+    monitor,
+    onRolesChange: (l) => views.roles.onChange(() => l()),
     proxyPublicAddr: config.proxyService.publicAddr,
     web: webApps,
   });
