@@ -112,10 +112,14 @@ export const auditEventCatalogue = {
   'resource.create': entry('W3300I', undefined, 'A resource was created', {
     kind: z.string(),
     name: z.string(),
+    /** Where a node, db or app resource points Warden (its spec.addr or spec.uri). */
+    target_addr: str,
   }),
   'resource.update': entry('W3301I', undefined, 'A resource was updated', {
     kind: z.string(),
     name: z.string(),
+    /** Where a node, db or app resource points Warden (its spec.addr or spec.uri). */
+    target_addr: str,
   }),
   'resource.delete': entry('W3302I', undefined, 'A resource was deleted', {
     kind: z.string(),

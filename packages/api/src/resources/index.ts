@@ -104,6 +104,7 @@ export { PresetRoleNames, presetRoles } from './presets';
 export {
   DEVICE_TRUST_MODES,
   type DeviceTrustMode,
+  EXPLICIT_VERBS,
   type KubernetesResource,
   kubernetesResourceSchema,
   type RoleConditions,

@@ -19,15 +19,27 @@ export const DEVICE_TRUST_MODES = ['off', 'optional', 'required'] as const;
 export type DeviceTrustMode = (typeof DEVICE_TRUST_MODES)[number];
 export const deviceTrustModeSchema = z.enum(DEVICE_TRUST_MODES);
 
-/** Verbs used in role rules; `'*'` in a rule means all of them (and any added later). */
+/**
+ * Verbs used in role rules; `'*'` in an allow rule means all of them except the explicit ones
+ * below (a deny rule's `'*'` means all of them).
+ */
 export const Verbs = {
   list: 'list',
   read: 'read',
   create: 'create',
   update: 'update',
   delete: 'delete',
+  /**
+   * Point a `node`, `db` or `app` resource at an address (its `spec.addr` / `spec.uri`) when
+   * creating or changing it by hand: where the proxy and services will connect, so it is an
+   * SSRF lever (issue 15 item 12). Agents' heartbeats need no permission for their own.
+   */
+  setAddress: 'set_address',
 } as const;
 export type Verb = (typeof Verbs)[keyof typeof Verbs];
+
+/** Verbs an allow rule grants only when it names them (`'*'` does not include them). */
+export const EXPLICIT_VERBS: readonly string[] = [Verbs.setAddress];
 
 /** Wildcard for rule resources and verbs, and for label selectors (`'*': '*'`). */
 export const WILDCARD = '*';

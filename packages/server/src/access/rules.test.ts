@@ -78,3 +78,26 @@ test('deny rules win over allow rules, also with wildcards', () => {
   assert.ok(!hasVerb({ user: 'c', roles: [editor!, readOnly], traits: {} }, 'role', 'update'));
   assert.ok(hasVerb({ user: 'c', roles: [editor!, readOnly], traits: {} }, 'role', 'read'));
 });
+
+test('set_address is granted only by name: the preset editor and "*" verbs lack it; a deny "*" removes it', () => {
+  const editorInfo = { user: 'ed', roles: [editor!], traits: {} };
+  for (const kind of ['node', 'db', 'app']) {
+    assert.ok(hasVerb(editorInfo, kind, 'create'), kind);
+    assert.ok(!hasVerb(editorInfo, kind, 'set_address'), kind);
+  }
+  const everything = role('everything', { rules: [{ resources: ['*'], verbs: ['*'] }] });
+  assert.ok(!hasVerb({ user: 'x', roles: [everything], traits: {} }, 'node', 'set_address'));
+  const addresses = role('addresses', { rules: [{ resources: ['node', 'db'], verbs: ['set_address'] }] });
+  const info = { user: 'net', roles: [editor!, addresses], traits: {} };
+  assert.ok(hasVerb(info, 'node', 'set_address'));
+  assert.ok(hasVerb(info, 'db', 'set_address'));
+  assert.ok(!hasVerb(info, 'app', 'set_address'));
+  const denyAll = role('no-writes', {}, { rules: [{ resources: ['node'], verbs: ['*'] }] });
+  assert.ok(!hasVerb({ user: 'net', roles: [addresses, denyAll], traits: {} }, 'node', 'set_address'));
+  assert.throws(
+    () => checkVerb(editorInfo, 'node', 'set_address'),
+    (e) =>
+      isWardenError(e, 'WARDEN_ERR_ACCESS_DENIED') &&
+      /lacks permission "set_address" on "node"/.test(e.message),
+  );
+});

@@ -3,16 +3,26 @@
  * the admin API (`wctl`). Deny rules win; `'*'` matches every kind or verb.
  * Internal to `access/`; the public surface is `access/index.ts`.
  */
-import { type Rule, WardenError } from '@warden/api';
+import { EXPLICIT_VERBS, type Rule, WardenError } from '@warden/api';
 import { type AccessInfo, roleNames } from './identity';
 
 const WILDCARD = '*';
 
-/** True when the rule covers `verb` on `kind`. */
-export function ruleMatches(rule: Rule, kind: string, verb: string): boolean {
+/**
+ * True when the rule covers `verb` on `kind`. An allow rule's `'*'` verb leaves out the
+ * explicit verbs (`set_address`): those are granted only by name. A deny rule's `'*'` covers
+ * everything (fail closed).
+ */
+export function ruleMatches(
+  rule: Rule,
+  kind: string,
+  verb: string,
+  side: 'allow' | 'deny' = 'allow',
+): boolean {
+  const anyVerb = rule.verbs.includes(WILDCARD) && (side === 'deny' || !EXPLICIT_VERBS.includes(verb));
   return (
     (rule.resources.includes(kind) || rule.resources.includes(WILDCARD)) &&
-    (rule.verbs.includes(verb) || rule.verbs.includes(WILDCARD))
+    (rule.verbs.includes(verb) || anyVerb)
   );
 }
 
@@ -20,7 +30,7 @@ type VerbDecision = { allowed: true } | { allowed: false; deniedBy?: string };
 
 function decideVerb(info: AccessInfo, kind: string, verb: string): VerbDecision {
   for (const role of info.roles) {
-    if ((role.spec.deny.rules ?? []).some((r) => ruleMatches(r, kind, verb))) {
+    if ((role.spec.deny.rules ?? []).some((r) => ruleMatches(r, kind, verb, 'deny'))) {
       return { allowed: false, deniedBy: role.metadata.name };
     }
   }

@@ -17,7 +17,7 @@
  * The parts are built in `bin/auth.ts` (`createAuthServer`), never here.
  */
 import type { AuthPreferenceResource, Resource, ResourceKind, rpc } from '@warden/api';
-import { isResourceKind, isWardenError, RESOURCE_KINDS } from '@warden/api';
+import { isResourceKind, isWardenError, RESOURCE_KINDS, Verbs } from '@warden/api';
 import type { z } from 'zod';
 import { checkVerb, hasVerb, type Identity } from '../access';
 import type { DeviceInventory } from '../devicetrust';
@@ -28,7 +28,7 @@ import type { DeviceAdmin } from './devices';
 import type { Identifier } from './identify';
 import type { LockService } from './locks';
 import type { LoginService, WebLogin } from './login';
-import type { PutOptions, PutResult, ResourceAdmin } from './resources';
+import { type PutOptions, type PutResult, type ResourceAdmin, resourceAddress } from './resources';
 import type { SigningService } from './signing';
 import type { UserAdmin } from './users';
 
@@ -207,6 +207,12 @@ export class AuthServer {
     } else {
       await this.#authorize(caller, kind, 'create');
       if (existing && opts.force) await this.#authorize(caller, kind, 'update');
+    }
+    // Pointing a node, db or app at an address is an explicit permission of its own
+    // (issue 15 item 12: an SSRF lever); keeping the stored address needs none.
+    const address = resourceAddress(res);
+    if (address !== undefined && address !== resourceAddress(existing)) {
+      await this.#authorize(caller, kind, Verbs.setAddress);
     }
     return resources.put(actorOf(caller), res, opts, existing);
   }

@@ -200,6 +200,13 @@ export class ResourceAdmin {
     if (kind === 'device') return this.#o.devices.put(actor, res, opts, existing !== undefined);
     const store = this.#store(kind)!;
     const name = res.metadata.name;
+    if (heartbeatOwned(existing)) {
+      throw new WardenError(
+        'WARDEN_ERR_ACCESS_DENIED',
+        `${kind} "${name}" is registered by its agent's heartbeat, which decides its address; ` +
+          "change the agent's configuration instead (or delete it once the agent is gone)",
+      );
+    }
     if (existing && !opts.force) {
       throw new WardenError(
         'WARDEN_ERR_ALREADY_EXISTS',
@@ -216,7 +223,7 @@ export class ResourceAdmin {
       stored = existing ? await store.upsert(res) : await store.create(res);
     }
     const outcome = existing ? 'updated' : 'created';
-    await this.#audit(changeEvent(actor, kind, name, outcome));
+    await this.#audit(changeEvent(actor, kind, name, outcome, resourceAddress(stored)));
     return { resource: stored, outcome };
   }
 
@@ -232,14 +239,39 @@ export class ResourceAdmin {
   }
 }
 
+/**
+ * The address a resource points Warden at — `node` spec.addr, `db` and `app` spec.uri — or
+ * undefined for kinds without one. Setting it by hand takes the `set_address` verb.
+ */
+export function resourceAddress(res: Resource | undefined): string | undefined {
+  if (res?.kind === 'node') return res.spec.addr;
+  if (res?.kind === 'db' || res?.kind === 'app') return res.spec.uri;
+  return undefined;
+}
+
+/**
+ * A resource an agent registers by heartbeat (it carries the heartbeat's `metadata.expires`):
+ * its address is the agent's to say, so a hand-made document never replaces it.
+ */
+function heartbeatOwned(existing: Resource | undefined): boolean {
+  return resourceAddress(existing) !== undefined && existing?.metadata.expires !== undefined;
+}
+
 /** The audit event for a resource change: the kind's own type where the catalogue has one. */
 function changeEvent(
   actor: Actor,
   kind: ResourceKind,
   name: string,
   change: 'created' | 'updated' | 'deleted',
+  targetAddr?: string,
 ): AuditEventInput {
-  const common = { success: true, user: actor.user, addr: actor.addr, name } as const;
+  const common = {
+    success: true,
+    user: actor.user,
+    addr: actor.addr,
+    name,
+    ...(targetAddr !== undefined ? { target_addr: targetAddr } : {}),
+  } as const;
   if (kind === 'role') return { type: `role.${change}`, ...common };
   if (kind === 'user') {
     return change === 'deleted'
