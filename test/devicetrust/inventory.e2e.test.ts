@@ -339,6 +339,12 @@ describe('an enrolled device (swtpm)', { skip: swtpm.skip }, () => {
     const res = await runCli('wsh', ['device', 'asset-tag'], { env });
     assert.equal(res.code, 0, res.stderr);
     tag = res.stdout.trim();
+    // --format on the device commands that print data (issue 16).
+    const json = await runCli('wsh', ['device', 'asset-tag', '--format=json'], { env });
+    assert.deepEqual(JSON.parse(json.stdout), { asset_tag: tag });
+    const collected = await runCli('wsh', ['device', 'collect', '--format=yaml'], { env });
+    assert.equal(collected.code, 0, collected.stderr);
+    assert.match(collected.stdout, /^os_type: linux$/m);
   });
   after(async () => {
     await tpm?.stop();

@@ -351,17 +351,20 @@ export const wshCommands: Command[] = [
     details:
       'Linux: the first valid of the DMI chassis asset tag, product serial and board serial; where\n' +
       'none is readable, ek: followed by a hash of the TPM endorsement key (WARDEN_TPM).',
+    options: { format: { type: 'string', value: 'text|json|yaml', default: 'text', help: 'output format' } },
     run: async (ctx) => (await import('./device')).runAssetTag(ctx),
   },
   {
     path: ['device', 'collect'],
     summary: 'Print the device data that enrollment and device authentication send, as JSON.',
+    options: { format: { type: 'string', value: 'json|yaml', default: 'json', help: 'output format' } },
     run: async (ctx) => (await import('./device')).runCollect(ctx),
   },
   {
     path: ['device', 'keyget'],
     summary:
       "Print this device's credential (the TPM attestation key's public parts), creating it if needed.",
+    options: { format: { type: 'string', value: 'json|yaml', default: 'json', help: 'output format' } },
     run: async (ctx) => (await import('./device')).runKeyget(ctx),
   },
   {

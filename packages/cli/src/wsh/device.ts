@@ -17,6 +17,7 @@ import {
   wardenHome,
 } from '@warden/client';
 import { type CommandContext, str } from '../command';
+import { formatData, parseFormat } from '../format';
 
 async function withDevice<T>(
   ctx: CommandContext,
@@ -31,19 +32,29 @@ async function withDevice<T>(
 }
 
 export async function runAssetTag(ctx: CommandContext): Promise<number> {
-  ctx.stdout.write(`${await withDevice(ctx, (dev) => dev.assetTag())}\n`);
+  const format = parseFormat(ctx.values.format);
+  const tag = await withDevice(ctx, (dev) => dev.assetTag());
+  ctx.stdout.write(format === 'text' ? `${tag}\n` : formatData({ asset_tag: tag }, format));
   return 0;
 }
 
+/** `json` (the default) or `yaml`: these print structured data only. */
+function dataFormat(ctx: CommandContext): 'json' | 'yaml' {
+  const format = parseFormat(ctx.values.format ?? 'json');
+  return format === 'text' ? 'json' : format;
+}
+
 export async function runCollect(ctx: CommandContext): Promise<number> {
+  const format = dataFormat(ctx);
   const data = await withDevice(ctx, (dev) => dev.collectDeviceData());
-  ctx.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+  ctx.stdout.write(formatData(data, format));
   return 0;
 }
 
 export async function runKeyget(ctx: CommandContext): Promise<number> {
+  const format = dataFormat(ctx);
   const cred = await withDevice(ctx, (dev) => dev.credential({ create: true }));
-  ctx.stdout.write(`${JSON.stringify(credentialView(cred!), null, 2)}\n`);
+  ctx.stdout.write(formatData(credentialView(cred!), format));
   return 0;
 }
 
