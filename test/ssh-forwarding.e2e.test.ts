@@ -4,7 +4,9 @@
  * `permit_agent_forwarding` / `permit_x11_forwarding` say so, never `permit-user-rc`; both an
  * agentless OpenSSH sshd (which honours the certificate) and the Warden node refuse agent
  * forwarding without it. Real `warden start`, real OpenSSH `ssh -A` with the `wsh config`
- * block, a real `ssh-agent` holding a key, `ssh-add -l` on the far side.
+ * block, a real `ssh-agent` holding a key, `ssh-add -l` on the far side. With the same
+ * cluster: `wctl get nodes` and the audit table name nodes by host name (item 7), and the
+ * `Match exec` form of `wsh config` with OpenSSH 9.2 (`ssh -G` and real connections).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
