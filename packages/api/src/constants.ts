@@ -35,6 +35,8 @@ export const SshDeviceExtensions = {
 export const SshIdentityExtensions = {
   roles: 'warden-roles@wardenproject.org',
   traits: 'warden-traits@wardenproject.org',
+  /** `bot` on a bot's certificate (absent for people). */
+  userKind: 'warden-user-kind@wardenproject.org',
 } as const;
 
 /** ALPN protocol of app traffic from `wsh proxy app` (a request line, then HTTP/1.1). */

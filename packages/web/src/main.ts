@@ -20,6 +20,14 @@ interface State {
 }
 
 const state: State = {};
+
+/**
+ * Whether a device trust mode demands a device of the person signed in here: `required`
+ * and `required-for-humans` alike (bots never sign in to the Web UI).
+ */
+function demandsDevice(mode: string | undefined): boolean {
+  return mode === 'required' || mode === 'required-for-humans';
+}
 const root = document.getElementById('app')!;
 
 // ---- Routing -------------------------------------------------------------------------
@@ -182,7 +190,7 @@ function loginPage(view: HTMLElement): void {
           state.session = s;
           setCsrf(s.csrf_token);
           // A session that needs a trusted device goes to "This device" first.
-          go(s.device_trust_mode === 'required' && !s.device ? 'device' : 'resources');
+          go(demandsDevice(s.device_trust_mode) && !s.device ? 'device' : 'resources');
         } catch (err) {
           mount(status, msg('error', err instanceof Error ? err.message : String(err)));
         } finally {
@@ -399,7 +407,7 @@ async function devicePage(view: HTMLElement): Promise<void> {
     h(
       'p',
       null,
-      mode === 'required'
+      demandsDevice(mode)
         ? 'Your cluster or your roles require a trusted device: resources refuse you until this browser session is proved by an enrolled device.'
         : mode === 'optional'
           ? 'Device trust is optional for you; roles on some resources may still require it.'

@@ -31,6 +31,8 @@ export interface CertIdentity {
   roles: string[];
   logins: string[];
   traits: Record<string, string[]>;
+  /** `bot` for a machine identity (`wctl bots add`); absent for people. */
+  kind?: 'bot';
   /** Present only on certificates augmented by the device ceremony. */
   device?: DeviceIdentity;
   /** Present only on app certificates (`wsh app login`): the one app the certificate is for. */
@@ -55,6 +57,7 @@ const identityJson = z.strictObject({
   roles: z.array(z.string().min(1)),
   logins: z.array(z.string().min(1)),
   traits: z.record(z.string(), z.array(z.string())),
+  kind: z.literal('bot').optional(),
 });
 
 const deviceOids = [
@@ -80,6 +83,7 @@ export function encodeIdentityExtension(identity: CertIdentity): Uint8Array {
     roles: identity.roles,
     logins: identity.logins,
     traits: identity.traits,
+    ...(identity.kind === 'bot' ? { kind: 'bot' } : {}),
   });
   if (!checked.success) {
     const issue = checked.error.issues[0];
@@ -88,8 +92,8 @@ export function encodeIdentityExtension(identity: CertIdentity): Uint8Array {
       `certificate identity: ${issue ? `${issue.path.join('.') || 'identity'}: ${issue.message}` : 'invalid'}`,
     );
   }
-  const { user, roles, logins, traits } = checked.data;
-  return derUtf8String(JSON.stringify({ user, roles, logins, traits }));
+  const { user, roles, logins, traits, kind } = checked.data;
+  return derUtf8String(JSON.stringify({ user, roles, logins, traits, ...(kind ? { kind } : {}) }));
 }
 
 /** The three device extensions for `device` (throws if a field is empty). */
@@ -174,7 +178,8 @@ function readIdentity(parsed: x509.X509Certificate, extensions: CertificateExten
   }
   const result = identityJson.safeParse(json);
   if (!result.success) throw bad('identity extension has the wrong shape');
-  const identity: CertIdentity = result.data;
+  const { kind, ...fields } = result.data;
+  const identity: CertIdentity = kind ? { ...fields, kind } : fields;
 
   const cns = parsed.subjectName.getField('CN');
   const orgs = parsed.subjectName.getField('O');

@@ -201,7 +201,7 @@ spec:
     const err = badResource(() => parseResources(text, { source: 'dev.yaml' }));
     assert.equal(
       err.message,
-      'dev.yaml: role "dev": spec.options.device_trust_mode: expected one of "off", "optional", "required" (line 7); ' +
+      'dev.yaml: role "dev": spec.options.device_trust_mode: expected one of "off", "optional", "required-for-humans", "required" (line 7); ' +
         'spec.allow.logins: expected a list, got a string (line 9); ' +
         'spec.allow.node_labels.env: expected a string or a list of strings (line 11)',
     );

@@ -14,8 +14,12 @@ import {
   stringListSchema,
 } from './common';
 
-/** Device trust modes, weakest first. Anything else counts as `required` (fail closed). */
-export const DEVICE_TRUST_MODES = ['off', 'optional', 'required'] as const;
+/**
+ * Device trust modes, weakest first. `required-for-humans` demands a device of people and not
+ * of bots (machine identities, `wctl bots add`); `required` demands one of everybody.
+ * Anything else counts as `required` (fail closed).
+ */
+export const DEVICE_TRUST_MODES = ['off', 'optional', 'required-for-humans', 'required'] as const;
 export type DeviceTrustMode = (typeof DEVICE_TRUST_MODES)[number];
 export const deviceTrustModeSchema = z.enum(DEVICE_TRUST_MODES);
 

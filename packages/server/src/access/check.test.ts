@@ -184,6 +184,55 @@ describe('device trust', () => {
     });
   });
 
+  test('required-for-humans: a person needs a device, a bot is let in without one (and the exemption is said)', () => {
+    const p = policy({ clusterDeviceTrustMode: 'required-for-humans' });
+    const person = denied(decideAccess(p, alice([access]), node, { login: 'alice' }));
+    assert.equal(person.step, 'device_trust');
+    assert.equal(person.reason, 'unauthorized device');
+    const bot: ResolvedIdentity = { ...alice([access]), kind: 'bot' };
+    assert.deepEqual(decideAccess(p, bot, node, { login: 'alice' }), {
+      allowed: true,
+      deviceTrustMode: 'required-for-humans',
+      matchedRoles: ['access'],
+      deviceExemption: 'bot',
+    });
+    // A bot that has a device needs no exemption; a person with one is simply allowed.
+    assert.equal(decideAccess(p, { ...bot, device: DEVICE }, node, { login: 'alice' }).allowed, true);
+    assert.equal(
+      (decideAccess(p, { ...bot, device: DEVICE }, node, { login: 'alice' }) as { deviceExemption?: string })
+        .deviceExemption,
+      undefined,
+    );
+    assert.equal(decideAccess(p, alice([access], DEVICE), node, { login: 'alice' }).allowed, true);
+  });
+
+  test('required still applies to bots, and beats required-for-humans from a role', () => {
+    const bot: ResolvedIdentity = { ...alice([access]), kind: 'bot' };
+    const d = denied(
+      decideAccess(policy({ clusterDeviceTrustMode: 'required' }), bot, node, { login: 'alice' }),
+    );
+    assert.equal(d.code, 'WARDEN_ERR_DEVICE_UNAUTHORIZED');
+    const strictRole = role('strict', {
+      options: { device_trust_mode: 'required' },
+      allow: { node_labels: { '*': '*' } },
+    });
+    const p = policy({ clusterDeviceTrustMode: 'required-for-humans' });
+    assert.equal(
+      decideAccess(p, { ...bot, roles: [access, strictRole] }, node, { login: 'alice' }).allowed,
+      false,
+    );
+    const humansRole = role('humans', {
+      options: { device_trust_mode: 'required-for-humans' },
+      allow: { node_labels: { '*': '*' } },
+    });
+    const q = policy({ clusterDeviceTrustMode: 'optional' });
+    assert.equal(
+      decideAccess(q, { ...bot, roles: [access, humansRole] }, node, { login: 'alice' }).allowed,
+      true,
+    );
+    assert.equal(decideAccess(q, alice([access, humansRole]), node, { login: 'alice' }).allowed, false);
+  });
+
   test('optional allows either way', () => {
     const p = policy({ clusterDeviceTrustMode: 'optional' });
     const d = decideAccess(p, alice([access]), node, { login: 'alice' });

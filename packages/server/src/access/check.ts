@@ -42,8 +42,20 @@ import {
 import type { Clock } from '../clock';
 import { type AppAccessRequest, type AppTarget, appRule } from './check-app';
 import { type KubeAccessRequest, type KubeTarget, kubeRbac } from './check-kube';
-import { type DeviceExtensions, hasDeviceExtensions, strictestDeviceTrustMode } from './device-trust';
-import { type AccessInfo, type Identity, lockTargets, nodeLockTargets, roleNames } from './identity';
+import {
+  type DeviceExtensions,
+  deviceDemanded,
+  hasDeviceExtensions,
+  strictestDeviceTrustMode,
+} from './device-trust';
+import {
+  type AccessInfo,
+  type Identity,
+  type IdentityKind,
+  lockTargets,
+  nodeLockTargets,
+  roleNames,
+} from './identity';
 import { type LabelSelector, type Labels, matchLabels } from './labels';
 import { findLockInForce, type LockTargets, lockMessage } from './locks';
 import { expandValues } from './traits';
@@ -100,6 +112,8 @@ export type AccessRequest = AccessKinds[AccessKind]['request'];
  * `resolveIdentity` makes one from an `Identity`.
  */
 export interface ResolvedIdentity extends AccessInfo {
+  /** `bot` for machine identities (exempt from `required-for-humans`); default `human`. */
+  kind?: IdentityKind;
   device?: DeviceExtensions;
   /** Every role name of the certificate, for lock matching (default: the resolved roles' names). */
   roleNames?: readonly string[];
@@ -124,6 +138,7 @@ export function resolveIdentity(
     roles,
     traits: identity.traits,
     roleNames: identity.roles,
+    ...(identity.kind === 'bot' ? { kind: 'bot' as const } : {}),
     ...(missing.length > 0 ? { missingRoles: missing } : {}),
     ...(identity.device ? { device: identity.device } : {}),
   };
@@ -174,6 +189,8 @@ export type AccessDecision =
       deviceTrustMode: DeviceTrustMode;
       /** Roles whose allow rules granted it. */
       matchedRoles: string[];
+      /** `bot`: the mode was `required-for-humans` and a bot without a device was let in. */
+      deviceExemption?: 'bot';
       /** Roles of the certificate that no longer exist (they granted nothing). */
       missingRoles?: string[];
     }
@@ -433,10 +450,14 @@ function decideAccessUnnoted(
     ...(rule.clusterDeviceTrust === false ? [] : [policy.clusterDeviceTrustMode]),
     ...labelled.map((role) => role.spec.options.device_trust_mode),
   ]);
-  if (mode === 'required' && !hasDeviceExtensions(identity.device))
-    return deny('device_trust', UNAUTHORIZED_DEVICE);
+  const hasDevice = hasDeviceExtensions(identity.device);
+  const kind = identity.kind ?? 'human';
+  if (deviceDemanded(mode, kind) && !hasDevice) return deny('device_trust', UNAUTHORIZED_DEVICE);
 
-  return { allowed: true, deviceTrustMode: mode, matchedRoles: rbac.matched.map((r) => r.metadata.name) };
+  const matchedRoles = rbac.matched.map((r) => r.metadata.name);
+  return mode === 'required-for-humans' && kind === 'bot' && !hasDevice
+    ? { allowed: true, deviceTrustMode: mode, matchedRoles, deviceExemption: 'bot' }
+    : { allowed: true, deviceTrustMode: mode, matchedRoles };
 }
 
 /** The current lock view, as `ResourceCache<LockResource>` provides it. */

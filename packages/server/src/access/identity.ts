@@ -12,7 +12,7 @@ import type { DeviceExtensions } from './device-trust';
 import type { LockTargets } from './locks';
 import { expandValues, type Traits } from './traits';
 
-/** `human` for users who log in; `bot` is reserved for machine identities (none issued yet). */
+/** `human` for users who log in; `bot` for machine identities (`wctl bots add`, `warden bot start`). */
 export type IdentityKind = 'human' | 'bot';
 
 /**

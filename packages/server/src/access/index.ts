@@ -50,6 +50,7 @@ export {
 } from './check-kube';
 export {
   type DeviceExtensions,
+  deviceDemanded,
   deviceTrustRank,
   hasDeviceExtensions,
   strictestDeviceTrustMode,

@@ -71,6 +71,7 @@ export class Identifier {
       roles: parsed.roles,
       logins: parsed.logins,
       traits: parsed.traits,
+      ...(parsed.kind === 'bot' ? { kind: 'bot' as const } : {}),
       ...(parsed.device ? { device: parsed.device } : {}),
       cert: {
         publicKeyDer: spkiFromKey(x509.publicKey),

@@ -154,6 +154,8 @@ export interface UserCertificateRequest {
   /** OS logins: the SSH certificate's principals. */
   logins: readonly string[];
   traits: Readonly<Record<string, readonly string[]>>;
+  /** `bot` for a machine identity; people's certificates leave it out. */
+  kind?: 'bot';
   /** The user's key (ECDSA P-256 or Ed25519): KeyObject, SPKI PEM or authorized_keys line. */
   publicKey: KeyObject | string;
   /** Lifetime from `now`. Give this or `notAfter`. */
@@ -538,6 +540,7 @@ export class CertAuthorities {
       roles: [...req.roles],
       logins: [...req.logins],
       traits: Object.fromEntries(Object.entries(req.traits).map(([k, v]) => [k, [...v]])),
+      ...(req.kind === 'bot' && { kind: 'bot' as const }),
       ...(req.device && { device: { ...req.device } }),
     };
     // Encoding validates the identity and the device fields (all three non-empty).
@@ -546,6 +549,7 @@ export class CertAuthorities {
     const extensions = userSshExtensions(req.permit);
     extensions[SshIdentityExtensions.roles] = JSON.stringify(identity.roles);
     extensions[SshIdentityExtensions.traits] = JSON.stringify(identity.traits);
+    if (identity.kind === 'bot') extensions[SshIdentityExtensions.userKind] = 'bot';
     if (identity.device) {
       extensions[SshDeviceExtensions.deviceId] = identity.device.deviceId;
       extensions[SshDeviceExtensions.assetTag] = identity.device.assetTag;

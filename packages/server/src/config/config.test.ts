@@ -247,7 +247,7 @@ test('second_factor and mode accept both YAML 1.2 strings and YAML 1.1 booleans'
   // `true` is not a mode: it stays an error rather than a guess.
   assert.match(
     problem(doc('on', 'true')),
-    /device_trust\.mode: expected one of off, optional, required \(line 6\)/,
+    /device_trust\.mode: expected one of off, optional, required-for-humans, required \(line 6\)/,
   );
 });
 

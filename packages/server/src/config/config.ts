@@ -30,7 +30,7 @@ export interface LogConfig {
 
 export interface DeviceTrustConfig {
   /** Cluster-wide device trust mode (roles may raise it, never lower it); default `optional`. */
-  readonly mode: 'off' | 'optional' | 'required';
+  readonly mode: 'off' | 'optional' | 'required-for-humans' | 'required';
   readonly autoEnroll: boolean;
   /** When non-empty, an EK certificate must chain to one of these CAs. */
   readonly ekcertAllowedCas: readonly TrustedCaFile[];

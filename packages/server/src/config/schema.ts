@@ -69,7 +69,7 @@ const clusterName = z
   );
 
 export const SECOND_FACTOR_VALUES = ['on', 'otp', 'off'] as const;
-export const DEVICE_TRUST_MODE_VALUES = ['off', 'optional', 'required'] as const;
+export const DEVICE_TRUST_MODE_VALUES = ['off', 'optional', 'required-for-humans', 'required'] as const;
 export const LOG_SEVERITY_VALUES = ['debug', 'info', 'warn', 'error'] as const;
 export const LOG_FORMAT_VALUES = ['text', 'json'] as const;
 export const STORAGE_TYPE_VALUES = ['sqlite', 'postgres', 'memory'] as const;

@@ -410,6 +410,7 @@ export class DeviceAuthentication {
         roles: id.roles,
         logins: id.logins,
         traits: id.traits,
+        ...(id.kind === 'bot' && { kind: 'bot' as const }),
         publicKey: userKey,
         notAfter: cert.notAfter,
         now: this.#o.clock.now(),

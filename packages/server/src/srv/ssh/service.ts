@@ -444,6 +444,7 @@ export class SshService {
       user: holder.user,
       roles: holder.roles,
       traits: holder.traits,
+      ...(holder.kind === 'bot' ? { kind: 'bot' as const } : {}),
       logins: holder.principals,
       expires: new Date(holder.expiresAt),
       clientAddr: c.remoteIp,

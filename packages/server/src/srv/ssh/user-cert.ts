@@ -35,6 +35,8 @@ export interface CertHolder {
   traits: Record<string, string[]>;
   /** The logins (principals) the certificate allows. */
   principals: string[];
+  /** `bot` when the certificate is a bot's (`warden-user-kind@…`). */
+  kind?: 'bot';
   /** Device extensions as present on the certificate (all three when it was augmented). */
   device?: { deviceId: string; assetTag: string; credentialId: string };
   /** Extensions such as `permit-pty` and `permit-port-forwarding`. */
@@ -87,6 +89,7 @@ export function certHolder(cert: SshCertificate): CertHolder {
     roles: roles as string[],
     traits: traits as Record<string, string[]>,
     principals: [...cert.validPrincipals],
+    ...(cert.extensions[SshIdentityExtensions.userKind] === 'bot' && { kind: 'bot' as const }),
     // Partial device extensions stay visible (a device lock still matches the ID); the access
     // checker grants device trust only when all three are there.
     ...(anyDevice && {
