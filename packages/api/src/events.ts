@@ -45,6 +45,10 @@ export const auditCommonFields = {
   error: z.string().optional(),
   /** The trusted device the user acted from (DESIGN §5). */
   device: AuditDeviceSchema.optional(),
+  /** `bot` when the user is a machine identity (`wctl bots add`); absent for people. */
+  user_kind: z.enum(['human', 'bot']).optional(),
+  /** `bot`: device trust was `required-for-humans` and the bot exemption let a bot in without a device. */
+  device_exemption: z.enum(['bot']).optional(),
 };
 
 const str = z.string().optional();
@@ -85,6 +89,25 @@ export const auditEventCatalogue = {
     /** A short, non-secret handle of the session (a prefix of its stored key). */
     web_session: str,
   }),
+  'bot.create': entry('W1200I', undefined, 'A bot (machine identity) was created, with a join token', {
+    name: z.string(),
+    roles: strs,
+    expires: str,
+  }),
+  'bot.delete': entry('W1201I', undefined, 'A bot was deleted (its join tokens with it)', {
+    name: z.string(),
+  }),
+  'bot.join': entry('W1202I', 'W1202W', 'A bot joined with its one-time join token, or a join failed', {
+    expires: str,
+  }),
+  'bot.renew': entry(
+    'W1203I',
+    'W1203W',
+    'A bot renewed its certificates with its current ones, or was refused',
+    {
+      expires: str,
+    },
+  ),
   'cert.create': entry('W2000I', undefined, 'Certificates were issued to a user', {
     cert_type: z.enum(['user', 'host', 'db', 'openssh', 'app']),
     /** The app an app certificate is for. */

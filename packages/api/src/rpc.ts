@@ -1,6 +1,6 @@
 /**
  * The RPC contract between `wsh`/`wctl` (via @warden/client) and the proxy's HTTPS API.
- * JSON over HTTPS on the proxy port. Unauthenticated routes: ping, signup, login.
+ * JSON over HTTPS on the proxy port. Unauthenticated routes: ping, signup, login, bot join.
  * Everything else needs a Warden X.509 client certificate (mTLS).
  * Errors come back as `{ error: { code, message } }` with the catalogue's HTTP status.
  * Who may import: everyone. Validate every request and response with these schemas.
@@ -17,6 +17,14 @@ export const Routes = {
   whoami: '/v1/whoami',
   resources: '/v1/resources',
   users: '/v1/users',
+  /** GET lists bots, POST adds one with a join token (`wctl bots ls|add`); DELETE …/:name. */
+  bots: '/v1/bots',
+  /** POST: a bot's first certificates for its one-time join token (unauthenticated). */
+  botJoin: '/v1/bots/join',
+  /** POST: a bot's next certificates, authenticated by its current ones. */
+  botRenew: '/v1/bots/renew',
+  /** GET lists open join, invite and enrollment tokens (`wctl tokens ls`); DELETE …/:id. */
+  tokens: '/v1/tokens',
   locks: '/v1/locks',
   nodes: '/v1/nodes',
   dbs: '/v1/dbs',
@@ -172,6 +180,45 @@ export const InviteResponse = z.object({
   signup_url: z.string().optional(),
 });
 export type InviteResponse = z.infer<typeof InviteResponse>;
+
+export const AddBotRequest = z.object({
+  name: z.string().min(1).max(256),
+  roles: z.array(z.string()).min(1),
+  logins: z.array(z.string()).default([]),
+  /** Each certificate's lifetime, e.g. `20m` (default 1h; at most the roles' max_session_ttl). */
+  ttl: z.string().max(32).optional(),
+  /** How long the join token may wait to be used, e.g. `1h` (default 1h, at most 7 days). */
+  token_ttl: z.string().max(32).optional(),
+});
+export const BotTokenResponse = z.object({
+  bot: z.string(),
+  token: z.string(),
+  expires: z.string(),
+  /** The command that runs the bot with this token. */
+  join_command: z.string(),
+});
+export type BotTokenResponse = z.infer<typeof BotTokenResponse>;
+
+export const BotJoinRequest = z.object({
+  token: z.string().min(1).max(512),
+  ssh_public_key: z.string().max(8192),
+  tls_public_key: z.string().max(8192),
+});
+/** Renewal: the bot's new key (both forms); the caller is the bot's current certificate. */
+export const BotRenewRequest = z.object({
+  ssh_public_key: z.string().max(8192),
+  tls_public_key: z.string().max(8192),
+});
+
+/** An open token as `wctl tokens ls` shows it: never the token itself, only its ID (a hash prefix). */
+export const TokenInfo = z.object({
+  id: z.string(),
+  type: z.enum(['bot', 'invite', 'enroll']),
+  /** The bot, user or device the token is for. */
+  for: z.string(),
+  expires: z.string(),
+});
+export type TokenInfo = z.infer<typeof TokenInfo>;
 
 export const CreateLockRequest = z.object({
   target: z

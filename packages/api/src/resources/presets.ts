@@ -17,6 +17,7 @@ const ALL = { '*': '*' };
 /** Resource kinds an editor manages with every verb. */
 const EDITOR_KINDS = [
   'user',
+  'bot',
   'role',
   'lock',
   'cluster_auth_preference',

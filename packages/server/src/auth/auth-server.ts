@@ -8,6 +8,8 @@
  *   login.ts        signup, login, ping            (no caller yet: these make one)
  *   identify.ts     client certificate → identity; the admin identity
  *   users.ts        wctl users add|reset
+ *   bots.ts         wctl bots add|ls|rm; bot join (token) and renewal (current certificate)
+ *   token-admin.ts  wctl tokens ls|rm
  *   resources.ts    wctl get|create|edit|rm        (generic CRUD; hands locks and devices on)
  *   locks.ts        every lock write               (wctl lock, wctl create lock.yaml, edit)
  *   devices.ts      wctl devices add|enroll, device resources
@@ -22,6 +24,7 @@ import type { z } from 'zod';
 import { checkVerb, hasVerb, type Identity } from '../access';
 import type { DeviceInventory } from '../devicetrust';
 import type { AuditSearch, AuditSearchQuery } from './audit-search';
+import type { BotInfo, BotService } from './bots';
 import { actorOf, type Caller } from './caller';
 import { type AuthDeps, auditWith, findRoles } from './deps';
 import type { DeviceAdmin } from './devices';
@@ -30,6 +33,7 @@ import type { LockService } from './locks';
 import type { LoginService, WebLogin } from './login';
 import { type PutOptions, type PutResult, type ResourceAdmin, resourceAddress } from './resources';
 import type { SigningService } from './signing';
+import type { TokenAdmin } from './token-admin';
 import type { UserAdmin } from './users';
 
 /** The implementations under the wrapper, one per job. */
@@ -37,6 +41,8 @@ export interface AuthParts {
   login: LoginService;
   identity: Identifier;
   users: UserAdmin;
+  bots: BotService;
+  tokens: TokenAdmin;
   resources: ResourceAdmin;
   locks: LockService;
   devices: DeviceAdmin;
@@ -175,6 +181,43 @@ export class AuthServer {
   async resetUser(caller: Caller, name: string): Promise<rpc.InviteResponse> {
     await this.#authorize(caller, 'user', 'update');
     return this.#p.users.reset(actorOf(caller), name);
+  }
+
+  // ---- Bots and tokens ----------------------------------------------------------------
+
+  async addBot(caller: Caller, req: z.infer<typeof rpc.AddBotRequest>): Promise<rpc.BotTokenResponse> {
+    await this.#authorize(caller, 'bot', 'create');
+    return this.#p.bots.add(actorOf(caller), req);
+  }
+
+  async listBots(caller: Caller): Promise<BotInfo[]> {
+    await this.#authorize(caller, 'bot', 'list');
+    return this.#p.bots.list();
+  }
+
+  async removeBot(caller: Caller, name: string): Promise<void> {
+    await this.#authorize(caller, 'bot', 'delete');
+    await this.#p.bots.remove(actorOf(caller), name);
+  }
+
+  /** A bot's first certificates for its join token (no caller: the token is the credential). */
+  joinBot(req: z.infer<typeof rpc.BotJoinRequest>, addr: string): Promise<rpc.LoginResponse> {
+    return this.#p.bots.join(req, addr);
+  }
+
+  /** A bot's next certificates: the caller must be that bot (checked by the bot service). */
+  renewBot(caller: Caller, req: z.infer<typeof rpc.BotRenewRequest>): Promise<rpc.LoginResponse> {
+    return this.#p.bots.renew(caller.identity, req, caller.addr);
+  }
+
+  async listTokens(caller: Caller): Promise<rpc.TokenInfo[]> {
+    await this.#authorize(caller, 'token', 'list');
+    return this.#p.tokens.list();
+  }
+
+  async deleteToken(caller: Caller, id: string): Promise<rpc.TokenInfo> {
+    await this.#authorize(caller, 'token', 'delete');
+    return this.#p.tokens.remove(id);
   }
 
   // ---- Resources -----------------------------------------------------------------------

@@ -10,6 +10,7 @@
 
 export { AUDIT_SEARCH_DEFAULT_LIMIT, AuditSearch, type AuditSearchQuery } from './audit-search';
 export { type AuthParts, AuthServer } from './auth-server';
+export { BOT_TOKEN_PREFIX, type BotInfo, BotService, INVALID_BOT_TOKEN_MESSAGE } from './bots';
 export { type Actor, actorOf, type Caller } from './caller';
 export { type AuthDeps, findRoles } from './deps';
 export { DeviceAdmin } from './devices';
@@ -31,6 +32,7 @@ export {
 export { LOGIN_RATE_LIMIT_DEFAULTS, LoginRateLimiter, type LoginRateLimiterOptions } from './rate-limit';
 export { type PutOptions, type PutResult, ResourceAdmin, type ResourceAdminOptions } from './resources';
 export { SigningService } from './signing';
+export { TokenAdmin } from './token-admin';
 export {
   base32Decode,
   base32Encode,

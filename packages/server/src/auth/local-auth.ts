@@ -12,7 +12,8 @@ import type { Clock } from '../clock';
 import { generateToken, hashToken } from '../tokens';
 
 const SECRETS = '/local_auth/secrets/';
-const INVITES = '/local_auth/invites/';
+/** Backend prefix of invite tokens (keyed by the token's SHA-256). */
+export const INVITES = '/local_auth/invites/';
 
 export interface LocalSecrets {
   password_hash: string;

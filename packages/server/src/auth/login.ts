@@ -10,26 +10,16 @@
  *
  * Internal to `auth/`; the public surface is `auth/index.ts`.
  */
-import { createPublicKey } from 'node:crypto';
 import {
   type AuthPreferenceResource,
   isWardenError,
-  MAX_CERT_TTL_MS,
-  parseAuthorizedKey,
   type rpc,
   type UserResource,
   WardenError,
 } from '@warden/api';
 import type { z } from 'zod';
-import {
-  allowedLogins,
-  findLockInForce,
-  lockMessage,
-  maxSessionTtl,
-  sshPermits,
-  strictestDeviceTrustMode,
-} from '../access';
-import type { SshPermits } from '../ca';
+import { strictestDeviceTrustMode } from '../access';
+import { clientKey, type Entitlements, entitlements, userCertificates } from './certificates';
 import { type AuthDeps, auditWith, findRoles } from './deps';
 import type { LocalAuthStore } from './local-auth';
 import {
@@ -45,11 +35,8 @@ import type { LoginRateLimiter } from './rate-limit';
 import { otpauthUri, verifyTotp } from './totp';
 
 /** What a verified login grants: logins, the certificate TTL and SSH permits (from roles). */
-interface Grant {
+interface Grant extends Entitlements {
   user: UserResource;
-  logins: string[];
-  ttlMs: number;
-  permit: SshPermits;
 }
 
 /** Who signed in to the Web UI, and how long their session may live (their certificate TTL). */
@@ -199,23 +186,13 @@ export class LoginService {
     req: Pick<rpc.LoginRequest, 'ssh_public_key' | 'tls_public_key'>,
     addr: string,
   ): Promise<rpc.LoginResponse> {
-    const { cas, clusterName } = this.#o;
     const name = user.metadata.name;
     const [cap, roles] = await Promise.all([
       this.authPreference(),
       findRoles(this.#o.services, user.spec.roles),
     ]);
     // 7. Certificates for the client's key.
-    const issued = await cas.issueUserCertificates({
-      user: name,
-      roles: user.spec.roles,
-      logins,
-      traits: user.spec.traits,
-      publicKey: clientKey(req),
-      ttlMs,
-      now: this.#now(),
-      permit,
-    });
+    const login = await userCertificates(this.#o, user, { logins, ttlMs, permit }, clientKey(req));
     await this.#audit({ type: 'user.login', success: true, user: name, addr, method: 'local' });
     await this.#audit({
       type: 'cert.create',
@@ -225,19 +202,10 @@ export class LoginService {
       cert_type: 'user',
       roles: user.spec.roles,
       logins,
-      expires: issued.notAfter.toISOString(),
+      expires: login.expires,
     });
     return {
-      user: name,
-      cluster_name: clusterName,
-      roles: user.spec.roles,
-      logins,
-      ssh_cert: issued.sshCert,
-      tls_cert: issued.tlsCert,
-      user_ca_pems: cas.tlsCertPems('user'),
-      host_ca_pems: cas.tlsCertPems('host'),
-      host_ca_known_hosts: cas.exportHostLine(clusterName),
-      expires: issued.notAfter.toISOString(),
+      ...login,
       web_device_trust_mode: strictestDeviceTrustMode([
         cap.spec.device_trust?.mode ?? 'off',
         ...roles.map((r) => r.spec.options.device_trust_mode),
@@ -301,6 +269,9 @@ export class LoginService {
       await verifyPasswordForUnknownUser(req.password);
       throw await failed(user ? 'user has not signed up' : 'unknown user');
     }
+    // A bot has no password (and gets none from an invite): refuse before any password work.
+    if (user.spec.bot)
+      throw await failed('bots authenticate with their join token and certificates, not a password');
     // 3. Password.
     if (!(await verifyPassword(req.password, secrets.password_hash))) throw await failed('wrong password');
     // 4. Second factor.
@@ -333,47 +304,20 @@ export class LoginService {
     requestedTtlMs: number | undefined,
     method: 'local' | 'web',
   ): Promise<Grant> {
-    const { services } = this.#o;
-    const name = user.metadata.name;
-    // 5. Locks, read from the backend so a fresh lock is never missed.
-    const roles = await findRoles(services, user.spec.roles);
-    const lock = findLockInForce(
-      await services.locks.list(),
-      { user: name, roles: [...user.spec.roles] },
-      this.#now(),
-    );
-    if (lock) {
-      const err = new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
-      await this.#audit({ type: 'user.login', success: false, user: name, addr, method, error: err.message });
-      throw err;
+    // 5–6. Locks (read from the backend), then logins, TTL and SSH permits.
+    try {
+      return { user, ...(await entitlements(this.#o, user, requestedTtlMs)) };
+    } catch (e) {
+      if (isWardenError(e))
+        await this.#audit({
+          type: 'user.login',
+          success: false,
+          user: user.metadata.name,
+          addr,
+          method,
+          error: e.message,
+        });
+      throw e;
     }
-    // 6. Logins and TTL.
-    const logins = allowedLogins({ user: name, roles, traits: user.spec.traits });
-    const ttlMs = Math.min(
-      requestedTtlMs ?? MAX_CERT_TTL_MS,
-      maxSessionTtl(roles) ?? MAX_CERT_TTL_MS,
-      MAX_CERT_TTL_MS,
-    );
-    return { user, logins, ttlMs, permit: sshPermits(roles) };
   }
-}
-
-/** The client's key: the SSH and SPKI forms must be the same key. */
-function clientKey(req: Pick<rpc.LoginRequest, 'ssh_public_key' | 'tls_public_key'>) {
-  let ssh: ReturnType<typeof parseAuthorizedKey>;
-  let spki: ReturnType<typeof createPublicKey>;
-  try {
-    ssh = parseAuthorizedKey(req.ssh_public_key);
-    spki = createPublicKey(req.tls_public_key);
-  } catch {
-    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'invalid public key in the login request');
-  }
-  const der = (k: ReturnType<typeof createPublicKey>) => k.export({ type: 'spki', format: 'der' });
-  if (!der(ssh.key).equals(der(spki))) {
-    throw new WardenError(
-      'WARDEN_ERR_BAD_PARAMETER',
-      'the SSH and TLS public keys in the login request differ',
-    );
-  }
-  return spki;
 }

@@ -86,7 +86,12 @@ export class UserAdmin {
   }
 
   async reset(actor: Actor, name: string): Promise<rpc.InviteResponse> {
-    await this.#o.services.users.get(name);
+    const user = await this.#o.services.users.get(name);
+    if (user.spec.bot)
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `"${name}" is a bot: bots have no password; \`wctl bots rm ${name}\` and \`wctl bots add\` give it a new join token`,
+      );
     await this.forget(name);
     const { token, expires } = await this.#newInvite(name);
     await this.#audit({

@@ -8,6 +8,7 @@ import {
   AuditSearch,
   type AuthDeps,
   AuthServer,
+  BotService,
   DeviceAdmin,
   Identifier,
   LocalAuthStore,
@@ -16,6 +17,7 @@ import {
   LoginService,
   ResourceAdmin,
   SigningService,
+  TokenAdmin,
   UserAdmin,
 } from '../auth';
 import { DeviceInventory } from '../devicetrust';
@@ -75,6 +77,8 @@ export function createAuthServer(o: AuthServerOptions): AuthServer {
     }),
     locks,
     devices,
+    bots: new BotService(deps),
+    tokens: new TokenAdmin(deps.backend),
     signing: new SigningService(deps),
     auditSearch: new AuditSearch(o.audit),
     inventory,

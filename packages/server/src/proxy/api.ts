@@ -79,6 +79,54 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       body: rpc.LoginRequest,
       handler: (ctx) => auth.login(ctx.body, ctx.addr),
     }),
+    route<z.infer<typeof rpc.BotJoinRequest>>({
+      method: 'POST',
+      path: R.botJoin,
+      auth: 'none',
+      body: rpc.BotJoinRequest,
+      handler: (ctx) => auth.joinBot(ctx.body, ctx.addr),
+    }),
+    route<z.infer<typeof rpc.BotRenewRequest>>({
+      method: 'POST',
+      path: R.botRenew,
+      auth: 'user',
+      body: rpc.BotRenewRequest,
+      handler: (ctx) => auth.renewBot(caller(ctx), ctx.body),
+    }),
+    route<z.infer<typeof rpc.AddBotRequest>>({
+      method: 'POST',
+      path: R.bots,
+      auth: 'user',
+      body: rpc.AddBotRequest,
+      handler: (ctx) => auth.addBot(caller(ctx), ctx.body),
+    }),
+    route({
+      method: 'GET',
+      path: R.bots,
+      auth: 'user',
+      handler: async (ctx) => ({ items: await auth.listBots(caller(ctx)) }),
+    }),
+    route({
+      method: 'DELETE',
+      path: `${R.bots}/:name`,
+      auth: 'user',
+      handler: async (ctx) => {
+        await auth.removeBot(caller(ctx), ctx.params.name!);
+        return {};
+      },
+    }),
+    route({
+      method: 'GET',
+      path: R.tokens,
+      auth: 'user',
+      handler: async (ctx) => ({ items: await auth.listTokens(caller(ctx)) }),
+    }),
+    route({
+      method: 'DELETE',
+      path: `${R.tokens}/:id`,
+      auth: 'user',
+      handler: async (ctx) => ({ removed: await auth.deleteToken(caller(ctx), ctx.params.id!) }),
+    }),
     route({
       method: 'GET',
       path: R.whoami,

@@ -1,0 +1,268 @@
+/**
+ * Bots: machine identities for CI jobs and scripts. A bot is a `user` resource with
+ * `spec.bot` — no password, no second factor, no Web UI. `wctl bots add` creates it with a
+ * one-time join token; `warden bot start` spends the token once for its first certificates,
+ * then renews them with the current certificate (never the token again). A lock on the bot
+ * (or one of its roles) stops renewal; sessions end through the session monitor as for
+ * anyone. Certificates say `bot` (X.509 identity `kind`, SSH `warden-user-kind@…`), which is
+ * how `required-for-humans` exempts them.
+ *
+ *   /local_auth/bot_tokens/<sha256 of token>   { bot, expires, created_by }   (TTL = token lifetime)
+ *
+ * Permissions are checked by the caller (`AuthServer`), except that renewal needs a bot's
+ * own certificate. Internal to `auth/`; the public surface is `auth/index.ts`.
+ */
+import {
+  isWardenError,
+  parseDuration,
+  type rpc,
+  type UserResource,
+  validateResource,
+  WardenError,
+} from '@warden/api';
+import type { z } from 'zod';
+import type { Identity } from '../access';
+import { generateToken, hashToken } from '../tokens';
+import type { Actor } from './caller';
+import { clientKey, entitlements, userCertificates } from './certificates';
+import { type AuthDeps, auditWith } from './deps';
+import { checkUserName } from './users';
+
+/** Backend prefix of bot join tokens (keyed by the token's SHA-256, never the token). */
+export const BOT_TOKEN_PREFIX = '/local_auth/bot_tokens/';
+/** A bot certificate's lifetime when `wctl bots add` names none. */
+export const DEFAULT_BOT_CERT_TTL = '1h';
+/** Join tokens wait this long by default, and at most 7 days. */
+export const DEFAULT_BOT_TOKEN_TTL_MS = 60 * 60 * 1000;
+export const MAX_BOT_TOKEN_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+/** Bot certificates live at least a minute (renewal needs time) and at most a day. */
+const MIN_BOT_CERT_TTL_MS = 60 * 1000;
+const MAX_BOT_CERT_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** The one message for every refused join token: unknown, spent, expired or its bot gone. */
+export const INVALID_BOT_TOKEN_MESSAGE =
+  'invalid or expired bot join token; make a new one with `wctl bots add NAME --roles=…` (after `wctl bots rm NAME`)';
+
+interface StoredBotToken {
+  bot: string;
+  expires: string;
+  created_by: string;
+}
+
+/** A bot as `wctl bots ls` shows it. */
+export interface BotInfo {
+  name: string;
+  roles: string[];
+  logins: string[];
+  ttl: string;
+  created_by?: string;
+  created?: string;
+}
+
+export class BotService {
+  readonly #o: AuthDeps;
+  readonly #audit: ReturnType<typeof auditWith>;
+
+  constructor(o: AuthDeps) {
+    this.#o = o;
+    this.#audit = auditWith(o);
+  }
+
+  /** `wctl bots add`: the bot user and its join token (shown once). */
+  async add(actor: Actor, req: z.infer<typeof rpc.AddBotRequest>): Promise<rpc.BotTokenResponse> {
+    checkUserName(req.name);
+    const ttl = req.ttl ?? DEFAULT_BOT_CERT_TTL;
+    const ttlMs = parseDuration(ttl, '--ttl');
+    if (ttlMs < MIN_BOT_CERT_TTL_MS || ttlMs > MAX_BOT_CERT_TTL_MS)
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `--ttl must be between 1m and 24h, got "${ttl}"`);
+    const tokenTtlMs = tokenTtl(req.token_ttl);
+    for (const r of req.roles) {
+      if (!(await this.#o.services.roles.find(r)))
+        throw new WardenError(
+          'WARDEN_ERR_NOT_FOUND',
+          `role "${r}" does not exist; create it first or pick another`,
+        );
+    }
+    if (await this.#o.services.users.find(req.name))
+      throw new WardenError(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `a user or bot named "${req.name}" already exists; pick another name or remove it first`,
+      );
+    const user = validateResource({
+      kind: 'user',
+      version: 'v2',
+      metadata: { name: req.name },
+      spec: {
+        roles: req.roles,
+        traits: req.logins.length ? { logins: req.logins } : {},
+        bot: { ttl },
+        created_by: { user: actor.user, time: new Date(this.#o.clock.now()).toISOString() },
+      },
+    }) as UserResource;
+    await this.#o.services.users.create(user);
+    const { token, expires } = await this.#newToken(req.name, tokenTtlMs, actor.user);
+    await this.#audit({
+      type: 'bot.create',
+      success: true,
+      user: actor.user,
+      addr: actor.addr,
+      name: req.name,
+      roles: req.roles,
+      expires,
+    });
+    const pin = this.#o.cas.caPin('host');
+    return {
+      bot: req.name,
+      token,
+      expires,
+      join_command:
+        `warden bot start --proxy=${this.#o.proxyPublicAddr} --token=${token} --ca-pin=${pin} ` +
+        `--destination=./${req.name}`,
+    };
+  }
+
+  /** Bots, for `wctl bots ls`. */
+  async list(): Promise<BotInfo[]> {
+    const users = await this.#o.services.users.list();
+    return users
+      .filter((u) => u.spec.bot)
+      .map((u) => ({
+        name: u.metadata.name,
+        roles: [...u.spec.roles],
+        logins: [...(u.spec.traits.logins ?? [])],
+        ttl: u.spec.bot!.ttl,
+        ...(u.spec.created_by ? { created_by: u.spec.created_by.user, created: u.spec.created_by.time } : {}),
+      }));
+  }
+
+  /** `wctl bots rm`: the bot and its open join tokens. Its certificates stop renewing. */
+  async remove(actor: Actor, name: string): Promise<void> {
+    const user = await this.#o.services.users.find(name);
+    if (!user?.spec.bot) throw new WardenError('WARDEN_ERR_NOT_FOUND', `bot "${name}" not found`);
+    await this.deleteTokensOf(name);
+    await this.#o.services.users.delete(name);
+    await this.#audit({ type: 'bot.delete', success: true, user: actor.user, addr: actor.addr, name });
+  }
+
+  /**
+   * The first certificates of a bot, for its join token (spent here, once: of two racing
+   * joins exactly one gets certificates). Locks on the bot refuse the join.
+   */
+  async join(req: z.infer<typeof rpc.BotJoinRequest>, addr: string): Promise<rpc.LoginResponse> {
+    const key = clientKey(req);
+    const stored = await this.#findToken(req.token);
+    const failed = async (e: WardenError, bot?: string) => {
+      await this.#audit({
+        type: 'bot.join',
+        success: false,
+        ...(bot ? { user: bot, user_kind: 'bot' as const } : {}),
+        addr,
+        error: e.message,
+      });
+      return e;
+    };
+    if (!stored) throw await failed(new WardenError('WARDEN_ERR_INVALID_TOKEN', INVALID_BOT_TOKEN_MESSAGE));
+    const bot = await this.#o.services.users.find(stored.value.bot);
+    // Spend first; a bot removed since (or a user of the same name made later) gets nothing.
+    const spent = await this.#o.backend
+      .delete(stored.key, { expectedModRev: stored.modRev })
+      .catch(() => false);
+    if (!spent || !bot?.spec.bot)
+      throw await failed(
+        new WardenError('WARDEN_ERR_INVALID_TOKEN', INVALID_BOT_TOKEN_MESSAGE),
+        stored.value.bot,
+      );
+    return this.#issue(bot, key, addr, 'bot.join');
+  }
+
+  /**
+   * Renewal: a bot's next certificates for a new key, authenticated by its current (unexpired,
+   * CA-verified) certificate. Only bots renew this way; a lock refuses it.
+   */
+  async renew(identity: Identity, req: z.infer<typeof rpc.BotRenewRequest>, addr: string) {
+    const key = clientKey(req);
+    const bot = identity.kind === 'bot' ? await this.#o.services.users.find(identity.user) : undefined;
+    if (!bot?.spec.bot) {
+      const e = new WardenError(
+        'WARDEN_ERR_ACCESS_DENIED',
+        identity.kind === 'bot'
+          ? `bot "${identity.user}" no longer exists`
+          : 'only bots renew certificates this way; people log in with `wsh login`',
+      );
+      await this.#audit({ type: 'bot.renew', success: false, user: identity.user, addr, error: e.message });
+      throw e;
+    }
+    return this.#issue(bot, key, addr, 'bot.renew');
+  }
+
+  async #issue(
+    bot: UserResource,
+    key: ReturnType<typeof clientKey>,
+    addr: string,
+    type: 'bot.join' | 'bot.renew',
+  ): Promise<rpc.LoginResponse> {
+    const name = bot.metadata.name;
+    const who = { user: name, user_kind: 'bot' as const, addr };
+    let login: rpc.LoginResponse;
+    try {
+      const grant = await entitlements(this.#o, bot, parseDuration(bot.spec.bot!.ttl));
+      login = await userCertificates(this.#o, bot, grant, key);
+    } catch (e) {
+      if (isWardenError(e)) await this.#audit({ type, success: false, ...who, error: e.message });
+      throw e;
+    }
+    await this.#audit({ type, success: true, ...who, expires: login.expires });
+    await this.#audit({
+      type: 'cert.create',
+      success: true,
+      ...who,
+      cert_type: 'user',
+      roles: login.roles,
+      logins: login.logins,
+      expires: login.expires,
+    });
+    return login;
+  }
+
+  /** Removes every open join token of a bot (on `wctl bots rm`). */
+  async deleteTokensOf(bot: string): Promise<void> {
+    const { items } = await this.#o.backend.range(BOT_TOKEN_PREFIX);
+    for (const item of items) {
+      if ((JSON.parse(item.value) as StoredBotToken).bot === bot) await this.#o.backend.delete(item.key);
+    }
+  }
+
+  async #newToken(
+    bot: string,
+    ttlMs: number,
+    createdBy: string,
+  ): Promise<{ token: string; expires: string }> {
+    const token = generateToken();
+    const expires = new Date(this.#o.clock.now() + ttlMs).toISOString();
+    const value: StoredBotToken = { bot, expires, created_by: createdBy };
+    await this.#o.backend.create(BOT_TOKEN_PREFIX + hashToken(token), JSON.stringify(value), { ttlMs });
+    return { token, expires };
+  }
+
+  async #findToken(token: string) {
+    if (!/^[A-Za-z0-9_-]{16,200}$/.test(token)) return undefined;
+    const key = BOT_TOKEN_PREFIX + hashToken(token);
+    const item = await this.#o.backend.get(key);
+    if (!item) return undefined;
+    const value = JSON.parse(item.value) as StoredBotToken;
+    // The backend's TTL removes it; until its sweep runs, the stored expiry decides.
+    if (Date.parse(value.expires) <= this.#o.clock.now()) return undefined;
+    return { key, modRev: item.modRev, value };
+  }
+}
+
+function tokenTtl(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_BOT_TOKEN_TTL_MS;
+  const ms = parseDuration(text, '--token-ttl');
+  if (ms <= 0 || ms > MAX_BOT_TOKEN_TTL_MS)
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `--token-ttl must be between 1s and 7 days, got "${text}"`,
+    );
+  return ms;
+}

@@ -1,0 +1,77 @@
+/**
+ * `wctl tokens ls|rm`: every open one-time token — bot join tokens, user invites and device
+ * enrollment tokens — by an ID that is a prefix of the token's stored SHA-256 (the backend
+ * never holds a usable token, so neither does this listing).
+ * Permissions are checked by the caller (`AuthServer`). Internal to `auth/`.
+ */
+import { type rpc, WardenError } from '@warden/api';
+import type { Backend } from '../backend';
+import { ENROLL_TOKEN_PREFIX } from '../devicetrust';
+import { BOT_TOKEN_PREFIX } from './bots';
+import { INVITES } from './local-auth';
+
+/** Characters of the hash shown as a token's ID. */
+const ID_CHARS = 12;
+
+const SOURCES: readonly {
+  type: rpc.TokenInfo['type'];
+  prefix: string;
+  forOf(v: Record<string, unknown>): unknown;
+}[] = [
+  { type: 'bot', prefix: BOT_TOKEN_PREFIX, forOf: (v) => v.bot },
+  { type: 'invite', prefix: INVITES, forOf: (v) => v.user },
+  { type: 'enroll', prefix: ENROLL_TOKEN_PREFIX, forOf: (v) => v.device_id },
+];
+
+export class TokenAdmin {
+  readonly #backend: Backend;
+
+  constructor(backend: Backend) {
+    this.#backend = backend;
+  }
+
+  async list(): Promise<rpc.TokenInfo[]> {
+    const out: rpc.TokenInfo[] = [];
+    for (const s of SOURCES) {
+      const { items } = await this.#backend.range(s.prefix);
+      for (const item of items) {
+        const v = JSON.parse(item.value) as Record<string, unknown>;
+        out.push({
+          id: item.key.slice(s.prefix.length, s.prefix.length + ID_CHARS),
+          type: s.type,
+          for: String(s.forOf(v) ?? ''),
+          expires: String(v.expires ?? ''),
+        });
+      }
+    }
+    return out.sort((a, b) => a.expires.localeCompare(b.expires));
+  }
+
+  /** Removes the one open token whose ID (hash prefix, at least 8 characters) is `id`. */
+  async remove(id: string): Promise<rpc.TokenInfo> {
+    if (!/^[0-9a-f]{8,64}$/.test(id))
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `"${id}" is not a token ID; \`wctl tokens ls\` lists them`,
+      );
+    const found: { key: string; info: rpc.TokenInfo }[] = [];
+    for (const s of SOURCES) {
+      const { items } = await this.#backend.range(s.prefix + id);
+      for (const item of items) {
+        const v = JSON.parse(item.value) as Record<string, unknown>;
+        found.push({
+          key: item.key,
+          info: { id, type: s.type, for: String(s.forOf(v) ?? ''), expires: String(v.expires ?? '') },
+        });
+      }
+    }
+    if (found.length === 0) throw new WardenError('WARDEN_ERR_NOT_FOUND', `no open token with ID "${id}"`);
+    if (found.length > 1)
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `token ID "${id}" is ambiguous; give more characters`,
+      );
+    await this.#backend.delete(found[0]!.key);
+    return found[0]!.info;
+  }
+}
