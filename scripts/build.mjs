@@ -1,4 +1,4 @@
-// Bundles the three commands (warden, wsh, wctl) into dist/ with esbuild so they start fast,
+// Bundles the four commands (warden, wsh, wctl, wbot) into dist/ with esbuild so they start fast,
 // and the Web UI (packages/web) into dist/web, which the proxy serves under /web.
 // Native modules (better-sqlite3) stay external and load from node_modules.
 import { spawnSync } from 'node:child_process';
@@ -32,6 +32,7 @@ const entries = {
   warden: 'packages/server/src/bin/warden.ts',
   wsh: 'packages/cli/src/wsh.ts',
   wctl: 'packages/cli/src/wctl.ts',
+  wbot: 'packages/cli/src/wbot.ts',
 };
 
 await build({

@@ -475,6 +475,14 @@ export function list(values: Values, name: string): string[] {
     .filter(Boolean);
 }
 
+/** `-i/--identity FILE` of wsh and wctl: act with an identity file (a bot's) instead of a profile. */
+export const identityOption: OptionSpec = {
+  type: 'string',
+  short: 'i',
+  value: 'FILE',
+  help: "act with this identity file (a bot's, written by `wbot start`) instead of the `wsh login` profile",
+};
+
 export const formatOption: OptionSpec = {
   type: 'string',
   value: 'text|json|yaml',

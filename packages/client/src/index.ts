@@ -4,6 +4,7 @@
  */
 export * from './api';
 export * from './app';
+export * from './bot';
 export * from './db';
 export * from './devicetrust';
 export * from './keys';

@@ -11,7 +11,7 @@ export interface CliResult {
 }
 
 export function runCli(
-  command: 'wsh' | 'wctl' | 'warden',
+  command: 'wsh' | 'wctl' | 'warden' | 'wbot',
   args: string[],
   opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
@@ -52,7 +52,7 @@ export interface RunningCli {
 
 /** Starts a built command in the background (for sessions that must stay open during a test). */
 export function spawnCli(
-  command: 'wsh' | 'wctl' | 'warden',
+  command: 'wsh' | 'wctl' | 'warden' | 'wbot',
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[] } = {},
 ): RunningCli {
@@ -84,7 +84,7 @@ export function spawnCli(
  * `cmd | head -1` do): stdout is closed at once; stderr and the exit code are collected.
  */
 export function runCliClosedStdout(
-  command: 'wsh' | 'wctl' | 'warden',
+  command: 'wsh' | 'wctl' | 'warden' | 'wbot',
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<{ code: number; stderr: string }> {

@@ -1,5 +1,5 @@
 /** The `wctl` commands. Each `run` loads its implementation lazily. */
-import { type Command, formatOption, type OptionSpec } from '../command';
+import { type Command, formatOption, identityOption, type OptionSpec } from '../command';
 
 /** The environment variables wctl reads (listed in every `wctl … --help`). */
 export const wctlEnv: [string, string][] = [
@@ -10,6 +10,7 @@ export const wctlEnv: [string, string][] = [
 ];
 
 export const wctlGlobalOptions: Record<string, OptionSpec> = {
+  identity: identityOption,
   config: {
     type: 'string',
     short: 'c',
@@ -74,6 +75,77 @@ export const wctlCommands: Command[] = [
     options: { format: formatOption },
     args: [1, 1],
     run: async (ctx) => (await import('./users')).runUsersReset(ctx),
+  },
+  {
+    path: ['bots', 'add'],
+    summary: 'Add a bot (a machine identity for CI jobs and scripts) and print its one-time join token.',
+    usage:
+      'bots add NAME --roles=ROLE[,ROLE] [--logins=LOGIN[,LOGIN]] [--ttl=DURATION] [--token-ttl=DURATION] [--format=text|json|yaml]',
+    details:
+      'A bot has no password, second factor or Web UI. `wbot start --token=…` (printed here) joins\n' +
+      'with the token once, then renews its certificates with the current ones before they end.\n' +
+      'Under device_trust mode required-for-humans a bot needs no device; under required it does.',
+    options: {
+      format: formatOption,
+      roles: { type: 'string', multiple: true, value: 'ROLES', help: 'comma-separated roles (required)' },
+      logins: {
+        type: 'string',
+        multiple: true,
+        value: 'LOGINS',
+        help: 'comma-separated OS logins (trait "logins")',
+      },
+      ttl: { type: 'string', value: 'DURATION', help: "each certificate's lifetime (default 1h, 5s–24h)" },
+      'token-ttl': {
+        type: 'string',
+        value: 'DURATION',
+        help: 'how long the join token waits to be used (default 1h, at most 7 days)',
+      },
+    },
+    args: [1, 1],
+    run: async (ctx) => (await import('./bots')).runBotsAdd(ctx),
+  },
+  {
+    path: ['bots', 'ls'],
+    summary: 'List bots.',
+    options: { format: formatOption },
+    run: async (ctx) => (await import('./bots')).runBotsLs(ctx),
+  },
+  {
+    path: ['bots', 'rm'],
+    summary: 'Delete a bot and its open join tokens; its certificates stop renewing.',
+    usage: 'bots rm NAME',
+    args: [1, 1],
+    run: async (ctx) => (await import('./bots')).runBotsRm(ctx),
+  },
+  {
+    path: ['bots', 'lock'],
+    summary: 'Lock a bot: renewal stops and its live sessions end.',
+    usage: 'bots lock NAME [--message=TEXT] [--ttl=DURATION]',
+    options: {
+      message: { type: 'string', value: 'TEXT', help: 'message shown to the bot' },
+      ttl: {
+        type: 'string',
+        value: 'DURATION',
+        help: 'lock for this long, e.g. 12h (default: until removed)',
+      },
+      format: formatOption,
+    },
+    args: [1, 1],
+    run: async (ctx) => (await import('./bots')).runBotsLock(ctx),
+  },
+  {
+    path: ['tokens', 'ls'],
+    summary: 'List open one-time tokens (bot join, user invite, device enrollment) by ID.',
+    details: "The ID is the start of the token's SHA-256: tokens themselves are never stored or shown again.",
+    options: { format: formatOption },
+    run: async (ctx) => (await import('./bots')).runTokensLs(ctx),
+  },
+  {
+    path: ['tokens', 'rm'],
+    summary: 'Remove an open token by its ID (from `wctl tokens ls`).',
+    usage: 'tokens rm ID',
+    args: [1, 1],
+    run: async (ctx) => (await import('./bots')).runTokensRm(ctx),
   },
   {
     path: ['devices', 'add'],

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { WardenError } from '@warden/api';
-import { ApiClient, clientForProfile, ProfileStore, wardenHome } from '@warden/client';
+import { ApiClient, clientForProfile, ProfileStore, readIdentityFile, wardenHome } from '@warden/client';
 import { parse as parseYaml } from 'yaml';
 import { type CommandContext, str } from '../command';
 
@@ -56,6 +56,18 @@ export function dataDirFromConfig(file: string): string {
 }
 
 export function openSession(ctx: CommandContext): Session {
+  const identityFile = str(ctx.values, 'identity');
+  if (identityFile) {
+    if (str(ctx.values, 'config') || str(ctx.values, 'data-dir'))
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'give --identity or --config/--data-dir, not both');
+    const profile = readIdentityFile(identityFile);
+    return {
+      api: clientForProfile(profile),
+      who: profile.user,
+      proxy: profile.proxy,
+      cluster: profile.cluster,
+    };
+  }
   const config = str(ctx.values, 'config');
   if (config && str(ctx.values, 'data-dir'))
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'give --config or --data-dir, not both');

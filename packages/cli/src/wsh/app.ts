@@ -12,17 +12,16 @@ import {
   type LoadedProfile,
   listAppLogins,
   loadAppLogin,
-  ProfileStore,
   removeAppLogins,
   saveAppLogin,
   startAppProxy,
-  wardenHome,
 } from '@warden/client';
 import { type CommandContext, formatError, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
+import { requireProfile } from '../profile';
 
 function loadProfile(ctx: CommandContext): LoadedProfile {
-  const profile = new ProfileStore(wardenHome(ctx.env)).require();
+  const profile = requireProfile(ctx);
   // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
   clientForProfile(profile);
   return profile;

@@ -1,5 +1,5 @@
 /** The `wsh` commands. Each `run` loads its implementation lazily. */
-import type { Command, OptionSpec } from '../command';
+import { type Command, identityOption, type OptionSpec } from '../command';
 
 /** The environment variables wsh reads (listed in every `wsh … --help`). */
 export const wshEnv: [string, string][] = [
@@ -14,6 +14,9 @@ export const wshEnv: [string, string][] = [
   ['WARDEN_DEBUG', 'set to 1 for debug details, as --debug'],
   ['WARDEN_WEB_HELPER', '`off`: `wsh login` never starts the device web-helper (as --web-helper=off)'],
 ];
+
+/** Flags every wsh command takes (they may also come before the command). */
+export const wshGlobalOptions: Record<string, OptionSpec> = { identity: identityOption };
 
 const proxyOpt: OptionSpec = {
   type: 'string',

@@ -12,19 +12,18 @@ import {
   type LoadedProfile,
   loadDbLogins,
   mysqlArgs,
-  ProfileStore,
   postgresConnString,
   removeDbLogins,
   saveDbLogin,
   startDbTunnel,
-  wardenHome,
 } from '@warden/client';
 import { z } from 'zod';
 import { type CommandContext, formatError, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
+import { requireProfile } from '../profile';
 
 function loadProfile(ctx: CommandContext): LoadedProfile {
-  const profile = new ProfileStore(wardenHome(ctx.env)).require();
+  const profile = requireProfile(ctx);
   // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
   clientForProfile(profile);
   return profile;

@@ -10,17 +10,16 @@ import {
   execCredential,
   kubeCredential,
   type LoadedProfile,
-  ProfileStore,
   removeKubeLogins,
-  wardenHome,
   writeKubeLogin,
 } from '@warden/client';
 import { z } from 'zod';
 import { type CommandContext, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
+import { requireProfile } from '../profile';
 
 function loadProfile(ctx: CommandContext): LoadedProfile {
-  const profile = new ProfileStore(wardenHome(ctx.env)).require(str(ctx.values, 'proxy'));
+  const profile = requireProfile(ctx, str(ctx.values, 'proxy'));
   clientForProfile(profile); // "your certificates … expired; run `wsh login …`"
   return profile;
 }
@@ -96,7 +95,7 @@ export async function runKubeLogin(ctx: CommandContext): Promise<number> {
 }
 
 export async function runKubeLogout(ctx: CommandContext): Promise<number> {
-  const profile = new ProfileStore(wardenHome(ctx.env)).require(str(ctx.values, 'proxy'));
+  const profile = requireProfile(ctx, str(ctx.values, 'proxy'));
   const name = ctx.positionals[0];
   const removed = removeKubeLogins(profile, name, ctx.env);
   if (name && removed.length === 0)

@@ -15,19 +15,18 @@ import {
   type NodeSsh,
   openSshConfig,
   openSshMatchConfig,
-  ProfileStore,
   parseForwardSpec,
   proxyError,
   ptyRequest,
   runSession,
   shellQuote,
   startLocalForward,
-  wardenHome,
   writeOpenSshIdentityPub,
 } from '@warden/client';
 import { z } from 'zod';
 import { type CommandContext, formatError, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
+import { requireProfile } from '../profile';
 import { writeNodeCache } from './is-node';
 
 /** `[login@]node` → its parts (the last `@` separates, as in ssh). */
@@ -81,7 +80,7 @@ export function remoteCommand(words: readonly string[]): string | undefined {
 }
 
 function loadProfile(ctx: CommandContext): LoadedProfile {
-  const profile = new ProfileStore(wardenHome(ctx.env)).require();
+  const profile = requireProfile(ctx);
   // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
   clientForProfile(profile);
   return profile;

@@ -3,6 +3,7 @@ import { formatDuration, parseSshCertificate } from '@warden/api';
 import { type LoadedProfile, normalizeProxy, ProfileStore, wardenHome } from '@warden/client';
 import { type CommandContext, str } from '../command';
 import { formatData, parseFormat } from '../format';
+import { requireProfile } from '../profile';
 
 export interface StatusView {
   proxy: string;
@@ -49,7 +50,7 @@ export function printStatus(ctx: CommandContext, profile: LoadedProfile): void {
 
 export async function runStatus(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
-  const profile = new ProfileStore(wardenHome(ctx.env)).require();
+  const profile = requireProfile(ctx);
   if (format === 'text') printStatus(ctx, profile);
   else ctx.stdout.write(formatData(statusView(profile), format));
   return 0;

@@ -9,7 +9,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { rpc, WardenError } from '@warden/api';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { errorFromResponse, type HttpOptions, httpJson } from './http';
 
 const R = rpc.Routes;
@@ -83,6 +83,31 @@ export class ApiClient {
   }
   resetUser(name: string) {
     return this.#call(rpc.InviteResponse, 'POST', `${R.users}/${enc(name)}/reset`, {});
+  }
+  /** `wctl bots add`: the bot and its one-time join token. */
+  addBot(req: z.input<typeof rpc.AddBotRequest>) {
+    return this.#call(rpc.BotTokenResponse, 'POST', R.bots, req);
+  }
+  listBots() {
+    return this.#call(rpc.ListResourcesResponse, 'GET', R.bots);
+  }
+  removeBot(name: string) {
+    return this.#call(z.object({}), 'DELETE', `${R.bots}/${enc(name)}`);
+  }
+  /** A bot's first certificates for its join token (no client certificate needed). */
+  botJoin(req: z.input<typeof rpc.BotJoinRequest>): Promise<rpc.LoginResponse> {
+    return this.#call(rpc.LoginResponse, 'POST', R.botJoin, req);
+  }
+  /** A bot's next certificates; this client must hold the bot's current certificate. */
+  botRenew(req: z.input<typeof rpc.BotRenewRequest>): Promise<rpc.LoginResponse> {
+    return this.#call(rpc.LoginResponse, 'POST', R.botRenew, req);
+  }
+  /** Open join, invite and enrollment tokens, by ID (`wctl tokens ls`). */
+  listTokens() {
+    return this.#call(z.object({ items: z.array(rpc.TokenInfo) }), 'GET', R.tokens);
+  }
+  deleteToken(id: string) {
+    return this.#call(z.object({ removed: rpc.TokenInfo }), 'DELETE', `${R.tokens}/${enc(id)}`);
   }
   signHost(req: z.input<typeof rpc.SignHostRequest>) {
     return this.#call(rpc.SignHostResponse, 'POST', `${R.authorities}/host/sign`, req);

@@ -8,6 +8,9 @@ export {
   type ProfileSecrets,
   ProfileStore,
   profileName,
+  readProfileDir,
   splitPems,
   wardenHome,
+  writeAtomic,
+  writeProfileDir,
 } from './store';

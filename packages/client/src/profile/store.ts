@@ -56,7 +56,8 @@ export function profileName(proxy: string): string {
   return proxy.replace(/[^A-Za-z0-9.-]/g, '_');
 }
 
-function writeAtomic(path: string, data: string, mode: number): void {
+/** Writes a file under a temporary name, then renames it: readers never see half a file. */
+export function writeAtomic(path: string, data: string, mode: number): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data, { mode });
   renameSync(tmp, path);
@@ -140,53 +141,18 @@ export class ProfileStore {
 
   save(profile: Profile, secrets: ProfileSecrets): LoadedProfile {
     mkdirSync(this.home, { recursive: true, mode: 0o700 });
-    const dir = this.#profileDir(profile.proxy);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeAtomic(join(dir, 'key.pem'), secrets.keyPem, 0o600);
-    writeAtomic(join(dir, 'key.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
-    // OpenSSH pairs IdentityFile key.pem with key.pem.pub (it cannot read a PKCS#8 public half).
-    writeAtomic(join(dir, 'key.pem.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
-    writeAtomic(join(dir, 'key-cert.pub'), `${secrets.sshCert.trim()}\n`, 0o644);
-    writeAtomic(join(dir, 'tls.pem'), secrets.tlsCert, 0o644);
-    writeAtomic(join(dir, 'user-cas.pem'), `${secrets.userCaPems.join('\n')}\n`, 0o644);
-    writeAtomic(join(dir, 'host-cas.pem'), `${secrets.hostCaPems.join('\n')}\n`, 0o644);
-    writeAtomic(join(dir, 'known_hosts'), `${secrets.knownHosts.trim()}\n`, 0o644);
-    // profile.json last: a profile counts as present only once everything else is written.
-    writeAtomic(join(dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`, 0o600);
+    const loaded = writeProfileDir(this.#profileDir(profile.proxy), profile, secrets);
     writeAtomic(join(this.home, 'current-profile'), `${profileName(profile.proxy)}\n`, 0o600);
     this.trust(profile.proxy, secrets.hostCaPems);
     this.setLastUsed({ proxy: profile.proxy, user: profile.user });
-    return { ...profile, ...secrets, dir };
+    return loaded;
   }
 
   /** The profile for `proxy`, or the current one; undefined when not logged in. */
   load(proxy?: string): LoadedProfile | undefined {
     const name = proxy ? profileName(proxy) : readOptional(join(this.home, 'current-profile'))?.trim();
     if (!name) return undefined;
-    const dir = join(this.home, 'profiles', name);
-    const json = readOptional(join(dir, 'profile.json'));
-    if (!json) return undefined;
-    let profile: Profile;
-    try {
-      profile = JSON.parse(json) as Profile;
-    } catch {
-      throw new WardenError(
-        'WARDEN_ERR_NOT_LOGGED_IN',
-        `the profile in ${dir} is damaged; run \`wsh logout\` and log in again`,
-      );
-    }
-    const read = (f: string) => readOptional(join(dir, f)) ?? '';
-    return {
-      ...profile,
-      dir,
-      keyPem: read('key.pem'),
-      sshPublicKey: read('key.pub').trim(),
-      sshCert: read('key-cert.pub').trim(),
-      tlsCert: read('tls.pem'),
-      userCaPems: splitPems(read('user-cas.pem')),
-      hostCaPems: splitPems(read('host-cas.pem')),
-      knownHosts: read('known_hosts').trim(),
-    };
+    return readProfileDir(join(this.home, 'profiles', name));
   }
 
   /** Like load(), but a missing profile is an error that says how to log in. */
@@ -232,6 +198,54 @@ export class ProfileStore {
     if (current === profileName(p.proxy)) rmSync(join(this.home, 'current-profile'), { force: true });
     return p.proxy;
   }
+}
+
+/**
+ * Writes a profile's files into `dir` (made with mode 0700): the key (0600), its OpenSSH
+ * public halves, the certificates, CAs and known_hosts, and profile.json last — a profile
+ * counts as present only once everything else is written. `wsh login` profiles and the
+ * destination of a bot (`wbot start`) share this layout.
+ */
+export function writeProfileDir(dir: string, profile: Profile, secrets: ProfileSecrets): LoadedProfile {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeAtomic(join(dir, 'key.pem'), secrets.keyPem, 0o600);
+  writeAtomic(join(dir, 'key.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
+  // OpenSSH pairs IdentityFile key.pem with key.pem.pub (it cannot read a PKCS#8 public half).
+  writeAtomic(join(dir, 'key.pem.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
+  writeAtomic(join(dir, 'key-cert.pub'), `${secrets.sshCert.trim()}\n`, 0o644);
+  writeAtomic(join(dir, 'tls.pem'), secrets.tlsCert, 0o644);
+  writeAtomic(join(dir, 'user-cas.pem'), `${secrets.userCaPems.join('\n')}\n`, 0o644);
+  writeAtomic(join(dir, 'host-cas.pem'), `${secrets.hostCaPems.join('\n')}\n`, 0o644);
+  writeAtomic(join(dir, 'known_hosts'), `${secrets.knownHosts.trim()}\n`, 0o644);
+  writeAtomic(join(dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`, 0o600);
+  return { ...profile, ...secrets, dir };
+}
+
+/** The profile whose files are in `dir`, or undefined when it has no profile.json. */
+export function readProfileDir(dir: string): LoadedProfile | undefined {
+  const json = readOptional(join(dir, 'profile.json'));
+  if (!json) return undefined;
+  let profile: Profile;
+  try {
+    profile = JSON.parse(json) as Profile;
+  } catch {
+    throw new WardenError(
+      'WARDEN_ERR_NOT_LOGGED_IN',
+      `the profile in ${dir} is damaged; run \`wsh logout\` and log in again`,
+    );
+  }
+  const read = (f: string) => readOptional(join(dir, f)) ?? '';
+  return {
+    ...profile,
+    dir,
+    keyPem: read('key.pem'),
+    sshPublicKey: read('key.pub').trim(),
+    sshCert: read('key-cert.pub').trim(),
+    tlsCert: read('tls.pem'),
+    userCaPems: splitPems(read('user-cas.pem')),
+    hostCaPems: splitPems(read('host-cas.pem')),
+    knownHosts: read('known_hosts').trim(),
+  };
 }
 
 /** A small JSON file, or undefined when missing, damaged or not the expected shape. */

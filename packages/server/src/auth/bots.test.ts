@@ -130,7 +130,7 @@ describe('bots', () => {
       'WARDEN_ERR_NOT_FOUND',
       /role "nope"/,
     );
-    await rejectsWith(addBot(c, 'y', { ttl: '10s' }), 'WARDEN_ERR_BAD_PARAMETER', /--ttl/);
+    await rejectsWith(addBot(c, 'y', { ttl: '2s' }), 'WARDEN_ERR_BAD_PARAMETER', /--ttl/);
     assert.equal((await c.auth.listBots(c.admin)).length, 1, 'refused adds leave nothing behind');
     await c.auth.removeBot(c.admin, 'ci');
     assert.deepEqual(await c.auth.listBots(c.admin), []);

@@ -35,8 +35,11 @@ export const DEFAULT_BOT_CERT_TTL = '1h';
 /** Join tokens wait this long by default, and at most 7 days. */
 export const DEFAULT_BOT_TOKEN_TTL_MS = 60 * 60 * 1000;
 export const MAX_BOT_TOKEN_TTL_MS = 7 * 24 * 60 * 60 * 1000;
-/** Bot certificates live at least a minute (renewal needs time) and at most a day. */
-const MIN_BOT_CERT_TTL_MS = 60 * 1000;
+/**
+ * Bot certificates live at least 5 seconds and at most a day. `wbot` renews when a third of
+ * the lifetime is left, so very short lifetimes are only for tests and demonstrations.
+ */
+const MIN_BOT_CERT_TTL_MS = 5 * 1000;
 const MAX_BOT_CERT_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** The one message for every refused join token: unknown, spent, expired or its bot gone. */
@@ -74,7 +77,7 @@ export class BotService {
     const ttl = req.ttl ?? DEFAULT_BOT_CERT_TTL;
     const ttlMs = parseDuration(ttl, '--ttl');
     if (ttlMs < MIN_BOT_CERT_TTL_MS || ttlMs > MAX_BOT_CERT_TTL_MS)
-      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `--ttl must be between 1m and 24h, got "${ttl}"`);
+      throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `--ttl must be between 5s and 24h, got "${ttl}"`);
     const tokenTtlMs = tokenTtl(req.token_ttl);
     for (const r of req.roles) {
       if (!(await this.#o.services.roles.find(r)))

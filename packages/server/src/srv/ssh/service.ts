@@ -131,6 +131,8 @@ interface NodeConnection {
   denied?: string;
   /** Roles of the certificate that no longer exist (for the audit event). */
   missingRoles?: string[] | undefined;
+  /** `bot`: let in without a device under `required-for-humans`. */
+  deviceExemption?: 'bot' | undefined;
   sessions: Set<SshSession>;
   forwards: Set<Socket>;
   /** The connection's entry in the session monitor, once access was allowed. */
@@ -453,6 +455,7 @@ export class SshService {
     c.identity = identity;
     const decision = this.#checker.checkAccess(identity, this.#target(), { login });
     c.missingRoles = decision.missingRoles;
+    if (decision.allowed) c.deviceExemption = decision.deviceExemption;
     if (!decision.allowed) return decision.reason;
     if (!holder.principals.includes(login)) {
       return `access denied: the certificate of user ${JSON.stringify(holder.user)} does not allow login ${JSON.stringify(login)}`;
@@ -635,6 +638,7 @@ export class SshService {
     return {
       addr: c.remoteIp,
       ...(c.holder && { user: c.holder.user, roles: [...c.holder.roles] }),
+      ...(c.holder?.kind === 'bot' && { user_kind: 'bot' as const }),
       ...(d?.deviceId && {
         device: {
           id: d.deviceId,
@@ -698,6 +702,7 @@ export class SshService {
       resource: this.#resource(),
       login: c.login,
       ...(c.missingRoles && { missing_roles: c.missingRoles }),
+      ...(c.deviceExemption && { device_exemption: c.deviceExemption }),
     });
   }
 

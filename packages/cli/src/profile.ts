@@ -1,0 +1,13 @@
+/**
+ * Which profile a `wsh` command acts with: the identity file named by `-i/--identity` (a
+ * bot's destination, `wbot start`), else the `wsh login` profile for `--proxy` or the current one.
+ */
+import { type LoadedProfile, ProfileStore, readIdentityFile, wardenHome } from '@warden/client';
+import { type CommandContext, str } from './command';
+
+/** The identity file's profile when `-i` is given, else the login profile (an error says how to log in). */
+export function requireProfile(ctx: CommandContext, proxy?: string): LoadedProfile {
+  const file = str(ctx.values, 'identity');
+  if (file) return readIdentityFile(file);
+  return new ProfileStore(wardenHome(ctx.env)).require(proxy);
+}

@@ -1,0 +1,48 @@
+/** The `wbot` commands. Each `run` loads its implementation lazily. */
+import type { Command } from '../command';
+
+/** The environment variables wbot reads (listed in every `wbot … --help`). */
+export const wbotEnv: [string, string][] = [
+  ['WARDEN_PROXY', 'proxy address when --proxy is not given'],
+  ['WARDEN_BOT_TOKEN', 'join token when --token is not given (keeps it out of the process list)'],
+  ['WARDEN_DEBUG', 'set to 1 for debug details, as --debug'],
+];
+
+export const wbotCommands: Command[] = [
+  {
+    path: ['start'],
+    summary: "Join with a bot's one-time token, then keep its certificates fresh in a directory.",
+    usage: 'start --destination=DIR [--proxy=HOST:PORT --token=TOKEN [--ca-pin=sha256:HEX]] [--oneshot]',
+    details:
+      'The first start spends the join token from `wctl bots add` (once). Later starts, and every\n' +
+      'renewal, use the certificates already in DIR instead: a restart needs no new token while\n' +
+      'they are valid. Certificates are renewed when a third of their lifetime is left.\n\n' +
+      'DIR holds (mode 0700):\n' +
+      '  identity      for `wsh -i DIR/identity …` and `wctl -i DIR/identity …`\n' +
+      '  ssh_config    for `ssh -F DIR/ssh_config LOGIN@NODE.CLUSTER`\n' +
+      '  key.pem, tls.pem, host-cas.pem, key-cert.pub, known_hosts   key and certificates for\n' +
+      '                other clients (TLS client certificate and CA, OpenSSH)\n\n' +
+      'A lock on the bot (`wctl bots lock NAME`) stops renewal; --oneshot then exits 1.',
+    options: {
+      destination: {
+        type: 'string',
+        value: 'DIR',
+        help: 'where the identity and certificates are kept (required)',
+      },
+      proxy: {
+        type: 'string',
+        value: 'HOST:PORT',
+        help: 'the Warden proxy, HOST:PORT or https://HOST:PORT (first start; default $WARDEN_PROXY)',
+      },
+      token: {
+        type: 'string',
+        value: 'TOKEN',
+        help: 'the join token (first start only; default $WARDEN_BOT_TOKEN)',
+      },
+      'ca-pin': { type: 'string', value: 'sha256:HEX', help: "pin of the cluster's host CA (first start)" },
+      insecure: { type: 'boolean', help: "do not verify the proxy's certificate (not recommended)" },
+      oneshot: { type: 'boolean', help: 'get or renew the certificates once, then exit' },
+    },
+    run: async (ctx) => (await import('./start')).runStart(ctx),
+  },
+];

@@ -1,0 +1,207 @@
+/**
+ * The bot client (`wbot start`): joins with a one-time token, then keeps the certificates in
+ * a destination directory fresh by renewing them with the current ones — never the token
+ * again, so a restart needs no new token while the certificates are still valid.
+ *
+ *   <destination>/ (mode 0700)
+ *   ├── identity          everything in one file (0600): `wsh -i`, `wctl -i`
+ *   ├── key.pem (0600), key.pem.pub, key.pub, key-cert.pub, tls.pem, user-cas.pem,
+ *   │   host-cas.pem, known_hosts, profile.json        the `wsh login` profile layout
+ *   └── ssh_config        for `ssh -F <destination>/ssh_config user@node.<cluster>`
+ *
+ * Each renewal makes a new key. Files are replaced by rename, so a reader sees the old set or
+ * the new one. Who may import: the CLI (`wbot`) and tests. Tested by test/bots/.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { type rpc, WardenError } from '@warden/api';
+import { z } from 'zod';
+import { ApiClient, establishTrust } from '../api';
+import { UserKey } from '../keys';
+import { type LoadedProfile, type Profile, readProfileDir, writeAtomic, writeProfileDir } from '../profile';
+import { openSshConfig } from '../ssh';
+
+/** The one-file identity in a bot's destination (`wsh -i DIR/identity`). */
+export const IDENTITY_FILE = 'identity';
+/** The OpenSSH client configuration in a bot's destination. */
+export const SSH_CONFIG_FILE = 'ssh_config';
+
+/** Renew once this fraction of a certificate's lifetime is left (a third: 20 of 60 minutes). */
+export const RENEW_WHEN_LEFT = 1 / 3;
+/** After a failed renewal, try again this soon (or sooner, before the certificate ends). */
+export const RETRY_MS = 30_000;
+
+const identitySchema = z.object({
+  warden_identity: z.literal(1),
+  proxy: z.string().min(1),
+  cluster: z.string().min(1),
+  user: z.string().min(1),
+  roles: z.array(z.string()),
+  logins: z.array(z.string()),
+  expires: z.string(),
+  insecure: z.boolean(),
+  key_pem: z.string().min(1),
+  ssh_public_key: z.string().min(1),
+  ssh_cert: z.string().min(1),
+  tls_cert: z.string().min(1),
+  user_ca_pems: z.array(z.string()),
+  host_ca_pems: z.array(z.string()).min(1),
+  known_hosts: z.string(),
+});
+
+/**
+ * The profile an identity file holds (`wsh -i FILE`, `wctl -i FILE`): its directory is the
+ * profile directory, so OpenSSH files written beside it (a bot's destination) are used.
+ */
+export function readIdentityFile(path: string): LoadedProfile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new WardenError(
+      'WARDEN_ERR_NOT_LOGGED_IN',
+      `cannot read the identity file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
+  }
+  let parsed: z.infer<typeof identitySchema>;
+  try {
+    parsed = identitySchema.parse(JSON.parse(text));
+  } catch {
+    throw new WardenError(
+      'WARDEN_ERR_NOT_LOGGED_IN',
+      `${path} is not a Warden identity file (\`wbot start\` writes one into its --destination)`,
+    );
+  }
+  return {
+    proxy: parsed.proxy,
+    cluster: parsed.cluster,
+    user: parsed.user,
+    roles: parsed.roles,
+    logins: parsed.logins,
+    expires: parsed.expires,
+    insecure: parsed.insecure,
+    dir: dirname(resolve(path)),
+    keyPem: parsed.key_pem,
+    sshPublicKey: parsed.ssh_public_key,
+    sshCert: parsed.ssh_cert,
+    tlsCert: parsed.tls_cert,
+    userCaPems: parsed.user_ca_pems,
+    hostCaPems: parsed.host_ca_pems,
+    knownHosts: parsed.known_hosts,
+  };
+}
+
+export interface BotOptions {
+  /** The destination directory. */
+  destination: string;
+  /** `wsh`'s command line, already quoted for sh (for ssh_config's ProxyCommand). */
+  wshCommand: string;
+}
+
+/** Writes a login response into the destination (profile files, identity, ssh_config). */
+export function writeDestination(
+  o: BotOptions,
+  proxy: string,
+  insecure: boolean,
+  hostCaPems: string[],
+  key: UserKey,
+  res: rpc.LoginResponse,
+): LoadedProfile {
+  const dir = resolve(o.destination);
+  const profile: Profile = {
+    proxy,
+    cluster: res.cluster_name,
+    user: res.user,
+    roles: res.roles,
+    logins: res.logins,
+    expires: res.expires,
+    insecure,
+  };
+  const loaded = writeProfileDir(dir, profile, {
+    keyPem: key.privatePem(),
+    sshPublicKey: key.sshPublicKey(),
+    sshCert: res.ssh_cert,
+    tlsCert: res.tls_cert,
+    userCaPems: res.user_ca_pems,
+    hostCaPems,
+    knownHosts: res.host_ca_known_hosts,
+  });
+  const identity: z.infer<typeof identitySchema> = {
+    warden_identity: 1,
+    ...profile,
+    key_pem: loaded.keyPem,
+    ssh_public_key: loaded.sshPublicKey,
+    ssh_cert: loaded.sshCert,
+    tls_cert: loaded.tlsCert,
+    user_ca_pems: loaded.userCaPems,
+    host_ca_pems: loaded.hostCaPems,
+    known_hosts: loaded.knownHosts,
+  };
+  writeAtomic(join(dir, IDENTITY_FILE), `${JSON.stringify(identity, null, 2)}\n`, 0o600);
+  const ssh = openSshConfig({
+    cluster: res.cluster_name,
+    proxy,
+    profileDir: dir,
+    nodes: [],
+    wshCommand: `${o.wshCommand} -i ${join(dir, IDENTITY_FILE).replace(/'/g, `'\\''`)}`,
+  }).replace(/printed by `wsh config`/, 'written by `wbot start`');
+  writeAtomic(join(dir, SSH_CONFIG_FILE), ssh, 0o644);
+  return loaded;
+}
+
+/** The bot's current identity in its destination, if any (expired or not). */
+export function currentIdentity(destination: string): LoadedProfile | undefined {
+  const file = join(resolve(destination), IDENTITY_FILE);
+  if (existsSync(file)) return readIdentityFile(file);
+  return readProfileDir(resolve(destination));
+}
+
+/** Joins with a one-time token: the first certificates, written into the destination. */
+export async function joinBot(
+  o: BotOptions & { proxy: string; token: string; caPin?: string; insecure?: boolean },
+): Promise<LoadedProfile> {
+  const trust = await establishTrust({
+    proxy: o.proxy,
+    ...(o.caPin ? { caPin: o.caPin } : {}),
+    ...(o.insecure ? { insecure: true } : {}),
+  });
+  const api = new ApiClient({ proxy: o.proxy, caPems: trust.hostCaPems, insecure: trust.insecure });
+  const key = UserKey.generate();
+  const res = await api.botJoin({
+    token: o.token,
+    ssh_public_key: key.sshPublicKey(),
+    tls_public_key: key.spkiPem(),
+  });
+  return writeDestination(o, o.proxy, trust.insecure, trust.hostCaPems, key, res);
+}
+
+/** Renews with the current certificates (a new key each time). */
+export async function renewBot(o: BotOptions, current: LoadedProfile): Promise<LoadedProfile> {
+  if (Date.parse(current.expires) <= Date.now())
+    throw new WardenError(
+      'WARDEN_ERR_NOT_LOGGED_IN',
+      `the bot's certificates in ${current.dir} expired at ${current.expires}; renewal needs valid ones — ` +
+        'make a new join token (`wctl bots rm NAME` and `wctl bots add NAME …`) and start again with --token',
+    );
+  const api = new ApiClient({
+    proxy: current.proxy,
+    caPems: current.hostCaPems,
+    insecure: current.insecure,
+    identity: { certPem: current.tlsCert, keyPem: current.keyPem },
+  });
+  const key = UserKey.generate();
+  const res = await api.botRenew({
+    ssh_public_key: key.sshPublicKey(),
+    tls_public_key: key.spkiPem(),
+  });
+  return writeDestination(o, current.proxy, current.insecure, current.hostCaPems, key, res);
+}
+
+/**
+ * When to renew certificates valid from `issuedMs` to `expiresMs`: once a third of the
+ * lifetime is left (never in the past).
+ */
+export function renewAt(issuedMs: number, expiresMs: number, nowMs: number): number {
+  const at = expiresMs - (expiresMs - issuedMs) * RENEW_WHEN_LEFT;
+  return Math.max(nowMs, at);
+}

@@ -1,0 +1,219 @@
+/**
+ * Issue 17: bots and `required-for-humans`, against a real `warden start` with its SSH node,
+ * the real wctl, wbot and wsh, and OpenSSH. With the cluster at `required-for-humans`, a bot
+ * (no device) runs commands over SSH (wsh -i and ssh -F) and a person without a device is
+ * refused; the join token works once; a restart renews without a token; a renewed
+ * certificate keeps working after the first one expired; a locked bot cannot renew; under
+ * `required` the bot is refused too. Audit events name the bot and the exemption.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  requireTool,
+  runCli,
+  signupWithTotp,
+  spawnCli,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+
+const PASSWORD = 'correct horse battery staple';
+const ssh = requireTool('ssh');
+
+function cap(w: WardenProcess, mode: string): string {
+  const file = join(w.dir, `cap-${mode}.yaml`);
+  writeFileSync(
+    file,
+    'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\n' +
+      `spec:\n  second_factor: "off"\n  device_trust:\n    mode: ${mode}\n`,
+  );
+  return file;
+}
+
+describe('bots under required-for-humans', { skip: ssh.skip }, () => {
+  let w: WardenProcess;
+  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const wbot = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    runCli('wbot', args, { env: { ...w.env, ...env } });
+
+  before(async () => {
+    w = await startWarden();
+    const set = await wctl(['create', '-f', cap(w, 'required-for-humans')]);
+    assert.equal(set.code, 0, set.stderr);
+  });
+  after(async () => {
+    await w?.stop();
+  });
+
+  async function addBot(name: string, extra: string[] = []): Promise<string> {
+    const add = await wctl(['bots', 'add', name, '--roles=access', '--logins=root', ...extra]);
+    assert.equal(add.code, 0, add.stderr);
+    return /--token=(\S+)/.exec(add.stdout)![1]!;
+  }
+
+  test('a bot runs commands over SSH; a person without a device is refused; the token works once', async () => {
+    const token = await addBot('ci');
+    const dest = join(w.dir, 'bot-ci');
+    const first = await wbot([
+      'start',
+      `--proxy=${w.proxy}`,
+      `--token=${token}`,
+      `--ca-pin=${w.caPin}`,
+      `--destination=${dest}`,
+      '--oneshot',
+    ]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /joined as bot "ci"/);
+    assert.equal(statSync(join(dest, 'identity')).mode & 0o777, 0o600);
+    assert.equal(statSync(dest).mode & 0o777, 0o700);
+
+    const viaWsh = await runCli(
+      'wsh',
+      ['-i', join(dest, 'identity'), 'ssh', 'root@node-1', 'echo', 'bot-ok'],
+      {
+        env: w.env,
+      },
+    );
+    assert.equal(viaWsh.code, 0, viaWsh.stderr);
+    assert.equal(viaWsh.stdout, 'bot-ok\n');
+
+    const cluster = (JSON.parse(readFileSync(join(dest, 'identity'), 'utf8')) as { cluster: string }).cluster;
+    const viaOpenSsh = spawnSync(
+      'ssh',
+      ['-F', join(dest, 'ssh_config'), `root@node-1.${cluster}`, 'echo', 'openssh-ok'],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, ...w.env },
+        timeout: 30_000,
+      },
+    );
+    assert.equal(viaOpenSsh.status, 0, viaOpenSsh.stderr);
+    assert.equal(viaOpenSsh.stdout, 'openssh-ok\n');
+
+    // The same join token again, into another directory: refused.
+    const again = await wbot([
+      'start',
+      `--proxy=${w.proxy}`,
+      `--token=${token}`,
+      `--ca-pin=${w.caPin}`,
+      `--destination=${join(w.dir, 'bot-thief')}`,
+      '--oneshot',
+    ]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /invalid or expired bot join token/);
+
+    // A person with the same role and no device: refused with the device trust message.
+    const add = await wctl(['users', 'add', 'alice', '--roles=access', '--logins=root']);
+    assert.equal(add.code, 0, add.stderr);
+    const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-alice') };
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    const person = await runCli('wsh', ['ssh', 'root@node-1', 'echo', 'person'], { env });
+    assert.notEqual(person.code, 0, person.stdout);
+    assert.match(person.stderr, /unauthorized device/);
+
+    const events = JSON.parse(
+      (await wctl(['audit', 'search', '--type=access.allowed', '--user=ci', '--format=json'])).stdout,
+    ) as { user_kind?: string; device_exemption?: string }[];
+    assert.ok(events.length >= 2, 'both bot sessions are audited');
+    assert.ok(
+      events.every((e) => e.user_kind === 'bot' && e.device_exemption === 'bot'),
+      JSON.stringify(events),
+    );
+  });
+
+  test('restart renews without a token; a renewed certificate outlives the first; a locked bot cannot renew', async () => {
+    const token = await addBot('short', ['--ttl=12s']);
+    const dest = join(w.dir, 'bot-short');
+    // The daemon: joins, then renews when a third of the 12 s lifetime is left.
+    const daemon = spawnCli(
+      'wbot',
+      ['start', `--proxy=${w.proxy}`, `--ca-pin=${w.caPin}`, `--destination=${dest}`],
+      { env: { ...w.env, WARDEN_BOT_TOKEN: token } },
+    );
+    const log = () => daemon.stderr();
+    let firstExpiry = '';
+    try {
+      await waitFor(
+        () => /joined as bot "short" .*; certificates valid until (\S+)/.exec(log()),
+        20_000,
+        log,
+      );
+      firstExpiry = /valid until (\S+)/.exec(log())![1]!;
+      // One renewal (the daemon stops there: the renewed certificate has ~8 s left when the
+      // first ends), then past the first certificate's end.
+      await waitFor(() => /renewed bot "short"/.test(log()), 30_000, log);
+      const wait = Date.parse(firstExpiry) + 500 - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    } finally {
+      daemon.child.kill('SIGTERM');
+      await daemon.exited;
+    }
+    const run = await runCli(
+      'wsh',
+      ['-i', join(dest, 'identity'), 'ssh', 'root@node-1', 'echo', 'renewed-ok'],
+      {
+        env: w.env,
+      },
+    );
+    assert.equal(run.code, 0, `${run.stderr}\n${log()}`);
+    assert.equal(run.stdout, 'renewed-ok\n');
+    const identity = JSON.parse(readFileSync(join(dest, 'identity'), 'utf8')) as { expires: string };
+    assert.ok(Date.parse(identity.expires) > Date.parse(firstExpiry), 'the certificates on disk are newer');
+
+    // A restart with the certificates still valid renews with them: no token given.
+    const restart = await wbot(['start', `--destination=${dest}`, '--oneshot']);
+    assert.equal(restart.code, 0, restart.stderr);
+    assert.match(restart.stderr, /renewed bot "short"/);
+
+    const lock = await wctl(['bots', 'lock', 'short', '--message=CI paused']);
+    assert.equal(lock.code, 0, lock.stderr);
+    const before = readFileSync(join(dest, 'identity'), 'utf8');
+    const locked = await wbot(['start', `--destination=${dest}`, '--oneshot']);
+    assert.equal(locked.code, 1, locked.stderr);
+    assert.match(locked.stderr, /CI paused/);
+    assert.equal(readFileSync(join(dest, 'identity'), 'utf8'), before, 'nothing was renewed');
+  });
+
+  test('under required, the bot needs a device like everybody', async () => {
+    const token = await addBot('strict');
+    const dest = join(w.dir, 'bot-strict');
+    const joined = await wbot([
+      'start',
+      `--proxy=${w.proxy}`,
+      `--token=${token}`,
+      `--ca-pin=${w.caPin}`,
+      `--destination=${dest}`,
+      '--oneshot',
+    ]);
+    assert.equal(joined.code, 0, joined.stderr);
+    const set = await wctl(['create', '-f', cap(w, 'required')]);
+    assert.equal(set.code, 0, set.stderr);
+    try {
+      const run = await runCli('wsh', ['-i', join(dest, 'identity'), 'ssh', 'root@node-1', 'echo', 'x'], {
+        env: w.env,
+      });
+      assert.notEqual(run.code, 0, run.stdout);
+      assert.match(run.stderr, /unauthorized device/);
+    } finally {
+      await wctl(['create', '-f', cap(w, 'required-for-humans')]);
+    }
+  });
+});
+
+async function waitFor<T>(check: () => T, timeoutMs: number, what: () => string): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out; log so far:\n${what()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
