@@ -44,7 +44,7 @@ import { createLogger, type Logger } from '../log';
 import { apiRoutes, createRequestHandler, DB_ALPN, reachableNodes, SSH_ALPN, SshTunnels } from '../proxy';
 import { createServices } from '../services';
 import { SshService } from '../srv/ssh';
-import { WebApps, WebDeviceTrust, WebSessions, WebUi, webDeviceRoutes } from '../web';
+import { WebApps, WebDeviceTrust, WebSessions, WebSessionWatch, WebUi, webDeviceRoutes } from '../web';
 import { startAppAccess } from './app';
 import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
@@ -391,6 +391,8 @@ async function compose(
   });
   // Web UI sessions, and apps launched from the Web UI (their app cookie speaks for the session).
   const webSessions = new WebSessions({ backend, clock });
+  // A lock ends a web session at once: the one monitor watches every web session seen here.
+  const webWatch = new WebSessionWatch({ monitor, sessions: webSessions, audit, logger });
   const webApps = new WebApps({ backend, clock, sessions: webSessions, proxyPublicAddr: publicAddr });
   // Web apps: `<app>.<proxy host>` names and `warden-app/1` tunnels handed to app_service (srv/app).
   const apps = await startAppAccess({
@@ -613,6 +615,7 @@ async function compose(
       await kube.close();
       apps.close();
       await ssh?.close();
+      webWatch.close();
       monitor.close();
       views.close();
       await new Promise<void>((resolve) => {

@@ -61,7 +61,7 @@ export class WebApps implements WebAppHooks {
   /** The web session behind a record, if it is still alive. */
   async #live(sessionId: string): Promise<LoadedWebSession | undefined> {
     const s = await this.#sessions.get(sessionId);
-    return s && Date.parse(s.data.expires) > this.#clock.now() ? s : undefined;
+    return s && Date.parse(s.data.expires) > this.#clock.now() && s.data.locked === undefined ? s : undefined;
   }
 
   async exchange(token: string, app: AppResource): Promise<{ cookie: string } | AppRefusal> {

@@ -338,6 +338,11 @@ export class WebUi {
     const found = token
       ? await this.#o.sessions.lookup(token)
       : { ok: false as const, reason: 'missing' as const };
+    if (!found.ok && found.reason === 'locked' && found.session) {
+      // Ended by the session monitor when the lock arrived (audited then): say why.
+      ctx.headers['set-cookie'] = sessionCookie('', 0);
+      throw new WardenError('WARDEN_ERR_LOCKED', `${found.session.data.locked}; your web session was ended`);
+    }
     if (!found.ok) {
       if (found.session) await this.#endSession(ctx, found.session, found.reason, { alreadyEnded: true });
       else if (token) ctx.headers['set-cookie'] = sessionCookie('', 0);

@@ -21,6 +21,7 @@ export {
   type WebSessionData,
   WebSessions,
 } from './sessions';
+export { WebSessionWatch } from './watch';
 
 /** The helper's two mTLS routes, for the proxy's RPC router (`auth: 'user'`). */
 export function webDeviceRoutes(device: WebDeviceTrust): Route[] {

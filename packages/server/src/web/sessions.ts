@@ -8,7 +8,8 @@
  *
  * A session ends at the first of: sign-out, its absolute expiry (never later than the
  * certificate TTL the user's roles allow), the idle timeout, a lock on the user, a role or
- * its device (checked at every request by the handler). Internal to `web/`.
+ * its device (at once through the session monitor, watch.ts, which marks the record
+ * `locked`; the handler also checks at every request). Internal to `web/`.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isWardenError, type web } from '@warden/api';
@@ -40,6 +41,16 @@ export interface WebSessionData {
   /** The browser's address at sign-in (web device challenges are bound to it). */
   addr: string;
   device?: web.SessionDevice;
+  /** Set when a lock ended the session (the lock's message); the record stays to say so. */
+  locked?: string;
+}
+
+/** Who learns about live and ended sessions (the session monitor's registrations, watch.ts). */
+export interface WebSessionObserver {
+  /** A session is live with these data (sign-in, a request, device trust): idempotent. */
+  live(session: LoadedWebSession): void;
+  /** A session ended (sign-out, timeout). */
+  ended(id: string): void;
 }
 
 export interface LoadedWebSession {
@@ -51,7 +62,7 @@ export interface LoadedWebSession {
 
 export type WebSessionLookup =
   | { ok: true; session: LoadedWebSession }
-  | { ok: false; reason: 'missing' | 'expired' | 'idle timeout'; session?: LoadedWebSession };
+  | { ok: false; reason: 'missing' | 'expired' | 'idle timeout' | 'locked'; session?: LoadedWebSession };
 
 function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -73,6 +84,7 @@ export class WebSessions {
   readonly #backend: Backend;
   readonly #clock: Clock;
   readonly #idleMs: number;
+  #observer: WebSessionObserver | undefined;
 
   constructor(o: { backend: Backend; clock: Clock; idleTimeoutMs?: number }) {
     this.#backend = o.backend;
@@ -82,6 +94,11 @@ export class WebSessions {
 
   get idleTimeoutMs(): number {
     return this.#idleMs;
+  }
+
+  /** Tells `o` about every session seen live and every session ended here (one observer). */
+  observe(o: WebSessionObserver): void {
+    this.#observer = o;
   }
 
   #ttl(data: WebSessionData, now: number): number {
@@ -111,16 +128,25 @@ export class WebSessions {
     const item = await this.#backend.create(WEB_SESSION_PREFIX + id, JSON.stringify(data), {
       ttlMs: this.#ttl(data, now),
     });
-    return { token, session: { id, modRev: item.modRev, data } };
+    const session = { id, modRev: item.modRev, data };
+    this.#observer?.live(session);
+    return { token, session };
   }
 
   /** The live session of a cookie token; refreshes `last_seen` (at most every 15 s). */
   async lookup(token: string): Promise<WebSessionLookup> {
+    const found = await this.#lookup(token);
+    if (found.ok) this.#observer?.live(found.session);
+    return found;
+  }
+
+  async #lookup(token: string): Promise<WebSessionLookup> {
     if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return { ok: false, reason: 'missing' };
     const loaded = await this.get(hashToken(token));
     if (!loaded) return { ok: false, reason: 'missing' };
     const now = this.#clock.now();
     const { data } = loaded;
+    if (data.locked !== undefined) return { ok: false, reason: 'locked', session: loaded };
     if (!(Date.parse(data.expires) > now)) {
       await this.end(loaded.id);
       return { ok: false, reason: 'expired', session: loaded };
@@ -169,12 +195,16 @@ export class WebSessions {
     for (let attempt = 0; attempt < 5; attempt++) {
       const s = await this.get(id);
       const now = this.#clock.now();
-      if (!s || !(Date.parse(s.data.expires) > now)) return false;
+      if (!s || !(Date.parse(s.data.expires) > now) || s.data.locked !== undefined) return false;
       const data = { ...s.data, device, last_seen: now };
       try {
-        await this.#backend.compareAndSwap(WEB_SESSION_PREFIX + id, s.modRev, JSON.stringify(data), {
-          ttlMs: this.#ttl(data, now),
-        });
+        const item = await this.#backend.compareAndSwap(
+          WEB_SESSION_PREFIX + id,
+          s.modRev,
+          JSON.stringify(data),
+          { ttlMs: this.#ttl(data, now) },
+        );
+        this.#observer?.live({ id, modRev: item.modRev, data });
         return true;
       } catch (e) {
         if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED') && !isWardenError(e, 'WARDEN_ERR_NOT_FOUND'))
@@ -186,7 +216,36 @@ export class WebSessions {
 
   /** Ends a session (sign-out, lock, timeout). */
   async end(id: string): Promise<boolean> {
+    this.#observer?.ended(id);
     return this.#backend.delete(WEB_SESSION_PREFIX + id);
+  }
+
+  /**
+   * Ends a session because a lock came into force, at once (the session monitor calls it):
+   * the record stays for a while, marked, so the browser's next request learns why.
+   * False when it was gone or already ended by a lock.
+   */
+  async markLocked(id: string, message: string): Promise<LoadedWebSession | undefined> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const s = await this.get(id);
+      if (!s || s.data.locked !== undefined) return undefined;
+      const data = { ...s.data, locked: message };
+      try {
+        const item = await this.#backend.compareAndSwap(
+          WEB_SESSION_PREFIX + id,
+          s.modRev,
+          JSON.stringify(data),
+          {
+            ttlMs: RECORD_GRACE_MS,
+          },
+        );
+        return { id, modRev: item.modRev, data };
+      } catch (e) {
+        if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED') && !isWardenError(e, 'WARDEN_ERR_NOT_FOUND'))
+          throw e;
+      }
+    }
+    return undefined;
   }
 
   /** Every live session (for tests and a future admin view). */
