@@ -145,7 +145,9 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     // An app whose role requires a trusted device (apps follow roles, not the cluster mode).
     w = await startWarden({
       nodeName: 'node-1',
-      configYaml: `app_service:\n  apps:\n    - name: prod\n      uri: ${app.url}\n      labels: { env: production }\n`,
+      configYaml:
+        `app_service:\n  apps:\n    - name: prod\n      uri: ${app.url}\n      labels: { env: production }\n` +
+        `    - name: dev\n      uri: ${app.url}\n      labels: { env: dev }\n`,
     });
     base = `https://${w.proxy}`;
     appBase = `https://prod.localhost:${w.proxy.split(':')[1]}`;
@@ -242,13 +244,27 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     await startHelper();
     const ctx = await newBrowserContext(browser);
     const page = await signIn(ctx);
+    // An app that needs no trusted device, opened before the device is proved: its JWT has no device.
+    const devBase = `https://dev.localhost:${w.proxy.split(':')[1]}`;
+    const jwtClaims = async () => {
+      await page.goto(`${devBase}/headers`);
+      const seen = JSON.parse((await page.textContent('body'))!) as { headers: Record<string, string> };
+      const jwt = seen.headers['warden-jwt-assertion']!;
+      return JSON.stringify(JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()));
+    };
+    await page.click('a[href="/web/resources"]');
+    await page.click('button[data-app="dev"]');
+    await page.waitForURL(`${devBase}/`);
+    assert.doesNotMatch(await jwtClaims(), new RegExp(deviceId));
+    await page.goto(`${base}/web/device`);
+    await page.waitForSelector('#page-device #trust-device');
     const posted: string[] = [];
     page.on('request', (r) => {
       if (r.url().startsWith(`http://127.0.0.1:${helperPort}/`) && r.method() === 'POST')
         posted.push(r.postData()!);
     });
     await page.click('#trust-device');
-    await page.waitForSelector('#device-id');
+    await page.waitForSelector('#device-id', { timeout: 90_000 });
     assert.equal(await page.textContent('#device-id'), deviceId);
     assert.match((await page.textContent('#whoami'))!, /alice · ✓ trusted device/);
     await screenshot(page, '11-device-trusted');
@@ -269,6 +285,10 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     >;
     assert.equal(claims.sub ?? claims.username, 'alice');
     assert.match(JSON.stringify(claims), new RegExp(deviceId));
+    // The app session opened before the device was proved now speaks for the trusted session.
+    assert.match(await jwtClaims(), new RegExp(deviceId));
+    const replaced = await audit('app.session.end');
+    assert.ok(replaced.some((e) => e.terminated_by === 'the web session became device-trusted'));
 
     // The same challenge again (replayed to the helper, as a page could): refused by the server.
     assert.equal(posted.length, 1);
@@ -328,7 +348,7 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     const r = await wsh(['device', 'web-auth', link]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /proved for alice's browser session/);
-    await page.waitForSelector('#device-id');
+    await page.waitForSelector('#device-id', { timeout: 90_000 });
     assert.equal(await page.textContent('#device-id'), deviceId);
     // Spent: the link works once.
     const again = await wsh(['device', 'web-auth', link]);
@@ -376,8 +396,16 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
       const ctx = await newBrowserContext(browser);
       const page = await signIn(ctx);
       await page.click('#trust-device');
-      await page.waitForSelector('#device-id');
-      assert.equal(await page.textContent('#device-id'), deviceId);
+      const found = await page
+        .waitForSelector('#device-id, #device-status .msg.error', { timeout: 90_000 })
+        .then((e) => e.textContent());
+      const log = join(env.WARDEN_HOME!, 'web-helper.log');
+      assert.equal(
+        found,
+        deviceId,
+        `${page.url()}: ${await page.textContent('body')}\nhelper log:\n${readFileSync(log, 'utf8')}\n` +
+          JSON.stringify(await audit('web.session.end')),
+      );
       await ctx.close();
       // Already running for this wsh home: not started twice.
       const second = await login(auto);
@@ -406,9 +434,16 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     const ctx = await newBrowserContext(browser);
     const page = await signIn(ctx);
     await page.click('#trust-device');
-    await page.waitForSelector('#device-id');
+    await page.waitForSelector('#device-id', { timeout: 90_000 });
     const lock = await wctl(['lock', `--device=${deviceId}`, '--ttl=1h', '--message=laptop reported stolen']);
     assert.equal(lock.code, 0, lock.stderr);
+    // At once: the session monitor ends the web session before the browser sends anything.
+    let ended = false;
+    for (let i = 0; i < 50 && !ended; i++) {
+      ended = (await audit('web.session.end')).some((e) => String(e.reason).includes(`Device:"${deviceId}"`));
+      if (!ended) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(ended, 'web.session.end written when the lock arrived, without a request');
     let status = 0;
     for (let i = 0; i < 50 && status !== 403; i++) {
       const res = await ctx.request.get(`${base}/v1/web/resources`);

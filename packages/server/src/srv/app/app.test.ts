@@ -189,3 +189,41 @@ test('app sessions idle out after their last connection closes', async () => {
   const end = (await audit.search({ types: ['app.session.end'] }))[0] as Record<string, unknown>;
   assert.equal(end.terminated_by, undefined);
 });
+
+test('a web app session replaced when its web session becomes device-trusted: connections kept, new identity, audited', async () => {
+  const { s, audit, ends, unregistered } = sessions();
+  const untrusted = {
+    identity: makeIdentity({ user: 'alice', roles: ['access'], clientAddr: '192.0.2.7' }),
+    sessionId: 'w-1',
+    via: 'web' as const,
+  };
+  const trusted = { ...untrusted, identity: { ...untrusted.identity, device: principal.identity.device! } };
+  const old = await s.open(untrusted, grafana, 'grafana.x');
+  const conn = new PassThrough();
+  const ws = new PassThrough();
+  old.attach(conn);
+  old.track(ws);
+  const fresh = await s.replace(old, trusted, grafana, 'grafana.x', 'the web session became device-trusted');
+  assert.equal(old.ended, true);
+  assert.notEqual(fresh, old);
+  assert.equal(fresh.principal.identity.device?.deviceId, 'd-1');
+  assert.equal(s.find(trusted, grafana), fresh);
+  assert.equal(conn.destroyed || ws.destroyed, false, 'the browser connection and its WebSocket carry on');
+  assert.equal(fresh.connections, 1);
+  assert.equal(unregistered(), 1, 'the untrusted identity left the monitor');
+  assert.equal(ends.length, 2, 'the trusted identity registered');
+  const ended = (await audit.search({ types: ['app.session.end'] }))[0] as Record<string, unknown>;
+  assert.equal(ended.terminated_by, 'the web session became device-trusted');
+  const started = (await audit.search({ types: ['app.session.start'], order: 'asc' })) as Record<
+    string,
+    unknown
+  >[];
+  assert.deepEqual(
+    started.map((e) => (e.device as { id?: string } | undefined)?.id),
+    [undefined, 'd-1'],
+  );
+  // A lock on the device now ends the new session and cuts the connection it took over.
+  ends[1]!('lock targeting Device:"d-1" is in force', { kind: 'lock' });
+  assert.equal(fresh.ended, true);
+  assert.equal(conn.destroyed && ws.destroyed, true);
+});

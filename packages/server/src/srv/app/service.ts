@@ -166,6 +166,11 @@ function appTarget(app: AppResource): AppTarget {
   return { kind: 'app', name: app.metadata.name, labels: { ...(app.metadata.labels ?? {}) } };
 }
 
+/** True when both identities carry the same trusted device (or neither does). */
+function sameDevice(a: Identity, b: Identity): boolean {
+  return a.device?.deviceId === b.device?.deviceId && a.device?.credentialId === b.device?.credentialId;
+}
+
 /** The refusal page for an access decision. */
 function refusalFor(decision: Extract<AccessDecision, { allowed: false }>, app: string): AppRefusal {
   if (decision.step === 'device_trust') return deviceTrustRefusal(app);
@@ -193,6 +198,7 @@ export class AppService {
   /** `wsh proxy app` tunnels (HTTP/1.1 inside the tunnel). */
   readonly #tunnelServer: Server;
   readonly #byHost = new Map<string, string>();
+  readonly #urls = new Map<string, URL>();
   readonly #verified = new Map<
     string,
     { parsed: CertIdentity; notBefore: number; notAfter: number; until: number }
@@ -487,7 +493,17 @@ export class AppService {
     conn?: { socket: Duplex; audited?: Set<string> },
   ): Promise<AppSession | AppRefusal> {
     const decision = this.#o.checker.checkAccess<'app'>(principal.identity, appTarget(app), {});
-    const live = this.sessions.find(principal, app);
+    let live = this.sessions.find(principal, app);
+    // A web session proved its device after this app session opened: the session must not
+    // keep speaking for the untrusted identity (its JWT, its monitor registration).
+    if (live && decision.allowed && !sameDevice(live.principal.identity, principal.identity))
+      live = await this.sessions.replace(
+        live,
+        principal,
+        app,
+        this.publicAddrOf(app),
+        'the web session became device-trusted',
+      );
     if (!decision.allowed) {
       live?.end(decision.reason);
       const c = conn as AppConnection | undefined;
@@ -516,10 +532,24 @@ export class AppService {
     return session;
   }
 
+  /** The app's URI, parsed once per distinct URI (not per request). */
+  #upstreamUrl(uri: string): URL {
+    let url = this.#urls.get(uri);
+    if (!url) {
+      url = new URL(uri);
+      if (this.#urls.size >= 1024) this.#urls.clear();
+      this.#urls.set(uri, url);
+    }
+    return url;
+  }
+
   #forwardContext(req: Req, conn: AppConnection, session: AppSession): ForwardContext {
     const app = session.app;
     return {
-      upstream: { url: new URL(app.spec.uri), insecureSkipVerify: app.spec.insecure_skip_verify ?? false },
+      upstream: {
+        url: this.#upstreamUrl(app.spec.uri),
+        insecureSkipVerify: app.spec.insecure_skip_verify ?? false,
+      },
       jwt: session.jwt,
       clientAddr: session.principal.identity.clientAddr ?? 'unknown',
       proto: conn.proto,

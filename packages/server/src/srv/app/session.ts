@@ -129,6 +129,14 @@ export class AppSession {
     this.#idle.unref();
   }
 
+  /** Hands the session's connections and streams over (to the session replacing it), without cutting them. */
+  release(): { connections: Duplex[]; streams: Duplex[] } {
+    const out = { connections: [...this.#connections], streams: [...this.#streams] };
+    this.#connections.clear();
+    this.#streams.clear();
+    return out;
+  }
+
   /** Ends the session: cuts every connection and stream, audits, forgets it. Idempotent. */
   end(terminatedBy: string | undefined): void {
     if (this.#ended) return;
@@ -213,6 +221,27 @@ export class AppSessions {
     } finally {
       this.#opening.delete(k);
     }
+  }
+
+  /**
+   * Replaces a live session whose principal changed identity (a web session that became
+   * device-trusted): the old one ends (audited, `terminated_by: why`), a new one opens with the
+   * new identity — its own JWT and monitor registration — and takes over the old one's
+   * connections and streams, so the browser's open connection carries on as the new identity.
+   */
+  async replace(
+    old: AppSession,
+    principal: AppPrincipal,
+    app: AppResource,
+    publicAddr: string,
+    why: string,
+  ): Promise<AppSession> {
+    const moved = old.release();
+    old.end(why);
+    const session = await this.open(principal, app, publicAddr);
+    for (const c of moved.connections) session.attach(c);
+    for (const t of moved.streams) session.track(t);
+    return session;
   }
 
   /** Audits a refused session start (once per connection, by the caller). */
