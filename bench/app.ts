@@ -13,6 +13,7 @@
  *   npm run bench:app -- --only=wshProxyApp,wardenCert --profile=/tmp/prof   (V8 CPU profiles of warden and wsh)
  */
 import { execFile, spawn } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -243,7 +244,9 @@ async function main(): Promise<number> {
       `${name.padEnd(44)} ${rps(p).toFixed(0).padStart(8)} ${(rps(p) / rps(base)).toFixed(2).padStart(7)}× ${p99(p).toFixed(2).padStart(9)} ${(p99(p) / p99(base)).toFixed(2).padStart(7)}×`;
     const out: string[] = [];
     out.push(
-      `bench:app — ${CONNECTIONS} connections, ${SECONDS} s per path, ${ROUNDS} round(s), GET /hello (5 bytes); nginx ${NGINX_WORKERS} worker(s); medians`,
+      `bench:app — ${CONNECTIONS} connections, ${SECONDS} s per path, ${ROUNDS} round(s), GET /hello (5 bytes); nginx ${NGINX_WORKERS} worker(s); medians; load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
       '',
       `${'wrk (plain HTTP to the first hop)'.padEnd(44)} ${'req/s'.padStart(8)} ${'vs nginx'.padStart(8)} ${'p99 ms'.padStart(9)} ${'vs nginx'.padStart(8)}`,
       row('app direct', 'direct', 'nginx'),

@@ -15,13 +15,13 @@
  *
  * Goal: Warden's own part of step 2 ≤ 50 ms (median).
  *
- *   npm run bench:web -- [--n=N]      (needs swtpm, swtpm_setup)
+ *   npm run bench:web -- [--n=N] [--profile=DIR]   (needs swtpm, swtpm_setup; --profile: warden's V8 CPU profile)
  */
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AUTH_PREFERENCE_NAME } from '@warden/api';
@@ -39,7 +39,9 @@ import {
 import { freePort, runCli, signupWithTotp, startSwtpm, startWarden } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
-const { values } = parseArgs({ options: { n: { type: 'string', default: '20' } } });
+const { values } = parseArgs({
+  options: { n: { type: 'string', default: '20' }, profile: { type: 'string' } },
+});
 const N = Number(values.n);
 
 function median(ms: number[]): number {
@@ -59,7 +61,10 @@ interface Reply {
 }
 
 async function main(): Promise<void> {
-  const w = await startWarden({ nodeName: 'node-1' });
+  const w = await startWarden({
+    nodeName: 'node-1',
+    ...(values.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] } : {}),
+  });
   const sw = await startSwtpm({ ekCert: true });
   const work = mkdtempSync(join(tmpdir(), 'warden-bench-web-'));
   try {
@@ -238,6 +243,11 @@ async function main(): Promise<void> {
     }
     const baseOwn = baseTotals.map((t, i) => t - baseSplit[i]!.deviceMs);
 
+    console.log(
+      `load average: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} (shared machine: see bench/README.md)`,
+    );
     console.log('1. Web UI sign-in (password hash, session in the backend)');
     console.log(`   ${stats(signIns)}`);
     console.log('2. sign-in → device-trusted web session (challenge, helper, TPM ceremony, status)');
