@@ -4,8 +4,44 @@
  * Server errors become WardenErrors with the server's code; network errors become
  * WARDEN_ERR_CONNECTION with a message that says what to check.
  */
-import { request } from 'node:https';
+import { createHash } from 'node:crypto';
+import { Agent, request } from 'node:https';
 import { isErrorCode, WardenError } from '@warden/api';
+
+/** Keep-alive agents per client certificate (a process uses one or two). */
+const MAX_AGENTS = 16;
+/** Below the proxy's keep-alive timeout (5 s), so an idle connection is never reused as it closes. */
+const IDLE_SOCKET_MS = 4000;
+const agents = new Map<string, Agent>();
+
+/**
+ * Authenticated calls of one identity share a keep-alive agent: a ceremony's begin and finish
+ * (and a command's several calls) go over one mTLS connection, and a new connection resumes
+ * the last TLS session (the agent caches it) instead of a full handshake with the client
+ * certificate. Idle sockets do not keep the process alive (the agent unrefs them).
+ */
+function agentFor(opts: HttpOptions): Agent | false {
+  if (!opts.identity) return false;
+  const id = createHash('sha256')
+    .update(opts.identity.certPem)
+    .update('\0')
+    .update(opts.identity.keyPem)
+    .update('\0')
+    .update((opts.caPems ?? []).join('\n'))
+    .update(opts.insecure ? '\0insecure' : '')
+    .digest('base64');
+  let agent = agents.get(id);
+  if (!agent) {
+    agent = new Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS, maxCachedSessions: 4 });
+    agents.set(id, agent);
+    if (agents.size > MAX_AGENTS) {
+      const oldest = agents.keys().next().value as string;
+      agents.get(oldest)?.destroy();
+      agents.delete(oldest);
+    }
+  }
+  return agent;
+}
 
 export interface TlsIdentity {
   certPem: string;
@@ -59,7 +95,7 @@ export function httpJson(
         rejectUnauthorized: !opts.insecure,
         cert: opts.identity?.certPem,
         key: opts.identity?.keyPem,
-        agent: false,
+        agent: agentFor(opts),
         timeout: opts.timeoutMs ?? 30_000,
         headers: {
           accept: 'application/json',
