@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { freePort, requireTool, runCli } from '@warden/testkit';
+import { freePort, requireTool, runCli, withMachineLock } from '@warden/testkit';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -99,7 +99,12 @@ test('storage postgres: a bad option or an unreachable server is one clear error
   }
 });
 
-test('with no config at all, warden starts with data in ./warden-data and the proxy on 127.0.0.1:3080', async () => {
+test('with no config at all, warden starts with data in ./warden-data and the proxy on 127.0.0.1:3080', () =>
+  // The default ports are the machine's: other test runs (other worktrees) wait their turn
+  // rather than failing; anything else holding 3080 fails at once with "already in use".
+  withMachineLock('warden-default-ports', zeroConfigStart));
+
+async function zeroConfigStart(): Promise<void> {
   const dir = tempDir();
   const child = spawn(process.execPath, [join(root, 'dist', 'warden.js'), 'start'], {
     cwd: dir,
@@ -123,7 +128,12 @@ test('with no config at all, warden starts with data in ./warden-data and the pr
       };
       child.stdout.on('data', check);
       child.stderr.on('data', check);
-      child.on('exit', () => rej(new Error(`exited:\n${out}`)));
+      // Exited before it started (e.g. "already in use"): fail now, and leave no 30 s timer
+      // keeping the test process alive.
+      child.on('exit', () => {
+        clearTimeout(t);
+        rej(new Error(`exited:\n${out}`));
+      });
     });
     assert.match(out, /Proxy listening on https:\/\/127\.0\.0\.1:3080/);
     assert.ok(readdirSync(join(dir, 'warden-data')).includes('backend.sqlite'));
@@ -131,12 +141,15 @@ test('with no config at all, warden starts with data in ./warden-data and the pr
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /Cluster: +warden/);
   } finally {
-    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0);
+    // A warden that already exited (e.g. "already in use") emits no second 'exit': don't wait for one.
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    }
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
 test('wctl without an identity explains where it looked', async () => {
   const dir = tempDir();

@@ -28,6 +28,7 @@ export {
   startFakeKubeApiServer,
   TestPki,
 } from './kube';
+export { withMachineLock } from './machine-lock';
 export { type MariaDbServer, type MariaDbServerOptions, requireMariaDb, startMariaDb } from './mariadb';
 export { type NginxOptions, type NginxServer, requireNginx, startNginx } from './nginx';
 export {
