@@ -173,7 +173,7 @@ describe('foundation end to end', () => {
     const res = await wctl(['get', 'cert_authorities', '--format=json']);
     assert.equal(res.code, 0, res.stderr);
     const cas = JSON.parse(res.stdout) as { spec: { type: string } }[];
-    assert.deepEqual(cas.map((c) => c.spec.type).sort(), ['db', 'host', 'jwt', 'user']);
+    assert.deepEqual(cas.map((c) => c.spec.type).sort(), ['db', 'host', 'jwt', 'openssh', 'user']);
     assert.doesNotMatch(res.stdout, /PRIVATE/);
     const text = await wctl(['get', 'cas']);
     assert.match(text.stdout, /^Type +Cluster/);

@@ -850,7 +850,7 @@ describe('permissions', () => {
     assert.equal(invite.user, 'bob');
     assert.match(invite.signup_command, new RegExp(`--token=${invite.token} `));
     await c.auth.createLock(ed, { target: { user: 'bob' } });
-    assert.equal((await c.auth.listResources(ed, 'cert_authority')).length, 4);
+    assert.equal((await c.auth.listResources(ed, 'cert_authority')).length, 5);
     // But CAs stay read-only for editors.
     await rejectsWith(c.auth.deleteResource(ed, 'cert_authority', 'user'), 'WARDEN_ERR_ACCESS_DENIED');
   });

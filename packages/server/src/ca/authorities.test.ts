@@ -19,13 +19,19 @@ function setup() {
   return { clock, backend };
 }
 
-test('first start creates the user, host, db and jwt CAs; the next start loads the same ones', async () => {
+test('first start creates the user, host, db, openssh and jwt CAs; the next start loads the same ones', async () => {
   const { clock, backend } = setup();
   try {
     const first = await CertAuthorities.init({ backend, clusterName: 'example', clock });
-    assert.deepEqual(first.types(), ['user', 'host', 'db', 'jwt']);
+    assert.deepEqual(first.types(), ['user', 'host', 'db', 'openssh', 'jwt']);
     const keys = (await backend.range(AUTHORITIES_PREFIX)).items.map((i) => i.key);
-    assert.deepEqual(keys, ['/authorities/db', '/authorities/host', '/authorities/jwt', '/authorities/user']);
+    assert.deepEqual(keys, [
+      '/authorities/db',
+      '/authorities/host',
+      '/authorities/jwt',
+      '/authorities/openssh',
+      '/authorities/user',
+    ]);
     const second = await CertAuthorities.init({ backend, clusterName: 'example', clock });
     assert.deepEqual(second.publicViews(), first.publicViews());
     assert.equal(second.caPin('host'), first.caPin('host'));
@@ -73,6 +79,8 @@ test('two auth servers starting at once end up with the same CAs', async () => {
       '/authorities/host created',
       '/authorities/jwt WARDEN_ERR_ALREADY_EXISTS',
       '/authorities/jwt created',
+      '/authorities/openssh WARDEN_ERR_ALREADY_EXISTS',
+      '/authorities/openssh created',
       '/authorities/user WARDEN_ERR_ALREADY_EXISTS',
       '/authorities/user created',
     ]);
@@ -178,7 +186,7 @@ test('private keys never show in JSON, inspect or string forms', async () => {
       return [s.ssh?.private_key, s.tls?.private_key].filter(Boolean) as string[];
     });
     secrets.push(host.privateKey!.toPkcs8Pem());
-    assert.equal(secrets.length, 6);
+    assert.equal(secrets.length, 7);
     const shown = [
       JSON.stringify(cas),
       inspect(cas, { depth: 10, showHidden: true }),

@@ -8,7 +8,7 @@
  *   host      Ed25519    yes                                SSH host certs, TLS server certs
  *   db        -          yes                                client certs db_service shows databases (CN = db user),
  *                                                           and databases' server certs (`wctl auth sign --format=db`)
- *   openssh   Ed25519    -                                  per-session certs for agentless nodes (later)
+ *   openssh   Ed25519    -                                  per-session certs the proxy logs in to agentless nodes with
  *   jwt       -          - (an ECDSA P-256 JWT key)         `Warden-Jwt-Assertion` tokens app_service sends apps (ES256;
  *                                                           public keys as the proxy's JWKS)
  *
@@ -47,6 +47,7 @@ import {
   type SshCertificate,
   SshDeviceExtensions,
   SshIdentityExtensions,
+  SshStandardUserExtensions,
   signSshCertificate,
   sshKeyType,
   validateResourceOfKind,
@@ -72,7 +73,7 @@ export const CaKinds: Readonly<Record<CaType, { ssh: boolean; tls: boolean; jwt?
 };
 
 /** The CAs `init` creates unless told otherwise. */
-export const DEFAULT_CA_TYPES: readonly CaType[] = ['user', 'host', 'db', 'jwt'];
+export const DEFAULT_CA_TYPES: readonly CaType[] = ['user', 'host', 'db', 'openssh', 'jwt'];
 
 export const AUTHORITIES_PREFIX = '/authorities/';
 
@@ -248,6 +249,27 @@ export interface HostSshRequest {
   ttlMs?: number;
   now?: number;
 }
+
+/** A per-session certificate for an agentless node (DESIGN §4); see issueOpenSshSessionCert. */
+export interface OpenSshSessionRequest {
+  /** The proxy's fresh key for this one session. */
+  publicKey: KeyObject | string;
+  /** The OS login: the only principal. */
+  login: string;
+  /** The Warden user the session is for (key ID, as sshd logs it) and the session ID. */
+  user: string;
+  sessionId: string;
+  /** Standard `permit-*` extensions to grant (others are dropped). */
+  extensions?: readonly string[];
+  now?: number;
+}
+
+/**
+ * Validity of an openssh session certificate, in all: it only has to open one connection,
+ * right after it is made. It starts a little before `now` for a node whose clock is behind.
+ */
+export const OPENSSH_SESSION_CERT_VALIDITY_MS = 60_000;
+const OPENSSH_SESSION_CERT_SKEW_MS = 10_000;
 
 function badParameter(message: string): WardenError {
   return new WardenError('WARDEN_ERR_BAD_PARAMETER', message);
@@ -484,7 +506,7 @@ export class CertAuthorities {
 
   /**
    * The line for OpenSSH's `TrustedUserCAKeys` file: `ssh-ed25519 AAAA… type=user`.
-   * `--type=openssh` exports the openssh CA instead (DESIGN §4), once it is set up.
+   * `openssh` exports the openssh CA instead (DESIGN §4): what agentless nodes should trust.
    */
   exportUserLine(type: 'user' | 'openssh' = 'user'): string {
     return formatAuthorizedKey(this.#ssh(type).key.publicKey, `type=${type}`);
@@ -691,6 +713,42 @@ export class CertAuthorities {
       ipAddresses,
     });
     return { certPem, notAfter };
+  }
+
+  /**
+   * A user certificate from the `openssh` CA for one session to an agentless node: principal =
+   * the login, key = the proxy's fresh per-session key, valid 60 s in all (10 s before now, 50 s
+   * after), key ID `<user> session <id>`. Only the proxy asks, after the access checker allowed
+   * the session; nodes that trust only this CA can't be opened with a user's own certificate.
+   *
+   * @example
+   *   const line = cas.issueOpenSshSessionCert({ publicKey, login: 'root', user: 'alice',
+   *     sessionId, extensions: ['permit-pty'] });
+   */
+  issueOpenSshSessionCert(req: OpenSshSessionRequest): string {
+    const now = req.now ?? this.#clock.now();
+    if (typeof req.login !== 'string' || req.login === '' || /[\p{Cc},\s]/u.test(req.login))
+      throw badParameter('the login must be a non-empty name without spaces, commas or control characters');
+    if (!req.user || !req.sessionId) throw badParameter('user and sessionId must not be empty');
+    // Never permit-user-rc (a per-user hook no role vouched for), as for user certificates.
+    const allowed = new Set<string>(SshStandardUserExtensions.filter((e) => e !== 'permit-user-rc'));
+    const extensions = Object.fromEntries(
+      (req.extensions ?? []).filter((e) => allowed.has(e)).map((e) => [e, '']),
+    );
+    const validAfter = seconds(now - OPENSSH_SESSION_CERT_SKEW_MS);
+    const cert = signSshCertificate(
+      {
+        publicKey: toPublicKey(req.publicKey, 'publicKey'),
+        type: 'user',
+        keyId: `${req.user} session ${req.sessionId}`,
+        validPrincipals: [req.login],
+        validAfter,
+        validBefore: validAfter + BigInt(OPENSSH_SESSION_CERT_VALIDITY_MS / 1000),
+        extensions,
+      },
+      this.#ssh('openssh').key.keyObject,
+    );
+    return formatSshCertificate(cert);
   }
 
   /**

@@ -22,6 +22,8 @@ export {
   type HostTlsRequest,
   type JwtPublicKey,
   NO_LOGIN_PRINCIPAL_PREFIX,
+  OPENSSH_SESSION_CERT_VALIDITY_MS,
+  type OpenSshSessionRequest,
   type SshPermits,
   type UserCertificateRequest,
   type UserCertificates,
