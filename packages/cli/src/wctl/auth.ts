@@ -9,10 +9,10 @@ import { openSession } from './identity';
 
 export async function runAuthExport(ctx: CommandContext): Promise<number> {
   const type = str(ctx.values, 'type');
-  if (type !== 'user' && type !== 'host') {
+  if (type !== 'openssh' && type !== 'user' && type !== 'host') {
     throw new WardenError(
       'WARDEN_ERR_BAD_PARAMETER',
-      '--type must be "user" (TrustedUserCAKeys) or "host" (known_hosts)',
+      '--type must be "openssh" (TrustedUserCAKeys of agentless nodes), "user" or "host" (known_hosts)',
     );
   }
   const { api } = openSession(ctx);

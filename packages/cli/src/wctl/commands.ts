@@ -262,10 +262,13 @@ export const wctlCommands: Command[] = [
   {
     path: ['auth', 'export'],
     summary: 'Print a CA public key in the form OpenSSH needs.',
-    usage: 'auth export --type=user|host',
+    usage: 'auth export --type=openssh|user|host',
     details:
-      '--type=user: the line for sshd_config TrustedUserCAKeys.\n--type=host: the @cert-authority line for known_hosts.',
-    options: { type: { type: 'string', value: 'user|host', help: 'which CA' } },
+      '--type=openssh: the line for TrustedUserCAKeys of agentless OpenSSH nodes: only the proxy gets\n' +
+      '  its certificates, one per session after the access check, so locks and device trust apply.\n' +
+      "--type=user: the user CA (a node trusting it lets users' own certificates in, past the proxy).\n" +
+      '--type=host: the @cert-authority line for known_hosts.',
+    options: { type: { type: 'string', value: 'openssh|user|host', help: 'which CA' } },
     run: async (ctx) => (await import('./auth')).runAuthExport(ctx),
   },
   {
@@ -275,7 +278,7 @@ export const wctlCommands: Command[] = [
     details:
       '--format=openssh (default) writes PREFIX (private key, 0600), PREFIX.pub and PREFIX-cert.pub.\n' +
       'In sshd_config:\n' +
-      '  HostKey PREFIX\n  HostCertificate PREFIX-cert.pub\n  TrustedUserCAKeys <file with `wctl auth export --type=user`>\n' +
+      '  HostKey PREFIX\n  HostCertificate PREFIX-cert.pub\n  TrustedUserCAKeys <file with `wctl auth export --type=openssh`>\n' +
       'Then register the node: `wctl create node.yaml` with spec.sub_kind: openssh.\n\n' +
       "--format=db writes a database's TLS server certificate from Warden's db CA: PREFIX.crt,\n" +
       'PREFIX.key (0600) and PREFIX.cas (the CA of the client certificates Warden presents).\n' +

@@ -71,10 +71,17 @@ export class SigningService {
     };
   }
 
-  /** The public CA line of the user or host CA (no permission needed: it is public). */
+  /**
+   * The public CA line of the user, openssh or host CA (no permission needed: it is public).
+   * `openssh` is what agentless nodes trust (TrustedUserCAKeys): only the proxy gets its
+   * certificates, per session, after the access check (DESIGN §4).
+   */
   exportAuthority(type: string): { type: string; line: string } {
-    if (type === 'user') return { type, line: this.#o.cas.exportUserLine() };
+    if (type === 'user' || type === 'openssh') return { type, line: this.#o.cas.exportUserLine(type) };
     if (type === 'host') return { type, line: this.#o.cas.exportHostLine(this.#o.clusterName) };
-    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `unknown CA type "${type}" (expected user or host)`);
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `unknown CA type "${type}" (expected openssh, user or host)`,
+    );
   }
 }
