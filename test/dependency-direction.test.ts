@@ -168,8 +168,19 @@ const SERVER_FOLDERS: Record<string, { may: string[]; why: string }> = {
     why: 'the diagnostics listener: health and metrics of the parts it is given',
   },
   proxy: {
-    may: ['access', 'audit', 'auth', 'clock', 'devicetrust', 'log', 'services', 'srv/app', 'srv/db'],
-    why: 'the transport: HTTPS API over auth and the ceremonies, ALPN tunnels handed to the in-process agents',
+    may: [
+      'access',
+      'audit',
+      'auth',
+      'clock',
+      'devicetrust',
+      'log',
+      'services',
+      'srv/app',
+      'srv/db',
+      'srv/ssh',
+    ],
+    why: 'the transport: HTTPS API over auth and the ceremonies, ALPN tunnels handed to the in-process agents (srv/ssh: sessions to agentless OpenSSH nodes)',
   },
   web: {
     may: [

@@ -209,7 +209,7 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     const prefix = join(w.dir, 'agentless_host');
     const sign = await wctl(['auth', 'sign', '--host=agentless-1', `--out=${prefix}`]);
     assert.equal(sign.code, 0, sign.stderr);
-    const userCa = await wctl(['auth', 'export', '--type=user']);
+    const userCa = await wctl(['auth', 'export', '--type=openssh']);
     agentless = await startAgentlessSshd({ dir: w.dir, hostKeyPrefix: prefix, userCaLine: userCa.stdout });
     const node = [
       'kind: node',

@@ -43,7 +43,7 @@ import {
 import { createLogger, type Logger } from '../log';
 import { apiRoutes, createRequestHandler, DB_ALPN, reachableNodes, SSH_ALPN, SshTunnels } from '../proxy';
 import { createServices } from '../services';
-import { SshService } from '../srv/ssh';
+import { AgentlessForwarder, SshService } from '../srv/ssh';
 import { WebApps, WebDeviceTrust, WebSessions, WebSessionWatch, WebUi, webDeviceRoutes } from '../web';
 import { startAppAccess } from './app';
 import { createAuthServer } from './auth';
@@ -349,6 +349,7 @@ async function compose(
     logger,
     checker,
     monitor,
+    agentless: new AgentlessForwarder({ cas, audit, clock, logger }),
   });
   // Databases: `warden-db/1` tunnels handed to db_service (srv/db), which checks access itself.
   const db = await startDbAccess({

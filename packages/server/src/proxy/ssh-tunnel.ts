@@ -1,9 +1,11 @@
 /**
  * SSH through the proxy port: TLS connections that negotiate ALPN `warden-ssh/1` carry one
- * request line, then raw SSH bytes between the client and the node. The SSH session itself is
- * end to end (the node authenticates the user's SSH certificate); the proxy authenticates the
- * TLS client certificate, checks access too (defence in depth), and is the only gate for
- * agentless OpenSSH nodes.
+ * request line, then raw SSH bytes between the client and the node. To a Warden node the SSH
+ * session is end to end (the node authenticates the user's SSH certificate); the proxy
+ * authenticates the TLS client certificate and checks access too (defence in depth). To an
+ * agentless OpenSSH node (`sub_kind: openssh`) the proxy is the only gate: the SSH connection
+ * ends at the proxy, which logs in to the node with a per-session openssh CA certificate
+ * (srv/ssh's AgentlessForwarder, DESIGN §4).
  *
  *   client                               proxy                                node
  *     │ TLS (ALPN warden-ssh/1, mTLS) ──▶   │                                    │
@@ -34,6 +36,7 @@ import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { Services } from '../services';
+import type { AgentlessForwarder, AgentlessHandle } from '../srv/ssh';
 import { readRequestLine, refuseTunnel } from './tunnel-line';
 
 export const SSH_ALPN = 'warden-ssh/1';
@@ -61,6 +64,11 @@ export interface SshTunnelOptions {
   checker: AccessChecker;
   /** Ends live tunnels when a lock arrives, a certificate expires or strict mode trips. */
   monitor: SessionMonitor;
+  /**
+   * Serves sessions to agentless OpenSSH nodes (`sub_kind: openssh`): the SSH connection ends
+   * at the proxy, which logs in to the node with a per-session openssh CA certificate.
+   */
+  agentless: Pick<AgentlessForwarder, 'serve'>;
 }
 
 /** A node resource as the access checker sees it (by ID and hostname). */
@@ -170,6 +178,21 @@ export class SshTunnels {
       });
       throw new WardenError(decision.code, decision.reason);
     }
+    const agentless = node.spec.sub_kind === 'openssh';
+    if (agentless) {
+      // The proxy is an agentless node's only enforcement: its decision is the access event.
+      await this.#emit({
+        type: 'access.allowed',
+        user: identity.user,
+        addr,
+        protocol: 'ssh',
+        resource: auditNode(node),
+        login: req.login,
+        roles: [...identity.roles],
+        ...(decision.missingRoles ? { missing_roles: decision.missingRoles } : {}),
+        ...auditDevice(identity),
+      });
+    }
     const tunnel: Tunnel = { client: socket };
     const [host, port] = splitAddr(node.spec.addr);
     const upstream = netConnect({ host, port });
@@ -192,21 +215,39 @@ export class SshTunnels {
       socket.destroy();
       upstream.destroy();
     };
-    // Agentless nodes are cut at once (the proxy is their only enforcement); a Warden node
-    // ends the session itself with the message, so it gets a moment before the proxy cuts.
+    let handle: AgentlessHandle | undefined;
+    // Agentless sessions end at the proxy, which writes the message to the user first; a
+    // Warden node ends the session itself with the message, so it gets a moment before the
+    // proxy cuts.
     tunnel.registration = this.#o.monitor.register({
       identity,
       targets: { login: req.login, ...nodeLockTargets(nodeTarget(node)) },
       protocol: 'ssh',
-      end: () => {
-        if (node.spec.sub_kind === 'openssh') cut();
+      end: (message) => {
+        if (handle) handle.terminate(message);
         else setTimeout(cut, LOCK_GRACE_MS).unref();
       },
     });
     socket.write(`${JSON.stringify({ ok: true, node: nodeInfo(node) })}\n`);
-    if (rest.length) upstream.write(rest);
-    socket.pipe(upstream);
-    upstream.pipe(socket);
+    if (agentless) {
+      if (rest.length) socket.unshift(rest);
+      handle = this.#o.agentless.serve({
+        stream: socket,
+        upstream,
+        node: {
+          id: node.metadata.name,
+          hostname: node.spec.hostname,
+          labels: { ...(node.metadata.labels ?? {}) },
+        },
+        identity,
+        login: req.login,
+        ...(addr ? { clientAddr: addr } : {}),
+      });
+    } else {
+      if (rest.length) upstream.write(rest);
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+    }
     socket.resume();
     const done = () => {
       tunnel.registration?.unregister();
