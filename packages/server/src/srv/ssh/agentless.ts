@@ -107,6 +107,8 @@ export interface AgentlessHandle {
 
 /** Connection attempts with more failed authentications than this are dropped. */
 const MAX_AUTH_FAILURES = 6;
+/** A client that has not logged in within this long is dropped (as sshd's LoginGraceTime). */
+const LOGIN_GRACE_MS = 30_000;
 /** The proxy's host certificates for nodes are re-issued after this long (they live twice that). */
 const HOST_CERT_TTL_MS = 2 * 60 * 60 * 1000;
 /** After a lock ended a connection's sessions, how long before the connection itself is cut. */
@@ -179,6 +181,11 @@ export class AgentlessForwarder {
     server.on('error', () => s.stream.destroy());
     s.upstream.on('error', () => undefined);
     server.injectSocket(s.stream as Socket);
+    const grace = setTimeout(() => {
+      if (!c?.holder) this.#cut(s);
+    }, LOGIN_GRACE_MS);
+    grace.unref();
+    s.stream.once('close', () => clearTimeout(grace));
     return { terminate: (message) => (c ? this.#terminate(c, message) : this.#cut(s)) };
   }
 
@@ -394,13 +401,13 @@ export class AgentlessForwarder {
       accept?.();
     });
     session.on('window-change', (accept, _reject, info) => {
-      if (relay.up) relay.up.setWindow(info.rows, info.cols, info.height, info.width);
+      if (relay.up) guard(() => relay.up?.setWindow(info.rows, info.cols, info.height, info.width));
       else if (pty)
         Object.assign(pty, { rows: info.rows, cols: info.cols, height: info.height, width: info.width });
       accept?.();
     });
     session.on('signal', (accept, _reject, info) => {
-      if (SIGNALS.has(info.name)) relay.up?.signal(info.name);
+      if (SIGNALS.has(info.name)) guard(() => relay.up?.signal(info.name));
       accept?.();
     });
     session.on('auth-agent', (_accept, reject) => reject?.());
@@ -466,10 +473,15 @@ export class AgentlessForwarder {
     };
     const opened = await new Promise<ClientChannel | Error>((resolve) => {
       const cb = (err: Error | undefined, ch: ClientChannel) => resolve(err ?? ch);
-      if (req.kind === 'shell') client.shell(ptyOpts ?? false, { env: req.env }, cb);
-      else if (req.kind === 'exec')
-        client.exec(req.arg ?? '', { env: req.env, ...(ptyOpts && { pty: ptyOpts }) }, cb);
-      else client.subsys(req.arg ?? '', cb);
+      try {
+        if (req.kind === 'shell') client.shell(ptyOpts ?? false, { env: req.env }, cb);
+        else if (req.kind === 'exec')
+          client.exec(req.arg ?? '', { env: req.env, ...(ptyOpts && { pty: ptyOpts }) }, cb);
+        else client.subsys(req.arg ?? '', cb);
+      } catch (e) {
+        // The connection to the node closed meanwhile (ssh2 throws "Not connected").
+        resolve(e as Error);
+      }
     });
     if (opened instanceof Error)
       return refuse(`node ${JSON.stringify(c.s.node.hostname)} refused the ${req.kind}: ${opened.message}`);
@@ -533,27 +545,29 @@ export class AgentlessForwarder {
     if (!c.holder || c.ending || !c.upstream) return reject();
     c.upstream.then(
       (client) =>
-        client.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
-          if (err || c.ending) {
-            up?.close();
-            return reject();
-          }
-          const down = accept();
-          const pair = {
-            destroy: () => {
-              up.close();
+        guard(reject, () =>
+          client.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
+            if (err || c.ending) {
+              up?.close();
+              return reject();
+            }
+            const down = accept();
+            const pair = {
+              destroy: () => {
+                up.close();
+                down.destroy();
+              },
+            };
+            c.forwards.add(pair);
+            down.on('error', () => up.close());
+            up.on('error', () => down.destroy());
+            down.pipe(up).pipe(down);
+            up.once('close', () => {
+              c.forwards.delete(pair);
               down.destroy();
-            },
-          };
-          c.forwards.add(pair);
-          down.on('error', () => up.close());
-          up.on('error', () => down.destroy());
-          down.pipe(up).pipe(down);
-          up.once('close', () => {
-            c.forwards.delete(pair);
-            down.destroy();
-          });
-        }),
+            });
+          }),
+        ),
       () => reject(),
     );
   }
@@ -614,6 +628,21 @@ export class AgentlessForwarder {
 
   async #emit(c: Conn, event: AuditEventInput): Promise<void> {
     await writeAuditEvent(this.#o.audit, this.#o.logger, event, { node: c.s.node.id });
+  }
+}
+
+/**
+ * Runs `fn`; ssh2 throws from calls on a connection that closed meanwhile, and a throw from an
+ * event handler would end the proxy. `onError` runs instead of the throw.
+ */
+function guard(fn: () => void): void;
+function guard(onError: () => void, fn: () => void): void;
+function guard(a: () => void, b?: () => void): void {
+  const [onError, fn] = b ? [a, b] : [() => undefined, a];
+  try {
+    fn();
+  } catch {
+    onError();
   }
 }
 
