@@ -2,10 +2,10 @@
  * Agent and X11 forwarding follow the roles (issue 16 item 11): a user certificate carries
  * `permit-agent-forwarding` / `permit-X11-forwarding` only when a role's options
  * `permit_agent_forwarding` / `permit_x11_forwarding` say so, never `permit-user-rc`; both an
- * agentless OpenSSH sshd (which honours the certificate) and the Warden node refuse agent
- * forwarding without it. Real `warden start`, real OpenSSH `ssh -A` with the `wsh config`
- * block, a real `ssh-agent` holding a key, `ssh-add -l` on the far side. With the same
- * cluster: `wctl get nodes` and the audit table name nodes by host name (item 7), and the
+ * agentless OpenSSH sshd (through the proxy, which relays the agent only then) and the Warden
+ * node refuse agent forwarding without it. Real `warden start`, real OpenSSH `ssh -A` with the
+ * `wsh config` block, a real `ssh-agent` holding a key, `ssh-add -l` on the far side. With the
+ * same cluster: `wctl get nodes` and the audit table name nodes by host name (item 7), and the
  * `Match exec` form of `wsh config` with OpenSSH 9.2 (`ssh -G` and real connections).
  */
 import assert from 'node:assert/strict';
@@ -112,8 +112,8 @@ describe('agent forwarding follows the roles', { skip }, () => {
 
     const prefix = join(w.dir, 'agentless_host');
     assert.equal((await wctl(['auth', 'sign', '--host=agentless-1', `--out=${prefix}`])).code, 0);
-    const userCa = await wctl(['auth', 'export', '--type=user']);
-    agentless = await startAgentlessSshd({ dir: w.dir, hostKeyPrefix: prefix, userCaLine: userCa.stdout });
+    const opensshCa = await wctl(['auth', 'export', '--type=openssh']);
+    agentless = await startAgentlessSshd({ dir: w.dir, hostKeyPrefix: prefix, userCaLine: opensshCa.stdout });
     const node = [
       'kind: node',
       'version: v2',

@@ -26,8 +26,9 @@
  * as the connection, and its certificate is good for one minute.
  *
  * Sessions are audited here (`session.start`/`session.end`, the node by ID and hostname); the
- * access decision is audited by ssh-tunnel.ts. Agent forwarding, X11 and remote forwarding are
- * refused. Who may import: `proxy/` (through `srv/ssh/index.ts`) and tests. Tested against a
+ * access decision is audited by ssh-tunnel.ts. Agent forwarding is relayed when the user's
+ * certificate permits it (`permit-agent-forwarding`, from the roles); X11 and remote
+ * forwarding are refused. Who may import: `proxy/` (through `srv/ssh/index.ts`) and tests. Tested against a
  * real OpenSSH sshd in `test/ssh-agentless.e2e.test.ts`.
  */
 import { generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
@@ -113,6 +114,9 @@ const LOGIN_GRACE_MS = 30_000;
 const HOST_CERT_TTL_MS = 2 * 60 * 60 * 1000;
 /** After a lock ended a connection's sessions, how long before the connection itself is cut. */
 const TERMINATE_GRACE_MS = 300;
+/** Window and packet size of agent channels (ssh2's defaults for the channels it opens). */
+const AGENT_WINDOW = 2 * 1024 * 1024;
+const AGENT_PACKET = 32 * 1024;
 const SIGNALS = new Set([
   'ABRT',
   'ALRM',
@@ -332,6 +336,8 @@ export class AgentlessForwarder {
       client.connect({
         sock: s.upstream,
         username: s.login,
+        // Used only when a session asked for agent forwarding (and was allowed to).
+        agent: this.#agentFor(c),
         readyTimeout: this.#o.upstreamTimeoutMs ?? 20_000,
         authHandler: (_left, _partial, next) => {
           if (authTried) return next(false as never);
@@ -361,6 +367,47 @@ export class AgentlessForwarder {
     });
   }
 
+  /**
+   * The "agent" the connection to the node forwards to: each `auth-agent@openssh.com` channel
+   * the node opens becomes one the proxy opens to the client (whose ssh has the real agent).
+   * ssh2's server has no call for that channel type, so it is opened as its `openChannel`
+   * does for the others (checked: fail closed, the node's channel is refused).
+   */
+  #agentFor(c: Conn): ssh2.BaseAgent {
+    const logger = this.#o.logger;
+    return new (class extends ssh2.BaseAgent {
+      // Identities and signatures stay with the client's agent: only its stream is relayed.
+      override getIdentities(cb: (err: Error | undefined) => void): void {
+        cb(new Error('the proxy holds no agent keys'));
+      }
+      override sign(_key: unknown, _data: Buffer, ...rest: unknown[]): void {
+        const cb = rest.find((r) => typeof r === 'function') as ((err: Error) => void) | undefined;
+        cb?.(new Error('the proxy holds no agent keys'));
+      }
+      override getStream(cb: (err: Error | undefined, stream?: Duplex) => void) {
+        const conn = c.conn as unknown as {
+          _chanMgr?: { add(wrapper: unknown): number };
+          _protocol?: { openssh_authAgent?(chan: number, window: number, packet: number): void };
+        };
+        if (!c.holder || !('permit-agent-forwarding' in c.holder.extensions) || c.ending)
+          return cb(new Error('agent forwarding is not permitted'));
+        if (
+          typeof conn._chanMgr?.add !== 'function' ||
+          typeof conn._protocol?.openssh_authAgent !== 'function'
+        ) {
+          logger.error({}, 'ssh2 internals changed: the proxy cannot forward agents to agentless nodes');
+          return cb(new Error('agent forwarding unavailable'));
+        }
+        const wrapper = Object.assign((err: Error | undefined, stream: Duplex) => cb(err, stream), {
+          type: 'auth-agent@openssh.com',
+        });
+        const chan = conn._chanMgr.add(wrapper);
+        if (chan === -1) return cb(new Error('no free channels'));
+        conn._protocol.openssh_authAgent(chan, AGENT_WINDOW, AGENT_PACKET);
+      }
+    })();
+  }
+
   // ---- sessions ------------------------------------------------------------------------
 
   #session(c: Conn, session: Session): void {
@@ -368,6 +415,7 @@ export class AgentlessForwarder {
     let pty: PseudoTtyInfo | undefined;
     const env: Record<string, string> = {};
     let started = false;
+    let agent = false;
     const relay: Relay = {
       pty: false,
       end: (message) => {
@@ -410,7 +458,13 @@ export class AgentlessForwarder {
       if (SIGNALS.has(info.name)) guard(() => relay.up?.signal(info.name));
       accept?.();
     });
-    session.on('auth-agent', (_accept, reject) => reject?.());
+    // Agent forwarding only when the user's certificate permits it (a role's
+    // permit_agent_forwarding); the node's channel is relayed to the client (#agentFor).
+    session.on('auth-agent', (accept, reject) => {
+      if (started || !('permit-agent-forwarding' in holder.extensions)) return reject?.();
+      agent = true;
+      accept?.();
+    });
     session.on('x11', (_accept, reject) => reject?.());
     const start = (
       kind: 'shell' | 'exec' | 'subsystem',
@@ -425,7 +479,7 @@ export class AgentlessForwarder {
       // user reads why and the session exits 255.
       const down = accept();
       if (!down) return;
-      void this.#start(c, relay, down, { kind, arg, pty, env });
+      void this.#start(c, relay, down, { kind, arg, pty, env, agent });
     };
     session.on('shell', (accept, reject) => start('shell', undefined, accept, reject));
     session.on('exec', (accept, reject, info) => start('exec', info.command, accept, reject));
@@ -441,6 +495,7 @@ export class AgentlessForwarder {
       arg: string | undefined;
       pty?: PseudoTtyInfo | undefined;
       env: Record<string, string>;
+      agent: boolean;
     },
   ): Promise<void> {
     relay.down = down;
@@ -474,9 +529,11 @@ export class AgentlessForwarder {
     const opened = await new Promise<ClientChannel | Error>((resolve) => {
       const cb = (err: Error | undefined, ch: ClientChannel) => resolve(err ?? ch);
       try {
-        if (req.kind === 'shell') client.shell(ptyOpts ?? false, { env: req.env }, cb);
+        // ssh2 takes agentForward per session (its typings lack it).
+        const agentForward = { agentForward: req.agent } as object;
+        if (req.kind === 'shell') client.shell(ptyOpts ?? false, { env: req.env, ...agentForward }, cb);
         else if (req.kind === 'exec')
-          client.exec(req.arg ?? '', { env: req.env, ...(ptyOpts && { pty: ptyOpts }) }, cb);
+          client.exec(req.arg ?? '', { env: req.env, ...agentForward, ...(ptyOpts && { pty: ptyOpts }) }, cb);
         else client.subsys(req.arg ?? '', cb);
       } catch (e) {
         // The connection to the node closed meanwhile (ssh2 throws "Not connected").
