@@ -1,0 +1,187 @@
+/**
+ * Device trust for Kubernetes with real parts: a real `warden start` whose kube_service forwards
+ * to testkit's fake API server (a test double), real `kubectl`, and two machines each with its
+ * own swtpm. alice's role `kube-strict` requires a trusted device for the `env: test` cluster:
+ *
+ *   machine B (no trusted device): kubectl get and exec are Forbidden with `unauthorized device`,
+ *   nothing reaches the API server;
+ *   machine A: refused the same way before enrollment; after `wsh device enroll` and a new
+ *   `wsh login` the exec plugin's kube certificate stands for the device (the cached one from
+ *   before is not reused), kubectl works, and the audit events name the device; `wctl lock
+ *   --device` then refuses A with the lock message.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  type FakeKubeApiServer,
+  kubectl,
+  requireKubectl,
+  requireTool,
+  runCli,
+  type SwtpmProcess,
+  signupWithTotp,
+  startFakeKubeApiServer,
+  startSwtpm,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+
+const PASSWORD = 'correct horse battery staple';
+const tool = requireKubectl();
+const swtpm = requireTool('swtpm');
+const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+
+interface Machine {
+  name: string;
+  tpm: SwtpmProcess;
+  env: NodeJS.ProcessEnv;
+}
+
+describe('device trust for Kubernetes with swtpm devices and real kubectl', {
+  skip: tool.skip || setup.skip,
+}, () => {
+  let w: WardenProcess;
+  let fake: FakeKubeApiServer;
+  let a: Machine;
+  let b: Machine;
+  const machines: Machine[] = [];
+
+  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const wsh = (m: Machine, args: string[], input?: string) => runCli('wsh', args, { env: m.env, input });
+  const k = (m: Machine, args: string[]) => kubectl(m.env.KUBECONFIG!, args, { env: m.env });
+  const login = (m: Machine) =>
+    wsh(m, ['login', `--proxy=${w.proxy}`, '--user=alice', `--ca-pin=${w.caPin}`], `${PASSWORD}\n`);
+  const reachedAs = () => fake.requests.filter((q) => q.impersonateUser === 'alice').length;
+
+  async function machine(name: string): Promise<Machine> {
+    const tpm = await startSwtpm({ ekCert: true });
+    const dmi = join(w.dir, `dmi-${name}`);
+    mkdirSync(dmi);
+    const m = {
+      name,
+      tpm,
+      env: {
+        ...w.env,
+        WARDEN_HOME: join(w.dir, `home-alice-${name}`),
+        KUBECONFIG: join(w.dir, `kubeconfig-${name}`),
+        WARDEN_TPM: tpm.address,
+        WARDEN_DEVICE_CACHE: join(w.dir, `device-cache-${name}`),
+        WARDEN_DEVICE_DMI_DIR: dmi,
+      },
+    };
+    machines.push(m);
+    return m;
+  }
+
+  before(async () => {
+    fake = await startFakeKubeApiServer({
+      rules: [{ groups: ['developers'], verbs: ['*'], resources: ['*'] }],
+    });
+    fake.create('pods', {
+      metadata: { name: 'web' },
+      spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
+    });
+    w = await startWarden({
+      configYaml:
+        'auth_service:\n  authentication:\n    second_factor: "off"\n' +
+        'kube_service:\n  clusters:\n' +
+        `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
+        `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: test }\n`,
+    });
+    const role = join(w.dir, 'kube-strict.yaml');
+    writeFileSync(
+      role,
+      'kind: role\nversion: v7\nmetadata: { name: kube-strict }\nspec:\n  options: { device_trust_mode: required }\n' +
+        '  allow:\n    kubernetes_labels: { env: test }\n    kubernetes_groups: [developers]\n' +
+        '    kubernetes_resources: [{ kind: "*", namespace: "*", name: "*", verbs: ["*"] }]\n',
+    );
+    const created = await wctl(['create', role]);
+    assert.equal(created.code, 0, created.stderr);
+    a = await machine('a');
+    b = await machine('b');
+    const add = await wctl(['users', 'add', 'alice', '--roles=kube-strict', '--logins=nobody']);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      a.env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    for (const m of [a, b]) {
+      const l = await login(m);
+      assert.equal(l.code, 0, l.stderr);
+      const kl = await wsh(m, ['kube', 'login', 'fake']);
+      assert.equal(kl.code, 0, kl.stderr);
+    }
+  });
+
+  after(async () => {
+    for (const m of machines) await m.tpm.stop();
+    await w?.stop();
+    await fake?.close();
+  });
+
+  test('machine B (no trusted device): get and exec are Forbidden "unauthorized device"; nothing reaches the API server', async () => {
+    const before = reachedAs();
+    const r = await k(b, ['get', 'pods']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Error from server \(Forbidden\): unauthorized device/);
+    const e = await k(b, ['exec', 'web', '--', 'true']);
+    assert.notEqual(e.code, 0);
+    assert.match(e.stderr, /unauthorized device/);
+    assert.equal(reachedAs(), before);
+  });
+
+  test('machine A: refused before enrollment; enrolled and logged in again, kubectl works and the audit names the device', async () => {
+    let r = await k(a, ['get', 'pods']);
+    assert.match(r.stderr, /unauthorized device/, 'the same login without a device is refused');
+
+    const tag = (await wsh(a, ['device', 'asset-tag'])).stdout.trim();
+    const add = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /wsh device enroll --token=(\S+)/.exec(add.stdout)![1]!;
+    const enroll = await wsh(a, ['device', 'enroll', `--token=${token}`]);
+    assert.equal(enroll.code, 0, enroll.stderr);
+    const l = await login(a);
+    assert.equal(l.code, 0, l.stderr);
+    const devices = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+      metadata: { name: string };
+      spec: { asset_tag: string };
+    }[];
+    const deviceId = devices.find((d) => d.spec.asset_tag === tag)!.metadata.name;
+
+    // The kube certificate cached from the device-less login is not reused after the new login.
+    r = await k(a, ['get', 'pods']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^web\s+1\/1\s+Running/m);
+    const last = fake.requests.filter((q) => q.resource === 'pods' && q.verb === 'list').at(-1)!;
+    assert.equal(last.impersonateUser, 'alice');
+    assert.deepEqual(last.impersonateGroups, ['developers']);
+    const x = await k(a, ['exec', 'web', '--', 'sh', '-c', 'echo trusted; exit 3']);
+    assert.equal(x.code, 3);
+    assert.equal(x.stdout, 'trusted\n');
+    // Machine B is still refused: the device is A's, not alice's.
+    assert.match((await k(b, ['get', 'pods'])).stderr, /unauthorized device/);
+
+    const search = async (type: string) => {
+      const s = await wctl(['audit', 'search', `--type=${type}`, '--format=json']);
+      assert.equal(s.code, 0, s.stderr);
+      return JSON.parse(s.stdout) as { success?: boolean; device?: { id?: string }; exit_code?: number }[];
+    };
+    const reqs = await search('kube.request');
+    assert.ok(reqs.some((e) => e.success === true && e.device?.id === deviceId));
+    assert.ok(reqs.some((e) => e.success === false && e.device === undefined));
+    assert.ok((await search('kube.exec.start')).some((e) => e.device?.id === deviceId));
+    assert.ok((await search('kube.exec.end')).some((e) => e.device?.id === deviceId && e.exit_code === 3));
+
+    // A device lock refuses the device-trusted kubectl with the lock's message.
+    const lock = await wctl(['lock', `--device=${deviceId}`, '--message=laptop reported stolen']);
+    assert.equal(lock.code, 0, lock.stderr);
+    r = await k(a, ['get', 'pods']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Forbidden.*laptop reported stolen/);
+  });
+});
