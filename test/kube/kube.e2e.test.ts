@@ -19,6 +19,7 @@ import {
   requireKubectl,
   runCli,
   signupWithTotp,
+  spawnCli,
   spawnKubectl,
   startFakeKubeApiServer,
   startWarden,
@@ -382,6 +383,43 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     const e = await k('dave', ['exec', 'web', '--', 'true']);
     assert.match(e.stderr, /unauthorized device/);
     assert.equal(fake.requests.filter((q) => q.impersonateUser === 'dave').length, before);
+  });
+
+  test('wsh proxy kube: a loopback listener for tools without exec plugins; kubectl get, exec and a lock through it', async () => {
+    await addUser('erin', 'kube-dev');
+    const proxy = spawnCli('wsh', ['proxy', 'kube', 'fake', '-p', '0'], { env: userEnv('erin') });
+    try {
+      const until = Date.now() + 20_000;
+      while (!/current-context: fake\n/.test(proxy.stdout()) && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 50));
+      const out = proxy.stdout();
+      const local = /server: (http:\/\/127\.0\.0\.1:\d+\/kube\/fake)/.exec(out);
+      assert.ok(local, out + proxy.stderr());
+      const cfg = join(w.dir, 'kubeconfig-proxy-erin');
+      writeFileSync(cfg, out.slice(out.indexOf('apiVersion: v1')));
+      const env = { ...userEnv('erin'), KUBECONFIG: cfg };
+      let r = await kubectl(cfg, ['get', 'pods'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^web\s+1\/1\s+Running/m);
+      const rec = fake.requests.filter((q) => q.resource === 'pods' && q.verb === 'list').at(-1)!;
+      assert.equal(rec.impersonateUser, 'erin', 'the listener speaks with erin’s certificate');
+      r = await kubectl(cfg, ['exec', 'web', '--', 'sh', '-c', 'echo via-local-proxy; exit 4'], { env });
+      assert.equal(r.code, 4);
+      assert.equal(r.stdout, 'via-local-proxy\n');
+      r = await kubectl(cfg, ['exec', '-i', 'web', '--', 'cat'], {
+        env,
+        input: 'stdin through the listener\n',
+      });
+      assert.equal(r.stdout, 'stdin through the listener\n');
+      const lock = await wctl(['lock', '--user=erin', '--message=erin is locked']);
+      assert.equal(lock.code, 0, lock.stderr);
+      r = await kubectl(cfg, ['get', 'pods'], { env });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /Forbidden.*erin is locked/);
+    } finally {
+      proxy.child.kill('SIGTERM');
+      await proxy.exited;
+    }
   });
 
   test('wsh kube logout removes the context', async () => {
