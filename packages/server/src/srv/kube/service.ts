@@ -668,9 +668,14 @@ export class KubeService {
     const upstream = tlsConnect({
       host,
       port: Number(u.url.port || 443),
-      ...u.tls,
-      ...(u.tls.servername ? {} : isIP(host) ? {} : { servername: host }),
+      secureContext: u.secureContext,
+      rejectUnauthorized: u.tls.rejectUnauthorized,
+      servername: u.tls.servername ?? (isIP(host) ? undefined : host),
+      ...(u.session ? { session: u.session } : {}),
       ALPNProtocols: ['http/1.1'],
+    });
+    upstream.on('session', (session: Buffer) => {
+      u.session = session;
     });
     upstream.on('error', () => undefined);
     const headers = this.#upstreamHeaders(a, req.headers);

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { dirname, resolve } from 'node:path';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { WardenError } from '@warden/api';
 import { parse as parseYaml } from 'yaml';
 
@@ -29,7 +30,12 @@ export interface KubeUpstream {
   tls: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean; servername?: string };
   /** `Bearer …` when the credential is a token (never logged). */
   authorization?: string;
+  /** Kept-alive connections for plain requests (TLS from `secureContext`). */
   agent: Agent;
+  /** `tls` parsed once, for every connection (PEM parsing per connection costs more than the request). */
+  secureContext: SecureContext;
+  /** The last TLS session with the API server, to resume for WebSocket upgrades (a fresh connection each). */
+  session?: Buffer;
 }
 
 function bad(cluster: string, what: string): WardenError {
@@ -121,11 +127,16 @@ export function loadKubeUpstream(src: KubeCredentialSource): KubeUpstream {
     rejectUnauthorized: !insecure,
     ...(servername ? { servername } : {}),
   };
+  const secureContext = createSecureContext({
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+  });
   return {
     name: n,
     url,
     tls,
     ...(token ? { authorization: `Bearer ${token}` } : {}),
-    agent: new Agent({ ...tls, keepAlive: true, maxSockets: 256, maxFreeSockets: 64 }),
+    agent: new Agent({ ...tls, secureContext, keepAlive: true, maxSockets: 256, maxFreeSockets: 64 }),
+    secureContext,
   };
 }
