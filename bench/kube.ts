@@ -5,13 +5,18 @@
  * goals: `kubectl get pods` latency ≤ 1.3× direct, a 64 MiB `kubectl exec … cat` stream ≥ 0.8×
  * direct throughput. Rounds alternate the paths. The Warden path's `kubectl` also runs the exec
  * credential plugin (`wsh kube credentials`, a cached kube certificate) once per command: part of
- * what a user waits for, so it is measured. Asserts nothing.
+ * what a user waits for, so it is measured. To tell the parts apart it also prints the exec
+ * plugin's own time (against a bare `node -e 0`, its floor) and the proxy's cost per API request
+ * without kubectl (sequential GETs on one kept-alive connection, kube certificate vs direct), and
+ * the load average (the numbers are only comparable on a quiet machine). Asserts nothing.
  *
  *   npm run build && npm run bench:kube [-- --rounds 5 --mib 64]
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Authenticator, runCli, signupWithTotp, startFakeKubeApiServer, startWarden } from '@warden/testkit';
 
@@ -50,7 +55,56 @@ function run(
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const load = () =>
+  `load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ')}`;
 
+/** Wall time of a command that must succeed. */
+function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((done, reject) => {
+    const t0 = performance.now();
+    const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+    c.on('error', reject);
+    c.on('close', (code) => (code === 0 ? done(performance.now() - t0) : reject(new Error(`${cmd} failed`))));
+  });
+}
+
+/** Median milliseconds of `n` sequential GETs of `path` on one kept-alive connection. */
+async function perRequest(base: string, agent: Agent, servername: string | undefined, n: number) {
+  const u = new URL(base);
+  const get = () =>
+    new Promise<void>((done, reject) => {
+      const r = httpsRequest(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: `${u.pathname.replace(/\/$/, '')}/api/v1/namespaces/default/pods?limit=500`,
+          agent,
+          ...(servername ? { servername } : {}),
+          headers: { accept: 'application/json' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () =>
+            res.statusCode === 200 ? done() : reject(new Error(`status ${res.statusCode}`)),
+          );
+        },
+      );
+      r.on('error', reject);
+      r.end();
+    });
+  for (let i = 0; i < 20; i++) await get();
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await get();
+    ms.push(performance.now() - t0);
+  }
+  return median(ms);
+}
+
+console.log(`start: ${load()}`);
 const fake = await startFakeKubeApiServer({
   rules: [{ groups: ['developers'], verbs: ['*'], resources: ['*'] }],
 });
@@ -98,6 +152,52 @@ try {
       stream[p]!.push(x.bytes / 1024 / 1024 / (x.ms / 1000));
     }
   }
+  // The parts: the exec plugin alone (and node's own start as its floor) …
+  const wshJs = resolve(import.meta.dirname, '..', 'dist', 'wsh.js');
+  const kcText = readFileSync(env.KUBECONFIG, 'utf8');
+  const pluginArgs = [wshJs, 'kube', 'credentials', `--proxy=${w.proxy}`, '--cluster=fake'];
+  const plugin: number[] = [];
+  const bare: number[] = [];
+  for (let r = 0; r < rounds * 2; r++) {
+    plugin.push(await timeCommand(process.execPath, pluginArgs, env));
+    bare.push(await timeCommand(process.execPath, ['-e', '0'], {}));
+  }
+  // … and the proxy per API request, without kubectl, on kept-alive connections.
+  const cred = JSON.parse(
+    await new Promise<string>((done) => {
+      let out = '';
+      const c = spawn(process.execPath, pluginArgs, { env: { ...process.env, ...env } });
+      c.stdout.on('data', (b: Buffer) => {
+        out += b;
+      });
+      c.on('close', () => done(out));
+    }),
+  ) as { status: { clientCertificateData: string; clientKeyData: string } };
+  const wardenAgent = new Agent({
+    keepAlive: true,
+    maxSockets: 1,
+    ca: Buffer.from(/certificate-authority-data: (\S+)/.exec(kcText)![1]!, 'base64').toString(),
+    cert: cred.status.clientCertificateData,
+    key: cred.status.clientKeyData,
+  });
+  const directAgent = new Agent({
+    keepAlive: true,
+    maxSockets: 1,
+    ca: readFileSync(fake.ca.certFile),
+    cert: readFileSync(fake.admin.certFile),
+    key: readFileSync(fake.admin.keyFile),
+  });
+  const n = 200;
+  const rd = await perRequest(fake.url, directAgent, undefined, n);
+  const rw = await perRequest(
+    /server: (\S+)/.exec(kcText)![1]!,
+    wardenAgent,
+    /tls-server-name: (\S+)/.exec(kcText)![1]!,
+    n,
+  );
+  wardenAgent.destroy();
+  directAgent.destroy();
+
   const gd = median(get.direct!);
   const gw = median(get.warden!);
   const sd = median(stream.direct!);
@@ -108,6 +208,13 @@ try {
   console.log(
     `kubectl exec cat ${mib} MiB (median): direct ${sd.toFixed(0)} MiB/s, Warden ${sw.toFixed(0)} MiB/s, ratio ${(sw / sd).toFixed(2)}× (goal ≥ 0.8×) ${sw / sd >= 0.8 ? 'met' : 'NOT met'}`,
   );
+  console.log(
+    `  of which the exec plugin (wsh kube credentials, cached): median ${median(plugin).toFixed(0)} ms; a bare \`node -e 0\`: ${median(bare).toFixed(0)} ms`,
+  );
+  console.log(
+    `API request on a kept-alive connection, no kubectl (median of ${n}): direct ${rd.toFixed(2)} ms, Warden ${rw.toFixed(2)} ms, +${(rw - rd).toFixed(2)} ms per request`,
+  );
+  console.log(load());
 } finally {
   await w.stop();
   await fake.close();
