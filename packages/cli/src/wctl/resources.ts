@@ -1,5 +1,4 @@
 /** `wctl create|get|edit|rm`: resources as YAML or JSON, validated before they leave. */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,6 +182,8 @@ export async function runEdit(ctx: CommandContext): Promise<number> {
   const current = (await api.getResource(ref.kind, wanted)).resource as unknown as Resource;
   const revision = current.metadata.revision;
   const original = formatResource(current, 'yaml');
+  // Loaded here: `wctl get` (the same module) starts faster without child_process.
+  const { spawnSync } = await import('node:child_process');
   const editor = ctx.env.VISUAL || ctx.env.EDITOR || 'vi';
   const dir = mkdtempSync(join(tmpdir(), 'wctl-edit-'));
   const file = join(dir, `${ref.kind}-${wanted}.yaml`);
