@@ -176,6 +176,23 @@ describe('agent forwarding follows the roles', { skip }, () => {
     });
   }
 
+  test('wsh ssh -A forwards the agent only with the role option; without it, a warning and no agent', async () => {
+    const run = (user: string, node: string) =>
+      runCli('wsh', ['ssh', '-A', `root@${node}`, 'ssh-add -l; echo "ssh-add=$?"'], {
+        env: { ...w.env, WARDEN_HOME: home(user), SSH_AUTH_SOCK: agentSock },
+      });
+    for (const node of ['node-1', 'agentless-1']) {
+      const carol = await run('carol', node);
+      assert.equal(carol.code, 0, carol.stderr);
+      assert.ok(carol.stdout.includes(keyFingerprint), `${node}: ${carol.stdout}`);
+      assert.match(carol.stdout, /ssh-add=0\n/);
+      const alice = await run('alice', node);
+      assert.equal(alice.code, 0, alice.stderr);
+      assert.match(alice.stdout, /ssh-add=2\n/);
+      assert.match(alice.stderr, /WARNING: -A: your roles do not permit agent forwarding/);
+    }
+  });
+
   test('ssh -X to the Warden node: X11 forwarding is refused', async () => {
     const r = spawnSync(
       'ssh',

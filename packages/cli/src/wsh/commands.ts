@@ -94,7 +94,7 @@ export const wshCommands: Command[] = [
   {
     path: ['ssh'],
     summary: 'Run a login shell or a command on a node, through the proxy.',
-    usage: 'ssh [-L SPEC]... [-t|-T] [-N] [--login=LOGIN] [LOGIN@]NODE [COMMAND...]',
+    usage: 'ssh [-L SPEC]... [-A] [-t|-T] [-N] [--login=LOGIN] [LOGIN@]NODE [COMMAND...]',
     details:
       'Flags go before NODE; everything after NODE is the remote command (`wsh ssh web-1 ls -la`).\n' +
       'The exit code is the remote exit code (128+N when the command died of signal N), or 255\n' +
@@ -113,6 +113,11 @@ export const wshCommands: Command[] = [
         multiple: true,
         value: '[BIND:]PORT:HOST:HOSTPORT',
         help: 'forward a local port to HOST:HOSTPORT as seen from the node (repeatable)',
+      },
+      'forward-agent': {
+        type: 'boolean',
+        short: 'A',
+        help: 'forward your SSH agent (SSH_AUTH_SOCK), if your roles permit it',
       },
       tty: { type: 'boolean', short: 't', help: 'force a pseudo-terminal' },
       'no-tty': { type: 'boolean', short: 'T', help: 'never allocate a pseudo-terminal' },

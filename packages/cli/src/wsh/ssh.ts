@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { WardenError } from '@warden/api';
+import { parseSshCertificate, WardenError } from '@warden/api';
 import {
   clientForProfile,
   connectNode,
@@ -95,10 +95,16 @@ async function dial(profile: LoadedProfile, node: string, login: string) {
 }
 
 /** Dials `node` through the proxy and logs in as `login`. */
-export async function openNodeSsh(profile: LoadedProfile, node: string, login: string): Promise<NodeSsh> {
+export async function openNodeSsh(
+  profile: LoadedProfile,
+  node: string,
+  login: string,
+  agentSocket?: string,
+): Promise<NodeSsh> {
   const dialed = await dial(profile, node, login);
   const info = dialed.node;
   return connectNode({
+    ...(agentSocket ? { agentSocket } : {}),
     stream: dialed.stream,
     login,
     keyPem: profile.keyPem,
@@ -132,7 +138,7 @@ export async function runSsh(ctx: CommandContext): Promise<number> {
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `-N runs no command, but "${command}" was given`);
   }
 
-  const ssh = await openNodeSsh(profile, node, login);
+  const ssh = await openNodeSsh(profile, node, login, agentToForward(ctx, profile));
   const forwards: LocalForward[] = [];
   try {
     for (const spec of specs) {
@@ -151,6 +157,27 @@ export async function runSsh(ctx: CommandContext): Promise<number> {
     await Promise.all(forwards.map((f) => f.close()));
     ssh.end();
   }
+}
+
+/**
+ * `-A`: the agent socket to forward, when the certificate permits it (a role's
+ * `permit_agent_forwarding`); otherwise a warning and no forwarding, as OpenSSH goes on
+ * without it.
+ */
+function agentToForward(ctx: CommandContext, profile: LoadedProfile): string | undefined {
+  if (ctx.values['forward-agent'] !== true) return undefined;
+  const sock = ctx.env.SSH_AUTH_SOCK;
+  if (!sock) {
+    ctx.stderr.write('WARNING: -A: no SSH agent (SSH_AUTH_SOCK is not set); not forwarding one\n');
+    return undefined;
+  }
+  if (!('permit-agent-forwarding' in parseSshCertificate(profile.sshCert).extensions)) {
+    ctx.stderr.write(
+      'WARNING: -A: your roles do not permit agent forwarding (role option permit_agent_forwarding); not forwarding\n',
+    );
+    return undefined;
+  }
+  return sock;
 }
 
 export async function runProxySsh(ctx: CommandContext): Promise<number> {

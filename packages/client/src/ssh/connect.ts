@@ -49,6 +49,11 @@ export interface NodeSshOptions {
   now?: () => number;
   /** Handshake and authentication deadline (default 20 s). */
   readyTimeoutMs?: number;
+  /**
+   * Forward this SSH agent (its socket path, `SSH_AUTH_SOCK`) to the node's sessions (`-A`).
+   * The node grants it only when the certificate carries `permit-agent-forwarding`.
+   */
+  agentSocket?: string;
 }
 
 /** Pseudo-terminal request: TERM and window size. */
@@ -119,6 +124,7 @@ export async function connectNode(opts: NodeSshOptions): Promise<NodeSsh> {
       sock: opts.stream as unknown as ssh2.ConnectConfig['sock'],
       username: opts.login,
       readyTimeout: opts.readyTimeoutMs ?? 20_000,
+      ...(opts.agentSocket ? { agent: opts.agentSocket, agentForward: true } : {}),
       authHandler: (_methodsLeft, _partial, next) => {
         if (authTried) return next(false as never);
         authTried = true;
