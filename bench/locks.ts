@@ -1,7 +1,8 @@
 /**
  * Lock benchmark (issue 10 item 8): how fast a lock ends live sessions. `--sessions` (1,000)
- * live sessions through the proxy — SSH to a Warden node, SSH to an agentless OpenSSH `sshd`,
- * PostgreSQL and MySQL (MariaDB) through db_service — held by four users, then one lock per
+ * live sessions through the proxy — SSH to a Warden node, SSH to an agentless OpenSSH `sshd`
+ * (trusting the cluster's openssh CA; the proxy ends those sessions), PostgreSQL and MySQL
+ * (MariaDB) through db_service — held by four users, then one lock per
  * target kind, one after the other, the way `wctl lock` makes it (the same API call, made
  * here in process so that no CLI start-up is timed):
  *
@@ -384,7 +385,7 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
       wctl(['auth', 'sign', `--host=${AGENTLESS}`, `--out=${join(dir, 'agentless_host')}`]).then((r) =>
         must('wctl auth sign --host', r),
       ),
-      wctl(['auth', 'export', '--type=user']).then((r) => must('wctl auth export', r)),
+      wctl(['auth', 'export', '--type=openssh']).then((r) => must('wctl auth export', r)),
       startSwtpm({ ekCert: true }),
       wctl(['create', '-'], role('bench-sessions')).then((r) => must('wctl create role', r)),
       wctl(['create', '-'], role(LOCKED_ROLE)).then((r) => must('wctl create role', r)),

@@ -2,11 +2,11 @@
  * A smoke run of `npm run bench:locks` (bench/locks.ts) with 8 sessions on the SQLite backend:
  * SSH to the Warden node and to an agentless OpenSSH node, PostgreSQL and MySQL, held by four
  * users; one lock per target kind (user, role, device, node). Every session must end, after
- * its own lock and with a measured latency, and the protocols that can say why must show that
- * lock's message — so this fails when any path stops enforcing locks (the proxy's monitor, the
- * node's, db_service's), not when the machine is slow (no time limit is asserted beyond the
- * bench's own 20 s "never ended" bound). The two-replica PostgreSQL run is left to the bench
- * itself (test/ha/replicas.e2e.test.ts covers a lock across replicas).
+ * its own lock and with a measured latency, and show that lock's message — so this fails when
+ * any path stops enforcing locks (the proxy's, the node's, db_service's), not when the machine
+ * is slow (no time limit is asserted beyond the bench's own 20 s "never ended" bound). The
+ * two-replica PostgreSQL run is left to the bench itself (test/ha/replicas.e2e.test.ts covers
+ * a lock across replicas).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -98,10 +98,9 @@ test('bench:locks --sessions=8: every kind of lock ends every session it targets
       assert.equal(s.ended, true, `ended: ${what}`);
       assert.equal(s.early, false, `not before its lock: ${what}`);
       assert.ok(Number.isFinite(s.ms) && s.ms! >= 0 && s.ms! < 20_000, `latency measured: ${what}`);
-      // The agentless node is cut by the proxy without a message; the others say which lock.
-      if (s.protocol !== 'openssh') {
-        assert.ok(s.message?.startsWith(`lock targeting ${targets[s.kind]}`), `lock message: ${what}`);
-      }
+      // Every path says which lock ended it: the node and the proxy (agentless) in the SSH
+      // channel, db_service in the protocol's error.
+      assert.ok(s.message?.startsWith(`lock targeting ${targets[s.kind]}`), `lock message: ${what}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
