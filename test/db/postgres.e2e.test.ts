@@ -250,6 +250,12 @@ describe('PostgreSQL through Warden', { skip }, () => {
     }
   });
 
+  /** How many `pg_sleep(30)` queries the server is running now (as PostgreSQL sees it). */
+  const runningSleeps = () =>
+    server.psql(
+      "select count(*) from pg_stat_activity where state = 'active' and query = 'select pg_sleep(30)'",
+    );
+
   test('a CancelRequest from psql (^C) and from the pg driver’s key cancels the running query', async () => {
     // psql: SIGINT makes it send a CancelRequest on a new connection through the tunnel.
     const child = spawn('psql', ['-X', '-At', conn(), '-c', 'select pg_sleep(30)']);
@@ -257,7 +263,9 @@ describe('PostgreSQL through Warden', { skip }, () => {
     child.stderr.on('data', (d) => {
       stderr += d;
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // ^C only cancels a query that runs: wait until the server runs it (a fixed 1.5 s was
+    // too short on a loaded machine: psql died before its query started).
+    await waitFor(runningSleeps, /^[1-9]/);
     child.kill('SIGINT');
     const code = await new Promise<number | null>((r) => child.on('close', r));
     assert.notEqual(code, 0);
@@ -272,7 +280,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
         () => 'finished',
         (e: Error) => e.message,
       );
-      await new Promise((r) => setTimeout(r, 1000));
+      await waitFor(runningSleeps, /^[1-9]/);
       const cancel = Buffer.alloc(16);
       cancel.writeInt32BE(16, 0);
       cancel.writeInt32BE(80877102, 4);

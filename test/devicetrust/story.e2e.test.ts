@@ -208,10 +208,15 @@ describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
   });
 
   test("a device lock ends A's open session, refuses new ones, and its next login runs without the device", async () => {
-    const session = spawnCli('wsh', ['ssh', 'root@node-1', 'sleep', '60'], {
+    const session = spawnCli('wsh', ['ssh', 'root@node-1', 'echo ready; sleep 60'], {
       env: { ...a.env, WARDEN_HOME: join(w.dir, 'home-alice-a') },
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // The lock must end an open session, not refuse one still starting (a fixed 1.5 s wait
+    // raced the session's start on a loaded machine): wait until it runs.
+    const until = Date.now() + 20_000;
+    while (!session.stdout().includes('ready') && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.match(session.stdout(), /ready/, session.stderr());
     const lock = await wctl(['lock', `--device=${deviceIdA}`, '--ttl=12h']);
     assert.equal(lock.code, 0, lock.stderr);
     assert.match(lock.stdout, /^Created a lock with name "/);
