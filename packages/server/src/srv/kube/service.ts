@@ -674,6 +674,9 @@ export class KubeService {
       ...(u.session ? { session: u.session } : {}),
       ALPNProtocols: ['http/1.1'],
     });
+    // Interactive exec: keystrokes and echoes go out at once (no Nagle delay on either side).
+    upstream.setNoDelay(true);
+    (client as Duplex & { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
     upstream.on('session', (session: Buffer) => {
       u.session = session;
     });
