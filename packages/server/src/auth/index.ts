@@ -29,7 +29,15 @@ export {
   verifyPassword,
   verifyPasswordForUnknownUser,
 } from './password';
-export { LOGIN_RATE_LIMIT_DEFAULTS, LoginRateLimiter, type LoginRateLimiterOptions } from './rate-limit';
+export {
+  isRefusedCredential,
+  LOGIN_RATE_LIMIT_DEFAULTS,
+  LoginRateLimiter,
+  type LoginRateLimiterOptions,
+  SOURCE_RATE_LIMIT_DEFAULTS,
+  type SourceRateLimitOptions,
+  SourceRateLimits,
+} from './rate-limit';
 export { type PutOptions, type PutResult, ResourceAdmin, type ResourceAdminOptions } from './resources';
 export { SigningService } from './signing';
 export { TokenAdmin } from './token-admin';

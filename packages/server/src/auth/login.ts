@@ -244,14 +244,14 @@ export class LoginService {
     const name = req.user;
     // 1. Rate limit before any password work.
     try {
-      limiter.check(name, addr);
+      await limiter.check(name, addr);
     } catch (e) {
       if (isWardenError(e))
         await this.#audit({ type: 'user.login', success: false, user: name, addr, method, error: e.message });
       throw e;
     }
     const failed = async (reason: string, err?: WardenError) => {
-      limiter.recordFailure(name, addr);
+      await limiter.recordFailure(name, addr);
       await this.#audit({
         type: 'user.login',
         success: false,
@@ -289,7 +289,7 @@ export class LoginService {
         throw await failed('OTP code already used');
       }
     }
-    limiter.recordSuccess(name, addr);
+    await limiter.recordSuccess(name, addr);
     if (needsRehash(secrets.password_hash)) {
       const fresh = await local.getSecrets(name);
       if (fresh) await local.putSecrets(name, { ...fresh, password_hash: await hashPassword(req.password) });

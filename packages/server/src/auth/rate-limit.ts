@@ -14,23 +14,29 @@
  *
  * How the login service uses it:
  *
- *   limiter.check(user, addr);            // 1. before any password work: throws RATE_LIMITED
- *   if (!ok) limiter.recordFailure(user, addr);   // 2a. also for unknown users (no enumeration)
- *   else limiter.recordSuccess(user, addr);       // 2b. clears the user's counts only
+ *   await limiter.check(user, addr);            // 1. before any password work: throws RATE_LIMITED
+ *   if (!ok) await limiter.recordFailure(user, addr);   // 2a. also for unknown users (no enumeration)
+ *   else await limiter.recordSuccess(user, addr);       // 2b. clears the user's counts only
  *
  * A success does not clear the address's count: otherwise an attacker could guess at other
  * users' passwords and reset the counter by logging into their own account in between.
- * Memory is bounded: each table keeps at most `maxKeys` entries; when one is full, idle
- * entries go first, then the least recently failed unlocked ones, locked ones last.
- * State lives in this process only (each auth replica limits on its own).
+ * The counts live in the backend's rate counters (`RateCounters`), so every replica sharing
+ * a backend counts together; keys are hashes of the user and address (bounded size).
+ * `SourceRateLimits` below limits every unauthenticated route by source address the same way.
  *
- * Who may import: `auth/` (login). Tested by `rate-limit.test.ts` with a FakeClock.
+ * Who may import: `auth/` (login), the proxy and the Web UI (through `auth/index.ts`). Tested
+ * by `rate-limit.test.ts` with a FakeClock, and against real replicas in test/hardening/.
  */
-import { WardenError } from '@warden/api';
+import { createHash } from 'node:crypto';
+import { isWardenError, WardenError } from '@warden/api';
+import { MemoryRateCounters, type RateCounters } from '../backend';
 import type { Clock } from '../clock';
 
 export interface LoginRateLimiterOptions {
-  clock: Clock;
+  /** Where failures are counted (the backend's, shared by replicas); default: this process's memory. */
+  counters?: RateCounters;
+  /** The clock of the default in-memory counters. */
+  clock?: Clock;
   /** Failures per user within the window before that user is locked out (default 5). */
   maxFailures?: number;
   /** Failures per user from all sources before the user is locked out (default 10 × maxFailures). */
@@ -41,7 +47,7 @@ export interface LoginRateLimiterOptions {
   windowMs?: number;
   /** How long a lockout lasts (default 20 min). */
   lockoutMs?: number;
-  /** Entries kept per table, users and addresses (default 10 000). */
+  /** Counters kept by the default in-memory store (default 10 000). */
   maxKeys?: number;
 }
 
@@ -51,12 +57,6 @@ export const LOGIN_RATE_LIMIT_DEFAULTS = Object.freeze({
   lockoutMs: 20 * 60_000,
   maxKeys: 10_000,
 });
-
-interface Entry {
-  failures: number;
-  windowStart: number;
-  lockedUntil: number;
-}
 
 /** Whole seconds, minutes or hours, rounded up: `45s`, `4m`, `1h5m`. */
 function retryText(ms: number): string {
@@ -76,155 +76,188 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
-function pairKey(user: string, addr: string): string {
-  return `${addr}\u0000${user}`;
-}
-
-/** One table of counters with bounded size. */
-class FailureTable {
-  readonly #entries = new Map<string, Entry>();
-  constructor(
-    readonly limit: number,
-    readonly windowMs: number,
-    readonly lockoutMs: number,
-    readonly maxKeys: number,
-  ) {}
-
-  get size(): number {
-    return this.#entries.size;
-  }
-
-  /** Remaining lockout in ms, or 0. */
-  lockedFor(key: string, now: number): number {
-    const e = this.#entries.get(key);
-    return e === undefined ? 0 : Math.max(0, e.lockedUntil - now);
-  }
-
-  fail(key: string, now: number): void {
-    let e = this.#entries.get(key);
-    if (e === undefined) {
-      this.#makeRoom(now);
-      e = { failures: 0, windowStart: now, lockedUntil: 0 };
-    } else {
-      this.#entries.delete(key); // re-inserted below: Map order is least recently failed first
-    }
-    if (now - e.windowStart >= this.windowMs) {
-      e.failures = 0;
-      e.windowStart = now;
-    }
-    e.failures++;
-    if (e.failures >= this.limit) {
-      e.lockedUntil = now + this.lockoutMs;
-      e.failures = 0;
-      e.windowStart = now;
-    }
-    this.#entries.set(key, e);
-  }
-
-  clear(key: string): void {
-    this.#entries.delete(key);
-  }
-
-  #idle(e: Entry, now: number): boolean {
-    return e.lockedUntil <= now && now - e.windowStart >= this.windowMs;
-  }
-
-  #makeRoom(now: number): void {
-    if (this.#entries.size < this.maxKeys) return;
-    // Evict down to 90 % so a flood of new keys costs one sweep per tenth of the table.
-    const target = Math.floor(this.maxKeys * 0.9);
-    for (const [k, e] of this.#entries) if (this.#idle(e, now)) this.#entries.delete(k);
-    for (const [k, e] of this.#entries) {
-      if (this.#entries.size <= target) return;
-      if (e.lockedUntil <= now) this.#entries.delete(k);
-    }
-    for (const k of this.#entries.keys()) {
-      if (this.#entries.size <= target) return;
-      this.#entries.delete(k);
-    }
-  }
+/** A counter key: the kind, then a hash (user names and addresses are the client's; keys stay short). */
+function counterKey(kind: string, ...parts: string[]): string {
+  return `${kind}:${createHash('sha256').update(parts.join('\u0000')).digest('base64url').slice(0, 32)}`;
 }
 
 /**
- * Counts failed logins per user and per source address and refuses further attempts while
- * either is locked out.
+ * Counts failed logins per (user, address), user and address in the shared rate counters,
+ * and refuses further attempts while any of them is locked out.
  *
  * @example
- *   const limiter = new LoginRateLimiter({ clock, maxFailures: 5, windowMs: 30 * 60_000, lockoutMs: 20 * 60_000 });
- *   limiter.check('alice', '203.0.113.7'); // throws WARDEN_ERR_RATE_LIMITED while locked out
+ *   const limiter = new LoginRateLimiter({ counters, maxFailures: 5, windowMs: 30 * 60_000, lockoutMs: 20 * 60_000 });
+ *   await limiter.check('alice', '203.0.113.7'); // throws WARDEN_ERR_RATE_LIMITED while locked out
  */
 export class LoginRateLimiter {
-  readonly #clock: Clock;
-  readonly #pairs: FailureTable;
-  readonly #users: FailureTable;
-  readonly #addrs: FailureTable;
+  readonly #counters: RateCounters;
+  readonly #limits: { pair: number; user: number; addr: number };
+  readonly #windowMs: number;
+  readonly #lockoutMs: number;
 
   constructor(options: LoginRateLimiterOptions) {
     const d = LOGIN_RATE_LIMIT_DEFAULTS;
     const maxFailures = positiveInteger('maxFailures', options.maxFailures ?? d.maxFailures);
-    const perAddr = positiveInteger(
-      'maxFailuresPerAddress',
-      options.maxFailuresPerAddress ?? maxFailures * 4,
-    );
-    const windowMs = positiveInteger('windowMs', options.windowMs ?? d.windowMs);
-    const lockoutMs = positiveInteger('lockoutMs', options.lockoutMs ?? d.lockoutMs);
-    const maxKeys = positiveInteger('maxKeys', options.maxKeys ?? d.maxKeys);
-    const perUser = positiveInteger('maxFailuresPerUser', options.maxFailuresPerUser ?? maxFailures * 10);
-    this.#clock = options.clock;
-    this.#pairs = new FailureTable(maxFailures, windowMs, lockoutMs, maxKeys);
-    this.#users = new FailureTable(perUser, windowMs, lockoutMs, maxKeys);
-    this.#addrs = new FailureTable(perAddr, windowMs, lockoutMs, maxKeys);
+    this.#limits = {
+      pair: maxFailures,
+      user: positiveInteger('maxFailuresPerUser', options.maxFailuresPerUser ?? maxFailures * 10),
+      addr: positiveInteger('maxFailuresPerAddress', options.maxFailuresPerAddress ?? maxFailures * 4),
+    };
+    this.#windowMs = positiveInteger('windowMs', options.windowMs ?? d.windowMs);
+    this.#lockoutMs = positiveInteger('lockoutMs', options.lockoutMs ?? d.lockoutMs);
+    this.#counters =
+      options.counters ??
+      new MemoryRateCounters({
+        ...(options.clock ? { clock: options.clock } : {}),
+        maxKeys: positiveInteger('maxKeys', options.maxKeys ?? d.maxKeys),
+      });
+  }
+
+  #keys(user: string, addr: string) {
+    return {
+      pair: counterKey('login-pair', addr, user),
+      user: counterKey('login-user', user),
+      addr: counterKey('login-addr', addr),
+    };
   }
 
   /**
-   * Throws if the user or the address is locked out. Call before checking credentials.
+   * Throws if the pair, the user or the address is locked out. Call before checking credentials.
    *
    * @throws WardenError WARDEN_ERR_RATE_LIMITED with `details.retryAfterMs`.
    */
-  check(user: string, addr: string): void {
-    const now = this.#clock.now();
-    const pairWait = this.#pairs.lockedFor(pairKey(user, addr), now);
-    if (pairWait > 0) {
+  async check(user: string, addr: string): Promise<void> {
+    const k = this.#keys(user, addr);
+    const [pair, byUser, byAddr] = await this.#counters.get([
+      `${k.pair}:lock`,
+      `${k.user}:lock`,
+      `${k.addr}:lock`,
+    ]);
+    if (pair) {
       throw new WardenError(
         'WARDEN_ERR_RATE_LIMITED',
-        `too many failed login attempts for user ${JSON.stringify(user)} from ${addr}; try again in ${retryText(pairWait)}`,
-        { retryAfterMs: pairWait },
+        `too many failed login attempts for user ${JSON.stringify(user)} from ${addr}; try again in ${retryText(pair.resetInMs)}`,
+        { retryAfterMs: pair.resetInMs },
       );
     }
-    const userWait = this.#users.lockedFor(user, now);
-    if (userWait > 0) {
+    if (byUser) {
       throw new WardenError(
         'WARDEN_ERR_RATE_LIMITED',
-        `too many failed login attempts for user ${JSON.stringify(user)}; try again in ${retryText(userWait)}`,
-        { retryAfterMs: userWait },
+        `too many failed login attempts for user ${JSON.stringify(user)}; try again in ${retryText(byUser.resetInMs)}`,
+        { retryAfterMs: byUser.resetInMs },
       );
     }
-    const addrWait = this.#addrs.lockedFor(addr, now);
-    if (addrWait > 0) {
+    if (byAddr) {
       throw new WardenError(
         'WARDEN_ERR_RATE_LIMITED',
-        `too many failed login attempts from ${addr}; try again in ${retryText(addrWait)}`,
-        { retryAfterMs: addrWait },
+        `too many failed login attempts from ${addr}; try again in ${retryText(byAddr.resetInMs)}`,
+        { retryAfterMs: byAddr.resetInMs },
       );
     }
   }
 
-  /** Counts a failed attempt against the pair, the user and the address. */
-  recordFailure(user: string, addr: string): void {
-    const now = this.#clock.now();
-    this.#pairs.fail(pairKey(user, addr), now);
-    this.#users.fail(user, now);
-    this.#addrs.fail(addr, now);
+  /** Counts a failed attempt against the pair, the user and the address; locks out each at its limit. */
+  async recordFailure(user: string, addr: string): Promise<void> {
+    const k = this.#keys(user, addr);
+    const names = ['pair', 'user', 'addr'] as const;
+    const counts = await this.#counters.add(
+      names.map((n) => k[n]),
+      this.#windowMs,
+    );
+    for (const [i, n] of names.entries()) {
+      if (counts[i]!.count < this.#limits[n]) continue;
+      await this.#counters.set(`${k[n]}:lock`, 1, this.#lockoutMs);
+      await this.#counters.delete([k[n]]);
+    }
   }
 
   /** Forgets the user's failures after a successful login (the address's count stays). */
-  recordSuccess(user: string, addr: string): void {
-    this.#pairs.clear(pairKey(user, addr));
-    this.#users.clear(user);
+  async recordSuccess(user: string, addr: string): Promise<void> {
+    const k = this.#keys(user, addr);
+    await this.#counters.delete([k.pair, k.user]);
+  }
+}
+
+/** Limits on the unauthenticated routes, per source address (see `SourceRateLimits`). */
+export interface SourceRateLimitOptions {
+  counters: RateCounters;
+  /** Requests to unauthenticated routes per source address per minute (default 300). */
+  requestsPerMinute?: number;
+  /** Failed attempts (invalid tokens, passwords, OTP codes) per source address per window (default 10). */
+  failedAttempts?: number;
+  /** The window of `failedAttempts` (default 10 min); once over, refused until it ends. */
+  failedWindowMs?: number;
+}
+
+export const SOURCE_RATE_LIMIT_DEFAULTS = Object.freeze({
+  requestsPerMinute: 300,
+  failedAttempts: 10,
+  failedWindowMs: 10 * 60_000,
+});
+
+/**
+ * Rate limits for everything a client can send before it is authenticated (issue 15 item 4):
+ * invite and enrollment tokens, logins, sign-up, the Web UI's sign-in.
+ * Counted per source address in the shared rate counters, so every replica on one backend
+ * sees the same counts:
+ *
+ *   requests   every request to an unauthenticated route     requestsPerMinute / 1 min
+ *   failures   each invalid token, password or OTP code       failedAttempts / failedWindowMs
+ *
+ * Over either limit, the address gets WARDEN_ERR_RATE_LIMITED (429, `Retry-After`) until the
+ * window ends; other addresses are unaffected.
+ *
+ * @example
+ *   await limits.admit(addr);                  // before the handler: throws RATE_LIMITED
+ *   try { … } catch (e) { if (isGuess(e)) await limits.failed(addr); throw e; }
+ */
+export class SourceRateLimits {
+  readonly #counters: RateCounters;
+  readonly #requests: number;
+  readonly #failures: number;
+  readonly #failedWindowMs: number;
+
+  constructor(o: SourceRateLimitOptions) {
+    const d = SOURCE_RATE_LIMIT_DEFAULTS;
+    this.#counters = o.counters;
+    this.#requests = positiveInteger('requestsPerMinute', o.requestsPerMinute ?? d.requestsPerMinute);
+    this.#failures = positiveInteger('failedAttempts', o.failedAttempts ?? d.failedAttempts);
+    this.#failedWindowMs = positiveInteger('failedWindowMs', o.failedWindowMs ?? d.failedWindowMs);
   }
 
-  /** Entries currently kept (pairs + users + addresses); for tests and metrics. */
-  get trackedKeys(): number {
-    return this.#pairs.size + this.#users.size + this.#addrs.size;
+  /**
+   * Counts a request from `addr` to an unauthenticated route; throws RATE_LIMITED when the
+   * address is over its request or failure budget.
+   */
+  async admit(addr: string): Promise<void> {
+    const [failures] = await this.#counters.get([counterKey('src-fail', addr)]);
+    if (failures && failures.count >= this.#failures) {
+      throw new WardenError(
+        'WARDEN_ERR_RATE_LIMITED',
+        `too many failed attempts (invalid tokens or passwords) from ${addr}; try again in ${retryText(failures.resetInMs)}`,
+        { retryAfterMs: failures.resetInMs },
+      );
+    }
+    const [requests] = await this.#counters.add([counterKey('src-req', addr)], 60_000);
+    if (requests!.count > this.#requests) {
+      throw new WardenError(
+        'WARDEN_ERR_RATE_LIMITED',
+        `too many unauthenticated requests from ${addr}; try again in ${retryText(requests!.resetInMs)}`,
+        { retryAfterMs: requests!.resetInMs },
+      );
+    }
   }
+
+  /** Counts a refused token or password from `addr` (`isRefusedCredential`). */
+  async failed(addr: string): Promise<void> {
+    await this.#counters.add([counterKey('src-fail', addr)], this.#failedWindowMs);
+  }
+}
+
+/**
+ * True when an error refuses a guessable secret: an invalid invite or enrollment token, a
+ * wrong password or OTP code. (Not every 401/403: a refused lock or device check is no guess.)
+ */
+export function isRefusedCredential(e: unknown): boolean {
+  return isWardenError(e, 'WARDEN_ERR_INVALID_TOKEN') || isWardenError(e, 'WARDEN_ERR_LOGIN_FAILED');
 }

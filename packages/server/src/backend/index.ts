@@ -6,6 +6,12 @@
  * PostgreSQL fault tests in `test/postgres/`.
  */
 
+export {
+  MemoryRateCounters,
+  type MemoryRateCountersOptions,
+  type RateCount,
+  type RateCounters,
+} from './counters';
 export { MemoryBackend, type MemoryBackendOptions } from './memory';
 export {
   POSTGRES_DEFAULT_SCHEMA,
@@ -20,6 +26,7 @@ export {
   type PostgresTlsOptions,
   resolveConnection,
 } from './postgres-connection';
+export { PostgresRateCounters, type PostgresRateCountersOptions } from './postgres-counters';
 export { migrateSchema, POSTGRES_SCHEMA_VERSION } from './postgres-schema';
 export { SqliteBackend, type SqliteBackendOptions } from './sqlite';
 export type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';

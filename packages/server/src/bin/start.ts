@@ -19,12 +19,21 @@ import {
   teeAuditLog,
   withDeviceOsType,
 } from '../audit';
-import type { AuthServer } from '../auth';
-import { type Backend, MemoryBackend, PostgresBackend, SqliteBackend } from '../backend';
+import { type AuthServer, isRefusedCredential, LoginRateLimiter, SourceRateLimits } from '../auth';
+import {
+  type Backend,
+  MemoryBackend,
+  MemoryRateCounters,
+  PostgresBackend,
+  PostgresRateCounters,
+  type RateCounters,
+  SqliteBackend,
+} from '../backend';
 import { CertAuthorities } from '../ca';
 import { type Clock, systemClock } from '../clock';
 import {
   DEFAULT_PROXY_LIMITS,
+  DEFAULT_PROXY_RATE_LIMITS,
   formatHostPort,
   loadConfig,
   type PostgresStorageConfig,
@@ -305,7 +314,24 @@ async function compose(
   const checker = liveAccessChecker(views, { clock });
   const monitor = liveSessionMonitor(views, { checker, clock, logger });
   watchLockLag(lockCache, metrics, () => clock.now());
+  // Rate limits count in the backend's rate counters: PostgreSQL's are shared by every replica;
+  // a SQLite file has one owner, so that process's memory holds the cluster's counts.
+  const counters: RateCounters =
+    config.storage.type === 'postgres'
+      ? await PostgresRateCounters.open({ ...postgresOptions(config.storage, clock, logger), poolSize: 4 })
+      : new MemoryRateCounters({ clock });
+  const rate = config.proxyService.rateLimits ?? DEFAULT_PROXY_RATE_LIMITS;
+  const publicLimits = Object.assign(
+    new SourceRateLimits({
+      counters,
+      requestsPerMinute: rate.requestsPerMinute,
+      failedAttempts: rate.failedAttempts,
+      failedWindowMs: rate.failedWindowMs,
+    }),
+    { isGuess: isRefusedCredential },
+  );
   const auth = createAuthServer({
+    limiter: new LoginRateLimiter({ counters }),
     clock,
     backend,
     services,
@@ -445,6 +471,7 @@ async function compose(
     clock,
     audit,
     logger,
+    limits: publicLimits,
     proxyPublicAddr: publicAddr,
     helperPorts: web.WEB_HELPER_PORTS,
   });
@@ -463,6 +490,7 @@ async function compose(
     ],
     logger,
     identify: (der) => auth.identify(der),
+    limits: publicLimits,
   });
   const http = createHttpServer(httpOptions, (req, res) => {
     if (kube.service?.matches(req.url)) {
@@ -623,6 +651,7 @@ async function compose(
         server.close(() => resolve());
         http.closeAllConnections();
       });
+      await counters.close();
       await audit.close();
       await backend.close();
     },

@@ -71,7 +71,22 @@ export interface ProxyServiceConfig {
    * `off`: from any address (browser and `wsh` behind different NAT addresses).
    */
   readonly webDeviceAddressBinding?: 'match' | 'off';
+  /** Absent: DEFAULT_PROXY_RATE_LIMITS. */
+  readonly rateLimits?: ProxyRateLimits;
 }
+
+/** Per-address rate limits of the routes that need no login (issue 15 item 4), shared by replicas. */
+export interface ProxyRateLimits {
+  readonly requestsPerMinute: number;
+  readonly failedAttempts: number;
+  readonly failedWindowMs: number;
+}
+
+export const DEFAULT_PROXY_RATE_LIMITS: ProxyRateLimits = Object.freeze({
+  requestsPerMinute: 300,
+  failedAttempts: 10,
+  failedWindowMs: 10 * 60_000,
+});
 
 /** Timeouts of the proxy's TLS port (issue 15 item 3), in milliseconds. */
 export interface ProxyLimits {
@@ -306,6 +321,18 @@ function build(
         idleTimeoutMs: proxy?.idle_timeout ?? DEFAULT_PROXY_LIMITS.idleTimeoutMs,
       },
       webDeviceAddressBinding: proxy?.web_ui?.device_address_binding ?? 'match',
+      ...(proxy?.unauthenticated_requests_per_minute !== undefined ||
+      proxy?.failed_attempts !== undefined ||
+      proxy?.failed_attempts_window !== undefined
+        ? {
+            rateLimits: {
+              requestsPerMinute:
+                proxy.unauthenticated_requests_per_minute ?? DEFAULT_PROXY_RATE_LIMITS.requestsPerMinute,
+              failedAttempts: proxy.failed_attempts ?? DEFAULT_PROXY_RATE_LIMITS.failedAttempts,
+              failedWindowMs: proxy.failed_attempts_window ?? DEFAULT_PROXY_RATE_LIMITS.failedWindowMs,
+            },
+          }
+        : {}),
     },
     sshService: {
       enabled: ssh?.enabled ?? true,

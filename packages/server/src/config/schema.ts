@@ -139,6 +139,12 @@ export const configFileSchema = z.strictObject({
           device_address_binding: z.enum(['match', 'off']).optional(),
         })
         .optional(),
+      /** Requests to routes that need no login, per source address per minute, all replicas (default 300). */
+      unauthenticated_requests_per_minute: connectionCount.optional(),
+      /** Invalid tokens and passwords per source address per `failed_attempts_window` (default 10). */
+      failed_attempts: connectionCount.optional(),
+      /** The window of `failed_attempts`; over the limit, refused until it ends (default 10m). */
+      failed_attempts_window: timeout.optional(),
     })
     .optional(),
   ssh_service: z

@@ -9,8 +9,10 @@ export { type NodeDecider, reachableNodes } from './nodes';
 export {
   createRequestHandler,
   type Logger,
+  type PublicRouteLimits,
   type RequestContext,
   type Route,
   type RouterOptions,
+  retryAfterHeader,
 } from './router';
 export { findNode, nodeInfo, SSH_ALPN, type SshTunnelOptions, SshTunnels } from './ssh-tunnel';

@@ -73,14 +73,34 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   return parseJsonInput(Buffer.concat(chunks).toString('utf8'), 'request body');
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const data = Buffer.from(JSON.stringify(body ?? {}));
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': data.length,
     'cache-control': 'no-store',
+    ...headers,
   });
   res.end(data);
+}
+
+/** `Retry-After` (whole seconds, rounded up) for an error that says when to retry. */
+export function retryAfterHeader(e: WardenError): Record<string, string> {
+  const ms = e.details?.retryAfterMs;
+  return typeof ms === 'number' && ms > 0 ? { 'retry-after': String(Math.ceil(ms / 1000)) } : {};
+}
+
+/** Rate limits of the routes that need no client certificate (`SourceRateLimits`). */
+export interface PublicRouteLimits {
+  /** Counts a request from `addr`; throws RATE_LIMITED when the address is over a limit. */
+  admit(addr: string): Promise<void>;
+  /** Counts a refused token or password from `addr`. */
+  failed(addr: string): Promise<void>;
 }
 
 export interface RouterOptions {
@@ -88,6 +108,11 @@ export interface RouterOptions {
   logger: Logger;
   /** Turns a verified client certificate (DER) into an identity; throws to refuse. */
   identify(certDer: Buffer): Promise<Identity>;
+  /**
+   * Limits per source address on the routes with `auth: 'none' | 'optional'` (issue 15 item 4);
+   * `isGuess` says which errors count as a failed attempt.
+   */
+  limits?: PublicRouteLimits & { isGuess(e: unknown): boolean };
 }
 
 export function createRequestHandler(opts: RouterOptions) {
@@ -116,6 +141,8 @@ export function createRequestHandler(opts: RouterOptions) {
             : `no such API route ${url.pathname}`,
         );
       }
+      const limited = route.auth !== 'user' ? opts.limits : undefined;
+      if (limited) await limited.admit(addr);
       let identity: Identity | undefined;
       if (route.auth !== 'none') {
         const socket = req.socket as TLSSocket;
@@ -144,17 +171,23 @@ export function createRequestHandler(opts: RouterOptions) {
         }
         body = parsed.data;
       }
-      const out = await route.handler({
-        params,
-        query: url.searchParams,
-        body: body as never,
-        addr,
-        identity,
-      });
+      let out: unknown;
+      try {
+        out = await route.handler({
+          params,
+          query: url.searchParams,
+          body: body as never,
+          addr,
+          identity,
+        });
+      } catch (e) {
+        if (limited?.isGuess(e)) await limited.failed(addr);
+        throw e;
+      }
       send(res, 200, out);
     } catch (e) {
       if (isWardenError(e)) {
-        send(res, e.status, { error: { code: e.code, message: e.message } });
+        send(res, e.status, { error: { code: e.code, message: e.message } }, retryAfterHeader(e));
         return;
       }
       const requestId = randomUUID();

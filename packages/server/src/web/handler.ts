@@ -30,6 +30,7 @@ import type { AuditLog } from '../audit';
 import type { AuthServer, Caller } from '../auth';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
+import type { PublicRouteLimits } from '../proxy';
 import type { Services } from '../services';
 import type { WebApps } from './apps';
 import type { WebDeviceTrust } from './device';
@@ -79,6 +80,8 @@ export interface WebUiOptions {
   clock: Clock;
   audit: AuditLog;
   logger: Logger;
+  /** Per-address limits on sign-in, sign-up and the config (issue 15 item 4); none when absent. */
+  limits?: PublicRouteLimits & { isGuess(e: unknown): boolean };
   proxyPublicAddr: string;
   helperPorts: readonly number[];
 }
@@ -235,13 +238,18 @@ export class WebUi {
       if (req.headers[web.CSRF_HEADER] === undefined)
         throw new WardenError('WARDEN_ERR_ACCESS_DENIED', `missing ${web.CSRF_HEADER} header`);
     }
-    // Without a session.
-    if (path === W.config && method === 'GET') return this.#config();
-    if (path === W.login && method === 'POST') return this.#login(ctx);
-    if (path === W.signupBegin && method === 'POST')
-      return this.#o.auth.signupBegin(parse(web.SignupBeginRequest, await readJson(req)).token);
-    if (path === W.signupFinish && method === 'POST')
-      return this.#o.auth.signupFinish(parse(web.SignupFinishRequest, await readJson(req)), ctx.addr);
+    // Without a session: limited per source address.
+    const open = this.#public(ctx, method, path);
+    if (open) {
+      const limits = this.#o.limits;
+      await limits?.admit(ctx.addr);
+      try {
+        return await open();
+      } catch (e) {
+        if (limits?.isGuess(e)) await limits.failed(ctx.addr);
+        throw e;
+      }
+    }
 
     // 1–2. The session, and locks.
     const session = await this.#session(ctx);
@@ -279,6 +287,19 @@ export class WebUi {
     if (launch && method === 'POST')
       return this.#launch(session, identity, ctx.addr, decodeURIComponent(launch[1]!));
     throw new WardenError('WARDEN_ERR_NOT_FOUND', `no such Web UI API route ${method} ${path}`);
+  }
+
+  /** The routes that need no session, or undefined. */
+  #public(ctx: Ctx, method: string, path: string): (() => Promise<unknown>) | undefined {
+    const { req } = ctx;
+    if (path === W.config && method === 'GET') return () => this.#config();
+    if (path === W.login && method === 'POST') return () => this.#login(ctx);
+    if (path === W.signupBegin && method === 'POST')
+      return async () => this.#o.auth.signupBegin(parse(web.SignupBeginRequest, await readJson(req)).token);
+    if (path === W.signupFinish && method === 'POST')
+      return async () =>
+        this.#o.auth.signupFinish(parse(web.SignupFinishRequest, await readJson(req)), ctx.addr);
+    return undefined;
   }
 
   async #config(): Promise<web.ConfigResponse> {

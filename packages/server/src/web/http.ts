@@ -99,7 +99,10 @@ export function sendError(
   path: string,
 ): void {
   if (isWardenError(e)) {
-    sendJson(res, e.status, { error: { code: e.code, message: e.message } }, headers);
+    const ms = e.details?.retryAfterMs;
+    const retry: Record<string, string> =
+      typeof ms === 'number' && ms > 0 ? { 'retry-after': String(Math.ceil(ms / 1000)) } : {};
+    sendJson(res, e.status, { error: { code: e.code, message: e.message } }, { ...headers, ...retry });
     return;
   }
   const requestId = randomUUID();
