@@ -8,8 +8,9 @@
  *
  * Implementations: `MemoryRateCounters` (one process: the memory backend, and SQLite, whose
  * file one process owns, so its counters are the whole cluster's), `PostgresRateCounters`
- * (an UNLOGGED table next to the backend's). Tested by `counters.test.ts` (memory) and
- * test/postgres/rate-counters.test.ts.
+ * (an UNLOGGED table next to the backend's). Tested through the limiters: auth's
+ * `rate-limit.test.ts` (memory, FakeClock) and test/ha/rate-limits.e2e.test.ts (PostgreSQL,
+ * two replicas).
  *
  * @example
  *   const [n] = await counters.add(['unauth:203.0.113.7'], 60_000);

@@ -2,7 +2,7 @@
  * Rate counters in PostgreSQL (see `counters.ts`), shared by every replica on the database:
  * an UNLOGGED table (no WAL: counters are cheap to lose in a crash, and costly to make
  * durable) in the backend's schema, times from the database's `now()`. Each call is one
- * statement; expired rows are swept once a minute. Tested by test/postgres/rate-counters.test.ts.
+ * statement; expired rows are swept once a minute. Tested by test/ha/rate-limits.e2e.test.ts.
  */
 import { WardenError } from '@warden/api';
 import type { Logger } from '../log';
