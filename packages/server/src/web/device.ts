@@ -47,7 +47,8 @@ interface ChallengeRecord {
   addr: string;
   secret_sha256: string;
   expires: number;
-  state: 'pending' | 'trusted' | 'failed';
+  /** `spending`: spent by the helper, not yet audited and applied (the page reads `pending`). */
+  state: 'pending' | 'spending' | 'trusted' | 'failed';
   message?: string;
   device?: web.SessionDevice;
 }
@@ -148,6 +149,7 @@ export class WebDeviceTrust {
     const r = c.record;
     if (r.state === 'pending' && !(r.expires > this.#o.clock.now()))
       return { state: 'expired', message: WebDeviceErrors.expired };
+    if (r.state === 'spending') return { state: 'pending' };
     return {
       state: r.state,
       ...(r.message ? { message: r.message } : {}),
@@ -269,8 +271,8 @@ export class WebDeviceTrust {
     } catch (e) {
       throw await this.#refuse(c, caller, e, about);
     }
-    // 7. Spend: pending → trusted, exactly once.
-    const spent: ChallengeRecord = { ...c.record, state: 'trusted', device: trusted };
+    // 7. Spend: pending → spending, exactly once (→ trusted once audited and applied, step 8).
+    const spent: ChallengeRecord = { ...c.record, state: 'spending', device: trusted };
     try {
       await this.#o.backend.compareAndSwap(
         WEB_CHALLENGE_PREFIX + challenge_id,
@@ -332,6 +334,12 @@ export class WebDeviceTrust {
       await failChallenge(err.message);
       throw err;
     }
+    // The page, polling, sees `trusted` only now that the session is.
+    await this.#o.backend.put(
+      WEB_CHALLENGE_PREFIX + challenge_id,
+      JSON.stringify({ ...spent, state: 'trusted' }),
+      { ttlMs: STATUS_GRACE_MS },
+    );
     return { device: deviceSummary(device) };
   }
 
