@@ -190,6 +190,8 @@ export const auditEventCatalogue = {
     attestation_type: str,
     /** How far the EK certificate was verified (device credential `ek_cert_verified`). */
     ek_cert_verified: str,
+    /** True when enrolled without a token at the user's login (`device_trust.auto_enroll`). */
+    auto: z.boolean().optional(),
   }),
   'device.authenticate': entry('W5004I', 'W5004W', 'A device authenticated (or failed to) at login', {
     device_id: str,

@@ -63,6 +63,8 @@ export const PingResponse = z.object({
     type: z.string(),
     second_factor: z.string(),
     device_trust_mode: z.string(),
+    /** `device_trust.auto_enroll`: `wsh login` enrolls a registered device without a token. */
+    auto_enroll: z.boolean().optional(),
   }),
 });
 export type PingResponse = z.infer<typeof PingResponse>;
@@ -401,7 +403,8 @@ export const TpmQuote = z.object({
 export type TpmQuote = z.infer<typeof TpmQuote>;
 
 export const DeviceEnrollBeginRequest = z.object({
-  token: z.string().min(1).max(512),
+  /** The enrollment token; absent for auto-enrollment (a logged-in user, `auto_enroll` on). */
+  token: z.string().min(1).max(512).optional(),
   /** Client-chosen UUID naming the AK (the device's credential). */
   credential_id: z.uuid(),
   device_data: DeviceData,

@@ -7,8 +7,11 @@ import { DEVICE_OS_NAMES, type DeviceOsType, isWardenError, type rpc, WardenErro
 import {
   ApiClient,
   authenticateDevice,
+  clientForProfile,
   credentialView,
+  DeviceCache,
   type DeviceLoginOutcome,
+  deviceCacheDir,
   EnrollCeremony,
   establishTrust,
   type LoadedProfile,
@@ -193,12 +196,17 @@ async function registerCurrentDevice(ctx: CommandContext, api: ApiClient): Promi
   return made.token;
 }
 
-/** Exposed for `wsh login`: device authentication after the user logged in. */
+/**
+ * Exposed for `wsh login`: device authentication after the user logged in — first, when the
+ * cluster has `auto_enroll` and this machine is not enrolled in it, enrollment without a token
+ * (the server enrolls it only if an administrator registered its asset tag).
+ */
 export async function deviceLogin(
   ctx: CommandContext,
   store: ProfileStore,
   profile: LoadedProfile,
 ): Promise<LoadedProfile> {
+  await autoEnroll(ctx, profile);
   const spin = spinner(ctx, 'Authenticating the device');
   let outcome: DeviceLoginOutcome;
   try {
@@ -215,4 +223,29 @@ export async function deviceLogin(
     );
   }
   return profile;
+}
+
+/**
+ * Auto-enrollment at login: only when the cluster offers it, device trust is on, and this
+ * machine holds no enrollment for the cluster. A refusal (device not registered, no TPM) is a
+ * note, never a failed login.
+ */
+async function autoEnroll(ctx: CommandContext, profile: LoadedProfile): Promise<void> {
+  if (new DeviceCache(deviceCacheDir(ctx.env)).enrollmentIn(profile.cluster)) return;
+  const api = clientForProfile(profile);
+  const ping = await api.ping().catch(() => undefined);
+  if (!ping?.auth.auto_enroll || ping.auth.device_trust_mode === 'off') return;
+  const spin = spinner(ctx, 'Enrolling this device (auto-enrollment)');
+  try {
+    const { device } = await new EnrollCeremony({ env: ctx.env, onPhase: spin.phase }).run(api, {
+      token: undefined,
+      cluster: profile.cluster,
+      proxy: profile.proxy,
+    });
+    spin.stop();
+    ctx.stderr.write(`${deviceName(device)} enrolled automatically\n`);
+  } catch (e) {
+    spin.stop();
+    ctx.stderr.write(`NOTE: this device was not enrolled automatically: ${(e as Error).message}\n`);
+  }
 }

@@ -113,7 +113,10 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
     const { printStatus } = await import('./status');
     printStatus(ctx, final);
     // Web UI sessions of this user need a trusted device: make sure the helper runs.
-    if (final.webDeviceTrustMode === 'required' && helperMode === 'auto')
+    // (`required-for-humans` demands it of people too: whoever logs in with wsh is one.)
+    const needsDevice =
+      final.webDeviceTrustMode === 'required' || final.webDeviceTrustMode === 'required-for-humans';
+    if (needsDevice && helperMode === 'auto')
       await (await import('./web-helper')).ensureWebHelper(ctx, final);
     return 0;
   } finally {

@@ -25,7 +25,8 @@ export interface EnrollApi {
 }
 
 export interface EnrollRequest {
-  token: string;
+  /** The enrollment token; undefined for auto-enrollment (the API client holds the user's certificate). */
+  token: string | undefined;
   /** Where the enrollment is remembered (the cluster's name and proxy address). */
   cluster: string;
   proxy: string;
@@ -65,7 +66,7 @@ export class EnrollCeremony {
       });
       const begin = await watch.server(() =>
         api.deviceEnrollBegin({
-          token: req.token,
+          ...(req.token !== undefined ? { token: req.token } : {}),
           credential_id: cred.id,
           device_data: data,
           ek: {

@@ -950,7 +950,12 @@ describe('resources', () => {
     const before = await c.auth.ping();
     assert.equal(before.cluster_name, CLUSTER_NAME);
     // A new cluster: device trust optional (issue 5).
-    assert.deepEqual(before.auth, { type: 'local', second_factor: 'otp', device_trust_mode: 'optional' });
+    assert.deepEqual(before.auth, {
+      type: 'local',
+      second_factor: 'otp',
+      device_trust_mode: 'optional',
+      auto_enroll: false,
+    });
     const cap = {
       kind: 'cluster_auth_preference',
       version: 'v2',
@@ -964,6 +969,7 @@ describe('resources', () => {
       type: 'local',
       second_factor: 'off',
       device_trust_mode: 'required',
+      auto_enroll: false,
     });
     // Again, now that one is stored, without force (there is always exactly one).
     const again = await c.auth.putResource(

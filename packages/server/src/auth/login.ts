@@ -82,6 +82,7 @@ export class LoginService {
         type: cap.spec.type,
         second_factor: cap.spec.second_factor,
         device_trust_mode: cap.spec.device_trust?.mode ?? 'off',
+        auto_enroll: cap.spec.device_trust?.auto_enroll ?? false,
       },
     };
   }

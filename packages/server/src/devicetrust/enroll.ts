@@ -85,7 +85,7 @@ export const EnrollErrors = {
 /** What the ceremony needs of the inventory (DeviceInventory; tests pass fakes). */
 export type EnrollInventory = Pick<
   DeviceInventory,
-  'spendEnrollToken' | 'enroll' | 'undoEnroll' | 'findByCredentialId' | 'findByEk'
+  'spendEnrollToken' | 'enroll' | 'undoEnroll' | 'findByCredentialId' | 'findByEk' | 'list'
 >;
 
 export interface DeviceEnrollmentOptions {
@@ -121,6 +121,8 @@ interface EnrollSession {
   };
   collected: rpc.DeviceData;
   owner?: string;
+  /** Enrolled without a token at the owner's login (`auto_enroll`). */
+  auto?: boolean;
   nonce: string;
   /** SHA-256 of the MakeCredential secret (the secret itself is never stored). */
   challenge_sha256: string;
@@ -198,12 +200,15 @@ export class DeviceEnrollment {
     req: rpc.DeviceEnrollBeginRequest,
     caller: EnrollCaller = {},
   ): Promise<rpc.DeviceEnrollBeginResponse> {
-    // 1. The token, spent whatever happens next.
+    // 1. The token, spent whatever happens next — or, without one, auto-enrollment.
     let device: DeviceResource;
+    const auto = req.token === undefined;
     try {
-      device = await this.#o.inventory.spendEnrollToken(req.token, caller.addr);
+      device = auto
+        ? await this.#autoEnrollable(req.device_data, caller)
+        : await this.#o.inventory.spendEnrollToken(req.token!, caller.addr);
     } catch (e) {
-      throw await this.#fail(caller, e, { credentialId: req.credential_id });
+      throw await this.#fail(caller, e, { credentialId: req.credential_id, ...(auto ? { auto } : {}) });
     }
     const about = {
       device: { id: device.metadata.name, asset_tag: device.spec.asset_tag, os_type: device.spec.os_type },
@@ -249,6 +254,7 @@ export class DeviceEnrollment {
         },
         collected: req.device_data,
         ...(caller.user ? { owner: caller.user } : {}),
+        ...(auto ? { auto } : {}),
         nonce: toB64(nonce),
         challenge_sha256: toB64(sha256(challenge)),
       });
@@ -264,6 +270,43 @@ export class DeviceEnrollment {
     } catch (e) {
       throw await this.#fail(caller, mapTpmError(e, 'invalid enrollment request'), about);
     }
+  }
+
+  /**
+   * Auto-enrollment (`device_trust.auto_enroll`): no token — a logged-in user's TPM enrolls
+   * the device an admin (or an inventory import) registered by its asset tag, if it is not
+   * enrolled yet. The rest of the ceremony (EK binding of `ek:` tags, `ekcert_allowed_cas`,
+   * credential activation, quote) is the same as with a token. A device that is not in the
+   * inventory is never auto-enrolled.
+   */
+  async #autoEnrollable(data: rpc.DeviceData, caller: EnrollCaller): Promise<DeviceResource> {
+    const cap = await this.#o.services.authPreference.get();
+    if (!cap.spec.device_trust.auto_enroll)
+      throw new WardenError(
+        'WARDEN_ERR_INVALID_TOKEN',
+        'an enrollment token is required: auto-enrollment is off in this cluster (device_trust.auto_enroll)',
+      );
+    if (!caller.user)
+      throw new WardenError(
+        'WARDEN_ERR_NOT_LOGGED_IN',
+        'auto-enrollment needs a logged-in user (`wsh login`)',
+      );
+    const registered = (await this.#o.inventory.list()).filter(
+      (d) => d.spec.asset_tag === data.serial_number && d.spec.os_type === data.os_type,
+    );
+    if (registered.length === 0)
+      throw refused(
+        'WARDEN_ERR_DEVICE_NOT_FOUND',
+        `device "${data.serial_number}" (${data.os_type}) is not in the inventory, so it is not enrolled ` +
+          'automatically; ask an administrator to register it (`wctl devices add` or `wctl devices import`)',
+      );
+    const open = registered.find((d) => d.spec.enroll_status !== 'enrolled');
+    if (!open)
+      throw new WardenError(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `device "${data.serial_number}" is already enrolled; auto-enrollment enrolls a registered device once`,
+      );
+    return open;
   }
 
   /** Enrollment, second message: checks the solution and the quote, then enrolls the device. */
@@ -322,6 +365,7 @@ export class DeviceEnrollment {
       os_type: enrolled.spec.os_type,
       credential_id: session.credential.id,
       attestation_type: session.credential.attestation_type,
+      ...(session.auto ? { auto: true } : {}),
       ...(session.credential.ek_cert_verified
         ? { ek_cert_verified: session.credential.ek_cert_verified }
         : {}),
