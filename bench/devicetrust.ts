@@ -35,6 +35,7 @@ import {
   DeviceAuthentication,
   DeviceEnrollment,
   DeviceInventory,
+  liveAccessChecker,
   SqliteAuditLog,
   SqliteBackend,
   silentLogger,
@@ -167,7 +168,11 @@ async function main(): Promise<void> {
     const inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
     const o = { inventory, services, backend, clock, audit, logger: silentLogger };
     const enrollment = new DeviceEnrollment(o);
-    const authn = new DeviceAuthentication({ ...o, cas });
+    // As `warden start`: the stored cluster settings, and the ceremony asks the live checker.
+    await services.authPreference.upsert(await services.authPreference.get());
+    const views = services.accessViews({ logger: silentLogger });
+    await views.start();
+    const authn = new DeviceAuthentication({ ...o, cas, checker: liveAccessChecker(views, { clock }) });
     const auth = createAuthServer({
       clock,
       backend,
@@ -348,6 +353,7 @@ async function main(): Promise<void> {
     });
     goals.push(g3);
     console.log(`   goal (2,000/s on one core at a 4,700/s crypto limit): ${g3.text}`);
+    views.close();
     await audit.close();
     await backend.close();
   } finally {

@@ -365,7 +365,7 @@ async function compose(
   const inventory = auth.devices;
   const deviceTrust = {
     enrollment: new DeviceEnrollment({ inventory, services, backend, clock, audit, logger }),
-    authentication: new DeviceAuthentication({ inventory, services, cas, backend, clock, audit, logger }),
+    authentication: new DeviceAuthentication({ inventory, checker, cas, backend, clock, audit, logger }),
   };
   const tunnels = new SshTunnels({
     identify: (der, o) => auth.identify(der, o),

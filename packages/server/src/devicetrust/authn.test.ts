@@ -13,13 +13,13 @@ import {
 } from '@warden/api';
 import { SoftTpm } from '../../../../test/support/soft-tpm';
 import { refusedWith as refused } from '../../../../test/support/warden-errors';
-import { makeIdentity } from '../access';
+import { liveAccessChecker, makeIdentity } from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
-import { createServices, type Services } from '../services';
+import { type AccessViews, createServices, type Services } from '../services';
 import { type AuthnCaller, AuthnErrorCodes, AuthnErrors, DeviceAuthentication } from './authn';
 import { DeviceEnrollment } from './enroll';
 import { DeviceInventory } from './inventory';
@@ -42,7 +42,16 @@ describe('DeviceAuthentication', () => {
   let device: DeviceResource;
   let tpm: SoftTpm;
   let credentialId: string;
+  /** The live views behind the ceremony's access checker (as in `warden start`). */
+  let views: AccessViews;
 
+  /** Until the live views show `done` (a write reaches them through the watch). */
+  const synced = async (done: () => boolean) => {
+    for (let i = 0; !done(); i++) {
+      if (i > 1000) assert.fail('the live views did not catch up');
+      await new Promise((r) => setImmediate(r));
+    }
+  };
   const setMode = async (mode: DeviceTrustMode) => {
     const cap = await services.authPreference.get();
     await services.authPreference.upsert({
@@ -50,6 +59,7 @@ describe('DeviceAuthentication', () => {
       metadata: { name: AUTH_PREFERENCE_NAME },
       spec: { ...cap.spec, device_trust: { ...cap.spec.device_trust, mode } },
     });
+    await synced(() => views.preference.get(AUTH_PREFERENCE_NAME)?.spec.device_trust.mode === mode);
   };
 
   beforeEach(async () => {
@@ -61,7 +71,9 @@ describe('DeviceAuthentication', () => {
     cas = await CertAuthorities.init({ backend, clusterName: 'test', clock });
     inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
     const o = { inventory, services, backend, clock, audit, logger: silentLogger };
-    authn = new DeviceAuthentication({ ...o, cas });
+    views = services.accessViews({ logger: silentLogger });
+    await views.start();
+    authn = new DeviceAuthentication({ ...o, cas, checker: liveAccessChecker(views, { clock }) });
     await setMode('optional');
     // An enrolled device.
     device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
@@ -81,6 +93,7 @@ describe('DeviceAuthentication', () => {
     });
   });
   afterEach(async () => {
+    views.close();
     await backend.close();
   });
 
@@ -240,12 +253,13 @@ describe('DeviceAuthentication', () => {
   test('a lock on the device refuses begin and finish with the lock message', async () => {
     const u = await login();
     const begin = await authn.begin(u.caller, { credential_id: credentialId, device_data: data() });
-    await services.locks.create({
+    const lock = await services.locks.create({
       kind: 'lock',
       version: 'v2',
       metadata: { name: randomUUID() },
       spec: { target: { device: device.metadata.name } },
     });
+    await synced(() => views.locks.get(lock.metadata.name) !== undefined);
     const message = `lock targeting Device:"${device.metadata.name}" is in force`;
     await assert.rejects(
       authn.finish(u.caller, finishReq(u, begin)),

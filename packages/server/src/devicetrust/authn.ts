@@ -27,18 +27,16 @@ import {
   type ErrorCode,
   isWardenError,
   keyFromSpki,
-  type RoleResource,
   rpc,
   WardenError,
 } from '@warden/api';
 import { decodePublic, isTpmError, type TpmtPublic, verifyQuote } from '@warden/tpm';
-import { findLockInForce, type Identity, lockMessage, sshPermits, strictestDeviceTrustMode } from '../access';
+import { type AccessChecker, type Identity, sshPermits } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
-import type { Services } from '../services';
 import {
   CeremonySessions,
   DEFAULT_MAX_OPEN_SESSIONS_PER_USER,
@@ -67,7 +65,11 @@ export type AuthnInventory = Pick<DeviceInventory, 'list' | 'findByCredentialId'
 
 export interface DeviceAuthenticationOptions {
   inventory: AuthnInventory;
-  services: Pick<Services, 'authPreference' | 'roles' | 'locks'>;
+  /**
+   * The process's access checker: the device trust mode that applies to the caller, their
+   * roles (SSH permits) and locks, from its live views (no backend read per ceremony).
+   */
+  checker: Pick<AccessChecker, 'deviceTrustMode' | 'resolve' | 'lockReason'>;
   cas: Pick<CertAuthorities, 'issueUserCertificates'>;
   backend: Backend;
   clock: Clock;
@@ -244,15 +246,6 @@ export class DeviceAuthentication {
     return e;
   }
 
-  async #roles(names: readonly string[]): Promise<RoleResource[]> {
-    const out: RoleResource[] = [];
-    for (const n of names) {
-      const r = await this.#o.services.roles.find(n);
-      if (r) out.push(r);
-    }
-    return out;
-  }
-
   /**
    * Steps 1–2: device trust applies to this user, and the certificate is a fresh, plain one
    * (a web proof may come with an augmented certificate: it augments nothing).
@@ -262,19 +255,21 @@ export class DeviceAuthentication {
     if (id.admin || !id.cert) {
       throw new WardenError('WARDEN_ERR_ACCESS_DENIED', 'device authentication needs a user certificate');
     }
-    const cap = await this.#o.services.authPreference.get();
-    const roles = await this.#roles(id.roles);
-    const mode = strictestDeviceTrustMode([
-      cap.spec.device_trust.mode,
-      ...roles.map((r) => r.spec.options.device_trust_mode),
-    ]);
-    if (mode === 'off') throw failure('disabled');
+    if (this.#o.checker.deviceTrustMode(id) === 'off') throw failure('disabled');
     if (id.device && !web) throw failure('alreadyAugmented');
     return id.cert;
   }
 
-  /** Step 3: the enrolled device holding this credential, not locked. */
-  async #device(credentialId: string, data?: rpc.DeviceData, deviceId?: string): Promise<DeviceResource> {
+  /**
+   * Step 3: the enrolled device holding this credential, not locked (nor the caller with it,
+   * nor everything while strict locking mode cannot trust the lock view).
+   */
+  async #device(
+    identity: Identity,
+    credentialId: string,
+    data?: rpc.DeviceData,
+    deviceId?: string,
+  ): Promise<DeviceResource> {
     let device = await this.#o.inventory.findByCredentialId(credentialId);
     if (deviceId !== undefined && device && device.metadata.name !== deviceId) device = undefined;
     if (!device) {
@@ -295,9 +290,15 @@ export class DeviceAuthentication {
         `device data (${data.os_type}, "${data.serial_number}") does not match the enrolled device`,
       );
     }
-    const locks = await this.#o.services.locks.list();
-    const lock = findLockInForce(locks, { device: device.metadata.name }, this.#o.clock.now());
-    if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
+    const why = this.#o.checker.lockReason({
+      ...identity,
+      device: {
+        deviceId: device.metadata.name,
+        assetTag: device.spec.asset_tag,
+        credentialId: device.spec.credential?.id ?? credentialId,
+      },
+    });
+    if (why) throw new WardenError('WARDEN_ERR_LOCKED', why.reason);
     return device;
   }
 
@@ -315,7 +316,7 @@ export class DeviceAuthentication {
       // 1–2. Device trust applies; the certificate is plain (login).
       const cert = await this.#checkCaller(caller, web !== undefined);
       // 3. The device.
-      const device = await this.#device(req.credential_id, req.device_data);
+      const device = await this.#device(caller.identity, req.credential_id, req.device_data);
       deviceId = device.metadata.name;
       // 4. The challenge.
       const nonce = randomBytes(32);
@@ -348,7 +349,7 @@ export class DeviceAuthentication {
     if (session.user !== id.user || session.key_sha256 !== keyHash(cert.publicKeyDer)) {
       throw failure('failed', 'the session was begun with another certificate');
     }
-    const device = await this.#device(session.credential_id, undefined, session.device_id);
+    const device = await this.#device(caller.identity, session.credential_id, undefined, session.device_id);
     const credential = device.spec.credential!;
     // 6. A fresh quote by the enrolled AK.
     const nonce = fromB64(session.nonce);
@@ -415,7 +416,7 @@ export class DeviceAuthentication {
         notAfter: cert.notAfter,
         now: this.#o.clock.now(),
         // The roles as they are now (a role edited since the login counts).
-        permit: sshPermits(await this.#roles(id.roles)),
+        permit: sshPermits(this.#o.checker.resolve(id).roles),
         device: {
           deviceId: device.metadata.name,
           assetTag: device.spec.asset_tag,

@@ -3,14 +3,14 @@ import { generateKeyPairSync, randomUUID, sign, X509Certificate } from 'node:cry
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { AUTH_PREFERENCE_NAME, type DeviceResource, isWardenError, rpc } from '@warden/api';
 import { SoftTpm } from '../../../../test/support/soft-tpm';
-import type { Identity } from '../access';
+import { type AccessChecker, type Identity, liveAccessChecker } from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import { type AuthnCaller, DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
 import { silentLogger } from '../log';
-import { createServices, type Services } from '../services';
+import { type AccessViews, createServices, type Services } from '../services';
 import { WebDeviceErrors, WebDeviceTrust } from './device';
 import { WEB_SESSION_PREFIX, WebSessions } from './sessions';
 
@@ -106,6 +106,9 @@ describe('WebDeviceTrust', () => {
   let device: DeviceResource;
   let tpm: SoftTpm;
   let credentialId: string;
+  /** The live views behind the ceremony's access checker (as in `warden start`). */
+  let views: AccessViews;
+  let checker: AccessChecker;
 
   beforeEach(async () => {
     clock = new FakeClock(Date.now());
@@ -122,6 +125,9 @@ describe('WebDeviceTrust', () => {
       metadata: { name: AUTH_PREFERENCE_NAME },
       spec: { ...cap.spec, device_trust: { ...cap.spec.device_trust, mode: 'required' } },
     });
+    views = services.accessViews({ logger: silentLogger });
+    await views.start();
+    checker = liveAccessChecker(views, { clock });
     device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
     tpm = new SoftTpm();
     credentialId = randomUUID();
@@ -144,12 +150,15 @@ describe('WebDeviceTrust', () => {
       audit,
       logger: silentLogger,
       sessions,
-      authentication: new DeviceAuthentication({ ...o, cas }),
+      authentication: new DeviceAuthentication({ ...o, cas, checker }),
       inventory,
       proxyPublicAddr: 'proxy.example:443',
     });
   });
-  afterEach(() => backend.close());
+  afterEach(() => {
+    views.close();
+    return backend.close();
+  });
 
   function data(): rpc.DeviceData {
     return { collect_time: new Date(clock.now()).toISOString(), os_type: 'linux', serial_number: ASSET_TAG };
@@ -284,7 +293,7 @@ describe('WebDeviceTrust', () => {
       sessions,
       authentication: new DeviceAuthentication({
         inventory,
-        services,
+        checker,
         backend,
         clock,
         audit,
