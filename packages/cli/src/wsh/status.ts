@@ -3,7 +3,15 @@ import { formatDuration, parseSshCertificate } from '@warden/api';
 import { type LoadedProfile, normalizeProxy, ProfileStore, wardenHome } from '@warden/client';
 import { type CommandContext, str } from '../command';
 import { formatData, parseFormat } from '../format';
-import { requireProfile } from '../profile';
+
+/**
+ * requireProfile (../profile), but the identity-file reader (the bot client, zod) loads only
+ * for `-i`: `wsh status` reads local files and must start fast (bench/cli.ts).
+ */
+async function statusProfile(ctx: CommandContext): Promise<LoadedProfile> {
+  if (str(ctx.values, 'identity')) return (await import('../profile')).requireProfile(ctx);
+  return new ProfileStore(wardenHome(ctx.env)).require();
+}
 
 export interface StatusView {
   proxy: string;
@@ -50,7 +58,7 @@ export function printStatus(ctx: CommandContext, profile: LoadedProfile): void {
 
 export async function runStatus(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
-  const profile = requireProfile(ctx);
+  const profile = await statusProfile(ctx);
   if (format === 'text') printStatus(ctx, profile);
   else ctx.stdout.write(formatData(statusView(profile), format));
   return 0;

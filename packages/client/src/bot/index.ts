@@ -19,7 +19,8 @@ import { z } from 'zod';
 import { ApiClient, establishTrust } from '../api';
 import { UserKey } from '../keys';
 import { type LoadedProfile, type Profile, readProfileDir, writeAtomic, writeProfileDir } from '../profile';
-import { openSshConfig } from '../ssh';
+// Not '../ssh': its index loads ssh2, and wsh/wctl read identity files at every start (-i).
+import { openSshConfig } from '../ssh/openssh-config';
 
 /** The one-file identity in a bot's destination (`wsh -i DIR/identity`). */
 export const IDENTITY_FILE = 'identity';
