@@ -93,7 +93,12 @@ export async function startKubeAccess(d: KubeAccessDeps): Promise<KubeAccessComp
   return {
     service,
     isKubeHost: (servername) => !!servername && hosts.has(servername.toLowerCase()),
-    handle: (socket) => http.emit('connection', socket),
+    // The proxy's TLS server leaves Nagle on; a response's head and body are separate writes, and
+    // with Nagle and the client's delayed ACK each small response could wait for the ACK.
+    handle: (socket) => {
+      socket.setNoDelay(true);
+      http.emit('connection', socket);
+    },
     issueKubeCert: (identity, pem, cluster) => certs.issue(identity, pem, cluster),
     listKubeClusters: async (identity) =>
       (await service.listFor(identity)).map((c) => ({
