@@ -1,0 +1,70 @@
+/**
+ * The CLI bundles stay small per command (issue 16 item 13, bench/cli.ts measures the time):
+ * what `wsh status` loads — dist/wsh.js, the chunks it imports, the command table and the
+ * status command's chunk, with their static imports — holds no zod, YAML, X.509 or ssh2, and
+ * `wctl get` loads no X.509 or ssh2. Each came back once through an import of a package root
+ * or a folder index; this reads the built files (`npm run build` first).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { test } from 'node:test';
+
+const dist = resolve(import.meta.dirname, '..', 'dist');
+const skip = existsSync(join(dist, 'wsh.js')) ? false : 'dist/ is missing: run `npm run build`';
+
+/** The files `start` loads: static imports, and the dynamic imports matching `follow`. */
+function closure(start: string[], follow: RegExp): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (file: string) => {
+    if (out.has(file)) return;
+    const text = readFileSync(file, 'utf8');
+    out.set(file, text);
+    for (const m of text.matchAll(
+      /^import[^;]*?from\s*"(\.[^"]+)"|^import\s*"(\.[^"]+)"|import\("(\.[^"]+)"\)/gm,
+    )) {
+      const spec = m[1] ?? m[2] ?? m[3]!;
+      if (m[3] && !follow.test(spec)) continue;
+      walk(join(dirname(file), spec));
+    }
+  };
+  for (const f of start) walk(f);
+  return out;
+}
+
+/** The chunk a command's `run` imports, from the command table's `(await import("…")).runX(ctx)`. */
+function commandChunk(files: Map<string, string>, fn: string): string {
+  for (const [file, text] of files) {
+    const m = new RegExp(`import\\("(\\.[^"]+)"\\)\\)\\.${fn}\\(`).exec(text);
+    if (m) return join(dirname(file), m[1]!);
+  }
+  throw new Error(`no chunk runs ${fn}`);
+}
+
+const HEAVY: [string, RegExp][] = [
+  ['zod', /^\/\/ node_modules\/zod\//m],
+  ['yaml', /^\/\/ node_modules\/yaml\//m],
+  ['@peculiar/x509', /^\/\/ node_modules\/@peculiar\/x509\//m],
+  ['ssh2', /require\("ssh2"\)|from "ssh2"/],
+];
+
+function heavyIn(files: Map<string, string>): string[] {
+  return HEAVY.filter(([, re]) => [...files.values()].some((t) => re.test(t))).map(([n]) => n);
+}
+
+test('wsh status loads no zod, YAML, X.509 or ssh2', { skip }, () => {
+  const base = closure([join(dist, 'wsh.js')], /\/(io|program)-/);
+  const files = closure([...base.keys(), commandChunk(base, 'runStatus')], /^$/);
+  assert.deepEqual(heavyIn(files), []);
+  const bytes = [...files.values()].reduce((n, t) => n + t.length, 0);
+  assert.ok(bytes < 200_000, `wsh status loads ${bytes} bytes of JavaScript`);
+});
+
+test('wctl get loads no X.509 or ssh2', { skip }, () => {
+  const base = closure([join(dist, 'wctl.js')], /\/(io|program)-/);
+  const files = closure([...base.keys(), commandChunk(base, 'runGet')], /^$/);
+  assert.deepEqual(
+    heavyIn(files).filter((n) => n !== 'zod' && n !== 'yaml'),
+    [],
+  );
+});
