@@ -44,7 +44,7 @@ import {
   type Identity,
   makeIdentity,
 } from '../../access';
-import type { AuditLog } from '../../audit';
+import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Clock } from '../../clock';
 import type { Logger } from '../../log';
 import { type ForwardContext, Forwarder } from './forward';
@@ -648,7 +648,8 @@ export class AppService {
       response_bytes: r.responseBytes,
       duration_ms: Math.max(0, this.#o.clock.now() - started),
     };
-    this.#o.audit.emit(event).catch((e) => this.#o.logger.error({ err: e }, 'failed to write audit event'));
+    // A request the audit log can't record ends the session (issue 15 item 5).
+    void writeAuditEvent(this.#o.audit, this.#o.logger, event, {}, { onLost: (m) => session.end(m) });
   }
 
   /** Live sessions whose access no longer holds (role or app changed) end now. */
@@ -742,36 +743,35 @@ export class AppService {
     expires: Date | undefined,
     error?: string,
   ): Promise<void> {
-    try {
-      await this.#o.audit.emit(
-        error
-          ? {
-              type: 'access.denied',
-              success: false,
-              user: identity.user,
-              ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
-              ...auditDevice(identity),
-              error,
-              protocol: 'app',
-              resource: auditApp(app),
-              roles: [...identity.roles],
-            }
-          : {
-              type: 'cert.create',
-              success: true,
-              user: identity.user,
-              ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
-              ...auditDevice(identity),
-              cert_type: 'app',
-              app: app.metadata.name,
-              roles: [...identity.roles],
-              ...(expires ? { expires: expires.toISOString() } : {}),
-              device_extensions: identity.device !== undefined,
-            },
-      );
-    } catch (e) {
-      this.#o.logger.error({ err: e }, 'failed to write audit event');
-    }
+    // No app certificate unaudited (issue 15 item 5): a cert.create the log refuses throws.
+    await writeAuditEvent(
+      this.#o.audit,
+      this.#o.logger,
+      error
+        ? {
+            type: 'access.denied',
+            success: false,
+            user: identity.user,
+            ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
+            ...auditDevice(identity),
+            error,
+            protocol: 'app',
+            resource: auditApp(app),
+            roles: [...identity.roles],
+          }
+        : {
+            type: 'cert.create',
+            success: true,
+            user: identity.user,
+            ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
+            ...auditDevice(identity),
+            cert_type: 'app',
+            app: app.metadata.name,
+            roles: [...identity.roles],
+            ...(expires ? { expires: expires.toISOString() } : {}),
+            device_extensions: identity.device !== undefined,
+          },
+    );
   }
 
   /** Ends every session and stops forwarding. */

@@ -16,7 +16,7 @@
 import type { Duplex } from 'node:stream';
 import type { AppResource } from '@warden/api';
 import type { Identity, SessionEndReason, SessionMonitor } from '../../access';
-import type { AuditLog } from '../../audit';
+import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Clock } from '../../clock';
 import type { Logger } from '../../log';
 
@@ -194,6 +194,7 @@ export class AppSessions {
       const jwt = await this.#o.signJwt(principal.identity, app);
       const session = new AppSession(this, principal, app, jwt, this.#o.clock.now());
       this.#live.set(k, session);
+      // Not started unaudited (issue 15 item 5): the audit log refusing the start refuses it.
       await this.#audit({
         type: 'app.session.start',
         success: true,
@@ -205,6 +206,9 @@ export class AppSessions {
         roles: [...principal.identity.roles],
         public_addr: publicAddr,
         via: principal.via,
+      }).catch((e) => {
+        this.#live.delete(k);
+        throw e;
       });
       const reg = this.#o.monitor.register({
         identity: principal.identity,
@@ -270,19 +274,23 @@ export class AppSessions {
   forget(session: AppSession, terminatedBy: string | undefined): void {
     const k = key(session.principal, session.app);
     if (this.#live.get(k) === session) this.#live.delete(k);
-    void this.#audit({
-      type: 'app.session.end',
-      success: true,
-      user: session.principal.identity.user,
-      ...(session.principal.identity.clientAddr ? { addr: session.principal.identity.clientAddr } : {}),
-      ...auditDevice(session.principal.identity),
-      session_id: session.id,
-      resource: auditApp(session.app),
-      roles: [...session.principal.identity.roles],
-      requests: session.requests,
-      duration_ms: Math.max(0, this.#o.clock.now() - session.startedAt),
-      ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
-    });
+    void this.#audit(
+      {
+        type: 'app.session.end',
+        success: true,
+        user: session.principal.identity.user,
+        ...(session.principal.identity.clientAddr ? { addr: session.principal.identity.clientAddr } : {}),
+        ...auditDevice(session.principal.identity),
+        session_id: session.id,
+        resource: auditApp(session.app),
+        roles: [...session.principal.identity.roles],
+        requests: session.requests,
+        duration_ms: Math.max(0, this.#o.clock.now() - session.startedAt),
+        ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
+        // Already ended: nothing more to refuse (the failure is logged and counted).
+      },
+      () => {},
+    );
   }
 
   /** Ends every session whose identity, app or both match (e.g. an app deleted). */
@@ -295,12 +303,9 @@ export class AppSessions {
     this.endWhere(() => true, 'the app service is shutting down');
   }
 
-  async #audit(event: Parameters<AuditLog['emit']>[0]): Promise<void> {
-    try {
-      await this.#o.audit.emit(event);
-    } catch (e) {
-      this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event');
-    }
+  /** `writeAuditEvent`: a success event the log refuses throws, unless `onLost` is given. */
+  async #audit(event: Parameters<AuditLog['emit']>[0], onLost?: () => void): Promise<void> {
+    await writeAuditEvent(this.#o.audit, this.#o.logger, event, {}, onLost ? { onLost } : {});
   }
 }
 
