@@ -264,6 +264,12 @@ describe('agentless OpenSSH node behind the proxy (openssh CA)', { skip: ssh.ski
         if (!reply) await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(reply, 'ping via agentless');
+      const audited = await waitForEvent(
+        ['--type=session.start', '--user=alice'],
+        (e) => (e as { session_type?: string }).session_type === 'direct-tcpip',
+      );
+      assert.equal((audited as { forward_addr?: string }).forward_addr, `127.0.0.1:${target}`);
+      assert.equal((audited.resource as { hostname: string }).hostname, 'agentless-1');
     } finally {
       fwd.child.kill('SIGTERM');
       echo.close();

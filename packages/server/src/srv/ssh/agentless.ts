@@ -55,6 +55,7 @@ import type { Identity } from '../../access';
 import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { CertAuthorities } from '../../ca';
 import type { Clock } from '../../clock';
+import { formatHostPort } from '../../config';
 import type { Logger } from '../../log';
 import { refuseChannels } from './channel-refusal';
 import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
@@ -616,12 +617,27 @@ export class AgentlessForwarder {
               },
             };
             c.forwards.add(pair);
+            // Audited as the Warden node does: a direct-tcpip session with its address.
+            const id = randomUUID();
+            const startedAt = this.#o.clock.now();
+            const forward = {
+              session_type: 'direct-tcpip',
+              forward_addr: formatHostPort({ host: info.destIP, port: info.destPort }),
+            };
+            void this.#emit(c, { type: 'session.start', ...this.#fields(c, id), ...forward });
             down.on('error', () => up.close());
             up.on('error', () => down.destroy());
             down.pipe(up).pipe(down);
             up.once('close', () => {
               c.forwards.delete(pair);
               down.destroy();
+              void this.#emit(c, {
+                type: 'session.end',
+                ...this.#fields(c, id),
+                ...forward,
+                duration_ms: Math.max(0, this.#o.clock.now() - startedAt),
+                ...(c.ending !== undefined && { terminated_by: c.ending }),
+              });
             });
           }),
         ),
