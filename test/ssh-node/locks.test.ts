@@ -31,6 +31,25 @@ async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 8000): P
   }
 }
 
+/** An interactive `ssh -tt` in a real terminal: its output so far, typing, and its exit code. */
+function terminal(args: string[]) {
+  const term = pty.spawn('ssh', [...args, '-tt'], {
+    name: 'xterm',
+    cols: 80,
+    rows: 24,
+    env: { ...process.env, TERM: 'xterm' } as Record<string, string>,
+  });
+  let out = '';
+  term.onData((d) => {
+    out += d;
+  });
+  return {
+    out: () => out,
+    write: (text: string) => term.write(text),
+    exit: new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode))),
+  };
+}
+
 describe('locks end live SSH sessions', { skip }, () => {
   let f: NodeFixture;
 
@@ -42,28 +61,18 @@ describe('locks end live SSH sessions', { skip }, () => {
   test('an interactive PTY session of the locked user ends with the message; others go on', async () => {
     const alice = await f.issue({ user: 'alice', logins: ['root'] });
     const bob = await f.issue({ user: 'bob', logins: ['root'] });
-    const term = pty.spawn('ssh', [...f.sshArgs(alice, 'root'), '-tt'], {
-      name: 'xterm',
-      cols: 80,
-      rows: 24,
-      env: { ...process.env, TERM: 'xterm' } as Record<string, string>,
-    });
-    let out = '';
-    term.onData((d) => {
-      out += d;
-    });
-    const exit = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    const term = terminal(f.sshArgs(alice, 'root'));
     // Bob's long-running command must survive alice's lock.
     const bobRun = f.ssh(bob, 'root', ['sleep 1; echo bob-done']);
     // Quoted so that the terminal's echo of the typed line does not match, only the output.
     term.write("echo RE''ADY\r");
-    await waitFor(() => out, /READY\r\n/);
+    await waitFor(term.out, /READY\r\n/);
 
     await f.lock({ user: 'alice' }, 'stop now');
-    const code = await exit;
+    const code = await term.exit;
     assert.notEqual(code, 0);
-    assert.match(out, /\r\nERROR: lock targeting User:"alice" is in force: stop now\r\n/);
-    assert.match(out, /Connection to 127\.0\.0\.1 closed/);
+    assert.match(term.out(), /\r\nERROR: lock targeting User:"alice" is in force: stop now\r\n/);
+    assert.match(term.out(), /Connection to 127\.0\.0\.1 closed/);
 
     const bobRes = await bobRun;
     assert.equal(bobRes.code, 0, bobRes.stderr);
@@ -132,19 +141,9 @@ describe('locks end live SSH sessions', { skip }, () => {
       assert.equal((await g.ssh(erin, 'root', ['true'])).code, 0);
       await waitFor(() => `registered: ${monitor!.size}`, /registered: 0/); // the server saw the close
 
-      const term = pty.spawn('ssh', [...g.sshArgs(erin, 'root'), '-tt'], {
-        name: 'xterm',
-        cols: 80,
-        rows: 24,
-        env: { ...process.env, TERM: 'xterm' } as Record<string, string>,
-      });
-      let out = '';
-      term.onData((d) => {
-        out += d;
-      });
-      const exit = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+      const term = terminal(g.sshArgs(erin, 'root'));
       term.write("echo RE''ADY\r");
-      await waitFor(() => out, /READY\r\n/);
+      await waitFor(term.out, /READY\r\n/);
       assert.equal(monitor!.size, 1, 'the open connection is registered');
 
       const lock: LockResource = await g.lock({ user: 'erin' }, 'event-driven');
@@ -155,15 +154,15 @@ describe('locks end live SSH sessions', { skip }, () => {
       );
       // …but the open session is untouched until the change is delivered.
       term.write("echo ST''ILL\r");
-      await waitFor(() => out, /STILL\r\n/);
-      assert.doesNotMatch(out, /ERROR: lock targeting/);
+      await waitFor(term.out, /STILL\r\n/);
+      assert.doesNotMatch(term.out(), /ERROR: lock targeting/);
       assert.equal(monitor!.size, 1);
 
       assert.ok(deliver, 'the monitor subscribed to the change source');
       deliver!();
       assert.equal(monitor!.size, 0, 'ended synchronously by the delivered change');
-      assert.notEqual(await exit, 0);
-      assert.match(out, /\r\nERROR: lock targeting User:"erin" is in force: event-driven\r\n/);
+      assert.notEqual(await term.exit, 0);
+      assert.match(term.out(), /\r\nERROR: lock targeting User:"erin" is in force: event-driven\r\n/);
     } finally {
       await g.close();
       monitor?.close();
