@@ -261,6 +261,8 @@ export type DeviceEnrollTokenResponse = z.infer<typeof DeviceEnrollTokenResponse
 export const AddDeviceRequest = z.object({
   os_type: z.string().min(1).max(32),
   asset_tag: z.string().min(1).max(256),
+  /** Whose machine it is (an inventory import): auto-enrollment then only enrolls it for them. */
+  owner: z.string().min(1).max(256).optional(),
   /** Also make an enrollment token. */
   enroll: z.boolean().default(false),
   enroll_ttl_ms: z.number().int().positive().optional(),

@@ -25,6 +25,11 @@ export const deviceTrustSettingsSchema = z.strictObject({
   mode: deviceTrustModeSchema.default('off'),
   /** Enroll a device on login without a token when its EK certificate is trusted. */
   auto_enroll: z.boolean().default(false),
+  /**
+   * A device authenticates only for its owner (the user who enrolled it, or the owner an
+   * administrator recorded): another user on the same machine gets no device extensions.
+   */
+  bind_owner: z.boolean().optional(),
   /** PEM CA certificates an EK certificate must chain to; empty or absent: any EK. */
   ekcert_allowed_cas: z.array(pemCertificateSchema).optional(),
 });

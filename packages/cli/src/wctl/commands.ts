@@ -148,6 +148,21 @@ export const wctlCommands: Command[] = [
     run: async (ctx) => (await import('./bots')).runTokensRm(ctx),
   },
   {
+    path: ['devices', 'import'],
+    summary: 'Register many devices from a CSV inventory export (asset tag, OS, owner); idempotent.',
+    usage: 'devices import FILE.csv [--format=text|json|yaml]',
+    details:
+      'The first line names the columns: asset_tag (or serial_number, serial), os (or os_type,\n' +
+      'platform: linux, macos/darwin, windows) and optionally owner (or user). A device already in\n' +
+      'the inventory is reported, not changed; every row gets an outcome, and the exit code is 1\n' +
+      "when a row failed. With device_trust.auto_enroll, imported devices enroll at their owner's\n" +
+      'first `wsh login`.\n' +
+      'Example:\n  asset_tag,os,owner\n  C02XK0AAJG5H,macos,alice\n  PF3ABCDE,linux,bob',
+    options: { format: formatOption },
+    args: [1, 1],
+    run: async (ctx) => (await import('./devices')).runDevicesImport(ctx),
+  },
+  {
     path: ['devices', 'add'],
     summary: 'Register a device in the trusted-device inventory; --enroll also prints an enrollment token.',
     usage: 'devices add --os=linux|macos|windows --asset-tag=TAG [--enroll] [--enroll-ttl=DURATION]',

@@ -3,7 +3,15 @@
  * named by device ID (`--device-id`, a UUID the server made) or asset tag (`--asset-tag`);
  * when several devices share an asset tag, the server asks for the device ID.
  */
-import { DEVICE_OS_NAMES, type DeviceOsType, parseDuration, type rpc, WardenError } from '@warden/api';
+import { readFileSync } from 'node:fs';
+import {
+  DEVICE_OS_NAMES,
+  type DeviceOsType,
+  isWardenError,
+  parseDuration,
+  type rpc,
+  WardenError,
+} from '@warden/api';
 import { type CommandContext, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
 import { openSession } from './identity';
@@ -203,4 +211,127 @@ export async function runDevicesLock(ctx: CommandContext): Promise<number> {
   });
   await printLockCreated(ctx, res, session);
   return 0;
+}
+
+/** Column names an MDM or inventory export may use, for each field `devices import` reads. */
+const IMPORT_COLUMNS: Record<'asset_tag' | 'os' | 'owner', readonly string[]> = {
+  asset_tag: ['asset_tag', 'asset tag', 'serial_number', 'serial number', 'serial'],
+  os: ['os', 'os_type', 'platform', 'operating system'],
+  owner: ['owner', 'user', 'username', 'assigned_user', 'assigned user'],
+};
+
+/** Splits one CSV line (RFC 4180 quotes: `"a,b"`, `""` for a quote). */
+export function csvFields(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out.map((f) => f.trim());
+}
+
+/** The OS words exports use, as Warden's OS types. */
+function osType(text: string): string {
+  const t = text.toLowerCase();
+  if (t === 'mac' || t === 'macos' || t === 'darwin' || t === 'os x' || t === 'osx') return 'macos';
+  if (t.startsWith('windows')) return 'windows';
+  if (t === 'linux' || t === 'ubuntu' || t === 'debian') return 'linux';
+  return t;
+}
+
+interface ImportRow {
+  line: number;
+  asset_tag: string;
+  os: string;
+  owner: string;
+  outcome: 'added' | 'already registered' | 'error';
+  detail?: string;
+}
+
+/**
+ * `wctl devices import FILE.csv`: registers every row's device (asset tag, OS, owner),
+ * idempotent — a device already in the inventory is reported, not changed — and reports
+ * each row. Exits 1 when a row failed.
+ */
+export async function runDevicesImport(ctx: CommandContext): Promise<number> {
+  const format = parseFormat(ctx.values.format);
+  const file = ctx.positionals[0]!;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  const lines = text.split(/\r?\n/);
+  const header = csvFields(lines[0] ?? '').map((h) => h.toLowerCase());
+  const col = (field: keyof typeof IMPORT_COLUMNS) =>
+    header.findIndex((h) => IMPORT_COLUMNS[field].includes(h));
+  const [tagCol, osCol, ownerCol] = [col('asset_tag'), col('os'), col('owner')];
+  if (tagCol < 0 || osCol < 0)
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `${file}: the first line must name the columns, with at least asset_tag (or serial_number) and os ` +
+        `(found: ${header.join(', ') || 'nothing'})`,
+    );
+  const { api } = openSession(ctx);
+  const rows: ImportRow[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    if (lines[i]!.trim() === '') continue;
+    const f = csvFields(lines[i]!);
+    const row: ImportRow = {
+      line: i + 1,
+      asset_tag: f[tagCol] ?? '',
+      os: osType(f[osCol] ?? ''),
+      owner: ownerCol >= 0 ? (f[ownerCol] ?? '') : '',
+      outcome: 'added',
+    };
+    try {
+      await api.addDevice({
+        os_type: row.os,
+        asset_tag: row.asset_tag,
+        ...(row.owner ? { owner: row.owner } : {}),
+      });
+    } catch (e) {
+      if (isWardenError(e, 'WARDEN_ERR_ALREADY_EXISTS')) row.outcome = 'already registered';
+      else {
+        row.outcome = 'error';
+        row.detail = (e as Error).message;
+      }
+    }
+    rows.push(row);
+  }
+  if (format !== 'text') ctx.stdout.write(formatData(rows, format));
+  else if (rows.length === 0) ctx.stdout.write(`${file} has no device rows\n`);
+  else {
+    ctx.stdout.write(
+      table(
+        ['Line', 'Asset Tag', 'OS', 'Owner', 'Outcome'],
+        rows.map((r) => [
+          String(r.line),
+          r.asset_tag,
+          r.os,
+          r.owner,
+          r.detail ? `error: ${r.detail}` : r.outcome,
+        ]),
+      ),
+    );
+    const n = (o: ImportRow['outcome']) => rows.filter((r) => r.outcome === o).length;
+    ctx.stdout.write(
+      `${n('added')} added, ${n('already registered')} already registered, ${n('error')} failed\n`,
+    );
+  }
+  return rows.some((r) => r.outcome === 'error') ? 1 : 0;
 }

@@ -470,11 +470,17 @@ export interface LockView {
 export interface ClusterSettings {
   deviceTrustMode: string | undefined;
   lockingMode: LockingMode | string | undefined;
+  /** `device_trust.bind_owner`: a device authenticates only for its owner. */
+  bindDeviceOwner?: boolean;
 }
 
 /** The settings of a cluster_auth_preference resource. */
 export function clusterSettingsOf(cap: AuthPreferenceResource): ClusterSettings {
-  return { deviceTrustMode: cap.spec.device_trust?.mode, lockingMode: cap.spec.locking_mode };
+  return {
+    deviceTrustMode: cap.spec.device_trust?.mode,
+    lockingMode: cap.spec.locking_mode,
+    ...(cap.spec.device_trust?.bind_owner ? { bindDeviceOwner: true } : {}),
+  };
 }
 
 export interface AccessCheckerDeps {
@@ -584,6 +590,15 @@ export class AccessChecker {
       if (!d) return undefined;
       return d.lock ? { reason: d.reason, lock: d.lock } : { reason: d.reason };
     };
+  }
+
+  /**
+   * Whether a device authenticates only for its owner (`device_trust.bind_owner`); true while
+   * the cluster settings are not known here (fail closed).
+   */
+  deviceOwnerBound(): boolean {
+    const settings = this.#deps.clusterSettings();
+    return settings ? settings.bindDeviceOwner === true : true;
   }
 
   /**

@@ -61,7 +61,11 @@ export class DeviceAdmin {
   ): Promise<z.infer<typeof rpc.AddDeviceResponse>> {
     // A bad token lifetime is refused before the device is registered.
     if (req.enroll) checkEnrollTokenTtl(req.enroll_ttl_ms ?? DEFAULT_ENROLL_TOKEN_TTL_MS);
-    const device = await this.#inventory.add(actor, { osType: req.os_type, assetTag: req.asset_tag });
+    const device = await this.#inventory.add(actor, {
+      osType: req.os_type,
+      assetTag: req.asset_tag,
+      ...(req.owner ? { owner: req.owner } : {}),
+    });
     if (!req.enroll) return { device };
     const t = await this.#inventory.createEnrollToken(actor, device.metadata.name, req.enroll_ttl_ms);
     return { device, enroll_token: enrollTokenResponse(device, t) };

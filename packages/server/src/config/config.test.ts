@@ -71,7 +71,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
         setInFile: false,
         type: 'local',
         secondFactor: 'otp',
-        deviceTrust: { mode: 'optional', autoEnroll: false, ekcertAllowedCas: [] },
+        deviceTrust: { mode: 'optional', autoEnroll: false, bindOwner: false, ekcertAllowedCas: [] },
       },
       audit: { jsonlPath: undefined },
     },

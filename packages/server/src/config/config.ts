@@ -32,6 +32,8 @@ export interface DeviceTrustConfig {
   /** Cluster-wide device trust mode (roles may raise it, never lower it); default `optional`. */
   readonly mode: 'off' | 'optional' | 'required-for-humans' | 'required';
   readonly autoEnroll: boolean;
+  /** A device authenticates only for its owner. */
+  readonly bindOwner: boolean;
   /** When non-empty, an EK certificate must chain to one of these CAs. */
   readonly ekcertAllowedCas: readonly TrustedCaFile[];
 }
@@ -305,6 +307,7 @@ function build(
         deviceTrust: {
           mode: dt?.mode ?? 'optional',
           autoEnroll: dt?.auto_enroll ?? false,
+          bindOwner: dt?.bind_owner ?? false,
           ekcertAllowedCas: [...cas],
         },
       },

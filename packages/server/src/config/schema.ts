@@ -109,6 +109,7 @@ export const configFileSchema = z.strictObject({
             .strictObject({
               mode: z.preprocess(offFromFalse, z.enum(DEVICE_TRUST_MODE_VALUES)).optional(),
               auto_enroll: z.boolean().optional(),
+              bind_owner: z.boolean().optional(),
               ekcert_allowed_cas: z.array(pathString).optional(),
             })
             .optional(),

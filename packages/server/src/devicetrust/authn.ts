@@ -69,7 +69,7 @@ export interface DeviceAuthenticationOptions {
    * The process's access checker: the device trust mode that applies to the caller, their
    * roles (SSH permits) and locks, from its live views (no backend read per ceremony).
    */
-  checker: Pick<AccessChecker, 'deviceTrustMode' | 'resolve' | 'lockReason'>;
+  checker: Pick<AccessChecker, 'deviceTrustMode' | 'resolve' | 'lockReason' | 'deviceOwnerBound'>;
   cas: Pick<CertAuthorities, 'issueUserCertificates'>;
   backend: Backend;
   clock: Clock;
@@ -315,9 +315,10 @@ export class DeviceAuthentication {
     try {
       // 1–2. Device trust applies; the certificate is plain (login).
       const cert = await this.#checkCaller(caller, web !== undefined);
-      // 3. The device.
+      // 3. The device (and, with bind_owner, its owner).
       const device = await this.#device(caller.identity, req.credential_id, req.device_data);
       deviceId = device.metadata.name;
+      await this.#checkOwner(device, caller.identity.user);
       // 4. The challenge.
       const nonce = randomBytes(32);
       const session_id = await this.#sessions.open(
@@ -341,6 +342,20 @@ export class DeviceAuthentication {
     }
   }
 
+  /**
+   * `device_trust.bind_owner`: a device with an owner authenticates only for that user, so
+   * another account on a shared machine gets no device extensions (and is told whose it is).
+   */
+  async #checkOwner(device: DeviceResource, user: string): Promise<void> {
+    const owner = device.spec.owner;
+    if (!owner || owner === user) return;
+    if (!this.#o.checker.deviceOwnerBound()) return;
+    throw new WardenError(
+      AuthnErrorCodes.failed,
+      `${AuthnErrors.failed}: this device belongs to "${owner}"; with device_trust.bind_owner only its owner gets device extensions on it`,
+    );
+  }
+
   /** Steps 5–7 of both purposes: the caller of begin, a fresh quote by the AK, the user's signature. */
   async #verifyProof(caller: AuthnCaller, session: AuthnSession, req: rpc.DeviceAuthnFinishRequest) {
     const id = caller.identity;
@@ -350,6 +365,7 @@ export class DeviceAuthentication {
       throw failure('failed', 'the session was begun with another certificate');
     }
     const device = await this.#device(caller.identity, session.credential_id, undefined, session.device_id);
+    await this.#checkOwner(device, id.user);
     const credential = device.spec.credential!;
     // 6. A fresh quote by the enrolled AK.
     const nonce = fromB64(session.nonce);

@@ -301,6 +301,12 @@ export class DeviceEnrollment {
           'automatically; ask an administrator to register it (`wctl devices add` or `wctl devices import`)',
       );
     const open = registered.find((d) => d.spec.enroll_status !== 'enrolled');
+    // An owner recorded by an administrator (an inventory import) is whose machine it is.
+    if (open?.spec.owner && open.spec.owner !== caller.user)
+      throw new WardenError(
+        'WARDEN_ERR_ACCESS_DENIED',
+        `device "${data.serial_number}" is registered to "${open.spec.owner}"; only they enroll it automatically`,
+      );
     if (!open)
       throw new WardenError(
         'WARDEN_ERR_ALREADY_EXISTS',

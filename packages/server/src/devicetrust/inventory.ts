@@ -111,7 +111,10 @@ export class DeviceInventory {
    * Registers a device (not enrolled). ALREADY_EXISTS when a device with the same OS and
    * asset tag is in the inventory; BAD_PARAMETER for an unknown OS or a bad asset tag.
    */
-  async add(actor: DeviceActor, req: { osType: string; assetTag: string }): Promise<DeviceResource> {
+  async add(
+    actor: DeviceActor,
+    req: { osType: string; assetTag: string; owner?: string },
+  ): Promise<DeviceResource> {
     const osType = checkOsType(req.osType);
     const assetTag = checkAssetTag(req.assetTag);
     await this.#refuseDuplicate(osType, assetTag);
@@ -125,6 +128,7 @@ export class DeviceInventory {
         asset_tag: assetTag,
         enroll_status: 'not_enrolled',
         source: 'api',
+        ...(req.owner ? { owner: req.owner } : {}),
         create_time: now,
         update_time: now,
       },

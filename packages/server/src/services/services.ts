@@ -143,6 +143,7 @@ export class AuthPreferenceService {
             ...existing.spec.device_trust,
             mode: a.deviceTrust.mode,
             auto_enroll: a.deviceTrust.autoEnroll,
+            bind_owner: a.deviceTrust.bindOwner,
             ekcert_allowed_cas: a.deviceTrust.ekcertAllowedCas.flatMap((f) => [...f.certificates]),
           },
         },
