@@ -209,7 +209,9 @@ describe('Web UI in Chromium', { skip: chromium.skip }, () => {
     await page.fill('#lock-message', 'web ui test');
     await page.click('#lock-create');
     await page.waitForSelector('#page-locks .msg.ok');
+    // The flash shows at once; the list follows when its request answers.
     const lockRow = page.locator('tr[data-lock]', { hasText: 'user=nobody' });
+    await page.waitForSelector('#page-locks table');
     assert.equal(await lockRow.count(), 1);
     await screenshot(page, '06-locks');
     await lockRow.locator('button').click();
