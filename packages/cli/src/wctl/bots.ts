@@ -1,5 +1,5 @@
 /** `wctl bots add|ls|rm|lock` and `wctl tokens ls|rm`. */
-import { parseDuration, type rpc, WardenError } from '@warden/api';
+import { type rpc, WardenError } from '@warden/api';
 import { type CommandContext, list, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
 import { openSession } from './identity';
@@ -79,24 +79,10 @@ export async function runBotsRm(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-/** A lock on the bot: renewal stops and its live sessions end (the bot's name is a user). */
+/** A lock on the bot (`wctl lock --user=NAME`): renewal stops and its live sessions end. */
 export async function runBotsLock(ctx: CommandContext): Promise<number> {
-  const format = parseFormat(ctx.values.format);
-  const { api } = openSession(ctx);
-  const name = ctx.positionals[0]!;
-  const message = str(ctx.values, 'message');
-  const ttl = str(ctx.values, 'ttl');
-  const res = await api.createLock({
-    target: { user: name },
-    ...(message ? { message } : {}),
-    ...(ttl ? { ttl_ms: parseDuration(ttl, '--ttl') } : {}),
-  });
-  if (format !== 'text') {
-    ctx.stdout.write(formatData(res, format));
-    return 0;
-  }
-  ctx.stdout.write(`Created a lock with name "${res.name}" on bot "${name}"\n`);
-  return 0;
+  const { runLock } = await import('./locks');
+  return runLock({ ...ctx, values: { ...ctx.values, user: ctx.positionals[0]! } });
 }
 
 export async function runTokensLs(ctx: CommandContext): Promise<number> {

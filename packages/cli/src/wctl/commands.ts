@@ -37,6 +37,24 @@ const deviceRef: Record<string, OptionSpec> = {
   'asset-tag': { type: 'string', value: 'TAG', help: 'asset tag of the device' },
 };
 
+/** `--roles` and `--logins` of `users add` and `bots add`. */
+const identityGrantOptions: Record<string, OptionSpec> = {
+  roles: { type: 'string', multiple: true, value: 'ROLES', help: 'comma-separated roles (required)' },
+  logins: {
+    type: 'string',
+    multiple: true,
+    value: 'LOGINS',
+    help: 'comma-separated OS logins (trait "logins")',
+  },
+};
+
+/** What a lock says and how long it lasts: `lock` and `bots lock`. */
+const lockOptions: Record<string, OptionSpec> = {
+  message: { type: 'string', value: 'TEXT', help: 'message shown to the locked user' },
+  ttl: { type: 'string', value: 'DURATION', help: 'lock for this long, e.g. 12h' },
+  expires: { type: 'string', value: 'RFC3339', help: 'lock until this time' },
+};
+
 export const wctlCommands: Command[] = [
   {
     path: ['users', 'add'],
@@ -44,13 +62,7 @@ export const wctlCommands: Command[] = [
     usage: 'users add NAME --roles=ROLE[,ROLE] [--logins=LOGIN[,LOGIN]] [--format=text|json|yaml]',
     options: {
       format: formatOption,
-      roles: { type: 'string', multiple: true, value: 'ROLES', help: 'comma-separated roles (required)' },
-      logins: {
-        type: 'string',
-        multiple: true,
-        value: 'LOGINS',
-        help: 'comma-separated OS logins (trait "logins")',
-      },
+      ...identityGrantOptions,
     },
     args: [1, 1],
     run: async (ctx) => (await import('./users')).runUsersAdd(ctx),
@@ -87,13 +99,7 @@ export const wctlCommands: Command[] = [
       'Under device_trust mode required-for-humans a bot needs no device; under required it does.',
     options: {
       format: formatOption,
-      roles: { type: 'string', multiple: true, value: 'ROLES', help: 'comma-separated roles (required)' },
-      logins: {
-        type: 'string',
-        multiple: true,
-        value: 'LOGINS',
-        help: 'comma-separated OS logins (trait "logins")',
-      },
+      ...identityGrantOptions,
       ttl: { type: 'string', value: 'DURATION', help: "each certificate's lifetime (default 1h, 5s–24h)" },
       'token-ttl': {
         type: 'string',
@@ -120,16 +126,9 @@ export const wctlCommands: Command[] = [
   {
     path: ['bots', 'lock'],
     summary: 'Lock a bot: renewal stops and its live sessions end.',
-    usage: 'bots lock NAME [--message=TEXT] [--ttl=DURATION]',
-    options: {
-      message: { type: 'string', value: 'TEXT', help: 'message shown to the bot' },
-      ttl: {
-        type: 'string',
-        value: 'DURATION',
-        help: 'lock for this long, e.g. 12h (default: until removed)',
-      },
-      format: formatOption,
-    },
+    usage: 'bots lock NAME [--message=TEXT] [--ttl=DURATION|--expires=RFC3339]',
+    details: 'The same as `wctl lock --user=NAME`.',
+    options: { ...lockOptions, format: formatOption },
     args: [1, 1],
     run: async (ctx) => (await import('./bots')).runBotsLock(ctx),
   },
@@ -267,9 +266,7 @@ export const wctlCommands: Command[] = [
       'lock --user=NAME|--role=NAME|--login=LOGIN|--node=NAME|--device=ID [--message=TEXT] [--ttl=DURATION|--expires=RFC3339]',
     options: {
       ...lockTargets,
-      message: { type: 'string', value: 'TEXT', help: 'message shown to the locked user' },
-      ttl: { type: 'string', value: 'DURATION', help: 'lock for this long, e.g. 12h' },
-      expires: { type: 'string', value: 'RFC3339', help: 'lock until this time' },
+      ...lockOptions,
       format: formatOption,
     },
     run: async (ctx) => (await import('./locks')).runLock(ctx),
