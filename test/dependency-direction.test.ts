@@ -121,8 +121,8 @@ const SERVER_FOLDERS: Record<string, { may: string[]; why: string }> = {
   clock: { may: [], why: 'time, for everyone; a leaf' },
   log: { may: [], why: 'the logger interface and its pino/text writers; a leaf' },
   tokens: {
-    may: [],
-    why: 'bearer-token primitives shared by auth and devicetrust; a leaf so neither imports the other for it',
+    may: ['backend', 'clock'],
+    why: 'bearer-token primitives and one-time token storage shared by auth and devicetrust, so neither imports the other for it',
   },
   config: { may: [], why: 'warden.yaml into plain data; knows no service' },
   backend: { may: ['clock', 'log'], why: 'the key-value store under every service' },

@@ -22,7 +22,7 @@ import {
 } from '@warden/api';
 import type { z } from 'zod';
 import type { Identity } from '../access';
-import { generateToken, hashToken } from '../tokens';
+import { OneTimeTokens } from '../tokens';
 import type { Actor } from './caller';
 import { clientKey, entitlements, userCertificates } from './certificates';
 import { type AuthDeps, auditWith } from './deps';
@@ -46,12 +46,6 @@ const MAX_BOT_CERT_TTL_MS = 24 * 60 * 60 * 1000;
 export const INVALID_BOT_TOKEN_MESSAGE =
   'invalid or expired bot join token; make a new one with `wctl bots add NAME --roles=…` (after `wctl bots rm NAME`)';
 
-interface StoredBotToken {
-  bot: string;
-  expires: string;
-  created_by: string;
-}
-
 /** A bot as `wctl bots ls` shows it. */
 export interface BotInfo {
   name: string;
@@ -65,10 +59,12 @@ export interface BotInfo {
 export class BotService {
   readonly #o: AuthDeps;
   readonly #audit: ReturnType<typeof auditWith>;
+  readonly #tokens: OneTimeTokens<{ bot: string; created_by: string }>;
 
   constructor(o: AuthDeps) {
     this.#o = o;
     this.#audit = auditWith(o);
+    this.#tokens = new OneTimeTokens(o.backend, o.clock, BOT_TOKEN_PREFIX);
   }
 
   /** `wctl bots add`: the bot user and its join token (shown once). */
@@ -103,7 +99,10 @@ export class BotService {
       },
     }) as UserResource;
     await this.#o.services.users.create(user);
-    const { token, expires } = await this.#newToken(req.name, tokenTtlMs, actor.user);
+    const { token, expires } = await this.#tokens.create(
+      { bot: req.name, created_by: actor.user },
+      tokenTtlMs,
+    );
     await this.#audit({
       type: 'bot.create',
       success: true,
@@ -153,7 +152,7 @@ export class BotService {
    */
   async join(req: z.infer<typeof rpc.BotJoinRequest>, addr: string): Promise<rpc.LoginResponse> {
     const key = clientKey(req);
-    const stored = await this.#findToken(req.token);
+    const stored = await this.#tokens.find(req.token);
     const failed = async (e: WardenError, bot?: string) => {
       await this.#audit({
         type: 'bot.join',
@@ -167,9 +166,7 @@ export class BotService {
     if (!stored) throw await failed(new WardenError('WARDEN_ERR_INVALID_TOKEN', INVALID_BOT_TOKEN_MESSAGE));
     const bot = await this.#o.services.users.find(stored.value.bot);
     // Spend first; a bot removed since (or a user of the same name made later) gets nothing.
-    const spent = await this.#o.backend
-      .delete(stored.key, { expectedModRev: stored.modRev })
-      .catch(() => false);
+    const spent = await this.#tokens.spend(stored);
     if (!spent || !bot?.spec.bot)
       throw await failed(
         new WardenError('WARDEN_ERR_INVALID_TOKEN', INVALID_BOT_TOKEN_MESSAGE),
@@ -228,34 +225,8 @@ export class BotService {
   }
 
   /** Removes every open join token of a bot (on `wctl bots rm`). */
-  async deleteTokensOf(bot: string): Promise<void> {
-    const { items } = await this.#o.backend.range(BOT_TOKEN_PREFIX);
-    for (const item of items) {
-      if ((JSON.parse(item.value) as StoredBotToken).bot === bot) await this.#o.backend.delete(item.key);
-    }
-  }
-
-  async #newToken(
-    bot: string,
-    ttlMs: number,
-    createdBy: string,
-  ): Promise<{ token: string; expires: string }> {
-    const token = generateToken();
-    const expires = new Date(this.#o.clock.now() + ttlMs).toISOString();
-    const value: StoredBotToken = { bot, expires, created_by: createdBy };
-    await this.#o.backend.create(BOT_TOKEN_PREFIX + hashToken(token), JSON.stringify(value), { ttlMs });
-    return { token, expires };
-  }
-
-  async #findToken(token: string) {
-    if (!/^[A-Za-z0-9_-]{16,200}$/.test(token)) return undefined;
-    const key = BOT_TOKEN_PREFIX + hashToken(token);
-    const item = await this.#o.backend.get(key);
-    if (!item) return undefined;
-    const value = JSON.parse(item.value) as StoredBotToken;
-    // The backend's TTL removes it; until its sweep runs, the stored expiry decides.
-    if (Date.parse(value.expires) <= this.#o.clock.now()) return undefined;
-    return { key, modRev: item.modRev, value };
+  deleteTokensOf(bot: string): Promise<void> {
+    return this.#tokens.deleteWhere((v) => v.bot === bot);
   }
 }
 

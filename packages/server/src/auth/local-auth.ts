@@ -9,7 +9,7 @@
 import { WardenError } from '@warden/api';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
-import { generateToken, hashToken } from '../tokens';
+import { OneTimeTokens } from '../tokens';
 
 const SECRETS = '/local_auth/secrets/';
 /** Backend prefix of invite tokens (keyed by the token's SHA-256). */
@@ -33,11 +33,11 @@ export interface Invite {
 
 export class LocalAuthStore {
   readonly #backend: Backend;
-  readonly #clock: Clock;
+  readonly #invites: OneTimeTokens<{ user: string; totp_secret?: string }>;
 
   constructor(backend: Backend, clock: Clock) {
     this.#backend = backend;
-    this.#clock = clock;
+    this.#invites = new OneTimeTokens(backend, clock, INVITES);
   }
 
   async getSecrets(user: string): Promise<(LocalSecrets & { modRev: number }) | undefined> {
@@ -67,41 +67,30 @@ export class LocalAuthStore {
   }
 
   /** A new invite for `user`; returns the token (shown once) and its expiry. */
-  async createInvite(
+  createInvite(
     user: string,
     ttlMs: number,
     totpSecret?: string,
   ): Promise<{ token: string; expires: string }> {
-    const token = generateToken();
-    const expires = new Date(this.#clock.now() + ttlMs).toISOString();
-    const value: Omit<Invite, 'modRev' | 'key'> = {
-      user,
-      expires,
-      ...(totpSecret ? { totp_secret: totpSecret } : {}),
-    };
-    await this.#backend.create(INVITES + hashToken(token), JSON.stringify(value), { ttlMs });
-    return { token, expires };
+    return this.#invites.create({ user, ...(totpSecret ? { totp_secret: totpSecret } : {}) }, ttlMs);
   }
 
   /** The invite for a token; INVALID_TOKEN when unknown, used or expired. */
   async getInvite(token: string): Promise<Invite> {
-    const key = INVITES + hashToken(token);
-    const item = /^[A-Za-z0-9_-]{16,200}$/.test(token) ? await this.#backend.get(key) : undefined;
-    if (!item) {
+    const found = await this.#invites.find(token);
+    if (!found) {
       throw new WardenError(
         'WARDEN_ERR_INVALID_TOKEN',
         'invalid or expired invite token; ask an administrator for a new one (`wctl users reset NAME`)',
       );
     }
-    return { ...(JSON.parse(item.value) as Omit<Invite, 'modRev' | 'key'>), modRev: item.modRev, key };
+    return { ...found.value, modRev: found.modRev, key: found.key };
   }
 
   /** Spends an invite: succeeds for exactly one caller. */
   async consumeInvite(invite: Invite): Promise<void> {
-    try {
-      const deleted = await this.#backend.delete(invite.key, { expectedModRev: invite.modRev });
-      if (!deleted) throw new Error('gone');
-    } catch {
+    const { modRev, key, ...value } = invite;
+    if (!(await this.#invites.spend({ key, modRev, value }))) {
       throw new WardenError(
         'WARDEN_ERR_INVALID_TOKEN',
         'this invite token was already used; ask an administrator for a new one',
@@ -110,10 +99,7 @@ export class LocalAuthStore {
   }
 
   /** Removes every open invite of `user` (on reset and delete). */
-  async deleteInvitesOf(user: string): Promise<void> {
-    const { items } = await this.#backend.range(INVITES);
-    for (const item of items) {
-      if ((JSON.parse(item.value) as { user?: string }).user === user) await this.#backend.delete(item.key);
-    }
+  deleteInvitesOf(user: string): Promise<void> {
+    return this.#invites.deleteWhere((v) => v.user === user);
   }
 }

@@ -1,9 +1,12 @@
 /**
  * Bearer tokens (invite and enrollment tokens, session IDs): generation, the hash stored
- * instead of the token, and constant-time comparison. A leaf: imports only `@warden/api`.
+ * instead of the token, constant-time comparison, and one-time tokens kept in the backend
+ * (`OneTimeTokens`). Imports only `@warden/api`, the backend and the clock.
  * Who may import: any server folder that hands out or checks a token (auth, devicetrust).
  * Tested by `tokens.test.ts`.
  */
+
+export { type FoundToken, OneTimeTokens, type TokenRecord } from './one-time';
 export {
   constantTimeEqual,
   generateToken,
