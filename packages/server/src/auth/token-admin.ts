@@ -30,21 +30,29 @@ export class TokenAdmin {
     this.#backend = backend;
   }
 
-  async list(): Promise<rpc.TokenInfo[]> {
-    const out: rpc.TokenInfo[] = [];
+  /** Open tokens whose stored hash starts with `hashPrefix` (all of them for ''). */
+  async #find(hashPrefix: string): Promise<{ key: string; info: rpc.TokenInfo }[]> {
+    const found: { key: string; info: rpc.TokenInfo }[] = [];
     for (const s of SOURCES) {
-      const { items } = await this.#backend.range(s.prefix);
+      const { items } = await this.#backend.range(s.prefix + hashPrefix);
       for (const item of items) {
         const v = JSON.parse(item.value) as Record<string, unknown>;
-        out.push({
-          id: item.key.slice(s.prefix.length, s.prefix.length + ID_CHARS),
-          type: s.type,
-          for: String(s.forOf(v) ?? ''),
-          expires: String(v.expires ?? ''),
+        found.push({
+          key: item.key,
+          info: {
+            id: item.key.slice(s.prefix.length, s.prefix.length + ID_CHARS),
+            type: s.type,
+            for: String(s.forOf(v) ?? ''),
+            expires: String(v.expires ?? ''),
+          },
         });
       }
     }
-    return out.sort((a, b) => a.expires.localeCompare(b.expires));
+    return found;
+  }
+
+  async list(): Promise<rpc.TokenInfo[]> {
+    return (await this.#find('')).map((f) => f.info).sort((a, b) => a.expires.localeCompare(b.expires));
   }
 
   /** Removes the one open token whose ID (hash prefix, at least 8 characters) is `id`. */
@@ -54,17 +62,7 @@ export class TokenAdmin {
         'WARDEN_ERR_BAD_PARAMETER',
         `"${id}" is not a token ID; \`wctl tokens ls\` lists them`,
       );
-    const found: { key: string; info: rpc.TokenInfo }[] = [];
-    for (const s of SOURCES) {
-      const { items } = await this.#backend.range(s.prefix + id);
-      for (const item of items) {
-        const v = JSON.parse(item.value) as Record<string, unknown>;
-        found.push({
-          key: item.key,
-          info: { id, type: s.type, for: String(s.forOf(v) ?? ''), expires: String(v.expires ?? '') },
-        });
-      }
-    }
+    const found = await this.#find(id);
     if (found.length === 0) throw new WardenError('WARDEN_ERR_NOT_FOUND', `no open token with ID "${id}"`);
     if (found.length > 1)
       throw new WardenError(
