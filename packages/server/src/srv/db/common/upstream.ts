@@ -6,13 +6,22 @@
  * it), and its name against the host of `spec.uri`.
  *
  * Certificates are cached per db user and renewed when less than a quarter of their life is
- * left. The protocol-specific part (PostgreSQL's SSLRequest, MySQL's SSL request packet)
+ * left. The TLS context (key, certificate, CAs parsed by OpenSSL) is built once per
+ * (certificate, CAs) and shared by every connection that logs in as that db user to a
+ * database trusting those CAs: building one parses the key and the CA certificates again,
+ * which cost more than the rest of a connection's setup and of a lock's teardown. The protocol-specific part (PostgreSQL's SSLRequest, MySQL's SSL request packet)
  * stays in each engine: they call `dialTcp`, do their preamble, then `upgrade`.
  * Internal to `srv/db`; the public surface is `common/index.ts`.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import {
+  type ConnectionOptions,
+  createSecureContext,
+  type SecureContext,
+  type TLSSocket,
+  connect as tlsConnect,
+} from 'node:tls';
 import { type DbResource, WardenError } from '@warden/api';
 import type { Clock } from '../../../clock';
 
@@ -55,18 +64,34 @@ export function splitUri(uri: string): { host: string; port: number } {
   return { host: uri.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(uri.slice(i + 1)) };
 }
 
+/** Most TLS contexts kept per db user (one per distinct set of trusted CAs). */
+const MAX_CONTEXTS_PER_USER = 16;
+
+/** A TLS context for one client certificate and one set of trusted CAs. */
+interface ContextEntry {
+  certPem: string;
+  ca: readonly string[];
+  context: SecureContext;
+}
+
 export class UpstreamCredentials {
   readonly #issuer: DbCertIssuer;
   readonly #clock: Clock;
   readonly #ttlMs: number;
   readonly #key: { privateKey: KeyObject; publicKey: KeyObject };
+  /** The private key in PEM, exported once (OpenSSL's context wants it in this form). */
+  readonly #keyPem: string;
   readonly #certs = new Map<string, Promise<{ certPem: string; notAfter: Date }>>();
+  /** db user → CAs (a resource's own `ca_cert`, or the db CA) → context. */
+  readonly #contexts = new Map<string, Map<string, ContextEntry>>();
+  #contextsBuilt = 0;
 
   constructor(o: { issuer: DbCertIssuer; clock: Clock; ttlMs?: number }) {
     this.#issuer = o.issuer;
     this.#clock = o.clock;
     this.#ttlMs = o.ttlMs ?? DB_CLIENT_CERT_TTL_MS;
     this.#key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    this.#keyPem = this.#key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   }
 
   async #cert(dbUser: string): Promise<string> {
@@ -89,22 +114,53 @@ export class UpstreamCredentials {
     }
   }
 
-  /** TLS options to log in to `db` as `dbUser`. */
+  /**
+   * The context for `certPem` trusting `ca`: the cached one while both are unchanged, else a
+   * new one (a renewed certificate, a rotated CA, a resource's new `ca_cert`).
+   */
+  #context(dbUser: string, certPem: string, ca: readonly string[]): SecureContext {
+    const caKey = ca.join('\n');
+    let byCa = this.#contexts.get(dbUser);
+    if (!byCa) {
+      byCa = new Map();
+      this.#contexts.set(dbUser, byCa);
+    }
+    const hit = byCa.get(caKey);
+    if (hit && hit.certPem === certPem) return hit.context;
+    const context = createSecureContext({
+      cert: certPem,
+      key: this.#keyPem,
+      ca: [...ca],
+      minVersion: 'TLSv1.2',
+    });
+    this.#contextsBuilt++;
+    // Bounded: CAs replaced over time (rotations, edited resources) do not pile up.
+    if (!hit && byCa.size >= MAX_CONTEXTS_PER_USER) byCa.delete(byCa.keys().next().value!);
+    byCa.set(caKey, { certPem, ca, context });
+    return context;
+  }
+
+  /** TLS options to log in to `db` as `dbUser` (a shared, cached TLS context). */
   async tlsOptions(db: DbResource, dbUser: string): Promise<ConnectionOptions> {
     const { host } = splitUri(db.spec.uri);
+    const certPem = await this.#cert(dbUser);
+    const ca = db.spec.ca_cert ? [db.spec.ca_cert] : this.#issuer.caPems();
     return {
       host,
       ...(isIP(host) ? {} : { servername: host }),
-      cert: await this.#cert(dbUser),
-      key: this.#key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      ca: db.spec.ca_cert ? [db.spec.ca_cert] : this.#issuer.caPems(),
+      secureContext: this.#context(dbUser, certPem, ca),
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
     };
   }
 
+  /** How many TLS contexts were built so far (tests, metrics). */
+  get contextsBuilt(): number {
+    return this.#contextsBuilt;
+  }
+
   toJSON() {
-    return { cachedUsers: this.#certs.size };
+    return { cachedUsers: this.#certs.size, contextsBuilt: this.#contextsBuilt };
   }
 }
 

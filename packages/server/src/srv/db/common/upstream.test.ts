@@ -1,0 +1,135 @@
+/**
+ * UpstreamCredentials: one TLS context per (db user certificate, trusted CAs), shared by the
+ * connections that use it and rebuilt when the certificate is renewed or the CAs change; and
+ * a context that really authenticates (a TLS server requiring a client certificate from the
+ * db CA sees CN = the db user).
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { connect, createServer, type TLSSocket } from 'node:tls';
+import type { DbResource } from '@warden/api';
+import { MemoryBackend } from '../../../backend';
+import { CertAuthorities } from '../../../ca';
+import { FakeClock } from '../../../clock';
+import { dbCertIssuer, UpstreamCredentials } from './upstream';
+
+const TTL = 60 * 60 * 1000;
+
+function db(name: string, uri: string, caCert?: string): DbResource {
+  return {
+    kind: 'db',
+    version: 'v3',
+    metadata: { name },
+    spec: { protocol: 'postgres', uri, ...(caCert ? { ca_cert: caCert } : {}) },
+  };
+}
+
+async function setup() {
+  const clock = new FakeClock(Date.now());
+  const backend = new MemoryBackend({ clock });
+  const cas = await CertAuthorities.init({ backend, clusterName: 'unit', clock });
+  let issued = 0;
+  const issuer = dbCertIssuer(cas);
+  const counting = {
+    ...issuer,
+    issueClientCert: (req: Parameters<typeof issuer.issueClientCert>[0]) => {
+      issued++;
+      return issuer.issueClientCert(req);
+    },
+  };
+  const creds = new UpstreamCredentials({ issuer: counting, clock, ttlMs: TTL });
+  return { clock, cas, creds, issued: () => issued, close: () => backend.close() };
+}
+
+test('one TLS context per db user and CAs, reused by every connection', async () => {
+  const { creds, issued, close } = await setup();
+  try {
+    const orders = db('orders', '127.0.0.1:5432');
+    const a = await creds.tlsOptions(orders, 'alice');
+    const b = await creds.tlsOptions(orders, 'alice');
+    const c = await creds.tlsOptions(db('shop', 'db.example:5432'), 'alice');
+    assert.ok(a.secureContext);
+    assert.equal(b.secureContext, a.secureContext);
+    // Another database trusting the same CA, same certificate: the same context.
+    assert.equal(c.secureContext, a.secureContext);
+    assert.equal(c.servername, 'db.example');
+    assert.equal(a.servername, undefined);
+    assert.equal(a.rejectUnauthorized, true);
+    // No key material in the options themselves (the context holds it).
+    assert.equal(a.key, undefined);
+    assert.equal(creds.contextsBuilt, 1);
+    assert.equal(issued(), 1);
+
+    const bob = await creds.tlsOptions(orders, 'bob');
+    assert.notEqual(bob.secureContext, a.secureContext);
+    assert.equal(creds.contextsBuilt, 2);
+  } finally {
+    await close();
+  }
+});
+
+test('a resource with its own CA gets its own context; a renewed certificate a new one', async () => {
+  const { clock, cas, creds, issued, close } = await setup();
+  try {
+    const orders = db('orders', '127.0.0.1:5432');
+    const a = await creds.tlsOptions(orders, 'alice');
+    const own = await creds.tlsOptions(db('legacy', '127.0.0.1:3306', cas.tlsCertPems('user')[0]), 'alice');
+    assert.notEqual(own.secureContext, a.secureContext);
+    assert.equal(creds.contextsBuilt, 2);
+    // Still fresh: same context.
+    clock.advance(TTL / 2);
+    assert.equal((await creds.tlsOptions(orders, 'alice')).secureContext, a.secureContext);
+    // Less than a quarter of its life left: a new certificate, so a new context.
+    clock.advance(TTL / 4 + 1000);
+    const renewed = await creds.tlsOptions(orders, 'alice');
+    assert.notEqual(renewed.secureContext, a.secureContext);
+    assert.equal(issued(), 2);
+    assert.equal((await creds.tlsOptions(orders, 'alice')).secureContext, renewed.secureContext);
+  } finally {
+    await close();
+  }
+});
+
+test('the shared context logs in: the server sees the db user’s certificate, twice over', async () => {
+  const { cas, creds, close } = await setup();
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const { certPem } = await cas.issueDbServerCert({ ipAddresses: ['127.0.0.1'], publicKey });
+  const seen: unknown[] = [];
+  const server = createServer(
+    {
+      key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      cert: certPem,
+      ca: cas.tlsCertPems('db'),
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (s) => {
+      s.end(String(s.getPeerCertificate().subject?.CN));
+    },
+  );
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const { port } = server.address() as AddressInfo;
+    const target = db('orders', `127.0.0.1:${port}`);
+    for (let i = 0; i < 2; i++) {
+      const options = await creds.tlsOptions(target, 'reporting');
+      const sock: TLSSocket = connect({ ...options, port });
+      let got = '';
+      sock.on('data', (d) => {
+        got += d;
+      });
+      await once(sock, 'end');
+      sock.destroy();
+      seen.push(got);
+    }
+    assert.deepEqual(seen, ['reporting', 'reporting']);
+    assert.equal(creds.contextsBuilt, 1);
+  } finally {
+    server.close();
+    await close();
+  }
+});
