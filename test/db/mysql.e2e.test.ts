@@ -416,6 +416,12 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
         5000,
       );
       assert.doesNotMatch(out, /\nafter\n/);
+      // The database's threads of both idle sessions are gone (closed with COM_QUIT).
+      await waitFor(
+        () => server.sql("select count(*) from information_schema.processlist where user = 'reader'").trim(),
+        /^0$/,
+        5000,
+      );
     } finally {
       child.kill('SIGKILL');
       bobTunnel.child.kill('SIGTERM');

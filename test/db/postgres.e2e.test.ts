@@ -420,6 +420,10 @@ describe('PostgreSQL through Warden', { skip }, () => {
   });
 
   test('a lock ends an open psql session within a second and refuses new ones with its message', async () => {
+    // An idle session of the same user (the pg driver), ended by the same lock.
+    const idle = new pg.Client({ host: '127.0.0.1', port: tunnelPort, user: 'alice', database: 'orders' });
+    await idle.connect();
+    const idleEnded = new Promise<string>((r) => idle.on('error', (e: Error) => r(e.message)));
     const child = spawn('psql', ['-X', '-At', conn()], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => {
@@ -442,8 +446,17 @@ describe('PostgreSQL through Warden', { skip }, () => {
       await waitFor(() => out, /FATAL: {2}lock targeting User:"alice" is in force: incident 42/, 5000);
       child.stdin.end();
       await closed;
+      assert.match(await idleEnded, /lock targeting User:"alice" is in force: incident 42/);
+      // Both backends are gone: the running pg_sleep was cancelled (closing the connection
+      // alone would let it run on), the idle one closed.
+      await waitFor(
+        () => server.psql("select count(*) from pg_stat_activity where usename = 'alice'").trim(),
+        /^0$/,
+        5000,
+      );
     } finally {
       child.kill('SIGKILL');
+      await idle.end().catch(() => undefined);
     }
     const again = await psql(conn(), 'select 1');
     assert.equal(again.code, 2);

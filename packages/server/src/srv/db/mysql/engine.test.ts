@@ -66,6 +66,8 @@ class FakeMySql {
   logins: Login[] = [];
   queries: string[] = [];
   connections = 0;
+  /** Sessions that ended with the client's COM_QUIT. */
+  quits = 0;
   answers: Buffer[] = [];
   readonly open = new Set<Socket>();
 
@@ -160,7 +162,10 @@ class FakeMySql {
     tls.write(packet(next, okPayload()));
     for (;;) {
       const cmd = await readPacket(r);
-      if (cmd.payload[0] === Command.QUIT) break;
+      if (cmd.payload[0] === Command.QUIT) {
+        this.quits++;
+        break;
+      }
       const text = cmd.payload.toString('utf8', 1);
       this.queries.push(text);
       if (!text.startsWith('select sleep')) tls.write(packet(1, okPayload()));
@@ -381,13 +386,15 @@ test('denied access: ERR 1045 28000 with the reason, and the database is not eve
   }
 });
 
-test('a lock on an idle session: ERR 1927 to the client, the database thread killed, both closed', async () => {
+test('a lock on an idle session: ERR 1927 to the client, COM_QUIT upstream, no new login', async () => {
   fake.scenario = { kind: 'ok' };
   const { sock, r, answer } = await login();
   assert.equal(answer.payload[0], 0);
-  const threadId = 1000 + fake.connections;
   sock.write(comQuery('select 2'));
   await readPacket(r);
+  const connections = fake.connections;
+  const quits = fake.quits;
+  const kills = engine.killsSent;
   lastSession!.terminate('lock targeting User:"alice" is in force');
   const err = await readPacket(r);
   assert.deepEqual(parseErr(err.payload), {
@@ -400,9 +407,31 @@ test('a lock on an idle session: ERR 1927 to the client, the database thread kil
   await served;
   assert.ok(sock.destroyed || (await once(sock, 'close')));
   const until = Date.now() + 5000;
+  while (fake.quits === quits && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+  assert.equal(fake.quits, quits + 1);
+  assert.equal(fake.connections, connections, 'the database was logged in to again');
+  assert.equal(engine.killsSent, kills);
+  assert.ok(!fake.queries.some((q) => q.startsWith('KILL')), fake.queries.join('\n'));
+});
+
+test('a lock on a running statement: ERR 1927 to the client, the database thread killed', async () => {
+  fake.scenario = { kind: 'ok' };
+  const { sock, r, answer } = await login();
+  assert.equal(answer.payload[0], 0);
+  const threadId = 1000 + fake.connections;
+  sock.write(comQuery('select sleep(60)'));
+  const until = Date.now() + 5000;
+  while (!fake.queries.includes('select sleep(60)') && Date.now() < until)
+    await new Promise((res) => setTimeout(res, 20));
+  const kills = engine.killsSent;
+  lastSession!.terminate('lock targeting User:"alice" is in force');
+  const err = await readPacket(r);
+  assert.equal(parseErr(err.payload).code, 1927);
+  await served;
   while (!fake.queries.includes(`KILL CONNECTION ${threadId}`) && Date.now() < until)
     await new Promise((res) => setTimeout(res, 20));
   assert.ok(fake.queries.includes(`KILL CONNECTION ${threadId}`), fake.queries.join('\n'));
+  assert.equal(engine.killsSent, kills + 1);
 });
 
 test('refuse (a locked user known to the proxy): greeting, then ERR 1045 with the reason', async () => {

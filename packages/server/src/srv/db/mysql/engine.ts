@@ -24,8 +24,9 @@
  *     │ COM_CHANGE_USER ──────────▶ │    refused here (ERR 1235): never relayed      │
  *     │ KILL QUERY <our id> ──────▶ │    same Warden user: rewritten to the real id ▶│
  *     │                             │ 5. lock in force: ERR 1927 70100 (next seq) to │
- *     │ ◀── ERR(lock message) ───── │    the client at a packet boundary; the        │
- *     │                             │    database's thread is killed; both closed    │
+ *     │ ◀── ERR(lock message) ───── │    the client at a packet boundary; a thread   │
+ *     │                             │    running a statement is killed (an idle one  │
+ *     │                             │    gets COM_QUIT: no new login); both closed   │
  *
  * Internal to `srv/db/mysql`; tested by `engine.test.ts` (a fake MySQL server) and end to
  * end in `test/db/` (a real MariaDB, the `mysql` client and the `mysql2` driver).
@@ -36,6 +37,7 @@ import type { TLSSocket } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
 import type { Logger } from '../../../log';
 import { type DbEngine, type DbSession, dialTcp, endWith, relay, StreamReader, upgrade } from '../common';
+import { MySqlActivity } from './activity';
 import {
   Cap,
   Command,
@@ -173,6 +175,8 @@ interface Upstream {
   /** The database's final OK payload (its status flags and session state go to the client). */
   ok: Buffer;
   rest: Buffer;
+  /** What the login negotiated with the database. */
+  capabilities: number;
 }
 
 export interface MySqlEngineOptions {
@@ -180,10 +184,15 @@ export interface MySqlEngineOptions {
   connectionIds?: ConnectionIds;
 }
 
+/** COM_QUIT, a whole packet. */
+const QUIT = packet(0, Buffer.from([Command.QUIT]));
+
 export class MySqlEngine implements DbEngine {
   readonly protocol = 'mysql' as const;
   readonly #logger: Logger;
   readonly connectionIds: ConnectionIds;
+  /** `KILL CONNECTION`s sent for terminated sessions (tests, metrics). */
+  killsSent = 0;
   /** Each database's version string, learned at its first login and then announced. */
   readonly #versions = new Map<string, string>();
 
@@ -417,6 +426,7 @@ export class MySqlEngine implements DbEngine {
               serverVersion: greeting.serverVersion,
               ok: p.payload,
               rest: r.release(),
+              capabilities: caps,
             };
           }
           if (kind === 0xff) throw new UpstreamRefused(parseErr(p.payload));
@@ -456,7 +466,8 @@ export class MySqlEngine implements DbEngine {
 
   #relay(client: Duplex, up: Upstream, session: DbSession, clientRest: Buffer, seq: SeqState): Promise<void> {
     const upstream = up.socket;
-    const serverTap = new ServerTap(seq);
+    const activity = new MySqlActivity(up.capabilities);
+    const serverTap = new ServerTap(seq, activity);
     const statements = new Map<number, { query: string; params: number; types?: number[] }>();
     let lastPrepared: number | undefined;
     const malformed = (what: string, e: unknown) => {
@@ -533,7 +544,7 @@ export class MySqlEngine implements DbEngine {
         }
       },
     };
-    const clientTap = new ClientTap(handler, seq, () => session.auditBacklog());
+    const clientTap = new ClientTap(handler, seq, () => session.auditBacklog(), activity);
     return relay({
       session,
       logger: this.#logger,
@@ -548,8 +559,14 @@ export class MySqlEngine implements DbEngine {
         server: 'database stream failed; ending the session',
       },
       terminate: (reason) => {
+        clientTap.stop();
         serverTap.interrupt((s) => errPacket(s, { ...ErrorCode.connectionKilled, message: reason }));
-        void this.#kill(session, up.threadId);
+        // A statement may be running: closing the connection would not stop it, KILL does.
+        // Idle: COM_QUIT and close end the thread, without logging in to the database again.
+        if (!activity.idle) {
+          this.killsSent++;
+          void this.#kill(session, up.threadId);
+        } else upstream.end(QUIT);
       },
     });
   }

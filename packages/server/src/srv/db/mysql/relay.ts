@@ -16,6 +16,7 @@
  * ends). Internal to `srv/db/mysql`; tested by `relay.test.ts`.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { ACTIVITY_HEAD, type MySqlActivity } from './activity';
 import { MAX_PACKET_PAYLOAD, MySqlProtocolError } from './protocol';
 
 /** The sequence id of the last packet seen in either direction. */
@@ -55,19 +56,39 @@ export class ClientTap extends Transform {
   /** In a command longer than one packet: its command byte and length so far. */
   #long: { command: number; length: number } | undefined;
   readonly #hold: (() => Promise<void> | undefined) | undefined;
+  readonly #activity: MySqlActivity | undefined;
+  #stopped = false;
 
   /**
    * `hold()`, asked after each chunk, may return a promise: the next chunk is read only once
-   * it resolves (back-pressure from the audit log).
+   * it resolves (back-pressure from the audit log). `activity` learns of every command sent on.
    */
-  constructor(handler: ClientTapHandler, seq: SeqState, hold?: () => Promise<void> | undefined) {
+  constructor(
+    handler: ClientTapHandler,
+    seq: SeqState,
+    hold?: () => Promise<void> | undefined,
+    activity?: MySqlActivity,
+  ) {
     super();
     this.#handler = handler;
     this.#seq = seq;
     this.#hold = hold;
+    this.#activity = activity;
+  }
+
+  /**
+   * Sends nothing more to the database (a terminated session: what the client sends after the
+   * decision must not start work that nobody would end).
+   */
+  stop(): void {
+    this.#stopped = true;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.#stopped) {
+      done();
+      return;
+    }
     this.#parts.push(chunk);
     this.#have += chunk.length;
     try {
@@ -110,12 +131,16 @@ export class ClientTap extends Transform {
       if (!this.#handler.allowLong(payload[0]!))
         throw new MySqlProtocolError(`command 0x${payload[0]!.toString(16)} longer than one packet`);
       this.#long = { command: payload[0]!, length };
+      this.#activity?.command(payload);
       this.push(whole);
       return;
     }
     const action = this.#handler.command(payload);
-    if (action.kind === 'forward') this.push(whole);
-    else if (action.kind === 'rewrite') {
+    if (action.kind === 'forward') {
+      this.#activity?.command(payload);
+      this.push(whole);
+    } else if (action.kind === 'rewrite') {
+      this.#activity?.command(action.payload);
       const head = Buffer.alloc(4);
       head.writeUIntLE(action.payload.length, 0, 3);
       this.push(Buffer.concat([head, action.payload]));
@@ -151,6 +176,8 @@ export class ClientTap extends Transform {
 
 /** How many payload bytes of each server packet we keep (COM_STMT_PREPARE_OK is 12). */
 const PEEK = 12;
+/** Payload bytes kept of each packet: what the prepare callbacks and the activity read. */
+const HEAD = Math.max(PEEK, ACTIVITY_HEAD);
 
 /**
  * @example
@@ -165,8 +192,10 @@ export class ServerTap extends Transform {
   #left: number | undefined;
   #length = 0;
   #packetSeq = 0;
-  #peek: Buffer[] = [];
+  /** The current packet's first payload bytes (copied: the chunk goes on to the client). */
+  readonly #peek = Buffer.alloc(HEAD);
   #peeked = 0;
+  readonly #activity: MySqlActivity | undefined;
   /** The last packet's payload was 16 MB: the next one continues it. */
   #continues = false;
   #pendingInterrupt: ((seq: number) => Buffer) | undefined;
@@ -175,9 +204,11 @@ export class ServerTap extends Transform {
   /** Statements whose prepare answer is awaited, oldest first. */
   readonly #prepares: ((first: Buffer) => void)[] = [];
 
-  constructor(seq: SeqState) {
+  /** `activity` learns of every packet the database sends. */
+  constructor(seq: SeqState, activity?: MySqlActivity) {
     super();
     this.#seq = seq;
+    this.#activity = activity;
   }
 
   get atBoundary(): boolean {
@@ -243,16 +274,11 @@ export class ServerTap extends Transform {
           this.#head = Buffer.alloc(0);
         }
         this.#left = this.#length;
-        this.#peek = [];
         this.#peeked = 0;
       } else {
         const take = Math.min(this.#left, chunk.length - at);
-        // Payload bytes are kept only while a prepare's answer is awaited.
-        if (this.#prepares.length > 0 && this.#peeked < PEEK && take > 0) {
-          const slice = chunk.subarray(at, at + Math.min(take, PEEK - this.#peeked));
-          this.#peek.push(Buffer.from(slice));
-          this.#peeked += slice.length;
-        }
+        if (this.#peeked < HEAD && take > 0)
+          this.#peeked += chunk.copy(this.#peek, this.#peeked, at, at + Math.min(take, HEAD - this.#peeked));
         this.#left -= take;
         at += take;
       }
@@ -278,10 +304,13 @@ export class ServerTap extends Transform {
     this.#continues = this.#length === MAX_PACKET_PAYLOAD;
     this.#seq.seq = this.#packetSeq;
     this.#seq.from = 'server';
+    if (wasContinued) return;
+    const head = this.#peek.subarray(0, this.#peeked);
     // The first packet of an answer has sequence id 1 (the command was 0).
-    if (!wasContinued && this.#packetSeq === 1 && this.#prepares.length > 0) {
+    if (this.#packetSeq === 1 && this.#prepares.length > 0) {
       const onAnswer = this.#prepares.shift()!;
-      onAnswer(Buffer.concat(this.#peek));
+      onAnswer(Buffer.from(head.subarray(0, PEEK)));
     }
+    this.#activity?.server(head, this.#length);
   }
 }

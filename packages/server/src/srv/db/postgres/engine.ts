@@ -20,8 +20,9 @@
  *     │ Query / Parse/Bind/Execute ▶│ 4. audited (db.query), relayed ─────────────▶ │
  *     │ ◀═══════ results, streamed as they come ═══════════════════════════════════ │
  *     │                             │ 5. lock in force: ErrorResponse 57P01 to the   │
- *     │ ◀── ErrorResponse(lock) ─── │    client at a message boundary; the running   │
- *     │                             │    query is cancelled upstream; both closed    │
+ *     │ ◀── ErrorResponse(lock) ─── │    client at a message boundary; a running     │
+ *     │                             │    query is cancelled upstream (an idle one is │
+ *     │                             │    just closed: no new dial); both closed      │
  *   Cancel (psql ^C, pg cancel): a new connection through the proxy with
  *     │ CancelRequest(ours) ──────▶ │ same user? map to the real key ── TLS ──────▶ │ CancelRequest(real)
  *
@@ -55,7 +56,7 @@ import {
   startupLength,
   startupMessage,
 } from './protocol';
-import { ClientTap, ServerTap } from './relay';
+import { ClientTap, PgActivity, ServerTap } from './relay';
 
 /** How long a client may take to send its startup packet. */
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -135,10 +136,15 @@ export interface PostgresEngineOptions {
   cancelKeys?: CancelKeys;
 }
 
+/** The frontend's Terminate message ('X'). */
+const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+
 export class PostgresEngine implements DbEngine {
   readonly protocol = 'postgres' as const;
   readonly #logger: Logger;
   readonly cancelKeys: CancelKeys;
+  /** CancelRequests sent for terminated sessions (tests, metrics). */
+  cancelsSent = 0;
 
   constructor(o: PostgresEngineOptions) {
     this.#logger = o.logger;
@@ -319,8 +325,9 @@ export class PostgresEngine implements DbEngine {
         session.query({ query: `<malformed ${type} message>` });
       }
     };
-    const clientTap = new ClientTap(audit, () => session.auditBacklog());
-    const serverTap = new ServerTap();
+    const activity = new PgActivity();
+    const clientTap = new ClientTap(audit, () => session.auditBacklog(), activity);
+    const serverTap = new ServerTap(activity);
     return relay({
       session,
       logger: this.#logger,
@@ -335,8 +342,14 @@ export class PostgresEngine implements DbEngine {
         server: 'database sent a malformed message; ending the session',
       },
       terminate: (reason) => {
+        clientTap.stop();
         serverTap.interrupt(fatal(SqlState.adminShutdown, reason));
-        if (upstreamKey) void this.#sendCancel(session, upstreamKey);
+        // A statement may be running: cancel it (closing the connection would not stop it).
+        // Idle: Terminate and close end the backend, without dialing the database again.
+        if (!activity.idle && upstreamKey) {
+          this.cancelsSent++;
+          void this.#sendCancel(session, upstreamKey);
+        } else upstream.end(TERMINATE);
       },
     });
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { errorResponse, message, PgProtocolError } from './protocol';
-import { ClientTap, ServerTap } from './relay';
+import { ClientTap, PgActivity, ServerTap } from './relay';
 
 const cstr = (s: string) => Buffer.from(`${s}\0`, 'utf8');
 
@@ -113,4 +113,74 @@ test('ClientTap reads no further while hold() returns a pending promise (audit b
   const bytes = await out;
   assert.deepEqual(seen, ['Q:select 1\0', 'Q:select 2\0']);
   assert.deepEqual(bytes, Buffer.concat([message('Q', cstr('select 1')), message('Q', cstr('select 2'))]));
+});
+
+test('ClientTap.stop: nothing the client sends afterwards is passed on', async () => {
+  const tap = new ClientTap(() => undefined);
+  const out = collect(tap);
+  tap.write(message('Q', cstr('select 1')));
+  tap.stop();
+  tap.write(message('Q', cstr('select 2')));
+  tap.end();
+  assert.deepEqual(await out, message('Q', cstr('select 1')));
+});
+
+test('PgActivity: idle only when every Query/Sync has its ReadyForQuery and no Execute waits for a Sync', () => {
+  const a = new PgActivity();
+  assert.equal(a.idle, true);
+  a.client('Q');
+  assert.equal(a.idle, false);
+  a.server('T');
+  a.server('D');
+  a.server('C');
+  assert.equal(a.idle, false);
+  a.server('Z');
+  assert.equal(a.idle, true);
+  // Extended protocol: running from the Execute on, even before the Sync.
+  a.client('P');
+  a.client('B');
+  a.client('E');
+  assert.equal(a.idle, false);
+  a.client('S');
+  assert.equal(a.idle, false);
+  a.server('1');
+  a.server('2');
+  a.server('C');
+  a.server('Z');
+  assert.equal(a.idle, true);
+  // Pipelined: two queries, one answer so far.
+  a.client('Q');
+  a.client('Q');
+  a.server('Z');
+  assert.equal(a.idle, false);
+  a.server('Z');
+  assert.equal(a.idle, true);
+  // COPY FROM STDIN: busy until its ReadyForQuery.
+  a.client('Q');
+  a.server('G');
+  a.client('d');
+  a.client('c');
+  assert.equal(a.idle, false);
+  a.server('C');
+  a.server('Z');
+  assert.equal(a.idle, true);
+  // A Flush without a Sync: the Execute before it may run.
+  a.client('E');
+  a.client('H');
+  assert.equal(a.idle, false);
+});
+
+test('ClientTap and ServerTap report the messages they pass to PgActivity', async () => {
+  const a = new PgActivity();
+  const client = new ClientTap(() => undefined, undefined, a);
+  const server = new ServerTap(a);
+  client.resume();
+  server.resume();
+  for (const c of chunks(message('Q', cstr('select 1')))) client.write(c);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(a.idle, false);
+  for (const c of chunks(Buffer.concat([message('C', cstr('SELECT 1')), message('Z', Buffer.from('I'))])))
+    server.write(c);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(a.idle, true);
 });

@@ -83,6 +83,36 @@ class FrameScanner {
 }
 
 const AUDITED = new Set(['Q', 'P', 'B', 'E']);
+/** Extended-protocol messages that start or continue work before a Sync. */
+const EXTENDED = new Set(['P', 'B', 'E', 'D', 'C', 'H']);
+
+/**
+ * Whether the database may be working for the client: every Query, Sync and FunctionCall
+ * the client sent is answered by exactly one ReadyForQuery, and Parse/Bind/Execute… sent
+ * without their Sync yet may already run. Idle means there is nothing to cancel: closing
+ * the connection ends the backend.
+ */
+export class PgActivity {
+  /** Query/Sync/FunctionCall messages not yet answered by ReadyForQuery. */
+  #outstanding = 0;
+  /** Extended-protocol messages sent since the last Sync. */
+  #extended = false;
+
+  client(type: string): void {
+    if (type === 'Q' || type === 'S' || type === 'F') {
+      this.#outstanding++;
+      if (type === 'S') this.#extended = false;
+    } else if (EXTENDED.has(type)) this.#extended = true;
+  }
+
+  server(type: string): void {
+    if (type === 'Z' && this.#outstanding > 0) this.#outstanding--;
+  }
+
+  get idle(): boolean {
+    return this.#outstanding === 0 && !this.#extended;
+  }
+}
 
 /**
  * @example
@@ -91,15 +121,18 @@ const AUDITED = new Set(['Q', 'P', 'B', 'E']);
 export class ClientTap extends Transform {
   readonly #scanner: FrameScanner;
   readonly #hold: (() => Promise<void> | undefined) | undefined;
+  #stopped = false;
 
   /**
    * `onMessage(type, body)` for Query, Parse, Bind and Execute; `body` undefined when too long
    * to keep. `hold()`, asked after each chunk, may return a promise: the next chunk is read
-   * only once it resolves (back-pressure from the audit log).
+   * only once it resolves (back-pressure from the audit log). `activity` learns of every
+   * message sent on.
    */
   constructor(
     onMessage: (type: string, body: Buffer | undefined, length: number) => void,
     hold?: () => Promise<void> | undefined,
+    activity?: PgActivity,
   ) {
     super();
     this.#hold = hold;
@@ -108,6 +141,7 @@ export class ClientTap extends Transform {
     let parts: Buffer[] | undefined;
     this.#scanner = new FrameScanner({
       header: (t, len) => {
+        activity?.client(t);
         type = t;
         length = len;
         parts = AUDITED.has(t) ? [] : undefined;
@@ -123,7 +157,19 @@ export class ClientTap extends Transform {
     });
   }
 
+  /**
+   * Sends nothing more to the database (a terminated session: what the client sends after the
+   * decision must not start work that nobody would cancel).
+   */
+  stop(): void {
+    this.#stopped = true;
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.#stopped) {
+      done();
+      return;
+    }
     try {
       this.#scanner.scan(chunk);
     } catch (e) {
@@ -147,9 +193,15 @@ export class ClientTap extends Transform {
  *   tap.interrupt(errorResponse({ severity: 'FATAL', code: '57P01', message: reason }));
  */
 export class ServerTap extends Transform {
-  readonly #scanner = new FrameScanner();
+  readonly #scanner: FrameScanner;
   #pending: Buffer | undefined;
   #done = false;
+
+  /** `activity` learns of every message the database sends. */
+  constructor(activity?: PgActivity) {
+    super();
+    this.#scanner = new FrameScanner(activity ? { header: (type) => activity.server(type) } : {});
+  }
 
   /** Ends the stream with `last` at the next message boundary (at once when idle). */
   interrupt(last: Buffer): void {
