@@ -47,6 +47,11 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
     );
   }
 
+  /** How long a refused write takes before it fails (a disk that stalls, then reports full). */
+  function stallAudit(seconds: number): void {
+    pg.psql(`UPDATE aud.audit_stall SET seconds = ${seconds};`);
+  }
+
   async function metric(type: string): Promise<number> {
     const text = await (await fetch(`http://${diag}/metrics`)).text();
     const m = new RegExp(
@@ -88,9 +93,12 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
     });
     pg.psql(`
       CREATE TABLE aud.audit_fail (type text PRIMARY KEY);
+      CREATE TABLE aud.audit_stall (seconds float NOT NULL);
+      INSERT INTO aud.audit_stall VALUES (0);
       CREATE FUNCTION aud.audit_fail() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF EXISTS (SELECT 1 FROM aud.audit_fail WHERE type IN (NEW.type, '*')) THEN
+          PERFORM pg_sleep((SELECT seconds FROM aud.audit_stall));
           RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
         END IF;
         RETURN NEW;
@@ -188,24 +196,36 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
     const works = await wsh('alice', ['ssh', 'root@node-1', 'echo', 'audited']);
     assert.equal(works.stdout, 'audited\n', works.stderr);
 
+    // The node starts nothing before the audit log has the session's start: even a command
+    // that finishes at once never runs.
     breakAudit('session.start');
+    stallAudit(1.5);
     const before = await metric('session.start');
-    const started = Date.now();
-    const res = await wsh('alice', ['ssh', 'root@node-1', 'sleep 20; echo not-ended']);
+    const res = await wsh('alice', ['ssh', 'root@node-1', 'echo not-started']);
     assert.notEqual(res.code, 0);
-    assert.doesNotMatch(res.stdout, /not-ended/);
-    assert.ok(Date.now() - started < 15_000, 'ended, not run to the end');
+    assert.doesNotMatch(res.stdout, /not-started/);
     assert.match(res.stderr, /audit log could not record this \(session\.start\)/);
     assert.ok((await metric('session.start')) > before);
 
-    // Nothing recorded at all (the access decision either): the session is ended. The node
-    // does not wait for the access event before it starts a command, so a command shorter
-    // than one audit write can still finish (a known gap, see the issue notes): this one sleeps.
+    // Nothing recorded at all (the access decision either): nothing starts, not even `echo`
+    // (the node waits for the access event before it starts a command). The store stalls
+    // before it fails, so a node that started the command first would print its output.
     breakAudit('*');
-    const refused = await wsh('alice', ['ssh', 'root@node-1', 'sleep 3; echo not-refused']);
+    stallAudit(1.5);
+    const allowedBefore = await metric('access.allowed');
+    const refused = await wsh('alice', ['ssh', 'root@node-1', 'echo not-refused']);
     assert.notEqual(refused.code, 0);
     assert.doesNotMatch(refused.stdout, /not-refused/);
-    assert.ok((await metric('access.allowed')) >= 1);
+    assert.match(refused.stderr, /audit log could not record this/);
+    assert.ok((await metric('access.allowed')) > allowedBefore);
+
+    // Only the access decision lost: the command does not run either.
+    breakAudit('access.allowed');
+    const decision = await wsh('alice', ['ssh', 'root@node-1', 'echo not-decided']);
+    assert.notEqual(decision.code, 0);
+    assert.doesNotMatch(decision.stdout, /not-decided/);
+    assert.match(decision.stderr, /audit log could not record this \(access\.allowed\)/);
+    stallAudit(0);
     breakAudit();
   });
 });

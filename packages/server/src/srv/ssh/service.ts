@@ -53,7 +53,7 @@ import {
   type Registration,
   type SessionMonitor,
 } from '../../access';
-import { type AuditLog, writeAuditEvent } from '../../audit';
+import { type AuditLog, auditUnavailable, writeAuditEvent } from '../../audit';
 import type { Backend } from '../../backend';
 import type { CertAuthorities } from '../../ca';
 import type { Clock } from '../../clock';
@@ -143,6 +143,8 @@ interface NodeConnection {
   closed: boolean;
   /** The agent socket, once a session asked for agent forwarding (permit-agent-forwarding). */
   agent?: AgentForwarder;
+  /** Whether the audit log took the `access.allowed` event (set when access was allowed). */
+  accessAudited?: Promise<boolean>;
 }
 
 /**
@@ -545,7 +547,7 @@ export class SshService {
       sshConnection: `${c.remoteIp} ${c.remotePort} ${c.localIp} ${c.localPort}`,
       logger: this.#o.logger,
       now: () => this.#o.clock.now(),
-      onStart: (start) => this.#auditSessionStart(c, start),
+      onStart: (start) => this.#startAudited(c, start),
       onEnd: (end) => {
         c.sessions.delete(s);
         this.#auditSessionEnd(c, end);
@@ -561,39 +563,66 @@ export class SshService {
     }
     const forwardAddr = formatHostPort({ host: dest.destIP, port: dest.destPort });
     const socket = tcpConnect({ host: dest.destIP, port: dest.destPort });
+    let answered = false;
+    const refuse = () => {
+      socket.destroy();
+      if (answered) return;
+      answered = true;
+      reject();
+    };
     socket.setTimeout(FORWARD_CONNECT_TIMEOUT_MS, () => socket.destroy());
-    socket.once('error', () => reject());
+    socket.once('error', refuse);
     socket.once('connect', () => {
       socket.setTimeout(0);
-      if (c.ending) {
-        socket.destroy();
-        reject();
-        return;
-      }
-      const channel = accept();
-      const id = randomUUID();
-      const started = this.#o.clock.now();
-      c.forwards.add(socket);
-      void this.#emit(c, {
+      if (c.ending) return refuse();
+      void this.#forwardAudited(c, socket, forwardAddr).then((id) => {
+        if (id === undefined || c.ending || socket.destroyed || answered) return refuse();
+        answered = true;
+        this.#pipeForward(c, socket, accept(), forwardAddr, id);
+      });
+    });
+  }
+
+  /**
+   * Records a forward's start: its session ID once the audit log has the connection's access
+   * decision and this start (issue 15 item 5), else undefined (nothing is relayed).
+   */
+  async #forwardAudited(c: NodeConnection, socket: Socket, forwardAddr: string): Promise<string | undefined> {
+    const id = randomUUID();
+    const audited = await Promise.all([
+      c.accessAudited ?? false,
+      this.#emit(c, {
         type: 'session.start',
         ...this.#sessionFields(c, id),
         session_type: 'direct-tcpip',
         forward_addr: forwardAddr,
-      });
-      socket.on('error', () => channel.destroy());
-      channel.on('error', () => socket.destroy());
-      socket.pipe(channel).pipe(socket);
-      socket.once('close', () => {
-        c.forwards.delete(socket);
-        channel.destroy();
-        void this.#emit(c, {
-          type: 'session.end',
-          ...this.#sessionFields(c, id),
-          session_type: 'direct-tcpip',
-          forward_addr: forwardAddr,
-          duration_ms: Math.max(0, this.#o.clock.now() - started),
-          ...(c.ending && c.denied === undefined && { terminated_by: 'connection ended' }),
-        });
+      }),
+    ]);
+    return audited.every(Boolean) && !socket.destroyed ? id : undefined;
+  }
+
+  #pipeForward(
+    c: NodeConnection,
+    socket: Socket,
+    channel: ServerChannel,
+    forwardAddr: string,
+    id: string,
+  ): void {
+    const started = this.#o.clock.now();
+    c.forwards.add(socket);
+    socket.on('error', () => channel.destroy());
+    channel.on('error', () => socket.destroy());
+    socket.pipe(channel).pipe(socket);
+    socket.once('close', () => {
+      c.forwards.delete(socket);
+      channel.destroy();
+      void this.#emit(c, {
+        type: 'session.end',
+        ...this.#sessionFields(c, id),
+        session_type: 'direct-tcpip',
+        forward_addr: forwardAddr,
+        duration_ms: Math.max(0, this.#o.clock.now() - started),
+        ...(c.ending && c.denied === undefined && { terminated_by: 'connection ended' }),
       });
     });
   }
@@ -660,8 +689,12 @@ export class SshService {
     };
   }
 
-  /** An event the audit log does not take ends the connection (fail closed, issue 15 item 5). */
-  async #emit(c: NodeConnection, event: AuditEventInput): Promise<void> {
+  /**
+   * An event the audit log does not take ends the connection (fail closed, issue 15 item 5).
+   * Resolves false when a success event was lost.
+   */
+  async #emit(c: NodeConnection, event: AuditEventInput): Promise<boolean> {
+    let lost = false;
     await writeAuditEvent(
       this.#o.audit,
       this.#o.logger,
@@ -669,13 +702,15 @@ export class SshService {
       { conn: c.id },
       {
         onLost: (message) => {
+          lost = true;
           if (!c.ending) this.#terminate(c, message);
         },
       },
     );
+    return !lost;
   }
 
-  #auditDenied(c: NodeConnection, d: { login: string; reason: string; user?: string }): Promise<void> {
+  #auditDenied(c: NodeConnection, d: { login: string; reason: string; user?: string }): Promise<boolean> {
     return this.#emit(c, {
       type: 'access.denied',
       success: false,
@@ -695,7 +730,7 @@ export class SshService {
       void this.#auditDenied(c, { login: c.login, reason: c.denied });
       return;
     }
-    void this.#emit(c, {
+    c.accessAudited = this.#emit(c, {
       type: 'access.allowed',
       ...this.#who(c),
       protocol: 'ssh',
@@ -706,16 +741,25 @@ export class SshService {
     });
   }
 
-  #auditSessionStart(c: NodeConnection, s: SessionStart): void {
-    void this.#emit(c, {
-      type: 'session.start',
-      ...this.#sessionFields(c, s.id),
-      session_type: s.kind,
-      ...(s.command !== undefined && { command: s.command }),
-    });
-    if (s.kind === 'exec' && s.command !== undefined) {
-      void this.#emit(c, { type: 'session.exec', ...this.#sessionFields(c, s.id), command: s.command });
-    }
+  /**
+   * Records a session's start; resolves with why it must not start when the audit log lacks
+   * the connection's access decision or this start (the connection is being ended then).
+   */
+  async #startAudited(c: NodeConnection, s: SessionStart): Promise<string | undefined> {
+    const audited = await Promise.all([
+      c.accessAudited ?? false,
+      this.#emit(c, {
+        type: 'session.start',
+        ...this.#sessionFields(c, s.id),
+        session_type: s.kind,
+        ...(s.command !== undefined && { command: s.command }),
+      }),
+      s.kind === 'exec' && s.command !== undefined
+        ? this.#emit(c, { type: 'session.exec', ...this.#sessionFields(c, s.id), command: s.command })
+        : true,
+    ]);
+    if (audited.every(Boolean)) return undefined;
+    return c.endReason ?? auditUnavailable('session.start').message;
   }
 
   #auditSessionEnd(c: NodeConnection, s: SessionEnd): void {

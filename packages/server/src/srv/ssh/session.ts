@@ -7,6 +7,7 @@
  *     │ auth-agent-req?        ──────────▶  │ SSH_AUTH_SOCK (needs permit-agent-forwarding)
  *     │ x11-req?               ──────────▶  │ refused (X11 forwarding is not offered)
  *     │ shell | exec CMD | subsystem sftp ▶ │ spawn: node-pty with a PTY, else pipes
+ *     │                                     │   (once the audit log has the start: onStart)
  *     │ data ◀────────────────────────────▶ │ stdin / stdout; stderr as extended data
  *     │ window-change          ──────────▶  │ resize the PTY
  *     │ signal NAME            ──────────▶  │ forwarded to the process group
@@ -72,7 +73,11 @@ export interface SessionDeps {
   sshConnection: string;
   logger: Logger;
   now: () => number;
-  onStart: (s: SessionStart) => void;
+  /**
+   * Records the start; resolves with why the session must not start (its audit events could
+   * not be recorded), or undefined to start it. Nothing runs before it resolves.
+   */
+  onStart: (s: SessionStart) => Promise<string | undefined>;
   onEnd: (s: SessionEnd) => void;
 }
 
@@ -227,7 +232,25 @@ export class SshSession {
     this.#channel = channel;
     this.#start = start;
     this.#startedAt = this.#deps.now();
-    this.#deps.onStart(start);
+    // Nothing runs before the audit log has the access decision and this start (issue 15
+    // item 5): a command shorter than one audit write would otherwise finish unaudited.
+    this.#deps.onStart(start).then(
+      (refusal) => this.#startAudited(channel, start, refusal),
+      (e) => this.#startAudited(channel, start, `cannot start the session: ${(e as Error).message}`),
+    );
+  }
+
+  #startAudited(channel: ServerChannel, start: SessionStart, refusal: string | undefined): void {
+    if (this.#finished) return;
+    // Ended while the start was being recorded (terminate wrote its message; a hang-up).
+    if (this.#terminatedBy !== undefined || this.#killTimer) {
+      this.#finish(undefined, 'HUP');
+      return;
+    }
+    if (refusal !== undefined) {
+      this.#fail(refusal);
+      return;
+    }
     const { user, daemon, setpriv } = this.#deps;
     let cmd: ReturnType<typeof asUser>;
     try {
