@@ -429,6 +429,30 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
     }
   });
 
+  test('a session whose start the audit log cannot record relays nothing to the database (issue 15 item 5)', async () => {
+    // Fault injection on the in-process store: session.start stalls (a disk that hangs) and
+    // then fails; the client is refused before a statement can reach MariaDB.
+    const emit = c.audit.emit.bind(c.audit);
+    c.audit.emit = async (e) => {
+      if (e.type !== 'session.start' || e.success === false) return emit(e);
+      await new Promise((r) => setTimeout(r, 500));
+      throw new Error('could not extend file: No space left on device');
+    };
+    try {
+      const res = await mysqlCli(
+        tunnelPort,
+        'alice',
+        "INSERT INTO orders.items VALUES (99, 'unaudited', NULL)",
+      );
+      assert.notEqual(res.code, 0, res.stdout);
+      assert.match(res.stderr, /the audit log could not record this \(session\.start\)/);
+    } finally {
+      c.audit.emit = emit;
+    }
+    assert.equal(server.sql('SELECT COUNT(*) FROM orders.items WHERE id = 99').trim(), '0');
+    assert.equal((await mysqlCli(tunnelPort, 'alice', 'SELECT 1')).code, 0, 'repaired: sessions work again');
+  });
+
   test('the audit log has session start, each query (COM_QUERY and prepared), end, and the refusals', async () => {
     const { db, start } = await dbAudit(c, 'shop');
     const all = db.filter((e) => e.type === 'db.query');

@@ -465,6 +465,26 @@ describe('PostgreSQL through Warden', { skip }, () => {
     assert.equal((await psql(conn(), 'select 1')).code, 0);
   });
 
+  test('a session whose start the audit log cannot record relays nothing to the database (issue 15 item 5)', async () => {
+    // Fault injection on the in-process store: session.start stalls (a disk that hangs) and
+    // then fails, so a session relayed before its start was recorded would run the INSERT.
+    const emit = c.audit.emit.bind(c.audit);
+    c.audit.emit = async (e) => {
+      if (e.type !== 'session.start' || e.success === false) return emit(e);
+      await new Promise((r) => setTimeout(r, 500));
+      throw new Error('could not extend file: No space left on device');
+    };
+    try {
+      const res = await psql(conn(), "insert into items values (99, 'unaudited')");
+      assert.notEqual(res.code, 0, res.stdout);
+      assert.match(res.stderr, /the audit log could not record this \(session\.start\)/);
+    } finally {
+      c.audit.emit = emit;
+    }
+    assert.equal(server.psql('select count(*) from items where id = 99', 'orders').trim(), '0');
+    assert.equal((await psql(conn(), 'select 1')).code, 0, 'repaired: sessions work again');
+  });
+
   test('the audit log has session start, each query, end, and the refusals', async () => {
     const { db, start } = await dbAudit(c, 'orders');
     const queries = db.filter((e) => e.type === 'db.query' && e.session_id === start.session_id);

@@ -147,8 +147,12 @@ export class DbSession {
     return this.#d.credentials.tlsOptions(this.db, this.dbUser);
   }
 
-  /** The database accepted the login: `session.start`. */
-  async started(): Promise<void> {
+  /**
+   * The database accepted the login: `session.start`. Resolves false when the session must
+   * not go on (the audit log did not take the start, or it was ended meanwhile): the engine
+   * then refuses the client with `terminatedBy` and relays nothing (issue 15 item 5).
+   */
+  async started(): Promise<boolean> {
     this.#started = true;
     await this.#emit({
       type: 'session.start',
@@ -157,6 +161,7 @@ export class DbSession {
       session_id: this.id,
       roles: [...this.identity.roles],
     });
+    return this.#terminatedBy === undefined;
   }
 
   /** The session could not start after access was allowed (database unreachable, login refused). */

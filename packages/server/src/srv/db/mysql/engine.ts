@@ -348,7 +348,14 @@ export class MySqlEngine implements DbEngine {
     this.#versions.set(session.db.metadata.name, up.serverVersion);
     this.connectionIds.setUpstream(connectionId, up.threadId);
     up.socket.on('error', () => up.socket.destroy());
-    await session.started();
+    if (!(await session.started())) {
+      up.socket.destroy();
+      await refuse({
+        ...ErrorCode.connectionKilled,
+        message: session.terminatedBy ?? 'the session was ended',
+      });
+      return;
+    }
     stream.write(packet(replySeq, up.ok));
 
     // 4. Relay, auditing the client's statements.

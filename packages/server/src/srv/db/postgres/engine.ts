@@ -273,7 +273,14 @@ export class PostgresEngine implements DbEngine {
       await endWith(stream, fatal(SqlState.connectionFailure, message));
       return;
     }
-    await session.started();
+    if (!(await session.started())) {
+      reader.release();
+      up.release();
+      upstream.destroy();
+      if (issued) this.cancelKeys.delete(issued);
+      await endWith(stream, fatal(SqlState.adminShutdown, session.terminatedBy ?? 'the session was ended'));
+      return;
+    }
 
     // 5. Relay, auditing the client's statements.
     const clientRest = reader.release();
