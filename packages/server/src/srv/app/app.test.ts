@@ -175,6 +175,28 @@ test('app sessions: one per login and app; the monitor ends it, cutting connecti
   assert.ok(ended.some((e) => e.terminated_by === 'certificate expired'));
 });
 
+test('an app session is not found before the audit log has its start; a refused start opens nothing', async () => {
+  const { s, audit } = sessions();
+  // Fault injection on the in-memory store: app.session.start stalls, then fails.
+  let fail: (e: Error) => void = () => {};
+  const emit = audit.emit.bind(audit);
+  audit.emit = (e) =>
+    e.type === 'app.session.start'
+      ? new Promise((_, reject) => {
+          fail = reject;
+        })
+      : emit(e);
+  const opening = s.open(principal, grafana, 'grafana.x');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(s.find(principal, grafana), undefined, 'no request is served before the start is recorded');
+  const second = s.open(principal, grafana, 'grafana.x');
+  fail(new Error('disk full'));
+  for (const p of [opening, second])
+    await assert.rejects(p, (e: Error & { code?: string }) => e.code === 'WARDEN_ERR_AUDIT_UNAVAILABLE');
+  assert.equal(s.find(principal, grafana), undefined);
+  assert.equal(s.size, 0);
+});
+
 test('app sessions idle out after their last connection closes', async () => {
   const { s, audit, unregistered } = sessions(20);
   const session = await s.open(principal, grafana, 'grafana.x');

@@ -193,8 +193,9 @@ export class AppSessions {
     const opening = (async () => {
       const jwt = await this.#o.signJwt(principal.identity, app);
       const session = new AppSession(this, principal, app, jwt, this.#o.clock.now());
-      this.#live.set(k, session);
       // Not started unaudited (issue 15 item 5): the audit log refusing the start refuses it.
+      // The session is found (`find`) only once its start is recorded: a request meanwhile
+      // waits for this open.
       await this.#audit({
         type: 'app.session.start',
         success: true,
@@ -206,10 +207,8 @@ export class AppSessions {
         roles: [...principal.identity.roles],
         public_addr: publicAddr,
         via: principal.via,
-      }).catch((e) => {
-        this.#live.delete(k);
-        throw e;
       });
+      this.#live.set(k, session);
       const reg = this.#o.monitor.register({
         identity: principal.identity,
         protocol: 'app',
