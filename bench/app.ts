@@ -11,6 +11,8 @@
  *   npm run build && npm run bench:app      (needs wrk, nginx, openssl)
  *   npm run bench:app -- --seconds 5 --rounds 2 --nginx-workers 1
  *   npm run bench:app -- --only=wshProxyApp,wardenCert --profile=/tmp/prof   (V8 CPU profiles of warden and wsh)
+ *   npm run bench:app -- --hold   (sets everything up, prints the addresses, pids and the load
+ *                                  generator's command line as JSON, waits for Ctrl-C: for strace/perf)
  */
 import { execFile, spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -38,6 +40,7 @@ const { values: args } = parseArgs({
     'nginx-workers': { type: 'string', default: '1' },
     only: { type: 'string' },
     profile: { type: 'string' },
+    hold: { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -121,11 +124,12 @@ async function main(): Promise<number> {
   let nginxTls: NginxServer | undefined;
   let w: WardenProcess | undefined;
   let proxy: ReturnType<typeof spawnCli> | undefined;
+  let dir: string | undefined;
   try {
     app = await startHttpApp();
     nginx = await startNginx({ proxyPass: app.url, workers: NGINX_WORKERS });
     // nginx over TLS with a self-signed certificate (the Node generator pins it).
-    const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'bench-app-'));
+    dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'bench-app-'));
     const key = join(dir, 'key.pem');
     const cert = join(dir, 'cert.pem');
     const gen = await sh('openssl', [
@@ -207,6 +211,28 @@ async function main(): Promise<number> {
           servername: 'bench.localhost',
         }),
     } as const;
+    if (args.hold) {
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            app: app.url,
+            nginx: nginx.url,
+            nginxTls: `https://127.0.0.1:${nginxTls.port}`,
+            wshProxyApp: local,
+            wardenCert: `https://127.0.0.1:${port}`,
+            pids: { warden: w.child.pid, wsh: proxy.child.pid },
+            load: `node --import tsx ${LOAD} --url=https://127.0.0.1:${port}/hello --ca=${cfg.ca} --cert=${cfg.cert} --key=${cfg.key} --servername=bench.localhost`,
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      await new Promise<void>((r) => {
+        process.once('SIGINT', r);
+        process.once('SIGTERM', r);
+      });
+      return 0;
+    }
     type Path = keyof typeof paths;
     const results: Record<Path, Measure[]> = {
       direct: [],
@@ -290,6 +316,7 @@ async function main(): Promise<number> {
     await nginx?.stop();
     await nginxTls?.stop();
     await app?.close();
+    if (dir) (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -7,7 +7,7 @@
  *   client ──req──▶ forward() ── headers: hop-by-hop and client copies of Warden's and the
  *                                 forwarding headers dropped; Host = the app's; X-Forwarded-For/
  *                                 Proto/Host set; rewrite headers; Warden-Jwt-Assertion
- *          ◀─res── ◀───────────── status and headers (hop-by-hop dropped), body piped
+ *          ◀─res── ◀───────────── status and headers (hop-by-hop dropped), body relayed
  *
  * What the client learns when the app fails is only that it failed (502/504 pages): the app's
  * address and error text go to the log. Internal to `srv/app`; the public surface is
@@ -127,6 +127,15 @@ export function upstreamHeaders(
   return out;
 }
 
+/**
+ * True when a client request has no body: HTTP/1.1 without Content-Length and
+ * Transfer-Encoding (RFC 9112 §6.3: its body is empty), HTTP/2 with END_STREAM on its HEADERS.
+ */
+export function hasNoBody(req: ClientRequest): boolean {
+  if ('stream' in req) return req.stream.endAfterHeaders;
+  return req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
+}
+
 /** The app's response headers for the client: hop-by-hop ones dropped. */
 export function downstreamHeaders(res: IncomingMessage): Record<string, string | string[]> {
   const extra = connectionTokens(res.headers.connection);
@@ -228,11 +237,27 @@ export class Forwarder {
         // headers now. A sized body goes out with its headers in one write.
         if (!('stream' in res) && ures.headers['content-length'] === undefined)
           (res as ServerResponse).flushHeaders();
+        // The body, relayed by hand rather than with pipe() (which sets up and tears down
+        // seven listeners per response): each chunk written as it comes, the app paused while
+        // the client's socket is full. Node corks the socket for the tick of a write, so a
+        // small body and the end of the response still leave in one write.
+        const out = res as NodeJS.WritableStream;
+        let paused = false;
         ures.on('data', (chunk: Buffer) => {
           result.responseBytes += chunk.length;
+          if (!out.write(chunk) && !paused) {
+            paused = true;
+            ures.pause();
+            out.once('drain', () => {
+              paused = false;
+              ures.resume();
+            });
+          }
         });
-        ures.pipe(res as NodeJS.WritableStream);
-        ures.on('end', finish);
+        ures.on('end', () => {
+          out.end();
+          finish();
+        });
         ures.on('error', () => {
           res.destroy();
           finish();
@@ -255,6 +280,11 @@ export class Forwarder {
         if (!res.writableFinished) up.destroy();
         finish();
       });
+      if (hasNoBody(req)) {
+        // Most requests (GET, HEAD…): nothing to stream, the request head goes out alone.
+        up.end();
+        return;
+      }
       req.on('data', (chunk: Buffer) => {
         result.requestBytes += chunk.length;
       });
