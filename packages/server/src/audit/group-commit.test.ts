@@ -133,3 +133,80 @@ test('group commit: an idle writer commits at once; the next batch waits for the
   await Promise.all([second, third]);
   assert.deepEqual(batches, [[1], [2, 3]]);
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('group commit: bulk events gather for bulkIntervalMs after the last batch began', async () => {
+  const batches: number[][] = [];
+  const group = new GroupCommit<number>({
+    commit: (b) => {
+      batches.push([...b]);
+    },
+    intervalMs: 1,
+    bulkIntervalMs: 300,
+  });
+  const bulk = { bulk: true };
+  const acks = [group.add(0, bulk)];
+  await tick();
+  await tick();
+  assert.deepEqual(batches, [[0]], 'an idle writer commits at once');
+  for (let i = 1; i <= 3; i++) {
+    await sleep(10);
+    acks.push(group.add(i, bulk));
+  }
+  await sleep(20);
+  assert.deepEqual(batches, [[0]], 'bulk events wait for the bulk interval');
+  await Promise.all(acks);
+  assert.deepEqual(batches, [[0], [1, 2, 3]]);
+});
+
+test('group commit: an urgent event brings a bulk batch forward, waiting or draining', async () => {
+  const store = gatedStore();
+  const group = new GroupCommit<number>({ commit: store.commit, intervalMs: 1, bulkIntervalMs: 60_000 });
+  const bulk = { bulk: true };
+  // Scheduled (not draining): a bulk event waits, an urgent one ends the wait.
+  store.releaseAll();
+  await group.add(0, bulk);
+  const one = group.add(1, bulk);
+  await sleep(30);
+  assert.deepEqual(store.batches, [[0]]);
+  await Promise.all([one, group.add(2)]);
+  assert.deepEqual(store.batches, [[0], [1, 2]]);
+  // Draining: the loop waits for the bulk interval after a commit; an urgent event wakes it.
+  const store2 = gatedStore();
+  const g2 = new GroupCommit<number>({ commit: store2.commit, intervalMs: 1, bulkIntervalMs: 60_000 });
+  const first = g2.add(10, bulk);
+  await tick();
+  await tick();
+  const second = g2.add(11, bulk); // arrives during the first commit
+  store2.releaseAll();
+  await first;
+  await sleep(30);
+  assert.deepEqual(store2.batches, [[10]]);
+  await Promise.all([second, g2.add(12)]);
+  assert.deepEqual(store2.batches, [[10], [11, 12]]);
+});
+
+test('group commit: a full batch of bulk events does not wait; close writes what waits at once', async () => {
+  const batches: number[][] = [];
+  const group = new GroupCommit<number>({
+    commit: (b) => {
+      batches.push([...b]);
+    },
+    maxBatch: 3,
+    maxQueued: 30,
+    intervalMs: 1,
+    bulkIntervalMs: 60_000,
+  });
+  const bulk = { bulk: true };
+  await group.add(0, bulk);
+  const full = [1, 2, 3].map((n) => group.add(n, bulk));
+  await Promise.all(full);
+  assert.deepEqual(batches, [[0], [1, 2, 3]]);
+  const waiting = group.add(4, bulk);
+  await sleep(20);
+  assert.deepEqual(batches.length, 2);
+  await group.close();
+  await waiting;
+  assert.deepEqual(batches, [[0], [1, 2, 3], [4]]);
+});

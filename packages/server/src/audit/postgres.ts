@@ -28,7 +28,13 @@ import {
 import { type Clock, systemClock } from '../clock';
 import type { Logger } from '../log';
 import { GroupCommit } from './group-commit';
-import { deviceIdsOf, type NormalizedQuery, normalizeQuery, prepareAuditEvent } from './prepare';
+import {
+  deviceIdsOf,
+  groupOptions,
+  type NormalizedQuery,
+  normalizeQuery,
+  prepareAuditEvent,
+} from './prepare';
 import type { AuditLog, AuditQuery } from './types';
 
 export const POSTGRES_AUDIT_SCHEMA_VERSION = 1;
@@ -138,17 +144,20 @@ export class PostgresAuditLog implements AuditLog {
     this.#assertOpen();
     const { event, timeMs } = prepareAuditEvent(input, this.#clock.now());
     const { device, subjectDevice } = deviceIdsOf(event);
-    await this.#group.add({
-      id: event.id,
-      time: timeMs,
-      type: event.type,
-      code: event.code,
-      success: event.success,
-      user: indexable(event.user),
-      device: indexable(device),
-      subjectDevice: indexable(subjectDevice),
-      data: JSON.stringify(event),
-    });
+    await this.#group.add(
+      {
+        id: event.id,
+        time: timeMs,
+        type: event.type,
+        code: event.code,
+        success: event.success,
+        user: indexable(event.user),
+        device: indexable(device),
+        subjectDevice: indexable(subjectDevice),
+        data: JSON.stringify(event),
+      },
+      groupOptions(event.type),
+    );
     return event;
   }
 

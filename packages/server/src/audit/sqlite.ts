@@ -22,7 +22,13 @@ import { type AuditEvent, type AuditEventInput, isWardenError, WardenError } fro
 import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../clock';
 import { GroupCommit } from './group-commit';
-import { deviceIdsOf, type NormalizedQuery, normalizeQuery, prepareAuditEvent } from './prepare';
+import {
+  deviceIdsOf,
+  groupOptions,
+  type NormalizedQuery,
+  normalizeQuery,
+  prepareAuditEvent,
+} from './prepare';
 import type { AuditLog, AuditQuery } from './types';
 
 export const AUDIT_SCHEMA_VERSION = 1;
@@ -154,17 +160,20 @@ export class SqliteAuditLog implements AuditLog {
     this.#assertOpen();
     const { event, timeMs } = prepareAuditEvent(input, this.#clock.now());
     const { device, subjectDevice } = deviceIdsOf(event);
-    await this.#group.add([
-      event.id,
-      timeMs,
-      event.type,
-      event.code,
-      event.success ? 1 : 0,
-      event.user ?? null,
-      device ?? null,
-      subjectDevice ?? null,
-      JSON.stringify(event),
-    ]);
+    await this.#group.add(
+      [
+        event.id,
+        timeMs,
+        event.type,
+        event.code,
+        event.success ? 1 : 0,
+        event.user ?? null,
+        device ?? null,
+        subjectDevice ?? null,
+        JSON.stringify(event),
+      ],
+      groupOptions(event.type),
+    );
     return event;
   }
 
