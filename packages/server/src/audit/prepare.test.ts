@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eventId } from './prepare';
+import { type AuditEventInput, isWardenError } from '@warden/api';
+import { eventId, fastPathCount, prepareAuditEvent, prepareAuditEventGeneral } from './prepare';
 
 test('event ids are UUIDv7: version and variant set, unique, ordered by time', () => {
   const t0 = Date.UTC(2026, 0, 1);
@@ -15,4 +16,166 @@ test('event ids are UUIDv7: version and variant set, unique, ordered by time', (
   );
   for (let i = 100; i < ids.length; i += 100)
     assert.ok(ids[i - 1]! < ids[i]!, 'a later millisecond sorts later');
+});
+
+const PEM = '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----';
+
+function dbQuery(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    type: 'db.query',
+    success: true,
+    user: 'alice',
+    addr: '10.0.0.7:5555',
+    protocol: 'db',
+    resource: { kind: 'db', name: 'orders', labels: { env: 'prod', team: 'pay' } },
+    db_user: 'alice',
+    db_name: 'orders',
+    session_id: '0190a0b0-1111-7222-8333-444455556666',
+    query: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;',
+    parameters: ['12345', null],
+    statement: 's1',
+    ...extra,
+  };
+}
+
+/** The stored form with the random id taken out: fields, values and their order. */
+function stored(p: { event: Record<string, unknown> }): string {
+  const { id, ...rest } = p.event;
+  assert.match(String(id), /^[0-9a-f-]{36}$/);
+  return JSON.stringify(rest);
+}
+
+/** The stored form, or the error's code and message. */
+function outcome(prepare: () => { event: Record<string, unknown> }): string {
+  try {
+    return stored(prepare());
+  } catch (e) {
+    assert.ok(isWardenError(e));
+    return `${e.code}: ${e.message}`;
+  }
+}
+
+test('db.query fast path: the same stored event as the general path, or the general path itself', () => {
+  const now = Date.UTC(2026, 5, 1, 12, 0, 0, 123);
+  const variants: [string, Record<string, unknown>, boolean][] = [
+    ['usual', dbQuery(), true],
+    [
+      'minimal',
+      { type: 'db.query', protocol: 'db', session_id: 's', query: 'q', resource: { kind: 'db', name: 'x' } },
+      true,
+    ],
+    ['key order of the input does not matter', Object.fromEntries(Object.entries(dbQuery()).reverse()), true],
+    [
+      'device, bot and hostname',
+      dbQuery({
+        device: { credential_id: 'c', id: 'd1', asset_tag: 'A-1' },
+        user_kind: 'bot',
+        device_exemption: 'bot',
+        resource: { name: 'n', hostname: 'h', kind: 'db' },
+        error: 'e',
+      }),
+      true,
+    ],
+    ['undefined fields', dbQuery({ statement: undefined, parameters: undefined, db_name: undefined }), true],
+    ['a long query (cut)', dbQuery({ query: 'x'.repeat(5000) }), false],
+    ['a private key in the query (redacted)', dbQuery({ query: `insert ${PEM}` }), false],
+    ['a private key in a parameter', dbQuery({ parameters: [PEM] }), false],
+    [
+      'a secret-named label',
+      dbQuery({ resource: { kind: 'db', name: 'x', labels: { api_token: 'v' } } }),
+      false,
+    ],
+    ['an unknown field (dropped)', dbQuery({ extra: 1 }), false],
+    ['a secret-named field (dropped, listed)', dbQuery({ password: 'hunter2' }), false],
+    ['an unknown device field', dbQuery({ device: { id: 'd', tpm: 'x' } }), false],
+    ['an unknown resource field', dbQuery({ resource: { kind: 'db', name: 'x', owner: 'y' } }), false],
+  ];
+  for (const [name, input, fast] of variants) {
+    const before = fastPathCount.dbQuery;
+    const got = outcome(() => prepareAuditEvent(input as AuditEventInput, now));
+    assert.equal(fastPathCount.dbQuery - before, fast ? 1 : 0, `${name}: fast path taken`);
+    assert.equal(
+      got,
+      outcome(() => prepareAuditEventGeneral(input as AuditEventInput, now)),
+      name,
+    );
+  }
+});
+
+test('db.query fast path: what the general path refuses is refused with its words', () => {
+  const bad: Record<string, unknown>[] = [
+    dbQuery({ success: false }),
+    dbQuery({ query: 7 }),
+    dbQuery({ protocol: 'ftp' }),
+    dbQuery({ parameters: [1] }),
+    dbQuery({ parameters: 'x' }),
+    dbQuery({ resource: { kind: 'db' } }),
+    dbQuery({ resource: undefined }),
+    dbQuery({ device: { os_type: 'linux' } }),
+    dbQuery({ user_kind: 'robot' }),
+    dbQuery({ resource: { kind: 'db', name: 'x', labels: { a: 1 } } }),
+  ];
+  for (const input of bad) {
+    let general: unknown;
+    try {
+      prepareAuditEventGeneral(input as AuditEventInput, 0);
+    } catch (e) {
+      general = e;
+    }
+    assert.ok(isWardenError(general), JSON.stringify(input));
+    assert.throws(
+      () => prepareAuditEvent(input as AuditEventInput, 0),
+      (e: unknown) =>
+        isWardenError(e) && e.code === 'WARDEN_ERR_BAD_PARAMETER' && e.message === (general as Error).message,
+    );
+  }
+});
+
+test('db.query fast path: random inputs come out as the general path makes them', () => {
+  const pool: unknown[] = [
+    undefined,
+    null,
+    1,
+    '',
+    'x',
+    'y'.repeat(4097),
+    PEM,
+    {},
+    [],
+    ['a', null],
+    [PEM],
+    { id: 'd' },
+    { id: 'd', os_type: 'linux', extra: 1 },
+    { kind: 'db', name: 'n' },
+    { kind: 'db', name: 'n', labels: { env: 'x', token: 'y' } },
+    true,
+    false,
+    'db',
+    'bot',
+    'human',
+  ];
+  const keys = [
+    ...Object.keys(dbQuery()),
+    'device',
+    'user_kind',
+    'device_exemption',
+    'error',
+    'secret',
+    'other',
+  ];
+  let seed = 42;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let round = 0; round < 2000; round++) {
+    const input = dbQuery();
+    for (let m = rand(3); m >= 0; m--) input[keys[rand(keys.length)]!] = pool[rand(pool.length)];
+    const name = JSON.stringify(input);
+    assert.equal(
+      outcome(() => prepareAuditEvent(input as AuditEventInput, 1_700_000_000_000)),
+      outcome(() => prepareAuditEventGeneral(input as AuditEventInput, 1_700_000_000_000)),
+      name,
+    );
+  }
 });
