@@ -101,7 +101,7 @@ describe('strict locking on PostgreSQL', { skip: check.skip }, async () => {
     assert.ok(locks.staleForMs(clock.now()) > 500);
     assert.equal(decide(bestEffort).allowed, true, 'best_effort keeps the last view');
     await assert.rejects(auth.identify(der), (e: unknown) => {
-      assert.ok(isWardenError(e, 'WARDEN_ERR_LOCKED'));
+      assert.ok(isWardenError(e, 'WARDEN_ERR_LOCK_VIEW_STALE'), String(e));
       assert.equal(e.message, STALE_REASON);
       return true;
     });

@@ -502,9 +502,29 @@ export interface AccessCheckerDeps {
 
 /** Why a live session must end, as `AccessChecker.lockReason` reports it. */
 export interface LockReason {
+  /**
+   * The catalogue code: `WARDEN_ERR_LOCKED` for a lock in force (and unknown cluster
+   * settings), `WARDEN_ERR_LOCK_VIEW_STALE` for a stale view in strict mode.
+   */
+  code: DenialCode;
   reason: string;
   /** The lock in force (absent for a stale view or unknown settings). */
   lock?: LockResource;
+}
+
+function lockReasonOf(d: Extract<AccessDecision, { allowed: false }> | undefined): LockReason | undefined {
+  if (!d) return undefined;
+  return d.lock ? { code: d.code, reason: d.reason, lock: d.lock } : { code: d.code, reason: d.reason };
+}
+
+/** Unknown cluster settings stand in the way like a lock (fail closed), as in `checkAccess`. */
+function noSettingsReason(): LockReason {
+  return { code: denialCode('lock', NO_CLUSTER_SETTINGS), reason: NO_CLUSTER_SETTINGS };
+}
+
+/** The WardenError a lock reason refuses a request with (its catalogue code, message = reason). */
+export function lockedError(why: LockReason): WardenError {
+  return new WardenError(why.code, why.reason);
 }
 
 /**
@@ -566,10 +586,8 @@ export class AccessChecker {
     more: Omit<LockTargets, 'user' | 'roles' | 'device'> = {},
   ): LockReason | undefined {
     const settings = this.#deps.clusterSettings();
-    if (!settings) return { reason: NO_CLUSTER_SETTINGS };
-    const d = lockDenial(this.#policy(settings), lockTargets(identity, more));
-    if (!d) return undefined;
-    return d.lock ? { reason: d.reason, lock: d.lock } : { reason: d.reason };
+    if (!settings) return noSettingsReason();
+    return lockReasonOf(lockDenial(this.#policy(settings), lockTargets(identity, more)));
   }
 
   /**
@@ -581,15 +599,11 @@ export class AccessChecker {
     more?: Omit<LockTargets, 'user' | 'roles' | 'device'>,
   ) => LockReason | undefined {
     const settings = this.#deps.clusterSettings();
-    if (!settings) return () => ({ reason: NO_CLUSTER_SETTINGS });
+    if (!settings) return noSettingsReason;
     const policy = this.#policy(settings);
     const locks = [...policy.locks];
     const snapshot = { ...policy, locks };
-    return (identity, more = {}) => {
-      const d = lockDenial(snapshot, lockTargets(identity, more));
-      if (!d) return undefined;
-      return d.lock ? { reason: d.reason, lock: d.lock } : { reason: d.reason };
-    };
+    return (identity, more = {}) => lockReasonOf(lockDenial(snapshot, lockTargets(identity, more)));
   }
 
   /**

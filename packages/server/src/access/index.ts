@@ -32,6 +32,7 @@ export {
   type LockView,
   liveAccessChecker,
   lockDenial,
+  lockedError,
   NO_CLUSTER_SETTINGS,
   type NodeAccessRequest,
   type NodeTarget,

@@ -28,6 +28,7 @@ import {
   type TestCluster,
 } from '../../../../test/support/auth-cluster';
 import { rejectsWith } from '../../../../test/support/warden-errors';
+import { AccessChecker, STALE_LOCK_VIEW } from '../access';
 import { MemoryBackend } from '../backend';
 import { createAuthServer } from '../bin';
 import { CertAuthorities } from '../ca';
@@ -656,6 +657,42 @@ describe('locks', () => {
       'WARDEN_ERR_LOCKED',
       'lock targeting User:"alice" is in force: stolen laptop',
     );
+  });
+  test('in strict locking mode, identify() refuses while the lock view is stale: LOCK_VIEW_STALE, not LOCKED', async () => {
+    const c = await startTestCluster();
+    const { totpSecret } = await c.signUp('alice', ['access']);
+    const res = await c.auth.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR);
+    const der = certDer(res.tls_cert);
+    const locks = c.services.lockCache();
+    await locks.start();
+    let lockingMode = 'strict';
+    const checker = new AccessChecker({
+      clock: c.clock,
+      locks,
+      role: () => undefined,
+      clusterSettings: () => ({ deviceTrustMode: 'off', lockingMode }),
+      lockMaxStalenessMs: 1000,
+    });
+    const viewed = createAuthServer({
+      clock: c.clock,
+      backend: c.backend,
+      services: c.services,
+      cas: c.cas,
+      audit: c.audit,
+      logger: c.logger,
+      clusterName: CLUSTER_NAME,
+      proxyPublicAddr: PROXY_ADDR,
+      serverVersion: '0.0.0-test',
+      access: checker,
+    });
+    assert.equal((await viewed.identify(der)).user, 'alice');
+    locks.close(); // the watch is gone: the view is stale from now on
+    c.clock.advance(999);
+    assert.equal((await viewed.identify(der)).user, 'alice', 'within the bound');
+    c.clock.advance(2);
+    await rejectsWith(viewed.identify(der), 'WARDEN_ERR_LOCK_VIEW_STALE', STALE_LOCK_VIEW);
+    lockingMode = 'best_effort';
+    assert.equal((await viewed.identify(der)).user, 'alice', 'best_effort keeps the last view');
   });
 });
 

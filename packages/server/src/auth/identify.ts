@@ -10,6 +10,7 @@ import {
   type AccessChecker,
   findLockInForce,
   type Identity,
+  lockedError,
   lockMessage,
   lockTargets,
   makeIdentity,
@@ -82,7 +83,7 @@ export class Identifier {
     // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
     if (this.#o.access) {
       const why = this.#o.access.lockReason(identity);
-      if (why) throw new WardenError('WARDEN_ERR_LOCKED', why.reason);
+      if (why) throw lockedError(why);
       return identity;
     }
     const lock = findLockInForce(await this.#o.services.locks.list(), lockTargets(identity), now);

@@ -31,7 +31,7 @@ import {
   WardenError,
 } from '@warden/api';
 import { decodePublic, isTpmError, type TpmtPublic, verifyQuote } from '@warden/tpm';
-import { type AccessChecker, type Identity, sshPermits } from '../access';
+import { type AccessChecker, type Identity, lockedError, sshPermits } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { CertAuthorities } from '../ca';
@@ -298,7 +298,7 @@ export class DeviceAuthentication {
         credentialId: device.spec.credential?.id ?? credentialId,
       },
     });
-    if (why) throw new WardenError('WARDEN_ERR_LOCKED', why.reason);
+    if (why) throw lockedError(why);
     return device;
   }
 
