@@ -8,7 +8,7 @@ import type { Logger } from '../log';
 import { createServices } from '../services';
 import { AccessChecker, type ClusterSettings, STALE_LOCK_VIEW } from './check';
 import { makeIdentity, nodeLockTargets } from './identity';
-import { certificateExpiredMessage, SessionMonitor } from './session-monitor';
+import { certificateExpiredMessage, MIN_STALENESS_CHECK_MS, SessionMonitor } from './session-monitor';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const presets = Object.fromEntries(presetRoles().map((r) => [r.metadata.name, r])) as Record<
@@ -38,16 +38,17 @@ function session(identity = makeIdentity({ user: 'alice', roles: ['access'] }), 
   };
 }
 
-describe('SessionMonitor over a live lock view', () => {
-  let backend: MemoryBackend | undefined;
-  let monitor: SessionMonitor | undefined;
+// Every wait below is for an event; a monitor that fails to end a session must fail the test,
+// not hang it (the keep-alive interval would hold the process open for ever).
+describe('SessionMonitor over a live lock view', { timeout: 60_000 }, () => {
+  // Everything a test built (a test may set up twice), closed after it.
+  const opened: { close(): unknown }[] = [];
   // The monitor's timers do not hold the process open (a server's sockets do): this does.
   let keepAlive: NodeJS.Timeout | undefined;
   afterEach(async () => {
     clearInterval(keepAlive);
     keepAlive = undefined;
-    monitor?.close();
-    await backend?.close();
+    for (const o of opened.splice(0).reverse()) await o.close();
   });
 
   async function setUp(
@@ -56,9 +57,11 @@ describe('SessionMonitor over a live lock view', () => {
       deviceTrustMode: 'off',
       lockingMode: 'best_effort',
     }),
+    lockMaxStalenessMs = 200,
   ) {
     keepAlive ??= setInterval(() => undefined, 1000);
-    backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
+    const backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
+    opened.push(backend);
     const services = createServices({ backend, clock });
     const locks = services.lockCache();
     await locks.start();
@@ -67,9 +70,9 @@ describe('SessionMonitor over a live lock view', () => {
       locks,
       role: (n) => presets[n],
       clusterSettings: settings,
-      lockMaxStalenessMs: 200,
+      lockMaxStalenessMs,
     });
-    monitor = new SessionMonitor({
+    const monitor = new SessionMonitor({
       checker,
       clock,
       logger: quiet,
@@ -82,6 +85,7 @@ describe('SessionMonitor over a live lock view', () => {
         metadata: { name: crypto.randomUUID() },
         spec: { target, ...(message ? { message } : {}) },
       });
+    opened.push(locks, monitor);
     return { services, locks, checker, monitor, lock };
   }
 
@@ -196,6 +200,38 @@ describe('SessionMonitor over a live lock view', () => {
     assert.equal(await t.ended, STALE_LOCK_VIEW);
     const took = performance.now() - started;
     assert.ok(took >= 150, `ended only once the bound (200 ms) passed, took ${took} ms`);
+  });
+
+  test('strict mode with a bound of 0: no re-arm loop on a current view, and a stale view still ends sessions', async () => {
+    const { checker, locks } = await setUp(
+      systemClock,
+      () => ({ deviceTrustMode: 'off', lockingMode: 'strict' }),
+      0,
+    );
+    let reads = 0;
+    const counted = {
+      lockSweep: () => checker.lockSweep(),
+      staleness: () => {
+        reads++;
+        return checker.staleness();
+      },
+    };
+    const monitor = new SessionMonitor({ checker: counted, clock: systemClock, logger: quiet, changes: [] });
+    opened.push(monitor);
+    const s = session();
+    monitor.register(s);
+    const started = performance.now();
+    await sleep(400);
+    const window = performance.now() - started;
+    assert.deepEqual(s.calls, [], 'a current view keeps the session');
+    // Before the fix the timer re-armed every 1 ms (hundreds of reads in this window).
+    const most = Math.ceil(window / MIN_STALENESS_CHECK_MS) + 2;
+    assert.ok(reads <= most, `${reads} staleness reads in ${Math.round(window)} ms (at most ${most})`);
+    const broke = performance.now();
+    locks.close();
+    assert.equal(await s.ended, STALE_LOCK_VIEW);
+    const took = performance.now() - broke;
+    assert.ok(took < 5_000, `ended ${Math.round(took)} ms after the view went stale`);
   });
 
   test('unknown cluster settings end sessions (fail closed)', async () => {

@@ -9,7 +9,8 @@
  *   - their certificate expires: one timer per distinct expiry instant;
  *   - `locking_mode: strict` and the lock view has been stale longer than the bound: one
  *     timer, set for the moment the view could first cross the bound (staleness grows no
- *     faster than time), re-armed after each check; no timer outside strict mode.
+ *     faster than time; at least `MIN_STALENESS_CHECK_MS` away), re-armed after each check;
+ *     no timer outside strict mode.
  *
  *   lock written ─▶ backend watch ─▶ ResourceCache.onChange ─▶ monitor.check()
  *                                                              └▶ session.end("lock targeting …")
@@ -80,6 +81,12 @@ interface Entry {
 
 /** Node timers overflow past 2^31-1 ms (~24.8 days): longer waits are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The staleness timer's shortest wait: with a bound shorter than this (0: "stale at once"),
+ * sessions end at most this much later than the view crossed it.
+ */
+export const MIN_STALENESS_CHECK_MS = 100;
 
 /** The message a session ended by certificate expiry shows. */
 export function certificateExpiredMessage(expiresAt: number): string {
@@ -225,6 +232,10 @@ export class SessionMonitor {
   /**
    * In strict mode, one timer for the moment the lock view could first be stale beyond the
    * bound; none outside strict mode or with no sessions (a change of the settings re-arms).
+   * A current view can only cross the bound `maxMs` from now, so a small bound would re-arm
+   * almost at once, forever (1 ms apart with `lockMaxStalenessMs: 0`): the timer waits at
+   * least `MIN_STALENESS_CHECK_MS`, and a tick that finds the view within the bound only
+   * re-arms (one `staleness()` read, no sweep of the sessions).
    */
   #armStaleness(): void {
     if (this.#staleTimer) clearTimeout(this.#staleTimer);
@@ -235,8 +246,16 @@ export class SessionMonitor {
     const left = s.maxMs - s.staleForMs;
     // Past the bound already: the check just made ended everything; new sessions re-arm.
     if (!(left >= 0)) return;
-    this.#staleTimer = setTimeout(() => this.check(), Math.min(left + 1, MAX_TIMER_MS));
+    const wait = Math.min(Math.max(left + 1, MIN_STALENESS_CHECK_MS), MAX_TIMER_MS);
+    this.#staleTimer = setTimeout(() => this.#staleTick(), wait);
     this.#staleTimer.unref();
+  }
+
+  #staleTick(): void {
+    this.#staleTimer = undefined;
+    const s = this.#o.checker.staleness();
+    if (s.strict && !(s.staleForMs <= s.maxMs)) this.check();
+    else this.#armStaleness();
   }
 }
 
