@@ -217,8 +217,8 @@ async function main(): Promise<void> {
       ttlMs: 3600_000,
     });
     const caller = {
-      identity: await auth.identify(new X509Certificate(certs.tlsCert).raw),
-      addr: '127.0.0.1',
+      ...(await auth.identify(new X509Certificate(certs.tlsCert).raw)),
+      clientAddr: '127.0.0.1',
     };
     const ceremony = new AuthnCeremony({ userKey: new UserKey(key.privateKey), env: machine });
 
@@ -278,7 +278,7 @@ async function main(): Promise<void> {
           ttlMs: 3600_000,
         });
         return {
-          caller: { identity: await auth.identify(new X509Certificate(c.tlsCert).raw), addr: '127.0.0.1' },
+          caller: { ...(await auth.identify(new X509Certificate(c.tlsCert).raw)), clientAddr: '127.0.0.1' },
           ceremony: new AuthnCeremony({ userKey: new UserKey(k.privateKey), env: machine }),
         };
       }),

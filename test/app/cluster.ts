@@ -229,8 +229,8 @@ export async function startAppCluster(
     { mode: 0o600 },
   );
   const adminCaller = {
-    identity: await auth.identify(new X509Certificate(admin.certPem).raw),
-    addr: '127.0.0.1',
+    ...(await auth.identify(new X509Certificate(admin.certPem).raw)),
+    clientAddr: '127.0.0.1',
   };
 
   return {

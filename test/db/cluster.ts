@@ -339,8 +339,8 @@ export async function startCluster(): Promise<Cluster> {
     { mode: 0o600 },
   );
   const adminCaller = {
-    identity: await a.identify(new (await import('node:crypto')).X509Certificate(admin.certPem).raw),
-    addr: '127.0.0.1',
+    ...(await a.identify(new (await import('node:crypto')).X509Certificate(admin.certPem).raw)),
+    clientAddr: '127.0.0.1',
   };
 
   const setAuthPreference = async (spec: Partial<AuthPreferenceResource['spec']>) => {

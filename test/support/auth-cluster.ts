@@ -9,12 +9,12 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { AUTH_PREFERENCE_NAME, formatAuthorizedKey, type rpc } from '@warden/api';
 import {
   type AuthServer,
-  type Caller,
   CertAuthorities,
   createAuthServer,
   createServices,
   FakeClock,
   generateTotp,
+  type Identity,
   type Logger,
   MemoryAuditLog,
   MemoryBackend,
@@ -74,7 +74,7 @@ export interface TestCluster {
   logger: RecordingLogger;
   auth: AuthServer;
   /** The admin, identified from a certificate of `issueAdminIdentity()`. */
-  admin: Caller;
+  admin: Identity;
   /** The current TOTP code for `secret` at the fake clock's time. */
   otp(secret: string): string;
   /** Moves the clock to the next TOTP step and returns that step's code (a fresh, unused one). */
@@ -91,7 +91,7 @@ export interface TestCluster {
   /** A login request for `user` with a fresh key; `otp_code` only when given. */
   loginRequest(user: string, otpCode?: string, extra?: Partial<rpc.LoginRequest>): rpc.LoginRequest;
   /** The API caller that the proxy would see for a login's X.509 certificate. */
-  callerOf(login: rpc.LoginResponse): Promise<Caller>;
+  callerOf(login: rpc.LoginResponse): Promise<Identity>;
   /** Stores a cluster_auth_preference with this second factor. */
   setSecondFactor(secondFactor: 'otp' | 'on' | 'off'): Promise<void>;
 }
@@ -124,7 +124,7 @@ export async function startTestCluster(
     serverVersion: '0.0.0-test',
   });
   const adminId = await auth.issueAdminIdentity();
-  const admin: Caller = { identity: await auth.identify(certDer(adminId.certPem)), addr: '127.0.0.1' };
+  const admin: Identity = { ...(await auth.identify(certDer(adminId.certPem))), clientAddr: '127.0.0.1' };
 
   const c: TestCluster = {
     clock,
@@ -163,7 +163,7 @@ export async function startTestCluster(
       };
     },
     async callerOf(login) {
-      return { identity: await auth.identify(certDer(login.tls_cert)), addr: CLIENT_ADDR };
+      return { ...(await auth.identify(certDer(login.tls_cert))), clientAddr: CLIENT_ADDR };
     },
     async setSecondFactor(secondFactor) {
       const current = await services.authPreference.get();

@@ -40,6 +40,22 @@ export interface Identity {
 }
 
 /**
+ * Who did it, for audit events and `created_by` stamps: the thin view of an `Identity` that
+ * the implementations of admin changes need (`actorOf`), or a name for changes made by
+ * `warden` itself.
+ */
+export interface Actor {
+  user: string;
+  /** The client's address, when the change came over the network. */
+  addr?: string;
+}
+
+/** The actor of a change an identity makes. */
+export function actorOf(identity: Pick<Identity, 'user' | 'clientAddr'>): Actor {
+  return identity.clientAddr ? { user: identity.user, addr: identity.clientAddr } : { user: identity.user };
+}
+
+/**
  * An Identity from the fields a caller has; the rest default to "nothing granted"
  * (`kind: human`, no roles, traits or logins, not admin).
  *

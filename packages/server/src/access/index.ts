@@ -58,6 +58,8 @@ export {
 } from './device-trust';
 export {
   type AccessInfo,
+  type Actor,
+  actorOf,
   allowedLogins,
   deniedLogins,
   type Identity,

@@ -21,11 +21,10 @@
 import type { AuthPreferenceResource, Resource, ResourceKind, rpc } from '@warden/api';
 import { isResourceKind, isWardenError, RESOURCE_KINDS, Verbs } from '@warden/api';
 import type { z } from 'zod';
-import { checkVerb, hasVerb, type Identity } from '../access';
+import { actorOf, checkVerb, hasVerb, type Identity } from '../access';
 import type { DeviceInventory } from '../devicetrust';
 import type { AuditSearch, AuditSearchQuery } from './audit-search';
 import type { BotInfo, BotService } from './bots';
-import { actorOf, type Caller } from './caller';
 import { type AuthDeps, auditWith, findRoles } from './deps';
 import type { DeviceAdmin } from './devices';
 import type { Identifier } from './identify';
@@ -74,18 +73,18 @@ export class AuthServer {
 
   // ---- The one permission check --------------------------------------------------------
 
-  async #authorize(caller: Caller, kind: string, verb: string): Promise<void> {
-    if (caller.identity.admin) return;
-    const roles = await findRoles(this.#d.services, caller.identity.roles);
+  async #authorize(caller: Identity, kind: string, verb: string): Promise<void> {
+    if (caller.admin) return;
+    const roles = await findRoles(this.#d.services, caller.roles);
     try {
-      checkVerb({ user: caller.identity.user, roles, traits: caller.identity.traits }, kind, verb);
+      checkVerb({ user: caller.user, roles, traits: caller.traits }, kind, verb);
     } catch (e) {
       if (isWardenError(e, 'WARDEN_ERR_ACCESS_DENIED')) {
         await this.#audit({
           type: 'access.denied',
           success: false,
-          user: caller.identity.user,
-          addr: caller.addr,
+          user: caller.user,
+          addr: caller.clientAddr,
           protocol: 'api',
           resource: { kind, name: verb },
           error: e.message,
@@ -100,17 +99,17 @@ export class AuthServer {
    * anything else (an unknown or malformed kind) needs the verb on some kind, so a caller
    * without write permissions never has their input validated.
    */
-  async #authorizeWrite(caller: Caller, claimedKind: unknown, verb: string): Promise<void> {
-    if (caller.identity.admin) return;
+  async #authorizeWrite(caller: Identity, claimedKind: unknown, verb: string): Promise<void> {
+    if (caller.admin) return;
     if (typeof claimedKind === 'string' && isResourceKind(claimedKind)) {
       // The cluster's single auth preference is only ever updated.
       await this.#authorize(caller, claimedKind, claimedKind === 'cluster_auth_preference' ? 'update' : verb);
       return;
     }
     const info = {
-      user: caller.identity.user,
-      roles: await findRoles(this.#d.services, caller.identity.roles),
-      traits: caller.identity.traits,
+      user: caller.user,
+      roles: await findRoles(this.#d.services, caller.roles),
+      traits: caller.traits,
     };
     if (!RESOURCE_KINDS.some((k) => hasVerb(info, k, verb))) {
       await this.#authorize(
@@ -173,29 +172,29 @@ export class AuthServer {
 
   // ---- Users ---------------------------------------------------------------------------
 
-  async addUser(caller: Caller, req: z.infer<typeof rpc.AddUserRequest>): Promise<rpc.InviteResponse> {
+  async addUser(caller: Identity, req: z.infer<typeof rpc.AddUserRequest>): Promise<rpc.InviteResponse> {
     await this.#authorize(caller, 'user', 'create');
     return this.#p.users.add(actorOf(caller), req);
   }
 
-  async resetUser(caller: Caller, name: string): Promise<rpc.InviteResponse> {
+  async resetUser(caller: Identity, name: string): Promise<rpc.InviteResponse> {
     await this.#authorize(caller, 'user', 'update');
     return this.#p.users.reset(actorOf(caller), name);
   }
 
   // ---- Bots and tokens ----------------------------------------------------------------
 
-  async addBot(caller: Caller, req: z.infer<typeof rpc.AddBotRequest>): Promise<rpc.BotTokenResponse> {
+  async addBot(caller: Identity, req: z.infer<typeof rpc.AddBotRequest>): Promise<rpc.BotTokenResponse> {
     await this.#authorize(caller, 'bot', 'create');
     return this.#p.bots.add(actorOf(caller), req);
   }
 
-  async listBots(caller: Caller): Promise<BotInfo[]> {
+  async listBots(caller: Identity): Promise<BotInfo[]> {
     await this.#authorize(caller, 'bot', 'list');
     return this.#p.bots.list();
   }
 
-  async removeBot(caller: Caller, name: string): Promise<void> {
+  async removeBot(caller: Identity, name: string): Promise<void> {
     await this.#authorize(caller, 'bot', 'delete');
     await this.#p.bots.remove(actorOf(caller), name);
   }
@@ -206,33 +205,33 @@ export class AuthServer {
   }
 
   /** A bot's next certificates: the caller must be that bot (checked by the bot service). */
-  renewBot(caller: Caller, req: z.infer<typeof rpc.BotRenewRequest>): Promise<rpc.LoginResponse> {
-    return this.#p.bots.renew(caller.identity, req, caller.addr);
+  renewBot(caller: Identity, req: z.infer<typeof rpc.BotRenewRequest>): Promise<rpc.LoginResponse> {
+    return this.#p.bots.renew(caller, req);
   }
 
-  async listTokens(caller: Caller): Promise<rpc.TokenInfo[]> {
+  async listTokens(caller: Identity): Promise<rpc.TokenInfo[]> {
     await this.#authorize(caller, 'token', 'list');
     return this.#p.tokens.list();
   }
 
-  async deleteToken(caller: Caller, id: string): Promise<rpc.TokenInfo> {
+  async deleteToken(caller: Identity, id: string): Promise<rpc.TokenInfo> {
     await this.#authorize(caller, 'token', 'delete');
     return this.#p.tokens.remove(id);
   }
 
   // ---- Resources -----------------------------------------------------------------------
 
-  async listResources(caller: Caller, kind: ResourceKind): Promise<Resource[]> {
+  async listResources(caller: Identity, kind: ResourceKind): Promise<Resource[]> {
     await this.#authorize(caller, kind, 'list');
     return this.#p.resources.list(kind);
   }
 
-  async getResource(caller: Caller, kind: ResourceKind, name: string): Promise<Resource> {
+  async getResource(caller: Identity, kind: ResourceKind, name: string): Promise<Resource> {
     await this.#authorize(caller, kind, 'read');
     return this.#p.resources.get(kind, name);
   }
 
-  async putResource(caller: Caller, input: Record<string, unknown>, opts: PutOptions): Promise<PutResult> {
+  async putResource(caller: Identity, input: Record<string, unknown>, opts: PutOptions): Promise<PutResult> {
     const resources = this.#p.resources;
     await this.#authorizeWrite(caller, input.kind, opts.expectedRevision ? 'update' : 'create');
     const res = resources.validate(input);
@@ -260,7 +259,7 @@ export class AuthServer {
     return resources.put(actorOf(caller), res, opts, existing);
   }
 
-  async deleteResource(caller: Caller, kind: ResourceKind, name: string): Promise<void> {
+  async deleteResource(caller: Identity, kind: ResourceKind, name: string): Promise<void> {
     await this.#authorize(caller, kind, 'delete');
     await this.#p.resources.remove(actorOf(caller), kind, name);
   }
@@ -268,7 +267,7 @@ export class AuthServer {
   // ---- Locks and devices -----------------------------------------------------------------
 
   async createLock(
-    caller: Caller,
+    caller: Identity,
     req: z.infer<typeof rpc.CreateLockRequest>,
   ): Promise<{ name: string; warnings?: string[] }> {
     await this.#authorize(caller, 'lock', 'create');
@@ -276,7 +275,7 @@ export class AuthServer {
   }
 
   async addDevice(
-    caller: Caller,
+    caller: Identity,
     req: z.infer<typeof rpc.AddDeviceRequest>,
   ): Promise<z.infer<typeof rpc.AddDeviceResponse>> {
     await this.#authorize(caller, 'device', 'create');
@@ -284,7 +283,7 @@ export class AuthServer {
   }
 
   async createDeviceEnrollToken(
-    caller: Caller,
+    caller: Identity,
     req: z.infer<typeof rpc.DeviceEnrollTokenRequest>,
   ): Promise<rpc.DeviceEnrollTokenResponse> {
     await this.#authorize(caller, 'device', 'create');
@@ -295,7 +294,7 @@ export class AuthServer {
 
   /** Admin identity or the `create` verb on `host_cert`. */
   async signHost(
-    caller: Caller,
+    caller: Identity,
     req: z.infer<typeof rpc.SignHostRequest>,
   ): Promise<z.infer<typeof rpc.SignHostResponse>> {
     await this.#authorize(caller, 'host_cert', 'create');
@@ -304,14 +303,14 @@ export class AuthServer {
 
   /** Admin identity or the `create` verb on `db_cert`. */
   async signDb(
-    caller: Caller,
+    caller: Identity,
     req: z.infer<typeof rpc.SignDbRequest>,
   ): Promise<z.infer<typeof rpc.SignDbResponse>> {
     await this.#authorize(caller, 'db_cert', 'create');
     return this.#p.signing.signDb(actorOf(caller), req);
   }
 
-  async searchAudit(caller: Caller, q: AuditSearchQuery): Promise<Record<string, unknown>[]> {
+  async searchAudit(caller: Identity, q: AuditSearchQuery): Promise<Record<string, unknown>[]> {
     await this.#authorize(caller, 'event', 'list');
     return this.#p.auditSearch.search(q);
   }

@@ -16,14 +16,14 @@ import {
   type TestCluster,
 } from '../../../../test/support/auth-cluster';
 import { rejectsWith } from '../../../../test/support/warden-errors';
-import type { Caller } from '.';
+import type { Identity } from '../access';
 
 async function addBot(c: TestCluster, name = 'ci', extra: { ttl?: string; token_ttl?: string } = {}) {
   return c.auth.addBot(c.admin, { name, roles: ['access'], logins: ['deploy'], ...extra });
 }
 
-async function botCaller(c: TestCluster, tlsCert: string): Promise<Caller> {
-  return { identity: await c.auth.identify(certDer(tlsCert)), addr: CLIENT_ADDR };
+async function botCaller(c: TestCluster, tlsCert: string): Promise<Identity> {
+  return { ...(await c.auth.identify(certDer(tlsCert))), clientAddr: CLIENT_ADDR };
 }
 
 describe('bots', () => {
@@ -41,7 +41,7 @@ describe('bots', () => {
     assert.equal(parseIdentityFromCertificate(joined.tls_cert).kind, 'bot');
     assert.equal(parseSshCertificate(joined.ssh_cert).extensions[SshIdentityExtensions.userKind], 'bot');
     const caller = await botCaller(c, joined.tls_cert);
-    assert.equal(caller.identity.kind, 'bot');
+    assert.equal(caller.kind, 'bot');
 
     await rejectsWith(
       c.auth.joinBot({ token: added.token, ...newUserKey() }, CLIENT_ADDR),

@@ -21,9 +21,8 @@ import {
   WardenError,
 } from '@warden/api';
 import type { z } from 'zod';
-import type { Identity } from '../access';
+import type { Actor, Identity } from '../access';
 import { OneTimeTokens } from '../tokens';
-import type { Actor } from './caller';
 import { clientKey, entitlements, userCertificates } from './certificates';
 import { type AuthDeps, auditWith } from './deps';
 import { checkUserName } from './users';
@@ -179,7 +178,8 @@ export class BotService {
    * Renewal: a bot's next certificates for a new key, authenticated by its current (unexpired,
    * CA-verified) certificate. Only bots renew this way; a lock refuses it.
    */
-  async renew(identity: Identity, req: z.infer<typeof rpc.BotRenewRequest>, addr: string) {
+  async renew(identity: Identity, req: z.infer<typeof rpc.BotRenewRequest>) {
+    const addr = identity.clientAddr;
     const key = clientKey(req);
     const bot = identity.kind === 'bot' ? await this.#o.services.users.find(identity.user) : undefined;
     if (!bot?.spec.bot) {
@@ -198,7 +198,7 @@ export class BotService {
   async #issue(
     bot: UserResource,
     key: ReturnType<typeof clientKey>,
-    addr: string,
+    addr: string | undefined,
     type: 'bot.join' | 'bot.renew',
   ): Promise<rpc.LoginResponse> {
     const name = bot.metadata.name;

@@ -8,8 +8,8 @@
 import type { DeviceResource, rpc } from '@warden/api';
 import { WardenError } from '@warden/api';
 import type { z } from 'zod';
+import type { Actor } from '../access';
 import { checkEnrollTokenTtl, DEFAULT_ENROLL_TOKEN_TTL_MS, type DeviceInventory } from '../devicetrust';
-import type { Actor } from './caller';
 
 export class DeviceAdmin {
   readonly #inventory: DeviceInventory;

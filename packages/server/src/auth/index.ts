@@ -11,7 +11,6 @@
 export { AUDIT_SEARCH_DEFAULT_LIMIT, AuditSearch, type AuditSearchQuery } from './audit-search';
 export { type AuthParts, AuthServer } from './auth-server';
 export { BOT_TOKEN_PREFIX, type BotInfo, BotService, INVALID_BOT_TOKEN_MESSAGE } from './bots';
-export { type Actor, actorOf, type Caller } from './caller';
 export { type AuthDeps, findRoles } from './deps';
 export { DeviceAdmin } from './devices';
 export { ADMIN_USER, Identifier, type IdentifierOptions } from './identify';

@@ -10,8 +10,8 @@
 import { randomUUID } from 'node:crypto';
 import { isWardenError, type LockResource, type rpc, validateResource, WardenError } from '@warden/api';
 import type { z } from 'zod';
+import type { Actor } from '../access';
 import { type DeviceInventory, deviceLabel } from '../devicetrust';
-import type { Actor } from './caller';
 import { type AuthDeps, auditWith } from './deps';
 
 export interface LockServiceOptions extends AuthDeps {

@@ -17,8 +17,8 @@ import {
   validateResource,
   WardenError,
 } from '@warden/api';
+import type { Actor } from '../access';
 import { withOrigin } from '../services';
-import type { Actor } from './caller';
 import { type AuthDeps, auditWith } from './deps';
 import type { DeviceAdmin } from './devices';
 import type { LockService } from './locks';

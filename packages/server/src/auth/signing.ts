@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { type rpc, WardenError } from '@warden/api';
 import type { z } from 'zod';
-import type { Actor } from './caller';
+import type { Actor } from '../access';
 import { type AuthDeps, auditWith } from './deps';
 
 export class SigningService {

@@ -6,7 +6,7 @@
  */
 import { INVITE_TOKEN_TTL_MS, type rpc, type UserResource, validateResource, WardenError } from '@warden/api';
 import type { z } from 'zod';
-import type { Actor } from './caller';
+import type { Actor } from '../access';
 import { type AuthDeps, auditWith } from './deps';
 import type { LocalAuthStore } from './local-auth';
 import { generateTotpSecret } from './totp';

@@ -13,14 +13,14 @@ import {
 } from '@warden/api';
 import { SoftTpm } from '../../../../test/support/soft-tpm';
 import { refusedWith as refused } from '../../../../test/support/warden-errors';
-import { liveAccessChecker, makeIdentity } from '../access';
+import { type Identity, liveAccessChecker, makeIdentity } from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
 import { type AccessViews, createServices, type Services } from '../services';
-import { type AuthnCaller, AuthnErrorCodes, AuthnErrors, DeviceAuthentication } from './authn';
+import { AuthnErrorCodes, AuthnErrors, DeviceAuthentication } from './authn';
 import { DeviceEnrollment } from './enroll';
 import { DeviceInventory } from './inventory';
 
@@ -132,7 +132,7 @@ describe('DeviceAuthentication', () => {
   }
 
   /** What AuthServer.identify makes of a certificate. */
-  function callerOf(tlsCert: string): AuthnCaller {
+  function callerOf(tlsCert: string): Identity {
     const parsed = cas.verifyUserTlsCert(tlsCert, clock.now());
     const x = new X509Certificate(tlsCert);
     const identity = makeIdentity({
@@ -147,7 +147,7 @@ describe('DeviceAuthentication', () => {
         notAfter: new Date(x.validTo),
       },
     });
-    return { identity, addr: '10.0.0.5' };
+    return { ...identity, clientAddr: '10.0.0.5' };
   }
 
   type Login = Awaited<ReturnType<typeof login>>;

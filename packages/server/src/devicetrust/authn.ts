@@ -81,12 +81,6 @@ export interface DeviceAuthenticationOptions {
   maxOpenSessionsPerUser?: number;
 }
 
-/** The authenticated caller: the identity from the mTLS certificate and the client address. */
-export interface AuthnCaller {
-  identity: Identity;
-  addr?: string;
-}
-
 interface AuthnSession {
   user: string;
   /** SHA-256 of the caller's certificate key (SPKI DER). */
@@ -224,7 +218,7 @@ export class DeviceAuthentication {
     await writeAuditEvent(this.#o.audit, this.#o.logger, event);
   }
 
-  async #fail(caller: AuthnCaller, e: unknown, about: { deviceId?: string; credentialId?: string }) {
+  async #fail(caller: Identity, e: unknown, about: { deviceId?: string; credentialId?: string }) {
     const reason = isWardenError(e)
       ? typeof e.details?.reason === 'string'
         ? `${e.message}: ${e.details.reason}`
@@ -233,8 +227,8 @@ export class DeviceAuthentication {
     await this.#audit({
       type: 'device.authenticate',
       success: false,
-      user: caller.identity.user,
-      ...(caller.addr ? { addr: caller.addr } : {}),
+      user: caller.user,
+      ...(caller.clientAddr ? { addr: caller.clientAddr } : {}),
       ...(about.deviceId ? { device_id: about.deviceId } : {}),
       ...(about.credentialId ? { credential_id: about.credentialId } : {}),
       error: reason,
@@ -250,8 +244,7 @@ export class DeviceAuthentication {
    * Steps 1–2: device trust applies to this user, and the certificate is a fresh, plain one
    * (a web proof may come with an augmented certificate: it augments nothing).
    */
-  async #checkCaller(caller: AuthnCaller, web = false): Promise<{ publicKeyDer: Buffer; notAfter: Date }> {
-    const id = caller.identity;
+  async #checkCaller(id: Identity, web = false): Promise<{ publicKeyDer: Buffer; notAfter: Date }> {
     if (id.admin || !id.cert) {
       throw new WardenError('WARDEN_ERR_ACCESS_DENIED', 'device authentication needs a user certificate');
     }
@@ -307,7 +300,7 @@ export class DeviceAuthentication {
    * With `web`, the session can only be finished by `verifyForWeb` (browser device trust).
    */
   async begin(
-    caller: AuthnCaller,
+    caller: Identity,
     req: rpc.DeviceAuthnBeginRequest,
     web?: { bind: string },
   ): Promise<rpc.DeviceAuthnBeginResponse> {
@@ -316,14 +309,14 @@ export class DeviceAuthentication {
       // 1–2. Device trust applies; the certificate is plain (login).
       const cert = await this.#checkCaller(caller, web !== undefined);
       // 3. The device (and, with bind_owner, its owner).
-      const device = await this.#device(caller.identity, req.credential_id, req.device_data);
+      const device = await this.#device(caller, req.credential_id, req.device_data);
       deviceId = device.metadata.name;
-      await this.#checkOwner(device, caller.identity.user);
+      await this.#checkOwner(device, caller.user);
       // 4. The challenge.
       const nonce = randomBytes(32);
       const session_id = await this.#sessions.open(
         {
-          user: caller.identity.user,
+          user: caller.user,
           key_sha256: keyHash(cert.publicKeyDer),
           device_id: device.metadata.name,
           credential_id: req.credential_id,
@@ -332,7 +325,7 @@ export class DeviceAuthentication {
           ...(web ? { purpose: 'web' as const, bind: web.bind } : {}),
         },
         {
-          owner: caller.identity.user,
+          owner: caller.user,
           max: this.#o.maxOpenSessionsPerUser ?? DEFAULT_MAX_OPEN_SESSIONS_PER_USER,
         },
       );
@@ -357,14 +350,13 @@ export class DeviceAuthentication {
   }
 
   /** Steps 5–7 of both purposes: the caller of begin, a fresh quote by the AK, the user's signature. */
-  async #verifyProof(caller: AuthnCaller, session: AuthnSession, req: rpc.DeviceAuthnFinishRequest) {
-    const id = caller.identity;
+  async #verifyProof(id: Identity, session: AuthnSession, req: rpc.DeviceAuthnFinishRequest) {
     // 5. The caller of begin: same user, same key.
-    const cert = await this.#checkCaller(caller, session.purpose === 'web');
+    const cert = await this.#checkCaller(id, session.purpose === 'web');
     if (session.user !== id.user || session.key_sha256 !== keyHash(cert.publicKeyDer)) {
       throw failure('failed', 'the session was begun with another certificate');
     }
-    const device = await this.#device(caller.identity, session.credential_id, undefined, session.device_id);
+    const device = await this.#device(id, session.credential_id, undefined, session.device_id);
     await this.#checkOwner(device, id.user);
     const credential = device.spec.credential!;
     // 6. A fresh quote by the enrolled AK.
@@ -396,7 +388,7 @@ export class DeviceAuthentication {
    * (steps 5–7) and returns the device and the challenge it was bound to; issues nothing.
    * The caller (the web module) checks the challenge's binding and audits the outcome.
    */
-  async verifyForWeb(caller: AuthnCaller, req: rpc.DeviceAuthnFinishRequest): Promise<WebProof> {
+  async verifyForWeb(caller: Identity, req: rpc.DeviceAuthnFinishRequest): Promise<WebProof> {
     const session = await this.#sessions.take(req.session_id);
     const bind = session?.purpose === 'web' ? session.bind : undefined;
     if (!session || !bind) throw failure('failed', 'unknown, expired or used session');
@@ -405,20 +397,16 @@ export class DeviceAuthentication {
   }
 
   /** Device authentication, second message: checks the proofs and augments the certificates. */
-  async finish(
-    caller: AuthnCaller,
-    req: rpc.DeviceAuthnFinishRequest,
-  ): Promise<rpc.DeviceAuthnFinishResponse> {
+  async finish(id: Identity, req: rpc.DeviceAuthnFinishRequest): Promise<rpc.DeviceAuthnFinishResponse> {
     const session = await this.#sessions.take(req.session_id);
     if (!session || session.purpose === 'web')
-      throw await this.#fail(caller, failure('failed', 'unknown, expired or used session'), {});
+      throw await this.#fail(id, failure('failed', 'unknown, expired or used session'), {});
     const about = { deviceId: session.device_id, credentialId: session.credential_id };
-    const id = caller.identity;
     let device: DeviceResource;
     let issued: Awaited<ReturnType<CertAuthorities['issueUserCertificates']>>;
     try {
       // 5–7. Same caller; quote by the enrolled AK; the user's key signed.
-      const proved = await this.#verifyProof(caller, session, req);
+      const proved = await this.#verifyProof(id, session, req);
       device = proved.device;
       const { cert, credential, userKey } = proved;
       // 8. The same certificates, with the device.
@@ -440,7 +428,7 @@ export class DeviceAuthentication {
         },
       });
     } catch (e) {
-      throw await this.#fail(caller, e, about);
+      throw await this.#fail(id, e, about);
     }
     try {
       await this.#recordCollected(device.metadata.name, session.collected);
@@ -459,7 +447,7 @@ export class DeviceAuthentication {
         type: 'device.authenticate',
         success: true,
         user: id.user,
-        ...(caller.addr ? { addr: caller.addr } : {}),
+        ...(id.clientAddr ? { addr: id.clientAddr } : {}),
         device_id: device.metadata.name,
         credential_id: session.credential_id,
         device: auditDevice,
@@ -468,7 +456,7 @@ export class DeviceAuthentication {
         type: 'cert.create',
         success: true,
         user: id.user,
-        ...(caller.addr ? { addr: caller.addr } : {}),
+        ...(id.clientAddr ? { addr: id.clientAddr } : {}),
         cert_type: 'user',
         roles: [...id.roles],
         logins: [...id.logins],

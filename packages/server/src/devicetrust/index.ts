@@ -10,7 +10,6 @@
  */
 
 export {
-  type AuthnCaller,
   AuthnErrorCodes,
   AuthnErrors,
   type AuthnInventory,
@@ -30,7 +29,6 @@ export {
 export {
   checkEnrollTokenTtl,
   DEFAULT_ENROLL_TOKEN_TTL_MS,
-  type DeviceActor,
   DeviceInventory,
   type DeviceInventoryOptions,
   deviceLabel,

@@ -28,6 +28,7 @@ import {
   WardenError,
 } from '@warden/api';
 import type { z } from 'zod';
+import type { Actor } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
@@ -49,12 +50,6 @@ export const INVALID_ENROLL_TOKEN_MESSAGE = 'invalid device enrollment token';
 const CAS_ATTEMPTS = 8;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Who makes an admin change (for audit). */
-export interface DeviceActor {
-  user: string;
-  addr?: string;
-}
 
 export interface DeviceInventoryOptions {
   services: Services;
@@ -112,7 +107,7 @@ export class DeviceInventory {
    * asset tag is in the inventory; BAD_PARAMETER for an unknown OS or a bad asset tag.
    */
   async add(
-    actor: DeviceActor,
+    actor: Actor,
     req: { osType: string; assetTag: string; owner?: string },
   ): Promise<DeviceResource> {
     const osType = checkOsType(req.osType);
@@ -142,7 +137,7 @@ export class DeviceInventory {
    * Stores a device written as a resource (`wctl create`): it must not be enrolled and may not
    * carry a credential or collected data (the enrollment ceremony sets those).
    */
-  async create(actor: DeviceActor, input: DeviceResource): Promise<DeviceResource> {
+  async create(actor: Actor, input: DeviceResource): Promise<DeviceResource> {
     const res = validateResourceOfKind('device', input);
     if (res.spec.enroll_status === 'enrolled' || res.spec.credential || res.spec.collected_data?.length) {
       throw new WardenError(
@@ -163,7 +158,7 @@ export class DeviceInventory {
     return stored;
   }
 
-  async #auditCreate(actor: DeviceActor, device: DeviceResource): Promise<void> {
+  async #auditCreate(actor: Actor, device: DeviceResource): Promise<void> {
     await this.#audit({
       type: 'device.create',
       success: true,
@@ -241,7 +236,7 @@ export class DeviceInventory {
   }
 
   /** Removes a device (by ID or asset tag) and its enrollment tokens; returns what was removed. */
-  async remove(actor: DeviceActor, idOrAssetTag: string): Promise<DeviceResource> {
+  async remove(actor: Actor, idOrAssetTag: string): Promise<DeviceResource> {
     const device = await this.find(idOrAssetTag);
     await this.#o.services.devices.delete(device.metadata.name);
     await this.#revokeTokens(device.metadata.name);
@@ -264,11 +259,7 @@ export class DeviceInventory {
    * credential can't be set or changed here (only the enrollment ceremony sets it);
    * collected data, source and times are the server's and are kept as stored.
    */
-  async update(
-    actor: DeviceActor,
-    input: DeviceResource,
-    expectedRevision?: string,
-  ): Promise<DeviceResource> {
+  async update(actor: Actor, input: DeviceResource, expectedRevision?: string): Promise<DeviceResource> {
     const res = validateResourceOfKind('device', input);
     const stored = await this.get(res.metadata.name);
     const revision = expectedRevision ?? stored.metadata.revision;
@@ -330,7 +321,7 @@ export class DeviceInventory {
    * is stored. BAD_PARAMETER when the device is already enrolled.
    */
   async createEnrollToken(
-    actor: DeviceActor,
+    actor: Actor,
     deviceId: string,
     ttlMs: number = DEFAULT_ENROLL_TOKEN_TTL_MS,
   ): Promise<{ token: string; expires: string; device: DeviceResource }> {
@@ -543,7 +534,7 @@ function notFound(idOrAssetTag: string): WardenError {
   return new WardenError('WARDEN_ERR_NOT_FOUND', `device "${idOrAssetTag}" not found`);
 }
 
-function actorFields(actor: DeviceActor): { user: string; addr?: string } {
+function actorFields(actor: Actor): Actor {
   return actor.addr ? { user: actor.user, addr: actor.addr } : { user: actor.user };
 }
 

@@ -4,15 +4,16 @@
 import { parseResourceRef, rpc, WardenError } from '@warden/api';
 import type { z } from 'zod';
 import type { Identity } from '../access';
-import type { AuthServer, Caller } from '../auth';
+import type { AuthServer } from '../auth';
 import type { DeviceAuthentication, DeviceEnrollment } from '../devicetrust';
 import type { RequestContext, Route } from './router';
 
 const R = rpc.Routes;
 
-function caller(ctx: RequestContext<unknown>): Caller {
+/** The caller of a route with `auth: 'user'` (the router set its `clientAddr`). */
+function caller(ctx: RequestContext<unknown>): Identity {
   if (!ctx.identity) throw new WardenError('WARDEN_ERR_NOT_LOGGED_IN');
-  return { identity: ctx.identity, addr: ctx.addr };
+  return ctx.identity;
 }
 
 function kindOf(word: string) {
@@ -132,7 +133,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       path: R.whoami,
       auth: 'user',
       handler: async (ctx) => {
-        const id = caller(ctx).identity;
+        const id = caller(ctx);
         return { user: id.user, roles: id.roles, logins: id.logins };
       },
     }),
@@ -247,14 +248,14 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       method: 'GET',
       path: R.nodes,
       auth: 'user',
-      handler: async (ctx) => ({ items: await deps.listNodes(caller(ctx).identity) }),
+      handler: async (ctx) => ({ items: await deps.listNodes(caller(ctx)) }),
     }),
     route({
       method: 'GET',
       path: R.dbs,
       auth: 'user',
       handler: async (ctx) => {
-        const identity = caller(ctx).identity;
+        const identity = caller(ctx);
         if (!deps.listDbs) return { items: [] };
         return { items: await deps.listDbs(identity) };
       },
@@ -263,7 +264,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       method: 'GET',
       path: R.apps,
       auth: 'user',
-      handler: async (ctx) => ({ items: deps.apps ? deps.apps.list(caller(ctx).identity, ctx.addr) : [] }),
+      handler: async (ctx) => ({ items: deps.apps ? deps.apps.list(caller(ctx), ctx.addr) : [] }),
     }),
     route<z.infer<typeof rpc.AppLoginRequest>>({
       method: 'POST',
@@ -271,7 +272,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       auth: 'user',
       body: rpc.AppLoginRequest,
       handler: async (ctx) => {
-        const identity = caller(ctx).identity;
+        const identity = caller(ctx);
         if (!deps.apps)
           throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no app_service runs behind this proxy');
         return deps.apps.login(identity, ctx.addr, ctx.body.app);
@@ -291,7 +292,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       path: R.kubeClusters,
       auth: 'user',
       handler: async (ctx) => {
-        const identity = caller(ctx).identity;
+        const identity = caller(ctx);
         if (!deps.listKubeClusters) return { items: [] };
         return { items: await deps.listKubeClusters(identity) };
       },
@@ -304,7 +305,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       handler: async (ctx) => {
         if (!deps.issueKubeCert)
           throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no kube_service runs behind this proxy');
-        const issued = await deps.issueKubeCert(caller(ctx).identity, ctx.body.public_key, ctx.body.cluster);
+        const issued = await deps.issueKubeCert(caller(ctx), ctx.body.public_key, ctx.body.cluster);
         return { cert_pem: issued.certPem, expires: issued.notAfter.toISOString() };
       },
     }),

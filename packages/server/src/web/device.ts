@@ -23,15 +23,11 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type DeviceResource, isWardenError, type rpc, WardenError, type web } from '@warden/api';
+import type { Identity } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
-import {
-  type AuthnCaller,
-  type DeviceAuthentication,
-  type DeviceInventory,
-  deviceSummary,
-} from '../devicetrust';
+import { type DeviceAuthentication, type DeviceInventory, deviceSummary } from '../devicetrust';
 import type { Logger } from '../log';
 import { sameSecret, sessionHandle, type WebSessions } from './sessions';
 
@@ -162,7 +158,7 @@ export class WebDeviceTrust {
    * the helper's certificate and address match the browser's session.
    */
   async #check(
-    caller: AuthnCaller,
+    caller: Identity,
     req: { challenge_id: string; challenge_secret: string },
   ): Promise<{ modRev: number; record: ChallengeRecord }> {
     const c = await this.#load(req.challenge_id);
@@ -173,16 +169,16 @@ export class WebDeviceTrust {
     if (r.state !== 'pending' || !(r.expires > this.#o.clock.now()))
       throw new WardenError('WARDEN_ERR_INVALID_TOKEN', r.message ?? WebDeviceErrors.expired);
     // 2. The same user.
-    if (caller.identity.user !== r.user) {
+    if (caller.user !== r.user) {
       throw await this.#refuse(
         c,
         caller,
-        new WardenError('WARDEN_ERR_ACCESS_DENIED', WebDeviceErrors.wrongUser(caller.identity.user, r.user)),
+        new WardenError('WARDEN_ERR_ACCESS_DENIED', WebDeviceErrors.wrongUser(caller.user, r.user)),
         { challengeId: req.challenge_id },
       );
     }
     // 3. The same machine, as far as the network tells.
-    if (this.#o.checkAddress !== false && caller.addr !== r.addr)
+    if (this.#o.checkAddress !== false && caller.clientAddr !== r.addr)
       throw await this.#refuse(
         c,
         caller,
@@ -197,7 +193,7 @@ export class WebDeviceTrust {
   /** Marks the challenge failed with the message the page shows; audits; returns the error. */
   async #refuse(
     c: { modRev: number; record: ChallengeRecord },
-    caller: AuthnCaller,
+    caller: Identity,
     e: unknown,
     about: { challengeId: string; deviceId?: string; credentialId?: string },
   ): Promise<unknown> {
@@ -212,8 +208,8 @@ export class WebDeviceTrust {
     await this.#audit({
       type: 'device.web_authenticate',
       success: false,
-      user: caller.identity.user,
-      ...(caller.addr ? { addr: caller.addr } : {}),
+      user: caller.user,
+      ...(caller.clientAddr ? { addr: caller.clientAddr } : {}),
       ...(about.deviceId ? { device_id: about.deviceId } : {}),
       ...(about.credentialId ? { credential_id: about.credentialId } : {}),
       challenge_id: about.challengeId,
@@ -224,7 +220,7 @@ export class WebDeviceTrust {
   }
 
   /** The helper's first message (mTLS as the user): checks the challenge, answers with a nonce. */
-  async begin(caller: AuthnCaller, req: rpc.DeviceWebBeginRequest): Promise<rpc.DeviceAuthnBeginResponse> {
+  async begin(caller: Identity, req: rpc.DeviceWebBeginRequest): Promise<rpc.DeviceAuthnBeginResponse> {
     const c = await this.#check(caller, req).catch(async (e) => {
       throw await this.#refuseById(req.challenge_id, caller, e);
     });
@@ -238,7 +234,7 @@ export class WebDeviceTrust {
   }
 
   /** The helper's second message: verifies the proof, spends the challenge, trusts the session. */
-  async finish(caller: AuthnCaller, req: rpc.DeviceWebFinishRequest): Promise<rpc.DeviceWebFinishResponse> {
+  async finish(caller: Identity, req: rpc.DeviceWebFinishRequest): Promise<rpc.DeviceWebFinishResponse> {
     const c = await this.#check(caller, req).catch(async (e) => {
       throw await this.#refuseById(req.challenge_id, caller, e);
     });
@@ -289,8 +285,8 @@ export class WebDeviceTrust {
       await this.#audit({
         type: 'device.web_authenticate',
         success: false,
-        user: caller.identity.user,
-        ...(caller.addr ? { addr: caller.addr } : {}),
+        user: caller.user,
+        ...(caller.clientAddr ? { addr: caller.clientAddr } : {}),
         device_id: trusted.id,
         challenge_id,
         error: `${err.message} (lost the race to spend it)`,
@@ -309,8 +305,8 @@ export class WebDeviceTrust {
     const recorded = this.#audit({
       type: 'device.web_authenticate',
       success: true,
-      user: caller.identity.user,
-      ...(caller.addr ? { addr: caller.addr } : {}),
+      user: caller.user,
+      ...(caller.clientAddr ? { addr: caller.clientAddr } : {}),
       device_id: trusted.id,
       credential_id: trusted.credential_id,
       challenge_id,
@@ -344,13 +340,13 @@ export class WebDeviceTrust {
   }
 
   /** Audits a refusal before the challenge could be read (unknown ID, bad secret). */
-  async #refuseById(id: string, caller: AuthnCaller, e: unknown): Promise<unknown> {
+  async #refuseById(id: string, caller: Identity, e: unknown): Promise<unknown> {
     if (isWardenError(e, 'WARDEN_ERR_INVALID_TOKEN')) {
       await this.#audit({
         type: 'device.web_authenticate',
         success: false,
-        user: caller.identity.user,
-        ...(caller.addr ? { addr: caller.addr } : {}),
+        user: caller.user,
+        ...(caller.clientAddr ? { addr: caller.clientAddr } : {}),
         challenge_id: id.slice(0, 64),
         error: e.message,
       });

@@ -27,7 +27,7 @@ import {
 import type { z } from 'zod';
 import { findLockInForce, hasVerb, type Identity, lockMessage, strictestDeviceTrustMode } from '../access';
 import type { AuditLog } from '../audit';
-import type { AuthServer, Caller } from '../auth';
+import type { AuthServer } from '../auth';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { PublicRouteLimits } from '../proxy';
@@ -262,8 +262,7 @@ export class WebUi {
           'the CSRF token is missing or wrong: reload the page',
         );
     }
-    const identity = sessionIdentity(session);
-    const caller: Caller = { identity, addr: ctx.addr };
+    const identity: Identity = { ...sessionIdentity(session), clientAddr: ctx.addr };
 
     if (path === W.session && method === 'GET') return this.#sessionView(session);
     if (path === W.logout && method === 'POST') return this.#logout(ctx, session);
@@ -273,16 +272,16 @@ export class WebUi {
     if (path.startsWith(`${W.deviceChallenge}/`) && method === 'GET')
       return this.#o.device.status(session.id, path.slice(W.deviceChallenge.length + 1));
     if (path.startsWith(`${W.admin}/`) && method === 'GET')
-      return this.#admin(caller, path.slice(W.admin.length + 1));
+      return this.#admin(identity, path.slice(W.admin.length + 1));
     if (path === W.locks && method === 'POST') {
       const body = parse(web.CreateLockRequest, await readJson(req));
-      return this.#o.auth.createLock(caller, { ...body, target: body.target });
+      return this.#o.auth.createLock(identity, { ...body, target: body.target });
     }
     if (path.startsWith(`${W.locks}/`) && method === 'DELETE') {
-      await this.#o.auth.deleteResource(caller, 'lock', decodeURIComponent(path.slice(W.locks.length + 1)));
+      await this.#o.auth.deleteResource(identity, 'lock', decodeURIComponent(path.slice(W.locks.length + 1)));
       return {};
     }
-    if (path === W.audit && method === 'GET') return this.#audit(caller, url.searchParams);
+    if (path === W.audit && method === 'GET') return this.#audit(identity, url.searchParams);
     const launch = /^\/v1\/web\/apps\/([^/]+)\/launch$/.exec(path);
     if (launch && method === 'POST')
       return this.#launch(session, identity, ctx.addr, decodeURIComponent(launch[1]!));
@@ -484,7 +483,7 @@ export class WebUi {
     return apps.launcher.launch(session, name, apps.uriOf(app.public_addr));
   }
 
-  async #admin(caller: Caller, kindWord: string): Promise<web.AdminListResponse> {
+  async #admin(caller: Identity, kindWord: string): Promise<web.AdminListResponse> {
     const kinds: Record<string, 'device' | 'lock' | 'user' | 'role'> = {
       devices: 'device',
       locks: 'lock',
@@ -503,7 +502,7 @@ export class WebUi {
     };
   }
 
-  async #audit(caller: Caller, q: URLSearchParams): Promise<web.AuditResponse> {
+  async #audit(caller: Identity, q: URLSearchParams): Promise<web.AuditResponse> {
     for (const t of ['from', 'to']) {
       const v = q.get(t);
       if (v && Number.isNaN(Date.parse(v)))

@@ -25,7 +25,8 @@ export { WebSessionWatch } from './watch';
 
 /** The helper's two mTLS routes, for the proxy's RPC router (`auth: 'user'`). */
 export function webDeviceRoutes(device: WebDeviceTrust): Route[] {
-  const caller = (ctx: RequestContext<unknown>) => ({ identity: ctx.identity!, addr: ctx.addr });
+  // The router set the caller's `clientAddr`.
+  const caller = (ctx: RequestContext<unknown>) => ctx.identity!;
   return [
     {
       method: 'POST',

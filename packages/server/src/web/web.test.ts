@@ -8,7 +8,7 @@ import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
-import { type AuthnCaller, DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
+import { DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
 import { silentLogger } from '../log';
 import { type AccessViews, createServices, type Services } from '../services';
 import { WebDeviceErrors, WebDeviceTrust } from './device';
@@ -190,7 +190,7 @@ describe('WebDeviceTrust', () => {
         notAfter: new Date(x.validTo),
       },
     };
-    const caller: AuthnCaller = { identity, addr };
+    const caller: Identity = { ...identity, clientAddr: addr };
     return { key, caller };
   }
 
