@@ -65,6 +65,7 @@ export interface AppAccessComposition {
 function toIdentity(r: Identity, addr: string) {
   return makeIdentity({
     user: r.user,
+    kind: r.kind,
     roles: r.roles,
     traits: r.traits,
     logins: r.logins,

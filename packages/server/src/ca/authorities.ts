@@ -467,6 +467,7 @@ export class CertAuthorities {
       roles: [...req.identity.roles],
       logins: [],
       traits: Object.fromEntries(Object.entries(req.identity.traits).map(([k, v]) => [k, [...v]])),
+      ...(req.identity.kind === 'bot' && { kind: 'bot' as const }),
       ...(req.identity.device && { device: { ...req.identity.device } }),
       app: { ...req.identity.app },
     };

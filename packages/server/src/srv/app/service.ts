@@ -369,6 +369,7 @@ export class AppService {
     }
     const identity = makeIdentity({
       user: parsed.user,
+      ...(parsed.kind === 'bot' ? { kind: 'bot' as const } : {}),
       roles: parsed.roles,
       traits: parsed.traits,
       ...(parsed.device ? { device: parsed.device } : {}),
@@ -720,6 +721,8 @@ export class AppService {
         roles: [...identity.roles],
         logins: [],
         traits: Object.fromEntries(Object.entries(identity.traits).map(([k, v]) => [k, [...v]])),
+        // A bot's app certificate says bot too (`required-for-humans` exempts it, audit says so).
+        ...(identity.kind === 'bot' ? { kind: 'bot' as const } : {}),
         ...(identity.device ? { device: identity.device } : {}),
         app: { app: appName, publicAddr, sessionId },
       },

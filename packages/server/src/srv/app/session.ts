@@ -200,6 +200,7 @@ export class AppSessions {
         type: 'app.session.start',
         success: true,
         user: principal.identity.user,
+        ...(principal.identity.kind === 'bot' ? { user_kind: 'bot' as const } : {}),
         ...(principal.identity.clientAddr ? { addr: principal.identity.clientAddr } : {}),
         ...auditDevice(principal.identity),
         session_id: principal.sessionId,

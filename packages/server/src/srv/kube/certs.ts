@@ -59,6 +59,7 @@ export class KubeCerts {
     const fp = fingerprint(new X509Certificate(issued.certPem).raw);
     const record: RequestIdentity = {
       user: caller.user,
+      ...(caller.kind === 'bot' ? { kind: 'bot' as const } : {}),
       roles: caller.roles,
       logins: caller.logins,
       traits: caller.traits,

@@ -283,6 +283,7 @@ export class KubeService {
   #identity(r: RequestIdentity, clientAddr: string | undefined): Identity {
     return makeIdentity({
       user: r.user,
+      ...(r.kind === 'bot' ? { kind: 'bot' as const } : {}),
       roles: r.roles,
       traits: r.traits,
       logins: r.logins,
@@ -441,6 +442,7 @@ export class KubeService {
     const d = identity.device;
     return {
       user: identity.user,
+      ...(identity.kind === 'bot' ? { user_kind: 'bot' as const } : {}),
       ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
       ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
       resource: {

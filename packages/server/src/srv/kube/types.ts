@@ -6,6 +6,8 @@ import type { DeviceIdentity } from '@warden/api';
 
 export interface KubeCaller {
   user: string;
+  /** `bot` for a machine identity (required-for-humans exempts it); absent for people. */
+  kind?: 'human' | 'bot';
   roles: readonly string[];
   logins: readonly string[];
   traits: Readonly<Record<string, readonly string[]>>;

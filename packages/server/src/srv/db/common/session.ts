@@ -38,6 +38,7 @@ function subjectOf(s: DbSession) {
   const d = s.identity.device;
   return {
     user: s.identity.user,
+    ...(s.identity.kind === 'bot' ? { user_kind: 'bot' as const } : {}),
     addr: s.clientAddr,
     ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
     protocol: 'db' as const,
@@ -69,6 +70,8 @@ export class DbSession {
   dbUser: string | undefined;
   dbName: string | undefined;
   #started = false;
+  /** The allowing decision's device exemption (a bot under `required-for-humans`), for session.start. */
+  #exemption: 'bot' | undefined;
   #ended = false;
   #terminate: ((reason: string) => void) | undefined;
   #terminatedBy: string | undefined;
@@ -129,7 +132,8 @@ export class DbSession {
         reason: 'access to db denied: the access check failed; try again later',
       };
     }
-    if (!decision.allowed) {
+    if (decision.allowed) this.#exemption = decision.deviceExemption;
+    else {
       await this.#emit({
         type: 'access.denied',
         success: false,
@@ -160,6 +164,7 @@ export class DbSession {
       ...this.#subject(),
       session_id: this.id,
       roles: [...this.identity.roles],
+      ...(this.#exemption ? { device_exemption: this.#exemption } : {}),
     });
     return this.#terminatedBy === undefined;
   }
