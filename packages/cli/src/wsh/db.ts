@@ -20,7 +20,7 @@ import {
 import { z } from 'zod';
 import { type CommandContext, formatError, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
-import { requireProfile } from '../profile';
+import { profileSource, requireProfile } from '../profile';
 
 function loadProfile(ctx: CommandContext): LoadedProfile {
   const profile = requireProfile(ctx);
@@ -216,7 +216,7 @@ export async function runProxyDb(ctx: CommandContext): Promise<number> {
   const r = route(ctx, profile, name);
   const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
   const tunnel = await startDbTunnel({
-    profile,
+    profile: profileSource(ctx, profile),
     ...r,
     port,
     onError: (e) => ctx.stderr.write(`${formatError(e, ctx.env)}\n`),

@@ -12,7 +12,7 @@
  * Each renewal makes a new key. Files are replaced by rename, so a reader sees the old set or
  * the new one. Who may import: the CLI (`wbot`) and tests. Tested by test/bots/.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type rpc, WardenError } from '@warden/api';
 import { z } from 'zod';
@@ -89,6 +89,37 @@ export function readIdentityFile(path: string): LoadedProfile {
     userCaPems: parsed.user_ca_pems,
     hostCaPems: parsed.host_ca_pems,
     knownHosts: parsed.known_hosts,
+  };
+}
+
+/**
+ * The identity file's profile, read again whenever the file changed: long-running tunnels
+ * (`wsh -i DIR/identity proxy db …`) ask at every new connection and so use the certificates
+ * `wbot` renewed meanwhile. A file that cannot be read (mid-replacement, removed) leaves the
+ * last good profile in use.
+ *
+ * @example
+ *   const current = followIdentityFile('/var/lib/ci-bot/identity');
+ *   startDbTunnel({ profile: current, db: 'orders' });
+ */
+export function followIdentityFile(path: string): () => LoadedProfile {
+  const stamp = () => {
+    const st = statSync(path, { throwIfNoEntry: false });
+    return st ? `${st.mtimeMs}:${st.size}:${st.ino}` : '';
+  };
+  let seen = stamp();
+  let profile = readIdentityFile(path);
+  return () => {
+    const now = stamp();
+    if (now && now !== seen) {
+      try {
+        profile = readIdentityFile(path);
+        seen = now;
+      } catch {
+        // keep the last good one; the next connection tries again
+      }
+    }
+    return profile;
   };
 }
 

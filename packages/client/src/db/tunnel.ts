@@ -9,7 +9,11 @@ import type { LoadedProfile } from '../profile';
 import { type DbRoute, dialDb } from './dial';
 
 export interface DbTunnelOptions extends DbRoute {
-  profile: LoadedProfile;
+  /**
+   * The credentials, or a function asked at every new connection (a bot's identity file that
+   * `wbot` renews while the tunnel runs: see `followIdentityFile`).
+   */
+  profile: LoadedProfile | (() => LoadedProfile);
   /** Default 127.0.0.1. */
   host?: string;
   /** Default 0: any free port. */
@@ -32,6 +36,6 @@ export async function startDbTunnel(o: DbTunnelOptions): Promise<DbTunnel> {
     ...(o.host !== undefined ? { host: o.host } : {}),
     ...(o.port !== undefined ? { port: o.port } : {}),
     ...(o.onError ? { onError: o.onError } : {}),
-    dial: () => dialDb(o.profile, o),
+    dial: () => dialDb(typeof o.profile === 'function' ? o.profile() : o.profile, o),
   });
 }
