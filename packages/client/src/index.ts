@@ -5,6 +5,8 @@
 export * from './api';
 export * from './app';
 export * from './bot';
+// Not through './bot': wsh and wctl read identity files at every start (-i) and need none of it.
+export * from './bot/outputs';
 export * from './db';
 export * from './devicetrust';
 export * from './keys';

@@ -1,12 +1,17 @@
 /**
  * `wbot start`: join (token, first start) or renew (current certificates), write the
- * destination, and unless --oneshot keep renewing when a third of the lifetime is left. A
- * refused renewal (a lock, the bot removed) is reported and retried; --oneshot exits 1.
+ * destination and its app and Kubernetes outputs, and unless --oneshot keep renewing when a
+ * third of the lifetime is left. Outputs are refreshed with every renewal, and on their own
+ * when they end first (kube certificates live at most an hour). A refused renewal (a lock,
+ * the bot removed) is reported and retried; --oneshot exits 1.
  */
 import { join } from 'node:path';
 import { isWardenError, WardenError } from '@warden/api';
 import {
+  type BotOutputs,
+  checkOutputs,
   currentIdentity,
+  hasOutputs,
   IDENTITY_FILE,
   joinBot,
   type LoadedProfile,
@@ -14,8 +19,10 @@ import {
   RETRY_MS,
   renewAt,
   renewBot,
+  type WrittenOutputs,
+  writeOutputs,
 } from '@warden/client';
-import { type CommandContext, str } from '../command';
+import { type CommandContext, list, str } from '../command';
 import { wshCommandLine } from '../wsh/ssh';
 
 /** The wsh next to this wbot (both are bundled into dist/), for ssh_config's ProxyCommand. */
@@ -43,6 +50,11 @@ export async function runStart(ctx: CommandContext): Promise<number> {
   const proxyFlag = str(ctx.values, 'proxy') ?? (ctx.env.WARDEN_PROXY || undefined);
   const o = { destination, wshCommand: wshCommand() };
   const oneshot = ctx.values.oneshot === true;
+  const outputs: BotOutputs = {
+    apps: list(ctx.values, 'app'),
+    kubeClusters: list(ctx.values, 'kubernetes-cluster'),
+  };
+  checkOutputs(outputs);
 
   let current = currentIdentity(destination);
   const valid = current && Date.parse(current.expires) > Date.now();
@@ -75,32 +87,72 @@ export async function runStart(ctx: CommandContext): Promise<number> {
     ctx,
     `wrote ${join(current.dir, IDENTITY_FILE)} (use \`wsh -i ${join(current.dir, IDENTITY_FILE)} …\`)`,
   );
+  let written: WrittenOutputs | undefined;
+  if (hasOutputs(outputs)) {
+    try {
+      written = await refreshOutputs(ctx, current, outputs);
+    } catch (e) {
+      if (oneshot) throw e;
+      say(ctx, `outputs refused or failed: ${isWardenError(e) ? e.message : (e as Error).message}`);
+    }
+  }
   if (oneshot) return 0;
-  return keepRenewing(ctx, o, current);
+  return keepRenewing(ctx, o, outputs, current, written);
 }
 
-/** Renews until stopped by a signal; failures are reported and retried while the certificates last. */
+async function refreshOutputs(
+  ctx: CommandContext,
+  current: LoadedProfile,
+  outputs: BotOutputs,
+): Promise<WrittenOutputs> {
+  const written = await writeOutputs(current, outputs);
+  say(ctx, `wrote ${written.files.join(', ')} (valid until ${written.expires})`);
+  return written;
+}
+
+/** How long to wait before trying again after a failure, while `current` is valid. */
+function retryDelay(current: LoadedProfile): number {
+  return Math.min(RETRY_MS, Math.max(1000, (Date.parse(current.expires) - Date.now()) / 4));
+}
+
+/**
+ * Renews until stopped by a signal: the identity when a third of its lifetime is left (then
+ * the outputs, which hold certificates for the new key), the outputs alone when they end first.
+ * Failures are reported and retried while the certificates last.
+ */
 async function keepRenewing(
   ctx: CommandContext,
   o: { destination: string; wshCommand: string },
+  outputs: BotOutputs,
   first: LoadedProfile,
+  firstOutputs: WrittenOutputs | undefined,
 ): Promise<number> {
+  const wanted = hasOutputs(outputs);
   let current = first;
   // Lifetimes are measured from when the certificates arrived (their NotBefore is backdated
   // for clock skew, which would make a short lifetime look mostly spent).
   let obtainedMs = Date.now();
+  let written = firstOutputs;
+  let writtenMs = Date.now();
+  /** Set after a failure: when to try that step again instead of its schedule. */
+  let identityRetry: number | undefined;
+  let outputsRetry: number | undefined = wanted && !written ? Date.now() + retryDelay(current) : undefined;
   let stop: () => void = () => {};
   const stopped = new Promise<void>((resolve) => {
     stop = resolve;
   });
   const onSignal = () => stop();
   process.once('SIGTERM', onSignal);
-  let delay = 0;
   try {
     for (;;) {
-      const expiresMs = Date.parse(current.expires);
-      const at = delay > 0 ? Date.now() + delay : renewAt(obtainedMs, expiresMs, Date.now());
-      if (delay === 0) say(ctx, `next renewal at ${new Date(at).toISOString()}`);
+      const now = Date.now();
+      const identityAt = identityRetry ?? renewAt(obtainedMs, Date.parse(current.expires), now);
+      const outputsAt = !wanted
+        ? Number.POSITIVE_INFINITY
+        : (outputsRetry ?? (written ? renewAt(writtenMs, Date.parse(written.expires), now) : now));
+      const at = Math.min(identityAt, outputsAt);
+      if (identityRetry === undefined && outputsRetry === undefined)
+        say(ctx, `next renewal at ${new Date(at).toISOString()}`);
       let timer: NodeJS.Timeout | undefined;
       const due = new Promise<'due'>((resolve) => {
         timer = setTimeout(() => resolve('due'), Math.max(0, at - Date.now()));
@@ -108,19 +160,33 @@ async function keepRenewing(
       const why = await Promise.race([due, stopped.then(() => 'stop' as const)]);
       clearTimeout(timer);
       if (why === 'stop') return 0;
-      try {
-        current = await renewBot(o, current);
-        obtainedMs = Date.now();
-        delay = 0;
-        say(ctx, `renewed ${describe(current)}`);
-      } catch (e) {
-        const left = Date.parse(current.expires) - Date.now();
-        say(ctx, `renewal refused or failed: ${isWardenError(e) ? e.message : (e as Error).message}`);
-        if (left <= 0) {
-          say(ctx, 'the certificates have expired; a new join token is needed (`wctl bots add`)');
-          return 1;
+      let renewed = false;
+      if (Date.now() >= identityAt) {
+        try {
+          current = await renewBot(o, current);
+          obtainedMs = Date.now();
+          identityRetry = undefined;
+          renewed = true;
+          say(ctx, `renewed ${describe(current)}`);
+        } catch (e) {
+          say(ctx, `renewal refused or failed: ${isWardenError(e) ? e.message : (e as Error).message}`);
+          if (Date.parse(current.expires) <= Date.now()) {
+            say(ctx, 'the certificates have expired; a new join token is needed (`wctl bots add`)');
+            return 1;
+          }
+          identityRetry = Date.now() + retryDelay(current);
+          continue;
         }
-        delay = Math.min(RETRY_MS, Math.max(1000, left / 4));
+      }
+      if (wanted && (renewed || Date.now() >= outputsAt)) {
+        try {
+          written = await refreshOutputs(ctx, current, outputs);
+          writtenMs = Date.now();
+          outputsRetry = undefined;
+        } catch (e) {
+          say(ctx, `outputs refused or failed: ${isWardenError(e) ? e.message : (e as Error).message}`);
+          outputsRetry = Date.now() + retryDelay(current);
+        }
       }
     }
   } finally {
