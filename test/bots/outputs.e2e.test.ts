@@ -1,0 +1,412 @@
+/**
+ * Issue 17: a bot beyond SSH, with real parts — a real `warden start` (app_service with a real
+ * node:http app, kube_service in front of testkit's fake API server, a test double), a real
+ * PostgreSQL 15 in a temp dir that takes client certificates only (its certificate from `wctl
+ * auth sign --format=db`), real psql, curl and kubectl, and the built wbot, wsh and wctl.
+ *
+ * With the cluster at `required-for-humans` the bot reaches the database (`wsh -i … db connect`
+ * and a `wsh -i … proxy db --tunnel` with psql), the app (curl with DIR/apps/NAME.pem) and the
+ * Kubernetes cluster (kubectl with DIR/kubeconfig.yaml), audited as the bot with the exemption,
+ * while a person with the same role and no device is refused; the outputs and a running tunnel
+ * keep working past the first certificates' end (renewed with the rest); under `required`
+ * the bot is refused too.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  type FakeKubeApiServer,
+  freePort,
+  type HttpApp,
+  kubectl,
+  type PostgresServer,
+  requireKubectl,
+  requirePostgres,
+  requireTool,
+  runCli,
+  signupWithTotp,
+  spawnCli,
+  startFakeKubeApiServer,
+  startHttpApp,
+  startPostgres,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+
+const PASSWORD = 'correct horse battery staple';
+const checks = [requirePostgres(), requireTool('psql'), requireTool('curl'), requireKubectl()];
+const skip = checks.find((c) => c.skip)?.skip ?? false;
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+function curl(args: string[]): Promise<{ status: number; body: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-sS', '-m', '15', '-w', '\n%{http_code}', ...args], (_err, stdout, stderr) => {
+      const nl = stdout.lastIndexOf('\n');
+      resolve({ status: Number(stdout.slice(nl + 1)), body: stdout.slice(0, nl), stderr });
+    });
+  });
+}
+
+async function waitFor<T>(check: () => T, timeoutMs: number, what: () => string): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out; log so far:\n${what()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
+  let w: WardenProcess;
+  let pg: PostgresServer;
+  let app: HttpApp;
+  let fake: FakeKubeApiServer;
+  let port = 0;
+  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const wsh = (args: string[], env: NodeJS.ProcessEnv = w.env) => runCli('wsh', args, { env });
+  const cap = async (mode: string) => {
+    const file = join(w.dir, `cap-${mode}.yaml`);
+    writeFileSync(
+      file,
+      'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\n' +
+        `spec:\n  second_factor: "off"\n  device_trust:\n    mode: ${mode}\n`,
+    );
+    const set = await wctl(['create', '-f', file]);
+    assert.equal(set.code, 0, set.stderr);
+  };
+  const psqlQuery = (tunnelPort: number, sql: string) =>
+    run('psql', [
+      '-X',
+      '-At',
+      `host=127.0.0.1 port=${tunnelPort} user=ci dbname=postgres sslmode=disable`,
+      '-c',
+      sql,
+    ]);
+  const appGet = (dest: string, path = '/headers') =>
+    curl([
+      '--cacert',
+      join(dest, 'host-cas.pem'),
+      '--cert',
+      join(dest, 'apps', 'dash.pem'),
+      '--resolve',
+      `dash.localhost:${port}:127.0.0.1`,
+      `https://dash.localhost:${port}${path}`,
+    ]);
+  const k = (dest: string, args: string[]) => kubectl(join(dest, 'kubeconfig.yaml'), args);
+
+  async function join_(name: string, extra: string[] = [], flags: string[] = []): Promise<string> {
+    const add = await wctl(['bots', 'add', name, '--roles=bot-all', ...extra]);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const dest = join(w.dir, `bot-${name}`);
+    const r = await runCli(
+      'wbot',
+      [
+        'start',
+        `--proxy=${w.proxy}`,
+        `--token=${token}`,
+        `--ca-pin=${w.caPin}`,
+        `--destination=${dest}`,
+        '--app=dash',
+        '--kubernetes-cluster=fake',
+        ...flags,
+        '--oneshot',
+      ],
+      { env: w.env },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    return dest;
+  }
+
+  before(async () => {
+    app = await startHttpApp();
+    fake = await startFakeKubeApiServer({ rules: [{ groups: ['ci-bots'], verbs: ['*'], resources: ['*'] }] });
+    fake.create('pods', {
+      metadata: { name: 'web' },
+      spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
+    });
+    w = await startWarden({
+      publicHost: 'localhost',
+      configYaml:
+        'auth_service:\n  authentication:\n    second_factor: "off"\n' +
+        `app_service:\n  apps:\n    - name: dash\n      uri: ${app.url}\n      labels: { env: prod }\n` +
+        'kube_service:\n  clusters:\n' +
+        `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
+        `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: prod }\n`,
+    });
+    port = Number(w.proxy.split(':')[1]);
+    await cap('required-for-humans');
+    // The database: a server certificate from the db CA, client certificates only.
+    const prefix = join(w.dir, 'pg');
+    const signed = await wctl([
+      'auth',
+      'sign',
+      '--format=db',
+      '--host=localhost,127.0.0.1',
+      `--out=${prefix}`,
+    ]);
+    assert.equal(signed.code, 0, signed.stderr);
+    pg = await startPostgres({
+      tls: {
+        cert: readFileSync(`${prefix}.crt`, 'utf8'),
+        key: readFileSync(`${prefix}.key`, 'utf8'),
+        ca: readFileSync(`${prefix}.cas`, 'utf8'),
+      },
+      hba: ['hostssl all all 127.0.0.1/32 cert'],
+    });
+    pg.psql('CREATE ROLE ci LOGIN; CREATE ROLE alice LOGIN');
+    const files: [string, string][] = [
+      [
+        'db.yaml',
+        `kind: db\nversion: v3\nmetadata:\n  name: orders\n  labels: { env: prod }\nspec:\n  protocol: postgres\n  uri: "127.0.0.1:${pg.port}"\n`,
+      ],
+      [
+        'bot-all.yaml',
+        'kind: role\nversion: v7\nmetadata: { name: bot-all }\nspec:\n' +
+          '  options: { device_trust_mode: required-for-humans }\n' +
+          '  allow:\n    db_labels: { env: prod }\n    db_users: [ci, alice]\n    db_names: [postgres]\n' +
+          '    app_labels: { env: prod }\n' +
+          '    kubernetes_labels: { env: prod }\n    kubernetes_groups: [ci-bots]\n' +
+          '    kubernetes_resources: [{ kind: "*", namespace: "*", name: "*", verbs: ["*"] }]\n',
+      ],
+    ];
+    for (const [name, text] of files) {
+      writeFileSync(join(w.dir, name), text);
+      const created = await wctl(['create', join(w.dir, name)]);
+      assert.equal(created.code, 0, created.stderr);
+    }
+  });
+
+  after(async () => {
+    await w?.stop();
+    await pg?.stop();
+    await app?.close();
+    await fake?.close();
+  });
+
+  test('under required-for-humans the bot uses the database, the app and the cluster; a person without a device is refused', async () => {
+    const dest = await join_('ci');
+    assert.equal(statSync(join(dest, 'apps', 'dash.pem')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dest, 'kubeconfig.yaml')).mode & 0o777, 0o600);
+    const identity = join(dest, 'identity');
+
+    // The database: wsh db connect runs psql; a tunnel serves psql too.
+    const connect = await wsh([
+      '-i',
+      identity,
+      'db',
+      'connect',
+      'orders',
+      '--db-user=ci',
+      '--db-name=postgres',
+      '--',
+      '-X',
+      '-At',
+      '-c',
+      'select current_user',
+    ]);
+    assert.equal(connect.code, 0, connect.stderr);
+    assert.equal(connect.stdout.trim(), 'ci');
+    const tunnelPort = await freePort();
+    const tunnel = spawnCli(
+      'wsh',
+      ['-i', identity, 'proxy', 'db', 'orders', '--tunnel', '-p', String(tunnelPort), '--db-user=ci'],
+      { env: w.env },
+    );
+    try {
+      await waitFor(() => /Started a tunnel/.test(tunnel.stdout()), 20_000, tunnel.stderr);
+      const q = await psqlQuery(tunnelPort, 'select current_user, 40 + 2');
+      assert.equal(q.code, 0, q.stderr);
+      assert.equal(q.stdout.trim(), 'ci|42');
+    } finally {
+      tunnel.child.kill('SIGTERM');
+      await tunnel.exited;
+    }
+
+    // The app, with the one-file certificate and key.
+    const got = await appGet(dest);
+    assert.equal(got.status, 200, `${got.body}${got.stderr}`);
+    const jwt = (JSON.parse(got.body) as { headers: Record<string, string> }).headers[
+      'warden-jwt-assertion'
+    ]!;
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { sub: string };
+    assert.equal(claims.sub, 'ci');
+
+    // The cluster, with the written kubeconfig (static credentials: no wsh involved).
+    const pods = await k(dest, ['get', 'pods', '-o', 'name']);
+    assert.equal(pods.code, 0, pods.stderr);
+    assert.equal(pods.stdout.trim(), 'pod/web');
+    assert.ok(
+      fake.requests.some((r) => r.impersonateUser === 'ci' && r.impersonateGroups.includes('ci-bots')),
+    );
+    const kc = readFileSync(join(dest, 'kubeconfig.yaml'), 'utf8');
+    assert.match(kc, /current-context: \S+-fake/);
+    assert.doesNotMatch(kc, /exec:/);
+
+    // Audit: the bot, and that the exemption let it in.
+    const starts = JSON.parse(
+      (await wctl(['audit', 'search', '--type=session.start', '--user=ci', '--format=json'])).stdout,
+    ) as { protocol?: string; user_kind?: string; device_exemption?: string }[];
+    const dbStarts = starts.filter((e) => e.protocol === 'db');
+    assert.ok(dbStarts.length >= 2, JSON.stringify(starts));
+    assert.ok(dbStarts.every((e) => e.user_kind === 'bot' && e.device_exemption === 'bot'));
+    for (const type of ['app.session.start', 'kube.request']) {
+      const ev = JSON.parse(
+        (await wctl(['audit', 'search', `--type=${type}`, '--user=ci', '--format=json'])).stdout,
+      ) as { user_kind?: string; success: boolean }[];
+      assert.ok(
+        ev.length > 0 && ev.every((e) => e.user_kind === 'bot' && e.success),
+        `${type}: ${JSON.stringify(ev)}`,
+      );
+    }
+
+    // A person with the same role and no device: refused for all three.
+    const add = await wctl(['users', 'add', 'alice', '--roles=bot-all', '--logins=nobody']);
+    assert.equal(add.code, 0, add.stderr);
+    const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-alice'), KUBECONFIG: join(w.dir, 'kube-alice') };
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    const person = await wsh(
+      [
+        'db',
+        'connect',
+        'orders',
+        '--db-user=alice',
+        '--db-name=postgres',
+        '--',
+        '-X',
+        '-At',
+        '-c',
+        'select 1',
+      ],
+      env,
+    );
+    assert.notEqual(person.code, 0, person.stdout);
+    assert.match(person.stderr, /unauthorized device/);
+    const appLogin = await wsh(['app', 'login', 'dash'], env);
+    assert.equal(appLogin.code, 0, appLogin.stderr);
+    assert.match(appLogin.stderr, /requires a trusted device/);
+    const kl = await wsh(['kube', 'login', 'fake'], env);
+    assert.equal(kl.code, 0, kl.stderr);
+    const personPods = await kubectl(env.KUBECONFIG, ['get', 'pods'], { env });
+    assert.equal(personPods.code, 1);
+    assert.match(personPods.stderr, /Forbidden\): unauthorized device/);
+  });
+
+  test('outputs and a running tunnel outlive the first certificates: renewed with the rest', async () => {
+    const add = await wctl(['bots', 'add', 'short', '--roles=bot-all', '--ttl=12s']);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const dest = join(w.dir, 'bot-short');
+    const daemon = spawnCli(
+      'wbot',
+      [
+        'start',
+        `--proxy=${w.proxy}`,
+        `--ca-pin=${w.caPin}`,
+        `--destination=${dest}`,
+        '--app=dash',
+        '--kubernetes-cluster=fake',
+      ],
+      { env: { ...w.env, WARDEN_BOT_TOKEN: token } },
+    );
+    const log = () => daemon.stderr();
+    const tunnelPort = await freePort();
+    let tunnel: ReturnType<typeof spawnCli> | undefined;
+    try {
+      await waitFor(() => /wrote .*kubeconfig\.yaml/.test(log()), 20_000, log);
+      const firstExpiry = /valid until (\S+)/.exec(log())![1]!;
+      const firstKube = readFileSync(join(dest, 'kubeconfig.yaml'), 'utf8');
+      tunnel = spawnCli(
+        'wsh',
+        [
+          '-i',
+          join(dest, 'identity'),
+          'proxy',
+          'db',
+          'orders',
+          '--tunnel',
+          '-p',
+          String(tunnelPort),
+          '--db-user=ci',
+        ],
+        { env: w.env },
+      );
+      await waitFor(() => /Started a tunnel/.test(tunnel!.stdout()), 20_000, tunnel.stderr);
+      const early = await psqlQuery(tunnelPort, 'select 1');
+      assert.equal(early.code, 0, early.stderr);
+      // A renewal writes the outputs again; then wait past the first certificates' end.
+      await waitFor(() => /renewed bot "short"[\s\S]*wrote .*kubeconfig\.yaml/.test(log()), 30_000, log);
+      const wait = Date.parse(firstExpiry) + 500 - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      assert.notEqual(readFileSync(join(dest, 'kubeconfig.yaml'), 'utf8'), firstKube);
+
+      const late = await psqlQuery(tunnelPort, 'select 2');
+      assert.equal(late.code, 0, `${late.stderr}\n${tunnel.stderr()}\n${log()}`);
+      assert.equal(late.stdout.trim(), '2');
+      const got = await appGet(dest, '/hello');
+      assert.equal(got.status, 200, `${got.body}${got.stderr}\n${log()}`);
+      assert.equal(got.body, 'hello');
+      const pods = await k(dest, ['get', 'pods', '-o', 'name']);
+      assert.equal(pods.code, 0, `${pods.stderr}\n${log()}`);
+    } finally {
+      tunnel?.child.kill('SIGTERM');
+      await tunnel?.exited;
+      daemon.child.kill('SIGTERM');
+      await daemon.exited;
+    }
+  });
+
+  test('under required, the bot is refused by the database and the cluster', async () => {
+    const dest = await join_('strict');
+    await cap('required');
+    try {
+      const db = await wsh([
+        '-i',
+        join(dest, 'identity'),
+        'db',
+        'connect',
+        'orders',
+        '--db-user=ci',
+        '--db-name=postgres',
+        '--',
+        '-X',
+        '-At',
+        '-c',
+        'select 1',
+      ]);
+      assert.notEqual(db.code, 0, db.stdout);
+      assert.match(db.stderr, /unauthorized device/);
+      const pods = await k(dest, ['get', 'pods']);
+      assert.equal(pods.code, 1);
+      assert.match(pods.stderr, /Forbidden\): unauthorized device/);
+    } finally {
+      await cap('required-for-humans');
+    }
+  });
+});
