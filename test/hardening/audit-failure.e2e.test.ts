@@ -38,7 +38,7 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
   const home = (user: string) => join(w.dir, `home-${user}`);
   const wsh = (user: string, args: string[], input?: string) =>
     runCli('wsh', args, { env: { ...w.env, WARDEN_HOME: home(user) }, input });
-  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const wctl = (args: string[], input?: string) => runCli('wctl', args, { env: w.env, input });
 
   /** Makes the audit store refuse events of these types (`*`: all); none repairs it. */
   function breakAudit(...types: string[]): void {
@@ -185,6 +185,68 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
     breakAudit();
     assert.equal((JSON.parse((await wctl(['get', 'locks', '--format=json'])).stdout) as unknown[]).length, 1);
     assert.equal((await wctl(['rm', `lock/${lock!.metadata.name}`])).code, 0);
+  });
+
+  test('admin writes the audit log cannot record leave nothing behind: roles, users, resources', async () => {
+    const role = (logins: string) =>
+      `kind: role\nversion: v7\nmetadata:\n  name: ops\nspec:\n  allow:\n    logins: [${logins}]\n`;
+    const getRole = async () => {
+      const r = await wctl(['get', 'role/ops', '--format=json']);
+      return r.code === 0 ? (JSON.parse(r.stdout) as { spec: { allow: { logins: string[] } } }) : undefined;
+    };
+    const refused = (r: { code: number; stdout: string; stderr: string }, type: string) => {
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, new RegExp(`audit log could not record this \\(${type.replace('.', '\\.')}\\)`));
+    };
+
+    // A role created unaudited is taken back.
+    breakAudit('role.created');
+    const before = await metric('role.created');
+    refused(await wctl(['create', '-'], role('root')), 'role.created');
+    assert.equal(await metric('role.created'), before + 1);
+    assert.equal(await getRole(), undefined, 'the role does not exist');
+    breakAudit();
+    assert.equal((await wctl(['create', '-'], role('root'))).code, 0);
+
+    // An update unaudited is undone; so is a removal.
+    breakAudit('role.updated');
+    refused(await wctl(['create', '-f', '-'], role('root, admin')), 'role.updated');
+    assert.deepEqual((await getRole())?.spec.allow.logins, ['root'], 'the role is as it was');
+    breakAudit('role.deleted');
+    refused(await wctl(['rm', 'role/ops']), 'role.deleted');
+    assert.deepEqual((await getRole())?.spec.allow.logins, ['root'], 'the role is still there');
+
+    // Other kinds too (resource.create).
+    breakAudit('resource.create');
+    refused(
+      await wctl(
+        ['create', '-'],
+        'kind: app\nversion: v3\nmetadata:\n  name: wiki\nspec:\n  uri: http://127.0.0.1:9\n',
+      ),
+      'resource.create',
+    );
+    breakAudit();
+    assert.notEqual((await wctl(['get', 'app/wiki'])).code, 0, 'the app does not exist');
+
+    // A user added unaudited is taken back, with no invite.
+    breakAudit('user.create');
+    const add = await wctl(['users', 'add', 'carol', '--roles=access']);
+    refused(add, 'user.create');
+    assert.doesNotMatch(add.stdout, /--token=/);
+    breakAudit();
+    assert.notEqual((await wctl(['get', 'user/carol'])).code, 0, 'carol does not exist');
+    assert.equal((await wctl(['users', 'add', 'carol', '--roles=access'])).code, 0, 'the name is free');
+
+    // A user removed or reset unaudited keeps everything: bob still logs in with his password.
+    breakAudit('user.delete');
+    refused(await wctl(['rm', 'user/bob']), 'user.delete');
+    breakAudit('user.password_reset');
+    refused(await wctl(['users', 'reset', 'bob']), 'user.password_reset');
+    breakAudit();
+    assert.equal((await wctl(['get', 'user/bob'])).code, 0, 'bob is still there');
+    const login = await wsh('bob', ['login', `--proxy=${w.proxy}`, '--user=bob'], `${PASSWORD}\n`);
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal((await wctl(['rm', 'role/ops'])).code, 0);
   });
 
   test('an SSH session whose start the audit log cannot record is ended with the message', {

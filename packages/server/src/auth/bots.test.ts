@@ -140,6 +140,26 @@ describe('bots', () => {
     );
   });
 
+  test('a bot added or removed unaudited is undone: nothing added, the bot and its token stay (issue 15 item 5)', async () => {
+    const c = await startTestCluster();
+    // Fault injection on the in-memory store: these event types are refused, as a full disk would.
+    const refuse = new Set<string>();
+    const emit = c.audit.emit.bind(c.audit);
+    c.audit.emit = (e) => (refuse.has(e.type) ? Promise.reject(new Error('disk full')) : emit(e));
+    refuse.add('bot.create');
+    await rejectsWith(addBot(c), 'WARDEN_ERR_AUDIT_UNAVAILABLE', /\(bot\.create\)/);
+    assert.deepEqual(await c.auth.listBots(c.admin), []);
+    assert.deepEqual(await c.auth.listTokens(c.admin), [], 'no join token left');
+    refuse.clear();
+    const added = await addBot(c);
+    refuse.add('bot.delete');
+    await rejectsWith(c.auth.removeBot(c.admin, 'ci'), 'WARDEN_ERR_AUDIT_UNAVAILABLE', /\(bot\.delete\)/);
+    refuse.clear();
+    assert.equal((await c.auth.listBots(c.admin)).length, 1, 'the bot is still there');
+    const joined = await c.auth.joinBot({ token: added.token, ...newUserKey() }, CLIENT_ADDR);
+    assert.ok(joined.tls_cert, 'its join token still works');
+  });
+
   test('tokens ls shows IDs (never tokens) of every kind; rm removes one', async () => {
     const c = await startTestCluster();
     const bot = await addBot(c);

@@ -24,7 +24,7 @@ import type { z } from 'zod';
 import type { Actor, Identity } from '../access';
 import { OneTimeTokens } from '../tokens';
 import { clientKey, entitlements, userCertificates } from './certificates';
-import { type AuthDeps, auditWith } from './deps';
+import { type AuthDeps, auditWith, undoUnless } from './deps';
 import { checkUserName } from './users';
 
 /** Backend prefix of bot join tokens (keyed by the token's SHA-256, never the token). */
@@ -102,15 +102,24 @@ export class BotService {
       { bot: req.name, created_by: actor.user },
       tokenTtlMs,
     );
-    await this.#audit({
-      type: 'bot.create',
-      success: true,
-      user: actor.user,
-      addr: actor.addr,
-      name: req.name,
-      roles: req.roles,
-      expires,
-    });
+    // Not unaudited (issue 15 item 5): a bot the audit log did not record is taken back.
+    await undoUnless(
+      this.#o.logger,
+      this.#audit({
+        type: 'bot.create',
+        success: true,
+        user: actor.user,
+        addr: actor.addr,
+        name: req.name,
+        roles: req.roles,
+        expires,
+      }),
+      async () => {
+        await this.deleteTokensOf(req.name);
+        await this.#o.services.users.delete(req.name);
+      },
+      'bot create',
+    );
     const pin = this.#o.cas.caPin('host');
     return {
       bot: req.name,
@@ -140,9 +149,15 @@ export class BotService {
   async remove(actor: Actor, name: string): Promise<void> {
     const user = await this.#o.services.users.find(name);
     if (!user?.spec.bot) throw new WardenError('WARDEN_ERR_NOT_FOUND', `bot "${name}" not found`);
-    await this.deleteTokensOf(name);
     await this.#o.services.users.delete(name);
-    await this.#audit({ type: 'bot.delete', success: true, user: actor.user, addr: actor.addr, name });
+    // A removal the audit log refuses is undone; the join tokens go only once it is recorded.
+    await undoUnless(
+      this.#o.logger,
+      this.#audit({ type: 'bot.delete', success: true, user: actor.user, addr: actor.addr, name }),
+      () => this.#o.services.users.upsert(user),
+      'bot removal',
+    );
+    await this.deleteTokensOf(name);
   }
 
   /**

@@ -12,7 +12,7 @@ import { isWardenError, type LockResource, type rpc, validateResource, WardenErr
 import type { z } from 'zod';
 import type { Actor } from '../access';
 import { type DeviceInventory, deviceLabel } from '../devicetrust';
-import { type AuthDeps, auditWith } from './deps';
+import { type AuthDeps, auditWith, undoUnless } from './deps';
 
 export interface LockServiceOptions extends AuthDeps {
   inventory: DeviceInventory;
@@ -107,7 +107,8 @@ export class LockService {
     }
     const common = { success: true, user: actor.user, addr: actor.addr, name } as const;
     // Not unaudited (issue 15 item 5): if the audit log refuses the event, the change is undone.
-    await this.#undoUnless(
+    await undoUnless(
+      this.#o.logger,
       existing || opts.expectedRevision
         ? this.#audit({ type: 'resource.update', ...common, kind: 'lock' })
         : this.#audit({
@@ -118,6 +119,7 @@ export class LockService {
             ...(expires ? { expires } : {}),
           }),
       () => (existing ? store.upsert(existing) : store.delete(name)),
+      'lock',
     );
     const device = lock.spec.target.device;
     const warnings = device ? await this.#deviceLockWarnings(device) : [];
@@ -129,24 +131,14 @@ export class LockService {
     const store = this.#o.services.locks;
     const removed = await store.find(name);
     await store.delete(name);
-    await this.#undoUnless(
+    await undoUnless(
+      this.#o.logger,
       this.#audit({ type: 'lock.deleted', success: true, user: actor.user, addr: actor.addr, name }),
       async () => {
         if (removed) await store.upsert(removed);
       },
+      'lock removal',
     );
-  }
-
-  /** Awaits the audit write; if it fails, runs `undo` (best effort, logged) and rethrows. */
-  async #undoUnless(audited: Promise<void>, undo: () => Promise<unknown>): Promise<void> {
-    try {
-      await audited;
-    } catch (e) {
-      await undo().catch((err) =>
-        this.#o.logger.error({ err }, 'could not undo a lock change the audit log did not record'),
-      );
-      throw e;
-    }
   }
 
   /** Why a lock on this device may have no effect: unknown or not-enrolled device, device trust off. */

@@ -19,7 +19,7 @@ import {
 } from '@warden/api';
 import type { Actor } from '../access';
 import { withOrigin } from '../services';
-import { type AuthDeps, auditWith } from './deps';
+import { type AuthDeps, auditWith, undoUnless } from './deps';
 import type { DeviceAdmin } from './devices';
 import type { LockService } from './locks';
 import { checkUserName, type UserAdmin } from './users';
@@ -174,21 +174,27 @@ export class ResourceAdmin {
       // Labelled `dynamic`: it holds until a start whose config file sets auth_service.authentication.
       const dynamic = withOrigin(res, 'dynamic');
       const prefs = this.#o.services.authPreference;
-      const warnings = this.#preferenceWarnings(await prefs.get(), dynamic);
+      const previous = await prefs.get();
+      const warnings = this.#preferenceWarnings(previous, dynamic);
       const stored = opts.expectedRevision
         ? await prefs.update({
             ...dynamic,
             metadata: { ...dynamic.metadata, revision: opts.expectedRevision },
           })
         : await prefs.upsert(dynamic);
-      await this.#audit({
-        type: 'cluster_auth_preference.updated',
-        success: true,
-        user: actor.user,
-        addr: actor.addr,
-        second_factor: stored.spec.second_factor,
-        device_trust_mode: stored.spec.device_trust?.mode,
-      });
+      await undoUnless(
+        this.#o.logger,
+        this.#audit({
+          type: 'cluster_auth_preference.updated',
+          success: true,
+          user: actor.user,
+          addr: actor.addr,
+          second_factor: stored.spec.second_factor,
+          device_trust_mode: stored.spec.device_trust?.mode,
+        }),
+        () => prefs.upsert(previous),
+        'cluster_auth_preference',
+      );
       return warnings.length
         ? { resource: stored, outcome: 'updated', warnings }
         : { resource: stored, outcome: 'updated' };
@@ -223,7 +229,13 @@ export class ResourceAdmin {
       stored = existing ? await store.upsert(res) : await store.create(res);
     }
     const outcome = existing ? 'updated' : 'created';
-    await this.#audit(changeEvent(actor, kind, name, outcome, resourceAddress(stored)));
+    // Not unaudited (issue 15 item 5): a change the audit log refuses is undone.
+    await undoUnless(
+      this.#o.logger,
+      this.#audit(changeEvent(actor, kind, name, outcome, resourceAddress(stored))),
+      () => (existing ? store.upsert(existing) : store.delete(name)),
+      `${kind} ${outcome}`,
+    );
     return { resource: stored, outcome };
   }
 
@@ -233,9 +245,19 @@ export class ResourceAdmin {
     }
     if (kind === 'device') return this.#o.devices.remove(actor, name);
     if (kind === 'lock') return this.#o.locks.remove(actor, name);
-    await this.#store(kind)!.delete(name);
+    const store = this.#store(kind)!;
+    const removed = await store.find(name);
+    await store.delete(name);
+    // A removal the audit log refuses is undone; a user's secrets go only once it is recorded.
+    await undoUnless(
+      this.#o.logger,
+      this.#audit(changeEvent(actor, kind, name, 'deleted')),
+      async () => {
+        if (removed) await store.upsert(removed);
+      },
+      `${kind} removal`,
+    );
     if (kind === 'user') await this.#o.users.forget(name);
-    await this.#audit(changeEvent(actor, kind, name, 'deleted'));
   }
 }
 
