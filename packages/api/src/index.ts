@@ -11,5 +11,6 @@ export * from './errors';
 export * from './events';
 export * from './input-limits';
 export * from './resources';
+export { Routes as rpcRoutes } from './routes';
 export * as rpc from './rpc';
 export * as web from './web';

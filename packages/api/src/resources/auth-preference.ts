@@ -6,10 +6,10 @@
  */
 import { z } from 'zod';
 import { metadataSchema, resourceSchema } from './common';
+import { AUTH_PREFERENCE_NAME } from './kind-names';
 import { deviceTrustModeSchema } from './role';
 
-/** The one name a cluster_auth_preference may have. */
-export const AUTH_PREFERENCE_NAME = 'cluster-auth-preference';
+export { AUTH_PREFERENCE_NAME };
 
 const PEM_CERTIFICATE =
   /^\s*-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*$/;

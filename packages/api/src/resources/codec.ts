@@ -4,20 +4,11 @@
  * stable field order. Internal to `resources/`; the public surface is `resources/index.ts`.
  */
 
-import {
-  Document,
-  isMap,
-  isPair,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  parseAllDocuments,
-  visit,
-} from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import { WardenError } from '../errors';
 import { MAX_INPUT_DEPTH, valueNestsDeeperThan, yamlFlowNestsDeeperThan } from '../input-limits';
 import type { Resource } from './kinds';
+import { printResource, type ResourceFormat } from './print';
 import {
   checkResource,
   issuesMessage,
@@ -31,8 +22,6 @@ export interface ParseResourcesOptions {
   /** Where the text came from (a file name, `stdin`); prefixes error messages. */
   source?: string;
 }
-
-export type ResourceFormat = 'yaml' | 'json';
 
 /** Most aliases one document may expand (guards against "billion laughs"). */
 const MAX_ALIAS_COUNT = 100;
@@ -133,19 +122,6 @@ export function parseResources(text: string, opts: ParseResourcesOptions = {}): 
   return out;
 }
 
-/** Plain YAML 1.2 strings that YAML 1.1 readers would take as booleans: quote them on output. */
-const YAML11_BOOLEAN = /^(?:y|yes|n|no|on|off|true|false)$/i;
-
-function toYaml(resource: Resource): string {
-  const doc = new Document(resource);
-  visit(doc, {
-    Scalar(_key, node) {
-      if (typeof node.value === 'string' && YAML11_BOOLEAN.test(node.value)) node.type = 'QUOTE_DOUBLE';
-    },
-  });
-  return doc.toString({ lineWidth: 0 });
-}
-
 /**
  * Writes a resource as YAML or JSON, fields in schema order (kind, version, metadata,
  * spec), after validating it. Strings like "on" are quoted so YAML 1.1 tools agree.
@@ -154,8 +130,7 @@ function toYaml(resource: Resource): string {
  *   process.stdout.write(formatResource(role, 'yaml'));
  */
 export function formatResource(resource: Resource, format: ResourceFormat): string {
-  const canonical = validateResource(resource);
-  return format === 'json' ? `${JSON.stringify(canonical, null, 2)}\n` : toYaml(canonical);
+  return printResource(validateResource(resource), format);
 }
 
 /**

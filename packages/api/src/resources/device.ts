@@ -16,36 +16,28 @@
 import { z } from 'zod';
 import { metadataSchema, resourceSchema, timestampSchema, uuidSchema } from './common';
 
-/** Operating systems a device may run. */
-export const DEVICE_OS_TYPES = ['linux', 'macos', 'windows'] as const;
-export type DeviceOsType = (typeof DEVICE_OS_TYPES)[number];
+import {
+  DEVICE_ATTESTATION_TYPES,
+  DEVICE_ENROLL_STATUSES,
+  DEVICE_OS_TYPES,
+  EK_CERT_VERIFICATIONS,
+  MAX_ASSET_TAG_LENGTH,
+  MAX_DEVICE_COLLECTED_DATA,
+} from './device-names';
 
-/** How an OS is written in messages (`Device C00AA/Linux added to the inventory`). */
-export const DEVICE_OS_NAMES: Readonly<Record<DeviceOsType, string>> = {
-  linux: 'Linux',
-  macos: 'macOS',
-  windows: 'Windows',
-};
-
-export const DEVICE_ENROLL_STATUSES = ['not_enrolled', 'enrolled'] as const;
-export type DeviceEnrollStatus = (typeof DEVICE_ENROLL_STATUSES)[number];
-
-/**
- * How the TPM's endorsement key was vouched for at enrollment: `tpm_ekpub` (a bare EK public
- * key), `tpm_ekcert` (an EK certificate, no allowed CAs configured), `tpm_ekcert_trusted`
- * (an EK certificate that chains to one of `ekcert_allowed_cas`).
- */
-export const DEVICE_ATTESTATION_TYPES = ['tpm_ekpub', 'tpm_ekcert', 'tpm_ekcert_trusted'] as const;
-export type DeviceAttestationType = (typeof DEVICE_ATTESTATION_TYPES)[number];
-/** How far an EK certificate was verified (`credential.ek_cert_verified`). */
-export const EK_CERT_VERIFICATIONS = ['allowed_ca', 'tpm_root', 'tpm_issuer', 'unchecked'] as const;
-export type EkCertVerification = (typeof EK_CERT_VERIFICATIONS)[number];
-
-/** How many `collected_data` entries a device keeps (newest last). */
-export const MAX_DEVICE_COLLECTED_DATA = 10;
-
-/** Longest asset tag accepted. */
-export const MAX_ASSET_TAG_LENGTH = 256;
+export {
+  DEVICE_ATTESTATION_TYPES,
+  DEVICE_ENROLL_STATUSES,
+  DEVICE_OS_NAMES,
+  DEVICE_OS_TYPES,
+  type DeviceAttestationType,
+  type DeviceEnrollStatus,
+  type DeviceOsType,
+  EK_CERT_VERIFICATIONS,
+  type EkCertVerification,
+  MAX_ASSET_TAG_LENGTH,
+  MAX_DEVICE_COLLECTED_DATA,
+} from './device-names';
 
 /**
  * An asset tag: non-empty, at most 256 characters, no whitespace or control characters (the

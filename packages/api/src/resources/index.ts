@@ -30,13 +30,7 @@ export {
   certAuthorityV2Schema,
   sshPublicKeySchema,
 } from './cert-authority';
-export {
-  formatResource,
-  formatResources,
-  type ParseResourcesOptions,
-  parseResources,
-  type ResourceFormat,
-} from './codec';
+export { formatResource, formatResources, type ParseResourcesOptions, parseResources } from './codec';
 export {
   durationSchema,
   escapeControlCharacters,
@@ -77,16 +71,16 @@ export {
 export {
   currentVersion,
   isResourceKind,
-  type KindDefinition,
+  KIND_NAMES,
+  type KindNames,
   parseResourceRef,
   RESOURCE_KINDS,
-  type Resource,
-  type ResourceByKind,
   type ResourceKind,
   type ResourceRef,
   resolveKind,
-  resourceKinds,
-} from './kinds';
+  singletonName,
+} from './kind-names';
+export { kindSchemas, type Resource, type ResourceByKind } from './kinds';
 export {
   type KubeClusterResource,
   kubeClusterNameSchema,
@@ -101,6 +95,7 @@ export {
 } from './lock';
 export { NODE_SUB_KINDS, type NodeResource, type NodeSubKind, nodeAddrSchema, nodeV2Schema } from './node';
 export { PresetRoleNames, presetRoles } from './presets';
+export { printResource, type ResourceFormat } from './print';
 export {
   DEVICE_TRUST_MODES,
   type DeviceTrustMode,

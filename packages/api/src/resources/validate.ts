@@ -7,11 +7,11 @@ import type { z } from 'zod';
 import { WardenError } from '../errors';
 import {
   isResourceKind,
+  KIND_NAMES,
   RESOURCE_KINDS,
   type Resource,
   type ResourceByKind,
   type ResourceKind,
-  resourceKinds,
   schemaFor,
 } from './kinds';
 
@@ -174,7 +174,7 @@ export function checkResource(
   if (version === undefined) return fail(['version'], 'required');
   const schema = typeof version === 'string' ? schemaFor(kind, version) : undefined;
   if (!schema) {
-    const supported = Object.keys(resourceKinds[kind].versions).join(', ');
+    const supported = KIND_NAMES[kind].versions.join(', ');
     return fail(
       ['version'],
       `unsupported version ${JSON.stringify(version)} for ${kind} (supported: ${supported})`,
