@@ -15,7 +15,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type rpc, WardenError } from '@warden/api';
-import { z } from 'zod';
 import { ApiClient, establishTrust } from '../api';
 import { UserKey } from '../keys';
 import { type LoadedProfile, type Profile, readProfileDir, writeAtomic, writeProfileDir } from '../profile';
@@ -32,23 +31,68 @@ export const RENEW_WHEN_LEFT = 1 / 3;
 /** After a failed renewal, try again this soon (or sooner, before the certificate ends). */
 export const RETRY_MS = 30_000;
 
-const identitySchema = z.object({
-  warden_identity: z.literal(1),
-  proxy: z.string().min(1),
-  cluster: z.string().min(1),
-  user: z.string().min(1),
-  roles: z.array(z.string()),
-  logins: z.array(z.string()),
-  expires: z.string(),
-  insecure: z.boolean(),
-  key_pem: z.string().min(1),
-  ssh_public_key: z.string().min(1),
-  ssh_cert: z.string().min(1),
-  tls_cert: z.string().min(1),
-  user_ca_pems: z.array(z.string()),
-  host_ca_pems: z.array(z.string()).min(1),
-  known_hosts: z.string(),
-});
+/** The one-file identity (`wsh -i FILE`), as `wbot start` writes it. */
+interface IdentityFile {
+  warden_identity: 1;
+  proxy: string;
+  cluster: string;
+  user: string;
+  roles: string[];
+  logins: string[];
+  expires: string;
+  insecure: boolean;
+  key_pem: string;
+  ssh_public_key: string;
+  ssh_cert: string;
+  tls_cert: string;
+  user_ca_pems: string[];
+  host_ca_pems: string[];
+  known_hosts: string;
+}
+
+/**
+ * What each field must hold: a non-empty string, any string, a boolean, a list of strings,
+ * or a non-empty one. Checked by hand, not with zod: wsh and wctl read identity files at
+ * start-up (-i), and zod takes longer to load than the rest of `wctl get`.
+ */
+const IDENTITY_FIELDS: Record<
+  Exclude<keyof IdentityFile, 'warden_identity'>,
+  'text' | 'string' | 'boolean' | 'list' | 'list1'
+> = {
+  proxy: 'text',
+  cluster: 'text',
+  user: 'text',
+  roles: 'list',
+  logins: 'list',
+  expires: 'string',
+  insecure: 'boolean',
+  key_pem: 'text',
+  ssh_public_key: 'text',
+  ssh_cert: 'text',
+  tls_cert: 'text',
+  user_ca_pems: 'list',
+  host_ca_pems: 'list1',
+  known_hosts: 'string',
+};
+
+function isIdentityFile(v: unknown): v is IdentityFile {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  if (o.warden_identity !== 1) return false;
+  return Object.entries(IDENTITY_FIELDS).every(([field, want]) => {
+    const x = o[field];
+    switch (want) {
+      case 'text':
+        return typeof x === 'string' && x.length > 0;
+      case 'string':
+        return typeof x === 'string';
+      case 'boolean':
+        return typeof x === 'boolean';
+      default:
+        return Array.isArray(x) && x.every((e) => typeof e === 'string') && (want === 'list' || x.length > 0);
+    }
+  });
+}
 
 /**
  * The profile an identity file holds (`wsh -i FILE`, `wctl -i FILE`): its directory is the
@@ -64,10 +108,13 @@ export function readIdentityFile(path: string): LoadedProfile {
       `cannot read the identity file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
     );
   }
-  let parsed: z.infer<typeof identitySchema>;
+  let parsed: unknown;
   try {
-    parsed = identitySchema.parse(JSON.parse(text));
+    parsed = JSON.parse(text);
   } catch {
+    parsed = undefined;
+  }
+  if (!isIdentityFile(parsed)) {
     throw new WardenError(
       'WARDEN_ERR_NOT_LOGGED_IN',
       `${path} is not a Warden identity file (\`wbot start\` writes one into its --destination)`,
@@ -158,7 +205,7 @@ export function writeDestination(
     hostCaPems,
     knownHosts: res.host_ca_known_hosts,
   });
-  const identity: z.infer<typeof identitySchema> = {
+  const identity: IdentityFile = {
     warden_identity: 1,
     ...profile,
     key_pem: loaded.keyPem,
