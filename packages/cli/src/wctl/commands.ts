@@ -228,7 +228,7 @@ export const wctlCommands: Command[] = [
     details: 'Example:\n  wctl create -f cap.yaml\n  cluster auth preference has been updated',
     options: { force: { type: 'boolean', short: 'f', help: 'overwrite existing resources' } },
     args: [1, 1],
-    run: async (ctx) => (await import('./resources')).runCreate(ctx),
+    run: async (ctx) => (await import('./apply')).runCreate(ctx),
   },
   {
     path: ['get'],
@@ -250,7 +250,7 @@ export const wctlCommands: Command[] = [
     summary: 'Edit a resource in $EDITOR; it is validated, and reopened on error.',
     usage: 'edit KIND/NAME',
     args: [1, 1],
-    run: async (ctx) => (await import('./resources')).runEdit(ctx),
+    run: async (ctx) => (await import('./apply')).runEdit(ctx),
   },
   {
     path: ['rm'],
