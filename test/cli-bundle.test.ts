@@ -1,7 +1,8 @@
 /**
  * The CLI bundles stay small per command (issue 16 item 13, bench/cli.ts measures the time):
  * what `wsh status` loads — dist/wsh.js, the chunks it imports, the command table and the
- * status command's chunk, with their static imports — holds no zod, YAML, X.509 or ssh2, and
+ * status command's chunk, with their static imports — holds no zod, YAML, X.509 or ssh2; nor
+ * does `wsh proxy ssh` (OpenSSH's ProxyCommand, started for every session: bench/ssh.ts); and
  * `wctl get` loads no zod, X.509 or ssh2 (it prints what the server validated; zod alone took
  * a third of its start-up). Each came back once through an import of a package root, a folder
  * index or a schema built at import; this reads the built files (`npm run build` first).
@@ -68,4 +69,14 @@ test('wctl get loads no zod, X.509 or ssh2', { skip }, () => {
     heavyIn(files).filter((n) => n !== 'yaml'),
     [],
   );
+});
+
+test('wsh proxy ssh (OpenSSH starts it for every session) loads no zod, YAML, X.509 or ssh2', {
+  skip,
+}, () => {
+  const base = closure([join(dist, 'wsh.js')], /\/(io|program)-/);
+  const files = closure([...base.keys(), commandChunk(base, 'runProxySsh')], /^$/);
+  assert.deepEqual(heavyIn(files), []);
+  const bytes = [...files.values()].reduce((n, t) => n + t.length, 0);
+  assert.ok(bytes < 200_000, `wsh proxy ssh loads ${bytes} bytes of JavaScript`);
 });

@@ -351,7 +351,7 @@ export const wshCommands: Command[] = [
     },
     args: [1, 1],
     errorExitCode: 255,
-    run: async (ctx) => (await import('./ssh')).runProxySsh(ctx),
+    run: async (ctx) => (await import('./proxy-ssh')).runProxySsh(ctx),
   },
   {
     path: ['device', 'asset-tag'],

@@ -5,7 +5,8 @@ import { isWardenError } from '@warden/api';
 import type { LoadedProfile } from '@warden/client';
 import { type CommandContext, type Program, runProgram, splitAtFirstPositional } from '../command';
 import { wshCommands } from './commands';
-import { chooseLogin, nodeFromHost, parseTarget, remoteCommand, wshCommandLine } from './ssh';
+import { remoteCommand, wshCommandLine } from './ssh';
+import { chooseLogin, nodeFromHost, parseTarget } from './target';
 
 /** Runs `wsh ARGV` with the real command table, but captures what `wsh ssh` would receive. */
 async function parsed(argv: string[]): Promise<{ code: number; ctx?: CommandContext; err: string }> {
