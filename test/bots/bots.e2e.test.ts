@@ -3,8 +3,9 @@
  * the real wctl, wbot and wsh, and OpenSSH. With the cluster at `required-for-humans`, a bot
  * (no device) runs commands over SSH (wsh -i and ssh -F) and a person without a device is
  * refused; the join token works once; a restart renews without a token; a renewed
- * certificate keeps working after the first one expired; a locked bot cannot renew; under
- * `required` the bot is refused too. Audit events name the bot and the exemption.
+ * certificate keeps working after the first one expired; a locked bot cannot renew; a lock
+ * ends the bot's live SSH session and a running wbot stops renewing; under `required` the bot
+ * is refused too. Audit events name the bot and the exemption.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -180,6 +181,68 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     assert.equal(locked.code, 1, locked.stderr);
     assert.match(locked.stderr, /CI paused/);
     assert.equal(readFileSync(join(dest, 'identity'), 'utf8'), before, 'nothing was renewed');
+  });
+
+  test('a lock on the bot ends its live SSH session at once and stops the running wbot renewing', async () => {
+    const token = await addBot('locked', ['--ttl=12s']);
+    const dest = join(w.dir, 'bot-locked');
+    const daemon = spawnCli(
+      'wbot',
+      ['start', `--proxy=${w.proxy}`, `--ca-pin=${w.caPin}`, `--destination=${dest}`],
+      {
+        env: { ...w.env, WARDEN_BOT_TOKEN: token },
+      },
+    );
+    const log = () => daemon.stderr();
+    let live: ReturnType<typeof spawnCli> | undefined;
+    try {
+      await waitFor(() => /joined as bot "locked"/.test(log()), 20_000, log);
+      const l = spawnCli(
+        'wsh',
+        ['-i', join(dest, 'identity'), 'ssh', '-t', 'root@node-1', 'echo ready; sleep 60'],
+        {
+          env: w.env,
+        },
+      );
+      live = l;
+      await waitFor(
+        () => l.stdout().includes('ready'),
+        20_000,
+        () => l.stderr(),
+      );
+      const identityBefore = readFileSync(join(dest, 'identity'), 'utf8');
+      const lock = await wctl(['bots', 'lock', 'locked', '--message=bot key leaked']);
+      assert.equal(lock.code, 0, lock.stderr);
+      // The live session ends with the lock's message, well before its command would.
+      const code = await Promise.race([
+        l.exited,
+        new Promise<string>((r) => setTimeout(() => r('still running'), 10_000)),
+      ]);
+      assert.notEqual(code, 'still running', 'the lock ended the session');
+      assert.match(l.stdout() + l.stderr(), /lock targeting User:"locked" is in force: bot key leaked/);
+      // The daemon's next renewal (a third of 12 s before the end) is refused with the message;
+      // it keeps running and retrying, and writes nothing.
+      await waitFor(() => /renewal refused or failed: .*bot key leaked/.test(log()), 20_000, log);
+      assert.doesNotMatch(log(), /renewed bot "locked"/);
+      assert.equal(
+        daemon.child.exitCode,
+        null,
+        'wbot keeps running (it retries while the certificates last)',
+      );
+      assert.equal(readFileSync(join(dest, 'identity'), 'utf8'), identityBefore, 'nothing was renewed');
+      const ended = JSON.parse(
+        (await wctl(['audit', 'search', '--type=session.end', '--user=locked', '--format=json'])).stdout,
+      ) as { terminated_by?: string }[];
+      assert.ok(
+        ended.some((e) => /lock targeting User:"locked"/.test(String(e.terminated_by))),
+        JSON.stringify(ended),
+      );
+    } finally {
+      live?.child.kill('SIGTERM');
+      await live?.exited;
+      daemon.child.kill('SIGTERM');
+      await daemon.exited;
+    }
   });
 
   test('under required, the bot needs a device like everybody', async () => {
