@@ -10,22 +10,38 @@
  *   const der = spkiFromKey(publicKey);           // same bytes as key.export({ type: 'spki', format: 'der' })
  *   const key = keyFromSpki(der);                 // same key as createPublicKey({ key: der, format: 'der', type: 'spki' })
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 
 /** SPKI of a P-256 key, up to the 65-byte uncompressed point. */
 const P256_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
 /** SPKI of an Ed25519 key, up to the 32-byte key. */
 const ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
+/** Public JWKs already exported, by key object (KeyObjects never change). */
+const publicJwks = new WeakMap<KeyObject, Readonly<JsonWebKey>>();
+
+/**
+ * The JWK of a key's public half (a private key's public half is derived), exported once per
+ * key object: a key that is certified again (the user's key at device authentication goes
+ * into an SSH and an X.509 certificate) is not exported again. Never holds private fields.
+ */
+export function publicJwk(key: KeyObject): Readonly<JsonWebKey> {
+  let jwk = publicJwks.get(key);
+  if (!jwk) {
+    jwk = Object.freeze((key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' }));
+    publicJwks.set(key, jwk);
+  }
+  return jwk;
+}
+
 /** The SPKI DER of a public (or private: its public half) key. */
 export function spkiFromKey(key: KeyObject): Buffer {
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  if (pub.asymmetricKeyType === 'ed25519') {
-    const jwk = pub.export({ format: 'jwk' });
+  if (key.asymmetricKeyType === 'ed25519') {
+    const jwk = publicJwk(key);
     return Buffer.concat([ED25519_PREFIX, Buffer.from(jwk.x!, 'base64url')]);
   }
-  if (pub.asymmetricKeyType === 'ec') {
-    const jwk = pub.export({ format: 'jwk' });
+  if (key.asymmetricKeyType === 'ec') {
+    const jwk = publicJwk(key);
     if (jwk.crv === 'P-256') {
       return Buffer.concat([
         P256_PREFIX,
@@ -35,7 +51,7 @@ export function spkiFromKey(key: KeyObject): Buffer {
       ]);
     }
   }
-  return pub.export({ type: 'spki', format: 'der' });
+  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
 }
 
 /** The public key in an SPKI DER; throws as `createPublicKey` does when it is not one. */

@@ -114,8 +114,10 @@ export function signSshCertificate(fields: SshCertificateFields, caPrivateKey: K
   if (fields.validAfter >= fields.validBefore) {
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'certificate validity window is empty');
   }
-  const nonce = Buffer.from(fields.nonce ?? randomBytes(32));
-  const serial = fields.serial ?? randomBytes(8).readBigUInt64BE();
+  // One draw for what is random: the nonce (32 bytes) and the serial (8).
+  const random = fields.nonce === undefined || fields.serial === undefined ? randomBytes(40) : undefined;
+  const nonce = Buffer.from(fields.nonce ?? random!.subarray(0, 32));
+  const serial = fields.serial ?? random!.readBigUInt64BE(32);
   const criticalOptions = sortedOptions(fields.criticalOptions ?? {});
   const extensions = sortedOptions(fields.extensions ?? {});
   const ca = caPublicParts(caPrivateKey);
@@ -193,7 +195,11 @@ function encodePrincipals(principals: readonly string[]): Buffer {
   return w.toBuffer();
 }
 
+/** ASCII only: there, code unit order is byte order (and no buffer is needed to compare). */
+const ASCII = /^[\x00-\x7f]*$/;
+
 function compareNames(a: string, b: string): number {
+  if (ASCII.test(a) && ASCII.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
@@ -201,7 +207,10 @@ function encodeOptions(options: Readonly<Record<string, string>>): Buffer {
   const w = new SshWriter();
   for (const name of Object.keys(options).sort(compareNames)) {
     const value = options[name] ?? '';
-    w.string(name).bytes(value === '' ? Buffer.alloc(0) : new SshWriter().string(value).toBuffer());
+    w.string(name);
+    // The value is itself a string inside the option's string (or empty).
+    if (value === '') w.uint32(0);
+    else w.uint32(Buffer.byteLength(value, 'utf8') + 4).string(value);
   }
   return w.toBuffer();
 }

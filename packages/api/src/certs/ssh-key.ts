@@ -7,6 +7,7 @@
  */
 
 import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { publicJwk } from './spki';
 import { malformed, SshReader, SshWriter } from './ssh-wire';
 
 export type SshKeyType = 'ssh-ed25519' | 'ecdsa-sha2-nistp256';
@@ -25,11 +26,6 @@ export function sshKeyType(key: KeyObject): SshKeyType {
   );
 }
 
-/** The public half of `key` (a private key is accepted and its public key derived). */
-function publicOf(key: KeyObject): KeyObject {
-  return key.type === 'private' ? createPublicKey(key) : key;
-}
-
 function jwkBytes(v: unknown): Buffer {
   if (typeof v !== 'string') throw malformed('key has no coordinates');
   return Buffer.from(v, 'base64url');
@@ -38,7 +34,7 @@ function jwkBytes(v: unknown): Buffer {
 /** Writes the public key fields (without the leading type string) to `w`. */
 export function writeSshPublicKeyFields(w: SshWriter, key: KeyObject): SshKeyType {
   const type = sshKeyType(key);
-  const jwk = publicOf(key).export({ format: 'jwk' });
+  const jwk = publicJwk(key);
   if (type === ED25519) {
     w.bytes(jwkBytes(jwk.x));
   } else {

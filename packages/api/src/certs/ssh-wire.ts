@@ -75,43 +75,61 @@ export class SshReader {
   }
 }
 
+/**
+ * Writes into one buffer that grows as needed (a certificate is written with a few dozen
+ * fields; a buffer per field made it allocation-bound).
+ */
 export class SshWriter {
-  readonly #parts: Buffer[] = [];
+  #buf = Buffer.allocUnsafe(256);
+  #len = 0;
+
+  #room(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#len + n));
+    this.#buf.copy(bigger, 0, 0, this.#len);
+    this.#buf = bigger;
+  }
 
   uint32(v: number): this {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`uint32 out of range: ${v}`);
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(v);
-    this.#parts.push(b);
+    this.#room(4);
+    this.#buf.writeUInt32BE(v, this.#len);
+    this.#len += 4;
     return this;
   }
 
   uint64(v: bigint): this {
     if (v < 0n || v > 0xffffffffffffffffn) throw new RangeError(`uint64 out of range: ${v}`);
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64BE(v);
-    this.#parts.push(b);
+    this.#room(8);
+    this.#buf.writeBigUInt64BE(v, this.#len);
+    this.#len += 8;
     return this;
   }
 
   bytes(v: Uint8Array): this {
     this.uint32(v.length);
-    this.#parts.push(Buffer.from(v));
-    return this;
+    return this.raw(v);
   }
 
   string(v: string): this {
-    return this.bytes(Buffer.from(v, 'utf8'));
+    const n = Buffer.byteLength(v, 'utf8');
+    this.uint32(n);
+    this.#room(n);
+    this.#len += this.#buf.write(v, this.#len, 'utf8');
+    return this;
   }
 
   /** Appends bytes without a length prefix. */
   raw(v: Uint8Array): this {
-    this.#parts.push(Buffer.from(v));
+    this.#room(v.length);
+    this.#buf.set(v, this.#len);
+    this.#len += v.length;
     return this;
   }
 
+  /** What was written (a buffer of its own: later writes don't change it). */
   toBuffer(): Buffer {
-    return Buffer.concat(this.#parts);
+    return Buffer.from(this.#buf.subarray(0, this.#len));
   }
 }
 

@@ -81,14 +81,35 @@ function children(der: Uint8Array, parent: Tlv): Tlv[] {
 /** A DER TLV with a minimal definite length. */
 export function derTlv(tag: number, content: Uint8Array): Buffer {
   const len = content.length;
-  if (len < 0x80) return Buffer.concat([Buffer.from([tag, len]), content]);
-  const bytes: number[] = [];
-  for (let n = len; n > 0; n = Math.floor(n / 256)) bytes.unshift(n & 0xff);
-  return Buffer.concat([Buffer.from([tag, 0x80 | bytes.length, ...bytes]), content]);
+  // Tag, then the length: one byte below 0x80, else 0x80 | its byte count and those bytes.
+  let head = 2;
+  if (len >= 0x80) for (let n = len; n > 0; n = Math.floor(n / 256)) head++;
+  const out = Buffer.allocUnsafe(head + len);
+  out[0] = tag;
+  if (len < 0x80) out[1] = len;
+  else {
+    out[1] = 0x80 | (head - 2);
+    for (let i = head - 1, n = len; i >= 2; i--, n = Math.floor(n / 256)) out[i] = n & 0xff;
+  }
+  out.set(content, head);
+  return out;
 }
+
+/** OIDs already encoded (the same few dozen are written into every certificate). */
+const encodedOids = new Map<string, Buffer>();
 
 /** DER content of an OBJECT IDENTIFIER from its dotted form (arcs of any size). */
 export function encodeOid(dotted: string): Buffer {
+  let encoded = encodedOids.get(dotted);
+  if (!encoded) {
+    encoded = encodeOidOnce(dotted);
+    if (encodedOids.size < 1024) encodedOids.set(dotted, encoded);
+  }
+  // A copy: the caller may do what it likes with its buffer.
+  return Buffer.from(encoded);
+}
+
+function encodeOidOnce(dotted: string): Buffer {
   if (!/^[0-2](\.(0|[1-9]\d*))+$/.test(dotted)) throw new Error(`invalid OID ${dotted}`);
   const arcs = dotted.split('.').map(BigInt);
   const [a = 0n, b = 0n, ...rest] = arcs;
