@@ -127,12 +127,31 @@ function failure(which: keyof typeof AuthnErrors, reason?: string): WardenError 
   return new WardenError(AuthnErrorCodes[which], AuthnErrors[which], reason ? { reason } : undefined);
 }
 
-/** The user's key from their certificate (SPKI DER); undefined when it does not parse. */
-function userPublicKey(spkiDer: Buffer): KeyObject | undefined {
-  try {
-    return keyFromSpki(spkiDer);
-  } catch {
-    return undefined;
+/** User keys kept parsed (a user's key comes back at each ceremony of their login). */
+const USER_KEY_CACHE_SIZE = 4096;
+
+/**
+ * Keys by their SPKI DER (the whole DER is the map key, so only the same bytes find a key),
+ * oldest dropped first. A KeyObject never changes, and the JWK export the certificates
+ * need is kept with it (`publicJwk`), so a key is parsed and exported once.
+ */
+class KeyCache {
+  readonly #keys = new Map<string, KeyObject>();
+
+  /** The key in `spkiDer`; undefined when it does not parse (not cached). */
+  get(spkiDer: Buffer): KeyObject | undefined {
+    const id = spkiDer.toString('base64');
+    let key = this.#keys.get(id);
+    if (!key) {
+      try {
+        key = keyFromSpki(spkiDer);
+      } catch {
+        return undefined;
+      }
+      if (this.#keys.size >= USER_KEY_CACHE_SIZE) this.#keys.delete(this.#keys.keys().next().value!);
+      this.#keys.set(id, key);
+    }
+    return key;
   }
 }
 
@@ -151,6 +170,7 @@ export class DeviceAuthentication {
   readonly #o: DeviceAuthenticationOptions;
   readonly #sessions: CeremonySessions<AuthnSession>;
   readonly #akCache = new Map<string, TpmtPublic>();
+  readonly #userKeys = new KeyCache();
   /** Per device: the last write of collected data, and the batch waiting for it. */
   readonly #collecting = new Map<
     string,
@@ -376,7 +396,7 @@ export class DeviceAuthentication {
     }
     // 7. The user's key signed this ceremony.
     const signed = rpc.deviceAuthnSignedData(nonce, req.session_id);
-    const userKey = userPublicKey(cert.publicKeyDer);
+    const userKey = this.#userKeys.get(cert.publicKeyDer);
     if (!userKey || !verifyUserSignature(userKey, signed, fromB64(req.ssh_signature))) {
       throw failure('failed', "the signature by the user's key does not verify");
     }

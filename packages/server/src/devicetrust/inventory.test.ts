@@ -245,6 +245,41 @@ describe('DeviceInventory', () => {
     assert.equal((await inv.get(b.metadata.name)).spec.enroll_status, 'not_enrolled');
   });
 
+  test('findByCredentialId: the index is a hint — never the device of another credential, fresh after edits', async () => {
+    const a = await inv.add(admin, { osType: 'linux', assetTag: 'IDX-A' });
+    const b = await inv.add(admin, { osType: 'linux', assetTag: 'IDX-B' });
+    const c1 = credential('6c9f0a1e-0000-4000-8000-0000000000c1');
+    const c2 = credential('6c9f0a1e-0000-4000-8000-0000000000c2');
+    await inv.enroll(a.metadata.name, c1, collected(clock), 'alice');
+    await inv.enroll(b.metadata.name, c2, collected(clock), 'bob');
+    // Warm the index, then find each credential's own device (and only it).
+    assert.equal((await inv.findByCredentialId(c1.id))?.metadata.name, a.metadata.name);
+    assert.equal((await inv.findByCredentialId(c2.id))?.metadata.name, b.metadata.name);
+    assert.equal(await inv.findByCredentialId('6c9f0a1e-0000-4000-8000-0000000000ff'), undefined);
+    // A device found is frozen: a caller can't change what the next ceremony reads.
+    const found = await inv.findByCredentialId(c1.id);
+    assert.throws(() => {
+      (found!.spec as { owner?: string }).owner = 'mallory';
+    }, TypeError);
+    // Another process (a second auth replica: its own inventory, same backend) unenrolls
+    // alice's device and enrolls bob's device with alice's old credential ID: this process's
+    // index still says c1 → a, and must not answer with a, nor with b for c2.
+    const other = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
+    const storedA = await other.get(a.metadata.name);
+    await other.update(admin, { ...storedA, spec: { ...storedA.spec, enroll_status: 'not_enrolled' } });
+    assert.equal(await inv.findByCredentialId(c1.id), undefined, 'an unenrolled device no longer holds c1');
+    const storedB = await other.get(b.metadata.name);
+    await other.update(admin, { ...storedB, spec: { ...storedB.spec, enroll_status: 'not_enrolled' } });
+    await other.enroll(b.metadata.name, c1, collected(clock), 'bob');
+    const now = await inv.findByCredentialId(c1.id);
+    assert.equal(now?.metadata.name, b.metadata.name);
+    assert.equal(now?.spec.owner, 'bob');
+    assert.equal(await inv.findByCredentialId(c2.id), undefined, 'b holds c1 now, not c2');
+    // Removed elsewhere: gone here too.
+    await other.remove(admin, b.metadata.name);
+    assert.equal(await inv.findByCredentialId(c1.id), undefined);
+  });
+
   test('recordCollectedData keeps the newest 10 entries', async () => {
     const d = await inv.add(admin, { osType: 'linux', assetTag: 'COL' });
     await inv.enroll(d.metadata.name, credential(), collected(clock, 'h0'));

@@ -46,6 +46,9 @@ export const ENROLL_TOKEN_PREFIX = '/device_enroll_tokens/';
 /** The message of every refused enrollment token (unknown, spent, expired, device gone). */
 export const INVALID_ENROLL_TOKEN_MESSAGE = 'invalid device enrollment token';
 
+/** Devices kept decoded for the ceremonies (those that authenticate; the oldest go first). */
+const DECODED_CACHE_SIZE = 4096;
+
 /** Attempts of a compare-and-swap loop before giving up. */
 const CAS_ATTEMPTS = 8;
 
@@ -83,6 +86,10 @@ export function deviceLabel(device: Pick<DeviceResource, 'spec'>): string {
  */
 export class DeviceInventory {
   readonly #o: DeviceInventoryOptions;
+  /** Credential ID → device ID of enrolled devices: a hint, checked at every use. */
+  readonly #byCredential = new Map<string, string>();
+  /** Devices decoded by `#readCached`, with the stored value they were decoded from. */
+  readonly #decoded = new Map<string, { modRev: number; value: string; device: DeviceResource }>();
 
   constructor(o: DeviceInventoryOptions) {
     this.#o = o;
@@ -214,11 +221,50 @@ export class DeviceInventory {
     );
   }
 
-  /** The device whose enrolled credential has this ID, if any. */
+  /**
+   * The device whose enrolled credential has this ID, if any, read fresh from the backend.
+   * The index from credential to device ID is only a hint (this process's, maybe stale: other
+   * replicas enroll and unenroll too): the device it names is read and must be enrolled with
+   * exactly this credential, else the inventory is listed and the index rebuilt. So a stale
+   * entry can cost a listing but never return a device that does not hold the credential.
+   * The device returned is frozen (a decoded device is reused while its stored value is
+   * unchanged).
+   */
   async findByCredentialId(credentialId: string): Promise<DeviceResource | undefined> {
-    return (await this.list()).find(
-      (d) => d.spec.enroll_status === 'enrolled' && d.spec.credential?.id === credentialId,
-    );
+    const holds = (d: DeviceResource | undefined): d is DeviceResource =>
+      d?.spec.enroll_status === 'enrolled' && d.spec.credential?.id === credentialId;
+    const hinted = this.#byCredential.get(credentialId);
+    if (hinted !== undefined) {
+      const device = await this.#readCached(hinted);
+      if (holds(device)) return device;
+    }
+    const all = await this.list();
+    this.#byCredential.clear();
+    for (const d of all) {
+      if (d.spec.enroll_status === 'enrolled' && d.spec.credential)
+        this.#byCredential.set(d.spec.credential.id, d.metadata.name);
+    }
+    const found = all.find(holds);
+    return found && this.#readCached(found.metadata.name);
+  }
+
+  /**
+   * The device with this ID as stored now (one backend read), decoded once per stored value:
+   * while the value read is the one decoded before, the same frozen object comes back.
+   */
+  async #readCached(id: string): Promise<DeviceResource | undefined> {
+    const item = await this.#o.backend.get(this.#o.services.devices.keyOf(id));
+    if (!item) {
+      this.#decoded.delete(id);
+      return undefined;
+    }
+    const cached = this.#decoded.get(id);
+    if (cached && cached.modRev === item.modRev && cached.value === item.value) return cached.device;
+    const device = deepFreeze(this.#o.services.devices.decode(item));
+    if (!cached && this.#decoded.size >= DECODED_CACHE_SIZE)
+      this.#decoded.delete(this.#decoded.keys().next().value!);
+    this.#decoded.set(id, { modRev: item.modRev, value: item.value, device });
+    return device;
   }
 
   /**
@@ -494,7 +540,8 @@ export class DeviceInventory {
     change: (device: DeviceResource) => DeviceResource['spec'],
   ): Promise<DeviceResource> {
     for (let attempt = 1; ; attempt++) {
-      const device = await this.get(deviceId);
+      const device = UUID.test(deviceId) ? await this.#readCached(deviceId) : undefined;
+      if (!device) throw notFound(deviceId);
       const spec = { ...change(device), update_time: this.#iso() };
       try {
         return await this.#o.services.devices.update({ ...device, spec });
@@ -528,6 +575,15 @@ export function ekAlreadyBacks(device: DeviceResource): WardenError {
       'one TPM can back only one device: unenroll or remove that device first',
     { device_id: device.metadata.name },
   );
+}
+
+/** `value`, frozen all the way down (a cached device nobody may change). */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 function notFound(idOrAssetTag: string): WardenError {
