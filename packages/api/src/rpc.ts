@@ -251,6 +251,12 @@ export const KubeCertRequest = z.object({
   public_key: z.string().max(8192),
   /** The Kubernetes cluster kubectl is about to use: the certificate is good for it only. */
   cluster: z.string().max(253).optional(),
+  /**
+   * `short` (the default): at most an hour, for the exec plugin, which asks again before every
+   * expiry. `login`: until the login certificate expires, for the files `wsh kube login
+   * --cert-files` writes (kubectl reads them on every run; `wsh login` renews them).
+   */
+  lifetime: z.enum(['short', 'login']).optional(),
 });
 export const KubeCertResponse = z.object({
   /** A user-CA client certificate kube_service accepts (PEM). */

@@ -59,6 +59,7 @@ export interface KubeAccessComposition {
     identity: Identity,
     publicKeyPem: string,
     cluster?: string,
+    lifetime?: 'short' | 'login',
   ): Promise<{ certPem: string; notAfter: Date }>;
   close(): Promise<void>;
 }
@@ -99,7 +100,7 @@ export async function startKubeAccess(d: KubeAccessDeps): Promise<KubeAccessComp
       socket.setNoDelay(true);
       http.emit('connection', socket);
     },
-    issueKubeCert: (identity, pem, cluster) => certs.issue(identity, pem, cluster),
+    issueKubeCert: (identity, pem, cluster, lifetime) => certs.issue(identity, pem, cluster, lifetime),
     listKubeClusters: async (identity) =>
       (await service.listFor(identity)).map((c) => ({
         name: c.metadata.name,

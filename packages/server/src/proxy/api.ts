@@ -33,6 +33,7 @@ export interface ApiDeps {
     identity: Identity,
     publicKeyPem: string,
     cluster?: string,
+    lifetime?: 'short' | 'login',
   ): Promise<{ certPem: string; notAfter: Date }>;
   /** The device trust ceremonies (enrollment and authentication at login). */
   deviceTrust?: { enrollment: DeviceEnrollment; authentication: DeviceAuthentication };
@@ -305,7 +306,12 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       handler: async (ctx) => {
         if (!deps.issueKubeCert)
           throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no kube_service runs behind this proxy');
-        const issued = await deps.issueKubeCert(caller(ctx), ctx.body.public_key, ctx.body.cluster);
+        const issued = await deps.issueKubeCert(
+          caller(ctx),
+          ctx.body.public_key,
+          ctx.body.cluster,
+          ctx.body.lifetime,
+        );
         return { cert_pem: issued.certPem, expires: issued.notAfter.toISOString() };
       },
     }),

@@ -3,8 +3,9 @@
  * big-arc OIDs (`2.25.<uuid>`) of Warden's identity and device extensions, so kubectl cannot
  * load a login certificate. `wsh kube credentials` therefore asks for a kube certificate: a
  * plain user-CA client certificate (CN = user, OU = `warden-kube`) for a fresh key, valid for at
- * most an hour and never past the caller's certificate, issued only over mTLS with the caller's
- * login certificate. The identity that certificate stood for — user, roles, traits and the
+ * most an hour (the exec plugin's) or until the caller's certificate expires (`lifetime: login`,
+ * the files of `wsh kube login --cert-files`; see docs/kubernetes.md), never past the caller's
+ * certificate, issued only over mTLS with the caller's login certificate. The identity that certificate stood for — user, roles, traits and the
  * verified device extensions — is recorded in the backend under the new certificate's SHA-256
  * fingerprint (with the same expiry), and kube_service reads it back when kubectl presents the
  * certificate. So the device claim is kept without putting it into the certificate; the general
@@ -29,12 +30,14 @@ export class KubeCerts {
 
   /**
    * Issues a kube certificate for `publicKeyPem` standing for `caller` (see the header), good for
-   * `cluster` only when one is named (kube_service refuses it for any other).
+   * `cluster` only when one is named (kube_service refuses it for any other). `login`: valid as
+   * long as the caller's certificate, else at most an hour.
    */
   async issue(
     caller: RequestIdentity,
     publicKeyPem: string,
     cluster?: string,
+    lifetime: 'short' | 'login' = 'short',
   ): Promise<{ certPem: string; notAfter: Date }> {
     if (caller.admin)
       throw new WardenError('WARDEN_ERR_ACCESS_DENIED', 'the admin identity cannot use Kubernetes clusters');
@@ -48,7 +51,9 @@ export class KubeCerts {
     }
     const now = this.o.clock.now();
     const callerEnd = caller.cert?.notAfter.getTime() ?? now;
-    const notAfter = new Date(Math.min(callerEnd, now + KUBE_CERT_MAX_TTL_MS));
+    const notAfter = new Date(
+      lifetime === 'login' ? callerEnd : Math.min(callerEnd, now + KUBE_CERT_MAX_TTL_MS),
+    );
     if (notAfter.getTime() - now < 1000) {
       throw new WardenError(
         'WARDEN_ERR_NOT_LOGGED_IN',

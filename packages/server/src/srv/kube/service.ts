@@ -334,6 +334,15 @@ export class KubeService {
     let rid = this.#identities.get(socket);
     if (!rid) {
       const peer = socket.authorized ? socket.getPeerCertificate() : undefined;
+      if (!peer?.raw && String(socket.authorizationError) === 'CERT_HAS_EXPIRED') {
+        throw new Refusal(
+          kubeStatus(
+            401,
+            'Unauthorized',
+            'your Kubernetes certificate has expired; run `wsh login` (it renews the files of `wsh kube login --cert-files`) or `wsh kube login CLUSTER`',
+          ),
+        );
+      }
       if (!peer?.raw) {
         throw new Refusal(
           kubeStatus(
