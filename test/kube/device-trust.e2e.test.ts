@@ -8,10 +8,12 @@
  *   machine A: refused the same way before enrollment; after `wsh device enroll` and a new
  *   `wsh login` the exec plugin's kube certificate stands for the device (the cached one from
  *   before is not reused), kubectl works, and the audit events name the device; `wctl lock
- *   --device` then refuses A with the lock message.
+ *   --device` then refuses A with the lock message. The same for a kubeconfig of
+ *   `wsh kube login --cert-files` on A: its files from before are refused, and `wsh login` renews
+ *   them with a certificate that stands for the device.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -51,6 +53,10 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const wsh = (m: Machine, args: string[], input?: string) => runCli('wsh', args, { env: m.env, input });
   const k = (m: Machine, args: string[]) => kubectl(m.env.KUBECONFIG!, args, { env: m.env });
+  // Machine A's second kubeconfig, from `wsh kube login --cert-files`.
+  const filesKc = () => join(w.dir, 'kubeconfig-a-files');
+  const kf = (args: string[]) => kubectl(filesKc(), args, { env: { ...a.env, KUBECONFIG: filesKc() } });
+  const certFileOf = () => /client-certificate: (\S+)/.exec(readFileSync(filesKc(), 'utf8'))![1]!;
   const login = (m: Machine) =>
     wsh(m, ['login', `--proxy=${w.proxy}`, '--user=alice', `--ca-pin=${w.caPin}`], `${PASSWORD}\n`);
   const reachedAs = () => fake.requests.filter((q) => q.impersonateUser === 'alice').length;
@@ -116,6 +122,10 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
       const kl = await wsh(m, ['kube', 'login', 'fake']);
       assert.equal(kl.code, 0, kl.stderr);
     }
+    const files = await runCli('wsh', ['kube', 'login', 'fake', '--cert-files'], {
+      env: { ...a.env, KUBECONFIG: filesKc() },
+    });
+    assert.equal(files.code, 0, files.stderr);
   });
 
   after(async () => {
@@ -138,6 +148,8 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
   test('machine A: refused before enrollment; enrolled and logged in again, kubectl works and the audit names the device', async () => {
     let r = await k(a, ['get', 'pods']);
     assert.match(r.stderr, /unauthorized device/, 'the same login without a device is refused');
+    assert.match((await kf(['get', 'pods'])).stderr, /unauthorized device/, 'and so are its cert files');
+    const filesBefore = readFileSync(certFileOf(), 'utf8');
 
     const tag = (await wsh(a, ['device', 'asset-tag'])).stdout.trim();
     const add = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
@@ -163,6 +175,11 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
     const x = await k(a, ['exec', 'web', '--', 'sh', '-c', 'echo trusted; exit 3']);
     assert.equal(x.code, 3);
     assert.equal(x.stdout, 'trusted\n');
+    // `wsh login` renewed the --cert-files certificate: it stands for the device now.
+    assert.notEqual(readFileSync(certFileOf(), 'utf8'), filesBefore);
+    const f = await kf(['exec', 'web', '--', 'sh', '-c', 'echo from files']);
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(f.stdout, 'from files\n');
     // Machine B is still refused: the device is A's, not alice's.
     assert.match((await k(b, ['get', 'pods'])).stderr, /unauthorized device/);
 
@@ -183,5 +200,6 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
     r = await k(a, ['get', 'pods']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Forbidden.*laptop reported stolen/);
+    assert.match((await kf(['get', 'pods'])).stderr, /Forbidden.*laptop reported stolen/);
   });
 });

@@ -7,10 +7,11 @@
  * end open streams; audit events.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer, connect as netConnect, type Server } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   Authenticator,
@@ -343,6 +344,44 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     } finally {
       for (const p of [watch, logs, exec, pf]) p.kill();
     }
+  });
+
+  test('wsh kube login --cert-files: kubectl reads a certificate and key from 0600 files (no exec plugin), valid as long as the login; locks still apply; logout removes them', async () => {
+    await addUser('frank', 'kube-dev');
+    const l = await wsh('frank', ['kube', 'login', 'fake', '--cert-files']);
+    assert.equal(l.code, 0, l.stderr);
+    const cfg = readFileSync(kc('frank'), 'utf8');
+    assert.doesNotMatch(cfg, /exec:|client\.authentication/);
+    const certFile = /client-certificate: (\S+)/.exec(cfg)![1]!;
+    const keyFile = /client-key: (\S+)/.exec(cfg)![1]!;
+    assert.ok(certFile.startsWith(home('frank')), certFile);
+    for (const f of [certFile, keyFile]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+    assert.equal(statSync(dirname(certFile)).mode & 0o777, 0o700);
+    // Valid until the login certificate expires (not the exec plugin's hour).
+    const profileDir = dirname(dirname(dirname(dirname(certFile))));
+    const loginEnd = Date.parse(new X509Certificate(readFileSync(join(profileDir, 'tls.pem'))).validTo);
+    const kubeEnd = Date.parse(new X509Certificate(readFileSync(certFile)).validTo);
+    assert.ok(Math.abs(kubeEnd - loginEnd) <= 1_000, `${kubeEnd} vs ${loginEnd}`);
+    // kubectl needs no wsh at all: not even on PATH.
+    const env = { ...userEnv('frank'), PATH: '/usr/bin:/bin' };
+    const r = await kubectl(kc('frank'), ['get', 'pods'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^web\s+1\/1/m);
+    assert.equal(fake.requests.at(-1)!.impersonateUser, 'frank');
+    const x = await kubectl(kc('frank'), ['exec', 'web', '--', 'sh', '-c', 'echo files; exit 4'], { env });
+    assert.equal(x.code, 4);
+    assert.equal(x.stdout, 'files\n');
+    // The certificate stands for the recorded identity: a lock refuses it at once.
+    const lock = await wctl(['lock', '--user=frank', '--message=frank is off the project', '--ttl=1m']);
+    assert.equal(lock.code, 0, lock.stderr);
+    const refused = await kubectl(kc('frank'), ['get', 'pods'], { env });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Forbidden.*frank is off the project/);
+    const out = await wsh('frank', ['kube', 'logout', 'fake']);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(existsSync(certFile), false);
+    assert.equal(existsSync(keyFile), false);
+    assert.doesNotMatch(readFileSync(kc('frank'), 'utf8'), /kube\/fake/);
   });
 
   test('audit: kube.request with verb, resource and status; exec and port-forward sessions', async () => {

@@ -301,9 +301,16 @@ export const wshCommands: Command[] = [
       'kubectl then reaches the cluster through the proxy. Its credential is an exec plugin\n' +
       '(`wsh kube credentials`) that hands kubectl your short-lived client certificate (with the\n' +
       'device extensions after device authentication); run `wsh login` again when it expires.\n' +
+      'With --cert-files, kubectl reads a certificate and key from files under the profile instead\n' +
+      '(0600; valid as long as the login, renewed by `wsh login`): no plugin runs per kubectl\n' +
+      'command, so each is faster.\n' +
       'Example:\n  wsh kube login prod\n  kubectl get pods',
     options: {
       proxy: { type: 'string', value: 'HOST:PORT', help: 'profile of this proxy (default: the current one)' },
+      'cert-files': {
+        type: 'boolean',
+        help: 'kubectl reads a certificate and key from files (no exec plugin run per command)',
+      },
     },
     args: [1, 1],
     run: async (ctx) => (await import('./kube')).runKubeLogin(ctx),

@@ -8,9 +8,11 @@ import { kubeTlsServerName, WardenError } from '@warden/api';
 import {
   clientForProfile,
   execCredential,
+  kubeCertFileClusters,
   kubeCredential,
   type LoadedProfile,
   removeKubeLogins,
+  writeKubeCertFiles,
   writeKubeLogin,
 } from '@warden/client';
 import { z } from 'zod';
@@ -80,18 +82,47 @@ export async function runKubeLogin(ctx: CommandContext): Promise<number> {
       `kube_cluster "${name}" not found among the clusters you can reach; \`wsh kube ls\` lists them`,
     );
   }
+  const certFiles =
+    ctx.values['cert-files'] === true
+      ? await writeKubeCertFiles(profile, name, (public_key) =>
+          clientForProfile(profile).kubeCert({ public_key, cluster: name, lifetime: 'login' }),
+        )
+      : undefined;
   const { path, context } = writeKubeLogin({
     profile,
     kubeCluster: name,
+    ...(certFiles ? { certFiles } : {}),
     wshCommand: wshCommand(),
     ...(ctx.env.WARDEN_HOME ? { pluginEnv: { WARDEN_HOME: ctx.env.WARDEN_HOME } } : {}),
     env: ctx.env,
   });
   ctx.stdout.write(
     `Logged in to Kubernetes cluster "${name}". Context "${context}" is now current in ${path}.\n` +
+      (certFiles
+        ? `Its certificate and key are in ${certFiles.certFile} and ${certFiles.keyFile} until ${certFiles.expires} (\`wsh login\` renews them).\n`
+        : '') +
       'Try: kubectl get pods\n',
   );
   return 0;
+}
+
+/**
+ * After `wsh login`: new kube certificate files, for the new login, for every cluster logged in
+ * with `--cert-files` (the old ones end with the old login). A failure is a warning: the login
+ * itself worked, and `wsh kube login CLUSTER --cert-files` tries again.
+ */
+export async function renewKubeCertFiles(ctx: CommandContext, profile: LoadedProfile): Promise<void> {
+  for (const cluster of kubeCertFileClusters(profile)) {
+    try {
+      await writeKubeCertFiles(profile, cluster, (public_key) =>
+        clientForProfile(profile).kubeCert({ public_key, cluster, lifetime: 'login' }),
+      );
+    } catch (e) {
+      ctx.stderr.write(
+        `WARNING: could not renew the certificate files of Kubernetes cluster "${cluster}": ${(e as Error).message}\n`,
+      );
+    }
+  }
 }
 
 export async function runKubeLogout(ctx: CommandContext): Promise<number> {

@@ -118,6 +118,8 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
       final.webDeviceTrustMode === 'required' || final.webDeviceTrustMode === 'required-for-humans';
     if (needsDevice && helperMode === 'auto')
       await (await import('./web-helper')).ensureWebHelper(ctx, final);
+    // kubectl contexts of `wsh kube login --cert-files` get certificates of this login.
+    await (await import('./kube')).renewKubeCertFiles(ctx, final);
     return 0;
   } finally {
     prompter.close();
