@@ -10,10 +10,12 @@
  * without kubectl (sequential GETs on one kept-alive connection, kube certificate vs direct), and
  * the load average (the numbers are only comparable on a quiet machine). Asserts nothing.
  *
- *   npm run build && npm run bench:kube [-- --rounds 5 --mib 64]
+ *   npm run build && npm run bench:kube [-- --rounds 5 --mib 64 --only=get,stream,parts --profile=DIR]
+ *
+ * `--profile=DIR`: warden writes a V8 CPU profile to DIR when it stops.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,8 +23,14 @@ import { parseArgs } from 'node:util';
 import { Authenticator, runCli, signupWithTotp, startFakeKubeApiServer, startWarden } from '@warden/testkit';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, mib: { type: 'string', default: '64' } },
+  options: {
+    rounds: { type: 'string', default: '5' },
+    mib: { type: 'string', default: '64' },
+    profile: { type: 'string' },
+    only: { type: 'string', default: 'get,stream,parts' },
+  },
 });
+const only = new Set(values.only.split(','));
 const rounds = Number(values.rounds);
 const mib = Number(values.mib);
 const PASSWORD = 'correct horse battery staple';
@@ -53,6 +61,23 @@ function run(
     });
   });
 }
+
+/** CPU milliseconds a process's threads have run so far (/proc/<pid>/task/<tid>/schedstat, in ns). */
+function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended
+    }
+  }
+  return ns / 1e6;
+}
+const selfCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const load = () =>
@@ -110,6 +135,7 @@ const fake = await startFakeKubeApiServer({
 });
 fake.create('pods', { metadata: { name: 'bench' }, spec: { containers: [{ name: 'main', image: 'none' }] } });
 const w = await startWarden({
+  ...(values.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] } : {}),
   configYaml:
     'kube_service:\n  clusters:\n' +
     `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
@@ -138,83 +164,130 @@ try {
   });
   const login = await runCli('wsh', ['kube', 'login', 'fake'], { env });
   if (login.code !== 0) throw new Error(login.stderr);
+  // The same user and cluster with `--cert-files` (no exec plugin) in a kubeconfig of its own.
+  const filesEnv = { ...env, KUBECONFIG: join(w.dir, 'files.kubeconfig') };
+  const loginFiles = await runCli('wsh', ['kube', 'login', 'fake', '--cert-files'], { env: filesEnv });
+  if (loginFiles.code !== 0) throw new Error(loginFiles.stderr);
   const direct = fake.writeKubeconfig(join(w.dir, 'direct.kubeconfig'));
-  const paths = { direct: { kc: direct, env: {} }, warden: { kc: env.KUBECONFIG, env } };
-  const get: Record<string, number[]> = { direct: [], warden: [] };
-  const stream: Record<string, number[]> = { direct: [], warden: [] };
+  const paths = {
+    direct: { kc: direct, env: {} },
+    files: { kc: filesEnv.KUBECONFIG, env: filesEnv },
+    plugin: { kc: env.KUBECONFIG, env },
+  };
+  const names = ['direct', 'files', 'plugin'] as const;
+  type PathName = (typeof names)[number];
+  const get: Record<PathName, number[]> = { direct: [], files: [], plugin: [] };
+  const stream: Record<PathName, number[]> = { direct: [], files: [], plugin: [] };
+  // CPU per kubectl command of warden and of this process (the fake API server), summed.
+  const wardenPid = w.child.pid!;
+  const zero = () => ({ warden: 0, fake: 0 });
+  const cpu = {
+    get: { direct: zero(), files: zero(), plugin: zero() },
+    stream: { direct: zero(), files: zero(), plugin: zero() },
+  };
+  const measured = async <T>(into: { warden: number; fake: number }, f: () => Promise<T>): Promise<T> => {
+    const w0 = cpuMs(wardenPid);
+    const f0 = selfCpuMs();
+    const out = await f();
+    into.warden += cpuMs(wardenPid) - w0;
+    into.fake += selfCpuMs() - f0;
+    return out;
+  };
   const cat = ['exec', 'bench', '--', 'head', '-c', String(mib * 1024 * 1024), '/dev/zero'];
-  for (const p of ['direct', 'warden'] as const) await run(paths[p].kc, ['get', 'pods'], paths[p].env); // warm-up
-  for (let r = 0; r < rounds; r++) {
-    for (const p of ['direct', 'warden'] as const) {
-      get[p]!.push((await run(paths[p].kc, ['get', 'pods'], paths[p].env)).ms);
-      const x = await run(paths[p].kc, cat, paths[p].env);
-      if (x.bytes !== mib * 1024 * 1024) throw new Error(`${p}: got ${x.bytes} bytes`);
-      stream[p]!.push(x.bytes / 1024 / 1024 / (x.ms / 1000));
-    }
-  }
-  // The parts: the exec plugin alone (and node's own start as its floor) …
-  const wshJs = resolve(import.meta.dirname, '..', 'dist', 'wsh.js');
-  const kcText = readFileSync(env.KUBECONFIG, 'utf8');
-  const pluginArgs = [wshJs, 'kube', 'credentials', `--proxy=${w.proxy}`, '--cluster=fake'];
-  const plugin: number[] = [];
-  const bare: number[] = [];
-  for (let r = 0; r < rounds * 2; r++) {
-    plugin.push(await timeCommand(process.execPath, pluginArgs, env));
-    bare.push(await timeCommand(process.execPath, ['-e', '0'], {}));
-  }
-  // … and the proxy per API request, without kubectl, on kept-alive connections.
-  const cred = JSON.parse(
-    await new Promise<string>((done) => {
-      let out = '';
-      const c = spawn(process.execPath, pluginArgs, { env: { ...process.env, ...env } });
-      c.stdout.on('data', (b: Buffer) => {
-        out += b;
-      });
-      c.on('close', () => done(out));
-    }),
-  ) as { status: { clientCertificateData: string; clientKeyData: string } };
-  const wardenAgent = new Agent({
-    keepAlive: true,
-    maxSockets: 1,
-    ca: Buffer.from(/certificate-authority-data: (\S+)/.exec(kcText)![1]!, 'base64').toString(),
-    cert: cred.status.clientCertificateData,
-    key: cred.status.clientKeyData,
-  });
-  const directAgent = new Agent({
-    keepAlive: true,
-    maxSockets: 1,
-    ca: readFileSync(fake.ca.certFile),
-    cert: readFileSync(fake.admin.certFile),
-    key: readFileSync(fake.admin.keyFile),
-  });
-  const n = 200;
-  const rd = await perRequest(fake.url, directAgent, undefined, n);
-  const rw = await perRequest(
-    /server: (\S+)/.exec(kcText)![1]!,
-    wardenAgent,
-    /tls-server-name: (\S+)/.exec(kcText)![1]!,
-    n,
-  );
-  wardenAgent.destroy();
-  directAgent.destroy();
+  const label = { direct: 'direct', files: 'Warden (--cert-files)', plugin: 'Warden (exec plugin)' } as const;
+  const per = (c: { warden: number; fake: number }, n: number) =>
+    `warden ${(c.warden / n).toFixed(2)}, fake API server (+ this bench) ${(c.fake / n).toFixed(2)}`;
+  for (const p of names) await run(paths[p].kc, ['get', 'pods'], paths[p].env); // warm-up
 
-  const gd = median(get.direct!);
-  const gw = median(get.warden!);
-  const sd = median(stream.direct!);
-  const sw = median(stream.warden!);
-  console.log(
-    `kubectl get pods (median of ${rounds}): direct ${gd.toFixed(0)} ms, Warden ${gw.toFixed(0)} ms, ratio ${(gw / gd).toFixed(2)}× (goal ≤ 1.3×) ${gw / gd <= 1.3 ? 'met' : 'NOT met'}`,
-  );
-  console.log(
-    `kubectl exec cat ${mib} MiB (median): direct ${sd.toFixed(0)} MiB/s, Warden ${sw.toFixed(0)} MiB/s, ratio ${(sw / sd).toFixed(2)}× (goal ≥ 0.8×) ${sw / sd >= 0.8 ? 'met' : 'NOT met'}`,
-  );
-  console.log(
-    `  of which the exec plugin (wsh kube credentials, cached): median ${median(plugin).toFixed(0)} ms; a bare \`node -e 0\`: ${median(bare).toFixed(0)} ms`,
-  );
-  console.log(
-    `API request on a kept-alive connection, no kubectl (median of ${n}): direct ${rd.toFixed(2)} ms, Warden ${rw.toFixed(2)} ms, +${(rw - rd).toFixed(2)} ms per request`,
-  );
-  console.log(load());
+  if (only.has('get')) {
+    for (let r = 0; r < rounds; r++) {
+      for (const p of names) {
+        get[p].push((await measured(cpu.get[p], () => run(paths[p].kc, ['get', 'pods'], paths[p].env))).ms);
+      }
+    }
+    const gd = median(get.direct);
+    console.log(`kubectl get pods (median of ${rounds}): direct ${gd.toFixed(0)} ms   [${load()}]`);
+    for (const p of ['files', 'plugin'] as const) {
+      const g = median(get[p]);
+      console.log(
+        `  ${label[p]} ${g.toFixed(0)} ms, ratio ${(g / gd).toFixed(2)}× (goal ≤ 1.3×) ${g / gd <= 1.3 ? 'met' : 'NOT met'}`,
+      );
+    }
+    for (const p of names)
+      console.log(`  CPU ms per kubectl get pods, ${label[p]}: ${per(cpu.get[p], rounds)}`);
+  }
+
+  if (only.has('stream')) {
+    for (let r = 0; r < rounds; r++) {
+      for (const p of names) {
+        const x = await measured(cpu.stream[p], () => run(paths[p].kc, cat, paths[p].env));
+        if (x.bytes !== mib * 1024 * 1024) throw new Error(`${p}: got ${x.bytes} bytes`);
+        stream[p].push(x.bytes / 1024 / 1024 / (x.ms / 1000));
+      }
+    }
+    const sd = median(stream.direct);
+    console.log(
+      `kubectl exec cat ${mib} MiB (median of ${rounds}): direct ${sd.toFixed(0)} MiB/s   [${load()}]`,
+    );
+    for (const p of ['files', 'plugin'] as const) {
+      const x = median(stream[p]);
+      console.log(
+        `  ${label[p]} ${x.toFixed(0)} MiB/s, ratio ${(x / sd).toFixed(2)}× (goal ≥ 0.8×) ${x / sd >= 0.8 ? 'met' : 'NOT met'}`,
+      );
+    }
+    for (const p of names) console.log(`  CPU ms per MiB, ${label[p]}: ${per(cpu.stream[p], rounds * mib)}`);
+  }
+
+  if (only.has('parts')) {
+    // The parts: the exec plugin alone (and node's own start as its floor) …
+    const wshJs = resolve(import.meta.dirname, '..', 'dist', 'wsh.js');
+    const kcText = readFileSync(env.KUBECONFIG, 'utf8');
+    const pluginArgs = [wshJs, 'kube', 'credentials', `--proxy=${w.proxy}`, '--cluster=fake'];
+    const plugin: number[] = [];
+    const bare: number[] = [];
+    for (let r = 0; r < rounds * 2; r++) {
+      plugin.push(await timeCommand(process.execPath, pluginArgs, env));
+      bare.push(await timeCommand(process.execPath, ['-e', '0'], {}));
+    }
+    console.log(
+      `the exec plugin alone (wsh kube credentials, cached): median ${median(plugin).toFixed(0)} ms; a bare \`node -e 0\`: ${median(bare).toFixed(0)} ms   [${load()}]`,
+    );
+    // … and the proxy per API request, without kubectl, on kept-alive connections.
+    const filesKc = readFileSync(filesEnv.KUBECONFIG, 'utf8');
+    const wardenAgent = new Agent({
+      keepAlive: true,
+      maxSockets: 1,
+      ca: Buffer.from(/certificate-authority-data: (\S+)/.exec(kcText)![1]!, 'base64').toString(),
+      cert: readFileSync(/client-certificate: (\S+)/.exec(filesKc)![1]!),
+      key: readFileSync(/client-key: (\S+)/.exec(filesKc)![1]!),
+    });
+    const directAgent = new Agent({
+      keepAlive: true,
+      maxSockets: 1,
+      ca: readFileSync(fake.ca.certFile),
+      cert: readFileSync(fake.admin.certFile),
+      key: readFileSync(fake.admin.keyFile),
+    });
+    const n = 500;
+    const reqCpu = { direct: zero(), files: zero() };
+    const rd = await measured(reqCpu.direct, () => perRequest(fake.url, directAgent, undefined, n));
+    const rw = await measured(reqCpu.files, () =>
+      perRequest(
+        /server: (\S+)/.exec(kcText)![1]!,
+        wardenAgent,
+        /tls-server-name: (\S+)/.exec(kcText)![1]!,
+        n,
+      ),
+    );
+    wardenAgent.destroy();
+    directAgent.destroy();
+    console.log(
+      `API request on a kept-alive connection, no kubectl (median of ${n}): direct ${rd.toFixed(2)} ms, Warden ${rw.toFixed(2)} ms, +${(rw - rd).toFixed(2)} ms per request   [${load()}]`,
+    );
+    // 20 warm-up requests + n measured ones each.
+    console.log(`  CPU ms per request, direct: ${per(reqCpu.direct, n + 20)}`);
+    console.log(`  CPU ms per request, Warden: ${per(reqCpu.files, n + 20)}`);
+  }
 } finally {
   await w.stop();
   await fake.close();
