@@ -125,7 +125,9 @@ export class SessionMonitor {
       live: !this.#closed,
     };
     if (this.#closed) {
-      queueMicrotask(() => this.#end(entry, 'the service is shutting down', { kind: 'lock' }, true));
+      queueMicrotask(() =>
+        this.#end(entry, 'the service is shutting down', { kind: 'lock' }, { force: true }),
+      );
       return { unregister: () => undefined };
     }
     this.#entries.add(entry);
@@ -138,12 +140,26 @@ export class SessionMonitor {
     return { unregister: () => this.#remove(entry) };
   }
 
-  /** Re-checks every session now (called on every change of the watched views). */
+  /**
+   * Re-checks every session now (called on every change of the watched views). The sessions
+   * a change ends are logged in one line (each at debug level): a lock can end a thousand, and
+   * a line each, written synchronously, would delay the others' ends.
+   */
   check(): void {
     if (this.#closed) return;
     if (this.#entries.size > 0) {
       const sweep = this.#o.checker.lockSweep();
-      for (const entry of [...this.#entries]) this.#checkOne(entry, sweep);
+      const ended = new Map<string, number>();
+      for (const entry of [...this.#entries]) {
+        const reason = this.#checkOne(entry, sweep, 'debug');
+        if (reason !== undefined) ended.set(reason, (ended.get(reason) ?? 0) + 1);
+      }
+      if (ended.size > 0) {
+        this.#o.logger.info(
+          { ended: [...ended].map(([reason, sessions]) => ({ reason, sessions })) },
+          'ended live sessions',
+        );
+      }
     }
     this.#armStaleness();
   }
@@ -160,22 +176,35 @@ export class SessionMonitor {
     this.#entries.clear();
   }
 
-  #checkOne(entry: Entry, sweep: ReturnType<AccessChecker['lockSweep']>): void {
-    if (!entry.live) return;
+  /** Ends the session if it must end now; returns the message it ended with. */
+  #checkOne(
+    entry: Entry,
+    sweep: ReturnType<AccessChecker['lockSweep']>,
+    log: 'info' | 'debug' = 'info',
+  ): string | undefined {
+    if (!entry.live) return undefined;
     const now = this.#o.clock.now();
     if (entry.expiresAt !== undefined && entry.expiresAt <= now) {
-      this.#end(entry, certificateExpiredMessage(entry.expiresAt), { kind: 'expired' });
-      return;
+      const message = certificateExpiredMessage(entry.expiresAt);
+      this.#end(entry, message, { kind: 'expired' }, { log });
+      return message;
     }
     const why = sweep(entry.session.identity, entry.session.targets);
-    if (why) this.#end(entry, why.reason, why.lock ? { kind: 'lock', lock: why.lock } : { kind: 'lock' });
+    if (!why) return undefined;
+    this.#end(entry, why.reason, why.lock ? { kind: 'lock', lock: why.lock } : { kind: 'lock' }, { log });
+    return why.reason;
   }
 
-  #end(entry: Entry, message: string, why: SessionEndReason, force = false): void {
-    if (!entry.live && !force) return;
+  #end(
+    entry: Entry,
+    message: string,
+    why: SessionEndReason,
+    o: { force?: boolean; log?: 'info' | 'debug' } = {},
+  ): void {
+    if (!entry.live && !o.force) return;
     this.#remove(entry);
     const s = entry.session;
-    this.#o.logger.info(
+    this.#o.logger[o.log ?? 'info'](
       { user: s.identity.user, protocol: s.protocol, reason: message },
       'ending a live session',
     );
