@@ -59,6 +59,7 @@ import { formatHostPort } from '../../config';
 import type { Logger } from '../../log';
 import { refuseChannels } from './channel-refusal';
 import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
+import { corked, endWithMessage } from './session-end';
 import {
   acceptHostCertificate,
   certificateKey,
@@ -420,17 +421,8 @@ export class AgentlessForwarder {
     const relay: Relay = {
       pty: false,
       end: (message) => {
-        const down = relay.down;
-        if (!down?.writable) return;
-        try {
-          const text = `\r\nERROR: ${message}\r\n`;
-          if (relay.pty) down.write(text);
-          else down.stderr.write(text);
-          // EOF and close follow the message, so the client prints it and leaves on its own.
-          down.end();
-        } catch {
-          // The channel is already gone.
-        }
+        if (!relay.down?.writable) return;
+        endWithMessage(relay.down, relay.pty, message);
         relay.up?.close();
       },
     };
@@ -651,11 +643,15 @@ export class AgentlessForwarder {
   #terminate(c: Conn, message: string): void {
     if (c.ending) return;
     c.ending = message;
-    this.#o.logger.info(
+    // The session monitor logs each session it ends; this is the connection's detail.
+    this.#o.logger.debug(
       { user: c.s.identity.user, login: c.s.login, reason: message },
       'ending agentless ssh session',
     );
-    for (const r of c.sessions) r.end(message);
+    // Each session's message, EOF and close leave in one TLS record and write.
+    corked(c.conn, () => {
+      for (const r of c.sessions) r.end(message);
+    });
     for (const f of c.forwards) f.destroy();
     setTimeout(() => {
       try {

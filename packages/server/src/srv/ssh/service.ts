@@ -75,6 +75,7 @@ import {
   switchRefusal,
 } from './login';
 import { type SessionEnd, type SessionStart, SshSession } from './session';
+import { corked, socketOf } from './session-end';
 import {
   type CertHolder,
   isCertificateAlgorithm,
@@ -300,7 +301,7 @@ export class SshService {
   // ---- connections ---------------------------------------------------------------------
 
   #accept(conn: Connection, info: { ip: string; port: number }): void {
-    const sock = (conn as unknown as { _sock?: Socket })._sock;
+    const sock = socketOf(conn);
     if (sock) conn.once('ready', () => this.#authenticated.get(sock)?.());
     const c: NodeConnection = {
       id: randomUUID(),
@@ -502,8 +503,12 @@ export class SshService {
     if (c.ending) return;
     c.ending = true;
     c.endReason = reason;
-    this.#o.logger.info({ user: c.identity?.user, login: c.login, reason }, 'ending ssh connection');
-    for (const s of c.sessions) s.terminate(reason);
+    // The session monitor logs each session it ends; this is the connection's detail.
+    this.#o.logger.debug({ user: c.identity?.user, login: c.login, reason }, 'ending ssh connection');
+    // Each session's message, EOF and close leave in one write.
+    corked(c.conn, () => {
+      for (const s of c.sessions) s.terminate(reason);
+    });
     for (const f of c.forwards) f.destroy();
     // The sessions' channels are closed after their message: clients print it and leave on
     // their own. Whoever is still connected after a grace period is disconnected.
@@ -520,7 +525,7 @@ export class SshService {
       // Already closed.
     }
     // A client that never answers the disconnect is cut off.
-    const sock = (c.conn as unknown as { _sock?: Socket })._sock;
+    const sock = socketOf(c.conn);
     setTimeout(() => sock?.destroy(), 2000).unref();
   }
 

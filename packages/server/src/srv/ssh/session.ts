@@ -15,8 +15,8 @@
  *
  * `terminate(message)` ends it from our side (a lock): the message goes to the client as
  * `\r\nERROR: <message>\r\n` (stderr, or stdout for PTY sessions, whose stderr is the same
- * terminal) followed by EOF and close, then the process gets SIGHUP and, a second later,
- * SIGKILL.
+ * terminal) followed by EOF and close, then — after every session the same lock ends has
+ * written its message — the process gets SIGHUP and, a second later, SIGKILL.
  * PTYs come from node-pty (native, built from source at install; loaded on the first PTY
  * session), the field's usual choice: it allocates the terminal, makes the process its
  * session leader and resizes it. User switching stays with setpriv (login.ts), which node-pty
@@ -38,6 +38,7 @@ import {
   sessionEnv,
   shellCommand,
 } from './login';
+import { afterMessagesLeave, endWithMessage } from './session-end';
 
 export type SessionKind = 'shell' | 'exec' | 'subsystem';
 
@@ -197,26 +198,16 @@ export class SshSession {
   }
 
   /**
-   * Ends the session from the node's side: writes `ERROR: <message>` to the client, then
-   * hangs up the process. The caller closes the connection.
+   * Ends the session from the node's side: writes `ERROR: <message>`, EOF and close to the
+   * client (the caller corks the connection, so they leave in one write), then — once every
+   * session the same pass ends has written its message — hangs up the process. The caller
+   * closes the connection.
    */
   terminate(message: string): void {
     if (this.#finished) return;
     this.#terminatedBy = message;
-    const ch = this.#channel;
-    if (ch?.writable) {
-      const text = `\r\nERROR: ${message}\r\n`;
-      try {
-        if (this.#start?.pty) ch.write(text);
-        else ch.stderr.write(text);
-        // EOF and close follow the message on the channel, so the client prints it and
-        // ends the session itself (a client that reads a disconnect first may drop it).
-        ch.end();
-      } catch {
-        // The channel is already gone: nothing to tell.
-      }
-    }
-    this.#kill();
+    endWithMessage(this.#channel, this.#start?.pty === true, message);
+    afterMessagesLeave(() => this.#kill());
   }
 
   #program(start: SessionStart): string[] {
