@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -119,6 +119,8 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     const person = await runCli('wsh', ['ssh', 'root@node-1', 'echo', 'person'], { env });
     assert.notEqual(person.code, 0, person.stdout);
     assert.match(person.stderr, /unauthorized device/);
+    // Her login was told the Web UI needs a device too (wsh login starts the web helper for it).
+    assert.equal(loginProfile(env).webDeviceTrustMode, 'required-for-humans');
 
     const events = JSON.parse(
       (await wctl(['audit', 'search', '--type=access.allowed', '--user=ci', '--format=json'])).stdout,
@@ -245,6 +247,31 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     }
   });
 
+  test('wsh login starts no web helper when nothing requires a device (optional)', async () => {
+    await wctl(['create', '-f', cap(w, 'optional')]);
+    try {
+      const add = await wctl(['users', 'add', 'dora', '--roles=access', '--logins=root']);
+      assert.equal(add.code, 0, add.stderr);
+      const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-dora'), WARDEN_WEB_HELPER: 'auto' };
+      const s = await signupWithTotp(
+        [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
+        PASSWORD,
+        env,
+      );
+      assert.equal(s.code, 0, s.stderr);
+      const login = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=dora'], {
+        env,
+        input: `${PASSWORD}\n`,
+      });
+      assert.equal(login.code, 0, login.stderr);
+      assert.equal(loginProfile(env).webDeviceTrustMode, 'optional');
+      assert.doesNotMatch(login.stdout + login.stderr, /Device helper/);
+      assert.equal(existsSync(join(env.WARDEN_HOME, 'web-helper.log')), false, 'no helper was started');
+    } finally {
+      await wctl(['create', '-f', cap(w, 'required-for-humans')]);
+    }
+  });
+
   test('under required, the bot needs a device like everybody', async () => {
     const token = await addBot('strict');
     const dest = join(w.dir, 'bot-strict');
@@ -270,6 +297,15 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     }
   });
 });
+
+/** The `wsh login` profile in a WARDEN_HOME (one proxy). */
+function loginProfile(env: NodeJS.ProcessEnv): { webDeviceTrustMode?: string } {
+  const dir = join(env.WARDEN_HOME!, 'profiles');
+  const [name] = readdirSync(dir);
+  return JSON.parse(readFileSync(join(dir, name!, 'profile.json'), 'utf8')) as {
+    webDeviceTrustMode?: string;
+  };
+}
 
 async function waitFor<T>(check: () => T, timeoutMs: number, what: () => string): Promise<NonNullable<T>> {
   const end = Date.now() + timeoutMs;

@@ -75,6 +75,17 @@ export async function runSignup(ctx: CommandContext): Promise<number> {
 }
 
 /**
+ * Whether `wsh login` starts the device web-helper for a login whose Web UI sessions have
+ * device trust mode `mode` (the strictest of the cluster's and the user's roles'). Only people
+ * log in with `wsh login` (bots are refused there), and `required-for-humans` demands a device
+ * of people exactly as `required` does, so both start it; `off`, `optional`, none or a mode
+ * this wsh does not know do not.
+ */
+export function webHelperNeeded(mode: string | undefined): boolean {
+  return mode === 'required' || mode === 'required-for-humans';
+}
+
+/**
  * `wsh login`: the user's password and OTP, then — when this machine holds a device credential
  * enrolled in the cluster and device trust is not off for the user — device authentication,
  * which renews the certificates with the device extensions. A failed device authentication
@@ -113,10 +124,7 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
     const { printStatus } = await import('./status');
     printStatus(ctx, final);
     // Web UI sessions of this user need a trusted device: make sure the helper runs.
-    // (`required-for-humans` demands it of people too: whoever logs in with wsh is one.)
-    const needsDevice =
-      final.webDeviceTrustMode === 'required' || final.webDeviceTrustMode === 'required-for-humans';
-    if (needsDevice && helperMode === 'auto')
+    if (webHelperNeeded(final.webDeviceTrustMode) && helperMode === 'auto')
       await (await import('./web-helper')).ensureWebHelper(ctx, final);
     // kubectl contexts of `wsh kube login --cert-files` get certificates of this login.
     await (await import('./kube')).renewKubeCertFiles(ctx, final);
