@@ -35,20 +35,49 @@ export interface IdentifierOptions extends Pick<AuthDeps, 'clock' | 'backend' | 
   access?: Pick<AccessChecker, 'lockReason'>;
 }
 
+/** Most verified certificates remembered (the oldest is forgotten first). */
+export const MAX_VERIFIED_CERTS = 10_000;
+
+interface Verified {
+  identity: Identity;
+  notBefore: number;
+  notAfter: number;
+}
+
+/** Freezes an identity and what it holds (it is shared by every use of its certificate). */
+function frozen(identity: Identity): Identity {
+  for (const v of Object.values(identity)) if (v !== null && typeof v === 'object') Object.freeze(v);
+  for (const v of Object.values(identity.traits)) Object.freeze(v);
+  return Object.freeze(identity);
+}
+
 export class Identifier {
   readonly #o: IdentifierOptions;
+  /**
+   * Identities of user certificates verified before, by SHA-256 of the DER, within their
+   * validity: verifying and parsing one costs milliseconds of CPU (a signature check and two
+   * X.509 parsers), and a client opening connections (a MySQL pool, `wsh proxy db` per
+   * connection) shows the same certificate each time. The lock check is never cached.
+   */
+  readonly #verified = new Map<string, Verified>();
+  #verifications = 0;
 
   constructor(o: IdentifierOptions) {
     this.#o = o;
   }
 
-  /**
-   * Turns a client certificate that TLS verified against the user CA into an identity.
-   * `locks: 'caller'` leaves the lock check to a caller that asks `checkAccess` right away
-   * (it checks the same locks and more) and audits the refusal (SSH through the proxy).
-   */
-  async identify(certDer: Buffer, opts: { locks?: 'caller' } = {}): Promise<Identity> {
-    const now = this.#o.clock.now();
+  /** Certificates verified and parsed so far (tests, metrics); hits of the cache are not counted. */
+  get verifications(): number {
+    return this.#verifications;
+  }
+
+  /** The verified identity of `certDer` (from the cache while it is valid), or the admin's. */
+  async #identityOf(certDer: Buffer, now: number): Promise<Identity> {
+    const fingerprint = createHash('sha256').update(certDer).digest('hex');
+    const hit = this.#verified.get(fingerprint);
+    if (hit && now >= hit.notBefore && now <= hit.notAfter) return hit.identity;
+    if (hit) this.#verified.delete(fingerprint);
+    this.#verifications++;
     // The CA parses the bytes itself: anything that is not a certificate is BAD_CERTIFICATE.
     const parsed = this.#o.cas.verifyUserTlsCert(certDer, now);
     if (parsed.app)
@@ -56,8 +85,8 @@ export class Identifier {
         'WARDEN_ERR_BAD_CERTIFICATE',
         `this is an app certificate for "${parsed.app.app}": it works for that app only; use your \`wsh login\` certificate`,
       );
-    const fingerprint = createHash('sha256').update(certDer).digest('hex');
     if (parsed.user === ADMIN_USER) {
+      // Never cached: a replaced admin identity stops working at once.
       if (!(await this.#o.backend.get(ADMIN_CERTS + fingerprint))) {
         throw new WardenError(
           'WARDEN_ERR_BAD_CERTIFICATE',
@@ -67,18 +96,38 @@ export class Identifier {
       return makeIdentity({ user: ADMIN_USER, admin: true });
     }
     const x509 = new X509Certificate(certDer);
-    const identity = makeIdentity({
-      user: parsed.user,
-      roles: parsed.roles,
-      logins: parsed.logins,
-      traits: parsed.traits,
-      ...(parsed.kind === 'bot' ? { kind: 'bot' as const } : {}),
-      ...(parsed.device ? { device: parsed.device } : {}),
-      cert: {
-        publicKeyDer: spkiFromKey(x509.publicKey),
-        notAfter: new Date(Date.parse(x509.validTo)),
-      },
+    const identity = frozen(
+      makeIdentity({
+        user: parsed.user,
+        roles: parsed.roles,
+        logins: parsed.logins,
+        traits: parsed.traits,
+        ...(parsed.kind === 'bot' ? { kind: 'bot' as const } : {}),
+        ...(parsed.device ? { device: parsed.device } : {}),
+        cert: {
+          publicKeyDer: spkiFromKey(x509.publicKey),
+          notAfter: new Date(Date.parse(x509.validTo)),
+        },
+      }),
+    );
+    if (this.#verified.size >= MAX_VERIFIED_CERTS) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(fingerprint, {
+      identity,
+      notBefore: Date.parse(x509.validFrom),
+      notAfter: Date.parse(x509.validTo),
     });
+    return identity;
+  }
+
+  /**
+   * Turns a client certificate that TLS verified against the user CA into an identity.
+   * `locks: 'caller'` leaves the lock check to a caller that asks `checkAccess` right away
+   * (it checks the same locks and more) and audits the refusal (SSH through the proxy).
+   */
+  async identify(certDer: Buffer, opts: { locks?: 'caller' } = {}): Promise<Identity> {
+    const now = this.#o.clock.now();
+    const identity = await this.#identityOf(certDer, now);
+    if (identity.admin) return identity;
     if (opts.locks === 'caller') return identity;
     // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
     if (this.#o.access) {

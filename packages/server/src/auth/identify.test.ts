@@ -1,0 +1,63 @@
+/**
+ * Identifier's cache of verified certificates: a certificate is verified and parsed once and
+ * its identity reused within its validity, while the lock check stays live (a cached identity
+ * is refused by a lock like a fresh one), expiry still refuses, and other bytes are verified
+ * as new (a tampered copy is refused).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CLIENT_ADDR, certDer, startTestCluster } from '../../../../test/support/auth-cluster';
+import { rejectsWith } from '../../../../test/support/warden-errors';
+import { Identifier } from './identify';
+
+test('a certificate is verified once and its identity reused; locks and expiry still refuse it', async () => {
+  const c = await startTestCluster();
+  const { totpSecret } = await c.signUp('alice', ['access', 'editor']);
+  const res = await c.auth.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR);
+  const der = certDer(res.tls_cert);
+  const ids = new Identifier({ clock: c.clock, backend: c.backend, services: c.services, cas: c.cas });
+
+  const first = await ids.identify(der);
+  assert.equal(first.user, 'alice');
+  assert.deepEqual(first.roles, ['access', 'editor']);
+  const again = await ids.identify(Buffer.from(der));
+  assert.deepEqual(again, first);
+  assert.equal(ids.verifications, 1, 'the second use of the certificate is not verified again');
+  // Shared between uses: nobody can change what the next caller gets.
+  assert.throws(() => (again.roles as string[]).push('admin'));
+
+  // The lock check is not cached: a lock refuses the cached identity at once, by user or role.
+  const lock = await c.auth.createLock(c.admin, { target: { user: 'alice' }, message: 'stolen laptop' });
+  await rejectsWith(
+    ids.identify(der),
+    'WARDEN_ERR_LOCKED',
+    'lock targeting User:"alice" is in force: stolen laptop',
+  );
+  await c.auth.deleteResource(c.admin, 'lock', lock.name);
+  assert.equal((await ids.identify(der)).user, 'alice');
+  const roleLock = await c.auth.createLock(c.admin, { target: { role: 'editor' } });
+  await rejectsWith(ids.identify(der), 'WARDEN_ERR_LOCKED', 'lock targeting Role:"editor" is in force');
+  await c.auth.deleteResource(c.admin, 'lock', roleLock.name);
+  // `locks: 'caller'` still skips it (the caller checks), from the cache too.
+  assert.equal((await ids.identify(der, { locks: 'caller' })).user, 'alice');
+  assert.equal(ids.verifications, 1);
+
+  // Other bytes are other certificates: a tampered copy is verified, and refused.
+  const tampered = Buffer.from(der);
+  tampered[tampered.length - 1]! ^= 0x01;
+  await rejectsWith(ids.identify(tampered), 'WARDEN_ERR_BAD_CERTIFICATE', /not signed by the user CA/);
+  assert.equal(ids.verifications, 2);
+
+  // Past its end the cached identity is not used: the certificate is expired.
+  c.clock.set(Date.parse(res.expires) + 1000);
+  await rejectsWith(ids.identify(der), 'WARDEN_ERR_BAD_CERTIFICATE', /expired/);
+});
+
+test('the admin identity is never cached: a replaced one stops working at once', async () => {
+  const c = await startTestCluster();
+  const ids = new Identifier({ clock: c.clock, backend: c.backend, services: c.services, cas: c.cas });
+  const first = await c.auth.issueAdminIdentity();
+  assert.equal((await ids.identify(certDer(first.certPem))).admin, true);
+  await c.auth.issueAdminIdentity({ replaces: first.certPem });
+  await rejectsWith(ids.identify(certDer(first.certPem)), 'WARDEN_ERR_BAD_CERTIFICATE', /not valid any more/);
+});
