@@ -20,7 +20,7 @@ export {
   type DbHeartbeatOptions,
   dbResourceFromConfig,
 } from './heartbeat';
-export { type RelayOptions, relay, TERMINATE_GRACE_MS } from './relay';
+export { type RelayOptions, relay, type Tap, TapBase, type TapSink, TERMINATE_GRACE_MS } from './relay';
 export { DbService, type DbServiceOptions } from './service';
 export { type DbQuery, DbSession, type DbSessionDeps } from './session';
 export { StreamReader } from './stream-reader';

@@ -551,7 +551,7 @@ export class MySqlEngine implements DbEngine {
         }
       },
     };
-    const clientTap = new ClientTap(handler, seq, () => session.auditBacklog(), activity);
+    const clientTap = new ClientTap(handler, seq, activity);
     return relay({
       session,
       logger: this.#logger,
@@ -565,15 +565,15 @@ export class MySqlEngine implements DbEngine {
         client: 'client sent a malformed packet; ending the session',
         server: 'database stream failed; ending the session',
       },
+      hold: () => session.auditBacklog(),
       terminate: (reason) => {
-        clientTap.stop();
         serverTap.interrupt((s) => errPacket(s, { ...ErrorCode.connectionKilled, message: reason }));
         // A statement may be running: closing the connection would not stop it, KILL does.
         // Idle: COM_QUIT and close end the thread, without logging in to the database again.
         if (!activity.idle) {
           this.killsSent++;
           void this.#kill(session, up.threadId);
-        } else upstream.end(QUIT);
+        } else if (!upstream.writableEnded) upstream.end(QUIT);
       },
     });
   }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Tap } from '../common/relay';
 import {
   Command,
   comQuery,
@@ -11,13 +12,30 @@ import {
 } from './protocol';
 import { ClientTap, type ClientTapHandler, type CommandAction, type SeqState, ServerTap } from './relay';
 
-function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    stream.on('data', (d: Buffer) => parts.push(d));
-    stream.on('end', () => resolve(Buffer.concat(parts)));
-    stream.on('error', reject);
+/** Feeds a tap as the relay does; `out` resolves with what it wrote once it closes or `end()`. */
+function harness(tap: Tap) {
+  const parts: Buffer[] = [];
+  let done!: (b: Buffer) => void;
+  let fail!: (e: Error) => void;
+  const out = new Promise<Buffer>((r) => {
+    done = r;
   });
+  const failed = new Promise<Error>((r) => {
+    fail = r;
+  });
+  tap.attach({ write: (b) => parts.push(Buffer.from(b)), end: () => done(Buffer.concat(parts)) });
+  return {
+    out,
+    failed,
+    write(chunk: Buffer) {
+      try {
+        tap.push(chunk);
+      } catch (e) {
+        fail(e as Error);
+      }
+    },
+    end: () => done(Buffer.concat(parts)),
+  };
 }
 
 /** Splits `b` into chunks of 1..7 bytes, so packets cross chunk boundaries everywhere. */
@@ -54,9 +72,10 @@ test('ClientTap passes packets through unchanged and shows each command once, wh
     packet(0, Buffer.alloc(0)),
     packet(0, Buffer.from([Command.QUIT])),
   ]);
-  const out = collect(tap);
-  for (const c of chunks(stream)) tap.write(c);
-  tap.end();
+  const io = harness(tap);
+  const out = io.out;
+  for (const c of chunks(stream)) io.write(c);
+  io.end();
   assert.deepEqual(await out, stream);
   assert.deepEqual(seen, ['\x03select 1', '\x16select ?', '\x01']);
   assert.deepEqual(seq, { seq: 0, from: 'client' });
@@ -71,11 +90,12 @@ test('ClientTap rewrites a command with a new length, or drops it and replies in
     return { kind: 'forward' };
   });
   const tap = new ClientTap(h, { seq: 0, from: 'server' });
-  const out = collect(tap);
-  tap.write(comQuery('KILL 5'));
-  tap.write(packet(0, Buffer.from('\x11bob\0')));
-  tap.write(comQuery('select 2'));
-  tap.end();
+  const io = harness(tap);
+  const out = io.out;
+  io.write(comQuery('KILL 5'));
+  io.write(packet(0, Buffer.from('\x11bob\0')));
+  io.write(comQuery('select 2'));
+  io.end();
   assert.deepEqual(await out, Buffer.concat([comQuery('KILL 123456'), comQuery('select 2')]));
   assert.equal(replies.length, 1);
   assert.equal(packetHeader(replies[0]!).seq, 1);
@@ -87,9 +107,10 @@ test('ClientTap streams a command longer than one packet and reports its length 
   const first = Buffer.alloc(MAX_PACKET_PAYLOAD, 0x61);
   first[0] = Command.QUERY;
   const stream = Buffer.concat([packet(0, first), packet(1, Buffer.from('tail')), comQuery('select 3')]);
-  const out = collect(tap);
-  for (let at = 0; at < stream.length; at += 1 << 20) tap.write(stream.subarray(at, at + (1 << 20)));
-  tap.end();
+  const io = harness(tap);
+  const out = io.out;
+  for (let at = 0; at < stream.length; at += 1 << 20) io.write(stream.subarray(at, at + (1 << 20)));
+  io.end();
   assert.ok((await out).equals(stream));
   assert.deepEqual(long, [[Command.QUERY, MAX_PACKET_PAYLOAD + 4]]);
   assert.deepEqual(seen, ['\x03select 3']);
@@ -98,25 +119,26 @@ test('ClientTap streams a command longer than one packet and reports its length 
 test('ClientTap fails the stream when a long command may not start (COM_CHANGE_USER)', async () => {
   const { h } = handler();
   const tap = new ClientTap(h, { seq: 0, from: 'server' });
-  const failed = new Promise<Error>((resolve) => tap.on('error', resolve));
-  tap.resume();
+  const io = harness(tap);
+  const failed = io.failed;
   const head = Buffer.alloc(5);
   head.writeUIntLE(MAX_PACKET_PAYLOAD, 0, 3);
   head[4] = Command.CHANGE_USER;
-  tap.write(Buffer.concat([head, Buffer.alloc(MAX_PACKET_PAYLOAD - 1)]));
+  io.write(Buffer.concat([head, Buffer.alloc(MAX_PACKET_PAYLOAD - 1)]));
   assert.ok((await failed) instanceof MySqlProtocolError);
 });
 
 test('ServerTap streams without holding data; an interrupt lands between packets, numbered next', async () => {
   const seq: SeqState = { seq: 0, from: 'client' };
   const tap = new ServerTap(seq);
-  const out = collect(tap);
+  const io = harness(tap);
+  const out = io.out;
   const row = packet(1, Buffer.alloc(100, 1));
-  tap.write(row.subarray(0, 50));
+  io.write(row.subarray(0, 50));
   // Mid-packet: the interrupt waits for the packet's end.
   tap.interrupt((s) => errPacket(s, { code: 1927, sqlState: '70100', message: 'locked' }));
   assert.equal(tap.interrupted, false);
-  tap.write(Buffer.concat([row.subarray(50), packet(2, Buffer.from('never sent'))]));
+  io.write(Buffer.concat([row.subarray(50), packet(2, Buffer.from('never sent'))]));
   const got = await out;
   assert.deepEqual(got.subarray(0, row.length), row);
   const last = got.subarray(row.length);
@@ -128,19 +150,21 @@ test('ServerTap streams without holding data; an interrupt lands between packets
 test('ServerTap interrupts at once when idle, after the client’s last packet', async () => {
   const seq: SeqState = { seq: 0, from: 'client' };
   const tap = new ServerTap(seq);
-  const out = collect(tap);
+  const io = harness(tap);
+  const out = io.out;
   tap.interrupt((s) => errPacket(s, { code: 1927, sqlState: '70100', message: 'locked' }));
   assert.equal(packetHeader(await out).seq, 1);
 });
 
 test('ServerTap waits for the end of a 16 MB packet’s continuation before injecting', async () => {
   const tap = new ServerTap({ seq: 0, from: 'client' });
-  const out = collect(tap);
+  const io = harness(tap);
+  const out = io.out;
   const big = packet(1, Buffer.alloc(MAX_PACKET_PAYLOAD, 2));
-  tap.write(big);
+  io.write(big);
   tap.inject(Buffer.from('INJECTED'));
-  tap.write(packet(2, Buffer.from('end')));
-  tap.end();
+  io.write(packet(2, Buffer.from('end')));
+  io.end();
   const got = await out;
   assert.equal(got.subarray(got.length - 8).toString(), 'INJECTED');
   assert.equal(got.length, big.length + 7 + 8);
@@ -148,7 +172,8 @@ test('ServerTap waits for the end of a 16 MB packet’s continuation before inje
 
 test('ServerTap hands the first packet of the next answer (sequence id 1) to expectAnswer', async () => {
   const tap = new ServerTap({ seq: 0, from: 'client' });
-  const out = collect(tap);
+  const io = harness(tap);
+  const out = io.out;
   const answers: Buffer[] = [];
   tap.expectAnswer((first) => answers.push(first));
   const prepareOk = Buffer.from([0, 7, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 9, 9]);
@@ -157,8 +182,8 @@ test('ServerTap hands the first packet of the next answer (sequence id 1) to exp
     packet(2, Buffer.from('param def')),
     packet(1, Buffer.from('next')),
   ]);
-  for (const c of chunks(stream)) tap.write(c);
-  tap.end();
+  for (const c of chunks(stream)) io.write(c);
+  io.end();
   assert.deepEqual(await out, stream);
   // Up to 12 payload bytes, and only for the awaited answer.
   assert.deepEqual(answers, [prepareOk.subarray(0, 12)]);

@@ -15,7 +15,7 @@
  * is what our own packet's id follows. A malformed length fails the stream (the session
  * ends). Internal to `srv/db/mysql`; tested by `relay.test.ts`.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { TapBase } from '../common/relay';
 import { ACTIVITY_HEAD, type MySqlActivity } from './activity';
 import { MAX_PACKET_PAYLOAD, MySqlProtocolError } from './protocol';
 
@@ -45,9 +45,9 @@ export interface ClientTapHandler {
 
 /**
  * @example
- *   client.pipe(new ClientTap(handler, seq)).pipe(upstream);
+ *   relay({ clientTap: new ClientTap(handler, seq), … });
  */
-export class ClientTap extends Transform {
+export class ClientTap extends TapBase {
   readonly #handler: ClientTapHandler;
   readonly #seq: SeqState;
   /** Bytes of the packet being read (header first). */
@@ -55,58 +55,27 @@ export class ClientTap extends Transform {
   #have = 0;
   /** In a command longer than one packet: its command byte and length so far. */
   #long: { command: number; length: number } | undefined;
-  readonly #hold: (() => Promise<void> | undefined) | undefined;
   readonly #activity: MySqlActivity | undefined;
-  #stopped = false;
 
-  /**
-   * `hold()`, asked after each chunk, may return a promise: the next chunk is read only once
-   * it resolves (back-pressure from the audit log). `activity` learns of every command sent on.
-   */
-  constructor(
-    handler: ClientTapHandler,
-    seq: SeqState,
-    hold?: () => Promise<void> | undefined,
-    activity?: MySqlActivity,
-  ) {
+  /** `activity` learns of every command sent on. */
+  constructor(handler: ClientTapHandler, seq: SeqState, activity?: MySqlActivity) {
     super();
     this.#handler = handler;
     this.#seq = seq;
-    this.#hold = hold;
     this.#activity = activity;
   }
 
-  /**
-   * Sends nothing more to the database (a terminated session: what the client sends after the
-   * decision must not start work that nobody would end).
-   */
-  stop(): void {
-    this.#stopped = true;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.#stopped) {
-      done();
-      return;
-    }
+  push(chunk: Buffer): void {
     this.#parts.push(chunk);
     this.#have += chunk.length;
-    try {
-      for (;;) {
-        if (this.#have < 4) break;
-        const head = this.#peek(4);
-        const length = head.readUIntLE(0, 3);
-        if (this.#have < 4 + length) break;
-        const whole = this.#take(4 + length);
-        this.#packet(whole, head[3]!, length);
-      }
-    } catch (e) {
-      done(e as Error);
-      return;
+    for (;;) {
+      if (this.#have < 4) break;
+      const head = this.#peek(4);
+      const length = head.readUIntLE(0, 3);
+      if (this.#have < 4 + length) break;
+      const whole = this.#take(4 + length);
+      this.#packet(whole, head[3]!, length);
     }
-    const wait = this.#hold?.();
-    if (wait) wait.then(() => done(), done);
-    else done();
   }
 
   #packet(whole: Buffer, seq: number, length: number): void {
@@ -119,12 +88,12 @@ export class ClientTap extends Transform {
         this.#handler.longCommand(this.#long.command, this.#long.length);
         this.#long = undefined;
       }
-      this.push(whole);
+      this.out(whole);
       return;
     }
     if (seq !== 0 || length === 0) {
       // Not a command: a reply in a conversation the database started (auth data…).
-      this.push(whole);
+      this.out(whole);
       return;
     }
     if (length === MAX_PACKET_PAYLOAD) {
@@ -132,18 +101,18 @@ export class ClientTap extends Transform {
         throw new MySqlProtocolError(`command 0x${payload[0]!.toString(16)} longer than one packet`);
       this.#long = { command: payload[0]!, length };
       this.#activity?.command(payload);
-      this.push(whole);
+      this.out(whole);
       return;
     }
     const action = this.#handler.command(payload);
     if (action.kind === 'forward') {
       this.#activity?.command(payload);
-      this.push(whole);
+      this.out(whole);
     } else if (action.kind === 'rewrite') {
       this.#activity?.command(action.payload);
       const head = Buffer.alloc(4);
       head.writeUIntLE(action.payload.length, 0, 3);
-      this.push(Buffer.concat([head, action.payload]));
+      this.out(Buffer.concat([head, action.payload]));
     } else this.#handler.reply(action.packet);
   }
 
@@ -182,10 +151,10 @@ const HEAD = Math.max(PEEK, ACTIVITY_HEAD);
 /**
  * @example
  *   const tap = new ServerTap(seq);
- *   upstream.pipe(tap).pipe(client);
+ *   relay({ serverTap: tap, … });
  *   tap.interrupt((seq) => errPacket(seq, { code: 1927, sqlState: '70100', message: reason }));
  */
-export class ServerTap extends Transform {
+export class ServerTap extends TapBase {
   readonly #seq: SeqState;
   #head = Buffer.alloc(0);
   /** Payload bytes left in the current packet; undefined between packets. */
@@ -230,7 +199,7 @@ export class ServerTap extends Transform {
   /** Sends `packet` to the client at the next packet boundary (at once when idle). */
   inject(packet: Buffer): void {
     if (this.#done) return;
-    if (this.atBoundary) this.push(packet);
+    if (this.atBoundary) this.out(packet);
     else this.#pendingInject.push(packet);
   }
 
@@ -246,15 +215,12 @@ export class ServerTap extends Transform {
 
   #finish(last: (seq: number) => Buffer): void {
     this.#done = true;
-    this.push(last((this.#seq.seq + 1) & 0xff));
-    this.push(null);
+    this.out(last((this.#seq.seq + 1) & 0xff));
+    this.close();
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.#done) {
-      done();
-      return;
-    }
+  push(chunk: Buffer): void {
+    if (this.#done) return;
     let from = 0;
     let at = 0;
     while (at < chunk.length) {
@@ -284,18 +250,16 @@ export class ServerTap extends Transform {
       }
       if (this.#left === 0) this.#endPacket();
       if (this.atBoundary && (this.#pendingInject.length > 0 || this.#pendingInterrupt)) {
-        if (at > from) this.push(chunk.subarray(from, at));
+        if (at > from) this.out(chunk.subarray(from, at));
         from = at;
-        for (const p of this.#pendingInject.splice(0)) this.push(p);
+        for (const p of this.#pendingInject.splice(0)) this.out(p);
         if (this.#pendingInterrupt) {
           this.#finish(this.#pendingInterrupt);
-          done();
           return;
         }
       }
     }
-    if (at > from) this.push(chunk.subarray(from, at));
-    done();
+    if (at > from) this.out(chunk.subarray(from, at));
   }
 
   #endPacket(): void {

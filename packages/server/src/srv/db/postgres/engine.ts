@@ -333,7 +333,7 @@ export class PostgresEngine implements DbEngine {
       }
     };
     const activity = new PgActivity();
-    const clientTap = new ClientTap(audit, () => session.auditBacklog(), activity);
+    const clientTap = new ClientTap(audit, activity);
     const serverTap = new ServerTap(activity);
     return relay({
       session,
@@ -348,15 +348,15 @@ export class PostgresEngine implements DbEngine {
         client: 'client sent a malformed message; ending the session',
         server: 'database sent a malformed message; ending the session',
       },
+      hold: () => session.auditBacklog(),
       terminate: (reason) => {
-        clientTap.stop();
         serverTap.interrupt(fatal(SqlState.adminShutdown, reason));
         // A statement may be running: cancel it (closing the connection would not stop it).
         // Idle: Terminate and close end the backend, without dialing the database again.
         if (!activity.idle && upstreamKey) {
           this.cancelsSent++;
           void this.#sendCancel(session, upstreamKey);
-        } else upstream.end(TERMINATE);
+        } else if (!upstream.writableEnded) upstream.end(TERMINATE);
       },
     });
   }

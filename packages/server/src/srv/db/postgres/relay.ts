@@ -1,6 +1,6 @@
 /**
- * The two directions of an established PostgreSQL session, as pass-through streams that
- * never hold data back (large results stream as they come):
+ * The two directions of an established PostgreSQL session, as pass-through taps (fed by the
+ * relay, `common/relay.ts`) that never hold data back (large results stream as they come):
  *
  *   - `ClientTap` (client → database) frames the client's messages and hands the ones we
  *     audit (Query, Parse, Bind, Execute) to a callback once complete; bytes flow on at once.
@@ -11,7 +11,7 @@
  * A malformed length fails the stream (the session ends). Internal to `srv/db/postgres`;
  * tested by `relay.test.ts`.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { TapBase } from '../common/relay';
 import { messageLength } from './protocol';
 
 /** PostgreSQL's own ceiling for a message (1 GB). */
@@ -116,26 +116,20 @@ export class PgActivity {
 
 /**
  * @example
- *   client.pipe(new ClientTap((type, body) => audit(type, body))).pipe(upstream);
+ *   relay({ clientTap: new ClientTap((type, body) => audit(type, body)), … });
  */
-export class ClientTap extends Transform {
+export class ClientTap extends TapBase {
   readonly #scanner: FrameScanner;
-  readonly #hold: (() => Promise<void> | undefined) | undefined;
-  #stopped = false;
 
   /**
    * `onMessage(type, body)` for Query, Parse, Bind and Execute; `body` undefined when too long
-   * to keep. `hold()`, asked after each chunk, may return a promise: the next chunk is read
-   * only once it resolves (back-pressure from the audit log). `activity` learns of every
-   * message sent on.
+   * to keep. `activity` learns of every message sent on.
    */
   constructor(
     onMessage: (type: string, body: Buffer | undefined, length: number) => void,
-    hold?: () => Promise<void> | undefined,
     activity?: PgActivity,
   ) {
     super();
-    this.#hold = hold;
     let type = '';
     let length = 0;
     let parts: Buffer[] | undefined;
@@ -147,52 +141,35 @@ export class ClientTap extends Transform {
         parts = AUDITED.has(t) ? [] : undefined;
       },
       body: (slice) => {
-        // Copy: the chunk's memory goes on to the socket. Bodies above the cap are not kept.
-        if (parts && length <= MAX_AUDITED_MESSAGE) parts.push(Buffer.from(slice));
+        // No copy: chunks are never written to after they are read, and `onMessage` reads the
+        // body before it returns. Bodies above the cap are not kept.
+        if (parts && length <= MAX_AUDITED_MESSAGE) parts.push(slice);
       },
       end: () => {
-        if (parts) onMessage(type, length <= MAX_AUDITED_MESSAGE ? Buffer.concat(parts) : undefined, length);
+        if (parts) {
+          const body =
+            length > MAX_AUDITED_MESSAGE ? undefined : parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+          onMessage(type, body, length);
+        }
         parts = undefined;
       },
     });
   }
 
-  /**
-   * Sends nothing more to the database (a terminated session: what the client sends after the
-   * decision must not start work that nobody would cancel).
-   */
-  stop(): void {
-    this.#stopped = true;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.#stopped) {
-      done();
-      return;
-    }
-    try {
-      this.#scanner.scan(chunk);
-    } catch (e) {
-      done(e as Error);
-      return;
-    }
-    const wait = this.#hold?.();
-    if (!wait) {
-      done(null, chunk);
-      return;
-    }
-    this.push(chunk);
-    wait.then(() => done(), done);
+  /** Passes `chunk` on whole, after reading its messages (a malformed length throws first). */
+  push(chunk: Buffer): void {
+    this.#scanner.scan(chunk);
+    this.out(chunk);
   }
 }
 
 /**
  * @example
  *   const tap = new ServerTap();
- *   upstream.pipe(tap).pipe(client);
+ *   relay({ serverTap: tap, … });
  *   tap.interrupt(errorResponse({ severity: 'FATAL', code: '57P01', message: reason }));
  */
-export class ServerTap extends Transform {
+export class ServerTap extends TapBase {
   readonly #scanner: FrameScanner;
   #pending: Buffer | undefined;
   #done = false;
@@ -219,31 +196,23 @@ export class ServerTap extends Transform {
 
   #finish(last: Buffer): void {
     this.#done = true;
-    this.push(last);
-    this.push(null);
+    this.out(last);
+    this.close();
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.#done) {
-      done();
+  push(chunk: Buffer): void {
+    if (this.#done) return;
+    if (!this.#pending) {
+      this.#scanner.scan(chunk);
+      this.out(chunk);
       return;
     }
-    try {
-      if (!this.#pending) {
-        this.#scanner.scan(chunk);
-        done(null, chunk);
-        return;
-      }
-      const upTo = this.#scanner.scan(chunk, 0, true);
-      if (this.#scanner.atBoundary) {
-        if (upTo > 0) this.push(chunk.subarray(0, upTo));
-        this.#finish(this.#pending);
-      } else {
-        this.push(chunk);
-      }
-      done();
-    } catch (e) {
-      done(e as Error);
+    const upTo = this.#scanner.scan(chunk, 0, true);
+    if (this.#scanner.atBoundary) {
+      if (upTo > 0) this.out(chunk.subarray(0, upTo));
+      this.#finish(this.#pending);
+    } else {
+      this.out(chunk);
     }
   }
 }
