@@ -7,6 +7,8 @@
  * each outcome checked in the audit log. Screenshots of every page go to .tmp/screenshots/.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   Authenticator,
@@ -63,6 +65,21 @@ describe('Web UI in Chromium', { skip: chromium.skip }, () => {
     await page.waitForSelector('#page-login .msg.ok');
     assert.match((await page.textContent('#page-login .msg.ok'))!, new RegExp(`Welcome, ${user}`));
     await page.close();
+  }
+
+  /** Turns `device_trust.bind_owner` on or off, keeping the rest of the cluster auth preference. */
+  async function setBindOwner(on: boolean): Promise<void> {
+    const got = await wctl(['get', 'cluster_auth_preference', '--format=json']);
+    assert.equal(got.code, 0, got.stderr);
+    const parsed = JSON.parse(got.stdout) as unknown;
+    const cap = (Array.isArray(parsed) ? parsed[0] : parsed) as {
+      spec: { device_trust?: Record<string, unknown> };
+    };
+    cap.spec.device_trust = { ...cap.spec.device_trust, bind_owner: on };
+    const file = join(w.dir, 'cap-bind-owner.json');
+    writeFileSync(file, JSON.stringify(cap));
+    const set = await wctl(['create', '-f', file]);
+    assert.equal(set.code, 0, set.stderr);
   }
 
   async function signIn(page: Page, user: string, otp?: string): Promise<void> {
@@ -188,6 +205,27 @@ describe('Web UI in Chromium', { skip: chromium.skip }, () => {
     assert.match((await page.textContent('#device-state'))!, /not device-trusted/);
     assert.match((await page.textContent('#page-device'))!, /wsh device web-helper/);
     await screenshot(page, '04-this-device');
+    // Devices: the owner of each, and whether the owner binding is on.
+    const csv = join(w.dir, 'devices.csv');
+    writeFileSync(csv, 'asset_tag,os,owner\nLAPTOP-CAROL,linux,carol\nLAPTOP-SPARE,linux,\n');
+    const imported = await wctl(['devices', 'import', csv]);
+    assert.equal(imported.code, 0, imported.stderr);
+    await page.click('a[href="/web/devices"]');
+    await page.waitForSelector('#page-devices tr[data-device="LAPTOP-CAROL"]');
+    assert.equal(await page.textContent('tr[data-device="LAPTOP-CAROL"] td.owner'), 'carol');
+    assert.equal(await page.textContent('tr[data-device="LAPTOP-SPARE"] td.owner'), 'none');
+    assert.match((await page.textContent('#owner-binding'))!, /Owner binding is off/);
+    await setBindOwner(true);
+    try {
+      await page.reload();
+      await page.waitForSelector('#page-devices #owner-binding');
+      assert.match(
+        (await page.textContent('#owner-binding'))!,
+        /Owner binding is on \(device_trust\.bind_owner\): a device authenticates only for its owner/,
+      );
+    } finally {
+      await setBindOwner(false);
+    }
     // Editor pages.
     for (const [name, shot] of [
       ['devices', '05-devices'],

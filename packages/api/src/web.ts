@@ -136,6 +136,8 @@ export interface AdminItem {
 
 export interface AdminListResponse {
   items: AdminItem[];
+  /** Devices only: whether `device_trust.bind_owner` is on (a device authenticates only for its owner). */
+  bind_owner?: boolean;
 }
 
 export const CreateLockRequest = z.object({

@@ -531,13 +531,13 @@ async function devicesPage(view: HTMLElement): Promise<void> {
   const rows = data.items.map((d) =>
     h(
       'tr',
-      null,
+      { 'data-device': d.summary.asset_tag ?? d.name },
       h('td', null, h('code', null, d.name)),
       h('td', null, d.summary.asset_tag ?? ''),
       h('td', null, d.summary.os ?? ''),
       h('td', null, d.summary.enroll_status ?? ''),
       h('td', null, d.summary.attestation ?? ''),
-      h('td', null, d.summary.owner ?? ''),
+      h('td', { class: 'owner' }, d.summary.owner || h('span', { class: 'muted' }, 'none')),
     ),
   );
   view.append(
@@ -545,6 +545,13 @@ async function devicesPage(view: HTMLElement): Promise<void> {
       'div',
       { class: 'card' },
       h('h1', null, 'Devices'),
+      h(
+        'p',
+        { id: 'owner-binding', class: 'muted' },
+        data.bind_owner
+          ? 'Owner binding is on (device_trust.bind_owner): a device authenticates only for its owner; other users on it get no device trust.'
+          : 'Owner binding is off: any user on a device gets its device trust; the owner is recorded (the user who enrolled it, or the imported owner).',
+      ),
       rows.length
         ? table(['ID', 'Asset tag', 'OS', 'Enroll status', 'Attestation', 'Owner'], rows)
         : h('p', { class: 'muted' }, 'No devices in the inventory.'),

@@ -499,6 +499,9 @@ export class WebUi {
         yaml: formatResource(r, 'yaml'),
         summary: summary(r),
       })),
+      ...(kind === 'device'
+        ? { bind_owner: (await this.#o.auth.authPreference()).spec.device_trust?.bind_owner === true }
+        : {}),
     };
   }
 
