@@ -17,6 +17,8 @@ import {
 } from '../../../../test/support/auth-cluster';
 import { rejectsWith } from '../../../../test/support/warden-errors';
 import type { Identity } from '../access';
+import { DeviceInventory } from '../devicetrust';
+import { silentLogger } from '../log';
 
 async function addBot(c: TestCluster, name = 'ci', extra: { ttl?: string; token_ttl?: string } = {}) {
   return c.auth.addBot(c.admin, { name, roles: ['access'], logins: ['deploy'], ...extra });
@@ -164,13 +166,23 @@ describe('bots', () => {
     const c = await startTestCluster();
     const bot = await addBot(c);
     const invite = await c.invite('alice', ['access']);
+    const device = await c.auth.addDevice(c.admin, { os_type: 'linux', asset_tag: 'TOK1', enroll: true });
+    const enrollToken = device.enroll_token!.token;
     const tokens = await c.auth.listTokens(c.admin);
     assert.deepEqual(tokens.map((t) => [t.type, t.for]).sort(), [
       ['bot', 'ci'],
+      ['enroll', device.enroll_token!.device_id],
       ['invite', 'alice'],
     ]);
     const text = JSON.stringify(tokens);
-    assert.ok(!text.includes(bot.token) && !text.includes(invite), 'no token in the listing');
+    assert.ok(
+      !text.includes(bot.token) && !text.includes(invite) && !text.includes(enrollToken),
+      'no token in the listing',
+    );
+    // An enrollment token removed with `wctl tokens rm` no longer enrolls (audited refusal).
+    await c.auth.deleteToken(c.admin, tokens.find((t) => t.type === 'enroll')!.id);
+    const inventory = new DeviceInventory({ ...c, logger: silentLogger });
+    await rejectsWith(inventory.spendEnrollToken(enrollToken), 'WARDEN_ERR_INVALID_TOKEN');
     const id = tokens.find((t) => t.type === 'bot')!.id;
     assert.match(id, /^[0-9a-f]{12}$/);
     await c.auth.deleteToken(c.admin, id);

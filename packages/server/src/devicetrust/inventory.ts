@@ -1,12 +1,13 @@
 /**
  * `DeviceInventory`: the trusted-device inventory (DESIGN §6) — the rules over the raw
- * `device` store: registering devices, finding them by ID or asset tag, enrollment tokens
- * (single use, expiring, stored hashed), marking a device enrolled with its TPM credential,
+ * `device` store: registering devices, finding them by ID, asset tag or credential, enrollment
+ * tokens (single use, expiring, stored hashed: `tokens/`'s OneTimeTokens), marking a device enrolled with its TPM credential,
  * collected data, admin edits (unenroll) and removal. Every admin change is audited.
  * Internal to `devicetrust/`; the public surface is `devicetrust/index.ts`.
  *
  *   /devices/<uuid>                            device (Services.devices)
- *   /device_enroll_tokens/<sha256 of token>    { device_id, expires, created_by }, TTL = expiry
+ *   /device_enroll_tokens/<sha256 of token>    { device_id, created_by, expires }, TTL = expiry
+ *                                              (OneTimeTokens; listed by `wctl tokens ls`)
  */
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -34,7 +35,7 @@ import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { Services } from '../services';
-import { generateToken, hashToken } from '../tokens';
+import { OneTimeTokens } from '../tokens';
 
 /** Lifetime of an enrollment token when none is asked for. */
 export const DEFAULT_ENROLL_TOKEN_TTL_MS = 60 * 60 * 1000;
@@ -62,9 +63,9 @@ export interface DeviceInventoryOptions {
   logger: Logger;
 }
 
-interface StoredToken {
+/** What an enrollment token is for (the store adds its expiry). */
+interface EnrollToken {
   device_id: string;
-  expires: string;
   created_by: string;
 }
 
@@ -90,9 +91,12 @@ export class DeviceInventory {
   readonly #byCredential = new Map<string, string>();
   /** Devices decoded by `#readCached`, with the stored value they were decoded from. */
   readonly #decoded = new Map<string, { modRev: number; value: string; device: DeviceResource }>();
+  /** Enrollment tokens: hashed at rest, expiring, spent once (`tokens/`'s one-time store). */
+  readonly #tokens: OneTimeTokens<EnrollToken>;
 
   constructor(o: DeviceInventoryOptions) {
     this.#o = o;
+    this.#tokens = new OneTimeTokens(o.backend, o.clock, ENROLL_TOKEN_PREFIX);
   }
 
   #now(): number {
@@ -381,10 +385,10 @@ export class DeviceInventory {
       );
     }
     await this.#revokeTokens(device.metadata.name);
-    const token = generateToken();
-    const expires = new Date(this.#now() + ttlMs).toISOString();
-    const stored: StoredToken = { device_id: device.metadata.name, expires, created_by: actor.user };
-    await this.#o.backend.create(ENROLL_TOKEN_PREFIX + hashToken(token), JSON.stringify(stored), { ttlMs });
+    const { token, expires } = await this.#tokens.create(
+      { device_id: device.metadata.name, created_by: actor.user },
+      ttlMs,
+    );
     await this.#audit({
       type: 'device.token.create',
       success: true,
@@ -412,29 +416,12 @@ export class DeviceInventory {
       });
       return new WardenError('WARDEN_ERR_INVALID_TOKEN', INVALID_ENROLL_TOKEN_MESSAGE);
     };
-    let key: string;
-    try {
-      key = ENROLL_TOKEN_PREFIX + hashToken(token);
-    } catch {
-      throw await refuse(undefined, 'malformed');
-    }
-    const item = await this.#o.backend.get(key);
-    if (!item) throw await refuse(undefined, 'unknown, spent or expired');
-    let stored: StoredToken;
-    try {
-      stored = JSON.parse(item.value) as StoredToken;
-    } catch {
-      throw await refuse(undefined, 'unreadable');
-    }
+    // Unknown, malformed, spent and expired tokens are all simply not found.
+    const found = await this.#tokens.find(token);
+    if (!found) throw await refuse(undefined, 'unknown, spent or expired');
+    const stored = found.value;
     // Spend first: of two racing ceremonies with one token, exactly one continues.
-    let spent = false;
-    try {
-      spent = await this.#o.backend.delete(key, { expectedModRev: item.modRev });
-    } catch (e) {
-      if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw e;
-    }
-    if (!spent) throw await refuse(stored.device_id, 'already spent');
-    if (!(Date.parse(stored.expires) > this.#now())) throw await refuse(stored.device_id, 'expired');
+    if (!(await this.#tokens.spend(found))) throw await refuse(stored.device_id, 'already spent');
     const device = await this.#o.services.devices.find(stored.device_id);
     if (!device) throw await refuse(stored.device_id, 'device removed');
     if (device.spec.enroll_status === 'enrolled')
@@ -451,16 +438,7 @@ export class DeviceInventory {
 
   /** Deletes every enrollment token of a device. */
   async #revokeTokens(deviceId: string): Promise<void> {
-    const { items } = await this.#o.backend.range(ENROLL_TOKEN_PREFIX);
-    for (const item of items) {
-      let stored: Partial<StoredToken>;
-      try {
-        stored = JSON.parse(item.value) as Partial<StoredToken>;
-      } catch {
-        continue;
-      }
-      if (stored.device_id === deviceId) await this.#o.backend.delete(item.key);
-    }
+    await this.#tokens.deleteWhere((t) => t.device_id === deviceId);
   }
 
   // ---- Enrollment and collected data ----------------------------------------------------
