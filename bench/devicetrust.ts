@@ -198,12 +198,13 @@ async function main(): Promise<void> {
     const cas = await CertAuthorities.init({ backend, clusterName: 'bench', clock });
     const inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
     const o = { inventory, services, backend, clock, audit, logger: silentLogger };
-    const enrollment = new DeviceEnrollment(o);
-    // As `warden start`: the stored cluster settings, and the ceremony asks the live checker.
+    // As `warden start`: the stored cluster settings, and the ceremonies ask the live checker.
     await services.authPreference.upsert(await services.authPreference.get());
     const views = services.accessViews({ logger: silentLogger });
     await views.start();
-    const authn = new DeviceAuthentication({ ...o, cas, checker: liveAccessChecker(views, { clock }) });
+    const checker = liveAccessChecker(views, { clock });
+    const enrollment = new DeviceEnrollment({ ...o, checker });
+    const authn = new DeviceAuthentication({ ...o, cas, checker });
     const auth = createAuthServer({
       clock,
       backend,

@@ -472,6 +472,9 @@ export interface ClusterSettings {
   lockingMode: LockingMode | string | undefined;
   /** `device_trust.bind_owner`: a device authenticates only for its owner. */
   bindDeviceOwner?: boolean;
+  /** `device_trust.auto_enroll` and `ekcert_allowed_cas`: what device enrollment reads. */
+  autoEnroll?: boolean;
+  ekCertAllowedCas?: readonly string[];
 }
 
 /** The settings of a cluster_auth_preference resource. */
@@ -480,6 +483,10 @@ export function clusterSettingsOf(cap: AuthPreferenceResource): ClusterSettings 
     deviceTrustMode: cap.spec.device_trust?.mode,
     lockingMode: cap.spec.locking_mode,
     ...(cap.spec.device_trust?.bind_owner ? { bindDeviceOwner: true } : {}),
+    ...(cap.spec.device_trust?.auto_enroll ? { autoEnroll: true } : {}),
+    ...(cap.spec.device_trust?.ekcert_allowed_cas?.length
+      ? { ekCertAllowedCas: cap.spec.device_trust.ekcert_allowed_cas }
+      : {}),
   };
 }
 
@@ -613,6 +620,17 @@ export class AccessChecker {
   deviceOwnerBound(): boolean {
     const settings = this.#deps.clusterSettings();
     return settings ? settings.bindDeviceOwner === true : true;
+  }
+
+  /**
+   * What device enrollment reads of the cluster settings: `auto_enroll` and the CAs an EK
+   * certificate must chain to. Undefined while the settings are not known here (enrollment
+   * is then refused: allowed CAs may be configured).
+   */
+  enrollmentSettings(): { autoEnroll: boolean; ekCertAllowedCas: readonly string[] } | undefined {
+    const settings = this.#deps.clusterSettings();
+    if (!settings) return undefined;
+    return { autoEnroll: settings.autoEnroll === true, ekCertAllowedCas: settings.ekCertAllowedCas ?? [] };
   }
 
   /**

@@ -364,7 +364,7 @@ async function compose(
   // Device trust ceremonies (DESIGN §6), over the same inventory the admin API uses.
   const inventory = auth.devices;
   const deviceTrust = {
-    enrollment: new DeviceEnrollment({ inventory, services, backend, clock, audit, logger }),
+    enrollment: new DeviceEnrollment({ inventory, checker, backend, clock, audit, logger }),
     authentication: new DeviceAuthentication({ inventory, checker, cas, backend, clock, audit, logger }),
   };
   const tunnels = new SshTunnels({

@@ -79,7 +79,7 @@ describe('DeviceAuthentication', () => {
     device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
     tpm = new SoftTpm();
     credentialId = randomUUID();
-    const enrollment = new DeviceEnrollment(o);
+    const enrollment = new DeviceEnrollment({ ...o, checker: liveAccessChecker(views, { clock }) });
     const begin = await enrollment.begin({
       token: (await inventory.createEnrollToken(admin, device.metadata.name)).token,
       credential_id: credentialId,

@@ -1,15 +1,22 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { AUTH_PREFERENCE_NAME, type DeviceResource, type ErrorCode, type rpc } from '@warden/api';
+import {
+  AUTH_PREFERENCE_NAME,
+  type AuthPreferenceResource,
+  type DeviceResource,
+  type ErrorCode,
+  type rpc,
+} from '@warden/api';
 import { AK_ATTRIBUTES, TPMA_OBJECT } from '@warden/tpm';
 import { createTestEkCa, SoftTpm, type TestEkCa } from '../../../../test/support/soft-tpm';
 import { refusedWith as refused } from '../../../../test/support/warden-errors';
+import { AccessChecker, liveAccessChecker, NO_CLUSTER_SETTINGS } from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
-import { createServices, type Services } from '../services';
+import { type AccessViews, createServices, type Services } from '../services';
 import { DEVICE_PCR_SELECTION } from './ceremony';
 import { DeviceEnrollment, EnrollErrors } from './enroll';
 import { DeviceInventory } from './inventory';
@@ -27,6 +34,7 @@ describe('DeviceEnrollment', () => {
   let services: Services;
   let inventory: DeviceInventory;
   let enrollment: DeviceEnrollment;
+  let views: AccessViews;
   let device: DeviceResource;
   let ca: TestEkCa;
 
@@ -36,11 +44,17 @@ describe('DeviceEnrollment', () => {
     audit = new MemoryAuditLog({ clock });
     services = createServices({ backend, clock });
     inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
-    enrollment = new DeviceEnrollment({ inventory, services, backend, clock, audit, logger: silentLogger });
+    // As `warden start`: the stored cluster settings, read through the live checker.
+    await services.authPreference.upsert(await services.authPreference.get());
+    views = services.accessViews({ logger: silentLogger });
+    await views.start();
+    const checker = liveAccessChecker(views, { clock });
+    enrollment = new DeviceEnrollment({ inventory, checker, backend, clock, audit, logger: silentLogger });
     device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
     ca ??= await createTestEkCa();
   });
   afterEach(async () => {
+    views.close();
     await backend.close();
   });
 
@@ -71,14 +85,24 @@ describe('DeviceEnrollment', () => {
       ...rest,
     };
   };
-  const setAllowedCas = async (pems: string[]) => {
+  /** Stores device_trust settings and waits until the checker's live view has them. */
+  const setDeviceTrust = async (over: Partial<AuthPreferenceResource['spec']['device_trust']>) => {
     const cap = await services.authPreference.get();
-    await services.authPreference.upsert({
+    const stored = await services.authPreference.upsert({
       ...cap,
       metadata: { name: AUTH_PREFERENCE_NAME },
-      spec: { ...cap.spec, device_trust: { ...cap.spec.device_trust, ekcert_allowed_cas: pems } },
+      spec: { ...cap.spec, device_trust: { ...cap.spec.device_trust, ...over } },
     });
+    for (
+      let i = 0;
+      views.preference.get(AUTH_PREFERENCE_NAME)?.metadata.revision !== stored.metadata.revision;
+      i++
+    ) {
+      if (i > 1000) assert.fail('the live view did not catch up');
+      await new Promise((r) => setImmediate(r));
+    }
   };
+  const setAllowedCas = (pems: string[]) => setDeviceTrust({ ekcert_allowed_cas: pems });
   /** The whole ceremony with a well-behaved device; returns the enrolled device. */
   const enroll = async (tpm: SoftTpm, req: rpc.DeviceEnrollBeginRequest, caller = {}) => {
     const begin = await enrollment.begin(req, caller);
@@ -209,6 +233,48 @@ describe('DeviceEnrollment', () => {
     const events = await enrollEvents();
     assert.equal(events.length, 4);
     assert.ok(events.every((e) => !e.success && e.error?.length));
+  });
+
+  test('auto_enroll and allowed CAs come from the live checker; while the settings are unknown nothing enrolls and no token is spent', async () => {
+    const tpm = new SoftTpm();
+    const auto = (): rpc.DeviceEnrollBeginRequest => ({
+      credential_id: randomUUID(),
+      device_data: data(),
+      ...tpm.enrollInit(),
+    });
+    await assert.rejects(
+      enrollment.begin(auto(), { user: 'alice' }),
+      refused(/auto-enrollment is off/, 'WARDEN_ERR_INVALID_TOKEN'),
+    );
+    await setDeviceTrust({ auto_enroll: true });
+    const res = await enroll(tpm, auto(), { user: 'alice' });
+    assert.equal(res.device.enroll_status, 'enrolled');
+    assert.equal(res.device.owner, 'alice');
+
+    // A checker that does not know the cluster settings (its view not loaded yet).
+    const blind = new DeviceEnrollment({
+      inventory,
+      checker: new AccessChecker({
+        clock,
+        locks: { values: () => [], staleForMs: () => 0 },
+        role: () => undefined,
+        clusterSettings: () => undefined,
+      }),
+      backend,
+      clock,
+      audit,
+      logger: silentLogger,
+    });
+    const other = await inventory.add(admin, { osType: 'linux', assetTag: 'BLIND' });
+    const b = new SoftTpm();
+    const req = await request(b, {
+      device_data: data({ serial_number: 'BLIND' }),
+      deviceId: other.metadata.name,
+    });
+    await assert.rejects(blind.begin(req), refused(NO_CLUSTER_SETTINGS, 'WARDEN_ERR_ACCESS_DENIED'));
+    // The token was not spent: the same request enrolls once the settings are known.
+    const enrolled = await enroll(b, req);
+    assert.equal(enrolled.device.id, other.metadata.name);
   });
 
   test('the token is single use, spent at begin even when the rest fails; expired and foreign tokens fail', async () => {

@@ -55,11 +55,11 @@ import {
   verifyEkCertificate,
   verifyQuote,
 } from '@warden/tpm';
+import { type AccessChecker, NO_CLUSTER_SETTINGS } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
-import type { Services } from '../services';
 import {
   CeremonySessions,
   DEVICE_PCR_SELECTION,
@@ -90,7 +90,11 @@ export type EnrollInventory = Pick<
 
 export interface DeviceEnrollmentOptions {
   inventory: EnrollInventory;
-  services: Pick<Services, 'authPreference'>;
+  /**
+   * The process's access checker: `auto_enroll` and `ekcert_allowed_cas` from its live view
+   * of the cluster settings (no backend read per ceremony).
+   */
+  checker: Pick<AccessChecker, 'enrollmentSettings'>;
   backend: Backend;
   clock: Clock;
   audit: AuditLog;
@@ -98,6 +102,9 @@ export interface DeviceEnrollmentOptions {
   /** Time between begin and finish (default 5 min). */
   sessionTtlMs?: number;
 }
+
+/** What enrollment reads of the cluster settings (`AccessChecker.enrollmentSettings`). */
+type EnrollmentSettings = NonNullable<ReturnType<AccessChecker['enrollmentSettings']>>;
 
 /** Who asks: the client's address, and the user when the request carried a certificate. */
 export interface EnrollCaller {
@@ -163,6 +170,13 @@ export class DeviceEnrollment {
     });
   }
 
+  /** The enrollment settings from the checker's live view; refused while they are unknown. */
+  #settings(): EnrollmentSettings {
+    const settings = this.#o.checker.enrollmentSettings();
+    if (!settings) throw new WardenError('WARDEN_ERR_ACCESS_DENIED', NO_CLUSTER_SETTINGS);
+    return settings;
+  }
+
   async #audit(event: AuditEventInput): Promise<void> {
     await writeAuditEvent(this.#o.audit, this.#o.logger, event);
   }
@@ -202,10 +216,13 @@ export class DeviceEnrollment {
   ): Promise<rpc.DeviceEnrollBeginResponse> {
     // 1. The token, spent whatever happens next — or, without one, auto-enrollment.
     let device: DeviceResource;
+    let settings: EnrollmentSettings;
     const auto = req.token === undefined;
     try {
+      // The settings first: while they are unknown here, no token is spent.
+      settings = this.#settings();
       device = auto
-        ? await this.#autoEnrollable(req.device_data, caller)
+        ? await this.#autoEnrollable(req.device_data, caller, settings)
         : await this.#o.inventory.spendEnrollToken(req.token!, caller.addr);
     } catch (e) {
       throw await this.#fail(caller, e, { credentialId: req.credential_id, ...(auto ? { auto } : {}) });
@@ -219,7 +236,7 @@ export class DeviceEnrollment {
       checkDeviceData(device, req.device_data);
       // 3. The EK, and the device it may back: an `ek:` asset tag names exactly this EK, and
       //    one EK backs at most one device.
-      const ek = await this.#classifyEk(req.ek);
+      const ek = this.#classifyEk(req.ek, settings);
       const ekSha256 = ekFingerprint(ek.public);
       checkEkAssetTag(device, ekSha256);
       const backed = await this.#o.inventory.findByEk(ekSha256, device.metadata.name);
@@ -279,9 +296,12 @@ export class DeviceEnrollment {
    * credential activation, quote) is the same as with a token. A device that is not in the
    * inventory is never auto-enrolled.
    */
-  async #autoEnrollable(data: rpc.DeviceData, caller: EnrollCaller): Promise<DeviceResource> {
-    const cap = await this.#o.services.authPreference.get();
-    if (!cap.spec.device_trust.auto_enroll)
+  async #autoEnrollable(
+    data: rpc.DeviceData,
+    caller: EnrollCaller,
+    settings: EnrollmentSettings,
+  ): Promise<DeviceResource> {
+    if (!settings.autoEnroll)
       throw new WardenError(
         'WARDEN_ERR_INVALID_TOKEN',
         'an enrollment token is required: auto-enrollment is off in this cluster (device_trust.auto_enroll)',
@@ -406,9 +426,10 @@ export class DeviceEnrollment {
    * with no issuer at hand the signature can't be checked, so the certificate is recorded as
    * `unchecked` and the device enrolls on its bare EK (`tpm_ekpub`), never as `tpm_ekcert`.
    */
-  async #classifyEk(
+  #classifyEk(
     ek: rpc.DeviceEnrollBeginRequest['ek'],
-  ): Promise<{ public: TpmtPublic; type: DeviceAttestationType; record: EkCertRecord }> {
+    settings: EnrollmentSettings,
+  ): { public: TpmtPublic; type: DeviceAttestationType; record: EkCertRecord } {
     let ekPublic: TpmtPublic;
     try {
       ekPublic = decodePublic(fromB64(ek.public));
@@ -424,8 +445,7 @@ export class DeviceEnrollment {
         'the presented EK is not an endorsement key (a restricted decryption key bound to the TPM)',
       );
     }
-    const cap = await this.#o.services.authPreference.get();
-    const allowed = cap.spec.device_trust.ekcert_allowed_cas ?? [];
+    const allowed = settings.ekCertAllowedCas;
     const certDer = ek.cert_der ? fromB64(ek.cert_der) : undefined;
     const issuers = (ek.chain_der ?? []).map(fromB64);
     const now = new Date(this.#o.clock.now());
@@ -436,7 +456,7 @@ export class DeviceEnrollment {
     try {
       if (allowed.length > 0) {
         const { certificate, chain } = verifyEkCertificate(certDer, {
-          roots: allowed,
+          roots: [...allowed],
           intermediates: issuers,
           now,
         });

@@ -131,7 +131,7 @@ describe('WebDeviceTrust', () => {
     device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
     tpm = new SoftTpm();
     credentialId = randomUUID();
-    const enrollment = new DeviceEnrollment(o);
+    const enrollment = new DeviceEnrollment({ ...o, checker });
     const begin = await enrollment.begin({
       token: (await inventory.createEnrollToken(admin, device.metadata.name)).token,
       credential_id: credentialId,
@@ -347,7 +347,7 @@ describe('WebDeviceTrust', () => {
     await inventory.remove(admin, device.metadata.name);
     const again = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
     const o = { inventory, services, backend, clock, audit, logger: silentLogger };
-    const enrollment = new DeviceEnrollment(o);
+    const enrollment = new DeviceEnrollment({ ...o, checker });
     credentialId = randomUUID();
     const begin = await enrollment.begin({
       token: (await inventory.createEnrollToken(admin, again.metadata.name)).token,
