@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as connectHttp2, type Settings as Http2Settings } from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -216,6 +217,77 @@ describe('web apps through Warden', { skip: curlCheck.skip }, () => {
     assert.equal(echo.body, body);
     const stream = await curl([...args, `${uri}/stream?n=4`]);
     assert.equal(stream.body, 'chunk 0\nchunk 1\nchunk 2\nchunk 3\n');
+  });
+
+  test('HTTP/2 advertises no extended CONNECT and refuses CONNECT (405); a WebSocket with the app certificate goes over HTTP/1.1 beside it', async () => {
+    const cfg = JSON.parse(
+      (await cli('wsh', ['app', 'config', 'demo', '--format=json'], { env: alice })).stdout,
+    ) as {
+      uri: string;
+      ca: string;
+      cert: string;
+      key: string;
+    };
+    const host = new URL(cfg.uri).hostname;
+    const tlsOptions = {
+      ca: readFileSync(cfg.ca),
+      cert: readFileSync(cfg.cert),
+      key: readFileSync(cfg.key),
+      servername: host,
+    };
+    const session = connectHttp2(`https://127.0.0.1:${c.port}`, tlsOptions);
+    try {
+      const settings = await new Promise<Http2Settings>((resolve, reject) => {
+        session.once('remoteSettings', resolve);
+        session.once('error', reject);
+      });
+      assert.equal(settings.enableConnectProtocol, false, 'no RFC 8441 WebSockets over HTTP/2 on offer');
+      const exchange = (headers: Record<string, string>) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const stream = session.request(headers);
+          let status = 0;
+          let body = '';
+          stream.on('response', (h) => {
+            status = Number(h[':status']);
+          });
+          stream.on('data', (d: Buffer) => {
+            body += d.toString();
+          });
+          stream.on('end', () => resolve({ status, body }));
+          stream.on('error', reject);
+        });
+      const refused = await exchange({
+        ':method': 'CONNECT',
+        ':authority': `${host}:${c.port}`,
+        accept: 'application/json',
+      });
+      assert.equal(refused.status, 405);
+      const error = (JSON.parse(refused.body) as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, 'WARDEN_ERR_BAD_PARAMETER');
+      assert.match(error.message, /does not relay CONNECT/);
+      const hello = await exchange({
+        ':method': 'GET',
+        ':path': '/hello',
+        ':authority': `${host}:${c.port}`,
+      });
+      assert.equal(hello.status, 200, 'the HTTP/2 connection still serves the app');
+      // The WebSocket: its own TLS connection, HTTP/1.1, the Upgrade relayed to the app.
+      const ws = new WebSocket(`wss://127.0.0.1:${c.port}/ws`, {
+        ...tlsOptions,
+        headers: { host: `${host}:${c.port}` },
+      });
+      const messages: string[] = [];
+      ws.on('message', (m) => messages.push(m.toString()));
+      await new Promise<void>((r, j) => {
+        ws.once('open', () => r());
+        ws.once('error', j);
+      });
+      ws.send('over http/1.1');
+      await waitFor(() => messages.join('|'), /welcome\|over http\/1\.1/);
+      ws.close();
+    } finally {
+      session.close();
+    }
   });
 
   test('the JWT verifies with jose against /.well-known/jwks.json; forged ones do not', async () => {

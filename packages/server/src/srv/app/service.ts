@@ -137,6 +137,13 @@ type TunnelPrincipal = Pick<AppConnection, 'principal' | 'certApp' | 'refusal'>;
 /** Verified client certificates remembered (see `#verifyCert`). */
 const MAX_VERIFIED_CERTS = 1024;
 const VERIFIED_CERT_TTL_MS = 60_000;
+/** The answer to a CONNECT request on an app host (see the constructor). */
+export const CONNECT_REFUSAL: AppRefusal = {
+  code: 'WARDEN_ERR_BAD_PARAMETER',
+  status: 405,
+  message: 'Warden does not relay CONNECT requests to apps (no tunnels, no WebSockets over HTTP/2).',
+  hint: 'WebSockets to apps work over HTTP/1.1: open them on a connection of their own (browsers do this by themselves).',
+};
 /** The principal `checkTunnel` found, for `acceptTunnel` on the same socket. */
 const TUNNEL_PRINCIPAL = Symbol('warden.app.tunnelPrincipal');
 
@@ -248,6 +255,13 @@ export class AppService {
     this.#hostServer.on('request', onRequest);
     this.#hostServer.on('upgrade', onUpgrade);
     this.#hostServer.on('sessionError', () => undefined);
+    // CONNECT over HTTP/2 is not proxied: not as a tunnel, and not RFC 8441's extended CONNECT
+    // (WebSockets over HTTP/2) — the server does not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL,
+    // so browsers open WebSockets to apps on a connection of their own over HTTP/1.1 (ALPN
+    // http/1.1), where the Upgrade is relayed. A CONNECT that comes anyway gets this page.
+    this.#hostServer.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) =>
+      sendRefusal(req.headers.accept, res, CONNECT_REFUSAL),
+    );
     this.#tunnelServer = createHttpServer();
     this.#tunnelServer.on('request', onRequest);
     this.#tunnelServer.on('upgrade', onUpgrade);
