@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -380,6 +380,33 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
       daemon.child.kill('SIGTERM');
       await daemon.exited;
     }
+  });
+
+  test('bad outputs: a malformed name is refused before the token is spent; an unknown app fails --oneshot, and a restart without a token fixes it', async () => {
+    const add = await wctl(['bots', 'add', 'typo', '--roles=bot-all']);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const dest = join(w.dir, 'bot-typo');
+    const start = (flags: string[]) =>
+      runCli('wbot', ['start', `--destination=${dest}`, '--oneshot', ...flags], { env: w.env });
+    const first = [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`];
+    const malformed = await start([...first, '--app=Not_An_App']);
+    assert.equal(malformed.code, 1);
+    assert.match(malformed.stderr, /--app "Not_An_App" is not an app name/);
+    const badCluster = await start([...first, '--kubernetes-cluster=no such']);
+    assert.equal(badCluster.code, 1);
+    assert.match(badCluster.stderr, /--kubernetes-cluster "no such" is not a cluster name/);
+    // The token is still good: it joins, then the unknown app fails the oneshot.
+    const unknown = await start([...first, '--app=nope']);
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assert.match(unknown.stderr, /joined as bot "typo"/);
+    assert.match(unknown.stderr, /app "nope" not found/);
+    assert.match(unknown.stderr, /start again without a token/);
+    assert.equal(existsSync(join(dest, 'apps', 'nope.pem')), false);
+    const fixed = await start(['--app=dash']);
+    assert.equal(fixed.code, 0, fixed.stderr);
+    const got = await appGet(dest, '/hello');
+    assert.equal(got.status, 200, `${got.body}${got.stderr}`);
   });
 
   test('under required, the bot is refused by the database and the cluster', async () => {

@@ -92,7 +92,13 @@ export async function runStart(ctx: CommandContext): Promise<number> {
     try {
       written = await refreshOutputs(ctx, current, outputs);
     } catch (e) {
-      if (oneshot) throw e;
+      if (oneshot) {
+        say(
+          ctx,
+          `the identity in ${destination} is written; start again without a token once the outputs are fixed`,
+        );
+        throw e;
+      }
       say(ctx, `outputs refused or failed: ${isWardenError(e) ? e.message : (e as Error).message}`);
     }
   }
