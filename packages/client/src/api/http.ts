@@ -7,6 +7,9 @@
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import { isErrorCode, WardenError } from '@warden/api';
+import { splitHostPort } from './address';
+
+export { splitHostPort };
 
 /** Keep-alive agents per client certificate (a process uses one or two). */
 const MAX_AGENTS = 16;
@@ -57,15 +60,6 @@ export interface HttpOptions {
   insecure?: boolean;
   identity?: TlsIdentity;
   timeoutMs?: number;
-}
-
-export function splitHostPort(addr: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(addr.trim());
-  const port = m ? Number(m[2]) : Number.NaN;
-  if (!m?.[1] || port < 1 || port > 65535) {
-    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid proxy address "${addr}": expected HOST:PORT`);
-  }
-  return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
 export interface RawResponse {

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { connect, createSecureContext, type SecureContext } from 'node:tls';
 import { isErrorCode, WardenError } from '@warden/api';
 import type { LoadedProfile } from '../profile';
-import { splitHostPort } from './http';
+import { splitHostPort } from './address';
 
 const MAX_ANSWER = 64 * 1024;
 /** Credentials (and their TLS sessions) remembered per process; a long-lived relay uses one or two. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isWardenError } from '@warden/api';
-import { readIdentityFile } from './index';
+import { readIdentityFile } from './identity-file';
 
 const good = {
   warden_identity: 1,

@@ -12,14 +12,17 @@
  * Each renewal makes a new key. Files are replaced by rename, so a reader sees the old set or
  * the new one. Who may import: the CLI (`wbot`) and tests. Tested by test/bots/.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { type rpc, WardenError } from '@warden/api';
 import { ApiClient, establishTrust } from '../api';
 import { UserKey } from '../keys';
 import { type LoadedProfile, type Profile, readProfileDir, writeAtomic, writeProfileDir } from '../profile';
 // Not '../ssh': its index loads ssh2, and wsh/wctl read identity files at every start (-i).
 import { openSshConfig } from '../ssh/openssh-config';
+import { type IdentityFile, readIdentityFile } from './identity-file';
+
+export { readIdentityFile };
 
 /** The one-file identity in a bot's destination (`wsh -i DIR/identity`). */
 export const IDENTITY_FILE = 'identity';
@@ -30,114 +33,6 @@ export const SSH_CONFIG_FILE = 'ssh_config';
 export const RENEW_WHEN_LEFT = 1 / 3;
 /** After a failed renewal, try again this soon (or sooner, before the certificate ends). */
 export const RETRY_MS = 30_000;
-
-/** The one-file identity (`wsh -i FILE`), as `wbot start` writes it. */
-interface IdentityFile {
-  warden_identity: 1;
-  proxy: string;
-  cluster: string;
-  user: string;
-  roles: string[];
-  logins: string[];
-  expires: string;
-  insecure: boolean;
-  key_pem: string;
-  ssh_public_key: string;
-  ssh_cert: string;
-  tls_cert: string;
-  user_ca_pems: string[];
-  host_ca_pems: string[];
-  known_hosts: string;
-}
-
-/**
- * What each field must hold: a non-empty string, any string, a boolean, a list of strings,
- * or a non-empty one. Checked by hand, not with zod: wsh and wctl read identity files at
- * start-up (-i), and zod takes longer to load than the rest of `wctl get`.
- */
-const IDENTITY_FIELDS: Record<
-  Exclude<keyof IdentityFile, 'warden_identity'>,
-  'text' | 'string' | 'boolean' | 'list' | 'list1'
-> = {
-  proxy: 'text',
-  cluster: 'text',
-  user: 'text',
-  roles: 'list',
-  logins: 'list',
-  expires: 'string',
-  insecure: 'boolean',
-  key_pem: 'text',
-  ssh_public_key: 'text',
-  ssh_cert: 'text',
-  tls_cert: 'text',
-  user_ca_pems: 'list',
-  host_ca_pems: 'list1',
-  known_hosts: 'string',
-};
-
-function isIdentityFile(v: unknown): v is IdentityFile {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const o = v as Record<string, unknown>;
-  if (o.warden_identity !== 1) return false;
-  return Object.entries(IDENTITY_FIELDS).every(([field, want]) => {
-    const x = o[field];
-    switch (want) {
-      case 'text':
-        return typeof x === 'string' && x.length > 0;
-      case 'string':
-        return typeof x === 'string';
-      case 'boolean':
-        return typeof x === 'boolean';
-      default:
-        return Array.isArray(x) && x.every((e) => typeof e === 'string') && (want === 'list' || x.length > 0);
-    }
-  });
-}
-
-/**
- * The profile an identity file holds (`wsh -i FILE`, `wctl -i FILE`): its directory is the
- * profile directory, so OpenSSH files written beside it (a bot's destination) are used.
- */
-export function readIdentityFile(path: string): LoadedProfile {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new WardenError(
-      'WARDEN_ERR_NOT_LOGGED_IN',
-      `cannot read the identity file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
-    );
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (!isIdentityFile(parsed)) {
-    throw new WardenError(
-      'WARDEN_ERR_NOT_LOGGED_IN',
-      `${path} is not a Warden identity file (\`wbot start\` writes one into its --destination)`,
-    );
-  }
-  return {
-    proxy: parsed.proxy,
-    cluster: parsed.cluster,
-    user: parsed.user,
-    roles: parsed.roles,
-    logins: parsed.logins,
-    expires: parsed.expires,
-    insecure: parsed.insecure,
-    dir: dirname(resolve(path)),
-    keyPem: parsed.key_pem,
-    sshPublicKey: parsed.ssh_public_key,
-    sshCert: parsed.ssh_cert,
-    tlsCert: parsed.tls_cert,
-    userCaPems: parsed.user_ca_pems,
-    hostCaPems: parsed.host_ca_pems,
-    knownHosts: parsed.known_hosts,
-  };
-}
 
 /**
  * The identity file's profile, read again whenever the file changed: long-running tunnels

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { type rpc, WardenError } from '@warden/api';
 import { ApiClient, establishTrust } from '../api';
 import { UserKey } from '../keys';
-import type { LoadedProfile, ProfileStore } from '../profile';
+import { type LoadedProfile, type ProfileStore, requireUnexpired } from '../profile';
 
 export interface TrustFlags {
   proxy: string;
@@ -202,12 +202,7 @@ export async function login(
 
 /** An API client authenticated with the profile's certificate. */
 export function clientForProfile(profile: LoadedProfile): ApiClient {
-  if (Date.parse(profile.expires) <= Date.now()) {
-    throw new WardenError(
-      'WARDEN_ERR_NOT_LOGGED_IN',
-      `your certificates for ${profile.proxy} expired at ${profile.expires}; run \`wsh login --proxy=${profile.proxy} --user=${profile.user}\``,
-    );
-  }
+  requireUnexpired(profile);
   return new ApiClient({
     proxy: profile.proxy,
     caPems: profile.hostCaPems,

@@ -9,6 +9,7 @@ export {
   ProfileStore,
   profileName,
   readProfileDir,
+  requireUnexpired,
   splitPems,
   wardenHome,
   writeAtomic,

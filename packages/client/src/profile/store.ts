@@ -47,6 +47,20 @@ export interface LoadedProfile extends Profile, ProfileSecrets {
   dir: string;
 }
 
+/**
+ * The profile, unless its certificates have ended: NOT_LOGGED_IN saying how to log in again.
+ * (clientForProfile checks the same; this needs no API client, for `wsh proxy ssh`.)
+ */
+export function requireUnexpired<P extends Profile>(profile: P): P {
+  if (Date.parse(profile.expires) <= Date.now()) {
+    throw new WardenError(
+      'WARDEN_ERR_NOT_LOGGED_IN',
+      `your certificates for ${profile.proxy} expired at ${profile.expires}; run \`wsh login --proxy=${profile.proxy} --user=${profile.user}\``,
+    );
+  }
+  return profile;
+}
+
 export function wardenHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.WARDEN_HOME || join(homedir(), '.warden');
 }
