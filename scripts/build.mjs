@@ -54,6 +54,25 @@ await build({
   },
 });
 
+// `wsh proxy ssh` alone in one file, for OpenSSH's ProxyCommand (`wsh config` names it): it
+// starts for every SSH session, and one file loads faster than wsh's shared chunks.
+await build({
+  entryPoints: { 'wsh-proxy-ssh': 'packages/cli/src/wsh-proxy-ssh.ts' },
+  outdir: 'dist',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  plugins: [preciseImports(), zodEnglishOnly],
+  // yaml only for --format=yaml, which this command has no use for: from node_modules if ever.
+  external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty', 'yaml'],
+  banner: {
+    js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
+  },
+});
+
 // The Web UI: one script and one stylesheet, no runtime downloads (it works offline), no
 // inline scripts (the proxy's CSP forbids them).
 mkdirSync('dist/web', { recursive: true });

@@ -80,3 +80,13 @@ test('wsh proxy ssh (OpenSSH starts it for every session) loads no zod, YAML, X.
   const bytes = [...files.values()].reduce((n, t) => n + t.length, 0);
   assert.ok(bytes < 200_000, `wsh proxy ssh loads ${bytes} bytes of JavaScript`);
 });
+
+test('dist/wsh-proxy-ssh.js, the ProxyCommand `wsh config` writes, is one small file without zod, YAML, X.509 or ssh2', {
+  skip,
+}, () => {
+  const files = closure([join(dist, 'wsh-proxy-ssh.js')], /^$/);
+  assert.deepEqual([...files.keys()], [join(dist, 'wsh-proxy-ssh.js')]);
+  assert.deepEqual(heavyIn(files), []);
+  const bytes = [...files.values()].reduce((n, t) => n + t.length, 0);
+  assert.ok(bytes < 100_000, `dist/wsh-proxy-ssh.js has ${bytes} bytes of JavaScript`);
+});

@@ -1,22 +1,8 @@
 /** The `wsh` commands. Each `run` loads its implementation lazily. */
-import { type Command, identityOption, type OptionSpec } from '../command';
+import type { Command, OptionSpec } from '../command';
+import { proxySshSpec, wshEnv, wshGlobalOptions } from './base';
 
-/** The environment variables wsh reads (listed in every `wsh … --help`). */
-export const wshEnv: [string, string][] = [
-  ['WARDEN_PROXY', 'proxy address when --proxy is not given (default: the last one used)'],
-  [
-    'WARDEN_USER',
-    'user name for `wsh login` when --user is not given (default: the last one, else the OS user)',
-  ],
-  ['WARDEN_HOME', 'where profiles (keys, certificates) live (default ~/.warden)'],
-  ['WARDEN_TPM', 'TPM device for device trust (default /dev/tpmrm0)'],
-  ['WARDEN_DEVICE_CACHE', 'where the wrapped device key lives (default ~/.cache/warden-device)'],
-  ['WARDEN_DEBUG', 'set to 1 for debug details, as --debug'],
-  ['WARDEN_WEB_HELPER', '`off`: `wsh login` never starts the device web-helper (as --web-helper=off)'],
-];
-
-/** Flags every wsh command takes (they may also come before the command). */
-export const wshGlobalOptions: Record<string, OptionSpec> = { identity: identityOption };
+export { wshEnv, wshGlobalOptions };
 
 const proxyOpt: OptionSpec = {
   type: 'string',
@@ -348,18 +334,7 @@ export const wshCommands: Command[] = [
     args: [1, 1],
     run: async (ctx) => (await import('./kube')).runProxyKube(ctx),
   },
-  {
-    path: ['proxy', 'ssh'],
-    summary: "Connect stdin/stdout to a node's SSH server through the proxy (an OpenSSH ProxyCommand).",
-    usage: 'proxy ssh [--login=LOGIN] [LOGIN@]NODE[:PORT]',
-    details: 'Used by the config from `wsh config`: ProxyCommand wsh proxy ssh --login=%r %h',
-    options: {
-      login: { type: 'string', short: 'l', value: 'LOGIN', help: 'remote login (default: your first login)' },
-    },
-    args: [1, 1],
-    errorExitCode: 255,
-    run: async (ctx) => (await import('./proxy-ssh')).runProxySsh(ctx),
-  },
+  { ...proxySshSpec, run: async (ctx) => (await import('./proxy-ssh')).runProxySsh(ctx) },
   {
     path: ['device', 'asset-tag'],
     summary: "Print this device's asset tag (what `wctl devices add --asset-tag` wants).",

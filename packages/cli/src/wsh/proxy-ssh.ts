@@ -3,15 +3,14 @@
  * connection, so its start-up is part of every session's setup: this module loads the
  * profile and the tunnel only — no ssh2, no zod (test/cli-bundle.test.ts guards it).
  */
-import { clientForProfile, dialNode, proxyError } from '@warden/client';
+import { dialNode, proxyError, requireUnexpired } from '@warden/client';
 import { type CommandContext, str } from '../command';
 import { requireProfile } from '../profile';
 import { chooseLogin, nodeFromHost, parseTarget } from './target';
 
 export async function runProxySsh(ctx: CommandContext): Promise<number> {
-  const profile = requireProfile(ctx);
   // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
-  clientForProfile(profile);
+  const profile = requireUnexpired(requireProfile(ctx));
   const { login: targetLogin, node: host } = parseTarget(ctx.positionals[0] ?? '');
   const login = chooseLogin(str(ctx.values, 'login'), targetLogin, profile);
   let stream: Awaited<ReturnType<typeof dialNode>>['stream'];

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import type { LoadedProfile } from '@warden/client';
 import { type CommandContext, type Program, runProgram, splitAtFirstPositional } from '../command';
 import { wshCommands } from './commands';
-import { remoteCommand, wshCommandLine } from './ssh';
+import { proxySshCommandLine, remoteCommand, wshCommandLine } from './ssh';
 import { chooseLogin, nodeFromHost, parseTarget } from './target';
 
 /** Runs `wsh ARGV` with the real command table, but captures what `wsh ssh` would receive. */
@@ -145,4 +148,28 @@ test('wshCommandLine quotes node, its flags and the script for sh', () => {
     wshCommandLine('/usr/bin/node', ['--import', 'tsx'], '/nonexistent/my dir/wsh.js'),
     "/usr/bin/node --import tsx '/nonexistent/my dir/wsh.js'",
   );
+});
+
+test('the ProxyCommand runs dist/wsh-proxy-ssh.js beside a bundled wsh.js, else wsh itself', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden dist-'));
+  try {
+    const wshJs = join(dir, 'wsh.js');
+    writeFileSync(wshJs, '');
+    // Not built yet: wsh itself.
+    assert.equal(proxySshCommandLine('/usr/bin/node', [], wshJs), `/usr/bin/node '${wshJs}'`);
+    writeFileSync(join(dir, 'wsh-proxy-ssh.js'), '');
+    assert.equal(
+      proxySshCommandLine('/usr/bin/node', [], wshJs),
+      `/usr/bin/node '${join(dir, 'wsh-proxy-ssh.js')}'`,
+    );
+    // From the sources (tsx), wsh.ts: wsh itself.
+    const wshTs = join(dir, 'wsh.ts');
+    writeFileSync(wshTs, '');
+    assert.equal(
+      proxySshCommandLine('/usr/bin/node', ['--import', 'tsx'], wshTs),
+      `/usr/bin/node --import tsx '${wshTs}'`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,8 +2,8 @@
  * `wsh ssh`, `wsh ls`, `wsh config` and `wsh proxy ssh`: thin commands over the SSH client in
  * `@warden/client` (dial through the proxy, certificate login, host certificate check).
  */
-import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseSshCertificate, WardenError } from '@warden/api';
 import {
   clientForProfile,
@@ -187,13 +187,31 @@ export function wshCommandLine(
   execArgv: readonly string[] = process.execArgv,
   script: string = process.argv[1] ?? 'wsh',
 ): string {
-  let path = resolve(script);
+  return [execPath, ...execArgv, realpathOr(resolve(script))].map(shellQuote).join(' ');
+}
+
+/**
+ * The ProxyCommand's command line: dist/wsh-proxy-ssh.js (the `proxy ssh` command alone in one
+ * file, which starts faster; OpenSSH runs it for every session) when this is the bundled
+ * dist/wsh.js beside it, else this wsh.
+ */
+export function proxySshCommandLine(
+  execPath: string = process.execPath,
+  execArgv: readonly string[] = process.execArgv,
+  script: string = process.argv[1] ?? 'wsh',
+): string {
+  const path = realpathOr(resolve(script));
+  const alone = join(dirname(path), 'wsh-proxy-ssh.js');
+  const bundled = basename(path) === 'wsh.js' && existsSync(alone);
+  return wshCommandLine(execPath, execArgv, bundled ? alone : path);
+}
+
+function realpathOr(path: string): string {
   try {
-    path = realpathSync(path);
+    return realpathSync(path);
   } catch {
-    // keep the resolved path
+    return path;
   }
-  return [execPath, ...execArgv, path].map(shellQuote).join(' ');
 }
 
 export async function runConfig(ctx: CommandContext): Promise<number> {
@@ -211,6 +229,7 @@ export async function runConfig(ctx: CommandContext): Promise<number> {
         proxy: profile.proxy,
         profileDir: profile.dir,
         wshCommand: wshCommandLine(),
+        proxySshCommand: proxySshCommandLine(),
       }),
     );
     return 0;
@@ -231,6 +250,7 @@ export async function runConfig(ctx: CommandContext): Promise<number> {
       profileDir: profile.dir,
       nodes,
       wshCommand: wshCommandLine(),
+      proxySshCommand: proxySshCommandLine(),
     }),
   );
   return 0;

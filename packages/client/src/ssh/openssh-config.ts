@@ -59,6 +59,11 @@ export interface OpenSshConfigOptions {
   nodes: readonly string[];
   /** The command line that runs `wsh` (already quoted for sh), e.g. `'/usr/bin/node' '/opt/wsh.js'`. */
   wshCommand: string;
+  /**
+   * The command line for the ProxyCommand, which runs `… proxy ssh` (default: wshCommand);
+   * `wsh config` names dist/wsh-proxy-ssh.js, wsh's one-file build of that command.
+   */
+  proxySshCommand?: string;
 }
 
 /** Quotes one word for /bin/sh (OpenSSH runs ProxyCommand with the user's shell). */
@@ -78,7 +83,9 @@ function plainHost(name: string): boolean {
 }
 
 /** What every Warden host gets: the profile's key, certificate and host CA, and the proxy. */
-function commonLines(o: Pick<OpenSshConfigOptions, 'profileDir' | 'wshCommand'>): string[] {
+function commonLines(
+  o: Pick<OpenSshConfigOptions, 'profileDir' | 'wshCommand' | 'proxySshCommand'>,
+): string[] {
   return [
     `    UserKnownHostsFile ${fileArg(join(o.profileDir, OPENSSH_FILES.knownHosts))}`,
     `    IdentityFile ${fileArg(join(o.profileDir, OPENSSH_FILES.identity))}`,
@@ -86,7 +93,7 @@ function commonLines(o: Pick<OpenSshConfigOptions, 'profileDir' | 'wshCommand'>)
     '    IdentitiesOnly yes',
     '    StrictHostKeyChecking yes',
     '    GlobalKnownHostsFile /dev/null',
-    `    ProxyCommand ${o.wshCommand.replace(/%/g, '%%')} proxy ssh --login=%r %h`,
+    `    ProxyCommand ${(o.proxySshCommand ?? o.wshCommand).replace(/%/g, '%%')} proxy ssh --login=%r %h`,
   ];
 }
 
