@@ -243,6 +243,14 @@ async function benchMysql(): Promise<void> {
       { workload: `connect + query + close (${CONNECTS})`, unit: 'conn/s', direct: [], warden: [] },
       { workload: 'large result (200k rows)', unit: 'rows/s', direct: [], warden: [] },
     ];
+    // CPU of the processes between the client and MariaDB on the warden path (warden + wsh):
+    // what the path costs whatever the load.
+    const cpuRows: Row[] = [
+      { workload: 'CPU per point select (text), warden + wsh', unit: 'µs', direct: [], warden: [] },
+      { workload: 'CPU per connect + query + close, warden + wsh', unit: 'µs', direct: [], warden: [] },
+    ];
+    const between = [w.child.pid, tunnel?.child.pid];
+    const cpuNow = () => between.reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
     const ids = Array.from({ length: QUERIES }, (_, i) => (i % 1000) + 1);
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? (['direct', 'warden'] as const) : (['warden', 'direct'] as const);
@@ -250,10 +258,12 @@ async function benchMysql(): Promise<void> {
         const options = paths[path];
         const conn = await mysql.createConnection(options);
         try {
+          const cpu0 = cpuNow();
           const text = await timed(async () => {
             for (const id of ids) await conn.query('SELECT id, name FROM t WHERE id = ?', [id]);
           });
           rows[0]![path].push((QUERIES / text) * 1000);
+          if (path === 'warden') cpuRows[0]!.warden.push(((cpuNow() - cpu0) * 1000) / QUERIES);
           const prepared = await timed(async () => {
             for (const id of ids) await conn.execute('SELECT id, name FROM t WHERE id = ?', [id]);
           });
@@ -263,6 +273,7 @@ async function benchMysql(): Promise<void> {
         } finally {
           await conn.end();
         }
+        const cpu1 = cpuNow();
         const connects = await timed(async () => {
           for (let i = 0; i < CONNECTS; i++) {
             const c = await mysql.createConnection(options);
@@ -271,12 +282,13 @@ async function benchMysql(): Promise<void> {
           }
         });
         rows[2]![path].push((CONNECTS / connects) * 1000);
+        if (path === 'warden') cpuRows[1]!.warden.push(((cpuNow() - cpu1) * 1000) / CONNECTS);
       }
       process.stderr.write(`mysql round ${round + 1}/${ROUNDS} done\n`);
     }
     printTable(
       `MySQL: ${version} through Warden (wsh proxy db --tunnel → proxy → db_service → TLS) vs mysql2 direct over TLS; medians of ${ROUNDS} rounds`,
-      rows,
+      [...rows, ...cpuRows],
     );
     const ratio = (r: Row) => median(r.warden) / median(r.direct);
     for (const [row, min, what] of [
@@ -588,6 +600,11 @@ async function benchPostgres(): Promise<void> {
         { workload: 'CPU per transaction, between (lower is better)', unit: 'µs', direct: [], warden: [] },
       ];
       if (bouncer) for (const r of rows) r.pgbouncer = [];
+      // The warden path's CPU split between its two processes (proxy + db_service; wsh).
+      const split: Row[] = [
+        { workload: '  of which warden (proxy + db_service)', unit: 'µs', direct: [], warden: [] },
+        { workload: '  of which wsh proxy db --tunnel', unit: 'µs', direct: [], warden: [] },
+      ];
       const select = [
         '-S',
         '-n',
@@ -602,18 +619,31 @@ async function benchPostgres(): Promise<void> {
         const order = round % 2 === 0 ? names : [...names].reverse();
         for (const path of order) {
           const cpu0 = cpuOf(path);
-          const out = pgbench(pgbenchBin, select, paths[path]!);
+          const each0 = middle[path]!.map((pid) => cpuMs(pid) ?? 0);
+          let out: string;
+          try {
+            out = pgbench(pgbenchBin, select, paths[path]!);
+          } catch (e) {
+            // A run that hangs or fails (a loaded machine) is a "-" for that path, not the end.
+            process.stderr.write(`postgres -c ${clients} ${path}: ${(e as Error).message.split('\n')[0]}\n`);
+            out = '';
+          }
           const { tps, latency } = pgbenchFigures(out);
           const transactions = Number(/^number of transactions actually processed: (\d+)/m.exec(out)?.[1]);
           rows[0]![path]!.push(tps);
           rows[1]![path]!.push(latency);
           rows[2]![path]!.push(((cpuOf(path) - cpu0) * 1000) / transactions);
+          if (path === 'warden') {
+            middle[path]!.forEach((pid, i) => {
+              split[i]!.warden.push((((cpuMs(pid) ?? 0) - each0[i]!) * 1000) / transactions);
+            });
+          }
         }
         process.stderr.write(`postgres -c ${clients} round ${round + 1}/${ROUNDS} done\n`);
       }
       printTable(
         `PostgreSQL ${version}: pgbench -S -c ${clients} through Warden (wsh proxy db --tunnel → proxy → db_service → TLS) vs direct over TLS with a client certificate; medians of ${ROUNDS} rounds`,
-        rows,
+        [...rows, ...split],
       );
       if (bouncer) {
         const g = goal(
