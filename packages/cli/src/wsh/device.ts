@@ -205,8 +205,9 @@ export async function deviceLogin(
   ctx: CommandContext,
   store: ProfileStore,
   profile: LoadedProfile,
+  ping?: rpc.PingResponse,
 ): Promise<LoadedProfile> {
-  await autoEnroll(ctx, profile);
+  await autoEnroll(ctx, profile, ping);
   const spin = spinner(ctx, 'Authenticating the device');
   let outcome: DeviceLoginOutcome;
   try {
@@ -230,10 +231,15 @@ export async function deviceLogin(
  * machine holds no enrollment for the cluster. A refusal (device not registered, no TPM) is a
  * note, never a failed login.
  */
-async function autoEnroll(ctx: CommandContext, profile: LoadedProfile): Promise<void> {
+async function autoEnroll(
+  ctx: CommandContext,
+  profile: LoadedProfile,
+  seen?: rpc.PingResponse,
+): Promise<void> {
   if (new DeviceCache(deviceCacheDir(ctx.env)).enrollmentIn(profile.cluster)) return;
   const api = clientForProfile(profile);
-  const ping = await api.ping().catch(() => undefined);
+  // The login's own ping (establishing trust) already said whether the cluster auto-enrolls.
+  const ping = seen ?? (await api.ping().catch(() => undefined));
   if (!ping?.auth.auto_enroll || ping.auth.device_trust_mode === 'off') return;
   const spin = spinner(ctx, 'Enrolling this device (auto-enrollment)');
   try {

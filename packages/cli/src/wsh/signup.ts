@@ -1,7 +1,7 @@
 /** `wsh signup` and `wsh login`: prompts around the client ceremonies. */
 import { userInfo } from 'node:os';
 import { parseDuration, WardenError } from '@warden/api';
-import { login, normalizeProxy, ProfileStore, signup, wardenHome } from '@warden/client';
+import { loginWithPing, normalizeProxy, ProfileStore, signup, wardenHome } from '@warden/client';
 import { type CommandContext, str } from '../command';
 import { createPrompter } from '../prompt';
 import { qrCode } from '../qr';
@@ -65,7 +65,7 @@ export async function runSignup(ctx: CommandContext): Promise<number> {
     }
     ctx.stdout.write(`Signed up as "${res.user}" and logged in.\n`);
     const { deviceLogin } = await import('./device');
-    const final = await deviceLogin(ctx, store, res.profile);
+    const final = await deviceLogin(ctx, store, res.profile, res.ping);
     const { printStatus } = await import('./status');
     printStatus(ctx, final);
     return 0;
@@ -110,7 +110,7 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
     );
   const prompter = createPrompter(ctx.stdin, ctx.stderr);
   try {
-    const profile = await login(
+    const { profile, ping } = await loginWithPing(
       store,
       { ...flags, user, ttlMs: ttl ? parseDuration(ttl, '--ttl') : undefined },
       {
@@ -120,7 +120,7 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
     );
     // Device authentication, when this machine holds a credential enrolled in the cluster.
     const { deviceLogin } = await import('./device');
-    const final = await deviceLogin(ctx, store, profile);
+    const final = await deviceLogin(ctx, store, profile, ping);
     const { printStatus } = await import('./status');
     printStatus(ctx, final);
     // Web UI sessions of this user need a trusted device: make sure the helper runs.

@@ -59,8 +59,8 @@ export async function signup(
   store: ProfileStore,
   flags: TrustFlags & { token: string; ttlMs?: number },
   ask: SignupQuestions,
-): Promise<{ user: string; profile?: LoadedProfile }> {
-  // 1. Trust the proxy.
+): Promise<{ user: string; profile?: LoadedProfile; ping: rpc.PingResponse }> {
+  // 1. Trust the proxy (its ping also says what follows a login: e.g. auto-enrollment).
   const trust = await establishTrust({ ...flags, knownCaPems: store.trustedCas(flags.proxy) });
   const api = new ApiClient({ proxy: flags.proxy, caPems: trust.hostCaPems, insecure: trust.insecure });
   // 2. Begin: the server checks the token and proposes a TOTP secret.
@@ -91,8 +91,8 @@ export async function signup(
   if (!trust.insecure) store.trust(flags.proxy, trust.hostCaPems);
   if (otp) rememberOtp(store, res.user, otp, Date.now());
   // 5. Save the profile.
-  if (!res.login) return { user: res.user };
-  return { user: res.user, profile: saveLogin(store, flags.proxy, trust, key, res.login) };
+  if (!res.login) return { user: res.user, ping: trust.ping };
+  return { user: res.user, profile: saveLogin(store, flags.proxy, trust, key, res.login), ping: trust.ping };
 }
 
 /** The profile for a login response (login, and signup's login). */
@@ -162,6 +162,19 @@ export async function login(
   flags: TrustFlags & { user: string; ttlMs?: number },
   ask: LoginQuestions,
 ): Promise<LoadedProfile> {
+  return (await loginWithPing(store, flags, ask)).profile;
+}
+
+/**
+ * `login`, also returning the proxy's answer to the ping that established trust (its auth
+ * settings, e.g. `auto_enroll`), so that what follows the login (`wsh login`'s device step)
+ * needs no second ping.
+ */
+export async function loginWithPing(
+  store: ProfileStore,
+  flags: TrustFlags & { user: string; ttlMs?: number },
+  ask: LoginQuestions,
+): Promise<{ profile: LoadedProfile; ping: rpc.PingResponse }> {
   // 1. Trust the proxy and learn whether it wants a second factor.
   const trust = await establishTrust({ ...flags, knownCaPems: store.trustedCas(flags.proxy) });
   const api = new ApiClient({ proxy: flags.proxy, caPems: trust.hostCaPems, insecure: trust.insecure });
@@ -197,7 +210,7 @@ export async function login(
   }
   if (otp) rememberOtp(store, flags.user, otp, Date.now());
   // 5. Save.
-  return saveLogin(store, flags.proxy, trust, key, res);
+  return { profile: saveLogin(store, flags.proxy, trust, key, res), ping: trust.ping };
 }
 
 /** An API client authenticated with the profile's certificate. */
