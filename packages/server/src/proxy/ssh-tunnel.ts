@@ -36,7 +36,7 @@ import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { Services } from '../services';
-import type { AgentlessForwarder, AgentlessHandle } from '../srv/ssh';
+import { type AgentlessForwarder, type AgentlessHandle, afterGrace } from '../srv/ssh';
 import { readRequestLine, refuseTunnel } from './tunnel-line';
 
 export const SSH_ALPN = 'warden-ssh/1';
@@ -225,7 +225,7 @@ export class SshTunnels {
       protocol: 'ssh',
       end: (message) => {
         if (handle) handle.terminate(message);
-        else setTimeout(cut, LOCK_GRACE_MS).unref();
+        else afterGrace(LOCK_GRACE_MS, cut);
       },
     });
     socket.write(`${JSON.stringify({ ok: true, node: nodeInfo(node) })}\n`);

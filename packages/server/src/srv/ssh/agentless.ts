@@ -59,7 +59,7 @@ import { formatHostPort } from '../../config';
 import type { Logger } from '../../log';
 import { refuseChannels } from './channel-refusal';
 import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
-import { corked, endWithMessage } from './session-end';
+import { afterGrace, corked, endWithMessage } from './session-end';
 import {
   acceptHostCertificate,
   certificateKey,
@@ -653,7 +653,7 @@ export class AgentlessForwarder {
       for (const r of c.sessions) r.end(message);
     });
     for (const f of c.forwards) f.destroy();
-    setTimeout(() => {
+    afterGrace(TERMINATE_GRACE_MS, () => {
       try {
         c.conn.end();
       } catch {
@@ -662,7 +662,7 @@ export class AgentlessForwarder {
       c.upstream?.then((client) => client.end()).catch(() => undefined);
       // A client that never answers the disconnect is cut off.
       setTimeout(() => this.#cut(c.s), 2000).unref();
-    }, TERMINATE_GRACE_MS).unref();
+    });
   }
 
   #cut(s: AgentlessSession): void {

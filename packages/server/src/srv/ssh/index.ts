@@ -19,4 +19,5 @@ export {
 export { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TTL_MS } from './heartbeat';
 export { HOST_KEY_FILE, HOST_UUID_FILE } from './host-identity';
 export { SshService, type SshServiceOptions } from './service';
+export { afterGrace } from './session-end';
 export { verifyUserCertificate } from './user-cert';

@@ -75,7 +75,7 @@ import {
   switchRefusal,
 } from './login';
 import { type SessionEnd, type SessionStart, SshSession } from './session';
-import { corked, socketOf } from './session-end';
+import { afterGrace, corked, socketOf } from './session-end';
 import {
   type CertHolder,
   isCertificateAlgorithm,
@@ -512,7 +512,7 @@ export class SshService {
     for (const f of c.forwards) f.destroy();
     // The sessions' channels are closed after their message: clients print it and leave on
     // their own. Whoever is still connected after a grace period is disconnected.
-    setTimeout(() => this.#hangUp(c), TERMINATE_GRACE_MS).unref();
+    afterGrace(TERMINATE_GRACE_MS, () => this.#hangUp(c));
   }
 
   #hangUp(c: NodeConnection): void {

@@ -46,6 +46,17 @@ export function endWithMessage(ch: ServerChannel | undefined, pty: boolean, mess
   }
 }
 
+/**
+ * Runs `fn` a grace period after the messages of the current pass have left (see
+ * `afterMessagesLeave`): the time clients get to print the message and leave on their own
+ * before they are disconnected. Counted from then, not from the pass, or after a long pass
+ * (a thousand sessions on a loaded machine) the overdue grace timers would run before the
+ * messages are relayed, and cut what they were waiting for.
+ */
+export function afterGrace(ms: number, fn: () => void): void {
+  afterMessagesLeave(() => setTimeout(fn, ms).unref());
+}
+
 const afterMessages: (() => void)[] = [];
 
 /**
