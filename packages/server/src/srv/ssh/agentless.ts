@@ -59,7 +59,7 @@ import { formatHostPort } from '../../config';
 import type { Logger } from '../../log';
 import { refuseChannels } from './channel-refusal';
 import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
-import { afterGrace, corked, endWithMessage } from './session-end';
+import { afterGrace, afterMessagesLeave, corked, endWithMessage } from './session-end';
 import {
   acceptHostCertificate,
   certificateKey,
@@ -423,7 +423,9 @@ export class AgentlessForwarder {
       end: (message) => {
         if (!relay.down?.writable) return;
         endWithMessage(relay.down, relay.pty, message);
-        relay.up?.close();
+        // The node's side (its sshd hangs up the process) once the messages are out.
+        const up = relay.up;
+        if (up) afterMessagesLeave(() => up.close());
       },
     };
     c.sessions.add(relay);
