@@ -26,7 +26,7 @@ import {
 } from '@warden/api';
 import type { z } from 'zod';
 import { findLockInForce, hasVerb, type Identity, lockMessage, strictestDeviceTrustMode } from '../access';
-import type { AuditLog } from '../audit';
+import { type AuditLog, writeAuditEvent } from '../audit';
 import type { AuthServer } from '../auth';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
@@ -43,7 +43,7 @@ import {
   sendJson,
   sessionCookie,
 } from './http';
-import { type LoadedWebSession, sameSecret, sessionHandle, type WebSessions } from './sessions';
+import { type LoadedWebSession, sameSecret, type WebSessions, webSessionEndEvent } from './sessions';
 
 const W = web.WebRoutes;
 
@@ -328,28 +328,16 @@ export class WebUi {
   ): Promise<void> {
     if (!opts.alreadyEnded) await this.#o.sessions.end(s.id);
     ctx.headers['set-cookie'] = sessionCookie('', 0);
-    try {
-      await this.#o.audit.emit({
-        type: 'web.session.end',
-        success: true,
-        user: s.data.user,
-        addr: ctx.addr,
-        reason,
-        web_session: sessionHandle(s.id),
-        ...(s.data.device
-          ? {
-              device: {
-                id: s.data.device.id,
-                os_type: s.data.device.os_type,
-                asset_tag: s.data.device.asset_tag,
-                credential_id: s.data.device.credential_id,
-              },
-            }
-          : {}),
-      });
-    } catch (e) {
-      this.#o.logger.error({ err: e }, 'failed to write audit event');
-    }
+    // The session is over either way: a lost event is logged, not thrown.
+    await writeAuditEvent(
+      this.#o.audit,
+      this.#o.logger,
+      webSessionEndEvent(s, ctx.addr, reason),
+      {},
+      {
+        onLost: () => undefined,
+      },
+    );
   }
 
   /** Steps 1–2 of every request with a session. */

@@ -12,7 +12,7 @@
  * `locked`; the handler also checks at every request). Internal to `web/`.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { isWardenError, type web } from '@warden/api';
+import { type AuditEventInput, isWardenError, type web } from '@warden/api';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 
@@ -71,6 +71,25 @@ function hashToken(token: string): string {
 /** A short, non-secret handle of a session for audit events and logs. */
 export function sessionHandle(id: string): string {
   return id.slice(0, 12);
+}
+
+/**
+ * The audit event of a web session's end (sign-out, a lock, expiry): who, from where, why, and
+ * the device it was trusted with.
+ */
+export function webSessionEndEvent(s: LoadedWebSession, addr: string, reason: string): AuditEventInput {
+  const d = s.data.device;
+  return {
+    type: 'web.session.end',
+    success: true,
+    user: s.data.user,
+    addr,
+    reason,
+    web_session: sessionHandle(s.id),
+    ...(d
+      ? { device: { id: d.id, os_type: d.os_type, asset_tag: d.asset_tag, credential_id: d.credential_id } }
+      : {}),
+  };
 }
 
 /** Constant-time comparison of two strings (CSRF tokens, challenge secrets). */

@@ -15,9 +15,14 @@
  * device lock then ends it). Internal to `web/`.
  */
 import { makeIdentity, type Registration, type SessionMonitor } from '../access';
-import type { AuditLog } from '../audit';
+import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Logger } from '../log';
-import { type LoadedWebSession, sessionHandle, type WebSessionObserver, type WebSessions } from './sessions';
+import {
+  type LoadedWebSession,
+  type WebSessionObserver,
+  type WebSessions,
+  webSessionEndEvent,
+} from './sessions';
 
 export interface WebSessionWatchOptions {
   monitor: Pick<SessionMonitor, 'register'>;
@@ -91,28 +96,16 @@ export class WebSessionWatch implements WebSessionObserver {
   async #lock(id: string, message: string): Promise<void> {
     const s = await this.#o.sessions.markLocked(id, message);
     if (!s) return;
-    try {
-      await this.#o.audit.emit({
-        type: 'web.session.end',
-        success: true,
-        user: s.data.user,
-        addr: s.data.addr,
-        reason: `locked: ${message}`,
-        web_session: sessionHandle(s.id),
-        ...(s.data.device
-          ? {
-              device: {
-                id: s.data.device.id,
-                os_type: s.data.device.os_type,
-                asset_tag: s.data.device.asset_tag,
-                credential_id: s.data.device.credential_id,
-              },
-            }
-          : {}),
-      });
-    } catch (e) {
-      this.#o.logger.error({ err: e }, 'failed to write audit event');
-    }
+    // The session is over either way: a lost event is logged, not thrown.
+    await writeAuditEvent(
+      this.#o.audit,
+      this.#o.logger,
+      webSessionEndEvent(s, s.data.addr, `locked: ${message}`),
+      {},
+      {
+        onLost: () => undefined,
+      },
+    );
   }
 
   /** Stops watching every session (shutdown). */
