@@ -15,9 +15,9 @@ import {
   IDENTITY_FILE,
   joinBot,
   type LoadedProfile,
+  nextRenewal,
   normalizeProxy,
   RETRY_MS,
-  renewAt,
   renewBot,
   type WrittenOutputs,
   writeOutputs,
@@ -151,11 +151,21 @@ async function keepRenewing(
   process.once('SIGTERM', onSignal);
   try {
     for (;;) {
-      const now = Date.now();
-      const identityAt = identityRetry ?? renewAt(obtainedMs, Date.parse(current.expires), now);
-      const outputsAt = !wanted
-        ? Number.POSITIVE_INFINITY
-        : (outputsRetry ?? (written ? renewAt(writtenMs, Date.parse(written.expires), now) : now));
+      const { identityAt, outputsAt } = nextRenewal(
+        Date.now(),
+        {
+          obtainedMs,
+          expiresMs: Date.parse(current.expires),
+          ...(identityRetry !== undefined ? { retryAtMs: identityRetry } : {}),
+        },
+        !wanted
+          ? undefined
+          : outputsRetry !== undefined
+            ? { obtainedMs: writtenMs, expiresMs: Number.POSITIVE_INFINITY, retryAtMs: outputsRetry }
+            : written
+              ? { obtainedMs: writtenMs, expiresMs: Date.parse(written.expires) }
+              : 'missing',
+      );
       const at = Math.min(identityAt, outputsAt);
       if (identityRetry === undefined && outputsRetry === undefined)
         say(ctx, `next renewal at ${new Date(at).toISOString()}`);

@@ -179,3 +179,36 @@ export function renewAt(issuedMs: number, expiresMs: number, nowMs: number): num
   const at = expiresMs - (expiresMs - issuedMs) * RENEW_WHEN_LEFT;
   return Math.max(nowMs, at);
 }
+
+/** Certificates obtained at `obtainedMs` ending at `expiresMs`; `retryAtMs` after a failure. */
+export interface RenewalState {
+  obtainedMs: number;
+  expiresMs: number;
+  retryAtMs?: number;
+}
+
+/**
+ * When `wbot` next renews the identity and, separately, the outputs (app and kube
+ * certificates): each at a third of its own lifetime left, or at its retry time after a
+ * failure. `outputs` is `undefined` when none are wanted (never due), `'missing'` when they
+ * are wanted but none were written yet (due now). Whoever comes first wakes the loop; a
+ * renewed identity always rewrites the outputs (they hold certificates for its key).
+ *
+ * @example
+ *   // a 24 h identity with a 1 h kube certificate: the outputs are due after 40 minutes
+ *   nextRenewal(now, { obtainedMs: now, expiresMs: now + 24 * H }, { obtainedMs: now, expiresMs: now + H });
+ */
+export function nextRenewal(
+  nowMs: number,
+  identity: RenewalState,
+  outputs: RenewalState | 'missing' | undefined,
+): { identityAt: number; outputsAt: number } {
+  const identityAt = identity.retryAtMs ?? renewAt(identity.obtainedMs, identity.expiresMs, nowMs);
+  const outputsAt =
+    outputs === undefined
+      ? Number.POSITIVE_INFINITY
+      : outputs === 'missing'
+        ? nowMs
+        : (outputs.retryAtMs ?? renewAt(outputs.obtainedMs, outputs.expiresMs, nowMs));
+  return { identityAt, outputsAt };
+}
