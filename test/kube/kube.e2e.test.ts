@@ -7,7 +7,7 @@
  * end open streams; audit events.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer, connect as netConnect, type Server } from 'node:net';
@@ -290,6 +290,26 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     } finally {
       pf.kill();
     }
+  });
+
+  test('large bodies arrive whole: a configmap past the one-write size both ways, 2,000,000 lines of exec output', async () => {
+    // A 2.7 MB value: the request body is piped, the response is relayed past ONE_WRITE_MAX.
+    const value = randomBytes(2 * 1024 * 1024).toString('base64');
+    const file = join(w.dir, 'big.txt');
+    writeFileSync(file, value);
+    let r = await k('alice', ['create', 'configmap', 'big', `--from-file=f=${file}`]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await k('alice', ['get', 'configmap', 'big', '-o', 'jsonpath={.data.f}']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.length, value.length);
+    assert.ok(r.stdout === value, 'the configmap came back unchanged');
+    assert.equal((await k('alice', ['delete', 'configmap', 'big'])).code, 0);
+    // ~15 MB through the exec relay (corked writes, backpressure), in order.
+    r = await k('alice', ['exec', 'web', '--', 'seq', '1', '2000000'], undefined);
+    assert.equal(r.code, 0, r.stderr);
+    const expected = `${Array.from({ length: 2_000_000 }, (_, i) => i + 1).join('\n')}\n`;
+    assert.equal(r.stdout.length, expected.length);
+    assert.ok(r.stdout === expected, 'the exec output came through whole and in order');
   });
 
   test('kubernetes_resources and impersonation refusals are Forbidden Status objects', async () => {

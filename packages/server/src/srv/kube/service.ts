@@ -55,6 +55,12 @@ import { closeFrame, FrameBoundaries, serverFrame } from './ws-frames';
 export const KUBE_PATH_PREFIX = '/kube/';
 
 export const KUBE_HEARTBEAT_TTL_MS = 90_000;
+
+/** Bytes queued towards kubectl before an exec/port-forward stream stops reading the API server. */
+const STREAM_QUEUE_MAX = 256 * 1024;
+
+/** The largest response body sent in one write with its head (see `#relayBody`). */
+const ONE_WRITE_MAX = 1024 * 1024;
 export const KUBE_HEARTBEAT_INTERVAL_MS = 30_000;
 
 export interface KubeServiceOptions {
@@ -584,12 +590,11 @@ export class KubeService {
         if (v === undefined || (HOP_BY_HOP.has(k) && k !== 'authorization')) continue;
         headers[k] = v;
       }
-      res.writeHead(status, headers);
       if (!a.info.streaming) {
-        r.pipe(res);
-        r.on('end', () => finish());
+        this.#relayBody(r, res, status, headers, () => finish());
         return;
       }
+      res.writeHead(status, headers);
       // A watch or followed log: relayed chunk by chunk, ended by the session monitor on a lock.
       // The proxy's idle timeout must not cut a quiet watch: the monitor and the client end it.
       req.socket.setTimeout(0);
@@ -630,7 +635,60 @@ export class KubeService {
         }
       });
     });
-    req.pipe(up);
+    // A request without a body (most GETs): its head goes out alone, no pipe.
+    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+      req.resume();
+      up.end();
+    } else req.pipe(up);
+  }
+
+  /**
+   * A response that is not a stream: up to `ONE_WRITE_MAX` bytes it is held and sent with its
+   * head in one write (one run of TLS records, one syscall; piping sent the head and body, then
+   * an empty end, as separate writes); past that it is relayed as it comes, with backpressure.
+   * An upstream failure before the head went out is a 502 Status (`#forward`'s error handler).
+   */
+  #relayBody(
+    r: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    headers: OutgoingHttpHeaders,
+    done: () => void,
+  ): void {
+    let held: Buffer[] | undefined = [];
+    let size = 0;
+    const send = (chunk: Buffer) => {
+      if (!res.write(chunk)) {
+        r.pause();
+        res.once('drain', () => r.resume());
+      }
+    };
+    r.on('data', (chunk: Buffer) => {
+      if (!held) return send(chunk);
+      held.push(chunk);
+      size += chunk.length;
+      if (size <= ONE_WRITE_MAX) return;
+      res.writeHead(status, headers);
+      const all = Buffer.concat(held);
+      held = undefined;
+      send(all);
+    });
+    r.on('end', () => {
+      if (held) {
+        res.writeHead(status, headers);
+        res.end(held.length === 1 ? held[0] : Buffer.concat(held));
+      } else res.end();
+      done();
+    });
+    r.on('error', () => {
+      if (res.headersSent) res.destroy();
+      else
+        this.#refuse(
+          res,
+          new Refusal(kubeStatus(502, 'ServiceUnavailable', 'the API server ended the response')),
+        );
+      done();
+    });
   }
 
   // ---- upgrades: exec, attach, port-forward ---------------------------------------------
@@ -787,9 +845,32 @@ export class KubeService {
         return;
       }
       frames.feed(chunk);
-      if (!client.write(chunk)) {
+      toClient(chunk);
+    };
+    // One TLS read of the API server's stream arrives as several 16 KiB 'data' events in one
+    // tick: corked until the tick ends, they go to kubectl in one write (one syscall, not one
+    // each). Backpressure at STREAM_QUEUE_MAX queued bytes, not at the socket's 16 KiB mark,
+    // which every corked write after the first would pass.
+    let corked = false;
+    let waiting = false;
+    const uncork = () => {
+      corked = false;
+      client.uncork();
+    };
+    const toClient = (chunk: Buffer) => {
+      if (!corked) {
+        corked = true;
+        client.cork();
+        process.nextTick(uncork);
+      }
+      client.write(chunk);
+      if (!waiting && client.writableLength > STREAM_QUEUE_MAX) {
+        waiting = true;
         upstream.pause();
-        client.once('drain', () => upstream.resume());
+        client.once('drain', () => {
+          waiting = false;
+          upstream.resume();
+        });
       }
     };
 
