@@ -12,7 +12,8 @@
  *
  *   npm run build && npm run bench:kube [-- --rounds 5 --mib 64 --only=get,stream,parts --profile=DIR]
  *
- * `--profile=DIR`: warden writes a V8 CPU profile to DIR when it stops.
+ * `--profile=DIR`: warden writes a V8 CPU profile to DIR when it stops. `--hold`: after the set-up,
+ * print the pids and kubeconfigs and wait for Ctrl-C (for strace/perf by hand), then measure.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     mib: { type: 'string', default: '64' },
     profile: { type: 'string' },
     only: { type: 'string', default: 'get,stream,parts' },
+    hold: { type: 'boolean', default: false },
   },
 });
 const only = new Set(values.only.split(','));
@@ -39,10 +41,12 @@ function run(
   kubeconfig: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-): Promise<{ ms: number; bytes: number; code: number | null }> {
+): Promise<{ ms: number; bytes: number; code: number | null; cpuMs: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn('kubectl', args, {
+    // bash's `times` prints the CPU its children (kubectl and the exec plugin it runs) used.
+    const script = 'kubectl "$@"; s=$?; times >&2; exit $s';
+    const child = spawn('bash', ['-c', script, 'kubectl', ...args], {
       env: { ...process.env, ...env, KUBECONFIG: kubeconfig },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -56,8 +60,13 @@ function run(
     });
     child.on('error', reject);
     child.on('close', (code) => {
+      const ms = performance.now() - t0;
+      const times = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(err);
+      const cpuMs = times
+        ? (Number(times[1]) * 60 + Number(times[2]) + Number(times[3]) * 60 + Number(times[4])) * 1000
+        : Number.NaN;
       if (code !== 0) reject(new Error(`kubectl ${args.join(' ')} failed: ${err}`));
-      else resolve({ ms: performance.now() - t0, bytes, code });
+      else resolve({ ms, bytes, code, cpuMs });
     });
   });
 }
@@ -180,23 +189,34 @@ try {
   const stream: Record<PathName, number[]> = { direct: [], files: [], plugin: [] };
   // CPU per kubectl command of warden and of this process (the fake API server), summed.
   const wardenPid = w.child.pid!;
-  const zero = () => ({ warden: 0, fake: 0 });
+  type Cpu = { warden: number; fake: number; kubectl: number };
+  const zero = (): Cpu => ({ warden: 0, fake: 0, kubectl: 0 });
   const cpu = {
     get: { direct: zero(), files: zero(), plugin: zero() },
     stream: { direct: zero(), files: zero(), plugin: zero() },
   };
-  const measured = async <T>(into: { warden: number; fake: number }, f: () => Promise<T>): Promise<T> => {
+  const measured = async <T>(into: Cpu, f: () => Promise<T>): Promise<T> => {
     const w0 = cpuMs(wardenPid);
     const f0 = selfCpuMs();
     const out = await f();
     into.warden += cpuMs(wardenPid) - w0;
     into.fake += selfCpuMs() - f0;
+    into.kubectl += (out as { cpuMs?: number }).cpuMs ?? 0;
     return out;
   };
   const cat = ['exec', 'bench', '--', 'head', '-c', String(mib * 1024 * 1024), '/dev/zero'];
+  if (values.hold) {
+    // Everything stays up for strace/perf by hand: print how to reach it, wait for Ctrl-C.
+    console.log(`warden pid ${wardenPid}, fake API server (this process) pid ${process.pid}`);
+    for (const p of names) console.log(`${p}: env KUBECONFIG=${paths[p].kc} WARDEN_HOME=${env.WARDEN_HOME}`);
+    await new Promise((done) => process.once('SIGINT', done));
+  }
   const label = { direct: 'direct', files: 'Warden (--cert-files)', plugin: 'Warden (exec plugin)' } as const;
-  const per = (c: { warden: number; fake: number }, n: number) =>
-    `warden ${(c.warden / n).toFixed(2)}, fake API server (+ this bench) ${(c.fake / n).toFixed(2)}`;
+  const per = (c: Cpu, n: number) =>
+    `warden ${(c.warden / n).toFixed(2)}, fake API server (+ this bench) ${(c.fake / n).toFixed(2)}` +
+    (c.kubectl
+      ? `, kubectl (+ plugin) ${(c.kubectl / n).toFixed(2)}; all ${((c.warden + c.fake + c.kubectl) / n).toFixed(2)}`
+      : '');
   for (const p of names) await run(paths[p].kc, ['get', 'pods'], paths[p].env); // warm-up
 
   if (only.has('get')) {
