@@ -80,7 +80,7 @@ export class SshReader {
  * fields; a buffer per field made it allocation-bound).
  */
 export class SshWriter {
-  #buf = Buffer.allocUnsafe(256);
+  #buf = Buffer.allocUnsafe(512);
   #len = 0;
 
   #room(n: number): void {

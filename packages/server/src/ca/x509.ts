@@ -43,8 +43,10 @@ function spkiDer(key: KeyObject): Buffer {
 
 /** PEM of a DER certificate (written here so nothing re-encodes the DER on the way). */
 export function certificatePem(der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
-  return `-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`;
+  const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  let lines = '';
+  for (let at = 0; at < b64.length; at += 64) lines += `${b64.slice(at, at + 64)}\n`;
+  return `-----BEGIN CERTIFICATE-----\n${lines || '\n'}-----END CERTIFICATE-----\n`;
 }
 
 /** A self-signed CA certificate for `key` (ECDSA P-256): CA:TRUE, pathlen 0, keyCertSign. */
