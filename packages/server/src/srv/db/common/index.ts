@@ -32,5 +32,6 @@ export {
   dialTcp,
   splitUri,
   UpstreamCredentials,
+  type UpstreamTlsOptions,
   upgrade,
 } from './upstream';

@@ -6,7 +6,6 @@
  * Internal to `srv/db`; the public surface is `common/index.ts`.
  */
 import { randomUUID } from 'node:crypto';
-import type { ConnectionOptions } from 'node:tls';
 import type { AuditEventInput, DbResource } from '@warden/api';
 import type { AccessChecker, AccessDecision, Identity } from '../../../access';
 import { type AuditLog, writeAuditEvent } from '../../../audit';
@@ -14,7 +13,7 @@ import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
 import { dbTarget } from './access';
 import type { DbConnection } from './types';
-import type { UpstreamCredentials } from './upstream';
+import type { UpstreamCredentials, UpstreamTlsOptions } from './upstream';
 
 export interface DbSessionDeps {
   clock: Clock;
@@ -146,7 +145,7 @@ export class DbSession {
   }
 
   /** TLS options for dialing the database as the authorized db user. */
-  upstreamTls(): Promise<ConnectionOptions> {
+  upstreamTls(): Promise<UpstreamTlsOptions> {
     if (this.dbUser === undefined) throw new Error('internal: upstreamTls before authorize');
     return this.#d.credentials.tlsOptions(this.db, this.dbUser);
   }

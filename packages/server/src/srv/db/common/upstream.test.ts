@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { test } from 'node:test';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import type { DbResource } from '@warden/api';
 import { MemoryBackend } from '../../../backend';
 import { CertAuthorities } from '../../../ca';
 import { FakeClock } from '../../../clock';
-import { dbCertIssuer, UpstreamCredentials } from './upstream';
+import { dbCertIssuer, UpstreamCredentials, upgrade } from './upstream';
 
 const TTL = 60 * 60 * 1000;
 
@@ -128,6 +128,57 @@ test('the shared context logs in: the server sees the db user’s certificate, t
     }
     assert.deepEqual(seen, ['reporting', 'reporting']);
     assert.equal(creds.contextsBuilt, 1);
+  } finally {
+    server.close();
+    await close();
+  }
+});
+
+test('the database’s TLS session is resumed by the next connection of the same context', async () => {
+  const { cas, creds, close } = await setup();
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const { certPem } = await cas.issueDbServerCert({ ipAddresses: ['127.0.0.1'], publicKey });
+  const server = createServer(
+    {
+      key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      cert: certPem,
+      ca: cas.tlsCertPems('db'),
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    // The client certificate is still known on a resumed session (what the database checks).
+    (s) => s.end(`${String(s.getPeerCertificate().subject?.CN)} ${s.isSessionReused()}`),
+  );
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const { port } = server.address() as AddressInfo;
+    const target = db('shop', `127.0.0.1:${port}`);
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const tcp = netConnect({ host: '127.0.0.1', port });
+      await once(tcp, 'connect');
+      const sock = await upgrade(tcp, await creds.tlsOptions(target, 'reporting'), target);
+      let got = '';
+      sock.on('data', (d) => {
+        got += d;
+      });
+      await once(sock, 'end');
+      sock.destroy();
+      seen.push(got);
+    }
+    assert.deepEqual(seen, ['reporting false', 'reporting true', 'reporting true']);
+    // Another db user has its own context: no session to resume.
+    const tcp = netConnect({ host: '127.0.0.1', port });
+    await once(tcp, 'connect');
+    const other = await upgrade(tcp, await creds.tlsOptions(target, 'alice'), target);
+    let got = '';
+    other.on('data', (d) => {
+      got += d;
+    });
+    await once(other, 'end');
+    other.destroy();
+    assert.equal(got, 'alice false');
   } finally {
     server.close();
     await close();

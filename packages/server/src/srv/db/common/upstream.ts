@@ -72,7 +72,12 @@ interface ContextEntry {
   certPem: string;
   ca: readonly string[];
   context: SecureContext;
+  /** The last TLS session each database (host:port) gave this context, for resumption. */
+  sessions: Map<string, Buffer>;
 }
+
+/** TLS options for one upstream connection; `onSession` keeps the database's session ticket. */
+export type UpstreamTlsOptions = ConnectionOptions & { onSession?(session: Buffer): void };
 
 export class UpstreamCredentials {
   readonly #issuer: DbCertIssuer;
@@ -118,7 +123,7 @@ export class UpstreamCredentials {
    * The context for `certPem` trusting `ca`: the cached one while both are unchanged, else a
    * new one (a renewed certificate, a rotated CA, a resource's new `ca_cert`).
    */
-  #context(dbUser: string, certPem: string, ca: readonly string[]): SecureContext {
+  #context(dbUser: string, certPem: string, ca: readonly string[]): ContextEntry {
     const caKey = ca.join('\n');
     let byCa = this.#contexts.get(dbUser);
     if (!byCa) {
@@ -126,7 +131,7 @@ export class UpstreamCredentials {
       this.#contexts.set(dbUser, byCa);
     }
     const hit = byCa.get(caKey);
-    if (hit && hit.certPem === certPem) return hit.context;
+    if (hit && hit.certPem === certPem) return hit;
     const context = createSecureContext({
       cert: certPem,
       key: this.#keyPem,
@@ -136,21 +141,34 @@ export class UpstreamCredentials {
     this.#contextsBuilt++;
     // Bounded: CAs replaced over time (rotations, edited resources) do not pile up.
     if (!hit && byCa.size >= MAX_CONTEXTS_PER_USER) byCa.delete(byCa.keys().next().value!);
-    byCa.set(caKey, { certPem, ca, context });
-    return context;
+    const entry: ContextEntry = { certPem, ca, context, sessions: new Map() };
+    byCa.set(caKey, entry);
+    return entry;
   }
 
-  /** TLS options to log in to `db` as `dbUser` (a shared, cached TLS context). */
-  async tlsOptions(db: DbResource, dbUser: string): Promise<ConnectionOptions> {
+  /**
+   * TLS options to log in to `db` as `dbUser`: the shared, cached TLS context, and the last
+   * session this database gave it (a resumed handshake skips the certificate signature and
+   * checks on both sides; a database that does not resume, such as PostgreSQL, does a full
+   * one). Sessions belong to their context: a renewed certificate starts afresh.
+   */
+  async tlsOptions(db: DbResource, dbUser: string): Promise<UpstreamTlsOptions> {
     const { host } = splitUri(db.spec.uri);
     const certPem = await this.#cert(dbUser);
     const ca = db.spec.ca_cert ? [db.spec.ca_cert] : this.#issuer.caPems();
+    const entry = this.#context(dbUser, certPem, ca);
+    const target = db.spec.uri;
+    const session = entry.sessions.get(target);
     return {
       host,
       ...(isIP(host) ? {} : { servername: host }),
-      secureContext: this.#context(dbUser, certPem, ca),
+      secureContext: entry.context,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
+      ...(session ? { session } : {}),
+      onSession: (s) => {
+        entry.sessions.set(target, s);
+      },
     };
   }
 
@@ -190,9 +208,11 @@ export function dialTcp(db: DbResource): Promise<Socket> {
 }
 
 /** Upgrades a connected socket to TLS with `options`; WARDEN_ERR_CONNECTION on failure. */
-export function upgrade(socket: Socket, options: ConnectionOptions, db: DbResource): Promise<TLSSocket> {
+export function upgrade(socket: Socket, options: UpstreamTlsOptions, db: DbResource): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const tls = tlsConnect({ ...options, socket });
+    const { onSession, ...tlsOptions } = options;
+    const tls = tlsConnect({ ...tlsOptions, socket });
+    if (onSession) tls.on('session', onSession);
     const fail = (e: Error) => {
       tls.destroy();
       reject(
