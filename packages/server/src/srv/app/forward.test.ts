@@ -1,7 +1,8 @@
 /**
  * The forwarder against real node:http servers (an app, and a front server standing in for
  * the proxy's HTTP/1.1 side): bodies of every size arrive whole even though the pool reads them
- * only once it has a connection; the app's hop-by-hop headers stay behind; an app that is not
+ * only once it has a connection; the app's hop-by-hop headers stay behind; 103 Early Hints are
+ * not taken for the response; an app that is not
  * there is a 502 that does not name it; a client that leaves stops the app's response.
  */
 import assert from 'node:assert/strict';
@@ -34,6 +35,10 @@ before(async () => {
     if (req.url === '/echo') {
       res.writeHead(200, { 'x-app': 'yes', connection: 'keep-alive, x-hop', 'x-hop': 'dropped' });
       req.pipe(res);
+    } else if (req.url === '/hints') {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 5 });
+      res.end('hints');
     } else if (req.url === '/slow') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('first\n');
@@ -114,6 +119,12 @@ test('request bodies arrive whole (sized and chunked, empty to 2 MB), counted; h
       assert.equal(result.responseBytes, size);
     }
   }
+});
+
+test('an informational answer (103 Early Hints) is not relayed as the response: the final one is', async () => {
+  const r = await send('/hints');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'hints');
 });
 
 test('an app that is not there: 502, without its address', async () => {

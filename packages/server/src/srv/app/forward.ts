@@ -249,11 +249,13 @@ export class Forwarder {
           if (clientGone) c.abort(new Error('the client closed the connection'));
         },
         onResponseStart: (c, status, headers, statusMessage) => {
+          // Informational answers (102, 103 Early Hints) are not relayed; the final one follows.
+          if (status < 200) return;
           result.status = status;
           const h = downstreamHeaders(headers);
           try {
             if ('stream' in res) res.writeHead(status, h);
-            else res.writeHead(status, statusMessage ?? '', h);
+            else res.writeHead(status, statusMessage || undefined, h);
           } catch (e) {
             this.#o.logger.warn({ err: e, app: ctx.app }, 'the app sent a response that cannot be relayed');
             c.abort(new Error('unrelayable response'));
