@@ -3,12 +3,15 @@
  * kube_service, `wsh kube login`) against real `kubectl` straight to testkit's fake API server
  * (a test double; both paths reach the same one), in the same run, printed as ratios with the
  * goals: `kubectl get pods` latency ≤ 1.3× direct, a 64 MiB `kubectl exec … cat` stream ≥ 0.8×
- * direct throughput. Rounds alternate the paths. The Warden path's `kubectl` also runs the exec
- * credential plugin (`wsh kube credentials`, a cached kube certificate) once per command: part of
- * what a user waits for, so it is measured. To tell the parts apart it also prints the exec
- * plugin's own time (against a bare `node -e 0`, its floor) and the proxy's cost per API request
- * without kubectl (sequential GETs on one kept-alive connection, kube certificate vs direct), and
- * the load average (the numbers are only comparable on a quiet machine). Asserts nothing.
+ * direct throughput. Rounds alternate the paths. Warden is measured twice: with the kubeconfig of
+ * `wsh kube login --cert-files` (kubectl reads the kube certificate from files) and with the exec
+ * credential plugin (`wsh kube credentials`, a cached kube certificate), which kubectl starts once
+ * per command: part of what a user waits for, so it is measured. Next to each ratio it prints
+ * the CPU per command / per MiB of warden, of this process (the fake API server) and of kubectl
+ * with its plugin, which holds up under load better than wall time. `parts` adds the exec plugin's
+ * own time (against a bare `node -e 0`, its floor) and the proxy's cost per API request without
+ * kubectl (sequential GETs on one kept-alive connection, kube certificate vs direct). Every line
+ * carries the load average. Asserts nothing.
  *
  *   npm run build && npm run bench:kube [-- --rounds 5 --mib 64 --only=get,stream,parts --profile=DIR]
  *
