@@ -90,3 +90,12 @@ test('dist/wsh-proxy-ssh.js, the ProxyCommand `wsh config` writes, is one small 
   const bytes = [...files.values()].reduce((n, t) => n + t.length, 0);
   assert.ok(bytes < 100_000, `dist/wsh-proxy-ssh.js has ${bytes} bytes of JavaScript`);
 });
+
+test('wsh ssh loads no zod or X.509 (ssh2 it needs)', { skip }, () => {
+  const base = closure([join(dist, 'wsh.js')], /\/(io|program)-/);
+  const files = closure([...base.keys(), commandChunk(base, 'runSsh')], /^$/);
+  assert.deepEqual(
+    heavyIn(files).filter((n) => n !== 'ssh2'),
+    [],
+  );
+});

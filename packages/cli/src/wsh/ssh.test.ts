@@ -8,7 +8,7 @@ import { isWardenError } from '@warden/api';
 import type { LoadedProfile } from '@warden/client';
 import { type CommandContext, type Program, runProgram, splitAtFirstPositional } from '../command';
 import { wshCommands } from './commands';
-import { proxySshCommandLine, remoteCommand, wshCommandLine } from './ssh';
+import { nodeView, proxySshCommandLine, remoteCommand, wshCommandLine } from './ssh';
 import { chooseLogin, nodeFromHost, parseTarget } from './target';
 
 /** Runs `wsh ARGV` with the real command table, but captures what `wsh ssh` would receive. */
@@ -171,5 +171,27 @@ test('the ProxyCommand runs dist/wsh-proxy-ssh.js beside a bundled wsh.js, else 
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('wsh ls reads a node by hand: name, optional string labels, hostname and address', () => {
+  const node = {
+    kind: 'node',
+    metadata: { name: 'id-1', labels: { env: 'prod' } },
+    spec: { hostname: 'web-1', addr: '10.0.0.1:3022' },
+  };
+  assert.equal(nodeView(node), node);
+  assert.ok(nodeView({ metadata: { name: 'id-2' } }));
+  for (const bad of [
+    null,
+    [],
+    { metadata: {} },
+    { metadata: { name: 1 } },
+    { metadata: { name: 'x', labels: { env: 1 } } },
+    { metadata: { name: 'x', labels: [] } },
+    { metadata: { name: 'x' }, spec: { hostname: 5 } },
+    { metadata: { name: 'x' }, spec: 'web-1' },
+  ]) {
+    assert.equal(nodeView(bad), undefined, JSON.stringify(bad));
   }
 });

@@ -23,7 +23,6 @@ import {
   startLocalForward,
   writeOpenSshIdentityPub,
 } from '@warden/client';
-import { z } from 'zod';
 import { type CommandContext, formatError, str } from '../command';
 import { formatData, parseFormat, table } from '../format';
 import { requireProfile } from '../profile';
@@ -137,24 +136,46 @@ function agentToForward(ctx: CommandContext, profile: LoadedProfile): string | u
 }
 
 /** The fields of a node resource that `wsh ls` shows (other fields pass through to json/yaml). */
-const NodeView = z.object({
-  metadata: z.object({ name: z.string(), labels: z.record(z.string(), z.string()).optional() }),
-  spec: z.object({ hostname: z.string().optional(), addr: z.string().optional() }).optional(),
-});
+interface NodeView {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: { hostname?: string; addr?: string };
+}
 
-async function listNodes(
-  profile: LoadedProfile,
-): Promise<{ raw: unknown[]; nodes: z.infer<typeof NodeView>[] }> {
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+
+/**
+ * `item` as a NodeView, or undefined. Checked by hand: with zod, `wsh ssh` (this module too)
+ * would load it at every start.
+ */
+export function nodeView(item: unknown): NodeView | undefined {
+  if (!isObject(item) || !isObject(item.metadata) || typeof item.metadata.name !== 'string') return undefined;
+  const { labels } = item.metadata;
+  if (
+    labels !== undefined &&
+    !(isObject(labels) && Object.values(labels).every((v) => typeof v === 'string'))
+  )
+    return undefined;
+  const { spec } = item;
+  if (spec !== undefined && !(isObject(spec) && optionalString(spec.hostname) && optionalString(spec.addr)))
+    return undefined;
+  return item as unknown as NodeView;
+}
+
+async function listNodes(profile: LoadedProfile): Promise<{ raw: unknown[]; nodes: NodeView[] }> {
   const { items } = await clientForProfile(profile).listNodes();
   const nodes = items.map((item) => {
-    const parsed = NodeView.safeParse(item);
-    if (!parsed.success) {
+    const view = nodeView(item);
+    if (!view) {
       throw new WardenError(
         'WARDEN_ERR_CONNECTION',
         `the proxy at ${profile.proxy} sent a malformed node list`,
       );
     }
-    return parsed.data;
+    return view;
   });
   return { raw: items, nodes };
 }
