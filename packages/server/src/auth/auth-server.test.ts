@@ -64,6 +64,22 @@ async function userCaller(c: TestCluster, name: string, roles: string[]): Promis
   return c.callerOf(res);
 }
 
+/** The cluster's auth server, but with `identify` asking the given lock view (as at the proxy). */
+function withLockView(c: TestCluster, access: Pick<AccessChecker, 'lockReason'>) {
+  return createAuthServer({
+    clock: c.clock,
+    backend: c.backend,
+    services: c.services,
+    cas: c.cas,
+    audit: c.audit,
+    logger: c.logger,
+    clusterName: CLUSTER_NAME,
+    proxyPublicAddr: PROXY_ADDR,
+    serverVersion: '0.0.0-test',
+    access,
+  });
+}
+
 // ---- Signup ------------------------------------------------------------------------------
 
 describe('signup', () => {
@@ -639,18 +655,7 @@ describe('locks', () => {
     const res = await c.auth.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR);
     await c.auth.createLock(c.admin, { target: { user: 'alice' }, message: 'stolen laptop' });
     // A view that has not seen the lock yet (a stand-in for the proxy's cache).
-    const viewed = createAuthServer({
-      clock: c.clock,
-      backend: c.backend,
-      services: c.services,
-      cas: c.cas,
-      audit: c.audit,
-      logger: c.logger,
-      clusterName: CLUSTER_NAME,
-      proxyPublicAddr: PROXY_ADDR,
-      serverVersion: '0.0.0-test',
-      access: { lockReason: () => undefined },
-    });
+    const viewed = withLockView(c, { lockReason: () => undefined });
     assert.equal((await viewed.identify(certDer(res.tls_cert))).user, 'alice');
     await rejectsWith(
       viewed.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR),
@@ -658,6 +663,7 @@ describe('locks', () => {
       'lock targeting User:"alice" is in force: stolen laptop',
     );
   });
+
   test('in strict locking mode, identify() refuses while the lock view is stale: LOCK_VIEW_STALE, not LOCKED', async () => {
     const c = await startTestCluster();
     const { totpSecret } = await c.signUp('alice', ['access']);
@@ -673,18 +679,7 @@ describe('locks', () => {
       clusterSettings: () => ({ deviceTrustMode: 'off', lockingMode }),
       lockMaxStalenessMs: 1000,
     });
-    const viewed = createAuthServer({
-      clock: c.clock,
-      backend: c.backend,
-      services: c.services,
-      cas: c.cas,
-      audit: c.audit,
-      logger: c.logger,
-      clusterName: CLUSTER_NAME,
-      proxyPublicAddr: PROXY_ADDR,
-      serverVersion: '0.0.0-test',
-      access: checker,
-    });
+    const viewed = withLockView(c, checker);
     assert.equal((await viewed.identify(der)).user, 'alice');
     locks.close(); // the watch is gone: the view is stale from now on
     c.clock.advance(999);
