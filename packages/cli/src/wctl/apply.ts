@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import {
   formatResource,
   isWardenError,
-  parseResourceRef,
   parseResources,
   type Resource,
   singletonName,
@@ -13,7 +12,7 @@ import {
 } from '@warden/api';
 import type { CommandContext } from '../command';
 import { openSession } from './identity';
-import { KIND_TEXT } from './resources';
+import { KIND_TEXT, parseRef } from './resources';
 
 async function readInput(ctx: CommandContext, file: string): Promise<string> {
   if (file === '-') {
@@ -53,7 +52,7 @@ export async function runCreate(ctx: CommandContext): Promise<number> {
 }
 
 export async function runEdit(ctx: CommandContext): Promise<number> {
-  const ref = parseResourceRef(ctx.positionals[0]!);
+  const ref = parseRef(ctx.positionals[0]!);
   const wanted = ref.name ?? singletonName(ref.kind);
   if (!wanted)
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'name the resource to edit: wctl edit KIND/NAME');

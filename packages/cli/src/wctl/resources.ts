@@ -3,11 +3,39 @@
  * table. No zod here: `wctl get` is the command whose start-up bench/cli.ts measures;
  * `create` and `edit`, which validate, are in apply.ts.
  */
-import { parseResourceRef, printResource, type ResourceKind, singletonName, WardenError } from '@warden/api';
-import type { CommandContext } from '../command';
+import {
+  KIND_NAMES,
+  parseResourceRef,
+  printResource,
+  RESOURCE_KINDS,
+  type ResourceKind,
+  type ResourceRef,
+  resolveKind,
+  singletonName,
+  WardenError,
+} from '@warden/api';
+import { type CommandContext, suggest } from '../command';
 import { formatData, parseFormat, table } from '../format';
 import { devicesTable } from './devices';
 import { openSession } from './identity';
+
+/** parseResourceRef, saying "did you mean" for a misspelt kind (`wctl get rols`). */
+export function parseRef(text: string): ResourceRef {
+  const word = text.split('/')[0]!.toLowerCase();
+  const best = resolveKind(word)
+    ? undefined
+    : suggest(
+        word,
+        RESOURCE_KINDS.flatMap((k) => KIND_NAMES[k].aliases),
+      )[0];
+  if (best) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `unknown resource kind "${word}"; did you mean "${best}"? (kinds: ${RESOURCE_KINDS.join(', ')})`,
+    );
+  }
+  return parseResourceRef(text);
+}
 
 export const KIND_TEXT: Record<string, string> = {
   role: 'role',
@@ -98,7 +126,7 @@ function textTable(kind: ResourceKind, items: Record<string, unknown>[]): string
 
 export async function runGet(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
-  const ref = parseResourceRef(ctx.positionals[0]!);
+  const ref = parseRef(ctx.positionals[0]!);
   const { api } = openSession(ctx);
   const wanted = ref.name ?? singletonName(ref.kind);
   const items = wanted
@@ -117,7 +145,7 @@ export async function runGet(ctx: CommandContext): Promise<number> {
 }
 
 export async function runRm(ctx: CommandContext): Promise<number> {
-  const ref = parseResourceRef(ctx.positionals[0]!);
+  const ref = parseRef(ctx.positionals[0]!);
   if (!ref.name)
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'name the resource to delete: wctl rm KIND/NAME');
   const { api } = openSession(ctx);
