@@ -78,13 +78,31 @@ function bad(reason: string): WardenError {
  *   encodeIdentityExtension({ user: 'alice', roles: ['dev'], logins: ['alice'], traits: {} }) // 0c 4c 7b 22 75 …
  */
 export function encodeIdentityExtension(identity: CertIdentity): Uint8Array {
-  const checked = identityJson.safeParse({
+  const input = {
     user: identity.user,
     roles: identity.roles,
     logins: identity.logins,
     traits: identity.traits,
     ...(identity.kind === 'bot' ? { kind: 'bot' } : {}),
-  });
+  };
+  // The same identity is certified again and again (each login, each device authentication):
+  // an input checked before, byte for byte the same JSON, is not checked again.
+  const key = JSON.stringify(input);
+  const known = encodedIdentities.get(key);
+  if (known) return Uint8Array.from(known);
+  const encoded = encodeCheckedIdentity(input);
+  if (encodedIdentities.size >= ENCODED_IDENTITIES_MAX)
+    encodedIdentities.delete(encodedIdentities.keys().next().value!);
+  encodedIdentities.set(key, encoded);
+  return Uint8Array.from(encoded);
+}
+
+/** Identity extensions already checked and encoded, by their input's JSON (oldest dropped first). */
+const encodedIdentities = new Map<string, Uint8Array>();
+const ENCODED_IDENTITIES_MAX = 1024;
+
+function encodeCheckedIdentity(input: Record<string, unknown>): Uint8Array {
+  const checked = identityJson.safeParse(input);
   if (!checked.success) {
     const issue = checked.error.issues[0];
     throw new WardenError(
