@@ -19,6 +19,11 @@
  * once — a watch gets an ERROR event with the lock message, exec a channel-3 Failure Status with
  * it (kubectl prints it), port-forward a close frame. SPDY-only upgrades (kubectl before 1.30, or
  * with the WebSocket feature gates off) are refused with a Status saying so.
+ * Audit fails closed (issue 15 item 5): nothing of a client connection reaches the API server
+ * before its `access.allowed` is recorded, nor an exec/attach/port-forward before its start
+ * event; a refused write answers 503 (WARDEN_ERR_AUDIT_UNAVAILABLE's message; kubectl then tries
+ * SPDY for an exec and prints that refusal). A `kube.request`
+ * (written once the response is done) the log refuses ends the client's connection.
  * Who may import: `bin/` (composition). Tested end to end in `test/kube/` with real kubectl and
  * testkit's fake API server.
  */
@@ -42,7 +47,7 @@ import {
   makeIdentity,
   type SessionMonitor,
 } from '../../access';
-import type { AuditLog } from '../../audit';
+import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Clock } from '../../clock';
 import type { KubeClusterConfig } from '../../config';
 import type { Logger } from '../../log';
@@ -121,6 +126,8 @@ interface Admitted {
   info: KubeRequestInfo;
   principals: KubePrincipals;
   roles: string[];
+  /** `bot`: let in without a device under `required-for-humans`. */
+  deviceExemption?: 'bot' | undefined;
   /** The path at the API server (without the `/kube/<cluster>` prefix) and query. */
   path: string;
   pathname: string;
@@ -204,6 +211,8 @@ export class KubeService {
     { resource: KubeClusterResource; upstream?: KubeUpstream; at: number }
   >();
   readonly #identities = new WeakMap<object, RequestIdentity>();
+  /** Per client connection: the clusters whose `access.allowed` is recorded (or being recorded). */
+  readonly #recorded = new WeakMap<object, Map<string, Promise<void>>>();
   readonly #open = new Set<() => void>();
   #timer: NodeJS.Timeout | undefined;
 
@@ -424,7 +433,7 @@ export class KubeService {
     const decision = this.#o.checker.checkAccess<'kube_cluster'>(identity, target, request);
     if (!decision.allowed) {
       const err = new Refusal(kubeStatus(403, 'Forbidden', decision.reason));
-      this.#audit({
+      void this.#audit({
         type: 'kube.request',
         success: false,
         ...this.#subject(identity, found.resource),
@@ -448,6 +457,7 @@ export class KubeService {
       info,
       principals: p.principals,
       roles: decision.matchedRoles,
+      ...(decision.deviceExemption ? { deviceExemption: decision.deviceExemption } : {}),
       path: `${pathname}${url.search}`,
       pathname,
     };
@@ -478,10 +488,41 @@ export class KubeService {
     };
   }
 
-  #audit(event: AuditEventInput): void {
-    this.#o.audit
-      .emit(event)
-      .catch((e) => this.#o.logger.error({ err: e, type: event.type }, 'failed to write audit event'));
+  /**
+   * Fail closed (issue 15 item 5): a success event the audit log refuses calls `onLost` (the
+   * data path: end what is under way) or, without it, rejects with WARDEN_ERR_AUDIT_UNAVAILABLE
+   * (answered 503). A refusal's event that is lost is logged; the refusal stands.
+   */
+  #audit(event: AuditEventInput, onLost?: (message: string) => void): Promise<void> {
+    return writeAuditEvent(this.#o.audit, this.#o.logger, event, {}, onLost ? { onLost } : {});
+  }
+
+  /**
+   * The access decision of a client connection for a cluster, recorded once per connection
+   * (`access.allowed`) before anything of it reaches the API server. A write the audit log
+   * refuses rejects (503) and is tried again at the connection's next request.
+   */
+  #accessRecorded(req: IncomingMessage, a: Admitted): Promise<void> {
+    const socket = req.socket;
+    let clusters = this.#recorded.get(socket);
+    if (!clusters) {
+      clusters = new Map();
+      this.#recorded.set(socket, clusters);
+    }
+    const name = a.cluster.metadata.name;
+    let recorded = clusters.get(name);
+    if (!recorded) {
+      recorded = this.#audit({
+        type: 'access.allowed',
+        ...this.#subject(a.identity, a.cluster),
+        protocol: 'kube',
+        roles: a.roles,
+        ...(a.deviceExemption ? { device_exemption: a.deviceExemption } : {}),
+      });
+      clusters.set(name, recorded);
+      recorded.catch(() => clusters.delete(name));
+    }
+    return recorded;
   }
 
   #upstreamHeaders(a: Admitted, incoming: IncomingMessage['headers']): OutgoingHttpHeaders {
@@ -502,15 +543,22 @@ export class KubeService {
   /** Serves one request under `/kube/<cluster>/`. */
   handleRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = this.#o.clock.now();
-    this.#admit(req).then(
-      (a) => this.#forward(req, res, a, started),
-      (e) => this.#refuse(res, e, isDiscovery(req.url)),
-    );
+    this.#admit(req)
+      .then(async (a) => {
+        await this.#accessRecorded(req, a);
+        return a;
+      })
+      .then(
+        (a) => this.#forward(req, res, a, started),
+        (e) => this.#refuse(res, e, isDiscovery(req.url)),
+      );
   }
 
   #refuse(res: ServerResponse, e: unknown, plainText = false): void {
     let status: KubeStatus;
     if (e instanceof Refusal) status = e.status;
+    else if (isWardenError(e, 'WARDEN_ERR_AUDIT_UNAVAILABLE'))
+      status = kubeStatus(503, 'ServiceUnavailable', e.message);
     else {
       this.#o.logger.error({ err: e }, 'kube request failed');
       status = kubeStatus(500, 'InternalError', 'internal error');
@@ -547,20 +595,24 @@ export class KubeService {
       if (ended) return;
       ended = true;
       reg?.unregister();
-      this.#audit({
-        type: 'kube.request',
-        success: true,
-        ...this.#subject(a.identity, a.cluster),
-        verb: a.info.verb,
-        ...this.#what(a.info),
-        path: a.pathname,
-        ...(status !== undefined ? { status } : {}),
-        kube_users: [a.principals.user],
-        kube_groups: a.principals.groups,
-        roles: a.roles,
-        duration_ms: this.#o.clock.now() - started,
-        ...(terminatedBy ? { error: terminatedBy } : {}),
-      });
+      // A request the audit log can't record ends its connection (the data path).
+      void this.#audit(
+        {
+          type: 'kube.request',
+          success: true,
+          ...this.#subject(a.identity, a.cluster),
+          verb: a.info.verb,
+          ...this.#what(a.info),
+          path: a.pathname,
+          ...(status !== undefined ? { status } : {}),
+          kube_users: [a.principals.user],
+          kube_groups: a.principals.groups,
+          roles: a.roles,
+          duration_ms: this.#o.clock.now() - started,
+          ...(terminatedBy ? { error: terminatedBy } : {}),
+        },
+        () => req.socket.destroy(),
+      );
     };
     up.on('error', (e) => {
       if (ended) return;
@@ -698,15 +750,16 @@ export class KubeService {
     socket.on('error', () => undefined);
     // Exec and port-forward sessions may be quiet for long: no idle timeout (locks and expiry end them).
     (socket as Duplex & { setTimeout?(ms: number): void }).setTimeout?.(0);
-    this.#admit(req).then(
-      (a) => this.#relay(req, socket, head, a),
-      (e) => this.#refuseUpgrade(socket, e),
-    );
+    this.#admit(req)
+      .then((a) => this.#relay(req, socket, head, a))
+      .catch((e) => this.#refuseUpgrade(socket, e));
   }
 
   #refuseUpgrade(socket: Duplex, e: unknown): void {
     let status: KubeStatus;
     if (e instanceof Refusal) status = e.status;
+    else if (isWardenError(e, 'WARDEN_ERR_AUDIT_UNAVAILABLE'))
+      status = kubeStatus(503, 'ServiceUnavailable', e.message);
     else {
       this.#o.logger.error({ err: e }, 'kube upgrade failed');
       status = kubeStatus(500, 'InternalError', 'internal error');
@@ -717,7 +770,7 @@ export class KubeService {
     );
   }
 
-  #relay(req: IncomingMessage, client: Duplex, head: Buffer, a: Admitted): void {
+  async #relay(req: IncomingMessage, client: Duplex, head: Buffer, a: Admitted): Promise<void> {
     const info = a.info;
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       this.#refuseUpgrade(
@@ -730,6 +783,69 @@ export class KubeService {
           ),
         ),
       );
+      return;
+    }
+    const sessionId = randomUUID();
+    const started = this.#o.clock.now();
+    const isExec = info.verb === 'exec';
+    const url = new URL(a.path, 'https://kube.invalid');
+    const command = url.searchParams.getAll('command').join(' ');
+    const ports = url.searchParams.getAll('ports');
+    const base = {
+      session_id: sessionId,
+      ...this.#subject(a.identity, a.cluster),
+      namespace: info.namespace ?? '',
+      pod: info.name ?? '',
+    };
+    // Nothing reaches the API server before the audit log has the connection's access
+    // decision and this session's start (issue 15 item 5): a refused write answers 503.
+    await Promise.all([
+      this.#accessRecorded(req, a),
+      this.#audit(
+        isExec
+          ? {
+              type: 'kube.exec.start',
+              ...base,
+              ...(url.searchParams.get('container') ? { container: url.searchParams.get('container')! } : {}),
+              ...(command ? { command } : {}),
+              tty: url.searchParams.get('tty') === 'true',
+              kube_users: [a.principals.user],
+              kube_groups: a.principals.groups,
+              roles: a.roles,
+            }
+          : {
+              type: 'kube.portforward.start',
+              ...base,
+              ports,
+              kube_users: [a.principals.user],
+              kube_groups: a.principals.groups,
+              roles: a.roles,
+            },
+      ),
+    ]);
+    const endEvent = (terminatedBy: string | undefined): AuditEventInput =>
+      isExec
+        ? {
+            type: 'kube.exec.end',
+            ...base,
+            ...(command ? { command } : {}),
+            ...(exitCode !== undefined ? { exit_code: exitCode } : {}),
+            duration_ms: this.#o.clock.now() - started,
+            ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
+          }
+        : {
+            type: 'kube.portforward.end',
+            ...base,
+            ports,
+            duration_ms: this.#o.clock.now() - started,
+            ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
+          };
+    // Already over: its loss is logged and counted, nothing is left to end.
+    const recordEnd = (terminatedBy: string | undefined) =>
+      void this.#audit(endEvent(terminatedBy), () => {});
+    let exitCode: number | undefined;
+    if (client.destroyed) {
+      recordEnd('the client went away before the session opened');
       return;
     }
     const u = a.upstream;
@@ -761,23 +877,12 @@ export class KubeService {
     upstream.write(`${lines}\r\n`);
     if (head.length) upstream.write(head);
 
-    const sessionId = randomUUID();
-    const started = this.#o.clock.now();
-    const isExec = info.verb === 'exec';
-    const url = new URL(a.path, 'https://kube.invalid');
-    const command = url.searchParams.getAll('command').join(' ');
-    const ports = url.searchParams.getAll('ports');
-    const base = {
-      session_id: sessionId,
-      ...this.#subject(a.identity, a.cluster),
-      namespace: info.namespace ?? '',
-      pod: info.name ?? '',
-    };
     let buf: Buffer = Buffer.alloc(0);
     let opened = false;
     let ended = false;
     let reg: { unregister(): void } | undefined;
-    let exitCode: number | undefined;
+    /** Why the API server did not open the session (its answer), for the end event. */
+    let notOpened = 'the API server did not open the session';
     const frames = new FrameBoundaries(
       isExec ? (st) => (exitCode = execExitCode(st) ?? exitCode) : undefined,
     );
@@ -791,25 +896,7 @@ export class KubeService {
       this.#open.delete(shutdown);
       client.destroy();
       upstream.destroy();
-      if (!opened) return;
-      this.#audit(
-        isExec
-          ? {
-              type: 'kube.exec.end',
-              ...base,
-              ...(command ? { command } : {}),
-              ...(exitCode !== undefined ? { exit_code: exitCode } : {}),
-              duration_ms: this.#o.clock.now() - started,
-              ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
-            }
-          : {
-              type: 'kube.portforward.end',
-              ...base,
-              ports,
-              duration_ms: this.#o.clock.now() - started,
-              ...(terminatedBy ? { terminated_by: terminatedBy } : {}),
-            },
-      );
+      recordEnd(opened ? terminatedBy : (terminatedBy ?? notOpened));
     };
     const injectAndClose = (message: string) => {
       const out: Buffer[] = [];
@@ -887,33 +974,13 @@ export class KubeService {
       const code = Number(headText.split(' ', 3)[1]);
       client.write(buf.subarray(0, endOfHead + 4));
       if (code !== 101) {
+        notOpened = `the API server answered HTTP ${code || 'without a status'}`;
         if (rest.length) client.write(rest);
         upstream.pipe(client);
         return;
       }
       opened = true;
       protocol = /\r\nsec-websocket-protocol:\s*([^\r\n]*)/i.exec(headText)?.[1]?.trim();
-      self.#audit(
-        isExec
-          ? {
-              type: 'kube.exec.start',
-              ...base,
-              ...(url.searchParams.get('container') ? { container: url.searchParams.get('container')! } : {}),
-              ...(command ? { command } : {}),
-              tty: url.searchParams.get('tty') === 'true',
-              kube_users: [a.principals.user],
-              kube_groups: a.principals.groups,
-              roles: a.roles,
-            }
-          : {
-              type: 'kube.portforward.start',
-              ...base,
-              ports,
-              kube_users: [a.principals.user],
-              kube_groups: a.principals.groups,
-              roles: a.roles,
-            },
-      );
       reg = self.#o.monitor.register({ identity: a.identity, protocol: 'kube', end: (m) => end(m) });
       upstream.on('data', onUpstreamData);
       if (rest.length) onUpstreamData(rest);

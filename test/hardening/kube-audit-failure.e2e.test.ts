@@ -1,0 +1,181 @@
+/**
+ * Issue 15 item 5 for Kubernetes, against a real `warden start` on PostgreSQL with real
+ * `kubectl` and testkit's fake API server (a test double): when the audit log cannot record a
+ * client connection's access decision or an exec's start, kubectl gets 503 with
+ * WARDEN_ERR_AUDIT_UNAVAILABLE's message and nothing reaches the API server; a request record
+ * the log refuses is counted in `warden_audit_write_failures_total`. The audit store is broken
+ * for real, as in audit-failure.e2e: a trigger raises `disk_full` for the event types named.
+ * Before the fix kube_service wrote its events fire-and-forget and everything went through.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  type FakeKubeApiServer,
+  freePort,
+  kubectl,
+  type PostgresServer,
+  requireKubectl,
+  requirePostgres,
+  runCli,
+  signupWithTotp,
+  startFakeKubeApiServer,
+  startPostgres,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+
+const PASSWORD = 'correct horse battery staple';
+const DB_PASSWORD = 'db-secret-k8a';
+const pgCheck = requirePostgres();
+const tool = requireKubectl();
+
+const ROLE = `kind: role
+version: v7
+metadata: { name: kube-dev }
+spec:
+  allow:
+    kubernetes_labels: { env: test }
+    kubernetes_groups: [developers]
+    kubernetes_resources: [{ kind: "*", namespace: "*", name: "*", verbs: ["*"] }]
+`;
+
+describe('issue 15 item 5: Kubernetes requests and execs are not forwarded unaudited', {
+  skip: pgCheck.skip || tool.skip,
+}, () => {
+  let pg: PostgresServer;
+  let fake: FakeKubeApiServer;
+  let w: WardenProcess;
+  let diag: string;
+  const env = () => ({ ...w.env, WARDEN_HOME: join(w.dir, 'home-alice'), KUBECONFIG: join(w.dir, 'kc') });
+  const wsh = (args: string[], input?: string) => runCli('wsh', args, { env: env(), input });
+  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const k = (args: string[]) => kubectl(join(w.dir, 'kc'), args, { env: env() });
+
+  function breakAudit(...types: string[]): void {
+    pg.psql(
+      `DELETE FROM aud.audit_fail; ${types.map((t) => `INSERT INTO aud.audit_fail VALUES ('${t}');`).join(' ')}`,
+    );
+  }
+
+  async function metric(type: string): Promise<number> {
+    const text = await (await fetch(`http://${diag}/metrics`)).text();
+    const m = new RegExp(
+      `^warden_audit_write_failures_total\\{type="${type.replaceAll('.', '\\.')}"\\} (\\d+)$`,
+      'm',
+    ).exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
+  before(async () => {
+    fake = await startFakeKubeApiServer({
+      rules: [{ groups: ['developers'], verbs: ['*'], resources: ['*'] }],
+    });
+    fake.create('pods', {
+      metadata: { name: 'web' },
+      spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
+    });
+    pg = await startPostgres({ password: DB_PASSWORD });
+    diag = `127.0.0.1:${await freePort()}`;
+    w = await startWarden({
+      configYaml: [
+        `diag_addr: ${diag}`,
+        'auth_service:',
+        '  authentication:',
+        '    second_factor: "off"',
+        'storage:',
+        '  type: postgres',
+        `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
+        '  password_env: WARDEN_TEST_DB_PASSWORD',
+        '  schema: aud',
+        'kube_service:',
+        '  clusters:',
+        `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}`,
+        `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: test }`,
+        '',
+      ].join('\n'),
+      env: { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD },
+    });
+    pg.psql(`
+      CREATE TABLE aud.audit_fail (type text PRIMARY KEY);
+      CREATE FUNCTION aud.audit_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM aud.audit_fail WHERE type IN (NEW.type, '*')) THEN
+          RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER audit_fail BEFORE INSERT ON aud.audit_events FOR EACH ROW EXECUTE FUNCTION aud.audit_fail();
+    `);
+    writeFileSync(join(w.dir, 'role.yaml'), ROLE);
+    assert.equal((await wctl(['create', join(w.dir, 'role.yaml')])).code, 0);
+    const add = await wctl(['users', 'add', 'alice', '--roles=kube-dev', '--logins=nobody']);
+    assert.equal(add.code, 0, add.stderr);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env(),
+    );
+    assert.equal(s.code, 0, s.stderr);
+    const login = await wsh(['login', `--proxy=${w.proxy}`, '--user=alice'], `${PASSWORD}\n`);
+    assert.equal(login.code, 0, login.stderr);
+    const kl = await wsh(['kube', 'login', 'fake']);
+    assert.equal(kl.code, 0, kl.stderr);
+    // The exec plugin's kube certificate is issued (and audited) now, not while the log is broken.
+    const warm = await k(['get', 'pods']);
+    assert.equal(warm.code, 0, warm.stderr);
+  });
+  after(async () => {
+    await w?.stop();
+    await pg?.stop();
+    await fake?.close();
+  });
+
+  test('a request whose access the audit log cannot record gets 503 and never reaches the API server', async () => {
+    breakAudit('access.allowed');
+    const before = await metric('access.allowed');
+    const seen = fake.requests.length;
+    const r = await k(['delete', 'pod', 'web']);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(r.stderr, /ServiceUnavailable/);
+    assert.match(r.stderr, /the audit log could not record this \(access\.allowed\)/);
+    assert.equal(fake.requests.length, seen, 'nothing was forwarded');
+    assert.ok(fake.get('pods', 'web'), 'the pod is still there');
+    assert.ok((await metric('access.allowed')) > before);
+    breakAudit();
+    const ok = await k(['get', 'pods', '-o', 'name']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout.trim(), 'pod/web');
+  });
+
+  test('an exec whose start the audit log cannot record is refused before the API server runs it', async () => {
+    breakAudit('kube.exec.start');
+    const before = await metric('kube.exec.start');
+    const execs = fake.execs.length;
+    const r = await k(['exec', 'web', '--', 'sh', '-c', 'echo ran']);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.doesNotMatch(r.stdout, /ran/);
+    // kubectl reads the 503 to its WebSocket as "try SPDY", which Warden refuses: it prints that.
+    assert.match(r.stderr, /Error from server/);
+    assert.equal(fake.execs.length, execs, 'the API server ran nothing');
+    assert.ok((await metric('kube.exec.start')) > before);
+    breakAudit();
+    const ok = await k(['exec', 'web', '--', 'sh', '-c', 'echo ran']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(fake.execs.length, execs + 1);
+  });
+
+  test('a request record the audit log refuses is counted (the data path ends its connection)', async () => {
+    breakAudit('kube.request');
+    const before = await metric('kube.request');
+    await k(['get', 'pods']);
+    // Written once the response is done: wait for the write to fail (bounded).
+    const until = Date.now() + 10_000;
+    while ((await metric('kube.request')) <= before && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.ok((await metric('kube.request')) > before);
+    breakAudit();
+  });
+});
