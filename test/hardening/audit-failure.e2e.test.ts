@@ -52,6 +52,12 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
     pg.psql(`UPDATE aud.audit_stall SET seconds = ${seconds};`);
   }
 
+  /** A wctl command the audit log refused: exit 1 and the message naming the event type. */
+  function refused(r: { code: number; stdout: string; stderr: string }, type: string): void {
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, new RegExp(`audit log could not record this \\(${type.replace('.', '\\.')}\\)`));
+  }
+
   async function metric(type: string): Promise<number> {
     const text = await (await fetch(`http://${diag}/metrics`)).text();
     const m = new RegExp(
@@ -194,10 +200,6 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
       const r = await wctl(['get', 'role/ops', '--format=json']);
       return r.code === 0 ? (JSON.parse(r.stdout) as { spec: { allow: { logins: string[] } } }) : undefined;
     };
-    const refused = (r: { code: number; stdout: string; stderr: string }, type: string) => {
-      assert.equal(r.code, 1, r.stdout);
-      assert.match(r.stderr, new RegExp(`audit log could not record this \\(${type.replace('.', '\\.')}\\)`));
-    };
 
     // A role created unaudited is taken back.
     breakAudit('role.created');
@@ -247,6 +249,59 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
     const login = await wsh('bob', ['login', `--proxy=${w.proxy}`, '--user=bob'], `${PASSWORD}\n`);
     assert.equal(login.code, 0, login.stderr);
     assert.equal((await wctl(['rm', 'role/ops'])).code, 0);
+  });
+
+  test('device inventory changes and token removals the audit log cannot record leave everything as it was', async () => {
+    const devices = async () =>
+      (
+        JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+          spec: { asset_tag: string };
+        }[]
+      ).map((d) => d.spec.asset_tag);
+    const enrollTokens = async () =>
+      (
+        JSON.parse((await wctl(['tokens', 'ls', '--format=json'])).stdout) as { id: string; type: string }[]
+      ).filter((t) => t.type === 'enroll');
+
+    // A device added unaudited is taken back.
+    breakAudit('device.create');
+    refused(await wctl(['devices', 'add', '--os=linux', '--asset-tag=AUD-1']), 'device.create');
+    breakAudit();
+    assert.ok(!(await devices()).includes('AUD-1'), 'the device is not in the inventory');
+    const add = await wctl(['devices', 'add', '--os=linux', '--asset-tag=AUD-1', '--enroll']);
+    assert.equal(add.code, 0, add.stderr);
+
+    // A token removal unaudited leaves the token open (it is recorded first).
+    const [token] = await enrollTokens();
+    assert.ok(token, 'the enrollment token is listed');
+    breakAudit('token.removed');
+    refused(await wctl(['tokens', 'rm', token.id]), 'token.removed');
+    breakAudit();
+    assert.deepEqual(
+      (await enrollTokens()).map((t) => t.id),
+      [token.id],
+      'the token is still open',
+    );
+
+    // A device removal unaudited is undone, and its enrollment token stays.
+    breakAudit('device.delete');
+    refused(await wctl(['devices', 'rm', '--asset-tag=AUD-1']), 'device.delete');
+    breakAudit();
+    assert.ok((await devices()).includes('AUD-1'), 'the device is still in the inventory');
+    assert.equal((await enrollTokens()).length, 1, 'its enrollment token is still open');
+
+    // Recorded, both go: the removal names the token by its ID, never its value.
+    assert.equal((await wctl(['tokens', 'rm', token.id])).code, 0);
+    assert.deepEqual(await enrollTokens(), []);
+    const events = JSON.parse(
+      (await wctl(['audit', 'search', '--type=token.removed', '--format=json'])).stdout,
+    ) as { handle?: string; purpose?: string }[];
+    assert.ok(
+      events.some((e) => e.handle === token.id && e.purpose === 'enroll'),
+      JSON.stringify(events),
+    );
+    assert.equal((await wctl(['devices', 'rm', '--asset-tag=AUD-1'])).code, 0);
+    assert.ok(!(await devices()).includes('AUD-1'));
   });
 
   test('an SSH session whose start the audit log cannot record is ended with the message', {

@@ -108,6 +108,14 @@ export const auditEventCatalogue = {
       expires: str,
     },
   ),
+  'token.removed': entry('W1204I', undefined, 'An open one-time token was removed (`wctl tokens rm`)', {
+    /** The ID `wctl tokens ls` shows (a prefix of the stored hash; never the token). */
+    handle: z.string(),
+    /** `bot` (join), `invite` or `enroll`. */
+    purpose: z.string(),
+    /** The bot, user or device it was for. */
+    subject: str,
+  }),
   'cert.create': entry('W2000I', undefined, 'Certificates were issued to a user', {
     cert_type: z.enum(['user', 'host', 'db', 'openssh', 'app']),
     /** The app an app certificate is for. */

@@ -13,4 +13,4 @@ export { POSTGRES_AUDIT_SCHEMA_VERSION, PostgresAuditLog, type PostgresAuditLogO
 export { AUDIT_SCHEMA_VERSION, SqliteAuditLog } from './sqlite';
 export { teeAuditLog } from './tee';
 export type { AuditLog, AuditQuery, AuditSink } from './types';
-export { auditUnavailable, writeAuditEvent } from './write';
+export { auditUnavailable, undoUnless, writeAuditEvent } from './write';

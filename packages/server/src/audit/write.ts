@@ -74,3 +74,28 @@ export async function writeAuditEvent(
     throw err;
   }
 }
+
+/**
+ * Awaits an audit write that records a change already stored; if the audit log refused it,
+ * runs `undo` (best effort, logged with `what`) and rethrows WARDEN_ERR_AUDIT_UNAVAILABLE, so
+ * no change stands unaudited (issue 15 item 5).
+ *
+ * @example
+ *   await store.create(role);
+ *   await undoUnless(logger, audit({ type: 'role.created', … }), () => store.delete(name), 'role create');
+ */
+export async function undoUnless(
+  logger: Pick<Logger, 'error'>,
+  audited: Promise<void>,
+  undo: () => Promise<unknown>,
+  what: string,
+): Promise<void> {
+  try {
+    await audited;
+  } catch (e) {
+    await undo().catch((err) =>
+      logger.error({ err, change: what }, 'could not undo a change the audit log did not record'),
+    );
+    throw e;
+  }
+}

@@ -216,7 +216,7 @@ export class AuthServer {
 
   async deleteToken(caller: Identity, id: string): Promise<rpc.TokenInfo> {
     await this.#authorize(caller, 'token', 'delete');
-    return this.#p.tokens.remove(id);
+    return this.#p.tokens.remove(actorOf(caller), id);
   }
 
   // ---- Resources -----------------------------------------------------------------------

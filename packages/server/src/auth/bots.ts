@@ -22,9 +22,10 @@ import {
 } from '@warden/api';
 import type { z } from 'zod';
 import type { Actor, Identity } from '../access';
+import { undoUnless } from '../audit';
 import { OneTimeTokens } from '../tokens';
 import { clientKey, entitlements, userCertificates } from './certificates';
-import { type AuthDeps, auditWith, undoUnless } from './deps';
+import { type AuthDeps, auditWith } from './deps';
 import { checkUserName } from './users';
 
 /** Backend prefix of bot join tokens (keyed by the token's SHA-256, never the token). */

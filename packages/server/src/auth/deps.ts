@@ -27,31 +27,6 @@ export function auditWith(d: Pick<AuthDeps, 'audit' | 'logger'>): (event: AuditE
   return (event) => writeAuditEvent(d.audit, d.logger, event);
 }
 
-/**
- * Awaits an audit write that records a change already stored; if the audit log refused it,
- * runs `undo` (best effort, logged with `what`) and rethrows WARDEN_ERR_AUDIT_UNAVAILABLE, so
- * no change stands unaudited (issue 15 item 5).
- *
- * @example
- *   await store.create(role);
- *   await undoUnless(logger, audit({ type: 'role.created', … }), () => store.delete(name), 'role create');
- */
-export async function undoUnless(
-  logger: Pick<Logger, 'error'>,
-  audited: Promise<void>,
-  undo: () => Promise<unknown>,
-  what: string,
-): Promise<void> {
-  try {
-    await audited;
-  } catch (e) {
-    await undo().catch((err) =>
-      logger.error({ err, change: what }, 'could not undo a change the audit log did not record'),
-    );
-    throw e;
-  }
-}
-
 /** The roles of these names that exist; a missing role grants nothing (it may have been deleted). */
 export async function findRoles(services: Services, names: readonly string[]): Promise<RoleResource[]> {
   const out: RoleResource[] = [];

@@ -11,8 +11,9 @@ import { randomUUID } from 'node:crypto';
 import { isWardenError, type LockResource, type rpc, validateResource, WardenError } from '@warden/api';
 import type { z } from 'zod';
 import type { Actor } from '../access';
+import { undoUnless } from '../audit';
 import { type DeviceInventory, deviceLabel } from '../devicetrust';
-import { type AuthDeps, auditWith, undoUnless } from './deps';
+import { type AuthDeps, auditWith } from './deps';
 
 export interface LockServiceOptions extends AuthDeps {
   inventory: DeviceInventory;

@@ -18,8 +18,9 @@ import {
   WardenError,
 } from '@warden/api';
 import type { Actor } from '../access';
+import { undoUnless } from '../audit';
 import { withOrigin } from '../services';
-import { type AuthDeps, auditWith, undoUnless } from './deps';
+import { type AuthDeps, auditWith } from './deps';
 import type { DeviceAdmin } from './devices';
 import type { LockService } from './locks';
 import { checkUserName, type UserAdmin } from './users';

@@ -5,9 +5,11 @@
  * Permissions are checked by the caller (`AuthServer`). Internal to `auth/`.
  */
 import { type rpc, WardenError } from '@warden/api';
+import type { Actor } from '../access';
 import type { Backend } from '../backend';
 import { ENROLL_TOKEN_PREFIX } from '../devicetrust';
 import { BOT_TOKEN_PREFIX } from './bots';
+import { type AuthDeps, auditWith } from './deps';
 import { INVITES } from './local-auth';
 
 /** Characters of the hash shown as a token's ID. */
@@ -25,9 +27,11 @@ const SOURCES: readonly {
 
 export class TokenAdmin {
   readonly #backend: Backend;
+  readonly #audit: ReturnType<typeof auditWith>;
 
-  constructor(backend: Backend) {
-    this.#backend = backend;
+  constructor(deps: Pick<AuthDeps, 'backend' | 'audit' | 'logger'>) {
+    this.#backend = deps.backend;
+    this.#audit = auditWith(deps);
   }
 
   /** Open tokens whose stored hash starts with `hashPrefix` (all of them for ''). */
@@ -55,8 +59,12 @@ export class TokenAdmin {
     return (await this.#find('')).map((f) => f.info).sort((a, b) => a.expires.localeCompare(b.expires));
   }
 
-  /** Removes the one open token whose ID (hash prefix, at least 8 characters) is `id`. */
-  async remove(id: string): Promise<rpc.TokenInfo> {
+  /**
+   * Removes the one open token whose ID (hash prefix, at least 8 characters) is `id`. The
+   * removal is recorded first: a token removed can't be put back, so an audit log that
+   * refuses the event leaves the token in place (issue 15 item 5).
+   */
+  async remove(actor: Actor, id: string): Promise<rpc.TokenInfo> {
     if (!/^[0-9a-f]{8,64}$/.test(id))
       throw new WardenError(
         'WARDEN_ERR_BAD_PARAMETER',
@@ -69,7 +77,16 @@ export class TokenAdmin {
         'WARDEN_ERR_BAD_PARAMETER',
         `token ID "${id}" is ambiguous; give more characters`,
       );
-    await this.#backend.delete(found[0]!.key);
-    return found[0]!.info;
+    const { key, info } = found[0]!;
+    await this.#audit({
+      type: 'token.removed',
+      success: true,
+      ...actor,
+      handle: info.id,
+      purpose: info.type,
+      ...(info.for ? { subject: info.for } : {}),
+    });
+    await this.#backend.delete(key);
+    return info;
   }
 }

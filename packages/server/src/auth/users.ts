@@ -7,7 +7,8 @@
 import { INVITE_TOKEN_TTL_MS, type rpc, type UserResource, validateResource, WardenError } from '@warden/api';
 import type { z } from 'zod';
 import type { Actor } from '../access';
-import { type AuthDeps, auditWith, undoUnless } from './deps';
+import { undoUnless } from '../audit';
+import { type AuthDeps, auditWith } from './deps';
 import type { LocalAuthStore } from './local-auth';
 import { generateTotpSecret } from './totp';
 

@@ -78,7 +78,7 @@ export function createAuthServer(o: AuthServerOptions): AuthServer {
     locks,
     devices,
     bots: new BotService(deps),
-    tokens: new TokenAdmin(deps.backend),
+    tokens: new TokenAdmin(deps),
     signing: new SigningService(deps),
     auditSearch: new AuditSearch(o.audit),
     inventory,

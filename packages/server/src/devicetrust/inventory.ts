@@ -30,7 +30,7 @@ import {
 } from '@warden/api';
 import type { z } from 'zod';
 import type { Actor } from '../access';
-import { type AuditLog, writeAuditEvent } from '../audit';
+import { type AuditLog, undoUnless, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
@@ -140,7 +140,13 @@ export class DeviceInventory {
       },
     });
     const stored = await this.#o.services.devices.create(device);
-    await this.#auditCreate(actor, stored);
+    // A device the audit log did not record is taken back (issue 15 item 5).
+    await undoUnless(
+      this.#o.logger,
+      this.#auditCreate(actor, stored),
+      () => this.#o.services.devices.delete(stored.metadata.name),
+      'device create',
+    );
     return stored;
   }
 
@@ -165,7 +171,13 @@ export class DeviceInventory {
       metadata,
       spec: { ...res.spec, source: 'api', create_time: now, update_time: now },
     });
-    await this.#auditCreate(actor, stored);
+    // A device the audit log did not record is taken back (issue 15 item 5).
+    await undoUnless(
+      this.#o.logger,
+      this.#auditCreate(actor, stored),
+      () => this.#o.services.devices.delete(stored.metadata.name),
+      'device create',
+    );
     return stored;
   }
 
@@ -289,14 +301,20 @@ export class DeviceInventory {
   async remove(actor: Actor, idOrAssetTag: string): Promise<DeviceResource> {
     const device = await this.find(idOrAssetTag);
     await this.#o.services.devices.delete(device.metadata.name);
+    // A removal the audit log refuses is undone; the device's tokens go only once it is recorded.
+    await undoUnless(
+      this.#o.logger,
+      this.#audit({
+        type: 'device.delete',
+        success: true,
+        ...actorFields(actor),
+        device_id: device.metadata.name,
+        asset_tag: device.spec.asset_tag,
+      }),
+      () => this.#o.services.devices.upsert(device),
+      'device removal',
+    );
     await this.#revokeTokens(device.metadata.name);
-    await this.#audit({
-      type: 'device.delete',
-      success: true,
-      ...actorFields(actor),
-      device_id: device.metadata.name,
-      asset_tag: device.spec.asset_tag,
-    });
     return device;
   }
 
@@ -350,16 +368,22 @@ export class DeviceInventory {
       spec,
     });
     const unenrolled = unenroll && stored.spec.enroll_status === 'enrolled';
+    // An edit the audit log refuses is undone (the device as it was stored, credential and all).
+    await undoUnless(
+      this.#o.logger,
+      this.#audit({
+        type: 'device.update',
+        success: true,
+        ...actorFields(actor),
+        device_id: written.metadata.name,
+        asset_tag: written.spec.asset_tag,
+        enroll_status: written.spec.enroll_status,
+        ...(unenrolled ? { unenrolled: true } : {}),
+      }),
+      () => this.#o.services.devices.upsert(stored),
+      'device update',
+    );
     if (unenrolled) await this.#revokeTokens(written.metadata.name);
-    await this.#audit({
-      type: 'device.update',
-      success: true,
-      ...actorFields(actor),
-      device_id: written.metadata.name,
-      asset_tag: written.spec.asset_tag,
-      enroll_status: written.spec.enroll_status,
-      ...(unenrolled ? { unenrolled: true } : {}),
-    });
     return written;
   }
 
