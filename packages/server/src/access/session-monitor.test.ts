@@ -269,6 +269,32 @@ describe('SessionMonitor over a live lock view', { timeout: 60_000 }, () => {
     assert.ok(took < 5_000, `ended ${Math.round(took)} ms after the view went stale`);
   });
 
+  test('strict mode: a view that crosses the bound between a check and its re-arm still ends sessions', async () => {
+    // The race seen in test/ssh-node/locks: a lock view goes unhealthy; the check its change
+    // causes reads it 0 ms stale (within a bound of 0) and ends nothing; a millisecond later
+    // the re-arm reads it 1 ms stale, past the bound. It must check again, not give up.
+    let staleFor = 0;
+    const racing = {
+      lockSweep: () => {
+        const at = staleFor;
+        staleFor = 1; // the clock moves on right after this sweep
+        return () =>
+          at > 0 ? { code: 'WARDEN_ERR_LOCK_VIEW_STALE' as const, reason: STALE_LOCK_VIEW } : undefined;
+      },
+      staleness: () => ({ strict: true, staleForMs: staleFor, maxMs: 0 }),
+    };
+    keepAlive ??= setInterval(() => undefined, 1000);
+    const monitor = new SessionMonitor({ checker: racing, clock: systemClock, logger: quiet, changes: [] });
+    opened.push(monitor);
+    const s = session();
+    monitor.register(s);
+    await sleep(0);
+    staleFor = 0;
+    monitor.check(); // the change: 0 ms stale, nothing ends
+    assert.deepEqual(s.calls, [], 'the check within the bound ends nothing');
+    assert.equal(await s.ended, STALE_LOCK_VIEW);
+  });
+
   test('unknown cluster settings end sessions (fail closed)', async () => {
     let settings: ClusterSettings | undefined = { deviceTrustMode: 'off', lockingMode: 'best_effort' };
     const { monitor } = await setUp(systemClock, () => settings);

@@ -273,9 +273,10 @@ export class SessionMonitor {
     const s = this.#o.checker.staleness();
     if (!s.strict) return;
     const left = s.maxMs - s.staleForMs;
-    // Past the bound already: the check just made ended everything; new sessions re-arm.
-    if (!(left >= 0)) return;
-    const wait = Math.min(Math.max(left + 1, MIN_STALENESS_CHECK_MS), MAX_TIMER_MS);
+    // Past the bound already (the view may have crossed it since the check that called us,
+    // which then ended nothing): check again at once. That check ends every session, so
+    // this does not repeat.
+    const wait = !(left >= 0) ? 0 : Math.min(Math.max(left + 1, MIN_STALENESS_CHECK_MS), MAX_TIMER_MS);
     this.#staleTimer = setTimeout(() => this.#staleTick(), wait);
     this.#staleTimer.unref();
   }
