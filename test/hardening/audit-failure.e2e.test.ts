@@ -14,57 +14,29 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { rpc } from '@warden/api';
 import { ProfileStore } from '@warden/client';
-import {
-  freePort,
-  type PostgresServer,
-  requirePostgres,
-  requireTool,
-  runCli,
-  signupWithTotp,
-  startPostgres,
-  startWarden,
-  type WardenProcess,
-} from '@warden/testkit';
+import { requirePostgres, requireTool, runCli, signupWithTotp, type WardenProcess } from '@warden/testkit';
+import { type BreakableAudit, startWithBreakableAudit } from './broken-audit';
 
 const PASSWORD = 'correct horse battery staple';
-const DB_PASSWORD = 'db-secret-a11d';
 const pgCheck = requirePostgres();
 const ssh = requireTool('ssh');
 
 describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, () => {
-  let pg: PostgresServer;
+  let audit: BreakableAudit;
   let w: WardenProcess;
-  let diag: string;
   const home = (user: string) => join(w.dir, `home-${user}`);
   const wsh = (user: string, args: string[], input?: string) =>
     runCli('wsh', args, { env: { ...w.env, WARDEN_HOME: home(user) }, input });
   const wctl = (args: string[], input?: string) => runCli('wctl', args, { env: w.env, input });
 
-  /** Makes the audit store refuse events of these types (`*`: all); none repairs it. */
-  function breakAudit(...types: string[]): void {
-    pg.psql(
-      `DELETE FROM aud.audit_fail; ${types.map((t) => `INSERT INTO aud.audit_fail VALUES ('${t}');`).join(' ')}`,
-    );
-  }
-
-  /** How long a refused write takes before it fails (a disk that stalls, then reports full). */
-  function stallAudit(seconds: number): void {
-    pg.psql(`UPDATE aud.audit_stall SET seconds = ${seconds};`);
-  }
+  const breakAudit = (...types: string[]) => audit.breakAudit(...types);
+  const stallAudit = (seconds: number) => audit.stallAudit(seconds);
+  const metric = (type: string) => audit.metric(type);
 
   /** A wctl command the audit log refused: exit 1 and the message naming the event type. */
   function refused(r: { code: number; stdout: string; stderr: string }, type: string): void {
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stderr, new RegExp(`audit log could not record this \\(${type.replace('.', '\\.')}\\)`));
-  }
-
-  async function metric(type: string): Promise<number> {
-    const text = await (await fetch(`http://${diag}/metrics`)).text();
-    const m = new RegExp(
-      `^warden_audit_write_failures_total\\{type="${type.replace('.', '\\.')}"\\} (\\d+)$`,
-      'm',
-    ).exec(text);
-    return m ? Number(m[1]) : 0;
   }
 
   async function signUp(user: string): Promise<void> {
@@ -80,43 +52,13 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
   }
 
   before(async () => {
-    pg = await startPostgres({ password: DB_PASSWORD });
-    diag = `127.0.0.1:${await freePort()}`;
-    w = await startWarden({
-      configYaml: [
-        `diag_addr: ${diag}`,
-        'auth_service:',
-        '  authentication:',
-        '    second_factor: "off"',
-        'storage:',
-        '  type: postgres',
-        `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
-        '  password_env: WARDEN_TEST_DB_PASSWORD',
-        '  schema: aud',
-        '',
-      ].join('\n'),
-      env: { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD },
-    });
-    pg.psql(`
-      CREATE TABLE aud.audit_fail (type text PRIMARY KEY);
-      CREATE TABLE aud.audit_stall (seconds float NOT NULL);
-      INSERT INTO aud.audit_stall VALUES (0);
-      CREATE FUNCTION aud.audit_fail() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF EXISTS (SELECT 1 FROM aud.audit_fail WHERE type IN (NEW.type, '*')) THEN
-          PERFORM pg_sleep((SELECT seconds FROM aud.audit_stall));
-          RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER audit_fail BEFORE INSERT ON aud.audit_events FOR EACH ROW EXECUTE FUNCTION aud.audit_fail();
-    `);
+    audit = await startWithBreakableAudit();
+    w = audit.w;
     await signUp('alice');
     await signUp('bob');
   });
   after(async () => {
-    await w?.stop();
-    await pg?.stop();
+    await audit?.stop();
   });
 
   test('a login the audit log cannot record is refused with WARDEN_ERR_AUDIT_UNAVAILABLE', async () => {

@@ -13,21 +13,17 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   type FakeKubeApiServer,
-  freePort,
   kubectl,
-  type PostgresServer,
   requireKubectl,
   requirePostgres,
   runCli,
   signupWithTotp,
   startFakeKubeApiServer,
-  startPostgres,
-  startWarden,
   type WardenProcess,
 } from '@warden/testkit';
+import { type BreakableAudit, startWithBreakableAudit } from './broken-audit';
 
 const PASSWORD = 'correct horse battery staple';
-const DB_PASSWORD = 'db-secret-k8a';
 const pgCheck = requirePostgres();
 const tool = requireKubectl();
 
@@ -44,29 +40,16 @@ spec:
 describe('issue 15 item 5: Kubernetes requests and execs are not forwarded unaudited', {
   skip: pgCheck.skip || tool.skip,
 }, () => {
-  let pg: PostgresServer;
+  let audit: BreakableAudit;
   let fake: FakeKubeApiServer;
   let w: WardenProcess;
-  let diag: string;
   const env = () => ({ ...w.env, WARDEN_HOME: join(w.dir, 'home-alice'), KUBECONFIG: join(w.dir, 'kc') });
   const wsh = (args: string[], input?: string) => runCli('wsh', args, { env: env(), input });
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const k = (args: string[]) => kubectl(join(w.dir, 'kc'), args, { env: env() });
 
-  function breakAudit(...types: string[]): void {
-    pg.psql(
-      `DELETE FROM aud.audit_fail; ${types.map((t) => `INSERT INTO aud.audit_fail VALUES ('${t}');`).join(' ')}`,
-    );
-  }
-
-  async function metric(type: string): Promise<number> {
-    const text = await (await fetch(`http://${diag}/metrics`)).text();
-    const m = new RegExp(
-      `^warden_audit_write_failures_total\\{type="${type.replaceAll('.', '\\.')}"\\} (\\d+)$`,
-      'm',
-    ).exec(text);
-    return m ? Number(m[1]) : 0;
-  }
+  const breakAudit = (...types: string[]) => audit.breakAudit(...types);
+  const metric = (type: string) => audit.metric(type);
 
   before(async () => {
     fake = await startFakeKubeApiServer({
@@ -76,38 +59,13 @@ describe('issue 15 item 5: Kubernetes requests and execs are not forwarded unaud
       metadata: { name: 'web' },
       spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
     });
-    pg = await startPostgres({ password: DB_PASSWORD });
-    diag = `127.0.0.1:${await freePort()}`;
-    w = await startWarden({
-      configYaml: [
-        `diag_addr: ${diag}`,
-        'auth_service:',
-        '  authentication:',
-        '    second_factor: "off"',
-        'storage:',
-        '  type: postgres',
-        `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
-        '  password_env: WARDEN_TEST_DB_PASSWORD',
-        '  schema: aud',
-        'kube_service:',
-        '  clusters:',
-        `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}`,
-        `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: test }`,
-        '',
-      ].join('\n'),
-      env: { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD },
-    });
-    pg.psql(`
-      CREATE TABLE aud.audit_fail (type text PRIMARY KEY);
-      CREATE FUNCTION aud.audit_fail() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF EXISTS (SELECT 1 FROM aud.audit_fail WHERE type IN (NEW.type, '*')) THEN
-          RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER audit_fail BEFORE INSERT ON aud.audit_events FOR EACH ROW EXECUTE FUNCTION aud.audit_fail();
-    `);
+    audit = await startWithBreakableAudit([
+      'kube_service:',
+      '  clusters:',
+      `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}`,
+      `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: test }`,
+    ]);
+    w = audit.w;
     writeFileSync(join(w.dir, 'role.yaml'), ROLE);
     assert.equal((await wctl(['create', join(w.dir, 'role.yaml')])).code, 0);
     const add = await wctl(['users', 'add', 'alice', '--roles=kube-dev', '--logins=nobody']);
@@ -128,8 +86,7 @@ describe('issue 15 item 5: Kubernetes requests and execs are not forwarded unaud
     assert.equal(warm.code, 0, warm.stderr);
   });
   after(async () => {
-    await w?.stop();
-    await pg?.stop();
+    await audit?.stop();
     await fake?.close();
   });
 
