@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isWardenError } from '../errors';
 import { formatResource, parseResources } from './codec';
-import { resolveKind } from './kinds';
+import { resolveKind } from './kind-names';
 import { validateResource, validateResourceOfKind } from './validate';
 
 const CA = `-----BEGIN CERTIFICATE-----

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isWardenError } from '../errors';
 import { parseResources } from './codec';
-import { resolveKind } from './kinds';
+import { resolveKind } from './kind-names';
 import { validateResource, validateResourceOfKind } from './validate';
 
 const ID = '9cdfc0ad-64b7-4d9c-8e1e-0f0a0b0c0d0e';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isWardenError } from '../errors';
-import { currentVersion, isResourceKind, parseResourceRef, RESOURCE_KINDS, resolveKind } from './kinds';
+import { currentVersion, isResourceKind, parseResourceRef, RESOURCE_KINDS, resolveKind } from './kind-names';
 
 test('CLI aliases resolve to kinds', () => {
   const cases: Record<string, string> = {

@@ -18,19 +18,6 @@ import { type NodeResource, nodeV2Schema } from './node';
 import { type RoleResource, roleV7Schema } from './role';
 import { type UserResource, userV2Schema } from './user';
 
-export {
-  currentVersion,
-  isResourceKind,
-  KIND_NAMES,
-  type KindNames,
-  parseResourceRef,
-  RESOURCE_KINDS,
-  type ResourceKind,
-  type ResourceRef,
-  resolveKind,
-  singletonName,
-} from './kind-names';
-
 /** Each kind's schema per version; exactly the versions `KIND_NAMES` lists (checked below). */
 export const kindSchemas = {
   role: { v7: roleV7Schema },

@@ -5,15 +5,8 @@
  */
 import type { z } from 'zod';
 import { WardenError } from '../errors';
-import {
-  isResourceKind,
-  KIND_NAMES,
-  RESOURCE_KINDS,
-  type Resource,
-  type ResourceByKind,
-  type ResourceKind,
-  schemaFor,
-} from './kinds';
+import { isResourceKind, KIND_NAMES, RESOURCE_KINDS, type ResourceKind } from './kind-names';
+import { type Resource, type ResourceByKind, schemaFor } from './kinds';
 
 /** One problem found in a resource. */
 export interface ResourceIssue {
