@@ -1,5 +1,7 @@
 /** `wsh signup` and `wsh login`: prompts around the client ceremonies. */
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import { parseDuration, WardenError } from '@warden/api';
 import { loginWithPing, normalizeProxy, ProfileStore, signup, wardenHome } from '@warden/client';
 import { type CommandContext, str } from '../command';
@@ -126,8 +128,10 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
     // Web UI sessions of this user need a trusted device: make sure the helper runs.
     if (webHelperNeeded(final.webDeviceTrustMode) && helperMode === 'auto')
       await (await import('./web-helper')).ensureWebHelper(ctx, final);
-    // kubectl contexts of `wsh kube login --cert-files` get certificates of this login.
-    await (await import('./kube')).renewKubeCertFiles(ctx, final);
+    // kubectl contexts of `wsh kube login --cert-files` get certificates of this login (the
+    // kube module loads only when such files exist: most logins have none).
+    if (existsSync(join(final.dir, 'kube', 'files')))
+      await (await import('./kube')).renewKubeCertFiles(ctx, final);
     return 0;
   } finally {
     prompter.close();
