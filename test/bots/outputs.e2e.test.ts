@@ -271,15 +271,34 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     const dbStarts = starts.filter((e) => e.protocol === 'db');
     assert.ok(dbStarts.length >= 2, JSON.stringify(starts));
     assert.ok(dbStarts.every((e) => e.user_kind === 'bot' && e.device_exemption === 'bot'));
-    for (const type of ['app.session.start', 'kube.request']) {
-      const ev = JSON.parse(
+    const search = async (type: string) =>
+      JSON.parse(
         (await wctl(['audit', 'search', `--type=${type}`, '--user=ci', '--format=json'])).stdout,
-      ) as { user_kind?: string; success: boolean }[];
+      ) as {
+        protocol?: string;
+        user_kind?: string;
+        device_exemption?: string;
+        success: boolean;
+      }[];
+    for (const type of ['app.session.start', 'kube.request']) {
+      const ev = await search(type);
       assert.ok(
         ev.length > 0 && ev.every((e) => e.user_kind === 'bot' && e.success),
         `${type}: ${JSON.stringify(ev)}`,
       );
     }
+    // The access decisions of the app and the cluster say the bot exemption let it in.
+    const appStarts = await search('app.session.start');
+    assert.ok(
+      appStarts.every((e) => e.device_exemption === 'bot'),
+      `app.session.start: ${JSON.stringify(appStarts)}`,
+    );
+    const kubeAllowed = (await search('access.allowed')).filter((e) => e.protocol === 'kube');
+    assert.ok(
+      kubeAllowed.length > 0 &&
+        kubeAllowed.every((e) => e.user_kind === 'bot' && e.device_exemption === 'bot'),
+      `kube access.allowed: ${JSON.stringify(kubeAllowed)}`,
+    );
 
     // A person with the same role and no device: refused for all three.
     const add = await wctl(['users', 'add', 'alice', '--roles=bot-all', '--logins=nobody']);

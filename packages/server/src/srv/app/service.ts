@@ -518,6 +518,7 @@ export class AppService {
         app,
         this.publicAddrOf(app),
         'the web session became device-trusted',
+        decision.deviceExemption,
       );
     if (!decision.allowed) {
       live?.end(decision.reason);
@@ -542,7 +543,8 @@ export class AppService {
       }
       return refusal;
     }
-    const session = live ?? (await this.sessions.open(principal, app, this.publicAddrOf(app)));
+    const session =
+      live ?? (await this.sessions.open(principal, app, this.publicAddrOf(app), decision.deviceExemption));
     if (conn) session.attach(conn.socket);
     return session;
   }

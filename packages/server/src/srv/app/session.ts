@@ -184,7 +184,13 @@ export class AppSessions {
    * identity of an app certificate (`via: 'cert'`); the Web UI will call it with the
    * identity of a device-aware web session (`via: 'web'`).
    */
-  async open(principal: AppPrincipal, app: AppResource, publicAddr: string): Promise<AppSession> {
+  async open(
+    principal: AppPrincipal,
+    app: AppResource,
+    publicAddr: string,
+    /** The allowing decision's: `bot` when `required-for-humans` let a bot in without a device. */
+    deviceExemption?: 'bot',
+  ): Promise<AppSession> {
     const k = key(principal, app);
     const live = this.#live.get(k);
     if (live && !live.ended) return live;
@@ -208,6 +214,7 @@ export class AppSessions {
         roles: [...principal.identity.roles],
         public_addr: publicAddr,
         via: principal.via,
+        ...(deviceExemption ? { device_exemption: deviceExemption } : {}),
       });
       this.#live.set(k, session);
       const reg = this.#o.monitor.register({
@@ -239,10 +246,11 @@ export class AppSessions {
     app: AppResource,
     publicAddr: string,
     why: string,
+    deviceExemption?: 'bot',
   ): Promise<AppSession> {
     const moved = old.release();
     old.end(why);
-    const session = await this.open(principal, app, publicAddr);
+    const session = await this.open(principal, app, publicAddr, deviceExemption);
     for (const c of moved.connections) session.attach(c);
     for (const t of moved.streams) session.track(t);
     return session;
