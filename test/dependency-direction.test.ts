@@ -22,6 +22,17 @@ const ALLOWED: Record<string, string[]> = {
 
 const root = resolve(import.meta.dirname, '..');
 
+/** The subpaths each package's `exports` map declares (`@warden/api/ssh2-patch`): the only deep imports. */
+function subpathExports(pkg: string): string[] {
+  const json = JSON.parse(readFileSync(join(root, 'packages', pkg, 'package.json'), 'utf8')) as {
+    exports?: Record<string, string>;
+  };
+  return Object.keys(json.exports ?? {})
+    .filter((k) => k !== '.')
+    .map((k) => `@warden/${pkg}/${k.replace(/^\.\//, '')}`);
+}
+const EXPORTED = new Set(Object.keys(ALLOWED).flatMap(subpathExports));
+
 function sources(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
     if (name === 'node_modules' || name === 'dist') continue;
@@ -43,8 +54,10 @@ export function violations(pkg: string, file: string, text: string): string[] {
     if (internal) {
       const target = internal[1]!;
       if (target !== pkg && !ALLOWED[pkg]?.includes(target)) found.push(`${file}: imports ${spec}`);
-      if (spec.includes('/', '@warden/'.length))
-        found.push(`${file}: deep import ${spec} (use the package root)`);
+      if (spec.includes('/', '@warden/'.length) && !EXPORTED.has(spec))
+        found.push(
+          `${file}: deep import ${spec} (use the package root or a subpath its exports map declares)`,
+        );
     } else if (spec.startsWith('.')) {
       const abs = resolve(root, file, '..', spec);
       const rel = relative(join(root, 'packages', pkg), abs);
@@ -106,6 +119,27 @@ test('the checker itself catches a forbidden import', () => {
     1,
   );
   assert.equal(violations('cli', 'packages/cli/src/x.ts', "import { a } from '@warden/client';").length, 0);
+  assert.equal(
+    violations('server', 'packages/server/src/x.ts', "import { a } from '@warden/api/ssh2-patch';").length,
+    0,
+    'a subpath the exports map declares',
+  );
+  assert.equal(
+    violations('server', 'packages/server/src/x.ts', "import { a } from '@warden/api/src/ssh2-patch';")
+      .length,
+    1,
+  );
+});
+
+test('@warden/api/ssh2-patch is a subpath only: the package root never loads ssh2', () => {
+  const apiSrc = join(root, 'packages', 'api', 'src');
+  const problems: string[] = [];
+  for (const file of sources(apiSrc)) {
+    if (file.endsWith('.test.ts') || file.endsWith('ssh2-patch.ts')) continue;
+    const text = readFileSync(file, 'utf8');
+    if (/from\s*['"](ssh2|\.\/ssh2-patch)['"]/.test(text)) problems.push(relative(root, file));
+  }
+  assert.deepEqual(problems, []);
 });
 
 // ---- Folders inside packages/server ------------------------------------------------------

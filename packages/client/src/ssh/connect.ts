@@ -10,7 +10,7 @@
  *    │                                                          │  ssh2 checks H's signature
  *    │ ── userauth publickey (cert, query) ───────────────────▶ │
  *    │ ◀── PK_OK ────────────────────────────────────────────── │
- *    │ ── userauth publickey (cert, signed by our key) ──────▶ │  ssh2-patch.ts
+ *    │ ── userauth publickey (cert, signed by our key) ──────▶ │  @warden/api/ssh2-patch
  *    │ ◀── SUCCESS ──────────────────────────────────────────── │
  *    │ ── session / direct-tcpip channels ───────────────────▶ │
  *
@@ -20,16 +20,16 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { type SshCertificate, WardenError } from '@warden/api';
-import ssh2 from 'ssh2';
-import { channelError } from './errors';
-import { verifyHostCertificate } from './host-cert';
 import {
   acceptHostCertificate,
   type CertificateKey,
   certificateKey,
   offerOnlyHostCertificates,
   patchUserCertificateAuth,
-} from './ssh2-patch';
+} from '@warden/api/ssh2-patch';
+import ssh2 from 'ssh2';
+import { channelError } from './errors';
+import { verifyHostCertificate } from './host-cert';
 
 export interface NodeSshOptions {
   /** Byte stream to the node's SSH server. */
@@ -80,7 +80,11 @@ export type SshChannel = ssh2.ClientChannel;
 export async function connectNode(opts: NodeSshOptions): Promise<NodeSsh> {
   let key: CertificateKey;
   try {
-    key = certificateKey(createPrivateKey(opts.keyPem), opts.sshCert);
+    key = certificateKey(
+      createPrivateKey(opts.keyPem),
+      opts.sshCert,
+      'the SSH certificate in your profile is not for your key; run `wsh login` again',
+    );
     if (key.certificate.type !== 'user') {
       throw new WardenError(
         'WARDEN_ERR_BAD_CERTIFICATE',

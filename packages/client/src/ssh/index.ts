@@ -2,8 +2,8 @@
  * The SSH client: reach a node through the proxy (`dialNode`), then speak SSH over that stream
  * with the user's Warden certificate, trusting only host certificates from the cluster's host
  * CA; sessions with exit codes, PTYs and stdin; `-L` forwarding; and the OpenSSH config for
- * plain `ssh`/`scp`. ssh2 is the protocol engine; ssh2-patch.ts adds certificate support to it
- * (private to this folder).
+ * plain `ssh`/`scp`. ssh2 is the protocol engine; `@warden/api/ssh2-patch` adds certificate
+ * support to it (used by connect.ts).
  * Who may import: the CLI (`wsh ssh`, `wsh proxy ssh`, `wsh config`, `wsh ls`) through
  * `@warden/client`. Tested by the colocated unit tests and test/ssh-client/ (real sshd).
  */

@@ -42,6 +42,12 @@ import {
   spkiFromKey,
   verifySshCertificate,
 } from '@warden/api';
+import {
+  acceptHostCertificate,
+  certificateKey,
+  offerOnlyHostCertificates,
+  patchUserCertificateAuth,
+} from '@warden/api/ssh2-patch';
 import ssh2, {
   type AuthContext,
   type ClientChannel,
@@ -60,12 +66,6 @@ import type { Logger } from '../../log';
 import { refuseChannels } from './channel-refusal';
 import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
 import { afterGrace, afterMessagesLeave, corked, endWithMessage } from './session-end';
-import {
-  acceptHostCertificate,
-  certificateKey,
-  offerOnlyHostCertificates,
-  patchUserCertificateAuth,
-} from './ssh2-client';
 import {
   type CertHolder,
   isCertificateAlgorithm,
@@ -309,6 +309,7 @@ export class AgentlessForwarder {
         sessionId,
         extensions: Object.keys(holder.extensions),
       }),
+      'the session certificate is not for the session key',
     );
     const hostCaKeys = this.#o.cas.sshPublicKeys('host');
     const names = [s.node.hostname, s.node.id];

@@ -1,35 +1,43 @@
 /**
- * ssh2 (1.17) as the CLIENT the proxy uses towards agentless OpenSSH nodes (agentless.ts):
- * log in with a user certificate (the per-session openssh CA certificate) and accept only a
- * host certificate, checked by our code. ssh2 does neither by itself; the technique and its
- * reasons are those of `packages/client/src/ssh/ssh2-patch.ts` (wsh's SSH client), repeated
- * here because the server never imports the client package (DESIGN §2):
+ * `@warden/api/ssh2-patch`: where ssh2 (1.17) falls short as an SSH client that logs in with
+ * an OpenSSH user certificate and accepts only a certified host key, patched at run time on
+ * ONE `Client` instance (never in node_modules, never on a shared prototype). Two callers:
+ * wsh's SSH client (packages/client/src/ssh/connect.ts, towards Warden and OpenSSH nodes) and
+ * the proxy towards agentless OpenSSH nodes (packages/server/src/srv/ssh/agentless.ts, with
+ * the per-session openssh CA certificate). It lives here, as a subpath export of the package
+ * both may import, so that `@warden/api` itself never loads ssh2.
  *
- * 1. User certificates (PROTOCOL.certkeys): sshd wants the certificate type as the publickey
- *    algorithm, the certificate blob as the key, and a signature in the BASE algorithm's
- *    format; ssh2 would write the key's own type into both places. `patchUserCertificateAuth`
- *    builds the signed request itself (`Protocol#authPK` replaced on this connection only).
- * 2. Host certificates: `offerOnlyHostCertificates` offers ONLY `*-cert-v01@openssh.com`
- *    host key algorithms (a node with a plain host key fails the handshake: fail closed);
- *    `acceptHostCertificate`, called from `hostVerifier` once the certificate verified, lets
- *    ssh2's own exchange-hash signature check run against the certified key.
+ * 1. User certificates (PROTOCOL.certkeys). OpenSSH's sshd wants, in the publickey request,
+ *    the certificate type as the public key algorithm (`ecdsa-sha2-nistp256-cert-v01@openssh.com`),
+ *    the certificate blob as the public key, and the signature in the BASE algorithm's format
+ *    (`ecdsa-sha2-nistp256`). ssh2 writes the key's own type into both places, so sshd refuses
+ *    the signature. We hand ssh2 a key object whose public half is the certificate; the query
+ *    (no signature) goes through ssh2 unchanged, and the signed request for that key is built
+ *    here (`Protocol#authPK` replaced on this connection's protocol object).
+ *
+ * 2. Host certificates. ssh2 neither offers `*-cert-v01@openssh.com` host key algorithms nor
+ *    can it check a key exchange signed by a certified host key. We offer ONLY certificate
+ *    algorithms (a node with a plain host key fails the handshake: fail closed), verify the
+ *    certificate with our code in `hostVerifier`, and then let ssh2 check the exchange-hash
+ *    signature against the certified key. Its `KeyExchange#finish()` hashes K_S (which must stay
+ *    the certificate blob, as sent), then calls `getPublicKey()` (the next field of H), then
+ *    compares the signature's algorithm with `negotiated.serverHostKey` and parses K_S as a
+ *    plain key. From that `getPublicKey()` call on we show it the certified plain key and its
+ *    algorithm, so its own signature check runs against the key we verified.
  *
  * Every internal we touch is checked before use: if ssh2 changes shape, connecting fails with
- * a clear error instead of skipping a check. Who may import: this folder (agentless.ts).
- * Tested end to end against a real OpenSSH sshd in test/ssh-agentless.e2e.test.ts.
+ * a clear error instead of skipping a check. Who may import: the two callers above, through
+ * the subpath (never re-exported from the package root). Unit tests beside this file; tested
+ * against a real OpenSSH sshd in test/ssh-client/ (a wrong CA, a plain host key and a wrong
+ * principal are refused; cert login works) and test/ssh-agentless.e2e.test.ts.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
-import {
-  encodeSshPublicKey,
-  formatAuthorizedKey,
-  parseSshCertificate,
-  SshCertAlgorithms,
-  type SshCertificate,
-  sshSign,
-  WardenError,
-} from '@warden/api';
 import ssh2 from 'ssh2';
+// The SSH files directly, not ./certs (whose X.509 half wsh ssh must not load).
+import { parseSshCertificate, SshCertAlgorithms, type SshCertificate } from './certs/ssh-cert';
+import { encodeSshPublicKey, formatAuthorizedKey, sshSign } from './certs/ssh-key';
+import { WardenError } from './errors';
 
 /** Host key algorithms we offer: certificates only. */
 export const HOST_CERT_ALGORITHMS: readonly string[] = [
@@ -79,7 +87,7 @@ let sendPacketFn: SendPacket | undefined;
 function internalsChanged(what: string): WardenError {
   return new WardenError(
     'WARDEN_ERR_INTERNAL',
-    `the installed ssh2 library is not the version Warden's proxy was written for (${what}); reinstall Warden's dependencies`,
+    `the installed ssh2 library is not the version Warden was written for (${what}); reinstall Warden's dependencies`,
   );
 }
 
@@ -120,13 +128,21 @@ export interface CertificateKey {
 
 /**
  * Pairs the user's private key with its OpenSSH certificate line. Throws
- * WARDEN_ERR_BAD_CERTIFICATE when the certificate is not for this key.
+ * WARDEN_ERR_BAD_CERTIFICATE, with `mismatch` as its message (the caller knows what the user
+ * should do), when the certificate is not for this key.
+ *
+ * @example
+ *   const key = certificateKey(privateKey, certLine, 'the SSH certificate in your profile is not for your key; run `wsh login` again');
  */
-export function certificateKey(privateKey: KeyObject, certLine: string): CertificateKey {
+export function certificateKey(
+  privateKey: KeyObject,
+  certLine: string,
+  mismatch = 'the SSH certificate is not for this key',
+): CertificateKey {
   const certificate = parseSshCertificate(certLine);
   const publicKey = createPublicKey(privateKey);
   if (!encodeSshPublicKey(publicKey).equals(encodeSshPublicKey(certificate.publicKey))) {
-    throw new WardenError('WARDEN_ERR_BAD_CERTIFICATE', 'the session certificate is not for the session key');
+    throw new WardenError('WARDEN_ERR_BAD_CERTIFICATE', mismatch);
   }
   // A key ssh2 parsed itself carries its private "parsed" marker; our object inherits it.
   const base = ssh2.utils.parseKey(formatAuthorizedKey(publicKey));

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { formatSshCertificate, isWardenError, signSshCertificate } from '@warden/api';
 import ssh2 from 'ssh2';
+import { formatSshCertificate, signSshCertificate } from './certs';
+import { isWardenError } from './errors';
 import { certificateKey, HOST_CERT_ALGORITHMS, offerOnlyHostCertificates } from './ssh2-patch';
 
 const ca = generateKeyPairSync('ed25519');
@@ -47,7 +48,11 @@ test('a certificate for another key is refused', () => {
   const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   assert.throws(
     () => certificateKey(user.privateKey, certLine(other.publicKey)),
-    (e: unknown) => isWardenError(e, 'WARDEN_ERR_BAD_CERTIFICATE') && /not for your key/.test(e.message),
+    (e: unknown) => isWardenError(e, 'WARDEN_ERR_BAD_CERTIFICATE') && /not for this key/.test(e.message),
+  );
+  assert.throws(
+    () => certificateKey(user.privateKey, certLine(other.publicKey), 'run `wsh login` again'),
+    (e: unknown) => isWardenError(e, 'WARDEN_ERR_BAD_CERTIFICATE') && e.message === 'run `wsh login` again',
   );
   assert.throws(
     () => certificateKey(user.privateKey, 'ssh-ed25519 AAAA'),
