@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Tap } from '../common/relay';
+import { smallChunks as chunks, tapHarness as harness } from '../../../../../../test/support/db-taps';
 import {
   Command,
   comQuery,
@@ -11,39 +11,6 @@ import {
   packetHeader,
 } from './protocol';
 import { ClientTap, type ClientTapHandler, type CommandAction, type SeqState, ServerTap } from './relay';
-
-/** Feeds a tap as the relay does; `out` resolves with what it wrote once it closes or `end()`. */
-function harness(tap: Tap) {
-  const parts: Buffer[] = [];
-  let done!: (b: Buffer) => void;
-  let fail!: (e: Error) => void;
-  const out = new Promise<Buffer>((r) => {
-    done = r;
-  });
-  const failed = new Promise<Error>((r) => {
-    fail = r;
-  });
-  tap.attach({ write: (b) => parts.push(Buffer.from(b)), end: () => done(Buffer.concat(parts)) });
-  return {
-    out,
-    failed,
-    write(chunk: Buffer) {
-      try {
-        tap.push(chunk);
-      } catch (e) {
-        fail(e as Error);
-      }
-    },
-    end: () => done(Buffer.concat(parts)),
-  };
-}
-
-/** Splits `b` into chunks of 1..7 bytes, so packets cross chunk boundaries everywhere. */
-function chunks(b: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0, n = 1; at < b.length; at += n, n = (n % 7) + 1) out.push(b.subarray(at, at + n));
-  return out;
-}
 
 function handler(decide: (payload: Buffer) => CommandAction = () => ({ kind: 'forward' })) {
   const seen: string[] = [];
