@@ -47,6 +47,7 @@ import {
   instrumentAudit,
   instrumentBackend,
   type MetricsRegistry,
+  watchEventLoopStalls,
   watchLockLag,
 } from '../diag';
 import { createLogger, type Logger } from '../log';
@@ -314,6 +315,7 @@ async function compose(
   const checker = liveAccessChecker(views, { clock });
   const monitor = liveSessionMonitor(views, { checker, clock, logger });
   watchLockLag(lockCache, metrics, () => clock.now());
+  const stopStallWatch = watchEventLoopStalls(logger);
   // Rate limits count in the backend's rate counters: PostgreSQL's are shared by every replica;
   // a SQLite file has one owner, so that process's memory holds the cluster's counts.
   const counters: RateCounters =
@@ -638,6 +640,7 @@ async function compose(
     server,
     async close() {
       clearInterval(refresh);
+      stopStallWatch();
       await diag?.close();
       tunnels.close();
       await db.close();

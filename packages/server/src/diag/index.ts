@@ -17,3 +17,4 @@ export {
   watchLockLag,
 } from './metrics';
 export { type DiagServer, type DiagServerOptions, type ReadinessCheck, startDiagServer } from './server';
+export { type StallWatchOptions, watchEventLoopStalls } from './stall';

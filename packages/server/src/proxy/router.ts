@@ -113,11 +113,28 @@ export interface RouterOptions {
    * `isGuess` says which errors count as a failed attempt.
    */
   limits?: PublicRouteLimits & { isGuess(e: unknown): boolean };
+  /** A call that took at least this long is logged with its route pattern (default 5 s). */
+  slowRequestMs?: number;
 }
 
+/** API calls answer in milliseconds; one that took this long is logged (its route pattern only). */
+const SLOW_REQUEST_MS = 5000;
+
 export function createRequestHandler(opts: RouterOptions) {
+  const slowMs = opts.slowRequestMs ?? SLOW_REQUEST_MS;
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://proxy');
+    // The route's pattern is logged, never the path itself (it may carry a token id).
+    const started = performance.now();
+    let pattern = '(no route)';
+    res.once('close', () => {
+      const ms = performance.now() - started;
+      if (ms >= slowMs)
+        opts.logger.warn(
+          { method: req.method, route: pattern, ms: Math.round(ms), answered: res.writableFinished },
+          'slow API request',
+        );
+    });
     const addr = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? 'unknown';
     try {
       let params: Record<string, string> | undefined;
@@ -130,6 +147,7 @@ export function createRequestHandler(opts: RouterOptions) {
         if (r.method === req.method) {
           route = r;
           params = p;
+          pattern = r.path;
           break;
         }
       }
