@@ -1,6 +1,7 @@
 /** Runs the built `wsh`/`wctl`/`warden` (dist/) as a user would: argv, stdin, env, exit code. */
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { runningWardenOutput } from './warden';
 
 const root = resolve(import.meta.dirname, '../../..');
 
@@ -31,7 +32,12 @@ export function runCli(
     });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${command} ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+      const servers = runningWardenOutput()
+        .map((text) => `\n--- the end of a running warden's output ---\n${text}`)
+        .join('');
+      reject(
+        new Error(`${command} ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}${servers}`),
+      );
     }, opts.timeoutMs ?? 30_000);
     child.on('error', reject);
     child.on('close', (code) => {

@@ -64,6 +64,17 @@ interface Spawned {
   out: { text: string };
 }
 
+/** The output of every warden this test process started and has not stopped (for `runCli`'s timeout report). */
+const running = new Set<{ text: string }>();
+
+/**
+ * The last `chars` of what each running warden printed: a command that timed out shows what
+ * the server logged meanwhile (e.g. a slow request, a blocked event loop).
+ */
+export function runningWardenOutput(chars = 3000): string[] {
+  return [...running].map((o) => o.text.slice(-chars));
+}
+
 /** Runs `warden start --config FILE` and resolves once it printed its CA pin and started. */
 async function spawnReady(config: string, dir: string, opts: WardenStartOptions): Promise<Spawned> {
   const child = spawn(
@@ -76,6 +87,8 @@ async function spawnReady(config: string, dir: string, opts: WardenStartOptions)
     },
   );
   const out = { text: '' };
+  running.add(out);
+  child.once('exit', () => running.delete(out));
   child.stdout!.on('data', (c) => {
     out.text += c;
   });
