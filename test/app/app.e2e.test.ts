@@ -527,6 +527,11 @@ describe('web apps through Warden', { skip: curlCheck.skip }, () => {
       (e) => e.type === 'cert.create' && (e as { cert_type?: string }).cert_type === 'app',
     );
     assert.ok(certs.some((e) => e.user === 'alice' && (e as { app?: string }).app === 'demo'));
+    // The caller's address comes with its identity (the router sets it; no separate argument).
+    assert.ok(
+      certs.every((e) => e.addr === '127.0.0.1'),
+      'cert.create carries the client address',
+    );
     // Never a body or a cookie.
     assert.doesNotMatch(JSON.stringify(requests), /xxxxxxxx|cookie/i);
   });

@@ -54,15 +54,16 @@ export interface AppAccessComposition {
   routing: AppRouting;
   /** For `apiRoutes(…, { apps })`. */
   api: {
-    list(identity: Identity, addr: string): unknown[];
-    login(identity: Identity, addr: string, app: string): Promise<unknown>;
+    /** The caller's identity carries its address (`clientAddr`, set by the router). */
+    list(identity: Identity): unknown[];
+    login(identity: Identity, app: string): Promise<unknown>;
   };
   /** For `apiRoutes(…, { jwks })`. */
   jwks(): unknown;
   close(): void;
 }
 
-function toIdentity(r: Identity, addr: string) {
+function toIdentity(r: Identity) {
   return makeIdentity({
     user: r.user,
     kind: r.kind,
@@ -72,7 +73,7 @@ function toIdentity(r: Identity, addr: string) {
     admin: r.admin,
     ...(r.device ? { device: r.device } : {}),
     ...(r.cert ? { cert: r.cert } : {}),
-    clientAddr: addr,
+    ...(r.clientAddr ? { clientAddr: r.clientAddr } : {}),
   });
 }
 
@@ -131,11 +132,11 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
     service,
     routing,
     api: {
-      list: (identity, addr) => (service ? service.list(toIdentity(identity, addr)) : []),
-      login: async (identity, addr, app) => {
+      list: (identity) => (service ? service.list(toIdentity(identity)) : []),
+      login: async (identity, app) => {
         if (!service)
           throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no app_service runs behind this proxy');
-        return service.login(toIdentity(identity, addr), app);
+        return service.login(toIdentity(identity), app);
       },
     },
     jwks: () => d.cas.jwks(),

@@ -462,7 +462,7 @@ async function compose(
     ...(apps.service
       ? {
           apps: {
-            list: (identity: Identity, addr: string) => apps.api.list(identity, addr) as rpc.AppInfo[],
+            list: (identity: Identity) => apps.api.list(identity) as rpc.AppInfo[],
             uriOf: (publicAddr: string) =>
               `https://${publicAddr}${config.proxyService.publicAddr.port === 443 ? '' : `:${config.proxyService.publicAddr.port}`}`,
             launcher: webApps,

@@ -40,9 +40,9 @@ export interface ApiDeps {
   /** Web apps (`bin/app.ts`): absent when no app_service runs. */
   apps?: {
     /** Apps the caller may reach (`wsh apps ls`). */
-    list(identity: Identity, addr: string): unknown[];
+    list(identity: Identity): unknown[];
     /** An app certificate for the caller's key (`wsh app login`). */
-    login(identity: Identity, addr: string, app: string): Promise<unknown>;
+    login(identity: Identity, app: string): Promise<unknown>;
   };
   /** The `jwt` CA's public keys (`/.well-known/jwks.json`). */
   jwks?(): unknown;
@@ -265,7 +265,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       method: 'GET',
       path: R.apps,
       auth: 'user',
-      handler: async (ctx) => ({ items: deps.apps ? deps.apps.list(caller(ctx), ctx.addr) : [] }),
+      handler: async (ctx) => ({ items: deps.apps ? deps.apps.list(caller(ctx)) : [] }),
     }),
     route<z.infer<typeof rpc.AppLoginRequest>>({
       method: 'POST',
@@ -276,7 +276,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
         const identity = caller(ctx);
         if (!deps.apps)
           throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no app_service runs behind this proxy');
-        return deps.apps.login(identity, ctx.addr, ctx.body.app);
+        return deps.apps.login(identity, ctx.body.app);
       },
     }),
     route({

@@ -70,7 +70,8 @@ export interface WebUiOptions {
   listDbs?(identity: Identity): Promise<unknown[]>;
   /** Apps (absent when no app_service runs here): the list, their URL, and the launcher. */
   apps?: {
-    list(identity: Identity, addr: string): rpc.AppInfo[];
+    /** Apps the identity may reach (its `clientAddr` is the caller's address). */
+    list(identity: Identity): rpc.AppInfo[];
     /** `https://<public addr>[:port]`. */
     uriOf(publicAddr: string): string;
     launcher: WebApps;
@@ -266,7 +267,7 @@ export class WebUi {
 
     if (path === W.session && method === 'GET') return this.#sessionView(session);
     if (path === W.logout && method === 'POST') return this.#logout(ctx, session);
-    if (path === W.resources && method === 'GET') return this.#resources(identity, ctx.addr);
+    if (path === W.resources && method === 'GET') return this.#resources(identity);
     if (path === W.deviceChallenge && method === 'POST')
       return this.#o.device.create({ id: session.id, user: session.data.user, addr: session.data.addr });
     if (path.startsWith(`${W.deviceChallenge}/`) && method === 'GET')
@@ -283,8 +284,7 @@ export class WebUi {
     }
     if (path === W.audit && method === 'GET') return this.#audit(identity, url.searchParams);
     const launch = /^\/v1\/web\/apps\/([^/]+)\/launch$/.exec(path);
-    if (launch && method === 'POST')
-      return this.#launch(session, identity, ctx.addr, decodeURIComponent(launch[1]!));
+    if (launch && method === 'POST') return this.#launch(session, identity, decodeURIComponent(launch[1]!));
     throw new WardenError('WARDEN_ERR_NOT_FOUND', `no such Web UI API route ${method} ${path}`);
   }
 
@@ -409,7 +409,7 @@ export class WebUi {
     return {};
   }
 
-  async #resources(identity: Identity, addr: string): Promise<web.ResourcesResponse> {
+  async #resources(identity: Identity): Promise<web.ResourcesResponse> {
     const items: web.ResourceView[] = [];
     for (const node of await this.#o.listNodes(identity)) {
       const host = node.spec.hostname;
@@ -424,7 +424,7 @@ export class WebUi {
     }
     const unavailable: string[] = [];
     if (this.#o.apps) {
-      for (const app of this.#o.apps.list(identity, addr)) {
+      for (const app of this.#o.apps.list(identity)) {
         items.push({
           kind: 'app',
           name: app.name,
@@ -458,14 +458,9 @@ export class WebUi {
     return { items, unavailable };
   }
 
-  async #launch(
-    session: LoadedWebSession,
-    identity: Identity,
-    addr: string,
-    name: string,
-  ): Promise<{ url: string }> {
+  async #launch(session: LoadedWebSession, identity: Identity, name: string): Promise<{ url: string }> {
     const apps = this.#o.apps;
-    const app = apps?.list(identity, addr).find((a) => a.name === name);
+    const app = apps?.list(identity).find((a) => a.name === name);
     if (!apps || !app)
       throw new WardenError('WARDEN_ERR_NOT_FOUND', `app "${name}" not found among the apps you may reach`);
     return apps.launcher.launch(session, name, apps.uriOf(app.public_addr));
