@@ -6,18 +6,20 @@
  * thread killed). The real thing is in test/db/mysql.e2e.test.ts.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { TLSSocket } from 'node:tls';
 import type { DbResource } from '@warden/api';
-import { type AccessDecision, makeIdentity } from '../../../access';
-import { MemoryAuditLog } from '../../../audit';
-import { MemoryBackend } from '../../../backend';
-import { CertAuthorities } from '../../../ca';
-import { systemClock } from '../../../clock';
-import { DbSession, dbCertIssuer, StreamReader, UpstreamCredentials } from '../common';
+import {
+  ALLOWED,
+  dbServerTls,
+  type EngineProxy,
+  FakeDbServer,
+  quietLogger as quiet,
+  startEngineProxy,
+} from '../../../../../../test/support/db-engine';
+import type { AccessDecision } from '../../../access';
+import { StreamReader } from '../common';
 import { MySqlEngine } from './engine';
 import {
   Cap,
@@ -34,8 +36,6 @@ import {
   parseHandshakeResponse,
   parseHandshakeV10,
 } from './protocol';
-
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 async function readPacket(r: StreamReader): Promise<{ seq: number; payload: Buffer }> {
   const { length, seq } = packetHeader(await r.read(4));
@@ -58,33 +58,16 @@ interface Login {
 }
 
 /** A MySQL server that speaks just enough: greeting, SSLRequest, TLS, login, COM_QUERY → OK. */
-class FakeMySql {
-  server!: Server;
-  port = 0;
+class FakeMySql extends FakeDbServer {
   ssl = true;
   scenario: Scenario = { kind: 'ok' };
   logins: Login[] = [];
   queries: string[] = [];
-  connections = 0;
   /** Sessions that ended with the client's COM_QUIT. */
   quits = 0;
   answers: Buffer[] = [];
-  readonly open = new Set<Socket>();
 
-  constructor(readonly tls: { key: string; cert: string; ca: string[] }) {}
-
-  async start(): Promise<void> {
-    this.server = createServer((s) => void this.#serve(s).catch(() => s.destroy()));
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  async #serve(sock: Socket): Promise<void> {
-    this.connections++;
-    this.open.add(sock);
-    sock.on('close', () => this.open.delete(sock));
-    sock.on('error', () => undefined);
+  protected async serve(sock: Socket): Promise<void> {
     sock.write(
       packet(
         0,
@@ -102,19 +85,7 @@ class FakeMySql {
     if (!this.ssl) return;
     const plain = new StreamReader(sock);
     await readPacket(plain);
-    // The client's TLS hello may have come in the same chunk as its SSLRequest.
-    const rest = plain.release();
-    if (rest.length) sock.unshift(rest);
-    const tls = new TLSSocket(sock, {
-      isServer: true,
-      key: this.tls.key,
-      cert: this.tls.cert,
-      ca: this.tls.ca,
-      requestCert: true,
-      rejectUnauthorized: true,
-    });
-    tls.on('error', () => undefined);
-    await once(tls, 'secure');
+    const tls = await this.startTls(sock, plain);
     const r = new StreamReader(tls);
     const { seq, payload } = await readPacket(r);
     const resp = parseHandshakeResponse(payload);
@@ -172,76 +143,35 @@ class FakeMySql {
     }
     tls.end();
   }
-
-  close(): void {
-    for (const s of this.open) s.destroy();
-    this.server.close();
-  }
 }
 
-let cas: CertAuthorities;
 let fake: FakeMySql;
-let proxy: Server;
+let proxy: EngineProxy;
 let engine: MySqlEngine;
-let audit: MemoryAuditLog;
-const ALLOWED: AccessDecision = { allowed: true, deviceTrustMode: 'off', matchedRoles: ['dev'] };
 let decision: AccessDecision = ALLOWED;
-let lastSession: DbSession | undefined;
-let served: Promise<void> | undefined;
-const proxied = new Set<Socket>();
 
 before(async () => {
-  const backend = new MemoryBackend({ clock: systemClock });
-  cas = await CertAuthorities.init({ backend, clusterName: 'unit', clock: systemClock });
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const { certPem } = await cas.issueDbServerCert({ ipAddresses: ['127.0.0.1'], publicKey });
-  fake = new FakeMySql({
-    key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    cert: certPem,
-    ca: cas.tlsCertPems('db'),
-  });
+  const { cas, tls } = await dbServerTls();
+  fake = new FakeMySql(tls);
   await fake.start();
-  audit = new MemoryAuditLog({ clock: systemClock });
   engine = new MySqlEngine({ logger: quiet });
-  const credentials = new UpstreamCredentials({ issuer: dbCertIssuer(cas), clock: systemClock });
-  const checker = { checkAccess: () => decision };
   const db: DbResource = {
     kind: 'db',
     version: 'v3',
     metadata: { name: 'shop' },
     spec: { protocol: 'mysql', uri: `127.0.0.1:${fake.port}` },
   };
-  // The proxy's side: every connection is a session of alice.
-  proxy = createServer((sock) => {
-    proxied.add(sock);
-    const session = new DbSession(
-      {
-        stream: sock,
-        db,
-        identity: makeIdentity({ user: 'alice', roles: ['dev'] }),
-        clientAddr: '127.0.0.1',
-      },
-      { clock: systemClock, audit, logger: quiet, checker, credentials },
-    );
-    lastSession = session;
-    served = engine.serve(sock, session).finally(() => {
-      sock.destroy();
-      void session.ended();
-    });
-  });
-  proxy.listen(0, '127.0.0.1');
-  await once(proxy, 'listening');
+  proxy = await startEngineProxy({ engine, cas, db, decide: () => decision });
 });
 
 after(() => {
-  for (const s of proxied) s.destroy();
   proxy.close();
   fake.close();
 });
 
 /** A client: reads the greeting, logs in as `user`, returns the answer and the socket. */
 async function login(user = 'alice', database = 'orders') {
-  const sock = netConnect({ host: '127.0.0.1', port: (proxy.address() as { port: number }).port });
+  const sock = netConnect({ host: '127.0.0.1', port: proxy.port });
   sock.on('error', () => undefined);
   const r = new StreamReader(sock);
   const greeting = parseHandshakeV10((await readPacket(r)).payload);
@@ -296,12 +226,12 @@ test('login: greeting without SSL, the db user’s certificate upstream, no pass
   assert.equal((await readPacket(r)).seq, 1);
   assert.equal(fake.queries.at(-1), 'select 1');
   sock.end(packet(0, Buffer.from([Command.QUIT])));
-  await served;
+  await proxy.served;
   // The next greeting announces the database's own version.
   const again = await login();
   assert.equal(again.greeting.serverVersion, '5.5.5-10.11.0-MariaDB-fake');
   again.sock.destroy();
-  await served;
+  await proxy.served;
 });
 
 test('auth switch to caching_sha2_password with fast auth: an empty answer, then OK', async () => {
@@ -310,7 +240,7 @@ test('auth switch to caching_sha2_password with fast auth: an empty answer, then
   assert.equal(answer.payload[0], 0, answer.payload.toString('latin1'));
   assert.deepEqual(fake.answers.at(-1), Buffer.from([0]));
   sock.destroy();
-  await served;
+  await proxy.served;
 });
 
 test('a database that wants a password or an unknown plugin: ERR saying how to set up the account', async () => {
@@ -328,9 +258,9 @@ test('a database that wants a password or an unknown plugin: ERR saying how to s
       /asked for .* for user "alice".*REQUIRE SUBJECT '\/CN=alice\/O=<cluster name>'/,
     );
     sock.destroy();
-    await served;
+    await proxy.served;
   }
-  const failed = (await audit.search({ limit: 1000, order: 'asc' })).filter(
+  const failed = (await proxy.audit.search({ limit: 1000, order: 'asc' })).filter(
     (e) => e.type === 'session.start' && !e.success,
   );
   assert.ok(failed.some((e) => /client_ed25519/.test(String((e as { error?: string }).error))));
@@ -345,7 +275,7 @@ test('the database’s own ERR at login reaches the client as it is', async () =
     message: "Access denied for user 'alice'",
   });
   sock.destroy();
-  await served;
+  await proxy.served;
 });
 
 test('a database without TLS is never sent a login', async () => {
@@ -356,7 +286,7 @@ test('a database without TLS is never sent a login', async () => {
     assert.match(parseErr(answer.payload).message, /does not accept TLS/);
     assert.equal(fake.logins.length, before);
     sock.destroy();
-    await served;
+    await proxy.served;
   } finally {
     fake.ssl = true;
   }
@@ -380,7 +310,7 @@ test('denied access: ERR 1045 28000 with the reason, and the database is not eve
     });
     assert.equal(fake.connections, before);
     sock.destroy();
-    await served;
+    await proxy.served;
   } finally {
     decision = ALLOWED;
   }
@@ -395,7 +325,7 @@ test('a lock on an idle session: ERR 1927 to the client, COM_QUIT upstream, no n
   const connections = fake.connections;
   const quits = fake.quits;
   const kills = engine.killsSent;
-  lastSession!.terminate('lock targeting User:"alice" is in force');
+  proxy.lastSession!.terminate('lock targeting User:"alice" is in force');
   const err = await readPacket(r);
   assert.deepEqual(parseErr(err.payload), {
     code: 1927,
@@ -404,7 +334,7 @@ test('a lock on an idle session: ERR 1927 to the client, COM_QUIT upstream, no n
   });
   // Numbered after the database's last answer (sequence id 1).
   assert.equal(err.seq, 2);
-  await served;
+  await proxy.served;
   assert.ok(sock.destroyed || (await once(sock, 'close')));
   const until = Date.now() + 5000;
   while (fake.quits === quits && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
@@ -424,10 +354,10 @@ test('a lock on a running statement: ERR 1927 to the client, the database thread
   while (!fake.queries.includes('select sleep(60)') && Date.now() < until)
     await new Promise((res) => setTimeout(res, 20));
   const kills = engine.killsSent;
-  lastSession!.terminate('lock targeting User:"alice" is in force');
+  proxy.lastSession!.terminate('lock targeting User:"alice" is in force');
   const err = await readPacket(r);
   assert.equal(parseErr(err.payload).code, 1927);
-  await served;
+  await proxy.served;
   while (!fake.queries.includes(`KILL CONNECTION ${threadId}`) && Date.now() < until)
     await new Promise((res) => setTimeout(res, 20));
   assert.ok(fake.queries.includes(`KILL CONNECTION ${threadId}`), fake.queries.join('\n'));
