@@ -13,7 +13,7 @@
  *   them with a certificate that stands for the device.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -151,6 +151,15 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
     assert.match((await kf(['get', 'pods'])).stderr, /unauthorized device/, 'and so are its cert files');
     const filesBefore = readFileSync(certFileOf(), 'utf8');
 
+    const cache = join(
+      a.env.WARDEN_HOME!,
+      'profiles',
+      w.proxy.replace(/[^A-Za-z0-9.-]/g, '_'),
+      'kube',
+      'exec',
+      'fake.cred',
+    );
+    assert.ok(existsSync(cache), 'the device-less credential was cached');
     const tag = (await wsh(a, ['device', 'asset-tag'])).stdout.trim();
     const add = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
     assert.equal(add.code, 0, add.stderr);
@@ -159,6 +168,9 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
     assert.equal(enroll.code, 0, enroll.stderr);
     const l = await login(a);
     assert.equal(l.code, 0, l.stderr);
+    // The exec plugin's shell script serves its cache without asking which login it is for:
+    // new certificates (device authentication at enrollment, the new login) delete it.
+    assert.equal(existsSync(cache), false, 'the device-less credential is no longer cached');
     const devices = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
       metadata: { name: string };
       spec: { asset_tag: string };
@@ -172,9 +184,11 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
     const last = fake.requests.filter((q) => q.resource === 'pods' && q.verb === 'list').at(-1)!;
     assert.equal(last.impersonateUser, 'alice');
     assert.deepEqual(last.impersonateGroups, ['developers']);
+    const cached = readFileSync(cache, 'utf8');
     const x = await k(a, ['exec', 'web', '--', 'sh', '-c', 'echo trusted; exit 3']);
     assert.equal(x.code, 3);
     assert.equal(x.stdout, 'trusted\n');
+    assert.equal(readFileSync(cache, 'utf8'), cached, 'served from the cache, still standing for the device');
     // `wsh login` renewed the --cert-files certificate: it stands for the device now.
     assert.notEqual(readFileSync(certFileOf(), 'utf8'), filesBefore);
     const f = await kf(['exec', 'web', '--', 'sh', '-c', 'echo from files']);

@@ -26,6 +26,7 @@ import {
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
+import { parse as parseYaml } from 'yaml';
 
 const PASSWORD = 'correct horse battery staple';
 const tool = requireKubectl();
@@ -364,6 +365,54 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     } finally {
       for (const p of [watch, logs, exec, pf]) p.kill();
     }
+  });
+
+  test('the exec plugin: a /bin/sh script serves the cached credential without starting wsh; an expired one falls back to wsh; logouts delete it', async () => {
+    await addUser('gina', 'kube-dev');
+    const l = await wsh('gina', ['kube', 'login', 'fake']);
+    assert.equal(l.code, 0, l.stderr);
+    const exec = parseYaml(readFileSync(kc('gina'), 'utf8')).users[0].user.exec;
+    assert.equal(exec.command, '/bin/sh');
+    const cache = join(
+      home('gina'),
+      'profiles',
+      w.proxy.replace(/[^A-Za-z0-9.-]/g, '_'),
+      'kube',
+      'exec',
+      'fake.cred',
+    );
+    assert.equal(exec.args[3], cache);
+    assert.equal(statSync(cache).mode & 0o777, 0o600, '`wsh kube login` cached a first credential');
+    // Only the shell ignores the third line (the login it was issued for): wsh would replace a
+    // credential whose login does not match, so an unchanged file after kubectl means the
+    // script served it.
+    const [until, json] = readFileSync(cache, 'utf8').split('\n');
+    writeFileSync(cache, `${until}\n${json}\nnot-this-login\n`);
+    let r = await k('gina', ['get', 'pods']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^web\s+1\/1/m);
+    assert.equal(fake.requests.at(-1)!.impersonateUser, 'gina');
+    assert.equal(readFileSync(cache, 'utf8'), `${until}\n${json}\nnot-this-login\n`, 'served by the script');
+    // Expired (its first line is past): the script runs wsh, which issues and caches a new one.
+    writeFileSync(cache, `${Math.floor(Date.now() / 1000) - 1}\n${json}\nnot-this-login\n`);
+    r = await k('gina', ['get', 'pods']);
+    assert.equal(r.code, 0, r.stderr);
+    const [until2, json2, login2] = readFileSync(cache, 'utf8').split('\n');
+    assert.ok(Number(until2) * 1000 > Date.now() + 30 * 60_000, 'valid for most of an hour');
+    assert.notEqual(json2, json, 'a new certificate');
+    assert.match(login2!, /^[0-9a-f]{64}$/);
+    assert.equal(fake.requests.at(-1)!.impersonateUser, 'gina');
+    // `wsh kube logout` deletes it with the context; `wsh logout` deletes the whole profile, and
+    // the script's fallback then says why kubectl has no credential.
+    assert.equal((await wsh('gina', ['kube', 'logout', 'fake'])).code, 0);
+    assert.equal(existsSync(cache), false);
+    assert.equal((await wsh('gina', ['kube', 'login', 'fake'])).code, 0);
+    assert.ok(existsSync(cache));
+    assert.equal((await wsh('gina', ['logout'])).code, 0);
+    assert.equal(existsSync(cache), false);
+    r = await k('gina', ['get', 'pods']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /not logged in/);
   });
 
   test('wsh kube login --cert-files: kubectl reads a certificate and key from 0600 files (no exec plugin), valid as long as the login; locks still apply; logout removes them', async () => {

@@ -284,9 +284,11 @@ export const wshCommands: Command[] = [
       'Add a kubectl context for a Kubernetes cluster (in $KUBECONFIG or ~/.kube/config) and make it current.',
     usage: 'kube login CLUSTER',
     details:
-      'kubectl then reaches the cluster through the proxy. Its credential is an exec plugin\n' +
-      '(`wsh kube credentials`) that hands kubectl your short-lived client certificate (with the\n' +
-      'device extensions after device authentication); run `wsh login` again when it expires.\n' +
+      'kubectl then reaches the cluster through the proxy. Its credential is an exec plugin: a\n' +
+      'small /bin/sh script that prints your short-lived client certificate (standing for your\n' +
+      'device after device authentication) from a 0600 cache under the profile while it is valid,\n' +
+      'else runs `wsh kube credentials` for a new one. `wsh login`, `wsh logout` and\n' +
+      '`wsh kube logout` delete the cache; run `wsh login` again when the login expires.\n' +
       'With --cert-files, kubectl reads a certificate and key from files under the profile instead\n' +
       '(0600; valid as long as the login, renewed by `wsh login`): no plugin runs per kubectl\n' +
       'command, so each is faster.\n' +

@@ -96,6 +96,17 @@ export async function runKubeLogin(ctx: CommandContext): Promise<number> {
     ...(ctx.env.WARDEN_HOME ? { pluginEnv: { WARDEN_HOME: ctx.env.WARDEN_HOME } } : {}),
     env: ctx.env,
   });
+  if (!certFiles) {
+    // The first kubectl command then finds a cached credential (no wsh start); on failure the
+    // plugin tries again when kubectl runs it.
+    try {
+      await kubeCredential(profile, name, (public_key) =>
+        clientForProfile(profile).kubeCert({ public_key, cluster: name }),
+      );
+    } catch (e) {
+      ctx.stderr.write(`WARNING: could not get a Kubernetes certificate yet: ${(e as Error).message}\n`);
+    }
+  }
   ctx.stdout.write(
     `Logged in to Kubernetes cluster "${name}". Context "${context}" is now current in ${path}.\n` +
       (certFiles

@@ -2,9 +2,11 @@
  * Kubernetes on the client: the kubeconfig entries `wsh kube login` writes (a cluster pointing
  * at the proxy's `/kube/<cluster>` under the TLS server name `kube.<proxy host>`
  * (`kubeTlsServerName`) with the host CA, a user whose credential is the exec plugin
- * `wsh kube credentials`, a context), their removal, and the `ExecCredential` the plugin prints
- * (client.authentication.k8s.io/v1: a short-lived kube certificate for a fresh key, which the
- * proxy issues against the login certificate and ties to its identity and device). Or, with
+ * `wsh kube credentials` behind a small POSIX `sh` script that prints the cached ExecCredential
+ * while it is valid (`KUBE_EXEC_SCRIPT`), a context), their removal, and the `ExecCredential`
+ * the plugin prints (client.authentication.k8s.io/v1: a short-lived kube certificate for a fresh
+ * key, which the proxy issues against the login certificate and ties to its identity and
+ * device), cached per cluster in `kubeExecCacheFile` (0600). Or, with
  * `wsh kube login --cert-files`, a user whose credential is a kube certificate and key in files
  * under the profile (`kubeCertFiles`), valid as long as the login and renewed by `wsh login`:
  * kubectl then runs no plugin (see docs/kubernetes.md for the trade-off).
@@ -76,6 +78,41 @@ function upsert(list: Named[] | undefined, entry: Named): Named[] {
   return out;
 }
 
+/** kube_cluster names (`[A-Za-z0-9][A-Za-z0-9._-]*`) are safe file names; anything else is refused. */
+const KUBE_CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+function checkClusterName(kubeCluster: string): string {
+  if (!KUBE_CLUSTER_NAME.test(kubeCluster))
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `"${kubeCluster}" is not a kube_cluster name`);
+  return kubeCluster;
+}
+
+/** The directory of the exec plugin's cached credentials (`wsh login` and `wsh logout` empty it). */
+export const KUBE_EXEC_CACHE_DIR = join('kube', 'exec');
+
+/**
+ * The exec plugin's cached ExecCredential for a cluster (0600, directory 0700), three lines:
+ * the Unix second until which it may be used (a minute before the certificate expires), the
+ * ExecCredential kubectl reads (one line of JSON), and the SHA-256 of the login certificate it
+ * was issued for. `KUBE_EXEC_SCRIPT` reads the first two; wsh checks all three.
+ */
+export function kubeExecCacheFile(profile: Pick<LoadedProfile, 'dir'>, kubeCluster: string): string {
+  return join(profile.dir, KUBE_EXEC_CACHE_DIR, `${checkClusterName(kubeCluster)}.cred`);
+}
+
+/**
+ * The exec plugin kubectl runs (`/bin/sh -c KUBE_EXEC_SCRIPT wsh-kube-credentials CACHE WSH…`):
+ * prints the cached ExecCredential while the current time (`date +%s`) is before its first line,
+ * else runs `wsh kube credentials`, which issues a new one and writes the cache. A missing,
+ * unreadable, malformed or expired cache, or no `date`, all fall back to wsh. Costs a shell and
+ * a `date` (a few ms) instead of a Node start per kubectl command. Static text: its inputs are
+ * positional arguments, never interpolated. The shell cannot check which login the credential
+ * was issued for, so `wsh login` and `wsh logout` delete the cache (see docs/kubernetes.md).
+ */
+export const KUBE_EXEC_SCRIPT =
+  'f=$1; shift; if { read -r until && read -r cred; } <"$f" && [ -n "$cred" ] && ' +
+  `[ "$(date +%s)" -lt "$until" ]; then printf '%s\n' "$cred"; exit 0; fi 2>/dev/null; exec "$@"`;
+
 export interface KubeLoginOptions {
   profile: LoadedProfile;
   kubeCluster: string;
@@ -114,8 +151,19 @@ export function writeKubeLogin(o: KubeLoginOptions): { path: string; context: st
       : {
           exec: {
             apiVersion: 'client.authentication.k8s.io/v1',
-            command,
-            args: [...pre, 'kube', 'credentials', `--proxy=${o.profile.proxy}`, `--cluster=${o.kubeCluster}`],
+            command: '/bin/sh',
+            args: [
+              '-c',
+              KUBE_EXEC_SCRIPT,
+              'wsh-kube-credentials',
+              kubeExecCacheFile(o.profile, o.kubeCluster),
+              command,
+              ...pre,
+              'kube',
+              'credentials',
+              `--proxy=${o.profile.proxy}`,
+              `--cluster=${o.kubeCluster}`,
+            ],
             ...(o.pluginEnv && Object.keys(o.pluginEnv).length
               ? { env: Object.entries(o.pluginEnv).map(([k, v]) => ({ name: k, value: v })) }
               : {}),
@@ -168,6 +216,9 @@ export function removeKubeLogins(
     if (gone.has(kubeContextName(profile, c)) && filesOf.has(kubeCertFiles(profile, c).certFile))
       rmSync(kubeCertFilesDir(profile, c), { recursive: true, force: true });
   }
+  // So do the exec plugin's cached credentials: the next `wsh kube login` starts afresh.
+  if (kubeCluster === undefined) clearKubeExecCache(profile);
+  else if (KUBE_CLUSTER_NAME.test(kubeCluster)) clearKubeExecCache(profile, kubeCluster);
   return removed;
 }
 
@@ -184,10 +235,15 @@ export function execCredential(c: { certPem: string; keyPem: string; expires: st
   };
 }
 
+/** The SHA-256 of a login certificate: what a cached kube credential was issued for. */
+const loginHash = (tlsCert: string) => createHash('sha256').update(tlsCert).digest('hex');
+
 /**
- * A kube certificate for `kubeCluster`: the cached one while it has more than a minute left and
- * was issued for the current login, else a fresh key and certificate from the proxy
- * (`POST /v1/kube/certs`, see server `srv/kube/certs.ts`), cached under the profile (0600).
+ * A kube certificate for `kubeCluster`: the cached one (`kubeExecCacheFile`) while it has more
+ * than a minute left and was issued for the current login certificate, else a fresh key and
+ * certificate from the proxy (`POST /v1/kube/certs`, see server `srv/kube/certs.ts`), cached
+ * for the next kubectl command. The cache is written only if the login is still the one it was
+ * issued for (a `wsh login` that ran meanwhile deleted the caches of the old one).
  */
 export async function kubeCredential(
   profile: LoadedProfile,
@@ -195,38 +251,65 @@ export async function kubeCredential(
   request: (publicKeyPem: string) => Promise<{ cert_pem: string; expires: string }>,
   now = Date.now(),
 ): Promise<{ certPem: string; keyPem: string; expires: string }> {
-  const dir = join(profile.dir, 'kube');
-  const file = join(dir, `${kubeCluster.replace(/[^a-z0-9-]/g, '_')}.json`);
-  const login = createHash('sha256').update(profile.tlsCert).digest('hex');
-  try {
-    const c = JSON.parse(readFileSync(file, 'utf8')) as {
-      certPem: string;
-      keyPem: string;
-      expires: string;
-      login: string;
-    };
-    if (c.login === login && Date.parse(c.expires) - now > 60_000) return c;
-  } catch {
-    // no usable cache
-  }
+  const file = kubeExecCacheFile(profile, kubeCluster);
+  const login = loginHash(profile.tlsCert);
+  const cached = readKubeExecCache(file);
+  if (
+    cached &&
+    cached.login === login &&
+    cached.until * 1000 > now &&
+    Date.parse(cached.expires) - now > 60_000
+  )
+    return cached;
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const res = await request(publicKey.export({ type: 'spki', format: 'pem' }).toString());
   const c = { certPem: res.cert_pem, keyPem, expires: res.expires };
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ ...c, login }), { mode: 0o600 });
-  renameSync(tmp, file);
+  let current: string | undefined;
+  try {
+    current = loginHash(readFileSync(join(profile.dir, 'tls.pem'), 'utf8'));
+  } catch {
+    current = undefined; // logged out meanwhile
+  }
+  if (current === login) {
+    const cred = execCredential(c);
+    const until = Math.floor(Date.parse(cred.status.expirationTimestamp) / 1000) - 60;
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${until}\n${JSON.stringify(cred)}\n${login}\n`, { mode: 0o600 });
+    renameSync(tmp, file);
+  }
   return c;
 }
 
-/** kube_cluster names (`[A-Za-z0-9][A-Za-z0-9._-]*`) are safe file names; anything else is refused. */
-const KUBE_CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+/** A cached credential's parts, or undefined when the file is missing or malformed. */
+function readKubeExecCache(
+  file: string,
+): { certPem: string; keyPem: string; expires: string; login: string; until: number } | undefined {
+  try {
+    const [until, json, login] = readFileSync(file, 'utf8').split('\n');
+    const status = (JSON.parse(json!) as ReturnType<typeof execCredential>).status;
+    const { clientCertificateData: certPem, clientKeyData: keyPem, expirationTimestamp: expires } = status;
+    if (typeof certPem !== 'string' || typeof keyPem !== 'string' || typeof expires !== 'string' || !login)
+      return undefined;
+    return { certPem, keyPem, expires, login, until: Number(until) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Deletes the exec plugin's cached credentials of a profile: all of them, or one cluster's
+ * (`wsh login`, `wsh kube logout`; `wsh logout` removes the whole profile).
+ */
+export function clearKubeExecCache(profile: Pick<LoadedProfile, 'dir'>, kubeCluster?: string): void {
+  if (kubeCluster === undefined)
+    rmSync(join(profile.dir, KUBE_EXEC_CACHE_DIR), { recursive: true, force: true });
+  else rmSync(kubeExecCacheFile(profile, kubeCluster), { force: true });
+}
 
 function kubeCertFilesDir(profile: Pick<LoadedProfile, 'dir'>, kubeCluster: string): string {
-  if (!KUBE_CLUSTER_NAME.test(kubeCluster))
-    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `"${kubeCluster}" is not a kube_cluster name`);
-  return join(profile.dir, 'kube', 'files', kubeCluster);
+  return join(profile.dir, 'kube', 'files', checkClusterName(kubeCluster));
 }
 
 /** Where `wsh kube login --cert-files` keeps a cluster's kube certificate and key (0600, directory 0700). */

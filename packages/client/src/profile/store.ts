@@ -11,11 +11,13 @@
  *       ├── key-cert.pub                the SSH user certificate
  *       ├── tls.pem                     the X.509 client certificate
  *       ├── user-cas.pem, host-cas.pem  CA certificates
- *       └── known_hosts                 `@cert-authority` line for the host CA
+ *       ├── known_hosts                 `@cert-authority` line for the host CA
+ *       └── kube/                       kube certificates (`kube/index.ts`); kube/exec/, the exec
+ *                                       plugin's cached credentials, is emptied by every login
  *
  * Files are written to a temporary name and renamed, so a crash never leaves half a profile.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { WardenError } from '@warden/api';
@@ -222,6 +224,13 @@ export class ProfileStore {
  */
 export function writeProfileDir(dir: string, profile: Profile, secrets: ProfileSecrets): LoadedProfile {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // The kube exec plugin's cached credentials stand for the previous login (its user, roles and
+  // device): its shell script cannot tell, so they go first (`KUBE_EXEC_CACHE_DIR`). So do the
+  // per-cluster caches of earlier versions (`kube/<cluster>.json`).
+  rmSync(join(dir, 'kube', 'exec'), { recursive: true, force: true });
+  for (const f of readdirOrEmpty(join(dir, 'kube'))) {
+    if (f.endsWith('.json')) rmSync(join(dir, 'kube', f), { force: true });
+  }
   writeAtomic(join(dir, 'key.pem'), secrets.keyPem, 0o600);
   writeAtomic(join(dir, 'key.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
   // OpenSSH pairs IdentityFile key.pem with key.pem.pub (it cannot read a PKCS#8 public half).
@@ -233,6 +242,14 @@ export function writeProfileDir(dir: string, profile: Profile, secrets: ProfileS
   writeAtomic(join(dir, 'known_hosts'), `${secrets.knownHosts.trim()}\n`, 0o644);
   writeAtomic(join(dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`, 0o600);
   return { ...profile, ...secrets, dir };
+}
+
+function readdirOrEmpty(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /** The profile whose files are in `dir`, or undefined when it has no profile.json. */
