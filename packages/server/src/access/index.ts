@@ -77,6 +77,9 @@ export { checkVerb, hasVerb, ruleMatches } from './rules';
 export {
   type ChangeSource,
   certificateExpiredMessage,
+  END_SLICE_MS,
+  type LockChange,
+  type LockChangeSource,
   liveSessionMonitor,
   type MonitoredSession,
   type Registration,

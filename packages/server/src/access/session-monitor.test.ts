@@ -1,14 +1,21 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { presetRoles, type RoleResource } from '@warden/api';
+import { type LockResource, presetRoles, type RoleResource } from '@warden/api';
 import { MemoryBackend } from '../backend';
 import { type Clock, FakeClock, systemClock } from '../clock';
 import type { Logger } from '../log';
 import { createServices } from '../services';
 import { AccessChecker, type ClusterSettings, STALE_LOCK_VIEW } from './check';
-import { makeIdentity, nodeLockTargets } from './identity';
-import { certificateExpiredMessage, MIN_STALENESS_CHECK_MS, SessionMonitor } from './session-monitor';
+import { lockTargets, makeIdentity, nodeLockTargets } from './identity';
+import { lockMatches } from './locks';
+import {
+  certificateExpiredMessage,
+  END_SLICE_MS,
+  MIN_STALENESS_CHECK_MS,
+  SessionMonitor,
+  targetKeys,
+} from './session-monitor';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const presets = Object.fromEntries(presetRoles().map((r) => [r.metadata.name, r])) as Record<
@@ -76,7 +83,8 @@ describe('SessionMonitor over a live lock view', { timeout: 60_000 }, () => {
       checker,
       clock,
       logger: quiet,
-      changes: [(fn) => locks.onChange(() => fn())],
+      changes: [],
+      lockChanges: (fn) => locks.onChange(fn),
     });
     const lock = (target: Record<string, string>, message?: string) =>
       services.locks.create({
@@ -245,6 +253,7 @@ describe('SessionMonitor over a live lock view', { timeout: 60_000 }, () => {
     );
     let reads = 0;
     const counted = {
+      settings: () => checker.settings(),
       lockSweep: () => checker.lockSweep(),
       staleness: () => {
         reads++;
@@ -275,6 +284,7 @@ describe('SessionMonitor over a live lock view', { timeout: 60_000 }, () => {
     // the re-arm reads it 1 ms stale, past the bound. It must check again, not give up.
     let staleFor = 0;
     const racing = {
+      settings: () => ({ deviceTrustMode: 'off', lockingMode: 'strict' }),
       lockSweep: () => {
         const at = staleFor;
         staleFor = 1; // the clock moves on right after this sweep
@@ -321,5 +331,205 @@ describe('SessionMonitor over a live lock view', { timeout: 60_000 }, () => {
     await lock({ role: 'access' });
     assert.match(await good.ended, /Role:"access"/);
     assert.equal(monitor.size, 0);
+  });
+});
+
+/** A lock resource as the view delivers it (not stored: the index tests need no backend). */
+function lockOf(
+  target: LockResource['spec']['target'],
+  extra: Partial<LockResource['spec']> = {},
+): LockResource {
+  return {
+    kind: 'lock',
+    version: 'v2',
+    metadata: { name: crypto.randomUUID() },
+    spec: { target, ...extra },
+  } as LockResource;
+}
+
+describe('SessionMonitor: the index of live sessions by lock target', { timeout: 60_000 }, () => {
+  const settings: ClusterSettings = { deviceTrustMode: 'off', lockingMode: 'best_effort' };
+  /** A monitor over an empty, current lock view (locks arrive through `lockStored`). */
+  function bare(o: { settings?: () => ClusterSettings | undefined } = {}) {
+    const checker = new AccessChecker({
+      clock: systemClock,
+      locks: { values: () => [], staleForMs: () => 0 },
+      role: (n) => presets[n],
+      clusterSettings: o.settings ?? (() => settings),
+    });
+    return new SessionMonitor({ checker, clock: systemClock, logger: quiet, changes: [] });
+  }
+
+  test('targetKeys: one key per user, role, login, node name and device', () => {
+    assert.deepEqual(
+      targetKeys({
+        user: 'alice',
+        roles: ['access', 'editor', 'access'],
+        login: 'root',
+        node: [NODE.id, NODE.hostname],
+        device: 'dev-1',
+      }),
+      [
+        'user:alice',
+        'role:access',
+        'role:editor',
+        'login:root',
+        `node:${NODE.id}`,
+        'node:web-1',
+        'device:dev-1',
+      ],
+    );
+    assert.deepEqual(targetKeys({ user: 'bob', node: 'web-2' }), ['user:bob', 'node:web-2']);
+  });
+
+  test('a lock finds exactly the sessions it targets (the index agrees with matching every session)', () => {
+    const monitor = bare();
+    // A deterministic spread of identities and targets, with shared and distinct values.
+    let seed = 7;
+    const pick = <T>(xs: readonly T[]): T => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return xs[seed % xs.length]!;
+    };
+    const users = ['alice', 'bob', 'carol', 'dan'];
+    const roles = ['access', 'editor', 'auditor', 'gone'];
+    const devices = [undefined, 'dev-1', 'dev-2'];
+    const nodes = [undefined, NODE, { id: 'f0e1d2c3-0000-4000-8000-000000000002', hostname: 'db-1' }];
+    const logins = [undefined, 'root', 'alice'];
+    const sessions = Array.from({ length: 300 }, () => {
+      const device = pick(devices);
+      const node = pick(nodes);
+      const login = pick(logins);
+      return session(
+        makeIdentity({
+          user: pick(users),
+          roles: [...new Set([pick(roles), pick(roles)])],
+          ...(device ? { device: { ...DEVICE, deviceId: device } } : {}),
+        }),
+        { ...(login ? { login } : {}), ...(node ? nodeLockTargets(node) : {}) },
+      );
+    });
+    for (const s of sessions) monitor.register(s);
+    const locks = [
+      ...users.map((user) => lockOf({ user })),
+      ...roles.map((role) => lockOf({ role })),
+      lockOf({ device: 'dev-1' }),
+      lockOf({ device: 'dev-3' }),
+      lockOf({ node: NODE.id }),
+      lockOf({ node: 'db-1' }),
+      lockOf({ login: 'root' }),
+      lockOf({ user: 'alice', login: 'root' }),
+      lockOf({ user: 'bob', role: 'editor', node: NODE.hostname }),
+      lockOf({ role: 'auditor', device: 'dev-2' }),
+      lockOf({ user: 'nobody' }),
+    ];
+    for (const lock of locks) {
+      const want = sessions.filter((s) => lockMatches(lock, lockTargets(s.identity, s.targets)));
+      const got = monitor.targetedBy(lock);
+      assert.deepEqual(
+        new Set(got),
+        new Set(want),
+        `lock on ${JSON.stringify(lock.spec.target)}: ${got.length} found, ${want.length} targeted`,
+      );
+      assert.equal(got.length, want.length);
+    }
+    // The spread covers both cases for the single-field locks.
+    assert.ok(monitor.targetedBy(locks[0]!).length > 0);
+    assert.ok(monitor.targetedBy(locks[0]!).length < sessions.length);
+    monitor.close();
+  });
+
+  test('a session that ends, or is replaced with a changed identity, leaves the index', async () => {
+    const monitor = bare();
+    const onDev1 = session(makeIdentity({ user: 'alice', roles: ['access'], device: DEVICE }), {
+      login: 'root',
+      ...nodeLockTargets(NODE),
+    });
+    const other = session(makeIdentity({ user: 'bob', roles: ['access'] }));
+    const reg = monitor.register(onDev1);
+    monitor.register(other);
+    const byDevice = lockOf({ device: 'dev-1' });
+    const byNode = lockOf({ node: NODE.hostname });
+    assert.deepEqual(monitor.targetedBy(byDevice), [onDev1]);
+    assert.deepEqual(monitor.targetedBy(byNode), [onDev1]);
+
+    // Ended on its own: under none of its keys any more.
+    reg.unregister();
+    assert.deepEqual(monitor.targetedBy(byDevice), []);
+    assert.deepEqual(monitor.targetedBy(byNode), []);
+    assert.deepEqual(monitor.targetedBy(lockOf({ user: 'alice' })), []);
+    assert.deepEqual(monitor.targetedBy(lockOf({ role: 'access' })), [other]);
+
+    // Its identity changed (a web session became device-trusted on another device): the
+    // protocol unregisters and registers again; the old device no longer finds it.
+    const moved = session(
+      makeIdentity({ user: 'alice', roles: ['access'], device: { ...DEVICE, deviceId: 'dev-2' } }),
+    );
+    monitor.register(moved);
+    assert.deepEqual(monitor.targetedBy(byDevice), []);
+    assert.deepEqual(monitor.targetedBy(lockOf({ device: 'dev-2' })), [moved]);
+
+    // Ended by a lock: gone from the index too, and not ended twice by a second lock.
+    monitor.lockStored(lockOf({ user: 'alice' }, { message: 'incident 9' }));
+    assert.equal(await moved.ended, 'lock targeting User:"alice" is in force: incident 9');
+    assert.deepEqual(monitor.targetedBy(lockOf({ device: 'dev-2' })), []);
+    monitor.lockStored(lockOf({ device: 'dev-2' }));
+    assert.deepEqual(moved.calls.length, 1);
+    assert.deepEqual(other.calls, []);
+    assert.equal(monitor.size, 1);
+    monitor.close();
+    assert.deepEqual(monitor.targetedBy(lockOf({ user: 'bob' })), [], 'close empties the index');
+  });
+
+  test('a stored lock that is not in force (expired) ends nothing', () => {
+    const monitor = bare();
+    const s = session();
+    monitor.register(s);
+    monitor.lockStored(lockOf({ user: 'alice' }, { expires: new Date(Date.now() - 1000).toISOString() }));
+    assert.deepEqual(s.calls, []);
+    assert.equal(monitor.size, 1);
+    monitor.close();
+  });
+
+  test('unknown cluster settings: a stored lock ends every session, not only its targets (fail closed)', async () => {
+    let known = true;
+    const monitor = bare({ settings: () => (known ? settings : undefined) });
+    const alice = session();
+    const bob = session(makeIdentity({ user: 'bob', roles: ['access'] }));
+    monitor.register(alice);
+    monitor.register(bob);
+    await sleep(0);
+    known = false;
+    monitor.lockStored(lockOf({ user: 'alice' }));
+    assert.match(await bob.ended, /cluster settings/);
+    assert.match(await alice.ended, /cluster settings/);
+  });
+
+  test('many sessions end in slices: the event loop runs between them, the first end before the last', async () => {
+    const monitor = bare();
+    const ends: number[] = [];
+    const n = 40;
+    const slow = Array.from({ length: n }, () => ({
+      ...session(),
+      end() {
+        // Each end costs 1 ms of CPU (a protocol writing its message).
+        const until = performance.now() + 1;
+        while (performance.now() < until) {}
+        ends.push(performance.now());
+      },
+    }));
+    for (const s of slow) monitor.register(s);
+    await sleep(0);
+    let loopRanAfter = -1;
+    setImmediate(() => {
+      loopRanAfter = ends.length;
+    });
+    monitor.lockStored(lockOf({ user: 'alice' }));
+    const first = ends.length;
+    assert.ok(first >= 1 && first < n, `${first} of ${n} ended before yielding`);
+    assert.ok(first <= END_SLICE_MS + 2, `one slice is about ${END_SLICE_MS} ms of ends (${first})`);
+    while (ends.length < n) await new Promise((r) => setImmediate(r));
+    assert.ok(loopRanAfter >= first && loopRanAfter < n, `the loop ran after ${loopRanAfter} ends`);
+    assert.equal(monitor.size, 0);
+    monitor.close();
   });
 });

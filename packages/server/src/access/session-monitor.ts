@@ -3,17 +3,21 @@
  * node, databases, and the coming apps and Kubernetes) registers here with its identity,
  * what it touches and how to end it. The monitor ends sessions, with a message, when
  *
- *   - a lock comes into force for them: the lock view's watch calls `check()` on every
- *     change, and every session is re-checked against that one snapshot at once (no polling
- *     interval between the lock's arrival and the session's end);
+ *   - a lock comes into force for them: the lock view's watch hands every stored lock to
+ *     `lockStored()`, which finds the sessions it targets in an index of the live sessions by
+ *     lock target (user, each role, login, device, node ID and hostname) — no pass over the
+ *     other sessions, no polling interval — and ends them as they are found, yielding to the
+ *     event loop every few milliseconds so the first sessions' ends reach their clients while
+ *     the rest are ended. Other changes (a re-list of the view, new cluster settings) re-check
+ *     every session at once (`check()`);
  *   - their certificate expires: one timer per distinct expiry instant;
  *   - `locking_mode: strict` and the lock view has been stale longer than the bound: one
  *     timer, set for the moment the view could first cross the bound (staleness grows no
  *     faster than time; at least `MIN_STALENESS_CHECK_MS` away), re-armed after each check;
  *     no timer outside strict mode.
  *
- *   lock written ─▶ backend watch ─▶ ResourceCache.onChange ─▶ monitor.check()
- *                                                              └▶ session.end("lock targeting …")
+ *   lock written ─▶ backend watch ─▶ ResourceCache.onChange ─▶ monitor.lockStored(lock)
+ *                                       index[lock's rarest target] ─▶ session.end("lock targeting …")
  *
  * Protocols supply only `end(message)`: the SSH node writes the message to the terminal,
  * the database engines send a protocol error, the proxy cuts the tunnel. Modelled on
@@ -31,11 +35,12 @@
  *   // … when the session ends on its own:
  *   reg.unregister();
  */
+import { LOCK_TARGET_FIELDS, type LockResource, type LockTargetField } from '@warden/api';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { AccessChecker, LockReason } from './check';
-import type { Identity } from './identity';
-import type { LockTargets } from './locks';
+import { type Identity, lockTargets } from './identity';
+import { isLockInForce, type LockTargets, lockMatches, lockMessage } from './locks';
 
 /** One live session, as a protocol registers it. */
 export interface MonitoredSession {
@@ -62,21 +67,60 @@ export interface Registration {
 /** Subscribes a listener to a live view's changes; returns the unsubscribe function. */
 export type ChangeSource = (listener: () => void) => () => void;
 
+/** A change of the lock view, as `ResourceCache<LockResource>.onChange` reports it. */
+export type LockChange = { type: 'put'; value: LockResource } | { type: 'delete' } | { type: 'reset' };
+
+/** Subscribes a listener to the lock view's changes; returns the unsubscribe function. */
+export type LockChangeSource = (listener: (change: LockChange) => void) => () => void;
+
 export interface SessionMonitorOptions {
-  checker: Pick<AccessChecker, 'lockSweep' | 'staleness'>;
+  checker: Pick<AccessChecker, 'lockSweep' | 'staleness' | 'settings'>;
   clock: Clock;
   logger: Logger;
   /**
-   * The views whose changes may end sessions: the lock view, and the cluster settings (a
-   * switch to strict mode). Each change re-checks every session synchronously.
+   * Views whose changes may end any session: the cluster settings (a switch to strict mode),
+   * or a lock view given without its values. Each change re-checks every session at once.
    */
   changes: readonly ChangeSource[];
+  /**
+   * The lock view's changes with their values: a stored lock ends the sessions it targets,
+   * found through the index (`lockStored`); a re-list re-checks every session.
+   */
+  lockChanges?: LockChangeSource;
 }
 
 interface Entry {
   session: MonitoredSession;
   expiresAt: number | undefined;
   live: boolean;
+  /** What the session presents to locks (identity and targets), computed once. */
+  targets: LockTargets;
+  /** Its keys in the index (`targetKeys`). */
+  keys: readonly string[];
+}
+
+/**
+ * A monitor ending many sessions for one lock yields to the event loop after this much
+ * work, so the sessions ended first reach their clients (through a relay in this process,
+ * too) while the rest are being ended.
+ */
+export const END_SLICE_MS = 4;
+
+/** The index key of one lock target value (`user:alice`, `node:web-1`; no field has a colon). */
+function targetKey(field: LockTargetField, value: string): string {
+  return `${field}:${value}`;
+}
+
+/** Every index key a session's lock targets present (one per role, per node name). */
+export function targetKeys(t: LockTargets): string[] {
+  const keys: string[] = [];
+  if (t.user !== undefined) keys.push(targetKey('user', t.user));
+  for (const role of new Set(t.roles ?? [])) keys.push(targetKey('role', role));
+  if (t.login !== undefined) keys.push(targetKey('login', t.login));
+  const nodes = t.node === undefined ? [] : typeof t.node === 'string' ? [t.node] : t.node;
+  for (const node of new Set(nodes)) keys.push(targetKey('node', node));
+  if (t.device !== undefined) keys.push(targetKey('device', t.device));
+  return keys;
 }
 
 /** Node timers overflow past 2^31-1 ms (~24.8 days): longer waits are re-armed. */
@@ -96,6 +140,8 @@ export function certificateExpiredMessage(expiresAt: number): string {
 export class SessionMonitor {
   readonly #o: SessionMonitorOptions;
   readonly #entries = new Set<Entry>();
+  /** Live sessions by lock target key: a lock finds its sessions here, not by a pass over all. */
+  readonly #index = new Map<string, Set<Entry>>();
   /** Sessions by certificate expiry instant, with that instant's single timer. */
   readonly #expiries = new Map<number, { entries: Set<Entry>; timer: NodeJS.Timeout }>();
   readonly #unsubscribe: (() => void)[];
@@ -105,11 +151,30 @@ export class SessionMonitor {
   constructor(o: SessionMonitorOptions) {
     this.#o = o;
     this.#unsubscribe = o.changes.map((subscribe) => subscribe(() => this.check()));
+    if (o.lockChanges) {
+      this.#unsubscribe.push(
+        o.lockChanges((change) => {
+          if (change.type === 'put') this.lockStored(change.value);
+          else if (change.type === 'reset') this.check();
+          // A removed lock ends nothing; the view may have turned unhealthy (strict mode).
+          else this.#armStaleness();
+        }),
+      );
+    }
   }
 
   /** Live sessions watched. */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /**
+   * The live sessions `lock` targets, from the index: the sessions under the lock's rarest
+   * target value, those matching every target the lock sets. Whether the lock is in force
+   * is not asked.
+   */
+  targetedBy(lock: LockResource): MonitoredSession[] {
+    return this.#targeted(lock).map((e) => e.session);
   }
 
   /**
@@ -119,10 +184,13 @@ export class SessionMonitor {
    */
   register(session: MonitoredSession): Registration {
     const expires = session.identity.expires?.getTime();
+    const targets = lockTargets(session.identity, session.targets);
     const entry: Entry = {
       session,
       expiresAt: expires !== undefined && Number.isFinite(expires) ? expires : undefined,
       live: !this.#closed,
+      targets,
+      keys: targetKeys(targets),
     };
     if (this.#closed) {
       queueMicrotask(() =>
@@ -131,6 +199,11 @@ export class SessionMonitor {
       return { unregister: () => undefined };
     }
     this.#entries.add(entry);
+    for (const key of entry.keys) {
+      const set = this.#index.get(key);
+      if (set) set.add(entry);
+      else this.#index.set(key, new Set([entry]));
+    }
     if (entry.expiresAt !== undefined) this.#armExpiry(entry);
     queueMicrotask(() => {
       if (!entry.live) return;
@@ -164,6 +237,46 @@ export class SessionMonitor {
     this.#armStaleness();
   }
 
+  /**
+   * A lock was stored (the lock view's watch delivered it): ends the sessions it targets, found
+   * through the index, with its message. While the lock view cannot be trusted or the cluster
+   * settings are unknown, every session is re-checked instead (`check()` ends them all: fail
+   * closed). The sessions are ended in slices of `END_SLICE_MS`, yielding to the event loop
+   * between slices; a session that ends on its own meanwhile is skipped.
+   */
+  lockStored(lock: LockResource): void {
+    if (this.#closed) return;
+    const s = this.#o.checker.staleness();
+    if (!this.#o.checker.settings() || (s.strict && !(s.staleForMs <= s.maxMs))) {
+      this.check();
+      return;
+    }
+    this.#armStaleness();
+    if (this.#entries.size === 0 || !isLockInForce(lock, this.#o.clock.now())) return;
+    const targeted = this.#targeted(lock);
+    if (targeted.length === 0) return;
+    const message = lockMessage(lock);
+    const why: SessionEndReason = { kind: 'lock', lock };
+    let ended = 0;
+    let next = 0;
+    const slice = () => {
+      if (this.#closed) return;
+      const until = performance.now() + END_SLICE_MS;
+      while (next < targeted.length) {
+        const entry = targeted[next++]!;
+        if (!entry.live) continue;
+        this.#end(entry, message, why, { log: 'debug' });
+        ended++;
+        if (performance.now() >= until && next < targeted.length) {
+          setImmediate(slice);
+          return;
+        }
+      }
+      this.#o.logger.info({ ended: [{ reason: message, sessions: ended }] }, 'ended live sessions');
+    };
+    slice();
+  }
+
   /** Stops watching (sessions are left to their services' own shutdown). */
   close(): void {
     if (this.#closed) return;
@@ -174,6 +287,7 @@ export class SessionMonitor {
     this.#expiries.clear();
     for (const e of this.#entries) e.live = false;
     this.#entries.clear();
+    this.#index.clear();
   }
 
   /** Ends the session if it must end now; returns the message it ended with. */
@@ -215,10 +329,32 @@ export class SessionMonitor {
     }
   }
 
+  /** The live entries `lock` targets (see `targetedBy`), in registration order. */
+  #targeted(lock: LockResource): Entry[] {
+    let smallest: Set<Entry> | undefined;
+    for (const field of LOCK_TARGET_FIELDS) {
+      const value = lock.spec.target[field];
+      if (value === undefined) continue;
+      const set = this.#index.get(targetKey(field, value));
+      if (!set) return [];
+      if (!smallest || set.size < smallest.size) smallest = set;
+    }
+    if (!smallest) return [];
+    const out: Entry[] = [];
+    for (const entry of smallest) if (lockMatches(lock, entry.targets)) out.push(entry);
+    return out;
+  }
+
   #remove(entry: Entry): void {
     if (!entry.live) return;
     entry.live = false;
     this.#entries.delete(entry);
+    for (const key of entry.keys) {
+      const set = this.#index.get(key);
+      if (!set) continue;
+      set.delete(entry);
+      if (set.size === 0) this.#index.delete(key);
+    }
     if (entry.expiresAt === undefined) return;
     const slot = this.#expiries.get(entry.expiresAt);
     if (!slot) return;
@@ -290,9 +426,9 @@ export class SessionMonitor {
 }
 
 /**
- * The process's SessionMonitor over live views shaped like `Services.accessViews()`: every
- * change of the lock view or of the cluster settings (a switch to strict mode) re-checks
- * every session.
+ * The process's SessionMonitor over live views shaped like `Services.accessViews()`: a lock
+ * stored ends the sessions it targets (found through the index); a re-list of the lock view
+ * or a change of the cluster settings (a switch to strict mode) re-checks every session.
  *
  * @example
  *   const views = services.accessViews({ logger }); await views.start();
@@ -301,13 +437,14 @@ export class SessionMonitor {
  */
 export function liveSessionMonitor(
   views: {
-    locks: { onChange(listener: () => void): () => void };
+    locks: { onChange(listener: (change: LockChange) => void): () => void };
     preference: { onChange(listener: () => void): () => void };
   },
-  o: Omit<SessionMonitorOptions, 'changes'>,
+  o: Omit<SessionMonitorOptions, 'changes' | 'lockChanges'>,
 ): SessionMonitor {
   return new SessionMonitor({
     ...o,
-    changes: [(l) => views.locks.onChange(() => l()), (l) => views.preference.onChange(() => l())],
+    changes: [(l) => views.preference.onChange(() => l())],
+    lockChanges: (l) => views.locks.onChange(l),
   });
 }
