@@ -60,6 +60,12 @@ export const errorCatalogue = {
     action:
       'This service cannot confirm that no lock applies (its view of locks is out of date) and the cluster uses `locking_mode: strict`. Try again shortly; administrators should check the connection to the backend.',
   },
+  WARDEN_ERR_ROLE_VIEW_STALE: {
+    status: 503,
+    summary: "this service's view of roles is out of date",
+    action:
+      'This service cannot check your permissions while its view of roles is out of date. Try again shortly; administrators should check the connection to the backend.',
+  },
   WARDEN_ERR_LOGIN_FAILED: {
     status: 401,
     summary: 'invalid credentials',

@@ -15,6 +15,7 @@ import {
   type AccessPolicy,
   accessDeniedError,
   decideAccess,
+  liveAccessChecker,
   type NodeTarget,
   type ResolvedIdentity,
 } from './check';
@@ -473,6 +474,37 @@ describe('AccessChecker over live services', () => {
       clusterSettings: () => ({ deviceTrustMode: 'off', lockingMode: 'best_effort' }),
     });
     assert.equal(denied(locked.checkAccess(both, node, { login: 'root' })).step, 'lock');
+  });
+
+  test('liveRoles: the roles the live view knows, none for a deleted one; undefined once the view is stale beyond the bound', async () => {
+    const clock = new FakeClock(NOW);
+    backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
+    const services = createServices({ backend, clock });
+    await services.ensurePresets();
+    const views = services.accessViews({ retryDelayMs: 60_000 });
+    await views.start();
+    try {
+      const checker = liveAccessChecker(views, { clock, lockMaxStalenessMs: 1000 });
+      assert.deepEqual(
+        checker.liveRoles(['access', 'gone', 'editor'])?.map((r) => r.metadata.name),
+        ['access', 'editor'],
+      );
+      views.roles.close(); // the watch is gone: stale from now on
+      clock.advance(1000);
+      assert.deepEqual(checker.liveRoles(['access'])?.length, 1, 'within the bound');
+      clock.advance(1);
+      assert.equal(checker.liveRoles(['access']), undefined);
+      // A fixed role table (no view staleness) is always current.
+      const fixed = new AccessChecker({
+        clock,
+        locks: { values: () => [], staleForMs: () => 0 },
+        role: (name) => presets[name],
+        clusterSettings: () => undefined,
+      });
+      assert.equal(fixed.liveRoles(['access'])?.[0]?.metadata.name, 'access');
+    } finally {
+      views.close();
+    }
   });
 
   test('unknown cluster settings deny everything (fail closed); a node lock matches ID or hostname', () => {

@@ -216,6 +216,10 @@ export const UNAUTHORIZED_DEVICE = 'unauthorized device';
 export const STALE_LOCK_VIEW =
   'the lock view is stale and locking_mode is strict; access is denied until it recovers';
 
+/** What users see while the role view is too stale to decide a permission (fail closed). */
+export const ROLE_VIEW_STALE =
+  "this service's view of roles is out of date, so it cannot check your permissions; try again shortly";
+
 /** What users see while a service does not know the cluster settings (fail closed). */
 export const NO_CLUSTER_SETTINGS =
   'the cluster settings (cluster_auth_preference) are not known here yet; access is denied until they are';
@@ -504,6 +508,12 @@ export interface AccessCheckerDeps {
    * they are not known, and then every access is denied (fail closed).
    */
   clusterSettings(): ClusterSettings | undefined;
+  /**
+   * How long the role view has been stale at `now` (`ResourceCache.staleForMs`; Infinity
+   * before its first list). Absent: the role lookup is always current (a fixed table).
+   */
+  roleViewStaleForMs?(now: number): number;
+  /** How stale the lock view may be in strict locking mode, and the role view for `liveRoles`. */
   lockMaxStalenessMs?: number;
 }
 
@@ -563,6 +573,27 @@ export class AccessChecker {
   /** The identity with its roles resolved against the live role view. */
   resolve(identity: Identity): ResolvedIdentity {
     return resolveIdentity(identity, (name) => this.#deps.role(name));
+  }
+
+  /**
+   * The roles of these names from the live role view (a name it does not know is a role
+   * deleted since, and grants nothing), for the admin API's permission checks; undefined while
+   * the view cannot be trusted — never listed, or stale for longer than `lockMaxStalenessMs`
+   * (fail closed: the caller refuses).
+   *
+   * @example
+   *   const roles = checker.liveRoles(caller.roles);
+   *   if (!roles) throw new WardenError('WARDEN_ERR_ROLE_VIEW_STALE', ROLE_VIEW_STALE);
+   */
+  liveRoles(names: readonly string[]): RoleResource[] | undefined {
+    const stale = this.#deps.roleViewStaleForMs?.(this.#deps.clock.now()) ?? 0;
+    if (!(stale <= this.lockMaxStalenessMs)) return undefined;
+    const roles: RoleResource[] = [];
+    for (const name of names) {
+      const role = this.#deps.role(name);
+      if (role) roles.push(role);
+    }
+    return roles;
   }
 
   /** Locks, RBAC and device trust for one access, against the live views. */
@@ -684,7 +715,7 @@ export class AccessChecker {
 export function liveAccessChecker(
   views: {
     locks: LockView;
-    roles: { get(name: string): RoleResource | undefined };
+    roles: { get(name: string): RoleResource | undefined; staleForMs?(now: number): number };
     preference: { get(name: string): AuthPreferenceResource | undefined };
   },
   o: { clock: Clock; lockMaxStalenessMs?: number },
@@ -693,6 +724,7 @@ export function liveAccessChecker(
     clock: o.clock,
     locks: views.locks,
     role: (name) => views.roles.get(name),
+    ...(views.roles.staleForMs ? { roleViewStaleForMs: (now: number) => views.roles.staleForMs!(now) } : {}),
     clusterSettings: () => {
       const cap = views.preference.get(AUTH_PREFERENCE_NAME);
       return cap ? clusterSettingsOf(cap) : undefined;

@@ -37,6 +37,7 @@ export {
   type NodeAccessRequest,
   type NodeTarget,
   type ResolvedIdentity,
+  ROLE_VIEW_STALE,
   resolveIdentity,
   STALE_LOCK_VIEW,
   UNAUTHORIZED_DEVICE,

@@ -28,7 +28,7 @@ import {
   type TestCluster,
 } from '../../../../test/support/auth-cluster';
 import { rejectsWith } from '../../../../test/support/warden-errors';
-import { AccessChecker, type Identity, STALE_LOCK_VIEW } from '../access';
+import { AccessChecker, type Identity, makeIdentity, ROLE_VIEW_STALE, STALE_LOCK_VIEW } from '../access';
 import { MemoryBackend } from '../backend';
 import { createAuthServer } from '../bin';
 import { CertAuthorities } from '../ca';
@@ -65,7 +65,10 @@ async function userCaller(c: TestCluster, name: string, roles: string[]): Promis
 }
 
 /** The cluster's auth server, but with `identify` asking the given lock view (as at the proxy). */
-function withLockView(c: TestCluster, access: Pick<AccessChecker, 'lockReason'>) {
+function withLockView(
+  c: TestCluster,
+  access: Pick<AccessChecker, 'lockReason'> & Partial<Pick<AccessChecker, 'liveRoles'>>,
+) {
   return createAuthServer({
     clock: c.clock,
     backend: c.backend,
@@ -886,6 +889,71 @@ describe('permissions', () => {
     assert.equal((await c.auth.listResources(ed, 'cert_authority')).length, 5);
     // But CAs stay read-only for editors.
     await rejectsWith(c.auth.deleteResource(ed, 'cert_authority', 'user'), 'WARDEN_ERR_ACCESS_DENIED');
+  });
+
+  test('with a live role view, permissions read it (no backend read per call); a denial is confirmed by the backend; a stale view refuses', async () => {
+    const c = await startTestCluster();
+    const ed = await userCaller(c, 'ed', ['editor']);
+    // The process's role view, controlled here: what it holds, how stale it is.
+    const view = new Map((await c.services.roles.list()).map((r) => [r.metadata.name, r]));
+    let staleFor = 0;
+    const checker = new AccessChecker({
+      clock: c.clock,
+      locks: { values: () => [], staleForMs: () => 0 },
+      role: (name) => view.get(name),
+      roleViewStaleForMs: () => staleFor,
+      clusterSettings: () => ({ deviceTrustMode: 'off', lockingMode: 'best_effort' }),
+      lockMaxStalenessMs: 1000,
+    });
+    const viewed = withLockView(c, checker);
+    let reads = 0;
+    const find = c.services.roles.find.bind(c.services.roles);
+    c.services.roles.find = (name: string) => {
+      reads++;
+      return find(name);
+    };
+
+    assert.ok((await viewed.listResources(ed, 'role')).length > 0);
+    await viewed.createLock(ed, { target: { user: 'bob' } });
+    assert.equal(reads, 0, 'allowed by the live view: no role read from the backend');
+
+    // A role stored a moment ago that the view has not seen yet: the backend confirms the grant.
+    await c.auth.putResource(
+      c.admin,
+      role('reader', { allow: { rules: [{ resources: ['event'], verbs: ['list'] }] } }),
+      { force: false },
+    );
+    const alice = makeIdentity({ user: 'alice', roles: ['access', 'reader'], clientAddr: CLIENT_ADDR });
+    await viewed.searchAudit(alice, {});
+    assert.ok(reads > 0, 'the denial by the view was asked of the backend');
+    view.set('reader', (await find('reader'))!);
+    reads = 0;
+    await viewed.searchAudit(alice, {});
+    assert.equal(reads, 0, 'once the view has it, the backend is not asked');
+
+    // A role of the certificate that no longer exists grants nothing, and the event names it.
+    const gone = makeIdentity({ user: 'gina', roles: ['access', 'gone'], clientAddr: CLIENT_ADDR });
+    await rejectsWith(
+      viewed.createLock(gone, { target: { user: 'bob' } }),
+      'WARDEN_ERR_ACCESS_DENIED',
+      /lacks permission "create" on "lock" \(roles: access\)/,
+    );
+    const [event] = await c.audit.search({ types: ['access.denied'], user: 'gina' });
+    assertFields(event, { roles: ['access', 'gone'], missing_roles: ['gone'], protocol: 'api' });
+
+    // A view stale beyond the bound (or never listed) cannot grant anything: refused.
+    staleFor = 1001;
+    await rejectsWith(viewed.listResources(ed, 'role'), 'WARDEN_ERR_ROLE_VIEW_STALE', ROLE_VIEW_STALE);
+    staleFor = Number.POSITIVE_INFINITY;
+    await rejectsWith(
+      viewed.putResource(ed, role('mine', {}), { force: false }),
+      'WARDEN_ERR_ROLE_VIEW_STALE',
+      ROLE_VIEW_STALE,
+    );
+    assert.equal(await find('mine'), undefined, 'nothing written');
+    assert.ok((await viewed.listResources(c.admin, 'role')).length > 0, 'the admin identity needs no roles');
+    staleFor = 1000;
+    assert.ok((await viewed.listResources(ed, 'role')).length > 0, 'within the bound');
   });
 
   test('an auditor can search the audit log but not create users', async () => {

@@ -16,12 +16,26 @@
  *   signing.ts      host and database certificates, CA export
  *   audit-search.ts wctl audit search
  *
+ * The permission check reads the caller's roles from the process's live role view (the
+ * access checker's, fed by the backend's watch: no backend read per call), refusing with
+ * WARDEN_ERR_ROLE_VIEW_STALE while that view is too stale to trust. A denial by the live view
+ * is confirmed against the backend before it is final, so a role granted a moment ago — not
+ * yet arrived through the watch — is honoured.
+ *
  * The parts are built in `bin/auth.ts` (`createAuthServer`), never here.
  */
-import type { AuthPreferenceResource, Resource, ResourceKind, rpc } from '@warden/api';
-import { isResourceKind, isWardenError, RESOURCE_KINDS, Verbs } from '@warden/api';
+import type { AuthPreferenceResource, Resource, ResourceKind, RoleResource, rpc } from '@warden/api';
+import { isResourceKind, isWardenError, RESOURCE_KINDS, Verbs, WardenError } from '@warden/api';
 import type { z } from 'zod';
-import { actorOf, checkVerb, hasVerb, type Identity } from '../access';
+import {
+  type AccessChecker,
+  type AccessInfo,
+  actorOf,
+  checkVerb,
+  hasVerb,
+  type Identity,
+  ROLE_VIEW_STALE,
+} from '../access';
 import type { DeviceInventory } from '../devicetrust';
 import type { AuditSearch, AuditSearchQuery } from './audit-search';
 import type { BotInfo, BotService } from './bots';
@@ -51,15 +65,21 @@ export interface AuthParts {
   inventory: DeviceInventory;
 }
 
+/** Where the permission check reads roles: the live role view of the process's checker. */
+export type LiveRoles = Pick<AccessChecker, 'liveRoles'>;
+
 export class AuthServer {
   readonly #d: AuthDeps;
   readonly #p: AuthParts;
   readonly #audit: ReturnType<typeof auditWith>;
+  readonly #live: LiveRoles | undefined;
 
-  constructor(deps: AuthDeps, parts: AuthParts) {
+  /** Without `live`, every permission check reads the caller's roles from the backend. */
+  constructor(deps: AuthDeps, parts: AuthParts, live?: LiveRoles) {
     this.#d = deps;
     this.#p = parts;
     this.#audit = auditWith(deps);
+    this.#live = live;
   }
 
   /** The trusted-device inventory (the device ceremonies build on it). */
@@ -73,13 +93,49 @@ export class AuthServer {
 
   // ---- The one permission check --------------------------------------------------------
 
+  /**
+   * The caller's roles as the permission check reads them: from the live role view (stale
+   * beyond its bound: refused), or from the backend when there is no live view or `fresh`.
+   */
+  async #info(caller: Identity, fresh = false): Promise<AccessInfo> {
+    let roles: RoleResource[] | undefined;
+    if (this.#live && !fresh) {
+      roles = this.#live.liveRoles(caller.roles);
+      if (!roles) throw new WardenError('WARDEN_ERR_ROLE_VIEW_STALE', ROLE_VIEW_STALE);
+    } else {
+      roles = await findRoles(this.#d.services, caller.roles);
+    }
+    return { user: caller.user, roles, traits: caller.traits };
+  }
+
+  /**
+   * Whether the caller's roles allow `verb` on one of `kinds`, and the roles that decided. A
+   * denial by the live view is asked again of the backend: a grant made a moment ago may not
+   * have arrived yet.
+   */
+  async #decide(
+    caller: Identity,
+    kinds: readonly string[],
+    verb: string,
+  ): Promise<{ allowed: boolean; info: AccessInfo }> {
+    const cached = await this.#info(caller);
+    if (kinds.some((k) => hasVerb(cached, k, verb))) return { allowed: true, info: cached };
+    if (!this.#live) return { allowed: false, info: cached };
+    const fresh = await this.#info(caller, true);
+    return { allowed: kinds.some((k) => hasVerb(fresh, k, verb)), info: fresh };
+  }
+
   async #authorize(caller: Identity, kind: string, verb: string): Promise<void> {
     if (caller.admin) return;
-    const roles = await findRoles(this.#d.services, caller.roles);
+    const d = await this.#decide(caller, [kind], verb);
+    if (d.allowed) return;
     try {
-      checkVerb({ user: caller.user, roles, traits: caller.traits }, kind, verb);
+      checkVerb(d.info, kind, verb);
     } catch (e) {
       if (isWardenError(e, 'WARDEN_ERR_ACCESS_DENIED')) {
+        // A role of the certificate deleted since grants nothing: the event says so.
+        const found = new Set(d.info.roles.map((r) => r.metadata.name));
+        const missing = caller.roles.filter((r) => !found.has(r));
         await this.#audit({
           type: 'access.denied',
           success: false,
@@ -87,6 +143,8 @@ export class AuthServer {
           addr: caller.clientAddr,
           protocol: 'api',
           resource: { kind, name: verb },
+          roles: [...caller.roles],
+          ...(missing.length > 0 ? { missing_roles: missing } : {}),
           error: e.message,
         });
       }
@@ -106,12 +164,7 @@ export class AuthServer {
       await this.#authorize(caller, claimedKind, claimedKind === 'cluster_auth_preference' ? 'update' : verb);
       return;
     }
-    const info = {
-      user: caller.user,
-      roles: await findRoles(this.#d.services, caller.roles),
-      traits: caller.traits,
-    };
-    if (!RESOURCE_KINDS.some((k) => hasVerb(info, k, verb))) {
+    if (!(await this.#decide(caller, RESOURCE_KINDS, verb)).allowed) {
       await this.#authorize(
         caller,
         typeof claimedKind === 'string' ? claimedKind.slice(0, 64) : 'resource',

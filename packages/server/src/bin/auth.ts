@@ -29,10 +29,12 @@ export interface AuthServerOptions extends AuthDeps {
   /**
    * The live access checker (the proxy's): when given, `identify` — called for every API
    * request and tunnel — asks it (locks from the watch-fed view; in `locking_mode: strict` a
-   * view stale beyond the bound refuses too) instead of listing locks from the backend.
-   * Login and certificate issuance always read the backend, so a fresh lock is never missed.
+   * view stale beyond the bound refuses too) instead of listing locks from the backend, and
+   * the permission check of every API call reads the caller's roles from its live role view
+   * (`liveRoles`, when it has one) instead of the backend. Login and certificate issuance
+   * always read the backend, so a fresh lock is never missed.
    */
-  access?: Pick<AccessChecker, 'lockReason'>;
+  access?: Pick<AccessChecker, 'lockReason'> & Partial<Pick<AccessChecker, 'liveRoles'>>;
   /** The device inventory; one over the same stores when absent. */
   inventory?: DeviceInventory;
   /** The config file sets `auth_service.authentication` (it wins at every start). */
@@ -64,23 +66,27 @@ export function createAuthServer(o: AuthServerOptions): AuthServer {
   const users = new UserAdmin({ ...deps, local });
   const locks = new LockService({ ...deps, inventory });
   const devices = new DeviceAdmin(inventory);
-  return new AuthServer(deps, {
-    login: new LoginService({ ...deps, local, limiter, serverVersion: o.serverVersion }),
-    identity: new Identifier({ ...deps, ...(o.access ? { access: o.access } : {}) }),
-    users,
-    resources: new ResourceAdmin({
-      ...deps,
+  return new AuthServer(
+    deps,
+    {
+      login: new LoginService({ ...deps, local, limiter, serverVersion: o.serverVersion }),
+      identity: new Identifier({ ...deps, ...(o.access ? { access: o.access } : {}) }),
+      users,
+      resources: new ResourceAdmin({
+        ...deps,
+        locks,
+        devices,
+        users,
+        authenticationInFile: o.authenticationInFile ?? false,
+      }),
       locks,
       devices,
-      users,
-      authenticationInFile: o.authenticationInFile ?? false,
-    }),
-    locks,
-    devices,
-    bots: new BotService(deps),
-    tokens: new TokenAdmin(deps),
-    signing: new SigningService(deps),
-    auditSearch: new AuditSearch(o.audit),
-    inventory,
-  });
+      bots: new BotService(deps),
+      tokens: new TokenAdmin(deps),
+      signing: new SigningService(deps),
+      auditSearch: new AuditSearch(o.audit),
+      inventory,
+    },
+    o.access?.liveRoles ? { liveRoles: (names) => o.access!.liveRoles!(names) } : undefined,
+  );
 }
