@@ -4,6 +4,7 @@
  * changes.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import { FakeClock, PostgresAuditLog } from '@warden/server';
@@ -95,5 +96,64 @@ describe('postgres audit log', { skip: check.skip }, async () => {
       server.psql(`SELECT count(DISTINCT xmin::text) FROM "${schema}".audit_events`),
     );
     assert.ok(transactions < 30, `300 events in ${transactions} transactions`);
+  });
+
+  test('a row the table refuses fails only its own writer; the rest of its batch is written, in order', async (t) => {
+    const schema = `audit_${++n}`;
+    const audit = await PostgresAuditLog.open({ connString: server.connString, schema });
+    t.after(() => audit.close());
+    // Two real refusals: a CHECK constraint (SQLSTATE 23514), and a user name whose index entry
+    // exceeds btree's limit (54000; 4,096 incompressible characters, the audit string bound).
+    server.psql(
+      `ALTER TABLE "${schema}".audit_events ADD CONSTRAINT no_mallory CHECK (user_name IS DISTINCT FROM 'mallory')`,
+    );
+    const huge = randomBytes(3072).toString('base64');
+    const users = Array.from({ length: 40 }, (_, i) => (i === 7 ? 'mallory' : i === 30 ? huge : `u${i}`));
+    const results = await Promise.allSettled(
+      users.map((user) => audit.emit({ type: 'user.login', user, method: 'local' })),
+    );
+    const refused = results.flatMap((r, i) => (r.status === 'rejected' ? [i] : []));
+    assert.deepEqual(refused, [7, 30], 'only the two refused rows fail');
+    for (const i of refused) {
+      const reason = (results[i] as PromiseRejectedResult).reason;
+      assert.ok(isWardenError(reason, 'WARDEN_ERR_INTERNAL'), String(reason));
+      assert.match(String(reason.message), i === 7 ? /SQLSTATE 23514/ : /SQLSTATE 54000/);
+    }
+    const found = await audit.search({ order: 'asc', limit: 100 });
+    assert.deepEqual(
+      found.map((e) => e.user),
+      users.filter((_, i) => i !== 7 && i !== 30),
+    );
+    // A writer alone with a bad row fails as before; the log goes on.
+    await assert.rejects(
+      audit.emit({ type: 'user.login', user: 'mallory', method: 'local' }),
+      /SQLSTATE 23514/,
+    );
+    const ok = await audit.emit({ type: 'user.login', user: 'alice', method: 'local' });
+    assert.deepEqual((await audit.search({ user: 'alice' }))[0], ok);
+  });
+
+  test('a failure of the whole store still fails the whole batch (no row by row retry)', async (t) => {
+    const schema = `audit_${++n}`;
+    const audit = await PostgresAuditLog.open({ connString: server.connString, schema });
+    t.after(() => audit.close());
+    server.psql(`
+      CREATE FUNCTION "${schema}".full_disk() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.user_name = 'u3' THEN RAISE EXCEPTION 'No space left on device' USING ERRCODE = 'disk_full'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER full_disk BEFORE INSERT ON "${schema}".audit_events
+        FOR EACH ROW EXECUTE FUNCTION "${schema}".full_disk();
+    `);
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => audit.emit({ type: 'user.login', user: `u${i}`, method: 'local' })),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(6).fill('rejected'),
+      'disk_full (class 53) is not about one row: the batch fails',
+    );
+    assert.deepEqual(await audit.search(), []);
   });
 });

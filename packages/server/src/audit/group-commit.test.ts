@@ -72,6 +72,29 @@ test('group commit: a failed batch rejects each of its events, and the next batc
   assert.equal(group.batches, 1);
 });
 
+test('group commit: a store that reports refused events fails only their callers', async () => {
+  const written: string[] = [];
+  const group = new GroupCommit<string>({
+    commit: (batch) => {
+      const failures = new Map<number, unknown>();
+      batch.forEach((item, i) => {
+        if (item.startsWith('bad')) failures.set(i, new Error(`refused ${item}`));
+        else written.push(item);
+      });
+      return failures;
+    },
+  });
+  const results = await Promise.allSettled(['a', 'bad1', 'b', 'bad2', 'c'].map((x) => group.add(x)));
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled'],
+  );
+  assert.match(String((results[1] as PromiseRejectedResult).reason), /refused bad1/);
+  assert.match(String((results[3] as PromiseRejectedResult).reason), /refused bad2/);
+  assert.deepEqual(written, ['a', 'b', 'c']);
+  assert.equal(group.batches, 1, 'one batch');
+});
+
 test('group commit: a full queue makes callers wait (back-pressure); nothing is dropped, order kept', async () => {
   const store = gatedStore();
   const group = new GroupCommit<number>({ commit: store.commit, maxBatch: 2, maxQueued: 4 });

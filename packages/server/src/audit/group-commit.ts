@@ -14,15 +14,26 @@
  *   emit ─┼─▶ queue ──────────▶ commit(batch) ─────────▶ resolve each emit
  *   emit ─┘  (bounded)          (one tx, one fsync)       (or reject each on failure)
  *
+ * A store that can tell which events of a batch it could not write (the PostgreSQL log: a row
+ * its table refuses) returns those as `CommitFailures`: only their callers are rejected, the
+ * rest of the batch is durable and resolves.
+ *
  * @example
  *   const group = new GroupCommit<Row>({ commit: (rows) => insertAllAndSync(rows) });
  *   await group.add(row); // durable now
  */
 import { WardenError } from '@warden/api';
 
+/** The events of a batch that were not written, by their index in the batch, with why. */
+export type CommitFailures = ReadonlyMap<number, unknown>;
+
 export interface GroupCommitOptions<T> {
-  /** Writes `batch` durably (one transaction, one sync); throws to fail the whole batch. */
-  commit(batch: readonly T[]): Promise<void> | void;
+  /**
+   * Writes `batch` durably (one transaction, one sync); throws to fail the whole batch, or
+   * returns the events it could not write while the others are durable.
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a writer that fails only whole batches returns nothing
+  commit(batch: readonly T[]): Promise<CommitFailures | void> | CommitFailures | void;
   /** Most events per batch (default 512). */
   maxBatch?: number;
   /** Most events waiting for a batch before `add` waits for room (default 8192). */
@@ -55,7 +66,7 @@ export const DEFAULT_INTERVAL_MS = 2;
 export const DEFAULT_BULK_INTERVAL_MS = 5;
 
 export class GroupCommit<T> {
-  readonly #commit: (batch: readonly T[]) => Promise<void> | void;
+  readonly #commit: GroupCommitOptions<T>['commit'];
   readonly #maxBatch: number;
   readonly #maxQueued: number;
   readonly #intervalMs: number;
@@ -200,9 +211,12 @@ export class GroupCommit<T> {
         for (const p of batch) if (!p.bulk) this.#urgent--;
         this.#admit();
         try {
-          await this.#commit(batch.map((p) => p.item));
+          const failures = await this.#commit(batch.map((p) => p.item));
           this.#batches++;
-          for (const p of batch) p.resolve();
+          batch.forEach((p, i) => {
+            if (failures?.has(i)) p.reject(failures.get(i));
+            else p.resolve();
+          });
         } catch (e) {
           for (const p of batch) p.reject(e);
         }

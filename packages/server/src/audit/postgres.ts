@@ -10,7 +10,12 @@
  * took, go in as one INSERT (one transaction, one WAL flush), and each `emit` resolves once
  * its batch is committed. A batch is safe to retry after a lost connection (each event's id
  * is unique and a repeated insert is ignored), so it is retried like the backend's idempotent
- * writes. Event times come
+ * writes. When the table refuses a row of a batch (a data error, a constraint, an index entry
+ * too large, a trigger's RAISE: `rowLevel`), the batch is written again in one transaction with
+ * a savepoint per half, halving the refused parts until the refused rows are found (about
+ * 2·log2(n) statements for one bad row): only their writers fail, the rest of the batch is
+ * durable. Failures of the whole store (a full disk, lost privileges) still fail the batch.
+ * Event times come
  * from this replica's clock, as with every AuditLog; searches order by time, then by insertion.
  * Tested by the shared suite in `conformance.ts` against a real server (`test/postgres/`).
  *
@@ -18,16 +23,18 @@
  *   const audit = await PostgresAuditLog.open({ connString: 'postgres://warden@db/warden', passwordFile: '/etc/warden/db-password' });
  */
 import { type AuditEvent, type AuditEventInput, WardenError } from '@warden/api';
+import type pg from 'pg';
 import {
   migrateSchema,
   POSTGRES_DEFAULT_SCHEMA,
   type PostgresConnectionOptions,
   PostgresPool,
   resolveConnection,
+  sqlState,
 } from '../backend';
 import { type Clock, systemClock } from '../clock';
 import type { Logger } from '../log';
-import { GroupCommit } from './group-commit';
+import { type CommitFailures, GroupCommit } from './group-commit';
 import {
   deviceIdsOf,
   groupOptions,
@@ -99,17 +106,30 @@ interface Row {
   data: string;
 }
 
+/**
+ * SQLSTATE classes that a statement gets for what one row holds, not for the store as a whole:
+ * data exception (22), integrity constraint violation (23), program limit exceeded (54: an
+ * index entry too large), PL/pgSQL RAISE (P0: a trigger refusing the row).
+ */
+const ROW_LEVEL_CLASSES = new Set(['22', '23', '54', 'P0']);
+
+function rowLevel(err: unknown): boolean {
+  return ROW_LEVEL_CLASSES.has(sqlState(err)?.slice(0, 2) ?? '');
+}
+
 export class PostgresAuditLog implements AuditLog {
   readonly #pool: PostgresPool;
   readonly #clock: Clock;
   readonly #q: string;
+  readonly #logger: Logger | undefined;
   readonly #group: GroupCommit<Row>;
   #closed = false;
 
-  private constructor(pool: PostgresPool, clock: Clock, q: string) {
+  private constructor(pool: PostgresPool, clock: Clock, q: string, logger: Logger | undefined) {
     this.#pool = pool;
     this.#clock = clock;
     this.#q = q;
+    this.#logger = logger;
     this.#group = new GroupCommit<Row>({ commit: (rows) => this.#insert(rows) });
   }
 
@@ -136,7 +156,7 @@ export class PostgresAuditLog implements AuditLog {
       await pool.close();
       throw err;
     }
-    return new PostgresAuditLog(pool, opts.clock ?? systemClock, `"${schema}"`);
+    return new PostgresAuditLog(pool, opts.clock ?? systemClock, `"${schema}"`, opts.logger);
   }
 
   /** Resolves with the stored event once its batch is committed (see the header). */
@@ -161,35 +181,98 @@ export class PostgresAuditLog implements AuditLog {
     return event;
   }
 
-  /** One statement (one transaction, one WAL flush) for the whole batch, in emission order. */
-  async #insert(rows: readonly Row[]): Promise<void> {
-    const column = <K extends keyof Row>(k: K) => rows.map((r) => r[k]);
-    await this.#pool.query(
-      'audit emit',
-      { idempotent: true },
-      {
-        name: `warden-${this.#q}-audit-emit-batch`,
-        text: `INSERT INTO ${this.#q}.audit_events
-                 (id, time, type, code, success, user_name, device, subject_device, data)
-               SELECT id, time, type, code, success, user_name, device, subject_device, data
-                 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[],
-                             $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY
-                      AS u(id, time, type, code, success, user_name, device, subject_device, data, n)
-                ORDER BY n
-               ON CONFLICT (id) DO NOTHING`,
-        values: [
-          column('id'),
-          column('time'),
-          column('type'),
-          column('code'),
-          column('success'),
-          column('user'),
-          column('device'),
-          column('subjectDevice'),
-          column('data'),
-        ],
-      },
+  /**
+   * One statement (one transaction, one WAL flush) for the whole batch, in emission order; if
+   * the table refuses a row, the batch again with the refused rows left out (see the header).
+   */
+  async #insert(rows: readonly Row[]): Promise<CommitFailures | undefined> {
+    return this.#pool.run('audit emit', { idempotent: true }, async (client) => {
+      try {
+        await client.query(this.#batchStatement(rows));
+        return undefined;
+      } catch (err) {
+        if (rows.length === 1 || !rowLevel(err)) throw err;
+      }
+      return this.#isolate(client, rows);
+    });
+  }
+
+  /**
+   * Writes the rows of a batch the table refused, in one transaction: each part under a
+   * savepoint, a refused part halved until single rows are left; returns the refused rows.
+   * Any other failure rolls everything back and fails the batch (the pool may retry it).
+   */
+  async #isolate(client: pg.PoolClient, rows: readonly Row[]): Promise<CommitFailures> {
+    const failures = new Map<number, unknown>();
+    const attempt = async (from: number, to: number): Promise<void> => {
+      await client.query('SAVEPOINT audit_rows');
+      try {
+        await client.query(this.#batchStatement(rows.slice(from, to)));
+        await client.query('RELEASE SAVEPOINT audit_rows');
+        return;
+      } catch (err) {
+        if (!rowLevel(err)) throw err;
+        await client.query('ROLLBACK TO SAVEPOINT audit_rows; RELEASE SAVEPOINT audit_rows');
+        if (to - from === 1) {
+          failures.set(from, this.#rowError(err, rows[from]!));
+          return;
+        }
+      }
+      const mid = (from + to) >>> 1;
+      await attempt(from, mid);
+      await attempt(mid, to);
+    };
+    await client.query('BEGIN');
+    try {
+      // The whole batch was refused already: start with its halves.
+      const mid = rows.length >>> 1;
+      await attempt(0, mid);
+      await attempt(mid, rows.length);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    return failures;
+  }
+
+  /** What the writer of a refused row gets (the row's content stays out of the log). */
+  #rowError(err: unknown, row: Row): WardenError {
+    const state = sqlState(err) ?? 'none';
+    this.#logger?.error(
+      { op: 'audit emit', sqlstate: state, event_id: row.id, event_type: row.type },
+      'PostgreSQL audit log: the table refused an event',
     );
+    return new WardenError(
+      'WARDEN_ERR_INTERNAL',
+      `PostgreSQL audit log: PostgreSQL refused the ${row.type} event (SQLSTATE ${state})`,
+    );
+  }
+
+  #batchStatement(rows: readonly Row[]): pg.QueryConfig {
+    const column = <K extends keyof Row>(k: K) => rows.map((r) => r[k]);
+    return {
+      name: `warden-${this.#q}-audit-emit-batch`,
+      text: `INSERT INTO ${this.#q}.audit_events
+               (id, time, type, code, success, user_name, device, subject_device, data)
+             SELECT id, time, type, code, success, user_name, device, subject_device, data
+               FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[],
+                           $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY
+                    AS u(id, time, type, code, success, user_name, device, subject_device, data, n)
+              ORDER BY n
+             ON CONFLICT (id) DO NOTHING`,
+      values: [
+        column('id'),
+        column('time'),
+        column('type'),
+        column('code'),
+        column('success'),
+        column('user'),
+        column('device'),
+        column('subjectDevice'),
+        column('data'),
+      ],
+    };
   }
 
   async search(query?: AuditQuery): Promise<AuditEvent[]> {

@@ -25,6 +25,7 @@ export {
   type PostgresTlsMode,
   type PostgresTlsOptions,
   resolveConnection,
+  sqlState,
 } from './postgres-connection';
 export { PostgresRateCounters, type PostgresRateCountersOptions } from './postgres-counters';
 export { migrateSchema, POSTGRES_SCHEMA_VERSION } from './postgres-schema';
