@@ -51,7 +51,15 @@ import {
   watchLockLag,
 } from '../diag';
 import { createLogger, type Logger } from '../log';
-import { apiRoutes, createRequestHandler, DB_ALPN, reachableNodes, SSH_ALPN, SshTunnels } from '../proxy';
+import {
+  apiRoutes,
+  createRequestHandler,
+  DB_ALPN,
+  NodeView,
+  reachableNodes,
+  SSH_ALPN,
+  SshTunnels,
+} from '../proxy';
 import { createServices } from '../services';
 import { AgentlessForwarder, SshService } from '../srv/ssh';
 import { WebApps, WebDeviceTrust, WebSessions, WebSessionWatch, WebUi, webDeviceRoutes } from '../web';
@@ -369,9 +377,12 @@ async function compose(
     enrollment: new DeviceEnrollment({ inventory, checker, backend, clock, audit, logger }),
     authentication: new DeviceAuthentication({ inventory, checker, cas, backend, clock, audit, logger }),
   };
+  // The nodes SSH tunnels go to, from a watch-fed view (no backend read per tunnel).
+  const nodeView = new NodeView({ backend, clock, nodes: services.nodes, logger });
+  await nodeView.start();
   const tunnels = new SshTunnels({
     identify: (der, o) => auth.identify(der, o),
-    services,
+    nodes: nodeView,
     audit,
     clock,
     logger,
@@ -643,6 +654,7 @@ async function compose(
       stopStallWatch();
       await diag?.close();
       tunnels.close();
+      nodeView.close();
       await db.close();
       await kube.close();
       apps.close();

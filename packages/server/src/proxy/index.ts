@@ -5,6 +5,7 @@
 export { type ApiDeps, apiRoutes } from './api';
 export { AppRouting } from './app-routing';
 export { DB_ALPN, type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
+export { findNode, NodeView, type NodeViewOptions } from './node-view';
 export { type NodeDecider, reachableNodes } from './nodes';
 export {
   createRequestHandler,
@@ -15,4 +16,4 @@ export {
   type RouterOptions,
   retryAfterHeader,
 } from './router';
-export { findNode, nodeInfo, SSH_ALPN, type SshTunnelOptions, SshTunnels } from './ssh-tunnel';
+export { nodeInfo, SSH_ALPN, type SshTunnelOptions, SshTunnels } from './ssh-tunnel';

@@ -35,8 +35,8 @@ import {
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
-import type { Services } from '../services';
 import { type AgentlessForwarder, type AgentlessHandle, afterGrace } from '../srv/ssh';
+import type { NodeView } from './node-view';
 import { readRequestLine, refuseTunnel } from './tunnel-line';
 
 export const SSH_ALPN = 'warden-ssh/1';
@@ -56,7 +56,8 @@ export interface SshTunnelOptions {
    * a lock is audited like any other.
    */
   identify(certDer: Buffer, opts: { locks: 'caller' }): Promise<Identity>;
-  services: Pick<Services, 'nodes'>;
+  /** Finds the node a tunnel asks for, by ID or hostname (the proxy's `NodeView`). */
+  nodes: Pick<NodeView, 'find'>;
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
@@ -90,25 +91,6 @@ export function nodeInfo(node: NodeResource) {
     labels: { ...(node.metadata.labels ?? {}) },
     ...(node.spec.sub_kind ? { sub_kind: node.spec.sub_kind } : {}),
   };
-}
-
-/** Finds a node by name (ID) or hostname; several nodes with one hostname → ask for the ID. */
-export async function findNode(services: Pick<Services, 'nodes'>, wanted: string): Promise<NodeResource> {
-  const nodes = await services.nodes.list();
-  const byName = nodes.find((n) => n.metadata.name === wanted);
-  if (byName) return byName;
-  const byHost = nodes.filter((n) => n.spec.hostname === wanted);
-  if (byHost.length === 1) return byHost[0]!;
-  if (byHost.length > 1) {
-    throw new WardenError(
-      'WARDEN_ERR_BAD_PARAMETER',
-      `several nodes are named "${wanted}": use the node ID (${byHost.map((n) => n.metadata.name).join(', ')})`,
-    );
-  }
-  throw new WardenError(
-    'WARDEN_ERR_NOT_FOUND',
-    `node "${wanted}" not found; \`wsh ls\` lists the nodes you can reach`,
-  );
 }
 
 export class SshTunnels {
@@ -160,7 +142,7 @@ export class SshTunnels {
     if (typeof req.node !== 'string' || !req.node || typeof req.login !== 'string' || !req.login) {
       throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'the SSH request needs "node" and "login"');
     }
-    const node = await findNode(this.#o.services, req.node);
+    const node = await this.#o.nodes.find(req.node);
     const decision = this.decide(identity, node, req.login);
     if (!decision.allowed) {
       await this.#emit({
