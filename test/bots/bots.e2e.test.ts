@@ -82,6 +82,9 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     assert.equal(viaWsh.stdout, 'bot-ok\n');
 
     const cluster = (JSON.parse(readFileSync(join(dest, 'identity'), 'utf8')) as { cluster: string }).cluster;
+    // OpenSSH starts the one-file `wsh proxy ssh` build for every session, not all of wsh.
+    const proxyCommand = /^\s*ProxyCommand (.*)$/m.exec(readFileSync(join(dest, 'ssh_config'), 'utf8'))?.[1];
+    assert.match(String(proxyCommand), /\/dist\/wsh-proxy-ssh\.js'? -i '?\S+\/identity'? proxy ssh /);
     const viaOpenSsh = spawnSync(
       'ssh',
       ['-F', join(dest, 'ssh_config'), `root@node-1.${cluster}`, 'echo', 'openssh-ok'],

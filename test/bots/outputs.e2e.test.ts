@@ -7,13 +7,14 @@
  * With the cluster at `required-for-humans` the bot reaches the database (`wsh -i … db connect`
  * and a `wsh -i … proxy db --tunnel` with psql), the app (curl with DIR/apps/NAME.pem) and the
  * Kubernetes cluster (kubectl with DIR/kubeconfig.yaml), audited as the bot with the exemption,
- * while a person with the same role and no device is refused; the outputs and a running tunnel
- * keep working past the first certificates' end (renewed with the rest); under `required`
- * the bot is refused too.
+ * while a person with the same role and no device is refused; the outputs, a running tunnel and
+ * a running `kubectl proxy` (client-go rereads the kubeconfig's certificate file) keep working
+ * past the first certificates' end (renewed with the rest); a restart without --app or
+ * --kubernetes-cluster removes their outputs; under `required` the bot is refused too.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -28,6 +29,7 @@ import {
   runCli,
   signupWithTotp,
   spawnCli,
+  spawnKubectl,
   startFakeKubeApiServer,
   startHttpApp,
   startPostgres,
@@ -262,7 +264,12 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     );
     const kc = readFileSync(join(dest, 'kubeconfig.yaml'), 'utf8');
     assert.match(kc, /current-context: \S+-fake/);
-    assert.doesNotMatch(kc, /exec:/);
+    assert.doesNotMatch(kc, /exec:|client-(certificate|key)-data/);
+    // Paths, not inline data: client-go rereads them (the renewal test below uses that).
+    const pem = join(dest, 'kube', 'fake.pem');
+    assert.ok(kc.includes(`client-certificate: ${pem}`) && kc.includes(`client-key: ${pem}`), kc);
+    assert.equal(statSync(pem).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dest, 'kube')).mode & 0o777, 0o700);
 
     // Audit: the bot, and that the exemption let it in.
     const starts = JSON.parse(
@@ -337,7 +344,7 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     assert.match(personPods.stderr, /Forbidden\): unauthorized device/);
   });
 
-  test('outputs and a running tunnel outlive the first certificates: renewed with the rest', async () => {
+  test('outputs, a running tunnel and a running kubectl proxy outlive the first certificates: renewed with the rest', async () => {
     const add = await wctl(['bots', 'add', 'short', '--roles=bot-all', '--ttl=12s']);
     assert.equal(add.code, 0, add.stderr);
     const token = /--token=(\S+)/.exec(add.stdout)![1]!;
@@ -357,10 +364,21 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     const log = () => daemon.stderr();
     const tunnelPort = await freePort();
     let tunnel: ReturnType<typeof spawnCli> | undefined;
+    let kproxy: ReturnType<typeof spawnKubectl> | undefined;
     try {
       await waitFor(() => /wrote .*kubeconfig\.yaml/.test(log()), 20_000, log);
       const firstExpiry = /valid until (\S+)/.exec(log())![1]!;
-      const firstKube = readFileSync(join(dest, 'kubeconfig.yaml'), 'utf8');
+      const firstKube = readFileSync(join(dest, 'kube', 'fake.pem'), 'utf8');
+      // A long-running client-go program: kubectl proxy loads the kubeconfig once.
+      kproxy = spawnKubectl(join(dest, 'kubeconfig.yaml'), ['proxy', '--port=0']);
+      const kport = Number((await kproxy.waitFor(/Starting to serve on 127\.0\.0\.1:(\d+)/))[1]);
+      const viaProxy = async () => {
+        const r = await fetch(`http://127.0.0.1:${kport}/api/v1/namespaces/default/pods`);
+        return { status: r.status, body: await r.text() };
+      };
+      const before = await viaProxy();
+      assert.equal(before.status, 200, before.body);
+      assert.match(before.body, /"web"/);
       tunnel = spawnCli(
         'wsh',
         [
@@ -383,7 +401,18 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
       await waitFor(() => /renewed bot "short"[\s\S]*wrote .*kubeconfig\.yaml/.test(log()), 30_000, log);
       const wait = Date.parse(firstExpiry) + 500 - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      assert.notEqual(readFileSync(join(dest, 'kubeconfig.yaml'), 'utf8'), firstKube);
+      assert.notEqual(readFileSync(join(dest, 'kube', 'fake.pem'), 'utf8'), firstKube);
+      // The same kubectl proxy, past the first kube certificate's end: it uses the renewed one
+      // (inline data would still hold the first, answered 401 "expired"). client-go notices a
+      // replaced file at a new connection's handshake and then closes all its connections —
+      // that one too (client-go transport/cert_rotation.go: CloseAll in loadClientCert; its
+      // five-minute check usually notices first, long before a 20-minute-old certificate
+      // ends): so one request may fail with "use of closed network connection", never more.
+      let renewedProxy = await viaProxy();
+      if (renewedProxy.status !== 200 && /use of closed network connection/.test(renewedProxy.body))
+        renewedProxy = await viaProxy();
+      assert.equal(renewedProxy.status, 200, `${renewedProxy.body}\n${kproxy.output()}\n${log()}`);
+      assert.match(renewedProxy.body, /"web"/);
 
       const late = await psqlQuery(tunnelPort, 'select 2');
       assert.equal(late.code, 0, `${late.stderr}\n${tunnel.stderr()}\n${log()}`);
@@ -394,6 +423,8 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
       const pods = await k(dest, ['get', 'pods', '-o', 'name']);
       assert.equal(pods.code, 0, `${pods.stderr}\n${log()}`);
     } finally {
+      kproxy?.kill();
+      await kproxy?.exited;
       tunnel?.child.kill('SIGTERM');
       await tunnel?.exited;
       daemon.child.kill('SIGTERM');
@@ -424,6 +455,45 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     assert.equal(existsSync(join(dest, 'apps', 'nope.pem')), false);
     const fixed = await start(['--app=dash']);
     assert.equal(fixed.code, 0, fixed.stderr);
+    const got = await appGet(dest, '/hello');
+    assert.equal(got.status, 200, `${got.body}${got.stderr}`);
+  });
+
+  test('a restart without --app or --kubernetes-cluster removes their outputs; one with them writes them again', async () => {
+    const dest = await join_('pruned');
+    const outputs = () =>
+      [
+        ...readdirSync(join(dest, 'apps')).map((f) => `apps/${f}`),
+        ...readdirSync(join(dest, 'kube')).map((f) => `kube/${f}`),
+        ...(existsSync(join(dest, 'kubeconfig.yaml')) ? ['kubeconfig.yaml'] : []),
+      ].sort();
+    assert.deepEqual(outputs(), [
+      'apps/dash.crt',
+      'apps/dash.json',
+      'apps/dash.pem',
+      'kube/fake.pem',
+      'kubeconfig.yaml',
+    ]);
+    const start = (flags: string[]) =>
+      runCli('wbot', ['start', `--destination=${dest}`, '--oneshot', ...flags], { env: w.env });
+    // Only the cluster now: the app's files go, the cluster's stay (renewed).
+    const kubeOnly = await start(['--kubernetes-cluster=fake']);
+    assert.equal(kubeOnly.code, 0, kubeOnly.stderr);
+    assert.match(kubeOnly.stderr, /removed .*apps\/dash\.pem.* \(no longer asked for\)/);
+    assert.deepEqual(outputs(), ['kube/fake.pem', 'kubeconfig.yaml']);
+    const pods = await k(dest, ['get', 'pods', '-o', 'name']);
+    assert.equal(pods.code, 0, pods.stderr);
+    // Nothing asked for: no outputs at all, the identity stays.
+    const none = await start([]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.deepEqual(outputs(), []);
+    assert.ok(existsSync(join(dest, 'identity')));
+    const noApp = await appGet(dest);
+    assert.notEqual(noApp.status, 200, 'no app certificate is left to use');
+    // Asked for again: written again.
+    const again = await start(['--app=dash']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(outputs(), ['apps/dash.crt', 'apps/dash.json', 'apps/dash.pem']);
     const got = await appGet(dest, '/hello');
     assert.equal(got.status, 200, `${got.body}${got.stderr}`);
   });

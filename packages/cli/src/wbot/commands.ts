@@ -25,8 +25,11 @@ export const wbotCommands: Command[] = [
       '                other clients (TLS client certificate and CA, OpenSSH)\n' +
       '  apps/NAME.pem with --app=NAME: the app certificate and its key, for\n' +
       '                `curl --cert DIR/apps/NAME.pem --cacert DIR/host-cas.pem https://NAME.<proxy host>:PORT/`\n' +
-      '  kubeconfig.yaml  with --kubernetes-cluster=NAME: a context per cluster with its own\n' +
-      '                certificate, for `kubectl --kubeconfig DIR/kubeconfig.yaml …`\n' +
+      '  kubeconfig.yaml  with --kubernetes-cluster=NAME: a context per cluster, for\n' +
+      '                `kubectl --kubeconfig DIR/kubeconfig.yaml …`; its certificate and key are in\n' +
+      '                kube/NAME.pem, which kubectl and client-go programs read again as it is renewed\n' +
+      'Each start removes the app and cluster outputs it is no longer asked for (a restart\n' +
+      'without --app=NAME deletes apps/NAME.*).\n' +
       'Databases need no output of their own: `wsh -i DIR/identity db connect NAME` or\n' +
       '`wsh -i DIR/identity proxy db NAME --tunnel` (a running tunnel uses each renewal).\n\n' +
       'A lock on the bot (`wctl bots lock NAME`) stops renewal; --oneshot then exits 1.',

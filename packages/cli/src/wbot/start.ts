@@ -1,7 +1,7 @@
 /**
  * `wbot start`: join (token, first start) or renew (current certificates), write the
- * destination and its app and Kubernetes outputs, and unless --oneshot keep renewing when a
- * third of the lifetime is left. Outputs are refreshed with every renewal, and on their own
+ * destination and its app and Kubernetes outputs (removing those of apps and clusters no
+ * longer named), and unless --oneshot keep renewing when a third of the lifetime is left. Outputs are refreshed with every renewal, and on their own
  * when they end first (kube certificates live at most an hour). A refused renewal (a lock,
  * the bot removed) is reported and retried; --oneshot exits 1.
  */
@@ -17,19 +17,14 @@ import {
   type LoadedProfile,
   nextRenewal,
   normalizeProxy,
+  pruneOutputs,
   RETRY_MS,
   renewBot,
   type WrittenOutputs,
   writeOutputs,
 } from '@warden/client';
 import { type CommandContext, list, str } from '../command';
-import { wshCommandLine } from '../wsh/ssh';
-
-/** The wsh next to this wbot (both are bundled into dist/), for ssh_config's ProxyCommand. */
-function wshCommand(): string {
-  const script = process.argv[1] ?? 'wbot';
-  return wshCommandLine(process.execPath, process.execArgv, script.replace(/wbot(\.[cm]?[jt]s)?$/, 'wsh$1'));
-}
+import { proxySshCommandLine } from './proxy-command';
 
 function say(ctx: CommandContext, line: string): void {
   ctx.stderr.write(`wbot: ${line}\n`);
@@ -48,13 +43,16 @@ export async function runStart(ctx: CommandContext): Promise<number> {
     );
   const token = str(ctx.values, 'token') ?? (ctx.env.WARDEN_BOT_TOKEN || undefined);
   const proxyFlag = str(ctx.values, 'proxy') ?? (ctx.env.WARDEN_PROXY || undefined);
-  const o = { destination, wshCommand: wshCommand() };
+  const o = { destination, wshCommand: proxySshCommandLine() };
   const oneshot = ctx.values.oneshot === true;
   const outputs: BotOutputs = {
     apps: list(ctx.values, 'app'),
     kubeClusters: list(ctx.values, 'kubernetes-cluster'),
   };
   checkOutputs(outputs);
+  // Outputs of apps and clusters this start no longer names go first (stale credentials).
+  const pruned = pruneOutputs(destination, outputs);
+  if (pruned.length) say(ctx, `removed ${pruned.join(', ')} (no longer asked for)`);
 
   let current = currentIdentity(destination);
   const valid = current && Date.parse(current.expires) > Date.now();
