@@ -7,6 +7,7 @@
  *   process.stdout.write(`${g.text}\n${verdict('bench:db', [g])}\n`);
  */
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 
 export interface Goal {
   what: string;
@@ -59,3 +60,10 @@ export function cpuMs(pid: number | undefined): number | undefined {
 
 /** USER_HZ: 100 on every Linux this runs on. */
 const CLOCK_TICKS = 100;
+
+/** `load average 0.52, 1.10, 2.03` (1, 5, 15 minutes), printed next to figures. */
+export function loadAverage(): string {
+  return `load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ')}`;
+}
