@@ -63,3 +63,35 @@ test('a failing lookup never loses the event', async () => {
   const [e] = await store.search();
   assert.deepEqual(e?.device, { id: 'x' });
 });
+
+test('a session statement writer gets the device’s os_type once known; none while unknown', async () => {
+  const bases: unknown[] = [];
+  const store = Object.assign(new MemoryAuditLog(), {
+    statements(base: unknown) {
+      bases.push(base);
+      return { write: async () => undefined };
+    },
+  });
+  let lookups = 0;
+  const audit = withDeviceOsType(store, async () => {
+    lookups++;
+    return 'linux';
+  });
+  const base = {
+    type: 'db.query' as const,
+    protocol: 'db' as const,
+    session_id: 's',
+    resource: { kind: 'db', name: 'd' },
+    device: { id: 'dev-1', asset_tag: 'tag' },
+  };
+  assert.equal(audit.statements?.(base), undefined, 'not looked up yet: the caller emits');
+  await new Promise((r) => setImmediate(r));
+  assert.ok(audit.statements?.(base));
+  assert.deepEqual(bases, [{ ...base, device: { id: 'dev-1', asset_tag: 'tag', os_type: 'linux' } }]);
+  assert.equal(lookups, 1);
+  assert.equal(
+    withDeviceOsType(new MemoryAuditLog(), async () => 'linux').statements,
+    undefined,
+    'a log without one',
+  );
+});

@@ -7,7 +7,7 @@
  * Internal to `audit/`; the public surface is `audit/index.ts`. Tested by `device-os.test.ts`.
  */
 import type { AuditEventInput } from '@warden/api';
-import type { AuditLog } from './types';
+import type { AuditLog, AuditStatementBase } from './types';
 
 /** The OS type of a device in the inventory (undefined when it is not there). */
 export type DeviceOsTypeLookup = (deviceId: string) => Promise<string | undefined>;
@@ -46,6 +46,22 @@ export function withDeviceOsType(log: AuditLog, lookup: DeviceOsTypeLookup): Aud
       const os = await osTypeOf(device.id);
       return log.emit(os ? { ...event, device: { ...device, os_type: os } } : event);
     },
+    // A session's statements: the base is completed once. Until the device's OS is known
+    // (the session's start looked it up), the caller emits instead.
+    ...(log.statements
+      ? {
+          statements(base: AuditStatementBase) {
+            const device = base.device;
+            if (!device?.id || device.os_type) return log.statements!(base);
+            const os = known.get(device.id);
+            if (os === undefined) {
+              void osTypeOf(device.id);
+              return undefined;
+            }
+            return log.statements!({ ...base, device: { ...device, os_type: os } });
+          },
+        }
+      : {}),
     search: (query) => log.search(query),
     close: () => log.close(),
   };

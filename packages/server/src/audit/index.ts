@@ -12,5 +12,12 @@ export { MemoryAuditLog } from './memory';
 export { POSTGRES_AUDIT_SCHEMA_VERSION, PostgresAuditLog, type PostgresAuditLogOptions } from './postgres';
 export { AUDIT_SCHEMA_VERSION, SqliteAuditLog } from './sqlite';
 export { teeAuditLog } from './tee';
-export type { AuditLog, AuditQuery, AuditSink } from './types';
+export type {
+  AuditLog,
+  AuditQuery,
+  AuditSink,
+  AuditStatement,
+  AuditStatementBase,
+  AuditStatementWriter,
+} from './types';
 export { auditUnavailable, undoUnless, writeAuditEvent } from './write';

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type AuditEventInput, isWardenError } from '@warden/api';
-import { eventId, fastPathCount, prepareAuditEvent, prepareAuditEventGeneral } from './prepare';
+import {
+  DbQueryTemplate,
+  eventId,
+  fastPathCount,
+  prepareAuditEvent,
+  prepareAuditEventGeneral,
+} from './prepare';
+import type { AuditStatementBase } from './types';
 
 test('event ids are UUIDv7: version and variant set, unique, ordered by time', () => {
   const t0 = Date.UTC(2026, 0, 1);
@@ -178,4 +185,118 @@ test('db.query fast path: random inputs come out as the general path makes them'
       name,
     );
   }
+});
+
+/**
+ * The session template's JSON for `input` split into base and statement, or why there is none;
+ * when there is one it must be exactly the general path's stored event with the same id.
+ */
+function viaTemplate(input: Record<string, unknown>, now: number): 'no template' | 'no statement' | 'same' {
+  const { query, parameters, statement, ...base } = input;
+  const template = DbQueryTemplate.for(base as AuditStatementBase);
+  if (!template) return 'no template';
+  const s = { query, parameters, statement } as { query: string };
+  for (const k of ['parameters', 'statement'] as const)
+    if ((s as Record<string, unknown>)[k] === undefined) delete (s as Record<string, unknown>)[k];
+  const p = template.prepare(s, now);
+  if (!p) return 'no statement';
+  const general = prepareAuditEventGeneral(input as AuditEventInput, now).event;
+  assert.equal(p.json, JSON.stringify({ ...general, id: p.id }), JSON.stringify(input));
+  assert.equal(p.timeMs, now);
+  assert.equal(template.user, general.user);
+  assert.equal(template.device, general.device?.id);
+  return 'same';
+}
+
+test('db.query session template: the same JSON as the general path, or no template', () => {
+  const now = Date.UTC(2026, 5, 1, 12, 0, 0, 123);
+  const cases: [string, Record<string, unknown>, ReturnType<typeof viaTemplate>][] = [
+    ['usual', dbQuery(), 'same'],
+    ['no parameters, no statement', dbQuery({ parameters: undefined, statement: undefined }), 'same'],
+    [
+      'device, bot, hostname, error',
+      dbQuery({
+        device: { credential_id: 'c', id: 'd1', asset_tag: 'A-1', os_type: 'linux' },
+        user_kind: 'bot',
+        device_exemption: 'bot',
+        resource: { name: 'n', hostname: 'h', kind: 'db' },
+        error: 'e',
+      }),
+      'same',
+    ],
+    [
+      'quotes and control characters',
+      dbQuery({ query: 'SELECT "a\\b"\n\u0001 \u2028 é', parameters: ['"', null, '\\'] }),
+      'same',
+    ],
+    ['a long query', dbQuery({ query: 'x'.repeat(5000) }), 'no statement'],
+    ['a private key in the query', dbQuery({ query: `insert ${PEM}` }), 'no statement'],
+    ['a private key in a parameter', dbQuery({ parameters: [PEM] }), 'no statement'],
+    [
+      'a secret-named label',
+      dbQuery({ resource: { kind: 'db', name: 'x', labels: { api_token: 'v' } } }),
+      'no template',
+    ],
+    ['an unknown field', dbQuery({ extra: 1 }), 'no template'],
+    ['a failure', dbQuery({ success: false }), 'no template'],
+  ];
+  for (const [name, input, want] of cases) assert.equal(viaTemplate(input, now), want, name);
+  assert.equal(
+    DbQueryTemplate.for({ ...dbQuery(), type: 'db.query' } as AuditStatementBase),
+    undefined,
+    'a base with a statement',
+  );
+});
+
+test('db.query session template: random inputs come out as the general path makes them', () => {
+  const pool: unknown[] = [
+    undefined,
+    null,
+    1,
+    '',
+    'x',
+    'q"\\\n',
+    'y'.repeat(4097),
+    PEM,
+    ['a', null],
+    [PEM],
+    [],
+    { id: 'd' },
+    { kind: 'db', name: 'n', labels: { env: 'x' } },
+    'bot',
+    'db',
+  ];
+  const keys = [...Object.keys(dbQuery()), 'device', 'user_kind', 'error', 'other'];
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return (seed >>> 16) % n;
+  };
+  let same = 0;
+  const counts: Record<string, number> = {};
+  for (let round = 0; round < 2000; round++) {
+    const input = dbQuery();
+    for (let m = rand(3); m >= 0; m--) input[keys[rand(keys.length)]!] = pool[rand(pool.length)];
+    let general = true;
+    try {
+      prepareAuditEventGeneral(input as AuditEventInput, 1_700_000_000_000);
+    } catch {
+      general = false;
+    }
+    // Whatever the general path refuses, the template path must not store.
+    let got: ReturnType<typeof viaTemplate> | 'threw';
+    try {
+      got = viaTemplate(input, 1_700_000_000_000);
+    } catch (e) {
+      if (e instanceof assert.AssertionError) throw e;
+      got = 'threw';
+    }
+    if (!general) assert.notEqual(got, 'same', JSON.stringify(input));
+    if (got === 'same') same++;
+    counts[got] = (counts[got] ?? 0) + 1;
+  }
+  assert.ok(
+    same > 100 && counts['no statement']! > 10 && counts['no template']! > 100,
+    JSON.stringify(counts),
+  );
 });

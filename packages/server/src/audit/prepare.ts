@@ -21,7 +21,7 @@ import {
   WardenError,
 } from '@warden/api';
 import { z } from 'zod';
-import type { AuditQuery } from './types';
+import type { AuditQuery, AuditStatementBase } from './types';
 
 /** Longest string value stored; longer values are cut (attackers choose user names too). */
 export const MAX_AUDIT_STRING = 4096;
@@ -241,6 +241,89 @@ function prepareDbQuery(input: Record<string, unknown>, now: number): PreparedEv
   if (i.statement !== undefined) event.statement = i.statement;
   fastPathCount.dbQuery++;
   return { event, timeMs: now };
+}
+
+/** What changes from one `db.query` event of a session to the next. */
+export interface StatementFields {
+  query: string;
+  parameters?: readonly (string | null)[];
+  statement?: string;
+}
+
+/** One statement's stored form, ready for a store's insert. */
+export interface PreparedStatement {
+  id: string;
+  timeMs: number;
+  /** `JSON.stringify` of the event the general path would store. */
+  json: string;
+}
+
+const ENVELOPE_KEYS = new Set(['id', 'code', 'type', 'time', 'success']);
+const STATEMENT_KEYS = new Set(['query', 'parameters', 'statement']);
+
+/**
+ * The `db.query` events of one database session, pre-serialised: the fields every event of the
+ * session shares (who, from where, which database, the session) are checked by the fast path's
+ * rules and turned into JSON once; each statement only adds its id, time and own fields, checked
+ * by hand (no scrub, no zod, no event object). The JSON is byte for byte what `prepareAuditEvent`
+ * stores for the same input (`prepare.test.ts`). `for` returns undefined for a base the fast
+ * path would not take; `prepare` for a statement it would not take (a private key, an
+ * over-long string): the caller then emits that statement the general way.
+ *
+ * @example
+ *   const t = DbQueryTemplate.for({ type: 'db.query', success: true, user, protocol: 'db', session_id, resource });
+ *   const row = t?.prepare({ query: 'SELECT 1' }, Date.now());
+ */
+export class DbQueryTemplate {
+  /** `"user":…,…,"db_name":…` — the shared fields, in the general path's key order. */
+  readonly #middle: string;
+  /** The acting user and device, for the stores' indexes. */
+  readonly user: string | undefined;
+  readonly device: string | undefined;
+
+  private constructor(middle: string, user: string | undefined, device: string | undefined) {
+    this.#middle = middle;
+    this.user = user;
+    this.device = device;
+  }
+
+  static for(base: AuditStatementBase): DbQueryTemplate | undefined {
+    if (base === null || typeof base !== 'object' || base.type !== 'db.query') return undefined;
+    for (const k in base as object) if (STATEMENT_KEYS.has(k)) return undefined;
+    const sample = prepareDbQuery({ ...base, query: '' } as Record<string, unknown>, 0);
+    if (!sample) return undefined;
+    const shared: Record<string, unknown> = {};
+    let afterQuery = false;
+    for (const [k, v] of Object.entries(sample.event)) {
+      if (k === 'query') afterQuery = true;
+      else if (!ENVELOPE_KEYS.has(k)) {
+        // The general path puts nothing of the base after the statement's fields.
+        if (afterQuery) return undefined;
+        shared[k] = v;
+      }
+    }
+    const middle = JSON.stringify(shared).slice(1, -1);
+    if (middle === '') return undefined;
+    return new DbQueryTemplate(middle, sample.event.user, sample.event.device?.id);
+  }
+
+  /** The stored form of one statement at time `now`, or undefined for the general path. */
+  prepare(s: StatementFields, now: number): PreparedStatement | undefined {
+    if (!plain(s.query) || !optional(s.statement)) return undefined;
+    const params = s.parameters;
+    if (params !== undefined) {
+      if (!Array.isArray(params)) return undefined;
+      for (let k = 0; k < params.length; k++) {
+        const v: unknown = params[k];
+        if (v !== null && !plain(v)) return undefined;
+      }
+    }
+    const id = eventId(now);
+    let json = `{"id":"${id}","code":"${DB_QUERY_CODE}","type":"db.query","time":"${new Date(now).toISOString()}","success":true,${this.#middle},"query":${JSON.stringify(s.query)}`;
+    if (params !== undefined) json += `,"parameters":${JSON.stringify(params)}`;
+    if (s.statement !== undefined) json += `,"statement":${JSON.stringify(s.statement)}`;
+    return { id, timeMs: now, json: `${json}}` };
+  }
 }
 
 /** Validates, scrubs and completes an event for storage at time `now`. */

@@ -86,3 +86,53 @@ test('sqlite audit: a second process cannot open the file; newer schemas are ref
     isWardenError(e, 'WARDEN_ERR_BAD_PARAMETER'),
   );
 });
+
+test('sqlite audit: a session statement writer stores what emit stores, in order, and falls back for unusual statements', async () => {
+  const clock = new FakeClock();
+  const audit = await SqliteAuditLog.open({ path: freshPath(), clock });
+  const base = {
+    type: 'db.query' as const,
+    success: true,
+    user: 'alice',
+    addr: '10.0.0.7',
+    device: { id: 'dev-1', os_type: 'linux' },
+    protocol: 'db' as const,
+    resource: { kind: 'db', name: 'orders', labels: { env: 'prod' } },
+    db_user: 'alice',
+    db_name: 'orders',
+    session_id: 'sess-1',
+  };
+  const writer = audit.statements(base);
+  assert.ok(writer, 'a usual base gets a writer');
+  const pem = '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----';
+  const statements = [
+    { query: 'SELECT 1' },
+    { query: 'SELECT $1, $2', parameters: ['a"b', null], statement: 's1' },
+    { query: 'INSERT $1', parameters: [pem, 'x'] },
+  ];
+  for (const s of statements) await writer.write(s);
+  for (const s of statements) await audit.emit({ ...base, ...s });
+  const events = await audit.search({ order: 'asc', device: 'dev-1' });
+  assert.equal(events.length, 6, 'found by the device index');
+  const strip = ({ id, time, ...rest }: Record<string, unknown>) => {
+    assert.match(String(id), /^[0-9a-f-]{36}$/);
+    assert.equal(time, new Date(clock.now()).toISOString());
+    return rest;
+  };
+  for (let i = 0; i < 3; i++) assert.deepEqual(strip(events[i]!), strip(events[i + 3]!), `statement ${i}`);
+  assert.deepEqual(events[2]!.redacted, ['parameters[0]'], 'a private key is redacted by the general path');
+  await assert.rejects(
+    writer.write({ query: `INSERT ${pem}` }),
+    (e: unknown) => isWardenError(e, 'WARDEN_ERR_BAD_PARAMETER'),
+    'as emit refuses it (the session then ends)',
+  );
+  assert.equal((await audit.search({ user: 'alice' })).length, 6, 'found by the user index');
+  assert.equal(
+    audit.statements({ ...base, resource: { kind: 'db', name: 'x', labels: { api_token: 'v' } } }),
+    undefined,
+  );
+  await audit.close();
+  await assert.rejects(writer.write({ query: 'SELECT 2' }), (e: unknown) =>
+    isWardenError(e, 'WARDEN_ERR_CLOSED'),
+  );
+});

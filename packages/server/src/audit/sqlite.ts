@@ -18,20 +18,22 @@
  */
 import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type AuditEvent, type AuditEventInput, isWardenError, WardenError } from '@warden/api';
+import { type AuditEvent, type AuditEventInput, auditCode, isWardenError, WardenError } from '@warden/api';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../clock';
 import { GroupCommit } from './group-commit';
 import {
+  DbQueryTemplate,
   deviceIdsOf,
   groupOptions,
   type NormalizedQuery,
   normalizeQuery,
   prepareAuditEvent,
 } from './prepare';
-import type { AuditLog, AuditQuery } from './types';
+import type { AuditLog, AuditQuery, AuditStatementBase, AuditStatementWriter } from './types';
 
 export const AUDIT_SCHEMA_VERSION = 1;
+const DB_QUERY_CODE = auditCode('db.query', true)!;
 
 const SCHEMA_V1 = `
 CREATE TABLE events (
@@ -175,6 +177,33 @@ export class SqliteAuditLog implements AuditLog {
       groupOptions(event.type),
     );
     return event;
+  }
+
+  /**
+   * A session's `db.query` events without the per-event work of `emit`: the shared fields are
+   * checked and serialised once (`DbQueryTemplate`); the same group commit, queue bound and
+   * durability. A statement the template will not take goes through `emit`.
+   */
+  statements(base: AuditStatementBase): AuditStatementWriter | undefined {
+    const template = DbQueryTemplate.for(base);
+    if (!template) return undefined;
+    const user = template.user ?? null;
+    const device = template.device ?? null;
+    const bulk = groupOptions('db.query');
+    return {
+      write: async (statement) => {
+        this.#assertOpen();
+        const p = template.prepare(statement, this.#clock.now());
+        if (!p) {
+          await this.emit({ ...base, ...statement } as AuditEventInput);
+          return;
+        }
+        await this.#group.add(
+          [p.id, p.timeMs, 'db.query', DB_QUERY_CODE, 1, user, device, null, p.json],
+          bulk,
+        );
+      },
+    };
   }
 
   async search(query?: AuditQuery): Promise<AuditEvent[]> {

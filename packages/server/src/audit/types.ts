@@ -30,6 +30,13 @@ export interface AuditLog {
    * (e.g. a failed `role.created`) are BAD_PARAMETER and store nothing.
    */
   emit(event: AuditEventInput): Promise<AuditEvent>;
+  /**
+   * Optional fast path for the `db.query` events of one database session: `base` is the event
+   * without its statement (`query`, `parameters`, `statement`), checked once; each `write`
+   * adds one statement and resolves once it is durable, like `emit`. Undefined when the log
+   * has no such path or `base` needs the general one: the caller emits instead.
+   */
+  statements?(base: AuditStatementBase): AuditStatementWriter | undefined;
   search(query?: AuditQuery): Promise<AuditEvent[]>;
   close(): Promise<void>;
 }
@@ -38,4 +45,20 @@ export interface AuditLog {
 export interface AuditSink {
   write(event: AuditEvent): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What a database statement adds to its session's `db.query` event. */
+export interface AuditStatement {
+  query: string;
+  parameters?: readonly (string | null)[];
+  statement?: string;
+}
+
+/** A `db.query` event without its statement: what every event of one session shares. */
+export type AuditStatementBase = Omit<Extract<AuditEventInput, { type: 'db.query' }>, keyof AuditStatement>;
+
+/** Writes the `db.query` events of one session (`AuditLog.statements`). */
+export interface AuditStatementWriter {
+  /** Resolves once the event is durable; rejects when the log did not take it. */
+  write(statement: AuditStatement): Promise<void>;
 }

@@ -102,3 +102,28 @@ test('warden_audit_write_failures_total counts what the store refused, by event 
     'only the stored event counts as a login',
   );
 });
+
+test('warden_audit_write_failures_total counts refused session statements too (statement writer)', async () => {
+  const metrics = createMetrics();
+  let broken = false;
+  const inner = Object.assign(new BreakableAuditLogDouble(), {
+    statements: () => ({
+      write: async () => {
+        if (broken) throw new Error('disk full');
+      },
+    }),
+  });
+  const writer = instrumentAudit(inner, metrics).statements?.({
+    type: 'db.query',
+    protocol: 'db',
+    session_id: 's',
+    resource: { kind: 'db', name: 'd' },
+  });
+  assert.ok(writer);
+  await writer.write({ query: 'select 1' });
+  broken = true;
+  await assert.rejects(writer.write({ query: 'select 2' }));
+  const text = await metrics.render();
+  assert.match(text, /^warden_audit_write_failures_total\{type="db\.query"\} 1$/m);
+  assert.match(text, /^warden_audit_emit_duration_seconds_count 2$/m);
+});

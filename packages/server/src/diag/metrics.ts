@@ -14,7 +14,7 @@
  */
 import { type AuditEvent, type AuditEventInput, isAuditEventType } from '@warden/api';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import type { AuditLog } from '../audit';
+import type { AuditLog, AuditStatementBase, AuditStatementWriter } from '../audit';
 import type { Backend } from '../backend';
 
 export type Outcome = 'success' | 'failure';
@@ -194,6 +194,27 @@ export function instrumentAudit(audit: AuditLog, metrics: Metrics): AuditLog {
         metrics.auditEmit((performance.now() - started) / 1000);
       }
     },
+    ...(audit.statements
+      ? {
+          statements(base: AuditStatementBase) {
+            const inner = audit.statements!(base);
+            if (!inner) return undefined;
+            return {
+              async write(statement) {
+                const started = performance.now();
+                try {
+                  await inner.write(statement);
+                } catch (e) {
+                  metrics.auditWriteFailure('db.query');
+                  throw e;
+                } finally {
+                  metrics.auditEmit((performance.now() - started) / 1000);
+                }
+              },
+            } satisfies AuditStatementWriter;
+          },
+        }
+      : {}),
     search: (query) => audit.search(query),
     close: () => audit.close(),
   };

@@ -62,3 +62,84 @@ test('db session: past MAX_UNWRITTEN_QUERIES unwritten statements, the engine is
   assert.equal(session.auditBacklog(), undefined);
   assert.equal(audit.pending.length, MAX_UNWRITTEN_QUERIES, 'every statement was handed to the log');
 });
+
+/** Test double: an audit log with a statement writer that records, or refuses, what it gets. */
+class StatementAuditLogDouble extends SlowAuditLogDouble {
+  readonly bases: unknown[] = [];
+  readonly written: unknown[] = [];
+  refuse = false;
+  statements(base: unknown) {
+    this.bases.push(base);
+    return {
+      write: async (s: unknown) => {
+        if (this.refuse) throw new Error('disk full');
+        this.written.push(s);
+      },
+    };
+  }
+}
+
+function sessionWith(audit: AuditLog): DbSession {
+  const session = new DbSession(
+    {
+      stream: new PassThrough(),
+      db: {
+        kind: 'db',
+        version: 'v3',
+        metadata: { name: 'orders' },
+        spec: { protocol: 'postgres', uri: '127.0.0.1:5432' },
+      } as never,
+      identity: makeIdentity({ user: 'alice', roles: ['dev'] }),
+      clientAddr: '127.0.0.1',
+    },
+    {
+      clock: new FakeClock(),
+      audit,
+      logger: silentLogger,
+      checker: { checkAccess: () => ({ allowed: true }) as never },
+      credentials: {} as UpstreamCredentials,
+    },
+  );
+  return session;
+}
+
+test('db session: statements go through the audit log’s session writer, asked once', async () => {
+  const audit = new StatementAuditLogDouble();
+  const session = sessionWith(audit);
+  await session.authorize({ dbUser: 'alice', dbName: 'orders' });
+  session.query({ query: 'select 1' });
+  session.query({ query: 'select $1', parameters: ['x'], statement: 's' });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(audit.bases.length, 1);
+  assert.deepEqual(audit.bases[0], {
+    type: 'db.query',
+    success: true,
+    user: 'alice',
+    addr: '127.0.0.1',
+    protocol: 'db',
+    resource: { kind: 'db', name: 'orders' },
+    db_user: 'alice',
+    db_name: 'orders',
+    session_id: session.id,
+  });
+  assert.deepEqual(audit.written, [
+    { query: 'select 1' },
+    { query: 'select $1', parameters: ['x'], statement: 's' },
+  ]);
+  assert.equal(audit.pending.length, 0, 'nothing through emit');
+  assert.equal(session.auditBacklog(), undefined);
+});
+
+test('db session: a statement the audit log refuses ends the session (fail closed)', async () => {
+  const audit = new StatementAuditLogDouble();
+  audit.refuse = true;
+  const session = sessionWith(audit);
+  await session.authorize({ dbUser: 'alice', dbName: 'orders' });
+  const ended: string[] = [];
+  session.onTerminate((m) => ended.push(m));
+  session.query({ query: 'select 1' });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(ended.length, 1);
+  assert.match(ended[0]!, /audit log could not record this \(db\.query\)/);
+  assert.equal(session.auditBacklog(), undefined, 'the statement no longer counts as unwritten');
+});

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEventInput, DbResource } from '@warden/api';
 import type { AccessChecker, AccessDecision, Identity } from '../../../access';
-import { type AuditLog, writeAuditEvent } from '../../../audit';
+import { type AuditLog, type AuditStatementWriter, auditUnavailable, writeAuditEvent } from '../../../audit';
 import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
 import { dbTarget } from './access';
@@ -56,6 +56,9 @@ function subjectOf(s: DbSession) {
  * stops reading its client (back-pressure: the client waits, no event is dropped).
  */
 export const MAX_UNWRITTEN_QUERIES = 256;
+
+/** How often a session asks the audit log for a statement writer before it settles for `emit`. */
+const MAX_WRITER_TRIES = 8;
 
 export class DbSession {
   readonly id = randomUUID();
@@ -186,21 +189,60 @@ export class DbSession {
    */
   query(q: DbQuery): void {
     this.#unwritten++;
-    void this.#emit({
+    const writer = this.#statementWriter();
+    const written = writer
+      ? // An empty statement name is the unnamed one: not recorded (as below).
+        writer
+          .write(
+            q.statement === ''
+              ? { query: q.query, ...(q.parameters ? { parameters: q.parameters } : {}) }
+              : q,
+          )
+          .catch((e: unknown) => this.#statementLost(e))
+      : this.#emit({
+          type: 'db.query',
+          success: true,
+          ...this.#subject(),
+          session_id: this.id,
+          query: q.query,
+          ...(q.parameters ? { parameters: q.parameters } : {}),
+          ...(q.statement ? { statement: q.statement } : {}),
+        });
+    void written.finally(this.#written);
+  }
+
+  readonly #written = () => {
+    this.#unwritten--;
+    if (this.#room && this.#unwritten < MAX_UNWRITTEN_QUERIES) {
+      this.#room.resolve();
+      this.#room = undefined;
+    }
+  };
+
+  /** The audit log's writer for this session's statements (`AuditLog.statements`), once it has one. */
+  #writer: AuditStatementWriter | undefined;
+  /** Times the log was asked for a writer and had none (it may have one later: see device-os). */
+  #writerMisses = 0;
+
+  #statementWriter(): AuditStatementWriter | undefined {
+    if (this.#writer || this.#writerMisses >= MAX_WRITER_TRIES) return this.#writer;
+    this.#writer = this.#d.audit.statements?.({
       type: 'db.query',
       success: true,
       ...this.#subject(),
       session_id: this.id,
-      query: q.query,
-      ...(q.parameters ? { parameters: q.parameters } : {}),
-      ...(q.statement ? { statement: q.statement } : {}),
-    }).finally(() => {
-      this.#unwritten--;
-      if (this.#room && this.#unwritten < MAX_UNWRITTEN_QUERIES) {
-        this.#room.resolve();
-        this.#room = undefined;
-      }
     });
+    if (!this.#writer) this.#writerMisses++;
+    return this.#writer;
+  }
+
+  /** As `writeAuditEvent` for a success event on a data path: logged, then the session ends. */
+  #statementLost(e: unknown): void {
+    this.#d.logger.error(
+      { err: e, type: 'db.query' },
+      'failed to write audit event: the operation is refused',
+    );
+    this.terminate(auditUnavailable('db.query').message);
   }
 
   /**
