@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { type DeviceCredential, type DeviceResource, isWardenError } from '@warden/api';
-import { MemoryAuditLog } from '../audit';
+import { type AuditEventInput, type DeviceCredential, type DeviceResource, isWardenError } from '@warden/api';
+import { type AuditLog, MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
@@ -393,6 +393,95 @@ describe('DeviceInventory', () => {
         }),
         code('WARDEN_ERR_BAD_PARAMETER', /cannot be enrolled/),
       );
+    });
+  });
+
+  /**
+   * Issue 15 follow-up: a change the audit log refuses is undone only over what this call
+   * wrote. `meanwhile` is another admin (or replica) writing the device while the audit write
+   * is pending; the audit write then fails.
+   */
+  describe('undo after an audit failure', () => {
+    const undoErrors: string[] = [];
+    const logger = { ...silentLogger, error: (_: object, msg?: string) => void undoErrors.push(msg ?? '') };
+
+    function failingAudit(type: string, meanwhile?: (deviceId: string) => Promise<unknown>): AuditLog {
+      return {
+        emit: async (e: AuditEventInput) => {
+          if (e.type !== type) return audit.emit(e);
+          await meanwhile?.((e as { device_id: string }).device_id);
+          throw new Error('disk full');
+        },
+        search: (q) => audit.search(q),
+        close: () => audit.close(),
+      };
+    }
+    const inventory = (a: AuditLog) => new DeviceInventory({ services, backend, clock, audit: a, logger });
+    const tags = async () => (await inv.list()).map((d) => `${d.spec.asset_tag}:${d.spec.owner ?? ''}`);
+    const setOwner = async (id: string, owner: string) => {
+      const d = await services.devices.get(id);
+      await services.devices.update({ ...d, spec: { ...d.spec, owner } });
+    };
+
+    beforeEach(() => {
+      undoErrors.length = 0;
+    });
+
+    test('add: the device is taken back, unless someone wrote it meanwhile', async () => {
+      await assert.rejects(
+        inventory(failingAudit('device.create')).add(admin, { osType: 'linux', assetTag: 'A1' }),
+        code('WARDEN_ERR_AUDIT_UNAVAILABLE'),
+      );
+      assert.deepEqual(await tags(), []);
+      await assert.rejects(
+        inventory(failingAudit('device.create', (id) => setOwner(id, 'bob'))).add(admin, {
+          osType: 'linux',
+          assetTag: 'A2',
+        }),
+        code('WARDEN_ERR_AUDIT_UNAVAILABLE'),
+      );
+      assert.deepEqual(await tags(), ['A2:bob'], "bob's edit is not deleted");
+      assert.deepEqual(undoErrors.slice(-1), ['could not undo a change the audit log did not record']);
+    });
+
+    test('edit: the device as it was is put back, unless someone wrote it meanwhile', async () => {
+      const d = await inv.add(admin, { osType: 'linux', assetTag: 'E1', owner: 'alice' });
+      const edit = { ...d, spec: { ...d.spec, owner: 'mallory' } };
+      await assert.rejects(
+        inventory(failingAudit('device.update')).update(admin, edit),
+        code('WARDEN_ERR_AUDIT_UNAVAILABLE'),
+      );
+      assert.deepEqual(await tags(), ['E1:alice']);
+      const now = await inv.get(d.metadata.name);
+      await assert.rejects(
+        inventory(failingAudit('device.update', (id) => setOwner(id, 'bob'))).update(admin, {
+          ...now,
+          spec: { ...now.spec, owner: 'mallory' },
+        }),
+        code('WARDEN_ERR_AUDIT_UNAVAILABLE'),
+      );
+      assert.deepEqual(await tags(), ['E1:bob'], "bob's edit is not overwritten by the old value");
+      assert.deepEqual(undoErrors.slice(-1), ['could not undo a change the audit log did not record']);
+    });
+
+    test('removal: the device is put back, unless a device with its ID was written meanwhile', async () => {
+      const d = await inv.add(admin, { osType: 'linux', assetTag: 'R1', owner: 'alice' });
+      await assert.rejects(
+        inventory(failingAudit('device.delete')).remove(admin, 'R1'),
+        code('WARDEN_ERR_AUDIT_UNAVAILABLE'),
+      );
+      assert.deepEqual((await inv.get(d.metadata.name)).spec, d.spec);
+      assert.deepEqual(await tags(), ['R1:alice']);
+      await assert.rejects(
+        inventory(
+          failingAudit('device.delete', (id) =>
+            services.devices.create({ ...d, spec: { ...d.spec, owner: 'carol' } }).then(() => id),
+          ),
+        ).remove(admin, 'R1'),
+        code('WARDEN_ERR_AUDIT_UNAVAILABLE'),
+      );
+      assert.deepEqual(await tags(), ['R1:carol'], "carol's device is not overwritten by the removed one");
+      assert.deepEqual(undoErrors.slice(-1), ['could not undo a change the audit log did not record']);
     });
   });
 });

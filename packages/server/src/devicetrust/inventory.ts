@@ -140,13 +140,7 @@ export class DeviceInventory {
       },
     });
     const stored = await this.#o.services.devices.create(device);
-    // A device the audit log did not record is taken back (issue 15 item 5).
-    await undoUnless(
-      this.#o.logger,
-      this.#auditCreate(actor, stored),
-      () => this.#o.services.devices.delete(stored.metadata.name),
-      'device create',
-    );
+    await this.#undoCreateUnless(actor, stored);
     return stored;
   }
 
@@ -171,25 +165,29 @@ export class DeviceInventory {
       metadata,
       spec: { ...res.spec, source: 'api', create_time: now, update_time: now },
     });
-    // A device the audit log did not record is taken back (issue 15 item 5).
-    await undoUnless(
-      this.#o.logger,
-      this.#auditCreate(actor, stored),
-      () => this.#o.services.devices.delete(stored.metadata.name),
-      'device create',
-    );
+    await this.#undoCreateUnless(actor, stored);
     return stored;
   }
 
-  async #auditCreate(actor: Actor, device: DeviceResource): Promise<void> {
-    await this.#audit({
-      type: 'device.create',
-      success: true,
-      ...actorFields(actor),
-      device_id: device.metadata.name,
-      asset_tag: device.spec.asset_tag,
-      os_type: device.spec.os_type,
-    });
+  /**
+   * A device the audit log did not record is taken back (issue 15 item 5) — only as this call
+   * wrote it: if someone changed it meanwhile (an enrollment, an edit), the undo is refused
+   * (COMPARE_FAILED, logged) rather than deleting their write.
+   */
+  async #undoCreateUnless(actor: Actor, device: DeviceResource): Promise<void> {
+    await undoUnless(
+      this.#o.logger,
+      this.#audit({
+        type: 'device.create',
+        success: true,
+        ...actorFields(actor),
+        device_id: device.metadata.name,
+        asset_tag: device.spec.asset_tag,
+        os_type: device.spec.os_type,
+      }),
+      () => this.#o.services.devices.delete(device.metadata.name, device.metadata.revision),
+      'device create',
+    );
   }
 
   async #refuseDuplicate(osType: DeviceOsType, assetTag: string, exceptId?: string): Promise<void> {
@@ -311,7 +309,8 @@ export class DeviceInventory {
         device_id: device.metadata.name,
         asset_tag: device.spec.asset_tag,
       }),
-      () => this.#o.services.devices.upsert(device),
+      // Put back only where nothing was written since the removal (ALREADY_EXISTS otherwise).
+      () => this.#o.services.devices.create(device),
       'device removal',
     );
     await this.#revokeTokens(device.metadata.name);
@@ -368,7 +367,9 @@ export class DeviceInventory {
       spec,
     });
     const unenrolled = unenroll && stored.spec.enroll_status === 'enrolled';
-    // An edit the audit log refuses is undone (the device as it was stored, credential and all).
+    // An edit the audit log refuses is undone (the device as it was stored, credential and
+    // all), only over the revision this edit wrote: a later write (an enrollment, another
+    // edit) is not overwritten (COMPARE_FAILED, logged).
     await undoUnless(
       this.#o.logger,
       this.#audit({
@@ -380,7 +381,11 @@ export class DeviceInventory {
         enroll_status: written.spec.enroll_status,
         ...(unenrolled ? { unenrolled: true } : {}),
       }),
-      () => this.#o.services.devices.upsert(stored),
+      () =>
+        this.#o.services.devices.update({
+          ...stored,
+          metadata: { ...stored.metadata, revision: written.metadata.revision },
+        }),
       'device update',
     );
     if (unenrolled) await this.#revokeTokens(written.metadata.name);

@@ -118,6 +118,21 @@ describe('ResourceService', () => {
     );
   });
 
+  test('delete with a revision deletes only that revision', async () => {
+    const v1 = await services.roles.create(role('dev'));
+    const v2 = await services.roles.update({ ...v1, spec: { ...v1.spec, allow: { logins: ['root'] } } });
+    await assert.rejects(services.roles.delete('dev', v1.metadata.revision), (e) => {
+      code('WARDEN_ERR_COMPARE_FAILED')(e);
+      assert.match((e as Error).message, /role "dev" changed since it was read/);
+      return true;
+    });
+    assert.deepEqual((await services.roles.get('dev')).spec.allow.logins, ['root']);
+    await assert.rejects(services.roles.delete('dev', 'abc'), code('WARDEN_ERR_BAD_PARAMETER'));
+    await services.roles.delete('dev', v2.metadata.revision);
+    assert.equal(await services.roles.find('dev'), undefined);
+    await assert.rejects(services.roles.delete('dev', v2.metadata.revision), code('WARDEN_ERR_NOT_FOUND'));
+  });
+
   test('upsert overwrites regardless of revision', async () => {
     await services.roles.create(role('dev'));
     await services.roles.upsert(role('dev', ['root']));

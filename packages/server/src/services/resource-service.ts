@@ -143,31 +143,48 @@ export class ResourceService<K extends ResourceKind> {
    */
   async update(resource: ResourceByKind[K]): Promise<ResourceByKind[K]> {
     const { key, value, opts, name } = this.#encode(resource);
-    const revision = resource.metadata.revision;
-    const rev = revision === undefined ? Number.NaN : Number(revision);
-    if (!Number.isSafeInteger(rev) || rev < 0 || String(rev) !== revision) {
-      throw new WardenError(
-        'WARDEN_ERR_BAD_PARAMETER',
-        `${this.kind} "${name}": update needs the metadata.revision it was read at`,
-      );
-    }
+    const rev = this.#revision(name, resource.metadata.revision);
     try {
       return this.decode(await this.#backend.compareAndSwap(key, rev, value, opts));
     } catch (e) {
       if (isWardenError(e, 'WARDEN_ERR_NOT_FOUND')) throw this.#notFound(name);
-      if (isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) {
-        throw new WardenError(
-          'WARDEN_ERR_COMPARE_FAILED',
-          `${this.kind} "${name}" changed since it was read; get it again and retry`,
-        );
-      }
+      if (isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw this.#changed(name);
       throw e;
     }
   }
 
-  /** Deletes the resource; NOT_FOUND if it does not exist. */
-  async delete(name: string): Promise<void> {
-    if (!(await this.#backend.delete(this.keyOf(name)))) throw this.#notFound(name);
+  /**
+   * Deletes the resource; NOT_FOUND if it does not exist. With `expectedRevision` (a
+   * `metadata.revision` as read or written), only if unchanged since: COMPARE_FAILED otherwise.
+   */
+  async delete(name: string, expectedRevision?: string): Promise<void> {
+    const opts =
+      expectedRevision === undefined ? undefined : { expectedModRev: this.#revision(name, expectedRevision) };
+    try {
+      if (!(await this.#backend.delete(this.keyOf(name), opts))) throw this.#notFound(name);
+    } catch (e) {
+      if (isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw this.#changed(name);
+      throw e;
+    }
+  }
+
+  /** A revision string as the backend's modRev; BAD_PARAMETER when it is not one. */
+  #revision(name: string, revision: string | undefined): number {
+    const rev = revision === undefined ? Number.NaN : Number(revision);
+    if (!Number.isSafeInteger(rev) || rev < 0 || String(rev) !== revision) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_PARAMETER',
+        `${this.kind} "${name}": a conditional write needs the metadata.revision it was read at`,
+      );
+    }
+    return rev;
+  }
+
+  #changed(name: string): WardenError {
+    return new WardenError(
+      'WARDEN_ERR_COMPARE_FAILED',
+      `${this.kind} "${name}" changed since it was read; get it again and retry`,
+    );
   }
 
   #notFound(name: string): WardenError {
