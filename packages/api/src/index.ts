@@ -10,6 +10,7 @@ export * from './duration';
 export * from './errors';
 export * from './events';
 export * from './input-limits';
+export { pooledRandomBytes } from './random';
 export * from './resources';
 export { Routes as rpcRoutes } from './routes';
 export * as rpc from './rpc';
