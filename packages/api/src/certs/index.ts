@@ -20,7 +20,9 @@ export { keyFromSpki, spkiFromKey } from './spki';
 export {
   decodeSshCertificate,
   formatSshCertificate,
+  type PreparedSshCertificate,
   parseSshCertificate,
+  prepareSshCertificate,
   SSH_CERT_FOREVER,
   type SshCertAlgorithm,
   SshCertAlgorithms,
@@ -28,6 +30,7 @@ export {
   type SshCertificateFields,
   type SshCertType,
   SshStandardUserExtensions,
+  signPreparedSshCertificate,
   signSshCertificate,
   type VerifySshCertificateOptions,
   verifySshCertificate,

@@ -7,8 +7,9 @@
  * Tested by `ssh-cert.test.ts` (cross-checked with `ssh-keygen -L`) and `ssh-cert-fuzz.test.ts`.
  */
 
-import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { WardenError } from '../errors';
+import { pooledRandomBytes } from '../random';
 import {
   encodeSshPublicKey,
   parseAuthorizedKey,
@@ -110,28 +111,83 @@ export interface SshCertificate {
  *   formatSshCertificate(cert) // 'ssh-ed25519-cert-v01@openssh.com AAAA…'
  */
 export function signSshCertificate(fields: SshCertificateFields, caPrivateKey: KeyObject): SshCertificate {
+  return signPreparedSshCertificate(prepareSshCertificate(fields), fields, caPrivateKey);
+}
+
+/**
+ * The part of a certificate that is the same for every certificate of one holder (type, key
+ * ID, principals, options), encoded once: a CA that certifies the same identity again (each
+ * login, each device authentication) keeps it and signs with `signPreparedSshCertificate`.
+ */
+export interface PreparedSshCertificate {
+  readonly type: SshCertType;
+  readonly keyId: string;
+  readonly validPrincipals: readonly string[];
+  readonly criticalOptions: Readonly<Record<string, string>>;
+  readonly extensions: Readonly<Record<string, string>>;
+  /** Type code, key ID and principals, as written after the serial. */
+  readonly head: Buffer;
+  /** Critical options, extensions and the reserved field, as written after the validity. */
+  readonly tail: Buffer;
+}
+
+/**
+ * Checks and encodes the holder's part of a certificate (throws WARDEN_ERR_BAD_PARAMETER for
+ * an empty principal).
+ *
+ * @example
+ *   const prepared = prepareSshCertificate({ type: 'user', keyId: 'alice', validPrincipals: ['root'] });
+ *   signPreparedSshCertificate(prepared, { publicKey, validAfter, validBefore }, caKey);
+ */
+export function prepareSshCertificate(
+  fields: Pick<SshCertificateFields, 'type' | 'keyId' | 'validPrincipals' | 'criticalOptions' | 'extensions'>,
+): PreparedSshCertificate {
+  const criticalOptions = sortedOptions(fields.criticalOptions ?? {});
+  const extensions = sortedOptions(fields.extensions ?? {});
+  const head = new SshWriter()
+    .uint32(CERT_TYPE_CODE[fields.type])
+    .string(fields.keyId)
+    .bytes(encodePrincipals(fields.validPrincipals))
+    .toBuffer();
+  const tail = new SshWriter()
+    .bytes(encodeOptions(criticalOptions))
+    .bytes(encodeOptions(extensions))
+    .bytes(Buffer.alloc(0)) // reserved
+    .toBuffer();
+  return Object.freeze({
+    type: fields.type,
+    keyId: fields.keyId,
+    validPrincipals: Object.freeze([...fields.validPrincipals]),
+    criticalOptions,
+    extensions,
+    head,
+    tail,
+  });
+}
+
+/** Signs a certificate for `fields.publicKey` from a prepared holder's part. */
+export function signPreparedSshCertificate(
+  prepared: PreparedSshCertificate,
+  fields: Pick<SshCertificateFields, 'publicKey' | 'validAfter' | 'validBefore' | 'nonce' | 'serial'>,
+  caPrivateKey: KeyObject,
+): SshCertificate {
   if (caPrivateKey.type !== 'private') throw new TypeError('signSshCertificate needs the CA private key');
   if (fields.validAfter >= fields.validBefore) {
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'certificate validity window is empty');
   }
   // One draw for what is random: the nonce (32 bytes) and the serial (8).
-  const random = fields.nonce === undefined || fields.serial === undefined ? randomBytes(40) : undefined;
+  const random =
+    fields.nonce === undefined || fields.serial === undefined ? pooledRandomBytes(40) : undefined;
   const nonce = Buffer.from(fields.nonce ?? random!.subarray(0, 32));
   const serial = fields.serial ?? random!.readBigUInt64BE(32);
-  const criticalOptions = sortedOptions(fields.criticalOptions ?? {});
-  const extensions = sortedOptions(fields.extensions ?? {});
   const ca = caPublicParts(caPrivateKey);
   const w = new SshWriter();
   const keyType = encodeKeyPart(w, fields.publicKey, nonce);
   w.uint64(serial)
-    .uint32(CERT_TYPE_CODE[fields.type])
-    .string(fields.keyId)
-    .bytes(encodePrincipals(fields.validPrincipals))
+    .raw(prepared.head)
     .uint64(fields.validAfter)
     .uint64(fields.validBefore)
-    .bytes(encodeOptions(criticalOptions))
-    .bytes(encodeOptions(extensions))
-    .bytes(Buffer.alloc(0)) // reserved
+    .raw(prepared.tail)
     .bytes(ca.blob);
   const signedData = w.toBuffer();
   const signature = sshSign(caPrivateKey, signedData);
@@ -143,13 +199,13 @@ export function signSshCertificate(fields: SshCertificateFields, caPrivateKey: K
     nonce,
     publicKey: fields.publicKey.type === 'private' ? createPublicKey(fields.publicKey) : fields.publicKey,
     serial,
-    type: fields.type,
-    keyId: fields.keyId,
-    validPrincipals: [...fields.validPrincipals],
+    type: prepared.type,
+    keyId: prepared.keyId,
+    validPrincipals: [...prepared.validPrincipals],
     validAfter: fields.validAfter,
     validBefore: fields.validBefore,
-    criticalOptions,
-    extensions,
+    criticalOptions: prepared.criticalOptions,
+    extensions: prepared.extensions,
     signatureKey: ca.key,
     signatureKeyBlob: ca.blob,
     signature: Buffer.from(signature),

@@ -42,12 +42,15 @@ import {
   identityExtensions,
   identitySubject,
   isWardenError,
+  type PreparedSshCertificate,
   parseAuthorizedKey,
   parseIdentityFromCertificate,
+  prepareSshCertificate,
   type SshCertificate,
   SshDeviceExtensions,
   SshIdentityExtensions,
   SshStandardUserExtensions,
+  signPreparedSshCertificate,
   signSshCertificate,
   sshKeyType,
   validateResourceOfKind,
@@ -59,7 +62,15 @@ import { z } from 'zod';
 import type { Backend } from '../backend';
 import { type Clock, systemClock } from '../clock';
 import { PrivateKey } from './private-key';
-import { certificatePem, createCaCertificate, issueLeafCertificate, type X509Signer } from './x509';
+import {
+  certificatePem,
+  createCaCertificate,
+  issueLeafCertificate,
+  type LeafParts,
+  leafParts,
+  signLeafCertificate,
+  type X509Signer,
+} from './x509';
 
 export type CaType = CertAuthorityType;
 
@@ -293,6 +304,16 @@ function toPublicKey(key: KeyObject | string, what: string): KeyObject {
 
 const seconds = (ms: number) => BigInt(Math.floor(ms / 1000));
 
+/** What `CertAuthorities.#userParts` keeps per identity. */
+interface UserCertParts {
+  leaf: LeafParts;
+  /** Undefined for an identity without logins (each certificate gets its own principal). */
+  ssh: PreparedSshCertificate | undefined;
+  sshExtensions: Readonly<Record<string, string>>;
+}
+/** Identities whose certificate parts are kept (a few kB each). */
+const USER_CERT_PARTS_MAX = 4096;
+
 /**
  * The principal of a user certificate without logins. Some verifiers (Go's x/crypto/ssh among
  * them) read an empty principal list as "any login", so we never issue one: this name can't be
@@ -310,6 +331,8 @@ export class CertAuthorities {
   readonly clusterName: string;
   readonly #clock: Clock;
   readonly #cas: ReadonlyMap<CaType, Authority>;
+  /** Encoded holder parts of user certificates, by request (`#userParts`), oldest dropped first. */
+  readonly #userCertParts = new Map<string, UserCertParts>();
 
   private constructor(clusterName: string, clock: Clock, cas: Map<CaType, Authority>) {
     this.clusterName = clusterName;
@@ -527,6 +550,72 @@ export class CertAuthorities {
   }
 
   /**
+   * The parts of a user's certificates that depend only on who they are for (identity,
+   * device, permits): the X.509 subject and extensions, the SSH key ID, principals and
+   * extensions, checked and encoded once per identity. A user's login and device
+   * authentication certify the same identity again and again; only the key, serials, nonce,
+   * validity and signatures are new each time. Keyed by the request's JSON (byte for byte the
+   * same input, checked before); rebuilt when the user CA's certificate changes.
+   */
+  #userParts(req: UserCertificateRequest): UserCertParts {
+    const ca = this.#tls('user');
+    const key = JSON.stringify([
+      req.user,
+      req.roles,
+      req.logins,
+      req.traits,
+      req.kind === 'bot',
+      req.device ?? null,
+      req.permit?.x11Forwarding === true,
+      req.permit?.agentForwarding === true,
+    ]);
+    const known = this.#userCertParts.get(key);
+    if (known && known.leaf.caCert === ca.cert) return known;
+    const identity: CertIdentity = {
+      user: req.user,
+      roles: [...req.roles],
+      logins: [...req.logins],
+      traits: Object.fromEntries(Object.entries(req.traits).map(([k, v]) => [k, [...v]])),
+      ...(req.kind === 'bot' && { kind: 'bot' as const }),
+      ...(req.device && { device: { ...req.device } }),
+    };
+    // Encoding validates the identity and the device fields (all three non-empty).
+    const wardenExtensions = identityExtensions(identity);
+    const sshExtensions = userSshExtensions(req.permit);
+    sshExtensions[SshIdentityExtensions.roles] = JSON.stringify(identity.roles);
+    sshExtensions[SshIdentityExtensions.traits] = JSON.stringify(identity.traits);
+    if (identity.kind === 'bot') sshExtensions[SshIdentityExtensions.userKind] = 'bot';
+    if (identity.device) {
+      sshExtensions[SshDeviceExtensions.deviceId] = identity.device.deviceId;
+      sshExtensions[SshDeviceExtensions.assetTag] = identity.device.assetTag;
+      sshExtensions[SshDeviceExtensions.credentialId] = identity.device.credentialId;
+    }
+    const parts: UserCertParts = {
+      leaf: leafParts({
+        ca,
+        subject: identitySubject(identity),
+        usages: ['clientAuth'],
+        wardenExtensions,
+      }),
+      // Without logins each certificate gets a principal of its own (noLoginPrincipal).
+      ssh:
+        identity.logins.length > 0
+          ? prepareSshCertificate({
+              type: 'user',
+              keyId: identity.user,
+              validPrincipals: identity.logins,
+              extensions: sshExtensions,
+            })
+          : undefined,
+      sshExtensions: Object.freeze(sshExtensions),
+    };
+    if (this.#userCertParts.size >= USER_CERT_PARTS_MAX)
+      this.#userCertParts.delete(this.#userCertParts.keys().next().value!);
+    this.#userCertParts.set(key, parts);
+    return parts;
+  }
+
+  /**
    * Issues a user's SSH and X.509 certificates for the same key, with the same NotAfter.
    * SSH: key ID = user, principals = logins (or one unmatchable `-warden-nologin-<uuid>` when
    * there are none), the permit-* extensions of userSshExtensions, Warden
@@ -558,46 +647,24 @@ export class CertAuthorities {
     if (notAfterMs - now > MAX_USER_CERT_TTL_MS) throw badParameter('user certificates live at most 7 days');
     const notBeforeMs = Math.floor((now - CLOCK_SKEW_MS) / 1000) * 1000;
 
-    const identity: CertIdentity = {
-      user: req.user,
-      roles: [...req.roles],
-      logins: [...req.logins],
-      traits: Object.fromEntries(Object.entries(req.traits).map(([k, v]) => [k, [...v]])),
-      ...(req.kind === 'bot' && { kind: 'bot' as const }),
-      ...(req.device && { device: { ...req.device } }),
-    };
-    // Encoding validates the identity and the device fields (all three non-empty).
-    const wardenExtensions = identityExtensions(identity);
-
-    const extensions = userSshExtensions(req.permit);
-    extensions[SshIdentityExtensions.roles] = JSON.stringify(identity.roles);
-    extensions[SshIdentityExtensions.traits] = JSON.stringify(identity.traits);
-    if (identity.kind === 'bot') extensions[SshIdentityExtensions.userKind] = 'bot';
-    if (identity.device) {
-      extensions[SshDeviceExtensions.deviceId] = identity.device.deviceId;
-      extensions[SshDeviceExtensions.assetTag] = identity.device.assetTag;
-      extensions[SshDeviceExtensions.credentialId] = identity.device.credentialId;
-    }
-    const sshCert = signSshCertificate(
-      {
-        publicKey,
+    const parts = this.#userParts(req);
+    const ssh =
+      parts.ssh ??
+      prepareSshCertificate({
         type: 'user',
-        keyId: identity.user,
-        validPrincipals: identity.logins.length > 0 ? identity.logins : [noLoginPrincipal()],
-        validAfter: seconds(notBeforeMs),
-        validBefore: seconds(notAfterMs),
-        extensions,
-      },
+        keyId: req.user,
+        validPrincipals: [noLoginPrincipal()],
+        extensions: parts.sshExtensions,
+      });
+    const sshCert = signPreparedSshCertificate(
+      ssh,
+      { publicKey, validAfter: seconds(notBeforeMs), validBefore: seconds(notAfterMs) },
       this.#ssh('user').key.keyObject,
     );
-    const tlsCert = await issueLeafCertificate({
-      ca: this.#tls('user'),
-      subject: identitySubject(identity),
+    const tlsCert = signLeafCertificate(this.#tls('user'), parts.leaf, {
       publicKey,
       notBefore: new Date(notBeforeMs),
       notAfter: new Date(notAfterMs),
-      usages: ['clientAuth'],
-      wardenExtensions,
     });
     return { sshCert: formatSshCertificate(sshCert), tlsCert, notAfter: new Date(notAfterMs) };
   }

@@ -252,6 +252,63 @@ test('user certificates with a device carry the three extensions; augmentation k
   }
 });
 
+test('the same identity certified again: new serials, nonce, key and times; every identity field still counts', async () => {
+  const { clock, backend, cas } = await setup();
+  try {
+    const k1 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+    const k2 = generateKeyPairSync('ed25519').publicKey;
+    const a = await cas.issueUserCertificates({ ...alice, publicKey: k1, ttlMs: HOUR, device });
+    clock.advance(5_000);
+    const b = await cas.issueUserCertificates({ ...alice, publicKey: k2, ttlMs: 2 * HOUR, device });
+    const [sa, sb] = [cas.verifyUserSshCert(a.sshCert), cas.verifyUserSshCert(b.sshCert)];
+    const [xa, xb] = [new X509Certificate(a.tlsCert), new X509Certificate(b.tlsCert)];
+    assert.notEqual(sa.serial, sb.serial);
+    assert.notDeepEqual(sa.nonce, sb.nonce);
+    assert.notEqual(xa.serialNumber, xb.serialNumber);
+    assert.equal(sb.keyType, 'ssh-ed25519');
+    assert.equal(xb.publicKey.asymmetricKeyType, 'ed25519');
+    assert.equal(Number(sb.validAfter) - Number(sa.validAfter), 5);
+    assert.equal(new Date(xb.validTo).getTime(), b.notAfter.getTime());
+    assert.deepEqual(cas.verifyUserTlsCert(b.tlsCert), { ...alice, device });
+    // Each field of the identity, the device and the permits changes what is issued.
+    const variants: [string, Parameters<typeof cas.issueUserCertificates>[0]][] = [
+      ['roles', { ...alice, roles: ['access'], publicKey: k1, ttlMs: HOUR, device }],
+      ['logins', { ...alice, logins: ['alice'], publicKey: k1, ttlMs: HOUR, device }],
+      ['traits', { ...alice, traits: { logins: ['bob'] }, publicKey: k1, ttlMs: HOUR, device }],
+      ['device', { ...alice, publicKey: k1, ttlMs: HOUR, device: { ...device, deviceId: 'other-id' } }],
+      ['no device', { ...alice, publicKey: k1, ttlMs: HOUR }],
+      ['bot', { ...alice, kind: 'bot', publicKey: k1, ttlMs: HOUR, device }],
+    ];
+    for (const [what, req] of variants) {
+      const out = await cas.issueUserCertificates(req);
+      const expected = {
+        user: req.user,
+        roles: [...req.roles],
+        logins: [...req.logins],
+        traits: req.traits,
+        ...(req.kind ? { kind: req.kind } : {}),
+        ...(req.device ? { device: req.device } : {}),
+      };
+      assert.deepEqual(cas.verifyUserTlsCert(out.tlsCert), expected, what);
+      const ssh = cas.verifyUserSshCert(out.sshCert);
+      assert.deepEqual(ssh.validPrincipals, req.logins, what);
+      assert.equal(ssh.extensions[SshDeviceExtensions.deviceId], req.device?.deviceId, what);
+      assert.equal(ssh.extensions[SshIdentityExtensions.traits], JSON.stringify(req.traits), what);
+    }
+    const agent = await cas.issueUserCertificates({
+      ...alice,
+      publicKey: k1,
+      ttlMs: HOUR,
+      device,
+      permit: { agentForwarding: true },
+    });
+    assert.equal(cas.verifyUserSshCert(agent.sshCert).extensions['permit-agent-forwarding'], '');
+    assert.equal(sa.extensions['permit-agent-forwarding'], undefined);
+  } finally {
+    await backend.close();
+  }
+});
+
 test('a user without logins gets one unmatchable principal, never an empty list', async () => {
   const { backend, cas } = await setup();
   try {

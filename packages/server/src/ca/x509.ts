@@ -8,10 +8,17 @@
  */
 
 import 'reflect-metadata';
-import { type KeyObject, randomBytes, sign, webcrypto } from 'node:crypto';
+import { type KeyObject, sign, webcrypto } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import * as x509 from '@peculiar/x509';
-import { type CertificateExtension, derTlv, encodeExtension, encodeOid, spkiFromKey } from '@warden/api';
+import {
+  type CertificateExtension,
+  derTlv,
+  encodeExtension,
+  encodeOid,
+  pooledRandomBytes,
+  spkiFromKey,
+} from '@warden/api';
 import type { PrivateKey } from './private-key';
 
 const ECDSA_SHA256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -30,11 +37,11 @@ export interface X509Signer {
   cert: x509.X509Certificate;
 }
 
-/** A positive 128-bit serial number in hex (first byte in 0x40..0x7f: positive and minimal). */
-function randomSerial(): string {
-  const b = randomBytes(16);
+/** A positive 128-bit serial number (first byte in 0x40..0x7f: positive and minimal). */
+function randomSerial(): Buffer {
+  const b = pooledRandomBytes(16);
   b[0] = ((b[0] as number) & 0x3f) | 0x40;
-  return b.toString('hex');
+  return b;
 }
 
 function spkiDer(key: KeyObject): Buffer {
@@ -65,7 +72,7 @@ export async function createCaCertificate(opts: {
   );
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     {
-      serialNumber: randomSerial(),
+      serialNumber: randomSerial().toString('hex'),
       name: opts.subject,
       notBefore: opts.notBefore,
       notAfter: opts.notAfter,
@@ -210,13 +217,21 @@ const VERSION_3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
 const ECDSA_WITH_SHA256 = der(0x30, der(0x06, encodeOid('1.2.840.10045.4.3.2')));
 
 /**
- * A leaf certificate signed by `ca`: CA:FALSE, digitalSignature, the given EKUs and SANs, then
- * Warden's extensions. Written as DER directly and signed once with node:crypto (about a
- * twentieth of the time @peculiar/x509 takes to build, re-parse and sign one, which matters:
- * every login, device authentication and database connection issues certificates). The
- * layout is the one @peculiar/x509 wrote before (`issue.test.ts` checks it with openssl).
+ * What a leaf certificate says besides its key, serial and validity: the subject and the
+ * extensions (CA:FALSE, digitalSignature, the EKUs, the issuer's key ID, SANs, Warden's
+ * extensions), encoded once. A CA that certifies the same holder again keeps it
+ * (`CertAuthorities` does for user certificates) and signs with `signLeafCertificate`.
  */
-export async function issueLeafCertificate(opts: LeafOptions): Promise<string> {
+export interface LeafParts {
+  /** The CA certificate these parts were made for (its key ID is in them). */
+  readonly caCert: x509.X509Certificate;
+  /** The subject Name, DER. */
+  readonly subject: Buffer;
+  /** The `[3] Extensions` field, DER. */
+  readonly extensions: Buffer;
+}
+
+export function leafParts(opts: Omit<LeafOptions, 'publicKey' | 'notBefore' | 'notAfter'>): LeafParts {
   const issuer = issuerParts(opts.ca.cert);
   const sans = [
     ...(opts.dnsNames ?? []).map((name) => der(0x82, Buffer.from(name, 'latin1'))),
@@ -236,17 +251,45 @@ export async function issueLeafCertificate(opts: LeafOptions): Promise<string> {
       : []),
     ...(opts.wardenExtensions ?? []).map((e) => encodeExtension({ ...e, critical: false })),
   ];
+  return Object.freeze({
+    caCert: opts.ca.cert,
+    subject: encodeName(opts.subject),
+    extensions: der(0xa3, der(0x30, ...extensions)),
+  });
+}
+
+/**
+ * A leaf certificate signed by `ca`: CA:FALSE, digitalSignature, the given EKUs and SANs, then
+ * Warden's extensions. Written as DER directly and signed once with node:crypto (about a
+ * twentieth of the time @peculiar/x509 takes to build, re-parse and sign one, which matters:
+ * every login, device authentication and database connection issues certificates). The
+ * layout is the one @peculiar/x509 wrote before (`issue.test.ts` checks it with openssl).
+ */
+export async function issueLeafCertificate(opts: LeafOptions): Promise<string> {
+  return signLeafCertificate(opts.ca, leafParts(opts), opts);
+}
+
+/** The leaf certificate of `parts` for `publicKey`, valid from `notBefore` to `notAfter`, signed by `ca`. */
+export function signLeafCertificate(
+  ca: X509Signer,
+  parts: LeafParts,
+  cert: { publicKey: KeyObject; notBefore: Date; notAfter: Date },
+): string {
+  if (parts.caCert !== ca.cert) throw new Error('internal: leaf parts made for another CA certificate');
+  const issuer = issuerParts(ca.cert);
   const tbs = der(
     0x30,
     VERSION_3,
-    der(0x02, Buffer.from(randomSerial(), 'hex')),
+    der(0x02, randomSerial()),
     ECDSA_WITH_SHA256,
     issuer.name,
-    der(0x30, encodeTime(opts.notBefore), encodeTime(opts.notAfter)),
-    encodeName(opts.subject),
-    spkiDer(opts.publicKey),
-    der(0xa3, der(0x30, ...extensions)),
+    der(0x30, encodeTime(cert.notBefore), encodeTime(cert.notAfter)),
+    parts.subject,
+    spkiDer(cert.publicKey),
+    parts.extensions,
   );
-  const signature = sign('sha256', tbs, opts.ca.key.keyObject);
-  return certificatePem(der(0x30, tbs, ECDSA_WITH_SHA256, der(0x03, Buffer.from([0]), signature)));
+  const signature = sign('sha256', tbs, ca.key.keyObject);
+  return certificatePem(der(0x30, tbs, ECDSA_WITH_SHA256, der(0x03, ZERO_BYTE, signature)));
 }
+
+const ZERO_BYTE = Buffer.from([0]);
