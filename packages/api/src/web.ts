@@ -18,6 +18,7 @@
  *    │ GET /v1/web/device/challenge/:id ▶ │ 3. Success: the page learns it from the server
  */
 import { z } from 'zod';
+import { WardenError } from './errors';
 
 export const WebRoutes = {
   /** Static configuration for the page (cluster, helper ports, device trust mode). */
@@ -43,6 +44,26 @@ export const CSRF_HEADER = 'x-warden-csrf';
 export const HELPER_HEADER = 'x-warden-helper';
 /** The loopback ports `wsh device web-helper` listens on (the first free one). */
 export const WEB_HELPER_PORTS: readonly number[] = Object.freeze([41780, 41781, 41782, 41783]);
+
+/**
+ * The helper ports in force: `WARDEN_WEB_HELPER_PORTS` (comma-separated, for tests and for
+ * machines where 41780-41783 are taken), else WEB_HELPER_PORTS. The proxy (which tells the
+ * page where to look) and wsh (which listens and looks) must be given the same list.
+ *
+ * @example
+ *   webHelperPorts({ WARDEN_WEB_HELPER_PORTS: '50123' }) // [50123]
+ */
+export function webHelperPorts(env: Readonly<Record<string, string | undefined>>): readonly number[] {
+  const v = env.WARDEN_WEB_HELPER_PORTS?.trim();
+  if (!v) return WEB_HELPER_PORTS;
+  const ports = v.split(',').map((p) => Number(p.trim()));
+  if (ports.length > 16 || !ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535))
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `WARDEN_WEB_HELPER_PORTS "${v}" is not a comma-separated list of up to 16 ports (1-65535)`,
+    );
+  return Object.freeze(ports);
+}
 /** Longest life of a web device challenge. */
 export const WEB_CHALLENGE_TTL_MS = 2 * 60 * 1000;
 

@@ -17,6 +17,10 @@ export const wshEnv: [string, string][] = [
   ['WARDEN_DEVICE_CACHE', 'where the wrapped device key lives (default ~/.cache/warden-device)'],
   ['WARDEN_DEBUG', 'set to 1 for debug details, as --debug'],
   ['WARDEN_WEB_HELPER', '`off`: `wsh login` never starts the device web-helper (as --web-helper=off)'],
+  [
+    'WARDEN_WEB_HELPER_PORTS',
+    "the device web-helper's ports, comma-separated (default 41780,41781,41782,41783; the proxy's must match)",
+  ],
 ];
 
 /** Flags every wsh command takes (they may also come before the command). */

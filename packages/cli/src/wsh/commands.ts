@@ -385,11 +385,12 @@ export const wshCommands: Command[] = [
     summary: 'Prove this device to the Web UI: a helper on 127.0.0.1 that the browser asks (device trust).',
     usage: 'device web-helper [--install]',
     details:
-      'Listens on 127.0.0.1 (the first free port of 41780-41783) until stopped. When the Web UI needs a\n' +
-      'trusted device, the page hands it a one-time challenge; the helper runs the TPM ceremony with\n' +
-      'Warden over its own connection, as the user wsh is logged in as (wsh login), and Warden marks the\n' +
-      'browser session device-trusted. Only pages of proxies you are logged in to may ask (exact\n' +
-      'Origin), only by 127.0.0.1 (Host), with a CORS preflight; requests are rate-limited.\n' +
+      'Listens on 127.0.0.1 (the first free port of 41780-41783, or of $WARDEN_WEB_HELPER_PORTS)\n' +
+      'until stopped. When the Web UI needs a trusted device, the page hands it a one-time\n' +
+      'challenge; the helper runs the TPM ceremony with Warden over its own connection, as the user\n' +
+      'wsh is logged in as (wsh login), and Warden marks the browser session device-trusted. Only\n' +
+      'pages of proxies you are logged in to may ask (exact Origin), only by 127.0.0.1 (Host), with a\n' +
+      'CORS preflight; requests are rate-limited.\n' +
       '`wsh login` starts one in the background when your Web UI sessions need a trusted device and\n' +
       'none is running (log: ~/.warden/web-helper.log; it stops at `wsh logout`).\n' +
       '--install writes a systemd user unit (~/.config/systemd/user/wsh-web-helper.service) and a\n' +

@@ -61,8 +61,8 @@ export async function runWebHelper(ctx: CommandContext): Promise<number> {
 }
 
 /** The port of a running helper that serves this wsh home, if any (`GET /v1/status`). */
-async function runningHelper(homeId: string): Promise<number | undefined> {
-  for (const port of web.WEB_HELPER_PORTS) {
+async function runningHelper(homeId: string, env: NodeJS.ProcessEnv): Promise<number | undefined> {
+  for (const port of web.webHelperPorts(env)) {
     const answer = await new Promise<string | undefined>((resolve) => {
       const req = request(
         {
@@ -105,7 +105,7 @@ async function runningHelper(homeId: string): Promise<number | undefined> {
 export async function ensureWebHelper(ctx: CommandContext, profile: LoadedProfile): Promise<void> {
   const home = wardenHome(ctx.env);
   const homeId = webHelperHomeId(home);
-  const running = await runningHelper(homeId);
+  const running = await runningHelper(homeId, ctx.env);
   if (running !== undefined) {
     ctx.stdout.write(`Device helper for the Web UI: running on 127.0.0.1:${running}.\n`);
     return;
@@ -141,7 +141,7 @@ export async function ensureWebHelper(ctx: CommandContext, profile: LoadedProfil
   // Wait until it answers (it may also find every port taken and stop).
   const until = Date.now() + 10_000;
   while (!exited && Date.now() < until) {
-    const port = await runningHelper(homeId);
+    const port = await runningHelper(homeId, ctx.env);
     if (port !== undefined) {
       ctx.stdout.write(
         `Device helper for the Web UI: started on 127.0.0.1:${port} (pid ${child.pid}; log ${log}); ` +

@@ -28,7 +28,7 @@ import { proveWebDevice, type WebChallenge } from './web';
 export interface WebHelperOptions {
   store: Pick<ProfileStore, 'load'>;
   env?: NodeJS.ProcessEnv;
-  /** Ports to try, in order (default WEB_HELPER_PORTS). */
+  /** Ports to try, in order (default `web.webHelperPorts(env)`: $WARDEN_WEB_HELPER_PORTS or 41780-41783). */
   ports?: readonly number[];
   /** The ceremony (tests swap in a fake). */
   prove?: (profile: LoadedProfile, challenge: WebChallenge) => Promise<{ device: rpc.DeviceSummary }>;
@@ -70,7 +70,7 @@ class HelperError extends Error {
 
 /** Starts the helper on the first free port; throws when every port is taken. */
 export async function startWebHelper(o: WebHelperOptions): Promise<RunningWebHelper> {
-  const ports = o.ports ?? web.WEB_HELPER_PORTS;
+  const ports = o.ports ?? web.webHelperPorts(o.env ?? process.env);
   const now = o.now ?? Date.now;
   const log = o.log ?? (() => {});
   const prove = o.prove ?? ((profile, challenge) => proveWebDevice(profile, challenge, { env: o.env }));

@@ -486,7 +486,7 @@ async function compose(
     logger,
     limits: publicLimits,
     proxyPublicAddr: publicAddr,
-    helperPorts: web.WEB_HELPER_PORTS,
+    helperPorts: web.webHelperPorts(io.env),
   });
   const api = createRequestHandler({
     routes: [

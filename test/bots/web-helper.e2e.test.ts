@@ -1,0 +1,209 @@
+/**
+ * Issue 17: `required-for-humans` for a person in the Web UI, with real parts — a `warden start`
+ * whose cluster is at `required-for-humans`, a machine with its own swtpm (enrolled with `wsh
+ * device enroll`), the built wsh, and Chromium. `wsh login` decides that this person's Web UI
+ * sessions need a trusted device and starts `wsh device web-helper` itself; the signed-in page
+ * goes to "This device", and "Trust this device" makes the web session device-trusted through
+ * that helper; `wsh logout` stops it. The helper listens on a free port
+ * (WARDEN_WEB_HELPER_PORTS, given to the proxy and to wsh alike), so this test runs beside
+ * test/web, which uses the default 41780. The decision's negative side (`optional`: no helper
+ * started) is in bots.e2e.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { web } from '@warden/api';
+import {
+  freePort,
+  launchChromium,
+  newBrowserContext,
+  requireChromium,
+  requireTool,
+  runCli,
+  type SwtpmProcess,
+  signupWithTotp,
+  startSwtpm,
+  startWarden,
+  type WardenProcess,
+} from '@warden/testkit';
+import type { Browser } from 'playwright-core';
+
+const PASSWORD = 'correct horse battery staple';
+const chromium = requireChromium();
+const swtpm = chromium.ok ? requireTool('swtpm') : chromium;
+const skip = chromium.skip || swtpm.skip || (swtpm.ok ? requireTool('swtpm_setup').skip : false);
+
+test('WARDEN_WEB_HELPER_PORTS: the default range, a list, and a clear error for anything else', () => {
+  assert.deepEqual(web.webHelperPorts({}), [41780, 41781, 41782, 41783]);
+  assert.deepEqual(web.webHelperPorts({ WARDEN_WEB_HELPER_PORTS: ' 50123, 50124 ' }), [50123, 50124]);
+  for (const bad of ['0', '65536', 'http', '41780,', '1.5'])
+    assert.throws(
+      () => web.webHelperPorts({ WARDEN_WEB_HELPER_PORTS: bad }),
+      (e: Error & { code?: string }) =>
+        e.code === 'WARDEN_ERR_BAD_PARAMETER' && /WARDEN_WEB_HELPER_PORTS/.test(e.message),
+      bad,
+    );
+});
+
+describe('required-for-humans in the Web UI: wsh login starts the helper, the browser session becomes device-trusted', {
+  skip,
+}, () => {
+  let w: WardenProcess;
+  let tpm: SwtpmProcess;
+  let browser: Browser;
+  let env: NodeJS.ProcessEnv;
+  let port = 0;
+  let deviceId = '';
+  const helperPids: number[] = [];
+  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const wsh = (args: string[], input?: string) => runCli('wsh', args, { env, ...(input ? { input } : {}) });
+
+  before(async () => {
+    port = await freePort();
+    w = await startWarden({ env: { WARDEN_WEB_HELPER_PORTS: String(port) } });
+    const cap = join(w.dir, 'cap.yaml');
+    writeFileSync(
+      cap,
+      'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\n' +
+        'spec:\n  second_factor: "off"\n  device_trust:\n    mode: required-for-humans\n',
+    );
+    const set = await wctl(['create', '-f', cap]);
+    assert.equal(set.code, 0, set.stderr);
+    tpm = await startSwtpm({ ekCert: true });
+    const dmi = join(w.dir, 'dmi');
+    mkdirSync(dmi);
+    env = {
+      ...w.env,
+      WARDEN_HOME: join(w.dir, 'home-alice'),
+      WARDEN_TPM: tpm.address,
+      WARDEN_DEVICE_CACHE: join(w.dir, 'device-cache'),
+      WARDEN_DEVICE_DMI_DIR: dmi,
+      WARDEN_WEB_HELPER_PORTS: String(port),
+    };
+    const add = await wctl(['users', 'add', 'alice', '--roles=access', '--logins=root']);
+    assert.equal(add.code, 0, add.stderr);
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env,
+    );
+    assert.equal(s.code, 0, s.stderr);
+    // Enroll this machine's swtpm (the login before it starts no helper: WARDEN_WEB_HELPER=off).
+    const tag = (await wsh(['device', 'asset-tag'])).stdout.trim();
+    const dev = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
+    assert.equal(dev.code, 0, dev.stderr);
+    const enroll = await wsh(['device', 'enroll', `--token=${/--token=(\S+)/.exec(dev.stdout)![1]}`]);
+    assert.equal(enroll.code, 0, enroll.stderr);
+    const ls = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
+      metadata: { name: string };
+      spec: { asset_tag: string };
+    }[];
+    deviceId = ls.find((d) => d.spec.asset_tag === tag)!.metadata.name;
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    // Only the helpers this test's `wsh login` started (it printed their pids).
+    for (const pid of helperPids) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already stopped (wsh logout)
+      }
+    }
+    await browser?.close();
+    await tpm?.stop();
+    await w?.stop();
+  });
+
+  test('wsh login starts the helper on the configured port; Trust this device proves the browser session; wsh logout stops it', async () => {
+    const login = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
+      env: { ...env, WARDEN_WEB_HELPER: 'auto' },
+      input: `${PASSWORD}\n`,
+    });
+    assert.equal(login.code, 0, login.stderr);
+    const started = new RegExp(
+      `Device helper for the Web UI: started on 127\\.0\\.0\\.1:${port} \\(pid (\\d+);`,
+    ).exec(login.stdout);
+    assert.ok(started, `the login started the helper on ${port}:\n${login.stdout}${login.stderr}`);
+    const pid = Number(started[1]);
+    helperPids.push(pid);
+    assert.equal(loginProfile(env).webDeviceTrustMode, 'required-for-humans');
+    // The CLI login itself is device-trusted (the swtpm ceremony ran).
+    const status = await wsh(['status', '--format=json']);
+    assert.match(status.stdout, /"warden-device-id"/, status.stderr);
+
+    // The page learns the same port from the proxy, and the helper proves the browser session.
+    const ctx = await newBrowserContext(browser);
+    try {
+      const page = await ctx.newPage();
+      await page.goto(`https://${w.proxy}/web/login`);
+      const config = (await page.evaluate("fetch('/v1/web/config').then((r) => r.json())")) as {
+        helper_ports: number[];
+        device_trust_mode: string;
+      };
+      assert.deepEqual(config.helper_ports, [port]);
+      assert.equal(config.device_trust_mode, 'required-for-humans');
+      await page.fill('#user', 'alice');
+      await page.fill('#password', PASSWORD);
+      await page.click('button[type=submit]');
+      // required-for-humans demands a device of a person: "This device" comes first.
+      await page.waitForSelector('#page-device #trust-device');
+      assert.match((await page.textContent('#device-state'))!, /not device-trusted/);
+      await page.click('#trust-device');
+      await page.waitForSelector('#device-id', { timeout: 90_000 });
+      assert.equal(await page.textContent('#device-id'), deviceId);
+      assert.match((await page.textContent('#whoami'))!, /alice · ✓ trusted device/);
+      const session = (await page.evaluate("fetch('/v1/web/session').then((r) => r.json())")) as {
+        device?: { id: string };
+      };
+      assert.equal(session.device?.id, deviceId);
+    } finally {
+      await ctx.close();
+    }
+    const events = JSON.parse(
+      (await wctl(['audit', 'search', '--type=device.web_authenticate', '--format=json'])).stdout,
+    ) as { success: boolean; device_id?: string; user?: string }[];
+    assert.ok(
+      events.some((e) => e.success && e.device_id === deviceId && e.user === 'alice'),
+      JSON.stringify(events),
+    );
+
+    // A second login finds the running helper instead of starting another one.
+    const again = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
+      env: { ...env, WARDEN_WEB_HELPER: 'auto' },
+      input: `${PASSWORD}\n`,
+    });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(
+      again.stdout,
+      new RegExp(`Device helper for the Web UI: running on 127\\.0\\.0\\.1:${port}\\.`),
+    );
+
+    // wsh logout: the helper notices (it checks every 2 s) and stops.
+    const logout = await wsh(['logout']);
+    assert.equal(logout.code, 0, logout.stderr);
+    const end = Date.now() + 15_000;
+    while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(alive(pid), false, 'the helper stopped at wsh logout');
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The `wsh login` profile in a WARDEN_HOME (one proxy). */
+function loginProfile(env: NodeJS.ProcessEnv): { webDeviceTrustMode?: string } {
+  const dir = join(env.WARDEN_HOME!, 'profiles');
+  const [name] = readdirSync(dir);
+  return JSON.parse(readFileSync(join(dir, name!, 'profile.json'), 'utf8')) as {
+    webDeviceTrustMode?: string;
+  };
+}
