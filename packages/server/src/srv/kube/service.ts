@@ -21,13 +21,14 @@
  * with the WebSocket feature gates off) are refused with a Status saying so.
  * Audit fails closed (issue 15 item 5): nothing of a client connection reaches the API server
  * before its `access.allowed` is recorded, nor an exec/attach/port-forward before its start
- * event; a refused write answers 503 (WARDEN_ERR_AUDIT_UNAVAILABLE's message; kubectl then tries
- * SPDY for an exec and prints that refusal). A `kube.request`
+ * event; a refused write answers 503 with WARDEN_ERR_AUDIT_UNAVAILABLE's message, for exec and
+ * attach inside the WebSocket as a channel-3 Status (`#refuseInStream`: kubectl would read a
+ * refused upgrade as "try SPDY" and print Warden's SPDY refusal instead). A `kube.request`
  * (written once the response is done) the log refuses ends the client's connection.
  * Who may import: `bin/` (composition). Tested end to end in `test/kube/` with real kubectl and
  * testkit's fake API server.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
@@ -60,6 +61,11 @@ import { closeFrame, FrameBoundaries, serverFrame } from './ws-frames';
 export const KUBE_PATH_PREFIX = '/kube/';
 
 export const KUBE_HEARTBEAT_TTL_MS = 90_000;
+
+/** The exec/attach WebSocket protocols whose channel 3 carries a Status (binary frames). */
+const CHANNEL_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'] as const;
+/** RFC 6455 §1.3: appended to Sec-WebSocket-Key for Sec-WebSocket-Accept. */
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** Bytes queued towards kubectl before an exec/port-forward stream stops reading the API server. */
 const STREAM_QUEUE_MAX = 256 * 1024;
@@ -755,18 +761,52 @@ export class KubeService {
       .catch((e) => this.#refuseUpgrade(socket, e));
   }
 
+  #upgradeStatus(e: unknown): KubeStatus {
+    if (e instanceof Refusal) return e.status;
+    if (isWardenError(e, 'WARDEN_ERR_AUDIT_UNAVAILABLE'))
+      return kubeStatus(503, 'ServiceUnavailable', e.message);
+    this.#o.logger.error({ err: e }, 'kube upgrade failed');
+    return kubeStatus(500, 'InternalError', 'internal error');
+  }
+
   #refuseUpgrade(socket: Duplex, e: unknown): void {
-    let status: KubeStatus;
-    if (e instanceof Refusal) status = e.status;
-    else if (isWardenError(e, 'WARDEN_ERR_AUDIT_UNAVAILABLE'))
-      status = kubeStatus(503, 'ServiceUnavailable', e.message);
-    else {
-      this.#o.logger.error({ err: e }, 'kube upgrade failed');
-      status = kubeStatus(500, 'InternalError', 'internal error');
-    }
+    const status = this.#upgradeStatus(e);
     const body = JSON.stringify(status);
     socket.end(
       `HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  /**
+   * Refuses an admitted exec/attach WebSocket inside the WebSocket: 101 with the channel
+   * protocol kubectl offered, a channel-3 Failure Status, a normal close. kubectl (client-go's
+   * WebSocket round tripper) reads any other answer to its upgrade, whatever its Status, as an
+   * upgrade failure and retries over SPDY, which Warden refuses; the user would see that
+   * refusal instead of this one. An admission refusal (Forbidden) does not need this: the SPDY
+   * retry is admitted the same way and gets the same Status, which kubectl prints as
+   * `Error from server (Forbidden): …`. What only the WebSocket attempt meets (its audit
+   * records) is answered here, and kubectl prints `error: <message>`. Other requests (no
+   * channel protocol offered: port-forward, other clients) get the HTTP refusal.
+   */
+  #refuseInStream(req: IncomingMessage, socket: Duplex, e: unknown): void {
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim());
+    const protocol = CHANNEL_PROTOCOLS.find((p) => offered.includes(p));
+    const key = req.headers['sec-websocket-key'];
+    if (!protocol || typeof key !== 'string' || !key) return this.#refuseUpgrade(socket, e);
+    const { message, reason, code } = this.#upgradeStatus(e);
+    const accept = createHash('sha1').update(`${key}${WEBSOCKET_GUID}`).digest('base64');
+    const status = Buffer.from(JSON.stringify({ metadata: {}, status: 'Failure', message, reason, code }));
+    socket.end(
+      Buffer.concat([
+        Buffer.from(
+          'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' +
+            `sec-websocket-accept: ${accept}\r\nsec-websocket-protocol: ${protocol}\r\n\r\n`,
+        ),
+        serverFrame(2, Buffer.concat([Buffer.from([3]), status])),
+        closeFrame(1000, ''),
+      ]),
     );
   }
 
@@ -798,8 +838,9 @@ export class KubeService {
       pod: info.name ?? '',
     };
     // Nothing reaches the API server before the audit log has the connection's access
-    // decision and this session's start (issue 15 item 5): a refused write answers 503.
-    await Promise.all([
+    // decision and this session's start (issue 15 item 5): a refused write is refused with
+    // WARDEN_ERR_AUDIT_UNAVAILABLE's message (inside the WebSocket for exec and attach).
+    const recorded = Promise.all([
       this.#accessRecorded(req, a),
       this.#audit(
         isExec
@@ -823,6 +864,12 @@ export class KubeService {
             },
       ),
     ]);
+    try {
+      await recorded;
+    } catch (e) {
+      this.#refuseInStream(req, client, e);
+      return;
+    }
     const endEvent = (terminatedBy: string | undefined): AuditEventInput =>
       isExec
         ? {
