@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   asUser,
   isAllowedEnv,
   isValidLoginName,
+  LoginLookup,
   lookupLogin,
+  parsePasswdFile,
   parsePasswdLine,
+  passwdFilesFirst,
   sessionCwd,
   sessionEnv,
   shellCommand,
@@ -39,6 +46,67 @@ test('lookupLogin finds root and not a missing or invalid login', async () => {
   assert.equal(root?.name, 'root');
   assert.equal(await lookupLogin('warden-no-such-user'), undefined);
   assert.equal(await lookupLogin('-x'), undefined);
+});
+
+test('LoginLookup: /etc/passwd answers when NSS reads files first, getent otherwise; changes are seen', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-login-'));
+  try {
+    const passwd = join(dir, 'passwd');
+    const nsswitch = join(dir, 'nsswitch.conf');
+    writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/zsh\n');
+    writeFileSync(nsswitch, '# comment\npasswd:         files systemd\ngroup: files\n');
+    const asked: string[] = [];
+    const getent = async (name: string) => {
+      asked.push(name);
+      return name === 'ldapuser' ? 'ldapuser:*:5000:5000::/home/ldapuser:/bin/sh\n' : '';
+    };
+    const lookup = new LoginLookup({ passwdPath: passwd, nsswitchPath: nsswitch, getent });
+    assert.deepEqual(await lookup.lookup('alice'), {
+      name: 'alice',
+      uid: 1001,
+      gid: 1001,
+      home: '/home/alice',
+      shell: '/bin/zsh',
+    });
+    assert.deepEqual(asked, [], 'found in the file NSS reads first: no getent');
+    assert.equal((await lookup.lookup('ldapuser'))?.uid, 5000, 'not in the file: NSS through getent');
+    assert.equal(await lookup.lookup('nobody-here'), undefined);
+    assert.deepEqual(asked, ['ldapuser', 'nobody-here']);
+    // The file changes (a new shell, a removed account): the next lookup reads it again.
+    writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/fish\n');
+    assert.equal((await lookup.lookup('alice'))?.shell, '/bin/fish');
+    writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\n');
+    assert.equal(await lookup.lookup('alice'), undefined);
+    // Another source first (e.g. sss): getent decides, even for names in the file.
+    writeFileSync(nsswitch, 'passwd: sss files\n');
+    asked.length = 0;
+    assert.equal(await lookup.lookup('root'), undefined, 'getent (here) does not know root');
+    assert.deepEqual(asked, ['root']);
+    // No getent at all: the file.
+    const noGetent = new LoginLookup({
+      passwdPath: passwd,
+      nsswitchPath: nsswitch,
+      getent: async () => undefined,
+    });
+    assert.equal((await noGetent.lookup('root'))?.uid, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lookupLogin agrees with getent for the accounts of this machine', async () => {
+  for (const line of execFileSync('getent', ['passwd'], { encoding: 'utf8' }).split('\n').slice(0, 20)) {
+    const entry = parsePasswdLine(line);
+    if (!entry || !isValidLoginName(entry.name)) continue;
+    assert.deepEqual(await lookupLogin(entry.name), parsePasswdFile(`${line}\n`).get(entry.name), entry.name);
+  }
+});
+
+test('passwdFilesFirst reads the passwd line of nsswitch.conf', () => {
+  assert.equal(passwdFilesFirst('passwd: files systemd\n'), true);
+  assert.equal(passwdFilesFirst('passwd:\tcompat\n'), false);
+  assert.equal(passwdFilesFirst('# passwd: sss\npasswd: sss files\n'), false);
+  assert.equal(passwdFilesFirst('group: files\n'), true);
 });
 
 test('a non-root daemon serves only its own login', () => {
