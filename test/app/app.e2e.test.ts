@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as connectHttp2, type Settings as Http2Settings } from 'node:http2';
+import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -410,6 +411,48 @@ describe('web apps through Warden', { skip: curlCheck.skip }, () => {
     ws.send('hello there');
     await waitFor(() => messages.join('|'), /welcome\|tock\|hello there/);
     ws.close();
+  });
+
+  test('one wsh proxy app connection: plain GETs (lean path), a POST handed to node:http mid-connection, a GET after it; every one with the JWT and spoofed headers replaced', async () => {
+    const { port } = new URL(local);
+    const spoof = 'warden-jwt-assertion: forged\r\nx-forwarded-for: 6.6.6.6\r\nx-forwarded-host: evil\r\n';
+    const out = await new Promise<string>((resolve, reject) => {
+      const s = connectTcp(Number(port), '127.0.0.1');
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString('latin1');
+      });
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+      s.setTimeout(15_000, () => s.destroy(new Error(`timed out; got ${got}`)));
+      // Three requests in one write: the lean path answers the first and hands the rest over.
+      s.write(
+        `GET /headers?n=1 HTTP/1.1\r\nhost: x\r\n${spoof}\r\n` +
+          `POST /headers?n=2 HTTP/1.1\r\nhost: x\r\n${spoof}content-length: 3\r\n\r\nabc` +
+          `GET /headers?n=3 HTTP/1.1\r\nhost: x\r\n${spoof}connection: close\r\n\r\n`,
+      );
+    });
+    const bodies = [...out.matchAll(/\{"method".*?\}\}/g)].map(
+      (m) => JSON.parse(m[0]) as { method: string; url: string; headers: Record<string, string> },
+    );
+    assert.deepEqual(
+      bodies.map((b) => `${b.method} ${b.url}`),
+      ['GET /headers?n=1', 'POST /headers?n=2', 'GET /headers?n=3'],
+      out,
+    );
+    assert.match(bodies[0]!.headers['warden-jwt-assertion'] ?? '', /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT');
+    for (const b of bodies) {
+      assert.notEqual(b.headers['warden-jwt-assertion'], 'forged');
+      assert.equal(
+        b.headers['warden-jwt-assertion'],
+        bodies[0]!.headers['warden-jwt-assertion'],
+        'one JWT per session',
+      );
+      assert.equal(b.headers['x-forwarded-for'], '127.0.0.1');
+      assert.equal(b.headers['x-forwarded-proto'], 'http');
+      assert.notEqual(b.headers['x-forwarded-host'], 'evil');
+      assert.equal(b.headers.host, `127.0.0.1:${app.port}`);
+    }
   });
 
   test('a lock cuts an open WebSocket and an SSE stream within a second; the next request gets the 403', async () => {

@@ -46,6 +46,8 @@ export interface AppAccessDeps {
   idleMs?: number;
   /** Apps launched from the Web UI (web/WebApps). */
   web?: WebAppHooks;
+  /** The lean HTTP/1.1 path for app-certificate connections (default true; `AppServiceOptions.leanHttp1`). */
+  leanHttp1?: boolean;
 }
 
 export interface AppAccessComposition {
@@ -102,6 +104,7 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
       proxyPublicAddr: d.proxyPublicAddr,
       ...(d.idleMs !== undefined ? { idleMs: d.idleMs } : {}),
       ...(d.web ? { web: d.web } : {}),
+      ...(d.leanHttp1 !== undefined ? { leanHttp1: d.leanHttp1 } : {}),
     });
     if (d.config.apps.length > 0) {
       heartbeat = new AppHeartbeat({

@@ -448,6 +448,8 @@ async function compose(
     onRolesChange: (l) => views.roles.onChange(() => l()),
     proxyPublicAddr: config.proxyService.publicAddr,
     web: webApps,
+    // `WARDEN_APP_LEAN_HTTP1=0`: node:http for every app request (bench:app compares the two).
+    leanHttp1: io.env.WARDEN_APP_LEAN_HTTP1 !== '0',
   });
   const listNodes = (identity: Identity) => reachableNodes(services.nodes, tunnels, identity);
   // The Web UI (`/web`, `/v1/web`) and browser device trust (DESIGN §7).

@@ -21,6 +21,7 @@ import { JWT_ASSERTION_HEADER } from '@warden/api';
 import type { Dispatcher, Pool as PoolType } from 'undici';
 import Pool from 'undici/lib/dispatcher/pool.js';
 import type { Logger } from '../../log';
+import type { LeanRequest, RawResponse } from './http1';
 import { type AppRefusal, rawRefusal, sendRefusal } from './refusal';
 
 /** Headers that describe one hop and never cross a proxy (RFC 9110 §7.6.1), plus HTTP/2's. */
@@ -303,6 +304,87 @@ export class Forwarder {
           method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
           headers: upstreamHeaders(req.headers, ctx),
           body,
+        },
+        handler,
+      );
+    });
+  }
+
+  /**
+   * The lean path's exchange (`http1.ts`): a request without a body, the response written as
+   * raw HTTP/1.1 to the client socket. Same headers, pool, errors and back-pressure as
+   * `forward`; resolves when the exchange is over (or failed), never rejects.
+   */
+  forwardLean(req: LeanRequest, res: RawResponse, ctx: ForwardContext): Promise<ForwardResult> {
+    return new Promise((resolve) => {
+      const result: ForwardResult = { status: 0, requestBytes: 0, responseBytes: 0 };
+      const socket = res.socket;
+      let done = false;
+      let clientGone = false;
+      let controller: Dispatcher.DispatchController | undefined;
+      let waitingForDrain = false;
+      const onClose = () => {
+        clientGone = true;
+        controller?.abort(new Error('the client closed the connection'));
+        finish();
+      };
+      const finish = () => {
+        if (done) return;
+        done = true;
+        socket.off('close', onClose);
+        resolve(result);
+      };
+      // The client went away (or the session was cut): stop the upstream exchange too.
+      socket.once('close', onClose);
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c;
+          if (clientGone) c.abort(new Error('the client closed the connection'));
+        },
+        onResponseStart: (c, status, headers, statusMessage) => {
+          if (done || status < 200) return;
+          result.status = status;
+          if (!res.writeHead(status, statusMessage, downstreamHeaders(headers))) {
+            this.#o.logger.warn({ app: ctx.app }, 'the app sent a response that cannot be relayed');
+            c.abort(new Error('unrelayable response'));
+            result.status = 502;
+            sendRefusal(req.headers.accept, res, badGateway(ctx.app));
+            finish();
+          }
+        },
+        onResponseData: (c, chunk) => {
+          if (done) return;
+          result.responseBytes += chunk.length;
+          if (!res.write(chunk) && !waitingForDrain) {
+            waitingForDrain = true;
+            c.pause();
+            socket.once('drain', () => {
+              waitingForDrain = false;
+              c.resume();
+            });
+          }
+        },
+        onResponseEnd: () => {
+          if (done) return;
+          res.end();
+          finish();
+        },
+        onResponseError: (_c, e) => {
+          if (done) return;
+          if (result.status === 0 && !clientGone) {
+            this.#o.logger.warn({ err: e, app: ctx.app }, 'the app could not be reached');
+            result.status = 502;
+            sendRefusal(req.headers.accept, res, badGateway(ctx.app));
+          } else res.destroy();
+          finish();
+        },
+      };
+      this.#pool(ctx.upstream).dispatch(
+        {
+          path: upstreamPath(ctx.upstream.url, req.url),
+          method: req.method,
+          headers: upstreamHeaders(req.headers, ctx),
+          body: null,
         },
         handler,
       );

@@ -10,6 +10,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { type ErrorCode, errorCatalogue } from '@warden/api';
+import { RawResponse } from './http1';
 
 /** The sentence users see when device trust is required for an app and their device is not trusted. */
 export const APP_DEVICE_TRUST_REQUIRED = 'Access to this app requires a trusted device.';
@@ -92,28 +93,42 @@ ${r.link ? `<p><a id="help-link" href="${escapeHtml(r.link.href)}">${escapeHtml(
  */
 export function sendRefusal(
   accept: string | undefined,
-  res: ServerResponse | Http2ServerResponse,
+  res: ServerResponse | Http2ServerResponse | RawResponse,
   r: AppRefusal,
 ): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const status = r.status ?? errorCatalogue[r.code].status;
-  const json = prefersJson(accept);
-  const body = Buffer.from(
-    json
-      ? JSON.stringify({ error: { code: r.code, message: r.message, ...(r.hint ? { hint: r.hint } : {}) } })
-      : refusalPage(r),
-  );
-  res.writeHead(status, {
-    'content-type': json ? 'application/json' : 'text/html; charset=utf-8',
-    'content-length': body.length,
-    'cache-control': 'no-store',
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
-    'x-content-type-options': 'nosniff',
-  });
+  const { status, headers, body } = refusalResponse(accept, r);
+  if (res instanceof RawResponse) {
+    res.send(status, headers, body);
+    return;
+  }
+  res.writeHead(status, { ...headers, 'content-length': body.length });
   res.end(body);
+}
+
+/** The status, headers (without content-length) and body of a refusal. */
+function refusalResponse(
+  accept: string | undefined,
+  r: AppRefusal,
+): { status: number; headers: Record<string, string>; body: Buffer } {
+  const json = prefersJson(accept);
+  return {
+    status: r.status ?? errorCatalogue[r.code].status,
+    headers: {
+      'content-type': json ? 'application/json' : 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+      'x-content-type-options': 'nosniff',
+    },
+    body: Buffer.from(
+      json
+        ? JSON.stringify({ error: { code: r.code, message: r.message, ...(r.hint ? { hint: r.hint } : {}) } })
+        : refusalPage(r),
+    ),
+  };
 }
 
 /** The same refusal as raw HTTP/1.1 bytes, for an upgrade request (WebSocket) that gets none. */

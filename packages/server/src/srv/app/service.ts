@@ -48,6 +48,7 @@ import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Clock } from '../../clock';
 import type { Logger } from '../../log';
 import { type ForwardContext, Forwarder } from './forward';
+import { type Http1Hooks, type LeanRequest, type RawResponse, serveHttp1 } from './http1';
 import { type AppRefusal, deviceTrustRefusal, rawRefusal, sendRefusal } from './refusal';
 import { type AppPrincipal, type AppSession, AppSessions, auditApp, auditDevice } from './session';
 
@@ -90,6 +91,11 @@ export interface AppServiceOptions {
   /** The proxy's public address (`proxy.example.com:3080`): apps live at `<name>.<host>`. */
   proxyPublicAddr: { host: string; port: number };
   idleMs?: number;
+  /**
+   * Serve plain HTTP/1.1 requests of app-certificate connections on the lean path (`http1.ts`,
+   * default true); false: node:http for every request (benchmarks compare the two).
+   */
+  leanHttp1?: boolean;
   /** Apps launched from the Web UI: the one-time launch exchange and the app cookie (web/). */
   web?: WebAppHooks;
 }
@@ -133,6 +139,9 @@ interface AppConnection {
 }
 
 const CONNECTION = Symbol('warden.app.connection');
+/** Idle keep-alive connections on the lean path close after this long (tunnels as node:http's tunnel server). */
+const TUNNEL_IDLE_MS = 30_000;
+const HOST_IDLE_MS = 5_000;
 type TunnelPrincipal = Pick<AppConnection, 'principal' | 'certApp' | 'refusal'>;
 /** Verified client certificates remembered (see `#verifyCert`). */
 const MAX_VERIFIED_CERTS = 1024;
@@ -150,9 +159,14 @@ const TUNNEL_PRINCIPAL = Symbol('warden.app.tunnelPrincipal');
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
-function cookieHeader(req: Req): string | undefined {
+function cookieHeader(req: Pick<Req, 'headers'>): string | undefined {
   const c = req.headers.cookie;
   return Array.isArray(c) ? c.join('; ') : c;
+}
+
+/** The host name a request was sent to (`:authority` or `Host`), '' when none. */
+function hostOf(req: Pick<Req, 'headers'>): string {
+  return String(req.headers[':authority'] ?? req.headers.host ?? '');
 }
 
 function connectionOf(req: Req): AppConnection | undefined {
@@ -211,11 +225,13 @@ export class AppService {
     { parsed: CertIdentity; notBefore: number; notAfter: number; until: number }
   >();
   readonly #unsubscribe: (() => void)[] = [];
+  readonly #lean: boolean;
   /** The domain apps live under: the proxy's public host, or `localhost` when that is an IP. */
   readonly appDomain: string;
 
   constructor(o: AppServiceOptions) {
     this.#o = o;
+    this.#lean = o.leanHttp1 ?? true;
     const host = o.proxyPublicAddr.host.toLowerCase();
     this.appDomain = isIP(host) || host === '0.0.0.0' ? 'localhost' : host;
     this.#forwarder = new Forwarder({ logger: o.logger });
@@ -402,7 +418,11 @@ export class AppService {
     // The HTTP/1.1 fallback of the HTTP/2 server reads its request/response classes from
     // `socket.server`: point it at the server that now owns the connection.
     (socket as unknown as { server: unknown }).server = this.#hostServer;
-    this.#hostServer.emit('secureConnection', socket);
+    const toNodeHttp = (s: Duplex) => this.#hostServer.emit('secureConnection', s);
+    // HTTP/1.1 with an app certificate: the lean path first (browsers' cookies go to node:http).
+    if (this.#lean && socket.alpnProtocol !== 'h2' && conn.principal)
+      serveHttp1(socket, this.#leanHooks(conn, toNodeHttp), { idleMs: HOST_IDLE_MS });
+    else toNodeHttp(socket);
   }
 
   /**
@@ -422,7 +442,55 @@ export class AppService {
     };
     (socket as unknown as Record<symbol, AppConnection>)[CONNECTION] = conn;
     socket.setNoDelay(true);
-    this.#tunnelServer.emit('connection', socket);
+    const toNodeHttp = (s: Duplex) => this.#tunnelServer.emit('connection', s);
+    if (this.#lean && conn.principal)
+      serveHttp1(socket, this.#leanHooks(conn, toNodeHttp), { idleMs: TUNNEL_IDLE_MS });
+    else toNodeHttp(socket);
+  }
+
+  /**
+   * The lean HTTP/1.1 path (`http1.ts`) of a connection with an app certificate: the same app
+   * choice, authorization (every request), session, forwarding and audit as `#handle`.
+   */
+  #leanHooks(conn: AppConnection, handOver: (socket: Duplex) => void): Http1Hooks {
+    return {
+      // Warden's own paths on app hosts (the Web UI's launch exchange) stay with node:http.
+      accepts: (req) => !req.url.startsWith('/.warden/'),
+      handOver,
+      handle: async (req, res) => {
+        try {
+          await this.#handleLean(req, res, conn);
+        } catch (e) {
+          this.#o.logger.error({ err: e }, 'app request failed');
+          sendRefusal(req.headers.accept, res, {
+            code: 'WARDEN_ERR_INTERNAL',
+            status: 500,
+            message: 'Warden could not handle this request.',
+          });
+        }
+      },
+    };
+  }
+
+  async #handleLean(req: LeanRequest, res: RawResponse, conn: AppConnection): Promise<void> {
+    const app = this.#appOf(req.headers.host ?? '', conn);
+    if (!('kind' in app)) {
+      sendRefusal(req.headers.accept, res, app);
+      return;
+    }
+    const session = await this.#authorize(req, conn, app);
+    if (!('jwt' in session)) {
+      sendRefusal(req.headers.accept, res, session);
+      return;
+    }
+    session.requests++;
+    const started = this.#o.clock.now();
+    const result = await this.#forwarder.forwardLean(
+      req,
+      res,
+      this.#forwardContext(req.headers.host, conn, session),
+    );
+    if (app.spec.audit_requests) this.#auditRequest(req.method, req.url, session, result, started);
   }
 
   /** The tunnel's principal, found once and kept on the socket for `acceptTunnel`. */
@@ -454,11 +522,9 @@ export class AppService {
 
   // ---- Requests ---------------------------------------------------------------------------
 
-  /** The app a request is for, or a refusal. */
-  #appOf(req: Req, conn: AppConnection): AppResource | AppRefusal {
-    const app = conn.tunnelApp
-      ? this.#o.apps.get(conn.tunnelApp)
-      : this.appForHost(String(req.headers[':authority'] ?? req.headers.host ?? ''));
+  /** The app a request is for (`host`: its `:authority` or `Host`), or a refusal. */
+  #appOf(host: string, conn: AppConnection): AppResource | AppRefusal {
+    const app = conn.tunnelApp ? this.#o.apps.get(conn.tunnelApp) : this.appForHost(host);
     if (!app)
       return {
         code: 'WARDEN_ERR_NOT_FOUND',
@@ -473,7 +539,11 @@ export class AppService {
    * Authorizes one request and returns its live session, or the refusal. The one place where
    * every request of every app session is checked.
    */
-  async #authorize(req: Req, conn: AppConnection, app: AppResource): Promise<AppSession | AppRefusal> {
+  async #authorize(
+    req: Pick<Req, 'headers'>,
+    conn: AppConnection,
+    app: AppResource,
+  ): Promise<AppSession | AppRefusal> {
     let p = conn.principal;
     if (!p && this.#o.web) {
       // A browser launched from the Web UI: the app cookie speaks for the web session.
@@ -560,7 +630,7 @@ export class AppService {
     return url;
   }
 
-  #forwardContext(req: Req, conn: AppConnection, session: AppSession): ForwardContext {
+  #forwardContext(host: string | undefined, conn: AppConnection, session: AppSession): ForwardContext {
     const app = session.app;
     return {
       upstream: {
@@ -570,7 +640,7 @@ export class AppService {
       jwt: session.jwt,
       clientAddr: session.principal.identity.clientAddr ?? 'unknown',
       proto: conn.proto,
-      host: String(req.headers[':authority'] ?? req.headers.host ?? this.publicAddrOf(app)),
+      host: host || this.publicAddrOf(app),
       rewrite: app.spec.rewrite?.headers ?? [],
       app: app.metadata.name,
     };
@@ -582,7 +652,7 @@ export class AppService {
       res.destroy();
       return;
     }
-    const app = this.#appOf(req, conn);
+    const app = this.#appOf(hostOf(req), conn);
     if (!('kind' in app)) {
       sendRefusal(req.headers.accept, res, app);
       return;
@@ -611,8 +681,9 @@ export class AppService {
     }
     session.requests++;
     const started = this.#o.clock.now();
-    const result = await this.#forwarder.forward(req, res, this.#forwardContext(req, conn, session));
-    if (app.spec.audit_requests) this.#auditRequest(req, session, result, started);
+    const result = await this.#forwarder.forward(req, res, this.#forwardContext(hostOf(req), conn, session));
+    if (app.spec.audit_requests)
+      this.#auditRequest(req.method ?? 'GET', req.url ?? '/', session, result, started);
   }
 
   async #handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -621,7 +692,7 @@ export class AppService {
       socket.destroy();
       return;
     }
-    const app = this.#appOf(req, conn);
+    const app = this.#appOf(hostOf(req), conn);
     if (!('kind' in app)) {
       socket.end(rawRefusal(req.headers.accept, app));
       return;
@@ -637,19 +708,20 @@ export class AppService {
       req,
       socket,
       head,
-      this.#forwardContext(req, conn, session),
+      this.#forwardContext(hostOf(req), conn, session),
       (up) => session.track(up),
     );
-    if (app.spec.audit_requests) this.#auditRequest(req, session, result, started);
+    if (app.spec.audit_requests)
+      this.#auditRequest(req.method ?? 'GET', req.url ?? '/', session, result, started);
   }
 
   #auditRequest(
-    req: Req,
+    method: string,
+    url: string,
     session: AppSession,
     r: { status: number; requestBytes: number; responseBytes: number },
     started: number,
   ): void {
-    const url = req.url ?? '/';
     const q = url.indexOf('?');
     const event: AuditEventInput = {
       type: 'app.request',
@@ -658,7 +730,7 @@ export class AppService {
       ...auditDevice(session.principal.identity),
       session_id: session.id,
       resource: auditApp(session.app),
-      method: req.method ?? 'GET',
+      method,
       path: q === -1 ? url : url.slice(0, q),
       status: r.status,
       request_bytes: r.requestBytes,

@@ -1,0 +1,308 @@
+/**
+ * The lean HTTP/1.1 path of app connections that carry an app certificate (`wsh proxy app`
+ * tunnels, and TLS connections on an app host name that did not negotiate h2): requests
+ * without a body are read from the socket and answered with raw bytes, without node:http's
+ * IncomingMessage/ServerResponse per request. Everything else is handed to node:http with the
+ * unread bytes put back, and node:http serves the connection from then on:
+ *
+ *   socket ──▶ complete head of a plain request? ── yes ──▶ hooks.handle(req, res) (raw writes)
+ *                  │ no: a body (Content-Length, Transfer-Encoding), Upgrade, Expect, HTTP/1.0,
+ *                  │     a duplicate or malformed header, a head not yet complete, …
+ *                  └──────▶ hooks.handOver(socket): node:http, which parses it as before
+ *
+ * Why this is safe to do by hand: a request taken here has no body (RFC 9112 §6.3: neither
+ * Content-Length nor Transfer-Encoding), so its end is its empty line and no framing can be
+ * read two ways; anything that does not match the strict grammar below is left to llhttp.
+ * Internal to `srv/app`. Tested by `http1.test.ts` (and end to end in `test/app/`).
+ */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** A request the lean path serves: no body, HTTP/1.1, origin-form target, unique headers. */
+export interface LeanRequest {
+  method: 'GET' | 'HEAD' | 'OPTIONS' | 'DELETE';
+  /** The request target as sent (origin form: starts with `/`). */
+  url: string;
+  /** Lower-case names; each at most once (null prototype). */
+  headers: Record<string, string>;
+  /** False when the client sent `Connection: close`. */
+  keepAlive: boolean;
+}
+
+export interface Http1Hooks {
+  /** False: node:http should serve this request (and the connection from then on). Decided before any side effect. */
+  accepts(req: LeanRequest): boolean;
+  /** Serves one request; resolves when its response is complete (or the connection is gone). */
+  handle(req: LeanRequest, res: RawResponse): Promise<void>;
+  /** node:http takes the socket over (its unread bytes are back in it). */
+  handOver(socket: Duplex): void;
+}
+
+export interface Http1Options {
+  /** An idle keep-alive connection closes after this long. */
+  idleMs: number;
+}
+
+/** A head larger than this goes to node:http (which answers 431 past its own limit). */
+export const MAX_LEAN_HEAD = 16 * 1024;
+const MAX_HEADER_LINES = 100;
+const REQUEST_LINE = /^(GET|HEAD|OPTIONS|DELETE) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
+/** `name:value`: a token name (the value is checked apart, in linear time). */
+const FIELD = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):(.*)$/;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Headers whose presence means node:http must serve the request. */
+const NOT_LEAN = new Set(['content-length', 'transfer-encoding', 'upgrade', 'expect', 'http2-settings']);
+const EMPTY_LINE = Buffer.from('\r\n\r\n');
+
+/**
+ * Parses a complete request head (`buf[0..end)`, without the empty line). Undefined when the
+ * request is not one for the lean path.
+ *
+ * @example
+ *   parseLeanHead(Buffer.from('GET / HTTP/1.1\r\nhost: a\r\n\r\n'), 23); // { method: 'GET', url: '/', … }
+ */
+export function parseLeanHead(buf: Buffer, end: number): LeanRequest | undefined {
+  const lines = buf.toString('latin1', 0, end).split('\r\n');
+  if (lines.length > MAX_HEADER_LINES) return undefined;
+  const first = REQUEST_LINE.exec(lines[0] ?? '');
+  if (!first) return undefined;
+  const headers: Record<string, string> = Object.create(null);
+  let keepAlive = true;
+  for (let i = 1; i < lines.length; i++) {
+    const m = FIELD.exec(lines[i]!);
+    if (!m) return undefined;
+    const name = m[1]!.toLowerCase();
+    if (NOT_LEAN.has(name) || headers[name] !== undefined) return undefined;
+    const value = trimOws(m[2]!);
+    if (!FIELD_VALUE.test(value)) return undefined;
+    headers[name] = value;
+    if (name === 'connection') {
+      for (const t of value.split(',')) {
+        const token = t.trim().toLowerCase();
+        if (token === 'close') keepAlive = false;
+        else if (token === 'upgrade') return undefined;
+      }
+    }
+  }
+  if (headers.host === undefined) return undefined;
+  return { method: first[1] as LeanRequest['method'], url: first[2]!, headers, keepAlive };
+}
+
+/** Without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3). */
+function trimOws(v: string): string {
+  let start = 0;
+  let end = v.length;
+  while (start < end && (v.charCodeAt(start) === 0x20 || v.charCodeAt(start) === 0x09)) start++;
+  while (end > start && (v.charCodeAt(end - 1) === 0x20 || v.charCodeAt(end - 1) === 0x09)) end--;
+  return v.slice(start, end);
+}
+
+let dateSecond = 0;
+let dateText = '';
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+/**
+ * One response written as raw HTTP/1.1: the head once, then the body as it comes (chunked when
+ * the app gave no length), the pieces of one tick in one socket write.
+ */
+export class RawResponse {
+  readonly socket: Duplex;
+  readonly #method: string;
+  #headersSent = false;
+  #chunked = false;
+  #noBody = false;
+  #corked = false;
+  #ended = false;
+  /** The connection ends after this response. */
+  closeAfter: boolean;
+
+  constructor(socket: Duplex, req: Pick<LeanRequest, 'method' | 'keepAlive'>) {
+    this.socket = socket;
+    this.#method = req.method;
+    this.closeAfter = !req.keepAlive;
+  }
+
+  get headersSent(): boolean {
+    return this.#headersSent;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.#corked = false;
+      this.socket.uncork();
+    });
+  }
+
+  /**
+   * Writes the status line and headers (lower-case names, hop-by-hop ones already removed).
+   * False, with nothing written, when a name or value could not be sent as is (CR, LF, NUL…).
+   */
+  writeHead(status: number, reason: string | undefined, headers: Record<string, string | string[]>): boolean {
+    if (this.#headersSent || !Number.isInteger(status) || status < 200 || status > 999) return false;
+    const phrase = reason && FIELD_VALUE.test(reason) ? reason : (STATUS_CODES[status] ?? '');
+    let head = `HTTP/1.1 ${status} ${phrase}\r\n`;
+    for (const name in headers) {
+      const value = headers[name]!;
+      if (!TOKEN.test(name)) return false;
+      if (typeof value === 'string') {
+        if (!FIELD_VALUE.test(value)) return false;
+        head += `${name}: ${value}\r\n`;
+      } else {
+        for (const v of value) {
+          if (!FIELD_VALUE.test(v)) return false;
+          head += `${name}: ${v}\r\n`;
+        }
+      }
+    }
+    this.#noBody = this.#method === 'HEAD' || status === 204 || status === 304;
+    if (!this.#noBody && headers['content-length'] === undefined) {
+      this.#chunked = true;
+      head += 'transfer-encoding: chunked\r\n';
+    }
+    if (headers.date === undefined) head += `date: ${httpDate()}\r\n`;
+    if (this.closeAfter) head += 'connection: close\r\n';
+    this.#headersSent = true;
+    this.#cork();
+    this.socket.write(`${head}\r\n`, 'latin1');
+    return true;
+  }
+
+  /** One piece of the body; false when the socket is full (wait for its `drain`). */
+  write(chunk: Buffer): boolean {
+    if (this.#noBody || chunk.length === 0 || this.#ended) return true;
+    this.#cork();
+    if (!this.#chunked) return this.socket.write(chunk);
+    this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    this.socket.write(chunk);
+    return this.socket.write('\r\n', 'latin1');
+  }
+
+  /** The end of the response. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.#chunked && !this.#noBody) {
+      this.#cork();
+      this.socket.write('0\r\n\r\n', 'latin1');
+    }
+  }
+
+  /** A complete response of Warden's own (refusals, error pages). */
+  send(status: number, headers: Record<string, string | number>, body: Buffer): void {
+    if (this.#headersSent) {
+      this.destroy();
+      return;
+    }
+    const h: Record<string, string> = {};
+    for (const [k, v] of Object.entries(headers)) h[k] = String(v);
+    h['content-length'] = String(body.length);
+    this.writeHead(status, undefined, h);
+    this.write(body);
+    this.end();
+  }
+
+  /** Cuts the connection (a response that cannot be completed). */
+  destroy(): void {
+    this.#ended = true;
+    this.socket.destroy();
+  }
+}
+
+/**
+ * Serves a connection with the lean path until a request needs node:http.
+ *
+ * @example
+ *   serveHttp1(socket, { accepts, handle, handOver: (s) => server.emit('connection', s) }, { idleMs: 30_000 });
+ */
+export function serveHttp1(socket: Duplex, hooks: Http1Hooks, o: Http1Options): void {
+  let buf: Buffer | undefined;
+  let busy = false;
+  let gone = false;
+  const onData = (chunk: Buffer) => {
+    buf = buf ? Buffer.concat([buf, chunk]) : chunk;
+    // A client that sends far ahead of its responses waits for them (pipelining is bounded).
+    if (busy && buf.length > MAX_LEAN_HEAD) socket.pause();
+    if (!busy) next();
+  };
+  const onTimeout = () => socket.destroy();
+  const onClose = () => {
+    gone = true;
+  };
+  const onError = () => socket.destroy();
+  socket.on('data', onData);
+  socket.on('timeout', onTimeout);
+  socket.on('close', onClose);
+  socket.on('error', onError);
+  const setIdle = (ms: number) => (socket as { setTimeout?: (ms: number) => void }).setTimeout?.(ms);
+  setIdle(o.idleMs);
+
+  const handOver = () => {
+    socket.off('data', onData);
+    socket.off('timeout', onTimeout);
+    socket.off('close', onClose);
+    socket.off('error', onError);
+    setIdle(0);
+    socket.pause();
+    if (buf?.length) socket.unshift(buf);
+    buf = undefined;
+    hooks.handOver(socket);
+    // node:http reads the socket's handle directly from now on; what was put back is emitted
+    // on the next tick, before any later read of the handle.
+    socket.resume();
+  };
+
+  const next = (): void => {
+    while (!busy && !gone && buf?.length) {
+      const end = buf.indexOf(EMPTY_LINE);
+      if (end === -1 || end > MAX_LEAN_HEAD) {
+        handOver();
+        return;
+      }
+      const req = parseLeanHead(buf, end);
+      if (!req || !hooks.accepts(req)) {
+        handOver();
+        return;
+      }
+      buf = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
+      busy = true;
+      setIdle(0);
+      const res = new RawResponse(socket, req);
+      const done = () => {
+        busy = false;
+        if (gone) return;
+        if (!res.ended) {
+          res.destroy();
+          return;
+        }
+        if (res.closeAfter) {
+          socket.end();
+          gone = true;
+          return;
+        }
+        setIdle(o.idleMs);
+        if (socket.isPaused()) socket.resume();
+        next();
+      };
+      hooks.handle(req, res).then(done, () => {
+        res.destroy();
+        done();
+      });
+    }
+  };
+}
