@@ -11,6 +11,8 @@
  *   npm run build && npm run bench:app      (needs wrk, nginx, openssl)
  *   npm run bench:app -- --seconds 5 --rounds 2 --nginx-workers 1
  *   npm run bench:app -- --only=wshProxyApp,wardenCert --profile=/tmp/prof   (V8 CPU profiles of warden and wsh)
+ *   npm run bench:app -- --node-http   (also a second warden with the lean HTTP/1.1 path off, WARDEN_APP_LEAN_HTTP1=0:
+ *                                       node:http for every request; same run, rows marked "node:http")
  *   npm run bench:app -- --hold   (sets everything up, prints the addresses, pids and the load
  *                                  generator's command line as JSON, waits for Ctrl-C: for strace/perf)
  */
@@ -42,6 +44,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'string' },
     hold: { type: 'boolean', default: false },
+    'node-http': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -53,6 +56,8 @@ const LOAD = resolve(import.meta.dirname, 'app-load.ts');
 /** `--profile=DIR`: warden and wsh write V8 CPU profiles there (`node --cpu-prof`). */
 const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
 const ONLY = args.only ? new Set(args.only.split(',')) : undefined;
+/** `--node-http`: also a second warden with the lean HTTP/1.1 path off (node:http for every request), same run. */
+const NODE_HTTP = args['node-http'];
 
 interface Measure {
   rps: number;
@@ -127,6 +132,59 @@ const median = (xs: number[]) => {
   return s.length ? s[Math.floor(s.length / 2)]! : Number.NaN;
 };
 
+interface WardenPath {
+  w: WardenProcess;
+  proxy: ReturnType<typeof spawnCli>;
+  /** `wsh proxy app`'s local URL. */
+  local: string;
+  /** The proxy port. */
+  port: number;
+  /** `wsh app config --format=json`: ca, cert, key files. */
+  cfg: Record<string, string>;
+}
+
+/** A warden with the bench app, alice logged in with an app certificate, and `wsh proxy app` running. */
+async function startWardenPath(appUrl: string, env: NodeJS.ProcessEnv): Promise<WardenPath> {
+  const w = await startWarden({
+    publicHost: 'localhost',
+    configYaml:
+      'auth_service:\n  authentication:\n    second_factor: "off"\n' +
+      `ssh_service:\n  enabled: false\napp_service:\n  apps:\n    - { name: bench, uri: "${appUrl}" }\n`,
+    nodeArgs,
+    env,
+  });
+  const port = Number(w.proxy.split(':')[1]);
+  const cliEnv = { ...w.env, WARDEN_HOME: join(w.dir, 'home-alice') };
+  const add = await runCli('wctl', ['users', 'add', 'alice', '--roles=access'], { env: w.env });
+  const token = /--token=(\S+)/.exec(add.stdout)?.[1];
+  if (!token) throw new Error(`wctl users add: ${add.stderr}`);
+  const s = await signupWithTotp(
+    [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+    PASSWORD,
+    cliEnv,
+  );
+  if (s.code !== 0) throw new Error(`signup: ${s.stderr}`);
+  const l = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
+    env: cliEnv,
+    input: `${PASSWORD}\n`,
+  });
+  if (l.code !== 0) throw new Error(`login: ${l.stderr}`);
+  const al = await runCli('wsh', ['app', 'login', 'bench'], { env: cliEnv });
+  if (al.code !== 0) throw new Error(`app login: ${al.stderr}`);
+  const cfg = JSON.parse(
+    (await runCli('wsh', ['app', 'config', 'bench', '--format=json'], { env: cliEnv })).stdout,
+  ) as Record<string, string>;
+  const proxy = spawnCli('wsh', ['proxy', 'app', 'bench', '-p', '0'], { env: cliEnv, nodeArgs });
+  const until = Date.now() + 20_000;
+  let local = '';
+  while (!local && Date.now() < until) {
+    local = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(proxy.stdout())?.[1] ?? '';
+    if (!local) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!local) throw new Error(`wsh proxy app did not start: ${proxy.stderr()}`);
+  return { w, proxy, local, port, cfg };
+}
+
 async function main(): Promise<number> {
   for (const t of ['wrk', 'nginx', 'openssl']) {
     const c = requireTool(t);
@@ -140,6 +198,7 @@ async function main(): Promise<number> {
   let nginxTls: NginxServer | undefined;
   let w: WardenProcess | undefined;
   let proxy: ReturnType<typeof spawnCli> | undefined;
+  let viaNode: WardenPath | undefined;
   let dir: string | undefined;
   try {
     app = await startHttpApp();
@@ -174,42 +233,21 @@ async function main(): Promise<number> {
       tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') },
     });
 
-    w = await startWarden({
-      publicHost: 'localhost',
-      configYaml:
-        'auth_service:\n  authentication:\n    second_factor: "off"\n' +
-        `ssh_service:\n  enabled: false\napp_service:\n  apps:\n    - { name: bench, uri: "${app.url}" }\n`,
-      nodeArgs,
-    });
-    const port = Number(w.proxy.split(':')[1]);
-    const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-alice') };
-    const add = await runCli('wctl', ['users', 'add', 'alice', '--roles=access'], { env: w.env });
-    const token = /--token=(\S+)/.exec(add.stdout)?.[1];
-    if (!token) throw new Error(`wctl users add: ${add.stderr}`);
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    if (s.code !== 0) throw new Error(`signup: ${s.stderr}`);
-    const l = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
-      env,
-      input: `${PASSWORD}\n`,
-    });
-    if (l.code !== 0) throw new Error(`login: ${l.stderr}`);
-    const al = await runCli('wsh', ['app', 'login', 'bench'], { env });
-    if (al.code !== 0) throw new Error(`app login: ${al.stderr}`);
-    const cfg = JSON.parse(
-      (await runCli('wsh', ['app', 'config', 'bench', '--format=json'], { env })).stdout,
-    ) as Record<string, string>;
-    proxy = spawnCli('wsh', ['proxy', 'app', 'bench', '-p', '0'], { env, nodeArgs });
-    const until = Date.now() + 20_000;
-    let local = '';
-    while (!local && Date.now() < until) {
-      local = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(proxy.stdout())?.[1] ?? '';
-      if (!local) await new Promise((r) => setTimeout(r, 50));
+    const lean = await startWardenPath(app.url, {});
+    w = lean.w;
+    proxy = lean.proxy;
+    if (NODE_HTTP) {
+      viaNode = await startWardenPath(app.url, { WARDEN_APP_LEAN_HTTP1: '0' });
     }
-    if (!local) throw new Error(`wsh proxy app did not start: ${proxy.stderr()}`);
+    const { local, port, cfg } = lean;
+    const certLoad = (p: WardenPath) => () =>
+      nodeLoad({
+        url: `https://127.0.0.1:${p.port}/hello`,
+        ca: p.cfg.ca!,
+        cert: p.cfg.cert!,
+        key: p.cfg.key!,
+        servername: 'bench.localhost',
+      });
 
     const paths = {
       direct: () => wrk(`${app!.url}/hello`),
@@ -217,15 +255,17 @@ async function main(): Promise<number> {
       wshProxyApp: () => wrk(`${local}/hello`),
       nginxTls: () =>
         nodeLoad({ url: `https://127.0.0.1:${nginxTls!.port}/hello`, ca: cert, servername: 'localhost' }),
-      wardenCert: () =>
-        nodeLoad({
-          url: `https://127.0.0.1:${port}/hello`,
-          ca: cfg.ca!,
-          cert: cfg.cert!,
-          key: cfg.key!,
-          servername: 'bench.localhost',
-        }),
+      wardenCert: certLoad(lean),
+      // --node-http: the same two paths through a warden that serves every request with node:http.
+      wshProxyAppNode: () => wrk(`${viaNode!.local}/hello`),
+      wardenCertNode: () => certLoad(viaNode!)(),
     } as const;
+    /** The warden (and wsh) process of each Warden path. */
+    const wardenOf: Partial<Record<keyof typeof paths, WardenPath>> = {
+      wshProxyApp: lean,
+      wardenCert: lean,
+      ...(viaNode ? { wshProxyAppNode: viaNode, wardenCertNode: viaNode } : {}),
+    };
     if (args.hold) {
       process.stdout.write(
         `${JSON.stringify(
@@ -236,6 +276,15 @@ async function main(): Promise<number> {
             wshProxyApp: local,
             wardenCert: `https://127.0.0.1:${port}`,
             pids: { warden: w.child.pid, wsh: proxy.child.pid },
+            ...(viaNode
+              ? {
+                  nodeHttp: {
+                    wshProxyApp: viaNode.local,
+                    wardenCert: `https://127.0.0.1:${viaNode.port}`,
+                    pids: { warden: viaNode.w.child.pid, wsh: viaNode.proxy.child.pid },
+                  },
+                }
+              : {}),
             load: `node --import tsx ${LOAD} --url=https://127.0.0.1:${port}/hello --ca=${cfg.ca} --cert=${cfg.cert} --key=${cfg.key} --servername=bench.localhost`,
           },
           null,
@@ -249,37 +298,35 @@ async function main(): Promise<number> {
       return 0;
     }
     type Path = keyof typeof paths;
-    const results: Record<Path, Measure[]> = {
-      direct: [],
-      nginx: [],
-      wshProxyApp: [],
-      nginxTls: [],
-      wardenCert: [],
-    };
-    const cpu: Record<
-      'wshProxyApp' | 'wardenCert',
-      { warden: number; wsh: number; requests: number; run: number; wait: number }
-    > = {
-      wshProxyApp: { warden: 0, wsh: 0, requests: 0, run: 0, wait: 0 },
-      wardenCert: { warden: 0, wsh: 0, requests: 0, run: 0, wait: 0 },
-    };
+    const results = Object.fromEntries(Object.keys(paths).map((p) => [p, [] as Measure[]])) as Record<
+      Path,
+      Measure[]
+    >;
+    type Cpu = { warden: number; wsh: number; requests: number; run: number; wait: number };
+    const cpu = Object.fromEntries(
+      Object.keys(wardenOf).map((p) => [p, { warden: 0, wsh: 0, requests: 0, run: 0, wait: 0 }]),
+    ) as Partial<Record<Path, Cpu>>;
     // Warm-up (JIT, connection pools), not counted.
     await wrk(`${local}/hello`).catch(() => undefined);
+    if (viaNode) await wrk(`${viaNode.local}/hello`).catch(() => undefined);
     for (let round = 0; round < ROUNDS; round++) {
       for (const p of Object.keys(paths) as Path[]) {
         if (ONLY && !ONLY.has(p)) continue;
-        const w0 = cpuMs(w.child.pid);
-        const p0 = cpuMs(proxy.child.pid);
-        const s0 = schedMs(w.child.pid);
+        if ((p === 'wshProxyAppNode' || p === 'wardenCertNode') && !viaNode) continue;
+        const wp = wardenOf[p];
+        const w0 = cpuMs(wp?.w.child.pid);
+        const p0 = cpuMs(wp?.proxy.child.pid);
+        const s0 = schedMs(wp?.w.child.pid);
         const m = await paths[p]();
         results[p].push(m);
-        if (p === 'wshProxyApp' || p === 'wardenCert') {
-          const s1 = schedMs(w.child.pid);
-          cpu[p].warden += (cpuMs(w.child.pid) ?? 0) - (w0 ?? 0);
-          cpu[p].wsh += (cpuMs(proxy.child.pid) ?? 0) - (p0 ?? 0);
-          cpu[p].requests += m.rps * SECONDS;
-          cpu[p].run += (s1?.run ?? 0) - (s0?.run ?? 0);
-          cpu[p].wait += (s1?.wait ?? 0) - (s0?.wait ?? 0);
+        const c = cpu[p];
+        if (wp && c) {
+          const s1 = schedMs(wp.w.child.pid);
+          c.warden += (cpuMs(wp.w.child.pid) ?? 0) - (w0 ?? 0);
+          c.wsh += (cpuMs(wp.proxy.child.pid) ?? 0) - (p0 ?? 0);
+          c.requests += m.rps * SECONDS;
+          c.run += (s1?.run ?? 0) - (s0?.run ?? 0);
+          c.wait += (s1?.wait ?? 0) - (s0?.wait ?? 0);
         }
         process.stderr.write(
           `round ${round + 1}: ${p} ${m.rps.toFixed(0)} req/s, p99 ${m.p99.toFixed(2)} ms\n`,
@@ -300,17 +347,26 @@ async function main(): Promise<number> {
       row('app direct', 'direct', 'nginx'),
       row('nginx reverse proxy (baseline)', 'nginx', 'nginx'),
       row('Warden: wsh proxy app (tunnel, TLS to proxy)', 'wshProxyApp', 'nginx'),
+      ...(viaNode ? [row('  same, node:http for every request', 'wshProxyAppNode', 'nginx')] : []),
       '',
       `${'Node generator (TLS to the first hop)'.padEnd(44)}`,
       row('nginx reverse proxy, TLS (baseline)', 'nginxTls', 'nginxTls'),
       row('Warden proxy port, app certificate (mTLS)', 'wardenCert', 'nginxTls'),
+      ...(viaNode ? [row('  same, node:http for every request', 'wardenCertNode', 'nginxTls')] : []),
       '',
     );
-    for (const p of ['wshProxyApp', 'wardenCert'] as const) {
-      const c = cpu[p];
+    const names: Partial<Record<Path, string>> = {
+      wshProxyApp: 'wsh proxy app',
+      wardenCert: 'app certificate',
+      wshProxyAppNode: 'wsh proxy app, node:http',
+      wardenCertNode: 'app certificate, node:http',
+    };
+    for (const [p, c] of Object.entries(cpu) as [Path, Cpu][]) {
+      if (!c.requests) continue;
+      const tunnel = p === 'wshProxyApp' || p === 'wshProxyAppNode';
       out.push(
-        `CPU per request, ${p === 'wshProxyApp' ? 'wsh proxy app' : 'app certificate'}: warden ${((c.warden * 1000) / c.requests).toFixed(1)} µs` +
-          (p === 'wshProxyApp' ? `, wsh ${((c.wsh * 1000) / c.requests).toFixed(1)} µs` : '') +
+        `CPU per request, ${names[p]}: warden ${((c.warden * 1000) / c.requests).toFixed(1)} µs` +
+          (tunnel ? `, wsh ${((c.wsh * 1000) / c.requests).toFixed(1)} µs` : '') +
           ` (${((c.warden / (SECONDS * ROUNDS * 1000)) * 100).toFixed(0)}% of one core for warden;` +
           ` its main thread ran ${((c.run / (SECONDS * ROUNDS * 1000)) * 100).toFixed(0)}% and waited for a CPU` +
           ` ${((c.wait / (SECONDS * ROUNDS * 1000)) * 100).toFixed(0)}% of the time)`,
@@ -338,6 +394,11 @@ async function main(): Promise<number> {
       await proxy.exited;
     }
     await w?.stop();
+    if (viaNode) {
+      viaNode.proxy.child.kill('SIGTERM');
+      await viaNode.proxy.exited;
+      await viaNode.w.stop();
+    }
     await nginx?.stop();
     await nginxTls?.stop();
     await app?.close();
