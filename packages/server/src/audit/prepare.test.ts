@@ -5,6 +5,7 @@ import {
   DbQueryTemplate,
   eventId,
   fastPathCount,
+  groupOptions,
   prepareAuditEvent,
   prepareAuditEventGeneral,
 } from './prepare';
@@ -299,4 +300,10 @@ test('db.query session template: random inputs come out as the general path make
     same > 100 && counts['no statement']! > 10 && counts['no template']! > 100,
     JSON.stringify(counts),
   );
+});
+
+test('statements and session ends are bulk events; what someone waits for is not', () => {
+  for (const type of ['db.query', 'session.end']) assert.deepEqual(groupOptions(type), { bulk: true }, type);
+  for (const type of ['session.start', 'user.login', 'access.denied', 'lock.created'])
+    assert.equal(groupOptions(type), undefined, type);
 });

@@ -67,10 +67,12 @@ export function eventId(nowMs: number): string {
 
 /**
  * Event types written in bulk on a data path that does not wait for each before going on (a
- * database session's statements): the stores gather them into larger commits
- * (`GroupCommit`'s `bulkIntervalMs`). Still acknowledged only once durable.
+ * database session's statements; a session's end, which every protocol records without
+ * waiting): the stores gather them into larger commits (`GroupCommit`'s `bulkIntervalMs`)
+ * instead of a commit and fsync of their own, which a connection's `session.start` after
+ * them would wait for. Still acknowledged only once durable.
  */
-export const BULK_AUDIT_TYPES: ReadonlySet<string> = new Set(['db.query']);
+export const BULK_AUDIT_TYPES: ReadonlySet<string> = new Set(['db.query', 'session.end']);
 const BULK = { bulk: true } as const;
 
 /** `GroupCommit.add`'s options for an event of `type`. */
