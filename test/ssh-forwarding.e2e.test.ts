@@ -6,7 +6,9 @@
  * node refuse agent forwarding without it. Real `warden start`, real OpenSSH `ssh -A` with the
  * `wsh config` block, a real `ssh-agent` holding a key, `ssh-add -l` on the far side. With the
  * same cluster: `wctl get nodes` and the audit table name nodes by host name (item 7), and the
- * `Match exec` form of `wsh config` with OpenSSH 9.2 (`ssh -G` and real connections).
+ * `Match exec` form of `wsh config` with OpenSSH 9.2 (`ssh -G` and real connections). X11
+ * (`ssh -X`) and remote forwarding (`ssh -R`) are refused — through the proxy to an agentless
+ * sshd that would allow both, the request never reaching it (issue 15 follow-up).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -24,6 +26,29 @@ import {
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
+
+/**
+ * Runs OpenSSH's `ssh` without blocking the event loop: the agentless sshd logs to a pipe this
+ * process reads (at DEBUG1, a lot), and a spawnSync would let that pipe fill and stall sshd.
+ */
+function runSsh(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', args, { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c;
+    });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+    });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 const skip =
   requireTool('ssh').skip ||
   requireTool('sshd').skip ||
@@ -59,8 +84,7 @@ describe('agent forwarding follows the roles', { skip }, () => {
 
   /** `ssh -A` (or -X) to the node, running `ssh-add -l` there against the forwarded agent. */
   function sshAddThere(user: string, node: string, flag = '-A') {
-    return spawnSync(
-      'ssh',
+    return runSsh(
       [
         '-F',
         join(w.dir, `ssh_config-${user}`),
@@ -70,11 +94,7 @@ describe('agent forwarding follows the roles', { skip }, () => {
         `root@${node}`,
         'ssh-add -l; echo "ssh-add=$?"; echo "sock=$SSH_AUTH_SOCK"',
       ],
-      {
-        encoding: 'utf8',
-        env: { ...process.env, ...w.env, WARDEN_HOME: home(user), SSH_AUTH_SOCK: agentSock },
-        timeout: 30_000,
-      },
+      { ...process.env, ...w.env, WARDEN_HOME: home(user), SSH_AUTH_SOCK: agentSock },
     );
   }
 
@@ -113,7 +133,15 @@ describe('agent forwarding follows the roles', { skip }, () => {
     const prefix = join(w.dir, 'agentless_host');
     assert.equal((await wctl(['auth', 'sign', '--host=agentless-1', `--out=${prefix}`])).code, 0);
     const opensshCa = await wctl(['auth', 'export', '--type=openssh']);
-    agentless = await startAgentlessSshd({ dir: w.dir, hostKeyPrefix: prefix, userCaLine: opensshCa.stdout });
+    // An sshd that would forward X11 and remote ports for a certificate that permits them, and
+    // logs (DEBUG1) every channel and global request it gets: what the proxy refuses must
+    // never reach it.
+    agentless = await startAgentlessSshd({
+      dir: w.dir,
+      hostKeyPrefix: prefix,
+      userCaLine: opensshCa.stdout,
+      config: ['X11Forwarding yes', 'AllowTcpForwarding yes', 'LogLevel DEBUG1'],
+    });
     const node = [
       'kind: node',
       'version: v2',
@@ -126,8 +154,19 @@ describe('agent forwarding follows the roles', { skip }, () => {
     ].join('\n');
     assert.equal((await wctl(['create', '-'], node)).code, 0);
 
+    const x11 = [
+      'kind: role',
+      'version: v7',
+      'metadata: { name: x11 }',
+      'spec:',
+      '  options: { permit_x11_forwarding: true }',
+      '',
+    ].join('\n');
+    assert.equal((await wctl(['create', '-'], x11)).code, 0);
+
     await addUser('alice', 'access');
     await addUser('carol', 'access,forwarder');
+    await addUser('xavier', 'access,x11');
   });
   after(async () => {
     agent?.kill();
@@ -153,7 +192,7 @@ describe('agent forwarding follows the roles', { skip }, () => {
   for (const node of ['node-1', 'agentless-1']) {
     const kind = node === 'node-1' ? 'the Warden node' : 'an agentless sshd';
     test(`ssh -A to ${kind}: refused without the role option`, async () => {
-      const r = sshAddThere('alice', node);
+      const r = await sshAddThere('alice', node);
       assert.equal(r.status, 0, `${r.stderr}\n${node === 'agentless-1' ? agentless.log() : ''}`);
       assert.match(r.stdout, /ssh-add=2\n/, 'no agent on the far side');
       assert.match(r.stdout, /sock=\n/);
@@ -161,7 +200,7 @@ describe('agent forwarding follows the roles', { skip }, () => {
     });
 
     test(`ssh -A to ${kind}: the local agent's key is listed there with the role option`, async () => {
-      const r = sshAddThere('carol', node);
+      const r = await sshAddThere('carol', node);
       assert.equal(r.status, 0, `${r.stderr}\n${node === 'agentless-1' ? agentless.log() : ''}`);
       assert.match(r.stdout, /ssh-add=0\n/, r.stdout);
       assert.ok(r.stdout.includes(keyFingerprint), r.stdout);
@@ -193,30 +232,64 @@ describe('agent forwarding follows the roles', { skip }, () => {
     }
   });
 
-  test('ssh -X to the Warden node: X11 forwarding is refused', async () => {
-    const r = spawnSync(
-      'ssh',
-      [
-        '-F',
-        join(w.dir, 'ssh_config-carol'),
-        '-o',
-        'BatchMode=yes',
-        '-o',
-        'ForwardX11Trusted=yes',
-        '-X',
-        'root@node-1',
-        'echo "display=$DISPLAY"',
-      ],
-      {
-        encoding: 'utf8',
-        env: { ...process.env, ...w.env, WARDEN_HOME: home('carol'), DISPLAY: ':0' },
-        timeout: 30_000,
-      },
+  /** Plain OpenSSH through the proxy (`wsh config`), as `user`, with `args` before the host. */
+  function ssh(user: string, node: string, args: string[], command: string) {
+    return runSsh(
+      ['-F', join(w.dir, `ssh_config-${user}`), '-o', 'BatchMode=yes', ...args, `root@${node}`, command],
+      { ...process.env, ...w.env, WARDEN_HOME: home(user), DISPLAY: ':0' },
     );
+  }
+
+  test('ssh -X to the Warden node: X11 forwarding is refused', async () => {
+    const r = await ssh('carol', 'node-1', ['-o', 'ForwardX11Trusted=yes', '-X'], 'echo "display=$DISPLAY"');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'display=\n');
     assert.match(r.stderr, /X11 forwarding request failed/);
   });
+
+  // Issue 15 follow-up: agentless nodes (the proxy ends their sessions) refuse X11 and remote
+  // forwarding; the node never sees the request.
+  test('ssh -X to an agentless sshd: X11 refused by the proxy, whether or not a role permits it', async () => {
+    const xavier = (await wsh('xavier', ['status', '--format=json'])).stdout;
+    assert.ok(xavier.includes('permit-X11-forwarding'), 'the x11 role puts it in the certificate');
+    for (const user of ['alice', 'xavier']) {
+      const r = await ssh(
+        user,
+        'agentless-1',
+        ['-o', 'ForwardX11Trusted=yes', '-X'],
+        'echo "display=$DISPLAY"',
+      );
+      assert.equal(r.status, 0, `${user}: ${r.stderr}\n${agentless.log()}`);
+      assert.equal(r.stdout, 'display=\n', user);
+      assert.match(r.stderr, /X11 forwarding request failed/, user);
+    }
+    // The session ran on the node (its requests are logged), but no x11-req ever reached it.
+    assert.match(agentless.log(), /req exec/);
+    assert.doesNotMatch(agentless.log(), /x11-req/);
+  });
+
+  for (const node of ['agentless-1', 'node-1']) {
+    const kind = node === 'node-1' ? 'the Warden node' : 'an agentless sshd';
+    test(`ssh -R to ${kind}: remote port forwarding refused, for any role`, async () => {
+      for (const user of ['alice', 'carol']) {
+        const r = await ssh(
+          user,
+          node,
+          ['-o', 'ExitOnForwardFailure=yes', '-R', '0:127.0.0.1:9'],
+          'echo ran',
+        );
+        assert.equal(r.status, 255, `${user}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /remote port forwarding failed/, user);
+        assert.equal(r.stdout, '', 'the command did not run');
+        // Without ExitOnForwardFailure the session runs, still without the forward.
+        const w2 = await ssh(user, node, ['-R', '0:127.0.0.1:9'], 'echo ran');
+        assert.equal(w2.status, 0, w2.stderr);
+        assert.equal(w2.stdout, 'ran\n');
+        assert.match(w2.stderr, /remote port forwarding failed/);
+      }
+      if (node === 'agentless-1') assert.doesNotMatch(agentless.log(), /tcpip-forward/);
+    });
+  }
 
   test('wctl get nodes and the audit table name nodes by host name and address (issue 16 item 7)', async () => {
     const nodes = await wctl(['get', 'nodes']);
@@ -290,11 +363,7 @@ describe('agent forwarding follows the roles', { skip }, () => {
     assert.equal(other.proxycommand, undefined, 'other hosts are left alone');
     // And a real connection by bare name, to the Warden node and to the agentless sshd.
     for (const host of ['node-1', 'agentless-1']) {
-      const r = spawnSync('ssh', ['-F', file, '-o', 'BatchMode=yes', `root@${host}`, 'echo', 'via-match'], {
-        encoding: 'utf8',
-        env,
-        timeout: 30_000,
-      });
+      const r = await runSsh(['-F', file, '-o', 'BatchMode=yes', `root@${host}`, 'echo', 'via-match'], env);
       assert.equal(r.status, 0, `${host}: ${r.stderr}`);
       assert.equal(r.stdout, 'via-match\n');
     }

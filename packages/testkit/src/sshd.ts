@@ -15,11 +15,16 @@ export interface AgentlessSshd {
   stop(): Promise<void>;
 }
 
-/** `hostKeyPrefix` is what `wctl auth sign --out` wrote (PREFIX, PREFIX-cert.pub). */
+/**
+ * `hostKeyPrefix` is what `wctl auth sign --out` wrote (PREFIX, PREFIX-cert.pub). `config`:
+ * sshd_config lines placed before the defaults (sshd keeps the first value it reads, so they
+ * override), e.g. `['X11Forwarding yes', 'LogLevel DEBUG1']`.
+ */
 export async function startAgentlessSshd(opts: {
   dir: string;
   hostKeyPrefix: string;
   userCaLine: string;
+  config?: string[];
 }): Promise<AgentlessSshd> {
   if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755 });
   const port = await freePort();
@@ -29,6 +34,7 @@ export async function startAgentlessSshd(opts: {
   writeFileSync(
     cfg,
     [
+      ...(opts.config ?? []),
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
       `HostKey ${opts.hostKeyPrefix}`,
