@@ -469,7 +469,7 @@ async function compose(
     services,
     sessions: webSessions,
     device: webDevice,
-    locks: lockCache,
+    access: checker,
     listNodes,
     listDbs: db.listDbs,
     ...(apps.service

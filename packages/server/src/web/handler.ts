@@ -4,7 +4,9 @@
  *
  * Every request: security headers (strict CSP, no framing). Every API request after sign-in:
  *   1. the session (cookie → backend): unknown, expired or idle → 401, cookie cleared
- *   2. locks on the user, their roles or the session's trusted device → the session ends, 403
+ *   2. the process's access checker: a lock on the user, their roles or the session's trusted
+ *      device → the session ends, 403; a lock view it cannot trust (strict mode) or unknown
+ *      cluster settings → 403 with that code, the session kept
  *   3. state-changing requests (POST, DELETE): `Origin` must be this proxy and the
  *      `X-Warden-Csrf` header must carry the session's CSRF token (SameSite=Strict as well)
  * Sign-in and sign-up have no session yet: they need the same-origin `Origin` and the header
@@ -16,7 +18,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import {
   formatResource,
-  type LockResource,
   type NodeResource,
   type Resource,
   type RoleResource,
@@ -25,7 +26,14 @@ import {
   web,
 } from '@warden/api';
 import type { z } from 'zod';
-import { findLockInForce, hasVerb, type Identity, lockMessage, strictestDeviceTrustMode } from '../access';
+import {
+  type AccessChecker,
+  hasVerb,
+  type Identity,
+  lockedError,
+  makeIdentity,
+  strictestDeviceTrustMode,
+} from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { AuthServer } from '../auth';
 import type { Clock } from '../clock';
@@ -63,7 +71,11 @@ export interface WebUiOptions {
   services: Pick<Services, 'roles' | 'users'>;
   sessions: WebSessions;
   device: WebDeviceTrust;
-  locks: { values(): readonly LockResource[] };
+  /**
+   * The process's access checker: locks (and strict mode) for every request, and the live
+   * role view (`liveRoles`, when it has one) for what the session page shows.
+   */
+  access: Pick<AccessChecker, 'lockReason'> & Partial<Pick<AccessChecker, 'liveRoles'>>;
   /** Nodes the identity may reach (the proxy's own listing). */
   listNodes(identity: Identity): Promise<NodeResource[]>;
   /** Databases the identity may reach (absent when no db_service runs here). */
@@ -362,20 +374,34 @@ export class WebUi {
       );
     }
     const s = found.session;
-    const lock = findLockInForce(
-      this.#o.locks.values(),
-      { user: s.data.user, roles: s.data.roles, ...(s.data.device ? { device: s.data.device.id } : {}) },
-      this.#o.clock.now(),
+    const d = s.data;
+    const why = this.#o.access.lockReason(
+      makeIdentity({
+        user: d.user,
+        roles: d.roles,
+        ...(d.device
+          ? {
+              device: {
+                deviceId: d.device.id,
+                assetTag: d.device.asset_tag,
+                credentialId: d.device.credential_id,
+              },
+            }
+          : {}),
+      }),
     );
-    if (lock) {
-      const message = lockMessage(lock);
-      await this.#endSession(ctx, s, `locked: ${message}`);
-      throw new WardenError('WARDEN_ERR_LOCKED', `${message}; your web session was ended`);
+    if (why?.lock) {
+      await this.#endSession(ctx, s, `locked: ${why.reason}`);
+      throw new WardenError('WARDEN_ERR_LOCKED', `${why.reason}; your web session was ended`);
     }
+    // A view that cannot be trusted refuses the request but ends nothing: it may recover.
+    if (why) throw lockedError(why);
     return s;
   }
 
   async #roles(names: readonly string[]): Promise<RoleResource[]> {
+    const live = this.#o.access.liveRoles?.(names);
+    if (live) return live;
     const out: RoleResource[] = [];
     for (const n of names) {
       const r = await this.#o.services.roles.find(n);
