@@ -504,32 +504,49 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
     assert.match(await alice.ended, /cluster settings/);
   });
 
-  test('many sessions end in slices: the event loop runs between them, the first end before the last', async () => {
+  test('relayed sessions end first, in slices with turns of the event loop between; the others then in one pass', async () => {
     const monitor = bare();
-    const ends: number[] = [];
-    const n = 40;
-    const slow = Array.from({ length: n }, () => ({
+    const order: string[] = [];
+    /** A session whose end costs 1 ms of CPU (a protocol writing its message). */
+    const costly = (name: string, relayed: boolean) => ({
       ...session(),
+      relayed,
       end() {
-        // Each end costs 1 ms of CPU (a protocol writing its message).
         const until = performance.now() + 1;
         while (performance.now() < until) {}
-        ends.push(performance.now());
+        order.push(name);
       },
-    }));
-    for (const s of slow) monitor.register(s);
+    });
+    const n = 40;
+    // Registered interleaved: the order of ending is the monitor's, not registration's.
+    for (let i = 0; i < n; i++) {
+      monitor.register(costly(`direct-${i}`, false));
+      monitor.register(costly(`relayed-${i}`, true));
+    }
     await sleep(0);
     let loopRanAfter = -1;
     setImmediate(() => {
-      loopRanAfter = ends.length;
+      loopRanAfter = order.length;
     });
     monitor.lockStored(lockOf({ user: 'alice' }));
-    const first = ends.length;
-    assert.ok(first >= 1 && first < n, `${first} of ${n} ended before yielding`);
+    const first = order.length;
+    assert.ok(first >= 1 && first < n, `${first} of ${n} relayed sessions ended before yielding`);
     assert.ok(first <= END_SLICE_MS + 2, `one slice is about ${END_SLICE_MS} ms of ends (${first})`);
-    while (ends.length < n) await new Promise((r) => setImmediate(r));
+    while (order.length < 2 * n) await new Promise((r) => setImmediate(r));
     assert.ok(loopRanAfter >= first && loopRanAfter < n, `the loop ran after ${loopRanAfter} ends`);
+    assert.deepEqual(
+      order.map((o) => o.split('-')[0]),
+      [...Array(n).fill('relayed'), ...Array(n).fill('direct')],
+      'every relayed session before the others',
+    );
     assert.equal(monitor.size, 0);
+
+    // Only sessions that end themselves: one pass, before lockStored returns (no turn taken).
+    order.length = 0;
+    for (let i = 0; i < 10; i++) monitor.register(costly(`direct-${i}`, false));
+    await sleep(0);
+    monitor.lockStored(lockOf({ user: 'alice' }));
+    assert.equal(order.length, 10);
     monitor.close();
   });
 });

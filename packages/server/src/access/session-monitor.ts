@@ -6,10 +6,9 @@
  *   - a lock comes into force for them: the lock view's watch hands every stored lock to
  *     `lockStored()`, which finds the sessions it targets in an index of the live sessions by
  *     lock target (user, each role, login, device, node ID and hostname) — no pass over the
- *     other sessions, no polling interval — and ends them as they are found, yielding to the
- *     event loop every few milliseconds so the first sessions' ends reach their clients while
- *     the rest are ended. Other changes (a re-list of the view, new cluster settings) re-check
- *     every session at once (`check()`);
+ *     other sessions, no polling interval — and ends them (see `lockStored` for the order).
+ *     Other changes (a re-list of the view, new cluster settings) re-check every session at
+ *     once (`check()`);
  *   - their certificate expires: one timer per distinct expiry instant;
  *   - `locking_mode: strict` and the lock view has been stale longer than the bound: one
  *     timer, set for the moment the view could first cross the bound (staleness grows no
@@ -49,6 +48,13 @@ export interface MonitoredSession {
   targets?: Omit<LockTargets, 'user' | 'roles' | 'device'>;
   /** For logs: `ssh`, `db`, `app`, `kube`. */
   protocol?: string;
+  /**
+   * True when the session's end reaches its client through a relay — the SSH node's sessions,
+   * relayed by the proxy, often in this very process — rather than by `end`'s own writes.
+   * A lock ends these first, yielding to the event loop between short slices so that the relay
+   * can carry each end on (see `SessionMonitor.lockStored`).
+   */
+  relayed?: boolean;
   /**
    * Ends the session, showing `message` where the protocol can. Called at most once; the
    * session is unregistered before the call.
@@ -100,8 +106,8 @@ interface Entry {
 }
 
 /**
- * A monitor ending many sessions for one lock yields to the event loop after this much
- * work, so the sessions ended first reach their clients (through a relay in this process,
+ * A monitor ending many relayed sessions for one lock yields to the event loop after this much
+ * work, so the sessions ended first reach their clients through the relay (in this process,
  * too) while the rest are being ended.
  */
 export const END_SLICE_MS = 4;
@@ -241,8 +247,14 @@ export class SessionMonitor {
    * A lock was stored (the lock view's watch delivered it): ends the sessions it targets, found
    * through the index, with its message. While the lock view cannot be trusted or the cluster
    * settings are unknown, every session is re-checked instead (`check()` ends them all: fail
-   * closed). The sessions are ended in slices of `END_SLICE_MS`, yielding to the event loop
-   * between slices; a session that ends on its own meanwhile is skipped.
+   * closed).
+   *
+   * Order: first the `relayed` sessions, in slices of `END_SLICE_MS` with a turn of the event
+   * loop between slices — their ends reach the client only once the relay has run, and without
+   * the turns a relay in this process would wait for the whole lock; then every other session
+   * in one pass — their ends are written by `end` itself, and turns in between would only let
+   * the teardown of the sessions already ended run first. A session that ends on its own
+   * meanwhile is skipped.
    */
   lockStored(lock: LockResource): void {
     if (this.#closed) return;
@@ -255,23 +267,28 @@ export class SessionMonitor {
     if (this.#entries.size === 0 || !isLockInForce(lock, this.#o.clock.now())) return;
     const targeted = this.#targeted(lock);
     if (targeted.length === 0) return;
+    const relayed = targeted.filter((e) => e.session.relayed === true);
+    const direct = targeted.filter((e) => e.session.relayed !== true);
     const message = lockMessage(lock);
     const why: SessionEndReason = { kind: 'lock', lock };
     let ended = 0;
+    const end = (entry: Entry) => {
+      if (!entry.live) return;
+      this.#end(entry, message, why, { log: 'debug' });
+      ended++;
+    };
     let next = 0;
     const slice = () => {
       if (this.#closed) return;
       const until = performance.now() + END_SLICE_MS;
-      while (next < targeted.length) {
-        const entry = targeted[next++]!;
-        if (!entry.live) continue;
-        this.#end(entry, message, why, { log: 'debug' });
-        ended++;
-        if (performance.now() >= until && next < targeted.length) {
+      while (next < relayed.length) {
+        end(relayed[next++]!);
+        if (next < relayed.length && performance.now() >= until) {
           setImmediate(slice);
           return;
         }
       }
+      for (const entry of direct) end(entry);
       this.#o.logger.info({ ended: [{ reason: message, sessions: ended }] }, 'ended live sessions');
     };
     slice();
