@@ -112,6 +112,20 @@ function nodeLoad(opts: Record<string, string>): Promise<Measure> {
   });
 }
 
+/** The CPU time (ms) of nginx's workers (the master's children) — they do the proxying. */
+function nginxCpuMs(n: NginxServer | undefined): number | undefined {
+  if (n?.pid === undefined) return undefined;
+  try {
+    const kids = readFileSync(`/proc/${n.pid}/task/${n.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    return kids.reduce((sum, k) => sum + (cpuMs(Number(k)) ?? 0), 0);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The main thread's time on a CPU and time runnable but waiting for one (ms), from
  * /proc/<pid>/task/<pid>/schedstat. On a loaded machine the wait says whether a slow path is
@@ -306,6 +320,8 @@ async function main(): Promise<number> {
     const cpu = Object.fromEntries(
       Object.keys(wardenOf).map((p) => [p, { warden: 0, wsh: 0, requests: 0, run: 0, wait: 0 }]),
     ) as Partial<Record<Path, Cpu>>;
+    /** CPU ms of the app and of the proxy hop(s) (nginx's workers; warden + wsh) per path. */
+    const budget: Partial<Record<Path, { app: number; proxy: number; requests: number }>> = {};
     // Warm-up (JIT, connection pools), not counted.
     await wrk(`${local}/hello`).catch(() => undefined);
     if (viaNode) await wrk(`${viaNode.local}/hello`).catch(() => undefined);
@@ -317,8 +333,19 @@ async function main(): Promise<number> {
         const w0 = cpuMs(wp?.w.child.pid);
         const p0 = cpuMs(wp?.proxy.child.pid);
         const s0 = schedMs(wp?.w.child.pid);
+        const nginxOf = p === 'nginx' ? nginx : p === 'nginxTls' ? nginxTls : undefined;
+        const n0 = nginxCpuMs(nginxOf);
+        const a0 = process.cpuUsage();
         const m = await paths[p]();
         results[p].push(m);
+        // The app runs in this process (the bench's own work while a run lasts is small).
+        const a1 = process.cpuUsage(a0);
+        const b = (budget[p] ??= { app: 0, proxy: 0, requests: 0 });
+        b.app += (a1.user + a1.system) / 1000;
+        b.requests += m.rps * SECONDS;
+        if (nginxOf) b.proxy += (nginxCpuMs(nginxOf) ?? 0) - (n0 ?? 0);
+        if (wp)
+          b.proxy += (cpuMs(wp.w.child.pid) ?? 0) - (w0 ?? 0) + (cpuMs(wp.proxy.child.pid) ?? 0) - (p0 ?? 0);
         const c = cpu[p];
         if (wp && c) {
           const s1 = schedMs(wp.w.child.pid);
@@ -370,6 +397,28 @@ async function main(): Promise<number> {
           ` (${((c.warden / (SECONDS * ROUNDS * 1000)) * 100).toFixed(0)}% of one core for warden;` +
           ` its main thread ran ${((c.run / (SECONDS * ROUNDS * 1000)) * 100).toFixed(0)}% and waited for a CPU` +
           ` ${((c.wait / (SECONDS * ROUNDS * 1000)) * 100).toFixed(0)}% of the time)`,
+      );
+    }
+    out.push(
+      '',
+      'CPU per request (µs) of the app and of the proxy hop(s) — it moves much less with the load than req/s:',
+    );
+    const hop: Partial<Record<Path, string>> = {
+      direct: 'none',
+      nginx: 'nginx',
+      wshProxyApp: 'warden + wsh',
+      nginxTls: 'nginx (TLS)',
+      wardenCert: 'warden',
+      wshProxyAppNode: 'warden + wsh (node:http)',
+      wardenCertNode: 'warden (node:http)',
+    };
+    for (const [p, b] of Object.entries(budget) as [
+      Path,
+      { app: number; proxy: number; requests: number },
+    ][]) {
+      if (!b.requests) continue;
+      out.push(
+        `  ${p.padEnd(16)} app ${((b.app * 1000) / b.requests).toFixed(1).padStart(6)}   ${hop[p]} ${((b.proxy * 1000) / b.requests).toFixed(1)}`,
       );
     }
     const goals = [

@@ -26,6 +26,8 @@ export interface NginxServer {
   port: number;
   url: string;
   dir: string;
+  /** The master process (its workers are its children: benchmarks read their CPU time). */
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -112,6 +114,7 @@ http {
     port,
     url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     dir,
+    pid: child.pid,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         const gone = new Promise<void>((r) => child.once('exit', () => r()));
