@@ -775,6 +775,8 @@ export class KubeService {
     socket.end(
       `HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
+    socket.resume(); // see #refuseInStream
+    setTimeout(() => socket.destroy(), 5_000).unref();
   }
 
   /**
@@ -794,7 +796,10 @@ export class KubeService {
       .map((p) => p.trim());
     const protocol = CHANNEL_PROTOCOLS.find((p) => offered.includes(p));
     const key = req.headers['sec-websocket-key'];
-    if (!protocol || typeof key !== 'string' || !key) return this.#refuseUpgrade(socket, e);
+    if (!protocol || typeof key !== 'string' || !key) {
+      this.#refuseUpgrade(socket, e);
+      return;
+    }
     const { message, reason, code } = this.#upgradeStatus(e);
     const accept = createHash('sha1').update(`${key}${WEBSOCKET_GUID}`).digest('base64');
     const status = Buffer.from(JSON.stringify({ metadata: {}, status: 'Failure', message, reason, code }));
@@ -808,6 +813,11 @@ export class KubeService {
         closeFrame(1000, ''),
       ]),
     );
+    // kubectl answers the close frame and hangs up. Read (and drop) that to see the end: the
+    // upgraded socket is no longer read by the HTTP server, and unread it never closes, which
+    // held up the proxy's shutdown. A client that never hangs up is cut off.
+    socket.resume();
+    setTimeout(() => socket.destroy(), 5_000).unref();
   }
 
   async #relay(req: IncomingMessage, client: Duplex, head: Buffer, a: Admitted): Promise<void> {
