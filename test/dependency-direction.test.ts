@@ -296,8 +296,23 @@ test('test/support is for tests only', () => {
   const problems: string[] = [];
   for (const pkg of Object.keys(ALLOWED)) {
     for (const file of sources(join(root, 'packages', pkg, 'src'))) {
-      if (!file.endsWith('.test.ts') && readFileSync(file, 'utf8').includes('test/support/'))
-        problems.push(relative(root, file));
+      if (file.endsWith('.test.ts')) continue;
+      for (const m of readFileSync(file, 'utf8').matchAll(IMPORT)) {
+        if ((m[1] ?? m[2] ?? m[3] ?? '').includes('test/support/')) problems.push(relative(root, file));
+      }
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('shipped src/ holds no test helpers: only *.test.ts files use node:test or node:assert or say "Test-only"', () => {
+  const problems: string[] = [];
+  for (const pkg of Object.keys(ALLOWED).filter((p) => p !== 'testkit')) {
+    for (const file of sources(join(root, 'packages', pkg, 'src'))) {
+      if (file.endsWith('.test.ts')) continue;
+      const text = readFileSync(file, 'utf8');
+      if (/from\s*['"]node:(test|assert)(\/strict)?['"]|^\s*\*?\s*Test-only/m.test(text))
+        problems.push(`${relative(root, file)} (move it to test/support/)`);
     }
   }
   assert.deepEqual(problems, []);

@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import { FakeClock, PostgresAuditLog } from '@warden/server';
 import { requirePostgres, startPostgres } from '@warden/testkit';
-import { runAuditLogConformance } from '../../packages/server/src/audit/conformance';
+import { runAuditLogConformance } from '../support/audit-conformance';
 
 const check = requirePostgres();
 

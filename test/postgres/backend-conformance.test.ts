@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import { PostgresBackend } from '@warden/server';
 import { requirePostgres, startPostgres } from '@warden/testkit';
-import { runBackendConformance } from '../../packages/server/src/backend/conformance';
+import { runBackendConformance } from '../support/backend-conformance';
 import { readUntil } from './helpers';
 
 const check = requirePostgres();

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { rpc, WardenError } from '@warden/api';
+import { FakeDevice } from '../../../../test/support/fake-device';
 import { UserKey } from '../keys';
 import { type LoadedProfile, ProfileStore } from '../profile';
 import { type AuthnApi, AuthnCeremony, authenticateDevice, DEVICE_TRUST_DISABLED } from './authn';
 import { DeviceCache } from './cache';
-import { FakeDevice } from './fake-device';
 
 const b64 = (a: number[] | Uint8Array) => Buffer.from(a).toString('base64');
 

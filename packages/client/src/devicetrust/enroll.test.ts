@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type rpc, WardenError } from '@warden/api';
+import { FakeDevice } from '../../../../test/support/fake-device';
 import { type EnrollApi, EnrollCeremony } from './enroll';
-import { FakeDevice } from './fake-device';
 
 const b64 = (a: number[]) => Buffer.from(a).toString('base64');
 const SELECTION = [{ hash: 11, pcrs: [0, 1, 2] }];

@@ -3,7 +3,7 @@
  * (`@warden/api` events.ts), searchable by time, type, user and device; implementations in
  * memory, SQLite and PostgreSQL, a JSON-lines sink, and `teeAuditLog` to combine them. Who
  * may import: server modules (services emit, the RPC layer searches; composition in `bin/`).
- * Tested by the shared suite in `conformance.ts` (memory and SQLite here, PostgreSQL in
+ * Tested by the shared suite in `test/support/audit-conformance.ts` (memory and SQLite here, PostgreSQL in
  * `test/postgres/`) and the sink/tee tests.
  */
 export { type DeviceOsTypeLookup, withDeviceOsType } from './device-os';

@@ -1,4 +1,4 @@
-import { runAuditLogConformance } from './conformance';
+import { runAuditLogConformance } from '../../../../test/support/audit-conformance';
 import { MemoryAuditLog } from './memory';
 
 runAuditLogConformance('memory', async ({ clock }) => new MemoryAuditLog({ clock }));

@@ -1,6 +1,6 @@
 /**
  * The in-memory audit log, for unit tests. Same behaviour as the SQLite one (both run the
- * suite in `conformance.ts`), nothing persisted.
+ * suite in `test/support/audit-conformance.ts`), nothing persisted.
  *
  * @example
  *   const audit = new MemoryAuditLog({ clock: new FakeClock() });

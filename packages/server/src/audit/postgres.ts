@@ -17,7 +17,7 @@
  * durable. Failures of the whole store (a full disk, lost privileges) still fail the batch.
  * Event times come
  * from this replica's clock, as with every AuditLog; searches order by time, then by insertion.
- * Tested by the shared suite in `conformance.ts` against a real server (`test/postgres/`).
+ * Tested by the shared suite in `test/support/audit-conformance.ts` against a real server (`test/postgres/`).
  *
  * @example
  *   const audit = await PostgresAuditLog.open({ connString: 'postgres://warden@db/warden', passwordFile: '/etc/warden/db-password' });

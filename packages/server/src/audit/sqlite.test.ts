@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import Database from 'better-sqlite3';
+import { runAuditLogConformance } from '../../../../test/support/audit-conformance';
 import { FakeClock } from '../clock';
-import { runAuditLogConformance } from './conformance';
 import { AUDIT_SCHEMA_VERSION, SqliteAuditLog } from './sqlite';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-audit-'));

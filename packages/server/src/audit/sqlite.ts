@@ -2,7 +2,7 @@
  * The SQLite audit log: its own append-only file (DESIGN §3), next to the backend's (WAL, one
  * owning process via `locking_mode=EXCLUSIVE`; file 0600). Triggers refuse UPDATE and DELETE
  * on the events table. Indexed by time, and by type, user and device (actor's and subject's)
- * then time. Tested by the suite in `conformance.ts` (`sqlite.test.ts`) and the crash test
+ * then time. Tested by the suite in `test/support/audit-conformance.ts` (`sqlite.test.ts`) and the crash test
  * in `test/audit/`.
  *
  * Durability with group commit (`group-commit.ts`): the events of one tick (or of the time

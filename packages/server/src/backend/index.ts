@@ -1,8 +1,8 @@
 /**
  * Storage backends (DESIGN §3). Who may import: server modules (`audit/` also uses the
  * PostgreSQL connection pool and migration runner). Tested by the conformance suite in
- * `conformance.ts` (imported directly by each implementation's test, never through this
- * index), run against every implementation, plus a SIGKILL test for SQLite and the
+ * `test/support/backend-conformance.ts` (test-only, imported by each implementation's test),
+ * run against every implementation, plus a SIGKILL test for SQLite and the
  * PostgreSQL fault tests in `test/postgres/`.
  */
 

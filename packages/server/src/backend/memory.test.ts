@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { runBackendConformance } from '../../../../test/support/backend-conformance';
 import { FakeClock } from '../clock';
-import { runBackendConformance } from './conformance';
 import { MemoryBackend } from './memory';
 
 runBackendConformance('memory', async ({ clock, maxHistory }) =>

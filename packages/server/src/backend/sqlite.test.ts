@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import Database from 'better-sqlite3';
+import { runBackendConformance } from '../../../../test/support/backend-conformance';
 import { FakeClock } from '../clock';
-import { runBackendConformance } from './conformance';
 import { SQLITE_SCHEMA_VERSION, SqliteBackend } from './sqlite';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-sqlite-'));

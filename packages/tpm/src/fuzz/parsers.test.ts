@@ -6,6 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import {
+  Rng,
+  randomAttest,
+  randomCreationData,
+  randomNvPublic,
+  randomPcrSelections,
+  randomPublic,
+  randomSignature,
+} from '../../../../test/support/tpm-random';
 import { isTpmError } from '../errors';
 import {
   decodeAttest,
@@ -28,15 +37,6 @@ import {
   encodeSignature,
 } from '../marshal';
 import { decodeCredentialFile, encodeCredentialFile } from '../verify';
-import {
-  Rng,
-  randomAttest,
-  randomCreationData,
-  randomNvPublic,
-  randomPcrSelections,
-  randomPublic,
-  randomSignature,
-} from './random';
 
 const ROUNDS = 300;
 

@@ -5,6 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import {
+  Rng,
+  randomAttest,
+  randomCreationData,
+  randomNvPublic,
+  randomPcrSelections,
+  randomPublic,
+  randomSignature,
+} from '../../../../test/support/tpm-random';
 import { Tpm } from '../commands';
 import { TPM_ALG, TPM_ST } from '../constants';
 import { isTpmError } from '../errors';
@@ -18,15 +27,6 @@ import {
   Writer,
 } from '../marshal';
 import type { TpmTransport } from '../transport';
-import {
-  Rng,
-  randomAttest,
-  randomCreationData,
-  randomNvPublic,
-  randomPcrSelections,
-  randomPublic,
-  randomSignature,
-} from './random';
 
 const SESSIONS = 0x8002;
 

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { cn, ecKey, makeCert, rsaKey } from '../../../../test/support/ek-test-certs';
+import { Rng } from '../../../../test/support/tpm-random';
 import { TPM_ALG, TPMA_OBJECT } from '../constants';
 import { isTpmError } from '../errors';
-import { Rng } from '../fuzz/random';
 import type { TpmtPublic } from '../marshal';
 import { derOid, derSeq } from './der';
 import {
@@ -14,7 +15,6 @@ import {
   parseEkCertificate,
   verifyEkCertificate,
 } from './ek-cert';
-import { cn, ecKey, makeCert, rsaKey } from './test-certs';
 
 const NOW = new Date('2026-06-01T00:00:00Z');
 const TPM = { manufacturer: 'id:00001014', model: 'swtpm', version: 'id:20191023' };

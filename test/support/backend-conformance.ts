@@ -3,7 +3,7 @@
  * implementation must pass. Call `runBackendConformance` from the implementation's test file;
  * the factory gets the suite's FakeClock (TTL time) and, for the bounded-history test, a
  * `maxHistory`. Factories should disable any reaper timer so expiry happens only when the
- * suite calls `reapExpired()` or writes. Who may import: backend test files only.
+ * suite calls `reapExpired()` or writes. Who may import: backend test files only (packages/server/src/backend/*.test.ts, test/postgres/).
  *
  * @example
  *   runBackendConformance('memory', async ({ clock, maxHistory }) =>
@@ -12,8 +12,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ErrorCode, isWardenError } from '@warden/api';
-import { FakeClock } from '../clock';
-import type { Backend, BackendEvent, Watcher } from './types';
+import type { Backend, BackendEvent, Watcher } from '../../packages/server/src/backend';
+import { FakeClock } from '../../packages/server/src/clock';
 
 export interface ConformanceFactoryOptions {
   clock: FakeClock;

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type AuditEventInput, type ErrorCode, isWardenError } from '@warden/api';
-import { FakeClock } from '../clock';
-import { MAX_AUDIT_STRING } from './prepare';
-import type { AuditLog } from './types';
+import type { AuditLog } from '../../packages/server/src/audit';
+import { MAX_AUDIT_STRING } from '../../packages/server/src/audit/prepare';
+import { FakeClock } from '../../packages/server/src/clock';
 
 export type AuditLogFactory = (opts: { clock: FakeClock }) => Promise<AuditLog>;
 

@@ -2,12 +2,12 @@
  * Test-only: builds X.509 certificates with node:crypto and the DER writer — CAs and EK
  * certificates with the TCG quirks (OAEP-labelled RSA keys, critical SAN with TPM
  * attributes, the EK EKU) — so the EK verifier can be tested without a TPM.
- * Who may import: *.test.ts files of this package only.
+ * Who may import: *.test.ts files (the TPM package's EK verifier tests).
  */
 import { createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { concatBytes } from '../marshal';
-import { children, derOid, derSeq, derTlv, readOne, TAG } from './der';
-import { OID } from './ek-cert';
+import { concatBytes } from '../../packages/tpm/src/marshal';
+import { children, derOid, derSeq, derTlv, readOne, TAG } from '../../packages/tpm/src/verify/der';
+import { OID } from '../../packages/tpm/src/verify/ek-cert';
 
 export interface TestKey {
   publicKey: KeyObject;

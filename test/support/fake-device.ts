@@ -1,10 +1,15 @@
 /**
  * Test-only: a NativeDevice that records the steps the ceremonies take and answers with
- * fixed bytes. Who may import: `*.test.ts` files in this folder only.
+ * fixed bytes. Who may import: `*.test.ts` files (the client's devicetrust tests).
  */
 import type { rpc } from '@warden/api';
-import type { Enrollment, StoredCredential } from './cache';
-import type { NativeDevice, TpmEnrollInit, TpmQuoteResult } from './native';
+import type {
+  Enrollment,
+  NativeDevice,
+  StoredCredential,
+  TpmEnrollInit,
+  TpmQuoteResult,
+} from '../../packages/client/src/devicetrust';
 
 export class FakeDevice implements NativeDevice {
   readonly osType = 'linux' as const;

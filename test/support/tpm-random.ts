@@ -1,9 +1,9 @@
 /**
  * Test-only: a seeded PRNG (xorshift32) and generators of random TPM structures for the
  * property and fuzz tests. Seeded so that a failure names the seed that reproduces it.
- * Who may import: *.test.ts files of this package only.
+ * Who may import: *.test.ts files (the TPM package's fuzz and verify tests).
  */
-import { TPM_ALG, TPM_ST } from '../constants';
+import { TPM_ALG, TPM_ST } from '../../packages/tpm/src/constants';
 import type {
   PcrSelection,
   TpmsAttest,
@@ -11,7 +11,7 @@ import type {
   TpmsNvPublic,
   TpmtPublic,
   TpmtSignature,
-} from '../marshal';
+} from '../../packages/tpm/src/marshal';
 
 export class Rng {
   private s: number;
