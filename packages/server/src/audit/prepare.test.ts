@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type AuditEventInput, isWardenError } from '@warden/api';
+import { type AuditEventInput, auditEventCatalogue, isWardenError } from '@warden/api';
 import {
   DbQueryTemplate,
   eventId,
   fastPathCount,
+  flatPathCount,
   groupOptions,
   prepareAuditEvent,
   prepareAuditEventGeneral,
@@ -306,4 +307,159 @@ test('statements and session ends are bulk events; what someone waits for is not
   for (const type of ['db.query', 'session.end']) assert.deepEqual(groupOptions(type), { bulk: true }, type);
   for (const type of ['session.start', 'user.login', 'access.denied', 'lock.created'])
     assert.equal(groupOptions(type), undefined, type);
+});
+
+/** Times the flat fast path prepared an event of `type`. */
+const flatCount = (type: string) => flatPathCount.get(type) ?? 0;
+
+test('flat fast path: device authentication and certificate events take it and store what the general path stores', () => {
+  const now = Date.UTC(2026, 5, 1, 12, 0, 0, 123);
+  const device = { id: 'd1', os_type: 'linux', asset_tag: 'C00AA0AAAA0A', credential_id: 'c1' };
+  const variants: [string, Record<string, unknown>, boolean][] = [
+    [
+      'device.authenticate, success',
+      {
+        type: 'device.authenticate',
+        success: true,
+        user: 'alice',
+        addr: '10.0.0.5',
+        device_id: 'd1',
+        credential_id: 'c1',
+        device,
+      },
+      true,
+    ],
+    [
+      'device.authenticate, failure',
+      {
+        type: 'device.authenticate',
+        success: false,
+        user: 'alice',
+        credential_id: 'c1',
+        error: 'device not found',
+      },
+      true,
+    ],
+    [
+      'cert.create with device extensions',
+      {
+        device,
+        type: 'cert.create',
+        success: true,
+        user: 'alice',
+        addr: '10.0.0.5',
+        cert_type: 'user',
+        roles: ['access', 'editor'],
+        logins: ['root'],
+        expires: '2026-06-01T20:00:00.000Z',
+        device_extensions: true,
+        user_kind: 'bot',
+      },
+      true,
+    ],
+    [
+      'cert.create without success (defaults to true)',
+      { type: 'cert.create', cert_type: 'db', user: 'u' },
+      true,
+    ],
+    [
+      'cert.create: a failure it cannot have',
+      { type: 'cert.create', cert_type: 'db', success: false },
+      false,
+    ],
+    ['cert.create: missing cert_type', { type: 'cert.create', user: 'u' }, false],
+    ['cert.create: unknown cert_type', { type: 'cert.create', cert_type: 'x' }, false],
+    [
+      'cert.create: a role that is not a string',
+      { type: 'cert.create', cert_type: 'user', roles: ['a', 1] },
+      false,
+    ],
+    [
+      'cert.create: a private key in a login',
+      { type: 'cert.create', cert_type: 'user', logins: [PEM] },
+      false,
+    ],
+    [
+      'device.authenticate: a long error (cut)',
+      { type: 'device.authenticate', error: 'e'.repeat(5000) },
+      false,
+    ],
+    ['device.authenticate: an unknown field', { type: 'device.authenticate', extra: 1 }, false],
+    ['device.authenticate: a secret-named field', { type: 'device.authenticate', token: 'x' }, false],
+    [
+      'device.authenticate: an unknown device field',
+      { type: 'device.authenticate', device: { id: 'd', x: 1 } },
+      false,
+    ],
+    ['undefined fields', { type: 'device.authenticate', user: undefined, device_id: undefined }, true],
+  ];
+  for (const [name, input, fast] of variants) {
+    const before = flatCount(String(input.type));
+    const got = outcome(() => prepareAuditEvent(input as AuditEventInput, now));
+    assert.equal(flatCount(String(input.type)) - before, fast ? 1 : 0, `${name}: fast path taken`);
+    assert.equal(
+      got,
+      outcome(() => prepareAuditEventGeneral(input as AuditEventInput, now)),
+      name,
+    );
+  }
+});
+
+test('flat fast path: for every event type, random inputs come out as the general path makes them', () => {
+  const pool: unknown[] = [
+    undefined,
+    null,
+    1,
+    '',
+    'x',
+    'y'.repeat(4097),
+    PEM,
+    {},
+    [],
+    ['a', 'b'],
+    ['a', null],
+    [PEM],
+    { id: 'd' },
+    { id: 'd', os_type: 'linux', extra: 1 },
+    true,
+    false,
+    'user',
+    'db',
+    'bot',
+    'human',
+    'local',
+  ];
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let taken = 0;
+  for (const type of Object.keys(auditEventCatalogue)) {
+    if (type === 'db.query') continue;
+    const keys = [
+      ...Object.keys(auditEventCatalogue[type as keyof typeof auditEventCatalogue].fields.shape),
+      'success',
+      'user',
+      'addr',
+      'error',
+      'device',
+      'user_kind',
+      'device_exemption',
+      'secret',
+      'other',
+    ];
+    for (let round = 0; round < 150; round++) {
+      const input: Record<string, unknown> = { type };
+      for (let m = rand(6); m >= 0; m--) input[keys[rand(keys.length)]!] = pool[rand(pool.length)];
+      const before = flatCount(type);
+      assert.equal(
+        outcome(() => prepareAuditEvent(input as AuditEventInput, 1_700_000_000_000)),
+        outcome(() => prepareAuditEventGeneral(input as AuditEventInput, 1_700_000_000_000)),
+        JSON.stringify(input),
+      );
+      taken += flatCount(type) - before;
+    }
+  }
+  assert.ok(taken > 100, `the fast path was taken only ${taken} times`);
 });

@@ -328,12 +328,170 @@ export class DbQueryTemplate {
   }
 }
 
+/**
+ * The fast path for every other type whose fields are all flat (strings, booleans, enums,
+ * string lists; no checks beyond the type): `device.authenticate`, `cert.create`, logins…,
+ * the events of each login and device authentication. Each type's field kinds are read once
+ * from the catalogue's zod schema; an input of the usual shape (known fields only, strings
+ * within bounds, no private key) is checked by hand and comes out exactly as the general path
+ * would make it (`prepare.test.ts` compares both for every type); anything else returns
+ * undefined and takes the general path, which also words the errors.
+ */
+type FlatKind =
+  | { kind: 'string' }
+  | { kind: 'boolean' }
+  | { kind: 'strings' }
+  | { kind: 'enum'; values: ReadonlySet<string> };
+interface FlatField {
+  name: string;
+  optional: boolean;
+  kind: FlatKind;
+}
+interface FlatSpec {
+  /** The type's own fields, in the schema's order (the general path's output order). */
+  fields: FlatField[];
+  allowed: ReadonlySet<string>;
+}
+
+/** A zod schema's definition (zod 4 keeps it at `_zod.def`). */
+interface ZodDef {
+  type: string;
+  checks?: unknown[];
+  innerType?: { _zod: { def: ZodDef } };
+  element?: { _zod: { def: ZodDef } };
+  entries?: Record<string, unknown>;
+}
+
+/** The flat kind of a field schema, or undefined when it is anything else. */
+function flatKind(schema: z.ZodType): { optional: boolean; kind: FlatKind } | undefined {
+  let def = (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
+  let optional = false;
+  if (def.type === 'optional' && def.innerType) {
+    optional = true;
+    def = def.innerType._zod.def;
+  }
+  if (def.checks && def.checks.length > 0) return undefined;
+  if (def.type === 'string') return { optional, kind: { kind: 'string' } };
+  if (def.type === 'boolean') return { optional, kind: { kind: 'boolean' } };
+  if (def.type === 'enum' && def.entries) {
+    const values = Object.values(def.entries);
+    if (!values.every((v) => typeof v === 'string')) return undefined;
+    return { optional, kind: { kind: 'enum', values: new Set(values as string[]) } };
+  }
+  if (def.type === 'array' && def.element) {
+    const e = def.element._zod.def;
+    if (e.type === 'string' && !(e.checks && e.checks.length > 0))
+      return { optional, kind: { kind: 'strings' } };
+  }
+  return undefined;
+}
+
+const COMMON_FIELDS = new Set([...Object.keys(auditCommonFields), 'type']);
+const flatSpecs = new Map<string, FlatSpec | null>();
+
+function flatSpec(type: AuditEventType): FlatSpec | undefined {
+  let spec = flatSpecs.get(type);
+  if (spec === undefined) {
+    spec = null;
+    const fields: FlatField[] = [];
+    let flat = true;
+    for (const [name, schema] of Object.entries(auditEventCatalogue[type].fields.shape)) {
+      const k = flatKind(schema as z.ZodType);
+      if (!k || COMMON_FIELDS.has(name) || isSecretName(name)) {
+        flat = false;
+        break;
+      }
+      fields.push({ name, ...k });
+    }
+    if (flat) spec = { fields, allowed: new Set([...COMMON_FIELDS, ...fields.map((f) => f.name)]) };
+    flatSpecs.set(type, spec);
+  }
+  return spec ?? undefined;
+}
+
+/** A value of `kind` the general path would keep as it is (a copy for lists), or undefined. */
+function flatValue(kind: FlatKind, v: unknown): unknown {
+  switch (kind.kind) {
+    case 'string':
+      return plain(v) ? v : undefined;
+    case 'boolean':
+      return typeof v === 'boolean' ? v : undefined;
+    case 'enum':
+      return typeof v === 'string' && kind.values.has(v) ? v : undefined;
+    case 'strings': {
+      if (!Array.isArray(v)) return undefined;
+      const out = new Array<string>(v.length);
+      for (let k = 0; k < v.length; k++) {
+        const s: unknown = v[k];
+        if (!plain(s)) return undefined;
+        out[k] = s;
+      }
+      return out;
+    }
+  }
+}
+
+/** Counts inputs the flat fast path took, by type (tests). */
+export const flatPathCount = new Map<string, number>();
+
+function prepareFlat(
+  type: AuditEventType,
+  input: Record<string, unknown>,
+  now: number,
+): PreparedEvent | undefined {
+  const spec = flatSpec(type);
+  if (!spec || !onlyKeys(input, spec.allowed)) return undefined;
+  const i = input;
+  if (i.success !== undefined && typeof i.success !== 'boolean') return undefined;
+  if (!(optional(i.user) && optional(i.addr) && optional(i.error))) return undefined;
+  if (i.user_kind !== undefined && i.user_kind !== 'human' && i.user_kind !== 'bot') return undefined;
+  if (i.device_exemption !== undefined && i.device_exemption !== 'bot') return undefined;
+  let device: AuditEvent['device'];
+  if (i.device !== undefined) {
+    const d = i.device;
+    if (!isRecord(d) || !onlyKeys(d, DEVICE_FIELDS) || !plain(d.id)) return undefined;
+    if (!(optional(d.os_type) && optional(d.asset_tag) && optional(d.credential_id))) return undefined;
+    device = { id: d.id };
+    if (d.os_type !== undefined) device.os_type = d.os_type as string;
+    if (d.asset_tag !== undefined) device.asset_tag = d.asset_tag as string;
+    if (d.credential_id !== undefined) device.credential_id = d.credential_id as string;
+  }
+  const success = (i.success as boolean | undefined) ?? auditEventCatalogue[type].code !== undefined;
+  const code = auditCode(type, success);
+  if (code === undefined) return undefined;
+  // The general path's key order: envelope, user, addr, error, device, then the schema's.
+  const event = { id: '', code, type, time: new Date(now).toISOString(), success } as AuditEvent &
+    Record<string, unknown>;
+  if (i.user !== undefined) event.user = i.user as string;
+  if (i.addr !== undefined) event.addr = i.addr as string;
+  if (i.error !== undefined) event.error = i.error as string;
+  if (device) event.device = device;
+  if (i.user_kind !== undefined) event.user_kind = i.user_kind;
+  if (i.device_exemption !== undefined) event.device_exemption = i.device_exemption;
+  for (const f of spec.fields) {
+    const v = i[f.name];
+    if (v === undefined) {
+      if (!f.optional) return undefined;
+      continue;
+    }
+    const value = flatValue(f.kind, v);
+    if (value === undefined) return undefined;
+    event[f.name] = value;
+  }
+  event.id = eventId(now);
+  flatPathCount.set(type, (flatPathCount.get(type) ?? 0) + 1);
+  return { event, timeMs: now };
+}
+
 /** Validates, scrubs and completes an event for storage at time `now`. */
 export function prepareAuditEvent(input: AuditEventInput, now: number): PreparedEvent {
   if (input === null || typeof input !== 'object') throw badParameter('an audit event must be an object');
   const type: unknown = input.type;
   if (type === 'db.query') {
     const fast = prepareDbQuery(input as Record<string, unknown>, now);
+    if (fast) return fast;
+  } else if (isAuditEventType(type)) {
+    const fast = prepareFlat(type, input as Record<string, unknown>, now);
     if (fast) return fast;
   }
   return prepareAuditEventGeneral(input, now);
