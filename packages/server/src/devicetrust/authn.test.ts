@@ -318,6 +318,34 @@ describe('DeviceAuthentication', () => {
     assert.match(reasons[4]!, /another certificate/);
   });
 
+  test('identities as identify shares them (frozen, reused): a session finishes only with the certificate that began it', async () => {
+    const frozen = (c: Identity): Identity => Object.freeze({ ...c, cert: Object.freeze({ ...c.cert! }) });
+    const [u, v] = [await login(), await login()];
+    const [a, b] = [frozen(u.caller), frozen(v.caller)];
+    // Each certificate begins once first (its key hash is then remembered).
+    for (const [who, caller] of [
+      [u, a],
+      [v, b],
+    ] as const) {
+      const begin = await authn.begin(caller, { credential_id: credentialId, device_data: data() });
+      await authn.finish(caller, finishReq(who, begin));
+    }
+    const begun = await authn.begin(a, { credential_id: credentialId, device_data: data() });
+    await assert.rejects(
+      authn.finish(b, finishReq(v, begun)),
+      refusedWith(AuthnErrors.failed, AuthnErrorCodes.failed),
+    );
+    const again = await authn.begin(b, { credential_id: credentialId, device_data: data() });
+    const res = await authn.finish(b, finishReq(v, again));
+    assert.equal(parseIdentityFromCertificate(res.tls_cert).device?.deviceId, device.metadata.name);
+    const reasons = (await audit.search({ order: 'asc', types: ['device.authenticate'] }))
+      .filter((e) => !e.success)
+      .map((e) => e.error);
+    assert.deepEqual(reasons, [
+      'device authentication failed: the session was begun with another certificate',
+    ]);
+  });
+
   test('the device data must name the enrolled device; an expired session is refused', async () => {
     const u = await login();
     await assert.rejects(

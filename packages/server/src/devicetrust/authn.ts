@@ -20,13 +20,14 @@
  * Internal to `devicetrust/`; the public surface is `devicetrust/index.ts`. Tested by
  * `authn.test.ts` (a software TPM) and against swtpm in test/devicetrust/.
  */
-import { createHash, type KeyObject, randomBytes, verify } from 'node:crypto';
+import { createHash, type KeyObject, verify } from 'node:crypto';
 import {
   type AuditEventInput,
   type DeviceResource,
   type ErrorCode,
   isWardenError,
   keyFromSpki,
+  pooledRandomBytes,
   rpc,
   WardenError,
 } from '@warden/api';
@@ -105,8 +106,18 @@ export interface WebProof {
   collected: rpc.DeviceData;
 }
 
-function keyHash(der: Buffer): string {
-  return createHash('sha256').update(der).digest('base64');
+/** Key hashes by certificate (`Identity.cert`: one object per verified certificate, shared by its calls). */
+const keyHashes = new WeakMap<object, string>();
+
+/** SHA-256 of the caller's certificate key (SPKI DER), base64; once per certificate object. */
+function keyHash(cert: { publicKeyDer: Buffer }): string {
+  let h = keyHashes.get(cert);
+  if (h === undefined) {
+    h = createHash('sha256').update(cert.publicKeyDer).digest('base64');
+    // Only frozen ones (identify's): a mutable object could be given another key later.
+    if (Object.isFrozen(cert)) keyHashes.set(cert, h);
+  }
+  return h;
 }
 
 /** The catalogue code of each refusal: clients decide by it, never by the message. */
@@ -333,11 +344,11 @@ export class DeviceAuthentication {
       deviceId = device.metadata.name;
       await this.#checkOwner(device, caller.user);
       // 4. The challenge.
-      const nonce = randomBytes(32);
+      const nonce = pooledRandomBytes(32);
       const session_id = await this.#sessions.open(
         {
           user: caller.user,
-          key_sha256: keyHash(cert.publicKeyDer),
+          key_sha256: keyHash(cert),
           device_id: device.metadata.name,
           credential_id: req.credential_id,
           nonce: toB64(nonce),
@@ -373,7 +384,7 @@ export class DeviceAuthentication {
   async #verifyProof(id: Identity, session: AuthnSession, req: rpc.DeviceAuthnFinishRequest) {
     // 5. The caller of begin: same user, same key.
     const cert = await this.#checkCaller(id, session.purpose === 'web');
-    if (session.user !== id.user || session.key_sha256 !== keyHash(cert.publicKeyDer)) {
+    if (session.user !== id.user || session.key_sha256 !== keyHash(cert)) {
       throw failure('failed', 'the session was begun with another certificate');
     }
     const device = await this.#device(id, session.credential_id, undefined, session.device_id);
