@@ -250,6 +250,76 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     }
   });
 
+  test('wctl bots ls, rm and tokens ls, rm; a join token past --token-ttl is refused; a removed bot cannot renew', async () => {
+    // A join token that has ended: refused, and the bot has no certificates.
+    const late = await addBot('late', ['--token-ttl=1s']);
+    await new Promise((r) => setTimeout(r, 1500));
+    const tooLate = await wbot([
+      'start',
+      `--proxy=${w.proxy}`,
+      `--token=${late}`,
+      `--ca-pin=${w.caPin}`,
+      `--destination=${join(w.dir, 'bot-late')}`,
+      '--oneshot',
+    ]);
+    assert.equal(tooLate.code, 1, tooLate.stderr);
+    assert.match(tooLate.stderr, /invalid or expired bot join token/);
+
+    // tokens ls names open tokens by ID, never the token; tokens rm makes one useless.
+    const spare = await addBot('spare');
+    const tokens = await wctl(['tokens', 'ls', '--format=json']);
+    assert.equal(tokens.code, 0, tokens.stderr);
+    assert.ok(!tokens.stdout.includes(spare), 'the token itself is never shown again');
+    const open = (JSON.parse(tokens.stdout) as { id: string; type: string; for: string }[]).filter(
+      (t) => t.for === 'spare',
+    );
+    assert.equal(open.length, 1, tokens.stdout);
+    const rmToken = await wctl(['tokens', 'rm', open[0]!.id]);
+    assert.equal(rmToken.code, 0, rmToken.stderr);
+    const spent = await wbot([
+      'start',
+      `--proxy=${w.proxy}`,
+      `--token=${spare}`,
+      `--ca-pin=${w.caPin}`,
+      `--destination=${join(w.dir, 'bot-spare')}`,
+      '--oneshot',
+    ]);
+    assert.equal(spent.code, 1, spent.stderr);
+    assert.match(spent.stderr, /invalid or expired bot join token/);
+
+    // bots ls lists them; bots rm stops renewal (the certificates already out end on their own).
+    const token = await addBot('gone');
+    const dest = join(w.dir, 'bot-gone');
+    const joined = await wbot([
+      'start',
+      `--proxy=${w.proxy}`,
+      `--token=${token}`,
+      `--ca-pin=${w.caPin}`,
+      `--destination=${dest}`,
+      '--oneshot',
+    ]);
+    assert.equal(joined.code, 0, joined.stderr);
+    const ls = await wctl(['bots', 'ls', '--format=json']);
+    assert.equal(ls.code, 0, ls.stderr);
+    const names = (JSON.parse(ls.stdout) as { name: string }[]).map((b) => b.name);
+    assert.ok(
+      ['late', 'spare', 'gone'].every((n) => names.includes(n)),
+      ls.stdout,
+    );
+    const rm = await wctl(['bots', 'rm', 'gone']);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.ok(
+      !(JSON.parse((await wctl(['bots', 'ls', '--format=json'])).stdout) as { name: string }[]).some(
+        (b) => b.name === 'gone',
+      ),
+    );
+    const before = readFileSync(join(dest, 'identity'), 'utf8');
+    const renew = await wbot(['start', `--destination=${dest}`, '--oneshot']);
+    assert.equal(renew.code, 1, renew.stderr);
+    assert.equal(readFileSync(join(dest, 'identity'), 'utf8'), before, 'nothing was renewed');
+    for (const n of ['late', 'spare']) assert.equal((await wctl(['bots', 'rm', n])).code, 0);
+  });
+
   test('wsh login starts no web helper when nothing requires a device (optional)', async () => {
     await wctl(['create', '-f', cap(w, 'optional')]);
     try {
