@@ -340,7 +340,8 @@ async function main(): Promise<number> {
         results[p].push(m);
         // The app runs in this process (the bench's own work while a run lasts is small).
         const a1 = process.cpuUsage(a0);
-        const b = (budget[p] ??= { app: 0, proxy: 0, requests: 0 });
+        const b = budget[p] ?? { app: 0, proxy: 0, requests: 0 };
+        budget[p] = b;
         b.app += (a1.user + a1.system) / 1000;
         b.requests += m.rps * SECONDS;
         if (nginxOf) b.proxy += (nginxCpuMs(nginxOf) ?? 0) - (n0 ?? 0);
