@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { connect, createSecureContext, type SecureContext } from 'node:tls';
+import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { isErrorCode, WardenError } from '@warden/api';
 import type { LoadedProfile } from '../profile';
 import { splitHostPort } from './address';
@@ -46,20 +46,25 @@ function credentialsFor(profile: LoadedProfile): Credentials {
   return c;
 }
 
+/** TLS errors and early closes as WARDEN_ERR_CONNECTION naming the proxy. */
+function reachError(profile: LoadedProfile, e: Error): WardenError {
+  return e instanceof WardenError
+    ? e
+    : new WardenError('WARDEN_ERR_CONNECTION', `cannot reach the proxy at ${profile.proxy}: ${e.message}`);
+}
+
 /**
- * Opens a tunnel and returns the stream with the answer's `field` (e.g. `node`, `db`). Throws
- * WardenError with the proxy's reason when it refuses (its code: ACCESS_DENIED, LOCKED,
- * NOT_FOUND…), or WARDEN_ERR_CONNECTION when it cannot be reached or answers nonsense.
+ * TLS to the proxy with one ALPN protocol and the profile's client certificate; resolves once
+ * the handshake is done and the proxy chose `alpn`. Nothing is sent yet: `openTunnel` on it
+ * sends the request. A long-lived relay dials one ahead (`wsh proxy db --tunnel`), so a new
+ * local connection does not wait for a handshake; the proxy decides on the request when it
+ * comes (identity, locks), so a connection made ahead decides nothing early.
  *
  * @example
- *   const { stream, info } = await openTunnel<NodeInfo>(profile, 'warden-ssh/1', { node, login }, 'node');
+ *   const ready = connectProxy(profile, 'warden-db/1');
+ *   const { stream } = await openTunnel(profile, 'warden-db/1', { db: 'orders' }, 'db', ready);
  */
-export function openTunnel<T>(
-  profile: LoadedProfile,
-  alpn: string,
-  request: Record<string, unknown>,
-  field: string,
-): Promise<{ stream: Duplex; info: T }> {
+export function connectProxy(profile: LoadedProfile, alpn: string): Promise<TLSSocket> {
   const { host, port } = splitHostPort(profile.proxy);
   const creds = credentialsFor(profile);
   const sessionKey = `${profile.proxy}|${alpn}|${profile.insecure ? 'insecure' : ''}`;
@@ -77,6 +82,50 @@ export function openTunnel<T>(
     // TLS 1.3 tickets arrive after the handshake; the next connection resumes with the newest.
     socket.on('session', (s: Buffer) => creds.sessions.set(sessionKey, s));
     socket.setNoDelay(true);
+    let settled = false;
+    const fail = (e: Error) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      reject(e);
+    };
+    const onClose = () => fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy closed the connection'));
+    // Stays attached: errors after the hand-over are the consumer's to see on 'close'.
+    socket.on('error', (e: Error) => fail(reachError(profile, e)));
+    socket.on('close', onClose);
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== alpn) {
+        fail(
+          new WardenError('WARDEN_ERR_CONNECTION', `the proxy at ${profile.proxy} does not route ${alpn}`),
+        );
+        return;
+      }
+      settled = true;
+      socket.removeListener('close', onClose);
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Opens a tunnel and returns the stream with the answer's `field` (e.g. `node`, `db`). Throws
+ * WardenError with the proxy's reason when it refuses (its code: ACCESS_DENIED, LOCKED,
+ * NOT_FOUND…), or WARDEN_ERR_CONNECTION when it cannot be reached or answers nonsense.
+ * `connected`: a connection from `connectProxy` for the same profile and `alpn` (else one is
+ * dialed).
+ *
+ * @example
+ *   const { stream, info } = await openTunnel<NodeInfo>(profile, 'warden-ssh/1', { node, login }, 'node');
+ */
+export async function openTunnel<T>(
+  profile: LoadedProfile,
+  alpn: string,
+  request: Record<string, unknown>,
+  field: string,
+  connected?: Promise<TLSSocket>,
+): Promise<{ stream: Duplex; info: T }> {
+  const socket = await (connected ?? connectProxy(profile, alpn));
+  return new Promise((resolve, reject) => {
     let buffered = Buffer.alloc(0);
     let settled = false;
     const fail = (e: Error) => {
@@ -87,15 +136,6 @@ export function openTunnel<T>(
     };
     const malformed = () =>
       fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy sent a malformed answer'));
-    socket.once('secureConnect', () => {
-      if (socket.alpnProtocol !== alpn) {
-        fail(
-          new WardenError('WARDEN_ERR_CONNECTION', `the proxy at ${profile.proxy} does not route ${alpn}`),
-        );
-        return;
-      }
-      socket.write(`${JSON.stringify(request)}\n`);
-    });
     const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
       const nl = buffered.indexOf(0x0a);
@@ -123,21 +163,18 @@ export function openTunnel<T>(
       if (rest.length) socket.unshift(rest);
       settled = true;
       socket.removeListener('close', onClose);
+      socket.removeListener('error', onError);
       resolve({ stream: socket, info: answer[field] as T });
     };
     const onClose = () => fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy closed the connection'));
+    const onError = (e: Error) => fail(reachError(profile, e));
+    if (socket.destroyed) {
+      onClose();
+      return;
+    }
     socket.on('data', onData);
-    // Stays attached: errors after the hand-over are the consumer's to see on 'close'.
-    socket.on('error', (e: Error) =>
-      fail(
-        e instanceof WardenError
-          ? e
-          : new WardenError(
-              'WARDEN_ERR_CONNECTION',
-              `cannot reach the proxy at ${profile.proxy}: ${e.message}`,
-            ),
-      ),
-    );
+    socket.on('error', onError);
     socket.on('close', onClose);
+    socket.write(`${JSON.stringify(request)}\n`);
   });
 }

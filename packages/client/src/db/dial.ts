@@ -5,6 +5,7 @@
  * packages/server/src/proxy/db-tunnel.ts). Protocol-agnostic: PostgreSQL and MySQL alike.
  */
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { openTunnel } from '../api/tunnel';
 import type { LoadedProfile } from '../profile';
 
@@ -32,18 +33,21 @@ export interface DbRoute {
  * the database is decided after the protocol's startup: refusals arrive as the protocol's
  * own error (psql prints them).
  *
+ * `connected`: a TLS connection to the proxy made ahead (`connectProxy`), else one is dialed.
+ *
  * @example
  *   const { stream } = await dialDb(profile, { db: 'orders', dbUser: 'alice', dbName: 'orders' });
  */
 export async function dialDb(
   profile: LoadedProfile,
   route: DbRoute,
+  connected?: Promise<TLSSocket>,
 ): Promise<{ stream: Duplex; db: DbInfo }> {
   const request = {
     db: route.db,
     ...(route.dbUser ? { db_user: route.dbUser } : {}),
     ...(route.dbName ? { db_name: route.dbName } : {}),
   };
-  const { stream, info } = await openTunnel<DbInfo>(profile, DB_ALPN, request, 'db');
+  const { stream, info } = await openTunnel<DbInfo>(profile, DB_ALPN, request, 'db', connected);
   return { stream, db: info };
 }
