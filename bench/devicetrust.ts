@@ -517,10 +517,10 @@ async function main(): Promise<void> {
       }).run(
         {
           deviceEnrollBegin: (r) =>
-            timedPhase(() => enrollment.begin(r, { addr: '127.0.0.1' })).finally(() => {
+            timedPhase(() => enrollment.begin(r, { clientAddr: '127.0.0.1' })).finally(() => {
               beginMs = ms;
             }),
-          deviceEnrollFinish: (r) => timedPhase(() => enrollment.finish(r, { addr: '127.0.0.1' })),
+          deviceEnrollFinish: (r) => timedPhase(() => enrollment.finish(r, { clientAddr: '127.0.0.1' })),
         },
         { token, cluster: `bench-${randomUUID()}`, proxy: 'bench:3080' },
       );

@@ -11,7 +11,13 @@ import {
 import { AK_ATTRIBUTES, TPMA_OBJECT } from '@warden/tpm';
 import { createTestEkCa, SoftTpm, type TestEkCa } from '../../../../test/support/soft-tpm';
 import { refusedWith as refused } from '../../../../test/support/warden-errors';
-import { AccessChecker, liveAccessChecker, NO_CLUSTER_SETTINGS } from '../access';
+import {
+  AccessChecker,
+  type Identity,
+  liveAccessChecker,
+  makeIdentity,
+  NO_CLUSTER_SETTINGS,
+} from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
@@ -104,7 +110,11 @@ describe('DeviceEnrollment', () => {
   };
   const setAllowedCas = (pems: string[]) => setDeviceTrust({ ekcert_allowed_cas: pems });
   /** The whole ceremony with a well-behaved device; returns the enrolled device. */
-  const enroll = async (tpm: SoftTpm, req: rpc.DeviceEnrollBeginRequest, caller = {}) => {
+  const enroll = async (
+    tpm: SoftTpm,
+    req: rpc.DeviceEnrollBeginRequest,
+    caller: Identity | { clientAddr?: string } = {},
+  ) => {
     const begin = await enrollment.begin(req, caller);
     return enrollment.finish(
       {
@@ -125,7 +135,7 @@ describe('DeviceEnrollment', () => {
   test('a bare EK enrolls as tpm_ekpub; the device holds the AK as its credential', async () => {
     const tpm = new SoftTpm();
     const req = await request(tpm);
-    const res = await enroll(tpm, req, { user: 'alice', addr: '10.0.0.9' });
+    const res = await enroll(tpm, req, { ...makeIdentity({ user: 'alice' }), clientAddr: '10.0.0.9' });
     assert.deepEqual(res.device, {
       id: device.metadata.name,
       os_type: 'linux',
@@ -142,6 +152,9 @@ describe('DeviceEnrollment', () => {
     assert.deepEqual(await enrollEvents(), [
       { success: true, error: undefined, attestation_type: 'tpm_ekpub' },
     ]);
+    // The caller's identity and address are who and where the event names.
+    const [event] = await audit.search({ types: ['device.enroll'] });
+    assert.deepEqual([event?.user, event?.addr], ['alice', '10.0.0.9']);
   });
 
   test('an EK certificate without allowed CAs is tpm_ekcert; with its CA allowed, tpm_ekcert_trusted', async () => {
@@ -243,11 +256,11 @@ describe('DeviceEnrollment', () => {
       ...tpm.enrollInit(),
     });
     await assert.rejects(
-      enrollment.begin(auto(), { user: 'alice' }),
+      enrollment.begin(auto(), makeIdentity({ user: 'alice' })),
       refused(/auto-enrollment is off/, 'WARDEN_ERR_INVALID_TOKEN'),
     );
     await setDeviceTrust({ auto_enroll: true });
-    const res = await enroll(tpm, auto(), { user: 'alice' });
+    const res = await enroll(tpm, auto(), makeIdentity({ user: 'alice' }));
     assert.equal(res.device.enroll_status, 'enrolled');
     assert.equal(res.device.owner, 'alice');
 

@@ -55,7 +55,7 @@ import {
   verifyEkCertificate,
   verifyQuote,
 } from '@warden/tpm';
-import { type AccessChecker, NO_CLUSTER_SETTINGS } from '../access';
+import { type AccessChecker, type Identity, NO_CLUSTER_SETTINGS } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
@@ -106,10 +106,15 @@ export interface DeviceEnrollmentOptions {
 /** What enrollment reads of the cluster settings (`AccessChecker.enrollmentSettings`). */
 type EnrollmentSettings = NonNullable<ReturnType<AccessChecker['enrollmentSettings']>>;
 
-/** Who asks: the client's address, and the user when the request carried a certificate. */
-export interface EnrollCaller {
-  addr?: string;
-  user?: string;
+/**
+ * Who asks: the caller's identity when the request carried a user certificate (the user then
+ * owns the device), else only the client's address (the enrollment token authenticates).
+ */
+type EnrollCaller = Identity | { clientAddr?: string };
+
+/** The user of a caller with a certificate. */
+function userOf(caller: EnrollCaller): string | undefined {
+  return 'user' in caller ? caller.user : undefined;
 }
 
 interface EnrollSession {
@@ -191,8 +196,8 @@ export class DeviceEnrollment {
     await this.#audit({
       type: 'device.enroll',
       success: false,
-      ...(caller.user ? { user: caller.user } : {}),
-      ...(caller.addr ? { addr: caller.addr } : {}),
+      ...(userOf(caller) ? { user: userOf(caller) } : {}),
+      ...(caller.clientAddr ? { addr: caller.clientAddr } : {}),
       ...(about.device
         ? {
             device_id: about.device.id,
@@ -223,7 +228,7 @@ export class DeviceEnrollment {
       settings = this.#settings();
       device = auto
         ? await this.#autoEnrollable(req.device_data, caller, settings)
-        : await this.#o.inventory.spendEnrollToken(req.token!, caller.addr);
+        : await this.#o.inventory.spendEnrollToken(req.token!, caller.clientAddr);
     } catch (e) {
       throw await this.#fail(caller, e, { credentialId: req.credential_id, ...(auto ? { auto } : {}) });
     }
@@ -270,7 +275,7 @@ export class DeviceEnrollment {
           ak_public: req.ak.public,
         },
         collected: req.device_data,
-        ...(caller.user ? { owner: caller.user } : {}),
+        ...(userOf(caller) ? { owner: userOf(caller) } : {}),
         ...(auto ? { auto } : {}),
         nonce: toB64(nonce),
         challenge_sha256: toB64(sha256(challenge)),
@@ -306,7 +311,8 @@ export class DeviceEnrollment {
         'WARDEN_ERR_INVALID_TOKEN',
         'an enrollment token is required: auto-enrollment is off in this cluster (device_trust.auto_enroll)',
       );
-    if (!caller.user)
+    const user = userOf(caller);
+    if (!user)
       throw new WardenError(
         'WARDEN_ERR_NOT_LOGGED_IN',
         'auto-enrollment needs a logged-in user (`wsh login`)',
@@ -322,7 +328,7 @@ export class DeviceEnrollment {
       );
     const open = registered.find((d) => d.spec.enroll_status !== 'enrolled');
     // An owner recorded by an administrator (an inventory import) is whose machine it is.
-    if (open?.spec.owner && open.spec.owner !== caller.user)
+    if (open?.spec.owner && open.spec.owner !== user)
       throw new WardenError(
         'WARDEN_ERR_ACCESS_DENIED',
         `device "${data.serial_number}" is registered to "${open.spec.owner}"; only they enroll it automatically`,
@@ -384,8 +390,8 @@ export class DeviceEnrollment {
     const recorded = this.#audit({
       type: 'device.enroll',
       success: true,
-      ...(caller.user ? { user: caller.user } : {}),
-      ...(caller.addr ? { addr: caller.addr } : {}),
+      ...(userOf(caller) ? { user: userOf(caller) } : {}),
+      ...(caller.clientAddr ? { addr: caller.clientAddr } : {}),
       device_id: enrolled.metadata.name,
       asset_tag: enrolled.spec.asset_tag,
       os_type: enrolled.spec.os_type,

@@ -22,7 +22,6 @@ export {
   DeviceEnrollment,
   type DeviceEnrollmentOptions,
   deviceSummary,
-  type EnrollCaller,
   EnrollErrors,
   type EnrollInventory,
 } from './enroll';

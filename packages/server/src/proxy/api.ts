@@ -214,7 +214,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       auth: 'optional',
       body: rpc.DeviceEnrollBeginRequest,
       handler: (ctx) =>
-        deviceTrust(deps).enrollment.begin(ctx.body, { addr: ctx.addr, user: ctx.identity?.user }),
+        deviceTrust(deps).enrollment.begin(ctx.body, ctx.identity ?? { clientAddr: ctx.addr }),
     }),
     route<rpc.DeviceEnrollFinishRequest>({
       method: 'POST',
@@ -222,7 +222,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       auth: 'optional',
       body: rpc.DeviceEnrollFinishRequest,
       handler: (ctx) =>
-        deviceTrust(deps).enrollment.finish(ctx.body, { addr: ctx.addr, user: ctx.identity?.user }),
+        deviceTrust(deps).enrollment.finish(ctx.body, ctx.identity ?? { clientAddr: ctx.addr }),
     }),
     route<rpc.DeviceAuthnBeginRequest>({
       method: 'POST',
