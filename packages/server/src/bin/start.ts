@@ -588,6 +588,8 @@ async function compose(
         access: { checker, monitor },
       })
     : undefined;
+  // Tunnels to this host's own node skip the loopback TCP hop (proxy/ssh-tunnel.ts).
+  if (ssh) tunnels.serveLocally({ name: ssh.hostId, accept: (stream) => ssh.acceptStream(stream) });
 
   // The admin identity for wctl on this host, refreshed well before it expires (and on
   // SIGHUP). Each new one revokes the one it replaces, also the one a previous run left in the

@@ -16,4 +16,4 @@ export {
   type RouterOptions,
   retryAfterHeader,
 } from './router';
-export { nodeInfo, SSH_ALPN, type SshTunnelOptions, SshTunnels } from './ssh-tunnel';
+export { type LocalSshNode, nodeInfo, SSH_ALPN, type SshTunnelOptions, SshTunnels } from './ssh-tunnel';

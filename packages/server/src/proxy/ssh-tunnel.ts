@@ -93,9 +93,18 @@ export function nodeInfo(node: NodeResource) {
   };
 }
 
+/** The Warden node served by this process's own ssh_service, which takes tunnels without a TCP hop. */
+export interface LocalSshNode {
+  /** The node resource's name (its host ID). */
+  name: string;
+  /** Serves one SSH connection on `stream` (the client's TLS socket, paused, SSH bytes next). */
+  accept(stream: Socket): void;
+}
+
 export class SshTunnels {
   readonly #o: SshTunnelOptions;
   readonly #live = new Set<Tunnel>();
+  #local: LocalSshNode | undefined;
 
   constructor(o: SshTunnelOptions) {
     this.#o = o;
@@ -107,6 +116,16 @@ export class SshTunnels {
    */
   decide(identity: Identity, node: NodeResource, login: string): AccessDecision {
     return this.#o.checker.checkAccess(identity, nodeTarget(node), { login });
+  }
+
+  /**
+   * Tunnels to `node` go straight into this process's ssh_service: the SSH bytes the TLS
+   * socket decrypts are parsed by the node's SSH server at once, instead of being written to a
+   * loopback TCP connection to the same process and read back (two system calls, a buffer and
+   * a wake-up per chunk each way, and a TCP connect per session).
+   */
+  serveLocally(node: LocalSshNode | undefined): void {
+    this.#local = node;
   }
 
   /** Handles one TLS connection that negotiated SSH_ALPN. */
@@ -176,6 +195,26 @@ export class SshTunnels {
       });
     }
     const tunnel: Tunnel = { client: socket };
+    const local = this.#local;
+    if (!agentless && local?.name === node.metadata.name) {
+      socket.setTimeout(0);
+      this.#live.add(tunnel);
+      tunnel.registration = this.#o.monitor.register({
+        identity,
+        targets: { login: req.login, ...nodeLockTargets(nodeTarget(node)) },
+        protocol: 'ssh',
+        // The node ends the session itself with the message; the proxy cuts after a grace.
+        end: () => afterGrace(LOCK_GRACE_MS, () => socket.destroy()),
+      });
+      socket.on('close', () => {
+        tunnel.registration?.unregister();
+        this.#live.delete(tunnel);
+      });
+      socket.write(`${JSON.stringify({ ok: true, node: nodeInfo(node) })}\n`);
+      if (rest.length) socket.unshift(rest);
+      local.accept(socket); // the SSH server resumes the socket once it listens
+      return;
+    }
     const [host, port] = splitAddr(node.spec.addr);
     const upstream = netConnect({ host, port });
     tunnel.upstream = upstream;

@@ -288,6 +288,20 @@ export class SshService {
     return service;
   }
 
+  /**
+   * Serves an SSH connection that arrived another way than this server's port: the proxy of
+   * the same process hands over the client's TLS socket (already paused, SSH bytes next), so
+   * the bytes skip a loopback TCP hop. Startup limits, authentication and everything after are
+   * those of a connection to the port; the client address is the TLS peer's.
+   */
+  acceptStream(stream: Socket): void {
+    if (this.#closed) {
+      stream.destroy();
+      return;
+    }
+    this.#server.injectSocket(stream);
+  }
+
   /** Stops listening, ends every connection and stops heartbeating (the node expires one TTL later). */
   async close(): Promise<void> {
     if (this.#closed) return;
