@@ -378,7 +378,7 @@ async function compose(
     authentication: new DeviceAuthentication({ inventory, checker, cas, backend, clock, audit, logger }),
   };
   // The nodes SSH tunnels go to, from a watch-fed view (no backend read per tunnel).
-  const nodeView = new NodeView({ backend, clock, nodes: services.nodes, logger });
+  const nodeView = new NodeView({ cache: services.nodeCache({ logger }), clock, nodes: services.nodes });
   await nodeView.start();
   const tunnels = new SshTunnels({
     identify: (der, o) => auth.identify(der, o),

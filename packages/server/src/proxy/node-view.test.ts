@@ -32,7 +32,7 @@ beforeEach(async () => {
   clock = new FakeClock(Date.UTC(2026, 0, 1));
   backend = new CountingBackend({ clock, reapIntervalMs: 0 });
   services = createServices({ backend, clock });
-  view = new NodeView({ backend, clock, nodes: services.nodes });
+  view = new NodeView({ cache: services.nodeCache(), clock, nodes: services.nodes });
 });
 afterEach(async () => {
   view.close();

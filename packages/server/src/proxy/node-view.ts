@@ -13,29 +13,20 @@
  * `proxy/`; tested by `node-view.test.ts`.
  *
  * @example
- *   const view = new NodeView({ backend, clock, nodes: services.nodes, logger });
+ *   const view = new NodeView({ cache: services.nodeCache({ logger }), clock, nodes: services.nodes });
  *   await view.start();
  *   const node = await view.find('web-1'); // by ID or hostname
  */
 import { type NodeResource, WardenError } from '@warden/api';
-import type { Backend } from '../backend';
 import type { Clock } from '../clock';
-import type { Logger } from '../log';
-import { ResourceCache, type Services } from '../services';
-
-interface Entry {
-  node: NodeResource;
-  /** The item's expiry (ms since the epoch), if it has a TTL. */
-  expires: number | undefined;
-}
+import type { CachedNode as Entry, ResourceCache, Services } from '../services';
 
 export interface NodeViewOptions {
-  backend: Backend;
+  /** The watch-fed node cache (`services.nodeCache()`, not started yet); the view owns it. */
+  cache: ResourceCache<Entry>;
   clock: Clock;
+  /** The node store, asked for names the view does not know. */
   nodes: Services['nodes'];
-  logger?: Logger;
-  /** Wait before re-listing after a watch failure (ResourceCache's default when absent). */
-  retryDelayMs?: number;
 }
 
 export class NodeView {
@@ -51,14 +42,7 @@ export class NodeView {
   constructor(o: NodeViewOptions) {
     this.#clock = o.clock;
     this.#nodes = o.nodes;
-    this.#cache = new ResourceCache<Entry>({
-      backend: o.backend,
-      clock: o.clock,
-      prefix: o.nodes.prefix,
-      decode: (item) => ({ node: o.nodes.decode(item), expires: item.expires }),
-      ...(o.logger ? { logger: o.logger } : {}),
-      ...(o.retryDelayMs !== undefined ? { retryDelayMs: o.retryDelayMs } : {}),
-    });
+    this.#cache = o.cache;
     this.#unsubscribe = this.#cache.onChange((change) => {
       if (change.type === 'reset') {
         this.#byHost.clear();

@@ -19,6 +19,7 @@ export {
   AUTH_PREFERENCE_ORIGIN_LABEL,
   type AuthPreferenceOrigin,
   AuthPreferenceService,
+  type CachedNode,
   createServices,
   defaultAuthPreference,
   lockExpiry,

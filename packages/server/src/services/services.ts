@@ -18,6 +18,7 @@ import {
   type AuthPreferenceResource,
   isWardenError,
   type LockResource,
+  type NodeResource,
   presetRoles,
   type RoleResource,
   validateResourceOfKind,
@@ -161,6 +162,12 @@ export class AuthPreferenceService {
   }
 }
 
+/** A node as the node cache holds it: the resource and its backend item's expiry (ms), if any. */
+export interface CachedNode {
+  node: NodeResource;
+  expires: number | undefined;
+}
+
 export interface Services {
   users: ResourceService<'user'>;
   roles: ResourceService<'role'>;
@@ -182,6 +189,8 @@ export interface Services {
   lockCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<LockResource>;
   /** A live view of every role (start it, and close it when done). */
   roleCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<RoleResource>;
+  /** A live view of every node with its item's expiry (the proxy's `NodeView` indexes it). */
+  nodeCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<CachedNode>;
   /**
    * A live view of the stored cluster_auth_preference (`get(AUTH_PREFERENCE_NAME)`; undefined
    * while none is stored — callers fail closed, they do not assume the defaults).
@@ -271,6 +280,14 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
       decode: (item) => authPreference.store.decode(item),
       ...opts,
     });
+  const nodeCache = (opts: CacheOpts = {}) =>
+    new ResourceCache<CachedNode>({
+      backend,
+      clock,
+      prefix: nodes.prefix,
+      decode: (item) => ({ node: nodes.decode(item), expires: item.expires }),
+      ...opts,
+    });
   return {
     users,
     roles,
@@ -295,6 +312,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
     },
     lockCache,
     roleCache,
+    nodeCache,
     authPreferenceCache,
     accessViews(opts = {}) {
       const views = {
