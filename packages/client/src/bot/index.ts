@@ -68,7 +68,10 @@ export function followIdentityFile(path: string): () => LoadedProfile {
 export interface BotOptions {
   /** The destination directory. */
   destination: string;
-  /** `wsh`'s command line, already quoted for sh (for ssh_config's ProxyCommand). */
+  /**
+   * The command line that runs `… proxy ssh` for ssh_config's ProxyCommand, already quoted for
+   * sh: `wbot` gives dist/wsh-proxy-ssh.js (one file, fast to start), else wsh.
+   */
   wshCommand: string;
 }
 
