@@ -5,12 +5,11 @@
  * the admin identity file `wctl` reads. The CLIs run as real processes (bundled from source for
  * this run), as a user would run them.
  */
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { APP_ALPN, AUTH_PREFERENCE_NAME, type AuthPreferenceResource } from '@warden/api';
 import {
@@ -28,8 +27,10 @@ import {
 import { type AppAccessComposition, startAppAccess } from '../../packages/server/src/bin/app';
 import type { AppServiceConfig } from '../../packages/server/src/config';
 import { apiRoutes, createRequestHandler } from '../../packages/server/src/proxy';
+import { sourceClis } from '../support/source-clis';
 
-const root = resolve(import.meta.dirname, '../..');
+export type { CliResult } from '../support/source-clis';
+
 export const PASSWORD = 'correct horse battery staple';
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -50,75 +51,10 @@ export interface AppCluster {
   stop(): Promise<void>;
 }
 
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const binDir = join(root, 'node_modules', '.cache', `warden-app-test-${process.pid}`);
-let built: Promise<void> | undefined;
-
-/** The CLIs bundled from source into a private dir (quick to start, independent of dist/). */
-export function buildClis(): Promise<void> {
-  built ??= (async () => {
-    const { build } = await import('esbuild');
-    await build({
-      entryPoints: {
-        wsh: join(root, 'packages/cli/src/wsh.ts'),
-        wctl: join(root, 'packages/cli/src/wctl.ts'),
-      },
-      outdir: binDir,
-      bundle: true,
-      splitting: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'esm',
-      logLevel: 'error',
-      external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty'],
-      banner: {
-        js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
-      },
-    });
-  })();
-  return built;
-}
-
-export function spawnCli(command: 'wsh' | 'wctl', args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawn(process.execPath, [join(binDir, `${command}.js`), ...args], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-}
-
-export function cli(
-  command: 'wsh' | 'wctl',
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
-): Promise<CliResult> {
-  return new Promise((res, rej) => {
-    const child = spawnCli(command, args, opts.env);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      rej(new Error(`${command} ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
-    }, opts.timeoutMs ?? 30_000);
-    child.on('error', rej);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
-}
+const clis = sourceClis('app');
+export const buildClis = clis.build;
+export const spawnCli = clis.spawn;
+export const cli = clis.run;
 
 export async function startAppCluster(
   config: AppServiceConfig,
@@ -269,7 +205,7 @@ export async function startAppCluster(
       });
       await backend.close();
       rmSync(dir, { recursive: true, force: true });
-      rmSync(binDir, { recursive: true, force: true });
+      clis.remove();
     },
   };
 }

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource } from '@warden/api';
 import {
@@ -28,8 +28,10 @@ import {
 } from '@warden/server';
 import { startDbAccess } from '../../packages/server/src/bin/db';
 import { apiRoutes, createRequestHandler, DB_ALPN } from '../../packages/server/src/proxy';
+import { type CliResult, sourceClis } from '../support/source-clis';
 
-const root = resolve(import.meta.dirname, '../..');
+export type { CliResult };
+
 export const PASSWORD = 'correct horse battery staple';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -63,79 +65,12 @@ export function freePort(): Promise<number> {
   });
 }
 
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
+const clis = sourceClis('db');
+/** The CLIs bundled from source (test/support/source-clis.ts). */
+export const buildClis = clis.build;
+export const spawnCli = clis.spawn;
 /** Runs `wsh` or `wctl` from source. */
-export function cli(
-  command: 'wsh' | 'wctl',
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
-): Promise<CliResult> {
-  return new Promise((res, rej) => {
-    const child = spawnCli(command, args, opts.env);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr!.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      rej(new Error(`${command} ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
-    }, opts.timeoutMs ?? 30_000);
-    child.on('error', rej);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin!.end(opts.input ?? '');
-  });
-}
-
-/**
- * The CLIs bundled from source (as scripts/build.mjs does) into a private dir: quick to start
- * and independent of the shared dist/. Inside the repo so that external packages resolve.
- */
-const binDir = join(root, 'node_modules', '.cache', `warden-db-test-${process.pid}`);
-let built: Promise<void> | undefined;
-
-export function buildClis(): Promise<void> {
-  built ??= (async () => {
-    const { build } = await import('esbuild');
-    await build({
-      entryPoints: {
-        wsh: join(root, 'packages/cli/src/wsh.ts'),
-        wctl: join(root, 'packages/cli/src/wctl.ts'),
-      },
-      outdir: binDir,
-      bundle: true,
-      splitting: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'esm',
-      logLevel: 'error',
-      external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty'],
-      banner: {
-        js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
-      },
-    });
-  })();
-  return built;
-}
-
-export function spawnCli(command: 'wsh' | 'wctl', args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawn(process.execPath, [join(binDir, `${command}.js`), ...args], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-}
+export const cli = clis.run;
 
 /** Runs a database client (psql, mysql) to the end; killed after `timeoutMs` (20 s). */
 export function runClient(
@@ -402,7 +337,7 @@ export async function startCluster(): Promise<Cluster> {
       });
       await backend.close();
       rmSync(dir, { recursive: true, force: true });
-      rmSync(binDir, { recursive: true, force: true });
+      clis.remove();
     },
   };
 }
