@@ -19,10 +19,12 @@
  *     db.sql("CREATE USER 'alice'@'%' REQUIRE SUBJECT '/CN=alice/O=test'");
  *   });
  */
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopProcess, waitForReadyLine } from './daemon';
 import { requireTool, type ToolCheck } from './tools';
 import { freePort } from './warden';
 
@@ -151,41 +153,13 @@ export async function startMariaDb(opts: MariaDbServerOptions = {}): Promise<Mar
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   let stopped = false;
-  const halt = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const halt = () => stopProcess(child, 'SIGTERM');
   try {
-    await new Promise<void>((resolve, reject) => {
-      let ready = false;
-      const timer = setTimeout(
-        () => reject(new Error(`MariaDB did not start in 30 s:\n${lines.join('\n')}`)),
-        30_000,
-      );
-      let partial = '';
-      child.stderr!.setEncoding('utf8');
-      child.stderr!.on('data', (chunk: string) => {
-        const parts = (partial + chunk).split('\n');
-        partial = parts.pop() ?? '';
-        for (const line of parts) {
-          lines.push(line);
-          if (lines.length > LOG_LINES) lines.shift();
-          if (!ready && line.includes('ready for connections')) {
-            ready = true;
-            clearTimeout(timer);
-            resolve();
-          }
-        }
-      });
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        if (!ready)
-          reject(new Error(`MariaDB exited (${code ?? signal}) before it was ready:\n${lines.join('\n')}`));
-      });
+    await waitForReadyLine(child, {
+      name: 'MariaDB',
+      readyLine: 'ready for connections',
+      lines,
+      maxLines: LOG_LINES,
     });
   } catch (err) {
     await halt();

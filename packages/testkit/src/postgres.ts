@@ -16,10 +16,12 @@
  *     const backend = await PostgresBackend.open({ connString: pg.connString });
  *   });
  */
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopProcess, waitForReadyLine } from './daemon';
 import { requireTool, type ToolCheck } from './tools';
 import { freePort } from './warden';
 
@@ -188,46 +190,18 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
     ]);
     const proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
-    await new Promise<void>((resolve, reject) => {
-      let ready = false;
-      const timer = setTimeout(
-        () => reject(new Error(`PostgreSQL did not start in 30 s:\n${lines.join('\n')}`)),
-        30_000,
-      );
-      let partial = '';
-      proc.stderr!.setEncoding('utf8');
-      proc.stderr!.on('data', (chunk: string) => {
-        const parts = (partial + chunk).split('\n');
-        partial = parts.pop() ?? '';
-        for (const line of parts) {
-          lines.push(line);
-          if (lines.length > LOG_LINES) lines.shift();
-          if (!ready && line.includes('database system is ready to accept connections')) {
-            ready = true;
-            clearTimeout(timer);
-            resolve();
-          }
-        }
-      });
-      proc.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        if (!ready)
-          reject(
-            new Error(`PostgreSQL exited (${code ?? signal}) before it was ready:\n${lines.join('\n')}`),
-          );
-      });
+    await waitForReadyLine(proc, {
+      name: 'PostgreSQL',
+      readyLine: 'database system is ready to accept connections',
+      lines,
+      maxLines: LOG_LINES,
     });
   };
 
   const halt = async (): Promise<void> => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGINT'); // fast shutdown: roll back and disconnect every session
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await stopProcess(proc, 'SIGINT'); // fast shutdown: roll back and disconnect every session
   };
 
   try {
