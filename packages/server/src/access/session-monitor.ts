@@ -289,7 +289,8 @@ export class SessionMonitor {
         }
       }
       for (const entry of direct) end(entry);
-      this.#o.logger.info({ ended: [{ reason: message, sessions: ended }] }, 'ended live sessions');
+      if (ended > 0)
+        this.#o.logger.info({ ended: [{ reason: message, sessions: ended }] }, 'ended live sessions');
     };
     slice();
   }
