@@ -112,6 +112,12 @@ interface Entry {
  */
 export const END_SLICE_MS = 4;
 
+/**
+ * … and ends at least this many first: on a loaded machine one end can outlast `END_SLICE_MS`
+ * of wall time, and a turn per session would put a whole loop iteration between each two.
+ */
+export const END_SLICE_MIN_SESSIONS = 16;
+
 /** The index key of one lock target value (`user:alice`, `node:web-1`; no field has a colon). */
 function targetKey(field: LockTargetField, value: string): string {
   return `${field}:${value}`;
@@ -249,8 +255,8 @@ export class SessionMonitor {
    * settings are unknown, every session is re-checked instead (`check()` ends them all: fail
    * closed).
    *
-   * Order: first the `relayed` sessions, in slices of `END_SLICE_MS` with a turn of the event
-   * loop between slices — their ends reach the client only once the relay has run, and without
+   * Order: first the `relayed` sessions, in slices of `END_SLICE_MS` (and at least
+   * `END_SLICE_MIN_SESSIONS`) with a turn of the event loop between slices — their ends reach the client only once the relay has run, and without
    * the turns a relay in this process would wait for the whole lock; then every other session
    * in one pass — their ends are written by `end` itself, and turns in between would only let
    * the teardown of the sessions already ended run first. A session that ends on its own
@@ -281,9 +287,10 @@ export class SessionMonitor {
     const slice = () => {
       if (this.#closed) return;
       const until = performance.now() + END_SLICE_MS;
+      const first = next;
       while (next < relayed.length) {
         end(relayed[next++]!);
-        if (next < relayed.length && performance.now() >= until) {
+        if (next < relayed.length && next - first >= END_SLICE_MIN_SESSIONS && performance.now() >= until) {
           setImmediate(slice);
           return;
         }
