@@ -96,8 +96,10 @@ const EXTRA_ROUNDS = Number(args['extra-rounds']);
 const goals: Goal[] = [];
 const PASSWORD = 'correct horse battery staple';
 
+/** The median of the rounds that produced a figure (a failed round is NaN); NaN when none did. */
 function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
+  const s = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
