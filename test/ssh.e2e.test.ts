@@ -12,11 +12,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   type AgentlessSshd,
-  Authenticator,
+  addUserAndLogin,
   freePort,
   requireTool,
   runCli,
-  signupWithTotp,
   spawnCli,
   startAgentlessSshd,
   startWarden,
@@ -38,24 +37,7 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
   const wctl = (args: string[], input?: string) => runCli('wctl', args, { env: w.env, input });
 
   async function addUser(user: string, logins: string, roles = 'access'): Promise<void> {
-    const add = await wctl(['users', 'add', user, `--roles=${roles}`, `--logins=${logins}`]);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const env = { ...w.env, WARDEN_HOME: home(user) };
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
-    const otp = new Authenticator(s.uri!);
-    otp.markUsed();
-    const l = await wsh(
-      user,
-      ['login', `--proxy=${w.proxy}`, `--user=${user}`],
-      `${PASSWORD}\n${await otp.code()}\n`,
-    );
-    assert.equal(l.code, 0, l.stderr);
+    await addUserAndLogin(w, user, { roles, logins, home: home(user), password: PASSWORD });
   }
 
   before(async () => {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Authenticator, runCli, signupWithTotp, startWarden, type WardenProcess } from '@warden/testkit';
+import { addUserAndLogin, runCli, startWarden, type WardenProcess } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -22,23 +22,7 @@ describe('issue 15 item 12: who may point a resource at an address', () => {
     runCli('wctl', args, { env: { ...w.env, WARDEN_HOME: home(user), WARDEN_DATA_DIR: '' }, input });
 
   async function addUser(user: string, roles: string): Promise<void> {
-    const add = await wctl(['users', 'add', user, `--roles=${roles}`, '--logins=root']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const env = { ...w.env, WARDEN_HOME: home(user) };
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
-    const otp = new Authenticator(s.uri!);
-    otp.markUsed();
-    const l = await runCli('wsh', ['login', `--proxy=${w.proxy}`, `--user=${user}`], {
-      env,
-      input: `${PASSWORD}\n${await otp.code()}\n`,
-    });
-    assert.equal(l.code, 0, l.stderr);
+    await addUserAndLogin(w, user, { roles, logins: 'root', home: home(user), password: PASSWORD });
   }
 
   const node = (name: string, addr: string, labels = '{ env: test }') =>

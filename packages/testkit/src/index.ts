@@ -42,5 +42,5 @@ export { type AgentlessSshd, startAgentlessSshd } from './sshd';
 export { flipNvBit, type SwtpmProcess, type SwtpmStartOptions, startSwtpm, writeEkCertChain } from './swtpm';
 export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
-export { signupWithTotp } from './users';
+export { addUserAndLogin, signupWithTotp } from './users';
 export { freePort, startWarden, type WardenProcess, type WardenStartOptions } from './warden';
