@@ -152,6 +152,20 @@ describe('verifyQuote', () => {
       () => verifyQuote({ akPublic: ak.pub, ...q, nonce: NONCE, pcrs: extra }),
       rejects('TPM_ERR_PCR_SELECTION'),
     );
+    // Indexes and banks no selection can hold are never taken for a quoted PCR.
+    for (const [hash, pcr] of [
+      [TPM_ALG.SHA256, -1],
+      [TPM_ALG.SHA256, 1.5],
+      [TPM_ALG.SHA256, 2048 + 7],
+      [TPM_ALG.SHA256 + 0x10000, 7],
+    ] as const) {
+      const odd = [...PCRS, { hash, pcr, digest: new Uint8Array(32) }];
+      assert.throws(
+        () => verifyQuote({ akPublic: ak.pub, ...q, nonce: NONCE, pcrs: odd }),
+        rejects('TPM_ERR_PCR_SELECTION'),
+        `${hash}:${pcr}`,
+      );
+    }
     assert.throws(
       () =>
         verifyQuote({

@@ -14,7 +14,6 @@ import { TpmError } from '../errors';
 import { digestSize, hash } from '../hash';
 import {
   bytesEqual,
-  concatBytes,
   decodeAttest,
   decodeCreationData,
   decodeSignature,
@@ -81,11 +80,16 @@ export function verifyAttestation(opts: {
  * hash of the quote's signature.
  */
 export function pcrDigest(hashAlg: number, selection: PcrSelection[], values: PcrValue[]): Uint8Array {
-  const byKey = new Map(values.map((v) => [`${v.hash}:${v.pcr}`, v.digest]));
+  const byKey = new Map<number, Uint8Array>();
+  for (const v of values) {
+    const k = pcrKey(v.hash, v.pcr);
+    if (k !== undefined) byKey.set(k, v.digest);
+  }
   const parts: Uint8Array[] = [];
   for (const s of selection) {
     for (const p of s.pcrs) {
-      const v = byKey.get(`${s.hash}:${p}`);
+      const k = pcrKey(s.hash, p);
+      const v = k === undefined ? undefined : byKey.get(k);
       if (!v) {
         throw new TpmError(
           'TPM_ERR_PCR_SELECTION',
@@ -95,7 +99,18 @@ export function pcrDigest(hashAlg: number, selection: PcrSelection[], values: Pc
       parts.push(v);
     }
   }
-  return hash(hashAlg, concatBytes(...parts));
+  return hash(hashAlg, ...parts);
+}
+
+/**
+ * A PCR as one number (bank, then index): cheaper set and map keys than strings, for the
+ * checks every quote goes through. Undefined for what no selection can hold (a selection
+ * bitmap has at most 255 bytes; banks are 16-bit algorithm IDs).
+ */
+function pcrKey(bank: number, pcr: number): number | undefined {
+  if (!Number.isInteger(bank) || bank < 0 || bank > 0xffff) return undefined;
+  if (!Number.isInteger(pcr) || pcr < 0 || pcr >= 2048) return undefined;
+  return bank * 2048 + pcr;
 }
 
 export interface VerifiedQuote {
@@ -133,10 +148,11 @@ export function verifyQuote(opts: {
     );
   }
   const quote = attest.quote!;
-  const quoted = new Set<string>();
-  for (const s of quote.pcrSelect) for (const p of s.pcrs) quoted.add(`${s.hash}:${p}`);
+  const quoted = new Set<number>();
+  for (const s of quote.pcrSelect) for (const p of s.pcrs) quoted.add(pcrKey(s.hash, p)!);
   for (const v of opts.pcrs) {
-    if (!quoted.has(`${v.hash}:${v.pcr}`)) {
+    const k = pcrKey(v.hash, v.pcr);
+    if (k === undefined || !quoted.has(k)) {
       throw new TpmError(
         'TPM_ERR_PCR_SELECTION',
         `PCR ${v.pcr} of bank 0x${v.hash.toString(16)} was supplied but not quoted`,
@@ -150,9 +166,9 @@ export function verifyQuote(opts: {
     }
   }
   if (opts.expectedSelection) {
-    const want = new Set<string>();
-    for (const s of opts.expectedSelection) for (const p of s.pcrs) want.add(`${s.hash}:${p}`);
-    if (want.size !== quoted.size || [...want].some((k) => !quoted.has(k))) {
+    const want = new Set<number | undefined>();
+    for (const s of opts.expectedSelection) for (const p of s.pcrs) want.add(pcrKey(s.hash, p));
+    if (want.size !== quoted.size || [...want].some((k) => k === undefined || !quoted.has(k))) {
       throw new TpmError('TPM_ERR_PCR_SELECTION', 'the quote covers other PCRs than requested');
     }
   }
@@ -163,9 +179,10 @@ export function verifyQuote(opts: {
       details: { quoted: toHex(quote.pcrDigest), computed: toHex(digest) },
     });
   }
-  const byKey = new Map(opts.pcrs.map((v) => [`${v.hash}:${v.pcr}`, v]));
+  const byKey = new Map<number, PcrValue>();
+  for (const v of opts.pcrs) byKey.set(pcrKey(v.hash, v.pcr)!, v);
   const pcrs: PcrValue[] = [];
-  for (const s of quote.pcrSelect) for (const p of s.pcrs) pcrs.push(byKey.get(`${s.hash}:${p}`)!);
+  for (const s of quote.pcrSelect) for (const p of s.pcrs) pcrs.push(byKey.get(pcrKey(s.hash, p)!)!);
   return { attest, pcrs };
 }
 
