@@ -16,10 +16,11 @@
  */
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { WardenError } from '@warden/api';
+import { makeIdentity } from '../../access';
 import type { Backend } from '../../backend';
 import type { CertAuthorities } from '../../ca';
 import type { Clock } from '../../clock';
-import type { KubeCaller as RequestIdentity } from './types';
+import type { KubeCaller } from './types';
 
 export const KUBE_CERTS_PREFIX = '/kube_certs/';
 export const KUBE_CERT_MAX_TTL_MS = 60 * 60 * 1000;
@@ -34,7 +35,7 @@ export class KubeCerts {
    * long as the caller's certificate, else at most an hour.
    */
   async issue(
-    caller: RequestIdentity,
+    caller: KubeCaller,
     publicKeyPem: string,
     cluster?: string,
     lifetime: 'short' | 'login' = 'short',
@@ -62,14 +63,16 @@ export class KubeCerts {
     }
     const issued = await this.o.cas.issueKubeClientCert({ user: caller.user, publicKey, notAfter, now });
     const fp = fingerprint(new X509Certificate(issued.certPem).raw);
-    const record: RequestIdentity = {
-      user: caller.user,
-      ...(caller.kind === 'bot' ? { kind: 'bot' as const } : {}),
-      roles: caller.roles,
-      logins: caller.logins,
-      traits: caller.traits,
-      admin: false,
-      ...(caller.device ? { device: caller.device } : {}),
+    // What the certificate stands for (its key, expiry and the client's address come with each use).
+    const record: KubeCaller = {
+      ...makeIdentity({
+        user: caller.user,
+        kind: caller.kind,
+        roles: caller.roles,
+        logins: caller.logins,
+        traits: caller.traits,
+        ...(caller.device ? { device: caller.device } : {}),
+      }),
       ...(cluster !== undefined ? { kubeCluster: cluster } : {}),
     };
     await this.o.backend.put(KUBE_CERTS_PREFIX + fp, JSON.stringify(record), {
@@ -79,7 +82,7 @@ export class KubeCerts {
   }
 
   /** The identity recorded for a kube certificate (already verified by TLS), or undefined. */
-  async identify(certDer: Buffer): Promise<RequestIdentity | undefined> {
+  async identify(certDer: Buffer): Promise<KubeCaller | undefined> {
     const cert = new X509Certificate(certDer);
     if (!/(^|\n)OU=warden-kube(\n|$)/.test(cert.subject)) return undefined;
     const item = await this.o.backend.get(KUBE_CERTS_PREFIX + fingerprint(certDer));
@@ -89,13 +92,19 @@ export class KubeCerts {
         'this Kubernetes certificate is unknown or expired; run `wsh kube login`',
       );
     }
-    const r = JSON.parse(item.value) as RequestIdentity;
+    const { kubeCluster, ...fields } = JSON.parse(item.value) as Partial<KubeCaller> &
+      Pick<KubeCaller, 'user'>;
     return {
-      ...r,
-      cert: {
-        publicKeyDer: cert.publicKey.export({ type: 'spki', format: 'der' }),
-        notAfter: new Date(cert.validTo),
-      },
+      // Records written before kube callers were Identities have no `kind`: makeIdentity's default.
+      ...makeIdentity({
+        ...fields,
+        admin: false,
+        cert: {
+          publicKeyDer: cert.publicKey.export({ type: 'spki', format: 'der' }),
+          notAfter: new Date(cert.validTo),
+        },
+      }),
+      ...(kubeCluster !== undefined ? { kubeCluster } : {}),
     };
   }
 }

@@ -53,7 +53,7 @@ import type { Clock } from '../../clock';
 import type { KubeClusterConfig } from '../../config';
 import type { Logger } from '../../log';
 import { type KubeRequestInfo, kubeRequestInfo } from './request-info';
-import type { KubeCaller as RequestIdentity } from './types';
+import type { KubeCaller } from './types';
 import { type KubeUpstream, loadKubeUpstream } from './upstream';
 import { closeFrame, FrameBoundaries, serverFrame } from './ws-frames';
 
@@ -86,9 +86,9 @@ export interface KubeServiceOptions {
   audit: AuditLog;
   clock: Clock;
   logger: Logger;
-  identify(certDer: Buffer): Promise<RequestIdentity>;
+  identify(certDer: Buffer): Promise<KubeCaller>;
   /** Kube certificates (`KubeCerts.identify`): undefined for other certificates. */
-  identifyKube?(certDer: Buffer): Promise<RequestIdentity | undefined>;
+  identifyKube?(certDer: Buffer): Promise<KubeCaller | undefined>;
   heartbeatIntervalMs?: number;
 }
 
@@ -216,7 +216,7 @@ export class KubeService {
     string,
     { resource: KubeClusterResource; upstream?: KubeUpstream; at: number }
   >();
-  readonly #identities = new WeakMap<object, RequestIdentity>();
+  readonly #identities = new WeakMap<object, KubeCaller>();
   /** Per client connection: the clusters whose `access.allowed` is recorded (or being recorded). */
   readonly #recorded = new WeakMap<object, Map<string, Promise<void>>>();
   readonly #open = new Set<() => void>();
@@ -279,7 +279,7 @@ export class KubeService {
   }
 
   /** The clusters `identity` may reach (device trust aside: `wsh kube ls` shows those too). */
-  async listFor(identity: RequestIdentity): Promise<KubeClusterResource[]> {
+  async listFor(identity: KubeCaller): Promise<KubeClusterResource[]> {
     const id = this.#identity(identity, undefined);
     const out: KubeClusterResource[] = [];
     for (const c of await this.#o.kubeClusters.list()) {
@@ -301,7 +301,7 @@ export class KubeService {
 
   // ---- admission ------------------------------------------------------------------------
 
-  #identity(r: RequestIdentity, clientAddr: string | undefined): Identity {
+  #identity(r: KubeCaller, clientAddr: string | undefined): Identity {
     return makeIdentity({
       user: r.user,
       ...(r.kind === 'bot' ? { kind: 'bot' as const } : {}),
