@@ -181,13 +181,9 @@ function prepareDbQuery(input: Record<string, unknown>, now: number): PreparedEv
   if (i.device_exemption !== undefined && i.device_exemption !== 'bot') return undefined;
   let device: AuditEvent['device'];
   if (i.device !== undefined) {
-    const d = i.device;
-    if (!isRecord(d) || !onlyKeys(d, DEVICE_FIELDS) || !plain(d.id)) return undefined;
-    if (!(optional(d.os_type) && optional(d.asset_tag) && optional(d.credential_id))) return undefined;
-    device = { id: d.id };
-    if (d.os_type !== undefined) device.os_type = d.os_type as string;
-    if (d.asset_tag !== undefined) device.asset_tag = d.asset_tag as string;
-    if (d.credential_id !== undefined) device.credential_id = d.credential_id as string;
+    const d = checkedDevice(i.device);
+    if (!d) return undefined;
+    device = d;
   }
   const r = i.resource;
   if (
@@ -448,13 +444,9 @@ function prepareFlat(
   if (i.device_exemption !== undefined && i.device_exemption !== 'bot') return undefined;
   let device: AuditEvent['device'];
   if (i.device !== undefined) {
-    const d = i.device;
-    if (!isRecord(d) || !onlyKeys(d, DEVICE_FIELDS) || !plain(d.id)) return undefined;
-    if (!(optional(d.os_type) && optional(d.asset_tag) && optional(d.credential_id))) return undefined;
-    device = { id: d.id };
-    if (d.os_type !== undefined) device.os_type = d.os_type as string;
-    if (d.asset_tag !== undefined) device.asset_tag = d.asset_tag as string;
-    if (d.credential_id !== undefined) device.credential_id = d.credential_id as string;
+    const d = checkedDevice(i.device);
+    if (!d) return undefined;
+    device = d;
   }
   const success = (i.success as boolean | undefined) ?? auditEventCatalogue[type].code !== undefined;
   const code = auditCode(type, success);
@@ -583,4 +575,15 @@ export function deviceIdsOf(event: AuditEvent): {
 } {
   const subject = (event as Record<string, unknown>).device_id;
   return { device: event.device?.id, subjectDevice: typeof subject === 'string' ? subject : undefined };
+}
+
+/** An event's `device` when every field is a plain string of the allowed ones, else false (the general path decides). */
+function checkedDevice(d: unknown): NonNullable<AuditEvent['device']> | false {
+  if (!isRecord(d) || !onlyKeys(d, DEVICE_FIELDS) || !plain(d.id)) return false;
+  if (!(optional(d.os_type) && optional(d.asset_tag) && optional(d.credential_id))) return false;
+  const device: NonNullable<AuditEvent['device']> = { id: d.id };
+  if (d.os_type !== undefined) device.os_type = d.os_type as string;
+  if (d.asset_tag !== undefined) device.asset_tag = d.asset_tag as string;
+  if (d.credential_id !== undefined) device.credential_id = d.credential_id as string;
+  return device;
 }
