@@ -11,7 +11,7 @@
 import type { Logger } from '../log';
 
 export interface StallWatchOptions {
-  /** How often the loop is sampled (default 250 ms). */
+  /** How often the loop is sampled (default 1 s: an idle warden wakes for it once a second, no more). */
   intervalMs?: number;
   /** A gap beyond the interval of at least this much is logged (default 1 s). */
   thresholdMs?: number;
@@ -20,7 +20,7 @@ export interface StallWatchOptions {
 
 /** Starts the watch (an unref'd timer: it keeps nothing alive); returns the stop function. */
 export function watchEventLoopStalls(logger: Pick<Logger, 'warn'>, opts: StallWatchOptions = {}): () => void {
-  const intervalMs = opts.intervalMs ?? 250;
+  const intervalMs = opts.intervalMs ?? 1000;
   const thresholdMs = opts.thresholdMs ?? 1000;
   const now = opts.now ?? (() => performance.now());
   let last = now();
