@@ -24,6 +24,26 @@ import type { Logger } from '../../log';
 import type { LeanRequest, RawResponse } from './http1';
 import { type AppRefusal, rawRefusal, sendRefusal } from './refusal';
 
+/**
+ * The app's exchange failed: a 502 page while nothing of its answer was sent (and the client is
+ * still there), else the client's connection is cut (half a response cannot be mended). Both
+ * forwarding paths (node:http and the lean HTTP/1.1 one) end this way.
+ */
+function upstreamFailed(
+  logger: Logger,
+  app: string,
+  accept: string | undefined,
+  res: (ServerResponse | Http2ServerResponse | RawResponse) & { destroy(): unknown },
+  result: ForwardResult,
+  clientGone: boolean,
+  e: Error,
+): void {
+  if (result.status === 0 && !clientGone) {
+    logger.warn({ err: e, app }, 'the app could not be reached');
+    result.status = 502;
+    sendRefusal(accept, res, badGateway(app));
+  } else res.destroy();
+}
 /** Headers that describe one hop and never cross a proxy (RFC 9110 §7.6.1), plus HTTP/2's. */
 const HOP_BY_HOP = new Set([
   'connection',
@@ -290,11 +310,7 @@ export class Forwarder {
         },
         onResponseError: (_c, e) => {
           if (done) return;
-          if (result.status === 0 && !clientGone) {
-            this.#o.logger.warn({ err: e, app: ctx.app }, 'the app could not be reached');
-            result.status = 502;
-            sendRefusal(req.headers.accept, res, badGateway(ctx.app));
-          } else res.destroy();
+          upstreamFailed(this.#o.logger, ctx.app, req.headers.accept, res, result, clientGone, e);
           finish();
         },
       };
@@ -371,11 +387,7 @@ export class Forwarder {
         },
         onResponseError: (_c, e) => {
           if (done) return;
-          if (result.status === 0 && !clientGone) {
-            this.#o.logger.warn({ err: e, app: ctx.app }, 'the app could not be reached');
-            result.status = 502;
-            sendRefusal(req.headers.accept, res, badGateway(ctx.app));
-          } else res.destroy();
+          upstreamFailed(this.#o.logger, ctx.app, req.headers.accept, res, result, clientGone, e);
           finish();
         },
       };
