@@ -98,7 +98,7 @@ export class BotService {
         created_by: { user: actor.user, time: new Date(this.#o.clock.now()).toISOString() },
       },
     }) as UserResource;
-    await this.#o.services.users.create(user);
+    const stored = await this.#o.services.users.create(user);
     const { token, expires } = await this.#tokens.create(
       { bot: req.name, created_by: actor.user },
       tokenTtlMs,
@@ -117,7 +117,7 @@ export class BotService {
       }),
       async () => {
         await this.deleteTokensOf(req.name);
-        await this.#o.services.users.delete(req.name);
+        await this.#o.services.users.undo({ written: stored });
       },
       'bot create',
     );
@@ -155,7 +155,7 @@ export class BotService {
     await undoUnless(
       this.#o.logger,
       this.#audit({ type: 'bot.delete', success: true, user: actor.user, addr: actor.addr, name }),
-      () => this.#o.services.users.upsert(user),
+      () => this.#o.services.users.undo({ previous: user }),
       'bot removal',
     );
     await this.deleteTokensOf(name);

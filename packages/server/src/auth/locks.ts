@@ -119,7 +119,7 @@ export class LockService {
             ...(lock.spec.message ? { message: lock.spec.message } : {}),
             ...(expires ? { expires } : {}),
           }),
-      () => (existing ? store.upsert(existing) : store.delete(name)),
+      () => store.undo({ written: stored, previous: existing }),
       'lock',
     );
     const device = lock.spec.target.device;
@@ -135,9 +135,7 @@ export class LockService {
     await undoUnless(
       this.#o.logger,
       this.#audit({ type: 'lock.deleted', success: true, user: actor.user, addr: actor.addr, name }),
-      async () => {
-        if (removed) await store.upsert(removed);
-      },
+      () => store.undo({ previous: removed }),
       'lock removal',
     );
   }

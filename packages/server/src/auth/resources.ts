@@ -52,6 +52,7 @@ type AnyStore = {
   upsert(r: Resource): Promise<Resource>;
   update(r: Resource): Promise<Resource>;
   delete(n: string): Promise<unknown>;
+  undo(change: { written?: Resource; previous?: Resource }): Promise<void>;
 };
 
 export class ResourceAdmin {
@@ -193,7 +194,9 @@ export class ResourceAdmin {
           second_factor: stored.spec.second_factor,
           device_trust_mode: stored.spec.device_trust?.mode,
         }),
-        () => prefs.upsert(previous),
+        // The default (no revision) was never stored: undoing means removing ours again.
+        () =>
+          prefs.store.undo({ written: stored, previous: previous.metadata.revision ? previous : undefined }),
         'cluster_auth_preference',
       );
       return warnings.length
@@ -234,7 +237,7 @@ export class ResourceAdmin {
     await undoUnless(
       this.#o.logger,
       this.#audit(changeEvent(actor, kind, name, outcome, resourceAddress(stored))),
-      () => (existing ? store.upsert(existing) : store.delete(name)),
+      () => store.undo({ written: stored, previous: existing }),
       `${kind} ${outcome}`,
     );
     return { resource: stored, outcome };
@@ -253,9 +256,7 @@ export class ResourceAdmin {
     await undoUnless(
       this.#o.logger,
       this.#audit(changeEvent(actor, kind, name, 'deleted')),
-      async () => {
-        if (removed) await store.upsert(removed);
-      },
+      () => store.undo({ previous: removed }),
       `${kind} removal`,
     );
     if (kind === 'user') await this.#o.users.forget(name);

@@ -73,7 +73,7 @@ export class UserAdmin {
         created_by: { user: actor.user, time: new Date(this.#o.clock.now()).toISOString() },
       },
     }) as UserResource;
-    await this.#o.services.users.create(user);
+    const stored = await this.#o.services.users.create(user);
     // Not unaudited (issue 15 item 5): a user the audit log did not record is taken back,
     // and gets an invite only once recorded.
     await undoUnless(
@@ -86,7 +86,7 @@ export class UserAdmin {
         name: req.name,
         roles: req.roles,
       }),
-      () => this.#o.services.users.delete(req.name),
+      () => this.#o.services.users.undo({ written: stored }),
       'user create',
     );
     const { token, expires } = await this.#newInvite(req.name);

@@ -168,6 +168,31 @@ export class ResourceService<K extends ResourceKind> {
     }
   }
 
+  /**
+   * Takes back a write of ours that must not stand (the audit log refused to record it):
+   * `previous` is what was stored before it (undefined: nothing), `written` what it stored
+   * (undefined: it was a removal). Only while the resource is still what we wrote: a
+   * concurrent writer's newer version is neither deleted nor overwritten (COMPARE_FAILED, or
+   * ALREADY_EXISTS when a removed resource was created again meanwhile; it stands).
+   *
+   * @example
+   *   const stored = await roles.create(role);
+   *   await undoUnless(logger, audit(…), () => roles.undo({ written: stored }), 'role create');
+   */
+  async undo(change: { written?: ResourceByKind[K]; previous?: ResourceByKind[K] }): Promise<void> {
+    const { written, previous } = change;
+    if (!written) {
+      if (previous) await this.create(previous);
+    } else if (!previous) {
+      await this.delete(written.metadata.name, written.metadata.revision);
+    } else {
+      await this.update({
+        ...previous,
+        metadata: { ...previous.metadata, revision: written.metadata.revision },
+      });
+    }
+  }
+
   /** A revision string as the backend's modRev; BAD_PARAMETER when it is not one. */
   #revision(name: string, revision: string | undefined): number {
     const rev = revision === undefined ? Number.NaN : Number(revision);
