@@ -7,9 +7,21 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createH2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  connect as h2connect,
+} from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { type ForwardContext, Forwarder, type ForwardResult } from './forward';
+import {
+  type ForwardContext,
+  Forwarder,
+  type ForwardResult,
+  leanRequestHead,
+  upstreamHeaders,
+} from './forward';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} } as never;
 
@@ -164,4 +176,107 @@ test('a client that leaves mid-response stops the app’s response', async () =>
       setTimeout(() => reject(new Error('the app kept sending to nobody')), 5000).unref(),
     ),
   ]);
+});
+
+test('a response the client side cannot carry (status 600 to an HTTP/2 client) ends as a failed exchange: 502', async () => {
+  const odd = createServer((_req, res) => {
+    res.writeHead(600, { 'content-length': 2 });
+    res.end('no');
+  });
+  const oddPort = await listen(odd);
+  const h2 = createH2Server();
+  const done: ForwardResult[] = [];
+  h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    const ctx: ForwardContext = {
+      upstream: { url: new URL(`http://127.0.0.1:${oddPort}`), insecureSkipVerify: false },
+      jwt: 'signed.jwt.token',
+      clientAddr: '127.0.0.1',
+      proto: 'https',
+      host: 'demo.localhost',
+      rewrite: [],
+      app: 'demo',
+    };
+    void forwarder.forward(req, res, ctx).then((r) => done.push(r));
+  });
+  const h2Port = await listen(h2 as unknown as Server);
+  const session = h2connect(`http://127.0.0.1:${h2Port}`);
+  try {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const s = session.request({ ':path': '/', accept: 'application/json' });
+      let status = 0;
+      let body = '';
+      s.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      s.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      s.on('end', () => resolve({ status, body }));
+      s.on('error', reject);
+      s.end();
+    });
+    assert.equal(status, 502);
+    assert.match(body, /WARDEN_ERR_CONNECTION/);
+    assert.doesNotMatch(body, new RegExp(String(oddPort)));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(done[0]?.status, 502);
+  } finally {
+    session.close();
+    h2.close();
+    odd.closeAllConnections();
+    odd.close();
+  }
+});
+
+test('the lean request head: the fields upstreamHeaders gives, spoofed and hop-by-hop ones dropped, rewrites replacing', () => {
+  const ctx: ForwardContext = {
+    upstream: { url: new URL('http://127.0.0.1:3000/base/'), insecureSkipVerify: false },
+    jwt: 'signed.jwt.token',
+    clientAddr: '10.0.0.7',
+    proto: 'http',
+    host: 'demo.localhost:3080',
+    rewrite: [{ name: 'X-Env', value: 'prod' }],
+    app: 'demo',
+  };
+  const headers: Record<string, string> = Object.assign(Object.create(null), {
+    host: 'demo.localhost:3080',
+    accept: 'text/html',
+    'warden-jwt-assertion': 'forged',
+    'x-forwarded-for': '6.6.6.6',
+    'x-real-ip': '6.6.6.6',
+    forwarded: 'for=6.6.6.6',
+    connection: 'keep-alive, x-secret',
+    'x-secret': 'hop',
+    'x-env': 'dev',
+    te: 'trailers',
+  });
+  const head = leanRequestHead({ method: 'GET', url: '/a?b=c', headers, keepAlive: true }, ctx);
+  assert.equal(
+    head,
+    'GET /base/a?b=c HTTP/1.1\r\naccept: text/html\r\nhost: 127.0.0.1:3000\r\nx-forwarded-for: 10.0.0.7\r\n' +
+      'x-forwarded-proto: http\r\nx-forwarded-host: demo.localhost:3080\r\nx-env: prod\r\n' +
+      'warden-jwt-assertion: signed.jwt.token\r\n\r\n',
+  );
+  // The same fields as the node:http path sends.
+  const fields = Object.fromEntries(
+    head!
+      .split('\r\n')
+      .slice(1, -2)
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+  );
+  assert.deepEqual(fields, upstreamHeaders(headers, ctx));
+  // Rewrite headers the raw head does not write leave the request to undici's path.
+  const odd = (rewrite: ForwardContext['rewrite']) =>
+    leanRequestHead({ method: 'GET', url: '/', headers, keepAlive: true }, { ...ctx, rewrite });
+  assert.equal(odd([{ name: 'X-A', value: 'caf\u20ac' }]), undefined, 'not latin1');
+  assert.equal(odd([{ name: 'X-A', value: 'a\x01' }]), undefined, 'a control character');
+  assert.equal(odd([{ name: 'Expect', value: '100-continue' }]), undefined);
+  assert.equal(
+    odd([
+      { name: 'X-A', value: '1' },
+      { name: 'x-a', value: '2' },
+    ]),
+    undefined,
+    'a repeated name',
+  );
 });

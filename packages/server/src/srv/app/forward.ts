@@ -21,7 +21,8 @@ import { JWT_ASSERTION_HEADER } from '@warden/api';
 import type { Dispatcher, Pool as PoolType } from 'undici';
 import Pool from 'undici/lib/dispatcher/pool.js';
 import type { Logger } from '../../log';
-import type { LeanRequest, RawResponse } from './http1';
+import { FIELD_VALUE, type LeanRequest, type RawResponse, TOKEN } from './http1';
+import { Http1Upstream } from './http1-upstream';
 import { type AppRefusal, rawRefusal, sendRefusal } from './refusal';
 
 /**
@@ -44,6 +45,18 @@ function upstreamFailed(
     sendRefusal(accept, res, badGateway(app));
   } else res.destroy();
 }
+/**
+ * The error a forwarding path aborts the app's exchange with when the client's side refuses the
+ * app's response head (an HTTP/2 client and a status outside 200–599, say); the exchange then
+ * ends through `upstreamFailed` like any other failure (a 502 page: nothing was sent yet).
+ */
+function unrelayable(cause?: unknown): Error {
+  return new Error('the app sent a response that cannot be relayed', cause ? { cause } : undefined);
+}
+
+/** Idle keep-alive connections to an app close after this long (ms), or sooner when its `Keep-Alive` says so. */
+const KEEP_ALIVE_MS = 4_000;
+
 /** Headers that describe one hop and never cross a proxy (RFC 9110 §7.6.1), plus HTTP/2's. */
 const HOP_BY_HOP = new Set([
   'connection',
@@ -147,6 +160,56 @@ export function upstreamHeaders(
   return out;
 }
 
+/** Names a rewrite header may not have on the lean path's raw head (undici's path takes those apps). */
+const NOT_REWRITTEN_RAW = new Set([
+  ...HOP_BY_HOP,
+  'content-length',
+  'expect',
+  'host',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  JWT_ASSERTION_HEADER.toLowerCase(),
+]);
+
+/**
+ * The lean path's request head for the app, written as one string: the same fields as
+ * `upstreamHeaders` gives (in the same order), then the empty line. Undefined when a rewrite
+ * header is not a plain token and field value, or repeats a name (then undici writes the request).
+ *
+ * @example
+ *   leanRequestHead({ method: 'GET', url: '/x', headers: { host: 'a' }, keepAlive: true }, ctx);
+ *   // 'GET /x HTTP/1.1\r\nhost: 127.0.0.1:3000\r\nx-forwarded-for: …\r\n…warden-jwt-assertion: …\r\n\r\n'
+ */
+export function leanRequestHead(req: LeanRequest, ctx: ForwardContext): string | undefined {
+  let rewritten: Set<string> | undefined;
+  let rewriteLines = '';
+  for (const h of ctx.rewrite) {
+    const name = h.name.toLowerCase();
+    if (
+      !TOKEN.test(name) ||
+      !FIELD_VALUE.test(h.value) ||
+      NOT_REWRITTEN_RAW.has(name) ||
+      rewritten?.has(name)
+    )
+      return undefined;
+    rewritten ??= new Set();
+    rewritten.add(name);
+    rewriteLines += `${name}: ${h.value}\r\n`;
+  }
+  const extra = req.headers.connection === undefined ? undefined : connectionTokens(req.headers.connection);
+  let head = `${req.method} ${upstreamPath(ctx.upstream.url, req.url)} HTTP/1.1\r\n`;
+  for (const name in req.headers) {
+    if (HOP_BY_HOP.has(name) || SET_BY_WARDEN.has(name) || extra?.has(name) || rewritten?.has(name)) continue;
+    head += `${name}: ${req.headers[name]}\r\n`;
+  }
+  return (
+    `${head}host: ${ctx.upstream.url.host}\r\nx-forwarded-for: ${ctx.clientAddr}\r\n` +
+    `x-forwarded-proto: ${ctx.proto}\r\nx-forwarded-host: ${ctx.host}\r\n${rewriteLines}` +
+    `${JWT_ASSERTION_HEADER.toLowerCase()}: ${ctx.jwt}\r\n\r\n`
+  );
+}
+
 /**
  * True when a client request has no body: HTTP/1.1 without Content-Length and
  * Transfer-Encoding (RFC 9112 §6.3: its body is empty), HTTP/2 with END_STREAM on its HEADERS.
@@ -193,7 +256,7 @@ function poolOptions(up: Upstream): PoolType.Options {
     pipelining: 1,
     headersTimeout: 0,
     bodyTimeout: 0,
-    keepAliveTimeout: 4_000,
+    keepAliveTimeout: KEEP_ALIVE_MS,
     ...(up.url.protocol === 'https:'
       ? { connect: { rejectUnauthorized: !up.insecureSkipVerify, servername: up.url.hostname } }
       : {}),
@@ -208,9 +271,24 @@ function poolOptions(up: Upstream): PoolType.Options {
 export class Forwarder {
   readonly #o: ForwarderOptions;
   readonly #pools = new Map<string, PoolType>();
+  readonly #raw = new Map<string, Http1Upstream>();
 
   constructor(o: ForwarderOptions) {
     this.#o = o;
+  }
+
+  /** The lean path's client to a plain `http:` app origin. */
+  #http1(url: URL): Http1Upstream {
+    let up = this.#raw.get(url.host);
+    if (!up) {
+      up = new Http1Upstream({
+        host: url.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(url.port || 80),
+        keepAliveMs: KEEP_ALIVE_MS,
+      });
+      this.#raw.set(url.host, up);
+    }
+    return up;
   }
 
   #pool(up: Upstream): PoolType {
@@ -272,19 +350,15 @@ export class Forwarder {
         onResponseStart: (c, status, headers, statusMessage) => {
           // Informational answers (102, 103 Early Hints) are not relayed; the final one follows.
           if (status < 200) return;
-          result.status = status;
           const h = downstreamHeaders(headers);
           try {
             if ('stream' in res) res.writeHead(status, h);
             else res.writeHead(status, statusMessage || undefined, h);
           } catch (e) {
-            this.#o.logger.warn({ err: e, app: ctx.app }, 'the app sent a response that cannot be relayed');
-            c.abort(new Error('unrelayable response'));
-            result.status = 502;
-            sendRefusal(req.headers.accept, res, badGateway(ctx.app));
-            finish();
+            c.abort(unrelayable(e));
             return;
           }
+          result.status = status;
           // A body of unknown length (SSE, streams) may not send a byte for a while: send the
           // headers now. A sized body goes out with its headers in one write.
           if (!('stream' in res) && headers['content-length'] === undefined)
@@ -332,6 +406,60 @@ export class Forwarder {
    * `forward`; resolves when the exchange is over (or failed), never rejects.
    */
   forwardLean(req: LeanRequest, res: RawResponse, ctx: ForwardContext): Promise<ForwardResult> {
+    const head = ctx.upstream.url.protocol === 'http:' ? leanRequestHead(req, ctx) : undefined;
+    if (head === undefined) return this.#forwardLeanPooled(req, res, ctx);
+    return new Promise((resolve) => {
+      const result: ForwardResult = { status: 0, requestBytes: 0, responseBytes: 0 };
+      const socket = res.socket;
+      let done = false;
+      let clientGone = false;
+      let waitingForDrain = false;
+      const onDrain = () => {
+        waitingForDrain = false;
+        ex.resume();
+      };
+      const onClose = () => {
+        clientGone = true;
+        ex.abort();
+        finish();
+      };
+      const finish = () => {
+        if (done) return;
+        done = true;
+        socket.off('close', onClose);
+        if (waitingForDrain) socket.off('drain', onDrain);
+        resolve(result);
+      };
+      // The client went away (or the session was cut): stop the upstream exchange too.
+      socket.once('close', onClose);
+      const ex = this.#http1(ctx.upstream.url).request(head, req.method, {
+        onHead: (h) => {
+          result.status = h.status;
+          res.writeHeadLines(h.status, h.reason, h.lines, h.sized, h.hasDate);
+        },
+        onData: (chunk) => {
+          result.responseBytes += chunk.length;
+          if (!res.write(chunk) && !waitingForDrain) {
+            waitingForDrain = true;
+            ex.pause();
+            socket.once('drain', onDrain);
+          }
+        },
+        onEnd: () => {
+          res.end();
+          finish();
+        },
+        onError: (e) => {
+          if (done) return;
+          upstreamFailed(this.#o.logger, ctx.app, req.headers.accept, res, result, clientGone, e);
+          finish();
+        },
+      });
+    });
+  }
+
+  /** `forwardLean` through undici's pool: `https:` apps, and rewrite headers the raw head does not write. */
+  #forwardLeanPooled(req: LeanRequest, res: RawResponse, ctx: ForwardContext): Promise<ForwardResult> {
     return new Promise((resolve) => {
       const result: ForwardResult = { status: 0, requestBytes: 0, responseBytes: 0 };
       const socket = res.socket;
@@ -359,14 +487,8 @@ export class Forwarder {
         },
         onResponseStart: (c, status, headers, statusMessage) => {
           if (done || status < 200) return;
-          result.status = status;
-          if (!res.writeHead(status, statusMessage, downstreamHeaders(headers))) {
-            this.#o.logger.warn({ app: ctx.app }, 'the app sent a response that cannot be relayed');
-            c.abort(new Error('unrelayable response'));
-            result.status = 502;
-            sendRefusal(req.headers.accept, res, badGateway(ctx.app));
-            finish();
-          }
+          if (!res.writeHead(status, statusMessage, downstreamHeaders(headers))) c.abort(unrelayable());
+          else result.status = status;
         },
         onResponseData: (c, chunk) => {
           if (done) return;
@@ -494,6 +616,8 @@ export class Forwarder {
   close(): void {
     for (const pool of this.#pools.values()) void pool.destroy().catch(() => undefined);
     this.#pools.clear();
+    for (const up of this.#raw.values()) up.close();
+    this.#raw.clear();
   }
 }
 

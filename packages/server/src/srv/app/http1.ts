@@ -48,9 +48,9 @@ export const MAX_LEAN_HEAD = 16 * 1024;
 const MAX_HEADER_LINES = 100;
 const REQUEST_LINE = /^(GET|HEAD|OPTIONS|DELETE) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
 /** `name:value`: a token name (the value is checked apart, in linear time). */
-const FIELD = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):(.*)$/;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+export const FIELD = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):(.*)$/;
+export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Headers whose presence means node:http must serve the request. */
 const NOT_LEAN = new Set(['content-length', 'transfer-encoding', 'upgrade', 'expect', 'http2-settings']);
 const EMPTY_LINE = Buffer.from('\r\n\r\n');
@@ -90,7 +90,7 @@ export function parseLeanHead(buf: Buffer, end: number): LeanRequest | undefined
 }
 
 /** Without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3). */
-function trimOws(v: string): string {
+export function trimOws(v: string): string {
   let start = 0;
   let end = v.length;
   while (start < end && (v.charCodeAt(start) === 0x20 || v.charCodeAt(start) === 0x09)) start++;
@@ -155,8 +155,8 @@ export class RawResponse {
    */
   writeHead(status: number, reason: string | undefined, headers: Record<string, string | string[]>): boolean {
     if (this.#headersSent || !Number.isInteger(status) || status < 200 || status > 999) return false;
-    const phrase = reason && FIELD_VALUE.test(reason) ? reason : (STATUS_CODES[status] ?? '');
-    let head = `HTTP/1.1 ${status} ${phrase}\r\n`;
+    const phrase = reason && FIELD_VALUE.test(reason) ? reason : undefined;
+    let head = '';
     for (const name in headers) {
       const value = headers[name]!;
       if (!TOKEN.test(name)) return false;
@@ -170,17 +170,40 @@ export class RawResponse {
         }
       }
     }
+    this.writeHeadLines(
+      status,
+      phrase,
+      head,
+      headers['content-length'] !== undefined,
+      headers.date !== undefined,
+    );
+    return true;
+  }
+
+  /**
+   * Writes the status line and header lines already checked (`name: value\r\n` each, lower-case
+   * names, hop-by-hop ones removed: `http1-upstream.ts` reads them so). `reason` must be checked
+   * too (undefined: the standard phrase); `sized`: the lines carry a Content-Length.
+   */
+  writeHeadLines(
+    status: number,
+    reason: string | undefined,
+    lines: string,
+    sized: boolean,
+    hasDate: boolean,
+  ): void {
+    if (this.#headersSent) return;
+    let head = `HTTP/1.1 ${status} ${reason || (STATUS_CODES[status] ?? '')}\r\n${lines}`;
     this.#noBody = this.#method === 'HEAD' || status === 204 || status === 304;
-    if (!this.#noBody && headers['content-length'] === undefined) {
+    if (!this.#noBody && !sized) {
       this.#chunked = true;
       head += 'transfer-encoding: chunked\r\n';
     }
-    if (headers.date === undefined) head += `date: ${httpDate()}\r\n`;
+    if (!hasDate) head += `date: ${httpDate()}\r\n`;
     if (this.closeAfter) head += 'connection: close\r\n';
     this.#headersSent = true;
     this.#cork();
     this.socket.write(`${head}\r\n`, 'latin1');
-    return true;
   }
 
   /** One piece of the body; false when the socket is full (wait for its `drain`). */
