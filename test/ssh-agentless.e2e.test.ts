@@ -27,6 +27,7 @@ import {
   spawnCli,
   startAgentlessSshd,
   startWarden,
+  trackProcess,
   type WardenProcess,
 } from '@warden/testkit';
 
@@ -54,22 +55,13 @@ describe('agentless OpenSSH node behind the proxy (openssh CA)', { skip: ssh.ski
       timeout: 30_000,
     });
   /** Plain `ssh` in the background, shaped like spawnCli's result. */
-  const spawnOpenSsh = (args: string[]) => {
-    const child = spawn('ssh', ['-F', sshConfig, ...args], {
-      env: { ...process.env, ...env('alice') },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => {
-      out += c;
-    });
-    child.stderr.on('data', (c) => {
-      err += c;
-    });
-    const exited = new Promise<number>((res) => child.on('close', (code) => res(code ?? -1)));
-    return { child, stdout: () => out, stderr: () => err, exited };
-  };
+  const spawnOpenSsh = (args: string[]) =>
+    trackProcess(
+      spawn('ssh', ['-F', sshConfig, ...args], {
+        env: { ...process.env, ...env('alice') },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      }),
+    );
   const events = async (args: string[]): Promise<AuditEvent[]> => {
     const r = await wctl(['audit', 'search', '--format=json', ...args]);
     assert.equal(r.code, 0, r.stderr);

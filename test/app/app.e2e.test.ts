@@ -19,6 +19,7 @@ import {
   requireTool,
   startHttpApp,
   startNginx,
+  waitForText,
 } from '@warden/testkit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import WebSocket from 'ws';
@@ -55,15 +56,7 @@ function curl(args: string[], timeoutMs = 15_000): Promise<Curl> {
   });
 }
 
-async function waitFor(text: () => string, re: RegExp, ms = 15_000): Promise<RegExpExecArray> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const m = re.exec(text());
-    if (m) return m;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${re}; got:\n${text()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = waitForText;
 
 describe('web apps through Warden', { skip: curlCheck.skip }, () => {
   let app: HttpApp;

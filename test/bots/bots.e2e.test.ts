@@ -19,6 +19,7 @@ import {
   spawnCli,
   startWarden,
   type WardenProcess,
+  waitUntil,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
@@ -383,12 +384,6 @@ function loginProfile(env: NodeJS.ProcessEnv): { webDeviceTrustMode?: string } {
   };
 }
 
-async function waitFor<T>(check: () => T, timeoutMs: number, what: () => string): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out; log so far:\n${what()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls `check` every 100 ms; fails after `timeoutMs` with the log so far. */
+const waitFor = <T>(check: () => T, timeoutMs: number, log: () => string) =>
+  waitUntil(() => `it; log so far:\n${log()}`, check, timeoutMs, 100);

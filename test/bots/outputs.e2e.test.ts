@@ -18,6 +18,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  collectProcess,
   type FakeKubeApiServer,
   freePort,
   type HttpApp,
@@ -35,6 +36,7 @@ import {
   startPostgres,
   startWarden,
   type WardenProcess,
+  waitUntil,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
@@ -42,22 +44,7 @@ const checks = [requirePostgres(), requireTool('psql'), requireTool('curl'), req
 const skip = checks.find((c) => c.skip)?.skip ?? false;
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  return collectProcess(spawn(cmd, args, { env: { ...process.env, ...env } }), { timeout: 'kill' });
 }
 
 function curl(args: string[]): Promise<{ status: number; body: string; stderr: string }> {
@@ -69,15 +56,9 @@ function curl(args: string[]): Promise<{ status: number; body: string; stderr: s
   });
 }
 
-async function waitFor<T>(check: () => T, timeoutMs: number, what: () => string): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out; log so far:\n${what()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls `check` every 100 ms; fails after `timeoutMs` with the log so far. */
+const waitFor = <T>(check: () => T, timeoutMs: number, log: () => string) =>
+  waitUntil(() => `it; log so far:\n${log()}`, check, timeoutMs, 100);
 
 describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
   let w: WardenProcess;

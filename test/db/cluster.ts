@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
@@ -26,6 +25,7 @@ import {
   type Services,
   systemClock,
 } from '@warden/server';
+import { captureOutput, collectProcess, freePort, waitForText } from '@warden/testkit';
 import { startDbAccess } from '../../packages/server/src/bin/db';
 import { apiRoutes, createRequestHandler, DB_ALPN } from '../../packages/server/src/proxy';
 import { type CliResult, sourceClis } from '../support/source-clis';
@@ -53,17 +53,8 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createNetServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
-}
+/** freePort: a free TCP port on 127.0.0.1; waitFor: until a text (a process's output) matches. */
+export { freePort, waitForText as waitFor };
 
 const clis = sourceClis('db');
 /** The CLIs bundled from source (test/support/source-clis.ts). */
@@ -78,21 +69,9 @@ export function runClient(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<CliResult> {
-  return new Promise((res) => {
-    const child = spawn(command, args, opts.env ? { env: opts.env } : {});
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code: code ?? -1, stdout, stderr });
-    });
+  return collectProcess(spawn(command, args, opts.env ? { env: opts.env } : {}), {
+    timeout: 'kill',
+    timeoutMs: opts.timeoutMs ?? 20_000,
   });
 }
 
@@ -117,15 +96,6 @@ export async function dbAudit(
   return { db, start };
 }
 
-/** Waits until `text()` matches `re` (or fails after `ms`). */
-export async function waitFor(text: () => string, re: RegExp, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!re.test(text())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${re}; got:\n${text()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** `wsh proxy db NAME --tunnel -p PORT` as `env`'s user, with everything it prints. */
 export function startTunnel(
   env: NodeJS.ProcessEnv,
@@ -133,14 +103,7 @@ export function startTunnel(
   port: number,
 ): { child: ChildProcess; out: () => string } {
   const child = spawnCli('wsh', ['proxy', 'db', db, '--tunnel', '-p', String(port)], env);
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    out += d;
-  });
-  return { child, out: () => out };
+  return { child, out: captureOutput(child).all };
 }
 
 /**
@@ -195,7 +158,10 @@ export async function serveDatabase(
   ]);
   const tunnelPort = await freePort();
   const tunnel = startTunnel(alice, db.name, tunnelPort);
-  await waitFor(tunnel.out, new RegExp(`Started a tunnel for database "${db.name}" on 127\\.0\\.0\\.1:\\d+`));
+  await waitForText(
+    tunnel.out,
+    new RegExp(`Started a tunnel for database "${db.name}" on 127\\.0\\.0\\.1:\\d+`),
+  );
   return { alice, bob, tunnel, tunnelPort };
 }
 

@@ -25,6 +25,7 @@ import {
   startSwtpm,
   startWarden,
   type WardenProcess,
+  waitUntil,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
@@ -37,13 +38,8 @@ const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
 const skip = pgCheck.skip || setup.skip;
 
 /** Polls `cond` every 200 ms until it holds; fails after `limitMs` with `what`. */
-async function waitFor(what: string, cond: () => Promise<boolean>, limitMs: number): Promise<void> {
-  const start = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - start > limitMs) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const waitFor = (what: string, cond: () => Promise<boolean>, limitMs: number) =>
+  waitUntil(what, cond, limitMs, 200);
 
 describe('device trust across two replicas on one PostgreSQL', { skip }, () => {
   let pg: PostgresServer;

@@ -25,6 +25,7 @@ import {
   startPostgres,
   startWarden,
   type WardenProcess,
+  waitUntil,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
@@ -32,13 +33,8 @@ const DB_PASSWORD = 'db-secret-5e1f0c';
 const check = requirePostgres();
 
 /** Polls `cond` every 200 ms until it holds; fails after `limitMs` with `what`. */
-async function waitFor(what: string, cond: () => Promise<boolean>, limitMs: number): Promise<void> {
-  const start = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - start > limitMs) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const waitFor = (what: string, cond: () => Promise<boolean>, limitMs: number) =>
+  waitUntil(what, cond, limitMs, 200);
 
 describe('three replicas on one PostgreSQL', { skip: check.skip }, () => {
   let pg: PostgresServer;

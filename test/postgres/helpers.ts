@@ -40,18 +40,8 @@ export function assertContiguous(events: BackendEvent[], first: number): void {
   });
 }
 
-/** Polls `cond` every 50 ms until it holds; fails after `limitMs` with `what`. */
-export async function waitFor(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  limitMs = 20_000,
-): Promise<void> {
-  const start = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - start > limitMs) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** waitFor(what, cond, limitMs = 20 s): polls `cond` every 50 ms until it holds. */
+export { waitUntil as waitFor } from '@warden/testkit';
 
 export interface ChildReplica {
   child: ChildProcess;

@@ -17,19 +17,14 @@ import {
   silentLogger,
   systemClock,
 } from '@warden/server';
-import { requireTool } from '@warden/testkit';
+import { requireTool, waitForText } from '@warden/testkit';
 import * as pty from 'node-pty';
 import { exited, type NodeFixture, startNode } from './node-fixture';
 
 const skip = ['ssh', 'ssh-keygen'].map(requireTool).find((t) => t.skip)?.skip ?? false;
 
-async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 8000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pattern.test(read())) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${pattern}; got:\n${read()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = (read: () => string, pattern: RegExp, timeoutMs = 8000) =>
+  waitForText(read, pattern, timeoutMs);
 
 /** An interactive `ssh -tt` in a real terminal: its output so far, typing, and its exit code. */
 function terminal(args: string[]) {

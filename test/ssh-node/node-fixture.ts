@@ -24,6 +24,7 @@ import {
   type SshServiceOptions,
   systemClock,
 } from '@warden/server';
+import { collectProcess, type ProcessResult } from '@warden/testkit';
 
 export const CLUSTER = 'warden';
 export const HOSTNAME = 'node-1';
@@ -33,11 +34,7 @@ const quiet: Logger =
     ? createLogger({ severity: 'debug', format: 'text' })
     : { debug() {}, info() {}, warn() {}, error() {} };
 
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type RunResult = ProcessResult;
 
 export interface Identity {
   /** Path of the private key; the certificate is `<key>-cert.pub`. */
@@ -90,24 +87,10 @@ export function run(
   args: string[],
   opts: { input?: string; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
+  return collectProcess(spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] }), {
+    ...(opts.input !== undefined && { input: opts.input }),
+    timeout: 'kill',
+    timeoutMs: opts.timeoutMs ?? 15_000,
   });
 }
 

@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { requireTool } from '@warden/testkit';
+import { requireTool, waitForText } from '@warden/testkit';
 import * as pty from 'node-pty';
 import { CLUSTER, exited, HOSTNAME, type Identity, type NodeFixture, run, startNode } from './node-fixture';
 
@@ -20,15 +20,8 @@ const tools = ['ssh', 'scp', 'ssh-keygen'].map(requireTool);
 const skip = tools.find((t) => t.skip)?.skip ?? false;
 
 /** Waits until `read()` matches, polling; fails with what was read after `timeoutMs`. */
-async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 8000): Promise<RegExpExecArray> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const m = pattern.exec(read());
-    if (m) return m;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${pattern}; got:\n${read()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = (read: () => string, pattern: RegExp, timeoutMs = 8000) =>
+  waitForText(read, pattern, timeoutMs);
 
 describe('ssh_service sessions with OpenSSH', { skip }, () => {
   let f: NodeFixture;

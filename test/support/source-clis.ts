@@ -13,14 +13,11 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { type CliResult, collectProcess } from '@warden/testkit';
 
 const root = resolve(import.meta.dirname, '../..');
 
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { CliResult };
 
 export interface SourceClis {
   /** Bundles the CLIs once per process (later calls wait for the same build). */
@@ -72,26 +69,10 @@ export function sourceClis(tag: string): SourceClis {
     },
     spawn: spawnCli,
     run(command, args, opts = {}) {
-      return new Promise((res, rej) => {
-        const child = spawnCli(command, args, opts.env);
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c) => {
-          stdout += c;
-        });
-        child.stderr.on('data', (c) => {
-          stderr += c;
-        });
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          rej(new Error(`${command} ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
-        }, opts.timeoutMs ?? 30_000);
-        child.on('error', rej);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          res({ code: code ?? -1, stdout, stderr });
-        });
-        child.stdin.end(opts.input ?? '');
+      return collectProcess(spawnCli(command, args, opts.env), {
+        ...(opts.input !== undefined && { input: opts.input }),
+        ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
+        describe: (out) => `${command} ${args.join(' ')} timed out\n${out.stdout}\n${out.stderr}`,
       });
     },
     remove() {

@@ -38,9 +38,19 @@ export {
   requirePostgres,
   startPostgres,
 } from './postgres';
+export {
+  type CollectOptions,
+  captureOutput,
+  collectProcess,
+  type ProcessOutput,
+  type ProcessResult,
+  type TrackedProcess,
+  trackProcess,
+} from './process';
 export { type AgentlessSshd, startAgentlessSshd } from './sshd';
 export { flipNvBit, type SwtpmProcess, type SwtpmStartOptions, startSwtpm, writeEkCertChain } from './swtpm';
 export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
 export { addUserAndLogin, signupWithTotp } from './users';
+export { waitForText, waitUntil } from './wait';
 export { freePort, startWarden, type WardenProcess, type WardenStartOptions } from './warden';
