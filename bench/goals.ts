@@ -45,14 +45,20 @@ export function verdict(bench: string, goals: readonly Goal[]): string {
     .join('; ')}`;
 }
 
-/** CPU time (user + system, ms) a process used so far, from /proc; undefined elsewhere. */
-export function cpuMs(pid: number | undefined): number | undefined {
+/**
+ * CPU time (user + system, ms) a process used so far, from /proc; undefined elsewhere. With
+ * `reaped`, also that of the children it waited for (sshd's per-connection processes, a
+ * session's command).
+ */
+export function cpuMs(pid: number | undefined, reaped = false): number | undefined {
   if (pid === undefined) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 (1-based) of the whole line, in clock ticks.
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    const own = Number(fields[11]) + Number(fields[12]);
+    const children = reaped ? Number(fields[13]) + Number(fields[14]) : 0;
+    return ((own + children) * 1000) / CLOCK_TICKS;
   } catch {
     return undefined;
   }

@@ -14,8 +14,16 @@
  * after --sessions or once --session-budget-s has passed (at least 5 rounds), so that a busy
  * machine still finishes in about two minutes; the table says how many ran.
  *
+ * scp also reports the CPU time per MiB of each side, which moves far less with the load than
+ * MB/s: the client (scp, ssh and, through Warden, the ProxyCommand; /usr/bin/time over the
+ * whole command) and the server (warden, or the sshd(s), with the sftp-server they reaped; from
+ * /proc/<pid>/stat).
+ *
  *   npm run build && npm run bench:ssh        (needs OpenSSH ssh, scp, sshd, ssh-keygen, sftp-server)
- *   npm run bench:ssh -- --sessions 10 --size-mib 16 --scp-runs 1
+ *   npm run bench:ssh -- --sessions 10 --size-mib 16 --scp-runs 1 [--only=setup|scp] [--profile=DIR] [--hold]
+ *
+ * `--profile=DIR`: warden writes a V8 CPU profile to DIR when it stops. `--hold`: after the
+ * set-up, prints the pids and the commands of each path and waits for Ctrl-C (perf, strace).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,7 +40,7 @@ import {
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
-import { type Goal, goal, verdict } from './goals';
+import { cpuMs, type Goal, goal, loadAverage, verdict } from './goals';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,8 +48,12 @@ const { values: args } = parseArgs({
     'session-budget-s': { type: 'string', default: '50' },
     'size-mib': { type: 'string', default: '64' },
     'scp-runs': { type: 'string', default: '2' },
+    only: { type: 'string', default: 'setup,scp' },
+    profile: { type: 'string' },
+    hold: { type: 'boolean', default: false },
   },
 });
+const ONLY = new Set(args.only.split(','));
 const SESSIONS = Number(args.sessions);
 /** Session rounds stop once they have run this long (after at least 5), to bound a busy machine's run. */
 const SESSION_BUDGET_MS = Number(args['session-budget-s']) * 1000;
@@ -86,18 +98,79 @@ interface Scp {
   ms: number;
   /** The ssh session's own time from after login to the end, as `ssh -v` reports it. */
   sessionMs: number;
+  /** CPU time (user + system) of scp and everything it started (ssh, the ProxyCommand). */
+  clientCpuMs: number;
+  /** CPU time of the server side (warden or the sshd(s), with what they reaped). */
+  serverCpuMs: number;
+  /** CPU time of the server processes themselves, without what they reaped (warden's own work). */
+  serverOwnCpuMs: number;
 }
 
 /**
- * Runs `scp -v`. Its ssh prints "Transferred: … in N seconds" for the time after login; with
- * ProxyJump the jump host's ssh prints one too, over a longer span, so the shortest is ours.
+ * User + system ms from a `/usr/bin/time -f '%U %S' -o FILE` file, once written (NaN after 2 s
+ * without); the file is removed. /usr/bin/time creates the file at start and fills it at exit.
  */
-async function scp(argv: string[], env?: NodeJS.ProcessEnv): Promise<Scp> {
-  const r = await run('scp', ['-v', '-o', 'BatchMode=yes', ...argv], env);
+async function timeFile(file: string): Promise<number> {
+  try {
+    for (let i = 0; i < 100; i++) {
+      const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      const m = /^([\d.]+) ([\d.]+)$/m.exec(text);
+      if (m) return (Number(m[1]) + Number(m[2])) * 1000;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return Number.NaN;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+/** CPU time of `pids` and the children they reaped, once it stops growing (sshd reaps after scp exits). */
+async function settledCpu(pids: number[]): Promise<number> {
+  const now = () => pids.reduce((sum, pid) => sum + (cpuMs(pid, true) ?? 0), 0);
+  let last = now();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const v = now();
+    if (v === last && i >= 2) break;
+    last = v;
+  }
+  return last;
+}
+
+/**
+ * Runs `scp -v` under /usr/bin/time. Its ssh prints "Transferred: … in N seconds" for the time
+ * after login; with ProxyJump the jump host's ssh prints one too, over a longer span, so the
+ * shortest is ours. `server` are the pids whose CPU is the server side's.
+ */
+async function scp(
+  argv: string[],
+  server: number[],
+  env: NodeJS.ProcessEnv = {},
+  timedProxy = false,
+): Promise<Scp> {
+  const s0 = await settledCpu(server);
+  const own0 = server.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
+  const timing = join(tmpdir(), `warden-bench-ssh-time-${process.pid}`);
+  const proxyTiming = `${timing}-proxy`;
+  rmSync(proxyTiming, { force: true });
+  const r = await run(
+    '/usr/bin/time',
+    ['-f', '%U %S', '-o', timing, 'scp', '-v', '-o', 'BatchMode=yes', ...argv],
+    { ...env, WARDEN_BENCH_PROXY_TIME: proxyTiming },
+  );
   if (r.code !== 0) throw new Error(`scp ${argv.join(' ')} exited with ${r.code}:\n${r.stderr}`);
   const spans = [...r.stderr.matchAll(/Transferred: sent \d+, received \d+ bytes, in ([\d.]+) seconds/g)];
   if (spans.length === 0) throw new Error(`scp -v printed no "Transferred:" line:\n${r.stderr}`);
-  return { ms: r.ms, sessionMs: Math.min(...spans.map((m) => Number(m[1]) * 1000)) };
+  let clientCpuMs = await timeFile(timing);
+  // The relay exits on its own once ssh is gone, and /usr/bin/time writes its figures then.
+  if (timedProxy) clientCpuMs += await timeFile(proxyTiming);
+  return {
+    ms: r.ms,
+    sessionMs: Math.min(...spans.map((m) => Number(m[1]) * 1000)),
+    clientCpuMs,
+    serverCpuMs: (await settledCpu(server)) - s0,
+    serverOwnCpuMs: server.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0) - own0,
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -123,8 +196,16 @@ function median(values: number[]): number {
 }
 
 /** Warden with its SSH node, one user (login root) signed up and logged in; `config` is `wsh config`. */
-async function startWardenPath(): Promise<{ w: WardenProcess; env: NodeJS.ProcessEnv; config: string }> {
-  const w = await startWarden({ nodeName: 'node-1' });
+async function startWardenPath(): Promise<{
+  w: WardenProcess;
+  env: NodeJS.ProcessEnv;
+  config: string;
+  timedConfig: string;
+}> {
+  const w = await startWarden({
+    nodeName: 'node-1',
+    ...(args.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`] } : {}),
+  });
   try {
     const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-bench') };
     const add = await runCli('wctl', ['users', 'add', 'bench', '--roles=access', '--logins=root'], {
@@ -149,7 +230,19 @@ async function startWardenPath(): Promise<{ w: WardenProcess; env: NodeJS.Proces
     if (cfg.code !== 0) throw new Error(`wsh config failed:\n${cfg.stderr}`);
     const config = join(w.dir, 'ssh_config');
     writeFileSync(config, cfg.stdout);
-    return { w, env, config };
+    // For scp's CPU figures: the same config with the ProxyCommand under /usr/bin/time. ssh
+    // does not wait for its ProxyCommand (it sends SIGHUP and exits), so /usr/bin/time over scp
+    // misses it; the wrapper ignores the hang-up (the relay still ends on EOF) and writes the
+    // relay's CPU time to $WARDEN_BENCH_PROXY_TIME.
+    const wrapper = join(w.dir, 'timed-proxy-command');
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\ntrap '' HUP\nexec /usr/bin/time -o "$WARDEN_BENCH_PROXY_TIME" -f '%U %S' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const timedConfig = join(w.dir, 'ssh_config_timed');
+    writeFileSync(timedConfig, cfg.stdout.replaceAll('ProxyCommand ', `ProxyCommand ${wrapper} `));
+    return { w, env, config, timedConfig };
   } catch (err) {
     await w.stop();
     throw err;
@@ -157,6 +250,7 @@ async function startWardenPath(): Promise<{ w: WardenProcess; env: NodeJS.Proces
 }
 
 interface Sshd {
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -188,6 +282,7 @@ async function startSshd(dir: string, name: string, hostKey: string, authorizedK
     log += c;
   });
   const sshd: Sshd = {
+    pid: child.pid ?? -1,
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
@@ -215,7 +310,9 @@ async function startSshd(dir: string, name: string, hostKey: string, authorizedK
 }
 
 /** The baseline: a jump host and a target sshd, and an ssh_config naming both (`ssh -J jumphost target`). */
-async function startProxyJumpPath(dir: string): Promise<{ config: string; stop: () => Promise<void> }> {
+async function startProxyJumpPath(
+  dir: string,
+): Promise<{ config: string; jumpPid: number; targetPid: number; stop: () => Promise<void> }> {
   if (!existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755 });
   const hostKey = join(dir, 'host_ed25519');
   const userKey = join(dir, 'user_ed25519');
@@ -250,7 +347,12 @@ async function startProxyJumpPath(dir: string): Promise<{ config: string; stop: 
         '',
       ].join('\n'),
     );
-    return { config, stop: async () => void (await Promise.all(stops.map((s) => s()))) };
+    return {
+      config,
+      jumpPid: jump.sshd.pid,
+      targetPid: target.sshd.pid,
+      stop: async () => void (await Promise.all(stops.map((s) => s()))),
+    };
   } catch (err) {
     await Promise.all(stops.map((s) => s()));
     throw err;
@@ -270,7 +372,7 @@ async function main(): Promise<void> {
   try {
     [baseline, warden] = await Promise.all([startProxyJumpPath(dir), startWardenPath()]);
     const jumpCfg = baseline.config;
-    const { env, config: wardenCfg } = warden;
+    const { env, config: wardenCfg, timedConfig } = warden;
     const batch = ['-o', 'BatchMode=yes'];
 
     // 1. Session setup: `… true`, interleaved; the first round warms caches and is dropped.
@@ -281,8 +383,25 @@ async function main(): Promise<void> {
       wsh: () => must(process.execPath, [WSH, 'ssh', 'root@node-1', 'true'], env),
     };
     const times: Record<keyof typeof paths, number[]> = { direct: [], jump: [], openssh: [], wsh: [] };
+    const src = join(dir, 'payload.bin');
+    writeFileSync(src, randomBytes(SIZE_MIB * 1024 * 1024));
+    const wardenPid = warden.w.child.pid ?? -1;
+    if (args.hold) {
+      // Everything stays up for perf/strace by hand: print how to reach it, wait for Ctrl-C.
+      console.log(
+        `warden pid ${wardenPid}; sshd pids: jump host ${baseline.jumpPid}, target ${baseline.targetPid}`,
+      );
+      console.log(`direct:  scp -F ${jumpCfg} ${src} target:${join(dir, 'direct.bin')}`);
+      console.log(
+        `Warden:  env WARDEN_HOME=${env.WARDEN_HOME} WARDEN_PROXY=${env.WARDEN_PROXY} scp -F ${wardenCfg} ${src} root@node-1:${join(dir, 'via-warden.bin')}`,
+      );
+      console.log(
+        `wsh ssh: env WARDEN_HOME=${env.WARDEN_HOME} WARDEN_PROXY=${env.WARDEN_PROXY} ${process.execPath} ${WSH} ssh root@node-1`,
+      );
+      await new Promise((done) => process.once('SIGINT', done));
+    }
     const sessionsStart = performance.now();
-    for (let i = 0; i <= SESSIONS; i++) {
+    for (let i = 0; i <= (ONLY.has('setup') ? SESSIONS : -1); i++) {
       if (i > 5 && performance.now() - sessionsStart > SESSION_BUDGET_MS) break;
       for (const key of Object.keys(paths) as (keyof typeof paths)[]) {
         const ms = await paths[key]();
@@ -291,18 +410,27 @@ async function main(): Promise<void> {
     }
 
     // 2. Bulk: scp of one random file to the target's disk, each path in turn.
-    const src = join(dir, 'payload.bin');
-    writeFileSync(src, randomBytes(SIZE_MIB * 1024 * 1024));
     const bytes = statSync(src).size;
     const copies = {
       direct: { runs: [] as Scp[], dst: join(dir, 'direct.bin') },
       jump: { runs: [] as Scp[], dst: join(dir, 'via-jump.bin') },
       openssh: { runs: [] as Scp[], dst: join(dir, 'via-warden.bin') },
     };
-    for (let i = 0; i < SCP_RUNS; i++) {
-      copies.direct.runs.push(await scp(['-F', jumpCfg, src, `target:${copies.direct.dst}`]));
-      copies.jump.runs.push(await scp(['-F', jumpCfg, '-J', 'jumphost', src, `target:${copies.jump.dst}`]));
-      copies.openssh.runs.push(await scp(['-F', wardenCfg, src, `root@node-1:${copies.openssh.dst}`], env));
+    const loads: string[] = [];
+    for (let i = 0; i < (ONLY.has('scp') ? SCP_RUNS : 0); i++) {
+      loads.push(loadAverage());
+      copies.direct.runs.push(
+        await scp(['-F', jumpCfg, src, `target:${copies.direct.dst}`], [baseline.targetPid]),
+      );
+      copies.jump.runs.push(
+        await scp(
+          ['-F', jumpCfg, '-J', 'jumphost', src, `target:${copies.jump.dst}`],
+          [baseline.jumpPid, baseline.targetPid],
+        ),
+      );
+      copies.openssh.runs.push(
+        await scp(['-F', timedConfig, src, `root@node-1:${copies.openssh.dst}`], [wardenPid], env, true),
+      );
       for (const c of Object.values(copies)) {
         if (statSync(c.dst).size !== bytes) throw new Error(`scp to ${c.dst} copied a short file`);
         rmSync(c.dst);
@@ -338,8 +466,11 @@ async function main(): Promise<void> {
       ]);
     }
     const mb = bytes / 1e6;
+    const mib = bytes / (1024 * 1024);
     const wall = (key: keyof typeof copies) => median(copies[key].runs.map((r) => r.ms));
     const session = (key: keyof typeof copies) => median(copies[key].runs.map((r) => r.sessionMs));
+    const perMib = (key: keyof typeof copies, side: 'clientCpuMs' | 'serverCpuMs' | 'serverOwnCpuMs') =>
+      median(copies[key].runs.map((r) => r[side] / mib));
     console.log('');
     row([`scp ${SIZE_MIB} MiB, median of ${SCP_RUNS}`, 'time', 'MB/s', 'ratio', 'session MB/s', 'ratio']);
     for (const key of ['direct', 'jump', 'openssh'] as const) {
@@ -352,10 +483,36 @@ async function main(): Promise<void> {
         ratio(session('direct') / session(key)),
       ]);
     }
+    console.log('');
+    row(['scp CPU per MiB (median)', 'client ms', 'server ms', 'both ms', 'ratio']);
+    const both = (key: keyof typeof copies) => perMib(key, 'clientCpuMs') + perMib(key, 'serverCpuMs');
+    for (const key of ['direct', 'jump', 'openssh'] as const) {
+      row([
+        labels[key].replace('ssh', 'scp'),
+        perMib(key, 'clientCpuMs').toFixed(2),
+        perMib(key, 'serverCpuMs').toFixed(2),
+        both(key).toFixed(2),
+        ratio(both(key) / both('direct')),
+      ]);
+    }
+    console.log(
+      "client: scp + ssh (+ the ProxyCommand; without the jump host's ssh -W), /usr/bin/time; server: warden or\n" +
+        'the sshd(s) with the session processes they reaped (login shell, sftp-server), /proc/<pid>/stat (10 ms ticks);\n' +
+        `warden itself, without them: ${perMib('openssh', 'serverOwnCpuMs').toFixed(2)} ms per MiB.`,
+    );
+    for (const [i, l] of loads.entries()) console.log(`scp round ${i + 1}: ${l}`);
     const goals: Goal[] = [
-      goal('session setup p50, ssh via Warden ÷ direct', p('openssh', 50) / p('direct', 50), { max: 1.1 }),
-      goal('session setup p50, wsh ssh ÷ direct', p('wsh', 50) / p('direct', 50), { max: 1.1 }),
-      goal('scp throughput via Warden ÷ direct', wall('direct') / wall('openssh'), { min: 0.9 }),
+      ...(ONLY.has('setup')
+        ? [
+            goal('session setup p50, ssh via Warden ÷ direct', p('openssh', 50) / p('direct', 50), {
+              max: 1.1,
+            }),
+            goal('session setup p50, wsh ssh ÷ direct', p('wsh', 50) / p('direct', 50), { max: 1.1 }),
+          ]
+        : []),
+      ...(ONLY.has('scp')
+        ? [goal('scp throughput via Warden ÷ direct', wall('direct') / wall('openssh'), { min: 0.9 })]
+        : []),
     ];
     console.log('');
     for (const g of goals) console.log(`${g.what}: ${g.text}`);
