@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +21,7 @@ import {
   freePort,
   runClient,
   serveDatabase,
+  spawnCli,
   startCluster,
   startTunnel,
   waitFor,
@@ -153,6 +154,63 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
     assert.equal(res.stdout.trim(), 'alice@%\t1');
     const withPassword = await mysqlCli(tunnelPort, 'alice', 'select 42', ['--password=whatever']);
     assert.equal(withPassword.stdout.trim(), '42', withPassword.stderr);
+  });
+
+  test('a tunnel on a Unix socket (--socket): mysql --socket and mysql2 socketPath, only its user may open it, one per socket, gone at exit', async () => {
+    const socket = join(mkdtempSync(join(c.dir, 'sock-')), 'shop.sock');
+    const t = spawnCli('wsh', ['proxy', 'db', 'shop', '--tunnel', `--socket=${socket}`], alice);
+    let out = '';
+    t.stdout!.on('data', (d) => {
+      out += d;
+    });
+    const exited = new Promise((r) => t.once('exit', r));
+    try {
+      await waitFor(() => out, /Started a tunnel/);
+      assert.ok(out.includes(`Connect with: mysql --protocol=SOCKET --socket=${socket} --skip-ssl`), out);
+      assert.equal(statSync(socket).mode & 0o777, 0o600);
+      const res = await runClient('mysql', [
+        '--no-defaults',
+        '--protocol=SOCKET',
+        `--socket=${socket}`,
+        '--user=alice',
+        '--skip-ssl',
+        '--connect-timeout=10',
+        '-N',
+        '-B',
+        'orders',
+        '-e',
+        "select current_user(), (select variable_value from information_schema.session_status where variable_name = 'Ssl_version') <> ''",
+      ]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout.trim(), 'alice@%\t1', 'TLS to the database beyond the socket');
+      const conn = await mysql.createConnection({ socketPath: socket, user: 'alice', database: 'orders' });
+      try {
+        const [rows] = await conn.execute<mysql.RowDataPacket[]>('select id from items where name = ?', [
+          'pear',
+        ]);
+        assert.deepEqual(rows, [{ id: 2 }]);
+      } finally {
+        await conn.end();
+      }
+      const again = await cli('wsh', ['proxy', 'db', 'shop', '--tunnel', `--socket=${socket}`], {
+        env: alice,
+      });
+      assert.notEqual(again.code, 0);
+      assert.match(again.stderr, /something already listens on .*shop\.sock/);
+      const withPort = await cli(
+        'wsh',
+        ['proxy', 'db', 'shop', '--tunnel', `--socket=${socket}x`, '-p', '3307'],
+        {
+          env: alice,
+        },
+      );
+      assert.notEqual(withPort.code, 0);
+      assert.match(withPort.stderr, /-p is not used with --socket/);
+    } finally {
+      t.kill('SIGTERM');
+    }
+    await exited;
+    assert.equal(existsSync(socket), false, 'the socket is removed when the tunnel stops');
   });
 
   test('the mysql2 driver: queries, prepared statements with parameters, a large result', async () => {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -222,6 +222,48 @@ describe('PostgreSQL through Warden', { skip }, () => {
     const prefer = await psql(`host=127.0.0.1 port=${tunnelPort} user=alice dbname=orders`, 'select 42');
     assert.equal(prefer.code, 0, prefer.stderr);
     assert.equal(prefer.stdout.trim(), '42');
+  });
+
+  test('a tunnel on a Unix socket (--socket): psql -h DIR and the pg driver, only its user may open it, one per socket, gone at exit', async () => {
+    const dir = mkdtempSync(join(c.dir, 'sock-'));
+    const socket = join(dir, '.s.PGSQL.6543');
+    const t = spawnCli('wsh', ['proxy', 'db', 'orders', '--tunnel', `--socket=${dir}`, '-p', '6543'], alice);
+    let out = '';
+    t.stdout!.on('data', (d) => {
+      out += d;
+    });
+    const exited = new Promise((r) => t.once('exit', r));
+    try {
+      await waitFor(() => out, /Started a tunnel/);
+      assert.ok(out.includes(`on ${socket}.`), out);
+      assert.ok(out.includes(`Connect with: psql "host=${dir} port=6543 sslmode=disable"`), out);
+      assert.equal(statSync(socket).mode & 0o777, 0o600);
+      const res = await psql(
+        `host=${dir} port=6543 user=alice dbname=orders`,
+        'select current_user, current_database()',
+      );
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout.trim(), 'alice|orders');
+      const client = new pg.Client({ host: dir, port: 6543, user: 'alice', database: 'orders' });
+      await client.connect();
+      try {
+        const r = await client.query('select name from items where id = $1', [2]);
+        assert.deepEqual(r.rows, [{ name: 'pear' }]);
+      } finally {
+        await client.end();
+      }
+      // A second tunnel does not take over a live socket.
+      const again = await cli('wsh', ['proxy', 'db', 'orders', '--tunnel', `--socket=${dir}`, '-p', '6543'], {
+        env: alice,
+      });
+      assert.notEqual(again.code, 0);
+      assert.match(again.stderr, /something already listens on .*\.s\.PGSQL\.6543/);
+      assert.equal((await psql(`host=${dir} port=6543 user=alice dbname=orders`, 'select 1')).code, 0);
+    } finally {
+      t.kill('SIGTERM');
+    }
+    await exited;
+    assert.equal(existsSync(socket), false, 'the socket is removed when the tunnel stops');
   });
 
   test('the pg driver: parameterised (extended protocol) queries, prepared statements, a large result', async () => {

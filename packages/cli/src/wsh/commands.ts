@@ -202,17 +202,30 @@ export const wshCommands: Command[] = [
   {
     path: ['proxy', 'db'],
     summary: 'Start a local plain listener for a database that any client or driver can use.',
-    usage: 'proxy db NAME --tunnel [-p PORT] [--db-user=USER] [--db-name=DATABASE]',
+    usage: 'proxy db NAME --tunnel [-p PORT | --socket=PATH] [--db-user=USER] [--db-name=DATABASE]',
     details:
       'Connections to 127.0.0.1:PORT reach the database through the proxy as you (your\n' +
       'certificate), so anyone who can reach that port acts as you: it listens on loopback only.\n' +
-      'Example:\n' +
+      'With --socket it listens on a Unix-domain socket instead, which only you can open (mode\n' +
+      '0600) and which costs less per query than the loopback port. PostgreSQL: PATH is a\n' +
+      'directory and the socket is PATH/.s.PGSQL.PORT (-p, default 5432), as psql -h PATH looks\n' +
+      'for it; MySQL: PATH is the socket file (mysql --socket=PATH).\n' +
+      'Examples:\n' +
       '  wsh proxy db orders --tunnel -p 5433 &\n' +
-      '  psql "host=127.0.0.1 port=5433 user=alice dbname=orders sslmode=disable"',
+      '  psql "host=127.0.0.1 port=5433 user=alice dbname=orders sslmode=disable"\n' +
+      '  wsh proxy db orders --tunnel --socket=$XDG_RUNTIME_DIR &\n' +
+      '  psql -h $XDG_RUNTIME_DIR -U alice orders\n' +
+      '  wsh proxy db shop --tunnel --socket=$XDG_RUNTIME_DIR/shop.sock &\n' +
+      '  mysql --socket=$XDG_RUNTIME_DIR/shop.sock -u alice shop',
     options: {
       ...dbRouteOpts,
       tunnel: { type: 'boolean', help: 'plain local listener (certificates stay in wsh)' },
       port: { type: 'string', short: 'p', value: 'PORT', help: 'local port (default: any free port)' },
+      socket: {
+        type: 'string',
+        value: 'PATH',
+        help: 'listen on a Unix socket: a directory for PostgreSQL, the socket file for MySQL',
+      },
     },
     args: [1, 1],
     run: async (ctx) => (await import('./db')).runProxyDb(ctx),

@@ -4,6 +4,7 @@
  * choices, the database's own client).
  */
 import { spawn } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
 import { WardenError } from '@warden/api';
 import {
   clientCommand,
@@ -12,10 +13,12 @@ import {
   type LoadedProfile,
   loadDbLogins,
   mysqlArgs,
+  POSTGRES_DEFAULT_PORT,
   postgresConnString,
   removeDbLogins,
   saveDbLogin,
   startDbTunnel,
+  tunnelSocketPath,
 } from '@warden/client';
 import { z } from 'zod';
 import { type CommandContext, formatError, str } from '../command';
@@ -212,18 +215,34 @@ export async function runProxyDb(ctx: CommandContext): Promise<number> {
   const port = Number(portText);
   if (!/^\d{1,5}$/.test(portText) || port > 65535)
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid --port "${portText}": expected 0 to 65535`);
+  const socketOption = str(ctx.values, 'socket');
+  if (socketOption === '')
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--socket needs a path (a directory for PostgreSQL)');
   const profile = loadProfile(ctx);
   const r = route(ctx, profile, name);
   const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
+  if (socketOption !== undefined && protocol !== 'postgres' && str(ctx.values, 'port') !== undefined)
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      `-p is not used with --socket for ${protocol} databases: PATH is the socket file itself`,
+    );
+  const socket =
+    socketOption === undefined ? undefined : tunnelSocketPath(protocol, resolve(socketOption), port);
   const tunnel = await startDbTunnel({
     profile: profileSource(ctx, profile),
     ...r,
-    port,
+    ...(socket === undefined ? { port } : { path: socket }),
     onError: (e) => ctx.stderr.write(`${formatError(e, ctx.env)}\n`),
   });
-  const endpoint = { host: tunnel.host, port: tunnel.port, ...r };
+  // Over a socket, libpq takes its directory as the host and the port from its file name.
+  const endpoint =
+    socket === undefined
+      ? { host: tunnel.host, port: tunnel.port, ...r }
+      : protocol === 'postgres'
+        ? { host: dirname(socket), port: port || POSTGRES_DEFAULT_PORT, ...r }
+        : { host: tunnel.host, port: 0, socket, ...r };
   ctx.stdout.write(
-    `Started a tunnel for database "${name}" on ${tunnel.host}:${tunnel.port}.\n` +
+    `Started a tunnel for database "${name}" on ${socket ?? `${tunnel.host}:${tunnel.port}`}.\n` +
       (protocol === 'postgres' ? `Connect with: psql "${postgresConnString(endpoint)}"\n` : '') +
       (protocol === 'mysql' ? `Connect with: mysql ${mysqlArgs(endpoint).join(' ')}\n` : '') +
       'Stop it with Ctrl+C.\n',

@@ -5,20 +5,40 @@
  * drivers.
  */
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { WardenError } from '@warden/api';
 
 export interface LocalEndpoint {
+  /** For PostgreSQL over a Unix socket: the socket's directory (libpq's `host=/dir`). */
   host: string;
   port: number;
+  /** MySQL over a Unix socket: the socket file (`mysql --socket`). */
+  socket?: string;
   dbUser?: string;
   dbName?: string;
+}
+
+/** libpq's default port, which also names its socket file (`.s.PGSQL.5432`). */
+export const POSTGRES_DEFAULT_PORT = 5432;
+
+/**
+ * The socket file a tunnel listens on for `wsh proxy db --tunnel --socket=PATH`, where
+ * clients look for it: for PostgreSQL PATH is a directory (`psql -h PATH -p PORT` opens
+ * `PATH/.s.PGSQL.PORT`, PORT 5432 unless given); for MySQL (and anything else) PATH is the
+ * socket file itself (`mysql --socket=PATH`).
+ *
+ * @example
+ *   tunnelSocketPath('postgres', '/run/user/1000/orders', 0) // '/run/user/1000/orders/.s.PGSQL.5432'
+ */
+export function tunnelSocketPath(protocol: string, path: string, port: number): string {
+  return protocol === 'postgres' ? join(path, `.s.PGSQL.${port || POSTGRES_DEFAULT_PORT}`) : path;
 }
 
 /** libpq connection string for a tunnel endpoint. */
 export function postgresConnString(e: LocalEndpoint): string {
   const q = (v: string) => (/^[^\s'\\]+$/.test(v) ? v : `'${v.replace(/[\\']/g, '\\$&')}'`);
   return [
-    `host=${e.host}`,
+    `host=${q(e.host)}`,
     `port=${e.port}`,
     ...(e.dbUser ? [`user=${q(e.dbUser)}`] : []),
     ...(e.dbName ? [`dbname=${q(e.dbName)}`] : []),
@@ -35,12 +55,15 @@ export function mysqlFlavor(command = 'mysql'): MysqlFlavor {
   return res.status === 0 && !/mariadb/i.test(res.stdout) ? 'mysql' : 'mariadb';
 }
 
-/** `mysql` options for a tunnel endpoint: TCP (never the local socket), no TLS. */
+/**
+ * `mysql` options for a tunnel endpoint: TCP (never the server's own local socket), or the
+ * tunnel's socket when it listens on one; no TLS.
+ */
 export function mysqlArgs(e: LocalEndpoint, flavor: MysqlFlavor = 'mariadb'): string[] {
   return [
-    '--protocol=TCP',
-    `--host=${e.host}`,
-    `--port=${e.port}`,
+    ...(e.socket !== undefined
+      ? ['--protocol=SOCKET', `--socket=${e.socket}`]
+      : ['--protocol=TCP', `--host=${e.host}`, `--port=${e.port}`]),
     ...(e.dbUser ? [`--user=${e.dbUser}`] : []),
     ...(e.dbName ? [`--database=${e.dbName}`] : []),
     flavor === 'mysql' ? '--ssl-mode=DISABLED' : '--skip-ssl',

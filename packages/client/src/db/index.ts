@@ -9,7 +9,9 @@ export {
   type MysqlFlavor,
   mysqlArgs,
   mysqlFlavor,
+  POSTGRES_DEFAULT_PORT,
   postgresConnString,
+  tunnelSocketPath,
 } from './clients';
 export { DB_ALPN, type DbInfo, type DbRoute, dialDb } from './dial';
 export { type DbLogin, loadDbLogins, removeDbLogins, saveDbLogin } from './logins';
