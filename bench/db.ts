@@ -141,29 +141,75 @@ async function create(w: WardenProcess, name: string, yaml: string): Promise<voi
   if (res.code !== 0) throw new Error(`wctl create ${name} failed:\n${res.stderr}`);
 }
 
+/**
+ * Starts `wsh proxy db NAME --tunnel` on `where` (`-p PORT`, or `--socket=PATH`) and waits for
+ * it to listen.
+ */
+async function startTunnel(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  where: string[],
+): Promise<ReturnType<typeof spawnCli>> {
+  const tunnel = spawnCli(
+    'wsh',
+    ['proxy', 'db', name, '--tunnel', ...where, '--db-user=bench', '--db-name=benchdb'],
+    { env, nodeArgs },
+  );
+  const deadline = Date.now() + 20_000;
+  while (!/Started a tunnel/.test(tunnel.stdout())) {
+    if (Date.now() > deadline || tunnel.child.exitCode !== null) {
+      tunnel.child.kill('SIGTERM');
+      throw new Error(`wsh proxy db ${where.join(' ')} did not start:\n${tunnel.stderr()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return tunnel;
+}
+
 interface Row {
   workload: string;
   unit: string;
   /** Per round (higher is better, except for latencies). */
   direct: number[];
+  /** Through the TCP tunnel (`wsh proxy db --tunnel -p PORT`). */
   warden: number[];
+  /** Through the Unix-socket tunnel (`wsh proxy db --tunnel --socket=PATH`), same run. */
+  socket?: number[];
   /** Per round, when pgbouncer took part. */
   pgbouncer?: number[];
 }
 
 function printTable(title: string, rows: Row[]): void {
+  const withSocket = rows.some((r) => r.socket?.length);
   const bouncer = rows.some((r) => r.pgbouncer?.length);
   const lines = [
-    ['workload', 'direct', 'warden', 'warden/direct', ...(bouncer ? ['pgbouncer', 'pgbouncer/direct'] : [])],
+    [
+      'workload',
+      'direct',
+      'warden (TCP)',
+      'warden/direct',
+      ...(withSocket ? ['warden (socket)', 'socket/direct'] : []),
+      ...(bouncer ? ['pgbouncer', 'pgbouncer/direct'] : []),
+    ],
     ...rows.map((r) => {
       const d = median(r.direct);
       const w = median(r.warden);
       const fmt = (v: number) =>
         Number.isFinite(v) ? `${v >= 100 ? v.toFixed(0) : v.toFixed(v >= 10 ? 1 : 2)} ${r.unit}` : '-';
-      const b = r.pgbouncer?.length ? median(r.pgbouncer) : undefined;
       const ratio = (x: number) => (d > 0 ? (x / d).toFixed(2) : '-');
-      const extra = !bouncer ? [] : b === undefined ? ['-', '-'] : [fmt(b), ratio(b)];
-      return [r.workload, d > 0 ? fmt(d) : '-', fmt(w), ratio(w), ...extra];
+      const column = (on: boolean, values: number[] | undefined) => {
+        if (!on) return [];
+        const v = values?.length ? median(values) : undefined;
+        return v === undefined ? ['-', '-'] : [fmt(v), ratio(v)];
+      };
+      return [
+        r.workload,
+        d > 0 ? fmt(d) : '-',
+        fmt(w),
+        ratio(w),
+        ...column(withSocket, r.socket),
+        ...column(bouncer, r.pgbouncer),
+      ];
     }),
   ];
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
@@ -181,6 +227,7 @@ async function benchMysql(): Promise<void> {
   let w: WardenProcess | undefined;
   let db: MariaDbServer | undefined;
   let tunnel: ReturnType<typeof spawnCli> | undefined;
+  let socketTunnel: ReturnType<typeof spawnCli> | undefined;
   try {
     // 1. Warden, a role for the db user "bench", a user with it.
     w = await startWarden({ configYaml: 'db_service:\n  enabled: true\n', nodeArgs });
@@ -225,18 +272,11 @@ async function benchMysql(): Promise<void> {
       `kind: db\nversion: v3\nmetadata:\n  name: mariadb\n  labels: { env: bench }\nspec:\n  protocol: mysql\n  uri: "127.0.0.1:${db.port}"\n`,
     );
 
-    // 3. The Warden path: a local tunnel.
+    // 3. The Warden paths: a local tunnel on a loopback port, and one on a Unix socket.
     const port = await freePort();
-    tunnel = spawnCli(
-      'wsh',
-      ['proxy', 'db', 'mariadb', '--tunnel', '-p', String(port), '--db-user=bench', '--db-name=benchdb'],
-      { env, nodeArgs },
-    );
-    const deadline = Date.now() + 20_000;
-    while (!/Started a tunnel/.test(tunnel.stdout())) {
-      if (Date.now() > deadline) throw new Error(`wsh proxy db did not start:\n${tunnel.stderr()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    tunnel = await startTunnel(env, 'mariadb', ['-p', String(port)]);
+    const socketPath = join(w.dir, 'mariadb-tunnel.sock');
+    socketTunnel = await startTunnel(env, 'mariadb', [`--socket=${socketPath}`]);
     const paths = {
       direct: {
         host: '127.0.0.1',
@@ -247,47 +287,61 @@ async function benchMysql(): Promise<void> {
         ssl: { ca, servername: 'localhost' },
       },
       warden: { host: '127.0.0.1', port, user: 'bench', database: 'benchdb' },
+      socket: { socketPath, user: 'bench', database: 'benchdb' },
     } as const;
     const version = db.version;
 
     // 4. Workloads, alternating paths each round.
+    const row = (workload: string, unit: string): Row => ({
+      workload,
+      unit,
+      direct: [],
+      warden: [],
+      socket: [],
+    });
     const rows: Row[] = [
-      { workload: `point select, text (${QUERIES} queries)`, unit: 'q/s', direct: [], warden: [] },
-      { workload: `point select, prepared (${QUERIES})`, unit: 'q/s', direct: [], warden: [] },
-      { workload: `connect + query + close (${CONNECTS})`, unit: 'conn/s', direct: [], warden: [] },
-      { workload: 'large result (200k rows)', unit: 'rows/s', direct: [], warden: [] },
+      row(`point select, text (${QUERIES} queries)`, 'q/s'),
+      row(`point select, prepared (${QUERIES})`, 'q/s'),
+      row(`connect + query + close (${CONNECTS})`, 'conn/s'),
+      row('large result (200k rows)', 'rows/s'),
     ];
-    // CPU of the processes between the client and MariaDB on the warden path (warden + wsh):
-    // what the path costs whatever the load.
+    // CPU of the processes between the client and MariaDB on each warden path (warden + its
+    // wsh): what the path costs whatever the load.
     const cpuRows: Row[] = [
-      { workload: 'CPU per point select (text), warden + wsh', unit: 'µs', direct: [], warden: [] },
-      { workload: 'CPU per connect + query + close, warden + wsh', unit: 'µs', direct: [], warden: [] },
+      row('CPU per point select (text), warden + wsh', 'µs'),
+      row('CPU per connect + query + close, warden + wsh', 'µs'),
     ];
-    const between = [w.child.pid, tunnel?.child.pid];
-    const cpuNow = () => between.reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
+    const between = {
+      direct: [],
+      warden: [w.child.pid, tunnel.child.pid],
+      socket: [w.child.pid, socketTunnel.child.pid],
+    };
+    const cpuNow = (path: keyof typeof paths) =>
+      between[path].reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
     const ids = Array.from({ length: QUERIES }, (_, i) => (i % 1000) + 1);
+    const names = ['direct', 'warden', 'socket'] as const;
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? (['direct', 'warden'] as const) : (['warden', 'direct'] as const);
+      const order = round % 2 === 0 ? names : [...names].reverse();
       for (const path of order) {
         const options = paths[path];
         const conn = await mysql.createConnection(options);
         try {
-          const cpu0 = cpuNow();
+          const cpu0 = cpuNow(path);
           const text = await timed(async () => {
             for (const id of ids) await conn.query('SELECT id, name FROM t WHERE id = ?', [id]);
           });
-          rows[0]![path].push((QUERIES / text) * 1000);
-          if (path === 'warden') cpuRows[0]!.warden.push(((cpuNow() - cpu0) * 1000) / QUERIES);
+          rows[0]![path]!.push((QUERIES / text) * 1000);
+          if (path !== 'direct') cpuRows[0]![path]!.push(((cpuNow(path) - cpu0) * 1000) / QUERIES);
           const prepared = await timed(async () => {
             for (const id of ids) await conn.execute('SELECT id, name FROM t WHERE id = ?', [id]);
           });
-          rows[1]![path].push((QUERIES / prepared) * 1000);
+          rows[1]![path]!.push((QUERIES / prepared) * 1000);
           const large = await timed(() => conn.query('SELECT seq, md5(seq) FROM seq_1_to_200000'));
-          rows[3]![path].push((200_000 / large) * 1000);
+          rows[3]![path]!.push((200_000 / large) * 1000);
         } finally {
           await conn.end();
         }
-        const cpu1 = cpuNow();
+        const cpu1 = cpuNow(path);
         const connects = await timed(async () => {
           for (let i = 0; i < CONNECTS; i++) {
             const c = await mysql.createConnection(options);
@@ -295,28 +349,32 @@ async function benchMysql(): Promise<void> {
             await c.end();
           }
         });
-        rows[2]![path].push((CONNECTS / connects) * 1000);
-        if (path === 'warden') cpuRows[1]!.warden.push(((cpuNow() - cpu1) * 1000) / CONNECTS);
+        rows[2]![path]!.push((CONNECTS / connects) * 1000);
+        if (path !== 'direct') cpuRows[1]![path]!.push(((cpuNow(path) - cpu1) * 1000) / CONNECTS);
       }
       process.stderr.write(`mysql round ${round + 1}/${ROUNDS} done\n`);
     }
     printTable(
-      `MySQL: ${version} through Warden (wsh proxy db --tunnel → proxy → db_service → TLS) vs mysql2 direct over TLS; medians of ${ROUNDS} rounds`,
+      `MySQL: ${version} through Warden (wsh proxy db --tunnel on a loopback port, and on a Unix socket → proxy → db_service → TLS) vs mysql2 direct over TLS; medians of ${ROUNDS} rounds (${loadAverage()})`,
       [...rows, ...cpuRows],
     );
-    const ratio = (r: Row) => median(r.warden) / median(r.direct);
-    for (const [row, min, what] of [
-      [rows[0]!, 0.7, 'MySQL point select (text) warden/direct'],
-      [rows[1]!, 0.7, 'MySQL point select (prepared) warden/direct'],
-      [rows[2]!, 0.5, 'MySQL connection setup warden/direct'],
-      [rows[3]!, 0.7, 'MySQL 200k-row result warden/direct'],
+    // Each goal for both tunnels: the loopback port (what every client can use) and the socket.
+    for (const [r, min, what] of [
+      [rows[0]!, 0.7, 'MySQL point select (text)'],
+      [rows[1]!, 0.7, 'MySQL point select (prepared)'],
+      [rows[2]!, 0.5, 'MySQL connection setup'],
+      [rows[3]!, 0.7, 'MySQL 200k-row result'],
     ] as const) {
-      const g = goal(what, ratio(row), { min });
-      goals.push(g);
-      process.stdout.write(`${what}: ${g.text}\n`);
+      for (const path of ['warden', 'socket'] as const) {
+        const label = `${what} warden ${path === 'warden' ? 'TCP' : 'socket'}/direct`;
+        const g = goal(label, median(r[path]!) / median(r.direct), { min });
+        goals.push(g);
+        process.stdout.write(`${label}: ${g.text}\n`);
+      }
     }
   } finally {
     tunnel?.child.kill('SIGTERM');
+    socketTunnel?.child.kill('SIGTERM');
     await db?.stop();
     await w?.stop();
   }
@@ -329,12 +387,35 @@ function pgEnv(pg: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...pg };
 }
 
-/** Runs pgbench with `args` and `env`; throws with its output when it fails. */
-function pgbench(bin: string, args: string[], env: NodeJS.ProcessEnv): string {
-  const res = spawnSync(bin, args, { env, encoding: 'utf8', timeout: (SECONDS + 120) * 1000 });
-  if (res.status !== 0)
-    throw new Error(`pgbench ${args.join(' ')} failed (${res.status}):\n${res.stdout}\n${res.stderr}`);
-  return res.stdout;
+/**
+ * Runs pgbench with `args` and `env`; rejects with its output when it fails or outlives its
+ * time. Asynchronous on purpose: while pgbench runs, this process must keep reading the pipes
+ * of the processes it started (warden, wsh, pgbouncer). With spawnSync nobody read them, and
+ * pgbouncer, which logs every connection, blocked in write(2) on a full stderr pipe at -c64:
+ * its pgbench never got an answer ("did no transaction", or a hang until the timeout).
+ */
+function pgbench(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), (SECONDS + 120) * 1000);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`pgbench ${args.join(' ')} failed (${code ?? signal}):\n${stdout}\n${stderr}`));
+    });
+  });
 }
 
 /**
@@ -476,12 +557,12 @@ async function startPgbouncer(o: {
   }
   const child = spawn(argv[0]!, argv.slice(1), { cwd: o.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
-  child.stdout!.on('data', (d) => {
-    log += d;
-  });
-  child.stderr!.on('data', (d) => {
-    log += d;
-  });
+  // Only the tail is kept (it logs every connection), for the error when it does not start.
+  const keep = (d: Buffer) => {
+    log = (log + d).slice(-16_384);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   try {
     await waitForPort(port, () => log);
   } catch (e) {
@@ -510,6 +591,7 @@ async function benchPostgres(): Promise<void> {
   let w: WardenProcess | undefined;
   let server: PostgresServer | undefined;
   let tunnel: ReturnType<typeof spawnCli> | undefined;
+  let socketTunnel: ReturnType<typeof spawnCli> | undefined;
   let bouncer: Awaited<ReturnType<typeof startPgbouncer>> | undefined;
   // As root pgbouncer runs as nobody, who must reach the dir (TMPDIR may be private).
   const bouncerDir = join(
@@ -567,20 +649,20 @@ async function benchPostgres(): Promise<void> {
         PGSSLKEY: direct.key,
       }),
     };
-    pgbench(pgbenchBin, ['-i', '-s', '1', '-q'], paths.direct!);
+    await pgbench(pgbenchBin, ['-i', '-s', '1', '-q'], paths.direct!);
     const port = await freePort();
-    tunnel = spawnCli(
-      'wsh',
-      ['proxy', 'db', 'pg', '--tunnel', '-p', String(port), '--db-user=bench', '--db-name=benchdb'],
-      { env, nodeArgs },
-    );
-    const deadline = Date.now() + 20_000;
-    while (!/Started a tunnel/.test(tunnel.stdout())) {
-      if (Date.now() > deadline) throw new Error(`wsh proxy db did not start:\n${tunnel.stderr()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    tunnel = await startTunnel(env, 'pg', ['-p', String(port)]);
     paths.warden = pgEnv({
       PGHOST: '127.0.0.1',
+      PGPORT: String(port),
+      PGUSER: 'bench',
+      PGDATABASE: 'benchdb',
+      PGSSLMODE: 'disable',
+    });
+    // The same tunnel on a Unix socket: w.dir/.s.PGSQL.<port>, found by libpq as host=w.dir.
+    socketTunnel = await startTunnel(env, 'pg', [`--socket=${w.dir}`, '-p', String(port)]);
+    paths.socket = pgEnv({
+      PGHOST: w.dir,
       PGPORT: String(port),
       PGUSER: 'bench',
       PGDATABASE: 'benchdb',
@@ -600,10 +682,11 @@ async function benchPostgres(): Promise<void> {
     // 4. pgbench -S on each path, alternating the order each round, for each client count.
     //    CPU per transaction of the processes between pgbench and PostgreSQL (warden + wsh;
     //    pgbouncer) comes from /proc: it says how much work a path does, whatever the load.
-    const names = Object.keys(paths) as ('direct' | 'warden' | 'pgbouncer')[];
+    const names = Object.keys(paths) as ('direct' | 'warden' | 'socket' | 'pgbouncer')[];
     const middle: Record<string, (number | undefined)[]> = {
       direct: [],
       warden: [w.child.pid, tunnel.child.pid],
+      socket: [w.child.pid, socketTunnel.child.pid],
       pgbouncer: [bouncer?.pid],
     };
     const cpuOf = (path: string) => middle[path]!.reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
@@ -619,7 +702,12 @@ async function benchPostgres(): Promise<void> {
           {
             pgbench: pgbenchBin,
             paths: Object.fromEntries(Object.entries(paths).map(([k, v]) => [k, envOf(v)])),
-            pids: { warden: w.child.pid, wsh: tunnel.child.pid, pgbouncer: bouncer?.pid },
+            pids: {
+              warden: w.child.pid,
+              wsh: tunnel.child.pid,
+              wshSocket: socketTunnel.child.pid,
+              pgbouncer: bouncer?.pid,
+            },
           },
           null,
           2,
@@ -634,16 +722,29 @@ async function benchPostgres(): Promise<void> {
     for (const [index, clients] of CLIENTS.entries()) {
       const seconds = index === 0 ? SECONDS : EXTRA_SECONDS;
       const rounds = index === 0 ? ROUNDS : EXTRA_ROUNDS;
+      const row = (workload: string, unit: string): Row => ({
+        workload,
+        unit,
+        direct: [],
+        warden: [],
+        socket: [],
+        ...(bouncer ? { pgbouncer: [] } : {}),
+      });
       const rows: Row[] = [
-        { workload: `pgbench -S -c ${clients} -T ${seconds}: tps`, unit: 'tps', direct: [], warden: [] },
-        { workload: 'latency average (lower is better)', unit: 'ms', direct: [], warden: [] },
-        { workload: 'CPU per transaction, between (lower is better)', unit: 'µs', direct: [], warden: [] },
+        row(`pgbench -S -c ${clients} -T ${seconds}: tps`, 'tps'),
+        row('latency average (lower is better)', 'ms'),
+        row('CPU per transaction, between (lower is better)', 'µs'),
       ];
-      if (bouncer) for (const r of rows) r.pgbouncer = [];
-      // The warden path's CPU split between its two processes (proxy + db_service; wsh).
+      // Each warden path's CPU split between its two processes (proxy + db_service; wsh).
       const split: Row[] = [
-        { workload: '  of which warden (proxy + db_service)', unit: 'µs', direct: [], warden: [] },
-        { workload: '  of which wsh proxy db --tunnel', unit: 'µs', direct: [], warden: [] },
+        {
+          workload: '  of which warden (proxy + db_service)',
+          unit: 'µs',
+          direct: [],
+          warden: [],
+          socket: [],
+        },
+        { workload: '  of which wsh proxy db --tunnel', unit: 'µs', direct: [], warden: [], socket: [] },
       ];
       const select = [
         '-S',
@@ -662,7 +763,7 @@ async function benchPostgres(): Promise<void> {
           const each0 = middle[path]!.map((pid) => cpuMs(pid) ?? 0);
           let out: string;
           try {
-            out = pgbench(pgbenchBin, select, paths[path]!);
+            out = await pgbench(pgbenchBin, select, paths[path]!);
           } catch (e) {
             // A run that hangs or fails (a loaded machine) is a "-" for that path, not the end.
             process.stderr.write(`postgres -c ${clients} ${path}: ${(e as Error).message.split('\n')[0]}\n`);
@@ -673,28 +774,25 @@ async function benchPostgres(): Promise<void> {
           rows[0]![path]!.push(tps);
           rows[1]![path]!.push(latency);
           rows[2]![path]!.push(((cpuOf(path) - cpu0) * 1000) / transactions);
-          if (path === 'warden') {
+          if (path === 'warden' || path === 'socket') {
             middle[path]!.forEach((pid, i) => {
-              split[i]!.warden.push((((cpuMs(pid) ?? 0) - each0[i]!) * 1000) / transactions);
+              split[i]![path]!.push((((cpuMs(pid) ?? 0) - each0[i]!) * 1000) / transactions);
             });
           }
         }
         process.stderr.write(`postgres -c ${clients} round ${round + 1}/${rounds} done (${loadAverage()})\n`);
       }
       printTable(
-        `PostgreSQL ${version}: pgbench -S -c ${clients} through Warden (wsh proxy db --tunnel → proxy → db_service → TLS) vs direct over TLS with a client certificate; medians of ${rounds} rounds of ${seconds} s (${loadAverage()})`,
+        `PostgreSQL ${version}: pgbench -S -c ${clients} through Warden (wsh proxy db --tunnel on a loopback port, and on a Unix socket → proxy → db_service → TLS) vs direct over TLS with a client certificate; medians of ${rounds} rounds of ${seconds} s (${loadAverage()})`,
         [...rows, ...split],
       );
       if (bouncer) {
-        const g = goal(
-          `pgbench -S -c${clients} warden/pgbouncer`,
-          median(rows[0]!.warden) / median(rows[0]!.pgbouncer!),
-          {
-            min: 1.0,
-          },
-        );
-        goals.push(g);
-        process.stdout.write(`warden/pgbouncer tps: ${g.text}\n`);
+        for (const path of ['warden', 'socket'] as const) {
+          const label = `pgbench -S -c${clients} warden ${path === 'warden' ? 'TCP' : 'socket'}/pgbouncer`;
+          const g = goal(label, median(rows[0]![path]!) / median(rows[0]!.pgbouncer!), { min: 1.0 });
+          goals.push(g);
+          process.stdout.write(`${label} tps: ${g.text}\n`);
+        }
       }
     }
     if (!bouncer) process.stdout.write('pgbouncer: skipped (not installed)\n');
@@ -702,6 +800,7 @@ async function benchPostgres(): Promise<void> {
     bouncer?.stop();
     rmSync(bouncerDir, { recursive: true, force: true });
     tunnel?.child.kill('SIGTERM');
+    socketTunnel?.child.kill('SIGTERM');
     await server?.stop();
     await w?.stop();
   }
