@@ -78,8 +78,6 @@ export { checkVerb, hasVerb, ruleMatches } from './rules';
 export {
   type ChangeSource,
   certificateExpiredMessage,
-  END_SLICE_MIN_SESSIONS,
-  END_SLICE_MS,
   type LockChange,
   type LockChangeSource,
   liveSessionMonitor,

@@ -11,7 +11,6 @@ import { lockTargets, makeIdentity, nodeLockTargets } from './identity';
 import { lockMatches } from './locks';
 import {
   certificateExpiredMessage,
-  END_SLICE_MIN_SESSIONS,
   MIN_STALENESS_CHECK_MS,
   SessionMonitor,
   targetKeys,
@@ -504,13 +503,12 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
     assert.match(await alice.ended, /cluster settings/);
   });
 
-  test('relayed sessions end first, in slices with turns of the event loop between; the others then in one pass', async () => {
+  test('a lock ends every session it targets in one pass, in registration order, before lockStored returns', async () => {
     const monitor = bare();
     const order: string[] = [];
     /** A session whose end costs 1 ms of CPU (a protocol writing its message). */
-    const costly = (name: string, relayed: boolean) => ({
-      ...session(),
-      relayed,
+    const costly = (name: string, identity = makeIdentity({ user: 'alice', roles: ['access'] })) => ({
+      ...session(identity),
       end() {
         const until = performance.now() + 1;
         while (performance.now() < until) {}
@@ -518,35 +516,24 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
       },
     });
     const n = 40;
-    // Registered interleaved: the order of ending is the monitor's, not registration's.
     for (let i = 0; i < n; i++) {
-      monitor.register(costly(`direct-${i}`, false));
-      monitor.register(costly(`relayed-${i}`, true));
+      monitor.register(costly(`alice-${i}`));
+      monitor.register(costly(`bob-${i}`, makeIdentity({ user: 'bob', roles: ['access'] })));
     }
     await sleep(0);
-    let loopRanAfter = -1;
+    let loopRan = false;
     setImmediate(() => {
-      loopRanAfter = order.length;
+      loopRan = true;
     });
     monitor.lockStored(lockOf({ user: 'alice' }));
-    const first = order.length;
-    // Each end outlasts the slice's time: a slice is its minimum count.
-    assert.equal(first, END_SLICE_MIN_SESSIONS, `${first} of ${n} relayed sessions ended before yielding`);
-    while (order.length < 2 * n) await new Promise((r) => setImmediate(r));
-    assert.ok(loopRanAfter >= first && loopRanAfter < n, `the loop ran after ${loopRanAfter} ends`);
+    // No turn of the event loop between two ends: a turn would let the teardown of the
+    // sessions ended first run before the others were told.
+    assert.equal(loopRan, false);
     assert.deepEqual(
-      order.map((o) => o.split('-')[0]),
-      [...Array(n).fill('relayed'), ...Array(n).fill('direct')],
-      'every relayed session before the others',
+      order,
+      Array.from({ length: n }, (_, i) => `alice-${i}`),
     );
-    assert.equal(monitor.size, 0);
-
-    // Only sessions that end themselves: one pass, before lockStored returns (no turn taken).
-    order.length = 0;
-    for (let i = 0; i < 10; i++) monitor.register(costly(`direct-${i}`, false));
-    await sleep(0);
-    monitor.lockStored(lockOf({ user: 'alice' }));
-    assert.equal(order.length, 10);
+    assert.equal(monitor.size, n, "bob's sessions stay");
     monitor.close();
   });
 });

@@ -17,6 +17,7 @@
  *
  *   lock written ─▶ backend watch ─▶ ResourceCache.onChange ─▶ monitor.lockStored(lock)
  *                                       index[lock's rarest target] ─▶ session.end("lock targeting …")
+ *                                                                       (every one, in one pass)
  *
  * Protocols supply only `end(message)`: the SSH node writes the message to the terminal,
  * the database engines send a protocol error, the proxy cuts the tunnel. Modelled on
@@ -48,13 +49,6 @@ export interface MonitoredSession {
   targets?: Omit<LockTargets, 'user' | 'roles' | 'device'>;
   /** For logs: `ssh`, `db`, `app`, `kube`. */
   protocol?: string;
-  /**
-   * True when the session's end reaches its client through a relay — the SSH node's sessions,
-   * relayed by the proxy, often in this very process — rather than by `end`'s own writes.
-   * A lock ends these first, yielding to the event loop between short slices so that the relay
-   * can carry each end on (see `SessionMonitor.lockStored`).
-   */
-  relayed?: boolean;
   /**
    * Ends the session, showing `message` where the protocol can. Called at most once; the
    * session is unregistered before the call.
@@ -104,19 +98,6 @@ interface Entry {
   /** Its keys in the index (`targetKeys`). */
   keys: readonly string[];
 }
-
-/**
- * A monitor ending many relayed sessions for one lock yields to the event loop after this much
- * work, so the sessions ended first reach their clients through the relay (in this process,
- * too) while the rest are being ended.
- */
-export const END_SLICE_MS = 4;
-
-/**
- * … and ends at least this many first: on a loaded machine one end can outlast `END_SLICE_MS`
- * of wall time, and a turn per session would put a whole loop iteration between each two.
- */
-export const END_SLICE_MIN_SESSIONS = 16;
 
 /** The index key of one lock target value (`user:alice`, `node:web-1`; no field has a colon). */
 function targetKey(field: LockTargetField, value: string): string {
@@ -255,12 +236,12 @@ export class SessionMonitor {
    * settings are unknown, every session is re-checked instead (`check()` ends them all: fail
    * closed).
    *
-   * Order: first the `relayed` sessions, in slices of `END_SLICE_MS` (and at least
-   * `END_SLICE_MIN_SESSIONS`) with a turn of the event loop between slices — their ends reach the client only once the relay has run, and without
-   * the turns a relay in this process would wait for the whole lock; then every other session
-   * in one pass — their ends are written by `end` itself, and turns in between would only let
-   * the teardown of the sessions already ended run first. A session that ends on its own
-   * meanwhile is skipped.
+   * Every targeted session is ended in one synchronous pass, in registration order, without a
+   * turn of the event loop in between: each protocol's `end` writes its message to the
+   * client's own socket (the SSH node's sessions too: the proxy hands this process's node the
+   * client's TLS socket) and defers the rest of its teardown (hang-ups, the database's own
+   * connection) until after the pass, so a turn would only let the teardown of the sessions
+   * ended first run before the others were told. One log line for the pass.
    */
   lockStored(lock: LockResource): void {
     if (this.#closed) return;
@@ -273,33 +254,17 @@ export class SessionMonitor {
     if (this.#entries.size === 0 || !isLockInForce(lock, this.#o.clock.now())) return;
     const targeted = this.#targeted(lock);
     if (targeted.length === 0) return;
-    const relayed = targeted.filter((e) => e.session.relayed === true);
-    const direct = targeted.filter((e) => e.session.relayed !== true);
     const message = lockMessage(lock);
     const why: SessionEndReason = { kind: 'lock', lock };
     let ended = 0;
-    const end = (entry: Entry) => {
-      if (!entry.live) return;
+    for (const entry of targeted) {
+      // A session ended by another's end (the proxy's tunnel of a node session) is skipped.
+      if (!entry.live) continue;
       this.#end(entry, message, why, { log: 'debug' });
       ended++;
-    };
-    let next = 0;
-    const slice = () => {
-      if (this.#closed) return;
-      const until = performance.now() + END_SLICE_MS;
-      const first = next;
-      while (next < relayed.length) {
-        end(relayed[next++]!);
-        if (next < relayed.length && next - first >= END_SLICE_MIN_SESSIONS && performance.now() >= until) {
-          setImmediate(slice);
-          return;
-        }
-      }
-      for (const entry of direct) end(entry);
-      if (ended > 0)
-        this.#o.logger.info({ ended: [{ reason: message, sessions: ended }] }, 'ended live sessions');
-    };
-    slice();
+    }
+    if (ended > 0)
+      this.#o.logger.info({ ended: [{ reason: message, sessions: ended }] }, 'ended live sessions');
   }
 
   /** Stops watching (sessions are left to their services' own shutdown). */

@@ -508,8 +508,6 @@ export class SshService {
       identity,
       targets: { login, ...nodeLockTargets({ id: this.hostId, hostname: this.hostname }) },
       protocol: 'ssh',
-      // Clients come through the proxy: the message reaches them once the proxy relays it.
-      relayed: true,
       end: (message) => this.#terminate(c, message),
     });
   }
