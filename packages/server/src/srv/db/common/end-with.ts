@@ -1,4 +1,8 @@
-/** Ending a client stream with a last message (a protocol error), for every engine. */
+/**
+ * Ending a client stream with a last message (a protocol error), and ending the database's side
+ * of a terminated session after the pass that told every client (`afterThisPass`), for every
+ * engine.
+ */
 import type { Duplex } from 'node:stream';
 
 /** Writes `data` and closes, waiting (briefly) for it to be flushed. */
@@ -16,5 +20,28 @@ export function endWith(stream: Duplex, data: Buffer): Promise<void> {
     stream.once('close', done);
     stream.once('error', done);
     stream.end(data, done);
+  });
+}
+
+const afterPass: (() => void)[] = [];
+
+/**
+ * Runs `fn` once the current pass of session ends is over: one `setImmediate` for all the
+ * sessions a lock ends at once. Closing a session's connection to the database (its TLS write
+ * and shutdown, or the cancel of a running statement) costs more CPU than telling the client,
+ * so every client of the pass is told first; the client's bytes are no longer passed on
+ * meanwhile (the relay stopped them), so nothing reaches the database in between. The relay
+ * runs it itself when the session finishes first (`relay`'s `stopUpstream`).
+ */
+export function afterThisPass(fn: () => void): void {
+  if (afterPass.push(fn) > 1) return;
+  setImmediate(() => {
+    for (const f of afterPass.splice(0)) {
+      try {
+        f();
+      } catch {
+        // A connection already gone.
+      }
+    }
   });
 }

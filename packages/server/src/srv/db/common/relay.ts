@@ -3,8 +3,8 @@
  * database → server tap → client, with one teardown. A side that closes lets what is already
  * on its way to the other arrive first; a tap that cannot parse its stream ends the session;
  * a session terminated by Warden (a lock, expiry) stops passing the client's bytes on, runs
- * the engine's `terminate` (tell the client, stop the query) and then ends after a grace
- * period.
+ * the engine's `terminate` (tell the client), after the pass of ends its `stopUpstream` (stop
+ * the query, close the database's side), and then ends after a grace period.
  *
  * The taps are plain objects fed from 'data' events (no stream machinery per chunk: that was
  * a tenth of db_service's CPU per statement); what a tap emits for one chunk goes out in one
@@ -14,6 +14,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../log';
+import { afterThisPass } from './end-with';
 import type { DbSession } from './session';
 
 /** How long a terminated session may take to deliver its last message before it is cut. */
@@ -74,8 +75,15 @@ export interface RelayOptions {
    * read again only once it resolves (back-pressure; no event is dropped).
    */
   hold?: () => Promise<void> | undefined;
-  /** The engine's part of ending a session on Warden's decision (the message, the kill). */
+  /** The engine's part of ending a session on Warden's decision: the message to the client. */
   terminate(reason: string): void;
+  /**
+   * … and of ending the database's side (cancel or kill a running statement, else close the
+   * connection politely). Run after the pass of ends that terminated the session
+   * (`afterThisPass`: every client a lock ends is told first), or when the session finishes
+   * before that, and at most once.
+   */
+  stopUpstream?(): void;
 }
 
 /**
@@ -167,8 +175,20 @@ export function relay(o: RelayOptions): Promise<void> {
     let finished = false;
     /** Terminated by Warden: the client's bytes go nowhere any more. */
     let stopped = false;
+    /** The database's side of a termination, until it has run. */
+    let stopUpstream: (() => void) | undefined;
+    const runStopUpstream = () => {
+      const stop = stopUpstream;
+      stopUpstream = undefined;
+      try {
+        stop?.();
+      } catch (e) {
+        logger.debug({ err: e, session: session.id }, 'ending the database side failed');
+      }
+    };
     const finish = () => {
       if (finished) return;
+      runStopUpstream();
       finished = true;
       client.destroy();
       upstream.destroy();
@@ -210,6 +230,10 @@ export function relay(o: RelayOptions): Promise<void> {
     session.onTerminate((reason) => {
       stopped = true;
       o.terminate(reason);
+      if (o.stopUpstream) {
+        stopUpstream = o.stopUpstream;
+        afterThisPass(runStopUpstream);
+      }
       setTimeout(finish, TERMINATE_GRACE_MS).unref();
     });
     // The database is gone: what it sent is on its way; then the client's side closes.

@@ -568,12 +568,14 @@ export class MySqlEngine implements DbEngine {
       hold: () => session.auditBacklog(),
       terminate: (reason) => {
         serverTap.interrupt((s) => errPacket(s, { ...ErrorCode.connectionKilled, message: reason }));
+      },
+      stopUpstream: () => {
         // A statement may be running: closing the connection would not stop it, KILL does.
         // Idle: COM_QUIT and close end the thread, without logging in to the database again.
         if (!activity.idle) {
           this.killsSent++;
           void this.#kill(session, up.threadId);
-        } else if (!upstream.writableEnded) upstream.end(QUIT);
+        } else if (!upstream.writableEnded && !upstream.destroyed) upstream.end(QUIT);
       },
     });
   }

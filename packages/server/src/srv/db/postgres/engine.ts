@@ -351,12 +351,14 @@ export class PostgresEngine implements DbEngine {
       hold: () => session.auditBacklog(),
       terminate: (reason) => {
         serverTap.interrupt(fatal(SqlState.adminShutdown, reason));
+      },
+      stopUpstream: () => {
         // A statement may be running: cancel it (closing the connection would not stop it).
         // Idle: Terminate and close end the backend, without dialing the database again.
         if (!activity.idle && upstreamKey) {
           this.cancelsSent++;
           void this.#sendCancel(session, upstreamKey);
-        } else if (!upstream.writableEnded) upstream.end(TERMINATE);
+        } else if (!upstream.writableEnded && !upstream.destroyed) upstream.end(TERMINATE);
       },
     });
   }
