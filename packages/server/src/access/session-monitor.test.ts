@@ -349,14 +349,14 @@ function lockOf(
 describe('SessionMonitor: the index of live sessions by lock target', { timeout: 60_000 }, () => {
   const settings: ClusterSettings = { deviceTrustMode: 'off', lockingMode: 'best_effort' };
   /** A monitor over an empty, current lock view (locks arrive through `lockStored`). */
-  function bare(o: { settings?: () => ClusterSettings | undefined } = {}) {
+  function bare(o: { settings?: () => ClusterSettings | undefined; logger?: Logger } = {}) {
     const checker = new AccessChecker({
       clock: systemClock,
       locks: { values: () => [], staleForMs: () => 0 },
       role: (n) => presets[n],
       clusterSettings: o.settings ?? (() => settings),
     });
-    return new SessionMonitor({ checker, clock: systemClock, logger: quiet, changes: [] });
+    return new SessionMonitor({ checker, clock: systemClock, logger: o.logger ?? quiet, changes: [] });
   }
 
   test('targetKeys: one key per user, role, login, node name and device', () => {
@@ -534,6 +534,31 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
       Array.from({ length: n }, (_, i) => `alice-${i}`),
     );
     assert.equal(monitor.size, n, "bob's sessions stay");
+    monitor.close();
+  });
+
+  test("the pass logs one line: how many ended, what the pass cost, and the lock's age when it began", async () => {
+    const infos: Record<string, unknown>[] = [];
+    const monitor = bare({ logger: { ...quiet, info: (o) => infos.push(o as Record<string, unknown>) } });
+    for (let i = 0; i < 3; i++) monitor.register(session());
+    await sleep(0);
+    const createdAt = new Date(Date.now() - 40).toISOString();
+    monitor.lockStored(lockOf({ user: 'alice' }, { created_at: createdAt, message: 'm' }));
+    assert.equal(infos.length, 1);
+    const line = infos[0]!;
+    assert.deepEqual(line.ended, [{ reason: 'lock targeting User:"alice" is in force: m', sessions: 3 }]);
+    assert.ok(typeof line.pass_ms === 'number' && line.pass_ms >= 0, `pass_ms ${line.pass_ms}`);
+    assert.ok(
+      typeof line.pass_cpu_ms === 'number' && line.pass_cpu_ms >= 0,
+      `pass_cpu_ms ${line.pass_cpu_ms}`,
+    );
+    assert.ok(
+      typeof line.lock_age_ms === 'number' && line.lock_age_ms >= 40,
+      `lock_age_ms ${line.lock_age_ms}`,
+    );
+    // A lock ending nothing logs nothing.
+    monitor.lockStored(lockOf({ user: 'nobody' }));
+    assert.equal(infos.length, 1);
     monitor.close();
   });
 });

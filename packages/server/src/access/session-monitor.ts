@@ -116,6 +116,8 @@ export function targetKeys(t: LockTargets): string[] {
   return keys;
 }
 
+const round2 = (ms: number) => Math.round(ms * 100) / 100;
+
 /** Node timers overflow past 2^31-1 ms (~24.8 days): longer waits are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -256,6 +258,10 @@ export class SessionMonitor {
     if (targeted.length === 0) return;
     const message = lockMessage(lock);
     const why: SessionEndReason = { kind: 'lock', lock };
+    const start = performance.now();
+    const cpu = process.cpuUsage();
+    // How long the lock took to reach this process (its writer's clock against ours).
+    const age = this.#o.clock.now() - Date.parse(lock.spec.created_at ?? '');
     let ended = 0;
     for (const entry of targeted) {
       // A session ended by another's end (the proxy's tunnel of a node session) is skipped.
@@ -263,8 +269,18 @@ export class SessionMonitor {
       this.#end(entry, message, why, { log: 'debug' });
       ended++;
     }
-    if (ended > 0)
-      this.#o.logger.info({ ended: [{ reason: message, sessions: ended }] }, 'ended live sessions');
+    if (ended === 0) return;
+    const used = process.cpuUsage(cpu);
+    this.#o.logger.info(
+      {
+        ended: [{ reason: message, sessions: ended }],
+        // What the pass cost, and when it began: to tell a slow pass from a late one.
+        pass_ms: round2(performance.now() - start),
+        pass_cpu_ms: round2((used.user + used.system) / 1000),
+        ...(Number.isFinite(age) ? { lock_age_ms: age } : {}),
+      },
+      'ended live sessions',
+    );
   }
 
   /** Stops watching (sessions are left to their services' own shutdown). */

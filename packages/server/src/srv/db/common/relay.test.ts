@@ -2,7 +2,8 @@
  * The relay over real sockets with pass-through taps: bytes both ways, several pieces of one
  * chunk in order, the audit hold (the client is not read while the audit log is behind),
  * nothing of the client's passed on after Warden terminated the session, a tap's interrupt
- * closing the client's side, and a malformed stream ending both.
+ * closing the client's side, the database's side of a termination after the pass of ends (or
+ * at the session's finish), and a malformed stream ending both.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -70,7 +71,13 @@ function reader(s: Socket) {
   };
 }
 
-async function setup(o: { hold?: () => Promise<void> | undefined } = {}) {
+async function setup(
+  o: {
+    hold?: () => Promise<void> | undefined;
+    stopUpstream?: () => void;
+    interruptOnTerminate?: boolean;
+  } = {},
+) {
   const [client, user] = await pair();
   const [upstream, database] = await pair();
   let onTerminate: ((reason: string) => void) | undefined;
@@ -94,7 +101,11 @@ async function setup(o: { hold?: () => Promise<void> | undefined } = {}) {
     upstreamRest: Buffer.alloc(0),
     malformed: { client: 'bad client', server: 'bad server' },
     ...(o.hold ? { hold: o.hold } : {}),
-    terminate: (reason) => terminated.push(reason),
+    terminate: (reason) => {
+      terminated.push(reason);
+      if (o.interruptOnTerminate) serverTap.interrupt(`bye: ${reason}`);
+    },
+    ...(o.stopUpstream ? { stopUpstream: o.stopUpstream } : {}),
   });
   return {
     user,
@@ -170,4 +181,46 @@ test('a malformed stream from either side ends the session', async () => {
   await r.done;
   await r.fromUser.ended.catch(() => undefined);
   assert.ok(r.user.destroyed || (await once(r.user, 'close')));
+});
+
+test('the database side of a termination runs after the pass that told every client, once', async () => {
+  const events: string[] = [];
+  const sessions = await Promise.all(
+    [0, 1, 2].map((i) => setup({ interruptOnTerminate: true, stopUpstream: () => events.push(`stop ${i}`) })),
+  );
+  // One pass, as the session monitor makes it for a lock: every client is told first.
+  sessions.forEach((r, i) => {
+    r.terminate(`lock ${i}`);
+    events.push(`told ${i}`);
+  });
+  assert.deepEqual(events, ['told 0', 'told 1', 'told 2']);
+  await new Promise((res) => setImmediate(res));
+  assert.deepEqual(events.slice(3), ['stop 0', 'stop 1', 'stop 2']);
+  for (const r of sessions) {
+    await r.fromUser.ended;
+    assert.match(r.fromUser.text, /^bye: lock \d$/);
+    r.user.destroy();
+    await r.done;
+  }
+  assert.equal(events.length, 6, `each database side stopped once: ${events}`);
+});
+
+test('a session whose client goes away as it is terminated stops the database side once, on an open connection', async () => {
+  const events: string[] = [];
+  let upstreamOpen: boolean | undefined;
+  const r: Awaited<ReturnType<typeof setup>> = await setup({
+    stopUpstream: () => {
+      events.push('stop');
+      upstreamOpen = !r.database.destroyed;
+    },
+  });
+  r.terminate('lock');
+  // The client's side fails in the same pass (before any turn of the event loop).
+  r.user.destroy();
+  r.serverTap.interrupt('bye');
+  await r.done;
+  assert.deepEqual(events, ['stop']);
+  assert.equal(upstreamOpen, true);
+  await new Promise((res) => setImmediate(res));
+  assert.deepEqual(events, ['stop'], 'not again after the pass');
 });
