@@ -100,7 +100,11 @@ const SESSIONS = Number(args.sessions);
 const CONCURRENCY = Number(args.concurrency);
 const TIMEOUT_MS = Number(args['timeout-s']) * 1000;
 /** `--profile=DIR`: every warden process writes a V8 CPU profile there (`node --cpu-prof`). */
-const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`] : [];
+/** Sampling interval of `--profile` (µs): V8's default 1 ms is coarse against a 50 ms goal. */
+const PROFILE_INTERVAL_US = 200;
+const nodeArgs = args.profile
+  ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`, `--cpu-prof-interval=${PROFILE_INTERVAL_US}`]
+  : [];
 const BACKENDS = args.backend.split(',').map((b) => b.trim());
 for (const [name, n] of [
   ['--sessions', SESSIONS],
@@ -194,6 +198,8 @@ interface LockResult {
   apiMs: number;
   /** The lock's created_at (ms since the epoch): where its window starts in a CPU profile. */
   createdAt: number;
+  /** Date.now() when the lock was requested (taken with `monotonicUs`: maps epoch to profile time). */
+  requestedAt: number;
   /** How long the warden processes took to go quiet before the lock (see `settle`). */
   settleMs: number;
   /**
@@ -207,6 +213,12 @@ interface LockResult {
   serverCpuQuietMs: number;
   /** CPU this client process used from the request to the last session's end (ms). */
   clientCpuMs: number;
+  /**
+   * The session monitor's pass in the process holding the sessions, from its log line: the
+   * lock's age when the pass began (its created_at against that process's clock), the pass's
+   * wall time and CPU. Undefined when no line was found.
+   */
+  pass?: { lockAgeMs?: number; ms: number; cpuMs: number };
 }
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -262,6 +274,27 @@ const load = () =>
     .map((l) => l.toFixed(2))
     .join(', ');
 
+/**
+ * The session monitor's "ended live sessions" line(s) in a warden's log (text or JSON): the
+ * lock's age when the pass began, and the pass's wall time and CPU (summed over lines).
+ */
+function monitorPass(log: string): { pass?: LockResult['pass'] } {
+  const lines = log.split('\n').filter((l) => l.includes('ended live sessions'));
+  if (lines.length === 0) return {};
+  const field = (line: string, name: string) => {
+    const m = new RegExp(`"?${name}"?[=:]\\s*(-?[0-9.]+)`).exec(line);
+    return m ? Number(m[1]) : undefined;
+  };
+  const ages = lines.map((l) => field(l, 'lock_age_ms')).filter((a): a is number => a !== undefined);
+  return {
+    pass: {
+      ...(ages.length ? { lockAgeMs: Math.min(...ages) } : {}),
+      ms: lines.reduce((sum, l) => sum + (field(l, 'pass_ms') ?? 0), 0),
+      cpuMs: lines.reduce((sum, l) => sum + (field(l, 'pass_cpu_ms') ?? 0), 0),
+    },
+  };
+}
+
 // ---- one cluster -----------------------------------------------------------------------------
 
 interface Cluster {
@@ -274,6 +307,8 @@ interface Cluster {
   deviceId: string;
   /** The warden processes (for `settle`). */
   pids: number[];
+  /** What the process holding the sessions logged so far. */
+  serverOutput(): string;
   stop(): Promise<void>;
 }
 
@@ -530,7 +565,16 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
     const pids = [...new Set([writer.child.pid, server.child.pid])].filter(
       (p): p is number => p !== undefined,
     );
-    return { backend, label, lockApi: adminApi(writer), profiles, deviceId, pids, stop };
+    return {
+      backend,
+      label,
+      lockApi: adminApi(writer),
+      profiles,
+      deviceId,
+      pids,
+      serverOutput: () => server.output(),
+      stop,
+    };
   } catch (e) {
     await stop();
     throw e;
@@ -739,6 +783,7 @@ async function runBackend(backend: string): Promise<BackendRun> {
     for (const kind of KINDS) {
       const group = lives.filter((l) => l.kind === kind);
       const settleMs = await settle(c.pids);
+      const logFrom = c.serverOutput().length;
       loadBefore ||= load();
       const requested = Date.now();
       const monotonicUs = Number(process.hrtime.bigint() / 1000n);
@@ -770,10 +815,12 @@ async function runBackend(backend: string): Promise<BackendRun> {
         target: targets[kind],
         apiMs,
         createdAt,
+        requestedAt: requested,
         settleMs,
         monotonicUs,
         serverCpuMs: server1 - server0,
         serverCpuQuietMs: serverQuiet - server0,
+        ...monitorPass(c.serverOutput().slice(logFrom)),
         clientCpuMs: client1 - client0,
       });
       for (const l of group) {
@@ -863,6 +910,15 @@ function report(runs: BackendRun[]): Goal[] {
             return `${l.kind} ${f(l.serverCpuMs)} / ${f(l.serverCpuQuietMs)} and ${f(l.clientCpuMs)} ms`;
           })
           .join(', ')}`,
+    );
+    console.log(
+      `the session monitor's pass (lock age when it began / wall / CPU): ${run.locks
+        .map((l) =>
+          l.pass
+            ? `${l.kind} ${l.pass.lockAgeMs ?? '?'} / ${l.pass.ms.toFixed(1)} / ${l.pass.cpuMs.toFixed(1)} ms`
+            : `${l.kind} not logged`,
+        )
+        .join(', ')}`,
     );
     const early = run.sessions.filter((s) => s.early).length;
     if (early) console.log(`${early} sessions ended before their own lock was requested`);

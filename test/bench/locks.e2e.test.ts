@@ -71,7 +71,17 @@ test('bench:locks --sessions=8: every kind of lock ends every session it targets
     assert.match(res.out, /^verdict \(bench:locks\): /m);
     assert.match(res.out, /^node \(--node=node-1\) +2 /m, 'a row per kind');
 
-    const { sessions } = JSON.parse(readFileSync(json, 'utf8')) as { sessions: SessionResult[] };
+    const { sessions, locks } = JSON.parse(readFileSync(json, 'utf8')) as {
+      sessions: SessionResult[];
+      locks: { kind: string; pass?: { lockAgeMs?: number; ms: number; cpuMs: number } }[];
+    };
+    // The session monitor's pass is read from the warden's log line for every lock.
+    for (const l of locks) {
+      assert.ok(
+        l.pass && Number.isFinite(l.pass.lockAgeMs) && l.pass.cpuMs >= 0,
+        `pass of ${JSON.stringify(l)}`,
+      );
+    }
     assert.equal(sessions.length, 8);
     const layout = sessions.map((s) => `${s.kind}/${s.protocol}`).sort();
     assert.deepEqual(
