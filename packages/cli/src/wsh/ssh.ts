@@ -8,6 +8,7 @@ import { parseSshCertificate, WardenError } from '@warden/api';
 import {
   clientForProfile,
   connectNode,
+  cpuHasAes,
   dialNode,
   hostCaKeys,
   type LoadedProfile,
@@ -256,6 +257,7 @@ export async function runConfig(ctx: CommandContext): Promise<number> {
         profileDir: profile.dir,
         wshCommand: wshCommandLine(),
         proxySshCommand: proxySshCommandLine(),
+        aesFirst: cpuHasAes(),
       }),
     );
     return 0;
@@ -277,6 +279,7 @@ export async function runConfig(ctx: CommandContext): Promise<number> {
       nodes,
       wshCommand: wshCommandLine(),
       proxySshCommand: proxySshCommandLine(),
+      aesFirst: cpuHasAes(),
     }),
   );
   return 0;

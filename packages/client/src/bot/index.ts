@@ -19,7 +19,7 @@ import { ApiClient, establishTrust } from '../api';
 import { UserKey } from '../keys';
 import { type LoadedProfile, type Profile, readProfileDir, writeAtomic, writeProfileDir } from '../profile';
 // Not '../ssh': its index loads ssh2, and wsh/wctl read identity files at every start (-i).
-import { openSshConfig } from '../ssh/openssh-config';
+import { cpuHasAes, openSshConfig } from '../ssh/openssh-config';
 import { type IdentityFile, readIdentityFile } from './identity-file';
 
 export { readIdentityFile };
@@ -120,6 +120,7 @@ export function writeDestination(
     proxy,
     profileDir: dir,
     nodes: [],
+    aesFirst: cpuHasAes(),
     wshCommand: `${o.wshCommand} -i ${join(dir, IDENTITY_FILE).replace(/'/g, `'\\''`)}`,
   }).replace(/printed by `wsh config`/, 'written by `wbot start`');
   writeAtomic(join(dir, SSH_CONFIG_FILE), ssh, 0o644);

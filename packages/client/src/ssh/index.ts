@@ -13,6 +13,8 @@ export { channelError, proxyError, sshRejected } from './errors';
 export { type ForwardSpec, type LocalForward, parseForwardSpec, startLocalForward } from './forward';
 export { type HostCertificateCheck, hostCaKeys, verifyHostCertificate } from './host-cert';
 export {
+  AES_FIRST_CIPHERS,
+  cpuHasAes,
   OPENSSH_FILES,
   type OpenSshConfigOptions,
   openSshConfig,

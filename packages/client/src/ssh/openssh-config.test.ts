@@ -3,7 +3,14 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openSshConfig, openSshMatchConfig, shellQuote, writeOpenSshIdentityPub } from './openssh-config';
+import {
+  AES_FIRST_CIPHERS,
+  cpuHasAes,
+  openSshConfig,
+  openSshMatchConfig,
+  shellQuote,
+  writeOpenSshIdentityPub,
+} from './openssh-config';
 
 const base = {
   cluster: 'example.com',
@@ -93,4 +100,46 @@ test('the Match exec form: bare names are checked with wsh config --is-node, the
   );
   assert.ok(lines.includes(`    CertificateFile ${base.profileDir}/key-cert.pub`));
   assert.doesNotMatch(text, /^Host /m);
+});
+
+test('aesFirst puts AES-GCM first in a Ciphers line for every Warden host; without it OpenSSH keeps its order', () => {
+  const line = `    Ciphers ${AES_FIRST_CIPHERS}`;
+  assert.match(
+    AES_FIRST_CIPHERS,
+    /^aes128-gcm@openssh\.com,aes256-gcm@openssh\.com,chacha20-poly1305@openssh\.com,/,
+  );
+  const host = openSshConfig({ ...base, nodes: ['web-1'], aesFirst: true }).split('\n');
+  assert.equal(host[host.indexOf('Host *.example.com web-1') + 1], line);
+  const match = openSshMatchConfig({ ...base, aesFirst: true }).split('\n');
+  assert.equal(match[match.indexOf('Match host *.example.com') + 1], line);
+  assert.doesNotMatch(openSshConfig({ ...base, nodes: ['web-1'] }), /Ciphers/);
+  assert.doesNotMatch(openSshMatchConfig(base), /Ciphers/);
+});
+
+test("cpuHasAes reads the aes flag of /proc/cpuinfo (x86 flags, Arm Features); other systems keep OpenSSH's order", () => {
+  const x86 = 'processor\t: 0\nflags\t\t: fpu vme sse2 pclmulqdq aes avx avx2\n';
+  assert.equal(
+    cpuHasAes('linux', () => x86),
+    true,
+  );
+  assert.equal(
+    cpuHasAes('linux', () => 'flags\t\t: fpu vme sse2 avx aesx vaes_like\n'),
+    false,
+  );
+  assert.equal(
+    cpuHasAes('linux', () => 'Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n'),
+    true,
+  );
+  assert.equal(
+    cpuHasAes('linux', () => 'Features\t: fp asimd evtstrm crc32\n'),
+    false,
+  );
+  assert.equal(
+    cpuHasAes('linux', () => {
+      throw new Error('ENOENT');
+    }),
+    false,
+  );
+  assert.equal(cpuHasAes('darwin'), true);
+  assert.equal(cpuHasAes('freebsd'), false);
 });
