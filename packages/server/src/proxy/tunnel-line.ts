@@ -24,6 +24,8 @@ export function readRequestLine(
   socket.on('error', () => socket.destroy());
   let buffered = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), REQUEST_TIMEOUT_MS);
+  // A client gone (or cut at shutdown) must not leave the timer holding the process for 30 s.
+  socket.once('close', () => clearTimeout(timer));
   const onData = (chunk: Buffer) => {
     buffered = Buffer.concat([buffered, chunk]);
     const nl = buffered.indexOf(0x0a);
