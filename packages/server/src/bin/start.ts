@@ -68,6 +68,7 @@ import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
 import { kubeDnsNames, startKubeAccess } from './kube';
 import { checkPortsFree, runConfigure, startDiag } from './ops';
+import { closeWithDeadline, OpenConnections, SHUTDOWN_GRACE_MS } from './shutdown';
 
 export const VERSION = '0.1.0';
 export const ADMIN_IDENTITY_FILE = 'admin-identity.json';
@@ -554,6 +555,9 @@ async function compose(
       else http.emit('connection', socket);
     },
   );
+  // What is still open at the shutdown deadline is cut (bin/shutdown.ts).
+  const open = new OpenConnections();
+  open.track(server);
   // A failed or timed-out handshake ends the connection (Node leaves that to this handler).
   server.on('tlsClientError', (e, socket) => {
     logger.debug({ err: e, addr: socket.remoteAddress }, 'TLS handshake failed');
@@ -589,6 +593,7 @@ async function compose(
       })
     : undefined;
   // Tunnels to this host's own node skip the loopback TCP hop (proxy/ssh-tunnel.ts).
+  if (ssh) open.track(ssh.listener);
   if (ssh) tunnels.serveLocally({ name: ssh.hostId, accept: (stream) => ssh.acceptStream(stream) });
 
   // The admin identity for wctl on this host, refreshed well before it expires (and on
@@ -656,20 +661,26 @@ async function compose(
     async close() {
       clearInterval(refresh);
       stopStallWatch();
-      await diag?.close();
-      tunnels.close();
-      nodeView.close();
-      await db.close();
-      await kube.close();
-      apps.close();
-      await ssh?.close();
-      webWatch.close();
-      monitor.close();
-      views.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        http.closeAllConnections();
-      });
+      // The proxy's listener first (no new connections), then every service ends its sessions;
+      // what is still open after SHUTDOWN_GRACE_MS is cut.
+      const proxyClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeWithDeadline(
+        async () => {
+          await diag?.close();
+          tunnels.close();
+          nodeView.close();
+          db.close();
+          await kube.close();
+          apps.close();
+          await ssh?.close();
+          webWatch.close();
+          monitor.close();
+          views.close();
+          http.closeAllConnections();
+          await proxyClosed;
+        },
+        { open, graceMs: SHUTDOWN_GRACE_MS, logger },
+      );
       await counters.close();
       await audit.close();
       await backend.close();

@@ -302,6 +302,11 @@ export class SshService {
     this.#server.injectSocket(stream);
   }
 
+  /** The TCP server under the SSH one (`warden start` cuts its connections at the shutdown deadline). */
+  get listener(): NetServer {
+    return (this.#server as unknown as { _srv: NetServer })._srv;
+  }
+
   /** Stops listening, ends every connection and stops heartbeating (the node expires one TTL later). */
   async close(): Promise<void> {
     if (this.#closed) return;
