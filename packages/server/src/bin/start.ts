@@ -196,6 +196,11 @@ export async function runWarden(argv: string[], io: Io): Promise<number> {
         process.off('SIGHUP', rotate);
         stop(signal);
       });
+    // Said once a signal stops it cleanly (before, SIGTERM would kill it without a shutdown).
+    logger.info(
+      { addr: formatHostPort(config.proxyService.listenAddr), cluster: config.authService.clusterName },
+      'warden started',
+    );
   });
 }
 
@@ -652,7 +657,6 @@ async function compose(
     config.diagAddr && (await startDiag(config.diagAddr, { backend, lockCache, metrics, logger, clock }));
   if (diag)
     io.stdout.write(`Diagnostics on http://${formatHostPort(diag.address)} (/metrics, /healthz, /readyz)\n`);
-  logger.info({ addr: formatHostPort(listen), cluster: config.authService.clusterName }, 'warden started');
 
   return {
     rotateAdminIdentity: writeAdmin,
