@@ -40,6 +40,19 @@ export interface LocalRelay {
 }
 
 /**
+ * Copies `from` into `to` as it comes, pausing `from` while `to` is full, and ends `to` when
+ * `from` ends: what `pipe()` does, with two listeners set once per connection instead of its
+ * per-pipe machinery (errors and closes are handled by the caller).
+ */
+function relay(from: Duplex, to: Duplex): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.on('end', () => to.end());
+}
+
+/**
  * @example
  *   const r = await startLocalRelay({ port: 5433, dial: () => dialDb(profile, route) });
  *   await r.close();
@@ -62,8 +75,8 @@ export async function startLocalRelay(o: LocalRelayOptions): Promise<LocalRelay>
         stream.on('error', () => stream.destroy());
         stream.on('close', () => local.destroy());
         local.on('close', () => stream.destroy());
-        local.pipe(stream);
-        stream.pipe(local);
+        relay(local, stream);
+        relay(stream, local);
         local.resume();
         stream.resume();
       },
