@@ -26,7 +26,7 @@
  */
 import { maxHeaderSize } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { FIELD, FIELD_VALUE, trimOws } from './http1';
+import { readFields } from './http1';
 
 /** The final response's head, ready to relay. */
 export interface UpstreamHead {
@@ -76,6 +76,8 @@ const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?
 const CONTENT_LENGTH = /^\d{1,15}$/;
 /** chunk-size [ BWS ";" chunk-ext ]: at most 12 hex digits (below 2^48). */
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})(?:[\t ]*;[\t\x20-\x7e\x80-\xff]*)?$/;
+/** More header (or trailer) fields than this are refused (as node's parser limits them). */
+const MAX_FIELDS = 2000;
 /** A chunk-size line or a trailer field longer than this is refused. */
 const MAX_LINE = 8 * 1024;
 const CRLF = Buffer.from('\r\n');
@@ -429,7 +431,7 @@ class Exchange implements UpstreamExchange {
             return;
           }
           this.#trailerBytes += line.text.length;
-          if (this.#trailerBytes > maxHeaderSize || !FIELD.test(line.text)) {
+          if (this.#trailerBytes > maxHeaderSize || !readFields(line.text, 0, 1)) {
             this.#error('malformed trailer fields');
             return;
           }
@@ -467,8 +469,9 @@ class Exchange implements UpstreamExchange {
    * goes to the handler and sets how its body is framed. False: refused (the exchange failed).
    */
   #readHead(text: string): boolean {
-    const lines = text.split('\r\n');
-    const first = STATUS_LINE.exec(lines[0]!);
+    let eol = text.indexOf('\r\n');
+    if (eol === -1) eol = text.length;
+    const first = STATUS_LINE.exec(text.slice(0, eol));
     if (!first) {
       this.#error('a malformed status line');
       return false;
@@ -483,31 +486,24 @@ class Exchange implements UpstreamExchange {
       }
       return true;
     }
+    const fields = readFields(text, eol + 2, MAX_FIELDS);
+    if (!fields) {
+      this.#error('a malformed header field');
+      return false;
+    }
     let length: string | undefined;
     let chunked = false;
     let close = http10;
     let hasDate = false;
     let hop: Set<string> | undefined;
-    const names: string[] = [];
-    const values: string[] = [];
-    for (let i = 1; i < lines.length; i++) {
-      const m = FIELD.exec(lines[i]!);
-      if (!m) {
-        this.#error('a malformed header field');
-        return false;
-      }
-      const name = m[1]!.toLowerCase();
-      const value = trimOws(m[2]!);
-      if (!FIELD_VALUE.test(value)) {
-        this.#error('a header value with control characters');
-        return false;
-      }
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i]!;
+      const value = fields[i + 1]!;
       if (name === 'content-length') {
         if (!CONTENT_LENGTH.test(value) || (length !== undefined && length !== value)) {
           this.#error('an invalid or repeated Content-Length');
           return false;
         }
-        if (length !== undefined) continue;
         length = value;
       } else if (name === 'transfer-encoding') {
         if (chunked || value.toLowerCase() !== 'chunked' || http10) {
@@ -530,18 +526,22 @@ class Exchange implements UpstreamExchange {
         const t = /(?:^|[,;\s])timeout=(\d{1,6})/i.exec(value);
         if (t) this.#keepAliveMs = (Number(t[1]) - 1) * 1000;
       } else if (name === 'date') hasDate = true;
-      names.push(name);
-      values.push(value);
     }
     if (chunked && length !== undefined) {
       this.#error('both Content-Length and Transfer-Encoding');
       return false;
     }
-    let lines2 = '';
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
+    let lines = '';
+    let relayedLength = false;
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i]!;
       if (HOP_BY_HOP.has(name) || hop?.has(name)) continue;
-      lines2 += `${name}: ${values[i]}\r\n`;
+      // A repeated (identical) Content-Length is relayed once.
+      if (name === 'content-length') {
+        if (relayedLength) continue;
+        relayedLength = true;
+      }
+      lines += `${name}: ${fields[i + 1]}\r\n`;
     }
     if (close) this.#reusable = false;
     const noBody = this.#noBody || status === 204 || status === 304;
@@ -555,7 +555,7 @@ class Exchange implements UpstreamExchange {
       this.#reusable = false;
       this.#state = State.UntilClose;
     }
-    this.#h.onHead({ status, reason: first[3] ?? '', lines: lines2, sized: length !== undefined, hasDate });
+    this.#h.onHead({ status, reason: first[3] ?? '', lines, sized: length !== undefined, hasDate });
     // Aborted by the handler: nothing more to read.
     return (this.#state as State) !== State.Done;
   }

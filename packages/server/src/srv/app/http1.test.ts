@@ -67,6 +67,14 @@ test('parseLeanHead leaves everything else to node:http', () => {
     ['a space in the target', 'GET /a b HTTP/1.1\r\nhost: a\r\n\r\n'],
     ['a leading empty line', '\r\nGET / HTTP/1.1\r\nhost: a\r\n\r\n'],
     ['an empty header name', 'GET / HTTP/1.1\r\nhost: a\r\n: b\r\n\r\n'],
+    ['DEL in a value', 'GET / HTTP/1.1\r\nhost: a\r\nx-a: b\x7f\r\n\r\n'],
+    ['a tab in a name', 'GET / HTTP/1.1\r\nhost: a\r\nx\ta: b\r\n\r\n'],
+    ['a line without a colon', 'GET / HTTP/1.1\r\nhost: a\r\nx-a b\r\n\r\n'],
+    ['a CR in a name', 'GET / HTTP/1.1\r\nhost: a\r\nx\r-a: b\r\n\r\n'],
+    [
+      'too many fields',
+      `GET / HTTP/1.1\r\nhost: a\r\n${Array.from({ length: 100 }, (_, i) => `x-${i}: v`).join('\r\n')}\r\n\r\n`,
+    ],
   ];
   for (const [why, text] of refused) assert.equal(parse(text), undefined, why);
 });

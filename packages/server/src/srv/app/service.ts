@@ -478,7 +478,7 @@ export class AppService {
       sendRefusal(req.headers.accept, res, app);
       return;
     }
-    const session = await this.#authorize(req, conn, app);
+    const session = this.#authorizedNow(conn, app) ?? (await this.#authorize(req, conn, app));
     if (!('jwt' in session)) {
       sendRefusal(req.headers.accept, res, session);
       return;
@@ -565,6 +565,22 @@ export class AppService {
       };
     }
     return this.serve(p, app, conn);
+  }
+
+  /**
+   * `#authorize`'s common case without its promises: an app certificate's request that the
+   * checker allows (locks, RBAC, device trust: decided now, as for every request), with its
+   * session already open for the same device. Undefined: anything else, which `#authorize`
+   * then decides in full (opening, replacing or refusing).
+   */
+  #authorizedNow(conn: AppConnection, app: AppResource): AppSession | undefined {
+    const p = conn.principal;
+    if (p?.via !== 'cert' || conn.certApp !== app.metadata.name) return undefined;
+    const live = this.sessions.find(p, app);
+    if (!live || !sameDevice(live.principal.identity, p.identity)) return undefined;
+    if (!this.#o.checker.checkAccess<'app'>(p.identity, appTarget(app), {}).allowed) return undefined;
+    live.attach(conn.socket);
+    return live;
   }
 
   /**
