@@ -289,8 +289,8 @@ function monitorPass(log: string): { pass?: LockResult['pass'] } {
   return {
     pass: {
       ...(ages.length ? { lockAgeMs: Math.min(...ages) } : {}),
-      ms: lines.reduce((sum, l) => sum + (field(l, 'pass_ms') ?? 0), 0),
-      cpuMs: lines.reduce((sum, l) => sum + (field(l, 'pass_cpu_ms') ?? 0), 0),
+      ms: lines.reduce((sum, l) => sum + (field(l, 'sweep_ms') ?? 0), 0),
+      cpuMs: lines.reduce((sum, l) => sum + (field(l, 'sweep_cpu_ms') ?? 0), 0),
     },
   };
 }

@@ -547,10 +547,10 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
     assert.equal(infos.length, 1);
     const line = infos[0]!;
     assert.deepEqual(line.ended, [{ reason: 'lock targeting User:"alice" is in force: m', sessions: 3 }]);
-    assert.ok(typeof line.pass_ms === 'number' && line.pass_ms >= 0, `pass_ms ${line.pass_ms}`);
+    assert.ok(typeof line.sweep_ms === 'number' && line.sweep_ms >= 0, `sweep_ms ${line.sweep_ms}`);
     assert.ok(
-      typeof line.pass_cpu_ms === 'number' && line.pass_cpu_ms >= 0,
-      `pass_cpu_ms ${line.pass_cpu_ms}`,
+      typeof line.sweep_cpu_ms === 'number' && line.sweep_cpu_ms >= 0,
+      `sweep_cpu_ms ${line.sweep_cpu_ms}`,
     );
     assert.ok(
       typeof line.lock_age_ms === 'number' && line.lock_age_ms >= 40,

@@ -274,9 +274,10 @@ export class SessionMonitor {
     this.#o.logger.info(
       {
         ended: [{ reason: message, sessions: ended }],
-        // What the pass cost, and when it began: to tell a slow pass from a late one.
-        pass_ms: round2(performance.now() - start),
-        pass_cpu_ms: round2((used.user + used.system) / 1000),
+        // What the pass cost, and when it began: to tell a slow pass from a late one (not
+        // named pass_*: the logger redacts fields that look like passwords).
+        sweep_ms: round2(performance.now() - start),
+        sweep_cpu_ms: round2((used.user + used.system) / 1000),
         ...(Number.isFinite(age) ? { lock_age_ms: age } : {}),
       },
       'ended live sessions',
