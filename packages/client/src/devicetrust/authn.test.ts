@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -67,6 +67,69 @@ describe('AuthnCeremony (client)', () => {
       ),
     );
     assert.ok(dev.closed);
+  });
+
+  test('the TPM gets ready while begin is on its way and is closed while finish is', async () => {
+    const events: string[] = [];
+    const dev: FakeDevice & { prepare?: () => Promise<void> } = new FakeDevice({ withCredential: true });
+    let beginAnswered!: () => void;
+    const answered = new Promise<void>((r) => {
+      beginAnswered = r;
+    });
+    dev.prepare = async () => {
+      events.push('prepare');
+      beginAnswered();
+    };
+    const close = dev.close.bind(dev);
+    dev.close = async () => {
+      events.push('close');
+      await close();
+    };
+    const c = new AuthnCeremony({ userKey: UserKey.generate() });
+    c.openDevice = async () => dev;
+    const { api } = fakeApi();
+    const result = await c.run({
+      // begin answers only once prepare ran: both were under way at once.
+      deviceAuthnBegin: async (req) => {
+        events.push('begin');
+        await answered;
+        return api.deviceAuthnBegin(req);
+      },
+      deviceAuthnFinish: async (req) => {
+        events.push('finish');
+        await new Promise((r) => setTimeout(r, 5));
+        events.push('finished');
+        return api.deviceAuthnFinish(req);
+      },
+    });
+    assert.deepEqual(events, ['prepare', 'begin', 'close', 'finish', 'finished']);
+    assert.ok(dev.closed);
+    // Only the quote (and the start) waited for the device alone; the RPCs overlapped the rest.
+    const t = result.timings;
+    assert.ok(t.serverMs >= 5 && t.deviceOnlyMs <= t.deviceMs, JSON.stringify(t));
+  });
+
+  test("begin's refusal wins over a TPM failure, and the device is closed after it settled", async () => {
+    const dev: FakeDevice & { prepare?: () => Promise<void> } = new FakeDevice({ withCredential: true });
+    let settled = false;
+    dev.prepare = async () => {
+      await new Promise((r) => setTimeout(r, 5));
+      settled = true;
+      throw new WardenError('WARDEN_ERR_CONNECTION', 'cannot talk to the TPM');
+    };
+    let closedAfter: boolean | undefined;
+    dev.close = async () => {
+      closedAfter = settled;
+    };
+    const c = new AuthnCeremony({ userKey: UserKey.generate() });
+    c.openDevice = async () => dev;
+    const off = fakeApi({ failBegin: new WardenError(DEVICE_TRUST_DISABLED, 'off') });
+    await assert.rejects(c.run(off.api), (e: Error) => (e as WardenError).code === DEVICE_TRUST_DISABLED);
+    assert.equal(closedAfter, true);
+    // With begin answered, the TPM's failure is the ceremony's: no finish is sent.
+    const { api, sent } = fakeApi();
+    await assert.rejects(c.run(api), /cannot talk to the TPM/);
+    assert.equal(sent.length, 1);
   });
 
   test('no credential on this machine: refused before asking the server', async () => {
@@ -145,6 +208,34 @@ describe('authenticateDevice (inside wsh login)', () => {
     assert.match(saved.sshCert, /AUGMENTED/);
     assert.match(saved.tlsCert, /AUGMENTED/);
     assert.equal(saved.keyPem, profile.keyPem);
+    assert.deepEqual({ ...saved, sshCert: '', tlsCert: '' }, { ...profile, sshCert: '', tlsCert: '' });
+    assert.equal(r.outcome === 'authenticated' && r.profile.tlsCert, saved.tlsCert);
+  });
+
+  test('success writes only the certificates (and profile.json when the expiry changed)', async () => {
+    enrolledHere();
+    const kubeExec = join(profile.dir, 'kube', 'exec');
+    mkdirSync(kubeExec, { recursive: true });
+    writeFileSync(join(kubeExec, 'c.cred'), '{}');
+    const before = new Map(readdirSync(profile.dir).map((f) => [f, statSync(join(profile.dir, f)).mtimeMs]));
+    await new Promise((r) => setTimeout(r, 20));
+    const { api } = fakeApi();
+    await authenticateDevice(store, profile, { env, ceremony: ceremony(), api });
+    const changed = readdirSync(profile.dir).filter(
+      (f) => statSync(join(profile.dir, f)).mtimeMs !== before.get(f),
+    );
+    assert.deepEqual(changed.sort(), ['key-cert.pub', 'kube', 'tls.pem']);
+    // The kube exec plugin's cached credentials stood for the plain certificates.
+    assert.equal(existsSync(kubeExec), false);
+    const later = fakeApi();
+    const finish = later.api.deviceAuthnFinish;
+    later.api.deviceAuthnFinish = async (req) => ({
+      ...(await finish(req)),
+      expires: '2026-01-01T09:00:00.000Z',
+    });
+    await authenticateDevice(store, profile, { env, ceremony: ceremony(), api: later.api });
+    assert.equal(store.require().expires, '2026-01-01T09:00:00.000Z');
+    assert.equal(store.require().user, 'alice');
   });
 
   test('a refusal leaves the plain certificates; DEVICE_TRUST_DISABLED (the code) is a quiet skip', async () => {

@@ -22,7 +22,7 @@ import { UserKey } from '../keys';
 import { clientForProfile } from '../login';
 import type { LoadedProfile, ProfileStore } from '../profile';
 import { DeviceCache, deviceCacheDir } from './cache';
-import { type NativeDevice, openNativeDevice } from './native';
+import { type NativeDevice, openNativeDevice, preloadTpmCode } from './native';
 import { b64, type CeremonyPhase, type CeremonyTimings, Stopwatch, unb64 } from './steps';
 
 /**
@@ -56,12 +56,17 @@ export class AuthnCeremony {
     this.onPhase = opts.onPhase;
   }
 
-  /** Runs the ceremony; returns finish's answer (the augmented certificates) and where the time went. */
+  /**
+   * Runs the ceremony; returns finish's answer (the augmented certificates) and where the time
+   * went. The TPM gets ready (its connection, the AK loaded) while begin is on its way, and
+   * flushes what it loaded while finish is: only the quote waits for the TPM alone.
+   */
   async run<R = rpc.DeviceAuthnFinishResponse>(
     api: AuthnApi<R>,
   ): Promise<{ result: R; timings: CeremonyTimings }> {
     const watch = new Stopwatch(this.onPhase);
     const dev = await watch.device(() => this.openDevice());
+    let closing: Promise<void> | undefined;
     try {
       // 1. Init.
       const { cred, data } = await watch.device(async () => ({
@@ -74,14 +79,20 @@ export class AuthnCeremony {
           'this machine has no device credential; enroll it with `wsh device enroll --token=TOKEN`',
         );
       }
-      const begin = await watch.server(() =>
-        api.deviceAuthnBegin({ credential_id: cred.id, device_data: data }),
-      );
+      const [ready, begun] = await Promise.allSettled([
+        watch.device(async () => dev.prepare?.(cred)),
+        watch.server(() => api.deviceAuthnBegin({ credential_id: cred.id, device_data: data })),
+      ]);
+      // The server's refusal first: DEVICE_TRUST_DISABLED means the TPM was not needed.
+      if (begun.status === 'rejected') throw begun.reason;
+      if (ready.status === 'rejected') throw ready.reason;
+      const begin = begun.value;
 
       // 2. Challenge.
       const nonce = unb64(begin.nonce);
       const quote = await watch.device(() => dev.quote(cred, nonce, begin.pcr_selection));
       const signature = this.signChallenge(rpc.deviceAuthnSignedData(nonce, begin.session_id));
+      closing = watch.device(() => dev.close());
       const result = await watch.server(() =>
         api.deviceAuthnFinish({
           session_id: begin.session_id,
@@ -97,7 +108,7 @@ export class AuthnCeremony {
       // 3. Success.
       return { result, timings: watch.timings };
     } finally {
-      await dev.close();
+      await (closing ?? watch.device(() => dev.close()));
     }
   }
 }
@@ -108,6 +119,14 @@ export type DeviceLoginOutcome =
   | { outcome: 'authenticated'; profile: LoadedProfile; device: rpc.DeviceSummary; timings: CeremonyTimings }
   /** The user stays logged in, without device extensions. */
   | { outcome: 'failed'; error: Error };
+
+/**
+ * Gets `authenticateDevice` ready while a login is under way: on a machine that holds a device
+ * credential, loads the TPM code (the rest of the ceremony's code is loaded with this module).
+ */
+export function preloadDeviceAuthentication(env: NodeJS.ProcessEnv = process.env): void {
+  if (new DeviceCache(deviceCacheDir(env)).load()) preloadTpmCode();
+}
 
 /**
  * Device authentication after `wsh login`: when this machine holds a credential that the
@@ -148,27 +167,11 @@ export async function authenticateDevice(
     if (isWardenError(e, DEVICE_TRUST_DISABLED)) return { outcome: 'skipped', reason: e.message };
     return { outcome: 'failed', error: e instanceof Error ? e : new Error(String(e)) };
   }
-  const { dir: _dir, ...rest } = profile;
-  const saved = store.save(
-    {
-      proxy: rest.proxy,
-      cluster: rest.cluster,
-      user: rest.user,
-      roles: rest.roles,
-      logins: rest.logins,
-      expires: run.result.expires,
-      insecure: rest.insecure,
-      ...(rest.webDeviceTrustMode ? { webDeviceTrustMode: rest.webDeviceTrustMode } : {}),
-    },
-    {
-      keyPem: rest.keyPem,
-      sshPublicKey: rest.sshPublicKey,
-      sshCert: run.result.ssh_cert,
-      tlsCert: run.result.tls_cert,
-      userCaPems: rest.userCaPems,
-      hostCaPems: rest.hostCaPems,
-      knownHosts: rest.knownHosts,
-    },
-  );
+  // The same key and NotAfter: only the certificates change.
+  const saved = store.saveCertificates(profile, {
+    sshCert: run.result.ssh_cert,
+    tlsCert: run.result.tls_cert,
+    expires: run.result.expires,
+  });
   return { outcome: 'authenticated', profile: saved, device: run.result.device, timings: run.timings };
 }

@@ -13,6 +13,7 @@ export {
   authenticateDevice,
   DEVICE_TRUST_DISABLED,
   type DeviceLoginOutcome,
+  preloadDeviceAuthentication,
 } from './authn';
 export { credentialView, DeviceCache, deviceCacheDir, type Enrollment, type StoredCredential } from './cache';
 export { type EnrollApi, EnrollCeremony, type EnrollRequest } from './enroll';

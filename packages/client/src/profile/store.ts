@@ -164,6 +164,29 @@ export class ProfileStore {
     return loaded;
   }
 
+  /**
+   * Replaces the certificates of a saved profile (for the same key), e.g. with device
+   * extensions: only their files and, when the expiry changed, profile.json are written (each
+   * atomically; every other file is as the login just wrote it). The kube exec plugin's
+   * cached credentials go, as at every save.
+   */
+  saveCertificates(
+    profile: LoadedProfile,
+    certs: { sshCert: string; tlsCert: string; expires: string },
+  ): LoadedProfile {
+    dropKubeExecCache(profile.dir);
+    writeAtomic(join(profile.dir, 'key-cert.pub'), `${certs.sshCert.trim()}\n`, 0o644);
+    writeAtomic(join(profile.dir, 'tls.pem'), certs.tlsCert, 0o644);
+    const saved = { ...profile, ...certs };
+    if (certs.expires !== profile.expires) {
+      const { proxy, cluster, user, roles, logins, expires, insecure, webDeviceTrustMode } = saved;
+      const fields: Profile = { proxy, cluster, user, roles, logins, expires, insecure };
+      if (webDeviceTrustMode) fields.webDeviceTrustMode = webDeviceTrustMode;
+      writeAtomic(join(profile.dir, 'profile.json'), `${JSON.stringify(fields, null, 2)}\n`, 0o600);
+    }
+    return saved;
+  }
+
   /** The profile for `proxy`, or the current one; undefined when not logged in. */
   load(proxy?: string): LoadedProfile | undefined {
     const name = proxy ? profileName(proxy) : readOptional(join(this.home, 'current-profile'))?.trim();
@@ -224,13 +247,7 @@ export class ProfileStore {
  */
 export function writeProfileDir(dir: string, profile: Profile, secrets: ProfileSecrets): LoadedProfile {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // The kube exec plugin's cached credentials stand for the previous login (its user, roles and
-  // device): its shell script cannot tell, so they go first (`KUBE_EXEC_CACHE_DIR`). So do the
-  // per-cluster caches of earlier versions (`kube/<cluster>.json`).
-  rmSync(join(dir, 'kube', 'exec'), { recursive: true, force: true });
-  for (const f of readdirOrEmpty(join(dir, 'kube'))) {
-    if (f.endsWith('.json')) rmSync(join(dir, 'kube', f), { force: true });
-  }
+  dropKubeExecCache(dir);
   writeAtomic(join(dir, 'key.pem'), secrets.keyPem, 0o600);
   writeAtomic(join(dir, 'key.pub'), `${secrets.sshPublicKey.trim()}\n`, 0o644);
   // OpenSSH pairs IdentityFile key.pem with key.pem.pub (it cannot read a PKCS#8 public half).
@@ -242,6 +259,18 @@ export function writeProfileDir(dir: string, profile: Profile, secrets: ProfileS
   writeAtomic(join(dir, 'known_hosts'), `${secrets.knownHosts.trim()}\n`, 0o644);
   writeAtomic(join(dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`, 0o600);
   return { ...profile, ...secrets, dir };
+}
+
+/**
+ * The kube exec plugin's cached credentials stand for the previous certificates (their user,
+ * roles and device): its shell script cannot tell, so they go first (`KUBE_EXEC_CACHE_DIR`).
+ * So do the per-cluster caches of earlier versions (`kube/<cluster>.json`).
+ */
+function dropKubeExecCache(dir: string): void {
+  rmSync(join(dir, 'kube', 'exec'), { recursive: true, force: true });
+  for (const f of readdirOrEmpty(join(dir, 'kube'))) {
+    if (f.endsWith('.json')) rmSync(join(dir, 'kube', f), { force: true });
+  }
 }
 
 function readdirOrEmpty(dir: string): string[] {

@@ -27,9 +27,30 @@ export interface NativeDevice {
   enrollInit(cred: StoredCredential): Promise<TpmEnrollInit>;
   activate(cred: StoredCredential, credentialBlob: Uint8Array, secret: Uint8Array): Promise<Uint8Array>;
   quote(cred: StoredCredential, nonce: Uint8Array, selection: PcrSelection[]): Promise<TpmQuoteResult>;
+  /**
+   * Gets ready to quote with `cred` (the TPM opened, the AK loaded), so that a ceremony can
+   * do it while its first message is on its way; optional (quote does it when needed).
+   */
+  prepare?(cred: StoredCredential): Promise<void>;
   /** Remembers that `cluster` enrolled the credential. */
   recordEnrollment(e: Enrollment): void;
   close(): Promise<void>;
+}
+
+let tpmModule: Promise<typeof import('./tpm')> | undefined;
+
+/** The TPM code (a chunk of its own in the built CLI: most commands never load it), loaded once. */
+function tpmCode(): Promise<typeof import('./tpm')> {
+  tpmModule ??= import('./tpm');
+  return tpmModule;
+}
+
+/**
+ * Loads the TPM code ahead of a ceremony (`wsh login` does while it waits for the password),
+ * so the ceremony does not wait for it; a failure shows when the ceremony needs the TPM.
+ */
+export function preloadTpmCode(): void {
+  tpmCode().catch(() => undefined);
 }
 
 /** The OS type of this machine, as the inventory names it. */
@@ -57,7 +78,7 @@ class LinuxDevice implements NativeDevice {
   }
 
   #openTpm(): Promise<TpmDevice> {
-    this.#tpm ??= import('./tpm').then((m) => m.TpmDevice.open(this.#env));
+    this.#tpm ??= tpmCode().then((m) => m.TpmDevice.open(this.#env));
     return this.#tpm;
   }
 
@@ -102,6 +123,10 @@ class LinuxDevice implements NativeDevice {
 
   async quote(cred: StoredCredential, nonce: Uint8Array, selection: PcrSelection[]): Promise<TpmQuoteResult> {
     return (await this.#openTpm()).quote(cred, nonce, selection);
+  }
+
+  async prepare(cred: StoredCredential): Promise<void> {
+    await (await this.#openTpm()).prepare(cred);
   }
 
   recordEnrollment(e: Enrollment): void {

@@ -260,6 +260,11 @@ export class TpmDevice {
     );
   }
 
+  /** Loads the AK of `cred` (and the SRK it lives under), ahead of a quote. */
+  async prepare(cred: StoredCredential): Promise<void> {
+    await this.#run('loading the attestation key', () => this.#loadAk(cred));
+  }
+
   /** A quote by the AK over `nonce` and the selected PCRs, with their values. */
   async quote(cred: StoredCredential, nonce: Uint8Array, selection: PcrSelection[]): Promise<TpmQuoteResult> {
     return this.#run('quoting PCRs', async () => {
