@@ -111,6 +111,13 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
       '--web-helper (or WARDEN_WEB_HELPER) must be auto or off',
     );
   const prompter = createPrompter(ctx.stdin, ctx.stderr);
+  // The device step's code loads while the password is asked for and checked (the event loop
+  // is idle then), not after: on an enrolled machine that is the TPM code too.
+  const device = import('./device');
+  device.then(
+    (m) => m.preloadDeviceLogin(ctx),
+    () => undefined,
+  );
   try {
     const { profile, ping } = await loginWithPing(
       store,
@@ -121,8 +128,9 @@ export async function runLogin(ctx: CommandContext): Promise<number> {
       },
     );
     // Device authentication, when this machine holds a credential enrolled in the cluster.
-    const { deviceLogin } = await import('./device');
-    const final = await deviceLogin(ctx, store, profile, ping);
+    const started = { ms: performance.now(), cpu: process.cpuUsage() };
+    const { deviceLogin } = await device;
+    const final = await deviceLogin(ctx, store, profile, ping, started);
     const { printStatus } = await import('./status');
     printStatus(ctx, final);
     // Web UI sessions of this user need a trusted device: make sure the helper runs.
