@@ -461,19 +461,21 @@ export class DeviceAuthentication {
     } catch (e) {
       throw await this.#fail(id, e, about);
     }
-    try {
-      await this.#recordCollected(device.metadata.name, session.collected);
-    } catch (e) {
-      this.#o.logger.warn({ err: e, device: device.metadata.name }, 'could not record collected device data');
-    }
     const auditDevice = {
       id: device.metadata.name,
       os_type: device.spec.os_type,
       asset_tag: device.spec.asset_tag,
       credential_id: session.credential_id,
     };
-    // Both in one batch of the audit log (in this order).
+    // The device's collected data and both audit events (one batch of the audit log, in this
+    // order) are written side by side: two durable writes, one wait.
     await Promise.all([
+      this.#recordCollected(device.metadata.name, session.collected).catch((e: unknown) => {
+        this.#o.logger.warn(
+          { err: e, device: device.metadata.name },
+          'could not record collected device data',
+        );
+      }),
       this.#audit({
         type: 'device.authenticate',
         success: true,
