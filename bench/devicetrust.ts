@@ -2,30 +2,42 @@
  * Benchmark: device trust at login. Prints, asserts nothing (numbers depend on the machine).
  *
  *   1. `wsh login` as a user runs it (a new process each time), on an enrolled machine (device
- *      authentication included) and on one that is not (no device step): the difference is
- *      what device trust adds to a login.
+ *      authentication included) and on one that is not (no device step); and the device step
+ *      as `wsh login --debug` times it inside the process: the whole step, the time it waited
+ *      for the TPM alone, and the rest — Warden's own time (goal: ≤ 30 ms, median).
  *   2. The device step alone, in process against the same warden, split into the device's
  *      time (swtpm: load the AK, quote, read PCRs) and Warden's own (two RPCs over TLS: checks,
  *      quote verification, certificate issuance).
- *   3. Ceremonies per second at the auth service: `DeviceAuthentication` in process over
- *      SQLite, counting only the server's time (begin + finish), the quotes coming from swtpm.
+ *   3. Ceremonies per CPU-second at the auth service: `DeviceAuthentication` in process over
+ *      SQLite, counting only the server's time (begin + finish), the quotes coming from swtpm;
+ *      judged against 2,000/s and against the crypto limit probed in the same run (goal 0.43).
  *   4. Enrollments at the auth service: `DeviceEnrollment` in process, one at a time, each
  *      for a new device and a new credential of the same swtpm (the previous device removed
  *      first, untimed: one EK backs one device), counting the server's time and CPU.
  *
  *   npm run bench:devicetrust -- [--logins=N] [--ceremonies=N] [--rounds=N] [--warmup=N]
- *     [--enrollments=N] [--only=service] [--profile=FILE]      (needs swtpm, swtpm_setup)
- *   `--only=service` runs parts 3 and 4 alone; `--rounds` is how often part 3 runs its many
- *   ceremonies at once (the best round counts), after `--warmup` untimed rounds (a running
- *   auth service has its code compiled; the first rounds spend a third of their CPU in V8's
- *   compiler threads); `--profile=FILE` writes V8 CPU profiles of the first timed round's
- *   phases (the begins, the finishes) to FILE.begin/.finish.cpuprofile.
+ *     [--enrollments=N] [--only=service|login] [--profile=FILE] [--wsh-profile=DIR]
+ *                                                              (needs swtpm, swtpm_setup)
+ *   `--only=service` runs parts 3 and 4 alone, `--only=login` parts 1 and 2; `--rounds` is how
+ *   often part 3 runs its many ceremonies at once (the best round counts), after `--warmup`
+ *   untimed rounds (a running auth service has its code compiled; the first rounds spend a
+ *   third of their CPU in V8's compiler threads); `--profile=FILE` writes V8 CPU profiles of
+ *   the first timed round's phases (the begins, the finishes) to FILE.begin/.finish.cpuprofile;
+ *   `--wsh-profile=DIR` one of each `wsh login` process to DIR (bench/cpu-profile-preload.mjs).
  */
-import { generateKeyPairSync, randomUUID, sign, verify, X509Certificate } from 'node:crypto';
+import {
+  constants,
+  generateKeyPairSync,
+  publicEncrypt,
+  randomUUID,
+  sign,
+  verify,
+  X509Certificate,
+} from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AUTH_PREFERENCE_NAME } from '@warden/api';
 import {
@@ -52,9 +64,10 @@ import {
   systemClock,
 } from '@warden/server';
 import { runCli, signupWithTotp, startSwtpm, startWarden } from '@warden/testkit';
-import { type Goal, goal, verdict } from './goals';
+import { type Goal, goal, loadAverage, verdict } from './goals';
 
 const PASSWORD = 'correct horse battery staple';
+const PROFILE_PRELOAD = join(import.meta.dirname, 'cpu-profile-preload.mjs');
 
 const { values } = parseArgs({
   options: {
@@ -65,9 +78,11 @@ const { values } = parseArgs({
     enrollments: { type: 'string', default: '20' },
     only: { type: 'string' },
     profile: { type: 'string' },
+    'wsh-profile': { type: 'string' },
   },
 });
-if (values.only !== undefined && values.only !== 'service') throw new Error('--only takes "service"');
+if (values.only !== undefined && values.only !== 'service' && values.only !== 'login')
+  throw new Error('--only takes "service" or "login"');
 const LOGINS = Number(values.logins);
 const goals: Goal[] = [];
 const CEREMONIES = Number(values.ceremonies);
@@ -120,13 +135,35 @@ async function loginPhases(
   work: string,
 ): Promise<void> {
   // 1. wsh login, a process per login, with and without the device step.
+  const steps: { ms: number; tpm: number; own: number; rpc: number; tpmAll: number; cpu: number }[] = [];
   const wshLogin = (env: NodeJS.ProcessEnv) =>
     timed(async () => {
       const r = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
-        env,
+        env: {
+          ...env,
+          WARDEN_DEBUG: '1',
+          ...(values['wsh-profile']
+            ? { NODE_OPTIONS: `--import=${PROFILE_PRELOAD}`, CPUPROF_DIR: resolve(values['wsh-profile']) }
+            : {}),
+        },
         input: `${PASSWORD}\n`,
       });
       if (r.code !== 0) throw new Error(r.stderr);
+      const m =
+        /debug: device authentication ([\d.]+) ms: TPM alone ([\d.]+) ms, Warden ([\d.]+) ms \(RPCs ([\d.]+) ms, TPM in all ([\d.]+) ms\); wsh CPU ([\d.]+) ms/.exec(
+          r.stderr,
+        );
+      if (m) {
+        const [ms, tpm, own, rpc, tpmAll, cpu] = m.slice(1).map(Number) as [
+          number,
+          number,
+          number,
+          number,
+          number,
+          number,
+        ];
+        steps.push({ ms, tpm, own, rpc, tpmAll, cpu });
+      }
     });
   const notEnrolled = { ...machine, WARDEN_DEVICE_CACHE: join(work, 'empty-cache') };
   await wshLogin(machine);
@@ -136,9 +173,33 @@ async function loginPhases(
     withDevice.push(await wshLogin(machine));
     without.push(await wshLogin(notEnrolled));
   }
-  console.log('1. wsh login (new process each time; swtpm as the TPM)');
+  console.log(`1. wsh login (new process each time; swtpm as the TPM; ${loadAverage()})`);
   console.log(`   with device authentication:    ${stats(withDevice)}`);
   console.log(`   without (machine not enrolled): ${stats(without)}`);
+  steps.splice(0, 1); // the warm-up login
+  console.log('   the device step inside wsh login (its own --debug line):');
+  console.log(`     whole step:                  ${stats(steps.map((s) => s.ms))}`);
+  console.log(`     waiting for the TPM alone:   ${stats(steps.map((s) => s.tpm))}`);
+  console.log(`     Warden's own (the rest):     ${stats(steps.map((s) => s.own))}`);
+  console.log(`     the 2 RPCs (may overlap the TPM): ${stats(steps.map((s) => s.rpc))}`);
+  console.log(`     wsh's CPU during the step:   ${stats(steps.map((s) => s.cpu))}`);
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  // The issue's "wsh login with device authentication stays within 30 ms of Warden's own
+  // time": what the device step adds to a login beyond the TPM's own work (module loading,
+  // key parsing, TLS, both RPCs with the server's work, saving the certificates).
+  const g = goal(
+    "wsh login: device step, Warden's own time (median)",
+    med(steps.map((s) => s.own)),
+    { max: 30 },
+    ' ms',
+  );
+  goals.push(g);
+  console.log(`   goal (device step beyond the TPM ≤ 30 ms): ${g.text}`);
+  console.log(
+    `   cross-check, difference of medians (with − without − TPM alone): ` +
+      `${(med(withDevice) - med(without) - med(steps.map((s) => s.tpm))).toFixed(1)} ms ` +
+      '(two process runs of hundreds of ms each: noisier than the step timed inside wsh)',
+  );
 
   // 2. The device step alone, in process: TPM time vs Warden's own.
   const trust = await establishTrust({ proxy: w.proxy, caPin: w.caPin });
@@ -164,16 +225,11 @@ async function loginPhases(
       totals.push(performance.now() - start);
     }
   }
-  console.log('2. device authentication in process (after the password login)');
+  console.log(`2. device authentication in process (after the password login; ${loadAverage()})`);
   console.log(`   total:                         ${stats(totals)}`);
-  console.log(`   device (TPM, DMI, cache):      ${stats(split.map((t) => t.deviceMs))}`);
+  console.log(`   TPM (DMI, cache, TPM commands): ${stats(split.map((t) => t.deviceMs))}`);
+  console.log(`     of it waited for alone:      ${stats(split.map((t) => t.deviceOnlyMs))}`);
   console.log(`   Warden (2 RPCs over TLS):      ${stats(split.map((t) => t.serverMs))}`);
-  // What device trust adds to `wsh login` beyond the TPM's own work.
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const added = med(withDevice) - med(without) - med(split.map((t) => t.deviceMs));
-  const g = goal('wsh login: device authentication adds, beyond the TPM', added, { max: 30 }, ' ms');
-  goals.push(g);
-  console.log(`   wsh login with device authentication − without − TPM time: ${g.text}`);
 }
 
 /** Stops the profiler and writes what it took to `<file>.<phase>.cpuprofile`. */
@@ -222,6 +278,7 @@ async function main(): Promise<void> {
     if (enroll.code !== 0) throw new Error(`enroll failed: ${enroll.stderr}`);
 
     if (values.only !== 'service') await loginPhases(w, machine, work);
+    if (values.only === 'login') return;
 
     // 3. The auth service alone: begin + finish in process over SQLite.
     const backend = await SqliteBackend.open({ path: join(work, 'bench.sqlite') });
@@ -395,45 +452,51 @@ async function main(): Promise<void> {
           : undefined;
       return { beginWall, finishWall, cpuMs, mainMs };
     };
-    // The crypto limit, measured in this process right after each round: one ECDSA P-256
-    // verify and one sign per ceremony (what the issue called ≈ 4,700 ceremonies/s/core on a
-    // quiet machine). The goal of 2,000/s on one core is judged on CPU time, scaled by how
-    // fast this machine's crypto runs at the moment (2,000 / 4,700 of the limit), so a busy
-    // machine does not fail it.
+    // The crypto limit, probed in this process right after each round: the node:crypto work
+    // one ceremony cannot do without, done alone in a tight loop — two ECDSA P-256 verifies
+    // (the AK's quote, the user's signature over nonce and session) and two signs (the user
+    // CA's Ed25519 SSH key and its P-256 X.509 key). That is the issue's "node:crypto limit
+    // ≈ 4,700 ceremonies/s/core (ECDSA verify + Ed25519/ECDSA sign)": this probe measures
+    // 4,400–4,800/s on this machine when it is quiet. The issue's goal, 2,000/s on one core,
+    // is 0.43 of that limit; both are judged on CPU time, so the machine's other load (it
+    // slows the probe and the ceremonies alike) neither fails nor passes the ratio, while the
+    // absolute figure suffers from it. The probe of the earlier rounds (one P-256 verify and
+    // one sign: 9,000–10,400/s) is printed too, for comparison with their figures.
     const probe = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const edProbe = generateKeyPairSync('ed25519');
     const data = Buffer.alloc(64, 1);
     const sig = sign('sha256', data, probe.privateKey);
-    // What one ceremony cannot do without: two P-256 verifies (the AK's quote, the user's
-    // signature) and two signs (the user CA's Ed25519 SSH key, its P-256 X.509 key). With
-    // nothing else, a ceremony would cost this much: the ceiling of the ratio below. Both are
-    // timed in alternating blocks, so the machine's load weighs on them alike.
+    /** CPU-µs of `n` runs of `f`. */
+    const cpuOf = (n: number, f: () => void) => {
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < n; i++) f();
+      const c = process.cpuUsage(c0);
+      return c.user + c.system;
+    };
+    const ceremonyCrypto = () => {
+      verify('sha256', data, probe.publicKey, sig);
+      verify('sha256', data, probe.publicKey, sig);
+      sign('sha256', data, probe.privateKey);
+      sign(null, data, edProbe.privateKey);
+    };
+    const pair = () => {
+      verify('sha256', data, probe.publicKey, sig);
+      sign('sha256', data, probe.privateKey);
+    };
+    /** Per CPU-second: the ceremony's crypto alone, and the old pair; alternating blocks. */
     const cryptoProbe = () => {
-      let pairUs = 0;
       let ceremonyUs = 0;
+      let pairUs = 0;
       const BLOCKS = 10;
-      const PER_BLOCK = 100;
+      const PER_BLOCK = 50;
       for (let b = 0; b < BLOCKS; b++) {
-        let c0 = process.cpuUsage();
-        for (let i = 0; i < PER_BLOCK; i++) {
-          verify('sha256', data, probe.publicKey, sig);
-          sign('sha256', data, probe.privateKey);
-        }
-        let c = process.cpuUsage(c0);
-        pairUs += c.user + c.system;
-        c0 = process.cpuUsage();
-        for (let i = 0; i < PER_BLOCK / 2; i++) {
-          verify('sha256', data, probe.publicKey, sig);
-          verify('sha256', data, probe.publicKey, sig);
-          sign('sha256', data, probe.privateKey);
-          sign(null, data, edProbe.privateKey);
-        }
-        c = process.cpuUsage(c0);
-        ceremonyUs += c.user + c.system;
+        ceremonyUs += cpuOf(PER_BLOCK, ceremonyCrypto);
+        pairUs += cpuOf(PER_BLOCK, pair);
       }
-      const limit = (BLOCKS * PER_BLOCK) / (pairUs / 1e6);
-      const ceremonyOnly = (BLOCKS * (PER_BLOCK / 2)) / (ceremonyUs / 1e6);
-      return { limit, ceiling: ceremonyOnly / limit };
+      return {
+        limit: (BLOCKS * PER_BLOCK) / (ceremonyUs / 1e6),
+        pair: (BLOCKS * PER_BLOCK) / (pairUs / 1e6),
+      };
     };
     // Several rounds, each judged against the crypto limit of its moment; the best round is
     // the one the machine's other load disturbed least.
@@ -443,21 +506,21 @@ async function main(): Promise<void> {
       cpuMs: number;
       mainMs: number | undefined;
       limit: number;
-      ceiling: number;
+      pair: number;
       ratio: number;
     }[] = [];
     for (let r = 0; r < WARMUP; r++) await manyAtOnce(false);
     for (let r = 0; r < ROUNDS; r++) {
       const m = await manyAtOnce(r === 0 && profiler !== undefined);
-      const { limit, ceiling } = cryptoProbe();
-      rounds.push({ ...m, limit, ceiling, ratio: CEREMONIES / (m.cpuMs / 1000) / limit });
+      const probed = cryptoProbe();
+      rounds.push({ ...m, ...probed, ratio: CEREMONIES / (m.cpuMs / 1000) / probed.limit });
     }
     profiler?.disconnect();
     const best = rounds.reduce((a, b) => (b.ratio > a.ratio ? b : a));
     const wall = best.beginWall + best.finishWall;
     const rate = CEREMONIES / (wall / 1000);
 
-    console.log('3. the auth service alone (in process, SQLite backend and audit log)');
+    console.log(`3. the auth service alone (in process, SQLite backend and audit log; ${loadAverage()})`);
     console.log(
       `   one at a time: ${(serial / (serverMs / 1000)).toFixed(0)} ceremonies/s of server time ` +
         `(${(serverMs / serial).toFixed(2)} ms each; the swtpm took ${(deviceMs / serial).toFixed(1)} ms each, not counted)`,
@@ -469,26 +532,34 @@ async function main(): Promise<void> {
           `${((r.cpuMs * 1000) / CEREMONIES).toFixed(0)} µs of CPU each` +
           (r.mainMs !== undefined ? ` (main thread ${((r.mainMs * 1000) / CEREMONIES).toFixed(0)} µs)` : '') +
           ` = ${(CEREMONIES / (r.cpuMs / 1000)).toFixed(0)} per CPU-second; ` +
-          `crypto limit ${r.limit.toFixed(0)}/s: ${r.ratio.toFixed(3)} of it)`,
+          `crypto limit ${r.limit.toFixed(0)}/s: ${r.ratio.toFixed(3)} of it`,
       );
     }
-    console.log(
-      `   best round: ${rate.toFixed(0)} ceremonies/s of wall time, ${(CEREMONIES / (best.cpuMs / 1000)).toFixed(0)} per CPU-second`,
-    );
     const perCpuSecond = CEREMONIES / (best.cpuMs / 1000);
-    const cryptoLimit = best.limit;
     console.log(
-      `   best round against its crypto limit (P-256 verify + sign, CPU time: ${cryptoLimit.toFixed(0)}/s): ` +
-        `${perCpuSecond.toFixed(0)} ceremonies per CPU-second = ${(perCpuSecond / cryptoLimit).toFixed(2)} of it`,
+      `   best round: ${rate.toFixed(0)} ceremonies/s of wall time, ${perCpuSecond.toFixed(0)} per CPU-second ` +
+        `(${((best.cpuMs * 1000) / CEREMONIES).toFixed(0)} µs of CPU each, of it ${(1e6 / best.limit).toFixed(0)} µs ` +
+        `the crypto alone would take)`,
     );
-    const g3 = goal('device authentication per CPU-second ÷ crypto limit', perCpuSecond / cryptoLimit, {
+    const gAbs = goal(
+      'device authentication per CPU-second (one core)',
+      perCpuSecond,
+      { min: 2000 },
+      '/s',
+      0,
+    );
+    const gRatio = goal('device authentication ÷ crypto limit', perCpuSecond / best.limit, {
       min: 2000 / 4700,
     });
-    goals.push(g3);
-    console.log(`   goal (2,000/s on one core at a 4,700/s crypto limit): ${g3.text}`);
+    goals.push(gAbs, gRatio);
+    console.log(`   goal, the issue's absolute figure (2,000/s on one core): ${gAbs.text}`);
     console.log(
-      `   (the ceremony's own crypto — 2 P-256 verifies, a P-256 and an Ed25519 sign — alone would reach ` +
-        `${best.ceiling.toFixed(2)} of the limit: the ceiling of this ratio)`,
+      `   goal, against the crypto limit probed in the run (the ceremony's 2 P-256 verifies, P-256 and Ed25519 ` +
+        `signs alone: ${best.limit.toFixed(0)}/s; the issue's ≈ 4,700/s; 2,000 / 4,700 = 0.43): ${gRatio.text}`,
+    );
+    console.log(
+      `   (against the earlier rounds' probe, one P-256 verify + sign: ${best.pair.toFixed(0)}/s, ` +
+        `${(perCpuSecond / best.pair).toFixed(2)} of it)`,
     );
 
     // 4. Enrollment, one at a time: each for a new device (the one before removed, untimed)
@@ -535,14 +606,40 @@ async function main(): Promise<void> {
       enrollBeginMs += beginMs;
       enrollCpuMs += cpu;
     }
-    console.log(`4. enrollment at the auth service, one at a time (in process; swtpm's time not counted)`);
+    // Enrollment's own crypto, probed the same way: two P-256 verifies (the AK's certified
+    // creation, the quote over the nonce) and MakeCredential's RSA-2048 OAEP encryption to the
+    // EK (swtpm's EK is RSA-2048).
+    const rsaEk = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const seed = Buffer.alloc(32, 7);
+    const enrollCrypto = () => {
+      verify('sha256', data, probe.publicKey, sig);
+      verify('sha256', data, probe.publicKey, sig);
+      publicEncrypt(
+        { key: rsaEk.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+        seed,
+      );
+    };
+    const enrollLimit = 500 / (cpuOf(500, enrollCrypto) / 1e6);
+    const enrollPerCpuSecond = ENROLLMENTS / (enrollCpuMs / 1000);
+    console.log(
+      `4. enrollment at the auth service, one at a time (in process; swtpm's time not counted; ${loadAverage()})`,
+    );
     console.log(`   server time (begin + finish):  ${stats(enrollTimes)}`);
     console.log(
       `   CPU: ${(enrollCpuMs / ENROLLMENTS).toFixed(2)} ms per enrollment = ` +
-        `${(ENROLLMENTS / (enrollCpuMs / 1000)).toFixed(0)} enrollments per CPU-second ` +
+        `${enrollPerCpuSecond.toFixed(0)} enrollments per CPU-second ` +
         `(${attestation}; begin ${(enrollBeginMs / ENROLLMENTS).toFixed(2)} ms of server time on average); ` +
-        `${(ENROLLMENTS / (enrollTimes.reduce((a, b) => a + b, 0) / 1000)).toFixed(0)} per second of server time ` +
-        `(no goal in issue 14: measured)`,
+        `${(ENROLLMENTS / (enrollTimes.reduce((a, b) => a + b, 0) / 1000)).toFixed(0)} per second of server time`,
+    );
+    // The issue sets no figure for enrollment ("likewise measured"): it is judged like device
+    // authentication, against the crypto it cannot do without, probed now.
+    const gEnroll = goal('enrollment ÷ its crypto limit', enrollPerCpuSecond / enrollLimit, {
+      min: 2000 / 4700,
+    });
+    goals.push(gEnroll);
+    console.log(
+      `   goal, against its crypto limit (2 P-256 verifies + an RSA-2048 OAEP encryption alone: ` +
+        `${enrollLimit.toFixed(0)}/s; the issue sets no figure, judged as device authentication): ${gEnroll.text}`,
     );
     views.close();
     await audit.close();

@@ -21,12 +21,17 @@ export interface Goal {
   text: string;
 }
 
-/** A goal on a ratio (`unit` ×, the default) or on a plain figure (`unit` ' ms'…). */
-export function goal(what: string, ratio: number, bound: { min?: number; max?: number }, unit = '×'): Goal {
+/** A goal on a ratio (`unit` ×, the default) or on a plain figure (`unit` ' ms'…), shown with `digits` decimals. */
+export function goal(
+  what: string,
+  ratio: number,
+  bound: { min?: number; max?: number },
+  unit = '×',
+  digits = unit === '×' ? 2 : 1,
+): Goal {
   const ok = Number.isFinite(ratio);
   const met =
     ok && (bound.min === undefined || ratio >= bound.min) && (bound.max === undefined || ratio <= bound.max);
-  const digits = unit === '×' ? 2 : 1;
   const want =
     bound.min !== undefined
       ? `≥ ${bound.min.toFixed(digits)}${unit}`
