@@ -31,9 +31,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type NetConnectOpts } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import {
   type AuditEventInput,
   isWardenError,
@@ -53,6 +53,7 @@ import type { Clock } from '../../clock';
 import type { KubeClusterConfig } from '../../config';
 import type { Logger } from '../../log';
 import { type KubeRequestInfo, kubeRequestInfo } from './request-info';
+import { SlabQueue } from './slab-queue';
 import type { KubeCaller } from './types';
 import { type KubeUpstream, loadKubeUpstream } from './upstream';
 import { closeFrame, FrameBoundaries, serverFrame } from './ws-frames';
@@ -67,8 +68,13 @@ const CHANNEL_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'] as const;
 /** RFC 6455 §1.3: appended to Sec-WebSocket-Key for Sec-WebSocket-Accept. */
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
-/** Bytes queued towards kubectl before an exec/port-forward stream stops reading the API server. */
-const STREAM_QUEUE_MAX = 256 * 1024;
+/**
+ * Bytes queued towards kubectl before an exec/port-forward stream stops reading the API server,
+ * and the mark it reads again at: apart, so that a reader faster than kubectl pauses and resumes
+ * (two epoll_ctl calls) once per few hundred KiB, not once per write.
+ */
+const STREAM_QUEUE_MAX = 512 * 1024;
+const STREAM_QUEUE_RESUME = 128 * 1024;
 
 /** The largest response body sent in one write with its head (see `#relayBody`). */
 const ONE_WRITE_MAX = 1024 * 1024;
@@ -907,6 +913,18 @@ export class KubeService {
     }
     const u = a.upstream;
     const host = u.url.hostname;
+    // The API server's side reads into the queue's reused slabs (see slab-queue.ts); `onRead`
+    // gets each read: the response head first, then the stream.
+    let onRead: (n: number, buf: Buffer) => void = () => undefined;
+    const out = new SlabQueue(
+      (buf, done) => client.write(buf, () => done()),
+      () => {
+        if (waiting && out.queued <= STREAM_QUEUE_RESUME) {
+          waiting = false;
+          if (!stopped) upstream.resume();
+        }
+      },
+    );
     const upstream = tlsConnect({
       host,
       port: Number(u.url.port || 443),
@@ -915,7 +933,14 @@ export class KubeService {
       servername: u.tls.servername ?? (isIP(host) ? undefined : host),
       ...(u.session ? { session: u.session } : {}),
       ALPNProtocols: ['http/1.1'],
-    });
+      onread: {
+        buffer: out.next,
+        callback: (n: number, buf: Uint8Array) => {
+          onRead(n, buf as Buffer);
+          return true;
+        },
+      },
+    } as ConnectionOptions & Pick<NetConnectOpts, 'onread'>);
     // Interactive exec: keystrokes and echoes go out at once (no Nagle delay on either side).
     upstream.setNoDelay(true);
     (client as Duplex & { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
@@ -934,7 +959,6 @@ export class KubeService {
     upstream.write(`${lines}\r\n`);
     if (head.length) upstream.write(head);
 
-    let buf: Buffer = Buffer.alloc(0);
     let opened = false;
     let ended = false;
     let reg: { unregister(): void } | undefined;
@@ -943,7 +967,12 @@ export class KubeService {
     const frames = new FrameBoundaries(
       isExec ? (st) => (exitCode = execExitCode(st) ?? exitCode) : undefined,
     );
+    /** The lock (or shutdown) message once the session is being ended. */
     let ending: string | undefined;
+    /** Set once the ending frames are queued: nothing more of the API server's is relayed. */
+    let stopped = false;
+    /** Reading the API server is paused until kubectl takes what is queued. */
+    let waiting = false;
     let protocol: string | undefined;
 
     const finish = (terminatedBy?: string) => {
@@ -956,13 +985,15 @@ export class KubeService {
       recordEnd(opened ? terminatedBy : (terminatedBy ?? notOpened));
     };
     const injectAndClose = (message: string) => {
-      const out: Buffer[] = [];
+      stopped = true;
+      upstream.pause();
+      const tail: Buffer[] = [];
       if (protocol?.endsWith('.channel.k8s.io')) {
         const status = { metadata: {}, status: 'Failure', message, reason: 'Forbidden', code: 403 };
-        out.push(serverFrame(2, Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(status))])));
+        tail.push(serverFrame(2, Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(status))])));
       }
-      out.push(closeFrame(1008, message));
-      client.write(Buffer.concat(out), () => finish(message));
+      tail.push(closeFrame(1008, message));
+      out.push(Buffer.concat(tail), () => finish(message));
       setTimeout(() => finish(message), 1_000).unref();
     };
     const end = (message: string) => {
@@ -971,76 +1002,57 @@ export class KubeService {
       upstream.pause();
       if (!opened) return finish(message);
       if (frames.atBoundary) injectAndClose(message);
-      else upstream.resume(); // the data handler injects at the next frame end
+      else upstream.resume(); // `relay` injects at the next frame end
     };
     const shutdown = () => end('the service is shutting down');
     this.#open.add(shutdown);
 
-    const onUpstreamData = (chunk: Buffer) => {
-      if (ending !== undefined) {
-        const cut = frames.feed(chunk);
-        if (cut === -1) {
-          client.write(chunk);
-          return;
-        }
-        client.write(chunk.subarray(0, cut));
-        upstream.pause();
+    /**
+     * Bytes of the API server's stream: `landed` when they are the queue's last read (committed
+     * in place), else a buffer of their own (pushed). Frame ends are tracked so that an ending
+     * session is cut between frames; reading pauses while more than STREAM_QUEUE_MAX bytes wait
+     * for kubectl (one write in flight at a time: what arrives meanwhile leaves as the next one).
+     */
+    const relay = (chunk: Buffer, landed: boolean) => {
+      if (stopped) return;
+      const cut = frames.feed(chunk);
+      const take = ending !== undefined && cut !== -1 ? cut : chunk.length;
+      if (landed) out.commit(take);
+      else out.push(chunk.subarray(0, take));
+      if (ending !== undefined && cut !== -1) {
         injectAndClose(ending);
         return;
       }
-      frames.feed(chunk);
-      toClient(chunk);
-    };
-    // One TLS read of the API server's stream arrives as several 16 KiB 'data' events in one
-    // tick: corked until the tick ends, they go to kubectl in one write (one syscall, not one
-    // each). Backpressure at STREAM_QUEUE_MAX queued bytes, not at the socket's 16 KiB mark,
-    // which every corked write after the first would pass.
-    let corked = false;
-    let waiting = false;
-    const uncork = () => {
-      corked = false;
-      client.uncork();
-    };
-    const toClient = (chunk: Buffer) => {
-      if (!corked) {
-        corked = true;
-        client.cork();
-        process.nextTick(uncork);
-      }
-      client.write(chunk);
-      if (!waiting && client.writableLength > STREAM_QUEUE_MAX) {
+      if (!waiting && out.queued > STREAM_QUEUE_MAX) {
         waiting = true;
         upstream.pause();
-        client.once('drain', () => {
-          waiting = false;
-          upstream.resume();
-        });
       }
     };
 
-    upstream.on('data', function onHead(chunk: Buffer) {
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      const endOfHead = buf.indexOf('\r\n\r\n');
+    let headBuf = Buffer.alloc(0);
+    onRead = (n, buf) => {
+      headBuf = Buffer.concat([headBuf, buf.subarray(0, n)]);
+      const endOfHead = headBuf.indexOf('\r\n\r\n');
       if (endOfHead === -1) {
-        if (buf.length > 64 * 1024) upstream.destroy();
+        if (headBuf.length > 64 * 1024) upstream.destroy();
         return;
       }
-      upstream.off('data', onHead);
-      const headText = buf.subarray(0, endOfHead).toString('latin1');
-      const rest = buf.subarray(endOfHead + 4);
+      const headText = headBuf.subarray(0, endOfHead).toString('latin1');
+      const rest = headBuf.subarray(endOfHead + 4);
       const code = Number(headText.split(' ', 3)[1]);
-      client.write(buf.subarray(0, endOfHead + 4));
+      client.write(headBuf.subarray(0, endOfHead + 4));
       if (code !== 101) {
         notOpened = `the API server answered HTTP ${code || 'without a status'}`;
-        if (rest.length) client.write(rest);
-        upstream.pipe(client);
+        // Its answer (a Status, as a rule) goes to kubectl as it comes.
+        onRead = (m) => out.commit(m);
+        out.push(rest);
         return;
       }
       opened = true;
       protocol = /\r\nsec-websocket-protocol:\s*([^\r\n]*)/i.exec(headText)?.[1]?.trim();
-      reg = self.#o.monitor.register({ identity: a.identity, protocol: 'kube', end: (m) => end(m) });
-      upstream.on('data', onUpstreamData);
-      if (rest.length) onUpstreamData(rest);
+      reg = this.#o.monitor.register({ identity: a.identity, protocol: 'kube', end: (m) => end(m) });
+      onRead = (m, b) => relay(b.subarray(0, m), true);
+      if (rest.length) relay(rest, false);
       client.on('data', (c: Buffer) => {
         if (!upstream.write(c)) {
           client.pause();
@@ -1052,9 +1064,9 @@ export class KubeService {
         ending = undefined;
         end(m);
       }
-    });
-    const self = this;
-    upstream.on('close', () => finish());
+    };
+    // The API server's end: what is queued still goes to kubectl (the exit status, the close).
+    upstream.on('close', () => out.drained(() => finish()));
     client.on('close', () => finish());
   }
 }
