@@ -17,6 +17,9 @@
  *
  * `--profile=DIR`: warden writes a V8 CPU profile to DIR when it stops. `--hold`: after the set-up,
  * print the pids and kubeconfigs and wait for Ctrl-C (for strace/perf by hand), then measure.
+ * `--baseline=FILE`: another build's warden.js (e.g. main's, built in a copy) runs next to this
+ * one, with `--cert-files`, in the same rounds: two builds compared side by side on one machine
+ * state, which a loaded machine's run-to-run scatter would hide.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +37,7 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     only: { type: 'string', default: 'get,stream,parts' },
     hold: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
 const only = new Set(values.only.split(','));
@@ -147,63 +151,85 @@ const fake = await startFakeKubeApiServer({
   rules: [{ groups: ['developers'], verbs: ['*'], resources: ['*'] }],
 });
 fake.create('pods', { metadata: { name: 'bench' }, spec: { containers: [{ name: 'main', image: 'none' }] } });
-const w = await startWarden({
-  ...(values.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] } : {}),
-  configYaml:
-    'kube_service:\n  clusters:\n' +
-    `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
-    `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: bench }\n`,
-});
-try {
-  writeFileSync(
-    join(w.dir, 'role.yaml'),
-    'kind: role\nversion: v7\nmetadata: { name: kube-bench }\nspec:\n  allow:\n    kubernetes_labels: { "*": "*" }\n    kubernetes_groups: [developers]\n',
-  );
-  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
-  await wctl(['create', join(w.dir, 'role.yaml')]);
-  const add = await wctl(['users', 'add', 'bench', '--roles=kube-bench', '--logins=nobody']);
-  const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-  const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home'), KUBECONFIG: join(w.dir, 'kubeconfig') };
-  const s = await signupWithTotp(
-    [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-    PASSWORD,
-    env,
-  );
-  const otp = new Authenticator(s.uri!);
-  otp.markUsed();
-  await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=bench'], {
-    env,
-    input: `${PASSWORD}\n${await otp.code()}\n`,
+/** A warden (this build, or `js`) serving the fake, a user logged in, its two kubeconfigs. */
+async function startBenchWarden(js?: string) {
+  const w = await startWarden({
+    ...(values.profile && !js
+      ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] }
+      : {}),
+    ...(js ? { wardenJs: resolve(js) } : {}),
+    configYaml:
+      'kube_service:\n  clusters:\n' +
+      `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
+      `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: bench }\n`,
   });
-  const login = await runCli('wsh', ['kube', 'login', 'fake'], { env });
-  if (login.code !== 0) throw new Error(login.stderr);
-  // The same user and cluster with `--cert-files` (no exec plugin) in a kubeconfig of its own.
-  const filesEnv = { ...env, KUBECONFIG: join(w.dir, 'files.kubeconfig') };
-  const loginFiles = await runCli('wsh', ['kube', 'login', 'fake', '--cert-files'], { env: filesEnv });
-  if (loginFiles.code !== 0) throw new Error(loginFiles.stderr);
+  try {
+    writeFileSync(
+      join(w.dir, 'role.yaml'),
+      'kind: role\nversion: v7\nmetadata: { name: kube-bench }\nspec:\n  allow:\n    kubernetes_labels: { "*": "*" }\n    kubernetes_groups: [developers]\n',
+    );
+    const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+    await wctl(['create', join(w.dir, 'role.yaml')]);
+    const add = await wctl(['users', 'add', 'bench', '--roles=kube-bench', '--logins=nobody']);
+    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
+    const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home'), KUBECONFIG: join(w.dir, 'kubeconfig') };
+    const s = await signupWithTotp(
+      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+      PASSWORD,
+      env,
+    );
+    const otp = new Authenticator(s.uri!);
+    otp.markUsed();
+    await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=bench'], {
+      env,
+      input: `${PASSWORD}\n${await otp.code()}\n`,
+    });
+    const login = await runCli('wsh', ['kube', 'login', 'fake'], { env });
+    if (login.code !== 0) throw new Error(login.stderr);
+    // The same user and cluster with `--cert-files` (no exec plugin) in a kubeconfig of its own.
+    const filesEnv = { ...env, KUBECONFIG: join(w.dir, 'files.kubeconfig') };
+    const loginFiles = await runCli('wsh', ['kube', 'login', 'fake', '--cert-files'], { env: filesEnv });
+    if (loginFiles.code !== 0) throw new Error(loginFiles.stderr);
+    return { w, env, filesEnv };
+  } catch (e) {
+    await w.stop();
+    throw e;
+  }
+}
+
+const { w, env, filesEnv } = await startBenchWarden();
+const base = values.baseline
+  ? await startBenchWarden(values.baseline).catch(async (e) => {
+      await w.stop();
+      throw e;
+    })
+  : undefined;
+try {
   const direct = fake.writeKubeconfig(join(w.dir, 'direct.kubeconfig'));
   const paths = {
     direct: { kc: direct, env: {} },
     files: { kc: filesEnv.KUBECONFIG, env: filesEnv },
     plugin: { kc: env.KUBECONFIG, env },
+    base: { kc: base?.filesEnv.KUBECONFIG ?? '', env: base?.filesEnv ?? {} },
   };
-  const names = ['direct', 'files', 'plugin'] as const;
-  type PathName = (typeof names)[number];
-  const get: Record<PathName, number[]> = { direct: [], files: [], plugin: [] };
-  const stream: Record<PathName, number[]> = { direct: [], files: [], plugin: [] };
+  type PathName = 'direct' | 'files' | 'plugin' | 'base';
+  const names: PathName[] = ['direct', 'files', 'plugin', ...(base ? (['base'] as const) : [])];
+  const get: Record<PathName, number[]> = { direct: [], files: [], plugin: [], base: [] };
+  const stream: Record<PathName, number[]> = { direct: [], files: [], plugin: [], base: [] };
   // CPU per kubectl command of warden and of this process (the fake API server), summed.
   const wardenPid = w.child.pid!;
+  const pidOf = (p: PathName) => (p === 'base' ? base!.w.child.pid! : wardenPid);
   type Cpu = { warden: number; fake: number; kubectl: number };
   const zero = (): Cpu => ({ warden: 0, fake: 0, kubectl: 0 });
   const cpu = {
-    get: { direct: zero(), files: zero(), plugin: zero() },
-    stream: { direct: zero(), files: zero(), plugin: zero() },
+    get: { direct: zero(), files: zero(), plugin: zero(), base: zero() },
+    stream: { direct: zero(), files: zero(), plugin: zero(), base: zero() },
   };
-  const measured = async <T>(into: Cpu, f: () => Promise<T>): Promise<T> => {
-    const w0 = cpuMs(wardenPid);
+  const measured = async <T>(into: Cpu, f: () => Promise<T>, pid = wardenPid): Promise<T> => {
+    const w0 = cpuMs(pid);
     const f0 = selfCpuMs();
     const out = await f();
-    into.warden += cpuMs(wardenPid) - w0;
+    into.warden += cpuMs(pid) - w0;
     into.fake += selfCpuMs() - f0;
     into.kubectl += (out as { cpuMs?: number }).cpuMs ?? 0;
     return out;
@@ -211,11 +237,19 @@ try {
   const cat = ['exec', 'bench', '--', 'head', '-c', String(mib * 1024 * 1024), '/dev/zero'];
   if (values.hold) {
     // Everything stays up for strace/perf by hand: print how to reach it, wait for Ctrl-C.
-    console.log(`warden pid ${wardenPid}, fake API server (this process) pid ${process.pid}`);
+    console.log(
+      `warden pid ${wardenPid}${base ? `, baseline warden pid ${base.w.child.pid}` : ''}, fake API server (this process) pid ${process.pid}`,
+    );
     for (const p of names) console.log(`${p}: env KUBECONFIG=${paths[p].kc} WARDEN_HOME=${env.WARDEN_HOME}`);
     await new Promise((done) => process.once('SIGINT', done));
   }
-  const label = { direct: 'direct', files: 'Warden (--cert-files)', plugin: 'Warden (exec plugin)' } as const;
+  const label = {
+    direct: 'direct',
+    files: 'Warden (--cert-files)',
+    plugin: 'Warden (exec plugin)',
+    base: 'Warden, baseline build (--cert-files)',
+  } as const;
+  const wardens = names.filter((p) => p !== 'direct');
   const per = (c: Cpu, n: number) =>
     `warden ${(c.warden / n).toFixed(2)}, fake API server (+ this bench) ${(c.fake / n).toFixed(2)}` +
     (c.kubectl
@@ -226,12 +260,14 @@ try {
   if (only.has('get')) {
     for (let r = 0; r < rounds; r++) {
       for (const p of names) {
-        get[p].push((await measured(cpu.get[p], () => run(paths[p].kc, ['get', 'pods'], paths[p].env))).ms);
+        get[p].push(
+          (await measured(cpu.get[p], () => run(paths[p].kc, ['get', 'pods'], paths[p].env), pidOf(p))).ms,
+        );
       }
     }
     const gd = median(get.direct);
     console.log(`kubectl get pods (median of ${rounds}): direct ${gd.toFixed(0)} ms   [${load()}]`);
-    for (const p of ['files', 'plugin'] as const) {
+    for (const p of wardens) {
       const g = median(get[p]);
       console.log(
         `  ${label[p]} ${g.toFixed(0)} ms, ratio ${(g / gd).toFixed(2)}× (goal ≤ 1.3×) ${g / gd <= 1.3 ? 'met' : 'NOT met'}`,
@@ -244,7 +280,7 @@ try {
   if (only.has('stream')) {
     for (let r = 0; r < rounds; r++) {
       for (const p of names) {
-        const x = await measured(cpu.stream[p], () => run(paths[p].kc, cat, paths[p].env));
+        const x = await measured(cpu.stream[p], () => run(paths[p].kc, cat, paths[p].env), pidOf(p));
         if (x.bytes !== mib * 1024 * 1024) throw new Error(`${p}: got ${x.bytes} bytes`);
         stream[p].push(x.bytes / 1024 / 1024 / (x.ms / 1000));
       }
@@ -253,7 +289,7 @@ try {
     console.log(
       `kubectl exec cat ${mib} MiB (median of ${rounds}): direct ${sd.toFixed(0)} MiB/s   [${load()}]`,
     );
-    for (const p of ['files', 'plugin'] as const) {
+    for (const p of wardens) {
       const x = median(stream[p]);
       console.log(
         `  ${label[p]} ${x.toFixed(0)} MiB/s, ratio ${(x / sd).toFixed(2)}× (goal ≥ 0.8×) ${x / sd >= 0.8 ? 'met' : 'NOT met'}`,
@@ -321,5 +357,6 @@ try {
   }
 } finally {
   await w.stop();
+  await base?.w.stop();
   await fake.close();
 }

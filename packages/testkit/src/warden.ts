@@ -20,6 +20,8 @@ export interface WardenStartOptions {
   nodeName?: string;
   /** Extra arguments for node itself (benchmarks: `--cpu-prof`, `--cpu-prof-dir=…`). */
   nodeArgs?: string[];
+  /** Another build's `warden.js` (benchmarks comparing two builds side by side); default dist/. */
+  wardenJs?: string;
   /** `proxy_service.public_addr` host (the port is the listen port), e.g. `localhost` for `<app>.localhost`. */
   publicHost?: string;
 }
@@ -79,7 +81,7 @@ export function runningWardenOutput(chars = 3000): string[] {
 async function spawnReady(config: string, dir: string, opts: WardenStartOptions): Promise<Spawned> {
   const child = spawn(
     process.execPath,
-    [...(opts.nodeArgs ?? []), join(root, 'dist', 'warden.js'), 'start', '--config', config],
+    [...(opts.nodeArgs ?? []), opts.wardenJs ?? join(root, 'dist', 'warden.js'), 'start', '--config', config],
     {
       cwd: dir,
       env: { ...process.env, ...opts.env },
