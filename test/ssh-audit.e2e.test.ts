@@ -13,10 +13,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { AuditEvent } from '@warden/api';
 import {
+  enrollMachine,
+  inviteAndSignUp,
+  requireSwtpm,
   requireTool,
   runCli,
   type SwtpmProcess,
-  signupWithTotp,
   startSwtpm,
   startWarden,
   type WardenProcess,
@@ -24,8 +26,7 @@ import {
 
 const PASSWORD = 'correct horse battery staple';
 const ssh = requireTool('ssh');
-const swtpm = requireTool('swtpm');
-const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+const setup = requireSwtpm();
 
 describe('SSH audit events: lock refusals, device os_type, node ID and hostname', {
   skip: ssh.skip || setup.skip,
@@ -59,17 +60,8 @@ describe('SSH audit events: lock refusals, device os_type, node ID and hostname'
     assert.fail(`no audit event for ${args.join(' ')}: ${JSON.stringify(await events(args))}`);
   }
 
-  async function addUser(user: string, logins: string): Promise<void> {
-    const add = await wctl(['users', 'add', user, '--roles=access', `--logins=${logins}`]);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      envOf(user),
-    );
-    assert.equal(s.code, 0, s.stderr);
-  }
+  const addUser = (user: string, logins: string) =>
+    inviteAndSignUp(w, user, { roles: 'access', logins, password: PASSWORD, env: envOf(user) });
   const login = (user: string) =>
     wsh(user, ['login', `--proxy=${w.proxy}`, `--user=${user}`, `--ca-pin=${w.caPin}`], `${PASSWORD}\n`);
 
@@ -83,21 +75,11 @@ describe('SSH audit events: lock refusals, device os_type, node ID and hostname'
     await addUser('alice', 'root');
     await addUser('bob', 'root');
     // alice's machine is an enrolled device (swtpm), so her certificates carry it.
-    const tag = (await wsh('alice', ['device', 'asset-tag'])).stdout.trim();
-    const add = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /wsh device enroll --token=(\S+)/.exec(add.stdout)![1]!;
-    const enroll = await wsh('alice', ['device', 'enroll', `--token=${token}`]);
-    assert.equal(enroll.code, 0, enroll.stderr);
+    ({ deviceId } = await enrollMachine(w, envOf('alice')));
     for (const user of ['alice', 'bob']) {
       const l = await login(user);
       assert.equal(l.code, 0, l.stderr);
     }
-    const devices = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
-      metadata: { name: string };
-      spec: { asset_tag: string };
-    }[];
-    deviceId = devices.find((d) => d.spec.asset_tag === tag)!.metadata.name;
     const nodes = JSON.parse((await wsh('alice', ['ls', '--format=json'])).stdout) as {
       metadata: { name: string };
       spec: { hostname: string };

@@ -11,26 +11,27 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  enrollMachine,
   type HttpApp,
+  inviteAndSignUp,
+  requireSwtpm,
   requireTool,
   runCli,
-  type SwtpmProcess,
-  signupWithTotp,
   spawnCli,
   startHttpApp,
-  startSwtpm,
+  startMachine,
   startWarden,
+  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 
 const PASSWORD = 'correct horse battery staple';
-const swtpm = requireTool('swtpm');
-const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+const setup = requireSwtpm();
 const curlCheck = requireTool('curl');
 
 function curl(args: string[]): Promise<{ status: number; body: string; stderr: string }> {
@@ -42,11 +43,7 @@ function curl(args: string[]): Promise<{ status: number; body: string; stderr: s
   });
 }
 
-interface Machine {
-  name: string;
-  tpm: SwtpmProcess;
-  env: NodeJS.ProcessEnv;
-}
+type Machine = TpmMachine;
 
 describe('device trust for apps: the guide, end to end', { skip: setup.skip || curlCheck.skip }, () => {
   let app: HttpApp;
@@ -82,19 +79,7 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
   };
 
   async function machine(name: string): Promise<Machine> {
-    const tpm = await startSwtpm({ ekCert: true });
-    const dmi = join(w.dir, `dmi-${name}`);
-    mkdirSync(dmi);
-    const m = {
-      name,
-      tpm,
-      env: {
-        ...w.env,
-        WARDEN_TPM: tpm.address,
-        WARDEN_DEVICE_CACHE: join(w.dir, `device-cache-${name}`),
-        WARDEN_DEVICE_DMI_DIR: dmi,
-      },
-    };
+    const m = await startMachine(w, name);
     machines.push(m);
     return m;
   }
@@ -117,18 +102,11 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
     assert.equal(created.code, 0, created.stderr);
     a = await machine('a');
     b = await machine('b');
-    const add = await wctl(['users', 'add', 'alice', '--roles=access,editor,require-trusted-device-apps']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      {
-        ...a.env,
-        WARDEN_HOME: join(w.dir, 'home-alice-a'),
-      },
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'alice', {
+      roles: 'access,editor,require-trusted-device-apps',
+      password: PASSWORD,
+      env: { ...a.env, WARDEN_HOME: join(w.dir, 'home-alice-a') },
+    });
     for (const m of [a, b]) {
       const l = await wsh(
         m,
@@ -174,19 +152,9 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
   });
 
   test('machine A, enrolled: the app certificate carries the device; requests pass; the JWT names the device', async () => {
-    const tag = (await wsh(a, ['device', 'asset-tag'])).stdout.trim();
-    const add = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /wsh device enroll --token=(\S+)/.exec(add.stdout)![1]!;
-    const enroll = await wsh(a, ['device', 'enroll', `--token=${token}`]);
-    assert.equal(enroll.code, 0, enroll.stderr);
+    ({ deviceId: deviceA } = await enrollMachine(w, { ...a.env, WARDEN_HOME: join(w.dir, 'home-alice-a') }));
     const l = await login(a);
     assert.equal(l.code, 0, l.stderr);
-    const ls = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
-      metadata: { name: string };
-      spec: { asset_tag: string };
-    }[];
-    deviceA = ls.find((d) => d.spec.asset_tag === tag)!.metadata.name;
 
     const al = await wsh(a, ['app', 'login', 'prod']);
     assert.equal(al.code, 0, al.stderr);

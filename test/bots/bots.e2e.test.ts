@@ -9,13 +9,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  inviteAndSignUp,
   requireTool,
   runCli,
-  signupWithTotp,
+  setDeviceTrust,
   spawnCli,
   startWarden,
   type WardenProcess,
@@ -25,16 +26,6 @@ import {
 const PASSWORD = 'correct horse battery staple';
 const ssh = requireTool('ssh');
 
-function cap(w: WardenProcess, mode: string): string {
-  const file = join(w.dir, `cap-${mode}.yaml`);
-  writeFileSync(
-    file,
-    'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\n' +
-      `spec:\n  second_factor: "off"\n  device_trust:\n    mode: ${mode}\n`,
-  );
-  return file;
-}
-
 describe('bots under required-for-humans', { skip: ssh.skip }, () => {
   let w: WardenProcess;
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
@@ -43,8 +34,7 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
 
   before(async () => {
     w = await startWarden();
-    const set = await wctl(['create', '-f', cap(w, 'required-for-humans')]);
-    assert.equal(set.code, 0, set.stderr);
+    await setDeviceTrust(w, 'required-for-humans');
   });
   after(async () => {
     await w?.stop();
@@ -111,15 +101,8 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     assert.match(again.stderr, /invalid or expired bot join token/);
 
     // A person with the same role and no device: refused with the device trust message.
-    const add = await wctl(['users', 'add', 'alice', '--roles=access', '--logins=root']);
-    assert.equal(add.code, 0, add.stderr);
     const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-alice') };
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'alice', { roles: 'access', logins: 'root', password: PASSWORD, env });
     const person = await runCli('wsh', ['ssh', 'root@node-1', 'echo', 'person'], { env });
     assert.notEqual(person.code, 0, person.stdout);
     assert.match(person.stderr, /unauthorized device/);
@@ -325,17 +308,10 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
   });
 
   test('wsh login starts no web helper when nothing requires a device (optional)', async () => {
-    await wctl(['create', '-f', cap(w, 'optional')]);
+    await setDeviceTrust(w, 'optional');
     try {
-      const add = await wctl(['users', 'add', 'dora', '--roles=access', '--logins=root']);
-      assert.equal(add.code, 0, add.stderr);
       const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-dora'), WARDEN_WEB_HELPER: 'auto' };
-      const s = await signupWithTotp(
-        [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
-        PASSWORD,
-        env,
-      );
-      assert.equal(s.code, 0, s.stderr);
+      await inviteAndSignUp(w, 'dora', { roles: 'access', logins: 'root', password: PASSWORD, env });
       const login = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=dora'], {
         env,
         input: `${PASSWORD}\n`,
@@ -345,7 +321,7 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
       assert.doesNotMatch(login.stdout + login.stderr, /Device helper/);
       assert.equal(existsSync(join(env.WARDEN_HOME, 'web-helper.log')), false, 'no helper was started');
     } finally {
-      await wctl(['create', '-f', cap(w, 'required-for-humans')]);
+      await setDeviceTrust(w, 'required-for-humans');
     }
   });
 
@@ -361,8 +337,7 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
       '--oneshot',
     ]);
     assert.equal(joined.code, 0, joined.stderr);
-    const set = await wctl(['create', '-f', cap(w, 'required')]);
-    assert.equal(set.code, 0, set.stderr);
+    await setDeviceTrust(w, 'required');
     try {
       const run = await runCli('wsh', ['-i', join(dest, 'identity'), 'ssh', 'root@node-1', 'echo', 'x'], {
         env: w.env,
@@ -370,7 +345,7 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
       assert.notEqual(run.code, 0, run.stdout);
       assert.match(run.stderr, /unauthorized device/);
     } finally {
-      await wctl(['create', '-f', cap(w, 'required-for-humans')]);
+      await setDeviceTrust(w, 'required-for-humans');
     }
   });
 });

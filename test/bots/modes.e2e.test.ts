@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli, signupWithTotp, startWarden, type WardenProcess } from '@warden/testkit';
+import { inviteAndSignUp, runCli, startWarden, type WardenProcess } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -75,15 +75,8 @@ describe('required-for-humans from the config file and a role', () => {
     assert.equal(bot.code, 0, bot.stderr);
     assert.equal(bot.stdout, 'bot-ok\n');
 
-    const person = await wctl(['users', 'add', 'bob', '--roles=ci', '--logins=root']);
-    assert.equal(person.code, 0, person.stderr);
     const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-bob') };
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(person.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'bob', { roles: 'ci', logins: 'root', password: PASSWORD, env });
     const refused = await runCli('wsh', ['ssh', 'root@node-1', 'echo', 'person'], { env });
     assert.notEqual(refused.code, 0, refused.stdout);
     assert.match(refused.stderr, /unauthorized device/);

@@ -22,13 +22,14 @@ import {
   type FakeKubeApiServer,
   freePort,
   type HttpApp,
+  inviteAndSignUp,
   kubectl,
   type PostgresServer,
   requireKubectl,
   requirePostgres,
   requireTool,
   runCli,
-  signupWithTotp,
+  setDeviceTrust,
   spawnCli,
   spawnKubectl,
   startFakeKubeApiServer,
@@ -68,16 +69,7 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
   let port = 0;
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const wsh = (args: string[], env: NodeJS.ProcessEnv = w.env) => runCli('wsh', args, { env });
-  const cap = async (mode: string) => {
-    const file = join(w.dir, `cap-${mode}.yaml`);
-    writeFileSync(
-      file,
-      'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\n' +
-        `spec:\n  second_factor: "off"\n  device_trust:\n    mode: ${mode}\n`,
-    );
-    const set = await wctl(['create', '-f', file]);
-    assert.equal(set.code, 0, set.stderr);
-  };
+  const cap = (mode: string) => setDeviceTrust(w, mode);
   const psqlQuery = (tunnelPort: number, sql: string) =>
     run('psql', [
       '-X',
@@ -289,15 +281,8 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     );
 
     // A person with the same role and no device: refused for all three.
-    const add = await wctl(['users', 'add', 'alice', '--roles=bot-all', '--logins=nobody']);
-    assert.equal(add.code, 0, add.stderr);
     const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-alice'), KUBECONFIG: join(w.dir, 'kube-alice') };
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'alice', { roles: 'bot-all', logins: 'nobody', password: PASSWORD, env });
     const person = await wsh(
       [
         'db',

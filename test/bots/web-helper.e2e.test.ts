@@ -5,34 +5,35 @@
  * sessions need a trusted device and starts `wsh device web-helper` itself; the signed-in page
  * goes to "This device", and "Trust this device" makes the web session device-trusted through
  * that helper; `wsh logout` stops it. The helper listens on a free port
- * (WARDEN_WEB_HELPER_PORTS, given to the proxy and to wsh alike), so this test runs beside
- * test/web, which uses the default 41780. The decision's negative side (`optional`: no helper
- * started) is in bots.e2e.test.ts.
+ * (WARDEN_WEB_HELPER_PORTS, given to the proxy and to wsh alike, as test/web does), so parallel
+ * runs cannot collide. The decision's negative side (`optional`: no helper started) is in
+ * bots.e2e.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { web } from '@warden/api';
 import {
+  enrollMachine,
   freePort,
+  inviteAndSignUp,
   launchChromium,
   newBrowserContext,
   requireChromium,
-  requireTool,
+  requireSwtpm,
   runCli,
-  type SwtpmProcess,
-  signupWithTotp,
-  startSwtpm,
+  setDeviceTrust,
+  startMachine,
   startWarden,
+  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 import type { Browser } from 'playwright-core';
 
 const PASSWORD = 'correct horse battery staple';
 const chromium = requireChromium();
-const swtpm = chromium.ok ? requireTool('swtpm') : chromium;
-const skip = chromium.skip || swtpm.skip || (swtpm.ok ? requireTool('swtpm_setup').skip : false);
+const skip = chromium.skip || requireSwtpm().skip;
 
 test('WARDEN_WEB_HELPER_PORTS: the default range, a list, and a clear error for anything else', () => {
   assert.deepEqual(web.webHelperPorts({}), [41780, 41781, 41782, 41783]);
@@ -50,7 +51,7 @@ describe('required-for-humans in the Web UI: wsh login starts the helper, the br
   skip,
 }, () => {
   let w: WardenProcess;
-  let tpm: SwtpmProcess;
+  let machine: TpmMachine;
   let browser: Browser;
   let env: NodeJS.ProcessEnv;
   let port = 0;
@@ -62,44 +63,12 @@ describe('required-for-humans in the Web UI: wsh login starts the helper, the br
   before(async () => {
     port = await freePort();
     w = await startWarden({ env: { WARDEN_WEB_HELPER_PORTS: String(port) } });
-    const cap = join(w.dir, 'cap.yaml');
-    writeFileSync(
-      cap,
-      'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\n' +
-        'spec:\n  second_factor: "off"\n  device_trust:\n    mode: required-for-humans\n',
-    );
-    const set = await wctl(['create', '-f', cap]);
-    assert.equal(set.code, 0, set.stderr);
-    tpm = await startSwtpm({ ekCert: true });
-    const dmi = join(w.dir, 'dmi');
-    mkdirSync(dmi);
-    env = {
-      ...w.env,
-      WARDEN_HOME: join(w.dir, 'home-alice'),
-      WARDEN_TPM: tpm.address,
-      WARDEN_DEVICE_CACHE: join(w.dir, 'device-cache'),
-      WARDEN_DEVICE_DMI_DIR: dmi,
-      WARDEN_WEB_HELPER_PORTS: String(port),
-    };
-    const add = await wctl(['users', 'add', 'alice', '--roles=access', '--logins=root']);
-    assert.equal(add.code, 0, add.stderr);
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await setDeviceTrust(w, 'required-for-humans');
+    machine = await startMachine(w, 'alice');
+    env = { ...machine.env, WARDEN_HOME: join(w.dir, 'home-alice'), WARDEN_WEB_HELPER_PORTS: String(port) };
+    await inviteAndSignUp(w, 'alice', { roles: 'access', logins: 'root', password: PASSWORD, env });
     // Enroll this machine's swtpm (the login before it starts no helper: WARDEN_WEB_HELPER=off).
-    const tag = (await wsh(['device', 'asset-tag'])).stdout.trim();
-    const dev = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
-    assert.equal(dev.code, 0, dev.stderr);
-    const enroll = await wsh(['device', 'enroll', `--token=${/--token=(\S+)/.exec(dev.stdout)![1]}`]);
-    assert.equal(enroll.code, 0, enroll.stderr);
-    const ls = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
-      metadata: { name: string };
-      spec: { asset_tag: string };
-    }[];
-    deviceId = ls.find((d) => d.spec.asset_tag === tag)!.metadata.name;
+    ({ deviceId } = await enrollMachine(w, env));
     browser = await launchChromium();
   });
 
@@ -113,7 +82,7 @@ describe('required-for-humans in the Web UI: wsh login starts the helper, the br
       }
     }
     await browser?.close();
-    await tpm?.stop();
+    await machine?.tpm.stop();
     await w?.stop();
   });
 

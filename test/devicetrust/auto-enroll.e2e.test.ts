@@ -7,34 +7,25 @@
  * `auto_enroll` off, no token means no enrollment.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import { clientForProfile, EnrollCeremony, openNativeDevice, ProfileStore } from '@warden/client';
 import {
-  requireTool,
+  inviteAndSignUp,
+  requireSwtpm,
   runCli,
   type SwtpmProcess,
-  signupWithTotp,
-  startSwtpm,
+  setDeviceTrust,
+  startMachine,
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
-const swtpm = requireTool('swtpm');
-const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
-
-function cap(w: WardenProcess, autoEnroll: boolean): string {
-  const file = join(w.dir, `cap-auto-${autoEnroll}.yaml`);
-  writeFileSync(
-    file,
-    'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\n' +
-      `spec:\n  second_factor: "off"\n  device_trust:\n    mode: optional\n    auto_enroll: ${autoEnroll}\n`,
-  );
-  return file;
-}
+const setup = requireSwtpm();
+const autoEnroll = (w: WardenProcess, on: boolean) =>
+  setDeviceTrust(w, 'optional', { deviceTrustYaml: `    auto_enroll: ${on}\n` });
 
 describe('auto-enrollment at wsh login', { skip: setup.skip }, () => {
   let w: WardenProcess;
@@ -43,8 +34,7 @@ describe('auto-enrollment at wsh login', { skip: setup.skip }, () => {
 
   before(async () => {
     w = await startWarden();
-    const set = await wctl(['create', '-f', cap(w, true)]);
-    assert.equal(set.code, 0, set.stderr);
+    await autoEnroll(w, true);
   });
   after(async () => {
     for (const t of tpms) await t.stop();
@@ -53,31 +43,16 @@ describe('auto-enrollment at wsh login', { skip: setup.skip }, () => {
 
   /** A machine: its own swtpm (EK-derived `ek:` asset tag), wsh home and device cache. */
   async function machine(name: string) {
-    const tpm = await startSwtpm({ ekCert: false });
-    tpms.push(tpm);
-    const dmi = join(w.dir, `dmi-${name}`);
-    mkdirSync(dmi);
-    const env = {
-      ...w.env,
-      WARDEN_HOME: join(w.dir, `home-${name}`),
-      WARDEN_TPM: tpm.address,
-      WARDEN_DEVICE_CACHE: join(w.dir, `cache-${name}`),
-      WARDEN_DEVICE_DMI_DIR: dmi,
-    };
+    const m = await startMachine(w, name, { ekCert: false });
+    tpms.push(m.tpm);
+    const env = { ...m.env, WARDEN_HOME: join(w.dir, `home-${name}`) };
     const dev = await openNativeDevice(env);
     const tag = await dev.assetTag().finally(() => dev.close());
     return { env, tag };
   }
 
   async function user(name: string, env: NodeJS.ProcessEnv): Promise<void> {
-    const add = await wctl(['users', 'add', name, '--roles=access', '--logins=root']);
-    assert.equal(add.code, 0, add.stderr);
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, name, { roles: 'access', logins: 'root', password: PASSWORD, env });
   }
 
   async function devices(): Promise<
@@ -165,8 +140,7 @@ describe('auto-enrollment at wsh login', { skip: setup.skip }, () => {
   });
 
   test('with auto_enroll off, a logged-in user cannot enroll without a token', async () => {
-    const set = await wctl(['create', '-f', cap(w, false)]);
-    assert.equal(set.code, 0, set.stderr);
+    await autoEnroll(w, false);
     try {
       const m = await machine('carol');
       await wctl(['devices', 'add', '--os=linux', `--asset-tag=${m.tag}`]);
@@ -191,7 +165,7 @@ describe('auto-enrollment at wsh login', { skip: setup.skip }, () => {
         'not_enrolled',
       );
     } finally {
-      await wctl(['create', '-f', cap(w, true)]);
+      await autoEnroll(w, true);
     }
   });
 });

@@ -26,9 +26,10 @@ import {
 } from '@warden/client';
 import {
   flipNvBit,
-  requireTool,
+  requireSwtpm,
   runCli,
   type SwtpmProcess,
+  setDeviceTrust,
   signupWithTotp,
   startSwtpm,
   startWarden,
@@ -45,10 +46,8 @@ import {
 } from '@warden/tpm';
 
 const PASSWORD = 'correct horse battery staple';
-const swtpm = requireTool('swtpm');
-const setup0 = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
 // tpm2-tools writes the local CA's chain into the TPM's EK certificate chain NV indices.
-const setup = setup0.ok ? requireTool('tpm2_nvdefine') : setup0;
+const setup = requireSwtpm({ chain: true });
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 interface Machine {
@@ -129,16 +128,10 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
   }
 
   async function setCap(ekcertAllowedCas: string[]): Promise<void> {
-    const file = join(w.dir, `cap-${randomUUID()}.yaml`);
     const cas = ekcertAllowedCas.length
       ? `    ekcert_allowed_cas:\n${ekcertAllowedCas.map((p) => `      - |\n${p.trim().replace(/^/gm, '        ')}\n`).join('')}`
       : '';
-    writeFileSync(
-      file,
-      `kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\nspec:\n  second_factor: "off"\n  device_trust:\n    mode: optional\n${cas}`,
-    );
-    const res = await wctl(['create', '-f', file]);
-    assert.equal(res.code, 0, res.stderr);
+    await setDeviceTrust(w, 'optional', { deviceTrustYaml: cas });
   }
 
   before(async () => {

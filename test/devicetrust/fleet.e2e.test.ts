@@ -5,48 +5,38 @@
  * auto-enroll). Real warden, swtpm, wsh and wctl.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { openNativeDevice } from '@warden/client';
 import {
-  requireTool,
+  enrollMachine,
+  inviteAndSignUp,
+  requireSwtpm,
   runCli,
-  type SwtpmProcess,
-  signupWithTotp,
-  startSwtpm,
+  setDeviceTrust,
+  startMachine,
   startWarden,
+  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
-const swtpm = requireTool('swtpm');
-const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
-
-function cap(w: WardenProcess, extra: string): string {
-  const file = join(w.dir, 'cap-fleet.yaml');
-  writeFileSync(
-    file,
-    'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\n' +
-      `spec:\n  second_factor: "off"\n  device_trust:\n    mode: optional\n${extra}`,
-  );
-  return file;
-}
+const setup = requireSwtpm();
 
 describe('fleet: CSV import and bind_owner', { skip: setup.skip }, () => {
   let w: WardenProcess;
-  let tpm: SwtpmProcess;
+  /** One machine that two users share. */
+  let machine: TpmMachine;
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
 
   before(async () => {
     w = await startWarden();
-    tpm = await startSwtpm({ ekCert: false });
+    machine = await startMachine(w, 'shared', { ekCert: false });
     // Password-only logins keep the test short.
-    const set = await wctl(['create', '-f', cap(w, '')]);
-    assert.equal(set.code, 0, set.stderr);
+    await setDeviceTrust(w, 'optional');
   });
   after(async () => {
-    await tpm?.stop();
+    await machine?.tpm.stop();
     await w?.stop();
   });
 
@@ -97,41 +87,17 @@ describe('fleet: CSV import and bind_owner', { skip: setup.skip }, () => {
   });
 
   test('bind_owner: another user on the owner’s machine gets no device, and is told whose it is', async () => {
-    const dmi = join(w.dir, 'dmi-shared');
-    mkdirSync(dmi);
-    const machine = {
-      WARDEN_TPM: tpm.address,
-      WARDEN_DEVICE_CACHE: join(w.dir, 'cache-shared'),
-      WARDEN_DEVICE_DMI_DIR: dmi,
-    };
-    const dev = await openNativeDevice({ ...w.env, ...machine });
-    const tag = await dev.assetTag().finally(() => dev.close());
     const homes = { erin: join(w.dir, 'home-erin'), frank: join(w.dir, 'home-frank') };
     for (const name of ['erin', 'frank'] as const) {
-      const add = await wctl(['users', 'add', name, '--roles=access', '--logins=root']);
-      assert.equal(add.code, 0, add.stderr);
-      const s = await signupWithTotp(
-        [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]!}`, `--ca-pin=${w.caPin}`],
-        PASSWORD,
-        { ...w.env, ...machine, WARDEN_HOME: homes[name] },
-      );
-      assert.equal(s.code, 0, s.stderr);
+      const env = { ...machine.env, WARDEN_HOME: homes[name] };
+      await inviteAndSignUp(w, name, { roles: 'access', logins: 'root', password: PASSWORD, env });
     }
     // erin enrolls the machine (she becomes its owner).
-    const made = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
-    assert.equal(made.code, 0, made.stderr);
-    const enroll = await runCli(
-      'wsh',
-      ['device', 'enroll', `--token=${/--token=(\S+)/.exec(made.stdout)![1]!}`],
-      {
-        env: { ...w.env, ...machine, WARDEN_HOME: homes.erin },
-      },
-    );
-    assert.equal(enroll.code, 0, enroll.stderr);
+    await enrollMachine(w, { ...machine.env, WARDEN_HOME: homes.erin });
 
     const login = (name: 'erin' | 'frank') =>
       runCli('wsh', ['login', `--proxy=${w.proxy}`, `--user=${name}`], {
-        env: { ...w.env, ...machine, WARDEN_HOME: homes[name] },
+        env: { ...machine.env, WARDEN_HOME: homes[name] },
         input: `${PASSWORD}\n`,
       });
     const status = async (name: 'erin' | 'frank') =>
@@ -147,8 +113,7 @@ describe('fleet: CSV import and bind_owner', { skip: setup.skip }, () => {
     assert.equal(f0.code, 0, f0.stderr);
     assert.equal(await status('frank'), true);
 
-    const set = await wctl(['create', '-f', cap(w, '    bind_owner: true\n')]);
-    assert.equal(set.code, 0, set.stderr);
+    await setDeviceTrust(w, 'optional', { deviceTrustYaml: '    bind_owner: true\n' });
     const frank = await login('frank');
     assert.equal(frank.code, 0, frank.stderr);
     assert.match(frank.stderr, /belongs to "erin"/);

@@ -10,32 +10,26 @@
  *   `wctl lock --device` ends A's open session and its next login runs without the device.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  requireTool,
+  requireSwtpm,
   runCli,
-  type SwtpmProcess,
+  setDeviceTrust,
   signupWithTotp,
   spawnCli,
-  startSwtpm,
+  startMachine,
   startWarden,
+  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
 const UNAUTHORIZED = 'ERROR: ssh: rejected: administratively prohibited (unauthorized device)';
-const swtpm = requireTool('swtpm');
-const setup0 = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
 // tpm2-tools writes the local CA's chain into the TPM's EK certificate chain NV indices.
-const setup = setup0.ok ? requireTool('tpm2_nvdefine') : setup0;
+const setup = requireSwtpm({ chain: true });
 
-interface Machine {
-  name: string;
-  tpm: SwtpmProcess;
-  env: NodeJS.ProcessEnv;
-}
+type Machine = TpmMachine;
 
 describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
   let w: WardenProcess;
@@ -53,19 +47,7 @@ describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
     wsh(m, user, ['login', `--proxy=${w.proxy}`, `--user=${user}`], `${PASSWORD}\n`);
 
   async function machine(name: string): Promise<Machine> {
-    const tpm = await startSwtpm({ ekCert: true, ekCertChain: true });
-    const dmi = join(w.dir, `dmi-${name}`);
-    mkdirSync(dmi);
-    const m = {
-      name,
-      tpm,
-      env: {
-        ...w.env,
-        WARDEN_TPM: tpm.address,
-        WARDEN_DEVICE_CACHE: join(w.dir, `device-cache-${name}`),
-        WARDEN_DEVICE_DMI_DIR: dmi,
-      },
-    };
+    const m = await startMachine(w, name, { ekCert: true, ekCertChain: true });
     machines.push(m);
     return m;
   }
@@ -93,15 +75,7 @@ describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
     }
   }
 
-  const setMode = async (mode: string) => {
-    const file = join(w.dir, `cap-${mode}.yaml`);
-    writeFileSync(
-      file,
-      `kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\nspec:\n  type: local\n  second_factor: "off"\n  device_trust:\n    mode: "${mode}"\n`,
-    );
-    const res = await wctl(['create', '-f', file]);
-    assert.equal(res.code, 0, res.stderr);
-  };
+  const setMode = (mode: string) => setDeviceTrust(w, mode);
 
   before(async () => {
     // No second factor, so a test can log in as often as it needs to.

@@ -11,16 +11,17 @@
  * often as the test needs.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  inviteAndSignUp,
   type PostgresServer,
   requirePostgres,
-  requireTool,
+  requireSwtpm,
   runCli,
   type SwtpmProcess,
-  signupWithTotp,
+  setDeviceTrust,
   startPostgres,
   startSwtpm,
   startWarden,
@@ -33,8 +34,7 @@ const DB_PASSWORD = 'db-secret-device-7';
 const UNAUTHORIZED = 'ERROR: ssh: rejected: administratively prohibited (unauthorized device)';
 const EXTENSIONS = ['warden-device-asset-tag', 'warden-device-credential-id', 'warden-device-id'];
 const pgCheck = requirePostgres();
-const swtpm = requireTool('swtpm');
-const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+const setup = requireSwtpm();
 const skip = pgCheck.skip || setup.skip;
 
 /** Polls `cond` every 200 ms until it holds; fails after `limitMs` with `what`. */
@@ -59,15 +59,7 @@ describe('device trust across two replicas on one PostgreSQL', { skip }, () => {
     runCli('wctl', args, { env: { WARDEN_DATA_DIR: w.dataDir, WARDEN_HOME: join(w.dir, 'home-admin') } });
   const login = (user: string, w: WardenProcess) =>
     wsh(user, ['login', `--proxy=${w.proxy}`, `--user=${user}`, `--ca-pin=${w.caPin}`], `${PASSWORD}\n`);
-  const setMode = async (mode: string) => {
-    const file = join(a.dir, `cap-${mode}.yaml`);
-    writeFileSync(
-      file,
-      `kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\nspec:\n  type: local\n  second_factor: "off"\n  device_trust:\n    mode: "${mode}"\n`,
-    );
-    const res = await wctl(a, ['create', '-f', file]);
-    assert.equal(res.code, 0, res.stderr);
-  };
+  const setMode = (mode: string) => setDeviceTrust(a, mode);
 
   before(async () => {
     pg = await startPostgres({ password: DB_PASSWORD });
@@ -96,18 +88,12 @@ describe('device trust across two replicas on one PostgreSQL', { skip }, () => {
     await setMode('optional');
     // Both users created and signed up through A.
     for (const user of ['alice', 'bob']) {
-      const add = await wctl(a, ['users', 'add', user, '--roles=access', '--logins=root']);
-      assert.equal(add.code, 0, add.stderr);
-      const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-      const s = await signupWithTotp(
-        [`--proxy=${a.proxy}`, `--token=${token}`, `--ca-pin=${a.caPin}`],
-        PASSWORD,
-        {
-          ...(user === 'alice' ? machineEnv : {}),
-          WARDEN_HOME: join(a.dir, `home-${user}`),
-        },
-      );
-      assert.equal(s.code, 0, s.stderr);
+      await inviteAndSignUp(a, user, {
+        roles: 'access',
+        logins: 'root',
+        password: PASSWORD,
+        env: { ...(user === 'alice' ? machineEnv : {}), WARDEN_HOME: join(a.dir, `home-${user}`) },
+      });
     }
   });
   after(async () => {

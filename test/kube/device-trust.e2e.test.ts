@@ -13,33 +13,29 @@
  *   them with a certificate that stands for the device.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  enrollMachine,
   type FakeKubeApiServer,
+  inviteAndSignUp,
   kubectl,
   requireKubectl,
-  requireTool,
+  requireSwtpm,
   runCli,
-  type SwtpmProcess,
-  signupWithTotp,
   startFakeKubeApiServer,
-  startSwtpm,
+  startMachine,
   startWarden,
+  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
 const tool = requireKubectl();
-const swtpm = requireTool('swtpm');
-const setup = swtpm.ok ? requireTool('swtpm_setup') : swtpm;
+const setup = requireSwtpm();
 
-interface Machine {
-  name: string;
-  tpm: SwtpmProcess;
-  env: NodeJS.ProcessEnv;
-}
+type Machine = TpmMachine;
 
 describe('device trust for Kubernetes with swtpm devices and real kubectl', {
   skip: tool.skip || setup.skip,
@@ -62,20 +58,11 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
   const reachedAs = () => fake.requests.filter((q) => q.impersonateUser === 'alice').length;
 
   async function machine(name: string): Promise<Machine> {
-    const tpm = await startSwtpm({ ekCert: true });
-    const dmi = join(w.dir, `dmi-${name}`);
-    mkdirSync(dmi);
-    const m = {
-      name,
-      tpm,
-      env: {
-        ...w.env,
-        WARDEN_HOME: join(w.dir, `home-alice-${name}`),
-        KUBECONFIG: join(w.dir, `kubeconfig-${name}`),
-        WARDEN_TPM: tpm.address,
-        WARDEN_DEVICE_CACHE: join(w.dir, `device-cache-${name}`),
-        WARDEN_DEVICE_DMI_DIR: dmi,
-      },
+    const m = await startMachine(w, name);
+    m.env = {
+      ...m.env,
+      WARDEN_HOME: join(w.dir, `home-alice-${name}`),
+      KUBECONFIG: join(w.dir, `kubeconfig-${name}`),
     };
     machines.push(m);
     return m;
@@ -107,15 +94,12 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
     assert.equal(created.code, 0, created.stderr);
     a = await machine('a');
     b = await machine('b');
-    const add = await wctl(['users', 'add', 'alice', '--roles=kube-strict', '--logins=nobody']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      a.env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'alice', {
+      roles: 'kube-strict',
+      logins: 'nobody',
+      password: PASSWORD,
+      env: a.env,
+    });
     for (const m of [a, b]) {
       const l = await login(m);
       assert.equal(l.code, 0, l.stderr);
@@ -160,22 +144,12 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
       'fake.cred',
     );
     assert.ok(existsSync(cache), 'the device-less credential was cached');
-    const tag = (await wsh(a, ['device', 'asset-tag'])).stdout.trim();
-    const add = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /wsh device enroll --token=(\S+)/.exec(add.stdout)![1]!;
-    const enroll = await wsh(a, ['device', 'enroll', `--token=${token}`]);
-    assert.equal(enroll.code, 0, enroll.stderr);
+    const { deviceId } = await enrollMachine(w, a.env);
     const l = await login(a);
     assert.equal(l.code, 0, l.stderr);
     // The exec plugin's shell script serves its cache without asking which login it is for:
     // new certificates (device authentication at enrollment, the new login) delete it.
     assert.equal(existsSync(cache), false, 'the device-less credential is no longer cached');
-    const devices = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
-      metadata: { name: string };
-      spec: { asset_tag: string };
-    }[];
-    const deviceId = devices.find((d) => d.spec.asset_tag === tag)!.metadata.name;
 
     // The kube certificate cached from the device-less login is not reused after the new login.
     r = await k(a, ['get', 'pods']);

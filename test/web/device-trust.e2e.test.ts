@@ -12,45 +12,48 @@
  * The expiry of a challenge is tested with a fake clock in packages/server/src/web/web.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  enrollMachine,
+  freePort,
   type HttpApp,
+  inviteAndSignUp,
   launchChromium,
   newBrowserContext,
   type RunningCli,
   requireChromium,
-  requireTool,
+  requireSwtpm,
   runCli,
-  type SwtpmProcess,
   screenshot,
-  signupWithTotp,
+  setDeviceTrust,
   spawnCli,
   startHttpApp,
-  startSwtpm,
+  startMachine,
   startWarden,
+  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 const PASSWORD = 'correct horse battery staple';
 const chromium = requireChromium();
-const swtpm = chromium.ok ? requireTool('swtpm') : chromium;
-const skip = chromium.skip || swtpm.skip || (swtpm.ok ? requireTool('swtpm_setup').skip : false);
+const skip = chromium.skip || requireSwtpm().skip;
 
 describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip }, () => {
   let w: WardenProcess;
   let app: HttpApp;
   let appBase = '';
-  let tpm: SwtpmProcess;
+  let machine: TpmMachine;
   let browser: Browser;
   let base: string;
   let env: NodeJS.ProcessEnv;
   let deviceId = '';
   let helper: RunningCli | undefined;
-  const helperPort = 41780;
+  /** A free port (WARDEN_WEB_HELPER_PORTS, for the proxy and wsh alike): parallel runs cannot collide. */
+  let helperPort = 0;
 
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const wsh = (args: string[], input?: string) => runCli('wsh', args, { env, input });
@@ -142,9 +145,11 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
 
   before(async () => {
     app = await startHttpApp();
+    helperPort = await freePort();
     // An app whose role requires a trusted device (apps follow roles, not the cluster mode).
     w = await startWarden({
       nodeName: 'node-1',
+      env: { WARDEN_WEB_HELPER_PORTS: String(helperPort) },
       configYaml:
         `app_service:\n  apps:\n    - name: prod\n      uri: ${app.url}\n      labels: { env: production }\n` +
         `    - name: dev\n      uri: ${app.url}\n      labels: { env: dev }\n`,
@@ -157,62 +162,31 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
       'kind: role\nversion: v7\nmetadata:\n  name: require-trusted-device-apps\nspec:\n  options:\n    device_trust_mode: "required"\n  allow:\n    app_labels:\n      env: production\n',
     );
     assert.equal((await wctl(['create', role])).code, 0);
-    const cap = join(w.dir, 'cap.yaml');
-    const setMode = async (mode: string) => {
-      writeFileSync(
-        cap,
-        `kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: cluster-auth-preference\nspec:\n  type: local\n  second_factor: "off"\n  device_trust:\n    mode: "${mode}"\n`,
-      );
-      const r = await wctl(['create', '-f', cap]);
-      assert.equal(r.code, 0, r.stderr);
-    };
-    await setMode('optional');
-    tpm = await startSwtpm({ ekCert: true });
-    const dmi = join(w.dir, 'dmi');
-    mkdirSync(dmi);
+    await setDeviceTrust(w, 'optional');
+    machine = await startMachine(w, 'alice');
     env = {
-      ...w.env,
+      ...machine.env,
       WARDEN_HOME: join(w.dir, 'home-alice'),
-      WARDEN_TPM: tpm.address,
-      WARDEN_DEVICE_CACHE: join(w.dir, 'device-cache'),
-      WARDEN_DEVICE_DMI_DIR: dmi,
+      WARDEN_WEB_HELPER_PORTS: String(helperPort),
       XDG_CONFIG_HOME: join(w.dir, 'xdg-config'),
       XDG_DATA_HOME: join(w.dir, 'xdg-data'),
     };
-    const add = await wctl([
-      'users',
-      'add',
-      'alice',
-      '--roles=access,editor,require-trusted-device-apps',
-      '--logins=root',
-    ]);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
+    await inviteAndSignUp(w, 'alice', {
+      roles: 'access,editor,require-trusted-device-apps',
+      logins: 'root',
+      password: PASSWORD,
       env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    });
     const l = await wsh(['login', `--proxy=${w.proxy}`, '--user=alice'], `${PASSWORD}\n`);
     assert.equal(l.code, 0, l.stderr);
-    const tag = (await wsh(['device', 'asset-tag'])).stdout.trim();
-    const dev = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
-    assert.equal(dev.code, 0, dev.stderr);
-    const enroll = await wsh(['device', 'enroll', `--token=${/--token=(\S+)/.exec(dev.stdout)![1]}`]);
-    assert.equal(enroll.code, 0, enroll.stderr);
-    const ls = JSON.parse((await wctl(['devices', 'ls', '--format=json'])).stdout) as {
-      metadata: { name: string };
-      spec: { asset_tag: string };
-    }[];
-    deviceId = ls.find((d) => d.spec.asset_tag === tag)!.metadata.name;
-    await setMode('required');
+    ({ deviceId } = await enrollMachine(w, env));
+    await setDeviceTrust(w, 'required');
     browser = await launchChromium();
   });
   after(async () => {
     await stopHelper();
     await browser?.close();
-    await tpm?.stop();
+    await machine?.tpm.stop();
     await w?.stop();
     await app?.close();
   });

@@ -8,6 +8,12 @@ const root = resolve(import.meta.dirname, '../../..');
 
 export type CliResult = ProcessResult;
 
+/** `r`, when the command succeeded; else an error naming `what` with its exit code and stderr. */
+export function succeeded(what: string, r: CliResult): CliResult {
+  if (r.code !== 0) throw new Error(`${what} failed (${r.code}):\n${r.stderr}`);
+  return r;
+}
+
 export function runCli(
   command: 'wsh' | 'wctl' | 'warden' | 'wbot',
   args: string[],

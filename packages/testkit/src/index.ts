@@ -11,7 +11,15 @@ export {
   SCREENSHOT_DIR,
   screenshot,
 } from './chromium';
-export { type CliResult, type RunningCli, runCli, runCliClosedStdout, spawnCli } from './cli';
+export { type CliResult, type RunningCli, runCli, runCliClosedStdout, spawnCli, succeeded } from './cli';
+export {
+  deviceIdOf,
+  enrollMachine,
+  requireSwtpm,
+  setDeviceTrust,
+  startMachine,
+  type TpmMachine,
+} from './devices';
 export { type HttpApp, startHttpApp } from './http-app';
 export {
   type CertFiles,
@@ -51,6 +59,6 @@ export { type AgentlessSshd, startAgentlessSshd } from './sshd';
 export { flipNvBit, type SwtpmProcess, type SwtpmStartOptions, startSwtpm, writeEkCertChain } from './swtpm';
 export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
-export { addUserAndLogin, signupWithTotp } from './users';
+export { addUserAndLogin, inviteAndSignUp, signupWithTotp } from './users';
 export { waitForText, waitUntil } from './wait';
 export { freePort, startWarden, type WardenProcess, type WardenStartOptions } from './warden';

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { type CliResult, runCli } from './cli';
+import { type CliResult, runCli, succeeded } from './cli';
 import { Authenticator, totpFromUri } from './totp';
 import type { WardenProcess } from './warden';
 
@@ -51,6 +51,41 @@ export function signupWithTotp(
 }
 
 /**
+ * As the admin, then the user on `env`'s machine: `wctl users add USER --roles=… [--logins=…]
+ * [extra]` and `wsh signup` with the invite (the OTP code from the URI it prints).
+ */
+export async function inviteAndSignUp(
+  w: Pick<WardenProcess, 'env' | 'proxy' | 'caPin'>,
+  user: string,
+  o: { roles: string; logins?: string; extra?: string[]; password: string; env: NodeJS.ProcessEnv },
+): Promise<CliResult & { uri?: string }> {
+  const add = succeeded(
+    `wctl users add ${user}`,
+    await runCli(
+      'wctl',
+      [
+        'users',
+        'add',
+        user,
+        `--roles=${o.roles}`,
+        ...(o.logins !== undefined ? [`--logins=${o.logins}`] : []),
+        ...(o.extra ?? []),
+      ],
+      { env: w.env },
+    ),
+  );
+  const token = /--token=(\S+)/.exec(add.stdout)?.[1];
+  if (!token) throw new Error(`wctl users add printed no invite token:\n${add.stdout}`);
+  const signup = await signupWithTotp(
+    [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
+    o.password,
+    o.env,
+  );
+  succeeded(`wsh signup for ${user}`, signup);
+  return signup;
+}
+
+/**
  * As an admin and then the user would: `wctl users add USER --roles=… --logins=… [extra]`,
  * `wsh signup` with the invite (the OTP from its URI), then `wsh login` with the password and
  * the next OTP code. Throws with the CLI's stderr when a step fails. Returns the user's env
@@ -64,30 +99,14 @@ export async function addUserAndLogin(
   user: string,
   o: { roles: string; logins: string; home: string; password: string; extra?: string[] },
 ): Promise<{ env: NodeJS.ProcessEnv; otp: Authenticator }> {
-  const step = (what: string, r: CliResult) => {
-    if (r.code !== 0) throw new Error(`${what} for ${user} failed (${r.code}):\n${r.stderr}`);
-  };
-  const add = await runCli(
-    'wctl',
-    ['users', 'add', user, `--roles=${o.roles}`, `--logins=${o.logins}`, ...(o.extra ?? [])],
-    { env: w.env },
-  );
-  step('wctl users add', add);
-  const token = /--token=(\S+)/.exec(add.stdout)?.[1];
-  if (!token) throw new Error(`wctl users add printed no invite token:\n${add.stdout}`);
   const env = { ...w.env, WARDEN_HOME: o.home };
-  const s = await signupWithTotp(
-    [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-    o.password,
-    env,
-  );
-  step('wsh signup', s);
+  const s = await inviteAndSignUp(w, user, { ...o, env });
   const otp = new Authenticator(s.uri!);
   otp.markUsed();
   const login = await runCli('wsh', ['login', `--proxy=${w.proxy}`, `--user=${user}`], {
     env,
     input: `${o.password}\n${await otp.code()}\n`,
   });
-  step('wsh login', login);
+  succeeded(`wsh login for ${user}`, login);
   return { env, otp };
 }
