@@ -1,27 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isWardenError } from '../errors';
+import { assertBadResource, resourceOf } from '../../../../test/support/resources';
 import { formatResource, parseResources } from './codec';
 import { resolveKind } from './kind-names';
-import { validateResource, validateResourceOfKind } from './validate';
+import { validateResourceOfKind } from './validate';
 
-const app = (spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
-  kind: 'app',
-  version: 'v3',
-  metadata: { name: 'grafana', ...metadata },
-  spec,
-});
-
-function rejects(value: unknown, message: RegExp): void {
-  assert.throws(
-    () => validateResource(value),
-    (e) => {
-      assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_RESOURCE'), String(e));
-      assert.match(e.message, message);
-      return true;
-    },
-  );
-}
+const app = resourceOf('app', 'v3', 'grafana');
 
 test('an app from YAML: uri, public_addr, rewrite headers, labels; it round-trips', () => {
   const yaml = `kind: app
@@ -52,23 +36,32 @@ test('app names are DNS labels (they become <app>.<proxy host>)', () => {
   for (const name of ['a', 'grafana', 'app-1', '0x'])
     validateResourceOfKind('app', app({ uri: 'http://x' }, { name }));
   for (const name of ['Grafana', 'my_app', '-a', 'a-', 'a.b', 'x'.repeat(64), '']) {
-    rejects(app({ uri: 'http://x' }, { name }), /metadata\.name/);
+    assertBadResource(app({ uri: 'http://x' }, { name }), /metadata\.name/);
   }
 });
 
 test('bad uri, public_addr and headers are refused with the field named', () => {
-  rejects(app({ uri: 'ftp://x' }), /spec\.uri/);
-  rejects(app({ uri: 'http://user:pw@x' }), /spec\.uri/);
-  rejects(app({ uri: 'not a url' }), /spec\.uri/);
-  rejects(app({}), /spec\.uri/);
-  rejects(app({ uri: 'http://x', public_addr: 'a b' }), /spec\.public_addr/);
-  rejects(app({ uri: 'http://x', public_addr: 'x.com:443' }), /spec\.public_addr/);
-  rejects(
+  assertBadResource(app({ uri: 'ftp://x' }), /spec\.uri/);
+  assertBadResource(app({ uri: 'http://user:pw@x' }), /spec\.uri/);
+  assertBadResource(app({ uri: 'not a url' }), /spec\.uri/);
+  assertBadResource(app({}), /spec\.uri/);
+  assertBadResource(app({ uri: 'http://x', public_addr: 'a b' }), /spec\.public_addr/);
+  assertBadResource(app({ uri: 'http://x', public_addr: 'x.com:443' }), /spec\.public_addr/);
+  assertBadResource(
     app({ uri: 'http://x', rewrite: { headers: [{ name: 'Warden-Jwt-Assertion', value: 'x' }] } }),
     /headers/,
   );
-  rejects(app({ uri: 'http://x', rewrite: { headers: [{ name: 'Host', value: 'x' }] } }), /headers/);
-  rejects(app({ uri: 'http://x', rewrite: { headers: [{ name: 'X-A', value: 'a\r\nX-B: b' }] } }), /CR, LF/);
-  rejects(app({ uri: 'http://x', rewrite: { headers: [{ name: 'bad name', value: 'x' }] } }), /header name/);
-  rejects(app({ uri: 'http://x', surprise: true }), /surprise/);
+  assertBadResource(
+    app({ uri: 'http://x', rewrite: { headers: [{ name: 'Host', value: 'x' }] } }),
+    /headers/,
+  );
+  assertBadResource(
+    app({ uri: 'http://x', rewrite: { headers: [{ name: 'X-A', value: 'a\r\nX-B: b' }] } }),
+    /CR, LF/,
+  );
+  assertBadResource(
+    app({ uri: 'http://x', rewrite: { headers: [{ name: 'bad name', value: 'x' }] } }),
+    /header name/,
+  );
+  assertBadResource(app({ uri: 'http://x', surprise: true }), /surprise/);
 });

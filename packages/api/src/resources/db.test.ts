@@ -1,32 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isWardenError } from '../errors';
+import { assertBadResource, resourceOf } from '../../../../test/support/resources';
 import { formatResource, parseResources } from './codec';
 import { resolveKind } from './kind-names';
-import { validateResource, validateResourceOfKind } from './validate';
+import { validateResourceOfKind } from './validate';
 
 const CA = `-----BEGIN CERTIFICATE-----
 MIIBkTCCATegAwIBAgIUQ2VydGlmaWNhdGUgZm9yIHRlc3RzMAoGCCqGSM49BAMC
 -----END CERTIFICATE-----
 `;
 
-const db = (spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
-  kind: 'db',
-  version: 'v3',
-  metadata: { name: 'orders', ...metadata },
-  spec,
-});
-
-function rejects(value: unknown, message: RegExp): void {
-  assert.throws(
-    () => validateResource(value),
-    (e) => {
-      assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_RESOURCE'), String(e));
-      assert.match(e.message, message);
-      return true;
-    },
-  );
-}
+const db = resourceOf('db', 'v3', 'orders');
 
 test('a heartbeated PostgreSQL database: labels, expiry, uri', () => {
   const d = validateResourceOfKind(
@@ -69,14 +53,14 @@ test('the CLI names dbs, databases', () => {
 });
 
 test('bad protocol, uri, CA, name and unknown fields are refused with the field named', () => {
-  rejects(db({ protocol: 'oracle', uri: 'h:1' }), /protocol: expected "postgres" or "mysql"/);
-  rejects(db({ protocol: 'postgres', uri: 'no-port' }), /uri: expected host:port/);
-  rejects(db({ protocol: 'postgres', uri: 'h:70000' }), /uri: expected host:port/);
-  rejects(
+  assertBadResource(db({ protocol: 'oracle', uri: 'h:1' }), /protocol: expected "postgres" or "mysql"/);
+  assertBadResource(db({ protocol: 'postgres', uri: 'no-port' }), /uri: expected host:port/);
+  assertBadResource(db({ protocol: 'postgres', uri: 'h:70000' }), /uri: expected host:port/);
+  assertBadResource(
     db({ protocol: 'postgres', uri: 'h:5432', ca_cert: 'not a pem' }),
     /ca_cert: expected one or more PEM/,
   );
-  rejects(db({ protocol: 'postgres' }), /uri/);
-  rejects(db({ protocol: 'postgres', uri: 'h:5432', password: 'x' }), /password/);
-  rejects(db({ protocol: 'postgres', uri: 'h:5432' }, { name: 'a b' }), /name/);
+  assertBadResource(db({ protocol: 'postgres' }), /uri/);
+  assertBadResource(db({ protocol: 'postgres', uri: 'h:5432', password: 'x' }), /password/);
+  assertBadResource(db({ protocol: 'postgres', uri: 'h:5432' }, { name: 'a b' }), /name/);
 });

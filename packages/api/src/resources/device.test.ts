@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isWardenError } from '../errors';
+import { assertBadResource, resourceOf } from '../../../../test/support/resources';
 import { parseResources } from './codec';
 import { resolveKind } from './kind-names';
-import { validateResource, validateResourceOfKind } from './validate';
+import { validateResourceOfKind } from './validate';
 
 const ID = '9cdfc0ad-64b7-4d9c-8e1e-0f0a0b0c0d0e';
 const credential = {
@@ -14,23 +14,7 @@ const credential = {
   ak_public: 'ACMACwAFBHIAAAAQ',
 };
 
-const device = (spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
-  kind: 'device',
-  version: 'v1',
-  metadata: { name: ID, ...metadata },
-  spec: { os_type: 'linux', asset_tag: 'C00AA0AAAA0A', ...spec },
-});
-
-function rejects(value: unknown, message: RegExp): void {
-  assert.throws(
-    () => validateResource(value),
-    (e) => {
-      assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_RESOURCE'), String(e));
-      assert.match(e.message, message);
-      return true;
-    },
-  );
-}
+const device = resourceOf('device', 'v1', ID, { os_type: 'linux', asset_tag: 'C00AA0AAAA0A' });
 
 test('a registered device: defaults not_enrolled, source api', () => {
   const d = validateResourceOfKind('device', device({}));
@@ -73,31 +57,34 @@ test('CLI aliases', () => {
 });
 
 test('bad devices', () => {
-  rejects(device({}, { name: 'laptop-1' }), /metadata\.name: expected a UUID/);
-  rejects(device({ os_type: 'beos' }), /spec\.os_type: expected one of linux, macos, windows/);
-  rejects(device({ asset_tag: '' }), /spec\.asset_tag: must not be empty/);
-  rejects(device({ asset_tag: 'a b' }), /spec\.asset_tag: must not contain spaces/);
-  rejects(device({ asset_tag: 'x'.repeat(257) }), /spec\.asset_tag: must be at most 256/);
-  rejects(device({ enroll_status: 'pending' }), /spec\.enroll_status/);
-  rejects(
+  assertBadResource(device({}, { name: 'laptop-1' }), /metadata\.name: expected a UUID/);
+  assertBadResource(device({ os_type: 'beos' }), /spec\.os_type: expected one of linux, macos, windows/);
+  assertBadResource(device({ asset_tag: '' }), /spec\.asset_tag: must not be empty/);
+  assertBadResource(device({ asset_tag: 'a b' }), /spec\.asset_tag: must not contain spaces/);
+  assertBadResource(device({ asset_tag: 'x'.repeat(257) }), /spec\.asset_tag: must be at most 256/);
+  assertBadResource(device({ enroll_status: 'pending' }), /spec\.enroll_status/);
+  assertBadResource(
     device({ enroll_status: 'enrolled' }),
     /spec\.credential: an enrolled device needs spec\.credential/,
   );
-  rejects(
+  assertBadResource(
     device({ enroll_status: 'enrolled', credential: { ...credential, attestation_type: 'tpm_guess' } }),
     /spec\.credential\.attestation_type/,
   );
-  rejects(
+  assertBadResource(
     device({ enroll_status: 'enrolled', credential: { ...credential, public_key_der: 'not base64!' } }),
     /spec\.credential\.public_key_der: expected base64/,
   );
-  rejects(
+  assertBadResource(
     device({ enroll_status: 'enrolled', credential: { ...credential, ak_public: undefined } }),
     /spec\.credential\.ak_public: expected base64/,
   );
-  rejects(device({ source: 'mdm' }), /spec\.source/);
-  rejects(device({ serial: 'x' }), /spec\.serial: unknown field/);
+  assertBadResource(device({ source: 'mdm' }), /spec\.source/);
+  assertBadResource(device({ serial: 'x' }), /spec\.serial: unknown field/);
   const entry = { collect_time: '2026-01-01T00:00:00Z', os_type: 'linux' };
-  rejects(device({ collected_data: Array(11).fill(entry) }), /spec\.collected_data: must have at most 10/);
-  rejects(device({ collected_data: [{ ...entry, collect_time: 'yesterday' }] }), /collect_time/);
+  assertBadResource(
+    device({ collected_data: Array(11).fill(entry) }),
+    /spec\.collected_data: must have at most 10/,
+  );
+  assertBadResource(device({ collected_data: [{ ...entry, collect_time: 'yesterday' }] }), /collect_time/);
 });

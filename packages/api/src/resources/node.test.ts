@@ -1,27 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isWardenError } from '../errors';
+import { assertBadResource, resourceOf } from '../../../../test/support/resources';
 import { parseResources } from './codec';
 import { resolveKind } from './kind-names';
-import { validateResource, validateResourceOfKind } from './validate';
+import { validateResourceOfKind } from './validate';
 
-const node = (spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({
-  kind: 'node',
-  version: 'v2',
-  metadata: { name: '0b7a6a1e-4a47-4a0f-9d4c-3e1d1c7c1a11', ...metadata },
-  spec,
-});
-
-function rejects(value: unknown, message: RegExp): void {
-  assert.throws(
-    () => validateResource(value),
-    (e) => {
-      assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_RESOURCE'), String(e));
-      assert.match(e.message, message);
-      return true;
-    },
-  );
-}
+const node = resourceOf('node', 'v2', '0b7a6a1e-4a47-4a0f-9d4c-3e1d1c7c1a11');
 
 test('a heartbeated node: UUID name, labels, expiry, hostname and addr', () => {
   const n = validateResourceOfKind(
@@ -50,13 +34,13 @@ test('CLI aliases', () => {
 });
 
 test('bad nodes', () => {
-  rejects(node({ hostname: 'a', addr: '10.0.0.7' }), /spec\.addr: expected host:port/);
-  rejects(node({ hostname: 'a', addr: '10.0.0.7:0' }), /spec\.addr: expected host:port/);
-  rejects(node({ hostname: 'a', addr: '10.0.0.7:70000' }), /spec\.addr: expected host:port/);
-  rejects(node({ hostname: 'a', addr: 'a b:22' }), /spec\.addr: expected host:port/);
-  rejects(node({ hostname: '', addr: 'a:22' }), /spec\.hostname: must not be empty/);
-  rejects(node({ hostname: 'a b', addr: 'a:22' }), /spec\.hostname: must not contain spaces/);
-  rejects(node({ hostname: 'a', addr: 'a:22', sub_kind: 'agent' }), /spec\.sub_kind/);
-  rejects(node({ hostname: 'a', addr: 'a:22', port: 22 }), /spec\.port: unknown field/);
-  rejects(node({ addr: 'a:22' }), /spec\.hostname: expected a host name/);
+  assertBadResource(node({ hostname: 'a', addr: '10.0.0.7' }), /spec\.addr: expected host:port/);
+  assertBadResource(node({ hostname: 'a', addr: '10.0.0.7:0' }), /spec\.addr: expected host:port/);
+  assertBadResource(node({ hostname: 'a', addr: '10.0.0.7:70000' }), /spec\.addr: expected host:port/);
+  assertBadResource(node({ hostname: 'a', addr: 'a b:22' }), /spec\.addr: expected host:port/);
+  assertBadResource(node({ hostname: '', addr: 'a:22' }), /spec\.hostname: must not be empty/);
+  assertBadResource(node({ hostname: 'a b', addr: 'a:22' }), /spec\.hostname: must not contain spaces/);
+  assertBadResource(node({ hostname: 'a', addr: 'a:22', sub_kind: 'agent' }), /spec\.sub_kind/);
+  assertBadResource(node({ hostname: 'a', addr: 'a:22', port: 22 }), /spec\.port: unknown field/);
+  assertBadResource(node({ addr: 'a:22' }), /spec\.hostname: expected a host name/);
 });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { isWardenError } from '../errors';
+import { assertBadResource } from '../../../../test/support/resources';
 import { presetRoles } from './presets';
-import { validateResource, validateResourceOfKind } from './validate';
+import { validateResourceOfKind } from './validate';
 
 const CERT_PEM = `-----BEGIN CERTIFICATE-----
 MIIBszCCAVmgAwIBAgIUQ2FyZWZ1bGx5IG1hZGUgdXAgY2VydGlmaWNhdGUwCgYI
@@ -16,18 +16,6 @@ const lock = (spec: Record<string, unknown>, name = '5444970a-39a0-4814-968d-e58
   metadata: { name },
   spec,
 });
-
-function rejects(value: unknown, message: string | RegExp): void {
-  assert.throws(
-    () => validateResource(value),
-    (e) => {
-      assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_RESOURCE'), String(e));
-      if (typeof message === 'string') assert.equal(e.message, message);
-      else assert.match(e.message, message);
-      return true;
-    },
-  );
-}
 
 describe('lock', () => {
   test('the guide lock', () => {
@@ -44,14 +32,14 @@ describe('lock', () => {
   });
 
   test('bad locks', () => {
-    rejects(
+    assertBadResource(
       lock({ target: { device: 'd' }, expires: 'tomorrow' }),
       'lock "5444970a-39a0-4814-968d-e58b4a8fa686": spec.expires: expected an RFC 3339 time like "2026-01-01T12:00:00Z"',
     );
-    rejects(lock({ target: { host: 'x' } }), /spec\.target\.host: unknown field/);
-    rejects(lock({ target: { user: '' } }), /spec\.target\.user: must not be empty/);
-    rejects(lock({}), /spec\.target: required/);
-    rejects(lock({ target: { user: 'a' } }, 'lock-1'), /metadata\.name: expected a UUID/);
+    assertBadResource(lock({ target: { host: 'x' } }), /spec\.target\.host: unknown field/);
+    assertBadResource(lock({ target: { user: '' } }), /spec\.target\.user: must not be empty/);
+    assertBadResource(lock({}), /spec\.target: required/);
+    assertBadResource(lock({ target: { user: 'a' } }, 'lock-1'), /metadata\.name: expected a UUID/);
   });
 });
 
@@ -77,12 +65,15 @@ describe('cert_authority: public parts only', () => {
   });
 
   test('refuses private keys in any field', () => {
-    rejects(ca({ type: 'user', cluster: 'w', private_key: 'x' }), /spec\.private_key: unknown field/);
-    rejects(
+    assertBadResource(
+      ca({ type: 'user', cluster: 'w', private_key: 'x' }),
+      /spec\.private_key: unknown field/,
+    );
+    assertBadResource(
       ca({ type: 'user', cluster: 'w', ssh_public_keys: ['-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n'] }),
       /spec\.ssh_public_keys\[0\]: expected an SSH public key/,
     );
-    rejects(
+    assertBadResource(
       ca({
         type: 'user',
         cluster: 'w',
@@ -90,7 +81,7 @@ describe('cert_authority: public parts only', () => {
       }),
       /spec\.tls_certs\[0\]: expected one PEM certificate/,
     );
-    rejects(
+    assertBadResource(
       ca({ type: 'root', cluster: 'w' }),
       /spec\.type: expected one of "user", "host", "db", "openssh"/,
     );
@@ -120,16 +111,19 @@ describe('cluster_auth_preference', () => {
       metadata: { name: 'cluster-auth-preference' },
       spec,
     });
-    rejects(cap({ second_factor: true }), /spec\.second_factor: expected one of "on", "otp", "off"/);
-    rejects(
+    assertBadResource(
+      cap({ second_factor: true }),
+      /spec\.second_factor: expected one of "on", "otp", "off"/,
+    );
+    assertBadResource(
       cap({ device_trust: { auto_enroll: 'yes' } }),
       /spec\.device_trust\.auto_enroll: expected true or false, got a string/,
     );
-    rejects(
+    assertBadResource(
       cap({ device_trust: { ekcert_allowed_cas: ['not pem'] } }),
       /ekcert_allowed_cas\[0\]: expected one PEM certificate/,
     );
-    rejects(cap({ type: 'saml' }), /spec\.type: expected "local"/);
+    assertBadResource(cap({ type: 'saml' }), /spec\.type: expected "local"/);
   });
 });
 
