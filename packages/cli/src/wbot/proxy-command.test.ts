@@ -15,7 +15,7 @@ test('the ProxyCommand of a bundled wbot.js is dist/wsh-proxy-ssh.js; from the s
     writeFileSync(join(dir, 'wsh-proxy-ssh.js'), '');
     assert.equal(
       proxySshCommandLine('/usr/bin/node', [], wbotJs),
-      `/usr/bin/node '${join(dir, 'wsh-proxy-ssh.js')}'`,
+      `env -u NODE_EXTRA_CA_CERTS SSL_CERT_FILE=/dev/null SSL_CERT_DIR=/dev/null /usr/bin/node --use-openssl-ca '${join(dir, 'wsh-proxy-ssh.js')}'`,
     );
     // From the sources (tsx): wsh.ts beside wbot.ts, with node's flags.
     const wbotTs = join(dir, 'wbot.ts');

@@ -7,7 +7,7 @@
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { shellQuote } from '@warden/client';
+import { relayCommandLine, shellQuote } from '@warden/client';
 
 function realpathOr(path: string): string {
   try {
@@ -23,7 +23,8 @@ function realpathOr(path: string): string {
  *
  * @example
  *   proxySshCommandLine('/usr/bin/node', [], '/opt/warden/dist/wbot.js')
- *   // → "/usr/bin/node /opt/warden/dist/wsh-proxy-ssh.js" (when that file exists)
+ *   // → "env -u NODE_EXTRA_CA_CERTS … /usr/bin/node --use-openssl-ca /opt/warden/dist/wsh-proxy-ssh.js"
+ *   //   (when that file exists: relayCommandLine)
  */
 export function proxySshCommandLine(
   execPath: string = process.execPath,
@@ -32,9 +33,7 @@ export function proxySshCommandLine(
 ): string {
   const path = realpathOr(resolve(script));
   const alone = join(dirname(path), 'wsh-proxy-ssh.js');
-  const target =
-    basename(path) === 'wbot.js' && existsSync(alone)
-      ? alone
-      : realpathOr(path.replace(/wbot(\.[cm]?[jt]s)?$/, 'wsh$1'));
-  return [execPath, ...execArgv, target].map(shellQuote).join(' ');
+  if (basename(path) === 'wbot.js' && existsSync(alone)) return relayCommandLine(execPath, execArgv, alone);
+  const wsh = realpathOr(path.replace(/wbot(\.[cm]?[jt]s)?$/, 'wsh$1'));
+  return [execPath, ...execArgv, wsh].map(shellQuote).join(' ');
 }

@@ -160,7 +160,7 @@ test('the ProxyCommand runs dist/wsh-proxy-ssh.js beside a bundled wsh.js, else 
     writeFileSync(join(dir, 'wsh-proxy-ssh.js'), '');
     assert.equal(
       proxySshCommandLine('/usr/bin/node', [], wshJs),
-      `env -u NODE_EXTRA_CA_CERTS /usr/bin/node '${join(dir, 'wsh-proxy-ssh.js')}'`,
+      `env -u NODE_EXTRA_CA_CERTS SSL_CERT_FILE=/dev/null SSL_CERT_DIR=/dev/null /usr/bin/node --use-openssl-ca '${join(dir, 'wsh-proxy-ssh.js')}'`,
     );
     // From the sources (tsx), wsh.ts: wsh itself.
     const wshTs = join(dir, 'wsh.ts');

@@ -19,6 +19,7 @@ import {
   parseForwardSpec,
   proxyError,
   ptyRequest,
+  relayCommandLine,
   runSession,
   shellQuote,
   startLocalForward,
@@ -215,11 +216,7 @@ export function wshCommandLine(
 /**
  * The ProxyCommand's command line: dist/wsh-proxy-ssh.js (the `proxy ssh` command alone in one
  * file, which starts faster; OpenSSH runs it for every session) when this is the bundled
- * dist/wsh.js beside it, else this wsh. The one-file command runs without
- * `NODE_EXTRA_CA_CERTS`: Node reads and parses that bundle at every start, before any of our
- * code runs (63 ms of CPU for Debian's 220 kB ca-certificates.crt, three times the rest of
- * `node -e 0`), and the tunnel trusts only the profile's host CAs (client/api/tunnel.ts), so
- * the bundle is never used there.
+ * dist/wsh.js beside it, run without a default trust store (relayCommandLine), else this wsh.
  */
 export function proxySshCommandLine(
   execPath: string = process.execPath,
@@ -230,7 +227,7 @@ export function proxySshCommandLine(
   const alone = join(dirname(path), 'wsh-proxy-ssh.js');
   const bundled = basename(path) === 'wsh.js' && existsSync(alone);
   if (!bundled) return wshCommandLine(execPath, execArgv, path);
-  return `env -u NODE_EXTRA_CA_CERTS ${wshCommandLine(execPath, execArgv, alone)}`;
+  return relayCommandLine(execPath, execArgv, realpathOr(alone));
 }
 
 function realpathOr(path: string): string {

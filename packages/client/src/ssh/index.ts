@@ -19,6 +19,7 @@ export {
   type OpenSshConfigOptions,
   openSshConfig,
   openSshMatchConfig,
+  relayCommandLine,
   shellQuote,
   writeOpenSshIdentityPub,
 } from './openssh-config';

@@ -103,6 +103,28 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:@%+=-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * The command line of the one-file ProxyCommand (dist/wsh-proxy-ssh.js), quoted for sh, with
+ * what keeps its start short. OpenSSH starts it for every session, and the tunnel trusts only
+ * the profile's host CAs (client/api/tunnel.ts), so the relay needs no default trust store —
+ * yet building one was most of its start:
+ * - without `NODE_EXTRA_CA_CERTS`: Node reads and parses that bundle at every start (63 ms of
+ *   CPU for Debian's 220 kB ca-certificates.crt, three times the rest of `node -e 0`);
+ * - `--use-openssl-ca` with `SSL_CERT_FILE` and `SSL_CERT_DIR` at /dev/null: the first TLS
+ *   context given a `ca` makes Node 20 build its default root store (only to compare it with the
+ *   context's own store), which parses the ~140 root certificates built into Node; with
+ *   OpenSSL's store instead, pointed at nothing, there is nothing to parse (~1 ms instead of
+ *   ~90 ms wall at load 24, bench/README.md). The context still trusts exactly its `ca`.
+ *
+ * @example
+ *   relayCommandLine('/usr/bin/node', [], '/opt/warden/dist/wsh-proxy-ssh.js')
+ *   // → "env -u NODE_EXTRA_CA_CERTS SSL_CERT_FILE=/dev/null SSL_CERT_DIR=/dev/null /usr/bin/node --use-openssl-ca /opt/warden/dist/wsh-proxy-ssh.js"
+ */
+export function relayCommandLine(execPath: string, execArgv: readonly string[], script: string): string {
+  const node = [execPath, '--use-openssl-ca', ...execArgv, script].map(shellQuote).join(' ');
+  return `env -u NODE_EXTRA_CA_CERTS SSL_CERT_FILE=/dev/null SSL_CERT_DIR=/dev/null ${node}`;
+}
+
 /** A file argument for ssh_config: `%` doubled (it expands %-tokens), quoted if needed. */
 function fileArg(path: string): string {
   const p = path.replace(/%/g, '%%');
