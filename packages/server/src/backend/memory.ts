@@ -16,9 +16,8 @@ import {
   checkKey,
   checkPrefix,
   checkRev,
-  checkValue,
   checkWrite,
-  checkWriteOptions,
+  compactPastHead,
   compareKeys,
   DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
@@ -27,7 +26,7 @@ import {
   keyError,
 } from './rules';
 import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
-import { CursorWatcher, type EventLog, type EventPage } from './watcher';
+import { type EventLog, type EventPage, Watchers } from './watcher';
 
 export interface MemoryBackendOptions {
   /** Time source for TTLs (default: the system clock). */
@@ -65,7 +64,7 @@ export class MemoryBackend implements Backend, EventLog {
   #rev = 0;
   #compactedRev = 0;
   #closed = false;
-  readonly #watchers = new Set<CursorWatcher>();
+  readonly #watchers = new Watchers(this);
   readonly #timer: NodeJS.Timeout | undefined;
 
   constructor(opts: MemoryBackendOptions = {}) {
@@ -121,10 +120,8 @@ export class MemoryBackend implements Backend, EventLog {
     opts?: WriteOptions,
   ): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
+    checkWrite(key, value, opts);
     checkRev(expectedModRev, 'expectedModRev');
-    checkValue(value);
-    checkWriteOptions(opts);
     return this.#write((now) => {
       const prev = this.#items.get(key);
       if (!prev) throw keyError.missing(key);
@@ -161,11 +158,7 @@ export class MemoryBackend implements Backend, EventLog {
   }
 
   watch(prefix: string, opts: WatchOptions): Watcher {
-    checkPrefix(prefix);
-    checkRev(opts?.sinceRev, 'sinceRev');
-    const watcher = new CursorWatcher(this, prefix, opts.sinceRev, (w) => this.#watchers.delete(w));
-    if (!this.#closed) this.#watchers.add(watcher);
-    return watcher;
+    return this.#watchers.open(prefix, opts);
   }
 
   async currentRev(): Promise<number> {
@@ -177,10 +170,7 @@ export class MemoryBackend implements Backend, EventLog {
     this.#assertOpen();
     checkRev(rev, 'rev');
     if (rev > this.#rev) {
-      throw new WardenError(
-        'WARDEN_ERR_BAD_PARAMETER',
-        `cannot compact revision ${rev}: the latest is ${this.#rev}`,
-      );
+      throw compactPastHead(rev, this.#rev);
     }
     this.#compactTo(rev);
   }
@@ -197,7 +187,7 @@ export class MemoryBackend implements Backend, EventLog {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    for (const w of [...this.#watchers]) w.close();
+    this.#watchers.closeAll();
     this.#items.clear();
     this.#history = [];
   }
@@ -248,7 +238,7 @@ export class MemoryBackend implements Backend, EventLog {
         const slack = Math.max(1, Math.ceil(this.#maxHistory / 8));
         if (this.#rev - this.#compactedRev >= this.#maxHistory + slack)
           this.#compactTo(this.#rev - this.#maxHistory);
-        for (const w of this.#watchers) w.wake();
+        this.#watchers.wakeAll();
       }
     }
   }

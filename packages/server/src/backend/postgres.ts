@@ -51,16 +51,15 @@ import {
   checkKey,
   checkPrefix,
   checkRev,
-  checkValue,
   checkWrite,
-  checkWriteOptions,
+  compactPastHead,
   DEFAULT_REAP_INTERVAL_MS,
   integerOption,
   keyError,
   prefixEnd,
 } from './rules';
 import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
-import { CursorWatcher, type EventLog, type EventPage } from './watcher';
+import { type EventLog, type EventPage, Watchers } from './watcher';
 
 export interface PostgresBackendOptions extends PostgresConnectionOptions {
   /** The PostgreSQL schema holding the tables; created if missing (default `warden`). */
@@ -201,7 +200,7 @@ export class PostgresBackend implements Backend, EventLog {
   readonly #logger: Logger | undefined;
   readonly #maxHistory: number;
   readonly #reapBatch: number;
-  readonly #watchers = new Set<CursorWatcher>();
+  readonly #watchers = new Watchers(this);
   readonly #stop = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
   /** The highest revision known to be committed (own writes, notifications, polls). */
@@ -333,10 +332,8 @@ export class PostgresBackend implements Backend, EventLog {
     opts?: WriteOptions,
   ): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
+    checkWrite(key, value, opts);
     checkRev(expectedModRev, 'expectedModRev');
-    checkValue(value);
-    checkWriteOptions(opts);
     const row = await this.#write('cas', false, key, value, expectedModRev, opts);
     if (row.o_status === 'not_found') throw keyError.missing(key);
     if (row.o_status === 'changed') {
@@ -365,11 +362,7 @@ export class PostgresBackend implements Backend, EventLog {
   }
 
   watch(prefix: string, opts: WatchOptions): Watcher {
-    checkPrefix(prefix);
-    checkRev(opts?.sinceRev, 'sinceRev');
-    const watcher = new CursorWatcher(this, prefix, opts.sinceRev, (w) => this.#watchers.delete(w));
-    if (!this.#closed) this.#watchers.add(watcher);
-    return watcher;
+    return this.#watchers.open(prefix, opts);
   }
 
   async currentRev(): Promise<number> {
@@ -392,10 +385,7 @@ export class PostgresBackend implements Backend, EventLog {
       values: [rev],
     });
     if (row?.o_status === 'future') {
-      throw new WardenError(
-        'WARDEN_ERR_BAD_PARAMETER',
-        `cannot compact revision ${rev}: the latest is ${row.o_head}`,
-      );
+      throw compactPastHead(rev, row.o_head);
     }
   }
 
@@ -413,7 +403,7 @@ export class PostgresBackend implements Backend, EventLog {
     this.#closed = true;
     this.#stop.abort();
     for (const t of this.#timers) clearInterval(t);
-    for (const w of [...this.#watchers]) w.close();
+    this.#watchers.closeAll();
     const listener = this.#listener;
     this.#listener = undefined;
     this.#listening = false;
@@ -516,11 +506,7 @@ export class PostgresBackend implements Backend, EventLog {
   #advance(rev: number): void {
     if (rev <= this.#head) return;
     this.#head = rev;
-    this.#wakeAll();
-  }
-
-  #wakeAll(): void {
-    for (const w of this.#watchers) w.wake();
+    this.#watchers.wakeAll();
   }
 
   /** Keeps about maxHistory events: trims when the history is an eighth over (so rarely). */
@@ -659,7 +645,7 @@ export class PostgresBackend implements Backend, EventLog {
         failures = 0;
         firstAttempt();
         // Anything committed while nobody listened: let every watcher look.
-        this.#wakeAll();
+        this.#watchers.wakeAll();
         const err = await this.#heldUntilLost(client, lost);
         if (!this.#closed)
           this.#logger?.warn({ err }, 'PostgreSQL backend: LISTEN connection lost; reconnecting');

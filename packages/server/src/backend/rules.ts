@@ -54,6 +54,11 @@ export function checkRev(rev: unknown, what: string): asserts rev is number {
   }
 }
 
+/** The error of `compact(rev)` past the latest revision. */
+export function compactPastHead(rev: number, latest: number): WardenError {
+  return badParameter(`cannot compact revision ${rev}: the latest is ${latest}`);
+}
+
 /** Expiry time for a write at `now`, or undefined without a TTL. */
 export function expiresAt(now: number, opts: WriteOptions | undefined): number | undefined {
   return opts?.ttlMs === undefined ? undefined : Math.ceil(now + opts.ttlMs);

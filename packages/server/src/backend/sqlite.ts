@@ -32,9 +32,8 @@ import {
   checkKey,
   checkPrefix,
   checkRev,
-  checkValue,
   checkWrite,
-  checkWriteOptions,
+  compactPastHead,
   DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
   integerOption,
@@ -42,7 +41,7 @@ import {
   prefixEnd,
 } from './rules';
 import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
-import { CursorWatcher, type EventLog, type EventPage } from './watcher';
+import { type EventLog, type EventPage, Watchers } from './watcher';
 
 export interface SqliteBackendOptions {
   /** The database file; created (mode 0600, parent directories 0700) if missing. */
@@ -142,7 +141,7 @@ export class SqliteBackend implements Backend, EventLog {
   readonly #db: Database.Database;
   readonly #clock: Clock;
   readonly #maxHistory: number;
-  readonly #watchers = new Set<CursorWatcher>();
+  readonly #watchers = new Watchers(this);
   #timer: NodeJS.Timeout | undefined;
   #rev: number;
   #compactedRev: number;
@@ -269,10 +268,8 @@ export class SqliteBackend implements Backend, EventLog {
     opts?: WriteOptions,
   ): Promise<Item> {
     this.#assertOpen();
-    checkKey(key);
+    checkWrite(key, value, opts);
     checkRev(expectedModRev, 'expectedModRev');
-    checkValue(value);
-    checkWriteOptions(opts);
     return this.#write((txn) => {
       const prev = this.#stmts.getItem.get(key);
       if (!prev) throw keyError.missing(key);
@@ -312,11 +309,7 @@ export class SqliteBackend implements Backend, EventLog {
   }
 
   watch(prefix: string, opts: WatchOptions): Watcher {
-    checkPrefix(prefix);
-    checkRev(opts?.sinceRev, 'sinceRev');
-    const watcher = new CursorWatcher(this, prefix, opts.sinceRev, (w) => this.#watchers.delete(w));
-    if (!this.#closed) this.#watchers.add(watcher);
-    return watcher;
+    return this.#watchers.open(prefix, opts);
   }
 
   async currentRev(): Promise<number> {
@@ -328,10 +321,7 @@ export class SqliteBackend implements Backend, EventLog {
     this.#assertOpen();
     checkRev(rev, 'rev');
     if (rev > this.#rev) {
-      throw new WardenError(
-        'WARDEN_ERR_BAD_PARAMETER',
-        `cannot compact revision ${rev}: the latest is ${this.#rev}`,
-      );
+      throw compactPastHead(rev, this.#rev);
     }
     if (rev <= this.#compactedRev) return;
     this.#db.transaction(() => {
@@ -353,7 +343,7 @@ export class SqliteBackend implements Backend, EventLog {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    for (const w of [...this.#watchers]) w.close();
+    this.#watchers.closeAll();
     this.#db.close();
   }
 
@@ -424,7 +414,7 @@ export class SqliteBackend implements Backend, EventLog {
     if (txn.rev !== this.#rev) {
       this.#rev = txn.rev;
       this.#compactedRev = txn.compactedRev;
-      for (const w of this.#watchers) w.wake();
+      this.#watchers.wakeAll();
     }
     if (!outcome.ok) throw outcome.error;
     return outcome.value;

@@ -6,7 +6,8 @@
  * slow consumer holds no more than one page in memory. If the log was compacted past the
  * cursor, iteration throws WARDEN_ERR_COMPACTED. Internal to `backend/`.
  */
-import type { BackendEvent, Watcher } from './types';
+import { checkPrefix, checkRev } from './rules';
+import type { BackendEvent, Watcher, WatchOptions } from './types';
 
 /** One page of the event log read after a revision. */
 export interface EventPage {
@@ -106,5 +107,37 @@ export class CursorWatcher implements Watcher {
       this.#cursor = Math.max(this.#cursor, page.scannedThrough);
       if (this.#cursor < page.head) this.#dirty = true;
     }
+  }
+}
+
+/**
+ * The watchers of one backend: `open` is its `watch`, `wakeAll` follows every commit,
+ * `closeAll` its `close` (a watcher opened after that is not kept: its iterator throws
+ * WARDEN_ERR_CLOSED).
+ */
+export class Watchers {
+  readonly #log: EventLog;
+  readonly #live = new Set<CursorWatcher>();
+  #closed = false;
+
+  constructor(log: EventLog) {
+    this.#log = log;
+  }
+
+  open(prefix: string, opts: WatchOptions): Watcher {
+    checkPrefix(prefix);
+    checkRev(opts?.sinceRev, 'sinceRev');
+    const watcher = new CursorWatcher(this.#log, prefix, opts.sinceRev, (w) => this.#live.delete(w));
+    if (!this.#closed) this.#live.add(watcher);
+    return watcher;
+  }
+
+  wakeAll(): void {
+    for (const w of this.#live) w.wake();
+  }
+
+  closeAll(): void {
+    this.#closed = true;
+    for (const w of [...this.#live]) w.close();
   }
 }
