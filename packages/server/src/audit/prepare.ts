@@ -177,14 +177,9 @@ function prepareDbQuery(input: Record<string, unknown>, now: number): PreparedEv
     return undefined;
   if (!(optional(i.db_user) && optional(i.db_name) && optional(i.statement))) return undefined;
   if (typeof i.protocol !== 'string' || !PROTOCOLS.has(i.protocol)) return undefined;
-  if (i.user_kind !== undefined && i.user_kind !== 'human' && i.user_kind !== 'bot') return undefined;
-  if (i.device_exemption !== undefined && i.device_exemption !== 'bot') return undefined;
-  let device: AuditEvent['device'];
-  if (i.device !== undefined) {
-    const d = checkedDevice(i.device);
-    if (!d) return undefined;
-    device = d;
-  }
+  const caller = checkedCaller(i);
+  if (!caller) return undefined;
+  const { device } = caller;
   const r = i.resource;
   if (
     !isRecord(r) ||
@@ -440,14 +435,9 @@ function prepareFlat(
   const i = input;
   if (i.success !== undefined && typeof i.success !== 'boolean') return undefined;
   if (!(optional(i.user) && optional(i.addr) && optional(i.error))) return undefined;
-  if (i.user_kind !== undefined && i.user_kind !== 'human' && i.user_kind !== 'bot') return undefined;
-  if (i.device_exemption !== undefined && i.device_exemption !== 'bot') return undefined;
-  let device: AuditEvent['device'];
-  if (i.device !== undefined) {
-    const d = checkedDevice(i.device);
-    if (!d) return undefined;
-    device = d;
-  }
+  const caller = checkedCaller(i);
+  if (!caller) return undefined;
+  const { device } = caller;
   const success = (i.success as boolean | undefined) ?? auditEventCatalogue[type].code !== undefined;
   const code = auditCode(type, success);
   if (code === undefined) return undefined;
@@ -575,6 +565,19 @@ export function deviceIdsOf(event: AuditEvent): {
 } {
   const subject = (event as Record<string, unknown>).device_id;
   return { device: event.device?.id, subjectDevice: typeof subject === 'string' ? subject : undefined };
+}
+
+/**
+ * The caller's fields both fast paths check alike (`user_kind`, `device_exemption`, `device`):
+ * the checked device (undefined when the event names none), or undefined when a field does
+ * not pass (the general path decides).
+ */
+function checkedCaller(i: Record<string, unknown>): { device: AuditEvent['device'] } | undefined {
+  if (i.user_kind !== undefined && i.user_kind !== 'human' && i.user_kind !== 'bot') return undefined;
+  if (i.device_exemption !== undefined && i.device_exemption !== 'bot') return undefined;
+  if (i.device === undefined) return { device: undefined };
+  const device = checkedDevice(i.device);
+  return device ? { device } : undefined;
 }
 
 /** An event's `device` when every field is a plain string of the allowed ones, else false (the general path decides). */
