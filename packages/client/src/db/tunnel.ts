@@ -52,15 +52,21 @@ export async function startDbTunnel(o: DbTunnelOptions): Promise<DbTunnel> {
     dial: async () => {
       const profile = typeof o.profile === 'function' ? o.profile() : o.profile;
       const ready = spare.take(profile);
-      spare.fill(profile);
-      if (!ready) return dialDb(profile, o);
       try {
-        return await dialDb(profile, o, ready);
-      } catch (e) {
-        // The connection made ahead was gone before the proxy answered (nothing was decided
-        // on it): dial afresh. A refusal (a lock, a missing db) stands.
-        if (!isWardenError(e, 'WARDEN_ERR_CONNECTION')) throw e;
-        return dialDb(profile, o);
+        if (!ready) return await dialDb(profile, o);
+        try {
+          return await dialDb(profile, o, ready);
+        } catch (e) {
+          // The connection made ahead was gone before the proxy answered (nothing was decided
+          // on it): dial afresh. A refusal (a lock, a missing db) stands.
+          if (!isWardenError(e, 'WARDEN_ERR_CONNECTION')) throw e;
+          return await dialDb(profile, o);
+        }
+      } finally {
+        // The next spare once this connection's request is answered: making a TLS socket (its
+        // session, the ClientHello) is CPU that would otherwise delay this request. The
+        // handshake then overlaps the client's own start-up and the database's.
+        spare.fill(profile);
       }
     },
   });
