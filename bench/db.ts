@@ -33,7 +33,12 @@
  *   npm run bench:db -- --only=postgres --seconds 10 --clients 4 --rounds 3
  *   npm run bench:db -- --only=postgres --rounds 1 --profile=/tmp/prof   (CPU profiles of warden and wsh)
  *   npm run bench:db -- --only=postgres --hold   (sets up, prints each path's PG* environment and
- *     the pids, waits for Ctrl-C: for pgbench by hand, perf and strace)
+ *     the pids, waits for Ctrl-C: for pgbench by hand, perf and strace; --only=mysql: the
+ *     mysql2 options of each path)
+ *
+ * Both protocols are measured through two tunnels in the same run: `wsh proxy db --tunnel` on
+ * a loopback port (what every client can use) and on a Unix socket (`--socket`), each with
+ * its own ratio and goal line.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -290,6 +295,24 @@ async function benchMysql(): Promise<void> {
       socket: { socketPath, user: 'bench', database: 'benchdb' },
     } as const;
     const version = db.version;
+    if (args.hold) {
+      // Everything stays up for perf/strace: each path's mysql2 options and the pids.
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            paths,
+            pids: { warden: w.child.pid, wsh: tunnel.child.pid, wshSocket: socketTunnel.child.pid },
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      await new Promise<void>((r) => {
+        process.once('SIGINT', r);
+        process.once('SIGTERM', r);
+      });
+      return;
+    }
 
     // 4. Workloads, alternating paths each round.
     const row = (workload: string, unit: string): Row => ({
