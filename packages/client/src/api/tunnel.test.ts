@@ -195,6 +195,8 @@ test('db tunnel: a connection is made ahead for the next client; the request (an
     assert.equal(await echo('three'), '(closed)');
     assert.equal(conns[2]!.requests.length, 1, 'the next spare, refused on its own request');
     refuse = false;
+    // The next spare is made once a connection's request is answered, refused ones included.
+    await until(() => conns.length === 4);
     // Unused spares are closed after their idle time and not replaced until the next client.
     await until(() => conns.every((c) => c.closed));
     const count = conns.length;
