@@ -3,7 +3,7 @@
  * requests with a TLS client certificate (Warden's proxy with an app certificate). The same
  * generator measures the baseline (nginx over TLS) so the ratio compares like with like.
  * Runs as its own process (`node --import tsx bench/app-load.ts …`): N keep-alive connections,
- * each sending GETs back to back for D seconds; prints one JSON line `{ rps, p50, p99, errors }`
+ * each sending GETs back to back for D seconds; prints one JSON line `{ rps, p50, p99, errors, cpuMs }`
  * (latencies in ms).
  */
 import { readFileSync } from 'node:fs';
@@ -67,12 +67,21 @@ async function loop(): Promise<void> {
 }
 
 const started = Date.now();
+const cpu0 = process.cpuUsage();
 await Promise.all(Array.from({ length: connections }, () => loop()));
 const seconds = (Date.now() - started) / 1000;
+const cpu = process.cpuUsage(cpu0);
 latencies.sort((a, b) => a - b);
 const at = (q: number) =>
   latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
 process.stdout.write(
-  `${JSON.stringify({ rps: latencies.length / seconds, p50: at(0.5), p99: at(0.99), errors })}\n`,
+  `${JSON.stringify({
+    rps: latencies.length / seconds,
+    p50: at(0.5),
+    p99: at(0.99),
+    errors,
+    // This generator's own CPU over the run (ms): the bench reports it per request.
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  })}\n`,
 );
 agent.destroy();

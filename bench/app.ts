@@ -62,6 +62,8 @@ const NODE_HTTP = args['node-http'];
 interface Measure {
   rps: number;
   p99: number;
+  /** The load generator's own CPU time over the run (ms). */
+  genCpuMs: number;
 }
 
 function sh(cmd: string, argv: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
@@ -72,21 +74,26 @@ function sh(cmd: string, argv: string[]): Promise<{ stdout: string; stderr: stri
   });
 }
 
-/** `wrk -t2 -cN -dS --latency URL`: requests/s and the 99th percentile (ms). */
+/**
+ * `wrk -t2 -cN -dS --latency URL`: requests/s, the 99th percentile (ms) and wrk's own CPU time
+ * (bash's `times` after it: the children's user and system time).
+ */
 async function wrk(url: string): Promise<Measure> {
-  const r = await sh('wrk', [
-    `-t${Math.min(2, CONNECTIONS)}`,
-    `-c${CONNECTIONS}`,
-    `-d${SECONDS}s`,
-    '--latency',
+  const r = await sh('bash', [
+    '-c',
+    `wrk -t${Math.min(2, CONNECTIONS)} -c${CONNECTIONS} -d${SECONDS}s --latency "$0"; times`,
     url,
   ]);
+  const t = [...r.stdout.matchAll(/(\d+)m([\d.]+)s/g)].map(
+    (m) => Number(m[1]) * 60_000 + Number(m[2]) * 1000,
+  );
+  const genCpuMs = (t[2] ?? Number.NaN) + (t[3] ?? Number.NaN);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   const m = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(r.stdout);
   const p99 = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : Number.NaN;
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1];
   if (non2xx) process.stderr.write(`warning: ${url}: ${non2xx} non-2xx responses\n`);
-  return { rps, p99 };
+  return { rps, p99, genCpuMs };
 }
 
 /** The Node load generator (TLS, optional client certificate), in its own process. */
@@ -102,9 +109,9 @@ function nodeLoad(opts: Record<string, string>): Promise<Measure> {
     child.on('error', rej);
     child.on('close', () => {
       try {
-        const r = JSON.parse(out) as { rps: number; p99: number; errors: number };
+        const r = JSON.parse(out) as { rps: number; p99: number; errors: number; cpuMs: number };
         if (r.errors) process.stderr.write(`warning: ${opts.url}: ${r.errors} failed requests\n`);
-        res({ rps: r.rps, p99: r.p99 });
+        res({ rps: r.rps, p99: r.p99, genCpuMs: r.cpuMs });
       } catch {
         rej(new Error(`load generator failed: ${out}`));
       }
@@ -321,7 +328,7 @@ async function main(): Promise<number> {
       Object.keys(wardenOf).map((p) => [p, { warden: 0, wsh: 0, requests: 0, run: 0, wait: 0 }]),
     ) as Partial<Record<Path, Cpu>>;
     /** CPU ms of the app and of the proxy hop(s) (nginx's workers; warden + wsh) per path. */
-    const budget: Partial<Record<Path, { app: number; proxy: number; requests: number }>> = {};
+    const budget: Partial<Record<Path, { app: number; proxy: number; gen: number; requests: number }>> = {};
     // Warm-up (JIT, connection pools), not counted.
     await wrk(`${local}/hello`).catch(() => undefined);
     if (viaNode) await wrk(`${viaNode.local}/hello`).catch(() => undefined);
@@ -340,9 +347,10 @@ async function main(): Promise<number> {
         results[p].push(m);
         // The app runs in this process (the bench's own work while a run lasts is small).
         const a1 = process.cpuUsage(a0);
-        const b = budget[p] ?? { app: 0, proxy: 0, requests: 0 };
+        const b = budget[p] ?? { app: 0, proxy: 0, gen: 0, requests: 0 };
         budget[p] = b;
         b.app += (a1.user + a1.system) / 1000;
+        b.gen += m.genCpuMs;
         b.requests += m.rps * SECONDS;
         if (nginxOf) b.proxy += (nginxCpuMs(nginxOf) ?? 0) - (n0 ?? 0);
         if (wp)
@@ -402,7 +410,8 @@ async function main(): Promise<number> {
     }
     out.push(
       '',
-      'CPU per request (µs) of the app and of the proxy hop(s) — it moves much less with the load than req/s:',
+      'CPU per request (µs) of the app, of the proxy hop(s) and of the load generator — it moves much less with',
+      'the load than req/s; two cores give 2,000,000 µs a second to share among them:',
     );
     const hop: Partial<Record<Path, string>> = {
       direct: 'none',
@@ -415,11 +424,13 @@ async function main(): Promise<number> {
     };
     for (const [p, b] of Object.entries(budget) as [
       Path,
-      { app: number; proxy: number; requests: number },
+      { app: number; proxy: number; gen: number; requests: number },
     ][]) {
       if (!b.requests) continue;
+      const us = (ms: number) => ((ms * 1000) / b.requests).toFixed(1);
       out.push(
-        `  ${p.padEnd(16)} app ${((b.app * 1000) / b.requests).toFixed(1).padStart(6)}   ${hop[p]} ${((b.proxy * 1000) / b.requests).toFixed(1)}`,
+        `  ${p.padEnd(16)} app ${us(b.app).padStart(6)}   generator ${us(b.gen).padStart(6)}   ${hop[p]} ${us(b.proxy)}` +
+          `   total ${us(b.app + b.gen + b.proxy)}`,
       );
     }
     const goals = [
@@ -433,8 +444,9 @@ async function main(): Promise<number> {
       '',
       'What limits Warden here: CPU per request (the table above). One Node.js process terminates TLS, reads',
       'HTTP/1.1 (the lean path for plain requests, node:http for the rest), checks access on every request and',
-      'relays to the app (undici pool); `wsh proxy app` adds a second process and a TLS hop. With wrk and the',
-      'app on the same two cores, 0.8x nginx leaves warden + wsh together roughly 90-125 us per request.',
+      'relays to the app (its own HTTP/1.1 client on the lean path, undici otherwise); `wsh proxy app` adds a',
+      'second process and a TLS hop. Everything shares two cores: a path can do at most 2,000,000 / total',
+      "requests a second, so 0.8x nginx needs a Warden total of at most 1.25x nginx's (bench/README.md).",
       'On a loaded machine a process runs only its share of the time: a large "waited for a CPU" above',
       'means the path was starved of CPU, not stuck (bench/README.md). Run with --rounds 3 for steadier medians.',
     );
