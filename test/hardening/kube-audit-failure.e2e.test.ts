@@ -1,9 +1,9 @@
 /**
  * Issue 15 item 5 for Kubernetes, against a real `warden start` on PostgreSQL with real
  * `kubectl` and testkit's fake API server (a test double): when the audit log cannot record a
- * client connection's access decision or an exec's start, kubectl prints
- * WARDEN_ERR_AUDIT_UNAVAILABLE's message (503; for the exec inside its WebSocket) and nothing
- * reaches the API server; a request record
+ * client connection's access decision or an exec's or port-forward's start, kubectl prints
+ * WARDEN_ERR_AUDIT_UNAVAILABLE's message (503; for the exec inside its WebSocket, for the
+ * port-forward also to its SPDY retry) and nothing reaches the API server; a request record
  * the log refuses is counted in `warden_audit_write_failures_total`. The audit store is broken
  * for real, as in audit-failure.e2e: a trigger raises `disk_full` for the event types named.
  * Before the fix kube_service wrote its events fire-and-forget and everything went through.
@@ -129,6 +129,22 @@ describe('issue 15 item 5: Kubernetes requests and execs are not forwarded unaud
     const ok = await k(['exec', 'web', '--', 'sh', '-c', 'echo ran']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(fake.execs.length, execs + 1);
+  });
+
+  test('a port-forward whose start the audit log cannot record: kubectl prints the reason, not Warden’s refusal of its SPDY retry', async () => {
+    breakAudit('kube.portforward.start');
+    const before = await metric('kube.portforward.start');
+    const r = await k(['port-forward', 'pod/web', ':9']);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.doesNotMatch(r.stdout, /Forwarding from/);
+    // The WebSocket attempt's 503 Status, also the answer to kubectl's SPDY retry.
+    assert.match(
+      r.stderr,
+      /refused: the audit log could not record this \((kube\.portforward\.start|access\.allowed)\), and Warden does not allow it unaudited/,
+    );
+    assert.doesNotMatch(r.stderr, /SPDY/);
+    assert.ok((await metric('kube.portforward.start')) > before);
+    breakAudit();
   });
 
   test('a request record the audit log refuses is counted (the data path ends its connection)', async () => {

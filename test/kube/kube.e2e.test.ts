@@ -52,6 +52,15 @@ spec:
 ---
 kind: role
 version: v7
+metadata: { name: kube-exec-viewer }
+spec:
+  allow:
+    kubernetes_labels: { env: test }
+    kubernetes_groups: [viewers]
+    kubernetes_resources: [{ kind: "*", namespace: "*", name: "*", verbs: ["*"] }]
+---
+kind: role
+version: v7
 metadata: { name: kube-strict }
 spec:
   options: { device_trust_mode: required }
@@ -335,6 +344,36 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     assert.match(r.stderr, /may not impersonate Kubernetes group\(s\) "system:masters"/);
     r = await k('alice', ['get', 'pods', '--as=alice', '--as-group=developers']);
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('the API server’s own refusal of an exec reaches kubectl as it does directly, not Warden’s refusal of the SPDY retry', async () => {
+    // Warden lets grace exec (kubernetes_resources: all), the API server's RBAC does not (group
+    // viewers). kubectl retries a refused WebSocket upgrade over SPDY, which Warden does not
+    // relay: the retry gets the API server's answer to the WebSocket attempt.
+    await addUser('grace', 'kube-exec-viewer');
+    assert.equal((await wsh('grace', ['kube', 'login', 'fake'])).code, 0);
+    const execs = fake.execs.length;
+    const r = await k('grace', ['exec', 'web', '--', 'sh', '-c', 'echo ran']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stdout, /ran/);
+    const direct = await kubectl(fake.writeKubeconfig(join(w.dir, 'direct.kubeconfig')), [
+      'exec',
+      'web',
+      '--as=grace',
+      '--as-group=viewers',
+      '--',
+      'sh',
+      '-c',
+      'echo ran',
+    ]);
+    assert.equal(direct.code, 1, direct.stderr);
+    assert.match(
+      direct.stderr,
+      /^Error from server \(Forbidden\): pods\/exec "web" is forbidden: User "grace" cannot create resource "pods\/exec"/m,
+    );
+    assert.equal(r.stderr, direct.stderr, 'kubectl prints what it prints without Warden');
+    assert.doesNotMatch(r.stderr, /SPDY/);
+    assert.equal(fake.execs.length, execs, 'nothing ran');
   });
 
   test('a lock ends open watch, logs -f, exec and port-forward streams, and refuses new requests', async () => {

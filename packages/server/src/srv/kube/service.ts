@@ -23,7 +23,9 @@
  * before its `access.allowed` is recorded, nor an exec/attach/port-forward before its start
  * event; a refused write answers 503 with WARDEN_ERR_AUDIT_UNAVAILABLE's message, for exec and
  * attach inside the WebSocket as a channel-3 Status (`#refuseInStream`: kubectl would read a
- * refused upgrade as "try SPDY" and print Warden's SPDY refusal instead). A `kube.request`
+ * refused upgrade as "try SPDY" and print Warden's SPDY refusal instead). For the same reason
+ * an upgrade that did not open (the API server's own refusal, e.g. RBAC; a port-forward's audit
+ * refusal) is answered again to kubectl's SPDY retry (`#rememberNotOpened`). A `kube.request`
  * (written once the response is done) the log refuses ends the client's connection.
  * Who may import: `bin/` (composition). Tested end to end in `test/kube/` with real kubectl and
  * testkit's fake API server.
@@ -75,6 +77,20 @@ const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
  */
 const STREAM_QUEUE_MAX = 512 * 1024;
 const STREAM_QUEUE_RESUME = 128 * 1024;
+
+/** How long the answer to a WebSocket upgrade that did not open waits for kubectl's SPDY retry. */
+const SPDY_RETRY_WINDOW_MS = 10_000;
+/** The most such answers kept (the oldest go first). */
+const SPDY_RETRY_MAX = 1024;
+/** The most of an API server's refusal body kept for the retry (client-go reads 64 KiB of it). */
+const REFUSAL_BODY_MAX = 64 * 1024;
+
+/** An answer to an upgrade request that is not a 101: status line and a JSON body. */
+interface UpgradeAnswer {
+  code: number;
+  reason: string;
+  body: string;
+}
 
 /** The largest response body sent in one write with its head (see `#relayBody`). */
 const ONE_WRITE_MAX = 1024 * 1024;
@@ -226,6 +242,8 @@ export class KubeService {
   /** Per client connection: the clusters whose `access.allowed` is recorded (or being recorded). */
   readonly #recorded = new WeakMap<object, Map<string, Promise<void>>>();
   readonly #open = new Set<() => void>();
+  /** Answers to admitted WebSocket upgrades that did not open, for the SPDY retry (`#relay`). */
+  readonly #notOpened = new Map<string, { answer: UpgradeAnswer; at: number }>();
   #timer: NodeJS.Timeout | undefined;
 
   private constructor(o: KubeServiceOptions) {
@@ -775,14 +793,62 @@ export class KubeService {
     return kubeStatus(500, 'InternalError', 'internal error');
   }
 
-  #refuseUpgrade(socket: Duplex, e: unknown): void {
+  #refuseUpgrade(socket: Duplex, e: unknown): UpgradeAnswer {
     const status = this.#upgradeStatus(e);
-    const body = JSON.stringify(status);
+    const answer = { code: status.code, reason: status.reason, body: JSON.stringify(status) };
+    this.#answerUpgrade(socket, answer);
+    return answer;
+  }
+
+  #answerUpgrade(socket: Duplex, { code, reason, body }: UpgradeAnswer): void {
     socket.end(
-      `HTTP/1.1 ${status.code} ${status.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${code} ${reason.replace(/[^\x20-\x7e]/g, '') || 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
     socket.resume(); // see #refuseInStream
     setTimeout(() => socket.destroy(), 5_000).unref();
+  }
+
+  /**
+   * kubectl takes any answer but a 101 to its WebSocket upgrade as "try SPDY" and retries at
+   * once, and Warden refuses SPDY: the user would read that refusal, not why the WebSocket did
+   * not open (the API server's own Status, e.g. its RBAC Forbidden; Warden's audit refusal of a
+   * port-forward). So the answer is kept for a few seconds per user, cluster and path, and the
+   * SPDY retry gets it instead: kubectl prints it as it would from the API server directly.
+   */
+  #rememberNotOpened(a: Admitted, answer: UpgradeAnswer): void {
+    const key = this.#retryKey(a);
+    this.#notOpened.delete(key);
+    if (this.#notOpened.size >= SPDY_RETRY_MAX) this.#notOpened.delete(this.#notOpened.keys().next().value!);
+    this.#notOpened.set(key, { answer, at: this.#o.clock.now() });
+  }
+
+  #takeNotOpened(a: Admitted): UpgradeAnswer | undefined {
+    const key = this.#retryKey(a);
+    const kept = this.#notOpened.get(key);
+    this.#notOpened.delete(key);
+    return kept && this.#o.clock.now() - kept.at <= SPDY_RETRY_WINDOW_MS ? kept.answer : undefined;
+  }
+
+  #retryKey(a: Admitted): string {
+    return `${a.identity.user}\n${a.cluster.metadata.name}\n${a.path}`;
+  }
+
+  /** The API server's answer to an upgrade, other than a 101, as the SPDY retry gets it. */
+  #upstreamAnswer(code: number, body: Buffer): UpgradeAnswer {
+    const text = body.toString('utf8');
+    try {
+      const st = JSON.parse(text) as { kind?: unknown; reason?: unknown };
+      if (st?.kind === 'Status') return { code, reason: String(st.reason || 'Failure'), body: text };
+    } catch {
+      // not a Status: said in one of Warden's own below
+    }
+    const said = text.trim().slice(0, 1024);
+    const status = kubeStatus(
+      code,
+      code === 403 ? 'Forbidden' : code === 404 ? 'NotFound' : code < 500 ? 'BadRequest' : 'InternalError',
+      `the API server answered the upgrade with HTTP ${code}${said ? `: ${said}` : ''}`,
+    );
+    return { code, reason: status.reason, body: JSON.stringify(status) };
   }
 
   /**
@@ -794,16 +860,18 @@ export class KubeService {
    * retry is admitted the same way and gets the same Status, which kubectl prints as
    * `Error from server (Forbidden): …`. What only the WebSocket attempt meets (its audit
    * records) is answered here, and kubectl prints `error: <message>`. Other requests (no
-   * channel protocol offered: port-forward, other clients) get the HTTP refusal.
+   * channel protocol offered: port-forward, other clients) get the HTTP refusal, which is also
+   * the answer to their SPDY retry.
    */
-  #refuseInStream(req: IncomingMessage, socket: Duplex, e: unknown): void {
+  #refuseInStream(req: IncomingMessage, socket: Duplex, e: unknown, a: Admitted): void {
     const offered = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((p) => p.trim());
     const protocol = CHANNEL_PROTOCOLS.find((p) => offered.includes(p));
     const key = req.headers['sec-websocket-key'];
     if (!protocol || typeof key !== 'string' || !key) {
-      this.#refuseUpgrade(socket, e);
+      // Port-forward: its SPDY retry gets the same answer (`#rememberNotOpened`).
+      this.#rememberNotOpened(a, this.#refuseUpgrade(socket, e));
       return;
     }
     const { message, reason, code } = this.#upgradeStatus(e);
@@ -829,6 +897,11 @@ export class KubeService {
   async #relay(req: IncomingMessage, client: Duplex, head: Buffer, a: Admitted): Promise<void> {
     const info = a.info;
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      const earlier = this.#takeNotOpened(a);
+      if (earlier) {
+        this.#answerUpgrade(client, earlier);
+        return;
+      }
       this.#refuseUpgrade(
         client,
         new Refusal(
@@ -883,7 +956,7 @@ export class KubeService {
     try {
       await recorded;
     } catch (e) {
-      this.#refuseInStream(req, client, e);
+      this.#refuseInStream(req, client, e, a);
       return;
     }
     const endEvent = (terminatedBy: string | undefined): AuditEventInput =>
@@ -947,6 +1020,7 @@ export class KubeService {
     upstream.on('session', (session: Buffer) => {
       u.session = session;
     });
+    let keepAtClose: () => void = () => undefined;
     upstream.on('error', () => undefined);
     const headers = this.#upstreamHeaders(a, req.headers);
     headers.connection = 'Upgrade';
@@ -1043,8 +1117,25 @@ export class KubeService {
       client.write(headBuf.subarray(0, endOfHead + 4));
       if (code !== 101) {
         notOpened = `the API server answered HTTP ${code || 'without a status'}`;
-        // Its answer (a Status, as a rule) goes to kubectl as it comes.
-        onRead = (m) => out.commit(m);
+        // Its answer (a Status, as a rule) goes to kubectl as it comes, and is kept for
+        // kubectl's SPDY retry (`#rememberNotOpened`) once its body is in (or the API server hung up).
+        const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(headText)?.[1] ?? Number.NaN);
+        const want = Number.isNaN(length) ? REFUSAL_BODY_MAX : Math.min(length, REFUSAL_BODY_MAX);
+        let body: Buffer | undefined = Buffer.from(rest.subarray(0, want));
+        const keep = (atClose: boolean) => {
+          if (!body || (!atClose && body.length < want)) return;
+          if (code >= 400) this.#rememberNotOpened(a, this.#upstreamAnswer(code, body));
+          body = undefined;
+        };
+        keepAtClose = () => keep(true);
+        keep(false);
+        onRead = (m, b) => {
+          if (body) {
+            body = Buffer.concat([body, b.subarray(0, Math.min(m, want - body.length))]);
+            keep(false);
+          }
+          out.commit(m);
+        };
         out.push(rest);
         return;
       }
@@ -1066,7 +1157,10 @@ export class KubeService {
       }
     };
     // The API server's end: what is queued still goes to kubectl (the exit status, the close).
-    upstream.on('close', () => out.drained(() => finish()));
+    upstream.on('close', () => {
+      keepAtClose();
+      out.drained(() => finish());
+    });
     client.on('close', () => finish());
   }
 }
