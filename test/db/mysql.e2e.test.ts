@@ -135,6 +135,12 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
     );
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.stdout.trim(), 'alice@%\torders\t2');
+    // mysql reaches the tunnel over a Unix socket in a private directory, removed afterwards.
+    const status = await cli('wsh', ['db', 'connect', 'shop', '--', '-e', 'status'], { env: alice });
+    assert.equal(status.code, 0, status.stderr);
+    const sock = /UNIX socket:\s+(\S*wsh-db-\S+)/.exec(status.stdout)?.[1];
+    assert.ok(sock, status.stdout);
+    assert.equal(existsSync(sock), false, 'the socket is removed when mysql ends');
     const config = JSON.parse((await cli('wsh', ['db', 'config', '--format=json'], { env: alice })).stdout);
     assert.match(
       config.command,

@@ -127,6 +127,14 @@ describe('PostgreSQL through Warden', { skip }, () => {
     );
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.stdout.trim(), 'alice|orders|2');
+    // psql reaches the tunnel over a Unix socket in a private directory, removed afterwards.
+    const info = await cli('wsh', ['db', 'connect', 'orders', '--', '-X', '-c', '\\conninfo'], {
+      env: alice,
+    });
+    assert.equal(info.code, 0, info.stderr);
+    const dir = /via socket in "([^"]*wsh-db-[^"]+)"/.exec(info.stdout)?.[1];
+    assert.ok(dir, info.stdout);
+    assert.equal(existsSync(dir), false, 'the socket directory is removed when psql ends');
     const config = await cli('wsh', ['db', 'config', '--format=json'], { env: alice });
     assert.equal(JSON.parse(config.stdout).db_user, 'alice');
     const ls = await cli('wsh', ['db', 'ls'], { env: alice });

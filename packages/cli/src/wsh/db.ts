@@ -4,7 +4,9 @@
  * choices, the database's own client).
  */
 import { spawn } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { WardenError } from '@warden/api';
 import {
   clientCommand,
@@ -161,12 +163,37 @@ export async function runDbConnect(ctx: CommandContext): Promise<number> {
   const profile = loadProfile(ctx);
   const r = route(ctx, profile, name);
   const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
-  const tunnel = await startDbTunnel({
-    profile,
-    ...r,
-    onError: (e) => ctx.stderr.write(`${formatError(e, ctx.env)}\n`),
-  });
-  const [cmd, ...args] = clientCommand(protocol, { host: tunnel.host, port: tunnel.port, ...r }, extra);
+  // The client reaches the tunnel over a Unix socket in a directory only this user can open
+  // (mkdtemp: 0700), not a loopback port that anyone on the machine could use while it runs;
+  // loopback when the socket path would be too long for the kernel.
+  const dir = mkdtempSync(join(tmpdir(), 'wsh-db-'));
+  const socket = protocol === 'postgres' ? tunnelSocketPath(protocol, dir, 0) : join(dir, 'mysql.sock');
+  const viaSocket = Buffer.byteLength(socket) <= 100;
+  let tunnel: Awaited<ReturnType<typeof startDbTunnel>>;
+  let cmd: string;
+  let args: string[];
+  try {
+    tunnel = await startDbTunnel({
+      profile,
+      ...r,
+      ...(viaSocket ? { path: socket } : {}),
+      onError: (e) => ctx.stderr.write(`${formatError(e, ctx.env)}\n`),
+    });
+    const endpoint = !viaSocket
+      ? { host: tunnel.host, port: tunnel.port, ...r }
+      : protocol === 'postgres'
+        ? { host: dir, port: POSTGRES_DEFAULT_PORT, ...r }
+        : { host: tunnel.host, port: 0, socket, ...r };
+    try {
+      [cmd, ...args] = clientCommand(protocol, endpoint, extra) as [string, ...string[]];
+    } catch (e) {
+      await tunnel.close();
+      throw e;
+    }
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const interactive = ctx.stdin === process.stdin && ctx.stdout === process.stdout;
   // ^C goes to the client (psql cancels the query); wsh must stay up to carry the cancel.
   const ignore = () => undefined;
@@ -200,6 +227,7 @@ export async function runDbConnect(ctx: CommandContext): Promise<number> {
   } finally {
     process.off('SIGINT', ignore);
     await tunnel.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
