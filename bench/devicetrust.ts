@@ -24,7 +24,8 @@
  *   often part 3 runs its many ceremonies at once (the best round counts), after `--warmup`
  *   untimed rounds (a running auth service has its code compiled; the first rounds spend a
  *   third of their CPU in V8's compiler threads); `--profile=FILE` writes V8 CPU profiles of
- *   the first timed round's phases (the begins, the finishes) to FILE.begin/.finish.cpuprofile;
+ *   the first timed round's phases (the begins, the finishes) to FILE.begin/.finish.cpuprofile
+ *   and of the enrollments to FILE.enroll.cpuprofile;
  *   `--wsh-profile=DIR` one of each `wsh login` process to DIR (bench/cpu-profile-preload.mjs);
  *   `--devices=N` spreads part 3's ceremonies over N devices (default: one per ceremony;
  *   `--devices=1` is the earlier rounds' set-up, where finishes share their device's write).
@@ -548,7 +549,6 @@ async function main(): Promise<void> {
       const probed = cryptoProbe();
       rounds.push({ ...m, ...probed, ratio: CEREMONIES / (m.cpuMs / 1000) / probed.limit });
     }
-    profiler?.disconnect();
     const best = rounds.reduce((a, b) => (b.ratio > a.ratio ? b : a));
     const wall = best.beginWall + best.finishWall;
     const rate = CEREMONIES / (wall / 1000);
@@ -610,6 +610,9 @@ async function main(): Promise<void> {
     let enrollBeginMs = 0;
     let attestation = enrolled.device.attestation_type;
     let previous = benchDevice.metadata.name;
+    // The enrollments' profile also holds the client side and the swtpm's waits (untimed):
+    // read DeviceEnrollment.begin and .finish in it.
+    if (profiler) await profiling(true);
     for (let i = 0; i <= ENROLLMENTS; i++) {
       await inventory.remove({ user: 'bench' }, previous);
       const d = await inventory.add({ user: 'bench' }, { osType: 'linux', assetTag: tag });
@@ -647,6 +650,8 @@ async function main(): Promise<void> {
       enrollBeginMs += beginMs;
       enrollCpuMs += cpu;
     }
+    await writeProfile(profiler, values.profile, 'enroll');
+    profiler?.disconnect();
     // Enrollment's own crypto, probed the same way: two P-256 verifies (the AK's certified
     // creation, the quote over the nonce) and MakeCredential's RSA-2048 OAEP encryption to the
     // EK (swtpm's EK is RSA-2048).
