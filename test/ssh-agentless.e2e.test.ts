@@ -12,7 +12,7 @@
  *   hostname.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import type { AuditEvent } from '@warden/api';
 import {
   type AgentlessSshd,
+  collectProcess,
   freePort,
   requireTool,
   runCli,
@@ -47,12 +48,14 @@ describe('agentless OpenSSH node behind the proxy (openssh CA)', { skip: ssh.ski
   const wsh = (user: string, args: string[], input?: string) =>
     runCli('wsh', args, { env: env(user), input });
   const wctl = (args: string[], input?: string) => runCli('wctl', args, { env: w.env, input });
+  /**
+   * Plain `ssh` run to its end without blocking the event loop: this process reads the logs of
+   * warden and of the agentless sshd (VERBOSE) from pipes, and a spawnSync would leave them
+   * undrained — once one fills, that server blocks on its log write and the session stalls.
+   */
   const openssh = (args: string[], input = '') =>
-    spawnSync('ssh', ['-F', sshConfig, ...args], {
-      encoding: 'utf8',
-      env: { ...process.env, ...env('alice') },
+    collectProcess(spawn('ssh', ['-F', sshConfig, ...args], { env: { ...process.env, ...env('alice') } }), {
       input,
-      timeout: 30_000,
     });
   /** Plain `ssh` in the background, shaped like spawnCli's result. */
   const spawnOpenSsh = (args: string[]) =>
@@ -153,10 +156,9 @@ describe('agentless OpenSSH node behind the proxy (openssh CA)', { skip: ssh.ski
     assert.match(bad.stderr, /openssh/);
   });
 
-  test("a user's own certificate sent straight to the node is refused", () => {
-    const direct = spawnSync(
-      'ssh',
-      [
+  test("a user's own certificate sent straight to the node is refused", async () => {
+    const direct = await collectProcess(
+      spawn('ssh', [
         '-F',
         '/dev/null',
         '-i',
@@ -180,10 +182,9 @@ describe('agentless OpenSSH node behind the proxy (openssh CA)', { skip: ssh.ski
         'root@127.0.0.1',
         'echo',
         'should-not-run',
-      ],
-      { encoding: 'utf8', timeout: 30_000 },
+      ]),
     );
-    assert.equal(direct.status, 255, direct.stderr);
+    assert.equal(direct.code, 255, direct.stderr);
     assert.match(direct.stderr, /Permission denied \(publickey\)/);
     assert.doesNotMatch(direct.stdout, /should-not-run/);
   });
@@ -221,18 +222,18 @@ describe('agentless OpenSSH node behind the proxy (openssh CA)', { skip: ssh.ski
   });
 
   test('through the proxy: plain ssh and scp with `wsh config`; -L forwards through the node', async () => {
-    const run = openssh([`root@agentless-1.${cluster}`, 'echo', 'via-openssh']);
-    assert.equal(run.status, 0, `${run.stderr}\n${w.output().slice(-3000)}`);
+    const run = await openssh([`root@agentless-1.${cluster}`, 'echo', 'via-openssh']);
+    assert.equal(run.code, 0, `${run.stderr}\n${w.output().slice(-3000)}`);
     assert.equal(run.stdout, 'via-openssh\n');
     const src = join(w.dir, 'agentless-payload.bin');
     writeFileSync(src, Buffer.alloc(128 * 1024, 9));
     const dest = join(w.dir, 'agentless-copy.bin');
-    const scp = spawnSync('scp', ['-F', sshConfig, src, `root@agentless-1.${cluster}:${dest}`], {
-      encoding: 'utf8',
-      env: { ...process.env, ...env('alice') },
-      timeout: 30_000,
-    });
-    assert.equal(scp.status, 0, scp.stderr);
+    const scp = await collectProcess(
+      spawn('scp', ['-F', sshConfig, src, `root@agentless-1.${cluster}:${dest}`], {
+        env: { ...process.env, ...env('alice') },
+      }),
+    );
+    assert.equal(scp.code, 0, scp.stderr);
     assert.deepEqual(readFileSync(dest), readFileSync(src));
 
     const echo = createServer((s) => s.pipe(s));
