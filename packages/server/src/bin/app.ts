@@ -5,8 +5,8 @@
  * wires four things (see the example); tests compose it the same way.
  *
  * @example
- *   const apps = await startAppAccess({ config: config.appService, backend, services, cas, audit,
- *     clock, logger, checker, monitor, onRolesChange: (l) => views.roles.onChange(() => l()),
+ *   const apps = await startAppAccess({ ...protocolDeps, config: config.appService, backend,
+ *     onRolesChange: (l) => views.roles.onChange(() => l()),
  *     proxyPublicAddr: config.proxyService.publicAddr });
  *   apiRoutes(auth, { …, apps: apps.api, jwks: apps.jwks });          // /v1/apps, /.well-known/jwks.json
  *   createTlsServer({ …, ALPNCallback: apps.routing.alpnCallback([SSH_ALPN, DB_ALPN, APP_ALPN]),
@@ -16,28 +16,16 @@
  *   // on close: apps.close();
  */
 import { type AppResource, WardenError } from '@warden/api';
-import { type AccessChecker, type Identity, makeIdentity, type SessionMonitor } from '../access';
-import type { AuditLog } from '../audit';
 import type { Backend } from '../backend';
-import type { CertAuthorities } from '../ca';
-import type { Clock } from '../clock';
 import type { AppServiceConfig, HostPort } from '../config';
-import type { Logger } from '../log';
-import { AppRouting } from '../proxy';
-import { ResourceCache, type Services } from '../services';
+import { type ApiDeps, AppRouting } from '../proxy';
+import { ResourceCache } from '../services';
 import { AppHeartbeat, AppService, appResourceFromConfig, type WebAppHooks } from '../srv/app';
+import type { ProtocolDeps } from './protocol-deps';
 
-export interface AppAccessDeps {
+export interface AppAccessDeps extends ProtocolDeps {
   config: AppServiceConfig;
   backend: Backend;
-  services: Services;
-  cas: CertAuthorities;
-  audit: AuditLog;
-  clock: Clock;
-  logger: Logger;
-  /** The process's access checker and session monitor (one of each, built by the caller). */
-  checker: AccessChecker;
-  monitor: SessionMonitor;
   /** Role changes re-check live app sessions (the process's role view). */
   onRolesChange(listener: () => void): () => void;
   /** The proxy's public address: apps live at `<name>.<host>` (or `<name>.localhost` for an IP). */
@@ -55,28 +43,10 @@ export interface AppAccessComposition {
   service: AppService | undefined;
   routing: AppRouting;
   /** For `apiRoutes(…, { apps })`. */
-  api: {
-    /** The caller's identity carries its address (`clientAddr`, set by the router). */
-    list(identity: Identity): unknown[];
-    login(identity: Identity, app: string): Promise<unknown>;
-  };
+  api: NonNullable<ApiDeps['apps']>;
   /** For `apiRoutes(…, { jwks })`. */
   jwks(): unknown;
   close(): void;
-}
-
-function toIdentity(r: Identity) {
-  return makeIdentity({
-    user: r.user,
-    kind: r.kind,
-    roles: r.roles,
-    traits: r.traits,
-    logins: r.logins,
-    admin: r.admin,
-    ...(r.device ? { device: r.device } : {}),
-    ...(r.cert ? { cert: r.cert } : {}),
-    ...(r.clientAddr ? { clientAddr: r.clientAddr } : {}),
-  });
 }
 
 export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposition> {
@@ -135,11 +105,11 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
     service,
     routing,
     api: {
-      list: (identity) => (service ? service.list(toIdentity(identity)) : []),
+      list: (identity) => (service ? service.list(identity) : []),
       login: async (identity, app) => {
         if (!service)
           throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no app_service runs behind this proxy');
-        return service.login(toIdentity(identity), app);
+        return service.login(identity, app);
       },
     },
     jwks: () => d.cas.jwks(),

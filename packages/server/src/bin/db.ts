@@ -12,14 +12,9 @@
  *   if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
  *   // on close: db.close();
  */
-import type { AccessChecker, Identity, SessionMonitor } from '../access';
-import type { AuditLog } from '../audit';
-import type { CertAuthorities } from '../ca';
-import type { Clock } from '../clock';
+import type { Identity } from '../access';
 import { type DbServiceConfig, formatHostPort } from '../config';
-import type { Logger } from '../log';
 import { type DbTunnelOptions, DbTunnels } from '../proxy';
-import type { Services } from '../services';
 import {
   DbHeartbeat,
   DbService,
@@ -28,17 +23,10 @@ import {
   MySqlEngine,
   PostgresEngine,
 } from '../srv/db';
+import type { ProtocolDeps } from './protocol-deps';
 
-export interface DbAccessDeps {
+export interface DbAccessDeps extends ProtocolDeps {
   config: DbServiceConfig;
-  services: Services;
-  cas: CertAuthorities;
-  audit: AuditLog;
-  clock: Clock;
-  logger: Logger;
-  /** The process's access checker and session monitor (one of each, built by the caller). */
-  checker: AccessChecker;
-  monitor: SessionMonitor;
   identify: DbTunnelOptions['identify'];
 }
 

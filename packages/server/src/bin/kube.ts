@@ -11,27 +11,16 @@ import { createServer as createHttpServer, type ServerOptions } from 'node:http'
 import type { TLSSocket } from 'node:tls';
 import { kubeTlsServerName } from '@warden/api';
 
-import type { AccessChecker, Identity, SessionMonitor } from '../access';
-import type { AuditLog } from '../audit';
+import type { Identity } from '../access';
 import type { Backend } from '../backend';
-import type { CertAuthorities } from '../ca';
-import type { Clock } from '../clock';
 import type { KubeServiceConfig } from '../config';
-import type { Logger } from '../log';
-import type { Services } from '../services';
+import type { ApiDeps } from '../proxy';
 import { KubeCerts, KubeService } from '../srv/kube';
+import type { ProtocolDeps } from './protocol-deps';
 
-export interface KubeAccessDeps {
+export interface KubeAccessDeps extends ProtocolDeps {
   config: KubeServiceConfig;
-  services: Services;
   backend: Backend;
-  cas: CertAuthorities;
-  audit: AuditLog;
-  clock: Clock;
-  logger: Logger;
-  /** The process's access checker and session monitor (one of each, built by the caller). */
-  checker: AccessChecker;
-  monitor: SessionMonitor;
   identify(certDer: Buffer): Promise<Identity>;
   /** The DNS names in the proxy's certificate (each gets a `kube.` name too: `kubeDnsNames`). */
   proxyDnsNames: readonly string[];
@@ -55,12 +44,7 @@ export interface KubeAccessComposition {
   /** For `apiRoutes(…, { listKubeClusters })`. */
   listKubeClusters(identity: Identity): Promise<unknown[]>;
   /** For `apiRoutes(…, { issueKubeCert })`. */
-  issueKubeCert?(
-    identity: Identity,
-    publicKeyPem: string,
-    cluster?: string,
-    lifetime?: 'short' | 'login',
-  ): Promise<{ certPem: string; notAfter: Date }>;
+  issueKubeCert?: ApiDeps['issueKubeCert'];
   close(): Promise<void>;
 }
 

@@ -68,6 +68,7 @@ import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
 import { kubeDnsNames, startKubeAccess } from './kube';
 import { checkPortsFree, runConfigure, startDiag } from './ops';
+import type { ProtocolDeps } from './protocol-deps';
 import { closeWithDeadline, OpenConnections, SHUTDOWN_GRACE_MS } from './shutdown';
 
 export const VERSION = '0.1.0';
@@ -396,16 +397,12 @@ async function compose(
     monitor,
     agentless: new AgentlessForwarder({ cas, audit, clock, logger }),
   });
+  // What every protocol's composition (databases, Kubernetes, apps) is built from.
+  const protocolDeps: ProtocolDeps = { services, cas, audit, clock, logger, checker, monitor };
   // Databases: `warden-db/1` tunnels handed to db_service (srv/db), which checks access itself.
   const db = await startDbAccess({
+    ...protocolDeps,
     config: config.dbService,
-    services,
-    cas,
-    audit,
-    clock,
-    logger,
-    checker,
-    monitor,
     identify: (der) => auth.identify(der),
   });
   // Timeouts (issue 15 item 3). This HTTP server is fed sockets by the TLS server and never
@@ -424,15 +421,9 @@ async function compose(
     proxyDnsNames: dnsNames,
     http: httpOptions,
     idleTimeoutMs: limits.idleTimeoutMs,
+    ...protocolDeps,
     config: config.kubeService,
-    services,
     backend,
-    cas,
-    audit,
-    clock,
-    logger,
-    checker,
-    monitor,
     identify: (der) => auth.identify(der),
   });
   // Web UI sessions, and apps launched from the Web UI (their app cookie speaks for the session).
@@ -442,15 +433,9 @@ async function compose(
   const webApps = new WebApps({ backend, clock, sessions: webSessions, proxyPublicAddr: publicAddr });
   // Web apps: `<app>.<proxy host>` names and `warden-app/1` tunnels handed to app_service (srv/app).
   const apps = await startAppAccess({
+    ...protocolDeps,
     config: config.appService,
     backend,
-    services,
-    cas,
-    audit,
-    clock,
-    logger,
-    checker,
-    monitor,
     onRolesChange: (l) => views.roles.onChange(() => l()),
     proxyPublicAddr: config.proxyService.publicAddr,
     web: webApps,
