@@ -10,11 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  Authenticator,
+  addUserAndLogin,
   requireTool,
   runCli,
   runCliClosedStdout,
-  signupWithTotp,
   spawnCli,
   startWarden,
   type WardenProcess,
@@ -30,24 +29,12 @@ describe('CLI conventions', () => {
 
   before(async () => {
     w = await startWarden();
-    const add = await runCli('wctl', ['users', 'add', 'alice', '--roles=access,editor', '--logins=root'], {
-      env: w.env,
+    await addUserAndLogin(w, 'alice', {
+      roles: 'access,editor',
+      logins: 'root',
+      home: home(),
+      password: PASSWORD,
     });
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      wshEnv(),
-    );
-    assert.equal(s.code, 0, s.stderr);
-    const otp = new Authenticator(s.uri!);
-    otp.markUsed();
-    const l = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
-      env: wshEnv(),
-      input: `${PASSWORD}\n${await otp.code()}\n`,
-    });
-    assert.equal(l.code, 0, l.stderr);
   });
   after(async () => {
     await w?.stop();

@@ -22,9 +22,9 @@ import {
   type AgentlessSshd,
   collectProcess,
   freePort,
+  inviteAndSignUp,
   requireTool,
   runCli,
-  signupWithTotp,
   spawnCli,
   startAgentlessSshd,
   startWarden,
@@ -80,15 +80,7 @@ describe('agentless OpenSSH node behind the proxy (openssh CA)', { skip: ssh.ski
   }
 
   async function addUser(user: string, logins: string): Promise<void> {
-    const add = await wctl(['users', 'add', user, '--roles=access', `--logins=${logins}`]);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env(user),
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, user, { roles: 'access', logins, password: PASSWORD, env: env(user) });
     const l = await wsh(user, ['login', `--proxy=${w.proxy}`, `--user=${user}`], `${PASSWORD}\n`);
     assert.equal(l.code, 0, l.stderr);
   }

@@ -17,9 +17,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   type AgentlessSshd,
+  inviteAndSignUp,
   requireTool,
   runCli,
-  signupWithTotp,
   startAgentlessSshd,
   startWarden,
   type WardenProcess,
@@ -68,15 +68,12 @@ describe('agent forwarding follows the roles', { skip }, () => {
   const wctl = (args: string[], input?: string) => runCli('wctl', args, { env: w.env, input });
 
   async function addUser(user: string, roles: string): Promise<void> {
-    const add = await wctl(['users', 'add', user, `--roles=${roles}`, '--logins=root']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      { ...w.env, WARDEN_HOME: home(user) },
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, user, {
+      roles,
+      logins: 'root',
+      password: PASSWORD,
+      env: { ...w.env, WARDEN_HOME: home(user) },
+    });
     const cfg = await wsh(user, ['config']);
     assert.equal(cfg.code, 0, cfg.stderr);
     writeFileSync(join(w.dir, `ssh_config-${user}`), cfg.stdout);

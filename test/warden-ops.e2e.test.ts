@@ -15,8 +15,8 @@ import { connect as tlsConnect } from 'node:tls';
 import {
   Authenticator,
   freePort,
+  inviteAndSignUp,
   runCli,
-  signupWithTotp,
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
@@ -141,17 +141,13 @@ describe('the diagnostics listener', () => {
       /^warden_ceremonies_total\{ceremony="signup",outcome="success"\} (\d+)/m,
     );
 
-    const add = await runCli('wctl', ['users', 'add', 'alice', '--roles=access', '--logins=root'], {
-      env: w.env,
-    });
-    assert.equal(add.code, 0, add.stderr);
     const home = join(w.dir, 'home-alice');
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${/--token=(\S+)/.exec(add.stdout)![1]}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      { ...w.env, WARDEN_HOME: home },
-    );
-    assert.equal(s.code, 0, s.stderr);
+    const s = await inviteAndSignUp(w, 'alice', {
+      roles: 'access',
+      logins: 'root',
+      password: PASSWORD,
+      env: { ...w.env, WARDEN_HOME: home },
+    });
     const otp = new Authenticator(s.uri!);
     otp.markUsed();
     const wrong = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {

@@ -11,10 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { rpc } from '@warden/api';
 import {
+  inviteAndSignUp,
   type PostgresServer,
   requirePostgres,
-  runCli,
-  signupWithTotp,
   startPostgres,
   startWarden,
   type WardenProcess,
@@ -29,19 +28,15 @@ describe('rate limits shared by two replicas on one PostgreSQL', { skip: check.s
   let pg: PostgresServer;
   let a: WardenProcess;
   let b: WardenProcess;
-  const wctl = (w: WardenProcess, args: string[]) =>
-    runCli('wctl', args, { env: { WARDEN_DATA_DIR: w.dataDir, WARDEN_HOME: join(w.dir, 'home-admin') } });
 
   async function signUp(user: string, via: WardenProcess): Promise<void> {
-    const add = await wctl(a, ['users', 'add', user, '--roles=access', '--logins=root']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${via.proxy}`, `--token=${token}`, `--ca-pin=${via.caPin}`],
-      PASSWORD,
-      { WARDEN_HOME: join(a.dir, `home-${user}`) },
-    );
-    assert.equal(s.code, 0, s.stderr);
+    // Invited through A's admin identity, signed up through `via`.
+    await inviteAndSignUp({ env: a.env, proxy: via.proxy, caPin: via.caPin }, user, {
+      roles: 'access',
+      logins: 'root',
+      password: PASSWORD,
+      env: { WARDEN_HOME: join(a.dir, `home-${user}`) },
+    });
   }
 
   before(async () => {

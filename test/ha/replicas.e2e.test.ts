@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   Authenticator,
+  inviteAndSignUp,
   type PostgresServer,
   requirePostgres,
   runCli,
-  signupWithTotp,
   spawnCli,
   startPostgres,
   startWarden,
@@ -81,15 +81,12 @@ describe('three replicas on one PostgreSQL', { skip: check.skip }, () => {
     // Users created through A, each signed up once (its authenticator's first step used).
     await Promise.all(
       ['alice', 'bob', 'carol', 'dave'].map(async (user) => {
-        const add = await wctl(a, ['users', 'add', user, '--roles=access', '--logins=root']);
-        assert.equal(add.code, 0, add.stderr);
-        const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-        const s = await signupWithTotp(
-          [`--proxy=${a.proxy}`, `--token=${token}`, `--ca-pin=${a.caPin}`],
-          PASSWORD,
-          { WARDEN_HOME: home(user) },
-        );
-        assert.equal(s.code, 0, s.stderr);
+        const s = await inviteAndSignUp(a, user, {
+          roles: 'access',
+          logins: 'root',
+          password: PASSWORD,
+          env: { WARDEN_HOME: home(user) },
+        });
         const auth = new Authenticator(s.uri!);
         auth.markUsed();
         otp.set(user, auth);

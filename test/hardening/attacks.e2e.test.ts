@@ -16,11 +16,11 @@ import { connect as tlsConnect } from 'node:tls';
 import { rpc } from '@warden/api';
 import { ProfileStore } from '@warden/client';
 import {
-  Authenticator,
+  type Authenticator,
+  addUserAndLogin,
   freePort,
   requireTool,
   runCli,
-  signupWithTotp,
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
@@ -40,25 +40,8 @@ describe('issue 15 attacks against a real warden', () => {
   const otps = new Map<string, Authenticator>();
 
   async function addUser(user: string, logins: string, roles = 'access'): Promise<void> {
-    const add = await wctl(['users', 'add', user, `--roles=${roles}`, `--logins=${logins}`]);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const env = { ...w.env, WARDEN_HOME: home(user) };
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
-    const otp = new Authenticator(s.uri!);
-    otp.markUsed();
+    const { otp } = await addUserAndLogin(w, user, { roles, logins, home: home(user), password: PASSWORD });
     otps.set(user, otp);
-    const l = await wsh(
-      user,
-      ['login', `--proxy=${w.proxy}`, `--user=${user}`],
-      `${PASSWORD}\n${await otp.code()}\n`,
-    );
-    assert.equal(l.code, 0, l.stderr);
   }
 
   /** POSTs raw bytes to an API route with `user`'s certificate: the status and the JSON answer. */

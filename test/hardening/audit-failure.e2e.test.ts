@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { rpc } from '@warden/api';
 import { ProfileStore } from '@warden/client';
-import { requirePostgres, requireTool, runCli, signupWithTotp, type WardenProcess } from '@warden/testkit';
+import { inviteAndSignUp, requirePostgres, requireTool, runCli, type WardenProcess } from '@warden/testkit';
 import { type BreakableAudit, startWithBreakableAudit } from './broken-audit';
 
 const PASSWORD = 'correct horse battery staple';
@@ -40,15 +40,8 @@ describe('issue 15 item 5: nothing succeeds unaudited', { skip: pgCheck.skip }, 
   }
 
   async function signUp(user: string): Promise<void> {
-    const add = await wctl(['users', 'add', user, '--roles=access,editor', '--logins=root']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      { ...w.env, WARDEN_HOME: home(user) },
-    );
-    assert.equal(s.code, 0, s.stderr);
+    const env = { ...w.env, WARDEN_HOME: home(user) };
+    await inviteAndSignUp(w, user, { roles: 'access,editor', logins: 'root', password: PASSWORD, env });
   }
 
   before(async () => {

@@ -14,11 +14,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   type FakeKubeApiServer,
+  inviteAndSignUp,
   kubectl,
   requireKubectl,
   requirePostgres,
   runCli,
-  signupWithTotp,
   startFakeKubeApiServer,
   type WardenProcess,
 } from '@warden/testkit';
@@ -69,15 +69,12 @@ describe('issue 15 item 5: Kubernetes requests and execs are not forwarded unaud
     w = audit.w;
     writeFileSync(join(w.dir, 'role.yaml'), ROLE);
     assert.equal((await wctl(['create', join(w.dir, 'role.yaml')])).code, 0);
-    const add = await wctl(['users', 'add', 'alice', '--roles=kube-dev', '--logins=nobody']);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env(),
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'alice', {
+      roles: 'kube-dev',
+      logins: 'nobody',
+      password: PASSWORD,
+      env: env(),
+    });
     const login = await wsh(['login', `--proxy=${w.proxy}`, '--user=alice'], `${PASSWORD}\n`);
     assert.equal(login.code, 0, login.stderr);
     const kl = await wsh(['kube', 'login', 'fake']);

@@ -16,10 +16,10 @@ import { after, before, describe, test } from 'node:test';
 import {
   Authenticator,
   type FakeKubeApiServer,
+  inviteAndSignUp,
   kubectl,
   requireKubectl,
   runCli,
-  signupWithTotp,
   spawnCli,
   spawnKubectl,
   startFakeKubeApiServer,
@@ -84,23 +84,13 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     kubectl(kc(user), args, { input, env: userEnv(user) });
 
   async function addUser(user: string, roles: string, traits = ''): Promise<void> {
-    const add = await wctl([
-      'users',
-      'add',
-      user,
-      `--roles=${roles}`,
-      '--logins=nobody',
-      ...(traits ? [traits] : []),
-    ]);
-    assert.equal(add.code, 0, add.stderr);
-    const token = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const env = { ...w.env, WARDEN_HOME: home(user) };
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    const s = await inviteAndSignUp(w, user, {
+      roles,
+      logins: 'nobody',
+      extra: traits ? [traits] : [],
+      password: PASSWORD,
+      env: { ...w.env, WARDEN_HOME: home(user) },
+    });
     const otp = new Authenticator(s.uri!);
     otp.markUsed();
     const l = await wsh(
