@@ -116,6 +116,9 @@ describe('ResourceCache', () => {
     await services.locks.delete(lockId(1));
     await cache.waitForRev(await memory.currentRev());
     assert.deepEqual(names(cache), [lockId(2)]);
+    // values() is sorted once per change and handed out as a copy.
+    cache.values().pop();
+    assert.deepEqual(names(cache), [lockId(2)], 'a caller changing its array changes nothing');
     assert.deepEqual(
       changes.map((c) => c.type),
       ['reset', 'put', 'delete'],

@@ -45,6 +45,8 @@ export class ResourceCache<T> {
   readonly prefix: string;
   readonly #opts: ResourceCacheOptions<T>;
   readonly #values = new Map<string, T>();
+  /** `values()` in key order, until the next change. */
+  #sorted: T[] | undefined;
   /** Keys whose stored value failed to decode; while any exist the view is unhealthy. */
   readonly #invalid = new Set<string>();
   readonly #listeners = new Set<(change: CacheChange<T>) => void>();
@@ -99,9 +101,15 @@ export class ResourceCache<T> {
     return this.#rev;
   }
 
-  /** Current values in key order. */
+  /**
+   * Current values in key order (a copy). The order is sorted once per change, not per call:
+   * the access checker reads the lock view on every app request.
+   */
   values(): T[] {
-    return [...this.#values.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+    this.#sorted ??= [...this.#values.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, v]) => v);
+    return this.#sorted.slice();
   }
 
   /** The value stored at prefix + `name`. */
@@ -189,6 +197,7 @@ export class ResourceCache<T> {
   }
 
   #reset(items: Item[], rev: number): void {
+    this.#sorted = undefined;
     this.#values.clear();
     this.#invalid.clear();
     for (const item of items) {
@@ -201,6 +210,7 @@ export class ResourceCache<T> {
   }
 
   #apply(event: BackendEvent): void {
+    this.#sorted = undefined;
     if (event.type === 'put') {
       const res = this.#decode(event.item);
       if (res.ok) {
