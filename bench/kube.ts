@@ -240,7 +240,10 @@ try {
     console.log(
       `warden pid ${wardenPid}${base ? `, baseline warden pid ${base.w.child.pid}` : ''}, fake API server (this process) pid ${process.pid}`,
     );
-    for (const p of names) console.log(`${p}: env KUBECONFIG=${paths[p].kc} WARDEN_HOME=${env.WARDEN_HOME}`);
+    for (const p of names)
+      console.log(
+        `${p}: env KUBECONFIG=${paths[p].kc} WARDEN_HOME=${(paths[p].env as { WARDEN_HOME?: string }).WARDEN_HOME ?? ''}`,
+      );
     await new Promise((done) => process.once('SIGINT', done));
   }
   const label = {
