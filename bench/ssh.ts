@@ -8,7 +8,8 @@
  * login who signed up and logged in; plain OpenSSH goes through `wsh config` (ProxyCommand
  * `wsh proxy ssh`), and `wsh ssh` is Warden's own client. Baseline: two throwaway `sshd`s on
  * 127.0.0.1 (a jump host and a target, key auth, host keys checked), `ssh target` and `ssh -J`. Both
- * targets serve `scp` with the same OpenSSH sftp-server. Session runs are interleaved
+ * targets serve `scp` with the same OpenSSH sftp-server, and every path uses the cipher order
+ * `wsh config` writes (AES-GCM first where the CPU has AES instructions). Session runs are interleaved
  * (baseline, Warden/OpenSSH, wsh) so that load from other processes hits every path alike;
  * each figure includes starting the client process, as a user pays it. Session rounds stop
  * after --sessions or once --session-budget-s has passed (at least 5 rounds), so that a busy
@@ -27,7 +28,16 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -373,6 +383,12 @@ async function main(): Promise<void> {
     [baseline, warden] = await Promise.all([startProxyJumpPath(dir), startWardenPath()]);
     const jumpCfg = baseline.config;
     const { env, config: wardenCfg, timedConfig } = warden;
+    // Same cipher order on every path: `wsh config` puts AES-GCM first on a CPU with AES
+    // instructions (OpenSSH's default starts with ChaCha20-Poly1305, about twice the CPU per
+    // MiB), so the baselines get its Ciphers line too, and the ratios compare the hops alone.
+    const ciphers = /^\s*Ciphers\s+(\S+)\s*$/m.exec(readFileSync(wardenCfg, 'utf8'))?.[1];
+    if (ciphers) appendFileSync(jumpCfg, `    Ciphers ${ciphers}\n`);
+    console.log(`ciphers, every path: ${ciphers ?? "OpenSSH's default order"}`);
     const batch = ['-o', 'BatchMode=yes'];
 
     // 1. Session setup: `… true`, interleaved; the first round warms caches and is dropped.
