@@ -207,7 +207,7 @@ export const wshCommands: Command[] = [
       'Connections to 127.0.0.1:PORT reach the database through the proxy as you (your\n' +
       'certificate), so anyone who can reach that port acts as you: it listens on loopback only.\n' +
       'With --socket it listens on a Unix-domain socket instead, which only you can open (mode\n' +
-      '0600) and which costs less per query than the loopback port. PostgreSQL: PATH is a\n' +
+      '0600) and costs a little less per query than the loopback port. PostgreSQL: PATH is a\n' +
       'directory and the socket is PATH/.s.PGSQL.PORT (-p, default 5432), as psql -h PATH looks\n' +
       'for it; MySQL: PATH is the socket file (mysql --socket=PATH).\n' +
       'Examples:\n' +
