@@ -5,34 +5,38 @@
  * the admin identity file `wctl` reads. The CLIs run as real processes (bundled from source for
  * this run), as a user would run them.
  */
-import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
-import { APP_ALPN, AUTH_PREFERENCE_NAME, type AuthPreferenceResource } from '@warden/api';
+import { APP_ALPN, type AuthPreferenceResource } from '@warden/api';
 import {
   type AuthServer,
-  CertAuthorities,
   createAuthServer,
-  createServices,
-  liveAccessChecker,
-  liveSessionMonitor,
-  MemoryAuditLog,
-  MemoryBackend,
+  type MemoryAuditLog,
   type Services,
   systemClock,
 } from '@warden/server';
 import { type AppAccessComposition, startAppAccess } from '../../packages/server/src/bin/app';
 import type { AppServiceConfig } from '../../packages/server/src/config';
 import { apiRoutes, createRequestHandler } from '../../packages/server/src/proxy';
+import {
+  PASSWORD,
+  proxyTlsOptions,
+  quietLogger,
+  signUpAndLogin,
+  startCore,
+  startLiveAccess,
+  writeAdminIdentity,
+} from '../support/in-process';
 import { sourceClis } from '../support/source-clis';
 
 export type { CliResult } from '../support/source-clis';
 
-export const PASSWORD = 'correct horse battery staple';
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+export { PASSWORD };
+
+const quiet = quietLogger;
 
 export interface AppCluster {
   dir: string;
@@ -63,26 +67,11 @@ export async function startAppCluster(
   await buildClis();
   const dir = mkdtempSync(join(tmpdir(), 'warden-app-test-'));
   const dataDir = join(dir, 'data');
-  const clock = systemClock;
-  const backend = new MemoryBackend({ clock });
-  const audit = new MemoryAuditLog({ clock });
-  const services = createServices({ backend, clock });
-  await services.ensurePresets();
-  const cas = await CertAuthorities.init({ backend, clusterName: 'app-test', clock });
-  const setAuthPreference = async (spec: Partial<AuthPreferenceResource['spec']>) => {
-    const current = await services.authPreference.get();
-    await services.authPreference.upsert({
-      ...current,
-      metadata: { name: AUTH_PREFERENCE_NAME },
-      spec: { ...current.spec, ...spec },
-    });
-  };
+  const core = await startCore('app-test', systemClock);
+  const { clock, backend, audit, services, cas, setAuthPreference } = core;
   await setAuthPreference({ second_factor: 'off' });
-  // As `warden start`: the live views, one access checker and one session monitor over them.
-  const views = services.accessViews({ logger: quiet });
-  await views.start();
-  const checker = liveAccessChecker(views, { clock });
-  const monitor = liveSessionMonitor(views, { checker, clock, logger: quiet });
+  const live = await startLiveAccess(core);
+  const { views, checker, monitor } = live;
 
   // The port first: the public address (and so the app host names) carries it.
   const probe = createHttpServer();
@@ -129,15 +118,9 @@ export async function startAppCluster(
       identify: (der) => auth.identify(der),
     }),
   );
-  const tls = await cas.issueHostTlsCert({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   const server: Server = createTlsServer(
     {
-      key: tls.privateKey!.toPkcs8Pem(),
-      cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
-      ca: cas.tlsCertPems('user'),
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
+      ...(await proxyTlsOptions(cas)),
       ALPNCallback: apps.routing.alpnCallback([APP_ALPN]),
       SNICallback: apps.routing.sniCallback(),
     },
@@ -150,24 +133,7 @@ export async function startAppCluster(
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
 
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const admin = await auth.issueAdminIdentity();
-  writeFileSync(
-    join(dataDir, 'admin-identity.json'),
-    JSON.stringify({
-      proxy,
-      cluster: 'app-test',
-      cert_pem: admin.certPem,
-      key_pem: admin.keyPem,
-      host_ca_pems: cas.tlsCertPems('host'),
-      expires: admin.expires.toISOString(),
-    }),
-    { mode: 0o600 },
-  );
-  const adminCaller = {
-    ...(await auth.identify(new X509Certificate(admin.certPem).raw)),
-    clientAddr: '127.0.0.1',
-  };
+  const adminCaller = await writeAdminIdentity(auth, cas, { dataDir, proxy, cluster: 'app-test' });
 
   return {
     dir,
@@ -181,24 +147,20 @@ export async function startAppCluster(
     adminEnv: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: join(dir, 'home-admin') },
     async addUser(name, roles, env = {}) {
       const invite = await auth.addUser(adminCaller, { name, roles, logins: [] });
-      await auth.signupFinish({ token: invite.token, password: PASSWORD }, '127.0.0.1');
       const home = { ...env, WARDEN_HOME: join(dir, `home-${name}`) };
-      const res = await cli(
-        'wsh',
-        ['login', `--proxy=${proxy}`, `--user=${name}`, `--ca-pin=${cas.caPin('host')}`],
-        {
-          env: home,
-          input: `${PASSWORD}\n`,
-        },
-      );
-      if (res.code !== 0) throw new Error(`wsh login failed: ${res.stderr}`);
+      await signUpAndLogin(auth, clis, {
+        name,
+        token: invite.token,
+        proxy,
+        caPin: cas.caPin('host'),
+        env: home,
+      });
       return home;
     },
     setAuthPreference,
     async stop() {
       apps.close();
-      monitor.close();
-      views.close();
+      live.close();
       await new Promise<void>((r) => {
         server.close(() => r());
         http.closeAllConnections();

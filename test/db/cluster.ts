@@ -6,35 +6,39 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
-import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource } from '@warden/api';
+import type { AuthPreferenceResource } from '@warden/api';
 import {
   type AuthServer,
-  CertAuthorities,
   createAuthServer,
-  createServices,
   type DbServiceConfig,
-  liveAccessChecker,
-  liveSessionMonitor,
-  MemoryAuditLog,
-  MemoryBackend,
+  type MemoryAuditLog,
   type Services,
   systemClock,
 } from '@warden/server';
 import { captureOutput, collectProcess, freePort, waitForText } from '@warden/testkit';
 import { startDbAccess } from '../../packages/server/src/bin/db';
 import { apiRoutes, createRequestHandler, DB_ALPN } from '../../packages/server/src/proxy';
+import {
+  PASSWORD,
+  proxyTlsOptions,
+  quietLogger,
+  signUpAndLogin,
+  startCore,
+  startLiveAccess,
+  writeAdminIdentity,
+} from '../support/in-process';
 import { type CliResult, sourceClis } from '../support/source-clis';
 
 export type { CliResult };
 
-export const PASSWORD = 'correct horse battery staple';
+export { PASSWORD };
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const quiet = quietLogger;
 
 export interface Cluster {
   dir: string;
@@ -169,17 +173,10 @@ export async function startCluster(): Promise<Cluster> {
   await buildClis();
   const dir = mkdtempSync(join(tmpdir(), 'warden-db-test-'));
   const dataDir = join(dir, 'data');
-  const clock = systemClock;
-  const backend = new MemoryBackend({ clock });
-  const audit = new MemoryAuditLog({ clock });
-  const services = createServices({ backend, clock });
-  await services.ensurePresets();
-  const cas = await CertAuthorities.init({ backend, clusterName: 'db-test', clock });
-  // As `warden start`: the live views, one access checker and one session monitor over them.
-  const views = services.accessViews({ logger: quiet });
-  await views.start();
-  const checker = liveAccessChecker(views, { clock });
-  const monitor = liveSessionMonitor(views, { checker, clock, logger: quiet });
+  const core = await startCore('db-test', systemClock);
+  const { clock, backend, audit, services, cas, setAuthPreference } = core;
+  const live = await startLiveAccess(core);
+  const { checker, monitor } = live;
 
   let db: Awaited<ReturnType<typeof startDbAccess>> | undefined;
   const routesFor = (a: AuthServer) =>
@@ -187,16 +184,10 @@ export async function startCluster(): Promise<Cluster> {
       listNodes: async () => [],
       listDbs: async (identity) => (db ? db.listDbs(identity) : []),
     });
-  const tls = await cas.issueHostTlsCert({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   let http: ReturnType<typeof createHttpServer> | undefined;
   const server: Server = createTlsServer(
     {
-      key: tls.privateKey!.toPkcs8Pem(),
-      cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
-      ca: cas.tlsCertPems('user'),
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
+      ...(await proxyTlsOptions(cas)),
       ALPNProtocols: ['http/1.1', DB_ALPN],
     },
     (socket: TLSSocket) => {
@@ -224,34 +215,7 @@ export async function startCluster(): Promise<Cluster> {
     createRequestHandler({ routes: routesFor(a), logger: quiet, identify: (der) => a.identify(der) }),
   );
 
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const admin = await a.issueAdminIdentity();
-  writeFileSync(
-    join(dataDir, 'admin-identity.json'),
-    JSON.stringify({
-      proxy,
-      cluster: 'db-test',
-      cert_pem: admin.certPem,
-      key_pem: admin.keyPem,
-      host_ca_pems: cas.tlsCertPems('host'),
-      expires: admin.expires.toISOString(),
-    }),
-    { mode: 0o600 },
-  );
-  const adminCaller = {
-    ...(await a.identify(new (await import('node:crypto')).X509Certificate(admin.certPem).raw)),
-    clientAddr: '127.0.0.1',
-  };
-
-  const setAuthPreference = async (spec: Partial<AuthPreferenceResource['spec']>) => {
-    const current = await services.authPreference.get();
-    await services.authPreference.upsert({
-      ...current,
-      metadata: { name: AUTH_PREFERENCE_NAME },
-      spec: { ...current.spec, ...spec },
-    });
-  };
+  const adminCaller = await writeAdminIdentity(a, cas, { dataDir, proxy, cluster: 'db-test' });
   await setAuthPreference({ second_factor: 'off' });
 
   return {
@@ -279,24 +243,14 @@ export async function startCluster(): Promise<Cluster> {
       const invite = await a.addUser(adminCaller, { name, roles, logins: [] });
       const user = (await services.users.get(name))!;
       await services.users.upsert({ ...user, spec: { ...user.spec, traits } });
-      await a.signupFinish({ token: invite.token, password: PASSWORD }, '127.0.0.1');
       const env = { WARDEN_HOME: join(dir, `home-${name}`) };
-      const res = await cli(
-        'wsh',
-        ['login', `--proxy=${proxy}`, `--user=${name}`, `--ca-pin=${cas.caPin('host')}`],
-        {
-          env,
-          input: `${PASSWORD}\n`,
-        },
-      );
-      if (res.code !== 0) throw new Error(`wsh login failed: ${res.stderr}`);
+      await signUpAndLogin(a, clis, { name, token: invite.token, proxy, caPin: cas.caPin('host'), env });
       return env;
     },
     setAuthPreference,
     async stop() {
       db?.close();
-      monitor.close();
-      views.close();
+      live.close();
       await new Promise<void>((r) => {
         server.close(() => r());
         http?.closeAllConnections();

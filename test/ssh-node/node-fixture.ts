@@ -13,18 +13,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LockResource, RoleResource } from '@warden/api';
 import {
-  CertAuthorities,
+  type CertAuthorities,
   createLogger,
-  createServices,
   type Logger,
-  MemoryAuditLog,
-  MemoryBackend,
+  type MemoryAuditLog,
+  type MemoryBackend,
   type Services,
   SshService,
   type SshServiceOptions,
   systemClock,
 } from '@warden/server';
 import { collectProcess, type ProcessResult } from '@warden/testkit';
+import { startCore } from '../support/in-process';
 
 export const CLUSTER = 'warden';
 export const HOSTNAME = 'node-1';
@@ -118,15 +118,10 @@ export async function startNode(
   } = {},
 ): Promise<NodeFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-ssh-node-'));
-  const clock = systemClock;
-  const backend = new MemoryBackend({ clock });
-  const services = createServices({ backend, clock });
-  await services.ensurePresets();
+  const { clock, backend, services, cas, audit } = await startCore(CLUSTER, systemClock);
   // As `warden start` does for a new cluster: the defaults, stored.
   const { withoutPreference, accessFor, ...nodeOpts } = opts;
   if (!withoutPreference) await services.authPreference.upsert(await services.authPreference.get());
-  const cas = await CertAuthorities.init({ backend, clusterName: CLUSTER, clock });
-  const audit = new MemoryAuditLog({ clock });
   const node = await SshService.start({
     config: {
       enabled: true,

@@ -6,26 +6,26 @@
  * Who may import: `*.test.ts` files.
  */
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { AUTH_PREFERENCE_NAME, formatAuthorizedKey, type rpc } from '@warden/api';
+import { formatAuthorizedKey, type rpc } from '@warden/api';
 import {
   type AuthServer,
-  CertAuthorities,
+  type CertAuthorities,
   createAuthServer,
-  createServices,
   FakeClock,
   generateTotp,
   type Identity,
   type Logger,
-  MemoryAuditLog,
-  MemoryBackend,
+  type MemoryAuditLog,
+  type MemoryBackend,
   type Services,
 } from '@warden/server';
+import { PASSWORD, startCore } from './in-process';
 
 export const CLUSTER_NAME = 'test-cluster';
 export const PROXY_ADDR = 'proxy.test:3080';
 export const CLIENT_ADDR = '192.0.2.10';
 /** Passes the password policy (12+ characters). */
-export const PASSWORD = 'correct horse battery staple';
+export { PASSWORD };
 /** One TOTP time step. */
 export const STEP_MS = 30_000;
 
@@ -105,12 +105,8 @@ export interface TestCluster {
 export async function startTestCluster(
   opts: { secondFactor?: 'otp' | 'on' | 'off' } = {},
 ): Promise<TestCluster> {
-  const clock = new FakeClock();
-  const backend = new MemoryBackend({ clock });
-  const audit = new MemoryAuditLog({ clock });
-  const services = createServices({ backend, clock });
-  await services.ensurePresets();
-  const cas = await CertAuthorities.init({ backend, clusterName: CLUSTER_NAME, clock });
+  const core = await startCore(CLUSTER_NAME, new FakeClock());
+  const { clock, backend, audit, services, cas } = core;
   const logger = new RecordingLogger();
   const auth = createAuthServer({
     clock,
@@ -165,14 +161,7 @@ export async function startTestCluster(
     async callerOf(login) {
       return { ...(await auth.identify(certDer(login.tls_cert))), clientAddr: CLIENT_ADDR };
     },
-    async setSecondFactor(secondFactor) {
-      const current = await services.authPreference.get();
-      await services.authPreference.upsert({
-        ...current,
-        metadata: { name: AUTH_PREFERENCE_NAME },
-        spec: { ...current.spec, second_factor: secondFactor },
-      });
-    },
+    setSecondFactor: (secondFactor) => core.setAuthPreference({ second_factor: secondFactor }),
   };
   if (opts.secondFactor) await c.setSecondFactor(opts.secondFactor);
   return c;
