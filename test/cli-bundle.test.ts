@@ -8,40 +8,11 @@
  * index or a schema built at import; this reads the built files (`npm run build` first).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { bundleClosure, commandChunk, DIST, skipWithoutDist } from './support/bundle';
 
-const dist = resolve(import.meta.dirname, '..', 'dist');
-const skip = existsSync(join(dist, 'wsh.js')) ? false : 'dist/ is missing: run `npm run build`';
-
-/** The files `start` loads: static imports, and the dynamic imports matching `follow`. */
-function closure(start: string[], follow: RegExp): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (file: string) => {
-    if (out.has(file)) return;
-    const text = readFileSync(file, 'utf8');
-    out.set(file, text);
-    for (const m of text.matchAll(
-      /^import[^;]*?from\s*"(\.[^"]+)"|^import\s*"(\.[^"]+)"|import\("(\.[^"]+)"\)/gm,
-    )) {
-      const spec = m[1] ?? m[2] ?? m[3]!;
-      if (m[3] && !follow.test(spec)) continue;
-      walk(join(dirname(file), spec));
-    }
-  };
-  for (const f of start) walk(f);
-  return out;
-}
-
-/** The chunk a command's `run` imports, from the command table's `(await import("…")).runX(ctx)`. */
-function commandChunk(files: Map<string, string>, fn: string): string {
-  for (const [file, text] of files) {
-    const m = new RegExp(`import\\("(\\.[^"]+)"\\)\\)\\.${fn}\\(`).exec(text);
-    if (m) return join(dirname(file), m[1]!);
-  }
-  throw new Error(`no chunk runs ${fn}`);
-}
+const skip = skipWithoutDist('wsh.js');
 
 const HEAVY: [string, RegExp][] = [
   ['zod', /^\/\/ node_modules\/zod\//m],
@@ -55,16 +26,16 @@ function heavyIn(files: Map<string, string>): string[] {
 }
 
 test('wsh status loads no zod, YAML, X.509 or ssh2', { skip }, () => {
-  const base = closure([join(dist, 'wsh.js')], /\/(io|program)-/);
-  const files = closure([...base.keys(), commandChunk(base, 'runStatus')], /^$/);
+  const base = bundleClosure([join(DIST, 'wsh.js')], /\/(io|program)-/);
+  const files = bundleClosure([...base.keys(), commandChunk(base, 'runStatus')], /^$/);
   assert.deepEqual(heavyIn(files), []);
   const bytes = [...files.values()].reduce((n, t) => n + t.length, 0);
   assert.ok(bytes < 200_000, `wsh status loads ${bytes} bytes of JavaScript`);
 });
 
 test('wctl get loads no zod, X.509 or ssh2', { skip }, () => {
-  const base = closure([join(dist, 'wctl.js')], /\/(io|program)-/);
-  const files = closure([...base.keys(), commandChunk(base, 'runGet')], /^$/);
+  const base = bundleClosure([join(DIST, 'wctl.js')], /\/(io|program)-/);
+  const files = bundleClosure([...base.keys(), commandChunk(base, 'runGet')], /^$/);
   assert.deepEqual(
     heavyIn(files).filter((n) => n !== 'yaml'),
     [],
@@ -74,8 +45,8 @@ test('wctl get loads no zod, X.509 or ssh2', { skip }, () => {
 test('wsh proxy ssh (OpenSSH starts it for every session) loads no zod, YAML, X.509 or ssh2', {
   skip,
 }, () => {
-  const base = closure([join(dist, 'wsh.js')], /\/(io|program)-/);
-  const files = closure([...base.keys(), commandChunk(base, 'runProxySsh')], /^$/);
+  const base = bundleClosure([join(DIST, 'wsh.js')], /\/(io|program)-/);
+  const files = bundleClosure([...base.keys(), commandChunk(base, 'runProxySsh')], /^$/);
   assert.deepEqual(heavyIn(files), []);
   const bytes = [...files.values()].reduce((n, t) => n + t.length, 0);
   assert.ok(bytes < 200_000, `wsh proxy ssh loads ${bytes} bytes of JavaScript`);
@@ -84,16 +55,16 @@ test('wsh proxy ssh (OpenSSH starts it for every session) loads no zod, YAML, X.
 test('dist/wsh-proxy-ssh.js, the ProxyCommand `wsh config` writes, is one small file without zod, YAML, X.509 or ssh2', {
   skip,
 }, () => {
-  const files = closure([join(dist, 'wsh-proxy-ssh.js')], /^$/);
-  assert.deepEqual([...files.keys()], [join(dist, 'wsh-proxy-ssh.js')]);
+  const files = bundleClosure([join(DIST, 'wsh-proxy-ssh.js')], /^$/);
+  assert.deepEqual([...files.keys()], [join(DIST, 'wsh-proxy-ssh.js')]);
   assert.deepEqual(heavyIn(files), []);
   const bytes = [...files.values()].reduce((n, t) => n + t.length, 0);
   assert.ok(bytes < 100_000, `dist/wsh-proxy-ssh.js has ${bytes} bytes of JavaScript`);
 });
 
 test('wsh ssh loads no zod or X.509 (ssh2 it needs)', { skip }, () => {
-  const base = closure([join(dist, 'wsh.js')], /\/(io|program)-/);
-  const files = closure([...base.keys(), commandChunk(base, 'runSsh')], /^$/);
+  const base = bundleClosure([join(DIST, 'wsh.js')], /\/(io|program)-/);
+  const files = bundleClosure([...base.keys(), commandChunk(base, 'runSsh')], /^$/);
   assert.deepEqual(
     heavyIn(files).filter((n) => n !== 'ssh2'),
     [],
