@@ -1,23 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type LockResource, presetRoles, type RoleResource } from '@warden/api';
-import { type AccessPolicy, decideAccess, type ResolvedIdentity } from './check';
+import { policy, role } from '../../../../test/support/access-decisions';
+import { decideAccess, type ResolvedIdentity } from './check';
 import type { AppTarget } from './check-app';
 
-const NOW = Date.UTC(2026, 0, 1, 12);
 const access = presetRoles().find((r) => r.metadata.name === 'access')!;
 const DEVICE = { deviceId: 'd-1', assetTag: 'A1', credentialId: 'c-1' };
 const grafana: AppTarget = { kind: 'app', name: 'grafana', labels: { env: 'prod' } };
 const wiki: AppTarget = { kind: 'app', name: 'wiki', labels: { env: 'dev' } };
-
-function role(name: string, spec: Partial<RoleResource['spec']>): RoleResource {
-  return {
-    kind: 'role',
-    version: 'v7',
-    metadata: { name },
-    spec: { options: {}, allow: {}, deny: {}, ...spec },
-  };
-}
 
 /** The guide's role: device trust required for env:production apps. */
 const rtdApps = role('require-trusted-device-apps', {
@@ -27,18 +18,6 @@ const rtdApps = role('require-trusted-device-apps', {
 
 function alice(roles: RoleResource[], device?: typeof DEVICE): ResolvedIdentity {
   return { user: 'alice', roles, traits: {}, ...(device ? { device } : {}) };
-}
-
-function policy(over: Partial<AccessPolicy> = {}): AccessPolicy {
-  return {
-    locks: [],
-    lockViewStaleForMs: 0,
-    lockingMode: 'best_effort',
-    lockMaxStalenessMs: 300_000,
-    clusterDeviceTrustMode: 'off',
-    now: NOW,
-    ...over,
-  };
 }
 
 const app = (id: ResolvedIdentity, target: AppTarget, p = policy()) => decideAccess<'app'>(p, id, target, {});

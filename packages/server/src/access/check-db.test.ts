@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type LockResource, presetRoles, type RoleResource } from '@warden/api';
-import { type AccessPolicy, type DbTarget, decideAccess, type ResolvedIdentity } from './check';
+import { policy, role } from '../../../../test/support/access-decisions';
+import { type DbTarget, decideAccess, type ResolvedIdentity } from './check';
 
-const NOW = Date.UTC(2026, 0, 1, 12);
 const access = presetRoles().find((r) => r.metadata.name === 'access')!;
 const rtd = presetRoles().find((r) => r.metadata.name === 'require-trusted-device')!;
-
-function role(name: string, spec: Partial<RoleResource['spec']>): RoleResource {
-  return {
-    kind: 'role',
-    version: 'v7',
-    metadata: { name },
-    spec: { options: {}, allow: {}, deny: {}, ...spec },
-  };
-}
 
 const DEVICE = { deviceId: 'd-1', assetTag: 'A1', credentialId: 'c-1' };
 const orders: DbTarget = { kind: 'db', name: 'orders', labels: { env: 'prod' } };
@@ -27,18 +18,6 @@ function alice(roles: RoleResource[], device?: typeof DEVICE): ResolvedIdentity 
   };
   if (device) id.device = device;
   return id;
-}
-
-function policy(over: Partial<AccessPolicy> = {}): AccessPolicy {
-  return {
-    locks: [],
-    lockViewStaleForMs: 0,
-    lockingMode: 'best_effort',
-    lockMaxStalenessMs: 300_000,
-    clusterDeviceTrustMode: 'off',
-    now: NOW,
-    ...over,
-  };
 }
 
 function denied(d: ReturnType<typeof decideAccess>) {

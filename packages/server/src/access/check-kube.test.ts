@@ -1,27 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RoleResource } from '@warden/api';
-import { type AccessPolicy, decideAccess, type ResolvedIdentity } from './check';
+import { policy, role } from '../../../../test/support/access-decisions';
+import { decideAccess, type ResolvedIdentity } from './check';
 import { type KubeTarget, kubePrincipals } from './check-kube';
 
-const NOW = Date.UTC(2026, 0, 1, 12);
-function role(name: string, spec: Partial<RoleResource['spec']>): RoleResource {
-  return {
-    kind: 'role',
-    version: 'v7',
-    metadata: { name },
-    spec: { options: {}, allow: {}, deny: {}, ...spec },
-  };
-}
-const policy = (over: Partial<AccessPolicy> = {}): AccessPolicy => ({
-  locks: [],
-  lockViewStaleForMs: 0,
-  lockingMode: 'best_effort',
-  lockMaxStalenessMs: 300_000,
-  clusterDeviceTrustMode: 'off',
-  now: NOW,
-  ...over,
-});
 const prod: KubeTarget = { kind: 'kube_cluster', name: 'prod', labels: { env: 'prod' } };
 const dev = role('kube-dev', {
   allow: {

@@ -7,12 +7,12 @@ import {
   presetRoles,
   type RoleResource,
 } from '@warden/api';
+import { NOW, policy, role } from '../../../../test/support/access-decisions';
 import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { createServices } from '../services';
 import {
   AccessChecker,
-  type AccessPolicy,
   accessDeniedError,
   decideAccess,
   liveAccessChecker,
@@ -21,7 +21,6 @@ import {
 } from './check';
 import { makeIdentity, nodeLockTargets } from './identity';
 
-const NOW = Date.UTC(2026, 0, 1, 12);
 const presets = Object.fromEntries(presetRoles().map((r) => [r.metadata.name, r])) as Record<
   string,
   RoleResource
@@ -55,15 +54,6 @@ spec:
       env: production
 `) as [RoleResource, RoleResource];
 
-function role(name: string, spec: Partial<RoleResource['spec']>): RoleResource {
-  return {
-    kind: 'role',
-    version: 'v7',
-    metadata: { name },
-    spec: { options: {}, allow: {}, deny: {}, ...spec },
-  };
-}
-
 const DEVICE = {
   deviceId: '9cdfc0ad-64b7-4d9c-this-is-an-example',
   assetTag: 'C00AA0AAAA0A',
@@ -80,18 +70,6 @@ function alice(roles: RoleResource[], device?: typeof DEVICE): ResolvedIdentity 
   const id: ResolvedIdentity = { user: 'alice', roles, traits: { logins: ['alice', 'ubuntu'] } };
   if (device) id.device = device;
   return id;
-}
-
-function policy(over: Partial<AccessPolicy> = {}): AccessPolicy {
-  return {
-    locks: [],
-    lockViewStaleForMs: 0,
-    lockingMode: 'best_effort',
-    lockMaxStalenessMs: 300_000,
-    clusterDeviceTrustMode: 'off',
-    now: NOW,
-    ...over,
-  };
 }
 
 let lockSeq = 0;
