@@ -12,21 +12,14 @@
  * Permissions are checked by the caller (`AuthServer`), except that renewal needs a bot's
  * own certificate. Internal to `auth/`; the public surface is `auth/index.ts`.
  */
-import {
-  isWardenError,
-  parseDuration,
-  type rpc,
-  type UserResource,
-  validateResource,
-  WardenError,
-} from '@warden/api';
+import { isWardenError, parseDuration, type rpc, type UserResource, WardenError } from '@warden/api';
 import type { z } from 'zod';
 import type { Actor, Identity } from '../access';
 import { undoUnless } from '../audit';
 import { OneTimeTokens } from '../tokens';
 import { clientKey, entitlements, userCertificates } from './certificates';
 import { type AuthDeps, auditWith } from './deps';
-import { checkUserName } from './users';
+import { checkUserName, newUser } from './users';
 
 /** Backend prefix of bot join tokens (keyed by the token's SHA-256, never the token). */
 export const BOT_TOKEN_PREFIX = '/local_auth/bot_tokens/';
@@ -75,29 +68,12 @@ export class BotService {
     if (ttlMs < MIN_BOT_CERT_TTL_MS || ttlMs > MAX_BOT_CERT_TTL_MS)
       throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `--ttl must be between 5s and 24h, got "${ttl}"`);
     const tokenTtlMs = tokenTtl(req.token_ttl);
-    for (const r of req.roles) {
-      if (!(await this.#o.services.roles.find(r)))
-        throw new WardenError(
-          'WARDEN_ERR_NOT_FOUND',
-          `role "${r}" does not exist; create it first or pick another`,
-        );
-    }
+    const user = await newUser(this.#o, actor, req, { ttl });
     if (await this.#o.services.users.find(req.name))
       throw new WardenError(
         'WARDEN_ERR_ALREADY_EXISTS',
         `a user or bot named "${req.name}" already exists; pick another name or remove it first`,
       );
-    const user = validateResource({
-      kind: 'user',
-      version: 'v2',
-      metadata: { name: req.name },
-      spec: {
-        roles: req.roles,
-        traits: req.logins.length ? { logins: req.logins } : {},
-        bot: { ttl },
-        created_by: { user: actor.user, time: new Date(this.#o.clock.now()).toISOString() },
-      },
-    }) as UserResource;
     const stored = await this.#o.services.users.create(user);
     const { token, expires } = await this.#tokens.create(
       { bot: req.name, created_by: actor.user },

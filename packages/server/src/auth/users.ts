@@ -26,6 +26,38 @@ export function checkUserName(name: string): void {
   }
 }
 
+/**
+ * The user resource `wctl users add` (and, with `bot`, `wctl bots add`) creates: a reserved
+ * name or a role that does not exist is refused; `created_by` says who made it and when.
+ */
+export async function newUser(
+  o: Pick<AuthDeps, 'services' | 'clock'>,
+  actor: Actor,
+  req: { name: string; roles: string[]; logins: string[] },
+  bot?: { ttl: string },
+): Promise<UserResource> {
+  checkUserName(req.name);
+  for (const r of req.roles) {
+    if (!(await o.services.roles.find(r))) {
+      throw new WardenError(
+        'WARDEN_ERR_NOT_FOUND',
+        `role "${r}" does not exist; create it first or pick another`,
+      );
+    }
+  }
+  return validateResource({
+    kind: 'user',
+    version: 'v2',
+    metadata: { name: req.name },
+    spec: {
+      roles: req.roles,
+      traits: req.logins.length ? { logins: req.logins } : {},
+      ...(bot ? { bot } : {}),
+      created_by: { user: actor.user, time: new Date(o.clock.now()).toISOString() },
+    },
+  }) as UserResource;
+}
+
 export class UserAdmin {
   readonly #o: UserAdminOptions;
   readonly #audit: ReturnType<typeof auditWith>;
@@ -54,26 +86,7 @@ export class UserAdmin {
   }
 
   async add(actor: Actor, req: z.infer<typeof rpc.AddUserRequest>): Promise<rpc.InviteResponse> {
-    checkUserName(req.name);
-    for (const r of req.roles) {
-      if (!(await this.#o.services.roles.find(r))) {
-        throw new WardenError(
-          'WARDEN_ERR_NOT_FOUND',
-          `role "${r}" does not exist; create it first or pick another`,
-        );
-      }
-    }
-    const user = validateResource({
-      kind: 'user',
-      version: 'v2',
-      metadata: { name: req.name },
-      spec: {
-        roles: req.roles,
-        traits: req.logins.length ? { logins: req.logins } : {},
-        created_by: { user: actor.user, time: new Date(this.#o.clock.now()).toISOString() },
-      },
-    }) as UserResource;
-    const stored = await this.#o.services.users.create(user);
+    const stored = await this.#o.services.users.create(await newUser(this.#o, actor, req));
     // Not unaudited (issue 15 item 5): a user the audit log did not record is taken back,
     // and gets an invite only once recorded.
     await undoUnless(
