@@ -14,13 +14,12 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type AppResource, isWardenError } from '@warden/api';
-import { makeIdentity } from '../access';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import type { AppPrincipal, AppRefusal, WebAppHooks } from '../srv/app';
 import { WEB_LAUNCH_PATH } from '../srv/app';
 import { parseCookies } from './http';
-import type { LoadedWebSession, WebSessions } from './sessions';
+import { type LoadedWebSession, sessionIdentity, type WebSessions } from './sessions';
 
 const LAUNCH_PREFIX = '/web_app_launch/';
 const APP_SESSION_PREFIX = '/web_app_sessions/';
@@ -108,25 +107,8 @@ export class WebApps implements WebAppHooks {
     if (rec.app !== app.metadata.name) return signInAgain('This app session is for another app.');
     const s = await this.#live(rec.session);
     if (!s) return signInAgain('Your Web UI session ended.');
-    const d = s.data;
     return {
-      identity: makeIdentity({
-        user: d.user,
-        roles: d.roles,
-        traits: d.traits,
-        logins: d.logins,
-        ...(d.device
-          ? {
-              device: {
-                deviceId: d.device.id,
-                assetTag: d.device.asset_tag,
-                credentialId: d.device.credential_id,
-              },
-            }
-          : {}),
-        expires: new Date(d.expires),
-        clientAddr,
-      }),
+      identity: sessionIdentity(s, clientAddr),
       sessionId: rec.session_id,
       via: 'web',
     };

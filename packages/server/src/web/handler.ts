@@ -26,14 +26,7 @@ import {
   web,
 } from '@warden/api';
 import type { z } from 'zod';
-import {
-  type AccessChecker,
-  hasVerb,
-  type Identity,
-  lockedError,
-  makeIdentity,
-  strictestDeviceTrustMode,
-} from '../access';
+import { type AccessChecker, hasVerb, type Identity, lockedError, strictestDeviceTrustMode } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { AuthServer } from '../auth';
 import type { Clock } from '../clock';
@@ -51,7 +44,13 @@ import {
   sendJson,
   sessionCookie,
 } from './http';
-import { type LoadedWebSession, sameSecret, type WebSessions, webSessionEndEvent } from './sessions';
+import {
+  type LoadedWebSession,
+  sameSecret,
+  sessionIdentity,
+  type WebSessions,
+  webSessionEndEvent,
+} from './sessions';
 
 const W = web.WebRoutes;
 
@@ -128,28 +127,6 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
     );
   }
   return r.data;
-}
-
-/** The identity a web session speaks for (the device only once the session is device-trusted). */
-export function sessionIdentity(s: LoadedWebSession): Identity {
-  const d = s.data;
-  return {
-    kind: 'human',
-    user: d.user,
-    roles: d.roles,
-    logins: d.logins,
-    traits: d.traits,
-    admin: false,
-    ...(d.device
-      ? {
-          device: {
-            deviceId: d.device.id,
-            assetTag: d.device.asset_tag,
-            credentialId: d.device.credential_id,
-          },
-        }
-      : {}),
-  };
 }
 
 export class WebUi {
@@ -275,7 +252,7 @@ export class WebUi {
           'the CSRF token is missing or wrong: reload the page',
         );
     }
-    const identity: Identity = { ...sessionIdentity(session), clientAddr: ctx.addr };
+    const identity = sessionIdentity(session, ctx.addr);
 
     if (path === W.session && method === 'GET') return this.#sessionView(session);
     if (path === W.logout && method === 'POST') return this.#logout(ctx, session);
@@ -374,22 +351,7 @@ export class WebUi {
       );
     }
     const s = found.session;
-    const d = s.data;
-    const why = this.#o.access.lockReason(
-      makeIdentity({
-        user: d.user,
-        roles: d.roles,
-        ...(d.device
-          ? {
-              device: {
-                deviceId: d.device.id,
-                assetTag: d.device.asset_tag,
-                credentialId: d.device.credential_id,
-              },
-            }
-          : {}),
-      }),
-    );
+    const why = this.#o.access.lockReason(sessionIdentity(s));
     if (why?.lock) {
       await this.#endSession(ctx, s, `locked: ${why.reason}`);
       throw new WardenError('WARDEN_ERR_LOCKED', `${why.reason}; your web session was ended`);

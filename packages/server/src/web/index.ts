@@ -12,11 +12,12 @@ import type { WebDeviceTrust } from './device';
 
 export { APP_COOKIE, WebApps } from './apps';
 export { WEB_CHALLENGE_PREFIX, WebDeviceErrors, WebDeviceTrust, type WebDeviceTrustOptions } from './device';
-export { sessionIdentity, WebUi, type WebUiOptions } from './handler';
+export { WebUi, type WebUiOptions } from './handler';
 export { contentSecurityPolicy, SESSION_COOKIE } from './http';
 export {
   DEFAULT_WEB_IDLE_TIMEOUT_MS,
   type LoadedWebSession,
+  sessionIdentity,
   WEB_SESSION_PREFIX,
   type WebSessionData,
   WebSessions,

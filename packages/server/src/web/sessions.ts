@@ -13,6 +13,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { type AuditEventInput, isWardenError, type web } from '@warden/api';
+import { type Identity, makeIdentity } from '../access';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 
@@ -51,6 +52,32 @@ export interface WebSessionObserver {
   live(session: LoadedWebSession): void;
   /** A session ended (sign-out, timeout). */
   ended(id: string): void;
+}
+
+/**
+ * The identity a web session speaks for: its user, roles, logins and traits, the device only
+ * once the session is device-trusted, the session's end as its expiry, and the address of the
+ * request (`clientAddr`) when there is one.
+ */
+export function sessionIdentity(s: LoadedWebSession, clientAddr?: string): Identity {
+  const d = s.data;
+  return makeIdentity({
+    user: d.user,
+    roles: d.roles,
+    logins: d.logins,
+    traits: d.traits,
+    ...(d.device
+      ? {
+          device: {
+            deviceId: d.device.id,
+            assetTag: d.device.asset_tag,
+            credentialId: d.device.credential_id,
+          },
+        }
+      : {}),
+    expires: new Date(d.expires),
+    ...(clientAddr ? { clientAddr } : {}),
+  });
 }
 
 export interface LoadedWebSession {

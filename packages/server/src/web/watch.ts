@@ -14,11 +14,12 @@
  * event). A session whose device becomes trusted is registered again with the device (a
  * device lock then ends it). Internal to `web/`.
  */
-import { makeIdentity, type Registration, type SessionMonitor } from '../access';
+import type { Registration, SessionMonitor } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Logger } from '../log';
 import {
   type LoadedWebSession,
+  sessionIdentity,
   type WebSessionObserver,
   type WebSessions,
   webSessionEndEvent,
@@ -52,24 +53,7 @@ export class WebSessionWatch implements WebSessionObserver {
     const cur = this.#live.get(s.id);
     if (cur && cur.device === device) return;
     cur?.reg.unregister();
-    const d = s.data;
-    const identity = makeIdentity({
-      user: d.user,
-      roles: d.roles,
-      logins: d.logins,
-      traits: d.traits,
-      ...(d.device
-        ? {
-            device: {
-              deviceId: d.device.id,
-              assetTag: d.device.asset_tag,
-              credentialId: d.device.credential_id,
-            },
-          }
-        : {}),
-      expires: new Date(d.expires),
-      clientAddr: d.addr,
-    });
+    const identity = sessionIdentity(s, s.data.addr);
     const entry = {
       device,
       reg: this.#o.monitor.register({
