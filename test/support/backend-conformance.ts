@@ -568,3 +568,29 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
     });
   });
 }
+
+/**
+ * For the backends with a reaper timer (memory, SQLite): opened with `reapIntervalMs: 5` on
+ * this fake clock, a key whose TTL ran out is deleted by the timer, with a delete event.
+ */
+export function testReaperTimer(name: string, open: (clock: FakeClock) => Promise<Backend>): void {
+  test(`${name}: the reaper timer deletes expired keys with a delete event`, async () => {
+    const clock = new FakeClock();
+    const backend = await open(clock);
+    let keepAlive: NodeJS.Timeout | undefined;
+    try {
+      await backend.create('/hb/a', 'up', { ttlMs: 10 });
+      const w = backend.watch('/hb/', { sinceRev: 1 });
+      clock.advance(10);
+      // The reaper's timer is unref'd; keep the event loop alive while waiting for it.
+      keepAlive = setInterval(() => undefined, 1000);
+      for await (const e of w) {
+        assert.deepEqual(e, { type: 'delete', rev: 2, key: '/hb/a' });
+        break;
+      }
+    } finally {
+      clearInterval(keepAlive);
+      await backend.close();
+    }
+  });
+}

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runBackendConformance } from '../../../../test/support/backend-conformance';
-import { FakeClock } from '../clock';
+import { runBackendConformance, testReaperTimer } from '../../../../test/support/backend-conformance';
 import { MemoryBackend } from './memory';
 
 runBackendConformance('memory', async ({ clock, maxHistory }) =>
@@ -10,25 +9,7 @@ runBackendConformance('memory', async ({ clock, maxHistory }) =>
     : new MemoryBackend({ clock, maxHistory, reapIntervalMs: 0 }),
 );
 
-test('memory backend: the reaper timer deletes expired keys with a delete event', async () => {
-  const clock = new FakeClock();
-  const backend = new MemoryBackend({ clock, reapIntervalMs: 5 });
-  let keepAlive: NodeJS.Timeout | undefined;
-  try {
-    await backend.create('/hb/a', 'up', { ttlMs: 10 });
-    const w = backend.watch('/hb/', { sinceRev: 1 });
-    clock.advance(10);
-    // The reaper's timer is unref'd; keep the event loop alive while waiting for it.
-    keepAlive = setInterval(() => undefined, 1000);
-    for await (const e of w) {
-      assert.deepEqual(e, { type: 'delete', rev: 2, key: '/hb/a' });
-      break;
-    }
-  } finally {
-    clearInterval(keepAlive);
-    await backend.close();
-  }
-});
+testReaperTimer('memory backend', async (clock) => new MemoryBackend({ clock, reapIntervalMs: 5 }));
 
 test('memory backend: options are validated', () => {
   assert.throws(() => new MemoryBackend({ maxHistory: 0 }), /maxHistory/);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import Database from 'better-sqlite3';
-import { runBackendConformance } from '../../../../test/support/backend-conformance';
+import { runBackendConformance, testReaperTimer } from '../../../../test/support/backend-conformance';
 import { FakeClock } from '../clock';
 import { SQLITE_SCHEMA_VERSION, SqliteBackend } from './sqlite';
 
@@ -120,22 +120,4 @@ test('sqlite: bad options are rejected', async () => {
   await assert.rejects(SqliteBackend.open({ path: freshPath(), maxHistory: 0 }), /maxHistory/);
 });
 
-test('sqlite: the reaper timer deletes expired keys with a delete event', async () => {
-  const clock = new FakeClock();
-  const backend = await SqliteBackend.open({ path: freshPath(), clock, reapIntervalMs: 5 });
-  let keepAlive: NodeJS.Timeout | undefined;
-  try {
-    await backend.create('/hb/a', 'up', { ttlMs: 10 });
-    const w = backend.watch('/hb/', { sinceRev: 1 });
-    clock.advance(10);
-    // The reaper's timer is unref'd; keep the event loop alive while waiting for it.
-    keepAlive = setInterval(() => undefined, 1000);
-    for await (const e of w) {
-      assert.deepEqual(e, { type: 'delete', rev: 2, key: '/hb/a' });
-      break;
-    }
-  } finally {
-    clearInterval(keepAlive);
-    await backend.close();
-  }
-});
+testReaperTimer('sqlite', (clock) => SqliteBackend.open({ path: freshPath(), clock, reapIntervalMs: 5 }));
