@@ -15,6 +15,9 @@ export interface CertFiles {
   keyPem: string;
 }
 
+/** `openssl req` arguments for a new unencrypted P-256 key, written to the file that follows. */
+const NEW_P256_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout'];
+
 function openssl(args: string[]): void {
   execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
@@ -33,12 +36,7 @@ export class TestPki {
     openssl([
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
+      ...NEW_P256_KEY,
       keyFile,
       '-out',
       certFile,
@@ -72,21 +70,7 @@ export class TestPki {
         ? 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n'
         : 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n',
     );
-    openssl([
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      csr,
-      '-subj',
-      subject(cn, orgs),
-    ]);
+    openssl(['req', '-new', ...NEW_P256_KEY, keyFile, '-out', csr, '-subj', subject(cn, orgs)]);
     openssl([
       'x509',
       '-req',
