@@ -259,3 +259,51 @@ test('a head split across reads, HTTP/1.0 and Warden paths go to node:http as th
   assert.match(smuggle, /^HTTP\/1\.1 400/);
   assert.deepEqual(handedOver, ['GET /split', 'GET /old', 'GET /.warden/launch?token=x']);
 });
+
+test('an idle connection closes after idleMs; a response slower than that is not cut, and the idle time starts after it', async () => {
+  const idle = createServer((socket) => {
+    serveHttp1(
+      socket,
+      {
+        accepts: () => true,
+        handOver: () => socket.destroy(),
+        handle: async (req, res) => {
+          if (req.url === '/slow') await new Promise((r) => setTimeout(r, 500));
+          res.writeHead(200, undefined, { 'content-length': '2' });
+          res.write(Buffer.from('ok'));
+          res.end();
+        },
+      },
+      { idleMs: 150 },
+    );
+  });
+  await new Promise<void>((r) => idle.listen(0, '127.0.0.1', () => r()));
+  const idlePort = (idle.address() as AddressInfo).port;
+  try {
+    const s = connect(idlePort, '127.0.0.1');
+    let got = '';
+    s.on('data', (c) => {
+      got += c.toString('latin1');
+    });
+    let isClosed = false;
+    const closed = new Promise<number>((r) =>
+      s.on('close', () => {
+        isClosed = true;
+        r(Date.now());
+      }),
+    );
+    await new Promise((r) => s.on('connect', r));
+    s.write('GET /slow HTTP/1.1\r\nhost: a\r\n\r\n');
+    while (!got.includes('\r\n\r\nok') && !isClosed) await new Promise((r) => setTimeout(r, 10));
+    const answered = Date.now();
+    const at = await closed;
+    assert.match(got, /^HTTP\/1\.1 200 /, 'the slow response was sent whole');
+    assert.ok(
+      at - answered >= 100,
+      `closed ${at - answered} ms after the response, not before its idle time`,
+    );
+    assert.ok(at - answered < 2_000, 'and closed when idle');
+  } finally {
+    await new Promise((r) => idle.close(r));
+  }
+});

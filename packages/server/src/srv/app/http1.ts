@@ -292,7 +292,12 @@ export function serveHttp1(socket: Duplex, hooks: Http1Hooks, o: Http1Options): 
     if (busy && buf.length > MAX_LEAN_HEAD) socket.pause();
     if (!busy) next();
   };
-  const onTimeout = () => socket.destroy();
+  // The idle timer stays armed through requests (re-arming it twice per request was measurable):
+  // while a response is pending — a quiet Server-Sent Events stream, say — it is not idleness.
+  // Every response ends with a write, which re-arms it.
+  const onTimeout = () => {
+    if (!busy) socket.destroy();
+  };
   const onClose = () => {
     gone = true;
   };
@@ -333,7 +338,6 @@ export function serveHttp1(socket: Duplex, hooks: Http1Hooks, o: Http1Options): 
       }
       buf = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
       busy = true;
-      setIdle(0);
       const res = new RawResponse(socket, req);
       const done = () => {
         busy = false;
@@ -347,7 +351,6 @@ export function serveHttp1(socket: Duplex, hooks: Http1Hooks, o: Http1Options): 
           gone = true;
           return;
         }
-        setIdle(o.idleMs);
         if (socket.isPaused()) socket.resume();
         next();
       };
