@@ -15,6 +15,11 @@
  * Each session's latency runs from the lock's write (its `created_at`, stamped by the auth
  * service just before it stores the lock) to the moment the client sees the session end:
  * the SSH channel or connection closing, the PostgreSQL or MySQL driver's error or end.
+ * The sessions are spread over `--clients` client processes (default 4; bench/locks-client.ts,
+ * forked), each recording its sessions' ends on the wall clock (`Date.now()`, the clock of
+ * `created_at`): one process would queue every session's end behind the client-side work of
+ * the other ~250 that a lock ends (ssh2 closes, driver errors, TLS teardown), which no real
+ * deployment does. `--clients=1` holds them all in the bench's own process.
  * Every session must end, and only by its own lock (one that ends before its lock counts as a
  * failure). Before each lock the bench waits until the warden processes are quiet, so that
  * one lock is not timed while the previous one's sessions are still being torn down.
@@ -25,29 +30,21 @@
  * for every target kind on each backend. The figures are absolute (a latency has no same-run
  * baseline); next to them the load average and the round trip of the lock's API call itself.
  * Exits 1 when a session did not end or ended early. Smoke-tested by
- * test/bench/locks.e2e.test.ts (8 sessions).
+ * test/bench/locks.e2e.test.ts (8 sessions, 2 client processes).
  *
  *   npm run build && npm run bench:locks
  *   npm run bench:locks -- --sessions=200 --backend=postgres --json=/tmp/locks.json
  *
  * Needs OpenSSH's sshd, swtpm + swtpm_setup, PostgreSQL's server binaries, MariaDB.
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseSshCertificate } from '@warden/api';
-import {
-  ApiClient,
-  connectNode,
-  type DbTunnel,
-  dialNode,
-  hostCaKeys,
-  type LoadedProfile,
-  ProfileStore,
-  startDbTunnel,
-} from '@warden/client';
+import { ApiClient, type LoadedProfile, ProfileStore } from '@warden/client';
 import {
   type AgentlessSshd,
   freePort,
@@ -65,16 +62,35 @@ import {
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
-import mysql from 'mysql2';
-import pg from 'pg';
 import { cpuMs, type Goal, goal, verdict } from './goals';
+import {
+  AGENTLESS,
+  CLIENT_ENV,
+  DB,
+  DB_NAME,
+  DB_USER,
+  type Ended,
+  type FromClient,
+  type Item,
+  KINDS,
+  type Kind,
+  NODE,
+  ownCpuMs,
+  PROTOCOLS,
+  type Protocol,
+  SessionHolder,
+  type ToClient,
+} from './locks-client';
 
-const HELP = `Usage: npm run bench:locks -- [--sessions=N] [--backend=sqlite,postgres] [--concurrency=N]
-                                [--timeout-s=S] [--json=FILE]
+const HELP = `Usage: npm run bench:locks -- [--sessions=N] [--backend=sqlite,postgres] [--clients=N]
+                                [--concurrency=N] [--timeout-s=S] [--json=FILE]
 
   --sessions=N      live sessions per backend (default 1000; 16 covers every kind × protocol)
   --backend=LIST    sqlite, postgres (two replicas), or both (default sqlite,postgres)
-  --concurrency=N   sessions opened at once (default 8; sshd's MaxStartups starts dropping at 10)
+  --clients=N       client processes holding the sessions, each the same mix of kinds and
+                    protocols (default 4; 1: all in the bench's own process, as before)
+  --concurrency=N   sessions opened at once, over all clients (default 8; sshd's MaxStartups
+                    starts dropping at 10)
   --timeout-s=S     how long a lock may take to end its sessions before they count as not ended (default 30)
   --json=FILE       also write every session's result to FILE
   --profile=DIR     the warden processes write V8 CPU profiles to DIR (node --cpu-prof); the
@@ -85,6 +101,7 @@ const { values: args } = parseArgs({
   options: {
     sessions: { type: 'string', default: '1000' },
     backend: { type: 'string', default: 'sqlite,postgres' },
+    clients: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '8' },
     'timeout-s': { type: 'string', default: '30' },
     json: { type: 'string' },
@@ -98,6 +115,8 @@ if (args.help) {
 }
 const SESSIONS = Number(args.sessions);
 const CONCURRENCY = Number(args.concurrency);
+/** Client processes holding the sessions (no more than there are sessions). */
+const CLIENTS = Math.min(Number(args.clients), SESSIONS);
 const TIMEOUT_MS = Number(args['timeout-s']) * 1000;
 /** `--profile=DIR`: every warden process writes a V8 CPU profile there (`node --cpu-prof`). */
 /** Sampling interval of `--profile` (µs): V8's default 1 ms is coarse against a 50 ms goal. */
@@ -108,6 +127,7 @@ const nodeArgs = args.profile
 const BACKENDS = args.backend.split(',').map((b) => b.trim());
 for (const [name, n] of [
   ['--sessions', SESSIONS],
+  ['--clients', Number(args.clients)],
   ['--concurrency', CONCURRENCY],
   ['--timeout-s', TIMEOUT_MS],
 ] as const) {
@@ -121,17 +141,7 @@ for (const b of BACKENDS) {
 const PASSWORD = 'correct horse battery staple';
 const DB_PASSWORD = 'bench-locks-backend-pw';
 const CLUSTER = 'bench';
-const NODE = 'node-1';
-const AGENTLESS = 'agentless-1';
 const AGENTLESS_ID = '0b7e5a52-3c1f-4d2e-8a9b-6c5d4e3f2a10';
-const DB = { postgres: 'bench-pg', mysql: 'bench-mysql' } as const;
-const DB_USER = 'bench';
-const DB_NAME = 'bench';
-
-const KINDS = ['user', 'role', 'device', 'node'] as const;
-type Kind = (typeof KINDS)[number];
-const PROTOCOLS = ['ssh', 'openssh', 'postgres', 'mysql'] as const;
-type Protocol = (typeof PROTOCOLS)[number];
 /** Who holds each kind's sessions. */
 const USERS: Record<Kind, string> = {
   user: 'locked-user',
@@ -152,29 +162,35 @@ const PROTOCOL_LABELS: Record<Protocol, string> = {
  * the Warden node only (a node lock names a node), the others cycle through the four
  * protocols (one counter across kinds, so a small run still covers every protocol).
  */
-function plan(n: number): { kind: Kind; protocol: Protocol }[] {
-  const out: { kind: Kind; protocol: Protocol }[] = [];
+function plan(n: number): Item[] {
+  const out: Item[] = [];
   let j = 0;
   KINDS.forEach((kind, k) => {
     const count = Math.floor(n / 4) + (k < n % 4 ? 1 : 0);
     for (let i = 0; i < count; i++) {
-      out.push({ kind, protocol: kind === 'node' ? 'ssh' : PROTOCOLS[j++ % PROTOCOLS.length]! });
+      out.push({
+        index: out.length,
+        kind,
+        protocol: kind === 'node' ? 'ssh' : PROTOCOLS[j++ % PROTOCOLS.length]!,
+      });
     }
   });
   return out;
 }
 
-/** One live session as the client holds it. */
-interface Live {
-  kind: Kind;
-  protocol: Protocol;
-  /** Date.now() when the client saw the end. */
-  endedAt?: number;
-  /** What the client was told (lock message), when the protocol says anything. */
-  message?: string;
-  done: Promise<void>;
-  /** Ends the session from the client's side (teardown). */
-  close(): void;
+/**
+ * The layout dealt to `n` clients so that each holds the same mix: every (kind, protocol)
+ * group dealt round robin, the deal going on from one group to the next (so the shares differ
+ * by one session at most). A plain `index % n` would give one client all of a protocol when
+ * `n` divides the protocols' cycle.
+ */
+function deal(layout: Item[], n: number): Item[][] {
+  const out = Array.from({ length: n }, () => [] as Item[]);
+  const rank = (i: Item) => KINDS.indexOf(i.kind) * PROTOCOLS.length + PROTOCOLS.indexOf(i.protocol);
+  const sorted = [...layout].sort((a, b) => rank(a) - rank(b));
+  for (const [i, item] of sorted.entries()) out[i % n]!.push(item);
+  for (const share of out) share.sort((a, b) => a.index - b.index);
+  return out;
 }
 
 /** What the JSON output and the report hold per session. */
@@ -182,6 +198,8 @@ interface SessionResult {
   backend: string;
   kind: Kind;
   protocol: Protocol;
+  /** Which client process held it (0 … --clients − 1). */
+  client: number;
   ended: boolean;
   /** From the lock's created_at to the end the client saw (ms); undefined if it did not end. */
   ms?: number;
@@ -211,7 +229,10 @@ interface LockResult {
   serverCpuMs: number;
   /** … and on until they were quiet again (teardown, audit). */
   serverCpuQuietMs: number;
-  /** CPU this client process used from the request to the last session's end (ms). */
+  /**
+   * CPU the client processes used from the request to the last session's end (ms): the sum
+   * over the `--clients` processes holding sessions and the bench's own (which writes the lock).
+   */
   clientCpuMs: number;
   /**
    * The session monitor's pass in the process holding the sessions, from its log line: the
@@ -230,18 +251,6 @@ function percentile(sorted: number[], p: number): number {
 function must<T extends { code: number; stderr: string }>(what: string, r: T): T {
   if (r.code !== 0) throw new Error(`${what} exited with ${r.code}:\n${r.stderr}`);
   return r;
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time; the first failure rejects. */
-async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**
@@ -264,10 +273,6 @@ async function settle(pids: number[], limitMs = 20_000): Promise<number> {
 
 /** CPU time (ms) the processes used so far. */
 const serverCpu = (pids: number[]) => pids.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
-const clientCpu = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 const load = () =>
   loadavg()
@@ -304,6 +309,8 @@ interface Cluster {
   lockApi: ApiClient;
   /** The logged-in profile of each kind's user (through the replica that serves sessions). */
   profiles: Record<Kind, LoadedProfile>;
+  /** Each kind's user's WARDEN_HOME (where a forked client loads the profile). */
+  homes: Record<Kind, string>;
   deviceId: string;
   /** The warden processes (for `settle`). */
   pids: number[];
@@ -570,6 +577,7 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
       label,
       lockApi: adminApi(writer),
       profiles,
+      homes: Object.fromEntries(KINDS.map((kind) => [kind, home(kind)])) as Record<Kind, string>,
       deviceId,
       pids,
       serverOutput: () => server.output(),
@@ -581,135 +589,138 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
   }
 }
 
-// ---- sessions --------------------------------------------------------------------------------
+// ---- the client processes --------------------------------------------------------------------
 
-/** Resolves a session's `done` the first time the client sees it end. */
-function endTracker(): {
-  live: Pick<Live, 'done'>;
-  end(message?: string): void;
-  get: () => { endedAt?: number; message?: string };
-} {
-  let endedAt: number | undefined;
-  let message: string | undefined;
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => {
-    resolveDone = r;
-  });
+/** The processes holding the sessions: the bench's own (`--clients=1`) or forked ones. */
+interface Clients {
+  /** Their pids, watched by `settle` (none when the bench holds the sessions itself). */
+  pids: number[];
+  /** Opens the layout (`concurrency` at a time over all clients); `onOpened` per session. */
+  open(layout: Item[], concurrency: number, onOpened: () => void): Promise<void>;
+  /** CPU (ms) used so far by the client processes and the bench's own. */
+  cpu(): Promise<number>;
+  /**
+   * Each session of `kind` (with the client that holds it) once all of them ended or
+   * `timeoutMs` passed, and `cpu()` at that moment.
+   */
+  wait(kind: Kind, timeoutMs: number): Promise<{ ends: (Ended & { client: number })[]; cpuMs: number }>;
+  close(): Promise<void>;
+}
+
+/** `--clients=1`: every session in the bench's own process (the bench before `--clients`). */
+function inProcess(c: Cluster): Clients {
+  const holder = new SessionHolder(c.profiles);
   return {
-    live: { done },
-    end(m?: string) {
-      if (endedAt !== undefined) {
-        if (m && !message) message = m;
-        return;
-      }
-      endedAt = Date.now();
-      if (m) message = m;
-      resolveDone();
+    pids: [],
+    open: (layout, concurrency, onOpened) => holder.open(layout, concurrency, onOpened),
+    cpu: async () => ownCpuMs(),
+    wait: async (kind, timeoutMs) => {
+      const ends = await holder.wait(kind, timeoutMs);
+      return { ends: ends.map((e) => ({ ...e, client: 0 })), cpuMs: ownCpuMs() };
     },
-    get: () => ({ endedAt, message }),
+    close: () => holder.close(),
   };
 }
 
-function lockLine(text: string): string | undefined {
-  return /lock targeting [^\r\n]*/.exec(text)?.[0];
+/** One forked client (bench/locks-client.ts) and its IPC: one pending answer per type. */
+class ForkedClient {
+  readonly child: ChildProcess;
+  readonly #waiters = new Map<FromClient['type'], { resolve(m: FromClient): void; reject(e: Error): void }>();
+  #failure: Error | undefined;
+  onOpened: () => void = () => undefined;
+
+  constructor(readonly n: number) {
+    this.child = fork(resolve(import.meta.dirname, 'locks-client.ts'), [], {
+      env: { ...process.env, [CLIENT_ENV]: '1' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (m: FromClient) => {
+      if (m.type === 'opened') return this.onOpened();
+      if (m.type === 'error') return this.#fail(new Error(`client ${n}: ${m.message}`));
+      const w = this.#waiters.get(m.type);
+      this.#waiters.delete(m.type);
+      w?.resolve(m);
+    });
+    this.child.on('error', (e) => this.#fail(e));
+    this.child.on('exit', (code, signal) => this.#fail(new Error(`client ${n} exited (${code ?? signal})`)));
+  }
+
+  /** Sends `message` (unless `undefined`: just waits) and resolves with the next `answer`. */
+  request<T extends FromClient['type']>(
+    message: ToClient | undefined,
+    answer: T,
+  ): Promise<Extract<FromClient, { type: T }>> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#waiters.set(answer, { resolve: resolve as (m: FromClient) => void, reject });
+      if (message) this.child.send(message);
+    });
+  }
+
+  #fail(e: Error): void {
+    this.#failure ??= e;
+    for (const w of this.#waiters.values()) w.reject(this.#failure);
+    this.#waiters.clear();
+  }
 }
 
-/** SSH through the proxy to `node`, a command that prints `ready` and then waits on stdin. */
-async function openSsh(profile: LoadedProfile, node: string, kind: Kind, protocol: Protocol): Promise<Live> {
-  const { stream, node: info } = await dialNode(profile, { node, login: 'root' });
-  const ssh = await connectNode({
-    stream,
-    login: 'root',
-    keyPem: profile.keyPem,
-    sshCert: profile.sshCert,
-    hostCaKeys: hostCaKeys(profile.knownHosts),
-    hostPrincipals: [info.name, info.hostname],
-    nodeName: node,
-  });
-  const ch = await ssh.exec('echo ready; exec cat');
-  const t = endTracker();
-  let stderr = '';
-  ch.stderr.on('data', (d: Buffer) => {
-    stderr += d;
-    const m = lockLine(stderr);
-    if (m) t.end(m);
-  });
-  await new Promise<void>((res, rej) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d;
-      if (out.includes('ready')) {
-        ch.off('data', onData);
-        ch.off('close', onClose);
-        res();
-      }
-    };
-    const onClose = () => rej(new Error(`ssh to ${node} closed before the session started: ${stderr}`));
-    ch.on('data', onData);
-    ch.once('close', onClose);
-  });
-  ch.on('data', () => undefined);
-  ch.once('close', () => t.end(lockLine(stderr)));
-  void ssh.closed.then(() => t.end(lockLine(stderr)));
-  stream.once('close', () => t.end(lockLine(stderr)));
-  const live: Live = {
-    kind,
-    protocol,
-    done: t.live.done,
-    close: () => ssh.end(),
+/** `--clients=N`, N > 1: N forked processes, each holding its `deal`t share. */
+async function forked(c: Cluster, n: number): Promise<Clients> {
+  const clients = Array.from({ length: n }, (_, k) => new ForkedClient(k));
+  const kill = () => {
+    for (const f of clients) if (f.child.exitCode === null) f.child.kill();
   };
-  return Object.defineProperties(live, {
-    endedAt: { get: () => t.get().endedAt, enumerable: true },
-    message: { get: () => t.get().message, enumerable: true },
-  });
-}
-
-async function openPostgres(tunnel: DbTunnel, kind: Kind): Promise<Live> {
-  const client = new pg.Client({
-    host: tunnel.host,
-    port: tunnel.port,
-    user: DB_USER,
-    database: DB_NAME,
-    ssl: false,
-    connectionTimeoutMillis: 30_000,
-  });
-  const t = endTracker();
-  client.on('error', (e) => t.end(lockLine(e.message) ?? e.message));
-  client.on('end', () => t.end());
-  await client.connect();
-  await client.query('SELECT 1');
-  if (t.get().endedAt !== undefined) throw new Error(`postgres session ended at once: ${t.get().message}`);
-  const live: Live = {
-    kind,
-    protocol: 'postgres',
-    done: t.live.done,
-    close: () => void client.end().catch(() => undefined),
+  try {
+    await Promise.all(clients.map((f) => f.request(undefined, 'ready')));
+  } catch (e) {
+    kill();
+    throw e;
+  }
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return {
+    pids: clients.map((f) => f.child.pid).filter((p): p is number => p !== undefined),
+    open: async (layout, concurrency, onOpened) => {
+      const shares = deal(layout, n);
+      await Promise.all(
+        clients.map((f, k) => {
+          f.onOpened = onOpened;
+          // sshd's MaxStartups bounds the openings in flight over all clients together.
+          const own = Math.max(1, Math.floor(concurrency / n) + (k < concurrency % n ? 1 : 0));
+          return f.request(
+            { type: 'open', homes: c.homes, items: shares[k]!, concurrency: own },
+            'open-done',
+          );
+        }),
+      );
+    },
+    cpu: async () => {
+      const answers = await Promise.all(clients.map((f) => f.request({ type: 'cpu' }, 'cpu')));
+      return sum(answers.map((a) => a.cpuMs)) + ownCpuMs();
+    },
+    wait: async (kind, timeoutMs) => {
+      const answers = await Promise.all(
+        clients.map((f) => f.request({ type: 'wait', kind, timeoutMs }, 'ended')),
+      );
+      return {
+        ends: answers.flatMap((a, k) => a.ends.map((e) => ({ ...e, client: k }))),
+        cpuMs: sum(answers.map((a) => a.cpuMs)) + ownCpuMs(),
+      };
+    },
+    close: async () => {
+      await Promise.all(
+        clients.map(async (f) => {
+          const timer = setTimeout(() => f.child.exitCode === null && f.child.kill(), 10_000);
+          try {
+            if (f.child.exitCode === null && f.child.connected)
+              await f.request({ type: 'close' }, 'closed').catch(() => undefined);
+            if (f.child.exitCode === null) await new Promise((r) => f.child.once('exit', r));
+          } finally {
+            clearTimeout(timer);
+          }
+        }),
+      );
+    },
   };
-  return Object.defineProperties(live, {
-    endedAt: { get: () => t.get().endedAt, enumerable: true },
-    message: { get: () => t.get().message, enumerable: true },
-  });
-}
-
-async function openMysql(tunnel: DbTunnel, kind: Kind): Promise<Live> {
-  const conn = mysql.createConnection({
-    host: tunnel.host,
-    port: tunnel.port,
-    user: DB_USER,
-    database: DB_NAME,
-  });
-  const t = endTracker();
-  conn.on('error', (e: Error) => t.end(lockLine(e.message) ?? e.message));
-  conn.on('end', () => t.end());
-  await new Promise<void>((res, rej) => {
-    conn.query('SELECT 1', (err) => (err ? rej(err) : res()));
-  });
-  if (t.get().endedAt !== undefined) throw new Error(`mysql session ended at once: ${t.get().message}`);
-  const live: Live = { kind, protocol: 'mysql', done: t.live.done, close: () => conn.destroy() };
-  return Object.defineProperties(live, {
-    endedAt: { get: () => t.get().endedAt, enumerable: true },
-    message: { get: () => t.get().message, enumerable: true },
-  });
 }
 
 // ---- one backend -----------------------------------------------------------------------------
@@ -727,48 +738,24 @@ interface BackendRun {
 async function runBackend(backend: string): Promise<BackendRun> {
   const setupStart = performance.now();
   const c = await startCluster(backend, SESSIONS);
-  const tunnels: DbTunnel[] = [];
-  const lives: Live[] = [];
+  let clients: Clients | undefined;
   try {
     process.stderr.write(
       `[${backend}] cluster up in ${((performance.now() - setupStart) / 1000).toFixed(0)} s\n`,
     );
-    // One local tunnel per user and database, as `wsh proxy db --tunnel` runs.
-    const dbTunnels = {} as Record<Kind, Record<'postgres' | 'mysql', DbTunnel>>;
-    for (const kind of KINDS) {
-      const [p, m] = await Promise.all(
-        (['postgres', 'mysql'] as const).map((proto) =>
-          startDbTunnel({ profile: c.profiles[kind], db: DB[proto], dbUser: DB_USER, dbName: DB_NAME }),
-        ),
-      );
-      tunnels.push(p!, m!);
-      dbTunnels[kind] = { postgres: p!, mysql: m! };
-    }
+    clients = CLIENTS === 1 ? inProcess(c) : await forked(c, CLIENTS);
+    const clientPids = clients.pids;
     const opening = performance.now();
     const layout = plan(SESSIONS);
     let opened = 0;
-    await pool(layout, CONCURRENCY, async ({ kind, protocol }) => {
-      const profile = c.profiles[kind];
-      const live =
-        protocol === 'ssh'
-          ? await openSsh(profile, NODE, kind, protocol)
-          : protocol === 'openssh'
-            ? await openSsh(profile, AGENTLESS, kind, protocol)
-            : protocol === 'postgres'
-              ? await openPostgres(dbTunnels[kind].postgres, kind)
-              : await openMysql(dbTunnels[kind].mysql, kind);
-      lives.push(live);
+    // Each client first starts one local tunnel per user and database it needs, as
+    // `wsh proxy db --tunnel` runs; then its sessions. It fails if one ended before any lock.
+    await clients.open(layout, CONCURRENCY, () => {
       if (++opened % 100 === 0) process.stderr.write(`[${backend}] ${opened} sessions open\n`);
     });
     const openSeconds = (performance.now() - opening) / 1000;
-    const early = lives.filter((l) => l.endedAt !== undefined);
-    if (early.length) {
-      throw new Error(
-        `${early.length} sessions ended before any lock (e.g. ${early[0]!.protocol}: ${early[0]!.message ?? 'no message'})`,
-      );
-    }
     process.stderr.write(
-      `[${backend}] ${lives.length} sessions live in ${openSeconds.toFixed(0)} s; locking\n`,
+      `[${backend}] ${opened} sessions live in ${openSeconds.toFixed(0)} s (${CLIENTS} client process${CLIENTS === 1 ? '' : 'es'}); locking\n`,
     );
 
     const targets: Record<Kind, Record<string, string>> = {
@@ -781,13 +768,14 @@ async function runBackend(backend: string): Promise<BackendRun> {
     const locks: LockResult[] = [];
     let loadBefore = '';
     for (const kind of KINDS) {
-      const group = lives.filter((l) => l.kind === kind);
-      const settleMs = await settle(c.pids);
+      // Quiet: the warden processes, and the clients (the previous lock's teardown).
+      const settleMs = await settle([...c.pids, ...clientPids]);
       const logFrom = c.serverOutput().length;
       loadBefore ||= load();
+      const client0 = await clients.cpu();
       const requested = Date.now();
       const monotonicUs = Number(process.hrtime.bigint() / 1000n);
-      const [server0, client0] = [serverCpu(c.pids), clientCpu()];
+      const server0 = serverCpu(c.pids);
       const t0 = performance.now();
       const res = await c.lockApi.createLock({
         target: targets[kind],
@@ -795,15 +783,8 @@ async function runBackend(backend: string): Promise<BackendRun> {
         ttl_ms: 3_600_000,
       });
       const apiMs = performance.now() - t0;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(group.map((l) => l.done)),
-        new Promise<void>((r) => {
-          timer = setTimeout(r, TIMEOUT_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-      const [server1, client1] = [serverCpu(c.pids), clientCpu()];
+      const { ends, cpuMs: client1 } = await clients.wait(kind, TIMEOUT_MS);
+      const server1 = serverCpu(c.pids);
       await settle(c.pids);
       const serverQuiet = serverCpu(c.pids);
       const stored = await c.lockApi.getResource('lock', res.name);
@@ -823,32 +804,42 @@ async function runBackend(backend: string): Promise<BackendRun> {
         ...monitorPass(c.serverOutput().slice(logFrom)),
         clientCpuMs: client1 - client0,
       });
-      for (const l of group) {
-        const ended = l.endedAt !== undefined;
+      const group = layout.filter((i) => i.kind === kind);
+      const byIndex = new Map(ends.map((e) => [e.index, e]));
+      if (byIndex.size !== group.length || group.some((i) => !byIndex.has(i.index)))
+        throw new Error(
+          `the clients reported ${byIndex.size} ${kind} sessions, not the ${group.length} opened`,
+        );
+      for (const item of group) {
+        const e = byIndex.get(item.index)!;
+        const ended = e.endedAt !== undefined;
         sessions.push({
           backend,
           kind,
-          protocol: l.protocol,
+          protocol: item.protocol,
+          client: e.client,
           ended,
-          ...(ended ? { ms: l.endedAt! - createdAt } : {}),
-          early: ended && l.endedAt! < requested,
-          ...(l.message ? { message: l.message } : {}),
+          ...(ended ? { ms: e.endedAt! - createdAt } : {}),
+          early: ended && e.endedAt! < requested,
+          ...(e.message ? { message: e.message } : {}),
         });
       }
-      const missing = group.filter((l) => l.endedAt === undefined).length;
+      const missing = ends.filter((e) => e.endedAt === undefined).length;
       process.stderr.write(
         `[${backend}] ${kind} lock: ${group.length - missing} of ${group.length} sessions ended${missing ? ` (${missing} still live after ${TIMEOUT_MS / 1000} s)` : ''}\n`,
       );
     }
     return { backend, label: c.label, sessions, locks, openSeconds, loadBefore, loadAfter: load() };
   } finally {
-    for (const l of lives) l.close();
-    await Promise.all(tunnels.map((t) => t.close().catch(() => undefined)));
+    await clients?.close().catch(() => undefined);
     await c.stop();
   }
 }
 
 // ---- report ----------------------------------------------------------------------------------
+
+const clientsLabel = () =>
+  CLIENTS === 1 ? "1 client process (the bench's own)" : `${CLIENTS} client processes`;
 
 function report(runs: BackendRun[]): Goal[] {
   const goals: Goal[] = [];
@@ -856,8 +847,8 @@ function report(runs: BackendRun[]): Goal[] {
   const row = (cells: string[]) =>
     console.log(cells.map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(10))).join(''));
   console.log(
-    `\nbench:locks: ${SESSIONS} live sessions per backend, one lock per target kind; time from the` +
-      "\nlock's write (its created_at) to each session's end as the client sees it",
+    `\nbench:locks: ${SESSIONS} live sessions per backend held by ${clientsLabel()}, one lock per` +
+      "\ntarget kind; time from the lock's write (its created_at) to each session's end as the client sees it",
   );
   for (const run of runs) {
     console.log(`\n${run.label}`);
@@ -903,7 +894,7 @@ function report(runs: BackendRun[]): Goal[] {
     console.log(
       `lock API round trip (what \`wctl lock\` waits for): ${run.locks.map((l) => `${l.kind} ${l.apiMs.toFixed(0)} ms`).join(', ')}` +
         `\nwaited for the warden processes to go quiet before each lock: ${run.locks.map((l) => `${l.kind} ${(l.settleMs / 1000).toFixed(1)} s`).join(', ')}` +
-        `\nCPU per ended session, warden (to the last end / to quiet again) and this client: ${run.locks
+        `\nCPU per ended session, warden (to the last end / to quiet again) and the client${CLIENTS === 1 ? " (the bench's process)" : ` processes (${CLIENTS}, and the bench's own)`}: ${run.locks
           .map((l) => {
             const n = run.sessions.filter((s) => s.kind === l.kind && s.ended).length || 1;
             const f = (ms: number) => (ms / n).toFixed(2);
@@ -954,7 +945,7 @@ async function main(): Promise<number> {
     writeFileSync(
       args.json,
       JSON.stringify(
-        { sessions: runs.flatMap((r) => r.sessions), locks: runs.flatMap((r) => r.locks) },
+        { clients: CLIENTS, sessions: runs.flatMap((r) => r.sessions), locks: runs.flatMap((r) => r.locks) },
         null,
         2,
       ),

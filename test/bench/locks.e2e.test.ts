@@ -1,7 +1,8 @@
 /**
  * A smoke run of `npm run bench:locks` (bench/locks.ts) with 8 sessions on the SQLite backend:
  * SSH to the Warden node and to an agentless OpenSSH node, PostgreSQL and MySQL, held by four
- * users; one lock per target kind (user, role, device, node). Every session must end, after
+ * users in two forked client processes (`--clients=2`, each the same mix of kinds); one lock
+ * per target kind (user, role, device, node). Every session must end, after
  * its own lock and with a measured latency, and show that lock's message — so this fails when
  * any path stops enforcing locks (the proxy's, the node's, db_service's), not when the machine
  * is slow (no time limit is asserted beyond the bench's own 20 s "never ended" bound). The
@@ -30,6 +31,7 @@ interface SessionResult {
   backend: string;
   kind: string;
   protocol: string;
+  client: number;
   ended: boolean;
   ms?: number;
   early: boolean;
@@ -52,6 +54,7 @@ test('bench:locks --sessions=8: every kind of lock ends every session it targets
           join(root, 'bench/locks.ts'),
           '--sessions=8',
           '--backend=sqlite',
+          '--clients=2',
           '--timeout-s=20',
           `--json=${json}`,
         ],
@@ -70,8 +73,10 @@ test('bench:locks --sessions=8: every kind of lock ends every session it targets
     assert.equal(res.code, 0, res.out);
     assert.match(res.out, /^verdict \(bench:locks\): /m);
     assert.match(res.out, /^node \(--node=node-1\) +2 /m, 'a row per kind');
+    assert.match(res.out, /held by 2 client processes/);
 
-    const { sessions, locks } = JSON.parse(readFileSync(json, 'utf8')) as {
+    const { clients, sessions, locks } = JSON.parse(readFileSync(json, 'utf8')) as {
+      clients: number;
       sessions: SessionResult[];
       locks: { kind: string; pass?: { lockAgeMs?: number; ms: number; cpuMs: number } }[];
     };
@@ -80,6 +85,18 @@ test('bench:locks --sessions=8: every kind of lock ends every session it targets
       assert.ok(l.pass && Number.isFinite(l.pass.lockAgeMs) && l.pass.ms > 0, `pass of ${JSON.stringify(l)}`);
     }
     assert.equal(sessions.length, 8);
+    // Both client processes held sessions, one of each kind each (the deal keeps the mix).
+    assert.equal(clients, 2);
+    for (const client of [0, 1]) {
+      assert.deepEqual(
+        sessions
+          .filter((s) => s.client === client)
+          .map((s) => s.kind)
+          .sort(),
+        ['device', 'node', 'role', 'user'],
+        `kinds of client ${client}`,
+      );
+    }
     const layout = sessions.map((s) => `${s.kind}/${s.protocol}`).sort();
     assert.deepEqual(
       layout,
