@@ -14,6 +14,7 @@ export {
   type RequestContext,
   type Route,
   type RouterOptions,
+  readLimitedBody,
   retryAfterHeader,
 } from './router';
 export { type LocalSshNode, nodeInfo, SSH_ALPN, type SshTunnelOptions, SshTunnels } from './ssh-tunnel';

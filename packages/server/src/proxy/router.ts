@@ -61,16 +61,22 @@ function match(pattern: string, path: string): Record<string, string> | undefine
   return params;
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+/** A request's body, refused (BAD_PARAMETER) as soon as it passes `maxBytes`. */
+export async function readLimitedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request body too large');
+    if (size > maxBytes) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request body too large');
     chunks.push(c as Buffer);
   }
-  if (size === 0) return undefined;
-  return parseJsonInput(Buffer.concat(chunks).toString('utf8'), 'request body');
+  return Buffer.concat(chunks);
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const body = await readLimitedBody(req, MAX_BODY);
+  if (body.length === 0) return undefined;
+  return parseJsonInput(body.toString('utf8'), 'request body');
 }
 
 function send(

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isWardenError, parseJsonInput, WardenError } from '@warden/api';
 import type { Logger } from '../log';
+import { readLimitedBody } from '../proxy';
 
 /** The session cookie. `__Host-`: Secure, Path=/, no Domain — browsers enforce it. */
 export const SESSION_COOKIE = '__Host-warden_web';
@@ -62,17 +63,11 @@ export function sessionCookie(token: string, maxAgeMs: number): string {
 
 export async function readJson(req: IncomingMessage): Promise<unknown> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request body too large');
-    chunks.push(c as Buffer);
-  }
-  if (size === 0) return {};
+  const body = await readLimitedBody(req, MAX_BODY);
+  if (body.length === 0) return {};
   if (type !== 'application/json')
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'request bodies must be application/json');
-  return parseJsonInput(Buffer.concat(chunks).toString('utf8'), 'request body');
+  return parseJsonInput(body.toString('utf8'), 'request body');
 }
 
 export function sendJson(
