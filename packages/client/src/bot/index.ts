@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { type rpc, WardenError } from '@warden/api';
 import { ApiClient, establishTrust } from '../api';
 import { UserKey } from '../keys';
-import { type LoadedProfile, type Profile, readProfileDir, writeAtomic, writeProfileDir } from '../profile';
+import { type LoadedProfile, loginProfile, readProfileDir, writeAtomic, writeProfileDir } from '../profile';
 // Not '../ssh': its index loads ssh2, and wsh/wctl read identity files at every start (-i).
 import { cpuHasAes, openSshConfig } from '../ssh/openssh-config';
 import { type IdentityFile, readIdentityFile } from './identity-file';
@@ -85,24 +85,8 @@ export function writeDestination(
   res: rpc.LoginResponse,
 ): LoadedProfile {
   const dir = resolve(o.destination);
-  const profile: Profile = {
-    proxy,
-    cluster: res.cluster_name,
-    user: res.user,
-    roles: res.roles,
-    logins: res.logins,
-    expires: res.expires,
-    insecure,
-  };
-  const loaded = writeProfileDir(dir, profile, {
-    keyPem: key.privatePem(),
-    sshPublicKey: key.sshPublicKey(),
-    sshCert: res.ssh_cert,
-    tlsCert: res.tls_cert,
-    userCaPems: res.user_ca_pems,
-    hostCaPems,
-    knownHosts: res.host_ca_known_hosts,
-  });
+  const { profile, secrets } = loginProfile(res, { proxy, insecure, hostCaPems, key });
+  const loaded = writeProfileDir(dir, profile, secrets);
   const identity: IdentityFile = {
     warden_identity: 1,
     ...profile,

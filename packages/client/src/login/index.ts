@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { type rpc, WardenError } from '@warden/api';
 import { ApiClient, establishTrust } from '../api';
 import { UserKey } from '../keys';
-import { type LoadedProfile, type ProfileStore, requireUnexpired } from '../profile';
+import { type LoadedProfile, loginProfile, type ProfileStore, requireUnexpired } from '../profile';
 
 export interface TrustFlags {
   proxy: string;
@@ -103,27 +103,13 @@ function saveLogin(
   key: UserKey,
   res: rpc.LoginResponse,
 ): LoadedProfile {
-  return store.save(
-    {
-      proxy,
-      cluster: res.cluster_name,
-      user: res.user,
-      roles: res.roles,
-      logins: res.logins,
-      expires: res.expires,
-      insecure: trust.insecure,
-      ...(res.web_device_trust_mode ? { webDeviceTrustMode: res.web_device_trust_mode } : {}),
-    },
-    {
-      keyPem: key.privatePem(),
-      sshPublicKey: key.sshPublicKey(),
-      sshCert: res.ssh_cert,
-      tlsCert: res.tls_cert,
-      userCaPems: res.user_ca_pems,
-      hostCaPems: trust.insecure ? res.host_ca_pems : trust.hostCaPems,
-      knownHosts: res.host_ca_known_hosts,
-    },
-  );
+  const { profile, secrets } = loginProfile(res, {
+    proxy,
+    insecure: trust.insecure,
+    hostCaPems: trust.insecure ? res.host_ca_pems : trust.hostCaPems,
+    key,
+  });
+  return store.save(profile, secrets);
 }
 
 /** How long a code stays "just used" for the hint (TOTP windows are 30 s; servers allow ±1). */

@@ -3,6 +3,7 @@ export {
   type LastOtp,
   type LastUsed,
   type LoadedProfile,
+  loginProfile,
   normalizeProxy,
   type Profile,
   type ProfileSecrets,

@@ -20,7 +20,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { WardenError } from '@warden/api';
+import { type rpc, WardenError } from '@warden/api';
 
 export interface Profile {
   proxy: string;
@@ -43,6 +43,42 @@ export interface ProfileSecrets {
   userCaPems: string[];
   hostCaPems: string[];
   knownHosts: string;
+}
+
+/**
+ * What a login answer stores (`wsh login`, signup's login, `wbot start`): the profile and its
+ * key and certificates. `hostCaPems`: the host CAs the client trusts for this proxy.
+ */
+export function loginProfile(
+  res: rpc.LoginResponse,
+  o: {
+    proxy: string;
+    insecure: boolean;
+    hostCaPems: string[];
+    key: { privatePem(): string; sshPublicKey(): string };
+  },
+): { profile: Profile; secrets: ProfileSecrets } {
+  return {
+    profile: {
+      proxy: o.proxy,
+      cluster: res.cluster_name,
+      user: res.user,
+      roles: res.roles,
+      logins: res.logins,
+      expires: res.expires,
+      insecure: o.insecure,
+      ...(res.web_device_trust_mode ? { webDeviceTrustMode: res.web_device_trust_mode } : {}),
+    },
+    secrets: {
+      keyPem: o.key.privatePem(),
+      sshPublicKey: o.key.sshPublicKey(),
+      sshCert: res.ssh_cert,
+      tlsCert: res.tls_cert,
+      userCaPems: res.user_ca_pems,
+      hostCaPems: o.hostCaPems,
+      knownHosts: res.host_ca_known_hosts,
+    },
+  };
 }
 
 export interface LoadedProfile extends Profile, ProfileSecrets {
