@@ -31,6 +31,16 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const wbot = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     runCli('wbot', args, { env: { ...w.env, ...env } });
+  /** `wbot start --oneshot`: joins with `token` (or renews) into `dest`, then exits. */
+  const joinOnce = (token: string, dest: string) =>
+    wbot([
+      'start',
+      `--proxy=${w.proxy}`,
+      `--token=${token}`,
+      `--ca-pin=${w.caPin}`,
+      `--destination=${dest}`,
+      '--oneshot',
+    ]);
 
   before(async () => {
     w = await startWarden();
@@ -49,14 +59,7 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
   test('a bot runs commands over SSH; a person without a device is refused; the token works once', async () => {
     const token = await addBot('ci');
     const dest = join(w.dir, 'bot-ci');
-    const first = await wbot([
-      'start',
-      `--proxy=${w.proxy}`,
-      `--token=${token}`,
-      `--ca-pin=${w.caPin}`,
-      `--destination=${dest}`,
-      '--oneshot',
-    ]);
+    const first = await joinOnce(token, dest);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /joined as bot "ci"/);
     assert.equal(statSync(join(dest, 'identity')).mode & 0o777, 0o600);
@@ -89,14 +92,7 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     assert.equal(viaOpenSsh.stdout, 'openssh-ok\n');
 
     // The same join token again, into another directory: refused.
-    const again = await wbot([
-      'start',
-      `--proxy=${w.proxy}`,
-      `--token=${token}`,
-      `--ca-pin=${w.caPin}`,
-      `--destination=${join(w.dir, 'bot-thief')}`,
-      '--oneshot',
-    ]);
+    const again = await joinOnce(token, join(w.dir, 'bot-thief'));
     assert.equal(again.code, 1);
     assert.match(again.stderr, /invalid or expired bot join token/);
 
@@ -241,14 +237,7 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     // A join token that has ended: refused, and the bot has no certificates.
     const late = await addBot('late', ['--token-ttl=1s']);
     await new Promise((r) => setTimeout(r, 1500));
-    const tooLate = await wbot([
-      'start',
-      `--proxy=${w.proxy}`,
-      `--token=${late}`,
-      `--ca-pin=${w.caPin}`,
-      `--destination=${join(w.dir, 'bot-late')}`,
-      '--oneshot',
-    ]);
+    const tooLate = await joinOnce(late, join(w.dir, 'bot-late'));
     assert.equal(tooLate.code, 1, tooLate.stderr);
     assert.match(tooLate.stderr, /invalid or expired bot join token/);
 
@@ -263,28 +252,14 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     assert.equal(open.length, 1, tokens.stdout);
     const rmToken = await wctl(['tokens', 'rm', open[0]!.id]);
     assert.equal(rmToken.code, 0, rmToken.stderr);
-    const spent = await wbot([
-      'start',
-      `--proxy=${w.proxy}`,
-      `--token=${spare}`,
-      `--ca-pin=${w.caPin}`,
-      `--destination=${join(w.dir, 'bot-spare')}`,
-      '--oneshot',
-    ]);
+    const spent = await joinOnce(spare, join(w.dir, 'bot-spare'));
     assert.equal(spent.code, 1, spent.stderr);
     assert.match(spent.stderr, /invalid or expired bot join token/);
 
     // bots ls lists them; bots rm stops renewal (the certificates already out end on their own).
     const token = await addBot('gone');
     const dest = join(w.dir, 'bot-gone');
-    const joined = await wbot([
-      'start',
-      `--proxy=${w.proxy}`,
-      `--token=${token}`,
-      `--ca-pin=${w.caPin}`,
-      `--destination=${dest}`,
-      '--oneshot',
-    ]);
+    const joined = await joinOnce(token, dest);
     assert.equal(joined.code, 0, joined.stderr);
     const ls = await wctl(['bots', 'ls', '--format=json']);
     assert.equal(ls.code, 0, ls.stderr);
@@ -328,14 +303,7 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
   test('under required, the bot needs a device like everybody', async () => {
     const token = await addBot('strict');
     const dest = join(w.dir, 'bot-strict');
-    const joined = await wbot([
-      'start',
-      `--proxy=${w.proxy}`,
-      `--token=${token}`,
-      `--ca-pin=${w.caPin}`,
-      `--destination=${dest}`,
-      '--oneshot',
-    ]);
+    const joined = await joinOnce(token, dest);
     assert.equal(joined.code, 0, joined.stderr);
     await setDeviceTrust(w, 'required');
     try {
