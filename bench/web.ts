@@ -18,13 +18,12 @@
  *   npm run bench:web -- [--n=N] [--profile=DIR]   (needs swtpm, swtpm_setup; --profile: warden's V8 CPU profile)
  */
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AUTH_PREFERENCE_NAME } from '@warden/api';
 import {
   ApiClient,
   AuthnCeremony,
@@ -36,7 +35,14 @@ import {
   startWebHelper,
   UserKey,
 } from '@warden/client';
-import { freePort, runCli, signupWithTotp, startSwtpm, startWarden } from '@warden/testkit';
+import {
+  enrollMachine,
+  freePort,
+  inviteAndSignUp,
+  setDeviceTrust,
+  startMachine,
+  startWarden,
+} from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
 const { values } = parseArgs({
@@ -65,37 +71,13 @@ async function main(): Promise<void> {
     nodeName: 'node-1',
     ...(values.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] } : {}),
   });
-  const sw = await startSwtpm({ ekCert: true });
   const work = mkdtempSync(join(tmpdir(), 'warden-bench-web-'));
+  const m = await startMachine(w, 'bench');
   try {
-    const dmi = join(work, 'dmi');
-    mkdirSync(dmi);
-    const machine = {
-      ...w.env,
-      WARDEN_TPM: sw.address,
-      WARDEN_DEVICE_CACHE: join(work, 'device-cache'),
-      WARDEN_DEVICE_DMI_DIR: dmi,
-      WARDEN_HOME: join(work, 'home'),
-    };
-    const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
-    const cap = join(work, 'cap.yaml');
-    writeFileSync(
-      cap,
-      `kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: ${AUTH_PREFERENCE_NAME}\nspec:\n  second_factor: "off"\n  device_trust:\n    mode: required\n`,
-    );
-    await wctl(['create', '-f', cap]);
-    const add = await wctl(['users', 'add', 'alice', '--roles=access', '--logins=root']);
-    const invite = /--token=(\S+)/.exec(add.stdout)![1]!;
-    await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${invite}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      machine,
-    );
-    const tag = (await runCli('wsh', ['device', 'asset-tag'], { env: machine })).stdout.trim();
-    const dev = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);
-    const token = /--token=(\S+)/.exec(dev.stdout)![1]!;
-    const enroll = await runCli('wsh', ['device', 'enroll', `--token=${token}`], { env: machine });
-    if (enroll.code !== 0) throw new Error(`enroll failed: ${enroll.stderr}`);
+    const machine = { ...m.env, WARDEN_HOME: join(work, 'home') };
+    await setDeviceTrust(w, 'required');
+    await inviteAndSignUp(w, 'alice', { roles: 'access', logins: 'root', password: PASSWORD, env: machine });
+    await enrollMachine(w, machine);
 
     // wsh logged in on the machine (a plain certificate: the helper's identity).
     const trust = await establishTrust({ proxy: w.proxy, caPin: w.caPin });
@@ -263,7 +245,7 @@ async function main(): Promise<void> {
         `goal met: ${median(own) <= 50 ? 'yes' : 'no'}`,
     );
   } finally {
-    await sw.stop();
+    await m.tpm.stop();
     await w.stop();
     rmSync(work, { recursive: true, force: true });
   }
