@@ -43,6 +43,14 @@ function cut(text: string, width: number): string {
   return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
 }
 
+/** Labels as `k=v,k2=v2`, sorted by key (a listing's Labels column). */
+export function formatLabels(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
 /**
  * A plain-text table with a dashed rule under the header, columns padded to fit. With a
  * `maxWidth`, the widest columns are narrowed (cells cut with "…", headers kept) until a line

@@ -3,6 +3,7 @@
  * bot's destination, `wbot start`), else the `wsh login` profile for `--proxy` or the current one.
  */
 import {
+  clientForProfile,
   followIdentityFile,
   type LoadedProfile,
   ProfileStore,
@@ -16,6 +17,16 @@ export function requireProfile(ctx: CommandContext, proxy?: string): LoadedProfi
   const file = str(ctx.values, 'identity');
   if (file) return readIdentityFile(file);
   return new ProfileStore(wardenHome(ctx.env)).require(proxy);
+}
+
+/**
+ * `requireProfile`, refusing a profile whose certificates have expired ("your certificates …
+ * expired; run `wsh login …`"): for commands that go on to talk to the proxy.
+ */
+export function requireLiveProfile(ctx: CommandContext, proxy?: string): LoadedProfile {
+  const profile = requireProfile(ctx, proxy);
+  clientForProfile(profile);
+  return profile;
 }
 
 /**

@@ -17,25 +17,12 @@ import {
   startAppProxy,
 } from '@warden/client';
 import { type CommandContext, formatError, str } from '../command';
-import { formatData, parseFormat, table } from '../format';
-import { requireProfile } from '../profile';
-
-function loadProfile(ctx: CommandContext): LoadedProfile {
-  const profile = requireProfile(ctx);
-  // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
-  clientForProfile(profile);
-  return profile;
-}
-
-const sortedLabels = (labels: Record<string, string>) =>
-  Object.entries(labels)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+import { formatData, formatLabels, parseFormat, table } from '../format';
+import { requireLiveProfile } from '../profile';
 
 export async function runAppsLs(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const { items } = await clientForProfile(profile).listApps();
   if (format !== 'text') {
     ctx.stdout.write(formatData(items, format));
@@ -46,7 +33,7 @@ export async function runAppsLs(ctx: CommandContext): Promise<number> {
     `${logged.has(a.name) ? '> ' : '  '}${a.name}`,
     a.description ?? '',
     a.public_addr,
-    sortedLabels(a.labels),
+    formatLabels(a.labels),
   ]);
   ctx.stdout.write(table(['  Application', 'Description', 'Public Address', 'Labels'], rows));
   return 0;
@@ -81,7 +68,7 @@ async function appLogin(ctx: CommandContext, profile: LoadedProfile, name: strin
 
 export async function runAppLogin(ctx: CommandContext): Promise<number> {
   const name = ctx.positionals[0]!;
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const login = await appLogin(ctx, profile, name);
   ctx.stdout.write(
     `Logged in to app "${name}" until ${login.expires} (the app certificate ends with your login).\n\n` +
@@ -92,7 +79,7 @@ export async function runAppLogin(ctx: CommandContext): Promise<number> {
 }
 
 export async function runAppLogout(ctx: CommandContext): Promise<number> {
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const name = ctx.positionals[0];
   const removed = removeAppLogins(profile, name);
   if (name && removed.length === 0)
@@ -124,7 +111,7 @@ export async function runAppConfig(ctx: CommandContext): Promise<number> {
       'WARDEN_ERR_BAD_PARAMETER',
       `invalid --format "${format}": expected ${CONFIG_FORMATS.join(', ')}`,
     );
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const logged = listAppLogins(profile).filter((n) => loadAppLogin(profile, n));
   const name = ctx.positionals[0] ?? (logged.length === 1 ? logged[0] : undefined);
   if (!name)
@@ -176,7 +163,7 @@ export async function runProxyApp(ctx: CommandContext): Promise<number> {
   const port = Number(portText);
   if (!/^\d{1,5}$/.test(portText) || port > 65535)
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid --port "${portText}": expected 0 to 65535`);
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   // A fresh app login each time: the session starts with the current roles and device.
   const login = await appLogin(ctx, profile, name);
   const proxy = await startAppProxy({

@@ -24,15 +24,8 @@ import {
 } from '@warden/client';
 import { z } from 'zod';
 import { type CommandContext, formatError, str } from '../command';
-import { formatData, parseFormat, table } from '../format';
-import { profileSource, requireProfile } from '../profile';
-
-function loadProfile(ctx: CommandContext): LoadedProfile {
-  const profile = requireProfile(ctx);
-  // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
-  clientForProfile(profile);
-  return profile;
-}
+import { formatData, formatLabels, parseFormat, table } from '../format';
+import { profileSource, requireLiveProfile } from '../profile';
 
 /** A database as `GET /v1/dbs` lists it. */
 const DbView = z.object({
@@ -70,15 +63,9 @@ async function findDb(profile: LoadedProfile, name: string): Promise<DbView> {
   return db;
 }
 
-const sortedLabels = (labels: Record<string, string>) =>
-  Object.entries(labels)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
-
 export async function runDbLs(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const { raw, dbs } = await listDbs(profile);
   if (format !== 'text') {
     ctx.stdout.write(formatData(raw, format));
@@ -95,7 +82,7 @@ export async function runDbLs(ctx: CommandContext): Promise<number> {
       `${l ? '> ' : '  '}${d.name}`,
       d.protocol,
       d.db_users.join(', '),
-      sortedLabels(d.labels),
+      formatLabels(d.labels),
       l ? [l.db_user ?? '', l.db_name ?? ''].filter(Boolean).join('@') || '(client decides)' : '',
     ];
   });
@@ -111,7 +98,7 @@ function onlyChoice(values: readonly string[]): string | undefined {
 
 export async function runDbLogin(ctx: CommandContext): Promise<number> {
   const name = ctx.positionals[0]!;
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const db = await findDb(profile, name);
   const dbUser = str(ctx.values, 'db-user') ?? onlyChoice(db.db_users);
   if (!dbUser) {
@@ -131,7 +118,7 @@ export async function runDbLogin(ctx: CommandContext): Promise<number> {
 }
 
 export async function runDbLogout(ctx: CommandContext): Promise<number> {
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const name = ctx.positionals[0];
   const removed = removeDbLogins(profile, name);
   if (name && removed.length === 0) {
@@ -160,7 +147,7 @@ function route(ctx: CommandContext, profile: LoadedProfile, name: string) {
 
 export async function runDbConnect(ctx: CommandContext): Promise<number> {
   const [name = '', ...extra] = ctx.positionals;
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const r = route(ctx, profile, name);
   const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
   // The client reaches the tunnel over a Unix socket in a directory only this user can open
@@ -246,7 +233,7 @@ export async function runProxyDb(ctx: CommandContext): Promise<number> {
   const socketOption = str(ctx.values, 'socket');
   if (socketOption === '')
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--socket needs a path (a directory for PostgreSQL)');
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const r = route(ctx, profile, name);
   const protocol = r.protocol ?? (await findDb(profile, name)).protocol;
   if (socketOption !== undefined && protocol !== 'postgres' && str(ctx.values, 'port') !== undefined)
@@ -290,7 +277,7 @@ export async function runProxyDb(ctx: CommandContext): Promise<number> {
 
 export async function runDbConfig(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const logins = loadDbLogins(profile);
   const name = ctx.positionals[0] ?? (Object.keys(logins).length === 1 ? Object.keys(logins)[0] : undefined);
   if (!name) {

@@ -17,14 +17,8 @@ import {
 } from '@warden/client';
 import { z } from 'zod';
 import { type CommandContext, str } from '../command';
-import { formatData, parseFormat, table } from '../format';
-import { requireProfile } from '../profile';
-
-function loadProfile(ctx: CommandContext): LoadedProfile {
-  const profile = requireProfile(ctx, str(ctx.values, 'proxy'));
-  clientForProfile(profile); // "your certificates … expired; run `wsh login …`"
-  return profile;
-}
+import { formatData, formatLabels, parseFormat, table } from '../format';
+import { requireLiveProfile, requireProfile } from '../profile';
 
 const KubeView = z.object({ name: z.string(), labels: z.record(z.string(), z.string()).default({}) });
 type KubeView = z.infer<typeof KubeView>;
@@ -43,15 +37,9 @@ async function listClusters(profile: LoadedProfile): Promise<{ raw: unknown[]; c
   return { raw: items, clusters };
 }
 
-const sortedLabels = (labels: Record<string, string>) =>
-  Object.entries(labels)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
-
 export async function runKubeLs(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx, str(ctx.values, 'proxy'));
   const { raw, clusters } = await listClusters(profile);
   if (format !== 'text') {
     ctx.stdout.write(formatData(raw, format));
@@ -60,7 +48,7 @@ export async function runKubeLs(ctx: CommandContext): Promise<number> {
   ctx.stdout.write(
     table(
       ['Kube Cluster', 'Labels'],
-      clusters.map((c) => [c.name, sortedLabels(c.labels)]),
+      clusters.map((c) => [c.name, formatLabels(c.labels)]),
     ),
   );
   return 0;
@@ -74,7 +62,7 @@ function wshCommand(): string[] {
 
 export async function runKubeLogin(ctx: CommandContext): Promise<number> {
   const name = ctx.positionals[0]!;
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx, str(ctx.values, 'proxy'));
   const { clusters } = await listClusters(profile);
   if (!clusters.some((c) => c.name === name)) {
     throw new WardenError(
@@ -152,7 +140,7 @@ export async function runKubeLogout(ctx: CommandContext): Promise<number> {
 
 /** The exec credential plugin kubectl runs (see `wsh kube login`). */
 export async function runKubeCredentials(ctx: CommandContext): Promise<number> {
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx, str(ctx.values, 'proxy'));
   const cluster = str(ctx.values, 'cluster') ?? 'default';
   const api = clientForProfile(profile);
   const cred = await kubeCredential(profile, cluster, (public_key) => api.kubeCert({ public_key, cluster }));
@@ -166,7 +154,7 @@ export async function runKubeCredentials(ctx: CommandContext): Promise<number> {
  */
 export async function runProxyKube(ctx: CommandContext): Promise<number> {
   const name = ctx.positionals[0]!;
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx, str(ctx.values, 'proxy'));
   const port = Number(str(ctx.values, 'port') ?? '0');
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', '--port must be a port number');

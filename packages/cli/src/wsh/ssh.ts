@@ -26,21 +26,14 @@ import {
   writeOpenSshIdentityPub,
 } from '@warden/client';
 import { type CommandContext, formatError, str } from '../command';
-import { formatData, parseFormat, table } from '../format';
-import { requireProfile } from '../profile';
+import { formatData, formatLabels, parseFormat, table } from '../format';
+import { requireLiveProfile } from '../profile';
 import { writeNodeCache } from './is-node';
 import { chooseLogin, parseTarget, stripCluster } from './target';
 
 /** The remote command from the words after NODE, joined with spaces as ssh does. */
 export function remoteCommand(words: readonly string[]): string | undefined {
   return words.length > 0 ? words.join(' ') : undefined;
-}
-
-function loadProfile(ctx: CommandContext): LoadedProfile {
-  const profile = requireProfile(ctx);
-  // Throws "your certificates … expired; run `wsh login …`" for an expired profile.
-  clientForProfile(profile);
-  return profile;
 }
 
 async function dial(profile: LoadedProfile, node: string, login: string) {
@@ -80,7 +73,7 @@ function forwardSpecs(ctx: CommandContext) {
 
 export async function runSsh(ctx: CommandContext): Promise<number> {
   const [target = '', ...words] = ctx.positionals;
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const { login: targetLogin, node: host } = parseTarget(target);
   // `node-1.<cluster>` is node-1, as for plain ssh with `wsh config`.
   const node = stripCluster(host, profile.cluster);
@@ -184,7 +177,7 @@ async function listNodes(profile: LoadedProfile): Promise<{ raw: unknown[]; node
 
 export async function runLs(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   const { raw, nodes } = await listNodes(profile);
   if (format !== 'text') {
     ctx.stdout.write(formatData(raw, format));
@@ -194,10 +187,7 @@ export async function runLs(ctx: CommandContext): Promise<number> {
     .map((n) => [
       n.spec?.hostname ?? n.metadata.name,
       n.spec?.addr ?? '',
-      Object.entries(n.metadata.labels ?? {})
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, v]) => `${k}=${v}`)
-        .join(','),
+      formatLabels(n.metadata.labels ?? {}),
     ])
     .sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
   ctx.stdout.write(table(['Node Name', 'Address', 'Labels'], rows));
@@ -243,7 +233,7 @@ export async function runConfig(ctx: CommandContext): Promise<number> {
   if (form !== 'host' && form !== 'match') {
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', `invalid --form "${form}": expected host or match`);
   }
-  const profile = loadProfile(ctx);
+  const profile = requireLiveProfile(ctx);
   // OpenSSH needs key.pem.pub beside key.pem to pair it with key-cert.pub.
   writeOpenSshIdentityPub(profile.dir, profile.sshPublicKey);
   if (form === 'match') {
