@@ -35,12 +35,12 @@ const entries = {
   wbot: 'packages/cli/src/wbot.ts',
 };
 
-await build({
-  entryPoints: entries,
+// What both command bundles share: Node 20 ESM with source maps, native and optional modules
+// from node_modules, and a `require` for the CommonJS dependencies that call it.
+const EXTERNAL = ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty'];
+const nodeBundle = {
   outdir: 'dist',
   bundle: true,
-  splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
   platform: 'node',
   target: 'node20',
   format: 'esm',
@@ -48,29 +48,21 @@ await build({
   logLevel: 'warning',
   // Each command's chunk holds only the modules it uses (see precise-imports.mjs).
   plugins: [preciseImports(), zodEnglishOnly],
-  external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty'],
+  external: EXTERNAL,
   banner: {
     js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
   },
-});
+};
+
+await build({ ...nodeBundle, entryPoints: entries, splitting: true, chunkNames: 'chunks/[name]-[hash]' });
 
 // `wsh proxy ssh` alone in one file, for OpenSSH's ProxyCommand (`wsh config` names it): it
 // starts for every SSH session, and one file loads faster than wsh's shared chunks.
 await build({
+  ...nodeBundle,
   entryPoints: { 'wsh-proxy-ssh': 'packages/cli/src/wsh-proxy-ssh.ts' },
-  outdir: 'dist',
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  plugins: [preciseImports(), zodEnglishOnly],
   // yaml only for --format=yaml, which this command has no use for: from node_modules if ever.
-  external: ['better-sqlite3', 'pg', 'pg-native', 'ssh2', 'cpu-features', 'node-pty', 'yaml'],
-  banner: {
-    js: "import { createRequire as __wardenCreateRequire } from 'node:module'; const require = __wardenCreateRequire(import.meta.url);",
-  },
+  external: [...EXTERNAL, 'yaml'],
 });
 
 // The Web UI: one script and one stylesheet, no runtime downloads (it works offline), no
