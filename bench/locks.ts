@@ -231,7 +231,8 @@ interface LockResult {
   serverCpuQuietMs: number;
   /**
    * CPU the client processes used from the request to the last session's end (ms): the sum
-   * over the `--clients` processes holding sessions and the bench's own (which writes the lock).
+   * over the `--clients` processes holding sessions (with `--clients=1`, the bench's own, which
+   * also writes the lock).
    */
   clientCpuMs: number;
   /**
@@ -597,7 +598,7 @@ interface Clients {
   pids: number[];
   /** Opens the layout (`concurrency` at a time over all clients); `onOpened` per session. */
   open(layout: Item[], concurrency: number, onOpened: () => void): Promise<void>;
-  /** CPU (ms) used so far by the client processes and the bench's own. */
+  /** CPU (ms) used so far by the processes holding sessions, summed. */
   cpu(): Promise<number>;
   /**
    * Each session of `kind` (with the client that holds it) once all of them ended or
@@ -695,7 +696,7 @@ async function forked(c: Cluster, n: number): Promise<Clients> {
     },
     cpu: async () => {
       const answers = await Promise.all(clients.map((f) => f.request({ type: 'cpu' }, 'cpu')));
-      return sum(answers.map((a) => a.cpuMs)) + ownCpuMs();
+      return sum(answers.map((a) => a.cpuMs));
     },
     wait: async (kind, timeoutMs) => {
       const answers = await Promise.all(
@@ -703,7 +704,7 @@ async function forked(c: Cluster, n: number): Promise<Clients> {
       );
       return {
         ends: answers.flatMap((a, k) => a.ends.map((e) => ({ ...e, client: k }))),
-        cpuMs: sum(answers.map((a) => a.cpuMs)) + ownCpuMs(),
+        cpuMs: sum(answers.map((a) => a.cpuMs)),
       };
     },
     close: async () => {
@@ -894,7 +895,7 @@ function report(runs: BackendRun[]): Goal[] {
     console.log(
       `lock API round trip (what \`wctl lock\` waits for): ${run.locks.map((l) => `${l.kind} ${l.apiMs.toFixed(0)} ms`).join(', ')}` +
         `\nwaited for the warden processes to go quiet before each lock: ${run.locks.map((l) => `${l.kind} ${(l.settleMs / 1000).toFixed(1)} s`).join(', ')}` +
-        `\nCPU per ended session, warden (to the last end / to quiet again) and the client${CLIENTS === 1 ? " (the bench's process)" : ` processes (${CLIENTS}, and the bench's own)`}: ${run.locks
+        `\nCPU per ended session, warden (to the last end / to quiet again) and the client${CLIENTS === 1 ? " (the bench's process)" : ` processes (${CLIENTS}, summed)`}: ${run.locks
           .map((l) => {
             const n = run.sessions.filter((s) => s.kind === l.kind && s.ended).length || 1;
             const f = (ms: number) => (ms / n).toFixed(2);
