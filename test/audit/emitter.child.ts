@@ -5,7 +5,7 @@
  * Not a test by itself (the runner only picks up `*.test.ts`).
  */
 import { writeSync } from 'node:fs';
-import { SqliteAuditLog } from '../../packages/server/src/audit/sqlite';
+import { SqliteAuditLog } from '@warden/server';
 
 const path = process.env.WARDEN_AUDIT_PATH;
 if (!path) throw new Error('WARDEN_AUDIT_PATH is not set');

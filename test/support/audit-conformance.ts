@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type AuditEventInput, type ErrorCode, isWardenError } from '@warden/api';
-import type { AuditLog } from '../../packages/server/src/audit';
-import { MAX_AUDIT_STRING } from '../../packages/server/src/audit/prepare';
+import { type AuditLog, MAX_AUDIT_STRING } from '../../packages/server/src/audit';
 import { FakeClock } from '../../packages/server/src/clock';
 
 export type AuditLogFactory = (opts: { clock: FakeClock }) => Promise<AuditLog>;

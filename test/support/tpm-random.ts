@@ -3,15 +3,16 @@
  * property and fuzz tests. Seeded so that a failure names the seed that reproduces it.
  * Who may import: *.test.ts files (the TPM package's fuzz and verify tests).
  */
-import { TPM_ALG, TPM_ST } from '../../packages/tpm/src/constants';
-import type {
-  PcrSelection,
-  TpmsAttest,
-  TpmsCreationData,
-  TpmsNvPublic,
-  TpmtPublic,
-  TpmtSignature,
-} from '../../packages/tpm/src/marshal';
+import {
+  type PcrSelection,
+  TPM_ALG,
+  TPM_ST,
+  type TpmsAttest,
+  type TpmsCreationData,
+  type TpmsNvPublic,
+  type TpmtPublic,
+  type TpmtSignature,
+} from '@warden/tpm';
 
 export class Rng {
   private s: number;
