@@ -449,6 +449,19 @@ export function splitAtFirstPositional(
   return [args, []];
 }
 
+/** Resolves at the first Ctrl+C (SIGINT) or SIGTERM: how a long-running command (a local proxy or tunnel) waits to stop. */
+export function untilInterrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
 export function formatError(e: unknown, env: NodeJS.ProcessEnv): string {
   // Checked by shape, not instanceof: this module must not load @warden/api, so `--help` stays fast.
   if (env.WARDEN_DEBUG) {

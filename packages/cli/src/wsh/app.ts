@@ -16,7 +16,7 @@ import {
   saveAppLogin,
   startAppProxy,
 } from '@warden/client';
-import { type CommandContext, formatError, str } from '../command';
+import { type CommandContext, formatError, str, untilInterrupted } from '../command';
 import { formatData, formatLabels, parseFormat, table } from '../format';
 import { requireLiveProfile } from '../profile';
 
@@ -177,15 +177,7 @@ export async function runProxyApp(ctx: CommandContext): Promise<number> {
       `Open ${proxy.url}/ in your browser (or point curl or a WebSocket client at it).\n` +
       'Stop it with Ctrl+C.\n',
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilInterrupted();
   await proxy.close();
   return 0;
 }

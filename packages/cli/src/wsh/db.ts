@@ -23,7 +23,7 @@ import {
   tunnelSocketPath,
 } from '@warden/client';
 import { z } from 'zod';
-import { type CommandContext, formatError, str } from '../command';
+import { type CommandContext, formatError, str, untilInterrupted } from '../command';
 import { formatData, formatLabels, parseFormat, table } from '../format';
 import { profileSource, requireLiveProfile } from '../profile';
 
@@ -262,15 +262,7 @@ export async function runProxyDb(ctx: CommandContext): Promise<number> {
       (protocol === 'mysql' ? `Connect with: mysql ${mysqlArgs(endpoint).join(' ')}\n` : '') +
       'Stop it with Ctrl+C.\n',
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilInterrupted();
   await tunnel.close();
   return 0;
 }
