@@ -55,6 +55,20 @@ type AnyStore = {
   undo(change: { written?: Resource; previous?: Resource }): Promise<void>;
 };
 
+/** The store of each kind that is kept as plain resources (the others have no store here). */
+const STORE_OF_KIND: Partial<
+  Record<ResourceKind, 'users' | 'roles' | 'locks' | 'nodes' | 'dbs' | 'devices' | 'apps' | 'kubeClusters'>
+> = {
+  user: 'users',
+  role: 'roles',
+  lock: 'locks',
+  node: 'nodes',
+  db: 'dbs',
+  device: 'devices',
+  app: 'apps',
+  kube_cluster: 'kubeClusters',
+};
+
 export class ResourceAdmin {
   readonly #o: ResourceAdminOptions;
   readonly #audit: ReturnType<typeof auditWith>;
@@ -65,27 +79,8 @@ export class ResourceAdmin {
   }
 
   #store(kind: ResourceKind): AnyStore | undefined {
-    const s = this.#o.services;
-    switch (kind) {
-      case 'user':
-        return s.users as unknown as AnyStore;
-      case 'role':
-        return s.roles as unknown as AnyStore;
-      case 'lock':
-        return s.locks as unknown as AnyStore;
-      case 'node':
-        return s.nodes as unknown as AnyStore;
-      case 'db':
-        return s.dbs as unknown as AnyStore;
-      case 'device':
-        return s.devices as unknown as AnyStore;
-      case 'app':
-        return s.apps as unknown as AnyStore;
-      case 'kube_cluster':
-        return s.kubeClusters as unknown as AnyStore;
-      default:
-        return undefined;
-    }
+    const field = STORE_OF_KIND[kind];
+    return field && (this.#o.services[field] as unknown as AnyStore);
   }
 
   /**
