@@ -4,6 +4,8 @@
  * `ERROR: <message>` and an exit code. Subcommand modules load lazily so the CLIs start fast.
  */
 import { parseArgs } from 'node:util';
+import { WardenError } from '@warden/api';
+import type { z } from 'zod';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -447,6 +449,19 @@ export function splitAtFirstPositional(
     }
   }
   return [args, []];
+}
+
+/**
+ * The items of a listing the proxy sent (`wsh db ls`, `wsh kube ls`), each checked against
+ * `schema`: a malformed one is WARDEN_ERR_CONNECTION ("sent a malformed <what>").
+ */
+export function parseListing<T>(items: unknown[], schema: z.ZodType<T>, proxy: string, what: string): T[] {
+  return items.map((item) => {
+    const parsed = schema.safeParse(item);
+    if (!parsed.success)
+      throw new WardenError('WARDEN_ERR_CONNECTION', `the proxy at ${proxy} sent a malformed ${what}`);
+    return parsed.data;
+  });
 }
 
 /** Resolves at the first Ctrl+C (SIGINT) or SIGTERM: how a long-running command (a local proxy or tunnel) waits to stop. */

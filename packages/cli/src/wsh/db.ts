@@ -23,7 +23,7 @@ import {
   tunnelSocketPath,
 } from '@warden/client';
 import { z } from 'zod';
-import { type CommandContext, formatError, str, untilInterrupted } from '../command';
+import { type CommandContext, formatError, parseListing, str, untilInterrupted } from '../command';
 import { formatData, formatLabels, parseFormat, table } from '../format';
 import { profileSource, requireLiveProfile } from '../profile';
 
@@ -39,16 +39,7 @@ type DbView = z.infer<typeof DbView>;
 
 async function listDbs(profile: LoadedProfile): Promise<{ raw: unknown[]; dbs: DbView[] }> {
   const { items } = await clientForProfile(profile).listDbs();
-  const dbs = items.map((item) => {
-    const parsed = DbView.safeParse(item);
-    if (!parsed.success)
-      throw new WardenError(
-        'WARDEN_ERR_CONNECTION',
-        `the proxy at ${profile.proxy} sent a malformed database list`,
-      );
-    return parsed.data;
-  });
-  return { raw: items, dbs };
+  return { raw: items, dbs: parseListing(items, DbView, profile.proxy, 'database list') };
 }
 
 async function findDb(profile: LoadedProfile, name: string): Promise<DbView> {

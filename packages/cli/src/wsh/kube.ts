@@ -16,7 +16,7 @@ import {
   writeKubeLogin,
 } from '@warden/client';
 import { z } from 'zod';
-import { type CommandContext, str } from '../command';
+import { type CommandContext, parseListing, str } from '../command';
 import { formatData, formatLabels, parseFormat, table } from '../format';
 import { requireLiveProfile, requireProfile } from '../profile';
 
@@ -25,16 +25,7 @@ type KubeView = z.infer<typeof KubeView>;
 
 async function listClusters(profile: LoadedProfile): Promise<{ raw: unknown[]; clusters: KubeView[] }> {
   const { items } = await clientForProfile(profile).listKubeClusters();
-  const clusters = items.map((item) => {
-    const parsed = KubeView.safeParse(item);
-    if (!parsed.success)
-      throw new WardenError(
-        'WARDEN_ERR_CONNECTION',
-        `the proxy at ${profile.proxy} sent a malformed cluster list`,
-      );
-    return parsed.data;
-  });
-  return { raw: items, clusters };
+  return { raw: items, clusters: parseListing(items, KubeView, profile.proxy, 'cluster list') };
 }
 
 export async function runKubeLs(ctx: CommandContext): Promise<number> {
