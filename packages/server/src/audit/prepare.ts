@@ -210,20 +210,17 @@ function prepareDbQuery(input: Record<string, unknown>, now: number): PreparedEv
       parameters[k] = v;
     }
   }
-  // The general path's key order: envelope, user, addr, error, device, then the schema's.
-  const event = {
-    id: eventId(now),
-    code: DB_QUERY_CODE,
-    type: 'db.query',
-    time: new Date(now).toISOString(),
-    success: true,
-  } as AuditEvent & Record<string, unknown>;
-  if (i.user !== undefined) event.user = i.user as string;
-  if (i.addr !== undefined) event.addr = i.addr as string;
-  if (i.error !== undefined) event.error = i.error as string;
-  if (device) event.device = device;
-  if (i.user_kind !== undefined) event.user_kind = i.user_kind;
-  if (i.device_exemption !== undefined) event.device_exemption = i.device_exemption;
+  const event = withCaller(
+    {
+      id: eventId(now),
+      code: DB_QUERY_CODE,
+      type: 'db.query',
+      time: new Date(now).toISOString(),
+      success: true,
+    },
+    i,
+    device,
+  );
   event.protocol = i.protocol;
   event.session_id = i.session_id;
   event.resource = resource;
@@ -441,15 +438,7 @@ function prepareFlat(
   const success = (i.success as boolean | undefined) ?? auditEventCatalogue[type].code !== undefined;
   const code = auditCode(type, success);
   if (code === undefined) return undefined;
-  // The general path's key order: envelope, user, addr, error, device, then the schema's.
-  const event = { id: '', code, type, time: new Date(now).toISOString(), success } as AuditEvent &
-    Record<string, unknown>;
-  if (i.user !== undefined) event.user = i.user as string;
-  if (i.addr !== undefined) event.addr = i.addr as string;
-  if (i.error !== undefined) event.error = i.error as string;
-  if (device) event.device = device;
-  if (i.user_kind !== undefined) event.user_kind = i.user_kind;
-  if (i.device_exemption !== undefined) event.device_exemption = i.device_exemption;
+  const event = withCaller({ id: '', code, type, time: new Date(now).toISOString(), success }, i, device);
   for (const f of spec.fields) {
     const v = i[f.name];
     if (v === undefined) {
@@ -565,6 +554,25 @@ export function deviceIdsOf(event: AuditEvent): {
 } {
   const subject = (event as Record<string, unknown>).device_id;
   return { device: event.device?.id, subjectDevice: typeof subject === 'string' ? subject : undefined };
+}
+
+/**
+ * A fast path's event so far: the envelope, then the caller's fields in the general path's
+ * key order (user, addr, error, device, user_kind, device_exemption); the schema's follow.
+ */
+function withCaller(
+  envelope: Pick<AuditEvent, 'id' | 'code' | 'type' | 'time' | 'success'>,
+  i: Record<string, unknown>,
+  device: AuditEvent['device'],
+): AuditEvent & Record<string, unknown> {
+  const event = envelope as AuditEvent & Record<string, unknown>;
+  if (i.user !== undefined) event.user = i.user as string;
+  if (i.addr !== undefined) event.addr = i.addr as string;
+  if (i.error !== undefined) event.error = i.error as string;
+  if (device) event.device = device;
+  if (i.user_kind !== undefined) event.user_kind = i.user_kind;
+  if (i.device_exemption !== undefined) event.device_exemption = i.device_exemption;
+  return event;
 }
 
 /**
