@@ -21,7 +21,7 @@ import { JWT_ASSERTION_HEADER } from '@warden/api';
 import type { Dispatcher, Pool as PoolType } from 'undici';
 import Pool from 'undici/lib/dispatcher/pool.js';
 import type { Logger } from '../../log';
-import { FIELD_VALUE, type LeanRequest, type RawResponse, TOKEN } from './http1';
+import { FIELD_VALUE, HOP_BY_HOP, type LeanRequest, type RawResponse, TOKEN } from './http1';
 import { Http1Upstream } from './http1-upstream';
 import { type AppRefusal, rawRefusal, sendRefusal } from './refusal';
 
@@ -56,20 +56,6 @@ function unrelayable(cause?: unknown): Error {
 
 /** Idle keep-alive connections to an app close after this long (ms), or sooner when its `Keep-Alive` says so. */
 const KEEP_ALIVE_MS = 4_000;
-
-/** Headers that describe one hop and never cross a proxy (RFC 9110 §7.6.1), plus HTTP/2's. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-]);
 
 /** Request headers the client may not set: Warden sets them (or they are spoofable identity claims). */
 const SET_BY_WARDEN = new Set([

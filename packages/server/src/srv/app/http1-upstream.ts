@@ -26,7 +26,7 @@
  */
 import { maxHeaderSize } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { readFields } from './http1';
+import { HOP_BY_HOP, readFields } from './http1';
 
 /** The final response's head, ready to relay. */
 export interface UpstreamHead {
@@ -59,19 +59,6 @@ export interface UpstreamExchange {
   abort(): void;
 }
 
-/** Response headers that describe one hop and never cross a proxy (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-]);
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
 /** chunk-size [ BWS ";" chunk-ext ]: at most 12 hex digits (below 2^48). */

@@ -18,6 +18,23 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 
+/**
+ * Header fields that describe one hop and never cross a proxy (RFC 9110 §7.6.1), plus HTTP/2's
+ * `http2-settings`: dropped from requests and responses by both forwarding paths.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
 /** A request the lean path serves: no body, HTTP/1.1, origin-form target, unique headers. */
 export interface LeanRequest {
   method: 'GET' | 'HEAD' | 'OPTIONS' | 'DELETE';
