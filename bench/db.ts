@@ -49,6 +49,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   Authenticator,
+  collectProcess,
   freePort,
   type MariaDbServer,
   type PostgresServer,
@@ -297,19 +298,9 @@ async function benchMysql(): Promise<void> {
     const version = db.version;
     if (args.hold) {
       // Everything stays up for perf/strace: each path's mysql2 options and the pids.
-      process.stdout.write(
-        `${JSON.stringify(
-          {
-            paths,
-            pids: { warden: w.child.pid, wsh: tunnel.child.pid, wshSocket: socketTunnel.child.pid },
-          },
-          null,
-          2,
-        )}\n`,
-      );
-      await new Promise<void>((r) => {
-        process.once('SIGINT', r);
-        process.once('SIGTERM', r);
+      await holdUntilSignal({
+        paths,
+        pids: { warden: w.child.pid, wsh: tunnel.child.pid, wshSocket: socketTunnel.child.pid },
       });
       return;
     }
@@ -410,6 +401,15 @@ function pgEnv(pg: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...pg };
 }
 
+/** `--hold`: prints what to reach by hand (JSON: addresses, pids) and waits for Ctrl-C or SIGTERM. */
+async function holdUntilSignal(info: unknown): Promise<void> {
+  process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+  await new Promise<void>((r) => {
+    process.once('SIGINT', r);
+    process.once('SIGTERM', r);
+  });
+}
+
 /**
  * Runs pgbench with `args` and `env`; rejects with its output when it fails or outlives its
  * time. Asynchronous on purpose: while pgbench runs, this process must keep reading the pipes
@@ -417,28 +417,11 @@ function pgEnv(pg: Record<string, string>): NodeJS.ProcessEnv {
  * pgbouncer, which logs every connection, blocked in write(2) on a full stderr pipe at -c64:
  * its pgbench never got an answer ("did no transaction", or a hang until the timeout).
  */
-function pgbench(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), (SECONDS + 120) * 1000);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`pgbench ${args.join(' ')} failed (${code ?? signal}):\n${stdout}\n${stderr}`));
-    });
-  });
+async function pgbench(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = await collectProcess(child, { timeoutMs: (SECONDS + 120) * 1000, timeout: 'kill' });
+  if (r.code === 0) return r.stdout;
+  throw new Error(`pgbench ${args.join(' ')} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
 }
 
 /**
@@ -720,25 +703,15 @@ async function benchPostgres(): Promise<void> {
           .filter(([k]) => k.startsWith('PG'))
           .map(([k, v]) => `${k}=${v}`)
           .join(' ');
-      process.stdout.write(
-        `${JSON.stringify(
-          {
-            pgbench: pgbenchBin,
-            paths: Object.fromEntries(Object.entries(paths).map(([k, v]) => [k, envOf(v)])),
-            pids: {
-              warden: w.child.pid,
-              wsh: tunnel.child.pid,
-              wshSocket: socketTunnel.child.pid,
-              pgbouncer: bouncer?.pid,
-            },
-          },
-          null,
-          2,
-        )}\n`,
-      );
-      await new Promise<void>((r) => {
-        process.once('SIGINT', r);
-        process.once('SIGTERM', r);
+      await holdUntilSignal({
+        pgbench: pgbenchBin,
+        paths: Object.fromEntries(Object.entries(paths).map(([k, v]) => [k, envOf(v)])),
+        pids: {
+          warden: w.child.pid,
+          wsh: tunnel.child.pid,
+          wshSocket: socketTunnel.child.pid,
+          pgbouncer: bouncer?.pid,
+        },
       });
       return;
     }
