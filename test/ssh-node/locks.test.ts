@@ -17,7 +17,7 @@ import {
   silentLogger,
   systemClock,
 } from '@warden/server';
-import { requireTool, waitForText } from '@warden/testkit';
+import { captureOutput, requireTool, waitForText } from '@warden/testkit';
 import * as pty from 'node-pty';
 import { exited, type NodeFixture, startNode } from './node-fixture';
 
@@ -87,19 +87,12 @@ describe('locks end live SSH sessions', { skip }, () => {
   test('a running command (no PTY) is ended: the message goes to stderr', async () => {
     const carol = await f.issue({ user: 'carol', roles: ['access'], logins: ['root'] });
     const child = spawn('ssh', [...f.sshArgs(carol, 'root'), 'echo started; sleep 30'], { stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    await waitFor(() => stdout, /started/);
+    const out = captureOutput(child);
+    await waitFor(out.stdout, /started/);
     await f.lock({ role: 'access', login: 'root' });
     const code = await exited(child);
     assert.equal(code, 255);
-    assert.match(stderr, /ERROR: lock targeting Role:"access", Login:"root" is in force/);
+    assert.match(out.stderr(), /ERROR: lock targeting Role:"access", Login:"root" is in force/);
   });
 
   test('the lock event, delivered to the session monitor, is what ends a node session', async () => {
@@ -183,20 +176,13 @@ describe('locks end live SSH sessions', { skip }, () => {
       const dave = await g.issue({ user: 'dave', logins: ['root'] });
       assert.equal((await g.ssh(dave, 'root', ['true'])).code, 0);
       const child = spawn('ssh', [...g.sshArgs(dave, 'root'), 'echo started; sleep 30'], { stdio: 'pipe' });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => {
-        stdout += d;
-      });
-      child.stderr.on('data', (d) => {
-        stderr += d;
-      });
-      await waitFor(() => stdout, /started/);
+      const out = captureOutput(child);
+      await waitFor(out.stdout, /started/);
       // An item under /locks/ that does not decode makes the view unhealthy (it can't know
       // whether that was a lock): with strictness 0 it is stale at once.
       await g.backend.put(`/locks/${randomUUID()}`, 'not a lock');
       assert.equal(await exited(child), 255);
-      assert.match(stderr, /ERROR: the lock view is stale and locking_mode is strict/);
+      assert.match(out.stderr(), /ERROR: the lock view is stale and locking_mode is strict/);
       const again = await g.ssh(dave, 'root', ['true']);
       assert.match(again.stderr, /administratively prohibited: the lock view is stale/);
     } finally {
