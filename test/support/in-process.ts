@@ -24,6 +24,7 @@ import {
   liveSessionMonitor,
   MemoryAuditLog,
   MemoryBackend,
+  proxyServerTls,
   type Services,
   type SessionMonitor,
 } from '@warden/server';
@@ -99,14 +100,7 @@ export async function startLiveAccess(
  */
 export async function proxyTlsOptions(cas: CertAuthorities): Promise<TlsOptions> {
   const tls = await cas.issueHostTlsCert({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  return {
-    key: tls.privateKey!.toPkcs8Pem(),
-    cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
-    ca: cas.tlsCertPems('user'),
-    requestCert: true,
-    rejectUnauthorized: false,
-    minVersion: 'TLSv1.2',
-  };
+  return proxyServerTls(cas, tls);
 }
 
 /**

@@ -29,7 +29,7 @@ import {
   type RateCounters,
   SqliteBackend,
 } from '../backend';
-import { CertAuthorities } from '../ca';
+import { CertAuthorities, proxyServerTls } from '../ca';
 import { type Clock, systemClock } from '../clock';
 import {
   DEFAULT_PROXY_LIMITS,
@@ -520,12 +520,7 @@ async function compose(
   const server = createTlsServer(
     {
       handshakeTimeout: limits.handshakeTimeoutMs,
-      key: tls.privateKey!.toPkcs8Pem(),
-      cert: [tls.certPem, ...cas.tlsCertPems('host')].join('\n'),
-      ca: cas.tlsCertPems('user'),
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
+      ...proxyServerTls(cas, tls),
       // ALPN picks the tunnel (SSH, databases, apps) or HTTP; app host names also get h2 (SNI).
       // Kubernetes names (`kube.<name>`) come first: the proxy's certificate, HTTP/1.1.
       ALPNCallback: (arg) =>

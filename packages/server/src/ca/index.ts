@@ -30,3 +30,4 @@ export {
   userSshExtensions,
 } from './authorities';
 export { PrivateKey, type PrivateKeyAlgorithm } from './private-key';
+export { proxyServerTls } from './server-tls';
