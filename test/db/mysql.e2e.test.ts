@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type MariaDbServer, requireMariaDb, requireTool, startMariaDb } from '@warden/testkit';
+import { type MariaDbServer, requireMariaDb, requireTool, startMariaDb, trackProcess } from '@warden/testkit';
 import mysql from 'mysql2/promise';
 import {
   type Cluster,
@@ -164,15 +164,13 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
 
   test('a tunnel on a Unix socket (--socket): mysql --socket and mysql2 socketPath, only its user may open it, one per socket, gone at exit', async () => {
     const socket = join(mkdtempSync(join(c.dir, 'sock-')), 'shop.sock');
-    const t = spawnCli('wsh', ['proxy', 'db', 'shop', '--tunnel', `--socket=${socket}`], alice);
-    let out = '';
-    t.stdout!.on('data', (d) => {
-      out += d;
-    });
-    const exited = new Promise((r) => t.once('exit', r));
+    const t = trackProcess(spawnCli('wsh', ['proxy', 'db', 'shop', '--tunnel', `--socket=${socket}`], alice));
     try {
-      await waitFor(() => out, /Started a tunnel/);
-      assert.ok(out.includes(`Connect with: mysql --protocol=SOCKET --socket=${socket} --skip-ssl`), out);
+      await waitFor(t.stdout, /Started a tunnel/);
+      assert.ok(
+        t.stdout().includes(`Connect with: mysql --protocol=SOCKET --socket=${socket} --skip-ssl`),
+        t.stdout(),
+      );
       assert.equal(statSync(socket).mode & 0o777, 0o600);
       const res = await runClient('mysql', [
         '--no-defaults',
@@ -213,9 +211,9 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
       assert.notEqual(withPort.code, 0);
       assert.match(withPort.stderr, /-p is not used with --socket/);
     } finally {
-      t.kill('SIGTERM');
+      t.child.kill('SIGTERM');
     }
-    await exited;
+    await t.exited;
     assert.equal(existsSync(socket), false, 'the socket is removed when the tunnel stops');
   });
 

@@ -12,7 +12,13 @@ import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
-import { type PostgresServer, requirePostgres, requireTool, startPostgres } from '@warden/testkit';
+import {
+  type PostgresServer,
+  requirePostgres,
+  requireTool,
+  startPostgres,
+  trackProcess,
+} from '@warden/testkit';
 import pg from 'pg';
 import {
   type Cluster,
@@ -235,16 +241,16 @@ describe('PostgreSQL through Warden', { skip }, () => {
   test('a tunnel on a Unix socket (--socket): psql -h DIR and the pg driver, only its user may open it, one per socket, gone at exit', async () => {
     const dir = mkdtempSync(join(c.dir, 'sock-'));
     const socket = join(dir, '.s.PGSQL.6543');
-    const t = spawnCli('wsh', ['proxy', 'db', 'orders', '--tunnel', `--socket=${dir}`, '-p', '6543'], alice);
-    let out = '';
-    t.stdout!.on('data', (d) => {
-      out += d;
-    });
-    const exited = new Promise((r) => t.once('exit', r));
+    const t = trackProcess(
+      spawnCli('wsh', ['proxy', 'db', 'orders', '--tunnel', `--socket=${dir}`, '-p', '6543'], alice),
+    );
     try {
-      await waitFor(() => out, /Started a tunnel/);
-      assert.ok(out.includes(`on ${socket}.`), out);
-      assert.ok(out.includes(`Connect with: psql "host=${dir} port=6543 sslmode=disable"`), out);
+      await waitFor(t.stdout, /Started a tunnel/);
+      assert.ok(t.stdout().includes(`on ${socket}.`), t.stdout());
+      assert.ok(
+        t.stdout().includes(`Connect with: psql "host=${dir} port=6543 sslmode=disable"`),
+        t.stdout(),
+      );
       assert.equal(statSync(socket).mode & 0o777, 0o600);
       const res = await psql(
         `host=${dir} port=6543 user=alice dbname=orders`,
@@ -268,9 +274,9 @@ describe('PostgreSQL through Warden', { skip }, () => {
       assert.match(again.stderr, /something already listens on .*\.s\.PGSQL\.6543/);
       assert.equal((await psql(`host=${dir} port=6543 user=alice dbname=orders`, 'select 1')).code, 0);
     } finally {
-      t.kill('SIGTERM');
+      t.child.kill('SIGTERM');
     }
-    await exited;
+    await t.exited;
     assert.equal(existsSync(socket), false, 'the socket is removed when the tunnel stops');
   });
 
