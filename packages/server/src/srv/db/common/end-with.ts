@@ -1,9 +1,10 @@
 /**
- * Ending a client stream with a last message (a protocol error), and ending the database's side
- * of a terminated session after the pass that told every client (`afterThisPass`), for every
- * engine.
+ * Ending a client stream with a last message (a protocol error), refusing a client after its
+ * opening (`refuseAtOpening`), and ending the database's side of a terminated session after the
+ * pass that told every client (`afterThisPass`), for every engine.
  */
 import type { Duplex } from 'node:stream';
+import { StreamReader } from './stream-reader';
 
 /** Writes `data` and closes, waiting (briefly) for it to be flushed. */
 export function endWith(stream: Duplex, data: Buffer): Promise<void> {
@@ -21,6 +22,33 @@ export function endWith(stream: Duplex, data: Buffer): Promise<void> {
     stream.once('error', done);
     stream.end(data, done);
   });
+}
+
+/**
+ * An engine's `refuse`: reads the client's opening (PostgreSQL startup, MySQL handshake
+ * response) with `readOpening`, then ends the stream with `answer(opening)` — the protocol's
+ * error carrying the reason — when there is one. The stream is destroyed afterwards in every
+ * case, and after `timeoutMs` if the client is still silent; a malformed opening just closes it.
+ */
+export async function refuseAtOpening<T>(
+  stream: Duplex,
+  timeoutMs: number,
+  readOpening: (reader: StreamReader) => Promise<T>,
+  answer: (opening: T) => Buffer | undefined,
+): Promise<void> {
+  const reader = new StreamReader(stream);
+  const timer = setTimeout(() => stream.destroy(), timeoutMs);
+  try {
+    const opening = await readOpening(reader);
+    reader.release();
+    const reply = answer(opening);
+    if (reply) await endWith(stream, reply);
+  } catch {
+    reader.release();
+  } finally {
+    clearTimeout(timer);
+    stream.destroy();
+  }
 }
 
 const afterPass: (() => void)[] = [];

@@ -12,7 +12,7 @@
  * Tested by the colocated `*.test.ts` and end to end in `test/db/`.
  */
 export { type DbInfo, dbTarget, reachableDbs } from './access';
-export { endWith } from './end-with';
+export { endWith, refuseAtOpening } from './end-with';
 export {
   DB_HEARTBEAT_INTERVAL_MS,
   DB_HEARTBEAT_TTL_MS,

@@ -36,7 +36,8 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
 import type { Logger } from '../../../log';
-import { type DbEngine, type DbSession, dialTcp, endWith, relay, StreamReader, upgrade } from '../common';
+import type { DbEngine, DbSession } from '../common';
+import { dialTcp, endWith, refuseAtOpening, relay, StreamReader, upgrade } from '../common';
 import { MySqlActivity } from './activity';
 import {
   Cap,
@@ -257,20 +258,14 @@ export class MySqlEngine implements DbEngine {
     }
   }
 
-  async refuse(stream: Duplex, reason: string): Promise<void> {
-    const reader = new StreamReader(stream);
-    const timer = setTimeout(() => stream.destroy(), HANDSHAKE_TIMEOUT_MS);
-    try {
-      const hello = await this.#hello(stream, reader, this.#greeting('', 0));
-      reader.release();
-      if (hello)
-        await endWith(stream, errPacket(hello.seq + 1, { ...ErrorCode.accessDenied, message: reason }));
-    } catch {
-      reader.release();
-    } finally {
-      clearTimeout(timer);
-      stream.destroy();
-    }
+  refuse(stream: Duplex, reason: string): Promise<void> {
+    return refuseAtOpening(
+      stream,
+      HANDSHAKE_TIMEOUT_MS,
+      (reader) => this.#hello(stream, reader, this.#greeting('', 0)),
+      (hello) =>
+        hello ? errPacket(hello.seq + 1, { ...ErrorCode.accessDenied, message: reason }) : undefined,
+    );
   }
 
   async serve(stream: Duplex, session: DbSession): Promise<void> {

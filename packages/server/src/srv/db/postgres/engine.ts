@@ -34,7 +34,8 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
 import type { Logger } from '../../../log';
-import { type DbEngine, type DbSession, dialTcp, endWith, relay, StreamReader, upgrade } from '../common';
+import type { DbEngine, DbSession } from '../common';
+import { dialTcp, endWith, refuseAtOpening, relay, StreamReader, upgrade } from '../common';
 import {
   backendKeyData,
   cancelRequest,
@@ -151,19 +152,13 @@ export class PostgresEngine implements DbEngine {
     this.cancelKeys = o.cancelKeys ?? new CancelKeys();
   }
 
-  async refuse(stream: Duplex, reason: string): Promise<void> {
-    const reader = new StreamReader(stream);
-    const timer = setTimeout(() => stream.destroy(), STARTUP_TIMEOUT_MS);
-    try {
-      const packet = await readStartup(reader, stream);
-      reader.release();
-      if (packet.kind === 'startup') await endWith(stream, fatal(SqlState.invalidAuthorization, reason));
-    } catch {
-      reader.release();
-    } finally {
-      clearTimeout(timer);
-      stream.destroy();
-    }
+  refuse(stream: Duplex, reason: string): Promise<void> {
+    return refuseAtOpening(
+      stream,
+      STARTUP_TIMEOUT_MS,
+      (reader) => readStartup(reader, stream),
+      (packet) => (packet.kind === 'startup' ? fatal(SqlState.invalidAuthorization, reason) : undefined),
+    );
   }
 
   async serve(stream: Duplex, session: DbSession): Promise<void> {
