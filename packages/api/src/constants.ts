@@ -39,6 +39,12 @@ export const SshIdentityExtensions = {
   userKind: 'warden-user-kind@wardenproject.org',
 } as const;
 
+/** ALPN protocol of SSH through the proxy port (a request line, then raw SSH bytes to the node). */
+export const SSH_ALPN = 'warden-ssh/1';
+
+/** ALPN protocol of database traffic through the proxy port (a request line, then the database's protocol). */
+export const DB_ALPN = 'warden-db/1';
+
 /** ALPN protocol of app traffic from `wsh proxy app` (a request line, then HTTP/1.1). */
 export const APP_ALPN = 'warden-app/1';
 

@@ -6,10 +6,9 @@
  */
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { DB_ALPN } from '@warden/api';
 import { openTunnel } from '../api/tunnel';
 import type { LoadedProfile } from '../profile';
-
-export const DB_ALPN = 'warden-db/1';
 
 /** A database as the proxy describes it. */
 export interface DbInfo {

@@ -13,6 +13,6 @@ export {
   postgresConnString,
   tunnelSocketPath,
 } from './clients';
-export { DB_ALPN, type DbInfo, type DbRoute, dialDb } from './dial';
+export { type DbInfo, type DbRoute, dialDb } from './dial';
 export { type DbLogin, loadDbLogins, removeDbLogins, saveDbLogin } from './logins';
 export { type DbTunnel, type DbTunnelOptions, startDbTunnel } from './tunnel';

@@ -6,11 +6,11 @@
  * Unix-domain socket (`path`, mode 0600: only this user), which makes the local hop cheaper.
  */
 import type { TLSSocket } from 'node:tls';
-import { isWardenError } from '@warden/api';
+import { DB_ALPN, isWardenError } from '@warden/api';
 import { type LocalRelay, startLocalRelay } from '../api/local-relay';
 import { connectProxy } from '../api/tunnel';
 import type { LoadedProfile } from '../profile';
-import { DB_ALPN, type DbRoute, dialDb } from './dial';
+import { type DbRoute, dialDb } from './dial';
 
 export interface DbTunnelOptions extends DbRoute {
   /**

@@ -4,10 +4,9 @@
  * (protocol in packages/server/src/proxy/ssh-tunnel.ts).
  */
 import type { Duplex } from 'node:stream';
+import { SSH_ALPN } from '@warden/api';
 import { openTunnel } from '../api/tunnel';
 import type { LoadedProfile } from '../profile';
-
-export const SSH_ALPN = 'warden-ssh/1';
 
 export interface NodeInfo {
   name: string;

@@ -8,7 +8,7 @@
  * `@warden/client`. Tested by the colocated unit tests and test/ssh-client/ (real sshd).
  */
 export { connectNode, NodeSsh, type NodeSshOptions, type PtyRequest, type SshChannel } from './connect';
-export { dialNode, type NodeInfo, SSH_ALPN } from './dial';
+export { dialNode, type NodeInfo } from './dial';
 export { channelError, proxyError, sshRejected } from './errors';
 export { type ForwardSpec, type LocalForward, parseForwardSpec, startLocalForward } from './forward';
 export { type HostCertificateCheck, hostCaKeys, verifyHostCertificate } from './host-cert';

@@ -8,7 +8,16 @@ import { dirname, join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { APP_ALPN, isWardenError, kubeTlsServerName, type rpc, WardenError, web } from '@warden/api';
+import {
+  APP_ALPN,
+  DB_ALPN,
+  isWardenError,
+  kubeTlsServerName,
+  type rpc,
+  SSH_ALPN,
+  WardenError,
+  web,
+} from '@warden/api';
 import { type Identity, liveAccessChecker, liveSessionMonitor } from '../access';
 import {
   type AuditLog,
@@ -51,15 +60,7 @@ import {
   watchLockLag,
 } from '../diag';
 import { createLogger, type Logger } from '../log';
-import {
-  apiRoutes,
-  createRequestHandler,
-  DB_ALPN,
-  NodeView,
-  reachableNodes,
-  SSH_ALPN,
-  SshTunnels,
-} from '../proxy';
+import { apiRoutes, createRequestHandler, NodeView, reachableNodes, SshTunnels } from '../proxy';
 import { createServices } from '../services';
 import { AgentlessForwarder, SshService } from '../srv/ssh';
 import { WebApps, WebDeviceTrust, WebSessions, WebSessionWatch, WebUi, webDeviceRoutes } from '../web';

@@ -29,8 +29,6 @@ import type { Logger } from '../log';
 import type { DbHandoff } from '../srv/db';
 import { readRequestLine, refuseTunnel } from './tunnel-line';
 
-export const DB_ALPN = 'warden-db/1';
-
 export interface DbTunnelOptions {
   /** Turns a verified client certificate into an identity (`AuthServer.identify`). */
   identify(certDer: Buffer): Promise<Identity>;

@@ -4,7 +4,7 @@
  */
 export { type ApiDeps, apiRoutes } from './api';
 export { AppRouting } from './app-routing';
-export { DB_ALPN, type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
+export { type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
 export { findNode, NodeView, type NodeViewOptions } from './node-view';
 export { type NodeDecider, reachableNodes } from './nodes';
 export {
@@ -17,4 +17,4 @@ export {
   readLimitedBody,
   retryAfterHeader,
 } from './router';
-export { type LocalSshNode, nodeInfo, SSH_ALPN, type SshTunnelOptions, SshTunnels } from './ssh-tunnel';
+export { type LocalSshNode, nodeInfo, type SshTunnelOptions, SshTunnels } from './ssh-tunnel';

@@ -39,7 +39,6 @@ import { type AgentlessForwarder, type AgentlessHandle, afterGrace } from '../sr
 import type { NodeView } from './node-view';
 import { readRequestLine, refuseTunnel } from './tunnel-line';
 
-export const SSH_ALPN = 'warden-ssh/1';
 /** How long a Warden node gets to end a locked session itself before the proxy cuts it. */
 const LOCK_GRACE_MS = 1000;
 
