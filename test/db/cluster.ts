@@ -11,7 +11,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
-import type { AuthPreferenceResource } from '@warden/api';
+import { type AuthPreferenceResource, DB_ALPN } from '@warden/api';
 import {
   type AuthServer,
   createAuthServer,
@@ -22,7 +22,7 @@ import {
 } from '@warden/server';
 import { captureOutput, collectProcess, freePort, waitForText } from '@warden/testkit';
 import { startDbAccess } from '../../packages/server/src/bin/db';
-import { apiRoutes, createRequestHandler, DB_ALPN } from '../../packages/server/src/proxy';
+import { apiRoutes, createRequestHandler } from '../../packages/server/src/proxy';
 import {
   PASSWORD,
   proxyTlsOptions,
