@@ -4,8 +4,7 @@
  * engine), on 127.0.0.1 port 0, with the admin identity file `wctl` reads. The CLIs run as
  * real processes (bundled from source for this run), as a user would run them.
  */
-import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -20,7 +19,7 @@ import {
   type Services,
   systemClock,
 } from '@warden/server';
-import { captureOutput, collectProcess, freePort, waitForText } from '@warden/testkit';
+import { collectProcess, waitForText } from '@warden/testkit';
 import { startDbAccess } from '../../packages/server/src/bin/db';
 import { apiRoutes, createRequestHandler } from '../../packages/server/src/proxy';
 import {
@@ -57,8 +56,8 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** freePort: a free TCP port on 127.0.0.1; waitFor: until a text (a process's output) matches. */
-export { freePort, waitForText as waitFor };
+/** Until a text (a process's output) matches. */
+export { waitForText as waitFor };
 
 const clis = sourceClis('db');
 /** The CLIs bundled from source (test/support/source-clis.ts). */
@@ -77,96 +76,6 @@ export function runClient(
     timeout: 'kill',
     timeoutMs: opts.timeoutMs ?? 20_000,
   });
-}
-
-/**
- * The audit events of database sessions, in order, and alice's first successful session start
- * (checked: db user alice, database orders, the db resource with its labels).
- */
-export async function dbAudit(
-  c: Cluster,
-  dbName: string,
-): Promise<{ db: Record<string, unknown>[]; start: Record<string, unknown> }> {
-  const events = await c.audit.search({ limit: 10_000, order: 'asc' });
-  const db = events.filter((e) => (e as { protocol?: string }).protocol === 'db') as Record<
-    string,
-    unknown
-  >[];
-  const start = db.find((e) => e.type === 'session.start' && e.success && e.user === 'alice');
-  assert.ok(start, 'a session.start for alice');
-  assert.equal(start.db_user, 'alice');
-  assert.equal(start.db_name, 'orders');
-  assert.deepEqual(start.resource, { kind: 'db', name: dbName, labels: { env: 'prod' } });
-  return { db, start };
-}
-
-/** `wsh proxy db NAME --tunnel -p PORT` as `env`'s user, with everything it prints. */
-export function startTunnel(
-  env: NodeJS.ProcessEnv,
-  db: string,
-  port: number,
-): { child: ChildProcess; out: () => string } {
-  const child = spawnCli('wsh', ['proxy', 'db', db, '--tunnel', '-p', String(port)], env);
-  return { child, out: captureOutput(child).all };
-}
-
-/**
- * What both engine suites set up once the database runs: db_service serving it (labelled
- * env=prod), the role `db-traits` (alice: her own db user from a trait, on `dbNames`) and
- * `db-reader` (bob: db user "reader" anywhere), the two users logged in, and alice's tunnel.
- */
-export async function serveDatabase(
-  c: Cluster,
-  db: { name: string; protocol: 'postgres' | 'mysql'; port: number; dbNames: string[] },
-): Promise<{
-  alice: NodeJS.ProcessEnv;
-  bob: NodeJS.ProcessEnv;
-  tunnel: { child: ChildProcess; out: () => string };
-  tunnelPort: number;
-}> {
-  await c.startDb({
-    enabled: true,
-    databases: [
-      {
-        name: db.name,
-        protocol: db.protocol,
-        uri: { host: '127.0.0.1', port: db.port },
-        staticLabels: { env: 'prod' },
-        caCert: undefined,
-      },
-    ],
-  });
-  await c.services.roles.create({
-    kind: 'role',
-    version: 'v7',
-    metadata: { name: 'db-traits' },
-    spec: {
-      options: {},
-      allow: { db_labels: { env: 'prod' }, db_users: ['{{internal.db_users}}'], db_names: db.dbNames },
-      deny: {},
-    },
-  });
-  await c.services.roles.create({
-    kind: 'role',
-    version: 'v7',
-    metadata: { name: 'db-reader' },
-    spec: {
-      options: {},
-      allow: { db_labels: { '*': '*' }, db_users: ['reader'], db_names: ['*'] },
-      deny: {},
-    },
-  });
-  const [alice, bob] = await Promise.all([
-    c.addUser('alice', ['db-traits'], { db_users: ['alice'] }),
-    c.addUser('bob', ['db-reader'], {}),
-  ]);
-  const tunnelPort = await freePort();
-  const tunnel = startTunnel(alice, db.name, tunnelPort);
-  await waitForText(
-    tunnel.out,
-    new RegExp(`Started a tunnel for database "${db.name}" on 127\\.0\\.0\\.1:\\d+`),
-  );
-  return { alice, bob, tunnel, tunnelPort };
 }
 
 export async function startCluster(): Promise<Cluster> {
