@@ -121,3 +121,76 @@ test('sqlite: bad options are rejected', async () => {
 });
 
 testReaperTimer('sqlite', (clock) => SqliteBackend.open({ path: freshPath(), clock, reapIntervalMs: 5 }));
+
+test('sqlite: writes asked for in one tick share one commit; a failing one undoes only itself', async () => {
+  const path = freshPath();
+  const clock = new FakeClock();
+  const backend = await SqliteBackend.open({ path, clock, reapIntervalMs: 0 });
+  try {
+    const a = await backend.create('/a', '1');
+    await backend.put('/gone', 'soon', { ttlMs: 10 });
+    clock.advance(10);
+    const watcher = backend.watch('/', { sinceRev: 2 });
+    const batchesBefore = backend.batches;
+    const results = await Promise.allSettled([
+      backend.put('/b', '2'),
+      backend.create('/a', 'again'), // exists: refused
+      backend.compareAndSwap('/a', a.modRev, '3'),
+      backend.compareAndSwap('/a', a.modRev, 'lost'), // the one before changed it: refused
+      backend.delete('/missing'),
+      backend.put('/c', '4'),
+      backend.reapExpired(),
+    ]);
+    assert.equal(backend.batches, batchesBefore + 1, 'one transaction for the whole tick');
+    const [b, again, cas, lost, missing, c, reaped] = results;
+    // The expired key was deleted first (rev 3), then the writes took 4, 5, 6 in call order.
+    assert.deepEqual(b, { status: 'fulfilled', value: { key: '/b', value: '2', createRev: 4, modRev: 4 } });
+    assert.ok(again?.status === 'rejected' && isWardenError(again.reason, 'WARDEN_ERR_ALREADY_EXISTS'));
+    assert.deepEqual(cas, { status: 'fulfilled', value: { key: '/a', value: '3', createRev: 1, modRev: 5 } });
+    assert.ok(lost?.status === 'rejected' && isWardenError(lost.reason, 'WARDEN_ERR_COMPARE_FAILED'));
+    assert.deepEqual(missing, { status: 'fulfilled', value: false });
+    assert.deepEqual(c, { status: 'fulfilled', value: { key: '/c', value: '4', createRev: 6, modRev: 6 } });
+    assert.deepEqual(reaped, { status: 'fulfilled', value: 1 });
+    assert.equal(await backend.currentRev(), 6, 'the refused writes took no revision');
+    const it = watcher[Symbol.asyncIterator]();
+    const seen: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const e = (await it.next()).value!;
+      seen.push(`${e.rev} ${e.type} ${e.type === 'put' ? `${e.item.key}=${e.item.value}` : e.key}`);
+    }
+    assert.deepEqual(seen, ['3 delete /gone', '4 put /b=2', '5 put /a=3', '6 put /c=4']);
+    watcher.close();
+  } finally {
+    await backend.close();
+  }
+  // All of it is in the file, gap-free.
+  const db = new Database(path, { readonly: true });
+  try {
+    assert.deepEqual(db.prepare('SELECT rev, type, key FROM events ORDER BY rev').all(), [
+      { rev: 1, type: 'put', key: '/a' },
+      { rev: 2, type: 'put', key: '/gone' },
+      { rev: 3, type: 'delete', key: '/gone' },
+      { rev: 4, type: 'put', key: '/b' },
+      { rev: 5, type: 'put', key: '/a' },
+      { rev: 6, type: 'put', key: '/c' },
+    ]);
+    assert.deepEqual(db.prepare("SELECT value FROM items WHERE key = '/a'").get(), { value: '3' });
+  } finally {
+    db.close();
+  }
+});
+
+test('sqlite: close() commits the writes already asked for', async () => {
+  const path = freshPath();
+  const backend = await SqliteBackend.open({ path, reapIntervalMs: 0 });
+  const written = backend.put('/k', 'v');
+  await backend.close();
+  assert.equal((await written).modRev, 1);
+  await assert.rejects(backend.put('/k', 'w'), (e: unknown) => isWardenError(e, 'WARDEN_ERR_CLOSED'));
+  const again = await SqliteBackend.open({ path, reapIntervalMs: 0 });
+  try {
+    assert.equal((await again.get('/k'))?.value, 'v');
+  } finally {
+    await again.close();
+  }
+});

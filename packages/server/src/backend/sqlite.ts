@@ -8,15 +8,21 @@
  * - `events(rev, type, key, value, create_rev, expires)`: the event log, one row per revision.
  * - `meta(name, value)`: `schema_version`, `rev` (latest revision), `compacted_rev`.
  *
- * Every write is one transaction that updates items, appends its events and bumps `meta.rev`,
- * so revisions are gap-free and the file is consistent after any crash. Durability:
- * WAL with `synchronous=FULL`: a write is on disk (fsync'd) before its promise resolves, so an
- * acknowledged lock, role or CA change survives power loss, not only a process crash; the
- * cost is one fsync per write, fine for an auth server's write rate. The connection holds the
- * file with `locking_mode=EXCLUSIVE`: a second process cannot open it while we run, which is
- * what lets watchers be fed in-process after each commit.
+ * Group commit: the writes asked for in one tick of the event loop (at most `SQLITE_MAX_BATCH`) run
+ * together, in call order, in one transaction with one commit and one fsync; each write runs in
+ * a savepoint of its own, so a write that fails (a compare-and-swap that lost, a create of an
+ * existing key) undoes only itself and the others commit. Each write's promise settles after
+ * the commit. Every write updates items, appends its events and bumps `meta.rev`, so revisions
+ * are gap-free and the file is consistent after any crash. Durability: WAL with
+ * `synchronous=FULL`: a write is on disk (fsync'd, inside the commit, on the event loop) before
+ * its promise resolves and before any reader or watcher can see it, so an acknowledged lock,
+ * role or CA change survives power loss, not only a process crash. One fsync per batch, not
+ * per write: a busy auth service (a device's collected data per ceremony) pays it once for all
+ * the writes of a tick. The connection holds the file with `locking_mode=EXCLUSIVE`: a second
+ * process cannot open it while we run, which is what lets watchers be fed in-process after
+ * each commit.
  *
- * TTLs: reads hide expired items at once; every write first deletes expired keys (one delete
+ * TTLs: reads hide expired items at once; every batch first deletes expired keys (one delete
  * event each); a reaper timer (unref'd, stopped by close()) does the same when idle.
  * History: events older than the last `maxHistory` are compacted automatically.
  *
@@ -108,14 +114,26 @@ function toEvent(row: EventRow): BackendEvent {
   return { type: 'put', rev: row.rev, item };
 }
 
-/** State of one write transaction; copied into the backend only after commit. */
+/** State of one batch's transaction; copied into the backend only after commit. */
 interface Txn {
   now: number;
   rev: number;
   compactedRev: number;
+  /** Expired keys the batch deleted before its writes. */
+  reaped: number;
 }
 
-type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
+/** A write waiting for its batch. */
+interface PendingWrite {
+  fn: (txn: Txn) => unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** Most writes in one transaction (the rest go in the next, a tick later). */
+export const SQLITE_MAX_BATCH = 1024;
 
 function openError(path: string, err: unknown): WardenError {
   const code = (err as { code?: unknown }).code;
@@ -146,6 +164,12 @@ export class SqliteBackend implements Backend, EventLog {
   #rev: number;
   #compactedRev: number;
   #closed = false;
+  /** Writes asked for since the last batch, in call order. */
+  #queue: PendingWrite[] = [];
+  #flushScheduled = false;
+  #batches = 0;
+  /** The batch's transaction, and the savepoint each write runs in. */
+  readonly #runBatch: (batch: readonly PendingWrite[], txn: Txn) => Outcome[];
 
   readonly #stmts: {
     getItem: Database.Statement<[string], ItemRow>;
@@ -204,6 +228,36 @@ export class SqliteBackend implements Backend, EventLog {
       compactEvents: db.prepare('DELETE FROM events WHERE rev <= ?'),
       setMeta: db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
     };
+    const inSavepoint = db.transaction((fn: (txn: Txn) => unknown, txn: Txn) => fn(txn));
+    this.#runBatch = db.transaction((batch: readonly PendingWrite[], txn: Txn): Outcome[] => {
+      // Expired keys go first (the writes see them as absent; their delete events come first).
+      for (const { key } of this.#stmts.expiredKeys.all(txn.now)) this.#deleteItem(txn, key);
+      txn.reaped = txn.rev - this.#rev;
+      const outcomes = batch.map(({ fn }): Outcome => {
+        const before = txn.rev;
+        try {
+          return { ok: true, value: inSavepoint(fn, txn) };
+        } catch (error) {
+          txn.rev = before; // its savepoint is rolled back: the revisions it took are free again
+          return { ok: false, error };
+        }
+      });
+      if (txn.rev !== this.#rev) {
+        this.#stmts.setMeta.run(txn.rev, 'rev');
+        const slack = Math.max(1, Math.ceil(this.#maxHistory / 8));
+        if (txn.rev - txn.compactedRev >= this.#maxHistory + slack) {
+          txn.compactedRev = txn.rev - this.#maxHistory;
+          this.#stmts.compactEvents.run(txn.compactedRev);
+          this.#stmts.setMeta.run(txn.compactedRev, 'compacted_rev');
+        }
+      }
+      return outcomes;
+    });
+  }
+
+  /** Write transactions committed so far (each with one fsync; for tests and metrics). */
+  get batches(): number {
+    return this.#batches;
   }
 
   /** Opens (creating if needed) the database at `path` and starts the reaper. */
@@ -333,14 +387,13 @@ export class SqliteBackend implements Backend, EventLog {
 
   /** Deletes every expired key now (one delete event each); returns how many. */
   async reapExpired(): Promise<number> {
-    this.#assertOpen();
-    const before = this.#rev;
-    this.#write(() => undefined);
-    return this.#rev - before;
+    return this.#write((txn) => txn.reaped);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Writes already asked for are committed (or fail) before the file closes.
+    this.#flush();
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#watchers.closeAll();
@@ -373,51 +426,67 @@ export class SqliteBackend implements Backend, EventLog {
   #startReaper(intervalMs: number): void {
     this.#timer = setInterval(() => {
       if (this.#closed || !this.#stmts.anyExpired.get(this.#clock.now())) return;
-      try {
-        this.#write(() => undefined);
-      } catch {
+      this.#write(() => undefined).catch(() => {
         // Reads hide expired items anyway; a failing disk surfaces on the next write.
-      }
+      });
     }, intervalMs);
     this.#timer.unref();
   }
 
   /**
-   * Runs one write in one transaction: deletes expired keys first (so the write sees them as
-   * absent and their delete events come first), then `fn`, then trims the history. If `fn`
-   * fails, the reaping still commits and the error is rethrown. Watchers wake after commit.
+   * Queues one write for this tick's batch (see the file comment); settles after the batch's
+   * commit with `fn`'s result or error. `fn` runs in the batch's transaction, in its own
+   * savepoint: if it fails, only its own changes are undone.
    */
-  #write<R>(fn: (txn: Txn) => R): R {
+  #write<R>(fn: (txn: Txn) => R): Promise<R> {
     this.#assertOpen();
-    const txn: Txn = { now: this.#clock.now(), rev: this.#rev, compactedRev: this.#compactedRev };
-    const outcome = this.#db.transaction((): Outcome<R> => {
-      for (const { key } of this.#stmts.expiredKeys.all(txn.now)) this.#deleteItem(txn, key);
-      const reapedRev = txn.rev;
-      let result: Outcome<R>;
+    return new Promise<R>((resolve, reject) => {
+      this.#queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          this.#flush();
+        });
+      }
+    });
+  }
+
+  /** Commits the queued writes, a batch at a time; watchers wake after each commit. */
+  #flush(): void {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, SQLITE_MAX_BATCH);
+      if (this.#closed) {
+        const closed = new WardenError('WARDEN_ERR_CLOSED', 'the backend is closed');
+        for (const w of batch) w.reject(closed);
+        continue;
+      }
+      const txn: Txn = {
+        now: this.#clock.now(),
+        rev: this.#rev,
+        compactedRev: this.#compactedRev,
+        reaped: 0,
+      };
+      let outcomes: Outcome[];
       try {
-        result = { ok: true, value: fn(txn) };
+        outcomes = this.#runBatch(batch, txn);
+        this.#batches++;
       } catch (error) {
-        if (txn.rev !== reapedRev) throw error; // fn wrote something, then failed: roll back all
-        result = { ok: false, error };
+        // The commit itself failed (a full or failing disk): nothing of the batch was written.
+        for (const w of batch) w.reject(error);
+        continue;
       }
       if (txn.rev !== this.#rev) {
-        this.#stmts.setMeta.run(txn.rev, 'rev');
-        const slack = Math.max(1, Math.ceil(this.#maxHistory / 8));
-        if (txn.rev - txn.compactedRev >= this.#maxHistory + slack) {
-          txn.compactedRev = txn.rev - this.#maxHistory;
-          this.#stmts.compactEvents.run(txn.compactedRev);
-          this.#stmts.setMeta.run(txn.compactedRev, 'compacted_rev');
-        }
+        this.#rev = txn.rev;
+        this.#compactedRev = txn.compactedRev;
+        this.#watchers.wakeAll();
       }
-      return result;
-    })();
-    if (txn.rev !== this.#rev) {
-      this.#rev = txn.rev;
-      this.#compactedRev = txn.compactedRev;
-      this.#watchers.wakeAll();
+      batch.forEach((w, i) => {
+        const o = outcomes[i]!;
+        if (o.ok) w.resolve(o.value);
+        else w.reject(o.error);
+      });
     }
-    if (!outcome.ok) throw outcome.error;
-    return outcome.value;
   }
 
   #putItem(
