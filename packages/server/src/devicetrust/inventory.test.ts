@@ -293,6 +293,36 @@ describe('DeviceInventory', () => {
     assert.equal(data[9]?.hostname, 'h12');
   });
 
+  test('a device written with collected data comes back from the cache as the store decodes it', async () => {
+    const d = await inv.add(admin, { osType: 'linux', assetTag: 'CACHE' });
+    await inv.enroll(d.metadata.name, credential(), collected(clock, 'h0'));
+    for (let i = 1; i <= 11; i++) {
+      clock.advance(1000);
+      await inv.recordCollectedData(d.metadata.name, [
+        collected(clock, `h${i}`),
+        { ...collected(clock), os_version: '6.1' },
+      ]);
+      const cached = await inv.findByCredentialId(credential().id);
+      const fresh = await services.devices.get(d.metadata.name);
+      assert.deepEqual(cached, fresh, `after write ${i}`);
+      assert.ok(Object.isFrozen(cached?.spec.collected_data), 'the cached device is frozen');
+    }
+    // Entries the store would refuse are refused before anything is written.
+    const before = await services.devices.get(d.metadata.name);
+    await assert.rejects(
+      inv.recordCollectedData(d.metadata.name, { ...collected(clock), collect_time: 'yesterday' }),
+      code('WARDEN_ERR_BAD_PARAMETER', /collect_time/),
+    );
+    await assert.rejects(
+      inv.recordCollectedData(d.metadata.name, { ...collected(clock), extra: 1 } as never),
+      code('WARDEN_ERR_BAD_PARAMETER'),
+    );
+    assert.deepEqual(await services.devices.get(d.metadata.name), before);
+    // Written by someone else meanwhile: read and decoded afresh.
+    await services.devices.update({ ...before, spec: { ...before.spec, owner: 'bob' } });
+    assert.equal((await inv.findByCredentialId(credential().id))?.spec.owner, 'bob');
+  });
+
   test('concurrent collected data writes are not lost (compare-and-swap retried)', async () => {
     const d = await inv.add(admin, { osType: 'linux', assetTag: 'CAS' });
     await Promise.all(

@@ -31,7 +31,7 @@ import {
 import type { z } from 'zod';
 import type { Actor } from '../access';
 import { type AuditLog, undoUnless, writeAuditEvent } from '../audit';
-import type { Backend } from '../backend';
+import type { Backend, Item } from '../backend';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { Services } from '../services';
@@ -264,7 +264,8 @@ export class DeviceInventory {
 
   /**
    * The device with this ID as stored now (one backend read), decoded once per stored value:
-   * while the value read is the one decoded before, the same frozen object comes back.
+   * while the value read is the one decoded (or written) before, the same frozen object comes
+   * back.
    */
   async #readCached(id: string): Promise<DeviceResource | undefined> {
     const item = await this.#o.backend.get(this.#o.services.devices.keyOf(id));
@@ -274,11 +275,16 @@ export class DeviceInventory {
     }
     const cached = this.#decoded.get(id);
     if (cached && cached.modRev === item.modRev && cached.value === item.value) return cached.device;
-    const device = deepFreeze(this.#o.services.devices.decode(item));
-    if (!cached && this.#decoded.size >= DECODED_CACHE_SIZE)
+    return this.#remember(id, item, this.#o.services.devices.decode(item));
+  }
+
+  /** Keeps `device`, as decoded from or written as `item`, for `#readCached`. */
+  #remember(id: string, item: Item, device: DeviceResource): DeviceResource {
+    const frozen = deepFreeze(device);
+    if (!this.#decoded.has(id) && this.#decoded.size >= DECODED_CACHE_SIZE)
       this.#decoded.delete(this.#decoded.keys().next().value!);
-    this.#decoded.set(id, { modRev: item.modRev, value: item.value, device });
-    return device;
+    this.#decoded.set(id, { modRev: item.modRev, value: item.value, device: frozen });
+    return frozen;
   }
 
   /**
@@ -523,10 +529,17 @@ export class DeviceInventory {
     const entries = (Array.isArray(collected) ? collected : [collected]).map((c) =>
       parseOrBad(deviceCollectedDataSchema, c, 'collected data'),
     );
-    await this.#modify(deviceId, (device) => ({
-      ...device.spec,
-      collected_data: entries.reduce(appendCollected, device.spec.collected_data),
-    }));
+    // Only checked entries and the time change in a device decoded from the store: the store
+    // need not check the whole device again (`updateChecked`), and the next ceremony's read of
+    // it finds it decoded.
+    await this.#modify(
+      deviceId,
+      (device) => ({
+        ...device.spec,
+        collected_data: entries.reduce(appendCollected, device.spec.collected_data),
+      }),
+      true,
+    );
   }
 
   /**
@@ -541,17 +554,24 @@ export class DeviceInventory {
     });
   }
 
-  /** Read, change, compare-and-swap; retried when someone wrote in between. */
+  /**
+   * Read, change, compare-and-swap; retried when someone wrote in between. `checked`: `change`
+   * sets only fields it checked (see `ResourceService.updateChecked`).
+   */
   async #modify(
     deviceId: string,
     change: (device: DeviceResource) => DeviceResource['spec'],
+    checked = false,
   ): Promise<DeviceResource> {
+    const devices = this.#o.services.devices;
     for (let attempt = 1; ; attempt++) {
       const device = UUID.test(deviceId) ? await this.#readCached(deviceId) : undefined;
       if (!device) throw notFound(deviceId);
       const spec = { ...change(device), update_time: this.#iso() };
       try {
-        return await this.#o.services.devices.update({ ...device, spec });
+        if (!checked) return await devices.update({ ...device, spec });
+        const { resource, item } = await devices.updateChecked({ ...device, spec });
+        return this.#remember(deviceId, item, resource);
       } catch (e) {
         if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED') || attempt >= CAS_ATTEMPTS) throw e;
       }
