@@ -13,7 +13,7 @@ import {
   type Http2ServerResponse,
   connect as h2connect,
 } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import {
   type ForwardContext,
@@ -22,6 +22,7 @@ import {
   leanRequestHead,
   upstreamHeaders,
 } from './forward';
+import { serveHttp1 } from './http1';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} } as never;
 
@@ -33,8 +34,14 @@ function listen(server: Server): Promise<number> {
 
 let appPort = 0;
 let frontPort = 0;
+let leanPort = 0;
 const app = createServer();
 const front = createServer();
+/** The lean HTTP/1.1 path (`serveHttp1` + `forwardLean`) in front of the same app. */
+const leanFront = createNetServer();
+/** /big: the bytes the app has handed to its socket so far. */
+let bigWritten = 0;
+const BIG = 16 * 1024 * 1024;
 const forwarder = new Forwarder({ logger: quiet });
 /** What the forwarder resolved for each request, in order. */
 const results: ForwardResult[] = [];
@@ -51,6 +58,23 @@ before(async () => {
       res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 5 });
       res.end('hints');
+    } else if (req.url === '/big') {
+      // 16 MiB in 64 KiB writes, each only once the previous one drained: how far the app
+      // gets says whether back-pressure from the client reached it.
+      bigWritten = 0;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG });
+      const piece = Buffer.alloc(64 * 1024, 7);
+      const more = () => {
+        while (bigWritten < BIG) {
+          bigWritten += piece.length;
+          if (!res.write(piece)) {
+            res.once('drain', more);
+            return;
+          }
+        }
+        res.end();
+      };
+      more();
     } else if (req.url === '/slow') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('first\n');
@@ -75,13 +99,39 @@ before(async () => {
     void forwarder.forward(req, res, ctx).then((r) => results.push(r));
   });
   frontPort = await listen(front);
+  leanFront.on('connection', (socket) => {
+    serveHttp1(
+      socket,
+      {
+        accepts: () => true,
+        handOver: (s) => s.destroy(),
+        handle: async (req, res) => {
+          await forwarder.forwardLean(req, res, {
+            upstream: { url: new URL(upstream), insecureSkipVerify: false },
+            jwt: 'signed.jwt.token',
+            clientAddr: '127.0.0.1',
+            proto: 'http',
+            host: 'demo.localhost',
+            rewrite: [],
+            app: 'demo',
+          });
+        },
+      },
+      { idleMs: 30_000 },
+    );
+  });
+  leanPort = await listen(leanFront as unknown as Server);
 });
 
 after(async () => {
   forwarder.close();
   front.closeAllConnections();
   app.closeAllConnections();
-  await Promise.all([new Promise((r) => front.close(r)), new Promise((r) => app.close(r))]);
+  await Promise.all([
+    new Promise((r) => front.close(r)),
+    new Promise((r) => app.close(r)),
+    new Promise((r) => leanFront.close(r)),
+  ]);
 });
 
 function send(
@@ -156,6 +206,30 @@ test('an app that is not there: 502, without its address', async () => {
     upstream = was;
   }
 });
+
+for (const path of ['node:http', 'lean'] as const) {
+  test(`${path}: a client that does not read holds the app back; everything arrives once it reads`, async () => {
+    const socket = connect(path === 'lean' ? leanPort : frontPort, '127.0.0.1');
+    socket.pause();
+    socket.write('GET /big HTTP/1.1\r\nhost: demo.localhost\r\nconnection: close\r\n\r\n');
+    // Wait until the app has written all it can while nobody reads: socket buffers hold a few
+    // MiB at most, so without back-pressure the app would have written the whole 16 MiB.
+    let last = -1;
+    while (bigWritten !== last) {
+      last = bigWritten;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.ok(bigWritten < BIG, `the app wrote ${bigWritten} of ${BIG} bytes to a client that does not read`);
+    let received = 0;
+    socket.on('data', (c: Buffer) => {
+      received += c.length;
+    });
+    socket.resume();
+    await new Promise((resolve) => socket.on('close', resolve));
+    assert.equal(bigWritten, BIG);
+    assert.ok(received > BIG, `received ${received} bytes (the head and 16 MiB of body)`);
+  });
+}
 
 test('a client that leaves mid-response stops the app’s response', async () => {
   await new Promise<void>((resolve, reject) => {

@@ -54,6 +54,45 @@ function unrelayable(cause?: unknown): Error {
   return new Error('the app sent a response that cannot be relayed', cause ? { cause } : undefined);
 }
 
+/** What a relayed body comes from: the app's exchange, paused while the client is full. */
+interface PausableSource {
+  pause(): void;
+  resume(): void;
+}
+
+/**
+ * The response body's way to the client, for every forwarding path: `write(chunk)` writes it
+ * and, when the client's socket is full, pauses the app's exchange until the socket's next
+ * `drain` (one listener at a time); `cancel()` drops a pending `drain` listener when the
+ * exchange ends first.
+ */
+function drainGate(
+  client: { once(event: 'drain', l: () => void): unknown; off(event: 'drain', l: () => void): unknown },
+  write: (chunk: Buffer) => boolean,
+  source: () => PausableSource | undefined,
+): { write(chunk: Buffer): void; cancel(): void } {
+  let waiting: PausableSource | undefined;
+  const onDrain = () => {
+    const s = waiting;
+    waiting = undefined;
+    s?.resume();
+  };
+  return {
+    write(chunk) {
+      if (write(chunk) || waiting) return;
+      waiting = source();
+      if (!waiting) return;
+      waiting.pause();
+      client.once('drain', onDrain);
+    },
+    cancel() {
+      if (!waiting) return;
+      waiting = undefined;
+      client.off('drain', onDrain);
+    },
+  };
+}
+
 /** Idle keep-alive connections to an app close after this long (ms), or sooner when its `Keep-Alive` says so. */
 const KEEP_ALIVE_MS = 4_000;
 
@@ -299,10 +338,15 @@ export class Forwarder {
       let done = false;
       let clientGone = false;
       let controller: Dispatcher.DispatchController | undefined;
-      let waitingForDrain = false;
+      const body = drainGate(
+        out,
+        (chunk) => out.write(chunk),
+        () => controller,
+      );
       const finish = () => {
         if (done) return;
         done = true;
+        body.cancel();
         resolve(result);
       };
       // The client went away (or the session was cut): stop the upstream exchange too.
@@ -316,7 +360,7 @@ export class Forwarder {
       // A body streams through a counting Transform, piped at once: the pool may only start
       // reading it once it has a connection, and a 'data' listener on the request itself would
       // let chunks flow past before that.
-      let body: Transform | null = null;
+      let upload: Transform | null = null;
       if (!hasNoBody(req)) {
         const counted = new Transform({
           transform(chunk: Buffer, _encoding, done) {
@@ -326,7 +370,7 @@ export class Forwarder {
         });
         req.on('error', (e) => counted.destroy(e));
         (req as NodeJS.ReadableStream).pipe(counted);
-        body = counted;
+        upload = counted;
       }
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: (c) => {
@@ -353,16 +397,9 @@ export class Forwarder {
         // Each chunk written as it comes, the app paused while the client's socket is full.
         // Node corks the socket for the tick of a write, so a small body and the end of the
         // response still leave in one write.
-        onResponseData: (c, chunk) => {
+        onResponseData: (_c, chunk) => {
           result.responseBytes += chunk.length;
-          if (!out.write(chunk) && !waitingForDrain) {
-            waitingForDrain = true;
-            c.pause();
-            out.once('drain', () => {
-              waitingForDrain = false;
-              c.resume();
-            });
-          }
+          body.write(chunk);
         },
         onResponseEnd: () => {
           out.end();
@@ -379,7 +416,7 @@ export class Forwarder {
           path: upstreamPath(ctx.upstream.url, req.url ?? '/'),
           method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
           headers: upstreamHeaders(req.headers, ctx),
-          body,
+          body: upload,
         },
         handler,
       );
@@ -399,11 +436,11 @@ export class Forwarder {
       const socket = res.socket;
       let done = false;
       let clientGone = false;
-      let waitingForDrain = false;
-      const onDrain = () => {
-        waitingForDrain = false;
-        ex.resume();
-      };
+      const body = drainGate(
+        socket,
+        (chunk) => res.write(chunk),
+        () => ex,
+      );
       const onClose = () => {
         clientGone = true;
         ex.abort();
@@ -413,7 +450,7 @@ export class Forwarder {
         if (done) return;
         done = true;
         socket.off('close', onClose);
-        if (waitingForDrain) socket.off('drain', onDrain);
+        body.cancel();
         resolve(result);
       };
       // The client went away (or the session was cut): stop the upstream exchange too.
@@ -425,11 +462,7 @@ export class Forwarder {
         },
         onData: (chunk) => {
           result.responseBytes += chunk.length;
-          if (!res.write(chunk) && !waitingForDrain) {
-            waitingForDrain = true;
-            ex.pause();
-            socket.once('drain', onDrain);
-          }
+          body.write(chunk);
         },
         onEnd: () => {
           res.end();
@@ -452,7 +485,11 @@ export class Forwarder {
       let done = false;
       let clientGone = false;
       let controller: Dispatcher.DispatchController | undefined;
-      let waitingForDrain = false;
+      const body = drainGate(
+        socket,
+        (chunk) => res.write(chunk),
+        () => controller,
+      );
       const onClose = () => {
         clientGone = true;
         controller?.abort(new Error('the client closed the connection'));
@@ -462,6 +499,7 @@ export class Forwarder {
         if (done) return;
         done = true;
         socket.off('close', onClose);
+        body.cancel();
         resolve(result);
       };
       // The client went away (or the session was cut): stop the upstream exchange too.
@@ -476,17 +514,10 @@ export class Forwarder {
           if (!res.writeHead(status, statusMessage, downstreamHeaders(headers))) c.abort(unrelayable());
           else result.status = status;
         },
-        onResponseData: (c, chunk) => {
+        onResponseData: (_c, chunk) => {
           if (done) return;
           result.responseBytes += chunk.length;
-          if (!res.write(chunk) && !waitingForDrain) {
-            waitingForDrain = true;
-            c.pause();
-            socket.once('drain', () => {
-              waitingForDrain = false;
-              c.resume();
-            });
-          }
+          body.write(chunk);
         },
         onResponseEnd: () => {
           if (done) return;
