@@ -17,8 +17,8 @@
  *                                  generator's command line as JSON, waits for Ctrl-C: for strace/perf)
  */
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -26,6 +26,7 @@ import {
   type NginxServer,
   requireTool,
   runCli,
+  selfSignedCert,
   signupWithTotp,
   spawnCli,
   startHttpApp,
@@ -225,33 +226,13 @@ async function main(): Promise<number> {
     app = await startHttpApp();
     nginx = await startNginx({ proxyPass: app.url, workers: NGINX_WORKERS });
     // nginx over TLS with a self-signed certificate (the Node generator pins it).
-    dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'bench-app-'));
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    const gen = await sh('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ]);
-    if (gen.code !== 0) throw new Error(`openssl: ${gen.stderr}`);
+    dir = mkdtempSync(join(tmpdir(), 'bench-app-'));
+    const tls = selfSignedCert({ dir, cn: 'localhost', dnsNames: ['localhost'] });
+    const cert = tls.certFile;
     nginxTls = await startNginx({
       proxyPass: app.url,
       workers: NGINX_WORKERS,
-      tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') },
+      tls: { cert: tls.certPem, key: tls.keyPem },
     });
 
     const lean = await startWardenPath(app.url, {});

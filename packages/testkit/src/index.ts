@@ -57,6 +57,7 @@ export {
 } from './process';
 export { type AgentlessSshd, startAgentlessSshd } from './sshd';
 export { flipNvBit, type SwtpmProcess, type SwtpmStartOptions, startSwtpm, writeEkCertChain } from './swtpm';
+export { type SelfSignedOptions, selfSignedCert } from './tls';
 export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
 export { addUserAndLogin, inviteAndSignUp, signupWithTotp } from './users';
