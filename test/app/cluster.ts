@@ -18,7 +18,11 @@ import {
   type Services,
   systemClock,
 } from '@warden/server';
-import { type AppAccessComposition, startAppAccess } from '../../packages/server/src/bin/app';
+import {
+  type AppAccessComposition,
+  accessViewChanges,
+  startAppAccess,
+} from '../../packages/server/src/bin/app';
 import type { AppServiceConfig } from '../../packages/server/src/config';
 import { apiRoutes, createRequestHandler } from '../../packages/server/src/proxy';
 import {
@@ -62,7 +66,11 @@ export const cli = clis.run;
 
 export async function startAppCluster(
   config: AppServiceConfig,
-  o: { idleMs?: number } = {},
+  o: {
+    idleMs?: number;
+    /** A stand-in for the session monitor app sessions register with (default: the live one). */
+    monitor?: Parameters<typeof startAppAccess>[0]['monitor'];
+  } = {},
 ): Promise<AppCluster> {
   await buildClis();
   const dir = mkdtempSync(join(tmpdir(), 'warden-app-test-'));
@@ -89,8 +97,9 @@ export async function startAppCluster(
     clock,
     logger: quiet,
     checker,
-    monitor,
+    monitor: o.monitor ?? monitor,
     onRolesChange: (l) => views.roles.onChange(() => l()),
+    onAccessChange: accessViewChanges(views),
     proxyPublicAddr: { host: 'localhost', port },
     ...(o.idleMs !== undefined ? { idleMs: o.idleMs } : {}),
   });

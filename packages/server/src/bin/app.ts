@@ -7,6 +7,7 @@
  * @example
  *   const apps = await startAppAccess({ ...protocolDeps, config: config.appService, backend,
  *     onRolesChange: (l) => views.roles.onChange(() => l()),
+ *     onAccessChange: accessViewChanges(views),
  *     proxyPublicAddr: config.proxyService.publicAddr });
  *   apiRoutes(auth, { …, apps: apps.api, jwks: apps.jwks });          // /v1/apps, /.well-known/jwks.json
  *   createTlsServer({ …, ALPNCallback: apps.routing.alpnCallback([SSH_ALPN, DB_ALPN, APP_ALPN]),
@@ -28,6 +29,11 @@ export interface AppAccessDeps extends ProtocolDeps {
   backend: Backend;
   /** Role changes re-check live app sessions (the process's role view). */
   onRolesChange(listener: () => void): () => void;
+  /**
+   * Changes of the lock, role and cluster-settings views (`AppServiceOptions.onAccessChange`):
+   * without it every app request is decided in full.
+   */
+  onAccessChange?: (listener: () => void) => () => void;
   /** The proxy's public address: apps live at `<name>.<host>` (or `<name>.localhost` for an IP). */
   proxyPublicAddr: HostPort;
   /** Idle app sessions end after this long (default 5 min). */
@@ -47,6 +53,31 @@ export interface AppAccessComposition {
   /** For `apiRoutes(…, { jwks })`. */
   jwks(): unknown;
   close(): void;
+}
+
+/** A view whose changes app access follows. */
+interface WatchedView {
+  onChange(listener: () => void): () => void;
+}
+
+/**
+ * `onAccessChange` over the process's access views (`services.accessViews()`): one listener on
+ * each of the lock, role and cluster-settings views.
+ *
+ * @example
+ *   startAppAccess({ …, onAccessChange: accessViewChanges(views) });
+ */
+export function accessViewChanges(views: {
+  locks: WatchedView;
+  roles: WatchedView;
+  preference: WatchedView;
+}): (listener: () => void) => () => void {
+  return (listener) => {
+    const offs = [views.locks, views.roles, views.preference].map((v) => v.onChange(() => listener()));
+    return () => {
+      for (const off of offs) off();
+    };
+  };
 }
 
 export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposition> {
@@ -71,6 +102,7 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
       monitor: d.monitor,
       apps: { get: (n) => apps.get(n), values: () => apps.values(), onChange: (l) => apps.onChange(l) },
       onRolesChange: d.onRolesChange,
+      ...(d.onAccessChange ? { onAccessChange: d.onAccessChange } : {}),
       proxyPublicAddr: d.proxyPublicAddr,
       ...(d.idleMs !== undefined ? { idleMs: d.idleMs } : {}),
       ...(d.web ? { web: d.web } : {}),

@@ -64,7 +64,7 @@ import { apiRoutes, createRequestHandler, NodeView, reachableNodes, SshTunnels }
 import { createServices } from '../services';
 import { AgentlessForwarder, SshService } from '../srv/ssh';
 import { WebApps, WebDeviceTrust, WebSessions, WebSessionWatch, WebUi, webDeviceRoutes } from '../web';
-import { startAppAccess } from './app';
+import { accessViewChanges, startAppAccess } from './app';
 import { createAuthServer } from './auth';
 import { startDbAccess } from './db';
 import { kubeDnsNames, startKubeAccess } from './kube';
@@ -438,6 +438,7 @@ async function compose(
     config: config.appService,
     backend,
     onRolesChange: (l) => views.roles.onChange(() => l()),
+    onAccessChange: accessViewChanges(views),
     proxyPublicAddr: config.proxyService.publicAddr,
     web: webApps,
     // `WARDEN_APP_LEAN_HTTP1=0`: node:http for every app request (bench:app compares the two).

@@ -88,6 +88,13 @@ export interface AppServiceOptions {
   apps: AppView;
   /** Role changes re-check live sessions (a role that no longer grants the app ends them). */
   onRolesChange?: (listener: () => void) => () => void;
+  /**
+   * Every change of a view an access decision reads besides the apps (locks, roles, the cluster
+   * settings). With it, a connection whose request was allowed is not decided again for the
+   * next request until one of them changes (or its session ends, or the lock view turns stale
+   * in strict mode); without it, every request is decided in full.
+   */
+  onAccessChange?: (listener: () => void) => () => void;
   /** The proxy's public address (`proxy.example.com:3080`): apps live at `<name>.<host>`. */
   proxyPublicAddr: { host: string; port: number };
   idleMs?: number;
@@ -136,6 +143,8 @@ interface AppConnection {
   proto: 'http' | 'https';
   /** Apps whose refusal was audited on this connection (one event per connection and app). */
   audited?: Set<string>;
+  /** The last request allowed on this connection: its session, and the views' generation then. */
+  allowed?: { session: AppSession; generation: number };
 }
 
 const CONNECTION = Symbol('warden.app.connection');
@@ -226,12 +235,20 @@ export class AppService {
   >();
   readonly #unsubscribe: (() => void)[] = [];
   readonly #lean: boolean;
+  /**
+   * Bumped by every change of the views access decisions read (apps, roles, locks, cluster
+   * settings): a decision taken at the current generation still holds (`#authorizedNow`).
+   */
+  #generation = 0;
+  /** False without `onAccessChange`: no change would be seen, so nothing is remembered. */
+  readonly #rememberDecisions: boolean;
   /** The domain apps live under: the proxy's public host, or `localhost` when that is an IP. */
   readonly appDomain: string;
 
   constructor(o: AppServiceOptions) {
     this.#o = o;
     this.#lean = o.leanHttp1 ?? true;
+    this.#rememberDecisions = o.onAccessChange !== undefined;
     const host = o.proxyPublicAddr.host.toLowerCase();
     this.appDomain = isIP(host) || host === '0.0.0.0' ? 'localhost' : host;
     this.#forwarder = new Forwarder({ logger: o.logger });
@@ -285,11 +302,24 @@ export class AppService {
     this.#reindex();
     this.#unsubscribe.push(
       o.apps.onChange(() => {
+        this.#generation++;
         this.#reindex();
         this.#recheckSessions();
       }),
     );
-    if (o.onRolesChange) this.#unsubscribe.push(o.onRolesChange(() => this.#recheckSessions()));
+    if (o.onRolesChange)
+      this.#unsubscribe.push(
+        o.onRolesChange(() => {
+          this.#generation++;
+          this.#recheckSessions();
+        }),
+      );
+    if (o.onAccessChange)
+      this.#unsubscribe.push(
+        o.onAccessChange(() => {
+          this.#generation++;
+        }),
+      );
   }
 
   /** The host name an app answers to at the proxy. */
@@ -569,18 +599,42 @@ export class AppService {
 
   /**
    * `#authorize`'s common case without its promises: an app certificate's request that the
-   * checker allows (locks, RBAC, device trust: decided now, as for every request), with its
-   * session already open for the same device. Undefined: anything else, which `#authorize`
-   * then decides in full (opening, replacing or refusing).
+   * checker allows (locks, RBAC, device trust), with its session already open for the same
+   * device. Undefined: anything else, which `#authorize` then decides in full (opening,
+   * replacing or refusing).
+   *
+   * The checker's answer for this connection is remembered until any view it reads changes
+   * (`#generation`): the identity is the connection's own and does not change, the session must
+   * be the same live one (a lock or the certificate's expiry ends it through the monitor), and
+   * the only input that changes with time alone, the lock view's staleness in strict mode, is
+   * looked at on every request. Time only lifts locks (they expire), never adds one.
    */
   #authorizedNow(conn: AppConnection, app: AppResource): AppSession | undefined {
     const p = conn.principal;
     if (p?.via !== 'cert' || conn.certApp !== app.metadata.name) return undefined;
     const live = this.sessions.find(p, app);
     if (!live || !sameDevice(live.principal.identity, p.identity)) return undefined;
-    if (!this.#o.checker.checkAccess<'app'>(p.identity, appTarget(app), {}).allowed) return undefined;
+    const known = conn.allowed;
+    if (
+      known === undefined ||
+      known.session !== live ||
+      known.generation !== this.#generation ||
+      !this.#lockViewCurrent()
+    ) {
+      if (!this.#o.checker.checkAccess<'app'>(p.identity, appTarget(app), {}).allowed) {
+        conn.allowed = undefined;
+        return undefined;
+      }
+      if (this.#rememberDecisions) conn.allowed = { session: live, generation: this.#generation };
+    }
     live.attach(conn.socket);
     return live;
+  }
+
+  /** False while the lock view is too stale for strict locking mode (every access is then decided anew, and denied). */
+  #lockViewCurrent(): boolean {
+    const s = this.#o.checker.staleness();
+    return !s.strict || s.staleForMs <= s.maxMs;
   }
 
   /**
