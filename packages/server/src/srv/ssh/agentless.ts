@@ -65,6 +65,7 @@ import { formatHostPort } from '../../config';
 import type { Logger } from '../../log';
 import { refuseChannels } from './channel-refusal';
 import { type HostCertMaterial, hostCertMaterial, hostKeyEntries, presentHostCertificate } from './host-cert';
+import { SSH_SIGNALS } from './session';
 import { afterGrace, afterMessagesLeave, corked, endWithMessage } from './session-end';
 import {
   type CertHolder,
@@ -119,21 +120,6 @@ const TERMINATE_GRACE_MS = 300;
 /** Window and packet size of agent channels (ssh2's defaults for the channels it opens). */
 const AGENT_WINDOW = 2 * 1024 * 1024;
 const AGENT_PACKET = 32 * 1024;
-const SIGNALS = new Set([
-  'ABRT',
-  'ALRM',
-  'FPE',
-  'HUP',
-  'ILL',
-  'INT',
-  'KILL',
-  'PIPE',
-  'QUIT',
-  'SEGV',
-  'TERM',
-  'USR1',
-  'USR2',
-]);
 
 interface Conn {
   s: AgentlessSession;
@@ -451,7 +437,7 @@ export class AgentlessForwarder {
       accept?.();
     });
     session.on('signal', (accept, _reject, info) => {
-      if (SIGNALS.has(info.name)) guard(() => relay.up?.signal(info.name));
+      if (SSH_SIGNALS.has(info.name)) guard(() => relay.up?.signal(info.name));
       accept?.();
     });
     // Agent forwarding only when the user's certificate permits it (a role's
@@ -581,7 +567,7 @@ export class AgentlessForwarder {
     up.once('close', () => {
       try {
         if (!c.ending) {
-          if (exit.signal !== undefined && SIGNALS.has(exit.signal)) down.exit(exit.signal, false, '');
+          if (exit.signal !== undefined && SSH_SIGNALS.has(exit.signal)) down.exit(exit.signal, false, '');
           else down.exit(exit.code ?? 255);
         }
         down.end();

@@ -82,8 +82,11 @@ export interface SessionDeps {
   onEnd: (s: SessionEnd) => void;
 }
 
-/** Signals an SSH client may send and an exit-signal may name (RFC 4254 §6.10). */
-const SSH_SIGNALS = new Set([
+/**
+ * Signals an SSH client may send and an exit-signal may name (RFC 4254 §6.10); also what the
+ * proxy relays for agentless sessions (`agentless.ts`).
+ */
+export const SSH_SIGNALS = new Set([
   'ABRT',
   'ALRM',
   'FPE',
