@@ -25,6 +25,9 @@
  *    plain key. From that `getPublicKey()` call on we show it the certified plain key and its
  *    algorithm, so its own signature check runs against the key we verified.
  *
+ * 3. Both callers log in through `connectWithCertificates`, which puts 1 and 2 together on one
+ *    `client.connect` (one publickey attempt, the host judged by the caller's check).
+ *
  * Every internal we touch is checked before use: if ssh2 changes shape, connecting fails with
  * a clear error instead of skipping a check. Who may import: the two callers above, through
  * the subpath (never re-exported from the package root). Unit tests beside this file; tested
@@ -268,4 +271,70 @@ export function acceptHostCertificate(
     }
     return getPublicKey.apply(this, args);
   };
+}
+
+// ---- both, for one login -----------------------------------------------------------------
+
+/** How `connectWithCertificates` logs in and judges the host. */
+export interface CertificateLogin {
+  /** The user's key and certificate: the one publickey attempt. */
+  key: CertificateKey;
+  /** Decodes and checks the host's certificate from its key blob; throws to refuse the host. */
+  checkHost(hostKeyBlob: Buffer): SshCertificate;
+  /** The host was refused (`checkHost` threw, or its key exchange could not be taken over). */
+  hostRefused(e: unknown): void;
+  /** The connection could not be patched (ssh2 changed): the attempt must end. */
+  failed(e: unknown): void;
+}
+
+/**
+ * Starts `client` logging in over `config.sock` with a certificate only, from both sides: one
+ * publickey attempt with `login.key` (patchUserCertificateAuth), certificate host key
+ * algorithms only (offerOnlyHostCertificates), and the host's certificate checked by
+ * `login.checkHost` before ssh2 checks the exchange's signature (acceptHostCertificate). The
+ * caller listens for 'ready' and 'error' as with `client.connect`.
+ *
+ * @example
+ *   connectWithCertificates(client, { sock, username: 'root', readyTimeout: 20_000 }, {
+ *     key,
+ *     checkHost: (blob) => verifyHostCertificate(blob, { caKeys, principals, now: Date.now() }),
+ *     hostRefused: fail,
+ *     failed: fail,
+ *   });
+ */
+export function connectWithCertificates(
+  client: ssh2.Client,
+  config: Omit<ssh2.ConnectConfig, 'username' | 'authHandler' | 'hostVerifier'> & { username: string },
+  login: CertificateLogin,
+): void {
+  let authTried = false;
+  client.connect({
+    ...config,
+    authHandler: (_methodsLeft, _partial, next) => {
+      if (authTried) return next(false as never);
+      authTried = true;
+      next({
+        type: 'publickey',
+        username: config.username,
+        key: login.key.ssh2Key,
+      } as ssh2.PublicKeyAuthMethod);
+    },
+    hostVerifier: (blob: Buffer, done: (ok: boolean) => void) => {
+      try {
+        acceptHostCertificate(client, blob, login.checkHost(blob));
+        done(true);
+      } catch (e) {
+        // Not done(false): ssh2 1.17 then keeps parsing the rest of the chunk (NEWKEYS),
+        // reaches a second fatal error and throws from the socket's data handler. The caller
+        // drops the transport instead; the unfinished key exchange can never complete.
+        login.hostRefused(e);
+      }
+    },
+  });
+  try {
+    offerOnlyHostCertificates(client);
+    patchUserCertificateAuth(client, login.key);
+  } catch (e) {
+    login.failed(e);
+  }
 }

@@ -20,13 +20,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { type SshCertificate, WardenError } from '@warden/api';
-import {
-  acceptHostCertificate,
-  type CertificateKey,
-  certificateKey,
-  offerOnlyHostCertificates,
-  patchUserCertificateAuth,
-} from '@warden/api/ssh2-patch';
+import { type CertificateKey, certificateKey, connectWithCertificates } from '@warden/api/ssh2-patch';
 import ssh2 from 'ssh2';
 import { channelError } from './errors';
 import { verifyHostCertificate } from './host-cert';
@@ -99,7 +93,6 @@ export async function connectNode(opts: NodeSshOptions): Promise<NodeSsh> {
   const client = new ssh2.Client();
   let hostCert: SshCertificate | undefined;
   let hostError: unknown;
-  let authTried = false;
   return new Promise<NodeSsh>((resolve, reject) => {
     let settled = false;
     const fail = (e: unknown) => {
@@ -124,42 +117,32 @@ export async function connectNode(opts: NodeSshOptions): Promise<NodeSsh> {
       client.off('error', fail);
       resolve(ssh);
     });
-    client.connect({
-      sock: opts.stream as unknown as ssh2.ConnectConfig['sock'],
-      username: opts.login,
-      readyTimeout: opts.readyTimeoutMs ?? 20_000,
-      ...(opts.agentSocket ? { agent: opts.agentSocket, agentForward: true } : {}),
-      authHandler: (_methodsLeft, _partial, next) => {
-        if (authTried) return next(false as never);
-        authTried = true;
-        next({ type: 'publickey', username: opts.login, key: key.ssh2Key } as ssh2.PublicKeyAuthMethod);
+    connectWithCertificates(
+      client,
+      {
+        sock: opts.stream as unknown as ssh2.ConnectConfig['sock'],
+        username: opts.login,
+        readyTimeout: opts.readyTimeoutMs ?? 20_000,
+        ...(opts.agentSocket ? { agent: opts.agentSocket, agentForward: true } : {}),
       },
-      hostVerifier: (blob: Buffer, done: (ok: boolean) => void) => {
-        try {
-          const cert = verifyHostCertificate(blob, {
+      {
+        key,
+        checkHost: (blob) => {
+          hostCert = verifyHostCertificate(blob, {
             caKeys: opts.hostCaKeys,
             principals: opts.hostPrincipals,
             now: now(),
             nodeName: opts.nodeName,
           });
-          acceptHostCertificate(client, blob, cert);
-          hostCert = cert;
-          done(true);
-        } catch (e) {
-          // Not done(false): ssh2 1.17 then keeps parsing the rest of the chunk (NEWKEYS),
-          // reaches a second fatal error and throws from the socket's data handler. We drop the
-          // transport instead; the unfinished key exchange can never complete.
+          return hostCert;
+        },
+        hostRefused: (e) => {
           hostError = e;
           fail(e);
-        }
+        },
+        failed: fail,
       },
-    });
-    try {
-      offerOnlyHostCertificates(client);
-      patchUserCertificateAuth(client, key);
-    } catch (e) {
-      fail(e);
-    }
+    );
   });
 }
 

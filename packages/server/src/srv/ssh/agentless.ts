@@ -42,12 +42,7 @@ import {
   spkiFromKey,
   verifySshCertificate,
 } from '@warden/api';
-import {
-  acceptHostCertificate,
-  certificateKey,
-  offerOnlyHostCertificates,
-  patchUserCertificateAuth,
-} from '@warden/api/ssh2-patch';
+import { certificateKey, connectWithCertificates } from '@warden/api/ssh2-patch';
 import ssh2, {
   type AuthContext,
   type ClientChannel,
@@ -321,38 +316,31 @@ export class AgentlessForwarder {
         client.once('close', () => c.conn.end());
         resolve(client);
       });
-      let authTried = false;
-      client.connect({
-        sock: s.upstream,
-        username: s.login,
-        // Used only when a session asked for agent forwarding (and was allowed to).
-        agent: this.#agentFor(c),
-        readyTimeout: this.#o.upstreamTimeoutMs ?? 20_000,
-        authHandler: (_left, _partial, next) => {
-          if (authTried) return next(false as never);
-          authTried = true;
-          next({ type: 'publickey', username: s.login, key: key.ssh2Key } as ssh2.PublicKeyAuthMethod);
+      connectWithCertificates(
+        client,
+        {
+          sock: s.upstream,
+          username: s.login,
+          // Used only when a session asked for agent forwarding (and was allowed to).
+          agent: this.#agentFor(c),
+          readyTimeout: this.#o.upstreamTimeoutMs ?? 20_000,
         },
-        hostVerifier: (blob: Buffer, done: (ok: boolean) => void) => {
-          try {
+        {
+          key,
+          checkHost: (blob) => {
             const cert = decodeSshCertificate(blob);
             verifySshCertificate(cert, hostCaKeys, { now: this.#o.clock.now(), type: 'host' });
             if (!names.some((n) => cert.validPrincipals.includes(n)))
               throw new Error(`its host certificate is for ${JSON.stringify(cert.validPrincipals)}`);
-            acceptHostCertificate(client, blob, cert);
-            done(true);
-          } catch (e) {
+            return cert;
+          },
+          hostRefused: (e) => {
             hostError = `the proxy refuses node ${node}: ${(e as Error).message}`;
             fail(e);
-          }
+          },
+          failed: fail,
         },
-      });
-      try {
-        offerOnlyHostCertificates(client);
-        patchUserCertificateAuth(client, key);
-      } catch (e) {
-        fail(e);
-      }
+      );
     });
   }
 
