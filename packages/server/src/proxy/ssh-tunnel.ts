@@ -162,37 +162,24 @@ export class SshTunnels {
     }
     const node = await this.#o.nodes.find(req.node);
     const decision = this.decide(identity, node, req.login);
+    // What the access event says, allowed or denied.
+    const access = {
+      user: identity.user,
+      addr,
+      protocol: 'ssh' as const,
+      resource: auditNode(node),
+      login: req.login,
+      roles: [...identity.roles],
+      ...(decision.missingRoles ? { missing_roles: decision.missingRoles } : {}),
+      ...auditDevice(identity),
+    };
     if (!decision.allowed) {
-      await this.#emit({
-        type: 'access.denied',
-        success: false,
-        user: identity.user,
-        addr,
-        protocol: 'ssh',
-        resource: auditNode(node),
-        login: req.login,
-        roles: [...identity.roles],
-        ...(decision.missingRoles ? { missing_roles: decision.missingRoles } : {}),
-        error: decision.reason,
-        ...auditDevice(identity),
-      });
+      await this.#emit({ type: 'access.denied', success: false, ...access, error: decision.reason });
       throw new WardenError(decision.code, decision.reason);
     }
     const agentless = node.spec.sub_kind === 'openssh';
-    if (agentless) {
-      // The proxy is an agentless node's only enforcement: its decision is the access event.
-      await this.#emit({
-        type: 'access.allowed',
-        user: identity.user,
-        addr,
-        protocol: 'ssh',
-        resource: auditNode(node),
-        login: req.login,
-        roles: [...identity.roles],
-        ...(decision.missingRoles ? { missing_roles: decision.missingRoles } : {}),
-        ...auditDevice(identity),
-      });
-    }
+    // The proxy is an agentless node's only enforcement: its decision is the access event.
+    if (agentless) await this.#emit({ type: 'access.allowed', ...access });
     const tunnel: Tunnel = { client: socket };
     const local = this.#local;
     if (!agentless && local?.name === node.metadata.name) {
