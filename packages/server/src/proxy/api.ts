@@ -54,60 +54,63 @@ function deviceTrust(deps: ApiDeps): NonNullable<ApiDeps['deviceTrust']> {
   return deps.deviceTrust;
 }
 
+function route<B>(r: Omit<Route, 'handler'> & { handler(ctx: RequestContext<B>): Promise<unknown> }): Route {
+  return r as unknown as Route;
+}
+
+/** POST `path` before login (`auth: 'none'`): `call` gets the body `schema` checked, and the client's address. */
+function openPost<S extends z.ZodType>(
+  path: string,
+  schema: S,
+  call: (body: z.infer<S>, addr: string) => Promise<unknown>,
+): Route {
+  return route<z.infer<S>>({
+    method: 'POST',
+    path,
+    auth: 'none',
+    body: schema,
+    handler: (ctx) => call(ctx.body, ctx.addr),
+  });
+}
+
+/** POST `path` for a logged-in caller (`auth: 'user'`): `call` gets the caller and the body `schema` checked. */
+function userPost<S extends z.ZodType>(
+  path: string,
+  schema: S,
+  call: (identity: Identity, body: z.infer<S>) => Promise<unknown>,
+): Route {
+  return route<z.infer<S>>({
+    method: 'POST',
+    path,
+    auth: 'user',
+    body: schema,
+    handler: (ctx) => call(caller(ctx), ctx.body),
+  });
+}
+
+/** GET `path` for a logged-in caller: `{ items }`, what `list` returns for the caller. */
+function userList(
+  path: string,
+  list: (identity: Identity, ctx: RequestContext) => Promise<unknown[]> | unknown[],
+): Route {
+  return route({
+    method: 'GET',
+    path,
+    auth: 'user',
+    handler: async (ctx) => ({ items: await list(caller(ctx), ctx) }),
+  });
+}
+
 export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
-  const route = <B>(
-    r: Omit<Route, 'handler'> & { handler(ctx: RequestContext<B>): Promise<unknown> },
-  ): Route => r as unknown as Route;
   return [
     route({ method: 'GET', path: R.ping, auth: 'none', handler: () => auth.ping() }),
-    route<z.infer<typeof rpc.SignupBeginRequest>>({
-      method: 'POST',
-      path: R.signupBegin,
-      auth: 'none',
-      body: rpc.SignupBeginRequest,
-      handler: (ctx) => auth.signupBegin(ctx.body.token),
-    }),
-    route<z.infer<typeof rpc.SignupFinishRequest>>({
-      method: 'POST',
-      path: R.signupFinish,
-      auth: 'none',
-      body: rpc.SignupFinishRequest,
-      handler: (ctx) => auth.signupFinish(ctx.body, ctx.addr),
-    }),
-    route<rpc.LoginRequest>({
-      method: 'POST',
-      path: R.login,
-      auth: 'none',
-      body: rpc.LoginRequest,
-      handler: (ctx) => auth.login(ctx.body, ctx.addr),
-    }),
-    route<z.infer<typeof rpc.BotJoinRequest>>({
-      method: 'POST',
-      path: R.botJoin,
-      auth: 'none',
-      body: rpc.BotJoinRequest,
-      handler: (ctx) => auth.joinBot(ctx.body, ctx.addr),
-    }),
-    route<z.infer<typeof rpc.BotRenewRequest>>({
-      method: 'POST',
-      path: R.botRenew,
-      auth: 'user',
-      body: rpc.BotRenewRequest,
-      handler: (ctx) => auth.renewBot(caller(ctx), ctx.body),
-    }),
-    route<z.infer<typeof rpc.AddBotRequest>>({
-      method: 'POST',
-      path: R.bots,
-      auth: 'user',
-      body: rpc.AddBotRequest,
-      handler: (ctx) => auth.addBot(caller(ctx), ctx.body),
-    }),
-    route({
-      method: 'GET',
-      path: R.bots,
-      auth: 'user',
-      handler: async (ctx) => ({ items: await auth.listBots(caller(ctx)) }),
-    }),
+    openPost(R.signupBegin, rpc.SignupBeginRequest, (body) => auth.signupBegin(body.token)),
+    openPost(R.signupFinish, rpc.SignupFinishRequest, (body, addr) => auth.signupFinish(body, addr)),
+    openPost(R.login, rpc.LoginRequest, (body, addr) => auth.login(body, addr)),
+    openPost(R.botJoin, rpc.BotJoinRequest, (body, addr) => auth.joinBot(body, addr)),
+    userPost(R.botRenew, rpc.BotRenewRequest, (identity, body) => auth.renewBot(identity, body)),
+    userPost(R.bots, rpc.AddBotRequest, (identity, body) => auth.addBot(identity, body)),
+    userList(R.bots, (identity) => auth.listBots(identity)),
     route({
       method: 'DELETE',
       path: `${R.bots}/:name`,
@@ -117,12 +120,7 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
         return {};
       },
     }),
-    route({
-      method: 'GET',
-      path: R.tokens,
-      auth: 'user',
-      handler: async (ctx) => ({ items: await auth.listTokens(caller(ctx)) }),
-    }),
+    userList(R.tokens, (identity) => auth.listTokens(identity)),
     route({
       method: 'DELETE',
       path: `${R.tokens}/:id`,
@@ -138,12 +136,9 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
         return { user: id.user, roles: id.roles, logins: id.logins };
       },
     }),
-    route({
-      method: 'GET',
-      path: `${R.resources}/:kind`,
-      auth: 'user',
-      handler: async (ctx) => ({ items: await auth.listResources(caller(ctx), kindOf(ctx.params.kind!)) }),
-    }),
+    userList(`${R.resources}/:kind`, (identity, ctx) =>
+      auth.listResources(identity, kindOf(ctx.params.kind!)),
+    ),
     route({
       method: 'GET',
       path: `${R.resources}/:kind/:name`,
@@ -152,17 +147,12 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
         resource: await auth.getResource(caller(ctx), kindOf(ctx.params.kind!), ctx.params.name!),
       }),
     }),
-    route<z.infer<typeof rpc.CreateResourceRequest>>({
-      method: 'POST',
-      path: R.resources,
-      auth: 'user',
-      body: rpc.CreateResourceRequest,
-      handler: (ctx) =>
-        auth.putResource(caller(ctx), ctx.body.resource, {
-          force: ctx.body.force,
-          expectedRevision: ctx.body.expected_revision,
-        }),
-    }),
+    userPost(R.resources, rpc.CreateResourceRequest, (identity, body) =>
+      auth.putResource(identity, body.resource, {
+        force: body.force,
+        expectedRevision: body.expected_revision,
+      }),
+    ),
     route({
       method: 'DELETE',
       path: `${R.resources}/:kind/:name`,
@@ -172,40 +162,18 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
         return {};
       },
     }),
-    route<z.infer<typeof rpc.AddUserRequest>>({
-      method: 'POST',
-      path: R.users,
-      auth: 'user',
-      body: rpc.AddUserRequest,
-      handler: (ctx) => auth.addUser(caller(ctx), ctx.body),
-    }),
+    userPost(R.users, rpc.AddUserRequest, (identity, body) => auth.addUser(identity, body)),
     route({
       method: 'POST',
       path: `${R.users}/:name/reset`,
       auth: 'user',
       handler: (ctx) => auth.resetUser(caller(ctx), ctx.params.name!),
     }),
-    route<z.infer<typeof rpc.CreateLockRequest>>({
-      method: 'POST',
-      path: R.locks,
-      auth: 'user',
-      body: rpc.CreateLockRequest,
-      handler: (ctx) => auth.createLock(caller(ctx), ctx.body),
-    }),
-    route<z.infer<typeof rpc.AddDeviceRequest>>({
-      method: 'POST',
-      path: R.devices,
-      auth: 'user',
-      body: rpc.AddDeviceRequest,
-      handler: (ctx) => auth.addDevice(caller(ctx), ctx.body),
-    }),
-    route<z.infer<typeof rpc.DeviceEnrollTokenRequest>>({
-      method: 'POST',
-      path: R.deviceTokens,
-      auth: 'user',
-      body: rpc.DeviceEnrollTokenRequest,
-      handler: (ctx) => auth.createDeviceEnrollToken(caller(ctx), ctx.body),
-    }),
+    userPost(R.locks, rpc.CreateLockRequest, (identity, body) => auth.createLock(identity, body)),
+    userPost(R.devices, rpc.AddDeviceRequest, (identity, body) => auth.addDevice(identity, body)),
+    userPost(R.deviceTokens, rpc.DeviceEnrollTokenRequest, (identity, body) =>
+      auth.createDeviceEnrollToken(identity, body),
+    ),
     // Device trust: enrollment is authenticated by its token (a certificate, when sent, names
     // the owner); device authentication needs the user's fresh certificate.
     route<rpc.DeviceEnrollBeginRequest>({
@@ -224,60 +192,22 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
       handler: (ctx) =>
         deviceTrust(deps).enrollment.finish(ctx.body, ctx.identity ?? { clientAddr: ctx.addr }),
     }),
-    route<rpc.DeviceAuthnBeginRequest>({
-      method: 'POST',
-      path: R.deviceAuthnBegin,
-      auth: 'user',
-      body: rpc.DeviceAuthnBeginRequest,
-      handler: (ctx) => deviceTrust(deps).authentication.begin(caller(ctx), ctx.body),
-    }),
-    route<rpc.DeviceAuthnFinishRequest>({
-      method: 'POST',
-      path: R.deviceAuthnFinish,
-      auth: 'user',
-      body: rpc.DeviceAuthnFinishRequest,
-      handler: (ctx) => deviceTrust(deps).authentication.finish(caller(ctx), ctx.body),
-    }),
-    route<z.infer<typeof rpc.SignHostRequest>>({
-      method: 'POST',
-      path: `${R.authorities}/host/sign`,
-      auth: 'user',
-      body: rpc.SignHostRequest,
-      handler: (ctx) => auth.signHost(caller(ctx), ctx.body),
-    }),
-    route({
-      method: 'GET',
-      path: R.nodes,
-      auth: 'user',
-      handler: async (ctx) => ({ items: await deps.listNodes(caller(ctx)) }),
-    }),
-    route({
-      method: 'GET',
-      path: R.dbs,
-      auth: 'user',
-      handler: async (ctx) => {
-        const identity = caller(ctx);
-        if (!deps.listDbs) return { items: [] };
-        return { items: await deps.listDbs(identity) };
-      },
-    }),
-    route({
-      method: 'GET',
-      path: R.apps,
-      auth: 'user',
-      handler: async (ctx) => ({ items: deps.apps ? deps.apps.list(caller(ctx)) : [] }),
-    }),
-    route<z.infer<typeof rpc.AppLoginRequest>>({
-      method: 'POST',
-      path: R.appLogin,
-      auth: 'user',
-      body: rpc.AppLoginRequest,
-      handler: async (ctx) => {
-        const identity = caller(ctx);
-        if (!deps.apps)
-          throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no app_service runs behind this proxy');
-        return deps.apps.login(identity, ctx.body.app);
-      },
+    userPost(R.deviceAuthnBegin, rpc.DeviceAuthnBeginRequest, (identity, body) =>
+      deviceTrust(deps).authentication.begin(identity, body),
+    ),
+    userPost(R.deviceAuthnFinish, rpc.DeviceAuthnFinishRequest, (identity, body) =>
+      deviceTrust(deps).authentication.finish(identity, body),
+    ),
+    userPost(`${R.authorities}/host/sign`, rpc.SignHostRequest, (identity, body) =>
+      auth.signHost(identity, body),
+    ),
+    userList(R.nodes, (identity) => deps.listNodes(identity)),
+    userList(R.dbs, (identity) => deps.listDbs?.(identity) ?? []),
+    userList(R.apps, (identity) => deps.apps?.list(identity) ?? []),
+    userPost(R.appLogin, rpc.AppLoginRequest, async (identity, body) => {
+      if (!deps.apps)
+        throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no app_service runs behind this proxy');
+      return deps.apps.login(identity, body.app);
     }),
     route({
       method: 'GET',
@@ -288,40 +218,14 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
         return deps.jwks();
       },
     }),
-    route({
-      method: 'GET',
-      path: R.kubeClusters,
-      auth: 'user',
-      handler: async (ctx) => {
-        const identity = caller(ctx);
-        if (!deps.listKubeClusters) return { items: [] };
-        return { items: await deps.listKubeClusters(identity) };
-      },
+    userList(R.kubeClusters, (identity) => deps.listKubeClusters?.(identity) ?? []),
+    userPost(R.kubeCerts, rpc.KubeCertRequest, async (identity, body) => {
+      if (!deps.issueKubeCert)
+        throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no kube_service runs behind this proxy');
+      const issued = await deps.issueKubeCert(identity, body.public_key, body.cluster, body.lifetime);
+      return { cert_pem: issued.certPem, expires: issued.notAfter.toISOString() };
     }),
-    route<z.infer<typeof rpc.KubeCertRequest>>({
-      method: 'POST',
-      path: R.kubeCerts,
-      auth: 'user',
-      body: rpc.KubeCertRequest,
-      handler: async (ctx) => {
-        if (!deps.issueKubeCert)
-          throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no kube_service runs behind this proxy');
-        const issued = await deps.issueKubeCert(
-          caller(ctx),
-          ctx.body.public_key,
-          ctx.body.cluster,
-          ctx.body.lifetime,
-        );
-        return { cert_pem: issued.certPem, expires: issued.notAfter.toISOString() };
-      },
-    }),
-    route<z.infer<typeof rpc.SignDbRequest>>({
-      method: 'POST',
-      path: `${R.authorities}/db/sign`,
-      auth: 'user',
-      body: rpc.SignDbRequest,
-      handler: (ctx) => auth.signDb(caller(ctx), ctx.body),
-    }),
+    userPost(`${R.authorities}/db/sign`, rpc.SignDbRequest, (identity, body) => auth.signDb(identity, body)),
     route({
       method: 'GET',
       path: `${R.authorities}/:type/export`,
