@@ -22,6 +22,12 @@ export const Oids = {
    * app the certificate is for. A certificate with it is refused everywhere else.
    */
   appRoute: `${WARDEN_OID_ARC}.3.1`,
+  /**
+   * Database certificates (`wsh db login`): JSON `{ db, db_user?, db_name? }` naming the one
+   * database a native client (psql, mysql) reaches with it straight at the proxy. A
+   * certificate with it is refused everywhere else.
+   */
+  dbRoute: `${WARDEN_OID_ARC}.3.2`,
 } as const;
 
 /** SSH certificate extension names for device trust (all three or none). */

@@ -120,6 +120,8 @@ export const auditEventCatalogue = {
     cert_type: z.enum(['user', 'host', 'db', 'openssh', 'app']),
     /** The app an app certificate is for. */
     app: str,
+    /** The database a database certificate (`wsh db login`) is for. */
+    db: str,
     roles: strs,
     logins: strs,
     expires: str,

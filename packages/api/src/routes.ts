@@ -25,6 +25,8 @@ export const Routes = {
   locks: '/v1/locks',
   nodes: '/v1/nodes',
   dbs: '/v1/dbs',
+  /** POST: a database certificate for the caller's key (`wsh db login`). */
+  dbLogin: '/v1/dbs/login',
   /** GET: Kubernetes clusters the caller may reach (`wsh kube ls`). */
   kubeClusters: '/v1/kube/clusters',
   /** POST: a short-lived Kubernetes client certificate for a fresh key (`wsh kube credentials`). */

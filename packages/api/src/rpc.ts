@@ -306,6 +306,34 @@ export const AppLoginResponse = z.object({
 });
 export type AppLoginResponse = z.infer<typeof AppLoginResponse>;
 
+/**
+ * `wsh db login NAME`: a database certificate for the key of the caller's certificate, with
+ * which psql, mysql and drivers connect straight to the proxy (no local tunnel).
+ */
+export const DbLoginRequest = z.object({
+  db: z.string().min(1).max(253),
+  db_user: z.string().min(1).max(253).optional(),
+  db_name: z.string().min(1).max(253).optional(),
+});
+export type DbLoginRequestBody = z.infer<typeof DbLoginRequest>;
+export const DbLoginResponse = z.object({
+  /** The database certificate (PEM): the caller's identity, device extensions when it had them, the route. */
+  cert_pem: z.string(),
+  /** Never later than the caller's own certificate. */
+  expires: z.string(),
+  db: z.object({ name: z.string(), protocol: z.string() }),
+  db_user: z.string().optional(),
+  db_name: z.string().optional(),
+  /**
+   * Where native clients connect with the certificate: PostgreSQL at the proxy's own port,
+   * MySQL at its MySQL listener (`proxy_service.mysql_listen_addr`); absent when not served.
+   */
+  endpoint: z.object({ host: z.string(), port: z.number().int() }).optional(),
+  /** What will stand in the way (e.g. the database requires a trusted device and this login has none). */
+  warnings: z.array(z.string()).optional(),
+});
+export type DbLoginResponse = z.infer<typeof DbLoginResponse>;
+
 export const AuditSearchResponse = z.object({ events: z.array(z.record(z.string(), z.unknown())) });
 
 // ---- Device trust ceremonies (DESIGN §6) ------------------------------------------------

@@ -37,6 +37,18 @@ export interface CertIdentity {
   device?: DeviceIdentity;
   /** Present only on app certificates (`wsh app login`): the one app the certificate is for. */
   app?: AppRoute;
+  /** Present only on database certificates (`wsh db login`): the one database it is for. */
+  db?: DbCertRoute;
+}
+
+/**
+ * What a database certificate is for: the `db` resource, and the db user and database name
+ * chosen at `wsh db login` (when given they win over what the client's startup says).
+ */
+export interface DbCertRoute {
+  db: string;
+  dbUser?: string;
+  dbName?: string;
 }
 
 /** What an app certificate is for: the app, the host name it was asked for, the app session. */
@@ -50,6 +62,13 @@ const appRouteJson = z.strictObject({
   app: z.string().min(1).max(253),
   public_addr: z.string().min(1).max(253),
   session_id: z.string().min(1).max(128),
+});
+
+const DB_ROUTE_NAME = /^[^\s\p{Cc}]{1,253}$/u;
+const dbRouteJson = z.strictObject({
+  db: z.string().regex(DB_ROUTE_NAME),
+  db_user: z.string().regex(DB_ROUTE_NAME).optional(),
+  db_name: z.string().regex(DB_ROUTE_NAME).optional(),
 });
 
 const identityJson = z.strictObject({
@@ -137,13 +156,31 @@ export function encodeAppRouteExtension(route: AppRoute): CertificateExtension {
   return { oid: Oids.appRoute, critical: false, value: derUtf8String(JSON.stringify(checked.data)) };
 }
 
-/** Every Warden extension a certificate for `identity` carries (identity, device if any, app route if any). */
+/** The database route extension (`Oids.dbRoute`): a UTF8String of `{ db, db_user?, db_name? }`. */
+export function encodeDbRouteExtension(route: DbCertRoute): CertificateExtension {
+  const checked = dbRouteJson.safeParse({
+    db: route.db,
+    ...(route.dbUser !== undefined ? { db_user: route.dbUser } : {}),
+    ...(route.dbName !== undefined ? { db_name: route.dbName } : {}),
+  });
+  if (!checked.success)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'certificate identity: invalid database route');
+  return { oid: Oids.dbRoute, critical: false, value: derUtf8String(JSON.stringify(checked.data)) };
+}
+
+/**
+ * Every Warden extension a certificate for `identity` carries (identity, device if any, app or
+ * database route if any: never both).
+ */
 export function identityExtensions(identity: CertIdentity): CertificateExtension[] {
+  if (identity.app && identity.db)
+    throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'certificate identity: one route per certificate');
   const out: CertificateExtension[] = [
     { oid: Oids.identity, critical: false, value: encodeIdentityExtension(identity) },
   ];
   if (identity.device) out.push(...encodeDeviceExtensions(identity.device));
   if (identity.app) out.push(encodeAppRouteExtension(identity.app));
+  if (identity.db) out.push(encodeDbRouteExtension(identity.db));
   return out;
 }
 
@@ -225,6 +262,21 @@ function readIdentity(parsed: x509.X509Certificate, extensions: CertificateExten
       app: parsedRoute.app,
       publicAddr: parsedRoute.public_addr,
       sessionId: parsedRoute.session_id,
+    };
+  }
+  const dbRoute = ext(Oids.dbRoute);
+  if (dbRoute !== undefined) {
+    if (identity.app) throw bad('a certificate has one route: app or database');
+    let parsedDb: z.infer<typeof dbRouteJson>;
+    try {
+      parsedDb = dbRouteJson.parse(JSON.parse(dbRoute));
+    } catch {
+      throw bad('database route extension has the wrong shape');
+    }
+    identity.db = {
+      db: parsedDb.db,
+      ...(parsedDb.db_user !== undefined ? { dbUser: parsedDb.db_user } : {}),
+      ...(parsedDb.db_name !== undefined ? { dbName: parsedDb.db_name } : {}),
     };
   }
   return identity;

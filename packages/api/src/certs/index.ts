@@ -8,8 +8,10 @@
 export {
   type AppRoute,
   type CertIdentity,
+  type DbCertRoute,
   type DeviceIdentity,
   encodeAppRouteExtension,
+  encodeDbRouteExtension,
   encodeDeviceExtensions,
   encodeIdentityExtension,
   identityExtensions,

@@ -24,7 +24,14 @@
  *
  * The parts are built in `bin/auth.ts` (`createAuthServer`), never here.
  */
-import type { AuthPreferenceResource, Resource, ResourceKind, RoleResource, rpc } from '@warden/api';
+import type {
+  AuthPreferenceResource,
+  DbCertRoute,
+  Resource,
+  ResourceKind,
+  RoleResource,
+  rpc,
+} from '@warden/api';
 import { isResourceKind, isWardenError, RESOURCE_KINDS, Verbs, WardenError } from '@warden/api';
 import type { z } from 'zod';
 import {
@@ -209,6 +216,11 @@ export class AuthServer {
   /** Turns a client certificate that TLS verified against the user CA into an identity. */
   identify(certDer: Buffer, opts?: { locks?: 'caller' }): Promise<Identity> {
     return this.#p.identity.identify(certDer, opts);
+  }
+
+  /** A database certificate (`wsh db login`): the identity and the database it is for. */
+  identifyDb(certDer: Buffer): Promise<{ identity: Identity; db: DbCertRoute }> {
+    return this.#p.identity.identifyDb(certDer);
   }
 
   /** Issues the admin identity (for `bin/`, never over the API); `replaces` stops working. */

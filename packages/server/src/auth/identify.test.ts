@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { identityExtensions } from '@warden/api';
 import { CLIENT_ADDR, certDer, startTestCluster } from '../../../../test/support/auth-cluster';
 import { rejectsWith } from '../../../../test/support/warden-errors';
 import { Identifier } from './identify';
@@ -60,4 +61,44 @@ test('the admin identity is never cached: a replaced one stops working at once',
   assert.equal((await ids.identify(certDer(first.certPem))).admin, true);
   await c.auth.issueAdminIdentity({ replaces: first.certPem });
   await rejectsWith(ids.identify(certDer(first.certPem)), 'WARDEN_ERR_BAD_CERTIFICATE', /not valid any more/);
+});
+
+test('a database certificate works only where databases are served, with its route; a login certificate does not work there', async () => {
+  const c = await startTestCluster();
+  const { totpSecret } = await c.signUp('alice', ['access']);
+  const res = await c.auth.login(c.loginRequest('alice', c.nextOtp(totpSecret!)), CLIENT_ADDR);
+  const login = certDer(res.tls_cert);
+  const ids = new Identifier({ clock: c.clock, backend: c.backend, services: c.services, cas: c.cas });
+  const alice = await ids.identify(login);
+  const { publicKey } = (await import('node:crypto')).generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const route = { db: 'orders', dbUser: 'alice', dbName: 'orders' };
+  const issued = await c.cas.issueDbCert({
+    identity: { user: 'alice', roles: [...alice.roles], logins: [], traits: {}, db: route },
+    publicKey,
+    notAfter: new Date(Date.parse(res.expires)),
+  });
+  const dbCert = certDer(issued.certPem);
+  const who = await ids.identifyDb(dbCert);
+  assert.equal(who.identity.user, 'alice');
+  assert.deepEqual(who.db, route);
+  // Anywhere else (API, tunnels) it is refused; and a login certificate is no database certificate.
+  await rejectsWith(ids.identify(dbCert), 'WARDEN_ERR_BAD_CERTIFICATE', /database certificate for "orders"/);
+  await rejectsWith(ids.identifyDb(login), 'WARDEN_ERR_BAD_CERTIFICATE', /not a database certificate/);
+  // Locks refuse it like a login certificate, from the cache too.
+  const lock = await c.auth.createLock(c.admin, { target: { user: 'alice' }, message: 'stolen laptop' });
+  await rejectsWith(ids.identifyDb(dbCert), 'WARDEN_ERR_LOCKED', /stolen laptop/);
+  await c.auth.deleteResource(c.admin, 'lock', lock.name);
+  // One route per certificate: the codec refuses both at once.
+  assert.throws(
+    () =>
+      identityExtensions({
+        user: 'alice',
+        roles: [],
+        logins: [],
+        traits: {},
+        db: route,
+        app: { app: 'grafana', publicAddr: 'g.example.com', sessionId: 's' },
+      }),
+    /one route per certificate/,
+  );
 });

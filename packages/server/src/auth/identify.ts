@@ -5,7 +5,7 @@
  * Internal to `auth/`; the public surface is `auth/index.ts`.
  */
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { spkiFromKey, WardenError } from '@warden/api';
+import { type DbCertRoute, spkiFromKey, WardenError } from '@warden/api';
 import {
   type AccessChecker,
   findLockInForce,
@@ -40,6 +40,8 @@ export const MAX_VERIFIED_CERTS = 10_000;
 
 interface Verified {
   identity: Identity;
+  /** The database a database certificate (`wsh db login`) is for; undefined on login certificates. */
+  db: DbCertRoute | undefined;
   notBefore: number;
   notAfter: number;
 }
@@ -72,10 +74,10 @@ export class Identifier {
   }
 
   /** The verified identity of `certDer` (from the cache while it is valid), or the admin's. */
-  async #identityOf(certDer: Buffer, now: number): Promise<Identity> {
+  async #identityOf(certDer: Buffer, now: number): Promise<Pick<Verified, 'identity' | 'db'>> {
     const fingerprint = createHash('sha256').update(certDer).digest('hex');
     const hit = this.#verified.get(fingerprint);
-    if (hit && now >= hit.notBefore && now <= hit.notAfter) return hit.identity;
+    if (hit && now >= hit.notBefore && now <= hit.notAfter) return hit;
     if (hit) this.#verified.delete(fingerprint);
     this.#verifications++;
     // The CA parses the bytes itself: anything that is not a certificate is BAD_CERTIFICATE.
@@ -93,7 +95,7 @@ export class Identifier {
           'this admin identity is not valid any more (warden replaced it at a refresh or restart): run the command again on the auth host, which reads the current one from the data dir',
         );
       }
-      return makeIdentity({ user: ADMIN_USER, admin: true });
+      return { identity: makeIdentity({ user: ADMIN_USER, admin: true }), db: undefined };
     }
     const x509 = new X509Certificate(certDer);
     const identity = frozen(
@@ -110,13 +112,27 @@ export class Identifier {
         },
       }),
     );
+    const db = parsed.db ? Object.freeze({ ...parsed.db }) : undefined;
     if (this.#verified.size >= MAX_VERIFIED_CERTS) this.#verified.delete(this.#verified.keys().next().value!);
     this.#verified.set(fingerprint, {
       identity,
+      db,
       notBefore: Date.parse(x509.validFrom),
       notAfter: Date.parse(x509.validTo),
     });
-    return identity;
+    return { identity, db };
+  }
+
+  /** Refuses the caller's locks (`identify`'s check), else returns. */
+  async #checkLocks(identity: Identity, now: number): Promise<void> {
+    // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
+    if (this.#o.access) {
+      const why = this.#o.access.lockReason(identity);
+      if (why) throw lockedError(why);
+      return;
+    }
+    const lock = findLockInForce(await this.#o.services.locks.list(), lockTargets(identity), now);
+    if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
   }
 
   /**
@@ -126,18 +142,33 @@ export class Identifier {
    */
   async identify(certDer: Buffer, opts: { locks?: 'caller' } = {}): Promise<Identity> {
     const now = this.#o.clock.now();
-    const identity = await this.#identityOf(certDer, now);
+    const { identity, db } = await this.#identityOf(certDer, now);
+    if (db)
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CERTIFICATE',
+        `this is a database certificate for "${db.db}": it works for that database only; use your \`wsh login\` certificate`,
+      );
     if (identity.admin) return identity;
     if (opts.locks === 'caller') return identity;
-    // A lock on the device of a trusted-device certificate refuses it like a lock on the user.
-    if (this.#o.access) {
-      const why = this.#o.access.lockReason(identity);
-      if (why) throw lockedError(why);
-      return identity;
-    }
-    const lock = findLockInForce(await this.#o.services.locks.list(), lockTargets(identity), now);
-    if (lock) throw new WardenError('WARDEN_ERR_LOCKED', lockMessage(lock));
+    await this.#checkLocks(identity, now);
     return identity;
+  }
+
+  /**
+   * Turns a database certificate (`wsh db login`) that TLS verified against the user CA into
+   * the identity and the database it is for, with `identify`'s lock check. Any other
+   * certificate (a login certificate, an app certificate, the admin identity) is refused.
+   */
+  async identifyDb(certDer: Buffer): Promise<{ identity: Identity; db: DbCertRoute }> {
+    const now = this.#o.clock.now();
+    const { identity, db } = await this.#identityOf(certDer, now);
+    if (!db || identity.admin)
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CERTIFICATE',
+        'this is not a database certificate: run `wsh db login NAME` and use the certificate it writes (`wsh db config NAME`)',
+      );
+    await this.#checkLocks(identity, now);
+    return { identity, db };
   }
 
   /**

@@ -152,6 +152,15 @@ export interface AppCertificateRequest {
   now?: number;
 }
 
+/** A database certificate: the caller's identity for the caller's key, plus the database route. */
+export interface DbCertificateRequest {
+  identity: CertIdentity & { db: NonNullable<CertIdentity['db']> };
+  publicKey: KeyObject | string;
+  /** The caller's certificate's NotAfter: the database certificate never outlives it. */
+  notAfter: Date;
+  now?: number;
+}
+
 export interface CertAuthoritiesOptions {
   backend: Backend;
   clusterName: string;
@@ -479,12 +488,32 @@ export class CertAuthorities {
    *     publicAddr: 'grafana.example.com', sessionId } }, publicKey, notAfter: callerCert.notAfter });
    */
   async issueAppCert(req: AppCertificateRequest): Promise<{ certPem: string; notAfter: Date }> {
-    const now = req.now ?? this.#clock.now();
     if (!req.identity.app) throw badParameter('an app certificate needs an app route');
+    return this.#issueRouteCert(req, { app: { ...req.identity.app } }, 'app');
+  }
+
+  /**
+   * A database certificate from the user CA for the caller's own key (`wsh db login`): the
+   * caller's identity (roles, traits, device extensions when present) plus the database route
+   * extension, clientAuth, NotAfter = the caller's certificate's (never later). psql and mysql
+   * present it straight to the proxy; it is refused everywhere else.
+   */
+  async issueDbCert(req: DbCertificateRequest): Promise<{ certPem: string; notAfter: Date }> {
+    if (!req.identity.db) throw badParameter('a database certificate needs a database route');
+    return this.#issueRouteCert(req, { db: { ...req.identity.db } }, 'database');
+  }
+
+  async #issueRouteCert(
+    req: { identity: CertIdentity; publicKey: KeyObject | string; notAfter: Date; now?: number },
+    route: Pick<CertIdentity, 'app' | 'db'>,
+    what: string,
+  ): Promise<{ certPem: string; notAfter: Date }> {
+    const now = req.now ?? this.#clock.now();
     const notAfterMs = Math.floor(req.notAfter.getTime() / 1000) * 1000;
     if (!Number.isFinite(notAfterMs) || notAfterMs <= now)
       throw badParameter('the certificate would already be expired');
-    if (notAfterMs - now > MAX_USER_CERT_TTL_MS) throw badParameter('app certificates live at most 7 days');
+    if (notAfterMs - now > MAX_USER_CERT_TTL_MS)
+      throw badParameter(`${what} certificates live at most 7 days`);
     const identity: CertIdentity = {
       user: req.identity.user,
       roles: [...req.identity.roles],
@@ -492,7 +521,7 @@ export class CertAuthorities {
       traits: Object.fromEntries(Object.entries(req.identity.traits).map(([k, v]) => [k, [...v]])),
       ...(req.identity.kind === 'bot' && { kind: 'bot' as const }),
       ...(req.identity.device && { device: { ...req.identity.device } }),
-      app: { ...req.identity.app },
+      ...route,
     };
     const certPem = await issueLeafCertificate({
       ca: this.#tls('user'),

@@ -14,6 +14,7 @@ export {
   type CaType,
   CertAuthorities,
   type CertAuthoritiesOptions,
+  type DbCertificateRequest,
   type DbClientRequest,
   type DbServerRequest,
   DEFAULT_CA_TYPES,
