@@ -12,9 +12,10 @@
  *   if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
  *   // on close: db.close();
  */
+import type { DbProtocol } from '@warden/api';
 import type { Identity } from '../access';
 import { type DbServiceConfig, formatHostPort } from '../config';
-import { type DbTunnelOptions, DbTunnels } from '../proxy';
+import { DbDirect, type DbDirectOptions, type DbTunnelOptions, DbTunnels } from '../proxy';
 import {
   DbHeartbeat,
   DbService,
@@ -28,12 +29,21 @@ import type { ProtocolDeps } from './protocol-deps';
 export interface DbAccessDeps extends ProtocolDeps {
   config: DbServiceConfig;
   identify: DbTunnelOptions['identify'];
+  /** Database certificates of native clients straight at the proxy (`AuthServer.identifyDb`). */
+  identifyDb: DbDirectOptions['identifyDb'];
+  /**
+   * Where native clients connect with their database certificate, per protocol (PostgreSQL:
+   * the proxy port; MySQL: `proxy_service.mysql_listen_addr`). Read at each `wsh db login`.
+   */
+  endpoints: () => Partial<Record<DbProtocol, { host: string; port: number }>>;
 }
 
 export interface DbAccessComposition {
   /** undefined when `db_service.enabled` is false. */
   service: DbService | undefined;
   tunnels: DbTunnels;
+  /** Native clients with a database certificate (`wsh db login`) straight at the proxy. */
+  direct: DbDirect;
   /** For `apiRoutes(…, { listDbs })`. */
   listDbs(identity: Identity): Promise<unknown[]>;
   close(): void;
@@ -73,9 +83,22 @@ export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessCompositio
     handoff: service,
     logger: d.logger,
   });
+  const direct = new DbDirect({
+    identifyDb: d.identifyDb,
+    findDb: (name) => d.services.dbs.find(name),
+    handoff: service,
+    checker: d.checker,
+    issueDbCert: (req) => d.cas.issueDbCert(req),
+    audit: d.audit,
+    logger: d.logger,
+    get endpoints() {
+      return d.endpoints();
+    },
+  });
   return {
     service,
     tunnels,
+    direct,
     listDbs: async (identity) => (service ? service.listFor(identity) : []),
     close() {
       heartbeat?.close();

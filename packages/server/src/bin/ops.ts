@@ -95,6 +95,8 @@ function tryListen(addr: HostPort): Promise<NodeJS.ErrnoException | undefined> {
 export async function checkPortsFree(config: WardenConfig): Promise<void> {
   const wanted: [string, HostPort][] = [];
   if (config.proxyService.enabled) wanted.push(['proxy_service.listen_addr', config.proxyService.listenAddr]);
+  if (config.proxyService.enabled && config.proxyService.mysqlListenAddr)
+    wanted.push(['proxy_service.mysql_listen_addr', config.proxyService.mysqlListenAddr]);
   if (config.sshService.enabled) wanted.push(['ssh_service.listen_addr', config.sshService.listenAddr]);
   if (config.diagAddr) wanted.push(['diag_addr', config.diagAddr]);
   for (const [name, addr] of wanted) {

@@ -3,7 +3,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { isIP } from 'node:net';
+import { type AddressInfo, isIP, type Server as NetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -60,7 +60,15 @@ import {
   watchLockLag,
 } from '../diag';
 import { createLogger, type Logger } from '../log';
-import { apiRoutes, createRequestHandler, NodeView, reachableNodes, SshTunnels } from '../proxy';
+import {
+  apiRoutes,
+  createRequestHandler,
+  mysqlDirectListener,
+  NodeView,
+  proxyFrontDoor,
+  reachableNodes,
+  SshTunnels,
+} from '../proxy';
 import { createServices } from '../services';
 import { AgentlessForwarder, SshService } from '../srv/ssh';
 import { WebApps, WebDeviceTrust, WebSessions, WebSessionWatch, WebUi, webDeviceRoutes } from '../web';
@@ -400,11 +408,23 @@ async function compose(
   });
   // What every protocol's composition (databases, Kubernetes, apps) is built from.
   const protocolDeps: ProtocolDeps = { services, cas, audit, clock, logger, checker, monitor };
-  // Databases: `warden-db/1` tunnels handed to db_service (srv/db), which checks access itself.
+  // Databases: `warden-db/1` tunnels handed to db_service (srv/db), which checks access itself;
+  // and native clients with a database certificate straight at the proxy (proxy/db-direct.ts):
+  // PostgreSQL on the proxy port, MySQL on `mysql_listen_addr` (bound below).
+  let mysqlListener: NetServer | undefined;
   const db = await startDbAccess({
     ...protocolDeps,
     config: config.dbService,
     identify: (der) => auth.identify(der),
+    identifyDb: (der) => auth.identifyDb(der),
+    endpoints: () => {
+      const host = config.proxyService.publicAddr.host;
+      const mysql = mysqlListener?.address() as AddressInfo | null | undefined;
+      return {
+        postgres: { host, port: config.proxyService.publicAddr.port },
+        ...(mysql ? { mysql: { host, port: mysql.port } } : {}),
+      };
+    },
   });
   // Timeouts (issue 15 item 3). This HTTP server is fed sockets by the TLS server and never
   // listen()s itself, and Node starts its header/request timeout checks on 'listening': emit
@@ -489,6 +509,7 @@ async function compose(
         listNodes,
         deviceTrust,
         listDbs: db.listDbs,
+        dbLogin: (identity, req) => db.direct.login(identity, req),
         ...(apps.service ? { apps: apps.api } : {}),
         listKubeClusters: kube.listKubeClusters,
         ...(kube.issueKubeCert ? { issueKubeCert: kube.issueKubeCert } : {}),
@@ -542,27 +563,50 @@ async function compose(
       else http.emit('connection', socket);
     },
   );
+  // The proxy port's listener: TLS goes to `server`, PostgreSQL's SSLRequest to the direct
+  // database path (its TLS with the same host certificate and user CA).
+  const directTls = { ...proxyServerTls(cas, tls), handshakeTimeout: limits.handshakeTimeoutMs };
+  const front = proxyFrontDoor({
+    tls: server,
+    ...(config.dbService.enabled ? { postgres: { direct: db.direct, tls: directTls } } : {}),
+    timeoutMs: limits.handshakeTimeoutMs,
+    logger,
+  });
   // What is still open at the shutdown deadline is cut (bin/shutdown.ts).
   const open = new OpenConnections();
-  open.track(server);
+  open.track(front);
   // A failed or timed-out handshake ends the connection (Node leaves that to this handler).
   server.on('tlsClientError', (e, socket) => {
     logger.debug({ err: e, addr: socket.remoteAddress }, 'TLS handshake failed');
     socket.destroy();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        new WardenError(
-          'WARDEN_ERR_BAD_CONFIG',
-          e.code === 'EADDRINUSE'
-            ? `proxy_service.listen_addr ${formatHostPort(listen)} is already in use (is another warden running?)`
-            : `cannot listen on ${formatHostPort(listen)}: ${e.message}`,
+  const listenOn = (l: NetServer, addr: typeof listen, name: string) =>
+    new Promise<void>((resolve, reject) => {
+      l.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new WardenError(
+            'WARDEN_ERR_BAD_CONFIG',
+            e.code === 'EADDRINUSE'
+              ? `${name} ${formatHostPort(addr)} is already in use (is another warden running?)`
+              : `cannot listen on ${formatHostPort(addr)}: ${e.message}`,
+          ),
         ),
-      ),
-    );
-    server.listen(listen.port, listen.host, () => resolve());
-  });
+      );
+      l.listen(addr.port, addr.host, () => resolve());
+    });
+  await listenOn(front, listen, 'proxy_service.listen_addr');
+  const mysqlAddr = config.proxyService.mysqlListenAddr;
+  if (mysqlAddr && config.dbService.enabled) {
+    const l = mysqlDirectListener({
+      direct: db.direct,
+      tls: directTls,
+      timeoutMs: limits.handshakeTimeoutMs,
+      logger,
+    });
+    open.track(l);
+    await listenOn(l, mysqlAddr, 'proxy_service.mysql_listen_addr');
+    mysqlListener = l;
+  }
 
   // The SSH service of this host (on by default in a single-machine cluster).
   const ssh = config.sshService.enabled
@@ -622,6 +666,9 @@ async function compose(
         ? `Backend: PostgreSQL ${backend.target} (shared by every replica of the cluster)\n`
         : '') +
       `Proxy listening on https://${formatHostPort(listen)} (public address ${publicAddr})\n` +
+      (mysqlListener
+        ? `MySQL clients with a database certificate: ${formatHostPort({ host: mysqlAddr!.host, port: (mysqlListener.address() as AddressInfo).port })}\n`
+        : '') +
       `Clients trust it with --ca-pin=${pin}\n`,
   );
   if (users.length === 0) {
@@ -649,7 +696,10 @@ async function compose(
       stopStallWatch();
       // The proxy's listener first (no new connections), then every service ends its sessions;
       // what is still open after SHUTDOWN_GRACE_MS is cut.
-      const proxyClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const proxyClosed = Promise.all([
+        new Promise<void>((resolve) => front.close(() => resolve())),
+        new Promise<void>((resolve) => (mysqlListener ? mysqlListener.close(() => resolve()) : resolve())),
+      ]);
       await closeWithDeadline(
         async () => {
           await diag?.close();

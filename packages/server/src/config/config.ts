@@ -66,6 +66,11 @@ export interface ProxyServiceConfig {
   readonly listenAddr: HostPort;
   /** The address clients are told to use; defaults to `listenAddr`. */
   readonly publicAddr: HostPort;
+  /**
+   * The MySQL listener for native clients with a database certificate (`mysql_listen_addr`);
+   * absent: none (PostgreSQL clients use the proxy port itself).
+   */
+  readonly mysqlListenAddr?: HostPort;
   /** Absent: DEFAULT_PROXY_LIMITS. */
   readonly limits?: ProxyLimits;
   /**
@@ -317,6 +322,7 @@ function build(
       enabled: proxy?.enabled ?? true,
       listenAddr,
       publicAddr: proxy?.public_addr ?? listenAddr,
+      ...(proxy?.mysql_listen_addr !== undefined ? { mysqlListenAddr: proxy.mysql_listen_addr } : {}),
       limits: {
         handshakeTimeoutMs: proxy?.handshake_timeout ?? DEFAULT_PROXY_LIMITS.handshakeTimeoutMs,
         headerTimeoutMs: proxy?.header_timeout ?? DEFAULT_PROXY_LIMITS.headerTimeoutMs,

@@ -123,6 +123,11 @@ export const configFileSchema = z.strictObject({
       enabled: z.boolean().optional(),
       listen_addr: hostPort.optional(),
       public_addr: hostPort.optional(),
+      /**
+       * MySQL clients with their database certificate (`wsh db login`) connect here straight to
+       * the proxy (MySQL's server speaks first, so it cannot share the proxy port). Off when absent.
+       */
+      mysql_listen_addr: hostPort.optional(),
       /** TLS handshake must finish within this (default 10s). */
       handshake_timeout: timeout.optional(),
       /** An HTTP request's headers must arrive within this (default 10s). */

@@ -26,6 +26,8 @@ export interface ApiDeps {
   listNodes(identity: Identity): Promise<unknown[]>;
   /** Databases the caller may reach (`DbService.listFor`); absent when no db_service runs. */
   listDbs?(identity: Identity): Promise<unknown[]>;
+  /** A database certificate for the caller's key (`wsh db login`, `DbDirect.login`). */
+  dbLogin?(identity: Identity, req: rpc.DbLoginRequestBody): Promise<unknown>;
   /** Kubernetes clusters the caller may reach (`KubeService.listFor`); absent when no kube_service runs. */
   listKubeClusters?(identity: Identity): Promise<unknown[]>;
   /** Issues kube client certificates (`KubeCerts.issue`); absent when no kube_service runs. */
@@ -203,6 +205,11 @@ export function apiRoutes(auth: AuthServer, deps: ApiDeps): Route[] {
     ),
     userList(R.nodes, (identity) => deps.listNodes(identity)),
     userList(R.dbs, (identity) => deps.listDbs?.(identity) ?? []),
+    userPost(R.dbLogin, rpc.DbLoginRequest, async (identity, body) => {
+      if (!deps.dbLogin)
+        throw new WardenError('WARDEN_ERR_NOT_IMPLEMENTED', 'no db_service runs behind this proxy');
+      return deps.dbLogin(identity, body);
+    }),
     userList(R.apps, (identity) => deps.apps?.list(identity) ?? []),
     userPost(R.appLogin, rpc.AppLoginRequest, async (identity, body) => {
       if (!deps.apps)

@@ -4,6 +4,13 @@
  */
 export { type ApiDeps, apiRoutes } from './api';
 export { AppRouting } from './app-routing';
+export {
+  DbDirect,
+  type DbDirectOptions,
+  type FrontDoorOptions,
+  mysqlDirectListener,
+  proxyFrontDoor,
+} from './db-direct';
 export { type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
 export { findNode, NodeView, type NodeViewOptions } from './node-view';
 export { type NodeDecider, reachableNodes } from './nodes';

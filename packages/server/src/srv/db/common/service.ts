@@ -88,7 +88,7 @@ export class DbService implements DbHandoff {
     });
     conn.stream.on('error', () => conn.stream.destroy());
     engine
-      .serve(conn.stream, session)
+      .serve(conn.stream, session, conn.greeted)
       .catch((e) => this.#o.logger.warn({ err: e, session: session.id }, 'database session failed'))
       .finally(() => {
         conn.stream.destroy();
@@ -99,14 +99,14 @@ export class DbService implements DbHandoff {
   }
 
   refuse(refusal: DbRefusal): void {
-    const engine = this.#engine(refusal.db);
+    const engine = this.#engines.get(refusal.db ? refusal.db.spec.protocol : refusal.protocol);
     refusal.stream.on('error', () => refusal.stream.destroy());
     if (!engine) {
       refusal.stream.destroy();
       return;
     }
     engine
-      .refuse(refusal.stream, refusal.reason)
+      .refuse(refusal.stream, refusal.reason, refusal.greeted)
       .catch(() => undefined)
       .finally(() => refusal.stream.destroy());
   }

@@ -25,20 +25,30 @@ export interface DbConnection {
   dbName?: string;
   /** The client's address, for the audit log. */
   clientAddr: string;
+  /**
+   * MySQL straight at the proxy's MySQL listener: the listener already greeted the client and
+   * took its SSLRequest before TLS (`mysqlTlsOpening`); the engine reads the handshake response.
+   */
+  greeted?: { connectionId: number };
 }
 
 /**
  * A connection the proxy must refuse after it knew the database (e.g. the user is locked):
  * the engine speaks just enough of the protocol to show `reason` in the client.
  */
-export interface DbRefusal {
+export type DbRefusal = {
   stream: Duplex;
-  db: DbResource;
   reason: string;
   clientAddr: string;
   /** The user, when known, for the audit log. */
   user?: string;
-}
+  /** As in `DbConnection`. */
+  greeted?: { connectionId: number };
+} & (
+  | { db: DbResource }
+  /** Refused before the database is known (a native client's certificate at the proxy). */
+  | { db?: undefined; protocol: DbProtocol }
+);
 
 /** What the proxy calls. In process today; the same two calls over the network later. */
 export interface DbHandoff {
@@ -60,7 +70,8 @@ export interface DbHandoff {
  */
 export interface DbEngine {
   readonly protocol: DbProtocol;
-  serve(stream: Duplex, session: DbSession): Promise<void>;
+  /** `greeted`: see `DbConnection.greeted` (MySQL). */
+  serve(stream: Duplex, session: DbSession, greeted?: { connectionId: number }): Promise<void>;
   /** Refuses a connection before any session exists, showing `reason` in the client. */
-  refuse(stream: Duplex, reason: string): Promise<void>;
+  refuse(stream: Duplex, reason: string, greeted?: { connectionId: number }): Promise<void>;
 }

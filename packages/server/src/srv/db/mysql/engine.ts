@@ -110,8 +110,15 @@ interface IdEntry {
 export class ConnectionIds {
   readonly #ids = new Map<number, IdEntry>();
 
-  /** A fresh id for `session`, far above the small ids databases count from. */
-  issue(session: DbSession): number {
+  /**
+   * A fresh id for `session`, far above the small ids databases count from; `wanted` (the id a
+   * greeting sent before the session existed already announced) when it is free.
+   */
+  issue(session: DbSession, wanted?: number): number {
+    if (wanted !== undefined && !this.#ids.has(wanted)) {
+      this.#ids.set(wanted, { session });
+      return wanted;
+    }
     for (;;) {
       const id = randomInt(0x40000000, 0x7fffffff);
       if (this.#ids.has(id)) continue;
@@ -221,8 +228,13 @@ export class MySqlEngine implements DbEngine {
    * Greets and reads the client's HandshakeResponse41. On malformed input or an SSLRequest,
    * answers with an ERR packet itself and returns undefined.
    */
-  async #hello(stream: Duplex, reader: StreamReader, greeting: Buffer): Promise<ClientHello | undefined> {
-    stream.write(greeting);
+  async #hello(
+    stream: Duplex,
+    reader: StreamReader,
+    greeting: Buffer | undefined,
+  ): Promise<ClientHello | undefined> {
+    // No greeting when the proxy's MySQL listener greeted before TLS (`greeted`).
+    if (greeting) stream.write(greeting);
     let seq = 1;
     try {
       const p = await readPacket(reader, MAX_HANDSHAKE_PAYLOAD);
@@ -258,32 +270,37 @@ export class MySqlEngine implements DbEngine {
     }
   }
 
-  refuse(stream: Duplex, reason: string): Promise<void> {
+  refuse(stream: Duplex, reason: string, greeted?: { connectionId: number }): Promise<void> {
     return refuseAtOpening(
       stream,
       HANDSHAKE_TIMEOUT_MS,
-      (reader) => this.#hello(stream, reader, this.#greeting('', 0)),
+      // No greeting when the proxy's MySQL listener greeted before TLS.
+      (reader) => this.#hello(stream, reader, greeted ? undefined : this.#greeting('', 0)),
       (hello) =>
         hello ? errPacket(hello.seq + 1, { ...ErrorCode.accessDenied, message: reason }) : undefined,
     );
   }
 
-  async serve(stream: Duplex, session: DbSession): Promise<void> {
-    const connectionId = this.connectionIds.issue(session);
+  async serve(stream: Duplex, session: DbSession, greeted?: { connectionId: number }): Promise<void> {
+    const connectionId = this.connectionIds.issue(session, greeted?.connectionId);
     try {
-      await this.#serve(stream, session, connectionId);
+      await this.#serve(stream, session, connectionId, greeted !== undefined);
     } finally {
       this.connectionIds.delete(connectionId);
     }
   }
 
-  async #serve(stream: Duplex, session: DbSession, connectionId: number): Promise<void> {
+  async #serve(stream: Duplex, session: DbSession, connectionId: number, greeted: boolean): Promise<void> {
     // 1. Greeting and the client's handshake response.
     const reader = new StreamReader(stream);
     const timer = setTimeout(() => stream.destroy(), HANDSHAKE_TIMEOUT_MS);
     let hello: ClientHello | undefined;
     try {
-      hello = await this.#hello(stream, reader, this.#greeting(session.db.metadata.name, connectionId));
+      hello = await this.#hello(
+        stream,
+        reader,
+        greeted ? undefined : this.#greeting(session.db.metadata.name, connectionId),
+      );
     } catch {
       hello = undefined;
     } finally {

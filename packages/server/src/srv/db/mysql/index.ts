@@ -8,5 +8,7 @@
  * Who may import: `bin/` (composition) and tests. Tested by the colocated `*.test.ts` and
  * end to end in `test/db/` with a real MariaDB.
  */
+
+export { type MySqlGreeted, mysqlTlsOpening } from './direct';
 export { ConnectionIds, DEFAULT_SERVER_VERSION, MySqlEngine, type MySqlEngineOptions } from './engine';
 export { MySqlProtocolError } from './protocol';
