@@ -7,17 +7,21 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { WardenError } from '@warden/api';
+import { isWardenError, WardenError } from '@warden/api';
 import {
   clientCommand,
   clientForProfile,
   type DbLogin,
+  dbCertPath,
   type LoadedProfile,
   loadDbLogins,
   mysqlArgs,
+  mysqlDirectArgs,
   POSTGRES_DEFAULT_PORT,
   postgresConnString,
+  postgresDirectConnString,
   removeDbLogins,
+  saveDbCert,
   saveDbLogin,
   startDbTunnel,
   tunnelSocketPath,
@@ -99,13 +103,53 @@ export async function runDbLogin(ctx: CommandContext): Promise<number> {
     );
   }
   const dbName = str(ctx.values, 'db-name') ?? onlyChoice(db.db_names);
-  const login: DbLogin = { db_user: dbUser, ...(dbName ? { db_name: dbName } : {}), protocol: db.protocol };
-  saveDbLogin(profile, name, login);
+  // A database certificate for native clients straight at the proxy; a proxy without the
+  // direct path (NOT_IMPLEMENTED) still gets the remembered choices for the tunnel.
+  let direct: string | undefined;
+  try {
+    const answer = await clientForProfile(profile).dbLogin({
+      db: name,
+      db_user: dbUser,
+      ...(dbName ? { db_name: dbName } : {}),
+    });
+    for (const w of answer.warnings ?? []) ctx.stderr.write(`WARNING: ${w}\n`);
+    saveDbCert(profile, answer);
+    direct = directCommand(profile, name, loadDbLogins(profile)[name]);
+  } catch (e) {
+    if (!isWardenError(e, 'WARDEN_ERR_NOT_IMPLEMENTED') && !isWardenError(e, 'WARDEN_ERR_NOT_FOUND')) throw e;
+    const login: DbLogin = { db_user: dbUser, ...(dbName ? { db_name: dbName } : {}), protocol: db.protocol };
+    saveDbLogin(profile, name, login);
+  }
   ctx.stdout.write(
     `Logged in to database "${name}" as ${dbUser}${dbName ? ` (database ${dbName})` : ''}.\n` +
-      `Connect with \`wsh db connect ${name}\`, or start a tunnel for other clients: \`wsh proxy db ${name} --tunnel -p PORT\`.\n`,
+      `Connect with \`wsh db connect ${name}\`, or start a tunnel for other clients: \`wsh proxy db ${name} --tunnel -p PORT\`.\n` +
+      (direct ? `Or connect straight to the proxy with the database certificate:\n  ${direct}\n` : ''),
   );
   return 0;
+}
+
+/** Where the login's certificate lets native clients connect straight to the proxy. */
+function directEndpoint(profile: LoadedProfile, name: string, login: DbLogin | undefined) {
+  if (!login?.host || login.port === undefined) return undefined;
+  if (login.expires && Date.parse(login.expires) <= Date.now()) return undefined;
+  return {
+    host: login.host,
+    port: login.port,
+    ...(login.db_user ? { dbUser: login.db_user } : {}),
+    ...(login.db_name ? { dbName: login.db_name } : {}),
+    caPath: join(profile.dir, 'host-cas.pem'),
+    certPath: dbCertPath(profile, name),
+    keyPath: join(profile.dir, 'key.pem'),
+  };
+}
+
+/** The native client's command line straight to the proxy (psql, mysql), when the login has a certificate. */
+function directCommand(profile: LoadedProfile, name: string, login: DbLogin | undefined): string | undefined {
+  const e = directEndpoint(profile, name, login);
+  if (!e) return undefined;
+  if (login?.protocol === 'postgres') return `psql "${postgresDirectConnString(e)}"`;
+  if (login?.protocol === 'mysql') return `mysql ${mysqlDirectArgs(e).join(' ')}`;
+  return undefined;
 }
 
 export async function runDbLogout(ctx: CommandContext): Promise<number> {
@@ -258,6 +302,22 @@ export async function runProxyDb(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
+/** `wsh db config`'s fields for native clients straight at the proxy (none without a live certificate). */
+function directConfig(profile: LoadedProfile, name: string, login: DbLogin | undefined) {
+  const e = directEndpoint(profile, name, login);
+  const command = directCommand(profile, name, login);
+  if (!e || !command) return {};
+  return {
+    direct_command: command,
+    host: e.host,
+    port: e.port,
+    ca: e.caPath,
+    cert: e.certPath,
+    key: e.keyPath,
+    expires: login?.expires ?? null,
+  };
+}
+
 export async function runDbConfig(ctx: CommandContext): Promise<number> {
   const format = parseFormat(ctx.values.format);
   const profile = requireLiveProfile(ctx);
@@ -288,6 +348,7 @@ export async function runDbConfig(ctx: CommandContext): Promise<number> {
     ...(protocol === 'mysql'
       ? { command: `mysql ${mysqlArgs({ host: '127.0.0.1', port, ...r }).join(' ')}` }
       : {}),
+    ...directConfig(profile, name, logins[name]),
   };
   if (format !== 'text') {
     ctx.stdout.write(formatData(info, format));
@@ -302,6 +363,12 @@ export async function runDbConfig(ctx: CommandContext): Promise<number> {
     ['Tunnel', info.tunnel_command],
     ...(info.connection_string ? [['Connect', `psql "${info.connection_string}"`] as [string, string]] : []),
     ...(info.command ? [['Connect', info.command] as [string, string]] : []),
+    ...(info.direct_command
+      ? ([
+          ['Direct', info.direct_command],
+          ['Certificate', `${info.cert} (until ${info.expires})`],
+        ] as [string, string][])
+      : ([['Direct', `run \`wsh db login ${name}\` for a database certificate`]] as [string, string][])),
   ];
   ctx.stdout.write(`${rows.map(([k, v]) => `${`${k}:`.padEnd(15)}${v}`).join('\n')}\n`);
   return 0;

@@ -149,6 +149,10 @@ export class ApiClient {
   listDbs() {
     return this.#call((s) => s.rpc.ListResourcesResponse, 'GET', R.dbs);
   }
+  /** A database certificate for this profile's key (`wsh db login`). */
+  dbLogin(req: z.input<typeof rpc.DbLoginRequest>): Promise<rpc.DbLoginResponse> {
+    return this.#call((s) => s.rpc.DbLoginResponse, 'POST', R.dbLogin, req);
+  }
   /** Web apps the caller may reach (`wsh apps ls`). */
   listApps() {
     return this.#call((s) => s.rpc.ListAppsResponse, 'GET', R.apps);

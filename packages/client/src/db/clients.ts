@@ -34,9 +34,13 @@ export function tunnelSocketPath(protocol: string, path: string, port: number): 
   return protocol === 'postgres' ? join(path, `.s.PGSQL.${port || POSTGRES_DEFAULT_PORT}`) : path;
 }
 
+/** A libpq connection-string value, quoted when libpq needs it quoted. */
+function q(v: string): string {
+  return /^[^\s'\\]+$/.test(v) ? v : `'${v.replace(/[\\']/g, '\\$&')}'`;
+}
+
 /** libpq connection string for a tunnel endpoint. */
 export function postgresConnString(e: LocalEndpoint): string {
-  const q = (v: string) => (/^[^\s'\\]+$/.test(v) ? v : `'${v.replace(/[\\']/g, '\\$&')}'`);
   return [
     `host=${q(e.host)}`,
     `port=${e.port}`,
@@ -44,6 +48,48 @@ export function postgresConnString(e: LocalEndpoint): string {
     ...(e.dbName ? [`dbname=${q(e.dbName)}`] : []),
     'sslmode=disable',
   ].join(' ');
+}
+
+/** A native client straight at the proxy with its database certificate (`wsh db login`). */
+export interface DirectEndpoint {
+  host: string;
+  port: number;
+  dbUser?: string;
+  dbName?: string;
+  /** The proxy's CA certificates (the profile's host-cas.pem). */
+  caPath: string;
+  /** The database certificate (`dbCertPath`) and the profile's key. */
+  certPath: string;
+  keyPath: string;
+}
+
+/** libpq connection string straight to the proxy: TLS verified both ways with the database certificate. */
+export function postgresDirectConnString(e: DirectEndpoint): string {
+  return [
+    `host=${q(e.host)}`,
+    `port=${e.port}`,
+    'sslmode=verify-full',
+    `sslrootcert=${q(e.caPath)}`,
+    `sslcert=${q(e.certPath)}`,
+    `sslkey=${q(e.keyPath)}`,
+    ...(e.dbUser ? [`user=${q(e.dbUser)}`] : []),
+    ...(e.dbName ? [`dbname=${q(e.dbName)}`] : []),
+  ].join(' ');
+}
+
+/** `mysql` options straight to the proxy's MySQL listener with the database certificate. */
+export function mysqlDirectArgs(e: DirectEndpoint, flavor: MysqlFlavor = 'mariadb'): string[] {
+  return [
+    '--protocol=TCP',
+    `--host=${e.host}`,
+    `--port=${e.port}`,
+    `--ssl-ca=${e.caPath}`,
+    `--ssl-cert=${e.certPath}`,
+    `--ssl-key=${e.keyPath}`,
+    flavor === 'mysql' ? '--ssl-mode=VERIFY_IDENTITY' : '--ssl-verify-server-cert',
+    ...(e.dbUser ? [`--user=${e.dbUser}`] : []),
+    ...(e.dbName ? [`--database=${e.dbName}`] : []),
+  ];
 }
 
 /** Which `mysql` client is installed: MariaDB's and Oracle's spell "no TLS" differently. */

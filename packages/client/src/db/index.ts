@@ -5,14 +5,17 @@
  */
 export {
   clientCommand,
+  type DirectEndpoint,
   type LocalEndpoint,
   type MysqlFlavor,
   mysqlArgs,
+  mysqlDirectArgs,
   mysqlFlavor,
   POSTGRES_DEFAULT_PORT,
   postgresConnString,
+  postgresDirectConnString,
   tunnelSocketPath,
 } from './clients';
 export { type DbInfo, type DbRoute, dialDb } from './dial';
-export { type DbLogin, loadDbLogins, removeDbLogins, saveDbLogin } from './logins';
+export { type DbLogin, dbCertPath, loadDbLogins, removeDbLogins, saveDbCert, saveDbLogin } from './logins';
 export { type DbTunnel, type DbTunnelOptions, startDbTunnel } from './tunnel';
