@@ -13,6 +13,7 @@ import { createServer as createTlsServer, type Server, type TLSSocket } from 'no
 import { type AuthPreferenceResource, DB_ALPN } from '@warden/api';
 import {
   type AuthServer,
+  type CertAuthorities,
   createAuthServer,
   type DbServiceConfig,
   type MemoryAuditLog,
@@ -21,7 +22,12 @@ import {
 } from '@warden/server';
 import { collectProcess, waitForText } from '@warden/testkit';
 import { startDbAccess } from '../../packages/server/src/bin/db';
-import { apiRoutes, createRequestHandler } from '../../packages/server/src/proxy';
+import {
+  apiRoutes,
+  createRequestHandler,
+  mysqlDirectListener,
+  proxyFrontDoor,
+} from '../../packages/server/src/proxy';
 import {
   PASSWORD,
   proxyTlsOptions,
@@ -42,10 +48,14 @@ const quiet = quietLogger;
 export interface Cluster {
   dir: string;
   proxy: string;
+  /** The MySQL listener for native clients with a database certificate (host:port). */
+  mysqlDirect: string;
   caPin: string;
   services: Services;
   audit: MemoryAuditLog;
   auth: AuthServer;
+  /** The CAs (tests issue expired and odd database certificates with them). */
+  cas: CertAuthorities;
   /** Env for wctl (admin identity in the data dir). */
   adminEnv: NodeJS.ProcessEnv;
   /** Starts db_service with these databases (once PostgreSQL is up). */
@@ -92,6 +102,10 @@ export async function startCluster(): Promise<Cluster> {
     apiRoutes(a, {
       listNodes: async () => [],
       listDbs: async (identity) => (db ? db.listDbs(identity) : []),
+      dbLogin: async (identity, req) => {
+        if (!db) throw new Error('no db_service yet');
+        return db.direct.login(identity, req);
+      },
     });
   let http: ReturnType<typeof createHttpServer> | undefined;
   const server: Server = createTlsServer(
@@ -107,8 +121,24 @@ export async function startCluster(): Promise<Cluster> {
     },
   );
   server.on('tlsClientError', () => undefined);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const proxy = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  // The proxy port as bin/start.ts composes it: PostgreSQL's SSLRequest goes to the direct path.
+  const directTls = await proxyTlsOptions(cas);
+  const direct = {
+    handle: (socket: TLSSocket, protocol: 'postgres' | 'mysql', greeted?: { connectionId: number }) =>
+      db ? db.direct.handle(socket, protocol, greeted) : socket.destroy(),
+  };
+  const front = proxyFrontDoor({
+    tls: server,
+    postgres: { direct, tls: directTls },
+    timeoutMs: 10_000,
+    logger: quiet,
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+  const proxy = `127.0.0.1:${(front.address() as { port: number }).port}`;
+  // The MySQL listener (`proxy_service.mysql_listen_addr`) for native MySQL clients.
+  const mysql = mysqlDirectListener({ direct, tls: directTls, timeoutMs: 10_000, logger: quiet });
+  await new Promise<void>((r) => mysql.listen(0, '127.0.0.1', () => r()));
+  const mysqlPort = (mysql.address() as { port: number }).port;
   const a = createAuthServer({
     clock,
     backend,
@@ -130,10 +160,12 @@ export async function startCluster(): Promise<Cluster> {
   return {
     dir,
     proxy,
+    mysqlDirect: `127.0.0.1:${mysqlPort}`,
     caPin: cas.caPin('host'),
     services,
     audit,
     auth: a,
+    cas,
     adminEnv: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: join(dir, 'home-admin') },
     async startDb(config) {
       db = await startDbAccess({
@@ -146,6 +178,11 @@ export async function startCluster(): Promise<Cluster> {
         checker,
         monitor,
         identify: (der) => a.identify(der),
+        identifyDb: (der) => a.identifyDb(der),
+        endpoints: () => ({
+          postgres: { host: '127.0.0.1', port: Number(proxy.split(':')[1]) },
+          mysql: { host: '127.0.0.1', port: mysqlPort },
+        }),
       });
     },
     async addUser(name, roles, traits) {
@@ -161,7 +198,8 @@ export async function startCluster(): Promise<Cluster> {
       db?.close();
       live.close();
       await new Promise<void>((r) => {
-        server.close(() => r());
+        front.close(() => r());
+        mysql.close();
         http?.closeAllConnections();
       });
       await backend.close();

@@ -7,13 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { systemClock } from '@warden/server';
 import { type PostgresServer, requirePostgres, requireTool, startPostgres } from '@warden/testkit';
 import pg from 'pg';
+import { startCore } from '../support/in-process';
 import { type Cluster, cli, runClient, startCluster, waitFor } from './cluster';
 import {
   clearLocks,
@@ -437,6 +440,196 @@ describe('PostgreSQL through Warden', { skip }, () => {
     assert.match(again.stderr, /FATAL: {2}lock targeting User:"alice" is in force: incident 42/);
     await clearLocks(c);
     assert.equal((await psql(conn(), 'select 1')).code, 0);
+  });
+
+  /** `wsh db login` as `env`'s user, then `wsh db config`'s direct fields (paths, command). */
+  async function directLogin(env: NodeJS.ProcessEnv, args: string[]) {
+    const login = await cli('wsh', ['db', 'login', 'orders', ...args], { env });
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, /Or connect straight to the proxy with the database certificate:\n {2}psql "/);
+    const config = await cli('wsh', ['db', 'config', 'orders', '--format=json'], { env });
+    assert.equal(config.code, 0, config.stderr);
+    return JSON.parse(config.stdout) as {
+      direct_command: string;
+      host: string;
+      port: number;
+      ca: string;
+      cert: string;
+      key: string;
+    };
+  }
+  /** A libpq connection string straight to the proxy with `cert`/`key`. */
+  const direct = (o: { ca: string; cert?: string; key?: string }, extra = 'user=alice dbname=orders') =>
+    `host=127.0.0.1 port=${c.proxy.split(':')[1]} sslmode=verify-full sslrootcert=${o.ca} sslcert=${o.cert ?? join(c.dir, 'none.crt')} sslkey=${o.key ?? join(c.dir, 'none.key')} ${extra}`;
+
+  test('psql straight to the proxy port with the database certificate of wsh db login (no wsh in the data path)', async () => {
+    const d = await directLogin(alice, ['--db-name=orders']);
+    assert.equal(`${d.host}:${d.port}`, c.proxy);
+    const conn = /^psql "(.*)"$/.exec(d.direct_command)?.[1];
+    assert.ok(conn, d.direct_command);
+    assert.match(conn, /sslmode=verify-full .*sslcert=.*user=alice dbname=orders/);
+    const res = await psql(conn, 'select current_user, current_database(), count(*) from items');
+    assert.equal(res.stdout.trim(), 'alice|orders|2', res.stderr);
+    // The route in the certificate wins over what the startup asks for: the database of the
+    // login, not the one psql names (a certificate for one place reaches only that place).
+    const other = await psql(
+      direct(d, 'user=reader dbname=postgres'),
+      'select current_user, current_database()',
+    );
+    assert.equal(other.stdout.trim(), 'alice|orders', other.stderr);
+    // The pg driver with the same files.
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: d.port,
+      user: 'alice',
+      database: 'orders',
+      ssl: {
+        ca: readFileSync(d.ca, 'utf8'),
+        cert: readFileSync(d.cert, 'utf8'),
+        key: readFileSync(d.key, 'utf8'),
+      },
+    });
+    await client.connect();
+    try {
+      assert.equal((await client.query('select $1::int * 2 as n', [21])).rows[0].n, 42);
+    } finally {
+      await client.end();
+    }
+    const events = await c.audit.search({ limit: 10_000, order: 'asc' });
+    assert.ok(
+      events.some(
+        (e) => e.type === 'cert.create' && e.user === 'alice' && (e as { db?: string }).db === 'orders',
+      ),
+      'the database certificate was audited',
+    );
+    assert.ok(
+      events.some(
+        (e) => e.type === 'db.query' && (e as { query?: string }).query === 'select $1::int * 2 as n',
+      ),
+    );
+  });
+
+  test('direct connections: no, login, expired, forged and foreign-route certificates are refused; no role grant is refused at login and per connection', async () => {
+    const d = await directLogin(alice, ['--db-name=orders']);
+    const refused = async (conn: string, why: RegExp) => {
+      const res = await psql(conn, 'select 1');
+      assert.equal(res.code, 2, res.stdout);
+      assert.match(res.stderr, why);
+    };
+    await refused(direct({ ca: d.ca }), /FATAL: {2}Warden: no client certificate/);
+    // The login certificate itself (tls.pem next to key.pem) is not a database certificate.
+    await refused(
+      direct({ ca: d.ca, cert: join(dirname(d.key), 'tls.pem'), key: d.key }),
+      /FATAL: {2}Warden: this is not a database certificate: run `wsh db login NAME`/,
+    );
+    // Expired, and forged (the same identity and route from a CA Warden does not trust).
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const keyFile = join(c.dir, 'odd.key');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const identity = { user: 'alice', roles: ['db-traits'], logins: [], traits: { db_users: ['alice'] } };
+    const route = { db: 'orders', dbUser: 'alice', dbName: 'orders' };
+    const expired = await c.cas.issueDbCert({
+      identity: { ...identity, db: route },
+      publicKey,
+      now: Date.now() - 2 * 3600_000,
+      notAfter: new Date(Date.now() - 3600_000),
+    });
+    const expiredFile = join(c.dir, 'expired.crt');
+    writeFileSync(expiredFile, expired.certPem);
+    await refused(
+      direct({ ca: d.ca, cert: expiredFile, key: keyFile }),
+      /FATAL: {2}Warden: the client certificate was refused \(CERT_HAS_EXPIRED\)/,
+    );
+    const foreign = await startCore('foreign', systemClock);
+    try {
+      const forged = await foreign.cas.issueDbCert({
+        identity: { ...identity, db: route },
+        publicKey,
+        notAfter: new Date(Date.now() + 3600_000),
+      });
+      const forgedFile = join(c.dir, 'forged.crt');
+      writeFileSync(forgedFile, forged.certPem);
+      await refused(
+        direct({ ca: d.ca, cert: forgedFile, key: keyFile }),
+        /FATAL: {2}Warden: the client certificate was refused/,
+      );
+    } finally {
+      await foreign.backend.close();
+    }
+    // A route to a database that does not exist.
+    const ghost = await c.cas.issueDbCert({
+      identity: { ...identity, db: { db: 'ghost' } },
+      publicKey,
+      notAfter: new Date(Date.now() + 3600_000),
+    });
+    const ghostFile = join(c.dir, 'ghost.crt');
+    writeFileSync(ghostFile, ghost.certPem);
+    await refused(
+      direct({ ca: d.ca, cert: ghostFile, key: keyFile }),
+      /FATAL: {2}Warden: database "ghost" not found/,
+    );
+    // bob's roles allow db user "reader" only: refused at `wsh db login` with the reason…
+    const bobLogin = await cli('wsh', ['db', 'login', 'orders', '--db-user=alice'], { env: bob });
+    assert.notEqual(bobLogin.code, 0);
+    assert.match(
+      bobLogin.stderr,
+      /access to db denied: user "bob" may not connect to db "orders" as db user "alice"/,
+    );
+    // …and per connection, whatever certificate he holds (db_service checks every session).
+    const bobCert = await c.cas.issueDbCert({
+      identity: {
+        user: 'bob',
+        roles: ['db-reader'],
+        logins: [],
+        traits: {},
+        db: { db: 'orders', dbUser: 'alice' },
+      },
+      publicKey,
+      notAfter: new Date(Date.now() + 3600_000),
+    });
+    const bobFile = join(c.dir, 'bob-as-alice.crt');
+    writeFileSync(bobFile, bobCert.certPem);
+    await refused(
+      direct({ ca: d.ca, cert: bobFile, key: keyFile }),
+      /FATAL: {2}access to db denied: user "bob" may not connect to db "orders" as db user "alice"/,
+    );
+    // A PostgreSQL database's certificate at the MySQL listener is refused there.
+    const [mhost, mport] = c.mysqlDirect.split(':') as [string, string];
+    const answer = await new Promise<string>((r) => {
+      const s = netConnect({ host: mhost, port: Number(mport) });
+      let got = '';
+      s.on('data', (b) => {
+        got += b.toString('latin1');
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => r(got));
+      setTimeout(() => s.end(), 200);
+    });
+    assert.match(answer, /8\.0\.0-Warden/, 'the MySQL listener greets first');
+    // Still fine for alice.
+    assert.equal((await psql(direct(d), 'select 1')).stdout.trim(), '1');
+  });
+
+  test('a lock ends a direct psql session within a second and refuses new direct ones', async () => {
+    const d = await directLogin(alice, ['--db-name=orders']);
+    const session = interactive('psql', ['-X', '-At', direct(d)]);
+    try {
+      session.child.stdin!.write('select 12 as n \\gset\n\\warn direct-open-:n\n');
+      await waitFor(session.all, /direct-open-12/);
+      session.child.stdin!.write('select pg_sleep(20);\n');
+      await waitFor(runningSleeps(20), /^[1-9]/);
+      await lock(c, ['--user=alice', '--message=incident 43']);
+      await waitFor(session.all, /FATAL: {2}lock targeting User:"alice" is in force: incident 43/, 5000);
+      session.child.stdin!.end();
+      await session.exited;
+      const again = await psql(direct(d), 'select 1');
+      assert.equal(again.code, 2);
+      assert.match(again.stderr, /FATAL: {2}Warden: lock targeting User:"alice" is in force: incident 43/);
+    } finally {
+      session.child.kill('SIGKILL');
+      await clearLocks(c);
+    }
+    assert.equal((await psql(direct(d), 'select 1')).stdout.trim(), '1');
   });
 
   test('a session whose start the audit log cannot record relays nothing to the database (issue 15 item 5)', () =>
