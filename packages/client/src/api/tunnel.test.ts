@@ -118,93 +118,113 @@ test('tunnels reuse one TLS context and resume the TLS session; the proxy still 
   }
 });
 
-test('db tunnel: a connection is made ahead for the next client; the request (and the proxy’s decision) waits for the client', async () => {
-  const { startDbTunnel } = await import('../db/tunnel');
-  const { connect: netConnect } = await import('node:net');
-  const server = await selfSigned('proxy');
-  const alice = await selfSigned('alice');
-  /** Per TLS connection: whether a request came, in order of the handshakes. */
-  const conns: { requests: string[]; closed: boolean }[] = [];
-  let refuse = false;
-  const tls = createServer(
-    {
-      cert: server.certPem,
-      key: server.keyPem,
-      ca: [alice.certPem],
-      requestCert: true,
-      rejectUnauthorized: true,
-      ALPNProtocols: ['warden-db/1'],
+/** The two relays with a connection made ahead: what each asks the proxy, and how it is started. */
+const relays = {
+  'db tunnel': {
+    alpn: 'warden-db/1',
+    answer: '{"ok":true,"db":{"name":"orders","protocol":"postgres","labels":{}}}\n',
+    request: '{"db":"orders","db_user":"alice"}',
+    start: async (profile: LoadedProfile) => {
+      const { startDbTunnel } = await import('../db/tunnel');
+      return startDbTunnel({ profile, db: 'orders', dbUser: 'alice', spareIdleMs: 300 });
     },
-    (socket: TLSSocket) => {
-      const c = { requests: [] as string[], closed: false };
-      conns.push(c);
-      socket.on('close', () => {
-        c.closed = true;
-      });
-      socket.once('data', (line: Buffer) => {
-        c.requests.push(line.toString().trim());
-        // Decided when the request comes, as the proxy does (identify, locks).
-        if (refuse) {
-          socket.end('{"ok":false,"code":"WARDEN_ERR_LOCKED","message":"locked"}\n');
-          return;
-        }
-        socket.write('{"ok":true,"db":{"name":"orders","protocol":"postgres","labels":{}}}\n');
-        socket.on('data', (d) => socket.write(d));
-      });
+  },
+  'wsh proxy app': {
+    alpn: 'warden-app/1',
+    answer: '{"ok":true,"app":{"name":"grafana","public_addr":"grafana.localhost","labels":{}}}\n',
+    request: '{"app":"grafana"}',
+    start: async (profile: LoadedProfile) => {
+      const { startAppProxy } = await import('../app/proxy');
+      // The app certificate stands in the profile's place on app tunnels: here the same one.
+      const login = { name: 'grafana', certPem: profile.tlsCert } as never;
+      return startAppProxy({ profile, login, spareIdleMs: 300 });
     },
-  );
-  await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
-  const profile = {
-    proxy: `127.0.0.1:${(tls.address() as AddressInfo).port}`,
-    insecure: false,
-    hostCaPems: [server.certPem],
-    tlsCert: alice.certPem,
-    keyPem: alice.keyPem,
-  } as unknown as LoadedProfile;
-  const tunnel = await startDbTunnel({ profile, db: 'orders', dbUser: 'alice', spareIdleMs: 300 });
-  const echo = async (text: string) => {
-    const s = netConnect({ host: '127.0.0.1', port: tunnel.port });
-    s.on('error', () => undefined);
-    const got = new Promise<string>((r) => {
-      s.once('data', (d: Buffer) => r(d.toString()));
-      s.once('close', () => r('(closed)'));
-    });
-    s.write(text);
-    const out = await got;
-    s.destroy();
-    return out;
-  };
-  const until = async (ok: () => boolean) => {
-    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-    assert.ok(ok());
-  };
-  try {
-    assert.equal(await echo('one'), 'one');
-    await until(() => conns.length === 2);
-    const spare = conns.find((c) => c.requests.length === 0);
-    assert.ok(spare, 'the spare has its handshake done and no request yet');
-    assert.equal(await echo('two'), 'two');
-    assert.deepEqual(
-      spare.requests,
-      ['{"db":"orders","db_user":"alice"}'],
-      'the second client used the spare',
+  },
+} as const;
+
+for (const [kind, relay] of Object.entries(relays))
+  test(`${kind}: a connection is made ahead for the next client; the request (and the proxy’s decision) waits for the client`, async () => {
+    const { connect: netConnect } = await import('node:net');
+    const server = await selfSigned('proxy');
+    const alice = await selfSigned('alice');
+    /** Per TLS connection: whether a request came, in order of the handshakes. */
+    const conns: { requests: string[]; closed: boolean }[] = [];
+    let refuse = false;
+    const tls = createServer(
+      {
+        cert: server.certPem,
+        key: server.keyPem,
+        ca: [alice.certPem],
+        requestCert: true,
+        rejectUnauthorized: true,
+        ALPNProtocols: [relay.alpn],
+      },
+      (socket: TLSSocket) => {
+        const c = { requests: [] as string[], closed: false };
+        conns.push(c);
+        socket.on('close', () => {
+          c.closed = true;
+        });
+        socket.once('data', (line: Buffer) => {
+          c.requests.push(line.toString().trim());
+          // Decided when the request comes, as the proxy does (identify, locks).
+          if (refuse) {
+            socket.end('{"ok":false,"code":"WARDEN_ERR_LOCKED","message":"locked"}\n');
+            return;
+          }
+          socket.write(relay.answer);
+          socket.on('data', (d) => socket.write(d));
+        });
+      },
     );
-    await until(() => conns.length === 3);
-    // A refusal decided when the spare is used (e.g. a lock that came after it was made).
-    refuse = true;
-    assert.equal(await echo('three'), '(closed)');
-    assert.equal(conns[2]!.requests.length, 1, 'the next spare, refused on its own request');
-    refuse = false;
-    // The next spare is made once a connection's request is answered, refused ones included.
-    await until(() => conns.length === 4);
-    // Unused spares are closed after their idle time and not replaced until the next client.
-    await until(() => conns.every((c) => c.closed));
-    const count = conns.length;
-    await new Promise((r) => setTimeout(r, 400));
-    assert.equal(conns.length, count, 'no new spare while idle');
-    assert.equal(await echo('four'), 'four');
-  } finally {
-    await tunnel.close();
-    await new Promise((r) => tls.close(r));
-  }
-});
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    const profile = {
+      proxy: `127.0.0.1:${(tls.address() as AddressInfo).port}`,
+      insecure: false,
+      hostCaPems: [server.certPem],
+      tlsCert: alice.certPem,
+      keyPem: alice.keyPem,
+    } as unknown as LoadedProfile;
+    const tunnel = await relay.start(profile);
+    const echo = async (text: string) => {
+      const s = netConnect({ host: '127.0.0.1', port: tunnel.port });
+      s.on('error', () => undefined);
+      const got = new Promise<string>((r) => {
+        s.once('data', (d: Buffer) => r(d.toString()));
+        s.once('close', () => r('(closed)'));
+      });
+      s.write(text);
+      const out = await got;
+      s.destroy();
+      return out;
+    };
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(ok());
+    };
+    try {
+      assert.equal(await echo('one'), 'one');
+      await until(() => conns.length === 2);
+      const spare = conns.find((c) => c.requests.length === 0);
+      assert.ok(spare, 'the spare has its handshake done and no request yet');
+      assert.equal(await echo('two'), 'two');
+      assert.deepEqual(spare.requests, [relay.request], 'the second client used the spare');
+      await until(() => conns.length === 3);
+      // A refusal decided when the spare is used (e.g. a lock that came after it was made).
+      refuse = true;
+      assert.equal(await echo('three'), '(closed)');
+      assert.equal(conns[2]!.requests.length, 1, 'the next spare, refused on its own request');
+      refuse = false;
+      // The next spare is made once a connection's request is answered, refused ones included.
+      await until(() => conns.length === 4);
+      // Unused spares are closed after their idle time and not replaced until the next client.
+      await until(() => conns.every((c) => c.closed));
+      const count = conns.length;
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(conns.length, count, 'no new spare while idle');
+      assert.equal(await echo('four'), 'four');
+    } finally {
+      await tunnel.close();
+      await new Promise((r) => tls.close(r));
+    }
+  });

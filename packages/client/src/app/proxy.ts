@@ -6,8 +6,10 @@
  * that user: it listens on 127.0.0.1 only.
  */
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { APP_ALPN } from '@warden/api';
 import { type LocalRelay, startLocalRelay } from '../api/local-relay';
+import { SPARE_IDLE_MS, SpareConnection } from '../api/spare';
 import { openTunnel } from '../api/tunnel';
 import type { LoadedProfile } from '../profile';
 import type { AppLogin } from './logins';
@@ -29,14 +31,21 @@ export interface AppTunnelInfo {
 export async function dialApp(
   profile: LoadedProfile,
   login: AppLogin,
+  connected?: Promise<TLSSocket>,
 ): Promise<{ stream: Duplex; app: AppTunnelInfo }> {
   const { stream, info } = await openTunnel<AppTunnelInfo>(
-    { ...profile, tlsCert: login.certPem },
+    appProfile(profile, login),
     APP_ALPN,
     { app: login.name },
     'app',
+    connected,
   );
   return { stream, app: info };
+}
+
+/** The profile's key with the app certificate: what an app tunnel's TLS connection presents. */
+function appProfile(profile: LoadedProfile, login: AppLogin): LoadedProfile {
+  return { ...profile, tlsCert: login.certPem };
 }
 
 export interface AppProxyOptions {
@@ -48,6 +57,8 @@ export interface AppProxyOptions {
   port?: number;
   /** A connection could not be dialed (the local client sees its connection close). */
   onError?: (e: Error) => void;
+  /** How long a connection made ahead waits for a client (default SPARE_IDLE_MS; 0: none). */
+  spareIdleMs?: number;
 }
 
 export interface AppProxy extends LocalRelay {
@@ -62,11 +73,23 @@ export interface AppProxy extends LocalRelay {
  *   await p.close();
  */
 export async function startAppProxy(o: AppProxyOptions): Promise<AppProxy> {
+  // A browser or a load generator opens its next connection while the others are busy: one
+  // made ahead spares it the TLS handshake (the proxy still decides on its request line, and
+  // on every HTTP request in it).
+  const spare = new SpareConnection(APP_ALPN, o.spareIdleMs ?? SPARE_IDLE_MS);
+  const profile = appProfile(o.profile, o.login);
   const relay = await startLocalRelay({
     ...(o.host !== undefined ? { host: o.host } : {}),
     ...(o.port !== undefined ? { port: o.port } : {}),
     ...(o.onError ? { onError: o.onError } : {}),
-    dial: () => dialApp(o.profile, o.login),
+    dial: () => spare.dial(profile, (ready) => dialApp(o.profile, o.login, ready)),
   });
-  return Object.assign(relay, { url: `http://${relay.host}:${relay.port}` });
+  const close = relay.close;
+  return Object.assign(relay, {
+    url: `http://${relay.host}:${relay.port}`,
+    close: () => {
+      spare.close();
+      return close();
+    },
+  });
 }
