@@ -55,6 +55,34 @@ const str = z.string().optional();
 const strs = z.array(z.string()).optional();
 const protocol = z.enum(['ssh', 'db', 'app', 'kube', 'api']);
 
+/** What a resource's creation or update says about it. */
+const resourceWritten = {
+  kind: z.string(),
+  name: z.string(),
+  /** Where a node, db or app resource points Warden (its spec.addr or spec.uri). */
+  target_addr: str,
+};
+
+/** Who asked for access, as what (both outcomes of the access checker). */
+const accessAsked = {
+  login: str,
+  db_user: str,
+  db_name: str,
+  /** The roles of the identity that asked. */
+  roles: strs,
+  /** Roles of the identity that no longer exist: they granted nothing. */
+  missing_roles: strs,
+};
+
+/** The session an SSH or database session event belongs to. */
+const sessionOf = {
+  protocol,
+  session_id: z.string(),
+  resource: AuditResourceSchema,
+  login: str,
+  roles: strs,
+};
+
 function entry<
   const S extends string | undefined,
   const F extends string | undefined,
@@ -142,18 +170,8 @@ export const auditEventCatalogue = {
     expires: str,
   }),
   'lock.deleted': entry('W3201I', undefined, 'A lock was deleted', { name: z.string() }),
-  'resource.create': entry('W3300I', undefined, 'A resource was created', {
-    kind: z.string(),
-    name: z.string(),
-    /** Where a node, db or app resource points Warden (its spec.addr or spec.uri). */
-    target_addr: str,
-  }),
-  'resource.update': entry('W3301I', undefined, 'A resource was updated', {
-    kind: z.string(),
-    name: z.string(),
-    /** Where a node, db or app resource points Warden (its spec.addr or spec.uri). */
-    target_addr: str,
-  }),
+  'resource.create': entry('W3300I', undefined, 'A resource was created', resourceWritten),
+  'resource.update': entry('W3301I', undefined, 'A resource was updated', resourceWritten),
   'resource.delete': entry('W3302I', undefined, 'A resource was deleted', {
     kind: z.string(),
     name: z.string(),
@@ -161,22 +179,12 @@ export const auditEventCatalogue = {
   'access.allowed': entry('W4000I', undefined, 'The access checker allowed access to a resource', {
     protocol,
     resource: AuditResourceSchema,
-    login: str,
-    db_user: str,
-    db_name: str,
-    /** The roles of the identity that asked. */
-    roles: strs,
-    /** Roles of the identity that no longer exist: they granted nothing. */
-    missing_roles: strs,
+    ...accessAsked,
   }),
   'access.denied': entry(undefined, 'W4001W', 'The access checker denied access to a resource', {
     protocol,
     resource: AuditResourceSchema.optional(),
-    login: str,
-    db_user: str,
-    db_name: str,
-    roles: strs,
-    missing_roles: strs,
+    ...accessAsked,
   }),
   'device.create': entry('W5000I', undefined, 'A device was added to the inventory', {
     device_id: z.string(),
@@ -230,11 +238,7 @@ export const auditEventCatalogue = {
     asset_tag: str,
   }),
   'session.start': entry('W6000I', 'W6000W', 'A session to a resource started (or failed to start)', {
-    protocol,
-    session_id: z.string(),
-    resource: AuditResourceSchema,
-    login: str,
-    roles: strs,
+    ...sessionOf,
     /** The database user and database (databases). */
     db_user: str,
     db_name: str,
@@ -248,11 +252,7 @@ export const auditEventCatalogue = {
     forward_addr: str,
   }),
   'session.end': entry('W6001I', undefined, 'A session to a resource ended', {
-    protocol,
-    session_id: z.string(),
-    resource: AuditResourceSchema,
-    login: str,
-    roles: strs,
+    ...sessionOf,
     node: str,
     session_type: str,
     command: str,
@@ -268,11 +268,7 @@ export const auditEventCatalogue = {
     terminated_by: str,
   }),
   'session.exec': entry('W6002I', undefined, 'A command was run in a session', {
-    protocol,
-    session_id: z.string(),
-    resource: AuditResourceSchema,
-    login: str,
-    roles: strs,
+    ...sessionOf,
     node: str,
     command: z.string(),
   }),
