@@ -75,6 +75,24 @@ function caseArms(t: Table, indent: string): string {
     .join('\n');
 }
 
+/**
+ * The bash/zsh function body that walks the words typed before the cursor (`words`, from
+ * index `first` up to `current`) to the longest known command path, then sets `subs` and
+ * `flags` for it. Both shells share this syntax (`[[ ]]`, `(( ))`, `case`).
+ */
+function commandPathScan(t: Table, words: string, first: number, current: string): string {
+  return `  local known=${q(`|${t.prefixes.join('|')}|`)}
+  for ((i = ${first}; i < ${current}; i++)); do
+    w="\${${words}[i]}"
+    [[ $w == -* ]] && continue
+    [[ $known == *"|\${cmdpath:+$cmdpath }$w|"* ]] && cmdpath="\${cmdpath:+$cmdpath }$w"
+  done
+  case "$cmdpath" in
+${caseArms(t, '    ')}
+    *) subs=''; flags='' ;;
+  esac`;
+}
+
 function bash(program: Program): string {
   const t = table(program);
   const f = fn(program);
@@ -83,16 +101,7 @@ function bash(program: Program): string {
 # Or for good:    ${program.name} completion bash > ~/.local/share/bash-completion/completions/${program.name}
 ${f}() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" cmdpath="" w i subs flags
-  local known=${q(`|${t.prefixes.join('|')}|`)}
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    w="\${COMP_WORDS[i]}"
-    [[ $w == -* ]] && continue
-    [[ $known == *"|\${cmdpath:+$cmdpath }$w|"* ]] && cmdpath="\${cmdpath:+$cmdpath }$w"
-  done
-  case "$cmdpath" in
-${caseArms(t, '    ')}
-    *) subs=''; flags='' ;;
-  esac
+${commandPathScan(t, 'COMP_WORDS', 1, 'COMP_CWORD')}
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$flags" -- "$cur"))
   elif [[ -n $subs ]]; then
@@ -114,16 +123,7 @@ function zsh(program: Program): string {
 # Or for good:    ${program.name} completion zsh > "\${fpath[1]}/_${program.name}"
 ${f}() {
   local cur="\${words[CURRENT]}" cmdpath="" w i subs flags
-  local known=${q(`|${t.prefixes.join('|')}|`)}
-  for ((i = 2; i < CURRENT; i++)); do
-    w="\${words[i]}"
-    [[ $w == -* ]] && continue
-    [[ $known == *"|\${cmdpath:+$cmdpath }$w|"* ]] && cmdpath="\${cmdpath:+$cmdpath }$w"
-  done
-  case "$cmdpath" in
-${caseArms(t, '    ')}
-    *) subs=''; flags='' ;;
-  esac
+${commandPathScan(t, 'words', 2, 'CURRENT')}
   if [[ $cur == -* ]]; then
     compadd -- \${=flags}
   elif [[ -n $subs ]]; then
