@@ -433,43 +433,50 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
-function parseLabelSelector(sel: string | null): ((labels: Obj) => boolean) | undefined {
+/** A selector (`a=b,c!=d`): a test every one of its comma-separated terms must pass. */
+function parseSelector<T>(
+  sel: string | null,
+  term: (p: string, o: T) => boolean,
+): ((o: T) => boolean) | undefined {
   if (!sel) return undefined;
   const parts = sel
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  return (labels) =>
-    parts.every((p) => {
-      const ne = p.split('!=');
-      if (ne.length === 2) return labels[ne[0]!.trim()] !== ne[1]!.trim();
-      const eq = p.split(/==?/);
-      if (eq.length === 2) return labels[eq[0]!.trim()] === eq[1]!.trim();
-      if (p.startsWith('!')) return !(p.slice(1) in labels);
-      return p in labels;
-    });
+  return (o) => parts.every((p) => term(p, o));
+}
+
+function parseLabelSelector(sel: string | null): ((labels: Obj) => boolean) | undefined {
+  return parseSelector<Obj>(sel, (p, labels) => {
+    const ne = p.split('!=');
+    if (ne.length === 2) return labels[ne[0]!.trim()] !== ne[1]!.trim();
+    const eq = p.split(/==?/);
+    if (eq.length === 2) return labels[eq[0]!.trim()] === eq[1]!.trim();
+    if (p.startsWith('!')) return !(p.slice(1) in labels);
+    return p in labels;
+  });
 }
 
 function parseFieldSelector(sel: string | null): ((o: Obj) => boolean) | undefined {
-  if (!sel) return undefined;
-  const parts = sel
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  return (o) =>
-    parts.every((p) => {
-      const neg = p.includes('!=');
-      const [k, v] = neg ? p.split('!=') : p.split(/==?/);
-      let actual: unknown;
-      if (k === 'metadata.name') actual = o.metadata?.name;
-      else if (k === 'metadata.namespace') actual = o.metadata?.namespace;
-      else if (k === 'status.phase') actual = o.status?.phase;
-      else if (k === 'spec.nodeName') actual = o.spec?.nodeName;
-      else if (k?.startsWith('involvedObject.'))
-        actual = o.involvedObject?.[k.slice('involvedObject.'.length)];
-      else return true;
-      return neg ? actual !== v : actual === v;
-    });
+  return parseSelector<Obj>(sel, (p, o) => {
+    const neg = p.includes('!=');
+    const [k, v] = neg ? p.split('!=') : p.split(/==?/);
+    let actual: unknown;
+    if (k === 'metadata.name') actual = o.metadata?.name;
+    else if (k === 'metadata.namespace') actual = o.metadata?.namespace;
+    else if (k === 'status.phase') actual = o.status?.phase;
+    else if (k === 'spec.nodeName') actual = o.spec?.nodeName;
+    else if (k?.startsWith('involvedObject.')) actual = o.involvedObject?.[k.slice('involvedObject.'.length)];
+    else return true;
+    return neg ? actual !== v : actual === v;
+  });
+}
+
+/** What a list or watch's `labelSelector` and `fieldSelector` let through. */
+function selectedBy(q: URLSearchParams): (o: Obj) => boolean {
+  const lf = parseLabelSelector(q.get('labelSelector'));
+  const ff = parseFieldSelector(q.get('fieldSelector'));
+  return (o) => (!lf || lf(o.metadata.labels ?? {})) && (!ff || ff(o));
 }
 
 interface WatchEvent {
@@ -988,15 +995,12 @@ export async function startFakeKubeApiServer(opts: FakeKubeOptions = {}): Promis
   }
 
   function listItems(r: ResourceDef, ns: string | undefined, q: URLSearchParams): Obj[] {
-    const lf = parseLabelSelector(q.get('labelSelector'));
-    const ff = parseFieldSelector(q.get('fieldSelector'));
+    const selected = selectedBy(q);
     const out: Obj[] = [];
     for (const [k, o] of objects) {
       if (!k.startsWith(`${r.name}/`)) continue;
       if (ns !== undefined && r.namespaced && o.metadata.namespace !== ns) continue;
-      if (lf && !lf(o.metadata.labels ?? {})) continue;
-      if (ff && !ff(o)) continue;
-      out.push(o);
+      if (selected(o)) out.push(o);
     }
     return out.sort((a, b) =>
       `${a.metadata.namespace ?? ''}/${a.metadata.name}`.localeCompare(
@@ -1012,9 +1016,7 @@ export async function startFakeKubeApiServer(opts: FakeKubeOptions = {}): Promis
     t: Target,
     q: URLSearchParams,
   ): void {
-    const lf = parseLabelSelector(q.get('labelSelector'));
-    const ff = parseFieldSelector(q.get('fieldSelector'));
-    const filter = (o: Obj) => (!lf || lf(o.metadata.labels ?? {})) && (!ff || ff(o));
+    const filter = selectedBy(q);
     const ns = r.namespaced ? t.namespace : undefined;
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
