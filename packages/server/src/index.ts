@@ -13,5 +13,7 @@ export * from './config';
 export * from './devicetrust';
 export * from './log';
 export * from './services';
+/** WebSocket server frames (RFC 6455), for testkit's fake Kubernetes API server. */
+export { closeFrame, serverFrame } from './srv/kube';
 export * from './srv/ssh';
 export * from './tokens';

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { closeFrame, serverFrame } from '@warden/server';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -39,32 +40,12 @@ export class WsConn extends EventEmitter {
   /** Sends one binary message; returns false when the socket's buffer is full (wait for `drain`). */
   send(data: Buffer, opcode = 2): boolean {
     if (this.closed) return false;
-    const len = data.length;
-    let head: Buffer;
-    if (len < 126) {
-      head = Buffer.from([0x80 | opcode, len]);
-    } else if (len < 65536) {
-      head = Buffer.alloc(4);
-      head[0] = 0x80 | opcode;
-      head[1] = 126;
-      head.writeUInt16BE(len, 2);
-    } else {
-      head = Buffer.alloc(10);
-      head[0] = 0x80 | opcode;
-      head[1] = 127;
-      head.writeBigUInt64BE(BigInt(len), 2);
-    }
-    this.socket.write(head);
-    return this.socket.write(data);
+    return this.socket.write(serverFrame(opcode, data));
   }
 
   close(code = 1000, reason = ''): void {
     if (this.closed) return;
-    const r = Buffer.from(reason);
-    const body = Buffer.alloc(2 + r.length);
-    body.writeUInt16BE(code, 0);
-    r.copy(body, 2);
-    this.send(body, 8);
+    this.socket.write(closeFrame(code, reason));
     this.socket.end();
     this.finish();
   }

@@ -16,3 +16,4 @@ export {
 } from './service';
 export type { KubeCaller } from './types';
 export { type KubeUpstream, loadKubeUpstream } from './upstream';
+export { closeFrame, serverFrame } from './ws-frames';

@@ -4,7 +4,8 @@
  * unchanged and only tracks where frames end, so that, when a lock ends the session, it can
  * stop at a frame boundary and append frames of its own: a channel-3 `Status` (the v4/v5
  * channel protocols' error stream, which kubectl prints) and a close frame.
- * Internal to `srv/kube`; tested by `ws-frames.test.ts`.
+ * Internal to `srv/kube` (`serverFrame` and `closeFrame` are also what testkit's fake API server
+ * sends); tested by `ws-frames.test.ts`.
  */
 
 /** The most of a channel-3 (error/status) frame kept: a Status object is far smaller. */
