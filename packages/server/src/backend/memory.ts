@@ -13,11 +13,12 @@
 import { WardenError } from '@warden/api';
 import { type Clock, systemClock } from '../clock';
 import {
+  checkCompact,
+  checkDelete,
   checkKey,
   checkPrefix,
-  checkRev,
+  checkSwap,
   checkWrite,
-  compactPastHead,
   compareKeys,
   DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
@@ -120,8 +121,7 @@ export class MemoryBackend implements Backend, EventLog {
     opts?: WriteOptions,
   ): Promise<Item> {
     this.#assertOpen();
-    checkWrite(key, value, opts);
-    checkRev(expectedModRev, 'expectedModRev');
+    checkSwap(key, expectedModRev, value, opts);
     return this.#write((now) => {
       const prev = this.#items.get(key);
       if (!prev) throw keyError.missing(key);
@@ -134,12 +134,11 @@ export class MemoryBackend implements Backend, EventLog {
 
   async delete(key: string, opts?: { expectedModRev?: number }): Promise<boolean> {
     this.#assertOpen();
-    checkKey(key);
-    if (opts?.expectedModRev !== undefined) checkRev(opts.expectedModRev, 'expectedModRev');
+    const expected = checkDelete(key, opts);
     return this.#write(() => {
       const prev = this.#items.get(key);
       if (!prev) return false;
-      if (opts?.expectedModRev !== undefined && prev.modRev !== opts.expectedModRev) {
+      if (expected !== undefined && prev.modRev !== expected) {
         throw keyError.changed(key);
       }
       this.#deleteItem(key);
@@ -168,10 +167,7 @@ export class MemoryBackend implements Backend, EventLog {
 
   async compact(rev: number): Promise<void> {
     this.#assertOpen();
-    checkRev(rev, 'rev');
-    if (rev > this.#rev) {
-      throw compactPastHead(rev, this.#rev);
-    }
+    checkCompact(rev, this.#rev);
     this.#compactTo(rev);
   }
 

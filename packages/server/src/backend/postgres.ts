@@ -48,9 +48,11 @@ import {
 } from './postgres-connection';
 import { type BackendSchema, backendSchema, migrateBackend } from './postgres-schema';
 import {
+  checkDelete,
   checkKey,
   checkPrefix,
   checkRev,
+  checkSwap,
   checkWrite,
   compactPastHead,
   DEFAULT_REAP_INTERVAL_MS,
@@ -332,8 +334,7 @@ export class PostgresBackend implements Backend, EventLog {
     opts?: WriteOptions,
   ): Promise<Item> {
     this.#assertOpen();
-    checkWrite(key, value, opts);
-    checkRev(expectedModRev, 'expectedModRev');
+    checkSwap(key, expectedModRev, value, opts);
     const row = await this.#write('cas', false, key, value, expectedModRev, opts);
     if (row.o_status === 'not_found') throw keyError.missing(key);
     if (row.o_status === 'changed') {
@@ -344,9 +345,7 @@ export class PostgresBackend implements Backend, EventLog {
 
   async delete(key: string, opts?: { expectedModRev?: number }): Promise<boolean> {
     this.#assertOpen();
-    checkKey(key);
-    const expected = opts?.expectedModRev;
-    if (expected !== undefined) checkRev(expected, 'expectedModRev');
+    const expected = checkDelete(key, opts);
     const row = await this.#write('delete', false, key, undefined, expected, undefined);
     if (row.o_status === 'changed') {
       throw keyError.changed(key);

@@ -131,6 +131,31 @@ export function checkWrite(
   checkWriteOptions(opts);
 }
 
+/** The arguments of a compare-and-swap. */
+export function checkSwap(
+  key: unknown,
+  expectedModRev: unknown,
+  value: unknown,
+  opts: WriteOptions | undefined,
+): asserts key is string {
+  checkWrite(key, value, opts);
+  checkRev(expectedModRev, 'expectedModRev');
+}
+
+/** The arguments of a delete; the revision it expects, if any. */
+export function checkDelete(key: unknown, opts: { expectedModRev?: number } | undefined): number | undefined {
+  checkKey(key);
+  const expected = opts?.expectedModRev;
+  if (expected !== undefined) checkRev(expected, 'expectedModRev');
+  return expected;
+}
+
+/** `compact(rev)`'s argument, for a backend that knows its latest revision (`head`). */
+export function checkCompact(rev: unknown, head: number): asserts rev is number {
+  checkRev(rev, 'rev');
+  if (rev > head) throw compactPastHead(rev, head);
+}
+
 /** The errors every backend gives for a key, with one wording. */
 export const keyError = {
   exists: (key: string) => new WardenError('WARDEN_ERR_ALREADY_EXISTS', `key "${key}" already exists`),

@@ -35,11 +35,12 @@ import { isWardenError, WardenError } from '@warden/api';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../clock';
 import {
+  checkCompact,
+  checkDelete,
   checkKey,
   checkPrefix,
-  checkRev,
+  checkSwap,
   checkWrite,
-  compactPastHead,
   DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
   integerOption,
@@ -322,8 +323,7 @@ export class SqliteBackend implements Backend, EventLog {
     opts?: WriteOptions,
   ): Promise<Item> {
     this.#assertOpen();
-    checkWrite(key, value, opts);
-    checkRev(expectedModRev, 'expectedModRev');
+    checkSwap(key, expectedModRev, value, opts);
     return this.#write((txn) => {
       const prev = this.#stmts.getItem.get(key);
       if (!prev) throw keyError.missing(key);
@@ -336,9 +336,7 @@ export class SqliteBackend implements Backend, EventLog {
 
   async delete(key: string, opts?: { expectedModRev?: number }): Promise<boolean> {
     this.#assertOpen();
-    checkKey(key);
-    const expected = opts?.expectedModRev;
-    if (expected !== undefined) checkRev(expected, 'expectedModRev');
+    const expected = checkDelete(key, opts);
     return this.#write((txn) => {
       const prev = this.#stmts.getItem.get(key);
       if (!prev) return false;
@@ -373,10 +371,7 @@ export class SqliteBackend implements Backend, EventLog {
 
   async compact(rev: number): Promise<void> {
     this.#assertOpen();
-    checkRev(rev, 'rev');
-    if (rev > this.#rev) {
-      throw compactPastHead(rev, this.#rev);
-    }
+    checkCompact(rev, this.#rev);
     if (rev <= this.#compactedRev) return;
     this.#db.transaction(() => {
       this.#stmts.compactEvents.run(rev);
