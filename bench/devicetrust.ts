@@ -45,16 +45,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AUTH_PREFERENCE_NAME } from '@warden/api';
-import {
-  ApiClient,
-  AuthnCeremony,
-  type CeremonyTimings,
-  EnrollCeremony,
-  establishTrust,
-  login,
-  ProfileStore,
-  UserKey,
-} from '@warden/client';
+import { AuthnCeremony, EnrollCeremony, establishTrust, ProfileStore, UserKey } from '@warden/client';
 import {
   CertAuthorities,
   createAuthServer,
@@ -69,6 +60,7 @@ import {
   systemClock,
 } from '@warden/server';
 import { runCli, signupWithTotp, startSwtpm, startWarden } from '@warden/testkit';
+import { timeDeviceLogins } from './device-login';
 import { type Goal, goal, loadAverage, verdict } from './goals';
 
 const PASSWORD = 'correct horse battery staple';
@@ -211,28 +203,16 @@ async function loginPhases(
 
   // 2. The device step alone, in process: TPM time vs Warden's own.
   const trust = await establishTrust({ proxy: w.proxy, caPin: w.caPin });
-  const store = new ProfileStore(join(work, 'home-inproc'));
-  const split: CeremonyTimings[] = [];
-  const totals: number[] = [];
-  for (let i = 0; i <= LOGINS; i++) {
-    const profile = await login(
-      store,
-      { proxy: w.proxy, user: 'alice', caPin: w.caPin },
-      { password: async () => PASSWORD, otp: async () => '' },
-    );
-    const api = new ApiClient({
-      proxy: w.proxy,
-      caPems: trust.hostCaPems,
-      identity: { certPem: profile.tlsCert, keyPem: profile.keyPem },
-    });
-    const ceremony = new AuthnCeremony({ userKey: UserKey.fromPem(profile.keyPem), env: machine });
-    const start = performance.now();
-    const { timings } = await ceremony.run(api);
-    if (i > 0) {
-      split.push(timings);
-      totals.push(performance.now() - start);
-    }
-  }
+  const { totals, timings: split } = await timeDeviceLogins({
+    store: new ProfileStore(join(work, 'home-inproc')),
+    proxy: w.proxy,
+    caPin: w.caPin,
+    hostCaPems: trust.hostCaPems,
+    user: 'alice',
+    password: PASSWORD,
+    env: machine,
+    n: LOGINS,
+  });
   console.log(`2. device authentication in process (after the password login; ${loadAverage()})`);
   console.log(`   total:                         ${stats(totals)}`);
   console.log(`   TPM (DMI, cache, TPM commands): ${stats(split.map((t) => t.deviceMs))}`);

@@ -25,15 +25,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  ApiClient,
-  AuthnCeremony,
   type CeremonyTimings,
   establishTrust,
   login,
   ProfileStore,
   proveWebDevice,
   startWebHelper,
-  UserKey,
 } from '@warden/client';
 import {
   enrollMachine,
@@ -43,6 +40,7 @@ import {
   startMachine,
   startWarden,
 } from '@warden/testkit';
+import { timeDeviceLogins } from './device-login';
 
 const PASSWORD = 'correct horse battery staple';
 const { values } = parseArgs({
@@ -202,27 +200,16 @@ async function main(): Promise<void> {
     await helper.close();
 
     // 3. Baseline: device authentication at wsh login (same TPM ceremony, certificates as the answer).
-    const baseTotals: number[] = [];
-    const baseSplit: CeremonyTimings[] = [];
-    for (let i = 0; i <= N; i++) {
-      const p = await login(
-        store,
-        { proxy: w.proxy, user: 'alice', caPin: w.caPin },
-        { password: async () => PASSWORD, otp: async () => '' },
-      );
-      const api = new ApiClient({
-        proxy: w.proxy,
-        caPems: trust.hostCaPems,
-        identity: { certPem: p.tlsCert, keyPem: p.keyPem },
-      });
-      const ceremony = new AuthnCeremony({ userKey: UserKey.fromPem(p.keyPem), env: machine });
-      const start = performance.now();
-      const { timings } = await ceremony.run(api);
-      if (i > 0) {
-        baseSplit.push(timings);
-        baseTotals.push(performance.now() - start);
-      }
-    }
+    const { totals: baseTotals, timings: baseSplit } = await timeDeviceLogins({
+      store,
+      proxy: w.proxy,
+      caPin: w.caPin,
+      hostCaPems: trust.hostCaPems,
+      user: 'alice',
+      password: PASSWORD,
+      env: machine,
+      n: N,
+    });
     const baseOwn = baseTotals.map((t, i) => t - baseSplit[i]!.deviceMs);
 
     console.log(
