@@ -185,13 +185,13 @@ export class DeviceInventory {
         asset_tag: device.spec.asset_tag,
         os_type: device.spec.os_type,
       }),
-      () => this.#o.services.devices.delete(device.metadata.name, device.metadata.revision),
+      () => this.#o.services.devices.undo({ written: device }),
       'device create',
     );
   }
 
   async #refuseDuplicate(osType: DeviceOsType, assetTag: string, exceptId?: string): Promise<void> {
-    const same = (await this.list()).find(
+    const same = (await this.#listCached()).find(
       (d) => d.spec.os_type === osType && d.spec.asset_tag === assetTag && d.metadata.name !== exceptId,
     );
     if (same) {
@@ -205,6 +205,22 @@ export class DeviceInventory {
   /** Every device, in ID order. */
   list(): Promise<DeviceResource[]> {
     return this.#o.services.devices.list();
+  }
+
+  /**
+   * Every device as stored now (one backend read), frozen, each decoded only if its stored
+   * value changed since this inventory last decoded or wrote it: the lookups an enrollment and
+   * a ceremony make (by credential, by EK, duplicates) cost a listing, not a decode per device.
+   */
+  async #listCached(): Promise<readonly DeviceResource[]> {
+    const devices = this.#o.services.devices;
+    const { items } = await this.#o.backend.range(devices.prefix);
+    return items.map((item) => {
+      const id = item.key.slice(devices.prefix.length);
+      const cached = this.#decoded.get(id);
+      if (cached && cached.modRev === item.modRev && cached.value === item.value) return cached.device;
+      return this.#remember(id, item, devices.decode(item));
+    });
   }
 
   /** The device with this ID; NOT_FOUND `device "X" not found`. */
@@ -252,14 +268,13 @@ export class DeviceInventory {
       const device = await this.#readCached(hinted);
       if (holds(device)) return device;
     }
-    const all = await this.list();
+    const all = await this.#listCached();
     this.#byCredential.clear();
     for (const d of all) {
       if (d.spec.enroll_status === 'enrolled' && d.spec.credential)
         this.#byCredential.set(d.spec.credential.id, d.metadata.name);
     }
-    const found = all.find(holds);
-    return found && this.#readCached(found.metadata.name);
+    return all.find(holds);
   }
 
   /**
@@ -293,7 +308,7 @@ export class DeviceInventory {
    * before the fingerprint was recorded) the `ek:` asset tag it verified.
    */
   async findByEk(ekSha256: string, exceptId?: string): Promise<DeviceResource | undefined> {
-    return (await this.list()).find(
+    return (await this.#listCached()).find(
       (d) =>
         d.metadata.name !== exceptId &&
         d.spec.enroll_status === 'enrolled' &&
@@ -316,7 +331,7 @@ export class DeviceInventory {
         asset_tag: device.spec.asset_tag,
       }),
       // Put back only where nothing was written since the removal (ALREADY_EXISTS otherwise).
-      () => this.#o.services.devices.create(device),
+      () => this.#o.services.devices.undo({ previous: device }),
       'device removal',
     );
     await this.#revokeTokens(device.metadata.name);
@@ -387,11 +402,7 @@ export class DeviceInventory {
         enroll_status: written.spec.enroll_status,
         ...(unenrolled ? { unenrolled: true } : {}),
       }),
-      () =>
-        this.#o.services.devices.update({
-          ...stored,
-          metadata: { ...stored.metadata, revision: written.metadata.revision },
-        }),
+      () => this.#o.services.devices.undo({ written, previous: stored }),
       'device update',
     );
     if (unenrolled) await this.#revokeTokens(written.metadata.name);
@@ -491,7 +502,7 @@ export class DeviceInventory {
   ): Promise<DeviceResource> {
     const cred = parseOrBad(deviceCredentialSchema, credential, 'credential');
     const data = parseOrBad(deviceCollectedDataSchema, collected, 'collected data');
-    const holder = (await this.list()).find((d) => d.spec.credential?.id === cred.id);
+    const holder = (await this.#listCached()).find((d) => d.spec.credential?.id === cred.id);
     if (holder && holder.metadata.name !== deviceId) {
       throw new WardenError(
         'WARDEN_ERR_ALREADY_EXISTS',
