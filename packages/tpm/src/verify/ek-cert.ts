@@ -490,9 +490,8 @@ export function checkEkCertificateChain(
 
 /** Refuses an EK public area whose key is not the one in the EK certificate. */
 export function checkEkMatchesCertificate(ekPublic: TpmtPublic, cert: Certificate): void {
-  const a = publicKeyFromTpmt(ekPublic).export({ format: 'der', type: 'spki' });
-  const b = cert.publicKey.export({ format: 'der', type: 'spki' });
-  if (!bytesEqual(new Uint8Array(a), new Uint8Array(b))) {
+  // KeyObject.equals compares the keys themselves (no DER export: ~20× the cost under OpenSSL 3).
+  if (!publicKeyFromTpmt(ekPublic).equals(cert.publicKey)) {
     throw new TpmError('TPM_ERR_EK_MISMATCH', 'the EK public key is not the key of the EK certificate');
   }
 }
