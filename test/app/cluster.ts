@@ -5,42 +5,16 @@
  * the admin identity file `wctl` reads. The CLIs run as real processes (bundled from source for
  * this run), as a user would run them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
 import { APP_ALPN, type AuthPreferenceResource } from '@warden/api';
-import {
-  type AuthServer,
-  createAuthServer,
-  type MemoryAuditLog,
-  type Services,
-  systemClock,
-} from '@warden/server';
-import {
-  type AppAccessComposition,
-  accessViewChanges,
-  startAppAccess,
-} from '../../packages/server/src/bin/app';
+import type { AuthServer, MemoryAuditLog, Services } from '@warden/server';
+import { type AppAccessComposition, accessViewChanges, startAppAccess } from '../../packages/server/src/bin';
 import type { AppServiceConfig } from '../../packages/server/src/config';
-import { apiRoutes, createRequestHandler } from '../../packages/server/src/proxy';
-import {
-  PASSWORD,
-  proxyTlsOptions,
-  quietLogger,
-  signUpAndLogin,
-  startCore,
-  startLiveAccess,
-  writeAdminIdentity,
-} from '../support/in-process';
+import { PASSWORD, quietLogger, startProxyCluster } from '../support/in-process';
 import { sourceClis } from '../support/source-clis';
 
 export type { CliResult } from '../support/source-clis';
 
 export { PASSWORD };
-
-const quiet = quietLogger;
 
 export interface AppCluster {
   dir: string;
@@ -72,111 +46,62 @@ export async function startAppCluster(
     monitor?: Parameters<typeof startAppAccess>[0]['monitor'];
   } = {},
 ): Promise<AppCluster> {
-  await buildClis();
-  const dir = mkdtempSync(join(tmpdir(), 'warden-app-test-'));
-  const dataDir = join(dir, 'data');
-  const core = await startCore('app-test', systemClock);
-  const { clock, backend, audit, services, cas, setAuthPreference } = core;
-  await setAuthPreference({ second_factor: 'off' });
-  const live = await startLiveAccess(core);
-  const { views, checker, monitor } = live;
-
-  // The port first: the public address (and so the app host names) carries it.
-  const probe = createHttpServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise<void>((r) => probe.close(() => r()));
-  const proxy = `127.0.0.1:${port}`;
-
-  const apps = await startAppAccess({
-    config,
-    backend,
-    services,
-    cas,
-    audit,
-    clock,
-    logger: quiet,
-    checker,
-    monitor: o.monitor ?? monitor,
-    onRolesChange: (l) => views.roles.onChange(() => l()),
-    onAccessChange: accessViewChanges(views),
-    proxyPublicAddr: { host: 'localhost', port },
-    ...(o.idleMs !== undefined ? { idleMs: o.idleMs } : {}),
-  });
-  const auth = createAuthServer({
-    clock,
-    backend,
-    services,
-    cas,
-    audit,
-    logger: quiet,
-    // identify() asks the process's checker, as in `warden start`.
-    access: checker,
-    clusterName: 'app-test',
-    proxyPublicAddr: `localhost:${port}`,
-    serverVersion: '0.0.0-test',
-  });
-  const http = createHttpServer(
-    createRequestHandler({
-      routes: apiRoutes(auth, {
-        listNodes: async () => [],
-        ...(apps.service ? { apps: apps.api } : {}),
-        jwks: apps.jwks,
-      }),
-      logger: quiet,
-      identify: (der) => auth.identify(der),
-    }),
-  );
-  const server: Server = createTlsServer(
-    {
-      ...(await proxyTlsOptions(cas)),
-      ALPNCallback: apps.routing.alpnCallback([APP_ALPN]),
-      SNICallback: apps.routing.sniCallback(),
+  // The proxy listens first: the public address (and so the app host names) carries its port,
+  // and app routing answers ALPN and SNI once app_service is composed with it.
+  let apps: AppAccessComposition | undefined;
+  let alpn: ReturnType<AppAccessComposition['routing']['alpnCallback']> | undefined;
+  let sni: ReturnType<AppAccessComposition['routing']['sniCallback']> | undefined;
+  const p = await startProxyCluster({
+    tag: 'app',
+    clis,
+    publicHost: 'localhost',
+    tls: {
+      ALPNCallback: (info) => alpn?.(info),
+      SNICallback: (name, cb) => (sni ? sni(name, cb) : cb(null, undefined)),
     },
-    (socket: TLSSocket) => {
-      if (socket.alpnProtocol === APP_ALPN) apps.routing.handleTunnel(socket);
-      else if (apps.routing.isAppHost(socket.servername)) apps.routing.handleHost(socket);
-      else http.emit('connection', socket);
+    async protocols({ core, live, port }) {
+      const a = await startAppAccess({
+        config,
+        backend: core.backend,
+        services: core.services,
+        cas: core.cas,
+        audit: core.audit,
+        clock: core.clock,
+        logger: quietLogger,
+        checker: live.checker,
+        monitor: o.monitor ?? live.monitor,
+        onRolesChange: (l) => live.views.roles.onChange(() => l()),
+        onAccessChange: accessViewChanges(live.views),
+        proxyPublicAddr: { host: 'localhost', port },
+        ...(o.idleMs !== undefined ? { idleMs: o.idleMs } : {}),
+      });
+      apps = a;
+      alpn = a.routing.alpnCallback([APP_ALPN]);
+      sni = a.routing.sniCallback();
+      return {
+        routes: { ...(a.service ? { apps: a.api } : {}), jwks: a.jwks },
+        take(socket) {
+          if (socket.alpnProtocol === APP_ALPN) a.routing.handleTunnel(socket);
+          else if (a.routing.isAppHost(socket.servername)) a.routing.handleHost(socket);
+          else return false;
+          return true;
+        },
+        close: () => a.close(),
+      };
     },
-  );
-  server.on('tlsClientError', () => undefined);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
-
-  const adminCaller = await writeAdminIdentity(auth, cas, { dataDir, proxy, cluster: 'app-test' });
-
+  });
   return {
-    dir,
-    proxy,
-    port,
-    caPin: cas.caPin('host'),
-    services,
-    audit,
-    auth,
-    apps,
-    adminEnv: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: join(dir, 'home-admin') },
-    async addUser(name, roles, env = {}) {
-      const invite = await auth.addUser(adminCaller, { name, roles, logins: [] });
-      const home = { ...env, WARDEN_HOME: join(dir, `home-${name}`) };
-      await signUpAndLogin(auth, clis, {
-        name,
-        token: invite.token,
-        proxy,
-        caPin: cas.caPin('host'),
-        env: home,
-      });
-      return home;
-    },
-    setAuthPreference,
-    async stop() {
-      apps.close();
-      live.close();
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        http.closeAllConnections();
-      });
-      await backend.close();
-      rmSync(dir, { recursive: true, force: true });
-      clis.remove();
-    },
+    dir: p.dir,
+    proxy: p.proxy,
+    port: p.port,
+    caPin: p.caPin,
+    services: p.core.services,
+    audit: p.core.audit,
+    auth: p.auth,
+    apps: apps!,
+    adminEnv: p.adminEnv,
+    addUser: (name, roles, env) => p.addUser(name, roles, { env: env ?? {} }),
+    setAuthPreference: p.core.setAuthPreference,
+    stop: p.stop,
   };
 }

@@ -1,49 +1,24 @@
 /**
  * An in-process Warden for the database tests, composed as `bin/start.ts` composes it plus
- * `bin/db.ts` (auth, the proxy's HTTPS API and ALPN routes, db_service with the PostgreSQL
- * engine), on 127.0.0.1 port 0, with the admin identity file `wctl` reads. The CLIs run as
- * real processes (bundled from source for this run), as a user would run them.
+ * `bin/db.ts` (test/support/in-process.ts's proxy with db_service: its ALPN route, the front
+ * door that sends PostgreSQL's SSLRequest to the direct path, and the MySQL listener), on
+ * 127.0.0.1 port 0, with the admin identity file `wctl` reads. The CLIs run as real processes
+ * (bundled from source for this run), as a user would run them.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createServer as createTlsServer, type Server, type TLSSocket } from 'node:tls';
+import type { Server as NetServer } from 'node:net';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import { type AuthPreferenceResource, DB_ALPN } from '@warden/api';
-import {
-  type AuthServer,
-  type CertAuthorities,
-  createAuthServer,
-  type DbServiceConfig,
-  type MemoryAuditLog,
-  type Services,
-  systemClock,
-} from '@warden/server';
+import type { AuthServer, CertAuthorities, DbServiceConfig, MemoryAuditLog, Services } from '@warden/server';
 import { collectProcess, waitForText } from '@warden/testkit';
-import { startDbAccess } from '../../packages/server/src/bin/db';
-import {
-  apiRoutes,
-  createRequestHandler,
-  mysqlDirectListener,
-  proxyFrontDoor,
-} from '../../packages/server/src/proxy';
-import {
-  PASSWORD,
-  proxyTlsOptions,
-  quietLogger,
-  signUpAndLogin,
-  startCore,
-  startLiveAccess,
-  writeAdminIdentity,
-} from '../support/in-process';
+import { type DbAccessComposition, startDbAccess } from '../../packages/server/src/bin';
+import { mysqlDirectListener, proxyFrontDoor } from '../../packages/server/src/proxy';
+import { PASSWORD, proxyTlsOptions, quietLogger, startProxyCluster } from '../support/in-process';
 import { type CliResult, sourceClis } from '../support/source-clis';
 
 export type { CliResult };
 
 export { PASSWORD };
-
-const quiet = quietLogger;
 
 export interface Cluster {
   dir: string;
@@ -89,122 +64,91 @@ export function runClient(
 }
 
 export async function startCluster(): Promise<Cluster> {
-  await buildClis();
-  const dir = mkdtempSync(join(tmpdir(), 'warden-db-test-'));
-  const dataDir = join(dir, 'data');
-  const core = await startCore('db-test', systemClock);
-  const { clock, backend, audit, services, cas, setAuthPreference } = core;
-  const live = await startLiveAccess(core);
-  const { checker, monitor } = live;
-
-  let db: Awaited<ReturnType<typeof startDbAccess>> | undefined;
-  const routesFor = (a: AuthServer) =>
-    apiRoutes(a, {
-      listNodes: async () => [],
-      listDbs: async (identity) => (db ? db.listDbs(identity) : []),
-      dbLogin: async (identity, req) => {
-        if (!db) throw new Error('no db_service yet');
-        return db.direct.login(identity, req);
-      },
-    });
-  let http: ReturnType<typeof createHttpServer> | undefined;
-  const server: Server = createTlsServer(
-    {
-      ...(await proxyTlsOptions(cas)),
-      ALPNProtocols: ['http/1.1', DB_ALPN],
-    },
-    (socket: TLSSocket) => {
-      if (socket.alpnProtocol === DB_ALPN) {
-        if (db) db.tunnels.handle(socket);
-        else socket.destroy();
-      } else http?.emit('connection', socket);
-    },
-  );
-  server.on('tlsClientError', () => undefined);
-  // The proxy port as bin/start.ts composes it: PostgreSQL's SSLRequest goes to the direct path.
-  const directTls = await proxyTlsOptions(cas);
+  let db: DbAccessComposition | undefined;
+  // Native clients straight at the proxy (PostgreSQL) or at the MySQL listener.
   const direct = {
     handle: (socket: TLSSocket, protocol: 'postgres' | 'mysql', greeted?: { connectionId: number }) =>
       db ? db.direct.handle(socket, protocol, greeted) : socket.destroy(),
   };
-  const front = proxyFrontDoor({
-    tls: server,
-    postgres: { direct, tls: directTls },
-    timeoutMs: 10_000,
-    logger: quiet,
+  let directTls: TlsOptions = {};
+  let mysql: NetServer | undefined;
+  const p = await startProxyCluster({
+    tag: 'db',
+    clis,
+    tls: { ALPNProtocols: ['http/1.1', DB_ALPN] },
+    // The proxy port as bin/start.ts composes it: PostgreSQL's SSLRequest goes to the direct path.
+    async listener(tls, core) {
+      directTls = await proxyTlsOptions(core.cas);
+      return proxyFrontDoor({
+        tls,
+        postgres: { direct, tls: directTls },
+        timeoutMs: 10_000,
+        logger: quietLogger,
+      });
+    },
+    async protocols() {
+      // The MySQL listener (`proxy_service.mysql_listen_addr`) for native MySQL clients.
+      const listener = mysqlDirectListener({
+        direct,
+        tls: directTls,
+        timeoutMs: 10_000,
+        logger: quietLogger,
+      });
+      mysql = listener;
+      await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+      return {
+        routes: {
+          listDbs: async (identity) => (db ? db.listDbs(identity) : []),
+          dbLogin: async (identity, req) => {
+            if (!db) throw new Error('no db_service yet');
+            return db.direct.login(identity, req);
+          },
+        },
+        take(socket) {
+          if (socket.alpnProtocol !== DB_ALPN) return false;
+          if (db) db.tunnels.handle(socket);
+          else socket.destroy();
+          return true;
+        },
+        close() {
+          db?.close();
+          listener.close();
+        },
+      };
+    },
   });
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
-  const proxy = `127.0.0.1:${(front.address() as { port: number }).port}`;
-  // The MySQL listener (`proxy_service.mysql_listen_addr`) for native MySQL clients.
-  const mysql = mysqlDirectListener({ direct, tls: directTls, timeoutMs: 10_000, logger: quiet });
-  await new Promise<void>((r) => mysql.listen(0, '127.0.0.1', () => r()));
-  const mysqlPort = (mysql.address() as { port: number }).port;
-  const a = createAuthServer({
-    clock,
-    backend,
-    services,
-    cas,
-    audit,
-    logger: quiet,
-    clusterName: 'db-test',
-    proxyPublicAddr: proxy,
-    serverVersion: '0.0.0-test',
-  });
-  http = createHttpServer(
-    createRequestHandler({ routes: routesFor(a), logger: quiet, identify: (der) => a.identify(der) }),
-  );
-
-  const adminCaller = await writeAdminIdentity(a, cas, { dataDir, proxy, cluster: 'db-test' });
-  await setAuthPreference({ second_factor: 'off' });
-
+  const { core, live, auth } = p;
+  const mysqlPort = (mysql!.address() as { port: number }).port;
   return {
-    dir,
-    proxy,
+    dir: p.dir,
+    proxy: p.proxy,
     mysqlDirect: `127.0.0.1:${mysqlPort}`,
-    caPin: cas.caPin('host'),
-    services,
-    audit,
-    auth: a,
-    cas,
-    adminEnv: { WARDEN_DATA_DIR: dataDir, WARDEN_HOME: join(dir, 'home-admin') },
+    caPin: p.caPin,
+    services: core.services,
+    audit: core.audit,
+    auth,
+    cas: core.cas,
+    adminEnv: p.adminEnv,
     async startDb(config) {
       db = await startDbAccess({
         config,
-        services,
-        cas,
-        audit,
-        clock,
-        logger: quiet,
-        checker,
-        monitor,
-        identify: (der) => a.identify(der),
-        identifyDb: (der) => a.identifyDb(der),
+        services: core.services,
+        cas: core.cas,
+        audit: core.audit,
+        clock: core.clock,
+        logger: quietLogger,
+        checker: live.checker,
+        monitor: live.monitor,
+        identify: (der) => auth.identify(der),
+        identifyDb: (der) => auth.identifyDb(der),
         endpoints: () => ({
-          postgres: { host: '127.0.0.1', port: Number(proxy.split(':')[1]) },
+          postgres: { host: '127.0.0.1', port: p.port },
           mysql: { host: '127.0.0.1', port: mysqlPort },
         }),
       });
     },
-    async addUser(name, roles, traits) {
-      const invite = await a.addUser(adminCaller, { name, roles, logins: [] });
-      const user = (await services.users.get(name))!;
-      await services.users.upsert({ ...user, spec: { ...user.spec, traits } });
-      const env = { WARDEN_HOME: join(dir, `home-${name}`) };
-      await signUpAndLogin(a, clis, { name, token: invite.token, proxy, caPin: cas.caPin('host'), env });
-      return env;
-    },
-    setAuthPreference,
-    async stop() {
-      db?.close();
-      live.close();
-      await new Promise<void>((r) => {
-        front.close(() => r());
-        mysql.close();
-        http?.closeAllConnections();
-      });
-      await backend.close();
-      rmSync(dir, { recursive: true, force: true });
-      clis.remove();
-    },
+    addUser: (name, roles, traits) => p.addUser(name, roles, { traits }),
+    setAuthPreference: core.setAuthPreference,
+    stop: p.stop,
   };
 }
