@@ -292,6 +292,44 @@ test('every folder rule names a reason and only known folders', () => {
   }
 });
 
+/**
+ * A file under test/ that composes server parts itself (an in-process cluster, an engine
+ * under test) reaches into packages/server/src as the package's own folders do: through a
+ * folder's `index.ts` (`bin/index.ts` too: it exports what tests compose in process).
+ */
+export function testDeepImports(file: string, text: string): string[] {
+  const found: string[] = [];
+  for (const m of text.matchAll(IMPORT)) {
+    const spec = m[1] ?? m[2] ?? m[3] ?? '';
+    if (!spec.startsWith('.')) continue;
+    const rel = relative(SERVER_SRC, resolve(root, file, '..', spec));
+    if (rel.startsWith('..')) continue;
+    const parts = rel.split(sep);
+    const folder = parts[0] === 'srv' ? join('srv', parts[1] ?? '') : (parts[0] ?? '');
+    if (![folder, join(folder, 'index'), 'index'].includes(rel))
+      found.push(`${file}: imports ${spec}, not the folder index`);
+  }
+  return found;
+}
+
+test('test/ imports packages/server/src only through a folder index', () => {
+  const problems: string[] = [];
+  for (const file of sources(join(root, 'test'))) {
+    const rel = relative(root, file).split(sep).join('/');
+    problems.push(...testDeepImports(rel, readFileSync(file, 'utf8')));
+  }
+  assert.deepEqual(problems, []);
+  const f = 'test/db/x.ts';
+  assert.deepEqual(testDeepImports(f, "import { a } from '../../packages/server/src/bin/db';"), [
+    'test/db/x.ts: imports ../../packages/server/src/bin/db, not the folder index',
+  ]);
+  assert.equal(testDeepImports(f, "import { a } from '../../packages/server/src/srv/db/engine';").length, 1);
+  for (const ok of ['bin', 'srv/db', 'proxy/index', '']) {
+    const spec = `../../packages/server/src${ok ? `/${ok}` : ''}`;
+    assert.deepEqual(testDeepImports(f, `import { a } from '${spec}';`), [], spec);
+  }
+});
+
 test('test/support is for tests only', () => {
   const problems: string[] = [];
   for (const pkg of Object.keys(ALLOWED)) {

@@ -21,7 +21,7 @@ if (skew !== 0) {
   Date.now = () => realNow() + skew;
 }
 // Imported after the clock is skewed, so nothing captured the real Date.now first.
-const { PostgresBackend } = await import('../../packages/server/src/backend/postgres');
+const { PostgresBackend } = await import('../../packages/server/src/backend');
 
 const name = env('WARDEN_NAME');
 const ttlMs = Number(env('WARDEN_TTL_MS'));
