@@ -7,15 +7,19 @@
  * live session, KILL QUERY mapping, bad input and the audit log.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type MariaDbServer, requireMariaDb, requireTool, startMariaDb } from '@warden/testkit';
 import mysql from 'mysql2/promise';
+import pg from 'pg';
 import { type Cluster, cli, runClient, startCluster, waitFor } from './cluster';
 import {
   clearLocks,
+  type DirectConfig,
   dbAudit,
+  directLogin,
   exchange,
   interactive,
   lock,
@@ -393,6 +397,147 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
         await clearLocks(c);
       }
     }));
+
+  /** The `mysql` client straight at the MySQL listener: `direct`'s options (or others), batch mode. */
+  const mysqlDirect = (direct: string[], sql: string) =>
+    runClient('mysql', ['--no-defaults', ...direct, '--connect-timeout=10', '-N', '-B', '-e', sql]);
+  /** `wsh db config`'s mysql options, without the leading `mysql`. */
+  const optionsOf = (d: DirectConfig) => d.direct_command.split(' ').slice(1);
+  /** The same options with another certificate and key. */
+  const withCert = (d: DirectConfig, cert: string, key: string) =>
+    optionsOf(d).map((o) =>
+      o.startsWith('--ssl-cert=')
+        ? `--ssl-cert=${cert}`
+        : o.startsWith('--ssl-key=')
+          ? `--ssl-key=${key}`
+          : o,
+    );
+
+  test('mysql and mysql2 straight at the MySQL listener with the database certificate (no wsh in the data path)', async () => {
+    const d = await directLogin(alice, 'shop', 'mysql', ['--db-name=orders']);
+    assert.equal(`${d.host}:${d.port}`, c.mysqlDirect);
+    assert.match(
+      d.direct_command,
+      /--ssl-cert=.*--ssl-key=.*--ssl-verify-server-cert --user=alice --database=orders/,
+    );
+    const res = await mysqlDirect(
+      optionsOf(d),
+      'select current_user(), database(), name from items where id = 1',
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout.trim(), 'alice@%\torders\tapple');
+    const driver = await mysql.createConnection({
+      host: d.host,
+      port: d.port,
+      user: 'alice',
+      database: 'orders',
+      ssl: {
+        ca: readFileSync(d.ca, 'utf8'),
+        cert: readFileSync(d.cert, 'utf8'),
+        key: readFileSync(d.key, 'utf8'),
+      },
+    });
+    try {
+      const [rows] = await driver.execute('select ? + ? as s', [2, 3]);
+      assert.equal(Number((rows as { s: number }[])[0]!.s), 5);
+      const [names] = await driver.query('select name from items where id in (1, 2) order by id');
+      assert.deepEqual(
+        (names as { name: string }[]).map((r) => r.name),
+        ['apple', 'pear'],
+      );
+    } finally {
+      await driver.end();
+    }
+    const events = await c.audit.search({ limit: 10_000, order: 'asc' });
+    assert.ok(
+      events.some((e) => e.type === 'db.query' && (e as { query?: string }).query === 'select ? + ? as s'),
+    );
+  });
+
+  test("direct MySQL: no TLS, no or foreign certificates, another user's grant and another protocol's port are refused; a lock ends the session", async () => {
+    const d = await directLogin(alice, 'shop', 'mysql', ['--db-name=orders']);
+    const [host, port] = c.mysqlDirect.split(':') as [string, string];
+    const plain = await mysqlDirect(
+      ['--protocol=TCP', `--host=${host}`, `--port=${port}`, '--user=alice', '--skip-ssl'],
+      'select 1',
+    );
+    assert.equal(plain.code, 1);
+    assert.match(
+      plain.stderr,
+      /ERROR 1045 \(28000\): Warden: this port takes TLS with your database certificate only/,
+    );
+    const noCert = await mysqlDirect(
+      optionsOf(d).filter((o) => !o.startsWith('--ssl-cert=') && !o.startsWith('--ssl-key=')),
+      'select 1',
+    );
+    assert.equal(noCert.code, 1);
+    assert.match(noCert.stderr, /ERROR 1045 \(28000\): Warden: no client certificate/);
+    const login = await mysqlDirect(withCert(d, join(dirname(d.key), 'tls.pem'), d.key), 'select 1');
+    assert.match(login.stderr, /ERROR 1045 \(28000\): Warden: this is not a database certificate/);
+    // bob's roles allow db user "reader" only: a certificate saying "alice" is refused per connection.
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const keyFile = join(c.dir, 'mysql-odd.key');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const bobCert = await c.cas.issueDbCert({
+      identity: {
+        user: 'bob',
+        roles: ['db-reader'],
+        logins: [],
+        traits: {},
+        db: { db: 'shop', dbUser: 'alice' },
+      },
+      publicKey,
+      notAfter: new Date(Date.now() + 3600_000),
+    });
+    const bobFile = join(c.dir, 'mysql-bob-as-alice.crt');
+    writeFileSync(bobFile, bobCert.certPem);
+    const bobRes = await mysqlDirect(withCert(d, bobFile, keyFile), 'select 1');
+    assert.match(
+      bobRes.stderr,
+      /ERROR 1045 \(28000\): access to db denied: user "bob" may not connect to db "shop" as db user "alice"/,
+    );
+    // This MySQL database's certificate at the PostgreSQL entry (the proxy port) is refused.
+    const [pgHost, pgPort] = c.proxy.split(':') as [string, string];
+    const pgClient = new pg.Client({
+      host: pgHost,
+      port: Number(pgPort),
+      user: 'alice',
+      ssl: {
+        ca: readFileSync(d.ca, 'utf8'),
+        cert: readFileSync(d.cert, 'utf8'),
+        key: readFileSync(d.key, 'utf8'),
+      },
+    });
+    await assert.rejects(
+      pgClient.connect(),
+      /Warden: database "shop" is a mysql database; this port serves postgres/,
+    );
+    // A lock ends an open direct session and refuses new ones.
+    const session = interactive('mysql', ['--no-defaults', ...optionsOf(d), '-N', '-B', '--unbuffered']);
+    try {
+      session.child.stdin!.write("select 'direct-open';\n");
+      await waitFor(session.all, /direct-open/);
+      session.child.stdin!.write('select sleep(20);\n');
+      await waitFor(() => threads('alice', true), /^[1-9]/);
+      await lock(c, ['--user=alice', '--message=incident 44']);
+      await waitFor(
+        session.all,
+        /ERROR 1927 \(70100\) at line 2: lock targeting User:"alice" is in force: incident 44/,
+        5000,
+      );
+      session.child.stdin!.end();
+      await session.exited;
+      const again = await mysqlDirect(optionsOf(d), 'select 1');
+      assert.match(
+        again.stderr,
+        /ERROR 1045 \(28000\): Warden: lock targeting User:"alice" is in force: incident 44/,
+      );
+    } finally {
+      session.child.kill('SIGKILL');
+      await clearLocks(c);
+    }
+    assert.equal((await mysqlDirect(optionsOf(d), 'select 1')).stdout.trim(), '1');
+  });
 
   test('a session whose start the audit log cannot record relays nothing to the database (issue 15 item 5)', () =>
     unrecordedStartRelaysNothing(c, {

@@ -21,6 +21,7 @@ import { type Cluster, cli, runClient, startCluster, waitFor } from './cluster';
 import {
   clearLocks,
   dbAudit,
+  directLogin,
   exchange,
   interactive,
   lock,
@@ -442,28 +443,12 @@ describe('PostgreSQL through Warden', { skip }, () => {
     assert.equal((await psql(conn(), 'select 1')).code, 0);
   });
 
-  /** `wsh db login` as `env`'s user, then `wsh db config`'s direct fields (paths, command). */
-  async function directLogin(env: NodeJS.ProcessEnv, args: string[]) {
-    const login = await cli('wsh', ['db', 'login', 'orders', ...args], { env });
-    assert.equal(login.code, 0, login.stderr);
-    assert.match(login.stdout, /Or connect straight to the proxy with the database certificate:\n {2}psql "/);
-    const config = await cli('wsh', ['db', 'config', 'orders', '--format=json'], { env });
-    assert.equal(config.code, 0, config.stderr);
-    return JSON.parse(config.stdout) as {
-      direct_command: string;
-      host: string;
-      port: number;
-      ca: string;
-      cert: string;
-      key: string;
-    };
-  }
   /** A libpq connection string straight to the proxy with `cert`/`key`. */
   const direct = (o: { ca: string; cert?: string; key?: string }, extra = 'user=alice dbname=orders') =>
     `host=127.0.0.1 port=${c.proxy.split(':')[1]} sslmode=verify-full sslrootcert=${o.ca} sslcert=${o.cert ?? join(c.dir, 'none.crt')} sslkey=${o.key ?? join(c.dir, 'none.key')} ${extra}`;
 
   test('psql straight to the proxy port with the database certificate of wsh db login (no wsh in the data path)', async () => {
-    const d = await directLogin(alice, ['--db-name=orders']);
+    const d = await directLogin(alice, 'orders', 'psql', ['--db-name=orders']);
     assert.equal(`${d.host}:${d.port}`, c.proxy);
     const conn = /^psql "(.*)"$/.exec(d.direct_command)?.[1];
     assert.ok(conn, d.direct_command);
@@ -510,7 +495,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
   });
 
   test('direct connections: no, login, expired, forged and foreign-route certificates are refused; no role grant is refused at login and per connection', async () => {
-    const d = await directLogin(alice, ['--db-name=orders']);
+    const d = await directLogin(alice, 'orders', 'psql', ['--db-name=orders']);
     const refused = async (conn: string, why: RegExp) => {
       const res = await psql(conn, 'select 1');
       assert.equal(res.code, 2, res.stdout);
@@ -611,7 +596,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
   });
 
   test('a lock ends a direct psql session within a second and refuses new direct ones', async () => {
-    const d = await directLogin(alice, ['--db-name=orders']);
+    const d = await directLogin(alice, 'orders', 'psql', ['--db-name=orders']);
     const session = interactive('psql', ['-X', '-At', direct(d)]);
     try {
       session.child.stdin!.write('select 12 as n \\gset\n\\warn direct-open-:n\n');

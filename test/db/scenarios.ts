@@ -150,6 +150,37 @@ export function interactive(command: string, args: string[]): TrackedProcess {
   return trackProcess(spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
 }
 
+/** What `wsh db config NAME --format=json` says about the database certificate's direct path. */
+export interface DirectConfig {
+  direct_command: string;
+  host: string;
+  port: number;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/**
+ * `wsh db login DB` as `env`'s user (it must print the direct command line of `client`), then
+ * what `wsh db config` says about connecting straight to the proxy with the certificate.
+ */
+export async function directLogin(
+  env: NodeJS.ProcessEnv,
+  db: string,
+  client: 'psql' | 'mysql',
+  args: string[],
+): Promise<DirectConfig> {
+  const login = await cli('wsh', ['db', 'login', db, ...args], { env });
+  assert.equal(login.code, 0, login.stderr);
+  assert.match(
+    login.stdout,
+    new RegExp(`Or connect straight to the proxy with the database certificate:\n {2}${client} `),
+  );
+  const config = await cli('wsh', ['db', 'config', db, '--format=json'], { env });
+  assert.equal(config.code, 0, config.stderr);
+  return JSON.parse(config.stdout) as DirectConfig;
+}
+
 /** `wctl lock` as the admin, asserting it succeeded. */
 export async function lock(c: Cluster, args: string[]): Promise<void> {
   const res = await cli('wctl', ['lock', ...args, '--ttl=1h'], { env: c.adminEnv });
