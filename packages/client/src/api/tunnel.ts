@@ -46,6 +46,28 @@ function credentialsFor(profile: LoadedProfile): Credentials {
   return c;
 }
 
+/**
+ * The failure side of one step on a socket to the proxy: the first `fail` destroys the socket
+ * and rejects; `closed` is the proxy closing it; after `handOver()` (the step succeeded and the
+ * socket is the caller's) failures are no longer this step's.
+ */
+function step(socket: TLSSocket, reject: (e: Error) => void) {
+  let settled = false;
+  const fail = (e: Error) => {
+    if (settled) return;
+    settled = true;
+    socket.destroy();
+    reject(e);
+  };
+  return {
+    fail,
+    closed: () => fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy closed the connection')),
+    handOver: () => {
+      settled = true;
+    },
+  };
+}
+
 /** TLS errors and early closes as WARDEN_ERR_CONNECTION naming the proxy. */
 function reachError(profile: LoadedProfile, e: Error): WardenError {
   return e instanceof WardenError
@@ -82,14 +104,7 @@ export function connectProxy(profile: LoadedProfile, alpn: string): Promise<TLSS
     // TLS 1.3 tickets arrive after the handshake; the next connection resumes with the newest.
     socket.on('session', (s: Buffer) => creds.sessions.set(sessionKey, s));
     socket.setNoDelay(true);
-    let settled = false;
-    const fail = (e: Error) => {
-      if (settled) return;
-      settled = true;
-      socket.destroy();
-      reject(e);
-    };
-    const onClose = () => fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy closed the connection'));
+    const { fail, closed: onClose, handOver } = step(socket, reject);
     // Stays attached: errors after the hand-over are the consumer's to see on 'close'.
     socket.on('error', (e: Error) => fail(reachError(profile, e)));
     socket.on('close', onClose);
@@ -100,7 +115,7 @@ export function connectProxy(profile: LoadedProfile, alpn: string): Promise<TLSS
         );
         return;
       }
-      settled = true;
+      handOver();
       socket.removeListener('close', onClose);
       resolve(socket);
     });
@@ -127,13 +142,7 @@ export async function openTunnel<T>(
   const socket = await (connected ?? connectProxy(profile, alpn));
   return new Promise((resolve, reject) => {
     let buffered = Buffer.alloc(0);
-    let settled = false;
-    const fail = (e: Error) => {
-      if (settled) return;
-      settled = true;
-      socket.destroy();
-      reject(e);
-    };
+    const { fail, closed: onClose, handOver } = step(socket, reject);
     const malformed = () =>
       fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy sent a malformed answer'));
     const onData = (chunk: Buffer) => {
@@ -161,12 +170,11 @@ export async function openTunnel<T>(
       }
       const rest = buffered.subarray(nl + 1);
       if (rest.length) socket.unshift(rest);
-      settled = true;
+      handOver();
       socket.removeListener('close', onClose);
       socket.removeListener('error', onError);
       resolve({ stream: socket, info: answer[field] as T });
     };
-    const onClose = () => fail(new WardenError('WARDEN_ERR_CONNECTION', 'the proxy closed the connection'));
     const onError = (e: Error) => fail(reachError(profile, e));
     if (socket.destroyed) {
       onClose();
