@@ -53,7 +53,20 @@ interface CredentialJson {
   creation_hash: string;
   creation_ticket: { tag: number; hierarchy: number; digest: string };
   ek_asset_tag?: string;
-  enrollments?: { cluster: string; proxy: string; device_id: string; asset_tag: string; time: string }[];
+  enrollments?: EnrollmentJson[];
+}
+
+/** An enrollment as credential.json stores it and `wsh device keyget` prints it. */
+interface EnrollmentJson {
+  cluster: string;
+  proxy: string;
+  device_id: string;
+  asset_tag: string;
+  time: string;
+}
+
+function enrollmentJson(e: Enrollment): EnrollmentJson {
+  return { cluster: e.cluster, proxy: e.proxy, device_id: e.deviceId, asset_tag: e.assetTag, time: e.time };
 }
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
@@ -143,13 +156,7 @@ export class DeviceCache {
         digest: b64(cred.creationTicket.digest),
       },
       ...(cred.ekAssetTag ? { ek_asset_tag: cred.ekAssetTag } : {}),
-      enrollments: cred.enrollments.map((e) => ({
-        cluster: e.cluster,
-        proxy: e.proxy,
-        device_id: e.deviceId,
-        asset_tag: e.assetTag,
-        time: e.time,
-      })),
+      enrollments: cred.enrollments.map(enrollmentJson),
     };
     writeAtomic(join(this.dir, 'credential.json'), `${JSON.stringify(json, null, 2)}\n`);
   }
@@ -179,7 +186,7 @@ export function credentialView(cred: StoredCredential): {
   public_key_der: string;
   ak_public: string;
   create_time: string;
-  enrollments: { cluster: string; proxy: string; device_id: string; asset_tag: string; time: string }[];
+  enrollments: EnrollmentJson[];
 } {
   const spki = publicKeyFromTpmt(decodePublic(cred.akPublic)).export({ type: 'spki', format: 'der' });
   return {
@@ -187,12 +194,6 @@ export function credentialView(cred: StoredCredential): {
     public_key_der: b64(spki),
     ak_public: b64(cred.akPublic),
     create_time: cred.createTime,
-    enrollments: cred.enrollments.map((e) => ({
-      cluster: e.cluster,
-      proxy: e.proxy,
-      device_id: e.deviceId,
-      asset_tag: e.assetTag,
-      time: e.time,
-    })),
+    enrollments: cred.enrollments.map(enrollmentJson),
   };
 }
