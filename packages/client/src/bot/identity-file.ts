@@ -7,18 +7,20 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { WardenError } from '@warden/api';
-import type { LoadedProfile } from '../profile';
+import type { LoadedProfile, Profile } from '../profile';
 
-/** The one-file identity (`wsh -i FILE`), as `wbot start` writes it. */
-export interface IdentityFile {
+/** What an identity file holds of a profile, as profile.json has it. */
+type ProfileFields = Pick<
+  Profile,
+  'proxy' | 'cluster' | 'user' | 'roles' | 'logins' | 'expires' | 'insecure'
+>;
+
+/**
+ * The one-file identity (`wsh -i FILE`), as `wbot start` writes it: a profile's fields, and
+ * its key and certificates inline.
+ */
+export interface IdentityFile extends ProfileFields {
   warden_identity: 1;
-  proxy: string;
-  cluster: string;
-  user: string;
-  roles: string[];
-  logins: string[];
-  expires: string;
-  insecure: boolean;
   key_pem: string;
   ssh_public_key: string;
   ssh_cert: string;
