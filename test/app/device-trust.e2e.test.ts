@@ -15,22 +15,17 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  enrollMachine,
   type HttpApp,
-  inviteAndSignUp,
   requireSwtpm,
   requireTool,
   runCli,
   spawnCli,
   startHttpApp,
-  startMachine,
-  startWarden,
-  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { DeviceFleet, type TpmMachine } from '../support/device-fleet';
 
-const PASSWORD = 'correct horse battery staple';
 const setup = requireSwtpm();
 const curlCheck = requireTool('curl');
 
@@ -50,14 +45,14 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
   let w: WardenProcess;
   let a: Machine;
   let b: Machine;
-  const machines: Machine[] = [];
   let port = 0;
   let deviceA = '';
 
-  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const fleet = new DeviceFleet();
+  const wctl = (args: string[]) => fleet.wctl(args);
   const wsh = (m: Machine, args: string[], input?: string) =>
-    runCli('wsh', args, { env: { ...m.env, WARDEN_HOME: join(w.dir, `home-alice-${m.name}`) }, input });
-  const login = (m: Machine) => wsh(m, ['login', `--proxy=${w.proxy}`, '--user=alice'], `${PASSWORD}\n`);
+    runCli('wsh', args, { env: fleet.env(m, 'alice'), input });
+  const login = (m: Machine) => fleet.login(fleet.env(m, 'alice'), 'alice');
   /** curl with the app certificate of machine m (from `wsh app config`). */
   const withCert = async (m: Machine, path: string, extra: string[] = []) => {
     const cfg = JSON.parse((await wsh(m, ['app', 'config', 'prod', '--format=json'])).stdout) as Record<
@@ -78,15 +73,9 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
     ]);
   };
 
-  async function machine(name: string): Promise<Machine> {
-    const m = await startMachine(w, name);
-    machines.push(m);
-    return m;
-  }
-
   before(async () => {
     app = await startHttpApp();
-    w = await startWarden({
+    w = await fleet.start({
       publicHost: 'localhost',
       configYaml:
         'auth_service:\n  authentication:\n    second_factor: "off"\n' +
@@ -100,26 +89,19 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
     );
     const created = await wctl(['create', role]);
     assert.equal(created.code, 0, created.stderr);
-    a = await machine('a');
-    b = await machine('b');
-    await inviteAndSignUp(w, 'alice', {
+    a = await fleet.machine('a');
+    b = await fleet.machine('b');
+    await fleet.signUp('alice', fleet.env(a, 'alice'), {
       roles: 'access,editor,require-trusted-device-apps',
-      password: PASSWORD,
-      env: { ...a.env, WARDEN_HOME: join(w.dir, 'home-alice-a') },
     });
     for (const m of [a, b]) {
-      const l = await wsh(
-        m,
-        ['login', `--proxy=${w.proxy}`, '--user=alice', `--ca-pin=${w.caPin}`],
-        `${PASSWORD}\n`,
-      );
+      const l = await fleet.login(fleet.env(m, 'alice'), 'alice', [`--ca-pin=${w.caPin}`]);
       assert.equal(l.code, 0, l.stderr);
     }
   });
 
   after(async () => {
-    for (const m of machines) await m.tpm.stop();
-    await w?.stop();
+    await fleet.stop();
     await app?.close();
   });
 
@@ -131,7 +113,7 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
     assert.equal(r.status, 403, r.stderr);
     assert.match(r.body, /<h1>Access to this app requires a trusted device\.<\/h1>/);
     const proxy = spawnCli('wsh', ['proxy', 'app', 'prod', '-p', '0'], {
-      env: { ...b.env, WARDEN_HOME: join(w.dir, 'home-alice-b') },
+      env: fleet.env(b, 'alice'),
     });
     try {
       const until = Date.now() + 15_000;
@@ -152,7 +134,7 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
   });
 
   test('machine A, enrolled: the app certificate carries the device; requests pass; the JWT names the device', async () => {
-    ({ deviceId: deviceA } = await enrollMachine(w, { ...a.env, WARDEN_HOME: join(w.dir, 'home-alice-a') }));
+    ({ deviceId: deviceA } = await fleet.enroll(fleet.env(a, 'alice')));
     const l = await login(a);
     assert.equal(l.code, 0, l.stderr);
 

@@ -15,23 +15,17 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { web } from '@warden/api';
 import {
-  enrollMachine,
   freePort,
-  inviteAndSignUp,
   launchChromium,
   newBrowserContext,
   requireChromium,
   requireSwtpm,
   runCli,
-  setDeviceTrust,
-  startMachine,
-  startWarden,
-  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 import type { Browser } from 'playwright-core';
+import { DeviceFleet, PASSWORD } from '../support/device-fleet';
 
-const PASSWORD = 'correct horse battery staple';
 const chromium = requireChromium();
 const skip = chromium.skip || requireSwtpm().skip;
 
@@ -51,7 +45,7 @@ describe('required-for-humans in the Web UI: wsh login starts the helper, the br
   skip,
 }, () => {
   let w: WardenProcess;
-  let machine: TpmMachine;
+  const fleet = new DeviceFleet();
   let browser: Browser;
   let env: NodeJS.ProcessEnv;
   let port = 0;
@@ -62,13 +56,14 @@ describe('required-for-humans in the Web UI: wsh login starts the helper, the br
 
   before(async () => {
     port = await freePort();
-    w = await startWarden({ env: { WARDEN_WEB_HELPER_PORTS: String(port) } });
-    await setDeviceTrust(w, 'required-for-humans');
-    machine = await startMachine(w, 'alice');
-    env = { ...machine.env, WARDEN_HOME: join(w.dir, 'home-alice'), WARDEN_WEB_HELPER_PORTS: String(port) };
-    await inviteAndSignUp(w, 'alice', { roles: 'access', logins: 'root', password: PASSWORD, env });
+    w = await fleet.start({
+      env: { WARDEN_WEB_HELPER_PORTS: String(port) },
+      deviceTrust: 'required-for-humans',
+    });
+    env = fleet.env(await fleet.machine('alice'), 'alice', { WARDEN_WEB_HELPER_PORTS: String(port) });
+    await fleet.signUp('alice', env, { roles: 'access', logins: 'root' });
     // Enroll this machine's swtpm (the login before it starts no helper: WARDEN_WEB_HELPER=off).
-    ({ deviceId } = await enrollMachine(w, env));
+    ({ deviceId } = await fleet.enroll(env));
     browser = await launchChromium();
   });
 
@@ -82,15 +77,11 @@ describe('required-for-humans in the Web UI: wsh login starts the helper, the br
       }
     }
     await browser?.close();
-    await machine?.tpm.stop();
-    await w?.stop();
+    await fleet.stop();
   });
 
   test('wsh login starts the helper on the configured port; Trust this device proves the browser session; wsh logout stops it', async () => {
-    const login = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
-      env: { ...env, WARDEN_WEB_HELPER: 'auto' },
-      input: `${PASSWORD}\n`,
-    });
+    const login = await fleet.login({ ...env, WARDEN_WEB_HELPER: 'auto' }, 'alice');
     assert.equal(login.code, 0, login.stderr);
     const started = new RegExp(
       `Device helper for the Web UI: started on 127\\.0\\.0\\.1:${port} \\(pid (\\d+);`,
@@ -140,10 +131,7 @@ describe('required-for-humans in the Web UI: wsh login starts the helper, the br
     );
 
     // A second login finds the running helper instead of starting another one.
-    const again = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice'], {
-      env: { ...env, WARDEN_WEB_HELPER: 'auto' },
-      input: `${PASSWORD}\n`,
-    });
+    const again = await fleet.login({ ...env, WARDEN_WEB_HELPER: 'auto' }, 'alice');
     assert.equal(again.code, 0, again.stderr);
     assert.match(
       again.stdout,

@@ -8,37 +8,24 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import {
-  enrollMachine,
-  inviteAndSignUp,
-  requireSwtpm,
-  runCli,
-  setDeviceTrust,
-  startMachine,
-  startWarden,
-  type TpmMachine,
-  type WardenProcess,
-} from '@warden/testkit';
+import { requireSwtpm, runCli, setDeviceTrust, type WardenProcess } from '@warden/testkit';
+import { DeviceFleet, type TpmMachine } from '../support/device-fleet';
 
-const PASSWORD = 'correct horse battery staple';
 const setup = requireSwtpm();
 
 describe('fleet: CSV import and bind_owner', { skip: setup.skip }, () => {
   let w: WardenProcess;
   /** One machine that two users share. */
   let machine: TpmMachine;
-  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const fleet = new DeviceFleet();
+  const wctl = (args: string[]) => fleet.wctl(args);
 
   before(async () => {
-    w = await startWarden();
-    machine = await startMachine(w, 'shared', { ekCert: false });
     // Password-only logins keep the test short.
-    await setDeviceTrust(w, 'optional');
+    w = await fleet.start({ deviceTrust: 'optional' });
+    machine = await fleet.machine('shared', { ekCert: false });
   });
-  after(async () => {
-    await machine?.tpm.stop();
-    await w?.stop();
-  });
+  after(() => fleet.stop());
 
   test('import: good, duplicate and bad rows, each reported; a second run changes nothing', async () => {
     const csv = join(w.dir, 'mdm.csv');
@@ -87,24 +74,21 @@ describe('fleet: CSV import and bind_owner', { skip: setup.skip }, () => {
   });
 
   test('bind_owner: another user on the owner’s machine gets no device, and is told whose it is', async () => {
-    const homes = { erin: join(w.dir, 'home-erin'), frank: join(w.dir, 'home-frank') };
-    for (const name of ['erin', 'frank'] as const) {
-      const env = { ...machine.env, WARDEN_HOME: homes[name] };
-      await inviteAndSignUp(w, name, { roles: 'access', logins: 'root', password: PASSWORD, env });
+    for (const name of ['erin', 'frank']) {
+      await fleet.signUp(name, fleet.env(machine, name), { roles: 'access', logins: 'root' });
     }
     // erin enrolls the machine (she becomes its owner).
-    await enrollMachine(w, { ...machine.env, WARDEN_HOME: homes.erin });
+    await fleet.enroll(fleet.env(machine, 'erin'));
 
-    const login = (name: 'erin' | 'frank') =>
-      runCli('wsh', ['login', `--proxy=${w.proxy}`, `--user=${name}`], {
-        env: { ...machine.env, WARDEN_HOME: homes[name] },
-        input: `${PASSWORD}\n`,
-      });
+    const login = (name: 'erin' | 'frank') => fleet.login(fleet.env(machine, name), name);
     const status = async (name: 'erin' | 'frank') =>
       (
         JSON.parse(
-          (await runCli('wsh', ['status', '--format=json'], { env: { ...w.env, WARDEN_HOME: homes[name] } }))
-            .stdout,
+          (
+            await runCli('wsh', ['status', '--format=json'], {
+              env: { ...w.env, WARDEN_HOME: fleet.home(machine, name) },
+            })
+          ).stdout,
         ) as { extensions: string[] }
       ).extensions.includes('warden-device-id');
 

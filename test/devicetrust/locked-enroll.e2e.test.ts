@@ -5,49 +5,32 @@
  * enrollment went through anonymously. Real warden, swtpm as the TPM, the wsh CLI.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openNativeDevice } from '@warden/client';
-import {
-  inviteAndSignUp,
-  requireSwtpm,
-  runCli,
-  setDeviceTrust,
-  startMachine,
-  startWarden,
-  type TpmMachine,
-  type WardenProcess,
-} from '@warden/testkit';
+import { requireSwtpm, runCli } from '@warden/testkit';
+import { DeviceFleet, type TpmMachine } from '../support/device-fleet';
 
-const PASSWORD = 'correct horse battery staple';
 const setup = requireSwtpm();
 
 describe('a locked user cannot enroll a device with a token', { skip: setup.skip }, () => {
-  let w: WardenProcess;
+  const fleet = new DeviceFleet();
   let machine: TpmMachine;
 
   before(async () => {
-    w = await startWarden();
-    machine = await startMachine(w, 'locked', { ekCert: false });
     // Password-only logins keep the test short; device trust stays optional (the default).
-    await setDeviceTrust(w, 'optional');
+    await fleet.start({ deviceTrust: 'optional' });
+    machine = await fleet.machine('locked', { ekCert: false });
   });
-  after(async () => {
-    await machine?.tpm.stop();
-    await w?.stop();
-  });
+  after(() => fleet.stop());
 
   test('enroll --token while logged in as a locked user is refused with the lock message', async () => {
-    const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
-    const env = { ...machine.env, WARDEN_HOME: join(w.dir, 'home-locked') };
+    const wctl = (args: string[]) => fleet.wctl(args);
+    const env = fleet.env(machine, 'mallory');
     const dev = await openNativeDevice(env);
     const tag = await dev.assetTag().finally(() => dev.close());
 
-    await inviteAndSignUp(w, 'mallory', { roles: 'access', logins: 'root', password: PASSWORD, env });
-    const l = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=mallory'], {
-      env,
-      input: `${PASSWORD}\n`,
-    });
+    await fleet.signUp('mallory', env, { roles: 'access', logins: 'root' });
+    const l = await fleet.login(env, 'mallory');
     assert.equal(l.code, 0, l.stderr);
 
     const made = await wctl(['devices', 'add', '--os=linux', `--asset-tag=${tag}`, '--enroll']);

@@ -10,7 +10,6 @@
  *   `wctl lock --device` ends A's open session and its next login runs without the device.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   requireSwtpm,
@@ -18,13 +17,10 @@ import {
   setDeviceTrust,
   signupWithTotp,
   spawnCli,
-  startMachine,
-  startWarden,
-  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
+import { DeviceFleet, PASSWORD, type TpmMachine } from '../support/device-fleet';
 
-const PASSWORD = 'correct horse battery staple';
 const UNAUTHORIZED = 'ERROR: ssh: rejected: administratively prohibited (unauthorized device)';
 // tpm2-tools writes the local CA's chain into the TPM's EK certificate chain NV indices.
 const setup = requireSwtpm({ chain: true });
@@ -33,31 +29,25 @@ type Machine = TpmMachine;
 
 describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
   let w: WardenProcess;
-  const machines: Machine[] = [];
   let a: Machine;
   let b: Machine;
   let tagA = '';
   let deviceIdA = '';
 
-  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const fleet = new DeviceFleet();
+  const wctl = (args: string[]) => fleet.wctl(args);
   /** `wsh` as `user` on machine `m` (each pair has its own WARDEN_HOME). */
   const wsh = (m: Machine, user: string, args: string[], input?: string) =>
-    runCli('wsh', args, { env: { ...m.env, WARDEN_HOME: join(w.dir, `home-${user}-${m.name}`) }, input });
-  const login = (m: Machine, user: string) =>
-    wsh(m, user, ['login', `--proxy=${w.proxy}`, `--user=${user}`], `${PASSWORD}\n`);
-
-  async function machine(name: string): Promise<Machine> {
-    const m = await startMachine(w, name, { ekCert: true, ekCertChain: true });
-    machines.push(m);
-    return m;
-  }
+    runCli('wsh', args, { env: fleet.env(m, user), input });
+  const login = (m: Machine, user: string) => fleet.login(fleet.env(m, user), user);
+  const machine = (name: string) => fleet.machine(name, { ekCert: true, ekCertChain: true });
 
   async function addUser(user: string, roles: string): Promise<void> {
     const add = await wctl(['users', 'add', user, `--roles=${roles}`, '--logins=root']);
     assert.equal(add.code, 0, add.stderr);
     const token = /--token=(\S+)/.exec(add.stdout)![1]!;
     for (const m of [a, b]) {
-      const env = { ...m.env, WARDEN_HOME: join(w.dir, `home-${user}-${m.name}`) };
+      const env = fleet.env(m, user);
       const s = await signupWithTotp(
         [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
         PASSWORD,
@@ -65,12 +55,7 @@ describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
       );
       if (m === a) assert.equal(s.code, 0, s.stderr);
       // Signed up once; on the other machine only trust the proxy (the token is spent).
-      const l = await wsh(
-        m,
-        user,
-        ['login', `--proxy=${w.proxy}`, `--user=${user}`, `--ca-pin=${w.caPin}`],
-        `${PASSWORD}\n`,
-      );
+      const l = await fleet.login(env, user, [`--ca-pin=${w.caPin}`]);
       assert.equal(l.code, 0, l.stderr);
     }
   }
@@ -79,16 +64,12 @@ describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
 
   before(async () => {
     // No second factor, so a test can log in as often as it needs to.
-    w = await startWarden({ nodeName: 'node-1' });
-    await setMode('optional');
+    w = await fleet.start({ nodeName: 'node-1', deviceTrust: 'optional' });
     a = await machine('a');
     b = await machine('b');
     await addUser('alice', 'access,editor');
   });
-  after(async () => {
-    for (const m of machines) await m.tpm.stop();
-    await w?.stop();
-  });
+  after(() => fleet.stop());
 
   test('register and enroll machine A; its certificates now carry the device', async () => {
     const tag = await wsh(a, 'alice', ['device', 'asset-tag']);
@@ -183,7 +164,7 @@ describe('device trust: the guide, end to end', { skip: setup.skip }, () => {
 
   test("a device lock ends A's open session, refuses new ones, and its next login runs without the device", async () => {
     const session = spawnCli('wsh', ['ssh', 'root@node-1', 'echo ready; sleep 60'], {
-      env: { ...a.env, WARDEN_HOME: join(w.dir, 'home-alice-a') },
+      env: fleet.env(a, 'alice'),
     });
     // The lock must end an open session, not refuse one still starting (a fixed 1.5 s wait
     // raced the session's start on a loaded machine): wait until it runs.

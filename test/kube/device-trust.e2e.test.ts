@@ -17,21 +17,16 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  enrollMachine,
   type FakeKubeApiServer,
-  inviteAndSignUp,
   kubectl,
   requireKubectl,
   requireSwtpm,
   runCli,
   startFakeKubeApiServer,
-  startMachine,
-  startWarden,
-  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
+import { DeviceFleet, type TpmMachine } from '../support/device-fleet';
 
-const PASSWORD = 'correct horse battery staple';
 const tool = requireKubectl();
 const setup = requireSwtpm();
 
@@ -44,27 +39,20 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
   let fake: FakeKubeApiServer;
   let a: Machine;
   let b: Machine;
-  const machines: Machine[] = [];
-
-  const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
+  const fleet = new DeviceFleet();
+  const wctl = (args: string[]) => fleet.wctl(args);
   const wsh = (m: Machine, args: string[], input?: string) => runCli('wsh', args, { env: m.env, input });
   const k = (m: Machine, args: string[]) => kubectl(m.env.KUBECONFIG!, args, { env: m.env });
   // Machine A's second kubeconfig, from `wsh kube login --cert-files`.
   const filesKc = () => join(w.dir, 'kubeconfig-a-files');
   const kf = (args: string[]) => kubectl(filesKc(), args, { env: { ...a.env, KUBECONFIG: filesKc() } });
   const certFileOf = () => /client-certificate: (\S+)/.exec(readFileSync(filesKc(), 'utf8'))![1]!;
-  const login = (m: Machine) =>
-    wsh(m, ['login', `--proxy=${w.proxy}`, '--user=alice', `--ca-pin=${w.caPin}`], `${PASSWORD}\n`);
+  const login = (m: Machine) => fleet.login(m.env, 'alice', [`--ca-pin=${w.caPin}`]);
   const reachedAs = () => fake.requests.filter((q) => q.impersonateUser === 'alice').length;
 
   async function machine(name: string): Promise<Machine> {
-    const m = await startMachine(w, name);
-    m.env = {
-      ...m.env,
-      WARDEN_HOME: join(w.dir, `home-alice-${name}`),
-      KUBECONFIG: join(w.dir, `kubeconfig-${name}`),
-    };
-    machines.push(m);
+    const m = await fleet.machine(name);
+    m.env = fleet.env(m, 'alice', { KUBECONFIG: join(w.dir, `kubeconfig-${name}`) });
     return m;
   }
 
@@ -76,7 +64,7 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
       metadata: { name: 'web' },
       spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
     });
-    w = await startWarden({
+    w = await fleet.start({
       configYaml:
         'auth_service:\n  authentication:\n    second_factor: "off"\n' +
         'kube_service:\n  clusters:\n' +
@@ -94,12 +82,7 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
     assert.equal(created.code, 0, created.stderr);
     a = await machine('a');
     b = await machine('b');
-    await inviteAndSignUp(w, 'alice', {
-      roles: 'kube-strict',
-      logins: 'nobody',
-      password: PASSWORD,
-      env: a.env,
-    });
+    await fleet.signUp('alice', a.env, { roles: 'kube-strict', logins: 'nobody' });
     for (const m of [a, b]) {
       const l = await login(m);
       assert.equal(l.code, 0, l.stderr);
@@ -113,8 +96,7 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
   });
 
   after(async () => {
-    for (const m of machines) await m.tpm.stop();
-    await w?.stop();
+    await fleet.stop();
     await fake?.close();
   });
 
@@ -144,7 +126,7 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
       'fake.cred',
     );
     assert.ok(existsSync(cache), 'the device-less credential was cached');
-    const { deviceId } = await enrollMachine(w, a.env);
+    const { deviceId } = await fleet.enroll(a.env);
     const l = await login(a);
     assert.equal(l.code, 0, l.stderr);
     // The exec plugin's shell script serves its cache without asking which login it is for:

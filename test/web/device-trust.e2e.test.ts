@@ -17,10 +17,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  enrollMachine,
   freePort,
   type HttpApp,
-  inviteAndSignUp,
   launchChromium,
   newBrowserContext,
   type RunningCli,
@@ -31,14 +29,11 @@ import {
   setDeviceTrust,
   spawnCli,
   startHttpApp,
-  startMachine,
-  startWarden,
-  type TpmMachine,
   type WardenProcess,
 } from '@warden/testkit';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { DeviceFleet, PASSWORD } from '../support/device-fleet';
 
-const PASSWORD = 'correct horse battery staple';
 const chromium = requireChromium();
 const skip = chromium.skip || requireSwtpm().skip;
 
@@ -46,7 +41,7 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
   let w: WardenProcess;
   let app: HttpApp;
   let appBase = '';
-  let machine: TpmMachine;
+  const fleet = new DeviceFleet();
   let browser: Browser;
   let base: string;
   let env: NodeJS.ProcessEnv;
@@ -147,7 +142,7 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     app = await startHttpApp();
     helperPort = await freePort();
     // An app whose role requires a trusted device (apps follow roles, not the cluster mode).
-    w = await startWarden({
+    w = await fleet.start({
       nodeName: 'node-1',
       env: { WARDEN_WEB_HELPER_PORTS: String(helperPort) },
       configYaml:
@@ -163,31 +158,22 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     );
     assert.equal((await wctl(['create', role])).code, 0);
     await setDeviceTrust(w, 'optional');
-    machine = await startMachine(w, 'alice');
-    env = {
-      ...machine.env,
-      WARDEN_HOME: join(w.dir, 'home-alice'),
+    env = fleet.env(await fleet.machine('alice'), 'alice', {
       WARDEN_WEB_HELPER_PORTS: String(helperPort),
       XDG_CONFIG_HOME: join(w.dir, 'xdg-config'),
       XDG_DATA_HOME: join(w.dir, 'xdg-data'),
-    };
-    await inviteAndSignUp(w, 'alice', {
-      roles: 'access,editor,require-trusted-device-apps',
-      logins: 'root',
-      password: PASSWORD,
-      env,
     });
-    const l = await wsh(['login', `--proxy=${w.proxy}`, '--user=alice'], `${PASSWORD}\n`);
+    await fleet.signUp('alice', env, { roles: 'access,editor,require-trusted-device-apps', logins: 'root' });
+    const l = await fleet.login(env, 'alice');
     assert.equal(l.code, 0, l.stderr);
-    ({ deviceId } = await enrollMachine(w, env));
+    ({ deviceId } = await fleet.enroll(env));
     await setDeviceTrust(w, 'required');
     browser = await launchChromium();
   });
   after(async () => {
     await stopHelper();
     await browser?.close();
-    await machine?.tpm.stop();
-    await w?.stop();
+    await fleet.stop();
     await app?.close();
   });
 
@@ -346,11 +332,7 @@ describe('browser device trust (Chromium, swtpm, wsh device web-helper)', { skip
     await stopHelper();
     // The testkit turns the automatic start off (WARDEN_WEB_HELPER=off); this test turns it on.
     const auto = { ...env, WARDEN_WEB_HELPER: 'auto' };
-    const login = (e: NodeJS.ProcessEnv, extra: string[] = []) =>
-      runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=alice', ...extra], {
-        env: e,
-        input: `${PASSWORD}\n`,
-      });
+    const login = (e: NodeJS.ProcessEnv, extra: string[] = []) => fleet.login(e, 'alice', extra);
     const first = await login(auto);
     assert.equal(first.code, 0, first.stderr);
     const m = /Device helper for the Web UI: started on 127\.0\.0\.1:(\d+) \(pid (\d+)/.exec(first.stdout);
