@@ -33,6 +33,22 @@ function problem(text: string): string {
   return badConfig(() => parseConfig(text, 'warden.yaml', { baseDir: dir })).message;
 }
 
+/** For each `[text, expected]`: the error for `text` says exactly `expected` (or matches it). */
+function assertProblems(cases: [text: string, expected: string | RegExp][]): void {
+  for (const [text, expected] of cases) {
+    if (typeof expected === 'string') assert.equal(problem(text), expected, text);
+    else assert.match(problem(text), expected, text);
+  }
+}
+
+/** proxy_service's timeouts when the file sets none. */
+const DEFAULT_LIMITS = {
+  handshakeTimeoutMs: 10_000,
+  headerTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  idleTimeoutMs: 120_000,
+};
+
 const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 async function makeCert(cn: string, ca: boolean): Promise<string> {
   const keys = await crypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']);
@@ -79,12 +95,7 @@ test('without a file, loadConfig returns the documented defaults', () => {
       enabled: true,
       listenAddr: { host: '127.0.0.1', port: 3080 },
       publicAddr: { host: '127.0.0.1', port: 3080 },
-      limits: {
-        handshakeTimeoutMs: 10_000,
-        headerTimeoutMs: 10_000,
-        requestTimeoutMs: 60_000,
-        idleTimeoutMs: 120_000,
-      },
+      limits: DEFAULT_LIMITS,
       webDeviceAddressBinding: 'match',
     },
     sshService: {
@@ -187,12 +198,7 @@ storage:
     enabled: false,
     listenAddr: { host: '0.0.0.0', port: 443 },
     publicAddr: { host: 'proxy.example.com', port: 3080 },
-    limits: {
-      handshakeTimeoutMs: 10_000,
-      headerTimeoutMs: 10_000,
-      requestTimeoutMs: 60_000,
-      idleTimeoutMs: 120_000,
-    },
+    limits: DEFAULT_LIMITS,
     webDeviceAddressBinding: 'match',
   });
   assert.deepEqual(config.sshService, {
@@ -383,64 +389,66 @@ test('storage postgres: bad options name the field and line, and never echo the 
 // --- bad input: one clear error naming file, field and line -------------------------------
 
 test('a bad enum names file, field path and line', () => {
-  assert.equal(
-    problem(
+  assertProblems([
+    [
       'version: v1\nauth_service:\n  cluster_name: example\n  authentication:\n    type: local\n    second_factor: sometimes\n',
-    ),
-    'warden.yaml: auth_service.authentication.second_factor: expected one of on, otp, off (line 6)',
-  );
-  assert.equal(
-    problem('version: v1\nlog:\n  severity: loud\n'),
-    'warden.yaml: log.severity: expected one of debug, info, warn, error (line 3)',
-  );
-  assert.equal(
-    problem('version: v1\nauth_service:\n  authentication:\n    type: saml\n'),
-    'warden.yaml: auth_service.authentication.type: expected local (line 4)',
-  );
+      'warden.yaml: auth_service.authentication.second_factor: expected one of on, otp, off (line 6)',
+    ],
+    [
+      'version: v1\nlog:\n  severity: loud\n',
+      'warden.yaml: log.severity: expected one of debug, info, warn, error (line 3)',
+    ],
+    [
+      'version: v1\nauth_service:\n  authentication:\n    type: saml\n',
+      'warden.yaml: auth_service.authentication.type: expected local (line 4)',
+    ],
+  ]);
 });
 
 test('unknown fields are errors, in every section', () => {
-  assert.equal(
-    problem('version: v1\nproxy_service:\n  enabled: true\n  listen: 1.2.3.4:80\n'),
-    'warden.yaml: proxy_service.listen: unknown field; did you mean listen_addr? (line 4)',
-  );
-  assert.equal(
-    problem('version: v1\n\nssh_service:\n  enabled: true\n  port: 22\n'),
-    'warden.yaml: ssh_service.port: unknown field (line 5)',
-  );
-  assert.equal(
-    problem('version: v1\nkube_service:\n  enabled: true\n  clusterz: []\n'),
-    'warden.yaml: kube_service.clusterz: unknown field; did you mean clusters? (line 4)',
-  );
-  assert.equal(
-    problem(
+  assertProblems([
+    [
+      'version: v1\nproxy_service:\n  enabled: true\n  listen: 1.2.3.4:80\n',
+      'warden.yaml: proxy_service.listen: unknown field; did you mean listen_addr? (line 4)',
+    ],
+    [
+      'version: v1\n\nssh_service:\n  enabled: true\n  port: 22\n',
+      'warden.yaml: ssh_service.port: unknown field (line 5)',
+    ],
+    [
+      'version: v1\nkube_service:\n  enabled: true\n  clusterz: []\n',
+      'warden.yaml: kube_service.clusterz: unknown field; did you mean clusters? (line 4)',
+    ],
+    [
       'version: v1\nauth_service:\n  authentication:\n    device_trust:\n      mode: off\n      modee: on\n',
-    ),
-    'warden.yaml: auth_service.authentication.device_trust.modee: unknown field; did you mean mode? (line 6)',
-  );
+      'warden.yaml: auth_service.authentication.device_trust.modee: unknown field; did you mean mode? (line 6)',
+    ],
+  ]);
 });
 
 test('ssh_service: addresses, host name and labels are checked', () => {
-  assert.equal(
-    problem('version: v1\nssh_service:\n  listen_addr: 3022\n'),
-    'warden.yaml: ssh_service.listen_addr: expected a string, got 3022 (line 3)',
-  );
-  assert.equal(
-    problem('version: v1\nssh_service:\n  public_addr: node-1\n'),
-    'warden.yaml: ssh_service.public_addr: expected host:port, got "node-1" (line 3)',
-  );
-  assert.equal(
-    problem('version: v1\nssh_service:\n  hostname: "web 1"\n'),
-    'warden.yaml: ssh_service.hostname: must not contain spaces, "/" or control characters (line 3)',
-  );
-  assert.match(
-    problem('version: v1\nssh_service:\n  labels:\n    env: 1\n'),
-    /^warden\.yaml: ssh_service\.labels\.env: expected a string, got 1 \(line 4\)$/,
-  );
-  assert.equal(
-    problem('version: v1\nssh_service:\n  enabled: "yes"\n'),
-    'warden.yaml: ssh_service.enabled: expected true or false, got "yes" (line 3)',
-  );
+  assertProblems([
+    [
+      'version: v1\nssh_service:\n  listen_addr: 3022\n',
+      'warden.yaml: ssh_service.listen_addr: expected a string, got 3022 (line 3)',
+    ],
+    [
+      'version: v1\nssh_service:\n  public_addr: node-1\n',
+      'warden.yaml: ssh_service.public_addr: expected host:port, got "node-1" (line 3)',
+    ],
+    [
+      'version: v1\nssh_service:\n  hostname: "web 1"\n',
+      'warden.yaml: ssh_service.hostname: must not contain spaces, "/" or control characters (line 3)',
+    ],
+    [
+      'version: v1\nssh_service:\n  labels:\n    env: 1\n',
+      /^warden\.yaml: ssh_service\.labels\.env: expected a string, got 1 \(line 4\)$/,
+    ],
+    [
+      'version: v1\nssh_service:\n  enabled: "yes"\n',
+      'warden.yaml: ssh_service.enabled: expected true or false, got "yes" (line 3)',
+    ],
+  ]);
 });
 
 test('db_service: databases with protocol, uri, labels and a CA file relative to the file', async () => {
@@ -495,33 +503,33 @@ db_service:
 
 test('db_service: bad protocol, uri, names, duplicates, CA files and unknown fields are named', async () => {
   const db = (fields: string) => `version: v1\ndb_service:\n  databases:\n    - ${fields}\n`;
-  assert.equal(
-    problem(db('{ name: a, protocol: oracle, uri: "h:1" }')),
-    'warden.yaml: db_service.databases[0].protocol: expected one of postgres, mysql (line 4)',
-  );
-  assert.equal(
-    problem(db('{ name: a, protocol: postgres, uri: h }')),
-    'warden.yaml: db_service.databases[0].uri: expected host:port, got "h" (line 4)',
-  );
-  assert.equal(
-    problem(db('{ name: "a b", protocol: postgres, uri: "h:1" }')),
-    'warden.yaml: db_service.databases[0].name: must not contain spaces, "/" or control characters (line 4)',
-  );
-  assert.match(problem(db('{ protocol: postgres, uri: "h:1" }')), /db_service\.databases\[0\]\.name/);
-  assert.equal(
-    problem(db('{ name: a, protocol: postgres, uri: "h:1", password: x }')),
-    'warden.yaml: db_service.databases[0].password: unknown field (line 4)',
-  );
-  assert.equal(
-    problem(
+  assertProblems([
+    [
+      db('{ name: a, protocol: oracle, uri: "h:1" }'),
+      'warden.yaml: db_service.databases[0].protocol: expected one of postgres, mysql (line 4)',
+    ],
+    [
+      db('{ name: a, protocol: postgres, uri: h }'),
+      'warden.yaml: db_service.databases[0].uri: expected host:port, got "h" (line 4)',
+    ],
+    [
+      db('{ name: "a b", protocol: postgres, uri: "h:1" }'),
+      'warden.yaml: db_service.databases[0].name: must not contain spaces, "/" or control characters (line 4)',
+    ],
+    [db('{ protocol: postgres, uri: "h:1" }'), /db_service\.databases\[0\]\.name/],
+    [
+      db('{ name: a, protocol: postgres, uri: "h:1", password: x }'),
+      'warden.yaml: db_service.databases[0].password: unknown field (line 4)',
+    ],
+    [
       'version: v1\ndb_service:\n  databases:\n    - { name: a, protocol: postgres, uri: "h:1" }\n    - { name: a, protocol: mysql, uri: "h:2" }\n',
-    ),
-    'warden.yaml: db_service.databases[1].name: database "a" is listed twice (line 5)',
-  );
-  assert.match(
-    problem(db('{ name: a, protocol: postgres, uri: "h:1", tls: { ca_cert_file: missing.pem } }')),
-    /^warden\.yaml: db_service\.databases\[0\]\.tls\.ca_cert_file: cannot read CA file ".*missing\.pem": no such file \(line 4\)$/,
-  );
+      'warden.yaml: db_service.databases[1].name: database "a" is listed twice (line 5)',
+    ],
+    [
+      db('{ name: a, protocol: postgres, uri: "h:1", tls: { ca_cert_file: missing.pem } }'),
+      /^warden\.yaml: db_service\.databases\[0\]\.tls\.ca_cert_file: cannot read CA file ".*missing\.pem": no such file \(line 4\)$/,
+    ],
+  ]);
   writeFileSync(join(dir, 'leaf.pem'), await makeCert('leaf', false));
   assert.match(
     problem(db('{ name: a, protocol: postgres, uri: "h:1", tls: { ca_cert_file: leaf.pem } }')),
@@ -530,77 +538,63 @@ test('db_service: bad protocol, uri, names, duplicates, CA files and unknown fie
 });
 
 test('version is required and must be v1', () => {
-  assert.equal(problem('data_dir: /x\n'), 'warden.yaml: version: is required; expected v1 (line 1)');
-  assert.equal(problem('data_dir: /x\nversion: v2\n'), 'warden.yaml: version: expected v1 (line 2)');
-  assert.equal(problem('version: 1\n'), 'warden.yaml: version: expected v1 (line 1)');
-  assert.equal(problem(''), 'warden.yaml: version: is required; expected v1 (line 1)');
-  assert.equal(
-    problem('# nothing but a comment\n'),
-    'warden.yaml: version: is required; expected v1 (line 1)',
-  );
+  assertProblems([
+    ['data_dir: /x\n', 'warden.yaml: version: is required; expected v1 (line 1)'],
+    ['data_dir: /x\nversion: v2\n', 'warden.yaml: version: expected v1 (line 2)'],
+    ['version: 1\n', 'warden.yaml: version: expected v1 (line 1)'],
+    ['', 'warden.yaml: version: is required; expected v1 (line 1)'],
+    ['# nothing but a comment\n', 'warden.yaml: version: is required; expected v1 (line 1)'],
+  ]);
 });
 
 test('wrong types say what was expected and what was found', () => {
-  assert.equal(
-    problem('version: v1\nauth_service:\n  enabled: "yes"\n'),
-    'warden.yaml: auth_service.enabled: expected true or false, got "yes" (line 3)',
-  );
-  assert.equal(
-    problem('version: v1\nauth_service: true\n'),
-    'warden.yaml: auth_service: expected a mapping, got true (line 2)',
-  );
-  assert.equal(
-    problem('version: v1\nauth_service:\n  cluster_name:\n'),
-    'warden.yaml: auth_service.cluster_name: expected a string, got an empty value (line 3)',
-  );
-  assert.equal(
-    problem(
+  assertProblems([
+    [
+      'version: v1\nauth_service:\n  enabled: "yes"\n',
+      'warden.yaml: auth_service.enabled: expected true or false, got "yes" (line 3)',
+    ],
+    ['version: v1\nauth_service: true\n', 'warden.yaml: auth_service: expected a mapping, got true (line 2)'],
+    [
+      'version: v1\nauth_service:\n  cluster_name:\n',
+      'warden.yaml: auth_service.cluster_name: expected a string, got an empty value (line 3)',
+    ],
+    [
       'version: v1\nauth_service:\n  authentication:\n    device_trust:\n      ekcert_allowed_cas: /a.pem\n',
-    ),
-    'warden.yaml: auth_service.authentication.device_trust.ekcert_allowed_cas: expected a list, got "/a.pem" (line 5)',
-  );
-  assert.equal(
-    problem(
+      'warden.yaml: auth_service.authentication.device_trust.ekcert_allowed_cas: expected a list, got "/a.pem" (line 5)',
+    ],
+    [
       'version: v1\nauth_service:\n  authentication:\n    device_trust:\n      ekcert_allowed_cas:\n        - 7\n',
-    ),
-    'warden.yaml: auth_service.authentication.device_trust.ekcert_allowed_cas[0]: expected a string, got 7 (line 6)',
-  );
-  assert.equal(
-    problem('- version: v1\n'),
-    'warden.yaml: expected a mapping (key: value lines) at the top level (line 1)',
-  );
-  assert.equal(problem('version: v1\ndata_dir: ""\n'), 'warden.yaml: data_dir: must not be empty (line 2)');
+      'warden.yaml: auth_service.authentication.device_trust.ekcert_allowed_cas[0]: expected a string, got 7 (line 6)',
+    ],
+    ['- version: v1\n', 'warden.yaml: expected a mapping (key: value lines) at the top level (line 1)'],
+    ['version: v1\ndata_dir: ""\n', 'warden.yaml: data_dir: must not be empty (line 2)'],
+  ]);
 });
 
 test('addresses must be host:port with a port from 1 to 65535', () => {
-  assert.equal(
-    problem('version: v1\nproxy_service:\n  listen_addr: 127.0.0.1:0\n'),
-    'warden.yaml: proxy_service.listen_addr: expected a port number from 1 to 65535, got "127.0.0.1:0" (line 3)',
-  );
-  assert.equal(
-    problem('version: v1\nproxy_service:\n  public_addr: proxy.example.com\n'),
-    'warden.yaml: proxy_service.public_addr: expected host:port, got "proxy.example.com" (line 3)',
-  );
-  assert.match(
-    problem('version: v1\nproxy_service:\n  listen_addr: 127.0.0.1:70000\n'),
-    /listen_addr: .*\(line 3\)/,
-  );
-  assert.match(
-    problem('version: v1\nproxy_service:\n  listen_addr: 3080\n'),
-    /listen_addr: expected a string, got 3080 \(line 3\)/,
-  );
+  assertProblems([
+    [
+      'version: v1\nproxy_service:\n  listen_addr: 127.0.0.1:0\n',
+      'warden.yaml: proxy_service.listen_addr: expected a port number from 1 to 65535, got "127.0.0.1:0" (line 3)',
+    ],
+    [
+      'version: v1\nproxy_service:\n  public_addr: proxy.example.com\n',
+      'warden.yaml: proxy_service.public_addr: expected host:port, got "proxy.example.com" (line 3)',
+    ],
+    ['version: v1\nproxy_service:\n  listen_addr: 127.0.0.1:70000\n', /listen_addr: .*\(line 3\)/],
+    [
+      'version: v1\nproxy_service:\n  listen_addr: 3080\n',
+      /listen_addr: expected a string, got 3080 \(line 3\)/,
+    ],
+  ]);
 });
 
 test('cluster_name is restricted to a safe character set', () => {
-  assert.match(
-    problem('version: v1\nauth_service:\n  cluster_name: "a b"\n'),
-    /cluster_name: expected 1 to 253/,
-  );
-  assert.match(
-    problem('version: v1\nauth_service:\n  cluster_name: "-x"\n'),
-    /cluster_name: expected 1 to 253/,
-  );
-  assert.match(problem(`version: v1\nauth_service:\n  cluster_name: ${'a'.repeat(254)}\n`), /\(line 3\)/);
+  assertProblems([
+    ['version: v1\nauth_service:\n  cluster_name: "a b"\n', /cluster_name: expected 1 to 253/],
+    ['version: v1\nauth_service:\n  cluster_name: "-x"\n', /cluster_name: expected 1 to 253/],
+    [`version: v1\nauth_service:\n  cluster_name: ${'a'.repeat(254)}\n`, /\(line 3\)/],
+  ]);
   assert.equal(
     parseConfig(`version: v1\nauth_service:\n  cluster_name: ${'a'.repeat(253)}\n`, 'w').authService
       .clusterName,
@@ -609,40 +603,38 @@ test('cluster_name is restricted to a safe character set', () => {
 });
 
 test('storage: type required and known, fields per type', () => {
-  assert.equal(
-    problem('version: v1\nstorage:\n  path: /x.sqlite\n'),
-    'warden.yaml: storage.type: is required; expected one of sqlite, postgres, memory (line 3)',
-  );
-  assert.equal(
-    problem('version: v1\nstorage:\n  type: etcd\n'),
-    'warden.yaml: storage.type: expected one of sqlite, postgres, memory (line 3)',
-  );
-  assert.equal(
-    problem('version: v1\nstorage:\n  type: postgres\n'),
-    'warden.yaml: storage.conn_string: is required (line 3)',
-  );
-  assert.equal(
-    problem('version: v1\nstorage:\n  type: sqlite\n  conn_string: x\n'),
-    'warden.yaml: storage.conn_string: unknown field (line 4)',
-  );
-  assert.equal(
-    problem('version: v1\nstorage:\n  type: memory\n  path: /x\n'),
-    'warden.yaml: storage.path: unknown field (line 4)',
-  );
+  assertProblems([
+    [
+      'version: v1\nstorage:\n  path: /x.sqlite\n',
+      'warden.yaml: storage.type: is required; expected one of sqlite, postgres, memory (line 3)',
+    ],
+    [
+      'version: v1\nstorage:\n  type: etcd\n',
+      'warden.yaml: storage.type: expected one of sqlite, postgres, memory (line 3)',
+    ],
+    ['version: v1\nstorage:\n  type: postgres\n', 'warden.yaml: storage.conn_string: is required (line 3)'],
+    [
+      'version: v1\nstorage:\n  type: sqlite\n  conn_string: x\n',
+      'warden.yaml: storage.conn_string: unknown field (line 4)',
+    ],
+    [
+      'version: v1\nstorage:\n  type: memory\n  path: /x\n',
+      'warden.yaml: storage.path: unknown field (line 4)',
+    ],
+  ]);
 });
 
 test('YAML syntax errors, duplicate keys and bad aliases are BAD_CONFIG with a line', () => {
-  assert.match(problem('version: v1\nlog: [\n'), /^warden\.yaml: invalid YAML: .+\(line \d+\)$/);
-  assert.match(
-    problem('version: v1\nlog:\n  format: json\n  format: text\n'),
-    /^warden\.yaml: invalid YAML: Map keys must be unique \(line 4\)$/,
-  );
-  assert.match(problem('version: v1\ndata_dir: *nowhere\n'), /^warden\.yaml: invalid YAML: /);
-  assert.match(
-    problem('version: v1\n---\nversion: v1\n'),
-    /^warden\.yaml: invalid YAML: .*multiple documents/,
-  );
-  assert.match(problem('version: v1\n\tlog: x\n'), /^warden\.yaml: invalid YAML: /);
+  assertProblems([
+    ['version: v1\nlog: [\n', /^warden\.yaml: invalid YAML: .+\(line \d+\)$/],
+    [
+      'version: v1\nlog:\n  format: json\n  format: text\n',
+      /^warden\.yaml: invalid YAML: Map keys must be unique \(line 4\)$/,
+    ],
+    ['version: v1\ndata_dir: *nowhere\n', /^warden\.yaml: invalid YAML: /],
+    ['version: v1\n---\nversion: v1\n', /^warden\.yaml: invalid YAML: .*multiple documents/],
+    ['version: v1\n\tlog: x\n', /^warden\.yaml: invalid YAML: /],
+  ]);
 });
 
 test('several problems: the message names the first by line and counts the rest', () => {
@@ -836,23 +828,18 @@ app_service:
     }
     return 'no error';
   };
-  assert.match(
-    problem(app('{ name: Grafana, uri: "http://x" }')),
-    /app_service\.apps\[0\]\.name: must be a DNS label/,
-  );
-  assert.match(problem(app('{ name: g, uri: "ftp://x" }')), /app_service\.apps\[0\]\.uri/);
-  assert.match(
-    problem(
+  assertProblems([
+    [app('{ name: Grafana, uri: "http://x" }'), /app_service\.apps\[0\]\.name: must be a DNS label/],
+    [app('{ name: g, uri: "ftp://x" }'), /app_service\.apps\[0\]\.uri/],
+    [
       app('{ name: g, uri: "http://x", rewrite: { headers: [{ name: Warden-Jwt-Assertion, value: x }] } }'),
-    ),
-    /app_service\.apps\[0\]\.rewrite\.headers\[0\]\.name/,
-  );
-  assert.match(
-    problem(
+      /app_service\.apps\[0\]\.rewrite\.headers\[0\]\.name/,
+    ],
+    [
       'version: v1\napp_service:\n  apps:\n    - { name: a, uri: "http://x" }\n    - { name: a, uri: "http://y" }\n',
-    ),
-    /app_service\.apps\[1\]\.name: app "a" is listed twice \(line 5\)/,
-  );
+      /app_service\.apps\[1\]\.name: app "a" is listed twice \(line 5\)/,
+    ],
+  ]);
 });
 
 test('proxy_service.web_ui.device_address_binding: match (default) or off (NAT); nothing else', () => {
