@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL backend's schema (version 1) and the migration runner shared with the
+ * The PostgreSQL backend's schema (version 2) and the migration runner shared with the
  * PostgreSQL audit log. Internal to `backend/` (the runner is exported for `audit/`).
  *
  * Tables, in the configured schema (default `warden`):
@@ -31,7 +31,7 @@ import { WardenError } from '@warden/api';
 import type pg from 'pg';
 import type { PostgresPool } from './postgres-connection';
 
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /** Schema names: lower-case letters, digits and `_`, at most 48 characters, not `pg_…`. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,47}$/;
@@ -54,8 +54,10 @@ export interface BackendSchema {
   schema: string;
   /** The quoted schema identifier for SQL text. */
   q: string;
-  /** The LISTEN/NOTIFY channel carrying new revisions. */
+  /** The LISTEN/NOTIFY channel carrying new revisions (version 1). */
   channel: string;
+  /** The channel carrying each new revision's event, or the revision alone (version 2). */
+  eventChannel: string;
   reapLockKey: string;
 }
 
@@ -65,6 +67,7 @@ export function backendSchema(schema: string): BackendSchema {
     schema,
     q: `"${schema}"`,
     channel: `warden_${schema}`,
+    eventChannel: `warden_${schema}_events`,
     reapLockKey: advisoryKey('reap', schema),
   };
 }
@@ -254,6 +257,40 @@ END $$;
 `;
 }
 
+/** The longest event notification sent (PostgreSQL refuses payloads of 8000 bytes or more). */
+export const NOTIFY_PAYLOAD_MAX = 7900;
+
+/**
+ * Version 2: `set_rev` also notifies `eventChannel` with the transaction's event when it made
+ * exactly one that fits in a notification (PostgreSQL's limit is 8000 bytes), so a replica
+ * that follows the log needs no read after the notification. The value travels as base64
+ * (any bytes, NUL included; PostgreSQL's line breaks in it are ignored by the decoder).
+ */
+function backendV2(n: BackendSchema): string {
+  const s = n.q;
+  const fn = 'SET search_path = pg_catalog, pg_temp';
+  return `
+CREATE OR REPLACE FUNCTION ${s}.set_rev(p_start bigint, p_rev bigint) RETURNS void LANGUAGE plpgsql ${fn} AS $$
+DECLARE
+  v_payload text;
+BEGIN
+  IF p_rev <> p_start THEN
+    UPDATE ${s}.meta SET value = p_rev WHERE name = 'rev';
+    PERFORM pg_notify('${n.channel}', p_rev::text);
+    IF p_rev = p_start + 1 THEN
+      SELECT json_build_object('rev', e.rev, 'type', e.type, 'key', e.key,
+          'value', encode(e.value, 'base64'), 'create_rev', e.create_rev, 'expires', e.expires)::text
+        INTO v_payload FROM ${s}.events e WHERE e.rev = p_rev;
+    END IF;
+    IF v_payload IS NULL OR octet_length(v_payload) > ${NOTIFY_PAYLOAD_MAX} THEN
+      v_payload := p_rev::text;
+    END IF;
+    PERFORM pg_notify('${n.eventChannel}', v_payload);
+  END IF;
+END $$;
+`;
+}
+
 export interface MigrationPlan {
   /** The schema that holds the tables (created if missing). */
   schema: string;
@@ -327,6 +364,6 @@ export function migrateBackend(pool: PostgresPool, names: BackendSchema): Promis
     metaTable: 'meta',
     versionName: 'schema_version',
     what: 'backend',
-    steps: [backendV1(names)],
+    steps: [backendV1(names), backendV2(names)],
   });
 }

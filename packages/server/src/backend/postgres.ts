@@ -12,9 +12,14 @@
  *
  * Watch across replicas: each watcher is a cursor over the `events` table
  * (`watcher.ts`). It is woken by this replica's own commits, by LISTEN/NOTIFY on a dedicated
- * connection (a hint only: the payload is just the new revision), and by a poll of the
- * counter every `pollIntervalMs` (the fallback when a notification is lost or the LISTEN
- * connection is down). When the database is unreachable, watchers wait and retry from their
+ * connection, and by a poll of the counter every `pollIntervalMs` (the fallback when a
+ * notification is lost or the LISTEN connection is down). A notification carries the
+ * revision's event when its transaction made exactly one that fits (`postgres-schema.ts`,
+ * version 2): this replica keeps the last `RECENT_EVENTS` of those, and a watcher whose next
+ * revisions are all among them takes them from there instead of reading the table (the read
+ * after every notification was a round trip per watcher between a lock's commit and the
+ * sessions it ends). Anything else (a gap, a batch of reaped keys, a large value, a cursor
+ * below a compaction this replica knows of) reads the table as before. When the database is unreachable, watchers wait and retry from their
  * cursor: a restart or failover resumes them without a reset, missing and repeating nothing.
  * Watching below the compacted revision gives WARDEN_ERR_COMPACTED. Because watchers ride
  * out outages silently, `health()` and `staleForMs()` say how stale this replica's view may
@@ -89,6 +94,14 @@ export interface PostgresBackendHealth extends PoolHealth {
   listening: boolean;
 }
 
+/** How watchers got their events: from notifications, or by reading the events table. */
+export interface PostgresWatchStats {
+  /** Watcher pages served from events that notifications carried (no round trip). */
+  pagesFromNotifications: number;
+  /** Watcher pages read from the events table. */
+  pagesRead: number;
+}
+
 export const POSTGRES_DEFAULT_SCHEMA = 'warden';
 export const POSTGRES_DEFAULT_MAX_HISTORY = 100_000;
 export const POSTGRES_DEFAULT_POLL_INTERVAL_MS = 1000;
@@ -97,6 +110,8 @@ export const POSTGRES_DEFAULT_REAP_BATCH = 500;
 const LISTEN_PING_MS = 10_000;
 /** Expired keys a write deletes before its own change (the reaper does the rest). */
 const WRITE_REAP_BATCH = 100;
+/** Events carried by notifications that this replica keeps for its watchers. */
+const RECENT_EVENTS = 256;
 
 interface ItemRow {
   key: string;
@@ -161,6 +176,40 @@ function toEvent(row: EventRow): BackendEvent {
   return { type: 'put', rev, item };
 }
 
+/**
+ * A notification on the event channel: the revision alone, or the JSON of its one event
+ * (`postgres-schema.ts`, version 2). Undefined for anything else (ignored, as a lost one).
+ */
+export function parseEventNotification(
+  payload: string | undefined,
+): { rev: number; event?: BackendEvent } | undefined {
+  if (payload === undefined || payload === '') return undefined;
+  if (payload[0] !== '{') {
+    const rev = Number(payload);
+    return Number.isSafeInteger(rev) && rev > 0 ? { rev } : undefined;
+  }
+  let m: Record<string, unknown>;
+  try {
+    m = JSON.parse(payload) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const { rev, type, key, value, create_rev: createRev, expires } = m;
+  if (!Number.isSafeInteger(rev) || (rev as number) < 1 || typeof key !== 'string') return undefined;
+  const r = rev as number;
+  if (type === 'delete') return { rev: r, event: { type: 'delete', rev: r, key } };
+  if (type !== 'put' || typeof value !== 'string' || !Number.isSafeInteger(createRev)) return { rev: r };
+  if (expires !== null && !Number.isSafeInteger(expires)) return { rev: r };
+  const item: Item = {
+    key,
+    value: Buffer.from(value, 'base64').toString('utf8'),
+    createRev: createRev as number,
+    modRev: r,
+  };
+  if (expires !== null) item.expires = expires as number;
+  return { rev: r, event: { type: 'put', rev: r, item } };
+}
+
 function queries(n: BackendSchema) {
   const s = n.q;
   const cols = 'i.key, i.value, i.create_rev, i.mod_rev, i.expires';
@@ -207,6 +256,11 @@ export class PostgresBackend implements Backend, EventLog {
   readonly #timers: NodeJS.Timeout[] = [];
   /** The highest revision known to be committed (own writes, notifications, polls). */
   #head = 0;
+  /** The highest compacted revision this replica has seen (reads, its own compactions). */
+  #compacted = 0;
+  /** Events that notifications carried, by revision (the last RECENT_EVENTS, oldest first). */
+  readonly #recent = new Map<number, BackendEvent>();
+  readonly #stats: PostgresWatchStats = { pagesFromNotifications: 0, pagesRead: 0 };
   #listening = false;
   #listener: pg.Client | undefined;
   #polling = false;
@@ -271,6 +325,11 @@ export class PostgresBackend implements Backend, EventLog {
   /** Where this backend connects, without the password (`user@host:port/database`). */
   get target(): string {
     return this.#pool.target;
+  }
+
+  /** How this replica's watchers got their events so far (for tests and diagnostics). */
+  watchStats(): PostgresWatchStats {
+    return { ...this.#stats };
   }
 
   /** Whether the database answers; for a strict locking mode, with `staleForMs`. */
@@ -378,11 +437,12 @@ export class PostgresBackend implements Backend, EventLog {
   async compact(rev: number): Promise<void> {
     this.#assertOpen();
     checkRev(rev, 'rev');
-    const [row] = await this.#pool.query<{ o_status: string; o_head: number }>('compaction', READ, {
-      name: this.#name('compact'),
-      text: this.#sql.compact,
-      values: [rev],
-    });
+    const [row] = await this.#pool.query<{ o_status: string; o_head: number; o_compacted_rev: number }>(
+      'compaction',
+      READ,
+      { name: this.#name('compact'), text: this.#sql.compact, values: [rev] },
+    );
+    if (row) this.#sawCompacted(row.o_compacted_rev);
     if (row?.o_status === 'future') {
       throw compactPastHead(rev, row.o_head);
     }
@@ -416,6 +476,8 @@ export class PostgresBackend implements Backend, EventLog {
    */
   async readAfter(prefix: string, afterRev: number, maxScan: number): Promise<EventPage> {
     this.#assertOpen();
+    const carried = this.#fromNotifications(prefix, afterRev, maxScan);
+    if (carried) return carried;
     const end = prefixEnd(prefix);
     let rows: EventRow[];
     try {
@@ -432,8 +494,10 @@ export class PostgresBackend implements Backend, EventLog {
       if (this.#closed) return { events: [], scannedThrough: afterRev, head: afterRev };
       throw err;
     }
+    this.#stats.pagesRead++;
     const first = rows[0];
     if (!first) throw new WardenError('WARDEN_ERR_INTERNAL', 'the backend has no revision counter');
+    this.#sawCompacted(first.compacted);
     if (afterRev < first.compacted) {
       throw new WardenError(
         'WARDEN_ERR_COMPACTED',
@@ -445,6 +509,45 @@ export class PostgresBackend implements Backend, EventLog {
     for (const row of rows) if (row.rev !== null) events.push(toEvent(row));
     const head = Math.max(first.head, afterRev);
     return { events, scannedThrough: Math.min(head, afterRev + maxScan), head };
+  }
+
+  /**
+   * The page `readAfter` would read, from the events notifications carried, when every
+   * revision after `afterRev` up to the known head (or `maxScan` of them) is among them and
+   * `afterRev` is not below a compaction this replica knows of; else undefined (read it).
+   */
+  #fromNotifications(prefix: string, afterRev: number, maxScan: number): EventPage | undefined {
+    const head = this.#head;
+    if (head <= afterRev || afterRev < this.#compacted) return undefined;
+    const through = Math.min(head, afterRev + maxScan);
+    const events: BackendEvent[] = [];
+    for (let rev = afterRev + 1; rev <= through; rev++) {
+      const event = this.#recent.get(rev);
+      if (!event) return undefined;
+      if ((event.type === 'put' ? event.item.key : event.key).startsWith(prefix)) events.push(event);
+    }
+    this.#stats.pagesFromNotifications++;
+    return { events, scannedThrough: through, head };
+  }
+
+  /** Records a notification from the event channel, with its event if it carried one. */
+  #notified(payload: string | undefined): void {
+    const n = parseEventNotification(payload);
+    if (!n) return;
+    if (n.event && n.rev > this.#compacted) {
+      this.#recent.set(n.rev, n.event);
+      if (this.#recent.size > RECENT_EVENTS) {
+        const oldest = this.#recent.keys().next().value;
+        if (oldest !== undefined) this.#recent.delete(oldest);
+      }
+    }
+    this.#advance(n.rev);
+  }
+
+  #sawCompacted(rev: number | null | undefined): void {
+    if (typeof rev !== 'number' || rev <= this.#compacted) return;
+    this.#compacted = rev;
+    for (const r of this.#recent.keys()) if (r <= rev) this.#recent.delete(r);
   }
 
   #assertOpen(): void {
@@ -496,6 +599,7 @@ export class PostgresBackend implements Backend, EventLog {
       },
     );
     if (!row) throw new WardenError('WARDEN_ERR_INTERNAL', 'the write returned nothing');
+    this.#sawCompacted(row.o_compacted_rev);
     this.#advance(row.o_rev);
     await this.#compactIfDue(row.o_rev, row.o_compacted_rev);
     return row;
@@ -513,11 +617,12 @@ export class PostgresBackend implements Backend, EventLog {
     const slack = Math.max(1, Math.ceil(this.#maxHistory / 8));
     if (rev - compactedRev < this.#maxHistory + slack) return;
     try {
-      await this.#pool.query('compaction', READ, {
+      const [row] = await this.#pool.query<{ o_compacted_rev: number }>('compaction', READ, {
         name: this.#name('compact'),
         text: this.#sql.compact,
         values: [rev - this.#maxHistory],
       });
+      this.#sawCompacted(row?.o_compacted_rev);
     } catch (err) {
       if (!this.#closed) this.#logger?.warn({ err }, 'PostgreSQL backend: compaction failed; will retry');
     }
@@ -575,6 +680,7 @@ export class PostgresBackend implements Backend, EventLog {
         BACKGROUND,
         { name: this.#name('heads'), text: this.#sql.heads },
       );
+      this.#sawCompacted(row?.compacted);
       if (row) await this.#compactIfDue(row.rev, row.compacted);
     } catch (err) {
       if (!this.#closed) this.#logger?.debug({ err }, 'PostgreSQL backend: reaping failed; will retry');
@@ -619,7 +725,7 @@ export class PostgresBackend implements Backend, EventLog {
   }
 
   async #listenLoop(firstAttempt: () => void): Promise<void> {
-    const channel = this.#names.channel;
+    const channel = this.#names.eventChannel;
     for (let failures = 0; !this.#closed; ) {
       const client = this.#pool.newClient('listen');
       const lost = new Promise<unknown>((resolve) => {
@@ -629,8 +735,7 @@ export class PostgresBackend implements Backend, EventLog {
       client.on('notification', (msg) => {
         if (msg.channel !== channel) return;
         this.#pool.contact();
-        const rev = Number(msg.payload);
-        if (Number.isSafeInteger(rev)) this.#advance(rev);
+        this.#notified(msg.payload);
       });
       try {
         await client.connect();
