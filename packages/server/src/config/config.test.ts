@@ -820,14 +820,6 @@ app_service:
   assert.equal(wiki?.insecureSkipVerify, true);
   assertDeepFrozen(config);
   const app = (fields: string) => `version: v1\napp_service:\n  apps:\n    - ${fields}\n`;
-  const problem = (text: string) => {
-    try {
-      parseConfig(text, 'warden.yaml');
-    } catch (e) {
-      return (e as Error).message;
-    }
-    return 'no error';
-  };
   assertProblems([
     [app('{ name: Grafana, uri: "http://x" }'), /app_service\.apps\[0\]\.name: must be a DNS label/],
     [app('{ name: g, uri: "ftp://x" }'), /app_service\.apps\[0\]\.uri/],
