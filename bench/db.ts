@@ -48,7 +48,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  Authenticator,
+  addUserAndLogin,
   collectProcess,
   freePort,
   type MariaDbServer,
@@ -57,7 +57,6 @@ import {
   requireMariaDb,
   requirePostgres,
   runCli,
-  signupWithTotp,
   spawnCli,
   startMariaDb,
   startPostgres,
@@ -119,24 +118,52 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 /** Signs up `user` (roles) in `w` with TOTP and logs them in; returns their env. */
 async function loginUser(w: WardenProcess, user: string, roles: string): Promise<NodeJS.ProcessEnv> {
-  const env = { ...w.env, WARDEN_HOME: join(w.dir, `home-${user}`) };
-  const add = await runCli('wctl', ['users', 'add', user, `--roles=${roles}`], { env: w.env });
-  const token = /--token=(\S+)/.exec(add.stdout)?.[1];
-  if (add.code !== 0 || !token) throw new Error(`wctl users add failed:\n${add.stderr}`);
-  const signup = await signupWithTotp(
-    [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-    PASSWORD,
-    env,
+  return (await addUserAndLogin(w, user, { roles, home: join(w.dir, `home-${user}`), password: PASSWORD }))
+    .env;
+}
+
+/**
+ * The database's server certificate from the db CA, as an admin makes it (`wctl auth sign
+ * --format=db`): files `<w.dir>/<name>.{crt,key,cas}` and their contents.
+ */
+async function signDbServer(
+  w: WardenProcess,
+  name: string,
+): Promise<{ prefix: string; cert: string; key: string; ca: string }> {
+  const prefix = join(w.dir, name);
+  const signed = await runCli(
+    'wctl',
+    ['auth', 'sign', '--format=db', '--host=localhost,127.0.0.1', `--out=${prefix}`],
+    { env: w.env },
   );
-  if (signup.code !== 0 || !signup.uri) throw new Error(`wsh signup failed:\n${signup.stderr}`);
-  const otp = new Authenticator(signup.uri);
-  otp.markUsed();
-  const login = await runCli('wsh', ['login', `--proxy=${w.proxy}`, `--user=${user}`], {
-    env,
-    input: `${PASSWORD}\n${await otp.code()}\n`,
-  });
-  if (login.code !== 0) throw new Error(`wsh login failed:\n${login.stderr}`);
-  return env;
+  if (signed.code !== 0) throw new Error(`wctl auth sign failed:\n${signed.stderr}`);
+  const read = (ext: string) => readFileSync(`${prefix}.${ext}`, 'utf8');
+  return { prefix, cert: read('crt'), key: read('key'), ca: read('cas') };
+}
+
+/**
+ * `wsh db login NAME` as the bench user (db user bench, database benchdb): the database
+ * certificate for native clients straight at the proxy; returns what `wsh db config` says
+ * (where to connect, the CA, certificate and key files).
+ */
+async function directLogin(
+  env: NodeJS.ProcessEnv,
+  name: string,
+): Promise<{ host: string; port: number; ca: string; cert: string; key: string }> {
+  const login = await runCli('wsh', ['db', 'login', name, '--db-user=bench', '--db-name=benchdb'], { env });
+  if (login.code !== 0) throw new Error(`wsh db login ${name} failed:\n${login.stderr}`);
+  const config = await runCli('wsh', ['db', 'config', name, '--format=json'], { env });
+  if (config.code !== 0) throw new Error(`wsh db config ${name} failed:\n${config.stderr}`);
+  const c = JSON.parse(config.stdout) as {
+    host?: string;
+    port?: number;
+    ca: string;
+    cert: string;
+    key: string;
+  };
+  if (!c.host || !c.port)
+    throw new Error(`wsh db config ${name} names no direct endpoint:\n${config.stdout}`);
+  return { host: c.host, port: c.port, ca: c.ca, cert: c.cert, key: c.key };
 }
 
 /** Runs `wctl create` on a YAML document. */
@@ -181,12 +208,15 @@ interface Row {
   warden: number[];
   /** Through the Unix-socket tunnel (`wsh proxy db --tunnel --socket=PATH`), same run. */
   socket?: number[];
+  /** Straight to the proxy with the database certificate (`wsh db login`: no wsh in the path). */
+  proxy?: number[];
   /** Per round, when pgbouncer took part. */
   pgbouncer?: number[];
 }
 
 function printTable(title: string, rows: Row[]): void {
   const withSocket = rows.some((r) => r.socket?.length);
+  const withProxy = rows.some((r) => r.proxy?.length);
   const bouncer = rows.some((r) => r.pgbouncer?.length);
   const lines = [
     [
@@ -195,6 +225,7 @@ function printTable(title: string, rows: Row[]): void {
       'warden (TCP)',
       'warden/direct',
       ...(withSocket ? ['warden (socket)', 'socket/direct'] : []),
+      ...(withProxy ? ['warden (no wsh)', 'no-wsh/direct'] : []),
       ...(bouncer ? ['pgbouncer', 'pgbouncer/direct'] : []),
     ],
     ...rows.map((r) => {
@@ -214,6 +245,7 @@ function printTable(title: string, rows: Row[]): void {
         fmt(w),
         ratio(w),
         ...column(withSocket, r.socket),
+        ...column(withProxy, r.proxy),
         ...column(bouncer, r.pgbouncer),
       ];
     }),
@@ -235,8 +267,14 @@ async function benchMysql(): Promise<void> {
   let tunnel: ReturnType<typeof spawnCli> | undefined;
   let socketTunnel: ReturnType<typeof spawnCli> | undefined;
   try {
-    // 1. Warden, a role for the db user "bench", a user with it.
-    w = await startWarden({ configYaml: 'db_service:\n  enabled: true\n', nodeArgs });
+    // 1. Warden (with its MySQL listener for native clients), a role for the db user "bench",
+    //    a user with it.
+    const mysqlListen = await freePort();
+    w = await startWarden({
+      configYaml: 'db_service:\n  enabled: true\n',
+      proxyLimitsYaml: `  mysql_listen_addr: 127.0.0.1:${mysqlListen}\n`,
+      nodeArgs,
+    });
     await create(
       w,
       'role',
@@ -245,21 +283,10 @@ async function benchMysql(): Promise<void> {
     const env = await loginUser(w, 'bencher', 'bench-db');
 
     // 2. MariaDB with a certificate from the db CA; "bench" by certificate, "direct" by password.
-    const prefix = join(w.dir, 'mariadb');
-    const signed = await runCli(
-      'wctl',
-      ['auth', 'sign', '--format=db', '--host=localhost,127.0.0.1', `--out=${prefix}`],
-      {
-        env: w.env,
-      },
-    );
-    if (signed.code !== 0) throw new Error(`wctl auth sign failed:\n${signed.stderr}`);
-    const ca = readFileSync(`${prefix}.cas`, 'utf8');
+    const { ca, cert, key } = await signDbServer(w, 'mariadb');
     const cluster = /^O=(.*)$/m.exec(new X509Certificate(ca).subject)?.[1];
     if (!cluster) throw new Error('cannot read the cluster name from the db CA');
-    db = await startMariaDb({
-      tls: { cert: readFileSync(`${prefix}.crt`, 'utf8'), key: readFileSync(`${prefix}.key`, 'utf8'), ca },
-    });
+    db = await startMariaDb({ tls: { cert, key, ca } });
     db.sql(
       [
         `CREATE USER 'bench'@'%' REQUIRE SUBJECT '/CN=bench/O=${cluster}'`,
@@ -278,7 +305,9 @@ async function benchMysql(): Promise<void> {
       `kind: db\nversion: v3\nmetadata:\n  name: mariadb\n  labels: { env: bench }\nspec:\n  protocol: mysql\n  uri: "127.0.0.1:${db.port}"\n`,
     );
 
-    // 3. The Warden paths: a local tunnel on a loopback port, and one on a Unix socket.
+    // 3. The Warden paths: a local tunnel on a loopback port, one on a Unix socket, and mysql2
+    //    straight at the proxy's MySQL listener with the database certificate (no wsh).
+    const d = await directLogin(env, 'mariadb');
     const port = await freePort();
     tunnel = await startTunnel(env, 'mariadb', ['-p', String(port)]);
     const socketPath = join(w.dir, 'mariadb-tunnel.sock');
@@ -294,6 +323,17 @@ async function benchMysql(): Promise<void> {
       },
       warden: { host: '127.0.0.1', port, user: 'bench', database: 'benchdb' },
       socket: { socketPath, user: 'bench', database: 'benchdb' },
+      proxy: {
+        host: d.host,
+        port: d.port,
+        user: 'bench',
+        database: 'benchdb',
+        ssl: {
+          ca: readFileSync(d.ca, 'utf8'),
+          cert: readFileSync(d.cert, 'utf8'),
+          key: readFileSync(d.key, 'utf8'),
+        },
+      },
     } as const;
     const version = db.version;
     if (args.hold) {
@@ -312,6 +352,7 @@ async function benchMysql(): Promise<void> {
       direct: [],
       warden: [],
       socket: [],
+      proxy: [],
     });
     const rows: Row[] = [
       row(`point select, text (${QUERIES} queries)`, 'q/s'),
@@ -320,20 +361,21 @@ async function benchMysql(): Promise<void> {
       row('large result (200k rows)', 'rows/s'),
     ];
     // CPU of the processes between the client and MariaDB on each warden path (warden + its
-    // wsh): what the path costs whatever the load.
+    // wsh; warden alone without wsh): what the path costs whatever the load.
     const cpuRows: Row[] = [
-      row('CPU per point select (text), warden + wsh', 'µs'),
-      row('CPU per connect + query + close, warden + wsh', 'µs'),
+      row('CPU per point select (text), warden (+ wsh)', 'µs'),
+      row('CPU per connect + query + close, warden (+ wsh)', 'µs'),
     ];
     const between = {
       direct: [],
       warden: [w.child.pid, tunnel.child.pid],
       socket: [w.child.pid, socketTunnel.child.pid],
+      proxy: [w.child.pid],
     };
     const cpuNow = (path: keyof typeof paths) =>
       between[path].reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
     const ids = Array.from({ length: QUERIES }, (_, i) => (i % 1000) + 1);
-    const names = ['direct', 'warden', 'socket'] as const;
+    const names = ['direct', 'warden', 'socket', 'proxy'] as const;
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? names : [...names].reverse();
       for (const path of order) {
@@ -369,7 +411,7 @@ async function benchMysql(): Promise<void> {
       process.stderr.write(`mysql round ${round + 1}/${ROUNDS} done\n`);
     }
     printTable(
-      `MySQL: ${version} through Warden (wsh proxy db --tunnel on a loopback port, and on a Unix socket → proxy → db_service → TLS) vs mysql2 direct over TLS; medians of ${ROUNDS} rounds (${loadAverage()})`,
+      `MySQL: ${version} through Warden (wsh proxy db --tunnel on a loopback port, and on a Unix socket → proxy → db_service → TLS; and mysql2 with the database certificate straight at the proxy's MySQL listener, no wsh) vs mysql2 direct over TLS; medians of ${ROUNDS} rounds (${loadAverage()})`,
       [...rows, ...cpuRows],
     );
     // Each goal for both tunnels: the loopback port (what every client can use) and the socket.
@@ -379,8 +421,8 @@ async function benchMysql(): Promise<void> {
       [rows[2]!, 0.5, 'MySQL connection setup'],
       [rows[3]!, 0.7, 'MySQL 200k-row result'],
     ] as const) {
-      for (const path of ['warden', 'socket'] as const) {
-        const label = `${what} warden ${path === 'warden' ? 'TCP' : 'socket'}/direct`;
+      for (const path of ['warden', 'socket', 'proxy'] as const) {
+        const label = `${what} warden ${{ warden: 'TCP', socket: 'socket', proxy: 'no-wsh' }[path]}/direct`;
         const g = goal(label, median(r[path]!) / median(r.direct), { min });
         goals.push(g);
         process.stdout.write(`${label}: ${g.text}\n`);
@@ -616,20 +658,11 @@ async function benchPostgres(): Promise<void> {
 
     // 2. PostgreSQL as the e2e tests set it up (certificate from the db CA, `cert` auth only),
     //    also trusting the direct path's own CA.
-    const prefix = join(w.dir, 'pg');
-    const signed = await runCli(
-      'wctl',
-      ['auth', 'sign', '--format=db', '--host=localhost,127.0.0.1', `--out=${prefix}`],
-      { env: w.env },
-    );
-    if (signed.code !== 0) throw new Error(`wctl auth sign failed:\n${signed.stderr}`);
+    const signed = await signDbServer(w, 'pg');
+    const prefix = signed.prefix;
     const direct = directClientCert(join(w.dir, 'direct'), 'bench');
     server = await startPostgres({
-      tls: {
-        cert: readFileSync(`${prefix}.crt`, 'utf8'),
-        key: readFileSync(`${prefix}.key`, 'utf8'),
-        ca: readFileSync(`${prefix}.cas`, 'utf8') + readFileSync(direct.ca, 'utf8'),
-      },
+      tls: { cert: signed.cert, key: signed.key, ca: signed.ca + readFileSync(direct.ca, 'utf8') },
       hba: ['hostssl all all 127.0.0.1/32 cert'],
     });
     server.psql('CREATE ROLE bench LOGIN');
@@ -674,6 +707,19 @@ async function benchPostgres(): Promise<void> {
       PGDATABASE: 'benchdb',
       PGSSLMODE: 'disable',
     });
+    // pgbench straight at the proxy port with the database certificate (`wsh db login`): libpq's
+    // SSLRequest, then TLS with it; no wsh in the path.
+    const d = await directLogin(env, 'pg');
+    paths.proxy = pgEnv({
+      PGHOST: d.host,
+      PGPORT: String(d.port),
+      PGUSER: 'bench',
+      PGDATABASE: 'benchdb',
+      PGSSLMODE: 'verify-full',
+      PGSSLROOTCERT: d.ca,
+      PGSSLCERT: d.cert,
+      PGSSLKEY: d.key,
+    });
     if (haveBouncer) {
       bouncer = await startPgbouncer({
         dir: bouncerDir,
@@ -688,11 +734,12 @@ async function benchPostgres(): Promise<void> {
     // 4. pgbench -S on each path, alternating the order each round, for each client count.
     //    CPU per transaction of the processes between pgbench and PostgreSQL (warden + wsh;
     //    pgbouncer) comes from /proc: it says how much work a path does, whatever the load.
-    const names = Object.keys(paths) as ('direct' | 'warden' | 'socket' | 'pgbouncer')[];
+    const names = Object.keys(paths) as ('direct' | 'warden' | 'socket' | 'proxy' | 'pgbouncer')[];
     const middle: Record<string, (number | undefined)[]> = {
       direct: [],
       warden: [w.child.pid, tunnel.child.pid],
       socket: [w.child.pid, socketTunnel.child.pid],
+      proxy: [w.child.pid],
       pgbouncer: [bouncer?.pid],
     };
     const cpuOf = (path: string) => middle[path]!.reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
@@ -724,6 +771,7 @@ async function benchPostgres(): Promise<void> {
         direct: [],
         warden: [],
         socket: [],
+        proxy: [],
         ...(bouncer ? { pgbouncer: [] } : {}),
       });
       const rows: Row[] = [
@@ -739,6 +787,7 @@ async function benchPostgres(): Promise<void> {
           direct: [],
           warden: [],
           socket: [],
+          proxy: [],
         },
         { workload: '  of which wsh proxy db --tunnel', unit: 'µs', direct: [], warden: [], socket: [] },
       ];
@@ -770,7 +819,7 @@ async function benchPostgres(): Promise<void> {
           rows[0]![path]!.push(tps);
           rows[1]![path]!.push(latency);
           rows[2]![path]!.push(((cpuOf(path) - cpu0) * 1000) / transactions);
-          if (path === 'warden' || path === 'socket') {
+          if (path === 'warden' || path === 'socket' || path === 'proxy') {
             middle[path]!.forEach((pid, i) => {
               split[i]![path]!.push((((cpuMs(pid) ?? 0) - each0[i]!) * 1000) / transactions);
             });
@@ -779,12 +828,12 @@ async function benchPostgres(): Promise<void> {
         process.stderr.write(`postgres -c ${clients} round ${round + 1}/${rounds} done (${loadAverage()})\n`);
       }
       printTable(
-        `PostgreSQL ${version}: pgbench -S -c ${clients} through Warden (wsh proxy db --tunnel on a loopback port, and on a Unix socket → proxy → db_service → TLS) vs direct over TLS with a client certificate; medians of ${rounds} rounds of ${seconds} s (${loadAverage()})`,
+        `PostgreSQL ${version}: pgbench -S -c ${clients} through Warden (wsh proxy db --tunnel on a loopback port, and on a Unix socket → proxy → db_service → TLS; and pgbench with the database certificate straight at the proxy port, no wsh) vs direct over TLS with a client certificate; medians of ${rounds} rounds of ${seconds} s (${loadAverage()})`,
         [...rows, ...split],
       );
       if (bouncer) {
-        for (const path of ['warden', 'socket'] as const) {
-          const label = `pgbench -S -c${clients} warden ${path === 'warden' ? 'TCP' : 'socket'}/pgbouncer`;
+        for (const path of ['warden', 'socket', 'proxy'] as const) {
+          const label = `pgbench -S -c${clients} warden ${{ warden: 'TCP', socket: 'socket', proxy: 'no-wsh' }[path]}/pgbouncer`;
           const g = goal(label, median(rows[0]![path]!) / median(rows[0]!.pgbouncer!), { min: 1.0 });
           goals.push(g);
           process.stdout.write(`${label} tps: ${g.text}\n`);
