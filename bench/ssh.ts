@@ -42,14 +42,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  Authenticator,
-  requireTool,
-  runCli,
-  signupWithTotp,
-  startWarden,
-  type WardenProcess,
-} from '@warden/testkit';
+import { addUserAndLogin, requireTool, runCli, startWarden, type WardenProcess } from '@warden/testkit';
 import { cpuMs, type Goal, goal, loadAverage, verdict } from './goals';
 
 const { values: args } = parseArgs({
@@ -217,25 +210,12 @@ async function startWardenPath(): Promise<{
     ...(args.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`] } : {}),
   });
   try {
-    const env = { ...w.env, WARDEN_HOME: join(w.dir, 'home-bench') };
-    const add = await runCli('wctl', ['users', 'add', 'bench', '--roles=access', '--logins=root'], {
-      env: w.env,
+    const { env } = await addUserAndLogin(w, 'bench', {
+      roles: 'access',
+      logins: 'root',
+      home: join(w.dir, 'home-bench'),
+      password: PASSWORD,
     });
-    const token = /--token=(\S+)/.exec(add.stdout)?.[1];
-    if (add.code !== 0 || !token) throw new Error(`wctl users add failed:\n${add.stderr}`);
-    const signup = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${token}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      env,
-    );
-    if (signup.code !== 0 || !signup.uri) throw new Error(`wsh signup failed:\n${signup.stderr}`);
-    const otp = new Authenticator(signup.uri);
-    otp.markUsed();
-    const login = await runCli('wsh', ['login', `--proxy=${w.proxy}`, '--user=bench'], {
-      env,
-      input: `${PASSWORD}\n${await otp.code()}\n`,
-    });
-    if (login.code !== 0) throw new Error(`wsh login failed:\n${login.stderr}`);
     const cfg = await runCli('wsh', ['config'], { env });
     if (cfg.code !== 0) throw new Error(`wsh config failed:\n${cfg.stderr}`);
     const config = join(w.dir, 'ssh_config');

@@ -86,7 +86,7 @@ export async function inviteAndSignUp(
 }
 
 /**
- * As an admin and then the user would: `wctl users add USER --roles=… --logins=… [extra]`,
+ * As an admin and then the user would: `wctl users add USER --roles=… [--logins=…] [extra]`,
  * `wsh signup` with the invite (the OTP from its URI), then `wsh login` with the password and
  * the next OTP code. Throws with the CLI's stderr when a step fails. Returns the user's env
  * (`WARDEN_HOME` = `home`) and their authenticator, for later logins.
@@ -97,7 +97,7 @@ export async function inviteAndSignUp(
 export async function addUserAndLogin(
   w: Pick<WardenProcess, 'env' | 'proxy' | 'caPin'>,
   user: string,
-  o: { roles: string; logins: string; home: string; password: string; extra?: string[] },
+  o: { roles: string; logins?: string; home: string; password: string; extra?: string[] },
 ): Promise<{ env: NodeJS.ProcessEnv; otp: Authenticator }> {
   const env = { ...w.env, WARDEN_HOME: o.home };
   const s = await inviteAndSignUp(w, user, { ...o, env });
