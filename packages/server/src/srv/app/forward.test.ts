@@ -231,26 +231,30 @@ for (const path of ['node:http', 'lean'] as const) {
   });
 }
 
-test('a client that leaves mid-response stops the app’s response', async () => {
-  await new Promise<void>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: frontPort, path: '/slow' }, (res) => {
-      res.once('data', () => {
-        req.destroy();
-        resolve();
-      });
+for (const path of ['node:http', 'lean'] as const)
+  test(`${path}: a client that leaves mid-response stops the app’s response`, async () => {
+    await new Promise<void>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: path === 'lean' ? leanPort : frontPort, path: '/slow' },
+        (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => undefined);
+      req.on('close', () => resolve());
+      req.end();
+      setTimeout(() => reject(new Error('no first chunk')), 5000).unref();
     });
-    req.on('error', () => undefined);
-    req.on('close', () => resolve());
-    req.end();
-    setTimeout(() => reject(new Error('no first chunk')), 5000).unref();
+    await Promise.race([
+      slowClosed,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('the app kept sending to nobody')), 5000).unref(),
+      ),
+    ]);
   });
-  await Promise.race([
-    slowClosed,
-    new Promise((_, reject) =>
-      setTimeout(() => reject(new Error('the app kept sending to nobody')), 5000).unref(),
-    ),
-  ]);
-});
 
 test('a response the client side cannot carry (status 600 to an HTTP/2 client) ends as a failed exchange: 502', async () => {
   const odd = createServer((_req, res) => {

@@ -449,12 +449,10 @@ export class Forwarder {
       const finish = () => {
         if (done) return;
         done = true;
-        socket.off('close', onClose);
+        res.whenClientGone(undefined);
         body.cancel();
         resolve(result);
       };
-      // The client went away (or the session was cut): stop the upstream exchange too.
-      socket.once('close', onClose);
       const ex = this.#http1(ctx.upstream.url).request(head, req.method, {
         onHead: (h) => {
           result.status = h.status;
@@ -474,6 +472,8 @@ export class Forwarder {
           finish();
         },
       });
+      // The client went away (or the session was cut): stop the upstream exchange too.
+      if (!done) res.whenClientGone(onClose);
     });
   }
 
@@ -498,12 +498,12 @@ export class Forwarder {
       const finish = () => {
         if (done) return;
         done = true;
-        socket.off('close', onClose);
+        res.whenClientGone(undefined);
         body.cancel();
         resolve(result);
       };
       // The client went away (or the session was cut): stop the upstream exchange too.
-      socket.once('close', onClose);
+      res.whenClientGone(onClose);
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: (c) => {
           controller = c;

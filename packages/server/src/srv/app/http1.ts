@@ -168,6 +168,7 @@ export class RawResponse {
   #noBody = false;
   #corked = false;
   #ended = false;
+  #onClientGone: (() => void) | undefined;
   /** The connection ends after this response. */
   closeAfter: boolean;
 
@@ -183,6 +184,23 @@ export class RawResponse {
 
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /**
+   * `cb` runs once when the client's connection closes while this response is in progress (at
+   * once when it has closed already); undefined forgets it. `serveHttp1` tells the response
+   * through `clientClosed`: one slot per response instead of a `close` listener per request.
+   */
+  whenClientGone(cb: (() => void) | undefined): void {
+    this.#onClientGone = cb;
+    if (cb && this.socket.destroyed) this.clientClosed();
+  }
+
+  /** The client's connection closed (called by the connection's owner). */
+  clientClosed(): void {
+    const cb = this.#onClientGone;
+    this.#onClientGone = undefined;
+    cb?.();
   }
 
   #cork(): void {
@@ -303,35 +321,42 @@ export function serveHttp1(socket: Duplex, hooks: Http1Hooks, o: Http1Options): 
   let buf: Buffer | undefined;
   let busy = false;
   let gone = false;
+  /** The response in progress, told when the connection closes. */
+  let current: RawResponse | undefined;
+  /** When the last response ended (or the connection began): idle since then unless busy. */
+  let idleSince = Date.now();
   const onData = (chunk: Buffer) => {
     buf = buf ? Buffer.concat([buf, chunk]) : chunk;
     // A client that sends far ahead of its responses waits for them (pipelining is bounded).
     if (busy && buf.length > MAX_LEAN_HEAD) socket.pause();
     if (!busy) next();
   };
-  // The idle timer stays armed through requests (re-arming it twice per request was measurable):
-  // while a response is pending — a quiet Server-Sent Events stream, say — it is not idleness.
-  // Every response ends with a write, which re-arms it.
-  const onTimeout = () => {
-    if (!busy) socket.destroy();
-  };
+  // Idleness is looked at a few times per idleMs instead of with the socket's own timeout, which
+  // re-arms a timer on every read and write. While a response is pending — a quiet Server-Sent
+  // Events stream, say — it is not idleness; a connection closes idleMs to 1.25 × idleMs after
+  // its last response ended.
+  const idleCheck = setInterval(
+    () => {
+      if (!busy && !gone && Date.now() - idleSince >= o.idleMs) socket.destroy();
+    },
+    Math.max(10, Math.floor(o.idleMs / 4)),
+  );
+  idleCheck.unref();
   const onClose = () => {
     gone = true;
+    clearInterval(idleCheck);
+    current?.clientClosed();
   };
   const onError = () => socket.destroy();
   socket.on('data', onData);
-  socket.on('timeout', onTimeout);
   socket.on('close', onClose);
   socket.on('error', onError);
-  const setIdle = (ms: number) => (socket as { setTimeout?: (ms: number) => void }).setTimeout?.(ms);
-  setIdle(o.idleMs);
 
   const handOver = () => {
     socket.off('data', onData);
-    socket.off('timeout', onTimeout);
     socket.off('close', onClose);
     socket.off('error', onError);
-    setIdle(0);
+    clearInterval(idleCheck);
     socket.pause();
     if (buf?.length) socket.unshift(buf);
     buf = undefined;
@@ -356,8 +381,11 @@ export function serveHttp1(socket: Duplex, hooks: Http1Hooks, o: Http1Options): 
       buf = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
       busy = true;
       const res = new RawResponse(socket, req);
+      current = res;
       const done = () => {
         busy = false;
+        current = undefined;
+        idleSince = Date.now();
         if (gone) return;
         if (!res.ended) {
           res.destroy();
