@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isWardenError } from '@warden/api';
-import { parseRef } from './resources';
+import { parseRef, textTable } from './resources';
 
 test('kinds and aliases parse as parseResourceRef parses them', () => {
   assert.deepEqual(parseRef('roles'), { kind: 'role' });
@@ -34,4 +34,18 @@ test('a misspelt kind says BAD_PARAMETER with the closest kind; nonsense lists t
       !e.message.includes('did you mean') &&
       e.message.includes('expected one of: role, roles'),
   );
+});
+
+test('wctl get lists labels sorted by key in every table that has a Labels column', () => {
+  const metadata = { name: 'one', labels: { zone: 'b', env: 'prod', app: 'web' } };
+  const items = {
+    node: { metadata, spec: { hostname: 'one', addr: '10.0.0.1:3022' } },
+    db: { metadata, spec: { protocol: 'postgres', uri: 'db:5432' } },
+    app: { metadata, spec: { uri: 'http://app:80', public_addr: 'one.example' } },
+  } as const;
+  for (const [kind, r] of Object.entries(items)) {
+    const out = textTable(kind as 'node' | 'db' | 'app', [r]);
+    assert.match(out, /Labels/, kind);
+    assert.ok(out.includes('app=web,env=prod,zone=b'), `${kind}: ${out}`);
+  }
 });

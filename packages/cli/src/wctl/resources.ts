@@ -15,7 +15,7 @@ import {
   WardenError,
 } from '@warden/api';
 import { type CommandContext, suggest } from '../command';
-import { formatData, parseFormat, table } from '../format';
+import { formatData, formatLabels, parseFormat, table } from '../format';
 import { devicesTable } from './devices';
 import { openSession } from './identity';
 
@@ -55,14 +55,13 @@ function spec(r: Record<string, unknown>): Record<string, unknown> {
   return (r.spec as Record<string, unknown> | undefined) ?? {};
 }
 
+/** The Labels column: sorted by key, as every listing shows them. */
 function labels(r: Record<string, unknown>): string {
-  return Object.entries((r.metadata as { labels?: Record<string, string> }).labels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+  return formatLabels((r.metadata as { labels?: Record<string, string> }).labels ?? {});
 }
 
 /** One row per resource for `--format=text` listings. */
-function textTable(kind: ResourceKind, items: Record<string, unknown>[]): string {
+export function textTable(kind: ResourceKind, items: Record<string, unknown>[]): string {
   switch (kind) {
     case 'user':
       return table(
