@@ -678,10 +678,7 @@ async function compose(
         'then follow the signup command it prints.\n',
     );
   }
-  if (ssh)
-    io.stdout.write(
-      `SSH service listening on ${formatHostPort(config.sshService.listenAddr)} as node "${config.sshService.hostname}"\n`,
-    );
+  if (ssh) io.stdout.write(`SSH service listening on ${ssh.addr} as node "${config.sshService.hostname}"\n`);
   const diag =
     config.diagAddr && (await startDiag(config.diagAddr, { backend, lockCache, metrics, logger, clock }));
   if (diag)
