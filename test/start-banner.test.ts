@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { freePort } from '@warden/testkit';
-import { start } from '../packages/server/src/bin/start';
+import { start } from '../packages/server/src/bin';
 import { parseConfig } from '../packages/server/src/config';
 import { createLogger } from '../packages/server/src/log';
 
