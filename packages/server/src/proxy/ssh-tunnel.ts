@@ -37,7 +37,7 @@ import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import { type AgentlessForwarder, type AgentlessHandle, afterGrace } from '../srv/ssh';
 import type { NodeView } from './node-view';
-import { readRequestLine, refuseTunnel } from './tunnel-line';
+import { clientCertificateDer, readRequestLine, refuseTunnel } from './tunnel-line';
 
 /** How long a Warden node gets to end a locked session itself before the proxy cuts it. */
 const LOCK_GRACE_MS = 1000;
@@ -137,16 +137,13 @@ export class SshTunnels {
   }
 
   async #open(socket: TLSSocket, line: string, rest: Buffer): Promise<void> {
-    const peer = socket.getPeerCertificate();
-    if (!socket.authorized || !peer?.raw) {
-      throw new WardenError(
-        'WARDEN_ERR_NOT_LOGGED_IN',
-        'SSH through the proxy needs a Warden client certificate; run `wsh login`',
-      );
-    }
+    const der = clientCertificateDer(
+      socket,
+      'SSH through the proxy needs a Warden client certificate; run `wsh login`',
+    );
     const addr = socket.remoteAddress?.replace(/^::ffff:/, '');
     const identity: Identity = {
-      ...(await this.#o.identify(peer.raw, { locks: 'caller' })),
+      ...(await this.#o.identify(der, { locks: 'caller' })),
       ...(addr ? { clientAddr: addr } : {}),
     };
     if (identity.admin)

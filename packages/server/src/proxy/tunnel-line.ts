@@ -12,6 +12,18 @@ const MAX_REQUEST_LINE = 4096;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
+ * The DER of the client certificate the TLS handshake verified; without one,
+ * WARDEN_ERR_NOT_LOGGED_IN saying `message`. Through getPeerX509Certificate: getPeerCertificate()
+ * converts every field to JS first (15 µs against 3.6 µs per connection), and only the DER is
+ * needed.
+ */
+export function clientCertificateDer(socket: TLSSocket, message: string): Buffer {
+  const peer = socket.authorized ? socket.getPeerX509Certificate() : undefined;
+  if (!peer?.raw) throw new WardenError('WARDEN_ERR_NOT_LOGGED_IN', message);
+  return peer.raw;
+}
+
+/**
  * Reads the request line, then calls `open(line, rest)` with the socket paused (`rest` is what
  * came after the newline). A failure of `open` is answered with `refuse`.
  */
