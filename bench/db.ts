@@ -38,7 +38,10 @@
  *
  * Both protocols are measured through two tunnels in the same run: `wsh proxy db --tunnel` on
  * a loopback port (what every client can use) and on a Unix socket (`--socket`), each with
- * its own ratio and goal line.
+ * its own ratio and goal line; and without wsh (`no wsh`): the client itself presents the
+ * database certificate of `wsh db login` straight to the proxy (pgbench with PGSSLCERT/PGSSLKEY
+ * at the proxy port; mysql2 with `ssl: {ca, cert, key}` at `proxy_service.mysql_listen_addr`),
+ * judged the same way, with warden's CPU per transaction (the only process in between).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';

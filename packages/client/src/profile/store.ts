@@ -12,6 +12,7 @@
  *       ├── tls.pem                     the X.509 client certificate
  *       ├── user-cas.pem, host-cas.pem  CA certificates
  *       ├── known_hosts                 `@cert-authority` line for the host CA
+ *       ├── dbs.json, dbs/<db>.crt      `wsh db login` choices and database certificates (db/logins.ts)
  *       └── kube/                       kube certificates (`kube/index.ts`); kube/exec/, the exec
  *                                       plugin's cached credentials, is emptied by every login
  *
