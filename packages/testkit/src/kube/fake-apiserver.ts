@@ -155,6 +155,24 @@ interface ResourceDef {
 
 const CRUD = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
 
+/** A review (`kubectl auth can-i`, `kubectl auth whoami`): cluster-wide, create only, nothing stored. */
+function review(kind: string, group: string): ResourceDef {
+  const singular = kind.toLowerCase();
+  return {
+    name: `${singular}s`,
+    singular,
+    kind,
+    group,
+    version: 'v1',
+    namespaced: false,
+    shortNames: [],
+    verbs: ['create'],
+    subresources: [],
+    columns: [],
+    cells: () => [],
+  };
+}
+
 function age(ts: string | undefined): string {
   if (!ts) return '<unknown>';
   const s = Math.max(0, Math.floor((Date.now() - Date.parse(ts)) / 1000));
@@ -277,32 +295,8 @@ const RESOURCES: ResourceDef[] = [
     columns: [nameCol, ageCol],
     cells: (o) => [o.metadata.name, age(o.metadata.creationTimestamp)],
   },
-  {
-    name: 'selfsubjectaccessreviews',
-    singular: 'selfsubjectaccessreview',
-    kind: 'SelfSubjectAccessReview',
-    group: 'authorization.k8s.io',
-    version: 'v1',
-    namespaced: false,
-    shortNames: [],
-    verbs: ['create'],
-    subresources: [],
-    columns: [],
-    cells: () => [],
-  },
-  {
-    name: 'selfsubjectreviews',
-    singular: 'selfsubjectreview',
-    kind: 'SelfSubjectReview',
-    group: 'authentication.k8s.io',
-    version: 'v1',
-    namespaced: false,
-    shortNames: [],
-    verbs: ['create'],
-    subresources: [],
-    columns: [],
-    cells: () => [],
-  },
+  review('SelfSubjectAccessReview', 'authorization.k8s.io'),
+  review('SelfSubjectReview', 'authentication.k8s.io'),
 ];
 
 const CORE = RESOURCES.filter((r) => r.group === '');
