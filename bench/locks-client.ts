@@ -15,6 +15,7 @@
  *
  *   { type: 'open', homes, items, concurrency } → 'opened' per session, then 'open-done'
  *   { type: 'cpu' }                             → { type: 'cpu', cpuMs }
+ *   { type: 'gc' }                              → 'gc-done' after a full garbage collection
  *   { type: 'wait', kind, timeoutMs }           → { type: 'ended', kind, ends, cpuMs } once
  *                                                 every session of that kind it holds ended
  *                                                 (or the timeout passed)
@@ -23,6 +24,8 @@
  * and { type: 'error', message } when something fails. `cpuMs` is the child's own CPU
  * (`process.cpuUsage`, user + system) so far.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   connectNode,
   type DbTunnel,
@@ -319,6 +322,7 @@ export class SessionHolder {
 export type ToClient =
   | { type: 'open'; homes: Record<Kind, string>; items: Item[]; concurrency: number }
   | { type: 'cpu' }
+  | { type: 'gc' }
   | { type: 'wait'; kind: Kind; timeoutMs: number }
   | { type: 'close' };
 
@@ -328,9 +332,32 @@ export type FromClient =
   | { type: 'opened' }
   | { type: 'open-done' }
   | { type: 'cpu'; cpuMs: number }
+  | { type: 'gc-done' }
   | { type: 'ended'; kind: Kind; ends: Ended[]; cpuMs: number }
   | { type: 'closed' }
   | { type: 'error'; message: string };
+
+/**
+ * A full garbage collection of this process, run before each lock: a client here holds a
+ * quarter of the bench's sessions (~250 with `--clients=4`, 1,000 with 1), so opening them and
+ * the previous lock's teardown leave a heap debt no real client of one session has, and V8
+ * paid it with a major collection in the middle of a lock's ends (a 30–220 ms pause of that
+ * client's event loop at load 14–26, every end it held recorded that much later). Paid before
+ * the lock instead; the warden processes are left alone (their collections are real).
+ */
+export function fullGc(): void {
+  const gc = (globalThis as { gc?: () => void }).gc ?? exposeGc();
+  gc();
+}
+
+let exposed: (() => void) | undefined;
+function exposeGc(): () => void {
+  if (!exposed) {
+    setFlagsFromString('--expose-gc');
+    exposed = runInNewContext('gc') as () => void;
+  }
+  return exposed;
+}
 
 /** The environment variable that makes this file run as a forked client. */
 export const CLIENT_ENV = 'WARDEN_BENCH_LOCKS_CLIENT';
@@ -356,6 +383,10 @@ function runChild(): void {
         return;
       case 'cpu':
         send({ type: 'cpu', cpuMs: ownCpuMs() });
+        return;
+      case 'gc':
+        fullGc();
+        send({ type: 'gc-done' });
         return;
       case 'wait':
         if (!holder) return fail(new Error('wait before open'));

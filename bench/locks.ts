@@ -71,6 +71,7 @@ import {
   DB_USER,
   type Ended,
   type FromClient,
+  fullGc,
   type Item,
   KINDS,
   type Kind,
@@ -600,6 +601,8 @@ interface Clients {
   open(layout: Item[], concurrency: number, onOpened: () => void): Promise<void>;
   /** CPU (ms) used so far by the processes holding sessions, summed. */
   cpu(): Promise<number>;
+  /** A full garbage collection in each of them (`fullGc`), before a lock. */
+  gc(): Promise<void>;
   /**
    * Each session of `kind` (with the client that holds it) once all of them ended or
    * `timeoutMs` passed, and `cpu()` at that moment.
@@ -615,6 +618,7 @@ function inProcess(c: Cluster): Clients {
     pids: [],
     open: (layout, concurrency, onOpened) => holder.open(layout, concurrency, onOpened),
     cpu: async () => ownCpuMs(),
+    gc: async () => fullGc(),
     wait: async (kind, timeoutMs) => {
       const ends = await holder.wait(kind, timeoutMs);
       return { ends: ends.map((e) => ({ ...e, client: 0 })), cpuMs: ownCpuMs() };
@@ -698,6 +702,9 @@ async function forked(c: Cluster, n: number): Promise<Clients> {
       const answers = await Promise.all(clients.map((f) => f.request({ type: 'cpu' }, 'cpu')));
       return sum(answers.map((a) => a.cpuMs));
     },
+    gc: async () => {
+      await Promise.all(clients.map((f) => f.request({ type: 'gc' }, 'gc-done')));
+    },
     wait: async (kind, timeoutMs) => {
       const answers = await Promise.all(
         clients.map((f) => f.request({ type: 'wait', kind, timeoutMs }, 'ended')),
@@ -769,7 +776,9 @@ async function runBackend(backend: string): Promise<BackendRun> {
     const locks: LockResult[] = [];
     let loadBefore = '';
     for (const kind of KINDS) {
-      // Quiet: the warden processes, and the clients (the previous lock's teardown).
+      // The clients' heap debt (see fullGc), then quiet: the warden processes, and the
+      // clients (the previous lock's teardown).
+      await clients.gc();
       const settleMs = await settle([...c.pids, ...clientPids]);
       const logFrom = c.serverOutput().length;
       loadBefore ||= load();
