@@ -294,6 +294,9 @@ export function proxyFrontDoor(o: FrontDoorOptions): NetServer {
   const server = createNetServer((socket) => {
     let buffered: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), o.timeoutMs);
+    // A connection cut before its first bytes (shutdown's deadline) must not leave the timer
+    // keeping the process alive for the rest of the handshake timeout.
+    socket.once('close', () => clearTimeout(timer));
     const onError = () => socket.destroy();
     const handTo = (to: TlsServer, rest: Buffer) => {
       clearTimeout(timer);
