@@ -4,7 +4,7 @@
  * terminating zero byte, as the TPM does.
  */
 
-import { digestSize, hash, hmac } from '../hash';
+import { hash, hmac } from '../hash';
 import { Writer } from '../marshal';
 
 function labelBytes(label: string | Uint8Array): Uint8Array {
@@ -12,6 +12,23 @@ function labelBytes(label: string | Uint8Array): Uint8Array {
   if (b.length > 0 && b[b.length - 1] === 0) return b;
   const out = new Uint8Array(b.length + 1);
   out.set(b);
+  return out;
+}
+
+/**
+ * `bits` of key from blocks 1, 2, … (`block` gets the counter as a 32-bit big-endian field),
+ * concatenated and cut to length; when `bits` is not a whole number of bytes, the unused high
+ * bits of the first byte are cleared (both KDFs do so).
+ */
+function counterMode(bits: number, block: (counter: Uint8Array) => Uint8Array): Uint8Array {
+  const bytes = Math.ceil(bits / 8);
+  const out = new Uint8Array(bytes);
+  for (let i = 1, off = 0; off < bytes; i++) {
+    const b = block(new Writer().u32(i).finish());
+    out.set(b.subarray(0, Math.min(b.length, bytes - off)), off);
+    off += b.length;
+  }
+  if (bits % 8 !== 0) out[0]! &= (1 << (bits % 8)) - 1;
   return out;
 }
 
@@ -29,17 +46,9 @@ export function kdfa(
   contextV: Uint8Array,
   bits: number,
 ): Uint8Array {
-  const bytes = Math.ceil(bits / 8);
-  const out = new Uint8Array(bytes);
   const l = labelBytes(label);
   const bitsField = new Writer().u32(bits).finish();
-  for (let i = 1, off = 0; off < bytes; i++) {
-    const block = hmac(hashAlg, key, new Writer().u32(i).finish(), l, contextU, contextV, bitsField);
-    out.set(block.subarray(0, Math.min(block.length, bytes - off)), off);
-    off += block.length;
-  }
-  if (bits % 8 !== 0) out[0]! &= (1 << (bits % 8)) - 1;
-  return out;
+  return counterMode(bits, (i) => hmac(hashAlg, key, i, l, contextU, contextV, bitsField));
 }
 
 /** KDFe(hashAlg, Z, label, partyUInfo, partyVInfo, bits). */
@@ -51,14 +60,6 @@ export function kdfe(
   partyV: Uint8Array,
   bits: number,
 ): Uint8Array {
-  const bytes = Math.ceil(bits / 8);
-  const out = new Uint8Array(bytes);
   const l = labelBytes(label);
-  const step = digestSize(hashAlg);
-  for (let i = 1, off = 0; off < bytes; i++, off += step) {
-    const block = hash(hashAlg, new Writer().u32(i).finish(), z, l, partyU, partyV);
-    out.set(block.subarray(0, Math.min(step, bytes - off)), off);
-  }
-  if (bits % 8 !== 0) out[0]! &= (1 << (bits % 8)) - 1;
-  return out;
+  return counterMode(bits, (i) => hash(hashAlg, i, z, l, partyU, partyV));
 }
