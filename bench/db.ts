@@ -341,8 +341,9 @@ async function benchMysql(): Promise<void> {
     const version = db.version;
     if (args.hold) {
       // Everything stays up for perf/strace: each path's mysql2 options and the pids.
+      // The no-wsh path by its files (ca, cert, key), never the key itself.
       await holdUntilSignal({
-        paths,
+        paths: { ...paths, proxy: { ...paths.proxy, ssl: { ca: d.ca, cert: d.cert, key: d.key } } },
         pids: { warden: w.child.pid, wsh: tunnel.child.pid, wshSocket: socketTunnel.child.pid },
       });
       return;

@@ -12,7 +12,7 @@ import { type AuthPreferenceResource, DB_ALPN } from '@warden/api';
 import type { AuthServer, CertAuthorities, DbServiceConfig, MemoryAuditLog, Services } from '@warden/server';
 import { collectProcess, waitForText } from '@warden/testkit';
 import { type DbAccessComposition, startDbAccess } from '../../packages/server/src/bin';
-import { mysqlDirectListener, proxyFrontDoor } from '../../packages/server/src/proxy';
+import { mysqlDirectListener, POSTGRES_ALPN, proxyFrontDoor } from '../../packages/server/src/proxy';
 import { PASSWORD, proxyTlsOptions, quietLogger, startProxyCluster } from '../support/in-process';
 import { type CliResult, sourceClis } from '../support/source-clis';
 
@@ -75,7 +75,7 @@ export async function startCluster(): Promise<Cluster> {
   const p = await startProxyCluster({
     tag: 'db',
     clis,
-    tls: { ALPNProtocols: ['http/1.1', DB_ALPN] },
+    tls: { ALPNProtocols: ['http/1.1', DB_ALPN, POSTGRES_ALPN] },
     // The proxy port as bin/start.ts composes it: PostgreSQL's SSLRequest goes to the direct path.
     async listener(tls, core) {
       directTls = await proxyTlsOptions(core.cas);
@@ -105,6 +105,11 @@ export async function startCluster(): Promise<Cluster> {
           },
         },
         take(socket) {
+          // libpq 17's direct TLS (no SSLRequest) with a database certificate.
+          if (socket.alpnProtocol === POSTGRES_ALPN) {
+            direct.handle(socket, 'postgres');
+            return true;
+          }
           if (socket.alpnProtocol !== DB_ALPN) return false;
           if (db) db.tunnels.handle(socket);
           else socket.destroy();

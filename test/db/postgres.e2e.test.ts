@@ -480,6 +480,35 @@ describe('PostgreSQL through Warden', { skip }, () => {
     } finally {
       await client.end();
     }
+    // libpq 17's `sslnegotiation=direct`: TLS at once (no SSLRequest), ALPN `postgresql`.
+    const params = Buffer.from('user\0alice\0database\0orders\0\0');
+    const startup = Buffer.alloc(8);
+    startup.writeInt32BE(8 + params.length, 0);
+    startup.writeInt32BE(196608, 4);
+    const [host, port] = c.proxy.split(':') as [string, string];
+    const answer = await new Promise<{ alpn: string | false; got: string }>((r, reject) => {
+      const s = tlsConnect({
+        host,
+        port: Number(port),
+        ALPNProtocols: ['postgresql'],
+        ca: readFileSync(d.ca),
+        cert: readFileSync(d.cert),
+        key: readFileSync(d.key),
+        servername: 'localhost',
+      });
+      let got = '';
+      s.on('secureConnect', () => s.write(Buffer.concat([startup, params])));
+      s.on('data', (b) => {
+        got += b.toString('latin1');
+        // ReadyForQuery ('Z', length 5, status 'I'): logged in; Terminate.
+        if (got.includes('Z\0\0\0\x05I')) s.end(Buffer.from([0x58, 0, 0, 0, 4]));
+      });
+      s.on('error', reject);
+      s.on('close', () => r({ alpn: s.alpnProtocol ?? false, got }));
+    });
+    assert.equal(answer.alpn, 'postgresql');
+    assert.ok(answer.got.startsWith('R\0\0\0\x08\0\0\0\0'), JSON.stringify(answer.got.slice(0, 80)));
+    assert.match(answer.got, /Z\0\0\0\x05I/);
     const events = await c.audit.search({ limit: 10_000, order: 'asc' });
     assert.ok(
       events.some(

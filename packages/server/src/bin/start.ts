@@ -65,6 +65,7 @@ import {
   createRequestHandler,
   mysqlDirectListener,
   NodeView,
+  POSTGRES_ALPN,
   proxyFrontDoor,
   reachableNodes,
   SshTunnels,
@@ -538,7 +539,13 @@ async function compose(
   http.timeout = limits.idleTimeoutMs;
   http.emit('listening');
   http.on('upgrade', (_req, socket) => socket.destroy());
-  const appAlpn = apps.routing.alpnCallback([SSH_ALPN, DB_ALPN, APP_ALPN]);
+  // `postgresql`: libpq 17's direct TLS (`sslnegotiation=direct`) with a database certificate.
+  const appAlpn = apps.routing.alpnCallback([
+    SSH_ALPN,
+    DB_ALPN,
+    APP_ALPN,
+    ...(config.dbService.enabled ? [POSTGRES_ALPN] : []),
+  ]);
   const appSni = apps.routing.sniCallback();
   const server = createTlsServer(
     {
@@ -557,6 +564,7 @@ async function compose(
     (socket: TLSSocket) => {
       if (socket.alpnProtocol === SSH_ALPN) tunnels.handle(socket);
       else if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
+      else if (socket.alpnProtocol === POSTGRES_ALPN) db.direct.handle(socket, 'postgres');
       else if (socket.alpnProtocol === APP_ALPN) apps.routing.handleTunnel(socket);
       else if (kube.isKubeHost(socket.servername)) kube.handle(socket);
       else if (apps.routing.isAppHost(socket.servername)) apps.routing.handleHost(socket);

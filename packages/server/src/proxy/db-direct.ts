@@ -40,6 +40,13 @@ import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Logger } from '../log';
 import { type DbHandoff, dbTarget, type MySqlGreeted, mysqlTlsOpening } from '../srv/db';
 
+/**
+ * The ALPN protocol libpq (17 and later) offers in its TLS ClientHello. With
+ * `sslnegotiation=direct` it starts TLS at once, without an SSLRequest: the proxy's TLS
+ * server routes this ALPN to `DbDirect.handle` (and must select it: libpq insists).
+ */
+export const POSTGRES_ALPN = 'postgresql';
+
 /** PostgreSQL's SSLRequest and GSSENCRequest (length 8, codes 80877103 and 80877104). */
 const PG_SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 const PG_GSSENC_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
@@ -290,7 +297,12 @@ export interface FrontDoorOptions {
 export function proxyFrontDoor(o: FrontDoorOptions): NetServer {
   const pg =
     o.postgres &&
-    tlsServerFor(o.postgres.tls, (socket) => o.postgres!.direct.handle(socket, 'postgres'), o.logger);
+    tlsServerFor(
+      // libpq 17 offers ALPN `postgresql` after its SSLRequest too; older ones offer none.
+      { ...o.postgres.tls, ALPNProtocols: [POSTGRES_ALPN] },
+      (socket) => o.postgres!.direct.handle(socket, 'postgres'),
+      o.logger,
+    );
   const server = createNetServer((socket) => {
     let buffered: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), o.timeoutMs);

@@ -9,6 +9,7 @@ export {
   type DbDirectOptions,
   type FrontDoorOptions,
   mysqlDirectListener,
+  POSTGRES_ALPN,
   proxyFrontDoor,
 } from './db-direct';
 export { type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
