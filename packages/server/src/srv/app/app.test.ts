@@ -58,6 +58,10 @@ test('upstream headers: hop-by-hop, pseudo and client-set identity headers dropp
   });
   assert.equal(upstreamPath(ctx.upstream.url, '/api/x?y=1'), '/base/api/x?y=1');
   assert.equal(upstreamPath(new URL('http://a:1'), '/'), '/');
+  // Without the regular expression: every trailing slash of the base goes, none of the client's.
+  assert.equal(upstreamPath(new URL('http://a:1/base//'), '/x/'), '/base/x/');
+  assert.equal(upstreamPath(new URL('http://a:1/base'), 'x?q=/'), '/base/x?q=/');
+  assert.equal(upstreamPath(new URL('http://a:1//'), '//x'), '//x');
 });
 
 test('refusals: JSON only when the client prefers it; HTML escapes; the exact device trust sentence', () => {

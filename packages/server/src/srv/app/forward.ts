@@ -260,10 +260,16 @@ export function downstreamHeaders(
 
 /** The path to ask the app for: its URI's base path joined with the client's path and query. */
 export function upstreamPath(base: URL, clientPath: string): string {
-  const path = clientPath.startsWith('/') ? clientPath : `/${clientPath}`;
-  const prefix = base.pathname.replace(/\/+$/, '');
-  return `${prefix}${path}`;
+  const path = clientPath.charCodeAt(0) === SLASH ? clientPath : `/${clientPath}`;
+  const prefix = base.pathname;
+  // The common base path `/` adds nothing; otherwise its trailing slashes go (once per request, no regex).
+  if (prefix === '/') return path;
+  let end = prefix.length;
+  while (end > 0 && prefix.charCodeAt(end - 1) === SLASH) end--;
+  return end === prefix.length ? `${prefix}${path}` : `${prefix.slice(0, end)}${path}`;
 }
+
+const SLASH = 0x2f;
 
 export interface ForwarderOptions {
   logger: Logger;

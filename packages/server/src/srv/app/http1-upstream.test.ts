@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { Http1Upstream, type UpstreamHead } from './http1-upstream';
+import { Http1Upstream, keepAliveTimeoutMs, statusLine, type UpstreamHead } from './http1-upstream';
 
 interface Outcome {
   head?: UpstreamHead;
@@ -381,4 +381,28 @@ test('an aborted exchange closes its connection (the app sees it); nothing more 
   assert.equal(up.idleConnections, 0);
   up.close();
   await new Promise((r) => server.close(r));
+});
+
+test('the status line and Keep-Alive readers remember the last value, and only an equal one', () => {
+  const ok = 'HTTP/1.1 200 OK\r\nx: y';
+  assert.deepEqual(statusLine(ok, 15), { http10: false, status: 200, reason: 'OK' });
+  assert.deepEqual(statusLine(ok, 15), { http10: false, status: 200, reason: 'OK' });
+  // As long as the remembered line, different: read anew, not taken for it.
+  assert.deepEqual(statusLine('HTTP/1.0 404 NO', 15), { http10: true, status: 404, reason: 'NO' });
+  assert.deepEqual(
+    statusLine('HTTP/1.1 200 OK', 12),
+    { http10: false, status: 200, reason: '' },
+    'its first 12',
+  );
+  assert.deepEqual(statusLine('HTTP/1.1 200 OK\r\n', 15), { http10: false, status: 200, reason: 'OK' });
+  assert.equal(statusLine('HTTP/1.1 2000 OK', 16), undefined);
+  assert.equal(statusLine('HTTP/1.1 200 O\nK', 16), undefined);
+  assert.deepEqual(statusLine('HTTP/1.1 204', 12), { http10: false, status: 204, reason: '' });
+
+  assert.equal(keepAliveTimeoutMs('timeout=5'), 4000);
+  assert.equal(keepAliveTimeoutMs('timeout=5'), 4000);
+  assert.equal(keepAliveTimeoutMs('max=100'), undefined);
+  assert.equal(keepAliveTimeoutMs('max=100, Timeout=3'), 2000);
+  assert.equal(keepAliveTimeoutMs('xtimeout=9'), undefined);
+  assert.equal(keepAliveTimeoutMs('timeout=5'), 4000);
 });

@@ -61,6 +61,7 @@ export interface UpstreamExchange {
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d{1,6})/i;
 /** chunk-size [ BWS ";" chunk-ext ]: at most 12 hex digits (below 2^48). */
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})(?:[\t ]*;[\t\x20-\x7e\x80-\xff]*)?$/;
 /** More header (or trailer) fields than this are refused (as node's parser limits them). */
@@ -458,13 +459,12 @@ class Exchange implements UpstreamExchange {
   #readHead(text: string): boolean {
     let eol = text.indexOf('\r\n');
     if (eol === -1) eol = text.length;
-    const first = STATUS_LINE.exec(text.slice(0, eol));
+    const first = statusLine(text, eol);
     if (!first) {
       this.#error('a malformed status line');
       return false;
     }
-    const http10 = first[1] === '0';
-    const status = Number(first[2]);
+    const { http10, status } = first;
     if (status < 200) {
       // 100, 102, 103…: not relayed, the final answer follows. 101 was never asked for.
       if (status === 101) {
@@ -510,8 +510,8 @@ class Exchange implements UpstreamExchange {
           }
         }
       } else if (name === 'keep-alive') {
-        const t = /(?:^|[,;\s])timeout=(\d{1,6})/i.exec(value);
-        if (t) this.#keepAliveMs = (Number(t[1]) - 1) * 1000;
+        const ms = keepAliveTimeoutMs(value);
+        if (ms !== undefined) this.#keepAliveMs = ms;
       } else if (name === 'date') hasDate = true;
     }
     if (chunked && length !== undefined) {
@@ -542,8 +542,53 @@ class Exchange implements UpstreamExchange {
       this.#reusable = false;
       this.#state = State.UntilClose;
     }
-    this.#h.onHead({ status, reason: first[3] ?? '', lines, sized: length !== undefined, hasDate });
+    this.#h.onHead({ status, reason: first.reason, lines, sized: length !== undefined, hasDate });
     // Aborted by the handler: nothing more to read.
     return (this.#state as State) !== State.Done;
   }
+}
+
+interface StatusLine {
+  http10: boolean;
+  status: number;
+  reason: string;
+}
+
+/** The last status line read and what it said: an app answers `HTTP/1.1 200 OK` again and again. */
+let lastStatus: { line: string; parsed: StatusLine } | undefined;
+
+/**
+ * The status line that is `text`'s first `eol` characters, or undefined when malformed. The
+ * last one read is remembered (its text compared in place), so the regular expression and the
+ * slice run only when the line differs from the previous response's.
+ */
+export function statusLine(text: string, eol: number): StatusLine | undefined {
+  const last = lastStatus;
+  if (last && last.line.length === eol && text.startsWith(last.line)) return last.parsed;
+  const line = text.slice(0, eol);
+  const m = STATUS_LINE.exec(line);
+  if (!m) return undefined;
+  const parsed = { http10: m[1] === '0', status: Number(m[2]), reason: m[3] ?? '' };
+  lastStatus = { line, parsed };
+  return parsed;
+}
+
+/** The last `Keep-Alive` value read and its timeout: apps send the same value with every response. */
+let lastKeepAlive: { value: string; ms: number | undefined } | undefined;
+
+/**
+ * How long an idle connection may be kept, from the app's `Keep-Alive` value (`timeout=N`: a
+ * second less than N, ms); undefined without a timeout. The last value read is remembered.
+ *
+ * @example
+ *   keepAliveTimeoutMs('timeout=5'); // 4000
+ *   keepAliveTimeoutMs('max=100'); // undefined
+ */
+export function keepAliveTimeoutMs(value: string): number | undefined {
+  const last = lastKeepAlive;
+  if (last && last.value === value) return last.ms;
+  const t = KEEP_ALIVE_TIMEOUT.exec(value);
+  const ms = t ? (Number(t[1]) - 1) * 1000 : undefined;
+  lastKeepAlive = { value, ms };
+  return ms;
 }
