@@ -6,7 +6,7 @@
  * requests, bad input and the audit log.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -14,7 +14,13 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { systemClock } from '@warden/server';
-import { type PostgresServer, requirePostgres, requireTool, startPostgres } from '@warden/testkit';
+import {
+  type PostgresServer,
+  requirePostgres,
+  requireTool,
+  selfSignedCert,
+  startPostgres,
+} from '@warden/testkit';
 import pg from 'pg';
 import { startCore } from '../support/in-process';
 import { type Cluster, cli, runClient, startCluster, waitFor } from './cluster';
@@ -356,34 +362,15 @@ describe('PostgreSQL through Warden', { skip }, () => {
         assert.doesNotMatch(await exchange(host, port, bytes), /ok/);
       }
       // TLS with the db ALPN but a certificate Warden did not issue (self-signed, CN=alice).
-      const key = join(c.dir, 'foreign.key');
-      const crt = join(c.dir, 'foreign.crt');
-      const made = spawnSync('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        crt,
-        '-subj',
-        '/CN=alice',
-        '-days',
-        '1',
-      ]);
-      assert.equal(made.status, 0, String(made.stderr));
+      const foreign = selfSignedCert({ dir: c.dir, cn: 'alice', name: 'foreign' });
       const answer = await new Promise<string>((r) => {
         const s = tlsConnect({
           host,
           port,
           rejectUnauthorized: false,
           ALPNProtocols: ['warden-db/1'],
-          cert: readFileSync(crt),
-          key: readFileSync(key),
+          cert: foreign.certPem,
+          key: foreign.keyPem,
         });
         let got = '';
         s.on('secureConnect', () => s.write('{"db":"orders","db_user":"alice"}\n'));

@@ -4,7 +4,6 @@
  * test per item, named after it.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -21,6 +20,7 @@ import {
   freePort,
   requireTool,
   runCli,
+  selfSignedCert,
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
@@ -83,27 +83,7 @@ describe('issue 15 attacks against a real warden', () => {
     sshPort = await freePort();
     // The config file sets the authentication settings, with an EK CA (item 17).
     caDir = mkdtempSync(join(tmpdir(), 'warden-ekca-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '30',
-        '-subj',
-        '/CN=Test EK CA',
-        '-keyout',
-        join(caDir, 'key.pem'),
-        '-out',
-        join(caDir, 'ca.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
+    const ekCa = selfSignedCert({ dir: caDir, cn: 'Test EK CA', ca: true });
     w = await startWarden({
       configYaml: [
         'auth_service:',
@@ -111,7 +91,7 @@ describe('issue 15 attacks against a real warden', () => {
         '    second_factor: otp',
         '    device_trust:',
         '      mode: optional',
-        `      ekcert_allowed_cas: [${join(caDir, 'ca.pem')}]`,
+        `      ekcert_allowed_cas: [${ekCa.certFile}]`,
         'ssh_service:',
         `  listen_addr: 127.0.0.1:${sshPort}`,
         '  hostname: node-1',

@@ -5,13 +5,12 @@
  * One swtpm for the whole file.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { requireTool, type SwtpmProcess, startSwtpm } from '@warden/testkit';
+import { requireTool, type SwtpmProcess, selfSignedCert, startSwtpm } from '@warden/testkit';
 import {
   activateCredential,
   akTemplate,
@@ -120,32 +119,7 @@ describe('TPM client on swtpm', { skip: setup.skip }, () => {
     const der = (await readEkCertificate(tpm, 'rsa'))!;
     const dir = mkdtempSync(join(tmpdir(), 'warden-ca-'));
     try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-days',
-          '1',
-          '-subj',
-          '/CN=swtpm-localca',
-          '-keyout',
-          join(dir, 'k.pem'),
-          '-out',
-          join(dir, 'c.pem'),
-          '-addext',
-          'basicConstraints=critical,CA:TRUE',
-          '-addext',
-          'keyUsage=critical,keyCertSign',
-        ],
-        { stdio: 'ignore' },
-      );
-      const impostor = readFileSync(join(dir, 'c.pem'), 'utf8');
+      const impostor = selfSignedCert({ dir, cn: 'swtpm-localca', ca: true }).certPem;
       assert.throws(
         () => verifyEkCertificate(der, { roots: [impostor], now: new Date() }),
         rejects('TPM_ERR_EK_CERT_UNTRUSTED'),
