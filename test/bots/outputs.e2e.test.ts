@@ -20,7 +20,6 @@ import { after, before, describe, test } from 'node:test';
 import {
   collectProcess,
   type FakeKubeApiServer,
-  freePort,
   type HttpApp,
   inviteAndSignUp,
   kubectl,
@@ -70,6 +69,20 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const wsh = (args: string[], env: NodeJS.ProcessEnv = w.env) => runCli('wsh', args, { env });
   const cap = (mode: string) => setDeviceTrust(w, mode);
+  /** `wsh -i IDENTITY proxy db orders --tunnel` as the bot, on the port it picks (port 0). */
+  const botTunnel = async (identity: string) => {
+    const tunnel = spawnCli('wsh', ['-i', identity, 'proxy', 'db', 'orders', '--tunnel', '--db-user=ci'], {
+      env: w.env,
+    });
+    const started = /Started a tunnel for database "orders" on 127\.0\.0\.1:(\d+)/;
+    const port = await waitFor(() => started.exec(tunnel.stdout())?.[1], 20_000, tunnel.stderr).catch(
+      (e: unknown) => {
+        tunnel.child.kill('SIGTERM');
+        throw e;
+      },
+    );
+    return { tunnel, port: Number(port) };
+  };
   const psqlQuery = (tunnelPort: number, sql: string) =>
     run('psql', [
       '-X',
@@ -203,14 +216,8 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     ]);
     assert.equal(connect.code, 0, connect.stderr);
     assert.equal(connect.stdout.trim(), 'ci');
-    const tunnelPort = await freePort();
-    const tunnel = spawnCli(
-      'wsh',
-      ['-i', identity, 'proxy', 'db', 'orders', '--tunnel', '-p', String(tunnelPort), '--db-user=ci'],
-      { env: w.env },
-    );
+    const { tunnel, port: tunnelPort } = await botTunnel(identity);
     try {
-      await waitFor(() => /Started a tunnel/.test(tunnel.stdout()), 20_000, tunnel.stderr);
       const q = await psqlQuery(tunnelPort, 'select current_user, 40 + 2');
       assert.equal(q.code, 0, q.stderr);
       assert.equal(q.stdout.trim(), 'ci|42');
@@ -328,7 +335,6 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
       { env: { ...w.env, WARDEN_BOT_TOKEN: token } },
     );
     const log = () => daemon.stderr();
-    const tunnelPort = await freePort();
     let tunnel: ReturnType<typeof spawnCli> | undefined;
     let kproxy: ReturnType<typeof spawnKubectl> | undefined;
     try {
@@ -345,22 +351,9 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
       const before = await viaProxy();
       assert.equal(before.status, 200, before.body);
       assert.match(before.body, /"web"/);
-      tunnel = spawnCli(
-        'wsh',
-        [
-          '-i',
-          join(dest, 'identity'),
-          'proxy',
-          'db',
-          'orders',
-          '--tunnel',
-          '-p',
-          String(tunnelPort),
-          '--db-user=ci',
-        ],
-        { env: w.env },
-      );
-      await waitFor(() => /Started a tunnel/.test(tunnel!.stdout()), 20_000, tunnel.stderr);
+      const started = await botTunnel(join(dest, 'identity'));
+      tunnel = started.tunnel;
+      const tunnelPort = started.port;
       const early = await psqlQuery(tunnelPort, 'select 1');
       assert.equal(early.code, 0, early.stderr);
       // A renewal writes the outputs again; then wait past the first certificates' end.
