@@ -9,11 +9,12 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseAuthorizedKey } from '@warden/api';
 import { connectNode, hostCaKeys, type NodeSsh, type NodeSshOptions } from '@warden/client';
+import { freePort } from '@warden/testkit';
 
 export interface SshdOptions {
   /** Host key type (default ed25519). */
@@ -53,17 +54,6 @@ export interface Sshd {
 function keygen(args: string[]): void {
   const r = spawnSync('ssh-keygen', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ssh-keygen ${args.join(' ')}: ${r.stderr}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts sshd; resolves once it listens. */

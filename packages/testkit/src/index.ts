@@ -39,6 +39,7 @@ export {
 export { withMachineLock } from './machine-lock';
 export { type MariaDbServer, type MariaDbServerOptions, requireMariaDb, startMariaDb } from './mariadb';
 export { type NginxOptions, type NginxServer, requireNginx, startNginx } from './nginx';
+export { freePort } from './ports';
 export {
   type PostgresServer,
   type PostgresServerOptions,
@@ -62,4 +63,4 @@ export { requireTool, type ToolCheck } from './tools';
 export { Authenticator, totpFromUri } from './totp';
 export { addUserAndLogin, inviteAndSignUp, signupWithTotp } from './users';
 export { waitForText, waitUntil } from './wait';
-export { freePort, startWarden, type WardenProcess, type WardenStartOptions } from './warden';
+export { startWarden, type WardenProcess, type WardenStartOptions } from './warden';

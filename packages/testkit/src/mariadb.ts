@@ -25,8 +25,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stopProcess, waitForReadyLine } from './daemon';
+import { freePort } from './ports';
 import { requireTool, type ToolCheck } from './tools';
-import { freePort } from './warden';
 
 export interface MariaDbServerOptions {
   /** TLS: PEM server certificate and key, and the CA that client certificates must chain to. */

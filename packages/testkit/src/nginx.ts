@@ -9,8 +9,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports';
 import { requireTool, type ToolCheck } from './tools';
-import { freePort } from './warden';
 
 export interface NginxOptions {
   /** Serve these files (name → content) as a static site. */

@@ -22,8 +22,8 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stopProcess, waitForReadyLine } from './daemon';
+import { freePort } from './ports';
 import { requireTool, type ToolCheck } from './tools';
-import { freePort } from './warden';
 
 export interface PostgresServerOptions {
   /**
