@@ -5,7 +5,6 @@
  * and a lock that ends an open session.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import {
   freePort,
   requireTool,
   runCli,
+  runCommand,
   spawnCli,
   startAgentlessSshd,
   startWarden,
@@ -68,14 +68,10 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     const up = await wsh('alice', ['ssh', 'root@node-1', 'uptime']);
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /load average/);
-    const f = spawnSync(
+    const f = await runCommand(
       'sh',
       ['-c', `"${process.execPath}" dist/wsh.js ssh node-1 false; echo "status=$?"`],
-      {
-        cwd: join(import.meta.dirname, '..'),
-        env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') },
-        encoding: 'utf8',
-      },
+      { cwd: join(import.meta.dirname, '..'), env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') } },
     );
     assert.match(f.stdout, /status=1/);
     const cat = await wsh('alice', ['ssh', 'node-1', 'cat'], 'hi\n');
@@ -101,31 +97,25 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     assert.equal(cfg.code, 0, cfg.stderr);
     const file = join(w.dir, 'ssh_config');
     writeFileSync(file, cfg.stdout);
-    const run = spawnSync('ssh', ['-F', file, 'root@node-1', 'echo', 'via-openssh'], {
-      encoding: 'utf8',
+    const run = await runCommand('ssh', ['-F', file, 'root@node-1', 'echo', 'via-openssh'], {
       env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') },
-      timeout: 30_000,
     });
-    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, 'via-openssh\n');
     const src = join(w.dir, 'payload.bin');
     writeFileSync(src, Buffer.alloc(256 * 1024, 7));
-    const scp = spawnSync('scp', ['-F', file, src, 'root@node-1:/tmp/warden-e2e-payload.bin'], {
-      encoding: 'utf8',
+    const scp = await runCommand('scp', ['-F', file, src, 'root@node-1:/tmp/warden-e2e-payload.bin'], {
       env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') },
-      timeout: 30_000,
     });
-    assert.equal(scp.status, 0, scp.stderr);
+    assert.equal(scp.code, 0, scp.stderr);
     assert.deepEqual(readFileSync('/tmp/warden-e2e-payload.bin'), readFileSync(src));
     // Refusals reach OpenSSH with the reason, too.
     const bobCfg = join(w.dir, 'ssh_config_bob');
     writeFileSync(bobCfg, (await wsh('bob', ['config'])).stdout);
-    const denied = spawnSync('ssh', ['-F', bobCfg, 'root@node-1', 'id'], {
-      encoding: 'utf8',
+    const denied = await runCommand('ssh', ['-F', bobCfg, 'root@node-1', 'id'], {
       env: { ...process.env, ...w.env, WARDEN_HOME: home('bob') },
-      timeout: 30_000,
     });
-    assert.notEqual(denied.status, 0);
+    assert.notEqual(denied.code, 0);
     assert.match(denied.stderr, /administratively prohibited/);
   });
 
@@ -142,12 +132,10 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     const main = join(sshDir, 'config');
     writeFileSync(main, `Include ${join(sshDir, `warden-${cluster}.conf`)}\n\nHost other\n    User nobody\n`);
     for (const host of ['root@node-1', `root@node-1.${cluster}`]) {
-      const run = spawnSync('ssh', ['-F', main, host, 'echo', 'via-include'], {
-        encoding: 'utf8',
+      const run = await runCommand('ssh', ['-F', main, host, 'echo', 'via-include'], {
         env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') },
-        timeout: 30_000,
       });
-      assert.equal(run.status, 0, `${host}: ${run.stderr}`);
+      assert.equal(run.code, 0, `${host}: ${run.stderr}`);
       assert.equal(run.stdout, 'via-include\n');
     }
     includeConfig = main;
@@ -218,16 +206,12 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
     // A node added after `wsh config` ran is reachable as NAME.<cluster> with the saved config.
     if (includeConfig) {
       const cluster = JSON.parse((await wsh('alice', ['status', '--format=json'])).stdout).cluster as string;
-      const later = spawnSync(
+      const later = await runCommand(
         'ssh',
         ['-F', includeConfig, `root@agentless-1.${cluster}`, 'echo', 'later-ok'],
-        {
-          encoding: 'utf8',
-          env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') },
-          timeout: 30_000,
-        },
+        { env: { ...process.env, ...w.env, WARDEN_HOME: home('alice') } },
       );
-      assert.equal(later.status, 0, `${later.stderr}\n${agentless.log()}`);
+      assert.equal(later.code, 0, `${later.stderr}\n${agentless.log()}`);
       assert.equal(later.stdout, 'later-ok\n');
     }
   });

@@ -8,7 +8,6 @@
  * is refused too. Audit events name the bot and the exemption.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +15,7 @@ import {
   inviteAndSignUp,
   requireTool,
   runCli,
+  runCommand,
   setDeviceTrust,
   spawnCli,
   startWarden,
@@ -79,16 +79,12 @@ describe('bots under required-for-humans', { skip: ssh.skip }, () => {
     // OpenSSH starts the one-file `wsh proxy ssh` build for every session, not all of wsh.
     const proxyCommand = /^\s*ProxyCommand (.*)$/m.exec(readFileSync(join(dest, 'ssh_config'), 'utf8'))?.[1];
     assert.match(String(proxyCommand), /\/dist\/wsh-proxy-ssh\.js'? -i '?\S+\/identity'? proxy ssh /);
-    const viaOpenSsh = spawnSync(
+    const viaOpenSsh = await runCommand(
       'ssh',
       ['-F', join(dest, 'ssh_config'), `root@node-1.${cluster}`, 'echo', 'openssh-ok'],
-      {
-        encoding: 'utf8',
-        env: { ...process.env, ...w.env },
-        timeout: 30_000,
-      },
+      { env: { ...process.env, ...w.env } },
     );
-    assert.equal(viaOpenSsh.status, 0, viaOpenSsh.stderr);
+    assert.equal(viaOpenSsh.code, 0, viaOpenSsh.stderr);
     assert.equal(viaOpenSsh.stdout, 'openssh-ok\n');
 
     // The same join token again, into another directory: refused.

@@ -53,6 +53,7 @@ export {
   collectProcess,
   type ProcessOutput,
   type ProcessResult,
+  runCommand,
   type TrackedProcess,
   trackProcess,
 } from './process';

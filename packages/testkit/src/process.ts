@@ -5,10 +5,11 @@
  *
  * @example
  *   const r = await collectProcess(spawn('psql', ['-c', 'select 1']), { timeout: 'kill' });
+ *   const ssh = await runCommand('ssh', ['-F', config, 'node-1', 'true'], { env });
  *   const bg = trackProcess(spawn('ssh', args));
  *   await waitForText(bg.stdout, /started/); // ./wait
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 
 /** What a process printed so far: each stream, and both in the order they came. */
 export interface ProcessOutput {
@@ -90,5 +91,24 @@ export function collectProcess(child: ChildProcess, o: CollectOptions = {}): Pro
     // A process that exits without reading its input must not fail the run with EPIPE.
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(o.input ?? '');
+  });
+}
+
+/**
+ * Runs `command` to its end, as spawnSync would but without blocking the event loop: the
+ * pipes of the processes a test started (a warden's log) go on draining meanwhile, where a
+ * spawnSync could stall such a process on a full pipe until its timeout. Killed after
+ * `timeoutMs` (30 s), then resolved with code -1.
+ */
+export function runCommand(
+  command: string,
+  args: string[],
+  o: Pick<SpawnOptions, 'cwd' | 'env'> & { input?: string; timeoutMs?: number } = {},
+): Promise<ProcessResult> {
+  const { input, timeoutMs, ...options } = o;
+  return collectProcess(spawn(command, args, options), {
+    timeout: 'kill',
+    timeoutMs: timeoutMs ?? 30_000,
+    ...(input !== undefined ? { input } : {}),
   });
 }
