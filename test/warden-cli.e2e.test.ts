@@ -120,8 +120,9 @@ async function zeroConfigStart(): Promise<void> {
   try {
     await new Promise<void>((res, rej) => {
       const t = setTimeout(() => rej(new Error(`not started:\n${out}`)), 30_000);
+      // The banner comes after the "warden started" log line, maybe in a later chunk.
       const check = () => {
-        if (/warden started/.test(out)) {
+        if (/warden started/.test(out) && /Proxy listening on/.test(out)) {
           clearTimeout(t);
           res();
         }
