@@ -1,12 +1,23 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { type AuditEventInput, type DeviceCredential, type DeviceResource, isWardenError } from '@warden/api';
+import {
+  type AuditEventInput,
+  type DeviceCredential,
+  type DeviceResource,
+  deviceCollectedDataSchema,
+  isWardenError,
+} from '@warden/api';
 import { type AuditLog, MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
 import { createServices, type Services } from '../services';
-import { DeviceInventory, ENROLL_TOKEN_PREFIX, INVALID_ENROLL_TOKEN_MESSAGE } from './inventory';
+import {
+  DeviceInventory,
+  ENROLL_TOKEN_PREFIX,
+  INVALID_ENROLL_TOKEN_MESSAGE,
+  plainCollectedData,
+} from './inventory';
 
 const admin = { user: 'admin', addr: '10.0.0.1' };
 const HOUR = 60 * 60 * 1000;
@@ -321,6 +332,43 @@ describe('DeviceInventory', () => {
     // Written by someone else meanwhile: read and decoded afresh.
     await services.devices.update({ ...before, spec: { ...before.spec, owner: 'bob' } });
     assert.equal((await inv.findByCredentialId(credential().id))?.spec.owner, 'bob');
+  });
+
+  test("collected data's fast path returns what the schema returns, and leaves the rest to it", () => {
+    const base = { collect_time: '2026-12-06T20:00:00.123Z', os_type: 'linux' };
+    const taken: unknown[] = [
+      base,
+      { hostname: 'h', os_type: 'macos', serial_number: 'S1', collect_time: '2026-12-06T20:00:00Z' },
+      { ...base, os_version: '6.1', os_username: 'alice', hostname: 'x'.repeat(1024), serial_number: '' },
+    ];
+    for (const c of taken) {
+      const fast = plainCollectedData(c);
+      assert.ok(fast, JSON.stringify(c));
+      const zod = deviceCollectedDataSchema.parse(c);
+      assert.deepEqual(fast, zod);
+      assert.deepEqual(Object.keys(fast), Object.keys(zod), 'same key order');
+      assert.notEqual(fast, c, 'a copy');
+    }
+    const refused: unknown[] = [
+      null,
+      'linux',
+      [base],
+      { ...base, collect_time: 'yesterday' },
+      { ...base, os_type: 'plan9' },
+      { ...base, extra: 1 },
+      { ...base, hostname: 7 },
+      { ...base, hostname: 'x'.repeat(1025) },
+      { ...base, os_username: 'a\nb' },
+      { ...base, serial_number: '\u0085' },
+      { os_type: 'linux' },
+    ];
+    for (const c of refused) {
+      assert.equal(plainCollectedData(c), undefined, JSON.stringify(c));
+      assert.equal(deviceCollectedDataSchema.safeParse(c).success, false, JSON.stringify(c));
+    }
+    // Shapes the schema takes in its own way are left to it.
+    for (const c of [{ ...base, hostname: undefined }, Object.assign(Object.create({ inherited: 1 }), base)])
+      assert.equal(plainCollectedData(c), undefined);
   });
 
   test('concurrent collected data writes are not lost (compare-and-swap retried)', async () => {
