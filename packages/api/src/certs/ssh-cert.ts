@@ -17,9 +17,9 @@ import {
   readSshPublicKeyFields,
   type SshKeyType,
   splitKeyLine,
+  sshPublicKeyFields,
   sshSign,
   sshVerify,
-  writeSshPublicKeyFields,
 } from './ssh-key';
 import { malformed, SshReader, SshWriter } from './ssh-wire';
 
@@ -236,10 +236,9 @@ function sortedOptions(options: Readonly<Record<string, string>>): Readonly<Reco
 
 function encodeKeyPart(w: SshWriter, key: KeyObject, nonce: Uint8Array): SshKeyType {
   // The type string comes first, then the nonce, then the key's own fields.
-  const fields = new SshWriter();
-  const keyType = writeSshPublicKeyFields(fields, key);
-  w.string(SshCertAlgorithms[keyType]).bytes(nonce).raw(fields.toBuffer());
-  return keyType;
+  const { type, fields } = sshPublicKeyFields(key);
+  w.string(SshCertAlgorithms[type]).bytes(nonce).raw(fields);
+  return type;
 }
 
 function encodePrincipals(principals: readonly string[]): Buffer {

@@ -31,15 +31,31 @@ function jwkBytes(v: unknown): Buffer {
   return Buffer.from(v, 'base64url');
 }
 
+/** A key's type and encoded fields, once per key object (a CA certifies the same key again). */
+const encodedFields = new WeakMap<KeyObject, { type: SshKeyType; fields: Buffer }>();
+
+/** A key's type and its encoded fields (without the leading type string), kept per key object. */
+export function sshPublicKeyFields(key: KeyObject): { readonly type: SshKeyType; readonly fields: Buffer } {
+  let known = encodedFields.get(key);
+  if (!known) {
+    const type = sshKeyType(key);
+    const jwk = publicJwk(key);
+    const f = new SshWriter();
+    if (type === ED25519) {
+      f.bytes(jwkBytes(jwk.x));
+    } else {
+      f.string(P256_CURVE).bytes(Buffer.concat([Buffer.from([4]), jwkBytes(jwk.x), jwkBytes(jwk.y)]));
+    }
+    known = { type, fields: f.toBuffer() };
+    encodedFields.set(key, known);
+  }
+  return known;
+}
+
 /** Writes the public key fields (without the leading type string) to `w`. */
 export function writeSshPublicKeyFields(w: SshWriter, key: KeyObject): SshKeyType {
-  const type = sshKeyType(key);
-  const jwk = publicJwk(key);
-  if (type === ED25519) {
-    w.bytes(jwkBytes(jwk.x));
-  } else {
-    w.string(P256_CURVE).bytes(Buffer.concat([Buffer.from([4]), jwkBytes(jwk.x), jwkBytes(jwk.y)]));
-  }
+  const { type, fields } = sshPublicKeyFields(key);
+  w.raw(fields);
   return type;
 }
 
