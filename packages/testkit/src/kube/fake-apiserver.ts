@@ -845,26 +845,19 @@ export async function startFakeKubeApiServer(opts: FakeKubeOptions = {}): Promis
         groups: [...authn.groups, 'system:authenticated'],
         path: url.pathname,
       };
-      if (!ruleAllows(rules, { ...base, verb: 'impersonate', resource: 'users', name: impUserStr })) {
-        throw new HttpError(
-          status(
-            403,
-            'Forbidden',
-            `users "${impUserStr}" is forbidden: User "${authn.user}" cannot impersonate resource "users" in API group "" at the cluster scope`,
-          ),
-        );
-      }
-      for (const g of impGroups) {
-        if (!ruleAllows(rules, { ...base, verb: 'impersonate', resource: 'groups', name: g })) {
+      const mayImpersonate = (resource: 'users' | 'groups', name: string) => {
+        if (!ruleAllows(rules, { ...base, verb: 'impersonate', resource, name })) {
           throw new HttpError(
             status(
               403,
               'Forbidden',
-              `groups "${g}" is forbidden: User "${authn.user}" cannot impersonate resource "groups" in API group "" at the cluster scope`,
+              `${resource} "${name}" is forbidden: User "${authn.user}" cannot impersonate resource "${resource}" in API group "" at the cluster scope`,
             ),
           );
         }
-      }
+      };
+      mayImpersonate('users', impUserStr);
+      for (const g of impGroups) mayImpersonate('groups', g);
       who = { user: impUserStr, groups: impGroups, authUser: authn.user, authGroups: authn.groups };
     }
     const groups = who.groups.includes('system:authenticated')
