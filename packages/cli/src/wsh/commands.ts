@@ -159,18 +159,20 @@ export const wshCommands: Command[] = [
   },
   {
     path: ['db', 'login'],
-    summary: 'Choose the database user (and database) to use for a database; remembered in your profile.',
+    summary: 'Choose the database user (and database) for a database; get its database certificate.',
     usage: 'db login NAME [--db-user=USER] [--db-name=DATABASE]',
     details:
       'Later `wsh db connect NAME`, `wsh proxy db NAME` and `wsh db config NAME` use the choice.\n' +
-      'Without --db-user, your only allowed database user is taken (if there is exactly one).',
+      'Without --db-user, your only allowed database user is taken (if there is exactly one).\n' +
+      'The database certificate lets psql, mysql and drivers connect straight to the proxy (no\n' +
+      'wsh in between) until your login expires; `wsh db config NAME` prints how.',
     options: dbRouteOpts,
     args: [1, 1],
     run: async (ctx) => (await import('./db')).runDbLogin(ctx),
   },
   {
     path: ['db', 'logout'],
-    summary: 'Forget the database choice for NAME (or for every database).',
+    summary: 'Forget the database choice and certificate for NAME (or for every database).',
     usage: 'db logout [NAME]',
     args: [0, 1],
     run: async (ctx) => (await import('./db')).runDbLogout(ctx),
@@ -190,7 +192,7 @@ export const wshCommands: Command[] = [
   },
   {
     path: ['db', 'config'],
-    summary: 'Show how clients and drivers connect to a database (tunnel command and connection string).',
+    summary: 'Show how clients and drivers connect to a database (a tunnel, or with its certificate).',
     usage: 'db config [NAME] [--format=text|json|yaml]',
     options: {
       ...dbRouteOpts,
