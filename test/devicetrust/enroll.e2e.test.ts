@@ -26,11 +26,11 @@ import {
 } from '@warden/client';
 import {
   flipNvBit,
+  inviteAndSignUp,
   requireSwtpm,
   runCli,
   type SwtpmProcess,
   setDeviceTrust,
-  signupWithTotp,
   startSwtpm,
   startWarden,
   type WardenProcess,
@@ -118,6 +118,10 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     return /--token=(\S+)/.exec(res.stdout)![1]!;
   }
 
+  /** `wsh device enroll --token=…` on machine `m` with a fresh token for it. */
+  const enrollCli = async (m: Machine) =>
+    wsh(m, ['device', 'enroll', `--token=${await token(m)}`, `--ca-pin=${w.caPin}`]);
+
   async function enrollInProcess(m: Machine, t: string): Promise<rpc.DeviceSummary> {
     const { device } = await new EnrollCeremony({ env: m.env }).run(api, {
       token: t,
@@ -148,12 +152,7 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
 
   test('an EK certificate, no allowed CAs: tpm_ekcert; a bare EK: tpm_ekpub (both with the CLI)', async () => {
     const withCert = await machine(true);
-    const enroll = await wsh(withCert, [
-      'device',
-      'enroll',
-      `--token=${await token(withCert)}`,
-      `--ca-pin=${w.caPin}`,
-    ]);
+    const enroll = await enrollCli(withCert);
     assert.equal(enroll.code, 0, enroll.stderr);
     assert.equal(enroll.stdout.split('\n')[0], `Device "${withCert.tag}"/Linux enrolled`);
     assert.match(enroll.stdout, /Log in again to use it as a trusted device/);
@@ -206,12 +205,7 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     // The TPM holds swtpm-localca's chain; one bit of its EK certificate (in the signature) flipped.
     const tampered = await machine(true);
     await flipNvBit(tampered.tpm, EK_CERT_NV_INDEX.rsa2048);
-    const refused = await wsh(tampered, [
-      'device',
-      'enroll',
-      `--token=${await token(tampered)}`,
-      `--ca-pin=${w.caPin}`,
-    ]);
+    const refused = await enrollCli(tampered);
     assert.equal(refused.code, 1, refused.stdout);
     assert.match(
       refused.stderr,
@@ -251,14 +245,12 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
 
   test('an administrator enrolls the device they are logged in on with --current-device', async () => {
     const m = await machine(true);
-    const add = await wctl(['users', 'add', 'dave', '--roles=access,editor', '--logins=root']);
-    const invite = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${invite}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      m.env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'dave', {
+      roles: 'access,editor',
+      logins: 'root',
+      password: PASSWORD,
+      env: m.env,
+    });
     const notLoggedIn = await wsh({ ...m, env: { ...m.env, WARDEN_HOME: join(w.dir, 'nobody') } }, [
       'device',
       'enroll',
@@ -293,23 +285,13 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
         (await enrollInProcess(trusted, await token(trusted))).attestation_type,
         'tpm_ekcert_trusted',
       );
-      const noCert = await wsh(bare, [
-        'device',
-        'enroll',
-        `--token=${await token(bare)}`,
-        `--ca-pin=${w.caPin}`,
-      ]);
+      const noCert = await enrollCli(bare);
       assert.equal(noCert.code, 1);
       assert.equal(
         noCert.stderr.trim(),
         'ERROR: tpm device did not submit an ek_cert and ekcert_allowed_cas is configured',
       );
-      const foreign = await wsh(other, [
-        'device',
-        'enroll',
-        `--token=${await token(other)}`,
-        `--ca-pin=${w.caPin}`,
-      ]);
+      const foreign = await enrollCli(other);
       assert.equal(foreign.code, 1);
       assert.match(
         foreign.stderr.trim(),
@@ -354,12 +336,7 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     assert.equal(list.find((d) => d.spec.asset_tag === victim.tag)?.spec.enroll_status, 'not_enrolled');
     // The real device still enrolls (with a new token: the first one was spent), and the
     // table says its asset tag was checked against its EK.
-    const ok = await wsh(victim, [
-      'device',
-      'enroll',
-      `--token=${await token(victim)}`,
-      `--ca-pin=${w.caPin}`,
-    ]);
+    const ok = await enrollCli(victim);
     assert.equal(ok.code, 0, ok.stderr);
     const ls = (await wctl(['devices', 'ls'])).stdout;
     assert.ok(
@@ -374,12 +351,7 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     const first = await machine(false, `DMI-${randomUUID().slice(0, 8)}`);
     const firstDevice = await enrollInProcess(first, await token(first));
     const again = await machine(false, `DMI-${randomUUID().slice(0, 8)}`, first.tpm);
-    const second = await wsh(again, [
-      'device',
-      'enroll',
-      `--token=${await token(again)}`,
-      `--ca-pin=${w.caPin}`,
-    ]);
+    const second = await enrollCli(again);
     assert.equal(second.code, 1, second.stdout);
     assert.equal(
       second.stderr.trim(),
@@ -558,14 +530,7 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
 
   test('regression: ceremony sessions of one kind are not spent by the other; open device authentications are capped per user', async () => {
     const m = await machine(false);
-    const add = await wctl(['users', 'add', 'erin', '--roles=access', '--logins=root']);
-    const invite = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${invite}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      m.env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'erin', { roles: 'access', logins: 'root', password: PASSWORD, env: m.env });
     const profile = await login(
       new ProfileStore(m.env.WARDEN_HOME),
       { proxy: w.proxy, user: 'erin' },
@@ -616,14 +581,7 @@ describe('TPM enrollment against a real warden', { skip: setup.skip }, () => {
     const m = await machine(true);
     await enrollInProcess(m, await token(m));
     // A user who logs in on this machine (in-process, no second factor).
-    const add = await wctl(['users', 'add', 'carol', '--roles=access', '--logins=root']);
-    const invite = /--token=(\S+)/.exec(add.stdout)![1]!;
-    const s = await signupWithTotp(
-      [`--proxy=${w.proxy}`, `--token=${invite}`, `--ca-pin=${w.caPin}`],
-      PASSWORD,
-      m.env,
-    );
-    assert.equal(s.code, 0, s.stderr);
+    await inviteAndSignUp(w, 'carol', { roles: 'access', logins: 'root', password: PASSWORD, env: m.env });
     const store = new ProfileStore(m.env.WARDEN_HOME);
     const profile = await login(
       store,
