@@ -68,6 +68,13 @@ function badResource(fn: () => unknown): WardenError {
   assert.fail('expected an error');
 }
 
+/** `text` is refused as BAD_RESOURCE with exactly `expected` (or a message matching it). */
+function assertRefused(text: string, expected: string | RegExp): void {
+  const { message } = badResource(() => parseResources(text));
+  if (typeof expected === 'string') assert.equal(message, expected);
+  else assert.match(message, expected);
+}
+
 describe('parseResources: the guide examples', () => {
   test('require-trusted-device role', () => {
     const [role] = parseResources(DEVICE_ENFORCEMENT_YAML) as RoleResource[];
@@ -142,8 +149,7 @@ spec:
   allow:
     loginz: [root]
 `;
-    const err = badResource(() => parseResources(text));
-    assert.equal(err.message, 'role "dev": spec.allow.loginz: unknown field (line 7)');
+    assertRefused(text, 'role "dev": spec.allow.loginz: unknown field (line 7)');
   });
 
   test('bad duration', () => {
@@ -157,21 +163,12 @@ spec:
   options:
     max_session_ttl: 8 hours
 `;
-    const err = badResource(() => parseResources(text));
-    assert.equal(
-      err.message,
-      'role "dev": spec.options.max_session_ttl: expected a duration like "8h" (line 9)',
-    );
+    assertRefused(text, 'role "dev": spec.options.max_session_ttl: expected a duration like "8h" (line 9)');
   });
 
   test('duration of the wrong type', () => {
-    const err = badResource(() =>
-      parseResources(
-        'kind: role\nversion: v7\nmetadata: {name: dev}\nspec:\n  options: {max_session_ttl: 3600}\n',
-      ),
-    );
-    assert.equal(
-      err.message,
+    assertRefused(
+      'kind: role\nversion: v7\nmetadata: {name: dev}\nspec:\n  options: {max_session_ttl: 3600}\n',
       'role "dev": spec.options.max_session_ttl: expected a duration like "8h" (line 5)',
     );
   });
@@ -210,19 +207,18 @@ spec:
   });
 
   test('empty value where a list belongs', () => {
-    const err = badResource(() =>
-      parseResources('kind: user\nversion: v2\nmetadata:\n  name: a\nspec:\n  roles:\n'),
+    assertRefused(
+      'kind: user\nversion: v2\nmetadata:\n  name: a\nspec:\n  roles:\n',
+      'user "a": spec.roles: expected a list, got an empty value (line 6)',
     );
-    assert.equal(err.message, 'user "a": spec.roles: expected a list, got an empty value (line 6)');
   });
 
   test('missing required fields point at the parent', () => {
-    const err = badResource(() =>
-      parseResources('kind: role\nversion: v7\nmetadata:\n  description: x\nspec: {}\n'),
+    assertRefused(
+      'kind: role\nversion: v7\nmetadata:\n  description: x\nspec: {}\n',
+      'role (document 1): metadata.name: required (line 3)',
     );
-    assert.equal(err.message, 'role (document 1): metadata.name: required (line 3)');
-    const noSpec = badResource(() => parseResources('kind: role\nversion: v7\nmetadata: {name: a}\n'));
-    assert.equal(noSpec.message, 'role "a": spec: required (line 1)');
+    assertRefused('kind: role\nversion: v7\nmetadata: {name: a}\n', 'role "a": spec: required (line 1)');
   });
 
   test('unknown kind, missing kind, unsupported version', () => {
@@ -241,10 +237,10 @@ spec:
   });
 
   test('the second document is named in the message', () => {
-    const err = badResource(() =>
-      parseResources(`${CAP_YAML}---\nkind: user\nversion: v2\nmetadata: {}\nspec: {}\n`),
+    assertRefused(
+      `${CAP_YAML}---\nkind: user\nversion: v2\nmetadata: {}\nspec: {}\n`,
+      'user (document 2): metadata.name: required (line 13)',
     );
-    assert.equal(err.message, 'user (document 2): metadata.name: required (line 13)');
   });
 
   test('a document that is not a mapping', () => {
@@ -266,8 +262,7 @@ spec:
   });
 
   test('malformed JSON reports its line', () => {
-    const err = badResource(() => parseResources('{\n  "kind": "role",\n  "version": "v7",,\n}\n'));
-    assert.match(err.message, /invalid YAML: .*\(line 3\)/);
+    assertRefused('{\n  "kind": "role",\n  "version": "v7",,\n}\n', /invalid YAML: .*\(line 3\)/);
   });
 
   test('alias bombs are refused', () => {
@@ -277,42 +272,27 @@ spec:
       const cur = String.fromCharCode(97 + i);
       bomb.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(',')}]`);
     }
-    const err = badResource(() => parseResources(bomb.join('\n')));
-    assert.match(err.message, /invalid YAML/);
+    assertRefused(bomb.join('\n'), /invalid YAML/);
   });
 
   test('wrong metadata for the kind', () => {
-    const cap = badResource(() =>
-      parseResources('kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: other\nspec: {}\n'),
-    );
-    assert.equal(
-      cap.message,
+    assertRefused(
+      'kind: cluster_auth_preference\nversion: v2\nmetadata:\n  name: other\nspec: {}\n',
       'cluster_auth_preference "other": metadata.name: must be "cluster-auth-preference" (line 4)',
     );
-    const lock = badResource(() =>
-      parseResources('kind: lock\nversion: v2\nmetadata:\n  name: not-a-uuid\nspec:\n  target: {}\n'),
-    );
-    assert.equal(
-      lock.message,
+    assertRefused(
+      'kind: lock\nversion: v2\nmetadata:\n  name: not-a-uuid\nspec:\n  target: {}\n',
       'lock "not-a-uuid": metadata.name: expected a UUID (line 4); spec.target: needs at least one of user, role, login, node, device (line 6)',
     );
-    const slash = badResource(() =>
-      parseResources('kind: user\nversion: v2\nmetadata:\n  name: a/b\nspec: {}\n'),
-    );
-    assert.equal(
-      slash.message,
+    assertRefused(
+      'kind: user\nversion: v2\nmetadata:\n  name: a/b\nspec: {}\n',
       'user "a/b": metadata.name: must not contain "/", spaces or control characters (line 4)',
     );
   });
 
   test('field paths with odd keys and list indexes', () => {
-    const err = badResource(() =>
-      parseResources(
-        'kind: user\nversion: v2\nmetadata: {name: a}\nspec:\n  traits:\n    "team.io/x": [ok, 5]\n',
-      ),
-    );
-    assert.equal(
-      err.message,
+    assertRefused(
+      'kind: user\nversion: v2\nmetadata: {name: a}\nspec:\n  traits:\n    "team.io/x": [ok, 5]\n',
       'user "a": spec.traits["team.io/x"][1]: expected a string, got a number (line 6)',
     );
   });
