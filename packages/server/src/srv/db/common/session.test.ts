@@ -25,26 +25,7 @@ class SlowAuditLogDouble implements AuditLog {
 
 test('db session: past MAX_UNWRITTEN_QUERIES unwritten statements, the engine is told to wait', async () => {
   const audit = new SlowAuditLogDouble();
-  const session = new DbSession(
-    {
-      stream: new PassThrough(),
-      db: {
-        kind: 'db',
-        version: 'v3',
-        metadata: { name: 'orders' },
-        spec: { protocol: 'postgres', uri: '127.0.0.1:5432' },
-      } as never,
-      identity: makeIdentity({ user: 'alice', roles: ['dev'] }),
-      clientAddr: '127.0.0.1',
-    },
-    {
-      clock: new FakeClock(),
-      audit,
-      logger: silentLogger,
-      checker: { checkAccess: () => assert.fail('not asked in this test') },
-      credentials: {} as UpstreamCredentials,
-    },
-  );
+  const session = sessionWith(audit, { checkAccess: () => assert.fail('not asked in this test') });
   for (let i = 0; i < MAX_UNWRITTEN_QUERIES - 1; i++) session.query({ query: `select ${i}` });
   assert.equal(session.auditBacklog(), undefined, 'below the bound: no wait');
   session.query({ query: 'select last' });
@@ -79,7 +60,11 @@ class StatementAuditLogDouble extends SlowAuditLogDouble {
   }
 }
 
-function sessionWith(audit: AuditLog): DbSession {
+/** A session of alice on db "orders" over a stream nothing reads (access allowed unless `checker` says). */
+function sessionWith(
+  audit: AuditLog,
+  checker: { checkAccess(...args: unknown[]): unknown } = { checkAccess: () => ({ allowed: true }) },
+): DbSession {
   const session = new DbSession(
     {
       stream: new PassThrough(),
@@ -96,7 +81,7 @@ function sessionWith(audit: AuditLog): DbSession {
       clock: new FakeClock(),
       audit,
       logger: silentLogger,
-      checker: { checkAccess: () => ({ allowed: true }) as never },
+      checker: checker as never,
       credentials: {} as UpstreamCredentials,
     },
   );
