@@ -10,7 +10,7 @@ import { createServer as createHttpServer, request } from 'node:http';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { type LeanRequest, parseLeanHead, RawResponse, serveHttp1 } from './http1';
+import { type LeanRequest, leanRequestLine, parseLeanHead, RawResponse, serveHttp1 } from './http1';
 
 function parse(text: string): LeanRequest | undefined {
   const buf = Buffer.from(text, 'latin1');
@@ -305,5 +305,44 @@ test('an idle connection closes after idleMs; a response slower than that is not
     assert.ok(at - answered < 2_000, 'and closed when idle');
   } finally {
     await new Promise((r) => idle.close(r));
+  }
+});
+
+test('the lean request line is read as the regular expression it replaced reads it', () => {
+  const re = /^(GET|HEAD|OPTIONS|DELETE) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
+  const lines = [
+    'GET / HTTP/1.1',
+    'GET /x?y=1&z=%20 HTTP/1.1',
+    'HEAD /a HTTP/1.1',
+    'OPTIONS /o HTTP/1.1',
+    'DELETE /d HTTP/1.1',
+    'OPTIONS * HTTP/1.1',
+    'POST / HTTP/1.1',
+    'PUT / HTTP/1.1',
+    'GETS / HTTP/1.1',
+    'get / HTTP/1.1',
+    'GET  / HTTP/1.1',
+    'GET / x HTTP/1.1',
+    'GET /\x7f HTTP/1.1',
+    'GET /\xe9 HTTP/1.1',
+    'GET /\t HTTP/1.1',
+    'GET x HTTP/1.1',
+    'GET http://a/ HTTP/1.1',
+    'GET / HTTP/1.0',
+    'GET / HTTP/1.1 ',
+    'GET /HTTP/1.1',
+    'GET  HTTP/1.1',
+    'GET',
+    '',
+    'GET / HTTP/1.1x',
+    'GE',
+  ];
+  for (const line of lines) {
+    const m = re.exec(line);
+    assert.deepEqual(
+      leanRequestLine(`${line}\r\nhost: a`, line.length),
+      m ? { method: m[1], url: m[2] } : undefined,
+      JSON.stringify(line),
+    );
   }
 });
