@@ -93,11 +93,13 @@ test('a resource with its own CA gets its own context; a renewed certificate a n
   }
 });
 
-test('the shared context logs in: the server sees the db user’s certificate, twice over', async () => {
-  const { cas, creds, close } = await setup();
+/**
+ * A database stand-in on 127.0.0.1 with a db-CA server certificate that asks for db-CA client
+ * certificates and answers each connection with `reply` (then ends it).
+ */
+async function dbServer(cas: CertAuthorities, reply: (s: TLSSocket) => string) {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const { certPem } = await cas.issueDbServerCert({ ipAddresses: ['127.0.0.1'], publicKey });
-  const seen: unknown[] = [];
   const server = createServer(
     {
       key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
@@ -106,25 +108,33 @@ test('the shared context logs in: the server sees the db user’s certificate, t
       requestCert: true,
       rejectUnauthorized: true,
     },
-    (s) => {
-      s.end(String(s.getPeerCertificate().subject?.CN));
-    },
+    (s) => s.end(reply(s)),
   );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Everything `sock` receives until the other side ends it. */
+async function readToEnd(sock: TLSSocket): Promise<string> {
+  let got = '';
+  sock.on('data', (d) => {
+    got += d;
+  });
+  await once(sock, 'end');
+  sock.destroy();
+  return got;
+}
+
+test('the shared context logs in: the server sees the db user’s certificate, twice over', async () => {
+  const { cas, creds, close } = await setup();
+  const seen: unknown[] = [];
+  const { server, port } = await dbServer(cas, (s) => String(s.getPeerCertificate().subject?.CN));
   try {
-    const { port } = server.address() as AddressInfo;
     const target = db('orders', `127.0.0.1:${port}`);
     for (let i = 0; i < 2; i++) {
       const options = await creds.tlsOptions(target, 'reporting');
-      const sock: TLSSocket = connect({ ...options, port });
-      let got = '';
-      sock.on('data', (d) => {
-        got += d;
-      });
-      await once(sock, 'end');
-      sock.destroy();
-      seen.push(got);
+      seen.push(await readToEnd(connect({ ...options, port })));
     }
     assert.deepEqual(seen, ['reporting', 'reporting']);
     assert.equal(creds.contextsBuilt, 1);
@@ -136,49 +146,24 @@ test('the shared context logs in: the server sees the db user’s certificate, t
 
 test('the database’s TLS session is resumed by the next connection of the same context', async () => {
   const { cas, creds, close } = await setup();
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const { certPem } = await cas.issueDbServerCert({ ipAddresses: ['127.0.0.1'], publicKey });
-  const server = createServer(
-    {
-      key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
-      cert: certPem,
-      ca: cas.tlsCertPems('db'),
-      requestCert: true,
-      rejectUnauthorized: true,
-    },
-    // The client certificate is still known on a resumed session (what the database checks).
-    (s) => s.end(`${String(s.getPeerCertificate().subject?.CN)} ${s.isSessionReused()}`),
+  // The client certificate is still known on a resumed session (what the database checks).
+  const { server, port } = await dbServer(
+    cas,
+    (s) => `${String(s.getPeerCertificate().subject?.CN)} ${s.isSessionReused()}`,
   );
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
   try {
-    const { port } = server.address() as AddressInfo;
     const target = db('shop', `127.0.0.1:${port}`);
-    const seen: string[] = [];
-    for (let i = 0; i < 3; i++) {
+    /** What the database says to a TLS connection as `dbUser`: its CN and whether TLS resumed. */
+    const answer = async (dbUser: string) => {
       const tcp = netConnect({ host: '127.0.0.1', port });
       await once(tcp, 'connect');
-      const sock = await upgrade(tcp, await creds.tlsOptions(target, 'reporting'), target);
-      let got = '';
-      sock.on('data', (d) => {
-        got += d;
-      });
-      await once(sock, 'end');
-      sock.destroy();
-      seen.push(got);
-    }
+      return readToEnd(await upgrade(tcp, await creds.tlsOptions(target, dbUser), target));
+    };
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) seen.push(await answer('reporting'));
     assert.deepEqual(seen, ['reporting false', 'reporting true', 'reporting true']);
     // Another db user has its own context: no session to resume.
-    const tcp = netConnect({ host: '127.0.0.1', port });
-    await once(tcp, 'connect');
-    const other = await upgrade(tcp, await creds.tlsOptions(target, 'alice'), target);
-    let got = '';
-    other.on('data', (d) => {
-      got += d;
-    });
-    await once(other, 'end');
-    other.destroy();
-    assert.equal(got, 'alice false');
+    assert.equal(await answer('alice'), 'alice false');
   } finally {
     server.close();
     await close();
