@@ -102,47 +102,24 @@ function stats(ms: number[]): string {
  * others together (V8's compiler and GC helpers, libuv's pool), from /proc (ns precision);
  * undefined where there is no /proc.
  */
-/**
- * CPU of this process's threads so far, in ms: the main thread, the others, and the others by
- * name (`V8 DefaultWorke`: V8's GC and compiler helpers; `libuv-worker`: the thread pool —
- * async fs, such as the audit log's fdatasync, and async crypto).
- */
-function threadCpuMs(): { main: number; others: number; byName: Map<string, number> } | undefined {
+function threadCpuMs(): { main: number; others: number } | undefined {
   try {
     let main = 0;
     let others = 0;
-    const byName = new Map<string, number>();
     for (const tid of readdirSync('/proc/self/task')) {
       let ns: number;
-      let name: string;
       try {
         ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-        name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
       } catch {
         continue; // the thread ended meanwhile
       }
       if (tid === String(process.pid)) main += ns / 1e6;
-      else {
-        others += ns / 1e6;
-        byName.set(name, (byName.get(name) ?? 0) + ns / 1e6);
-      }
+      else others += ns / 1e6;
     }
-    return { main, others, byName };
+    return { main, others };
   } catch {
     return undefined;
   }
-}
-
-/** `after - before` of the other threads by name, largest first. */
-function otherThreadsMs(
-  before: ReturnType<typeof threadCpuMs>,
-  after: ReturnType<typeof threadCpuMs>,
-): [string, number][] {
-  if (!before || !after) return [];
-  return [...after.byName]
-    .map(([name, ms]): [string, number] => [name, ms - (before.byName.get(name) ?? 0)])
-    .filter(([, ms]) => ms > 0)
-    .sort((a, b) => b[1] - a[1]);
 }
 
 async function timed(f: () => Promise<unknown>): Promise<number> {
@@ -487,11 +464,7 @@ async function main(): Promise<void> {
         threads0 && threads1 && threads2 && threads3
           ? threads1.main - threads0.main + threads3.main - threads2.main
           : undefined;
-      // The other threads' CPU by name, both phases together.
-      const others = new Map<string, number>();
-      for (const [name, ms] of [...otherThreadsMs(threads0, threads1), ...otherThreadsMs(threads2, threads3)])
-        others.set(name, (others.get(name) ?? 0) + ms);
-      return { beginWall, finishWall, cpuMs, mainMs, others };
+      return { beginWall, finishWall, cpuMs, mainMs };
     };
     // The crypto limit, probed in this process right after each round: the node:crypto work
     // one ceremony cannot do without, done alone in a tight loop — two ECDSA P-256 verifies
@@ -546,7 +519,6 @@ async function main(): Promise<void> {
       finishWall: number;
       cpuMs: number;
       mainMs: number | undefined;
-      others: Map<string, number>;
       limit: number;
       pair: number;
       ratio: number;
@@ -574,13 +546,7 @@ async function main(): Promise<void> {
           `(begin ${r.beginWall.toFixed(0)} ms + finish ${r.finishWall.toFixed(0)} ms of wall time), ` +
           `${((r.cpuMs * 1000) / CEREMONIES).toFixed(0)} µs of CPU each` +
           (r.mainMs !== undefined
-            ? ` (main thread ${((r.mainMs * 1000) / CEREMONIES).toFixed(0)} µs; ` +
-              `${
-                [...r.others]
-                  .sort((a, b) => b[1] - a[1])
-                  .map(([name, ms]) => `${name} ${((ms * 1000) / CEREMONIES).toFixed(0)} µs`)
-                  .join(', ') || 'no other thread'
-              })`
+            ? ` (main thread ${((r.mainMs * 1000) / CEREMONIES).toFixed(0)} µs, other threads ${(((r.cpuMs - r.mainMs) * 1000) / CEREMONIES).toFixed(0)} µs)`
             : '') +
           ` = ${(CEREMONIES / (r.cpuMs / 1000)).toFixed(0)} per CPU-second; ` +
           `crypto limit ${r.limit.toFixed(0)}/s: ${r.ratio.toFixed(3)} of it`,
