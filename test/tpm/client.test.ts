@@ -46,6 +46,25 @@ const openssl = requireTool('openssl');
 const rejects = (code: TpmErrorCode) => (e: unknown) => isTpmError(e, code);
 const PCRS = [{ hash: TPM_ALG.SHA256, pcrs: [0, 1, 2, 3, 4, 5, 6, 7] }];
 
+/**
+ * The server's MakeCredential for `ak`'s name under `ek`, and the client's ActivateCredential
+ * through the loaded handles: the TPM releases exactly `challenge`.
+ */
+async function assertActivates(
+  tpm: Tpm,
+  o: {
+    ek: Parameters<typeof makeCredential>[0]['ekPublic'];
+    ekHandle: number;
+    ak: Parameters<typeof objectName>[0];
+    akHandle: number;
+  },
+  challenge: Uint8Array,
+): Promise<void> {
+  const made = makeCredential({ ekPublic: o.ek, objectName: objectName(o.ak), credential: challenge });
+  const solved = await activateCredential(tpm, { akHandle: o.akHandle, ekHandle: o.ekHandle, ...made });
+  assert.deepEqual(solved, challenge);
+}
+
 describe('TPM client on swtpm', { skip: setup.skip }, () => {
   let sw: SwtpmProcess;
   let tpm: Tpm;
@@ -178,18 +197,12 @@ describe('TPM client on swtpm', { skip: setup.skip }, () => {
         });
         assert.deepEqual(creationData.parentName, srk.name);
         const challenge = new Uint8Array(32).fill(kind === 'rsa' ? 1 : 2);
-        const made = makeCredential({
-          ekPublic: ek.public,
-          objectName: objectName(ak.public),
-          credential: challenge,
-        });
         // Client: ActivateCredential, then a quote over the server's nonce.
-        const solved = await activateCredential(tpm, {
-          akHandle: loaded.handle,
-          ekHandle: ek.handle,
-          ...made,
-        });
-        assert.deepEqual(solved, challenge);
+        await assertActivates(
+          tpm,
+          { ek: ek.public, ekHandle: ek.handle, ak: ak.public, akHandle: loaded.handle },
+          challenge,
+        );
         const nonce = await tpm.getRandom(32);
         const q = await tpm.quote({ signHandle: loaded.handle, qualifyingData: nonce, pcrs: PCRS });
         const values = await tpm.pcrRead(PCRS);
@@ -222,17 +235,11 @@ describe('TPM client on swtpm', { skip: setup.skip }, () => {
     try {
       // The EK swtpm_setup persisted, used through its persistent handle.
       const challenge = new Uint8Array(48).fill(0x38);
-      const made = makeCredential({
-        ekPublic: ek.public,
-        objectName: objectName(ak.public),
-        credential: challenge,
-      });
-      const solved = await activateCredential(tpm, {
-        akHandle: loaded.handle,
-        ekHandle: EK_PERSISTENT_HANDLE.eccP384,
-        ...made,
-      });
-      assert.deepEqual(solved, challenge);
+      await assertActivates(
+        tpm,
+        { ek: ek.public, ekHandle: EK_PERSISTENT_HANDLE.eccP384, ak: ak.public, akHandle: loaded.handle },
+        challenge,
+      );
       assert.deepEqual(await tpm.getHandles(0x03000000), []);
     } finally {
       await flushTransientObjects(tpm);
