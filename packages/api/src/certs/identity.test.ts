@@ -1,9 +1,10 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign, webcrypto } from 'node:crypto';
+import { sign, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import * as x509 from '@peculiar/x509';
+import { p256KeyPair } from '../../../../test/support/p256-keys';
 import { needs, run, tempDir } from '../../../../test/support/system-tools';
 import { Oids } from '../constants';
 import { isWardenError } from '../errors';
@@ -38,23 +39,7 @@ async function makeCert(opts: {
   subject?: Record<string, string[]>[];
   extensions?: CertificateExtension[];
 }): Promise<string> {
-  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const keys = {
-    privateKey: await webcrypto.subtle.importKey(
-      'pkcs8',
-      pair.privateKey.export({ type: 'pkcs8', format: 'der' }),
-      ecdsa,
-      false,
-      ['sign'],
-    ),
-    publicKey: await webcrypto.subtle.importKey(
-      'spki',
-      pair.publicKey.export({ type: 'spki', format: 'der' }),
-      ecdsa,
-      true,
-      ['verify'],
-    ),
-  };
+  const { pair, keys } = await p256KeyPair();
   const base = await x509.X509CertificateGenerator.createSelfSigned(
     {
       name: opts.subject ?? identitySubject(alice),

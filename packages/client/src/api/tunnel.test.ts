@@ -1,10 +1,11 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { createServer, type TLSSocket } from 'node:tls';
 import * as x509 from '@peculiar/x509';
+import { p256KeyPair } from '../../../../test/support/p256-keys';
 import type { LoadedProfile } from '../profile';
 import { openTunnel } from './tunnel';
 
@@ -12,23 +13,7 @@ const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 
 /** A self-signed P-256 certificate (its own CA) for 127.0.0.1, and its key. */
 async function selfSigned(cn: string): Promise<{ certPem: string; keyPem: string }> {
-  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const keys = {
-    privateKey: await webcrypto.subtle.importKey(
-      'pkcs8',
-      pair.privateKey.export({ type: 'pkcs8', format: 'der' }),
-      ecdsa,
-      false,
-      ['sign'],
-    ),
-    publicKey: await webcrypto.subtle.importKey(
-      'spki',
-      pair.publicKey.export({ type: 'spki', format: 'der' }),
-      ecdsa,
-      true,
-      ['verify'],
-    ),
-  };
+  const { pair, keys } = await p256KeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     {
       name: `CN=${cn}`,
