@@ -23,7 +23,9 @@
  *   `--only=service` runs parts 3 and 4 alone, `--only=login` parts 1 and 2; `--rounds` is how
  *   often part 3 runs its many ceremonies at once (the best round counts), after `--warmup`
  *   untimed rounds (a running auth service has its code compiled; the first rounds spend a
- *   third of their CPU in V8's compiler threads); `--profile=FILE` writes V8 CPU profiles of
+ *   third of their CPU in V8's compiler threads; after the default 2 V8 was still optimising the
+ *   finish path in the timed rounds — 68 functions compiled and 4 deoptimised during the first
+ *   one, `--trace-opt --trace-deopt` — so the default is 10); `--profile=FILE` writes V8 CPU profiles of
  *   the first timed round's phases (the begins, the finishes) to FILE.begin/.finish.cpuprofile
  *   and of the enrollments to FILE.enroll.cpuprofile;
  *   `--wsh-profile=DIR` one of each `wsh login` process to DIR (bench/cpu-profile-preload.mjs);
@@ -71,7 +73,7 @@ const { values } = parseArgs({
     logins: { type: 'string', default: '10' },
     ceremonies: { type: 'string', default: '200' },
     rounds: { type: 'string', default: '3' },
-    warmup: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '10' },
     enrollments: { type: 'string', default: '20' },
     devices: { type: 'string' },
     only: { type: 'string' },
