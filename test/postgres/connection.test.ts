@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { isWardenError } from '@warden/api';
-import { PostgresBackend, type PostgresBackendOptions } from '@warden/server';
+import { PostgresAuditLog, PostgresBackend, type PostgresBackendOptions } from '@warden/server';
 import { requirePostgres, requireTool, startPostgres } from '@warden/testkit';
 
 const check = requirePostgres();
@@ -36,6 +36,53 @@ async function refused(opts: PostgresBackendOptions, pattern: RegExp, secret?: s
     return true;
   });
 }
+
+describe('postgres connection: one warm connection', { skip: check.skip }, async () => {
+  if (!check.ok) return;
+  const server = await startPostgres({});
+  after(() => server.stop());
+  const IDLE_MS = 50;
+  const pids = (app: string) =>
+    server
+      .psql(`SELECT pid FROM pg_stat_activity WHERE application_name = '${app}' ORDER BY pid`)
+      .split('\n')
+      .filter(Boolean);
+  async function atMost(n: number, app: string): Promise<string[]> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const open = pids(app);
+      if (open.length <= n || Date.now() > deadline) return open;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  // Without `min: 1` the pools closed every connection idle for 30 s, and a rare write (a lock
+  // after a quiet period) paid a new connection and its SCRAM login.
+  for (const kind of ['backend', 'audit log'] as const) {
+    test(`the ${kind}'s pool keeps one connection past its idle timeout, and closes it on close()`, async () => {
+      const app = `warden-warm-${kind.replace(' ', '-')}`;
+      const common = { connString: server.connString, applicationName: app, idleTimeoutMs: IDLE_MS };
+      const store =
+        kind === 'backend'
+          ? await PostgresBackend.open({ ...common, reapIntervalMs: 0, schema: 'warm_backend' })
+          : await PostgresAuditLog.open({ ...common, schema: 'warm_audit' });
+      const work = () => (store instanceof PostgresBackend ? store.get('/warm') : store.search({ limit: 1 }));
+      try {
+        await Promise.all(Array.from({ length: 6 }, work));
+        const warm = await atMost(1, app);
+        assert.equal(warm.length, 1, `one connection stays open (open: ${warm.length})`);
+        // Well past the idle timeout: the same connection, still open, serves the next call.
+        await new Promise((resolve) => setTimeout(resolve, IDLE_MS * 10));
+        assert.deepEqual(pids(app), warm);
+        await work();
+        assert.deepEqual(pids(app), warm, 'no new connection for the first call after idle');
+      } finally {
+        await store.close();
+      }
+      assert.deepEqual(await atMost(0, app), [], 'close() ends it');
+    });
+  }
+});
 
 describe('postgres connection: passwords', { skip: check.skip }, async () => {
   if (!check.ok) return;

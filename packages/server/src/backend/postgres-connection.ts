@@ -73,6 +73,12 @@ export interface PostgresConnectionOptions {
   poolSize?: number;
   /** Give up connecting after this long (default 5000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * Pooled connections idle this long are closed (default 30 000 ms), all but one: the pool
+   * keeps one connection open, so a rare write (a lock after an idle hour) does not pay a new
+   * connection and its SCRAM login.
+   */
+  idleTimeoutMs?: number;
   /** How long retryable failures are retried before WARDEN_ERR_CONNECTION (default 15 000 ms). */
   retryTimeoutMs?: number;
   /**
@@ -88,6 +94,7 @@ export const POSTGRES_DEFAULT_POOL_SIZE = 10;
 export const POSTGRES_DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 export const POSTGRES_DEFAULT_RETRY_TIMEOUT_MS = 15_000;
 export const POSTGRES_DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+export const POSTGRES_DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 function badConfig(message: string): WardenError {
   return new WardenError('WARDEN_ERR_BAD_CONFIG', message);
@@ -290,7 +297,11 @@ export function resolveConnection(opts: PostgresConnectionOptions): ResolvedConn
     ssl,
     max: positive(opts.poolSize, POSTGRES_DEFAULT_POOL_SIZE, 'poolSize'),
     connectionTimeoutMillis: connectTimeoutMs,
-    idleTimeoutMillis: 30_000,
+    idleTimeoutMillis: positive(opts.idleTimeoutMs, POSTGRES_DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
+    // One connection stays open however long the pool is idle (pg-pool closes idle connections
+    // only above `min`; `close()` still ends it). Replica A's first lock after 30 s of quiet
+    // paid a new connection and a SCRAM login in `bench:locks`, and real locks are rare.
+    min: 1,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     application_name: opts.applicationName ?? target.applicationName ?? 'warden',
