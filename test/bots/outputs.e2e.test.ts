@@ -69,6 +69,22 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
   const wctl = (args: string[]) => runCli('wctl', args, { env: w.env });
   const wsh = (args: string[], env: NodeJS.ProcessEnv = w.env) => runCli('wsh', args, { env });
   const cap = (mode: string) => setDeviceTrust(w, mode);
+  /** `wsh -i IDENTITY db connect orders` as the bot (db user ci): psql runs `sql`. */
+  const botPsql = (identity: string, sql: string) =>
+    wsh([
+      '-i',
+      identity,
+      'db',
+      'connect',
+      'orders',
+      '--db-user=ci',
+      '--db-name=postgres',
+      '--',
+      '-X',
+      '-At',
+      '-c',
+      sql,
+    ]);
   /** `wsh -i IDENTITY proxy db orders --tunnel` as the bot, on the port it picks (port 0). */
   const botTunnel = async (identity: string) => {
     const tunnel = spawnCli('wsh', ['-i', identity, 'proxy', 'db', 'orders', '--tunnel', '--db-user=ci'], {
@@ -200,20 +216,7 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     const identity = join(dest, 'identity');
 
     // The database: wsh db connect runs psql; a tunnel serves psql too.
-    const connect = await wsh([
-      '-i',
-      identity,
-      'db',
-      'connect',
-      'orders',
-      '--db-user=ci',
-      '--db-name=postgres',
-      '--',
-      '-X',
-      '-At',
-      '-c',
-      'select current_user',
-    ]);
+    const connect = await botPsql(identity, 'select current_user');
     assert.equal(connect.code, 0, connect.stderr);
     assert.equal(connect.stdout.trim(), 'ci');
     const { tunnel, port: tunnelPort } = await botTunnel(identity);
@@ -461,20 +464,7 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
     const dest = await join_('strict');
     await cap('required');
     try {
-      const db = await wsh([
-        '-i',
-        join(dest, 'identity'),
-        'db',
-        'connect',
-        'orders',
-        '--db-user=ci',
-        '--db-name=postgres',
-        '--',
-        '-X',
-        '-At',
-        '-c',
-        'select 1',
-      ]);
+      const db = await botPsql(join(dest, 'identity'), 'select 1');
       assert.notEqual(db.code, 0, db.stdout);
       assert.match(db.stderr, /unauthorized device/);
       const pods = await k(dest, ['get', 'pods']);
