@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { presetRoles, type RoleResource } from '@warden/api';
-import { allowedLogins, maxSessionTtl } from './identity';
+import { allowedLogins, makeIdentity, maxSessionTtl, routeCertIdentity } from './identity';
 
 function role(
   name: string,
@@ -75,4 +75,22 @@ test('maxSessionTtl is the minimum over roles that set one', () => {
 
 test('an unreadable stored TTL does not lengthen sessions', () => {
   assert.equal(maxSessionTtl([role('a', { ttl: '8h' }), role('b', { ttl: 'forever' })]), 0);
+});
+
+test('a route certificate carries who the caller is, no SSH logins, bot and device when present', () => {
+  const device = { deviceId: 'd-1', assetTag: 'A1', credentialId: 'c-1' };
+  const traits = { team: ['db'] };
+  const bot = makeIdentity({ user: 'bot-ci', kind: 'bot', roles: ['r'], logins: ['root'], traits, device });
+  const id = routeCertIdentity(bot);
+  assert.deepEqual(id, {
+    user: 'bot-ci',
+    roles: ['r'],
+    logins: [],
+    traits: { team: ['db'] },
+    kind: 'bot',
+    device,
+  });
+  assert.notEqual(id.traits.team, traits.team, 'trait values are copied, not shared');
+  const human = routeCertIdentity(makeIdentity({ user: 'alice', logins: ['root'] }));
+  assert.deepEqual(human, { user: 'alice', roles: [], logins: [], traits: {} });
 });

@@ -7,7 +7,7 @@
  * lifetime their roles allow.
  * Internal to `access/`; the public surface is `access/index.ts`.
  */
-import { type RoleResource, tryParseDuration } from '@warden/api';
+import { type CertIdentity, type RoleResource, tryParseDuration } from '@warden/api';
 import type { DeviceExtensions } from './device-trust';
 import type { LockTargets } from './locks';
 import { expandValues, type Traits } from './traits';
@@ -75,6 +75,26 @@ export function makeIdentity(fields: Partial<Omit<Identity, 'user'>> & Pick<Iden
     ...(expires ? { expires } : cert ? { expires: cert.notAfter } : {}),
     ...(cert ? { cert } : {}),
     ...(clientAddr ? { clientAddr } : {}),
+  };
+}
+
+/**
+ * The part of a route certificate (app, database) that carries who the caller is: user, roles,
+ * traits, `kind: bot` for a bot, the device extensions when present — and no SSH logins. The
+ * caller adds the route (`app`, `db`).
+ *
+ * @example
+ *   cas.issueDbCert({ identity: { ...routeCertIdentity(identity), db: route }, publicKey, notAfter });
+ */
+export function routeCertIdentity(identity: Identity): Omit<CertIdentity, 'app' | 'db'> {
+  return {
+    user: identity.user,
+    roles: [...identity.roles],
+    logins: [],
+    traits: Object.fromEntries(Object.entries(identity.traits).map(([k, v]) => [k, [...v]])),
+    // A bot's route certificate says bot too (`required-for-humans` exempts it, audit says so).
+    ...(identity.kind === 'bot' ? { kind: 'bot' as const } : {}),
+    ...(identity.device ? { device: { ...identity.device } } : {}),
   };
 }
 

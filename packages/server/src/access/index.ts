@@ -70,6 +70,7 @@ export {
   maxSessionTtl,
   nodeLockTargets,
   roleNames,
+  routeCertIdentity,
   sshPermits,
 } from './identity';
 export { type LabelSelector, type Labels, matchLabels } from './labels';

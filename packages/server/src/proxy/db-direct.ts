@@ -35,7 +35,7 @@ import {
   type rpc,
   WardenError,
 } from '@warden/api';
-import { type AccessChecker, accessDeniedError, type Identity } from '../access';
+import { type AccessChecker, accessDeniedError, type Identity, routeCertIdentity } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Logger } from '../log';
 import { type DbHandoff, dbTarget, type MySqlGreeted, mysqlTlsOpening } from '../srv/db';
@@ -127,16 +127,7 @@ export class DbDirect {
       ...(req.db_name !== undefined ? { dbName: req.db_name } : {}),
     };
     const issued = await this.#o.issueDbCert({
-      identity: {
-        user: identity.user,
-        roles: [...identity.roles],
-        logins: [],
-        traits: Object.fromEntries(Object.entries(identity.traits).map(([k, v]) => [k, [...v]])),
-        // A bot's database certificate says bot too (`required-for-humans` exempts it).
-        ...(identity.kind === 'bot' ? { kind: 'bot' as const } : {}),
-        ...(identity.device ? { device: { ...identity.device } } : {}),
-        db: route,
-      },
+      identity: { ...routeCertIdentity(identity), db: route },
       publicKey: createPublicKey({ key: identity.cert.publicKeyDer, format: 'der', type: 'spki' }),
       notAfter: identity.cert.notAfter,
     });

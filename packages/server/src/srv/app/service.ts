@@ -43,6 +43,7 @@ import {
   accessDeniedError,
   type Identity,
   makeIdentity,
+  routeCertIdentity,
 } from '../../access';
 import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Clock } from '../../clock';
@@ -874,16 +875,7 @@ export class AppService {
     const sessionId = randomUUID();
     const publicAddr = this.publicAddrOf(app);
     const issued = await this.#o.cas.issueAppCert({
-      identity: {
-        user: identity.user,
-        roles: [...identity.roles],
-        logins: [],
-        traits: Object.fromEntries(Object.entries(identity.traits).map(([k, v]) => [k, [...v]])),
-        // A bot's app certificate says bot too (`required-for-humans` exempts it, audit says so).
-        ...(identity.kind === 'bot' ? { kind: 'bot' as const } : {}),
-        ...(identity.device ? { device: identity.device } : {}),
-        app: { app: appName, publicAddr, sessionId },
-      },
+      identity: { ...routeCertIdentity(identity), app: { app: appName, publicAddr, sessionId } },
       publicKey: createPublicKey({ key: identity.cert.publicKeyDer, format: 'der', type: 'spki' }),
       notAfter: identity.cert.notAfter,
     });
