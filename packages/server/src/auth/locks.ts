@@ -19,8 +19,7 @@ import {
 } from '@warden/api';
 import type { z } from 'zod';
 import type { Actor } from '../access';
-import { undoUnless } from '../audit';
-import { prepareAuditEvent } from '../audit/prepare';
+import { prepareAuditEvent, undoUnless } from '../audit';
 import { type DeviceInventory, deviceLabel } from '../devicetrust';
 import { type AuthDeps, auditWith } from './deps';
 
