@@ -78,6 +78,14 @@ export function makeIdentity(fields: Partial<Omit<Identity, 'user'>> & Pick<Iden
   };
 }
 
+/** The trusted device of an identity, as audit events carry it (the audit log adds os_type). */
+export function auditDevice(identity: Pick<Identity, 'device'>): {
+  device?: { id: string; asset_tag: string; credential_id: string };
+} {
+  const d = identity.device;
+  return d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {};
+}
+
 /**
  * The part of a route certificate (app, database) that carries who the caller is: user, roles,
  * traits, `kind: bot` for a bot, the device extensions when present — and no SSH logins. The

@@ -62,6 +62,7 @@ export {
   type Actor,
   actorOf,
   allowedLogins,
+  auditDevice,
   deniedLogins,
   type Identity,
   type IdentityKind,

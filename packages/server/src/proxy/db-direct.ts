@@ -35,7 +35,13 @@ import {
   type rpc,
   WardenError,
 } from '@warden/api';
-import { type AccessChecker, accessDeniedError, type Identity, routeCertIdentity } from '../access';
+import {
+  type AccessChecker,
+  accessDeniedError,
+  auditDevice,
+  type Identity,
+  routeCertIdentity,
+} from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Logger } from '../log';
 import { type DbHandoff, dbTarget, type MySqlGreeted, mysqlTlsOpening } from '../srv/db';
@@ -155,7 +161,7 @@ export class DbDirect {
     const who = {
       user: identity.user,
       ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
-      ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
+      ...auditDevice(identity),
       roles: [...identity.roles],
     };
     // No database certificate unaudited: a cert.create the log refuses throws.

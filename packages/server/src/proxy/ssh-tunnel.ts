@@ -26,6 +26,7 @@ import { type AuditEventInput, type NodeResource, WardenError } from '@warden/ap
 import {
   type AccessChecker,
   type AccessDecision,
+  auditDevice,
   type Identity,
   type NodeTarget,
   nodeLockTargets,
@@ -285,12 +286,6 @@ export class SshTunnels {
 /** A node as audit events name it: its ID and its hostname, always both. */
 export function auditNode(node: NodeResource): { kind: 'node'; name: string; hostname: string } {
   return { kind: 'node', name: node.metadata.name, hostname: node.spec.hostname };
-}
-
-/** The trusted device of an identity, as audit events carry it (DESIGN §5; os_type is added by the audit log). */
-function auditDevice(identity: Identity): Pick<AuditEventInput, 'device'> {
-  const d = identity.device;
-  return d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {};
 }
 
 function splitAddr(addr: string): [string, number] {

@@ -41,6 +41,7 @@ import {
   type AccessDecision,
   type AppTarget,
   accessDeniedError,
+  auditDevice,
   type Identity,
   makeIdentity,
   routeCertIdentity,
@@ -51,7 +52,7 @@ import type { Logger } from '../../log';
 import { type ForwardContext, Forwarder } from './forward';
 import { type Http1Hooks, type LeanRequest, type RawResponse, serveHttp1 } from './http1';
 import { type AppRefusal, deviceTrustRefusal, rawRefusal, sendRefusal } from './refusal';
-import { type AppPrincipal, type AppSession, AppSessions, auditApp, auditDevice } from './session';
+import { type AppPrincipal, type AppSession, AppSessions, auditApp } from './session';
 
 /** The CA operations app_service needs. */
 export interface AppCertAuthority {

@@ -15,7 +15,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { AppResource } from '@warden/api';
-import type { Identity, SessionEndReason, SessionMonitor } from '../../access';
+import { auditDevice, type Identity, type SessionEndReason, type SessionMonitor } from '../../access';
 import { type AuditLog, writeAuditEvent } from '../../audit';
 import type { Clock } from '../../clock';
 import type { Logger } from '../../log';
@@ -40,19 +40,6 @@ export interface AppSessionsOptions {
   signJwt(identity: Identity, app: AppResource): Promise<string>;
   /** A session with no client connection for this long ends (default 5 min). */
   idleMs?: number;
-}
-
-/** The `device` block of audit events for a trusted identity. */
-export function auditDevice(identity: Identity) {
-  return identity.device
-    ? {
-        device: {
-          id: identity.device.deviceId,
-          asset_tag: identity.device.assetTag,
-          credential_id: identity.device.credentialId,
-        },
-      }
-    : {};
 }
 
 export function auditApp(app: AppResource) {

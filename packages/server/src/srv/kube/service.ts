@@ -44,6 +44,7 @@ import {
 } from '@warden/api';
 import {
   type AccessChecker,
+  auditDevice,
   type Identity,
   type KubePrincipals,
   kubePrincipals,
@@ -494,12 +495,11 @@ export class KubeService {
   }
 
   #subject(identity: Identity, cluster: KubeClusterResource) {
-    const d = identity.device;
     return {
       user: identity.user,
       ...(identity.kind === 'bot' ? { user_kind: 'bot' as const } : {}),
       ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
-      ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
+      ...auditDevice(identity),
       resource: {
         kind: 'kube_cluster',
         name: cluster.metadata.name,

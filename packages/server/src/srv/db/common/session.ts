@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditEventInput, DbResource } from '@warden/api';
-import type { AccessChecker, AccessDecision, Identity } from '../../../access';
+import { type AccessChecker, type AccessDecision, auditDevice, type Identity } from '../../../access';
 import { type AuditLog, type AuditStatementWriter, auditUnavailable, writeAuditEvent } from '../../../audit';
 import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
@@ -34,12 +34,11 @@ export interface DbQuery {
 
 /** The subject block of every event of session `s` (see `DbSession#subject`). */
 function subjectOf(s: DbSession) {
-  const d = s.identity.device;
   return {
     user: s.identity.user,
     ...(s.identity.kind === 'bot' ? { user_kind: 'bot' as const } : {}),
     addr: s.clientAddr,
-    ...(d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {}),
+    ...auditDevice(s.identity),
     protocol: 'db' as const,
     resource: {
       kind: 'db',
