@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { presetRoles, type RoleResource } from '@warden/api';
-import { allowedLogins, makeIdentity, maxSessionTtl, routeCertIdentity } from './identity';
+import {
+  allowedLogins,
+  makeIdentity,
+  maxSessionTtl,
+  routeCertAuditEvent,
+  routeCertIdentity,
+} from './identity';
 
 function role(
   name: string,
@@ -93,4 +99,55 @@ test('a route certificate carries who the caller is, no SSH logins, bot and devi
   assert.notEqual(id.traits.team, traits.team, 'trait values are copied, not shared');
   const human = routeCertIdentity(makeIdentity({ user: 'alice', logins: ['root'] }));
   assert.deepEqual(human, { user: 'alice', roles: [], logins: [], traits: {} });
+});
+
+test('a route certificate request is audited as cert.create when issued, access.denied when refused', () => {
+  const device = { deviceId: 'd-1', assetTag: 'A1', credentialId: 'c-1' };
+  const alice = makeIdentity({ user: 'alice', roles: ['access'], clientAddr: '10.0.0.7', device });
+  const resource = { kind: 'db', name: 'orders', labels: { env: 'prod' } };
+  const expires = new Date('2026-01-02T03:04:05.000Z');
+  const who = {
+    user: 'alice',
+    addr: '10.0.0.7',
+    device: { id: 'd-1', asset_tag: 'A1', credential_id: 'c-1' },
+    roles: ['access'],
+  };
+  assert.deepEqual(
+    routeCertAuditEvent(alice, { type: 'db', resource, asked: { db_user: 'app' } }, { expires }),
+    {
+      type: 'cert.create',
+      success: true,
+      ...who,
+      cert_type: 'db',
+      db: 'orders',
+      expires: '2026-01-02T03:04:05.000Z',
+      device_extensions: true,
+    },
+  );
+  assert.deepEqual(
+    routeCertAuditEvent(
+      alice,
+      { type: 'db', resource, asked: { db_user: 'app' } },
+      { error: 'no role allows' },
+    ),
+    {
+      type: 'access.denied',
+      success: false,
+      ...who,
+      error: 'no role allows',
+      protocol: 'db',
+      resource,
+      db_user: 'app',
+    },
+  );
+  const app = { kind: 'app', name: 'grafana' };
+  assert.deepEqual(routeCertAuditEvent(makeIdentity({ user: 'bob' }), { type: 'app', resource: app }, {}), {
+    type: 'cert.create',
+    success: true,
+    user: 'bob',
+    roles: [],
+    cert_type: 'app',
+    app: 'grafana',
+    device_extensions: false,
+  });
 });

@@ -7,7 +7,13 @@
  * lifetime their roles allow.
  * Internal to `access/`; the public surface is `access/index.ts`.
  */
-import { type CertIdentity, type RoleResource, tryParseDuration } from '@warden/api';
+import {
+  type AuditEventInput,
+  type AuditResource,
+  type CertIdentity,
+  type RoleResource,
+  tryParseDuration,
+} from '@warden/api';
 import type { DeviceExtensions } from './device-trust';
 import type { LockTargets } from './locks';
 import { expandValues, type Traits } from './traits';
@@ -84,6 +90,46 @@ export function auditDevice(identity: Pick<Identity, 'device'>): {
 } {
   const d = identity.device;
   return d ? { device: { id: d.deviceId, asset_tag: d.assetTag, credential_id: d.credentialId } } : {};
+}
+
+/**
+ * The audit event of a route certificate request (`wsh app login`, `wsh db login`): a
+ * `cert.create` naming the route once issued (`expires`), or an `access.denied` for the
+ * resource with the checker's `error` (and the database user/name asked for, `asked`).
+ *
+ * @example
+ *   await writeAuditEvent(audit, logger, routeCertAuditEvent(identity, { type: 'app', resource }, { expires }));
+ */
+export function routeCertAuditEvent(
+  identity: Identity,
+  route: { type: 'app' | 'db'; resource: AuditResource; asked?: { db_user?: string; db_name?: string } },
+  outcome: { expires?: Date; error?: string },
+): AuditEventInput {
+  const who = {
+    user: identity.user,
+    ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
+    ...auditDevice(identity),
+    roles: [...identity.roles],
+  };
+  if (outcome.error !== undefined)
+    return {
+      type: 'access.denied',
+      success: false,
+      ...who,
+      error: outcome.error,
+      protocol: route.type,
+      resource: route.resource,
+      ...route.asked,
+    };
+  return {
+    type: 'cert.create',
+    success: true,
+    ...who,
+    cert_type: route.type,
+    [route.type]: route.resource.name,
+    ...(outcome.expires ? { expires: outcome.expires.toISOString() } : {}),
+    device_extensions: identity.device !== undefined,
+  };
 }
 
 /**

@@ -71,6 +71,7 @@ export {
   maxSessionTtl,
   nodeLockTargets,
   roleNames,
+  routeCertAuditEvent,
   routeCertIdentity,
   sshPermits,
 } from './identity';

@@ -38,8 +38,8 @@ import {
 import {
   type AccessChecker,
   accessDeniedError,
-  auditDevice,
   type Identity,
+  routeCertAuditEvent,
   routeCertIdentity,
 } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
@@ -157,41 +157,20 @@ export class DbDirect {
     expires: Date | undefined,
     error?: string,
   ): Promise<void> {
-    const d = identity.device;
-    const who = {
-      user: identity.user,
-      ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
-      ...auditDevice(identity),
-      roles: [...identity.roles],
+    const resource = {
+      kind: 'db',
+      name: db.metadata.name,
+      ...(db.metadata.labels ? { labels: { ...db.metadata.labels } } : {}),
+    };
+    const asked = {
+      ...(req.db_user !== undefined ? { db_user: req.db_user } : {}),
+      ...(req.db_name !== undefined ? { db_name: req.db_name } : {}),
     };
     // No database certificate unaudited: a cert.create the log refuses throws.
     await writeAuditEvent(
       this.#o.audit,
       this.#o.logger,
-      error
-        ? {
-            type: 'access.denied',
-            success: false,
-            ...who,
-            error,
-            protocol: 'db',
-            resource: {
-              kind: 'db',
-              name: db.metadata.name,
-              ...(db.metadata.labels ? { labels: { ...db.metadata.labels } } : {}),
-            },
-            ...(req.db_user !== undefined ? { db_user: req.db_user } : {}),
-            ...(req.db_name !== undefined ? { db_name: req.db_name } : {}),
-          }
-        : {
-            type: 'cert.create',
-            success: true,
-            ...who,
-            cert_type: 'db',
-            db: db.metadata.name,
-            ...(expires ? { expires: expires.toISOString() } : {}),
-            device_extensions: d !== undefined,
-          },
+      routeCertAuditEvent(identity, { type: 'db', resource, asked }, { expires, error }),
     );
   }
 

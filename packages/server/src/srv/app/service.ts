@@ -44,6 +44,7 @@ import {
   auditDevice,
   type Identity,
   makeIdentity,
+  routeCertAuditEvent,
   routeCertIdentity,
 } from '../../access';
 import { type AuditLog, writeAuditEvent } from '../../audit';
@@ -901,30 +902,7 @@ export class AppService {
     await writeAuditEvent(
       this.#o.audit,
       this.#o.logger,
-      error
-        ? {
-            type: 'access.denied',
-            success: false,
-            user: identity.user,
-            ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
-            ...auditDevice(identity),
-            error,
-            protocol: 'app',
-            resource: auditApp(app),
-            roles: [...identity.roles],
-          }
-        : {
-            type: 'cert.create',
-            success: true,
-            user: identity.user,
-            ...(identity.clientAddr ? { addr: identity.clientAddr } : {}),
-            ...auditDevice(identity),
-            cert_type: 'app',
-            app: app.metadata.name,
-            roles: [...identity.roles],
-            ...(expires ? { expires: expires.toISOString() } : {}),
-            device_extensions: identity.device !== undefined,
-          },
+      routeCertAuditEvent(identity, { type: 'app', resource: auditApp(app) }, { expires, error }),
     );
   }
 
