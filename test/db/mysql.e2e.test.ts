@@ -7,8 +7,7 @@
  * live session, KILL QUERY mapping, bad input and the audit log.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type MariaDbServer, requireMariaDb, requireTool, startMariaDb } from '@warden/testkit';
@@ -16,9 +15,11 @@ import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { type Cluster, cli, runClient, startCluster, waitFor } from './cluster';
 import {
+  bobAsAlice,
   clearLocks,
   type DirectConfig,
   dbAudit,
+  dbCertFile,
   directLogin,
   exchange,
   interactive,
@@ -27,6 +28,7 @@ import {
   serveDatabase,
   signDbServer,
   type Tunnel,
+  testKey,
   unrecordedStartRelaysNothing,
   withSocketTunnel,
   withTunnel,
@@ -475,22 +477,11 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
     const login = await mysqlDirect(withCert(d, join(dirname(d.key), 'tls.pem'), d.key), 'select 1');
     assert.match(login.stderr, /ERROR 1045 \(28000\): Warden: this is not a database certificate/);
     // bob's roles allow db user "reader" only: a certificate saying "alice" is refused per connection.
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const keyFile = join(c.dir, 'mysql-odd.key');
-    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    const bobCert = await c.cas.issueDbCert({
-      identity: {
-        user: 'bob',
-        roles: ['db-reader'],
-        logins: [],
-        traits: {},
-        db: { db: 'shop', dbUser: 'alice' },
-      },
+    const { keyFile, publicKey } = testKey(c, 'mysql-odd.key');
+    const bobFile = await dbCertFile(c, 'mysql-bob-as-alice.crt', {
+      identity: bobAsAlice('shop'),
       publicKey,
-      notAfter: new Date(Date.now() + 3600_000),
     });
-    const bobFile = join(c.dir, 'mysql-bob-as-alice.crt');
-    writeFileSync(bobFile, bobCert.certPem);
     const bobRes = await mysqlDirect(withCert(d, bobFile, keyFile), 'select 1');
     assert.match(
       bobRes.stderr,

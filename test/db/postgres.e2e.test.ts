@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -25,8 +24,10 @@ import pg from 'pg';
 import { startCore } from '../support/in-process';
 import { type Cluster, cli, runClient, startCluster, waitFor } from './cluster';
 import {
+  bobAsAlice,
   clearLocks,
   dbAudit,
+  dbCertFile,
   directLogin,
   exchange,
   interactive,
@@ -35,6 +36,7 @@ import {
   serveDatabase,
   signDbServer,
   type Tunnel,
+  testKey,
   unrecordedStartRelaysNothing,
   withSocketTunnel,
   withTunnel,
@@ -524,32 +526,27 @@ describe('PostgreSQL through Warden', { skip }, () => {
       /FATAL: {2}Warden: this is not a database certificate: run `wsh db login NAME`/,
     );
     // Expired, and forged (the same identity and route from a CA Warden does not trust).
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const keyFile = join(c.dir, 'odd.key');
-    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    const { keyFile, publicKey } = testKey(c, 'odd.key');
     const identity = { user: 'alice', roles: ['db-traits'], logins: [], traits: { db_users: ['alice'] } };
     const route = { db: 'orders', dbUser: 'alice', dbName: 'orders' };
-    const expired = await c.cas.issueDbCert({
+    const expiredFile = await dbCertFile(c, 'expired.crt', {
       identity: { ...identity, db: route },
       publicKey,
       now: Date.now() - 2 * 3600_000,
       notAfter: new Date(Date.now() - 3600_000),
     });
-    const expiredFile = join(c.dir, 'expired.crt');
-    writeFileSync(expiredFile, expired.certPem);
     await refused(
       direct({ ca: d.ca, cert: expiredFile, key: keyFile }),
       /FATAL: {2}Warden: the client certificate was refused \(CERT_HAS_EXPIRED\)/,
     );
     const foreign = await startCore('foreign', systemClock);
     try {
-      const forged = await foreign.cas.issueDbCert({
-        identity: { ...identity, db: route },
-        publicKey,
-        notAfter: new Date(Date.now() + 3600_000),
-      });
-      const forgedFile = join(c.dir, 'forged.crt');
-      writeFileSync(forgedFile, forged.certPem);
+      const forgedFile = await dbCertFile(
+        c,
+        'forged.crt',
+        { identity: { ...identity, db: route }, publicKey },
+        foreign.cas,
+      );
       await refused(
         direct({ ca: d.ca, cert: forgedFile, key: keyFile }),
         /FATAL: {2}Warden: the client certificate was refused/,
@@ -558,13 +555,10 @@ describe('PostgreSQL through Warden', { skip }, () => {
       await foreign.backend.close();
     }
     // A route to a database that does not exist.
-    const ghost = await c.cas.issueDbCert({
+    const ghostFile = await dbCertFile(c, 'ghost.crt', {
       identity: { ...identity, db: { db: 'ghost' } },
       publicKey,
-      notAfter: new Date(Date.now() + 3600_000),
     });
-    const ghostFile = join(c.dir, 'ghost.crt');
-    writeFileSync(ghostFile, ghost.certPem);
     await refused(
       direct({ ca: d.ca, cert: ghostFile, key: keyFile }),
       /FATAL: {2}Warden: database "ghost" not found/,
@@ -577,19 +571,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
       /access to db denied: user "bob" may not connect to db "orders" as db user "alice"/,
     );
     // …and per connection, whatever certificate he holds (db_service checks every session).
-    const bobCert = await c.cas.issueDbCert({
-      identity: {
-        user: 'bob',
-        roles: ['db-reader'],
-        logins: [],
-        traits: {},
-        db: { db: 'orders', dbUser: 'alice' },
-      },
-      publicKey,
-      notAfter: new Date(Date.now() + 3600_000),
-    });
-    const bobFile = join(c.dir, 'bob-as-alice.crt');
-    writeFileSync(bobFile, bobCert.certPem);
+    const bobFile = await dbCertFile(c, 'bob-as-alice.crt', { identity: bobAsAlice('orders'), publicKey });
     await refused(
       direct({ ca: d.ca, cert: bobFile, key: keyFile }),
       /FATAL: {2}access to db denied: user "bob" may not connect to db "orders" as db user "alice"/,

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { basename, join } from 'node:path';
 import { type TrackedProcess, trackProcess, waitForText } from '@warden/testkit';
@@ -143,6 +144,39 @@ export async function serveDatabase(
     c.addUser('bob', ['db-reader'], {}),
   ]);
   return { alice, bob, tunnel: await startTunnel(alice, db.name) };
+}
+
+/** A P-256 key pair of the test's own, its private key in the cluster's dir as `name` (0600). */
+export function testKey(c: Cluster, name: string): { keyFile: string; publicKey: KeyObject } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const keyFile = join(c.dir, name);
+  writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  return { keyFile, publicKey };
+}
+
+/**
+ * A database certificate the test issues itself (with `cas`, the cluster's CAs unless another
+ * cluster's; valid for an hour unless `notAfter` says otherwise), written to `name` in the
+ * cluster's dir; its path.
+ */
+export async function dbCertFile(
+  c: Cluster,
+  name: string,
+  req: Omit<Parameters<Cluster['cas']['issueDbCert']>[0], 'notAfter'> & { notAfter?: Date },
+  cas: Pick<Cluster['cas'], 'issueDbCert'> = c.cas,
+): Promise<string> {
+  const issued = await cas.issueDbCert({ notAfter: new Date(Date.now() + 3600_000), ...req });
+  const file = join(c.dir, name);
+  writeFileSync(file, issued.certPem);
+  return file;
+}
+
+/**
+ * bob's identity (role `db-reader`: db user "reader" only) in a certificate routed to `db` as db
+ * user "alice": db_service checks every connection, so the certificate alone lets him in nowhere.
+ */
+export function bobAsAlice(db: string) {
+  return { user: 'bob', roles: ['db-reader'], logins: [], traits: {}, db: { db, dbUser: 'alice' } };
 }
 
 /** A database client left running with stdin open (statements written as a user types them). */
