@@ -6,7 +6,7 @@
  * assertion headers, locks cutting a WebSocket and an SSE stream, and the audit log.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as connectHttp2, type Settings as Http2Settings } from 'node:http2';
 import { connect as connectTcp } from 'node:net';
@@ -24,37 +24,11 @@ import {
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import WebSocket from 'ws';
 import { APP_DEVICE_TRUST_REQUIRED } from '../../packages/server/src/srv/app';
+import { curl } from '../support/curl';
 import { type AppCluster, cli, spawnCli, startAppCluster } from './cluster';
 
 const curlCheck = requireTool('curl');
 const nginxCheck = requireNginx();
-
-interface Curl {
-  code: number;
-  status: number;
-  body: string;
-  stderr: string;
-}
-
-/** curl, asynchronously (the proxy runs in this process); `-w` appends the status. */
-function curl(args: string[], timeoutMs = 15_000): Promise<Curl> {
-  return new Promise((resolve) => {
-    execFile(
-      'curl',
-      ['-sS', '-m', String(timeoutMs / 1000), '-w', '\n%{http_code}', ...args],
-      { maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        const nl = stdout.lastIndexOf('\n');
-        resolve({
-          code: err ? ((err as { code?: number }).code ?? 1) : 0,
-          status: Number(stdout.slice(nl + 1)),
-          body: stdout.slice(0, nl),
-          stderr,
-        });
-      },
-    );
-  });
-}
 
 const waitFor = waitForText;
 

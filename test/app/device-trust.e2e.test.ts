@@ -10,7 +10,6 @@
  *   `device` claim names it; `wctl lock --device` then refuses A with the lock message.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -24,19 +23,11 @@ import {
   type WardenProcess,
 } from '@warden/testkit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { curl } from '../support/curl';
 import { DeviceFleet, type TpmMachine } from '../support/device-fleet';
 
 const setup = requireSwtpm();
 const curlCheck = requireTool('curl');
-
-function curl(args: string[]): Promise<{ status: number; body: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', '-m', '15', '-w', '\n%{http_code}', ...args], (_err, stdout, stderr) => {
-      const nl = stdout.lastIndexOf('\n');
-      resolve({ status: Number(stdout.slice(nl + 1)), body: stdout.slice(0, nl), stderr });
-    });
-  });
-}
 
 type Machine = TpmMachine;
 

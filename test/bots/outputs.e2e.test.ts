@@ -13,7 +13,7 @@
  * --kubernetes-cluster removes their outputs; under `required` the bot is refused too.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -38,6 +38,7 @@ import {
   type WardenProcess,
   waitUntil,
 } from '@warden/testkit';
+import { curl } from '../support/curl';
 
 const PASSWORD = 'correct horse battery staple';
 const checks = [requirePostgres(), requireTool('psql'), requireTool('curl'), requireKubectl()];
@@ -45,15 +46,6 @@ const skip = checks.find((c) => c.skip)?.skip ?? false;
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   return collectProcess(spawn(cmd, args, { env: { ...process.env, ...env } }), { timeout: 'kill' });
-}
-
-function curl(args: string[]): Promise<{ status: number; body: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', '-m', '15', '-w', '\n%{http_code}', ...args], (_err, stdout, stderr) => {
-      const nl = stdout.lastIndexOf('\n');
-      resolve({ status: Number(stdout.slice(nl + 1)), body: stdout.slice(0, nl), stderr });
-    });
-  });
 }
 
 /** Polls `check` every 100 ms; fails after `timeoutMs` with the log so far. */
