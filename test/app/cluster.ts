@@ -9,7 +9,7 @@ import { APP_ALPN, type AuthPreferenceResource } from '@warden/api';
 import type { AuthServer, MemoryAuditLog, Services } from '@warden/server';
 import { type AppAccessComposition, accessViewChanges, startAppAccess } from '../../packages/server/src/bin';
 import type { AppServiceConfig } from '../../packages/server/src/config';
-import { PASSWORD, quietLogger, startProxyCluster } from '../support/in-process';
+import { PASSWORD, protocolDeps, startProxyCluster } from '../support/in-process';
 import { sourceClis } from '../support/source-clis';
 
 export type { CliResult } from '../support/source-clis';
@@ -61,15 +61,10 @@ export async function startAppCluster(
     },
     async protocols({ core, live, port }) {
       const a = await startAppAccess({
+        ...protocolDeps(core, live),
+        ...(o.monitor ? { monitor: o.monitor } : {}),
         config,
         backend: core.backend,
-        services: core.services,
-        cas: core.cas,
-        audit: core.audit,
-        clock: core.clock,
-        logger: quietLogger,
-        checker: live.checker,
-        monitor: o.monitor ?? live.monitor,
         onRolesChange: (l) => live.views.roles.onChange(() => l()),
         onAccessChange: accessViewChanges(live.views),
         proxyPublicAddr: { host: 'localhost', port },

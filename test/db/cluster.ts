@@ -13,7 +13,13 @@ import type { AuthServer, CertAuthorities, DbServiceConfig, MemoryAuditLog, Serv
 import { collectProcess, waitForText } from '@warden/testkit';
 import { type DbAccessComposition, startDbAccess } from '../../packages/server/src/bin';
 import { mysqlDirectListener, POSTGRES_ALPN, proxyFrontDoor } from '../../packages/server/src/proxy';
-import { PASSWORD, proxyTlsOptions, quietLogger, startProxyCluster } from '../support/in-process';
+import {
+  PASSWORD,
+  protocolDeps,
+  proxyTlsOptions,
+  quietLogger,
+  startProxyCluster,
+} from '../support/in-process';
 import { type CliResult, sourceClis } from '../support/source-clis';
 
 export type { CliResult };
@@ -136,14 +142,8 @@ export async function startCluster(): Promise<Cluster> {
     adminEnv: p.adminEnv,
     async startDb(config) {
       db = await startDbAccess({
+        ...protocolDeps(core, live),
         config,
-        services: core.services,
-        cas: core.cas,
-        audit: core.audit,
-        clock: core.clock,
-        logger: quietLogger,
-        checker: live.checker,
-        monitor: live.monitor,
         identify: (der) => auth.identify(der),
         identifyDb: (der) => auth.identifyDb(der),
         endpoints: () => ({

@@ -108,6 +108,22 @@ export async function startLiveAccess(
 }
 
 /**
+ * What `bin/start.ts` hands each protocol's composition (`startDbAccess`, `startAppAccess`):
+ * the core's stores and clock, the quiet logger, and the one live checker and session monitor.
+ */
+export function protocolDeps(core: Core, live: LiveAccess) {
+  return {
+    services: core.services,
+    cas: core.cas,
+    audit: core.audit,
+    clock: core.clock,
+    logger: quietLogger,
+    checker: live.checker,
+    monitor: live.monitor,
+  };
+}
+
+/**
  * The proxy's TLS server options: a host certificate for localhost and 127.0.0.1 with its CA
  * chain, and client certificates asked for (checked by `identify`, not by TLS).
  */
