@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect as connectHttp2, type Settings as Http2Settings } from 'node:http2';
 import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
@@ -24,8 +24,8 @@ import {
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import WebSocket from 'ws';
 import { APP_DEVICE_TRUST_REQUIRED } from '../../packages/server/src/srv/app';
-import { curl } from '../support/curl';
-import { type AppCluster, cli, spawnCli, startAppCluster } from './cluster';
+import { appCurlArgs, appTlsOptions, curl } from '../support/curl';
+import { type AppCluster, appConfig, cli, spawnCli, startAppCluster } from './cluster';
 
 const curlCheck = requireTool('curl');
 const nginxCheck = requireNginx();
@@ -44,26 +44,8 @@ describe('web apps through Warden', { skip: curlCheck.skip }, () => {
 
   /** curl args for alice's app certificate for `name` (from `wsh app config`). */
   const certArgs = async (env: NodeJS.ProcessEnv, name: string): Promise<{ args: string[]; uri: string }> => {
-    const cfg = JSON.parse((await cli('wsh', ['app', 'config', name, '--format=json'], { env })).stdout) as {
-      uri: string;
-      ca: string;
-      cert: string;
-      key: string;
-    };
-    const host = new URL(cfg.uri).hostname;
-    return {
-      uri: cfg.uri,
-      args: [
-        '--cacert',
-        cfg.ca,
-        '--cert',
-        cfg.cert,
-        '--key',
-        cfg.key,
-        '--resolve',
-        `${host}:${c.port}:127.0.0.1`,
-      ],
-    };
+    const cfg = await appConfig(env, name);
+    return { uri: cfg.uri, args: appCurlArgs(cfg, c.port) };
   };
 
   before(async () => {
@@ -188,21 +170,8 @@ describe('web apps through Warden', { skip: curlCheck.skip }, () => {
   });
 
   test('HTTP/2 advertises no extended CONNECT and refuses CONNECT (405); a WebSocket with the app certificate goes over HTTP/1.1 beside it', async () => {
-    const cfg = JSON.parse(
-      (await cli('wsh', ['app', 'config', 'demo', '--format=json'], { env: alice })).stdout,
-    ) as {
-      uri: string;
-      ca: string;
-      cert: string;
-      key: string;
-    };
-    const host = new URL(cfg.uri).hostname;
-    const tlsOptions = {
-      ca: readFileSync(cfg.ca),
-      cert: readFileSync(cfg.cert),
-      key: readFileSync(cfg.key),
-      servername: host,
-    };
+    const tlsOptions = appTlsOptions(await appConfig(alice, 'demo'));
+    const host = tlsOptions.servername;
     const session = connectHttp2(`https://127.0.0.1:${c.port}`, tlsOptions);
     try {
       const settings = await new Promise<Http2Settings>((resolve, reject) => {
@@ -290,9 +259,7 @@ describe('web apps through Warden', { skip: curlCheck.skip }, () => {
     assert.equal(none.status, 401);
     assert.match(none.body, /<!doctype html>[\s\S]*This app needs a Warden app certificate\./);
     // The login certificate is not an app certificate.
-    const profile = JSON.parse(
-      (await cli('wsh', ['app', 'config', 'demo', '--format=json'], { env: alice })).stdout,
-    ).key as string;
+    const profile = (await appConfig(alice, 'demo')).key;
     const loginCert = join(profile, '..', 'tls.pem');
     const wrong = await curl([
       '--cacert',

@@ -5,10 +5,12 @@
  * the admin identity file `wctl` reads. The CLIs run as real processes (bundled from source for
  * this run), as a user would run them.
  */
+import assert from 'node:assert/strict';
 import { APP_ALPN, type AuthPreferenceResource } from '@warden/api';
 import type { AuthServer, MemoryAuditLog, Services } from '@warden/server';
 import { type AppAccessComposition, accessViewChanges, startAppAccess } from '../../packages/server/src/bin';
 import type { AppServiceConfig } from '../../packages/server/src/config';
+import type { AppCertConfig } from '../support/curl';
 import { PASSWORD, protocolDeps, startProxyCluster } from '../support/in-process';
 import { sourceClis } from '../support/source-clis';
 
@@ -37,6 +39,13 @@ const clis = sourceClis('app');
 export const buildClis = clis.build;
 export const spawnCli = clis.spawn;
 export const cli = clis.run;
+
+/** `wsh app config NAME --format=json` as `env`'s user (it must succeed). */
+export async function appConfig(env: NodeJS.ProcessEnv, name: string): Promise<AppCertConfig> {
+  const res = await cli('wsh', ['app', 'config', name, '--format=json'], { env });
+  assert.equal(res.code, 0, res.stderr);
+  return JSON.parse(res.stdout) as AppCertConfig;
+}
 
 export async function startAppCluster(
   config: AppServiceConfig,

@@ -6,13 +6,13 @@
  * and the connection with it); the connection after that gets the lock's 403.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import type { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { type HttpApp, startHttpApp } from '@warden/testkit';
 import type { SessionMonitor } from '../../packages/server/src/access';
-import { type AppCluster, cli, startAppCluster } from './cluster';
+import { appTlsOptions } from '../support/curl';
+import { type AppCluster, appConfig, cli, startAppCluster } from './cluster';
 
 let app: HttpApp;
 let c: AppCluster;
@@ -41,23 +41,9 @@ after(async () => {
 test('a lock refuses the next request on an open connection even when no monitor ended its session', async () => {
   const login = await cli('wsh', ['app', 'login', 'demo'], { env: alice });
   assert.equal(login.code, 0, login.stderr);
-  const cfg = JSON.parse(
-    (await cli('wsh', ['app', 'config', 'demo', '--format=json'], { env: alice })).stdout,
-  ) as {
-    uri: string;
-    ca: string;
-    cert: string;
-    key: string;
-  };
+  const cfg = await appConfig(alice, 'demo');
   // One keep-alive connection: every request below goes over the same socket (the lean path).
-  const agent = new Agent({
-    keepAlive: true,
-    maxSockets: 1,
-    ca: readFileSync(cfg.ca),
-    cert: readFileSync(cfg.cert),
-    key: readFileSync(cfg.key),
-    servername: new URL(cfg.uri).hostname,
-  });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ...appTlsOptions(cfg) });
   const sockets = new Set<Socket>();
   const get = () =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {

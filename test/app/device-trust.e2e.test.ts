@@ -23,7 +23,7 @@ import {
   type WardenProcess,
 } from '@warden/testkit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { curl } from '../support/curl';
+import { type AppCertConfig, appCurlArgs, curl } from '../support/curl';
 import { DeviceFleet, type TpmMachine } from '../support/device-fleet';
 
 const setup = requireSwtpm();
@@ -46,22 +46,10 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
   const login = (m: Machine) => fleet.login(fleet.env(m, 'alice'), 'alice');
   /** curl with the app certificate of machine m (from `wsh app config`). */
   const withCert = async (m: Machine, path: string, extra: string[] = []) => {
-    const cfg = JSON.parse((await wsh(m, ['app', 'config', 'prod', '--format=json'])).stdout) as Record<
-      string,
-      string
-    >;
-    return curl([
-      '--cacert',
-      cfg.ca!,
-      '--cert',
-      cfg.cert!,
-      '--key',
-      cfg.key!,
-      '--resolve',
-      `prod.localhost:${port}:127.0.0.1`,
-      ...extra,
-      `${cfg.uri}${path}`,
-    ]);
+    const cfg = JSON.parse(
+      (await wsh(m, ['app', 'config', 'prod', '--format=json'])).stdout,
+    ) as AppCertConfig;
+    return curl([...appCurlArgs(cfg, port), ...extra, `${cfg.uri}${path}`]);
   };
 
   before(async () => {
@@ -138,11 +126,10 @@ describe('device trust for apps: the guide, end to end', { skip: setup.skip || c
       'warden-jwt-assertion'
     ]!;
     // The JWKS from the proxy (curl trusts the cluster's host CA), then a local verification.
-    const cfg = JSON.parse((await wsh(a, ['app', 'config', 'prod', '--format=json'])).stdout) as Record<
-      string,
-      string
-    >;
-    const keys = await curl(['--cacert', cfg.ca!, `https://127.0.0.1:${port}/.well-known/jwks.json`]);
+    const cfg = JSON.parse(
+      (await wsh(a, ['app', 'config', 'prod', '--format=json'])).stdout,
+    ) as AppCertConfig;
+    const keys = await curl(['--cacert', cfg.ca, `https://127.0.0.1:${port}/.well-known/jwks.json`]);
     const { payload } = await jwtVerify(token2, createLocalJWKSet(JSON.parse(keys.body)), {
       audience: app.url,
     });
