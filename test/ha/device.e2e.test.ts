@@ -27,6 +27,7 @@ import {
   startWarden,
   type WardenProcess,
   waitUntil,
+  wardenStorage,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
@@ -63,16 +64,7 @@ describe('device trust across two replicas on one PostgreSQL', { skip }, () => {
 
   before(async () => {
     pg = await startPostgres({ password: DB_PASSWORD });
-    const storage = [
-      'storage:',
-      '  type: postgres',
-      `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
-      '  password_env: WARDEN_TEST_DB_PASSWORD',
-      '  schema: ha_device',
-      '  pool_size: 4',
-      '',
-    ].join('\n');
-    const env = { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD };
+    const { yaml: storage, env } = wardenStorage(pg, DB_PASSWORD, 'ha_device', { poolSize: 4 });
     [a, b, tpm] = await Promise.all([
       startWarden({ nodeName: 'node-a', configYaml: storage, env }),
       startWarden({ nodeName: 'node-b', configYaml: storage, env }),

@@ -17,6 +17,7 @@ import {
   startPostgres,
   startWarden,
   type WardenProcess,
+  wardenStorage,
 } from '@warden/testkit';
 import { guessInviteToken, post } from '../support/guess';
 
@@ -41,20 +42,13 @@ describe('rate limits shared by two replicas on one PostgreSQL', { skip: check.s
 
   before(async () => {
     pg = await startPostgres({ password: DB_PASSWORD });
-    const storage = [
-      'storage:',
-      '  type: postgres',
-      `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
-      '  password_env: WARDEN_TEST_DB_PASSWORD',
-      '  schema: rl',
-      '',
-    ].join('\n');
+    const storage = wardenStorage(pg, DB_PASSWORD, 'rl');
     const replica = (nodeName: string) =>
       startWarden({
         nodeName,
-        configYaml: storage,
+        configYaml: storage.yaml,
         proxyLimitsYaml: '  failed_attempts: 6\n',
-        env: { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD },
+        env: storage.env,
       });
     [a, b] = await Promise.all([replica('node-a'), replica('node-b')]);
   });

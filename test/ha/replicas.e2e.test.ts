@@ -26,6 +26,7 @@ import {
   startWarden,
   type WardenProcess,
   waitUntil,
+  wardenStorage,
 } from '@warden/testkit';
 
 const PASSWORD = 'correct horse battery staple';
@@ -63,19 +64,11 @@ describe('three replicas on one PostgreSQL', { skip: check.skip }, () => {
   };
 
   let storage: string;
-  const env = { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD };
+  let env: Record<string, string>;
 
   before(async () => {
     pg = await startPostgres({ password: DB_PASSWORD });
-    storage = [
-      'storage:',
-      '  type: postgres',
-      `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
-      '  password_env: WARDEN_TEST_DB_PASSWORD',
-      '  schema: ha',
-      '  pool_size: 4',
-      '',
-    ].join('\n');
+    ({ yaml: storage, env } = wardenStorage(pg, DB_PASSWORD, 'ha', { poolSize: 4 }));
     const replica = (nodeName: string) => startWarden({ nodeName, configYaml: storage, env });
     [a, b, c] = await Promise.all([replica('node-a'), replica('node-b'), replica('node-c')]);
     // Users created through A, each signed up once (its authenticator's first step used).

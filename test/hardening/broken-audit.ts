@@ -11,6 +11,7 @@ import {
   startPostgres,
   startWarden,
   type WardenProcess,
+  wardenStorage,
 } from '@warden/testkit';
 
 const DB_PASSWORD = 'db-secret-a11d';
@@ -31,6 +32,7 @@ export interface BreakableAudit {
 export async function startWithBreakableAudit(extraConfig: string[] = []): Promise<BreakableAudit> {
   const pg = await startPostgres({ password: DB_PASSWORD });
   const diag = `127.0.0.1:${await freePort()}`;
+  const storage = wardenStorage(pg, DB_PASSWORD, 'aud');
   let w: WardenProcess;
   try {
     w = await startWarden({
@@ -39,15 +41,10 @@ export async function startWithBreakableAudit(extraConfig: string[] = []): Promi
         'auth_service:',
         '  authentication:',
         '    second_factor: "off"',
-        'storage:',
-        '  type: postgres',
-        `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
-        '  password_env: WARDEN_TEST_DB_PASSWORD',
-        '  schema: aud',
         ...extraConfig,
-        '',
+        storage.yaml,
       ].join('\n'),
-      env: { WARDEN_TEST_DB_PASSWORD: DB_PASSWORD },
+      env: storage.env,
     });
   } catch (e) {
     await pg.stop();

@@ -46,6 +46,7 @@ export {
   postgresBinDir,
   requirePostgres,
   startPostgres,
+  wardenStorage,
 } from './postgres';
 export {
   type CollectOptions,

@@ -66,6 +66,36 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
+/** The environment variable the `storage:` section of `wardenStorage` names for the password. */
+const WARDEN_TEST_DB_PASSWORD = 'WARDEN_TEST_DB_PASSWORD';
+
+/**
+ * Warden's state in `pg` (started with `password`), in `schema`: `yaml`, the `storage:` section
+ * of a warden.yaml (`poolSize`: its pool_size), which names the password's environment variable
+ * only, and `env`, the environment that carries the password to `warden start`.
+ *
+ * @example
+ *   const storage = wardenStorage(pg, DB_PASSWORD, 'ha');
+ *   await startWarden({ configYaml: storage.yaml, env: storage.env });
+ */
+export function wardenStorage(
+  pg: Pick<PostgresServer, 'user' | 'host' | 'port' | 'database'>,
+  password: string,
+  schema: string,
+  o: { poolSize?: number } = {},
+): { yaml: string; env: Record<string, string> } {
+  const yaml = [
+    'storage:',
+    '  type: postgres',
+    `  conn_string: postgres://${pg.user}@${pg.host}:${pg.port}/${pg.database}`,
+    `  password_env: ${WARDEN_TEST_DB_PASSWORD}`,
+    `  schema: ${schema}`,
+    ...(o.poolSize !== undefined ? [`  pool_size: ${o.poolSize}`] : []),
+    '',
+  ].join('\n');
+  return { yaml, env: { [WARDEN_TEST_DB_PASSWORD]: password } };
+}
+
 const USER = 'warden';
 const LOG_LINES = 200;
 
