@@ -238,6 +238,33 @@ export class SoftTpm {
     return new Reader(plain).tpm2b();
   }
 
+  /**
+   * The finish of an enrollment this TPM began: what ActivateCredential releases for the AK,
+   * and a quote over the server's nonce and PCR selection.
+   */
+  finishRequest(begin: rpc.DeviceEnrollBeginResponse): rpc.DeviceEnrollFinishRequest {
+    return {
+      session_id: begin.session_id,
+      solution: b64(this.activate(begin.challenge)),
+      quote: this.quote(unb64(begin.nonce), begin.pcr_selection),
+    };
+  }
+
+  /**
+   * The whole enrollment ceremony with this TPM, as `wsh device enroll` runs it: begin with
+   * `req` and this TPM's EK and AK, then finish; what finish returns.
+   */
+  async enroll<F>(
+    enrollment: {
+      begin(req: rpc.DeviceEnrollBeginRequest): Promise<rpc.DeviceEnrollBeginResponse>;
+      finish(req: rpc.DeviceEnrollFinishRequest): Promise<F>;
+    },
+    req: Omit<rpc.DeviceEnrollBeginRequest, 'ek' | 'ak'>,
+  ): Promise<F> {
+    const begin = await enrollment.begin({ ...req, ...this.enrollInit() });
+    return enrollment.finish(this.finishRequest(begin));
+  }
+
   /** A quote by the AK over `nonce` and the selected PCRs. */
   quote(nonce: Uint8Array, selection: PcrSelection[] | rpc.PcrSelection): rpc.TpmQuote {
     const values = selection.flatMap((s) =>

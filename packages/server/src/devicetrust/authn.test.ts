@@ -79,17 +79,10 @@ describe('DeviceAuthentication', () => {
     device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
     tpm = new SoftTpm();
     credentialId = randomUUID();
-    const enrollment = new DeviceEnrollment({ ...o, checker: liveAccessChecker(views, { clock }) });
-    const begin = await enrollment.begin({
+    await tpm.enroll(new DeviceEnrollment({ ...o, checker: liveAccessChecker(views, { clock }) }), {
       token: (await inventory.createEnrollToken(admin, device.metadata.name)).token,
       credential_id: credentialId,
       device_data: data(),
-      ...tpm.enrollInit(),
-    });
-    await enrollment.finish({
-      session_id: begin.session_id,
-      solution: b64(tpm.activate(begin.challenge)),
-      quote: tpm.quote(Buffer.from(begin.nonce, 'base64'), begin.pcr_selection),
     });
   });
   afterEach(async () => {

@@ -116,14 +116,7 @@ describe('DeviceEnrollment', () => {
     caller: Identity | { clientAddr?: string } = {},
   ) => {
     const begin = await enrollment.begin(req, caller);
-    return enrollment.finish(
-      {
-        session_id: begin.session_id,
-        solution: Buffer.from(tpm.activate(begin.challenge)).toString('base64'),
-        quote: tpm.quote(Buffer.from(begin.nonce, 'base64'), begin.pcr_selection),
-      },
-      caller,
-    );
+    return enrollment.finish(tpm.finishRequest(begin), caller);
   };
   const enrollEvents = async () =>
     (await audit.search({ order: 'asc', types: ['device.enroll'] })).map((e) => ({

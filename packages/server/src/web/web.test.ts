@@ -131,17 +131,10 @@ describe('WebDeviceTrust', () => {
     device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
     tpm = new SoftTpm();
     credentialId = randomUUID();
-    const enrollment = new DeviceEnrollment({ ...o, checker });
-    const begin = await enrollment.begin({
+    await tpm.enroll(new DeviceEnrollment({ ...o, checker }), {
       token: (await inventory.createEnrollToken(admin, device.metadata.name)).token,
       credential_id: credentialId,
       device_data: data(),
-      ...tpm.enrollInit(),
-    });
-    await enrollment.finish({
-      session_id: begin.session_id,
-      solution: b64(tpm.activate(begin.challenge)),
-      quote: tpm.quote(Buffer.from(begin.nonce, 'base64'), begin.pcr_selection),
     });
     sessions = new WebSessions({ backend, clock });
     trust = new WebDeviceTrust({
@@ -347,18 +340,11 @@ describe('WebDeviceTrust', () => {
     await inventory.remove(admin, device.metadata.name);
     const again = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
     const o = { inventory, services, backend, clock, audit, logger: silentLogger };
-    const enrollment = new DeviceEnrollment({ ...o, checker });
     credentialId = randomUUID();
-    const begin = await enrollment.begin({
+    await tpm.enroll(new DeviceEnrollment({ ...o, checker }), {
       token: (await inventory.createEnrollToken(admin, again.metadata.name)).token,
       credential_id: credentialId,
       device_data: data(),
-      ...tpm.enrollInit(),
-    });
-    await enrollment.finish({
-      session_id: begin.session_id,
-      solution: b64(tpm.activate(begin.challenge)),
-      quote: tpm.quote(Buffer.from(begin.nonce, 'base64'), begin.pcr_selection),
     });
     await assert.rejects(prove(await helper(), ch), refused(WebDeviceErrors.notBound));
   });
