@@ -1,9 +1,11 @@
 /**
  * A database server (or any daemon) run by a test: wait until its log says it is ready,
  * keeping its last lines for failure messages, and stop it with a signal (SIGKILL after 10 s).
- * Used by mariadb.ts and postgres.ts.
+ * Used by mariadb.ts and postgres.ts, which also share how a started server is let go
+ * (`daemonHold`).
  */
 import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 
 /**
  * Resolves when a line of the child's stderr contains `readyLine`; rejects when it exits first
@@ -52,4 +54,34 @@ export async function stopProcess(child: ChildProcess | undefined, signal: NodeJ
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * A started daemon's hold on this process and its temp `dir`: `kill` runs if this process
+ * exits while the daemon is up. `fail(err)` (a start that went wrong) and `stop()` (once;
+ * idempotent) halt it, drop that exit hook and delete `dir`; `stopped` says whether `stop()` ran.
+ */
+export function daemonHold(dir: string, o: { kill(): void; halt(): Promise<void> }) {
+  process.once('exit', o.kill);
+  let stopped = false;
+  const release = async () => {
+    await o.halt();
+    process.removeListener('exit', o.kill);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return {
+    get stopped() {
+      return stopped;
+    },
+    /** Releases everything, then rethrows `err`. */
+    async fail(err: unknown): Promise<never> {
+      await release();
+      throw err;
+    },
+    async stop(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      await release();
+    },
+  };
 }

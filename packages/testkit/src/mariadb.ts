@@ -24,7 +24,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stopProcess, waitForReadyLine } from './daemon';
+import { daemonHold, stopProcess, waitForReadyLine } from './daemon';
 import { freePort } from './ports';
 import { requireTool, type ToolCheck } from './tools';
 
@@ -150,10 +150,10 @@ export async function startMariaDb(opts: MariaDbServerOptions = {}): Promise<Mar
     ...Object.entries(settings).map(([k, v]) => `--${k}=${v}`),
   ];
   const child: ChildProcess = spawn(mariadbd, argv, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  let stopped = false;
-  const halt = () => stopProcess(child, 'SIGTERM');
+  const hold = daemonHold(dir, {
+    kill: () => child.kill('SIGKILL'),
+    halt: () => stopProcess(child, 'SIGTERM'),
+  });
   try {
     await waitForReadyLine(child, {
       name: 'MariaDB',
@@ -162,10 +162,7 @@ export async function startMariaDb(opts: MariaDbServerOptions = {}): Promise<Mar
       maxLines: LOG_LINES,
     });
   } catch (err) {
-    await halt();
-    process.removeListener('exit', killOnExit);
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
+    await hold.fail(err);
   }
 
   const sql = (text: string, database?: string): string => {
@@ -195,12 +192,6 @@ export async function startMariaDb(opts: MariaDbServerOptions = {}): Promise<Mar
     version: sql('SELECT VERSION()').trim(),
     log: () => lines.join('\n'),
     sql,
-    async stop(): Promise<void> {
-      if (stopped) return;
-      stopped = true;
-      await halt();
-      process.removeListener('exit', killOnExit);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: hold.stop,
   };
 }

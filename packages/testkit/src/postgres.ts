@@ -21,7 +21,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stopProcess, waitForReadyLine } from './daemon';
+import { daemonHold, stopProcess, waitForReadyLine } from './daemon';
 import { freePort } from './ports';
 import { requireTool, type ToolCheck } from './tools';
 
@@ -204,9 +204,6 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
   const connString = `postgres://${auth}@${host}:${port}/postgres`;
   const lines: string[] = [];
   let child: ChildProcess | undefined;
-  let stopped = false;
-  const killOnExit = () => child?.kill('SIGKILL');
-  process.once('exit', killOnExit);
 
   // 2. postgres in the foreground; ready once it logs so.
   const launch = async (): Promise<void> => {
@@ -233,14 +230,12 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
     child = undefined;
     await stopProcess(proc, 'SIGINT'); // fast shutdown: roll back and disconnect every session
   };
+  const hold = daemonHold(dir, { kill: () => child?.kill('SIGKILL'), halt });
 
   try {
     await launch();
   } catch (err) {
-    await halt();
-    process.removeListener('exit', killOnExit);
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
+    await hold.fail(err);
   }
 
   return {
@@ -281,15 +276,9 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
     },
     halt,
     async start(): Promise<void> {
-      if (stopped) throw new Error('the server was stopped');
+      if (hold.stopped) throw new Error('the server was stopped');
       if (!child) await launch();
     },
-    async stop(): Promise<void> {
-      if (stopped) return;
-      stopped = true;
-      await halt();
-      process.removeListener('exit', killOnExit);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: hold.stop,
   };
 }
