@@ -15,7 +15,7 @@
 import type { DbProtocol } from '@warden/api';
 import type { Identity } from '../access';
 import { type DbServiceConfig, formatHostPort } from '../config';
-import { DbDirect, type DbDirectOptions, type DbTunnelOptions, DbTunnels } from '../proxy';
+import { DbDirect, type DbDirectOptions, type DbTunnelOptions, DbTunnels, DbView } from '../proxy';
 import {
   DbHeartbeat,
   DbService,
@@ -77,15 +77,22 @@ export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessCompositio
       await heartbeat.start();
     }
   }
+  // The database of each connection from a watch-fed view (no backend read per connection).
+  const dbView = new DbView({
+    cache: d.services.dbCache({ logger: d.logger }),
+    clock: d.clock,
+    dbs: d.services.dbs,
+  });
+  await dbView.start();
   const tunnels = new DbTunnels({
     identify: d.identify,
-    findDb: (name) => d.services.dbs.find(name),
+    findDb: (name) => dbView.find(name),
     handoff: service,
     logger: d.logger,
   });
   const direct = new DbDirect({
     identifyDb: d.identifyDb,
-    findDb: (name) => d.services.dbs.find(name),
+    findDb: (name) => dbView.find(name),
     handoff: service,
     checker: d.checker,
     issueDbCert: (req) => d.cas.issueDbCert(req),
@@ -101,6 +108,7 @@ export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessCompositio
     direct,
     listDbs: async (identity) => (service ? service.listFor(identity) : []),
     close() {
+      dbView.close();
       heartbeat?.close();
       service?.close();
     },

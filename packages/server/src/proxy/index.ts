@@ -13,6 +13,7 @@ export {
   proxyFrontDoor,
 } from './db-direct';
 export { type DbTunnelOptions, DbTunnels, dbInfo } from './db-tunnel';
+export { DbView, type DbViewOptions } from './db-view';
 export { findNode, NodeView, type NodeViewOptions } from './node-view';
 export { type NodeDecider, reachableNodes } from './nodes';
 export {

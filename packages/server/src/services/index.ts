@@ -19,6 +19,7 @@ export {
   AUTH_PREFERENCE_ORIGIN_LABEL,
   type AuthPreferenceOrigin,
   AuthPreferenceService,
+  type CachedDb,
   type CachedNode,
   createServices,
   defaultAuthPreference,

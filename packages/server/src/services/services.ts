@@ -16,6 +16,7 @@
 import {
   AUTH_PREFERENCE_NAME,
   type AuthPreferenceResource,
+  type DbResource,
   isWardenError,
   type LockResource,
   type NodeResource,
@@ -168,6 +169,12 @@ export interface CachedNode {
   expires: number | undefined;
 }
 
+/** A database as the db cache holds it: the resource and its backend item's expiry (ms), if any. */
+export interface CachedDb {
+  db: DbResource;
+  expires: number | undefined;
+}
+
 export interface Services {
   users: ResourceService<'user'>;
   roles: ResourceService<'role'>;
@@ -191,6 +198,8 @@ export interface Services {
   roleCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<RoleResource>;
   /** A live view of every node with its item's expiry (the proxy's `NodeView` indexes it). */
   nodeCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<CachedNode>;
+  /** A live view of every database with its item's expiry (the proxy's `DbView` reads it). */
+  dbCache(opts?: { logger?: Logger; retryDelayMs?: number }): ResourceCache<CachedDb>;
   /**
    * A live view of the stored cluster_auth_preference (`get(AUTH_PREFERENCE_NAME)`; undefined
    * while none is stored — callers fail closed, they do not assume the defaults).
@@ -322,6 +331,14 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
       decode: (item) => ({ node: nodes.decode(item), expires: item.expires }),
       ...opts,
     });
+  const dbCache = (opts: CacheOpts = {}) =>
+    new ResourceCache<CachedDb>({
+      backend,
+      clock,
+      prefix: dbs.prefix,
+      decode: (item) => ({ db: dbs.decode(item), expires: item.expires }),
+      ...opts,
+    });
   return {
     users,
     roles,
@@ -347,6 +364,7 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
     lockCache,
     roleCache,
     nodeCache,
+    dbCache,
     authPreferenceCache,
     accessViews(opts = {}) {
       const views = {
