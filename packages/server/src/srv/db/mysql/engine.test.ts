@@ -396,3 +396,76 @@ test('refuse (a locked user known to the proxy): greeting, then ERR 1045 with th
     server.close();
   }
 });
+
+/** Holds every successful `session.start` until `release` (the audit log's commit, slowed down). */
+function holdSessionStart(fail?: Error) {
+  const emit = proxy.audit.emit.bind(proxy.audit);
+  let release!: () => void;
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  let pending = 0;
+  proxy.audit.emit = async (e) => {
+    if (e.type !== 'session.start' || e.success === false) return emit(e);
+    pending++;
+    try {
+      await released;
+      if (fail) throw fail;
+      return await emit(e);
+    } finally {
+      pending--;
+    }
+  };
+  return {
+    get pending() {
+      return pending;
+    },
+    release,
+    restore: () => {
+      release();
+      proxy.audit.emit = emit;
+    },
+  };
+}
+
+test('the OK leaves while session.start is being recorded; the first command waits until it is', async () => {
+  fake.scenario = { kind: 'ok' };
+  const hold = holdSessionStart();
+  try {
+    const logged = login();
+    const first = await Promise.race([logged, new Promise((r) => setTimeout(r, 2000, 'timeout'))]);
+    assert.notEqual(first, 'timeout', 'the OK waited for session.start to be recorded');
+    const { sock, r, answer } = await logged;
+    assert.equal(answer.payload[0], 0);
+    assert.equal(hold.pending, 1, 'session.start is still being recorded');
+    sock.write(comQuery('select 43'));
+    await new Promise((res) => setTimeout(res, 200));
+    assert.ok(!fake.queries.includes('select 43'), 'a command was relayed before session.start was recorded');
+    hold.release();
+    const ok = await readPacket(r);
+    assert.equal(ok.payload[0], 0);
+    assert.ok(fake.queries.includes('select 43'));
+    sock.destroy();
+    await proxy.served;
+  } finally {
+    hold.restore();
+  }
+});
+
+test('a session.start the audit log refuses: the first command gets the error, nothing reaches the database', async () => {
+  fake.scenario = { kind: 'ok' };
+  const hold = holdSessionStart(new Error('could not extend file: No space left on device'));
+  try {
+    setTimeout(hold.release, 100);
+    const { sock, r, answer } = await login();
+    assert.equal(answer.payload[0], 0);
+    sock.write(comQuery('insert into unaudited values (1)'));
+    const err = await readPacket(r);
+    assert.equal(parseErr(err.payload).code, 1927);
+    assert.match(parseErr(err.payload).message, /the audit log could not record this \(session\.start\)/);
+    await proxy.served;
+    assert.ok(!fake.queries.includes('insert into unaudited values (1)'), fake.queries.join('\n'));
+  } finally {
+    hold.restore();
+  }
+});

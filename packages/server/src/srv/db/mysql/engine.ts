@@ -360,15 +360,13 @@ export class MySqlEngine implements DbEngine {
     this.#versions.set(session.db.metadata.name, up.serverVersion);
     this.connectionIds.setUpstream(connectionId, up.threadId);
     up.socket.on('error', () => up.socket.destroy());
-    if (!(await session.started())) {
-      up.socket.destroy();
-      await refuse({
-        ...ErrorCode.connectionKilled,
-        message: session.terminatedBy ?? 'the session was ended',
-      });
-      return;
-    }
+    // The OK goes out while `session.start` is being made durable (its fsync overlaps the
+    // client's next round trip); nothing the client sends is read, let alone relayed, before
+    // the start is recorded. If it is not (the audit log refused it, or a lock came), the
+    // session is already terminated and the relay only tells the client, at its first command.
+    const started = session.started();
     stream.write(packet(replySeq, up.ok));
+    await started;
 
     // 4. Relay, auditing the client's statements.
     await this.#relay(stream, up, session, reader.release(), { seq: replySeq, from: 'server' });
