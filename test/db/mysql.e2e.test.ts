@@ -530,6 +530,23 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
     assert.equal((await mysqlDirect(optionsOf(d), 'select 1')).stdout.trim(), '1');
   });
 
+  test('a database removed with wctl rm is refused at the next connection (the proxy finds databases in a watch-fed view)', async () => {
+    await c.services.dbs.create({
+      kind: 'db',
+      version: 'v3',
+      metadata: { name: 'gone', labels: { env: 'prod' } },
+      spec: { protocol: 'mysql', uri: `127.0.0.1:${server.port}` },
+    });
+    const d = await directLogin(alice, 'gone', 'mysql', ['--db-name=orders']);
+    const before = await mysqlDirect(optionsOf(d), 'select name from items where id = 1');
+    assert.equal(before.stdout.trim(), 'apple', before.stderr);
+    const rm = await cli('wctl', ['rm', 'db/gone'], { env: c.adminEnv });
+    assert.equal(rm.code, 0, rm.stderr);
+    const after = await mysqlDirect(optionsOf(d), 'select 1');
+    assert.equal(after.code, 1);
+    assert.match(after.stderr, /ERROR 1045 \(28000\): Warden: database "gone" not found/);
+  });
+
   test('a session whose start the audit log cannot record relays nothing to the database (issue 15 item 5)', () =>
     unrecordedStartRelaysNothing(c, {
       insert: () => mysqlCli(tunnelPort, 'alice', "INSERT INTO orders.items VALUES (99, 'unaudited', NULL)"),
