@@ -119,6 +119,7 @@ export class DbService implements DbHandoff {
   /** Ends every live session. */
   close(): void {
     this.#closed = true;
+    for (const engine of this.#engines.values()) engine.close?.();
     for (const [session, stream] of this.#live) {
       session.terminate('the database service is shutting down');
       setTimeout(() => stream.destroy(), 1000).unref();

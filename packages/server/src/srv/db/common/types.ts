@@ -74,4 +74,6 @@ export interface DbEngine {
   serve(stream: Duplex, session: DbSession, greeted?: { connectionId: number }): Promise<void>;
   /** Refuses a connection before any session exists, showing `reason` in the client. */
   refuse(stream: Duplex, reason: string, greeted?: { connectionId: number }): Promise<void>;
+  /** Closes what the engine keeps open between sessions (MySQL: connections made ahead). */
+  close?(): void;
 }

@@ -146,22 +146,26 @@ class FakeMySql extends FakeDbServer {
 }
 
 let fake: FakeMySql;
+let cas: Awaited<ReturnType<typeof dbServerTls>>['cas'];
+let shop: DbResource;
 let proxy: EngineProxy;
 let engine: MySqlEngine;
 let decision: AccessDecision = ALLOWED;
 
 before(async () => {
-  const { cas, tls } = await dbServerTls();
-  fake = new FakeMySql(tls);
+  const made = await dbServerTls();
+  cas = made.cas;
+  fake = new FakeMySql(made.tls);
   await fake.start();
-  engine = new MySqlEngine({ logger: quiet });
-  const db: DbResource = {
+  // No connections made ahead here: these tests count the database's connections (see the spare tests).
+  engine = new MySqlEngine({ logger: quiet, spareIdleMs: 0 });
+  shop = {
     kind: 'db',
     version: 'v3',
     metadata: { name: 'shop' },
     spec: { protocol: 'mysql', uri: `127.0.0.1:${fake.port}` },
   };
-  proxy = await startEngineProxy({ engine, cas, db, decide: () => decision });
+  proxy = await startEngineProxy({ engine, cas, db: shop, decide: () => decision });
 });
 
 after(() => {
@@ -170,8 +174,8 @@ after(() => {
 });
 
 /** A client: reads the greeting, logs in as `user`, returns the answer and the socket. */
-async function login(user = 'alice', database = 'orders') {
-  const sock = netConnect({ host: '127.0.0.1', port: proxy.port });
+async function login(user = 'alice', database = 'orders', o: { port?: number; charset?: number } = {}) {
+  const sock = netConnect({ host: '127.0.0.1', port: o.port ?? proxy.port });
   sock.on('error', () => undefined);
   const r = new StreamReader(sock);
   const greeting = parseHandshakeV10((await readPacket(r)).payload);
@@ -188,7 +192,7 @@ async function login(user = 'alice', database = 'orders') {
           Cap.DEPRECATE_EOF |
           Cap.COMPRESS,
         maxPacketSize: 1 << 24,
-        charset: 224,
+        charset: o.charset ?? 224,
         user,
         authResponse: Buffer.alloc(20, 9),
         database,
@@ -469,3 +473,86 @@ test('a session.start the audit log refuses: the first command gets the error, n
     hold.restore();
   }
 });
+
+/** Polls `cond` every 10 ms for up to 5 s. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`never: ${what}`);
+    await new Promise((res) => setTimeout(res, 10));
+  }
+}
+
+/** An engine that makes connections ahead (`spareIdleMs`), behind a proxy of its own. */
+async function withSpares(spareIdleMs: number, run: (e: MySqlEngine, p: EngineProxy) => Promise<void>) {
+  const e = new MySqlEngine({ logger: quiet, spareIdleMs });
+  const p = await startEngineProxy({ engine: e, cas, db: shop });
+  try {
+    await run(e, p);
+  } finally {
+    e.close();
+    p.close();
+  }
+}
+
+test('the next login of the same db user goes over a connection made ahead: TLS with its certificate, its own attributes', () =>
+  withSpares(5000, async (e, p) => {
+    fake.scenario = { kind: 'ok' };
+    const connections = fake.connections;
+    const first = await login('alice', 'orders', { port: p.port });
+    assert.equal(first.answer.payload[0], 0);
+    // The login made the next connection in the background: TCP, greeting, SSLRequest, TLS.
+    await until(() => fake.connections === connections + 2, 'a connection made ahead');
+    const logins = fake.logins.length;
+    assert.equal(e.sparesUsed, 0);
+    first.sock.destroy();
+    const second = await login('alice', 'orders', { port: p.port });
+    assert.equal(second.answer.payload[0], 0, 'logged in');
+    assert.equal(e.sparesUsed, 1);
+    assert.equal(fake.logins.length, logins + 1);
+    const last = fake.logins.at(-1)!;
+    assert.equal(last.user, 'alice');
+    assert.equal(last.cn, 'alice');
+    assert.equal(last.database, 'orders');
+    assert.ok(last.attributes.some(([k, v]) => k === 'warden_user' && v === 'alice'));
+    second.sock.write(comQuery('select 44'));
+    assert.equal((await readPacket(second.r)).payload[0], 0);
+    assert.ok(fake.queries.includes('select 44'));
+    // …and the one after that is being made again.
+    await until(() => fake.connections === connections + 3, 'the next connection made ahead');
+    second.sock.destroy();
+  }));
+
+test('a connection made ahead is not used by a client asking for other settings, nor once the database closed it', () =>
+  withSpares(5000, async (e, p) => {
+    fake.scenario = { kind: 'ok' };
+    const connections = fake.connections;
+    const first = await login('alice', 'orders', { port: p.port });
+    first.sock.destroy();
+    await until(() => fake.connections === connections + 2, 'a connection made ahead');
+    // Another character set: the SSLRequest already told the database 224.
+    const other = await login('alice', 'orders', { port: p.port, charset: 45 });
+    assert.equal(other.answer.payload[0], 0);
+    assert.equal(e.sparesUsed, 0);
+    other.sock.destroy();
+    // The database drops the connection made ahead (its connect_timeout): the next login dials.
+    const before = fake.connections;
+    for (const s of fake.open) if (!s.destroyed) s.destroy();
+    const again = await login('alice', 'orders', { port: p.port });
+    assert.equal(again.answer.payload[0], 0, 'logged in over a new connection');
+    assert.ok(fake.connections > before);
+    again.sock.destroy();
+  }));
+
+test('a connection made ahead and never used closes after its idle time without logging in', () =>
+  withSpares(150, async (e, p) => {
+    fake.scenario = { kind: 'ok' };
+    const connections = fake.connections;
+    const first = await login('alice', 'orders', { port: p.port });
+    first.sock.destroy();
+    await until(() => fake.connections === connections + 2, 'a connection made ahead');
+    const logins = fake.logins.length;
+    await until(() => fake.open.size === 0, 'the connection made ahead closed');
+    assert.equal(fake.logins.length, logins, 'it never logged in');
+    assert.equal(e.sparesUsed, 0);
+  }));

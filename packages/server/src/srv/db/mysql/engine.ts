@@ -32,6 +32,7 @@
  * end in `test/db/` (a real MariaDB, the `mysql` client and the `mysql2` driver).
  */
 import { randomInt } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { isWardenError, WardenError } from '@warden/api';
@@ -47,6 +48,7 @@ import {
   ErrorCode,
   type ErrPacket,
   errPacket,
+  type HandshakeV10,
   handshakeResponse,
   handshakeV10,
   MAX_HANDSHAKE_PAYLOAD,
@@ -187,9 +189,62 @@ interface Upstream {
   capabilities: number;
 }
 
+/** What the SSLRequest told the database (it reads the login's capabilities from it). */
+interface SslParams {
+  capabilities: number;
+  maxPacketSize: number;
+  charset: number;
+}
+
+/** A database connection greeted and upgraded to TLS with the db user's certificate, not logged in. */
+interface Opened {
+  tcp: Socket;
+  tls: TLSSocket;
+  greeting: HandshakeV10;
+  ssl: SslParams;
+}
+
+/** A connection made ahead, waiting for the next login of its db user (`MySqlEngine#makeSpare`). */
+interface Spare extends Opened {
+  /** Stops its expiry and its close listeners (it is being used, or closed). */
+  forget(): void;
+}
+
+/**
+ * How long a connection made ahead waits for a client before it is closed unused: well within
+ * MariaDB's and MySQL's `connect_timeout` (10 s by default), after which the database would
+ * drop it with "Bad handshake".
+ */
+export const SPARE_IDLE_MS = 3000;
+
+/** Connections made ahead are per database (and its address) and db user. */
+function spareKey(session: DbSession): string {
+  return `${session.db.metadata.name}\n${session.db.spec.uri}\n${session.dbUser ?? ''}`;
+}
+
+/** The capabilities, packet size and character set of the login `hello` asks for from a database that greeted with `greeting`. */
+function sslParams(session: DbSession, hello: Omit<ClientHello, 'seq'>, greeting: HandshakeV10): SslParams {
+  let caps = (hello.capabilities & greeting.capabilities) | Cap.PROTOCOL_41 | Cap.SSL;
+  caps |= greeting.capabilities & (Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH);
+  if (session.dbName !== undefined && greeting.capabilities & Cap.CONNECT_WITH_DB)
+    caps |= Cap.CONNECT_WITH_DB;
+  else caps &= ~Cap.CONNECT_WITH_DB;
+  return { capabilities: caps, maxPacketSize: hello.maxPacketSize, charset: hello.charset };
+}
+
+function closeOpened(o: Opened): void {
+  o.tls.destroy();
+  o.tcp.destroy();
+}
+
 export interface MySqlEngineOptions {
   logger: Logger;
   connectionIds?: ConnectionIds;
+  /**
+   * How long a connection made ahead for the next login of a db user waits (`SPARE_IDLE_MS`
+   * by default); 0: none is made (every login dials).
+   */
+  spareIdleMs?: number;
 }
 
 /** COM_QUIT, a whole packet. */
@@ -201,12 +256,20 @@ export class MySqlEngine implements DbEngine {
   readonly connectionIds: ConnectionIds;
   /** `KILL CONNECTION`s sent for terminated sessions (tests, metrics). */
   killsSent = 0;
+  /** Logins that used a connection made ahead (tests, metrics). */
+  sparesUsed = 0;
+  /** The connection made ahead per database and db user (`spareKey`), and those being made. */
+  readonly #spares = new Map<string, Spare>();
+  readonly #making = new Set<string>();
+  readonly #spareIdleMs: number;
+  #closed = false;
   /** Each database's version string, learned at its first login and then announced. */
   readonly #versions = new Map<string, string>();
 
   constructor(o: MySqlEngineOptions) {
     this.#logger = o.logger;
     this.connectionIds = o.connectionIds ?? new ConnectionIds();
+    this.#spareIdleMs = o.spareIdleMs ?? SPARE_IDLE_MS;
   }
 
   #greeting(dbName: string, connectionId: number): Buffer {
@@ -336,11 +399,15 @@ export class MySqlEngine implements DbEngine {
     // 3. The database, over TLS with a client certificate for the db user.
     let up: Upstream;
     try {
-      up = await this.#login(session, {
-        ...hello,
-        capabilities: hello.capabilities & OFFERED_CAPABILITIES,
-        attributes: [...(hello.attributes ?? []), ['warden_user', session.identity.user]],
-      });
+      up = await this.#login(
+        session,
+        {
+          ...hello,
+          capabilities: hello.capabilities & OFFERED_CAPABILITIES,
+          attributes: [...(hello.attributes ?? []), ['warden_user', session.identity.user]],
+        },
+        true,
+      );
     } catch (e) {
       let err: ErrPacket;
       if (e instanceof UpstreamRefused) err = e.err;
@@ -374,13 +441,35 @@ export class MySqlEngine implements DbEngine {
 
   /**
    * TCP, the database's greeting, SSLRequest, TLS with the db user's client certificate,
-   * HandshakeResponse41 without a password, and whatever auth switch the account needs.
+   * HandshakeResponse41 without a password, and whatever auth switch the account needs. The
+   * first four steps are skipped when a connection made ahead for this db user (`#spares`)
+   * fits; `spare` makes the next one once this login succeeded.
    */
-  async #login(session: DbSession, hello: Omit<ClientHello, 'seq'>): Promise<Upstream> {
+  async #login(session: DbSession, hello: Omit<ClientHello, 'seq'>, spare = false): Promise<Upstream> {
+    const key = spareKey(session);
+    const ahead = this.#takeSpare(key, session, hello);
+    if (ahead) {
+      try {
+        const up = await this.#authenticate(session, hello, ahead);
+        if (spare) this.#makeSpare(key, session, hello);
+        return up;
+      } catch (e) {
+        // The database refused the login itself: a new connection would be refused too.
+        if (e instanceof UpstreamRefused) throw e;
+        // Otherwise the spare may have died while it waited (the database's connect_timeout): dial.
+        this.#logger.debug({ err: e }, 'a database connection made ahead failed; dialing');
+      }
+    }
+    const up = await this.#authenticate(session, hello, await this.#open(session, hello));
+    if (spare) this.#makeSpare(key, session, hello);
+    return up;
+  }
+
+  /** TCP, the database's greeting (checked), SSLRequest and TLS with the db user's certificate. */
+  async #open(session: DbSession, hello: Omit<ClientHello, 'seq'>): Promise<Opened> {
     const db = session.db;
     const tcp = await dialTcp(db);
     const timer = setTimeout(() => tcp.destroy(), LOGIN_TIMEOUT_MS);
-    let tls: TLSSocket | undefined;
     try {
       const plain = new StreamReader(tcp);
       let g: { seq: number; payload: Buffer };
@@ -408,21 +497,32 @@ export class MySqlEngine implements DbEngine {
           `database "${db.metadata.name}" (${greeting.serverVersion}) lacks protocol features the client asked for (capabilities 0x${missing.toString(16)}); Warden needs MariaDB 10.2+ or MySQL 5.7+`,
         );
       }
-      let caps = (hello.capabilities & greeting.capabilities) | Cap.PROTOCOL_41 | Cap.SSL;
-      caps |= greeting.capabilities & (Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH);
-      if (session.dbName !== undefined && greeting.capabilities & Cap.CONNECT_WITH_DB)
-        caps |= Cap.CONNECT_WITH_DB;
-      else caps &= ~Cap.CONNECT_WITH_DB;
-      tcp.write(packet(1, sslRequest(caps, hello.maxPacketSize, hello.charset)));
-      tls = await upgrade(tcp, await session.upstreamTls(), db);
+      const ssl = sslParams(session, hello, greeting);
+      tcp.write(packet(1, sslRequest(ssl.capabilities, ssl.maxPacketSize, ssl.charset)));
+      const tls = await upgrade(tcp, await session.upstreamTls(), db);
+      return { tcp, tls, greeting, ssl };
+    } catch (e) {
+      tcp.destroy();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** HandshakeResponse41 without a password over `o`'s TLS, and whatever auth switch the account needs. */
+  async #authenticate(session: DbSession, hello: Omit<ClientHello, 'seq'>, o: Opened): Promise<Upstream> {
+    const { tcp, tls, greeting, ssl } = o;
+    const caps = ssl.capabilities;
+    const timer = setTimeout(() => tcp.destroy(), LOGIN_TIMEOUT_MS);
+    try {
       const plugin = greeting.authPlugin in EMPTY_ANSWER ? greeting.authPlugin : NATIVE_PASSWORD;
       tls.write(
         packet(
           2,
           handshakeResponse({
             capabilities: caps,
-            maxPacketSize: hello.maxPacketSize,
-            charset: hello.charset,
+            maxPacketSize: ssl.maxPacketSize,
+            charset: ssl.charset,
             user: session.dbUser ?? '',
             authResponse: EMPTY_ANSWER[plugin]!,
             ...(session.dbName !== undefined ? { database: session.dbName } : {}),
@@ -465,12 +565,90 @@ export class MySqlEngine implements DbEngine {
         throw e;
       }
     } catch (e) {
-      tls?.destroy();
+      tls.destroy();
       tcp.destroy();
       throw e;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * The connection made ahead for `key`, if it is alive and its SSLRequest said what this
+   * client's login needs (capabilities, packet size, character set): the database reads them
+   * from the SSLRequest, so a spare made for another kind of client is not used (it expires).
+   */
+  #takeSpare(key: string, session: DbSession, hello: Omit<ClientHello, 'seq'>): Opened | undefined {
+    const s = this.#spares.get(key);
+    if (!s) return undefined;
+    const want = sslParams(session, hello, s.greeting);
+    if (
+      want.capabilities !== s.ssl.capabilities ||
+      want.maxPacketSize !== s.ssl.maxPacketSize ||
+      want.charset !== s.ssl.charset ||
+      (hello.capabilities & WIRE_FORMAT & ~s.greeting.capabilities) !== 0
+    )
+      return undefined;
+    this.#spares.delete(key);
+    s.forget();
+    this.sparesUsed++;
+    return s;
+  }
+
+  /**
+   * Opens the next connection for `key` in the background (TCP, greeting, SSLRequest, TLS; no
+   * login), so that the next client of this db user skips those round trips. One per db user
+   * and database; it waits `SPARE_IDLE_MS` for a client, then closes without ever logging in.
+   */
+  #makeSpare(key: string, session: DbSession, hello: Omit<ClientHello, 'seq'>): void {
+    if (this.#spareIdleMs <= 0 || this.#spares.has(key) || this.#making.has(key) || this.#closed) return;
+    this.#making.add(key);
+    setImmediate(() => {
+      this.#open(session, hello).then(
+        (o) => {
+          this.#making.delete(key);
+          if (this.#closed || this.#spares.has(key)) {
+            closeOpened(o);
+            return;
+          }
+          // Neither socket keeps the process alive while it waits.
+          o.tcp.unref();
+          const drop = () => {
+            if (this.#spares.get(key) === spare) this.#spares.delete(key);
+            spare.forget();
+            closeOpened(o);
+          };
+          const timer = setTimeout(drop, this.#spareIdleMs);
+          timer.unref();
+          o.tls.once('close', drop);
+          o.tls.on('error', drop);
+          const spare: Spare = {
+            ...o,
+            forget: () => {
+              clearTimeout(timer);
+              o.tls.off('close', drop);
+              o.tls.off('error', drop);
+              o.tcp.ref();
+            },
+          };
+          this.#spares.set(key, spare);
+        },
+        (e: unknown) => {
+          this.#making.delete(key);
+          this.#logger.debug({ err: e }, 'could not open a database connection ahead');
+        },
+      );
+    });
+  }
+
+  /** Closes the connections made ahead; none is made after this. */
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#spares.values()) {
+      s.forget();
+      closeOpened(s);
+    }
+    this.#spares.clear();
   }
 
   #wantsPassword(session: DbSession, what: string): WardenError {
