@@ -20,7 +20,7 @@ import {
   webcrypto,
 } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import type { rpc } from '@warden/api';
+import { rpc } from '@warden/api';
 import {
   AK_ATTRIBUTES,
   bytesEqual,
@@ -263,6 +263,20 @@ export class SoftTpm {
   ): Promise<F> {
     const begin = await enrollment.begin({ ...req, ...this.enrollInit() });
     return enrollment.finish(this.finishRequest(begin));
+  }
+
+  /**
+   * The finish of a device authentication (at login, or for a web session) with this TPM's
+   * enrolled device: a quote over the server's nonce and PCR selection, and the user's key
+   * (`signer`, the one in the certificate) signing nonce and session.
+   */
+  authnFinishRequest(begin: rpc.DeviceAuthnBeginResponse, signer: KeyObject): rpc.DeviceAuthnFinishRequest {
+    const nonce = unb64(begin.nonce);
+    return {
+      session_id: begin.session_id,
+      quote: this.quote(nonce, begin.pcr_selection),
+      ssh_signature: b64(sign('sha256', rpc.deviceAuthnSignedData(nonce, begin.session_id), signer)),
+    };
   }
 
   /** A quote by the AK over `nonce` and the selected PCRs. */

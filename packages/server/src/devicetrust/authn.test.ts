@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomUUID, sign, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, X509Certificate } from 'node:crypto';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import {
   AUTH_PREFERENCE_NAME,
@@ -8,12 +8,13 @@ import {
   type ErrorCode,
   parseIdentityFromCertificate,
   parseSshCertificate,
-  rpc,
+  type rpc,
   SshDeviceExtensions,
 } from '@warden/api';
+import { callerOf as callerAt, loggedIn } from '../../../../test/support/logged-in';
 import { SoftTpm } from '../../../../test/support/soft-tpm';
 import { refusedWith as refused } from '../../../../test/support/warden-errors';
-import { type Identity, liveAccessChecker, makeIdentity } from '../access';
+import { type Identity, liveAccessChecker } from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
@@ -26,7 +27,6 @@ import { DeviceInventory } from './inventory';
 
 const admin = { user: 'admin' };
 const ASSET_TAG = 'C00AA0AAAA0A';
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
 const refusedWith = (message: string | RegExp, code: ErrorCode = 'WARDEN_ERR_ACCESS_DENIED') =>
   refused(message, code);
@@ -100,64 +100,20 @@ describe('DeviceAuthentication', () => {
     };
   }
 
-  /** A user logged in: key pair and certificates, and the caller the proxy would see. */
-  async function login(opts: { roles?: string[]; device?: DeviceResource } = {}) {
-    const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const issued = await cas.issueUserCertificates({
-      user: 'alice',
-      roles: opts.roles ?? ['access'],
-      logins: ['alice'],
-      traits: { logins: ['alice'] },
-      publicKey: key.publicKey,
-      ttlMs: 8 * 3600_000,
-      now: clock.now(),
-      ...(opts.device
-        ? {
-            device: {
-              deviceId: opts.device.metadata.name,
-              assetTag: opts.device.spec.asset_tag,
-              credentialId: opts.device.spec.credential!.id,
-            },
-          }
-        : {}),
-    });
-    return { key, issued, caller: callerOf(issued.tlsCert) };
-  }
-
+  /** alice logged in (test/support/logged-in.ts): key, certificates, the caller the proxy sees. */
+  const login = (opts: { roles?: string[] } = {}) => loggedIn(cas, clock.now(), opts);
   /** What AuthServer.identify makes of a certificate. */
-  function callerOf(tlsCert: string): Identity {
-    const parsed = cas.verifyUserTlsCert(tlsCert, clock.now());
-    const x = new X509Certificate(tlsCert);
-    const identity = makeIdentity({
-      user: parsed.user,
-      roles: parsed.roles,
-      logins: parsed.logins,
-      traits: parsed.traits,
-      admin: false,
-      ...(parsed.device ? { device: parsed.device } : {}),
-      cert: {
-        publicKeyDer: x.publicKey.export({ type: 'spki', format: 'der' }),
-        notAfter: new Date(x.validTo),
-      },
-    });
-    return { ...identity, clientAddr: '10.0.0.5' };
-  }
+  const callerOf = (tlsCert: string) => callerAt(cas, tlsCert, clock.now());
 
   type Login = Awaited<ReturnType<typeof login>>;
   const finishReq = (
     u: Login,
     begin: rpc.DeviceAuthnBeginResponse,
     over: { quote?: rpc.TpmQuote; signer?: Login['key']['privateKey'] } = {},
-  ): rpc.DeviceAuthnFinishRequest => {
-    const nonce = Buffer.from(begin.nonce, 'base64');
-    return {
-      session_id: begin.session_id,
-      quote: over.quote ?? tpm.quote(nonce, begin.pcr_selection),
-      ssh_signature: b64(
-        sign('sha256', rpc.deviceAuthnSignedData(nonce, begin.session_id), over.signer ?? u.key.privateKey),
-      ),
-    };
-  };
+  ): rpc.DeviceAuthnFinishRequest => ({
+    ...tpm.authnFinishRequest(begin, over.signer ?? u.key.privateKey),
+    ...(over.quote ? { quote: over.quote } : {}),
+  });
 
   test('augments the certificates: same NotAfter, the three extensions, audited', async () => {
     const u = await login();

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomUUID, sign, X509Certificate } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { AUTH_PREFERENCE_NAME, type DeviceResource, isWardenError, rpc } from '@warden/api';
+import { AUTH_PREFERENCE_NAME, type DeviceResource, isWardenError, type rpc } from '@warden/api';
+import { loggedIn } from '../../../../test/support/logged-in';
 import { SoftTpm } from '../../../../test/support/soft-tpm';
-import { type AccessChecker, type Identity, liveAccessChecker } from '../access';
+import { type AccessChecker, liveAccessChecker } from '../access';
 import { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { CertAuthorities } from '../ca';
@@ -17,7 +18,6 @@ import { WEB_SESSION_PREFIX, WebSessions } from './sessions';
 const admin = { user: 'admin' };
 const ASSET_TAG = 'C00AA0AAAA0A';
 const BROWSER = '10.0.0.5';
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const who = (user = 'alice', ttlMs = 8 * 3600_000) => ({
   user,
   roles: ['access'],
@@ -158,34 +158,8 @@ describe('WebDeviceTrust', () => {
   }
 
   /** `wsh login` as `user` on the machine: a key and the caller the proxy sees for its certificate. */
-  async function helper(user = 'alice', addr = BROWSER) {
-    const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const issued = await cas.issueUserCertificates({
-      user,
-      roles: ['access'],
-      logins: [user],
-      traits: {},
-      publicKey: key.publicKey,
-      ttlMs: 3600_000,
-      now: clock.now(),
-    });
-    const parsed = cas.verifyUserTlsCert(issued.tlsCert, clock.now());
-    const x = new X509Certificate(issued.tlsCert);
-    const identity: Identity = {
-      kind: 'human',
-      user: parsed.user,
-      roles: parsed.roles,
-      logins: parsed.logins,
-      traits: parsed.traits,
-      admin: false,
-      cert: {
-        publicKeyDer: x.publicKey.export({ type: 'spki', format: 'der' }),
-        notAfter: new Date(x.validTo),
-      },
-    };
-    const caller: Identity = { ...identity, clientAddr: addr };
-    return { key, caller };
-  }
+  const helper = (user = 'alice', addr = BROWSER) =>
+    loggedIn(cas, clock.now(), { user, traits: {}, ttlMs: 3600_000, clientAddr: addr });
 
   /** The helper's whole ceremony for a challenge. */
   async function prove(
@@ -198,15 +172,7 @@ describe('WebDeviceTrust', () => {
       credential_id: credentialId,
       device_data: data(),
     });
-    const nonce = Buffer.from(begin.nonce, 'base64');
-    return trust.finish(h.caller, {
-      ...challenge,
-      session_id: begin.session_id,
-      quote: tpm.quote(nonce, begin.pcr_selection),
-      ssh_signature: b64(
-        sign('sha256', rpc.deviceAuthnSignedData(nonce, begin.session_id), h.key.privateKey),
-      ),
-    });
+    return trust.finish(h.caller, { ...challenge, ...tpm.authnFinishRequest(begin, h.key.privateKey) });
   }
 
   async function signedIn(user = 'alice') {
