@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { freePort, requireTool, runCli, withMachineLock } from '@warden/testkit';
+import { captureOutput, freePort, requireTool, runCli, withMachineLock } from '@warden/testkit';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -110,19 +110,13 @@ async function zeroConfigStart(): Promise<void> {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  child.stdout.on('data', (c) => {
-    out += c;
-  });
-  child.stderr.on('data', (c) => {
-    out += c;
-  });
+  const out = captureOutput(child);
   try {
     await new Promise<void>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`not started:\n${out}`)), 30_000);
+      const t = setTimeout(() => rej(new Error(`not started:\n${out.all()}`)), 30_000);
       // The banner comes after the "warden started" log line, maybe in a later chunk.
       const check = () => {
-        if (/warden started/.test(out) && /Proxy listening on/.test(out)) {
+        if (/warden started/.test(out.all()) && /Proxy listening on/.test(out.all())) {
           clearTimeout(t);
           res();
         }
@@ -133,10 +127,10 @@ async function zeroConfigStart(): Promise<void> {
       // keeping the test process alive.
       child.on('exit', () => {
         clearTimeout(t);
-        rej(new Error(`exited:\n${out}`));
+        rej(new Error(`exited:\n${out.all()}`));
       });
     });
-    assert.match(out, /Proxy listening on https:\/\/127\.0\.0\.1:3080/);
+    assert.match(out.all(), /Proxy listening on https:\/\/127\.0\.0\.1:3080/);
     assert.ok(readdirSync(join(dir, 'warden-data')).includes('backend.sqlite'));
     const status = await runCli('wctl', ['status'], { cwd: dir, env: { WARDEN_DATA_DIR: '' } });
     assert.equal(status.code, 0, status.stderr);

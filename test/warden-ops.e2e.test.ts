@@ -14,11 +14,13 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import {
   Authenticator,
+  captureOutput,
   freePort,
   inviteAndSignUp,
   runCli,
   startWarden,
   type WardenProcess,
+  waitForText,
 } from '@warden/testkit';
 
 const root = resolve(import.meta.dirname, '..');
@@ -215,16 +217,9 @@ test('warden start --debug logs at debug level (a failed TLS handshake shows)', 
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  let out = '';
-  child.stdout.on('data', (c) => {
-    out += c;
-  });
-  child.stderr.on('data', (c) => {
-    out += c;
-  });
+  const out = captureOutput(child);
   try {
-    for (let i = 0; i < 300 && !/warden started/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.match(out, /warden started/);
+    await waitForText(out.all, /warden started/);
     // Plain text on the TLS port: the handshake fails, which is logged at debug level only.
     await new Promise<void>((r) => {
       const s = tlsConnect({
@@ -236,8 +231,7 @@ test('warden start --debug logs at debug level (a failed TLS handshake shows)', 
       s.on('error', () => r());
       s.on('close', () => r());
     });
-    for (let i = 0; i < 100 && !/"level":"debug"/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.match(out, /\{"level":"debug","time":"[^"]+".*"msg":"TLS handshake failed"/);
+    await waitForText(out.all, /\{"level":"debug","time":"[^"]+".*"msg":"TLS handshake failed"/, 5000);
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
