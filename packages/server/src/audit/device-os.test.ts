@@ -69,7 +69,7 @@ test('a session statement writer gets the device’s os_type once known; none wh
   const store = Object.assign(new MemoryAuditLog(), {
     statements(base: unknown) {
       bases.push(base);
-      return { write: async () => undefined };
+      return { write: (_s: unknown, done: () => void) => done() };
     },
   });
   let lookups = 0;

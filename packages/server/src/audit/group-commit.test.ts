@@ -233,3 +233,58 @@ test('group commit: a full batch of bulk events does not wait; close writes what
   await waiting;
   assert.deepEqual(batches, [[0], [1, 2, 3], [4]]);
 });
+
+test('group commit: bulkBatch bulk events waiting bring the commit forward', async () => {
+  const batches: number[][] = [];
+  const group = new GroupCommit<number>({
+    commit: (b) => {
+      batches.push([...b]);
+    },
+    intervalMs: 1,
+    bulkIntervalMs: 60_000,
+    bulkBatch: 4,
+  });
+  const bulk = { bulk: true };
+  await group.add(0, bulk);
+  const few = [1, 2, 3].map((n) => group.add(n, bulk));
+  await sleep(30);
+  assert.deepEqual(batches, [[0]], 'fewer than bulkBatch wait for the bulk interval');
+  await Promise.all([...few, group.add(4, bulk)]);
+  assert.deepEqual(batches, [[0], [1, 2, 3, 4]], 'the fourth makes the batch big enough');
+});
+
+test('group commit: push calls back once durable, with the error of a failed batch, without waiting for a promise', async () => {
+  const store = gatedStore();
+  const group = new GroupCommit<number>({ commit: store.commit, maxBatch: 2, maxQueued: 2 });
+  const calls: [number, unknown][] = [];
+  const done = (n: number) => (e?: unknown) => calls.push([n, e]);
+  group.push(1, true, done(1));
+  group.push(2, false, done(2));
+  await tick();
+  assert.deepEqual(store.batches, [[1, 2]]);
+  assert.equal(calls.length, 0, 'nothing before its batch is durable');
+  group.push(3, true, done(3));
+  group.push(4, true, done(4));
+  group.push(5, true, done(5)); // past maxQueued: waits for room, as add does
+  assert.equal(group.queued, 2);
+  store.releaseAll();
+  while (calls.length < 5) await tick();
+  assert.deepEqual(
+    calls,
+    [1, 2, 3, 4, 5].map((n) => [n, undefined]),
+  );
+  assert.deepEqual(store.batches, [[1, 2], [3, 4], [5]]);
+
+  const failing = new GroupCommit<number>({
+    commit: () => {
+      throw undefined; // even a bare throw reaches the callback as an error
+    },
+  });
+  const errors: unknown[] = [];
+  failing.push(1, true, (e) => errors.push(e));
+  while (errors.length < 1) await tick();
+  assert.ok(errors[0] instanceof Error);
+  await failing.close();
+  failing.push(2, true, (e) => errors.push(e));
+  assert.ok(isWardenError(errors[1], 'WARDEN_ERR_CLOSED'), 'a closed writer answers at once');
+});

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { runAuditLogConformance } from '../../../../test/support/audit-conformance';
 import { FakeClock } from '../clock';
 import { AUDIT_SCHEMA_VERSION, SqliteAuditLog } from './sqlite';
+import type { AuditStatement, AuditStatementWriter } from './types';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-audit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -87,6 +88,11 @@ test('sqlite audit: a second process cannot open the file; newer schemas are ref
   );
 });
 
+/** A statement writer's callback as a promise. */
+function written(writer: AuditStatementWriter, s: AuditStatement): Promise<void> {
+  return new Promise((resolve, reject) => writer.write(s, (e) => (e === undefined ? resolve() : reject(e))));
+}
+
 test('sqlite audit: a session statement writer stores what emit stores, in order, and falls back for unusual statements', async () => {
   const clock = new FakeClock();
   const audit = await SqliteAuditLog.open({ path: freshPath(), clock });
@@ -110,7 +116,7 @@ test('sqlite audit: a session statement writer stores what emit stores, in order
     { query: 'SELECT $1, $2', parameters: ['a"b', null], statement: 's1' },
     { query: 'INSERT $1', parameters: [pem, 'x'] },
   ];
-  for (const s of statements) await writer.write(s);
+  for (const s of statements) await written(writer, s);
   for (const s of statements) await audit.emit({ ...base, ...s });
   const events = await audit.search({ order: 'asc', device: 'dev-1' });
   assert.equal(events.length, 6, 'found by the device index');
@@ -122,7 +128,7 @@ test('sqlite audit: a session statement writer stores what emit stores, in order
   for (let i = 0; i < 3; i++) assert.deepEqual(strip(events[i]!), strip(events[i + 3]!), `statement ${i}`);
   assert.deepEqual(events[2]!.redacted, ['parameters[0]'], 'a private key is redacted by the general path');
   await assert.rejects(
-    writer.write({ query: `INSERT ${pem}` }),
+    written(writer, { query: `INSERT ${pem}` }),
     (e: unknown) => isWardenError(e, 'WARDEN_ERR_BAD_PARAMETER'),
     'as emit refuses it (the session then ends)',
   );
@@ -132,7 +138,7 @@ test('sqlite audit: a session statement writer stores what emit stores, in order
     undefined,
   );
   await audit.close();
-  await assert.rejects(writer.write({ query: 'SELECT 2' }), (e: unknown) =>
+  await assert.rejects(written(writer, { query: 'SELECT 2' }), (e: unknown) =>
     isWardenError(e, 'WARDEN_ERR_CLOSED'),
   );
 });

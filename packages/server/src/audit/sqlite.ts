@@ -91,6 +91,8 @@ export interface SqliteAuditLogOptions {
   maxBatch?: number;
   /** Most events waiting to be written before `emit` waits for room (default 8192). */
   maxQueued?: number;
+  /** How long bulk events (statements) may gather before their commit (`GroupCommit`'s `bulkIntervalMs`). */
+  bulkIntervalMs?: number;
 }
 
 export class SqliteAuditLog implements AuditLog {
@@ -119,6 +121,7 @@ export class SqliteAuditLog implements AuditLog {
       },
       ...(opts.maxBatch ? { maxBatch: opts.maxBatch } : {}),
       ...(opts.maxQueued ? { maxQueued: opts.maxQueued } : {}),
+      ...(opts.bulkIntervalMs ? { bulkIntervalMs: opts.bulkIntervalMs } : {}),
     });
   }
 
@@ -189,18 +192,24 @@ export class SqliteAuditLog implements AuditLog {
     if (!template) return undefined;
     const user = template.user ?? null;
     const device = template.device ?? null;
-    const bulk = groupOptions('db.query');
     return {
-      write: async (statement) => {
-        this.#assertOpen();
-        const p = template.prepare(statement, this.#clock.now());
-        if (!p) {
-          await this.emit({ ...base, ...statement } as AuditEventInput);
+      write: (statement, done) => {
+        if (this.#closed) {
+          done(closedError());
           return;
         }
-        await this.#group.add(
+        const p = template.prepare(statement, this.#clock.now());
+        if (!p) {
+          this.emit({ ...base, ...statement } as AuditEventInput).then(
+            () => done(),
+            (e: unknown) => done(e ?? closedError()),
+          );
+          return;
+        }
+        this.#group.push(
           [p.id, p.timeMs, 'db.query', DB_QUERY_CODE, 1, user, device, null, p.json],
-          bulk,
+          true,
+          done,
         );
       },
     };
@@ -236,8 +245,12 @@ export class SqliteAuditLog implements AuditLog {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new WardenError('WARDEN_ERR_CLOSED', 'the audit log is closed');
+    if (this.#closed) throw closedError();
   }
+}
+
+function closedError(): WardenError {
+  return new WardenError('WARDEN_ERR_CLOSED', 'the audit log is closed');
 }
 
 function buildSearch(q: NormalizedQuery): { sql: string; params: unknown[] } {

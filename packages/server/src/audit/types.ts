@@ -57,8 +57,20 @@ export interface AuditStatement {
 /** A `db.query` event without its statement: what every event of one session shares. */
 export type AuditStatementBase = Omit<Extract<AuditEventInput, { type: 'db.query' }>, keyof AuditStatement>;
 
-/** Writes the `db.query` events of one session (`AuditLog.statements`). */
+/**
+ * Why the log did not take a statement, or undefined once it is durable (`AuditStatementWriter`).
+ * Must not throw.
+ */
+export type AuditStatementDone = (error?: unknown) => void;
+
+/**
+ * Writes the `db.query` events of one session (`AuditLog.statements`). A callback, not a
+ * promise, per statement: a busy session writes thousands per second.
+ */
 export interface AuditStatementWriter {
-  /** Resolves once the event is durable; rejects when the log did not take it. */
-  write(statement: AuditStatement): Promise<void>;
+  /**
+   * Queues one statement; never throws. `done()` once the event is durable, `done(error)`
+   * when the log did not take it (as `emit` rejecting).
+   */
+  write(statement: AuditStatement, done: AuditStatementDone): void;
 }

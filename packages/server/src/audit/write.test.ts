@@ -108,9 +108,7 @@ test('warden_audit_write_failures_total counts refused session statements too (s
   let broken = false;
   const inner = Object.assign(new BreakableAuditLogDouble(), {
     statements: () => ({
-      write: async () => {
-        if (broken) throw new Error('disk full');
-      },
+      write: (_s: unknown, done: (e?: unknown) => void) => done(broken ? new Error('disk full') : undefined),
     }),
   });
   const writer = instrumentAudit(inner, metrics).statements?.({
@@ -120,9 +118,13 @@ test('warden_audit_write_failures_total counts refused session statements too (s
     resource: { kind: 'db', name: 'd' },
   });
   assert.ok(writer);
-  await writer.write({ query: 'select 1' });
+  const write = (query: string) =>
+    new Promise<void>((resolve, reject) =>
+      writer.write({ query }, (e) => (e === undefined ? resolve() : reject(e))),
+    );
+  await write('select 1');
   broken = true;
-  await assert.rejects(writer.write({ query: 'select 2' }));
+  await assert.rejects(write('select 2'));
   const text = await metrics.render();
   assert.match(text, /^warden_audit_write_failures_total\{type="db\.query"\} 1$/m);
   assert.match(text, /^warden_audit_emit_duration_seconds_count 2$/m);

@@ -200,16 +200,13 @@ export function instrumentAudit(audit: AuditLog, metrics: Metrics): AuditLog {
             const inner = audit.statements!(base);
             if (!inner) return undefined;
             return {
-              async write(statement) {
+              write(statement, done) {
                 const started = performance.now();
-                try {
-                  await inner.write(statement);
-                } catch (e) {
-                  metrics.auditWriteFailure('db.query');
-                  throw e;
-                } finally {
+                inner.write(statement, (e) => {
+                  if (e !== undefined) metrics.auditWriteFailure('db.query');
                   metrics.auditEmit((performance.now() - started) / 1000);
-                }
+                  done(e);
+                });
               },
             } satisfies AuditStatementWriter;
           },

@@ -52,9 +52,10 @@ class StatementAuditLogDouble extends SlowAuditLogDouble {
   statements(base: unknown) {
     this.bases.push(base);
     return {
-      write: async (s: unknown) => {
-        if (this.refuse) throw new Error('disk full');
+      write: (s: unknown, done: (e?: unknown) => void) => {
+        if (this.refuse) return done(new Error('disk full'));
         this.written.push(s);
+        done();
       },
     };
   }

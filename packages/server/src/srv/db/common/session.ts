@@ -189,26 +189,29 @@ export class DbSession {
   query(q: DbQuery): void {
     this.#unwritten++;
     const writer = this.#statementWriter();
-    const written = writer
-      ? // An empty statement name is the unnamed one: not recorded (as below).
-        writer
-          .write(
-            q.statement === ''
-              ? { query: q.query, ...(q.parameters ? { parameters: q.parameters } : {}) }
-              : q,
-          )
-          .catch((e: unknown) => this.#statementLost(e))
-      : this.#emit({
-          type: 'db.query',
-          success: true,
-          ...this.#subject(),
-          session_id: this.id,
-          query: q.query,
-          ...(q.parameters ? { parameters: q.parameters } : {}),
-          ...(q.statement ? { statement: q.statement } : {}),
-        });
-    void written.finally(this.#written);
+    if (writer) {
+      // An empty statement name is the unnamed one: not recorded (as below).
+      writer.write(
+        q.statement === '' ? { query: q.query, ...(q.parameters ? { parameters: q.parameters } : {}) } : q,
+        this.#statementDone,
+      );
+      return;
+    }
+    void this.#emit({
+      type: 'db.query',
+      success: true,
+      ...this.#subject(),
+      session_id: this.id,
+      query: q.query,
+      ...(q.parameters ? { parameters: q.parameters } : {}),
+      ...(q.statement ? { statement: q.statement } : {}),
+    }).finally(this.#written);
   }
+
+  readonly #statementDone = (e?: unknown) => {
+    if (e !== undefined) this.#statementLost(e);
+    this.#written();
+  };
 
   readonly #written = () => {
     this.#unwritten--;
