@@ -121,11 +121,11 @@ export function message(type: string, body: Buffer): Buffer {
 }
 
 /** The length field of a message header (5 bytes); throws when out of bounds. */
-export function messageLength(head: Buffer, max: number): number {
-  const len = head.readInt32BE(1);
+export function messageLength(head: Buffer, max: number, at = 0): number {
+  const len = head.readInt32BE(at + 1);
   if (len < 4 || len - 4 > max)
     throw new PgProtocolError(
-      `invalid length ${len} for message ${JSON.stringify(head.toString('latin1', 0, 1))}`,
+      `invalid length ${len} for message ${JSON.stringify(head.toString('latin1', at, at + 1))}`,
     );
   return len - 4;
 }

@@ -49,21 +49,22 @@ class FrameScanner {
     if (stopAtBoundary && this.atBoundary) return at;
     while (at < chunk.length) {
       if (this.#left === undefined) {
-        let head: Buffer;
+        let type: string;
+        let len: number;
         if (this.#head.length === 0 && chunk.length - at >= 5) {
-          // The usual case: the whole header in this chunk (no copy).
-          head = chunk.subarray(at, at + 5);
+          // The usual case: the whole header in this chunk (read in place: no copy, no view).
+          type = MESSAGE_TYPES[chunk[at]!]!;
+          len = messageLength(chunk, MAX_MESSAGE_LENGTH, at);
           at += 5;
         } else {
           const take = Math.min(5 - this.#head.length, chunk.length - at);
           this.#head = Buffer.concat([this.#head, chunk.subarray(at, at + take)]);
           at += take;
           if (this.#head.length < 5) break;
-          head = this.#head;
+          type = MESSAGE_TYPES[this.#head[0]!]!;
+          len = messageLength(this.#head, MAX_MESSAGE_LENGTH);
           this.#head = EMPTY;
         }
-        const type = MESSAGE_TYPES[head[0]!]!;
-        const len = messageLength(head, MAX_MESSAGE_LENGTH);
         this.#left = len;
         this.events.header?.(type, len);
       } else {
@@ -132,26 +133,38 @@ export class ClientTap extends TapBase {
     super();
     let type = '';
     let length = 0;
-    let parts: Buffer[] | undefined;
+    let audited = false;
+    /** The body's first slice, and the rest when it spans chunks (rare). */
+    let first: Buffer | undefined;
+    let more: Buffer[] | undefined;
     this.#scanner = new FrameScanner({
       header: (t, len) => {
         activity?.client(t);
         type = t;
         length = len;
-        parts = AUDITED.has(t) ? [] : undefined;
+        audited = AUDITED.has(t);
       },
       body: (slice) => {
         // No copy: chunks are never written to after they are read, and `onMessage` reads the
         // body before it returns. Bodies above the cap are not kept.
-        if (parts && length <= MAX_AUDITED_MESSAGE) parts.push(slice);
+        if (!audited || length > MAX_AUDITED_MESSAGE) return;
+        if (first === undefined) first = slice;
+        else if (more) more.push(slice);
+        else more = [slice];
       },
       end: () => {
-        if (parts) {
+        if (audited) {
           const body =
-            length > MAX_AUDITED_MESSAGE ? undefined : parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+            length > MAX_AUDITED_MESSAGE
+              ? undefined
+              : more
+                ? Buffer.concat([first!, ...more])
+                : (first ?? EMPTY);
           onMessage(type, body, length);
         }
-        parts = undefined;
+        audited = false;
+        first = undefined;
+        more = undefined;
       },
     });
   }
