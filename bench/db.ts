@@ -35,6 +35,9 @@
  *   npm run bench:db -- --only=postgres --hold   (sets up, prints each path's PG* environment and
  *     the pids, waits for Ctrl-C: for pgbench by hand, perf and strace; --only=mysql: the
  *     mysql2 options of each path)
+ *   npm run bench:db -- --only=postgres --pg-paths=proxy,pgbouncer --clients 4   (only the no-wsh
+ *     path and its baseline; `--warden-js=DIR/warden.js` runs another build's warden, for
+ *     before/after holds side by side)
  *
  * Both protocols are measured through two tunnels in the same run: `wsh proxy db --tunnel` on
  * a loopback port (what every client can use) and on a Unix socket (`--socket`), each with
@@ -81,8 +84,15 @@ const { values: args } = parseArgs({
     'extra-rounds': { type: 'string', default: '2' },
     profile: { type: 'string' },
     hold: { type: 'boolean', default: false },
+    'warden-js': { type: 'string' },
+    'pg-paths': { type: 'string' },
   },
 });
+/** `--pg-paths=proxy,pgbouncer`: only these PostgreSQL paths run pgbench (default: all of them). */
+const PG_PATHS = args['pg-paths']?.split(',');
+const PG_PATH_NAMES = ['direct', 'warden', 'socket', 'proxy', 'pgbouncer'];
+if (PG_PATHS?.some((p) => !PG_PATH_NAMES.includes(p)))
+  throw new Error(`--pg-paths: a comma-separated list of ${PG_PATH_NAMES.join(', ')}`);
 /** `--profile=DIR`: warden and wsh write V8 CPU profiles there (`node --cpu-prof`). */
 const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
 const QUERIES = Number(args.queries);
@@ -652,7 +662,11 @@ async function benchPostgres(): Promise<void> {
   );
   try {
     // 1. Warden, a role for the db user "bench", a user with it.
-    w = await startWarden({ configYaml: 'db_service:\n  enabled: true\n', nodeArgs });
+    w = await startWarden({
+      configYaml: 'db_service:\n  enabled: true\n',
+      nodeArgs,
+      ...(args['warden-js'] ? { wardenJs: args['warden-js'] } : {}),
+    });
     await create(
       w,
       'role',
@@ -738,7 +752,9 @@ async function benchPostgres(): Promise<void> {
     // 4. pgbench -S on each path, alternating the order each round, for each client count.
     //    CPU per transaction of the processes between pgbench and PostgreSQL (warden + wsh;
     //    pgbouncer) comes from /proc: it says how much work a path does, whatever the load.
-    const names = Object.keys(paths) as ('direct' | 'warden' | 'socket' | 'proxy' | 'pgbouncer')[];
+    const names = (Object.keys(paths) as ('direct' | 'warden' | 'socket' | 'proxy' | 'pgbouncer')[]).filter(
+      (name) => PG_PATHS === undefined || PG_PATHS.includes(name),
+    );
     const middle: Record<string, (number | undefined)[]> = {
       direct: [],
       warden: [w.child.pid, tunnel.child.pid],
@@ -837,6 +853,7 @@ async function benchPostgres(): Promise<void> {
       );
       if (bouncer) {
         for (const path of ['warden', 'socket', 'proxy'] as const) {
+          if (!names.includes(path) || !names.includes('pgbouncer')) continue;
           const label = `pgbench -S -c${clients} warden ${{ warden: 'TCP', socket: 'socket', proxy: 'no-wsh' }[path]}/pgbouncer`;
           const g = goal(label, median(rows[0]![path]!) / median(rows[0]!.pgbouncer!), { min: 1.0 });
           goals.push(g);
