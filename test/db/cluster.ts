@@ -75,6 +75,8 @@ export async function startCluster(): Promise<Cluster> {
   const direct = {
     handle: (socket: TLSSocket, protocol: 'postgres' | 'mysql', greeted?: { connectionId: number }) =>
       db ? db.direct.handle(socket, protocol, greeted) : socket.destroy(),
+    cancel: (key: { processId: number; secretKey: number }, clientAddr: string) =>
+      db?.direct.cancel(key, clientAddr),
   };
   let directTls: TlsOptions = {};
   let mysql: NetServer | undefined;

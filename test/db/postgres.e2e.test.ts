@@ -593,6 +593,97 @@ describe('PostgreSQL through Warden', { skip }, () => {
     assert.equal((await psql(direct(d), 'select 1')).stdout.trim(), '1');
   });
 
+  test('direct path: psql’s ^C (a plain CancelRequest at the proxy port) and a CancelRequest after an SSLRequest cancel the running query', async () => {
+    const d = await directLogin(alice, 'orders', 'psql', ['--db-name=orders']);
+    // psql 15's ^C: a CancelRequest on a new connection without TLS, to the host and port of
+    // the session (the proxy), with the key Warden handed out.
+    const child = spawn('psql', ['-X', '-At', direct(d), '-c', 'select pg_sleep(30)']);
+    let stderr = '';
+    child.stderr.on('data', (b) => {
+      stderr += b;
+    });
+    await waitFor(runningSleeps(30), /^[1-9]/);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    assert.notEqual(code, 0);
+    assert.match(stderr, /canceling statement due to user request/);
+
+    // The pg driver with the database certificate; its key sent back raw: first a wrong
+    // secret (nothing happens), then inside TLS after an SSLRequest with the certificate (as
+    // libpq 17's cancel API does), then plain.
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: d.port,
+      user: 'alice',
+      database: 'orders',
+      ssl: {
+        ca: readFileSync(d.ca, 'utf8'),
+        cert: readFileSync(d.cert, 'utf8'),
+        key: readFileSync(d.key, 'utf8'),
+      },
+    });
+    await client.connect();
+    const cancelPacket = (processId: number, secretKey: number) => {
+      const b = Buffer.alloc(16);
+      b.writeInt32BE(16, 0);
+      b.writeInt32BE(80877102, 4);
+      b.writeInt32BE(processId, 8);
+      b.writeInt32BE(secretKey, 12);
+      return b;
+    };
+    /** A plain CancelRequest; resolves once the proxy closed the connection (it answers nothing). */
+    const plainCancel = (packet: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const s = netConnect({ host: '127.0.0.1', port: d.port });
+        let got = '';
+        s.on('data', (b) => {
+          got += b.toString('latin1');
+        });
+        s.on('error', reject);
+        s.on('close', () => resolve(got));
+        s.end(packet);
+      });
+    try {
+      const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+      const sleep = () =>
+        client.query('select pg_sleep(30)').then(
+          () => 'finished',
+          (e: Error) => e.message,
+        );
+      let sleeping = sleep();
+      await waitFor(runningSleeps(30), /^[1-9]/);
+      assert.equal(await plainCancel(cancelPacket(processID, secretKey ^ 1)), '', 'says nothing either way');
+      assert.match(runningSleeps(30)(), /^[1-9]/, 'a wrong key cancels nothing');
+      // SSLRequest, 'S', TLS with the database certificate, then the CancelRequest.
+      await new Promise<void>((resolve, reject) => {
+        const s = netConnect({ host: '127.0.0.1', port: d.port });
+        s.on('error', reject);
+        s.once('data', (b) => {
+          assert.equal(b.toString('latin1'), 'S');
+          const t = tlsConnect({
+            socket: s,
+            ca: readFileSync(d.ca),
+            cert: readFileSync(d.cert),
+            key: readFileSync(d.key),
+            servername: 'localhost',
+          });
+          t.on('error', reject);
+          t.on('secureConnect', () => t.end(cancelPacket(processID, secretKey)));
+          t.on('close', () => resolve());
+        });
+        s.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]));
+      });
+      assert.match(await sleeping, /canceling statement due to user request/);
+      sleeping = sleep();
+      await waitFor(runningSleeps(30), /^[1-9]/);
+      assert.equal(await plainCancel(cancelPacket(processID, secretKey)), '');
+      assert.match(await sleeping, /canceling statement due to user request/);
+      assert.equal((await client.query('select 1 as one')).rows[0].one, 1, 'the session goes on');
+    } finally {
+      await client.end();
+    }
+  });
+
   test('a lock ends a direct psql session within a second and refuses new direct ones', async () => {
     const d = await directLogin(alice, 'orders', 'psql', ['--db-name=orders']);
     const session = interactive('psql', ['-X', '-At', direct(d)]);

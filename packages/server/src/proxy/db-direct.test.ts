@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { test } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
 import { silentLogger } from '../log';
@@ -8,4 +9,66 @@ test('the proxy port turns Nagle off for every connection (an RPC answer in two 
   const door = proxyFrontDoor({ tls: createTlsServer(), timeoutMs: 1000, logger: silentLogger });
   // Node keeps the option on the server (`noDelay`) and sets TCP_NODELAY on each accepted socket.
   assert.equal((door as typeof door & { noDelay?: boolean }).noDelay, true);
+});
+
+test('a plain CancelRequest at the proxy port (libpq’s ^C, no TLS) goes to the direct path with its key; after a GSSENCRequest too', async () => {
+  const cancels: { key: { processId: number; secretKey: number }; addr: string }[] = [];
+  // Test double for DbDirect: records the cancels the front door hands over.
+  const direct = {
+    handle: () => assert.fail('no TLS connection in this test'),
+    cancel: (key: { processId: number; secretKey: number }, addr: string) => cancels.push({ key, addr }),
+  };
+  const door = proxyFrontDoor({
+    tls: createTlsServer(),
+    postgres: { direct, tls: {} },
+    timeoutMs: 5000,
+    logger: silentLogger,
+  });
+  await new Promise<void>((r) => door.listen(0, '127.0.0.1', () => r()));
+  const { port } = door.address() as AddressInfo;
+  const cancel = (processId: number, secretKey: number) => {
+    const b = Buffer.alloc(16);
+    b.writeInt32BE(16, 0);
+    b.writeInt32BE(80877102, 4);
+    b.writeInt32BE(processId, 8);
+    b.writeInt32BE(secretKey, 12);
+    return b;
+  };
+  /** Sends `pieces` one write at a time; resolves with what the server said once it closed. */
+  const exchange = (pieces: Buffer[]) =>
+    new Promise<string>((resolve, reject) => {
+      const s = netConnect({ host: '127.0.0.1', port });
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString('latin1');
+      });
+      s.on('error', reject);
+      s.on('close', () => resolve(got));
+      let i = 0;
+      const next = () => {
+        if (i < pieces.length) s.write(pieces[i++]!, () => setImmediate(next));
+      };
+      next();
+    });
+  try {
+    const plain = cancel(123456, -987654321);
+    // In two pieces: the key arrives after the head.
+    assert.equal(
+      await exchange([plain.subarray(0, 10), plain.subarray(10)]),
+      '',
+      'nothing is said either way',
+    );
+    const gssenc = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
+    assert.equal(await exchange([gssenc, cancel(7, 8)]), 'N');
+    assert.deepEqual(cancels, [
+      { key: { processId: 123456, secretKey: -987654321 }, addr: '127.0.0.1' },
+      { key: { processId: 7, secretKey: 8 }, addr: '127.0.0.1' },
+    ]);
+    // A plaintext startup is still refused (closed), and hands nothing over.
+    const startup = Buffer.from([0, 0, 0, 9, 0, 3, 0, 0, 0]);
+    assert.equal(await exchange([startup]), '');
+    assert.equal(cancels.length, 2);
+  } finally {
+    door.close();
+  }
 });

@@ -56,6 +56,8 @@ export const POSTGRES_ALPN = 'postgresql';
 /** PostgreSQL's SSLRequest and GSSENCRequest (length 8, codes 80877103 and 80877104). */
 const PG_SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 const PG_GSSENC_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
+/** The head of a CancelRequest (length 16, code 80877102), then the process id and secret key. */
+const PG_CANCEL_HEAD = Buffer.from([0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e]);
 
 export interface DbDirectOptions {
   /** A database certificate into the identity and its route (`AuthServer.identifyDb`); throws to refuse. */
@@ -175,6 +177,14 @@ export class DbDirect {
   }
 
   /**
+   * libpq's plain CancelRequest at the proxy port (no TLS, so no certificate): passed to
+   * db_service, which cancels the statement of the session that was given this key, if any.
+   */
+  cancel(key: { processId: number; secretKey: number }, clientAddr: string): void {
+    this.#o.handoff?.cancel?.({ protocol: 'postgres', ...key, clientAddr });
+  }
+
+  /**
    * A native client's TLS connection (handshake done) for `protocol`: identify its database
    * certificate and hand it to db_service, or refuse it in the protocol's own words.
    */
@@ -256,8 +266,11 @@ function tlsServerFor(tls: TlsOptions, onSecure: (socket: TLSSocket) => void, lo
 export interface FrontDoorOptions {
   /** The proxy's TLS server (ALPN, SNI, HTTP…): every connection that is not PostgreSQL's. */
   tls: TlsServer;
-  /** Serves PostgreSQL clients after their SSLRequest; absent: no PostgreSQL on this port. */
-  postgres?: { direct: Pick<DbDirect, 'handle'>; tls: TlsOptions };
+  /**
+   * Serves PostgreSQL clients after their SSLRequest, and their plain CancelRequests; absent:
+   * no PostgreSQL on this port.
+   */
+  postgres?: { direct: Pick<DbDirect, 'handle' | 'cancel'>; tls: TlsOptions };
   /** How long a connection may take to send its first bytes (the TLS handshake timeout). */
   timeoutMs: number;
   logger: Logger;
@@ -308,8 +321,19 @@ export function proxyFrontDoor(o: FrontDoorOptions): NetServer {
           socket.write('S');
           return handTo(pg, buffered.subarray(8));
         }
+        if (head.equals(PG_CANCEL_HEAD)) {
+          // libpq's cancel (psql's ^C): the key alone, then the connection closes, as PostgreSQL
+          // does, saying nothing either way.
+          if (buffered.length < 16) return;
+          clearTimeout(timer);
+          socket.off('data', onData);
+          const key = { processId: buffered.readInt32BE(8), secretKey: buffered.readInt32BE(12) };
+          socket.end();
+          o.postgres!.direct.cancel(key, socket.remoteAddress?.replace(/^::ffff:/, '') ?? 'unknown');
+          return;
+        }
         if (!head.equals(PG_GSSENC_REQUEST)) {
-          // A plaintext startup or a CancelRequest without TLS: nothing here serves it.
+          // A plaintext startup: nothing here serves it.
           clearTimeout(timer);
           socket.destroy();
           return;

@@ -24,7 +24,7 @@ export { type RelayOptions, relay, type Tap, TapBase, type TapSink, TERMINATE_GR
 export { DbService, type DbServiceOptions } from './service';
 export { type DbQuery, DbSession, type DbSessionDeps } from './session';
 export { StreamReader } from './stream-reader';
-export type { DbConnection, DbEngine, DbHandoff, DbRefusal } from './types';
+export type { DbCancel, DbConnection, DbEngine, DbHandoff, DbRefusal } from './types';
 export {
   DB_CLIENT_CERT_TTL_MS,
   type DbCertIssuer,

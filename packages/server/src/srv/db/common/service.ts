@@ -21,7 +21,7 @@ import type { Clock } from '../../../clock';
 import type { Logger } from '../../../log';
 import { type DbInfo, reachableDbs } from './access';
 import { DbSession } from './session';
-import type { DbConnection, DbEngine, DbHandoff, DbRefusal } from './types';
+import type { DbCancel, DbConnection, DbEngine, DbHandoff, DbRefusal } from './types';
 import { type DbCertIssuer, UpstreamCredentials } from './upstream';
 
 export interface DbServiceOptions {
@@ -109,6 +109,14 @@ export class DbService implements DbHandoff {
       .refuse(refusal.stream, refusal.reason, refusal.greeted)
       .catch(() => undefined)
       .finally(() => refusal.stream.destroy());
+  }
+
+  cancel(req: DbCancel): void {
+    const engine = this.#engines.get(req.protocol);
+    if (!engine?.cancel || this.#closed) return;
+    engine
+      .cancel({ processId: req.processId, secretKey: req.secretKey })
+      .catch((e) => this.#o.logger.warn({ err: e, addr: req.clientAddr }, 'cancel request failed'));
   }
 
   /** The databases `identity` may reach, for `GET /v1/dbs`. */

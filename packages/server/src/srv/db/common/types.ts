@@ -50,10 +50,24 @@ export type DbRefusal = {
   | { db?: undefined; protocol: DbProtocol }
 );
 
-/** What the proxy calls. In process today; the same two calls over the network later. */
+/**
+ * PostgreSQL's plain CancelRequest, on a connection of its own: libpq before 17 sends it
+ * without TLS, so it carries no certificate. As in PostgreSQL (and pgbouncer), the key handed
+ * to the session's client is its only credential.
+ */
+export interface DbCancel {
+  protocol: 'postgres';
+  processId: number;
+  secretKey: number;
+  clientAddr: string;
+}
+
+/** What the proxy calls. In process today; the same calls over the network later. */
 export interface DbHandoff {
   serve(conn: DbConnection): void;
   refuse(refusal: DbRefusal): void;
+  /** Passes a plain cancel on when its key is one of a live session's; says nothing either way. */
+  cancel?(req: DbCancel): void;
 }
 
 /**
@@ -76,4 +90,6 @@ export interface DbEngine {
   refuse(stream: Duplex, reason: string, greeted?: { connectionId: number }): Promise<void>;
   /** Closes what the engine keeps open between sessions (MySQL: connections made ahead). */
   close?(): void;
+  /** A plain cancel (`DbCancel`): cancel what runs in the session with this key, if any. */
+  cancel?(key: { processId: number; secretKey: number }): Promise<void>;
 }

@@ -162,3 +162,30 @@ test('a lock on a running statement: FATAL to the client and a CancelRequest wit
   assert.deepEqual(fake.cancels.at(-1), DB_KEY);
   assert.equal(engine.cancelsSent, 1);
 });
+
+test('a plain cancel by key (the direct path): our key cancels with the database’s key; an unknown one dials nothing', async () => {
+  const sock = netConnect({ host: '127.0.0.1', port: proxy.port });
+  sock.on('error', () => undefined);
+  const r = new StreamReader(sock);
+  sock.write(startupMessage({ user: 'alice', database: 'orders' }));
+  let ours: { processId: number; secretKey: number } | undefined;
+  for (;;) {
+    const m = await readMessage(r);
+    if (m.type === 'K') ours = { processId: m.body.readInt32BE(0), secretKey: m.body.readInt32BE(4) };
+    if (m.type === 'Z') break;
+  }
+  assert.ok(ours);
+  assert.notDeepEqual(ours, DB_KEY, 'the client never sees the database’s key');
+  sock.write(message('Q', Buffer.from('select pg_sleep(61)\0')));
+  await until(() => fake.queries.includes('select pg_sleep(61)'));
+  const connections = fake.connections;
+  const cancels = fake.cancels.length;
+  await engine.cancel({ processId: ours.processId, secretKey: ours.secretKey + 1 });
+  await engine.cancel({ processId: DB_KEY.processId, secretKey: DB_KEY.secretKey });
+  assert.equal(fake.connections, connections, 'a key we did not issue dials nothing');
+  await engine.cancel(ours);
+  await until(() => fake.cancels.length > cancels);
+  assert.deepEqual(fake.cancels.at(-1), DB_KEY);
+  sock.destroy();
+  await proxy.served;
+});

@@ -25,6 +25,7 @@
  *     │                             │    just closed: no new dial); both closed      │
  *   Cancel (psql ^C, pg cancel): a new connection through the proxy with
  *     │ CancelRequest(ours) ──────▶ │ same user? map to the real key ── TLS ──────▶ │ CancelRequest(real)
+ *   (straight at the proxy port without TLS, libpq's usual cancel: `cancel`, the key alone)
  *
  * Internal to `srv/db/postgres`; tested by `engine.test.ts` (a fake PostgreSQL) and end to
  * end in `test/db/` (a real PostgreSQL 15, psql and the `pg` driver).
@@ -385,6 +386,16 @@ export class PostgresEngine implements DbEngine {
       tcp.destroy();
       throw e;
     }
+  }
+
+  /**
+   * A plain CancelRequest that reached the proxy port without TLS (`DbCancel`): no user to
+   * check, the key is the credential (as PostgreSQL does); an unknown key is ignored silently.
+   */
+  async cancel(key: { processId: number; secretKey: number }): Promise<void> {
+    const entry = this.cancelKeys.get(key.processId, key.secretKey);
+    if (!entry) return;
+    await this.#sendCancel(entry.session, entry.upstream);
   }
 
   /** A CancelRequest on a new connection: map our key to the database's and pass it on. */
