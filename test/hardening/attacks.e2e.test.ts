@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import {
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
+import { postRaw } from '../support/guess';
 
 const PASSWORD = 'correct horse battery staple';
 const ssh = requireTool('ssh');
@@ -52,31 +52,13 @@ describe('issue 15 attacks against a real warden', () => {
     from?: { localAddress: string },
   ): Promise<{ status: number; json: unknown }> {
     const p = new ProfileStore(home(user)).require(w.proxy);
-    const [host, port] = w.proxy.split(':');
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          host,
-          port: Number(port),
-          path,
-          method: 'POST',
-          ca: p.hostCaPems,
-          ...(from ? { localAddress: from.localAddress } : { cert: p.tlsCert, key: p.keyPem }),
-          servername: host,
-          headers: { 'content-type': 'application/json' },
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c) => {
-            text += c;
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text || '{}') }));
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
+    const host = w.proxy.split(':')[0]!;
+    const res = await postRaw(w.proxy, path, body, {
+      ca: p.hostCaPems,
+      ...(from ? { localAddress: from.localAddress } : { cert: p.tlsCert, key: p.keyPem }),
+      servername: host,
     });
+    return { status: res.status, json: res.json };
   }
 
   before(async () => {

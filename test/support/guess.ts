@@ -1,10 +1,12 @@
 /**
  * Token guessing as an attacker does it: raw HTTPS requests to the proxy's unauthenticated
  * routes from a chosen source address (any 127.0.0.0/8 address reaches a loopback listener).
- * Used by test/hardening/rate-limits.e2e.test.ts and test/ha/rate-limits.e2e.test.ts.
+ * Used by test/hardening/rate-limits.e2e.test.ts and test/ha/rate-limits.e2e.test.ts; `postRaw`
+ * also by test/hardening/attacks.e2e.test.ts.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { request } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+import { type RequestOptions, request } from 'node:https';
 import { rpc, web } from '@warden/api';
 
 export interface Answer {
@@ -14,13 +16,17 @@ export interface Answer {
   retryAfter: string | undefined;
 }
 
-export function post(
+/**
+ * POSTs `body` (JSON text, sent as it is) to `path` at `proxy` (host:port) over HTTPS with
+ * `options` (TLS trust and client certificate, source address, more headers): the status, the
+ * headers and the JSON answer (`{}` when empty).
+ */
+export function postRaw(
   proxy: string,
   path: string,
-  body: unknown,
-  from: string,
-  headers: Record<string, string> = {},
-): Promise<Answer> {
+  body: string,
+  options: RequestOptions = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders; json: unknown }> {
   const [host, port] = proxy.split(':');
   return new Promise((resolve, reject) => {
     const req = request(
@@ -29,9 +35,8 @@ export function post(
         port: Number(port),
         path,
         method: 'POST',
-        localAddress: from,
-        rejectUnauthorized: false,
-        headers: { 'content-type': 'application/json', ...headers },
+        ...options,
+        headers: { 'content-type': 'application/json', ...options.headers },
       },
       (res) => {
         let text = '';
@@ -39,21 +44,36 @@ export function post(
         res.on('data', (c) => {
           text += c;
         });
-        res.on('end', () => {
-          const json = JSON.parse(text || '{}') as { error?: { code?: string; message?: string } };
-          const retry = res.headers['retry-after'];
-          resolve({
-            status: res.statusCode ?? 0,
-            code: json.error?.code,
-            message: json.error?.message ?? '',
-            retryAfter: typeof retry === 'string' ? retry : undefined,
-          });
-        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, json: JSON.parse(text || '{}') }),
+        );
       },
     );
     req.on('error', reject);
-    req.end(JSON.stringify(body));
+    req.end(body);
   });
+}
+
+export async function post(
+  proxy: string,
+  path: string,
+  body: unknown,
+  from: string,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const res = await postRaw(proxy, path, JSON.stringify(body), {
+    localAddress: from,
+    rejectUnauthorized: false,
+    headers,
+  });
+  const json = res.json as { error?: { code?: string; message?: string } };
+  const retry = res.headers['retry-after'];
+  return {
+    status: res.status,
+    code: json.error?.code,
+    message: json.error?.message ?? '',
+    retryAfter: typeof retry === 'string' ? retry : undefined,
+  };
 }
 
 /** POSTs an invite token (a random one unless given) to signup begin, or the Web UI's. */
