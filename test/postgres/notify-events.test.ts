@@ -91,6 +91,36 @@ describe('postgres backend: events carried by notifications', { skip: check.skip
     assert.deepEqual(got, await fromTable('/locks/', start, got.length));
   });
 
+  test("a replica's watchers take its own writes' events without reading the table", TEST, async (t) => {
+    // The writer's watchers wake on the write's answer, before its notification arrives: each
+    // read the table then (a pool connection each; on the replica that writes a lock).
+    const [a] = await pair(t);
+    const start = await a.currentRev();
+    const w = a.watch('/locks/', { sinceRev: start });
+    t.after(() => w.close());
+    const it = w[Symbol.asyncIterator]();
+    const next = () => it.next().then((r) => r.value as BackendEvent);
+    const first = next();
+    await waitFor('the first read', () => a.watchStats().pagesRead === 1);
+    const before = a.watchStats();
+    const got: BackendEvent[] = [];
+    for (let i = 0; i < 6; i++) {
+      const written = await a.put(
+        `/locks/${i}`,
+        `lock ${i} a\0b 😀`,
+        i % 2 ? { ttlMs: 3_600_000 } : undefined,
+      );
+      const event = i === 0 ? await first : await next();
+      assert.deepEqual(event, { type: 'put', rev: written.modRev, item: written });
+      got.push(event);
+    }
+    assert.equal(await a.delete('/locks/0'), true);
+    got.push(await next());
+    assert.deepEqual(got.at(-1), { type: 'delete', rev: start + 7, key: '/locks/0' });
+    assert.equal(a.watchStats().pagesRead, before.pagesRead, 'a table read after an own write');
+    assert.deepEqual(got, await fromTable('/locks/', start, got.length));
+  });
+
   test('what a notification cannot carry is read from the table, in order', TEST, async (t) => {
     const [a, b] = await pair(t);
     const start = await b.currentRev();

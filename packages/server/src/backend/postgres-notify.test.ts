@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseEventNotification } from './postgres';
+import { ownWriteEvent, parseEventNotification } from './postgres';
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
@@ -71,4 +71,44 @@ test('payloads it cannot trust carry no event', () => {
   ]) {
     assert.deepEqual(parseEventNotification(JSON.stringify(partial)), { rev: 7 }, JSON.stringify(partial));
   }
+});
+
+test("a replica's own write: its one event when the revision follows the head it knew", () => {
+  const row = { o_status: 'ok', o_rev: 11, o_create_rev: 4, o_expires: null } as const;
+  const value = Buffer.from('a\0b 😀', 'utf8');
+  assert.deepEqual(ownWriteEvent('put', '/locks/x', value, row, 10), {
+    type: 'put',
+    rev: 11,
+    item: { key: '/locks/x', value: 'a\0b 😀', createRev: 4, modRev: 11 },
+  });
+  assert.deepEqual(ownWriteEvent('cas', '/k', value, { ...row, o_create_rev: 11, o_expires: 99 }, 10), {
+    type: 'put',
+    rev: 11,
+    item: { key: '/k', value: 'a\0b 😀', createRev: 11, modRev: 11, expires: 99 },
+  });
+  assert.deepEqual(ownWriteEvent('delete', '/k', null, { ...row, o_create_rev: null }, 10), {
+    type: 'delete',
+    rev: 11,
+    key: '/k',
+  });
+  // The stored bytes, decoded as a notification's are (the backend refuses lone surrogates).
+  const lone = Buffer.from('x\uD800', 'utf8');
+  assert.equal(
+    (ownWriteEvent('put', '/k', lone, row, 10) as { item: { value: string } }).item.value,
+    'x\uFFFD',
+  );
+});
+
+test('no own event when the write may have made others, or none', () => {
+  const row = { o_status: 'ok', o_rev: 12, o_create_rev: 12, o_expires: null } as const;
+  const v = Buffer.from('v');
+  // Another replica committed in between, or the write reaped expired keys first.
+  assert.equal(ownWriteEvent('put', '/k', v, row, 10), undefined);
+  // A range delete is one event per key.
+  assert.equal(ownWriteEvent('delete_range', '/k', null, { ...row, o_rev: 11 }, 10), undefined);
+  // A failed condition made no event (the revision may still have moved: reaped keys).
+  for (const o_status of ['exists', 'not_found', 'changed'] as const)
+    assert.equal(ownWriteEvent('create', '/k', v, { ...row, o_status, o_rev: 11 }, 10), undefined);
+  // Larger than a notification carries: not kept in memory either.
+  assert.equal(ownWriteEvent('put', '/k', Buffer.alloc(20_000), { ...row, o_rev: 11 }, 10), undefined);
 });

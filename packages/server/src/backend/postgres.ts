@@ -18,7 +18,11 @@
  * version 2): this replica keeps the last `RECENT_EVENTS` of those, and a watcher whose next
  * revisions are all among them takes them from there instead of reading the table (the read
  * after every notification was a round trip per watcher between a lock's commit and the
- * sessions it ends). Anything else (a gap, a batch of reaped keys, a large value, a cursor
+ * sessions it ends). A replica's own write is known the same way when its revision directly
+ * follows the head this replica knew before it (`ownWriteEvent`): its watchers wake on the
+ * write's answer, before the notification arrives, and would otherwise each read the table
+ * then (five reads, and new pool connections after a quiet spell, on the replica that writes
+ * a lock). Anything else (a gap, a batch of reaped keys, a large value, a cursor
  * below a compaction this replica knows of) reads the table as before. When the database is unreachable, watchers wait and retry from their
  * cursor: a restart or failover resumes them without a reset, missing and repeating nothing.
  * Watching below the compacted revision gives WARDEN_ERR_COMPACTED. Because watchers ride
@@ -51,7 +55,7 @@ import {
   type RunOptions,
   resolveConnection,
 } from './postgres-connection';
-import { type BackendSchema, backendSchema, migrateBackend } from './postgres-schema';
+import { type BackendSchema, backendSchema, migrateBackend, NOTIFY_PAYLOAD_MAX } from './postgres-schema';
 import {
   checkDelete,
   checkKey,
@@ -112,6 +116,31 @@ const LISTEN_PING_MS = 10_000;
 const WRITE_REAP_BATCH = 100;
 /** Events carried by notifications that this replica keeps for its watchers. */
 const RECENT_EVENTS = 256;
+
+/**
+ * The one event a write of this replica made, when that can be known without reading it back:
+ * a successful create, put, compare-and-swap or delete whose revision is `headBefore + 1`,
+ * `headBefore` being a revision known to be committed before the write was sent. The write
+ * took the counter's lock after that commit, so it started at `headBefore` or later and made
+ * at least its own event; ending at `headBefore + 1` it made exactly that one (no expired key
+ * reaped on the way). Anything else (another replica's commit in between, reaped keys, a
+ * failed condition, a range delete, a value larger than a notification carries) gives
+ * undefined: the watchers read the table, as before. `value` is the bytes stored.
+ */
+export function ownWriteEvent(
+  op: WriteOp,
+  key: string,
+  value: Buffer | null,
+  row: Pick<WriteRow, 'o_status' | 'o_rev' | 'o_create_rev' | 'o_expires'>,
+  headBefore: number,
+): BackendEvent | undefined {
+  if (row.o_status !== 'ok' || op === 'delete_range' || row.o_rev !== headBefore + 1) return undefined;
+  if (op === 'delete') return { type: 'delete', rev: row.o_rev, key };
+  if (value === null || value.length > NOTIFY_PAYLOAD_MAX || row.o_create_rev === null) return undefined;
+  const item: Item = { key, value: value.toString('utf8'), createRev: row.o_create_rev, modRev: row.o_rev };
+  if (row.o_expires !== null) item.expires = row.o_expires;
+  return { type: 'put', rev: row.o_rev, item };
+}
 
 interface ItemRow {
   key: string;
@@ -534,14 +563,18 @@ export class PostgresBackend implements Backend, EventLog {
   #notified(payload: string | undefined): void {
     const n = parseEventNotification(payload);
     if (!n) return;
-    if (n.event && n.rev > this.#compacted) {
-      this.#recent.set(n.rev, n.event);
-      if (this.#recent.size > RECENT_EVENTS) {
-        const oldest = this.#recent.keys().next().value;
-        if (oldest !== undefined) this.#recent.delete(oldest);
-      }
-    }
+    if (n.event) this.#remember(n.event);
     this.#advance(n.rev);
+  }
+
+  /** Keeps a revision's event for the watchers (the last RECENT_EVENTS; none below a compaction). */
+  #remember(event: BackendEvent): void {
+    if (event.rev <= this.#compacted || this.#recent.has(event.rev)) return;
+    this.#recent.set(event.rev, event);
+    if (this.#recent.size > RECENT_EVENTS) {
+      const oldest = this.#recent.keys().next().value;
+      if (oldest !== undefined) this.#recent.delete(oldest);
+    }
   }
 
   #sawCompacted(rev: number | null | undefined): void {
@@ -578,6 +611,8 @@ export class PostgresBackend implements Backend, EventLog {
     opts: WriteOptions | undefined,
   ): Promise<WriteRow> {
     const end = op === 'delete_range' ? (prefixEnd(key) ?? null) : null;
+    const bytes = value === undefined ? null : Buffer.from(value, 'utf8');
+    const headBefore = this.#head;
     const [row] = await this.#pool.query<WriteRow>(
       op === 'cas' ? 'compare-and-swap' : op.replace('_', ' '),
       {
@@ -589,7 +624,7 @@ export class PostgresBackend implements Backend, EventLog {
         values: [
           op,
           key,
-          value === undefined ? null : Buffer.from(value, 'utf8'),
+          bytes,
           expected ?? null,
           opts?.ttlMs ?? null,
           this.#ttlNow(),
@@ -600,6 +635,8 @@ export class PostgresBackend implements Backend, EventLog {
     );
     if (!row) throw new WardenError('WARDEN_ERR_INTERNAL', 'the write returned nothing');
     this.#sawCompacted(row.o_compacted_rev);
+    const own = ownWriteEvent(op, key, bytes, row, headBefore);
+    if (own) this.#remember(own);
     this.#advance(row.o_rev);
     await this.#compactIfDue(row.o_rev, row.o_compacted_rev);
     return row;
