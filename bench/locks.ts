@@ -38,7 +38,7 @@
  * Needs OpenSSH's sshd, swtpm + swtpm_setup, PostgreSQL's server binaries, MariaDB.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -84,7 +84,7 @@ import {
 } from './locks-client';
 
 const HELP = `Usage: npm run bench:locks -- [--sessions=N] [--backend=sqlite,postgres] [--clients=N]
-                                [--concurrency=N] [--timeout-s=S] [--json=FILE]
+                                [--concurrency=N] [--kinds=LIST] [--timeout-s=S] [--json=FILE]
 
   --sessions=N      live sessions per backend (default 1000; 16 covers every kind × protocol)
   --backend=LIST    sqlite, postgres (two replicas), or both (default sqlite,postgres)
@@ -92,6 +92,8 @@ const HELP = `Usage: npm run bench:locks -- [--sessions=N] [--backend=sqlite,pos
                     protocols (default 4; 1: all in the bench's own process, as before)
   --concurrency=N   sessions opened at once, over all clients (default 8; sshd's MaxStartups
                     starts dropping at 10)
+  --kinds=LIST      the order of the locks, a permutation of user,role,device,node (default
+                    that order): the first lock of a run meets every path cold
   --timeout-s=S     how long a lock may take to end its sessions before they count as not ended (default 30)
   --json=FILE       also write every session's result to FILE
   --profile=DIR     the warden processes write V8 CPU profiles to DIR (node --cpu-prof); the
@@ -104,6 +106,7 @@ const { values: args } = parseArgs({
     backend: { type: 'string', default: 'sqlite,postgres' },
     clients: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '8' },
+    kinds: { type: 'string', default: KINDS.join(',') },
     'timeout-s': { type: 'string', default: '30' },
     json: { type: 'string' },
     profile: { type: 'string' },
@@ -126,6 +129,10 @@ const nodeArgs = args.profile
   ? ['--cpu-prof', `--cpu-prof-dir=${resolve(args.profile)}`, `--cpu-prof-interval=${PROFILE_INTERVAL_US}`]
   : [];
 const BACKENDS = args.backend.split(',').map((b) => b.trim());
+/** `--kinds`: the order the locks are written in (every kind once). */
+const LOCK_ORDER = args.kinds.split(',').map((k) => k.trim()) as Kind[];
+if (LOCK_ORDER.length !== KINDS.length || KINDS.some((k) => !LOCK_ORDER.includes(k)))
+  throw new Error(`--kinds must name each of ${KINDS.join(', ')} once (got "${args.kinds}")`);
 for (const [name, n] of [
   ['--sessions', SESSIONS],
   ['--clients', Number(args.clients)],
@@ -231,6 +238,12 @@ interface LockResult {
   /** … and on until they were quiet again (teardown, audit). */
   serverCpuQuietMs: number;
   /**
+   * With two replicas, from the request to the last end: each one's CPU (all threads) and its
+   * main thread's wait for a core (runnable, not running), from schedstat: A writes the lock,
+   * B ends the sessions.
+   */
+  replicas?: { a: Sched; b: Sched };
+  /**
    * CPU the client processes used from the request to the last session's end (ms): the sum
    * over the `--clients` processes holding sessions (with `--clients=1`, the bench's own, which
    * also writes the lock).
@@ -272,6 +285,32 @@ async function settle(pids: number[], limitMs = 20_000): Promise<number> {
   }
   return performance.now() - start;
 }
+
+/** A process's CPU so far (all threads) and its main thread's time runnable but not running (ms). */
+interface Sched {
+  cpuMs: number;
+  waitMs: number;
+}
+
+/** `Sched` from /proc/<pid>/task/<tid>/schedstat (ns; finer than /proc/<pid>/stat's 10 ms ticks). */
+function sched(pid: number): Sched {
+  const read = (tid: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+    } catch {
+      return [0, 0]; // the thread ended
+    }
+  };
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += read(tid)[0] ?? 0;
+  } catch {
+    // the process ended
+  }
+  return { cpuMs: ns / 1e6, waitMs: (read(String(pid))[1] ?? 0) / 1e6 };
+}
+
+const schedDiff = (a: Sched, b: Sched): Sched => ({ cpuMs: b.cpuMs - a.cpuMs, waitMs: b.waitMs - a.waitMs });
 
 /** CPU time (ms) the processes used so far. */
 const serverCpu = (pids: number[]) => pids.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
@@ -316,6 +355,8 @@ interface Cluster {
   deviceId: string;
   /** The warden processes (for `settle`). */
   pids: number[];
+  /** With two replicas: A's pid (writes the locks) and B's (holds the sessions). */
+  replicas?: { writer: number; server: number };
   /** What the process holding the sessions logged so far. */
   serverOutput(): string;
   stop(): Promise<void>;
@@ -582,6 +623,7 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
       homes: Object.fromEntries(KINDS.map((kind) => [kind, home(kind)])) as Record<Kind, string>,
       deviceId,
       pids,
+      ...(pids.length === 2 ? { replicas: { writer: pids[0]!, server: pids[1]! } } : {}),
       serverOutput: () => server.output(),
       stop,
     };
@@ -736,6 +778,8 @@ async function forked(c: Cluster, n: number): Promise<Clients> {
 interface BackendRun {
   backend: string;
   label: string;
+  /** The processes, for lining a system-wide profile (`perf record -a`) up with the locks. */
+  pids: { warden: number[]; clients: number[] };
   sessions: SessionResult[];
   locks: LockResult[];
   openSeconds: number;
@@ -775,7 +819,7 @@ async function runBackend(backend: string): Promise<BackendRun> {
     const sessions: SessionResult[] = [];
     const locks: LockResult[] = [];
     let loadBefore = '';
-    for (const kind of KINDS) {
+    for (const kind of LOCK_ORDER) {
       // The clients' heap debt (see fullGc), then quiet: the warden processes, and the
       // clients (the previous lock's teardown).
       await clients.gc();
@@ -786,6 +830,7 @@ async function runBackend(backend: string): Promise<BackendRun> {
       const requested = Date.now();
       const monotonicUs = Number(process.hrtime.bigint() / 1000n);
       const server0 = serverCpu(c.pids);
+      const replica0 = c.replicas && [sched(c.replicas.writer), sched(c.replicas.server)];
       const t0 = performance.now();
       const res = await c.lockApi.createLock({
         target: targets[kind],
@@ -795,6 +840,7 @@ async function runBackend(backend: string): Promise<BackendRun> {
       const apiMs = performance.now() - t0;
       const { ends, cpuMs: client1 } = await clients.wait(kind, TIMEOUT_MS);
       const server1 = serverCpu(c.pids);
+      const replica1 = c.replicas && [sched(c.replicas.writer), sched(c.replicas.server)];
       await settle(c.pids);
       const serverQuiet = serverCpu(c.pids);
       const stored = await c.lockApi.getResource('lock', res.name);
@@ -811,6 +857,14 @@ async function runBackend(backend: string): Promise<BackendRun> {
         monotonicUs,
         serverCpuMs: server1 - server0,
         serverCpuQuietMs: serverQuiet - server0,
+        ...(replica0 && replica1
+          ? {
+              replicas: {
+                a: schedDiff(replica0[0]!, replica1[0]!),
+                b: schedDiff(replica0[1]!, replica1[1]!),
+              },
+            }
+          : {}),
         ...monitorPass(c.serverOutput().slice(logFrom)),
         clientCpuMs: client1 - client0,
       });
@@ -839,7 +893,16 @@ async function runBackend(backend: string): Promise<BackendRun> {
         `[${backend}] ${kind} lock: ${group.length - missing} of ${group.length} sessions ended${missing ? ` (${missing} still live after ${TIMEOUT_MS / 1000} s)` : ''}\n`,
       );
     }
-    return { backend, label: c.label, sessions, locks, openSeconds, loadBefore, loadAfter: load() };
+    return {
+      backend,
+      label: c.label,
+      pids: { warden: c.pids, clients: clientPids },
+      sessions,
+      locks,
+      openSeconds,
+      loadBefore,
+      loadAfter: load(),
+    };
   } finally {
     await clients?.close().catch(() => undefined);
     await c.stop();
@@ -863,7 +926,7 @@ function report(runs: BackendRun[]): Goal[] {
   for (const run of runs) {
     console.log(`\n${run.label}`);
     console.log(
-      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s`,
+      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s; locks in the order ${run.locks.map((l) => l.kind).join(', ')}`,
     );
     row(['kind / protocol', 'sessions', 'p50', 'p95', 'p99', 'max', 'not ended']);
     for (const kind of KINDS) {
@@ -912,6 +975,16 @@ function report(runs: BackendRun[]): Goal[] {
           })
           .join(', ')}`,
     );
+    if (run.locks.some((l) => l.replicas))
+      console.log(
+        `to the last end, replica A (writes the lock) / B (holds the sessions): CPU, and the main thread's wait for a core: ${run.locks
+          .filter((l) => l.replicas)
+          .map(
+            (l) =>
+              `${l.kind} ${l.replicas!.a.cpuMs.toFixed(1)} / ${l.replicas!.b.cpuMs.toFixed(1)} ms and ${l.replicas!.a.waitMs.toFixed(1)} / ${l.replicas!.b.waitMs.toFixed(1)} ms`,
+          )
+          .join(', ')}`,
+      );
     console.log(
       `the session monitor's pass (lock age when it began / wall / CPU): ${run.locks
         .map((l) =>
@@ -955,7 +1028,12 @@ async function main(): Promise<number> {
     writeFileSync(
       args.json,
       JSON.stringify(
-        { clients: CLIENTS, sessions: runs.flatMap((r) => r.sessions), locks: runs.flatMap((r) => r.locks) },
+        {
+          clients: CLIENTS,
+          pids: Object.fromEntries(runs.map((r) => [r.backend, r.pids])),
+          sessions: runs.flatMap((r) => r.sessions),
+          locks: runs.flatMap((r) => r.locks),
+        },
         null,
         2,
       ),
