@@ -10,7 +10,7 @@ export { type DeviceOsTypeLookup, withDeviceOsType } from './device-os';
 export { JsonlAuditSink } from './jsonl';
 export { MemoryAuditLog } from './memory';
 export { POSTGRES_AUDIT_SCHEMA_VERSION, PostgresAuditLog, type PostgresAuditLogOptions } from './postgres';
-export { MAX_AUDIT_STRING, prepareAuditEvent } from './prepare';
+export { MAX_AUDIT_STRING, prepareAuditEvent, primeSessionEndAudit, SESSION_END_PRIMING } from './prepare';
 export { AUDIT_SCHEMA_VERSION, SqliteAuditLog } from './sqlite';
 export { teeAuditLog } from './tee';
 export type {

@@ -24,6 +24,7 @@ import {
   JsonlAuditSink,
   MemoryAuditLog,
   PostgresAuditLog,
+  primeSessionEndAudit,
   SqliteAuditLog,
   teeAuditLog,
   withDeviceOsType,
@@ -339,6 +340,8 @@ async function compose(
   const lockCache = views.locks;
   const checker = liveAccessChecker(views, { clock });
   const monitor = liveSessionMonitor(views, { checker, clock, logger });
+  // The first session a lock ends would compile the session.end event's checks.
+  primeSessionEndAudit();
   watchLockLag(lockCache, metrics, () => clock.now());
   const stopStallWatch = watchEventLoopStalls(logger);
   // Rate limits count in the backend's rate counters: PostgreSQL's are shared by every replica;
