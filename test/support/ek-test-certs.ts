@@ -60,10 +60,12 @@ export interface CertSpec {
   /** TPM manufacturer, model, version in a critical SAN directory name. */
   tpm?: { manufacturer: string; model: string; version: string };
   extraExtensions?: { oid: string; critical: boolean; value: Uint8Array }[];
+  /** The SubjectPublicKeyInfo as given (malformed keys), instead of `publicKey`'s. */
+  spki?: Uint8Array;
 }
 
 export function makeCert(spec: CertSpec): Uint8Array {
-  let spki: Uint8Array = new Uint8Array(spec.publicKey.export({ format: 'der', type: 'spki' }));
+  let spki: Uint8Array = spec.spki ?? new Uint8Array(spec.publicKey.export({ format: 'der', type: 'spki' }));
   if (spec.oaep) {
     // Swap the AlgorithmIdentifier for id-RSAES-OAEP (no parameters), keep the key bits.
     const parts = children(readOne(spki, TAG.SEQUENCE, 'spki'));

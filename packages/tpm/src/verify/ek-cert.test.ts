@@ -6,7 +6,8 @@ import { Rng } from '../../../../test/support/tpm-random';
 import { TPM_ALG, TPMA_OBJECT } from '../constants';
 import { isTpmError } from '../errors';
 import type { TpmtPublic } from '../marshal';
-import { derOid, derSeq } from './der';
+import { concatBytes } from '../marshal';
+import { derOid, derSeq, derTlv, TAG } from './der';
 import {
   checkEkCertificateChain,
   checkEkMatchesCertificate,
@@ -58,6 +59,13 @@ const EK_CERT = makeCert({
   serial: 7,
 });
 
+const spkiCert = {
+  subject: cn('k'),
+  issuer: cn('k'),
+  publicKey: ekKey.publicKey,
+  signer: rootKey.privateKey,
+};
+
 function ekPublicOf(key = ekKey.publicKey): TpmtPublic {
   const jwk = key.export({ format: 'jwk' });
   return {
@@ -98,6 +106,48 @@ describe('EK certificate parsing', () => {
     assert.equal(ours.notAfter.getTime(), new Date(node.validTo).getTime());
     assert.equal(ours.isCa, node.ca);
     assert.ok(node.verify(parseCertificate(ROOT).publicKey));
+  });
+
+  test('the certificate’s key: RSA (also OAEP-labelled) and EC keys are the keys certified', () => {
+    const ec = ecKey('P-384');
+    for (const [key, oaep] of [
+      [ekKey, false],
+      [ekKey, true],
+      [rsaKey(1024), false],
+      [ec, false],
+    ] as const) {
+      const der = makeCert({
+        subject: cn('k'),
+        issuer: cn('k'),
+        publicKey: key.publicKey,
+        signer: rootKey.privateKey,
+        oaep,
+      });
+      const c = parseCertificate(der);
+      assert.ok(c.publicKey.equals(key.publicKey));
+      if (!oaep) assert.ok(c.publicKey.equals(new X509Certificate(der).publicKey));
+    }
+  });
+
+  test('an RSA key that is not one RSAPublicKey is refused as malformed', () => {
+    const good = new Uint8Array(ekKey.publicKey.export({ format: 'der', type: 'pkcs1' }));
+    const alg = derSeq(derOid('1.2.840.113549.1.1.1'), derTlv(TAG.NULL));
+    const spkiOf = (key: Uint8Array) =>
+      derSeq(alg, derTlv(TAG.BIT_STRING, concatBytes(Uint8Array.of(0), key)));
+    for (const key of [
+      concatBytes(good, Uint8Array.of(0)), // trailing data
+      good.subarray(0, good.length - 1), // truncated
+      derSeq(derTlv(TAG.INTEGER, Uint8Array.of(0))), // not an RSA key
+    ]) {
+      const der = makeCert({ ...spkiCert, spki: spkiOf(key) });
+      assert.throws(
+        () => parseCertificate(der),
+        (e) => isTpmError(e, 'TPM_ERR_EK_CERT_MALFORMED'),
+      );
+    }
+    assert.ok(
+      parseCertificate(makeCert({ ...spkiCert, spki: spkiOf(good) })).publicKey.equals(ekKey.publicKey),
+    );
   });
 
   test('accepts PEM', () => {

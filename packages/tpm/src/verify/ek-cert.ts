@@ -159,6 +159,19 @@ function importSpki(spki: Tlv): { keyAlgorithm: string; publicKey: KeyObject } {
     throw new TpmError('TPM_ERR_EK_CERT_PROFILE', `unsupported public key algorithm ${keyAlgorithm}`);
   }
   try {
+    if (keyAlgorithm !== OID.ecPublicKey && bits.value[0] === 0) {
+      // An RSA key: the BIT STRING holds the PKCS#1 RSAPublicKey, which node imports ~20×
+      // faster than the same key as SPKI (OpenSSL 3's generic decoder: ~120 µs per EK).
+      const pkcs1 = readOne(bits.value.subarray(1), TAG.SEQUENCE, 'RSAPublicKey').raw;
+      return {
+        keyAlgorithm,
+        publicKey: createPublicKey({
+          key: Buffer.from(pkcs1.buffer, pkcs1.byteOffset, pkcs1.byteLength),
+          format: 'der',
+          type: 'pkcs1',
+        }),
+      };
+    }
     return {
       keyAlgorithm,
       publicKey: createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' }),
