@@ -9,6 +9,11 @@ test('spkiFromKey and keyFromSpki agree with node’s DER export and import (P-2
     generateKeyPairSync('ed25519'),
     generateKeyPairSync('ec', { namedCurve: 'secp384r1' }),
     generateKeyPairSync('rsa', { modulusLength: 1024 }),
+    // RSA SPKIs are written from the PKCS#1 export: every DER length form, other exponents.
+    generateKeyPairSync('rsa', { modulusLength: 512 }),
+    generateKeyPairSync('rsa', { modulusLength: 2048 }),
+    generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }),
+    generateKeyPairSync('rsa-pss', { modulusLength: 1024 }),
   ]) {
     const der = pair.publicKey.export({ type: 'spki', format: 'der' });
     assert.deepEqual(spkiFromKey(pair.publicKey), der);

@@ -1,5 +1,6 @@
 /**
- * SubjectPublicKeyInfo (SPKI DER) of the two key types Warden certifies, to and from node
+ * SubjectPublicKeyInfo (SPKI DER) of the two key types Warden certifies (and, one way, of RSA
+ * keys: a TPM's EK), to and from node
  * KeyObjects, by way of JWK. Why: under OpenSSL 3, node's DER key import and export go through
  * the generic decoder/encoder framework and cost ten to thirty times what the JWK path does
  * (hundreds of µs per key), and every login, device authentication and certificate issuance
@@ -16,6 +17,26 @@ import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 const P256_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
 /** SPKI of an Ed25519 key, up to the 32-byte key. */
 const ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** AlgorithmIdentifier of an RSA key: rsaEncryption, NULL parameters. */
+const RSA_ALGORITHM = Buffer.from('300d06092a864886f70d0101010500', 'hex');
+
+/** A DER length field. */
+function derLength(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+/**
+ * The SPKI DER of an RSA key from its PKCS#1 RSAPublicKey (node exports PKCS#1 ~20× faster
+ * than SPKI: 7 against 140 µs for a 2,048-bit key, the EK of an enrollment).
+ */
+function rsaSpki(pkcs1: Buffer): Buffer {
+  const bits = Buffer.concat([Buffer.from([0x03]), derLength(pkcs1.length + 1), Buffer.from([0]), pkcs1]);
+  const body = RSA_ALGORITHM.length + bits.length;
+  return Buffer.concat([Buffer.from([0x30]), derLength(body), RSA_ALGORITHM, bits]);
+}
 
 /** Public JWKs already exported, by key object (KeyObjects never change). */
 const publicJwks = new WeakMap<KeyObject, Readonly<JsonWebKey>>();
@@ -51,7 +72,9 @@ export function spkiFromKey(key: KeyObject): Buffer {
       ]);
     }
   }
-  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  if (key.asymmetricKeyType === 'rsa') return rsaSpki(pub.export({ type: 'pkcs1', format: 'der' }));
+  return pub.export({ type: 'spki', format: 'der' });
 }
 
 /** The public key in an SPKI DER; throws as `createPublicKey` does when it is not one. */
