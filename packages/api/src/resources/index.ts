@@ -62,6 +62,7 @@ export {
   type DeviceResource,
   deviceCollectedDataSchema,
   deviceCredentialSchema,
+  deviceSpecSchema,
   deviceV1Schema,
   EK_CERT_VERIFICATIONS,
   type EkCertVerification,

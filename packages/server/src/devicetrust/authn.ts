@@ -31,7 +31,7 @@ import {
   rpc,
   WardenError,
 } from '@warden/api';
-import { decodePublic, isTpmError, type TpmtPublic, verifyQuote } from '@warden/tpm';
+import { isTpmError, verifyQuote } from '@warden/tpm';
 import { type AccessChecker, type Identity, lockedError, sshPermits } from '../access';
 import { type AuditLog, writeAuditEvent } from '../audit';
 import type { Backend } from '../backend';
@@ -39,6 +39,7 @@ import type { CertAuthorities } from '../ca';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import {
+  akPublicOf,
   CeremonySessions,
   DEFAULT_MAX_OPEN_SESSIONS_PER_USER,
   DEVICE_PCR_SELECTION,
@@ -130,9 +131,6 @@ export const AuthnErrorCodes = {
   alreadyAugmented: 'WARDEN_ERR_DEVICE_ALREADY_AUGMENTED',
 } as const satisfies Record<keyof typeof AuthnErrors, ErrorCode>;
 
-/** AK public areas kept decoded (one per enrolled credential in use). */
-const AK_CACHE_SIZE = 4096;
-
 /** A refusal with a reason for the audit log that is not shown to the user. */
 function failure(which: keyof typeof AuthnErrors, reason?: string): WardenError {
   return new WardenError(AuthnErrorCodes[which], AuthnErrors[which], reason ? { reason } : undefined);
@@ -180,7 +178,6 @@ function verifyUserSignature(key: KeyObject | undefined, data: Buffer, signature
 export class DeviceAuthentication {
   readonly #o: DeviceAuthenticationOptions;
   readonly #sessions: CeremonySessions<AuthnSession>;
-  readonly #akCache = new Map<string, TpmtPublic>();
   readonly #userKeys = new KeyCache();
   /** Per device: the last write of collected data, and the batch waiting for it. */
   readonly #collecting = new Map<
@@ -196,20 +193,6 @@ export class DeviceAuthentication {
       kind: 'authn',
       ...(o.sessionTtlMs !== undefined ? { ttlMs: o.sessionTtlMs } : {}),
     });
-  }
-
-  /**
-   * The stored AK's public area, decoded once per credential (the same few keys come back at
-   * every login; the key object `verifyQuote` builds from it is cached with it).
-   */
-  #akPublic(akPublicB64: string): TpmtPublic {
-    let pub = this.#akCache.get(akPublicB64);
-    if (!pub) {
-      pub = decodePublic(fromB64(akPublicB64));
-      if (this.#akCache.size >= AK_CACHE_SIZE) this.#akCache.delete(this.#akCache.keys().next().value!);
-      this.#akCache.set(akPublicB64, pub);
-    }
-    return pub;
   }
 
   /**
@@ -394,7 +377,7 @@ export class DeviceAuthentication {
     const nonce = fromB64(session.nonce);
     try {
       verifyQuote({
-        akPublic: this.#akPublic(credential.ak_public),
+        akPublic: akPublicOf(credential.ak_public),
         attest: fromB64(req.quote.attest),
         signature: fromB64(req.quote.signature),
         nonce,

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { createPublicKey } from 'node:crypto';
 import { test } from 'node:test';
 import { isWardenError } from '@warden/api';
+import { decodePublic, encodePublic, isTpmError, publicKeyFromTpmt } from '@warden/tpm';
+import { SoftTpm } from '../../../../test/support/soft-tpm';
 import { type Backend, MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
-import { CEREMONY_PREFIX, CeremonySessions } from './ceremony';
+import { akPublicOf, CEREMONY_PREFIX, CeremonySessions, rememberAkPublic } from './ceremony';
 
 /** A memory backend that says it is shared (as PostgreSQL does), so sessions go to it. */
 function sharedBackend(clock: FakeClock): Backend {
@@ -47,3 +50,20 @@ for (const shared of [false, true]) {
     assert.ok(shared ? stored > 0 : stored === 0, `sessions in the ${where}`);
   });
 }
+
+test('akPublicOf: an AK public area decoded once per encoding (its key object with it); bad ones refused, not kept', () => {
+  const tpm = new SoftTpm();
+  const b64 = Buffer.from(encodePublic(tpm.ak.public)).toString('base64');
+  const first = akPublicOf(b64);
+  assert.equal(akPublicOf(b64), first, 'the same decoded object');
+  assert.equal(publicKeyFromTpmt(akPublicOf(b64)), publicKeyFromTpmt(first), 'so the same key object');
+  assert.ok(publicKeyFromTpmt(first).equals(createPublicKey(tpm.ak.private)));
+  // What begin decoded and verified is what finish gets.
+  const other = new SoftTpm();
+  const otherB64 = Buffer.from(encodePublic(other.ak.public)).toString('base64');
+  const decoded = decodePublic(encodePublic(other.ak.public));
+  rememberAkPublic(otherB64, decoded);
+  assert.equal(akPublicOf(otherB64), decoded);
+  assert.throws(() => akPublicOf('AAAA'), isTpmError);
+  assert.throws(() => akPublicOf('AAAA'), isTpmError, 'still refused: nothing was kept');
+});

@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type ErrorCode, isWardenError, type rpc, WardenError } from '@warden/api';
-import { type PcrSelection, type PcrValue, TPM_ALG } from '@warden/tpm';
+import { decodePublic, type PcrSelection, type PcrValue, TPM_ALG, type TpmtPublic } from '@warden/tpm';
 import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 
@@ -160,6 +160,34 @@ export function fromB64(s: string): Uint8Array {
 
 export function toB64(b: Uint8Array): string {
   return Buffer.from(b).toString('base64');
+}
+
+/** AK public areas kept decoded (the enrolled credentials in use, and enrollments under way). */
+const AK_CACHE_SIZE = 4096;
+const decodedAks = new Map<string, TpmtPublic>();
+
+/**
+ * An AK public area (base64 TPMT_PUBLIC, as stored in a credential or an enrollment session),
+ * decoded once: the key object `publicKeyFromTpmt` builds for it (a P-256 import, ~70 µs) is
+ * kept with the decoded object, so an enrollment's finish reuses its begin's and every
+ * device authentication of that credential reuses it too. Keyed by the exact encoding, so the
+ * object is the one `decodePublic` gives for those bytes; nobody changes decoded areas.
+ * Throws as `decodePublic` does (nothing is kept then).
+ */
+export function akPublicOf(b64: string): TpmtPublic {
+  let pub = decodedAks.get(b64);
+  if (!pub) {
+    pub = decodePublic(fromB64(b64));
+    rememberAkPublic(b64, pub);
+  }
+  return pub;
+}
+
+/** Keeps an AK public area decoded from `b64` (the oldest go first). */
+export function rememberAkPublic(b64: string, pub: TpmtPublic): void {
+  if (decodedAks.has(b64)) return;
+  if (decodedAks.size >= AK_CACHE_SIZE) decodedAks.delete(decodedAks.keys().next().value!);
+  decodedAks.set(b64, pub);
 }
 
 /** The PCR values of an RPC quote, as `verifyQuote` takes them. */

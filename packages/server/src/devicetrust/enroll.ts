@@ -36,6 +36,7 @@ import {
   type EkCertVerification,
   isWardenError,
   type rpc,
+  spkiFromKey,
   WardenError,
 } from '@warden/api';
 import {
@@ -61,12 +62,14 @@ import type { Backend } from '../backend';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import {
+  akPublicOf,
   CeremonySessions,
   DEVICE_PCR_SELECTION,
   fromB64,
   pcrSelectionForClient,
   quotePcrs,
   refused,
+  rememberAkPublic,
   toB64,
 } from './ceremony';
 import type { DeviceInventory } from './inventory';
@@ -85,7 +88,7 @@ export const EnrollErrors = {
 /** What the ceremony needs of the inventory (DeviceInventory; tests pass fakes). */
 export type EnrollInventory = Pick<
   DeviceInventory,
-  'spendEnrollToken' | 'enroll' | 'undoEnroll' | 'findByCredentialId' | 'findByEk' | 'list'
+  'spendEnrollToken' | 'enroll' | 'undoEnroll' | 'enrollConflicts' | 'list'
 >;
 
 export interface DeviceEnrollmentOptions {
@@ -244,11 +247,15 @@ export class DeviceEnrollment {
       const ek = this.#classifyEk(req.ek, settings);
       const ekSha256 = ekFingerprint(ek.public);
       checkEkAssetTag(device, ekSha256);
-      const backed = await this.#o.inventory.findByEk(ekSha256, device.metadata.name);
-      if (backed) throw ekAlreadyBacks(backed);
+      const conflicts = await this.#o.inventory.enrollConflicts(
+        ekSha256,
+        req.credential_id,
+        device.metadata.name,
+      );
+      if (conflicts.ek) throw ekAlreadyBacks(conflicts.ek);
       // 4. The AK: an attestation key created inside this TPM.
       const akPublic = checkAk(req.ak);
-      if (await this.#o.inventory.findByCredentialId(req.credential_id)) {
+      if (conflicts.credential) {
         throw new WardenError(
           'WARDEN_ERR_ALREADY_EXISTS',
           `device credential "${req.credential_id}" is already enrolled for another device`,
@@ -268,7 +275,7 @@ export class DeviceEnrollment {
         os_type: device.spec.os_type,
         credential: {
           id: req.credential_id,
-          public_key_der: toB64(publicKeyFromTpmt(akPublic).export({ type: 'spki', format: 'der' })),
+          public_key_der: toB64(spkiFromKey(publicKeyFromTpmt(akPublic))),
           attestation_type: ek.type,
           ...ek.record,
           ek_sha256: ekSha256,
@@ -280,6 +287,8 @@ export class DeviceEnrollment {
         nonce: toB64(nonce),
         challenge_sha256: toB64(sha256(challenge)),
       });
+      // Finish (and the device's authentications after it) verify with this AK: its key once.
+      rememberAkPublic(req.ak.public, akPublic);
       return {
         session_id,
         nonce: toB64(nonce),
@@ -363,7 +372,7 @@ export class DeviceEnrollment {
       // 7. The AK quotes the PCRs over the nonce.
       try {
         verifyQuote({
-          akPublic: decodePublic(fromB64(session.credential.ak_public)),
+          akPublic: akPublicOf(session.credential.ak_public),
           attest: fromB64(req.quote.attest),
           signature: fromB64(req.quote.signature),
           nonce: fromB64(session.nonce),
@@ -525,7 +534,7 @@ function checkDeviceData(device: DeviceResource, data: rpc.DeviceData): void {
 
 /** base64url(SHA-256 of the EK public key, SPKI DER): what an `ek:` asset tag holds. */
 export function ekFingerprint(ekPublic: TpmtPublic): string {
-  return sha256(publicKeyFromTpmt(ekPublic).export({ type: 'spki', format: 'der' })).toString('base64url');
+  return sha256(spkiFromKey(publicKeyFromTpmt(ekPublic))).toString('base64url');
 }
 
 /**

@@ -256,6 +256,80 @@ describe('DeviceInventory', () => {
     assert.equal((await inv.get(b.metadata.name)).spec.enroll_status, 'not_enrolled');
   });
 
+  test('enrollConflicts: the EK-backed and the credential-holding device, from one listing', async () => {
+    const ek = 'E'.repeat(43);
+    const a = await inv.add(admin, { osType: 'linux', assetTag: 'CON-A' });
+    const b = await inv.add(admin, { osType: 'linux', assetTag: 'CON-B' });
+    const tagged = await inv.add(admin, { osType: 'linux', assetTag: `ek:${'T'.repeat(43)}` });
+    assert.deepEqual(await inv.enrollConflicts(ek, credential().id, b.metadata.name), {});
+    await inv.enroll(a.metadata.name, { ...credential(), ek_sha256: ek }, collected(clock));
+    await inv.enroll(
+      tagged.metadata.name,
+      credential('6c9f0a1e-0000-4000-8000-0000000000t1'),
+      collected(clock),
+    );
+    const ranges: string[] = [];
+    const range = backend.range.bind(backend);
+    backend.range = (prefix, ...rest) => {
+      ranges.push(prefix);
+      return range(prefix, ...rest);
+    };
+    const both = await inv.enrollConflicts(ek, credential().id, b.metadata.name);
+    assert.equal(both.ek?.metadata.name, a.metadata.name);
+    assert.equal(both.credential?.metadata.name, a.metadata.name);
+    assert.deepEqual(ranges, [services.devices.prefix], 'one listing');
+    // The device being enrolled does not conflict with itself; an `ek:` tag names its EK.
+    assert.equal((await inv.enrollConflicts(ek, 'x', a.metadata.name)).ek, undefined);
+    assert.equal(
+      (await inv.enrollConflicts('T'.repeat(43), 'x', b.metadata.name)).ek?.metadata.name,
+      tagged.metadata.name,
+    );
+    // Unenrolled devices hold nothing.
+    const stored = await inv.get(a.metadata.name);
+    await inv.update(admin, { ...stored, spec: { ...stored.spec, enroll_status: 'not_enrolled' } });
+    assert.deepEqual(await inv.enrollConflicts(ek, credential().id, b.metadata.name), {});
+  });
+
+  test('enroll: one listing for both uniqueness checks; the written device is what the store decodes; a bad owner writes nothing', async () => {
+    const ek = 'F'.repeat(43);
+    const a = await inv.add(admin, { osType: 'linux', assetTag: 'ONE-A' });
+    const b = await inv.add(admin, { osType: 'linux', assetTag: 'ONE-B' });
+    await inv.enroll(a.metadata.name, { ...credential(), ek_sha256: ek }, collected(clock));
+    let listings = 0;
+    const range = backend.range.bind(backend);
+    backend.range = (prefix, ...rest) => {
+      if (prefix === services.devices.prefix) listings++;
+      return range(prefix, ...rest);
+    };
+    await assert.rejects(
+      inv.enroll(
+        b.metadata.name,
+        { ...credential('6c9f0a1e-0000-4000-8000-0000000000b2'), ek_sha256: ek },
+        collected(clock),
+      ),
+      code('WARDEN_ERR_ALREADY_EXISTS', /this TPM already backs device ONE-A/),
+    );
+    assert.equal(listings, 1);
+    await assert.rejects(
+      inv.enroll(
+        b.metadata.name,
+        credential('6c9f0a1e-0000-4000-8000-0000000000b2'),
+        collected(clock),
+        'x'.repeat(5000),
+      ),
+      code('WARDEN_ERR_BAD_PARAMETER', /invalid device owner/),
+    );
+    assert.equal((await services.devices.get(b.metadata.name)).spec.enroll_status, 'not_enrolled');
+    const enrolled = await inv.enroll(
+      b.metadata.name,
+      credential('6c9f0a1e-0000-4000-8000-0000000000b2'),
+      collected(clock),
+      'bob',
+    );
+    assert.deepEqual(enrolled, await services.devices.get(b.metadata.name));
+    assert.deepEqual(await inv.findByCredentialId(enrolled.spec.credential!.id), enrolled);
+  });
+
   test('findByCredentialId: the index is a hint — never the device of another credential, fresh after edits', async () => {
     const a = await inv.add(admin, { osType: 'linux', assetTag: 'IDX-A' });
     const b = await inv.add(admin, { osType: 'linux', assetTag: 'IDX-B' });

@@ -22,6 +22,7 @@ import {
   type DeviceResource,
   deviceCollectedDataSchema,
   deviceCredentialSchema,
+  deviceSpecSchema,
   formatDuration,
   isRfc3339,
   isWardenError,
@@ -50,6 +51,9 @@ export const INVALID_ENROLL_TOKEN_MESSAGE = 'invalid device enrollment token';
 
 /** Devices kept decoded for the ceremonies (those that authenticate; the oldest go first). */
 const DECODED_CACHE_SIZE = 4096;
+
+/** A device's `spec.owner` (a user name), checked alone. */
+const deviceOwnerSchema = deviceSpecSchema.shape.owner;
 
 /** Attempts of a compare-and-swap loop before giving up. */
 const CAS_ATTEMPTS = 8;
@@ -309,12 +313,26 @@ export class DeviceInventory {
    * before the fingerprint was recorded) the `ek:` asset tag it verified.
    */
   async findByEk(ekSha256: string, exceptId?: string): Promise<DeviceResource | undefined> {
-    return (await this.#listCached()).find(
-      (d) =>
-        d.metadata.name !== exceptId &&
-        d.spec.enroll_status === 'enrolled' &&
-        (d.spec.credential?.ek_sha256 === ekSha256 || d.spec.asset_tag === `ek:${ekSha256}`),
+    return (await this.#listCached()).find((d) => backedBy(d, ekSha256, exceptId));
+  }
+
+  /**
+   * What keeps a TPM from enrolling device `deviceId`, from one listing of the inventory: the
+   * enrolled device its EK (fingerprint `ekSha256`) already backs other than `deviceId` (as
+   * `findByEk`), and the enrolled device holding credential `credentialId` (as
+   * `findByCredentialId`). The enrollment ceremony's begin asks both.
+   */
+  async enrollConflicts(
+    ekSha256: string,
+    credentialId: string,
+    deviceId: string,
+  ): Promise<{ ek?: DeviceResource; credential?: DeviceResource }> {
+    const all = await this.#listCached();
+    const ek = all.find((d) => backedBy(d, ekSha256, deviceId));
+    const credential = all.find(
+      (d) => d.spec.enroll_status === 'enrolled' && d.spec.credential?.id === credentialId,
     );
+    return { ...(ek ? { ek } : {}), ...(credential ? { credential } : {}) };
   }
 
   /** Removes a device (by ID or asset tag) and its enrollment tokens; returns what was removed. */
@@ -469,7 +487,9 @@ export class DeviceInventory {
     const stored = found.value;
     // Spend first: of two racing ceremonies with one token, exactly one continues.
     if (!(await this.#tokens.spend(found))) throw await refuse(stored.device_id, 'already spent');
-    const device = await this.#o.services.devices.find(stored.device_id);
+    // Read as stored now, decoded once per stored value (the same frozen object the ceremony's
+    // later reads of this device find).
+    const device = UUID.test(stored.device_id) ? await this.#readCached(stored.device_id) : undefined;
     if (!device) throw await refuse(stored.device_id, 'device removed');
     if (device.spec.enroll_status === 'enrolled')
       throw await refuse(stored.device_id, 'device already enrolled');
@@ -502,33 +522,42 @@ export class DeviceInventory {
     owner?: string,
   ): Promise<DeviceResource> {
     const cred = parseOrBad(deviceCredentialSchema, credential, 'credential');
-    const data = parseOrBad(deviceCollectedDataSchema, collected, 'collected data');
-    const holder = (await this.#listCached()).find((d) => d.spec.credential?.id === cred.id);
-    if (holder && holder.metadata.name !== deviceId) {
+    const data =
+      plainCollectedData(collected) ?? parseOrBad(deviceCollectedDataSchema, collected, 'collected data');
+    if (owner !== undefined) parseOrBad(deviceOwnerSchema, owner, 'owner');
+    // One listing for both: no other device holds this credential, nor is backed by this EK.
+    const all = await this.#listCached();
+    const holder = all.find((d) => d.spec.credential?.id === cred.id && d.metadata.name !== deviceId);
+    if (holder) {
       throw new WardenError(
         'WARDEN_ERR_ALREADY_EXISTS',
         `device credential "${cred.id}" is already enrolled for another device`,
       );
     }
-    if (cred.ek_sha256) {
-      const backed = await this.findByEk(cred.ek_sha256, deviceId);
-      if (backed) throw ekAlreadyBacks(backed);
-    }
-    const enrolled = await this.#modify(deviceId, (device) => {
-      if (device.spec.enroll_status === 'enrolled') {
-        throw new WardenError(
-          'WARDEN_ERR_BAD_PARAMETER',
-          `device ${deviceLabel(device)} is already enrolled`,
-        );
-      }
-      return {
-        ...device.spec,
-        enroll_status: 'enrolled',
-        credential: cred,
-        collected_data: appendCollected(device.spec.collected_data, data),
-        ...(owner ? { owner } : {}),
-      };
-    });
+    const ekSha256 = cred.ek_sha256;
+    const backed = ekSha256 ? all.find((d) => backedBy(d, ekSha256, deviceId)) : undefined;
+    if (backed) throw ekAlreadyBacks(backed);
+    // Every field it changes was checked above (or is a constant): the store need not check
+    // the whole device again (`updateChecked`), and later reads find the written device decoded.
+    const enrolled = await this.#modify(
+      deviceId,
+      (device) => {
+        if (device.spec.enroll_status === 'enrolled') {
+          throw new WardenError(
+            'WARDEN_ERR_BAD_PARAMETER',
+            `device ${deviceLabel(device)} is already enrolled`,
+          );
+        }
+        return {
+          ...device.spec,
+          enroll_status: 'enrolled',
+          credential: cred,
+          collected_data: appendCollected(device.spec.collected_data, data),
+          ...(owner ? { owner } : {}),
+        };
+      },
+      true,
+    );
     await this.#revokeTokens(deviceId);
     return enrolled;
   }
@@ -604,6 +633,19 @@ export function checkEnrollTokenTtl(ttlMs: number): void {
       })`,
     );
   }
+}
+
+/**
+ * True when enrolled device `d` (other than `exceptId`) is backed by the EK with this
+ * fingerprint: recorded in its credential, or (devices enrolled before the fingerprint was
+ * recorded) the `ek:` asset tag it verified.
+ */
+function backedBy(d: DeviceResource, ekSha256: string, exceptId: string | undefined): boolean {
+  return (
+    d.metadata.name !== exceptId &&
+    d.spec.enroll_status === 'enrolled' &&
+    (d.spec.credential?.ek_sha256 === ekSha256 || d.spec.asset_tag === `ek:${ekSha256}`)
+  );
 }
 
 /** ALREADY_EXISTS: this TPM's EK already backs `device` (one EK backs at most one device). */
