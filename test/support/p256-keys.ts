@@ -1,6 +1,7 @@
 /**
  * Test-only: a fresh P-256 key pair in both forms a certificate test needs: node KeyObjects
- * (PEM export, node's sign) and WebCrypto keys (what @peculiar/x509 signs certificates with).
+ * (PEM export, node's sign) and WebCrypto keys (what @peculiar/x509 signs certificates with);
+ * and a P-256 public key as a TPM's public area holds it (`tpmEccPoint`).
  * Who may import: `*.test.ts` files.
  */
 import { generateKeyPairSync, type KeyObject, webcrypto } from 'node:crypto';
@@ -30,4 +31,13 @@ export async function p256KeyPair(): Promise<{
     ),
   };
   return { pair, keys };
+}
+
+/** The point of a P-256 public key as a TPM public area's `unique` field holds it (x and y, 32 bytes each). */
+export function tpmEccPoint(publicKey: KeyObject): { x: Uint8Array; y: Uint8Array } {
+  const jwk = publicKey.export({ format: 'jwk' });
+  return {
+    x: new Uint8Array(Buffer.from(jwk.x!, 'base64url')),
+    y: new Uint8Array(Buffer.from(jwk.y!, 'base64url')),
+  };
 }

@@ -23,6 +23,7 @@ import * as x509 from '@peculiar/x509';
 import { rpc } from '@warden/api';
 import {
   AK_ATTRIBUTES,
+  akTemplate,
   bytesEqual,
   concatBytes,
   decodeIdObject,
@@ -38,11 +39,11 @@ import {
   pcrDigest,
   Reader,
   TPM_ALG,
-  TPM_ECC,
   TPM_GENERATED_VALUE,
   TPM_ST,
   type TpmtPublic,
 } from '@warden/tpm';
+import { tpmEccPoint } from './p256-keys';
 
 type PeculiarCrypto = NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
 const crypto = webcrypto as unknown as PeculiarCrypto;
@@ -133,22 +134,10 @@ export class SoftTpm {
       private: ek.privateKey,
     };
     const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwk = ak.publicKey.export({ format: 'jwk' });
     const akPublic: TpmtPublic = {
-      type: TPM_ALG.ECC,
-      nameAlg: TPM_ALG.SHA256,
+      ...akTemplate('ecc'),
       objectAttributes: opts.akAttributes ?? AK_ATTRIBUTES,
-      authPolicy: new Uint8Array(0),
-      parameters: {
-        symmetric: { algorithm: TPM_ALG.NULL },
-        scheme: { scheme: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 },
-        curveId: TPM_ECC.NIST_P256,
-        kdf: { scheme: TPM_ALG.NULL },
-      },
-      unique: {
-        x: new Uint8Array(Buffer.from(jwk.x!, 'base64url')),
-        y: new Uint8Array(Buffer.from(jwk.y!, 'base64url')),
-      },
+      unique: tpmEccPoint(ak.publicKey),
     } as TpmtPublic;
     const creationData = encodeCreationData({
       pcrSelect: [],

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { constants, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { AK_ATTRIBUTES } from '../commands/templates';
-import { TPM_ALG, TPM_ECC, TPM_GENERATED_VALUE, TPM_ST, TPMA_OBJECT } from '../constants';
+import { tpmEccPoint } from '../../../../test/support/p256-keys';
+import { AK_ATTRIBUTES, akTemplate } from '../commands/templates';
+import { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST, TPMA_OBJECT } from '../constants';
 import { isTpmError, type TpmErrorCode } from '../errors';
 import { hash } from '../hash';
 import {
@@ -24,25 +25,9 @@ interface SoftAk {
 
 function eccAk(): SoftAk {
   const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = k.publicKey.export({ format: 'jwk' });
   return {
     priv: k.privateKey,
-    pub: {
-      type: TPM_ALG.ECC,
-      nameAlg: TPM_ALG.SHA256,
-      objectAttributes: AK_ATTRIBUTES,
-      authPolicy: new Uint8Array(0),
-      parameters: {
-        symmetric: { algorithm: TPM_ALG.NULL },
-        scheme: { scheme: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 },
-        curveId: TPM_ECC.NIST_P256,
-        kdf: { scheme: TPM_ALG.NULL },
-      },
-      unique: {
-        x: new Uint8Array(Buffer.from(jwk.x!, 'base64url')),
-        y: new Uint8Array(Buffer.from(jwk.y!, 'base64url')),
-      },
-    },
+    pub: { ...akTemplate('ecc'), unique: tpmEccPoint(k.publicKey) } as TpmtPublic,
     sign(data) {
       const rs = sign('sha256', data, { key: k.privateKey, dsaEncoding: 'ieee-p1363' });
       return { sigAlg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256, r: rs.subarray(0, 32), s: rs.subarray(32) };

@@ -9,6 +9,7 @@ import {
   privateDecrypt,
 } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { tpmEccPoint } from '../../../../test/support/p256-keys';
 import { TPM_ALG, TPM_ECC } from '../constants';
 import { isTpmError } from '../errors';
 import { hmac } from '../hash';
@@ -42,7 +43,6 @@ function rsaEk(): { pub: TpmtPublic; priv: KeyObject } {
 
 function eccEk(): { pub: TpmtPublic; priv: KeyObject } {
   const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = k.publicKey.export({ format: 'jwk' });
   return {
     priv: k.privateKey,
     pub: {
@@ -56,10 +56,7 @@ function eccEk(): { pub: TpmtPublic; priv: KeyObject } {
         curveId: TPM_ECC.NIST_P256,
         kdf: { scheme: TPM_ALG.NULL },
       },
-      unique: {
-        x: new Uint8Array(Buffer.from(jwk.x!, 'base64url')),
-        y: new Uint8Array(Buffer.from(jwk.y!, 'base64url')),
-      },
+      unique: tpmEccPoint(k.publicKey),
     },
   };
 }
