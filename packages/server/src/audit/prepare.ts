@@ -264,6 +264,17 @@ const STATEMENT_KEYS = new Set(['query', 'parameters', 'statement']);
  *   const t = DbQueryTemplate.for({ type: 'db.query', success: true, user, protocol: 'db', session_id, resource });
  *   const row = t?.prepare({ query: 'SELECT 1' }, Date.now());
  */
+/** The last millisecond's RFC 3339 form: a busy session's statements share most milliseconds. */
+let isoMs = Number.NaN;
+let isoText = '';
+function isoTime(ms: number): string {
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return isoText;
+}
+
 export class DbQueryTemplate {
   /** `"user":…,…,"db_name":…` — the shared fields, in the general path's key order. */
   readonly #middle: string;
@@ -309,7 +320,7 @@ export class DbQueryTemplate {
       }
     }
     const id = eventId(now);
-    let json = `{"id":"${id}","code":"${DB_QUERY_CODE}","type":"db.query","time":"${new Date(now).toISOString()}","success":true,${this.#middle},"query":${JSON.stringify(s.query)}`;
+    let json = `{"id":"${id}","code":"${DB_QUERY_CODE}","type":"db.query","time":"${isoTime(now)}","success":true,${this.#middle},"query":${JSON.stringify(s.query)}`;
     if (params !== undefined) json += `,"parameters":${JSON.stringify(params)}`;
     if (s.statement !== undefined) json += `,"statement":${JSON.stringify(s.statement)}`;
     return { id, timeMs: now, json: `${json}}` };
