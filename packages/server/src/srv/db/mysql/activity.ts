@@ -86,6 +86,15 @@ export class MySqlActivity {
   }
 
   /**
+   * True when a database packet starting with `first`, `length` bytes long, is a row of the
+   * result set being read: nothing to follow, and `server` need not be called for it (the
+   * server tap then keeps none of its bytes: a large result is mostly rows).
+   */
+  row(first: number, length: number): boolean {
+    return !this.#lost && this.#state === 'rows' && first !== 0xff && !this.#terminal(first, length);
+  }
+
+  /**
    * A packet from the database: the first bytes of its payload (at least `ACTIVITY_HEAD` when
    * it has them) and its payload length. Continuations of a 16 MB packet are not passed.
    */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { smallChunks as chunks, tapHarness as harness } from '../../../../../../test/support/db-taps';
+import { MySqlActivity } from './activity';
 import {
+  Cap,
   Command,
   comQuery,
   errPacket,
@@ -154,4 +156,35 @@ test('ServerTap hands the first packet of the next answer (sequence id 1) to exp
   assert.deepEqual(await out, stream);
   // Up to 12 payload bytes, and only for the awaited answer.
   assert.deepEqual(answers, [prepareOk.subarray(0, 12)]);
+});
+
+test('ServerTap tells the rows of a result set by their first byte: the activity reads only the other packets, and ends idle', () => {
+  // Rows may start with anything, also 0x00 (binary rows), 0xfb (NULL) and 0xfe in a long row.
+  const rows = [0x41, 0x00, 0xfb, 0x42].map((b) => Buffer.concat([Buffer.from([b]), Buffer.alloc(30, 0x61)]));
+  const colDef = Buffer.concat([Buffer.from([3]), Buffer.from('def'), Buffer.alloc(20, 1)]);
+  const end = Buffer.from([0xfe, 0, 0, 2, 0, 0, 0]); // the OK that ends the rows (DEPRECATE_EOF)
+  const answer = Buffer.concat([
+    packet(1, Buffer.from([1])),
+    packet(2, colDef),
+    ...rows.map((r, i) => packet(3 + i, r)),
+    packet(7, end),
+  ]);
+  for (const split of [[answer], chunks(answer)]) {
+    const activity = new MySqlActivity(Cap.PROTOCOL_41 | Cap.DEPRECATE_EOF);
+    const heads: number[] = [];
+    const server = activity.server.bind(activity);
+    activity.server = (head, length) => {
+      heads.push(head[0]!);
+      server(head, length);
+    };
+    activity.command(Buffer.from([Command.QUERY, 0x73]));
+    const tap = new ServerTap({ seq: 0, from: 'client' }, activity);
+    const sent: Buffer[] = [];
+    tap.attach({ write: (b) => sent.push(Buffer.from(b)), end: () => undefined });
+    for (const c of split) tap.push(c);
+    assert.deepEqual(Buffer.concat(sent), answer, 'passed on unchanged');
+    assert.equal(activity.idle, true);
+    if (split.length === 1) assert.deepEqual(heads, [1, 3, 0xfe], 'rows are not read');
+    else assert.ok(heads.length < 3 + rows.length, `some rows were told by their first byte: ${heads}`);
+  }
 });

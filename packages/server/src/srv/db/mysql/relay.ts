@@ -164,6 +164,8 @@ export class ServerTap extends TapBase {
   /** The current packet's first payload bytes (copied: the chunk goes on to the client). */
   readonly #peek = Buffer.alloc(HEAD);
   #peeked = 0;
+  /** The current packet is a row (`MySqlActivity.row`): none of its bytes are kept. */
+  #row = false;
   readonly #activity: MySqlActivity | undefined;
   /** The last packet's payload was 16 MB: the next one continues it. */
   #continues = false;
@@ -241,9 +243,16 @@ export class ServerTap extends TapBase {
         }
         this.#left = this.#length;
         this.#peeked = 0;
+        // A row (the bulk of a large result) is told by its first byte: no copy of its head.
+        this.#row =
+          !this.#continues &&
+          at < chunk.length &&
+          this.#length > 0 &&
+          !(this.#packetSeq === 1 && this.#prepares.length > 0) &&
+          this.#activity?.row(chunk[at]!, this.#length) === true;
       } else {
         const take = Math.min(this.#left, chunk.length - at);
-        if (this.#peeked < HEAD && take > 0)
+        if (!this.#row && this.#peeked < HEAD && take > 0)
           this.#peeked += chunk.copy(this.#peek, this.#peeked, at, at + Math.min(take, HEAD - this.#peeked));
         this.#left -= take;
         at += take;
@@ -259,7 +268,7 @@ export class ServerTap extends TapBase {
         }
       }
     }
-    if (at > from) this.out(chunk.subarray(from, at));
+    if (at > from) this.out(from === 0 && at === chunk.length ? chunk : chunk.subarray(from, at));
   }
 
   #endPacket(): void {
@@ -268,7 +277,7 @@ export class ServerTap extends TapBase {
     this.#continues = this.#length === MAX_PACKET_PAYLOAD;
     this.#seq.seq = this.#packetSeq;
     this.#seq.from = 'server';
-    if (wasContinued) return;
+    if (wasContinued || this.#row) return;
     const head = this.#peek.subarray(0, this.#peeked);
     // The first packet of an answer has sequence id 1 (the command was 0).
     if (this.#packetSeq === 1 && this.#prepares.length > 0) {
