@@ -287,6 +287,8 @@ async function benchMysql(): Promise<void> {
       configYaml: 'db_service:\n  enabled: true\n',
       proxyLimitsYaml: `  mysql_listen_addr: 127.0.0.1:${mysqlListen}\n`,
       nodeArgs,
+      // `--warden-js=PATH`: another build's warden (a before/after comparison of the MySQL paths).
+      ...(args['warden-js'] ? { wardenJs: args['warden-js'] } : {}),
     });
     await create(
       w,
