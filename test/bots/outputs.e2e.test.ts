@@ -147,9 +147,7 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
       configYaml:
         'auth_service:\n  authentication:\n    second_factor: "off"\n' +
         `app_service:\n  apps:\n    - name: dash\n      uri: ${app.url}\n      labels: { env: prod }\n` +
-        'kube_service:\n  clusters:\n' +
-        `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
-        `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: prod }\n`,
+        fake.kubeServiceYaml('env: prod'),
     });
     port = Number(w.proxy.split(':')[1]);
     await cap('required-for-humans');

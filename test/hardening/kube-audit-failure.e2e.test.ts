@@ -60,12 +60,7 @@ describe('issue 15 item 5: Kubernetes requests and execs are not forwarded unaud
       metadata: { name: 'web' },
       spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
     });
-    audit = await startWithBreakableAudit([
-      'kube_service:',
-      '  clusters:',
-      `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}`,
-      `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: test }`,
-    ]);
+    audit = await startWithBreakableAudit([fake.kubeServiceYaml('env: test')]);
     w = audit.w;
     writeFileSync(join(w.dir, 'role.yaml'), ROLE);
     assert.equal((await wctl(['create', join(w.dir, 'role.yaml')])).code, 0);

@@ -65,11 +65,7 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
       spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
     });
     w = await fleet.start({
-      configYaml:
-        'auth_service:\n  authentication:\n    second_factor: "off"\n' +
-        'kube_service:\n  clusters:\n' +
-        `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
-        `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: test }\n`,
+      configYaml: `auth_service:\n  authentication:\n    second_factor: "off"\n${fake.kubeServiceYaml('env: test')}`,
     });
     const role = join(w.dir, 'kube-strict.yaml');
     writeFileSync(

@@ -116,10 +116,7 @@ describe('Kubernetes through Warden with real kubectl', { skip: tool.skip }, () 
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     echoPort = (echo.address() as { port: number }).port;
     w = await startWarden({
-      configYaml:
-        'kube_service:\n  clusters:\n' +
-        `    - name: fake\n      server: ${fake.url}\n      ca_file: ${fake.ca.certFile}\n` +
-        `      cert_file: ${fake.admin.certFile}\n      key_file: ${fake.admin.keyFile}\n      labels: { env: test }\n`,
+      configYaml: fake.kubeServiceYaml('env: test'),
     });
     writeFileSync(join(w.dir, 'roles.yaml'), ROLES);
     const c = await wctl(['create', join(w.dir, 'roles.yaml')]);

@@ -120,6 +120,11 @@ export interface FakeKubeApiServer {
   portForwards: { namespace: string; pod: string; port: number; user: string }[];
   /** Issues a client certificate (CN = user, O = groups) from the fake's CA. */
   clientCert(user: string, groups?: string[]): CertFiles;
+  /**
+   * The `kube_service:` section of a warden.yaml that serves this API server as cluster
+   * `fake` (labelled `labels`, YAML flow, e.g. `env: test`) with the admin certificate.
+   */
+  kubeServiceYaml(labels: string): string;
   /** Writes a kubeconfig for direct access (admin certificate unless told otherwise). */
   writeKubeconfig(path: string, opts?: { cert?: CertFiles; token?: string; namespace?: string }): string;
   /** Creates an object as the admin would (namespace `default` unless given). */
@@ -1740,6 +1745,10 @@ export async function startFakeKubeApiServer(opts: FakeKubeOptions = {}): Promis
     execs,
     portForwards,
     clientCert: (user, groups = []) => pki.issue('client', user, groups, 'client'),
+    kubeServiceYaml: (labels) =>
+      'kube_service:\n  clusters:\n' +
+      `    - name: fake\n      server: ${url}\n      ca_file: ${pki.ca.certFile}\n` +
+      `      cert_file: ${admin.certFile}\n      key_file: ${admin.keyFile}\n      labels: { ${labels} }\n`,
     writeKubeconfig(path, o = {}) {
       const cert = o.token ? undefined : (o.cert ?? admin);
       const user = o.token
