@@ -589,9 +589,14 @@ async function main(): Promise<void> {
       '/s',
       0,
     );
-    const gRatio = goal('device authentication ÷ crypto limit, median round', ratio, {
-      min: 2000 / 4700,
-    });
+    // Three decimals: the line is 2,000 / 4,700 = 0.4255, and 0.425 must not print as 0.43.
+    const gRatio = goal(
+      'device authentication ÷ crypto limit, median round',
+      ratio,
+      { min: 2000 / 4700 },
+      '×',
+      3,
+    );
     goals.push(gAbs, gRatio);
     console.log(`   goal, the issue's absolute figure (2,000/s on one core): ${gAbs.text}`);
     console.log(
