@@ -11,29 +11,23 @@ import {
   type rpc,
   SshDeviceExtensions,
 } from '@warden/api';
+import { ASSET_TAG, ADMIN as admin, startEnrolledDevice } from '../../../../test/support/enrolled-device';
 import { callerOf as callerAt, loggedIn } from '../../../../test/support/logged-in';
 import { SoftTpm } from '../../../../test/support/soft-tpm';
 import { refusedWith as refused } from '../../../../test/support/warden-errors';
-import { type Identity, liveAccessChecker } from '../access';
-import { MemoryAuditLog } from '../audit';
-import { MemoryBackend } from '../backend';
-import { CertAuthorities } from '../ca';
-import { FakeClock } from '../clock';
-import { silentLogger } from '../log';
-import { type AccessViews, createServices, type Services } from '../services';
+import type { Identity } from '../access';
+import type { MemoryAuditLog } from '../audit';
+import type { CertAuthorities } from '../ca';
+import type { FakeClock } from '../clock';
+import type { AccessViews, Services } from '../services';
 import { AuthnErrorCodes, AuthnErrors, DeviceAuthentication } from './authn';
-import { DeviceEnrollment } from './enroll';
-import { DeviceInventory } from './inventory';
-
-const admin = { user: 'admin' };
-const ASSET_TAG = 'C00AA0AAAA0A';
+import type { DeviceInventory } from './inventory';
 
 const refusedWith = (message: string | RegExp, code: ErrorCode = 'WARDEN_ERR_ACCESS_DENIED') =>
   refused(message, code);
 
 describe('DeviceAuthentication', () => {
   let clock: FakeClock;
-  let backend: MemoryBackend;
   let audit: MemoryAuditLog;
   let services: Services;
   let cas: CertAuthorities;
@@ -62,33 +56,15 @@ describe('DeviceAuthentication', () => {
     await synced(() => views.preference.get(AUTH_PREFERENCE_NAME)?.spec.device_trust.mode === mode);
   };
 
+  let close: () => Promise<void>;
+
   beforeEach(async () => {
-    clock = new FakeClock(Date.now());
-    backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
-    audit = new MemoryAuditLog({ clock });
-    services = createServices({ backend, clock });
-    await services.ensurePresets();
-    cas = await CertAuthorities.init({ backend, clusterName: 'test', clock });
-    inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
-    const o = { inventory, services, backend, clock, audit, logger: silentLogger };
-    views = services.accessViews({ logger: silentLogger });
-    await views.start();
-    authn = new DeviceAuthentication({ ...o, cas, checker: liveAccessChecker(views, { clock }) });
-    await setMode('optional');
-    // An enrolled device.
-    device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
-    tpm = new SoftTpm();
-    credentialId = randomUUID();
-    await tpm.enroll(new DeviceEnrollment({ ...o, checker: liveAccessChecker(views, { clock }) }), {
-      token: (await inventory.createEnrollToken(admin, device.metadata.name)).token,
-      credential_id: credentialId,
-      device_data: data(),
-    });
+    // An enrolled device, cluster device trust optional (test/support/enrolled-device.ts).
+    const f = await startEnrolledDevice({ mode: 'optional', deviceData: { hostname: 'laptop' } });
+    ({ clock, audit, services, cas, inventory, views, device, tpm, credentialId, close } = f);
+    authn = new DeviceAuthentication({ ...f.deps, cas, checker: f.checker });
   });
-  afterEach(async () => {
-    views.close();
-    await backend.close();
-  });
+  afterEach(() => close());
 
   function data(over: Partial<rpc.DeviceData> = {}): rpc.DeviceData {
     return {

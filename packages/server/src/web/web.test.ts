@@ -1,22 +1,21 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { AUTH_PREFERENCE_NAME, type DeviceResource, isWardenError, type rpc } from '@warden/api';
+import { type DeviceResource, isWardenError, type rpc } from '@warden/api';
+import { ASSET_TAG, ADMIN as admin, startEnrolledDevice } from '../../../../test/support/enrolled-device';
 import { loggedIn } from '../../../../test/support/logged-in';
-import { SoftTpm } from '../../../../test/support/soft-tpm';
-import { type AccessChecker, liveAccessChecker } from '../access';
-import { MemoryAuditLog } from '../audit';
+import type { SoftTpm } from '../../../../test/support/soft-tpm';
+import type { AccessChecker } from '../access';
+import type { MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
-import { CertAuthorities } from '../ca';
+import type { CertAuthorities } from '../ca';
 import { FakeClock } from '../clock';
-import { DeviceAuthentication, DeviceEnrollment, DeviceInventory } from '../devicetrust';
+import { DeviceAuthentication, DeviceEnrollment, type DeviceInventory } from '../devicetrust';
 import { silentLogger } from '../log';
-import { type AccessViews, createServices, type Services } from '../services';
+import type { Services } from '../services';
 import { WebDeviceErrors, WebDeviceTrust } from './device';
 import { WEB_SESSION_PREFIX, WebSessions } from './sessions';
 
-const admin = { user: 'admin' };
-const ASSET_TAG = 'C00AA0AAAA0A';
 const BROWSER = '10.0.0.5';
 const who = (user = 'alice', ttlMs = 8 * 3600_000) => ({
   user,
@@ -106,36 +105,17 @@ describe('WebDeviceTrust', () => {
   let device: DeviceResource;
   let tpm: SoftTpm;
   let credentialId: string;
-  /** The live views behind the ceremony's access checker (as in `warden start`). */
-  let views: AccessViews;
   let checker: AccessChecker;
 
+  /** What each ceremony is built with (test/support/enrolled-device.ts). */
+  let o: Awaited<ReturnType<typeof startEnrolledDevice>>['deps'];
+  let close: () => Promise<void>;
+
   beforeEach(async () => {
-    clock = new FakeClock(Date.now());
-    backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
-    audit = new MemoryAuditLog({ clock });
-    services = createServices({ backend, clock });
-    await services.ensurePresets();
-    cas = await CertAuthorities.init({ backend, clusterName: 'test', clock });
-    inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
-    const o = { inventory, services, backend, clock, audit, logger: silentLogger };
-    const cap = await services.authPreference.get();
-    await services.authPreference.upsert({
-      ...cap,
-      metadata: { name: AUTH_PREFERENCE_NAME },
-      spec: { ...cap.spec, device_trust: { ...cap.spec.device_trust, mode: 'required' } },
-    });
-    views = services.accessViews({ logger: silentLogger });
-    await views.start();
-    checker = liveAccessChecker(views, { clock });
-    device = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
-    tpm = new SoftTpm();
-    credentialId = randomUUID();
-    await tpm.enroll(new DeviceEnrollment({ ...o, checker }), {
-      token: (await inventory.createEnrollToken(admin, device.metadata.name)).token,
-      credential_id: credentialId,
-      device_data: data(),
-    });
+    // An enrolled device, cluster device trust required.
+    const f = await startEnrolledDevice({ mode: 'required' });
+    ({ clock, backend, audit, services, cas, inventory, checker, device, tpm, credentialId, close } = f);
+    o = f.deps;
     sessions = new WebSessions({ backend, clock });
     trust = new WebDeviceTrust({
       backend,
@@ -148,10 +128,7 @@ describe('WebDeviceTrust', () => {
       proxyPublicAddr: 'proxy.example:443',
     });
   });
-  afterEach(() => {
-    views.close();
-    return backend.close();
-  });
+  afterEach(() => close());
 
   function data(): rpc.DeviceData {
     return { collect_time: new Date(clock.now()).toISOString(), os_type: 'linux', serial_number: ASSET_TAG };
@@ -305,7 +282,6 @@ describe('WebDeviceTrust', () => {
     // Replace the device with a new enrollment of the same machine (a new ID).
     await inventory.remove(admin, device.metadata.name);
     const again = await inventory.add(admin, { osType: 'linux', assetTag: ASSET_TAG });
-    const o = { inventory, services, backend, clock, audit, logger: silentLogger };
     credentialId = randomUUID();
     await tpm.enroll(new DeviceEnrollment({ ...o, checker }), {
       token: (await inventory.createEnrollToken(admin, again.metadata.name)).token,
