@@ -431,9 +431,9 @@ export class MySqlEngine implements DbEngine {
     // client's next round trip); nothing the client sends is read, let alone relayed, before
     // the start is recorded. If it is not (the audit log refused it, or a lock came), the
     // session is already terminated and the relay only tells the client, at its first command.
-    const started = session.started();
+    // The OK is written first: checking and queueing the event is work the client need not wait for.
     stream.write(packet(replySeq, up.ok));
-    await started;
+    await session.started();
 
     // 4. Relay, auditing the client's statements.
     await this.#relay(stream, up, session, reader.release(), { seq: replySeq, from: 'server' });
