@@ -7,20 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { auditEventCatalogue } from '@warden/api';
+import { countRuns } from '../../../../test/support/zod-runs';
 import { prepareAuditEvent, primeSessionEndAudit, SESSION_END_PRIMING } from './prepare';
-
-type Runnable = { _zod: { run: (...args: unknown[]) => unknown } };
-
-function countRuns(schema: unknown): { count: number } {
-  const z = (schema as Runnable)._zod;
-  const counter = { count: 0 };
-  const run = z.run;
-  z.run = (...args) => {
-    counter.count++;
-    return run(...args);
-  };
-  return counter;
-}
 
 test('priming runs the session.end checks once per process', () => {
   const exitCode = countRuns(auditEventCatalogue['session.end'].fields.shape.exit_code);

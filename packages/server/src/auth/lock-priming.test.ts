@@ -6,20 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { auditEventCatalogue, rpc, web } from '@warden/api';
+import { countRuns } from '../../../../test/support/zod-runs';
 import { LOCK_PRIMING_SAMPLES, LockService, type LockServiceOptions } from './locks';
-
-type Runnable = { _zod: { run: (...args: unknown[]) => unknown } };
-
-function countRuns(schema: unknown): { count: number } {
-  const z = (schema as Runnable)._zod;
-  const counter = { count: 0 };
-  const run = z.run;
-  z.run = (...args) => {
-    counter.count++;
-    return run(...args);
-  };
-  return counter;
-}
 
 test('a new lock service runs the request, lock and audit schemas before the first lock', () => {
   const rpcRequest = countRuns(rpc.CreateLockRequest);
