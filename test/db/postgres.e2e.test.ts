@@ -26,6 +26,7 @@ import { type Cluster, cli, runClient, startCluster, waitFor } from './cluster';
 import {
   bobAsAlice,
   clearLocks,
+  type DirectConfig,
   dbAudit,
   dbCertFile,
   directLogin,
@@ -436,6 +437,23 @@ describe('PostgreSQL through Warden', { skip }, () => {
   const direct = (o: { ca: string; cert?: string; key?: string }, extra = 'user=alice dbname=orders') =>
     `host=127.0.0.1 port=${c.proxy.split(':')[1]} sslmode=verify-full sslrootcert=${o.ca} sslcert=${o.cert ?? join(c.dir, 'none.crt')} sslkey=${o.key ?? join(c.dir, 'none.key')} ${extra}`;
 
+  /** The pg driver as alice straight to the proxy with the files `wsh db config` names, connected. */
+  const directPg = async (d: DirectConfig) => {
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port: d.port,
+      user: 'alice',
+      database: 'orders',
+      ssl: {
+        ca: readFileSync(d.ca, 'utf8'),
+        cert: readFileSync(d.cert, 'utf8'),
+        key: readFileSync(d.key, 'utf8'),
+      },
+    });
+    await client.connect();
+    return client;
+  };
+
   test('psql straight to the proxy port with the database certificate of wsh db login (no wsh in the data path)', async () => {
     const d = await directLogin(alice, 'orders', 'psql', ['--db-name=orders']);
     assert.equal(`${d.host}:${d.port}`, c.proxy);
@@ -452,18 +470,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
     );
     assert.equal(other.stdout.trim(), 'alice|orders', other.stderr);
     // The pg driver with the same files.
-    const client = new pg.Client({
-      host: '127.0.0.1',
-      port: d.port,
-      user: 'alice',
-      database: 'orders',
-      ssl: {
-        ca: readFileSync(d.ca, 'utf8'),
-        cert: readFileSync(d.cert, 'utf8'),
-        key: readFileSync(d.key, 'utf8'),
-      },
-    });
-    await client.connect();
+    const client = await directPg(d);
     try {
       assert.equal((await client.query('select $1::int * 2 as n', [21])).rows[0].n, 42);
     } finally {
@@ -611,18 +618,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
     // The pg driver with the database certificate; its key sent back raw: first a wrong
     // secret (nothing happens), then inside TLS after an SSLRequest with the certificate (as
     // libpq 17's cancel API does), then plain.
-    const client = new pg.Client({
-      host: '127.0.0.1',
-      port: d.port,
-      user: 'alice',
-      database: 'orders',
-      ssl: {
-        ca: readFileSync(d.ca, 'utf8'),
-        cert: readFileSync(d.cert, 'utf8'),
-        key: readFileSync(d.key, 'utf8'),
-      },
-    });
-    await client.connect();
+    const client = await directPg(d);
     const cancelPacket = (processId: number, secretKey: number) => {
       const b = Buffer.alloc(16);
       b.writeInt32BE(16, 0);
