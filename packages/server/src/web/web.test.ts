@@ -110,14 +110,9 @@ describe('WebDeviceTrust', () => {
   /** What each ceremony is built with (test/support/enrolled-device.ts). */
   let o: Awaited<ReturnType<typeof startEnrolledDevice>>['deps'];
   let close: () => Promise<void>;
-
-  beforeEach(async () => {
-    // An enrolled device, cluster device trust required.
-    const f = await startEnrolledDevice({ mode: 'required' });
-    ({ clock, backend, audit, services, cas, inventory, checker, device, tpm, credentialId, close } = f);
-    o = f.deps;
-    sessions = new WebSessions({ backend, clock });
-    trust = new WebDeviceTrust({
+  /** The Web UI's device trust over this test's stores, sessions and enrolled device (`over`: its options). */
+  const webDeviceTrust = (over: { checkAddress?: boolean } = {}) =>
+    new WebDeviceTrust({
       backend,
       clock,
       audit,
@@ -126,7 +121,16 @@ describe('WebDeviceTrust', () => {
       authentication: new DeviceAuthentication({ ...o, cas, checker }),
       inventory,
       proxyPublicAddr: 'proxy.example:443',
+      ...over,
     });
+
+  beforeEach(async () => {
+    // An enrolled device, cluster device trust required.
+    const f = await startEnrolledDevice({ mode: 'required' });
+    ({ clock, backend, audit, services, cas, inventory, checker, device, tpm, credentialId, close } = f);
+    o = f.deps;
+    sessions = new WebSessions({ backend, clock });
+    trust = webDeviceTrust();
   });
   afterEach(() => close());
 
@@ -221,25 +225,7 @@ describe('WebDeviceTrust', () => {
     const ch = await trust.create(s);
     await assert.rejects(prove(await helper('alice', '10.9.9.9'), ch), refused(WebDeviceErrors.wrongAddr));
     // proxy_service.web_ui.device_address_binding: off (NAT): the same proof from elsewhere passes.
-    trust = new WebDeviceTrust({
-      backend,
-      clock,
-      audit,
-      logger: silentLogger,
-      sessions,
-      authentication: new DeviceAuthentication({
-        inventory,
-        checker,
-        backend,
-        clock,
-        audit,
-        logger: silentLogger,
-        cas,
-      }),
-      inventory,
-      proxyPublicAddr: 'proxy.example:443',
-      checkAddress: false,
-    });
+    trust = webDeviceTrust({ checkAddress: false });
     const again = await trust.create(s);
     const res = await prove(await helper('alice', '10.9.9.9'), again);
     assert.equal(res.device.id, device.metadata.name);
