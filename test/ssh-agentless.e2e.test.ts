@@ -23,10 +23,10 @@ import {
   collectProcess,
   freePort,
   inviteAndSignUp,
+  registerAgentlessNode,
   requireTool,
   runCli,
   spawnCli,
-  startAgentlessSshd,
   startWarden,
   trackProcess,
   type WardenProcess,
@@ -92,28 +92,7 @@ describe('agentless OpenSSH node behind the proxy (openssh CA)', { skip: ssh.ski
     });
     await addUser('alice', 'root');
     // As the README's migration: the node's host certificate, and TrustedUserCAKeys = openssh CA.
-    const prefix = join(w.dir, 'agentless_host');
-    const sign = await wctl(['auth', 'sign', '--host=agentless-1', `--out=${prefix}`]);
-    assert.equal(sign.code, 0, sign.stderr);
-    const ca = await wctl(['auth', 'export', '--type=openssh']);
-    assert.equal(ca.code, 0, ca.stderr);
-    node = await startAgentlessSshd({ dir: w.dir, hostKeyPrefix: prefix, userCaLine: ca.stdout });
-    const created = await wctl(
-      ['create', '-'],
-      [
-        'kind: node',
-        'version: v2',
-        'metadata:',
-        `  name: ${NODE_ID}`,
-        '  labels: { env: test }',
-        'spec:',
-        '  hostname: agentless-1',
-        `  addr: 127.0.0.1:${node.port}`,
-        '  sub_kind: openssh',
-        '',
-      ].join('\n'),
-    );
-    assert.equal(created.code, 0, created.stderr);
+    node = await registerAgentlessNode(w, { hostname: 'agentless-1', id: NODE_ID, labels: 'env: test' });
     cluster = JSON.parse((await wsh('alice', ['status', '--format=json'])).stdout).cluster as string;
     const cfg = await wsh('alice', ['config']);
     assert.equal(cfg.code, 0, cfg.stderr);

@@ -18,9 +18,9 @@ import { after, before, describe, test } from 'node:test';
 import {
   type AgentlessSshd,
   inviteAndSignUp,
+  registerAgentlessNode,
   requireTool,
   runCli,
-  startAgentlessSshd,
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
@@ -127,29 +127,14 @@ describe('agent forwarding follows the roles', { skip }, () => {
     const created = await wctl(['create', '-'], role);
     assert.equal(created.code, 0, created.stderr);
 
-    const prefix = join(w.dir, 'agentless_host');
-    assert.equal((await wctl(['auth', 'sign', '--host=agentless-1', `--out=${prefix}`])).code, 0);
-    const opensshCa = await wctl(['auth', 'export', '--type=openssh']);
     // An sshd that would forward X11 and remote ports for a certificate that permits them, and
     // logs (DEBUG1) every channel and global request it gets: what the proxy refuses must
     // never reach it.
-    agentless = await startAgentlessSshd({
-      dir: w.dir,
-      hostKeyPrefix: prefix,
-      userCaLine: opensshCa.stdout,
+    agentless = await registerAgentlessNode(w, {
+      hostname: 'agentless-1',
+      id: '0d5f3c1a-6a2b-4c1d-9e8f-0a1b2c3d4e5f',
       config: ['X11Forwarding yes', 'AllowTcpForwarding yes', 'LogLevel DEBUG1'],
     });
-    const node = [
-      'kind: node',
-      'version: v2',
-      'metadata: { name: 0d5f3c1a-6a2b-4c1d-9e8f-0a1b2c3d4e5f }',
-      'spec:',
-      '  hostname: agentless-1',
-      `  addr: 127.0.0.1:${agentless.port}`,
-      '  sub_kind: openssh',
-      '',
-    ].join('\n');
-    assert.equal((await wctl(['create', '-'], node)).code, 0);
 
     const x11 = [
       'kind: role',

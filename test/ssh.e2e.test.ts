@@ -13,11 +13,11 @@ import {
   type AgentlessSshd,
   addUserAndLogin,
   freePort,
+  registerAgentlessNode,
   requireTool,
   runCli,
   runCommand,
   spawnCli,
-  startAgentlessSshd,
   startWarden,
   type WardenProcess,
 } from '@warden/testkit';
@@ -176,25 +176,11 @@ describe('SSH through the proxy', { skip: ssh.skip || sshd.skip }, () => {
   });
 
   test('an agentless OpenSSH sshd registered as a node is reached through the proxy', async () => {
-    const prefix = join(w.dir, 'agentless_host');
-    const sign = await wctl(['auth', 'sign', '--host=agentless-1', `--out=${prefix}`]);
-    assert.equal(sign.code, 0, sign.stderr);
-    const userCa = await wctl(['auth', 'export', '--type=openssh']);
-    agentless = await startAgentlessSshd({ dir: w.dir, hostKeyPrefix: prefix, userCaLine: userCa.stdout });
-    const node = [
-      'kind: node',
-      'version: v2',
-      'metadata:',
-      '  name: 5f0e3c1a-6a2b-4c1d-9e8f-0a1b2c3d4e5f',
-      '  labels: { env: test, kind: agentless }',
-      'spec:',
-      '  hostname: agentless-1',
-      `  addr: 127.0.0.1:${agentless.port}`,
-      '  sub_kind: openssh',
-      '',
-    ].join('\n');
-    const created = await wctl(['create', '-'], node);
-    assert.equal(created.code, 0, created.stderr);
+    agentless = await registerAgentlessNode(w, {
+      hostname: 'agentless-1',
+      id: '5f0e3c1a-6a2b-4c1d-9e8f-0a1b2c3d4e5f',
+      labels: 'env: test, kind: agentless',
+    });
     const ls = await wsh('alice', ['ls']);
     assert.match(ls.stdout, /agentless-1/);
     const res = await wsh('alice', ['ssh', 'root@agentless-1', 'echo', 'agentless-ok']);

@@ -58,7 +58,7 @@ export {
   type TrackedProcess,
   trackProcess,
 } from './process';
-export { type AgentlessSshd, startAgentlessSshd } from './sshd';
+export { type AgentlessSshd, registerAgentlessNode, startAgentlessSshd } from './sshd';
 export { flipNvBit, type SwtpmProcess, type SwtpmStartOptions, startSwtpm, writeEkCertChain } from './swtpm';
 export { type SelfSignedOptions, selfSignedCert } from './tls';
 export { requireTool, type ToolCheck } from './tools';
