@@ -19,6 +19,7 @@ import {
 } from '@warden/server';
 import { captureOutput, requireTool, waitForText } from '@warden/testkit';
 import * as pty from 'node-pty';
+import { manualChanges } from '../support/manual-changes';
 import { exited, type NodeFixture, startNode } from './node-fixture';
 
 const skip = ['ssh', 'ssh-keygen'].map(requireTool).find((t) => t.skip)?.skip ?? false;
@@ -101,7 +102,7 @@ describe('locks end live SSH sessions', { skip }, () => {
     // goes on; the delivery ends it at once with the message. Nothing else (no polling) can.
     let views: AccessViews | undefined;
     let monitor: SessionMonitor | undefined;
-    let deliver: (() => void) | undefined;
+    const changes = manualChanges();
     const g = await startNode({
       accessFor: async (services) => {
         views = services.accessViews({ logger: silentLogger });
@@ -111,14 +112,7 @@ describe('locks end live SSH sessions', { skip }, () => {
           checker,
           clock: systemClock,
           logger: silentLogger,
-          changes: [
-            (listener) => {
-              deliver = listener;
-              return () => {
-                deliver = undefined;
-              };
-            },
-          ],
+          changes: [changes.source],
         });
         return { checker, monitor };
       },
@@ -146,8 +140,7 @@ describe('locks end live SSH sessions', { skip }, () => {
       assert.doesNotMatch(term.out(), /ERROR: lock targeting/);
       assert.equal(monitor!.size, 1);
 
-      assert.ok(deliver, 'the monitor subscribed to the change source');
-      deliver!();
+      changes.deliver('the monitor subscribed to the change source');
       assert.equal(monitor!.size, 0, 'ended synchronously by the delivered change');
       assert.notEqual(await term.exit, 0);
       assert.match(term.out(), /\r\nERROR: lock targeting User:"erin" is in force: event-driven\r\n/);

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import type { DbResource, LockResource } from '@warden/api';
+import { manualChanges } from '../../../../../../test/support/manual-changes';
 import { AccessChecker, type Identity, makeIdentity, SessionMonitor } from '../../../access';
 import { MemoryAuditLog } from '../../../audit';
 import { FakeClock } from '../../../clock';
@@ -55,7 +56,7 @@ class HoldingEngineDouble implements DbEngine {
 function setup(opts: { lockingMode?: string; stale?: number } = {}) {
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   let locks: LockResource[] = [];
-  let deliver: (() => void) | undefined;
+  const changes = manualChanges();
   const checker = new AccessChecker({
     clock,
     locks: { values: () => locks, staleForMs: () => opts.stale ?? 0 },
@@ -68,14 +69,7 @@ function setup(opts: { lockingMode?: string; stale?: number } = {}) {
     checker,
     clock,
     logger: silentLogger,
-    changes: [
-      (listener) => {
-        deliver = listener;
-        return () => {
-          deliver = undefined;
-        };
-      },
-    ],
+    changes: [changes.source],
   });
   const engine = new HoldingEngineDouble();
   const service = new DbService({
@@ -101,8 +95,7 @@ function setup(opts: { lockingMode?: string; stale?: number } = {}) {
     /** Replaces the lock view and delivers its change, as the watch does. */
     setLocks(l: LockResource[]) {
       locks = l;
-      assert.ok(deliver, 'the monitor subscribed');
-      deliver();
+      changes.deliver('the monitor subscribed');
     },
     close() {
       service.close();
