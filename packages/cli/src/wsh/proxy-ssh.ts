@@ -6,6 +6,7 @@
 import { dialNode, proxyError, requireUnexpired } from '@warden/client';
 import { type CommandContext, str } from '../command';
 import { requireProfile } from '../profile';
+import { relayFd } from './fd-relay';
 import { chooseLogin, nodeFromHost, parseTarget } from './target';
 
 export async function runProxySsh(ctx: CommandContext): Promise<number> {
@@ -19,13 +20,19 @@ export async function runProxySsh(ctx: CommandContext): Promise<number> {
   } catch (e) {
     throw proxyError(e);
   }
+  // OpenSSH's pipe is read into reused buffers (fd-relay.ts); a terminal or a file on fd 0, or
+  // a context that is not the process's own (tests), is piped.
+  const relay = ctx.stdin === process.stdin ? relayFd(0, stream) : undefined;
   await new Promise<void>((done) => {
     stream.once('close', () => done());
     stream.on('error', () => stream.destroy());
-    ctx.stdin.pipe(stream);
+    if (!relay) ctx.stdin.pipe(stream);
     stream.pipe(ctx.stdout, { end: false });
   });
-  ctx.stdin.unpipe(stream);
-  ctx.stdin.pause();
+  if (relay) relay.close();
+  else {
+    ctx.stdin.unpipe(stream);
+    ctx.stdin.pause();
+  }
   return 0;
 }

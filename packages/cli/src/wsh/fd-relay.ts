@@ -1,0 +1,69 @@
+/**
+ * The ProxyCommand's upload direction: OpenSSH writes the SSH stream into a pipe (our fd 0),
+ * and every byte goes on into the TLS tunnel. `process.stdin.pipe(tunnel)` reads that pipe
+ * into a fresh 64 KiB buffer per read and copies what was read into a right-sized one — a
+ * malloc, a copy and an ArrayBuffer for the garbage collector per ~45 kB (bench/README.md, SSH,
+ * fifth round). Here the pipe is read into a few 64 KiB buffers that are used again: a buffer
+ * goes back to the pool only when the tunnel's write of it has completed (TLS encrypts it
+ * then), and reading pauses while the tunnel is above its high-water mark, so the pool stays
+ * at two or three buffers however fast OpenSSH writes.
+ */
+import { type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';
+import type { Writable } from 'node:stream';
+
+/** A read never asks for more than this (libuv's own read size for streams). */
+export const RELAY_READ_SIZE = 64 * 1024;
+
+export interface FdRelay {
+  /** How many read buffers were ever allocated (the pool's size). */
+  readonly buffersAllocated: number;
+  /** Stops reading and releases the fd's handle. */
+  close(): void;
+}
+
+/**
+ * Relays what arrives on `fd` (a pipe or a socket) into `out`, ending `out` at end of input
+ * and destroying it if reading fails. Returns undefined when `fd` is neither (a file, a
+ * terminal): the caller then pipes its stream as before.
+ */
+export function relayFd(fd: number, out: Writable): FdRelay | undefined {
+  const free: Buffer[] = [];
+  let allocated = 0;
+  let input: Socket;
+  // `onread` is a documented option of net.Socket's constructor; @types/node lists it for connect().
+  const options: SocketConstructorOpts & { onread: OnReadOpts } = {
+    fd,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer: () => {
+        const b = free.pop();
+        if (b) return b;
+        allocated++;
+        return Buffer.allocUnsafe(RELAY_READ_SIZE);
+      },
+      callback: (n: number, buf: Uint8Array) => {
+        const b = buf as Buffer;
+        // The write holds a view of `b` until its callback; only then may a read reuse it.
+        if (!out.write(b.subarray(0, n), () => free.push(b))) {
+          input.pause();
+          out.once('drain', () => input.resume());
+        }
+        return true;
+      },
+    },
+  };
+  try {
+    input = new Socket(options);
+  } catch {
+    return undefined; // ERR_INVALID_FD_TYPE: not a pipe or a socket
+  }
+  input.on('end', () => out.end());
+  input.on('error', () => out.destroy());
+  return {
+    get buffersAllocated() {
+      return allocated;
+    },
+    close: () => input.destroy(),
+  };
+}
