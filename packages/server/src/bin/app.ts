@@ -20,8 +20,8 @@ import { type AppResource, WardenError } from '@warden/api';
 import type { Backend } from '../backend';
 import type { AppServiceConfig, HostPort } from '../config';
 import { type ApiDeps, AppRouting } from '../proxy';
-import { ResourceCache } from '../services';
-import { AppHeartbeat, AppService, appResourceFromConfig, type WebAppHooks } from '../srv/app';
+import { ResourceCache, ResourceHeartbeat } from '../services';
+import { AppService, appResourceFromConfig, type WebAppHooks } from '../srv/app';
 import type { ProtocolDeps } from './protocol-deps';
 
 export interface AppAccessDeps extends ProtocolDeps {
@@ -82,7 +82,7 @@ export function accessViewChanges(views: {
 
 export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposition> {
   let service: AppService | undefined;
-  let heartbeat: AppHeartbeat | undefined;
+  let heartbeat: ResourceHeartbeat<AppResource> | undefined;
   const closers: (() => void)[] = [];
   if (d.config.enabled) {
     const apps = new ResourceCache<AppResource>({
@@ -109,11 +109,12 @@ export async function startAppAccess(d: AppAccessDeps): Promise<AppAccessComposi
       ...(d.leanHttp1 !== undefined ? { leanHttp1: d.leanHttp1 } : {}),
     });
     if (d.config.apps.length > 0) {
-      heartbeat = new AppHeartbeat({
+      heartbeat = new ResourceHeartbeat({
         store: d.services.apps,
+        resources: d.config.apps.map(appResourceFromConfig),
+        what: 'app',
         clock: d.clock,
         logger: d.logger,
-        apps: d.config.apps.map(appResourceFromConfig),
       });
       await heartbeat.start();
     }

@@ -12,18 +12,12 @@
  *   if (socket.alpnProtocol === DB_ALPN) db.tunnels.handle(socket);
  *   // on close: db.close();
  */
-import type { DbProtocol } from '@warden/api';
+import type { DbProtocol, DbResource } from '@warden/api';
 import type { Identity } from '../access';
 import { type DbServiceConfig, formatHostPort } from '../config';
 import { DbDirect, type DbDirectOptions, type DbTunnelOptions, DbTunnels, DbView } from '../proxy';
-import {
-  DbHeartbeat,
-  DbService,
-  dbCertIssuer,
-  dbResourceFromConfig,
-  MySqlEngine,
-  PostgresEngine,
-} from '../srv/db';
+import { ResourceHeartbeat } from '../services';
+import { DbService, dbCertIssuer, dbResourceFromConfig, MySqlEngine, PostgresEngine } from '../srv/db';
 import type { ProtocolDeps } from './protocol-deps';
 
 export interface DbAccessDeps extends ProtocolDeps {
@@ -51,7 +45,7 @@ export interface DbAccessComposition {
 
 export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessComposition> {
   let service: DbService | undefined;
-  let heartbeat: DbHeartbeat | undefined;
+  let heartbeat: ResourceHeartbeat<DbResource> | undefined;
   if (d.config.enabled) {
     service = new DbService({
       clock: d.clock,
@@ -73,7 +67,13 @@ export async function startDbAccess(d: DbAccessDeps): Promise<DbAccessCompositio
       }),
     );
     if (databases.length > 0) {
-      heartbeat = new DbHeartbeat({ dbs: d.services.dbs, clock: d.clock, logger: d.logger, databases });
+      heartbeat = new ResourceHeartbeat({
+        store: d.services.dbs,
+        resources: databases,
+        what: 'database',
+        clock: d.clock,
+        logger: d.logger,
+      });
       await heartbeat.start();
     }
   }

@@ -27,7 +27,7 @@
  * SSE, nginx, curl, swtpm device trust, locks).
  */
 export { badGateway, type ForwardContext, Forwarder, type Upstream, upstreamHeaders } from './forward';
-export { AppHeartbeat, appResourceFromConfig } from './heartbeat';
+export { appResourceFromConfig } from './heartbeat';
 export {
   APP_DEVICE_TRUST_REQUIRED,
   type AppRefusal,

@@ -13,13 +13,7 @@
  */
 export { type DbInfo, dbTarget, reachableDbs } from './access';
 export { endWith, refuseAtOpening } from './end-with';
-export {
-  DB_HEARTBEAT_INTERVAL_MS,
-  DB_HEARTBEAT_TTL_MS,
-  DbHeartbeat,
-  type DbHeartbeatOptions,
-  dbResourceFromConfig,
-} from './heartbeat';
+export { dbResourceFromConfig } from './heartbeat';
 export { type RelayOptions, relay, type Tap, TapBase, type TapSink, TERMINATE_GRACE_MS } from './relay';
 export { DbService, type DbServiceOptions } from './service';
 export { type DbQuery, DbSession, type DbSessionDeps } from './session';
