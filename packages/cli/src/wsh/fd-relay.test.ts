@@ -58,7 +58,7 @@ test('relays a pipe byte for byte through a few reused buffers, with back-pressu
   assert.equal(got.bytes, data.length);
   assert.equal(got.sha256, createHash('sha256').update(data).digest('hex'));
   // 8 MiB in reads of at most 64 KiB: 128 reads or more, yet only the buffers in flight exist
-  // (the sink's 256 KiB high-water mark, the write above it that paused reading, the next read).
+  // (256 KiB in flight before reading pauses, the read that passed it, the next one).
   assert.ok(got.buffers >= 1 && got.buffers <= 8, `read buffers allocated: ${got.buffers}`);
 });
 

@@ -5,14 +5,16 @@
  * malloc, a copy and an ArrayBuffer for the garbage collector per ~45 kB (bench/README.md, SSH,
  * fifth round). Here the pipe is read into a few 64 KiB buffers that are used again: a buffer
  * goes back to the pool only when the tunnel's write of it has completed (TLS encrypts it
- * then), and reading pauses while the tunnel is above its high-water mark, so the pool stays
- * at two or three buffers however fast OpenSSH writes.
+ * then), and reading pauses while 256 KiB are in flight, so the pool stays at a handful of
+ * buffers however fast OpenSSH writes.
  */
 import { type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';
 import type { Writable } from 'node:stream';
 
 /** A read never asks for more than this (libuv's own read size for streams). */
 export const RELAY_READ_SIZE = 64 * 1024;
+/** Reading pauses while this much is written but not yet taken by `out`. */
+const MAX_IN_FLIGHT = 4 * RELAY_READ_SIZE;
 
 export interface FdRelay {
   /** How many read buffers were ever allocated (the pool's size). */
@@ -45,7 +47,10 @@ export function relayFd(fd: number, out: Writable): FdRelay | undefined {
       callback: (n: number, buf: Uint8Array) => {
         const b = buf as Buffer;
         // The write holds a view of `b` until its callback; only then may a read reuse it.
-        if (!out.write(b.subarray(0, n), () => free.push(b))) {
+        out.write(b.subarray(0, n), () => free.push(b));
+        // Past a few reads' worth in flight, not at the tunnel's 16 KiB high-water mark: every
+        // 64 KiB read passes that, and pausing there cost two epoll_ctl calls per read.
+        if (out.writableLength >= MAX_IN_FLIGHT) {
           input.pause();
           out.once('drain', () => input.resume());
         }
