@@ -5,17 +5,7 @@
  * this wbot (from the sources under tsx). Only node: built-ins and a quoting helper: wbot
  * loads no ssh code (test/bots/wbot-bundle.test.ts).
  */
-import { existsSync, realpathSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { relayCommandLine, shellQuote } from '@warden/client';
-
-function realpathOr(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path;
-  }
-}
+import { bundledRelay, realpathOr, shellQuote } from '@warden/client';
 
 /**
  * `node [flags] <wsh-proxy-ssh.js | wsh>` quoted for sh; the caller appends `-i IDENTITY` (the
@@ -31,9 +21,8 @@ export function proxySshCommandLine(
   execArgv: readonly string[] = process.execArgv,
   script: string = process.argv[1] ?? 'wbot',
 ): string {
-  const path = realpathOr(resolve(script));
-  const alone = join(dirname(path), 'wsh-proxy-ssh.js');
-  if (basename(path) === 'wbot.js' && existsSync(alone)) return relayCommandLine(execPath, execArgv, alone);
+  const { path, relay } = bundledRelay(execPath, execArgv, script, 'wbot.js');
+  if (relay) return relay;
   const wsh = realpathOr(path.replace(/wbot(\.[cm]?[jt]s)?$/, 'wsh$1'));
   return [execPath, ...execArgv, wsh].map(shellQuote).join(' ');
 }

@@ -2,10 +2,10 @@
  * `wsh ssh`, `wsh ls`, `wsh config` and `wsh proxy ssh`: thin commands over the SSH client in
  * `@warden/client` (dial through the proxy, certificate login, host certificate check).
  */
-import { existsSync, realpathSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseSshCertificate, WardenError } from '@warden/api';
 import {
+  bundledRelay,
   clientForProfile,
   connectNode,
   cpuHasAes,
@@ -19,7 +19,7 @@ import {
   parseForwardSpec,
   proxyError,
   ptyRequest,
-  relayCommandLine,
+  realpathOr,
   runSession,
   shellQuote,
   startLocalForward,
@@ -213,19 +213,8 @@ export function proxySshCommandLine(
   execArgv: readonly string[] = process.execArgv,
   script: string = process.argv[1] ?? 'wsh',
 ): string {
-  const path = realpathOr(resolve(script));
-  const alone = join(dirname(path), 'wsh-proxy-ssh.js');
-  const bundled = basename(path) === 'wsh.js' && existsSync(alone);
-  if (!bundled) return wshCommandLine(execPath, execArgv, path);
-  return relayCommandLine(execPath, execArgv, realpathOr(alone));
-}
-
-function realpathOr(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path;
-  }
+  const { path, relay } = bundledRelay(execPath, execArgv, script, 'wsh.js');
+  return relay ?? wshCommandLine(execPath, execArgv, path);
 }
 
 export async function runConfig(ctx: CommandContext): Promise<number> {

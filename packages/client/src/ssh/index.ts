@@ -14,11 +14,13 @@ export { type ForwardSpec, type LocalForward, parseForwardSpec, startLocalForwar
 export { type HostCertificateCheck, hostCaKeys, verifyHostCertificate } from './host-cert';
 export {
   AES_FIRST_CIPHERS,
+  bundledRelay,
   cpuHasAes,
   OPENSSH_FILES,
   type OpenSshConfigOptions,
   openSshConfig,
   openSshMatchConfig,
+  realpathOr,
   relayCommandLine,
   shellQuote,
   writeOpenSshIdentityPub,

@@ -23,8 +23,8 @@
  * Who may import: this folder (index.ts re-exports). Tested by openssh-config.test.ts and in
  * test/ssh-client/ with a real `ssh` against a real `sshd`.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /**
  * The cipher order of Warden's own SSH client (ssh2, `wsh ssh`) on a CPU with AES
@@ -123,6 +123,33 @@ export function shellQuote(word: string): string {
 export function relayCommandLine(execPath: string, execArgv: readonly string[], script: string): string {
   const node = [execPath, '--use-openssl-ca', ...execArgv, script].map(shellQuote).join(' ');
   return `env -u NODE_EXTRA_CA_CERTS SSL_CERT_FILE=/dev/null SSL_CERT_DIR=/dev/null ${node}`;
+}
+
+/** `path` with its symlinks resolved, or as it is when it does not exist (yet). */
+export function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * The CLI `script` (e.g. process.argv[1]) with its symlinks resolved (`path`), and the
+ * ProxyCommand OpenSSH should run (`relay`, relayCommandLine) when it is the bundled `bundle`
+ * (`wsh.js`, `wbot.js`) with dist/wsh-proxy-ssh.js (`wsh proxy ssh` alone in one file, which
+ * starts fastest) beside it; `relay` is undefined otherwise (the sources under tsx).
+ */
+export function bundledRelay(
+  execPath: string,
+  execArgv: readonly string[],
+  script: string,
+  bundle: string,
+): { path: string; relay: string | undefined } {
+  const path = realpathOr(resolve(script));
+  const alone = join(dirname(path), 'wsh-proxy-ssh.js');
+  const bundled = basename(path) === bundle && existsSync(alone);
+  return { path, relay: bundled ? relayCommandLine(execPath, execArgv, realpathOr(alone)) : undefined };
 }
 
 /** A file argument for ssh_config: `%` doubled (it expands %-tokens), quoted if needed. */
