@@ -21,6 +21,7 @@ import {
   startPostgres,
 } from '@warden/testkit';
 import pg from 'pg';
+import { pgCancelRequest } from '../support/db-engine';
 import { startCore } from '../support/in-process';
 import { type Cluster, cli, runClient, startCluster, waitFor } from './cluster';
 import {
@@ -317,13 +318,8 @@ describe('PostgreSQL through Warden', { skip }, () => {
         (e: Error) => e.message,
       );
       await waitFor(runningSleeps(30), /^[1-9]/);
-      const cancel = Buffer.alloc(16);
-      cancel.writeInt32BE(16, 0);
-      cancel.writeInt32BE(80877102, 4);
-      cancel.writeInt32BE(processID, 8);
-      cancel.writeInt32BE(secretKey, 12);
       const s = netConnect({ host: '127.0.0.1', port: tunnelPort });
-      s.end(cancel);
+      s.end(pgCancelRequest(processID, secretKey));
       assert.match(await sleeping, /canceling statement due to user request/);
       assert.equal((await client.query('select 1 as one')).rows[0].one, 1);
     } finally {
@@ -619,14 +615,6 @@ describe('PostgreSQL through Warden', { skip }, () => {
     // secret (nothing happens), then inside TLS after an SSLRequest with the certificate (as
     // libpq 17's cancel API does), then plain.
     const client = await directPg(d);
-    const cancelPacket = (processId: number, secretKey: number) => {
-      const b = Buffer.alloc(16);
-      b.writeInt32BE(16, 0);
-      b.writeInt32BE(80877102, 4);
-      b.writeInt32BE(processId, 8);
-      b.writeInt32BE(secretKey, 12);
-      return b;
-    };
     /** A plain CancelRequest; resolves once the proxy closed the connection (it answers nothing). */
     const plainCancel = (packet: Buffer) =>
       new Promise<string>((resolve, reject) => {
@@ -648,7 +636,11 @@ describe('PostgreSQL through Warden', { skip }, () => {
         );
       let sleeping = sleep();
       await waitFor(runningSleeps(30), /^[1-9]/);
-      assert.equal(await plainCancel(cancelPacket(processID, secretKey ^ 1)), '', 'says nothing either way');
+      assert.equal(
+        await plainCancel(pgCancelRequest(processID, secretKey ^ 1)),
+        '',
+        'says nothing either way',
+      );
       assert.match(runningSleeps(30)(), /^[1-9]/, 'a wrong key cancels nothing');
       // SSLRequest, 'S', TLS with the database certificate, then the CancelRequest.
       await new Promise<void>((resolve, reject) => {
@@ -664,7 +656,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
             servername: 'localhost',
           });
           t.on('error', reject);
-          t.on('secureConnect', () => t.end(cancelPacket(processID, secretKey)));
+          t.on('secureConnect', () => t.end(pgCancelRequest(processID, secretKey)));
           t.on('close', () => resolve());
         });
         s.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]));
@@ -672,7 +664,7 @@ describe('PostgreSQL through Warden', { skip }, () => {
       assert.match(await sleeping, /canceling statement due to user request/);
       sleeping = sleep();
       await waitFor(runningSleeps(30), /^[1-9]/);
-      assert.equal(await plainCancel(cancelPacket(processID, secretKey)), '');
+      assert.equal(await plainCancel(pgCancelRequest(processID, secretKey)), '');
       assert.match(await sleeping, /canceling statement due to user request/);
       assert.equal((await client.query('select 1 as one')).rows[0].one, 1, 'the session goes on');
     } finally {

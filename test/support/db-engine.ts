@@ -6,7 +6,9 @@
  * - `FakeDbServer`: the fake database's plumbing (listen on port 0, track sockets, TLS with a
  *   client certificate required); each protocol's test writes only its conversation;
  * - `startEngineProxy()`: the proxy's side, where every connection is a `DbSession` of alice
- *   served by the engine.
+ *   served by the engine;
+ * - `pgCancelRequest()`: a PostgreSQL CancelRequest written byte by byte from the protocol
+ *   document (not with the code under test).
  * A test double (the real databases are in test/db/*.e2e.test.ts). Who may import: `*.test.ts`.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -28,6 +30,16 @@ import {
 } from '../../packages/server/src/srv/db';
 
 export const quietLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A PostgreSQL CancelRequest: length 16, code 80877102, then the process id and secret key. */
+export function pgCancelRequest(processId: number, secretKey: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeInt32BE(16, 0);
+  b.writeInt32BE(80877102, 4);
+  b.writeInt32BE(processId, 8);
+  b.writeInt32BE(secretKey, 12);
+  return b;
+}
 
 export interface FakeDbTls {
   key: string;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type AddressInfo, connect as netConnect } from 'node:net';
 import { test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { dbServerTls } from '../../../../test/support/db-engine';
+import { dbServerTls, pgCancelRequest } from '../../../../test/support/db-engine';
 import { silentLogger } from '../log';
 import { proxyFrontDoor } from './db-direct';
 
@@ -27,14 +27,6 @@ test('a plain CancelRequest at the proxy port (libpq’s ^C, no TLS) goes to the
   });
   await new Promise<void>((r) => door.listen(0, '127.0.0.1', () => r()));
   const { port } = door.address() as AddressInfo;
-  const cancel = (processId: number, secretKey: number) => {
-    const b = Buffer.alloc(16);
-    b.writeInt32BE(16, 0);
-    b.writeInt32BE(80877102, 4);
-    b.writeInt32BE(processId, 8);
-    b.writeInt32BE(secretKey, 12);
-    return b;
-  };
   /** Sends `pieces` one write at a time; resolves with what the server said once it closed. */
   const exchange = (pieces: Buffer[]) =>
     new Promise<string>((resolve, reject) => {
@@ -52,7 +44,7 @@ test('a plain CancelRequest at the proxy port (libpq’s ^C, no TLS) goes to the
       next();
     });
   try {
-    const plain = cancel(123456, -987654321);
+    const plain = pgCancelRequest(123456, -987654321);
     // In two pieces: the key arrives after the head.
     assert.equal(
       await exchange([plain.subarray(0, 10), plain.subarray(10)]),
@@ -60,7 +52,7 @@ test('a plain CancelRequest at the proxy port (libpq’s ^C, no TLS) goes to the
       'nothing is said either way',
     );
     const gssenc = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
-    assert.equal(await exchange([gssenc, cancel(7, 8)]), 'N');
+    assert.equal(await exchange([gssenc, pgCancelRequest(7, 8)]), 'N');
     assert.deepEqual(cancels, [
       { key: { processId: 123456, secretKey: -987654321 }, addr: '127.0.0.1' },
       { key: { processId: 7, secretKey: 8 }, addr: '127.0.0.1' },
