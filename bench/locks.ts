@@ -50,17 +50,18 @@ import {
   freePort,
   type MariaDbServer,
   type PostgresServer,
+  registerAgentlessNode,
   requireMariaDb,
   requirePostgres,
   requireTool,
   runCli,
   signupWithTotp,
-  startAgentlessSshd,
   startMariaDb,
   startPostgres,
   startSwtpm,
   startWarden,
   type WardenProcess,
+  wardenStorage,
 } from '@warden/testkit';
 import { cpuMs, type Goal, goal, verdict } from './goals';
 import {
@@ -417,15 +418,7 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
     } else {
       const store: PostgresServer = await startPostgres({ password: DB_PASSWORD });
       stops.push(() => store.stop());
-      const storage = [
-        'storage:',
-        '  type: postgres',
-        `  conn_string: postgres://${store.user}@${store.host}:${store.port}/${store.database}`,
-        '  password_env: WARDEN_BENCH_DB_PASSWORD',
-        '  schema: bench_locks',
-        '',
-      ].join('\n');
-      const env = { WARDEN_BENCH_DB_PASSWORD: DB_PASSWORD };
+      const { yaml: storage, env } = wardenStorage(store, DB_PASSWORD, 'bench_locks');
       const a = startWarden({
         configYaml: `${auth}${storage}ssh_service:\n  enabled: false\n`,
         env,
@@ -441,14 +434,11 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
       ];
       label = 'PostgreSQL, 2 replicas (lock written through A, sessions on B)';
     }
-    const wctl = (argv: string[], input?: string) =>
-      runCli('wctl', argv, {
-        env: { WARDEN_DATA_DIR: writer.dataDir, WARDEN_HOME: join(dir, 'home-admin') },
-        input,
-      });
+    const adminEnv = { WARDEN_DATA_DIR: writer.dataDir, WARDEN_HOME: join(dir, 'home-admin') };
+    const wctl = (argv: string[], input?: string) => runCli('wctl', argv, { env: adminEnv, input });
     const home = (kind: Kind) => join(dir, `home-${kind}`);
 
-    // Certificates for the databases and the agentless node, the user CA, roles, a TPM.
+    // Certificates for the databases, roles, a TPM (the agentless node: registerAgentlessNode below).
     const role = (name: string) =>
       [
         'kind: role',
@@ -463,14 +453,10 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
         `    db_names: [${DB_NAME}]`,
         '',
       ].join('\n');
-    const [, , userCa, tpm] = await Promise.all([
+    const [, tpm] = await Promise.all([
       wctl(['auth', 'sign', '--format=db', '--host=localhost,127.0.0.1', `--out=${join(dir, 'db')}`]).then(
         (r) => must('wctl auth sign --format=db', r),
       ),
-      wctl(['auth', 'sign', `--host=${AGENTLESS}`, `--out=${join(dir, 'agentless_host')}`]).then((r) =>
-        must('wctl auth sign --host', r),
-      ),
-      wctl(['auth', 'export', '--type=openssh']).then((r) => must('wctl auth export', r)),
       startSwtpm({ ekCert: true }),
       wctl(['create', '-'], role('bench-sessions')).then((r) => must('wctl create role', r)),
       wctl(['create', '-'], role(LOCKED_ROLE)).then((r) => must('wctl create role', r)),
@@ -558,23 +544,11 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
       (async (): Promise<AgentlessSshd> => {
         const sshdDir = join(dir, 'sshd');
         await mkdir(sshdDir);
-        const s = await startAgentlessSshd({
-          dir: sshdDir,
-          hostKeyPrefix: join(dir, 'agentless_host'),
-          userCaLine: userCa.stdout,
-        });
+        const s = await registerAgentlessNode(
+          { dir: sshdDir, env: adminEnv },
+          { hostname: AGENTLESS, id: AGENTLESS_ID, labels: 'env: bench' },
+        );
         stops.push(() => s.stop());
-        const node = [
-          'kind: node',
-          'version: v2',
-          `metadata: { name: ${AGENTLESS_ID}, labels: { env: bench } }`,
-          'spec:',
-          `  hostname: ${AGENTLESS}`,
-          `  addr: 127.0.0.1:${s.port}`,
-          '  sub_kind: openssh',
-          '',
-        ].join('\n');
-        must('wctl create node', await wctl(['create', '-'], node));
         return s;
       })(),
       // Users: added through the writer, signed up and logged in through the serving replica.
