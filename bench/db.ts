@@ -86,8 +86,25 @@ const { values: args } = parseArgs({
     hold: { type: 'boolean', default: false },
     'warden-js': { type: 'string' },
     'pg-paths': { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  console.log(`Usage: npm run bench:db -- [--only=mysql|postgres] [options]
+
+  --only=P          mysql or postgres (default both)
+  --rounds=N        rounds per workload, alternating Warden and the baseline (default 5)
+  MySQL:       --queries=N (point selects per round, default 2000), --connects=N (default 50)
+  PostgreSQL:  --seconds=S (pgbench run, default 10), --clients=LIST (default 4,16,64),
+               --extra-seconds=S, --extra-rounds=N (the client counts after the first; 5, 2),
+               --pg-paths=LIST (of direct, warden, socket, proxy, pgbouncer; default all)
+  --profile=DIR     warden and wsh write V8 CPU profiles to DIR
+  --hold            set up, print each path's settings and wait for Ctrl-C
+  --warden-js=FILE  run another build's warden.js (before/after comparisons)
+
+Needs a build (npm run build), mariadbd, mariadb-install-db, postgresql-15 and openssl.`);
+  process.exit(0);
+}
 /** `--pg-paths=proxy,pgbouncer`: only these PostgreSQL paths run pgbench (default: all of them). */
 const PG_PATHS = args['pg-paths']?.split(',');
 const PG_PATH_NAMES = ['direct', 'warden', 'socket', 'proxy', 'pgbouncer'];
