@@ -146,10 +146,24 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - start;
 }
 
-/** Signs up `user` (roles) in `w` with TOTP and logs them in; returns their env. */
-async function loginUser(w: WardenProcess, user: string, roles: string): Promise<NodeJS.ProcessEnv> {
-  return (await addUserAndLogin(w, user, { roles, home: join(w.dir, `home-${user}`), password: PASSWORD }))
-    .env;
+/**
+ * The role bench-db (db user "bench", every database) and the user "bencher" with it, signed
+ * up with TOTP and logged in; returns their env.
+ */
+async function benchDbUser(w: WardenProcess): Promise<NodeJS.ProcessEnv> {
+  await create(
+    w,
+    'role',
+    'kind: role\nversion: v7\nmetadata:\n  name: bench-db\nspec:\n  allow:\n    db_labels: { "*": "*" }\n    db_users: [bench]\n    db_names: ["*"]\n',
+  );
+  const user = 'bencher';
+  return (
+    await addUserAndLogin(w, user, {
+      roles: 'bench-db',
+      home: join(w.dir, `home-${user}`),
+      password: PASSWORD,
+    })
+  ).env;
 }
 
 /**
@@ -307,12 +321,7 @@ async function benchMysql(): Promise<void> {
       // `--warden-js=PATH`: another build's warden (a before/after comparison of the MySQL paths).
       ...(args['warden-js'] ? { wardenJs: args['warden-js'] } : {}),
     });
-    await create(
-      w,
-      'role',
-      'kind: role\nversion: v7\nmetadata:\n  name: bench-db\nspec:\n  allow:\n    db_labels: { "*": "*" }\n    db_users: [bench]\n    db_names: ["*"]\n',
-    );
-    const env = await loginUser(w, 'bencher', 'bench-db');
+    const env = await benchDbUser(w);
 
     // 2. MariaDB with a certificate from the db CA; "bench" by certificate, "direct" by password.
     const { ca, cert, key } = await signDbServer(w, 'mariadb');
@@ -686,12 +695,7 @@ async function benchPostgres(): Promise<void> {
       nodeArgs,
       ...(args['warden-js'] ? { wardenJs: args['warden-js'] } : {}),
     });
-    await create(
-      w,
-      'role',
-      'kind: role\nversion: v7\nmetadata:\n  name: bench-db\nspec:\n  allow:\n    db_labels: { "*": "*" }\n    db_users: [bench]\n    db_names: ["*"]\n',
-    );
-    const env = await loginUser(w, 'bencher', 'bench-db');
+    const env = await benchDbUser(w);
 
     // 2. PostgreSQL as the e2e tests set it up (certificate from the db CA, `cert` auth only),
     //    also trusting the direct path's own CA.
