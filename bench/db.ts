@@ -49,7 +49,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -68,6 +67,7 @@ import {
   startPostgres,
   startWarden,
   type WardenProcess,
+  waitForListener,
 } from '@warden/testkit';
 import mysql from 'mysql2/promise';
 import { cpuMs, type Goal, goal, loadAverage, verdict } from './goals';
@@ -568,23 +568,6 @@ function directClientCert(dir: string, user: string): { ca: string; cert: string
   return { ca: join(dir, 'ca.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
 }
 
-/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
-async function waitForPort(port: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = netConnect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}:\n${what()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /**
  * pgbouncer between pgbench and PostgreSQL with certificates on both sides (clients: the
  * database's certificate and `auth_type = cert`; server: the direct path's client certificate),
@@ -654,7 +637,12 @@ async function startPgbouncer(o: {
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   try {
-    await waitForPort(port, () => log);
+    await waitForListener(port, {
+      name: 'pgbouncer',
+      log: () => log,
+      exited: () => child.exitCode !== null,
+      timeoutMs: 20_000,
+    });
   } catch (e) {
     child.kill('SIGKILL');
     throw e;

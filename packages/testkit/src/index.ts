@@ -39,7 +39,7 @@ export {
 export { withMachineLock } from './machine-lock';
 export { type MariaDbServer, type MariaDbServerOptions, requireMariaDb, startMariaDb } from './mariadb';
 export { type NginxOptions, type NginxServer, requireNginx, startNginx } from './nginx';
-export { freePort } from './ports';
+export { acceptsTcp, freePort, waitForListener } from './ports';
 export {
   type PostgresServer,
   type PostgresServerOptions,

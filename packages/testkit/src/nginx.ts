@@ -6,10 +6,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports';
+import { freePort, waitForListener } from './ports';
 import { requireTool, type ToolCheck } from './tools';
 
 export interface NginxOptions {
@@ -91,24 +90,10 @@ http {
   child.stderr!.on('data', (c) => {
     err += c;
   });
-  await new Promise<void>((resolve, reject) => {
-    const until = Date.now() + 10_000;
-    const exited = () => reject(new Error(`nginx exited: ${err}`));
-    child.once('exit', exited);
-    const poll = () => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        child.off('exit', exited);
-        resolve();
-      });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > until) reject(new Error(`nginx did not start: ${err}`));
-        else setTimeout(poll, 50);
-      });
-    };
-    poll();
+  await waitForListener(port, {
+    name: 'nginx',
+    log: () => err,
+    exited: () => child.exitCode !== null || child.signalCode !== null,
   });
   return {
     port,

@@ -11,7 +11,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 const LOWEST = 10_000;
 const handedOut = new Set<number>();
@@ -35,6 +35,37 @@ function canListen(port: number): Promise<boolean> {
     s.once('error', () => res(false));
     s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => res(true)));
   });
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+export function acceptsTcp(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      res(true);
+    });
+    s.on('error', () => res(false));
+  });
+}
+
+/**
+ * Resolves once the process `name` started accepts TCP connections on 127.0.0.1:`port`
+ * (polled every 50 ms); fails at once when `exited()` says it is gone, or after `timeoutMs`,
+ * with `log()` (its output so far).
+ */
+export async function waitForListener(
+  port: number,
+  o: { name: string; log: () => string; exited?: () => boolean; timeoutMs?: number },
+): Promise<void> {
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (await acceptsTcp(port)) return;
+    if (o.exited?.()) throw new Error(`${o.name} exited before it listened on ${port}:\n${o.log()}`);
+    if (Date.now() > until)
+      throw new Error(`${o.name} did not listen on ${port} in ${timeoutMs / 1000} s:\n${o.log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** A port on 127.0.0.1 that nothing listens on (see the file's comment for how it is chosen). */

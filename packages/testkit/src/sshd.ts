@@ -6,10 +6,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { runCli, succeeded } from './cli';
-import { freePort } from './ports';
+import { freePort, waitForListener } from './ports';
 
 export interface AgentlessSshd {
   port: number;
@@ -61,19 +60,7 @@ export async function startAgentlessSshd(opts: {
     log += c;
   });
   // Ready once the port accepts connections.
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((res) => {
-      const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        res(true);
-      });
-      s.on('error', () => res(false));
-    });
-    if (ok) break;
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sshd did not start:\n${log}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitForListener(port, { name: 'sshd', log: () => log, exited: () => child.exitCode !== null });
   return {
     port,
     log: () => log,
