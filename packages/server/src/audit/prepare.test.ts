@@ -140,29 +140,58 @@ test('db.query fast path: what the general path refuses is refused with its word
   }
 });
 
+/**
+ * Values of each JSON kind, secrets and the words the fast paths look for: what the random
+ * tests below put into an event's fields.
+ */
+const POOL: unknown[] = [
+  undefined,
+  null,
+  1,
+  '',
+  'x',
+  'q"\\\n',
+  'y'.repeat(4097),
+  PEM,
+  {},
+  [],
+  ['a', 'b'],
+  ['a', null],
+  [PEM],
+  { id: 'd' },
+  { id: 'd', os_type: 'linux', extra: 1 },
+  { kind: 'db', name: 'n' },
+  { kind: 'db', name: 'n', labels: { env: 'x' } },
+  { kind: 'db', name: 'n', labels: { env: 'x', token: 'y' } },
+  true,
+  false,
+  'user',
+  'db',
+  'bot',
+  'human',
+  'local',
+];
+
+/** A repeatable random source (a 32-bit LCG from `seed`): `rand(n)` is in [0, n). */
+function seeded(seed: number): (n: number) => number {
+  return (n) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return (seed >>> 16) % n;
+  };
+}
+
+/** Sets 1 to `most` of `keys` (random ones) in `input` to random values of POOL. */
+function scramble(
+  input: Record<string, unknown>,
+  keys: string[],
+  most: number,
+  rand: (n: number) => number,
+): Record<string, unknown> {
+  for (let m = rand(most); m >= 0; m--) input[keys[rand(keys.length)]!] = POOL[rand(POOL.length)];
+  return input;
+}
+
 test('db.query fast path: random inputs come out as the general path makes them', () => {
-  const pool: unknown[] = [
-    undefined,
-    null,
-    1,
-    '',
-    'x',
-    'y'.repeat(4097),
-    PEM,
-    {},
-    [],
-    ['a', null],
-    [PEM],
-    { id: 'd' },
-    { id: 'd', os_type: 'linux', extra: 1 },
-    { kind: 'db', name: 'n' },
-    { kind: 'db', name: 'n', labels: { env: 'x', token: 'y' } },
-    true,
-    false,
-    'db',
-    'bot',
-    'human',
-  ];
   const keys = [
     ...Object.keys(dbQuery()),
     'device',
@@ -172,14 +201,9 @@ test('db.query fast path: random inputs come out as the general path makes them'
     'secret',
     'other',
   ];
-  let seed = 42;
-  const rand = (n: number) => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rand = seeded(42);
   for (let round = 0; round < 2000; round++) {
-    const input = dbQuery();
-    for (let m = rand(3); m >= 0; m--) input[keys[rand(keys.length)]!] = pool[rand(pool.length)];
+    const input = scramble(dbQuery(), keys, 3, rand);
     const name = JSON.stringify(input);
     assert.equal(
       outcome(() => prepareAuditEvent(input as AuditEventInput, 1_700_000_000_000)),
@@ -251,34 +275,12 @@ test('db.query session template: the same JSON as the general path, or no templa
 });
 
 test('db.query session template: random inputs come out as the general path makes them', () => {
-  const pool: unknown[] = [
-    undefined,
-    null,
-    1,
-    '',
-    'x',
-    'q"\\\n',
-    'y'.repeat(4097),
-    PEM,
-    ['a', null],
-    [PEM],
-    [],
-    { id: 'd' },
-    { kind: 'db', name: 'n', labels: { env: 'x' } },
-    'bot',
-    'db',
-  ];
   const keys = [...Object.keys(dbQuery()), 'device', 'user_kind', 'error', 'other'];
-  let seed = 7;
-  const rand = (n: number) => {
-    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
-    return (seed >>> 16) % n;
-  };
+  const rand = seeded(7);
   let same = 0;
   const counts: Record<string, number> = {};
-  for (let round = 0; round < 2000; round++) {
-    const input = dbQuery();
-    for (let m = rand(3); m >= 0; m--) input[keys[rand(keys.length)]!] = pool[rand(pool.length)];
+  for (let round = 0; round < 2400; round++) {
+    const input = scramble(dbQuery(), keys, 3, rand);
     let general = true;
     try {
       prepareAuditEventGeneral(input as AuditEventInput, 1_700_000_000_000);
@@ -406,34 +408,7 @@ test('flat fast path: device authentication and certificate events take it and s
 });
 
 test('flat fast path: for every event type, random inputs come out as the general path makes them', () => {
-  const pool: unknown[] = [
-    undefined,
-    null,
-    1,
-    '',
-    'x',
-    'y'.repeat(4097),
-    PEM,
-    {},
-    [],
-    ['a', 'b'],
-    ['a', null],
-    [PEM],
-    { id: 'd' },
-    { id: 'd', os_type: 'linux', extra: 1 },
-    true,
-    false,
-    'user',
-    'db',
-    'bot',
-    'human',
-    'local',
-  ];
-  let seed = 7;
-  const rand = (n: number) => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rand = seeded(7);
   let taken = 0;
   for (const type of Object.keys(auditEventCatalogue)) {
     if (type === 'db.query') continue;
@@ -449,9 +424,8 @@ test('flat fast path: for every event type, random inputs come out as the genera
       'secret',
       'other',
     ];
-    for (let round = 0; round < 150; round++) {
-      const input: Record<string, unknown> = { type };
-      for (let m = rand(6); m >= 0; m--) input[keys[rand(keys.length)]!] = pool[rand(pool.length)];
+    for (let round = 0; round < 420; round++) {
+      const input = scramble({ type }, keys, 6, rand);
       const before = flatCount(type);
       assert.equal(
         outcome(() => prepareAuditEvent(input as AuditEventInput, 1_700_000_000_000)),
