@@ -258,6 +258,19 @@ interface Row {
   pgbouncer?: number[];
 }
 
+/** A row with no rounds yet: the three Warden paths and the direct one (and pgbouncer's). */
+function emptyRow(workload: string, unit: string, o: { pgbouncer?: boolean } = {}): Row {
+  return {
+    workload,
+    unit,
+    direct: [],
+    warden: [],
+    socket: [],
+    proxy: [],
+    ...(o.pgbouncer ? { pgbouncer: [] } : {}),
+  };
+}
+
 function printTable(title: string, rows: Row[]): void {
   const withSocket = rows.some((r) => r.socket?.length);
   const withProxy = rows.some((r) => r.proxy?.length);
@@ -388,14 +401,7 @@ async function benchMysql(): Promise<void> {
     }
 
     // 4. Workloads, alternating paths each round.
-    const row = (workload: string, unit: string): Row => ({
-      workload,
-      unit,
-      direct: [],
-      warden: [],
-      socket: [],
-      proxy: [],
-    });
+    const row = (workload: string, unit: string) => emptyRow(workload, unit);
     const rows: Row[] = [
       row(`point select, text (${QUERIES} queries)`, 'q/s'),
       row(`point select, prepared (${QUERIES})`, 'q/s'),
@@ -796,15 +802,7 @@ async function benchPostgres(): Promise<void> {
     for (const [index, clients] of CLIENTS.entries()) {
       const seconds = index === 0 ? SECONDS : EXTRA_SECONDS;
       const rounds = index === 0 ? ROUNDS : EXTRA_ROUNDS;
-      const row = (workload: string, unit: string): Row => ({
-        workload,
-        unit,
-        direct: [],
-        warden: [],
-        socket: [],
-        proxy: [],
-        ...(bouncer ? { pgbouncer: [] } : {}),
-      });
+      const row = (workload: string, unit: string) => emptyRow(workload, unit, { pgbouncer: !!bouncer });
       const rows: Row[] = [
         row(`pgbench -S -c ${clients} -T ${seconds}: tps`, 'tps'),
         row('latency average (lower is better)', 'ms'),
