@@ -31,7 +31,7 @@ import {
   setDeviceTrust,
   spawnCli,
   spawnKubectl,
-  startFakeKubeApiServer,
+  startFakeKubeWithWebPod,
   startHttpApp,
   startPostgres,
   startWarden,
@@ -137,11 +137,7 @@ describe('a bot with database, app and Kubernetes outputs', { skip }, () => {
 
   before(async () => {
     app = await startHttpApp();
-    fake = await startFakeKubeApiServer({ rules: [{ groups: ['ci-bots'], verbs: ['*'], resources: ['*'] }] });
-    fake.create('pods', {
-      metadata: { name: 'web' },
-      spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
-    });
+    fake = await startFakeKubeWithWebPod('ci-bots');
     w = await startWarden({
       publicHost: 'localhost',
       configYaml:

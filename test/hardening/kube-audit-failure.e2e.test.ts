@@ -19,7 +19,7 @@ import {
   requireKubectl,
   requirePostgres,
   runCli,
-  startFakeKubeApiServer,
+  startFakeKubeWithWebPod,
   type WardenProcess,
 } from '@warden/testkit';
 import { type BreakableAudit, startWithBreakableAudit } from './broken-audit';
@@ -53,13 +53,7 @@ describe('issue 15 item 5: Kubernetes requests and execs are not forwarded unaud
   const metric = (type: string) => audit.metric(type);
 
   before(async () => {
-    fake = await startFakeKubeApiServer({
-      rules: [{ groups: ['developers'], verbs: ['*'], resources: ['*'] }],
-    });
-    fake.create('pods', {
-      metadata: { name: 'web' },
-      spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
-    });
+    fake = await startFakeKubeWithWebPod('developers');
     audit = await startWithBreakableAudit([fake.kubeServiceYaml('env: test')]);
     w = audit.w;
     writeFileSync(join(w.dir, 'role.yaml'), ROLE);

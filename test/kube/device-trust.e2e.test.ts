@@ -22,7 +22,7 @@ import {
   requireKubectl,
   requireSwtpm,
   runCli,
-  startFakeKubeApiServer,
+  startFakeKubeWithWebPod,
   type WardenProcess,
 } from '@warden/testkit';
 import { DeviceFleet, type TpmMachine } from '../support/device-fleet';
@@ -57,13 +57,7 @@ describe('device trust for Kubernetes with swtpm devices and real kubectl', {
   }
 
   before(async () => {
-    fake = await startFakeKubeApiServer({
-      rules: [{ groups: ['developers'], verbs: ['*'], resources: ['*'] }],
-    });
-    fake.create('pods', {
-      metadata: { name: 'web' },
-      spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
-    });
+    fake = await startFakeKubeWithWebPod('developers');
     w = await fleet.start({
       configYaml: `auth_service:\n  authentication:\n    second_factor: "off"\n${fake.kubeServiceYaml('env: test')}`,
     });

@@ -34,6 +34,7 @@ export {
   requireKubectl,
   spawnKubectl,
   startFakeKubeApiServer,
+  startFakeKubeWithWebPod,
   TestPki,
 } from './kube';
 export { withMachineLock } from './machine-lock';

@@ -520,6 +520,19 @@ function headerList(v: string | string[] | undefined): string[] {
 
 // ---------------------------------------------------------------- the server
 
+/**
+ * The fake where the users of `group` may do anything, with one pod `web` in `default` (a
+ * container `main`, busybox sleeping): what the kube tests exec, port-forward and audit.
+ */
+export async function startFakeKubeWithWebPod(group: string): Promise<FakeKubeApiServer> {
+  const fake = await startFakeKubeApiServer({ rules: [{ groups: [group], verbs: ['*'], resources: ['*'] }] });
+  fake.create('pods', {
+    metadata: { name: 'web' },
+    spec: { containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }] },
+  });
+  return fake;
+}
+
 /** Starts the fake API server on 127.0.0.1 (port 0 unless given). */
 export async function startFakeKubeApiServer(opts: FakeKubeOptions = {}): Promise<FakeKubeApiServer> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-fake-kube-'));

@@ -9,6 +9,7 @@ export {
   type RecordedExec,
   type RecordedKubeRequest,
   startFakeKubeApiServer,
+  startFakeKubeWithWebPod,
 } from './fake-apiserver';
 export { type KubectlResult, kubectl, type RunningKubectl, requireKubectl, spawnKubectl } from './kubectl';
 export { type CertFiles, TestPki } from './pki';
