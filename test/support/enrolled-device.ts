@@ -6,15 +6,12 @@
  * Who may import: `*.test.ts` files.
  */
 import { randomUUID } from 'node:crypto';
-import { AUTH_PREFERENCE_NAME, type DeviceTrustMode, type rpc } from '@warden/api';
+import type { DeviceTrustMode, rpc } from '@warden/api';
 import { liveAccessChecker } from '../../packages/server/src/access';
-import { MemoryAuditLog } from '../../packages/server/src/audit';
-import { MemoryBackend } from '../../packages/server/src/backend';
-import { CertAuthorities } from '../../packages/server/src/ca';
 import { FakeClock } from '../../packages/server/src/clock';
 import { DeviceEnrollment, DeviceInventory } from '../../packages/server/src/devicetrust';
 import { silentLogger } from '../../packages/server/src/log';
-import { createServices } from '../../packages/server/src/services';
+import { startCore } from './in-process';
 import { SoftTpm } from './soft-tpm';
 
 /** Who adds the device and its enroll token. */
@@ -31,21 +28,13 @@ export async function startEnrolledDevice(o: {
   mode: DeviceTrustMode;
   deviceData?: Partial<rpc.DeviceData>;
 }) {
-  const clock = new FakeClock(Date.now());
-  const backend = new MemoryBackend({ clock, reapIntervalMs: 0 });
-  const audit = new MemoryAuditLog({ clock });
-  const services = createServices({ backend, clock });
-  await services.ensurePresets();
-  const cas = await CertAuthorities.init({ backend, clusterName: 'test', clock });
+  const core = await startCore('test', new FakeClock(Date.now()), { reapIntervalMs: 0 });
+  const { clock, backend, audit, services, cas } = core;
   const inventory = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
   /** What each ceremony is built with (plus `cas` and `checker` where it needs them). */
   const deps = { inventory, services, backend, clock, audit, logger: silentLogger };
-  const cap = await services.authPreference.get();
-  await services.authPreference.upsert({
-    ...cap,
-    metadata: { name: AUTH_PREFERENCE_NAME },
-    spec: { ...cap.spec, device_trust: { ...cap.spec.device_trust, mode: o.mode } },
-  });
+  const { device_trust } = (await services.authPreference.get()).spec;
+  await core.setAuthPreference({ device_trust: { ...device_trust, mode: o.mode } });
   const views = services.accessViews({ logger: silentLogger });
   await views.start();
   const checker = liveAccessChecker(views, { clock });

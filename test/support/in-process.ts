@@ -57,9 +57,16 @@ export interface Core<C extends Clock = Clock> {
   setAuthPreference(spec: Partial<AuthPreferenceResource['spec']>): Promise<void>;
 }
 
-/** Backend, audit log, services with the preset roles, and the cluster's CAs. */
-export async function startCore<C extends Clock>(clusterName: string, clock: C): Promise<Core<C>> {
-  const backend = new MemoryBackend({ clock });
+/**
+ * Backend, audit log, services with the preset roles, and the cluster's CAs. `reapIntervalMs`:
+ * the backend's (0: expired keys are not reaped on a timer).
+ */
+export async function startCore<C extends Clock>(
+  clusterName: string,
+  clock: C,
+  o: { reapIntervalMs?: number } = {},
+): Promise<Core<C>> {
+  const backend = new MemoryBackend({ clock, ...o });
   const audit = new MemoryAuditLog({ clock });
   const services = createServices({ backend, clock });
   await services.ensurePresets();
