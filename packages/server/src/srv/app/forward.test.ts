@@ -26,6 +26,17 @@ import { serveHttp1 } from './http1';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} } as never;
 
+/** The app `demo` at `upstream`, reached by 127.0.0.1 over `proto`, with a JWT and no rewrites. */
+const demoContext = (upstream: string, proto: 'http' | 'https' = 'http'): ForwardContext => ({
+  upstream: { url: new URL(upstream), insecureSkipVerify: false },
+  jwt: 'signed.jwt.token',
+  clientAddr: '127.0.0.1',
+  proto,
+  host: 'demo.localhost',
+  rewrite: [],
+  app: 'demo',
+});
+
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
@@ -87,16 +98,7 @@ before(async () => {
   appPort = await listen(app);
   upstream = `http://127.0.0.1:${appPort}`;
   front.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const ctx: ForwardContext = {
-      upstream: { url: new URL(upstream), insecureSkipVerify: false },
-      jwt: 'signed.jwt.token',
-      clientAddr: '127.0.0.1',
-      proto: 'http',
-      host: 'demo.localhost',
-      rewrite: [],
-      app: 'demo',
-    };
-    void forwarder.forward(req, res, ctx).then((r) => results.push(r));
+    void forwarder.forward(req, res, demoContext(upstream)).then((r) => results.push(r));
   });
   frontPort = await listen(front);
   leanFront.on('connection', (socket) => {
@@ -106,15 +108,7 @@ before(async () => {
         accepts: () => true,
         handOver: (s) => s.destroy(),
         handle: async (req, res) => {
-          await forwarder.forwardLean(req, res, {
-            upstream: { url: new URL(upstream), insecureSkipVerify: false },
-            jwt: 'signed.jwt.token',
-            clientAddr: '127.0.0.1',
-            proto: 'http',
-            host: 'demo.localhost',
-            rewrite: [],
-            app: 'demo',
-          });
+          await forwarder.forwardLean(req, res, demoContext(upstream));
         },
       },
       { idleMs: 30_000 },
@@ -265,16 +259,9 @@ test('a response the client side cannot carry (status 600 to an HTTP/2 client) e
   const h2 = createH2Server();
   const done: ForwardResult[] = [];
   h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-    const ctx: ForwardContext = {
-      upstream: { url: new URL(`http://127.0.0.1:${oddPort}`), insecureSkipVerify: false },
-      jwt: 'signed.jwt.token',
-      clientAddr: '127.0.0.1',
-      proto: 'https',
-      host: 'demo.localhost',
-      rewrite: [],
-      app: 'demo',
-    };
-    void forwarder.forward(req, res, ctx).then((r) => done.push(r));
+    void forwarder
+      .forward(req, res, demoContext(`http://127.0.0.1:${oddPort}`, 'https'))
+      .then((r) => done.push(r));
   });
   const h2Port = await listen(h2 as unknown as Server);
   const session = h2connect(`http://127.0.0.1:${h2Port}`);
