@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isWardenError } from '@warden/api';
-import { GroupCommit } from './group-commit';
+import { GroupCommit, type GroupCommitOptions } from './group-commit';
 
 /** A commit function whose calls wait until released, recording every batch. */
 function gatedStore() {
@@ -28,6 +28,18 @@ function gatedStore() {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+
+/** A group whose commits resolve at once, recording every batch. */
+function recordingGroup(o: Omit<GroupCommitOptions<number>, 'commit'>) {
+  const batches: number[][] = [];
+  const group = new GroupCommit<number>({
+    ...o,
+    commit: (b) => {
+      batches.push([...b]);
+    },
+  });
+  return { group, batches };
+}
 
 test('group commit: one tick of events is one batch, acknowledged only after the commit', async () => {
   const store = gatedStore();
@@ -141,13 +153,7 @@ test('group commit: close writes everything accepted, waiting callers included; 
 });
 
 test('group commit: an idle writer commits at once; the next batch waits for the interval and takes what came', async () => {
-  const batches: number[][] = [];
-  const group = new GroupCommit<number>({
-    commit: (b) => {
-      batches.push([...b]);
-    },
-    intervalMs: 300,
-  });
+  const { group, batches } = recordingGroup({ intervalMs: 300 });
   await group.add(1);
   assert.deepEqual(batches, [[1]], 'the first event did not wait for the interval');
   const second = group.add(2);
@@ -160,14 +166,7 @@ test('group commit: an idle writer commits at once; the next batch waits for the
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('group commit: bulk events gather for bulkIntervalMs after the last batch began', async () => {
-  const batches: number[][] = [];
-  const group = new GroupCommit<number>({
-    commit: (b) => {
-      batches.push([...b]);
-    },
-    intervalMs: 1,
-    bulkIntervalMs: 300,
-  });
+  const { group, batches } = recordingGroup({ intervalMs: 1, bulkIntervalMs: 300 });
   const bulk = { bulk: true };
   const acks = [group.add(0, bulk)];
   await tick();
@@ -211,11 +210,7 @@ test('group commit: an urgent event brings a bulk batch forward, waiting or drai
 });
 
 test('group commit: a full batch of bulk events does not wait; close writes what waits at once', async () => {
-  const batches: number[][] = [];
-  const group = new GroupCommit<number>({
-    commit: (b) => {
-      batches.push([...b]);
-    },
+  const { group, batches } = recordingGroup({
     maxBatch: 3,
     maxQueued: 30,
     intervalMs: 1,
@@ -235,15 +230,7 @@ test('group commit: a full batch of bulk events does not wait; close writes what
 });
 
 test('group commit: bulkBatch bulk events waiting bring the commit forward', async () => {
-  const batches: number[][] = [];
-  const group = new GroupCommit<number>({
-    commit: (b) => {
-      batches.push([...b]);
-    },
-    intervalMs: 1,
-    bulkIntervalMs: 60_000,
-    bulkBatch: 4,
-  });
+  const { group, batches } = recordingGroup({ intervalMs: 1, bulkIntervalMs: 60_000, bulkBatch: 4 });
   const bulk = { bulk: true };
   await group.add(0, bulk);
   const few = [1, 2, 3].map((n) => group.add(n, bulk));
