@@ -31,14 +31,17 @@ const ROOT = makeCert({
   signer: rootKey.privateKey,
   ca: true,
 });
-const INTER = makeCert({
-  subject: cn('Test TPM Issuing CA'),
-  issuer: cn('Test TPM Root'),
-  publicKey: interKey.publicKey,
-  signer: rootKey.privateKey,
-  ca: true,
-  serial: 2,
-});
+/** The issuing CA's certificate (its key, signed by the root's key), with `o` changed. */
+const intermediate = (o: Partial<Parameters<typeof makeCert>[0]> = {}) =>
+  makeCert({
+    subject: cn('Test TPM Issuing CA'),
+    issuer: cn('Test TPM Root'),
+    publicKey: interKey.publicKey,
+    signer: rootKey.privateKey,
+    ca: true,
+    ...o,
+  });
+const INTER = intermediate({ serial: 2 });
 const OTHER_ROOT = makeCert({
   subject: cn('Test TPM Root'),
   issuer: cn('Test TPM Root'),
@@ -301,13 +304,7 @@ describe('EK certificate chain without an allowed CA (issue 15 item 8)', () => {
     );
     // Same issuer name, another key: the signature decides, not the name.
     const impostorKey = ecKey();
-    const impostor = makeCert({
-      subject: cn('Test TPM Issuing CA'),
-      issuer: cn('Test TPM Root'),
-      publicKey: impostorKey.publicKey,
-      signer: rootKey.privateKey,
-      ca: true,
-    });
+    const impostor = intermediate({ publicKey: impostorKey.publicKey });
     assert.throws(
       () => checkEkCertificateChain(EK_CERT, { issuers: [impostor], now: NOW }),
       (e) => isTpmError(e, 'TPM_ERR_EK_CERT_SIGNATURE'),
@@ -319,25 +316,12 @@ describe('EK certificate chain without an allowed CA (issue 15 item 8)', () => {
       () => checkEkCertificateChain(EK_CERT, { now: new Date('2020-01-01T00:00:00Z') }),
       (e) => isTpmError(e, 'TPM_ERR_EK_CERT_EXPIRED'),
     );
-    const oldInter = makeCert({
-      subject: cn('Test TPM Issuing CA'),
-      issuer: cn('Test TPM Root'),
-      publicKey: interKey.publicKey,
-      signer: rootKey.privateKey,
-      ca: true,
-      notAfter: new Date('2025-01-01T00:00:00Z'),
-    });
+    const oldInter = intermediate({ notAfter: new Date('2025-01-01T00:00:00Z') });
     assert.throws(
       () => checkEkCertificateChain(EK_CERT, { issuers: [oldInter], now: NOW }),
       (e) => isTpmError(e, 'TPM_ERR_EK_CERT_EXPIRED'),
     );
-    const notCa = makeCert({
-      subject: cn('Test TPM Issuing CA'),
-      issuer: cn('Test TPM Root'),
-      publicKey: interKey.publicKey,
-      signer: rootKey.privateKey,
-      ca: false,
-    });
+    const notCa = intermediate({ ca: false });
     assert.throws(
       () => checkEkCertificateChain(EK_CERT, { issuers: [notCa], now: NOW }),
       (e) => isTpmError(e, 'TPM_ERR_EK_CERT_SIGNATURE') && /not a CA/.test(e.message),
