@@ -24,7 +24,7 @@ import {
   type RoleResource,
   validateResourceOfKind,
 } from '@warden/api';
-import type { Backend } from '../backend';
+import type { Backend, Item } from '../backend';
 import type { Clock } from '../clock';
 import type { AuthenticationConfig } from '../config';
 import type { Logger } from '../log';
@@ -297,48 +297,25 @@ export function createServices(deps: { backend: Backend; clock: Clock }): Servic
     }),
   );
   type CacheOpts = { logger?: Logger; retryDelayMs?: number };
+  /** A factory of watch-fed caches of one prefix, each decoding an item with `decode`. */
+  const cacheOf =
+    <T>(prefix: string, decode: (item: Item) => T) =>
+    (opts: CacheOpts = {}) =>
+      new ResourceCache<T>({ backend, clock, prefix, decode, ...opts });
+  const lockCacheOf = cacheOf(locks.prefix, (item) => locks.decode(item));
   const lockCache = (opts: CacheOpts = {}) => {
     primeLockDecoding(locks);
-    return new ResourceCache({
-      backend,
-      clock,
-      prefix: locks.prefix,
-      decode: (item) => locks.decode(item),
-      ...opts,
-    });
+    return lockCacheOf(opts);
   };
-  const roleCache = (opts: CacheOpts = {}) =>
-    new ResourceCache({
-      backend,
-      clock,
-      prefix: roles.prefix,
-      decode: (item) => roles.decode(item),
-      ...opts,
-    });
-  const authPreferenceCache = (opts: CacheOpts = {}) =>
-    new ResourceCache({
-      backend,
-      clock,
-      prefix: ResourcePrefixes.cluster_auth_preference,
-      decode: (item) => authPreference.store.decode(item),
-      ...opts,
-    });
-  const nodeCache = (opts: CacheOpts = {}) =>
-    new ResourceCache<CachedNode>({
-      backend,
-      clock,
-      prefix: nodes.prefix,
-      decode: (item) => ({ node: nodes.decode(item), expires: item.expires }),
-      ...opts,
-    });
-  const dbCache = (opts: CacheOpts = {}) =>
-    new ResourceCache<CachedDb>({
-      backend,
-      clock,
-      prefix: dbs.prefix,
-      decode: (item) => ({ db: dbs.decode(item), expires: item.expires }),
-      ...opts,
-    });
+  const roleCache = cacheOf(roles.prefix, (item) => roles.decode(item));
+  const authPreferenceCache = cacheOf(ResourcePrefixes.cluster_auth_preference, (item) =>
+    authPreference.store.decode(item),
+  );
+  const nodeCache = cacheOf<CachedNode>(nodes.prefix, (item) => ({
+    node: nodes.decode(item),
+    expires: item.expires,
+  }));
+  const dbCache = cacheOf<CachedDb>(dbs.prefix, (item) => ({ db: dbs.decode(item), expires: item.expires }));
   return {
     users,
     roles,
