@@ -267,7 +267,7 @@ export class DeviceInventory {
    */
   async findByCredentialId(credentialId: string): Promise<DeviceResource | undefined> {
     const holds = (d: DeviceResource | undefined): d is DeviceResource =>
-      d?.spec.enroll_status === 'enrolled' && d.spec.credential?.id === credentialId;
+      d !== undefined && holdsCredential(d, credentialId);
     const hinted = this.#byCredential.get(credentialId);
     if (hinted !== undefined) {
       const device = await this.#readCached(hinted);
@@ -329,9 +329,7 @@ export class DeviceInventory {
   ): Promise<{ ek?: DeviceResource; credential?: DeviceResource }> {
     const all = await this.#listCached();
     const ek = all.find((d) => backedBy(d, ekSha256, deviceId));
-    const credential = all.find(
-      (d) => d.spec.enroll_status === 'enrolled' && d.spec.credential?.id === credentialId,
-    );
+    const credential = all.find((d) => holdsCredential(d, credentialId));
     return { ...(ek ? { ek } : {}), ...(credential ? { credential } : {}) };
   }
 
@@ -633,6 +631,11 @@ export function checkEnrollTokenTtl(ttlMs: number): void {
       })`,
     );
   }
+}
+
+/** True when `d` is enrolled with credential `credentialId` (`findByCredentialId`, `enrollConflicts`). */
+function holdsCredential(d: DeviceResource, credentialId: string): boolean {
+  return d.spec.enroll_status === 'enrolled' && d.spec.credential?.id === credentialId;
 }
 
 /**
