@@ -11,6 +11,7 @@ import { isWardenError } from '@warden/api';
 import {
   type Backend,
   type BackendEvent,
+  POSTGRES_SCHEMA_VERSION,
   PostgresBackend,
   type PostgresBackendOptions,
 } from '@warden/server';
@@ -63,7 +64,7 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
     const [a, b, c, d] = await replicas(t, 4, { schema });
     assert.equal(
       server.psql(`SELECT name || '=' || value FROM "${schema}".meta ORDER BY name`),
-      'compacted_rev=0\nrev=0\nschema_version=2\n',
+      `compacted_rev=0\nrev=0\nschema_version=${POSTGRES_SCHEMA_VERSION}\n`,
     );
     await a!.put('/x', '1');
     assert.equal((await d!.get('/x'))?.value, '1');
@@ -74,7 +75,9 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
   test('a schema written by a newer warden is refused', TEST, async (t) => {
     const schema = freshSchema();
     await closeAll(await replicas(t, 1, { schema }));
-    server.psql(`UPDATE "${schema}".meta SET value = 3 WHERE name = 'schema_version'`);
+    server.psql(
+      `UPDATE "${schema}".meta SET value = ${POSTGRES_SCHEMA_VERSION + 1} WHERE name = 'schema_version'`,
+    );
     await assert.rejects(PostgresBackend.open({ connString: server.connString, schema }), (e: unknown) => {
       assert.ok(isWardenError(e, 'WARDEN_ERR_BAD_CONFIG'), String(e));
       assert.match((e as Error).message, /newer than this warden supports/);

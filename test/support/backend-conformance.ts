@@ -12,7 +12,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ErrorCode, isWardenError } from '@warden/api';
-import type { Backend, BackendEvent, Watcher } from '../../packages/server/src/backend';
+import {
+  type Backend,
+  type BackendEvent,
+  type Item,
+  MAX_TXN_OPS,
+  type TxnOp,
+  type Watcher,
+} from '../../packages/server/src/backend';
 import { FakeClock } from '../../packages/server/src/clock';
 
 export interface ConformanceFactoryOptions {
@@ -368,6 +375,120 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
         assert.equal(await backend.reapExpired(), 0);
       },
     );
+
+    test('txn applies every operation in order, one revision each', TEST_OPTS, async (t) => {
+      const { backend } = await open(t);
+      const c = await backend.create('/c', 'c1');
+      await backend.create('/d', 'd1');
+      const w = backend.watch('', { sinceRev: 2 });
+      const out = await backend.txn([
+        { type: 'create', key: '/a', value: 'a1' },
+        { type: 'put', key: '/b', value: 'b1', opts: { ttlMs: 60_000 } },
+        { type: 'cas', key: '/c', expectedModRev: c.modRev, value: 'c2' },
+        { type: 'delete', key: '/d' },
+        { type: 'delete', key: '/e', expectedModRev: 9 },
+      ]);
+      assert.deepEqual(out[0], { key: '/a', value: 'a1', createRev: 3, modRev: 3 });
+      const b = out[1] as Item;
+      assert.deepEqual(
+        { ...b, expires: undefined },
+        { key: '/b', value: 'b1', createRev: 4, modRev: 4, expires: undefined },
+      );
+      assert.equal(typeof b.expires, 'number');
+      assert.deepEqual(out.slice(2), [{ key: '/c', value: 'c2', createRev: 1, modRev: 5 }, true, false]);
+      assert.equal(await backend.currentRev(), 6);
+      assert.deepEqual(await backend.get('/c'), out[2]);
+      assert.equal(await backend.get('/d'), undefined);
+      assert.deepEqual((await readN(iter(w), 4)).map(brief), [
+        '3 put /a=a1',
+        '4 put /b=b1',
+        '5 put /c=c2',
+        '6 delete /d',
+      ]);
+      w.close();
+    });
+
+    test('txn: one failed condition writes nothing and its error names the key', TEST_OPTS, async (t) => {
+      const { backend } = await open(t);
+      const k = await backend.create('/k', 'v1');
+      const failing: [TxnOp, ErrorCode][] = [
+        [{ type: 'create', key: '/k', value: 'v2' }, 'WARDEN_ERR_ALREADY_EXISTS'],
+        [{ type: 'cas', key: '/k', expectedModRev: k.modRev + 1, value: 'v2' }, 'WARDEN_ERR_COMPARE_FAILED'],
+        [{ type: 'cas', key: '/gone', expectedModRev: 1, value: 'v2' }, 'WARDEN_ERR_NOT_FOUND'],
+        [{ type: 'delete', key: '/k', expectedModRev: k.modRev + 1 }, 'WARDEN_ERR_COMPARE_FAILED'],
+      ];
+      for (const [op, code] of failing) {
+        // The failing operation last, first and in the middle: nothing before or after it stands.
+        for (const at of [0, 1, 2]) {
+          const ops: TxnOp[] = [
+            { type: 'create', key: '/new1', value: 'x' },
+            { type: 'put', key: '/new2', value: 'x' },
+          ];
+          ops.splice(at, 0, op);
+          await assert.rejects(backend.txn(ops), (err: unknown) => {
+            assert.ok(isWardenError(err, code), `expected ${code}, got ${String(err)}`);
+            assert.equal((err as { details?: { key?: string } }).details?.key, op.key);
+            return true;
+          });
+        }
+      }
+      assert.equal(await backend.currentRev(), 1);
+      assert.deepEqual(
+        (await backend.range('')).items.map((i) => `${i.key}=${i.value}`),
+        ['/k=v1'],
+      );
+    });
+
+    test('concurrent txns creating one key: exactly one writes all of its keys', TEST_OPTS, async (t) => {
+      const { backend } = await open(t);
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) =>
+          backend.txn([
+            { type: 'create', key: `/devices/${String(i).padStart(2, '0')}`, value: 'enrolled' },
+            { type: 'create', key: '/index/ek', value: String(i) },
+          ]),
+        ),
+      );
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      for (const r of results) {
+        if (r.status === 'rejected')
+          assert.ok(isWardenError(r.reason, 'WARDEN_ERR_ALREADY_EXISTS'), String(r.reason));
+      }
+      const winner = (await backend.get('/index/ek'))!.value;
+      assert.deepEqual(
+        (await backend.range('/devices/')).items.map((i) => i.key),
+        [`/devices/${winner.padStart(2, '0')}`],
+      );
+      assert.equal(await backend.currentRev(), 2);
+    });
+
+    test('txn treats an expired key as absent; bad operations are BAD_PARAMETER', TEST_OPTS, async (t) => {
+      const { backend, clock } = await open(t);
+      await backend.create('/k', 'v1', { ttlMs: 100 });
+      clock.advance(100);
+      const [again] = await backend.txn([{ type: 'create', key: '/k', value: 'v2' }]);
+      assert.equal((again as Item).value, 'v2');
+      const rev = await backend.currentRev();
+      const bad = (ops: unknown) => backend.txn(ops as TxnOp[]);
+      await rejectsWith(bad([]), 'WARDEN_ERR_BAD_PARAMETER');
+      await rejectsWith(bad(undefined), 'WARDEN_ERR_BAD_PARAMETER');
+      await rejectsWith(
+        bad(Array.from({ length: MAX_TXN_OPS + 1 }, (_, i) => ({ type: 'put', key: `/m/${i}`, value: 'v' }))),
+        'WARDEN_ERR_BAD_PARAMETER',
+      );
+      await rejectsWith(
+        bad([
+          { type: 'put', key: '/a', value: 'v' },
+          { type: 'delete', key: '/a' },
+        ]),
+        'WARDEN_ERR_BAD_PARAMETER',
+      );
+      await rejectsWith(bad([{ type: 'upsert', key: '/a', value: 'v' }]), 'WARDEN_ERR_BAD_PARAMETER');
+      await rejectsWith(bad([{ type: 'put', key: '', value: 'v' }]), 'WARDEN_ERR_BAD_PARAMETER');
+      await rejectsWith(bad([{ type: 'cas', key: '/a', value: 'v' }]), 'WARDEN_ERR_BAD_PARAMETER');
+      await rejectsWith(bad([{ type: 'put', key: '/a', value: 1 }]), 'WARDEN_ERR_BAD_PARAMETER');
+      assert.equal(await backend.currentRev(), rev);
+    });
 
     test('writes treat an expired key as absent, after its delete event', TEST_OPTS, async (t) => {
       const { backend, clock } = await open(t);

@@ -29,5 +29,15 @@ export {
 } from './postgres-connection';
 export { PostgresRateCounters, type PostgresRateCountersOptions } from './postgres-counters';
 export { migrateSchema, POSTGRES_SCHEMA_VERSION } from './postgres-schema';
+export { MAX_TXN_OPS } from './rules';
 export { SqliteBackend, type SqliteBackendOptions } from './sqlite';
-export type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
+export type {
+  Backend,
+  BackendEvent,
+  Item,
+  RangeResult,
+  TxnOp,
+  Watcher,
+  WatchOptions,
+  WriteOptions,
+} from './types';

@@ -18,6 +18,7 @@ import {
   checkKey,
   checkPrefix,
   checkSwap,
+  checkTxn,
   checkWrite,
   compareKeys,
   DEFAULT_REAP_INTERVAL_MS,
@@ -26,7 +27,16 @@ import {
   isExpired,
   keyError,
 } from './rules';
-import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
+import type {
+  Backend,
+  BackendEvent,
+  Item,
+  RangeResult,
+  TxnOp,
+  Watcher,
+  WatchOptions,
+  WriteOptions,
+} from './types';
 import { type EventLog, type EventPage, Watchers } from './watcher';
 
 export interface MemoryBackendOptions {
@@ -143,6 +153,28 @@ export class MemoryBackend implements Backend, EventLog {
       }
       this.#deleteItem(key);
       return true;
+    });
+  }
+
+  async txn(ops: readonly TxnOp[]): Promise<(Item | boolean)[]> {
+    this.#assertOpen();
+    checkTxn(ops);
+    return this.#write((now) => {
+      // Every condition first: a failed one leaves the store as it was.
+      for (const op of ops) {
+        const prev = this.#items.get(op.key);
+        if (op.type === 'create' && prev) throw keyError.exists(op.key);
+        if (op.type === 'cas' && !prev) throw keyError.missing(op.key);
+        const expected = op.type === 'put' || op.type === 'create' ? undefined : op.expectedModRev;
+        if (prev && expected !== undefined && prev.modRev !== expected) throw keyError.changed(op.key);
+      }
+      return ops.map((op) => {
+        const prev = this.#items.get(op.key);
+        if (op.type !== 'delete') return this.#putItem(op.key, op.value, prev, expiresAt(now, op.opts));
+        if (!prev) return false;
+        this.#deleteItem(op.key);
+        return true;
+      });
     });
   }
 

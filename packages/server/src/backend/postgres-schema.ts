@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL backend's schema (version 2) and the migration runner shared with the
+ * The PostgreSQL backend's schema (version 3) and the migration runner shared with the
  * PostgreSQL audit log. Internal to `backend/` (the runner is exported for `audit/`).
  *
  * Tables, in the configured schema (default `warden`):
@@ -31,7 +31,7 @@ import { WardenError } from '@warden/api';
 import type pg from 'pg';
 import type { PostgresPool } from './postgres-connection';
 
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /** Schema names: lower-case letters, digits and `_`, at most 48 characters, not `pg_…`. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,47}$/;
@@ -291,6 +291,99 @@ END $$;
 `;
 }
 
+/**
+ * Version 3: `txn`, several writes to distinct keys in one transaction (`Backend.txn`): the
+ * counter's lock, reaping, then every operation's condition (an expired key is absent, its
+ * delete event first); if one fails, its index (0-based) and status and no change; else every
+ * change in order, one revision each (a delete of an absent key none).
+ */
+function backendV3(n: BackendSchema): string {
+  const s = n.q;
+  const fn = 'SET search_path = pg_catalog, pg_temp';
+  return `
+CREATE FUNCTION ${s}.txn(
+  p_types text[], p_keys text[], p_values bytea[], p_expected bigint[], p_ttl_ms double precision[],
+  p_now bigint, p_reap integer)
+RETURNS TABLE (o_status text, o_index integer, o_rev bigint, o_mod_revs bigint[], o_create_revs bigint[],
+  o_expires bigint[], o_done boolean[], o_compacted_rev bigint)
+LANGUAGE plpgsql ${fn} AS $$
+DECLARE
+  v_start bigint;
+  v_rev bigint;
+  v_now bigint;
+  v_prev ${s}.items%ROWTYPE;
+  v_found boolean;
+  v_create bigint;
+  v_exp bigint;
+  v_n integer := coalesce(array_length(p_keys, 1), 0);
+BEGIN
+  UPDATE ${s}.meta SET value = value WHERE name = 'rev' RETURNING value INTO v_start;
+  v_rev := v_start;
+  v_now := ${s}.db_now(p_now);
+  v_rev := ${s}.reap_batch(v_rev, v_now, p_reap);
+  o_status := 'ok';
+  FOR i IN 1..v_n LOOP
+    SELECT * INTO v_prev FROM ${s}.items WHERE key = p_keys[i];
+    v_found := FOUND;
+    IF v_found AND v_prev.expires <= v_now THEN
+      v_rev := v_rev + 1;
+      PERFORM ${s}.del_item(v_rev, p_keys[i]);
+      v_found := false;
+    END IF;
+    IF p_types[i] = 'create' AND v_found THEN
+      o_status := 'exists';
+    ELSIF p_types[i] = 'cas' AND NOT v_found THEN
+      o_status := 'not_found';
+    ELSIF p_types[i] IN ('cas', 'delete') AND v_found AND p_expected[i] IS NOT NULL
+        AND v_prev.mod_rev <> p_expected[i] THEN
+      o_status := 'changed';
+    ELSIF p_types[i] NOT IN ('create', 'put', 'cas', 'delete') THEN
+      RAISE EXCEPTION 'unknown write operation %', p_types[i] USING ERRCODE = '22023';
+    END IF;
+    IF o_status <> 'ok' THEN
+      o_index := i - 1;
+      EXIT;
+    END IF;
+  END LOOP;
+  IF o_status = 'ok' THEN
+    o_mod_revs := '{}';
+    o_create_revs := '{}';
+    o_expires := '{}';
+    o_done := '{}';
+    FOR i IN 1..v_n LOOP
+      SELECT * INTO v_prev FROM ${s}.items WHERE key = p_keys[i];
+      v_found := FOUND;
+      v_create := NULL;
+      v_exp := NULL;
+      IF p_types[i] = 'delete' THEN
+        IF v_found THEN
+          v_rev := v_rev + 1;
+          PERFORM ${s}.del_item(v_rev, p_keys[i]);
+        END IF;
+        o_mod_revs := o_mod_revs || NULL::bigint;
+        o_done := o_done || v_found;
+      ELSE
+        v_rev := v_rev + 1;
+        v_create := CASE WHEN v_found THEN v_prev.create_rev ELSE v_rev END;
+        IF p_ttl_ms[i] IS NOT NULL THEN
+          v_exp := ceil(v_now + p_ttl_ms[i])::bigint;
+        END IF;
+        PERFORM ${s}.put_item(v_rev, p_keys[i], p_values[i], v_create, v_exp);
+        o_mod_revs := o_mod_revs || v_rev;
+        o_done := o_done || true;
+      END IF;
+      o_create_revs := o_create_revs || v_create;
+      o_expires := o_expires || v_exp;
+    END LOOP;
+  END IF;
+  PERFORM ${s}.set_rev(v_start, v_rev);
+  o_rev := v_rev;
+  SELECT value INTO o_compacted_rev FROM ${s}.meta WHERE name = 'compacted_rev';
+  RETURN NEXT;
+END $$;
+`;
+}
+
 export interface MigrationPlan {
   /** The schema that holds the tables (created if missing). */
   schema: string;
@@ -364,6 +457,6 @@ export function migrateBackend(pool: PostgresPool, names: BackendSchema): Promis
     metaTable: 'meta',
     versionName: 'schema_version',
     what: 'backend',
-    steps: [backendV1(names), backendV2(names)],
+    steps: [backendV1(names), backendV2(names), backendV3(names)],
   });
 }

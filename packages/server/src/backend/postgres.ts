@@ -62,6 +62,7 @@ import {
   checkPrefix,
   checkRev,
   checkSwap,
+  checkTxn,
   checkWrite,
   compactPastHead,
   DEFAULT_REAP_INTERVAL_MS,
@@ -69,7 +70,16 @@ import {
   keyError,
   prefixEnd,
 } from './rules';
-import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
+import type {
+  Backend,
+  BackendEvent,
+  Item,
+  RangeResult,
+  TxnOp,
+  Watcher,
+  WatchOptions,
+  WriteOptions,
+} from './types';
 import { type EventLog, type EventPage, Watchers } from './watcher';
 
 export interface PostgresBackendOptions extends PostgresConnectionOptions {
@@ -181,6 +191,17 @@ interface WriteRow {
 
 type WriteOp = 'create' | 'put' | 'cas' | 'delete' | 'delete_range';
 
+interface TxnRow {
+  o_status: 'ok' | 'exists' | 'not_found' | 'changed';
+  o_index: number | null;
+  o_rev: number;
+  o_mod_revs: (number | null)[] | null;
+  o_create_revs: (number | null)[] | null;
+  o_expires: (number | null)[] | null;
+  o_done: boolean[] | null;
+  o_compacted_rev: number;
+}
+
 function toItem(row: ItemRow): Item {
   const item: Item = {
     key: row.key,
@@ -260,6 +281,7 @@ function queries(n: BackendSchema) {
     eventsBounded: events(true),
     eventsOpen: events(false),
     write: `SELECT * FROM ${s}.write($1, $2, $3, $4, $5, $6, $7, $8)`,
+    txn: `SELECT * FROM ${s}.txn($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::float8[], $6, $7)`,
     reap: `SELECT * FROM ${s}.reap($1, $2, $3)`,
     compact: `SELECT * FROM ${s}.compact($1)`,
     head: `SELECT value AS rev FROM ${s}.meta WHERE name = 'rev'`,
@@ -439,6 +461,51 @@ export class PostgresBackend implements Backend, EventLog {
       throw keyError.changed(key);
     }
     return row.o_status === 'ok';
+  }
+
+  /** One call of the schema's `txn` function: one round trip, one transaction. */
+  async txn(ops: readonly TxnOp[]): Promise<(Item | boolean)[]> {
+    this.#assertOpen();
+    checkTxn(ops);
+    const [row] = await this.#pool.query<TxnRow>(
+      'transaction',
+      { idempotent: false },
+      {
+        name: this.#name('txn'),
+        text: this.#sql.txn,
+        values: [
+          ops.map((op) => op.type),
+          ops.map((op) => op.key),
+          ops.map((op) => (op.type === 'delete' ? null : Buffer.from(op.value, 'utf8'))),
+          ops.map((op) => (op.type === 'cas' || op.type === 'delete' ? (op.expectedModRev ?? null) : null)),
+          ops.map((op) => (op.type === 'delete' ? null : (op.opts?.ttlMs ?? null))),
+          this.#ttlNow(),
+          WRITE_REAP_BATCH,
+        ],
+      },
+    );
+    if (!row) throw new WardenError('WARDEN_ERR_INTERNAL', 'the transaction returned nothing');
+    this.#sawCompacted(row.o_compacted_rev);
+    this.#advance(row.o_rev);
+    await this.#compactIfDue(row.o_rev, row.o_compacted_rev);
+    if (row.o_status !== 'ok') {
+      const key = ops[row.o_index ?? 0]!.key;
+      if (row.o_status === 'exists') throw keyError.exists(key);
+      if (row.o_status === 'not_found') throw keyError.missing(key);
+      throw keyError.changed(key);
+    }
+    return ops.map((op, i) => {
+      if (op.type === 'delete') return row.o_done?.[i] === true;
+      const item: Item = {
+        key: op.key,
+        value: op.value,
+        createRev: Number(row.o_create_revs?.[i]),
+        modRev: Number(row.o_mod_revs?.[i]),
+      };
+      const expires = row.o_expires?.[i];
+      if (expires !== null && expires !== undefined) item.expires = Number(expires);
+      return item;
+    });
   }
 
   async deleteRange(prefix: string): Promise<number> {

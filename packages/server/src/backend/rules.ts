@@ -5,7 +5,10 @@
  * Internal to `backend/`.
  */
 import { WardenError } from '@warden/api';
-import type { WriteOptions } from './types';
+import type { TxnOp, WriteOptions } from './types';
+
+/** Most operations in one `txn`. */
+export const MAX_TXN_OPS = 64;
 
 /** Longest key accepted, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 4096;
@@ -158,8 +161,28 @@ export function checkCompact(rev: unknown, head: number): asserts rev is number 
 
 /** The errors every backend gives for a key, with one wording. */
 export const keyError = {
-  exists: (key: string) => new WardenError('WARDEN_ERR_ALREADY_EXISTS', `key "${key}" already exists`),
-  missing: (key: string) => new WardenError('WARDEN_ERR_NOT_FOUND', `key "${key}" not found`),
+  exists: (key: string) =>
+    new WardenError('WARDEN_ERR_ALREADY_EXISTS', `key "${key}" already exists`, { key }),
+  missing: (key: string) => new WardenError('WARDEN_ERR_NOT_FOUND', `key "${key}" not found`, { key }),
   changed: (key: string) =>
-    new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`),
+    new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`, { key }),
 };
+
+/** `txn`'s operations, checked in one place for every backend (BAD_PARAMETER, see `Backend.txn`). */
+export function checkTxn(ops: unknown): asserts ops is readonly TxnOp[] {
+  if (!Array.isArray(ops) || ops.length === 0 || ops.length > MAX_TXN_OPS) {
+    throw badParameter(`a transaction has 1 to ${MAX_TXN_OPS} operations`);
+  }
+  const keys = new Set<string>();
+  for (const op of ops as TxnOp[]) {
+    if (op === null || typeof op !== 'object')
+      throw badParameter('a transaction operation must be an object');
+    if (op.type === 'create' || op.type === 'put') checkWrite(op.key, op.value, op.opts);
+    else if (op.type === 'cas') checkSwap(op.key, op.expectedModRev, op.value, op.opts);
+    else if (op.type === 'delete') checkDelete(op.key, op);
+    else
+      throw badParameter(`unknown transaction operation ${JSON.stringify((op as { type?: unknown }).type)}`);
+    if (keys.has(op.key)) throw badParameter(`key "${op.key}" is named twice in one transaction`);
+    keys.add(op.key);
+  }
+}

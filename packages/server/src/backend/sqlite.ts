@@ -40,6 +40,7 @@ import {
   checkKey,
   checkPrefix,
   checkSwap,
+  checkTxn,
   checkWrite,
   DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
@@ -47,7 +48,16 @@ import {
   keyError,
   prefixEnd,
 } from './rules';
-import type { Backend, BackendEvent, Item, RangeResult, Watcher, WatchOptions, WriteOptions } from './types';
+import type {
+  Backend,
+  BackendEvent,
+  Item,
+  RangeResult,
+  TxnOp,
+  Watcher,
+  WatchOptions,
+  WriteOptions,
+} from './types';
 import { type EventLog, type EventPage, Watchers } from './watcher';
 
 export interface SqliteBackendOptions {
@@ -346,6 +356,26 @@ export class SqliteBackend implements Backend, EventLog {
       this.#deleteItem(txn, key);
       return true;
     });
+  }
+
+  /** In one savepoint, as every write: the first failed condition undoes the operations before it. */
+  async txn(ops: readonly TxnOp[]): Promise<(Item | boolean)[]> {
+    this.#assertOpen();
+    checkTxn(ops);
+    return this.#write((txn) =>
+      ops.map((op) => {
+        const prev = this.#stmts.getItem.get(op.key);
+        if (op.type === 'create' && prev) throw keyError.exists(op.key);
+        if (op.type === 'cas' && !prev) throw keyError.missing(op.key);
+        const expected = op.type === 'put' || op.type === 'create' ? undefined : op.expectedModRev;
+        if (prev && expected !== undefined && prev.mod_rev !== expected) throw keyError.changed(op.key);
+        if (op.type !== 'delete')
+          return this.#putItem(txn, op.key, op.value, prev?.create_rev, expiresAt(txn.now, op.opts));
+        if (!prev) return false;
+        this.#deleteItem(txn, op.key);
+        return true;
+      }),
+    );
   }
 
   async deleteRange(prefix: string): Promise<number> {

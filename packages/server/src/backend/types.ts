@@ -13,7 +13,7 @@
  *
  * Keys are `/`-separated strings (`/users/alice`); values are strings (JSON by convention).
  * Errors are WardenErrors: ALREADY_EXISTS (create), COMPARE_FAILED (CAS), NOT_FOUND,
- * COMPACTED (watch), CLOSED (after close()).
+ * COMPACTED (watch), CLOSED (after close()). A key's error carries `details.key`.
  */
 
 export interface Item {
@@ -35,6 +35,13 @@ export interface WriteOptions {
   /** Time to live in milliseconds; the item is deleted (with a delete event) when it passes. */
   ttlMs?: number;
 }
+
+/** One operation of `Backend.txn`: the single-key write of the same name, as a part of it. */
+export type TxnOp =
+  | { type: 'create'; key: string; value: string; opts?: WriteOptions }
+  | { type: 'put'; key: string; value: string; opts?: WriteOptions }
+  | { type: 'cas'; key: string; expectedModRev: number; value: string; opts?: WriteOptions }
+  | { type: 'delete'; key: string; expectedModRev?: number };
 
 export type BackendEvent =
   | { type: 'put'; rev: number; item: Item }
@@ -71,6 +78,18 @@ export interface Backend {
    * `expectedModRev`, only if unchanged (else COMPARE_FAILED).
    */
   delete(key: string, opts?: { expectedModRev?: number }): Promise<boolean>;
+  /**
+   * Several writes to distinct keys, all or none (etcd's transaction with conditions): every
+   * operation's condition (`create`: the key is absent; `cas`: its modRev is the one expected;
+   * `delete` with `expectedModRev`: absent or unchanged) is checked against the store as it is
+   * when the transaction runs, and if one fails nothing is written and its error is thrown
+   * (ALREADY_EXISTS, NOT_FOUND or COMPARE_FAILED, as the single write gives, `details.key`
+   * naming the key). Otherwise every operation is applied, in order, each taking one revision
+   * (a delete of an absent key takes none and answers false). Answers, per operation, the
+   * item written or whether the key was deleted. BAD_PARAMETER (at once) for no operations,
+   * more than `MAX_TXN_OPS` (rules.ts), a key named twice, or a bad argument of any operation.
+   */
+  txn(ops: readonly TxnOp[]): Promise<(Item | boolean)[]>;
   /** Deletes every key with the prefix (one revision per deleted key); returns how many. */
   deleteRange(prefix: string): Promise<number>;
   /** Bad arguments throw BAD_PARAMETER at once; other errors come from the iterator. */

@@ -33,6 +33,7 @@ class ControlledBackend implements Backend {
   put: Backend['put'] = (...args) => this.inner.put(...args);
   compareAndSwap: Backend['compareAndSwap'] = (...args) => this.inner.compareAndSwap(...args);
   delete: Backend['delete'] = (...args) => this.inner.delete(...args);
+  txn: Backend['txn'] = (ops) => this.inner.txn(ops);
   deleteRange = (p: string) => this.inner.deleteRange(p);
   currentRev = () => this.inner.currentRev();
   compact = (r: number) => this.inner.compact(r);
