@@ -118,6 +118,20 @@ export async function createTestEkCa(name = 'Test TPM Manufacturer CA'): Promise
   };
 }
 
+/**
+ * The key fields of a device credential as the enrollment ceremony records them: a fresh
+ * P-256 AK's TPMT_PUBLIC (`ak_public`) and its SubjectPublicKeyInfo (`public_key_der`), base64.
+ * For tests that store credentials without running the ceremony.
+ */
+export function akCredentialKeys(): { public_key_der: string; ak_public: string } {
+  const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const akPublic = { ...akTemplate('ecc'), unique: tpmEccPoint(ak.publicKey) } as TpmtPublic;
+  return {
+    public_key_der: ak.publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+    ak_public: Buffer.from(encodePublic(akPublic)).toString('base64'),
+  };
+}
+
 /** A software TPM for one simulated device. */
 export class SoftTpm {
   readonly ek: { public: TpmtPublic; key: KeyObject; private: KeyObject };

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AUTH_PREFERENCE_NAME, type DeviceResource } from '@warden/api';
 import { CLIENT_ADDR, startTestCluster, type TestCluster } from '../../../../test/support/auth-cluster';
+import { akCredentialKeys } from '../../../../test/support/soft-tpm';
 import { rejectsWith } from '../../../../test/support/warden-errors';
 
 const credential = {
   id: '6c9f0a1e-0000-4000-8000-000000000001',
-  public_key_der: 'MFkwEwYHKoZIzj0CAQ==',
+  ...akCredentialKeys(),
   attestation_type: 'tpm_ekpub' as const,
-  ak_public: 'ACMACwAFBHIAAAAQ',
 };
 
 async function userCaller(c: TestCluster, name: string, roles: string[]) {

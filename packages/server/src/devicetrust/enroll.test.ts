@@ -8,7 +8,7 @@ import {
   type ErrorCode,
   type rpc,
 } from '@warden/api';
-import { AK_ATTRIBUTES, TPMA_OBJECT } from '@warden/tpm';
+import { AK_ATTRIBUTES, publicKeyFromTpmt, TPMA_OBJECT } from '@warden/tpm';
 import { createTestEkCa, SoftTpm, type TestEkCa } from '../../../../test/support/soft-tpm';
 import { refusedWith as refused } from '../../../../test/support/warden-errors';
 import {
@@ -140,6 +140,11 @@ describe('DeviceEnrollment', () => {
     });
     const stored = await inventory.get(device.metadata.name);
     assert.equal(stored.spec.credential?.ak_public, req.ak.public);
+    // The credential's public key is the AK's, derived by the server (the client sends none).
+    assert.equal(
+      stored.spec.credential?.public_key_der,
+      publicKeyFromTpmt(tpm.ak.public).export({ type: 'spki', format: 'der' }).toString('base64'),
+    );
     assert.equal(stored.spec.credential?.ek_cert_serial, undefined);
     assert.equal(stored.spec.collected_data?.at(-1)?.hostname, 'laptop');
     assert.deepEqual(await enrollEvents(), [

@@ -7,6 +7,7 @@ import {
   deviceCollectedDataSchema,
   isWardenError,
 } from '@warden/api';
+import { akCredentialKeys } from '../../../../test/support/soft-tpm';
 import { type AuditLog, MemoryAuditLog } from '../audit';
 import { MemoryBackend } from '../backend';
 import { FakeClock } from '../clock';
@@ -22,11 +23,11 @@ import {
 const admin = { user: 'admin', addr: '10.0.0.1' };
 const HOUR = 60 * 60 * 1000;
 
+const AK = akCredentialKeys();
 const credential = (id = '6c9f0a1e-0000-4000-8000-000000000001'): DeviceCredential => ({
   id,
-  public_key_der: 'MFkwEwYHKoZIzj0CAQ==',
+  ...AK,
   attestation_type: 'tpm_ekpub',
-  ak_public: 'ACMACwAFBHIAAAAQ',
 });
 
 function collected(clock: FakeClock, hostname = 'laptop') {
@@ -254,6 +255,32 @@ describe('DeviceInventory', () => {
       code('WARDEN_ERR_BAD_PARAMETER', /invalid device collected data: collect_time/),
     );
     assert.equal((await inv.get(b.metadata.name)).spec.enroll_status, 'not_enrolled');
+  });
+
+  test('enroll refuses a credential whose public_key_der is not the key of its ak_public (forged)', async () => {
+    const d = await inv.add(admin, { osType: 'linux', assetTag: 'A' });
+    const other = akCredentialKeys();
+    const forged: DeviceCredential[] = [
+      // Another key than the AK that authentications verify with.
+      { ...credential(), public_key_der: other.public_key_der },
+      // The other way round: the AK swapped, the public key kept.
+      { ...credential(), ak_public: other.ak_public },
+    ];
+    for (const cred of forged) {
+      await assert.rejects(
+        inv.enroll(d.metadata.name, cred, collected(clock)),
+        code(
+          'WARDEN_ERR_BAD_PARAMETER',
+          'invalid device credential: public_key_der is not the public key of ak_public',
+        ),
+      );
+    }
+    await assert.rejects(
+      inv.enroll(d.metadata.name, { ...credential(), ak_public: 'AAAA' }, collected(clock)),
+      code('WARDEN_ERR_BAD_PARAMETER', /ak_public is not the public area of a TPM key/),
+    );
+    assert.equal((await inv.get(d.metadata.name)).spec.enroll_status, 'not_enrolled');
+    assert.equal(await inv.findByCredentialId(credential().id), undefined);
   });
 
   test('enrollConflicts: the EK-backed and the credential-holding device, from one listing', async () => {

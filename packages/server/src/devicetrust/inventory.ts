@@ -27,9 +27,11 @@ import {
   isRfc3339,
   isWardenError,
   MAX_DEVICE_COLLECTED_DATA,
+  spkiFromKey,
   validateResourceOfKind,
   WardenError,
 } from '@warden/api';
+import { decodePublic, publicKeyFromTpmt } from '@warden/tpm';
 import type { z } from 'zod';
 import type { Actor } from '../access';
 import { type AuditLog, undoUnless, writeAuditEvent } from '../audit';
@@ -520,6 +522,7 @@ export class DeviceInventory {
     owner?: string,
   ): Promise<DeviceResource> {
     const cred = parseOrBad(deviceCredentialSchema, credential, 'credential');
+    checkCredentialKey(cred);
     const data =
       plainCollectedData(collected) ?? parseOrBad(deviceCollectedDataSchema, collected, 'collected data');
     if (owner !== undefined) parseOrBad(deviceOwnerSchema, owner, 'owner');
@@ -629,6 +632,31 @@ export function checkEnrollTokenTtl(ttlMs: number): void {
       `an enrollment token lives at most ${MAX_ENROLL_TOKEN_TTL_MS / 3_600_000}h (asked for ${
         Number.isFinite(ttlMs) && ttlMs > 0 ? formatDuration(ttlMs) : String(ttlMs)
       })`,
+    );
+  }
+}
+
+/**
+ * The credential's `public_key_der` must be the public key of its `ak_public` (the AK that
+ * authentications verify with), byte for byte in canonical base64: the ceremony derives it so,
+ * and a credential whose two keys disagree (a forged or tampered one) is never stored.
+ */
+function checkCredentialKey(cred: DeviceCredential): void {
+  let spki: Buffer;
+  try {
+    spki = spkiFromKey(
+      publicKeyFromTpmt(decodePublic(new Uint8Array(Buffer.from(cred.ak_public, 'base64')))),
+    );
+  } catch {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      'invalid device credential: ak_public is not the public area of a TPM key',
+    );
+  }
+  if (spki.toString('base64') !== cred.public_key_der) {
+    throw new WardenError(
+      'WARDEN_ERR_BAD_PARAMETER',
+      'invalid device credential: public_key_der is not the public key of ak_public',
     );
   }
 }
