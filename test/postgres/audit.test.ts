@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import { isWardenError } from '@warden/api';
-import { FakeClock, PostgresAuditLog } from '@warden/server';
+import { type AuditEvent, isWardenError } from '@warden/api';
+import { type AuditStatement, type AuditStatementWriter, FakeClock, PostgresAuditLog } from '@warden/server';
 import { requirePostgres, startPostgres } from '@warden/testkit';
 import { runAuditLogConformance } from '../support/audit-conformance';
 
@@ -156,4 +156,74 @@ describe('postgres audit log', { skip: check.skip }, async () => {
     );
     assert.deepEqual(await audit.search(), []);
   });
+
+  test('a session statement writer stores what emit stores, in batches, and falls back for unusual statements', async (t) => {
+    const schema = `audit_${++n}`;
+    const clock = new FakeClock();
+    const audit = await PostgresAuditLog.open({ connString: server.connString, schema, clock });
+    t.after(() => audit.close());
+    const base = {
+      type: 'db.query' as const,
+      success: true,
+      user: 'alice\0x',
+      addr: '10.0.0.7',
+      device: { id: 'dev-1', os_type: 'linux' as const },
+      protocol: 'db' as const,
+      resource: { kind: 'db', name: 'orders', labels: { env: 'prod' } },
+      db_user: 'alice',
+      db_name: 'orders',
+      session_id: 'sess-1',
+    };
+    const writer = audit.statements(base);
+    assert.ok(writer, 'a usual base gets a writer');
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----';
+    const statements = [
+      { query: 'SELECT 1' },
+      { query: 'SELECT $1, $2', parameters: ['a"b\0', null], statement: 's1' },
+      { query: 'INSERT $1', parameters: [pem, 'x'] },
+    ];
+    // Written together: one commit (bulk events gather), not one per statement.
+    await Promise.all(statements.map((s) => written(writer, s)));
+    for (const s of statements) await audit.emit({ ...base, ...s });
+    const events = await audit.search({ order: 'asc', device: 'dev-1' });
+    assert.equal(events.length, 6, 'found by the device index');
+    const strip = ({ id, time, ...rest }: AuditEvent) => {
+      assert.match(String(id), /^[0-9a-f-]{36}$/);
+      assert.equal(time, new Date(clock.now()).toISOString());
+      return rest;
+    };
+    for (let i = 0; i < 3; i++) assert.deepEqual(strip(events[i]!), strip(events[i + 3]!), `statement ${i}`);
+    assert.deepEqual(events[2]!.redacted, ['parameters[0]'], 'a private key is redacted by the general path');
+    const rows = server
+      .psql(
+        `SELECT type || '|' || code || '|' || success || '|' || user_name || '|' || device || '|' || coalesce(subject_device, '-') || '|' || xmin::text FROM "${schema}".audit_events ORDER BY seq`,
+      )
+      .trim()
+      .split('\n');
+    const columns = rows.map((r) => r.split('|'));
+    for (const c of columns.slice(0, 3))
+      assert.deepEqual(c.slice(0, 6), columns[3]!.slice(0, 6), 'the same index columns as emit');
+    assert.equal(columns[0]![3], 'alice\uFFFDx', 'a NUL in the user is indexed as U+FFFD, as emit does');
+    assert.equal(
+      new Set(columns.slice(0, 2).map((c) => c[6])).size,
+      1,
+      'the two fast statements share a transaction',
+    );
+    assert.equal((await audit.search({ user: 'alice\0x' })).length, 6, 'found by the user index');
+    assert.equal((await audit.search({ types: ['db.query'] })).length, 6, 'found by the type index');
+    await assert.rejects(
+      written(writer, { query: `INSERT ${pem}` }),
+      (e: unknown) => isWardenError(e, 'WARDEN_ERR_BAD_PARAMETER'),
+      'as emit refuses it (the session then ends)',
+    );
+    await audit.close();
+    await assert.rejects(written(writer, { query: 'SELECT 2' }), (e: unknown) =>
+      isWardenError(e, 'WARDEN_ERR_CLOSED'),
+    );
+  });
 });
+
+/** A statement writer's callback as a promise. */
+function written(writer: AuditStatementWriter, s: AuditStatement): Promise<void> {
+  return new Promise((resolve, reject) => writer.write(s, (e) => (e === undefined ? resolve() : reject(e))));
+}

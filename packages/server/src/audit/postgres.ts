@@ -15,14 +15,15 @@
  * a savepoint per half, halving the refused parts until the refused rows are found (about
  * 2·log2(n) statements for one bad row): only their writers fail, the rest of the batch is
  * durable. Failures of the whole store (a full disk, lost privileges) still fail the batch.
- * Event times come
+ * A database session's statements take the SQLite log's fast path (`statements`: serialised
+ * from a per-session template, a callback per statement, the same batches). Event times come
  * from this replica's clock, as with every AuditLog; searches order by time, then by insertion.
  * Tested by the shared suite in `test/support/audit-conformance.ts` against a real server (`test/postgres/`).
  *
  * @example
  *   const audit = await PostgresAuditLog.open({ connString: 'postgres://warden@db/warden', passwordFile: '/etc/warden/db-password' });
  */
-import { type AuditEvent, type AuditEventInput, WardenError } from '@warden/api';
+import { type AuditEvent, type AuditEventInput, auditCode, WardenError } from '@warden/api';
 import type pg from 'pg';
 import {
   migrateSchema,
@@ -36,15 +37,17 @@ import { type Clock, systemClock } from '../clock';
 import type { Logger } from '../log';
 import { type CommitFailures, GroupCommit } from './group-commit';
 import {
+  DbQueryTemplate,
   deviceIdsOf,
   groupOptions,
   type NormalizedQuery,
   normalizeQuery,
   prepareAuditEvent,
 } from './prepare';
-import type { AuditLog, AuditQuery } from './types';
+import type { AuditLog, AuditQuery, AuditStatementBase, AuditStatementWriter } from './types';
 
 export const POSTGRES_AUDIT_SCHEMA_VERSION = 1;
+const DB_QUERY_CODE = auditCode('db.query', true)!;
 
 export interface PostgresAuditLogOptions extends PostgresConnectionOptions {
   /** The PostgreSQL schema holding the table; created if missing (default `warden`). */
@@ -182,6 +185,49 @@ export class PostgresAuditLog implements AuditLog {
   }
 
   /**
+   * A session's `db.query` events as the SQLite log takes them (`DbQueryTemplate`: the shared
+   * fields checked and serialised once, a callback instead of a promise per statement), into
+   * the same group commit; a statement the template will not take goes through `emit`.
+   */
+  statements(base: AuditStatementBase): AuditStatementWriter | undefined {
+    const template = DbQueryTemplate.for(base);
+    if (!template) return undefined;
+    const user = indexable(template.user);
+    const device = indexable(template.device);
+    return {
+      write: (statement, done) => {
+        if (this.#closed) {
+          done(closedError());
+          return;
+        }
+        const p = template.prepare(statement, this.#clock.now());
+        if (!p) {
+          this.emit({ ...base, ...statement } as AuditEventInput).then(
+            () => done(),
+            (e: unknown) => done(e ?? closedError()),
+          );
+          return;
+        }
+        this.#group.push(
+          {
+            id: p.id,
+            time: p.timeMs,
+            type: 'db.query',
+            code: DB_QUERY_CODE,
+            success: true,
+            user,
+            device,
+            subjectDevice: null,
+            data: p.json,
+          },
+          true,
+          done,
+        );
+      },
+    };
+  }
+
+  /**
    * One statement (one transaction, one WAL flush) for the whole batch, in emission order; if
    * the table refuses a row, the batch again with the refused rows left out (see the header).
    */
@@ -298,8 +344,12 @@ export class PostgresAuditLog implements AuditLog {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new WardenError('WARDEN_ERR_CLOSED', 'the audit log is closed');
+    if (this.#closed) throw closedError();
   }
+}
+
+function closedError(): WardenError {
+  return new WardenError('WARDEN_ERR_CLOSED', 'the audit log is closed');
 }
 
 function buildSearch(q: string, n: NormalizedQuery): { text: string; values: unknown[] } {
