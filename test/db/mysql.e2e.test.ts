@@ -292,6 +292,122 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
     }
   });
 
+  /** A session through alice's tunnel: its thread id and what a fresh login's state looks like. */
+  const sessionState = async (conn: mysql.Connection) => {
+    const [[row]] = await conn.query<mysql.RowDataPacket[]>(
+      "select connection_id() id, database() db, @@character_set_client cs, @@collation_connection co, @@sql_mode m, @@wait_timeout w, @@autocommit ac, current_role() r, @v v, is_used_lock('warden-pool') l",
+    );
+    return row!;
+  };
+  /** The connection a session ended with COM_QUIT goes back to the pool once reset: give it the moment. */
+  const released = () => new Promise((r) => setTimeout(r, 300));
+  const alive = (id: number) =>
+    server.sql(`select count(*) from information_schema.processlist where id = ${id}`).trim() === '1';
+
+  test('pool: the next session gets the connection of the last one, with nothing of its state', async () => {
+    const first = await connect();
+    const fresh = await sessionState(first);
+    // State of every kind a session can leave behind.
+    await first.query("set @v = 'left behind'");
+    await first.query('create temporary table orders.scratch (i int)');
+    await first.query("prepare leftover from 'select 1'");
+    await first.execute('select name from orders.items where id = ?', [1]);
+    await first.query('set names latin1');
+    await first.query("set sql_mode = 'ANSI', wait_timeout = 7, autocommit = 0");
+    await first.query("insert into orders.items values (99, 'uncommitted', null)");
+    await first.query("select get_lock('warden-pool', 1)");
+    await first.query('use information_schema');
+    assert.equal((await sessionState(first)).v, 'left behind');
+    await first.end();
+    await released();
+
+    const next = await connect();
+    try {
+      const now = await sessionState(next);
+      // The same database thread (the pool served it), in the state of a fresh login.
+      assert.equal(now.id, fresh.id, 'the connection was not reused');
+      assert.deepEqual(now, fresh);
+      assert.equal(now.db, 'orders');
+      assert.match(String(now.m), /IGNORE_SPACE/); // mysql2 asks for it at the login
+      await assert.rejects(next.query('select * from orders.scratch'), /doesn't exist/);
+      await assert.rejects(next.query('execute leftover'), /Unknown prepared statement/);
+      const [items] = await next.query<mysql.RowDataPacket[]>('select id from orders.items where id = 99');
+      assert.equal(items.length, 0, 'the uncommitted insert was rolled back');
+    } finally {
+      await next.end();
+    }
+    await released();
+    // MariaDB saw one thread, reset between the sessions; it is still there, idle, for the next one.
+    assert.ok(alive(fresh.id as number));
+  });
+
+  test('pool: a session that set a role, ended by the client without COM_QUIT or by a lock, is not pooled', async () => {
+    server.sql("CREATE ROLE IF NOT EXISTS pool_role; GRANT pool_role TO 'alice'@'%'");
+    const withRole = await connect();
+    const roleId = (await sessionState(withRole)).id as number;
+    await withRole.query('set role pool_role');
+    await withRole.end();
+    await released();
+    // MariaDB keeps a role across COM_RESET_CONNECTION: that connection is closed, not reused.
+    await waitFor(() => String(alive(roleId)), /^false$/, 5000);
+
+    const dropped = await connect();
+    const droppedId = (await sessionState(dropped)).id as number;
+    dropped.destroy(); // no COM_QUIT
+    await waitFor(() => String(alive(droppedId)), /^false$/, 5000);
+
+    const locked = await connect();
+    const lockedId = (await sessionState(locked)).id as number;
+    const lockedError = new Promise<string>((r) => locked.on('error', (e: Error) => r(e.message)));
+    try {
+      await lock(c, ['--user=alice', '--message=pool test']);
+      assert.match(await lockedError, /pool test/);
+      await waitFor(() => String(alive(lockedId)), /^false$/, 5000);
+    } finally {
+      locked.destroy();
+      await clearLocks(c);
+    }
+  });
+
+  test('pool: a refused session never gets the pooled connection', async () => {
+    const first = await connect();
+    const id = (await sessionState(first)).id as number;
+    await first.end();
+    await released();
+    await withTunnel(bob, 'shop', async (port) => {
+      // bob may not be db user alice: refused before any connection is taken.
+      await assert.rejects(
+        mysql.createConnection({ host: '127.0.0.1', port, user: 'alice', database: 'orders' }),
+        /may not connect to db "shop" as db user "alice"/,
+      );
+      // reader is another db user: never alice's connection.
+      const other = await mysql.createConnection({
+        host: '127.0.0.1',
+        port,
+        user: 'reader',
+        database: 'orders',
+      });
+      try {
+        assert.notEqual((await sessionState(other)).id, id);
+      } finally {
+        await other.end();
+      }
+    });
+    // A locked user is refused too, and the connection stays in the pool untouched.
+    await lock(c, ['--user=alice', '--message=refused']);
+    try {
+      await assert.rejects(connect(), /refused/);
+    } finally {
+      await clearLocks(c);
+    }
+    const again = await connect();
+    try {
+      assert.equal((await sessionState(again)).id, id);
+    } finally {
+      await again.end();
+    }
+  });
+
   test('a role without the db user is refused with ERR 1045 and mysql prints why', async () => {
     await withTunnel(bob, 'shop', async (port) => {
       const denied = await mysqlCli(port, 'alice', 'select 1', ['orders']);
@@ -345,6 +461,11 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
       await waitFor(session.all, /session-open/);
       session.child.stdin!.write('select sleep(20);\n');
       await waitFor(() => threads('alice', true), /^[1-9]/);
+      const thread = server
+        .sql(
+          "select id from information_schema.processlist where user = 'alice' and info like 'select sleep%'",
+        )
+        .trim();
       await lock(c, ['--user=alice', '--message=incident 42']);
       await waitFor(
         session.all,
@@ -353,8 +474,12 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
       );
       session.child.stdin!.end();
       await session.exited;
-      // The database's thread is gone too (its sleep did not run on).
-      await waitFor(() => threads('alice'), /^0$/, 5000);
+      // The database's thread is gone too (its sleep did not run on), not kept for a next session.
+      await waitFor(
+        () => server.sql(`select count(*) from information_schema.processlist where id = ${thread}`).trim(),
+        /^0$/,
+        5000,
+      );
     } finally {
       session.child.kill('SIGKILL');
     }
@@ -367,6 +492,14 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
 
   test('a lock ends idle sessions too: mysql prints it at its next statement, mysql2 gets an error', () =>
     withTunnel(bob, 'shop', async (port) => {
+      // Connections of earlier sessions waiting in the pool are not these sessions'.
+      const pooled = server.sql("select id from information_schema.processlist where user = 'reader'").trim();
+      const ours = () =>
+        server
+          .sql(
+            `select count(*) from information_schema.processlist where user = 'reader'${pooled ? ` and id not in (${pooled.split('\n').join(',')})` : ''}`,
+          )
+          .trim();
       const session = mysqlSession(port, 'reader');
       try {
         session.child.stdin!.write("select 'idle-open';\n");
@@ -393,7 +526,7 @@ describe('MySQL (MariaDB) through Warden', { skip }, () => {
         );
         assert.doesNotMatch(session.all(), /\nafter\n/);
         // The database's threads of both idle sessions are gone (closed with COM_QUIT).
-        await waitFor(() => threads('reader'), /^0$/, 5000);
+        await waitFor(ours, /^0$/, 5000);
       } finally {
         session.child.kill('SIGKILL');
         await clearLocks(c);

@@ -84,6 +84,12 @@ export interface RelayOptions {
    * before that, and at most once.
    */
   stopUpstream?(): void;
+  /**
+   * Asked when the client's side ends and Warden did not terminate the session: true when the
+   * engine keeps the database connection for another session (MySQL's pool). The relay then
+   * neither ends nor destroys it; it stops listening to it and leaves it paused.
+   */
+  keepUpstream?(): boolean;
 }
 
 /**
@@ -186,15 +192,21 @@ export function relay(o: RelayOptions): Promise<void> {
         logger.debug({ err: e, session: session.id }, 'ending the database side failed');
       }
     };
+    const keep = () => !stopped && o.keepUpstream?.() === true;
     const finish = () => {
       if (finished) return;
       runStopUpstream();
       finished = true;
       client.destroy();
-      upstream.destroy();
+      if (keep()) {
+        upstream.pause();
+        upstream.off('data', fromUpstream);
+        upstream.off('end', upstreamDone);
+        upstream.off('close', upstreamDone);
+      } else upstream.destroy();
       resolve();
     };
-    const up = new Direction(client, upstream, () => upstream.end());
+    const up = new Direction(client, upstream, () => (keep() ? finish() : upstream.end()));
     const down = new Direction(upstream, client, () => client.end());
     clientTap.attach(up.sink);
     serverTap.attach(down.sink);

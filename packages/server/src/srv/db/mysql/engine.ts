@@ -23,6 +23,10 @@
  *     │ ◀═══════ results, streamed as they come, sequence ids untouched ══════════════ │
  *     │ COM_CHANGE_USER ──────────▶ │    refused here (ERR 1235): never relayed      │
  *     │ KILL QUERY <our id> ──────▶ │    same Warden user: rewritten to the real id ▶│
+ *     │ COM_QUIT, nothing running ▶ │ 6. not relayed: COM_RESET_CONNECTION …  ─────▶ │
+ *     │                             │    the connection waits for the next session   │
+ *     │                             │    of this db user and schema (step 3 skipped; │
+ *     │                             │    docs/mysql-connection-pool.md)              │
  *     │                             │ 5. lock in force: ERR 1927 70100 (next seq) to │
  *     │ ◀── ERR(lock message) ───── │    the client at a packet boundary; a thread   │
  *     │                             │    running a statement is killed (an idle one  │
@@ -187,6 +191,11 @@ interface Upstream {
   rest: Buffer;
   /** What the login negotiated with the database. */
   capabilities: number;
+  tcp: Socket;
+  /** What the SSLRequest (and so the login) asked for. */
+  ssl: SslParams;
+  /** Taken from the pool: logged in and reset for an earlier session (`MySqlEngine#pool`). */
+  reused?: boolean;
 }
 
 /** What the SSLRequest told the database (it reads the login's capabilities from it). */
@@ -232,6 +241,38 @@ function sslParams(session: DbSession, hello: Omit<ClientHello, 'seq'>, greeting
   return { capabilities: caps, maxPacketSize: hello.maxPacketSize, charset: hello.charset };
 }
 
+/**
+ * How long a logged-in connection waits in the pool for the next session before it is closed
+ * (COM_QUIT): a connection lives while sessions keep coming, and never idles long enough to
+ * meet the database's `wait_timeout` (8 h by default) or to hold a thread through a quiet hour.
+ */
+export const POOL_IDLE_MS = 30_000;
+/** Most idle logged-in connections kept per pool key (`poolKey`). */
+export const POOL_MAX_IDLE = 16;
+
+/**
+ * Logged-in connections are shared by sessions of the same database (name and address), db
+ * user, default schema and login parameters (the client's capabilities, packet size and
+ * character set: the database fixed them at the login). Never across db users or schemas.
+ */
+function poolKey(session: DbSession, hello: Omit<ClientHello, 'seq'>): string | undefined {
+  if (session.dbName === undefined) return undefined;
+  return `${spareKey(session)}\n${session.dbName}\n${hello.capabilities}:${hello.maxPacketSize}:${hello.charset}`;
+}
+
+/** What of a `db` resource a connection depends on: a change discards its pooled connections. */
+function specOf(session: DbSession): string {
+  return JSON.stringify(session.db.spec);
+}
+
+/** A logged-in connection between sessions. */
+interface Pooled {
+  up: Upstream;
+  spec: string;
+  /** Stops its expiry and its close listeners (it is being used, or closed). */
+  forget(): void;
+}
+
 function closeOpened(o: Opened): void {
   o.tls.destroy();
   o.tcp.destroy();
@@ -245,10 +286,35 @@ export interface MySqlEngineOptions {
    * by default); 0: none is made (every login dials).
    */
   spareIdleMs?: number;
+  /**
+   * How long a logged-in connection waits for the next session after a clean end
+   * (`POOL_IDLE_MS` by default); 0: no pool (every session's connection is closed at its end).
+   */
+  poolIdleMs?: number;
 }
 
 /** COM_QUIT, a whole packet. */
 const QUIT = packet(0, Buffer.from([Command.QUIT]));
+/** COM_RESET_CONNECTION (MariaDB 10.2.4+, MySQL 5.7.3+), a whole packet. */
+const RESET_CONNECTION = packet(0, Buffer.from([0x1f]));
+
+/**
+ * The rows of a text result set, each row's payload (an ERR throws). `deprecateEof`: no EOF
+ * after the column definitions, and an OK (0xfe) ends the rows.
+ */
+async function readRows(r: StreamReader, deprecateEof: boolean): Promise<Buffer[]> {
+  const first = await readPacket(r, MAX_HANDSHAKE_PAYLOAD);
+  const columns = first.payload[0] ?? 0;
+  if (columns === 0 || columns >= 0xfb) throw new MySqlProtocolError('expected a result set');
+  for (let i = 0; i < columns + (deprecateEof ? 0 : 1); i++) await readPacket(r, MAX_HANDSHAKE_PAYLOAD);
+  const rows: Buffer[] = [];
+  for (;;) {
+    const p = await readPacket(r, MAX_HANDSHAKE_PAYLOAD);
+    if (p.payload[0] === 0xff) throw new MySqlProtocolError(parseErr(p.payload).message);
+    if (p.payload[0] === 0xfe && p.payload.length < 0xffffff) return rows;
+    rows.push(p.payload);
+  }
+}
 
 export class MySqlEngine implements DbEngine {
   readonly protocol = 'mysql' as const;
@@ -262,6 +328,12 @@ export class MySqlEngine implements DbEngine {
   readonly #spares = new Map<string, Spare>();
   readonly #making = new Set<string>();
   readonly #spareIdleMs: number;
+  /** Idle logged-in connections by `poolKey`, most recently released last. */
+  readonly #pool = new Map<string, Pooled[]>();
+  readonly #poolIdleMs: number;
+  /** Sessions that got a pooled connection, and connections put back in the pool (tests, metrics). */
+  pooledUsed = 0;
+  pooledReleased = 0;
   #closed = false;
   /** Each database's version string, learned at its first login and then announced. */
   readonly #versions = new Map<string, string>();
@@ -270,6 +342,14 @@ export class MySqlEngine implements DbEngine {
     this.#logger = o.logger;
     this.connectionIds = o.connectionIds ?? new ConnectionIds();
     this.#spareIdleMs = o.spareIdleMs ?? SPARE_IDLE_MS;
+    this.#poolIdleMs = o.poolIdleMs ?? POOL_IDLE_MS;
+  }
+
+  /** Idle logged-in connections in the pool (tests, metrics). */
+  get pooledIdle(): number {
+    let n = 0;
+    for (const list of this.#pool.values()) n += list.length;
+    return n;
   }
 
   #greeting(dbName: string, connectionId: number): Buffer {
@@ -398,16 +478,13 @@ export class MySqlEngine implements DbEngine {
 
     // 3. The database, over TLS with a client certificate for the db user.
     let up: Upstream;
+    const login: Omit<ClientHello, 'seq'> = {
+      ...hello,
+      capabilities: hello.capabilities & OFFERED_CAPABILITIES,
+      attributes: [...(hello.attributes ?? []), ['warden_user', session.identity.user]],
+    };
     try {
-      up = await this.#login(
-        session,
-        {
-          ...hello,
-          capabilities: hello.capabilities & OFFERED_CAPABILITIES,
-          attributes: [...(hello.attributes ?? []), ['warden_user', session.identity.user]],
-        },
-        true,
-      );
+      up = await this.#login(session, login, true);
     } catch (e) {
       let err: ErrPacket;
       if (e instanceof UpstreamRefused) err = e.err;
@@ -426,7 +503,7 @@ export class MySqlEngine implements DbEngine {
     }
     this.#versions.set(session.db.metadata.name, up.serverVersion);
     this.connectionIds.setUpstream(connectionId, up.threadId);
-    up.socket.on('error', () => up.socket.destroy());
+    if (!up.reused) up.socket.on('error', () => up.socket.destroy());
     // The OK goes out while `session.start` is being made durable (its fsync overlaps the
     // client's next round trip); nothing the client sends is read, let alone relayed, before
     // the start is recorded. If it is not (the audit log refused it, or a lock came), the
@@ -436,7 +513,9 @@ export class MySqlEngine implements DbEngine {
     await session.started();
 
     // 4. Relay, auditing the client's statements.
-    await this.#relay(stream, up, session, reader.release(), { seq: replySeq, from: 'server' });
+    const kept = await this.#relay(stream, up, session, reader.release(), { seq: replySeq, from: 'server' });
+    // 5. A clean end (COM_QUIT, nothing running, not terminated): the connection is reset for the next session.
+    if (kept) void this.#release(session, login, up);
   }
 
   /**
@@ -446,6 +525,10 @@ export class MySqlEngine implements DbEngine {
    * fits; `spare` makes the next one once this login succeeded.
    */
   async #login(session: DbSession, hello: Omit<ClientHello, 'seq'>, spare = false): Promise<Upstream> {
+    if (spare) {
+      const pooled = this.#takePooled(session, hello);
+      if (pooled) return pooled;
+    }
     const key = spareKey(session);
     const ahead = this.#takeSpare(key, session, hello);
     if (ahead) {
@@ -544,6 +627,8 @@ export class MySqlEngine implements DbEngine {
               ok: p.payload,
               rest: r.release(),
               capabilities: caps,
+              tcp,
+              ssl,
             };
           }
           if (kind === 0xff) throw new UpstreamRefused(parseErr(p.payload));
@@ -641,7 +726,138 @@ export class MySqlEngine implements DbEngine {
     });
   }
 
-  /** Closes the connections made ahead; none is made after this. */
+  /**
+   * An idle logged-in connection for this session's database, db user, default schema and
+   * login parameters (`poolKey`), most recently released first. Only called after the access
+   * check allowed the session: a refused client never gets one. Connections logged in for
+   * another version of the `db` resource's spec (address, CA) are closed instead.
+   */
+  #takePooled(session: DbSession, hello: Omit<ClientHello, 'seq'>): Upstream | undefined {
+    const key = poolKey(session, hello);
+    const list = key === undefined ? undefined : this.#pool.get(key);
+    if (!list) return undefined;
+    const spec = specOf(session);
+    let found: Upstream | undefined;
+    while (!found && list.length > 0) {
+      const p = list.pop()!;
+      p.forget();
+      const s = p.up.socket;
+      if (p.spec !== spec || s.destroyed || !s.readable) this.#quit(p.up);
+      else found = p.up;
+    }
+    if (list.length === 0) this.#pool.delete(key!);
+    if (!found) return undefined;
+    this.pooledUsed++;
+    return { ...found, rest: Buffer.alloc(0), reused: true };
+  }
+
+  /**
+   * After a clean end, returns the session's connection to the pool in the state of a fresh
+   * login (see docs/mysql-connection-pool.md), or closes it. Pipelined, off every client's path:
+   *
+   *   COM_RESET_CONNECTION   the database drops the session's state: rolls back, drops temporary
+   *                          tables, prepared statements, user variables, locks; session
+   *                          variables back to the global ones, the login's character set
+   *   COM_INIT_DB <schema>   the default schema of the login (a reset keeps the current one)
+   *   SET SESSION …          what the login's capabilities set (IGNORE_SPACE, INTERACTIVE)
+   *   SELECT CURRENT_ROLE()  MariaDB keeps a role across the reset: pooled only without one
+   *
+   * Anything but those answers (an ERR, a role, bytes beyond them) closes the connection.
+   */
+  async #release(session: DbSession, hello: Omit<ClientHello, 'seq'>, up: Upstream): Promise<void> {
+    const key = poolKey(session, hello);
+    const list = key === undefined ? undefined : this.#pool.get(key);
+    if (
+      key === undefined ||
+      this.#closed ||
+      this.#poolIdleMs <= 0 ||
+      (list?.length ?? 0) >= POOL_MAX_IDLE ||
+      session.terminatedBy !== undefined
+    ) {
+      this.#quit(up);
+      return;
+    }
+    const { socket } = up;
+    const timer = setTimeout(() => socket.destroy(), LOGIN_TIMEOUT_MS);
+    const r = new StreamReader(socket);
+    try {
+      const set: string[] = [];
+      if (up.ssl.capabilities & Cap.IGNORE_SPACE)
+        set.push("sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'IGNORE_SPACE')");
+      if (up.ssl.capabilities & Cap.INTERACTIVE) set.push('wait_timeout = @@interactive_timeout');
+      socket.write(
+        Buffer.concat([
+          RESET_CONNECTION,
+          packet(0, Buffer.concat([Buffer.from([Command.INIT_DB]), Buffer.from(session.dbName!, 'utf8')])),
+          ...(set.length > 0 ? [comQuery(`SET SESSION ${set.join(', ')}`)] : []),
+          comQuery('SELECT CURRENT_ROLE()'),
+        ]),
+      );
+      const deprecateEof = (up.capabilities & Cap.DEPRECATE_EOF) !== 0;
+      for (let i = 0; i < 2 + (set.length > 0 ? 1 : 0); i++) {
+        const p = await readPacket(r, MAX_HANDSHAKE_PAYLOAD);
+        if (p.payload[0] !== 0x00) throw new MySqlProtocolError('the connection could not be reset');
+      }
+      const rows = await readRows(r, deprecateEof);
+      if (rows.length !== 1 || rows[0]![0] !== 0xfb) throw new MySqlProtocolError('a role is set');
+      if (r.release().length > 0) throw new MySqlProtocolError('unexpected bytes after the reset');
+    } catch (e) {
+      r.release();
+      this.#logger.debug({ err: e, session: session.id }, 'a database connection was not pooled');
+      this.#quit(up);
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.#closed || socket.destroyed || (this.#pool.get(key)?.length ?? 0) >= POOL_MAX_IDLE) {
+      this.#quit(up);
+      return;
+    }
+    // An idle pooled connection does not keep the process alive. It is read while it waits, so
+    // that the database closing it (restart, wait_timeout) or saying anything at all drops it.
+    up.tcp.unref();
+    const pooled: Pooled = {
+      up,
+      spec: specOf(session),
+      forget: () => {
+        clearTimeout(expiry);
+        socket.pause();
+        socket.off('data', drop);
+        socket.off('close', drop);
+        socket.off('end', drop);
+        up.tcp.ref();
+      },
+    };
+    const drop = () => {
+      const l = this.#pool.get(key);
+      const at = l?.indexOf(pooled) ?? -1;
+      if (at >= 0) l!.splice(at, 1);
+      if (l?.length === 0) this.#pool.delete(key);
+      pooled.forget();
+      this.#quit(up);
+    };
+    const expiry = setTimeout(drop, this.#poolIdleMs);
+    expiry.unref();
+    socket.once('close', drop);
+    socket.once('end', drop);
+    socket.on('data', drop);
+    socket.resume();
+    const l = this.#pool.get(key) ?? [];
+    l.push(pooled);
+    this.#pool.set(key, l);
+    this.pooledReleased++;
+  }
+
+  /** Ends a logged-in connection politely (COM_QUIT: MariaDB does not count it as aborted). */
+  #quit(up: Upstream): void {
+    const { socket } = up;
+    if (socket.destroyed) return;
+    up.tcp.ref();
+    socket.end(QUIT);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  /** Closes the connections made ahead and the pool; none is made after this. */
   close(): void {
     this.#closed = true;
     for (const s of this.#spares.values()) {
@@ -649,6 +865,13 @@ export class MySqlEngine implements DbEngine {
       closeOpened(s);
     }
     this.#spares.clear();
+    for (const list of this.#pool.values()) {
+      for (const p of list) {
+        p.forget();
+        this.#quit(p.up);
+      }
+    }
+    this.#pool.clear();
   }
 
   #wantsPassword(session: DbSession, what: string): WardenError {
@@ -659,8 +882,17 @@ export class MySqlEngine implements DbEngine {
     );
   }
 
-  #relay(client: Duplex, up: Upstream, session: DbSession, clientRest: Buffer, seq: SeqState): Promise<void> {
+  /** Resolves true when the session ended cleanly and the connection is kept for the pool (`#release`). */
+  async #relay(
+    client: Duplex,
+    up: Upstream,
+    session: DbSession,
+    clientRest: Buffer,
+    seq: SeqState,
+  ): Promise<boolean> {
     const upstream = up.socket;
+    const pooling = this.#poolIdleMs > 0 && session.dbName !== undefined;
+    let kept = false;
     const activity = new MySqlActivity(up.capabilities);
     const serverTap = new ServerTap(seq, activity);
     const statements = new Map<number, { query: string; params: number; types?: number[] }>();
@@ -725,6 +957,12 @@ export class MySqlEngine implements DbEngine {
           case Command.STMT_CLOSE:
             if (payload.length >= 5) statements.delete(payload.readUInt32LE(1));
             return { kind: 'forward' };
+          case Command.QUIT:
+            // Only at rest: a COM_QUIT behind a running statement goes on (the database ends both).
+            if (!pooling || !activity.idle) return { kind: 'forward' };
+            // Kept from the database: the client is done, the connection may serve the next session.
+            setImmediate(() => client.end());
+            return { kind: 'end' };
           case Command.CHANGE_USER:
             return {
               kind: 'reply',
@@ -740,7 +978,7 @@ export class MySqlEngine implements DbEngine {
       },
     };
     const clientTap = new ClientTap(handler, seq, activity);
-    return relay({
+    await relay({
       session,
       logger: this.#logger,
       client,
@@ -765,7 +1003,24 @@ export class MySqlEngine implements DbEngine {
           void this.#kill(session, up.threadId);
         } else if (!upstream.writableEnded && !upstream.destroyed) upstream.end(QUIT);
       },
+      keepUpstream: () => {
+        kept =
+          clientTap.ended &&
+          !clientTap.trailing &&
+          activity.idle &&
+          serverTap.atBoundary &&
+          !serverTap.interrupted &&
+          session.terminatedBy === undefined &&
+          !upstream.destroyed &&
+          upstream.readable &&
+          !upstream.writableEnded;
+        return kept;
+      },
     });
+    if (kept && session.terminatedBy === undefined) return true;
+    // Kept a moment ago, but terminated since: not reused.
+    if (kept) this.#quit(up);
+    return false;
   }
 
   /**

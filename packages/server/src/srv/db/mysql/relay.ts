@@ -30,7 +30,12 @@ export type CommandAction =
   | { kind: 'forward' }
   | { kind: 'rewrite'; payload: Buffer }
   /** Drop the command and send `packet` (a whole packet, sequence id included) to the client. */
-  | { kind: 'reply'; packet: Buffer };
+  | { kind: 'reply'; packet: Buffer }
+  /**
+   * The client ends the session (COM_QUIT kept from the database, whose connection goes back
+   * to the pool): the command is not sent on, nor is anything after it (`ClientTap.trailing`).
+   */
+  | { kind: 'end' };
 
 export interface ClientTapHandler {
   /** A command that fits in one packet (`payload` without the header). */
@@ -56,6 +61,9 @@ export class ClientTap extends TapBase {
   /** In a command longer than one packet: its command byte and length so far. */
   #long: { command: number; length: number } | undefined;
   readonly #activity: MySqlActivity | undefined;
+  /** A command answered `end`: nothing more is read. */
+  #ended = false;
+  #trailing = false;
 
   /** `activity` learns of every command sent on. */
   constructor(handler: ClientTapHandler, seq: SeqState, activity?: MySqlActivity) {
@@ -65,11 +73,25 @@ export class ClientTap extends TapBase {
     this.#activity = activity;
   }
 
+  /** A command was answered `end` (COM_QUIT). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Bytes came after the `end` command, or a packet was left incomplete before it. */
+  get trailing(): boolean {
+    return this.#trailing || (this.#ended && this.#have > 0);
+  }
+
   push(chunk: Buffer): void {
+    if (this.#ended) {
+      if (chunk.length > 0) this.#trailing = true;
+      return;
+    }
     this.#parts.push(chunk);
     this.#have += chunk.length;
     for (;;) {
-      if (this.#have < 4) break;
+      if (this.#ended || this.#have < 4) break;
       const head = this.#peek(4);
       const length = head.readUIntLE(0, 3);
       if (this.#have < 4 + length) break;
@@ -113,7 +135,8 @@ export class ClientTap extends TapBase {
       const head = Buffer.alloc(4);
       head.writeUIntLE(action.payload.length, 0, 3);
       this.out(Buffer.concat([head, action.payload]));
-    } else this.#handler.reply(action.packet);
+    } else if (action.kind === 'end') this.#ended = true;
+    else this.#handler.reply(action.packet);
   }
 
   /** The first `n` buffered bytes, without consuming them. */
