@@ -148,6 +148,8 @@ const POOL: unknown[] = [
   undefined,
   null,
   1,
+  -1,
+  1.5,
   '',
   'x',
   'q"\\\n',
@@ -163,6 +165,8 @@ const POOL: unknown[] = [
   { kind: 'db', name: 'n' },
   { kind: 'db', name: 'n', labels: { env: 'x' } },
   { kind: 'db', name: 'n', labels: { env: 'x', token: 'y' } },
+  { kind: 'node', name: 'n', hostname: 'h', extra: 1 },
+  { kind: 'node', name: 'n', hostname: 'h' },
   true,
   false,
   'user',
@@ -314,7 +318,7 @@ test('statements and session ends are bulk events; what someone waits for is not
 /** Times the flat fast path prepared an event of `type`. */
 const flatCount = (type: string) => flatPathCount.get(type) ?? 0;
 
-test('flat fast path: device authentication and certificate events take it and store what the general path stores', () => {
+test('flat fast path: device authentication, certificate and session events take it and store what the general path stores', () => {
   const now = Date.UTC(2026, 5, 1, 12, 0, 0, 123);
   const device = { id: 'd1', os_type: 'linux', asset_tag: 'C00AA0AAAA0A', credential_id: 'c1' };
   const variants: [string, Record<string, unknown>, boolean][] = [
@@ -394,6 +398,73 @@ test('flat fast path: device authentication and certificate events take it and s
       false,
     ],
     ['undefined fields', { type: 'device.authenticate', user: undefined, device_id: undefined }, true],
+    [
+      'session.start of a database session',
+      {
+        type: 'session.start',
+        success: true,
+        user: 'alice',
+        addr: '10.0.0.5:5000',
+        device,
+        protocol: 'db',
+        resource: { kind: 'db', name: 'shop', labels: { env: 'prod' } },
+        db_user: 'alice',
+        db_name: 'orders',
+        session_id: 's1',
+        roles: ['db'],
+        device_exemption: 'bot',
+        user_kind: 'bot',
+      },
+      true,
+    ],
+    [
+      'session.end with its duration and the lock that ended it',
+      {
+        type: 'session.end',
+        user: 'alice',
+        protocol: 'ssh',
+        resource: { kind: 'node', name: 'n1', hostname: 'web-1' },
+        session_id: 's1',
+        roles: [],
+        duration_ms: 12.5,
+        exit_code: 0,
+        terminated_by: 'lock targeting User:"alice" is in force',
+      },
+      true,
+    ],
+    [
+      'session.end: a negative duration',
+      {
+        type: 'session.end',
+        protocol: 'db',
+        resource: { kind: 'db', name: 'x' },
+        session_id: 's',
+        duration_ms: -1,
+      },
+      false,
+    ],
+    [
+      'session.end: an exit code that is not an integer',
+      {
+        type: 'session.end',
+        protocol: 'db',
+        resource: { kind: 'db', name: 'x' },
+        session_id: 's',
+        exit_code: 1.5,
+      },
+      false,
+    ],
+    [
+      'session.start: a secret-named label',
+      {
+        type: 'session.start',
+        protocol: 'db',
+        resource: { kind: 'db', name: 'x', labels: { token: 't' } },
+        session_id: 's',
+      },
+      false,
+    ],
+    ['session.start: no resource', { type: 'session.start', protocol: 'db', session_id: 's' }, false],
   ];
   for (const [name, input, fast] of variants) {
     const before = flatCount(String(input.type));

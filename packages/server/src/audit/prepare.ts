@@ -13,6 +13,7 @@ import {
   type AuditEvent,
   type AuditEventInput,
   type AuditEventType,
+  AuditResourceSchema,
   auditCode,
   auditCommonFields,
   auditEventCatalogue,
@@ -180,26 +181,8 @@ function prepareDbQuery(input: Record<string, unknown>, now: number): PreparedEv
   const caller = checkedCaller(i);
   if (!caller) return undefined;
   const { device } = caller;
-  const r = i.resource;
-  if (
-    !isRecord(r) ||
-    !onlyKeys(r, RESOURCE_FIELDS) ||
-    !plain(r.kind) ||
-    !plain(r.name) ||
-    !optional(r.hostname)
-  )
-    return undefined;
-  const resource: Record<string, unknown> = { kind: r.kind, name: r.name };
-  if (r.hostname !== undefined) resource.hostname = r.hostname;
-  if (r.labels !== undefined) {
-    if (!isRecord(r.labels)) return undefined;
-    const labels: Record<string, string> = {};
-    for (const [k, v] of Object.entries(r.labels)) {
-      if (isSecretName(k) || !plain(v)) return undefined;
-      labels[k] = v;
-    }
-    resource.labels = labels;
-  }
+  const resource = checkedResource(i.resource);
+  if (!resource) return undefined;
   let parameters: (string | null)[] | undefined;
   if (i.parameters !== undefined) {
     if (!Array.isArray(i.parameters)) return undefined;
@@ -231,6 +214,33 @@ function prepareDbQuery(input: Record<string, unknown>, now: number): PreparedEv
   if (i.statement !== undefined) event.statement = i.statement;
   fastPathCount.dbQuery++;
   return { event, timeMs: now };
+}
+
+/**
+ * An event's `resource` as the general path stores it, when it is of the usual shape (known
+ * fields, plain strings, no secret-named label); else undefined (the general path decides).
+ */
+function checkedResource(r: unknown): Record<string, unknown> | undefined {
+  if (
+    !isRecord(r) ||
+    !onlyKeys(r, RESOURCE_FIELDS) ||
+    !plain(r.kind) ||
+    !plain(r.name) ||
+    !optional(r.hostname)
+  )
+    return undefined;
+  const resource: Record<string, unknown> = { kind: r.kind, name: r.name };
+  if (r.hostname !== undefined) resource.hostname = r.hostname;
+  if (r.labels !== undefined) {
+    if (!isRecord(r.labels)) return undefined;
+    const labels: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r.labels)) {
+      if (isSecretName(k) || !plain(v)) return undefined;
+      labels[k] = v;
+    }
+    resource.labels = labels;
+  }
+  return resource;
 }
 
 /** What changes from one `db.query` event of a session to the next. */
@@ -329,14 +339,18 @@ export class DbQueryTemplate {
 
 /**
  * The fast path for every other type whose fields are all flat (strings, booleans, enums,
- * string lists; no checks beyond the type): `device.authenticate`, `cert.create`, logins…,
- * the events of each login and device authentication. Each type's field kinds are read once
+ * string lists, no checks beyond the type; numbers, checked by their own schema; a `resource`):
+ * `device.authenticate`, `cert.create`, logins…, the events of each login and device
+ * authentication, and `session.start`/`session.end` of every SSH and database session. Each type's field kinds are read once
  * from the catalogue's zod schema; an input of the usual shape (known fields only, strings
  * within bounds, no private key) is checked by hand and comes out exactly as the general path
  * would make it (`prepare.test.ts` compares both for every type); anything else returns
  * undefined and takes the general path, which also words the errors.
  */
 type FlatKind =
+  | { kind: 'resource' }
+  /** A number, checked by the field's own schema (integer, non-negative…). */
+  | { kind: 'number'; schema: z.ZodType }
   | { kind: 'string' }
   | { kind: 'boolean' }
   | { kind: 'strings' }
@@ -364,11 +378,15 @@ interface ZodDef {
 /** The flat kind of a field schema, or undefined when it is anything else. */
 function flatKind(schema: z.ZodType): { optional: boolean; kind: FlatKind } | undefined {
   let def = (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
+  let inner = schema;
   let optional = false;
   if (def.type === 'optional' && def.innerType) {
     optional = true;
+    inner = def.innerType as unknown as z.ZodType;
     def = def.innerType._zod.def;
   }
+  if (inner === AuditResourceSchema) return { optional, kind: { kind: 'resource' } };
+  if (def.type === 'number') return { optional, kind: { kind: 'number', schema: inner } };
   if (def.checks && def.checks.length > 0) return undefined;
   if (def.type === 'string') return { optional, kind: { kind: 'string' } };
   if (def.type === 'boolean') return { optional, kind: { kind: 'boolean' } };
@@ -411,6 +429,10 @@ function flatSpec(type: AuditEventType): FlatSpec | undefined {
 /** A value of `kind` the general path would keep as it is (a copy for lists), or undefined. */
 function flatValue(kind: FlatKind, v: unknown): unknown {
   switch (kind.kind) {
+    case 'resource':
+      return checkedResource(v);
+    case 'number':
+      return typeof v === 'number' && kind.schema.safeParse(v).success ? v : undefined;
     case 'string':
       return plain(v) ? v : undefined;
     case 'boolean':
@@ -645,11 +667,13 @@ export const SESSION_END_PRIMING: AuditEventInput = {
 let sessionEndPrimed = false;
 
 /**
- * Checks `SESSION_END_PRIMING` once per process, so that the first session a lock ends does
- * not compile the event's schema. For the composition root, next to the session monitor.
+ * Checks `SESSION_END_PRIMING` once per process on both paths (the flat fast path, and the
+ * general one an unusual input takes), so that the first session a lock ends does not compile
+ * the event's schema. For the composition root, next to the session monitor.
  */
 export function primeSessionEndAudit(): void {
   if (sessionEndPrimed) return;
   sessionEndPrimed = true;
   prepareAuditEvent(SESSION_END_PRIMING, 0);
+  prepareAuditEventGeneral(SESSION_END_PRIMING, 0);
 }
