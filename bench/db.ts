@@ -97,7 +97,7 @@ if (args.help) {
   MySQL:       --queries=N (point selects per round, default 2000), --connects=N (default 50)
   PostgreSQL:  --seconds=S (pgbench run, default 10), --clients=LIST (default 4,16,64),
                --extra-seconds=S, --extra-rounds=N (the client counts after the first; 5, 2),
-               --pg-paths=LIST (of direct, warden, socket, proxy, pgbouncer; default all)
+               --pg-paths=LIST (of direct, warden, socket, proxy, pgbouncer, relay; default all)
   --profile=DIR     warden and wsh write V8 CPU profiles to DIR
   --hold            set up, print each path's settings and wait for Ctrl-C
   --warden-js=FILE  run another build's warden.js (before/after comparisons)
@@ -107,7 +107,7 @@ Needs a build (npm run build), mariadbd, mariadb-install-db, postgresql-15 and o
 }
 /** `--pg-paths=proxy,pgbouncer`: only these PostgreSQL paths run pgbench (default: all of them). */
 const PG_PATHS = args['pg-paths']?.split(',');
-const PG_PATH_NAMES = ['direct', 'warden', 'socket', 'proxy', 'pgbouncer'];
+const PG_PATH_NAMES = ['direct', 'warden', 'socket', 'proxy', 'pgbouncer', 'relay'];
 if (PG_PATHS?.some((p) => !PG_PATH_NAMES.includes(p)))
   throw new Error(`--pg-paths: a comma-separated list of ${PG_PATH_NAMES.join(', ')}`);
 /** `--profile=DIR`: warden and wsh write V8 CPU profiles there (`node --cpu-prof`). */
@@ -256,10 +256,12 @@ interface Row {
   proxy?: number[];
   /** Per round, when pgbouncer took part. */
   pgbouncer?: number[];
+  /** Per round, when the bare Node relay took part (`pg-relay-floor.mjs`). */
+  relay?: number[];
 }
 
 /** A row with no rounds yet: the three Warden paths and the direct one (and pgbouncer's). */
-function emptyRow(workload: string, unit: string, o: { pgbouncer?: boolean } = {}): Row {
+function emptyRow(workload: string, unit: string, o: { pgbouncer?: boolean; relay?: boolean } = {}): Row {
   return {
     workload,
     unit,
@@ -268,6 +270,7 @@ function emptyRow(workload: string, unit: string, o: { pgbouncer?: boolean } = {
     socket: [],
     proxy: [],
     ...(o.pgbouncer ? { pgbouncer: [] } : {}),
+    ...(o.relay ? { relay: [] } : {}),
   };
 }
 
@@ -275,6 +278,7 @@ function printTable(title: string, rows: Row[]): void {
   const withSocket = rows.some((r) => r.socket?.length);
   const withProxy = rows.some((r) => r.proxy?.length);
   const bouncer = rows.some((r) => r.pgbouncer?.length);
+  const withRelay = rows.some((r) => r.relay?.length);
   const lines = [
     [
       'workload',
@@ -284,6 +288,7 @@ function printTable(title: string, rows: Row[]): void {
       ...(withSocket ? ['warden (socket)', 'socket/direct'] : []),
       ...(withProxy ? ['warden (no wsh)', 'no-wsh/direct'] : []),
       ...(bouncer ? ['pgbouncer', 'pgbouncer/direct'] : []),
+      ...(withRelay ? ['node relay', 'relay/direct'] : []),
     ],
     ...rows.map((r) => {
       const d = median(r.direct);
@@ -304,6 +309,7 @@ function printTable(title: string, rows: Row[]): void {
         ...column(withSocket, r.socket),
         ...column(withProxy, r.proxy),
         ...column(bouncer, r.pgbouncer),
+        ...column(withRelay, r.relay),
       ];
     }),
   ];
@@ -658,6 +664,38 @@ async function startPgbouncer(o: {
 }
 
 /**
+ * The bare Node relay (`pg-relay-floor.mjs`), with pgbouncer's certificates on both sides: the
+ * floor under any proxy on Node's streams and TLS, for the CPU budget in bench/README.md.
+ */
+async function startRelay(o: {
+  pgPort: number;
+  listen: { cert: string; key: string; ca: string };
+  upstream: { cert: string; key: string; ca: string };
+}): Promise<{ port: number; pid: number | undefined; stop(): void }> {
+  const script = join(import.meta.dirname, 'pg-relay-floor.mjs');
+  const child = spawn(process.execPath, [script, JSON.stringify(o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    out = (out + d).slice(-4096);
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d;
+        const m = /listening (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`the node relay exited (${code}):\n${out}`)));
+      setTimeout(() => reject(new Error(`the node relay did not start:\n${out}`)), 20_000).unref();
+    });
+    return { port, pid: child.pid, stop: () => child.kill('SIGTERM') };
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+}
+
+/**
  * The PostgreSQL half: `pgbench -S` through Warden against pgbench straight to PostgreSQL over
  * TLS with a client certificate (and through pgbouncer when installed), same run.
  */
@@ -677,6 +715,7 @@ async function benchPostgres(): Promise<void> {
   let tunnel: ReturnType<typeof spawnCli> | undefined;
   let socketTunnel: ReturnType<typeof spawnCli> | undefined;
   let bouncer: Awaited<ReturnType<typeof startPgbouncer>> | undefined;
+  let relayProcess: Awaited<ReturnType<typeof startRelay>> | undefined;
   // As root pgbouncer runs as nobody, who must reach the dir (TMPDIR may be private).
   const bouncerDir = join(
     process.getuid?.() === 0 ? '/tmp' : tmpdir(),
@@ -764,20 +803,28 @@ async function benchPostgres(): Promise<void> {
       });
       paths.pgbouncer = { ...paths.direct, PGPORT: String(bouncer.port) };
     }
+    // The bare Node relay, set up as pgbouncer is (not a goal: what Node itself costs).
+    relayProcess = await startRelay({
+      pgPort: server.port,
+      listen: { cert: `${prefix}.crt`, key: `${prefix}.key`, ca: direct.ca },
+      upstream: { cert: direct.cert, key: direct.key, ca: `${prefix}.cas` },
+    });
+    paths.relay = { ...paths.direct, PGPORT: String(relayProcess.port) };
     const version = server.psql('SHOW server_version').trim();
 
     // 4. pgbench -S on each path, alternating the order each round, for each client count.
     //    CPU per transaction of the processes between pgbench and PostgreSQL (warden + wsh;
     //    pgbouncer) comes from /proc: it says how much work a path does, whatever the load.
-    const names = (Object.keys(paths) as ('direct' | 'warden' | 'socket' | 'proxy' | 'pgbouncer')[]).filter(
-      (name) => PG_PATHS === undefined || PG_PATHS.includes(name),
-    );
+    const names = (
+      Object.keys(paths) as ('direct' | 'warden' | 'socket' | 'proxy' | 'pgbouncer' | 'relay')[]
+    ).filter((name) => PG_PATHS === undefined || PG_PATHS.includes(name));
     const middle: Record<string, (number | undefined)[]> = {
       direct: [],
       warden: [w.child.pid, tunnel.child.pid],
       socket: [w.child.pid, socketTunnel.child.pid],
       proxy: [w.child.pid],
       pgbouncer: [bouncer?.pid],
+      relay: [relayProcess.pid],
     };
     const cpuOf = (path: string) => middle[path]!.reduce<number>((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
     if (args.hold) {
@@ -795,6 +842,7 @@ async function benchPostgres(): Promise<void> {
           wsh: tunnel.child.pid,
           wshSocket: socketTunnel.child.pid,
           pgbouncer: bouncer?.pid,
+          relay: relayProcess.pid,
         },
       });
       return;
@@ -802,7 +850,8 @@ async function benchPostgres(): Promise<void> {
     for (const [index, clients] of CLIENTS.entries()) {
       const seconds = index === 0 ? SECONDS : EXTRA_SECONDS;
       const rounds = index === 0 ? ROUNDS : EXTRA_ROUNDS;
-      const row = (workload: string, unit: string) => emptyRow(workload, unit, { pgbouncer: !!bouncer });
+      const row = (workload: string, unit: string) =>
+        emptyRow(workload, unit, { pgbouncer: !!bouncer, relay: names.includes('relay') });
       const rows: Row[] = [
         row(`pgbench -S -c ${clients} -T ${seconds}: tps`, 'tps'),
         row('latency average (lower is better)', 'ms'),
@@ -869,10 +918,22 @@ async function benchPostgres(): Promise<void> {
           process.stdout.write(`${label} tps: ${g.text}\n`);
         }
       }
+      // Not a goal: how much of warden's CPU per transaction any Node proxy pays, and how much
+      // pgbouncer's C costs next to that floor (bench/README.md, "the CPU budget").
+      const cpu = (path: 'proxy' | 'relay' | 'pgbouncer') => median(rows[2]![path] ?? []);
+      if (names.includes('relay') && names.includes('proxy'))
+        process.stdout.write(
+          `CPU per transaction -c${clients}: warden no-wsh ${cpu('proxy').toFixed(0)} µs = ${(cpu('proxy') / cpu('relay')).toFixed(2)}× the bare Node relay (${cpu('relay').toFixed(0)} µs)` +
+            (names.includes('pgbouncer')
+              ? `; the Node relay = ${(cpu('relay') / cpu('pgbouncer')).toFixed(2)}× pgbouncer (${cpu('pgbouncer').toFixed(0)} µs)`
+              : '') +
+            '\n',
+        );
     }
     if (!bouncer) process.stdout.write('pgbouncer: skipped (not installed)\n');
   } finally {
     bouncer?.stop();
+    relayProcess?.stop();
     rmSync(bouncerDir, { recursive: true, force: true });
     tunnel?.child.kill('SIGTERM');
     socketTunnel?.child.kill('SIGTERM');
