@@ -585,7 +585,7 @@ export function runBackendConformance(name: string, factory: BackendFactory): vo
       assert.equal((await backend.get('/k'))?.value, '10', 'compaction keeps items');
     });
 
-    test('a watcher that falls behind compaction throws COMPACTED', TEST_OPTS, async (t) => {
+    test('a watcher that falls behind compaction throws COMPACTED', MANY_WRITES_OPTS, async (t) => {
       const { backend } = await open(t);
       const w = backend.watch('', { sinceRev: 0 });
       const it = iter(w);
