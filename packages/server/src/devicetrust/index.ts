@@ -27,11 +27,15 @@ export {
 } from './enroll';
 export {
   checkEnrollTokenTtl,
+  credentialIndexKey,
   DEFAULT_ENROLL_TOKEN_TTL_MS,
+  DEVICE_INDEX_BACKFILLED,
+  DEVICE_INDEX_PREFIX,
   DeviceInventory,
   type DeviceInventoryOptions,
   deviceLabel,
   ENROLL_TOKEN_PREFIX,
+  ekIndexKey,
   INVALID_ENROLL_TOKEN_MESSAGE,
   MAX_ENROLL_TOKEN_TTL_MS,
 } from './inventory';

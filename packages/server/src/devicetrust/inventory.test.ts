@@ -6,6 +6,7 @@ import {
   type DeviceResource,
   deviceCollectedDataSchema,
   isWardenError,
+  WardenError,
 } from '@warden/api';
 import { akCredentialKeys } from '../../../../test/support/soft-tpm';
 import { type AuditLog, MemoryAuditLog } from '../audit';
@@ -14,8 +15,12 @@ import { FakeClock } from '../clock';
 import { silentLogger } from '../log';
 import { createServices, type Services } from '../services';
 import {
+  credentialIndexKey,
+  DEVICE_INDEX_BACKFILLED,
+  DEVICE_INDEX_PREFIX,
   DeviceInventory,
   ENROLL_TOKEN_PREFIX,
+  ekIndexKey,
   INVALID_ENROLL_TOKEN_MESSAGE,
   plainCollectedData,
 } from './inventory';
@@ -283,7 +288,7 @@ describe('DeviceInventory', () => {
     assert.equal(await inv.findByCredentialId(credential().id), undefined);
   });
 
-  test('enrollConflicts: the EK-backed and the credential-holding device, from one listing', async () => {
+  test('enrollConflicts: the EK-backed and the credential-holding device, from the index (no listing)', async () => {
     const ek = 'E'.repeat(43);
     const a = await inv.add(admin, { osType: 'linux', assetTag: 'CON-A' });
     const b = await inv.add(admin, { osType: 'linux', assetTag: 'CON-B' });
@@ -304,7 +309,7 @@ describe('DeviceInventory', () => {
     const both = await inv.enrollConflicts(ek, credential().id, b.metadata.name);
     assert.equal(both.ek?.metadata.name, a.metadata.name);
     assert.equal(both.credential?.metadata.name, a.metadata.name);
-    assert.deepEqual(ranges, [services.devices.prefix], 'one listing');
+    assert.deepEqual(ranges, [], 'no listing: the index keys of the EK and the credential');
     // The device being enrolled does not conflict with itself; an `ek:` tag names its EK.
     assert.equal((await inv.enrollConflicts(ek, 'x', a.metadata.name)).ek, undefined);
     assert.equal(
@@ -317,7 +322,7 @@ describe('DeviceInventory', () => {
     assert.deepEqual(await inv.enrollConflicts(ek, credential().id, b.metadata.name), {});
   });
 
-  test('enroll: one listing for both uniqueness checks; the written device is what the store decodes; a bad owner writes nothing', async () => {
+  test('enroll: the uniqueness checks list nothing (the index keys); the written device is what the store decodes; a bad owner writes nothing', async () => {
     const ek = 'F'.repeat(43);
     const a = await inv.add(admin, { osType: 'linux', assetTag: 'ONE-A' });
     const b = await inv.add(admin, { osType: 'linux', assetTag: 'ONE-B' });
@@ -336,7 +341,7 @@ describe('DeviceInventory', () => {
       ),
       code('WARDEN_ERR_ALREADY_EXISTS', /this TPM already backs device ONE-A/),
     );
-    assert.equal(listings, 1);
+    assert.equal(listings, 0);
     await assert.rejects(
       inv.enroll(
         b.metadata.name,
@@ -390,6 +395,183 @@ describe('DeviceInventory', () => {
     // Removed elsewhere: gone here too.
     await other.remove(admin, b.metadata.name);
     assert.equal(await inv.findByCredentialId(c1.id), undefined);
+  });
+
+  describe('the uniqueness index (one EK, one credential: one enrolled device)', () => {
+    const EK = 'K'.repeat(43);
+    const keys = async () => (await backend.range(DEVICE_INDEX_PREFIX)).items.map((i) => i.key);
+    const named = async (key: string) => JSON.parse((await backend.get(key))!.value).device_id as string;
+    /** The transactions and the listings of the inventory the inventory makes, as `type key…`. */
+    const spy = () => {
+      const calls: string[] = [];
+      const txn = backend.txn.bind(backend);
+      backend.txn = (ops) => {
+        calls.push(`txn ${ops.map((o) => `${o.type} ${o.key}`).join(', ')}`);
+        return txn(ops);
+      };
+      const range = backend.range.bind(backend);
+      backend.range = (prefix) => {
+        if (prefix === services.devices.prefix) calls.push(`range ${prefix}`);
+        return range(prefix);
+      };
+      return calls;
+    };
+
+    test('enroll writes the device and its keys in one transaction; unenroll, undo and removal delete them in theirs', async () => {
+      const d = await inv.add(admin, { osType: 'linux', assetTag: 'IX-1' });
+      const id = d.metadata.name;
+      const cred = credentialIndexKey(credential().id);
+      await inv.findByEk(EK); // the (empty) backfill, before the spy
+      const calls = spy();
+      await inv.enroll(id, { ...credential(), ek_sha256: EK }, collected(clock));
+      assert.deepEqual(calls, [`txn cas /devices/${id}, create ${cred}, create ${ekIndexKey(EK)}`]);
+      assert.deepEqual(await keys(), [DEVICE_INDEX_BACKFILLED, cred, ekIndexKey(EK)]);
+      assert.equal(await named(ekIndexKey(EK)), id);
+      // Collected data changes no hold: no index operation.
+      calls.length = 0;
+      await inv.recordCollectedData(id, collected(clock));
+      assert.deepEqual(calls, []);
+      // Unenrolled by an edit: the keys go with it.
+      const stored = await inv.get(id);
+      await inv.update(admin, { ...stored, spec: { ...stored.spec, enroll_status: 'not_enrolled' } });
+      assert.deepEqual(calls, [`txn cas /devices/${id}, delete ${cred}, delete ${ekIndexKey(EK)}`]);
+      assert.deepEqual(await keys(), [DEVICE_INDEX_BACKFILLED]);
+      // Enrolled again, then the enrollment undone (unaudited): the keys go.
+      await inv.enroll(id, { ...credential(), ek_sha256: EK }, collected(clock));
+      await inv.undoEnroll(id, credential().id);
+      assert.deepEqual(await keys(), [DEVICE_INDEX_BACKFILLED]);
+      // Removed while enrolled: the device and its keys in one transaction.
+      await inv.enroll(id, { ...credential(), ek_sha256: EK }, collected(clock));
+      calls.length = 0;
+      await inv.remove(admin, id);
+      assert.deepEqual(calls, [`txn delete /devices/${id}, delete ${cred}, delete ${ekIndexKey(EK)}`]);
+      assert.deepEqual(await keys(), [DEVICE_INDEX_BACKFILLED]);
+    });
+
+    test('a refused enrollment writes nothing: no device record without its keys, no key without its device', async () => {
+      const a = await inv.add(admin, { osType: 'linux', assetTag: 'IX-A' });
+      const b = await inv.add(admin, { osType: 'linux', assetTag: 'IX-B' });
+      await inv.enroll(a.metadata.name, { ...credential(), ek_sha256: EK }, collected(clock));
+      const before = await backend.currentRev();
+      // Another credential, the same EK: refused by the EK's key, whose create fails the transaction.
+      await assert.rejects(
+        inv.enroll(b.metadata.name, { ...credential('c-b'), ek_sha256: EK }, collected(clock)),
+        code('WARDEN_ERR_ALREADY_EXISTS', /this TPM already backs device IX-A\/Linux/),
+      );
+      // The same credential, another EK: refused by the credential's key.
+      await assert.rejects(
+        inv.enroll(b.metadata.name, { ...credential(), ek_sha256: 'L'.repeat(43) }, collected(clock)),
+        code(
+          'WARDEN_ERR_ALREADY_EXISTS',
+          `device credential "${credential().id}" is already enrolled for another device`,
+        ),
+      );
+      assert.equal(await backend.currentRev(), before, 'nothing written');
+      assert.equal((await inv.get(b.metadata.name)).spec.enroll_status, 'not_enrolled');
+      assert.equal(await backend.get(credentialIndexKey('c-b')), undefined);
+      assert.equal(await backend.get(ekIndexKey('L'.repeat(43))), undefined);
+    });
+
+    test('two inventories (replicas) enrolling one EK at once: exactly one device, the other told as a sequential duplicate', async () => {
+      const replica = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
+      const a = await inv.add(admin, { osType: 'linux', assetTag: 'RACE-A' });
+      const b = await inv.add(admin, { osType: 'linux', assetTag: 'RACE-B' });
+      await Promise.all([inv.findByEk(EK), replica.findByEk(EK)]);
+      // Both have read their device before either writes (as two replicas at the same moment).
+      const results = await Promise.allSettled([
+        inv.enroll(a.metadata.name, { ...credential('c-a'), ek_sha256: EK }, collected(clock)),
+        replica.enroll(b.metadata.name, { ...credential('c-b'), ek_sha256: EK }, collected(clock)),
+      ]);
+      const enrolled = (await inv.list()).filter((d) => d.spec.enroll_status === 'enrolled');
+      assert.equal(enrolled.length, 1, 'exactly one device enrolled');
+      const loser = results.find((r) => r.status === 'rejected');
+      assert.ok(loser && loser.status === 'rejected');
+      code(
+        'WARDEN_ERR_ALREADY_EXISTS',
+        `this TPM already backs device ${enrolled[0]!.spec.asset_tag}/Linux`,
+      )(new WardenError(loser.reason.code, loser.reason.message.split(' (device ID')[0]));
+      assert.equal(await named(ekIndexKey(EK)), enrolled[0]!.metadata.name);
+    });
+
+    test('a stale key (its device no longer holds it) is claimed again; lookups never answer with it', async () => {
+      const a = await inv.add(admin, { osType: 'linux', assetTag: 'ST-A' });
+      const b = await inv.add(admin, { osType: 'linux', assetTag: 'ST-B' });
+      await inv.findByEk(EK);
+      // Written by an older warden that unenrolled without clearing it, or garbage.
+      await backend.put(ekIndexKey(EK), JSON.stringify({ device_id: a.metadata.name }));
+      await backend.put(credentialIndexKey(credential().id), 'not json');
+      assert.equal(await inv.findByEk(EK), undefined);
+      assert.equal(await inv.findByCredentialId(credential().id), undefined);
+      await inv.enroll(b.metadata.name, { ...credential(), ek_sha256: EK }, collected(clock));
+      assert.equal(await named(ekIndexKey(EK)), b.metadata.name);
+      assert.equal(await named(credentialIndexKey(credential().id)), b.metadata.name);
+      assert.equal((await inv.findByEk(EK))?.metadata.name, b.metadata.name);
+    });
+
+    test('an inventory from before the index is backfilled once; its devices then count', async () => {
+      // Enrolled as an older warden did: the device only, no keys.
+      const old = await inv.add(admin, { osType: 'linux', assetTag: 'OLD' });
+      const tagged = await inv.add(admin, { osType: 'linux', assetTag: `ek:${'T'.repeat(43)}` });
+      for (const [d, cred] of [
+        [old, { ...credential('c-old'), ek_sha256: EK }],
+        [tagged, credential('c-tag')],
+      ] as const) {
+        const s = await services.devices.get(d.metadata.name);
+        await services.devices.update({
+          ...s,
+          spec: { ...s.spec, enroll_status: 'enrolled', credential: cred },
+        });
+      }
+      const fresh = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
+      const calls = spy();
+      const b = await inv.add(admin, { osType: 'linux', assetTag: 'NEW' });
+      calls.length = 0;
+      await assert.rejects(
+        fresh.enroll(b.metadata.name, { ...credential('c-new'), ek_sha256: EK }, collected(clock)),
+        code('WARDEN_ERR_ALREADY_EXISTS', /this TPM already backs device OLD\/Linux/),
+      );
+      assert.deepEqual(
+        calls.filter((c) => c.startsWith('range')),
+        ['range /devices/'],
+        'one listing, once',
+      );
+      assert.deepEqual(await keys(), [
+        DEVICE_INDEX_BACKFILLED,
+        credentialIndexKey('c-old'),
+        credentialIndexKey('c-tag'),
+        ekIndexKey(EK),
+        ekIndexKey('T'.repeat(43)),
+      ]);
+      // Another process finds the marker: no listing.
+      calls.length = 0;
+      const other = new DeviceInventory({ services, backend, clock, audit, logger: silentLogger });
+      assert.equal((await other.findByEk('T'.repeat(43)))?.metadata.name, tagged.metadata.name);
+      assert.equal((await other.findByCredentialId('c-old'))?.metadata.name, old.metadata.name);
+      assert.deepEqual(calls, []);
+    });
+
+    test('a removal the audit log refuses is put back with its keys, unless another device holds them by now', async () => {
+      const d = await inv.add(admin, { osType: 'linux', assetTag: 'UR' });
+      await inv.enroll(d.metadata.name, { ...credential(), ek_sha256: EK }, collected(clock));
+      const failing: AuditLog = {
+        emit: async (e: AuditEventInput) => {
+          if (e.type === 'device.delete') throw new Error('disk full');
+          return audit.emit(e);
+        },
+        search: (q) => audit.search(q),
+        close: () => audit.close(),
+      };
+      const refusing = new DeviceInventory({
+        services,
+        backend,
+        clock,
+        audit: failing,
+        logger: silentLogger,
+      });
+      await assert.rejects(refusing.remove(admin, 'UR'), code('WARDEN_ERR_AUDIT_UNAVAILABLE'));
+      assert.equal(await named(ekIndexKey(EK)), d.metadata.name, 'put back with its keys');
+      assert.equal((await inv.findByEk(EK))?.metadata.name, d.metadata.name);
+    });
   });
 
   test('recordCollectedData keeps the newest 10 entries', async () => {

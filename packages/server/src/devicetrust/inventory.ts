@@ -8,6 +8,19 @@
  *   /devices/<uuid>                            device (Services.devices)
  *   /device_enroll_tokens/<sha256 of token>    { device_id, created_by, expires }, TTL = expiry
  *                                              (OneTimeTokens; listed by `wctl tokens ls`)
+ *   /device_index/ek/<EK fingerprint>          { device_id }: the enrolled device this EK backs
+ *   /device_index/credential/<credential ID>   { device_id }: the enrolled device holding it
+ *   /device_index/backfilled                   written once older inventories got their keys
+ *
+ * Uniqueness (one EK backs at most one device, a credential ID is held by at most one) is the
+ * backend's, not a check before a write: every write that makes a device hold an EK or a
+ * credential creates its index keys in the same transaction (`Backend.txn`, create fails if
+ * the key exists), so of two replicas enrolling one TPM at once exactly one commits; every
+ * write that ends a hold (unenroll, removal, undo) deletes the keys naming the device in its
+ * transaction. A key whose device no longer holds it (written by an older warden, or a
+ * backfill racing an unenrollment) is stale: the next claim deletes it, conditionally, and
+ * claims again. Lookups by EK or credential read the key and the device it names (never the
+ * inventory); the device must hold the key, so a stale key never answers.
  */
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -35,7 +48,7 @@ import { decodePublic, publicKeyFromTpmt } from '@warden/tpm';
 import type { z } from 'zod';
 import type { Actor } from '../access';
 import { type AuditLog, undoUnless, writeAuditEvent } from '../audit';
-import type { Backend, Item } from '../backend';
+import type { Backend, Item, TxnOp } from '../backend';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
 import type { Services } from '../services';
@@ -59,6 +72,23 @@ const deviceOwnerSchema = deviceSpecSchema.shape.owner;
 
 /** Attempts of a compare-and-swap loop before giving up. */
 const CAS_ATTEMPTS = 8;
+
+/** Backend prefix of the uniqueness index (see the file comment). */
+export const DEVICE_INDEX_PREFIX = '/device_index/';
+const EK_INDEX = `${DEVICE_INDEX_PREFIX}ek/`;
+const CREDENTIAL_INDEX = `${DEVICE_INDEX_PREFIX}credential/`;
+/** Present once every device enrolled before the index has its keys (`#ensureIndexed`). */
+export const DEVICE_INDEX_BACKFILLED = `${DEVICE_INDEX_PREFIX}backfilled`;
+
+/** The index key of the EK with this fingerprint (base64url SHA-256 of its SPKI). */
+export function ekIndexKey(ekSha256: string): string {
+  return EK_INDEX + encodeURIComponent(ekSha256);
+}
+
+/** The index key of a credential ID. */
+export function credentialIndexKey(credentialId: string): string {
+  return CREDENTIAL_INDEX + encodeURIComponent(credentialId);
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -100,6 +130,8 @@ export class DeviceInventory {
   readonly #decoded = new Map<string, { modRev: number; value: string; device: DeviceResource }>();
   /** Enrollment tokens: hashed at rest, expiring, spent once (`tokens/`'s one-time store). */
   readonly #tokens: OneTimeTokens<EnrollToken>;
+  /** The backfill of the index, once per process (retried after a failure). */
+  #backfilled: Promise<void> | undefined;
 
   constructor(o: DeviceInventoryOptions) {
     this.#o = o;
@@ -260,10 +292,9 @@ export class DeviceInventory {
 
   /**
    * The device whose enrolled credential has this ID, if any, read fresh from the backend.
-   * The index from credential to device ID is only a hint (this process's, maybe stale: other
-   * replicas enroll and unenroll too): the device it names is read and must be enrolled with
-   * exactly this credential, else the inventory is listed and the index rebuilt. So a stale
-   * entry can cost a listing but never return a device that does not hold the credential.
+   * This process's map from credential to device ID is only a hint (other replicas enroll and
+   * unenroll too): the device it names is read and must be enrolled with exactly this
+   * credential, else the credential's index key names the device to read (never a listing).
    * The device returned is frozen (a decoded device is reused while its stored value is
    * unchanged).
    */
@@ -274,14 +305,67 @@ export class DeviceInventory {
     if (hinted !== undefined) {
       const device = await this.#readCached(hinted);
       if (holds(device)) return device;
+      this.#byCredential.delete(credentialId);
     }
-    const all = await this.#listCached();
-    this.#byCredential.clear();
-    for (const d of all) {
-      if (d.spec.enroll_status === 'enrolled' && d.spec.credential)
-        this.#byCredential.set(d.spec.credential.id, d.metadata.name);
+    const device = await this.#indexed(credentialIndexKey(credentialId));
+    if (!holds(device)) return undefined;
+    this.#byCredential.set(credentialId, device.metadata.name);
+    return device;
+  }
+
+  /**
+   * The device an index key names, as stored now (undefined: no key, or no such device), once
+   * the index is complete. The caller checks that the device holds the key.
+   */
+  async #indexed(key: string): Promise<DeviceResource | undefined> {
+    await this.#ensureIndexed();
+    return this.#deviceNamedBy(key);
+  }
+
+  async #deviceNamedBy(key: string): Promise<DeviceResource | undefined> {
+    const item = await this.#o.backend.get(key);
+    const id = item && indexedDeviceId(item);
+    return id ? this.#readCached(id) : undefined;
+  }
+
+  /**
+   * Makes sure every enrolled device has its index keys: once per inventory (the marker
+   * DEVICE_INDEX_BACKFILLED), by one listing; replicas doing it at once create the same keys
+   * (the second create of each is refused and skipped). Two devices an older warden let hold
+   * one EK or credential keep the first one's key, and a warning names both. Enrollment and the
+   * lookups wait for it; if it fails, they fail (and the next call tries again).
+   */
+  #ensureIndexed(): Promise<void> {
+    this.#backfilled ??= this.#backfill().catch((e: unknown) => {
+      this.#backfilled = undefined;
+      throw e;
+    });
+    return this.#backfilled;
+  }
+
+  async #backfill(): Promise<void> {
+    const backend = this.#o.backend;
+    if (await backend.get(DEVICE_INDEX_BACKFILLED)) return;
+    let created = 0;
+    for (const device of await this.#listCached()) {
+      for (const key of indexKeysOf(device.spec)) {
+        try {
+          await backend.create(key, indexValue(device.metadata.name));
+          created++;
+        } catch (e) {
+          if (!isWardenError(e, 'WARDEN_ERR_ALREADY_EXISTS')) throw e;
+          const other = await this.#deviceNamedBy(key).catch(() => undefined);
+          if (other && other.metadata.name !== device.metadata.name && indexKeysOf(other.spec).has(key)) {
+            this.#o.logger.warn(
+              { key, device_ids: [other.metadata.name, device.metadata.name] },
+              `devices ${deviceLabel(other)} and ${deviceLabel(device)} both hold ${key}; ` +
+                'unenroll one of them',
+            );
+          }
+        }
+      }
     }
-    return all.find(holds);
+    await backend.put(DEVICE_INDEX_BACKFILLED, JSON.stringify({ time: this.#iso(), keys_created: created }));
   }
 
   /**
@@ -315,30 +399,47 @@ export class DeviceInventory {
    * before the fingerprint was recorded) the `ek:` asset tag it verified.
    */
   async findByEk(ekSha256: string, exceptId?: string): Promise<DeviceResource | undefined> {
-    return (await this.#listCached()).find((d) => backedBy(d, ekSha256, exceptId));
+    const device = await this.#indexed(ekIndexKey(ekSha256));
+    return device && backedBy(device, ekSha256, exceptId) ? device : undefined;
   }
 
   /**
-   * What keeps a TPM from enrolling device `deviceId`, from one listing of the inventory: the
-   * enrolled device its EK (fingerprint `ekSha256`) already backs other than `deviceId` (as
-   * `findByEk`), and the enrolled device holding credential `credentialId` (as
-   * `findByCredentialId`). The enrollment ceremony's begin asks both.
+   * What keeps a TPM from enrolling device `deviceId`, from the index (two keys, never the
+   * inventory): the enrolled device its EK (fingerprint `ekSha256`) already backs other than
+   * `deviceId` (as `findByEk`), and the enrolled device holding credential `credentialId` (as
+   * `findByCredentialId`). The enrollment ceremony's begin asks both, to refuse early; the
+   * enrollment's own transaction is what guarantees it.
    */
   async enrollConflicts(
     ekSha256: string,
     credentialId: string,
     deviceId: string,
   ): Promise<{ ek?: DeviceResource; credential?: DeviceResource }> {
-    const all = await this.#listCached();
-    const ek = all.find((d) => backedBy(d, ekSha256, deviceId));
-    const credential = all.find((d) => holdsCredential(d, credentialId));
+    const [ek, credential] = await Promise.all([
+      this.findByEk(ekSha256, deviceId),
+      this.#indexed(credentialIndexKey(credentialId)).then((d) =>
+        d && holdsCredential(d, credentialId) ? d : undefined,
+      ),
+    ]);
     return { ...(ek ? { ek } : {}), ...(credential ? { credential } : {}) };
   }
 
   /** Removes a device (by ID or asset tag) and its enrollment tokens; returns what was removed. */
   async remove(actor: Actor, idOrAssetTag: string): Promise<DeviceResource> {
-    const device = await this.find(idOrAssetTag);
-    await this.#o.services.devices.delete(device.metadata.name);
+    let device = await this.find(idOrAssetTag);
+    const devices = this.#o.services.devices;
+    // The device and the index keys naming it, in one transaction, as last read.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const also = await this.#indexOps(device.metadata.name, device.spec, undefined);
+        await devices.delete(device.metadata.name, device.metadata.revision, also);
+        break;
+      } catch (e) {
+        if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED') || attempt >= CAS_ATTEMPTS) throw e;
+        device = await this.get(device.metadata.name);
+      }
+    }
+    const removed = device;
     // A removal the audit log refuses is undone; the device's tokens go only once it is recorded.
     await undoUnless(
       this.#o.logger,
@@ -349,8 +450,10 @@ export class DeviceInventory {
         device_id: device.metadata.name,
         asset_tag: device.spec.asset_tag,
       }),
-      // Put back only where nothing was written since the removal (ALREADY_EXISTS otherwise).
-      () => this.#o.services.devices.undo({ previous: device }),
+      // Put back only where nothing was written since the removal (ALREADY_EXISTS otherwise),
+      // with its index keys: if another device holds its EK or credential by now, it stays removed.
+      async () =>
+        devices.create(removed, await this.#indexOps(removed.metadata.name, undefined, removed.spec)),
       'device removal',
     );
     await this.#revokeTokens(device.metadata.name);
@@ -401,11 +504,15 @@ export class DeviceInventory {
     };
     if (spec.collected_data === undefined) delete spec.collected_data;
     if (spec.create_time === undefined) delete spec.create_time;
-    const written = await this.#o.services.devices.update({
-      ...res,
-      metadata: { ...res.metadata, revision },
-      spec,
-    });
+    // The index keys follow the edit in its transaction (an unenrollment deletes them).
+    const devices = this.#o.services.devices;
+    const id = stored.metadata.name;
+    const written = await this.#claiming(id, async () =>
+      devices.update(
+        { ...res, metadata: { ...res.metadata, revision }, spec },
+        await this.#indexOps(id, stored.spec, spec),
+      ),
+    );
     const unenrolled = unenroll && stored.spec.enroll_status === 'enrolled';
     // An edit the audit log refuses is undone (the device as it was stored, credential and
     // all), only over the revision this edit wrote: a later write (an enrollment, another
@@ -421,7 +528,11 @@ export class DeviceInventory {
         enroll_status: written.spec.enroll_status,
         ...(unenrolled ? { unenrolled: true } : {}),
       }),
-      () => this.#o.services.devices.undo({ written, previous: stored }),
+      async () =>
+        devices.update(
+          { ...stored, metadata: { ...stored.metadata, revision: written.metadata.revision } },
+          await this.#indexOps(id, written.spec, stored.spec),
+        ),
       'device update',
     );
     if (unenrolled) await this.#revokeTokens(written.metadata.name);
@@ -526,20 +637,11 @@ export class DeviceInventory {
     const data =
       plainCollectedData(collected) ?? parseOrBad(deviceCollectedDataSchema, collected, 'collected data');
     if (owner !== undefined) parseOrBad(deviceOwnerSchema, owner, 'owner');
-    // One listing for both: no other device holds this credential, nor is backed by this EK.
-    const all = await this.#listCached();
-    const holder = all.find((d) => d.spec.credential?.id === cred.id && d.metadata.name !== deviceId);
-    if (holder) {
-      throw new WardenError(
-        'WARDEN_ERR_ALREADY_EXISTS',
-        `device credential "${cred.id}" is already enrolled for another device`,
-      );
-    }
-    const ekSha256 = cred.ek_sha256;
-    const backed = ekSha256 ? all.find((d) => backedBy(d, ekSha256, deviceId)) : undefined;
-    if (backed) throw ekAlreadyBacks(backed);
-    // Every field it changes was checked above (or is a constant): the store need not check
-    // the whole device again (`updateChecked`), and later reads find the written device decoded.
+    // No other device holds this credential, nor is backed by this EK: the index keys the
+    // write creates with the device (`#modify`) are refused if they exist, whoever wrote them
+    // a moment ago. Every field it changes was checked above (or is a constant): the store
+    // need not check the whole device again (`updateChecked`), and later reads find the
+    // written device decoded.
     const enrolled = await this.#modify(
       deviceId,
       (device) => {
@@ -597,8 +699,9 @@ export class DeviceInventory {
   }
 
   /**
-   * Read, change, compare-and-swap; retried when someone wrote in between. `checked`: `change`
-   * sets only fields it checked (see `ResourceService.updateChecked`).
+   * Read, change, compare-and-swap, with the index keys the change makes the device hold or
+   * let go of in the same transaction; retried when someone wrote in between. `checked`:
+   * `change` sets only fields it checked (see `ResourceService.updateChecked`).
    */
   async #modify(
     deviceId: string,
@@ -611,14 +714,103 @@ export class DeviceInventory {
       if (!device) throw notFound(deviceId);
       const spec = { ...change(device), update_time: this.#iso() };
       try {
-        if (!checked) return await devices.update({ ...device, spec });
-        const { resource, item } = await devices.updateChecked({ ...device, spec });
-        return this.#remember(deviceId, item, resource);
+        return await this.#claiming(deviceId, async () => {
+          const also = await this.#indexOps(deviceId, device.spec, spec);
+          if (!checked) return await devices.update({ ...device, spec }, also);
+          const { resource, item } = await devices.updateChecked({ ...device, spec }, also);
+          return this.#remember(deviceId, item, resource);
+        });
       } catch (e) {
         if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED') || attempt >= CAS_ATTEMPTS) throw e;
       }
     }
   }
+
+  /**
+   * The index operations of a write that takes device `id` from spec `before` to `after`
+   * (undefined: absent): a create of each key it comes to hold, a delete of each it lets go of
+   * that still names it (as read now: the delete expects that revision).
+   */
+  async #indexOps(
+    id: string,
+    before: DeviceResource['spec'] | undefined,
+    after: DeviceResource['spec'] | undefined,
+  ): Promise<TxnOp[]> {
+    const had = indexKeysOf(before);
+    const has = indexKeysOf(after);
+    const ops: TxnOp[] = [];
+    for (const key of has) if (!had.has(key)) ops.push({ type: 'create', key, value: indexValue(id) });
+    for (const key of had) {
+      if (has.has(key)) continue;
+      const item = await this.#o.backend.get(key);
+      if (item && indexedDeviceId(item) === id)
+        ops.push({ type: 'delete', key, expectedModRev: item.modRev });
+    }
+    if (ops.some((op) => op.type === 'create')) await this.#ensureIndexed();
+    return ops;
+  }
+
+  /**
+   * Runs `write` (a device write with its index operations), again when an index key it
+   * creates was only stale: the device it names does not hold it (any more), so it is deleted
+   * (if unchanged) and claimed again. ALREADY_EXISTS naming the holder when another device does
+   * hold it (`ekAlreadyBacks`, or the credential's); COMPARE_FAILED from an index key it
+   * deletes (it changed since read) is the caller's to retry, as a changed device.
+   */
+  async #claiming<T>(id: string, write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (e) {
+        const key = isWardenError(e, 'WARDEN_ERR_ALREADY_EXISTS') ? e.details?.key : undefined;
+        if (typeof key !== 'string' || !key.startsWith(DEVICE_INDEX_PREFIX)) throw e;
+        const item = await this.#o.backend.get(key);
+        const holderId = item && indexedDeviceId(item);
+        const holder = holderId && holderId !== id ? await this.#readCached(holderId) : undefined;
+        if (holder && indexKeysOf(holder.spec).has(key)) throw claimedBy(key, holder);
+        if (attempt >= CAS_ATTEMPTS) throw e;
+        if (item) await this.#o.backend.delete(key, { expectedModRev: item.modRev }).catch(ignoreChanged);
+      }
+    }
+  }
+}
+
+/** The index keys a device with this spec holds: its credential's and its EK's, while enrolled. */
+function indexKeysOf(spec: DeviceResource['spec'] | undefined): Set<string> {
+  const keys = new Set<string>();
+  if (spec?.enroll_status !== 'enrolled') return keys;
+  if (spec.credential) keys.add(credentialIndexKey(spec.credential.id));
+  if (spec.credential?.ek_sha256) keys.add(ekIndexKey(spec.credential.ek_sha256));
+  // Devices enrolled before the fingerprint was recorded: the `ek:` asset tag they verified.
+  if (spec.asset_tag.startsWith('ek:')) keys.add(ekIndexKey(spec.asset_tag.slice(3)));
+  return keys;
+}
+
+function indexValue(deviceId: string): string {
+  return JSON.stringify({ device_id: deviceId });
+}
+
+/** The device ID an index key names (undefined when its value is not one: stale). */
+function indexedDeviceId(item: Item): string | undefined {
+  try {
+    const id = (JSON.parse(item.value) as { device_id?: unknown }).device_id;
+    return typeof id === 'string' && UUID.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** ALREADY_EXISTS: index key `key` is held by `holder`, as a sequential duplicate is told. */
+function claimedBy(key: string, holder: DeviceResource): WardenError {
+  if (key.startsWith(EK_INDEX)) return ekAlreadyBacks(holder);
+  return new WardenError(
+    'WARDEN_ERR_ALREADY_EXISTS',
+    `device credential "${holder.spec.credential?.id ?? decodeURIComponent(key.slice(CREDENTIAL_INDEX.length))}" is already enrolled for another device`,
+  );
+}
+
+function ignoreChanged(e: unknown): void {
+  if (!isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw e;
 }
 
 /**

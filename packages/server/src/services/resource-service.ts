@@ -12,7 +12,7 @@ import {
   validateResourceOfKind,
   WardenError,
 } from '@warden/api';
-import type { Backend, Item, WriteOptions } from '../backend';
+import type { Backend, Item, TxnOp, WriteOptions } from '../backend';
 import type { Clock } from '../clock';
 
 export interface ResourceServiceOptions<K extends ResourceKind> {
@@ -118,13 +118,24 @@ export class ResourceService<K extends ResourceKind> {
     return items.map((item) => this.decode(item));
   }
 
-  /** Creates the resource; ALREADY_EXISTS if one with its name exists. */
-  async create(resource: ResourceByKind[K]): Promise<ResourceByKind[K]> {
+  /**
+   * Creates the resource; ALREADY_EXISTS if one with its name exists. `also`: other keys'
+   * writes in the same transaction (`Backend.txn`), all or none; their failures are thrown
+   * as the backend gives them (`details.key` names the key).
+   */
+  async create(resource: ResourceByKind[K], also?: readonly TxnOp[]): Promise<ResourceByKind[K]> {
     const { key, value, opts, name } = this.#encode(resource);
     try {
+      if (also?.length) {
+        const [item] = await this.#backend.txn([
+          { type: 'create', key, value, ...(opts ? { opts } : {}) },
+          ...also,
+        ]);
+        return this.decode(item as Item);
+      }
       return this.decode(await this.#backend.create(key, value, opts));
     } catch (e) {
-      if (isWardenError(e, 'WARDEN_ERR_ALREADY_EXISTS')) {
+      if (isWardenError(e, 'WARDEN_ERR_ALREADY_EXISTS') && keyOfError(e, key) === key) {
         throw new WardenError('WARDEN_ERR_ALREADY_EXISTS', `${this.kind} "${name}" already exists`);
       }
       throw e;
@@ -139,12 +150,13 @@ export class ResourceService<K extends ResourceKind> {
 
   /**
    * Overwrites the resource only if it is unchanged since it was read: `metadata.revision`
-   * must be the stored revision (COMPARE_FAILED otherwise, NOT_FOUND if it is gone).
+   * must be the stored revision (COMPARE_FAILED otherwise, NOT_FOUND if it is gone). `also`:
+   * as `create`'s.
    */
-  async update(resource: ResourceByKind[K]): Promise<ResourceByKind[K]> {
+  async update(resource: ResourceByKind[K], also?: readonly TxnOp[]): Promise<ResourceByKind[K]> {
     const { key, value, opts, name } = this.#encode(resource);
     return this.decode(
-      await this.#swap(key, this.#revision(name, resource.metadata.revision), value, opts, name),
+      await this.#swap(key, this.#revision(name, resource.metadata.revision), value, opts, name, also),
     );
   }
 
@@ -156,9 +168,19 @@ export class ResourceService<K extends ResourceKind> {
    * costs ~50 µs per pass). Returns the resource as stored (its `metadata.revision` the new one),
    * and the stored item, so that the caller can recognise that value when it reads it again.
    */
-  async updateChecked(resource: ResourceByKind[K]): Promise<{ resource: ResourceByKind[K]; item: Item }> {
+  async updateChecked(
+    resource: ResourceByKind[K],
+    also?: readonly TxnOp[],
+  ): Promise<{ resource: ResourceByKind[K]; item: Item }> {
     const { key, value, opts, name } = this.#encode(resource, true);
-    const item = await this.#swap(key, this.#revision(name, resource.metadata.revision), value, opts, name);
+    const item = await this.#swap(
+      key,
+      this.#revision(name, resource.metadata.revision),
+      value,
+      opts,
+      name,
+      also,
+    );
     const written = { ...resource, metadata: { ...resource.metadata, revision: String(item.modRev) } };
     return { resource: written, item };
   }
@@ -169,10 +191,16 @@ export class ResourceService<K extends ResourceKind> {
     value: string,
     opts: WriteOptions | undefined,
     name: string,
+    also: readonly TxnOp[] | undefined,
   ): Promise<Item> {
     try {
+      if (also?.length) {
+        const op: TxnOp = { type: 'cas', key, expectedModRev: rev, value, ...(opts ? { opts } : {}) };
+        return (await this.#backend.txn([op, ...also]))[0] as Item;
+      }
       return await this.#backend.compareAndSwap(key, rev, value, opts);
     } catch (e) {
+      if (isWardenError(e) && keyOfError(e, key) !== key) throw e;
       if (isWardenError(e, 'WARDEN_ERR_NOT_FOUND')) throw this.#notFound(name);
       if (isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw this.#changed(name);
       throw e;
@@ -182,13 +210,19 @@ export class ResourceService<K extends ResourceKind> {
   /**
    * Deletes the resource; NOT_FOUND if it does not exist. With `expectedRevision` (a
    * `metadata.revision` as read or written), only if unchanged since: COMPARE_FAILED otherwise.
+   * `also`: as `create`'s (they are written even when the resource was already gone).
    */
-  async delete(name: string, expectedRevision?: string): Promise<void> {
+  async delete(name: string, expectedRevision?: string, also?: readonly TxnOp[]): Promise<void> {
     const opts =
       expectedRevision === undefined ? undefined : { expectedModRev: this.#revision(name, expectedRevision) };
+    const key = this.keyOf(name);
     try {
-      if (!(await this.#backend.delete(this.keyOf(name), opts))) throw this.#notFound(name);
+      const deleted = also?.length
+        ? (await this.#backend.txn([{ type: 'delete', key, ...opts }, ...also]))[0]
+        : await this.#backend.delete(key, opts);
+      if (!deleted) throw this.#notFound(name);
     } catch (e) {
+      if (isWardenError(e) && keyOfError(e, key) !== key) throw e;
       if (isWardenError(e, 'WARDEN_ERR_COMPARE_FAILED')) throw this.#changed(name);
       throw e;
     }
@@ -272,4 +306,13 @@ export class ResourceService<K extends ResourceKind> {
     }
     return { key: this.keyOf(name), value, opts, name };
   }
+}
+
+/** The key a backend error names (`details.key`); `fallback` for errors that name none. */
+function keyOfError(
+  e: { details?: Readonly<Record<string, unknown>> | undefined },
+  fallback: string,
+): string {
+  const key = e.details?.key;
+  return typeof key === 'string' ? key : fallback;
 }
