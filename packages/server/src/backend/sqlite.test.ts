@@ -194,3 +194,26 @@ test('sqlite: close() commits the writes already asked for', async () => {
     await again.close();
   }
 });
+
+test("sqlite: a write's watchers wake after the writer went on, and after what it queued for the next macrotask", async () => {
+  // The lock API: its write of a lock is followed by its audit event, whose commit starts on a
+  // setImmediate; the lock view's watcher ends the lock's sessions, whose audit events must
+  // not be queued ahead of it.
+  const b = await SqliteBackend.open({ path: freshPath(), clock: new FakeClock(), reapIntervalMs: 0 });
+  const order: string[] = [];
+  const w = b.watch('/locks/', { sinceRev: 0 });
+  try {
+    const it = w[Symbol.asyncIterator]();
+    const seen = it.next().then((r) => order.push(`watcher saw ${r.value?.rev}`));
+    await new Promise((r) => setImmediate(r)); // the watcher has read the empty log and sleeps
+    const item = await b.put('/locks/a', '{}');
+    order.push(`writer got ${item.modRev}`);
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    setImmediate(() => order.push('writer immediate'));
+    await seen;
+    assert.deepEqual(order, ['writer got 1', 'writer immediate', 'watcher saw 1']);
+  } finally {
+    w.close();
+    await b.close();
+  }
+});

@@ -20,7 +20,10 @@
  * per write: a busy auth service (a device's collected data per ceremony) pays it once for all
  * the writes of a tick. The connection holds the file with `locking_mode=EXCLUSIVE`: a second
  * process cannot open it while we run, which is what lets watchers be fed in-process after
- * each commit.
+ * each commit. Order: a commit settles its writers' promises first and wakes the watchers on
+ * a later macrotask, once the writers' continuations have run (`#wakeWatchers`): what a writer
+ * does next (the lock API's audit event) is queued before a watcher acts on the write (the
+ * session monitor ending the lock's sessions).
  *
  * TTLs: reads hide expired items at once; every batch first deletes expired keys (one delete
  * event each); a reaper timer (unref'd, stopped by close()) does the same when idle.
@@ -178,6 +181,7 @@ export class SqliteBackend implements Backend, EventLog {
   /** Writes asked for since the last batch, in call order. */
   #queue: PendingWrite[] = [];
   #flushScheduled = false;
+  #wakeScheduled = false;
   #batches = 0;
   /** The batch's transaction, and the savepoint each write runs in. */
   readonly #runBatch: (batch: readonly PendingWrite[], txn: Txn) => Outcome[];
@@ -477,7 +481,7 @@ export class SqliteBackend implements Backend, EventLog {
     });
   }
 
-  /** Commits the queued writes, a batch at a time; watchers wake after each commit. */
+  /** Commits the queued writes, a batch at a time; watchers wake after them (`#wakeWatchers`). */
   #flush(): void {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, SQLITE_MAX_BATCH);
@@ -504,7 +508,7 @@ export class SqliteBackend implements Backend, EventLog {
       if (txn.rev !== this.#rev) {
         this.#rev = txn.rev;
         this.#compactedRev = txn.compactedRev;
-        this.#watchers.wakeAll();
+        this.#wakeWatchers();
       }
       batch.forEach((w, i) => {
         const o = outcomes[i]!;
@@ -512,6 +516,28 @@ export class SqliteBackend implements Backend, EventLog {
         else w.reject(o.error);
       });
     }
+  }
+
+  /**
+   * Wakes the watchers after a commit, on a macrotask queued once the writers' continuations
+   * have run (their microtasks, then a tick, then `setImmediate`): a writer that goes on to
+   * queue work of its own (the lock API's `lock.created` audit event, whose commit starts on
+   * the audit log's own `setImmediate`) has it queued before a watcher acts on the write (the
+   * session monitor's pass over the sessions the lock ends, and the audit events of those
+   * ends). Without it both followed the commit in the same tick, and the pass ran first.
+   * One wake for every commit until it runs.
+   */
+  #wakeWatchers(): void {
+    if (this.#wakeScheduled) return;
+    this.#wakeScheduled = true;
+    queueMicrotask(() =>
+      process.nextTick(() =>
+        setImmediate(() => {
+          this.#wakeScheduled = false;
+          this.#watchers.wakeAll();
+        }),
+      ),
+    );
   }
 
   #putItem(
