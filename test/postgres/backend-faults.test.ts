@@ -286,18 +286,21 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
     server.psql(`
       CREATE FUNCTION "${schema}".hold() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF NEW.key LIKE '/cut/%' THEN PERFORM pg_sleep(0.6); END IF;
+        IF NEW.key LIKE '/cut/%' THEN PERFORM pg_sleep(2.5); END IF;
         RETURN NEW;
       END $$;
       CREATE TRIGGER hold BEFORE INSERT ON "${schema}".events FOR EACH ROW EXECUTE FUNCTION "${schema}".hold();`);
-    const cut = async () => {
-      await waitFor('the write to be running', () =>
+    // The trigger holds a write long enough for a psql to find it on a loaded machine.
+    const inTrigger = (app: string) =>
+      waitFor('the write to be running', () =>
         server
           .psql(
-            `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'warden-cut-${schema}' AND wait_event = 'PgSleep'`,
+            `SELECT count(*) FROM pg_stat_activity WHERE application_name = '${app}' AND wait_event = 'PgSleep'`,
           )
           .startsWith('1'),
       );
+    const cut = async () => {
+      await inTrigger(`warden-cut-${schema}`);
       server.psql(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'warden-cut-${schema}' AND wait_event = 'PgSleep'`,
       );
@@ -319,10 +322,11 @@ describe('postgres backend faults', { skip: check.skip }, async () => {
       connString: `postgres://warden@127.0.0.1:${proxy.port}/postgres`,
       schema,
       reapIntervalMs: 0,
+      applicationName: `warden-cut-proxy-${schema}`,
     });
     t.after(() => viaProxy.close());
     const reset = async () => {
-      await new Promise((r) => setTimeout(r, 200)); // inside the trigger's sleep
+      await inTrigger(`warden-cut-proxy-${schema}`);
       proxy.cutAll();
     };
     const b = (await viaProxy.get('/cut/b'))!;
