@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { dbServerTls, pgCancelRequest } from '../../../../test/support/db-engine';
 import { silentLogger } from '../log';
-import { proxyFrontDoor } from './db-direct';
+import { Cap, packet, sslRequest } from '../srv/db/mysql/protocol';
+import { mysqlDirectListener, proxyFrontDoor } from './db-direct';
 
 test('the proxy port turns Nagle off for every connection (an RPC answer in two writes must not wait for a delayed ACK)', () => {
   const door = proxyFrontDoor({ tls: createTlsServer(), timeoutMs: 1000, logger: silentLogger });
@@ -114,5 +115,49 @@ test('the PostgreSQL entry makes no encrypted session tickets (libpq never resum
     assert.ok(seen.tickets.length > 0 && seen.tickets.every((n) => n <= 32), `tickets: ${seen.tickets}`);
   } finally {
     door.close();
+  }
+});
+
+test('the MySQL listener makes no encrypted session tickets either (mysql2 and the mysql clients do not resume)', async () => {
+  const { tls } = await dbServerTls();
+  // Test double for DbDirect: writes one byte on each TLS connection and closes.
+  const direct = { handle: (socket: TLSSocket) => socket.end('x') };
+  const listener = mysqlDirectListener({
+    direct,
+    tls: { key: tls.key, cert: tls.cert },
+    timeoutMs: 5000,
+    logger: silentLogger,
+  });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+  const { port } = listener.address() as AddressInfo;
+  try {
+    const seen = await new Promise<{ tickets: number[]; data: string; version: string | null }>(
+      (resolve, reject) => {
+        const s = netConnect({ host: '127.0.0.1', port });
+        s.on('error', reject);
+        // The greeting, then the SSLRequest, then TLS.
+        s.once('data', () => {
+          s.write(packet(1, sslRequest(Cap.PROTOCOL_41 | Cap.SSL | Cap.SECURE_CONNECTION, 1 << 24, 45)));
+          const t = tlsConnect({ socket: s, host: '127.0.0.1', ca: tls.ca });
+          const tickets: number[] = [];
+          let data = '';
+          let version: string | null = null;
+          t.on('secureConnect', () => {
+            version = t.getProtocol();
+          });
+          t.on('session', () => tickets.push(t.getTLSTicket()?.length ?? 0));
+          t.on('data', (d) => {
+            data += d.toString('latin1');
+          });
+          t.on('error', reject);
+          t.on('close', () => resolve({ tickets, data, version }));
+        });
+      },
+    );
+    assert.equal(seen.data, 'x');
+    assert.equal(seen.version, 'TLSv1.3');
+    assert.ok(seen.tickets.length > 0 && seen.tickets.every((n) => n <= 32), `tickets: ${seen.tickets}`);
+  } finally {
+    listener.close();
   }
 });
