@@ -139,7 +139,13 @@ class FakeMySql extends FakeDbServer {
       }
       const text = cmd.payload.toString('utf8', 1);
       this.queries.push(text);
-      if (!text.startsWith('select sleep')) tls.write(packet(1, okPayload()));
+      if (text === 'SELECT CURRENT_ROLE()') {
+        // A result set of one NULL: column count, its definition, (EOF,) the row, its end.
+        const eof = resp.capabilities & Cap.DEPRECATE_EOF ? [] : [Buffer.from([0xfe, 0, 0, 2, 0])];
+        const parts = [Buffer.from([1]), Buffer.from([3, 0x64, 0x65, 0x66]), ...eof, Buffer.from([0xfb])];
+        parts.push(Buffer.from([0xfe, 0, 0, 2, 0, 0, 0]));
+        tls.write(Buffer.concat(parts.map((b, i) => packet(i + 1, b))));
+      } else if (!text.startsWith('select sleep')) tls.write(packet(1, okPayload()));
     }
     tls.end();
   }
@@ -147,6 +153,7 @@ class FakeMySql extends FakeDbServer {
 
 let fake: FakeMySql;
 let cas: Awaited<ReturnType<typeof dbServerTls>>['cas'];
+let dbCa: string;
 let shop: DbResource;
 let proxy: EngineProxy;
 let engine: MySqlEngine;
@@ -155,10 +162,12 @@ let decision: AccessDecision = ALLOWED;
 before(async () => {
   const made = await dbServerTls();
   cas = made.cas;
+  dbCa = made.tls.ca.join('\n');
   fake = new FakeMySql(made.tls);
   await fake.start();
-  // No connections made ahead here: these tests count the database's connections (see the spare tests).
-  engine = new MySqlEngine({ logger: quiet, spareIdleMs: 0 });
+  // No connections made ahead nor pooled here: these tests count the database's connections and
+  // COM_QUITs (see the spare and pool tests).
+  engine = new MySqlEngine({ logger: quiet, spareIdleMs: 0, poolIdleMs: 0 });
   shop = {
     kind: 'db',
     version: 'v3',
@@ -556,3 +565,45 @@ test('a connection made ahead and never used closes after its idle time without 
     assert.equal(fake.logins.length, logins, 'it never logged in');
     assert.equal(e.sparesUsed, 0);
   }));
+
+test('pool: a clean end resets the connection for the next session; a changed db spec discards it', async () => {
+  const e = new MySqlEngine({ logger: quiet, spareIdleMs: 0 });
+  const o = { engine: e, cas, db: shop };
+  const p = await startEngineProxy(o);
+  const quit = async (c: Awaited<ReturnType<typeof login>>) => {
+    c.sock.write(packet(0, Buffer.from([Command.QUIT])));
+    await once(c.sock, 'close');
+  };
+  try {
+    fake.scenario = { kind: 'ok' };
+    const connections = fake.connections;
+    const quits = fake.quits;
+    const first = await login('alice', 'orders', { port: p.port });
+    assert.equal(first.answer.payload[0], 0);
+    await quit(first);
+    await until(() => e.pooledIdle === 1, 'pooled');
+    // The COM_QUIT was kept; the database got the reset, the schema and the role check instead.
+    assert.equal(fake.quits, quits);
+    assert.deepEqual(fake.queries.slice(-1), ['SELECT CURRENT_ROLE()']);
+    const second = await login('alice', 'orders', { port: p.port });
+    assert.equal(second.answer.payload[0], 0);
+    assert.equal(e.pooledUsed, 1);
+    assert.equal(fake.connections, connections + 1, 'no new connection');
+    second.sock.write(comQuery('select 45'));
+    assert.equal((await readPacket(second.r)).payload[0], 0);
+    assert.ok(fake.queries.includes('select 45'));
+    await quit(second);
+    await until(() => e.pooledIdle === 1, 'pooled again');
+    // The db resource's spec changes (its CA): the pooled connection is closed, not used.
+    o.db = { ...shop, spec: { ...shop.spec, ca_cert: dbCa } };
+    const third = await login('alice', 'orders', { port: p.port });
+    assert.equal(third.answer.payload[0], 0);
+    assert.equal(e.pooledUsed, 1);
+    assert.equal(fake.connections, connections + 2, 'a new connection');
+    await until(() => fake.quits === quits + 1, 'the old connection ended with COM_QUIT');
+    third.sock.destroy();
+  } finally {
+    e.close();
+    p.close();
+  }
+});
