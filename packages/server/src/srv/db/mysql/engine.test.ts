@@ -607,3 +607,44 @@ test('pool: a clean end resets the connection for the next session; a changed db
     p.close();
   }
 });
+
+test('pool: a connection serves sessions only within its lifetime from the login, then ends with COM_QUIT', async () => {
+  // 0: outlived at its first release, so never pooled.
+  const none = new MySqlEngine({ logger: quiet, spareIdleMs: 0, poolMaxLifetimeMs: 0 });
+  // 2.5 s: pooled at once, outlived while it waits in the pool.
+  const short = new MySqlEngine({ logger: quiet, spareIdleMs: 0, poolMaxLifetimeMs: 2500 });
+  const proxies = [await startEngineProxy({ engine: none, cas, db: shop })];
+  proxies.push(await startEngineProxy({ engine: short, cas, db: shop }));
+  const quit = async (c: Awaited<ReturnType<typeof login>>) => {
+    c.sock.write(packet(0, Buffer.from([Command.QUIT])));
+    await once(c.sock, 'close');
+  };
+  try {
+    fake.scenario = { kind: 'ok' };
+    let quits = fake.quits;
+    const a = await login('alice', 'orders', { port: proxies[0]!.port });
+    assert.equal(a.answer.payload[0], 0);
+    await quit(a);
+    await until(() => fake.quits === quits + 1, 'the outlived connection ended with COM_QUIT');
+    assert.equal(none.pooledIdle, 0);
+    assert.equal(none.pooledReleased, 0);
+
+    quits = fake.quits;
+    const b = await login('alice', 'orders', { port: proxies[1]!.port });
+    assert.equal(b.answer.payload[0], 0);
+    await quit(b);
+    await until(() => short.pooledIdle === 1, 'pooled');
+    await new Promise((r) => setTimeout(r, 2600));
+    const connections = fake.connections;
+    const c = await login('alice', 'orders', { port: proxies[1]!.port });
+    assert.equal(c.answer.payload[0], 0);
+    assert.equal(short.pooledUsed, 0, 'the outlived connection was not used');
+    assert.equal(fake.connections, connections + 1, 'a new login');
+    await until(() => fake.quits === quits + 1, 'the outlived connection ended with COM_QUIT');
+    c.sock.destroy();
+  } finally {
+    none.close();
+    short.close();
+    for (const p of proxies) p.close();
+  }
+});

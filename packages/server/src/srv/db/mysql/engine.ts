@@ -196,6 +196,8 @@ interface Upstream {
   ssl: SslParams;
   /** Taken from the pool: logged in and reset for an earlier session (`MySqlEngine#pool`). */
   reused?: boolean;
+  /** When the database accepted the login (ms, `Date.now()`): the pool's lifetime counts from it. */
+  loggedInAt: number;
 }
 
 /** What the SSLRequest told the database (it reads the login's capabilities from it). */
@@ -249,6 +251,14 @@ function sslParams(session: DbSession, hello: Omit<ClientHello, 'seq'>, greeting
 export const POOL_IDLE_MS = 30_000;
 /** Most idle logged-in connections kept per pool key (`poolKey`). */
 export const POOL_MAX_IDLE = 16;
+/**
+ * How long a logged-in connection may serve sessions, from its login (pgbouncer's
+ * `server_lifetime`). The database applies an account's global privileges, its locked or
+ * dropped state and its certificate at the login: a REVOKE, an `ALTER USER … ACCOUNT LOCK` or a
+ * `DROP USER` reaches a pooled connection only when it is replaced, so it is replaced at least
+ * this often, however busy its key (each release restarts only the idle time).
+ */
+export const POOL_MAX_LIFETIME_MS = 5 * 60_000;
 
 /**
  * Logged-in connections are shared by sessions of the same database (name and address), db
@@ -291,6 +301,8 @@ export interface MySqlEngineOptions {
    * (`POOL_IDLE_MS` by default); 0: no pool (every session's connection is closed at its end).
    */
   poolIdleMs?: number;
+  /** How long a logged-in connection may serve sessions (`POOL_MAX_LIFETIME_MS` by default). */
+  poolMaxLifetimeMs?: number;
 }
 
 /** COM_QUIT, a whole packet. */
@@ -331,6 +343,7 @@ export class MySqlEngine implements DbEngine {
   /** Idle logged-in connections by `poolKey`, most recently released last. */
   readonly #pool = new Map<string, Pooled[]>();
   readonly #poolIdleMs: number;
+  readonly #poolMaxLifetimeMs: number;
   /** Sessions that got a pooled connection, and connections put back in the pool (tests, metrics). */
   pooledUsed = 0;
   pooledReleased = 0;
@@ -343,6 +356,7 @@ export class MySqlEngine implements DbEngine {
     this.connectionIds = o.connectionIds ?? new ConnectionIds();
     this.#spareIdleMs = o.spareIdleMs ?? SPARE_IDLE_MS;
     this.#poolIdleMs = o.poolIdleMs ?? POOL_IDLE_MS;
+    this.#poolMaxLifetimeMs = o.poolMaxLifetimeMs ?? POOL_MAX_LIFETIME_MS;
   }
 
   /** Idle logged-in connections in the pool (tests, metrics). */
@@ -629,6 +643,7 @@ export class MySqlEngine implements DbEngine {
               capabilities: caps,
               tcp,
               ssl,
+              loggedInAt: Date.now(),
             };
           }
           if (kind === 0xff) throw new UpstreamRefused(parseErr(p.payload));
@@ -742,7 +757,7 @@ export class MySqlEngine implements DbEngine {
       const p = list.pop()!;
       p.forget();
       const s = p.up.socket;
-      if (p.spec !== spec || s.destroyed || !s.readable) this.#quit(p.up);
+      if (p.spec !== spec || s.destroyed || !s.readable || this.#outlived(p.up)) this.#quit(p.up);
       else found = p.up;
     }
     if (list.length === 0) this.#pool.delete(key!);
@@ -772,7 +787,8 @@ export class MySqlEngine implements DbEngine {
       this.#closed ||
       this.#poolIdleMs <= 0 ||
       (list?.length ?? 0) >= POOL_MAX_IDLE ||
-      session.terminatedBy !== undefined
+      session.terminatedBy !== undefined ||
+      this.#outlived(up)
     ) {
       this.#quit(up);
       return;
@@ -846,6 +862,11 @@ export class MySqlEngine implements DbEngine {
     l.push(pooled);
     this.#pool.set(key, l);
     this.pooledReleased++;
+  }
+
+  /** The connection logged in `POOL_MAX_LIFETIME_MS` ago or more: it serves no further session. */
+  #outlived(up: Upstream): boolean {
+    return Date.now() - up.loggedInAt >= this.#poolMaxLifetimeMs;
   }
 
   /** Ends a logged-in connection politely (COM_QUIT: MariaDB does not count it as aborted). */
