@@ -37,12 +37,15 @@ import { type Clock, systemClock } from '../clock';
 import type { Logger } from '../log';
 import { type CommitFailures, GroupCommit } from './group-commit';
 import {
+  auditClosedError,
   DbQueryTemplate,
   deviceIdsOf,
   groupOptions,
   type NormalizedQuery,
   normalizeQuery,
   prepareAuditEvent,
+  type StatementStore,
+  templateStatements,
 } from './prepare';
 import type { AuditLog, AuditQuery, AuditStatementBase, AuditStatementWriter } from './types';
 
@@ -127,6 +130,12 @@ export class PostgresAuditLog implements AuditLog {
   readonly #logger: Logger | undefined;
   readonly #group: GroupCommit<Row>;
   #closed = false;
+  /** What `templateStatements` needs of this log. */
+  readonly #statementStore: StatementStore = {
+    closed: () => this.#closed,
+    now: () => this.#clock.now(),
+    emit: (event) => this.emit(event),
+  };
 
   private constructor(pool: PostgresPool, clock: Clock, q: string, logger: Logger | undefined) {
     this.#pool = pool;
@@ -194,37 +203,23 @@ export class PostgresAuditLog implements AuditLog {
     if (!template) return undefined;
     const user = indexable(template.user);
     const device = indexable(template.device);
-    return {
-      write: (statement, done) => {
-        if (this.#closed) {
-          done(closedError());
-          return;
-        }
-        const p = template.prepare(statement, this.#clock.now());
-        if (!p) {
-          this.emit({ ...base, ...statement } as AuditEventInput).then(
-            () => done(),
-            (e: unknown) => done(e ?? closedError()),
-          );
-          return;
-        }
-        this.#group.push(
-          {
-            id: p.id,
-            time: p.timeMs,
-            type: 'db.query',
-            code: DB_QUERY_CODE,
-            success: true,
-            user,
-            device,
-            subjectDevice: null,
-            data: p.json,
-          },
-          true,
-          done,
-        );
-      },
-    };
+    return templateStatements(base, template, this.#statementStore, (p, done) =>
+      this.#group.push(
+        {
+          id: p.id,
+          time: p.timeMs,
+          type: 'db.query',
+          code: DB_QUERY_CODE,
+          success: true,
+          user,
+          device,
+          subjectDevice: null,
+          data: p.json,
+        },
+        true,
+        done,
+      ),
+    );
   }
 
   /**
@@ -344,12 +339,8 @@ export class PostgresAuditLog implements AuditLog {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw closedError();
+    if (this.#closed) throw auditClosedError();
   }
-}
-
-function closedError(): WardenError {
-  return new WardenError('WARDEN_ERR_CLOSED', 'the audit log is closed');
 }
 
 function buildSearch(q: string, n: NormalizedQuery): { text: string; values: unknown[] } {

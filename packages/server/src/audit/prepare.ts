@@ -22,7 +22,7 @@ import {
   WardenError,
 } from '@warden/api';
 import { z } from 'zod';
-import type { AuditQuery, AuditStatementBase } from './types';
+import type { AuditQuery, AuditStatementBase, AuditStatementDone, AuditStatementWriter } from './types';
 
 /** Longest string value stored; longer values are cut (attackers choose user names too). */
 export const MAX_AUDIT_STRING = 4096;
@@ -256,6 +256,49 @@ export interface PreparedStatement {
   timeMs: number;
   /** `JSON.stringify` of the event the general path would store. */
   json: string;
+}
+
+/** What a store's calls refuse once it is closed. */
+export function auditClosedError(): WardenError {
+  return new WardenError('WARDEN_ERR_CLOSED', 'the audit log is closed');
+}
+
+/** What `templateStatements` needs of a store. */
+export interface StatementStore {
+  closed(): boolean;
+  now(): number;
+  /** The general path, for a statement the template will not take. */
+  emit(event: AuditEventInput): Promise<unknown>;
+}
+
+/**
+ * A store's `AuditLog.statements` over the session's template: a statement the template takes
+ * goes to `push` prepared (the store's row, its group commit calling `done`); one it will not
+ * take goes through the store's `emit`; a closed store refuses at once.
+ */
+export function templateStatements(
+  base: AuditStatementBase,
+  template: DbQueryTemplate,
+  store: StatementStore,
+  push: (p: PreparedStatement, done: AuditStatementDone) => void,
+): AuditStatementWriter {
+  return {
+    write: (statement, done) => {
+      if (store.closed()) {
+        done(auditClosedError());
+        return;
+      }
+      const p = template.prepare(statement, store.now());
+      if (!p) {
+        store.emit({ ...base, ...statement } as AuditEventInput).then(
+          () => done(),
+          (e: unknown) => done(e ?? auditClosedError()),
+        );
+        return;
+      }
+      push(p, done);
+    },
+  };
 }
 
 const ENVELOPE_KEYS = new Set(['id', 'code', 'type', 'time', 'success']);

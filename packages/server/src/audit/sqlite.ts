@@ -23,12 +23,15 @@ import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../clock';
 import { GroupCommit } from './group-commit';
 import {
+  auditClosedError,
   DbQueryTemplate,
   deviceIdsOf,
   groupOptions,
   type NormalizedQuery,
   normalizeQuery,
   prepareAuditEvent,
+  type StatementStore,
+  templateStatements,
 } from './prepare';
 import type { AuditLog, AuditQuery, AuditStatementBase, AuditStatementWriter } from './types';
 
@@ -103,6 +106,12 @@ export class SqliteAuditLog implements AuditLog {
   /** Our own descriptor of the WAL file, for the flush after each batch. */
   readonly #walFd: number;
   #closed = false;
+  /** What `templateStatements` needs of this log. */
+  readonly #statementStore: StatementStore = {
+    closed: () => this.#closed,
+    now: () => this.#clock.now(),
+    emit: (event) => this.emit(event),
+  };
 
   private constructor(db: Database.Database, walFd: number, opts: SqliteAuditLogOptions) {
     this.#db = db;
@@ -192,27 +201,13 @@ export class SqliteAuditLog implements AuditLog {
     if (!template) return undefined;
     const user = template.user ?? null;
     const device = template.device ?? null;
-    return {
-      write: (statement, done) => {
-        if (this.#closed) {
-          done(closedError());
-          return;
-        }
-        const p = template.prepare(statement, this.#clock.now());
-        if (!p) {
-          this.emit({ ...base, ...statement } as AuditEventInput).then(
-            () => done(),
-            (e: unknown) => done(e ?? closedError()),
-          );
-          return;
-        }
-        this.#group.push(
-          [p.id, p.timeMs, 'db.query', DB_QUERY_CODE, 1, user, device, null, p.json],
-          true,
-          done,
-        );
-      },
-    };
+    return templateStatements(base, template, this.#statementStore, (p, done) =>
+      this.#group.push(
+        [p.id, p.timeMs, 'db.query', DB_QUERY_CODE, 1, user, device, null, p.json],
+        true,
+        done,
+      ),
+    );
   }
 
   async search(query?: AuditQuery): Promise<AuditEvent[]> {
@@ -245,12 +240,8 @@ export class SqliteAuditLog implements AuditLog {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw closedError();
+    if (this.#closed) throw auditClosedError();
   }
-}
-
-function closedError(): WardenError {
-  return new WardenError('WARDEN_ERR_CLOSED', 'the audit log is closed');
 }
 
 function buildSearch(q: NormalizedQuery): { sql: string; params: unknown[] } {
