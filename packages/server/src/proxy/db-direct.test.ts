@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type AddressInfo, connect as netConnect } from 'node:net';
+import { type AddressInfo, connect as netConnect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { dbServerTls, pgCancelRequest } from '../../../../test/support/db-engine';
@@ -67,6 +67,42 @@ test('a plain CancelRequest at the proxy port (libpq’s ^C, no TLS) goes to the
   }
 });
 
+/** What a TLS client saw of a listener: the session tickets' sizes, the bytes, the version. */
+interface TicketsSeen {
+  tickets: number[];
+  data: string;
+  version: string | null;
+}
+
+/**
+ * Connects to `port`; `preamble` does the protocol's plaintext part on the socket and calls
+ * `startTls` when the server expects the TLS handshake; resolves when the server closes.
+ */
+function ticketsSeen(
+  port: number,
+  ca: string[],
+  preamble: (s: Socket, startTls: () => void) => void,
+): Promise<TicketsSeen> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port });
+    s.on('error', reject);
+    preamble(s, () => {
+      const t = tlsConnect({ socket: s, host: '127.0.0.1', ca });
+      const seen: TicketsSeen = { tickets: [], data: '', version: null };
+      t.on('secureConnect', () => {
+        seen.version = t.getProtocol();
+      });
+      // TLS 1.3 tickets come right after the handshake, before the server's first byte.
+      t.on('session', () => seen.tickets.push(t.getTLSTicket()?.length ?? 0));
+      t.on('data', (d) => {
+        seen.data += d.toString('latin1');
+      });
+      t.on('error', reject);
+      t.on('close', () => resolve(seen));
+    });
+  });
+}
+
 test('the PostgreSQL entry makes no encrypted session tickets (libpq never resumes; each cost ~0.3 ms of CPU per connection)', async () => {
   const { tls } = await dbServerTls();
   // Test double for DbDirect: greets each TLS connection with one byte and closes.
@@ -83,30 +119,13 @@ test('the PostgreSQL entry makes no encrypted session tickets (libpq never resum
   await new Promise<void>((r) => door.listen(0, '127.0.0.1', () => r()));
   const { port } = door.address() as AddressInfo;
   try {
-    const seen = await new Promise<{ tickets: number[]; data: string; version: string | null }>(
-      (resolve, reject) => {
-        const s = netConnect({ host: '127.0.0.1', port });
-        s.on('error', reject);
-        s.once('data', (b) => {
-          assert.equal(b.toString('latin1'), 'S');
-          const t = tlsConnect({ socket: s, host: '127.0.0.1', ca: tls.ca });
-          const tickets: number[] = [];
-          let data = '';
-          let version: string | null = null;
-          t.on('secureConnect', () => {
-            version = t.getProtocol();
-          });
-          // TLS 1.3 tickets come right after the handshake, before the server's first byte.
-          t.on('session', () => tickets.push(t.getTLSTicket()?.length ?? 0));
-          t.on('data', (d) => {
-            data += d.toString('latin1');
-          });
-          t.on('error', reject);
-          t.on('close', () => resolve({ tickets, data, version }));
-        });
-        s.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]));
-      },
-    );
+    const seen = await ticketsSeen(port, tls.ca, (s, startTls) => {
+      s.once('data', (b) => {
+        assert.equal(b.toString('latin1'), 'S');
+        startTls();
+      });
+      s.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])); // SSLRequest
+    });
     assert.equal(seen.data, 'x');
     assert.equal(seen.version, 'TLSv1.3');
     // OpenSSL still announces TLS 1.3 tickets under SSL_OP_NO_TICKET, but as bare session ids
@@ -131,29 +150,13 @@ test('the MySQL listener makes no encrypted session tickets either (mysql2 and t
   await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
   const { port } = listener.address() as AddressInfo;
   try {
-    const seen = await new Promise<{ tickets: number[]; data: string; version: string | null }>(
-      (resolve, reject) => {
-        const s = netConnect({ host: '127.0.0.1', port });
-        s.on('error', reject);
-        // The greeting, then the SSLRequest, then TLS.
-        s.once('data', () => {
-          s.write(packet(1, sslRequest(Cap.PROTOCOL_41 | Cap.SSL | Cap.SECURE_CONNECTION, 1 << 24, 45)));
-          const t = tlsConnect({ socket: s, host: '127.0.0.1', ca: tls.ca });
-          const tickets: number[] = [];
-          let data = '';
-          let version: string | null = null;
-          t.on('secureConnect', () => {
-            version = t.getProtocol();
-          });
-          t.on('session', () => tickets.push(t.getTLSTicket()?.length ?? 0));
-          t.on('data', (d) => {
-            data += d.toString('latin1');
-          });
-          t.on('error', reject);
-          t.on('close', () => resolve({ tickets, data, version }));
-        });
-      },
-    );
+    const seen = await ticketsSeen(port, tls.ca, (s, startTls) => {
+      // The greeting, then the SSLRequest, then TLS.
+      s.once('data', () => {
+        s.write(packet(1, sslRequest(Cap.PROTOCOL_41 | Cap.SSL | Cap.SECURE_CONNECTION, 1 << 24, 45)));
+        startTls();
+      });
+    });
     assert.equal(seen.data, 'x');
     assert.equal(seen.version, 'TLSv1.3');
     assert.ok(seen.tickets.length > 0 && seen.tickets.every((n) => n <= 32), `tickets: ${seen.tickets}`);
