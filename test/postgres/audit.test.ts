@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { type AuditEvent, isWardenError } from '@warden/api';
-import { type AuditStatement, type AuditStatementWriter, FakeClock, PostgresAuditLog } from '@warden/server';
+import { FakeClock, PostgresAuditLog } from '@warden/server';
 import { requirePostgres, startPostgres } from '@warden/testkit';
-import { runAuditLogConformance } from '../support/audit-conformance';
+import { runAuditLogConformance, statementFixture, written } from '../support/audit-conformance';
 
 const check = requirePostgres();
 
@@ -162,26 +162,9 @@ describe('postgres audit log', { skip: check.skip }, async () => {
     const clock = new FakeClock();
     const audit = await PostgresAuditLog.open({ connString: server.connString, schema, clock });
     t.after(() => audit.close());
-    const base = {
-      type: 'db.query' as const,
-      success: true,
-      user: 'alice\0x',
-      addr: '10.0.0.7',
-      device: { id: 'dev-1', os_type: 'linux' as const },
-      protocol: 'db' as const,
-      resource: { kind: 'db', name: 'orders', labels: { env: 'prod' } },
-      db_user: 'alice',
-      db_name: 'orders',
-      session_id: 'sess-1',
-    };
+    const { base, pem, statements } = statementFixture('alice\0x', 'a"b\0');
     const writer = audit.statements(base);
     assert.ok(writer, 'a usual base gets a writer');
-    const pem = '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----';
-    const statements = [
-      { query: 'SELECT 1' },
-      { query: 'SELECT $1, $2', parameters: ['a"b\0', null], statement: 's1' },
-      { query: 'INSERT $1', parameters: [pem, 'x'] },
-    ];
     // Written together: one commit (bulk events gather), not one per statement.
     await Promise.all(statements.map((s) => written(writer, s)));
     for (const s of statements) await audit.emit({ ...base, ...s });
@@ -222,8 +205,3 @@ describe('postgres audit log', { skip: check.skip }, async () => {
     );
   });
 });
-
-/** A statement writer's callback as a promise. */
-function written(writer: AuditStatementWriter, s: AuditStatement): Promise<void> {
-  return new Promise((resolve, reject) => writer.write(s, (e) => (e === undefined ? resolve() : reject(e))));
-}

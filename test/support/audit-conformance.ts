@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type AuditEventInput, type ErrorCode, isWardenError } from '@warden/api';
-import { type AuditLog, MAX_AUDIT_STRING } from '../../packages/server/src/audit';
+import {
+  type AuditLog,
+  type AuditStatement,
+  type AuditStatementWriter,
+  MAX_AUDIT_STRING,
+} from '../../packages/server/src/audit';
 import { FakeClock } from '../../packages/server/src/clock';
 
 export type AuditLogFactory = (opts: { clock: FakeClock }) => Promise<AuditLog>;
@@ -19,6 +24,38 @@ async function rejectsWith(p: Promise<unknown>, code: ErrorCode, pattern?: RegEx
     if (pattern) assert.match((err as Error).message, pattern);
     return true;
   });
+}
+
+/** A statement writer's callback as a promise. */
+export function written(writer: AuditStatementWriter, s: AuditStatement): Promise<void> {
+  return new Promise((resolve, reject) => writer.write(s, (e) => (e === undefined ? resolve() : reject(e))));
+}
+
+/**
+ * A database session's `db.query` base (user `user`, device dev-1) and three statements for a
+ * store's statement writer: a plain one, one with parameters (`odd`, a string the store must
+ * escape) and one whose parameter is a private key, which the general path redacts.
+ */
+export function statementFixture(user: string, odd: string) {
+  const base = {
+    type: 'db.query' as const,
+    success: true,
+    user,
+    addr: '10.0.0.7',
+    device: { id: 'dev-1', os_type: 'linux' as const },
+    protocol: 'db' as const,
+    resource: { kind: 'db', name: 'orders', labels: { env: 'prod' } },
+    db_user: 'alice',
+    db_name: 'orders',
+    session_id: 'sess-1',
+  };
+  const pem = '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----';
+  const statements = [
+    { query: 'SELECT 1' },
+    { query: 'SELECT $1, $2', parameters: [odd, null], statement: 's1' },
+    { query: 'INSERT $1', parameters: [pem, 'x'] },
+  ];
+  return { base, pem, statements };
 }
 
 export function runAuditLogConformance(name: string, factory: AuditLogFactory): void {

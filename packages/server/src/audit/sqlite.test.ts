@@ -5,10 +5,13 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isWardenError } from '@warden/api';
 import Database from 'better-sqlite3';
-import { runAuditLogConformance } from '../../../../test/support/audit-conformance';
+import {
+  runAuditLogConformance,
+  statementFixture,
+  written,
+} from '../../../../test/support/audit-conformance';
 import { FakeClock } from '../clock';
 import { AUDIT_SCHEMA_VERSION, SqliteAuditLog } from './sqlite';
-import type { AuditStatement, AuditStatementWriter } from './types';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-audit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -88,34 +91,12 @@ test('sqlite audit: a second process cannot open the file; newer schemas are ref
   );
 });
 
-/** A statement writer's callback as a promise. */
-function written(writer: AuditStatementWriter, s: AuditStatement): Promise<void> {
-  return new Promise((resolve, reject) => writer.write(s, (e) => (e === undefined ? resolve() : reject(e))));
-}
-
 test('sqlite audit: a session statement writer stores what emit stores, in order, and falls back for unusual statements', async () => {
   const clock = new FakeClock();
   const audit = await SqliteAuditLog.open({ path: freshPath(), clock });
-  const base = {
-    type: 'db.query' as const,
-    success: true,
-    user: 'alice',
-    addr: '10.0.0.7',
-    device: { id: 'dev-1', os_type: 'linux' },
-    protocol: 'db' as const,
-    resource: { kind: 'db', name: 'orders', labels: { env: 'prod' } },
-    db_user: 'alice',
-    db_name: 'orders',
-    session_id: 'sess-1',
-  };
+  const { base, pem, statements } = statementFixture('alice', 'a"b');
   const writer = audit.statements(base);
   assert.ok(writer, 'a usual base gets a writer');
-  const pem = '-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----';
-  const statements = [
-    { query: 'SELECT 1' },
-    { query: 'SELECT $1, $2', parameters: ['a"b', null], statement: 's1' },
-    { query: 'INSERT $1', parameters: [pem, 'x'] },
-  ];
   for (const s of statements) await written(writer, s);
   for (const s of statements) await audit.emit({ ...base, ...s });
   const events = await audit.search({ order: 'asc', device: 'dev-1' });
