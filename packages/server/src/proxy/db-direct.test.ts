@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { dbServerTls, pgCancelRequest } from '../../../../test/support/db-engine';
 import { silentLogger } from '../log';
-import { Cap, packet, sslRequest } from '../srv/db/mysql/protocol';
 import { mysqlDirectListener, proxyFrontDoor } from './db-direct';
 
 test('the proxy port turns Nagle off for every connection (an RPC answer in two writes must not wait for a delayed ACK)', () => {
@@ -66,6 +65,18 @@ test('a plain CancelRequest at the proxy port (libpq’s ^C, no TLS) goes to the
     door.close();
   }
 });
+
+/**
+ * A MySQL SSLRequest as a client sends it after the greeting: header (32 bytes, sequence 1),
+ * capabilities PROTOCOL_41 | SSL | SECURE_CONNECTION, 16 MiB packets, utf8mb4_general_ci, filler.
+ */
+const MYSQL_SSL_REQUEST = (() => {
+  const body = Buffer.alloc(32);
+  body.writeUInt32LE(0x200 | 0x800 | 0x8000, 0);
+  body.writeUInt32LE(1 << 24, 4);
+  body[8] = 45;
+  return Buffer.concat([Buffer.from([32, 0, 0, 1]), body]);
+})();
 
 /** What a TLS client saw of a listener: the session tickets' sizes, the bytes, the version. */
 interface TicketsSeen {
@@ -153,7 +164,7 @@ test('the MySQL listener makes no encrypted session tickets either (mysql2 and t
     const seen = await ticketsSeen(port, tls.ca, (s, startTls) => {
       // The greeting, then the SSLRequest, then TLS.
       s.once('data', () => {
-        s.write(packet(1, sslRequest(Cap.PROTOCOL_41 | Cap.SSL | Cap.SECURE_CONNECTION, 1 << 24, 45)));
+        s.write(MYSQL_SSL_REQUEST);
         startTls();
       });
     });
