@@ -5,16 +5,22 @@
  * malloc, a copy and an ArrayBuffer for the garbage collector per ~45 kB (bench/README.md, SSH,
  * fifth round). Here the pipe is read into a few 64 KiB buffers that are used again: a buffer
  * goes back to the pool only when the tunnel's write of it has completed (TLS encrypts it
- * then), and reading pauses while 256 KiB are in flight, so the pool stays at a handful of
- * buffers however fast OpenSSH writes.
+ * then), and reading pauses while 256 KiB or six buffers are in flight (small reads fill a
+ * buffer each), so the pool stays at a handful of buffers however OpenSSH writes.
  */
 import { type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';
 import type { Writable } from 'node:stream';
 
 /** A read never asks for more than this (libuv's own read size for streams). */
 export const RELAY_READ_SIZE = 64 * 1024;
-/** Reading pauses while this much is written but not yet taken by `out`. */
+/** Reading pauses while this much is written but not yet taken by `out`... */
 const MAX_IN_FLIGHT = 4 * RELAY_READ_SIZE;
+/**
+ * ...or while this many buffers are: a read of a few hundred bytes holds a whole buffer, and
+ * by bytes alone hundreds of them could be in flight. The pool is at most this plus the one
+ * the next read waits in.
+ */
+const MAX_BUFFERS_IN_FLIGHT = 6;
 
 export interface FdRelay {
   /** How many read buffers were ever allocated (the pool's size). */
@@ -31,7 +37,18 @@ export interface FdRelay {
 export function relayFd(fd: number, out: Writable): FdRelay | undefined {
   const free: Buffer[] = [];
   let allocated = 0;
+  let inFlight = 0;
+  let paused = false;
   let input: Socket;
+  const full = () => inFlight >= MAX_BUFFERS_IN_FLIGHT || out.writableLength >= MAX_IN_FLIGHT;
+  const written = (b: Buffer) => {
+    free.push(b);
+    inFlight--;
+    if (paused && !full()) {
+      paused = false;
+      input.resume();
+    }
+  };
   // `onread` is a documented option of net.Socket's constructor; @types/node lists it for connect().
   const options: SocketConstructorOpts & { onread: OnReadOpts } = {
     fd,
@@ -47,12 +64,13 @@ export function relayFd(fd: number, out: Writable): FdRelay | undefined {
       callback: (n: number, buf: Uint8Array) => {
         const b = buf as Buffer;
         // The write holds a view of `b` until its callback; only then may a read reuse it.
-        out.write(b.subarray(0, n), () => free.push(b));
+        inFlight++;
+        out.write(b.subarray(0, n), () => written(b));
         // Past a few reads' worth in flight, not at the tunnel's 16 KiB high-water mark: every
         // 64 KiB read passes that, and pausing there cost two epoll_ctl calls per read.
-        if (out.writableLength >= MAX_IN_FLIGHT) {
+        if (!paused && full()) {
+          paused = true;
           input.pause();
-          out.once('drain', () => input.resume());
         }
         return true;
       },
