@@ -19,6 +19,7 @@ import {
   checkPrefix,
   checkSwap,
   checkTxn,
+  checkTxnCondition,
   checkWrite,
   compareKeys,
   DEFAULT_REAP_INTERVAL_MS,
@@ -163,10 +164,7 @@ export class MemoryBackend implements Backend, EventLog {
       // Every condition first: a failed one leaves the store as it was.
       for (const op of ops) {
         const prev = this.#items.get(op.key);
-        if (op.type === 'create' && prev) throw keyError.exists(op.key);
-        if (op.type === 'cas' && !prev) throw keyError.missing(op.key);
-        const expected = op.type === 'put' || op.type === 'create' ? undefined : op.expectedModRev;
-        if (prev && expected !== undefined && prev.modRev !== expected) throw keyError.changed(op.key);
+        checkTxnCondition(op, prev?.modRev);
       }
       return ops.map((op) => {
         const prev = this.#items.get(op.key);

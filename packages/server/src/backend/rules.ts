@@ -168,6 +168,18 @@ export const keyError = {
     new WardenError('WARDEN_ERR_COMPARE_FAILED', `key "${key}" changed since it was read`, { key }),
 };
 
+/**
+ * A `txn` operation's condition against the key as stored now (`modRev` undefined: absent),
+ * with the error the single write gives; memory and SQLite ask it (PostgreSQL's function
+ * checks the same in SQL).
+ */
+export function checkTxnCondition(op: TxnOp, modRev: number | undefined): void {
+  if (op.type === 'create' && modRev !== undefined) throw keyError.exists(op.key);
+  if (op.type === 'cas' && modRev === undefined) throw keyError.missing(op.key);
+  const expected = op.type === 'cas' || op.type === 'delete' ? op.expectedModRev : undefined;
+  if (modRev !== undefined && expected !== undefined && modRev !== expected) throw keyError.changed(op.key);
+}
+
 /** `txn`'s operations, checked in one place for every backend (BAD_PARAMETER, see `Backend.txn`). */
 export function checkTxn(ops: unknown): asserts ops is readonly TxnOp[] {
   if (!Array.isArray(ops) || ops.length === 0 || ops.length > MAX_TXN_OPS) {

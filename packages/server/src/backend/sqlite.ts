@@ -44,6 +44,7 @@ import {
   checkPrefix,
   checkSwap,
   checkTxn,
+  checkTxnCondition,
   checkWrite,
   DEFAULT_REAP_INTERVAL_MS,
   expiresAt,
@@ -369,10 +370,7 @@ export class SqliteBackend implements Backend, EventLog {
     return this.#write((txn) =>
       ops.map((op) => {
         const prev = this.#stmts.getItem.get(op.key);
-        if (op.type === 'create' && prev) throw keyError.exists(op.key);
-        if (op.type === 'cas' && !prev) throw keyError.missing(op.key);
-        const expected = op.type === 'put' || op.type === 'create' ? undefined : op.expectedModRev;
-        if (prev && expected !== undefined && prev.mod_rev !== expected) throw keyError.changed(op.key);
+        checkTxnCondition(op, prev?.mod_rev);
         if (op.type !== 'delete')
           return this.#putItem(txn, op.key, op.value, prev?.create_rev, expiresAt(txn.now, op.opts));
         if (!prev) return false;
