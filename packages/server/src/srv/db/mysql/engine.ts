@@ -283,6 +283,29 @@ interface Pooled {
   forget(): void;
 }
 
+/**
+ * Parks an idle database connection: it no longer keeps the process alive, and `drop` runs at
+ * the first of `idleMs` passing or one of `events` on `socket`. Returns `forget`, which undoes
+ * all of it (the connection is being used, or closed).
+ */
+function park(
+  tcp: Socket,
+  socket: TLSSocket,
+  idleMs: number,
+  events: readonly string[],
+  drop: () => void,
+): () => void {
+  tcp.unref();
+  const timer = setTimeout(drop, idleMs);
+  timer.unref();
+  for (const event of events) socket.on(event, drop);
+  return () => {
+    clearTimeout(timer);
+    for (const event of events) socket.off(event, drop);
+    tcp.ref();
+  };
+}
+
 function closeOpened(o: Opened): void {
   o.tls.destroy();
   o.tcp.destroy();
@@ -711,25 +734,14 @@ export class MySqlEngine implements DbEngine {
             closeOpened(o);
             return;
           }
-          // Neither socket keeps the process alive while it waits.
-          o.tcp.unref();
           const drop = () => {
             if (this.#spares.get(key) === spare) this.#spares.delete(key);
             spare.forget();
             closeOpened(o);
           };
-          const timer = setTimeout(drop, this.#spareIdleMs);
-          timer.unref();
-          o.tls.once('close', drop);
-          o.tls.on('error', drop);
           const spare: Spare = {
             ...o,
-            forget: () => {
-              clearTimeout(timer);
-              o.tls.off('close', drop);
-              o.tls.off('error', drop);
-              o.tcp.ref();
-            },
+            forget: park(o.tcp, o.tls, this.#spareIdleMs, ['close', 'error'], drop),
           };
           this.#spares.set(key, spare);
         },
@@ -831,19 +843,6 @@ export class MySqlEngine implements DbEngine {
     }
     // An idle pooled connection does not keep the process alive. It is read while it waits, so
     // that the database closing it (restart, wait_timeout) or saying anything at all drops it.
-    up.tcp.unref();
-    const pooled: Pooled = {
-      up,
-      spec: specOf(session),
-      forget: () => {
-        clearTimeout(expiry);
-        socket.pause();
-        socket.off('data', drop);
-        socket.off('close', drop);
-        socket.off('end', drop);
-        up.tcp.ref();
-      },
-    };
     const drop = () => {
       const l = this.#pool.get(key);
       const at = l?.indexOf(pooled) ?? -1;
@@ -852,11 +851,15 @@ export class MySqlEngine implements DbEngine {
       pooled.forget();
       this.#quit(up);
     };
-    const expiry = setTimeout(drop, this.#poolIdleMs);
-    expiry.unref();
-    socket.once('close', drop);
-    socket.once('end', drop);
-    socket.on('data', drop);
+    const unpark = park(up.tcp, socket, this.#poolIdleMs, ['close', 'end', 'data'], drop);
+    const pooled: Pooled = {
+      up,
+      spec: specOf(session),
+      forget: () => {
+        unpark();
+        socket.pause();
+      },
+    };
     socket.resume();
     const l = this.#pool.get(key) ?? [];
     l.push(pooled);
