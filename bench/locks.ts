@@ -229,6 +229,8 @@ interface LockResult {
   requestedAt: number;
   /** How long the warden processes took to go quiet before the lock (see `settle`). */
   settleMs: number;
+  /** The whole machine's CPU use, % of one core, in the quarter second before the lock. */
+  machineBusyPct?: number;
   /**
    * CLOCK_MONOTONIC (µs) when the lock was requested: the clock of V8's CPU profiles, to cut
    * the lock's window out of a `--profile` run.
@@ -251,11 +253,17 @@ interface LockResult {
    */
   clientCpuMs: number;
   /**
+   * The rest of the machine's CPU from the request to the last end (ms): sshd, PostgreSQL,
+   * MariaDB, the sessions' processes, the kernel's own work — the whole machine's busy time
+   * (/proc/stat, 10 ms ticks) less the warden processes, the clients and the bench.
+   */
+  otherCpuMs?: number;
+  /**
    * The session monitor's pass in the process holding the sessions, from its log line: the
    * lock's age when the pass began (its created_at against that process's clock), the pass's
    * wall time and CPU. Undefined when no line was found.
    */
-  pass?: { lockAgeMs?: number; ms: number; cpuMs: number };
+  pass?: { lockAgeMs?: number; ms: number; cpuMs: number; waitMs?: number };
 }
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -270,21 +278,60 @@ function must<T extends { code: number; stderr: string }>(what: string, r: T): T
 }
 
 /**
- * Waits until the warden processes are quiet — under 5 % of a core over a quarter second, at
- * most `limitMs` — so that a lock is not measured while the previous one's sessions (or the
- * opening of all of them) are still being torn down or audited. Returns the time waited.
+ * The whole machine's busy CPU so far (ms, every core; /proc/stat's ticks of 10 ms, idle and
+ * iowait left out). Undefined off Linux.
  */
-async function settle(pids: number[], limitMs = 20_000): Promise<number> {
+function machineBusyMs(): number | undefined {
+  try {
+    const cpu = readFileSync('/proc/stat', 'latin1')
+      .split('\n', 1)[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+    return (cpu.slice(0, 8).reduce((sum, t) => sum + t, 0) - idle) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What `settle` waited for, and the machine's busy share of one core over its last quarter second. */
+interface Settled {
+  ms: number;
+  machineBusyPct?: number;
+}
+
+/**
+ * Waits until the given processes are quiet — under 5 % of a core over a quarter second — and,
+ * with `machine`, every process on the machine too (under 25 % of one core: the previous lock's
+ * sshd, PostgreSQL and MariaDB teardown, the session processes' exits, the clients' GC), at most
+ * `limitMs`, so that a lock is not measured while the previous one's sessions (or the opening of
+ * all of them) are still being torn down or audited. Returns the time waited.
+ */
+async function settle(pids: number[], o: { machine?: boolean; limitMs?: number } = {}): Promise<Settled> {
   const start = performance.now();
+  const limitMs = o.limitMs ?? 20_000;
   const used = () => serverCpu(pids);
   let last = used();
+  let lastMachine = machineBusyMs();
+  let machineBusyPct: number | undefined;
   while (performance.now() - start < limitMs) {
+    const t = performance.now();
     await new Promise((r) => setTimeout(r, 250));
     const now = used();
-    if (now - last <= 12.5) break;
+    const machine = machineBusyMs();
+    const elapsed = performance.now() - t;
+    machineBusyPct =
+      machine !== undefined && lastMachine !== undefined
+        ? ((machine - lastMachine) / elapsed) * 100
+        : undefined;
+    const quiet = now - last <= 12.5 && (!o.machine || machineBusyPct === undefined || machineBusyPct <= 25);
     last = now;
+    lastMachine = machine;
+    if (quiet) break;
   }
-  return performance.now() - start;
+  return { ms: performance.now() - start, ...(machineBusyPct !== undefined ? { machineBusyPct } : {}) };
 }
 
 /** A process's CPU so far (all threads) and its main thread's time runnable but not running (ms). */
@@ -333,11 +380,13 @@ function monitorPass(log: string): { pass?: LockResult['pass'] } {
     return m ? Number(m[1]) : undefined;
   };
   const ages = lines.map((l) => field(l, 'lock_age_ms')).filter((a): a is number => a !== undefined);
+  const waits = lines.map((l) => field(l, 'sweep_wait_ms')).filter((w): w is number => w !== undefined);
   return {
     pass: {
       ...(ages.length ? { lockAgeMs: Math.min(...ages) } : {}),
       ms: lines.reduce((sum, l) => sum + (field(l, 'sweep_ms') ?? 0), 0),
       cpuMs: lines.reduce((sum, l) => sum + (field(l, 'sweep_cpu_ms') ?? 0), 0),
+      ...(waits.length ? { waitMs: waits.reduce((sum, w) => sum + w, 0) } : {}),
     },
   };
 }
@@ -653,6 +702,8 @@ class ForkedClient {
   constructor(readonly n: number) {
     this.child = fork(resolve(import.meta.dirname, 'locks-client.ts'), [], {
       env: { ...process.env, [CLIENT_ENV]: '1' },
+      // `--profile`: the clients write their profiles next to the wardens' (client pids in the JSON).
+      execArgv: [...process.execArgv, ...nodeArgs],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.child.on('message', (m: FromClient) => {
@@ -797,13 +848,15 @@ async function runBackend(backend: string): Promise<BackendRun> {
       // The clients' heap debt (see fullGc), then quiet: the warden processes, and the
       // clients (the previous lock's teardown).
       await clients.gc();
-      const settleMs = await settle([...c.pids, ...clientPids]);
+      const settled = await settle([...c.pids, ...clientPids], { machine: true });
       const logFrom = c.serverOutput().length;
       loadBefore ||= load();
       const client0 = await clients.cpu();
       const requested = Date.now();
       const monotonicUs = Number(process.hrtime.bigint() / 1000n);
       const server0 = serverCpu(c.pids);
+      const machine0 = machineBusyMs();
+      const own0 = ownCpuMs();
       const replica0 = c.replicas && [sched(c.replicas.writer), sched(c.replicas.server)];
       const t0 = performance.now();
       const res = await c.lockApi.createLock({
@@ -814,6 +867,8 @@ async function runBackend(backend: string): Promise<BackendRun> {
       const apiMs = performance.now() - t0;
       const { ends, cpuMs: client1 } = await clients.wait(kind, TIMEOUT_MS);
       const server1 = serverCpu(c.pids);
+      const machine1 = machineBusyMs();
+      const own1 = ownCpuMs();
       const replica1 = c.replicas && [sched(c.replicas.writer), sched(c.replicas.server)];
       await settle(c.pids);
       const serverQuiet = serverCpu(c.pids);
@@ -827,7 +882,8 @@ async function runBackend(backend: string): Promise<BackendRun> {
         apiMs,
         createdAt,
         requestedAt: requested,
-        settleMs,
+        settleMs: settled.ms,
+        ...(settled.machineBusyPct !== undefined ? { machineBusyPct: settled.machineBusyPct } : {}),
         monotonicUs,
         serverCpuMs: server1 - server0,
         serverCpuQuietMs: serverQuiet - server0,
@@ -841,6 +897,14 @@ async function runBackend(backend: string): Promise<BackendRun> {
           : {}),
         ...monitorPass(c.serverOutput().slice(logFrom)),
         clientCpuMs: client1 - client0,
+        ...(machine0 !== undefined && machine1 !== undefined
+          ? {
+              otherCpuMs: Math.max(
+                0,
+                machine1 - machine0 - (server1 - server0) - (client1 - client0) - (own1 - own0),
+              ),
+            }
+          : {}),
       });
       const group = layout.filter((i) => i.kind === kind);
       const byIndex = new Map(ends.map((e) => [e.index, e]));
@@ -940,13 +1004,16 @@ function report(runs: BackendRun[]): Goal[] {
     }
     console.log(
       `lock API round trip (what \`wctl lock\` waits for): ${run.locks.map((l) => `${l.kind} ${l.apiMs.toFixed(0)} ms`).join(', ')}` +
-        `\nwaited for the warden processes to go quiet before each lock: ${run.locks.map((l) => `${l.kind} ${(l.settleMs / 1000).toFixed(1)} s`).join(', ')}` +
+        `\nwaited for the machine to go quiet before each lock (and its CPU use then, % of one core): ${run.locks.map((l) => `${l.kind} ${(l.settleMs / 1000).toFixed(1)} s (${l.machineBusyPct?.toFixed(0) ?? '?'} %)`).join(', ')}` +
         `\nCPU per ended session, warden (to the last end / to quiet again) and the client${CLIENTS === 1 ? " (the bench's process)" : ` processes (${CLIENTS}, summed)`}: ${run.locks
           .map((l) => {
             const n = run.sessions.filter((s) => s.kind === l.kind && s.ended).length || 1;
             const f = (ms: number) => (ms / n).toFixed(2);
             return `${l.kind} ${f(l.serverCpuMs)} / ${f(l.serverCpuQuietMs)} and ${f(l.clientCpuMs)} ms`;
           })
+          .join(', ')}` +
+        `\nthe rest of the machine (sshd, PostgreSQL, MariaDB, the sessions' processes, the kernel) from the request to the last end: ${run.locks
+          .map((l) => `${l.kind} ${l.otherCpuMs?.toFixed(0) ?? '?'} ms`)
           .join(', ')}`,
     );
     if (run.locks.some((l) => l.replicas))
@@ -960,10 +1027,10 @@ function report(runs: BackendRun[]): Goal[] {
           .join(', ')}`,
       );
     console.log(
-      `the session monitor's pass (lock age when it began / wall / CPU): ${run.locks
+      `the session monitor's pass (lock age when it began / wall / CPU / main thread waiting for a core): ${run.locks
         .map((l) =>
           l.pass
-            ? `${l.kind} ${l.pass.lockAgeMs ?? '?'} / ${l.pass.ms.toFixed(1)} / ${l.pass.cpuMs.toFixed(1)} ms`
+            ? `${l.kind} ${l.pass.lockAgeMs ?? '?'} / ${l.pass.ms.toFixed(1)} / ${l.pass.cpuMs.toFixed(1)} / ${l.pass.waitMs?.toFixed(1) ?? '?'} ms`
             : `${l.kind} not logged`,
         )
         .join(', ')}`,

@@ -537,7 +537,7 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
     monitor.close();
   });
 
-  test("the pass logs one line: how many ended, what the pass cost, and the lock's age when it began", async () => {
+  test("the pass logs one line: how many ended, what the pass cost, its wait for a core, and the lock's age when it began", async () => {
     const infos: Record<string, unknown>[] = [];
     const monitor = bare({ logger: { ...quiet, info: (o) => infos.push(o as Record<string, unknown>) } });
     for (let i = 0; i < 3; i++) monitor.register(session());
@@ -556,6 +556,12 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
       typeof line.lock_age_ms === 'number' && line.lock_age_ms >= 40,
       `lock_age_ms ${line.lock_age_ms}`,
     );
+    // On Linux, the main thread's wait for a core during the pass (from its schedstat).
+    if (process.platform === 'linux')
+      assert.ok(
+        typeof line.sweep_wait_ms === 'number' && line.sweep_wait_ms >= 0,
+        `sweep_wait_ms ${line.sweep_wait_ms}`,
+      );
     // A lock ending nothing logs nothing.
     monitor.lockStored(lockOf({ user: 'nobody' }));
     assert.equal(infos.length, 1);

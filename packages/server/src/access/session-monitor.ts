@@ -35,6 +35,7 @@
  *   // … when the session ends on its own:
  *   reg.unregister();
  */
+import { openSync, readSync } from 'node:fs';
 import { LOCK_TARGET_FIELDS, type LockResource, type LockTargetField } from '@warden/api';
 import type { Clock } from '../clock';
 import type { Logger } from '../log';
@@ -117,6 +118,34 @@ export function targetKeys(t: LockTargets): string[] {
 }
 
 const round2 = (ms: number) => Math.round(ms * 100) / 100;
+
+/** `/proc/thread-self/schedstat` of the thread that first asked, kept open; null: none here. */
+let schedstatFd: number | null | undefined;
+const schedstatBuf = Buffer.alloc(96);
+
+/**
+ * This thread's time on a core and waiting for one (ns), from Linux's
+ * `/proc/thread-self/schedstat` (read at offset 0, which regenerates it); undefined elsewhere.
+ * Read around a lock's pass, it tells a pass that was slow from one whose thread waited behind
+ * other processes. Only the main thread calls it (the monitor runs there).
+ */
+function threadSched(): { runNs: number; waitNs: number } | undefined {
+  try {
+    schedstatFd ??= openSync('/proc/thread-self/schedstat', 'r');
+  } catch {
+    schedstatFd = null;
+  }
+  if (schedstatFd === null) return undefined;
+  try {
+    const n = readSync(schedstatFd, schedstatBuf, 0, schedstatBuf.length, 0);
+    const [run, wait] = schedstatBuf.toString('latin1', 0, n).split(' ').map(Number);
+    return run !== undefined && wait !== undefined && Number.isFinite(run) && Number.isFinite(wait)
+      ? { runNs: run, waitNs: wait }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Node timers overflow past 2^31-1 ms (~24.8 days): longer waits are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -260,6 +289,7 @@ export class SessionMonitor {
     const why: SessionEndReason = { kind: 'lock', lock };
     const start = performance.now();
     const cpu = process.cpuUsage();
+    const sched = threadSched();
     // How long the lock took to reach this process (its writer's clock against ours).
     const age = this.#o.clock.now() - Date.parse(lock.spec.created_at ?? '');
     let ended = 0;
@@ -271,6 +301,7 @@ export class SessionMonitor {
     }
     if (ended === 0) return;
     const used = process.cpuUsage(cpu);
+    const schedAfter = sched && threadSched();
     this.#o.logger.info(
       {
         ended: [{ reason: message, sessions: ended }],
@@ -278,6 +309,8 @@ export class SessionMonitor {
         // named pass_*: the logger redacts fields that look like passwords).
         sweep_ms: round2(performance.now() - start),
         sweep_cpu_ms: round2((used.user + used.system) / 1000),
+        // The main thread's wait for a core during the pass (Linux): wall ≈ its CPU + this.
+        ...(sched && schedAfter ? { sweep_wait_ms: round2((schedAfter.waitNs - sched.waitNs) / 1e6) } : {}),
         ...(Number.isFinite(age) ? { lock_age_ms: age } : {}),
       },
       'ended live sessions',
