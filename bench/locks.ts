@@ -263,7 +263,14 @@ interface LockResult {
    * lock's age when the pass began (its created_at against that process's clock), the pass's
    * wall time and CPU. Undefined when no line was found.
    */
-  pass?: { lockAgeMs?: number; ms: number; cpuMs: number; waitMs?: number };
+  pass?: {
+    lockAgeMs?: number;
+    ms: number;
+    cpuMs: number;
+    waitMs?: number;
+    /** The lock's age when the pass had ended half, 99 % and all of its sessions (ms). */
+    endAge?: { p50: number; p99: number; max: number };
+  };
 }
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -381,12 +388,19 @@ function monitorPass(log: string): { pass?: LockResult['pass'] } {
   };
   const ages = lines.map((l) => field(l, 'lock_age_ms')).filter((a): a is number => a !== undefined);
   const waits = lines.map((l) => field(l, 'sweep_wait_ms')).filter((w): w is number => w !== undefined);
+  // One pass a lock; should there be more, the latest figures of each.
+  const latest = (name: string) => {
+    const values = lines.map((l) => field(l, name)).filter((v): v is number => v !== undefined);
+    return values.length ? Math.max(...values) : undefined;
+  };
+  const [p50, p99, max] = ['end_age_p50_ms', 'end_age_p99_ms', 'end_age_max_ms'].map(latest);
   return {
     pass: {
       ...(ages.length ? { lockAgeMs: Math.min(...ages) } : {}),
       ms: lines.reduce((sum, l) => sum + (field(l, 'sweep_ms') ?? 0), 0),
       cpuMs: lines.reduce((sum, l) => sum + (field(l, 'sweep_cpu_ms') ?? 0), 0),
       ...(waits.length ? { waitMs: waits.reduce((sum, w) => sum + w, 0) } : {}),
+      ...(p50 !== undefined && p99 !== undefined && max !== undefined ? { endAge: { p50, p99, max } } : {}),
     },
   };
 }
@@ -1033,7 +1047,14 @@ function report(runs: BackendRun[]): Goal[] {
             ? `${l.kind} ${l.pass.lockAgeMs ?? '?'} / ${l.pass.ms.toFixed(1)} / ${l.pass.cpuMs.toFixed(1)} / ${l.pass.waitMs?.toFixed(1) ?? '?'} ms`
             : `${l.kind} not logged`,
         )
-        .join(', ')}`,
+        .join(', ')}` +
+        `\nwarden's side: the lock's age when the pass had ended half / 99 % / all of its sessions (each end written to the client's socket; a session through the proxy to the Warden node counts twice): ${run.locks
+          .map((l) =>
+            l.pass?.endAge
+              ? `${l.kind} ${l.pass.endAge.p50} / ${l.pass.endAge.p99} / ${l.pass.endAge.max} ms`
+              : `${l.kind} not logged`,
+          )
+          .join(', ')}`,
     );
     const early = run.sessions.filter((s) => s.early).length;
     if (early) console.log(`${early} sessions ended before their own lock was requested`);

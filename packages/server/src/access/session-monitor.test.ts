@@ -556,6 +556,10 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
       typeof line.lock_age_ms === 'number' && line.lock_age_ms >= 40,
       `lock_age_ms ${line.lock_age_ms}`,
     );
+    // The lock's age when half, 99 % and all of the sessions had been ended (here at once).
+    for (const f of ['end_age_p50_ms', 'end_age_p99_ms', 'end_age_max_ms'])
+      assert.ok(typeof line[f] === 'number' && (line[f] as number) >= 40, `${f} ${line[f]}`);
+    assert.ok((line.end_age_p50_ms as number) <= (line.end_age_max_ms as number));
     // On Linux, the main thread's wait for a core during the pass (from its schedstat).
     if (process.platform === 'linux')
       assert.ok(
@@ -565,6 +569,35 @@ describe('SessionMonitor: the index of live sessions by lock target', { timeout:
     // A lock ending nothing logs nothing.
     monitor.lockStored(lockOf({ user: 'nobody' }));
     assert.equal(infos.length, 1);
+    monitor.close();
+  });
+
+  test("the pass's end ages follow the pass: the sessions ended last are logged as ended later", async () => {
+    const infos: Record<string, unknown>[] = [];
+    const monitor = bare({ logger: { ...quiet, info: (o) => infos.push(o as Record<string, unknown>) } });
+    // Four sessions; ending the third takes 30 ms (a slow protocol), so half are ended at once
+    // and the last two only after it.
+    for (let i = 0; i < 4; i++) {
+      const s = session();
+      const end = s.end.bind(s);
+      monitor.register({
+        ...s,
+        end: (m: string) => {
+          if (i === 2) {
+            const until = performance.now() + 30;
+            while (performance.now() < until);
+          }
+          end(m);
+        },
+      });
+    }
+    await sleep(0);
+    monitor.lockStored(lockOf({ user: 'alice' }, { created_at: new Date().toISOString(), message: 'm' }));
+    const line = infos[0]!;
+    const p50 = line.end_age_p50_ms as number;
+    const max = line.end_age_max_ms as number;
+    assert.ok(max - p50 >= 25, `p50 ${p50} ms, max ${max} ms`);
+    assert.equal(line.end_age_p99_ms, max, 'p99 of four ends is the last');
     monitor.close();
   });
 });

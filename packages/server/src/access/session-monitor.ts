@@ -292,16 +292,20 @@ export class SessionMonitor {
     const sched = threadSched();
     // How long the lock took to reach this process (its writer's clock against ours).
     const age = this.#o.clock.now() - Date.parse(lock.spec.created_at ?? '');
-    let ended = 0;
+    // When each end was done, from the pass's start (ms): this process's side of the latency.
+    const endsAt: number[] = [];
     for (const entry of targeted) {
       // A session ended by another's end (the proxy's tunnel of a node session) is skipped.
       if (!entry.live) continue;
       this.#end(entry, message, why, { log: 'debug' });
-      ended++;
+      endsAt.push(performance.now() - start);
     }
+    const ended = endsAt.length;
     if (ended === 0) return;
     const used = process.cpuUsage(cpu);
     const schedAfter = sched && threadSched();
+    // The lock's age when the ends were done (in pass order, so already sorted).
+    const endAge = (q: number) => Math.round(age + endsAt[Math.max(0, Math.ceil(q * ended) - 1)]!);
     this.#o.logger.info(
       {
         ended: [{ reason: message, sessions: ended }],
@@ -311,7 +315,17 @@ export class SessionMonitor {
         sweep_cpu_ms: round2((used.user + used.system) / 1000),
         // The main thread's wait for a core during the pass (Linux): wall ≈ its CPU + this.
         ...(sched && schedAfter ? { sweep_wait_ms: round2((schedAfter.waitNs - sched.waitNs) / 1e6) } : {}),
-        ...(Number.isFinite(age) ? { lock_age_ms: age } : {}),
+        ...(Number.isFinite(age)
+          ? {
+              lock_age_ms: age,
+              // The lock's age when this process had ended half, 99 % and all of the sessions
+              // (the end written to the client's socket): what a client on its own machine
+              // would see, less the network.
+              end_age_p50_ms: endAge(0.5),
+              end_age_p99_ms: endAge(0.99),
+              end_age_max_ms: endAge(1),
+            }
+          : {}),
       },
       'ended live sessions',
     );
