@@ -21,8 +21,10 @@
  * the other ~250 that a lock ends (ssh2 closes, driver errors, TLS teardown), which no real
  * deployment does. `--clients=1` holds them all in the bench's own process.
  * Every session must end, and only by its own lock (one that ends before its lock counts as a
- * failure). Before each lock the bench waits until the warden processes are quiet, so that
- * one lock is not timed while the previous one's sessions are still being torn down.
+ * failure). Before each lock the bench waits until the warden processes, the clients and the
+ * whole machine are quiet, so that one lock is not timed while the previous one's sessions are
+ * still being torn down. Beside what the clients saw it prints warden's side (the lock's age when
+ * the session monitor's pass had ended half, 99 % and all of its sessions).
  *
  * Two backends, each a fresh cluster: SQLite (one `warden start`), and PostgreSQL with two
  * replicas, the lock written through replica A while every session runs through replica B
