@@ -16,6 +16,7 @@
  *   { type: 'open', homes, items, concurrency } → 'opened' per session, then 'open-done'
  *   { type: 'cpu' }                             → { type: 'cpu', cpuMs }
  *   { type: 'gc' }                              → 'gc-done' after a full garbage collection
+ *   { type: 'warm-up', perProtocol }            → { type: 'warm-up-done', ended } (`warmUp`)
  *   { type: 'wait', kind, timeoutMs }           → { type: 'ended', kind, ends, cpuMs } once
  *                                                 every session of that kind it holds ended
  *                                                 (or the timeout passed)
@@ -74,6 +75,12 @@ interface Live {
   done: Promise<void>;
   /** Ends the session from the client's side (teardown). */
   close(): void;
+  /**
+   * Has the server end the session the way sessions end without a lock (`warmUp`): the
+   * command's stdin closed, so it prints to stderr and exits; the database closing the
+   * connection with a FATAL error.
+   */
+  endByServer(): void;
 }
 
 /** CPU time (user + system, ms) this process used so far. */
@@ -128,7 +135,13 @@ function lockLine(text: string): string | undefined {
 }
 
 /** SSH through the proxy to `node`, a command that prints `ready` and then waits on stdin. */
-async function openSsh(profile: LoadedProfile, node: string, kind: Kind, protocol: Protocol): Promise<Live> {
+async function openSsh(
+  profile: LoadedProfile,
+  node: string,
+  kind: Kind,
+  protocol: Protocol,
+  command = 'echo ready; exec cat',
+): Promise<Live> {
   const { stream, node: info } = await dialNode(profile, { node, login: 'root' });
   const ssh = await connectNode({
     stream,
@@ -139,7 +152,7 @@ async function openSsh(profile: LoadedProfile, node: string, kind: Kind, protoco
     hostPrincipals: [info.name, info.hostname],
     nodeName: node,
   });
-  const ch = await ssh.exec('echo ready; exec cat');
+  const ch = await ssh.exec(command);
   const t = endTracker();
   let stderr = '';
   ch.stderr.on('data', (d: Buffer) => {
@@ -170,6 +183,7 @@ async function openSsh(profile: LoadedProfile, node: string, kind: Kind, protoco
     protocol,
     done: t.live.done,
     close: () => ssh.end(),
+    endByServer: () => ch.end(),
   };
   return Object.defineProperties(live, {
     endedAt: { get: () => t.get().endedAt, enumerable: true },
@@ -197,6 +211,8 @@ async function openPostgres(tunnel: DbTunnel, kind: Kind): Promise<Live> {
     protocol: 'postgres',
     done: t.live.done,
     close: () => void client.end().catch(() => undefined),
+    endByServer: () =>
+      void client.query('SELECT pg_terminate_backend(pg_backend_pid())').catch(() => undefined),
   };
   return Object.defineProperties(live, {
     endedAt: { get: () => t.get().endedAt, enumerable: true },
@@ -218,7 +234,13 @@ async function openMysql(tunnel: DbTunnel, kind: Kind): Promise<Live> {
     conn.query('SELECT 1', (err) => (err ? rej(err) : res()));
   });
   if (t.get().endedAt !== undefined) throw new Error(`mysql session ended at once: ${t.get().message}`);
-  const live: Live = { kind, protocol: 'mysql', done: t.live.done, close: () => conn.destroy() };
+  const live: Live = {
+    kind,
+    protocol: 'mysql',
+    done: t.live.done,
+    close: () => conn.destroy(),
+    endByServer: () => conn.query('KILL CONNECTION_ID()', () => undefined),
+  };
   return Object.defineProperties(live, {
     endedAt: { get: () => t.get().endedAt, enumerable: true },
     message: { get: () => t.get().message, enumerable: true },
@@ -231,6 +253,8 @@ async function openMysql(tunnel: DbTunnel, kind: Kind): Promise<Live> {
 export class SessionHolder {
   readonly #lives = new Map<number, Live>();
   readonly #tunnels: DbTunnel[] = [];
+  /** The local tunnels by user (kind) and database. */
+  readonly #dbTunnels = {} as Record<Kind, Partial<Record<'postgres' | 'mysql', DbTunnel>>>;
   readonly #profiles: Record<Kind, LoadedProfile>;
 
   constructor(profiles: Record<Kind, LoadedProfile>) {
@@ -254,7 +278,7 @@ export class SessionHolder {
    * share needs, then the sessions. Fails when a session ended before any lock.
    */
   async open(items: Item[], concurrency: number, onOpened: () => void = () => undefined): Promise<void> {
-    const dbTunnels = {} as Record<Kind, Partial<Record<'postgres' | 'mysql', DbTunnel>>>;
+    const dbTunnels = this.#dbTunnels;
     for (const kind of KINDS) {
       dbTunnels[kind] = {};
       const protos = (['postgres', 'mysql'] as const).filter((p) =>
@@ -271,16 +295,7 @@ export class SessionHolder {
       });
     }
     await pool(items, concurrency, async ({ index, kind, protocol }) => {
-      const profile = this.#profiles[kind];
-      const live =
-        protocol === 'ssh'
-          ? await openSsh(profile, NODE, kind, protocol)
-          : protocol === 'openssh'
-            ? await openSsh(profile, AGENTLESS, kind, protocol)
-            : protocol === 'postgres'
-              ? await openPostgres(dbTunnels[kind].postgres!, kind)
-              : await openMysql(dbTunnels[kind].mysql!, kind);
-      this.#lives.set(index, live);
+      this.#lives.set(index, await this.#openOne(kind, protocol));
       onOpened();
     });
     const early = [...this.#lives.values()].filter((l) => l.endedAt !== undefined);
@@ -289,6 +304,65 @@ export class SessionHolder {
         `${early.length} sessions ended before any lock (e.g. ${early[0]!.protocol}: ${early[0]!.message ?? 'no message'})`,
       );
     }
+  }
+
+  #openOne(kind: Kind, protocol: Protocol, sshCommand?: string): Promise<Live> {
+    const profile = this.#profiles[kind];
+    const tunnels = this.#dbTunnels[kind];
+    if (protocol === 'ssh') return openSsh(profile, NODE, kind, protocol, sshCommand);
+    if (protocol === 'openssh') return openSsh(profile, AGENTLESS, kind, protocol, sshCommand);
+    const tunnel = tunnels?.[protocol];
+    if (!tunnel) throw new Error(`no ${protocol} tunnel for the ${kind} user in this client`);
+    return protocol === 'postgres' ? openPostgres(tunnel, kind) : openMysql(tunnel, kind);
+  }
+
+  /**
+   * Before the locks: `perProtocol` more sessions of each protocol (the user kind's, on the
+   * same tunnels), each then ended by the server the way sessions end without a lock — the
+   * command's stdin closed, so it writes to stderr and exits; PostgreSQL's backend terminated
+   * and MariaDB's connection killed by their own statement, the database closing the connection
+   * with an error. Resolves with how many ended (all, or it throws).
+   *
+   * Why: until the first lock, no session of this process has ever ended, so the first lock
+   * would also time this process's first run of its end paths (ssh2's channel close after a
+   * stderr message, the drivers' error handling, the tunnels' teardown) — a cost a real client
+   * pays once on its own machine, here paid by every client process on the cores warden
+   * shares. In a deployment, sessions end every minute before a lock arrives. Warden's lock
+   * path (the monitor's pass, the protocols' `end`) runs for the first time at the first lock
+   * all the same: nothing here ends a session through it.
+   */
+  async warmUp(perProtocol: number, timeoutMs = 30_000): Promise<number> {
+    if (perProtocol <= 0) return 0;
+    const protocols = PROTOCOLS.filter(
+      (p) => (p !== 'postgres' && p !== 'mysql') || this.#dbTunnels.user?.[p],
+    );
+    const lives: Live[] = [];
+    await pool(
+      protocols.flatMap((p) => Array.from({ length: perProtocol }, () => p)),
+      4,
+      async (protocol) => {
+        lives.push(
+          await this.#openOne('user', protocol, 'echo ready; cat; echo "warm-up: session over" >&2'),
+        );
+      },
+    );
+    for (const l of lives) l.endByServer();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(lives.map((l) => l.done)),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    const open = lives.filter((l) => l.endedAt === undefined);
+    if (open.length) {
+      for (const l of open) l.close();
+      throw new Error(
+        `warm-up: ${open.length} of ${lives.length} sessions did not end (e.g. ${open[0]!.protocol})`,
+      );
+    }
+    return lives.length;
   }
 
   /** Every session of `kind` this holder has, once all ended or `timeoutMs` passed. */
@@ -323,6 +397,7 @@ export type ToClient =
   | { type: 'open'; homes: Record<Kind, string>; items: Item[]; concurrency: number }
   | { type: 'cpu' }
   | { type: 'gc' }
+  | { type: 'warm-up'; perProtocol: number }
   | { type: 'wait'; kind: Kind; timeoutMs: number }
   | { type: 'close' };
 
@@ -333,6 +408,7 @@ export type FromClient =
   | { type: 'open-done' }
   | { type: 'cpu'; cpuMs: number }
   | { type: 'gc-done' }
+  | { type: 'warm-up-done'; ended: number }
   | { type: 'ended'; kind: Kind; ends: Ended[]; cpuMs: number }
   | { type: 'closed' }
   | { type: 'error'; message: string };
@@ -387,6 +463,10 @@ function runChild(): void {
       case 'gc':
         fullGc();
         send({ type: 'gc-done' });
+        return;
+      case 'warm-up':
+        if (!holder) return fail(new Error('warm-up before open'));
+        holder.warmUp(m.perProtocol).then((ended) => send({ type: 'warm-up-done', ended }), fail);
         return;
       case 'wait':
         if (!holder) return fail(new Error('wait before open'));

@@ -97,6 +97,10 @@ const HELP = `Usage: npm run bench:locks -- [--sessions=N] [--backend=sqlite,pos
                     starts dropping at 10)
   --kinds=LIST      the order of the locks, a permutation of user,role,device,node (default
                     that order): the first lock of a run meets every path cold
+  --warm-up=N       before the locks, N sessions per protocol in each client process are ended
+                    by the server without a lock (the command exits, the database closes the
+                    connection), so that the first lock does not also time the clients' first
+                    run of their own end paths; warden's lock path stays cold (default 2; 0: none)
   --timeout-s=S     how long a lock may take to end its sessions before they count as not ended (default 30)
   --json=FILE       also write every session's result to FILE
   --profile=DIR     the warden processes write V8 CPU profiles to DIR (node --cpu-prof); the
@@ -110,6 +114,7 @@ const { values: args } = parseArgs({
     clients: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '8' },
     kinds: { type: 'string', default: KINDS.join(',') },
+    'warm-up': { type: 'string', default: '2' },
     'timeout-s': { type: 'string', default: '30' },
     json: { type: 'string' },
     profile: { type: 'string' },
@@ -125,6 +130,8 @@ const CONCURRENCY = Number(args.concurrency);
 /** Client processes holding the sessions (no more than there are sessions). */
 const CLIENTS = Math.min(Number(args.clients), SESSIONS);
 const TIMEOUT_MS = Number(args['timeout-s']) * 1000;
+/** `--warm-up`: sessions per protocol and client process ended by the server before the locks. */
+const WARM_UP = Number(args['warm-up']);
 /** `--profile=DIR`: every warden process writes a V8 CPU profile there (`node --cpu-prof`). */
 /** Sampling interval of `--profile` (µs): V8's default 1 ms is coarse against a 50 ms goal. */
 const PROFILE_INTERVAL_US = 200;
@@ -144,6 +151,7 @@ for (const [name, n] of [
 ] as const) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
 }
+if (!Number.isInteger(WARM_UP) || WARM_UP < 0) throw new Error('--warm-up must be a whole number (0: none)');
 for (const b of BACKENDS) {
   if (b !== 'sqlite' && b !== 'postgres')
     throw new Error(`--backend: unknown backend "${b}" (sqlite, postgres)`);
@@ -684,6 +692,8 @@ interface Clients {
   cpu(): Promise<number>;
   /** A full garbage collection in each of them (`fullGc`), before a lock. */
   gc(): Promise<void>;
+  /** `perProtocol` sessions per protocol in each of them, ended by the server (`warmUp`); how many. */
+  warmUp(perProtocol: number): Promise<number>;
   /**
    * Each session of `kind` (with the client that holds it) once all of them ended or
    * `timeoutMs` passed, and `cpu()` at that moment.
@@ -700,6 +710,7 @@ function inProcess(c: Cluster): Clients {
     open: (layout, concurrency, onOpened) => holder.open(layout, concurrency, onOpened),
     cpu: async () => ownCpuMs(),
     gc: async () => fullGc(),
+    warmUp: (perProtocol) => holder.warmUp(perProtocol),
     wait: async (kind, timeoutMs) => {
       const ends = await holder.wait(kind, timeoutMs);
       return { ends: ends.map((e) => ({ ...e, client: 0 })), cpuMs: ownCpuMs() };
@@ -788,6 +799,12 @@ async function forked(c: Cluster, n: number): Promise<Clients> {
     gc: async () => {
       await Promise.all(clients.map((f) => f.request({ type: 'gc' }, 'gc-done')));
     },
+    warmUp: async (perProtocol) => {
+      const answers = await Promise.all(
+        clients.map((f) => f.request({ type: 'warm-up', perProtocol }, 'warm-up-done')),
+      );
+      return sum(answers.map((a) => a.ended));
+    },
     wait: async (kind, timeoutMs) => {
       const answers = await Promise.all(
         clients.map((f) => f.request({ type: 'wait', kind, timeoutMs }, 'ended')),
@@ -824,6 +841,8 @@ interface BackendRun {
   sessions: SessionResult[];
   locks: LockResult[];
   openSeconds: number;
+  /** Sessions the clients had the server end before the locks (`--warm-up`). */
+  warmedUp: number;
   loadBefore: string;
   loadAfter: string;
 }
@@ -848,7 +867,12 @@ async function runBackend(backend: string): Promise<BackendRun> {
     });
     const openSeconds = (performance.now() - opening) / 1000;
     process.stderr.write(
-      `[${backend}] ${opened} sessions live in ${openSeconds.toFixed(0)} s (${CLIENTS} client process${CLIENTS === 1 ? '' : 'es'}); locking\n`,
+      `[${backend}] ${opened} sessions live in ${openSeconds.toFixed(0)} s (${CLIENTS} client process${CLIENTS === 1 ? '' : 'es'})\n`,
+    );
+    // The clients' own end paths, run once before the first lock (see SessionHolder.warmUp).
+    const warmedUp = await clients.warmUp(WARM_UP);
+    process.stderr.write(
+      `[${backend}] warm-up: ${warmedUp} more sessions ended by the server, none by a lock; locking\n`,
     );
 
     const targets: Record<Kind, Record<string, string>> = {
@@ -954,6 +978,7 @@ async function runBackend(backend: string): Promise<BackendRun> {
       sessions,
       locks,
       openSeconds,
+      warmedUp,
       loadBefore,
       loadAfter: load(),
     };
@@ -980,7 +1005,7 @@ function report(runs: BackendRun[]): Goal[] {
   for (const run of runs) {
     console.log(`\n${run.label}`);
     console.log(
-      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s; locks in the order ${run.locks.map((l) => l.kind).join(', ')}`,
+      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s; ${run.warmedUp} more ended by the server before the locks (--warm-up); locks in the order ${run.locks.map((l) => l.kind).join(', ')}`,
     );
     row(['kind / protocol', 'sessions', 'p50', 'p95', 'p99', 'max', 'not ended']);
     for (const kind of KINDS) {
