@@ -74,9 +74,10 @@ export interface PostgresConnectionOptions {
   /** Give up connecting after this long (default 5000 ms). */
   connectTimeoutMs?: number;
   /**
-   * Pooled connections idle this long are closed (default 30 000 ms), all but one: the pool
-   * keeps one connection open, so a rare write (a lock after an idle hour) does not pay a new
-   * connection and its SCRAM login.
+   * Pooled connections idle this long are closed (default 30 000 ms), all but the warm ones
+   * (one for the audit log; three for the backend, whose poll and maintenance jobs each run
+   * every second beside the requests), so a rare write (a lock after an idle hour) does not pay
+   * a new connection and its SCRAM login.
    */
   idleTimeoutMs?: number;
   /** How long retryable failures are retried before WARDEN_ERR_CONNECTION (default 15 000 ms). */
@@ -234,8 +235,14 @@ export interface ResolvedConnection {
   queryTimeoutMs: number;
 }
 
-/** Checks the options and builds the pool configuration (reads TLS files now, the password later). */
-export function resolveConnection(opts: PostgresConnectionOptions): ResolvedConnection {
+/**
+ * Checks the options and builds the pool configuration (reads TLS files now, the password later).
+ * `warm`: connections the pool keeps open however long it is idle (see `idleTimeoutMs`).
+ */
+export function resolveConnection(
+  opts: PostgresConnectionOptions,
+  { warm = 1 }: { warm?: number } = {},
+): ResolvedConnection {
   if (opts === null || typeof opts !== 'object') {
     throw new WardenError('WARDEN_ERR_BAD_PARAMETER', 'PostgreSQL connection options are required');
   }
@@ -288,6 +295,7 @@ export function resolveConnection(opts: PostgresConnectionOptions): ResolvedConn
     POSTGRES_DEFAULT_CONNECT_TIMEOUT_MS,
     'connectTimeoutMs',
   );
+  const poolSize = positive(opts.poolSize, POSTGRES_DEFAULT_POOL_SIZE, 'poolSize');
   const config: pg.PoolConfig = {
     host: target.host,
     port: target.port,
@@ -295,13 +303,13 @@ export function resolveConnection(opts: PostgresConnectionOptions): ResolvedConn
     user: target.user,
     password,
     ssl,
-    max: positive(opts.poolSize, POSTGRES_DEFAULT_POOL_SIZE, 'poolSize'),
+    max: poolSize,
     connectionTimeoutMillis: connectTimeoutMs,
     idleTimeoutMillis: positive(opts.idleTimeoutMs, POSTGRES_DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
-    // One connection stays open however long the pool is idle (pg-pool closes idle connections
-    // only above `min`; `close()` still ends it). Replica A's first lock after 30 s of quiet
-    // paid a new connection and a SCRAM login in `bench:locks`, and real locks are rare.
-    min: 1,
+    // `warm` connections stay open however long the pool is idle (pg-pool closes idle
+    // connections only above `min`; `close()` still ends them). Replica A's first lock after 30 s
+    // of quiet paid a new connection and a SCRAM login in `bench:locks`, and real locks are rare.
+    min: Math.min(warm, poolSize),
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     application_name: opts.applicationName ?? target.applicationName ?? 'warden',

@@ -351,7 +351,10 @@ export class PostgresBackend implements Backend, EventLog {
       1,
     );
     const names = backendSchema(opts.schema ?? POSTGRES_DEFAULT_SCHEMA);
-    const pool = await PostgresPool.create(resolveConnection(opts), {
+    // Three warm connections: a request, the poll and the maintenance job (each every second)
+    // may all want one at once; with one kept, a lock arriving as the jobs fired after a quiet
+    // spell made each job open its own, with a SCRAM login, while the lock's sessions ended.
+    const pool = await PostgresPool.create(resolveConnection(opts, { warm: 3 }), {
       clock: opts.clock ?? systemClock,
       logger: opts.logger,
       what: 'PostgreSQL backend',
