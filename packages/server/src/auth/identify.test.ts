@@ -54,13 +54,25 @@ test('a certificate is verified once and its identity reused; locks and expiry s
   await rejectsWith(ids.identify(der), 'WARDEN_ERR_BAD_CERTIFICATE', /expired/);
 });
 
-test('the admin identity is never cached: a replaced one stops working at once', async () => {
+test('the admin identity is verified once, but asked for as the current one on every use: a replaced one stops working at once', async () => {
   const c = await startTestCluster();
   const ids = new Identifier({ clock: c.clock, backend: c.backend, services: c.services, cas: c.cas });
   const first = await c.auth.issueAdminIdentity();
   assert.equal((await ids.identify(certDer(first.certPem))).admin, true);
-  await c.auth.issueAdminIdentity({ replaces: first.certPem });
+  assert.equal((await ids.identify(certDer(first.certPem))).admin, true);
+  assert.equal(ids.verifications, 1, 'the second use is not verified and parsed again');
+  // Replaced: refused at the next use, although its verification is remembered.
+  const second = await c.auth.issueAdminIdentity({ replaces: first.certPem });
   await rejectsWith(ids.identify(certDer(first.certPem)), 'WARDEN_ERR_BAD_CERTIFICATE', /not valid any more/);
+  assert.equal(ids.verifications, 1);
+  // The new one works; a tampered copy of it is verified as new, and refused.
+  assert.equal((await ids.identify(certDer(second.certPem))).admin, true);
+  const tampered = Buffer.from(certDer(second.certPem));
+  tampered[tampered.length - 1]! ^= 0x01;
+  await rejectsWith(ids.identify(tampered), 'WARDEN_ERR_BAD_CERTIFICATE', /not signed by the user CA/);
+  // Past its end the remembered verification is not used: the certificate is expired.
+  c.clock.set(second.expires.getTime() + 1000);
+  await rejectsWith(ids.identify(certDer(second.certPem)), 'WARDEN_ERR_BAD_CERTIFICATE', /expired/);
 });
 
 test('a database certificate works only where databases are served, with its route; a login certificate does not work there', async () => {

@@ -44,6 +44,8 @@ interface Verified {
   db: DbCertRoute | undefined;
   notBefore: number;
   notAfter: number;
+  /** The admin identity: still asked for on every use whether it is the current one. */
+  admin?: true;
 }
 
 /** Freezes an identity and what it holds (it is shared by every use of its certificate). */
@@ -59,7 +61,8 @@ export class Identifier {
    * Identities of user certificates verified before, by SHA-256 of the DER, within their
    * validity: verifying and parsing one costs milliseconds of CPU (a signature check and two
    * X.509 parsers), and a client opening connections (a MySQL pool, `wsh proxy db` per
-   * connection) shows the same certificate each time. The lock check is never cached.
+   * connection) shows the same certificate each time. The lock check is never cached, nor
+   * whether an admin identity is the current one (a replaced one stops working at once).
    */
   readonly #verified = new Map<string, Verified>();
   #verifications = 0;
@@ -77,7 +80,10 @@ export class Identifier {
   async #identityOf(certDer: Buffer, now: number): Promise<Pick<Verified, 'identity' | 'db'>> {
     const fingerprint = createHash('sha256').update(certDer).digest('hex');
     const hit = this.#verified.get(fingerprint);
-    if (hit && now >= hit.notBefore && now <= hit.notAfter) return hit;
+    if (hit && now >= hit.notBefore && now <= hit.notAfter) {
+      if (hit.admin) await this.#currentAdmin(fingerprint);
+      return hit;
+    }
     if (hit) this.#verified.delete(fingerprint);
     this.#verifications++;
     // The CA parses the bytes itself: anything that is not a certificate is BAD_CERTIFICATE.
@@ -87,17 +93,20 @@ export class Identifier {
         'WARDEN_ERR_BAD_CERTIFICATE',
         `this is an app certificate for "${parsed.app.app}": it works for that app only; use your \`wsh login\` certificate`,
       );
-    if (parsed.user === ADMIN_USER) {
-      // Never cached: a replaced admin identity stops working at once.
-      if (!(await this.#o.backend.get(ADMIN_CERTS + fingerprint))) {
-        throw new WardenError(
-          'WARDEN_ERR_BAD_CERTIFICATE',
-          'this admin identity is not valid any more (warden replaced it at a refresh or restart): run the command again on the auth host, which reads the current one from the data dir',
-        );
-      }
-      return { identity: makeIdentity({ user: ADMIN_USER, admin: true }), db: undefined };
-    }
     const x509 = new X509Certificate(certDer);
+    const validity = { notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo) };
+    if (parsed.user === ADMIN_USER) {
+      // Verified and parsed once; whether it is the current one is asked on every use.
+      await this.#currentAdmin(fingerprint);
+      const admin: Verified = {
+        identity: frozen(makeIdentity({ user: ADMIN_USER, admin: true })),
+        db: undefined,
+        ...validity,
+        admin: true,
+      };
+      this.#remember(fingerprint, admin);
+      return admin;
+    }
     const identity = frozen(
       makeIdentity({
         user: parsed.user,
@@ -113,14 +122,23 @@ export class Identifier {
       }),
     );
     const db = parsed.db ? Object.freeze({ ...parsed.db }) : undefined;
-    if (this.#verified.size >= MAX_VERIFIED_CERTS) this.#verified.delete(this.#verified.keys().next().value!);
-    this.#verified.set(fingerprint, {
-      identity,
-      db,
-      notBefore: Date.parse(x509.validFrom),
-      notAfter: Date.parse(x509.validTo),
-    });
+    this.#remember(fingerprint, { identity, db, ...validity });
     return { identity, db };
+  }
+
+  #remember(fingerprint: string, verified: Verified): void {
+    if (this.#verified.size >= MAX_VERIFIED_CERTS) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(fingerprint, verified);
+  }
+
+  /** Refuses an admin identity that is not the current one (a newer one replaced it). */
+  async #currentAdmin(fingerprint: string): Promise<void> {
+    if (!(await this.#o.backend.get(ADMIN_CERTS + fingerprint))) {
+      throw new WardenError(
+        'WARDEN_ERR_BAD_CERTIFICATE',
+        'this admin identity is not valid any more (warden replaced it at a refresh or restart): run the command again on the auth host, which reads the current one from the data dir',
+      );
+    }
   }
 
   /** Refuses the caller's locks (`identify`'s check), else returns. */
