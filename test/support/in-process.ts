@@ -24,7 +24,9 @@ import {
 import { AUTH_PREFERENCE_NAME, type AuthPreferenceResource } from '@warden/api';
 import {
   type AccessChecker,
+  type AuditLog,
   type AuthServer,
+  type Backend,
   CertAuthorities,
   type Clock,
   createAuthServer,
@@ -96,7 +98,7 @@ export interface LiveAccess {
 
 /** As `warden start`: the live views, one access checker and one session monitor over them. */
 export async function startLiveAccess(
-  core: Core,
+  core: Pick<Core, 'clock' | 'services'>,
   logger: Logger = quietLogger,
 ): Promise<LiveAccess & { views: ReturnType<Services['accessViews']> }> {
   const views = core.services.accessViews({ logger });
@@ -185,10 +187,11 @@ export async function signUpAndLogin(
 
 /**
  * The auth service over `core` as `warden start` composes it (`access`: identify() asks the
- * process's access checker, as there).
+ * process's access checker, as there). Any backend and audit log: a test of the SQLite
+ * composition hands its own.
  */
 export function authServerOf(
-  core: Core,
+  core: Pick<Core, 'clock' | 'services' | 'cas'> & { backend: Backend; audit: AuditLog },
   o: { clusterName: string; proxy: string; logger?: Logger; access?: AccessChecker },
 ): AuthServer {
   return createAuthServer({

@@ -10,22 +10,20 @@
  * Ordering only, no timing.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { AUTH_PREFERENCE_NAME, type AuditEventInput } from '@warden/api';
-import { type Identity, liveAccessChecker, liveSessionMonitor, makeIdentity } from '../access';
+import { certDer } from '../../../../test/support/auth-cluster';
+import { authServerOf, quietLogger as quiet, startLiveAccess } from '../../../../test/support/in-process';
+import { type Identity, makeIdentity } from '../access';
 import { type AuditLog, SESSION_END_PRIMING, SqliteAuditLog, writeAuditEvent } from '../audit';
 import { SqliteBackend } from '../backend';
-import { createAuthServer } from '../bin';
 import { CertAuthorities } from '../ca';
 import { systemClock } from '../clock';
-import type { Logger } from '../log';
 import { createServices } from '../services';
 
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const dir = mkdtempSync(join(tmpdir(), 'warden-lock-answer-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -56,27 +54,13 @@ test('sqlite: the lock API answers after its own lock.created is durable, not af
     metadata: { name: AUTH_PREFERENCE_NAME },
   });
   const cas = await CertAuthorities.init({ backend, clusterName: 'test-cluster', clock });
-  const views = services.accessViews({ logger: quiet });
-  await views.start();
-  const checker = liveAccessChecker(views, { clock });
-  const monitor = liveSessionMonitor(views, { checker, clock, logger: quiet });
+  const core = { clock, backend, audit, services, cas };
+  const live = await startLiveAccess(core);
+  const { monitor } = live;
   try {
-    const auth = createAuthServer({
-      clock,
-      backend,
-      services,
-      cas,
-      audit,
-      logger: quiet,
-      clusterName: 'test-cluster',
-      proxyPublicAddr: 'proxy.test:3080',
-      serverVersion: '0.0.0-test',
-    });
+    const auth = authServerOf(core, { clusterName: 'test-cluster', proxy: 'proxy.test:3080' });
     const adminId = await auth.issueAdminIdentity();
-    const admin: Identity = {
-      ...(await auth.identify(new X509Certificate(adminId.certPem).raw)),
-      clientAddr: '127.0.0.1',
-    };
+    const admin: Identity = { ...(await auth.identify(certDer(adminId.certPem))), clientAddr: '127.0.0.1' };
     // Sessions as the protocols register them: `end` writes the session's session.end event.
     const ended: Promise<void>[] = [];
     const messages: string[] = [];
@@ -120,8 +104,7 @@ test('sqlite: the lock API answers after its own lock.created is durable, not af
     const [created] = await store.search({ types: ['lock.created'] });
     assert.equal(created?.user, admin.user);
   } finally {
-    monitor.close();
-    views.close();
+    live.close();
     await audit.close();
     await backend.close();
   }
