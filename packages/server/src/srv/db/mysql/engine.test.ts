@@ -214,6 +214,12 @@ async function login(user = 'alice', database = 'orders', o: { port?: number; ch
   return { sock, r, greeting, answer };
 }
 
+/** Ends a client's session with COM_QUIT, as a client does, once the proxy has closed it. */
+async function quit(c: Awaited<ReturnType<typeof login>>): Promise<void> {
+  c.sock.write(packet(0, Buffer.from([Command.QUIT])));
+  await once(c.sock, 'close');
+}
+
 test('login: greeting without SSL, the db user’s certificate upstream, no password, our OK numbered 2', async () => {
   fake.scenario = { kind: 'ok' };
   const before = fake.logins.length;
@@ -570,10 +576,6 @@ test('pool: a clean end resets the connection for the next session; a changed db
   const e = new MySqlEngine({ logger: quiet, spareIdleMs: 0 });
   const o = { engine: e, cas, db: shop };
   const p = await startEngineProxy(o);
-  const quit = async (c: Awaited<ReturnType<typeof login>>) => {
-    c.sock.write(packet(0, Buffer.from([Command.QUIT])));
-    await once(c.sock, 'close');
-  };
   try {
     fake.scenario = { kind: 'ok' };
     const connections = fake.connections;
@@ -615,10 +617,6 @@ test('pool: a connection serves sessions only within its lifetime from the login
   const short = new MySqlEngine({ logger: quiet, spareIdleMs: 0, poolMaxLifetimeMs: 2500 });
   const proxies = [await startEngineProxy({ engine: none, cas, db: shop })];
   proxies.push(await startEngineProxy({ engine: short, cas, db: shop }));
-  const quit = async (c: Awaited<ReturnType<typeof login>>) => {
-    c.sock.write(packet(0, Buffer.from([Command.QUIT])));
-    await once(c.sock, 'close');
-  };
   try {
     fake.scenario = { kind: 'ok' };
     let quits = fake.quits;
