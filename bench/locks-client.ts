@@ -330,6 +330,12 @@ export class SessionHolder {
    * shares. In a deployment, sessions end every minute before a lock arrives. Warden's lock
    * path (the monitor's pass, the protocols' `end`) runs for the first time at the first lock
    * all the same: nothing here ends a session through it.
+   *
+   * A couple of ends per protocol runs that code once, interpreted; the first lock then ends
+   * ~60 sessions per process in code V8 has not yet optimized, and those processes used more
+   * CPU per end than at the later locks (where ssh, psql or mysql, native programs, have no
+   * such warm-up at all). Ten per protocol, ended at once like a lock's, bring the first lock's
+   * client CPU per end to the later locks' level (bench/README, eleventh session).
    */
   async warmUp(perProtocol: number, timeoutMs = 30_000): Promise<number> {
     if (perProtocol <= 0) return 0;
@@ -338,7 +344,9 @@ export class SessionHolder {
     );
     const lives: Live[] = [];
     await pool(
-      protocols.flatMap((p) => Array.from({ length: perProtocol }, () => p)),
+      // Protocols interleaved, so that the four at a time are one of each: a node's
+      // MaxStartups-per-source (10) is not reached by four processes opening at once.
+      Array.from({ length: perProtocol }, () => protocols).flat(),
       4,
       async (protocol) => {
         lives.push(

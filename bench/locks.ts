@@ -99,8 +99,9 @@ const HELP = `Usage: npm run bench:locks -- [--sessions=N] [--backend=sqlite,pos
                     that order): the first lock of a run meets every path cold
   --warm-up=N       before the locks, N sessions per protocol in each client process are ended
                     by the server without a lock (the command exits, the database closes the
-                    connection), so that the first lock does not also time the clients' first
-                    run of their own end paths; warden's lock path stays cold (default 2; 0: none)
+                    connection), so that the first lock does not also time the clients' first,
+                    unoptimized runs of their own end paths; warden's lock path stays cold
+                    (default 10; 0: none)
   --timeout-s=S     how long a lock may take to end its sessions before they count as not ended (default 30)
   --json=FILE       also write every session's result to FILE
   --profile=DIR     the warden processes write V8 CPU profiles to DIR (node --cpu-prof); the
@@ -114,7 +115,7 @@ const { values: args } = parseArgs({
     clients: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '8' },
     kinds: { type: 'string', default: KINDS.join(',') },
-    'warm-up': { type: 'string', default: '2' },
+    'warm-up': { type: 'string', default: '10' },
     'timeout-s': { type: 'string', default: '30' },
     json: { type: 'string' },
     profile: { type: 'string' },

@@ -56,6 +56,7 @@ test('bench:locks --sessions=8: every kind of lock ends every session it targets
           '--backend=sqlite',
           '--clients=2',
           '--timeout-s=20',
+          '--warm-up=2',
           `--json=${json}`,
         ],
         { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -74,7 +75,7 @@ test('bench:locks --sessions=8: every kind of lock ends every session it targets
     assert.match(res.out, /^verdict \(bench:locks\): /m);
     assert.match(res.out, /^node \(--node=node-1\) +2 /m, 'a row per kind');
     assert.match(res.out, /held by 2 client processes/);
-    // --warm-up (default 2): each client had the server end 2 sessions per protocol it can
+    // --warm-up=2: each client had the server end 2 sessions per protocol it can
     // reach (at least the two SSH ones) before the locks, none of them counted below.
     const warmed = /; (\d+) more ended by the server before the locks/.exec(res.out);
     assert.ok(warmed && Number(warmed[1]) >= 8, `warm-up: ${warmed?.[0] ?? 'not reported'}`);
