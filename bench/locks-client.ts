@@ -103,6 +103,18 @@ async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Pr
 
 // ---- sessions ----------------------------------------------------------------------------------
 
+/** Resolves once every session in `lives` has ended, or after `timeoutMs`, whichever is first. */
+async function allEndedWithin(lives: Pick<Live, 'done'>[], timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(lives.map((l) => l.done)),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
 /** Resolves a session's `done` the first time the client sees it end. */
 function endTracker(): {
   live: Pick<Live, 'done'>;
@@ -355,14 +367,7 @@ export class SessionHolder {
       },
     );
     for (const l of lives) l.endByServer();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(lives.map((l) => l.done)),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    await allEndedWithin(lives, timeoutMs);
     const open = lives.filter((l) => l.endedAt === undefined);
     if (open.length) {
       for (const l of open) l.close();
@@ -376,14 +381,10 @@ export class SessionHolder {
   /** Every session of `kind` this holder has, once all ended or `timeoutMs` passed. */
   async wait(kind: Kind, timeoutMs: number): Promise<Ended[]> {
     const group = [...this.#lives].filter(([, l]) => l.kind === kind);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(group.map(([, l]) => l.done)),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    await allEndedWithin(
+      group.map(([, l]) => l),
+      timeoutMs,
+    );
     return group.map(([index, l]) => ({
       index,
       ...(l.endedAt !== undefined ? { endedAt: l.endedAt } : {}),

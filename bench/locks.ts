@@ -397,20 +397,24 @@ function monitorPass(log: string): { pass?: LockResult['pass'] } {
     const m = new RegExp(`"?${name}"?[=:]\\s*(-?[0-9.]+)`).exec(line);
     return m ? Number(m[1]) : undefined;
   };
-  const ages = lines.map((l) => field(l, 'lock_age_ms')).filter((a): a is number => a !== undefined);
-  const waits = lines.map((l) => field(l, 'sweep_wait_ms')).filter((w): w is number => w !== undefined);
+  /** A field's values over the lines that have it. */
+  const values = (name: string) =>
+    lines.map((l) => field(l, name)).filter((v): v is number => v !== undefined);
+  const total = (vs: number[]) => vs.reduce((sum, v) => sum + v, 0);
+  const ages = values('lock_age_ms');
+  const waits = values('sweep_wait_ms');
   // One pass a lock; should there be more, the latest figures of each.
   const latest = (name: string) => {
-    const values = lines.map((l) => field(l, name)).filter((v): v is number => v !== undefined);
-    return values.length ? Math.max(...values) : undefined;
+    const vs = values(name);
+    return vs.length ? Math.max(...vs) : undefined;
   };
   const [p50, p99, max] = ['end_age_p50_ms', 'end_age_p99_ms', 'end_age_max_ms'].map(latest);
   return {
     pass: {
       ...(ages.length ? { lockAgeMs: Math.min(...ages) } : {}),
-      ms: lines.reduce((sum, l) => sum + (field(l, 'sweep_ms') ?? 0), 0),
-      cpuMs: lines.reduce((sum, l) => sum + (field(l, 'sweep_cpu_ms') ?? 0), 0),
-      ...(waits.length ? { waitMs: waits.reduce((sum, w) => sum + w, 0) } : {}),
+      ms: total(values('sweep_ms')),
+      cpuMs: total(values('sweep_cpu_ms')),
+      ...(waits.length ? { waitMs: total(waits) } : {}),
       ...(p50 !== undefined && p99 !== undefined && max !== undefined ? { endAge: { p50, p99, max } } : {}),
     },
   };
