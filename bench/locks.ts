@@ -99,9 +99,11 @@ const HELP = `Usage: npm run bench:locks -- [--sessions=N] [--backend=sqlite,pos
                     that order): the first lock of a run meets every path cold
   --warm-up=N       before the locks, N sessions per protocol in each client process are ended
                     by the server without a lock (the command exits, the database closes the
-                    connection), so that the first lock does not also time the clients' first,
-                    unoptimized runs of their own end paths; warden's lock path stays cold
-                    (default 10; 0: none)
+                    connection), and N locks on a user with no sessions are made and removed,
+                    so that the first lock does not also time the clients' first, unoptimized
+                    runs of their own end paths, nor the bench's (wctl's) and the auth API's
+                    first lock request; warden's session-ending path stays cold (default 10;
+                    0: none)
   --timeout-s=S     how long a lock may take to end its sessions before they count as not ended (default 30)
   --json=FILE       also write every session's result to FILE
   --profile=DIR     the warden processes write V8 CPU profiles to DIR (node --cpu-prof); the
@@ -687,6 +689,32 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
 
 // ---- the client processes --------------------------------------------------------------------
 
+/** The user the warm-up locks target: no session belongs to it (no such user). */
+const WARM_UP_USER = 'bench-warm-up-nobody';
+
+/**
+ * Before the timed locks: `n` locks on a user no session belongs to, each removed again, made
+ * the way the timed ones are. The lock request's path then runs warm at the first timed lock
+ * as at the later ones: the bench's own API client (it stands in for `wctl`, which runs on an
+ * admin's machine, not on the cores warden shares here), the auth API's lock handler, the
+ * backend write, and on PostgreSQL the notification to replica B. At the first lock, `perf`
+ * showed the bench process and replica A using ~31 ms of CPU on the two shared cores in the
+ * lock's first 100 ms, against 4–8 ms at the later locks (bench/README, twelfth session).
+ * No session ends: the session monitor finds none targeted, so warden's session-ending path
+ * (the monitor's pass, each protocol's `end`) still runs for the first time at the first lock.
+ */
+async function warmLockRequests(c: Cluster, n: number): Promise<number> {
+  for (let i = 0; i < n; i++) {
+    const res = await c.lockApi.createLock({
+      target: { user: WARM_UP_USER },
+      message: 'bench:locks warm-up',
+      ttl_ms: 60_000,
+    });
+    await c.lockApi.deleteResource('lock', res.name);
+  }
+  return n;
+}
+
 /** The processes holding the sessions: the bench's own (`--clients=1`) or forked ones. */
 interface Clients {
   /** Their pids, watched by `settle` (none when the bench holds the sessions itself). */
@@ -848,6 +876,8 @@ interface BackendRun {
   openSeconds: number;
   /** Sessions the clients had the server end before the locks (`--warm-up`). */
   warmedUp: number;
+  /** Locks on a user with no sessions made and removed before the timed ones (`--warm-up`). */
+  warmUpLocks: number;
   loadBefore: string;
   loadAfter: string;
 }
@@ -874,10 +904,12 @@ async function runBackend(backend: string): Promise<BackendRun> {
     process.stderr.write(
       `[${backend}] ${opened} sessions live in ${openSeconds.toFixed(0)} s (${CLIENTS} client process${CLIENTS === 1 ? '' : 'es'})\n`,
     );
-    // The clients' own end paths, run once before the first lock (see SessionHolder.warmUp).
+    // The clients' own end paths, run once before the first lock (see SessionHolder.warmUp),
+    // and the lock request's path (see warmLockRequests).
     const warmedUp = await clients.warmUp(WARM_UP);
+    const warmUpLocks = await warmLockRequests(c, WARM_UP);
     process.stderr.write(
-      `[${backend}] warm-up: ${warmedUp} more sessions ended by the server, none by a lock; locking\n`,
+      `[${backend}] warm-up: ${warmedUp} more sessions ended by the server, none by a lock, and ${warmUpLocks} locks on a user with no sessions made and removed; locking\n`,
     );
 
     const targets: Record<Kind, Record<string, string>> = {
@@ -984,6 +1016,7 @@ async function runBackend(backend: string): Promise<BackendRun> {
       locks,
       openSeconds,
       warmedUp,
+      warmUpLocks,
       loadBefore,
       loadAfter: load(),
     };
@@ -1010,7 +1043,7 @@ function report(runs: BackendRun[]): Goal[] {
   for (const run of runs) {
     console.log(`\n${run.label}`);
     console.log(
-      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s; ${run.warmedUp} more ended by the server before the locks (--warm-up); locks in the order ${run.locks.map((l) => l.kind).join(', ')}`,
+      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s; ${run.warmedUp} more ended by the server and ${run.warmUpLocks} locks on a user with no sessions made and removed before the locks (--warm-up); locks in the order ${run.locks.map((l) => l.kind).join(', ')}`,
     );
     row(['kind / protocol', 'sessions', 'p50', 'p95', 'p99', 'max', 'not ended']);
     for (const kind of KINDS) {

@@ -76,9 +76,15 @@ test('bench:locks --sessions=8: every kind of lock ends every session it targets
     assert.match(res.out, /^node \(--node=node-1\) +2 /m, 'a row per kind');
     assert.match(res.out, /held by 2 client processes/);
     // --warm-up=2: each client had the server end 2 sessions per protocol it can
-    // reach (at least the two SSH ones) before the locks, none of them counted below.
-    const warmed = /; (\d+) more ended by the server before the locks/.exec(res.out);
+    // reach (at least the two SSH ones) before the locks, none of them counted below; and two
+    // locks on a user with no sessions were made and removed (had one ended a session, the
+    // checks below would see it end early or with the wrong message).
+    const warmed =
+      /; (\d+) more ended by the server and (\d+) locks on a user with no sessions made and removed before the locks/.exec(
+        res.out,
+      );
     assert.ok(warmed && Number(warmed[1]) >= 8, `warm-up: ${warmed?.[0] ?? 'not reported'}`);
+    assert.equal(Number(warmed[2]), 2, 'warm-up locks');
 
     const { clients, sessions, locks } = JSON.parse(readFileSync(json, 'utf8')) as {
       clients: number;
