@@ -699,7 +699,7 @@ const WARM_UP_USER = 'bench-warm-up-nobody';
  * admin's machine, not on the cores warden shares here), the auth API's lock handler, the
  * backend write, and on PostgreSQL the notification to replica B. At the first lock, `perf`
  * showed the bench process and replica A using ~31 ms of CPU on the two shared cores in the
- * lock's first 100 ms, against 4–8 ms at the later locks (bench/README, twelfth session).
+ * lock's first 100 ms, against 10–15 ms at the later locks (bench/README, twelfth session).
  * No session ends: the session monitor finds none targeted, so warden's session-ending path
  * (the monitor's pass, each protocol's `end`) still runs for the first time at the first lock.
  */
