@@ -689,32 +689,6 @@ async function startCluster(backend: string, sessions: number): Promise<Cluster>
 
 // ---- the client processes --------------------------------------------------------------------
 
-/** The user the warm-up locks target: no session belongs to it (no such user). */
-const WARM_UP_USER = 'bench-warm-up-nobody';
-
-/**
- * Before the timed locks: `n` locks on a user no session belongs to, each removed again, made
- * the way the timed ones are. The lock request's path then runs warm at the first timed lock
- * as at the later ones: the bench's own API client (it stands in for `wctl`, which runs on an
- * admin's machine, not on the cores warden shares here), the auth API's lock handler, the
- * backend write, and on PostgreSQL the notification to replica B. At the first lock, `perf`
- * showed the bench process and replica A using ~31 ms of CPU on the two shared cores in the
- * lock's first 100 ms, against 10–15 ms at the later locks (bench/README, twelfth session).
- * No session ends: the session monitor finds none targeted, so warden's session-ending path
- * (the monitor's pass, each protocol's `end`) still runs for the first time at the first lock.
- */
-async function warmLockRequests(c: Cluster, n: number): Promise<number> {
-  for (let i = 0; i < n; i++) {
-    const res = await c.lockApi.createLock({
-      target: { user: WARM_UP_USER },
-      message: 'bench:locks warm-up',
-      ttl_ms: 60_000,
-    });
-    await c.lockApi.deleteResource('lock', res.name);
-  }
-  return n;
-}
-
 /** The processes holding the sessions: the bench's own (`--clients=1`) or forked ones. */
 interface Clients {
   /** Their pids, watched by `settle` (none when the bench holds the sessions itself). */
@@ -866,6 +840,31 @@ async function forked(c: Cluster, n: number): Promise<Clients> {
 
 // ---- one backend -----------------------------------------------------------------------------
 
+/** The user the warm-up locks target: no session belongs to it (no such user). */
+const WARM_UP_USER = 'bench-warm-up-nobody';
+
+/**
+ * Before the timed locks: `n` locks on a user no session belongs to, each removed again, made
+ * the way the timed ones are. The lock request's path then runs warm at the first timed lock
+ * as at the later ones: the bench's own API client (it stands in for `wctl`, which runs on an
+ * admin's machine, not on the cores warden shares here), the auth API's lock handler, the
+ * backend write, and on PostgreSQL the notification to replica B. At the first lock, `perf`
+ * showed the bench process and replica A using ~31 ms of CPU on the two shared cores in the
+ * lock's first 100 ms, against 10–15 ms at the later locks (bench/README, twelfth session).
+ * No session ends: the session monitor finds none targeted, so warden's session-ending path
+ * (the monitor's pass, each protocol's `end`) still runs for the first time at the first lock.
+ */
+async function warmLockRequests(c: Cluster, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const res = await c.lockApi.createLock({
+      target: { user: WARM_UP_USER },
+      message: 'bench:locks warm-up',
+      ttl_ms: 60_000,
+    });
+    await c.lockApi.deleteResource('lock', res.name);
+  }
+}
+
 interface BackendRun {
   backend: string;
   label: string;
@@ -876,8 +875,6 @@ interface BackendRun {
   openSeconds: number;
   /** Sessions the clients had the server end before the locks (`--warm-up`). */
   warmedUp: number;
-  /** Locks on a user with no sessions made and removed before the timed ones (`--warm-up`). */
-  warmUpLocks: number;
   loadBefore: string;
   loadAfter: string;
 }
@@ -907,9 +904,9 @@ async function runBackend(backend: string): Promise<BackendRun> {
     // The clients' own end paths, run once before the first lock (see SessionHolder.warmUp),
     // and the lock request's path (see warmLockRequests).
     const warmedUp = await clients.warmUp(WARM_UP);
-    const warmUpLocks = await warmLockRequests(c, WARM_UP);
+    await warmLockRequests(c, WARM_UP);
     process.stderr.write(
-      `[${backend}] warm-up: ${warmedUp} more sessions ended by the server, none by a lock, and ${warmUpLocks} locks on a user with no sessions made and removed; locking\n`,
+      `[${backend}] warm-up: ${warmedUp} more sessions ended by the server, none by a lock, and ${WARM_UP} locks on a user with no sessions made and removed; locking\n`,
     );
 
     const targets: Record<Kind, Record<string, string>> = {
@@ -1016,7 +1013,6 @@ async function runBackend(backend: string): Promise<BackendRun> {
       locks,
       openSeconds,
       warmedUp,
-      warmUpLocks,
       loadBefore,
       loadAfter: load(),
     };
@@ -1043,7 +1039,7 @@ function report(runs: BackendRun[]): Goal[] {
   for (const run of runs) {
     console.log(`\n${run.label}`);
     console.log(
-      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s; ${run.warmedUp} more ended by the server and ${run.warmUpLocks} locks on a user with no sessions made and removed before the locks (--warm-up); locks in the order ${run.locks.map((l) => l.kind).join(', ')}`,
+      `load average before the locks ${run.loadBefore}, after ${run.loadAfter}; sessions opened in ${run.openSeconds.toFixed(0)} s; ${run.warmedUp} more ended by the server and ${WARM_UP} locks on a user with no sessions made and removed before the locks (--warm-up); locks in the order ${run.locks.map((l) => l.kind).join(', ')}`,
     );
     row(['kind / protocol', 'sessions', 'p50', 'p95', 'p99', 'max', 'not ended']);
     for (const kind of KINDS) {
